@@ -1,0 +1,72 @@
+# One entry point for people and CI alike.  `make test` works on a fresh Debian 12 machine:
+# it creates .venv, installs dnsseal with its test dependencies, installs (as root) the
+# Debian packages the interop tests use as oracles, then runs lint, types and the suite.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Debian packages used as interop oracles by the tests and benchmarks.
+DEB_PACKAGES := bind9 bind9-utils bind9-dnsutils ldnsutils knot knot-dnsutils \
+                knot-dnssecutils unbound nsd dnsperf
+
+PYTEST_ARGS ?=
+
+.PHONY: test lint type unit interop serve fmt deps venv system-deps clean bench
+
+test: deps lint type unit
+
+deps: venv system-deps
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# Installs only what is missing; `apt-get update` runs once, and only when something is.
+# Services are kept from starting during install (policy-rc.d): the tests start their own
+# daemons on ports they choose.
+system-deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "warning: not root, cannot install:$$missing (interop tests needing them will fail)" >&2; exit 0; \
+	fi; \
+	echo "installing Debian packages:$$missing"; \
+	had_policy=0; [ -e /usr/sbin/policy-rc.d ] && had_policy=1; \
+	[ $$had_policy = 1 ] || printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; \
+	chmod +x /usr/sbin/policy-rc.d; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	rc=$$?; [ $$had_policy = 1 ] || rm -f /usr/sbin/policy-rc.d; exit $$rc
+
+lint: venv
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
+
+type: venv
+	$(BIN)/mypy --strict src
+
+unit: venv
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+interop: deps
+	$(BIN)/pytest -m interop $(PYTEST_ARGS)
+
+fmt: venv
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+serve: deps
+	$(BIN)/dnsseal serve
+
+bench: deps
+	$(BIN)/python benchmarks/sign_bench.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The ``dnsseal`` command: argument parsing and printing only."""

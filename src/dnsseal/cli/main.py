@@ -1,0 +1,108 @@
+"""The ``dnsseal`` command group.
+
+Subcommands live in their own modules and are listed in :data:`COMMANDS`; they are imported
+only when used, so ``dnsseal keygen`` does not pay for the server's imports.  A command whose
+module is not part of this build is simply not offered.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+from typing import Any
+
+import click
+
+from dnsseal import __version__
+from dnsseal.errors import DnssealError
+
+# name -> (module, attribute, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "keygen": ("dnsseal.cli.keycmds", "keygen", "Generate a DNSSEC key (like dnssec-keygen)."),
+    "dsfromkey": (
+        "dnsseal.cli.keycmds",
+        "dsfromkey",
+        "Print DS (or CDS) records for keys (like dnssec-dsfromkey).",
+    ),
+    "settime": (
+        "dnsseal.cli.keycmds",
+        "settime",
+        "Set or print key timing metadata and states (like dnssec-settime).",
+    ),
+    "keyinfo": ("dnsseal.cli.keycmds", "keyinfo", "Summarise keys: role, algorithm, timings."),
+    "signzone": ("dnsseal.cli.signcmds", "signzone", "Sign a zone (like dnssec-signzone)."),
+    "verify": ("dnsseal.cli.signcmds", "verify", "Verify a signed zone (like dnssec-verify)."),
+    "policy": ("dnsseal.cli.policycmds", "policy", "Check and import dnssec-policy definitions."),
+    "keys": ("dnsseal.cli.policycmds", "keys", "Run the key manager on a key directory."),
+    "serve": ("dnsseal.cli.servecmds", "serve", "Run the authoritative server."),
+    "ctl": ("dnsseal.cli.servecmds", "ctl", "Control a running server (like rndc)."),
+    "resolve": (
+        "dnsseal.cli.resolvecmds",
+        "resolve",
+        "Resolve and validate a name (like delv).",
+    ),
+    "resolver": (
+        "dnsseal.cli.resolvecmds",
+        "resolver",
+        "Run a validating recursive resolver.",
+    ),
+}
+
+
+def _available(name: str) -> bool:
+    module = COMMANDS[name][0]
+    return importlib.util.find_spec(module) is not None
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(n for n in COMMANDS if _available(n))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS or not _available(cmd_name):
+            return None
+        module, attr, _ = COMMANDS[cmd_name]
+        cmd = getattr(importlib.import_module(module), attr)
+        assert isinstance(cmd, click.Command)
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(n, COMMANDS[n][2]) for n in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="dnsseal")
+@click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
+def cli(verbose: int) -> None:
+    """dnsseal: DNSSEC signing, key management, serving and validation."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: turns dnsseal errors into a one-line message and exit status 1."""
+    try:
+        rv: Any = cli.main(args=argv, prog_name="dnsseal", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except DnssealError as e:
+        click.echo(f"dnsseal: {e}", err=True)
+        sys.exit(1)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Key models and BIND's key file formats (``.key``, ``.private``, ``.state``)."""

@@ -1,0 +1,292 @@
+"""The key model: one DNSSEC key with its timing metadata and key-manager state.
+
+A key is identified by (algorithm, key tag, public key), never by tag alone: tags collide.
+Timing fields and state fields are listed once, in tables that the file codecs, ``settime``
+and ``keyinfo`` all read.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import enum
+import struct
+from dataclasses import dataclass, field
+
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.DNSKEY
+
+from dnsseal.keys import algorithms
+
+FLAG_ZONE = 0x0100
+FLAG_REVOKE = 0x0080
+FLAG_SEP = 0x0001
+PROTOCOL_DNSSEC = 3
+
+
+def key_tag(flags: int, protocol: int, algorithm: int, public_key: bytes) -> int:
+    """RFC 4034 Appendix B key tag over the DNSKEY rdata."""
+    rdata = struct.pack("!HBB", flags, protocol, algorithm) + public_key
+    if algorithm == 1:  # RSA/MD5: the tag is bits 16..31 of the modulus' last octets
+        return struct.unpack("!H", rdata[-3:-1])[0] if len(rdata) >= 3 else 0
+    acc = 0
+    for i, b in enumerate(rdata):
+        acc += b if i & 1 else b << 8
+    acc += (acc >> 16) & 0xFFFF
+    return acc & 0xFFFF
+
+
+class RecordState(enum.Enum):
+    """The states of the "Flexible and Robust Key Rollover" model, as BIND writes them."""
+
+    HIDDEN = "hidden"
+    RUMOURED = "rumoured"
+    OMNIPRESENT = "omnipresent"
+    UNRETENTIVE = "unretentive"
+    NA = "na"
+
+    @classmethod
+    def parse(cls, text: str) -> RecordState:
+        t = text.strip().lower()
+        if t == "n/a":
+            t = "na"
+        return cls(t)
+
+
+@dataclass(frozen=True, slots=True)
+class TimingField:
+    """One timing metadata field and its tag in each of BIND's three files."""
+
+    attr: str
+    private_tag: str  # in .private (and the settime option letter's meaning)
+    key_tag: str | None  # as a comment in .key (None: not written there)
+    state_tag: str  # in .state
+    label: str  # for people (settime -p, keyinfo)
+
+
+TIMING_FIELDS: tuple[TimingField, ...] = (
+    TimingField("created", "Created", "Created", "Generated", "Created"),
+    TimingField("publish", "Publish", "Publish", "Published", "Publish"),
+    TimingField("activate", "Activate", "Activate", "Active", "Activate"),
+    TimingField("revoke", "Revoke", "Revoke", "Revoked", "Revoke"),
+    TimingField("inactive", "Inactive", "Inactive", "Retired", "Inactive"),
+    TimingField("delete", "Delete", "Delete", "Removed", "Delete"),
+    TimingField("ds_publish", "DSPublish", None, "DSPublish", "DS Publish"),
+    TimingField("sync_publish", "SyncPublish", "SyncPublish", "PublishCDS", "SYNC Publish"),
+    TimingField("sync_delete", "SyncDelete", "SyncDelete", "DeleteCDS", "SYNC Delete"),
+    TimingField("ds_delete", "DSDelete", None, "DSRemoved", "DS Delete"),
+)
+TIMING_BY_PRIVATE_TAG = {f.private_tag: f for f in TIMING_FIELDS}
+TIMING_BY_STATE_TAG = {f.state_tag: f for f in TIMING_FIELDS}
+TIMING_BY_KEY_TAG = {f.key_tag: f for f in TIMING_FIELDS if f.key_tag}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyTimings:
+    """Timing metadata, seconds since the epoch or None when unset."""
+
+    created: int | None = None
+    publish: int | None = None
+    activate: int | None = None
+    revoke: int | None = None
+    inactive: int | None = None
+    delete: int | None = None
+    ds_publish: int | None = None
+    sync_publish: int | None = None
+    sync_delete: int | None = None
+    ds_delete: int | None = None
+
+    def get(self, attr: str) -> int | None:
+        value: int | None = getattr(self, attr)
+        return value
+
+    def replace(self, **changes: int | None) -> KeyTimings:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class StateField:
+    attr: str
+    tag: str
+    kind: str  # "num", "bool", "time", "state"
+
+
+# The key-manager fields of a .state file that are not timing metadata, in BIND's order
+# (the shared times are written between ZSK and DNSKEYChange; see bindfmt).
+STATE_HEAD_FIELDS: tuple[StateField, ...] = (
+    StateField("lifetime", "Lifetime", "num"),
+    StateField("predecessor", "Predecessor", "num"),
+    StateField("successor", "Successor", "num"),
+    StateField("ksk", "KSK", "bool"),
+    StateField("zsk", "ZSK", "bool"),
+)
+STATE_TAIL_FIELDS: tuple[StateField, ...] = (
+    StateField("dnskey_change", "DNSKEYChange", "time"),
+    StateField("zrrsig_change", "ZRRSIGChange", "time"),
+    StateField("krrsig_change", "KRRSIGChange", "time"),
+    StateField("ds_change", "DSChange", "time"),
+    StateField("dnskey", "DNSKEYState", "state"),
+    StateField("zrrsig", "ZRRSIGState", "state"),
+    StateField("krrsig", "KRRSIGState", "state"),
+    StateField("ds", "DSState", "state"),
+    StateField("goal", "GoalState", "state"),
+)
+STATE_FIELDS_BY_TAG = {f.tag: f for f in STATE_HEAD_FIELDS + STATE_TAIL_FIELDS}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    """The key-manager part of a ``.state`` file (timings live in :class:`KeyTimings`)."""
+
+    lifetime: int | None = None
+    predecessor: int | None = None
+    successor: int | None = None
+    ksk: bool | None = None
+    zsk: bool | None = None
+    dnskey_change: int | None = None
+    zrrsig_change: int | None = None
+    krrsig_change: int | None = None
+    ds_change: int | None = None
+    dnskey: RecordState | None = None
+    zrrsig: RecordState | None = None
+    krrsig: RecordState | None = None
+    ds: RecordState | None = None
+    goal: RecordState | None = None
+    extra: tuple[str, ...] = ()  # lines we do not know, kept verbatim
+
+    def replace(self, **changes: object) -> KeyState:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateMaterial:
+    """The key material of a ``.private`` file: (tag, raw bytes) pairs in file order."""
+
+    fields: tuple[tuple[str, bytes], ...]
+    format_version: str = "v1.3"
+    extra: tuple[str, ...] = ()  # unknown lines (Engine:, Label:, ...) kept verbatim
+
+    def get(self, tag: str) -> bytes | None:
+        for t, v in self.fields:
+            if t == tag:
+                return v
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyId:
+    """What identifies a key: tags alone collide, so the public key is part of it."""
+
+    algorithm: int
+    tag: int
+    public_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One DNSSEC key as stored in a key directory."""
+
+    zone: dns.name.Name
+    flags: int
+    algorithm: int
+    public_key: bytes
+    protocol: int = PROTOCOL_DNSSEC
+    ttl: int | None = None
+    rdclass: int = dns.rdataclass.IN
+    timings: KeyTimings = field(default_factory=KeyTimings)
+    state: KeyState | None = None
+    private: PrivateMaterial | None = None
+    key_comments: tuple[str, ...] = ()  # unknown comment lines of the .key file
+    tag: int = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "tag", key_tag(self.flags, self.protocol, self.algorithm, self.public_key)
+        )
+
+    @property
+    def id(self) -> KeyId:
+        return KeyId(self.algorithm, self.tag, self.public_key)
+
+    @property
+    def is_ksk(self) -> bool:
+        """SEP flag set (a key-signing key, or a CSK)."""
+        return bool(self.flags & FLAG_SEP)
+
+    @property
+    def is_revoked(self) -> bool:
+        return bool(self.flags & FLAG_REVOKE)
+
+    @property
+    def role(self) -> str:
+        """``ksk``, ``zsk`` or ``csk`` (from the state file when it says, else the flags)."""
+        st = self.state
+        if st is not None and st.ksk is not None and st.zsk is not None:
+            if st.ksk and st.zsk:
+                return "csk"
+            return "ksk" if st.ksk else "zsk"
+        return "ksk" if self.is_ksk else "zsk"
+
+    @property
+    def algorithm_info(self) -> algorithms.Algorithm:
+        return algorithms.get(self.algorithm)
+
+    @property
+    def bits(self) -> int:
+        return public_key_bits(self.algorithm, self.public_key)
+
+    @property
+    def basename(self) -> str:
+        return key_basename(self.zone, self.algorithm, self.tag)
+
+    def dnskey(self) -> dns.rdtypes.ANY.DNSKEY.DNSKEY:
+        return dns.rdtypes.ANY.DNSKEY.DNSKEY(
+            self.rdclass, dns.rdatatype.DNSKEY, self.flags, self.protocol, self.algorithm,
+            self.public_key,
+        )  # type: ignore[no-untyped-call]  # fmt: skip
+
+    def public_key_b64(self) -> str:
+        return base64.b64encode(self.public_key).decode("ascii")
+
+    def with_timings(self, timings: KeyTimings) -> Key:
+        return dataclasses.replace(self, timings=timings)
+
+    def with_state(self, state: KeyState | None) -> Key:
+        return dataclasses.replace(self, state=state)
+
+    def revoked(self) -> Key:
+        """The same key with the REVOKE bit set (its tag changes, RFC 5011)."""
+        return dataclasses.replace(self, flags=self.flags | FLAG_REVOKE)
+
+
+def zone_file_text(zone: dns.name.Name) -> str:
+    """The zone name as it appears in key file names: lower case, absolute, escaped."""
+    text: str = zone.canonicalize().to_text()
+    # BIND replaces '/' (it cannot appear in a file name) with its decimal escape.
+    return text.replace("/", "\\047")
+
+
+def key_basename(zone: dns.name.Name, algorithm: int, tag: int) -> str:
+    return f"K{zone_file_text(zone)}+{algorithm:03d}+{tag:05d}"
+
+
+def public_key_bits(algorithm: int, public_key: bytes) -> int:
+    """The key size in bits as BIND reports it (RSA modulus length; curve size)."""
+    alg = algorithms.ALGORITHMS.get(algorithm)
+    if alg is not None and alg.family == "rsa":
+        if not public_key:
+            return 0
+        if public_key[0] == 0:
+            if len(public_key) < 3:
+                return 0
+            exp_len = struct.unpack("!H", public_key[1:3])[0]
+            mod = public_key[3 + exp_len :]
+        else:
+            exp_len = public_key[0]
+            mod = public_key[1 + exp_len :]
+        return int.from_bytes(mod, "big").bit_length()
+    if alg is not None:
+        return alg.default_bits
+    return len(public_key) * 8

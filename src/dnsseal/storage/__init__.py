@@ -1,0 +1,1 @@
+"""The only library code that opens files: key directory, zone files, journal, audit log."""

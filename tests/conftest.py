@@ -1,0 +1,55 @@
+"""Shared test helpers.
+
+Interop tests run the real BIND / Knot / ldns / Unbound / NSD tools.  `make test` installs
+them; a missing tool is a failure with a clear message, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+
+def require_tool(name: str) -> str:
+    """The path of an external tool, or a test failure saying how to get it."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
+    if path is None:
+        pytest.fail(f"{name} is not installed: run `make system-deps` as root (see Makefile)")
+    return path
+
+
+def run_tool(
+    args: Sequence[str | Path], *, cwd: Path | None = None, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run an external tool, failing the test with its output when it fails."""
+    argv = [str(a) for a in args]
+    argv[0] = require_tool(argv[0])
+    proc = subprocess.run(
+        argv, check=False, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(
+            f"{' '.join(argv)} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (best effort)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind(("127.0.0.1", 0))
+            port = int(t.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port found")

@@ -1,0 +1,1 @@
+"""dnssec-policy: the model (:mod:`.model`), its TOML and named.conf forms, and checks."""

@@ -1,0 +1,194 @@
+"""Authenticated denial of existence: NSEC (RFC 4034 4, RFC 4035 2.3) and NSEC3 (RFC 5155)
+chains and their type bitmaps, built from a zone's layout.
+
+Bitmaps follow RFC 4035 2.3 and RFC 5155 7.1: at a delegation only NS, DS and the DNSSEC
+types appear (glue is not authoritative); RRSIG appears wherever the name has a signed
+RRset; an empty non-terminal's NSEC3 has an empty bitmap.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import dns.name
+import dns.rdatatype
+
+from dnsseal.errors import InputError
+from dnsseal.zone import canonical
+from dnsseal.zone.model import Layout, NameKind, RRset, Zone
+
+T = dns.rdatatype
+NSEC3_SHA1 = 1
+NSEC3_FLAG_OPTOUT = 0x01
+# RFC 9276 3.1: iterations MUST be 0 for new deployments; validators may treat high counts
+# as insecure (RFC 9276 3.2), and above 100 as bogus.  We never sign above this.
+MAX_ITERATIONS = 100
+_DELEGATION_TYPES = frozenset({T.NS, T.DS})
+
+
+def type_bitmap(types: Iterable[int]) -> bytes:
+    """The windowed type bitmap of RFC 4034 4.1.2."""
+    windows: dict[int, bytearray] = {}
+    for t in sorted(set(types)):
+        win, bit = divmod(t, 256)
+        block = windows.setdefault(win, bytearray(32))
+        block[bit // 8] |= 0x80 >> (bit % 8)
+    out = bytearray()
+    for win in sorted(windows):
+        block = windows[win].rstrip(b"\x00")
+        out += bytes((win, len(block))) + block
+    return bytes(out)
+
+
+def bitmap_types(wire: bytes) -> set[int]:
+    """The types in a windowed bitmap; raises ValueError when malformed."""
+    out: set[int] = set()
+    i = 0
+    last = -1
+    while i < len(wire):
+        if i + 2 > len(wire):
+            raise ValueError("truncated type bitmap")
+        win, n = wire[i], wire[i + 1]
+        if win <= last or not 1 <= n <= 32 or i + 2 + n > len(wire):
+            raise ValueError("malformed type bitmap window")
+        last = win
+        for j, byte in enumerate(wire[i + 2 : i + 2 + n]):
+            for b in range(8):
+                if byte & (0x80 >> b):
+                    out.add(win * 256 + j * 8 + b)
+        i += 2 + n
+    return out
+
+
+def nsec_types(node: Mapping[int, RRset], kind: NameKind) -> set[int]:
+    """The types an NSEC at this name lists (without NSEC3 / chain types of the zone)."""
+    present = {t for t in node if t not in (T.NSEC, T.NSEC3)}
+    if kind is NameKind.DELEGATION:
+        present &= _DELEGATION_TYPES
+    return present | {T.NSEC, T.RRSIG}
+
+
+def nsec_chain(zone: Zone, lay: Layout, ttl: int) -> list[RRset]:
+    """The NSEC RRsets of ``zone``: one per apex, authoritative and delegation name, in
+    canonical order, the last pointing back to the apex."""
+    names = sorted(
+        (n for n, k in lay.kinds.items() if k is not NameKind.OCCLUDED), key=canonical.sort_key
+    )
+    out = []
+    for i, name in enumerate(names):
+        nxt = names[(i + 1) % len(names)]
+        types = nsec_types(zone.rrsets[name], lay.kinds[name])
+        rdata = canonical.name_wire(nxt) + type_bitmap(types)
+        out.append(RRset(name, T.NSEC, ttl, (rdata,)))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Nsec3Params:
+    """NSEC3 chain parameters (RFC 5155 4): SHA-1, ``iterations`` extra hashings, ``salt``,
+    and opt-out (unsigned delegations get no NSEC3 and the flag is set)."""
+
+    salt: bytes = b""
+    iterations: int = 0
+    opt_out: bool = False
+    algorithm: int = NSEC3_SHA1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.iterations <= 0xFFFF:
+            raise InputError(f"NSEC3 iterations {self.iterations} out of range")
+        if len(self.salt) > 255:
+            raise InputError("NSEC3 salt longer than 255 octets")
+
+    @property
+    def flags(self) -> int:
+        return NSEC3_FLAG_OPTOUT if self.opt_out else 0
+
+    def param_rdata(self) -> bytes:
+        """NSEC3PARAM RDATA (flags are always 0 there, RFC 5155 4.1.2)."""
+        return struct.pack("!BBHB", self.algorithm, 0, self.iterations, len(self.salt)) + self.salt
+
+
+def check_iterations(iterations: int, *, force: bool) -> None:
+    """Refuse NSEC3 iteration counts RFC 9276 advises against.
+
+    Above :data:`MAX_ITERATIONS` is always refused; any count above 0 is refused unless
+    ``force``.  Raises :class:`InputError`.
+    """
+    if iterations > MAX_ITERATIONS:
+        raise InputError(
+            f"NSEC3 iterations {iterations} refused: above {MAX_ITERATIONS} validators treat the "
+            "zone as insecure or bogus (RFC 9276 section 3.2)"
+        )
+    if iterations > 0 and not force:
+        raise InputError(
+            f"NSEC3 iterations {iterations} refused: RFC 9276 section 3.1 says use 0 "
+            "(extra iterations cost validators and add no protection); force to override"
+        )
+
+
+def nsec3_hash(name_wire: bytes, salt: bytes, iterations: int) -> bytes:
+    """RFC 5155 section 5 iterated SHA-1 of a canonical owner name."""
+    digest = hashlib.sha1(name_wire + salt).digest()
+    for _ in range(iterations):
+        digest = hashlib.sha1(digest + salt).digest()
+    return digest
+
+
+def hashed_owner(digest: bytes, origin: dns.name.Name) -> dns.name.Name:
+    label = base64.b32hexencode(digest).decode("ascii").lower().encode("ascii")
+    return dns.name.Name((label, *origin.labels))
+
+
+def nsec3_included(zone: Zone, lay: Layout, opt_out: bool) -> dict[dns.name.Name, set[int]]:
+    """Names that get an NSEC3 (with the types in its bitmap): apex, authoritative names,
+    delegations (unsigned ones only without opt-out), and the empty non-terminals above
+    them."""
+    out: dict[dns.name.Name, set[int]] = {}
+    for name, kind in lay.kinds.items():
+        if kind is NameKind.OCCLUDED:
+            continue
+        node = zone.rrsets[name]
+        present = {t for t in node if t not in (T.NSEC, T.NSEC3)}
+        if kind is NameKind.DELEGATION:
+            present &= _DELEGATION_TYPES
+            if T.DS not in present and opt_out:
+                continue
+            if T.DS in present:
+                present.add(T.RRSIG)
+        else:
+            present.add(T.RRSIG)
+        out[name] = present
+    origin = zone.origin
+    for name in list(out):
+        parent = name
+        while parent != origin and len(parent) > len(origin):
+            parent = parent.parent()
+            if parent in out:
+                break
+            out[parent] = set()
+    return out
+
+
+def nsec3_chain(zone: Zone, lay: Layout, params: Nsec3Params, ttl: int) -> list[RRset]:
+    """The NSEC3 RRsets of ``zone`` in hash order.  Raises :class:`InputError` on a hash
+    collision (change the salt)."""
+    included = nsec3_included(zone, lay, params.opt_out)
+    hashed: dict[bytes, set[int]] = {}
+    for name, types in included.items():
+        digest = nsec3_hash(canonical.name_wire(name), params.salt, params.iterations)
+        if digest in hashed:
+            raise InputError(f"NSEC3 hash collision at {name}; choose another salt")
+        hashed[digest] = types
+    order = sorted(hashed)
+    head = struct.pack("!BBHB", params.algorithm, params.flags, params.iterations, len(params.salt))
+    head += params.salt
+    out = []
+    for i, digest in enumerate(order):
+        nxt = order[(i + 1) % len(order)]
+        rdata = head + bytes((len(nxt),)) + nxt + type_bitmap(hashed[digest])
+        out.append(RRset(hashed_owner(digest, zone.origin), T.NSEC3, ttl, (rdata,)))
+    return out

@@ -1,0 +1,320 @@
+"""Full-zone signing: ``sign_zone(zone, signing_keys, params, now) -> SignedZone``.
+
+Pure: the caller reads the zone and keys and writes the result.  The run is
+
+1. apply the SOA serial policy and set the DNSKEY RRset from the published keys;
+2. classify names (apex, authoritative, delegation, occluded) and rebuild the NSEC or NSEC3
+   chain;
+3. for every RRset that must be signed (all authoritative RRsets; at a delegation only DS and
+   the chain; never glue or occluded data), keep each existing signature that verifies, is
+   by a key that should sign it and is not due for refresh, and queue the missing ones;
+4. sign the queue in one batch (see :data:`BatchSigner`, the plug point for worker
+   processes) and assemble the result.
+
+Output is deterministic for deterministic algorithms: jitter is derived from the owner and
+type, not from a random source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time as _time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import dns.name
+import dns.rdatatype
+
+from dnsseal.crypto import software, wire
+from dnsseal.errors import CryptoError, InputError
+from dnsseal.signer import denial
+from dnsseal.signer.keysel import KEYSET_TYPES, SigningKey, assign
+from dnsseal.signer.rrsig import Rrsig, absolute_time, labels_field
+from dnsseal.zone import canonical
+from dnsseal.zone.model import NameKind, RRset, Soa, Zone, ZoneBuilder, layout
+
+log = logging.getLogger(__name__)
+T = dns.rdatatype
+
+DAY = 86400
+DEFAULT_BACKDATE = 3600  # dnssec-signzone's default start: one hour ago
+DEFAULT_VALIDITY = 30 * DAY  # and end: start + 30 days
+SERIAL_POLICIES = ("keep", "increment", "unixtime", "date")
+NO_NSEC3_ALGORITHMS = frozenset({1, 3, 5, 6})  # algorithms 3/5 predate NSEC3 (RFC 5155 2)
+
+# (keys, [(key index, data to sign)]) -> signatures in the same order.
+BatchSigner = Callable[[Sequence[SigningKey], Sequence[tuple[int, bytes]]], list[bytes]]
+
+
+def sign_sequential(keys: Sequence[SigningKey], jobs: Sequence[tuple[int, bytes]]) -> list[bytes]:
+    """The default :data:`BatchSigner`: sign in this process, in order."""
+    signers: dict[int, software.SoftwareSigner] = {}
+    out = []
+    for idx, data in jobs:
+        s = signers.get(idx)
+        if s is None:
+            s = signers[idx] = software.signer_for(keys[idx].key)
+        out.append(s.sign(data))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SignParams:
+    """How to sign.  Times are seconds since the epoch.
+
+    ``inception``/``expiration`` default to now-1h and inception+30d (dnssec-signzone).
+    ``jitter`` subtracts up to that many seconds from each RRset's expiration.
+    ``refresh``: an existing signature expiring within this many seconds of now is
+    replaced (default: a quarter of the validity period, as dnssec-signzone ``-i``).
+    ``nsec3``: sign with NSEC3 using those parameters, else NSEC.
+    ``serial``: one of :data:`SERIAL_POLICIES`.  ``ksk_only`` is ``-x``,
+    ``ignore_ksk_flag`` is ``-z``.  ``batch`` signs the queued data (default: sequential).
+    """
+
+    inception: int | None = None
+    expiration: int | None = None
+    jitter: int = 0
+    refresh: int | None = None
+    nsec3: denial.Nsec3Params | None = None
+    serial: str = "keep"
+    ksk_only: bool = False
+    ignore_ksk_flag: bool = False
+    dnskey_ttl: int | None = None
+    batch: BatchSigner | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SignStats:
+    generated: int = 0
+    retained: int = 0
+    dropped: int = 0
+    rrsets_signed: int = 0
+    chain_records: int = 0
+    by_key: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SignedZone:
+    """The signed zone (data, chain and RRSIGs) and what the run did."""
+
+    zone: Zone
+    stats: SignStats
+
+
+def next_serial(old: int, policy: str, now: int) -> int:
+    """The SOA serial after applying ``policy`` (RFC 1982 arithmetic; never goes back)."""
+    if policy == "keep":
+        return old
+    if policy == "increment":
+        candidate = old + 1
+    elif policy == "unixtime":
+        candidate = now
+    elif policy == "date":
+        candidate = int(_time.strftime("%Y%m%d", _time.gmtime(now))) * 100
+    else:
+        raise InputError(f"unknown serial policy {policy!r} (use {', '.join(SERIAL_POLICIES)})")
+    candidate &= 0xFFFFFFFF
+    diff = (candidate - old) & 0xFFFFFFFF
+    if diff == 0 or diff >= 2**31:  # not newer: step by one
+        candidate = (old + 1) & 0xFFFFFFFF
+    return candidate or 1
+
+
+def _jittered(expiration: int, jitter: int, owner: bytes, rtype: int) -> int:
+    if jitter <= 0:
+        return expiration
+    h = hashlib.blake2b(owner + rtype.to_bytes(2, "big"), digest_size=8).digest()
+    return expiration - int.from_bytes(h, "big") % (jitter + 1)
+
+
+def _dnskey_rdata(key: SigningKey) -> bytes:
+    return canonical.rdata_wire(key.key.dnskey())
+
+
+def _check_keys(zone: Zone, keys: Sequence[SigningKey], params: SignParams) -> None:
+    for k in keys:
+        if k.key.zone.canonicalize() != zone.origin:
+            raise InputError(f"key {k.key.basename} is for zone {k.key.zone}, not {zone.origin}")
+        if params.nsec3 is not None and k.active and k.key.algorithm in NO_NSEC3_ALGORITHMS:
+            raise InputError(
+                f"key {k.key.basename}: algorithm {k.key.algorithm} cannot be used with NSEC3 "
+                "(RFC 5155 section 2)"
+            )
+    if not any(k.active for k in keys):
+        raise InputError(f"{zone.origin}: no active key with a private part to sign with")
+
+
+def _prepare(zone: Zone, keys: Sequence[SigningKey], params: SignParams, now: int) -> Zone:
+    """The zone's data with serial, DNSKEY and NSEC3PARAM set and old chains removed."""
+    soa = zone.soa()
+    b = ZoneBuilder(zone.origin, zone.rdclass)
+    drop_keys = {_dnskey_rdata(k) for k in keys if not k.publish}
+    old_dnskey = zone.get(zone.origin, T.DNSKEY)
+    for rrset in zone.iter_rrsets():
+        if rrset.rtype in (T.NSEC, T.NSEC3) or (
+            rrset.name == zone.origin and rrset.rtype in (T.NSEC3PARAM, T.DNSKEY, T.SOA)
+        ):
+            continue
+        b.add_rrset(rrset)
+    serial = next_serial(soa.serial, params.serial, now)
+    new_soa = Soa(soa.mname, soa.rname, serial, soa.refresh, soa.retry, soa.expire,
+                  soa.minimum, soa.ttl)  # fmt: skip
+    b.add(zone.origin, T.SOA, soa.ttl, new_soa.rdata_wire())
+    dnskeys = {_dnskey_rdata(k) for k in keys if k.publish}
+    if old_dnskey is not None:
+        dnskeys |= set(old_dnskey.rdatas) - drop_keys
+    ttl = params.dnskey_ttl
+    if ttl is None:
+        key_ttls = [k.key.ttl for k in keys if k.publish and k.key.ttl is not None]
+        ttl = old_dnskey.ttl if old_dnskey else (min(key_ttls) if key_ttls else soa.minimum)
+    for rd in dnskeys:
+        b.add(zone.origin, T.DNSKEY, ttl, rd)
+    if params.nsec3 is not None:
+        b.add(zone.origin, T.NSEC3PARAM, 0, params.nsec3.param_rdata())
+    return b.build()
+
+
+class _Verifier:
+    """Checks existing signatures with cached public key objects."""
+
+    def __init__(self, keys: Sequence[SigningKey]) -> None:
+        self.keys = keys
+        self._pub: dict[int, object] = {}
+
+    def ok(self, idx: int, sig: bytes, data: bytes) -> bool:
+        pub = self._pub.get(idx)
+        if pub is None:
+            k = self.keys[idx].key
+            try:
+                pub = self._pub[idx] = wire.public_key_object(k.algorithm, k.public_key)
+            except CryptoError:
+                return False
+        return wire.verify(self.keys[idx].key.algorithm, pub, sig, data)
+
+
+def sign_zone(
+    zone: Zone, signing_keys: Sequence[SigningKey], params: SignParams, now: int
+) -> SignedZone:
+    """Sign ``zone`` with ``signing_keys`` at time ``now`` (seconds since the epoch).
+
+    ``zone`` may already be signed: its valid signatures are kept when still due (smart
+    re-sign), its chain is rebuilt.  Returns the signed zone and statistics.  Raises
+    :class:`InputError` for unusable input (no active key, a key for another zone, NSEC3
+    with an algorithm that cannot do it, an NSEC3 hash collision) and
+    :class:`~dnsseal.errors.CryptoError` / :class:`~dnsseal.errors.KeyNotFound` when a key
+    cannot sign.
+    """
+    keys = list(signing_keys)
+    _check_keys(zone, keys, params)
+    inception = params.inception if params.inception is not None else now - DEFAULT_BACKDATE
+    expiration = (
+        params.expiration if params.expiration is not None else inception + DEFAULT_VALIDITY
+    )
+    if expiration <= inception:
+        raise InputError("signature expiration must be after inception")
+    if expiration <= now:
+        raise InputError("signature expiration is in the past")
+    refresh = params.refresh if params.refresh is not None else (expiration - inception) // 4
+    data = _prepare(zone, keys, params, now)
+    soa = data.soa()
+    lay = layout(data)
+    ttl = soa.negative_ttl
+    if params.nsec3 is not None:
+        chain = denial.nsec3_chain(data, lay, params.nsec3, ttl)
+    else:
+        chain = denial.nsec_chain(data, lay, ttl)
+    who = assign(keys, ksk_only=params.ksk_only, ignore_ksk_flag=params.ignore_ksk_flag)
+    signer_wire = canonical.name_wire(data.origin)
+    heads = {}  # per key: the parts of the RRSIG head that do not vary
+    for i in set(who.keyset) | set(who.other):
+        heads[i] = (keys[i].key.algorithm, keys[i].key.tag)
+    by_id = {(keys[i].key.algorithm, keys[i].key.tag): i for i in heads}
+    verifier = _Verifier(keys)
+
+    to_sign: list[RRset] = []
+    for name, node in data.rrsets.items():
+        kind = lay.kinds[name]
+        if kind is NameKind.OCCLUDED:
+            continue
+        for rtype, rrset in node.items():
+            if kind is NameKind.DELEGATION and rtype != T.DS:
+                continue
+            to_sign.append(rrset)
+    to_sign += chain
+
+    builder = ZoneBuilder(data.origin, data.rdclass)
+    for rrset in data.iter_rrsets():
+        builder.add_rrset(rrset)
+    for rrset in chain:
+        builder.add_rrset(rrset)
+
+    jobs: list[tuple[int, bytes]] = []
+    pending: list[tuple[RRset, int, bytes]] = []  # (rrset, key idx, head wire)
+    generated = retained = dropped = 0
+    per_key: dict[int, int] = {}
+    for rrset in to_sign:
+        owner = canonical.name_wire(rrset.name)
+        signers = who.keyset if rrset.rtype in KEYSET_TYPES else who.other
+        labels = labels_field(rrset.name)
+        rrs_wire = canonical.rrset_wire(owner, rrset.rtype, data.rdclass, rrset.ttl, rrset.rdatas)
+        done: set[int] = set()
+        old = zone.rrsigs.get(rrset.name, {}).get(rrset.rtype)
+        for sig_wire in old.rdatas if old is not None else ():
+            try:
+                sig = Rrsig.from_wire(sig_wire)
+            except ValueError:
+                dropped += 1
+                continue
+            idx = by_id.get((sig.algorithm, sig.key_tag))
+            keep = (
+                idx is not None
+                and idx in signers
+                and idx not in done
+                and sig.signer == data.origin
+                and sig.labels == labels
+                and sig.original_ttl == rrset.ttl
+                and absolute_time(sig.inception, now) <= now
+                and absolute_time(sig.expiration, now) - now > refresh
+                and verifier.ok(idx, sig.signature, sig_wire[: -len(sig.signature)] + rrs_wire)
+            )
+            if keep and idx is not None:
+                done.add(idx)
+                builder.add(rrset.name, T.RRSIG, rrset.ttl, sig_wire)
+                retained += 1
+            else:
+                dropped += 1
+        exp = _jittered(expiration, params.jitter, owner, rrset.rtype)
+        for idx in signers:
+            if idx in done:
+                continue
+            alg, tag = heads[idx]
+            head = Rrsig(rrset.rtype, alg, labels, rrset.ttl, exp, inception, tag,
+                         data.origin).head_wire()  # fmt: skip
+            assert head.endswith(signer_wire)
+            jobs.append((idx, head + rrs_wire))
+            pending.append((rrset, idx, head))
+            per_key[idx] = per_key.get(idx, 0) + 1
+    batch = params.batch or sign_sequential
+    signatures = batch(keys, jobs) if jobs else []
+    if len(signatures) != len(jobs):
+        raise CryptoError(f"batch signer returned {len(signatures)} signatures for {len(jobs)}")
+    for (rrset, _, head), signature in zip(pending, signatures, strict=True):
+        builder.add(rrset.name, T.RRSIG, rrset.ttl, head + signature)
+        generated += 1
+    stats = SignStats(
+        generated=generated,
+        retained=retained,
+        dropped=dropped,
+        rrsets_signed=len(to_sign),
+        chain_records=len(chain),
+        by_key=tuple((keys[i].key.basename, n) for i, n in sorted(per_key.items())),
+    )
+    log.info("[%s] signed: %d new, %d kept, %d dropped signatures", data.origin,
+             generated, retained, dropped)  # fmt: skip
+    return SignedZone(builder.build(), stats)
+
+
+def origin_of(text: str) -> dns.name.Name:
+    """A zone origin from user text (absolute, lower-case)."""
+    return dns.name.from_text(text).canonicalize()

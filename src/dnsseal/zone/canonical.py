@@ -1,0 +1,125 @@
+"""Canonical DNSSEC forms on bytes (RFC 4034 section 6, RFC 6840 section 5.1).
+
+* Names: lower-case ASCII letters, uncompressed wire form.
+* Name ordering: compare label by label from the root, each label as lower-cased octets.
+* RDATA: uncompressed wire form; embedded domain names are lower-cased only for the "old"
+  types listed in :data:`LOWERCASE_NAME_TYPES` (RFC 4034 6.2 item 3 as corrected by RFC 6840
+  5.1: NSEC is *not* lower-cased, RRSIG is).
+* An RRset in canonical form has no duplicate RDATA and its RDATA sorted as left-justified
+  unsigned octet strings (which is Python's ``bytes`` ordering).
+
+The signer computes these once per record and then works on the bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+
+T = dns.rdatatype
+# RFC 4034 6.2 item 3, minus NSEC (RFC 6840 5.1).  HINFO is in the RFC list but holds no
+# names.  Types not listed here keep the case of their embedded names.
+LOWERCASE_NAME_TYPES: frozenset[int] = frozenset(
+    {
+        T.NS,
+        T.MD,
+        T.MF,
+        T.CNAME,
+        T.SOA,
+        T.MB,
+        T.MG,
+        T.MR,
+        T.PTR,
+        T.HINFO,
+        T.MINFO,
+        T.MX,
+        T.RP,
+        T.AFSDB,
+        T.RT,
+        T.SIG,
+        T.PX,
+        T.NXT,
+        T.NAPTR,
+        T.KX,
+        T.SRV,
+        T.DNAME,
+        T.A6,
+        T.RRSIG,
+    }
+)
+
+_RR_HEAD = struct.Struct("!HHIH")
+
+
+def name_wire(name: dns.name.Name) -> bytes:
+    """The canonical (lower-case, uncompressed) wire form of an absolute name."""
+    wire = name.canonicalize().to_wire()
+    assert wire is not None
+    return wire
+
+
+def sort_key(name: dns.name.Name) -> tuple[bytes, ...]:
+    """Key ordering names canonically (RFC 4034 6.1): labels from the root, lower-cased."""
+    return tuple(label.lower() for label in reversed(name.labels))
+
+
+def wire_sort_key(wire: bytes) -> tuple[bytes, ...]:
+    """:func:`sort_key` for an uncompressed wire-format name."""
+    labels = []
+    i = 0
+    while wire[i]:
+        n = wire[i]
+        labels.append(wire[i + 1 : i + 1 + n].lower())
+        i += 1 + n
+    labels.reverse()
+    return tuple(labels)
+
+
+def rdata_wire(rdata: dns.rdata.Rdata) -> bytes:
+    """The canonical RDATA wire form of one record (names lower-cased only where RFC 4034 and
+    RFC 6840 say so)."""
+    wire = rdata.to_wire(canonicalize=rdata.rdtype in LOWERCASE_NAME_TYPES)
+    assert wire is not None
+    return wire
+
+
+def canonical_rdatas(wires: Iterable[bytes]) -> tuple[bytes, ...]:
+    """RDATA wires without duplicates, in canonical order."""
+    return tuple(sorted(set(wires)))
+
+
+def rrset_wire(owner: bytes, rtype: int, rdclass: int, ttl: int, rdatas: Iterable[bytes]) -> bytes:
+    """The RRs of an RRset as they enter a signature: owner, type, class, TTL (the RRSIG's
+    original TTL), RDLENGTH, RDATA, for RDATA already canonical and sorted."""
+    return b"".join(owner + _RR_HEAD.pack(rtype, rdclass, ttl, len(rd)) + rd for rd in rdatas)
+
+
+def rdata_from_wire(rtype: int, wire: bytes, rdclass: int = dns.rdataclass.IN) -> dns.rdata.Rdata:
+    """A dnspython rdata object back from canonical wire (for text output and checks)."""
+    return dns.rdata.from_wire(
+        dns.rdataclass.RdataClass(rdclass), dns.rdatatype.RdataType(rtype), wire, 0, len(wire)
+    )
+
+
+def name_from_wire(wire: bytes, offset: int = 0) -> tuple[dns.name.Name, int]:
+    """An uncompressed name at ``offset``: (name, offset after it).  Raises ValueError."""
+    labels = []
+    i = offset
+    while True:
+        if i >= len(wire):
+            raise ValueError("truncated name")
+        n = wire[i]
+        if n == 0:
+            i += 1
+            break
+        if n > 63:
+            raise ValueError("compressed or bad label in name")
+        labels.append(wire[i + 1 : i + 1 + n])
+        i += 1 + n
+    labels.append(b"")
+    return dns.name.Name(labels), i

@@ -1,0 +1,210 @@
+"""The zone model: RRsets on canonical bytes, and the layout of a zone (apex, cuts, glue).
+
+A :class:`Zone` holds the RRsets of one zone with owner names lower-cased and RDATA in
+canonical wire form (see :mod:`dnsseal.zone.canonical`).  Signatures are kept apart from the
+data they cover, keyed by owner and covered type, because every DNSSEC operation looks them up
+that way.  Values are frozen; building a changed zone makes a new one.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+
+from dnsseal.zone import canonical
+
+T = dns.rdatatype
+# Types that are the zone's DNSSEC chain rather than its data: a signer rebuilds them.
+CHAIN_TYPES = frozenset({T.NSEC, T.NSEC3})
+
+
+@dataclass(frozen=True, slots=True)
+class RRset:
+    """One RRset: owner (lower-case), type, TTL and canonical RDATA (unique, sorted)."""
+
+    name: dns.name.Name
+    rtype: int
+    ttl: int
+    rdatas: tuple[bytes, ...]
+
+    def with_rdatas(self, rdatas: Iterable[bytes]) -> RRset:
+        return RRset(self.name, self.rtype, self.ttl, canonical.canonical_rdatas(rdatas))
+
+
+class NameKind(enum.Enum):
+    """Where a name sits in the zone (RFC 4035 2.2 and 2.3, RFC 6672 for DNAME)."""
+
+    APEX = "apex"
+    AUTH = "auth"  # authoritative data: signed
+    DELEGATION = "delegation"  # a zone cut below the apex: only DS (and NSEC) signed
+    OCCLUDED = "occluded"  # below a cut or a DNAME: glue and occluded data, never signed
+
+
+@dataclass(frozen=True, slots=True)
+class Soa:
+    mname: dns.name.Name
+    rname: dns.name.Name
+    serial: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+    ttl: int
+
+    _TAIL = struct.Struct("!IIIII")
+
+    @classmethod
+    def from_rrset(cls, rrset: RRset) -> Soa:
+        wire = rrset.rdatas[0]
+        mname, off = canonical.name_from_wire(wire)
+        rname, off = canonical.name_from_wire(wire, off)
+        serial, refresh, retry, expire, minimum = cls._TAIL.unpack_from(wire, off)
+        return cls(mname, rname, serial, refresh, retry, expire, minimum, rrset.ttl)
+
+    def rdata_wire(self) -> bytes:
+        return (
+            canonical.name_wire(self.mname)
+            + canonical.name_wire(self.rname)
+            + self._TAIL.pack(self.serial, self.refresh, self.retry, self.expire, self.minimum)
+        )
+
+    @property
+    def negative_ttl(self) -> int:
+        """min(SOA TTL, SOA MINIMUM): the TTL of NSEC and NSEC3 records (RFC 9077)."""
+        return min(self.ttl, self.minimum)
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    """The RRsets of one zone.
+
+    ``rrsets`` maps owner -> type -> RRset for everything except RRSIG; ``rrsigs`` maps
+    owner -> covered type -> the RRSIG RRset (rtype RRSIG) covering it.  All owners are
+    lower-case and at or below ``origin``.
+    """
+
+    origin: dns.name.Name
+    rrsets: Mapping[dns.name.Name, Mapping[int, RRset]]
+    rrsigs: Mapping[dns.name.Name, Mapping[int, RRset]] = field(default_factory=dict)
+    rdclass: int = dns.rdataclass.IN
+
+    def get(self, name: dns.name.Name, rtype: int) -> RRset | None:
+        node = self.rrsets.get(name)
+        return node.get(rtype) if node is not None else None
+
+    def soa(self) -> Soa:
+        rrset = self.get(self.origin, T.SOA)
+        if rrset is None or not rrset.rdatas:
+            raise ValueError(f"{self.origin}: zone has no SOA at its apex")
+        return Soa.from_rrset(rrset)
+
+    def names(self) -> list[dns.name.Name]:
+        """Owner names holding data (not counting RRSIG-only names), in canonical order."""
+        return sorted(self.rrsets, key=canonical.sort_key)
+
+    def iter_rrsets(self) -> Iterator[RRset]:
+        for node in self.rrsets.values():
+            yield from node.values()
+
+    def record_count(self) -> int:
+        return sum(len(r.rdatas) for r in self.iter_rrsets())
+
+
+class ZoneBuilder:
+    """Collects records (any order, duplicates allowed) into a :class:`Zone`."""
+
+    def __init__(self, origin: dns.name.Name, rdclass: int = dns.rdataclass.IN) -> None:
+        self.origin = origin.canonicalize()
+        self.rdclass = rdclass
+        self._data: dict[dns.name.Name, dict[int, tuple[int, set[bytes]]]] = {}
+        self._sigs: dict[dns.name.Name, dict[int, tuple[int, set[bytes]]]] = {}
+
+    def add(self, name: dns.name.Name, rtype: int, ttl: int, rdata: bytes) -> None:
+        """Add one record.  An RRSIG goes to the signatures under its covered type.  TTLs of
+        one RRset that differ are reduced to the smallest (RFC 2181 5.2)."""
+        name = name.canonicalize()
+        if rtype == T.RRSIG:
+            covered = struct.unpack_from("!H", rdata)[0]
+            table, key = self._sigs, covered
+        else:
+            table, key = self._data, rtype
+        node = table.setdefault(name, {})
+        old = node.get(key)
+        if old is None:
+            node[key] = (ttl, {rdata})
+        else:
+            old[1].add(rdata)
+            if ttl < old[0]:
+                node[key] = (ttl, old[1])
+
+    def add_rrset(self, rrset: RRset) -> None:
+        for rd in rrset.rdatas:
+            self.add(rrset.name, rrset.rtype, rrset.ttl, rd)
+
+    def build(self) -> Zone:
+        def freeze(
+            table: dict[dns.name.Name, dict[int, tuple[int, set[bytes]]]], rtype: int | None
+        ) -> dict[dns.name.Name, dict[int, RRset]]:
+            return {
+                name: {
+                    t: RRset(name, t if rtype is None else rtype, ttl, tuple(sorted(rds)))
+                    for t, (ttl, rds) in node.items()
+                }
+                for name, node in table.items()
+            }
+
+        return Zone(
+            self.origin, freeze(self._data, None), freeze(self._sigs, T.RRSIG), self.rdclass
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """What each owner name of a zone is (:class:`NameKind`), plus its empty non-terminals."""
+
+    kinds: Mapping[dns.name.Name, NameKind]
+    empty_non_terminals: frozenset[dns.name.Name]
+
+    def kind(self, name: dns.name.Name) -> NameKind | None:
+        return self.kinds.get(name)
+
+
+def layout(zone: Zone) -> Layout:
+    """Classify every owner name of ``zone``.
+
+    A name with NS below the apex is a delegation; anything below a delegation or below a
+    DNAME owner is occluded (glue included).  Empty non-terminals are names between the apex
+    and an authoritative or delegation name that own no data themselves.
+    """
+    origin = zone.origin
+    cuts = {n for n, node in zone.rrsets.items() if n != origin and T.NS in node}
+    dnames = {n for n, node in zone.rrsets.items() if T.DNAME in node}
+    kinds: dict[dns.name.Name, NameKind] = {}
+    for name in zone.rrsets:
+        if name == origin:
+            kinds[name] = NameKind.APEX
+            continue
+        kind = NameKind.DELEGATION if name in cuts else NameKind.AUTH
+        parent = name.parent()
+        while parent != origin and len(parent) > len(origin):
+            if parent in cuts or parent in dnames:
+                kind = NameKind.OCCLUDED
+                break
+            parent = parent.parent()
+        if kind is not NameKind.OCCLUDED and name.parent() in dnames:
+            kind = NameKind.OCCLUDED
+        kinds[name] = kind
+    ents: set[dns.name.Name] = set()
+    for name, kind in kinds.items():
+        if kind in (NameKind.AUTH, NameKind.DELEGATION):
+            parent = name.parent()
+            while parent != origin and len(parent) > len(origin) and parent not in kinds:
+                ents.add(parent)
+                parent = parent.parent()
+    return Layout(kinds, frozenset(ents))

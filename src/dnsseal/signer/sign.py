@@ -251,7 +251,7 @@ def sign_zone(
 
     jobs: list[tuple[int, bytes]] = []
     pending: list[tuple[RRset, int, bytes]] = []  # (rrset, key idx, head wire)
-    generated = retained = dropped = 0
+    generated = retained = 0
     per_key: dict[int, int] = {}
     for rrset in to_sign:
         owner = canonical.name_wire(rrset.name)
@@ -264,7 +264,6 @@ def sign_zone(
             try:
                 sig = Rrsig.from_wire(sig_wire)
             except ValueError:
-                dropped += 1
                 continue
             idx = by_id.get((sig.algorithm, sig.key_tag))
             keep = (
@@ -282,8 +281,6 @@ def sign_zone(
                 done.add(idx)
                 builder.add(rrset.name, T.RRSIG, rrset.ttl, sig_wire)
                 retained += 1
-            else:
-                dropped += 1
         exp = _jittered(expiration, params.jitter, owner, rrset.rtype)
         for idx in signers:
             if idx in done:
@@ -302,6 +299,8 @@ def sign_zone(
     for (rrset, _, head), signature in zip(pending, signatures, strict=True):
         builder.add(rrset.name, T.RRSIG, rrset.ttl, head + signature)
         generated += 1
+    dropped = sum(len(r.rdatas) for node in zone.rrsigs.values() for r in node.values())
+    dropped -= retained
     stats = SignStats(
         generated=generated,
         retained=retained,

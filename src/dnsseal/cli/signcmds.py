@@ -1,0 +1,215 @@
+"""``dnsseal signzone`` and ``dnsseal verify``: thin shells over :mod:`dnsseal.signer`,
+with dnssec-signzone's and dnssec-verify's option letters."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+import dns.exception
+import dns.name
+import dns.rdatatype
+
+from dnsseal import clock
+from dnsseal.durations import format_bind_time, parse_duration, parse_when
+from dnsseal.errors import InputError, OptionError
+from dnsseal.keys.model import Key
+from dnsseal.signer import Nsec3Params, SigningKey, SignParams, check_iterations, sign_zone
+from dnsseal.signer.keysel import smart_select
+from dnsseal.signer.parallel import ProcessBatchSigner
+from dnsseal.signer.sign import SERIAL_POLICIES
+from dnsseal.storage import zonefile
+from dnsseal.storage.keydir import KeyDirectory, load_key
+from dnsseal.zone import canonical
+from dnsseal.zone.model import Zone
+
+_CTX = {"help_option_names": ["-h", "--help"]}
+
+
+def _origin(option: str, text: str | None, zonefile_path: str) -> dns.name.Name:
+    """-o ORIGIN, defaulting to the zone file's name as dnssec-signzone does."""
+    raw = text if text is not None else Path(zonefile_path).name
+    try:
+        return dns.name.from_text(raw).canonicalize()
+    except dns.exception.DNSException as e:
+        raise OptionError(option, f"bad zone name {raw!r}: {e}") from None
+
+
+def _when(option: str, text: str | None, now: int, base: int | None = None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = parse_when(text, now, base=base)
+    except InputError as e:
+        raise OptionError(option, str(e)) from None
+    if value is None:
+        raise OptionError(option, "a time is required here, not 'none'")
+    return value
+
+
+def _duration(option: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except InputError as e:
+        raise OptionError(option, str(e)) from None
+
+
+def _salt(text: str) -> bytes:
+    if text == "-":
+        return b""
+    try:
+        salt = bytes.fromhex(text)
+    except ValueError:
+        raise OptionError("-3", f"salt {text!r} is not hexadecimal (or '-' for none)") from None
+    if len(salt) > 255:
+        raise OptionError("-3", "salt longer than 255 octets")
+    return salt
+
+
+def _select_keys(
+    zone: Zone, keydir: str, smart: bool, keyfiles: tuple[str, ...], now: int
+) -> list[SigningKey]:
+    """Explicit key files (published and signing), plus with -S the key directory by timing
+    metadata; with neither, the keys in the key directory whose DNSKEY is in the zone."""
+    chosen: dict[tuple[int, int, bytes], SigningKey] = {}
+    for f in keyfiles:
+        key = load_key(f)
+        if key.private is None:
+            raise OptionError(f, "the private key file is missing; cannot sign with it")
+        chosen[(key.algorithm, key.tag, key.public_key)] = SigningKey(key)
+    if smart or not keyfiles:
+        found: list[Key] = KeyDirectory(keydir).keys(zone.origin)
+        if smart:
+            for sk in smart_select(found, now):
+                chosen.setdefault((sk.key.algorithm, sk.key.tag, sk.key.public_key), sk)
+        else:
+            dnskey = zone.get(zone.origin, dns.rdatatype.DNSKEY)
+            in_zone = set(dnskey.rdatas) if dnskey else set()
+            for key in found:
+                if canonical.rdata_wire(key.dnskey()) in in_zone:
+                    sk = SigningKey(key, publish=True, active=key.private is not None)
+                    chosen.setdefault((key.algorithm, key.tag, key.public_key), sk)
+    if not any(k.active for k in chosen.values()):
+        raise OptionError(
+            "KEY",
+            f"no signing key for {zone.origin}: give key files, or -S to use the keys in "
+            f"{keydir} by their timing metadata",
+        )
+    return list(chosen.values())
+
+
+def _print_stats(stats_generated: int, retained: int, dropped: int, sign_s: float,
+                 run_s: float) -> None:  # fmt: skip
+    rate = stats_generated / sign_s if sign_s > 0 else 0.0
+    rows = [
+        ("Signatures generated:", str(stats_generated)),
+        ("Signatures retained:", str(retained)),
+        ("Signatures dropped:", str(dropped)),
+        ("Signing time in seconds:", f"{sign_s:.3f}"),
+        ("Signatures per second:", f"{rate:.3f}"),
+        ("Runtime in seconds:", f"{run_s:.3f}"),
+    ]
+    for label, value in rows:
+        click.echo(f"{label:<36}{value:>12}")
+
+
+@click.command(context_settings=_CTX)
+@click.argument("zonefile_path", metavar="ZONEFILE")
+@click.argument("keyfiles", nargs=-1, metavar="[KEY...]")
+@click.option("-o", "origin_text", metavar="ORIGIN", help="Zone origin (default: file name).")
+@click.option("-f", "output", metavar="OUTPUT", help="Output file (default ZONEFILE.signed).")
+@click.option("-K", "keydir", default=".", show_default=True, help="Key directory.")
+@click.option("-S", "smart", is_flag=True, help="Smart signing: keys by timing metadata.")
+@click.option("-3", "salt", metavar="SALT", help="Use NSEC3 with this hex salt ('-': none).")
+@click.option("-H", "iterations", type=int, default=0, show_default=True,
+              help="NSEC3 extra iterations (RFC 9276: use 0).")  # fmt: skip
+@click.option("-A", "opt_out", is_flag=True, help="NSEC3 opt-out for unsigned delegations.")
+@click.option("--force-iterations", is_flag=True,
+              help="Allow NSEC3 iterations above 0 (still at most 100).")  # fmt: skip
+@click.option("-s", "start", metavar="TIME", help="Signature inception (default now-1h).")
+@click.option("-e", "end", metavar="TIME", help="Signature expiration (default start+30d).")
+@click.option("-i", "interval", metavar="DURATION",
+              help="Re-sign signatures expiring within this (default: validity/4).")  # fmt: skip
+@click.option("-j", "jitter", metavar="DURATION", help="Spread expirations over this much.")
+@click.option("-N", "serial", type=click.Choice(SERIAL_POLICIES), default="keep",
+              show_default=True, help="SOA serial format.")  # fmt: skip
+@click.option("-x", "ksk_only", is_flag=True, help="Sign the DNSKEY RRset with KSKs only.")
+@click.option("-z", "ignore_ksk", is_flag=True, help="Ignore the KSK flag: all keys sign all.")
+@click.option("-n", "workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Worker processes for signing.")  # fmt: skip
+@click.option("-T", "dnskey_ttl", metavar="TTL", help="TTL of new DNSKEY records.")
+@click.option("-t", "stats", is_flag=True, help="Print statistics.")
+@click.option("-q", "quiet", is_flag=True, help="Quiet: do not print the output file name.")
+def signzone(
+    zonefile_path: str,
+    keyfiles: tuple[str, ...],
+    origin_text: str | None,
+    output: str | None,
+    keydir: str,
+    smart: bool,
+    salt: str | None,
+    iterations: int,
+    opt_out: bool,
+    force_iterations: bool,
+    start: str | None,
+    end: str | None,
+    interval: str | None,
+    jitter: str | None,
+    serial: str,
+    ksk_only: bool,
+    ignore_ksk: bool,
+    workers: int,
+    dnskey_ttl: str | None,
+    stats: bool,
+    quiet: bool,
+) -> None:
+    """Sign ZONEFILE with the given KEY files and/or (-S) the keys in the key directory."""
+    t0 = time.perf_counter()
+    now = clock.now()
+    origin = _origin("-o", origin_text, zonefile_path)
+    nsec3 = None
+    if salt is not None:
+        try:
+            check_iterations(iterations, force=force_iterations)
+        except InputError as e:
+            raise OptionError("-H", str(e)) from None
+        nsec3 = Nsec3Params(salt=_salt(salt), iterations=iterations, opt_out=opt_out)
+    elif opt_out or iterations:
+        raise OptionError("-A" if opt_out else "-H", "only meaningful with NSEC3 (-3 SALT|-)")
+    inception = _when("-s", start, now)
+    base = inception if inception is not None else now - 3600
+    expiration = _when("-e", end, now, base=base)
+    zone = zonefile.read_zone(zonefile_path, origin)
+    keys = _select_keys(zone, keydir, smart, keyfiles, now)
+    params = SignParams(
+        inception=inception,
+        expiration=expiration,
+        jitter=_duration("-j", jitter) or 0,
+        refresh=_duration("-i", interval),
+        nsec3=nsec3,
+        serial=serial,
+        ksk_only=ksk_only,
+        ignore_ksk_flag=ignore_ksk,
+        dnskey_ttl=_duration("-T", dnskey_ttl),
+        batch=ProcessBatchSigner(workers),
+    )
+    t1 = time.perf_counter()
+    signed = sign_zone(zone, keys, params, now)
+    t2 = time.perf_counter()
+    out = output or f"{zonefile_path}.signed"
+    header = [f"File written on {format_bind_time(now)} by dnsseal signzone"]
+    if out == "-":
+        from dnsseal.zone.text import format_zone
+
+        sys.stdout.write(format_zone(signed.zone, header=header))
+    else:
+        zonefile.write_zone(out, signed.zone, header=header)
+    if stats:
+        s = signed.stats
+        _print_stats(s.generated, s.retained, s.dropped, t2 - t1, time.perf_counter() - t0)
+    if not quiet and out != "-":
+        click.echo(out)

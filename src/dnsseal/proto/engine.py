@@ -1,0 +1,334 @@
+"""The query engine: query bytes in, response bytes out.
+
+:class:`Engine` holds the served zones (current snapshot, retained older versions, transfer
+ACL), the TSIG keyring and an answer cache.  :meth:`Engine.handle` is everything the server
+does with a packet; sockets only frame bytes.  It never raises on hostile input: what cannot
+be parsed gets FORMERR (or nothing, when not even the header is there), what we do not do gets
+NOTIMP, names outside our zones get REFUSED.
+
+Answers are cached as wire bytes keyed by transport and the query bytes after the ID (which
+hold the flags, the question and the EDNS record), so a hit costs one dict lookup and a
+two-byte patch of the ID.  The cache is dropped whenever the zone set changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.renderer
+import dns.rrset
+import dns.tsig
+
+from dnsseal.proto.acl import Acl
+from dnsseal.proto.answer import Answer, lookup
+from dnsseal.proto.snapshot import ZoneSnapshot
+from dnsseal.proto.xfr import refused, transfer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UDP_PAYLOAD = 1232  # RFC 9715 / DNS flag day 2020
+MIN_UDP_PAYLOAD = 512
+TCP_MAX = 65535
+CACHE_LIMIT = 200_000
+
+IN = dns.rdataclass.IN
+DS = dns.rdatatype.DS
+XFR_TYPES = {dns.rdatatype.AXFR, dns.rdatatype.IXFR}
+# Types that cannot be asked for in a plain query (RFC 6895 meta-types) -> rcode.
+META_QTYPES = {
+    dns.rdatatype.OPT: dns.rcode.FORMERR,
+    dns.rdatatype.TSIG: dns.rcode.FORMERR,
+    dns.rdatatype.TKEY: dns.rcode.NOTIMP,
+    dns.rdatatype.MAILA: dns.rcode.NOTIMP,
+    dns.rdatatype.MAILB: dns.rcode.NOTIMP,
+}
+ECHO_FLAGS = dns.flags.RD | dns.flags.CD
+
+
+@dataclass(frozen=True, slots=True)
+class ServedZone:
+    """A zone as the engine serves it: the current snapshot, older versions kept for IXFR
+    (oldest first) and who may transfer it."""
+
+    snapshot: ZoneSnapshot
+    history: tuple[ZoneSnapshot, ...] = ()
+    allow_transfer: Acl = field(default_factory=Acl)
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters for `dnsseal ctl status`."""
+
+    queries: int = 0
+    cache_hits: int = 0
+    formerr: int = 0
+    dropped: int = 0
+    refused: int = 0
+    transfers: int = 0
+    by_rcode: dict[str, int] = field(default_factory=dict)
+
+
+class Engine:
+    """Answers queries for a set of zones.  Not thread-safe; one per event loop."""
+
+    def __init__(
+        self,
+        zones: Mapping[dns.name.Name, ServedZone] | None = None,
+        keyring: Mapping[dns.name.Name, dns.tsig.Key] | None = None,
+        udp_payload: int = DEFAULT_UDP_PAYLOAD,
+    ) -> None:
+        self.zones: dict[dns.name.Name, ServedZone] = dict(zones or {})
+        self.keyring: dict[dns.name.Name, dns.tsig.Key] = dict(keyring or {})
+        self.udp_payload = udp_payload
+        self.cache: dict[tuple[bool, bytes], bytes] = {}
+        self.stats = Stats()
+
+    def set_zones(
+        self,
+        zones: Mapping[dns.name.Name, ServedZone],
+        keyring: Mapping[dns.name.Name, dns.tsig.Key] | None = None,
+    ) -> None:
+        """Swap in a new zone set (and keyring); queries after this see only the new one."""
+        self.zones = dict(zones)
+        if keyring is not None:
+            self.keyring = dict(keyring)
+        self.cache = {}
+
+    # -- entry point ----------------------------------------------------------------------
+
+    def handle(self, wire: bytes, tcp: bool, client: str = "") -> list[bytes]:
+        """The response messages for one query (empty: send nothing).  ``client`` is the
+        source address, used only for transfer ACLs."""
+        self.stats.queries += 1
+        key = (tcp, wire[2:])
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.stats.cache_hits += 1
+            return [wire[:2] + hit]
+        if len(wire) < 12 or wire[2] & 0x80:  # no header, or a response: never answer
+            self.stats.dropped += 1
+            return []
+        try:
+            query = dns.message.from_wire(wire, keyring=self.keyring or None)
+        except (dns.tsig.PeerError, dns.message.UnknownTSIGKey) as e:
+            log.info("TSIG verification failed from %s: %s", client, e)
+            return [_header_only(wire, dns.rcode.NOTAUTH)]
+        except Exception:  # any parse failure of hostile bytes is FORMERR, never a crash
+            self.stats.formerr += 1
+            return [_header_only(wire, dns.rcode.FORMERR)]
+        out = self._dispatch(query, wire, tcp, client)
+        if out and not query.had_tsig and len(out) == 1:
+            if len(self.cache) >= CACHE_LIMIT:
+                self.cache.pop(next(iter(self.cache)))
+            self.cache[key] = out[0][2:]
+        return out
+
+    def _dispatch(
+        self, query: dns.message.Message, wire: bytes, tcp: bool, client: str
+    ) -> list[bytes]:
+        if query.edns > 0:
+            return [self._error(query, dns.rcode.BADVERS, tcp)]
+        if query.opcode() != dns.opcode.QUERY:
+            return [self._error(query, dns.rcode.NOTIMP, tcp)]
+        if len(query.question) != 1 or query.answer:
+            return [self._error(query, dns.rcode.FORMERR, tcp)]
+        q = query.question[0]
+        if q.rdtype in XFR_TYPES:
+            return self._xfr(query, tcp, client)
+        if q.rdtype in META_QTYPES:
+            return [self._error(query, META_QTYPES[q.rdtype], tcp)]
+        if q.rdclass != IN:
+            return [self._error(query, dns.rcode.REFUSED, tcp)]
+        served = self.find_zone(q.name, q.rdtype)
+        if served is None:
+            self.stats.refused += 1
+            return [self._error(query, dns.rcode.REFUSED, tcp)]
+        do = query.edns >= 0 and bool(query.ednsflags & dns.flags.DO)
+        ans = lookup(served.snapshot, q.name, q.rdtype, do, tcp)
+        name = dns.rcode.to_text(dns.rcode.Rcode(ans.rcode))
+        self.stats.by_rcode[name] = self.stats.by_rcode.get(name, 0) + 1
+        if query.had_tsig:
+            return [_render_message(query, ans, self._max_size(query, tcp))]
+        return [render(wire, q.name, q.rdtype, q.rdclass, ans, query, self._max_size(query, tcp))]
+
+    def find_zone(self, qname: dns.name.Name, qtype: int) -> ServedZone | None:
+        """The deepest served zone containing ``qname``; for DS at a zone apex, the parent
+        zone if we serve it (DS belongs to the parent side, RFC 4035 3.1.4.1)."""
+        name = qname
+        if qtype == DS and name in self.zones and len(name) > 1:
+            parent = self.find_zone(name.parent(), 0)
+            if parent is not None:
+                return parent
+        while True:
+            served = self.zones.get(name)
+            if served is not None:
+                return served
+            if len(name) <= 1:
+                return None
+            name = name.parent()
+
+    def _max_size(self, query: dns.message.Message, tcp: bool) -> int:
+        if tcp:
+            return TCP_MAX
+        if query.edns < 0:
+            return MIN_UDP_PAYLOAD
+        return max(MIN_UDP_PAYLOAD, min(query.payload, self.udp_payload))
+
+    def _error(self, query: dns.message.Message, rcode: int, tcp: bool) -> bytes:
+        response = dns.message.make_response(query, our_payload=self.udp_payload)
+        response.flags &= ~dns.flags.AA
+        if rcode == dns.rcode.BADVERS:
+            response.use_edns(0, 0, self.udp_payload)
+        elif query.edns >= 0:
+            response.use_edns(0, query.ednsflags & dns.flags.DO, self.udp_payload)
+        response.set_rcode(dns.rcode.Rcode(rcode))
+        return response.to_wire(max_size=self._max_size(query, tcp))
+
+    def _xfr(self, query: dns.message.Message, tcp: bool, client: str) -> list[bytes]:
+        q = query.question[0]
+        served = self.zones.get(q.name)
+        if served is None:
+            return [self._error(query, dns.rcode.NOTAUTH, tcp)]
+        zone = served.snapshot.origin.to_text()
+        keyname = query.keyname if query.had_tsig else None
+        if not served.allow_transfer.allows(client, keyname):
+            log.info("[%s] transfer refused to %s (key %s)", zone, client, keyname)
+            return [refused(query)]
+        if not tcp:
+            if q.rdtype == dns.rdatatype.IXFR:
+                # RFC 1995 2: over UDP, answer with the current SOA; the client retries TCP.
+                return transfer_soa_only(query, served.snapshot)
+            return [self._error(query, dns.rcode.FORMERR, tcp)]
+        self.stats.transfers += 1
+        log.info(
+            "[%s] %s to %s serial %d",
+            zone,
+            dns.rdatatype.to_text(q.rdtype),
+            client,
+            served.snapshot.serial,
+        )
+        return transfer(query, served.snapshot, served.history)
+
+
+def transfer_soa_only(query: dns.message.Message, snap: ZoneSnapshot) -> list[bytes]:
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.AA
+    response.answer = [snap.apex.rrsets[dns.rdatatype.SOA]]
+    return [response.to_wire()]
+
+
+def _header_only(wire: bytes, rcode: int) -> bytes:
+    """A bare response header (no sections) echoing the ID, opcode and RD of ``wire``."""
+    qid, flags = struct.unpack_from("!HH", wire)
+    flags = (flags & (0x7800 | dns.flags.RD)) | dns.flags.QR | (rcode & 0xF)
+    return struct.pack("!HHHHHH", qid, flags, 0, 0, 0, 0)
+
+
+def _sections(ans: Answer) -> Sequence[tuple[int, list[dns.rrset.RRset]]]:
+    return (
+        (dns.renderer.ANSWER, _dedup(ans.answer)),
+        (dns.renderer.AUTHORITY, _dedup(ans.authority)),
+        (dns.renderer.ADDITIONAL, _dedup(ans.additional)),
+    )
+
+
+def _dedup(rrsets: list[dns.rrset.RRset]) -> list[dns.rrset.RRset]:
+    seen: set[tuple[dns.name.Name, int, int]] = set()
+    out = []
+    for r in rrsets:
+        k = (r.name, r.rdtype, r.covers)
+        if k not in seen:
+            seen.add(k)
+            out.append(r)
+    return out
+
+
+def render(
+    wire: bytes,
+    qname: dns.name.Name,
+    qtype: int,
+    qclass: int,
+    ans: Answer,
+    query: dns.message.Message,
+    max_size: int,
+) -> bytes:
+    """The response to ``query`` as wire bytes, at most ``max_size`` long.
+
+    If the answer or authority section does not fit, the response is the question (and OPT)
+    with TC set (RFC 2181 9, RFC 6891 7); if only referral glue does not fit, TC is set too
+    (RFC 9471) and the glue that fits is kept.
+    """
+    qid = struct.unpack_from("!H", wire)[0]
+    flags = dns.flags.QR | (query.flags & ECHO_FLAGS)
+    if ans.aa:
+        flags |= dns.flags.AA
+    edns = query.edns >= 0
+    ednsflags = 0
+    if edns and query.ednsflags & dns.flags.DO:
+        ednsflags |= dns.flags.DO
+    rflags, rext = dns.rcode.to_flags(dns.rcode.Rcode(ans.rcode))
+    flags |= rflags
+    ednsflags |= rext
+    r = dns.renderer.Renderer(qid, flags, max_size)  # type: ignore[no-untyped-call]
+    r.add_question(qname, qtype, qclass)  # type: ignore[no-untyped-call]
+    if edns:
+        r.reserve(11)
+    truncated = False
+    try:
+        for section, rrsets in _sections(ans):
+            for rrset in rrsets:
+                try:
+                    r.add_rrset(section, rrset)  # type: ignore[no-untyped-call]
+                except dns.exception.TooBig:
+                    if section != dns.renderer.ADDITIONAL:
+                        raise
+                    truncated = True
+    except dns.exception.TooBig:
+        r = dns.renderer.Renderer(qid, flags | dns.flags.TC, max_size)  # type: ignore[no-untyped-call]
+        r.add_question(qname, qtype, qclass)  # type: ignore[no-untyped-call]
+    else:
+        if truncated:
+            r.flags |= dns.flags.TC
+    if edns:
+        r.release_reserved()
+        r.add_edns(0, ednsflags, DEFAULT_UDP_PAYLOAD)  # type: ignore[no-untyped-call]
+    r.write_header()  # type: ignore[no-untyped-call]
+    wire_out: bytes = r.get_wire()  # type: ignore[no-untyped-call]
+    return wire_out
+
+
+def _render_message(query: dns.message.Message, ans: Answer, max_size: int) -> bytes:
+    """Like :func:`render` but through dnspython's message (for TSIG-signed responses)."""
+    response = dns.message.make_response(query, our_payload=DEFAULT_UDP_PAYLOAD)
+    if not ans.aa:
+        response.flags &= ~dns.flags.AA
+    else:
+        response.flags |= dns.flags.AA
+    response.set_rcode(dns.rcode.Rcode(ans.rcode))
+    for section, rrsets in _sections(ans):
+        target = {
+            dns.renderer.ANSWER: response.answer,
+            dns.renderer.AUTHORITY: response.authority,
+            dns.renderer.ADDITIONAL: response.additional,
+        }[section]
+        target += rrsets
+    try:
+        return response.to_wire(max_size=max_size)
+    except dns.exception.TooBig:
+        response.answer = []
+        response.authority = []
+        response.additional = []
+        response.flags |= dns.flags.TC
+        return response.to_wire(max_size=max_size)

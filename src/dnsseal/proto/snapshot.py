@@ -1,0 +1,251 @@
+"""An immutable, answer-ready view of one signed zone.
+
+A :class:`ZoneSnapshot` is built once from a dnspython zone (a presigned zone file, or later
+the signer's output) and never changes: a new zone version is a new snapshot.  Building it
+precomputes what answering needs on every query:
+
+* per-name nodes with their RRsets and the RRSIGs covering each type;
+* the zone cuts (delegations), the empty non-terminals and whether the zone has any DNAME;
+* the NSEC chain sorted in canonical order, and the NSEC3 chain sorted by hash, so the record
+  covering a name is one binary search away;
+* NSEC3 owner names kept apart from the main tree: they are not names of the zone's
+  namespace (RFC 5155 7.2.8), only their NSEC3 RRset can be asked for.
+
+Nothing here signs or synthesises: a presigned zone is served exactly as it was signed.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import dns.dnssec
+import dns.name
+import dns.node
+import dns.rdatatype
+import dns.rrset
+import dns.zone
+
+from dnsseal.errors import InputError
+
+NSEC = dns.rdatatype.NSEC
+NSEC3 = dns.rdatatype.NSEC3
+NSEC3PARAM = dns.rdatatype.NSEC3PARAM
+RRSIG = dns.rdatatype.RRSIG
+NS = dns.rdatatype.NS
+SOA = dns.rdatatype.SOA
+DNAME = dns.rdatatype.DNAME
+
+CanonKey = tuple[bytes, ...]
+
+
+def canonical_key(name: dns.name.Name) -> CanonKey:
+    """Sort key giving RFC 4034 section 6.1 canonical order (labels right to left, lower
+    case, compared as octet strings)."""
+    return tuple(label.lower() for label in reversed(name.labels))
+
+
+class ZoneError(InputError):
+    """The zone cannot be served (no SOA, unsupported NSEC3 parameters...)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Node:
+    """The data at one owner name: RRsets by type and the RRSIG RRsets by covered type."""
+
+    name: dns.name.Name
+    rrsets: dict[int, dns.rrset.RRset] = field(default_factory=dict)
+    sigs: dict[int, dns.rrset.RRset] = field(default_factory=dict)
+
+    def with_sigs(self, rdtype: int, do: bool) -> list[dns.rrset.RRset]:
+        """The RRset of ``rdtype`` followed, when ``do``, by its RRSIG RRset."""
+        out = [self.rrsets[rdtype]]
+        if do and rdtype in self.sigs:
+            out.append(self.sigs[rdtype])
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Nsec3Params:
+    """The NSEC3 hashing parameters of a zone (from its NSEC3PARAM)."""
+
+    algorithm: int
+    iterations: int
+    salt: bytes
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ZoneSnapshot:
+    """One immutable version of a zone, ready for answering.  Build with :func:`build`."""
+
+    origin: dns.name.Name
+    serial: int
+    nodes: dict[dns.name.Name, Node]
+    ents: frozenset[dns.name.Name]
+    cuts: frozenset[dns.name.Name]
+    has_dname: bool
+    nsec_keys: list[CanonKey]
+    nsec_names: list[dns.name.Name]
+    nsec3: Nsec3Params | None
+    nsec3_hashes: list[str]
+    nsec3_by_hash: dict[str, Node]
+    nsec3_nodes: dict[dns.name.Name, Node]
+    zone: dns.zone.Zone
+    negative_soa: list[dns.rrset.RRset]  # SOA and its RRSIG with the RFC 2308 negative TTL
+
+    @property
+    def apex(self) -> Node:
+        return self.nodes[self.origin]
+
+    @property
+    def signed(self) -> bool:
+        """True when the zone carries a denial chain (NSEC or NSEC3) and so DNSSEC data."""
+        return bool(self.nsec_names) or self.nsec3 is not None
+
+    def exists(self, name: dns.name.Name) -> bool:
+        """True if ``name`` owns data or is an empty non-terminal (RFC 4592 "exists")."""
+        return name in self.nodes or name in self.ents
+
+    # -- NSEC ---------------------------------------------------------------------------
+
+    def nsec_covering(self, name: dns.name.Name) -> Node | None:
+        """The node of the NSEC whose owner is ``name`` or the last one before it in
+        canonical order (so its NSEC matches or covers ``name``)."""
+        if not self.nsec_keys:
+            return None
+        i = bisect.bisect_right(self.nsec_keys, canonical_key(name)) - 1
+        # Before the first owner (impossible inside the zone: the apex is first) wraps.
+        return self.nodes[self.nsec_names[i]]
+
+    # -- NSEC3 --------------------------------------------------------------------------
+
+    def nsec3_hash(self, name: dns.name.Name) -> str:
+        """The lower-case base32hex NSEC3 hash label of ``name``."""
+        assert self.nsec3 is not None
+        p = self.nsec3
+        return dns.dnssec.nsec3_hash(name, p.salt, p.iterations, p.algorithm).lower()
+
+    def nsec3_matching(self, name: dns.name.Name) -> Node | None:
+        """The NSEC3 node whose hashed owner equals the hash of ``name``, if any."""
+        return self.nsec3_by_hash.get(self.nsec3_hash(name))
+
+    def nsec3_covering(self, name: dns.name.Name) -> Node:
+        """The NSEC3 node covering (or matching) the hash of ``name``, wrapping around."""
+        h = self.nsec3_hash(name)
+        i = bisect.bisect_right(self.nsec3_hashes, h) - 1
+        return self.nsec3_by_hash[self.nsec3_hashes[i]]
+
+    def records(self) -> Iterator[dns.rrset.RRset]:
+        """Every RRset of the zone (for zone transfers), the SOA first."""
+        yield self.apex.rrsets[SOA]
+        for node in (*self.nodes.values(), *self.nsec3_nodes.values()):
+            for rdtype, rrset in node.rrsets.items():
+                if not (node.name == self.origin and rdtype == SOA):
+                    yield rrset
+            yield from node.sigs.values()
+
+
+def _node_of(name: dns.name.Name, znode: dns.node.Node) -> Node:
+    node = Node(name)
+    for rds in znode.rdatasets:
+        rrset = dns.rrset.RRset(name, rds.rdclass, rds.rdtype, rds.covers)
+        rrset.update(rds)  # type: ignore[no-untyped-call]
+        if rds.rdtype == RRSIG:
+            node.sigs[rds.covers] = rrset
+        else:
+            node.rrsets[rds.rdtype] = rrset
+    return node
+
+
+def build(zone: dns.zone.Zone) -> ZoneSnapshot:
+    """Precompute a snapshot of ``zone`` (names may be relative or absolute).
+
+    Raises :class:`ZoneError` if the zone has no SOA at its origin or its NSEC3PARAM names
+    an unknown hash algorithm.
+    """
+    origin = zone.origin
+    assert origin is not None
+    nodes: dict[dns.name.Name, Node] = {}
+    nsec3_nodes: dict[dns.name.Name, Node] = {}
+    for rel, znode in zone.nodes.items():
+        name = rel.derelativize(origin)
+        node = _node_of(name, znode)
+        types = set(node.rrsets) | set(node.sigs)
+        if NSEC3 in node.rrsets and types <= {NSEC3} and len(name) == len(origin) + 1:
+            nsec3_nodes[name] = node
+        elif node.rrsets or node.sigs:
+            nodes[name] = node
+    if origin not in nodes or SOA not in nodes[origin].rrsets:
+        raise ZoneError(f"zone {origin}: no SOA at the zone apex")
+    soa = nodes[origin].rrsets[SOA]
+
+    ents: set[dns.name.Name] = set()
+    cuts: set[dns.name.Name] = set()
+    has_dname = False
+    for name, node in nodes.items():
+        if NS in node.rrsets and name != origin:
+            cuts.add(name)
+        if DNAME in node.rrsets:
+            has_dname = True
+        parent = name
+        while len(parent) > len(origin) + 1:
+            parent = parent.parent()
+            if parent in nodes or parent in ents:
+                break
+            ents.add(parent)
+
+    nsec_names = sorted((n for n, node in nodes.items() if NSEC in node.rrsets), key=canonical_key)
+    params: Nsec3Params | None = None
+    by_hash: dict[str, Node] = {}
+    if NSEC3PARAM in nodes[origin].rrsets:
+        for rd in nodes[origin].rrsets[NSEC3PARAM]:
+            if rd.flags == 0:  # a chain being built has flags != 0: not the active one
+                if rd.algorithm != 1:
+                    raise ZoneError(f"zone {origin}: unknown NSEC3 hash algorithm {rd.algorithm}")
+                params = Nsec3Params(rd.algorithm, rd.iterations, bytes(rd.salt))
+                break
+        for name, node in nsec3_nodes.items():
+            by_hash[name.labels[0].decode("ascii").lower()] = node
+    return ZoneSnapshot(
+        negative_soa=_negative_soa(nodes[origin]),
+        origin=origin,
+        serial=int(soa[0].serial),
+        nodes=nodes,
+        ents=frozenset(ents),
+        cuts=frozenset(cuts),
+        has_dname=has_dname,
+        nsec_keys=[canonical_key(n) for n in nsec_names],
+        nsec_names=nsec_names,
+        nsec3=params,
+        nsec3_hashes=sorted(by_hash),
+        nsec3_by_hash=by_hash,
+        nsec3_nodes=nsec3_nodes,
+        zone=zone,
+    )
+
+
+def _negative_soa(apex: Node) -> list[dns.rrset.RRset]:
+    """The SOA (and RRSIG) for negative answers: TTL min(SOA TTL, SOA MINIMUM) (RFC 2308 3),
+    applied to the RRSIG too, as BIND and Knot do."""
+    soa = apex.rrsets[SOA]
+    ttl = min(soa.ttl, soa[0].minimum)
+    out = []
+    for rrset in (soa, apex.sigs.get(SOA)):
+        if rrset is not None:
+            copy = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype, rrset.covers)
+            copy.update(rrset)  # type: ignore[no-untyped-call]
+            copy.ttl = ttl
+            out.append(copy)
+    return out
+
+
+def occluded(snap: ZoneSnapshot, name: dns.name.Name) -> dns.name.Name | None:
+    """The zone cut at or above ``name`` (below the apex), or None if ``name`` is not at or
+    under a delegation."""
+    n = name
+    while len(n) > len(snap.origin):
+        if n in snap.cuts:
+            return n
+        n = n.parent()
+    return None

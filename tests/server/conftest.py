@@ -1,0 +1,141 @@
+"""Fixtures for the server tests: zones signed by BIND's tools, and daemons on loopback.
+
+Every daemon is started on a port picked with free_port() and stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import pytest
+
+from conftest import free_port, require_tool, run_tool
+
+from .zonedata import VARIANTS, zone_text
+
+
+@dataclass(frozen=True)
+class SignedZone:
+    variant: str
+    origin: str
+    path: Path  # the signed zone file
+    keydir: Path
+    ds: str  # the DS RRset text for the KSK (trust anchor)
+    dnskey: str
+
+
+def sign_zone(workdir: Path, variant: str, serial: int = 1, extra: str = "") -> SignedZone:
+    """Write the test zone for ``variant`` and sign it with dnssec-keygen/dnssec-signzone
+    (keys are created once per directory and reused for re-signing)."""
+    origin, args = VARIANTS[variant]
+    workdir.mkdir(parents=True, exist_ok=True)
+    unsigned = workdir / "zone.db"
+    unsigned.write_text(zone_text(serial, extra))
+    if not list(workdir.glob("K*.key")):
+        run_tool(["dnssec-keygen", "-q", "-a", "ECDSAP256SHA256", "-f", "KSK", origin], cwd=workdir)
+        run_tool(["dnssec-keygen", "-q", "-a", "ECDSAP256SHA256", origin], cwd=workdir)
+    signed = workdir / "zone.signed"
+    run_tool(
+        [
+            "dnssec-signzone",
+            "-q",
+            "-S",
+            "-K",
+            ".",
+            "-o",
+            origin,
+            "-f",
+            signed.name,
+            "-s",
+            "now-1h",
+            "-e",
+            "now+30d",
+            *args,
+            unsigned.name,
+        ],
+        cwd=workdir,
+    )
+    ksk = next(p for p in workdir.glob("K*.key") if " 257 " in p.read_text())
+    ds = run_tool(["dnssec-dsfromkey", "-2", ksk.name], cwd=workdir).stdout.strip()
+    dnskey = next(
+        line for line in ksk.read_text().splitlines() if line and not line.startswith(";")
+    )
+    return SignedZone(variant, origin, signed, workdir, ds, dnskey)
+
+
+@pytest.fixture(scope="session")
+def signed_zones(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SignedZone]:
+    base = tmp_path_factory.mktemp("zones")
+    return {v: sign_zone(base / v, v) for v in VARIANTS}
+
+
+def wait_for_dns(port: int, qname: str, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Wait until something answers SOA queries for ``qname`` on 127.0.0.1@port."""
+    deadline = time.monotonic() + timeout
+    q = dns.message.make_query(qname, dns.rdatatype.SOA)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            r = dns.query.udp(q, "127.0.0.1", port=port, timeout=0.3)
+            if r.answer:
+                return
+        except (dns.exception.Timeout, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"no answer for {qname} on port {port}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def named_port(
+    signed_zones: dict[str, SignedZone], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
+    """BIND's named serving the same signed zones (minimal responses, no recursion)."""
+    named = require_tool("named")
+    d = tmp_path_factory.mktemp("named")
+    port = free_port()
+    zones = "".join(
+        f'zone "{z.origin}" {{ type primary; file "{z.path}"; }};\n' for z in signed_zones.values()
+    )
+    conf = d / "named.conf"
+    conf.write_text(
+        f"""options {{
+    directory "{d}";
+    pid-file "{d}/named.pid";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    minimal-responses yes;
+    minimal-any yes;
+    notify no;
+}};
+controls {{ }};
+{zones}"""
+    )
+    with (d / "named.log").open("wb") as logf:
+        proc = subprocess.Popen(
+            [named, "-g", "-c", str(conf), "-n", "1"], stdout=subprocess.DEVNULL, stderr=logf
+        )
+    try:
+        wait_for_dns(port, next(iter(signed_zones.values())).origin, proc)
+        yield port
+    finally:
+        stop(proc)

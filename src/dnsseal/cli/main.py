@@ -68,6 +68,13 @@ class LazyGroup(click.Group):
         assert isinstance(cmd, click.Command)
         return cmd
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # Our own errors are for people: one line naming the file, line or option, exit 1.
+        try:
+            return super().invoke(ctx)
+        except DnssealError as e:
+            raise click.ClickException(str(e)) from e
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(n, COMMANDS[n][2]) for n in self.list_commands(ctx)]
         if rows:
@@ -85,23 +92,8 @@ def cli(verbose: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: turns dnsseal errors into a one-line message and exit status 1."""
-    try:
-        rv: Any = cli.main(args=argv, prog_name="dnsseal", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(1)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except DnssealError as e:
-        click.echo(f"dnsseal: {e}", err=True)
-        sys.exit(1)
-    except BrokenPipeError:
-        sys.exit(1)
-    sys.exit(rv if isinstance(rv, int) else 0)
+    """Console entry point."""
+    cli.main(args=argv, prog_name="dnsseal")
 
 
 if __name__ == "__main__":

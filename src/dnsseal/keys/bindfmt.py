@@ -254,7 +254,7 @@ def format_private(key: Key) -> str:
     lines += [x.strip() for x in key.private.extra]
     for f in TIMING_FIELDS:
         value = key.timings.get(f.attr)
-        if value is not None:
+        if value is not None and f.private_tag:
             lines.append(f"{f.private_tag}: {format_bind_time(value)}")
     return "\n".join(lines) + "\n"
 

@@ -60,7 +60,7 @@ class TimingField:
     """One timing metadata field and its tag in each of BIND's three files."""
 
     attr: str
-    private_tag: str  # in .private (and the settime option letter's meaning)
+    private_tag: str | None  # in .private (None: BIND 9.18 rejects it there)
     key_tag: str | None  # as a comment in .key (None: not written there)
     state_tag: str  # in .state
     label: str  # for people (settime -p, keyinfo)
@@ -76,9 +76,10 @@ TIMING_FIELDS: tuple[TimingField, ...] = (
     TimingField("ds_publish", "DSPublish", None, "DSPublish", "DS Publish"),
     TimingField("sync_publish", "SyncPublish", "SyncPublish", "PublishCDS", "SYNC Publish"),
     TimingField("sync_delete", "SyncDelete", "SyncDelete", "DeleteCDS", "SYNC Delete"),
-    TimingField("ds_delete", "DSDelete", None, "DSRemoved", "DS Delete"),
+    # BIND keeps the DS removal time in the .state file only.
+    TimingField("ds_delete", None, None, "DSRemoved", "DS Delete"),
 )
-TIMING_BY_PRIVATE_TAG = {f.private_tag: f for f in TIMING_FIELDS}
+TIMING_BY_PRIVATE_TAG = {f.private_tag: f for f in TIMING_FIELDS if f.private_tag}
 TIMING_BY_STATE_TAG = {f.state_tag: f for f in TIMING_FIELDS}
 TIMING_BY_KEY_TAG = {f.key_tag: f for f in TIMING_FIELDS if f.key_tag}
 

@@ -1,0 +1,241 @@
+"""Key directory safety and bad input: atomic writes, mode 0600, never overwrite, clear
+errors naming the file and line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+import dns.name
+import pytest
+
+from dnsseal.crypto import software
+from dnsseal.errors import FileFormatError, KeyExists, KeyNotFound, StorageError
+from dnsseal.keys import algorithms
+from dnsseal.keys.model import Key, KeyTimings
+from dnsseal.storage import atomic
+from dnsseal.storage.keydir import KeyDirectory, load_key
+
+ZONE = dns.name.from_text("example.org.")
+
+
+def _new_key(alg: int = 13, flags: int = 257) -> Key:
+    public, material = software.generate(algorithms.get(alg))
+    return Key(
+        ZONE,
+        flags,
+        alg,
+        public,
+        ttl=300,
+        timings=KeyTimings(created=1_700_000_000),
+        private=material,
+    )
+
+
+def test_create_writes_private_0600_and_reads_back(tmp_path: Path) -> None:
+    kd = KeyDirectory(tmp_path)
+    key = _new_key()
+    kd.create(key)
+    priv = tmp_path / f"{key.basename}.private"
+    assert stat.S_IMODE(priv.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / f"{key.basename}.key").stat().st_mode) == 0o644
+    assert load_key(tmp_path / f"{key.basename}.key") == key
+    assert kd.keys(ZONE) == [key]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp files left"
+
+
+def test_existing_key_is_never_overwritten(tmp_path: Path) -> None:
+    kd = KeyDirectory(tmp_path)
+    key = _new_key()
+    kd.create(key)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(KeyExists, match="refusing to overwrite"):
+        kd.create(key)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_stray_file_in_the_way_blocks_creation_and_nothing_is_left(tmp_path: Path) -> None:
+    kd = KeyDirectory(tmp_path)
+    key = _new_key()
+    stray = tmp_path / f"{key.basename}.key"
+    stray.write_text("precious\n")
+    with pytest.raises(KeyExists):
+        kd.create(key)
+    assert stray.read_text() == "precious\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [stray.name]
+
+
+def test_atomic_create_refuses_existing_and_replace_keeps_mode(tmp_path: Path) -> None:
+    p = tmp_path / "f"
+    atomic.create(p, b"one", 0o600)
+    with pytest.raises(KeyExists):
+        atomic.create(p, b"two")
+    assert p.read_bytes() == b"one"
+    atomic.replace(p, b"three")
+    assert p.read_bytes() == b"three"
+    assert stat.S_IMODE(p.stat().st_mode) == 0o600
+
+
+def test_write_into_missing_directory_names_it(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="does not exist"):
+        KeyDirectory(tmp_path / "nope").create(_new_key())
+    with pytest.raises(StorageError, match=str(tmp_path / "nope")):
+        atomic.create(tmp_path / "nope" / "f", b"x")
+
+
+def test_save_is_atomic_and_keeps_private_mode(tmp_path: Path) -> None:
+    kd = KeyDirectory(tmp_path)
+    key = _new_key()
+    kd.create(key)
+    changed = key.with_timings(key.timings.replace(inactive=1_800_000_000))
+    kd.save(changed)
+    assert load_key(tmp_path / f"{key.basename}.private") == changed
+    priv = tmp_path / f"{key.basename}.private"
+    assert stat.S_IMODE(priv.stat().st_mode) == 0o600
+
+
+def test_loose_private_key_permissions_are_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    kd = KeyDirectory(tmp_path)
+    key = _new_key()
+    kd.create(key)
+    os.chmod(tmp_path / f"{key.basename}.private", 0o644)
+    with caplog.at_level(logging.WARNING):
+        load_key(tmp_path / f"{key.basename}.key")
+    assert "should be 0600" in caplog.text
+    assert f"{key.basename}.private" in caplog.text
+
+
+def _write_pair(tmp_path: Path, key_text: str, private_text: str | None = None) -> Path:
+    base = tmp_path / "Kexample.org.+013+00001"
+    base.with_suffix(base.suffix + ".key").write_text(key_text)
+    if private_text is not None:
+        base.with_suffix(base.suffix + ".private").write_text(private_text)
+    return base.with_suffix(base.suffix + ".key")
+
+
+@pytest.mark.parametrize(
+    ("key_text", "line", "message"),
+    [
+        ("", None, "no DNSKEY record"),
+        ("; only a comment\n", None, "no DNSKEY record"),
+        ("example.org. IN DNSKEY 257 3\n", 1, "bad DNSKEY rdata"),
+        ("example.org. IN DNSKEY 257 3 13 !!!notbase64\n", 1, "bad DNSKEY rdata"),
+        ("example.org. IN A 192.0.2.1\n", 1, "expected a DNSKEY record"),
+        ("; c\nexample.org. IN KEY 257 3 13 AAAA\n", 2, r"KEY \(SIG\(0\)\)"),
+        ("; Created: 2026x\nexample.org. IN DNSKEY 257 3 13 AAAA\n", 1, "Created"),
+        ("a. IN DNSKEY 257 3 13 AAAA\nb. IN DNSKEY 257 3 13 AAAA\n", 2, "more than one"),
+    ],
+)
+def test_malformed_key_file(tmp_path: Path, key_text: str, line: int | None, message: str) -> None:
+    path = _write_pair(tmp_path, key_text)
+    with pytest.raises(FileFormatError, match=message) as info:
+        load_key(path)
+    assert info.value.path == str(path)
+    assert info.value.line == line
+
+
+GOOD_KEY = "example.org. IN DNSKEY 257 3 13 " + "A" * 88 + "\n"
+
+
+@pytest.mark.parametrize(
+    ("private_text", "line", "message"),
+    [
+        ("", 1, "Private-key-format"),
+        ("Private-key-format: v1.3\n", None, "Algorithm"),
+        ("Private-key-format: v2.0\nAlgorithm: 13\n", 1, "unsupported private key format"),
+        ("Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\n", None, "truncated"),
+        ("Private-key-format: v1.3\nAlgorithm: 13\nPrivateKey: ***\n", 3, "invalid base64"),
+        (
+            "Private-key-format: v1.3\nAlgorithm: 13\nPrivateKey: AAAA\nCreated: soon\n",
+            4,
+            "Created",
+        ),
+        ("Private-key-format: v1.3\ngarbage line\n", 2, "expected 'Tag: value'"),
+        ("Private-key-format: v1.3\nAlgorithm: 15\nPrivateKey: AAAA\n", None, "algorithm 15"),
+    ],
+)
+def test_malformed_private_file(
+    tmp_path: Path, private_text: str, line: int | None, message: str
+) -> None:
+    path = _write_pair(tmp_path, GOOD_KEY, private_text)
+    with pytest.raises(FileFormatError, match=message) as info:
+        load_key(path)
+    assert info.value.path.endswith(".private") or info.value.path.endswith(".key")
+    assert info.value.line == line
+
+
+@pytest.mark.parametrize(
+    ("state_text", "line", "message"),
+    [
+        ("Algorithm: x\n", 1, "expected a number"),
+        ("KSK: maybe\n", 1, "expected yes or no"),
+        ("DNSKEYState: sideways\n", 1, "unknown state"),
+        ("Lifetime: 10\nPublished: 2026\n", 2, "Published"),
+    ],
+)
+def test_malformed_state_file(tmp_path: Path, state_text: str, line: int, message: str) -> None:
+    path = _write_pair(tmp_path, GOOD_KEY)
+    state = path.with_suffix(".state")
+    state.write_text(state_text)
+    with pytest.raises(FileFormatError, match=message) as info:
+        load_key(path)
+    assert info.value.path == str(state)
+    assert info.value.line == line
+
+
+def test_truncated_private_key_of_real_key(tmp_path: Path) -> None:
+    kd = KeyDirectory(tmp_path)
+    key = _new_key(8, 256)
+    kd.create(key)
+    priv = tmp_path / f"{key.basename}.private"
+    text = priv.read_text()
+    priv.write_text(text[: text.index("Prime2")])
+    with pytest.raises(FileFormatError, match="missing key material Prime2"):
+        load_key(priv)
+
+
+def test_corrupted_private_material_is_caught_before_signing(tmp_path: Path) -> None:
+    kd = KeyDirectory(tmp_path)
+    key = _new_key()
+    kd.create(key)
+    priv = tmp_path / f"{key.basename}.private"
+    lines = priv.read_text().splitlines()
+    lines[2] = "PrivateKey: " + "B" * 43 + "="
+    priv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(Exception, match="does not match the public key"):
+        software.signer_for(load_key(priv))
+
+
+def test_missing_files(tmp_path: Path) -> None:
+    with pytest.raises(KeyNotFound, match="no such file"):
+        load_key(tmp_path / "Kexample.org.+013+12345.key")
+    kd = KeyDirectory(tmp_path)
+    key = _new_key()
+    kd.create(key)
+    (tmp_path / f"{key.basename}.private").unlink()
+    public_only = load_key(tmp_path / f"{key.basename}.key")
+    assert public_only.private is None
+    with pytest.raises(KeyNotFound, match="private key not available"):
+        software.signer_for(public_only)
+
+
+def test_keys_are_told_apart_by_public_key_not_tag(tmp_path: Path) -> None:
+    a = _new_key()
+    b = Key(a.zone, a.flags, a.algorithm, a.public_key[:-1] + bytes([a.public_key[-1] ^ 1]))
+    assert a.id != b.id
+    # Same tag only by chance here, but identity never rests on the tag alone:
+    assert (a.algorithm, a.public_key) != (b.algorithm, b.public_key)
+
+
+def test_tag_collision_check_includes_revoked_tags(tmp_path: Path) -> None:
+    kd = KeyDirectory(tmp_path)
+    key = _new_key()
+    kd.create(key)
+    assert kd.tag_in_use(ZONE, 13, key.tag)
+    assert kd.tag_in_use(ZONE, 13, key.revoked().tag)
+    assert not kd.tag_in_use(ZONE, 8, key.tag)
+    assert not kd.tag_in_use(dns.name.from_text("other.org."), 13, key.tag)

@@ -1,0 +1,86 @@
+"""Durations and BIND time specifications."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dnsseal.durations import (
+    UNLIMITED,
+    format_bind_time,
+    format_duration,
+    format_human_time,
+    parse_bind_time,
+    parse_duration,
+    parse_when,
+)
+from dnsseal.errors import InputError
+
+NOW = 1_790_000_000
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("P1Y", 365 * 86400), ("P60D", 60 * 86400), ("PT1H", 3600), ("P2W", 14 * 86400),
+        ("P1M", 30 * 86400), ("P1DT12H", 129600), ("PT90M", 5400), ("pt5m", 300),
+        ("3600", 3600), ("1h30m", 5400), ("2w", 14 * 86400), ("1d", 86400), ("0", 0),
+        ("1W2D3H4M5S", 788645),
+    ],
+)  # fmt: skip
+def test_parse_duration(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "P", "PT", "P1DT", "1x", "h1", "P1.5D", "-1d", "1d 2h"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(InputError):
+        parse_duration(text)
+
+
+def test_unlimited() -> None:
+    assert parse_duration("unlimited", allow_unlimited=True) == UNLIMITED
+    with pytest.raises(InputError, match="not allowed"):
+        parse_duration("unlimited")
+    assert format_duration(UNLIMITED) == "unlimited"
+
+
+@given(st.integers(min_value=0, max_value=10**10))
+def test_format_duration_round_trips(seconds: int) -> None:
+    assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("now", NOW), ("now+1d", NOW + 86400), ("now-1h", NOW - 3600), ("+30d", NOW + 30 * 86400),
+        ("-1w", NOW - 7 * 86400), ("+1y", NOW + 365 * 86400), ("+6mo", NOW + 180 * 86400),
+        ("+90mi", NOW + 5400), ("+1d12h", NOW + 129600), ("+3600", NOW + 3600),
+        ("20300101", 1893456000), ("20300101000001", 1893456001), ("1893456000", 1893456000),
+        ("none", None), ("NONE", None),
+    ],
+)  # fmt: skip
+def test_parse_when(text: str, expected: int | None) -> None:
+    assert parse_when(text, NOW) == expected
+
+
+@pytest.mark.parametrize("text", ["tomorrow", "+", "+5x", "2030-01-01", "20301301", "now*2"])
+def test_parse_when_rejects(text: str) -> None:
+    with pytest.raises(InputError, match="bad time"):
+        parse_when(text, NOW)
+
+
+def test_relative_to_base() -> None:
+    assert parse_when("+1d", NOW, base=100) == 100 + 86400
+    assert parse_when("now+1d", NOW, base=100) == NOW + 86400
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1))
+def test_bind_time_round_trip(ts: int) -> None:
+    assert parse_bind_time(format_bind_time(ts)) == ts
+
+
+def test_human_time_matches_bind() -> None:
+    assert format_human_time(1795299361) == "Sat Nov 21 22:16:01 2026"
+    assert format_human_time(1796163363) == "Tue Dec  1 22:16:03 2026"

@@ -54,6 +54,10 @@ LOWERCASE_NAME_TYPES: frozenset[int] = frozenset(
 )
 
 _RR_HEAD = struct.Struct("!HHIH")
+# Old types dnspython only knows as generic data: how many names lead their RDATA, so we can
+# lower-case them ourselves.  (A6's name follows a variable prefix and NXT's is followed by
+# a bitmap; both are obsolete and left as they are.)
+_LEADING_NAMES: dict[int, int] = {T.MD: 1, T.MF: 1, T.MB: 1, T.MG: 1, T.MR: 1, T.MINFO: 2}
 
 
 def name_wire(name: dns.name.Name) -> bytes:
@@ -85,7 +89,22 @@ def rdata_wire(rdata: dns.rdata.Rdata) -> bytes:
     RFC 6840 say so)."""
     wire = rdata.to_wire(canonicalize=rdata.rdtype in LOWERCASE_NAME_TYPES)
     assert wire is not None
+    count = _LEADING_NAMES.get(rdata.rdtype)
+    if count and isinstance(rdata, dns.rdata.GenericRdata):
+        return _lower_leading_names(wire, count)
     return wire
+
+
+def _lower_leading_names(wire: bytes, count: int) -> bytes:
+    out = bytearray(wire)
+    i = 0
+    for _ in range(count):
+        while i < len(out) and out[i]:
+            n = out[i]
+            out[i + 1 : i + 1 + n] = bytes(out[i + 1 : i + 1 + n]).lower()
+            i += 1 + n
+        i += 1
+    return bytes(out)
 
 
 def canonical_rdatas(wires: Iterable[bytes]) -> tuple[bytes, ...]:

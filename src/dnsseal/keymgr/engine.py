@@ -1,0 +1,659 @@
+"""The key manager engine: ``step(policy, keys, facts, now) -> Plan``.
+
+Pure: keys, policy, facts and ``now`` come in, a :class:`~dnsseal.keymgr.plan.Plan` goes
+out.  New key material, when the policy needs a key, comes from the ``keygen`` callable
+the caller passes (the CLI passes the software key store; tests pass a deterministic fake).
+
+One step does what BIND's ``dns_keymgr_run`` does, in this order:
+
+1. give every key its role and record states (from its ``.state``, or derived from BIND
+   timing metadata for adopted keys);
+2. record facts (DS seen / withdrawn at the parent, rollover requests) in the timing
+   metadata, where BIND keeps them (DSPublish, DSRemoved, Inactive);
+3. retire keys the policy no longer wants, and purge keys hidden for ``purge-keys``;
+4. for each key line of the policy, create the first key, or a successor when the active
+   key's retire time minus the publication interval is reached (never a second roll of the
+   same key line while one is in progress);
+5. move every record towards its key's goal, one safe step at a time (:mod:`.rules`),
+   until nothing can move; the earliest time something could move is the next event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import dns.name
+
+from dnsseal.durations import format_bind_time
+from dnsseal.findings import Finding, Severity
+from dnsseal.keymgr.plan import DsSeen, DsWithdrawn, Facts, KeyReport, Plan, RolloverRequest
+from dnsseal.keymgr.rules import (
+    DNSKEY,
+    DS,
+    KRRSIG,
+    RTYPES,
+    ZRRSIG,
+    H,
+    O,
+    R,
+    U,
+    Work,
+    policy_allows,
+    transition_safe,
+)
+from dnsseal.keys.model import (
+    FLAG_REVOKE,
+    FLAG_SEP,
+    FLAG_ZONE,
+    TIMING_FIELDS,
+    Key,
+    KeyState,
+    KeyTimings,
+    PrivateMaterial,
+    RecordState,
+    key_tag,
+)
+from dnsseal.policy.model import UNLIMITED, KeySpec, Policy
+
+log = logging.getLogger(__name__)
+
+KeyGen = Callable[[KeySpec], tuple[bytes, PrivateMaterial]]
+MAX_TAG_RETRIES = 32
+_NEXT = {
+    # goal -> state -> next state (the edges of the state machine)
+    O: {H: R, U: R, R: O, O: O},
+    H: {R: U, O: U, U: H, H: H},
+}
+
+
+def _key_ttl(w: Work, policy: Policy) -> int:
+    return max(w.key.ttl or 0, policy.dnskey_ttl)
+
+
+# ----------------------------------------------------------------------- initialisation
+
+
+def _init(key: Key, policy: Policy, now: int) -> Work:
+    """The working copy of ``key``; records without a state get one derived from the
+    timing metadata, as BIND does when it adopts keys made by dnssec-keygen."""
+    st = key.state or KeyState()
+    csk = key.is_ksk and any(s.role == "csk" and s.algorithm == key.algorithm for s in policy.keys)
+    ksk = st.ksk if st.ksk is not None else key.is_ksk or csk
+    zsk = st.zsk if st.zsk is not None else (not key.is_ksk) or csk
+    t = {f.attr: key.timings.get(f.attr) for f in TIMING_FIELDS}
+    dnskey = zrrsig = ds = H
+    goal = H
+    sig_wait = policy.max_zone_ttl + policy.zone_propagation_delay
+    act, pub, sync = t["activate"], t["publish"], t["sync_publish"]
+    ret, rem = t["inactive"], t["delete"]
+    if act is not None and act <= now:
+        zrrsig = O if act + sig_wait <= now else R
+        goal = O
+    if pub is not None and pub <= now:
+        ttl = max(key.ttl or 0, policy.dnskey_ttl) + policy.zone_propagation_delay
+        dnskey = O if pub + ttl <= now else R
+        goal = O
+    if sync is not None and sync <= now:
+        ds = O if sync + policy.parent_ds_ttl + policy.parent_propagation_delay <= now else R
+        goal = O
+    if ret is not None and ret <= now:
+        zrrsig = H if ret + sig_wait <= now else U
+        ds = U
+        goal = H
+    if rem is not None and rem <= now:
+        ttl = max(key.ttl or 0, policy.dnskey_ttl) + policy.zone_propagation_delay
+        dnskey = H if rem + ttl <= now else U
+        zrrsig = ds = H
+        goal = H
+    derived = (dnskey, zrrsig if zsk else None, dnskey if ksk else None, ds if ksk else None)
+    have = (st.dnskey, st.zrrsig, st.krrsig, st.ds)
+    have_changes = (st.dnskey_change, st.zrrsig_change, st.krrsig_change, st.ds_change)
+    states: list[RecordState | None] = []
+    changes: list[int | None] = []
+    log_lines: list[str] = []
+    for i, (d, h, c) in enumerate(zip(derived, have, have_changes, strict=True)):
+        if h is not None and h is not RecordState.NA:
+            states.append(h)
+            changes.append(c)
+        elif d is None or h is RecordState.NA:
+            states.append(None)
+            changes.append(None)
+        else:
+            states.append(d)
+            changes.append(now)
+            if key.state is None or h is None:
+                log_lines.append(f"{RTYPES[i]} state initialised to {d.value} from timing metadata")
+    w = Work(
+        key=key,
+        ksk=bool(ksk),
+        zsk=bool(zsk),
+        states=states,
+        changes=changes,
+        goal=st.goal if st.goal is not None else goal,
+        timings=t,
+        lifetime=st.lifetime,
+        predecessor=st.predecessor,
+        successor=st.successor,
+    )
+    if key.state is None:
+        w.log.extend(log_lines)
+    return w
+
+
+def _apply_facts(works: Sequence[Work], facts: Facts, policy: Policy) -> None:
+    by_id = {w.key.id: w for w in works}
+    for fact in facts.items:
+        w = by_id.get(fact.key)
+        if w is None:
+            continue
+        if isinstance(fact, DsSeen):
+            _set_time(w, "ds_publish", fact.when, "DS seen at the parent")
+        elif isinstance(fact, DsWithdrawn):
+            _set_time(w, "ds_delete", fact.when, "DS withdrawn from the parent")
+        elif isinstance(fact, RolloverRequest) and w.goal is O:
+            _set_time(w, "inactive", fact.when, "rollover requested")
+            _settime_remove(w, policy)
+
+
+def _set_time(w: Work, attr: str, value: int | None, why: str) -> None:
+    if w.timings.get(attr) != value:
+        w.timings[attr] = value
+        shown = format_bind_time(value) if value is not None else "unset"
+        w.log.append(f"{attr} set to {shown} ({why})")
+
+
+# ----------------------------------------------------------------------- timing metadata
+
+
+def _settime_remove(w: Work, policy: Policy) -> None:
+    retire = w.timings.get("inactive")
+    if retire is None:
+        return
+    remove = 0
+    if w.zsk:
+        remove = retire + policy.iret_zsk
+    if w.ksk:
+        remove = max(remove, retire + policy.iret_ksk)
+    _set_time(w, "delete", remove, "retire time + retire interval")
+
+
+def _settime_syncpublish(w: Work, policy: Policy, first: bool) -> None:
+    pub = w.timings.get("publish")
+    if pub is None or not w.ksk:
+        return
+    sync = pub + policy.ipub
+    if first:
+        sync = max(sync, pub + policy.ipub_first)
+    _set_time(w, "sync_publish", sync, "DS may be submitted")
+
+
+def _prepublication_time(w: Work, policy: Policy, lifetime: int, now: int) -> int:
+    """When the successor of active key ``w`` must be published (0: never).  Fills in
+    missing activate/publish/sync-publish/inactive/delete times, as BIND does."""
+    t = w.timings
+    if t.get("activate") is None:
+        _set_time(w, "activate", now, "active key without an activation time")
+    if t.get("publish") is None:
+        _set_time(w, "publish", now, "active key without a publication time")
+    prepub = _key_ttl(w, policy) + policy.publish_safety + policy.zone_propagation_delay
+    pub = t["publish"]
+    assert pub is not None
+    if w.ksk and t.get("sync_publish") is None:
+        sync = pub + prepub
+        if w.predecessor is None:
+            sync = max(sync, pub + policy.ipub_first)
+        _set_time(w, "sync_publish", sync, "DS may be submitted")
+    retire = t.get("inactive")
+    if retire is None:
+        if w.lifetime is None:
+            w.lifetime = lifetime
+        if w.lifetime == UNLIMITED:
+            return 0
+        act = t["activate"]
+        assert act is not None
+        retire = act + w.lifetime
+        _set_time(w, "inactive", retire, "activation + lifetime")
+    _settime_remove(w, policy)
+    return max(now, retire - prepub) if prepub <= retire else now
+
+
+def _update_lifetime(w: Work, policy: Policy, lifetime: int) -> None:
+    """A changed policy lifetime applies to keys already in use."""
+    if w.lifetime is None:
+        w.lifetime = lifetime
+        return
+    if w.goal is not O or w.lifetime == lifetime:
+        return
+    w.log.append(f"lifetime changed to {lifetime or 'unlimited'} by the policy")
+    w.lifetime = lifetime
+    if lifetime:
+        act = w.timings.get("activate")
+        _set_time(w, "inactive", (act if act is not None else 0) + lifetime, "new lifetime")
+        _settime_remove(w, policy)
+    else:
+        _set_time(w, "inactive", None, "unlimited lifetime")
+        _set_time(w, "delete", None, "unlimited lifetime")
+
+
+def _retire(w: Work, policy: Policy, now: int) -> None:
+    """The key is not wanted by the policy: it goes, safely."""
+    retire = w.timings.get("inactive")
+    if retire is None or retire > now:
+        _set_time(w, "inactive", now, "not wanted by the policy")
+    w.goal = H
+    _settime_remove(w, policy)
+    for i, applies in ((DNSKEY, True), (KRRSIG, w.ksk), (DS, w.ksk), (ZRRSIG, w.zsk)):
+        if applies and w.states[i] is None:
+            w.states[i] = O
+            w.changes[i] = now
+    w.log.append("retired: the policy has no key line for it")
+
+
+# ------------------------------------------------------------------------- key matching
+
+
+def _matches(spec: KeySpec, w: Work) -> bool:
+    if spec.algorithm != w.alg or spec.ksk != w.ksk or spec.zsk != w.zsk:
+        return False
+    return spec.bits is None or spec.bits == w.key.bits
+
+
+def _unused(w: Work) -> bool:
+    t = w.timings
+    return (
+        t.get("publish") is None
+        and t.get("activate") is None
+        and w.goal is not O
+        and w.all_hidden()
+        and not w.created
+    )
+
+
+def _tag_conflict(key: Key, works: Sequence[Work]) -> bool:
+    rid = key_tag(key.flags | FLAG_REVOKE, key.protocol, key.algorithm, key.public_key)
+    for w in works:
+        if w.alg != key.algorithm:
+            continue
+        k = w.key
+        wrid = key_tag(k.flags | FLAG_REVOKE, k.protocol, k.algorithm, k.public_key)
+        if {k.tag, wrid} & {key.tag, rid}:
+            return True
+    return False
+
+
+def _new_key(
+    spec: KeySpec,
+    zone: dns.name.Name,
+    policy: Policy,
+    keygen: KeyGen,
+    works: Sequence[Work],
+    now: int,
+) -> Work:
+    flags = FLAG_ZONE | (FLAG_SEP if spec.ksk else 0)
+    for _ in range(MAX_TAG_RETRIES):
+        public, private = keygen(spec)
+        key = Key(zone, flags, spec.algorithm, public, ttl=policy.dnskey_ttl, private=private)
+        if not _tag_conflict(key, works):
+            break
+        log.warning("[%s] DNSSEC: key tag %d collides with a key in use; generating again",
+                    zone, key.tag)  # fmt: skip
+    else:
+        raise RuntimeError(f"{zone}: could not generate a key without a key tag collision")
+    w = Work(
+        key=key,
+        ksk=spec.ksk,
+        zsk=spec.zsk,
+        states=[H, H if spec.zsk else None, H if spec.ksk else None, H if spec.ksk else None],
+        changes=[
+            now,
+            now if spec.zsk else None,
+            now if spec.ksk else None,
+            now if spec.ksk else None,
+        ],
+        goal=H,
+        timings={f.attr: None for f in TIMING_FIELDS},
+        lifetime=spec.lifetime,
+        predecessor=None,
+        successor=None,
+        created=True,
+    )
+    w.timings["created"] = now
+    w.log.append(f"created ({spec.role.upper()}, algorithm {spec.algorithm})")
+    return w
+
+
+# ------------------------------------------------------------------------------ rollover
+
+
+def _roll_in_progress(spec: KeySpec, works: Sequence[Work], active: Work) -> Work | None:
+    """A key of the same line still leaving the zone ("three is a crowd")."""
+    for w in works:
+        if w is active or w.purge or w.goal is not H or w.all_hidden():
+            continue
+        if w.alg == spec.algorithm and w.ksk == spec.ksk and w.zsk == spec.zsk:
+            return w
+    return None
+
+
+def _rollover(
+    spec: KeySpec,
+    active: Work | None,
+    works: list[Work],
+    zone: dns.name.Name,
+    policy: Policy,
+    keygen: KeyGen | None,
+    now: int,
+    wake: list[int],
+    needed: list[str],
+) -> None:
+    prepub = 0
+    if active is not None:
+        prepub = _prepublication_time(active, policy, spec.lifetime, now)
+        if prepub == 0 or prepub > now:
+            if prepub:
+                wake.append(prepub)
+            return
+        if any(w.predecessor == active.tag and active.successor == w.tag for w in works):
+            return
+        busy = _roll_in_progress(spec, works, active)
+        if busy is not None:
+            active.waiting = (
+                f"its successor is due, but the roll from {busy.tag} is still in progress; "
+                "the next roll starts when that key is gone"
+            )
+            return
+    candidate = next((w for w in works if _matches(spec, w) and _unused(w)), None)
+    if candidate is None:
+        if keygen is None:
+            needed.append(spec.role)
+            return
+        candidate = _new_key(spec, zone, policy, keygen, works, now)
+        works.append(candidate)
+    else:
+        candidate.log.append("selected from the unused keys in the key directory")
+    new = candidate
+    new.lifetime = spec.lifetime
+    if active is None:
+        _set_time(new, "publish", now, "first key of its line")
+        _set_time(new, "activate", now, "first key of its line")
+        _settime_syncpublish(new, policy, first=True)
+        act = now
+    else:
+        created = new.timings.get("created") or now
+        new.predecessor = active.tag
+        active.successor = new.tag
+        retire = active.timings.get("inactive")
+        act = retire if retire is not None else now
+        if prepub < created:
+            act += created - prepub
+            prepub = created
+        act = max(act, created)
+        _set_time(new, "publish", prepub, "predecessor's retire time - publication interval")
+        _set_time(new, "activate", act, "predecessor's retire time")
+        _settime_syncpublish(new, policy, first=False)
+        active.goal = H
+        active.log.append(f"rolling over to {new.tag}")
+        new.log.append(f"successor of {active.tag}")
+    new.goal = O
+    if spec.lifetime:
+        _set_time(new, "inactive", act + spec.lifetime, "activation + lifetime")
+        _settime_remove(new, policy)
+
+
+# ------------------------------------------------------------------ state transitions
+
+
+def _transition_time(w: Work, rtype: int, nxt: RecordState, policy: Policy, now: int) -> int | None:
+    """When the move may happen; None when it waits on the parent (a checkds fact)."""
+    if nxt in (R, U):
+        return now
+    last = w.changes[rtype]
+    if last is None:
+        w.changes[rtype] = last = now
+    if rtype in (DNSKEY, KRRSIG):
+        wait = _key_ttl(w, policy) + policy.zone_propagation_delay
+        return last + wait + (policy.publish_safety if nxt is O else 0)
+    if rtype == ZRRSIG:
+        t = last + policy.max_zone_ttl + policy.zone_propagation_delay + policy.retire_safety
+        if w.predecessor is not None or w.successor is not None:
+            t += policy.sign_delay
+        return t
+    seen = w.timings.get("ds_publish" if nxt is O else "ds_delete")
+    if seen is None or seen > now:
+        return None
+    return seen + policy.parent_ds_ttl + policy.parent_propagation_delay + policy.retire_safety
+
+
+def _ds_wait(w: Work, zone: dns.name.Name, nxt: RecordState) -> str:
+    z = zone.to_text(omit_final_dot=True) or "."
+    if nxt is O:
+        return (
+            f"DS for {w.tag} not yet seen at the parent; run "
+            f"`dnsseal keys checkds {z} --key {w.tag} published` when it is"
+        )
+    return (
+        f"DS for {w.tag} still at the parent; run "
+        f"`dnsseal keys checkds {z} --key {w.tag} withdrawn` when it is gone"
+    )
+
+
+def _update(
+    works: list[Work],
+    policy: Policy,
+    zone: dns.name.Name,
+    now: int,
+    wake: list[int],
+    s2i: bool,
+) -> None:
+    changed = True
+    rounds = 0
+    while changed and rounds < 64:
+        changed = False
+        rounds += 1
+        for w in works:
+            if w.purge or w.goal is None or w.goal not in _NEXT:
+                continue
+            for i, state in enumerate(w.states):
+                if state is None:
+                    continue
+                nxt = _NEXT[w.goal][state]
+                if nxt is state:
+                    continue
+                why = policy_allows(works, w, i, nxt)
+                if why is not None:
+                    w.waiting = w.waiting or f"{RTYPES[i]} waits for {why}"
+                    continue
+                rule = transition_safe(works, w, i, nxt, s2i)
+                if rule is not None:
+                    w.waiting = w.waiting or (
+                        f"{RTYPES[i]} stays {state.value}: {rule} (waiting for other keys)"
+                    )
+                    continue
+                when = _transition_time(w, i, nxt, policy, now)
+                if when is None:
+                    w.waiting = w.waiting or _ds_wait(w, zone, nxt)
+                    continue
+                if when > now:
+                    wake.append(when)
+                    w.waiting = w.waiting or (
+                        f"{RTYPES[i]} becomes {nxt.value} at {format_bind_time(when)}"
+                    )
+                    continue
+                w.states[i] = nxt
+                w.changes[i] = now
+                w.log.append(f"{RTYPES[i]} {state.value} -> {nxt.value}")
+                w.waiting = None
+                changed = True
+
+
+def _may_purge(w: Work, policy: Policy, now: int, wake: list[int]) -> bool:
+    if policy.purge_keys == 0 or w.goal is O or _unused(w) or not w.all_hidden():
+        return False
+    last = max((c for c in w.changes if c is not None), default=0)
+    if last + policy.purge_keys < now:
+        return True
+    wake.append(last + policy.purge_keys + 1)
+    return False
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def _to_key(w: Work) -> Key:
+    old = w.key.state or KeyState()
+    s = w.states
+    state = KeyState(
+        lifetime=w.lifetime,
+        predecessor=w.predecessor,
+        successor=w.successor,
+        ksk=w.ksk,
+        zsk=w.zsk,
+        dnskey_change=w.changes[DNSKEY],
+        zrrsig_change=w.changes[ZRRSIG],
+        krrsig_change=w.changes[KRRSIG],
+        ds_change=w.changes[DS],
+        dnskey=s[DNSKEY],
+        zrrsig=s[ZRRSIG],
+        krrsig=s[KRRSIG],
+        ds=s[DS],
+        goal=w.goal,
+        extra=old.extra,
+    )
+    return w.key.with_timings(KeyTimings(**w.timings)).with_state(state)
+
+
+def _zone_of(keys: Sequence[Key], zone: dns.name.Name | None) -> dns.name.Name:
+    if zone is not None:
+        return zone
+    if keys:
+        return keys[0].zone
+    raise ValueError("step() needs the zone name when there are no keys")
+
+
+def step(
+    policy: Policy,
+    keys: Sequence[Key],
+    facts: Facts | None = None,
+    now: int = 0,
+    *,
+    zone: dns.name.Name | None = None,
+    keygen: KeyGen | None = None,
+) -> Plan:
+    """One key manager step for the zone of ``keys`` at ``now``.
+
+    ``keygen(spec)`` returns ``(public_key, private_material)`` for a new key; without it
+    the plan lists the roles still to create in ``to_generate`` and creates nothing.
+    Keys that belong to another zone are ignored.  Never raises for odd keys: problems
+    (a missing private key, ...) are findings in the plan.
+    """
+    z = _zone_of(keys, zone)
+    keys = [k for k in keys if k.zone == z]
+    problems: list[Finding] = []
+    owner = z.to_text()
+    for k in keys:
+        if k.private is None:
+            problems.append(
+                Finding(
+                    "KEY_PRIVATE_MISSING",
+                    Severity.ERROR,
+                    owner,
+                    f"key {k.tag} ({k.basename}) has no private key file: it cannot sign; "
+                    "restore the .private file (dnsseal never replaces a missing key)",
+                    rrtype="DNSKEY",
+                )
+            )
+    if not policy.manage:
+        reports = tuple(KeyReport(k, missing_private=k.private is None) for k in keys)
+        problems.append(
+            Finding("POLICY_NONE", Severity.INFO, owner, "policy 'none': keys are not managed")
+        )
+        return Plan(z, policy.name, now, reports, problems=tuple(problems))
+    works = [_init(k, policy, now) for k in keys]
+    seen_tags: dict[tuple[int, int], Work] = {}
+    for w in works:
+        other = seen_tags.get((w.alg, w.tag))
+        if other is not None:
+            problems.append(
+                Finding(
+                    "KEY_TAG_COLLISION",
+                    Severity.WARNING,
+                    owner,
+                    f"keys {other.key.basename} and another key share algorithm {w.alg} and "
+                    f"tag {w.tag}; they are told apart by their public keys, but the "
+                    "predecessor/successor links and `--key TAG` are ambiguous",
+                    rrtype="DNSKEY",
+                )
+            )
+        seen_tags[(w.alg, w.tag)] = w
+    _apply_facts(works, facts or Facts(), policy)
+    wake: list[int] = []
+    for w in works:
+        if not any(_matches(s, w) for s in policy.keys) and not _unused(w) and w.goal is not H:
+            _retire(w, policy, now)
+        if _may_purge(w, policy, now, wake):
+            w.purge = True
+            w.log.append(f"purged: hidden for longer than purge-keys ({policy.purge_keys}s)")
+    needed: list[str] = []
+    claimed: set[int] = set()
+    for spec in policy.keys:
+        mine = [w for w in works if _matches(spec, w) and not w.purge and id(w) not in claimed]
+        for w in mine:
+            if w.goal is O:
+                _update_lifetime(w, policy, spec.lifetime)
+        live = [w for w in mine if w.goal is O]
+        active = max(live, key=lambda w: w.timings.get("activate") or 0, default=None)
+        if active is not None:
+            claimed.add(id(active))
+        _rollover(spec, active, works, z, policy, keygen, now, wake, needed)
+    _update(works, policy, z, now, wake, s2i=not policy.keys)
+    return _plan(z, policy, now, works, wake, problems, needed)
+
+
+def _plan(
+    zone: dns.name.Name,
+    policy: Policy,
+    now: int,
+    works: list[Work],
+    wake: list[int],
+    problems: list[Finding],
+    needed: list[str],
+) -> Plan:
+    reports = []
+    for w in works:
+        key = _to_key(w)
+        changes = tuple(w.log)
+        if not w.created and key == w.key and not changes:
+            changes = ()
+        reports.append(
+            KeyReport(
+                key,
+                changes,
+                w.waiting if not w.purge else None,
+                w.created,
+                w.purge,
+                key.private is None,
+            )
+        )
+    live = [(w, r.key) for w, r in zip(works, reports, strict=True) if not w.purge]
+
+    def having(i: int) -> tuple[Key, ...]:
+        return tuple(k for w, k in live if w.states[i] in (R, O))
+
+    cds = tuple(k for w, k in live if w.ksk and w.states[DS] in (R, O))
+    cds_delete = not policy.keys and any(w.states[DS] in (R, O, U) for w, _ in live)
+    future = [t for t in wake if t > now]
+    return Plan(
+        zone=zone,
+        policy=policy.name,
+        now=now,
+        keys=tuple(reports),
+        dnskeys=having(DNSKEY),
+        ksk_signers=having(KRRSIG),
+        zsk_signers=having(ZRRSIG),
+        cds=() if cds_delete else cds,
+        cds_delete=cds_delete,
+        next_event=min(future) if future else None,
+        problems=tuple(problems),
+        to_generate=tuple(needed),
+    )

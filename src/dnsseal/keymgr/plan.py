@@ -1,0 +1,105 @@
+"""What goes into and comes out of the key manager.
+
+Facts are things only the outside world knows (the parent's DS RRset, an operator's
+request).  A :class:`Plan` is everything the caller needs to act: the keys with their new
+states and timing metadata (to be saved), keys to create and purge, the records to publish,
+who signs what, when to call again, and for each waiting key a sentence saying why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import dns.name
+
+from dnsseal.findings import Finding
+from dnsseal.keys.model import Key, KeyId
+
+
+@dataclass(frozen=True, slots=True)
+class DsSeen:
+    """The parent publishes a DS for ``key`` since ``when`` (checkds said so)."""
+
+    key: KeyId
+    when: int
+
+
+@dataclass(frozen=True, slots=True)
+class DsWithdrawn:
+    """The parent has no DS for ``key`` any more, since ``when``."""
+
+    key: KeyId
+    when: int
+
+
+@dataclass(frozen=True, slots=True)
+class RolloverRequest:
+    """Roll ``key`` at ``when`` (``rndc dnssec -rollover``): it retires then."""
+
+    key: KeyId
+    when: int
+
+
+Fact = DsSeen | DsWithdrawn | RolloverRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    items: tuple[Fact, ...] = ()
+
+    @classmethod
+    def of(cls, *items: Fact) -> Facts:
+        return cls(tuple(items))
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReport:
+    """One key after the step: its new metadata and what happened to it."""
+
+    key: Key
+    changes: tuple[str, ...] = ()
+    waiting: str | None = None  # why a record of this key cannot move yet
+    created: bool = False
+    purge: bool = False
+    missing_private: bool = False
+
+    @property
+    def tag(self) -> int:
+        return self.key.tag
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The outcome of one engine step for one zone at ``now``."""
+
+    zone: dns.name.Name
+    policy: str
+    now: int
+    keys: tuple[KeyReport, ...]
+    dnskeys: tuple[Key, ...] = ()  # the DNSKEY RRset
+    ksk_signers: tuple[Key, ...] = ()  # sign DNSKEY, CDS, CDNSKEY
+    zsk_signers: tuple[Key, ...] = ()  # sign everything else
+    cds: tuple[Key, ...] = ()  # CDS/CDNSKEY for these keys
+    cds_delete: bool = False  # publish the RFC 8078 DELETE CDS/CDNSKEY
+    next_event: int | None = None
+    problems: tuple[Finding, ...] = ()
+    to_generate: tuple[str, ...] = field(default=())  # roles needed when no keygen given
+
+    @property
+    def created(self) -> Sequence[KeyReport]:
+        return [r for r in self.keys if r.created]
+
+    @property
+    def purged(self) -> Sequence[KeyReport]:
+        return [r for r in self.keys if r.purge]
+
+    @property
+    def changed(self) -> Sequence[KeyReport]:
+        return [r for r in self.keys if r.changes]
+
+    def report(self, key: Key) -> KeyReport:
+        for r in self.keys:
+            if r.key.id == key.id:
+                return r
+        raise LookupError(f"key {key.tag} is not in the plan")

@@ -12,6 +12,7 @@ DEB_PACKAGES := bind9 bind9-utils bind9-dnsutils ldnsutils knot knot-dnsutils \
                 knot-dnssecutils unbound nsd dnsperf
 
 PYTEST_ARGS ?=
+PY_DIRS := $(wildcard src tests benchmarks)
 
 .PHONY: test lint type unit interop serve fmt deps venv system-deps clean bench
 
@@ -46,8 +47,8 @@ system-deps:
 	rc=$$?; [ $$had_policy = 1 ] || rm -f /usr/sbin/policy-rc.d; exit $$rc
 
 lint: venv
-	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check $(PY_DIRS)
+	$(BIN)/ruff check $(PY_DIRS)
 
 type: venv
 	$(BIN)/mypy --strict src
@@ -59,8 +60,8 @@ interop: deps
 	$(BIN)/pytest -m interop $(PYTEST_ARGS)
 
 fmt: venv
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format $(PY_DIRS)
+	$(BIN)/ruff check --fix $(PY_DIRS)
 
 serve: deps
 	$(BIN)/dnsseal serve

@@ -3,6 +3,7 @@ with dnssec-signzone's and dnssec-verify's option letters."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -15,11 +16,13 @@ import dns.rdatatype
 from dnsseal import clock
 from dnsseal.durations import format_bind_time, parse_duration, parse_when
 from dnsseal.errors import InputError, OptionError
+from dnsseal.findings import Severity
 from dnsseal.keys.model import Key
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, check_iterations, sign_zone
 from dnsseal.signer.keysel import smart_select
 from dnsseal.signer.parallel import ProcessBatchSigner
 from dnsseal.signer.sign import SERIAL_POLICIES
+from dnsseal.signer.verify import VerifyOptions, verify_zone
 from dnsseal.storage import zonefile
 from dnsseal.storage.keydir import KeyDirectory, load_key
 from dnsseal.zone import canonical
@@ -213,3 +216,60 @@ def signzone(
         _print_stats(s.generated, s.retained, s.dropped, t2 - t1, time.perf_counter() - t0)
     if not quiet and out != "-":
         click.echo(out)
+
+
+@click.command(context_settings=_CTX)
+@click.argument("zonefile_path", metavar="ZONEFILE")
+@click.option("-o", "origin_text", metavar="ORIGIN", help="Zone origin (default: file name).")
+@click.option("-t", "at", metavar="TIME", help="Check validity at TIME (default now).")
+@click.option("-x", "ksk_only", is_flag=True, help="DNSKEY RRset signed by KSKs only.")
+@click.option("-z", "ignore_ksk", is_flag=True, help="Ignore the KSK flag.")
+@click.option("--json", "as_json", is_flag=True, help="Print findings as JSON.")
+@click.option("--expire-within", metavar="DURATION",
+              help="Warn about signatures expiring within DURATION (e.g. P7D).")  # fmt: skip
+@click.pass_context
+def verify(
+    ctx: click.Context,
+    zonefile_path: str,
+    origin_text: str | None,
+    at: str | None,
+    ksk_only: bool,
+    ignore_ksk: bool,
+    as_json: bool,
+    expire_within: str | None,
+) -> None:
+    """Verify a signed zone: signatures, chains, placement and parameters.
+
+    Exit status: 0 when clean, 1 when there are errors, 2 when there are only warnings.
+    """
+    real_now = clock.now()
+    origin = _origin("-o", origin_text, zonefile_path)
+    now = _when("-t", at, real_now) if at is not None else real_now
+    assert now is not None
+    options = VerifyOptions(
+        ksk_only=ksk_only,
+        ignore_ksk_flag=ignore_ksk,
+        expire_within=_duration("--expire-within", expire_within) or 0,
+    )
+    zone = zonefile.read_zone(zonefile_path, origin)
+    findings = verify_zone(zone, now, options)
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    warnings = sum(f.severity is Severity.WARNING for f in findings)
+    if as_json:
+        doc = {
+            "zone": origin.to_text(),
+            "time": now,
+            "clean": not errors and not warnings,
+            "errors": errors,
+            "warnings": warnings,
+            "findings": [f.to_dict() for f in findings],
+        }
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        for f in findings:
+            click.echo(str(f))
+        if errors or warnings:
+            click.echo(f"{origin}: {errors} error(s), {warnings} warning(s)", err=True)
+        else:
+            click.echo(f"Zone {origin} is verified and complete at {format_bind_time(now)}")
+    ctx.exit(1 if errors else 2 if warnings else 0)

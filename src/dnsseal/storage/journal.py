@@ -1,0 +1,271 @@
+"""The zone journal and the key-event audit log, in SQLite in the state directory.
+
+The journal keeps, per zone, a base version and every change after it as one transaction
+(serial from, serial to, records removed, records added).  It serves three purposes:
+
+* IXFR after a restart: the differences from a secondary's serial to the current one;
+* crash safety: a change is committed here (fsync'd, ``synchronous=FULL``) *before* the
+  server answers the update or serves the new version, so ``kill -9`` at any moment loses
+  nothing that was acknowledged; replaying base + transactions rebuilds the zone;
+* history people can read: records are stored in presentation format, one per line.
+
+The audit log records key events (created, published, active, retired, removed, DS seen,
+operator commands) with the zone, the key and a sentence.
+
+Records are RFC 1035 presentation lines with absolute names (``www.example. 300 IN A
+192.0.2.1``); converting to and from zone objects is the caller's business.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dnsseal.errors import StorageError
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS base (
+    zone TEXT PRIMARY KEY,
+    serial INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    records TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS txn (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    zone TEXT NOT NULL,
+    serial_from INTEGER NOT NULL,
+    serial_to INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    origin TEXT NOT NULL,
+    removed TEXT NOT NULL,
+    added TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS txn_zone ON txn (zone, id);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    zone TEXT NOT NULL,
+    key TEXT NOT NULL,
+    event TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_zone ON audit (zone, id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """One committed change of a zone."""
+
+    zone: str
+    serial_from: int
+    serial_to: int
+    time: int
+    origin: str  # "update", "reload", "resign", "keymgr", "transfer", ...
+    removed: tuple[str, ...]
+    added: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Base:
+    zone: str
+    serial: int
+    time: int
+    records: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    time: int
+    zone: str
+    key: str
+    event: str
+    message: str
+
+
+def _lines(records: Sequence[str]) -> str:
+    for r in records:
+        if "\n" in r:
+            raise ValueError(f"record text must be one line: {r!r}")
+    return "\n".join(records)
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(text.split("\n")) if text else ()
+
+
+def _zone_key(zone: str) -> str:
+    z = zone.lower()
+    return z if z.endswith(".") else z + "."
+
+
+class Journal:
+    """The journal and audit log of one state directory (``journal.sqlite``)."""
+
+    FILENAME = "journal.sqlite"
+
+    def __init__(self, state_dir: str | Path) -> None:
+        self.path = Path(state_dir) / self.FILENAME
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                self._db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                )
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise StorageError(
+                    str(self.path), f"journal schema {row[0]}, this dnsseal reads {SCHEMA_VERSION}"
+                )
+        except sqlite3.DatabaseError as e:
+            raise StorageError(str(self.path), f"cannot open journal: {e}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _txn(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            raise StorageError(str(self.path), f"journal write failed: {e}") from None
+
+    # ------------------------------------------------------------------ zone history
+
+    def set_base(self, zone: str, serial: int, records: Sequence[str], now: int) -> None:
+        """Store a full version of ``zone`` and drop the transactions it supersedes.
+
+        Used on first load and to compact the history (the caller decides how much IXFR
+        history to keep by choosing when to rebase).
+        """
+        z = _zone_key(zone)
+        with self._txn() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO base (zone, serial, time, records) VALUES (?, ?, ?, ?)",
+                (z, serial, now, _lines(records)),
+            )
+            db.execute("DELETE FROM txn WHERE zone = ?", (z,))
+
+    def append(self, txn: Transaction) -> None:
+        """Commit one change durably.  It must continue the zone's history: its
+        ``serial_from`` is the serial of the last transaction (or of the base)."""
+        z = _zone_key(txn.zone)
+        with self._txn() as db:
+            current = self._current_serial(db, z)
+            if current is None:
+                raise StorageError(str(self.path), f"{z}: no base version in the journal")
+            if current != txn.serial_from:
+                raise StorageError(
+                    str(self.path),
+                    f"{z}: change from serial {txn.serial_from} does not follow {current}",
+                )
+            db.execute(
+                "INSERT INTO txn (zone, serial_from, serial_to, time, origin, removed, added)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    z,
+                    txn.serial_from,
+                    txn.serial_to,
+                    txn.time,
+                    txn.origin,
+                    _lines(txn.removed),
+                    _lines(txn.added),
+                ),
+            )
+
+    @staticmethod
+    def _current_serial(db: sqlite3.Connection, zone: str) -> int | None:
+        row = db.execute(
+            "SELECT serial_to FROM txn WHERE zone = ? ORDER BY id DESC LIMIT 1", (zone,)
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        row = db.execute("SELECT serial FROM base WHERE zone = ?", (zone,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def current_serial(self, zone: str) -> int | None:
+        return self._current_serial(self._db, _zone_key(zone))
+
+    def base(self, zone: str) -> Base | None:
+        row = self._db.execute(
+            "SELECT zone, serial, time, records FROM base WHERE zone = ?", (_zone_key(zone),)
+        ).fetchone()
+        return None if row is None else Base(row[0], row[1], row[2], _split(row[3]))
+
+    def transactions(self, zone: str) -> list[Transaction]:
+        """Every change after the base, oldest first."""
+        rows = self._db.execute(
+            "SELECT zone, serial_from, serial_to, time, origin, removed, added FROM txn"
+            " WHERE zone = ? ORDER BY id",
+            (_zone_key(zone),),
+        ).fetchall()
+        return [Transaction(r[0], r[1], r[2], r[3], r[4], _split(r[5]), _split(r[6])) for r in rows]
+
+    def since(self, zone: str, serial: int) -> list[Transaction] | None:
+        """The changes from ``serial`` to the current version, for IXFR; None when the
+        history does not reach back to ``serial`` (answer with AXFR instead)."""
+        txns = self.transactions(zone)
+        for i, t in enumerate(txns):
+            if t.serial_from == serial:
+                return txns[i:]
+        if self.current_serial(zone) == serial:
+            return []
+        return None
+
+    def replay(self, zone: str) -> tuple[int, set[str]] | None:
+        """The current version rebuilt from the base and every transaction: (serial,
+        records).  None when the journal knows nothing of ``zone``."""
+        b = self.base(zone)
+        if b is None:
+            return None
+        records = set(b.records)
+        serial = b.serial
+        for t in self.transactions(zone):
+            records.difference_update(t.removed)
+            records.update(t.added)
+            serial = t.serial_to
+        return serial, records
+
+    # -------------------------------------------------------------------- audit log
+
+    def audit(self, event: AuditEvent) -> None:
+        with self._txn() as db:
+            db.execute(
+                "INSERT INTO audit (time, zone, key, event, message) VALUES (?, ?, ?, ?, ?)",
+                (event.time, _zone_key(event.zone), event.key, event.event, event.message),
+            )
+
+    def audit_log(self, zone: str | None = None, limit: int = 1000) -> list[AuditEvent]:
+        """The latest ``limit`` events (of ``zone``, when given), oldest first."""
+        if zone is None:
+            rows = self._db.execute(
+                "SELECT time, zone, key, event, message FROM audit ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT time, zone, key, event, message FROM audit WHERE zone = ?"
+                " ORDER BY id DESC LIMIT ?",
+                (_zone_key(zone), limit),
+            ).fetchall()
+        return [AuditEvent(*r) for r in reversed(rows)]

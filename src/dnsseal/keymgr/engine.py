@@ -358,9 +358,10 @@ def _rollover(
             return
         busy = _roll_in_progress(spec, works, active)
         if busy is not None:
-            active.waiting = (
+            _wait(
+                active,
                 f"its successor is due, but the roll from {busy.tag} is still in progress; "
-                "the next roll starts when that key is gone"
+                "the next roll starts when that key is gone",
             )
             return
     candidate = next((w for w in works if _matches(spec, w) and _unused(w)), None)
@@ -425,6 +426,16 @@ def _transition_time(w: Work, rtype: int, nxt: RecordState, policy: Policy, now:
     return seen + policy.parent_ds_ttl + policy.parent_propagation_delay + policy.retire_safety
 
 
+def _wait(w: Work, why: str, *, first: bool = False) -> None:
+    """Remember why a record of ``w`` cannot move (parent waits first: an operator can
+    act on those)."""
+    if why not in w.waits:
+        if first:
+            w.waits.insert(0, why)
+        else:
+            w.waits.append(why)
+
+
 def _ds_wait(w: Work, zone: dns.name.Name, nxt: RecordState) -> str:
     z = zone.to_text(omit_final_dot=True) or "."
     if nxt is O:
@@ -462,28 +473,24 @@ def _update(
                     continue
                 why = policy_allows(works, w, i, nxt)
                 if why is not None:
-                    w.waiting = w.waiting or f"{RTYPES[i]} waits for {why}"
+                    _wait(w, f"{RTYPES[i]} waits for {why}")
                     continue
                 rule = transition_safe(works, w, i, nxt, s2i)
                 if rule is not None:
-                    w.waiting = w.waiting or (
-                        f"{RTYPES[i]} stays {state.value}: {rule} (waiting for other keys)"
-                    )
+                    _wait(w, f"{RTYPES[i]} stays {state.value}: {rule} (waiting for other keys)")
                     continue
                 when = _transition_time(w, i, nxt, policy, now)
                 if when is None:
-                    w.waiting = w.waiting or _ds_wait(w, zone, nxt)
+                    _wait(w, _ds_wait(w, zone, nxt), first=True)
                     continue
                 if when > now:
                     wake.append(when)
-                    w.waiting = w.waiting or (
-                        f"{RTYPES[i]} becomes {nxt.value} at {format_bind_time(when)}"
-                    )
+                    _wait(w, f"{RTYPES[i]} becomes {nxt.value} at {format_bind_time(when)}")
                     continue
                 w.states[i] = nxt
                 w.changes[i] = now
                 w.log.append(f"{RTYPES[i]} {state.value} -> {nxt.value}")
-                w.waiting = None
+                w.waits.clear()
                 changed = True
 
 
@@ -629,7 +636,7 @@ def _plan(
             KeyReport(
                 key,
                 changes,
-                w.waiting if not w.purge else None,
+                "; ".join(w.waits) if w.waits and not w.purge else None,
                 w.created,
                 w.purge,
                 key.private is None,

@@ -48,7 +48,7 @@ class Work:
     created: bool = False
     purge: bool = False
     log: list[str] = field(default_factory=list)
-    waiting: str | None = None
+    waits: list[str] = field(default_factory=list)
 
     @property
     def tag(self) -> int:

@@ -1,0 +1,149 @@
+"""`dnsseal serve` (the authoritative server) and `dnsseal ctl` (its control client)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import click
+
+from dnsseal.errors import OptionError
+from dnsseal.server.control import COMMANDS, request
+from dnsseal.server.service import AuthServer
+from dnsseal.storage.serverconfig import (
+    DEFAULT_PORT,
+    ServerConfig,
+    default_config,
+    load_config,
+)
+
+UNSIGNED_NOTE = (
+    "note: zones that are not signed yet need the signer integration (signing under the "
+    "'default' policy), which is not in this build; they are not served. Sign them with "
+    "`dnsseal signzone` or dnssec-signzone and put the signed file in the zones directory."
+)
+
+
+def _print_intro(server: AuthServer, config: ServerConfig) -> None:
+    ep = config.listen[0]
+    served = [z for z in server.zones.values() if z.served is not None]
+    click.echo(f"dnsseal serving {len(served)} zone(s) on " + ", ".join(map(str, config.listen)))
+    for state in server.zones.values():
+        if state.error:
+            click.echo(f"  {state.name}: NOT served: {state.error}", err=True)
+    for state in served:
+        assert state.served is not None
+        snap = state.served.snapshot
+        name = snap.origin.to_text()
+        click.echo(f"  {name} serial {snap.serial} from {state.config.file}")
+        click.echo("  try:")
+        click.echo(f"    dig @{ep.host} -p {ep.port} {name} SOA +dnssec +multi")
+        click.echo(f"    dig @{ep.host} -p {ep.port} {name} DNSKEY +dnssec")
+        click.echo(f"    dig @{ep.host} -p {ep.port} nonexistent.{name} A +dnssec")
+    if config.control is not None:
+        click.echo(f"control: dnsseal ctl -s {config.control} status")
+
+
+@click.command("serve")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML configuration (default: serve the presigned zones in ./zones).",
+)
+@click.option(
+    "--zones-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("zones"),
+    show_default=True,
+    help="Without -c: the directory of zone files to serve.",
+)
+@click.option(
+    "-p", "--port", type=int, default=DEFAULT_PORT, show_default=True, help="Without -c: port."
+)
+def serve(config_path: Path | None, zones_dir: Path, port: int) -> None:
+    """Run the authoritative server for presigned zones (UDP and TCP).
+
+    SIGHUP or `dnsseal ctl reload` reloads; SIGTERM, Ctrl-C or `dnsseal ctl stop` stops.
+    """
+    if config_path is not None:
+        config = load_config(config_path)
+    else:
+        config = default_config(zones_dir, port)
+        if not config.zones:
+            click.echo(f"no zone files (*.signed, *.zone, *.db) in {zones_dir}/.", err=True)
+            click.echo(UNSIGNED_NOTE, err=True)
+            raise SystemExit(1)
+    if not config.listen:
+        raise OptionError("server.listen", "no address to listen on")
+
+    async def main() -> None:
+        server = AuthServer(config, config_path)
+        await server.start()
+        try:
+            _print_intro(server, config)
+            if config_path is None and any(z.error for z in server.zones.values()):
+                click.echo(UNSIGNED_NOTE, err=True)
+            await server.wait_stopped()
+        finally:
+            await server.stop()
+
+    asyncio.run(main())
+
+
+def _socket_path(socket_path: Path | None, config_path: Path | None) -> Path:
+    if socket_path is not None:
+        return socket_path
+    if config_path is not None:
+        control = load_config(config_path).control
+        if control is None:
+            raise OptionError("server.control", f"{config_path} configures no control socket")
+        return control
+    return Path("dnsseal.sock")
+
+
+@click.command("ctl")
+@click.option(
+    "-s",
+    "--socket",
+    "socket_path",
+    type=click.Path(path_type=Path),
+    help="Control socket (default: from -c, else ./dnsseal.sock).",
+)
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON reply.")
+@click.argument("command", type=click.Choice(sorted(COMMANDS)))
+@click.argument("args", nargs=-1)
+def ctl(
+    socket_path: Path | None,
+    config_path: Path | None,
+    as_json: bool,
+    command: str,
+    args: tuple[str, ...],
+) -> None:
+    """Control a running server (like rndc): status, reload, zone-status ZONE,
+    notify ZONE, stop."""
+    wanted = COMMANDS[command][0]
+    if len(args) != len(wanted):
+        raise click.UsageError(f"usage: dnsseal ctl {' '.join([command, *wanted])}")
+    reply = request(_socket_path(socket_path, config_path), command, list(args))
+    if as_json:
+        click.echo(json.dumps(reply, indent=2))
+    else:
+        if not reply.get("ok"):
+            click.echo(f"error: {reply.get('error') or reply.get('problems')}", err=True)
+        result = reply.get("result")
+        if isinstance(result, dict):
+            for k, v in result.items():
+                click.echo(f"{k}: {v}")
+        elif isinstance(result, list):
+            for line in result:
+                click.echo(line)
+        elif result is not None:
+            click.echo(result)
+        for p in reply.get("problems") or []:
+            click.echo(f"problem: {p}", err=True)
+    if not reply.get("ok"):
+        raise SystemExit(1)

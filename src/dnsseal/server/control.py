@@ -1,0 +1,140 @@
+"""The control channel: `dnsseal ctl` talks to a running server over a unix socket.
+
+One JSON object per line each way: ``{"command": "zone-status", "args": ["example.com"]}``
+-> ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "..."}``.  The socket is
+created with mode 0600: whoever can use it can stop the server.  The commands are the rows of
+:data:`COMMANDS` (name -> number of arguments, help).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dnsseal.errors import StorageError
+
+if TYPE_CHECKING:
+    from dnsseal.server.service import AuthServer
+
+log = logging.getLogger(__name__)
+
+# name -> (arguments, help)
+COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "status": ((), "Server status: uptime, zones, query counters."),
+    "reload": ((), "Re-read the configuration and every zone file (like SIGHUP)."),
+    "zone-status": (("ZONE",), "Serial, load time, denial type and retained versions of ZONE."),
+    "notify": (("ZONE",), "Send NOTIFY for ZONE to its also-notify targets now."),
+    "stop": ((), "Stop the server."),
+}
+MAX_REQUEST = 64 * 1024
+
+
+class ControlServer:
+    """Serves control requests for ``server`` on the unix socket ``path``."""
+
+    def __init__(self, server: AuthServer, path: Path) -> None:
+        self.server = server
+        self.path = path
+        self._srv: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        if self.path.exists() or self.path.is_symlink():
+            if _alive(self.path):
+                raise StorageError(str(self.path), "another server is using this control socket")
+            self.path.unlink()
+        old = os.umask(0o177)  # the socket is born 0600: no window where others can connect
+        try:
+            self._srv = await asyncio.start_unix_server(self._client, path=str(self.path))
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+        log.info("[server] control socket %s", self.path)
+
+    async def stop(self) -> None:
+        if self._srv is not None:
+            self._srv.close()
+            await self._srv.wait_closed()
+            self._srv = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 10)
+            reply = await self.execute(line[:MAX_REQUEST])
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def execute(self, line: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(line)
+            command = request["command"]
+            args = list(request.get("args", []))
+        except (ValueError, KeyError, TypeError):
+            return {"ok": False, "error": "bad request: expected a JSON object with 'command'"}
+        if command not in COMMANDS:
+            return {"ok": False, "error": f"unknown command {command!r}"}
+        wanted = COMMANDS[command][0]
+        if len(args) != len(wanted):
+            usage = " ".join([command, *wanted])
+            return {"ok": False, "error": f"usage: {usage}"}
+        srv = self.server
+        try:
+            if command == "status":
+                return {"ok": True, "result": srv.status()}
+            if command == "reload":
+                problems = await srv.reload()
+                return {"ok": not problems, "result": "reloaded", "problems": problems}
+            if command == "zone-status":
+                return {"ok": True, "result": srv.zone_status(args[0])}
+            if command == "notify":
+                state = srv.zone_status(args[0])
+                return {"ok": True, "result": await srv.notify(str(state["zone"]))}
+            srv.request_stop()
+            return {"ok": True, "result": "stopping"}
+        except LookupError as e:
+            return {"ok": False, "error": str(e.args[0])}
+
+
+def _alive(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
+def request(path: Path, command: str, args: list[str], timeout: float = 60) -> dict[str, Any]:
+    """Send one control request and return the decoded reply.  Raises StorageError when
+    the socket cannot be reached."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect(str(path))
+            s.sendall(json.dumps({"command": command, "args": args}).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as e:
+            raise StorageError(str(path), f"cannot reach the server: {e.strerror or e}") from None
+    try:
+        reply: dict[str, Any] = json.loads(data)
+    except ValueError:
+        raise StorageError(str(path), "the server sent no valid reply") from None
+    return reply

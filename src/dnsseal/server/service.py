@@ -1,0 +1,331 @@
+"""The running server: UDP and TCP listeners, reloads, NOTIFY, the control socket.
+
+:class:`AuthServer` owns one :class:`dnsseal.proto.engine.Engine` and the sockets.  Every
+packet goes through ``engine.handle``; this module only frames bytes (2-byte length prefix on
+TCP), applies the TCP idle timeout, swaps zone sets on reload and sends NOTIFY with retries.
+Log lines carry the zone (``[example.com] ...``) or ``[server]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import socket
+import struct
+from pathlib import Path
+
+import dns.message
+import dns.name
+import dns.tsig
+
+from dnsseal import clock
+from dnsseal.proto.engine import Engine, ServedZone
+from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
+from dnsseal.proto.snapshot import ZoneSnapshot
+from dnsseal.server.control import ControlServer
+from dnsseal.server.zones import ZoneState, keyring_of, load_one
+from dnsseal.storage.serverconfig import Endpoint, ServerConfig, load_config
+
+log = logging.getLogger(__name__)
+
+TCP_MAX_INFLIGHT = 64  # pipelined queries answered per connection before reading more
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        try:
+            out = self.engine.handle(data, False, str(addr[0]))
+        except Exception:  # a bug must not kill the listener: log it, drop the packet
+            log.exception("[server] error answering a UDP query from %s", addr[0])
+            return
+        assert self.transport is not None
+        for wire in out:
+            self.transport.sendto(wire, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("[server] UDP error: %s", exc)
+
+
+class _NotifyReply(asyncio.DatagramProtocol):
+    """Resolves ``fut`` with the first datagram acknowledging ``msg``."""
+
+    def __init__(self, msg: dns.message.Message, fut: asyncio.Future[bytes]) -> None:
+        self.msg = msg
+        self.fut = fut
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        if not self.fut.done() and is_ack(self.msg, data):
+            self.fut.set_result(data)
+
+
+class AuthServer:
+    """An authoritative server for the zones of ``config``.  Use :meth:`run` (until stop)
+    or :meth:`start` / :meth:`stop` from an existing event loop (tests)."""
+
+    def __init__(self, config: ServerConfig, config_path: Path | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.engine = Engine(udp_payload=config.udp_payload)
+        self.zones: dict[str, ZoneState] = {}
+        self.started_at = 0
+        self.reloads = 0
+        self._transports: list[asyncio.BaseTransport] = []
+        self._tcp_servers: list[asyncio.Server] = []
+        self._control: ControlServer | None = None
+        self._stopped = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._clients: set[asyncio.StreamWriter] = set()
+        self._reload_lock = asyncio.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the zones, bind every listener and the control socket."""
+        self.started_at = clock.now()
+        await self.reload(initial=True)
+        loop = asyncio.get_running_loop()
+        for ep in self.config.listen:
+            family = socket.AF_INET6 if ":" in ep.host else socket.AF_INET
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Udp(self.engine), local_addr=(ep.host, ep.port), family=family
+            )
+            self._transports.append(transport)
+            server = await asyncio.start_server(
+                self._tcp_client, ep.host, ep.port, family=family, reuse_address=True
+            )
+            self._tcp_servers.append(server)
+            log.info("[server] listening on %s (UDP and TCP)", ep)
+        if self.config.control is not None:
+            self._control = ControlServer(self, self.config.control)
+            await self._control.start()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
+            loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+            loop.add_signal_handler(signal.SIGINT, self.request_stop)
+
+    async def run(self) -> None:
+        """Start, serve until stopped (SIGTERM, SIGINT, ``dnsseal ctl stop``), clean up."""
+        await self.start()
+        try:
+            await self.wait_stopped()
+        finally:
+            await self.stop()
+
+    async def wait_stopped(self) -> None:
+        """Return once a stop was requested."""
+        await self._stopped.wait()
+
+    def request_stop(self) -> None:
+        log.info("[server] stopping")
+        self._stopped.set()
+
+    async def stop(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+        if self._control is not None:
+            await self._control.stop()
+        for t in self._transports:
+            t.close()
+        for s in self._tcp_servers:
+            s.close()
+        for w in list(self._clients):
+            w.close()
+        for s in self._tcp_servers:
+            await s.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        self._transports.clear()
+        self._tcp_servers.clear()
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _spawn_reload(self) -> None:
+        log.info("[server] SIGHUP: reloading")
+        self._spawn(self.reload())
+
+    # -- zones ----------------------------------------------------------------------------
+
+    async def reload(self, initial: bool = False) -> list[str]:
+        """Re-read the config (if from a file) and every zone; swap the new zone set in and
+        send NOTIFY for zones with a new serial.  Returns the problems (a zone with a
+        problem keeps its previous version, or is not served if it never loaded)."""
+        async with self._reload_lock:
+            problems: list[str] = []
+            if not initial and self.config_path is not None:
+                try:
+                    self.config = await asyncio.to_thread(load_config, self.config_path)
+                except Exception as e:
+                    log.error("[server] config not reloaded: %s", e)
+                    return [f"config: {e}"]
+            states: dict[str, ZoneState] = {}
+            changed: list[ZoneState] = []
+            now = clock.now()
+            for zcfg in self.config.zones:
+                state = self.zones.get(zcfg.name) or ZoneState(zcfg)
+                state.config = zcfg
+                new_serial, problem = await asyncio.to_thread(
+                    load_one, state, self.config.ixfr_versions, now
+                )
+                state.error = problem
+                if problem:
+                    problems.append(f"{zcfg.name}: {problem}")
+                    log.error("[%s] not loaded: %s", zcfg.name, problem)
+                elif new_serial and state.served is not None:
+                    log.info("[%s] loaded serial %d", zcfg.name, state.served.snapshot.serial)
+                    changed.append(state)
+                states[zcfg.name] = state
+            self.zones = states
+            served: dict[dns.name.Name, ServedZone] = {}
+            for state in states.values():
+                if state.served is not None:
+                    served[state.served.snapshot.origin] = state.served
+            self.engine.set_zones(served, keyring_of(self.config))
+            self.engine.udp_payload = self.config.udp_payload
+            if not initial:
+                self.reloads += 1
+            for state in changed:
+                if state.config.also_notify:
+                    self._spawn(self.notify(state.name))
+            return problems
+
+    async def notify(self, zone: str) -> list[str]:
+        """Send NOTIFY for ``zone`` to its also-notify targets, retrying unanswered ones
+        (RFC 1996 3.6).  Returns one line per target saying how it went."""
+        state = self.zones.get(zone)
+        if state is None or state.served is None:
+            return [f"{zone}: not served"]
+        snap = state.served.snapshot
+        key = None
+        if state.config.notify_key:
+            key = self.config.keys[state.config.notify_key].to_dnspython()
+        results = await asyncio.gather(
+            *(self._notify_one(zone, snap, target, key) for target in state.config.also_notify)
+        )
+        state.notify_log = list(results)
+        return list(results)
+
+    async def _notify_one(
+        self, zone: str, snap: ZoneSnapshot, target: Endpoint, key: dns.tsig.Key | None
+    ) -> str:
+        msg = make_notify(snap, random.randrange(65536), key)
+        wire = msg.to_wire()
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
+        for attempt, timeout in enumerate(RETRY_TIMEOUTS, 1):
+            fut: asyncio.Future[bytes] = loop.create_future()
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda f=fut: _NotifyReply(msg, f),  # type: ignore[misc]
+                remote_addr=(target.host, target.port),
+                family=family,
+            )
+            try:
+                transport.sendto(wire)
+                await asyncio.wait_for(fut, timeout)
+            except TimeoutError:
+                log.info(
+                    "[%s] NOTIFY serial %d to %s: no answer (try %d)",
+                    zone,
+                    snap.serial,
+                    target,
+                    attempt,
+                )
+                continue
+            finally:
+                transport.close()
+            log.info("[%s] NOTIFY serial %d to %s acknowledged", zone, snap.serial, target)
+            return f"{target}: acknowledged serial {snap.serial}"
+        log.warning("[%s] NOTIFY serial %d to %s: gave up", zone, snap.serial, target)
+        return f"{target}: no answer after {len(RETRY_TIMEOUTS)} tries"
+
+    # -- TCP ------------------------------------------------------------------------------
+
+    async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer pipelined queries on one connection until EOF, the idle timeout or a
+        framing error (RFC 7766)."""
+        peer = writer.get_extra_info("peername")
+        client = str(peer[0]) if peer else ""
+        idle = self.config.tcp_idle_timeout
+        self._clients.add(writer)
+        try:
+            while True:
+                try:
+                    head = await asyncio.wait_for(reader.readexactly(2), idle)
+                    (length,) = struct.unpack("!H", head)
+                    wire = await asyncio.wait_for(reader.readexactly(length), idle)
+                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                    return
+                try:
+                    out = self.engine.handle(wire, True, client)
+                except Exception:
+                    log.exception("[server] error answering a TCP query from %s", client)
+                    return
+                for msg in out:
+                    writer.write(struct.pack("!H", len(msg)) + msg)
+                if writer.transport.get_write_buffer_size() > 1 << 20 or len(out) > 1:
+                    await writer.drain()
+        finally:
+            self._clients.discard(writer)
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    # -- status ---------------------------------------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        s = self.engine.stats
+        return {
+            "uptime": clock.now() - self.started_at,
+            "zones": len([z for z in self.zones.values() if z.served is not None]),
+            "zones-with-errors": sorted(z.name for z in self.zones.values() if z.error),
+            "listen": [str(e) for e in self.config.listen],
+            "reloads": self.reloads,
+            "queries": s.queries,
+            "cache-hits": s.cache_hits,
+            "formerr": s.formerr,
+            "refused": s.refused,
+            "transfers": s.transfers,
+            "rcodes": dict(s.by_rcode),
+        }
+
+    def zone_status(self, zone: str) -> dict[str, object]:
+        name = zone.rstrip(".")
+        state = self.zones.get(zone) or next(
+            (z for z in self.zones.values() if z.name.rstrip(".").lower() == name.lower()), None
+        )
+        if state is None:
+            raise LookupError(f"no zone {zone!r} in the configuration")
+        out: dict[str, object] = {
+            "zone": state.name,
+            "file": str(state.config.file),
+            "presigned": state.config.presigned,
+            "error": state.error,
+            "also-notify": [str(e) for e in state.config.also_notify],
+            "last-notify": state.notify_log,
+        }
+        if state.served is not None:
+            snap = state.served.snapshot
+            out.update(
+                {
+                    "serial": snap.serial,
+                    "loaded-at": state.loaded_at,
+                    "names": len(snap.nodes),
+                    "denial": "NSEC3" if snap.nsec3 else ("NSEC" if snap.nsec_names else None),
+                    "ixfr-versions": [s.serial for s in state.served.history],
+                }
+            )
+        return out

@@ -1,0 +1,94 @@
+"""Loading the configured zones into snapshots, keeping older versions for IXFR.
+
+A :class:`ZoneSet` is rebuilt on every (re)load from the config: a zone whose file did not
+change keeps its snapshot; a zone with a new serial gets a new snapshot and the old one goes
+into its history; a zone that fails to load keeps serving its previous version (and the
+error is reported), so a bad edit never takes a zone down.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import dns.name
+import dns.rdatatype
+import dns.tsig
+
+from dnsseal.errors import DnssealError
+from dnsseal.proto.acl import Acl
+from dnsseal.proto.engine import ServedZone
+from dnsseal.proto.snapshot import ZoneSnapshot, build
+from dnsseal.storage.serverconfig import ServerConfig, ZoneConfig, file_signature, load_zone_file
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ZoneState:
+    """What the server knows about one zone between reloads."""
+
+    config: ZoneConfig
+    served: ServedZone | None = None
+    signature: tuple[int, int] | None = None
+    loaded_at: int = 0
+    error: str | None = None
+    notify_pending: bool = False
+    notify_log: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+def keyring_of(config: ServerConfig) -> dict[dns.name.Name, dns.tsig.Key]:
+    keys = (k.to_dnspython() for k in config.keys.values())
+    return {k.name: k for k in keys}
+
+
+def load_one(
+    state: ZoneState, versions: int, now: int, require_signed: bool = True
+) -> tuple[bool, str | None]:
+    """(Re)load one zone into ``state``.  Returns (new serial?, problem or None); on a
+    problem the zone keeps its previous version."""
+    cfg = state.config
+    try:
+        sig = file_signature(cfg.file)
+    except OSError as e:
+        return False, f"{cfg.file}: {e.strerror or e}"
+    if state.served is not None and sig == state.signature:
+        return False, None
+    try:
+        zone = load_zone_file(cfg.file, cfg.name)
+        snap = build(zone)
+    except DnssealError as e:
+        return False, str(e)
+    if require_signed and not _is_signed(snap):
+        return False, (
+            f"{cfg.file} is not signed (no DNSKEY and RRSIGs at the apex): unsigned zones need "
+            "the signer integration, which is not in this build; sign it with "
+            "`dnsseal signzone` or dnssec-signzone and serve the signed file"
+        )
+    acl = Acl.parse(f'zone."{cfg.name}".allow-transfer', list(cfg.allow_transfer))
+    old = state.served
+    history: tuple[ZoneSnapshot, ...] = ()
+    new_serial = old is None or old.snapshot.serial != snap.serial
+    if old is not None:
+        history = old.history
+        if new_serial:
+            history = (*history, old.snapshot)[-versions:] if versions else ()
+        else:
+            log.warning(
+                "[%s] file changed but serial %d did not: secondaries will not see the change",
+                cfg.name,
+                snap.serial,
+            )
+    state.served = ServedZone(snap, history, acl)
+    state.signature = sig
+    state.loaded_at = now
+    return new_serial, None
+
+
+def _is_signed(snap: ZoneSnapshot) -> bool:
+    apex = snap.apex
+    return dns.rdatatype.DNSKEY in apex.rrsets and dns.rdatatype.SOA in apex.sigs

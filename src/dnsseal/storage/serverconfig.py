@@ -1,0 +1,349 @@
+"""The authoritative server's configuration (TOML) and its zone files.
+
+Reads ``dnsseal.toml`` into a checked, frozen :class:`ServerConfig`; every problem is
+reported with its option path (``zone."example.com".allow-transfer[1]``), all problems of a
+file at once.  Relative paths are relative to the config file's directory.  Example::
+
+    [server]
+    listen = ["127.0.0.1@5300", "::1@5300"]
+    control = "dnsseal.sock"          # unix control socket for `dnsseal ctl` (mode 0600)
+    tcp-idle-timeout = 10             # seconds
+    ixfr-versions = 10                # older zone versions kept for IXFR
+
+    [key.xfr]                         # TSIG keys (RFC 8945)
+    algorithm = "hmac-sha256"
+    secret = "base64 secret"
+
+    [acl]                             # named address match lists
+    secondaries = ["127.0.0.1", "::1", "key xfr"]
+
+    [zone."example.com"]
+    file = "zones/example.com.signed"
+    presigned = true                  # inline signing needs the signer integration
+    allow-transfer = ["secondaries"]  # ACL names or elements; default: none
+    also-notify = ["127.0.0.1@5301"]  # NOTIFY targets on every new serial
+    notify-key = "xfr"                # sign NOTIFY with this TSIG key (optional)
+
+This module only reads files; it never binds sockets or parses DNS messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dns.exception
+import dns.name
+import dns.rdataclass
+import dns.tsig
+import dns.zone
+
+from dnsseal.errors import FileFormatError, OptionError, StorageError
+
+DEFAULT_PORT = 5300
+TSIG_ALGORITHMS = {
+    "hmac-sha256": dns.tsig.HMAC_SHA256,
+    "hmac-sha384": dns.tsig.HMAC_SHA384,
+    "hmac-sha512": dns.tsig.HMAC_SHA512,
+    "hmac-sha224": dns.tsig.HMAC_SHA224,
+    "hmac-sha1": dns.tsig.HMAC_SHA1,
+    "hmac-md5": dns.tsig.HMAC_MD5,
+}
+SERVER_OPTIONS = {"listen", "control", "tcp-idle-timeout", "ixfr-versions", "udp-payload"}
+ZONE_OPTIONS = {"file", "presigned", "policy", "allow-transfer", "also-notify", "notify-key"}
+ZONE_SUFFIXES = (".signed", ".zone", ".db")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An address and port (``"192.0.2.1@53"``, ``"::1@5300"``, ``"[::1]:5300"``)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}@{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class TsigKey:
+    name: str
+    algorithm: str
+    secret: bytes
+
+    def to_dnspython(self) -> dns.tsig.Key:
+        return dns.tsig.Key(self.name, self.secret, TSIG_ALGORITHMS[self.algorithm])
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneConfig:
+    name: str
+    file: Path
+    presigned: bool
+    allow_transfer: tuple[str, ...] = ()  # ACL elements, ACL names already expanded
+    also_notify: tuple[Endpoint, ...] = ()
+    notify_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    listen: tuple[Endpoint, ...]
+    control: Path | None
+    zones: tuple[ZoneConfig, ...]
+    keys: dict[str, TsigKey] = field(default_factory=dict)
+    tcp_idle_timeout: float = 10.0
+    ixfr_versions: int = 10
+    udp_payload: int = 1232
+    source: Path | None = None  # the file this came from (None: built-in default)
+
+
+def parse_endpoint(option: str, text: object, default_port: int) -> Endpoint:
+    """Parse ``addr``, ``addr@port``, ``[v6]:port`` or ``v4:port``; raise OptionError."""
+    if not isinstance(text, str):
+        raise OptionError(option, f"expected an address string, got {text!r}")
+    host, port = text, default_port
+    try:
+        if "@" in text:
+            host, p = text.rsplit("@", 1)
+            port = int(p)
+        elif text.startswith("["):
+            host, _, p = text[1:].partition("]")
+            port = int(p.lstrip(":")) if p else default_port
+        elif text.count(":") == 1:
+            host, p = text.split(":")
+            port = int(p)
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise OptionError(option, f"{text!r} is not an address[@port]") from None
+    if not 0 < port < 65536:
+        raise OptionError(option, f"port {port} out of range")
+    return Endpoint(host, port)
+
+
+def _zone_key(name: str) -> str:
+    return f'zone."{name}"'
+
+
+class _Checker:
+    """Collects every problem of a config file before raising (the user fixes them all)."""
+
+    def __init__(self) -> None:
+        self.problems: list[OptionError] = []
+
+    def check(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except OptionError as e:
+            self.problems.append(e)
+            return None
+
+    def fail(self, option: str, message: str) -> None:
+        self.problems.append(OptionError(option, message))
+
+
+def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -> ServerConfig:
+    """Check a parsed TOML document and build the config.  Raises :class:`OptionError`
+    naming the option path (all problems in one message when there are several)."""
+    c = _Checker()
+    for top in data:
+        if top not in ("server", "key", "acl", "zone"):
+            c.fail(top, "unknown section (expected server, key, acl, zone)")
+    server = data.get("server", {})
+    if not isinstance(server, dict):
+        server = {}
+        c.fail("server", "must be a table")
+    for opt in server:
+        if opt not in SERVER_OPTIONS:
+            c.fail(f"server.{opt}", f"unknown option (known: {', '.join(sorted(SERVER_OPTIONS))})")
+    listen_raw = server.get("listen", [f"127.0.0.1@{DEFAULT_PORT}"])
+    if isinstance(listen_raw, str):
+        listen_raw = [listen_raw]
+    listen = tuple(
+        e
+        for i, t in enumerate(listen_raw)
+        if (e := c.check(parse_endpoint, f"server.listen[{i}]", t, DEFAULT_PORT)) is not None
+    )
+    control = server.get("control")
+    if control is not None and not isinstance(control, str):
+        c.fail("server.control", "must be a path string")
+        control = None
+    idle = server.get("tcp-idle-timeout", 10)
+    if not isinstance(idle, int | float) or idle <= 0:
+        c.fail("server.tcp-idle-timeout", f"must be a positive number of seconds, got {idle!r}")
+        idle = 10
+    versions = server.get("ixfr-versions", 10)
+    if not isinstance(versions, int) or versions < 0:
+        c.fail("server.ixfr-versions", f"must be a non-negative integer, got {versions!r}")
+        versions = 10
+    payload = server.get("udp-payload", 1232)
+    if not isinstance(payload, int) or not 512 <= payload <= 4096:
+        c.fail("server.udp-payload", f"must be an integer in 512..4096, got {payload!r}")
+        payload = 1232
+
+    keys: dict[str, TsigKey] = {}
+    for name, spec in data.get("key", {}).items():
+        where = f"key.{name}"
+        if not isinstance(spec, dict):
+            c.fail(where, "must be a table with algorithm and secret")
+            continue
+        alg = spec.get("algorithm", "hmac-sha256")
+        if alg not in TSIG_ALGORITHMS:
+            c.fail(f"{where}.algorithm", f"unknown {alg!r} (known: {', '.join(TSIG_ALGORITHMS)})")
+            continue
+        try:
+            secret = base64.b64decode(spec["secret"], validate=True)
+        except KeyError:
+            c.fail(f"{where}.secret", "missing")
+            continue
+        except (binascii.Error, TypeError, ValueError):
+            c.fail(f"{where}.secret", "is not valid base64")
+            continue
+        keys[name] = TsigKey(name, alg, secret)
+
+    acls: dict[str, list[str]] = {}
+    for name, items in data.get("acl", {}).items():
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            c.fail(f"acl.{name}", "must be a list of strings")
+            continue
+        acls[name] = items
+
+    zones: list[ZoneConfig] = []
+    zone_tables = data.get("zone", {})
+    if not isinstance(zone_tables, dict):
+        c.fail("zone", 'must be tables: [zone."example.com"]')
+        zone_tables = {}
+    for zname, spec in zone_tables.items():
+        where = _zone_key(zname)
+        if not isinstance(spec, dict):
+            c.fail(where, "must be a table")
+            continue
+        for opt in spec:
+            if opt not in ZONE_OPTIONS:
+                c.fail(
+                    f"{where}.{opt}", f"unknown option (known: {', '.join(sorted(ZONE_OPTIONS))})"
+                )
+        try:
+            dns.name.from_text(zname)
+        except dns.exception.DNSException as e:
+            c.fail(where, f"not a valid zone name: {e}")
+            continue
+        if "file" not in spec or not isinstance(spec["file"], str):
+            c.fail(f"{where}.file", "missing (the zone file path)")
+            continue
+        presigned = spec.get("presigned", False)
+        if not isinstance(presigned, bool):
+            c.fail(f"{where}.presigned", "must be true or false")
+            continue
+        if not presigned:
+            c.fail(
+                f"{where}.presigned",
+                "only presigned zones can be served yet: signing under a policy needs the "
+                "signer integration, which is not in this build (set presigned = true for a "
+                "zone file signed by dnsseal signzone or dnssec-signzone)",
+            )
+            continue
+        allow: list[str] = []
+        for i, item in enumerate(spec.get("allow-transfer", [])):
+            if not isinstance(item, str):
+                c.fail(f"{where}.allow-transfer[{i}]", "must be a string")
+            elif item.lstrip("!") in acls:
+                allow += [("!" if item.startswith("!") else "") + e for e in acls[item.lstrip("!")]]
+            else:
+                allow.append(item)
+        for i, item in enumerate(allow):
+            ref = item.lstrip("!").strip()
+            if ref.startswith("key ") and ref[4:].strip() not in keys:
+                c.fail(f"{where}.allow-transfer[{i}]", f"unknown TSIG key {ref[4:].strip()!r}")
+        notify = tuple(
+            ep
+            for i, t in enumerate(spec.get("also-notify", []))
+            if (ep := c.check(parse_endpoint, f"{where}.also-notify[{i}]", t, 53)) is not None
+        )
+        nkey = spec.get("notify-key")
+        if nkey is not None and nkey not in keys:
+            c.fail(f"{where}.notify-key", f"unknown TSIG key {nkey!r}")
+        zones.append(ZoneConfig(zname, base / spec["file"], True, tuple(allow), notify, nkey))
+    if c.problems:
+        if len(c.problems) == 1:
+            raise c.problems[0]
+        raise OptionError(
+            str(source) if source else "config",
+            "several problems:\n  " + "\n  ".join(str(p) for p in c.problems),
+        )
+    return ServerConfig(
+        listen=listen,
+        control=(base / control) if control else None,
+        zones=tuple(zones),
+        keys=keys,
+        tcp_idle_timeout=float(idle),
+        ixfr_versions=versions,
+        udp_payload=payload,
+        source=source,
+    )
+
+
+def load_config(path: Path) -> ServerConfig:
+    """Read and check a TOML config file.  Raises StorageError (unreadable),
+    FileFormatError (not TOML, with the line) or OptionError (wrong option, with its path)."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise StorageError(str(path), e.strerror or str(e)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        line = getattr(e, "lineno", None)
+        raise FileFormatError(str(path), line, str(e)) from None
+    return parse_config(data, path.parent.resolve(), path)
+
+
+def default_config(zones_dir: Path, port: int = DEFAULT_PORT) -> ServerConfig:
+    """The embedded default: every presigned zone file in ``zones_dir`` (zone name from the
+    file name, ``example.com.signed`` / ``.zone`` / ``.db``), on 127.0.0.1 at ``port``."""
+    zones = []
+    if zones_dir.is_dir():
+        for path in sorted(zones_dir.iterdir()):
+            if path.is_file() and path.name.endswith(ZONE_SUFFIXES):
+                name = path.name
+                for suffix in ZONE_SUFFIXES:
+                    name = name.removesuffix(suffix)
+                zones.append(ZoneConfig(name, path.resolve(), True))
+    return ServerConfig(
+        listen=(Endpoint("127.0.0.1", port),),
+        control=Path("dnsseal.sock").resolve(),
+        zones=tuple(zones),
+    )
+
+
+def load_zone_file(path: Path, origin: str) -> dns.zone.Zone:
+    """Read an RFC 1035 master file.  Raises StorageError (unreadable) or FileFormatError
+    (syntax, with the line when dnspython reports it)."""
+    try:
+        with path.open() as f:
+            return dns.zone.from_file(
+                f, origin, rdclass=dns.rdataclass.IN, relativize=False, check_origin=True
+            )
+    except OSError as e:
+        raise StorageError(str(path), e.strerror or str(e)) from None
+    except dns.exception.SyntaxError as e:
+        text = str(e)
+        line = None
+        if ":" in text:
+            head = text.split(":", 2)
+            if len(head) > 1 and head[1].strip().isdigit():
+                line = int(head[1])
+                text = head[2].strip() if len(head) > 2 else text
+        raise FileFormatError(str(path), line, text) from None
+    except dns.exception.DNSException as e:
+        raise FileFormatError(str(path), None, str(e) or type(e).__name__) from None
+
+
+def file_signature(path: Path) -> tuple[int, int]:
+    """(mtime_ns, size) of a file, to skip reloading an unchanged zone."""
+    st = path.stat()
+    return (st.st_mtime_ns, st.st_size)

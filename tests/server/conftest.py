@@ -139,3 +139,105 @@ controls {{ }};
         yield port
     finally:
         stop(proc)
+
+
+TSIG_SECRET = "c2VjcmV0IGZvciB0aGUgdGVzdHMgb25seSEhISE="  # base64, test only
+
+
+@dataclass
+class RunningServer:
+    port: int
+    control: Path
+    config: Path
+    workdir: Path
+    proc: subprocess.Popen[bytes]
+    zones: dict[str, SignedZone]
+    log: Path
+
+    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(DNSSEAL), "ctl", "-s", str(self.control), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+
+DNSSEAL = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "dnsseal"
+
+
+def write_config(
+    workdir: Path,
+    port: int,
+    zones: dict[str, SignedZone],
+    also_notify: dict[str, list[str]] | None = None,
+    extra_listen: list[str] | None = None,
+) -> Path:
+    listen = [f"127.0.0.1@{port}", *(extra_listen or [])]
+    lines = [
+        "[server]",
+        f"listen = {listen!r}".replace("'", '"'),
+        f'control = "{workdir / "ctl.sock"}"',
+        "tcp-idle-timeout = 2",
+        "",
+        "[key.xfr]",
+        'algorithm = "hmac-sha256"',
+        f'secret = "{TSIG_SECRET}"',
+        "",
+        "[acl]",
+        'secondaries = ["127.0.0.1", "::1"]',
+        "",
+    ]
+    for variant, z in zones.items():
+        lines += [
+            f'[zone."{z.origin}"]',
+            f'file = "{z.path}"',
+            "presigned = true",
+            'allow-transfer = ["key xfr", "secondaries"]'
+            if variant != "nsec3"
+            else 'allow-transfer = ["key xfr"]',
+        ]
+        targets = (also_notify or {}).get(variant)
+        if targets:
+            lines.append(f"also-notify = {targets!r}".replace("'", '"'))
+        lines.append("")
+    conf = workdir / "dnsseal.toml"
+    conf.write_text("\n".join(lines))
+    return conf
+
+
+def start_dnsseal(
+    workdir: Path,
+    zones: dict[str, SignedZone],
+    also_notify: dict[str, list[str]] | None = None,
+    v6: bool = False,
+) -> RunningServer:
+    port = free_port()
+    extra = [f"::1@{port}"] if v6 else []
+    conf = write_config(workdir, port, zones, also_notify, extra)
+    log = workdir / "dnsseal.log"
+    with log.open("wb") as logf:
+        proc = subprocess.Popen(
+            [str(DNSSEAL), "-vv", "serve", "-c", str(conf)], stdout=logf, stderr=logf
+        )
+    server = RunningServer(port, workdir / "ctl.sock", conf, workdir, proc, zones, log)
+    try:
+        wait_for_dns(port, next(iter(zones.values())).origin, proc)
+    except Exception:
+        stop(proc)
+        raise RuntimeError(log.read_text()) from None
+    return server
+
+
+@pytest.fixture(scope="module")
+def dnsseal_server(
+    signed_zones: dict[str, SignedZone], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """dnsseal serve -c dnsseal.toml on 127.0.0.1 (and ::1) with the three signed zones."""
+    workdir = tmp_path_factory.mktemp("dnsseal")
+    server = start_dnsseal(workdir, signed_zones)
+    try:
+        yield server
+    finally:
+        stop(server.proc)

@@ -1,0 +1,502 @@
+"""The query state machine: iterative resolution plus chain-of-trust validation, as data.
+
+``Query(qname, rdtype, config, now).start()`` returns either a :class:`Need` ("send this
+question to one of these servers and feed me the reply") or the final :class:`Result`;
+``feed(reply)`` continues.  The machine never does I/O and never reads the clock, so the
+resolver service, the CLI and tests drive it with real sockets, recorded replies or an
+in-memory authority alike.  Every path is bounded by :class:`~.limits.Limits`.
+
+Resolution: from the root hints, follow referrals (with QNAME minimisation: NS probes one
+label at a time), using glue or resolving NS names; CNAME and DNAME chains restart the
+iteration for the target.  Validation: the zone that signed the data (RRSIG signer, or the
+SOA of a negative answer) is reached from the closest trust anchor by asking DS one label at
+a time (RFC 4035 s5.2); each secure DS leads to a DNSKEY RRset to trust; a proven absent DS
+ends the chain as insecure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+from dns.rdtypes.ANY.RRSIG import RRSIG
+
+from dnsseal.validator import verdict as v
+from dnsseal.validator.anchors import AnchorSet
+from dnsseal.validator.denial import Proof, Verify, prove_nodata, prove_nxdomain, prove_wildcard
+from dnsseal.validator.keyset import trust_keys
+from dnsseal.validator.limits import Budget, Limits
+from dnsseal.validator.msgview import (
+    CNAME_T,
+    DNAME_T,
+    DNSKEY_T,
+    DS_T,
+    NS_T,
+    RRSIG_T,
+    SOA_T,
+    Kind,
+    addresses,
+    classify,
+    dname_for,
+    find,
+    referral_ns,
+    sigs_for,
+)
+from dnsseal.validator.policy import DEFAULT_POLICY, AlgorithmPolicy
+from dnsseal.validator.rrsig import SigCheck, ZoneKey, verify_rrset
+
+Server = tuple[str, int]
+Reply = dns.message.Message | None
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """Ask (qname, rdtype) of one of ``servers`` (authoritative for ``zone``), with EDNS,
+    DO and CD set and RD clear; feed back the reply, or None if no server answered."""
+
+    qname: dns.name.Name
+    rdtype: int
+    servers: tuple[Server, ...]
+    zone: dns.name.Name
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """What a query needs besides the question: where to start, what to trust, limits."""
+
+    root_servers: tuple[Server, ...]
+    anchors: AnchorSet
+    limits: Limits = field(default_factory=Limits)
+    policy: AlgorithmPolicy = DEFAULT_POLICY
+    minimise: bool = True
+    port: int = 53  # for servers learnt from glue or NS resolution
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The final answer: rcode and RRsets as received (with their RRSIGs), the verdict,
+    and the chain links for ``--explain``."""
+
+    qname: dns.name.Name
+    rdtype: int
+    rcode: int
+    answer: tuple[dns.rrset.RRset, ...]
+    authority: tuple[dns.rrset.RRset, ...]
+    verdict: v.Verdict
+    links: tuple[v.Link, ...]
+    spent: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Zone:
+    zone: dns.name.Name
+    verdict: v.Verdict
+    keys: tuple[ZoneKey, ...] = ()
+
+    @property
+    def secure(self) -> bool:
+        return self.verdict.security is v.Security.SECURE
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    verdict: v.Verdict
+    rcode: int
+    rrsets: tuple[dns.rrset.RRset, ...] = ()
+    authority: tuple[dns.rrset.RRset, ...] = ()
+    next: dns.name.Name | None = None
+
+
+class Query:
+    """One resolution with validation.  Not thread-safe; one driver feeds it."""
+
+    def __init__(
+        self, qname: dns.name.Name | str, rdtype: int | str, config: Config, now: int
+    ) -> None:
+        self.qname = dns.name.from_text(qname) if isinstance(qname, str) else qname
+        self.rdtype = int(dns.rdatatype.RdataType.make(rdtype))
+        self.config = config
+        self.now = now
+        self.budget = Budget(config.limits)
+        self.servers: dict[dns.name.Name, tuple[Server, ...]] = {dns.name.root: config.root_servers}
+        self.zones: dict[dns.name.Name, _Zone] = {}
+        self.links: list[v.Link] = []
+        self._gen = self._run()
+        self._started = False
+
+    # --- driving -------------------------------------------------------------------
+    def start(self) -> Need | Result:
+        """The first step."""
+        if self._started:
+            raise RuntimeError("Query.start() called twice")
+        self._started = True
+        try:
+            return next(self._gen)
+        except StopIteration as stop:
+            result: Result = stop.value
+            return result
+
+    def feed(self, reply: Reply) -> Need | Result:
+        """Give the reply to the last :class:`Need` (None: no server answered)."""
+        if not self._started:
+            raise RuntimeError("Query.start() first")
+        try:
+            return self._gen.send(reply)
+        except StopIteration as stop:
+            result: Result = stop.value
+            return result
+
+    # --- helpers -------------------------------------------------------------------
+    def _link(self, zone: dns.name.Name, kind: str, text: str, security: v.Security) -> None:
+        self.links.append(v.Link(zone.to_text(), kind, text, security))
+
+    def _ask(
+        self, qname: dns.name.Name, rdtype: int, servers: tuple[Server, ...], zone: dns.name.Name
+    ) -> Generator[Need, Reply, Reply]:
+        if not servers or not self.budget.take("queries"):
+            return None
+        reply = yield Need(qname, rdtype, servers, zone)
+        return reply
+
+    def _known_zone(self, name: dns.name.Name) -> dns.name.Name:
+        best = dns.name.root
+        for zone in self.servers:
+            if name.is_subdomain(zone) and len(zone) > len(best):
+                best = zone
+        return best
+
+    def _verifier(self, section: list[dns.rrset.RRset], zone: _Zone) -> Verify:
+        def verify(rrset: dns.rrset.RRset) -> SigCheck:
+            sigs = sigs_for(section, rrset.name, rrset.rdtype)
+            return verify_rrset(
+                rrset,
+                sigs,
+                zone.keys,
+                zone.zone,
+                self.now,
+                self.budget,
+                self.config.policy,
+            )
+
+        return verify
+
+    # --- iteration -----------------------------------------------------------------
+    def _iterate(
+        self, qname: dns.name.Name, rdtype: int, depth: int = 0
+    ) -> Generator[Need, Reply, tuple[Reply, dns.name.Name]]:
+        """Follow referrals from the closest known zone to an authoritative reply."""
+        start = qname.parent() if rdtype == DS_T and qname != dns.name.root else qname
+        zone = self._known_zone(start)
+        servers = self.servers[zone]
+        minimise = self.config.minimise
+        probe = len(zone) + 1
+        for _ in range(self.config.limits.referrals):
+            if minimise and probe < len(qname):
+                ask, atype = dns.name.Name(qname.labels[-probe:]), int(NS_T)
+            else:
+                ask, atype, minimise = qname, rdtype, False
+            reply = yield from self._ask(ask, atype, servers, zone)
+            if reply is None:
+                return None, zone
+            kind = classify(reply, ask, atype, zone)
+            ns = referral_ns(reply, zone, ask) if kind is Kind.REFERRAL else None
+            if ns is None and atype == NS_T and kind is Kind.ANSWER and ask != zone:
+                ns = find(reply.answer, ask, NS_T)
+            if ns is not None:
+                if rdtype == DS_T and ns.name == qname:
+                    if atype == DS_T:
+                        return reply, zone  # a referral instead of the parent's DS answer
+                    minimise = False  # DS lives in the parent: ask it here
+                    continue
+                found = yield from self._ns_servers(reply, ns, depth)
+                if not found and kind is Kind.ANSWER:
+                    found = servers  # they answered for the child with authority
+                if not found:
+                    return None, zone
+                zone, servers = ns.name, found
+                self.servers[zone] = servers
+                probe = len(zone) + 1
+                continue
+            if minimise:
+                if kind in (Kind.NODATA, Kind.ANSWER):
+                    probe += 1
+                else:
+                    minimise = False
+                continue
+            return reply, zone
+        return None, zone
+
+    def _ns_servers(
+        self, reply: dns.message.Message, ns: dns.rrset.RRset, depth: int
+    ) -> Generator[Need, Reply, tuple[Server, ...]]:
+        names = [rd.target for rd in ns]
+        port = self.config.port
+        found = addresses(reply, names)
+        if found:
+            return tuple((a, port) for a in found)
+        if depth >= 2:
+            return ()
+        for name in names[:3]:
+            if name.is_subdomain(ns.name):
+                continue  # in-bailiwick without glue: cannot be resolved through itself
+            sub, _ = yield from self._iterate(name, dns.rdatatype.A, depth + 1)
+            if sub is not None:
+                rrset = find(sub.answer, name, dns.rdatatype.A)
+                if rrset is not None:
+                    return tuple((rd.address, port) for rd in rrset)
+        return ()
+
+    # --- chain of trust ------------------------------------------------------------
+    def _zone_keys(
+        self, zone: dns.name.Name, ds: tuple[object, ...], anchor_keys: tuple[object, ...]
+    ) -> Generator[Need, Reply, _Zone]:
+        if zone in self.zones:
+            return self.zones[zone]
+        reply, _ = yield from self._iterate(zone, DNSKEY_T)
+        if reply is None:
+            state = _Zone(
+                zone, v.bogus(f"no answer to {zone} DNSKEY from its servers", v.EDE_DNSKEY_MISSING)
+            )
+        else:
+            rrset = find(reply.answer, zone, DNSKEY_T)
+            sigs = sigs_for(reply.answer, zone, DNSKEY_T)
+            ks = trust_keys(
+                zone,
+                rrset,
+                sigs,
+                ds,  # type: ignore[arg-type]
+                anchor_keys,  # type: ignore[arg-type]
+                self.now,
+                self.budget,
+                self.config.policy,
+            )
+            state = _Zone(zone, ks.verdict, ks.keys)
+            for step in ks.steps:
+                self._link(zone, "DNSKEY", step, v.Security.SECURE)
+        if not state.secure:
+            self._link(zone, "DNSKEY", state.verdict.reason, state.verdict.security)
+        self.zones[zone] = state
+        return state
+
+    def _chain_to(self, target: dns.name.Name) -> Generator[Need, Reply, _Zone]:
+        """The deepest zone at or above ``target`` reached from a trust anchor, with its
+        verdict: secure (with keys), insecure (proven unsigned delegation or negative
+        anchor), bogus, or indeterminate (no anchor)."""
+        nta = self.config.anchors.negative_for(target, self.now)
+        if nta is not None:
+            why = f"negative trust anchor for {nta.zone} (RFC 7646)"
+            self._link(nta.zone, "anchor", why, v.Security.INSECURE)
+            return _Zone(nta.zone, v.insecure(why))
+        anchor = self.config.anchors.closest(target)
+        if anchor is None:
+            return _Zone(target, v.indeterminate(f"no trust anchor covers {target}"))
+        if anchor.zone not in self.zones:
+            self._link(
+                anchor.zone, "anchor", f"trust anchor {anchor.describe()}", v.Security.SECURE
+            )
+        state = yield from self._zone_keys(anchor.zone, anchor.ds, anchor.keys)
+        pos = anchor.zone
+        while state.secure and pos != target:
+            nxt = dns.name.Name(target.labels[-(len(pos) + 1) :])
+            if nxt in self.zones:
+                state, pos = self.zones[nxt], nxt
+                continue
+            servers = self.servers.get(state.zone) or self.servers[self._known_zone(state.zone)]
+            reply = yield from self._ask(nxt, DS_T, servers, state.zone)
+            if reply is None:
+                return _Zone(
+                    state.zone,
+                    v.indeterminate(f"no answer to {nxt} DS", v.EDE_NO_REACHABLE_AUTHORITY),
+                )
+            kind = classify(reply, nxt, DS_T, state.zone)
+            section = reply.answer if kind is Kind.ANSWER else reply.authority
+            ds = find(section, nxt, DS_T)
+            if ds is not None and kind in (Kind.ANSWER, Kind.REFERRAL):
+                check = verify_rrset(
+                    ds,
+                    sigs_for(section, nxt, DS_T),
+                    state.keys,
+                    state.zone,
+                    self.now,
+                    self.budget,
+                    self.config.policy,
+                )
+                self._link(
+                    state.zone, "DS", f"{nxt} DS: {check.verdict.reason}", check.verdict.security
+                )
+                if not check.ok:
+                    return _Zone(state.zone, check.verdict)
+                state = yield from self._zone_keys(nxt, tuple(ds), ())
+                pos = nxt
+                continue
+            verify = self._verifier(reply.authority, state)
+            proof: Proof
+            if kind is Kind.NXDOMAIN:
+                proof = prove_nxdomain(nxt, state.zone, reply.authority, verify, self.budget)
+                self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
+                if not proof.ok or proof.verdict.security is v.Security.INSECURE:
+                    return _Zone(state.zone, proof.verdict)
+                return state
+            if kind in (Kind.NODATA, Kind.REFERRAL):
+                proof = prove_nodata(nxt, DS_T, state.zone, reply.authority, verify, self.budget)
+                self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
+                if not proof.ok:
+                    return _Zone(state.zone, proof.verdict)
+                if proof.delegation or proof.verdict.security is v.Security.INSECURE:
+                    why = f"{nxt} is an insecure delegation: {proof.verdict.reason}"
+                    return _Zone(nxt, v.insecure(why, proof.verdict.ede))
+                pos = nxt
+                continue
+            if kind in (Kind.CNAME, Kind.DNAME):
+                return state
+            return _Zone(
+                state.zone,
+                v.indeterminate(
+                    f"{nxt} DS: server answered {dns.rcode.to_text(reply.rcode())}",
+                    v.EDE_NO_REACHABLE_AUTHORITY,
+                ),
+            )
+        return state
+
+    # --- validating one reply ------------------------------------------------------
+    def _check_rrset(
+        self,
+        rrset: dns.rrset.RRset,
+        sigs: list[RRSIG],
+        reply: dns.message.Message,
+        qname: dns.name.Name,
+    ) -> Generator[Need, Reply, v.Verdict]:
+        owner = rrset.name
+        signer = next((s.signer for s in sigs if owner.is_subdomain(s.signer)), None)
+        if signer is None and sigs:
+            why = f"{owner} is signed by {sigs[0].signer}, which is not an ancestor"
+            self._link(owner, "RRSIG", why, v.Security.BOGUS)
+            return v.bogus(why)
+        state = yield from self._chain_to(signer or owner)
+        if not state.secure:
+            return state.verdict
+        check = verify_rrset(
+            rrset, sigs, state.keys, state.zone, self.now, self.budget, self.config.policy
+        )
+        self._link(state.zone, "RRSIG", check.verdict.reason, check.verdict.security)
+        if not check.ok:
+            return check.verdict
+        if check.wildcard_encloser is not None:
+            verify = self._verifier(reply.authority, state)
+            proof = prove_wildcard(
+                qname, check.wildcard_encloser, state.zone, reply.authority, verify, self.budget
+            )
+            self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
+            if proof.verdict.security is not v.Security.SECURE:
+                return proof.verdict
+        return check.verdict
+
+    def _validate(
+        self, qname: dns.name.Name, rdtype: int, reply: dns.message.Message, zone: dns.name.Name
+    ) -> Generator[Need, Reply, _Outcome]:
+        kind = classify(reply, qname, rdtype, zone)
+        rcode = reply.rcode()
+        if kind in (Kind.FAILURE, Kind.REFERRAL):
+            why = f"{qname}: no authoritative answer ({dns.rcode.to_text(rcode)})"
+            return _Outcome(v.indeterminate(why, v.EDE_NO_REACHABLE_AUTHORITY), dns.rcode.SERVFAIL)
+        if kind in (Kind.ANSWER, Kind.CNAME):
+            t = rdtype if kind is Kind.ANSWER else CNAME_T
+            rrset = find(reply.answer, qname, t)
+            assert rrset is not None
+            sigs = sigs_for(reply.answer, qname, t)
+            verdict = yield from self._check_rrset(rrset, sigs, reply, qname)
+            nxt = rrset[0].target if kind is Kind.CNAME else None
+            return _Outcome(verdict, rcode, (rrset, *_sig_rrsets(reply, qname, t)), (), nxt)
+        if kind is Kind.DNAME:
+            dname = dname_for(reply.answer, qname)
+            assert dname is not None
+            sigs = sigs_for(reply.answer, dname.name, DNAME_T)
+            verdict = yield from self._check_rrset(dname, sigs, reply, qname)
+            try:
+                target = qname.relativize(dname.name).derelativize(dname[0].target)
+            except dns.name.NameTooLong:
+                return _Outcome(verdict, dns.rcode.YXDOMAIN, (dname,))
+            cname = dns.rrset.from_text(qname, dname.ttl, "IN", "CNAME", target.to_text())
+            rrsets = (dname, *_sig_rrsets(reply, dname.name, DNAME_T), cname)
+            return _Outcome(verdict, rcode, rrsets, (), target)
+        soa = next(
+            (r for r in reply.authority if r.rdtype == SOA_T and qname.is_subdomain(r.name)),
+            None,
+        )
+        state = yield from self._chain_to(soa.name if soa is not None else qname)
+        authority = tuple(reply.authority)
+        if not state.secure:
+            if state.verdict.security is v.Security.SECURE:  # pragma: no cover
+                raise AssertionError
+            return _Outcome(state.verdict, rcode, (), authority)
+        verify = self._verifier(reply.authority, state)
+        if kind is Kind.NXDOMAIN:
+            proof = prove_nxdomain(qname, state.zone, reply.authority, verify, self.budget)
+        else:
+            proof = prove_nodata(qname, rdtype, state.zone, reply.authority, verify, self.budget)
+        self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
+        return _Outcome(proof.verdict, rcode, (), authority)
+
+    # --- the whole query -----------------------------------------------------------
+    def _run(self) -> Generator[Need, Reply, Result]:
+        name = self.qname
+        verdict: v.Verdict | None = None
+        answer: list[dns.rrset.RRset] = []
+        authority: tuple[dns.rrset.RRset, ...] = ()
+        rcode: int = dns.rcode.NOERROR
+        seen = {name}
+        for _ in range(self.config.limits.cname_chain + 1):
+            reply, zone = yield from self._iterate(name, self.rdtype)
+            if reply is None:
+                failed = v.indeterminate(
+                    f"no usable answer for {name}: {self.budget.describe()}"
+                    if self.budget.exhausted
+                    else f"no server answered for {name}",
+                    v.EDE_NO_REACHABLE_AUTHORITY,
+                )
+                verdict = failed if verdict is None else v.worst(verdict, failed)
+                rcode = dns.rcode.SERVFAIL
+                break
+            out = yield from self._validate(name, self.rdtype, reply, zone)
+            verdict = out.verdict if verdict is None else v.worst(verdict, out.verdict)
+            answer.extend(out.rrsets)
+            authority = out.authority
+            rcode = out.rcode
+            if out.next is None:
+                break
+            if out.next in seen:
+                verdict = v.worst(verdict, v.bogus(f"CNAME/DNAME loop at {out.next}", v.EDE_OTHER))
+                rcode = dns.rcode.SERVFAIL
+                break
+            seen.add(out.next)
+            name = out.next
+        else:
+            rcode = dns.rcode.SERVFAIL
+            assert verdict is not None
+            verdict = v.worst(verdict, v.bogus("CNAME chain too long", v.EDE_OTHER))
+        assert verdict is not None
+        if self.budget.exhausted:
+            verdict = v.worst(verdict, v.bogus(self.budget.describe()))
+        return Result(
+            self.qname,
+            self.rdtype,
+            rcode,
+            tuple(answer),
+            authority,
+            verdict,
+            tuple(self.links),
+            dict(self.budget.spent),
+        )
+
+
+def _sig_rrsets(
+    reply: dns.message.Message, name: dns.name.Name, rdtype: int
+) -> list[dns.rrset.RRset]:
+    return [
+        r for r in reply.answer if r.rdtype == RRSIG_T and r.name == name and r.covers == rdtype
+    ]

@@ -1,0 +1,113 @@
+"""Read-only helpers over a DNS response: find RRsets and the RRSIGs that cover them, and
+classify a response (answer, CNAME, DNAME, referral, NXDOMAIN, NODATA)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+from dns.rdtypes.ANY.RRSIG import RRSIG
+
+RRSIG_T = dns.rdatatype.RRSIG
+NS_T = dns.rdatatype.NS
+SOA_T = dns.rdatatype.SOA
+CNAME_T = dns.rdatatype.CNAME
+DNAME_T = dns.rdatatype.DNAME
+DS_T = dns.rdatatype.DS
+DNSKEY_T = dns.rdatatype.DNSKEY
+
+
+class Kind(enum.Enum):
+    ANSWER = "answer"
+    CNAME = "cname"
+    DNAME = "dname"
+    REFERRAL = "referral"
+    NXDOMAIN = "nxdomain"
+    NODATA = "nodata"
+    FAILURE = "failure"
+
+
+def find(
+    section: Sequence[dns.rrset.RRset], name: dns.name.Name, rdtype: int
+) -> dns.rrset.RRset | None:
+    for rrset in section:
+        if rrset.rdtype == rdtype and rrset.name == name:
+            return rrset
+    return None
+
+
+def sigs_for(section: Sequence[dns.rrset.RRset], name: dns.name.Name, rdtype: int) -> list[RRSIG]:
+    out: list[RRSIG] = []
+    for rrset in section:
+        if rrset.rdtype == RRSIG_T and rrset.name == name:
+            out.extend(rd for rd in rrset if rd.type_covered == rdtype)
+    return out
+
+
+def of_type(section: Sequence[dns.rrset.RRset], rdtype: int) -> list[dns.rrset.RRset]:
+    return [r for r in section if r.rdtype == rdtype]
+
+
+def dname_for(section: Sequence[dns.rrset.RRset], qname: dns.name.Name) -> dns.rrset.RRset | None:
+    for rrset in section:
+        if rrset.rdtype == DNAME_T and qname.is_subdomain(rrset.name) and qname != rrset.name:
+            return rrset
+    return None
+
+
+def referral_ns(
+    msg: dns.message.Message, zone: dns.name.Name, qname: dns.name.Name
+) -> dns.rrset.RRset | None:
+    """The NS RRset of a referral: a non-authoritative NS RRset in the authority section
+    for a zone strictly below ``zone`` and at or above ``qname``."""
+    if msg.answer or msg.rcode() != dns.rcode.NOERROR:
+        return None
+    for rrset in msg.authority:
+        if (
+            rrset.rdtype == NS_T
+            and rrset.name != zone
+            and rrset.name.is_subdomain(zone)
+            and qname.is_subdomain(rrset.name)
+        ):
+            return rrset
+    return None
+
+
+def classify(
+    msg: dns.message.Message, qname: dns.name.Name, rdtype: int, zone: dns.name.Name
+) -> Kind:
+    """What kind of response ``msg`` is to (qname, rdtype) asked of ``zone``'s servers."""
+    rcode = msg.rcode()
+    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        return Kind.FAILURE
+    if find(msg.answer, qname, rdtype) is not None:
+        return Kind.ANSWER
+    if rdtype != DNAME_T and dname_for(msg.answer, qname) is not None:
+        return Kind.DNAME
+    if rdtype != CNAME_T and find(msg.answer, qname, CNAME_T) is not None:
+        return Kind.CNAME
+    if rcode == dns.rcode.NXDOMAIN:
+        return Kind.NXDOMAIN
+    if referral_ns(msg, zone, qname) is not None and not any(
+        r.rdtype == SOA_T for r in msg.authority
+    ):
+        return Kind.REFERRAL
+    return Kind.NODATA
+
+
+def addresses(msg: dns.message.Message, names: Sequence[dns.name.Name]) -> list[str]:
+    """Glue addresses for ``names`` from the additional section, IPv4 first."""
+    v4: list[str] = []
+    v6: list[str] = []
+    for rrset in msg.additional:
+        if rrset.name in names:
+            if rrset.rdtype == dns.rdatatype.A:
+                v4.extend(rd.address for rd in rrset)
+            elif rrset.rdtype == dns.rdatatype.AAAA:
+                v6.extend(rd.address for rd in rrset)
+    return v4 + v6

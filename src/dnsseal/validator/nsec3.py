@@ -1,0 +1,308 @@
+"""NSEC3 denial proofs (RFC 5155 s8, RFC 9276).
+
+Hashes are computed on bytes with hashlib and charged to the query's ``nsec3_hashes``
+budget.  Responses with more NSEC3 RRsets than ``nsec3_per_proof`` are refused outright.
+When the NSEC3 parameters use more than ``nsec3_iterations`` iterations, no hash is computed
+at all: the NSEC3 records' signatures are checked first (a forged record must not turn a
+bogus answer into an insecure one), then the answer is insecure with EDE 27 (RFC 9276 s3.2).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dns.name
+import dns.rrset
+
+from dnsseal.validator import verdict as v
+from dnsseal.validator.denial import (
+    CNAME,
+    DNAME,
+    DS,
+    NS,
+    NSEC3_T,
+    SOA,
+    Proof,
+    Verify,
+    bitmap_types,
+    fail,
+    missing,
+    type_text,
+    verify_all,
+)
+from dnsseal.validator.limits import Budget
+from dnsseal.validator.rrsig import name_wire
+
+OPT_OUT = 0x01
+SHA1 = 1
+
+
+def nsec3_hash(name: dns.name.Name, salt: bytes, iterations: int) -> bytes:
+    """RFC 5155 s5: IH(salt, owner, iterations) on the canonical wire name."""
+    h = hashlib.sha1(name_wire(name) + salt).digest()
+    for _ in range(iterations):
+        h = hashlib.sha1(h + salt).digest()
+    return h
+
+
+def _b32hex(label: bytes) -> bytes | None:
+    text = label.upper()
+    try:
+        return base64.b32hexdecode(text + b"=" * (-len(text) % 8))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Nsec3:
+    rrset: dns.rrset.RRset
+    owner_hash: bytes
+    next_hash: bytes
+    types: frozenset[int]
+    opt_out: bool
+
+    def covers(self, h: bytes) -> bool:
+        if self.owner_hash < self.next_hash:
+            return self.owner_hash < h < self.next_hash
+        return h > self.owner_hash or h < self.next_hash
+
+
+class _Chain:
+    """The usable NSEC3 records of one response, with a memoised, budgeted hash."""
+
+    def __init__(
+        self,
+        zone: dns.name.Name,
+        records: list[_Nsec3],
+        salt: bytes,
+        iterations: int,
+        budget: Budget,
+    ) -> None:
+        self.zone = zone
+        self.records = records
+        self.salt = salt
+        self.iterations = iterations
+        self.budget = budget
+        self._hashes: dict[dns.name.Name, bytes] = {}
+
+    def hash(self, name: dns.name.Name) -> bytes | None:
+        h = self._hashes.get(name)
+        if h is None:
+            if not self.budget.take("nsec3_hashes"):
+                return None
+            h = nsec3_hash(name, self.salt, self.iterations)
+            self._hashes[name] = h
+        return h
+
+    def match(self, h: bytes) -> _Nsec3 | None:
+        return next((r for r in self.records if r.owner_hash == h), None)
+
+    def cover(self, h: bytes) -> _Nsec3 | None:
+        return next((r for r in self.records if r.covers(h)), None)
+
+    def closest_encloser(
+        self, qname: dns.name.Name
+    ) -> tuple[dns.name.Name, dns.name.Name | None, _Nsec3] | Proof:
+        """(closest encloser, next closer name or None if qname matched, matching NSEC3)."""
+        name, prev = qname, None
+        while name.is_subdomain(self.zone):
+            h = self.hash(name)
+            if h is None:
+                return fail(f"NSEC3 proof for {qname}: {self.budget.describe()}")
+            m = self.match(h)
+            if m is not None:
+                return name, prev, m
+            if name == self.zone:
+                break
+            prev, name = name, name.parent()
+        return missing(f"no NSEC3 matches an ancestor of {qname} (closest encloser proof)")
+
+
+def _chain(
+    zone: dns.name.Name,
+    authority: Sequence[dns.rrset.RRset],
+    verify: Verify,
+    budget: Budget,
+) -> _Chain | Proof:
+    rrsets = [r for r in authority if r.rdtype == NSEC3_T]
+    limit = budget.limits.nsec3_per_proof
+    if len(rrsets) > limit:
+        return fail(f"{len(rrsets)} NSEC3 RRsets in one answer (limit {limit})")
+    records: list[_Nsec3] = []
+    params: tuple[bytes, int] | None = None
+    for rrset in rrsets:
+        if rrset.name.parent() != zone or len(rrset) != 1:
+            continue
+        rd = rrset[0]
+        # RFC 5155 s8.1/s8.2: unknown hash algorithms and flags are ignored.
+        if rd.algorithm != SHA1 or rd.flags & ~OPT_OUT:
+            continue
+        owner_hash = _b32hex(rrset.name.labels[0])
+        if owner_hash is None:
+            continue
+        if params is None:
+            params = (rd.salt, rd.iterations)
+        elif params != (rd.salt, rd.iterations):
+            continue
+        records.append(
+            _Nsec3(rrset, owner_hash, rd.next, bitmap_types(rd.windows), bool(rd.flags & OPT_OUT))
+        )
+    if params is None:
+        return missing(f"no usable NSEC3 record of {zone}")
+    salt, iterations = params
+    if iterations > budget.limits.nsec3_iterations:
+        bad = verify_all([r.rrset for r in records], verify)
+        if bad is not None:
+            return Proof(bad)
+        return Proof(
+            v.insecure(
+                f"NSEC3 records of {zone} use {iterations} iterations (more than "
+                f"{budget.limits.nsec3_iterations}); answer treated as insecure (RFC 9276)",
+                v.EDE_UNSUPPORTED_NSEC3_ITERATIONS,
+            )
+        )
+    return _Chain(zone, records, salt, iterations, budget)
+
+
+def _with(*rrsets: dns.rrset.RRset) -> list[dns.rrset.RRset]:
+    return list(rrsets)
+
+
+def nxdomain(
+    qname: dns.name.Name,
+    zone: dns.name.Name,
+    authority: Sequence[dns.rrset.RRset],
+    verify: Verify,
+    budget: Budget,
+) -> Proof:
+    chain = _chain(zone, authority, verify, budget)
+    if isinstance(chain, Proof):
+        return chain
+    found = chain.closest_encloser(qname)
+    if isinstance(found, Proof):
+        return found
+    ce, nc, m = found
+    if nc is None:
+        return fail(f"NXDOMAIN for {qname}, but an NSEC3 record matches it")
+    if DNAME in m.types or (NS in m.types and SOA not in m.types and ce != zone):
+        return fail(f"the closest encloser {ce} of {qname} is a delegation or DNAME")
+    h_nc = chain.hash(nc)
+    wild = dns.name.Name((b"*", *ce.labels))
+    h_w = chain.hash(wild)
+    if h_nc is None or h_w is None:
+        return fail(f"NSEC3 proof for {qname}: {budget.describe()}")
+    nc_cover = chain.cover(h_nc)
+    if nc_cover is None:
+        return missing(f"no NSEC3 covers the next closer name {nc}")
+    if chain.match(h_w) is not None:
+        return fail(f"NXDOMAIN for {qname}, but the wildcard {wild} exists")
+    w_cover = chain.cover(h_w)
+    if w_cover is None:
+        return missing(f"no NSEC3 covers the wildcard {wild}")
+    bad = verify_all(_with(m.rrset, nc_cover.rrset, w_cover.rrset), verify)
+    if bad is not None:
+        return Proof(bad)
+    if nc_cover.opt_out:
+        return Proof(
+            v.insecure(f"NXDOMAIN for {qname} is covered by an opt-out NSEC3 (RFC 5155 s9.2)")
+        )
+    return Proof(
+        v.secure(f"NSEC3: closest encloser {ce}, next closer {nc} covered, no wildcard {wild}")
+    )
+
+
+def nodata(
+    qname: dns.name.Name,
+    qtype: int,
+    zone: dns.name.Name,
+    authority: Sequence[dns.rrset.RRset],
+    verify: Verify,
+    budget: Budget,
+) -> Proof:
+    chain = _chain(zone, authority, verify, budget)
+    if isinstance(chain, Proof):
+        return chain
+    tname = type_text(qtype)
+    h = chain.hash(qname)
+    if h is None:
+        return fail(f"NSEC3 proof for {qname}: {budget.describe()}")
+    m = chain.match(h)
+    if m is not None:
+        if qtype in m.types or (CNAME in m.types and qtype != CNAME):
+            return fail(f"NSEC3 for {qname} lists {tname} or CNAME, yet the answer is empty")
+        delegation = False
+        if qtype == DS:
+            if SOA in m.types and qname != dns.name.root:
+                return fail(f"the NSEC3 denying DS at {qname} comes from the child zone")
+            delegation = NS in m.types
+        elif NS in m.types and SOA not in m.types:
+            return fail(f"an NSEC3 from the parent side of the delegation {qname} denies {tname}")
+        bad = verify_all([m.rrset], verify)
+        if bad is not None:
+            return Proof(bad)
+        what = "delegation without DS" if delegation else f"no {tname}"
+        return Proof(v.secure(f"NSEC3 matching {qname} proves {what}"), delegation, exists=True)
+    found = chain.closest_encloser(qname)
+    if isinstance(found, Proof):
+        return found
+    ce, nc, mce = found
+    if nc is None:  # unreachable: qname did not match above
+        return missing(f"no NSEC3 proves that {qname} has no {tname}")
+    h_nc = chain.hash(nc)
+    if h_nc is None:
+        return fail(f"NSEC3 proof for {qname}: {budget.describe()}")
+    nc_cover = chain.cover(h_nc)
+    if nc_cover is None:
+        return missing(f"no NSEC3 covers the next closer name {nc}")
+    if qtype == DS:
+        # RFC 5155 s8.6: no match, but an opt-out span covers the next closer name.
+        if not nc_cover.opt_out:
+            return missing(f"no NSEC3 matches {qname} and the covering one is not opt-out")
+        bad = verify_all(_with(mce.rrset, nc_cover.rrset), verify)
+        if bad is not None:
+            return Proof(bad)
+        return Proof(
+            v.insecure(f"opt-out NSEC3 covers {nc}: an unsigned delegation may exist there"),
+            delegation=True,
+        )
+    wild = dns.name.Name((b"*", *ce.labels))
+    h_w = chain.hash(wild)
+    if h_w is None:
+        return fail(f"NSEC3 proof for {qname}: {budget.describe()}")
+    wm = chain.match(h_w)
+    if wm is None or qtype in wm.types or CNAME in wm.types:
+        return missing(f"no NSEC3 proves that {qname} has no {tname}")
+    bad = verify_all(_with(mce.rrset, nc_cover.rrset, wm.rrset), verify)
+    if bad is not None:
+        return Proof(bad)
+    return Proof(v.secure(f"NSEC3 proves the wildcard {wild} has no {tname}"))
+
+
+def wildcard(
+    qname: dns.name.Name,
+    encloser: dns.name.Name,
+    zone: dns.name.Name,
+    authority: Sequence[dns.rrset.RRset],
+    verify: Verify,
+    budget: Budget,
+) -> Proof:
+    chain = _chain(zone, authority, verify, budget)
+    if isinstance(chain, Proof):
+        return chain
+    depth = len(encloser) + 1
+    if len(qname) < depth:
+        return fail(f"wildcard encloser {encloser} is not above {qname}")
+    nc = dns.name.Name(qname.labels[-depth:])
+    h = chain.hash(nc)
+    if h is None:
+        return fail(f"NSEC3 proof for {qname}: {budget.describe()}")
+    cover = chain.cover(h)
+    if cover is None:
+        return missing(f"wildcard answer for {qname} without an NSEC3 covering {nc}")
+    bad = verify_all([cover.rrset], verify)
+    if bad is not None:
+        return Proof(bad)
+    return Proof(v.secure(f"NSEC3 covering {nc} proves {qname} is a wildcard expansion"))

@@ -203,3 +203,16 @@ def test_revoked_and_unpublished_keys_change_the_dnskey_set() -> None:
     dnskey = gone.get(ORIGIN, T.DNSKEY)
     assert dnskey is not None and len(dnskey.rdatas) == 1
     assert {s.key_tag for s in sigs(gone, "mail", T.A)} == {ksk.key.tag}
+
+
+def test_worker_processes_give_the_same_signatures() -> None:
+    from dnsseal.signer.parallel import ProcessBatchSigner
+    from dnsseal.signer.sign import sign_sequential
+
+    keys = ksk_zsk(13)
+    jobs = [(i % 2, f"data {i}".encode()) for i in range(50)]
+    pooled = ProcessBatchSigner(2, min_jobs=0)(keys, jobs)
+    assert pooled == sign_sequential(keys, jobs)  # RFC 6979: same input, same signature
+    params = SignParams(batch=ProcessBatchSigner(2, min_jobs=0))
+    a = sign_zone(zone_from(), keys, params, NOW).zone
+    assert format_zone(a) == format_zone(sign_zone(zone_from(), keys, SignParams(), NOW).zone)

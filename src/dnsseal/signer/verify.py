@@ -175,7 +175,7 @@ def _check_placement(
     report: _Report,
 ) -> None:
     for name, node in data.rrsets.items():
-        if T.DS in node and lay.kinds[name] is not NameKind.DELEGATION:
+        if T.DS in node and lay.kinds[name] in (NameKind.APEX, NameKind.AUTH):
             report.add("DS_NOT_AT_CUT", name, "DS record where there is no zone cut", T.DS)
     for name, sigs in zone.rrsigs.items():
         kind = lay.kinds.get(name)

@@ -215,7 +215,7 @@ def _prepublication_time(w: Work, policy: Policy, lifetime: int, now: int) -> in
         retire = act + w.lifetime
         _set_time(w, "inactive", retire, "activation + lifetime")
     _settime_remove(w, policy)
-    return max(now, retire - prepub) if prepub <= retire else now
+    return retire - prepub if prepub <= retire else now
 
 
 def _update_lifetime(w: Work, policy: Policy, lifetime: int) -> None:

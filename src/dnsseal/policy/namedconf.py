@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dnsseal.errors import FileFormatError
-from dnsseal.policy.build import build_policies
+from dnsseal.errors import FileFormatError, OptionError
+from dnsseal.policy.build import build_policies, collect_policies
 from dnsseal.policy.model import Policy
 
 
@@ -204,3 +204,8 @@ def extract(text: str, source: str = "named.conf") -> dict[str, dict[str, Any]]:
 def parse(text: str, source: str = "named.conf") -> dict[str, Policy]:
     """The policies defined in named.conf text (see :func:`build_policies` for errors)."""
     return build_policies(extract(text, source), source)
+
+
+def collect(text: str, source: str = "named.conf") -> tuple[dict[str, Policy], list[OptionError]]:
+    """The policies and every problem in them (syntax errors still raise)."""
+    return collect_policies(extract(text, source))

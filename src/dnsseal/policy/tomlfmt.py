@@ -24,7 +24,7 @@ from typing import Any
 from dnsseal.durations import format_duration
 from dnsseal.errors import FileFormatError, OptionError
 from dnsseal.keys import algorithms
-from dnsseal.policy.build import PolicyErrors, build_policies
+from dnsseal.policy.build import PolicyErrors, build_policies, collect_policies
 from dnsseal.policy.model import DIGEST_TEXT, OPTIONS, UNLIMITED, KeySpec, Policy
 
 TOP_LEVEL = ("policy", "zone")
@@ -40,6 +40,20 @@ def load(text: str, source: str = "<toml>") -> dict[str, Any]:
         line = int(m.group(1)) if m else None
         msg = str(e)[: m.start()].strip() if m else str(e)
         raise FileFormatError(source, line, f"TOML syntax: {msg}") from None
+
+
+def collect(text: str, source: str = "<toml>") -> tuple[dict[str, Policy], list[OptionError]]:
+    """The policies of a TOML document and every problem found (for ``policy check``).
+    Raises :class:`FileFormatError` for TOML syntax errors only."""
+    doc = load(text, source)
+    errors = [OptionError(k, f"unknown table (known: {', '.join(TOP_LEVEL)})")
+              for k in doc if k not in TOP_LEVEL]  # fmt: skip
+    policies = doc.get("policy", {})
+    if not isinstance(policies, dict):
+        errors.append(OptionError("policy", "expected [policy.NAME] tables"))
+        policies = {}
+    built, more = collect_policies(policies)
+    return built, errors + more
 
 
 def parse(text: str, source: str = "<toml>") -> dict[str, Policy]:

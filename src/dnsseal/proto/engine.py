@@ -127,7 +127,10 @@ class Engine:
             return [_header_only(wire, dns.rcode.NOTAUTH)]
         except Exception:  # any parse failure of hostile bytes is FORMERR, never a crash
             self.stats.formerr += 1
-            return [_header_only(wire, dns.rcode.FORMERR)]
+            # An opcode we do not implement is NOTIMP whatever its body (RFC 1035 4.1.1).
+            opcode = (wire[2] >> 3) & 0xF
+            rcode = dns.rcode.FORMERR if opcode == dns.opcode.QUERY else dns.rcode.NOTIMP
+            return [_header_only(wire, rcode)]
         out = self._dispatch(query, wire, tcp, client)
         if out and not query.had_tsig and len(out) == 1:
             if len(self.cache) >= CACHE_LIMIT:
@@ -201,16 +204,16 @@ class Engine:
         served = self.zones.get(q.name)
         if served is None:
             return [self._error(query, dns.rcode.NOTAUTH, tcp)]
+        if not tcp and q.rdtype == dns.rdatatype.AXFR:
+            return [self._error(query, dns.rcode.FORMERR, tcp)]  # RFC 5936 4.2: TCP only
         zone = served.snapshot.origin.to_text()
         keyname = query.keyname if query.had_tsig else None
         if not served.allow_transfer.allows(client, keyname):
             log.info("[%s] transfer refused to %s (key %s)", zone, client, keyname)
             return [refused(query)]
         if not tcp:
-            if q.rdtype == dns.rdatatype.IXFR:
-                # RFC 1995 2: over UDP, answer with the current SOA; the client retries TCP.
-                return transfer_soa_only(query, served.snapshot)
-            return [self._error(query, dns.rcode.FORMERR, tcp)]
+            # RFC 1995 2: IXFR over UDP gets the current SOA; the client retries over TCP.
+            return transfer_soa_only(query, served.snapshot)
         self.stats.transfers += 1
         log.info(
             "[%s] %s to %s serial %d",

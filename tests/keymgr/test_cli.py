@@ -1,0 +1,163 @@
+"""The policy and keys commands on real key directories, with BIND's tools as oracles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dns.name
+import pytest
+from click.testing import CliRunner, Result
+
+from conftest import run_tool
+from dnsseal.cli.main import cli
+from dnsseal.keymgr import step
+from dnsseal.keymgr.plan import Facts
+from dnsseal.keys.model import RecordState
+from dnsseal.policy import tomlfmt
+from dnsseal.storage.keydir import KeyDirectory
+
+from .test_policy import NAMED_CONF
+
+O = RecordState.OMNIPRESENT  # noqa: E741
+ZONE = dns.name.from_text("example.")
+POLICY_TOML = """
+[policy.kz]
+keys = [
+  { role = "ksk", lifetime = "P1Y", algorithm = "ECDSAP256SHA256" },
+  { role = "zsk", lifetime = "P60D", algorithm = "ECDSAP256SHA256" },
+]
+"""
+
+
+def dnsseal(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_policy_check_ok_and_every_problem(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(POLICY_TOML)
+    r = dnsseal("policy", "check", good)
+    assert r.exit_code == 0 and "1 policies OK (kz)" in r.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[policy.p]\nfoo = 1\nsignatures-refresh = "P20D"\n'
+        'keys = [ { role = "zsk", lifetime = "P1D", algorithm = 13 } ]\n'
+        "nsec3param = { iterations = 10 }\n"
+    )
+    r = dnsseal("policy", "check", bad)
+    assert r.exit_code == 1
+    for path in (
+        "policy.p.foo",
+        "policy.p.keys[0].lifetime",
+        "policy.p.keys",
+        "policy.p.signatures-refresh",
+        "policy.p.nsec3param.iterations",
+    ):
+        assert f"{bad}: {path}: " in r.output, path
+
+
+@pytest.mark.interop
+def test_policy_import_of_a_config_bind_accepts(tmp_path: Path) -> None:
+    conf = tmp_path / "named.conf"
+    # BIND 9.18 does not know cds-digest-types (9.20 does): leave it out for named-checkconf
+    text = NAMED_CONF.replace('file "example.db";', 'file "/dev/null"; inline-signing yes;')
+    conf.write_text(text.replace("cds-digest-types { sha-256; sha-384; };", ""))
+    run_tool(["named-checkconf", conf])  # BIND agrees the input is valid
+    r = dnsseal("policy", "import", conf)
+    assert r.exit_code == 0, r.output
+    pols = tomlfmt.parse(r.output)
+    assert pols["normal"].dnskey_ttl == 7200 and len(pols["normal"].keys) == 2
+    out = tmp_path / "p.toml"
+    out.write_text(r.output)
+    assert dnsseal("policy", "check", out).exit_code == 0
+
+
+@pytest.mark.interop
+def test_keys_run_status_checkds_rollover_and_bind_reads_the_directory(tmp_path: Path) -> None:
+    (tmp_path / "p.toml").write_text(POLICY_TOML)
+    base = ["-K", tmp_path, "-p", "kz", "-c", tmp_path / "p.toml"]
+    r = dnsseal("keys", "run", "example", *base, "--now", "20260101000000")
+    assert r.exit_code == 0, r.output
+    assert r.output.count("created") == 2
+    r = dnsseal("keys", "run", "example", *base, "--now", "20260103000000")
+    assert "DS hidden -> rumoured" in r.output and "not yet seen at the parent" in r.output
+    keys = KeyDirectory(tmp_path).keys(ZONE)
+    ksk = next(k for k in keys if k.role == "ksk")
+    zsk = next(k for k in keys if k.role == "zsk")
+    r = dnsseal("keys", "status", "example", *base, "--now", "20260103000000")
+    assert r.output.startswith("dnssec-policy: kz\ncurrent time:  Sat Jan  3 00:00:00 2026")
+    assert f"key: {ksk.tag} (ECDSAP256SHA256), KSK" in r.output
+    assert "  - ds:             rumoured" in r.output
+    r = dnsseal("keys", "checkds", "example", *base, "--key", str(ksk.tag), "published",
+                "--now", "20260103010000")  # fmt: skip
+    assert "ds_publish set to 20260103010000" in r.output
+    dnsseal("keys", "run", "example", *base, "--now", "20260105000000")
+    ksk2 = next(k for k in KeyDirectory(tmp_path).keys(ZONE) if k.tag == ksk.tag)
+    assert ksk2.state is not None and ksk2.state.ds is O
+    # BIND's own tool reads what dnsseal wrote, with the same times
+    out = run_tool(["dnssec-settime", "-p", "all", tmp_path / f"{ksk.basename}.key"]).stdout
+    assert "DS Publish: Sat Jan  3 01:00:00 2026" in out
+    assert "Inactive: Fri Jan  1 00:00:00 2027" in out
+    assert "SYNC Publish: Fri Jan  2 01:05:00 2026" in out
+    # operator rollover of the ZSK
+    r = dnsseal(
+        "keys", "rollover", "example", *base, "--key", str(zsk.tag), "--now", "20260106000000"
+    )
+    assert r.exit_code == 0 and "rolling over to" in r.output
+    after = KeyDirectory(tmp_path).keys(ZONE)
+    assert len(after) == 3
+    new = next(k for k in after if k.state and k.state.predecessor == zsk.tag)
+    out = run_tool(["dnssec-settime", "-p", "all", tmp_path / f"{new.basename}.key"]).stdout
+    assert "Publish: Tue Jan  6 00:00:00 2026" in out
+    # an ambiguous or unknown tag is a clear option error
+    args = ["keys", "rollover", "example", *map(str, base), "--key", "1"]
+    r = CliRunner().invoke(cli, args, standalone_mode=False)
+    assert r.exit_code != 0 and "no key with tag 1" in str(r.exception)
+
+
+@pytest.mark.interop
+def test_bind_keys_are_adopted_without_changing_published_records(tmp_path: Path) -> None:
+    common = ["-K", tmp_path, "-a", "ECDSAP256SHA256", "-L", "3600"]
+    times = ["-P", "now-400d", "-A", "now-400d"]
+    run_tool(["dnssec-keygen", *common, "-f", "KSK", *times, "-P", "sync", "now-399d", "example"])
+    run_tool(["dnssec-keygen", *common, *times, "example"])
+    keys = KeyDirectory(tmp_path).keys(ZONE)
+    assert len(keys) == 2 and all(k.state is None for k in keys)
+    p = tomlfmt.parse(POLICY_TOML.replace('"P1Y"', '"unlimited"').replace('"P60D"', '"unlimited"'))
+    now = max(k.timings.activate or 0 for k in keys) + 400 * 86400
+    plan = step(p["kz"], keys, Facts(), now)
+    assert plan.created == [] and plan.to_generate == ()
+    assert {k.id for k in plan.dnskeys} == {k.id for k in keys}
+    ksk = next(k for k in keys if k.is_ksk)
+    zsk = next(k for k in keys if not k.is_ksk)
+    assert [k.id for k in plan.ksk_signers] == [ksk.id]
+    assert [k.id for k in plan.zsk_signers] == [zsk.id]
+    assert [k.id for k in plan.cds] == [ksk.id]
+    st = plan.report(ksk).key.state
+    assert st is not None and (st.dnskey, st.krrsig, st.ds, st.goal) == (O, O, O, O)
+    assert all(not any("->" in c for c in r.changes) for r in plan.keys)
+    # the command does the same on disk: no new key, BIND still reads every file
+    toml = tmp_path / "p.toml"
+    toml.write_text(tomlfmt.format(p.values()))
+    r = dnsseal("keys", "run", "example", "-K", tmp_path, "-p", "kz", "-c", toml)
+    assert r.exit_code == 0 and "created" not in r.output, r.output
+    assert len(list(tmp_path.glob("*.key"))) == 2 and len(list(tmp_path.glob("*.state"))) == 2
+    for f in tmp_path.glob("*.key"):
+        run_tool(["dnssec-settime", "-p", "all", f])
+
+
+def test_timeline_json_and_svg(tmp_path: Path) -> None:
+    (tmp_path / "p.toml").write_text(POLICY_TOML)
+    svg = tmp_path / "t.svg"
+    r = dnsseal("keys", "timeline", "example", "-K", tmp_path, "-p", "kz", "-c",
+                tmp_path / "p.toml", "--now", "20260101000000", "--until", "P150D",
+                "--assume-ds-after", "PT2H", "--json", "--svg", svg)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["bogus_windows"] == []
+    what = [e["event"] for e in doc["events"]]
+    assert what.count("key created") == 4  # KSK, ZSK and two ZSK successors
+    assert "DS expected at the parent" in what and "removed: DNSKEY out of the zone" in what
+    assert svg.read_text().startswith("<svg") and svg.read_text().count("<rect") > 10
+    assert list(tmp_path.glob("*.key")) == []  # a what-if creates nothing

@@ -1,0 +1,183 @@
+"""``dnsseal resolve`` (like delv) and ``dnsseal resolver`` (a validating recursive service).
+
+Exit status of ``resolve`` (one row per verdict, see :data:`EXIT`): 0 secure, 2 bogus,
+3 insecure, 4 indeterminate (no trust anchor, or no server answered); 1 for usage and file
+errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import click
+import dns.exception
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from dnsseal.errors import OptionError
+from dnsseal.resolver.hints import builtin_root_servers, parse_hints, parse_server
+from dnsseal.storage.files import read_text
+from dnsseal.validator.anchors import AnchorSet, parse_trust_anchors, root_anchors
+from dnsseal.validator.machine import Config, Result
+from dnsseal.validator.verdict import Security
+
+EXIT: dict[Security, int] = {
+    Security.SECURE: 0,
+    Security.BOGUS: 2,
+    Security.INSECURE: 3,
+    Security.INDETERMINATE: 4,
+}
+
+# delv's wording for each outcome, so people recognise it.
+HEADLINE: dict[Security, str] = {
+    Security.SECURE: "fully validated",
+    Security.INSECURE: "unsigned answer",
+    Security.BOGUS: "validation failed",
+    Security.INDETERMINATE: "validation indeterminate",
+}
+
+
+def build_config(
+    anchor_file: str | None,
+    hints_file: str | None,
+    server: str | None,
+    port: int,
+    minimise: bool,
+) -> Config:
+    """Anchors (-a file, else the built-in root anchors), starting servers (@SERVER, else
+    --root-hints, else the IANA root servers) and options as a machine Config."""
+    anchors: AnchorSet = (
+        parse_trust_anchors(read_text(anchor_file), anchor_file) if anchor_file else root_anchors()
+    )
+    if server is not None:
+        roots: tuple[tuple[str, int], ...] = (parse_server(server, port),)
+        port = roots[0][1]  # address#port: servers learnt from glue use it too
+    elif hints_file is not None:
+        roots = parse_hints(read_text(hints_file), hints_file, port)
+    else:
+        roots = builtin_root_servers(port)
+    return Config(roots, anchors, minimise=minimise, port=port)
+
+
+def _split_args(args: tuple[str, ...]) -> tuple[str, str, str | None]:
+    name: str | None = None
+    rdtype: str | None = None
+    server: str | None = None
+    for a in args:
+        if a.startswith("@"):
+            server = a[1:]
+            continue
+        if rdtype is None and name is not None:
+            try:
+                dns.rdatatype.from_text(a)
+                rdtype = a.upper()
+                continue
+            except dns.rdatatype.UnknownRdatatype:
+                pass
+        if name is None:
+            name = a
+        else:
+            raise OptionError("ARGS", f"unexpected argument {a!r}")
+    if name is None:
+        raise OptionError("NAME", "a name to resolve is required")
+    return name, rdtype or "A", server
+
+
+def result_dict(r: Result) -> dict[str, Any]:
+    return {
+        "name": r.qname.to_text(),
+        "type": dns.rdatatype.to_text(dns.rdatatype.RdataType.make(r.rdtype)),
+        "rcode": dns.rcode.to_text(dns.rcode.Rcode.make(r.rcode)),
+        "verdict": r.verdict.to_dict(),
+        "answer": [line for rrset in r.answer for line in rrset.to_text().splitlines()],
+        "chain": [link.to_dict() for link in r.links],
+        "spent": r.spent,
+    }
+
+
+def _print_text(r: Result, explain: bool) -> None:
+    if explain:
+        for link in r.links:
+            click.echo(f";; [{link.security.value:>13}] {link.zone:<24} {link.kind:<7} {link.text}")
+    head = HEADLINE[r.verdict.security]
+    negative = r.rcode == dns.rcode.NXDOMAIN or not any(x.rdtype == r.rdtype for x in r.answer)
+    if negative and r.rcode != dns.rcode.SERVFAIL:
+        head = f"negative response, {head}"
+    click.echo(f"; {head}: {r.verdict.reason}")
+    if r.verdict.ede is not None:
+        click.echo(f"; EDE: {r.verdict.ede} ({r.verdict.ede_name})")
+    click.echo(f"; rcode: {dns.rcode.to_text(dns.rcode.Rcode.make(r.rcode))}")
+    for rrset in r.answer:
+        click.echo(rrset.to_text())
+
+
+@click.command()
+@click.argument("args", nargs=-1, required=True, metavar="NAME [TYPE] [@SERVER]")
+@click.option(
+    "-a", "anchor_file", metavar="FILE", help="trust-anchors { ... }; file (like delv -a)."
+)
+@click.option("--root-hints", "hints_file", metavar="FILE", help="named.root-style root hints.")
+@click.option("-p", "--port", default=53, show_default=True, help="Port for all servers.")
+@click.option("--explain", is_flag=True, help="Print each link of the chain of trust.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--no-minimise", is_flag=True, help="Send full query names (no RFC 9156).")
+@click.option("--timeout", default=2.0, show_default=True, help="Seconds per upstream try.")
+def resolve(
+    args: tuple[str, ...],
+    anchor_file: str | None,
+    hints_file: str | None,
+    port: int,
+    explain: bool,
+    as_json: bool,
+    no_minimise: bool,
+    timeout: float,
+) -> None:
+    """Resolve NAME from the root (or @SERVER) and validate it, like delv.
+
+    Exit status: 0 secure, 2 bogus, 3 insecure, 4 indeterminate, 1 on errors.
+    """
+    from dnsseal.resolver.engine import Resolver
+    from dnsseal.resolver.transport import network_transport
+
+    name, rdtype, server = _split_args(args)
+    try:
+        qname = dns.name.from_text(name)
+    except dns.exception.DNSException as e:
+        raise OptionError("NAME", f"{name!r}: {e}") from None
+    config = build_config(anchor_file, hints_file, server, port, not no_minimise)
+    resolver = Resolver(config, network_transport(timeout))
+    result = asyncio.run(resolver.resolve(qname, rdtype))
+    if as_json:
+        click.echo(json.dumps(result_dict(result), indent=2))
+    else:
+        _print_text(result, explain)
+    raise SystemExit(EXIT[result.verdict.security])
+
+
+@click.command()
+@click.option("--listen", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", "listen_port", default=53, show_default=True, help="Port to bind.")
+@click.option("-a", "anchor_file", metavar="FILE", help="trust-anchors { ... }; file.")
+@click.option("--root-hints", "hints_file", metavar="FILE", help="named.root-style root hints.")
+@click.option("--upstream-port", default=53, show_default=True, help="Port of upstream servers.")
+@click.option("--no-minimise", is_flag=True, help="Send full query names (no RFC 9156).")
+@click.option("--timeout", default=2.0, show_default=True, help="Seconds per upstream try.")
+def resolver(
+    listen: str,
+    listen_port: int,
+    anchor_file: str | None,
+    hints_file: str | None,
+    upstream_port: int,
+    no_minimise: bool,
+    timeout: float,
+) -> None:
+    """Run a validating recursive resolver: AD on secure answers, SERVFAIL with an
+    Extended DNS Error on bogus ones, CD honoured."""
+    from dnsseal.resolver.service import serve_forever
+
+    config = build_config(anchor_file, hints_file, None, upstream_port, not no_minimise)
+    asyncio.run(serve_forever(config, listen, listen_port, timeout=timeout))

@@ -1,0 +1,185 @@
+"""The validating recursive service: UDP and TCP listeners that answer with the resolver.
+
+Answers follow RFC 4035 s3.2 and RFC 8914: AD on secure data when the client set DO or AD;
+bogus data is SERVFAIL with an Extended DNS Error unless the client set CD (then the data
+is returned without AD); RRSIGs and NSEC records only when DO is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import struct
+from collections.abc import Coroutine
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from dnsseal.resolver.engine import Resolver
+from dnsseal.resolver.transport import network_transport
+from dnsseal.validator.machine import Config, Result
+from dnsseal.validator.verdict import Security
+
+log = logging.getLogger(__name__)
+
+DNSSEC_TYPES = {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
+
+
+def build_response(query: dns.message.Message, result: Result) -> dns.message.Message:
+    """The client's response for ``result`` (see the module docstring for the rules)."""
+    resp = dns.message.make_response(query)
+    resp.flags |= dns.flags.RA
+    do = bool(query.ednsflags & dns.flags.DO)
+    cd = bool(query.flags & dns.flags.CD)
+    sec = result.verdict.security
+    ede = result.verdict.ede
+    if result.rcode == dns.rcode.SERVFAIL or (sec is Security.BOGUS and not cd):
+        resp.set_rcode(dns.rcode.SERVFAIL)
+        _add_ede(resp, query, ede if ede is not None else 0, result.verdict.reason)
+        return resp
+    resp.set_rcode(dns.rcode.Rcode.make(result.rcode))
+
+    def keep(rrset: dns.rrset.RRset) -> bool:
+        return do or rrset.rdtype not in DNSSEC_TYPES
+
+    resp.answer = [r for r in result.answer if keep(r)]
+    if not any(r.rdtype == result.rdtype for r in result.answer):
+        resp.authority = [r for r in result.authority if keep(r)]
+    if sec is Security.SECURE and (do or query.flags & dns.flags.AD):
+        resp.flags |= dns.flags.AD
+    if ede is not None:
+        _add_ede(resp, query, ede, result.verdict.reason)
+    return resp
+
+
+def _add_ede(resp: dns.message.Message, query: dns.message.Message, code: int, text: str) -> None:
+    if query.edns >= 0:
+        resp.use_edns(
+            0,
+            query.ednsflags & dns.flags.DO,
+            1232,
+            options=[dns.edns.EDEOption(dns.edns.EDECode.make(code), text[:200])],
+        )
+
+
+class ResolverService:
+    """Answers recursive queries; one task per query."""
+
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
+        self._servers: list[asyncio.AbstractServer] = []
+        self._udp: list[asyncio.DatagramTransport] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(self, wire: bytes, tcp: bool) -> bytes | None:
+        try:
+            query = dns.message.from_wire(wire)
+        except dns.exception.DNSException:
+            if len(wire) < 12:
+                return None
+            return _formerr(wire)
+        if query.opcode() != dns.opcode.QUERY or len(query.question) != 1:
+            resp = dns.message.make_response(query)
+            resp.set_rcode(
+                dns.rcode.NOTIMP if query.opcode() != dns.opcode.QUERY else dns.rcode.FORMERR
+            )
+            return resp.to_wire()
+        q = query.question[0]
+        try:
+            result = await self.resolver.resolve(q.name, q.rdtype)
+        except Exception:  # a bug must not take the service down; answer SERVFAIL
+            log.exception("[%s] resolution failed", q.name)
+            resp = dns.message.make_response(query)
+            resp.flags |= dns.flags.RA
+            resp.set_rcode(dns.rcode.SERVFAIL)
+            return resp.to_wire()
+        resp = build_response(query, result)
+        limit = 65535 if tcp else max(512, query.payload if query.edns >= 0 else 512)
+        try:
+            return resp.to_wire(max_size=limit)
+        except dns.exception.TooBig:
+            resp.answer, resp.authority, resp.additional = [], [], []
+            resp.flags |= dns.flags.TC
+            return resp.to_wire()
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        service = self
+
+        class Udp(asyncio.DatagramProtocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.transport = transport
+
+            def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+                async def answer() -> None:
+                    out = await service.handle(data, False)
+                    if out is not None:
+                        self.transport.sendto(out, addr)  # type: ignore[attr-defined]
+
+                service._spawn(answer())
+
+        transport, _ = await loop.create_datagram_endpoint(Udp, local_addr=(host, port))
+        self._udp.append(transport)
+        bound = transport.get_extra_info("sockname")
+        server = await asyncio.start_server(self._tcp_client, host, bound[1])
+        self._servers.append(server)
+        log.info("resolver listening on %s port %d", host, bound[1])
+        return host, int(bound[1])
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    (length,) = struct.unpack(
+                        "!H", await asyncio.wait_for(reader.readexactly(2), 30)
+                    )
+                    data = await reader.readexactly(length)
+                except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+                    return
+                out = await self.handle(data, True)
+                if out is None:
+                    return
+                writer.write(struct.pack("!H", len(out)) + out)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        for t in self._udp:
+            t.close()
+        for s in self._servers:
+            s.close()
+            await s.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _formerr(wire: bytes) -> bytes:
+    qid, flags = struct.unpack("!HH", wire[:4])
+    return struct.pack("!HHHHHH", qid, 0x8000 | (flags & 0x7900) | dns.rcode.FORMERR, 0, 0, 0, 0)
+
+
+async def serve_forever(config: Config, host: str, port: int, *, timeout: float = 2.0) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    service = ResolverService(Resolver(config, network_transport(timeout)))
+    await service.start(host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await service.close()

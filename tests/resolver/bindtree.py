@@ -1,0 +1,212 @@
+"""A local DNSSEC hierarchy signed with BIND's dnssec-keygen/dnssec-signzone and served by
+one real ``named`` on 127.0.0.1 (one named can serve every zone of the tree; DS queries are
+answered from the parent).  Bogus variants are made by editing the signed zone files the
+way a broken signer or an attacker would.
+
+root (NSEC) -> test. (NSEC3, opt-out) -> secure, nsec (NSEC), unsigned (no DS),
+tampered, expired, dsmismatch, nokey, nonsec3, badsigner; root -> insec. (no DS).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+
+from conftest import free_port, require_tool, run_tool
+
+SOA = "@ 3600 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n"
+
+
+def _zone_text(origin: str, body: str) -> str:
+    return f"$ORIGIN {origin}\n$TTL 300\n{SOA}@ NS ns.test.\n{body}"
+
+
+LEAF = "www A 192.0.2.1\n"
+CHILDREN: dict[str, str] = {
+    "secure": LEAF + "*.wild A 192.0.2.7\nalias CNAME www.nsec.test.\nsub A 192.0.2.9\n",
+    "nsec": LEAF,
+    "unsigned": LEAF,
+    "tampered": LEAF,
+    "expired": LEAF,
+    "dsmismatch": LEAF,
+    "nokey": LEAF,
+    "nonsec3": LEAF + "*.wild A 192.0.2.7\n",
+    "badsigner": LEAF,
+}
+UNSIGNED = {"unsigned"}
+NSEC_ZONES = {"nsec"}
+
+
+def _edit(path: Path, fn: Callable[[list[str]], list[str] | None]) -> None:
+    out = []
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if not fields or line.startswith(";"):
+            out.append(line)
+            continue
+        new = fn(fields)
+        if new is not None:
+            out.append("\t".join(new))
+    path.write_text("\n".join(out) + "\n")
+
+
+def _keygen(d: Path, zone: str, ksk: bool) -> str:
+    args = ["dnssec-keygen", "-q", "-K", d, "-a", "ECDSAP256SHA256", "-L", "300"]
+    if ksk:
+        args += ["-f", "KSK"]
+    return run_tool([*args, zone]).stdout.strip()
+
+
+def _ds(d: Path, keyname: str) -> str:
+    """The SHA-256 DS line of a key file, e.g. 'secure.test. IN DS 123 13 2 ABC'."""
+    return run_tool(["dnssec-dsfromkey", "-2", d / f"{keyname}.key"]).stdout.strip()
+
+
+def _sign(
+    d: Path,
+    zone: str,
+    unsigned: Path,
+    *,
+    nsec3: bool,
+    optout: bool = False,
+    times: tuple[str, str] | None = None,
+) -> Path:
+    out = d / f"{zone.rstrip('.') or 'root'}.signed"
+    args = ["dnssec-signzone", "-q", "-S", "-K", d, "-O", "full", "-f", out, "-o", zone]
+    if nsec3:
+        args += ["-3", "-", "-H", "0"]
+        if optout:
+            args += ["-A"]
+    if times:
+        args += ["-P", "-s", times[0], "-e", times[1]]
+    run_tool([*args, unsigned], cwd=d)
+    return out
+
+
+@dataclass
+class Tree:
+    directory: Path
+    port: int
+    anchors: Path  # trust-anchors { . static-ds ...; };
+    hints: Path  # named.root-style hints pointing at 127.0.0.1
+    proc: subprocess.Popen[bytes]
+
+
+def build_tree(d: Path) -> tuple[dict[str, Path], str]:
+    """Sign every zone; returns zone files by zone name and the root KSK's DS text."""
+    files: dict[str, Path] = {}
+    test_body = "ns A 127.0.0.1\n"
+    for child, body in CHILDREN.items():
+        zone = f"{child}.test."
+        src = d / f"{child}.zone"
+        src.write_text(_zone_text(zone, body))
+        test_body += f"{child} NS ns.test.\n"
+        if child in UNSIGNED:
+            files[zone] = src
+            continue
+        ksk = _keygen(d, zone, True)
+        _keygen(d, zone, False)
+        times = ("20200101000000", "20200201000000") if child == "expired" else None
+        files[zone] = _sign(d, zone, src, nsec3=child not in NSEC_ZONES, times=times)
+        ds = _ds(d, ksk).split()
+        if child == "dsmismatch":
+            ds[-1] = ds[-1][:-4] + ("0000" if ds[-1][-4:] != "0000" else "1111")
+        if child == "nokey":
+            other = _keygen(d / "spare", zone, True) if (d / "spare").mkdir() is None else ""
+            ds = _ds(d / "spare", other).split()
+        test_body += f"{child} 300 IN DS {' '.join(ds[-4:])}\n"
+    _edit(
+        files["tampered.test."],
+        lambda f: [*f[:4], "192.0.2.99"] if f[0] == "www.tampered.test." and f[3] == "A" else f,
+    )
+    _edit(
+        files["nonsec3.test."],
+        # NSEC3PARAM stays: without it named stops sending RRSIGs for the zone at all.
+        lambda f: None if f[3] == "NSEC3" or (f[3] == "RRSIG" and f[4] == "NSEC3") else f,
+    )
+    _edit(
+        files["badsigner.test."],
+        lambda f: (
+            [*f[:11], "test.", *f[12:]]
+            if f[0] == "www.badsigner.test." and f[3] == "RRSIG" and f[4] == "A"
+            else f
+        ),
+    )
+    src = d / "test.zone"
+    src.write_text(_zone_text("test.", test_body))
+    ksk = _keygen(d, "test.", True)
+    _keygen(d, "test.", False)
+    files["test."] = _sign(d, "test.", src, nsec3=True, optout=True)
+    test_ds = _ds(d, ksk).split()
+    src = d / "root.zone"
+    src.write_text(
+        "$ORIGIN .\n$TTL 300\n. 3600 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n"
+        ". NS ns.test.\nns.test. A 127.0.0.1\n"
+        f"test. NS ns.test.\ntest. 300 IN DS {' '.join(test_ds[-4:])}\n"
+        "insec. NS ns.insec.\nns.insec. A 127.0.0.1\n"
+    )
+    ksk = _keygen(d, ".", True)
+    _keygen(d, ".", False)
+    files["."] = _sign(d, ".", src, nsec3=False)
+    insec = d / "insec.zone"
+    insec.write_text(
+        "$ORIGIN insec.\n$TTL 300\n@ 3600 IN SOA ns hostmaster 1 3600 600 86400 300\n"
+        "@ NS ns\nns A 127.0.0.1\nwww A 192.0.2.1\n"
+    )
+    files["insec."] = insec
+    return files, " ".join(_ds(d, ksk).split()[-4:])
+
+
+def start_named(d: Path, files: dict[str, Path]) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    zones = "".join(f'zone "{z}" {{ type primary; file "{p}"; }};\n' for z, p in files.items())
+    conf = d / "named.conf"
+    conf.write_text(
+        f'options {{ directory "{d}"; listen-on port {port} {{ 127.0.0.1; }}; '
+        f'listen-on-v6 {{ none; }}; pid-file "{d}/named.pid"; recursion no; '
+        "dnssec-validation no; notify no; };\ncontrols { };\n" + zones
+    )
+    named = require_tool("named")
+    with (d / "named.log").open("wb") as log:
+        proc = subprocess.Popen([named, "-g", "-c", str(conf)], stdout=log, stderr=log)
+    q = dns.message.make_query("test.", "SOA")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            r = dns.query.udp(q, "127.0.0.1", port=port, timeout=0.3)
+            if r.rcode() == dns.rcode.NOERROR and r.answer:
+                return proc, port
+        except (OSError, dns.exception.Timeout):
+            time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    raise AssertionError(f"named did not start:\n{(d / 'named.log').read_text()}")
+
+
+def tree(tmp: Path) -> Iterator[Tree]:
+    files, root_ds = build_tree(tmp)
+    proc, port = start_named(tmp, files)
+    try:
+        tag, alg, dt, digest = root_ds.split()
+        anchors = tmp / "anchors.conf"
+        anchors.write_text(f'trust-anchors {{\n  . static-ds {tag} {alg} {dt} "{digest}";\n}};\n')
+        hints = tmp / "root.hints"
+        hints.write_text(". 3600000 NS ns.test.\nns.test. 3600000 A 127.0.0.1\n")
+        yield Tree(tmp, port, anchors, hints, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

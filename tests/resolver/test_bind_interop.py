@@ -1,0 +1,121 @@
+"""The validator against a hierarchy signed by BIND's tools and served by real ``named``,
+with ``delv`` as the oracle for every verdict, and ``dnsseal resolve`` end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.rcode
+import pytest
+from click.testing import CliRunner
+
+from conftest import require_tool
+from dnsseal.cli.resolvecmds import build_config, resolve
+from dnsseal.resolver.engine import Resolver
+from dnsseal.validator import verdict as v
+
+from .bindtree import Tree, tree
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
+
+S = v.Security
+CASES = [
+    # name, type, security, EDE, rcode
+    ("www.secure.test.", "A", S.SECURE, None, dns.rcode.NOERROR),
+    ("nx.secure.test.", "A", S.SECURE, None, dns.rcode.NXDOMAIN),
+    ("www.secure.test.", "TXT", S.SECURE, None, dns.rcode.NOERROR),
+    ("a.wild.secure.test.", "A", S.SECURE, None, dns.rcode.NOERROR),
+    ("alias.secure.test.", "A", S.SECURE, None, dns.rcode.NOERROR),  # CNAME across zones
+    ("www.nsec.test.", "A", S.SECURE, None, dns.rcode.NOERROR),
+    ("nx.nsec.test.", "A", S.SECURE, None, dns.rcode.NXDOMAIN),
+    ("www.unsigned.test.", "A", S.INSECURE, None, dns.rcode.NOERROR),  # opt-out, no DS
+    ("www.insec.", "A", S.INSECURE, None, dns.rcode.NOERROR),  # NSEC-proven no DS
+    ("www.tampered.test.", "A", S.BOGUS, v.EDE_DNSSEC_BOGUS, None),
+    ("www.expired.test.", "A", S.BOGUS, v.EDE_SIGNATURE_EXPIRED, None),
+    ("www.dsmismatch.test.", "A", S.BOGUS, v.EDE_DNSSEC_BOGUS, None),
+    ("www.nokey.test.", "A", S.BOGUS, v.EDE_DNSKEY_MISSING, None),
+    ("nx.nonsec3.test.", "A", S.BOGUS, v.EDE_NSEC_MISSING, None),
+    ("a.wild.nonsec3.test.", "A", S.BOGUS, v.EDE_NSEC_MISSING, None),  # wildcard, no proof
+    ("www.badsigner.test.", "A", S.BOGUS, v.EDE_DNSKEY_MISSING, None),  # signer "test."
+]
+
+
+@pytest.fixture(scope="module")
+def bind_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tree]:
+    yield from tree(tmp_path_factory.mktemp("bindtree"))
+
+
+@pytest.fixture(scope="module")
+def resolver(bind_tree: Tree) -> Resolver:
+    config = build_config(
+        str(bind_tree.anchors), str(bind_tree.hints), None, bind_tree.port, minimise=True
+    )
+    return Resolver(config)
+
+
+def delv_verdict(t: Tree, name: str, rdtype: str) -> S:
+    delv = require_tool("delv")
+    p = subprocess.run(
+        [delv, "-a", str(t.anchors), "@127.0.0.1", "-p", str(t.port), "+root=.", name, rdtype],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    out = p.stdout + p.stderr
+    if "fully validated" in out:
+        return S.SECURE
+    if "unsigned answer" in out:
+        return S.INSECURE
+    assert "resolution failed" in out or "validating" in out, out
+    return S.BOGUS
+
+
+@pytest.mark.parametrize(("name", "rdtype", "security", "ede", "rcode"), CASES)
+def test_verdicts_match_delv(
+    bind_tree: Tree,
+    resolver: Resolver,
+    name: str,
+    rdtype: str,
+    security: v.Security,
+    ede: int | None,
+    rcode: int | None,
+) -> None:
+    result = asyncio.run(resolver.resolve(name, rdtype))
+    assert result.verdict.security is security, result.verdict
+    assert result.verdict.ede == ede, result.verdict
+    if rcode is not None:
+        assert result.rcode == rcode
+    assert delv_verdict(bind_tree, name, rdtype) is security
+
+
+def test_resolve_command_json_and_exit_status(bind_tree: Tree) -> None:
+    base = ["--root-hints", str(bind_tree.hints), "-p", str(bind_tree.port)]
+    base += ["-a", str(bind_tree.anchors)]
+    runner = CliRunner()
+    ok = runner.invoke(resolve, ["www.secure.test", "A", *base, "--json"])
+    assert ok.exit_code == 0, ok.output
+    data = json.loads(ok.output)
+    assert data["verdict"]["security"] == "secure"
+    assert any("192.0.2.1" in line for line in data["answer"])
+    assert [c["kind"] for c in data["chain"]][:2] == ["anchor", "DNSKEY"]
+    bad = runner.invoke(resolve, ["www.expired.test", *base, "--explain"])
+    assert bad.exit_code == 2
+    assert "validation failed" in bad.output
+    assert "EDE: 7 (Signature Expired)" in bad.output
+    assert "[       secure] test." in bad.output  # the links above the break are shown
+    insecure = runner.invoke(
+        resolve, ["www.insec", f"@127.0.0.1#{bind_tree.port}", "-a", str(bind_tree.anchors)]
+    )
+    assert insecure.exit_code == 3, insecure.output
+    assert "unsigned answer" in insecure.output
+
+
+def test_missing_anchor_file_is_a_clear_error(tmp_path: Path) -> None:
+    r = CliRunner().invoke(resolve, ["example.", "-a", str(tmp_path / "nope.conf")])
+    assert r.exit_code != 0
+    assert "nope.conf" in str(r.exception) or "nope.conf" in r.output

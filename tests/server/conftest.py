@@ -201,6 +201,7 @@ def write_config(
         targets = (also_notify or {}).get(variant)
         if targets:
             lines.append(f"also-notify = {targets!r}".replace("'", '"'))
+            lines.append('notify-key = "xfr"')
         lines.append("")
     conf = workdir / "dnsseal.toml"
     conf.write_text("\n".join(lines))

@@ -229,7 +229,7 @@ def transfer_soa_only(query: dns.message.Message, snap: ZoneSnapshot) -> list[by
     response = dns.message.make_response(query)
     response.flags |= dns.flags.AA
     response.answer = [snap.apex.rrsets[dns.rdatatype.SOA]]
-    return [response.to_wire()]
+    return [response.to_wire(max_size=65535)]
 
 
 def _header_only(wire: bytes, rcode: int) -> bytes:

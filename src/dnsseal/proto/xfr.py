@@ -117,11 +117,12 @@ def render_transfer(query: dns.message.Message, body: list[dns.rrset.RRset]) -> 
         response = dns.message.make_response(query)
         response.flags |= dns.flags.AA
         response.answer = chunk
+        # max_size: without it dnspython caps a TCP message at the query's EDNS UDP size.
         if query.had_tsig:
-            out.append(response.to_wire(multi=True, tsig_ctx=ctx))
+            out.append(response.to_wire(max_size=65535, multi=True, tsig_ctx=ctx))
             ctx = response.tsig_ctx
         else:
-            out.append(response.to_wire())
+            out.append(response.to_wire(max_size=65535))
     return out
 
 
@@ -159,4 +160,4 @@ def refused(query: dns.message.Message, rcode: int = dns.rcode.REFUSED) -> bytes
     """A transfer refusal (still TSIG-signed when the query was)."""
     response = dns.message.make_response(query)
     response.set_rcode(dns.rcode.Rcode(rcode))
-    return response.to_wire()
+    return response.to_wire(max_size=65535)

@@ -18,7 +18,7 @@ import dns.rdatatype
 import dns.zone
 
 from dnsseal.errors import FileFormatError
-from dnsseal.zone import canonical
+from dnsseal.zone import canonical, rdtext
 from dnsseal.zone.model import RRset, Zone, ZoneBuilder
 
 T = dns.rdatatype
@@ -68,11 +68,7 @@ def format_rrset(rrset: RRset, owner_text: str, rdclass: int = dns.rdataclass.IN
     cls = dns.rdataclass.to_text(dns.rdataclass.RdataClass(rdclass))
     typ = dns.rdatatype.to_text(dns.rdatatype.RdataType(rrset.rtype))
     head = f"{owner_text}\t{rrset.ttl}\t{cls}\t{typ}\t"
-    out = []
-    for rd in rrset.rdatas:
-        obj = canonical.rdata_from_wire(rrset.rtype, rd, rdclass)
-        out.append(head + obj.to_text())
-    return out
+    return [head + rdtext.rdata_text(rrset.rtype, rd, rdclass) for rd in rrset.rdatas]
 
 
 def format_zone(zone: Zone, *, header: Iterable[str] = ()) -> str:
@@ -83,7 +79,7 @@ def format_zone(zone: Zone, *, header: Iterable[str] = ()) -> str:
     names.discard(zone.origin)
     ordered = [zone.origin, *sorted(names, key=canonical.sort_key)]
     for name in ordered:
-        owner = name.to_text()
+        owner = rdtext.name_text(canonical.name_wire(name))[0]
         node = zone.rrsets.get(name, {})
         sigs = zone.rrsigs.get(name, {})
         for rtype in sorted(set(node) | set(sigs), key=_type_order):

@@ -216,7 +216,7 @@ def drive(
         reply = authority.answer(step.qname, step.rdtype)
         if mutate is not None:
             reply = mutate(step, reply)
-        step = query.feed(dns.message.from_wire(reply.to_wire()))
+        step = query.feed(dns.message.from_wire(reply.to_wire(max_size=65535)))
     raise AssertionError("query did not finish")
 
 

@@ -10,6 +10,7 @@ import base64
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import dns.dnssec
 import dns.name
@@ -19,7 +20,7 @@ import dns.rdataset
 import dns.rdatatype
 import dns.rrset
 import dns.zone
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 
 T = dns.rdatatype
@@ -30,7 +31,7 @@ EXPIRATION = NOW + 30 * 86400
 
 @dataclass
 class TestKey:
-    private: ec.EllipticCurvePrivateKey
+    private: Any
     dnskey: DNSKEY
 
     @property
@@ -38,10 +39,14 @@ class TestKey:
         return dns.dnssec.key_id(self.dnskey)
 
 
-def make_key(ksk: bool = True) -> TestKey:
-    priv = ec.generate_private_key(ec.SECP256R1())
+def make_key(ksk: bool = True, algorithm: int = 13) -> TestKey:
     flags = 257 if ksk else 256
-    return TestKey(priv, dns.dnssec.make_dnskey(priv.public_key(), 13, flags=flags))
+    priv: Any = (
+        ed25519.Ed25519PrivateKey.generate()
+        if algorithm == 15
+        else ec.generate_private_key(ec.SECP256R1())
+    )
+    return TestKey(priv, dns.dnssec.make_dnskey(priv.public_key(), algorithm, flags=flags))
 
 
 def nsec3_hash(name: dns.name.Name, salt: bytes, iterations: int) -> bytes:

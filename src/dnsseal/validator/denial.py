@@ -28,6 +28,7 @@ CNAME = int(dns.rdatatype.CNAME)
 DNAME = int(dns.rdatatype.DNAME)
 NSEC_T = int(dns.rdatatype.NSEC)
 NSEC3_T = int(dns.rdatatype.NSEC3)
+RRSIG_T = int(dns.rdatatype.RRSIG)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,22 @@ def bitmap_types(windows: Sequence[tuple[int, bytes]]) -> frozenset[int]:
                     if byte & (0x80 >> bit):
                         out.add(base + i * 8 + bit)
     return frozenset(out)
+
+
+def signed_only(
+    authority: Sequence[dns.rrset.RRset], rdtype: int
+) -> tuple[list[dns.rrset.RRset], int]:
+    """The ``rdtype`` RRsets that have at least one RRSIG in the section (unsigned ones can
+    only be padding or forgeries; skipping them keeps them from shadowing the real proof),
+    and how many were skipped."""
+    signed = {r.name for r in authority if r.rdtype == RRSIG_T and r.covers == rdtype}
+    records = [r for r in authority if r.rdtype == rdtype]
+    kept = [r for r in records if r.name in signed]
+    return kept, len(records) - len(kept)
+
+
+def unsigned_records(kind: str, skipped: int) -> Proof:
+    return Proof(v.bogus(f"{skipped} {kind} record(s) without RRSIGs", v.EDE_RRSIGS_MISSING))
 
 
 def missing(what: str) -> Proof:

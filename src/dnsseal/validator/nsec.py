@@ -21,6 +21,7 @@ from dnsseal.validator.denial import (
     bitmap_types,
     fail,
     missing,
+    signed_only,
     type_text,
     verify_all,
 )
@@ -45,8 +46,9 @@ class _Nsec:
 
 def _records(zone: dns.name.Name, authority: Sequence[dns.rrset.RRset]) -> list[_Nsec]:
     out = []
-    for rrset in authority:
-        if rrset.rdtype != NSEC_T or not rrset.name.is_subdomain(zone) or len(rrset) != 1:
+    rrsets, _ = signed_only(authority, NSEC_T)
+    for rrset in rrsets:
+        if not rrset.name.is_subdomain(zone) or len(rrset) != 1:
             continue
         rd = rrset[0]
         out.append(_Nsec(rrset, rrset.name, rd.next, bitmap_types(rd.windows)))

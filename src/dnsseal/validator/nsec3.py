@@ -30,7 +30,9 @@ from dnsseal.validator.denial import (
     bitmap_types,
     fail,
     missing,
+    signed_only,
     type_text,
+    unsigned_records,
     verify_all,
 )
 from dnsseal.validator.limits import Budget
@@ -127,10 +129,13 @@ def _chain(
     verify: Verify,
     budget: Budget,
 ) -> _Chain | Proof:
-    rrsets = [r for r in authority if r.rdtype == NSEC3_T]
     limit = budget.limits.nsec3_per_proof
-    if len(rrsets) > limit:
-        return fail(f"{len(rrsets)} NSEC3 RRsets in one answer (limit {limit})")
+    total = sum(1 for r in authority if r.rdtype == NSEC3_T)
+    if total > limit:
+        return fail(f"{total} NSEC3 RRsets in one answer (limit {limit})")
+    rrsets, skipped = signed_only(authority, NSEC3_T)
+    if not rrsets and skipped:
+        return unsigned_records("NSEC3", skipped)
     records: list[_Nsec3] = []
     params: tuple[bytes, int] | None = None
     for rrset in rrsets:

@@ -95,6 +95,7 @@ def _sign(
 class Tree:
     directory: Path
     port: int
+    zones: list[str]
     anchors: Path  # trust-anchors { . static-ds ...; };
     hints: Path  # named.root-style hints pointing at 127.0.0.1
     proc: subprocess.Popen[bytes]
@@ -165,6 +166,22 @@ def build_tree(d: Path) -> tuple[dict[str, Path], str]:
     return files, " ".join(_ds(d, ksk).split()[-4:])
 
 
+def wait_for(port: int, proc: subprocess.Popen[bytes], log: Path, name: str = "test.") -> None:
+    """Poll until the server on ``port`` answers ``name`` SOA; fail with its log if not."""
+    q = dns.message.make_query(name, "SOA")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            r = dns.query.udp(q, "127.0.0.1", port=port, timeout=0.3)
+            if r.rcode() == dns.rcode.NOERROR and r.answer:
+                return
+        except (OSError, dns.exception.Timeout):
+            time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    raise AssertionError(f"server on port {port} did not start:\n{log.read_text()}")
+
+
 def start_named(d: Path, files: dict[str, Path]) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     zones = "".join(f'zone "{z}" {{ type primary; file "{p}"; }};\n' for z, p in files.items())
@@ -177,20 +194,8 @@ def start_named(d: Path, files: dict[str, Path]) -> tuple[subprocess.Popen[bytes
     named = require_tool("named")
     with (d / "named.log").open("wb") as log:
         proc = subprocess.Popen([named, "-g", "-c", str(conf)], stdout=log, stderr=log)
-    q = dns.message.make_query("test.", "SOA")
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            r = dns.query.udp(q, "127.0.0.1", port=port, timeout=0.3)
-            if r.rcode() == dns.rcode.NOERROR and r.answer:
-                return proc, port
-        except (OSError, dns.exception.Timeout):
-            time.sleep(0.1)
-    proc.kill()
-    proc.wait()
-    raise AssertionError(f"named did not start:\n{(d / 'named.log').read_text()}")
+    wait_for(port, proc, d / "named.log")
+    return proc, port
 
 
 def tree(tmp: Path) -> Iterator[Tree]:
@@ -202,7 +207,7 @@ def tree(tmp: Path) -> Iterator[Tree]:
         anchors.write_text(f'trust-anchors {{\n  . static-ds {tag} {alg} {dt} "{digest}";\n}};\n')
         hints = tmp / "root.hints"
         hints.write_text(". 3600000 NS ns.test.\nns.test. 3600000 A 127.0.0.1\n")
-        yield Tree(tmp, port, anchors, hints, proc)
+        yield Tree(tmp, port, list(files), anchors, hints, proc)
     finally:
         proc.terminate()
         try:
@@ -210,3 +215,44 @@ def tree(tmp: Path) -> Iterator[Tree]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def start_unbound(t: Tree) -> tuple[subprocess.Popen[bytes], int]:
+    """A validating Unbound over the same tree: stub zones send every zone to named's port,
+    the same root DS as trust anchor."""
+    port = free_port()
+    d = t.directory
+    ds = " ".join(t.anchors.read_text().split("static-ds")[1].replace('"', "").split()[:4])
+    (d / "unbound.anchor").write_text(f". IN DS {ds.rstrip(';')}\n")
+    stubs = "".join(
+        f'stub-zone:\n  name: "{z}"\n  stub-addr: 127.0.0.1@{t.port}\n' for z in t.zones
+    )
+    conf = d / "unbound.conf"
+    conf.write_text(
+        "server:\n"
+        f"  interface: 127.0.0.1\n  port: {port}\n  do-ip6: no\n"
+        '  username: ""\n  chroot: ""\n'
+        f'  directory: "{d}"\n  pidfile: "{d}/unbound.pid"\n  use-syslog: no\n'
+        f'  logfile: "{d}/unbound.log"\n  do-not-query-localhost: no\n'
+        f'  trust-anchor-file: "{d}/unbound.anchor"\n  qname-minimisation: no\n'
+        '  module-config: "validator iterator"\n  ede: yes\n  val-log-level: 2\n'
+        '  verbosity: 1\n  local-zone: "test." nodefault\n'
+        "remote-control:\n  control-enable: no\n" + stubs
+    )
+    run_tool(["unbound-checkconf", conf])
+    unbound = require_tool("unbound")
+    (d / "unbound.log").touch()
+    proc = subprocess.Popen(
+        [unbound, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_for(port, proc, d / "unbound.log", "secure.test.")
+    return proc, port
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -6,19 +6,23 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.flags
+import dns.message
+import dns.query
 import dns.rcode
 import pytest
 from click.testing import CliRunner
 
-from conftest import require_tool
+from conftest import free_port, require_tool, run_tool
 from dnsseal.cli.resolvecmds import build_config, resolve
 from dnsseal.resolver.engine import Resolver
 from dnsseal.validator import verdict as v
 
-from .bindtree import Tree, tree
+from .bindtree import Tree, start_unbound, stop, tree, wait_for
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -119,3 +123,59 @@ def test_missing_anchor_file_is_a_clear_error(tmp_path: Path) -> None:
     r = CliRunner().invoke(resolve, ["example.", "-a", str(tmp_path / "nope.conf")])
     assert r.exit_code != 0
     assert "nope.conf" in str(r.exception) or "nope.conf" in r.output
+
+
+def _client_verdict(reply: dns.message.Message) -> S:
+    if reply.rcode() == dns.rcode.SERVFAIL:
+        return S.BOGUS
+    return S.SECURE if reply.flags & dns.flags.AD else S.INSECURE
+
+
+@pytest.fixture(scope="module")
+def unbound_port(bind_tree: Tree) -> Iterator[int]:
+    proc, port = start_unbound(bind_tree)
+    try:
+        yield port
+    finally:
+        stop(proc)
+
+
+@pytest.mark.parametrize(("name", "rdtype", "security", "ede", "rcode"), CASES)
+def test_verdicts_match_unbound(
+    unbound_port: int,
+    resolver: Resolver,
+    name: str,
+    rdtype: str,
+    security: v.Security,
+    ede: int | None,
+    rcode: int | None,
+) -> None:
+    q = dns.message.make_query(name, rdtype, want_dnssec=True)
+    reply = dns.query.udp(q, "127.0.0.1", port=unbound_port, timeout=10)
+    assert _client_verdict(reply) is security, reply
+    assert asyncio.run(resolver.resolve(name, rdtype)).verdict.security is security
+
+
+def test_resolver_service_answers_dig(bind_tree: Tree) -> None:
+    port = free_port()
+    args = [sys.executable, "-m", "dnsseal.cli.main", "resolver", "--port", str(port)]
+    args += ["--root-hints", str(bind_tree.hints), "--upstream-port", str(bind_tree.port)]
+    args += ["-a", str(bind_tree.anchors)]
+    log = bind_tree.directory / "dnsseal-resolver.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=out)
+    try:
+        wait_for(port, proc, log, "secure.test.")
+        ok = run_tool(["dig", "+dnssec", "@127.0.0.1", "-p", str(port), "www.secure.test", "A"])
+        assert " ad" in ok.stdout.split("flags:")[1].split(";")[0], ok.stdout
+        assert "192.0.2.1" in ok.stdout
+        bad = run_tool(["dig", "+dnssec", "@127.0.0.1", "-p", str(port), "www.expired.test"])
+        assert "status: SERVFAIL" in bad.stdout
+        assert "EDE: 7 (Signature Expired)" in bad.stdout, bad.stdout
+        cd = run_tool(["dig", "+dnssec", "+cd", "@127.0.0.1", "-p", str(port), "www.expired.test"])
+        assert "status: NOERROR" in cd.stdout and "192.0.2.1" in cd.stdout
+        ins = run_tool(["dig", "+dnssec", "@127.0.0.1", "-p", str(port), "+tcp", "www.insec"])
+        assert "status: NOERROR" in ins.stdout
+        assert " ad" not in ins.stdout.split("flags:")[1].split(";")[0]
+    finally:
+        stop(proc)

@@ -1,0 +1,113 @@
+"""The resolver driver (TCP fallback, TTL cache, pinned clock) and the recursive service
+(AD, SERVFAIL + EDE, CD, DO) over an in-memory transport; clients use real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+
+import dns.asyncquery
+import dns.edns
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+from dnsseal.resolver.engine import Resolver
+from dnsseal.resolver.service import ResolverService
+from dnsseal.resolver.transport import Transport
+from dnsseal.validator import verdict as v
+
+from .authority import Authority, config_for
+from .zonebuild import EXPIRATION, NOW
+
+
+def memory_transport(
+    auth: Authority, truncate_udp: bool = False, log: list[bool] | None = None
+) -> Transport:
+    async def exchange(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire)
+        r = auth.answer(q.question[0].name, q.question[0].rdtype)
+        r.id = q.id
+        if log is not None:
+            log.append(tcp)
+        if truncate_udp and not tcp:
+            r.flags |= dns.flags.TC
+            r.answer, r.authority, r.additional = [], [], []
+        return r.to_wire(max_size=65535)
+
+    return exchange
+
+
+def test_truncated_udp_falls_back_to_tcp(authority: Authority) -> None:
+    log: list[bool] = []
+    res = Resolver(config_for(authority), memory_transport(authority, True, log), lambda: NOW)
+    r = asyncio.run(res.resolve("www.a.example.", "A"))
+    assert r.verdict.security is v.Security.SECURE
+    assert log[:2] == [False, True]
+    assert log.count(True) == log.count(False)
+
+
+def test_cache_honours_ttl_with_pinned_clock(authority: Authority) -> None:
+    now = [NOW]
+    res = Resolver(config_for(authority), memory_transport(authority), lambda: now[0])
+    asyncio.run(res.resolve("www.a.example.", "A"))
+    first = len(authority.queries)
+    assert first > 0
+    asyncio.run(res.resolve("www.a.example.", "A"))
+    asyncio.run(res.resolve("a.example.", "DS"))  # cut/keys already cached
+    cached = len(authority.queries) - first
+    assert cached <= 1
+    now[0] += 4000  # past every TTL (3600 at most)
+    asyncio.run(res.resolve("www.a.example.", "A"))
+    assert len(authority.queries) - first - cached >= first
+
+
+async def _serve_and_ask(
+    res: Resolver, queries: list[tuple[dns.message.Message, bool]]
+) -> list[dns.message.Message]:
+    service = ResolverService(res)
+    _, port = await service.start("127.0.0.1", 0)
+    try:
+        out = []
+        for q, tcp in queries:
+            if tcp:
+                out.append(await dns.asyncquery.tcp(q, "127.0.0.1", port=port, timeout=5))
+            else:
+                out.append(await dns.asyncquery.udp(q, "127.0.0.1", port=port, timeout=5))
+        return out
+    finally:
+        await service.close()
+
+
+def _ede(msg: dns.message.Message) -> list[int]:
+    return [int(o.code) for o in msg.options if isinstance(o, dns.edns.EDEOption)]
+
+
+def test_service_sets_ad_and_honours_do(authority: Authority) -> None:
+    res = Resolver(config_for(authority), memory_transport(authority), lambda: NOW)
+    do = dns.message.make_query("www.a.example.", "A", want_dnssec=True)
+    plain = dns.message.make_query("www.a.example.", "A", use_edns=0)
+    nx = dns.message.make_query("nope.", "A", want_dnssec=True)  # NSEC-signed root
+    r_do, r_plain, r_tcp, r_nx = asyncio.run(
+        _serve_and_ask(res, [(do, False), (plain, False), (do, True), (nx, False)])
+    )
+    assert r_do.flags & dns.flags.AD and r_do.flags & dns.flags.RA
+    assert any(x.rdtype == dns.rdatatype.RRSIG for x in r_do.answer)
+    assert not r_plain.flags & dns.flags.AD
+    assert [x.rdtype for x in r_plain.answer] == [dns.rdatatype.A]
+    assert r_tcp.flags & dns.flags.AD
+    assert r_nx.rcode() == dns.rcode.NXDOMAIN and r_nx.flags & dns.flags.AD
+    assert any(x.rdtype == dns.rdatatype.NSEC for x in r_nx.authority)
+
+
+def test_service_servfails_bogus_with_ede_unless_cd(authority: Authority) -> None:
+    res = Resolver(config_for(authority), memory_transport(authority), lambda: EXPIRATION + 3600)
+    q = dns.message.make_query("www.a.example.", "A", want_dnssec=True)
+    cd = dns.message.make_query("www.a.example.", "A", want_dnssec=True)
+    cd.flags |= dns.flags.CD
+    bogus, checking_disabled = asyncio.run(_serve_and_ask(res, [(q, False), (cd, False)]))
+    assert bogus.rcode() == dns.rcode.SERVFAIL
+    assert _ede(bogus) == [v.EDE_SIGNATURE_EXPIRED]
+    assert checking_disabled.rcode() == dns.rcode.NOERROR
+    assert not checking_disabled.flags & dns.flags.AD
+    assert any(x.rdtype == dns.rdatatype.A for x in checking_disabled.answer)

@@ -27,6 +27,10 @@ x.y.w MX 1 xx
 xx A 192.0.2.10
 xx HINFO "KLH-10" "TOPS-20"
 xx AAAA 2001:db8::f00:baaa
+old DNAME a.example.
+alias CNAME www.a.example.
+loop1 CNAME loop2
+loop2 CNAME loop1
 """
 
 A_EXAMPLE = """

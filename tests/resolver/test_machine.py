@@ -176,3 +176,24 @@ def test_no_server_answers_is_indeterminate(authority: Authority) -> None:
     assert not isinstance(result, Need)
     assert result.rcode == dns.rcode.SERVFAIL
     assert result.verdict.ede == v.EDE_NO_REACHABLE_AUTHORITY
+
+
+def test_dname_and_cname_chains_across_zones(authority: Authority) -> None:
+    r = run(authority, "www.old.example.", "A")
+    assert r.verdict.security is S.SECURE, r.verdict
+    types = [x.rdtype for x in r.answer if x.rdtype != dns.rdatatype.RRSIG]
+    assert types == [dns.rdatatype.DNAME, dns.rdatatype.CNAME, dns.rdatatype.A]
+    r = run(authority, "alias.example.", "A")
+    assert r.verdict.security is S.SECURE
+    assert [x.rdtype for x in r.answer if x.rdtype != dns.rdatatype.RRSIG] == [
+        dns.rdatatype.CNAME,
+        dns.rdatatype.A,
+    ]
+    r = run(authority, "alias.example.", "A", mutate=_mutate_answer(_tamper))
+    assert r.verdict.security is S.BOGUS  # the target's data is checked in its own zone
+
+
+def test_cname_loop_is_servfail(authority: Authority) -> None:
+    r = run(authority, "loop1.example.", "A")
+    assert r.rcode == dns.rcode.SERVFAIL
+    assert "loop" in r.verdict.reason

@@ -50,6 +50,7 @@ class Answer:
     answer: list[dns.rrset.RRset] = field(default_factory=list)
     authority: list[dns.rrset.RRset] = field(default_factory=list)
     additional: list[dns.rrset.RRset] = field(default_factory=list)
+    fresh: set[int] = field(default_factory=set)  # ids of RRsets synthesised for this answer
 
 
 def lookup(
@@ -136,7 +137,7 @@ def _from_node(
     wildcard: bool,
 ) -> dns.name.Name | None:
     """Answer from ``node`` (the name itself, or the wildcard that matched ``qname``)."""
-    rename = _renamer(qname) if wildcard else _same
+    rename = _renamer(qname, ans) if wildcard else _same
     if qtype == ANY:
         types = list(node.rrsets)
         if not tcp:
@@ -169,10 +170,11 @@ def _same(rrset: dns.rrset.RRset) -> dns.rrset.RRset:
     return rrset
 
 
-def _renamer(qname: dns.name.Name) -> Callable[[dns.rrset.RRset], dns.rrset.RRset]:
+def _renamer(qname: dns.name.Name, ans: Answer) -> Callable[[dns.rrset.RRset], dns.rrset.RRset]:
     def rename(rrset: dns.rrset.RRset) -> dns.rrset.RRset:
         out = dns.rrset.RRset(qname, rrset.rdclass, rrset.rdtype, rrset.covers)
         out.update(rrset)  # type: ignore[no-untyped-call]
+        ans.fresh.add(id(out))
         return out
 
     return rename
@@ -349,4 +351,5 @@ def _dname(dnode: Node, qname: dns.name.Name, do: bool, ans: Answer) -> dns.name
     rdata = dns.rdtypes.ANY.CNAME.CNAME(IN, CNAME, target)  # type: ignore[no-untyped-call]
     cname.add(rdata, dname.ttl)
     ans.answer.append(cname)
+    ans.fresh.add(id(cname))
     return target

@@ -33,6 +33,7 @@ import dns.tsig
 
 from dnsseal.proto.acl import Acl
 from dnsseal.proto.answer import Answer, lookup
+from dnsseal.proto.fastpath import SimpleQuery, parse_simple, render_simple
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.proto.xfr import refused, transfer
 
@@ -120,6 +121,12 @@ class Engine:
         if len(wire) < 12 or wire[2] & 0x80:  # no header, or a response: never answer
             self.stats.dropped += 1
             return []
+        simple = parse_simple(wire)
+        if simple is not None:
+            fast = self._fast(wire, simple, tcp)
+            if fast is not None:
+                self._remember(key, fast)
+                return [fast]
         try:
             query = dns.message.from_wire(wire, keyring=self.keyring or None)
         except (dns.tsig.PeerError, dns.message.UnknownTSIGKey) as e:
@@ -133,9 +140,35 @@ class Engine:
             return [_header_only(wire, rcode)]
         out = self._dispatch(query, wire, tcp, client)
         if out and not query.had_tsig and len(out) == 1:
-            if len(self.cache) >= CACHE_LIMIT:
-                self.cache.pop(next(iter(self.cache)))
-            self.cache[key] = out[0][2:]
+            self._remember(key, out[0])
+        return out
+
+    def _remember(self, key: tuple[bool, bytes], response: bytes) -> None:
+        if len(self.cache) >= CACHE_LIMIT:
+            self.cache.pop(next(iter(self.cache)))
+        self.cache[key] = response[2:]
+
+    def _fast(self, wire: bytes, q: SimpleQuery, tcp: bool) -> bytes | None:
+        """Answer a plain query without dnspython messages; None: use the general path."""
+        if q.qclass != IN or q.qtype in XFR_TYPES or q.qtype in META_QTYPES:
+            return None
+        served = self.find_zone(q.qname, q.qtype)
+        if served is None:
+            return None
+        snap = served.snapshot
+        ans = lookup(snap, q.qname, q.qtype, q.do, tcp)
+        if tcp:
+            max_size = TCP_MAX
+        elif not q.edns:
+            max_size = MIN_UDP_PAYLOAD
+        else:
+            max_size = max(MIN_UDP_PAYLOAD, min(q.payload, self.udp_payload))
+        sections = (_dedup(ans.answer), _dedup(ans.authority), _dedup(ans.additional))
+        out = render_simple(wire, q, snap, ans, sections, max_size, self.udp_payload)
+        if out is None:
+            return None  # too big uncompressed: the general path compresses or truncates
+        name = dns.rcode.to_text(dns.rcode.Rcode(ans.rcode))
+        self.stats.by_rcode[name] = self.stats.by_rcode.get(name, 0) + 1
         return out
 
     def _dispatch(
@@ -248,12 +281,12 @@ def _sections(ans: Answer) -> Sequence[tuple[int, list[dns.rrset.RRset]]]:
 
 
 def _dedup(rrsets: list[dns.rrset.RRset]) -> list[dns.rrset.RRset]:
-    seen: set[tuple[dns.name.Name, int, int]] = set()
+    """Drop repeats (the same NSEC can both match and cover); repeats are the same object."""
+    seen: set[int] = set()
     out = []
     for r in rrsets:
-        k = (r.name, r.rdtype, r.covers)
-        if k not in seen:
-            seen.add(k)
+        if id(r) not in seen:
+            seen.add(id(r))
             out.append(r)
     return out
 

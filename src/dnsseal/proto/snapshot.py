@@ -93,6 +93,8 @@ class ZoneSnapshot:
     nsec3_nodes: dict[dns.name.Name, Node]
     zone: dns.zone.Zone
     negative_soa: list[dns.rrset.RRset]  # SOA and its RRSIG with the RFC 2308 negative TTL
+    # id(rrset) -> (rrset, uncompressed wire, record count), filled lazily by the fast path
+    wire_memo: dict[int, tuple[dns.rrset.RRset, bytes, int]] = field(default_factory=dict)
 
     @property
     def apex(self) -> Node:

@@ -99,6 +99,12 @@ class AuthServer:
             transport, _ = await loop.create_datagram_endpoint(
                 lambda: _Udp(self.engine), local_addr=(ep.host, ep.port), family=family
             )
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # Bursts (many clients at once) must queue in the kernel, not be dropped,
+                # while the loop is busy; the kernel caps this at net.core.rmem_max.
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
             self._transports.append(transport)
             server = await asyncio.start_server(
                 self._tcp_client, ep.host, ep.port, family=family, reuse_address=True

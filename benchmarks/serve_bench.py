@@ -1,0 +1,386 @@
+"""Query throughput of `dnsseal serve` against Knot and NSD serving the same signed zone.
+
+Builds a zone of N hosts (A, AAAA, TXT, MX each), signs it with dnssec-signzone (NSEC, or
+NSEC3 with --nsec3), starts dnsseal, knotd and nsd on free loopback ports, and runs dnsperf
+(DO bit set) against each in the same run, for two query mixes:
+
+* ``mixed``: 90% existing names (A, AAAA, TXT, MX), 10% random non-existent names;
+* ``random-nxdomain``: 100% random non-existent names (the "random subdomain" attack).
+
+Prints QPS, lost queries, latency (mean and percentiles from dnsperf -v), each server's RSS
+after loading, and the ratios against Knot.  Example (small and quick)::
+
+    .venv/bin/python benchmarks/serve_bench.py --hosts 2000 --seconds 3
+
+Every server is started here and stopped by its PID.  Nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import re
+import shutil
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DNSSEAL = ROOT / ".venv" / "bin" / "dnsseal"
+ORIGIN = "bench.example."
+TYPES = ("A", "AAAA", "TXT", "MX")
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
+    if path is None:
+        sys.exit(f"{name} is not installed (make system-deps)")
+    return path
+
+
+def free_port() -> int:
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind(("127.0.0.1", 0))
+            port = int(t.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port")
+
+
+def make_zone(hosts: int) -> str:
+    lines = [
+        "$TTL 3600",
+        "@ SOA ns1 hostmaster 1 7200 3600 1209600 300",
+        "@ NS ns1",
+        "ns1 A 127.0.0.1",
+    ]
+    for i in range(hosts):
+        h = f"host{i}"
+        lines += [
+            f"{h} A 192.0.{(i >> 8) & 255}.{i & 255}",
+            f"{h} AAAA 2001:db8::{i:x}",
+            f'{h} TXT "host {i}"',
+            f"{h} MX 10 mail.{h}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def sign(workdir: Path, hosts: int, nsec3: bool) -> Path:
+    (workdir / "zone.db").write_text(make_zone(hosts))
+    for extra in (["-f", "KSK"], []):
+        subprocess.run(
+            [tool("dnssec-keygen"), "-q", "-a", "ECDSAP256SHA256", *extra, ORIGIN],
+            cwd=workdir,
+            check=True,
+            capture_output=True,
+        )
+    args = ["-3", "-", "-H", "0"] if nsec3 else []
+    subprocess.run(
+        [
+            tool("dnssec-signzone"),
+            "-q",
+            "-S",
+            "-K",
+            ".",
+            "-o",
+            ORIGIN,
+            "-f",
+            "zone.signed",
+            "-e",
+            "now+30d",
+            *args,
+            "zone.db",
+        ],
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+    )
+    return workdir / "zone.signed"
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+
+
+def start_dnsseal(d: Path, signed: Path) -> Server:
+    port = free_port()
+    conf = d / "dnsseal.toml"
+    conf.write_text(
+        f'[server]\nlisten = ["127.0.0.1@{port}"]\n\n'
+        f'[zone."{ORIGIN}"]\nfile = "{signed}"\npresigned = true\n'
+    )
+    with (d / "dnsseal.log").open("wb") as log:
+        proc = subprocess.Popen([str(DNSSEAL), "serve", "-c", str(conf)], stdout=log, stderr=log)
+    return Server("dnsseal", port, proc)
+
+
+def start_knot(d: Path, signed: Path) -> Server:
+    port = free_port()
+    kd = d / "knot"
+    kd.mkdir()
+    conf = kd / "knot.conf"
+    conf.write_text(
+        f"""server:
+    listen: 127.0.0.1@{port}
+    rundir: "{kd}"
+database:
+    storage: "{kd}"
+log:
+  - target: "{kd}/knot.log"
+    any: warning
+template:
+  - id: default
+    storage: "{kd}"
+    zonefile-sync: -1
+    journal-content: none
+zone:
+  - domain: {ORIGIN}
+    file: "{signed}"
+"""
+    )
+    proc = subprocess.Popen(
+        [tool("knotd"), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    return Server("knot", port, proc)
+
+
+def start_nsd(d: Path, signed: Path) -> Server:
+    port = free_port()
+    nd = d / "nsd"
+    nd.mkdir()
+    conf = nd / "nsd.conf"
+    conf.write_text(
+        f"""server:
+    ip-address: 127.0.0.1
+    port: {port}
+    username: ""
+    chroot: ""
+    zonesdir: "{nd}"
+    database: ""
+    zonelistfile: "{nd}/zone.list"
+    xfrdfile: "{nd}/xfrd.state"
+    pidfile: "{nd}/nsd.pid"
+    server-count: 1
+    verbosity: 0
+    rrl-ratelimit: 0
+remote-control:
+    control-enable: no
+zone:
+    name: {ORIGIN}
+    zonefile: "{signed}"
+"""
+    )
+    proc = subprocess.Popen(
+        [tool("nsd"), "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    return Server("nsd", port, proc)
+
+
+def wait_ready(server: Server, timeout: float = 120) -> None:
+    """Until the server answers the zone's SOA (a query built by hand: no dnspython here)."""
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in ORIGIN.rstrip(".").split(".")) + b"\0"
+    query = b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00" + qname + b"\x00\x06\x00\x01"
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.3)
+        while time.monotonic() < deadline:
+            if server.proc.poll() is not None:
+                raise RuntimeError(f"{server.name} exited with {server.proc.returncode}")
+            s.sendto(query, ("127.0.0.1", server.port))
+            try:
+                reply = s.recv(4096)
+                if reply[:2] == b"\x12\x34" and reply[3] & 0xF == 0 and reply[7] > 0:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(f"{server.name} did not come up")
+
+
+def stop(server: Server) -> None:
+    if server.proc.poll() is None:
+        server.proc.terminate()
+        try:
+            server.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait()
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def random_label(rng: random.Random) -> str:
+    return "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(12))
+
+
+def write_queries(path: Path, hosts: int, nx_share: float, count: int, seed: int) -> None:
+    rng = random.Random(seed)
+    with path.open("w") as f:
+        for _ in range(count):
+            if rng.random() < nx_share:
+                f.write(f"{random_label(rng)}.{ORIGIN} A\n")
+            else:
+                f.write(f"host{rng.randrange(hosts)}.{ORIGIN} {rng.choice(TYPES)}\n")
+
+
+@dataclass
+class Result:
+    qps: float
+    sent: int
+    completed: int
+    lost: int
+    mean_ms: float
+    p50_ms: float
+    p99_ms: float
+
+
+def _field(text: str, label: str) -> float:
+    m = re.search(rf"{label}:\s+([0-9.]+)", text)
+    return float(m.group(1)) if m else float("nan")
+
+
+LATENCY_LINE = re.compile(r"^> \S+ .* ([0-9]+\.[0-9]+)$")
+
+
+def _dnsperf(server: Server, queries: Path, seconds: float, clients: int, *extra: str) -> str:
+    return subprocess.run(
+        [
+            tool("dnsperf"),
+            "-s",
+            "127.0.0.1",
+            "-p",
+            str(server.port),
+            "-d",
+            str(queries),
+            "-l",
+            str(seconds),
+            "-c",
+            str(clients),
+            "-q",
+            "200",
+            "-D",
+            "-t",
+            "2",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=seconds + 60,
+    ).stdout
+
+
+def run_dnsperf(server: Server, queries: Path, seconds: float, clients: int) -> Result:
+    """Throughput from an unthrottled run; latency percentiles from a second, shorter run
+    with per-query output (-v) at half that rate (printing every query costs dnsperf CPU, so
+    it must not be part of the throughput run)."""
+    out = _dnsperf(server, queries, seconds, clients)
+    qps = _field(out, "Queries per second")
+    rate = str(max(100, int(qps / 2))) if not math.isnan(qps) else "1000"
+    verbose = _dnsperf(server, queries, min(seconds, 2), clients, "-v", "-Q", rate)
+    lat = sorted(
+        float(m.group(1)) * 1000 for line in verbose.splitlines() if (m := LATENCY_LINE.match(line))
+    )
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(len(lat) * p))] if lat else float("nan")
+
+    return Result(
+        qps=qps,
+        sent=int(_field(out, "Queries sent")),
+        completed=int(_field(out, "Queries completed")),
+        lost=int(_field(out, "Queries lost")),
+        mean_ms=_field(out, "Average Latency \\(s\\)") * 1000,
+        p50_ms=pct(0.50),
+        p99_ms=pct(0.99),
+    )
+
+
+STARTERS: dict[str, Callable[[Path, Path], Server]] = {
+    "dnsseal": start_dnsseal,
+    "knot": start_knot,
+    "nsd": start_nsd,
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hosts", type=int, default=100_000, help="names in the zone")
+    ap.add_argument("--seconds", type=float, default=10, help="dnsperf run per server and mix")
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--nsec3", action="store_true", help="sign with NSEC3 instead of NSEC")
+    ap.add_argument("--servers", default="dnsseal,knot,nsd")
+    args = ap.parse_args()
+    names = [n for n in args.servers.split(",") if n]
+
+    with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
+        d = Path(tmp)
+        t0 = time.monotonic()
+        signed = sign(d, args.hosts, args.nsec3)
+        print(
+            f"zone {ORIGIN} with {args.hosts} hosts signed in {time.monotonic() - t0:.1f}s "
+            f"({'NSEC3' if args.nsec3 else 'NSEC'})"
+        )
+        mixes = {"mixed (90% hit, 10% NXDOMAIN)": 0.10, "random-nxdomain (100%)": 1.0}
+        files = {}
+        for i, (mix, share) in enumerate(mixes.items()):
+            files[mix] = d / f"queries{i}.txt"
+            write_queries(files[mix], args.hosts, share, 200_000, seed=i)
+
+        results: dict[tuple[str, str], Result] = {}
+        memory: dict[str, float] = {}
+        for name in names:
+            server = STARTERS[name](d, signed)
+            try:
+                t0 = time.monotonic()
+                wait_ready(server)
+                print(f"{name}: ready in {time.monotonic() - t0:.1f}s on port {server.port}")
+                memory[name] = rss_mib(server.proc.pid)
+                for mix, path in files.items():
+                    results[(name, mix)] = run_dnsperf(server, path, args.seconds, args.clients)
+            finally:
+                stop(server)
+
+        for mix in mixes:
+            print(f"\n{mix}, DO bit set, {args.seconds:g}s, {args.clients} clients")
+            print(
+                f"{'server':10} {'QPS':>10} {'lost':>8} {'mean ms':>9} {'p50 ms':>8} "
+                f"{'p99 ms':>8} {'vs knot':>8}"
+            )
+            base = results.get(("knot", mix))
+            for name in names:
+                r = results[(name, mix)]
+                ratio = f"{r.qps / base.qps:.2f}x" if base and base.qps else "-"
+                print(
+                    f"{name:10} {r.qps:10.0f} {r.lost:8d} {r.mean_ms:9.3f} {r.p50_ms:8.3f} "
+                    f"{r.p99_ms:8.3f} {ratio:>8}"
+                )
+        print("\n* p50/p99 from a 2 s run at half the measured QPS (dnsperf -v -Q)")
+        print(f"memory after load (RSS), per {args.hosts} names:")
+        for name in names:
+            ratio = f" ({memory[name] / memory['knot']:.2f}x knot)" if "knot" in memory else ""
+            print(f"{name:10} {memory[name]:8.1f} MiB{ratio}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The common case on bytes: one plain question, at most an OPT record, no TSIG.
+
+:func:`parse_simple` reads such a query without building a dnspython message (anything else
+returns None and takes the general path).  :func:`render_simple` builds the response by
+concatenating the query's own question bytes and the per-RRset wire forms memoised on the
+snapshot (uncompressed: compression is optional, RFC 1035 4.1.4).  When that does not fit the
+size limit it returns None and the caller uses the compressing renderer, which also handles
+truncation.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+
+import dns.exception
+import dns.flags
+import dns.name
+import dns.rrset
+
+from dnsseal.proto.answer import Answer
+from dnsseal.proto.snapshot import ZoneSnapshot
+
+OPT_TYPE = 41
+HEADER = struct.Struct("!HHHHHH")
+OPT_FIXED = struct.Struct("!HHIH")
+QR_OPCODE = 0xF800  # QR bit and opcode: both zero in a plain query
+ECHO = dns.flags.RD | dns.flags.CD
+DO_BIT = 0x8000
+
+
+@dataclass(frozen=True, slots=True)
+class SimpleQuery:
+    """A plain query: the question (and where it ends in the wire), EDNS facts."""
+
+    flags: int
+    qname: dns.name.Name
+    qtype: int
+    qclass: int
+    question_end: int
+    edns: bool
+    payload: int
+    do: bool
+
+
+def parse_simple(wire: bytes) -> SimpleQuery | None:
+    """Parse a plain QUERY (QDCOUNT 1, no answer/authority, at most one EDNS version 0 OPT,
+    nothing trailing); None for anything else (the general path then decides)."""
+    n = len(wire)
+    if n < 17:
+        return None
+    _, flags, qd, an, ns, ar = HEADER.unpack_from(wire)
+    if flags & QR_OPCODE or qd != 1 or an or ns or ar > 1:
+        return None
+    pos = 12
+    labels: list[bytes] = []
+    while True:
+        if pos >= n:
+            return None
+        length = wire[pos]
+        if length == 0:
+            pos += 1
+            break
+        if length > 63:
+            return None  # compression or extended label types: general path
+        labels.append(wire[pos + 1 : pos + 1 + length])
+        pos += 1 + length
+    if pos + 4 > n:
+        return None
+    qtype, qclass = struct.unpack_from("!HH", wire, pos)
+    qend = pos + 4
+    edns, payload, do = False, 0, False
+    if ar:
+        if qend + 11 > n or wire[qend] != 0:
+            return None
+        rtype, payload, ttl, rdlen = OPT_FIXED.unpack_from(wire, qend + 1)
+        if rtype != OPT_TYPE or qend + 11 + rdlen != n or (ttl >> 16) & 0xFF != 0:
+            return None  # not OPT, malformed, or EDNS version > 0 (BADVERS: general path)
+        edns, do = True, bool(ttl & DO_BIT)
+    elif qend != n:
+        return None
+    labels.append(b"")
+    try:
+        qname = dns.name.Name(labels)
+    except dns.exception.DNSException:
+        return None
+    return SimpleQuery(flags, qname, qtype, qclass, qend, edns, payload, do)
+
+
+def rrset_wire(snap: ZoneSnapshot, rrset: dns.rrset.RRset, memo: bool) -> tuple[bytes, int]:
+    """The uncompressed wire form of ``rrset`` and its record count, memoised on ``snap``
+    when ``memo`` (the RRset belongs to the snapshot, so its id is stable)."""
+    key = id(rrset)
+    if memo:
+        hit = snap.wire_memo.get(key)
+        if hit is not None and hit[0] is rrset:
+            return hit[1], hit[2]
+    f = io.BytesIO()
+    count = rrset.to_wire(f)
+    data = f.getvalue()
+    if memo:
+        snap.wire_memo[key] = (rrset, data, count)
+    return data, count
+
+
+def render_simple(
+    wire: bytes,
+    q: SimpleQuery,
+    snap: ZoneSnapshot,
+    ans: Answer,
+    sections: tuple[list[dns.rrset.RRset], list[dns.rrset.RRset], list[dns.rrset.RRset]],
+    max_size: int,
+    our_payload: int,
+) -> bytes | None:
+    """The response as bytes, or None if it does not fit ``max_size`` uncompressed."""
+    flags = dns.flags.QR | (q.flags & ECHO) | (ans.rcode & 0xF)
+    if ans.aa:
+        flags |= dns.flags.AA
+    parts = [b"", wire[12 : q.question_end]]
+    counts = [0, 0, 0]
+    size = q.question_end + (11 if q.edns else 0)
+    for i, rrsets in enumerate(sections):
+        for rrset in rrsets:
+            data, count = rrset_wire(snap, rrset, id(rrset) not in ans.fresh)
+            parts.append(data)
+            counts[i] += count
+            size += len(data)
+    if size > max_size:
+        return None
+    if q.edns:
+        parts.append(b"\x00" + OPT_FIXED.pack(OPT_TYPE, our_payload, DO_BIT if q.do else 0, 0))
+    parts[0] = HEADER.pack(
+        struct.unpack_from("!H", wire)[0], flags, 1, counts[0], counts[1], counts[2] + q.edns
+    )
+    return b"".join(parts)

@@ -62,9 +62,10 @@ _LEADING_NAMES: dict[int, int] = {T.MD: 1, T.MF: 1, T.MB: 1, T.MG: 1, T.MR: 1, T
 
 def name_wire(name: dns.name.Name) -> bytes:
     """The canonical (lower-case, uncompressed) wire form of an absolute name."""
-    wire = name.canonicalize().to_wire()
+    wire = name.to_wire()
     assert wire is not None
-    return wire
+    # Length octets are at most 63, below b"A", so lower() only touches label letters.
+    return wire.lower()
 
 
 def sort_key(name: dns.name.Name) -> tuple[bytes, ...]:

@@ -116,19 +116,65 @@ class Zone:
         return sum(len(r.rdatas) for r in self.iter_rrsets())
 
 
+class OwnerName(dns.name.Name):
+    """A lower-case owner name whose hash is computed once.
+
+    dnspython hashes and compares names byte by byte in Python; a zone's dictionaries do
+    that millions of times, so the builder gives every owner one of these (equal and
+    hash-equal to the plain :class:`dns.name.Name`)."""
+
+    __slots__ = ("_hash",)
+    _hash: int
+
+    def __init__(self, labels: Iterable[bytes | str]) -> None:
+        super().__init__(labels)
+        object.__setattr__(self, "_hash", super().__hash__())
+
+    def __hash__(self) -> int:
+        h: int = self._hash
+        return h
+
+    def __eq__(self, other: object) -> bool:
+        if other is self:
+            return True
+        if isinstance(other, OwnerName):
+            return self._hash == other._hash and self.labels == other.labels
+        return bool(super().__eq__(other))  # type: ignore[no-untyped-call]
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __reduce__(self) -> tuple[type[dns.name.Name], tuple[tuple[bytes, ...]]]:
+        return (dns.name.Name, (self.labels,))
+
+
 class ZoneBuilder:
     """Collects records (any order, duplicates allowed) into a :class:`Zone`."""
 
     def __init__(self, origin: dns.name.Name, rdclass: int = dns.rdataclass.IN) -> None:
-        self.origin = origin.canonicalize()
         self.rdclass = rdclass
+        self._owners: dict[tuple[bytes, ...], OwnerName] = {}
+        self.origin: dns.name.Name = self.owner(origin)
         self._data: dict[dns.name.Name, dict[int, tuple[int, set[bytes]]]] = {}
         self._sigs: dict[dns.name.Name, dict[int, tuple[int, set[bytes]]]] = {}
+
+    def owner(self, name: dns.name.Name) -> OwnerName:
+        """The one :class:`OwnerName` of this builder for ``name`` (any case)."""
+        got = self._owners.get(name.labels)
+        if got is None:
+            if isinstance(name, OwnerName):
+                got = name
+            else:
+                canon = name.canonicalize()
+                got = self._owners.get(canon.labels) or OwnerName(canon.labels)
+            self._owners[name.labels] = got
+            self._owners[got.labels] = got
+        return got
 
     def add(self, name: dns.name.Name, rtype: int, ttl: int, rdata: bytes) -> None:
         """Add one record.  An RRSIG goes to the signatures under its covered type.  TTLs of
         one RRset that differ are reduced to the smallest (RFC 2181 5.2)."""
-        name = name.canonicalize()
+        name = self.owner(name)
         if rtype == T.RRSIG:
             covered = struct.unpack_from("!H", rdata)[0]
             table, key = self._sigs, covered

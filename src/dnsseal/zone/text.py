@@ -18,7 +18,7 @@ import dns.rdatatype
 import dns.zone
 
 from dnsseal.errors import FileFormatError
-from dnsseal.zone import canonical, rdtext
+from dnsseal.zone import canonical, fastparse, rdtext
 from dnsseal.zone.model import RRset, Zone, ZoneBuilder
 
 T = dns.rdatatype
@@ -36,6 +36,22 @@ def parse_zone_text(text: str, origin: dns.name.Name | str, *, path: str = "<zon
             origin = dns.name.from_text(origin)
         except dns.exception.DNSException as e:
             raise FileFormatError(path, None, f"bad origin {origin!r}: {e}") from None
+    fast = fastparse.parse(text, origin)
+    if fast is not None:
+        builder = ZoneBuilder(origin)
+        for name, rtype, ttl, rdata in fast:
+            builder.add(name, rtype, ttl, rdata)
+        zone = builder.build()
+        if zone.get(zone.origin, T.SOA) is None:
+            raise FileFormatError(path, None, f"no SOA record at the zone apex {origin}")
+        if zone.get(zone.origin, T.NS) is None:
+            raise FileFormatError(path, None, f"no NS records at the zone apex {origin}")
+        return zone
+    return parse_zone_text_full(text, origin, path=path)
+
+
+def parse_zone_text_full(text: str, origin: dns.name.Name, *, path: str = "<zone>") -> Zone:
+    """:func:`parse_zone_text` with dnspython's complete master-file reader only."""
     try:
         dzone = dns.zone.from_text(text, origin, relativize=False, filename=path, check_origin=True)
     except dns.zone.NoSOA:

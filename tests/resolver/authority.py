@@ -13,6 +13,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from dnsseal.resolver.transport import Transport
 from dnsseal.validator.machine import Config, Need, Query, Result
 
 from .zonebuild import SignedZone, T, b32, nsec3_hash
@@ -229,3 +230,20 @@ def config_for(authority: Authority, **kw: object) -> Config:
         assert root is not None
         anchors = AnchorSet((TrustAnchor(dns.name.root, tuple(root.ds())),))  # type: ignore[arg-type]
     return Config((("127.0.0.1", 53),), anchors, **kw)  # type: ignore[arg-type]
+
+
+def memory_transport(
+    auth: Authority, truncate_udp: bool = False, log: list[bool] | None = None
+) -> Transport:
+    async def exchange(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire)
+        r = auth.answer(q.question[0].name, q.question[0].rdtype)
+        r.id = q.id
+        if log is not None:
+            log.append(tcp)
+        if truncate_udp and not tcp:
+            r.flags |= dns.flags.TC
+            r.answer, r.authority, r.additional = [], [], []
+        return r.to_wire(max_size=65535)
+
+    return exchange

@@ -14,28 +14,10 @@ import dns.rdatatype
 
 from dnsseal.resolver.engine import Resolver
 from dnsseal.resolver.service import ResolverService
-from dnsseal.resolver.transport import Transport
 from dnsseal.validator import verdict as v
 
-from .authority import Authority, config_for
+from .authority import Authority, config_for, memory_transport
 from .zonebuild import EXPIRATION, NOW
-
-
-def memory_transport(
-    auth: Authority, truncate_udp: bool = False, log: list[bool] | None = None
-) -> Transport:
-    async def exchange(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
-        q = dns.message.from_wire(wire)
-        r = auth.answer(q.question[0].name, q.question[0].rdtype)
-        r.id = q.id
-        if log is not None:
-            log.append(tcp)
-        if truncate_udp and not tcp:
-            r.flags |= dns.flags.TC
-            r.answer, r.authority, r.additional = [], [], []
-        return r.to_wire(max_size=65535)
-
-    return exchange
 
 
 def test_truncated_udp_falls_back_to_tcp(authority: Authority) -> None:

@@ -30,7 +30,7 @@ EXPIRATION = NOW + 30 * 86400
 
 
 @dataclass
-class TestKey:
+class SigningKey:
     private: Any
     dnskey: DNSKEY
 
@@ -39,14 +39,14 @@ class TestKey:
         return dns.dnssec.key_id(self.dnskey)
 
 
-def make_key(ksk: bool = True, algorithm: int = 13) -> TestKey:
+def make_key(ksk: bool = True, algorithm: int = 13) -> SigningKey:
     flags = 257 if ksk else 256
     priv: Any = (
         ed25519.Ed25519PrivateKey.generate()
         if algorithm == 15
         else ec.generate_private_key(ec.SECP256R1())
     )
-    return TestKey(priv, dns.dnssec.make_dnskey(priv.public_key(), algorithm, flags=flags))
+    return SigningKey(priv, dns.dnssec.make_dnskey(priv.public_key(), algorithm, flags=flags))
 
 
 def nsec3_hash(name: dns.name.Name, salt: bytes, iterations: int) -> bytes:
@@ -71,7 +71,7 @@ class Nsec3Params:
 class SignedZone:
     origin: dns.name.Name
     zone: dns.zone.Zone
-    keys: list[TestKey]
+    keys: list[SigningKey]
     nsec3: Nsec3Params | None = None
     delegations: set[dns.name.Name] = field(default_factory=set)
 
@@ -100,7 +100,7 @@ def sign_zone(
     text: str,
     origin: str,
     *,
-    keys: list[TestKey] | None = None,
+    keys: list[SigningKey] | None = None,
     nsec3: Nsec3Params | None = None,
     inception: int = INCEPTION,
     expiration: int = EXPIRATION,

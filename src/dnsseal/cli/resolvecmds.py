@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -164,6 +165,12 @@ def resolve(
 @click.option("-a", "anchor_file", metavar="FILE", help="trust-anchors { ... }; file.")
 @click.option("--root-hints", "hints_file", metavar="FILE", help="named.root-style root hints.")
 @click.option("--upstream-port", default=53, show_default=True, help="Port of upstream servers.")
+@click.option(
+    "--state",
+    "state_file",
+    metavar="FILE",
+    help="Keep initial-key/initial-ds anchors current (RFC 5011); state kept in FILE.",
+)
 @click.option("--no-minimise", is_flag=True, help="Send full query names (no RFC 9156).")
 @click.option("--timeout", default=2.0, show_default=True, help="Seconds per upstream try.")
 def resolver(
@@ -172,6 +179,7 @@ def resolver(
     anchor_file: str | None,
     hints_file: str | None,
     upstream_port: int,
+    state_file: str | None,
     no_minimise: bool,
     timeout: float,
 ) -> None:
@@ -180,4 +188,5 @@ def resolver(
     from dnsseal.resolver.service import serve_forever
 
     config = build_config(anchor_file, hints_file, None, upstream_port, not no_minimise)
-    asyncio.run(serve_forever(config, listen, listen_port, timeout=timeout))
+    state = Path(state_file) if state_file else None
+    asyncio.run(serve_forever(config, listen, listen_port, timeout=timeout, state_file=state))

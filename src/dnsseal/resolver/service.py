@@ -13,6 +13,7 @@ import logging
 import signal
 import struct
 from collections.abc import Coroutine
+from pathlib import Path
 
 import dns.edns
 import dns.exception
@@ -172,14 +173,32 @@ def _formerr(wire: bytes) -> bytes:
     return struct.pack("!HHHHHH", qid, 0x8000 | (flags & 0x7900) | dns.rcode.FORMERR, 0, 0, 0, 0)
 
 
-async def serve_forever(config: Config, host: str, port: int, *, timeout: float = 2.0) -> None:
-    """Serve until SIGINT or SIGTERM."""
-    service = ResolverService(Resolver(config, network_transport(timeout)))
+async def serve_forever(
+    config: Config,
+    host: str,
+    port: int,
+    *,
+    timeout: float = 2.0,
+    state_file: Path | None = None,
+) -> None:
+    """Serve until SIGINT or SIGTERM.  With ``state_file``, managed (initial-*) trust
+    anchors are kept current by RFC 5011 and their state persisted there."""
+    from dnsseal.resolver.trustmaint import TrustMaintainer
+
+    resolver = Resolver(config, network_transport(timeout))
+    service = ResolverService(resolver)
     await service.start(host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    maint = None
+    if state_file is not None:
+        maint = asyncio.ensure_future(
+            TrustMaintainer(resolver, config.anchors, state_file).run(stop)
+        )
     await stop.wait()
+    if maint is not None:
+        await maint
     await service.close()

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import dns.exception
@@ -105,6 +106,31 @@ def _select_keys(
     return list(chosen.values())
 
 
+class _ProgressBar:
+    """A rich progress bar on stderr, shown only once signing has taken over a second."""
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+        self._progress: Any = None
+        self._task: Any = None
+
+    def update(self, done: int, total: int) -> None:
+        if self._progress is None:
+            if time.perf_counter() - self._start < 1.0 or done >= total:
+                return
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self._progress = Progress(console=Console(stderr=True), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("Signing", total=total)
+        self._progress.update(self._task, completed=done)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
 def _print_stats(stats_generated: int, retained: int, dropped: int, sign_s: float,
                  run_s: float) -> None:  # fmt: skip
     rate = stats_generated / sign_s if sign_s > 0 else 0.0
@@ -188,6 +214,7 @@ def signzone(
     expiration = _when("-e", end, now, base=base)
     zone = zonefile.read_zone(zonefile_path, origin)
     keys = _select_keys(zone, keydir, smart, keyfiles, now)
+    bar = _ProgressBar() if not quiet and sys.stderr.isatty() else None
     params = SignParams(
         inception=inception,
         expiration=expiration,
@@ -198,10 +225,14 @@ def signzone(
         ksk_only=ksk_only,
         ignore_ksk_flag=ignore_ksk,
         dnskey_ttl=_duration("-T", dnskey_ttl),
-        batch=ProcessBatchSigner(workers),
+        batch=ProcessBatchSigner(workers, progress=bar.update if bar else None),
     )
     t1 = time.perf_counter()
-    signed = sign_zone(zone, keys, params, now)
+    try:
+        signed = sign_zone(zone, keys, params, now)
+    finally:
+        if bar is not None:
+            bar.close()
     t2 = time.perf_counter()
     out = output or f"{zonefile_path}.signed"
     header = [f"File written on {format_bind_time(now)} by dnsseal signzone"]

@@ -7,7 +7,7 @@ data; results come back in order.  No files, sockets or clock are touched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 from dnsseal.crypto import software
@@ -35,21 +35,37 @@ def _sign_chunk(jobs: list[tuple[int, bytes]]) -> list[bytes]:
 
 class ProcessBatchSigner:
     """Sign with ``workers`` processes; falls back to in-process signing for small batches
-    where starting processes costs more than it saves."""
+    where starting processes costs more than it saves.  ``progress(done, total)`` is
+    called after each chunk when given."""
 
-    def __init__(self, workers: int, *, min_jobs: int = 4 * CHUNK) -> None:
+    def __init__(
+        self,
+        workers: int,
+        *,
+        min_jobs: int = 4 * CHUNK,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.workers = max(1, workers)
         self.min_jobs = min_jobs
+        self.progress = progress
 
     def __call__(
         self, keys: Sequence[SigningKey], jobs: Sequence[tuple[int, bytes]]
     ) -> list[bytes]:
-        if self.workers == 1 or len(jobs) < self.min_jobs:
-            _init(list(keys))
-            return _sign_chunk(list(jobs))
         chunks = [list(jobs[i : i + CHUNK]) for i in range(0, len(jobs), CHUNK)]
         out: list[bytes] = []
+        if self.workers == 1 or len(jobs) < self.min_jobs:
+            _init(list(keys))
+            for chunk in chunks:
+                out += _sign_chunk(chunk)
+                self._report(len(out), len(jobs))
+            return out
         with ProcessPoolExecutor(self.workers, initializer=_init, initargs=(list(keys),)) as ex:
             for part in ex.map(_sign_chunk, chunks):
                 out += part
+                self._report(len(out), len(jobs))
         return out
+
+    def _report(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(done, total)

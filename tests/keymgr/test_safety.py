@@ -10,12 +10,15 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dnsseal.keymgr import safety
+from dnsseal.keymgr import safety, simulate
 from dnsseal.keymgr.plan import RolloverRequest
+from dnsseal.keys.model import RecordState
 from dnsseal.policy import model
 from dnsseal.policy.model import KeySpec, Policy
 
-from .helpers import DAY, HOUR, T0, assert_safe, created, csk, kz, run
+from .helpers import DAY, HOUR, T0, ZONE, assert_safe, created, csk, kz, run
+
+O = RecordState.OMNIPRESENT  # noqa: E741
 
 
 def test_csk_rolls_twice_safely() -> None:
@@ -69,16 +72,24 @@ def test_going_insecure_and_back_is_safe() -> None:
 
 
 def test_ds_never_appearing_waits_safely() -> None:
+    """The parent published the first DS, then never acts again: the KSK roll waits with
+    both KSKs in place, says what it waits for, and never starts a third KSK."""
     p = kz(60 * DAY, 30 * DAY)
-    tl = run(p, 200, ds_delay=None)
+    first = run(p, 20)
+    assert first.parent[-1].ds
+    tl = simulate.simulate(p, first.final_keys, T0 + 20 * DAY, T0 + 200 * DAY, zone=ZONE,
+                           ds_delay=None, parent_ds=first.parent[-1].ds)  # fmt: skip
     assert_safe(tl, p)
     last = tl.plans[-1]
     waits = [
         r.waiting for r in last.keys if r.waiting and "not yet seen at the parent" in r.waiting
     ]
     assert waits and "dnsseal keys checkds example --key" in waits[0]
-    # the KSK never rolls further than its first successor: "three is a crowd"
-    assert len(created(tl, "ksk")) == 2
+    ksks = [r.key for r in last.keys if r.key.role == "ksk"]
+    assert len(ksks) == 2  # the old one stays until the parent has the new DS
+    old = next(k for k in ksks if k.id in first.parent[-1].ds)
+    assert old.state is not None and old.state.dnskey is O
+    assert old.id in tl.zone[-1].ksk_signers
 
 
 def test_operator_rollover_during_a_roll_is_safe() -> None:
@@ -134,5 +145,36 @@ def test_random_policies_never_bogus(p: Policy, ds_delay: int, instants: list[fl
     tl = run(p, days, ds_delay=ds_delay)
     for spec in p.keys:
         assert len(created(tl, spec.role)) >= 3, f"fewer than two rolls of the {spec.role}"
+    extra = tuple(T0 + int(x * (tl.until - T0)) for x in instants)
+    assert_safe(tl, p, extra)
+
+
+@st.composite
+def policy_changes(draw: st.DrawFn) -> tuple[Policy, list[tuple[int, Policy]]]:
+    """A policy and, some days in, a change: another algorithm, other lifetimes, or going
+    insecure (and, sometimes, back)."""
+    p = draw(policies())
+    at = T0 + draw(st.integers(3, 40)) * DAY
+    kind = draw(st.sampled_from(["algorithm", "lifetimes", "insecure", "insecure-and-back"]))
+    if kind == "algorithm":
+        alg = draw(st.sampled_from([a for a in (8, 13, 14, 15) if a != p.keys[0].algorithm]))
+        new = p.replace(keys=tuple(KeySpec(k.role, alg, k.lifetime) for k in p.keys))
+        return p, [(at, new)]
+    if kind == "lifetimes":
+        new = p.replace(keys=tuple(KeySpec(k.role, k.algorithm, k.lifetime + DAY) for k in p.keys))
+        return p, [(at, new)]
+    insecure = p.replace(name="insecure", keys=())
+    if kind == "insecure":
+        return p, [(at, insecure)]
+    return p, [(at, insecure), (at + draw(st.integers(1, 30)) * DAY, p)]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(policy_changes(), st.sampled_from([0, 3600, DAY]), st.lists(st.floats(0, 1), max_size=10))
+def test_policy_changes_midway_never_bogus(
+    change: tuple[Policy, list[tuple[int, Policy]]], ds_delay: int, instants: list[float]
+) -> None:
+    p, scheduled = change
+    tl = run(p, 120, ds_delay=ds_delay, scheduled=scheduled)
     extra = tuple(T0 + int(x * (tl.until - T0)) for x in instants)
     assert_safe(tl, p, extra)

@@ -405,7 +405,20 @@ def _rollover(
 # ------------------------------------------------------------------ state transitions
 
 
-def _transition_time(w: Work, rtype: int, nxt: RecordState, policy: Policy, now: int) -> int | None:
+def _shares_signing(w: Work, works: Sequence[Work]) -> bool:
+    """Another key of the same algorithm signs (or signed) the zone: signatures then move
+    from one key to the other gradually, at refresh time, so Dsgn applies.  (BIND only
+    adds Dsgn for keys with a predecessor or successor; a key brought in while an orphaned
+    key of its algorithm still signs, after insecure and back, needs it too.)"""
+    return any(
+        o is not w and not o.purge and o.alg == w.alg and o.states[ZRRSIG] in (R, O, U)
+        for o in works
+    )
+
+
+def _transition_time(
+    w: Work, rtype: int, nxt: RecordState, policy: Policy, now: int, works: Sequence[Work]
+) -> int | None:
     """When the move may happen; None when it waits on the parent (a checkds fact)."""
     if nxt in (R, U):
         return now
@@ -417,7 +430,7 @@ def _transition_time(w: Work, rtype: int, nxt: RecordState, policy: Policy, now:
         return last + wait + (policy.publish_safety if nxt is O else 0)
     if rtype == ZRRSIG:
         t = last + policy.max_zone_ttl + policy.zone_propagation_delay + policy.retire_safety
-        if w.predecessor is not None or w.successor is not None:
+        if w.predecessor is not None or w.successor is not None or _shares_signing(w, works):
             t += policy.sign_delay
         return t
     seen = w.timings.get("ds_publish" if nxt is O else "ds_delete")
@@ -479,7 +492,7 @@ def _update(
                 if rule is not None:
                     _wait(w, f"{RTYPES[i]} stays {state.value}: {rule} (waiting for other keys)")
                     continue
-                when = _transition_time(w, i, nxt, policy, now)
+                when = _transition_time(w, i, nxt, policy, now, works)
                 if when is None:
                     _wait(w, _ds_wait(w, zone, nxt), first=True)
                     continue

@@ -141,6 +141,7 @@ def simulate(
             facts += [DsWithdrawn(k, t) for k in old_ds - new_ds]
             tl.parent.append(ParentVersion(t, new_ds))
             pending = None
+        facts += _checkds(current, tl.parent)
         plan = step(policy, current, Facts(tuple(facts)), t, zone=zone, keygen=gen)
         tl.plans.append(plan)
         if on_step is not None:
@@ -165,6 +166,31 @@ def simulate(
             break
         t = nxt
     return tl
+
+
+def _checkds(keys: Sequence[Key], parent: Sequence[ParentVersion]) -> list[Fact]:
+    """What a checkds run reports: for a DS being introduced, since when the parent has
+    it; for a DS being removed, since when the parent no longer has it."""
+    out: list[Fact] = []
+    for k in keys:
+        st = k.state
+        if st is None or st.ds is None:
+            continue
+        want_in = st.ds.value == "rumoured"
+        if not want_in and st.ds.value != "unretentive":
+            continue
+        since = None
+        for v in reversed(parent):
+            if (k.id in v.ds) != want_in:
+                break
+            since = v.at
+        if since is None:
+            continue
+        if want_in and k.timings.ds_publish != since:
+            out.append(DsSeen(k.id, since))
+        elif not want_in and k.timings.ds_delete != since:
+            out.append(DsWithdrawn(k.id, since))
+    return out
 
 
 def _differs(a: ZoneVersion, b: ZoneVersion) -> bool:

@@ -117,6 +117,9 @@ def test_resolve_command_json_and_exit_status(bind_tree: Tree) -> None:
     )
     assert insecure.exit_code == 3, insecure.output
     assert "unsigned answer" in insecure.output
+    nta = runner.invoke(resolve, ["www.tampered.test", *base, "--nta", "tampered.test=10m"])
+    assert nta.exit_code == 3, nta.output
+    assert "negative trust anchor" in nta.output
 
 
 def test_missing_anchor_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -19,7 +19,9 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from dnsseal.errors import OptionError
+from dnsseal import clock
+from dnsseal.durations import parse_duration
+from dnsseal.errors import InputError, OptionError
 from dnsseal.resolver.hints import builtin_root_servers, parse_hints, parse_server
 from dnsseal.storage.files import read_text
 from dnsseal.validator.anchors import AnchorSet, parse_trust_anchors, root_anchors
@@ -42,18 +44,40 @@ HEADLINE: dict[Security, str] = {
 }
 
 
+NTA_LIFETIME = 3600  # BIND's nta-lifetime default
+
+
+def parse_nta(text: str, now: int) -> tuple[dns.name.Name, int]:
+    """``ZONE`` or ``ZONE=DURATION`` (ISO 8601 or BIND units) -> (zone, expiry)."""
+    zone, sep, life = text.partition("=")
+    try:
+        name = dns.name.from_text(zone)
+    except dns.exception.DNSException as e:
+        raise OptionError("--nta", f"{zone!r}: {e}") from None
+    try:
+        seconds = parse_duration(life) if sep else NTA_LIFETIME
+    except InputError as e:
+        raise OptionError("--nta", str(e)) from None
+    return name, now + seconds
+
+
 def build_config(
     anchor_file: str | None,
     hints_file: str | None,
     server: str | None,
     port: int,
     minimise: bool,
+    ntas: tuple[str, ...] = (),
 ) -> Config:
-    """Anchors (-a file, else the built-in root anchors), starting servers (@SERVER, else
-    --root-hints, else the IANA root servers) and options as a machine Config."""
+    """Anchors (-a file, else the built-in root anchors) with negative trust anchors,
+    starting servers (@SERVER, else --root-hints, else the IANA root servers) and options
+    as a machine Config."""
     anchors: AnchorSet = (
         parse_trust_anchors(read_text(anchor_file), anchor_file) if anchor_file else root_anchors()
     )
+    now = clock.now()
+    for text in ntas:
+        anchors = anchors.with_negative(*parse_nta(text, now))
     if server is not None:
         roots: tuple[tuple[str, int], ...] = (parse_server(server, port),)
         port = roots[0][1]  # address#port: servers learnt from glue use it too
@@ -123,6 +147,14 @@ def _print_text(r: Result, explain: bool) -> None:
 )
 @click.option("--root-hints", "hints_file", metavar="FILE", help="named.root-style root hints.")
 @click.option("-p", "--port", default=53, show_default=True, help="Port for all servers.")
+@click.option(
+    "--nta",
+    "ntas",
+    multiple=True,
+    metavar="ZONE[=DURATION]",
+    help="Negative trust anchor (RFC 7646): do not validate ZONE and below, for DURATION "
+    "(default 1h).  Repeatable.",
+)
 @click.option("--explain", is_flag=True, help="Print each link of the chain of trust.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--no-minimise", is_flag=True, help="Send full query names (no RFC 9156).")
@@ -132,12 +164,17 @@ def resolve(
     anchor_file: str | None,
     hints_file: str | None,
     port: int,
+    ntas: tuple[str, ...],
     explain: bool,
     as_json: bool,
     no_minimise: bool,
     timeout: float,
 ) -> None:
-    """Resolve NAME from the root (or @SERVER) and validate it, like delv.
+    """Resolve NAME from the root and validate it, like delv.
+
+    @SERVER (an address, or address#port) starts the iteration there instead of at the
+    root servers (or --root-hints); -p sets the port for every server.  Without -a the
+    built-in root trust anchors (KSK-2017, KSK-2024) are used.
 
     Exit status: 0 secure, 2 bogus, 3 insecure, 4 indeterminate, 1 on errors.
     """
@@ -149,7 +186,7 @@ def resolve(
         qname = dns.name.from_text(name)
     except dns.exception.DNSException as e:
         raise OptionError("NAME", f"{name!r}: {e}") from None
-    config = build_config(anchor_file, hints_file, server, port, not no_minimise)
+    config = build_config(anchor_file, hints_file, server, port, not no_minimise, ntas)
     resolver = Resolver(config, network_transport(timeout))
     result = asyncio.run(resolver.resolve(qname, rdtype))
     if as_json:
@@ -166,6 +203,14 @@ def resolve(
 @click.option("--root-hints", "hints_file", metavar="FILE", help="named.root-style root hints.")
 @click.option("--upstream-port", default=53, show_default=True, help="Port of upstream servers.")
 @click.option(
+    "--nta",
+    "ntas",
+    multiple=True,
+    metavar="ZONE[=DURATION]",
+    help="Negative trust anchor (RFC 7646): do not validate ZONE and below, for DURATION "
+    "(default 1h).  Repeatable.",
+)
+@click.option(
     "--state",
     "state_file",
     metavar="FILE",
@@ -179,6 +224,7 @@ def resolver(
     anchor_file: str | None,
     hints_file: str | None,
     upstream_port: int,
+    ntas: tuple[str, ...],
     state_file: str | None,
     no_minimise: bool,
     timeout: float,
@@ -187,6 +233,6 @@ def resolver(
     Extended DNS Error on bogus ones, CD honoured."""
     from dnsseal.resolver.service import serve_forever
 
-    config = build_config(anchor_file, hints_file, None, upstream_port, not no_minimise)
+    config = build_config(anchor_file, hints_file, None, upstream_port, not no_minimise, ntas)
     state = Path(state_file) if state_file else None
     asyncio.run(serve_forever(config, listen, listen_port, timeout=timeout, state_file=state))

@@ -13,6 +13,7 @@ import ipaddress
 import dns.exception
 import dns.name
 import dns.rdatatype
+import dns.rrset
 import dns.zonefile
 
 from dnsseal.errors import FileFormatError, OptionError
@@ -46,21 +47,17 @@ def parse_hints(text: str, source: str, port: int = 53) -> tuple[Server, ...]:
 
     Raises :class:`FileFormatError` (with ``source``) if the file does not parse or names no
     address for any root NS."""
-    try:
-        rrsets = dns.zonefile.read_rrsets(text, origin=dns.name.root, relativize=False)
-    except dns.exception.SyntaxError as e:
-        line = None
-        msg = str(e)
-        if msg.startswith("<string>:"):
-            head, _, rest = msg.partition(": ")
-            try:
-                line = int(head.split(":")[1])
-                msg = rest
-            except (IndexError, ValueError):
-                pass
-        raise FileFormatError(source, line, msg) from None
-    except dns.exception.DNSException as e:
-        raise FileFormatError(source, None, str(e)) from None
+    # named.root is one record per line, so parse line by line to report exact lines.
+    rrsets: list[dns.rrset.RRset] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        body = line.split(";", 1)[0].strip()
+        if not body or body.startswith("$"):
+            continue
+        try:
+            rrsets.extend(dns.zonefile.read_rrsets(line, origin=dns.name.root, relativize=False))
+        except dns.exception.DNSException as e:
+            msg = str(e).split(": ", 1)[-1]
+            raise FileFormatError(source, lineno, msg) from None
     ns_names = {
         rd.target
         for r in rrsets

@@ -24,6 +24,8 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+from dns.rdtypes.ANY.DNSKEY import DNSKEY
+from dns.rdtypes.ANY.DS import DS
 from dns.rdtypes.ANY.RRSIG import RRSIG
 
 from dnsseal.validator import verdict as v
@@ -253,7 +255,7 @@ class Query:
 
     # --- chain of trust ------------------------------------------------------------
     def _zone_keys(
-        self, zone: dns.name.Name, ds: tuple[object, ...], anchor_keys: tuple[object, ...]
+        self, zone: dns.name.Name, ds: tuple[DS, ...], anchor_keys: tuple[DNSKEY, ...]
     ) -> Generator[Need, Reply, _Zone]:
         if zone in self.zones:
             return self.zones[zone]
@@ -269,8 +271,8 @@ class Query:
                 zone,
                 rrset,
                 sigs,
-                ds,  # type: ignore[arg-type]
-                anchor_keys,  # type: ignore[arg-type]
+                ds,
+                anchor_keys,
                 self.now,
                 self.budget,
                 self.config.policy,
@@ -331,7 +333,7 @@ class Query:
                 )
                 if not check.ok:
                     return _Zone(state.zone, check.verdict)
-                state = yield from self._zone_keys(nxt, tuple(ds), ())
+                state = yield from self._zone_keys(nxt, tuple(_ds_rdatas(ds)), ())
                 pos = nxt
                 continue
             verify = self._verifier(reply.authority, state)
@@ -500,3 +502,7 @@ def _sig_rrsets(
     return [
         r for r in reply.answer if r.rdtype == RRSIG_T and r.name == name and r.covers == rdtype
     ]
+
+
+def _ds_rdatas(rrset: dns.rrset.RRset) -> list[DS]:
+    return [rd for rd in rrset if isinstance(rd, DS)]

@@ -27,7 +27,8 @@ import dns.name
 
 from dnsseal.durations import format_bind_time
 from dnsseal.findings import Finding, Severity
-from dnsseal.keymgr.plan import DsSeen, DsWithdrawn, Facts, KeyReport, Plan, RolloverRequest
+from dnsseal.keymgr import metadata as md
+from dnsseal.keymgr.plan import Facts, KeyReport, Plan
 from dnsseal.keymgr.rules import (
     DNSKEY,
     DS,
@@ -54,7 +55,7 @@ from dnsseal.keys.model import (
     RecordState,
     key_tag,
 )
-from dnsseal.policy.model import UNLIMITED, KeySpec, Policy
+from dnsseal.policy.model import KeySpec, Policy
 
 log = logging.getLogger(__name__)
 
@@ -65,189 +66,6 @@ _NEXT = {
     O: {H: R, U: R, R: O, O: O},
     H: {R: U, O: U, U: H, H: H},
 }
-
-
-def _key_ttl(w: Work, policy: Policy) -> int:
-    return max(w.key.ttl or 0, policy.dnskey_ttl)
-
-
-# ----------------------------------------------------------------------- initialisation
-
-
-def _init(key: Key, policy: Policy, now: int) -> Work:
-    """The working copy of ``key``; records without a state get one derived from the
-    timing metadata, as BIND does when it adopts keys made by dnssec-keygen."""
-    st = key.state or KeyState()
-    csk = key.is_ksk and any(s.role == "csk" and s.algorithm == key.algorithm for s in policy.keys)
-    ksk = st.ksk if st.ksk is not None else key.is_ksk or csk
-    zsk = st.zsk if st.zsk is not None else (not key.is_ksk) or csk
-    t = {f.attr: key.timings.get(f.attr) for f in TIMING_FIELDS}
-    dnskey = zrrsig = ds = H
-    goal = H
-    sig_wait = policy.max_zone_ttl + policy.zone_propagation_delay
-    act, pub, sync = t["activate"], t["publish"], t["sync_publish"]
-    ret, rem = t["inactive"], t["delete"]
-    if act is not None and act <= now:
-        zrrsig = O if act + sig_wait <= now else R
-        goal = O
-    if pub is not None and pub <= now:
-        ttl = max(key.ttl or 0, policy.dnskey_ttl) + policy.zone_propagation_delay
-        dnskey = O if pub + ttl <= now else R
-        goal = O
-    if sync is not None and sync <= now:
-        ds = O if sync + policy.parent_ds_ttl + policy.parent_propagation_delay <= now else R
-        goal = O
-    if ret is not None and ret <= now:
-        zrrsig = H if ret + sig_wait <= now else U
-        ds = U
-        goal = H
-    if rem is not None and rem <= now:
-        ttl = max(key.ttl or 0, policy.dnskey_ttl) + policy.zone_propagation_delay
-        dnskey = H if rem + ttl <= now else U
-        zrrsig = ds = H
-        goal = H
-    derived = (dnskey, zrrsig if zsk else None, dnskey if ksk else None, ds if ksk else None)
-    have = (st.dnskey, st.zrrsig, st.krrsig, st.ds)
-    have_changes = (st.dnskey_change, st.zrrsig_change, st.krrsig_change, st.ds_change)
-    states: list[RecordState | None] = []
-    changes: list[int | None] = []
-    log_lines: list[str] = []
-    for i, (d, h, c) in enumerate(zip(derived, have, have_changes, strict=True)):
-        if h is not None and h is not RecordState.NA:
-            states.append(h)
-            changes.append(c)
-        elif d is None or h is RecordState.NA:
-            states.append(None)
-            changes.append(None)
-        else:
-            states.append(d)
-            changes.append(now)
-            if key.state is None or h is None:
-                log_lines.append(f"{RTYPES[i]} state initialised to {d.value} from timing metadata")
-    w = Work(
-        key=key,
-        ksk=bool(ksk),
-        zsk=bool(zsk),
-        states=states,
-        changes=changes,
-        goal=st.goal if st.goal is not None else goal,
-        timings=t,
-        lifetime=st.lifetime,
-        predecessor=st.predecessor,
-        successor=st.successor,
-    )
-    if key.state is None:
-        w.log.extend(log_lines)
-    return w
-
-
-def _apply_facts(works: Sequence[Work], facts: Facts, policy: Policy) -> None:
-    by_id = {w.key.id: w for w in works}
-    for fact in facts.items:
-        w = by_id.get(fact.key)
-        if w is None:
-            continue
-        if isinstance(fact, DsSeen):
-            _set_time(w, "ds_publish", fact.when, "DS seen at the parent")
-        elif isinstance(fact, DsWithdrawn):
-            _set_time(w, "ds_delete", fact.when, "DS withdrawn from the parent")
-        elif isinstance(fact, RolloverRequest) and w.goal is O:
-            _set_time(w, "inactive", fact.when, "rollover requested")
-            _settime_remove(w, policy)
-
-
-def _set_time(w: Work, attr: str, value: int | None, why: str) -> None:
-    if w.timings.get(attr) != value:
-        w.timings[attr] = value
-        shown = format_bind_time(value) if value is not None else "unset"
-        w.log.append(f"{attr} set to {shown} ({why})")
-
-
-# ----------------------------------------------------------------------- timing metadata
-
-
-def _settime_remove(w: Work, policy: Policy) -> None:
-    retire = w.timings.get("inactive")
-    if retire is None:
-        return
-    remove = 0
-    if w.zsk:
-        remove = retire + policy.iret_zsk
-    if w.ksk:
-        remove = max(remove, retire + policy.iret_ksk)
-    _set_time(w, "delete", remove, "retire time + retire interval")
-
-
-def _settime_syncpublish(w: Work, policy: Policy, first: bool) -> None:
-    pub = w.timings.get("publish")
-    if pub is None or not w.ksk:
-        return
-    sync = pub + policy.ipub
-    if first:
-        sync = max(sync, pub + policy.ipub_first)
-    _set_time(w, "sync_publish", sync, "DS may be submitted")
-
-
-def _prepublication_time(w: Work, policy: Policy, lifetime: int, now: int) -> int:
-    """When the successor of active key ``w`` must be published (0: never).  Fills in
-    missing activate/publish/sync-publish/inactive/delete times, as BIND does."""
-    t = w.timings
-    if t.get("activate") is None:
-        _set_time(w, "activate", now, "active key without an activation time")
-    if t.get("publish") is None:
-        _set_time(w, "publish", now, "active key without a publication time")
-    prepub = _key_ttl(w, policy) + policy.publish_safety + policy.zone_propagation_delay
-    pub = t["publish"]
-    assert pub is not None
-    if w.ksk and t.get("sync_publish") is None:
-        sync = pub + prepub
-        if w.predecessor is None:
-            sync = max(sync, pub + policy.ipub_first)
-        _set_time(w, "sync_publish", sync, "DS may be submitted")
-    retire = t.get("inactive")
-    if retire is None:
-        if w.lifetime is None:
-            w.lifetime = lifetime
-        if w.lifetime == UNLIMITED:
-            return 0
-        act = t["activate"]
-        assert act is not None
-        retire = act + w.lifetime
-        _set_time(w, "inactive", retire, "activation + lifetime")
-    _settime_remove(w, policy)
-    return retire - prepub if prepub <= retire else now
-
-
-def _update_lifetime(w: Work, policy: Policy, lifetime: int) -> None:
-    """A changed policy lifetime applies to keys already in use."""
-    if w.lifetime is None:
-        w.lifetime = lifetime
-        return
-    if w.goal is not O or w.lifetime == lifetime:
-        return
-    w.log.append(f"lifetime changed to {lifetime or 'unlimited'} by the policy")
-    w.lifetime = lifetime
-    if lifetime:
-        act = w.timings.get("activate")
-        _set_time(w, "inactive", (act if act is not None else 0) + lifetime, "new lifetime")
-        _settime_remove(w, policy)
-    else:
-        _set_time(w, "inactive", None, "unlimited lifetime")
-        _set_time(w, "delete", None, "unlimited lifetime")
-
-
-def _retire(w: Work, policy: Policy, now: int) -> None:
-    """The key is not wanted by the policy: it goes, safely."""
-    retire = w.timings.get("inactive")
-    if retire is None or retire > now:
-        _set_time(w, "inactive", now, "not wanted by the policy")
-    w.goal = H
-    _settime_remove(w, policy)
-    for i, applies in ((DNSKEY, True), (KRRSIG, w.ksk), (DS, w.ksk), (ZRRSIG, w.zsk)):
-        if applies and w.states[i] is None:
-            w.states[i] = O
-            w.changes[i] = now
-    w.log.append("retired: the policy has no key line for it")
 
 
 # ------------------------------------------------------------------------- key matching
@@ -349,7 +167,7 @@ def _rollover(
 ) -> None:
     prepub = 0
     if active is not None:
-        prepub = _prepublication_time(active, policy, spec.lifetime, now)
+        prepub = md.prepublication_time(active, policy, spec.lifetime, now)
         if prepub == 0 or prepub > now:
             if prepub:
                 wake.append(prepub)
@@ -376,9 +194,9 @@ def _rollover(
     new = candidate
     new.lifetime = spec.lifetime
     if active is None:
-        _set_time(new, "publish", now, "first key of its line")
-        _set_time(new, "activate", now, "first key of its line")
-        _settime_syncpublish(new, policy, first=True)
+        md.set_time(new, "publish", now, "first key of its line")
+        md.set_time(new, "activate", now, "first key of its line")
+        md.settime_syncpublish(new, policy, first=True)
         act = now
     else:
         created = new.timings.get("created") or now
@@ -390,16 +208,16 @@ def _rollover(
             act += created - prepub
             prepub = created
         act = max(act, created)
-        _set_time(new, "publish", prepub, "predecessor's retire time - publication interval")
-        _set_time(new, "activate", act, "predecessor's retire time")
-        _settime_syncpublish(new, policy, first=False)
+        md.set_time(new, "publish", prepub, "predecessor's retire time - publication interval")
+        md.set_time(new, "activate", act, "predecessor's retire time")
+        md.settime_syncpublish(new, policy, first=False)
         active.goal = H
         active.log.append(f"rolling over to {new.tag}")
         new.log.append(f"successor of {active.tag}")
     new.goal = O
     if spec.lifetime:
-        _set_time(new, "inactive", act + spec.lifetime, "activation + lifetime")
-        _settime_remove(new, policy)
+        md.set_time(new, "inactive", act + spec.lifetime, "activation + lifetime")
+        md.settime_remove(new, policy)
 
 
 # ------------------------------------------------------------------ state transitions
@@ -426,7 +244,7 @@ def _transition_time(
     if last is None:
         w.changes[rtype] = last = now
     if rtype in (DNSKEY, KRRSIG):
-        wait = _key_ttl(w, policy) + policy.zone_propagation_delay
+        wait = md.key_ttl(w, policy) + policy.zone_propagation_delay
         return last + wait + (policy.publish_safety if nxt is O else 0)
     if rtype == ZRRSIG:
         t = last + policy.max_zone_ttl + policy.zone_propagation_delay + policy.retire_safety
@@ -589,7 +407,7 @@ def step(
             Finding("POLICY_NONE", Severity.INFO, owner, "policy 'none': keys are not managed")
         )
         return Plan(z, policy.name, now, reports, problems=tuple(problems))
-    works = [_init(k, policy, now) for k in keys]
+    works = [md.init_work(k, policy, now) for k in keys]
     seen_tags: dict[tuple[int, int], Work] = {}
     for w in works:
         other = seen_tags.get((w.alg, w.tag))
@@ -606,11 +424,11 @@ def step(
                 )
             )
         seen_tags[(w.alg, w.tag)] = w
-    _apply_facts(works, facts or Facts(), policy)
+    md.apply_facts(works, facts or Facts(), policy)
     wake: list[int] = []
     for w in works:
         if not any(_matches(s, w) for s in policy.keys) and not _unused(w) and w.goal is not H:
-            _retire(w, policy, now)
+            md.retire(w, policy, now)
         if _may_purge(w, policy, now, wake):
             w.purge = True
             w.log.append(f"purged: hidden for longer than purge-keys ({policy.purge_keys}s)")
@@ -620,7 +438,7 @@ def step(
         mine = [w for w in works if _matches(spec, w) and not w.purge and id(w) not in claimed]
         for w in mine:
             if w.goal is O:
-                _update_lifetime(w, policy, spec.lifetime)
+                md.update_lifetime(w, policy, spec.lifetime)
         live = [w for w in mine if w.goal is O]
         active = max(live, key=lambda w: w.timings.get("activate") or 0, default=None)
         if active is not None:

@@ -161,3 +161,26 @@ def test_timeline_json_and_svg(tmp_path: Path) -> None:
     assert "DS expected at the parent" in what and "removed: DNSKEY out of the zone" in what
     assert svg.read_text().startswith("<svg") and svg.read_text().count("<rect") > 10
     assert list(tmp_path.glob("*.key")) == []  # a what-if creates nothing
+
+
+def test_daily_runs_roll_and_purge_key_files(tmp_path: Path) -> None:
+    """Run the key manager once a day, as cron would: the ZSK rolls, the old key's files
+    are deleted purge-keys after it is gone, and every step leaves BIND-readable files."""
+    conf = tmp_path / "p.toml"
+    conf.write_text(
+        POLICY_TOML.replace('"P60D"', '"P12D"').replace(
+            "[policy.kz]", '[policy.kz]\npurge-keys = "P1D"'
+        )
+    )
+    base = ["-K", tmp_path, "-p", "kz", "-c", conf]
+    first_zsk = None
+    for day in range(27):
+        r = dnsseal("keys", "run", "example", *base, "--now", f"+{day}d")
+        assert r.exit_code == 0, r.output
+        if first_zsk is None:
+            first_zsk = next(k for k in KeyDirectory(tmp_path).keys(ZONE) if k.role == "zsk")
+    assert first_zsk is not None
+    left = KeyDirectory(tmp_path).keys(ZONE)
+    assert first_zsk.id not in {k.id for k in left}
+    assert not (tmp_path / f"{first_zsk.basename}.private").exists()
+    assert len([k for k in left if k.role == "zsk"]) >= 2  # the successor and its successor

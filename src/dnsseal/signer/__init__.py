@@ -4,10 +4,12 @@ verification.  Pure: zones, keys and ``now`` come in, signed zones and findings 
 Public API::
 
     sign_zone(zone, signing_keys, params, now) -> SignedZone
+    sign_changes(signed, change, signing_keys, params, now) -> SignedChange (zone + diff)
     verify_zone(zone, now, options) -> list[Finding]
 """
 
 from dnsseal.signer.denial import Nsec3Params, check_iterations
+from dnsseal.signer.incremental import SignedChange, sign_changes
 from dnsseal.signer.keysel import SigningKey, smart_select
 from dnsseal.signer.sign import SignedZone, SignParams, SignStats, sign_zone
 
@@ -15,9 +17,11 @@ __all__ = [
     "Nsec3Params",
     "SignParams",
     "SignStats",
+    "SignedChange",
     "SignedZone",
     "SigningKey",
     "check_iterations",
+    "sign_changes",
     "sign_zone",
     "smart_select",
 ]

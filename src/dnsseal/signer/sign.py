@@ -194,12 +194,20 @@ class _Verifier:
 
 
 def sign_zone(
-    zone: Zone, signing_keys: Sequence[SigningKey], params: SignParams, now: int
+    zone: Zone,
+    signing_keys: Sequence[SigningKey],
+    params: SignParams,
+    now: int,
+    *,
+    previous: Zone | None = None,
 ) -> SignedZone:
     """Sign ``zone`` with ``signing_keys`` at time ``now`` (seconds since the epoch).
 
     ``zone`` may already be signed: its valid signatures are kept when still due (smart
-    re-sign), its chain is rebuilt.  Returns the signed zone and statistics.  Raises
+    re-sign), its chain is rebuilt.  Existing signatures are verified before they are
+    kept, except over RRsets identical to those of ``previous``, a version this signer
+    produced (incremental signing trusts its own output).  Returns the signed zone and
+    statistics.  Raises
     :class:`InputError` for unusable input (no active key, a key for another zone, NSEC3
     with an algorithm that cannot do it, an NSEC3 hash collision) and
     :class:`~dnsseal.errors.CryptoError` / :class:`~dnsseal.errors.KeyNotFound` when a key
@@ -260,6 +268,8 @@ def sign_zone(
         rrs_wire = canonical.rrset_wire(owner, rrset.rtype, data.rdclass, rrset.ttl, rrset.rdatas)
         done: set[int] = set()
         old = zone.rrsigs.get(rrset.name, {}).get(rrset.rtype)
+        before = previous.get(rrset.name, rrset.rtype) if previous is not None else None
+        trusted = before is not None and before.ttl == rrset.ttl and before.rdatas == (rrset.rdatas)
         for sig_wire in old.rdatas if old is not None else ():
             try:
                 sig = Rrsig.from_wire(sig_wire)
@@ -275,7 +285,10 @@ def sign_zone(
                 and sig.original_ttl == rrset.ttl
                 and absolute_time(sig.inception, now) <= now
                 and absolute_time(sig.expiration, now) - now > refresh
-                and verifier.ok(idx, sig.signature, sig_wire[: -len(sig.signature)] + rrs_wire)
+                and (
+                    trusted
+                    or verifier.ok(idx, sig.signature, sig_wire[: -len(sig.signature)] + rrs_wire)
+                )
             )
             if keep and idx is not None:
                 done.add(idx)

@@ -40,9 +40,17 @@ CHILDREN: dict[str, str] = {
     "nokey": LEAF,
     "nonsec3": LEAF + "*.wild A 192.0.2.7\n",
     "badsigner": LEAF,
+    "rsa": LEAF,
+    "ed": LEAF,
+    "sha1alg": LEAF,
+    "sha384": LEAF,
+    "sha1ds": LEAF,
 }
 UNSIGNED = {"unsigned"}
 NSEC_ZONES = {"nsec"}
+# Other algorithms and DS digest types, each in its own secure zone.
+ALGORITHM = {"rsa": "RSASHA256", "ed": "ED25519", "sha1alg": "NSEC3RSASHA1"}
+DIGEST = {"sha384": "SHA-384", "sha1ds": "SHA-1"}
 
 
 def _edit(path: Path, fn: Callable[[list[str]], list[str] | None]) -> None:
@@ -58,16 +66,18 @@ def _edit(path: Path, fn: Callable[[list[str]], list[str] | None]) -> None:
     path.write_text("\n".join(out) + "\n")
 
 
-def _keygen(d: Path, zone: str, ksk: bool) -> str:
-    args = ["dnssec-keygen", "-q", "-K", d, "-a", "ECDSAP256SHA256", "-L", "300"]
+def _keygen(d: Path, zone: str, ksk: bool, algorithm: str = "ECDSAP256SHA256") -> str:
+    args = ["dnssec-keygen", "-q", "-K", d, "-a", algorithm, "-L", "300"]
+    if algorithm.startswith("RSA"):
+        args += ["-b", "1024" if not ksk else "2048"]
     if ksk:
         args += ["-f", "KSK"]
     return run_tool([*args, zone]).stdout.strip()
 
 
-def _ds(d: Path, keyname: str) -> str:
-    """The SHA-256 DS line of a key file, e.g. 'secure.test. IN DS 123 13 2 ABC'."""
-    return run_tool(["dnssec-dsfromkey", "-2", d / f"{keyname}.key"]).stdout.strip()
+def _ds(d: Path, keyname: str, digest: str = "SHA-256") -> str:
+    """The DS line of a key file, e.g. 'secure.test. IN DS 123 13 2 ABC'."""
+    return run_tool(["dnssec-dsfromkey", "-a", digest, d / f"{keyname}.key"]).stdout.strip()
 
 
 def _sign(
@@ -113,11 +123,12 @@ def build_tree(d: Path) -> tuple[dict[str, Path], str]:
         if child in UNSIGNED:
             files[zone] = src
             continue
-        ksk = _keygen(d, zone, True)
-        _keygen(d, zone, False)
+        algorithm = ALGORITHM.get(child, "ECDSAP256SHA256")
+        ksk = _keygen(d, zone, True, algorithm)
+        _keygen(d, zone, False, algorithm)
         times = ("20200101000000", "20200201000000") if child == "expired" else None
         files[zone] = _sign(d, zone, src, nsec3=child not in NSEC_ZONES, times=times)
-        ds = _ds(d, ksk).split()
+        ds = _ds(d, ksk, DIGEST.get(child, "SHA-256")).split()
         if child == "dsmismatch":
             ds[-1] = ds[-1][:-4] + ("0000" if ds[-1][-4:] != "0000" else "1111")
         if child == "nokey":

@@ -4,6 +4,7 @@ with ``delv`` as the oracle for every verdict, and ``dnsseal resolve`` end to en
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from conftest import free_port, require_tool, run_tool
 from dnsseal.cli.resolvecmds import build_config, resolve
 from dnsseal.resolver.engine import Resolver
 from dnsseal.validator import verdict as v
+from dnsseal.validator.policy import AlgorithmPolicy
 
 from .bindtree import Tree, start_unbound, stop, tree, wait_for
 
@@ -45,6 +47,11 @@ CASES = [
     ("nx.nonsec3.test.", "A", S.BOGUS, v.EDE_NSEC_MISSING, None),
     ("a.wild.nonsec3.test.", "A", S.BOGUS, v.EDE_NSEC_MISSING, None),  # wildcard, no proof
     ("www.badsigner.test.", "A", S.BOGUS, v.EDE_DNSKEY_MISSING, None),  # signer "test."
+    ("www.rsa.test.", "A", S.SECURE, None, dns.rcode.NOERROR),  # RSASHA256
+    ("www.ed.test.", "A", S.SECURE, None, dns.rcode.NOERROR),  # ED25519
+    ("nx.sha1alg.test.", "A", S.SECURE, None, dns.rcode.NXDOMAIN),  # NSEC3RSASHA1
+    ("www.sha384.test.", "A", S.SECURE, None, dns.rcode.NOERROR),  # SHA-384 DS
+    ("www.sha1ds.test.", "A", S.SECURE, None, dns.rcode.NOERROR),  # SHA-1 DS only
 ]
 
 
@@ -182,3 +189,16 @@ def test_resolver_service_answers_dig(bind_tree: Tree) -> None:
         assert " ad" not in ins.stdout.split("flags:")[1].split(";")[0]
     finally:
         stop(proc)
+
+
+def test_sha1_policy_makes_sha1_zones_insecure(bind_tree: Tree, resolver: Resolver) -> None:
+    strict = AlgorithmPolicy(accept_sha1_ds=False, accept_sha1_algorithms=False)
+    res = Resolver(dataclasses.replace(resolver.config, policy=strict))
+    ds = asyncio.run(res.resolve("www.sha1ds.test.", "A"))
+    assert (ds.verdict.security, ds.verdict.ede) == (S.INSECURE, v.EDE_UNSUPPORTED_DS_DIGEST)
+    alg = asyncio.run(res.resolve("nx.sha1alg.test.", "A"))
+    assert (alg.verdict.security, alg.verdict.ede) == (
+        S.INSECURE,
+        v.EDE_UNSUPPORTED_DNSKEY_ALGORITHM,
+    )
+    assert asyncio.run(res.resolve("www.secure.test.", "A")).verdict.security is S.SECURE

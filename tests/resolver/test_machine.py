@@ -197,3 +197,15 @@ def test_cname_loop_is_servfail(authority: Authority) -> None:
     r = run(authority, "loop1.example.", "A")
     assert r.rcode == dns.rcode.SERVFAIL
     assert "loop" in r.verdict.reason
+
+
+def test_unsupported_algorithm_in_ds_is_insecure(authority: Authority) -> None:
+    # RFC 6840 s5.2: a DS set with only unknown (253) or refused (RSAMD5) algorithms.
+    for alg in (253, 1):
+        ds = dns.rdata.from_text("IN", "DS", f"1 {alg} 2 {'00' * 32}")
+        anchors = AnchorSet((TrustAnchor(dns.name.root, (ds,)),))  # type: ignore[arg-type]
+        r = run(authority, "www.a.example.", "A", anchors=anchors)
+        assert (r.verdict.security, r.verdict.ede) == (
+            S.INSECURE,
+            v.EDE_UNSUPPORTED_DNSKEY_ALGORITHM,
+        ), r.verdict

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 
+import dns.dnssec
+import dns.exception
+import dns.message
 import dns.name
+import dns.query
+import dns.rdatatype
 import pytest
 from click.testing import CliRunner, Result
 
-from conftest import run_tool
+from conftest import free_port, require_tool, run_tool
 from dnsseal.cli.main import cli
 from dnsseal.keymgr import step
 from dnsseal.keymgr.plan import Facts
@@ -184,3 +191,55 @@ def test_daily_runs_roll_and_purge_key_files(tmp_path: Path) -> None:
     assert first_zsk.id not in {k.id for k in left}
     assert not (tmp_path / f"{first_zsk.basename}.private").exists()
     assert len([k for k in left if k.role == "zsk"]) >= 2  # the successor and its successor
+
+
+NAMED_CONF_TEMPLATE = """
+options {{ directory "{d}"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};
+          pid-file "{d}/named.pid"; recursion no; }};
+controls {{ }};
+dnssec-policy "kz" {{ keys {{ ksk lifetime unlimited algorithm 13;
+                             zsk lifetime P60D algorithm 13; }}; }};
+zone "example" {{ type primary; file "{d}/example.db"; dnssec-policy "kz";
+                  key-directory "{d}/keys"; inline-signing yes; }};
+"""
+
+
+@pytest.mark.interop
+def test_bind_takes_over_a_key_directory_run_by_dnsseal(tmp_path: Path) -> None:
+    keydir = tmp_path / "keys"
+    keydir.mkdir()
+    conf = tmp_path / "p.toml"
+    conf.write_text(POLICY_TOML.replace('"P1Y"', '"unlimited"'))
+    for when in ("-3d", "-1d", "now"):
+        assert dnsseal("keys", "run", "example", "-K", keydir, "-p", "kz", "-c", conf,
+                       "--now", when).exit_code == 0  # fmt: skip
+    ours = {k.tag for k in KeyDirectory(keydir).keys(ZONE)}
+    (tmp_path / "example.db").write_text(
+        "$TTL 300\n@ SOA ns1 host 1 3600 600 86400 300\n@ NS ns1\nns1 A 127.0.0.1\n"
+    )
+    port = free_port()
+    named_conf = tmp_path / "named.conf"
+    named_conf.write_text(NAMED_CONF_TEMPLATE.format(d=tmp_path, port=port))
+    run_tool(["named-checkconf", named_conf])
+    proc = subprocess.Popen(
+        [require_tool("named"), "-g", "-c", str(named_conf)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        served: set[int] = set()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not served:
+            time.sleep(0.3)
+            q = dns.message.make_query("example.", dns.rdatatype.DNSKEY)
+            try:
+                resp = dns.query.udp(q, "127.0.0.1", port=port, timeout=1)
+            except (dns.exception.Timeout, OSError):
+                continue
+            for rrset in resp.answer:
+                if rrset.rdtype == dns.rdatatype.DNSKEY:
+                    served = {dns.dnssec.key_id(rd) for rd in rrset}
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert served == ours, out[-3000:]
+    assert {k.tag for k in KeyDirectory(keydir).keys(ZONE)} == ours  # BIND made no new key

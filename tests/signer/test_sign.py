@@ -9,7 +9,7 @@ import dns.rdatatype
 import pytest
 
 from dnsseal.errors import InputError
-from dnsseal.keys.model import KeyTimings
+from dnsseal.keys.model import Key, KeyTimings
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, check_iterations, sign_zone
 from dnsseal.signer.denial import bitmap_types, hashed_owner, nsec3_hash
 from dnsseal.signer.keysel import smart_select
@@ -216,3 +216,22 @@ def test_worker_processes_give_the_same_signatures() -> None:
     params = SignParams(batch=ProcessBatchSigner(2, min_jobs=0))
     a = sign_zone(zone_from(), keys, params, NOW).zone
     assert format_zone(a) == format_zone(sign_zone(zone_from(), keys, SignParams(), NOW).zone)
+
+
+def test_cds_and_cdnskey_are_signed_like_the_dnskey_rrset() -> None:
+    ksk, zsk = ksk_zsk()
+    text = zone_text_with_cds(ksk.key)
+    z = sign_zone(zone_from(text), [ksk, zsk], SignParams(ksk_only=True), NOW).zone
+    for rtype in (T.CDS, T.CDNSKEY, T.DNSKEY):
+        assert {s.key_tag for s in sigs(z, "@", rtype)} == {ksk.key.tag}, rtype
+    assert {s.key_tag for s in sigs(z, "@", T.SOA)} == {zsk.key.tag}
+
+
+def zone_text_with_cds(key: Key) -> str:
+    from .conftest import FEATURE_ZONE
+
+    return (
+        FEATURE_ZONE
+        + f"@ CDNSKEY {key.flags} 3 {key.algorithm} {key.public_key_b64()}\n"
+        + f"@ CDS {key.tag} {key.algorithm} 2 {'00' * 32}\n"
+    )

@@ -35,6 +35,11 @@ insecure NS ns1
 ns.insecure A 192.0.2.51
 insecure2 NS ns.example.net.
 deep.er.insecure3 NS ns.example.net.
+tosecure CNAME www.secure
+loop1 CNAME loop2
+loop2 CNAME loop1
+todn CNAME x.dn
+towild CNAME a.wild
 long TXT "{long}"
 many TXT "{long}"
 many TXT "{long}2"

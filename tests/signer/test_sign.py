@@ -171,6 +171,8 @@ def test_nsec3_refused_for_rsasha1() -> None:
 def test_no_active_key_and_wrong_zone_refused() -> None:
     with pytest.raises(InputError, match="no active key"):
         sign_zone(zone_from(), [SigningKey(make_key(), active=False)], SignParams(), NOW)
+    with pytest.raises(InputError, match="not published"):
+        sign_zone(zone_from(), [SigningKey(make_key(), publish=False)], SignParams(), NOW)
     other = dataclasses.replace(make_key(), zone=dns.name.from_text("other."))
     with pytest.raises(InputError, match=r"not example\.com"):
         sign_zone(zone_from(), [SigningKey(other)], SignParams(), NOW)

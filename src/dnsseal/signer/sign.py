@@ -134,6 +134,11 @@ def _dnskey_rdata(key: SigningKey) -> bytes:
 
 def _check_keys(zone: Zone, keys: Sequence[SigningKey], params: SignParams) -> None:
     for k in keys:
+        if k.active and not k.publish:
+            raise InputError(
+                f"key {k.key.basename} would sign but is not published: validators could not "
+                "use its signatures"
+            )
         if k.key.zone.canonicalize() != zone.origin:
             raise InputError(f"key {k.key.basename} is for zone {k.key.zone}, not {zone.origin}")
         if params.nsec3 is not None and k.active and k.key.algorithm in NO_NSEC3_ALGORITHMS:

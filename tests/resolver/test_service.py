@@ -93,3 +93,18 @@ def test_service_servfails_bogus_with_ede_unless_cd(authority: Authority) -> Non
     assert checking_disabled.rcode() == dns.rcode.NOERROR
     assert not checking_disabled.flags & dns.flags.AD
     assert any(x.rdtype == dns.rdatatype.A for x in checking_disabled.answer)
+
+
+def test_concurrent_identical_questions_share_one_resolution(authority: Authority) -> None:
+    res = Resolver(config_for(authority), memory_transport(authority), lambda: NOW)
+
+    async def many() -> list[v.Verdict]:
+        results = await asyncio.gather(*(res.resolve("www.a.example.", "A") for _ in range(20)))
+        return [r.verdict for r in results]
+
+    verdicts = asyncio.run(many())
+    assert {x.security for x in verdicts} == {v.Security.SECURE}
+    alone = Resolver(config_for(authority), memory_transport(authority), lambda: NOW)
+    before = len(authority.queries)
+    asyncio.run(alone.resolve("www.a.example.", "A"))
+    assert res.upstream_queries == len(authority.queries) - before

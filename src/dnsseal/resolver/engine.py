@@ -10,6 +10,7 @@ TTL; final results per (name, type) for the smallest TTL of their records.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -48,6 +49,7 @@ class Resolver:
         self.cache = cache if cache is not None else Cache()
         self.results = Cache()
         self.upstream_queries = 0
+        self._inflight: dict[tuple[dns.name.Name, int], asyncio.Future[Result]] = {}
 
     def with_config(self, config: Config) -> None:
         """Swap the configuration (new anchors); cached results are dropped."""
@@ -55,12 +57,29 @@ class Resolver:
         self.results = Cache()
 
     async def resolve(self, qname: dns.name.Name | str, rdtype: int | str) -> Result:
+        """Resolve and validate (name, type); concurrent callers of the same question share
+        one resolution, and results are cached for the smallest TTL of their records."""
         name = dns.name.from_text(qname) if isinstance(qname, str) else qname
         t = int(dns.rdatatype.RdataType.make(rdtype))
-        now = self.clock()
-        cached = self.results.get((name, t), now)
+        cached = self.results.get((name, t), self.clock())
         if isinstance(cached, Result):
             return cached
+        key = (name, t)
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        task = asyncio.ensure_future(self._resolve(name, t))
+        self._inflight[key] = task
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._inflight.pop(key, None)
+            else:
+                task.add_done_callback(lambda _: self._inflight.pop(key, None))
+
+    async def _resolve(self, name: dns.name.Name, t: int) -> Result:
+        now = self.clock()
         query = Query(name, t, self.config, now)
         step = query.start()
         while isinstance(step, Need):

@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,8 +298,13 @@ def load_config(path: Path) -> ServerConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        line = getattr(e, "lineno", None)
-        raise FileFormatError(str(path), line, str(e)) from None
+        # Python 3.11's message ends "(at line N, column M)" or "(at end of document)".
+        msg = str(e)
+        m = re.search(r"\(at line (\d+), column \d+\)$", msg)
+        line = (
+            int(m.group(1)) if m else (text.count("\n") + 1 if "end of document" in msg else None)
+        )
+        raise FileFormatError(str(path), line, re.sub(r"\s*\(at [^)]*\)$", "", msg)) from None
     return parse_config(data, path.parent.resolve(), path)
 
 

@@ -1,0 +1,126 @@
+"""The server config (TOML): every error names its option path; ACL decisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dns.name
+import pytest
+
+from dnsseal.errors import FileFormatError, OptionError
+from dnsseal.proto.acl import Acl
+from dnsseal.storage.serverconfig import Endpoint, load_config, parse_config, parse_endpoint
+
+GOOD = """
+[server]
+listen = ["127.0.0.1@5300", "::1@5300", "[::1]:5301", "192.0.2.1:53"]
+control = "ctl.sock"
+tcp-idle-timeout = 5
+
+[key.xfr]
+algorithm = "hmac-sha256"
+secret = "c2VjcmV0"
+
+[acl]
+secondaries = ["192.0.2.0/24", "!192.0.2.7", "key xfr"]
+
+[zone."example.com"]
+file = "zones/example.com.signed"
+presigned = true
+allow-transfer = ["!192.0.2.9", "secondaries"]
+also-notify = ["192.0.2.2", "192.0.2.3@5353"]
+notify-key = "xfr"
+"""
+
+
+def test_good_config(tmp_path: Path) -> None:
+    conf = tmp_path / "dnsseal.toml"
+    conf.write_text(GOOD)
+    c = load_config(conf)
+    assert c.listen == (
+        Endpoint("127.0.0.1", 5300),
+        Endpoint("::1", 5300),
+        Endpoint("::1", 5301),
+        Endpoint("192.0.2.1", 53),
+    )
+    assert c.control == tmp_path.resolve() / "ctl.sock"
+    assert c.tcp_idle_timeout == 5
+    (z,) = c.zones
+    assert z.file == tmp_path.resolve() / "zones/example.com.signed"
+    assert z.also_notify == (Endpoint("192.0.2.2", 53), Endpoint("192.0.2.3", 5353))
+    assert z.allow_transfer == ("!192.0.2.9", "192.0.2.0/24", "!192.0.2.7", "key xfr")
+    assert c.keys["xfr"].secret == b"secret"
+
+
+@pytest.mark.parametrize(
+    ("text", "option"),
+    [
+        ('[server]\nlisten = ["nothere@53"]', "server.listen[0]"),
+        ('[server]\nlisten = ["127.0.0.1@70000"]', "server.listen[0]"),
+        ("[server]\ntcp-idle-timeout = -1", "server.tcp-idle-timeout"),
+        ("[server]\nbogus = 1", "server.bogus"),
+        ('[key.k]\nalgorithm = "hmac-foo"\nsecret = "c2VjcmV0"', "key.k.algorithm"),
+        ('[key.k]\nsecret = "not base64!"', "key.k.secret"),
+        ('[zone."a.example"]\npresigned = true', 'zone."a.example".file'),
+        ('[zone."a.example"]\nfile = "x"\npresigned = false', 'zone."a.example".presigned'),
+        ('[zone."a.example"]\nfile = "x"\npresigned = true\nnotify-key = "k"', "notify-key"),
+        (
+            '[zone."a.example"]\nfile = "x"\npresigned = true\nallow-transfer = ["key nokey"]',
+            'zone."a.example".allow-transfer[0]',
+        ),
+        (
+            '[zone."a.example"]\nfile = "x"\npresigned = true\nalso-notify = ["x@1"]',
+            'zone."a.example".also-notify[0]',
+        ),
+        ("[zones]\n", "zones"),
+    ],
+)
+def test_errors_name_the_option(tmp_path: Path, text: str, option: str) -> None:
+    import tomllib
+
+    with pytest.raises(OptionError) as e:
+        parse_config(tomllib.loads(text), tmp_path)
+    assert option in str(e.value)
+
+
+def test_all_problems_reported_at_once(tmp_path: Path) -> None:
+    import tomllib
+
+    text = '[server]\nlisten = ["x"]\nbogus = 1\n[zone."a."]\npresigned = true\n'
+    with pytest.raises(OptionError) as e:
+        parse_config(tomllib.loads(text), tmp_path)
+    for option in ("server.listen[0]", "server.bogus", 'zone."a.".file'):
+        assert option in str(e.value)
+
+
+def test_toml_syntax_error_has_the_line(tmp_path: Path) -> None:
+    conf = tmp_path / "bad.toml"
+    conf.write_text('[server]\nlisten = ["127.0.0.1"\n')
+    with pytest.raises(FileFormatError) as e:
+        load_config(conf)
+    assert e.value.path == str(conf) and e.value.line is not None
+
+
+def test_endpoint_forms() -> None:
+    assert parse_endpoint("o", "::1", 53) == Endpoint("::1", 53)
+    assert parse_endpoint("o", "[2001:db8::1]:5300", 53) == Endpoint("2001:db8::1", 5300)
+    with pytest.raises(OptionError):
+        parse_endpoint("o", 5, 53)
+
+
+def test_acl_first_match_wins() -> None:
+    acl = Acl.parse("t", ["!192.0.2.7", "192.0.2.0/24", "key xfr", "::1"])
+    key = dns.name.from_text("xfr")
+    assert acl.allows("192.0.2.1", None)
+    assert not acl.allows("192.0.2.7", None)
+    assert not acl.allows("192.0.2.7", key)  # the negation matches first
+    assert acl.allows("198.51.100.1", key)
+    assert not acl.allows("198.51.100.1", dns.name.from_text("other"))
+    assert acl.allows("::1", None)
+    assert not acl.allows("::2", None)
+    assert not Acl().allows("127.0.0.1", None)  # empty: nobody
+    assert Acl.parse("t", ["any"]).allows("203.0.113.5", None)
+    assert not Acl.parse("t", ["none", "any"]).allows("203.0.113.5", None)
+    with pytest.raises(OptionError) as e:
+        Acl.parse("zone.allow-transfer", ["192.0.2.300"])
+    assert "zone.allow-transfer[0]" in str(e.value)

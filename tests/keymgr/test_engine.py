@@ -221,3 +221,26 @@ def test_zone_name_comes_from_keys_or_argument() -> None:
     plan = step(model.INSECURE, [], Facts(), T0, zone=dns.name.from_text("x."))
     assert plan.zone == dns.name.from_text("x.")
     assert engine.MAX_TAG_RETRIES > 1
+
+
+def test_recently_published_bind_keys_are_adopted_as_rumoured() -> None:
+    t = KeyTimings(created=T0 - 600, publish=T0 - 600, activate=T0 - 600)
+    k = _fake_key(bytes(range(64))).with_timings(t)
+    plan = step(csk(model.UNLIMITED), [k], Facts(), T0)
+    st = plan.keys[0].key.state
+    assert st is not None and (st.dnskey, st.krrsig, st.zrrsig, st.goal) == (R, R, R, O)
+    assert st.ksk and st.zsk  # a SEP key under a CSK policy is a CSK
+    assert "DNSKEY state initialised to rumoured from timing metadata" in plan.keys[0].changes
+    # as BIND, an adopted state counts from the moment of adoption (the safe side)
+    assert plan.next_event == T0 + 3600 + 300 + 3600
+
+
+def test_timeline_marks_simulated_keys() -> None:
+    from dnsseal.keymgr import timeline
+
+    keys = run(csk(60 * DAY), 2).final_keys
+    tl = simulate.simulate(csk(60 * DAY), keys, T0 + 2 * DAY, T0 + 80 * DAY, zone=ZONE)
+    evs = timeline.events(tl)
+    assert {e.simulated for e in evs if e.tag == keys[0].tag} == {False}
+    assert any(e.simulated and e.what == "key created" for e in evs)
+    assert any("*" in row for row in timeline.text_rows(evs))

@@ -350,6 +350,8 @@ def keys_timeline(
     )
     for row in tline.text_rows(evs):
         click.echo(row)
+    if any(e.simulated for e in evs):
+        click.echo("(* a key that does not exist yet: its tag will differ)")
     click.echo(f"safety check: {len(bogus)} bogus cache combinations")
     for b in bogus[:10]:
         click.echo(f"  {format_human_time(b.at)}: {b.reason}")

@@ -71,6 +71,7 @@ class Timeline:
     zone: list[ZoneVersion] = field(default_factory=list)
     parent: list[ParentVersion] = field(default_factory=list)
     keys: dict[KeyId, Key] = field(default_factory=dict)  # last known form of every key
+    initial: frozenset[KeyId] = frozenset()  # the keys that exist; the others are simulated
 
     @property
     def final_keys(self) -> list[Key]:
@@ -115,7 +116,7 @@ def simulate(
     facts and policy changes, each applied at its time.
     """
     gen = keygen or fake_keygen()
-    tl = Timeline(policy, start, until)
+    tl = Timeline(policy, start, until, initial=frozenset(k.id for k in keys))
     current = list(keys)
     if parent_ds is None:
         parent_ds = frozenset(

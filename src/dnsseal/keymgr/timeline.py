@@ -37,6 +37,7 @@ class Event:
     tag: int
     role: str
     what: str
+    simulated: bool = False  # the key does not exist yet: the simulation made it up
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -45,6 +46,7 @@ class Event:
             "key": self.tag,
             "role": self.role,
             "event": self.what,
+            "simulated_key": self.simulated,
         }
 
 
@@ -58,7 +60,8 @@ def events(tl: Timeline, *, since: int | None = None) -> list[Event]:
             for change in r.changes:
                 for prefix, what in EVENT_TABLE:
                     if change.startswith(prefix):
-                        out.append(Event(plan.now, r.key.tag, r.key.role, what))
+                        sim = r.key.id not in tl.initial
+                        out.append(Event(plan.now, r.key.tag, r.key.role, what, sim))
                         break
     refresh = _next_refresh(tl)
     if refresh is not None:
@@ -78,7 +81,12 @@ def _next_refresh(tl: Timeline) -> int | None:
 
 
 def text_rows(evs: list[Event]) -> list[str]:
-    return [f"{format_human_time(e.at)}  {e.tag:5d} {e.role.upper():4s} {e.what}" for e in evs]
+    """One line per event; a key the simulation made up is marked with ``*``."""
+    return [
+        f"{format_human_time(e.at)}  {e.tag:5d}{'*' if e.simulated else ' '} "
+        f"{e.role.upper():4s} {e.what}"
+        for e in evs
+    ]
 
 
 # ----------------------------------------------------------------------------- SVG

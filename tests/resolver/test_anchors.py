@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import dns.dnssec
 import dns.name
+import dns.rdata
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dnsseal.errors import FileFormatError
-from dnsseal.validator.anchors import AnchorSet, parse_trust_anchors, root_anchors
+from dnsseal.validator.anchors import (
+    AnchorSet,
+    TrustAnchor,
+    format_trust_anchors,
+    parse_trust_anchors,
+    root_anchors,
+)
+from dnsseal.validator.rfc5011 import KeyState, ManagedKey, ManagedZone, from_json, to_json
 
 BIND_KEYS = Path("/etc/bind/bind.keys")
 
@@ -80,3 +91,62 @@ def test_negative_anchor_expires() -> None:
     assert a.negative_for(dns.name.from_text("www.broken.example."), 999) is not None
     assert a.negative_for(dns.name.from_text("www.broken.example."), 1000) is None
     assert a.negative_for(dns.name.from_text("example."), 10) is None
+
+
+_label = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12)
+_zone = st.lists(_label, max_size=3).map(lambda ls: dns.name.from_text(".".join(ls) or "."))
+_ds = st.builds(
+    lambda tag, alg, digest: dns.rdata.from_text("IN", "DS", f"{tag} {alg} 2 {digest.hex()}"),
+    st.integers(0, 65535),
+    st.integers(1, 255),
+    st.binary(min_size=32, max_size=32),
+)
+_key = st.builds(
+    lambda flags, alg, data: dns.rdata.from_text(
+        "IN", "DNSKEY", f"{flags} 3 {alg} {base64.b64encode(data).decode()}"
+    ),
+    st.sampled_from([256, 257, 385]),
+    st.integers(1, 255),
+    st.binary(min_size=1, max_size=64),
+)
+_anchor = st.builds(
+    lambda zone, ds, keys, managed: TrustAnchor(zone, tuple(ds), tuple(keys), managed),
+    _zone,
+    st.lists(_ds, max_size=2),
+    st.lists(_key, max_size=2),
+    st.booleans(),
+).filter(lambda a: bool(a.ds or a.keys))
+
+
+@given(st.lists(_anchor, min_size=1, max_size=4, unique_by=lambda a: a.zone))
+def test_trust_anchor_text_round_trips(anchors: list[TrustAnchor]) -> None:
+    # Mixed managed/static entries for one zone read back as managed (as in BIND).
+    text = format_trust_anchors(AnchorSet(tuple(anchors)))
+    back = parse_trust_anchors(text, "rt.conf")
+    assert back == AnchorSet(tuple(anchors))
+    assert format_trust_anchors(back) == text
+
+
+_state = st.builds(
+    lambda zone, keys, last, nxt: ManagedZone(zone, tuple(keys), (), last, nxt),
+    _zone,
+    st.lists(
+        st.builds(ManagedKey, _key, st.sampled_from(list(KeyState)), st.integers(0, 2**32)),
+        max_size=4,
+    ),
+    st.integers(0, 2**32),
+    st.integers(0, 2**32),
+)
+
+
+@given(st.lists(_state, max_size=3), st.lists(_ds, max_size=2))
+def test_rfc5011_state_round_trips(zones: list[ManagedZone], ds: list[object]) -> None:
+    if zones:
+        zones[0] = ManagedZone(
+            zones[0].zone,
+            zones[0].keys,
+            tuple(ds),
+            zones[0].last_refresh,
+            zones[0].next_refresh,  # type: ignore[arg-type]
+        )
+    assert from_json(to_json(zones), "s.json") == zones

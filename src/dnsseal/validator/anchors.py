@@ -237,6 +237,27 @@ def _entry(entry: list[_Tok], kind: str, source: str) -> TrustAnchor:
     return TrustAnchor(zone, ds=(ds,), managed=managed)
 
 
+def format_trust_anchors(anchors: AnchorSet) -> str:
+    """A ``trust-anchors { ... };`` clause that :func:`parse_trust_anchors` reads back
+    (negative anchors are runtime state and are not written)."""
+    lines = ["trust-anchors {"]
+    for a in anchors.anchors:
+        zone = a.zone.to_text()
+        ds_kind, key_kind = (
+            ("initial-ds", "initial-key") if a.managed else ("static-ds", "static-key")
+        )
+        for d in a.ds:
+            digest = d.digest.hex().upper()
+            lines.append(
+                f'\t{zone} {ds_kind} {d.key_tag} {d.algorithm} {d.digest_type} "{digest}";'
+            )
+        for k in a.keys:
+            data = base64.b64encode(k.key).decode()
+            lines.append(f'\t{zone} {key_kind} {k.flags} {k.protocol} {k.algorithm} "{data}";')
+    lines.append("};")
+    return "\n".join(lines) + "\n"
+
+
 def anchors_from_records(zone: dns.name.Name, records: Iterable[DS | DNSKEY]) -> TrustAnchor:
     """An anchor from DS/DNSKEY rdatas (for tests and for RFC 5011 state)."""
     ds = tuple(r for r in records if isinstance(r, DS))

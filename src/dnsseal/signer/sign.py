@@ -238,11 +238,10 @@ def sign_zone(
     else:
         chain = denial.nsec_chain(data, lay, ttl)
     who = assign(keys, ksk_only=params.ksk_only, ignore_ksk_flag=params.ignore_ksk_flag)
-    signer_wire = canonical.name_wire(data.origin)
-    heads = {}  # per key: the parts of the RRSIG head that do not vary
-    for i in set(who.keyset) | set(who.other):
-        heads[i] = (keys[i].key.algorithm, keys[i].key.tag)
-    by_id = {(keys[i].key.algorithm, keys[i].key.tag): i for i in heads}
+    # Key tags collide (RFC 4034 B.1): a tag may stand for several of our keys.
+    by_id: dict[tuple[int, int], list[int]] = {}
+    for i in sorted(set(who.keyset) | set(who.other)):
+        by_id.setdefault((keys[i].key.algorithm, keys[i].key.tag), []).append(i)
     verifier = _Verifier(keys)
 
     to_sign: list[RRset] = []
@@ -280,33 +279,30 @@ def sign_zone(
                 sig = Rrsig.from_wire(sig_wire)
             except ValueError:
                 continue
-            idx = by_id.get((sig.algorithm, sig.key_tag))
-            keep = (
-                idx is not None
-                and idx in signers
-                and idx not in done
-                and sig.signer == data.origin
-                and sig.labels == labels
-                and sig.original_ttl == rrset.ttl
-                and absolute_time(sig.inception, now) <= now
-                and absolute_time(sig.expiration, now) - now > refresh
-                and (
-                    trusted
-                    or verifier.ok(idx, sig.signature, sig_wire[: -len(sig.signature)] + rrs_wire)
-                )
-            )
-            if keep and idx is not None:
-                done.add(idx)
+            if (
+                sig.signer != data.origin
+                or sig.labels != labels
+                or sig.original_ttl != rrset.ttl
+                or absolute_time(sig.inception, now) > now
+                or absolute_time(sig.expiration, now) - now <= refresh
+            ):
+                continue
+            cands = [i for i in by_id.get((sig.algorithm, sig.key_tag), ()) if i in signers]
+            cands = [i for i in cands if i not in done]
+            if len(cands) > 1 or not trusted:
+                signed = sig_wire[: -len(sig.signature)] + rrs_wire
+                cands = [i for i in cands if verifier.ok(i, sig.signature, signed)]
+            if cands:
+                done.add(cands[0])
                 builder.add(rrset.name, T.RRSIG, rrset.ttl, sig_wire)
                 retained += 1
         exp = _jittered(expiration, params.jitter, owner, rrset.rtype)
         for idx in signers:
             if idx in done:
                 continue
-            alg, tag = heads[idx]
-            head = Rrsig(rrset.rtype, alg, labels, rrset.ttl, exp, inception, tag,
+            k = keys[idx].key
+            head = Rrsig(rrset.rtype, k.algorithm, labels, rrset.ttl, exp, inception, k.tag,
                          data.origin).head_wire()  # fmt: skip
-            assert head.endswith(signer_wire)
             jobs.append((idx, head + rrs_wire))
             pending.append((rrset, idx, head))
             per_key[idx] = per_key.get(idx, 0) + 1
@@ -330,8 +326,3 @@ def sign_zone(
     log.info("[%s] signed: %d new, %d kept, %d dropped signatures", data.origin,
              generated, retained, dropped)  # fmt: skip
     return SignedZone(builder.build(), stats)
-
-
-def origin_of(text: str) -> dns.name.Name:
-    """A zone origin from user text (absolute, lower-case)."""
-    return dns.name.from_text(text).canonicalize()

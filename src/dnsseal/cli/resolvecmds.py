@@ -136,8 +136,12 @@ def _print_text(r: Result, explain: bool) -> None:
     if r.verdict.ede is not None:
         click.echo(f"; EDE: {r.verdict.ede} ({r.verdict.ede_name})")
     click.echo(f"; rcode: {dns.rcode.to_text(dns.rcode.Rcode.make(r.rcode))}")
+    bogus = r.verdict.security is Security.BOGUS
+    if bogus and r.answer:
+        click.echo("; the data below failed validation; shown for diagnosis only:")
     for rrset in r.answer:
-        click.echo(rrset.to_text())
+        for line in rrset.to_text().splitlines():
+            click.echo(f";{line}" if bogus else line)
 
 
 @click.command()

@@ -56,6 +56,9 @@ Server = tuple[str, int]
 Reply = dns.message.Message | None
 
 
+_NEGATIVE_TYPES = {SOA_T, RRSIG_T, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
+
+
 @dataclass(frozen=True, slots=True)
 class Need:
     """Ask (qname, rdtype) of one of ``servers`` (authoritative for ``zone``), with EDNS,
@@ -431,7 +434,8 @@ class Query:
             None,
         )
         state = yield from self._chain_to(soa.name if soa is not None else qname)
-        authority = tuple(reply.authority)
+        # Only what a negative answer is made of goes back to clients.
+        authority = tuple(r for r in reply.authority if r.rdtype in _NEGATIVE_TYPES)
         if not state.secure:
             if state.verdict.security is v.Security.SECURE:  # pragma: no cover
                 raise AssertionError

@@ -173,10 +173,12 @@ def write_config(
     zones: dict[str, SignedZone],
     also_notify: dict[str, list[str]] | None = None,
     extra_listen: list[str] | None = None,
+    workers: int = 1,
 ) -> Path:
     listen = [f"127.0.0.1@{port}", *(extra_listen or [])]
     lines = [
         "[server]",
+        f"workers = {workers}",
         f"listen = {listen!r}".replace("'", '"'),
         f'control = "{workdir / "ctl.sock"}"',
         "tcp-idle-timeout = 2",
@@ -213,10 +215,11 @@ def start_dnsseal(
     zones: dict[str, SignedZone],
     also_notify: dict[str, list[str]] | None = None,
     v6: bool = False,
+    workers: int = 1,
 ) -> RunningServer:
     port = free_port()
     extra = [f"::1@{port}"] if v6 else []
-    conf = write_config(workdir, port, zones, also_notify, extra)
+    conf = write_config(workdir, port, zones, also_notify, extra, workers)
     log = workdir / "dnsseal.log"
     with log.open("wb") as logf:
         proc = subprocess.Popen(

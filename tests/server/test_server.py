@@ -193,3 +193,43 @@ def test_default_mode_serves_presigned_and_explains_unsigned(
         }
     finally:
         stop(proc)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat_file.parent.name))
+    return out
+
+
+def test_worker_processes_share_the_port(
+    signed_zones: dict[str, SignedZone], tmp_path: Path
+) -> None:
+    zone = sign_zone(tmp_path / "z", "nsec", serial=5)
+    server = start_dnsseal(tmp_path, {"nsec": zone}, workers=2)
+    try:
+        deadline = time.monotonic() + 20
+        while len(_children(server.proc.pid)) != 1:  # exactly one extra worker, no more
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        (worker,) = _children(server.proc.pid)
+        time.sleep(3)  # the worker loads the zone and binds the shared port
+        assert _children(worker) == []  # a worker never spawns workers
+        for _ in range(20):  # new source ports spread over both processes
+            assert ask(server, f"www.{zone.origin}", "A").answer
+        sign_zone(tmp_path / "z", "nsec", serial=6)
+        assert server.ctl("reload").returncode == 0
+        deadline = time.monotonic() + 10
+        while {ask(server, zone.origin, "SOA").answer[0][0].serial for _ in range(10)} != {6}:
+            assert time.monotonic() < deadline, "a worker did not reload"
+            time.sleep(0.2)
+        assert server.ctl("stop").returncode == 0
+        assert server.proc.wait(timeout=15) == 0
+        assert not Path(f"/proc/{worker}").exists()
+    finally:
+        stop(server.proc)

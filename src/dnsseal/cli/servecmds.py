@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -63,7 +66,16 @@ def _print_intro(server: AuthServer, config: ServerConfig) -> None:
 @click.option(
     "-p", "--port", type=int, default=DEFAULT_PORT, show_default=True, help="Without -c: port."
 )
-def serve(config_path: Path | None, zones_dir: Path, port: int) -> None:
+@click.option(
+    "-w",
+    "--workers",
+    type=click.IntRange(1, 256),
+    help="Processes answering on the same ports (SO_REUSEPORT); overrides server.workers.",
+)
+@click.option("--worker", is_flag=True, hidden=True, help="Run as an extra worker process.")
+def serve(
+    config_path: Path | None, zones_dir: Path, port: int, workers: int | None, worker: bool
+) -> None:
     """Run the authoritative server for presigned zones (UDP and TCP).
 
     SIGHUP or `dnsseal ctl reload` reloads; SIGTERM, Ctrl-C or `dnsseal ctl stop` stops.
@@ -78,13 +90,23 @@ def serve(config_path: Path | None, zones_dir: Path, port: int) -> None:
             raise SystemExit(1)
     if not config.listen:
         raise OptionError("server.listen", "no address to listen on")
+    if workers is not None:
+        config = dataclasses.replace(config, workers=workers)
+
+    def spawn() -> list[subprocess.Popen[bytes]]:
+        # The same command, as workers: each loads the zones and binds the shared ports.
+        where = ["-c", str(config_path)] if config_path else ["--zones-dir", str(zones_dir)]
+        argv = [sys.executable, "-m", "dnsseal.cli.main", "serve", *where, "-p", str(port)]
+        argv += ["-w", str(config.workers), "--worker"]
+        return [subprocess.Popen(argv) for _ in range(config.workers - 1)]
 
     async def main() -> None:
-        server = AuthServer(config, config_path)
+        server = AuthServer(config, config_path, worker=worker, spawn_workers=spawn)
         await server.start()
         try:
-            _print_intro(server, config)
-            if config_path is None and any(z.error for z in server.zones.values()):
+            if not worker:
+                _print_intro(server, config)
+            if not worker and config_path is None and any(z.error for z in server.zones.values()):
                 click.echo(UNSIGNED_NOTE, err=True)
             await server.wait_stopped()
         finally:

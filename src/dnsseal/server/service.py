@@ -15,6 +15,8 @@ import random
 import signal
 import socket
 import struct
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import dns.message
@@ -72,9 +74,21 @@ class AuthServer:
     """An authoritative server for the zones of ``config``.  Use :meth:`run` (until stop)
     or :meth:`start` / :meth:`stop` from an existing event loop (tests)."""
 
-    def __init__(self, config: ServerConfig, config_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        config_path: Path | None = None,
+        worker: bool = False,
+        spawn_workers: Callable[[], list[subprocess.Popen[bytes]]] | None = None,
+    ) -> None:
+        """``worker``: an extra process sharing the ports (no control socket, no NOTIFY;
+        reloads on SIGHUP from the main process).  ``spawn_workers``, in the main process,
+        starts the extra workers once the ports are bound."""
         self.config = config
         self.config_path = config_path
+        self.worker = worker
+        self._spawn_workers = spawn_workers
+        self.workers: list[subprocess.Popen[bytes]] = []
         self.engine = Engine(udp_payload=config.udp_payload)
         self.zones: dict[str, ZoneState] = {}
         self.started_at = 0
@@ -96,8 +110,12 @@ class AuthServer:
         loop = asyncio.get_running_loop()
         for ep in self.config.listen:
             family = socket.AF_INET6 if ":" in ep.host else socket.AF_INET
+            shared = self.config.workers > 1
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Udp(self.engine), local_addr=(ep.host, ep.port), family=family
+                lambda: _Udp(self.engine),
+                local_addr=(ep.host, ep.port),
+                family=family,
+                reuse_port=shared or None,
             )
             sock = transport.get_extra_info("socket")
             if sock is not None:
@@ -107,13 +125,21 @@ class AuthServer:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
             self._transports.append(transport)
             server = await asyncio.start_server(
-                self._tcp_client, ep.host, ep.port, family=family, reuse_address=True
+                self._tcp_client,
+                ep.host,
+                ep.port,
+                family=family,
+                reuse_address=True,
+                reuse_port=shared or None,
             )
             self._tcp_servers.append(server)
             log.info("[server] listening on %s (UDP and TCP)", ep)
-        if self.config.control is not None:
+        if self.config.control is not None and not self.worker:
             self._control = ControlServer(self, self.config.control)
             await self._control.start()
+        if self._spawn_workers is not None and self.config.workers > 1 and not self.worker:
+            self.workers = self._spawn_workers()
+            log.info("[server] %d worker processes share the ports", len(self.workers))
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
             loop.add_signal_handler(signal.SIGTERM, self.request_stop)
@@ -137,6 +163,15 @@ class AuthServer:
 
     async def stop(self) -> None:
         loop = asyncio.get_running_loop()
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.workers:
+            try:
+                await asyncio.to_thread(proc.wait, 10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.workers = []
         for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
@@ -204,6 +239,11 @@ class AuthServer:
             self.engine.udp_payload = self.config.udp_payload
             if not initial:
                 self.reloads += 1
+            for proc in self.workers:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGHUP)  # workers reload the same files
+            if self.worker:
+                return problems
             for state in changed:
                 if state.config.also_notify:
                     self._spawn(self.notify(state.name))

@@ -8,6 +8,7 @@ file at once.  Relative paths are relative to the config file's directory.  Exam
     listen = ["127.0.0.1@5300", "::1@5300"]
     control = "dnsseal.sock"          # unix control socket for `dnsseal ctl` (mode 0600)
     tcp-idle-timeout = 10             # seconds
+    workers = 2                       # processes sharing the ports (SO_REUSEPORT)
     ixfr-versions = 10                # older zone versions kept for IXFR
 
     [key.xfr]                         # TSIG keys (RFC 8945)
@@ -55,7 +56,14 @@ TSIG_ALGORITHMS = {
     "hmac-sha1": dns.tsig.HMAC_SHA1,
     "hmac-md5": dns.tsig.HMAC_MD5,
 }
-SERVER_OPTIONS = {"listen", "control", "tcp-idle-timeout", "ixfr-versions", "udp-payload"}
+SERVER_OPTIONS = {
+    "listen",
+    "control",
+    "tcp-idle-timeout",
+    "ixfr-versions",
+    "udp-payload",
+    "workers",
+}
 ZONE_OPTIONS = {"file", "presigned", "policy", "allow-transfer", "also-notify", "notify-key"}
 ZONE_SUFFIXES = (".signed", ".zone", ".db")
 
@@ -100,6 +108,7 @@ class ServerConfig:
     tcp_idle_timeout: float = 10.0
     ixfr_versions: int = 10
     udp_payload: int = 1232
+    workers: int = 1  # processes answering on the same ports (SO_REUSEPORT)
     source: Path | None = None  # the file this came from (None: built-in default)
 
 
@@ -181,6 +190,10 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
     if not isinstance(versions, int) or versions < 0:
         c.fail("server.ixfr-versions", f"must be a non-negative integer, got {versions!r}")
         versions = 10
+    workers = server.get("workers", 1)
+    if not isinstance(workers, int) or not 1 <= workers <= 256:
+        c.fail("server.workers", f"must be an integer in 1..256, got {workers!r}")
+        workers = 1
     payload = server.get("udp-payload", 1232)
     if not isinstance(payload, int) or not 512 <= payload <= 4096:
         c.fail("server.udp-payload", f"must be an integer in 512..4096, got {payload!r}")
@@ -284,6 +297,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         tcp_idle_timeout=float(idle),
         ixfr_versions=versions,
         udp_payload=payload,
+        workers=workers,
         source=source,
     )
 

@@ -108,3 +108,14 @@ def test_concurrent_identical_questions_share_one_resolution(authority: Authorit
     before = len(authority.queries)
     asyncio.run(alone.resolve("www.a.example.", "A"))
     assert res.upstream_queries == len(authority.queries) - before
+
+
+def test_cached_answers_count_ttl_down(authority: Authority) -> None:
+    now = [NOW]
+    res = Resolver(config_for(authority), memory_transport(authority), lambda: now[0])
+    q = dns.message.make_query("www.a.example.", "A", want_dnssec=True)
+    (first,) = asyncio.run(_serve_and_ask(res, [(q, False)]))
+    now[0] += 100
+    (second,) = asyncio.run(_serve_and_ask(res, [(q, False)]))
+    assert second.answer[0].ttl == first.answer[0].ttl - 100
+    assert second.flags & dns.flags.AD

@@ -59,11 +59,24 @@ class Resolver:
     async def resolve(self, qname: dns.name.Name | str, rdtype: int | str) -> Result:
         """Resolve and validate (name, type); concurrent callers of the same question share
         one resolution, and results are cached for the smallest TTL of their records."""
+        result, _ = await self.resolve_aged(qname, rdtype)
+        return result
+
+    async def resolve_aged(
+        self, qname: dns.name.Name | str, rdtype: int | str
+    ) -> tuple[Result, int]:
+        """Like :meth:`resolve`, with the age in seconds of a cached result (0 if fresh), so
+        a server can count TTLs down."""
         name = dns.name.from_text(qname) if isinstance(qname, str) else qname
         t = int(dns.rdatatype.RdataType.make(rdtype))
-        cached = self.results.get((name, t), self.clock())
-        if isinstance(cached, Result):
-            return cached
+        now = self.clock()
+        cached = self.results.get((name, t), now)
+        if isinstance(cached, tuple):
+            stored, result = cached
+            return result, max(0, now - stored)
+        return await self._shared(name, t), 0
+
+    async def _shared(self, name: dns.name.Name, t: int) -> Result:
         key = (name, t)
         running = self._inflight.get(key)
         if running is not None:
@@ -87,7 +100,7 @@ class Resolver:
             step = query.feed(reply)
         ttls = [r.ttl for r in (*step.answer, *step.authority)]
         if step.rcode != dns.rcode.SERVFAIL and ttls:
-            self.results.put((name, t), step, min(ttls), now)
+            self.results.put((name, t), (now, step), min(ttls), now)
         return step
 
     async def exchange(self, need: Need) -> dns.message.Message | None:

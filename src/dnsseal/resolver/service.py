@@ -34,8 +34,21 @@ log = logging.getLogger(__name__)
 DNSSEC_TYPES = {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
 
 
-def build_response(query: dns.message.Message, result: Result) -> dns.message.Message:
-    """The client's response for ``result`` (see the module docstring for the rules)."""
+def _aged(rrsets: list[dns.rrset.RRset], age: int) -> list[dns.rrset.RRset]:
+    if not age:
+        return rrsets
+    out = []
+    for r in rrsets:
+        copy = dns.rrset.RRset(r.name, r.rdclass, r.rdtype, r.covers)
+        copy.update(r)
+        copy.ttl = max(0, r.ttl - age)
+        out.append(copy)
+    return out
+
+
+def build_response(query: dns.message.Message, result: Result, age: int = 0) -> dns.message.Message:
+    """The client's response for ``result`` (see the module docstring for the rules), TTLs
+    counted down by ``age`` seconds spent in the cache."""
     resp = dns.message.make_response(query)
     resp.flags |= dns.flags.RA
     do = bool(query.ednsflags & dns.flags.DO)
@@ -51,9 +64,9 @@ def build_response(query: dns.message.Message, result: Result) -> dns.message.Me
     def keep(rrset: dns.rrset.RRset) -> bool:
         return do or rrset.rdtype not in DNSSEC_TYPES
 
-    resp.answer = [r for r in result.answer if keep(r)]
+    resp.answer = _aged([r for r in result.answer if keep(r)], age)
     if not any(r.rdtype == result.rdtype for r in result.answer):
-        resp.authority = [r for r in result.authority if keep(r)]
+        resp.authority = _aged([r for r in result.authority if keep(r)], age)
     if sec is Security.SECURE and (do or query.flags & dns.flags.AD):
         resp.flags |= dns.flags.AD
     if ede is not None:
@@ -95,14 +108,14 @@ class ResolverService:
             return resp.to_wire()
         q = query.question[0]
         try:
-            result = await self.resolver.resolve(q.name, q.rdtype)
+            result, age = await self.resolver.resolve_aged(q.name, q.rdtype)
         except Exception:  # a bug must not take the service down; answer SERVFAIL
             log.exception("[%s] resolution failed", q.name)
             resp = dns.message.make_response(query)
             resp.flags |= dns.flags.RA
             resp.set_rcode(dns.rcode.SERVFAIL)
             return resp.to_wire()
-        resp = build_response(query, result)
+        resp = build_response(query, result, age)
         limit = 65535 if tcp else max(512, query.payload if query.edns >= 0 else 512)
         try:
             return resp.to_wire(max_size=limit)

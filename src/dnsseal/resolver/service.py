@@ -39,10 +39,7 @@ def _aged(rrsets: list[dns.rrset.RRset], age: int) -> list[dns.rrset.RRset]:
         return rrsets
     out = []
     for r in rrsets:
-        copy = dns.rrset.RRset(r.name, r.rdclass, r.rdtype, r.covers)
-        copy.update(r)
-        copy.ttl = max(0, r.ttl - age)
-        out.append(copy)
+        out.append(dns.rrset.from_rdata_list(r.name, max(0, r.ttl - age), list(r)))
     return out
 
 

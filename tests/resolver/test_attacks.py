@@ -173,3 +173,35 @@ def test_long_names_hit_the_nsec3_hash_budget() -> None:
     assert r.verdict.security is S.BOGUS
     assert r.spent["nsec3_hashes"] <= LIMITS.nsec3_hashes + 1
     assert elapsed < 2
+
+
+def test_hostile_referrals_without_glue_are_bounded() -> None:
+    """Every reply is a glueless referral to fresh out-of-bailiwick NS names: iteration,
+    NS resolution and the query budget must all stop it."""
+    counter = [0]
+
+    def hostile(need: Need) -> dns.message.Message:
+        counter[0] += 1
+        q = dns.message.make_query(need.qname, need.rdtype)
+        r = dns.message.make_response(q)
+        child = need.qname if need.qname != dns.name.root else dns.name.from_text("com.")
+        ns = dns.rrset.from_text(
+            child,
+            300,
+            "IN",
+            "NS",
+            *[f"ns{counter[0]}-{i}.elsewhere{counter[0]}.net." for i in range(5)],
+        )
+        r.authority.append(ns)
+        return r
+
+    root = sign_zone("@ 3600 SOA ns.root. h 1 3600 300 3600000 3600\n@ NS ns.root.\n", ".")
+    auth = Authority([root])
+    query = Query("a.b.c.d.e.f.example.", "A", config_for(auth), NOW)
+    start = time.perf_counter()
+    step = query.start()
+    while isinstance(step, Need):
+        step = query.feed(dns.message.from_wire(hostile(step).to_wire()))
+    assert time.perf_counter() - start < 3
+    assert step.spent["queries"] <= LIMITS.queries + 1
+    assert step.verdict.security in (S.INDETERMINATE, S.BOGUS)

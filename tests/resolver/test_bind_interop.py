@@ -114,6 +114,11 @@ def test_resolve_command_json_and_exit_status(bind_tree: Tree) -> None:
     assert data["verdict"]["security"] == "secure"
     assert any("192.0.2.1" in line for line in data["answer"])
     assert [c["kind"] for c in data["chain"]][:2] == ["anchor", "DNSKEY"]
+    nx = runner.invoke(resolve, ["nx.secure.test", *base, "--json"])
+    assert nx.exit_code == 0, nx.output
+    data = json.loads(nx.output)
+    assert data["rcode"] == "NXDOMAIN" and data["answer"] == []
+    assert any(" NSEC3 " in line for line in data["authority"])
     bad = runner.invoke(resolve, ["www.expired.test", *base, "--explain"])
     assert bad.exit_code == 2
     assert "validation failed" in bad.output

@@ -119,6 +119,7 @@ def result_dict(r: Result) -> dict[str, Any]:
         "rcode": dns.rcode.to_text(dns.rcode.Rcode.make(r.rcode)),
         "verdict": r.verdict.to_dict(),
         "answer": [line for rrset in r.answer for line in rrset.to_text().splitlines()],
+        "authority": [line for rrset in r.authority for line in rrset.to_text().splitlines()],
         "chain": [link.to_dict() for link in r.links],
         "spent": r.spent,
     }

@@ -147,3 +147,22 @@ def test_colliding_key_tags_are_capped() -> None:
     check = verify_rrset(rrset, [sig], [*fakes, ZoneKey.of(ZONE, key.dnskey)], ZONE, NOW, budget)
     assert not check.ok
     assert budget.spent["signature_verifications"] <= 4
+
+
+def test_ds_match_failures_are_capped() -> None:
+    key = make_key()
+    dnskeys = dns.rrset.from_rdata_list(ZONE, 300, [key.dnskey])
+    sig = dns.dnssec.sign(
+        dnskeys, key.private, ZONE, key.dnskey, inception=INCEPTION, expiration=EXPIRATION
+    )
+    wrong = [dns.rdata.from_text("IN", "DS", f"{key.tag} 13 2 {i:064x}") for i in range(1, 30)]
+    budget = Budget(Limits(ds_failures=4))
+    ks = trust_keys(ZONE, dnskeys, [sig], wrong, [], NOW, budget)
+    assert ks.verdict.security is v.Security.BOGUS
+    assert budget.exhausted == "ds_failures"
+    assert budget.spent["ds_failures"] == 5  # the one that crossed the limit, then stop
+    good = _make_ds(key, "SHA256")
+    ks = trust_keys(
+        ZONE, dnskeys, [sig], [*wrong[:3], good], [], NOW, Budget(Limits(ds_failures=4))
+    )
+    assert ks.verdict.security is v.Security.SECURE

@@ -117,11 +117,11 @@ class Server:
     proc: subprocess.Popen[bytes]
 
 
-def start_dnsseal(d: Path, signed: Path) -> Server:
+def start_dnsseal(d: Path, signed: Path, workers: int) -> Server:
     port = free_port()
     conf = d / "dnsseal.toml"
     conf.write_text(
-        f'[server]\nlisten = ["127.0.0.1@{port}"]\n\n'
+        f'[server]\nlisten = ["127.0.0.1@{port}"]\nworkers = {workers}\n\n'
         f'[zone."{ORIGIN}"]\nfile = "{signed}"\npresigned = true\n'
     )
     with (d / "dnsseal.log").open("wb") as log:
@@ -129,7 +129,7 @@ def start_dnsseal(d: Path, signed: Path) -> Server:
     return Server("dnsseal", port, proc)
 
 
-def start_knot(d: Path, signed: Path) -> Server:
+def start_knot(d: Path, signed: Path, workers: int) -> Server:
     port = free_port()
     kd = d / "knot"
     kd.mkdir()
@@ -159,7 +159,7 @@ zone:
     return Server("knot", port, proc)
 
 
-def start_nsd(d: Path, signed: Path) -> Server:
+def start_nsd(d: Path, signed: Path, workers: int) -> Server:
     port = free_port()
     nd = d / "nsd"
     nd.mkdir()
@@ -191,7 +191,7 @@ zone:
     return Server("nsd", port, proc)
 
 
-def wait_ready(server: Server, timeout: float = 120) -> None:
+def wait_ready(server: Server, timeout: float) -> None:
     """Until the server answers the zone's SOA (a query built by hand: no dnspython here)."""
     qname = b"".join(bytes([len(p)]) + p.encode() for p in ORIGIN.rstrip(".").split(".")) + b"\0"
     query = b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00" + qname + b"\x00\x06\x00\x01"
@@ -316,7 +316,7 @@ def run_dnsperf(server: Server, queries: Path, seconds: float, clients: int) -> 
     )
 
 
-STARTERS: dict[str, Callable[[Path, Path], Server]] = {
+STARTERS: dict[str, Callable[[Path, Path, int], Server]] = {
     "dnsseal": start_dnsseal,
     "knot": start_knot,
     "nsd": start_nsd,
@@ -330,6 +330,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--nsec3", action="store_true", help="sign with NSEC3 instead of NSEC")
     ap.add_argument("--servers", default="dnsseal,knot,nsd")
+    ap.add_argument(
+        "--workers", type=int, default=2, help="dnsseal worker processes (Knot uses all cores)"
+    )
     args = ap.parse_args()
     names = [n for n in args.servers.split(",") if n]
 
@@ -350,10 +353,13 @@ def main() -> None:
         results: dict[tuple[str, str], Result] = {}
         memory: dict[str, float] = {}
         for name in names:
-            server = STARTERS[name](d, signed)
+            server = STARTERS[name](d, signed, args.workers)
             try:
                 t0 = time.monotonic()
-                wait_ready(server)
+                # dnsseal parses zone files with dnspython: allow ~5 ms per host to load
+                wait_ready(server, 60 + args.hosts * 0.006)
+                if name == "dnsseal":
+                    time.sleep(1 + args.hosts * 0.003)  # the workers load the zone too
                 print(f"{name}: ready in {time.monotonic() - t0:.1f}s on port {server.port}")
                 memory[name] = rss_mib(server.proc.pid)
                 for mix, path in files.items():

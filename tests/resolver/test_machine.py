@@ -209,3 +209,14 @@ def test_unsupported_algorithm_in_ds_is_insecure(authority: Authority) -> None:
             S.INSECURE,
             v.EDE_UNSUPPORTED_DNSKEY_ALGORITHM,
         ), r.verdict
+
+
+def test_validated_ttl_is_capped_by_original_ttl(authority: Authority) -> None:
+    def stretch(reply: dns.message.Message) -> None:
+        a = reply.answer[0]
+        reply.answer[0] = dns.rrset.from_rdata_list(a.name, 86400 * 7, list(a))
+
+    r = run(authority, "www.a.example.", "A", mutate=_mutate_answer(stretch))
+    assert r.verdict.security is S.SECURE  # the TTL is not signed data
+    a = next(x for x in r.answer if x.rdtype == dns.rdatatype.A)
+    assert a.ttl == 3600  # the RRSIG's original TTL

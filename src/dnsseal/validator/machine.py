@@ -416,6 +416,8 @@ class Query:
             sigs = sigs_for(reply.answer, qname, t)
             verdict = yield from self._check_rrset(rrset, sigs, reply, qname)
             nxt = rrset[0].target if kind is Kind.CNAME else None
+            if verdict.security is v.Security.SECURE:
+                rrset = capped_ttl(rrset, sigs, self.now)
             return _Outcome(verdict, rcode, (rrset, *_sig_rrsets(reply, qname, t)), (), nxt)
         if kind is Kind.DNAME:
             dname = dname_for(reply.answer, qname)
@@ -510,3 +512,15 @@ def _sig_rrsets(
 
 def _ds_rdatas(rrset: dns.rrset.RRset) -> list[DS]:
     return [rd for rd in rrset if isinstance(rd, DS)]
+
+
+def capped_ttl(rrset: dns.rrset.RRset, sigs: list[RRSIG], now: int) -> dns.rrset.RRset:
+    """RFC 4035 s5.3.3: a validated RRset's TTL is at most its RRSIGs' original TTL and the
+    time left before they expire (a copy is returned when the TTL changes)."""
+    limit = rrset.ttl
+    for sig in sigs:
+        left = (sig.expiration - now) & 0xFFFFFFFF
+        limit = min(limit, sig.original_ttl, left if left < 0x80000000 else 0)
+    if limit == rrset.ttl:
+        return rrset
+    return dns.rrset.from_rdata_list(rrset.name, limit, list(rrset))

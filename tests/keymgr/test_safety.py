@@ -151,11 +151,20 @@ def test_random_policies_never_bogus(p: Policy, ds_delay: int, instants: list[fl
 
 @st.composite
 def policy_changes(draw: st.DrawFn) -> tuple[Policy, list[tuple[int, Policy]]]:
-    """A policy and, some days in, a change: another algorithm, other lifetimes, or going
-    insecure (and, sometimes, back)."""
+    """A policy and, some days in, a change: another algorithm, other lifetimes, CSK to
+    KSK + ZSK or back, or going insecure (and, sometimes, back)."""
     p = draw(policies())
     at = T0 + draw(st.integers(3, 40)) * DAY
-    kind = draw(st.sampled_from(["algorithm", "lifetimes", "insecure", "insecure-and-back"]))
+    kind = draw(
+        st.sampled_from(["algorithm", "lifetimes", "method", "insecure", "insecure-and-back"])
+    )
+    if kind == "method":  # CSK <-> KSK + ZSK, same algorithm
+        alg, life = p.keys[0].algorithm, max(k.lifetime for k in p.keys)
+        if len(p.keys) == 1:
+            keys = (KeySpec("ksk", alg, life), KeySpec("zsk", alg, life))
+        else:
+            keys = (KeySpec("csk", alg, life),)
+        return p, [(at, p.replace(keys=keys))]
     if kind == "algorithm":
         alg = draw(st.sampled_from([a for a in (8, 13, 14, 15) if a != p.keys[0].algorithm]))
         new = p.replace(keys=tuple(KeySpec(k.role, alg, k.lifetime) for k in p.keys))
@@ -169,7 +178,7 @@ def policy_changes(draw: st.DrawFn) -> tuple[Policy, list[tuple[int, Policy]]]:
     return p, [(at, insecure), (at + draw(st.integers(1, 30)) * DAY, p)]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policy_changes(), st.sampled_from([0, 3600, DAY]), st.lists(st.floats(0, 1), max_size=10))
 def test_policy_changes_midway_never_bogus(
     change: tuple[Policy, list[tuple[int, Policy]]], ds_delay: int, instants: list[float]

@@ -293,8 +293,10 @@ def _update(
     while changed and rounds < 64:
         changed = False
         rounds += 1
-        for w in works:
-            if w.purge or w.goal is None or w.goal not in _NEXT:
+        # keys gone for good take no part in any rule (see rules.Ring)
+        alive = [w for w in works if not (w.purge or (w.goal is H and w.all_hidden()))]
+        for w in alive:
+            if w.goal is None or w.goal not in _NEXT:
                 continue
             for i, state in enumerate(w.states):
                 if state is None:
@@ -302,15 +304,15 @@ def _update(
                 nxt = _NEXT[w.goal][state]
                 if nxt is state:
                     continue
-                why = policy_allows(works, w, i, nxt)
+                why = policy_allows(alive, w, i, nxt)
                 if why is not None:
                     _wait(w, f"{RTYPES[i]} waits for {why}")
                     continue
-                rule = transition_safe(works, w, i, nxt, s2i)
+                rule = transition_safe(alive, w, i, nxt, s2i)
                 if rule is not None:
                     _wait(w, f"{RTYPES[i]} stays {state.value}: {rule} (waiting for other keys)")
                     continue
-                when = _transition_time(w, i, nxt, policy, now, works)
+                when = _transition_time(w, i, nxt, policy, now, alive)
                 if when is None:
                     _wait(w, _ds_wait(w, zone, nxt), first=True)
                     continue
@@ -358,7 +360,10 @@ def _to_key(w: Work) -> Key:
         goal=w.goal,
         extra=old.extra,
     )
-    return w.key.with_timings(KeyTimings(**w.timings)).with_state(state)
+    timings = KeyTimings(**w.timings)
+    if state == w.key.state and timings == w.key.timings:
+        return w.key  # unchanged: no new Key (and no key tag) to compute
+    return w.key.with_timings(timings).with_state(state)
 
 
 def _zone_of(keys: Sequence[Key], zone: dns.name.Name | None) -> dns.name.Name:

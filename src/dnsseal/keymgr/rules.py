@@ -76,7 +76,11 @@ class Ring:
         rtype: int = -1,
         nxt: RecordState | None = None,
     ) -> None:
-        self.keys = [k for k in keys if not k.purge]
+        # Keys gone for good (goal hidden, every record hidden) can neither help nor hurt
+        # any rule; leaving them out keeps a long history of old keys cheap.
+        self.keys = [
+            k for k in keys if k is subject or not (k.purge or (k.goal is H and k.all_hidden()))
+        ]
         self.subject = subject
         self.rtype = rtype
         self.nxt = nxt

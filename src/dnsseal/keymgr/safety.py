@@ -54,7 +54,8 @@ def check_at(tl: Timeline, policy: Policy, t: int) -> list[Bogus]:
     # A data RRset fetched within its TTL, from a server up to zpd behind, carries the
     # signatures of every key that signed when it was last (re)signed.  Within one
     # algorithm that may be up to the signing delay earlier (signatures are replaced
-    # gradually, at refresh time); a new algorithm signs the whole zone at once.
+    # gradually, at refresh time); a new algorithm signs the whole zone at once, and an
+    # unsigned zone has no signatures left to linger.
     data_lo = t - policy.max_zone_ttl - zpd
     options: set[frozenset[KeyId]] = set()
     unsigned = False
@@ -64,6 +65,8 @@ def check_at(tl: Timeline, policy: Policy, t: int) -> list[Bogus]:
         end = zone[j + 1].at if j + 1 < len(zone) else t
         first = max(zone[j].at, data_lo)
         for k in _served(zone, first - policy.sign_delay, min(end, t), 0):
+            if any(not zone[m].zsk_signers for m in range(k + 1, j + 1)):
+                continue  # the zone was unsigned in between: no old signature survived
             lag = zone[k].zsk_signers
             algs = {i.algorithm for i in lag}
             sigs = lag | {i for i in now_sigs if i.algorithm not in algs}

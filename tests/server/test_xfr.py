@@ -196,3 +196,27 @@ zone:
     finally:
         stop(knot)
         stop(server.proc)
+
+
+def test_multi_message_axfr_is_tsig_signed_throughout(dnsseal_server: RunningServer) -> None:
+    z = dnsseal_server.zones["nsec3"]
+    messages = list(
+        dns.query.xfr(
+            "127.0.0.1",
+            z.origin,
+            port=dnsseal_server.port,
+            keyring=KEYRING,
+            keyname="xfr",
+            timeout=5,
+        )
+    )  # dnspython verifies the TSIG of every message of the sequence
+    assert len(messages) > 1
+    assert all(m.had_tsig for m in messages)
+
+
+def test_tsig_signed_query_gets_a_signed_answer(dnsseal_server: RunningServer) -> None:
+    z = dnsseal_server.zones["nsec"]
+    q = dns.message.make_query(f"www.{z.origin}", "A", want_dnssec=True)
+    q.use_tsig(KEYRING, keyname="xfr")
+    r = dns.query.udp(q, "127.0.0.1", port=dnsseal_server.port, timeout=3)
+    assert r.had_tsig and r.answer and r.rcode() == dns.rcode.NOERROR

@@ -130,7 +130,7 @@ class Engine:
         try:
             query = dns.message.from_wire(wire, keyring=self.keyring or None)
         except (dns.tsig.PeerError, dns.message.UnknownTSIGKey) as e:
-            log.info("TSIG verification failed from %s: %s", client, e)
+            log.info("[server] TSIG verification failed from %s: %s", client, e)
             return [_header_only(wire, dns.rcode.NOTAUTH)]
         except Exception:  # any parse failure of hostile bytes is FORMERR, never a crash
             self.stats.formerr += 1

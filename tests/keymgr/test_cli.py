@@ -193,19 +193,25 @@ def test_daily_runs_roll_and_purge_key_files(tmp_path: Path) -> None:
     assert len([k for k in left if k.role == "zsk"]) >= 2  # the successor and its successor
 
 
-NAMED_CONF_TEMPLATE = """
+RNDC_KEY = 'key "rk" {{ algorithm hmac-sha256; secret "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"; }};'
+NAMED_CONF_TEMPLATE = (
+    RNDC_KEY
+    + """
+controls {{ inet 127.0.0.1 port {cport} allow {{ 127.0.0.1; }} keys {{ "rk"; }}; }};
 options {{ directory "{d}"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};
           pid-file "{d}/named.pid"; recursion no; }};
-controls {{ }};
 dnssec-policy "kz" {{ keys {{ ksk lifetime unlimited algorithm 13;
                              zsk lifetime P60D algorithm 13; }}; }};
 zone "example" {{ type primary; file "{d}/example.db"; dnssec-policy "kz";
                   key-directory "{d}/keys"; inline-signing yes; }};
 """
+)
 
 
 @pytest.mark.interop
 def test_bind_takes_over_a_key_directory_run_by_dnsseal(tmp_path: Path) -> None:
+    """named serves the keys dnsseal made, creates none, and `rndc dnssec -status` says
+    what `dnsseal keys status` says, line for line."""
     keydir = tmp_path / "keys"
     keydir.mkdir()
     conf = tmp_path / "p.toml"
@@ -217,9 +223,14 @@ def test_bind_takes_over_a_key_directory_run_by_dnsseal(tmp_path: Path) -> None:
     (tmp_path / "example.db").write_text(
         "$TTL 300\n@ SOA ns1 host 1 3600 600 86400 300\n@ NS ns1\nns1 A 127.0.0.1\n"
     )
-    port = free_port()
+    port, cport = free_port(), free_port()
     named_conf = tmp_path / "named.conf"
-    named_conf.write_text(NAMED_CONF_TEMPLATE.format(d=tmp_path, port=port))
+    named_conf.write_text(NAMED_CONF_TEMPLATE.format(d=tmp_path, port=port, cport=cport))
+    rndc_conf = tmp_path / "rndc.conf"
+    rndc_conf.write_text(
+        RNDC_KEY.format() + f' options {{ default-key "rk"; default-server 127.0.0.1; '
+        f"default-port {cport}; }};"
+    )
     run_tool(["named-checkconf", named_conf])
     proc = subprocess.Popen(
         [require_tool("named"), "-g", "-c", str(named_conf)],
@@ -238,8 +249,19 @@ def test_bind_takes_over_a_key_directory_run_by_dnsseal(tmp_path: Path) -> None:
             for rrset in resp.answer:
                 if rrset.rdtype == dns.rdatatype.DNSKEY:
                     served = {dns.dnssec.key_id(rd) for rd in rrset}
+        bind_status = run_tool(["rndc", "-c", rndc_conf, "dnssec", "-status", "example"]).stdout
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
     assert served == ours, out[-3000:]
     assert {k.tag for k in KeyDirectory(keydir).keys(ZONE)} == ours  # BIND made no new key
+    r = dnsseal("keys", "status", "example", "-K", keydir, "-p", "kz", "-c", conf)
+
+    def shape(text: str) -> list[str]:
+        """Header and per-key blocks (BIND lists keys in directory order: sort them)."""
+        skip = ("current time:", "  waiting:")
+        lines = [x.rstrip() for x in text.strip().splitlines() if not x.startswith(skip)]
+        blocks = "\n".join(lines).split("\n\nkey: ")
+        return blocks[:1] + sorted(blocks[1:])
+
+    assert shape(r.output) == shape(bind_status)

@@ -217,7 +217,7 @@ def _since(value: int | None, now: int) -> str:
     return f"no - scheduled {format_human_time(value)}"
 
 
-def _status_key(r: KeyReport, now: int) -> list[str]:
+def _status_key(r: KeyReport, now: int, pol: Policy) -> list[str]:
     k = r.key
     st = k.state
     alg = algorithms.ALGORITHMS.get(k.algorithm)
@@ -239,7 +239,13 @@ def _status_key(r: KeyReport, now: int) -> list[str]:
             else "  Key is retired"
         )
     elif t.inactive is not None:
-        lines.append(f"  Next rollover scheduled on {format_human_time(t.inactive)}")
+        # as BIND: the successor's publication, the publication interval before retirement
+        lead = max(k.ttl or 0, pol.dnskey_ttl) + pol.publish_safety + pol.zone_propagation_delay
+        roll = t.inactive - lead
+        if roll <= now:
+            lines.append(f"  Rollover is due since {format_human_time(roll)}")
+        else:
+            lines.append(f"  Next rollover scheduled on {format_human_time(roll)}")
     else:
         lines.append("  No rollover scheduled")
     if st is not None:
@@ -272,7 +278,7 @@ def keys_status(
     for r in plan.keys:
         if r.purge:
             continue
-        out += _status_key(r, now)
+        out += _status_key(r, now, _policy(policy_name, conf))
         out.append("")
     if not plan.keys:
         out.append("No keys.")

@@ -207,3 +207,26 @@ def test_sha1_policy_makes_sha1_zones_insecure(bind_tree: Tree, resolver: Resolv
         v.EDE_UNSUPPORTED_DNSKEY_ALGORITHM,
     )
     assert asyncio.run(res.resolve("www.secure.test.", "A")).verdict.security is S.SECURE
+
+
+def test_record_then_replay_without_network(bind_tree: Tree, tmp_path: Path) -> None:
+    base = ["--root-hints", str(bind_tree.hints), "-p", str(bind_tree.port)]
+    base += ["-a", str(bind_tree.anchors)]
+    runner = CliRunner()
+    rec = tmp_path / "secure.json"
+    live = runner.invoke(resolve, ["www.secure.test", *base, "--json", "--record", str(rec)])
+    assert live.exit_code == 0, live.output
+    # Replay from a port where nothing listens: every answer must come from the file.
+    dead = ["--root-hints", str(bind_tree.hints), "-p", str(free_port())]
+    dead += ["-a", str(bind_tree.anchors)]
+    again = runner.invoke(resolve, ["www.secure.test", *dead, "--json", "--replay", str(rec)])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["answer"] == json.loads(live.output)["answer"]
+    # The same recording validated 60 days later: the signatures have expired.
+    later = runner.invoke(
+        resolve, ["www.secure.test", *dead, "--replay", str(rec), "--now", "now+60d"]
+    )
+    assert later.exit_code == 2, later.output
+    assert "EDE: 7 (Signature Expired)" in later.output
+    unknown = runner.invoke(resolve, ["www.nsec.test", *dead, "--replay", str(rec)])
+    assert unknown.exit_code == 4  # not in the recording: like an unreachable server

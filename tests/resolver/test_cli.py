@@ -11,6 +11,7 @@ import pytest
 from dnsseal.cli.resolvecmds import _split_args, build_config, parse_nta
 from dnsseal.errors import FileFormatError, OptionError, StorageError
 from dnsseal.resolver.hints import builtin_root_servers, parse_hints, parse_server
+from dnsseal.resolver.recording import Recording
 
 
 def test_arguments_like_dig() -> None:
@@ -67,3 +68,12 @@ def test_builtin_root_servers_match_the_system_root_hints() -> None:
     v4 = [a for a, _ in servers if ":" not in a]
     assert sorted(v4) == sorted(a for a, _ in builtin_root_servers())
     assert len(servers) == 26
+
+
+def test_recording_file_errors_and_round_trip() -> None:
+    rec = Recording(1234, {("www.example.", "A"): [b"\x00\x01abc"]})
+    assert Recording.from_json(rec.to_json(), "r.json") == rec
+    for bad in ("[", '{"version": 3}', '{"version": 1, "made_at": 1, "replies": [{}]}'):
+        with pytest.raises(FileFormatError) as e:
+            Recording.from_json(bad, "r.json")
+        assert e.value.path == "r.json"

@@ -20,9 +20,11 @@ import dns.rdatatype
 import dns.rrset
 
 from dnsseal import clock
-from dnsseal.durations import parse_duration
+from dnsseal.durations import parse_duration, parse_when
 from dnsseal.errors import InputError, OptionError
 from dnsseal.resolver.hints import builtin_root_servers, parse_hints, parse_server
+from dnsseal.resolver.recording import Recording
+from dnsseal.storage import atomic
 from dnsseal.storage.files import read_text
 from dnsseal.validator.anchors import AnchorSet, parse_trust_anchors, root_anchors
 from dnsseal.validator.machine import Config, Result
@@ -164,6 +166,20 @@ def _print_text(r: Result, explain: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--no-minimise", is_flag=True, help="Send full query names (no RFC 9156).")
 @click.option("--timeout", default=2.0, show_default=True, help="Seconds per upstream try.")
+@click.option("--record", "record_file", metavar="FILE", help="Save every upstream reply to FILE.")
+@click.option(
+    "--replay",
+    "replay_file",
+    metavar="FILE",
+    help="Answer from a --record FILE instead of the network (no sockets).",
+)
+@click.option(
+    "--now",
+    "now_text",
+    metavar="TIME",
+    help="Validate as of TIME (YYYYMMDDHHMMSS, epoch seconds, now+1d, ...); with --replay "
+    "the default is when the recording was made.",
+)
 def resolve(
     args: tuple[str, ...],
     anchor_file: str | None,
@@ -174,6 +190,9 @@ def resolve(
     as_json: bool,
     no_minimise: bool,
     timeout: float,
+    record_file: str | None,
+    replay_file: str | None,
+    now_text: str | None,
 ) -> None:
     """Resolve NAME from the root and validate it, like delv.
 
@@ -191,9 +210,33 @@ def resolve(
         qname = dns.name.from_text(name)
     except dns.exception.DNSException as e:
         raise OptionError("NAME", f"{name!r}: {e}") from None
+    if record_file and replay_file:
+        raise OptionError("--record", "cannot be combined with --replay")
     config = build_config(anchor_file, hints_file, server, port, not no_minimise, ntas)
-    resolver = Resolver(config, network_transport(timeout))
+    transport = network_transport(timeout)
+    now = clock.now()
+    recording = Recording(now)
+    if replay_file:
+        recording = Recording.from_json(read_text(replay_file), replay_file)
+        transport = recording.player()
+        now = recording.made_at
+    elif record_file:
+        transport = recording.recorder(transport)
+    if now_text:
+        try:
+            pinned = parse_when(now_text, now)
+        except InputError as e:
+            raise OptionError("--now", str(e)) from None
+        if pinned is None:
+            raise OptionError("--now", "a time is required")
+        now = pinned
+    fixed = now
+    resolver = Resolver(
+        config, transport, (lambda: fixed) if (replay_file or now_text) else clock.now
+    )
     result = asyncio.run(resolver.resolve(qname, rdtype))
+    if record_file:
+        atomic.replace(Path(record_file), recording.to_json().encode())
     if as_json:
         click.echo(json.dumps(result_dict(result), indent=2))
     else:

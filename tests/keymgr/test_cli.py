@@ -265,3 +265,13 @@ def test_bind_takes_over_a_key_directory_run_by_dnsseal(tmp_path: Path) -> None:
         return blocks[:1] + sorted(blocks[1:])
 
     assert shape(r.output) == shape(bind_status)
+
+
+def test_policy_check_reads_named_conf_too(tmp_path: Path) -> None:
+    conf = tmp_path / "named.conf"
+    conf.write_text(NAMED_CONF)
+    r = dnsseal("policy", "check", conf)
+    assert r.exit_code == 0 and "1 policies OK (normal)" in r.output
+    conf.write_text(NAMED_CONF.replace("dnskey-ttl 2h;", "dnskey-tll 2h;"))
+    r = dnsseal("policy", "check", conf)
+    assert r.exit_code == 1 and "policy.normal.dnskey-tll: unknown option" in r.output

@@ -244,3 +244,13 @@ def test_timeline_marks_simulated_keys() -> None:
     assert {e.simulated for e in evs if e.tag == keys[0].tag} == {False}
     assert any(e.simulated and e.what == "key created" for e in evs)
     assert any("*" in row for row in timeline.text_rows(evs))
+
+
+def test_plan_lists_retired_keys_once() -> None:
+    keys = run(csk(model.UNLIMITED), 5).final_keys
+    later = T0 + 6 * DAY
+    plan = step(csk(model.UNLIMITED, alg=15), keys, Facts(), later, keygen=simulate.fake_keygen())
+    assert [r.key.id for r in plan.retired] == [keys[0].id]
+    assert [r.key.algorithm for r in plan.created] == [15]
+    again = step(csk(model.UNLIMITED, alg=15), [r.key for r in plan.keys], Facts(), later + 60)
+    assert again.retired == []

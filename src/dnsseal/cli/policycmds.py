@@ -143,6 +143,8 @@ def _print_plan(plan: Plan) -> None:
             click.echo(f"{z} {r.key.tag} ({r.key.role.upper()}) waits: {r.waiting}")
     for f in plan.problems:
         click.echo(str(f), err=True)
+    if not plan.changed:
+        click.echo(f"{z}: no change")
     if plan.to_generate:
         click.echo(f"{z}: would create keys: {', '.join(plan.to_generate)}")
     if plan.next_event is not None:

@@ -476,6 +476,7 @@ def _plan(
                 w.created,
                 w.purge,
                 key.private is None,
+                w.goal is H and (w.key.state is None or w.key.state.goal is not H),
             )
         )
     live = [(w, r.key) for w, r in zip(works, reports, strict=True) if not w.purge]

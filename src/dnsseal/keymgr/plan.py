@@ -63,6 +63,7 @@ class KeyReport:
     created: bool = False
     purge: bool = False
     missing_private: bool = False
+    retired: bool = False  # the key started to leave in this step (its goal became hidden)
 
     @property
     def tag(self) -> int:
@@ -89,6 +90,10 @@ class Plan:
     @property
     def created(self) -> Sequence[KeyReport]:
         return [r for r in self.keys if r.created]
+
+    @property
+    def retired(self) -> Sequence[KeyReport]:
+        return [r for r in self.keys if r.retired]
 
     @property
     def purged(self) -> Sequence[KeyReport]:

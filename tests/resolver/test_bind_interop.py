@@ -8,6 +8,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from dnsseal.cli.resolvecmds import build_config, resolve
 from dnsseal.resolver.engine import Resolver
 from dnsseal.validator import verdict as v
 from dnsseal.validator.policy import AlgorithmPolicy
+from dnsseal.validator.rfc5011 import from_json
 
 from .bindtree import Tree, start_unbound, stop, tree, wait_for
 
@@ -175,7 +177,10 @@ def test_resolver_service_answers_dig(bind_tree: Tree) -> None:
     port = free_port()
     args = [sys.executable, "-m", "dnsseal.cli.main", "resolver", "--port", str(port)]
     args += ["--root-hints", str(bind_tree.hints), "--upstream-port", str(bind_tree.port)]
-    args += ["-a", str(bind_tree.anchors)]
+    managed = bind_tree.directory / "managed.conf"  # the same root DS, as initial-ds
+    managed.write_text(bind_tree.anchors.read_text().replace("static-ds", "initial-ds"))
+    state = bind_tree.directory / "anchors-state.json"
+    args += ["-a", str(managed), "--state", str(state)]
     log = bind_tree.directory / "dnsseal-resolver.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=out)
@@ -192,6 +197,13 @@ def test_resolver_service_answers_dig(bind_tree: Tree) -> None:
         ins = run_tool(["dig", "+dnssec", "@127.0.0.1", "-p", str(port), "+tcp", "www.insec"])
         assert "status: NOERROR" in ins.stdout
         assert " ad" not in ins.stdout.split("flags:")[1].split(";")[0]
+        # RFC 5011: the initial-ds was turned into the root KSK, kept in the state file.
+        deadline = time.monotonic() + 10
+        while not state.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (zone,) = from_json(state.read_text(), str(state))
+        assert zone.initial_ds == ()
+        assert [k.state.value for k in zone.keys] == ["valid"]
     finally:
         stop(proc)
 

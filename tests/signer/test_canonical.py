@@ -12,9 +12,9 @@ import dns.rrset
 import pytest
 
 from dnsseal.signer import SignParams, sign_zone
-from dnsseal.signer.denial import bitmap_types, type_bitmap
 from dnsseal.signer.rrsig import Rrsig, absolute_time, labels_field, serial_lt
 from dnsseal.zone import canonical
+from dnsseal.zone.bitmap import bitmap_types, type_bitmap
 from dnsseal.zone.model import Zone
 from dnsseal.zone.text import parse_zone_text
 

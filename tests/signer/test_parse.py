@@ -39,13 +39,40 @@ def test_feature_zone_and_directives() -> None:
     same(FEATURE_ZONE + EXTRA)
 
 
+B64A = "mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJx"
+B64B = "pVXckHAeF+KkxLbxILfDLUT0rAK9iUzy1L53eKGQ=="
+DNSSEC_LINES = r"""$TTL 300
+@ SOA ns h 1 2 3 4 5
+@ NS ns
+@ DNSKEY 257 3 13 B64A B64B
+@ DNSKEY 256 3 ECDSAP256SHA256 B64AB64B
+@ CDS 60485 5 1 2BB183AF5F22588179A53B0A 98631FAD1A292118
+@ DS 60485 RSASHA1 1 2BB183AF5F22588179A53B0A98631FAD1A292118
+@ NSEC3PARAM 1 0 0 -
+@ NSEC3PARAM 1 0 10 AABBCCDD
+x RRSIG A 13 2 300 1767225600 20251201000000 12345 Example.COM. AAAA BBBB
+x RRSIG TYPE65534 13 2 1h 20260101000000 20251201000000 12345 example.com. AAAA
+x NSEC Next.Example.COM. A NS SOA RRSIG NSEC DNSKEY TYPE1234
+y NSEC y.example.com.
+0p9mhaveqvm6t7vbl5lop2u3t2rp3tom NSEC3 1 1 12 AABBCCDD 2T7B4G4VSA5SMI47K61MV5BV1A22BOJR NS SOA MX
+35mthgpgcu1qg68fab165klnsnk3dpvl NSEC3 1 0 0 - B4UM86EGHHDS6NEA196SMVMLO4ORS995
+t TXT "hello world" unquoted "café" "" "a;b"
+t TXT "esc\"aped" "\065"
+""".replace("B64A", B64A).replace("B64B", B64B)
+
+
+def test_dnssec_types_and_txt_match_the_full_reader() -> None:
+    same(DNSSEC_LINES)
+
+
 def test_signed_output_reads_back_on_the_fast_path() -> None:
     from dnsseal.signer import Nsec3Params, SignParams, sign_zone
 
-    signed = sign_zone(parse_zone_text(FEATURE_ZONE, ORIGIN), ksk_zsk(), SignParams(
-        nsec3=Nsec3Params()), 1_767_225_600).zone  # fmt: skip
-    same(format_zone(signed))
-    assert parse_zone_text(format_zone(signed), ORIGIN) == signed
+    for nsec3 in (None, Nsec3Params(salt=b"\x01", opt_out=True)):
+        signed = sign_zone(parse_zone_text(FEATURE_ZONE, ORIGIN), ksk_zsk(), SignParams(
+            nsec3=nsec3), 1_767_225_600).zone  # fmt: skip
+        same(format_zone(signed))
+        assert parse_zone_text(format_zone(signed), ORIGIN) == signed
 
 
 @pytest.mark.parametrize(

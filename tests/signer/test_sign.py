@@ -11,11 +11,12 @@ import pytest
 from dnsseal.errors import InputError
 from dnsseal.keys.model import Key, KeyTimings
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, check_iterations, sign_zone
-from dnsseal.signer.denial import bitmap_types, hashed_owner, nsec3_hash
+from dnsseal.signer.denial import hashed_owner, nsec3_hash
 from dnsseal.signer.keysel import smart_select
 from dnsseal.signer.rrsig import Rrsig
 from dnsseal.signer.sign import next_serial
 from dnsseal.zone import canonical
+from dnsseal.zone.bitmap import bitmap_types
 from dnsseal.zone.model import Zone
 from dnsseal.zone.text import format_zone
 

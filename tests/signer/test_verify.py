@@ -140,7 +140,7 @@ def test_wrong_bitmap_even_when_correctly_signed() -> None:
     assert nsec is not None
     rd = nsec.rdatas[0]  # add AAAA to its bitmap
     nxt, off = canonical.name_from_wire(rd)
-    from dnsseal.signer.denial import bitmap_types, type_bitmap
+    from dnsseal.zone.bitmap import bitmap_types, type_bitmap
 
     wrong = canonical.name_wire(nxt) + type_bitmap(bitmap_types(rd[off:]) | {T.AAAA})
     bad = edit(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import dns.name
@@ -19,6 +19,7 @@ import dns.rdatatype
 
 from dnsseal.errors import InputError
 from dnsseal.zone import canonical
+from dnsseal.zone.bitmap import type_bitmap
 from dnsseal.zone.model import Layout, NameKind, RRset, Zone
 
 T = dns.rdatatype
@@ -28,40 +29,6 @@ NSEC3_FLAG_OPTOUT = 0x01
 # as insecure (RFC 9276 3.2), and above 100 as bogus.  We never sign above this.
 MAX_ITERATIONS = 100
 _DELEGATION_TYPES = frozenset({T.NS, T.DS})
-
-
-def type_bitmap(types: Iterable[int]) -> bytes:
-    """The windowed type bitmap of RFC 4034 4.1.2."""
-    windows: dict[int, bytearray] = {}
-    for t in sorted(set(types)):
-        win, bit = divmod(t, 256)
-        block = windows.setdefault(win, bytearray(32))
-        block[bit // 8] |= 0x80 >> (bit % 8)
-    out = bytearray()
-    for win in sorted(windows):
-        block = windows[win].rstrip(b"\x00")
-        out += bytes((win, len(block))) + block
-    return bytes(out)
-
-
-def bitmap_types(wire: bytes) -> set[int]:
-    """The types in a windowed bitmap; raises ValueError when malformed."""
-    out: set[int] = set()
-    i = 0
-    last = -1
-    while i < len(wire):
-        if i + 2 > len(wire):
-            raise ValueError("truncated type bitmap")
-        win, n = wire[i], wire[i + 1]
-        if win <= last or not 1 <= n <= 32 or i + 2 + n > len(wire):
-            raise ValueError("malformed type bitmap window")
-        last = win
-        for j, byte in enumerate(wire[i + 2 : i + 2 + n]):
-            for b in range(8):
-                if byte & (0x80 >> b):
-                    out.add(win * 256 + j * 8 + b)
-        i += 2 + n
-    return out
 
 
 def nsec_types(node: Mapping[int, RRset], kind: NameKind) -> set[int]:

@@ -24,6 +24,7 @@ from dnsseal.keys.model import FLAG_REVOKE, FLAG_SEP, FLAG_ZONE, key_tag
 from dnsseal.signer import denial
 from dnsseal.signer.rrsig import Rrsig, absolute_time, labels_field
 from dnsseal.zone import canonical
+from dnsseal.zone.bitmap import bitmap_types
 from dnsseal.zone.model import Layout, NameKind, RRset, Zone, layout
 
 T = dns.rdatatype
@@ -326,7 +327,7 @@ def _check_nsec(
         _expect_ttl(rr, ttl, "NSEC_TTL", report)
         try:
             nxt, off = canonical.name_from_wire(rr.rdatas[0])
-            types = denial.bitmap_types(rr.rdatas[0][off:])
+            types = bitmap_types(rr.rdatas[0][off:])
         except ValueError as e:
             report.add("RECORD_MALFORMED", name, f"NSEC: {e}", T.NSEC)
             continue
@@ -363,7 +364,7 @@ def _check_nsec3(
             salt = rd[5 : 5 + salt_len]
             hlen = rd[5 + salt_len]
             nxt = rd[6 + salt_len : 6 + salt_len + hlen]
-            types = denial.bitmap_types(rd[6 + salt_len + hlen :])
+            types = bitmap_types(rd[6 + salt_len + hlen :])
             digest = _b32(name.labels[0])
         except (IndexError, ValueError) as e:
             report.add("RECORD_MALFORMED", name, f"NSEC3: {e}", T.NSEC3)

@@ -10,8 +10,13 @@ messages.  Both paths give the same records; tests compare them.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import calendar
 import ipaddress
+import re
 import struct
+from collections.abc import Callable
 
 import dns.exception
 import dns.name
@@ -21,6 +26,7 @@ import dns.rdatatype
 import dns.ttl
 
 from dnsseal.zone import canonical
+from dnsseal.zone.bitmap import type_bitmap
 
 T = dns.rdatatype
 IN = dns.rdataclass.IN
@@ -76,8 +82,144 @@ def _split1(text: str) -> tuple[str, str]:
     return parts[0], parts[1] if len(parts) > 1 else ""
 
 
+def _sigtime(text: str) -> int:
+    """RFC 4034 3.2: YYYYMMDDHHmmSS (UTC) or seconds."""
+    if len(text) == 14 and text.isdigit():
+        y, mo, d = int(text[:4]), int(text[4:6]), int(text[6:8])
+        h, mi, sec = int(text[8:10]), int(text[10:12]), int(text[12:14])
+        if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and sec < 61):
+            raise _Unsupported
+        return calendar.timegm((y, mo, d, h, mi, sec, 0, 0, 0)) & 0xFFFFFFFF
+    if text.isdigit() and int(text) <= 0xFFFFFFFF:
+        return int(text)
+    raise _Unsupported
+
+
+_TYPE_CACHE: dict[str, int] = {}
+
+
+def _type(text: str) -> int:
+    t = _TYPE_CACHE.get(text)
+    if t is None:
+        t = _TYPE_CACHE[text] = int(T.from_text(text))
+    return t
+
+
+def _u8(text: str) -> int:
+    if not text.isdigit() or int(text) > 255:
+        raise _Unsupported  # mnemonics and odd forms: dnspython
+    return int(text)
+
+
+def _u16(text: str) -> int:
+    if not text.isdigit() or int(text) > 0xFFFF:
+        raise _Unsupported
+    return int(text)
+
+
+def _b64(parts: list[str]) -> bytes:
+    return base64.b64decode("".join(parts), validate=True)
+
+
+def _salt(text: str) -> bytes:
+    salt = b"" if text == "-" else bytes.fromhex(text)
+    if len(salt) > 255:
+        raise _Unsupported
+    return salt
+
+
+def _rrsig(f: list[str], origin: dns.name.Name, names: _Names) -> bytes:
+    if len(f) < 9:
+        raise _Unsupported
+    head = struct.pack("!HBBIIIH", _type(f[0]), _u8(f[1]), _u8(f[2]), dns.ttl.from_text(f[3]),
+                       _sigtime(f[4]), _sigtime(f[5]), _u16(f[6]))  # fmt: skip
+    return head + canonical.name_wire(names.get(f[7], origin)) + _b64(f[8:])
+
+
+def _nsec(f: list[str], origin: dns.name.Name, names: _Names) -> bytes:
+    nxt = names.get(f[0], origin).to_wire()  # RFC 6840 5.1: NSEC keeps the name's case
+    assert nxt is not None
+    return nxt + type_bitmap(_type(t) for t in f[1:])
+
+
+def _nsec3(f: list[str], origin: dns.name.Name, names: _Names) -> bytes:
+    if len(f) < 5:
+        raise _Unsupported
+    salt = _salt(f[3])
+    nxt = base64.b32hexdecode(f[4].upper())
+    head = struct.pack("!BBHB", _u8(f[0]), _u8(f[1]), _u16(f[2]), len(salt)) + salt
+    return head + bytes((len(nxt),)) + nxt + type_bitmap(_type(t) for t in f[5:])
+
+
+def _nsec3param(f: list[str], origin: dns.name.Name, names: _Names) -> bytes:
+    if len(f) != 4:
+        raise _Unsupported
+    salt = _salt(f[3])
+    return struct.pack("!BBHB", _u8(f[0]), _u8(f[1]), _u16(f[2]), len(salt)) + salt
+
+
+def _dnskey(f: list[str], origin: dns.name.Name, names: _Names) -> bytes:
+    if len(f) < 4:
+        raise _Unsupported
+    return struct.pack("!HBB", _u16(f[0]), _u8(f[1]), _u8(f[2])) + _b64(f[3:])
+
+
+def _ds(f: list[str], origin: dns.name.Name, names: _Names) -> bytes:
+    if len(f) < 4:
+        raise _Unsupported
+    return struct.pack("!HBB", _u16(f[0]), _u8(f[1]), _u8(f[2])) + bytes.fromhex("".join(f[3:]))
+
+
+_TXT_RE = re.compile(r'"([^"]*)"|(\S+)')
+
+
+def _txt(rest: str) -> bytes:
+    if "\\" in rest:
+        raise _Unsupported  # escapes: dnspython
+    out = bytearray()
+    pos = 0
+    for m in _TXT_RE.finditer(rest):
+        if rest[pos : m.start()].strip():
+            raise _Unsupported
+        pos = m.end()
+        raw = (m.group(1) if m.group(1) is not None else m.group(2)).encode()
+        if len(raw) > 255:
+            raise _Unsupported
+        out.append(len(raw))
+        out += raw
+    if rest[pos:].strip() or not out:
+        raise _Unsupported
+    return bytes(out)
+
+
+_FIELD_PARSERS: dict[int, Callable[[list[str], dns.name.Name, _Names], bytes]] = {
+    T.RRSIG: _rrsig,
+    T.NSEC: _nsec,
+    T.NSEC3: _nsec3,
+    T.NSEC3PARAM: _nsec3param,
+    T.DNSKEY: _dnskey,
+    T.CDNSKEY: _dnskey,
+    T.DS: _ds,
+    T.CDS: _ds,
+}
+
+
 def _rdata(rtype: int, fields: list[str], rest: str, origin: dns.name.Name,
            names: _Names) -> bytes:  # fmt: skip
+    try:
+        return _fast_rdata(rtype, fields, rest, origin, names)
+    except (_Unsupported, ValueError, binascii.Error, struct.error):
+        rd = dns.rdata.from_text(IN, T.RdataType(rtype), rest, origin=origin, relativize=False)
+        return canonical.rdata_wire(rd)
+
+
+def _fast_rdata(rtype: int, fields: list[str], rest: str, origin: dns.name.Name,
+                names: _Names) -> bytes:  # fmt: skip
+    parser = _FIELD_PARSERS.get(rtype)
+    if parser is not None:
+        return parser(fields, origin, names)
+    if rtype == T.TXT:
+        return _txt(rest)
     if rtype == T.A and len(fields) == 1:
         return ipaddress.IPv4Address(fields[0]).packed
     if rtype == T.AAAA and len(fields) == 1:
@@ -89,8 +231,7 @@ def _rdata(rtype: int, fields: list[str], rest: str, origin: dns.name.Name,
         if pref > 0xFFFF:
             raise _Unsupported
         return struct.pack("!H", pref) + canonical.name_wire(names.get(fields[1], origin))
-    rd = dns.rdata.from_text(IN, T.RdataType(rtype), rest, origin=origin, relativize=False)
-    return canonical.rdata_wire(rd)
+    raise _Unsupported
 
 
 def parse(text: str, origin: dns.name.Name) -> list[Record] | None:

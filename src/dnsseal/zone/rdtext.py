@@ -15,6 +15,7 @@ from collections.abc import Callable
 import dns.rdatatype
 
 from dnsseal.zone import canonical
+from dnsseal.zone.bitmap import bitmap_types
 
 T = dns.rdatatype
 _SPECIAL = frozenset(b'"().;\\@$')
@@ -58,22 +59,6 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _bitmap_types(wire: bytes) -> list[int]:
-    out = []
-    i = 0
-    while i + 2 <= len(wire):
-        win, n = wire[i], wire[i + 1]
-        for j, byte in enumerate(wire[i + 2 : i + 2 + n]):
-            if byte:
-                for b in range(8):
-                    if byte & (0x80 >> b):
-                        out.append(win * 256 + j * 8 + b)
-        i += 2 + n
-    if i != len(wire):
-        raise ValueError("malformed type bitmap")
-    return out
-
-
 _TYPE_TEXT: dict[int, str] = {}
 
 
@@ -85,7 +70,7 @@ def _type_text(t: int) -> str:
 
 
 def _bitmap_text(wire: bytes) -> str:
-    return " ".join(_type_text(t) for t in _bitmap_types(wire))
+    return " ".join(_type_text(t) for t in sorted(bitmap_types(wire)))
 
 
 def _time_text(t: int) -> str:

@@ -174,11 +174,13 @@ def write_config(
     also_notify: dict[str, list[str]] | None = None,
     extra_listen: list[str] | None = None,
     workers: int = 1,
+    state_dir: Path | None = None,
 ) -> Path:
     listen = [f"127.0.0.1@{port}", *(extra_listen or [])]
     lines = [
         "[server]",
         f"workers = {workers}",
+        *([f'state-dir = "{state_dir}"'] if state_dir else []),
         f"listen = {listen!r}".replace("'", '"'),
         f'control = "{workdir / "ctl.sock"}"',
         "tcp-idle-timeout = 2",
@@ -216,10 +218,11 @@ def start_dnsseal(
     also_notify: dict[str, list[str]] | None = None,
     v6: bool = False,
     workers: int = 1,
+    state_dir: Path | None = None,
 ) -> RunningServer:
     port = free_port()
     extra = [f"::1@{port}"] if v6 else []
-    conf = write_config(workdir, port, zones, also_notify, extra, workers)
+    conf = write_config(workdir, port, zones, also_notify, extra, workers, state_dir)
     log = workdir / "dnsseal.log"
     with log.open("wb") as logf:
         proc = subprocess.Popen(

@@ -35,7 +35,7 @@ from dnsseal.proto.acl import Acl
 from dnsseal.proto.answer import Answer, lookup
 from dnsseal.proto.fastpath import SimpleQuery, parse_simple, render_simple
 from dnsseal.proto.snapshot import ZoneSnapshot
-from dnsseal.proto.xfr import refused, transfer
+from dnsseal.proto.xfr import IxfrSource, refused, transfer
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ class Engine:
         self.udp_payload = udp_payload
         self.cache: dict[tuple[bool, bytes], bytes] = {}
         self.stats = Stats()
+        self.older_versions: IxfrSource | None = None  # IXFR history beyond memory
 
     def set_zones(
         self,
@@ -255,7 +256,7 @@ class Engine:
             client,
             served.snapshot.serial,
         )
-        return transfer(query, served.snapshot, served.history)
+        return transfer(query, served.snapshot, served.history, self.older_versions)
 
 
 def transfer_soa_only(query: dns.message.Message, snap: ZoneSnapshot) -> list[bytes]:

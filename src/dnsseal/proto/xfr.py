@@ -10,7 +10,7 @@ TSIG-signed as one multi-message sequence when the query was signed.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import dns.flags
 import dns.message
@@ -35,6 +35,11 @@ def records_of(snap: ZoneSnapshot) -> set[Record]:
         for rd in rrset:
             out.add((rrset.name, rrset.ttl, rrset.covers, rd))
     return out
+
+
+def group_records(records: Iterable[Record]) -> list[dns.rrset.RRset]:
+    """Records grouped into RRsets (sorted by owner and type)."""
+    return _rrsets(records)
 
 
 def _rrsets(records: Iterable[Record]) -> list[dns.rrset.RRset]:
@@ -126,10 +131,16 @@ def render_transfer(query: dns.message.Message, body: list[dns.rrset.RRset]) -> 
     return out
 
 
+# (current snapshot, client serial) -> IXFR answer body, or None: the older history kept
+# outside memory (the journal), consulted when the retained versions do not reach back.
+IxfrSource = Callable[[ZoneSnapshot, int], list[dns.rrset.RRset] | None]
+
+
 def transfer(
     query: dns.message.Message,
     current: ZoneSnapshot,
     history: Sequence[ZoneSnapshot],
+    older: IxfrSource | None = None,
 ) -> list[bytes]:
     """The response messages for an AXFR or IXFR ``query`` for ``current``'s zone."""
     qtype = query.question[0].rdtype
@@ -139,6 +150,8 @@ def transfer(
             if _serial_ge(client_serial, current.serial):
                 return render_transfer(query, [current.apex.rrsets[SOA]])
             body = ixfr_diffs(current, history, client_serial)
+            if body is None and older is not None:
+                body = older(current, client_serial)
             if body is not None:
                 return render_transfer(query, body)
     return render_transfer(query, axfr_body(current))

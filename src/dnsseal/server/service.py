@@ -24,12 +24,14 @@ import dns.name
 import dns.tsig
 
 from dnsseal import clock
+from dnsseal.errors import DnssealError
 from dnsseal.proto.engine import Engine, ServedZone
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server.control import ControlServer
+from dnsseal.server.history import JournalHistory
 from dnsseal.server.zones import ZoneState, keyring_of, load_one
-from dnsseal.storage.serverconfig import Endpoint, ServerConfig, load_config
+from dnsseal.storage.serverconfig import Endpoint, ServerConfig, ensure_dir, load_config
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,11 @@ class AuthServer:
         self._spawn_workers = spawn_workers
         self.workers: list[subprocess.Popen[bytes]] = []
         self.engine = Engine(udp_payload=config.udp_payload)
+        self.history: JournalHistory | None = None
+        if config.state_dir is not None:
+            ensure_dir(config.state_dir)
+            self.history = JournalHistory(config.state_dir, writer=not worker)
+            self.engine.older_versions = self.history.ixfr
         self.zones: dict[str, ZoneState] = {}
         self.started_at = 0
         self.reloads = 0
@@ -229,6 +236,11 @@ class AuthServer:
                 elif new_serial and state.served is not None:
                     log.info("[%s] loaded serial %d", zcfg.name, state.served.snapshot.serial)
                     changed.append(state)
+                    if self.history is not None:
+                        try:
+                            await asyncio.to_thread(self.history.record, state.served.snapshot, now)
+                        except DnssealError as e:
+                            log.error("[%s] journal not updated: %s", zcfg.name, e)
                 states[zcfg.name] = state
             self.zones = states
             served: dict[dns.name.Name, ServedZone] = {}

@@ -9,6 +9,7 @@ file at once.  Relative paths are relative to the config file's directory.  Exam
     control = "dnsseal.sock"          # unix control socket for `dnsseal ctl` (mode 0600)
     tcp-idle-timeout = 10             # seconds
     workers = 2                       # processes sharing the ports (SO_REUSEPORT)
+    state-dir = "state"               # journal: IXFR history survives restarts
     ixfr-versions = 10                # older zone versions kept for IXFR
 
     [key.xfr]                         # TSIG keys (RFC 8945)
@@ -63,6 +64,7 @@ SERVER_OPTIONS = {
     "ixfr-versions",
     "udp-payload",
     "workers",
+    "state-dir",
 }
 ZONE_OPTIONS = {"file", "presigned", "policy", "allow-transfer", "also-notify", "notify-key"}
 ZONE_SUFFIXES = (".signed", ".zone", ".db")
@@ -109,6 +111,7 @@ class ServerConfig:
     ixfr_versions: int = 10
     udp_payload: int = 1232
     workers: int = 1  # processes answering on the same ports (SO_REUSEPORT)
+    state_dir: Path | None = None  # the journal (IXFR history across restarts)
     source: Path | None = None  # the file this came from (None: built-in default)
 
 
@@ -190,6 +193,10 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
     if not isinstance(versions, int) or versions < 0:
         c.fail("server.ixfr-versions", f"must be a non-negative integer, got {versions!r}")
         versions = 10
+    state_dir = server.get("state-dir")
+    if state_dir is not None and not isinstance(state_dir, str):
+        c.fail("server.state-dir", "must be a path string")
+        state_dir = None
     workers = server.get("workers", 1)
     if not isinstance(workers, int) or not 1 <= workers <= 256:
         c.fail("server.workers", f"must be an integer in 1..256, got {workers!r}")
@@ -298,6 +305,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         ixfr_versions=versions,
         udp_payload=payload,
         workers=workers,
+        state_dir=(base / state_dir) if state_dir else None,
         source=source,
     )
 
@@ -361,6 +369,14 @@ def load_zone_file(path: Path, origin: str) -> dns.zone.Zone:
         raise FileFormatError(str(path), line, text) from None
     except dns.exception.DNSException as e:
         raise FileFormatError(str(path), None, str(e) or type(e).__name__) from None
+
+
+def ensure_dir(path: Path) -> None:
+    """Create a state directory (mode 0700) if missing; raises StorageError."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(str(path), f"cannot create directory: {e.strerror or e}") from None
 
 
 def file_signature(path: Path) -> tuple[int, int]:

@@ -1,0 +1,103 @@
+"""Zone history in the journal (SQLite in the state directory): IXFR survives restarts.
+
+Every version the server loads is recorded as a change (records removed, records added,
+in presentation format) from the journal's current version, so a secondary that was at a
+serial we served before a restart still gets an IXFR.  Only the main process writes; worker
+processes read.  The journal is opened per operation: loads run in worker threads and a
+SQLite connection belongs to the thread that made it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from dnsseal.errors import DnssealError
+from dnsseal.proto.snapshot import SOA, ZoneSnapshot
+from dnsseal.proto.xfr import Record, group_records
+from dnsseal.storage.journal import Journal, Transaction
+
+log = logging.getLogger(__name__)
+
+# Past this many changes the journal is rebased on the current version (its older history,
+# and IXFR from it, is dropped): one full copy plus a bounded tail.
+MAX_CHANGES = 100
+
+
+def record_lines(snap: ZoneSnapshot) -> set[str]:
+    """Every record of ``snap`` as one presentation line with absolute names."""
+    out = set()
+    for rrset in snap.records():
+        owner = rrset.name.to_text()
+        rtype = dns.rdatatype.to_text(rrset.rdtype)
+        for rd in rrset:
+            out.add(f"{owner} {rrset.ttl} IN {rtype} {rd.to_text()}")
+    return out
+
+
+def _parse(line: str) -> Record:
+    name, ttl, rdclass, rtype, rdata = line.split(None, 4)
+    rrset = dns.rrset.from_text(name, int(ttl), rdclass, rtype, rdata)
+    return (rrset.name, rrset.ttl, int(rrset.covers), rrset[0])
+
+
+class JournalHistory:
+    """Records loaded versions in ``state_dir``'s journal and answers IXFR from it."""
+
+    def __init__(self, state_dir: Path, writer: bool) -> None:
+        self.state_dir = state_dir
+        self.writer = writer
+
+    def record(self, snap: ZoneSnapshot, now: int) -> None:
+        """Append the change from the journal's current version to ``snap`` (or store
+        ``snap`` as the base when the journal does not know the zone yet)."""
+        if not self.writer:
+            return
+        zone = snap.origin.to_text()
+        lines = record_lines(snap)
+        with Journal(self.state_dir) as j:
+            current = j.current_serial(zone)
+            if current is None:
+                j.set_base(zone, snap.serial, sorted(lines), now)
+                return
+            if current == snap.serial:
+                return
+            replayed = j.replay(zone)
+            assert replayed is not None
+            old = replayed[1]
+            removed, added = sorted(old - lines), sorted(lines - old)
+            j.append(
+                Transaction(zone, current, snap.serial, now, "reload", tuple(removed), tuple(added))
+            )
+            if len(j.transactions(zone)) > MAX_CHANGES:
+                j.set_base(zone, snap.serial, sorted(lines), now)
+        log.info("[%s] journal: serial %d -> %d recorded", zone, current, snap.serial)
+
+    def ixfr(self, snap: ZoneSnapshot, client_serial: int) -> list[dns.rrset.RRset] | None:
+        """The IXFR body from ``client_serial`` to ``snap`` from the journal, or None."""
+        zone = snap.origin.to_text()
+        try:
+            with Journal(self.state_dir) as j:
+                changes = j.since(zone, client_serial)
+        except DnssealError as e:
+            log.warning("[%s] journal unreadable: %s", zone, e)
+            return None
+        if not changes or changes[-1].serial_to != snap.serial:
+            return None
+        soa_now = snap.apex.rrsets[SOA]
+        body: list[dns.rrset.RRset] = [soa_now]
+        for change in changes:
+            for lines in (change.removed, change.added):
+                records = [_parse(line) for line in lines]
+                soa = [r for r in records if r[3].rdtype == SOA and r[0] == snap.origin]
+                if len(soa) != 1:
+                    return None  # every step of an IXFR starts with exactly one SOA
+                body += group_records(soa) + group_records(r for r in records if r not in soa)
+        body.append(soa_now)
+        log.info("[%s] IXFR from serial %d served from the journal", zone, client_serial)
+        return body

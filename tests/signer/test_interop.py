@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dns.rdatatype
 import pytest
 
 from dnsseal import clock
-from dnsseal.signer import Nsec3Params, SigningKey, SignParams, sign_zone
+from dnsseal.keys.model import KeyTimings
+from dnsseal.signer import Nsec3Params, SigningKey, SignParams, sign_zone, smart_select
+from dnsseal.signer.rrsig import Rrsig
+from dnsseal.signer.verify import verify_zone
 from dnsseal.zone.text import format_zone
 
 from .conftest import Dnsseal, external_verify, ksk_zsk, make_key, write, zone_from
 
 pytestmark = pytest.mark.interop
+T = dns.rdatatype
 
 DENIAL = {
     "nsec": None,
@@ -98,3 +103,20 @@ def test_signzone_cli_explicit_key_files_and_workers(dnsseal: Dnsseal, tmp_path:
     dnsseal("signzone", "-o", "example.com", "-q", "-n", "2", "-x", src, ksk,
             tmp_path / f"{zsk.stdout.strip()}.key")  # fmt: skip
     external_verify(tmp_path / "zone.signed")
+
+
+def test_rfc5011_revoked_ksk_with_its_successor(tmp_path: Path) -> None:
+    now = clock.now()
+    old_ksk = make_key(13, ksk=True, n=5).with_timings(KeyTimings(revoke=now - 60))
+    new_ksk = make_key(13, ksk=True, n=6)
+    keys = smart_select([old_ksk, new_ksk, make_key(13)], now)
+    revoked = [k for k in keys if k.key.is_revoked]
+    assert len(revoked) == 1 and revoked[0].publish and revoked[0].active
+    signed = sign_zone(zone_from(), keys, SignParams(ksk_only=True), now).zone
+    dnskey_sigs = {
+        Rrsig.from_wire(w).key_tag for w in signed.rrsigs[signed.origin][T.DNSKEY].rdatas
+    }
+    assert revoked[0].key.tag in dnskey_sigs  # the revoked key signs the DNSKEY RRset
+    path = write(signed, tmp_path / "z.signed")
+    external_verify(path)
+    assert verify_zone(signed, now) == []

@@ -212,3 +212,16 @@ def test_verify_cli_exit_status_and_json(dnsseal: Dnsseal, tmp_path: Path) -> No
     assert r.exit_code == 2 and "RRSIG_EXPIRES_SOON" in r.output
     r = dnsseal("verify", "-o", "example.com", "-t", "yesterday", good, ok=False)
     assert r.exit_code != 0 and "-t" in r.output + r.stderr
+
+
+def test_missing_glue_and_rrsig_ttl_are_warnings() -> None:
+    z = signed()
+    no_glue = edit(z, drop=lambda name, t, c, rd: name == n("ns.sec"))
+    assert codes(no_glue) == {("GLUE_MISSING", "sec.example.com.", "NS")}
+    sig = z.rrsigs[n("mail")][T.A]
+    odd_ttl = edit(
+        z,
+        drop=lambda name, t, c, rd: name == n("mail") and t == T.RRSIG and c == T.A,
+        add=tuple((n("mail"), T.RRSIG, 60, w) for w in sig.rdatas),
+    )
+    assert codes(odd_ttl) == {("RRSIG_TTL", "mail.example.com.", "A")}

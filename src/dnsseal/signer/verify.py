@@ -44,7 +44,9 @@ CODES: dict[str, tuple[Severity, str, int | None]] = {
     "RRSIG_ON_GLUE": (E, "RFC 4035 2.2", None),
     "RRSIG_ON_DELEGATION": (E, "RFC 4035 2.2", None),
     "RRSIG_STALE": (E, "RFC 4035 2.2", None),
+    "RRSIG_TTL": (W, "RFC 4034 3", None),
     "DS_NOT_AT_CUT": (E, "RFC 4035 2.4", None),
+    "GLUE_MISSING": (W, "RFC 1034 4.2.1", 22),
     "NSEC_MISSING": (E, "RFC 4035 2.3", 12),
     "NSEC_EXTRA": (E, "RFC 4035 2.3", None),
     "NSEC_NEXT": (E, "RFC 4034 4.1.1", 12),
@@ -178,6 +180,13 @@ def _check_placement(
     for name, node in data.rrsets.items():
         if T.DS in node and lay.kinds[name] in (NameKind.APEX, NameKind.AUTH):
             report.add("DS_NOT_AT_CUT", name, "DS record where there is no zone cut", T.DS)
+        if lay.kinds[name] is NameKind.DELEGATION:
+            for target in _ns_targets(node[T.NS]):
+                has_address = data.get(target, T.A) or data.get(target, T.AAAA)
+                if target.is_subdomain(name) and not has_address:
+                    report.add("GLUE_MISSING", name,
+                               f"NS target {target} is below the cut but has no address "
+                               "records (glue)", T.NS)  # fmt: skip
     for name, sigs in zone.rrsigs.items():
         kind = lay.kinds.get(name)
         for covered in sigs:
@@ -204,6 +213,16 @@ def _check_placement(
                 )
 
 
+def _ns_targets(rrset: RRset) -> list[dns.name.Name]:
+    out = []
+    for rd in rrset.rdatas:
+        try:
+            out.append(canonical.name_from_wire(rd)[0])
+        except ValueError:
+            continue
+    return out
+
+
 def _check_signatures(
     zone: Zone,
     rr: RRset,
@@ -221,6 +240,10 @@ def _check_signatures(
     is_keyset = rr.rtype == T.DNSKEY and rr.name == zone.origin
     sep_algs = {k.algorithm for k in keys if k.flags & FLAG_SEP and not k.flags & FLAG_REVOKE}
     good_sep: set[int] = set()
+    if sigset is not None and sigset.ttl != rr.ttl:
+        report.add("RRSIG_TTL", rr.name,
+                   f"RRSIG TTL {sigset.ttl} differs from the RRset's TTL {rr.ttl}",
+                   rr.rtype)  # fmt: skip
     for w in sigset.rdatas if sigset else ():
         try:
             sig = Rrsig.from_wire(w)

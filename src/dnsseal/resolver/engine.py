@@ -11,6 +11,7 @@ TTL; final results per (name, type) for the smallest TTL of their records.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -25,6 +26,7 @@ from dnsseal import clock
 from dnsseal.resolver.cache import Cache, reply_ttl
 from dnsseal.resolver.transport import Transport, network_transport
 from dnsseal.validator.machine import Config, Need, Query, Result
+from dnsseal.validator.trustcache import TrustCache
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ class Resolver:
         clock_fn: Callable[[], int] = clock.now,
         cache: Cache | None = None,
     ) -> None:
+        if config.trust_cache is None:
+            config = dataclasses.replace(config, trust_cache=TrustCache())
         self.config = config
         self.transport = transport or network_transport()
         self.clock = clock_fn
@@ -52,7 +56,10 @@ class Resolver:
         self._inflight: dict[tuple[dns.name.Name, int], asyncio.Future[Result]] = {}
 
     def with_config(self, config: Config) -> None:
-        """Swap the configuration (new anchors); cached results are dropped."""
+        """Swap the configuration (new anchors); cached results are dropped (trusted key
+        sets stay: they are keyed by the anchors they were validated with)."""
+        if config.trust_cache is None:
+            config = dataclasses.replace(config, trust_cache=self.config.trust_cache)
         self.config = config
         self.results = Cache()
 

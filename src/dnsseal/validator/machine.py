@@ -51,6 +51,7 @@ from dnsseal.validator.msgview import (
 )
 from dnsseal.validator.policy import DEFAULT_POLICY, AlgorithmPolicy
 from dnsseal.validator.rrsig import SigCheck, ZoneKey, verify_rrset
+from dnsseal.validator.trustcache import TrustCache
 
 Server = tuple[str, int]
 Reply = dns.message.Message | None
@@ -80,6 +81,8 @@ class Config:
     policy: AlgorithmPolicy = DEFAULT_POLICY
     minimise: bool = True
     port: int = 53  # for servers learnt from glue or NS resolution
+    # Shared between queries (mutable); None: every query validates its chain from scratch.
+    trust_cache: TrustCache | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +273,18 @@ class Query:
         else:
             rrset = find(reply.answer, zone, DNSKEY_T)
             sigs = sigs_for(reply.answer, zone, DNSKEY_T)
+            cache = self.config.trust_cache
+            cache_key = None
+            if cache is not None and rrset is not None:
+                cache_key = cache.key(zone, rrset, ds, anchor_keys, self.config.policy)
+                keys = cache.get(cache_key, self.now)
+                if keys is not None:
+                    state = _Zone(
+                        zone, v.secure(f"DNSKEY RRset of {zone} (validated earlier)"), keys
+                    )
+                    self._link(zone, "DNSKEY", state.verdict.reason, v.Security.SECURE)
+                    self.zones[zone] = state
+                    return state
             ks = trust_keys(
                 zone,
                 rrset,
@@ -281,6 +296,8 @@ class Query:
                 self.config.policy,
             )
             state = _Zone(zone, ks.verdict, ks.keys)
+            if cache is not None and cache_key is not None and rrset is not None and state.secure:
+                cache.put(cache_key, ks.keys, rrset.ttl, sigs, self.now)
             for step in ks.steps:
                 self._link(zone, "DNSKEY", step, v.Security.SECURE)
         if not state.secure:

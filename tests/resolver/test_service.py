@@ -119,3 +119,15 @@ def test_cached_answers_count_ttl_down(authority: Authority) -> None:
     (second,) = asyncio.run(_serve_and_ask(res, [(q, False)]))
     assert second.answer[0].ttl == first.answer[0].ttl - 100
     assert second.flags & dns.flags.AD
+
+
+def test_clients_outside_the_allow_list_are_refused(authority: Authority) -> None:
+    res = Resolver(config_for(authority), memory_transport(authority), lambda: NOW)
+    service = ResolverService(res, allow=("192.0.2.0/24",))
+    q = dns.message.make_query("www.a.example.", "A").to_wire()
+    refused = dns.message.from_wire(asyncio.run(service.handle(q, False, "127.0.0.1")) or b"")
+    assert refused.rcode() == dns.rcode.REFUSED and not refused.answer
+    ok = dns.message.from_wire(asyncio.run(service.handle(q, False, "192.0.2.7")) or b"")
+    assert ok.rcode() == dns.rcode.NOERROR and ok.answer
+    assert not ResolverService(res).allowed("192.0.2.7")  # default: loopback only
+    assert ResolverService(res).allowed("::1")

@@ -8,6 +8,7 @@ errors.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any
@@ -259,6 +260,12 @@ def resolve(
     "(default 1h).  Repeatable.",
 )
 @click.option(
+    "--allow",
+    multiple=True,
+    metavar="NETWORK",
+    help="Clients allowed to query (CIDR, repeatable; default 127.0.0.0/8 and ::1).",
+)
+@click.option(
     "--state",
     "state_file",
     metavar="FILE",
@@ -273,6 +280,7 @@ def resolver(
     hints_file: str | None,
     upstream_port: int,
     ntas: tuple[str, ...],
+    allow: tuple[str, ...],
     state_file: str | None,
     no_minimise: bool,
     timeout: float,
@@ -282,5 +290,12 @@ def resolver(
     from dnsseal.resolver.service import serve_forever
 
     config = build_config(anchor_file, hints_file, None, upstream_port, not no_minimise, ntas)
+    for net in allow:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError as e:
+            raise OptionError("--allow", str(e)) from None
     state = Path(state_file) if state_file else None
-    asyncio.run(serve_forever(config, listen, listen_port, timeout=timeout, state_file=state))
+    asyncio.run(
+        serve_forever(config, listen, listen_port, timeout=timeout, state_file=state, allow=allow)
+    )

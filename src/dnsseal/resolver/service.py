@@ -1,5 +1,6 @@
 """The validating recursive service: UDP and TCP listeners that answer with the resolver.
 
+Only clients in the allow list (default: loopback) get answers; others get REFUSED.
 Answers follow RFC 4035 s3.2 and RFC 8914: AD on secure data when the client set DO or AD;
 bogus data is SERVFAIL with an Extended DNS Error unless the client set CD (then the data
 is returned without AD); RRSIGs and NSEC records only when DO is set.
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import struct
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 
 import dns.edns
@@ -31,6 +33,8 @@ from dnsseal.validator.verdict import Security
 
 log = logging.getLogger(__name__)
 
+# Like BIND's allow-recursion default (localhost): not an open resolver unless asked.
+DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
 DNSSEC_TYPES = {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
 
 
@@ -84,19 +88,32 @@ def _add_ede(resp: dns.message.Message, query: dns.message.Message, code: int, t
 class ResolverService:
     """Answers recursive queries; one task per query."""
 
-    def __init__(self, resolver: Resolver) -> None:
+    def __init__(self, resolver: Resolver, allow: Sequence[str] = DEFAULT_ALLOW) -> None:
         self.resolver = resolver
+        self.allow = tuple(ipaddress.ip_network(n, strict=False) for n in allow)
         self._servers: list[asyncio.AbstractServer] = []
         self._udp: list[asyncio.DatagramTransport] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def handle(self, wire: bytes, tcp: bool) -> bytes | None:
+    def allowed(self, client: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(client.split("%", maxsplit=1)[0])
+        except ValueError:
+            return False
+        return any(addr in net for net in self.allow)
+
+    async def handle(self, wire: bytes, tcp: bool, client: str = "127.0.0.1") -> bytes | None:
+        """The wire response to one query from ``client`` (None: drop it)."""
         try:
             query = dns.message.from_wire(wire)
         except dns.exception.DNSException:
             if len(wire) < 12:
                 return None
             return _formerr(wire)
+        if not self.allowed(client):
+            refused = dns.message.make_response(query)
+            refused.set_rcode(dns.rcode.REFUSED)
+            return refused.to_wire()
         if query.opcode() != dns.opcode.QUERY or len(query.question) != 1:
             resp = dns.message.make_response(query)
             resp.set_rcode(
@@ -131,7 +148,7 @@ class ResolverService:
 
             def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
                 async def answer() -> None:
-                    out = await service.handle(data, False)
+                    out = await service.handle(data, False, str(addr[0]))
                     if out is not None:
                         self.transport.sendto(out, addr)  # type: ignore[attr-defined]
 
@@ -151,6 +168,8 @@ class ResolverService:
         task.add_done_callback(self._tasks.discard)
 
     async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        client = str(peer[0]) if peer else ""
         try:
             while True:
                 try:
@@ -160,7 +179,7 @@ class ResolverService:
                     data = await reader.readexactly(length)
                 except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                     return
-                out = await self.handle(data, True)
+                out = await self.handle(data, True, client)
                 if out is None:
                     return
                 writer.write(struct.pack("!H", len(out)) + out)
@@ -190,13 +209,14 @@ async def serve_forever(
     *,
     timeout: float = 2.0,
     state_file: Path | None = None,
+    allow: Sequence[str] = (),
 ) -> None:
     """Serve until SIGINT or SIGTERM.  With ``state_file``, managed (initial-*) trust
     anchors are kept current by RFC 5011 and their state persisted there."""
     from dnsseal.resolver.trustmaint import TrustMaintainer
 
     resolver = Resolver(config, network_transport(timeout))
-    service = ResolverService(resolver)
+    service = ResolverService(resolver, allow or DEFAULT_ALLOW)
     await service.start(host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -205,3 +205,32 @@ def test_hostile_referrals_without_glue_are_bounded() -> None:
     assert time.perf_counter() - start < 3
     assert step.spent["queries"] <= LIMITS.queries + 1
     assert step.verdict.security in (S.INDETERMINATE, S.BOGUS)
+
+
+@pytest.mark.parametrize("nsec3", [None, Nsec3Params()], ids=["nsec", "nsec3"])
+def test_wildcard_replayed_below_an_existing_name_is_bogus(nsec3: Nsec3Params | None) -> None:
+    """*.w.wc. must not answer a.b.w.wc. when b.w.wc. exists (RFC 4035 5.3.4): an attacker
+    replays the wildcard's signed data with a genuine NSEC that covers a.b.w.wc."""
+    child = sign_zone(ZONE_TEXT + "*.w A 192.0.2.1\nb.w TXT here\n", "wc", nsec3=nsec3)
+    auth = _tree(child)
+    qname = dns.name.from_text("a.b.w.wc.")
+    wild = dns.name.from_text("*.w.wc.")
+
+    def replay(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.qname != qname or need.rdtype != T.A:
+            return reply
+        forged = dns.message.make_response(dns.message.make_query(qname, "A"))
+        a = child.rrset(wild, T.A)
+        sigs = child.zone.get_rdataset(wild, T.RRSIG, T.A)
+        assert a is not None and sigs is not None
+        forged.answer = [
+            dns.rrset.from_rdata_list(qname, 300, list(a)),
+            dns.rrset.from_rdata_list(qname, 300, list(sigs)),
+        ]
+        forged.authority = [r for r in reply.authority if r.rdtype in (T.NSEC, T.NSEC3, T.RRSIG)]
+        return forged
+
+    legit, _ = _timed(auth, "a.b.w.wc.", "A")
+    assert legit.verdict.security is S.SECURE and legit.rcode == 3  # NXDOMAIN
+    r, _ = _timed(auth, "a.b.w.wc.", "A", replay)
+    assert r.verdict.security is S.BOGUS, (nsec3, r.verdict)

@@ -153,6 +153,11 @@ def wildcard(
     cover = _cover(records, qname)
     if cover is None or any(r.owner == qname for r in records):
         return missing(f"wildcard answer for {qname} without an NSEC proving {qname} is absent")
+    # The NSEC must also show that no name between the wildcard's parent and qname exists
+    # (RFC 4035 s5.3.4): its closest encloser must be the one the RRSIG labels field names.
+    ce = _closest_encloser(qname, cover)
+    if ce != encloser:
+        return fail(f"wildcard *.{encloser} cannot answer {qname}: {ce} exists closer to it")
     bad = verify_all([cover.rrset], verify)
     if bad is not None:
         return Proof(bad)

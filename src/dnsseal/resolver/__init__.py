@@ -1,2 +1,9 @@
-"""The resolver service layer: sockets, cache and the driver that feeds DNS replies to the
-pure :mod:`dnsseal.validator.machine` query state machine."""
+"""The resolver service layer: sockets, caches and the driver that feeds DNS replies to the
+pure :mod:`dnsseal.validator.machine` query state machine.
+
+- :mod:`.engine` ``Resolver`` (transport + clock + caches -> validated results)
+- :mod:`.transport` UDP/TCP exchanges; :mod:`.cache` TTL cache; :mod:`.hints` root hints
+- :mod:`.service` the recursive service (AD, SERVFAIL + EDE, CD, DO, allow list)
+- :mod:`.trustmaint` RFC 5011 refreshes and the state file
+- :mod:`.recording` record / replay upstream replies (reproducible verdicts)
+"""

@@ -234,3 +234,26 @@ def test_wildcard_replayed_below_an_existing_name_is_bogus(nsec3: Nsec3Params | 
     assert legit.verdict.security is S.SECURE and legit.rcode == 3  # NXDOMAIN
     r, _ = _timed(auth, "a.b.w.wc.", "A", replay)
     assert r.verdict.security is S.BOGUS, (nsec3, r.verdict)
+
+
+def test_nsec3_with_unknown_hash_or_flags_is_ignored() -> None:
+    child = sign_zone(ZONE_TEXT, "h3", nsec3=Nsec3Params())
+
+    def rewrite(alg: int, flags: int):  # type: ignore[no-untyped-def]
+        def mutate(need: Need, reply: dns.message.Message) -> dns.message.Message:
+            out = []
+            for r in reply.authority:
+                if r.rdtype == T.NSEC3:
+                    rds = [rd.replace(algorithm=alg, flags=flags) for rd in r]
+                    out.append(dns.rrset.from_rdata_list(r.name, r.ttl, rds))
+                else:
+                    out.append(r)
+            reply.authority = out
+            return reply
+
+        return mutate
+
+    for alg, flags in ((2, 0), (1, 0x80)):
+        r, _ = _timed(_tree(child), "nx.h3.", "A", rewrite(alg, flags))
+        # RFC 5155 s8.1/8.2: such records are ignored, so nothing proves the denial.
+        assert (r.verdict.security, r.verdict.ede) == (S.BOGUS, v.EDE_NSEC_MISSING), r.verdict

@@ -166,3 +166,15 @@ def test_ds_match_failures_are_capped() -> None:
         ZONE, dnskeys, [sig], [*wrong[:3], good], [], NOW, Budget(Limits(ds_failures=4))
     )
     assert ks.verdict.security is v.Security.SECURE
+
+
+def test_dnskey_without_zone_key_bit_is_not_usable() -> None:
+    key = make_key()
+    plain = key.dnskey.replace(flags=0x0001)  # SEP only, no zone key bit
+    dnskeys = dns.rrset.from_rdata_list(ZONE, 300, [plain])
+    sig = dns.dnssec.sign(
+        dnskeys, key.private, ZONE, plain, inception=INCEPTION, expiration=EXPIRATION
+    )
+    ds = dns.dnssec.make_ds(ZONE, plain, "SHA256")
+    ks = trust_keys(ZONE, dnskeys, [sig], [ds], [], NOW, Budget())
+    assert (ks.verdict.security, ks.verdict.ede) == (v.Security.BOGUS, v.EDE_NO_ZONE_KEY_BIT)

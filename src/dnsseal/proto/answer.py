@@ -26,7 +26,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.CNAME
 import dns.rrset
 
-from dnsseal.proto.snapshot import DNAME, NS, NSEC, NSEC3, Node, ZoneSnapshot
+from dnsseal.proto.snapshot import DNAME, NS, NSEC, NSEC3, Key, Node, ZoneSnapshot, name_key
 
 CNAME = dns.rdatatype.CNAME
 DS = dns.rdatatype.DS
@@ -83,53 +83,62 @@ def _step(
     ans: Answer,
     first: bool,
 ) -> dns.name.Name | None:
-    """Answer one name of a chain into ``ans``; return the next name to chase, if any."""
-    origin = snap.origin
-    ce = origin
+    """Answer one name of a chain into ``ans``; return the next name to chase, if any.
+
+    Names are handled as keys (tuples of lower-case labels): suffixes are slices."""
+    qk = name_key(qname)
+    n, o = len(qk), len(snap.origin)
+    ce = qk[n - o :]
     exact = True
-    if snap.cuts or snap.has_dname or qname not in snap.nodes:
-        for depth in range(len(origin), len(qname) + 1):
-            here = qname if depth == len(qname) else qname.split(depth)[1]
-            if depth > len(origin):
-                if here in snap.cuts and not (here == qname and qtype == DS):
+    if snap.cut_keys or snap.has_dname or qk not in snap.by_key:
+        for depth in range(o, n + 1):
+            here = qk[n - depth :]
+            if depth > o:
+                if here in snap.cut_keys and not (depth == n and qtype == DS):
                     if not first:
                         return None  # a chain into a delegation: the resolver follows it
-                    _referral(snap, here, do, ans)
+                    _referral(snap, snap.by_key[here], here, do, ans)
                     return None
-                if not snap.exists(here):
+                if not snap.exists_k(here):
                     exact = False
                     break
                 ce = here
-            if snap.has_dname and here != qname:
-                dnode = snap.nodes.get(here)
+            if snap.has_dname and depth != n:
+                dnode = snap.by_key.get(here)
                 if dnode is not None and DNAME in dnode.rrsets:
                     return _dname(dnode, qname, do, ans)
     if exact:
-        return _exact(snap, qname, qtype, do, tcp, ans)
-    return _nonexistent(snap, qname, qtype, ce, do, tcp, ans)
+        return _exact(snap, qname, qk, qtype, do, tcp, ans)
+    return _nonexistent(snap, qname, qk, qtype, ce, do, tcp, ans)
 
 
 def _exact(
-    snap: ZoneSnapshot, qname: dns.name.Name, qtype: int, do: bool, tcp: bool, ans: Answer
+    snap: ZoneSnapshot,
+    qname: dns.name.Name,
+    qk: Key,
+    qtype: int,
+    do: bool,
+    tcp: bool,
+    ans: Answer,
 ) -> dns.name.Name | None:
-    node = snap.nodes.get(qname)
+    node = snap.by_key.get(qk)
     if node is None:  # empty non-terminal
-        _nodata(snap, qname, None, do, ans)
+        _nodata(snap, qk, None, do, ans)
         return None
-    if qname in snap.cuts:  # only DS gets here: answered from the parent side
+    if qk in snap.cut_keys:  # only DS gets here: answered from the parent side
         if DS in node.rrsets:
             ans.answer += node.with_sigs(DS, do)
         else:
-            _nodata(snap, qname, node, do, ans)
+            _nodata(snap, qk, node, do, ans)
         return None
-    return _from_node(snap, qname, node, node, qtype, do, tcp, ans, wildcard=False)
+    return _from_node(snap, qname, qk, node, qtype, do, tcp, ans, wildcard=False)
 
 
 def _from_node(
     snap: ZoneSnapshot,
     qname: dns.name.Name,
+    qk: Key,
     node: Node,
-    proof_node: Node,
     qtype: int,
     do: bool,
     tcp: bool,
@@ -160,9 +169,9 @@ def _from_node(
         ans.answer += sigs if tcp else sigs[:1]
         return None
     if wildcard:
-        _wildcard_nodata(snap, qname, proof_node, node, do, ans)
+        _wildcard_nodata(snap, qk, node, do, ans)
     else:
-        _nodata(snap, qname, node, do, ans)
+        _nodata(snap, qk, node, do, ans)
     return None
 
 
@@ -184,15 +193,13 @@ def _soa(snap: ZoneSnapshot, do: bool, ans: Answer) -> None:
     ans.authority += snap.negative_soa if do else snap.negative_soa[:1]
 
 
-def _add_denial(node: Node, rdtype: int, do: bool, ans: Answer) -> None:
-    if rdtype in node.rrsets:
+def _add_denial(node: Node | None, rdtype: int, do: bool, ans: Answer) -> None:
+    if node is not None and rdtype in node.rrsets:
         ans.authority += node.with_sigs(rdtype, do)
 
 
-def _nodata(
-    snap: ZoneSnapshot, qname: dns.name.Name, node: Node | None, do: bool, ans: Answer
-) -> None:
-    """NOERROR with no answer: SOA, and with DO the NSEC/NSEC3 of ``qname`` (RFC 4035
+def _nodata(snap: ZoneSnapshot, qk: Key, node: Node | None, do: bool, ans: Answer) -> None:
+    """NOERROR with no answer: SOA, and with DO the NSEC/NSEC3 of the name (RFC 4035
     3.1.3.1, RFC 5155 7.2.3), or for an empty non-terminal the NSEC covering it, or for an
     opt-out name without NSEC3 the closest encloser proof (RFC 5155 7.2.4)."""
     _soa(snap, do, ans)
@@ -202,20 +209,16 @@ def _nodata(
         if node is not None and NSEC in node.rrsets:
             _add_denial(node, NSEC, do, ans)
         else:
-            cover = snap.nsec_covering(qname)
-            if cover is not None:
-                _add_denial(cover, NSEC, do, ans)
+            _add_denial(snap.nsec_covering_k(qk), NSEC, do, ans)
     elif snap.nsec3 is not None:
-        match = snap.nsec3_matching(qname)
+        match = snap.nsec3_matching(qk)
         if match is not None:
             _add_denial(match, NSEC3, do, ans)
         else:
-            _nsec3_closest_encloser(snap, qname, qname.parent(), do, ans)
+            _nsec3_closest_encloser(snap, qk, qk[1:], do, ans)
 
 
-def _nsec3_closest_encloser(
-    snap: ZoneSnapshot, qname: dns.name.Name, ce: dns.name.Name, do: bool, ans: Answer
-) -> dns.name.Name:
+def _nsec3_closest_encloser(snap: ZoneSnapshot, qk: Key, ce: Key, do: bool, ans: Answer) -> Key:
     """Add the closest encloser proof (RFC 5155 7.2.1): the NSEC3 matching the closest
     provable encloser and the one covering the next closer name.  Returns the encloser.
 
@@ -223,11 +226,10 @@ def _nsec3_closest_encloser(
     leading only to insecure delegations); we walk up to the first one that has one."""
     match = snap.nsec3_matching(ce)
     while match is None and len(ce) > len(snap.origin):
-        ce = ce.parent()
+        ce = ce[1:]
         match = snap.nsec3_matching(ce)
-    if match is not None:
-        _add_denial(match, NSEC3, do, ans)
-    next_closer = qname.split(len(ce) + 1)[1]
+    _add_denial(match, NSEC3, do, ans)
+    next_closer = qk[len(qk) - len(ce) - 1 :]
     _add_denial(snap.nsec3_covering(next_closer), NSEC3, do, ans)
     return ce
 
@@ -235,28 +237,27 @@ def _nsec3_closest_encloser(
 def _nonexistent(
     snap: ZoneSnapshot,
     qname: dns.name.Name,
+    qk: Key,
     qtype: int,
-    ce: dns.name.Name,
+    ce: Key,
     do: bool,
     tcp: bool,
     ans: Answer,
 ) -> dns.name.Name | None:
     """``qname`` does not exist; ``ce`` is its closest encloser.  Synthesise from
     ``*.ce`` if there is one (RFC 4592), otherwise NXDOMAIN with its proof."""
-    wc = dns.name.Name((WILDCARD, *ce.labels))
-    wnode = snap.nodes.get(wc)
+    wc = (WILDCARD, *ce)
+    wnode = snap.by_key.get(wc)
     if wnode is not None:
         before = len(ans.answer)
-        target = _from_node(snap, qname, wnode, wnode, qtype, do, tcp, ans, wildcard=True)
+        target = _from_node(snap, qname, qk, wnode, qtype, do, tcp, ans, wildcard=True)
         if len(ans.answer) > before and do:
             # The expansion is only valid with the proof that qname itself does not exist:
             # the NSEC covering it, or the NSEC3 covering the next closer name.
             if snap.nsec_names:
-                cover = snap.nsec_covering(qname)
-                if cover is not None:
-                    _add_denial(cover, NSEC, do, ans)
+                _add_denial(snap.nsec_covering_k(qk), NSEC, do, ans)
             elif snap.nsec3 is not None:
-                next_closer = qname.split(len(ce) + 1)[1]
+                next_closer = qk[len(qk) - len(ce) - 1 :]
                 _add_denial(snap.nsec3_covering(next_closer), NSEC3, do, ans)
         return target
     ans.rcode = dns.rcode.NXDOMAIN
@@ -264,42 +265,32 @@ def _nonexistent(
     if not do:
         return None
     if snap.nsec_names:
-        for name in (qname, wc):
-            cover = snap.nsec_covering(name)
-            if cover is not None:
-                _add_denial(cover, NSEC, do, ans)
+        _add_denial(snap.nsec_covering_k(qk), NSEC, do, ans)
+        _add_denial(snap.nsec_covering_k(wc), NSEC, do, ans)
     elif snap.nsec3 is not None:
-        provable = _nsec3_closest_encloser(snap, qname, ce, do, ans)
-        wc = dns.name.Name((WILDCARD, *provable.labels))
-        _add_denial(snap.nsec3_covering(wc), NSEC3, do, ans)
+        provable = _nsec3_closest_encloser(snap, qk, ce, do, ans)
+        _add_denial(snap.nsec3_covering((WILDCARD, *provable)), NSEC3, do, ans)
     return None
 
 
-def _wildcard_nodata(
-    snap: ZoneSnapshot, qname: dns.name.Name, _proof: Node, wnode: Node, do: bool, ans: Answer
-) -> None:
+def _wildcard_nodata(snap: ZoneSnapshot, qk: Key, wnode: Node, do: bool, ans: Answer) -> None:
     """The wildcard matches but has no data of the type: RFC 4035 3.1.3.4 / RFC 5155 7.2.5."""
     _soa(snap, do, ans)
     if not do:
         return
     if snap.nsec_names:
-        cover = snap.nsec_covering(qname)
-        if cover is not None:
-            _add_denial(cover, NSEC, do, ans)
+        _add_denial(snap.nsec_covering_k(qk), NSEC, do, ans)
         _add_denial(wnode, NSEC, do, ans)
     elif snap.nsec3 is not None:
-        ce = wnode.name.parent()
-        _nsec3_closest_encloser(snap, qname, ce, do, ans)
-        match = snap.nsec3_matching(wnode.name)
-        if match is not None:
-            _add_denial(match, NSEC3, do, ans)
+        wk = name_key(wnode.name)
+        _nsec3_closest_encloser(snap, qk, wk[1:], do, ans)
+        _add_denial(snap.nsec3_matching(wk), NSEC3, do, ans)
 
 
-def _referral(snap: ZoneSnapshot, cut: dns.name.Name, do: bool, ans: Answer) -> None:
+def _referral(snap: ZoneSnapshot, node: Node, cut: Key, do: bool, ans: Answer) -> None:
     """A delegation: NS (unsigned), DS or the proof of no DS (RFC 4035 3.1.4, RFC 5155
     7.2.7 with opt-out), and the addresses of name servers held in this zone (glue)."""
     ans.aa = False
-    node = snap.nodes[cut]
     ns = node.rrsets[NS]
     ans.authority.append(ns)
     if do:
@@ -312,9 +303,9 @@ def _referral(snap: ZoneSnapshot, cut: dns.name.Name, do: bool, ans: Answer) -> 
             if match is not None:
                 _add_denial(match, NSEC3, do, ans)
             else:
-                _nsec3_closest_encloser(snap, cut, cut.parent(), do, ans)
+                _nsec3_closest_encloser(snap, cut, cut[1:], do, ans)
     # Only in-domain glue (RFC 9471): sibling addresses are not needed to follow it.
-    _addresses(snap, ns, False, ans, under=cut)
+    _addresses(snap, ns, False, ans, under=node.name)
 
 
 def _addresses(
@@ -330,7 +321,7 @@ def _addresses(
         target = rd.target
         if not target.is_subdomain(under or snap.origin):
             continue
-        tnode = snap.nodes.get(target)
+        tnode = snap.by_key.get(name_key(target))
         if tnode is None:
             continue
         for t in (A, AAAA):

@@ -34,7 +34,7 @@ import dns.tsig
 from dnsseal.proto.acl import Acl
 from dnsseal.proto.answer import Answer, lookup
 from dnsseal.proto.fastpath import SimpleQuery, parse_simple, render_simple
-from dnsseal.proto.snapshot import ZoneSnapshot
+from dnsseal.proto.snapshot import ZoneSnapshot, name_key
 from dnsseal.proto.xfr import IxfrSource, refused, transfer
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class Stats:
     dropped: int = 0
     refused: int = 0
     transfers: int = 0
-    by_rcode: dict[str, int] = field(default_factory=dict)
+    by_rcode: dict[int, int] = field(default_factory=dict)  # rcode -> count
 
 
 class Engine:
@@ -91,6 +91,7 @@ class Engine:
         udp_payload: int = DEFAULT_UDP_PAYLOAD,
     ) -> None:
         self.zones: dict[dns.name.Name, ServedZone] = dict(zones or {})
+        self.zone_keys = {name_key(n): z for n, z in self.zones.items()}
         self.keyring: dict[dns.name.Name, dns.tsig.Key] = dict(keyring or {})
         self.udp_payload = udp_payload
         self.cache: dict[tuple[bool, bytes], bytes] = {}
@@ -104,6 +105,7 @@ class Engine:
     ) -> None:
         """Swap in a new zone set (and keyring); queries after this see only the new one."""
         self.zones = dict(zones)
+        self.zone_keys = {name_key(n): z for n, z in self.zones.items()}
         if keyring is not None:
             self.keyring = dict(keyring)
         self.cache = {}
@@ -168,8 +170,8 @@ class Engine:
         out = render_simple(wire, q, snap, ans, sections, max_size, self.udp_payload)
         if out is None:
             return None  # too big uncompressed: the general path compresses or truncates
-        name = dns.rcode.to_text(dns.rcode.Rcode(ans.rcode))
-        self.stats.by_rcode[name] = self.stats.by_rcode.get(name, 0) + 1
+        by_rcode = self.stats.by_rcode
+        by_rcode[ans.rcode] = by_rcode.get(ans.rcode, 0) + 1
         return out
 
     def _dispatch(
@@ -194,8 +196,8 @@ class Engine:
             return [self._error(query, dns.rcode.REFUSED, tcp)]
         do = query.edns >= 0 and bool(query.ednsflags & dns.flags.DO)
         ans = lookup(served.snapshot, q.name, q.rdtype, do, tcp)
-        name = dns.rcode.to_text(dns.rcode.Rcode(ans.rcode))
-        self.stats.by_rcode[name] = self.stats.by_rcode.get(name, 0) + 1
+        by_rcode = self.stats.by_rcode
+        by_rcode[ans.rcode] = by_rcode.get(ans.rcode, 0) + 1
         if query.had_tsig:
             return [_render_message(query, ans, self._max_size(query, tcp))]
         return [render(wire, q.name, q.rdtype, q.rdclass, ans, query, self._max_size(query, tcp))]
@@ -203,18 +205,18 @@ class Engine:
     def find_zone(self, qname: dns.name.Name, qtype: int) -> ServedZone | None:
         """The deepest served zone containing ``qname``; for DS at a zone apex, the parent
         zone if we serve it (DS belongs to the parent side, RFC 4035 3.1.4.1)."""
-        name = qname
-        if qtype == DS and name in self.zones and len(name) > 1:
-            parent = self.find_zone(name.parent(), 0)
-            if parent is not None:
-                return parent
-        while True:
-            served = self.zones.get(name)
+        qk = name_key(qname)
+        by_key = self.zone_keys
+        start = 0
+        if qtype == DS and qk in by_key and len(qk) > 1:
+            start = 1
+        for i in range(start, len(qk)):
+            served = by_key.get(qk[i:])
             if served is not None:
                 return served
-            if len(name) <= 1:
-                return None
-            name = name.parent()
+        if start:  # no parent zone here: the child answers (NODATA at its apex)
+            return by_key.get(qk)
+        return None
 
     def _max_size(self, query: dns.message.Message, tcp: bool) -> int:
         if tcp:

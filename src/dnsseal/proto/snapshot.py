@@ -16,11 +16,12 @@ Nothing here signs or synthesises: a presigned zone is served exactly as it was 
 
 from __future__ import annotations
 
+import base64
 import bisect
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import dns.dnssec
 import dns.name
 import dns.node
 import dns.rdatatype
@@ -38,12 +39,23 @@ SOA = dns.rdatatype.SOA
 DNAME = dns.rdatatype.DNAME
 
 CanonKey = tuple[bytes, ...]
+NSEC3_CACHE_LIMIT = 10_000
 
 
 def canonical_key(name: dns.name.Name) -> CanonKey:
     """Sort key giving RFC 4034 section 6.1 canonical order (labels right to left, lower
     case, compared as octet strings)."""
     return tuple(label.lower() for label in reversed(name.labels))
+
+
+Key = tuple[bytes, ...]
+
+
+def name_key(name: dns.name.Name) -> Key:
+    """A name as its lower-case labels: the dict key of the hot path.  dnspython's
+    ``Name.__hash__`` lowercases character by character in Python on every lookup; a tuple
+    of bytes hashes in C and caches the hash of each label."""
+    return tuple(label.lower() for label in name.labels)
 
 
 class ZoneError(InputError):
@@ -95,6 +107,10 @@ class ZoneSnapshot:
     negative_soa: list[dns.rrset.RRset]  # SOA and its RRSIG with the RFC 2308 negative TTL
     # id(rrset) -> (rrset, uncompressed wire, record count), filled lazily by the fast path
     wire_memo: dict[int, tuple[dns.rrset.RRset, bytes, int]] = field(default_factory=dict)
+    nsec3_cache: dict[Key, str] = field(default_factory=dict)
+    by_key: dict[Key, Node] = field(default_factory=dict)
+    ent_keys: frozenset[Key] = frozenset()
+    cut_keys: frozenset[Key] = frozenset()
 
     @property
     def apex(self) -> Node:
@@ -107,34 +123,57 @@ class ZoneSnapshot:
 
     def exists(self, name: dns.name.Name) -> bool:
         """True if ``name`` owns data or is an empty non-terminal (RFC 4592 "exists")."""
-        return name in self.nodes or name in self.ents
+        return self.exists_k(name_key(name))
+
+    def exists_k(self, k: Key) -> bool:
+        return k in self.by_key or k in self.ent_keys
 
     # -- NSEC ---------------------------------------------------------------------------
 
     def nsec_covering(self, name: dns.name.Name) -> Node | None:
         """The node of the NSEC whose owner is ``name`` or the last one before it in
         canonical order (so its NSEC matches or covers ``name``)."""
+        return self.nsec_covering_k(name_key(name))
+
+    def nsec_covering_k(self, k: Key) -> Node | None:
         if not self.nsec_keys:
             return None
-        i = bisect.bisect_right(self.nsec_keys, canonical_key(name)) - 1
+        i = bisect.bisect_right(self.nsec_keys, k[::-1]) - 1
         # Before the first owner (impossible inside the zone: the apex is first) wraps.
         return self.nodes[self.nsec_names[i]]
 
     # -- NSEC3 --------------------------------------------------------------------------
 
     def nsec3_hash(self, name: dns.name.Name) -> str:
-        """The lower-case base32hex NSEC3 hash label of ``name``."""
+        """The lower-case base32hex NSEC3 hash label of ``name`` (RFC 5155 5)."""
+        return self.nsec3_hash_k(name_key(name))
+
+    def nsec3_hash_k(self, k: Key) -> str:
+        """:meth:`nsec3_hash` of a name key, memoised: the closest encloser and wildcard of
+        most denials are the same few names."""
+        cache = self.nsec3_cache
+        hit = cache.get(k)
+        if hit is not None:
+            return hit
         assert self.nsec3 is not None
-        p = self.nsec3
-        return dns.dnssec.nsec3_hash(name, p.salt, p.iterations, p.algorithm).lower()
+        salt = self.nsec3.salt
+        wire = b"".join(bytes((len(label),)) + label for label in k)
+        digest = hashlib.sha1(wire + salt).digest()
+        for _ in range(self.nsec3.iterations):
+            digest = hashlib.sha1(digest + salt).digest()
+        out = base64.b32hexencode(digest).decode("ascii").lower()
+        if len(cache) >= NSEC3_CACHE_LIMIT:
+            cache.clear()
+        cache[k] = out
+        return out
 
-    def nsec3_matching(self, name: dns.name.Name) -> Node | None:
-        """The NSEC3 node whose hashed owner equals the hash of ``name``, if any."""
-        return self.nsec3_by_hash.get(self.nsec3_hash(name))
+    def nsec3_matching(self, k: Key) -> Node | None:
+        """The NSEC3 node whose hashed owner equals the hash of name key ``k``, if any."""
+        return self.nsec3_by_hash.get(self.nsec3_hash_k(k))
 
-    def nsec3_covering(self, name: dns.name.Name) -> Node:
-        """The NSEC3 node covering (or matching) the hash of ``name``, wrapping around."""
-        h = self.nsec3_hash(name)
+    def nsec3_covering(self, k: Key) -> Node:
+        """The NSEC3 node covering (or matching) the hash of name key ``k`` (wrapping)."""
+        h = self.nsec3_hash_k(k)
         i = bisect.bisect_right(self.nsec3_hashes, h) - 1
         return self.nsec3_by_hash[self.nsec3_hashes[i]]
 
@@ -224,6 +263,9 @@ def build(zone: dns.zone.Zone) -> ZoneSnapshot:
         nsec3_by_hash=by_hash,
         nsec3_nodes=nsec3_nodes,
         zone=zone,
+        by_key={name_key(n): node for n, node in nodes.items()},
+        ent_keys=frozenset(name_key(n) for n in ents),
+        cut_keys=frozenset(name_key(n) for n in cuts),
     )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import dns.message
 import dns.name
+import dns.rcode
 import dns.tsig
 
 from dnsseal import clock
@@ -357,7 +358,9 @@ class AuthServer:
             "formerr": s.formerr,
             "refused": s.refused,
             "transfers": s.transfers,
-            "rcodes": dict(s.by_rcode),
+            "rcodes": {
+                dns.rcode.to_text(dns.rcode.Rcode(r)): n for r, n in sorted(s.by_rcode.items())
+            },
         }
 
     def zone_status(self, zone: str) -> dict[str, object]:

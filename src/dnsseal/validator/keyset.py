@@ -149,8 +149,12 @@ def trust_keys(
                 break
             if not budget.take("ds_failures"):
                 return KeySet(zone, v.bogus(f"DS of {zone}: {budget.describe()}"))
+            # RFC 8914 EDE 9: "a DS record existed ... but no supported matching DNSKEY".
             problems.append(
-                v.bogus(f"DS {ds.key_tag} digest does not match DNSKEY {k.tag} of {zone}")
+                v.bogus(
+                    f"DS {ds.key_tag} digest does not match DNSKEY {k.tag} of {zone}",
+                    v.EDE_DNSKEY_MISSING,
+                )
             )
     for k, how in entry_points:
         check = verify_rrset(dnskeys, sigs, [k], zone, now, budget, policy)

@@ -131,3 +131,12 @@ def test_clients_outside_the_allow_list_are_refused(authority: Authority) -> Non
     assert ok.rcode() == dns.rcode.NOERROR and ok.answer
     assert not ResolverService(res).allowed("192.0.2.7")  # default: loopback only
     assert ResolverService(res).allowed("::1")
+
+
+def test_any_gets_the_rfc8482_answer(authority: Authority) -> None:
+    res = Resolver(config_for(authority), memory_transport(authority), lambda: NOW)
+    q = dns.message.make_query("www.a.example.", "ANY")
+    (r,) = asyncio.run(_serve_and_ask(res, [(q, False)]))
+    assert r.rcode() == dns.rcode.NOERROR
+    assert [x.rdtype for x in r.answer] == [dns.rdatatype.HINFO]
+    assert authority.queries == []  # nothing asked upstream

@@ -121,6 +121,12 @@ class ResolverService:
             )
             return resp.to_wire()
         q = query.question[0]
+        if q.rdtype == dns.rdatatype.ANY:
+            # RFC 8482: no ANY expansion; a small synthesized HINFO instead.
+            resp = dns.message.make_response(query)
+            resp.flags |= dns.flags.RA
+            resp.answer.append(dns.rrset.from_text(q.name, 3600, "IN", "HINFO", '"RFC8482" ""'))
+            return resp.to_wire()
         try:
             result, age = await self.resolver.resolve_aged(q.name, q.rdtype)
         except Exception:  # a bug must not take the service down; answer SERVFAIL

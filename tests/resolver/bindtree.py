@@ -3,7 +3,8 @@ one real ``named`` on 127.0.0.1 (one named can serve every zone of the tree; DS 
 answered from the parent).  Bogus variants are made by editing the signed zone files the
 way a broken signer or an attacker would.
 
-root (NSEC) -> test. (NSEC3, opt-out) -> secure, nsec (NSEC), unsigned (no DS),
+root (NSEC) -> test. (NSEC3, opt-out) -> secure, nsec (NSEC), unsigned (no DS), ldns
+(signed by ldns-signzone), rsa, ed, sha1alg, sha384, sha1ds (algorithms and digests),
 tampered, expired, dsmismatch, nokey, nonsec3, badsigner; root -> insec. (no DS).
 """
 
@@ -45,6 +46,7 @@ CHILDREN: dict[str, str] = {
     "sha1alg": LEAF,
     "sha384": LEAF,
     "sha1ds": LEAF,
+    "ldns": LEAF + "*.wild A 192.0.2.7\n",
 }
 UNSIGNED = {"unsigned"}
 NSEC_ZONES = {"nsec"}
@@ -101,6 +103,14 @@ def _sign(
     return out
 
 
+def _sign_ldns(d: Path, zone: str, src: Path) -> tuple[Path, str]:
+    """Sign with ldns-keygen + ldns-signzone (NSEC3); returns the file and its DS line."""
+    d.mkdir()
+    base = run_tool(["ldns-keygen", "-a", "ECDSAP256SHA256", "-k", zone], cwd=d).stdout.strip()
+    run_tool(["ldns-signzone", "-n", "-f", d / "signed", src, d / base], cwd=d)
+    return d / "signed", (d / f"{base}.ds").read_text().strip()
+
+
 @dataclass
 class Tree:
     directory: Path
@@ -122,6 +132,10 @@ def build_tree(d: Path) -> tuple[dict[str, Path], str]:
         test_body += f"{child} NS ns.test.\n"
         if child in UNSIGNED:
             files[zone] = src
+            continue
+        if child == "ldns":  # a second signer implementation: ldns-signzone, NSEC3
+            files[zone], ds_line = _sign_ldns(d / "ldns", zone, src)
+            test_body += f"{child} 300 IN DS {' '.join(ds_line.split()[-4:])}\n"
             continue
         algorithm = ALGORITHM.get(child, "ECDSAP256SHA256")
         ksk = _keygen(d, zone, True, algorithm)

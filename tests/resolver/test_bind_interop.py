@@ -55,6 +55,10 @@ CASES = [
     ("nx.sha1alg.test.", "A", S.SECURE, None, dns.rcode.NXDOMAIN),  # NSEC3RSASHA1
     ("www.sha384.test.", "A", S.SECURE, None, dns.rcode.NOERROR),  # SHA-384 DS
     ("www.sha1ds.test.", "A", S.SECURE, None, dns.rcode.NOERROR),  # SHA-1 DS only
+    ("www.ldns.test.", "A", S.SECURE, None, dns.rcode.NOERROR),  # signed by ldns-signzone
+    ("nx.ldns.test.", "A", S.SECURE, None, dns.rcode.NXDOMAIN),
+    ("a.wild.ldns.test.", "A", S.SECURE, None, dns.rcode.NOERROR),
+    ("www.ldns.test.", "MX", S.SECURE, None, dns.rcode.NOERROR),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import time
 from pathlib import Path
 
@@ -61,9 +62,10 @@ def test_times_serial_and_default_origin(dnsseal: Dnsseal, setup: tuple[Path, Pa
     dnsseal("signzone", "-K", kd, "-S", "-q", "-f", out, "-N", "unixtime", src)
     serial = parse_zone_text(out.read_text(), "example.com.").soa().serial
     assert before <= serial <= clock.now()
-    dnsseal("signzone", "-K", kd, "-S", "-q", "-f", out, "-e", "20991231", "-j", "2d", src)
+    dnsseal("signzone", "-K", kd, "-S", "-q", "-a", "-f", out, "-e", "20351231", "-j", "2d",
+            src)  # fmt: skip
     exps = {e for _, e in sig_times(out)}
-    deadline = int(time.mktime(time.strptime("20991231", "%Y%m%d"))) - time.timezone
+    deadline = calendar.timegm(time.strptime("20351231", "%Y%m%d"))
     assert max(exps) <= deadline and min(exps) >= deadline - 2 * DAY and len(exps) > 3
 
 
@@ -77,6 +79,7 @@ def test_times_serial_and_default_origin(dnsseal: Dnsseal, setup: tuple[Path, Pa
         (["-e", "tomorrow"], "-e"),
         (["-s", "now+1d", "-e", "now+1h"], "after inception"),
         (["-j", "lots"], "-j"),
+        (["-e", "20991231"], "RFC 4034"),
     ],
 )
 def test_bad_options_are_named(dnsseal: Dnsseal, setup: tuple[Path, Path], args: list[str],

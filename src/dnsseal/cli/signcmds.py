@@ -171,6 +171,8 @@ def _print_stats(stats_generated: int, retained: int, dropped: int, sign_s: floa
 @click.option("-n", "workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Worker processes for signing.")  # fmt: skip
 @click.option("-T", "dnskey_ttl", metavar="TTL", help="TTL of new DNSKEY records.")
+@click.option("-a", "check", is_flag=True,
+              help="Verify the signed zone (dnsseal verify) before writing it.")  # fmt: skip
 @click.option("-t", "stats", is_flag=True, help="Print statistics.")
 @click.option("-q", "quiet", is_flag=True, help="Quiet: do not print the output file name.")
 def signzone(
@@ -193,6 +195,7 @@ def signzone(
     ignore_ksk: bool,
     workers: int,
     dnskey_ttl: str | None,
+    check: bool,
     stats: bool,
     quiet: bool,
 ) -> None:
@@ -234,6 +237,18 @@ def signzone(
         if bar is not None:
             bar.close()
     t2 = time.perf_counter()
+    if check:
+        errors = [
+            f for f in verify_zone(signed.zone, now, VerifyOptions(ksk_only=ksk_only,
+                                                                   ignore_ksk_flag=ignore_ksk))
+            if f.severity is Severity.ERROR
+        ]  # fmt: skip
+        if errors:
+            for f in errors:
+                click.echo(str(f), err=True)
+            raise click.ClickException(
+                f"the signed zone failed verification ({len(errors)} errors); nothing written"
+            )
     out = output or f"{zonefile_path}.signed"
     header = [f"File written on {format_bind_time(now)} by dnsseal signzone"]
     if out == "-":

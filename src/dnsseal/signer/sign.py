@@ -228,6 +228,11 @@ def sign_zone(
         raise InputError("signature expiration must be after inception")
     if expiration <= now:
         raise InputError("signature expiration is in the past")
+    if expiration - min(inception, now) >= 2**31:
+        raise InputError(
+            "signature validity of 68 years or more cannot be expressed: RRSIG times are "
+            "compared in 32-bit serial arithmetic (RFC 4034 section 3.1.5)"
+        )
     refresh = params.refresh if params.refresh is not None else (expiration - inception) // 4
     data = _prepare(zone, keys, params, now)
     soa = data.soa()

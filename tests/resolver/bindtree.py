@@ -3,9 +3,10 @@ one real ``named`` on 127.0.0.1 (one named can serve every zone of the tree; DS 
 answered from the parent).  Bogus variants are made by editing the signed zone files the
 way a broken signer or an attacker would.
 
-root (NSEC) -> test. (NSEC3, opt-out) -> secure, nsec (NSEC), unsigned (no DS), ldns
-(signed by ldns-signzone), rsa, ed, sha1alg, sha384, sha1ds (algorithms and digests),
-tampered, expired, dsmismatch, nokey, nonsec3, badsigner; root -> insec. (no DS).
+root (NSEC) -> test. (NSEC3, opt-out) -> secure, nsec (NSEC), unsigned (no DS),
+ldns (signed by ldns-signzone), knot (kzonesign), rsa, ed, sha1alg, sha384, sha1ds
+(algorithms and digests), tampered, expired, dsmismatch, nokey, nonsec3, badsigner;
+root -> insec. (no DS).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ CHILDREN: dict[str, str] = {
     "sha384": LEAF,
     "sha1ds": LEAF,
     "ldns": LEAF + "*.wild A 192.0.2.7\n",
+    "knot": LEAF + "*.wild A 192.0.2.7\n",
 }
 UNSIGNED = {"unsigned"}
 NSEC_ZONES = {"nsec"}
@@ -111,6 +113,28 @@ def _sign_ldns(d: Path, zone: str, src: Path) -> tuple[Path, str]:
     return d / "signed", (d / f"{base}.ds").read_text().strip()
 
 
+def _sign_knot(d: Path, zone: str, src: Path) -> tuple[Path, str]:
+    """Sign with Knot's kzonesign (NSEC3, ECDSA P-256 CSK); returns the file and its DS."""
+    d.mkdir()
+    (d / f"{zone}zone").write_text(src.read_text())
+    conf = d / "knot.conf"
+    conf.write_text(
+        f'database:\n  storage: "{d}"\n'
+        "policy:\n  - id: p\n    algorithm: ecdsap256sha256\n    nsec3: on\n"
+        "    nsec3-iterations: 0\n    nsec3-salt-length: 0\n"
+        f'template:\n  - id: default\n    storage: "{d}"\n    file: "%s.zone"\n'
+        "    dnssec-signing: on\n    dnssec-policy: p\n"
+        f"zone:\n  - domain: {zone}\n"
+    )
+    run_tool(["kzonesign", "-c", conf, "-o", d / "out", zone], cwd=d)
+    ds = run_tool(["keymgr", "-c", conf, zone, "ds"], cwd=d, check=False).stdout
+    line = next(x for x in ds.splitlines() if " DS " in x and x.split()[4] == "2")
+    return d / "out" / f"{zone}zone", line
+
+
+OTHER_SIGNERS = {"ldns": _sign_ldns, "knot": _sign_knot}
+
+
 @dataclass
 class Tree:
     directory: Path
@@ -133,8 +157,8 @@ def build_tree(d: Path) -> tuple[dict[str, Path], str]:
         if child in UNSIGNED:
             files[zone] = src
             continue
-        if child == "ldns":  # a second signer implementation: ldns-signzone, NSEC3
-            files[zone], ds_line = _sign_ldns(d / "ldns", zone, src)
+        if child in OTHER_SIGNERS:  # other signer implementations
+            files[zone], ds_line = OTHER_SIGNERS[child](d / child, zone, src)
             test_body += f"{child} 300 IN DS {' '.join(ds_line.split()[-4:])}\n"
             continue
         algorithm = ALGORITHM.get(child, "ECDSAP256SHA256")

@@ -59,6 +59,9 @@ CASES = [
     ("nx.ldns.test.", "A", S.SECURE, None, dns.rcode.NXDOMAIN),
     ("a.wild.ldns.test.", "A", S.SECURE, None, dns.rcode.NOERROR),
     ("www.ldns.test.", "MX", S.SECURE, None, dns.rcode.NOERROR),
+    ("www.knot.test.", "A", S.SECURE, None, dns.rcode.NOERROR),  # signed by kzonesign
+    ("nx.knot.test.", "A", S.SECURE, None, dns.rcode.NXDOMAIN),
+    ("a.wild.knot.test.", "A", S.SECURE, None, dns.rcode.NOERROR),
 ]
 
 

@@ -6,6 +6,7 @@ them; a missing tool is a failure with a clear message, never a silent skip.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -13,6 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# In CI, property tests run a fixed set of examples so a rare example cannot make a run
+# flaky; developers' runs explore new examples (and keep failures in .hypothesis/).
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def require_tool(name: str) -> str:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import click
@@ -14,6 +11,7 @@ import click
 from dnsseal.errors import OptionError
 from dnsseal.server.control import COMMANDS, request
 from dnsseal.server.service import AuthServer
+from dnsseal.server.workers import serve as run_server
 from dnsseal.storage.serverconfig import (
     DEFAULT_PORT,
     ServerConfig,
@@ -72,10 +70,7 @@ def _print_intro(server: AuthServer, config: ServerConfig) -> None:
     type=click.IntRange(1, 256),
     help="Processes answering on the same ports (SO_REUSEPORT); overrides server.workers.",
 )
-@click.option("--worker", is_flag=True, hidden=True, help="Run as an extra worker process.")
-def serve(
-    config_path: Path | None, zones_dir: Path, port: int, workers: int | None, worker: bool
-) -> None:
+def serve(config_path: Path | None, zones_dir: Path, port: int, workers: int | None) -> None:
     """Run the authoritative server for presigned zones (UDP and TCP).
 
     SIGHUP or `dnsseal ctl reload` reloads; SIGTERM, Ctrl-C or `dnsseal ctl stop` stops.
@@ -93,26 +88,12 @@ def serve(
     if workers is not None:
         config = dataclasses.replace(config, workers=workers)
 
-    def spawn() -> list[subprocess.Popen[bytes]]:
-        # The same command, as workers: each loads the zones and binds the shared ports.
-        where = ["-c", str(config_path)] if config_path else ["--zones-dir", str(zones_dir)]
-        argv = [sys.executable, "-m", "dnsseal.cli.main", "serve", *where, "-p", str(port)]
-        argv += ["-w", str(config.workers), "--worker"]
-        return [subprocess.Popen(argv) for _ in range(config.workers - 1)]
+    def started(server: AuthServer) -> None:
+        _print_intro(server, config)
+        if config_path is None and any(z.error for z in server.zones.values()):
+            click.echo(UNSIGNED_NOTE, err=True)
 
-    async def main() -> None:
-        server = AuthServer(config, config_path, worker=worker, spawn_workers=spawn)
-        await server.start()
-        try:
-            if not worker:
-                _print_intro(server, config)
-            if not worker and config_path is None and any(z.error for z in server.zones.values()):
-                click.echo(UNSIGNED_NOTE, err=True)
-            await server.wait_stopped()
-        finally:
-            await server.stop()
-
-    asyncio.run(main())
+    run_server(config, config_path, started)
 
 
 def _socket_path(socket_path: Path | None, config_path: Path | None) -> Path:

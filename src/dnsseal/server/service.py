@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import signal
 import socket
 import struct
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import dns.message
@@ -82,23 +81,24 @@ class AuthServer:
         config: ServerConfig,
         config_path: Path | None = None,
         worker: bool = False,
-        spawn_workers: Callable[[], list[subprocess.Popen[bytes]]] | None = None,
+        zones: dict[str, ZoneState] | None = None,
+        worker_pids: list[int] | None = None,
     ) -> None:
-        """``worker``: an extra process sharing the ports (no control socket, no NOTIFY;
-        reloads on SIGHUP from the main process).  ``spawn_workers``, in the main process,
-        starts the extra workers once the ports are bound."""
+        """``worker``: an extra process sharing the ports (no control socket, no NOTIFY, no
+        journal writes; reloads on SIGHUP from the main process).  ``zones``: zones already
+        loaded (before forking workers).  ``worker_pids``, in the main process: the workers
+        to signal on reload and stop."""
         self.config = config
         self.config_path = config_path
         self.worker = worker
-        self._spawn_workers = spawn_workers
-        self.workers: list[subprocess.Popen[bytes]] = []
+        self.worker_pids: list[int] = list(worker_pids or [])
         self.engine = Engine(udp_payload=config.udp_payload)
         self.history: JournalHistory | None = None
         if config.state_dir is not None:
             ensure_dir(config.state_dir)
             self.history = JournalHistory(config.state_dir, writer=not worker)
             self.engine.older_versions = self.history.ixfr
-        self.zones: dict[str, ZoneState] = {}
+        self.zones: dict[str, ZoneState] = dict(zones or {})
         self.started_at = 0
         self.reloads = 0
         self._transports: list[asyncio.BaseTransport] = []
@@ -145,9 +145,8 @@ class AuthServer:
         if self.config.control is not None and not self.worker:
             self._control = ControlServer(self, self.config.control)
             await self._control.start()
-        if self._spawn_workers is not None and self.config.workers > 1 and not self.worker:
-            self.workers = self._spawn_workers()
-            log.info("[server] %d worker processes share the ports", len(self.workers))
+        if self.worker_pids:
+            log.info("[server] %d worker processes share the ports", len(self.worker_pids))
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
             loop.add_signal_handler(signal.SIGTERM, self.request_stop)
@@ -171,15 +170,7 @@ class AuthServer:
 
     async def stop(self) -> None:
         loop = asyncio.get_running_loop()
-        for proc in self.workers:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.workers:
-            try:
-                await asyncio.to_thread(proc.wait, 10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self.workers = []
+        await self._stop_workers()
         for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
@@ -202,6 +193,32 @@ class AuthServer:
         task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _signal_workers(self, sig: int) -> None:
+        for pid in self.worker_pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    async def _stop_workers(self, timeout: float = 10) -> None:
+        """SIGTERM every worker, wait for it (SIGKILL after ``timeout``), reap it."""
+        self._signal_workers(signal.SIGTERM)
+        deadline = asyncio.get_running_loop().time() + timeout
+        for pid in self.worker_pids:
+            while True:
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if done:
+                    break
+                if asyncio.get_running_loop().time() > deadline:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, 0)
+                    break
+                await asyncio.sleep(0.05)
+        self.worker_pids = []
 
     def _spawn_reload(self) -> None:
         log.info("[server] SIGHUP: reloading")
@@ -234,7 +251,7 @@ class AuthServer:
                 if problem:
                     problems.append(f"{zcfg.name}: {problem}")
                     log.error("[%s] not loaded: %s", zcfg.name, problem)
-                elif new_serial and state.served is not None:
+                elif (new_serial or initial) and state.served is not None:
                     log.info("[%s] loaded serial %d", zcfg.name, state.served.snapshot.serial)
                     changed.append(state)
                     if self.history is not None:
@@ -252,9 +269,8 @@ class AuthServer:
             self.engine.udp_payload = self.config.udp_payload
             if not initial:
                 self.reloads += 1
-            for proc in self.workers:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGHUP)  # workers reload the same files
+            if not initial:
+                self._signal_workers(signal.SIGHUP)  # workers reload the same files
             if self.worker:
                 return problems
             for state in changed:
@@ -353,6 +369,7 @@ class AuthServer:
             "zones-with-errors": sorted(z.name for z in self.zones.values() if z.error),
             "listen": [str(e) for e in self.config.listen],
             "reloads": self.reloads,
+            "processes": 1 + len(self.worker_pids),
             "queries": s.queries,
             "cache-hits": s.cache_hits,
             "formerr": s.formerr,

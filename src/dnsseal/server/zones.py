@@ -92,3 +92,15 @@ def load_one(
 def _is_signed(snap: ZoneSnapshot) -> bool:
     apex = snap.apex
     return dns.rdatatype.DNSKEY in apex.rrsets and dns.rdatatype.SOA in apex.sigs
+
+
+def preload(config: ServerConfig, now: int) -> dict[str, ZoneState]:
+    """Load every configured zone synchronously (before the event loop and before forking
+    workers, which then share the loaded snapshots copy-on-write)."""
+    states: dict[str, ZoneState] = {}
+    for zcfg in config.zones:
+        state = ZoneState(zcfg)
+        _, problem = load_one(state, config.ixfr_versions, now)
+        state.error = problem
+        states[zcfg.name] = state
+    return states

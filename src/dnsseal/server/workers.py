@@ -1,0 +1,80 @@
+"""Running the server in one or several processes.
+
+With ``server.workers = N`` the zones are loaded once, then N-1 worker processes are forked:
+they share the loaded snapshots (copy-on-write) instead of parsing the zone files again, and
+every process binds the same addresses with SO_REUSEPORT so the kernel spreads queries over
+them.  The main process alone owns the control socket, the journal and NOTIFY; it forwards
+reloads (SIGHUP) and stops the workers.  A worker dies with its main process
+(PR_SET_PDEATHSIG), so a killed server never leaves orphans answering with old data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from dnsseal import clock
+from dnsseal.server.service import AuthServer
+from dnsseal.server.zones import ZoneState, preload
+from dnsseal.storage.serverconfig import ServerConfig
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(libc_name, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+async def _run(server: AuthServer, on_started: Callable[[AuthServer], None] | None) -> None:
+    await server.start()
+    try:
+        if on_started is not None:
+            on_started(server)
+        await server.wait_stopped()
+    finally:
+        await server.stop()
+
+
+def serve(
+    config: ServerConfig,
+    config_path: Path | None,
+    on_started: Callable[[AuthServer], None] | None = None,
+) -> None:
+    """Load the zones, fork the workers, serve until stopped.  ``on_started`` runs in the
+    main process once its sockets are bound."""
+    zones: dict[str, ZoneState] = preload(config, clock.now())
+    pids: list[int] = []
+    for _ in range(config.workers - 1):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # a worker: never returns
+            code = 0
+            try:
+                _die_with_parent()
+                worker = AuthServer(config, config_path, worker=True, zones=zones)
+                asyncio.run(_run(worker, None))
+            except BaseException:
+                log.exception("[server] worker %d failed", os.getpid())
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        pids.append(pid)
+    main = AuthServer(config, config_path, zones=zones, worker_pids=pids)
+    asyncio.run(_run(main, on_started))

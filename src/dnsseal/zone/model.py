@@ -148,6 +148,10 @@ class OwnerName(dns.name.Name):
         return (dns.name.Name, (self.labels,))
 
 
+# A builder entry: a finished RRset taken as a whole, or (TTL, RDATA set) being collected.
+_Pending = RRset | tuple[int, set[bytes]]
+
+
 class ZoneBuilder:
     """Collects records (any order, duplicates allowed) into a :class:`Zone`."""
 
@@ -155,8 +159,8 @@ class ZoneBuilder:
         self.rdclass = rdclass
         self._owners: dict[tuple[bytes, ...], OwnerName] = {}
         self.origin: dns.name.Name = self.owner(origin)
-        self._data: dict[dns.name.Name, dict[int, tuple[int, set[bytes]]]] = {}
-        self._sigs: dict[dns.name.Name, dict[int, tuple[int, set[bytes]]]] = {}
+        self._data: dict[dns.name.Name, dict[int, _Pending]] = {}
+        self._sigs: dict[dns.name.Name, dict[int, _Pending]] = {}
 
     def owner(self, name: dns.name.Name) -> OwnerName:
         """The one :class:`OwnerName` of this builder for ``name`` (any case)."""
@@ -184,26 +188,39 @@ class ZoneBuilder:
         old = node.get(key)
         if old is None:
             node[key] = (ttl, {rdata})
-        else:
-            old[1].add(rdata)
-            if ttl < old[0]:
-                node[key] = (ttl, old[1])
+            return
+        if isinstance(old, RRset):
+            old = (old.ttl, set(old.rdatas))
+        old[1].add(rdata)
+        node[key] = (min(ttl, old[0]), old[1])
 
     def add_rrset(self, rrset: RRset) -> None:
+        """Add a whole RRset.  A data RRset that is the first for its owner and type is
+        kept as it is (RRsets are immutable; zone versions share them)."""
+        if rrset.rtype != T.RRSIG and rrset.rdatas:
+            name = self.owner(rrset.name)
+            node = self._data.setdefault(name, {})
+            if rrset.rtype not in node:
+                node[rrset.rtype] = rrset if rrset.name is name else RRset(
+                    name, rrset.rtype, rrset.ttl, rrset.rdatas)  # fmt: skip
+                return
         for rd in rrset.rdatas:
             self.add(rrset.name, rrset.rtype, rrset.ttl, rd)
 
     def build(self) -> Zone:
-        def freeze(
-            table: dict[dns.name.Name, dict[int, tuple[int, set[bytes]]]], rtype: int | None
-        ) -> dict[dns.name.Name, dict[int, RRset]]:
-            return {
-                name: {
-                    t: RRset(name, t if rtype is None else rtype, ttl, tuple(sorted(rds)))
-                    for t, (ttl, rds) in node.items()
-                }
-                for name, node in table.items()
-            }
+        def freeze(table: dict[dns.name.Name, dict[int, _Pending]],
+                   rtype: int | None) -> dict[dns.name.Name, dict[int, RRset]]:  # fmt: skip
+            out: dict[dns.name.Name, dict[int, RRset]] = {}
+            for name, node in table.items():
+                frozen = out[name] = {}
+                for t, entry in node.items():
+                    if isinstance(entry, RRset):
+                        frozen[t] = entry
+                    else:
+                        ttl, rds = entry
+                        frozen[t] = RRset(name, t if rtype is None else rtype, ttl,
+                                          tuple(sorted(rds)))  # fmt: skip
+            return out
 
         return Zone(
             self.origin, freeze(self._data, None), freeze(self._sigs, T.RRSIG), self.rdclass

@@ -15,6 +15,7 @@ from dnsseal.signer.denial import hashed_owner, nsec3_hash
 from dnsseal.signer.keysel import smart_select
 from dnsseal.signer.rrsig import Rrsig
 from dnsseal.signer.sign import next_serial
+from dnsseal.signer.verify import verify_zone
 from dnsseal.zone import canonical
 from dnsseal.zone.bitmap import bitmap_types
 from dnsseal.zone.model import Zone
@@ -238,3 +239,25 @@ def zone_text_with_cds(key: Key) -> str:
         + f"@ CDNSKEY {key.flags} 3 {key.algorithm} {key.public_key_b64()}\n"
         + f"@ CDS {key.tag} {key.algorithm} 2 {'00' * 32}\n"
     )
+
+
+def test_key_tag_collision_is_handled() -> None:
+    from dnsseal.crypto import software
+    from dnsseal.keys import algorithms
+
+    seen: dict[int, Key] = {}
+    pair: tuple[Key, Key] | None = None
+    for _ in range(5000):  # birthday bound: a collision among ~300 keys is likely
+        pub, priv = software.generate(algorithms.get(15))
+        key = Key(ORIGIN, 256, 15, pub, private=priv)
+        if key.tag in seen:
+            pair = (seen[key.tag], key)
+            break
+        seen[key.tag] = key
+    assert pair is not None
+    keys = [SigningKey(make_key(15, ksk=True)), SigningKey(pair[0]), SigningKey(pair[1])]
+    first = sign_zone(zone_from(), keys, SignParams(), NOW)
+    assert verify_zone(first.zone, NOW) == []
+    again = sign_zone(first.zone, keys, SignParams(), NOW)
+    assert again.stats.generated == 0 and again.stats.retained == first.stats.generated
+    assert format_zone(again.zone) == format_zone(first.zone)

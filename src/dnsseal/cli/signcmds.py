@@ -151,7 +151,8 @@ def _print_stats(stats_generated: int, retained: int, dropped: int, sign_s: floa
 @click.argument("keyfiles", nargs=-1, metavar="[KEY...]")
 @click.option("-o", "origin_text", metavar="ORIGIN", help="Zone origin (default: file name).")
 @click.option("-f", "output", metavar="OUTPUT", help="Output file (default ZONEFILE.signed).")
-@click.option("-K", "keydir", default=".", show_default=True, help="Key directory.")
+@click.option("-K", "keydir", metavar="DIR", default=".", show_default=True,
+              help="Key directory.")  # fmt: skip
 @click.option("-S", "smart", is_flag=True, help="Smart signing: keys by timing metadata.")
 @click.option("-3", "salt", metavar="SALT", help="Use NSEC3 with this hex salt ('-': none).")
 @click.option("-H", "iterations", type=int, default=0, show_default=True,
@@ -170,7 +171,8 @@ def _print_stats(stats_generated: int, retained: int, dropped: int, sign_s: floa
 @click.option("-z", "ignore_ksk", is_flag=True, help="Ignore the KSK flag: all keys sign all.")
 @click.option("-n", "workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Worker processes for signing.")  # fmt: skip
-@click.option("-T", "dnskey_ttl", metavar="TTL", help="TTL of new DNSKEY records.")
+@click.option("-T", "dnskey_ttl", metavar="TTL",
+              help="DNSKEY RRset TTL (default: the zone's, the keys', SOA minimum).")  # fmt: skip
 @click.option("-a", "check", is_flag=True,
               help="Verify the signed zone (dnsseal verify) before writing it.")  # fmt: skip
 @click.option("-t", "stats", is_flag=True, help="Print statistics.")
@@ -268,8 +270,10 @@ def signzone(
 @click.argument("zonefile_path", metavar="ZONEFILE")
 @click.option("-o", "origin_text", metavar="ORIGIN", help="Zone origin (default: file name).")
 @click.option("-t", "at", metavar="TIME", help="Check validity at TIME (default now).")
-@click.option("-x", "ksk_only", is_flag=True, help="DNSKEY RRset signed by KSKs only.")
-@click.option("-z", "ignore_ksk", is_flag=True, help="Ignore the KSK flag.")
+@click.option("-x", "ksk_only", is_flag=True,
+              help="As dnssec-verify -x (ZSK signatures on DNSKEY are not required).")  # fmt: skip
+@click.option("-z", "ignore_ksk", is_flag=True,
+              help="Ignore the KSK flag: any key may sign the DNSKEY RRset.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print findings as JSON.")
 @click.option("--expire-within", metavar="DURATION",
               help="Warn about signatures expiring within DURATION (e.g. P7D).")  # fmt: skip

@@ -358,8 +358,6 @@ def main() -> None:
                 t0 = time.monotonic()
                 # dnsseal parses zone files with dnspython: allow ~5 ms per host to load
                 wait_ready(server, 60 + args.hosts * 0.006)
-                if name == "dnsseal":
-                    time.sleep(1 + args.hosts * 0.003)  # the workers load the zone too
                 print(f"{name}: ready in {time.monotonic() - t0:.1f}s on port {server.port}")
                 memory[name] = rss_mib(server.proc.pid)
                 for mix, path in files.items():

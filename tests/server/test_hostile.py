@@ -11,6 +11,7 @@ import dns.message
 import dns.opcode
 import dns.query
 import dns.rcode
+import dns.rdatatype
 import dns.zone
 import pytest
 
@@ -133,3 +134,24 @@ def test_live_server_survives_hostile_packets(dnsseal_server: RunningServer) -> 
     )
     assert r.rcode() == dns.rcode.NOERROR and r.answer
     assert dnsseal_server.proc.poll() is None
+
+
+def test_transfer_answers_are_never_cached_past_the_acl(
+    signed_zones: dict[str, SignedZone],
+) -> None:
+    from dnsseal.proto.acl import Acl
+
+    z = signed_zones["nsec"]
+    snap = build(dns.zone.from_file(str(z.path), z.origin, relativize=False))
+    engine = Engine({snap.origin: ServedZone(snap, allow_transfer=Acl.parse("t", ["192.0.2.1"]))})
+    for qtype in ("AXFR", "IXFR"):
+        q = dns.message.make_query(z.origin, qtype)
+        if qtype == "IXFR":
+            q.authority.append(snap.apex.rrsets[dns.rdatatype.SOA])
+        for tcp in (True, False):
+            allowed = engine.handle(q.to_wire(), tcp, "192.0.2.1")
+            assert dns.message.from_wire(allowed[0]).rcode() in (dns.rcode.NOERROR, FORMERR)
+            denied = engine.handle(q.to_wire(), tcp, "198.51.100.1")
+            assert dns.message.from_wire(denied[0]).rcode() in (REFUSED, FORMERR)
+            if dns.message.from_wire(allowed[0]).rcode() == dns.rcode.NOERROR:
+                assert dns.message.from_wire(denied[0]).rcode() == REFUSED

@@ -142,7 +142,11 @@ class Engine:
             rcode = dns.rcode.FORMERR if opcode == dns.opcode.QUERY else dns.rcode.NOTIMP
             return [_header_only(wire, rcode)]
         out = self._dispatch(query, wire, tcp, client)
-        if out and not query.had_tsig and len(out) == 1:
+        # Never cache what depends on who asks: transfers go through the ACL every time.
+        cacheable = not query.had_tsig and not (
+            query.question and query.question[0].rdtype in XFR_TYPES
+        )
+        if out and cacheable and len(out) == 1:
             self._remember(key, out[0])
         return out
 

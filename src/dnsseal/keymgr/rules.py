@@ -175,10 +175,20 @@ class Ring:
         return True
 
     def have_dnskey(self) -> bool:
-        """(3b)-(3e): a DS -> DNSKEY -> KRRSIG chain for every cache."""
+        """(3b), (3d), (3e): a DS -> DNSKEY -> KRRSIG chain for every cache.
+
+        The paper's (3c) -- one key's DS unretentive, its successor's rumoured, both
+        DNSKEYs omnipresent -- is deliberately not a rule on its own here.  It assumes the
+        parent swapped exactly those two DS records, so that every cached DS RRset holds
+        one of them.  A third DS still unretentive (a key retired by a policy change, CSK
+        to KSK + ZSK, while the new KSK already rolls) breaks that: a cache may hold a DS
+        RRset naming only the third key, and (3c) would let that key's DNSKEY leave.
+        (3e) asks it of every DS that some cache may hold, and the (3c) pair itself
+        always passes (3e) (both DNSKEYs and KRRSIGs are omnipresent), so (3c) adds
+        nothing sound on top of (3e).  (3d) stays: there both DS records are in every
+        cache, so any other DS does not matter.
+        """
         if self.exists((O, None, O, O)):
-            return True
-        if self.exists((O, None, O, U), (O, None, O, R)):
             return True
         for p in ((U, None, U, O), (O, None, U, O), (U, None, O, O)):
             for s in ((R, None, R, O), (O, None, R, O), (R, None, O, O)):

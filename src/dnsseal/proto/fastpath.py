@@ -91,6 +91,19 @@ def parse_simple(wire: bytes) -> SimpleQuery | None:
     return SimpleQuery(flags, qname, qtype, qclass, qend, edns, payload, do)
 
 
+def question_type(wire: bytes) -> int | None:
+    """The QTYPE of the first question, if the name is plain labels (no compression)."""
+    pos, n = 12, len(wire)
+    while pos < n:
+        length = wire[pos]
+        if length == 0:
+            return int.from_bytes(wire[pos + 1 : pos + 3], "big") if pos + 3 <= n else None
+        if length > 63:
+            return None
+        pos += 1 + length
+    return None
+
+
 def rrset_wire(snap: ZoneSnapshot, rrset: dns.rrset.RRset, memo: bool) -> tuple[bytes, int]:
     """The uncompressed wire form of ``rrset`` and its record count, memoised on ``snap``
     when ``memo`` (the RRset belongs to the snapshot, so its id is stable)."""

@@ -21,11 +21,13 @@ from pathlib import Path
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdatatype
 import dns.tsig
 
 from dnsseal import clock
 from dnsseal.errors import DnssealError
 from dnsseal.proto.engine import Engine, ServedZone
+from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server.control import ControlServer
@@ -36,6 +38,8 @@ from dnsseal.storage.serverconfig import Endpoint, ServerConfig, ensure_dir, loa
 log = logging.getLogger(__name__)
 
 UDP_BATCH = 64  # datagrams answered per readiness callback before yielding to the loop
+MAX_TCP_CLIENTS = 1024  # connections beyond this are closed at once (fd exhaustion)
+XFR_QTYPES = {int(dns.rdatatype.AXFR), int(dns.rdatatype.IXFR)}
 
 
 class _UdpListener:
@@ -357,6 +361,10 @@ class AuthServer:
         peer = writer.get_extra_info("peername")
         client = str(peer[0]) if peer else ""
         idle = self.config.tcp_idle_timeout
+        if len(self._clients) >= MAX_TCP_CLIENTS:
+            log.warning("[server] too many TCP clients: closing a connection from %s", client)
+            writer.close()
+            return
         self._clients.add(writer)
         try:
             while True:
@@ -367,7 +375,11 @@ class AuthServer:
                 except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                     return
                 try:
-                    out = self.engine.handle(wire, True, client)
+                    if question_type(wire) in XFR_QTYPES:
+                        # A whole-zone transfer takes a while to build: not on the loop.
+                        out = await asyncio.to_thread(self.engine.handle, wire, True, client)
+                    else:
+                        out = self.engine.handle(wire, True, client)
                 except Exception:
                     log.exception("[server] error answering a TCP query from %s", client)
                     return

@@ -225,3 +225,21 @@ def test_missing_glue_and_rrsig_ttl_are_warnings() -> None:
         add=tuple((n("mail"), T.RRSIG, 60, w) for w in sig.rdatas),
     )
     assert codes(odd_ttl) == {("RRSIG_TTL", "mail.example.com.", "A")}
+
+
+def test_wrong_labels_field_even_when_correctly_signed() -> None:
+    z = signed()
+    zsk = ksk_zsk()[1].key
+    rr = z.get(n("mail"), T.A)
+    assert rr is not None
+    head = Rrsig(T.A, 13, 2, rr.ttl, NOW + DAY, NOW - DAY, zsk.tag, ORIGIN).head_wire()
+    data = head + canonical.rrset_wire(canonical.name_wire(rr.name), T.A, 1, rr.ttl, rr.rdatas)
+    bad_sig = head + software.signer_for(zsk).sign(data)
+    bad = edit(
+        z,
+        drop=lambda name, t, c, rd: name == n("mail") and t == T.RRSIG and c == T.A,
+        add=((n("mail"), T.RRSIG, rr.ttl, bad_sig),),
+    )
+    found = codes(bad)
+    assert ("RRSIG_FIELDS", "mail.example.com.", "A") in found
+    assert ("RRSIG_MISSING", "mail.example.com.", "A") not in found  # reported once, precisely

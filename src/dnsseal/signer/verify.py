@@ -253,7 +253,7 @@ def _check_signatures(
         seen.add(sig.algorithm)
         if (
             sig.signer != zone.origin
-            or sig.labels > labels_field(rr.name)
+            or sig.labels != labels_field(rr.name)
             or (sig.original_ttl != rr.ttl)
         ):
             report.add(

@@ -21,7 +21,7 @@ from dnsseal.signer.verify import CODES, VerifyOptions, verify_zone
 from dnsseal.zone import canonical
 from dnsseal.zone.model import Zone, ZoneBuilder
 
-from .conftest import NOW, ORIGIN, Dnsseal, ksk_zsk, write, zone_from
+from .conftest import NOW, ORIGIN, Dnsseal, ksk_zsk, make_key, write, zone_from
 
 T = dns.rdatatype
 DAY = 86400
@@ -243,3 +243,19 @@ def test_wrong_labels_field_even_when_correctly_signed() -> None:
     found = codes(bad)
     assert ("RRSIG_FIELDS", "mail.example.com.", "A") in found
     assert ("RRSIG_MISSING", "mail.example.com.", "A") not in found  # reported once, precisely
+
+
+def test_signature_only_by_an_unknown_key_is_still_missing() -> None:
+    z = signed()
+    stranger = make_key(13, n=9)
+    rr = z.get(n("mail"), T.A)
+    assert rr is not None
+    bad = edit(
+        z,
+        drop=lambda name, t, c, rd: name == n("mail") and t == T.RRSIG and c == T.A,
+        add=(sign_one(rr.name, T.A, rr.ttl, rr.rdatas, stranger),),
+    )
+    assert codes(bad) == {
+        ("RRSIG_UNKNOWN_KEY", "mail.example.com.", "A"),
+        ("RRSIG_MISSING", "mail.example.com.", "A"),
+    }

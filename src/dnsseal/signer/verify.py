@@ -236,7 +236,7 @@ def _check_signatures(
     owner = canonical.name_wire(rr.name)
     rrs_wire = canonical.rrset_wire(owner, rr.rtype, zone.rdclass, rr.ttl, rr.rdatas)
     good: set[int] = set()
-    seen: set[int] = set()
+    broken: set[int] = set()  # algorithms with a bad signature reported here
     is_keyset = rr.rtype == T.DNSKEY and rr.name == zone.origin
     sep_algs = {k.algorithm for k in keys if k.flags & FLAG_SEP and not k.flags & FLAG_REVOKE}
     good_sep: set[int] = set()
@@ -250,7 +250,6 @@ def _check_signatures(
         except ValueError as e:
             report.add("RECORD_MALFORMED", rr.name, f"RRSIG: {e}", rr.rtype)
             continue
-        seen.add(sig.algorithm)
         if (
             sig.signer != zone.origin
             or sig.labels != labels_field(rr.name)
@@ -262,6 +261,7 @@ def _check_signatures(
                 f"RRSIG by key {sig.key_tag}: signer, labels or original TTL wrong",
                 rr.rtype,
             )
+            broken.add(sig.algorithm)
             continue
         cands = [k for k in keys if k.algorithm == sig.algorithm and k.tag == sig.key_tag]
         if not cands:
@@ -283,6 +283,7 @@ def _check_signatures(
                 f"signature by key {sig.key_tag} does not verify (data or signature altered)",
                 rr.rtype,
             )
+            broken.add(sig.algorithm)
             continue
         inception = absolute_time(sig.inception, now)
         expiration = absolute_time(sig.expiration, now)
@@ -293,6 +294,7 @@ def _check_signatures(
                 f"signature by key {sig.key_tag} expired at {expiration}",
                 rr.rtype,
             )
+            broken.add(sig.algorithm)
             continue
         if inception > now:
             report.add(
@@ -301,6 +303,7 @@ def _check_signatures(
                 f"signature by key {sig.key_tag} valid only from {inception}",
                 rr.rtype,
             )
+            broken.add(sig.algorithm)
             continue
         if opts.expire_within and expiration - now < opts.expire_within:
             report.add(
@@ -313,8 +316,8 @@ def _check_signatures(
         if key.flags & FLAG_SEP:
             good_sep.add(sig.algorithm)
     for alg in sorted(algorithms - good):
-        if alg in seen and alg not in good and sigset is not None:
-            continue  # the broken signatures were reported above
+        if alg in broken:
+            continue  # its broken signatures were reported above
         code = "DNSKEY_UNSIGNED" if is_keyset else "RRSIG_MISSING"
         report.add(code, rr.name, f"no signature by algorithm {alg}", rr.rtype)
     if is_keyset and not opts.ignore_ksk_flag:

@@ -77,3 +77,13 @@ def test_incremental_result_accepted_by_all_verifiers(tmp_path: Path) -> None:
     first = sign_zone(zone_from(), keys, params, now).zone
     result = sign_changes(first, CHANGE, keys, params, now)
     external_verify(write(result.zone, tmp_path / "z.signed"))
+
+
+def test_diff_record_from_dnspython_rdata() -> None:
+    import dns.rdata
+
+    from dnsseal.zone.diff import record
+
+    rd = dns.rdata.from_text("IN", "MX", "10 Mail.Example.COM.")
+    assert record(n("x"), 300, rd) == (n("x"), T.MX, 300, b"\x00\x0a" + canonical.name_wire(
+        n("mail")))  # fmt: skip

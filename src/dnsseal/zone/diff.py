@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dns.name
+import dns.rdata
 import dns.rdatatype
 
+from dnsseal.zone import canonical
 from dnsseal.zone.model import Zone, ZoneBuilder
 
 T = dns.rdatatype
@@ -24,6 +26,11 @@ class ZoneDiff:
 
     def __bool__(self) -> bool:
         return bool(self.removed or self.added)
+
+
+def record(name: dns.name.Name, ttl: int, rdata: dns.rdata.Rdata) -> Record:
+    """A diff record from a dnspython rdata (as UPDATE or IXFR handling has them)."""
+    return (name, int(rdata.rdtype), ttl, canonical.rdata_wire(rdata))
 
 
 def records(zone: Zone) -> Iterator[Record]:

@@ -259,3 +259,17 @@ def test_signature_only_by_an_unknown_key_is_still_missing() -> None:
         ("RRSIG_UNKNOWN_KEY", "mail.example.com.", "A"),
         ("RRSIG_MISSING", "mail.example.com.", "A"),
     }
+
+
+def test_worker_processes_give_the_same_findings() -> None:
+    from dnsseal.signer.parallel import ProcessBatchVerifier
+
+    z = signed()
+    bad = edit(
+        z,
+        drop=lambda name, t, c, rd: name == n("mail") and t == T.A,
+        add=((n("mail"), T.A, 300, bytes([192, 0, 2, 222])),),
+    )
+    pooled = VerifyOptions(batch=ProcessBatchVerifier(2, min_jobs=0))
+    assert verify_zone(bad, NOW, pooled) == verify_zone(bad, NOW)
+    assert {f.code for f in verify_zone(bad, NOW, pooled)} == {"RRSIG_BOGUS"}

@@ -21,7 +21,7 @@ from dnsseal.findings import Severity
 from dnsseal.keys.model import Key
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, check_iterations, sign_zone
 from dnsseal.signer.keysel import smart_select
-from dnsseal.signer.parallel import ProcessBatchSigner
+from dnsseal.signer.parallel import ProcessBatchSigner, ProcessBatchVerifier
 from dnsseal.signer.sign import SERIAL_POLICIES
 from dnsseal.signer.verify import VerifyOptions, verify_zone
 from dnsseal.storage import zonefile
@@ -275,6 +275,8 @@ def signzone(
 @click.option("-z", "ignore_ksk", is_flag=True,
               help="Ignore the KSK flag: any key may sign the DNSKEY RRset.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print findings as JSON.")
+@click.option("-n", "workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Worker processes for checking signatures.")  # fmt: skip
 @click.option("--expire-within", metavar="DURATION",
               help="Warn about signatures expiring within DURATION (e.g. P7D).")  # fmt: skip
 @click.pass_context
@@ -286,6 +288,7 @@ def verify(
     ksk_only: bool,
     ignore_ksk: bool,
     as_json: bool,
+    workers: int,
     expire_within: str | None,
 ) -> None:
     """Verify a signed zone: signatures, chains, placement and parameters.
@@ -300,6 +303,7 @@ def verify(
         ksk_only=ksk_only,
         ignore_ksk_flag=ignore_ksk,
         expire_within=_duration("--expire-within", expire_within) or 0,
+        batch=ProcessBatchVerifier(workers),
     )
     zone = zonefile.read_zone(zonefile_path, origin)
     findings = verify_zone(zone, now, options)

@@ -1,5 +1,5 @@
-"""Signing with worker processes: a :data:`~dnsseal.signer.sign.BatchSigner` that spreads
-the queued data over a process pool.
+"""Signing and verifying with worker processes: a :data:`~dnsseal.signer.sign.BatchSigner`
+and a :data:`~dnsseal.signer.verify.BatchVerifier` that spread the work over a process pool.
 
 Each worker builds its key signers once (from the picklable key list) and signs chunks of
 data; results come back in order.  No files, sockets or clock are touched.
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from dnsseal.crypto import software
+from dnsseal.crypto import software, wire
 from dnsseal.signer.keysel import SigningKey
 
 _WORKER_SIGNERS: dict[int, software.SoftwareSigner] = {}
@@ -69,3 +69,47 @@ class ProcessBatchSigner:
     def _report(self, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(done, total)
+
+
+_WORKER_PUBLIC: dict[int, object] = {}
+_WORKER_PUBLIC_KEYS: list[tuple[int, bytes]] = []
+
+
+def _init_verify(keys: list[tuple[int, bytes]]) -> None:
+    _WORKER_PUBLIC_KEYS[:] = keys
+    _WORKER_PUBLIC.clear()
+
+
+def _verify_chunk(jobs: list[tuple[int, bytes, bytes]]) -> list[bool]:
+    out = []
+    for idx, sig, data in jobs:
+        alg, raw = _WORKER_PUBLIC_KEYS[idx]
+        pub = _WORKER_PUBLIC.get(idx)
+        if pub is None:
+            pub = _WORKER_PUBLIC[idx] = wire.public_key_object(alg, raw)
+        out.append(wire.verify(alg, pub, sig, data))
+    return out
+
+
+class ProcessBatchVerifier:
+    """A :data:`~dnsseal.signer.verify.BatchVerifier` over ``workers`` processes (in-process
+    for small batches)."""
+
+    def __init__(self, workers: int, *, min_jobs: int = 4 * CHUNK) -> None:
+        self.workers = max(1, workers)
+        self.min_jobs = min_jobs
+
+    def __call__(
+        self, keys: Sequence[tuple[int, bytes]], jobs: Sequence[tuple[int, bytes, bytes]]
+    ) -> list[bool]:
+        if self.workers == 1 or len(jobs) < self.min_jobs:
+            _init_verify(list(keys))
+            return _verify_chunk(list(jobs))
+        chunks = [list(jobs[i : i + CHUNK]) for i in range(0, len(jobs), CHUNK)]
+        out: list[bool] = []
+        with ProcessPoolExecutor(
+            self.workers, initializer=_init_verify, initargs=(list(keys),)
+        ) as ex:
+            for part in ex.map(_verify_chunk, chunks):
+                out += part
+        return out

@@ -11,8 +11,8 @@ each problem is a :class:`~dnsseal.findings.Finding` whose code is listed in :da
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import dns.name
 import dns.rdatatype
@@ -70,11 +70,14 @@ CODES: dict[str, tuple[Severity, str, int | None]] = {
 class VerifyOptions:
     """``ksk_only`` (-x): the DNSKEY RRset need only be signed by KSKs (the default; kept
     for dnssec-verify compatibility).  ``ignore_ksk_flag`` (-z): any key may sign the DNSKEY
-    RRset.  ``expire_within``: warn about signatures expiring within that many seconds."""
+    RRset.  ``expire_within``: warn about signatures expiring within that many seconds.
+    ``batch`` checks the signatures (default: in this process, see :func:`verify_sequential`;
+    :class:`~dnsseal.signer.parallel.ProcessBatchVerifier` uses worker processes)."""
 
     ksk_only: bool = False
     ignore_ksk_flag: bool = False
     expire_within: int = 0
+    batch: BatchVerifier | None = field(default=None, compare=False)
 
 
 class _Report:
@@ -93,6 +96,27 @@ class _Dnskey:
     algorithm: int
     tag: int
     public: object
+    raw: bytes
+
+
+# ([(algorithm, public key)], [(key index, signature, signed data)]) -> verdicts in order.
+BatchVerifier = Callable[
+    [Sequence[tuple[int, bytes]], Sequence[tuple[int, bytes, bytes]]], list[bool]
+]
+
+
+def verify_sequential(
+    keys: Sequence[tuple[int, bytes]], jobs: Sequence[tuple[int, bytes, bytes]]
+) -> list[bool]:
+    """The default :data:`BatchVerifier`: check each signature in this process."""
+    objects: dict[int, object] = {}
+    out = []
+    for idx, sig, data in jobs:
+        pub = objects.get(idx)
+        if pub is None:
+            pub = objects[idx] = wire.public_key_object(*keys[idx])
+        out.append(wire.verify(keys[idx][0], pub, sig, data))
+    return out
 
 
 def _keys(zone: Zone, report: _Report) -> list[_Dnskey]:
@@ -110,7 +134,7 @@ def _keys(zone: Zone, report: _Report) -> list[_Dnskey]:
         except CryptoError as e:
             report.add("RECORD_MALFORMED", zone.origin, f"DNSKEY: {e}", T.DNSKEY)
             continue
-        out.append(_Dnskey(flags, alg, key_tag(flags, proto, alg, rd[4:]), public))
+        out.append(_Dnskey(flags, alg, key_tag(flags, proto, alg, rd[4:]), public, rd[4:]))
     return out
 
 
@@ -154,8 +178,21 @@ def verify_zone(zone: Zone, now: int, options: VerifyOptions | None = None) -> l
             to_check.append(rr)
     to_check += nsec.values()
     to_check += nsec3.values()
-    for rr in to_check:
-        _check_signatures(zone, rr, keys, algorithms, now, opts, report)
+    jobs: list[tuple[int, bytes, bytes]] = []
+    where: list[tuple[int, bytes, int]] = []
+    for pos, rr in enumerate(to_check):
+        for w, idx, sig, signed in _crypto_jobs(zone, rr, keys):
+            jobs.append((idx, sig, signed))
+            where.append((pos, w, idx))
+    batch = opts.batch or verify_sequential
+    verdicts = batch([(k.algorithm, k.raw) for k in keys], jobs) if jobs else []
+    results = dict(zip(where, verdicts, strict=True))
+    for pos, rr in enumerate(to_check):
+
+        def verified(w: bytes, idx: int, pos: int = pos) -> bool:
+            return results.get((pos, w, idx), False)
+
+        _check_signatures(zone, rr, keys, algorithms, now, opts, report, verified)
     soa_ttl = data.soa().negative_ttl if data.get(zone.origin, T.SOA) else 0
     if nsec and nsec3:
         report.add("CHAIN_MIXED", zone.origin, "zone has both NSEC and NSEC3 records")
@@ -223,6 +260,36 @@ def _ns_targets(rrset: RRset) -> list[dns.name.Name]:
     return out
 
 
+def _sig_candidates(zone: Zone, rr: RRset, sig: Rrsig, keys: list[_Dnskey]) -> list[int]:
+    """Indexes of the keys a well-formed RRSIG may be by (tags collide)."""
+    if (
+        sig.signer != zone.origin
+        or sig.labels != labels_field(rr.name)
+        or sig.original_ttl != rr.ttl
+    ):
+        return []
+    return [i for i, k in enumerate(keys) if k.algorithm == sig.algorithm and k.tag == sig.key_tag]
+
+
+def _crypto_jobs(
+    zone: Zone, rr: RRset, keys: list[_Dnskey]
+) -> Iterator[tuple[bytes, int, bytes, bytes]]:
+    """(RRSIG wire, key index, signature, signed data) for every check ``rr`` needs."""
+    sigset = zone.rrsigs.get(rr.name, {}).get(rr.rtype)
+    if sigset is None:
+        return
+    owner = canonical.name_wire(rr.name)
+    rrs_wire = canonical.rrset_wire(owner, rr.rtype, zone.rdclass, rr.ttl, rr.rdatas)
+    for w in sigset.rdatas:
+        try:
+            sig = Rrsig.from_wire(w)
+        except ValueError:
+            continue
+        signed = w[: len(w) - len(sig.signature)] + rrs_wire
+        for idx in _sig_candidates(zone, rr, sig, keys):
+            yield w, idx, sig.signature, signed
+
+
 def _check_signatures(
     zone: Zone,
     rr: RRset,
@@ -231,10 +298,9 @@ def _check_signatures(
     now: int,
     opts: VerifyOptions,
     report: _Report,
+    verified: Callable[[bytes, int], bool],
 ) -> None:
     sigset = zone.rrsigs.get(rr.name, {}).get(rr.rtype)
-    owner = canonical.name_wire(rr.name)
-    rrs_wire = canonical.rrset_wire(owner, rr.rtype, zone.rdclass, rr.ttl, rr.rdatas)
     good: set[int] = set()
     broken: set[int] = set()  # algorithms with a bad signature reported here
     is_keyset = rr.rtype == T.DNSKEY and rr.name == zone.origin
@@ -272,10 +338,8 @@ def _check_signatures(
                 rr.rtype,
             )
             continue
-        signed = w[: len(w) - len(sig.signature)] + rrs_wire
-        key = next(
-            (k for k in cands if wire.verify(k.algorithm, k.public, sig.signature, signed)), None
-        )
+        key = next((keys[i] for i in _sig_candidates(zone, rr, sig, keys) if verified(w, i)),
+                   None)  # fmt: skip
         if key is None:
             report.add(
                 "RRSIG_BOGUS",

@@ -36,9 +36,9 @@ def zone_text(entries: list[tuple[str, str]]) -> str:
     seen: set[str] = set()
     for i, (name, role) in enumerate(entries):
         # A "*" is only a wildcard as the leftmost label; elsewhere it is a literal label.
-        key = name.lower()
+        key = name.lower() if role != "wild" else "*." + name.lower()
         if key in seen or key == "ns1" or (role in ("insecure", "secure") and key[0] == "*"):
-            continue  # BIND refuses NS at a wildcard (RFC 4592 4.2)
+            continue  # one role per owner; BIND refuses NS at a wildcard (RFC 4592 4.2)
         seen.add(key)
         if role == "host":
             lines.append(f"{name} A 192.0.2.{i + 10}\n{name} AAAA 2001:db8::{i + 10:x}")

@@ -170,7 +170,7 @@ def _print_stats(stats_generated: int, retained: int, dropped: int, sign_s: floa
 @click.option("-x", "ksk_only", is_flag=True, help="Sign the DNSKEY RRset with KSKs only.")
 @click.option("-z", "ignore_ksk", is_flag=True, help="Ignore the KSK flag: all keys sign all.")
 @click.option("-n", "workers", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="Worker processes for signing.")  # fmt: skip
+              help="Worker processes for signing and checks.")  # fmt: skip
 @click.option("-T", "dnskey_ttl", metavar="TTL",
               help="DNSKEY RRset TTL (default: the zone's, the keys', SOA minimum).")  # fmt: skip
 @click.option("-a", "check", is_flag=True,
@@ -231,6 +231,7 @@ def signzone(
         ignore_ksk_flag=ignore_ksk,
         dnskey_ttl=_duration("-T", dnskey_ttl),
         batch=ProcessBatchSigner(workers, progress=bar.update if bar else None),
+        verify_batch=ProcessBatchVerifier(workers),
     )
     t1 = time.perf_counter()
     try:

@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 import dns.name
 import dns.rdatatype
 
-from dnsseal.crypto import software, wire
+from dnsseal.crypto import software
 from dnsseal.errors import CryptoError, InputError
 from dnsseal.signer import denial
 from dnsseal.signer.keysel import KEYSET_TYPES, SigningKey, assign
 from dnsseal.signer.rrsig import Rrsig, absolute_time, labels_field
+from dnsseal.signer.verify import BatchVerifier, verify_sequential
 from dnsseal.zone import canonical
 from dnsseal.zone.model import NameKind, RRset, Soa, Zone, ZoneBuilder, layout
 
@@ -69,7 +70,8 @@ class SignParams:
     replaced (default: a quarter of the validity period, as dnssec-signzone ``-i``).
     ``nsec3``: sign with NSEC3 using those parameters, else NSEC.
     ``serial``: one of :data:`SERIAL_POLICIES`.  ``ksk_only`` is ``-x``,
-    ``ignore_ksk_flag`` is ``-z``.  ``batch`` signs the queued data (default: sequential).
+    ``ignore_ksk_flag`` is ``-z``.  ``batch`` signs the queued data and ``verify_batch``
+    checks existing signatures worth keeping (defaults: in this process).
     """
 
     inception: int | None = None
@@ -82,6 +84,7 @@ class SignParams:
     ignore_ksk_flag: bool = False
     dnskey_ttl: int | None = None
     batch: BatchSigner | None = field(default=None, compare=False)
+    verify_batch: BatchVerifier | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,24 +183,6 @@ def _prepare(zone: Zone, keys: Sequence[SigningKey], params: SignParams, now: in
     return b.build()
 
 
-class _Verifier:
-    """Checks existing signatures with cached public key objects."""
-
-    def __init__(self, keys: Sequence[SigningKey]) -> None:
-        self.keys = keys
-        self._pub: dict[int, object] = {}
-
-    def ok(self, idx: int, sig: bytes, data: bytes) -> bool:
-        pub = self._pub.get(idx)
-        if pub is None:
-            k = self.keys[idx].key
-            try:
-                pub = self._pub[idx] = wire.public_key_object(k.algorithm, k.public_key)
-            except CryptoError:
-                return False
-        return wire.verify(self.keys[idx].key.algorithm, pub, sig, data)
-
-
 def sign_zone(
     zone: Zone,
     signing_keys: Sequence[SigningKey],
@@ -247,7 +232,6 @@ def sign_zone(
     by_id: dict[tuple[int, int], list[int]] = {}
     for i in sorted(set(who.keyset) | set(who.other)):
         by_id.setdefault((keys[i].key.algorithm, keys[i].key.tag), []).append(i)
-    verifier = _Verifier(keys)
 
     to_sign: list[RRset] = []
     for name, node in data.rrsets.items():
@@ -266,19 +250,22 @@ def sign_zone(
     for rrset in chain:
         builder.add_rrset(rrset)
 
-    jobs: list[tuple[int, bytes]] = []
-    pending: list[tuple[RRset, int, bytes]] = []  # (rrset, key idx, head wire)
-    generated = retained = 0
-    per_key: dict[int, int] = {}
-    for rrset in to_sign:
+    # Pass 1: which existing signatures could be kept, and which of those need checking.
+    # keepable: (RRSIG wire, candidate key indexes, whether it must be checked first)
+    plans: list[
+        tuple[RRset, bytes, int, bytes, tuple[int, ...], list[tuple[bytes, list[int], bool]]]
+    ] = []
+    checks: list[tuple[int, bytes, bytes]] = []  # (key index, signature, signed data)
+    check_ids: list[tuple[int, bytes, int]] = []  # (plan index, RRSIG wire, key index)
+    for pos, rrset in enumerate(to_sign):
         owner = canonical.name_wire(rrset.name)
         signers = who.keyset if rrset.rtype in KEYSET_TYPES else who.other
         labels = labels_field(rrset.name)
         rrs_wire = canonical.rrset_wire(owner, rrset.rtype, data.rdclass, rrset.ttl, rrset.rdatas)
-        done: set[int] = set()
         old = zone.rrsigs.get(rrset.name, {}).get(rrset.rtype)
         before = previous.get(rrset.name, rrset.rtype) if previous is not None else None
         trusted = before is not None and before.ttl == rrset.ttl and before.rdatas == (rrset.rdatas)
+        keepable: list[tuple[bytes, list[int], bool]] = []
         for sig_wire in old.rdatas if old is not None else ():
             try:
                 sig = Rrsig.from_wire(sig_wire)
@@ -293,12 +280,35 @@ def sign_zone(
             ):
                 continue
             cands = [i for i in by_id.get((sig.algorithm, sig.key_tag), ()) if i in signers]
-            cands = [i for i in cands if i not in done]
-            if len(cands) > 1 or not trusted:
+            if not cands:
+                continue
+            # Our own unchanged output needs no check, unless colliding tags leave the key open.
+            must_check = len(cands) > 1 or not trusted
+            if must_check:
                 signed = sig_wire[: -len(sig.signature)] + rrs_wire
-                cands = [i for i in cands if verifier.ok(i, sig.signature, signed)]
-            if cands:
-                done.add(cands[0])
+                for i in cands:
+                    checks.append((i, sig.signature, signed))
+                    check_ids.append((pos, sig_wire, i))
+            keepable.append((sig_wire, cands, must_check))
+        plans.append((rrset, owner, labels, rrs_wire, signers, keepable))
+    verify_batch = params.verify_batch or verify_sequential
+    public = [(sk.key.algorithm, sk.key.public_key) for sk in keys]
+    verdicts = verify_batch(public, checks) if checks else []
+    good = {cid for cid, ok in zip(check_ids, verdicts, strict=True) if ok}
+
+    # Pass 2: keep what holds, queue the rest for signing.
+    jobs: list[tuple[int, bytes]] = []
+    pending: list[tuple[RRset, int, bytes]] = []  # (rrset, key idx, head wire)
+    generated = retained = 0
+    per_key: dict[int, int] = {}
+    for pos, (rrset, owner, labels, rrs_wire, signers, keepable) in enumerate(plans):
+        done: set[int] = set()
+        for sig_wire, cands, must_check in keepable:
+            usable = [
+                i for i in cands if i not in done and (not must_check or (pos, sig_wire, i) in good)
+            ]
+            if usable:
+                done.add(usable[0])
                 builder.add(rrset.name, T.RRSIG, rrset.ttl, sig_wire)
                 retained += 1
         exp = _jittered(expiration, params.jitter, owner, rrset.rtype)

@@ -63,13 +63,13 @@ def lookup(
     of the last name (RFC 6604).
     """
     ans = Answer()
-    seen = {qname}
+    seen = [qname]  # a list: hashing a dnspython Name costs more than comparing a few
     name = qname
     for _ in range(MAX_CHAIN):
         target = _step(snap, name, qtype, do and snap.signed, tcp, ans, first=name is qname)
         if target is None or target in seen or not target.is_subdomain(snap.origin):
             break
-        seen.add(target)
+        seen.append(target)
         name = target
     return ans
 

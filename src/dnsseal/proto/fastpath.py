@@ -10,13 +10,16 @@ truncation.
 
 from __future__ import annotations
 
-import io
+import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import dns.exception
 import dns.flags
 import dns.name
+import dns.rdatatype
 import dns.rrset
 
 from dnsseal.proto.answer import Answer
@@ -25,6 +28,8 @@ from dnsseal.proto.snapshot import ZoneSnapshot
 OPT_TYPE = 41
 HEADER = struct.Struct("!HHHHHH")
 OPT_FIXED = struct.Struct("!HHIH")
+RR_FIXED = struct.Struct("!HHI")  # type, class, TTL
+RRSIG_FIXED = struct.Struct("!HBBIIIH")
 QR_OPCODE = 0xF800  # QR bit and opcode: both zero in a plain query
 # Plain ints: enum arithmetic costs microseconds per query on this path.
 ECHO = int(dns.flags.RD | dns.flags.CD)
@@ -104,6 +109,71 @@ def question_type(wire: bytes) -> int | None:
     return None
 
 
+def name_wire(name: dns.name.Name) -> bytes:
+    """Uncompressed wire form of an absolute name (dnspython's builds a Name per suffix)."""
+    return b"".join(bytes((len(label),)) + label for label in name.labels)
+
+
+def _names(*attrs: str) -> Callable[[Any], bytes]:
+    def encode(rd: Any) -> bytes:
+        return b"".join(name_wire(getattr(rd, a)) for a in attrs)
+
+    return encode
+
+
+# RDATA encoders for the types of nearly every answer (the others use dnspython's to_wire).
+# Each must give exactly dnspython's uncompressed wire form (tests/server/test_snapshot.py).
+RDATA_ENCODERS: dict[int, Callable[[Any], bytes]] = {
+    dns.rdatatype.A: lambda rd: socket.inet_pton(socket.AF_INET, rd.address),
+    dns.rdatatype.AAAA: lambda rd: socket.inet_pton(socket.AF_INET6, rd.address),
+    dns.rdatatype.RRSIG: lambda rd: (
+        RRSIG_FIXED.pack(
+            rd.type_covered,
+            rd.algorithm,
+            rd.labels,
+            rd.original_ttl,
+            rd.expiration,
+            rd.inception,
+            rd.key_tag,
+        )
+        + name_wire(rd.signer)
+        + rd.signature
+    ),
+    dns.rdatatype.NSEC: lambda rd: (
+        name_wire(rd.next) + b"".join(bytes((w, len(b))) + b for w, b in rd.windows)
+    ),
+    dns.rdatatype.MX: lambda rd: struct.pack("!H", rd.preference) + name_wire(rd.exchange),
+    dns.rdatatype.NS: _names("target"),
+    dns.rdatatype.CNAME: _names("target"),
+    dns.rdatatype.DNAME: _names("target"),
+    dns.rdatatype.PTR: _names("target"),
+}
+NAME_FIELDS = {
+    dns.rdatatype.RRSIG: "signer",
+    dns.rdatatype.NSEC: "next",
+    dns.rdatatype.MX: "exchange",
+    dns.rdatatype.NS: "target",
+    dns.rdatatype.CNAME: "target",
+    dns.rdatatype.DNAME: "target",
+    dns.rdatatype.PTR: "target",
+}
+
+
+def encode_rrset(rrset: dns.rrset.RRset) -> tuple[bytes, int]:
+    """The RRset's records in uncompressed wire form, in a stable order, and their count."""
+    head = name_wire(rrset.name) + RR_FIXED.pack(rrset.rdtype, rrset.rdclass, rrset.ttl)
+    encode = RDATA_ENCODERS.get(rrset.rdtype)
+    field = NAME_FIELDS.get(rrset.rdtype)
+    parts = []
+    for rd in rrset:
+        if encode is not None and (field is None or getattr(rd, field).is_absolute()):
+            data = encode(rd)
+        else:
+            data = rd.to_wire()
+        parts.append(head + struct.pack("!H", len(data)) + data)
+    return b"".join(parts), len(parts)
+
+
 def rrset_wire(snap: ZoneSnapshot, rrset: dns.rrset.RRset, memo: bool) -> tuple[bytes, int]:
     """The uncompressed wire form of ``rrset`` and its record count, memoised on ``snap``
     when ``memo`` (the RRset belongs to the snapshot, so its id is stable)."""
@@ -112,9 +182,7 @@ def rrset_wire(snap: ZoneSnapshot, rrset: dns.rrset.RRset, memo: bool) -> tuple[
         hit = snap.wire_memo.get(key)
         if hit is not None and hit[0] is rrset:
             return hit[1], hit[2]
-    f = io.BytesIO()
-    count = rrset.to_wire(f)
-    data = f.getvalue()
+    data, count = encode_rrset(rrset)
     if memo:
         snap.wire_memo[key] = (rrset, data, count)
     return data, count

@@ -49,7 +49,7 @@ def test_bind_signed(tmp_path: Path, nsec3: list[str]) -> None:
     keys(tmp_path)
     (tmp_path / "zone").write_text(FEATURE_ZONE)
     run_tool(["dnssec-signzone", "-q", "-S", "-K", tmp_path, "-o", ORIGIN, *nsec3, "-f",
-              tmp_path / "out", tmp_path / "zone"])  # fmt: skip
+              tmp_path / "out", tmp_path / "zone"], cwd=tmp_path)  # fmt: skip
     check(tmp_path / "out")
 
 

@@ -175,10 +175,11 @@ def test_default_mode_serves_presigned_and_explains_unsigned(
         wait_for_dns(port, z.origin, proc)
         deadline = time.monotonic() + 5
         text = ""
-        while "signer integration" not in text and time.monotonic() < deadline:
+        while "control:" not in text and time.monotonic() < deadline:
             time.sleep(0.1)
             text = (tmp_path / "out.txt").read_text()
         assert f"dig @127.0.0.1 -p {port} {z.origin}" in text
+        assert f"DS for the parent: {z.ds}".lower() in text.lower()
         assert "plain.example: NOT served" in text
         assert "signer integration" in text
         r = dns.query.udp(

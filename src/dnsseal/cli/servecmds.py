@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import click
+import dns.dnssec
+import dns.rdatatype
 
 from dnsseal.errors import OptionError
+from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server.control import COMMANDS, request
 from dnsseal.server.service import AuthServer
 from dnsseal.server.workers import serve as run_server
@@ -38,12 +42,27 @@ def _print_intro(server: AuthServer, config: ServerConfig) -> None:
         snap = state.served.snapshot
         name = snap.origin.to_text()
         click.echo(f"  {name} serial {snap.serial} from {state.config.file}")
+        for ds in _parent_ds(snap):
+            click.echo(f"  DS for the parent: {ds}")
         click.echo("  try:")
         click.echo(f"    dig @{ep.host} -p {ep.port} {name} SOA +dnssec +multi")
         click.echo(f"    dig @{ep.host} -p {ep.port} {name} DNSKEY +dnssec")
         click.echo(f"    dig @{ep.host} -p {ep.port} nonexistent.{name} A +dnssec")
     if config.control is not None:
         click.echo(f"control: dnsseal ctl -s {config.control} status")
+
+
+def _parent_ds(snap: ZoneSnapshot) -> list[str]:
+    """DS records (SHA-256) for the zone's key-signing keys (DNSKEY with the SEP flag)."""
+    dnskeys = snap.apex.rrsets.get(dns.rdatatype.DNSKEY)
+    if dnskeys is None:
+        return []
+    origin = snap.origin.to_text()
+    return [
+        f"{origin} IN DS {dns.dnssec.make_ds(snap.origin, key, 'SHA256')}"
+        for key in dnskeys
+        if key.flags & 0x0001
+    ]
 
 
 @click.command("serve")
@@ -92,6 +111,7 @@ def serve(config_path: Path | None, zones_dir: Path, port: int, workers: int | N
         _print_intro(server, config)
         if config_path is None and any(z.error for z in server.zones.values()):
             click.echo(UNSIGNED_NOTE, err=True)
+        sys.stdout.flush()  # the intro must show now even when stdout is a pipe or a file
 
     run_server(config, config_path, started)
 

@@ -31,10 +31,14 @@ class SignedZone:
     dnskey: str
 
 
-def sign_zone(workdir: Path, variant: str, serial: int = 1, extra: str = "") -> SignedZone:
+def sign_zone(
+    workdir: Path, variant: str, serial: int = 1, extra: str = "", origin: str | None = None
+) -> SignedZone:
     """Write the test zone for ``variant`` and sign it with dnssec-keygen/dnssec-signzone
-    (keys are created once per directory and reused for re-signing)."""
-    origin, args = VARIANTS[variant]
+    (keys are created once per directory and reused for re-signing).  ``origin`` overrides
+    the variant's zone name."""
+    default_origin, args = VARIANTS[variant]
+    origin = origin or default_origin
     workdir.mkdir(parents=True, exist_ok=True)
     unsigned = workdir / "zone.db"
     unsigned.write_text(zone_text(serial, extra))
@@ -103,17 +107,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
-def named_port(
-    signed_zones: dict[str, SignedZone], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[int]:
-    """BIND's named serving the same signed zones (minimal responses, no recursion)."""
+def start_named(d: Path, zones: list[SignedZone]) -> tuple[int, subprocess.Popen[bytes]]:
+    """BIND's named serving ``zones`` (minimal responses, no recursion) on a free port."""
     named = require_tool("named")
-    d = tmp_path_factory.mktemp("named")
     port = free_port()
-    zones = "".join(
-        f'zone "{z.origin}" {{ type primary; file "{z.path}"; }};\n' for z in signed_zones.values()
-    )
+    zone_conf = "".join(f'zone "{z.origin}" {{ type primary; file "{z.path}"; }};\n' for z in zones)
     conf = d / "named.conf"
     conf.write_text(
         f"""options {{
@@ -128,14 +126,27 @@ def named_port(
     notify no;
 }};
 controls {{ }};
-{zones}"""
+{zone_conf}"""
     )
     with (d / "named.log").open("wb") as logf:
         proc = subprocess.Popen(
             [named, "-g", "-c", str(conf), "-n", "1"], stdout=subprocess.DEVNULL, stderr=logf
         )
     try:
-        wait_for_dns(port, next(iter(signed_zones.values())).origin, proc)
+        wait_for_dns(port, zones[0].origin, proc)
+    except Exception:
+        stop(proc)
+        raise
+    return port, proc
+
+
+@pytest.fixture(scope="session")
+def named_port(
+    signed_zones: dict[str, SignedZone], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
+    """BIND's named serving the same signed zones."""
+    port, proc = start_named(tmp_path_factory.mktemp("named"), list(signed_zones.values()))
+    try:
         yield port
     finally:
         stop(proc)

@@ -258,3 +258,71 @@ def test_ixfr_after_restart_comes_from_the_journal(tmp_path: Path) -> None:
         assert soas == [3, 3]
     finally:
         stop(server.proc)
+
+
+@pytest.mark.slow
+def test_nsd_secondary_follows_by_notify_and_ixfr(tmp_path: Path) -> None:
+    nsd = require_tool("nsd")
+    nport = free_port()
+    zone = sign_zone(tmp_path / "z", "optout", serial=1)
+    server = start_dnsseal(
+        tmp_path, {"optout": zone}, also_notify={"optout": [f"127.0.0.1@{nport}"]}
+    )
+    nd = tmp_path / "nsd"
+    nd.mkdir()
+    conf = nd / "nsd.conf"
+    conf.write_text(
+        f"""server:
+    ip-address: 127.0.0.1
+    port: {nport}
+    username: ""
+    chroot: ""
+    zonesdir: "{nd}"
+    database: ""
+    zonelistfile: "{nd}/zone.list"
+    xfrdfile: "{nd}/xfrd.state"
+    xfrdir: "{nd}"
+    pidfile: "{nd}/nsd.pid"
+    logfile: "{nd}/nsd.log"
+    server-count: 1
+    verbosity: 2
+remote-control:
+    control-enable: no
+key:
+    name: xfr
+    algorithm: hmac-sha256
+    secret: "{TSIG_SECRET}"
+zone:
+    name: {zone.origin}
+    zonefile: "{nd}/secondary.zone"
+    request-xfr: 127.0.0.1@{server.port} xfr
+    allow-notify: 127.0.0.1 xfr
+    provide-xfr: 127.0.0.1 NOKEY
+"""
+    )
+    run_tool(["nsd-checkconf", conf])
+    proc = subprocess.Popen(
+        [nsd, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_dns(nport, zone.origin, proc, timeout=30)
+
+        def serial() -> int:
+            r = dns.query.udp(
+                dns.message.make_query(zone.origin, "SOA"), "127.0.0.1", port=nport, timeout=2
+            )
+            return int(r.answer[0][0].serial)
+
+        assert serial() == 1
+        sign_zone(tmp_path / "z", "optout", serial=2, extra="added A 192.0.2.99\n")
+        assert server.ctl("reload").returncode == 0
+        deadline = time.monotonic() + 20
+        while serial() != 2:
+            assert time.monotonic() < deadline, (nd / "nsd.log").read_text()[-3000:]
+            time.sleep(0.2)
+        assert "IXFR to 127.0.0.1 serial 2" in server.log.read_text()
+        ours = axfr(server.port, zone.origin, KEYRING)
+        assert records(axfr(nport, zone.origin)) == records(ours)
+    finally:
+        stop(proc)
+        stop(server.proc)

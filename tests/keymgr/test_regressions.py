@@ -83,3 +83,27 @@ def test_dnskey_does_not_leave_while_only_an_unrelated_swap_is_chained() -> None
     assert transition_safe(keys, k1, DNSKEY, U, False) == "a DS -> DNSKEY chain must stay"
     k1.states[3] = H
     assert transition_safe(keys, k1, DNSKEY, U, False) is None
+
+
+def test_roll_held_back_by_a_leaving_key_starts_when_that_key_goes() -> None:
+    """CSK lifetime 4 days, shorter than a roll really takes (DNSKEY TTL 1 day): the next
+    roll is due while the previous old key is still leaving ("three is a crowd").  That
+    key went hidden in the very step that held the roll back, so no later event was
+    scheduled: next_event was None and the zone kept its key for ever."""
+    p = SHORT.replace(
+        keys=(KeySpec("csk", 8, 345900),), dnskey_ttl=86400, parent_ds_ttl=300,
+        parent_propagation_delay=0, signatures_validity=345600, signatures_refresh=172800,
+    )  # fmt: skip
+    tl = run(p, 14, ds_delay=600)
+    assert all(plan.next_event is not None for plan in tl.plans)
+    csks = sorted((k for k in tl.keys.values() if k.role == "csk"),
+                  key=lambda k: k.timings.created or 0)  # fmt: skip
+    assert len(csks) == 4
+    # the second successor comes the moment its predecessor's predecessor is gone
+    first_gone = next(
+        plan.now for plan in tl.plans
+        for r in plan.keys
+        if r.key.id == csks[0].id and r.key.state is not None and r.key.state.dnskey is H
+    )  # fmt: skip
+    assert csks[2].timings.created == first_gone == 1_700_605_400
+    assert_safe(tl, p)

@@ -154,6 +154,13 @@ def _roll_in_progress(spec: KeySpec, works: Sequence[Work], active: Work) -> Wor
     return None
 
 
+def _crowd_wait(busy: Work) -> str:
+    return (
+        f"its successor is due, but the roll from {busy.tag} is still in progress; "
+        "the next roll starts when that key is gone"
+    )
+
+
 def _rollover(
     spec: KeySpec,
     active: Work | None,
@@ -164,29 +171,27 @@ def _rollover(
     now: int,
     wake: list[int],
     needed: list[str],
-) -> None:
+) -> Work | None:
+    """Start the roll of ``spec``'s key line when it is due.  Returns the key of the same
+    line still leaving the zone when that holds the due roll back, else None."""
     prepub = 0
     if active is not None:
         prepub = md.prepublication_time(active, policy, spec.lifetime, now)
         if prepub == 0 or prepub > now:
             if prepub:
                 wake.append(prepub)
-            return
+            return None
         if any(w.predecessor == active.tag and active.successor == w.tag for w in works):
-            return
+            return None
         busy = _roll_in_progress(spec, works, active)
         if busy is not None:
-            _wait(
-                active,
-                f"its successor is due, but the roll from {busy.tag} is still in progress; "
-                "the next roll starts when that key is gone",
-            )
-            return
+            _wait(active, _crowd_wait(busy))
+            return busy
     candidate = next((w for w in works if _matches(spec, w) and _unused(w)), None)
     if candidate is None:
         if keygen is None:
             needed.append(spec.role)
-            return
+            return None
         candidate = _new_key(spec, zone, policy, keygen, works, now)
         works.append(candidate)
     else:
@@ -218,6 +223,7 @@ def _rollover(
     if spec.lifetime:
         md.set_time(new, "inactive", act + spec.lifetime, "activation + lifetime")
         md.settime_remove(new, policy)
+    return None
 
 
 # ------------------------------------------------------------------ state transitions
@@ -438,6 +444,32 @@ def step(
             w.purge = True
             w.log.append(f"purged: hidden for longer than purge-keys ({policy.purge_keys}s)")
     needed: list[str] = []
+    held = _rollovers(policy, works, z, keygen, now, wake, needed)
+    _update(works, policy, z, now, wake, s2i=not policy.keys)
+    if any(busy.all_hidden() for _, busy in held):
+        # A key that held a due roll back left the zone in this very step; nothing
+        # else may ever wake the engine up for that roll, so start it now.
+        for active, busy in held:
+            if _crowd_wait(busy) in active.waits:
+                active.waits.remove(_crowd_wait(busy))
+        needed.clear()
+        _rollovers(policy, works, z, keygen, now, wake, needed)
+        _update(works, policy, z, now, wake, s2i=not policy.keys)
+    return _plan(z, policy, now, works, wake, problems, needed)
+
+
+def _rollovers(
+    policy: Policy,
+    works: list[Work],
+    zone: dns.name.Name,
+    keygen: KeyGen | None,
+    now: int,
+    wake: list[int],
+    needed: list[str],
+) -> list[tuple[Work, Work]]:
+    """Step 4 for every key line of the policy; returns (active key, key still leaving)
+    for each due roll that the key still leaving holds back."""
+    held: list[tuple[Work, Work]] = []
     claimed: set[int] = set()
     for spec in policy.keys:
         mine = [w for w in works if _matches(spec, w) and not w.purge and id(w) not in claimed]
@@ -448,9 +480,10 @@ def step(
         active = max(live, key=lambda w: w.timings.get("activate") or 0, default=None)
         if active is not None:
             claimed.add(id(active))
-        _rollover(spec, active, works, z, policy, keygen, now, wake, needed)
-    _update(works, policy, z, now, wake, s2i=not policy.keys)
-    return _plan(z, policy, now, works, wake, problems, needed)
+        busy = _rollover(spec, active, works, zone, policy, keygen, now, wake, needed)
+        if active is not None and busy is not None:
+            held.append((active, busy))
+    return held
 
 
 def _plan(

@@ -82,7 +82,8 @@ class Stats:
 
 
 class Engine:
-    """Answers queries for a set of zones.  Not thread-safe; one per event loop."""
+    """Answers queries for a set of zones, one per event loop.  Zone transfers may be run
+    in a helper thread: that path only reads the zone set and never touches the cache."""
 
     def __init__(
         self,

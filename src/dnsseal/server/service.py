@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
+import secrets
 import signal
 import socket
 import struct
@@ -323,7 +323,8 @@ class AuthServer:
     async def _notify_one(
         self, zone: str, snap: ZoneSnapshot, target: Endpoint, key: dns.tsig.Key | None
     ) -> str:
-        msg = make_notify(snap, random.randrange(65536), key)
+        # An unpredictable ID: the acknowledgement is matched by it.
+        msg = make_notify(snap, secrets.randbelow(65536), key)
         wire = msg.to_wire()
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in target.host else socket.AF_INET

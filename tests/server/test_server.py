@@ -234,3 +234,36 @@ def test_worker_processes_share_the_port(
         assert not Path(f"/proc/{worker}").exists()
     finally:
         stop(server.proc)
+
+
+def test_reload_does_not_drop_queries(signed_zones: dict[str, SignedZone], tmp_path: Path) -> None:
+    import threading
+
+    zone = sign_zone(tmp_path / "z", "nsec3", serial=20)
+    server = start_dnsseal(tmp_path, {"nsec3": zone})
+    answered: list[int] = []
+    failures: list[str] = []
+    done = threading.Event()
+
+    def query_loop() -> None:
+        q = dns.message.make_query(f"www.{zone.origin}", "A", want_dnssec=True)
+        while not done.is_set():
+            try:
+                r = dns.query.udp(q, "127.0.0.1", port=server.port, timeout=2)
+                answered.append(len(r.answer))
+            except Exception as e:  # every failure is reported below
+                failures.append(repr(e))
+
+    try:
+        thread = threading.Thread(target=query_loop)
+        thread.start()
+        for serial in (21, 22):
+            sign_zone(tmp_path / "z", "nsec3", serial=serial, extra=f"s{serial} A 192.0.2.9\n")
+            assert server.ctl("reload").returncode == 0
+        done.set()
+        thread.join()
+        assert failures == [] and len(answered) > 20
+        assert ask(server, zone.origin, "SOA").answer[0][0].serial == 22
+    finally:
+        done.set()
+        stop(server.proc)

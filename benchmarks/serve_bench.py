@@ -7,8 +7,11 @@ NSEC3 with --nsec3), starts dnsseal, knotd and nsd on free loopback ports, and r
 * ``mixed``: 90% existing names (A, AAAA, TXT, MX), 10% random non-existent names;
 * ``random-nxdomain``: 100% random non-existent names (the "random subdomain" attack).
 
-Prints QPS, lost queries, latency (mean and percentiles from dnsperf -v), each server's RSS
-after loading, and the ratios against Knot.  Example (small and quick)::
+Prints QPS, lost queries, latency (mean; percentiles from a second, rate-limited dnsperf -v
+run), each server's RSS after loading (the main process), and the ratios against Knot.
+dnsseal runs with ``--workers`` processes (default 2: Knot and NSD use every core too); the
+time dnsseal takes to load the zone is printed (dnspython parses the file: ~3 ms per host).
+Example (small and quick)::
 
     .venv/bin/python benchmarks/serve_bench.py --hosts 2000 --seconds 3
 

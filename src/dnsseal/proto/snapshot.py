@@ -103,7 +103,6 @@ class ZoneSnapshot:
     nsec3_hashes: list[str]
     nsec3_by_hash: dict[str, Node]
     nsec3_nodes: dict[dns.name.Name, Node]
-    zone: dns.zone.Zone
     negative_soa: list[dns.rrset.RRset]  # SOA and its RRSIG with the RFC 2308 negative TTL
     # id(rrset) -> (rrset, uncompressed wire, record count), filled lazily by the fast path
     wire_memo: dict[int, tuple[dns.rrset.RRset, bytes, int]] = field(default_factory=dict)
@@ -262,7 +261,6 @@ def build(zone: dns.zone.Zone) -> ZoneSnapshot:
         nsec3_hashes=sorted(by_hash),
         nsec3_by_hash=by_hash,
         nsec3_nodes=nsec3_nodes,
-        zone=zone,
         by_key={name_key(n): node for n, node in nodes.items()},
         ent_keys=frozenset(name_key(n) for n in ents),
         cut_keys=frozenset(name_key(n) for n in cuts),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time as _time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import dns.name
@@ -33,7 +33,7 @@ from dnsseal.signer.keysel import KEYSET_TYPES, SigningKey, assign
 from dnsseal.signer.rrsig import Rrsig, absolute_time, labels_field
 from dnsseal.signer.verify import BatchVerifier, verify_sequential
 from dnsseal.zone import canonical
-from dnsseal.zone.model import NameKind, RRset, Soa, Zone, ZoneBuilder, layout
+from dnsseal.zone.model import CHAIN_TYPES, NameKind, RRset, Soa, Zone, layout
 
 log = logging.getLogger(__name__)
 T = dns.rdatatype
@@ -154,21 +154,31 @@ def _check_keys(zone: Zone, keys: Sequence[SigningKey], params: SignParams) -> N
 
 
 def _prepare(zone: Zone, keys: Sequence[SigningKey], params: SignParams, now: int) -> Zone:
-    """The zone's data with serial, DNSKEY and NSEC3PARAM set and old chains removed."""
+    """The zone's data with serial, DNSKEY and NSEC3PARAM set and old chains removed.
+
+    Nodes without chain records are shared with ``zone`` (RRsets and their dictionaries are
+    never changed once built)."""
     soa = zone.soa()
-    b = ZoneBuilder(zone.origin, zone.rdclass)
+    origin = zone.origin
     drop_keys = {_dnskey_rdata(k) for k in keys if not k.publish}
-    old_dnskey = zone.get(zone.origin, T.DNSKEY)
-    for rrset in zone.iter_rrsets():
-        if rrset.rtype in (T.NSEC, T.NSEC3) or (
-            rrset.name == zone.origin and rrset.rtype in (T.NSEC3PARAM, T.DNSKEY, T.SOA)
-        ):
-            continue
-        b.add_rrset(rrset)
+    old_dnskey = zone.get(origin, T.DNSKEY)
+    rrsets: dict[dns.name.Name, Mapping[int, RRset]] = {}
+    for name, node in zone.rrsets.items():
+        if T.NSEC in node or T.NSEC3 in node or name == origin:
+            kept = {t: r for t, r in node.items() if t not in CHAIN_TYPES}
+            if name == origin:
+                for t in (T.NSEC3PARAM, T.DNSKEY, T.SOA):
+                    kept.pop(t, None)
+            if kept or name == origin:
+                rrsets[name] = kept
+        else:
+            rrsets[name] = node
+    apex = rrsets[origin]
+    assert isinstance(apex, dict)
     serial = next_serial(soa.serial, params.serial, now)
     new_soa = Soa(soa.mname, soa.rname, serial, soa.refresh, soa.retry, soa.expire,
                   soa.minimum, soa.ttl)  # fmt: skip
-    b.add(zone.origin, T.SOA, soa.ttl, new_soa.rdata_wire())
+    apex[T.SOA] = RRset(origin, T.SOA, soa.ttl, (new_soa.rdata_wire(),))
     dnskeys = {_dnskey_rdata(k) for k in keys if k.publish}
     if old_dnskey is not None:
         dnskeys |= set(old_dnskey.rdatas) - drop_keys
@@ -176,11 +186,11 @@ def _prepare(zone: Zone, keys: Sequence[SigningKey], params: SignParams, now: in
     if ttl is None:
         key_ttls = [k.key.ttl for k in keys if k.publish and k.key.ttl is not None]
         ttl = old_dnskey.ttl if old_dnskey else (min(key_ttls) if key_ttls else soa.minimum)
-    for rd in dnskeys:
-        b.add(zone.origin, T.DNSKEY, ttl, rd)
+    if dnskeys:
+        apex[T.DNSKEY] = RRset(origin, T.DNSKEY, ttl, canonical.canonical_rdatas(dnskeys))
     if params.nsec3 is not None:
-        b.add(zone.origin, T.NSEC3PARAM, 0, params.nsec3.param_rdata())
-    return b.build()
+        apex[T.NSEC3PARAM] = RRset(origin, T.NSEC3PARAM, 0, (params.nsec3.param_rdata(),))
+    return Zone(origin, rrsets, {}, zone.rdclass)
 
 
 def sign_zone(
@@ -244,11 +254,15 @@ def sign_zone(
             to_sign.append(rrset)
     to_sign += chain
 
-    builder = ZoneBuilder(data.origin, data.rdclass)
-    for rrset in data.iter_rrsets():
-        builder.add_rrset(rrset)
+    out_rrsets: dict[dns.name.Name, Mapping[int, RRset]] = dict(data.rrsets)
     for rrset in chain:
-        builder.add_rrset(rrset)
+        old_node = out_rrsets.get(rrset.name)
+        out_rrsets[rrset.name] = (
+            {**old_node, rrset.rtype: rrset} if old_node else {rrset.rtype: rrset}
+        )
+    # (name, covered type) -> (TTL, RRSIG RDATAs)
+    out_sigs: dict[tuple[dns.name.Name, int], tuple[int, list[bytes]]] = {}
+    owner_wires: dict[dns.name.Name, bytes] = {}
 
     # Pass 1: which existing signatures could be kept, and which of those need checking.
     # keepable: (RRSIG wire, candidate key indexes, whether it must be checked first)
@@ -258,7 +272,9 @@ def sign_zone(
     checks: list[tuple[int, bytes, bytes]] = []  # (key index, signature, signed data)
     check_ids: list[tuple[int, bytes, int]] = []  # (plan index, RRSIG wire, key index)
     for pos, rrset in enumerate(to_sign):
-        owner = canonical.name_wire(rrset.name)
+        owner = owner_wires.get(rrset.name)
+        if owner is None:
+            owner = owner_wires[rrset.name] = canonical.name_wire(rrset.name)
         signers = who.keyset if rrset.rtype in KEYSET_TYPES else who.other
         labels = labels_field(rrset.name)
         rrs_wire = canonical.rrset_wire(owner, rrset.rtype, data.rdclass, rrset.ttl, rrset.rdatas)
@@ -298,6 +314,7 @@ def sign_zone(
 
     # Pass 2: keep what holds, queue the rest for signing.
     jobs: list[tuple[int, bytes]] = []
+    heads: dict[tuple[int, int, int, int, int], bytes] = {}
     pending: list[tuple[RRset, int, bytes]] = []  # (rrset, key idx, head wire)
     generated = retained = 0
     per_key: dict[int, int] = {}
@@ -309,15 +326,18 @@ def sign_zone(
             ]
             if usable:
                 done.add(usable[0])
-                builder.add(rrset.name, T.RRSIG, rrset.ttl, sig_wire)
+                out_sigs.setdefault((rrset.name, rrset.rtype), (rrset.ttl, []))[1].append(sig_wire)
                 retained += 1
         exp = _jittered(expiration, params.jitter, owner, rrset.rtype)
         for idx in signers:
             if idx in done:
                 continue
-            k = keys[idx].key
-            head = Rrsig(rrset.rtype, k.algorithm, labels, rrset.ttl, exp, inception, k.tag,
-                         data.origin).head_wire()  # fmt: skip
+            hkey = (rrset.rtype, labels, rrset.ttl, exp, idx)
+            head = heads.get(hkey)
+            if head is None:
+                k = keys[idx].key
+                head = heads[hkey] = Rrsig(rrset.rtype, k.algorithm, labels, rrset.ttl, exp,
+                                           inception, k.tag, data.origin).head_wire()  # fmt: skip
             jobs.append((idx, head + rrs_wire))
             pending.append((rrset, idx, head))
             per_key[idx] = per_key.get(idx, 0) + 1
@@ -326,7 +346,7 @@ def sign_zone(
     if len(signatures) != len(jobs):
         raise CryptoError(f"batch signer returned {len(signatures)} signatures for {len(jobs)}")
     for (rrset, _, head), signature in zip(pending, signatures, strict=True):
-        builder.add(rrset.name, T.RRSIG, rrset.ttl, head + signature)
+        out_sigs.setdefault((rrset.name, rrset.rtype), (rrset.ttl, []))[1].append(head + signature)
         generated += 1
     dropped = sum(len(r.rdatas) for node in zone.rrsigs.values() for r in node.values())
     dropped -= retained
@@ -340,4 +360,9 @@ def sign_zone(
     )
     log.info("[%s] signed: %d new, %d kept, %d dropped signatures", data.origin,
              generated, retained, dropped)  # fmt: skip
-    return SignedZone(builder.build(), stats)
+    sig_nodes: dict[dns.name.Name, dict[int, RRset]] = {}
+    for (name, covered), (ttl, rdatas) in out_sigs.items():
+        sig_nodes.setdefault(name, {})[covered] = RRset(
+            name, T.RRSIG, ttl, canonical.canonical_rdatas(rdatas)
+        )
+    return SignedZone(Zone(data.origin, out_rrsets, sig_nodes, data.rdclass), stats)

@@ -8,7 +8,10 @@ else the current one, and the including file's origin is restored after it.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,9 +19,8 @@ import dns.exception
 import dns.name
 
 from dnsseal.errors import FileFormatError, StorageError
-from dnsseal.storage import atomic
 from dnsseal.zone.model import Zone
-from dnsseal.zone.text import format_zone, parse_zone_text
+from dnsseal.zone.text import iter_zone_text, parse_zone_text
 
 MAX_INCLUDE_DEPTH = 10
 
@@ -90,4 +92,40 @@ def read_zone(path: str | Path, origin: dns.name.Name | str) -> Zone:
 
 def write_zone(path: str | Path, zone: Zone, *, header: Iterable[str] = ()) -> None:
     """Write ``zone`` as a master file, atomically (readers see the old or the new file)."""
-    atomic.replace(Path(path), format_zone(zone, header=header).encode("utf-8"))
+    write_text_chunks(path, iter_zone_text(zone, header=header))
+
+
+def write_text_chunks(path: str | Path, chunks: Iterable[str]) -> None:
+    """Write text given in pieces to ``path`` atomically, streaming: the whole text is never
+    held in memory (temp file in the same directory, fsync, rename; the old file's mode is
+    kept).  Raises :class:`StorageError` naming the file."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o644
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as e:
+        raise StorageError(str(p.parent), f"cannot create a file here: {e.strerror}") from None
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8", buffering=1 << 20) as f:
+            batch: list[str] = []
+            for chunk in chunks:
+                batch.append(chunk)
+                if len(batch) >= 4096:
+                    f.write("".join(batch))
+                    batch.clear()
+            f.write("".join(batch))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise StorageError(str(p), f"write failed: {e.strerror}") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

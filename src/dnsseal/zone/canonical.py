@@ -62,8 +62,13 @@ _LEADING_NAMES: dict[int, int] = {T.MD: 1, T.MF: 1, T.MB: 1, T.MG: 1, T.MR: 1, T
 
 def name_wire(name: dns.name.Name) -> bytes:
     """The canonical (lower-case, uncompressed) wire form of an absolute name."""
-    wire = name.to_wire()
-    assert wire is not None
+    labels = name.labels
+    if labels and not labels[-1]:
+        wire = b"".join([bytes((len(label),)) + label for label in labels])
+    else:  # relative: let dnspython raise its error
+        got = name.to_wire()
+        assert got is not None
+        wire = got
     # Length octets are at most 63, below b"A", so lower() only touches label letters.
     return wire.lower()
 

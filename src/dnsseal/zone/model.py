@@ -243,31 +243,39 @@ def layout(zone: Zone) -> Layout:
 
     A name with NS below the apex is a delegation; anything below a delegation or below a
     DNAME owner is occluded (glue included).  Empty non-terminals are names between the apex
-    and an authoritative or delegation name that own no data themselves.
+    and an authoritative or delegation name that own no data themselves.  (Works on label
+    tuples: owner names are lower-case, so equal names have equal labels.)
     """
     origin = zone.origin
-    cuts = {n for n, node in zone.rrsets.items() if n != origin and T.NS in node}
-    dnames = {n for n, node in zone.rrsets.items() if T.DNAME in node}
+    depth = len(origin.labels)
+    cuts = {n.labels for n, node in zone.rrsets.items() if n != origin and T.NS in node}
+    dnames = {n.labels for n, node in zone.rrsets.items() if T.DNAME in node}
+    stops = cuts | dnames
     kinds: dict[dns.name.Name, NameKind] = {}
     for name in zone.rrsets:
-        if name == origin:
+        labels = name.labels
+        if len(labels) <= depth:  # only the apex: every owner is at or below it
             kinds[name] = NameKind.APEX
             continue
-        kind = NameKind.DELEGATION if name in cuts else NameKind.AUTH
-        parent = name.parent()
-        while parent != origin and len(parent) > len(origin):
-            if parent in cuts or parent in dnames:
+        kind = NameKind.DELEGATION if labels in cuts else NameKind.AUTH
+        if stops:
+            if labels[1:] in dnames:
                 kind = NameKind.OCCLUDED
-                break
-            parent = parent.parent()
-        if kind is not NameKind.OCCLUDED and name.parent() in dnames:
-            kind = NameKind.OCCLUDED
+            else:
+                for i in range(1, len(labels) - depth):
+                    if labels[i:] in stops:
+                        kind = NameKind.OCCLUDED
+                        break
         kinds[name] = kind
-    ents: set[dns.name.Name] = set()
+    present = {n.labels for n in kinds}
+    ents: dict[tuple[bytes, ...], dns.name.Name] = {}
     for name, kind in kinds.items():
-        if kind in (NameKind.AUTH, NameKind.DELEGATION):
-            parent = name.parent()
-            while parent != origin and len(parent) > len(origin) and parent not in kinds:
-                ents.add(parent)
-                parent = parent.parent()
-    return Layout(kinds, frozenset(ents))
+        if kind is NameKind.AUTH or kind is NameKind.DELEGATION:
+            labels = name.labels
+            for i in range(1, len(labels) - depth):
+                parent = labels[i:]
+                if parent in present:
+                    break
+                if parent not in ents:
+                    ents[parent] = OwnerName(parent)
+    return Layout(kinds, frozenset(ents.values()))

@@ -23,7 +23,12 @@ _NAME_CACHE: dict[bytes, str] = {}
 _NAME_CACHE_MAX = 1 << 20
 
 
+_PLAIN = bytes(c for c in range(0x21, 0x7F) if c not in _SPECIAL)
+
+
 def _label_text(label: bytes) -> str:
+    if not label.translate(None, _PLAIN):  # nothing to escape: the common case
+        return label.decode("ascii")
     out = []
     for c in label:
         if c in _SPECIAL:
@@ -55,6 +60,22 @@ def name_text(wire: bytes, offset: int = 0) -> tuple[str, int]:
     return text, end
 
 
+_LABELS_CACHE: dict[tuple[bytes, ...], str] = {}
+
+
+def labels_text(labels: tuple[bytes, ...]) -> str:
+    """An absolute name given as its labels (root label last) as text, as :func:`name_text`
+    gives it; a name is formatted once however often it is asked for."""
+    text = _LABELS_CACHE.get(labels)
+    if text is None:
+        text = (
+            ".".join(_label_text(label) for label in labels[:-1]) + "." if len(labels) > 1 else "."
+        )
+        if len(_LABELS_CACHE) < _NAME_CACHE_MAX:
+            _LABELS_CACHE[labels] = text
+    return text
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -69,12 +90,26 @@ def _type_text(t: int) -> str:
     return s
 
 
+_BITMAP_CACHE: dict[bytes, str] = {}
+_TIME_CACHE: dict[int, str] = {}
+
+
 def _bitmap_text(wire: bytes) -> str:
-    return " ".join(_type_text(t) for t in sorted(bitmap_types(wire)))
+    text = _BITMAP_CACHE.get(wire)
+    if text is None:
+        text = " ".join(_type_text(t) for t in sorted(bitmap_types(wire)))
+        if len(_BITMAP_CACHE) < 4096:  # zones have few distinct bitmaps
+            _BITMAP_CACHE[wire] = text
+    return text
 
 
 def _time_text(t: int) -> str:
-    return time.strftime("%Y%m%d%H%M%S", time.gmtime(t))
+    text = _TIME_CACHE.get(t)
+    if text is None:
+        text = time.strftime("%Y%m%d%H%M%S", time.gmtime(t))
+        if len(_TIME_CACHE) < 65536:  # signing times repeat (jitter spreads a few)
+            _TIME_CACHE[t] = text
+    return text
 
 
 def _a(w: bytes) -> str:

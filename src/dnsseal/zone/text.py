@@ -9,7 +9,7 @@ form that BIND, Knot and ldns all load.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import dns.exception
 import dns.name
@@ -73,37 +73,63 @@ def parse_zone_text_full(text: str, origin: dns.name.Name, *, path: str = "<zone
 
 
 _FIRST_TYPES: dict[int, int] = {T.SOA: 0, T.DNSKEY: 1, T.NS: 2}
+_HEAD_CACHE: dict[tuple[int, int], str] = {}
 
 
 def _type_order(rtype: int) -> tuple[int, int]:
     return (_FIRST_TYPES.get(rtype, 9), rtype)
 
 
+def _class_type_text(rdclass: int, rtype: int) -> str:
+    """``CLASS\tTYPE\t`` for a record line (cached: dnspython's enum lookups are slow)."""
+    key = (rdclass, rtype)
+    text = _HEAD_CACHE.get(key)
+    if text is None:
+        cls = dns.rdataclass.to_text(dns.rdataclass.RdataClass(rdclass))
+        typ = dns.rdatatype.to_text(dns.rdatatype.RdataType(rtype))
+        text = _HEAD_CACHE[key] = f"{cls}\t{typ}\t"
+    return text
+
+
 def format_rrset(rrset: RRset, owner_text: str, rdclass: int = dns.rdataclass.IN) -> list[str]:
     """The lines of one RRset: ``owner TTL CLASS TYPE RDATA``."""
-    cls = dns.rdataclass.to_text(dns.rdataclass.RdataClass(rdclass))
-    typ = dns.rdatatype.to_text(dns.rdatatype.RdataType(rrset.rtype))
-    head = f"{owner_text}\t{rrset.ttl}\t{cls}\t{typ}\t"
-    return [head + rdtext.rdata_text(rrset.rtype, rd, rdclass) for rd in rrset.rdatas]
+    head = f"{owner_text}\t{rrset.ttl}\t{_class_type_text(rdclass, rrset.rtype)}"
+    text = rdtext.rdata_text
+    rtype = rrset.rtype
+    return [head + text(rtype, rd, rdclass) for rd in rrset.rdatas]
 
 
-def format_zone(zone: Zone, *, header: Iterable[str] = ()) -> str:
-    """The zone as master-file text: comments from ``header``, then every RRset (SOA first)
-    with its RRSIGs, names in canonical order."""
-    lines = [f"; {h}" for h in header]
+def iter_zone_text(zone: Zone, *, header: Iterable[str] = ()) -> Iterator[str]:
+    """The zone as master-file text in pieces (one per owner name), for streaming output:
+    comments from ``header``, then every RRset (SOA first) with its RRSIGs, names in
+    canonical order."""
+    head = "".join(f"; {h}\n" for h in header)
+    if head:
+        yield head
     names = set(zone.rrsets) | set(zone.rrsigs)
     names.discard(zone.origin)
     ordered = [zone.origin, *sorted(names, key=canonical.sort_key)]
+    empty: dict[int, RRset] = {}
     for name in ordered:
-        owner = rdtext.name_text(canonical.name_wire(name))[0]
-        node = zone.rrsets.get(name, {})
-        sigs = zone.rrsigs.get(name, {})
-        for rtype in sorted(set(node) | set(sigs), key=_type_order):
+        owner = rdtext.labels_text(name.labels)
+        node = zone.rrsets.get(name, empty)
+        sigs = zone.rrsigs.get(name, empty)
+        lines: list[str] = []
+        if len(node) == 1 and len(sigs) <= 1 and (not sigs or sigs.keys() == node.keys()):
+            types = list(node)  # the common case: one RRset, perhaps signed
+        else:
+            types = sorted(node.keys() | sigs.keys(), key=_type_order)
+        for rtype in types:
             rrset = node.get(rtype)
             if rrset is not None:
                 lines += format_rrset(rrset, owner, zone.rdclass)
             sig = sigs.get(rtype)
             if sig is not None:
                 lines += format_rrset(sig, owner, zone.rdclass)
-    lines.append("")
-    return "\n".join(lines)
+        lines.append("")
+        yield "\n".join(lines)
+
+
+def format_zone(zone: Zone, *, header: Iterable[str] = ()) -> str:
+    """The zone as master-file text (see :func:`iter_zone_text`)."""
+    return "".join(iter_zone_text(zone, header=header))

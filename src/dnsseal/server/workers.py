@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 import signal
@@ -57,6 +58,9 @@ def serve(
     """Load the zones, fork the workers, serve until stopped.  ``on_started`` runs in the
     main process once its sockets are bound."""
     zones: dict[str, ZoneState] = preload(config, clock.now())
+    # The loaded zones live until the next reload: keep the collector off them, and so off
+    # the pages the forked workers share with us.
+    gc.freeze()
     pids: list[int] = []
     for _ in range(config.workers - 1):
         sys.stdout.flush()

@@ -8,7 +8,10 @@ error is reported), so a bad edit never takes a zone down.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import dns.name
@@ -59,8 +62,10 @@ def load_one(
     if state.served is not None and sig == state.signature:
         return False, None
     try:
-        zone = load_zone_file(cfg.file, cfg.name)
-        snap = build(zone)
+        with _gc_paused():
+            zone = load_zone_file(cfg.file, cfg.name)
+            snap = build(zone)
+            del zone
     except DnssealError as e:
         return False, str(e)
     if require_signed and not _is_signed(snap):
@@ -87,6 +92,19 @@ def load_one(
     state.signature = sig
     state.loaded_at = now
     return new_serial, None
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic GC while a zone loads: it only allocates (no cycles to find), and the
+    collector would walk the growing heap again and again (~15% of the load time)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _is_signed(snap: ZoneSnapshot) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -260,10 +261,20 @@ class AuthServer:
             problems: list[str] = []
             if not initial and self.config_path is not None:
                 try:
-                    self.config = await asyncio.to_thread(load_config, self.config_path)
+                    new_config = await asyncio.to_thread(load_config, self.config_path)
                 except Exception as e:
                     log.error("[server] config not reloaded: %s", e)
                     return [f"config: {e}"]
+                for option in ("listen", "control", "workers", "state_dir"):
+                    if getattr(new_config, option) != getattr(self.config, option):
+                        log.warning(
+                            "[server] server.%s changed: takes effect at the next restart",
+                            option.replace("_", "-"),
+                        )
+                        new_config = dataclasses.replace(
+                            new_config, **{option: getattr(self.config, option)}
+                        )
+                self.config = new_config
             states: dict[str, ZoneState] = {}
             changed: list[ZoneState] = []
             now = clock.now()

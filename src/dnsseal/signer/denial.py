@@ -20,7 +20,7 @@ import dns.rdatatype
 from dnsseal.errors import InputError
 from dnsseal.zone import canonical
 from dnsseal.zone.bitmap import type_bitmap
-from dnsseal.zone.model import Layout, NameKind, RRset, Zone
+from dnsseal.zone.model import Layout, NameKind, OwnerName, RRset, Zone
 
 T = dns.rdatatype
 NSEC3_SHA1 = 1
@@ -106,8 +106,8 @@ def nsec3_hash(name_wire: bytes, salt: bytes, iterations: int) -> bytes:
 
 
 def hashed_owner(digest: bytes, origin: dns.name.Name) -> dns.name.Name:
-    label = base64.b32hexencode(digest).decode("ascii").lower().encode("ascii")
-    return dns.name.Name((label, *origin.labels))
+    label = base64.b32hexencode(digest).lower()
+    return OwnerName((label, *origin.labels))
 
 
 def nsec3_included(zone: Zone, lay: Layout, opt_out: bool) -> dict[dns.name.Name, set[int]]:
@@ -129,14 +129,16 @@ def nsec3_included(zone: Zone, lay: Layout, opt_out: bool) -> dict[dns.name.Name
         else:
             present.add(T.RRSIG)
         out[name] = present
-    origin = zone.origin
+    depth = len(zone.origin.labels)
+    seen = {name.labels for name in out}
     for name in list(out):
-        parent = name
-        while parent != origin and len(parent) > len(origin):
-            parent = parent.parent()
-            if parent in out:
+        labels = name.labels
+        for i in range(1, len(labels) - depth):
+            parent = labels[i:]
+            if parent in seen:
                 break
-            out[parent] = set()
+            seen.add(parent)
+            out[OwnerName(parent)] = set()
     return out
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from dnsseal.crypto import software, wire
+from dnsseal.crypto import wire
+from dnsseal.signer.fastsign import SignFunction, sign_function
 from dnsseal.signer.keysel import SigningKey
 
-_WORKER_SIGNERS: dict[int, software.SoftwareSigner] = {}
+_WORKER_SIGNERS: dict[int, SignFunction] = {}
 _WORKER_KEYS: list[SigningKey] = []
 CHUNK = 2000
 
@@ -25,11 +26,12 @@ def _init(keys: list[SigningKey]) -> None:
 
 def _sign_chunk(jobs: list[tuple[int, bytes]]) -> list[bytes]:
     out = []
+    signers = _WORKER_SIGNERS
     for idx, data in jobs:
-        s = _WORKER_SIGNERS.get(idx)
+        s = signers.get(idx)
         if s is None:
-            s = _WORKER_SIGNERS[idx] = software.signer_for(_WORKER_KEYS[idx].key)
-        out.append(s.sign(data))
+            s = signers[idx] = sign_function(_WORKER_KEYS[idx].key)
+        out.append(s(data))
     return out
 
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 import dns.name
 import dns.rdatatype
 
-from dnsseal.crypto import software
 from dnsseal.errors import CryptoError, InputError
 from dnsseal.signer import denial
+from dnsseal.signer.fastsign import SignFunction, sign_function
 from dnsseal.signer.keysel import KEYSET_TYPES, SigningKey, assign
 from dnsseal.signer.rrsig import Rrsig, absolute_time, labels_field
 from dnsseal.signer.verify import BatchVerifier, verify_sequential
@@ -50,13 +50,13 @@ BatchSigner = Callable[[Sequence[SigningKey], Sequence[tuple[int, bytes]]], list
 
 def sign_sequential(keys: Sequence[SigningKey], jobs: Sequence[tuple[int, bytes]]) -> list[bytes]:
     """The default :data:`BatchSigner`: sign in this process, in order."""
-    signers: dict[int, software.SoftwareSigner] = {}
+    signers: dict[int, SignFunction] = {}
     out = []
     for idx, data in jobs:
         s = signers.get(idx)
         if s is None:
-            s = signers[idx] = software.signer_for(keys[idx].key)
-        out.append(s.sign(data))
+            s = signers[idx] = sign_function(keys[idx].key)
+        out.append(s(data))
     return out
 
 

@@ -10,7 +10,6 @@ truncation.
 
 from __future__ import annotations
 
-import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from typing import Any
 
 import dns.exception
 import dns.flags
+import dns.ipv4
+import dns.ipv6
 import dns.name
 import dns.rdatatype
 import dns.rrset
@@ -124,8 +125,8 @@ def _names(*attrs: str) -> Callable[[Any], bytes]:
 # RDATA encoders for the types of nearly every answer (the others use dnspython's to_wire).
 # Each must give exactly dnspython's uncompressed wire form (tests/server/test_snapshot.py).
 RDATA_ENCODERS: dict[int, Callable[[Any], bytes]] = {
-    dns.rdatatype.A: lambda rd: socket.inet_pton(socket.AF_INET, rd.address),
-    dns.rdatatype.AAAA: lambda rd: socket.inet_pton(socket.AF_INET6, rd.address),
+    dns.rdatatype.A: lambda rd: dns.ipv4.inet_aton(rd.address),
+    dns.rdatatype.AAAA: lambda rd: dns.ipv6.inet_aton(rd.address),
     dns.rdatatype.RRSIG: lambda rd: (
         RRSIG_FIXED.pack(
             rd.type_covered,

@@ -215,8 +215,12 @@ def test_worker_processes_give_the_same_signatures() -> None:
 
     keys = ksk_zsk(13)
     jobs = [(i % 2, f"data {i}".encode()) for i in range(50)]
-    pooled = ProcessBatchSigner(2, min_jobs=0)(keys, jobs)
-    assert pooled == sign_sequential(keys, jobs)  # RFC 6979: same input, same signature
+    pooled = list(ProcessBatchSigner(2, min_jobs=0)(keys, jobs))
+    assert pooled == list(sign_sequential(keys, jobs))  # RFC 6979: same input, same signature
+    many = [(i % 2, f"data {i}".encode()) for i in range(5000)]  # several chunks in flight
+    assert list(ProcessBatchSigner(2, min_jobs=0)(keys, iter(many))) == list(
+        sign_sequential(keys, many)
+    )
     params = SignParams(batch=ProcessBatchSigner(2, min_jobs=0))
     a = sign_zone(zone_from(), keys, params, NOW).zone
     assert format_zone(a) == format_zone(sign_zone(zone_from(), keys, SignParams(), NOW).zone)

@@ -7,8 +7,9 @@ data; results come back in order.  No files, sockets or clock are touched.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from concurrent.futures import Future, ProcessPoolExecutor
 
 from dnsseal.crypto import wire
 from dnsseal.signer.fastsign import SignFunction, sign_function
@@ -35,10 +36,24 @@ def _sign_chunk(jobs: list[tuple[int, bytes]]) -> list[bytes]:
     return out
 
 
+def _chunks(jobs: Iterable[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
+    chunk: list[tuple[int, bytes]] = []
+    for job in jobs:
+        chunk.append(job)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 class ProcessBatchSigner:
-    """Sign with ``workers`` processes; falls back to in-process signing for small batches
-    where starting processes costs more than it saves.  ``progress(done, total)`` is
-    called after each chunk when given."""
+    """Sign with ``workers`` processes, each holding its own signing functions for the keys
+    (made once per process).  Data goes out in chunks of :data:`CHUNK`, at most a few
+    chunks per worker in flight, and signatures come back in order, so the caller builds
+    the next data while the workers sign and no more than the window is held in memory.
+    Falls back to in-process signing for small batches where starting processes costs more
+    than it saves.  ``progress(done, total)`` is called after each chunk when given."""
 
     def __init__(
         self,
@@ -52,24 +67,35 @@ class ProcessBatchSigner:
         self.progress = progress
 
     def __call__(
-        self, keys: Sequence[SigningKey], jobs: Sequence[tuple[int, bytes]]
-    ) -> list[bytes]:
-        chunks = [list(jobs[i : i + CHUNK]) for i in range(0, len(jobs), CHUNK)]
-        out: list[bytes] = []
-        if self.workers == 1 or len(jobs) < self.min_jobs:
+        self, keys: Sequence[SigningKey], jobs: Iterable[tuple[int, bytes]]
+    ) -> Iterator[bytes]:
+        total = len(jobs) if isinstance(jobs, Sized) else 0
+        done = 0
+        if self.workers == 1 or total < self.min_jobs:
             _init(list(keys))
-            for chunk in chunks:
-                out += _sign_chunk(chunk)
-                self._report(len(out), len(jobs))
-            return out
+            for chunk in _chunks(jobs, CHUNK):
+                yield from _sign_chunk(chunk)
+                done += len(chunk)
+                self._report(done, total)
+            return
+        window = 3 * self.workers
         with ProcessPoolExecutor(self.workers, initializer=_init, initargs=(list(keys),)) as ex:
-            for part in ex.map(_sign_chunk, chunks):
-                out += part
-                self._report(len(out), len(jobs))
-        return out
+            inflight: deque[Future[list[bytes]]] = deque()
+            for chunk in _chunks(jobs, CHUNK):
+                inflight.append(ex.submit(_sign_chunk, chunk))
+                while len(inflight) >= window or (inflight and inflight[0].done()):
+                    part = inflight.popleft().result()
+                    done += len(part)
+                    self._report(done, total)
+                    yield from part
+            while inflight:
+                part = inflight.popleft().result()
+                done += len(part)
+                self._report(done, total)
+                yield from part
 
     def _report(self, done: int, total: int) -> None:
-        if self.progress is not None:
+        if self.progress is not None and total:
             self.progress(done, total)
 
 

@@ -8,8 +8,8 @@ Pure: the caller reads the zone and keys and writes the result.  The run is
 3. for every RRset that must be signed (all authoritative RRsets; at a delegation only DS and
    the chain; never glue or occluded data), keep each existing signature that verifies, is
    by a key that should sign it and is not due for refresh, and queue the missing ones;
-4. sign the queue in one batch (see :data:`BatchSigner`, the plug point for worker
-   processes) and assemble the result.
+4. stream the data to sign through a batch signer (see :data:`BatchSigner`, the plug point
+   for worker processes) and assemble the result as the signatures come back.
 
 Output is deterministic for deterministic algorithms: jitter is derived from the owner and
 type, not from a random source.
@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time as _time
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import dns.name
@@ -44,20 +45,39 @@ DEFAULT_VALIDITY = 30 * DAY  # and end: start + 30 days
 SERIAL_POLICIES = ("keep", "increment", "unixtime", "date")
 NO_NSEC3_ALGORITHMS = frozenset({1, 3, 5, 6})  # algorithms 3/5 predate NSEC3 (RFC 5155 2)
 
-# (keys, [(key index, data to sign)]) -> signatures in the same order.
-BatchSigner = Callable[[Sequence[SigningKey], Sequence[tuple[int, bytes]]], list[bytes]]
+
+class JobStream:
+    """The data to sign, as ``(key index, data)`` pairs produced while they are consumed,
+    with their number known in advance (for progress reports)."""
+
+    __slots__ = ("_items", "_total")
+
+    def __init__(self, items: Iterable[tuple[int, bytes]], total: int) -> None:
+        self._items = items
+        self._total = total
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return self._total
 
 
-def sign_sequential(keys: Sequence[SigningKey], jobs: Sequence[tuple[int, bytes]]) -> list[bytes]:
+# (keys, (key index, data to sign) pairs) -> the signatures in the same order.  A batch
+# signer may read ahead, but should not hold the whole stream: it is built as it is read.
+BatchSigner = Callable[[Sequence[SigningKey], JobStream], Iterable[bytes]]
+
+
+def sign_sequential(
+    keys: Sequence[SigningKey], jobs: Iterable[tuple[int, bytes]]
+) -> Iterator[bytes]:
     """The default :data:`BatchSigner`: sign in this process, in order."""
     signers: dict[int, SignFunction] = {}
-    out = []
     for idx, data in jobs:
         s = signers.get(idx)
         if s is None:
             s = signers[idx] = sign_function(keys[idx].key)
-        out.append(s(data))
-    return out
+        yield s(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,10 +332,8 @@ def sign_zone(
     verdicts = verify_batch(public, checks) if checks else []
     good = {cid for cid, ok in zip(check_ids, verdicts, strict=True) if ok}
 
-    # Pass 2: keep what holds, queue the rest for signing.
-    jobs: list[tuple[int, bytes]] = []
-    heads: dict[tuple[int, int, int, int, int], bytes] = {}
-    pending: list[tuple[RRset, int, bytes]] = []  # (rrset, key idx, head wire)
+    # Pass 2: keep what holds; decide which keys must sign what.
+    todo: list[tuple[RRset, bytes, int, bytes, list[int]]] = []
     generated = retained = 0
     per_key: dict[int, int] = {}
     for pos, (rrset, owner, labels, rrs_wire, signers, keepable) in enumerate(plans):
@@ -328,26 +346,45 @@ def sign_zone(
                 done.add(usable[0])
                 out_sigs.setdefault((rrset.name, rrset.rtype), (rrset.ttl, []))[1].append(sig_wire)
                 retained += 1
-        exp = _jittered(expiration, params.jitter, owner, rrset.rtype)
-        for idx in signers:
-            if idx in done:
-                continue
-            hkey = (rrset.rtype, labels, rrset.ttl, exp, idx)
-            head = heads.get(hkey)
-            if head is None:
-                k = keys[idx].key
-                head = heads[hkey] = Rrsig(rrset.rtype, k.algorithm, labels, rrset.ttl, exp,
-                                           inception, k.tag, data.origin).head_wire()  # fmt: skip
-            jobs.append((idx, head + rrs_wire))
-            pending.append((rrset, idx, head))
-            per_key[idx] = per_key.get(idx, 0) + 1
+        idxs = [i for i in signers if i not in done] if done else list(signers)
+        if idxs:
+            todo.append((rrset, owner, labels, rrs_wire, idxs))
+            for idx in idxs:
+                per_key[idx] = per_key.get(idx, 0) + 1
+    del plans
+
+    # Pass 3: stream the data to sign through the batch signer; signatures come back in
+    # order while later data is still being built (bounded memory, overlapped work).
+    pending: deque[tuple[RRset, bytes]] = deque()  # (rrset, RRSIG head wire)
+    heads: dict[tuple[int, int, int, int, int], bytes] = {}
+
+    def stream() -> Iterator[tuple[int, bytes]]:
+        for rrset, owner, labels, rrs_wire, idxs in todo:
+            exp = _jittered(expiration, params.jitter, owner, rrset.rtype)
+            for idx in idxs:
+                hkey = (rrset.rtype, labels, rrset.ttl, exp, idx)
+                head = heads.get(hkey)
+                if head is None:
+                    k = keys[idx].key
+                    rrsig = Rrsig(rrset.rtype, k.algorithm, labels, rrset.ttl, exp, inception,
+                                  k.tag, data.origin)  # fmt: skip
+                    head = heads[hkey] = rrsig.head_wire()
+                pending.append((rrset, head))
+                yield idx, head + rrs_wire
+
+    total = sum(per_key.values())
     batch = params.batch or sign_sequential
-    signatures = batch(keys, jobs) if jobs else []
-    if len(signatures) != len(jobs):
-        raise CryptoError(f"batch signer returned {len(signatures)} signatures for {len(jobs)}")
-    for (rrset, _, head), signature in zip(pending, signatures, strict=True):
-        out_sigs.setdefault((rrset.name, rrset.rtype), (rrset.ttl, []))[1].append(head + signature)
-        generated += 1
+    if total:
+        for signature in batch(keys, JobStream(stream(), total)):
+            if not pending:
+                raise CryptoError("batch signer returned more signatures than it was given")
+            rrset, head = pending.popleft()
+            out_sigs.setdefault((rrset.name, rrset.rtype), (rrset.ttl, []))[1].append(
+                head + signature
+            )
+            generated += 1
+    if generated != total:
+        raise CryptoError(f"batch signer returned {generated} signatures for {total}")
     dropped = sum(len(r.rdatas) for node in zone.rrsigs.values() for r in node.values())
     dropped -= retained
     stats = SignStats(

@@ -10,11 +10,14 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from hypothesis import settings
+
+from dnsseal.cli.main import cli
 
 # In CI, property tests run a fixed set of examples so a rare example cannot make a run
 # flaky; developers' runs explore new examples (and keep failures in .hypothesis/).
@@ -61,3 +64,25 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
                     continue
             return port
     raise RuntimeError("no free port found")
+
+
+Dnsseal = Callable[..., Result]
+
+
+@pytest.fixture
+def dnsseal() -> Dnsseal:
+    """Run ``dnsseal ARGS`` in-process; returns click's Result (exit_code, stdout, stderr).
+
+    With ``ok=True`` (the default) a non-zero exit fails the test with the command's output.
+    """
+
+    def run(*args: str | Path, ok: bool = True) -> Result:
+        result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        if ok and result.exit_code != 0:
+            pytest.fail(
+                f"dnsseal {' '.join(map(str, args))} failed ({result.exit_code}):\n"
+                f"{result.output}{result.stderr}"
+            )
+        return result
+
+    return run

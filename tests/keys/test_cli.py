@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import Dnsseal
 from dnsseal import clock
 from dnsseal.keys.model import RecordState
 from dnsseal.storage.keydir import load_key
-
-from .conftest import Dnsseal
 
 NOW = 1_790_000_000  # pinned wall clock for these tests
 

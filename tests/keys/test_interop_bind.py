@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_tool
+from conftest import Dnsseal, run_tool
 from dnsseal.crypto import software
 from dnsseal.keys.ds import make_ds
 from dnsseal.keys.model import RecordState
 from dnsseal.storage.keydir import load_key
-
-from .conftest import Dnsseal
 
 pytestmark = pytest.mark.interop
 

@@ -7,12 +7,15 @@ import io
 import dns.dnssec
 import dns.message
 import dns.name
+import dns.rcode
+import dns.rdatatype
 import dns.zone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dnsseal.proto.answer import lookup
 from dnsseal.proto.fastpath import encode_rrset
-from dnsseal.proto.snapshot import build, canonical_key
+from dnsseal.proto.snapshot import build, canonical_key, name_key
 
 from .conftest import SignedZone
 
@@ -80,3 +83,26 @@ def _records(wire: bytes) -> list[bytes]:
         pos += 2 + rdlen
         out.append(wire[start:pos])
     return out
+
+
+NO_CHAIN = """\
+$ORIGIN example.
+$TTL 300
+@ SOA ns hm 1 2 3 4 5
+@ NS ns
+@ NSEC3PARAM 1 0 0 -
+ns A 192.0.2.1
+"""
+
+
+def test_nsec3param_without_nsec3_records_answers_without_proof() -> None:
+    """Regression: a zone with an NSEC3PARAM but no NSEC3 chain (yet) answered NXDOMAIN
+    and NODATA with an IndexError; it now gives the SOA without a proof."""
+    snap = build(dns.zone.from_text(NO_CHAIN, "example.", relativize=False))
+    assert snap.nsec3_covering(name_key(dns.name.from_text("x.example."))) is None
+    nx = lookup(snap, dns.name.from_text("nothere.example."), dns.rdatatype.A, do=True)
+    assert nx.rcode == dns.rcode.NXDOMAIN
+    assert [r.rdtype for r in nx.authority] == [dns.rdatatype.SOA]
+    nodata = lookup(snap, dns.name.from_text("ns.example."), dns.rdatatype.TXT, do=True)
+    assert nodata.rcode == dns.rcode.NOERROR and not nodata.answer
+    assert [r.rdtype for r in nodata.authority] == [dns.rdatatype.SOA]

@@ -170,8 +170,12 @@ class ZoneSnapshot:
         """The NSEC3 node whose hashed owner equals the hash of name key ``k``, if any."""
         return self.nsec3_by_hash.get(self.nsec3_hash_k(k))
 
-    def nsec3_covering(self, k: Key) -> Node:
-        """The NSEC3 node covering (or matching) the hash of name key ``k`` (wrapping)."""
+    def nsec3_covering(self, k: Key) -> Node | None:
+        """The NSEC3 node covering (or matching) the hash of name key ``k`` (wrapping), or
+        None when the zone has an NSEC3PARAM but no NSEC3 records (a chain not built yet):
+        there is then no proof to give."""
+        if not self.nsec3_hashes:
+            return None
         h = self.nsec3_hash_k(k)
         i = bisect.bisect_right(self.nsec3_hashes, h) - 1
         return self.nsec3_by_hash[self.nsec3_hashes[i]]

@@ -19,16 +19,21 @@ from __future__ import annotations
 import base64
 import bisect
 import hashlib
-from collections.abc import Iterator
+import struct
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import dns.name
 import dns.node
+import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import dns.zone
 
 from dnsseal.errors import InputError
+from dnsseal.zone import model
+from dnsseal.zone.text import parse_zone_text
 
 NSEC = dns.rdatatype.NSEC
 NSEC3 = dns.rdatatype.NSEC3
@@ -67,8 +72,8 @@ class Node:
     """The data at one owner name: RRsets by type and the RRSIG RRsets by covered type."""
 
     name: dns.name.Name
-    rrsets: dict[int, dns.rrset.RRset] = field(default_factory=dict)
-    sigs: dict[int, dns.rrset.RRset] = field(default_factory=dict)
+    rrsets: Mapping[int, dns.rrset.RRset] = field(default_factory=dict)
+    sigs: Mapping[int, dns.rrset.RRset] = field(default_factory=dict)
 
     def with_sigs(self, rdtype: int, do: bool) -> list[dns.rrset.RRset]:
         """The RRset of ``rdtype`` followed, when ``do``, by its RRSIG RRset."""
@@ -191,15 +196,16 @@ class ZoneSnapshot:
 
 
 def _node_of(name: dns.name.Name, znode: dns.node.Node) -> Node:
-    node = Node(name)
+    rrsets: dict[int, dns.rrset.RRset] = {}
+    sigs: dict[int, dns.rrset.RRset] = {}
     for rds in znode.rdatasets:
         rrset = dns.rrset.RRset(name, rds.rdclass, rds.rdtype, rds.covers)
         rrset.update(rds)  # type: ignore[no-untyped-call]
         if rds.rdtype == RRSIG:
-            node.sigs[rds.covers] = rrset
+            sigs[rds.covers] = rrset
         else:
-            node.rrsets[rds.rdtype] = rrset
-    return node
+            rrsets[rds.rdtype] = rrset
+    return Node(name, rrsets, sigs)
 
 
 def build(zone: dns.zone.Zone) -> ZoneSnapshot:
@@ -269,6 +275,167 @@ def build(zone: dns.zone.Zone) -> ZoneSnapshot:
         ent_keys=frozenset(name_key(n) for n in ents),
         cut_keys=frozenset(name_key(n) for n in cuts),
     )
+
+
+class WireRRsets(Mapping[int, dns.rrset.RRset]):
+    """The RRsets (or RRSIG RRsets, by covered type) of one owner, kept as the zone model's
+    wire RDATA and turned into dnspython RRsets only when first asked for.
+
+    Loading a zone then builds no dnspython object per record; an answer pays once for the
+    RRsets it uses.  The response wire form of each materialised RRset goes into the
+    snapshot's ``wire_memo`` straight from the stored bytes (see
+    :func:`dnsseal.proto.fastpath.rrset_wire`)."""
+
+    __slots__ = ("_done", "_memo", "_name", "_src")
+
+    def __init__(
+        self,
+        name: dns.name.Name,
+        src: Mapping[int, model.RRset],
+        memo: dict[int, tuple[dns.rrset.RRset, bytes, int]],
+    ) -> None:
+        self._name = name
+        self._src = src
+        self._done: dict[int, dns.rrset.RRset] | None = None
+        self._memo = memo
+
+    def __getitem__(self, rdtype: int) -> dns.rrset.RRset:
+        done = self._done
+        if done is None:
+            done = self._done = {}
+        else:
+            hit = done.get(rdtype)
+            if hit is not None:
+                return hit
+        m = self._src[rdtype]
+        rrset = _materialise(self._name, rdtype, m)
+        done[rdtype] = rrset
+        self._memo[id(rrset)] = (rrset, _response_wire(self._name, m), len(m.rdatas))
+        return rrset
+
+    def __contains__(self, rdtype: object) -> bool:
+        return rdtype in self._src
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._src)
+
+    def __len__(self) -> int:
+        return len(self._src)
+
+
+IN = dns.rdataclass.IN
+_RR_FIXED = struct.Struct("!HHIH")
+
+
+def _materialise(name: dns.name.Name, key: int, m: model.RRset) -> dns.rrset.RRset:
+    """A dnspython RRset from a model RRset (``key`` is the covered type of an RRSIG set)."""
+    rtype = dns.rdatatype.RdataType(m.rtype)
+    covers = dns.rdatatype.RdataType(key if m.rtype == RRSIG else 0)
+    rrset = dns.rrset.RRset(name, IN, rtype, covers)
+    for wire in m.rdatas:
+        rd = dns.rdata.from_wire(IN, rtype, wire, 0, len(wire))
+        rrset.add(rd, m.ttl)
+    return rrset
+
+
+def _response_wire(name: dns.name.Name, m: model.RRset) -> bytes:
+    """The records of ``m`` as uncompressed response wire."""
+    owner = b"".join(bytes((len(label),)) + label for label in name.labels)
+    return b"".join(owner + _RR_FIXED.pack(m.rtype, IN, m.ttl, len(rd)) + rd for rd in m.rdatas)
+
+
+def build_from_model(zone: model.Zone) -> ZoneSnapshot:
+    """Precompute a snapshot of the zone model ``zone`` (lower-case owners, wire RDATA, as
+    :func:`dnsseal.zone.text.parse_zone_text` returns it) without building dnspython
+    objects per record.  Answers are the same as from :func:`build` of the same zone
+    (owner names and the names in RDATA come out lower-case: the model is canonical).
+
+    Raises :class:`ZoneError` like :func:`build`.
+    """
+    origin = zone.origin
+    memo: dict[int, tuple[dns.rrset.RRset, bytes, int]] = {}
+    empty: Mapping[int, model.RRset] = {}
+    depth = len(origin.labels)
+    nodes: dict[dns.name.Name, Node] = {}
+    nsec3_nodes: dict[dns.name.Name, Node] = {}
+    by_key: dict[Key, Node] = {}
+    cut_keys: set[Key] = set()
+    has_dname = False
+    names = list(zone.rrsets)
+    names += [n for n in zone.rrsigs if n not in zone.rrsets]  # RRSIG-only owners (rare)
+    for name in names:
+        data = zone.rrsets.get(name, empty)
+        sigs = zone.rrsigs.get(name, empty)
+        node = Node(name, WireRRsets(name, data, memo), WireRRsets(name, sigs, memo))
+        labels = name.labels
+        if (
+            NSEC3 in data
+            and len(labels) == depth + 1
+            and len(data) == 1
+            and all(t == NSEC3 for t in sigs)
+        ):
+            nsec3_nodes[name] = node
+            continue
+        nodes[name] = node
+        by_key[labels] = node
+        if NS in data and len(labels) > depth:
+            cut_keys.add(labels)
+        if DNAME in data:
+            has_dname = True
+    apex = nodes.get(origin)
+    if apex is None or SOA not in apex.rrsets:
+        raise ZoneError(f"zone {origin}: no SOA at the zone apex")
+    ent_keys: set[Key] = set()
+    for labels in by_key:
+        for i in range(1, len(labels) - depth):
+            parent = labels[i:]
+            if parent in by_key or parent in ent_keys:
+                break
+            ent_keys.add(parent)
+    nsec_names = sorted((n for n, node in nodes.items() if NSEC in node.rrsets), key=canonical_key)
+    params: Nsec3Params | None = None
+    by_hash: dict[str, Node] = {}
+    p = zone.rrsets[origin].get(NSEC3PARAM)
+    if p is not None:
+        for wire in p.rdatas:
+            if wire[1] == 0:  # flags: a chain being built has flags != 0
+                if wire[0] != 1:
+                    raise ZoneError(f"zone {origin}: unknown NSEC3 hash algorithm {wire[0]}")
+                iterations = int.from_bytes(wire[2:4], "big")
+                params = Nsec3Params(wire[0], iterations, wire[5 : 5 + wire[4]])
+                break
+        for name, node in nsec3_nodes.items():
+            by_hash[name.labels[0].decode("ascii").lower()] = node
+    return ZoneSnapshot(
+        negative_soa=_negative_soa(apex),
+        origin=origin,
+        serial=zone.soa().serial,
+        nodes=nodes,
+        ents=frozenset(dns.name.Name(k) for k in ent_keys),
+        cuts=frozenset(by_key[k].name for k in cut_keys),
+        has_dname=has_dname,
+        nsec_keys=[canonical_key(n) for n in nsec_names],
+        nsec_names=nsec_names,
+        nsec3=params,
+        nsec3_hashes=sorted(by_hash),
+        nsec3_by_hash=by_hash,
+        nsec3_nodes=nsec3_nodes,
+        wire_memo=memo,
+        by_key=by_key,
+        ent_keys=frozenset(ent_keys),
+        cut_keys=frozenset(cut_keys),
+    )
+
+
+def load_text(text: str, origin: dns.name.Name | str, path: str = "<zone>") -> ZoneSnapshot:
+    """A snapshot of the master-file ``text`` of zone ``origin`` (the server's loader):
+    parsed by :func:`dnsseal.zone.text.parse_zone_text` (its fast path when the file is
+    plain) and built with :func:`build_from_model`.
+
+    Raises :class:`dnsseal.errors.FileFormatError` naming ``path`` (and the line) for bad
+    text, :class:`ZoneError` for a zone that cannot be served.
+    """
+    return build_from_model(parse_zone_text(text, origin, path=path))
 
 
 def _negative_soa(apex: Node) -> list[dns.rrset.RRset]:

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dnsseal.crypto import software
 from dnsseal.crypto.wire import ecdsa_wire_signature
+from dnsseal.signer import Nsec3Params, SignParams, sign_zone
 from dnsseal.signer.fastsign import der_to_wire, sign_function
+from dnsseal.signer.parallel import ProcessBatchSigner
+from dnsseal.zone import canonical, rdtext
+from dnsseal.zone.model import NameKind, Zone, layout
+from dnsseal.zone.text import format_zone, parse_zone_text, parse_zone_text_full
 
-from .conftest import make_key
+from .conftest import NOW, ORIGIN, ksk_zsk, make_key
+from .test_property import DENIAL, NAMES, zone_text
+
+T = dns.rdatatype
+IN = dns.rdataclass.IN
 
 
 @pytest.mark.parametrize("alg", [13, 14, 15])
@@ -33,3 +46,73 @@ def test_der_slicing_matches_the_der_decoder(data: bytes) -> None:
         key = ec.derive_private_key(int.from_bytes(data.rjust(8, b"\1")[:8], "big") + 1, curve)
         der = key.sign(data, ec.ECDSA(hashes.SHA256()))  # random k: all r/s lengths occur
         assert der_to_wire(der, size) == ecdsa_wire_signature(der, size)
+
+
+def _careful_layout(zone: Zone) -> tuple[dict[dns.name.Name, NameKind], set[dns.name.Name]]:
+    """The zone layout computed with dnspython names (the reference for the label-tuple
+    version in :func:`dnsseal.zone.model.layout`)."""
+    origin = zone.origin
+    cuts = {n for n, node in zone.rrsets.items() if n != origin and T.NS in node}
+    dnames = {n for n, node in zone.rrsets.items() if T.DNAME in node}
+    kinds: dict[dns.name.Name, NameKind] = {}
+    for name in zone.rrsets:
+        if name == origin:
+            kinds[name] = NameKind.APEX
+            continue
+        kind = NameKind.DELEGATION if name in cuts else NameKind.AUTH
+        parent = name.parent()
+        while parent != origin and len(parent) > len(origin):
+            if parent in cuts or parent in dnames:
+                kind = NameKind.OCCLUDED
+                break
+            parent = parent.parent()
+        if kind is not NameKind.OCCLUDED and name.parent() in dnames:
+            kind = NameKind.OCCLUDED
+        kinds[name] = kind
+    ents: set[dns.name.Name] = set()
+    for name, kind in kinds.items():
+        if kind in (NameKind.AUTH, NameKind.DELEGATION):
+            parent = name.parent()
+            while parent != origin and len(parent) > len(origin) and parent not in kinds:
+                ents.add(parent)
+                parent = parent.parent()
+    return kinds, ents
+
+
+EXTRA_ROLES = st.sampled_from(["host", "txt", "mx", "cname", "insecure", "secure", "wild"])
+
+
+@given(entries=st.lists(st.tuples(NAMES, EXTRA_ROLES), min_size=1, max_size=12), nsec3=DENIAL)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_fast_paths_match_careful_paths_on_random_zones(
+    entries: list[tuple[str, str]], nsec3: Nsec3Params | None
+) -> None:
+    text = zone_text(entries) + "dn DNAME ns1\nx.dn A 192.0.2.9\n"
+    zone = parse_zone_text(text, ORIGIN)
+    assert zone == parse_zone_text_full(text, ORIGIN)  # fast master-file reader
+    lay = layout(zone)
+    kinds, ents = _careful_layout(zone)
+    assert dict(lay.kinds) == kinds and set(lay.empty_non_terminals) == ents
+    keys = ksk_zsk()
+    params = SignParams(nsec3=nsec3, inception=NOW - 3600, expiration=NOW + 86400)
+    signed = sign_zone(zone, keys, params, NOW).zone
+    pooled = sign_zone(
+        zone,
+        keys,
+        SignParams(
+            nsec3=nsec3,
+            inception=NOW - 3600,
+            expiration=NOW + 86400,
+            batch=ProcessBatchSigner(2, min_jobs=0),
+        ),
+        NOW,
+    ).zone
+    out = format_zone(signed)
+    assert out == format_zone(pooled)  # worker processes: same output
+    assert parse_zone_text_full(out, ORIGIN) == signed  # text read back by dnspython
+    for rrset in [*signed.iter_rrsets(), *(r for n in signed.rrsigs.values() for r in n.values())]:
+        assert canonical.name_wire(rrset.name) == rrset.name.to_wire().lower()
+        for rd in rrset.rdatas:  # text straight from wire reads back with dnspython
+            fast = rdtext.rdata_text(rrset.rtype, rd)
+            careful = dns.rdata.from_text(IN, rrset.rtype, fast, dns.name.root, False)
+            assert canonical.rdata_wire(careful) == rd

@@ -27,6 +27,7 @@ import dns.ttl
 
 from dnsseal.zone import canonical
 from dnsseal.zone.bitmap import type_bitmap
+from dnsseal.zone.model import OwnerName
 
 T = dns.rdatatype
 IN = dns.rdataclass.IN
@@ -39,19 +40,62 @@ class _Unsupported(Exception):
     """The line needs the full parser."""
 
 
-class _Names:
-    """Owner and target names relative to the current origin, cached by text."""
+def _fast_name(text: str, origin: dns.name.Name) -> dns.name.Name | None:
+    """A plain ASCII name without escapes, as dnspython reads it, or None (use dnspython).
+    All-lower-case names come back as :class:`OwnerName` (hash computed once)."""
+    if "\\" in text or not text.isascii():
+        return None
+    if text == ".":
+        labels: tuple[bytes, ...] = (b"",)
+    else:
+        parts = text.encode("ascii").split(b".")
+        if text[-1] == ".":
+            parts.pop()
+            labels = (*parts, b"")
+        else:
+            labels = (*parts, *origin.labels)
+        if not origin.is_absolute() and text[-1] != ".":
+            return None
+        for label in parts:
+            if not 0 < len(label) < 64:
+                return None
+        if sum(map(len, labels)) + len(labels) > 255:
+            return None
+    if labels == tuple(label.lower() for label in labels):
+        return OwnerName(labels)
+    return dns.name.Name(labels)
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, dns.name.Name], dns.name.Name] = {}
+
+class _Names:
+    """Owner and target names relative to the current origin, cached by text (one cache
+    per origin, so a lookup hashes only the text)."""
+
+    def __init__(self, zone_origin: dns.name.Name) -> None:
+        self._caches: dict[tuple[bytes, ...], dict[str, dns.name.Name]] = {}
+        self._zone = tuple(label.lower() for label in zone_origin.labels)
+        self._in_zone: dict[tuple[bytes, ...], bool] = {}
 
     def get(self, text: str, origin: dns.name.Name) -> dns.name.Name:
-        key = (text, origin)
-        name = self._cache.get(key)
+        cache = self._caches.get(origin.labels)
+        if cache is None:
+            cache = self._caches[origin.labels] = {}
+        name = cache.get(text)
         if name is None:
-            name = origin if text == "@" else dns.name.from_text(text, origin)
-            self._cache[key] = name
+            if text == "@":
+                name = origin
+            else:
+                name = _fast_name(text, origin) or dns.name.from_text(text, origin)
+            cache[text] = name
         return name
+
+    def in_zone(self, name: dns.name.Name) -> bool:
+        """Whether ``name`` is at or below the zone's origin."""
+        got = self._in_zone.get(name.labels)
+        if got is None:
+            n = len(self._zone)
+            tail = name.labels[-n:] if len(name.labels) >= n else ()
+            got = self._in_zone[name.labels] = tuple(x.lower() for x in tail) == self._zone
+        return got
 
 
 def _strip_comment(line: str) -> str:
@@ -213,6 +257,18 @@ def _rdata(rtype: int, fields: list[str], rest: str, origin: dns.name.Name,
         return canonical.rdata_wire(rd)
 
 
+def _ipv4(text: str) -> bytes:
+    parts = text.split(".")
+    if len(parts) == 4 and text.isascii():
+        try:
+            octets = bytes(int(p) for p in parts)  # ValueError above 255
+        except ValueError:
+            octets = b""
+        if octets and all(p.isdigit() and (p == "0" or p[0] != "0") for p in parts):
+            return octets
+    return ipaddress.IPv4Address(text).packed  # odd forms: its checks and errors
+
+
 def _fast_rdata(rtype: int, fields: list[str], rest: str, origin: dns.name.Name,
                 names: _Names) -> bytes:  # fmt: skip
     parser = _FIELD_PARSERS.get(rtype)
@@ -221,7 +277,7 @@ def _fast_rdata(rtype: int, fields: list[str], rest: str, origin: dns.name.Name,
     if rtype == T.TXT:
         return _txt(rest)
     if rtype == T.A and len(fields) == 1:
-        return ipaddress.IPv4Address(fields[0]).packed
+        return _ipv4(fields[0])
     if rtype == T.AAAA and len(fields) == 1:
         return ipaddress.IPv6Address(fields[0]).packed
     if rtype in _NAME_RDATA and len(fields) == 1:
@@ -245,7 +301,7 @@ def parse(text: str, origin: dns.name.Name) -> list[Record] | None:
 def _parse(text: str, zone_origin: dns.name.Name) -> list[Record]:
     if "(" in text or ")" in text or "\\ " in text or "\\\t" in text:
         raise _Unsupported  # multi-line records, escaped blanks in names
-    names = _Names()
+    names = _Names(zone_origin)
     origin = zone_origin
     default_ttl: int | None = None
     owner: dns.name.Name | None = None
@@ -286,12 +342,12 @@ def _parse(text: str, zone_origin: dns.name.Name) -> list[Record]:
             ):
                 raise _Unsupported
             else:
-                rtype = T.from_text(tok)
+                rtype = _type(tok)
         if ttl is None:
             ttl = default_ttl
             if ttl is None:
                 raise _Unsupported  # RFC 2308 / last-TTL defaults: leave them to dnspython
-        if not owner.is_subdomain(zone_origin):
+        if not names.in_zone(owner):
             continue  # out-of-zone data is ignored, as dnspython and BIND do
         fields = rest.split()
         if not fields and rtype not in (T.NSEC3PARAM,):

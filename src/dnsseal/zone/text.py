@@ -39,8 +39,8 @@ def parse_zone_text(text: str, origin: dns.name.Name | str, *, path: str = "<zon
     fast = fastparse.parse(text, origin)
     if fast is not None:
         builder = ZoneBuilder(origin)
-        for name, rtype, ttl, rdata in fast:
-            builder.add(name, rtype, ttl, rdata)
+        builder.add_many(fast)
+        del fast
         zone = builder.build()
         if zone.get(zone.origin, T.SOA) is None:
             raise FileFormatError(path, None, f"no SOA record at the zone apex {origin}")

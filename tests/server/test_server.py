@@ -152,16 +152,15 @@ def test_config_errors_name_the_option(tmp_path: Path) -> None:
     assert 'zone."x.".file' in r.stderr
 
 
-def test_default_mode_serves_presigned_and_explains_unsigned(
+def test_default_mode_serves_presigned_and_signs_unsigned(
     signed_zones: dict[str, SignedZone], tmp_path: Path
 ) -> None:
     zones = tmp_path / "zones"
     zones.mkdir()
     z = signed_zones["nsec"]
     (zones / f"{z.origin}signed").write_text(z.path.read_text())
-    (zones / "plain.example.zone").write_text(
-        "$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
-    )
+    plain_text = "$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
+    (zones / "plain.example.zone").write_text(plain_text)
     from conftest import free_port
 
     port = free_port()
@@ -180,12 +179,14 @@ def test_default_mode_serves_presigned_and_explains_unsigned(
             text = (tmp_path / "out.txt").read_text()
         assert f"dig @127.0.0.1 -p {port} {z.origin}" in text
         assert f"DS for the parent: {z.ds}".lower() in text.lower()
-        assert "plain.example: NOT served" in text
-        assert "signer integration" in text
-        r = dns.query.udp(
-            dns.message.make_query("plain.example.", "SOA"), "127.0.0.1", port=port, timeout=3
-        )
-        assert r.rcode() == dns.rcode.REFUSED
+        assert "plain.example. serial 1" in text
+        assert "dnssec-policy 'default'" in text
+        q = dns.message.make_query("plain.example.", "SOA", want_dnssec=True)
+        r = dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
+        assert r.rcode() == dns.rcode.NOERROR
+        assert {rr.rdtype for rr in r.answer} == {dns.rdatatype.SOA, dns.rdatatype.RRSIG}
+        assert list((tmp_path / "keys").glob("Kplain.example.+013+*.private"))
+        assert (zones / "plain.example.zone").read_text() == plain_text  # never modified
         assert dns.rdatatype.SOA in {
             rr.rdtype
             for rr in dns.query.udp(

@@ -21,12 +21,7 @@ from dnsseal.storage.serverconfig import (
     ServerConfig,
     default_config,
     load_config,
-)
-
-UNSIGNED_NOTE = (
-    "note: zones that are not signed yet need the signer integration (signing under the "
-    "'default' policy), which is not in this build; they are not served. Sign them with "
-    "`dnsseal signzone` or dnssec-signzone and put the signed file in the zones directory."
+    write_example_zone,
 )
 
 
@@ -41,7 +36,12 @@ def _print_intro(server: AuthServer, config: ServerConfig) -> None:
         assert state.served is not None
         snap = state.served.snapshot
         name = snap.origin.to_text()
-        click.echo(f"  {name} serial {snap.serial} from {state.config.file}")
+        how = (
+            f"signed under dnssec-policy {state.config.policy!r}"
+            if state.config.policy
+            else "presigned"
+        )
+        click.echo(f"  {name} serial {snap.serial} from {state.config.file} ({how})")
         for ds in _parent_ds(snap):
             click.echo(f"  DS for the parent: {ds}")
         click.echo("  try:")
@@ -71,7 +71,7 @@ def _parent_ds(snap: ZoneSnapshot) -> list[str]:
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="TOML configuration (default: serve the presigned zones in ./zones).",
+    help="TOML configuration (default: sign and serve the zones in ./zones).",
 )
 @click.option(
     "--zones-dir",
@@ -79,6 +79,20 @@ def _parent_ds(snap: ZoneSnapshot) -> list[str]:
     default=Path("zones"),
     show_default=True,
     help="Without -c: the directory of zone files to serve.",
+)
+@click.option(
+    "--keys-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("keys"),
+    show_default=True,
+    help="Without -c: the key directory (BIND key files).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("state"),
+    show_default=True,
+    help="Without -c: journal and signed zones.",
 )
 @click.option(
     "-p", "--port", type=int, default=DEFAULT_PORT, show_default=True, help="Without -c: port."
@@ -89,19 +103,30 @@ def _parent_ds(snap: ZoneSnapshot) -> list[str]:
     type=click.IntRange(1, 256),
     help="Processes answering on the same ports (SO_REUSEPORT); overrides server.workers.",
 )
-def serve(config_path: Path | None, zones_dir: Path, port: int, workers: int | None) -> None:
-    """Run the authoritative server for presigned zones (UDP and TCP).
+def serve(
+    config_path: Path | None,
+    zones_dir: Path,
+    keys_dir: Path,
+    state_dir: Path,
+    port: int,
+    workers: int | None,
+) -> None:
+    """Run the authoritative server (UDP and TCP).  Zones with a dnssec-policy are signed
+    and kept signed by the server (keys, rollovers, signature refresh).
 
-    SIGHUP or `dnsseal ctl reload` reloads; SIGTERM, Ctrl-C or `dnsseal ctl stop` stops.
+    Without -c: sign every zone file in ./zones (an example zone is created when there is
+    none) under the built-in `default` policy, keys in ./keys, state in ./state, on
+    127.0.0.1 port 5300.  SIGHUP or `dnsseal ctl reload` reloads; SIGTERM, Ctrl-C or
+    `dnsseal ctl stop` stops.
     """
     if config_path is not None:
         config = load_config(config_path)
     else:
-        config = default_config(zones_dir, port)
+        config = default_config(zones_dir, port, keys_dir, state_dir)
         if not config.zones:
-            click.echo(f"no zone files (*.signed, *.zone, *.db) in {zones_dir}/.", err=True)
-            click.echo(UNSIGNED_NOTE, err=True)
-            raise SystemExit(1)
+            path = write_example_zone(zones_dir)
+            click.echo(f"no zone files (*.zone, *.db, *.signed) in {zones_dir}/: created {path}")
+            config = default_config(zones_dir, port, keys_dir, state_dir)
     if not config.listen:
         raise OptionError("server.listen", "no address to listen on")
     if workers is not None:
@@ -109,8 +134,6 @@ def serve(config_path: Path | None, zones_dir: Path, port: int, workers: int | N
 
     def started(server: AuthServer) -> None:
         _print_intro(server, config)
-        if config_path is None and any(z.error for z in server.zones.values()):
-            click.echo(UNSIGNED_NOTE, err=True)
         sys.stdout.flush()  # the intro must show now even when stdout is a pipe or a file
 
     run_server(config, config_path, started)

@@ -31,6 +31,7 @@ from dnsseal.proto.engine import Engine, ServedZone
 from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.snapshot import ZoneSnapshot
+from dnsseal.server.automation import Automation
 from dnsseal.server.control import ControlServer
 from dnsseal.server.history import JournalHistory
 from dnsseal.server.zones import ZoneState, keyring_of, load_one
@@ -143,6 +144,7 @@ class AuthServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._clients: set[asyncio.StreamWriter] = set()
         self._reload_lock = asyncio.Lock()
+        self.automation = Automation(self)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -197,6 +199,7 @@ class AuthServer:
     async def stop(self) -> None:
         loop = asyncio.get_running_loop()
         await self._stop_workers()
+        await self.automation.stop()
         for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
@@ -215,6 +218,10 @@ class AuthServer:
         for task in list(self._tasks):
             task.cancel()
         self._tcp_servers.clear()
+
+    def spawn(self, coro: object) -> None:
+        """Run ``coro`` as a task the server cancels when it stops."""
+        self._spawn(coro)
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
@@ -277,10 +284,16 @@ class AuthServer:
                 self.config = new_config
             states: dict[str, ZoneState] = {}
             changed: list[ZoneState] = []
+            inline: list[ZoneState] = []
             now = clock.now()
             for zcfg in self.config.zones:
                 state = self.zones.get(zcfg.name) or ZoneState(zcfg)
                 state.config = zcfg
+                if zcfg.policy is not None:
+                    if not self.worker:
+                        inline.append(state)
+                    states[zcfg.name] = state
+                    continue
                 new_serial, problem = await asyncio.to_thread(
                     load_one, state, self.config.ixfr_versions, now
                 )
@@ -297,13 +310,25 @@ class AuthServer:
                         except DnssealError as e:
                             log.error("[%s] journal not updated: %s", zcfg.name, e)
                 states[zcfg.name] = state
+            for gone in set(self.zones) - set(states):
+                timer = self.zones[gone].timer
+                if timer is not None:
+                    timer.cancel()
             self.zones = states
-            served: dict[dns.name.Name, ServedZone] = {}
-            for state in states.values():
-                if state.served is not None:
-                    served[state.served.snapshot.origin] = state.served
-            self.engine.set_zones(served, keyring_of(self.config))
+            self.swap_zones()
             self.engine.udp_payload = self.config.udp_payload
+            for state in inline:
+                try:
+                    await asyncio.to_thread(self.automation.attach, state)
+                except DnssealError as e:
+                    state.error = str(e)
+                    problems.append(f"{state.name}: {e}")
+                    log.error("[%s] not loaded: %s", state.name, e)
+                    continue
+                problem = await self.automation.maintain(state, "load" if initial else "reload")
+                if problem:
+                    problems.append(f"{state.name}: {problem}")
+                self.automation.start_timer(state)
             if not initial:
                 self.reloads += 1
             if not initial:
@@ -314,6 +339,14 @@ class AuthServer:
                 if state.config.also_notify:
                     self._spawn(self.notify(state.name))
             return problems
+
+    def swap_zones(self) -> None:
+        """Serve the current version of every zone (and the current TSIG keys)."""
+        served: dict[dns.name.Name, ServedZone] = {}
+        for state in self.zones.values():
+            if state.served is not None:
+                served[state.served.snapshot.origin] = state.served
+        self.engine.set_zones(served, keyring_of(self.config))
 
     async def notify(self, zone: str) -> list[str]:
         """Send NOTIFY for ``zone`` to its also-notify targets, retrying unanswered ones

@@ -8,11 +8,13 @@ error is reported), so a bad edit never takes a zone down.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import dns.name
 import dns.rdatatype
@@ -23,6 +25,9 @@ from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot, build
 from dnsseal.storage.serverconfig import ServerConfig, ZoneConfig, file_signature, load_zone_file
+
+if TYPE_CHECKING:
+    from dnsseal.server.inline import InlineZone
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,12 @@ class ZoneState:
     error: str | None = None
     notify_pending: bool = False
     notify_log: list[str] = field(default_factory=list)
+    # Inline signing (zones with a dnssec-policy), driven by server.automation:
+    inline: InlineZone | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one change at a time
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # run maintenance now
+    timer: asyncio.Task[None] | None = None
+    retry_at: int = 0  # after a failed maintenance: not before this
 
     @property
     def name(self) -> str:
@@ -118,6 +129,9 @@ def preload(config: ServerConfig, now: int) -> dict[str, ZoneState]:
     states: dict[str, ZoneState] = {}
     for zcfg in config.zones:
         state = ZoneState(zcfg)
+        if zcfg.policy is not None:  # signed by the running server (server.automation)
+            states[zcfg.name] = state
+            continue
         _, problem = load_one(state, config.ixfr_versions, now)
         state.error = problem
         states[zcfg.name] = state

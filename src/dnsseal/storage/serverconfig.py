@@ -9,7 +9,9 @@ file at once.  Relative paths are relative to the config file's directory.  Exam
     control = "dnsseal.sock"          # unix control socket for `dnsseal ctl` (mode 0600)
     tcp-idle-timeout = 10             # seconds
     workers = 2                       # processes sharing the ports (SO_REUSEPORT)
-    state-dir = "state"               # journal: IXFR history survives restarts
+    state-dir = "state"               # journal, signed zones: survive restarts
+    key-directory = "keys"            # BIND key files of inline-signed zones (default: keys)
+    policies = "policies.toml"        # [policy.NAME] dnssec-policy tables (or a named.conf)
     ixfr-versions = 10                # older zone versions kept for IXFR
 
     [key.xfr]                         # TSIG keys (RFC 8945)
@@ -20,9 +22,16 @@ file at once.  Relative paths are relative to the config file's directory.  Exam
     secondaries = ["127.0.0.1", "::1", "key xfr"]
 
     [zone."example.com"]
-    file = "zones/example.com.signed"
-    presigned = true                  # inline signing needs the signer integration
+    file = "zones/example.com"        # the unsigned source: never modified
+    dnssec-policy = "default"         # inline signing (built-in or from server.policies)
     allow-transfer = ["secondaries"]  # ACL names or elements; default: none
+    allow-update = ["key ddns"]       # RFC 2136 grants (ACL elements); default: none
+    parental-agents = ["192.0.2.53"]  # asked for our DS RRset when a key waits on it
+    checkds = "yes"                   # yes (ask the agents) | explicit | no
+
+    [zone."example.org"]
+    file = "zones/example.org.signed"
+    presigned = true                  # served exactly as signed
     also-notify = ["127.0.0.1@5301"]  # NOTIFY targets on every new serial
     notify-key = "xfr"                # sign NOTIFY with this TSIG key (optional)
 
@@ -46,7 +55,10 @@ import dns.rdataclass
 import dns.tsig
 import dns.zone
 
-from dnsseal.errors import FileFormatError, OptionError, StorageError
+from dnsseal.errors import DnssealError, FileFormatError, OptionError, StorageError
+from dnsseal.policy.build import lookup as lookup_policy
+from dnsseal.policy.model import Policy
+from dnsseal.storage.config import load_policies
 
 DEFAULT_PORT = 5300
 TSIG_ALGORITHMS = {
@@ -65,8 +77,22 @@ SERVER_OPTIONS = {
     "udp-payload",
     "workers",
     "state-dir",
+    "key-directory",
+    "policies",
 }
-ZONE_OPTIONS = {"file", "presigned", "policy", "allow-transfer", "also-notify", "notify-key"}
+ZONE_OPTIONS = {
+    "file",
+    "presigned",
+    "dnssec-policy",
+    "policy",
+    "allow-transfer",
+    "allow-update",
+    "also-notify",
+    "notify-key",
+    "parental-agents",
+    "checkds",
+}
+CHECKDS_MODES = ("yes", "explicit", "no")
 ZONE_SUFFIXES = (".signed", ".zone", ".db")
 
 
@@ -93,12 +119,19 @@ class TsigKey:
 
 @dataclass(frozen=True, slots=True)
 class ZoneConfig:
+    """One zone.  ``policy`` set: inline signing of the unsigned ``file`` under that
+    dnssec-policy; ``presigned``: ``file`` is served exactly as signed."""
+
     name: str
     file: Path
     presigned: bool
     allow_transfer: tuple[str, ...] = ()  # ACL elements, ACL names already expanded
     also_notify: tuple[Endpoint, ...] = ()
     notify_key: str | None = None
+    policy: str | None = None
+    allow_update: tuple[str, ...] = ()  # ACL elements, like allow_transfer
+    parental_agents: tuple[Endpoint, ...] = ()
+    checkds: str = "yes"  # one of CHECKDS_MODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +146,8 @@ class ServerConfig:
     workers: int = 1  # processes answering on the same ports (SO_REUSEPORT)
     state_dir: Path | None = None  # the journal (IXFR history across restarts)
     source: Path | None = None  # the file this came from (None: built-in default)
+    key_dir: Path | None = None  # key files of inline-signed zones
+    policies: dict[str, Policy] = field(default_factory=dict)  # defined dnssec-policies
 
 
 def parse_endpoint(option: str, text: object, default_port: int) -> Endpoint:
@@ -197,6 +232,20 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
     if state_dir is not None and not isinstance(state_dir, str):
         c.fail("server.state-dir", "must be a path string")
         state_dir = None
+    key_dir = server.get("key-directory")
+    if key_dir is not None and not isinstance(key_dir, str):
+        c.fail("server.key-directory", "must be a path string")
+        key_dir = None
+    policies: dict[str, Policy] = {}
+    pfile = server.get("policies")
+    if pfile is not None:
+        if not isinstance(pfile, str):
+            c.fail("server.policies", "must be a path string")
+        else:
+            try:
+                policies = load_policies(base / pfile)
+            except DnssealError as e:
+                c.fail("server.policies", str(e))
     workers = server.get("workers", 1)
     if not isinstance(workers, int) or not 1 <= workers <= 256:
         c.fail("server.workers", f"must be an integer in 1..256, got {workers!r}")
@@ -260,26 +309,45 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         if not isinstance(presigned, bool):
             c.fail(f"{where}.presigned", "must be true or false")
             continue
-        if not presigned:
+        policy = spec.get("dnssec-policy", spec.get("policy"))
+        if policy is not None:
+            if not isinstance(policy, str):
+                c.fail(f"{where}.dnssec-policy", "must be a policy name")
+                continue
+            if presigned:
+                c.fail(f"{where}.dnssec-policy", "a presigned zone is not signed by dnsseal")
+                continue
+            try:
+                lookup_policy(policy, policies)
+            except OptionError as e:
+                c.fail(f"{where}.dnssec-policy", e.message)
+                continue
+            if state_dir is None:
+                c.fail(f"{where}.dnssec-policy", "inline signing needs server.state-dir")
+        elif not presigned:
             c.fail(
-                f"{where}.presigned",
-                "only presigned zones can be served yet: signing under a policy needs the "
-                "signer integration, which is not in this build (set presigned = true for a "
-                "zone file signed by dnsseal signzone or dnssec-signzone)",
+                f"{where}.presigned" if "presigned" in spec else f"{where}.dnssec-policy",
+                'set dnssec-policy = "default" (dnsseal signs the zone) or presigned = true '
+                "(the file is served exactly as signed)",
             )
             continue
-        allow: list[str] = []
-        for i, item in enumerate(spec.get("allow-transfer", [])):
-            if not isinstance(item, str):
-                c.fail(f"{where}.allow-transfer[{i}]", "must be a string")
-            elif item.lstrip("!") in acls:
-                allow += [("!" if item.startswith("!") else "") + e for e in acls[item.lstrip("!")]]
-            else:
-                allow.append(item)
-        for i, item in enumerate(allow):
-            ref = item.lstrip("!").strip()
-            if ref.startswith("key ") and ref[4:].strip() not in keys:
-                c.fail(f"{where}.allow-transfer[{i}]", f"unknown TSIG key {ref[4:].strip()!r}")
+        acl_lists = {
+            opt: _acl_items(c, where, opt, spec.get(opt, []), acls, keys)
+            for opt in ("allow-transfer", "allow-update")
+        }
+        if acl_lists["allow-update"] and policy is None:
+            c.fail(f"{where}.allow-update", "dynamic update needs an inline-signed zone")
+        agents = tuple(
+            ep
+            for i, t in enumerate(spec.get("parental-agents", []))
+            if (ep := c.check(parse_endpoint, f"{where}.parental-agents[{i}]", t, 53)) is not None
+        )
+        checkds = spec.get("checkds", "yes" if agents else "explicit")
+        if checkds not in CHECKDS_MODES:
+            c.fail(f"{where}.checkds", f"must be one of {', '.join(CHECKDS_MODES)}")
+            checkds = "explicit"
+        if checkds == "yes" and not agents and "checkds" in spec:
+            c.fail(f"{where}.checkds", "checkds = yes needs parental-agents")
         notify = tuple(
             ep
             for i, t in enumerate(spec.get("also-notify", []))
@@ -288,7 +356,22 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         nkey = spec.get("notify-key")
         if nkey is not None and nkey not in keys:
             c.fail(f"{where}.notify-key", f"unknown TSIG key {nkey!r}")
-        zones.append(ZoneConfig(zname, base / spec["file"], True, tuple(allow), notify, nkey))
+        zones.append(
+            ZoneConfig(
+                zname,
+                base / spec["file"],
+                presigned,
+                acl_lists["allow-transfer"],
+                notify,
+                nkey,
+                policy,
+                acl_lists["allow-update"],
+                agents,
+                str(checkds),
+            )
+        )
+    if workers != 1 and any(z.policy for z in zones):
+        c.fail("server.workers", "inline-signed zones need workers = 1 in this build")
     if c.problems:
         if len(c.problems) == 1:
             raise c.problems[0]
@@ -307,7 +390,36 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         workers=workers,
         state_dir=(base / state_dir) if state_dir else None,
         source=source,
+        key_dir=base / (key_dir or "keys"),
+        policies=policies,
     )
+
+
+def _acl_items(
+    c: _Checker,
+    where: str,
+    opt: str,
+    items: object,
+    acls: dict[str, list[str]],
+    keys: dict[str, TsigKey],
+) -> tuple[str, ...]:
+    """An ACL option's elements with named ACLs expanded; unknown TSIG keys reported."""
+    if not isinstance(items, list):
+        c.fail(f"{where}.{opt}", "must be a list of strings")
+        return ()
+    out: list[str] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            c.fail(f"{where}.{opt}[{i}]", "must be a string")
+        elif item.lstrip("!") in acls:
+            out += [("!" if item.startswith("!") else "") + e for e in acls[item.lstrip("!")]]
+        else:
+            out.append(item)
+    for i, item in enumerate(out):
+        ref = item.lstrip("!").strip()
+        if ref.startswith("key ") and ref[4:].strip() not in keys:
+            c.fail(f"{where}.{opt}[{i}]", f"unknown TSIG key {ref[4:].strip()!r}")
+    return tuple(out)
 
 
 def load_config(path: Path) -> ServerConfig:
@@ -330,22 +442,75 @@ def load_config(path: Path) -> ServerConfig:
     return parse_config(data, path.parent.resolve(), path)
 
 
-def default_config(zones_dir: Path, port: int = DEFAULT_PORT) -> ServerConfig:
-    """The embedded default: every presigned zone file in ``zones_dir`` (zone name from the
-    file name, ``example.com.signed`` / ``.zone`` / ``.db``), on 127.0.0.1 at ``port``."""
+def default_config(
+    zones_dir: Path,
+    port: int = DEFAULT_PORT,
+    key_dir: Path = Path("keys"),
+    state_dir: Path = Path("state"),
+) -> ServerConfig:
+    """The embedded default: every zone file in ``zones_dir`` (zone name from the file
+    name, ``example.com.zone`` / ``.db``) signed inline under the built-in ``default``
+    policy with keys in ``key_dir`` and state in ``state_dir``; ``*.signed`` files are
+    served as presigned.  127.0.0.1 at ``port``; transfers allowed to loopback."""
     zones = []
+    loopback = ("127.0.0.1", "::1")
     if zones_dir.is_dir():
         for path in sorted(zones_dir.iterdir()):
             if path.is_file() and path.name.endswith(ZONE_SUFFIXES):
                 name = path.name
                 for suffix in ZONE_SUFFIXES:
                     name = name.removesuffix(suffix)
-                zones.append(ZoneConfig(name, path.resolve(), True))
+                presigned = path.name.endswith(".signed")
+                zones.append(
+                    ZoneConfig(
+                        name,
+                        path.resolve(),
+                        presigned,
+                        allow_transfer=loopback,
+                        policy=None if presigned else "default",
+                        checkds="explicit",
+                    )
+                )
     return ServerConfig(
         listen=(Endpoint("127.0.0.1", port),),
         control=Path("dnsseal.sock").resolve(),
         zones=tuple(zones),
+        state_dir=state_dir.resolve(),
+        key_dir=key_dir.resolve(),
     )
+
+
+EXAMPLE_ZONE = "demo.example"
+EXAMPLE_TEXT = """\
+; An example zone written by `dnsseal serve` (no zone files were found).  Edit it and
+; run `dnsseal ctl reload`: dnsseal signs it again; this file is never modified.
+$ORIGIN demo.example.
+$TTL 300
+@       SOA   ns1 hostmaster 1 3600 900 604800 300
+        NS    ns1
+        MX    10 mail
+        TXT   "dnsseal example zone"
+ns1     A     127.0.0.1
+mail    A     192.0.2.25
+www     A     192.0.2.80
+        AAAA  2001:db8::80
+*.wild  TXT   "wildcard"
+alias   CNAME www
+"""
+
+
+def write_example_zone(zones_dir: Path) -> Path:
+    """Create ``zones_dir`` (if needed) and the example zone in it; returns its path.
+    Raises StorageError."""
+    from dnsseal.storage import atomic
+
+    ensure_dir(zones_dir)
+    path = zones_dir / f"{EXAMPLE_ZONE}.zone"
+    try:
+        atomic.create(path, EXAMPLE_TEXT.encode())
+    except OSError as e:
+        raise StorageError(str(path), e.strerror or str(e)) from None
+    return path
 
 
 def load_zone_file(path: Path, origin: str) -> dns.zone.Zone:

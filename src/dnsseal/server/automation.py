@@ -1,0 +1,202 @@
+"""Automated DNSSEC in the running server: inline-signed zones on timers.
+
+For every zone with a dnssec-policy, :class:`Automation` keeps an
+:class:`~dnsseal.server.inline.InlineZone` and one timer task that runs its maintenance
+(key manager step + re-signing) at the next key event or signature refresh, or at once when
+woken (reload, ``dnsseal ctl``, a checkds result).  Every new version goes through
+:meth:`Automation.publish`, the one path to serving: journal first (committed, fsync'd), then
+the signed copy in the state directory, then the swap into the query engine, then NOTIFY.
+One change per zone at a time (the zone's lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from dnsseal import clock
+from dnsseal.durations import format_human_time
+from dnsseal.errors import DnssealError
+from dnsseal.policy.build import lookup
+from dnsseal.proto.acl import Acl
+from dnsseal.proto.engine import ServedZone
+from dnsseal.proto.snapshot import ZoneSnapshot, build
+from dnsseal.server.inline import InlineZone, Version, record_line, to_dnspython
+from dnsseal.server.zones import ZoneState
+from dnsseal.storage import zonefile
+from dnsseal.storage.journal import AuditEvent, Journal, Transaction
+from dnsseal.zone.diff import records
+from dnsseal.zone.model import Zone
+
+if TYPE_CHECKING:
+    from dnsseal.server.service import AuthServer
+
+log = logging.getLogger(__name__)
+
+MAX_CHANGES = 100  # journal transactions kept per zone before rebasing (bounded IXFR tail)
+RETRY = 60  # seconds before a failed maintenance is tried again
+MAX_SLEEP = 3600  # a timer re-checks at least this often
+
+
+def journal_version(j: Journal, version: Version, now: int) -> None:
+    """Record ``version`` in the journal: as a change when it continues the journal's
+    history, else as a new base.  Raises StorageError."""
+    zone = version.zone.origin.to_text()
+    current = j.current_serial(zone)
+    if version.serial_from is not None and current == version.serial_from:
+        j.append(
+            Transaction(
+                zone,
+                version.serial_from,
+                version.serial,
+                now,
+                version.reason,
+                tuple(record_line(r) for r in version.diff.removed),
+                tuple(record_line(r) for r in version.diff.added),
+            )
+        )
+        if len(j.transactions(zone)) <= MAX_CHANGES:
+            return
+    j.set_base(zone, version.serial, sorted(record_line(r) for r in records(version.zone)), now)
+
+
+class Automation:
+    """Inline signing for the zones of ``server`` (main process only)."""
+
+    def __init__(self, server: AuthServer) -> None:
+        self.server = server
+
+    # -- setup ----------------------------------------------------------------------------
+
+    def attach(self, state: ZoneState) -> None:
+        """Give ``state`` its InlineZone (restored from the journal) or update its policy."""
+        cfg = self.server.config
+        zcfg = state.config
+        assert zcfg.policy is not None and cfg.state_dir is not None and cfg.key_dir is not None
+        policy = lookup(zcfg.policy, cfg.policies)
+        if state.inline is not None:
+            state.inline.policy = policy
+            state.inline.source = zcfg.file
+            return
+        inline = InlineZone(zcfg.name, zcfg.file, policy, cfg.key_dir, cfg.state_dir)
+        with Journal(cfg.state_dir) as j:
+            replayed = j.replay(inline.name)
+        inline.restore(replayed[1] if replayed else None)
+        state.inline = inline
+        if inline.signed is not None:
+            self._serve(state, inline.signed, keep_history=False)
+
+    def start_timer(self, state: ZoneState) -> None:
+        if state.timer is None or state.timer.done():
+            state.timer = asyncio.ensure_future(self._timer(state))
+
+    async def stop(self) -> None:
+        for state in self.server.zones.values():
+            if state.timer is not None:
+                state.timer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await state.timer
+                state.timer = None
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    async def maintain(self, state: ZoneState, reason: str, force: bool = False) -> str | None:
+        """Run the zone's maintenance now and publish what it produces.  Returns the
+        problem (the zone keeps its version) or None."""
+        inline = state.inline
+        assert inline is not None
+        async with state.lock:
+            now = clock.now()
+            try:
+                version = await asyncio.to_thread(inline.maintain, now, reason=reason, force=force)
+                events = inline.take_events()
+                if version is not None:
+                    await self.publish(state, version, now, events)
+                elif events:
+                    await asyncio.to_thread(self._audit, events)
+            except DnssealError as e:
+                state.error = str(e)
+                state.retry_at = now + RETRY
+                log.error("[%s] DNSSEC: %s", state.name, e)
+                return str(e)
+            state.error = None
+            state.retry_at = 0
+            if state.served is None and inline.signed is not None:
+                self._serve(state, inline.signed, keep_history=False)
+        nxt = inline.next_wakeup()
+        if nxt is not None:
+            log.info("[%s] DNSSEC: next maintenance at %s", state.name, format_human_time(nxt))
+        return None
+
+    def _audit(self, events: Sequence[AuditEvent]) -> None:
+        state_dir = self.server.config.state_dir
+        assert state_dir is not None
+        with Journal(state_dir) as j:
+            for e in events:
+                j.audit(e)
+
+    async def publish(
+        self, state: ZoneState, version: Version, now: int, events: Sequence[AuditEvent] = ()
+    ) -> None:
+        """Journal ``version`` (durably), write the signed copy, serve it, send NOTIFY."""
+        state_dir = self.server.config.state_dir
+        assert state_dir is not None and state.inline is not None
+
+        signed_path = state.inline.signed_path
+
+        def persist() -> None:
+            with Journal(state_dir) as j:
+                journal_version(j, version, now)
+                for e in events:
+                    j.audit(e)
+            zonefile.write_zone(
+                signed_path,
+                version.zone,
+                header=[f"; {state.name} serial {version.serial}, signed by dnsseal"],
+            )
+
+        await asyncio.to_thread(persist)
+        self._serve(state, version.zone, keep_history=True)
+        log.info(
+            "[%s] DNSSEC: serial %d (%s, %d records out, %d in)",
+            state.name,
+            version.serial,
+            version.reason,
+            len(version.diff.removed),
+            len(version.diff.added),
+        )
+        if state.config.also_notify and not self.server.worker:
+            self.server.spawn(self.server.notify(state.name))
+
+    def _serve(self, state: ZoneState, zone: Zone, keep_history: bool) -> None:
+        snap = build(to_dnspython(zone))
+        old = state.served
+        versions = self.server.config.ixfr_versions
+        history: tuple[ZoneSnapshot, ...] = ()
+        if old is not None and keep_history and old.snapshot.serial != snap.serial:
+            history = (*old.history, old.snapshot)[-versions:] if versions else ()
+        acl = Acl.parse(f'zone."{state.name}".allow-transfer', list(state.config.allow_transfer))
+        state.served = ServedZone(snap, history, acl)
+        state.loaded_at = clock.now()
+        self.server.swap_zones()
+
+    async def _timer(self, state: ZoneState) -> None:
+        inline = state.inline
+        assert inline is not None
+        while True:
+            now = clock.now()
+            wake = inline.next_wakeup()
+            if state.retry_at:
+                wake = state.retry_at if wake is None else max(wake, state.retry_at)
+            delay = MAX_SLEEP if wake is None else min(max(wake - now, 0), MAX_SLEEP)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.wake.wait(), delay)
+            state.wake.clear()
+            try:
+                await self.maintain(state, "resign")
+            except Exception:  # a bug must not end the zone's maintenance for good
+                log.exception("[%s] DNSSEC: maintenance failed", state.name)
+                state.retry_at = clock.now() + RETRY

@@ -1,0 +1,518 @@
+"""Inline signing of one zone under a dnssec-policy: source + keys + policy + now -> versions.
+
+An :class:`InlineZone` holds three things:
+
+* ``unsigned``: the zone's data as the server maintains it (the source file plus dynamic
+  updates), without the records the server manages (RRSIG, NSEC, NSEC3, NSEC3PARAM and our
+  own DNSKEY / CDS / CDNSKEY; a multi-signer peer's DNSKEY / CDS / CDNSKEY stay here);
+* ``signed``: the version served, produced only by :meth:`maintain` and :meth:`update`;
+* ``file_copy``: the source file as last applied, so a reload applies the file's edits as
+  a diff (dynamic updates made since are kept).
+
+Each call runs one key manager step (keys are created only when the plan says so, and a
+key file that went missing is an error for the zone, never a reason to make a new key),
+signs with the plan's keys and published sets, and returns a :class:`Version` (the new
+signed zone, its record-level diff from the previous one, audit events) or None when
+nothing changed.  The caller (``server.dnssec``) journals it before serving it.  Blocking
+work (signing, key files): run it in a worker thread, one call per zone at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.dnssec
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.zone
+
+from dnsseal.crypto import software
+from dnsseal.errors import DnssealError
+from dnsseal.findings import Severity
+from dnsseal.keymgr import Facts, Plan, step
+from dnsseal.keymgr.plan import Fact
+from dnsseal.keys import algorithms
+from dnsseal.keys.ds import make_ds
+from dnsseal.keys.model import Key, PrivateMaterial
+from dnsseal.policy.model import KeySpec, Policy
+from dnsseal.signer import Nsec3Params, SigningKey, SignParams, sign_changes, sign_zone
+from dnsseal.signer.rrsig import absolute_time
+from dnsseal.signer.sign import next_serial
+from dnsseal.storage import config as policy_files
+from dnsseal.storage import zonefile
+from dnsseal.storage.journal import AuditEvent
+from dnsseal.storage.keydir import KeyDirectory
+from dnsseal.zone import canonical
+from dnsseal.zone.diff import Record, ZoneDiff, apply, diff
+from dnsseal.zone.model import RRset, Soa, Zone, ZoneBuilder
+from dnsseal.zone.text import parse_zone_text
+
+log = logging.getLogger(__name__)
+T = dns.rdatatype
+IN = dns.rdataclass.IN
+
+# Records only the signer writes, and records whose set the key manager decides.
+SIGNER_TYPES = frozenset({T.RRSIG, T.NSEC, T.NSEC3, T.NSEC3PARAM})
+KEYSET_TYPES = frozenset({T.DNSKEY, T.CDS, T.CDNSKEY})
+CDS_DELETE = dns.rdata.from_text(IN, T.CDS, "0 0 0 00")
+CDNSKEY_DELETE = dns.rdata.from_text(IN, T.CDNSKEY, "0 3 0 AA==")
+BACKDATE = 3600  # signatures start an hour ago (clock skew of validators)
+
+
+class ZoneProblem(DnssealError):
+    """The zone cannot be signed now (missing key file, no key to sign with, ...); the
+    previous version stays served."""
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """A new signed version: the zone, what changed since ``serial_from`` (None: the first
+    version, store it whole), why, and the key events to audit."""
+
+    zone: Zone
+    diff: ZoneDiff
+    serial_from: int | None
+    reason: str
+
+    @property
+    def serial(self) -> int:
+        return self.zone.soa().serial
+
+
+def record_line(rec: Record) -> str:
+    """A diff record as one presentation line with an absolute owner (journal format)."""
+    name, rtype, ttl, wire = rec
+    rt = dns.rdatatype.RdataType(rtype)
+    rd = dns.rdata.from_wire(IN, rt, wire, 0, len(wire))
+    return f"{name.to_text()} {ttl} IN {dns.rdatatype.to_text(rt)} {rd.to_text()}"
+
+
+def zone_from_lines(lines: Iterable[str], origin: dns.name.Name) -> Zone:
+    """A zone from journal lines (raises FileFormatError when they do not make one)."""
+    return parse_zone_text("\n".join(sorted(lines)) + "\n", origin, path="<journal>")
+
+
+def to_dnspython(zone: Zone) -> dns.zone.Zone:
+    """The zone as a dnspython zone (for :func:`dnsseal.proto.snapshot.build`)."""
+    rdclass = dns.rdataclass.RdataClass(zone.rdclass)
+    out = dns.zone.Zone(zone.origin, rdclass, relativize=False)
+
+    def add(rr: RRset, covers: int) -> None:
+        node = out.find_node(rr.name, create=True)
+        rt = dns.rdatatype.RdataType(rr.rtype)
+        rds = node.find_rdataset(rdclass, rt, dns.rdatatype.RdataType(covers), create=True)
+        for wire in rr.rdatas:
+            rds.add(dns.rdata.from_wire(rdclass, rt, wire, 0, len(wire)), rr.ttl)
+
+    for rr in zone.iter_rrsets():
+        add(rr, 0)
+    for node_sigs in zone.rrsigs.values():
+        for covered, rr in node_sigs.items():
+            add(rr, covered)
+    return out
+
+
+def sig_expirations(zone: Zone, now: int) -> list[int]:
+    """Every RRSIG expiration time of ``zone`` (epoch seconds)."""
+    out = []
+    for node in zone.rrsigs.values():
+        for rr in node.values():
+            for wire in rr.rdatas:
+                out.append(absolute_time(struct.unpack_from("!I", wire, 8)[0], now))
+    return out
+
+
+def _only_soa(change: ZoneDiff, origin: dns.name.Name) -> bool:
+    """Does ``change`` touch nothing but the SOA and its signatures?"""
+    for name, rtype, _, wire in (*change.removed, *change.added):
+        if name != origin:
+            return False
+        if rtype == T.SOA:
+            continue
+        if rtype == T.RRSIG and struct.unpack_from("!H", wire)[0] == T.SOA:
+            continue
+        return False
+    return True
+
+
+def _keygen(spec: KeySpec) -> tuple[bytes, PrivateMaterial]:
+    return software.generate(algorithms.get(spec.algorithm), spec.bits)
+
+
+def _with_serial(zone: Zone, serial: int, soa_from: Zone | None = None) -> Zone:
+    """``zone`` with its SOA (taken from ``soa_from`` when given) set to ``serial``."""
+    src = (soa_from or zone).soa()
+    soa = Soa(src.mname, src.rname, serial, src.refresh, src.retry, src.expire, src.minimum,
+              src.ttl)  # fmt: skip
+    apex = dict(zone.rrsets[zone.origin])
+    apex[T.SOA] = RRset(zone.origin, T.SOA, soa.ttl, (soa.rdata_wire(),))
+    rrsets = dict(zone.rrsets)
+    rrsets[zone.origin] = apex
+    return Zone(zone.origin, rrsets, zone.rrsigs, zone.rdclass)
+
+
+class InlineZone:
+    """One inline-signed zone; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        source: Path,
+        policy: Policy,
+        key_dir: Path,
+        state_dir: Path,
+        *,
+        policies: Mapping[str, Policy] | None = None,
+    ) -> None:
+        self.origin = dns.name.from_text(name).canonicalize()
+        self.name = self.origin.to_text()
+        self.source = source
+        self.policy = policy
+        self.policies = dict(policies or {})
+        self.keydir = KeyDirectory(key_dir)
+        self.key_dir = key_dir
+        self.state_dir = state_dir
+        self.unsigned: Zone | None = None
+        self.signed: Zone | None = None
+        self.file_copy: Zone | None = None
+        self.file_sig: tuple[int, int] | None = None
+        self.plan: Plan | None = None
+        self.keys: list[Key] = []
+        self.pending: list[Fact] = []  # facts for the next key manager step
+        self.next_resign: int | None = None
+        self.last_signed: int | None = None
+        self.sig_horizon: int | None = None  # earliest signature expiration
+        self.events: list[AuditEvent] = []  # key events not yet in the audit log
+
+    # -- files --------------------------------------------------------------------------
+
+    @property
+    def copy_path(self) -> Path:
+        return self.state_dir / f"{self.name.rstrip('.') or 'root'}.source"
+
+    @property
+    def signed_path(self) -> Path:
+        return self.state_dir / f"{self.name.rstrip('.') or 'root'}.signed"
+
+    def restore(self, lines: Iterable[str] | None) -> None:
+        """Start from the journal's current version (``lines``, None when the journal does
+        not know the zone) and the copy of the source file applied last."""
+        if lines is None:
+            return
+        self.signed = zone_from_lines(lines, self.origin)
+        self.unsigned = self._strip(self.signed)
+        if self.copy_path.exists():
+            self.file_copy = zonefile.read_zone(self.copy_path, self.origin)
+
+    def _strip(self, zone: Zone) -> Zone:
+        """``zone`` without what the server manages (foreign key-set records stay)."""
+        ours = self._our_keyset_rdatas()
+        b = ZoneBuilder(zone.origin, zone.rdclass)
+        for rr in zone.iter_rrsets():
+            if rr.rtype in SIGNER_TYPES:
+                continue
+            for rd in rr.rdatas:
+                if rr.rtype in KEYSET_TYPES and (rd in ours or rr.name != zone.origin):
+                    continue
+                b.add(rr.name, rr.rtype, rr.ttl, rd)
+        return b.build()
+
+    def _our_keyset_rdatas(self) -> set[bytes]:
+        """DNSKEY, CDS and CDNSKEY RDATA of every key in the key directory, and DELETE."""
+        out = {canonical.rdata_wire(CDS_DELETE), canonical.rdata_wire(CDNSKEY_DELETE)}
+        for k in self._load_keys():
+            out |= {canonical.rdata_wire(r) for r in self._key_records(k, cds=True)}
+            out.add(canonical.rdata_wire(k.dnskey()))
+        return out
+
+    def _load_keys(self) -> list[Key]:
+        if not self.key_dir.is_dir():
+            try:
+                self.key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as e:
+                raise ZoneProblem(f"{self.key_dir}: cannot create key directory: {e}") from None
+        return self.keydir.keys(self.origin)
+
+    def _read_source(self) -> Zone | None:
+        """The source file when it changed since the last call (None: unchanged)."""
+        try:
+            st = self.source.stat()
+        except OSError as e:
+            raise ZoneProblem(f"{self.source}: {e.strerror or e}") from None
+        sig = (st.st_mtime_ns, st.st_size)
+        if sig == self.file_sig:
+            return None
+        zone = zonefile.read_zone(self.source, self.origin)
+        self.file_sig = sig
+        return self._strip(zone)
+
+    # -- keys ---------------------------------------------------------------------------
+
+    def _key_records(self, key: Key, *, cds: bool) -> list[dns.rdata.Rdata]:
+        """CDS (per the policy's digest types) and CDNSKEY for ``key``."""
+        out: list[dns.rdata.Rdata] = []
+        if not cds:
+            return out
+        for digest in self.policy.cds_digest_types:
+            ds = make_ds(key, digest)
+            out.append(dns.rdata.from_text(IN, T.CDS, ds.rdata_text()))
+        if self.policy.cdnskey:
+            dnskey = key.dnskey()
+            out.append(
+                dns.rdata.from_wire(
+                    IN, T.CDNSKEY, dnskey.to_digestable(), 0, len(dnskey.to_digestable())
+                )
+            )
+        return out
+
+    def _check_key_files(self, keys: Sequence[Key]) -> None:
+        """A key this zone was signed with must still have its files: never replace it."""
+        have = {canonical.rdata_wire(k.dnskey()) for k in keys}
+        missing = []
+        for f in sorted(self.key_dir.glob(f"K{self.name}+*.state")):
+            if not f.with_suffix(".key").exists():
+                missing.append(f"{f.with_suffix('.key').name} (its .state file is there)")
+        if self.signed is not None and self.unsigned is not None:
+            served = self.signed.get(self.origin, T.DNSKEY)
+            foreign = self.unsigned.get(self.origin, T.DNSKEY)
+            foreign_set = set(foreign.rdatas) if foreign else set()
+            for wire in served.rdatas if served else ():
+                if wire not in have and wire not in foreign_set:
+                    rd = dns.rdata.from_wire(IN, T.DNSKEY, wire, 0, len(wire))
+                    tag = dns.dnssec.key_id(rd)  # type: ignore[arg-type]
+                    missing.append(f"the key files of DNSKEY {tag} (served now)")
+        if missing:
+            raise ZoneProblem(
+                f"missing key file(s) in {self.key_dir}: {', '.join(missing)}; restore them "
+                "(dnsseal never generates a key to replace a missing one)"
+            )
+
+    def _step(self, now: int) -> Plan:
+        keys = self._load_keys()
+        self._check_key_files(keys)
+        facts = Facts(tuple(self.pending))
+        plan = step(self.policy, keys, facts, now, zone=self.origin, keygen=_keygen)
+        self.pending = []
+        events = self.events
+        old = {k.id: k for k in keys}
+        for r in plan.keys:
+            if r.created:
+                self.keydir.create(r.key)
+            elif r.purge:
+                policy_files.purge_key_files(self.key_dir, r.key)
+            elif old.get(r.key.id) != r.key:
+                self.keydir.save(r.key, write_state=True)
+            for change in r.changes:
+                events.append(AuditEvent(now, self.name, r.key.basename, "keymgr", change))
+                log.info("[%s] DNSSEC: key %d: %s", self.name, r.key.tag, change)
+        for f in plan.problems:
+            if f.severity is Severity.ERROR:
+                log.error("[%s] DNSSEC: %s", self.name, f.message)
+        self.plan = plan
+        self.keys = [r.key for r in plan.keys if not r.purge]
+        return plan
+
+    def _signing_keys(self, plan: Plan) -> list[SigningKey]:
+        pub = {k.id for k in plan.dnskeys}
+        signs = {k.id for k in (*plan.ksk_signers, *plan.zsk_signers)}
+        out = []
+        for k in self.keys:
+            active = k.id in signs and k.id in pub and k.private is not None
+            out.append(SigningKey(k, publish=k.id in pub, active=active))
+        return out
+
+    def _keyset_records(self, plan: Plan, base: Zone) -> dict[int, RRset]:
+        """The CDS and CDNSKEY RRsets to publish (ours plus a peer's from ``base``)."""
+        ttl = self.policy.dnskey_ttl
+        rdatas: dict[int, set[bytes]] = {T.CDS: set(), T.CDNSKEY: set()}
+        if plan.cds_delete:
+            rdatas[T.CDS].add(canonical.rdata_wire(CDS_DELETE))
+            rdatas[T.CDNSKEY].add(canonical.rdata_wire(CDNSKEY_DELETE))
+        else:
+            for k in plan.cds:
+                for rd in self._key_records(k, cds=True):
+                    rdatas[int(rd.rdtype)].add(canonical.rdata_wire(rd))
+            for t in (T.CDS, T.CDNSKEY):
+                peer = base.get(base.origin, t)
+                if peer is not None:
+                    rdatas[t] |= set(peer.rdatas)
+        return {
+            t: RRset(base.origin, t, ttl, canonical.canonical_rdatas(rds))
+            for t, rds in rdatas.items()
+            if rds
+        }
+
+    # -- signing ------------------------------------------------------------------------
+
+    def _params(self, now: int, serial: str) -> SignParams:
+        pol = self.policy
+        validity = pol.signatures_validity
+        refresh = min(pol.signatures_refresh, validity - 1)
+        # Jitter never reaches into the refresh window: that would re-sign at once.
+        jitter = max(0, min(pol.signatures_jitter, (validity - refresh) // 2))
+        nsec3 = None
+        if pol.nsec3param is not None:
+            p = pol.nsec3param
+            salt = self._current_salt(p.salt_length)
+            nsec3 = Nsec3Params(salt=salt, iterations=p.iterations, opt_out=p.optout)
+        return SignParams(
+            inception=now - BACKDATE,
+            expiration=now + validity,
+            jitter=jitter,
+            refresh=refresh,
+            nsec3=nsec3,
+            serial=serial,
+            ksk_only=True,
+            dnskey_ttl=pol.dnskey_ttl,
+        )
+
+    def _current_salt(self, length: int) -> bytes:
+        """Keep the salt in use when its length still fits the policy (a new salt means a
+        whole new chain)."""
+        if self.signed is not None:
+            param = self.signed.get(self.origin, T.NSEC3PARAM)
+            if param is not None and param.rdatas:
+                wire = param.rdatas[0]
+                salt = wire[5 : 5 + wire[4]]
+                if len(salt) == length:
+                    return salt
+        return os.urandom(length)
+
+    def _input(self, plan: Plan, serial: int | None, keep_sigs: bool) -> Zone:
+        """What to sign: the data, our CDS/CDNSKEY, the peer's DNSKEYs, the signatures
+        of the version served (kept while valid) and the serial to continue from."""
+        assert self.unsigned is not None
+        base = self.unsigned
+        rrsets = {n: dict(node) for n, node in base.rrsets.items()}
+        apex = rrsets[base.origin]
+        for t in (T.CDS, T.CDNSKEY):
+            apex.pop(t, None)
+        apex.update(self._keyset_records(plan, base))
+        sigs = self.signed.rrsigs if self.signed is not None and keep_sigs else {}
+        zone = Zone(base.origin, rrsets, sigs, base.rdclass)
+        if serial is not None:
+            zone = _with_serial(zone, serial)
+        return zone
+
+    def _sign(self, plan: Plan, now: int, keep_sigs: bool = True) -> Zone:
+        prev = self.signed
+        serial: int | None = None
+        if prev is not None and self.unsigned is not None:
+            serial = prev.soa().serial
+            # A source serial ahead of ours wins (an operator's choice); never go back.
+            src = self.unsigned.soa().serial
+            if ((src - serial) & 0xFFFFFFFF) < 2**31:
+                serial = src
+        zone = self._input(plan, serial, keep_sigs)
+        keys = self._signing_keys(plan)
+        if not any(k.active for k in keys):
+            if any(k.publish for k in keys) or plan.dnskeys:
+                raise ZoneProblem(
+                    "no key can sign (private key missing?): "
+                    + "; ".join(f.message for f in plan.problems)
+                )
+            # Unsigned (the end of going insecure): data only, with a new serial.
+            plain = Zone(zone.origin, zone.rrsets, {}, zone.rdclass)
+            new = next_serial(plain.soa().serial, "increment", now) if prev else None
+            return _with_serial(plain, new) if new is not None else plain
+        params = self._params(now, "increment" if prev is not None else "keep")
+        return sign_zone(zone, keys, params, now, previous=prev if keep_sigs else None).zone
+
+    def _timers(self, zone: Zone, now: int) -> None:
+        exps = sig_expirations(zone, now)
+        self.sig_horizon = min(exps) if exps else None
+        refresh = min(self.policy.signatures_refresh, self.policy.signatures_validity - 1)
+        self.next_resign = max(now + 1, min(exps) - refresh + 1) if exps else None
+
+    def _finish(self, new: Zone, now: int, reason: str) -> Version:
+        prev = self.signed
+        change = diff(prev, new) if prev is not None else ZoneDiff((), ())
+        version = Version(new, change, prev.soa().serial if prev else None, reason)
+        self.signed = new
+        self.last_signed = now
+        self._timers(new, now)
+        return version
+
+    def take_events(self) -> list[AuditEvent]:
+        """The key events since the last call (for the audit log)."""
+        out, self.events = self.events, []
+        return out
+
+    def maintain(self, now: int, *, reason: str = "resign", force: bool = False) -> Version | None:
+        """Re-read the source if it changed, run the key manager, re-sign what is due.
+        Returns the new version, or None when the zone served stays right as it is
+        (``force``: re-sign every RRset and make a new version anyway).  Raises
+        ZoneProblem, FileFormatError or StorageError; then nothing changed."""
+        new_file = self._read_source()
+        if new_file is not None:
+            if self.unsigned is None or self.file_copy is None:
+                self.unsigned = new_file
+            else:
+                self.unsigned = self._apply_file_edits(self.file_copy, new_file)
+        assert self.unsigned is not None
+        plan = self._step(now)
+        new = self._sign(plan, now, keep_sigs=not force)
+        if new_file is not None:
+            zonefile.write_zone(self.copy_path, new_file)
+            self.file_copy = new_file
+        prev = self.signed
+        if prev is not None and not force:
+            change = diff(prev, new)
+            if not change or _only_soa(change, self.origin):
+                self._timers(prev, now)
+                return None
+        why = "reload" if new_file is not None and reason == "resign" else reason
+        return self._finish(new, now, why)
+
+    def _apply_file_edits(self, old_file: Zone, new_file: Zone) -> Zone:
+        """``unsigned`` with the difference between two versions of the source file."""
+        assert self.unsigned is not None
+        change = diff(old_file, new_file)
+        keep = [r for r in change.removed if r[1] != T.SOA]
+        add = [r for r in change.added if r[1] != T.SOA]
+        merged = apply(self.unsigned, ZoneDiff(tuple(keep), tuple(add)))
+        # SOA fields other than the serial follow the file; the serial is ours.
+        return _with_serial(merged, new_file.soa().serial, soa_from=new_file)
+
+    def update(self, change: ZoneDiff, now: int) -> Version:
+        """Apply a dynamic update's change (already checked) and re-sign incrementally."""
+        assert self.unsigned is not None and self.signed is not None and self.plan is not None
+        unsigned = apply(self.unsigned, change)
+        keys = self._signing_keys(self.plan)
+        if not any(k.active for k in keys):
+            self.unsigned = unsigned
+            prev = self.signed
+            plain = _with_serial(unsigned, next_serial(prev.soa().serial, "increment", now))
+            return self._finish(plain, now, "update")
+        signed = sign_changes(self.signed, change, keys, self._params(now, "increment"), now)
+        self.unsigned = unsigned
+        return self._finish(signed.zone, now, "update")
+
+    def request(self, fact: Fact) -> None:
+        """Queue a fact (DS seen / withdrawn, rollover) for the next key manager step."""
+        self.pending.append(fact)
+
+    def next_wakeup(self) -> int | None:
+        """When :meth:`maintain` should run next (key event or signature refresh)."""
+        times = [t for t in (self.next_resign, self.plan.next_event if self.plan else None) if t]
+        return min(times) if times else None
+
+
+def check_update_types(change: ZoneDiff, origin: dns.name.Name) -> str | None:
+    """Why ``change`` may not be made by dynamic update, or None: records the server
+    manages are refused (a peer's DNSKEY/CDS/CDNSKEY at the apex are allowed)."""
+    for name, rtype, _, _ in (*change.removed, *change.added):
+        if rtype in SIGNER_TYPES:
+            what = dns.rdatatype.to_text(dns.rdatatype.RdataType(rtype))
+            return f"{name}: {what} records are maintained by the server"
+        if rtype in KEYSET_TYPES and name != origin:
+            what = dns.rdatatype.to_text(dns.rdatatype.RdataType(rtype))
+            return f"{name}: {what} belongs at the zone apex"
+    return None

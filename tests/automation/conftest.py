@@ -1,0 +1,136 @@
+"""Helpers for the automation tests: dnsseal, Unbound and nsupdate on loopback.
+
+Every process is started on a port picked with free_port() and stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import dns.zone
+
+from conftest import free_port, require_tool, run_tool
+
+DNSSEAL = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "dnsseal"
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(port: int, qname: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """Wait until something answers SOA for ``qname`` on 127.0.0.1@port."""
+    deadline = time.monotonic() + timeout
+    q = dns.message.make_query(qname, dns.rdatatype.SOA)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            if dns.query.udp(q, "127.0.0.1", port=port, timeout=0.3).answer:
+                return
+        except (dns.exception.Timeout, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"no answer for {qname} on port {port}")
+
+
+@contextmanager
+def dnsseal_serve(
+    cwd: Path, args: Sequence[str], zone: str, port: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``dnsseal serve ARGS`` in ``cwd`` (output in cwd/out.txt), answering for ``zone``."""
+    with (cwd / "out.txt").open("ab") as out:
+        proc = subprocess.Popen([str(DNSSEAL), "serve", *args], cwd=cwd, stdout=out, stderr=out)
+    try:
+        wait_for(port, zone, proc)
+        yield proc
+    finally:
+        stop(proc)
+
+
+def printed_ds(out: Path, zone: str, timeout: float = 5) -> str:
+    """The DS record `dnsseal serve` printed for ``zone``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = re.search(rf"DS for the parent: ({re.escape(zone)} IN DS [^\n]+)", out.read_text())
+        if m:
+            return m.group(1)
+        time.sleep(0.1)
+    raise AssertionError(f"no DS printed for {zone}:\n{out.read_text()}")
+
+
+@contextmanager
+def unbound(workdir: Path, anchors: Sequence[str], stubs: dict[str, int]) -> Iterator[int]:
+    """A validating Unbound with ``anchors`` (DS texts), ``stubs`` zone -> dnsseal port."""
+    exe = require_tool("unbound")
+    d = workdir / "unbound"
+    d.mkdir(exist_ok=True)
+    port = free_port()
+    anchor_lines = "".join(f'    trust-anchor: "{a}"\n' for a in anchors)
+    stub_lines = "".join(
+        f"stub-zone:\n    name: {z}\n    stub-addr: 127.0.0.1@{p}\n" for z, p in stubs.items()
+    )
+    conf = d / "unbound.conf"
+    conf.write_text(
+        f"""server:
+    interface: 127.0.0.1
+    port: {port}
+    do-ip6: no
+    use-syslog: no
+    logfile: "{d}/unbound.log"
+    verbosity: 1
+    val-log-level: 2
+    chroot: ""
+    username: ""
+    directory: "{d}"
+    pidfile: "{d}/unbound.pid"
+    num-threads: 1
+    so-reuseport: no
+    do-not-query-localhost: no
+    module-config: "validator iterator"
+    qname-minimisation: no
+    cache-max-ttl: 2
+    cache-max-negative-ttl: 2
+    access-control: 127.0.0.0/8 allow
+{anchor_lines}remote-control:
+    control-enable: no
+{stub_lines}"""
+    )
+    run_tool(["unbound-checkconf", conf])
+    proc = subprocess.Popen(
+        [exe, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(port, next(iter(stubs)), proc)
+        yield port
+    finally:
+        stop(proc)
+
+
+def axfr_verify(workdir: Path, zone: str, port: int, name: str = "axfr.zone") -> dns.zone.Zone:
+    """AXFR ``zone`` from dnsseal and run `dnsseal verify` on it (must be clean)."""
+    xfr = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", zone, port=port, timeout=10))
+    path = workdir / name
+    path.write_text(xfr.to_text(relativize=False))
+    proc = subprocess.run(
+        [str(DNSSEAL), "verify", "-o", zone, str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, f"verify: {proc.stdout}\n{proc.stderr}"
+    return xfr

@@ -134,3 +134,85 @@ def axfr_verify(workdir: Path, zone: str, port: int, name: str = "axfr.zone") ->
     )
     assert proc.returncode == 0, f"verify: {proc.stdout}\n{proc.stderr}"
     return xfr
+
+
+FAST_POLICY = """
+[policy.fast]
+dnskey-ttl = 2
+publish-safety = 1
+retire-safety = 1
+purge-keys = 5
+signatures-refresh = 20
+signatures-validity = 30
+signatures-validity-dnskey = 30
+signatures-jitter = 2
+max-zone-ttl = 2
+zone-propagation-delay = 1
+parent-ds-ttl = 2
+parent-propagation-delay = 1
+keys = [
+  { role = "ksk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256" },
+  { role = "zsk", lifetime = "%(zsk_lifetime)s", algorithm = "ECDSAP256SHA256" },
+]
+"""
+
+
+def zone_text(origin: str, serial: int = 1, extra: str = "") -> str:
+    """A small zone with TTLs of 2 s (so accelerated policies hold)."""
+    return (
+        f"$ORIGIN {origin}\n$TTL 2\n@ SOA ns1 hostmaster {serial} 60 30 600 2\n"
+        "@ NS ns1\nns1 A 127.0.0.1\nwww A 192.0.2.80\nmail A 192.0.2.25\n@ MX 10 mail\n" + extra
+    )
+
+
+def write_config(
+    d: Path,
+    port: int,
+    zones: dict[str, str],
+    *,
+    policy: str = "fast",
+    zsk_lifetime: str = "unlimited",
+    zone_options: dict[str, str] | None = None,
+    extra: str = "",
+) -> Path:
+    """dnsseal.toml in ``d`` serving ``zones`` (origin -> zone text) under ``policy``."""
+    (d / "zones").mkdir(exist_ok=True)
+    (d / "policies.toml").write_text(FAST_POLICY % {"zsk_lifetime": zsk_lifetime})
+    parts = [
+        f"""[server]
+listen = ["127.0.0.1@{port}"]
+control = "dnsseal.sock"
+state-dir = "state"
+key-directory = "keys"
+policies = "policies.toml"
+{extra}
+"""
+    ]
+    for origin, text in zones.items():
+        (d / "zones" / f"{origin}zone").write_text(text)
+        opts = (zone_options or {}).get(origin, "")
+        parts.append(
+            f"""[zone."{origin}"]
+file = "zones/{origin}zone"
+dnssec-policy = "{policy}"
+allow-transfer = ["127.0.0.1"]
+{opts}
+"""
+        )
+    conf = d / "dnsseal.toml"
+    conf.write_text("\n".join(parts))
+    return conf
+
+
+def ctl(d: Path, *args: str, ok: bool = True) -> str:
+    """``dnsseal ctl -c dnsseal.toml ARGS`` in ``d``: its output."""
+    proc = subprocess.run(
+        [str(DNSSEAL), "ctl", "-c", str(d / "dnsseal.toml"), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if ok:
+        assert proc.returncode == 0, f"ctl {args}: {proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr

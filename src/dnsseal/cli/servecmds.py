@@ -13,7 +13,7 @@ import dns.rdatatype
 
 from dnsseal.errors import OptionError
 from dnsseal.proto.snapshot import ZoneSnapshot
-from dnsseal.server.control import COMMANDS, request
+from dnsseal.server.control import COMMANDS, VARIADIC, request
 from dnsseal.server.service import AuthServer
 from dnsseal.server.workers import serve as run_server
 from dnsseal.storage.serverconfig import (
@@ -150,7 +150,7 @@ def _socket_path(socket_path: Path | None, config_path: Path | None) -> Path:
     return Path("dnsseal.sock")
 
 
-@click.command("ctl")
+@click.command("ctl", context_settings={"allow_interspersed_args": False})
 @click.option(
     "-s",
     "--socket",
@@ -161,7 +161,7 @@ def _socket_path(socket_path: Path | None, config_path: Path | None) -> Path:
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON reply.")
 @click.argument("command", type=click.Choice(sorted(COMMANDS)))
-@click.argument("args", nargs=-1)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def ctl(
     socket_path: Path | None,
     config_path: Path | None,
@@ -170,9 +170,10 @@ def ctl(
     args: tuple[str, ...],
 ) -> None:
     """Control a running server (like rndc): status, reload, zone-status ZONE,
-    notify ZONE, stop."""
+    notify ZONE, stop, dnssec -status|-rollover|-checkds ... ZONE, sign ZONE,
+    loadkeys ZONE, signing -list ZONE."""
     wanted = COMMANDS[command][0]
-    if len(args) != len(wanted):
+    if VARIADIC not in wanted and len(args) != len(wanted):
         raise click.UsageError(f"usage: dnsseal ctl {' '.join([command, *wanted])}")
     reply = request(_socket_path(socket_path, config_path), command, list(args))
     if as_json:

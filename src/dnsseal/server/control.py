@@ -17,21 +17,35 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dnsseal.errors import StorageError
+from dnsseal.errors import DnssealError, StorageError
+from dnsseal.server.dnssecctl import DnssecControl
 
 if TYPE_CHECKING:
     from dnsseal.server.service import AuthServer
 
 log = logging.getLogger(__name__)
 
-# name -> (arguments, help)
+# name -> (arguments, help); "ARGS..." takes any number (the handler checks them)
 COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "status": ((), "Server status: uptime, zones, query counters."),
     "reload": ((), "Re-read the configuration and every zone file (like SIGHUP)."),
-    "zone-status": (("ZONE",), "Serial, load time, denial type and retained versions of ZONE."),
+    "zone-status": (
+        ("ZONE",),
+        "Serials, load time, denial type, retained versions; for a signed zone the next "
+        "signing, the next key event and the signature expiry horizon.",
+    ),
     "notify": (("ZONE",), "Send NOTIFY for ZONE to its also-notify targets now."),
     "stop": ((), "Stop the server."),
+    "dnssec": (
+        ("ARGS...",),
+        "dnssec -status ZONE | dnssec -rollover -key TAG [-when TIME] ZONE | "
+        "dnssec -checkds [-key TAG] published|withdrawn ZONE",
+    ),
+    "sign": (("ZONE",), "Re-sign every RRset of ZONE now."),
+    "loadkeys": (("ZONE",), "Re-read ZONE's key directory and run the key manager now."),
+    "signing": (("ARGS...",), "signing -list ZONE: the keys the served version is signed with."),
 }
+VARIADIC = "ARGS..."
 MAX_REQUEST = 64 * 1024
 
 
@@ -87,11 +101,22 @@ class ControlServer:
         if command not in COMMANDS:
             return {"ok": False, "error": f"unknown command {command!r}"}
         wanted = COMMANDS[command][0]
-        if len(args) != len(wanted):
+        if VARIADIC not in wanted and len(args) != len(wanted):
             usage = " ".join([command, *wanted])
             return {"ok": False, "error": f"usage: {usage}"}
+        if not all(isinstance(a, str) for a in args):
+            return {"ok": False, "error": "bad request: arguments must be strings"}
         srv = self.server
+        ctl = DnssecControl(srv)
         try:
+            if command == "dnssec":
+                return {"ok": True, "result": await ctl.dnssec(args)}
+            if command == "sign":
+                return {"ok": True, "result": await ctl.sign(args[0])}
+            if command == "loadkeys":
+                return {"ok": True, "result": await ctl.loadkeys(args[0])}
+            if command == "signing":
+                return {"ok": True, "result": ctl.signing(args)}
             if command == "status":
                 return {"ok": True, "result": srv.status()}
             if command == "reload":
@@ -106,6 +131,8 @@ class ControlServer:
             return {"ok": True, "result": "stopping"}
         except LookupError as e:
             return {"ok": False, "error": str(e.args[0])}
+        except DnssealError as e:
+            return {"ok": False, "error": str(e)}
 
 
 def _alive(path: Path) -> bool:

@@ -26,6 +26,7 @@ import dns.rdatatype
 import dns.tsig
 
 from dnsseal import clock
+from dnsseal.durations import format_human_time
 from dnsseal.errors import DnssealError
 from dnsseal.proto.engine import Engine, ServedZone
 from dnsseal.proto.fastpath import question_type
@@ -459,17 +460,27 @@ class AuthServer:
             },
         }
 
-    def zone_status(self, zone: str) -> dict[str, object]:
+    def find_state(self, zone: str) -> ZoneState:
+        """The zone called ``zone`` (any case, final dot or not); raises LookupError."""
         name = zone.rstrip(".")
         state = self.zones.get(zone) or next(
             (z for z in self.zones.values() if z.name.rstrip(".").lower() == name.lower()), None
         )
         if state is None:
             raise LookupError(f"no zone {zone!r} in the configuration")
+        return state
+
+    def parent_lines(self, state: ZoneState) -> list[str]:
+        """Per parental agent: the DS set expected and the set seen (last check)."""
+        return list(state.parent_log)
+
+    def zone_status(self, zone: str) -> dict[str, object]:
+        state = self.find_state(zone)
         out: dict[str, object] = {
             "zone": state.name,
             "file": str(state.config.file),
             "presigned": state.config.presigned,
+            "dnssec-policy": state.config.policy,
             "error": state.error,
             "also-notify": [str(e) for e in state.config.also_notify],
             "last-notify": state.notify_log,
@@ -483,6 +494,29 @@ class AuthServer:
                     "names": len(snap.nodes),
                     "denial": "NSEC3" if snap.nsec3 else ("NSEC" if snap.nsec_names else None),
                     "ixfr-versions": [s.serial for s in state.served.history],
+                }
+            )
+        inline = state.inline
+        if inline is not None:
+
+            def when(t: int | None) -> str | None:
+                return format_human_time(t) if t is not None else None
+
+            plan = inline.plan
+            out.update(
+                {
+                    "source-serial": inline.unsigned.soa().serial if inline.unsigned else None,
+                    "signed-serial": inline.signed.soa().serial if inline.signed else None,
+                    "last-signed": when(inline.last_signed),
+                    "next-signing": when(inline.next_resign),
+                    "next-key-event": when(plan.next_event if plan else None),
+                    "signature-expiry-horizon": when(inline.sig_horizon),
+                    "keys": [f"{k.tag} ({k.role.upper()})" for k in inline.keys],
+                    "waiting": [
+                        f"{r.key.tag}: {r.waiting}"
+                        for r in (plan.keys if plan else ())
+                        if r.waiting
+                    ],
                 }
             )
         return out

@@ -49,6 +49,7 @@ class ZoneState:
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # run maintenance now
     timer: asyncio.Task[None] | None = None
     retry_at: int = 0  # after a failed maintenance: not before this
+    parent_log: list[str] = field(default_factory=list)  # checkds: per agent, DS expected/seen
 
     @property
     def name(self) -> str:

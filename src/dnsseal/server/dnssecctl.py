@@ -1,0 +1,275 @@
+"""The DNSSEC control commands of a running server (``dnsseal ctl``, like ``rndc``).
+
+``dnssec -status ZONE``, ``dnssec -rollover -key TAG [-when TIME] ZONE``,
+``dnssec -checkds [-key TAG] published|withdrawn ZONE``, ``sign ZONE``, ``loadkeys ZONE``,
+``signing -list ZONE``.  Each returns the lines to print; bad arguments raise
+:class:`CtlUsage` with the usage line.  Operator requests go to the audit log.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import dns.rdatatype
+
+from dnsseal import clock
+from dnsseal.durations import format_human_time, parse_when
+from dnsseal.errors import InputError
+from dnsseal.keymgr.plan import DsSeen, DsWithdrawn, Fact, KeyReport, Plan, RolloverRequest
+from dnsseal.keys import algorithms
+from dnsseal.keys.model import Key, RecordState
+from dnsseal.policy.model import Policy
+from dnsseal.server.inline import InlineZone
+from dnsseal.server.zones import ZoneState
+from dnsseal.storage.journal import AuditEvent, Journal
+
+if TYPE_CHECKING:
+    from dnsseal.server.service import AuthServer
+
+T = dns.rdatatype
+DNSSEC_USAGE = (
+    "dnssec -status ZONE | dnssec -rollover -key TAG [-when TIME] ZONE | "
+    "dnssec -checkds [-key TAG] published|withdrawn ZONE"
+)
+
+
+class CtlUsage(LookupError):
+    """Wrong arguments: the message is the usage line."""
+
+
+def _since(value: int | None, now: int) -> str:
+    if value is None:
+        return "no"
+    if value <= now:
+        return f"yes - since {format_human_time(value)}"
+    return f"no - scheduled {format_human_time(value)}"
+
+
+def _alg(k: Key) -> str:
+    alg = algorithms.ALGORITHMS.get(k.algorithm)
+    return alg.mnemonic if alg else str(k.algorithm)
+
+
+def key_status(r: KeyReport, now: int, pol: Policy) -> list[str]:
+    """One key as `rndc dnssec -status` shows it, plus what it waits for."""
+    k = r.key
+    t = k.timings
+    st = k.state
+    lines = [f"key: {k.tag} ({_alg(k)}), {k.role.upper()}"]
+    lines.append(f"  published:      {_since(t.publish, now)}")
+    if k.role in ("ksk", "csk"):
+        lines.append(f"  key signing:    {_since(t.activate, now)}")
+    if k.role in ("zsk", "csk"):
+        lines.append(f"  zone signing:   {_since(t.activate, now)}")
+    lines.append("")
+    goal = st.goal if st else None
+    if goal is RecordState.HIDDEN or (t.inactive is not None and t.inactive <= now):
+        lines.append(
+            f"  Key is retired, will be removed on {format_human_time(t.delete)}"
+            if t.delete is not None
+            else "  Key is retired"
+        )
+    elif t.inactive is not None:
+        lead = max(k.ttl or 0, pol.dnskey_ttl) + pol.publish_safety + pol.zone_propagation_delay
+        roll = t.inactive - lead
+        word = "Rollover is due since" if roll <= now else "Next rollover scheduled on"
+        lines.append(f"  {word} {format_human_time(roll)}")
+    else:
+        lines.append("  No rollover scheduled")
+    if st is not None:
+        for label, value in (
+            ("goal", st.goal),
+            ("dnskey", st.dnskey),
+            ("ds", st.ds),
+            ("zone rrsig", st.zrrsig),
+            ("key rrsig", st.krrsig),
+        ):
+            if value is not None:
+                lines.append(f"  - {label + ':':16s}{value.value}")
+    if r.waiting:
+        lines.append(f"  waiting: {r.waiting}")
+    if r.missing_private:
+        lines.append("  private key: MISSING (cannot sign)")
+    return lines
+
+
+def status_lines(inline: InlineZone, now: int, extra: Sequence[str] = ()) -> list[str]:
+    """``dnssec -status``: the policy, every key, what each waits for, the parent."""
+    plan = inline.plan
+    out = [f"dnssec-policy: {inline.policy.name}", f"current time:  {format_human_time(now)}", ""]
+    if plan is None:
+        return [*out, "the key manager has not run yet"]
+    for r in plan.keys:
+        if not r.purge:
+            out += key_status(r, now, inline.policy)
+            out.append("")
+    if not plan.keys:
+        out.append("No keys.")
+    if plan.cds_delete:
+        out.append("CDS/CDNSKEY DELETE published (going insecure)")
+    elif plan.cds:
+        out.append("CDS/CDNSKEY published for: " + ", ".join(str(k.tag) for k in plan.cds))
+    out += list(extra)
+    out += [str(f) for f in plan.problems]
+    if plan.next_event is not None:
+        out.append(f"next key event: {format_human_time(plan.next_event)}")
+    return out
+
+
+def signing_list(inline: InlineZone) -> list[str]:
+    """``signing -list``: the keys the served version is signed with, and how much."""
+    if inline.signed is None:
+        return ["not signed yet"]
+    counts: dict[tuple[int, int], int] = {}
+    for node in inline.signed.rrsigs.values():
+        for rr in node.values():
+            for wire in rr.rdatas:
+                alg = wire[2]
+                (tag,) = struct.unpack_from("!H", wire, 16)
+                counts[(tag, alg)] = counts.get((tag, alg), 0) + 1
+    if not counts:
+        return ["the zone is not signed (no keys)"]
+    out = []
+    for (tag, alg), n in sorted(counts.items()):
+        a = algorithms.ALGORITHMS.get(alg)
+        out.append(f"Done signing with key {tag}/{a.mnemonic if a else alg} ({n} signatures)")
+    return out
+
+
+def _find_key(plan: Plan | None, tag: int) -> Key:
+    keys = [r.key for r in plan.keys if not r.purge] if plan else []
+    found = [k for k in keys if k.tag == tag]
+    if len(found) != 1:
+        have = ", ".join(str(k.tag) for k in keys) or "none"
+        raise CtlUsage(f"no single key with tag {tag} (keys: {have})")
+    return found[0]
+
+
+def _options(args: Sequence[str], known: dict[str, bool]) -> tuple[dict[str, str], list[str]]:
+    """Split ``-opt value`` / ``-flag`` options (``known``: name -> takes a value)."""
+    opts: dict[str, str] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in known:
+            if known[a]:
+                if i + 1 >= len(args):
+                    raise CtlUsage(f"{a} needs a value; usage: {DNSSEC_USAGE}")
+                opts[a] = args[i + 1]
+                i += 2
+                continue
+            opts[a] = ""
+        elif a.startswith("-") and len(a) > 1:
+            raise CtlUsage(f"unknown option {a}; usage: {DNSSEC_USAGE}")
+        else:
+            rest.append(a)
+        i += 1
+    return opts, rest
+
+
+def _tag(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise CtlUsage(f"-key needs a key tag, got {text!r}") from None
+
+
+class DnssecControl:
+    """The DNSSEC control commands against ``server``."""
+
+    def __init__(self, server: AuthServer) -> None:
+        self.server = server
+
+    def _inline(self, zone: str) -> tuple[ZoneState, InlineZone]:
+        state = self.server.find_state(zone)
+        if state.inline is None:
+            raise CtlUsage(f"{state.name}: not signed by this server (no dnssec-policy)")
+        return state, state.inline
+
+    def _audit(self, inline: InlineZone, key: str, message: str) -> None:
+        state_dir = self.server.config.state_dir
+        if state_dir is None:
+            return
+        with Journal(state_dir) as j:
+            j.audit(AuditEvent(clock.now(), inline.name, key, "operator", message))
+
+    async def dnssec(self, args: Sequence[str]) -> list[str]:
+        if not args:
+            raise CtlUsage(f"usage: {DNSSEC_USAGE}")
+        sub, rest = args[0], list(args[1:])
+        if sub == "-status":
+            if len(rest) != 1:
+                raise CtlUsage("usage: dnssec -status ZONE")
+            state, inline = self._inline(rest[0])
+            return status_lines(inline, clock.now(), self.server.parent_lines(state))
+        if sub == "-rollover":
+            opts, pos = _options(rest, {"-key": True, "-when": True})
+            if "-key" not in opts or len(pos) != 1:
+                raise CtlUsage("usage: dnssec -rollover -key TAG [-when TIME] ZONE")
+            state, inline = self._inline(pos[0])
+            now = clock.now()
+            try:
+                when = parse_when(opts.get("-when", "now"), now)
+            except InputError as e:
+                raise CtlUsage(f"-when: {e}") from None
+            key = _find_key(inline.plan, _tag(opts["-key"]))
+            if key.state is not None and key.state.goal is RecordState.HIDDEN:
+                raise CtlUsage(f"key {key.tag} is already retiring; nothing to roll")
+            fact: Fact = RolloverRequest(key.id, when if when is not None else now)
+            return await self._apply(state, inline, [fact], f"rollover of key {key.tag}")
+        if sub == "-checkds":
+            opts, pos = _options(rest, {"-key": True})
+            if len(pos) != 2 or pos[0] not in ("published", "withdrawn"):
+                raise CtlUsage("usage: dnssec -checkds [-key TAG] published|withdrawn ZONE")
+            state, inline = self._inline(pos[1])
+            now = clock.now()
+            if "-key" in opts:
+                keys = [_find_key(inline.plan, _tag(opts["-key"]))]
+            else:
+                plan = inline.plan
+                keys = [r.key for r in plan.keys if r.key.role in ("ksk", "csk")] if plan else []
+                if len(keys) != 1:
+                    raise CtlUsage("several KSKs: say which with -key TAG")
+            facts: list[Fact] = [
+                DsSeen(k.id, now) if pos[0] == "published" else DsWithdrawn(k.id, now) for k in keys
+            ]
+            what = f"DS {pos[0]} for key(s) {', '.join(str(k.tag) for k in keys)}"
+            return await self._apply(state, inline, facts, what)
+        raise CtlUsage(f"usage: {DNSSEC_USAGE}")
+
+    async def _apply(
+        self, state: ZoneState, inline: InlineZone, facts: list[Fact], what: str
+    ) -> list[str]:
+        for f in facts:
+            inline.request(f)
+        self._audit(inline, "-", f"operator: {what}")
+        problem = await self.server.automation.maintain(state, "keymgr")
+        if problem:
+            return [f"{inline.name}: {what}: {problem}"]
+        return [f"{inline.name}: {what}: done", *status_lines(inline, clock.now())]
+
+    async def sign(self, zone: str) -> list[str]:
+        state, inline = self._inline(zone)
+        self._audit(inline, "-", "operator: sign (re-sign every RRset)")
+        problem = await self.server.automation.maintain(state, "sign", force=True)
+        if problem:
+            raise CtlUsage(f"{inline.name}: {problem}")
+        serial = inline.signed.soa().serial if inline.signed else "-"
+        return [f"{inline.name}: re-signed, serial {serial}"]
+
+    async def loadkeys(self, zone: str) -> list[str]:
+        state, inline = self._inline(zone)
+        problem = await self.server.automation.maintain(state, "loadkeys")
+        if problem:
+            raise CtlUsage(f"{inline.name}: {problem}")
+        keys = ", ".join(f"{k.tag} ({k.role.upper()})" for k in inline.keys) or "none"
+        return [f"{inline.name}: keys loaded: {keys}"]
+
+    def signing(self, args: Sequence[str]) -> list[str]:
+        if len(args) != 2 or args[0] != "-list":
+            raise CtlUsage("usage: signing -list ZONE")
+        _, inline = self._inline(args[1])
+        return signing_list(inline)

@@ -16,12 +16,15 @@ from dnsseal.crypto import software
 from dnsseal.crypto.wire import ecdsa_wire_signature
 from dnsseal.signer import Nsec3Params, SignParams, sign_zone
 from dnsseal.signer.fastsign import der_to_wire, sign_function
+from dnsseal.signer.incremental import SignedChange, full_sign_changes, sign_changes
 from dnsseal.signer.parallel import ProcessBatchSigner
+from dnsseal.signer.quick import quick_sign_changes
 from dnsseal.zone import canonical, rdtext
+from dnsseal.zone.diff import ZoneDiff, records
 from dnsseal.zone.model import NameKind, Zone, layout
 from dnsseal.zone.text import format_zone, parse_zone_text, parse_zone_text_full
 
-from .conftest import NOW, ORIGIN, ksk_zsk, make_key
+from .conftest import NOW, ORIGIN, ksk_zsk, make_key, zone_from
 from .test_property import DENIAL, NAMES, zone_text
 
 T = dns.rdatatype
@@ -116,3 +119,64 @@ def test_fast_paths_match_careful_paths_on_random_zones(
             fast = rdtext.rdata_text(rrset.rtype, rd)
             careful = dns.rdata.from_text(IN, rrset.rtype, fast, dns.name.root, False)
             assert canonical.rdata_wire(careful) == rd
+
+
+EDIT_ROLES = st.sampled_from(["host", "txt", "mx", "cname", "insecure", "secure", "wild"])
+
+
+@given(
+    entries=st.lists(st.tuples(NAMES, EDIT_ROLES), min_size=1, max_size=10),
+    nsec3=DENIAL,
+    picks=st.lists(st.integers(0, 1000), min_size=1, max_size=4),
+    ttl=st.sampled_from([300, 60]),
+    serial=st.sampled_from(["keep", "increment"]),
+    later=st.sampled_from([0, 86400 * 25]),
+)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_quick_resign_equals_the_full_path(
+    entries: list[tuple[str, str]],
+    nsec3: Nsec3Params | None,
+    picks: list[int],
+    ttl: int,
+    serial: str,
+    later: int,
+) -> None:
+    """Replacing records (same types at the names) re-signs through the quick path when it
+    applies, with the same zone, diff and statistics as the full path; otherwise falls back.
+    ``later`` moves the clock to where kept signatures are due for refresh."""
+    keys = ksk_zsk()
+    params = SignParams(nsec3=nsec3, serial=serial)
+    signed = sign_zone(zone_from(zone_text(entries) + "dn DNAME ns1\nx.dn A 192.0.2.9\n"),
+                       keys, params, NOW).zone  # fmt: skip
+    data = [r for r in records(signed) if r[1] in (T.A, T.AAAA, T.TXT, T.MX, T.CNAME)]
+    removed, added = [], []
+    for i, p in enumerate(picks):
+        name, rtype, _, rdata = data[p % len(data)]
+        removed.append((name, rtype, 300, rdata))
+        added.append((name, rtype, ttl, rdata if p % 3 == 0 else rdata[:-1] + bytes([i + 1])))
+    change = ZoneDiff(tuple(removed), tuple(added))
+    now = NOW + later
+    quick = quick_sign_changes(signed, change, keys, params, now)
+    full = full_sign_changes(signed, change, keys, params, now)
+    assert sign_changes(signed, change, keys, params, now) == (
+        full if quick is None else SignedChange(*quick)
+    )
+    if later:
+        assert quick is None  # signatures due for refresh: the full path re-signs them
+    if quick is not None:
+        assert SignedChange(*quick) == full
+
+
+@pytest.mark.parametrize("nsec3", [None, Nsec3Params()])
+def test_quick_resign_applies_to_a_changed_address(nsec3: Nsec3Params | None) -> None:
+    keys = ksk_zsk()
+    params = SignParams(nsec3=nsec3, serial="increment")
+    signed = sign_zone(zone_from(), keys, params, NOW).zone
+    mail = dns.name.from_text("mail", ORIGIN)
+    change = ZoneDiff(((mail, T.A, 300, bytes([192, 0, 2, 2])),),
+                      ((mail, T.A, 300, bytes([192, 0, 2, 22])),))  # fmt: skip
+    quick = quick_sign_changes(signed, change, keys, params, NOW)
+    assert quick is not None
+    zone, zdiff, stats = quick
+    assert stats.generated == 2  # the A RRset and the SOA, by the ZSK
+    assert SignedChange(zone, zdiff, stats) == full_sign_changes(signed, change, keys, params, NOW)

@@ -16,6 +16,7 @@ import dns.rdatatype
 
 from dnsseal.errors import InputError
 from dnsseal.signer.keysel import SigningKey
+from dnsseal.signer.quick import quick_sign_changes
 from dnsseal.signer.sign import SignParams, SignStats, sign_zone
 from dnsseal.zone.diff import ZoneDiff, apply, diff
 from dnsseal.zone.model import Zone
@@ -53,6 +54,21 @@ def sign_changes(
                 f"{name}: {dns.rdatatype.to_text(dns.rdatatype.RdataType(rtype))} records are "
                 "maintained by the signer and cannot be changed directly"
             )
+    quick = quick_sign_changes(signed, change, signing_keys, params, now)
+    if quick is not None:
+        return SignedChange(*quick)
+    return full_sign_changes(signed, change, signing_keys, params, now)
+
+
+def full_sign_changes(
+    signed: Zone,
+    change: ZoneDiff,
+    signing_keys: Sequence[SigningKey],
+    params: SignParams,
+    now: int,
+) -> SignedChange:
+    """:func:`sign_changes` by re-signing the whole changed zone (kept signatures over
+    unchanged RRsets are trusted) and comparing every record for the diff."""
     updated = apply(signed, change)
     result = sign_zone(updated, signing_keys, params, now, previous=signed)
     return SignedChange(result.zone, diff(signed, result.zone), result.stats)

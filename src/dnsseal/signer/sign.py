@@ -213,6 +213,26 @@ def _prepare(zone: Zone, keys: Sequence[SigningKey], params: SignParams, now: in
     return Zone(origin, rrsets, {}, zone.rdclass)
 
 
+def validity(params: SignParams, now: int) -> tuple[int, int, int]:
+    """(inception, expiration, refresh) of a run at ``now``; raises :class:`InputError` for a
+    validity period that is empty, already over or too long for RRSIG times."""
+    inception = params.inception if params.inception is not None else now - DEFAULT_BACKDATE
+    expiration = (
+        params.expiration if params.expiration is not None else inception + DEFAULT_VALIDITY
+    )
+    if expiration <= inception:
+        raise InputError("signature expiration must be after inception")
+    if expiration <= now:
+        raise InputError("signature expiration is in the past")
+    if expiration - min(inception, now) >= 2**31:
+        raise InputError(
+            "signature validity of 68 years or more cannot be expressed: RRSIG times are "
+            "compared in 32-bit serial arithmetic (RFC 4034 section 3.1.5)"
+        )
+    refresh = params.refresh if params.refresh is not None else (expiration - inception) // 4
+    return inception, expiration, refresh
+
+
 def sign_zone(
     zone: Zone,
     signing_keys: Sequence[SigningKey],
@@ -235,20 +255,7 @@ def sign_zone(
     """
     keys = list(signing_keys)
     _check_keys(zone, keys, params)
-    inception = params.inception if params.inception is not None else now - DEFAULT_BACKDATE
-    expiration = (
-        params.expiration if params.expiration is not None else inception + DEFAULT_VALIDITY
-    )
-    if expiration <= inception:
-        raise InputError("signature expiration must be after inception")
-    if expiration <= now:
-        raise InputError("signature expiration is in the past")
-    if expiration - min(inception, now) >= 2**31:
-        raise InputError(
-            "signature validity of 68 years or more cannot be expressed: RRSIG times are "
-            "compared in 32-bit serial arithmetic (RFC 4034 section 3.1.5)"
-        )
-    refresh = params.refresh if params.refresh is not None else (expiration - inception) // 4
+    inception, expiration, refresh = validity(params, now)
     data = _prepare(zone, keys, params, now)
     soa = data.soa()
     lay = layout(data)

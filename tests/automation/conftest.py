@@ -150,11 +150,14 @@ max-zone-ttl = 2
 zone-propagation-delay = 1
 parent-ds-ttl = 2
 parent-propagation-delay = 1
+%(nsec3)s
 keys = [
   { role = "ksk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256" },
   { role = "zsk", lifetime = "%(zsk_lifetime)s", algorithm = "ECDSAP256SHA256" },
 ]
 """
+NSEC3 = "nsec3param = { iterations = 0, optout = false, salt-length = 0 }"
+TSIG_SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM="
 
 
 def zone_text(origin: str, serial: int = 1, extra: str = "") -> str:
@@ -172,12 +175,15 @@ def write_config(
     *,
     policy: str = "fast",
     zsk_lifetime: str = "unlimited",
+    nsec3: bool = False,
     zone_options: dict[str, str] | None = None,
     extra: str = "",
 ) -> Path:
     """dnsseal.toml in ``d`` serving ``zones`` (origin -> zone text) under ``policy``."""
     (d / "zones").mkdir(exist_ok=True)
-    (d / "policies.toml").write_text(FAST_POLICY % {"zsk_lifetime": zsk_lifetime})
+    (d / "policies.toml").write_text(
+        FAST_POLICY % {"zsk_lifetime": zsk_lifetime, "nsec3": NSEC3 if nsec3 else ""}
+    )
     parts = [
         f"""[server]
 listen = ["127.0.0.1@{port}"]
@@ -185,6 +191,10 @@ control = "dnsseal.sock"
 state-dir = "state"
 key-directory = "keys"
 policies = "policies.toml"
+
+[key.ddns]
+algorithm = "hmac-sha256"
+secret = "{TSIG_SECRET}"
 {extra}
 """
     ]

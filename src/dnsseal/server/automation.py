@@ -17,6 +17,11 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import dns.message
+import dns.opcode
+import dns.rcode
+import dns.tsig
+
 from dnsseal import clock
 from dnsseal.durations import format_human_time
 from dnsseal.errors import DnssealError
@@ -24,6 +29,7 @@ from dnsseal.policy.build import lookup
 from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot, build
+from dnsseal.proto.update import evaluate, zone_name
 from dnsseal.server.inline import InlineZone, Version, record_line, to_dnspython
 from dnsseal.server.zones import ZoneState
 from dnsseal.storage import zonefile
@@ -33,6 +39,20 @@ from dnsseal.zone.model import Zone
 
 if TYPE_CHECKING:
     from dnsseal.server.service import AuthServer
+
+UPDATE_OPCODE = int(dns.opcode.UPDATE)
+
+
+def is_update(wire: bytes) -> bool:
+    """Is this a query (not a response) with opcode UPDATE?"""
+    return len(wire) >= 12 and not wire[2] & 0x80 and (wire[2] >> 3) & 0xF == UPDATE_OPCODE
+
+
+def _header_only(wire: bytes, rcode: int) -> bytes:
+    """A bare response header echoing the ID and opcode (the message could not be read)."""
+    flags = 0x8000 | (wire[2] & 0x78) << 8 | rcode
+    return wire[:2] + flags.to_bytes(2, "big") + bytes(8)
+
 
 log = logging.getLogger(__name__)
 
@@ -200,3 +220,66 @@ class Automation:
             except Exception:  # a bug must not end the zone's maintenance for good
                 log.exception("[%s] DNSSEC: maintenance failed", state.name)
                 state.retry_at = clock.now() + RETRY
+
+    # -- dynamic update (RFC 2136) --------------------------------------------------------
+
+    async def handle_update(self, wire: bytes, client: str) -> bytes:
+        """Answer one UPDATE: checked, applied, re-signed and journaled (committed) before
+        the answer goes out; served and sent by IXFR after."""
+        keyring = self.server.engine.keyring or None
+        try:
+            msg = dns.message.from_wire(wire, keyring=keyring)
+        except (dns.tsig.PeerError, dns.message.UnknownTSIGKey) as e:
+            log.info("[server] UPDATE from %s: TSIG verification failed: %s", client, e)
+            return _header_only(wire, dns.rcode.NOTAUTH)
+        except Exception:
+            return _header_only(wire, dns.rcode.FORMERR)
+        rcode, why = await self._update(msg, client)
+        response = dns.message.make_response(msg)
+        response.set_rcode(dns.rcode.Rcode(rcode))
+        if why:
+            log.info(
+                "[server] UPDATE from %s: %s: %s",
+                client,
+                dns.rcode.to_text(dns.rcode.Rcode(rcode)),
+                why,
+            )
+        return response.to_wire()
+
+    async def _update(self, msg: dns.message.Message, client: str) -> tuple[int, str]:
+        zname = zone_name(msg)
+        if zname is None:
+            return dns.rcode.FORMERR, "zone section must be one SOA question of class IN"
+        state = next(
+            (
+                z
+                for z in self.server.zones.values()
+                if z.served is not None and z.served.snapshot.origin == zname
+            ),
+            None,
+        )
+        if state is None:
+            return dns.rcode.NOTAUTH, f"not authoritative for {zname}"
+        inline = state.inline
+        if inline is None:
+            return dns.rcode.REFUSED, f"{zname} is presigned: it cannot be updated"
+        acl = Acl.parse(f'zone."{state.name}".allow-update', list(state.config.allow_update))
+        keyname = msg.keyname if msg.had_tsig else None
+        if not acl.allows(client, keyname):
+            return dns.rcode.REFUSED, f"{state.name}: update not allowed (key {keyname})"
+        async with state.lock:
+            if inline.unsigned is None or inline.plan is None:
+                return dns.rcode.SERVFAIL, f"{state.name} is not signed yet"
+            result = evaluate(msg, inline.unsigned)
+            if not result.ok:
+                return result.rcode, result.reason
+            if not result.change:
+                return dns.rcode.NOERROR, ""
+            now = clock.now()
+            try:
+                version = await asyncio.to_thread(inline.update, result.change, now)
+                await self.publish(state, version, now)
+            except DnssealError as e:
+                log.error("[%s] UPDATE not applied: %s", state.name, e)
+                return dns.rcode.SERVFAIL, str(e)
+        return dns.rcode.NOERROR, ""

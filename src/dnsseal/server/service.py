@@ -17,6 +17,7 @@ import secrets
 import signal
 import socket
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import dns.message
@@ -32,7 +33,7 @@ from dnsseal.proto.engine import Engine, ServedZone
 from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.snapshot import ZoneSnapshot
-from dnsseal.server.automation import Automation
+from dnsseal.server.automation import Automation, is_update
 from dnsseal.server.control import ControlServer
 from dnsseal.server.history import JournalHistory
 from dnsseal.server.zones import ZoneState, keyring_of, load_one
@@ -50,9 +51,15 @@ class _UdpListener:
     it drains up to :data:`UDP_BATCH` datagrams, so the event loop's per-packet overhead
     (one selector round and transport bookkeeping per datagram) is paid once per burst."""
 
-    def __init__(self, sock: socket.socket, engine: Engine) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        engine: Engine,
+        on_update: Callable[[bytes, tuple[str, int]], None],
+    ) -> None:
         self.sock = sock
         self.engine = engine
+        self.on_update = on_update  # UPDATE messages are answered asynchronously
         self.dropped_replies = 0
 
     def readable(self) -> None:
@@ -64,6 +71,9 @@ class _UdpListener:
                 return
             except OSError as e:  # e.g. an ICMP error queued for an earlier reply
                 log.debug("[server] UDP receive error: %s", e)
+                continue
+            if is_update(data):
+                self.on_update(data, addr)
                 continue
             try:
                 out = handle(data, False, addr[0])
@@ -158,7 +168,7 @@ class AuthServer:
             family = socket.AF_INET6 if ":" in ep.host else socket.AF_INET
             shared = self.config.workers > 1
             sock = _udp_socket(ep, shared)
-            listener = _UdpListener(sock, self.engine)
+            listener = _UdpListener(sock, self.engine, self._update_spawner(sock))
             loop.add_reader(sock.fileno(), listener.readable)
             self._udp.append(listener)
             server = await asyncio.start_server(
@@ -399,6 +409,26 @@ class AuthServer:
         log.warning("[%s] NOTIFY serial %d to %s: gave up", zone, snap.serial, target)
         return f"{target}: no answer after {len(RETRY_TIMEOUTS)} tries"
 
+    def _update_spawner(self, sock: socket.socket) -> Callable[[bytes, tuple[str, int]], None]:
+        def spawn(wire: bytes, addr: tuple[str, int]) -> None:
+            self._spawn(self._udp_update(sock, wire, addr))
+
+        return spawn
+
+    async def _udp_update(self, sock: socket.socket, wire: bytes, addr: tuple[str, int]) -> None:
+        try:
+            if self.worker:  # only the main process changes zones: the engine says no
+                out = self.engine.handle(wire, False, addr[0])
+                reply = out[0] if out else b""
+            else:
+                reply = await self.automation.handle_update(wire, addr[0])
+        except Exception:
+            log.exception("[server] error answering an UPDATE from %s", addr[0])
+            return
+        if reply:
+            with contextlib.suppress(OSError):
+                sock.sendto(reply, addr)
+
     # -- TCP ------------------------------------------------------------------------------
 
     async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -421,7 +451,9 @@ class AuthServer:
                 except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                     return
                 try:
-                    if question_type(wire) in XFR_QTYPES:
+                    if is_update(wire) and not self.worker:
+                        out = [await self.automation.handle_update(wire, client)]
+                    elif question_type(wire) in XFR_QTYPES:
                         # A whole-zone transfer takes a while to build: not on the loop.
                         out = await asyncio.to_thread(self.engine.handle, wire, True, client)
                     else:

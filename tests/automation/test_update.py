@@ -1,0 +1,142 @@
+"""Dynamic update (RFC 2136) of an inline-signed zone, driven by BIND's nsupdate with TSIG,
+followed by a Knot secondary over IXFR; `dnsseal verify` on an AXFR after every step."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from conftest import free_port, require_tool, run_tool
+
+from .conftest import TSIG_SECRET, axfr_verify, dnsseal_serve, stop, wait_for, write_config
+from .conftest import zone_text as make_zone
+
+ZONE = "upd.example."
+
+
+def nsupdate(port: int, script: str, key: bool = True) -> subprocess.CompletedProcess[str]:
+    args = [require_tool("nsupdate")]
+    if key:
+        args += ["-y", f"hmac-sha256:ddns:{TSIG_SECRET}"]
+    body = f"server 127.0.0.1 {port}\nzone {ZONE}\n{script}\nsend\n"
+    return subprocess.run(args, input=body, capture_output=True, text=True, timeout=30, check=False)
+
+
+def query(port: int, name: str, rtype: str) -> dns.message.Message:
+    q = dns.message.make_query(name, rtype, want_dnssec=True)
+    return dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
+
+
+def serial(port: int) -> int:
+    return int(query(port, ZONE, "SOA").answer[0][0].serial)
+
+
+@contextmanager
+def knot_secondary(d: Path, primary: int, kport: int) -> Iterator[Path]:
+    """Knot as a secondary of ``ZONE`` on ``kport`` (NOTIFY from 127.0.0.1); its log."""
+    knotd = require_tool("knotd")
+    kdir = d / "knot"
+    kdir.mkdir()
+    conf = kdir / "knot.conf"
+    conf.write_text(
+        f"""server:
+    listen: 127.0.0.1@{kport}
+    rundir: "{kdir}"
+log:
+  - target: "{kdir}/knot.log"
+    any: info
+database:
+    storage: "{kdir}"
+remote:
+  - id: primary
+    address: 127.0.0.1@{primary}
+acl:
+  - id: notify_from_primary
+    address: 127.0.0.1
+    action: notify
+template:
+  - id: default
+    storage: "{kdir}"
+    zonefile-sync: -1
+    journal-content: changes
+zone:
+  - domain: {ZONE}
+    master: primary
+    acl: [notify_from_primary]
+"""
+    )
+    run_tool(["knotc", "-c", conf, "conf-check"])
+    with (kdir / "stderr").open("wb") as err:
+        proc = subprocess.Popen([knotd, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        wait_for(kport, ZONE, proc, timeout=30)
+        yield kdir / "knot.log"
+    finally:
+        stop(proc)
+
+
+def wait_serial(port: int, wanted: int, log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while serial(port) != wanted:
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+@pytest.mark.parametrize("nsec3", [False, True], ids=["nsec", "nsec3"])
+def test_nsupdate_adds_deletes_signed_and_knot_follows_by_ixfr(tmp_path: Path, nsec3: bool) -> None:
+    port = free_port()
+    kport = free_port()
+    write_config(
+        tmp_path,
+        port,
+        {ZONE: make_zone(ZONE)},
+        nsec3=nsec3,
+        zone_options={ZONE: f'allow-update = ["key ddns"]\nalso-notify = ["127.0.0.1@{kport}"]'},
+    )
+    with (
+        dnsseal_serve(tmp_path, ["-c", "dnsseal.toml"], ZONE, port),
+        knot_secondary(tmp_path, port, kport) as knot_log,
+    ):
+        s0 = serial(port)
+        # add
+        r = nsupdate(port, f"update add new.{ZONE} 60 A 192.0.2.77")
+        assert r.returncode == 0, r.stderr
+        ans = query(port, f"new.{ZONE}", "A")
+        assert ans.rcode() == dns.rcode.NOERROR
+        assert {rr.rdtype for rr in ans.answer} == {dns.rdatatype.A, dns.rdatatype.RRSIG}
+        assert serial(port) > s0
+        axfr_verify(tmp_path, ZONE, port, "after-add.zone")
+        # delete
+        r = nsupdate(port, f"update delete www.{ZONE} A")
+        assert r.returncode == 0, r.stderr
+        gone = query(port, f"www.{ZONE}", "A")
+        assert gone.rcode() == dns.rcode.NXDOMAIN
+        proof = dns.rdatatype.NSEC3 if nsec3 else dns.rdatatype.NSEC
+        assert proof in {rr.rdtype for rr in gone.authority}
+        axfr_verify(tmp_path, ZONE, port, "after-delete.zone")
+        # refused: no key, managed records; prerequisites fail
+        assert "REFUSED" in nsupdate(port, f"update add x.{ZONE} 60 A 192.0.2.1", False).stderr
+        bad = nsupdate(port, f"update delete {ZONE} RRSIG")
+        assert "REFUSED" in bad.stdout + bad.stderr
+        pre = nsupdate(port, f"prereq nxdomain mail.{ZONE}\nupdate add y.{ZONE} 60 A 192.0.2.2")
+        assert "YXDOMAIN" in pre.stdout + pre.stderr
+        assert query(port, f"y.{ZONE}", "A").rcode() == dns.rcode.NXDOMAIN
+        # the secondary follows, told by NOTIFY, by IXFR
+        wait_serial(kport, serial(port), knot_log)
+        assert "IXFR" in knot_log.read_text()
+        a = query(kport, f"new.{ZONE}", "A")
+        b = query(port, f"new.{ZONE}", "A")
+        assert a.answer == b.answer and a.answer
+        assert query(kport, f"www.{ZONE}", "A").rcode() == dns.rcode.NXDOMAIN

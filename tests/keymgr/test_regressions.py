@@ -3,10 +3,19 @@ with explicit policies and times, so each stays fixed whatever hypothesis explor
 
 from __future__ import annotations
 
+from dnsseal.crypto import software
+from dnsseal.keymgr import safety
 from dnsseal.keymgr.plan import RolloverRequest
 from dnsseal.keymgr.rules import DNSKEY, Work, transition_safe
-from dnsseal.keys.model import FLAG_SEP, FLAG_ZONE, TIMING_FIELDS, Key, RecordState
+from dnsseal.keymgr.simulate import ParentVersion, Timeline, ZoneVersion
+from dnsseal.keys import algorithms
+from dnsseal.keys.model import FLAG_SEP, FLAG_ZONE, TIMING_FIELDS, Key, KeyId, RecordState
 from dnsseal.policy.model import UNLIMITED, KeySpec, Policy
+from dnsseal.signer import SigningKey
+from dnsseal.signer.rrsig import Rrsig
+from dnsseal.signer.sign import SignParams, sign_zone
+from dnsseal.zone.model import Zone
+from dnsseal.zone.text import parse_zone_text
 
 from .helpers import DAY, HOUR, T0, ZONE, assert_safe, run
 
@@ -107,3 +116,105 @@ def test_roll_held_back_by_a_leaving_key_starts_when_that_key_goes() -> None:
     )  # fmt: skip
     assert csks[2].timings.created == first_gone == 1_700_605_400
     assert_safe(tl, p)
+
+
+# -- checker: an algorithm that left and came back ------------------------------------
+
+
+def _kid(alg: int, n: int) -> KeyId:
+    return KeyId(alg, 1000 + n, bytes([n]) * 32)
+
+
+def _version(at: int, *keys: KeyId, signers: tuple[KeyId, ...] | None = None) -> ZoneVersion:
+    ks = frozenset(keys)
+    zs = frozenset(signers) if signers is not None else ks
+    return ZoneVersion(at, ks, ks, zs, frozenset(), False)
+
+
+def _left_and_back(c_alg: int) -> tuple[Timeline, Policy, int]:
+    """A (algorithm 13) signs; B (algorithm 15) takes over and A leaves; a day later C
+    (``c_alg``) comes in and B leaves.  Signing delay 12 days, all TTLs 5 minutes."""
+    p = SHORT.replace(parent_ds_ttl=300, signatures_validity=14 * DAY)
+    a, b, c = _kid(13, 1), _kid(15, 2), _kid(c_alg, 3)
+    t0 = T0
+    zone = [
+        _version(t0, a),
+        _version(t0 + DAY, a, b),
+        _version(t0 + DAY + HOUR, a, b, signers=(b,)),
+        _version(t0 + DAY + 2 * HOUR, b),
+        _version(t0 + 2 * DAY, b, c),
+        _version(t0 + 2 * DAY + HOUR, c),
+    ]
+    tl = Timeline(p, t0, t0 + 3 * DAY, zone=zone, parent=[ParentVersion(t0, frozenset({a, b, c}))])
+    return tl, p, t0 + 2 * DAY + 2 * HOUR
+
+
+def test_checker_no_lingering_signatures_of_an_algorithm_that_left() -> None:
+    """The checker used to let A's algorithm-13 signatures linger for the signing delay
+    across the day the zone had no algorithm-13 signer, so when C (algorithm 13 again)
+    came it assumed RRsets still signed by A alone, and called the zone bogus once B
+    left (found by an algorithm change and back).  The engine lets the last key of an
+    algorithm go without Dsgn, and the signer drops signatures of keys that no longer
+    sign (test below): C signs the whole zone at once, like any new algorithm."""
+    tl, p, t = _left_and_back(13)
+    assert safety.check_at(tl, p, t) == []
+    # ...while within one algorithm, with no gap, old signatures still linger: C of
+    # algorithm 15 replacing B gradually leaves RRsets signed by B alone.
+    tl15, p15, t15 = _left_and_back(15)
+    assert [b.reason for b in safety.check_at(tl15, p15, t15)] != []
+
+
+def test_signer_drops_signatures_of_an_algorithm_that_left() -> None:
+    """What the checker assumes, on the real signer: once A no longer signs, a re-sign
+    leaves no RRSIG of A, and when C of A's algorithm comes back every RRset gets C's
+    signature in the same run."""
+    zone = parse_zone_text(
+        "$TTL 300\n@ SOA ns hm 1 3600 900 604800 60\n@ NS ns\nns A 192.0.2.1\n"
+        "www A 192.0.2.2\nmail MX 10 ns\n",
+        ZONE,
+    )
+    a, b, c = (_signing_key(alg) for alg in (13, 15, 13))
+    now = 1_767_225_600
+    one = sign_zone(zone, [SigningKey(a)], SignParams(), now).zone
+    two = sign_zone(one, [SigningKey(a, active=False), SigningKey(b)], SignParams(), now).zone
+    three = sign_zone(two, [SigningKey(a, publish=False, active=False), SigningKey(b)],
+                      SignParams(), now).zone  # fmt: skip
+    four = sign_zone(three, [SigningKey(b), SigningKey(c)], SignParams(), now).zone
+    assert _signers(one) == {a.tag}
+    for z in (two, three):
+        assert _signers(z) == {b.tag}
+    assert _signers(four) == {b.tag, c.tag}
+    for node in four.rrsigs.values():
+        for rrset in node.values():
+            tags = {Rrsig.from_wire(w).key_tag for w in rrset.rdatas}
+            assert tags == {b.tag, c.tag}
+
+
+def _signing_key(alg: int) -> Key:
+    public, private = software.generate(algorithms.get(alg))
+    return Key(ZONE, FLAG_ZONE, alg, public, private=private, ttl=300)
+
+
+def _signers(zone: Zone) -> set[int]:
+    """Key tags of every RRSIG in the zone."""
+    return {
+        Rrsig.from_wire(w).key_tag
+        for node in zone.rrsigs.values()
+        for rrset in node.values()
+        for w in rrset.rdatas
+    }
+
+
+def test_algorithm_change_and_back_is_safe() -> None:
+    """The engine run that exposed the checker's lingering signatures: KSK + ZSK of
+    algorithm 8, changed to algorithm 13 on day 3 and back to 8 on day 6."""
+    base = SHORT.replace(parent_ds_ttl=300, parent_propagation_delay=0,
+                         signatures_validity=14 * DAY)  # fmt: skip
+
+    def kz(alg: int) -> Policy:
+        return base.replace(keys=(KeySpec("ksk", alg, 87000), KeySpec("zsk", alg, 1123800)))
+
+    tl = run(kz(8), 10, ds_delay=600, scheduled=[(T0 + 3 * DAY, kz(13)), (T0 + 6 * DAY, kz(8))])
+    algs = [{i.algorithm for i in v.zsk_signers} for v in tl.zone]
+    assert {8} in algs and {13} in algs and algs[-1] == {8}
+    assert_safe(tl, kz(8))

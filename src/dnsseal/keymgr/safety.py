@@ -55,7 +55,10 @@ def check_at(tl: Timeline, policy: Policy, t: int) -> list[Bogus]:
     # signatures of every key that signed when it was last (re)signed.  Within one
     # algorithm that may be up to the signing delay earlier (signatures are replaced
     # gradually, at refresh time); a new algorithm signs the whole zone at once, and an
-    # unsigned zone has no signatures left to linger.
+    # algorithm that stopped signing took its signatures with it (the engine lets the last
+    # key of an algorithm go without Dsgn, and the signer drops signatures of keys that no
+    # longer sign): signatures of an algorithm absent in between, or of an unsigned zone,
+    # do not linger, and when that algorithm comes back it is new again.
     data_lo = t - policy.max_zone_ttl - zpd
     options: set[frozenset[KeyId]] = set()
     unsigned = False
@@ -65,9 +68,10 @@ def check_at(tl: Timeline, policy: Policy, t: int) -> list[Bogus]:
         end = zone[j + 1].at if j + 1 < len(zone) else t
         first = max(zone[j].at, data_lo)
         for k in _served(zone, first - policy.sign_delay, min(end, t), 0):
-            if any(not zone[m].zsk_signers for m in range(k + 1, j + 1)):
-                continue  # the zone was unsigned in between: no old signature survived
-            lag = zone[k].zsk_signers
+            between = [{i.algorithm for i in zone[m].zsk_signers} for m in range(k + 1, j + 1)]
+            lag = frozenset(
+                i for i in zone[k].zsk_signers if all(i.algorithm in a for a in between)
+            )
             algs = {i.algorithm for i in lag}
             sigs = lag | {i for i in now_sigs if i.algorithm not in algs}
             if sigs:

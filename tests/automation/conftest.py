@@ -54,7 +54,9 @@ def dnsseal_serve(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``dnsseal serve ARGS`` in ``cwd`` (output in cwd/out.txt), answering for ``zone``."""
     with (cwd / "out.txt").open("ab") as out:
-        proc = subprocess.Popen([str(DNSSEAL), "serve", *args], cwd=cwd, stdout=out, stderr=out)
+        proc = subprocess.Popen(
+            [str(DNSSEAL), "-v", "serve", *args], cwd=cwd, stdout=out, stderr=out
+        )
     try:
         wait_for(port, zone, proc)
         yield proc
@@ -137,7 +139,7 @@ def axfr_verify(workdir: Path, zone: str, port: int, name: str = "axfr.zone") ->
 
 
 FAST_POLICY = """
-[policy.fast]
+[policy.%(name)s]
 dnskey-ttl = 2
 publish-safety = 1
 retire-safety = 1
@@ -152,7 +154,7 @@ parent-ds-ttl = 2
 parent-propagation-delay = 1
 %(nsec3)s
 keys = [
-  { role = "ksk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256" },
+  { role = "ksk", lifetime = "%(ksk_lifetime)s", algorithm = "ECDSAP256SHA256" },
   { role = "zsk", lifetime = "%(zsk_lifetime)s", algorithm = "ECDSAP256SHA256" },
 ]
 """
@@ -177,12 +179,21 @@ def write_config(
     zsk_lifetime: str = "unlimited",
     nsec3: bool = False,
     zone_options: dict[str, str] | None = None,
+    policies: dict[str, str] | None = None,
     extra: str = "",
 ) -> Path:
     """dnsseal.toml in ``d`` serving ``zones`` (origin -> zone text) under ``policy``."""
     (d / "zones").mkdir(exist_ok=True)
+    # "fast": second-scale TTLs; "roll": the same with keys that roll on their own
     (d / "policies.toml").write_text(
-        FAST_POLICY % {"zsk_lifetime": zsk_lifetime, "nsec3": NSEC3 if nsec3 else ""}
+        FAST_POLICY
+        % {
+            "name": "fast",
+            "ksk_lifetime": "unlimited",
+            "zsk_lifetime": zsk_lifetime,
+            "nsec3": NSEC3 if nsec3 else "",
+        }
+        + FAST_POLICY % {"name": "roll", "ksk_lifetime": 40, "zsk_lifetime": 25, "nsec3": ""}
     )
     parts = [
         f"""[server]
@@ -201,10 +212,11 @@ secret = "{TSIG_SECRET}"
     for origin, text in zones.items():
         (d / "zones" / f"{origin}zone").write_text(text)
         opts = (zone_options or {}).get(origin, "")
+        zpolicy = (policies or {}).get(origin, policy)
         parts.append(
             f"""[zone."{origin}"]
 file = "zones/{origin}zone"
-dnssec-policy = "{policy}"
+dnssec-policy = "{zpolicy}"
 allow-transfer = ["127.0.0.1"]
 {opts}
 """

@@ -30,6 +30,7 @@ from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot, build
 from dnsseal.proto.update import evaluate, zone_name
+from dnsseal.server import checkds
 from dnsseal.server.inline import InlineZone, Version, record_line, to_dnspython
 from dnsseal.server.zones import ZoneState
 from dnsseal.storage import zonefile
@@ -110,16 +111,21 @@ class Automation:
             self._serve(state, inline.signed, keep_history=False)
 
     def start_timer(self, state: ZoneState) -> None:
+        """Start the zone's maintenance timer (and its checkds loop when configured)."""
         if state.timer is None or state.timer.done():
             state.timer = asyncio.ensure_future(self._timer(state))
+        wants_checkds = state.config.checkds == "yes" and bool(state.config.parental_agents)
+        if wants_checkds and (state.checkds_task is None or state.checkds_task.done()):
+            state.checkds_task = asyncio.ensure_future(checkds.run(self, state))
 
     async def stop(self) -> None:
         for state in self.server.zones.values():
-            if state.timer is not None:
-                state.timer.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await state.timer
-                state.timer = None
+            for task in (state.timer, state.checkds_task):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            state.timer = state.checkds_task = None
 
     # -- maintenance ----------------------------------------------------------------------
 

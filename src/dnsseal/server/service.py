@@ -322,9 +322,9 @@ class AuthServer:
                             log.error("[%s] journal not updated: %s", zcfg.name, e)
                 states[zcfg.name] = state
             for gone in set(self.zones) - set(states):
-                timer = self.zones[gone].timer
-                if timer is not None:
-                    timer.cancel()
+                for task in (self.zones[gone].timer, self.zones[gone].checkds_task):
+                    if task is not None:
+                        task.cancel()
             self.zones = states
             self.swap_zones()
             self.engine.udp_payload = self.config.udp_payload

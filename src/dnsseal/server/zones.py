@@ -48,6 +48,7 @@ class ZoneState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one change at a time
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # run maintenance now
     timer: asyncio.Task[None] | None = None
+    checkds_task: asyncio.Task[None] | None = None  # server.checkds (parental agents)
     retry_at: int = 0  # after a failed maintenance: not before this
     parent_log: list[str] = field(default_factory=list)  # checkds: per agent, DS expected/seen
 

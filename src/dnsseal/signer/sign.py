@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import struct
 import time as _time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 T = dns.rdatatype
 
 DAY = 86400
+_RR_HEAD = struct.Struct("!HHIH")  # type, class, TTL, RDLENGTH of an RR in signed data
 DEFAULT_BACKDATE = 3600  # dnssec-signzone's default start: one hour ago
 DEFAULT_VALIDITY = 30 * DAY  # and end: start + 30 days
 SERIAL_POLICIES = ("keep", "increment", "unixtime", "date")
@@ -289,7 +291,7 @@ def sign_zone(
         )
     # (name, covered type) -> (TTL, RRSIG RDATAs)
     out_sigs: dict[tuple[dns.name.Name, int], tuple[int, list[bytes]]] = {}
-    owner_wires: dict[dns.name.Name, bytes] = {}
+    owner_wires: dict[dns.name.Name, tuple[bytes, int]] = {}  # (owner wire, labels field)
 
     # Pass 1: which existing signatures could be kept, and which of those need checking.
     # keepable: (RRSIG wire, candidate key indexes, whether it must be checked first)
@@ -298,14 +300,28 @@ def sign_zone(
     ] = []
     checks: list[tuple[int, bytes, bytes]] = []  # (key index, signature, signed data)
     check_ids: list[tuple[int, bytes, int]] = []  # (plan index, RRSIG wire, key index)
+    old_sigs = zone.rrsigs
+    rdclass = data.rdclass
+    no_keep: list[tuple[bytes, list[int], bool]] = []  # shared: nothing to keep
     for pos, rrset in enumerate(to_sign):
-        owner = owner_wires.get(rrset.name)
-        if owner is None:
-            owner = owner_wires[rrset.name] = canonical.name_wire(rrset.name)
-        signers = who.keyset if rrset.rtype in KEYSET_TYPES else who.other
-        labels = labels_field(rrset.name)
-        rrs_wire = canonical.rrset_wire(owner, rrset.rtype, data.rdclass, rrset.ttl, rrset.rdatas)
-        old = zone.rrsigs.get(rrset.name, {}).get(rrset.rtype)
+        name = rrset.name
+        info = owner_wires.get(name)
+        if info is None:
+            info = owner_wires[name] = (canonical.name_wire(name), labels_field(name))
+        owner, labels = info
+        rtype = rrset.rtype
+        signers = who.keyset if rtype in KEYSET_TYPES else who.other
+        rdatas = rrset.rdatas
+        if len(rdatas) == 1:
+            rd = rdatas[0]
+            rrs_wire = owner + _RR_HEAD.pack(rtype, rdclass, rrset.ttl, len(rd)) + rd
+        else:
+            rrs_wire = canonical.rrset_wire(owner, rtype, rdclass, rrset.ttl, rdatas)
+        old_node = old_sigs.get(name)
+        old = old_node.get(rtype) if old_node else None
+        if old is None:
+            plans.append((rrset, owner, labels, rrs_wire, signers, no_keep))
+            continue
         before = previous.get(rrset.name, rrset.rtype) if previous is not None else None
         trusted = before is not None and before.ttl == rrset.ttl and before.rdatas == (rrset.rdatas)
         keepable: list[tuple[bytes, list[int], bool]] = []
@@ -340,10 +356,15 @@ def sign_zone(
     good = {cid for cid, ok in zip(check_ids, verdicts, strict=True) if ok}
 
     # Pass 2: keep what holds; decide which keys must sign what.
-    todo: list[tuple[RRset, bytes, int, bytes, list[int]]] = []
+    todo: list[tuple[RRset, bytes, int, bytes, Sequence[int]]] = []
     generated = retained = 0
     per_key: dict[int, int] = {}
+    by_signers: dict[tuple[int, ...], int] = {}
     for pos, (rrset, owner, labels, rrs_wire, signers, keepable) in enumerate(plans):
+        if not keepable:
+            todo.append((rrset, owner, labels, rrs_wire, signers))
+            by_signers[signers] = by_signers.get(signers, 0) + 1
+            continue
         done: set[int] = set()
         for sig_wire, cands, must_check in keepable:
             usable = [
@@ -359,6 +380,9 @@ def sign_zone(
             for idx in idxs:
                 per_key[idx] = per_key.get(idx, 0) + 1
     del plans
+    for signers, count in by_signers.items():
+        for idx in signers:
+            per_key[idx] = per_key.get(idx, 0) + count
 
     # Pass 3: stream the data to sign through the batch signer; signatures come back in
     # order while later data is still being built (bounded memory, overlapped work).
@@ -382,13 +406,16 @@ def sign_zone(
     total = sum(per_key.values())
     batch = params.batch or sign_sequential
     if total:
+        current: RRset | None = None
+        into: list[bytes] = []
         for signature in batch(keys, JobStream(stream(), total)):
             if not pending:
                 raise CryptoError("batch signer returned more signatures than it was given")
             rrset, head = pending.popleft()
-            out_sigs.setdefault((rrset.name, rrset.rtype), (rrset.ttl, []))[1].append(
-                head + signature
-            )
+            if rrset is not current:  # one RRset's signatures come back one after another
+                current = rrset
+                into = out_sigs.setdefault((rrset.name, rrset.rtype), (rrset.ttl, []))[1]
+            into.append(head + signature)
             generated += 1
     if generated != total:
         raise CryptoError(f"batch signer returned {generated} signatures for {total}")
@@ -405,8 +432,9 @@ def sign_zone(
     log.info("[%s] signed: %d new, %d kept, %d dropped signatures", data.origin,
              generated, retained, dropped)  # fmt: skip
     sig_nodes: dict[dns.name.Name, dict[int, RRset]] = {}
-    for (name, covered), (ttl, rdatas) in out_sigs.items():
-        sig_nodes.setdefault(name, {})[covered] = RRset(
-            name, T.RRSIG, ttl, canonical.canonical_rdatas(rdatas)
+    for (name, covered), (ttl, sig_rdatas) in out_sigs.items():
+        sorted_rdatas = (
+            (sig_rdatas[0],) if len(sig_rdatas) == 1 else canonical.canonical_rdatas(sig_rdatas)
         )
+        sig_nodes.setdefault(name, {})[covered] = RRset(name, T.RRSIG, ttl, sorted_rdatas)
     return SignedZone(Zone(data.origin, out_rrsets, sig_nodes, data.rdclass), stats)

@@ -255,9 +255,9 @@ def signzone(
     out = output or f"{zonefile_path}.signed"
     header = [f"File written on {format_bind_time(now)} by dnsseal signzone"]
     if out == "-":
-        from dnsseal.zone.text import format_zone
+        from dnsseal.zone.text import iter_zone_text
 
-        sys.stdout.write(format_zone(signed.zone, header=header))
+        sys.stdout.writelines(iter_zone_text(signed.zone, header=header))
     else:
         zonefile.write_zone(out, signed.zone, header=header)
     if stats:

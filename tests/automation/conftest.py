@@ -158,6 +158,10 @@ keys = [
   { role = "zsk", lifetime = "%(zsk_lifetime)s", algorithm = "ECDSAP256SHA256" },
 ]
 """
+# The built-in `insecure` policy (no keys) with the timings of "fast": going insecure takes
+# seconds instead of the built-in policy's days (parent DS TTL and propagation).
+_NO_KEYS = FAST_POLICY.split("keys = [", maxsplit=1)[0]
+INSECURE_POLICY = _NO_KEYS % {"name": "insecure-fast", "nsec3": ""} + "keys = []\n"
 NSEC3 = "nsec3param = { iterations = 0, optout = false, salt-length = 0 }"
 TSIG_SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM="
 
@@ -194,6 +198,7 @@ def write_config(
             "nsec3": NSEC3 if nsec3 else "",
         }
         + FAST_POLICY % {"name": "roll", "ksk_lifetime": 40, "zsk_lifetime": 25, "nsec3": ""}
+        + INSECURE_POLICY
     )
     parts = [
         f"""[server]

@@ -413,7 +413,7 @@ class InlineZone:
         zone = self._input(plan, serial, keep_sigs)
         keys = self._signing_keys(plan)
         if not any(k.active for k in keys):
-            if any(k.publish for k in keys) or plan.dnskeys:
+            if plan.ksk_signers or plan.zsk_signers:
                 raise ZoneProblem(
                     "no key can sign (private key missing?): "
                     + "; ".join(f.message for f in plan.problems)

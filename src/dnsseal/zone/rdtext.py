@@ -20,7 +20,9 @@ from dnsseal.zone.bitmap import bitmap_types
 T = dns.rdatatype
 _SPECIAL = frozenset(b'"().;\\@$')
 _NAME_CACHE: dict[bytes, str] = {}
-_NAME_CACHE_MAX = 1 << 20
+# Names repeated across records (RRSIG signer, NS/MX targets) are cached; a zone's owner
+# and NSEC next names occur once each, so the cache stays small instead of holding them.
+_NAME_CACHE_MAX = 4096
 
 
 _PLAIN = bytes(c for c in range(0x21, 0x7F) if c not in _SPECIAL)
@@ -60,20 +62,12 @@ def name_text(wire: bytes, offset: int = 0) -> tuple[str, int]:
     return text, end
 
 
-_LABELS_CACHE: dict[tuple[bytes, ...], str] = {}
-
-
 def labels_text(labels: tuple[bytes, ...]) -> str:
     """An absolute name given as its labels (root label last) as text, as :func:`name_text`
-    gives it; a name is formatted once however often it is asked for."""
-    text = _LABELS_CACHE.get(labels)
-    if text is None:
-        text = (
-            ".".join(_label_text(label) for label in labels[:-1]) + "." if len(labels) > 1 else "."
-        )
-        if len(_LABELS_CACHE) < _NAME_CACHE_MAX:
-            _LABELS_CACHE[labels] = text
-    return text
+    gives it."""
+    if len(labels) <= 1:
+        return "."
+    return ".".join([_label_text(label) for label in labels[:-1]]) + "."
 
 
 def _b64(data: bytes) -> str:

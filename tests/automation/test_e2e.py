@@ -78,8 +78,8 @@ def background(fn: Callable[[], None], every: float) -> Iterator[list[BaseExcept
         while not stop.is_set():
             try:
                 fn()
-            except (dns.exception.DNSException, OSError):
-                pass  # a lost packet: try again
+            except (dns.exception.DNSException, OSError, EOFError):
+                pass  # a lost packet or connection: try again
             except BaseException as e:
                 errors.append(e)
                 return

@@ -14,6 +14,7 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.rrset
 import pytest
 
 from conftest import free_port, require_tool, run_tool
@@ -140,3 +141,36 @@ def test_nsupdate_adds_deletes_signed_and_knot_follows_by_ixfr(tmp_path: Path, n
         b = query(port, f"new.{ZONE}", "A")
         assert a.answer == b.answer and a.answer
         assert query(kport, f"www.{ZONE}", "A").rcode() == dns.rcode.NXDOMAIN
+
+
+@pytest.mark.interop
+def test_reload_applies_source_edits_as_a_diff_and_keeps_updates(tmp_path: Path) -> None:
+    port = free_port()
+    conf_zones = {ZONE: make_zone(ZONE)}
+    write_config(tmp_path, port, conf_zones, zone_options={ZONE: 'allow-update = ["key ddns"]'})
+    src = tmp_path / "zones" / f"{ZONE}zone"
+    with dnsseal_serve(tmp_path, ["-c", "dnsseal.toml"], ZONE, port):
+        r = nsupdate(port, f"update add dyn.{ZONE} 60 TXT dynamic")
+        assert r.returncode == 0, r.stderr
+        before = serial(port)
+        # the operator edits the file (serial unchanged): one record out, one in
+        text = src.read_text().replace("mail A 192.0.2.25\n", "") + "edited A 192.0.2.50\n"
+        src.write_text(text)
+        from .conftest import ctl
+
+        ctl(tmp_path, "reload")
+        after = serial(port)
+        assert after > before
+        assert query(port, f"edited.{ZONE}", "A").answer
+        assert query(port, f"mail.{ZONE}", "A").rcode() == dns.rcode.NXDOMAIN
+        assert query(port, f"dyn.{ZONE}", "TXT").answer  # the update survived the reload
+        assert src.read_text() == text  # the source is never written
+        # IXFR from the previous serial carries only the edit and its signatures/chain
+        ixfr = dns.message.make_query(ZONE, "IXFR")
+        ixfr.authority.append(dns.rrset.from_text(ZONE, 0, "IN", "SOA", f". . {before} 0 0 0 0"))
+        resp = dns.query.tcp(ixfr, "127.0.0.1", port=port, timeout=5, one_rr_per_rrset=True)
+        soas = [rr for rr in resp.answer if rr.rdtype == dns.rdatatype.SOA]
+        assert len(soas) == 4, resp  # an incremental answer, not a whole zone
+        owners = {rr.name.to_text() for rr in resp.answer}
+        assert f"edited.{ZONE}" in owners and f"www.{ZONE}" not in owners
+        axfr_verify(tmp_path, ZONE, port)

@@ -174,3 +174,36 @@ def test_reload_applies_source_edits_as_a_diff_and_keeps_updates(tmp_path: Path)
         owners = {rr.name.to_text() for rr in resp.answer}
         assert f"edited.{ZONE}" in owners and f"www.{ZONE}" not in owners
         axfr_verify(tmp_path, ZONE, port)
+
+
+@pytest.mark.interop
+def test_peer_dnskey_by_update_is_kept_in_the_published_set(tmp_path: Path) -> None:
+    """RFC 8901 model 2: a multi-signer peer's DNSKEY added by update stays published
+    (signed by our KSK) through re-signing; a DNSKEY below the apex is refused."""
+    port = free_port()
+    write_config(
+        tmp_path, port, {ZONE: make_zone(ZONE)}, zone_options={ZONE: 'allow-update = ["key ddns"]'}
+    )
+    peer = tmp_path / "peer"
+    peer.mkdir()
+    run_tool(["dnssec-keygen", "-q", "-a", "ECDSAP256SHA256", ZONE], cwd=peer)
+    line = next(
+        ln
+        for f in peer.glob("K*.key")
+        for ln in f.read_text().splitlines()
+        if ln and not ln.startswith(";")
+    )
+    rdata = line.split("DNSKEY", 1)[1].strip()
+    with dnsseal_serve(tmp_path, ["-c", "dnsseal.toml"], ZONE, port):
+        r = nsupdate(port, f"update add {ZONE} 2 DNSKEY {rdata}")
+        assert r.returncode == 0, r.stderr
+        from .conftest import ctl
+
+        for step in ("after update", "after sign"):
+            ans = query(port, ZONE, "DNSKEY")
+            keys = next(rr for rr in ans.answer if rr.rdtype == dns.rdatatype.DNSKEY)
+            assert len(keys) == 3, (step, ans)  # our KSK and ZSK, and the peer's key
+            assert any(rr.rdtype == dns.rdatatype.RRSIG for rr in ans.answer), step
+            ctl(tmp_path, "sign", ZONE)
+        bad = nsupdate(port, f"update add www.{ZONE} 2 DNSKEY {rdata}")
+        assert "REFUSED" in bad.stdout + bad.stderr

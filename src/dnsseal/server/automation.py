@@ -107,8 +107,8 @@ class Automation:
             replayed = j.replay(inline.name)
         inline.restore(replayed[1] if replayed else None)
         state.inline = inline
-        if inline.signed is not None:
-            self._serve(state, inline.signed, keep_history=False)
+        # Not served yet: the first maintenance refreshes what expired while we were down;
+        # only if it fails is the journal's version served as it is.
 
     def start_timer(self, state: ZoneState) -> None:
         """Start the zone's maintenance timer (and its checkds loop when configured)."""
@@ -147,6 +147,8 @@ class Automation:
                 state.error = str(e)
                 state.retry_at = now + RETRY
                 log.error("[%s] DNSSEC: %s", state.name, e)
+                if state.served is None and inline.signed is not None:
+                    self._serve(state, inline.signed, keep_history=False)
                 return str(e)
             state.error = None
             state.retry_at = 0

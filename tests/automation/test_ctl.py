@@ -76,3 +76,25 @@ def test_rollover_command_rolls_the_zsk(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert len(zsks) == 2 and zsk in zsks, status
         axfr_verify(tmp_path, ZONE, port)
+
+
+def test_signatures_are_refreshed_on_the_timer(tmp_path: Path) -> None:
+    """validity 30 s, refresh 20 s: within ~10 s the server re-signs on its own, with a new
+    serial, and the signature horizon moves forward."""
+    port = free_port()
+    write_config(tmp_path, port, {ZONE: zone_text(ZONE)})
+    with dnsseal_serve(tmp_path, ["-c", "dnsseal.toml"], ZONE, port):
+
+        def horizon() -> str:
+            out = ctl(tmp_path, "zone-status", ZONE)
+            m = re.search(r"signature-expiry-horizon: (.+)", out)
+            assert m, out
+            return m.group(1)
+
+        h0, s0 = horizon(), _serial(port)
+        deadline = time.monotonic() + 25
+        while horizon() == h0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert horizon() != h0
+        assert _serial(port) > s0
+        axfr_verify(tmp_path, ZONE, port)

@@ -73,6 +73,36 @@ def test_good_config(tmp_path: Path) -> None:
             'zone."a.example".also-notify[0]',
         ),
         ("[zones]\n", "zones"),
+        (
+            '[server]\nstate-dir = "s"\n[zone."a.example"]\nfile = "x"\ndnssec-policy = "nope"',
+            'zone."a.example".dnssec-policy',
+        ),
+        ('[zone."a.example"]\nfile = "x"\ndnssec-policy = "default"', "server.state-dir"),
+        (
+            '[zone."a.example"]\nfile = "x"\npresigned = true\nallow-update = ["127.0.0.1"]',
+            'zone."a.example".allow-update',
+        ),
+        (
+            '[server]\nstate-dir = "s"\n[zone."a.example"]\nfile = "x"\n'
+            'dnssec-policy = "default"\nallow-update = ["key nokey"]',
+            'zone."a.example".allow-update[0]',
+        ),
+        (
+            '[server]\nstate-dir = "s"\n[zone."a.example"]\nfile = "x"\n'
+            'dnssec-policy = "default"\ncheckds = "maybe"',
+            'zone."a.example".checkds',
+        ),
+        (
+            '[server]\nstate-dir = "s"\n[zone."a.example"]\nfile = "x"\n'
+            'dnssec-policy = "default"\ncheckds = "yes"',
+            'zone."a.example".checkds',
+        ),
+        (
+            '[server]\nstate-dir = "s"\nworkers = 2\n[zone."a.example"]\nfile = "x"\n'
+            'dnssec-policy = "default"',
+            "server.workers",
+        ),
+        ('[server]\npolicies = "missing.toml"', "server.policies"),
     ],
 )
 def test_errors_name_the_option(tmp_path: Path, text: str, option: str) -> None:
@@ -124,3 +154,29 @@ def test_acl_first_match_wins() -> None:
     with pytest.raises(OptionError) as e:
         Acl.parse("zone.allow-transfer", ["192.0.2.300"])
     assert "zone.allow-transfer[0]" in str(e.value)
+
+
+def test_inline_zone_options(tmp_path: Path) -> None:
+    import tomllib
+
+    (tmp_path / "p.toml").write_text('[policy.mine]\ndnskey-ttl = "PT5M"\n')
+    text = """
+[server]
+state-dir = "state"
+key-directory = "k"
+policies = "p.toml"
+[key.ddns]
+secret = "c2VjcmV0"
+[zone."a.example"]
+file = "a.zone"
+dnssec-policy = "mine"
+allow-update = ["key ddns", "127.0.0.1"]
+parental-agents = ["192.0.2.53", "192.0.2.54@5353"]
+"""
+    cfg = parse_config(tomllib.loads(text), tmp_path)
+    z = cfg.zones[0]
+    assert z.policy == "mine" and not z.presigned
+    assert z.allow_update == ("key ddns", "127.0.0.1")
+    assert [str(a) for a in z.parental_agents] == ["192.0.2.53@53", "192.0.2.54@5353"]
+    assert z.checkds == "yes"  # the default once agents are given (BIND: explicit without)
+    assert cfg.key_dir == tmp_path / "k" and "mine" in cfg.policies

@@ -198,6 +198,13 @@ def write_config(
             "nsec3": NSEC3 if nsec3 else "",
         }
         + FAST_POLICY % {"name": "roll", "ksk_lifetime": 40, "zsk_lifetime": 25, "nsec3": ""}
+        + FAST_POLICY
+        % {
+            "name": "fast3",
+            "ksk_lifetime": "unlimited",
+            "zsk_lifetime": zsk_lifetime,
+            "nsec3": NSEC3,
+        }
         + INSECURE_POLICY
     )
     parts = [

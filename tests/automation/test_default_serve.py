@@ -65,12 +65,14 @@ def test_restart_keeps_keys_serial_and_signatures(tmp_path: Path) -> None:
 
 
 @pytest.mark.interop
-def test_missing_key_file_is_an_error_not_a_new_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize("gone", [(".key",), (".key", ".private", ".state")])
+def test_missing_key_file_is_an_error_not_a_new_key(tmp_path: Path, gone: tuple[str, ...]) -> None:
     port = free_port()
     with dnsseal_serve(tmp_path, ["-p", str(port)], ZONE, port):
         pass
-    for f in (tmp_path / "keys").glob("K*.key"):
-        f.unlink()
+    for suffix in gone:
+        for f in (tmp_path / "keys").glob(f"K*{suffix}"):
+            f.unlink()
     (tmp_path / "out.txt").unlink()
     with dnsseal_serve(tmp_path, ["-p", str(port)], ZONE, port):
         text = (tmp_path / "out.txt").read_text()

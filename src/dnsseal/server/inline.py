@@ -142,6 +142,27 @@ def _only_soa(change: ZoneDiff, origin: dns.name.Name) -> bool:
     return True
 
 
+def _signer_keyset_rdatas(zone: Zone) -> set[bytes]:
+    """DNSKEY/CDNSKEY RDATA (and their CDS) of the apex DNSKEYs whose tag signs in ``zone``."""
+    tags = {
+        struct.unpack_from("!H", wire, 16)[0]
+        for node in zone.rrsigs.values()
+        for rr in node.values()
+        for wire in rr.rdatas
+    }
+    dnskeys = zone.get(zone.origin, T.DNSKEY)
+    out: set[bytes] = set()
+    for wire in dnskeys.rdatas if dnskeys else ():
+        rd = dns.rdata.from_wire(IN, T.DNSKEY, wire, 0, len(wire))
+        if dns.dnssec.key_id(rd) not in tags:  # type: ignore[arg-type]
+            continue
+        out.add(wire)
+        for digest in ("SHA1", "SHA256", "SHA384"):
+            ds = dns.dnssec.make_ds(zone.origin, rd, digest, validating=True)  # SHA-1 too
+            out.add(canonical.rdata_wire(dns.rdata.from_text(IN, T.CDS, ds.to_text())))
+    return out
+
+
 def _keygen(spec: KeySpec) -> tuple[bytes, PrivateMaterial]:
     return software.generate(algorithms.get(spec.algorithm), spec.bits)
 
@@ -212,8 +233,10 @@ class InlineZone:
             self.file_copy = zonefile.read_zone(self.copy_path, self.origin)
 
     def _strip(self, zone: Zone) -> Zone:
-        """``zone`` without what the server manages (foreign key-set records stay)."""
-        ours = self._our_keyset_rdatas()
+        """``zone`` without what the server manages (foreign key-set records stay).  Ours:
+        the keys in the key directory, and any DNSKEY that signs in ``zone`` (so a key
+        whose files went missing is never mistaken for a peer's)."""
+        ours = self._our_keyset_rdatas() | _signer_keyset_rdatas(zone)
         b = ZoneBuilder(zone.origin, zone.rdclass)
         for rr in zone.iter_rrsets():
             if rr.rtype in SIGNER_TYPES:

@@ -152,14 +152,15 @@ zone:
     return conf
 
 
-def bench(n: int, work: Path, workers: int, tools: list[str], verify: str = "all") -> list[Result]:
+def bench(n: int, work: Path, workers: int, tools: list[str], verify: str = "all",
+          modes: tuple[str, ...] = ("nsec", "nsec3")) -> list[Result]:  # fmt: skip
     zone = work / "bench.zone"
     zone.write_text(make_zone(n))
     keys = make_keys(work)
     keybases = [str(work / "keys" / k) for k in keys]
     dnsseal = [sys.executable, "-m", "dnsseal.cli.main"]
     results: list[Result] = []
-    for mode in ("nsec", "nsec3"):
+    for mode in modes:
         n3 = mode == "nsec3"
         runs: dict[str, tuple[list[str], Path]] = {
             "dnsseal": (
@@ -293,6 +294,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="signing workers for each tool")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it")
     ap.add_argument("--tools", default="dnsseal,dnssec-signzone,ldns-signzone,kzonesign")
+    ap.add_argument("--modes", default="nsec,nsec3", help="nsec, nsec3 or both (comma-separated)")
     ap.add_argument(
         "--verify",
         choices=("all", "dnsseal", "none"),
@@ -303,17 +305,18 @@ def main() -> None:
                     help="also time a smart re-sign after 1%% of the records changed")  # fmt: skip
     args = ap.parse_args()
     tools = args.tools.split(",")
+    modes = tuple(args.modes.split(","))
     resign: list[str] = []
     load_before = os.getloadavg()[0]
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         work = args.keep
-        results = bench(args.n, work, args.workers, tools, args.verify)
+        results = bench(args.n, work, args.workers, tools, args.verify, modes)
         if args.resign:
             resign = resign_bench(args.n, work, args.workers)
     else:
         with tempfile.TemporaryDirectory(prefix="sign_bench.") as d:
-            results = bench(args.n, Path(d), args.workers, tools, args.verify)
+            results = bench(args.n, Path(d), args.workers, tools, args.verify, modes)
             if args.resign:
                 resign = resign_bench(args.n, Path(d), args.workers)
     print(f"zone: {args.n} hosts, ECDSAP256SHA256 KSK+ZSK, workers={args.workers}, 1-min load "

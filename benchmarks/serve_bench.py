@@ -10,7 +10,10 @@ NSEC3 with --nsec3), starts dnsseal, knotd and nsd on free loopback ports, and r
 Prints QPS, lost queries, latency (mean; percentiles from a second, rate-limited dnsperf -v
 run), each server's RSS after loading (the main process), and the ratios against Knot.
 dnsseal runs with ``--workers`` processes (default 2: Knot and NSD use every core too); the
-time dnsseal takes to load the zone is printed (dnspython parses the file: ~3 ms per host).
+time each server takes to load the zone is printed.  The zone is written by dnssec-signzone
+with ``-O full`` (one record per line), the form dnsseal's fast zone parser reads; dnsseal
+loads it with :func:`dnsseal.proto.snapshot.load_text` (``--loader model``, the default) or
+through dnspython as ``server/zones.py`` still does (``--loader dnspython``: ~3 ms per host).
 Example (small and quick)::
 
     .venv/bin/python benchmarks/serve_bench.py --hosts 2000 --seconds 3
@@ -73,7 +76,7 @@ def make_zone(hosts: int) -> str:
         h = f"host{i}"
         lines += [
             f"{h} A 192.0.{(i >> 8) & 255}.{i & 255}",
-            f"{h} AAAA 2001:db8::{i:x}",
+            f"{h} AAAA 2001:db8::{i >> 16:x}:{i & 0xFFFF:x}",
             f'{h} TXT "host {i}"',
             f"{h} MX 10 mail.{h}",
         ]
@@ -101,6 +104,8 @@ def sign(workdir: Path, hosts: int, nsec3: bool) -> Path:
             ORIGIN,
             "-f",
             "zone.signed",
+            "-O",
+            "full",
             "-e",
             "now+30d",
             *args,
@@ -120,6 +125,21 @@ class Server:
     proc: subprocess.Popen[bytes]
 
 
+# `dnsseal serve` with the server's zone loader swapped for snapshot.load_text (wire-based,
+# no dnspython objects per record) until server/zones.py calls it itself.
+MODEL_LOADER = """
+import sys
+from pathlib import Path
+import dnsseal.server.zones as zones
+from dnsseal.proto.snapshot import load_text
+zones.load_zone_file = lambda path, origin: (path, origin)
+zones.build = lambda pair: load_text(Path(pair[0]).read_text(), pair[1], path=str(pair[0]))
+from dnsseal.cli.main import main
+main(["serve", "-c", sys.argv[1]])
+"""
+LOADER = {"model": True}
+
+
 def start_dnsseal(d: Path, signed: Path, workers: int) -> Server:
     port = free_port()
     conf = d / "dnsseal.toml"
@@ -127,8 +147,12 @@ def start_dnsseal(d: Path, signed: Path, workers: int) -> Server:
         f'[server]\nlisten = ["127.0.0.1@{port}"]\nworkers = {workers}\n\n'
         f'[zone."{ORIGIN}"]\nfile = "{signed}"\npresigned = true\n'
     )
+    if LOADER["model"]:
+        cmd = [sys.executable, "-c", MODEL_LOADER, str(conf)]
+    else:
+        cmd = [str(DNSSEAL), "serve", "-c", str(conf)]
     with (d / "dnsseal.log").open("wb") as log:
-        proc = subprocess.Popen([str(DNSSEAL), "serve", "-c", str(conf)], stdout=log, stderr=log)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log)
     return Server("dnsseal", port, proc)
 
 
@@ -336,17 +360,29 @@ def main() -> None:
     ap.add_argument(
         "--workers", type=int, default=2, help="dnsseal worker processes (Knot uses all cores)"
     )
+    ap.add_argument(
+        "--loader",
+        choices=("model", "dnspython"),
+        default="model",
+        help="how dnsseal loads the zone (see the module docstring)",
+    )
+    ap.add_argument("--zone", type=Path, help="serve this signed zone instead of making one")
     args = ap.parse_args()
+    LOADER["model"] = args.loader == "model"
     names = [n for n in args.servers.split(",") if n]
 
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         d = Path(tmp)
         t0 = time.monotonic()
-        signed = sign(d, args.hosts, args.nsec3)
-        print(
-            f"zone {ORIGIN} with {args.hosts} hosts signed in {time.monotonic() - t0:.1f}s "
-            f"({'NSEC3' if args.nsec3 else 'NSEC'})"
-        )
+        if args.zone:
+            signed = args.zone.resolve()
+            print(f"zone {ORIGIN} from {signed} ({args.hosts} hosts assumed)")
+        else:
+            signed = sign(d, args.hosts, args.nsec3)
+            print(
+                f"zone {ORIGIN} with {args.hosts} hosts signed in {time.monotonic() - t0:.1f}s "
+                f"({'NSEC3' if args.nsec3 else 'NSEC'})"
+            )
         mixes = {"mixed (90% hit, 10% NXDOMAIN)": 0.10, "random-nxdomain (100%)": 1.0}
         files = {}
         for i, (mix, share) in enumerate(mixes.items()):

@@ -165,6 +165,7 @@ def test_reload_applies_source_edits_as_a_diff_and_keeps_updates(tmp_path: Path)
         assert query(port, f"mail.{ZONE}", "A").rcode() == dns.rcode.NXDOMAIN
         assert query(port, f"dyn.{ZONE}", "TXT").answer  # the update survived the reload
         assert src.read_text() == text  # the source is never written
+        assert "1 records out, 1 in, signed incrementally" in (tmp_path / "out.txt").read_text()
         # IXFR from the previous serial carries only the edit and its signatures/chain
         ixfr = dns.message.make_query(ZONE, "IXFR")
         ixfr.authority.append(dns.rrset.from_text(ZONE, 0, "IN", "SOA", f". . {before} 0 0 0 0"))

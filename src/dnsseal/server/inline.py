@@ -163,6 +163,15 @@ def _signer_keyset_rdatas(zone: Zone) -> set[bytes]:
     return out
 
 
+def _data_diff(old: Zone, new: Zone) -> ZoneDiff:
+    """The records two versions of the source file differ in, SOA aside."""
+    change = diff(old, new)
+    return ZoneDiff(
+        tuple(r for r in change.removed if r[1] != T.SOA),
+        tuple(r for r in change.added if r[1] != T.SOA),
+    )
+
+
 def _keygen(spec: KeySpec) -> tuple[bytes, PrivateMaterial]:
     return software.generate(algorithms.get(spec.algorithm), spec.bits)
 
@@ -473,15 +482,28 @@ class InlineZone:
         Returns the new version, or None when the zone served stays right as it is
         (``force``: re-sign every RRset and make a new version anyway).  Raises
         ZoneProblem, FileFormatError or StorageError; then nothing changed."""
+        saved = (self.unsigned, self.file_sig)
+        try:
+            return self._maintain(now, reason, force)
+        except BaseException:
+            self.unsigned, self.file_sig = saved  # nothing changed: the edits come again
+            raise
+
+    def _maintain(self, now: int, reason: str, force: bool) -> Version | None:
         new_file = self._read_source()
+        edits: ZoneDiff | None = None
         if new_file is not None:
             if self.unsigned is None or self.file_copy is None:
                 self.unsigned = new_file
             else:
-                self.unsigned = self._apply_file_edits(self.file_copy, new_file)
+                edits = _data_diff(self.file_copy, new_file)
+                self.unsigned = self._apply_file_edits(new_file, edits)
         assert self.unsigned is not None
         plan = self._step(now)
-        new = self._sign(plan, now, keep_sigs=not force)
+        if edits is not None and not force and self._keyset_unchanged(plan):
+            new = self._sign_edits(edits, plan, now)
+        else:
+            new = self._sign(plan, now, keep_sigs=not force)
         if new_file is not None:
             zonefile.write_zone(self.copy_path, new_file)
             self.file_copy = new_file
@@ -494,14 +516,51 @@ class InlineZone:
         why = "reload" if new_file is not None and reason == "resign" else reason
         return self._finish(new, now, why)
 
-    def _apply_file_edits(self, old_file: Zone, new_file: Zone) -> Zone:
-        """``unsigned`` with the difference between two versions of the source file."""
+    def _keyset_unchanged(self, plan: Plan) -> bool:
+        """Would the plan's CDS/CDNSKEY sets leave the served ones as they are?"""
+        if self.signed is None or self.unsigned is None:
+            return False
+        wanted = self._keyset_records(plan, self.unsigned)
+        for t in (T.CDS, T.CDNSKEY):
+            have = self.signed.get(self.origin, t)
+            want = wanted.get(t)
+            if (have.rdatas if have else ()) != (want.rdatas if want else ()):
+                return False
+        return True
+
+    def _sign_edits(self, edits: ZoneDiff, plan: Plan, now: int) -> Zone:
+        """The source file's edits applied to the served version by
+        :func:`~dnsseal.signer.sign_changes` (only what they touch is re-signed)."""
+        assert self.signed is not None and self.unsigned is not None
+        keys = self._signing_keys(plan)
+        if not any(k.active for k in keys):
+            return self._sign(plan, now)
+        old_soa = self.signed.get(self.origin, T.SOA)
+        assert old_soa is not None
+        serial = self.signed.soa().serial
+        src = self.unsigned.soa().serial
+        if ((src - serial) & 0xFFFFFFFF) < 2**31:
+            serial = src  # the operator's serial is ahead: continue from it
+        new_soa = _with_serial(self.unsigned, serial).get(self.origin, T.SOA)
+        assert new_soa is not None
+        soa_out = tuple((self.origin, T.SOA, old_soa.ttl, rd) for rd in old_soa.rdatas)
+        soa_in = tuple((self.origin, T.SOA, new_soa.ttl, rd) for rd in new_soa.rdatas)
+        change = ZoneDiff(edits.removed + soa_out, edits.added + soa_in)
+        params = self._params(now, "increment")
+        result = sign_changes(self.signed, change, keys, params, now)
+        log.info(
+            "[%s] reload: %d records out, %d in, signed incrementally",
+            self.name,
+            len(edits.removed),
+            len(edits.added),
+        )
+        return result.zone
+
+    def _apply_file_edits(self, new_file: Zone, edits: ZoneDiff) -> Zone:
+        """``unsigned`` with the source file's ``edits`` (SOA fields but the serial from
+        ``new_file``: the serial follows the file only when it moves ahead of ours)."""
         assert self.unsigned is not None
-        change = diff(old_file, new_file)
-        keep = [r for r in change.removed if r[1] != T.SOA]
-        add = [r for r in change.added if r[1] != T.SOA]
-        merged = apply(self.unsigned, ZoneDiff(tuple(keep), tuple(add)))
-        # SOA fields other than the serial follow the file; the serial is ours.
+        merged = apply(self.unsigned, edits)
         return _with_serial(merged, new_file.soa().serial, soa_from=new_file)
 
     def update(self, change: ZoneDiff, now: int) -> Version:

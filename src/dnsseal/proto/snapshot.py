@@ -22,6 +22,7 @@ import hashlib
 import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import dns.name
 import dns.node
@@ -29,6 +30,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+import dns.set
 import dns.zone
 
 from dnsseal.errors import InputError
@@ -327,15 +329,60 @@ IN = dns.rdataclass.IN
 _RR_FIXED = struct.Struct("!HHIH")
 
 
+# The slot descriptor holding a dnspython set's items (a dict), and RdataType members by
+# value (dnspython's enum constructor costs microseconds per call).
+_ITEMS: Any = dns.set.Set.__dict__["items"]
+_RDTYPE: dict[int, dns.rdatatype.RdataType] = {}
+
+
+def _rdtype(value: int) -> dns.rdatatype.RdataType:
+    got = _RDTYPE.get(value)
+    if got is None:
+        got = _RDTYPE[value] = dns.rdatatype.RdataType(value)
+    return got
+
+
+class LazyRRset(dns.rrset.RRset):
+    """A dnspython RRset whose RDATA objects are parsed from the stored wire only when
+    something reads them.  The fast renderer never does (it uses the response wire memoised
+    with the RRset), so the hot path builds no Rdata objects; the general path, CNAME/NS
+    targets and wildcard copies see an ordinary RRset."""
+
+    __slots__ = ("_src",)
+
+    def __init__(self, name: dns.name.Name, covers: int, m: model.RRset) -> None:
+        # The attributes dns.rrset.RRset.__init__ sets, without its per-call enum checks.
+        _ITEMS.__set__(self, {})
+        self.rdclass = IN
+        self.rdtype = _rdtype(m.rtype)
+        self.covers = _rdtype(covers)
+        self.ttl = m.ttl
+        self.name = name
+        self.deleting = None
+        self._src: model.RRset | None = m
+
+    @property
+    def items(self) -> dict[Any, None]:
+        try:
+            m = self._src
+        except AttributeError:  # a copy made by dnspython's clone protocol
+            m = None
+        if m is not None:
+            self._src = None
+            rtype = self.rdtype
+            parsed = (dns.rdata.from_wire(IN, rtype, w, 0, len(w)) for w in m.rdatas)
+            _ITEMS.__set__(self, dict.fromkeys(parsed))
+        got: dict[Any, None] = _ITEMS.__get__(self)
+        return got
+
+    @items.setter
+    def items(self, value: dict[Any, None]) -> None:
+        _ITEMS.__set__(self, value)
+
+
 def _materialise(name: dns.name.Name, key: int, m: model.RRset) -> dns.rrset.RRset:
-    """A dnspython RRset from a model RRset (``key`` is the covered type of an RRSIG set)."""
-    rtype = dns.rdatatype.RdataType(m.rtype)
-    covers = dns.rdatatype.RdataType(key if m.rtype == RRSIG else 0)
-    rrset = dns.rrset.RRset(name, IN, rtype, covers)
-    for wire in m.rdatas:
-        rd = dns.rdata.from_wire(IN, rtype, wire, 0, len(wire))
-        rrset.add(rd, m.ttl)
-    return rrset
+    """A (lazy) dnspython RRset from a model RRset (``key``: the covered type of RRSIGs)."""
+    return LazyRRset(name, key if m.rtype == RRSIG else 0, m)
 
 
 def _response_wire(name: dns.name.Name, m: model.RRset) -> bytes:

@@ -175,6 +175,13 @@ def test_reload_applies_source_edits_as_a_diff_and_keeps_updates(tmp_path: Path)
         owners = {rr.name.to_text() for rr in resp.answer}
         assert f"edited.{ZONE}" in owners and f"www.{ZONE}" not in owners
         axfr_verify(tmp_path, ZONE, port)
+        # a broken edit: the zone keeps its data and stays signed; the problem is reported
+        src.write_text(text + "broken IN A not-an-address\n")
+        ctl(tmp_path, "reload", ok=False)
+        assert "source-problem: " in ctl(tmp_path, "zone-status", ZONE)
+        assert query(port, f"edited.{ZONE}", "A").answer
+        assert "source-problem: None" not in ctl(tmp_path, "zone-status", ZONE)
+        axfr_verify(tmp_path, ZONE, port, "after-broken-edit.zone")
 
 
 @pytest.mark.interop

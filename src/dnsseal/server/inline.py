@@ -220,6 +220,7 @@ class InlineZone:
         self.last_signed: int | None = None
         self.sig_horizon: int | None = None  # earliest signature expiration
         self.events: list[AuditEvent] = []  # key events not yet in the audit log
+        self.source_problem: str | None = None  # why the last source edit was not taken
 
     # -- files --------------------------------------------------------------------------
 
@@ -490,7 +491,18 @@ class InlineZone:
             raise
 
     def _maintain(self, now: int, reason: str, force: bool) -> Version | None:
-        new_file = self._read_source()
+        try:
+            new_file = self._read_source()
+            self.source_problem = None
+        except DnssealError as e:
+            if self.unsigned is None:
+                raise
+            # A bad edit must not stop the signatures from being refreshed: keep signing
+            # the data we have and say why the file was not taken.
+            self.source_problem = str(e)
+            log.error("[%s] source not reloaded (still serving the previous data): %s",
+                      self.name, e)  # fmt: skip
+            new_file = None
         edits: ZoneDiff | None = None
         if new_file is not None:
             if self.unsigned is None or self.file_copy is None:

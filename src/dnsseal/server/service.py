@@ -538,6 +538,7 @@ class AuthServer:
             out.update(
                 {
                     "source-serial": inline.unsigned.soa().serial if inline.unsigned else None,
+                    "source-problem": inline.source_problem,
                     "signed-serial": inline.signed.soa().serial if inline.signed else None,
                     "last-signed": when(inline.last_signed),
                     "next-signing": when(inline.next_resign),

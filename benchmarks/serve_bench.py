@@ -343,6 +343,40 @@ def run_dnsperf(server: Server, queries: Path, seconds: float, clients: int) -> 
     )
 
 
+def answer_cost(zone: Path, hosts: int, count: int = 20_000) -> None:
+    """In-process cost of dnsseal's answers (no sockets): Engine.handle on wire queries for
+    the zone file ``zone`` (loaded with snapshot.load_text), per mix: first pass (every
+    RRset touched for the first time), uncached again, and cached (ID patched)."""
+    import dns.message
+
+    from dnsseal.proto.engine import Engine, ServedZone
+    from dnsseal.proto.snapshot import load_text
+
+    t0 = time.monotonic()
+    snap = load_text(zone.read_text(), ORIGIN, path=str(zone))
+    print(f"loaded {zone} in {time.monotonic() - t0:.1f}s ({len(snap.nodes)} names)")
+    for mix, share in (("mixed", 0.10), ("random-nxdomain", 1.0)):
+        engine = Engine({snap.origin: ServedZone(snap)})
+        rng = random.Random(7)
+        wires = []
+        for i in range(count):
+            if rng.random() < share:
+                name, rtype = f"{random_label(rng)}.{ORIGIN}", "A"
+            else:
+                name, rtype = f"host{rng.randrange(hosts)}.{ORIGIN}", rng.choice(TYPES)
+            q = dns.message.make_query(name, rtype, want_dnssec=True)
+            q.id = i & 0xFFFF
+            wires.append(q.to_wire())
+        for label, clear in (("first touch", True), ("uncached", True), ("cached", False)):
+            if clear:
+                engine.cache.clear()
+            t0 = time.perf_counter()
+            for w in wires:
+                engine.handle(w, False)
+            cost = (time.perf_counter() - t0) / count * 1e6
+            print(f"{mix:16} {label:12} {cost:7.1f} us/query")
+
+
 STARTERS: dict[str, Callable[[Path, Path, int], Server]] = {
     "dnsseal": start_dnsseal,
     "knot": start_knot,
@@ -367,8 +401,18 @@ def main() -> None:
         help="how dnsseal loads the zone (see the module docstring)",
     )
     ap.add_argument("--zone", type=Path, help="serve this signed zone instead of making one")
+    ap.add_argument(
+        "--answer-cost",
+        action="store_true",
+        help="only time dnsseal's answers in-process on --zone (no servers, no dnsperf)",
+    )
     args = ap.parse_args()
     LOADER["model"] = args.loader == "model"
+    if args.answer_cost:
+        if args.zone is None:
+            sys.exit("--answer-cost needs --zone (a signed zone, one record per line)")
+        answer_cost(args.zone, args.hosts)
+        return
     names = [n for n in args.servers.split(",") if n]
 
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 T = dns.rdatatype
 DNSSEC_USAGE = (
     "dnssec -status ZONE | dnssec -rollover -key TAG [-when TIME] ZONE | "
-    "dnssec -checkds [-key TAG] published|withdrawn ZONE"
+    "dnssec -checkds [-key TAG] [-when TIME] published|withdrawn ZONE"
 )
 
 
@@ -221,11 +221,17 @@ class DnssecControl:
             fact: Fact = RolloverRequest(key.id, when if when is not None else now)
             return await self._apply(state, inline, [fact], f"rollover of key {key.tag}")
         if sub == "-checkds":
-            opts, pos = _options(rest, {"-key": True})
+            opts, pos = _options(rest, {"-key": True, "-when": True})
             if len(pos) != 2 or pos[0] not in ("published", "withdrawn"):
-                raise CtlUsage("usage: dnssec -checkds [-key TAG] published|withdrawn ZONE")
+                raise CtlUsage(
+                    "usage: dnssec -checkds [-key TAG] [-when TIME] published|withdrawn ZONE"
+                )
             state, inline = self._inline(pos[1])
-            now = clock.now()
+            try:
+                when = parse_when(opts.get("-when", "now"), clock.now())
+            except InputError as e:
+                raise CtlUsage(f"-when: {e}") from None
+            now = when if when is not None else clock.now()
             if "-key" in opts:
                 keys = [_find_key(inline.plan, _tag(opts["-key"]))]
             else:

@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "dnssec": (
         ("ARGS...",),
         "dnssec -status ZONE | dnssec -rollover -key TAG [-when TIME] ZONE | "
-        "dnssec -checkds [-key TAG] published|withdrawn ZONE",
+        "dnssec -checkds [-key TAG] [-when TIME] published|withdrawn ZONE",
     ),
     "sign": (("ZONE",), "Re-sign every RRset of ZONE now."),
     "loadkeys": (("ZONE",), "Re-read ZONE's key directory and run the key manager now."),

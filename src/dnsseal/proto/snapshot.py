@@ -280,12 +280,13 @@ def build(zone: dns.zone.Zone) -> ZoneSnapshot:
 
 
 class WireRRsets(Mapping[int, dns.rrset.RRset]):
-    """The RRsets (or RRSIG RRsets, by covered type) of one owner, kept as the zone model's
-    wire RDATA and turned into dnspython RRsets only when first asked for.
+    """The RRsets (or RRSIG RRsets, by covered type) of one owner, each kept as one bytes
+    object: its records in uncompressed response wire form.  They become dnspython RRsets
+    (:class:`LazyRRset`) only when first asked for.
 
-    Loading a zone then builds no dnspython object per record; an answer pays once for the
-    RRsets it uses.  The response wire form of each materialised RRset goes into the
-    snapshot's ``wire_memo`` straight from the stored bytes (see
+    Loading a zone then builds no dnspython object per record, and holds one object per
+    RRset; an answer pays once for the RRsets it uses.  The stored wire goes into the
+    snapshot's ``wire_memo`` with the RRset, ready for the fast renderer (see
     :func:`dnsseal.proto.fastpath.rrset_wire`)."""
 
     __slots__ = ("_done", "_memo", "_name", "_src")
@@ -293,7 +294,7 @@ class WireRRsets(Mapping[int, dns.rrset.RRset]):
     def __init__(
         self,
         name: dns.name.Name,
-        src: Mapping[int, model.RRset],
+        src: Mapping[int, bytes],
         memo: dict[int, tuple[dns.rrset.RRset, bytes, int]],
     ) -> None:
         self._name = name
@@ -309,10 +310,10 @@ class WireRRsets(Mapping[int, dns.rrset.RRset]):
             hit = done.get(rdtype)
             if hit is not None:
                 return hit
-        m = self._src[rdtype]
-        rrset = _materialise(self._name, rdtype, m)
+        wire = self._src[rdtype]
+        rrset = LazyRRset(self._name, rdtype, wire)
         done[rdtype] = rrset
-        self._memo[id(rrset)] = (rrset, _response_wire(self._name, m), len(m.rdatas))
+        self._memo[id(rrset)] = (rrset, wire, rrset._count)
         return rrset
 
     def __contains__(self, rdtype: object) -> bool:
@@ -343,34 +344,40 @@ def _rdtype(value: int) -> dns.rdatatype.RdataType:
 
 
 class LazyRRset(dns.rrset.RRset):
-    """A dnspython RRset whose RDATA objects are parsed from the stored wire only when
-    something reads them.  The fast renderer never does (it uses the response wire memoised
+    """A dnspython RRset whose RDATA objects are parsed from the stored response wire only
+    when something reads them.  The fast renderer never does (it uses the wire memoised
     with the RRset), so the hot path builds no Rdata objects; the general path, CNAME/NS
     targets and wildcard copies see an ordinary RRset."""
 
-    __slots__ = ("_src",)
+    __slots__ = ("_count", "_src")
 
-    def __init__(self, name: dns.name.Name, covers: int, m: model.RRset) -> None:
+    def __init__(self, name: dns.name.Name, key: int, wire: bytes) -> None:
+        """``wire``: the records of one RRset with owner ``name`` (uncompressed, as
+        :func:`_response_wire` makes them); ``key``: the covered type for RRSIGs."""
         # The attributes dns.rrset.RRset.__init__ sets, without its per-call enum checks.
+        owner = _name_wire_len(name)
+        rtype, _, ttl, _ = _RR_FIXED.unpack_from(wire, owner)
         _ITEMS.__set__(self, {})
         self.rdclass = IN
-        self.rdtype = _rdtype(m.rtype)
-        self.covers = _rdtype(covers)
-        self.ttl = m.ttl
+        self.rdtype = _rdtype(rtype)
+        self.covers = _rdtype(key if rtype == RRSIG else 0)
+        self.ttl = ttl
         self.name = name
         self.deleting = None
-        self._src: model.RRset | None = m
+        self._src: bytes | None = wire
+        self._count = len(_rdata_spans(wire, owner))
 
     @property
     def items(self) -> dict[Any, None]:
         try:
-            m = self._src
+            wire = self._src
         except AttributeError:  # a copy made by dnspython's clone protocol
-            m = None
-        if m is not None:
+            wire = None
+        if wire is not None:
             self._src = None
             rtype = self.rdtype
-            parsed = (dns.rdata.from_wire(IN, rtype, w, 0, len(w)) for w in m.rdatas)
+            spans = _rdata_spans(wire, _name_wire_len(self.name))
+            parsed = (dns.rdata.from_wire(IN, rtype, wire, i, n) for i, n in spans)
             _ITEMS.__set__(self, dict.fromkeys(parsed))
         got: dict[Any, None] = _ITEMS.__get__(self)
         return got
@@ -380,14 +387,25 @@ class LazyRRset(dns.rrset.RRset):
         _ITEMS.__set__(self, value)
 
 
-def _materialise(name: dns.name.Name, key: int, m: model.RRset) -> dns.rrset.RRset:
-    """A (lazy) dnspython RRset from a model RRset (``key``: the covered type of RRSIGs)."""
-    return LazyRRset(name, key if m.rtype == RRSIG else 0, m)
+def _name_wire_len(name: dns.name.Name) -> int:
+    return sum(len(label) + 1 for label in name.labels)
 
 
-def _response_wire(name: dns.name.Name, m: model.RRset) -> bytes:
-    """The records of ``m`` as uncompressed response wire."""
-    owner = b"".join(bytes((len(label),)) + label for label in name.labels)
+def _rdata_spans(wire: bytes, owner: int) -> list[tuple[int, int]]:
+    """(offset, length) of each RDATA in ``wire`` (records whose owner takes ``owner``
+    bytes)."""
+    spans = []
+    pos, end = 0, len(wire)
+    while pos < end:
+        pos += owner + 10
+        rdlen = int.from_bytes(wire[pos - 2 : pos], "big")
+        spans.append((pos, rdlen))
+        pos += rdlen
+    return spans
+
+
+def _response_wire(owner: bytes, m: model.RRset) -> bytes:
+    """The records of ``m`` as uncompressed response wire (``owner``: the owner's wire)."""
     return b"".join(owner + _RR_FIXED.pack(m.rtype, IN, m.ttl, len(rd)) + rd for rd in m.rdatas)
 
 
@@ -402,6 +420,7 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
     origin = zone.origin
     memo: dict[int, tuple[dns.rrset.RRset, bytes, int]] = {}
     empty: Mapping[int, model.RRset] = {}
+    to_wire = _response_wire
     depth = len(origin.labels)
     nodes: dict[dns.name.Name, Node] = {}
     nsec3_nodes: dict[dns.name.Name, Node] = {}
@@ -413,7 +432,10 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
     for name in names:
         data = zone.rrsets.get(name, empty)
         sigs = zone.rrsigs.get(name, empty)
-        node = Node(name, WireRRsets(name, data, memo), WireRRsets(name, sigs, memo))
+        owner = b"".join(bytes((len(label),)) + label for label in name.labels)
+        data_w = {t: to_wire(owner, m) for t, m in data.items()}
+        sigs_w = {t: to_wire(owner, m) for t, m in sigs.items()}
+        node = Node(name, WireRRsets(name, data_w, memo), WireRRsets(name, sigs_w, memo))
         labels = name.labels
         if (
             NSEC3 in data

@@ -218,3 +218,28 @@ def test_algorithm_change_and_back_is_safe() -> None:
     algs = [{i.algorithm for i in v.zsk_signers} for v in tl.zone]
     assert {8} in algs and {13} in algs and algs[-1] == {8}
     assert_safe(tl, kz(8))
+
+
+def test_third_signer_keeps_its_dnskey_while_another_pair_swaps_signatures() -> None:
+    """KSK + ZSK -> CSK, and the operator rolls the new CSK two days later, before its
+    signatures are everywhere: the old ZSK still signs.  The (3h) rule saw the CSK roll's
+    pair (ZRRSIG unretentive -> ZRRSIG rumoured, both DNSKEYs omnipresent) and let the
+    old ZSK's DNSKEY go while RRsets signed only by the old ZSK were cached."""
+    base = SHORT.replace(parent_ds_ttl=300, parent_propagation_delay=0,
+                         signatures_validity=7 * DAY)  # fmt: skip
+    kz = base.replace(keys=(KeySpec("ksk", 8, UNLIMITED), KeySpec("zsk", 8, UNLIMITED)))
+    csk = base.replace(keys=(KeySpec("csk", 8, UNLIMITED),))
+    change = T0 + 5 * DAY
+    first = run(kz, 6, ds_delay=0, scheduled=[(change, csk)])
+    new = next(k for k in first.keys.values() if k.role == "csk")
+    roll = change + 2 * DAY
+    tl = run(kz, 20, ds_delay=0,
+             scheduled=[(change, csk), (roll, RolloverRequest(new.id, roll))])  # fmt: skip
+    old_zsk = next(k for k in tl.keys.values() if k.role == "zsk")
+    # the scenario: the old ZSK still signed when the CSK roll began...
+    assert any(v.at <= roll and old_zsk.id in v.zsk_signers for v in tl.zone)
+    # ...and its DNSKEY stayed while its signatures could be cached
+    last_sig = min(v.at for v in tl.zone if v.at > roll and old_zsk.id not in v.zsk_signers)
+    gone = min(v.at for v in tl.zone if v.at > roll and old_zsk.id not in v.dnskeys)
+    assert gone >= last_sig + base.max_zone_ttl + base.zone_propagation_delay
+    assert_safe(tl, kz)

@@ -205,13 +205,30 @@ class Ring:
                 return False
         return True
 
+    def signers_published(self) -> bool:
+        """Every key of this algorithm whose zone signatures some cache may hold (ZRRSIG
+        not hidden) has its DNSKEY in every cache."""
+        return all(
+            self.match(d, (O, None, None, None))
+            for d in self._same_alg(True)
+            if not self.match(d, (None, H, None, None))
+        )
+
     def have_rrsig(self) -> bool:
-        """(3f)-(3i): zone data signatures that some published DNSKEY validates."""
+        """(3f)-(3i): zone data signatures that some published DNSKEY validates.
+
+        (3h) -- one key's ZRRSIG unretentive, its successor's rumoured, both DNSKEYs
+        omnipresent -- assumes every cached RRset carries a signature of one of those two.
+        It holds only while no third key's signatures may be cached without its DNSKEY:
+        after KSK + ZSK -> CSK, the old ZSK still signs (omnipresent ZRRSIG) while the new
+        CSK, rolled by the operator, swaps its signatures with its successor's; the pair
+        alone let the old ZSK's DNSKEY leave while RRsets signed only by it were cached.
+        """
         return (
             self.ds_hidden_or_chained(True)
             or self.exists((O, O, None, None))
             or self.exists((U, O, None, None), (R, O, None, None))
-            or self.exists((O, U, None, None), (O, R, None, None))
+            or (self.exists((O, U, None, None), (O, R, None, None)) and self.signers_published())
             or self.dnskey_hidden_or_chained()
         )
 

@@ -28,10 +28,10 @@ from dnsseal.errors import DnssealError
 from dnsseal.policy.build import lookup
 from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import ServedZone
-from dnsseal.proto.snapshot import ZoneSnapshot, build
+from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model
 from dnsseal.proto.update import evaluate, zone_name
 from dnsseal.server import checkds
-from dnsseal.server.inline import InlineZone, Version, record_line, to_dnspython
+from dnsseal.server.inline import InlineZone, Version, record_line
 from dnsseal.server.zones import ZoneState
 from dnsseal.storage import zonefile
 from dnsseal.storage.journal import AuditEvent, Journal, Transaction
@@ -200,7 +200,7 @@ class Automation:
             self.server.spawn(self.server.notify(state.name))
 
     def _serve(self, state: ZoneState, zone: Zone, keep_history: bool) -> None:
-        snap = build(to_dnspython(zone))
+        snap = build_from_model(zone)  # straight from the model's wire RDATA
         old = state.served
         versions = self.server.config.ixfr_versions
         history: tuple[ZoneSnapshot, ...] = ()

@@ -31,7 +31,6 @@ import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
-import dns.zone
 
 from dnsseal.crypto import software
 from dnsseal.errors import DnssealError
@@ -97,26 +96,6 @@ def record_line(rec: Record) -> str:
 def zone_from_lines(lines: Iterable[str], origin: dns.name.Name) -> Zone:
     """A zone from journal lines (raises FileFormatError when they do not make one)."""
     return parse_zone_text("\n".join(sorted(lines)) + "\n", origin, path="<journal>")
-
-
-def to_dnspython(zone: Zone) -> dns.zone.Zone:
-    """The zone as a dnspython zone (for :func:`dnsseal.proto.snapshot.build`)."""
-    rdclass = dns.rdataclass.RdataClass(zone.rdclass)
-    out = dns.zone.Zone(zone.origin, rdclass, relativize=False)
-
-    def add(rr: RRset, covers: int) -> None:
-        node = out.find_node(rr.name, create=True)
-        rt = dns.rdatatype.RdataType(rr.rtype)
-        rds = node.find_rdataset(rdclass, rt, dns.rdatatype.RdataType(covers), create=True)
-        for wire in rr.rdatas:
-            rds.add(dns.rdata.from_wire(rdclass, rt, wire, 0, len(wire)), rr.ttl)
-
-    for rr in zone.iter_rrsets():
-        add(rr, 0)
-    for node_sigs in zone.rrsigs.values():
-        for covered, rr in node_sigs.items():
-            add(rr, covered)
-    return out
 
 
 def sig_expirations(zone: Zone, now: int) -> list[int]:

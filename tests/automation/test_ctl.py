@@ -41,6 +41,7 @@ def test_dnssec_status_checkds_sign_signing_list_zone_status(tmp_path: Path) -> 
             time.sleep(0.5)
             status = ctl(tmp_path, "dnssec", "-status", ZONE)
         assert re.search(rf"waiting: .*DS for {ksk} not yet seen", status), status
+        assert f"`dnsseal ctl dnssec -checkds -key {ksk} published {ZONE.rstrip('.')}`" in status
         out = ctl(tmp_path, "dnssec", "-checkds", "-key", str(ksk), "published", ZONE)
         assert "done" in out
         listing = ctl(tmp_path, "signing", "-list", ZONE)

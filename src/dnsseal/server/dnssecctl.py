@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -52,6 +53,15 @@ def _alg(k: Key) -> str:
     return alg.mnemonic if alg else str(k.algorithm)
 
 
+_OFFLINE_CHECKDS = re.compile(r"`dnsseal keys checkds (\S+) --key (\d+) (published|withdrawn)`")
+
+
+def server_hint(waiting: str) -> str:
+    """The key manager's sentence with the command for a running server (``dnsseal ctl``)
+    instead of the offline one."""
+    return _OFFLINE_CHECKDS.sub(r"`dnsseal ctl dnssec -checkds -key \2 \3 \1`", waiting)
+
+
 def key_status(r: KeyReport, now: int, pol: Policy) -> list[str]:
     """One key as `rndc dnssec -status` shows it, plus what it waits for."""
     k = r.key
@@ -89,7 +99,7 @@ def key_status(r: KeyReport, now: int, pol: Policy) -> list[str]:
             if value is not None:
                 lines.append(f"  - {label + ':':16s}{value.value}")
     if r.waiting:
-        lines.append(f"  waiting: {r.waiting}")
+        lines.append(f"  waiting: {server_hint(r.waiting)}")
     if r.missing_private:
         lines.append("  private key: MISSING (cannot sign)")
     return lines

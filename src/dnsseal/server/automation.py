@@ -143,6 +143,7 @@ class Automation:
                     await self.publish(state, version, now, events)
                 elif events:
                     await asyncio.to_thread(self._audit, events)
+                await asyncio.to_thread(inline.save_source_copy)
             except DnssealError as e:
                 state.error = str(e)
                 state.retry_at = now + RETRY

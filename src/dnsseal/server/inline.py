@@ -191,6 +191,7 @@ class InlineZone:
         self.unsigned: Zone | None = None
         self.signed: Zone | None = None
         self.file_copy: Zone | None = None
+        self.copy_dirty = False
         self.file_sig: tuple[int, int] | None = None
         self.plan: Plan | None = None
         self.keys: list[Key] = []
@@ -496,8 +497,8 @@ class InlineZone:
         else:
             new = self._sign(plan, now, keep_sigs=not force)
         if new_file is not None:
-            zonefile.write_zone(self.copy_path, new_file)
             self.file_copy = new_file
+            self.copy_dirty = True  # written by save_source_copy, after the journal
         prev = self.signed
         if prev is not None and not force:
             change = diff(prev, new)
@@ -506,6 +507,14 @@ class InlineZone:
                 return None
         why = "reload" if new_file is not None and reason == "resign" else reason
         return self._finish(new, now, why)
+
+    def save_source_copy(self) -> None:
+        """Write the copy of the source file applied last.  Call it once the version made
+        from it is in the journal: after a crash in between, the edits are applied again
+        (written first, they would be taken as applied and lost)."""
+        if self.copy_dirty and self.file_copy is not None:
+            zonefile.write_zone(self.copy_path, self.file_copy)
+            self.copy_dirty = False
 
     def _keyset_unchanged(self, plan: Plan) -> bool:
         """Would the plan's CDS/CDNSKEY sets leave the served ones as they are?"""

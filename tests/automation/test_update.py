@@ -215,3 +215,21 @@ def test_peer_dnskey_by_update_is_kept_in_the_published_set(tmp_path: Path) -> N
             ctl(tmp_path, "sign", ZONE)
         bad = nsupdate(port, f"update add www.{ZONE} 2 DNSKEY {rdata}")
         assert "REFUSED" in bad.stdout + bad.stderr
+
+
+@pytest.mark.interop
+def test_source_edited_while_down_is_applied_at_start_and_updates_kept(tmp_path: Path) -> None:
+    port = free_port()
+    write_config(
+        tmp_path, port, {ZONE: make_zone(ZONE)}, zone_options={ZONE: 'allow-update = ["key ddns"]'}
+    )
+    src = tmp_path / "zones" / f"{ZONE}zone"
+    with dnsseal_serve(tmp_path, ["-c", "dnsseal.toml"], ZONE, port):
+        assert nsupdate(port, f"update add dyn.{ZONE} 60 TXT kept").returncode == 0
+        before = serial(port)
+    src.write_text(src.read_text() + "offline A 192.0.2.60\n")
+    with dnsseal_serve(tmp_path, ["-c", "dnsseal.toml"], ZONE, port):
+        assert serial(port) > before
+        assert query(port, f"offline.{ZONE}", "A").answer
+        assert query(port, f"dyn.{ZONE}", "TXT").answer
+        axfr_verify(tmp_path, ZONE, port)

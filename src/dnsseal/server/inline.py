@@ -585,16 +585,3 @@ class InlineZone:
         """When :meth:`maintain` should run next (key event or signature refresh)."""
         times = [t for t in (self.next_resign, self.plan.next_event if self.plan else None) if t]
         return min(times) if times else None
-
-
-def check_update_types(change: ZoneDiff, origin: dns.name.Name) -> str | None:
-    """Why ``change`` may not be made by dynamic update, or None: records the server
-    manages are refused (a peer's DNSKEY/CDS/CDNSKEY at the apex are allowed)."""
-    for name, rtype, _, _ in (*change.removed, *change.added):
-        if rtype in SIGNER_TYPES:
-            what = dns.rdatatype.to_text(dns.rdatatype.RdataType(rtype))
-            return f"{name}: {what} records are maintained by the server"
-        if rtype in KEYSET_TYPES and name != origin:
-            what = dns.rdatatype.to_text(dns.rdatatype.RdataType(rtype))
-            return f"{name}: {what} belongs at the zone apex"
-    return None

@@ -108,3 +108,15 @@ def test_cname_conflicts_are_ignored_and_outside_names_notzone() -> None:
     u = dns.update.UpdateMessage(ORIGIN)
     u.add("x.other.example.", 60, "A", "192.0.2.5")
     assert run(u)[0] == dns.rcode.NOTZONE
+
+
+def test_prerequisites_see_the_served_zone() -> None:
+    """A prerequisite on a record only the signed version has (DNSKEY) holds against it."""
+    served_text = TEXT + "@ DNSKEY 256 3 13 " + "A" * 88 + "\n"
+    served = parse_zone_text(served_text, ORIGIN)
+    u = dns.update.UpdateMessage(ORIGIN)
+    u.present("@", "DNSKEY")
+    u.add("z", 60, "A", "192.0.2.7")
+    msg = dns.message.from_wire(u.to_wire())
+    assert evaluate(msg, zone()).rcode == dns.rcode.NXRRSET
+    assert evaluate(msg, zone(), served).rcode == dns.rcode.NOERROR

@@ -146,12 +146,14 @@ def _prescan(zone: Zone, updates: Iterable[dns.rrset.RRset]) -> UpdateResult | N
     return None
 
 
-def evaluate(msg: dns.message.Message, zone: Zone) -> UpdateResult:
-    """Check an UPDATE for ``zone`` (its unsigned data) and compute the change.  Updates
-    apply in order (each sees the effect of the previous ones, RFC 2136 3.4.2)."""
+def evaluate(msg: dns.message.Message, zone: Zone, served: Zone | None = None) -> UpdateResult:
+    """Check an UPDATE for ``zone`` (its unsigned data) and compute the change.  The
+    prerequisites are checked against ``served`` (the zone as served, DNSSEC records
+    included) when given.  Updates apply in order (each sees the effect of the previous
+    ones, RFC 2136 3.4.2)."""
     prereqs = msg.answer  # dnspython: the prerequisite section is the answer section
     updates = msg.authority  # and the update section the authority section
-    failed = check_prerequisites(zone, prereqs) or _prescan(zone, updates)
+    failed = check_prerequisites(served or zone, prereqs) or _prescan(zone, updates)
     if failed is not None:
         return failed
     origin = zone.origin

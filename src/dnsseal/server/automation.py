@@ -279,7 +279,7 @@ class Automation:
         async with state.lock:
             if inline.unsigned is None or inline.plan is None:
                 return dns.rcode.SERVFAIL, f"{state.name} is not signed yet"
-            result = evaluate(msg, inline.unsigned)
+            result = evaluate(msg, inline.unsigned, inline.signed)
             if not result.ok:
                 return result.rcode, result.reason
             if not result.change:

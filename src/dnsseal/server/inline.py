@@ -444,9 +444,11 @@ class InlineZone:
         refresh = min(self.policy.signatures_refresh, self.policy.signatures_validity - 1)
         self.next_resign = max(now + 1, min(exps) - refresh + 1) if exps else None
 
-    def _finish(self, new: Zone, now: int, reason: str) -> Version:
+    def _finish(self, new: Zone, now: int, reason: str, change: ZoneDiff | None = None) -> Version:
+        """Make ``new`` the served version (``change``: its diff, when already known)."""
         prev = self.signed
-        change = diff(prev, new) if prev is not None else ZoneDiff((), ())
+        if change is None:
+            change = diff(prev, new) if prev is not None else ZoneDiff((), ())
         version = Version(new, change, prev.soa().serial if prev else None, reason)
         self.signed = new
         self.last_signed = now
@@ -575,7 +577,7 @@ class InlineZone:
             return self._finish(plain, now, "update")
         signed = sign_changes(self.signed, change, keys, self._params(now, "increment"), now)
         self.unsigned = unsigned
-        return self._finish(signed.zone, now, "update")
+        return self._finish(signed.zone, now, "update", signed.diff)
 
     def request(self, fact: Fact) -> None:
         """Queue a fact (DS seen / withdrawn, rollover) for the next key manager step."""

@@ -11,9 +11,8 @@ Prints QPS, lost queries, latency (mean; percentiles from a second, rate-limited
 run), each server's RSS after loading (the main process), and the ratios against Knot.
 dnsseal runs with ``--workers`` processes (default 2: Knot and NSD use every core too); the
 time each server takes to load the zone is printed.  The zone is written by dnssec-signzone
-with ``-O full`` (one record per line), the form dnsseal's fast zone parser reads; dnsseal
-loads it with :func:`dnsseal.proto.snapshot.load_text` (``--loader model``, the default) or
-through dnspython as ``server/zones.py`` still does (``--loader dnspython``: ~3 ms per host).
+with ``-O full`` (one record per line), the form dnsseal's fast zone parser reads; the
+server builds its snapshot from the wire-based zone model (no dnspython object per record).
 Example (small and quick)::
 
     .venv/bin/python benchmarks/serve_bench.py --hosts 2000 --seconds 3
@@ -125,21 +124,6 @@ class Server:
     proc: subprocess.Popen[bytes]
 
 
-# `dnsseal serve` with the server's zone loader swapped for snapshot.load_text (wire-based,
-# no dnspython objects per record) until server/zones.py calls it itself.
-MODEL_LOADER = """
-import sys
-from pathlib import Path
-import dnsseal.server.zones as zones
-from dnsseal.proto.snapshot import load_text
-zones.load_zone_file = lambda path, origin: (path, origin)
-zones.build = lambda pair: load_text(Path(pair[0]).read_text(), pair[1], path=str(pair[0]))
-from dnsseal.cli.main import main
-main(["serve", "-c", sys.argv[1]])
-"""
-LOADER = {"model": True}
-
-
 def start_dnsseal(d: Path, signed: Path, workers: int) -> Server:
     port = free_port()
     conf = d / "dnsseal.toml"
@@ -147,10 +131,7 @@ def start_dnsseal(d: Path, signed: Path, workers: int) -> Server:
         f'[server]\nlisten = ["127.0.0.1@{port}"]\nworkers = {workers}\n\n'
         f'[zone."{ORIGIN}"]\nfile = "{signed}"\npresigned = true\n'
     )
-    if LOADER["model"]:
-        cmd = [sys.executable, "-c", MODEL_LOADER, str(conf)]
-    else:
-        cmd = [str(DNSSEAL), "serve", "-c", str(conf)]
+    cmd = [str(DNSSEAL), "serve", "-c", str(conf)]
     with (d / "dnsseal.log").open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=log)
     return Server("dnsseal", port, proc)
@@ -394,12 +375,6 @@ def main() -> None:
     ap.add_argument(
         "--workers", type=int, default=2, help="dnsseal worker processes (Knot uses all cores)"
     )
-    ap.add_argument(
-        "--loader",
-        choices=("model", "dnspython"),
-        default="model",
-        help="how dnsseal loads the zone (see the module docstring)",
-    )
     ap.add_argument("--zone", type=Path, help="serve this signed zone instead of making one")
     ap.add_argument(
         "--answer-cost",
@@ -407,7 +382,6 @@ def main() -> None:
         help="only time dnsseal's answers in-process on --zone (no servers, no dnsperf)",
     )
     args = ap.parse_args()
-    LOADER["model"] = args.loader == "model"
     if args.answer_cost:
         if args.zone is None:
             sys.exit("--answer-cost needs --zone (a signed zone, one record per line)")

@@ -23,8 +23,9 @@ import dns.tsig
 from dnsseal.errors import DnssealError
 from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import ServedZone
-from dnsseal.proto.snapshot import ZoneSnapshot, build
-from dnsseal.storage.serverconfig import ServerConfig, ZoneConfig, file_signature, load_zone_file
+from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model
+from dnsseal.storage.serverconfig import ServerConfig, ZoneConfig, file_signature
+from dnsseal.storage.zonefile import read_zone
 
 if TYPE_CHECKING:
     from dnsseal.server.inline import InlineZone
@@ -76,9 +77,9 @@ def load_one(
         return False, None
     try:
         with _gc_paused():
-            zone = load_zone_file(cfg.file, cfg.name)
-            snap = build(zone)
-            del zone
+            # Wire-based all the way (fast master-file path, no dnspython object per
+            # record): a 100k-host signed zone loads in seconds, not minutes.
+            snap = build_from_model(read_zone(cfg.file, cfg.name))
     except DnssealError as e:
         return False, str(e)
     if require_signed and not _is_signed(snap):

@@ -513,29 +513,6 @@ def write_example_zone(zones_dir: Path) -> Path:
     return path
 
 
-def load_zone_file(path: Path, origin: str) -> dns.zone.Zone:
-    """Read an RFC 1035 master file.  Raises StorageError (unreadable) or FileFormatError
-    (syntax, with the line when dnspython reports it)."""
-    try:
-        with path.open() as f:
-            return dns.zone.from_file(
-                f, origin, rdclass=dns.rdataclass.IN, relativize=False, check_origin=True
-            )
-    except OSError as e:
-        raise StorageError(str(path), e.strerror or str(e)) from None
-    except dns.exception.SyntaxError as e:
-        text = str(e)
-        line = None
-        if ":" in text:
-            head = text.split(":", 2)
-            if len(head) > 1 and head[1].strip().isdigit():
-                line = int(head[1])
-                text = head[2].strip() if len(head) > 2 else text
-        raise FileFormatError(str(path), line, text) from None
-    except dns.exception.DNSException as e:
-        raise FileFormatError(str(path), None, str(e) or type(e).__name__) from None
-
-
 def ensure_dir(path: Path) -> None:
     """Create a state directory (mode 0700) if missing; raises StorageError."""
     try:

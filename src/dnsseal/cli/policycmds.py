@@ -35,7 +35,7 @@ from dnsseal.keys.model import Key, PrivateMaterial, RecordState
 from dnsseal.policy import checks, tomlfmt
 from dnsseal.policy.build import lookup
 from dnsseal.policy.model import KeySpec, Policy
-from dnsseal.storage import config
+from dnsseal.storage import config, files
 from dnsseal.storage.keydir import KeyDirectory
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -71,7 +71,7 @@ def policy_import(namedconf: str) -> None:
     """Print the dnssec-policy blocks of a BIND named.conf as dnsseal TOML."""
     from dnsseal.policy import namedconf as nc
 
-    policies = nc.parse(config.read_text(namedconf), namedconf)
+    policies = nc.parse(files.read_text(namedconf), namedconf)
     if not policies:
         raise InputError(f"{namedconf}: no dnssec-policy blocks found")
     click.echo(f"# converted from {namedconf} by dnsseal policy import", nl=True)

@@ -9,31 +9,19 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from dnsseal.errors import OptionError, StorageError
+from dnsseal.errors import OptionError
 from dnsseal.keys.model import Key
 from dnsseal.policy import namedconf, tomlfmt
 from dnsseal.policy.build import PolicyErrors
 from dnsseal.policy.model import Policy
-
-
-def read_text(path: str | Path) -> str:
-    p = Path(path)
-    try:
-        return p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise StorageError(str(p), "no such file") from None
-    except UnicodeDecodeError as e:
-        raise StorageError(str(p), f"not a text file ({e.reason})") from None
-    except OSError as e:
-        raise StorageError(str(p), f"cannot read: {e.strerror}") from None
+from dnsseal.storage import atomic
+from dnsseal.storage.files import read_text
 
 
 def write_text(path: str | Path, text: str) -> None:
-    """Write an output file (a report, an SVG) in place, with a clear error."""
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise StorageError(str(path), f"cannot write: {e.strerror}") from None
+    """Write an output file (a report, an SVG) atomically: readers see the old file or the
+    whole new one.  Raises :class:`StorageError` naming the file."""
+    atomic.replace(Path(path), text.encode("utf-8"))
 
 
 def is_toml(path: str | Path) -> bool:

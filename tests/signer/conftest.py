@@ -4,15 +4,12 @@ external verifiers (BIND dnssec-verify, ldns-verify-zone, Knot kzonecheck) as or
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import dns.name
-import pytest
-from click.testing import CliRunner, Result
 
 from conftest import run_tool
-from dnsseal.cli.main import cli
 from dnsseal.crypto import software
 from dnsseal.keys import algorithms
 from dnsseal.keys.model import FLAG_SEP, FLAG_ZONE, Key
@@ -91,22 +88,3 @@ def external_verify(path: Path, origin: str = "example.com", *, csk: bool = Fals
     }
     for tool in tools:
         run_tool(argv[tool])
-
-
-Dnsseal = Callable[..., Result]
-
-
-@pytest.fixture
-def dnsseal() -> Dnsseal:
-    """Run ``dnsseal ARGS`` in-process; returns click's Result."""
-
-    def run(*args: str | Path, ok: bool = True) -> Result:
-        result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-        if ok and result.exit_code != 0:
-            pytest.fail(
-                f"dnsseal {' '.join(map(str, args))} failed ({result.exit_code}):\n"
-                f"{result.output}{result.stderr}"
-            )
-        return result
-
-    return run

@@ -9,13 +9,14 @@ from pathlib import Path
 import dns.rdatatype
 import pytest
 
+from conftest import Dnsseal
 from dnsseal import clock
 from dnsseal.keys.model import KeyTimings
 from dnsseal.signer.rrsig import Rrsig
 from dnsseal.storage.keydir import KeyDirectory
 from dnsseal.zone.text import format_zone, parse_zone_text
 
-from .conftest import FEATURE_ZONE, Dnsseal, make_key, zone_from
+from .conftest import FEATURE_ZONE, make_key, zone_from
 
 T = dns.rdatatype
 DAY = 86400

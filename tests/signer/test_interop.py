@@ -8,6 +8,7 @@ from pathlib import Path
 import dns.rdatatype
 import pytest
 
+from conftest import Dnsseal
 from dnsseal import clock
 from dnsseal.keys.model import KeyTimings
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, sign_zone, smart_select
@@ -15,7 +16,7 @@ from dnsseal.signer.rrsig import Rrsig
 from dnsseal.signer.verify import verify_zone
 from dnsseal.zone.text import format_zone
 
-from .conftest import Dnsseal, external_verify, ksk_zsk, make_key, write, zone_from
+from .conftest import external_verify, ksk_zsk, make_key, write, zone_from
 
 pytestmark = pytest.mark.interop
 T = dns.rdatatype

@@ -12,6 +12,7 @@ import dns.name
 import dns.rdatatype
 import pytest
 
+from conftest import Dnsseal
 from dnsseal.crypto import software
 from dnsseal.findings import Severity
 from dnsseal.keys.model import Key
@@ -21,7 +22,7 @@ from dnsseal.signer.verify import CODES, VerifyOptions, verify_zone
 from dnsseal.zone import canonical
 from dnsseal.zone.model import Zone, ZoneBuilder
 
-from .conftest import NOW, ORIGIN, Dnsseal, ksk_zsk, make_key, write, zone_from
+from .conftest import NOW, ORIGIN, ksk_zsk, make_key, write, zone_from
 
 T = dns.rdatatype
 DAY = 86400

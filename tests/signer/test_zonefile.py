@@ -8,11 +8,12 @@ import dns.name
 import dns.rdatatype
 import pytest
 
+from conftest import Dnsseal
 from dnsseal.errors import FileFormatError, StorageError
 from dnsseal.storage.zonefile import read_zone, write_zone
 from dnsseal.zone.text import parse_zone_text
 
-from .conftest import FEATURE_ZONE, Dnsseal, make_key
+from .conftest import FEATURE_ZONE, make_key
 
 T = dns.rdatatype
 

@@ -26,10 +26,10 @@ from dnsseal.keymgr.plan import (
     DsWithdrawn,
     Fact,
     Facts,
-    KeyReport,
     Plan,
     RolloverRequest,
 )
+from dnsseal.keymgr.report import key_status_lines
 from dnsseal.keys import algorithms
 from dnsseal.keys.model import Key, PrivateMaterial, RecordState
 from dnsseal.policy import checks, tomlfmt
@@ -211,63 +211,6 @@ def keys_run(
     _print_plan(_run(zone, keydir, policy_name, conf, _now(now_text), dry_run=dry_run))
 
 
-def _since(value: int | None, now: int) -> str:
-    if value is None:
-        return "no"
-    if value <= now:
-        return f"yes - since {format_human_time(value)}"
-    return f"no - scheduled {format_human_time(value)}"
-
-
-def _status_key(r: KeyReport, now: int, pol: Policy) -> list[str]:
-    k = r.key
-    st = k.state
-    alg = algorithms.ALGORITHMS.get(k.algorithm)
-    name = alg.mnemonic if alg else str(k.algorithm)
-    t = k.timings
-    lines = [f"key: {k.tag} ({name}), {k.role.upper()}"]
-    lines.append(f"  published:      {_since(t.publish, now)}")
-    if k.role in ("ksk", "csk"):
-        lines.append(f"  key signing:    {_since(t.activate, now)}")
-    if k.role in ("zsk", "csk"):
-        lines.append(f"  zone signing:   {_since(t.activate, now)}")
-    lines.append("")
-    goal = st.goal if st else None
-    if goal is RecordState.HIDDEN or (t.inactive is not None and t.inactive <= now):
-        when = t.delete
-        lines.append(
-            f"  Key is retired, will be removed on {format_human_time(when)}"
-            if when is not None
-            else "  Key is retired"
-        )
-    elif t.inactive is not None:
-        # as BIND: the successor's publication, the publication interval before retirement
-        lead = max(k.ttl or 0, pol.dnskey_ttl) + pol.publish_safety + pol.zone_propagation_delay
-        roll = t.inactive - lead
-        if roll <= now:
-            lines.append(f"  Rollover is due since {format_human_time(roll)}")
-        else:
-            lines.append(f"  Next rollover scheduled on {format_human_time(roll)}")
-    else:
-        lines.append("  No rollover scheduled")
-    if st is not None:
-        rows = [
-            ("goal", st.goal),
-            ("dnskey", st.dnskey),
-            ("ds", st.ds),
-            ("zone rrsig", st.zrrsig),
-            ("key rrsig", st.krrsig),
-        ]
-        for label, value in rows:
-            if value is not None:
-                lines.append(f"  - {label + ':':16s}{value.value}")
-    if r.waiting:
-        lines.append(f"  waiting: {r.waiting}")
-    if r.missing_private:
-        lines.append("  private key: MISSING (cannot sign)")
-    return lines
-
-
 @keys.command("status")
 @with_common
 def keys_status(
@@ -280,7 +223,7 @@ def keys_status(
     for r in plan.keys:
         if r.purge:
             continue
-        out += _status_key(r, now, _policy(policy_name, conf))
+        out += key_status_lines(r, now, _policy(policy_name, conf))
         out.append("")
     if not plan.keys:
         out.append("No keys.")

@@ -19,6 +19,7 @@ from dnsseal import clock
 from dnsseal.durations import format_human_time, parse_when
 from dnsseal.errors import InputError
 from dnsseal.keymgr.plan import DsSeen, DsWithdrawn, Fact, KeyReport, Plan, RolloverRequest
+from dnsseal.keymgr.report import key_status_lines
 from dnsseal.keys import algorithms
 from dnsseal.keys.model import Key, RecordState
 from dnsseal.policy.model import Policy
@@ -40,19 +41,6 @@ class CtlUsage(LookupError):
     """Wrong arguments: the message is the usage line."""
 
 
-def _since(value: int | None, now: int) -> str:
-    if value is None:
-        return "no"
-    if value <= now:
-        return f"yes - since {format_human_time(value)}"
-    return f"no - scheduled {format_human_time(value)}"
-
-
-def _alg(k: Key) -> str:
-    alg = algorithms.ALGORITHMS.get(k.algorithm)
-    return alg.mnemonic if alg else str(k.algorithm)
-
-
 _OFFLINE_CHECKDS = re.compile(r"`dnsseal keys checkds (\S+) --key (\d+) (published|withdrawn)`")
 
 
@@ -63,46 +51,9 @@ def server_hint(waiting: str) -> str:
 
 
 def key_status(r: KeyReport, now: int, pol: Policy) -> list[str]:
-    """One key as `rndc dnssec -status` shows it, plus what it waits for."""
-    k = r.key
-    t = k.timings
-    st = k.state
-    lines = [f"key: {k.tag} ({_alg(k)}), {k.role.upper()}"]
-    lines.append(f"  published:      {_since(t.publish, now)}")
-    if k.role in ("ksk", "csk"):
-        lines.append(f"  key signing:    {_since(t.activate, now)}")
-    if k.role in ("zsk", "csk"):
-        lines.append(f"  zone signing:   {_since(t.activate, now)}")
-    lines.append("")
-    goal = st.goal if st else None
-    if goal is RecordState.HIDDEN or (t.inactive is not None and t.inactive <= now):
-        lines.append(
-            f"  Key is retired, will be removed on {format_human_time(t.delete)}"
-            if t.delete is not None
-            else "  Key is retired"
-        )
-    elif t.inactive is not None:
-        lead = max(k.ttl or 0, pol.dnskey_ttl) + pol.publish_safety + pol.zone_propagation_delay
-        roll = t.inactive - lead
-        word = "Rollover is due since" if roll <= now else "Next rollover scheduled on"
-        lines.append(f"  {word} {format_human_time(roll)}")
-    else:
-        lines.append("  No rollover scheduled")
-    if st is not None:
-        for label, value in (
-            ("goal", st.goal),
-            ("dnskey", st.dnskey),
-            ("ds", st.ds),
-            ("zone rrsig", st.zrrsig),
-            ("key rrsig", st.krrsig),
-        ):
-            if value is not None:
-                lines.append(f"  - {label + ':':16s}{value.value}")
-    if r.waiting:
-        lines.append(f"  waiting: {server_hint(r.waiting)}")
-    if r.missing_private:
-        lines.append("  private key: MISSING (cannot sign)")
-    return lines
+    """One key as `rndc dnssec -status` shows it, plus what it waits for (with the
+    running server's command)."""
+    return key_status_lines(r, now, pol, hint=server_hint)
 
 
 def status_lines(inline: InlineZone, now: int, extra: Sequence[str] = ()) -> list[str]:

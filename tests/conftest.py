@@ -86,3 +86,46 @@ def dnsseal() -> Dnsseal:
         return result
 
     return run
+
+
+def write_unbound_conf(
+    d: Path,
+    port: int,
+    anchors: Sequence[str],
+    stubs: Sequence[tuple[str, int]],
+    extra: Sequence[str] = (),
+) -> Path:
+    """An Unbound config in ``d``: a validator on 127.0.0.1@``port`` trusting ``anchors``
+    (DS or DNSKEY texts), with ``stubs`` (zone, port on 127.0.0.1); ``extra`` server lines
+    (e.g. ``cache-max-ttl: 2``).  Checked with unbound-checkconf."""
+    anchor_lines = "".join(f'    trust-anchor: "{a}"\n' for a in anchors)
+    extra_lines = "".join(f"    {line}\n" for line in extra)
+    stub_lines = "".join(
+        f"stub-zone:\n    name: {z}\n    stub-addr: 127.0.0.1@{p}\n" for z, p in stubs
+    )
+    conf = d / "unbound.conf"
+    conf.write_text(
+        f"""server:
+    interface: 127.0.0.1
+    port: {port}
+    do-ip6: no
+    use-syslog: no
+    logfile: "{d}/unbound.log"
+    verbosity: 1
+    val-log-level: 2
+    chroot: ""
+    username: ""
+    directory: "{d}"
+    pidfile: "{d}/unbound.pid"
+    num-threads: 1
+    so-reuseport: no
+    do-not-query-localhost: no
+    module-config: "validator iterator"
+    qname-minimisation: no
+{extra_lines}    access-control: 127.0.0.0/8 allow
+{anchor_lines}remote-control:
+    control-enable: no
+{stub_lines}"""
+    )
+    run_tool(["unbound-checkconf", conf])
+    return conf

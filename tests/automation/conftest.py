@@ -12,12 +12,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import dns.flags
 import dns.message
 import dns.query
+import dns.rcode
 import dns.rdatatype
 import dns.zone
 
-from conftest import free_port, require_tool, run_tool
+from conftest import free_port, require_tool, write_unbound_conf
 
 DNSSEAL = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "dnsseal"
 
@@ -82,37 +84,14 @@ def unbound(workdir: Path, anchors: Sequence[str], stubs: dict[str, int]) -> Ite
     d = workdir / "unbound"
     d.mkdir(exist_ok=True)
     port = free_port()
-    anchor_lines = "".join(f'    trust-anchor: "{a}"\n' for a in anchors)
-    stub_lines = "".join(
-        f"stub-zone:\n    name: {z}\n    stub-addr: 127.0.0.1@{p}\n" for z, p in stubs.items()
+    conf = write_unbound_conf(
+        d,
+        port,
+        anchors,
+        list(stubs.items()),
+        # short caches: the tests query through key rolls and want fresh answers
+        extra=("cache-max-ttl: 2", "cache-max-negative-ttl: 2"),
     )
-    conf = d / "unbound.conf"
-    conf.write_text(
-        f"""server:
-    interface: 127.0.0.1
-    port: {port}
-    do-ip6: no
-    use-syslog: no
-    logfile: "{d}/unbound.log"
-    verbosity: 1
-    val-log-level: 2
-    chroot: ""
-    username: ""
-    directory: "{d}"
-    pidfile: "{d}/unbound.pid"
-    num-threads: 1
-    so-reuseport: no
-    do-not-query-localhost: no
-    module-config: "validator iterator"
-    qname-minimisation: no
-    cache-max-ttl: 2
-    cache-max-negative-ttl: 2
-    access-control: 127.0.0.0/8 allow
-{anchor_lines}remote-control:
-    control-enable: no
-{stub_lines}"""
-    )
-    run_tool(["unbound-checkconf", conf])
     proc = subprocess.Popen(
         [exe, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -250,3 +229,13 @@ def ctl(d: Path, *args: str, ok: bool = True) -> str:
     if ok:
         assert proc.returncode == 0, f"ctl {args}: {proc.stdout}\n{proc.stderr}"
     return proc.stdout + proc.stderr
+
+
+def tally(answers: dict[str, int], response: dns.message.Message) -> None:
+    """Count a validating resolver's answer as servfail, secure (AD) or insecure."""
+    if response.rcode() == dns.rcode.SERVFAIL:
+        answers["servfail"] += 1
+    elif response.flags & dns.flags.AD:
+        answers["secure"] += 1
+    else:
+        answers["insecure"] += 1

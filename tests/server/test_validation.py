@@ -18,7 +18,7 @@ import dns.query
 import dns.rcode
 import pytest
 
-from conftest import free_port, require_tool, run_tool
+from conftest import free_port, require_tool, run_tool, write_unbound_conf
 
 from .conftest import RunningServer, stop, wait_for_dns
 
@@ -51,36 +51,10 @@ def unbound_port(
     unbound = require_tool("unbound")
     d = tmp_path_factory.mktemp("unbound")
     port = free_port()
-    anchors = "".join(f'    trust-anchor: "{z.ds}"\n' for z in dnsseal_server.zones.values())
-    stubs = "".join(
-        f"stub-zone:\n    name: {z.origin}\n    stub-addr: 127.0.0.1@{dnsseal_server.port}\n"
-        for z in dnsseal_server.zones.values()
+    zones = dnsseal_server.zones.values()
+    conf = write_unbound_conf(
+        d, port, [z.ds for z in zones], [(z.origin, dnsseal_server.port) for z in zones]
     )
-    conf = d / "unbound.conf"
-    conf.write_text(
-        f"""server:
-    interface: 127.0.0.1
-    port: {port}
-    do-ip6: no
-    use-syslog: no
-    logfile: "{d}/unbound.log"
-    verbosity: 1
-    val-log-level: 2
-    chroot: ""
-    username: ""
-    directory: "{d}"
-    pidfile: "{d}/unbound.pid"
-    num-threads: 1
-    so-reuseport: no
-    do-not-query-localhost: no
-    module-config: "validator iterator"
-    qname-minimisation: no
-    access-control: 127.0.0.0/8 allow
-{anchors}remote-control:
-    control-enable: no
-{stubs}"""
-    )
-    run_tool(["unbound-checkconf", conf])
     proc = subprocess.Popen(
         [unbound, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

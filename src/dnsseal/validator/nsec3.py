@@ -172,10 +172,6 @@ def _chain(
     return _Chain(zone, records, salt, iterations, budget)
 
 
-def _with(*rrsets: dns.rrset.RRset) -> list[dns.rrset.RRset]:
-    return list(rrsets)
-
-
 def nxdomain(
     qname: dns.name.Name,
     zone: dns.name.Name,
@@ -207,7 +203,7 @@ def nxdomain(
     w_cover = chain.cover(h_w)
     if w_cover is None:
         return missing(f"no NSEC3 covers the wildcard {wild}")
-    bad = verify_all(_with(m.rrset, nc_cover.rrset, w_cover.rrset), verify)
+    bad = verify_all([m.rrset, nc_cover.rrset, w_cover.rrset], verify)
     if bad is not None:
         return Proof(bad)
     if nc_cover.opt_out:
@@ -266,7 +262,7 @@ def nodata(
         # RFC 5155 s8.6: no match, but an opt-out span covers the next closer name.
         if not nc_cover.opt_out:
             return missing(f"no NSEC3 matches {qname} and the covering one is not opt-out")
-        bad = verify_all(_with(mce.rrset, nc_cover.rrset), verify)
+        bad = verify_all([mce.rrset, nc_cover.rrset], verify)
         if bad is not None:
             return Proof(bad)
         return Proof(
@@ -280,7 +276,7 @@ def nodata(
     wm = chain.match(h_w)
     if wm is None or qtype in wm.types or CNAME in wm.types:
         return missing(f"no NSEC3 proves that {qname} has no {tname}")
-    bad = verify_all(_with(mce.rrset, nc_cover.rrset, wm.rrset), verify)
+    bad = verify_all([mce.rrset, nc_cover.rrset, wm.rrset], verify)
     if bad is not None:
         return Proof(bad)
     return Proof(v.secure(f"NSEC3 proves the wildcard {wild} has no {tname}"))

@@ -86,3 +86,31 @@ def test_two_years_of_maintenance_rolls_keys_and_never_serves_a_broken_zone(
         for k in z.keys
         if k.role == "ksk"
     )
+
+
+def test_dnskey_signatures_follow_signatures_validity_dnskey(tmp_path: Path) -> None:
+    """The key set is signed for signatures-validity-dnskey, the rest for
+    signatures-validity, and maintenance refreshes the shorter one in time."""
+    policy = lookup("default", {}).replace(
+        name="short-dnskey",
+        signatures_validity=14 * DAY,
+        signatures_validity_dnskey=6 * DAY,
+        signatures_refresh=4 * DAY,
+    )
+    src = tmp_path / "v.example.zone"
+    src.write_text(zone_text("v.example.").replace("$TTL 2", "$TTL 300"))
+    (tmp_path / "state").mkdir()
+    z = InlineZone("v.example.", src, policy, tmp_path / "keys", tmp_path / "state")
+    now = START
+    while now < START + 30 * DAY:
+        z.maintain(now)
+        assert z.signed is not None
+        for covered, rrset in z.signed.rrsigs[z.signed.origin].items():
+            for wire in rrset.rdatas:
+                left = int.from_bytes(wire[8:12], "big") - now
+                limit = 6 * DAY if covered == dns.rdatatype.DNSKEY else 14 * DAY
+                assert 0 < left <= limit, (covered, left, now - START)
+        nxt = z.next_wakeup()
+        assert nxt is not None and nxt > now
+        assert not _errors(z.signed, nxt - 1)
+        now = nxt

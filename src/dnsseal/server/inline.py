@@ -367,9 +367,10 @@ class InlineZone:
     def _params(self, now: int, serial: str) -> SignParams:
         pol = self.policy
         validity = pol.signatures_validity
-        refresh = min(pol.signatures_refresh, validity - 1)
+        shortest = min(validity, pol.signatures_validity_dnskey)
+        refresh = min(pol.signatures_refresh, shortest - 1)
         # Jitter never reaches into the refresh window: that would re-sign at once.
-        jitter = max(0, min(pol.signatures_jitter, (validity - refresh) // 2))
+        jitter = max(0, min(pol.signatures_jitter, (shortest - refresh) // 2))
         nsec3 = None
         if pol.nsec3param is not None:
             p = pol.nsec3param
@@ -378,6 +379,7 @@ class InlineZone:
         return SignParams(
             inception=now - BACKDATE,
             expiration=now + validity,
+            keyset_expiration=now + pol.signatures_validity_dnskey,
             jitter=jitter,
             refresh=refresh,
             nsec3=nsec3,

@@ -27,6 +27,7 @@ from dnsseal.signer.sign import (
     _check_keys,
     _jittered,
     _prepare,
+    keyset_expiration,
     sign_sequential,
     validity,
 )
@@ -121,6 +122,7 @@ def quick_sign_changes(
     keys = list(signing_keys)
     _check_keys(signed, keys, params)
     inception, expiration, refresh = validity(params, now)
+    key_exp = keyset_expiration(params, expiration)
     origin = signed.origin
     nodes = _changed_nodes(signed, change)
     if nodes is None or not _chain_matches(signed, params):
@@ -195,7 +197,8 @@ def quick_sign_changes(
             labels = labels_field(rrset.name)
             rrs_wire = canonical.rrset_wire(owner, rrset.rtype, signed.rdclass, rrset.ttl,
                                             rrset.rdatas)  # fmt: skip
-            exp = _jittered(expiration, params.jitter, owner, rrset.rtype)
+            base = key_exp if rrset.rtype in KEYSET_TYPES else expiration
+            exp = _jittered(base, params.jitter, owner, rrset.rtype)
             for idx in who.keyset if rrset.rtype in KEYSET_TYPES else who.other:
                 k = keys[idx].key
                 head = Rrsig(rrset.rtype, k.algorithm, labels, rrset.ttl, exp, inception, k.tag,

@@ -87,6 +87,8 @@ class SignParams:
     """How to sign.  Times are seconds since the epoch.
 
     ``inception``/``expiration`` default to now-1h and inception+30d (dnssec-signzone).
+    ``keyset_expiration`` is the expiration of the DNSKEY, CDS and CDNSKEY signatures
+    (BIND's ``signatures-validity-dnskey``; default: ``expiration``).
     ``jitter`` subtracts up to that many seconds from each RRset's expiration.
     ``refresh``: an existing signature expiring within this many seconds of now is
     replaced (default: a quarter of the validity period, as dnssec-signzone ``-i``).
@@ -98,6 +100,7 @@ class SignParams:
 
     inception: int | None = None
     expiration: int | None = None
+    keyset_expiration: int | None = None
     jitter: int = 0
     refresh: int | None = None
     nsec3: denial.Nsec3Params | None = None
@@ -231,8 +234,15 @@ def validity(params: SignParams, now: int) -> tuple[int, int, int]:
             "signature validity of 68 years or more cannot be expressed: RRSIG times are "
             "compared in 32-bit serial arithmetic (RFC 4034 section 3.1.5)"
         )
+    if params.keyset_expiration is not None and params.keyset_expiration <= now:
+        raise InputError("DNSKEY signature expiration is in the past")
     refresh = params.refresh if params.refresh is not None else (expiration - inception) // 4
     return inception, expiration, refresh
+
+
+def keyset_expiration(params: SignParams, expiration: int) -> int:
+    """The expiration of signatures over the key sets (DNSKEY, CDS, CDNSKEY)."""
+    return expiration if params.keyset_expiration is None else params.keyset_expiration
 
 
 def sign_zone(
@@ -258,6 +268,7 @@ def sign_zone(
     keys = list(signing_keys)
     _check_keys(zone, keys, params)
     inception, expiration, refresh = validity(params, now)
+    key_exp = keyset_expiration(params, expiration)
     data = _prepare(zone, keys, params, now)
     soa = data.soa()
     lay = layout(data)
@@ -391,7 +402,8 @@ def sign_zone(
 
     def stream() -> Iterator[tuple[int, bytes]]:
         for rrset, owner, labels, rrs_wire, idxs in todo:
-            exp = _jittered(expiration, params.jitter, owner, rrset.rtype)
+            base = key_exp if rrset.rtype in KEYSET_TYPES else expiration
+            exp = _jittered(base, params.jitter, owner, rrset.rtype)
             for idx in idxs:
                 hkey = (rrset.rtype, labels, rrset.ttl, exp, idx)
                 head = heads.get(hkey)

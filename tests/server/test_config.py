@@ -7,9 +7,15 @@ from pathlib import Path
 import dns.name
 import pytest
 
-from dnsseal.errors import FileFormatError, OptionError
+from dnsseal.errors import FileFormatError, OptionError, StorageError
 from dnsseal.proto.acl import Acl
-from dnsseal.storage.serverconfig import Endpoint, load_config, parse_config, parse_endpoint
+from dnsseal.storage.serverconfig import (
+    Endpoint,
+    load_config,
+    parse_config,
+    parse_endpoint,
+    system_resolvers,
+)
 
 GOOD = """
 [server]
@@ -94,9 +100,40 @@ def test_good_config(tmp_path: Path) -> None:
         ),
         (
             '[server]\nstate-dir = "s"\n[zone."a.example"]\nfile = "x"\n'
-            'dnssec-policy = "default"\ncheckds = "yes"',
-            'zone."a.example".checkds',
+            'dnssec-policy = "default"\nprimaries = ["192.0.2.1"]',
+            'zone."a.example".file',
         ),
+        (
+            '[zone."a.example"]\nprimaries = ["192.0.2.1"]\npresigned = true',
+            'zone."a.example".primaries',
+        ),
+        (
+            '[zone."a.example"]\nprimaries = ["192.0.2.1"]\ndnssec-policy = "default"',
+            'zone."a.example".primaries',
+        ),
+        (
+            '[server]\nstate-dir = "s"\n[zone."a.example"]\ndnssec-policy = "default"\n'
+            'primaries = ["192.0.2.1", "192.0.2.2 port 99999"]',
+            'zone."a.example".primaries[1]',
+        ),
+        (
+            '[server]\nstate-dir = "s"\n[zone."a.example"]\ndnssec-policy = "default"\n'
+            'primaries = ["192.0.2.1 key nokey"]',
+            'zone."a.example".primaries[0]',
+        ),
+        (
+            '[server]\nstate-dir = "s"\n[zone."a.example"]\ndnssec-policy = "default"\n'
+            'primaries = ["192.0.2.1 prot 53"]',
+            'zone."a.example".primaries[0]',
+        ),
+        (
+            '[server]\nstate-dir = "s"\n[zone."a.example"]\ndnssec-policy = "default"\n'
+            "primaries = []",
+            'zone."a.example".primaries',
+        ),
+        ('[server]\nresolvers = ["127.0.0.1", "resolver"]', "server.resolvers[1]"),
+        ("[server]\nresolvers = []", "server.resolvers"),
+        ("[server]\nquery-port = 0", "server.query-port"),
         (
             '[server]\nstate-dir = "s"\nworkers = 2\n[zone."a.example"]\nfile = "x"\n'
             'dnssec-policy = "default"',
@@ -180,3 +217,49 @@ parental-agents = ["192.0.2.53", "192.0.2.54@5353"]
     assert [str(a) for a in z.parental_agents] == ["192.0.2.53@53", "192.0.2.54@5353"]
     assert z.checkds == "yes"  # the default once agents are given (BIND: explicit without)
     assert cfg.key_dir == tmp_path / "k" and "mine" in cfg.policies
+
+
+def test_checkds_yes_without_agents_and_primaries(tmp_path: Path) -> None:
+    import tomllib
+
+    text = """
+[server]
+state-dir = "/var/lib/dnsseal"
+resolvers = ["127.0.0.1 port 5399", "::1@53"]
+query-port = 5300
+[key.xfr]
+secret = "c2VjcmV0"
+[zone."a.example"]
+file = "a.zone"
+dnssec-policy = "default"
+checkds = "yes"
+[zone."b.example"]
+primaries = ["192.0.2.1", "192.0.2.2 port 5301 key xfr", "192.0.2.3@5302"]
+dnssec-policy = "default"
+"""
+    cfg = parse_config(tomllib.loads(text), tmp_path)
+    a, b = cfg.zones
+    assert a.checkds == "yes" and not a.parental_agents  # the parent's NS set is asked
+    assert cfg.resolvers == (Endpoint("127.0.0.1", 5399), Endpoint("::1", 53))
+    assert cfg.query_port == 5300
+    assert [str(p) for p in b.primaries] == [
+        "192.0.2.1@53",
+        "192.0.2.2@5301 key xfr",
+        "192.0.2.3@5302",
+    ]
+    assert b.file == Path("/var/lib/dnsseal/b.example.xfr")  # the copy, never a user file
+    assert b.checkds == "explicit"  # BIND defaults to yes here; dnsseal asks for it
+    plain = parse_config(tomllib.loads('[server]\nlisten = ["127.0.0.1"]'), tmp_path)
+    assert plain.resolvers is None and plain.query_port == 53
+
+
+def test_system_resolvers(tmp_path: Path) -> None:
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("# comment\nsearch example\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\n")
+    assert system_resolvers(conf) == (Endpoint("192.0.2.53", 53), Endpoint("fe80::1", 53))
+    conf.write_text("search example\n")
+    with pytest.raises(OptionError) as e:
+        system_resolvers(conf)
+    assert "server.resolvers" in str(e.value)
+    with pytest.raises(StorageError):
+        system_resolvers(tmp_path / "missing")

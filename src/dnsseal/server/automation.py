@@ -32,6 +32,7 @@ from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model
 from dnsseal.proto.update import evaluate, zone_name
 from dnsseal.server import checkds
 from dnsseal.server.inline import InlineZone, Version, record_line
+from dnsseal.server.xfrin import Secondary, notify_response
 from dnsseal.server.zones import ZoneState
 from dnsseal.storage import zonefile
 from dnsseal.storage.journal import AuditEvent, Journal, Transaction
@@ -42,11 +43,15 @@ if TYPE_CHECKING:
     from dnsseal.server.service import AuthServer
 
 UPDATE_OPCODE = int(dns.opcode.UPDATE)
+NOTIFY_OPCODE = int(dns.opcode.NOTIFY)
+# Requests the main process answers itself (:meth:`Automation.handle_update`), not the engine.
+MAIN_PROCESS_OPCODES = frozenset({UPDATE_OPCODE, NOTIFY_OPCODE})
 
 
 def is_update(wire: bytes) -> bool:
-    """Is this a query (not a response) with opcode UPDATE?"""
-    return len(wire) >= 12 and not wire[2] & 0x80 and (wire[2] >> 3) & 0xF == UPDATE_OPCODE
+    """Is this a request (not a response) that changes a zone: UPDATE, or a NOTIFY (from a
+    primary of a zone transferred in)?  Both go to :meth:`Automation.handle_update`."""
+    return len(wire) >= 12 and not wire[2] & 0x80 and (wire[2] >> 3) & 0xF in MAIN_PROCESS_OPCODES
 
 
 def _header_only(wire: bytes, rcode: int) -> bytes:
@@ -111,12 +116,17 @@ class Automation:
         # only if it fails is the journal's version served as it is.
 
     def start_timer(self, state: ZoneState) -> None:
-        """Start the zone's maintenance timer (and its checkds loop when configured)."""
+        """Start the zone's maintenance timer, its checkds loop (``checkds = "yes"``) and,
+        for a zone with primaries, its refresh loop."""
         if state.timer is None or state.timer.done():
             state.timer = asyncio.ensure_future(self._timer(state))
-        wants_checkds = state.config.checkds == "yes" and bool(state.config.parental_agents)
+        wants_checkds = state.config.checkds == "yes"
         if wants_checkds and (state.checkds_task is None or state.checkds_task.done()):
             state.checkds_task = asyncio.ensure_future(checkds.run(self, state))
+        if state.config.primaries:
+            if state.secondary is None:
+                state.secondary = Secondary(self, state)
+            state.secondary.start()
 
     async def stop(self) -> None:
         for state in self.server.zones.values():
@@ -126,6 +136,13 @@ class Automation:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
             state.timer = state.checkds_task = None
+            if state.secondary is not None:
+                await state.secondary.stop()
+
+    def transfer_status(self, state: ZoneState) -> dict[str, object]:
+        """For ``zone-status``: the primaries, the serial they have, the last transfer and
+        its result, the next refresh (empty for a zone without primaries)."""
+        return state.secondary.describe() if state.secondary is not None else {}
 
     # -- maintenance ----------------------------------------------------------------------
 
@@ -134,6 +151,9 @@ class Automation:
         problem (the zone keeps its version) or None."""
         inline = state.inline
         assert inline is not None
+        if state.config.primaries and inline.unsigned is None and not state.config.file.exists():
+            state.error = "waiting for the first transfer from the primaries"
+            return state.error
         async with state.lock:
             now = clock.now()
             try:
@@ -233,16 +253,21 @@ class Automation:
     # -- dynamic update (RFC 2136) --------------------------------------------------------
 
     async def handle_update(self, wire: bytes, client: str) -> bytes:
-        """Answer one UPDATE: checked, applied, re-signed and journaled (committed) before
-        the answer goes out; served and sent by IXFR after."""
+        """Answer one request :func:`is_update` picked.  UPDATE: checked, applied, re-signed
+        and journaled (committed) before the answer goes out; served and sent by IXFR
+        after.  NOTIFY: acknowledged (a primary of the zone) or refused, see
+        :func:`~dnsseal.server.xfrin.notify_response`."""
         keyring = self.server.engine.keyring or None
+        opname = "NOTIFY" if (wire[2] >> 3) & 0xF == NOTIFY_OPCODE else "UPDATE"
         try:
             msg = dns.message.from_wire(wire, keyring=keyring)
         except (dns.tsig.PeerError, dns.message.UnknownTSIGKey) as e:
-            log.info("[server] UPDATE from %s: TSIG verification failed: %s", client, e)
+            log.info("[server] %s from %s: TSIG verification failed: %s", opname, client, e)
             return _header_only(wire, dns.rcode.NOTAUTH)
         except Exception:
             return _header_only(wire, dns.rcode.FORMERR)
+        if opname == "NOTIFY":
+            return self._notify(msg, client)
         rcode, why = await self._update(msg, client)
         response = dns.message.make_response(msg)
         response.set_rcode(dns.rcode.Rcode(rcode))
@@ -253,6 +278,16 @@ class Automation:
                 dns.rcode.to_text(dns.rcode.Rcode(rcode)),
                 why,
             )
+        return response.to_wire()
+
+    def _notify(self, msg: dns.message.Message, client: str) -> bytes:
+        response, why, secondary = notify_response(
+            msg, dns.rcode.NOERROR, self.server.zones, client
+        )
+        level = logging.INFO if secondary is not None else logging.WARNING
+        log.log(level, "[server] NOTIFY from %s: %s", client, why)
+        if secondary is not None:
+            secondary.notify()
         return response.to_wire()
 
     async def _update(self, msg: dns.message.Message, client: str) -> tuple[int, str]:

@@ -29,6 +29,7 @@ from dnsseal.storage.zonefile import read_zone
 
 if TYPE_CHECKING:
     from dnsseal.server.inline import InlineZone
+    from dnsseal.server.xfrin import Secondary
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class ZoneState:
     checkds_task: asyncio.Task[None] | None = None  # server.checkds (parental agents)
     retry_at: int = 0  # after a failed maintenance: not before this
     parent_log: list[str] = field(default_factory=list)  # checkds: per agent, DS expected/seen
+    secondary: Secondary | None = None  # zones with primaries: server.xfrin (bump in the wire)
 
     @property
     def name(self) -> str:

@@ -13,6 +13,10 @@ file at once.  Relative paths are relative to the config file's directory.  Exam
     key-directory = "keys"            # BIND key files of inline-signed zones (default: keys)
     policies = "policies.toml"        # [policy.NAME] dnssec-policy tables (or a named.conf)
     ixfr-versions = 10                # older zone versions kept for IXFR
+    resolvers = ["127.0.0.1@5399"]    # recursive resolvers for checkds = "yes" without
+                                      # parental-agents (default: /etc/resolv.conf)
+    query-port = 53                   # port of the parent's name servers found through
+                                      # them (BIND's `port`; tests and labs change it)
 
     [key.xfr]                         # TSIG keys (RFC 8945)
     algorithm = "hmac-sha256"
@@ -27,13 +31,32 @@ file at once.  Relative paths are relative to the config file's directory.  Exam
     allow-transfer = ["secondaries"]  # ACL names or elements; default: none
     allow-update = ["key ddns"]       # RFC 2136 grants (ACL elements); default: none
     parental-agents = ["192.0.2.53"]  # asked for our DS RRset when a key waits on it
-    checkds = "yes"                   # yes (ask the agents) | explicit | no
+    checkds = "yes"                   # yes | explicit | no; see below
+
+    [zone."example.net"]              # bump in the wire: signs a zone transferred in
+    primaries = ["192.0.2.1", "192.0.2.2 port 5301 key xfr"]   # hidden primaries
+    dnssec-policy = "default"         # (no `file`: the copy is kept in state-dir/
+                                      #  example.net.xfr; the primary is never changed)
 
     [zone."example.org"]
     file = "zones/example.org.signed"
     presigned = true                  # served exactly as signed
     also-notify = ["127.0.0.1@5301"]  # NOTIFY targets on every new serial
     notify-key = "xfr"                # sign NOTIFY with this TSIG key (optional)
+
+``checkds``: ``yes`` asks the ``parental-agents`` for the DS RRset or, when there are none,
+the parent zone's own name servers (found through ``server.resolvers``, queried directly on
+``server.query-port``); every server asked must agree.  ``explicit``: the operator says when
+the DS changed (``dnsseal ctl dnssec -checkds``).  ``no``: never wait for the parent.  The
+default is ``yes`` with parental-agents, ``explicit`` without (BIND 9.20 defaults to ``yes``
+there too; dnsseal asks for it explicitly because it makes the server send queries to the
+resolvers).
+
+``primaries`` (bump in the wire): the zone's unsigned data comes by IXFR/AXFR from these
+servers (``addr[@port] [port N] [key NAME]``, TSIG with key NAME), checked on the SOA's
+refresh timer (retry on failure) and at once on a NOTIFY from one of them.  The transferred
+copy is stored in the state directory and signed like a ``file``; ``file`` and ``primaries``
+exclude each other.  A failed or malformed transfer leaves the previous data served.
 
 This module only reads files; it never binds sockets or parses DNS messages.
 """
@@ -79,6 +102,8 @@ SERVER_OPTIONS = {
     "state-dir",
     "key-directory",
     "policies",
+    "resolvers",
+    "query-port",
 }
 ZONE_OPTIONS = {
     "file",
@@ -91,6 +116,7 @@ ZONE_OPTIONS = {
     "notify-key",
     "parental-agents",
     "checkds",
+    "primaries",
 }
 CHECKDS_MODES = ("yes", "explicit", "no")
 ZONE_SUFFIXES = (".signed", ".zone", ".db")
@@ -105,6 +131,17 @@ class Endpoint:
 
     def __str__(self) -> str:
         return f"{self.host}@{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Primary:
+    """A server the zone is transferred from, with the TSIG key to use (a ``key.NAME``)."""
+
+    endpoint: Endpoint
+    key: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.endpoint}" + (f" key {self.key}" if self.key else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +169,7 @@ class ZoneConfig:
     allow_update: tuple[str, ...] = ()  # ACL elements, like allow_transfer
     parental_agents: tuple[Endpoint, ...] = ()
     checkds: str = "yes"  # one of CHECKDS_MODES
+    primaries: tuple[Primary, ...] = ()  # bump in the wire: ``file`` is the transferred copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +186,8 @@ class ServerConfig:
     source: Path | None = None  # the file this came from (None: built-in default)
     key_dir: Path | None = None  # key files of inline-signed zones
     policies: dict[str, Policy] = field(default_factory=dict)  # defined dnssec-policies
+    resolvers: tuple[Endpoint, ...] | None = None  # None: the system's (resolv.conf)
+    query_port: int = 53  # for name servers found in the DNS (checkds without agents)
 
 
 def parse_endpoint(option: str, text: object, default_port: int) -> Endpoint:
@@ -171,6 +211,34 @@ def parse_endpoint(option: str, text: object, default_port: int) -> Endpoint:
     if not 0 < port < 65536:
         raise OptionError(option, f"port {port} out of range")
     return Endpoint(host, port)
+
+
+def parse_remote(option: str, text: object, default_port: int) -> tuple[Endpoint, str | None]:
+    """Parse a remote server as BIND writes it: ``addr[@port] [port N] [key NAME]``.
+    Returns the endpoint and the key name (not checked here); raises OptionError."""
+    if not isinstance(text, str) or not text.split():
+        raise OptionError(option, f"expected 'address [port N] [key NAME]', got {text!r}")
+    first, *rest = text.split()
+    ep = parse_endpoint(option, first, default_port)
+    key = None
+    if len(rest) % 2:
+        raise OptionError(option, f"{text!r}: 'port' and 'key' each take one value")
+    for word, value in zip(rest[::2], rest[1::2], strict=True):
+        if word == "port":
+            if not value.isdigit() or not 0 < int(value) < 65536:
+                raise OptionError(option, f"{text!r}: port {value!r} out of range")
+            ep = Endpoint(ep.host, int(value))
+        elif word == "key":
+            key = value
+        else:
+            raise OptionError(option, f"{text!r}: unknown {word!r} (expected port or key)")
+    return ep, key
+
+
+def copy_name(zone: str) -> str:
+    """The file name stem the state directory uses for ``zone`` (``example.com``, root:
+    ``root``)."""
+    return zone.rstrip(".") or "root"
 
 
 def _zone_key(name: str) -> str:
@@ -250,6 +318,21 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
     if not isinstance(workers, int) or not 1 <= workers <= 256:
         c.fail("server.workers", f"must be an integer in 1..256, got {workers!r}")
         workers = 1
+    resolvers: tuple[Endpoint, ...] | None = None
+    if "resolvers" in server:
+        items = server["resolvers"]
+        if not isinstance(items, list) or not items:
+            c.fail("server.resolvers", "must be a non-empty list of addresses")
+        else:
+            resolvers = tuple(
+                r[0]
+                for i, t in enumerate(items)
+                if (r := c.check(parse_remote, f"server.resolvers[{i}]", t, 53)) is not None
+            )
+    query_port = server.get("query-port", 53)
+    if not isinstance(query_port, int) or not 0 < query_port < 65536:
+        c.fail("server.query-port", f"must be a port number, got {query_port!r}")
+        query_port = 53
     payload = server.get("udp-payload", 1232)
     if not isinstance(payload, int) or not 512 <= payload <= 4096:
         c.fail("server.udp-payload", f"must be an integer in 512..4096, got {payload!r}")
@@ -302,9 +385,32 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         except dns.exception.DNSException as e:
             c.fail(where, f"not a valid zone name: {e}")
             continue
-        if "file" not in spec or not isinstance(spec["file"], str):
-            c.fail(f"{where}.file", "missing (the zone file path)")
+        primaries = _primaries(c, where, spec.get("primaries"), keys)
+        if primaries is None:
             continue
+        if primaries:
+            if "file" in spec:
+                c.fail(
+                    f"{where}.file",
+                    "a zone with primaries has no file: the transferred copy is kept in "
+                    "server.state-dir (remove one of file and primaries)",
+                )
+                continue
+            if spec.get("dnssec-policy", spec.get("policy")) is None:
+                c.fail(
+                    f"{where}.primaries",
+                    "bump in the wire needs a dnssec-policy (dnsseal signs what it transfers)",
+                )
+                continue
+            if state_dir is None:
+                c.fail(f"{where}.primaries", "transferring a zone in needs server.state-dir")
+                continue
+            zfile = f"{state_dir}/{copy_name(zname)}.xfr"
+        elif "file" not in spec or not isinstance(spec["file"], str):
+            c.fail(f"{where}.file", "missing (the zone file path, or primaries)")
+            continue
+        else:
+            zfile = spec["file"]
         presigned = spec.get("presigned", False)
         if not isinstance(presigned, bool):
             c.fail(f"{where}.presigned", "must be true or false")
@@ -346,8 +452,6 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         if checkds not in CHECKDS_MODES:
             c.fail(f"{where}.checkds", f"must be one of {', '.join(CHECKDS_MODES)}")
             checkds = "explicit"
-        if checkds == "yes" and not agents and "checkds" in spec:
-            c.fail(f"{where}.checkds", "checkds = yes needs parental-agents")
         notify = tuple(
             ep
             for i, t in enumerate(spec.get("also-notify", []))
@@ -359,7 +463,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         zones.append(
             ZoneConfig(
                 zname,
-                base / spec["file"],
+                base / zfile,
                 presigned,
                 acl_lists["allow-transfer"],
                 notify,
@@ -368,6 +472,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
                 acl_lists["allow-update"],
                 agents,
                 str(checkds),
+                primaries,
             )
         )
     if workers != 1 and any(z.policy for z in zones):
@@ -392,7 +497,32 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         source=source,
         key_dir=base / (key_dir or "keys"),
         policies=policies,
+        resolvers=resolvers,
+        query_port=query_port,
     )
+
+
+def _primaries(
+    c: _Checker, where: str, items: object, keys: dict[str, TsigKey]
+) -> tuple[Primary, ...] | None:
+    """The zone's primaries (empty: none configured; None: wrong, reported)."""
+    if items is None:
+        return ()
+    if not isinstance(items, list) or not items:
+        c.fail(f"{where}.primaries", "must be a non-empty list of 'address [port N] [key NAME]'")
+        return None
+    out = []
+    for i, item in enumerate(items):
+        opt = f"{where}.primaries[{i}]"
+        parsed = c.check(parse_remote, opt, item, 53)
+        if parsed is None:
+            return None
+        ep, key = parsed
+        if key is not None and key not in keys:
+            c.fail(opt, f"unknown TSIG key {key!r}")
+            return None
+        out.append(Primary(ep, key))
+    return tuple(out)
 
 
 def _acl_items(
@@ -519,6 +649,31 @@ def ensure_dir(path: Path) -> None:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as e:
         raise StorageError(str(path), f"cannot create directory: {e.strerror or e}") from None
+
+
+RESOLV_CONF = Path("/etc/resolv.conf")
+
+
+def system_resolvers(path: Path = RESOLV_CONF) -> tuple[Endpoint, ...]:
+    """The ``nameserver`` lines of resolv.conf (port 53); raises StorageError when the file
+    cannot be read, OptionError when it names no usable server."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise StorageError(str(path), e.strerror or str(e)) from None
+    out = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            host = words[1].split("%")[0]  # fe80::1%eth0: the scope is not ours to use
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                continue
+            out.append(Endpoint(host, 53))
+    if not out:
+        raise OptionError("server.resolvers", f"not set, and {path} names no nameserver")
+    return tuple(out)
 
 
 def file_signature(path: Path) -> tuple[int, int]:

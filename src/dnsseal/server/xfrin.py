@@ -1,0 +1,376 @@
+"""Bump in the wire: a zone's unsigned data transferred in from hidden primaries.
+
+For a zone with ``primaries``, a :class:`Secondary` keeps the transferred copy in the state
+directory (``state/<zone>.xfr``, written atomically) and the zone's InlineZone reads that
+file as its source, so every transfer goes the inline path: a diff against the copy applied
+last, incremental re-signing, our own serial, the journal, IXFR and NOTIFY downstream.
+
+The copy is checked on the SOA's refresh timer (its retry after a failure) and at once on a
+NOTIFY from a primary: SOA query over UDP (TCP when truncated), then IXFR from our serial
+(AXFR when we have no copy, and as the fallback when an IXFR fails), TSIG-signed with the
+primary's key when one is configured.  Primaries are tried in order until one answers.  A
+transfer that fails or is malformed changes nothing: the previous data stays served, and the
+reason is logged with the zone and shown by ``zone-status``.  Past the SOA's expire time
+without a successful check the zone is still served (its signatures are ours and kept fresh)
+but the status says ``expired``.  The wire work is :mod:`dnsseal.proto.xfrin`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import secrets
+import socket
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.tsig
+
+from dnsseal import clock
+from dnsseal.durations import format_human_time
+from dnsseal.errors import DnssealError
+from dnsseal.proto.xfrin import (
+    Inbound,
+    Kind,
+    TransferError,
+    apply_transfer,
+    read_soa_serial,
+    serial_gt,
+    soa_query,
+    transfer_query,
+)
+from dnsseal.storage import zonefile
+from dnsseal.storage.serverconfig import Primary
+from dnsseal.zone.model import Zone
+
+if TYPE_CHECKING:
+    from dnsseal.server.automation import Automation
+    from dnsseal.server.zones import ZoneState
+
+log = logging.getLogger(__name__)
+
+UDP_TIMEOUT = 2.0  # seconds per SOA query try
+UDP_TRIES = 2
+TCP_TIMEOUT = 10.0  # seconds without progress before a transfer is given up
+NO_COPY_RETRY = 30  # seconds between tries while we have no copy (no SOA to take it from)
+MIN_INTERVAL = 1  # never check more often than this (a zero refresh in a SOA)
+
+
+@dataclass(slots=True)
+class TransferState:
+    """What ``zone-status`` shows about the transfers of one zone."""
+
+    primary_serial: int | None = None  # the serial a primary answered last
+    primary: str | None = None  # the primary that answered it
+    last_check: int | None = None  # last SOA check (successful or not)
+    last_success: int | None = None  # last time a primary answered (refresh done)
+    last_transfer: int | None = None  # last time a transfer changed our copy
+    last_result: str | None = None  # how the last check or transfer went
+    next_refresh: int | None = None
+    expired: bool = False
+
+
+class Secondary:
+    """Keeps one zone's transferred copy current (see the module docstring)."""
+
+    def __init__(self, automation: Automation, state: ZoneState) -> None:
+        self.automation = automation
+        self.state = state
+        self.origin = dns.name.from_text(state.name)
+        self.copy: Zone | None = None
+        self.status = TransferState()
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.started_at = clock.now()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+            self.task = None
+
+    def notify(self) -> None:
+        """A primary said the zone changed: check now."""
+        self.wake.set()
+
+    def _active(self) -> bool:
+        """Is this still the zone's secondary (not reloaded away)?"""
+        servers = self.automation.server.zones
+        return servers.get(self.state.name) is self.state and bool(self.state.config.primaries)
+
+    async def _run(self) -> None:
+        path = self.state.config.file
+        if path.exists():
+            try:
+                self.copy = await asyncio.to_thread(zonefile.read_zone, path, self.origin)
+            except DnssealError as e:
+                log.error("[%s] stored transfer copy unreadable, transferring anew: %s",
+                          self.state.name, e)  # fmt: skip
+        while self._active():
+            try:
+                await self.refresh()
+            except Exception:  # a bug must not end the zone's refreshes for good
+                log.exception("[%s] refresh failed", self.state.name)
+                self.status.next_refresh = clock.now() + NO_COPY_RETRY
+            delay = max((self.status.next_refresh or 0) - clock.now(), MIN_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), delay)
+            self.wake.clear()
+
+    # -- one refresh ----------------------------------------------------------------------
+
+    def _timers(self) -> tuple[int, int, int]:
+        """(refresh, retry, expire) from our copy's SOA."""
+        if self.copy is None:
+            return NO_COPY_RETRY, NO_COPY_RETRY, 0
+        soa = self.copy.soa()
+        return soa.refresh, soa.retry, soa.expire
+
+    async def refresh(self) -> bool:
+        """Check the primaries once and transfer when one has a newer serial.  Returns
+        whether a primary answered (the copy is current)."""
+        st = self.status
+        name = self.state.name
+        now = clock.now()
+        st.last_check = now
+        refresh, retry, expire = self._timers()
+        problems = []
+        for primary in self.state.config.primaries:
+            try:
+                await self._refresh_from(primary)
+            except (TransferError, OSError, dns.exception.DNSException, TimeoutError) as e:
+                why = str(e) or type(e).__name__
+                problems.append(f"{primary.endpoint}: {why}")
+                log.warning("[%s] refresh from %s failed: %s", name, primary.endpoint, why)
+                continue
+            st.last_success = clock.now()
+            st.expired = False
+            refresh, _, _ = self._timers()  # a transfer may have brought a new SOA
+            st.next_refresh = st.last_success + max(refresh, MIN_INTERVAL)
+            return True
+        st.last_result = "failed: " + "; ".join(problems)
+        st.next_refresh = clock.now() + max(retry, MIN_INTERVAL)
+        since = st.last_success or self.started_at
+        if self.copy is not None and expire and clock.now() >= since + expire and not st.expired:
+            st.expired = True
+            log.error("[%s] no primary answered for %d s (SOA expire): still serving the "
+                      "signed copy of serial %d", name, expire, self.copy.soa().serial)  # fmt: skip
+        log.info("[%s] next refresh at %s", name, format_human_time(st.next_refresh))
+        return False
+
+    async def _refresh_from(self, primary: Primary) -> None:
+        st = self.status
+        key = self._key(primary)
+        serial = await self._soa_serial(primary, key)
+        st.primary_serial, st.primary = serial, str(primary.endpoint)
+        ours = self.copy.soa().serial if self.copy is not None else None
+        if ours is not None and not serial_gt(serial, ours):
+            if serial != ours:
+                log.warning("[%s] primary %s has serial %d, older than our %d: not transferred",
+                            self.state.name, primary.endpoint, serial, ours)  # fmt: skip
+            st.last_result = f"up to date at serial {ours} ({primary.endpoint})"
+            return
+        try:
+            new, kind = await self._transfer(primary, key, ours)
+        except TransferError as e:
+            if ours is None:
+                raise
+            log.warning("[%s] IXFR from %s failed (%s): trying AXFR",
+                        self.state.name, primary.endpoint, e)  # fmt: skip
+            new, kind = await self._transfer(primary, key, None)
+        await self._store(new)
+        now = clock.now()
+        st.last_transfer = now
+        st.last_result = f"{kind.value} of serial {new.soa().serial} from {primary.endpoint}"
+        log.info("[%s] transferred serial %d from %s (%s)",
+                 self.state.name, new.soa().serial, primary.endpoint, kind.value)  # fmt: skip
+        # The InlineZone sees the new file: a diff, re-signed, published under our serial.
+        problem = await self.automation.maintain(self.state, "transfer")
+        if problem:
+            st.last_result += f"; not signed yet: {problem}"
+
+    def _key(self, primary: Primary) -> dns.tsig.Key | None:
+        if primary.key is None:
+            return None
+        return self.automation.server.config.keys[primary.key].to_dnspython()
+
+    async def _store(self, zone: Zone) -> None:
+        path = self.state.config.file
+        header = [f"; {self.state.name} serial {zone.soa().serial}, transferred by dnsseal"]
+        await asyncio.to_thread(zonefile.write_zone, path, zone, header=header)
+        self.copy = zone
+
+    # -- the wire -------------------------------------------------------------------------
+
+    async def _soa_serial(self, primary: Primary, key: dns.tsig.Key | None) -> int:
+        q = soa_query(self.origin, secrets.randbelow(65536), key)
+        wire = q.to_wire()
+        ep = primary.endpoint
+        reply = None
+        for _ in range(UDP_TRIES):
+            reply = await _udp_exchange(ep.host, ep.port, wire, q.id, UDP_TIMEOUT)
+            if reply is not None:
+                break
+        if reply is None:
+            raise TransferError(f"no answer to the SOA query ({UDP_TRIES} tries)")
+        if len(reply) > 2 and reply[2] & 0x02:  # TC: ask again over TCP
+            q = soa_query(self.origin, secrets.randbelow(65536), key)
+            reader, writer = await _connect(ep.host, ep.port)
+            try:
+                await _send(writer, q.to_wire())
+                reply = await _read_message(reader)
+            finally:
+                writer.close()
+        return read_soa_serial(q, reply)
+
+    async def _transfer(
+        self, primary: Primary, key: dns.tsig.Key | None, ours: int | None
+    ) -> tuple[Zone, Kind]:
+        q = transfer_query(self.origin, secrets.randbelow(65536), ours, key)
+        inbound = Inbound(q, ours)
+        ep = primary.endpoint
+        reader, writer = await _connect(ep.host, ep.port)
+        try:
+            await _send(writer, q.to_wire())
+            while not inbound.feed(await _read_message(reader)):
+                pass
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, ConnectionError):
+                await writer.wait_closed()
+        result = inbound.result
+        assert result is not None
+        new = await asyncio.to_thread(apply_transfer, self.origin, self.copy, result)
+        return new, result.kind
+
+    # -- status ---------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, object]:
+        """The transfer part of ``zone-status``."""
+        st = self.status
+
+        def when(t: int | None) -> str | None:
+            return format_human_time(t) if t is not None else None
+
+        return {
+            "primaries": [str(p) for p in self.state.config.primaries],
+            "primary-serial": st.primary_serial,
+            "primary": st.primary,
+            "transferred-serial": self.copy.soa().serial if self.copy is not None else None,
+            "last-refresh-check": when(st.last_check),
+            "last-transfer": when(st.last_transfer),
+            "last-transfer-result": st.last_result,
+            "next-refresh": when(st.next_refresh),
+            "expired": st.expired,
+        }
+
+
+# -- NOTIFY from a primary (RFC 1996) ---------------------------------------------------
+
+
+def notify_response(
+    msg: dns.message.Message, rcode: int, zones: dict[str, ZoneState], client: str
+) -> tuple[dns.message.Message, str, Secondary | None]:
+    """The answer to a NOTIFY ``msg`` from ``client``, why (for the log), and the zone's
+    secondary to wake (None: refused).  NOERROR+AA only from an address of one of the
+    zone's primaries; REFUSED from anyone else; NOTAUTH for a zone we do not have."""
+    response = dns.message.make_response(msg)
+    response.flags |= dns.flags.AA
+    if rcode != dns.rcode.NOERROR:
+        response.set_rcode(dns.rcode.Rcode(rcode))
+        return response, "unreadable", None
+    if len(msg.question) != 1:
+        response.set_rcode(dns.rcode.FORMERR)
+        return response, "NOTIFY needs exactly one question", None
+    qname = msg.question[0].name
+    state = next(
+        (z for z in zones.values() if dns.name.from_text(z.name) == qname),
+        None,
+    )
+    if state is None:
+        response.flags &= ~dns.flags.AA
+        response.set_rcode(dns.rcode.NOTAUTH)
+        return response, f"not a zone of ours: {qname}", None
+    addresses = {_norm(p.endpoint.host) for p in state.config.primaries}
+    if _norm(client) not in addresses or state.secondary is None:
+        response.flags &= ~dns.flags.AA
+        response.set_rcode(dns.rcode.REFUSED)
+        why = "no primaries" if not addresses else f"{client} is not one of its primaries"
+        return response, f"{state.name}: {why}", None
+    return response, f"{state.name}: checking the primaries now", state.secondary
+
+
+def _norm(addr: str) -> str:
+    addr = addr.removeprefix("::ffff:")
+    with contextlib.suppress(ValueError):
+        return str(ipaddress.ip_address(addr))
+    return addr
+
+
+# -- sockets ----------------------------------------------------------------------------
+
+
+class _Reply(asyncio.DatagramProtocol):
+    def __init__(self, qid: int, fut: asyncio.Future[bytes]) -> None:
+        self.qid = qid
+        self.fut = fut
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        if not self.fut.done() and len(data) >= 12 and int.from_bytes(data[:2]) == self.qid:
+            self.fut.set_result(data)
+
+
+async def _udp_exchange(
+    host: str, port: int, wire: bytes, qid: int, timeout: float
+) -> bytes | None:
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[bytes] = loop.create_future()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _Reply(qid, fut), remote_addr=(host, port), family=family
+    )
+    try:
+        transport.sendto(wire)
+        return await asyncio.wait_for(fut, timeout)
+    except TimeoutError:
+        return None
+    finally:
+        transport.close()
+
+
+async def _connect(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    try:
+        return await asyncio.wait_for(asyncio.open_connection(host, port), TCP_TIMEOUT)
+    except TimeoutError:
+        raise TransferError(f"TCP connection to {host}@{port} timed out") from None
+
+
+async def _send(writer: asyncio.StreamWriter, wire: bytes) -> None:
+    writer.write(struct.pack("!H", len(wire)) + wire)
+    await writer.drain()
+
+
+async def _read_message(reader: asyncio.StreamReader) -> bytes:
+    try:
+        head = await asyncio.wait_for(reader.readexactly(2), TCP_TIMEOUT)
+        return await asyncio.wait_for(reader.readexactly(struct.unpack("!H", head)[0]), TCP_TIMEOUT)
+    except asyncio.IncompleteReadError:
+        raise TransferError("the primary closed the connection mid-transfer") from None
+    except TimeoutError:
+        raise TransferError(f"no data for {TCP_TIMEOUT:g} s") from None

@@ -1,0 +1,269 @@
+"""Bump in the wire: a hidden BIND primary serves an unsigned zone; dnsseal transfers it in
+(TSIG), signs it and serves it signed; an update on the primary reaches dnsseal by NOTIFY
+and IXFR and is served re-signed under a higher serial; the primary's zone is never touched;
+a primary that is down leaves the old data served."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.tsigkeyring
+import pytest
+
+from conftest import free_port, require_tool
+from dnsseal.proto.xfrin import serial_gt
+from dnsseal.server.service import AuthServer
+from dnsseal.storage.serverconfig import TsigKey, load_config
+
+from .conftest import TSIG_SECRET, axfr_verify, ctl, dnsseal_serve, stop, wait_for, write_config
+
+ZONE = "hid.example."
+KEYRING = dns.tsigkeyring.from_text({"ddns": ("hmac-sha256", TSIG_SECRET)})
+SOURCE = f"""$ORIGIN {ZONE}
+$TTL 2
+@ SOA ns1 hostmaster 1 60 30 600 2
+@ NS ns1
+ns1 A 127.0.0.1
+www A 192.0.2.80
+mail A 192.0.2.25
+@ MX 10 mail
+"""
+
+
+@contextmanager
+def hidden_primary(d: Path, notify_port: int | None) -> Iterator[int]:
+    """BIND's named on a free port serving ZONE unsigned: transfers and updates only with
+    the TSIG key ``ddns``, NOTIFY only to dnsseal (``notify_port``)."""
+    named = require_tool("named")
+    d.mkdir(exist_ok=True)
+    port = free_port()
+    (d / "zone.db").write_text(SOURCE)
+    also = f"also-notify {{ 127.0.0.1 port {notify_port}; }};" if notify_port else ""
+    conf = d / "named.conf"
+    conf.write_text(
+        f"""options {{
+    directory "{d}";
+    pid-file "{d}/named.pid";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    notify explicit;
+    {also}
+}};
+controls {{ }};
+key ddns {{ algorithm hmac-sha256; secret "{TSIG_SECRET}"; }};
+zone "{ZONE}" {{
+    type primary;
+    file "zone.db";
+    allow-transfer {{ key ddns; }};
+    allow-update {{ key ddns; }};
+}};
+"""
+    )
+    with (d / "named.log").open("ab") as logf:
+        proc = subprocess.Popen([named, "-g", "-c", str(conf), "-n", "1"], stdout=logf, stderr=logf)
+    try:
+        wait_for(port, ZONE, proc)  # type: ignore[arg-type]
+        yield port
+    finally:
+        stop(proc)  # type: ignore[arg-type]
+
+
+def nsupdate(port: int, script: str) -> None:
+    body = f"server 127.0.0.1 {port}\nzone {ZONE}\n{script}\nsend\n"
+    proc = subprocess.run(
+        [require_tool("nsupdate"), "-y", f"hmac-sha256:ddns:{TSIG_SECRET}"],
+        input=body,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def ask(port: int, name: str, rtype: str) -> dns.message.Message:
+    q = dns.message.make_query(name, rtype, want_dnssec=True)
+    return dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
+
+
+def soa_serial(port: int) -> int:
+    r = ask(port, ZONE, "SOA")
+    return int(next(rr for rr in r.answer if rr.rdtype == dns.rdatatype.SOA)[0].serial)
+
+
+def types_at(msg: dns.message.Message) -> set[int]:
+    return {rr.rdtype for rr in msg.answer}
+
+
+def send_notify(port: int, source: str) -> dns.message.Message:
+    """A NOTIFY for ZONE from ``source`` (a loopback address) to dnsseal on ``port``."""
+    q = dns.message.make_query(ZONE, "SOA")
+    q.set_opcode(dns.opcode.NOTIFY)
+    q.flags = dns.flags.AA | dns.opcode.to_flags(dns.opcode.NOTIFY)
+    return dns.query.udp(q, "127.0.0.1", port=port, timeout=3, source=source)
+
+
+def primaries_config(d: Path, port: int, primary_port: int) -> Path:
+    return write_config(
+        d,
+        port,
+        {},
+        extra=f"""
+[zone."{ZONE}"]
+primaries = ["127.0.0.1 port {primary_port} key ddns"]
+dnssec-policy = "fast"
+allow-transfer = ["127.0.0.1"]
+""",
+    )
+
+
+def wait_until(check: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+def test_bind_primary_to_dnsseal_signed_by_notify_and_ixfr(tmp_path: Path) -> None:
+    port = free_port()
+    with hidden_primary(tmp_path / "named", port) as pport:
+        primaries_config(tmp_path, port, pport)
+        with dnsseal_serve(tmp_path, ["-c", "dnsseal.toml"], ZONE, port):
+            signed = axfr_verify(tmp_path, ZONE, port)
+            assert signed.get_rdataset(ZONE, "DNSKEY") is not None
+            assert signed.get_rdataset(f"www.{ZONE}", "A") is not None
+            first = soa_serial(port)
+            copy = tmp_path / "state" / "hid.example.xfr"
+            assert "www" in copy.read_text()
+
+            # A change on the primary: it NOTIFYs dnsseal, which transfers by IXFR.
+            t0 = time.monotonic()
+            nsupdate(pport, f"update add new.{ZONE} 2 A 192.0.2.99")
+
+            def served() -> bool:
+                r = ask(port, f"new.{ZONE}", "A")
+                return r.rcode() == dns.rcode.NOERROR and dns.rdatatype.RRSIG in types_at(r)
+
+            wait_until(served, 10, "the update to be served signed")
+            assert time.monotonic() - t0 < 10
+            assert serial_gt(soa_serial(port), first)
+            axfr_verify(tmp_path, ZONE, port, "after.zone")
+            log = (tmp_path / "out.txt").read_text()
+            assert re.search(r"NOTIFY from 127\.0\.0\.1: hid\.example\.: checking", log), log
+            assert f"transferred serial 2 from 127.0.0.1@{pport} (IXFR)" in log, log
+
+            # The primary's zone is its own: unsigned, its serial, no record of ours.
+            theirs = ask(pport, ZONE, "DNSKEY")
+            assert not theirs.answer
+            assert soa_serial(pport) == 2
+            assert "DNSKEY" not in (tmp_path / "named" / "zone.db").read_text()
+
+            # zone-status (whatever it shows) still works for the zone; a NOTIFY from an
+            # address that is not a primary is refused.
+            assert "hid.example" in ctl(tmp_path, "zone-status", ZONE)
+            assert send_notify(port, "127.0.0.2").rcode() == dns.rcode.REFUSED
+
+        # The primary goes away; dnsseal, restarted, serves what it had and keeps trying.
+    with dnsseal_serve(tmp_path, ["-c", "dnsseal.toml"], ZONE, port):
+        r = send_notify(port, "127.0.0.1")
+        assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA
+        time.sleep(1)
+        r = ask(port, f"new.{ZONE}", "A")
+        assert r.rcode() == dns.rcode.NOERROR and dns.rdatatype.RRSIG in types_at(r)
+
+        def failed() -> bool:
+            return "refresh from 127.0.0.1@" in (tmp_path / "out.txt").read_text()
+
+        wait_until(failed, 10, "the failed refresh to be logged")
+        axfr_verify(tmp_path, ZONE, port, "down.zone")
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+def test_transfer_status_and_a_bad_primary_keeps_the_data(tmp_path: Path) -> None:
+    """In-process: the zone-status fields of a zone with primaries; a primary that starts
+    refusing leaves the served data and says why."""
+    port = free_port()
+
+    async def scenario(pport: int) -> None:
+        config = load_config(tmp_path / "dnsseal.toml")
+        server = AuthServer(config, tmp_path / "dnsseal.toml")
+        await server.start()
+        try:
+            state = server.find_state(ZONE)
+            for _ in range(100):
+                if state.served is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert state.served is not None, state.error
+            status = server.automation.transfer_status(state)
+            assert status["primaries"] == [f"127.0.0.1@{pport} key ddns"]
+            assert status["primary-serial"] == 1 and status["transferred-serial"] == 1
+            assert "AXFR of serial 1" in str(status["last-transfer-result"])
+            assert status["next-refresh"] is not None and status["expired"] is False
+            # The key is wrong now: the primary refuses; the data stays served.
+            server.config.keys["ddns"] = TsigKey("ddns", "hmac-sha256", b"not the secret")
+            assert state.secondary is not None
+            assert not await state.secondary.refresh()
+            status = server.automation.transfer_status(state)
+            assert str(status["last-transfer-result"]).startswith("failed: 127.0.0.1@"), status
+            assert state.served is not None and state.served.snapshot.serial >= 1
+        finally:
+            await server.stop()
+
+    with hidden_primary(tmp_path / "named", None) as pport:
+        primaries_config(tmp_path, port, pport)
+        asyncio.run(scenario(pport))
+
+
+def test_notify_from_elsewhere_is_refused_and_unknown_zone_notauth(tmp_path: Path) -> None:
+    """No primary running: the zone waits for its first transfer, NOTIFY answers follow
+    RFC 1996 (NOERROR+AA from a primary, REFUSED from others, NOTAUTH for other zones)."""
+    port = free_port()
+    dead = free_port()
+    primaries_config(tmp_path, port, dead)
+
+    async def scenario() -> None:
+        server = AuthServer(load_config(tmp_path / "dnsseal.toml"), tmp_path / "dnsseal.toml")
+        await server.start()
+        try:
+            loop = asyncio.get_running_loop()
+
+            def notify(zone: str, source: str) -> dns.message.Message:
+                q = dns.message.make_query(zone, "SOA")
+                q.set_opcode(dns.opcode.NOTIFY)
+                return dns.query.udp(q, "127.0.0.1", port=port, timeout=3, source=source)
+
+            ok = await loop.run_in_executor(None, notify, ZONE, "127.0.0.1")
+            assert ok.rcode() == dns.rcode.NOERROR and ok.flags & dns.flags.AA
+            assert ok.opcode() == dns.opcode.NOTIFY
+            other = await loop.run_in_executor(None, notify, ZONE, "127.0.0.3")
+            assert other.rcode() == dns.rcode.REFUSED
+            unknown = await loop.run_in_executor(None, notify, "nope.example.", "127.0.0.1")
+            assert unknown.rcode() == dns.rcode.NOTAUTH
+            state = server.find_state(ZONE)
+            assert state.served is None
+            assert state.error == "waiting for the first transfer from the primaries"
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())

@@ -3,15 +3,17 @@
 An :class:`InlineZone` holds three things:
 
 * ``unsigned``: the zone's data as the server maintains it (the source file plus dynamic
-  updates), without the records the server manages (RRSIG, NSEC, NSEC3, NSEC3PARAM and our
-  own DNSKEY / CDS / CDNSKEY; a multi-signer peer's DNSKEY / CDS / CDNSKEY stay here);
+  updates), without the records the server manages (RRSIG, NSEC, NSEC3, NSEC3PARAM, the
+  apex signing-state records (TYPE65534, :mod:`dnsseal.signer.signingstate`) and our own
+  DNSKEY / CDS / CDNSKEY; a multi-signer peer's DNSKEY / CDS / CDNSKEY stay here);
 * ``signed``: the version served, produced only by :meth:`maintain` and :meth:`update`;
 * ``file_copy``: the source file as last applied, so a reload applies the file's edits as
   a diff (dynamic updates made since are kept).
 
 Each call runs one key manager step (keys are created only when the plan says so, and a
 key file that went missing is an error for the zone, never a reason to make a new key),
-signs with the plan's keys and published sets, and returns a :class:`Version` (the new
+signs with the plan's keys (each signing what the plan says: the key set, the rest of
+the zone, or both) and published sets, and returns a :class:`Version` (the new
 signed zone, its record-level diff from the previous one, audit events) or None when
 nothing changed.  The caller (``server.dnssec``) journals it before serving it.  Blocking
 work (signing, key files): run it in a worker thread, one call per zone at a time.
@@ -19,6 +21,7 @@ work (signing, key files): run it in a worker thread, one call per zone at a tim
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import struct
@@ -39,9 +42,10 @@ from dnsseal.keymgr import Facts, Plan, step
 from dnsseal.keymgr.plan import Fact
 from dnsseal.keys import algorithms
 from dnsseal.keys.ds import make_ds
-from dnsseal.keys.model import Key, PrivateMaterial
+from dnsseal.keys.model import Key, KeyState, PrivateMaterial
 from dnsseal.policy.model import KeySpec, Policy
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, sign_changes, sign_zone
+from dnsseal.signer import signingstate as sstate
 from dnsseal.signer.rrsig import absolute_time
 from dnsseal.signer.sign import next_serial
 from dnsseal.storage import config as policy_files
@@ -151,6 +155,21 @@ def _data_diff(old: Zone, new: Zone) -> ZoneDiff:
     )
 
 
+def _is_signing_state(rtype: int, name: dns.name.Name, origin: dns.name.Name) -> bool:
+    """Is this the server's signing-state RRset (TYPE65534 at the apex)?"""
+    return rtype == sstate.PRIVATE_TYPE and name == origin
+
+
+def _plan_role(key: Key, keyset: bool, zone: bool) -> Key:
+    """``key`` with the role the plan gives it now (a CSK whose zone signatures are gone
+    signs only the key set; a successor CSK not yet signing the zone signs only the key
+    set), so the signer's role rules sign exactly what the plan says."""
+    if (key.role in ("ksk", "csk")) == keyset and (key.role in ("zsk", "csk")) == zone:
+        return key
+    state = key.state if key.state is not None else KeyState()
+    return dataclasses.replace(key, state=state.replace(ksk=keyset, zsk=zone))
+
+
 def _keygen(spec: KeySpec) -> tuple[bytes, PrivateMaterial]:
     return software.generate(algorithms.get(spec.algorithm), spec.bits)
 
@@ -229,7 +248,7 @@ class InlineZone:
         ours = self._our_keyset_rdatas() | _signer_keyset_rdatas(zone)
         b = ZoneBuilder(zone.origin, zone.rdclass)
         for rr in zone.iter_rrsets():
-            if rr.rtype in SIGNER_TYPES:
+            if rr.rtype in SIGNER_TYPES or _is_signing_state(rr.rtype, rr.name, zone.origin):
                 continue
             for rd in rr.rdatas:
                 if rr.rtype in KEYSET_TYPES and (rd in ours or rr.name != zone.origin):
@@ -333,13 +352,32 @@ class InlineZone:
         return plan
 
     def _signing_keys(self, plan: Plan) -> list[SigningKey]:
+        """The keys for the signer: published per the plan's DNSKEY set, signing the key
+        set when the plan has the key's KRRSIG, the rest when it has its ZRRSIG (not by
+        the key's ksk/zsk role: during a CSK roll the two differ)."""
         pub = {k.id for k in plan.dnskeys}
-        signs = {k.id for k in (*plan.ksk_signers, *plan.zsk_signers)}
+        ksk = {k.id for k in plan.ksk_signers}
+        zsk = {k.id for k in plan.zsk_signers}
         out = []
         for k in self.keys:
-            active = k.id in signs and k.id in pub and k.private is not None
-            out.append(SigningKey(k, publish=k.id in pub, active=active))
+            active = (k.id in ksk or k.id in zsk) and k.id in pub and k.private is not None
+            key = _plan_role(k, k.id in ksk, k.id in zsk) if active else k
+            out.append(SigningKey(key, publish=k.id in pub, active=active))
         return out
+
+    def _signing_state(self, plan: Plan, keys: Sequence[SigningKey], full: bool) -> RRset | None:
+        """The signing-state records of the next version (``full``: every key signs all)."""
+        return sstate.next_rrset(
+            self.origin,
+            self.signed,
+            published={(k.algorithm, k.tag) for k in plan.dnskeys},
+            signing={(k.key.algorithm, k.key.tag) for k in keys if k.active},
+            full=full,
+        )
+
+    def signing_states(self) -> list[sstate.SigningState]:
+        """The signing-state records of the version served (``signing -list``)."""
+        return sstate.states_of(self.signed)[0] if self.signed is not None else []
 
     def _keyset_records(self, plan: Plan, base: Zone) -> dict[int, RRset]:
         """The CDS and CDNSKEY RRsets to publish (ours plus a peer's from ``base``)."""
@@ -400,16 +438,22 @@ class InlineZone:
                     return salt
         return os.urandom(length)
 
-    def _input(self, plan: Plan, serial: int | None, keep_sigs: bool) -> Zone:
-        """What to sign: the data, our CDS/CDNSKEY, the peer's DNSKEYs, the signatures
-        of the version served (kept while valid) and the serial to continue from."""
+    def _input(
+        self, plan: Plan, serial: int | None, keep_sigs: bool, keys: Sequence[SigningKey]
+    ) -> Zone:
+        """What to sign: the data, our CDS/CDNSKEY, the peer's DNSKEYs, the signing-state
+        records, the signatures of the version served (kept while valid) and the serial to
+        continue from."""
         assert self.unsigned is not None
         base = self.unsigned
         rrsets = {n: dict(node) for n, node in base.rrsets.items()}
         apex = rrsets[base.origin]
-        for t in (T.CDS, T.CDNSKEY):
+        for t in (T.CDS, T.CDNSKEY, sstate.PRIVATE_TYPE):
             apex.pop(t, None)
         apex.update(self._keyset_records(plan, base))
+        state = self._signing_state(plan, keys, full=not keep_sigs)
+        if state is not None:
+            apex[sstate.PRIVATE_TYPE] = state
         sigs = self.signed.rrsigs if self.signed is not None and keep_sigs else {}
         zone = Zone(base.origin, rrsets, sigs, base.rdclass)
         if serial is not None:
@@ -425,8 +469,8 @@ class InlineZone:
             src = self.unsigned.soa().serial
             if ((src - serial) & 0xFFFFFFFF) < 2**31:
                 serial = src
-        zone = self._input(plan, serial, keep_sigs)
         keys = self._signing_keys(plan)
+        zone = self._input(plan, serial, keep_sigs, keys)
         if not any(k.active for k in keys):
             if plan.ksk_signers or plan.zsk_signers:
                 raise ZoneProblem(
@@ -521,11 +565,15 @@ class InlineZone:
             self.copy_dirty = False
 
     def _keyset_unchanged(self, plan: Plan) -> bool:
-        """Would the plan's CDS/CDNSKEY sets leave the served ones as they are?"""
+        """Would the plan's CDS/CDNSKEY sets and the signing-state records leave the
+        served ones as they are?"""
         if self.signed is None or self.unsigned is None:
             return False
         wanted = self._keyset_records(plan, self.unsigned)
-        for t in (T.CDS, T.CDNSKEY):
+        state = self._signing_state(plan, self._signing_keys(plan), full=False)
+        if state is not None:
+            wanted[sstate.PRIVATE_TYPE] = state
+        for t in (T.CDS, T.CDNSKEY, sstate.PRIVATE_TYPE):
             have = self.signed.get(self.origin, t)
             want = wanted.get(t)
             if (have.rdatas if have else ()) != (want.rdatas if want else ()):
@@ -568,8 +616,11 @@ class InlineZone:
         return _with_serial(merged, new_file.soa().serial, soa_from=new_file)
 
     def update(self, change: ZoneDiff, now: int) -> Version:
-        """Apply a dynamic update's change (already checked) and re-sign incrementally."""
+        """Apply a dynamic update's change (already checked) and re-sign incrementally.
+        The apex signing-state records are the server's: an update's additions or
+        deletions of them are ignored (as BIND ignores them)."""
         assert self.unsigned is not None and self.signed is not None and self.plan is not None
+        change = self._without_signing_state(change)
         unsigned = apply(self.unsigned, change)
         keys = self._signing_keys(self.plan)
         if not any(k.active for k in keys):
@@ -580,6 +631,32 @@ class InlineZone:
         signed = sign_changes(self.signed, change, keys, self._params(now, "increment"), now)
         self.unsigned = unsigned
         return self._finish(signed.zone, now, "update", signed.diff)
+
+    def _without_signing_state(self, change: ZoneDiff) -> ZoneDiff:
+        def ours(rec: Record) -> bool:
+            return _is_signing_state(rec[1], rec[0], self.origin)
+
+        if not any(ours(r) for r in (*change.removed, *change.added)):
+            return change
+        log.info("[%s] update: TYPE65534 at the apex is the server's; ignored", self.name)
+        return ZoneDiff(
+            tuple(r for r in change.removed if not ours(r)),
+            tuple(r for r in change.added if not ours(r)),
+        )
+
+    def clear_signing_state(self, which: sstate.KeyRef | None, now: int) -> Version | None:
+        """``signing -clear``: a version without the completed signing-state records (of
+        key ``which``, all when None), re-signed incrementally; None when there are none
+        to clear."""
+        assert self.signed is not None and self.plan is not None
+        gone = tuple(sstate.cleared_records(self.signed, which))
+        if not gone:
+            return None
+        keys = self._signing_keys(self.plan)
+        result = sign_changes(
+            self.signed, ZoneDiff(gone, ()), keys, self._params(now, "increment"), now
+        )
+        return self._finish(result.zone, now, "signing -clear", result.diff)
 
     def request(self, fact: Fact) -> None:
         """Queue a fact (DS seen / withdrawn, rollover) for the next key manager step."""

@@ -198,6 +198,11 @@ def _add_denial(node: Node | None, rdtype: int, do: bool, ans: Answer) -> None:
         ans.authority += node.with_sigs(rdtype, do)
 
 
+def nodata(snap: ZoneSnapshot, qk: Key, node: Node | None, do: bool, ans: Answer) -> None:
+    """Public name of :func:`_nodata` (the byte-level answer path uses it)."""
+    _nodata(snap, qk, node, do, ans)
+
+
 def _nodata(snap: ZoneSnapshot, qk: Key, node: Node | None, do: bool, ans: Answer) -> None:
     """NOERROR with no answer: SOA, and with DO the NSEC/NSEC3 of the name (RFC 4035
     3.1.3.1, RFC 5155 7.2.3), or for an empty non-terminal the NSEC covering it, or for an
@@ -260,17 +265,25 @@ def _nonexistent(
                 next_closer = qk[len(qk) - len(ce) - 1 :]
                 _add_denial(snap.nsec3_covering(next_closer), NSEC3, do, ans)
         return target
+    nxdomain(snap, qk, ce, do, ans)
+    return None
+
+
+def nxdomain(snap: ZoneSnapshot, qk: Key, ce: Key, do: bool, ans: Answer) -> None:
+    """Fill ``ans`` as NXDOMAIN for name key ``qk`` whose closest encloser ``ce`` has no
+    wildcard child: the SOA and, with ``do``, the NSEC covering ``qk`` and the one covering
+    ``*.ce`` (RFC 4035 3.1.3.2), or the NSEC3 closest encloser proof and the NSEC3
+    covering the wildcard (RFC 5155 7.2.2).  ``do`` must already include ``snap.signed``."""
     ans.rcode = dns.rcode.NXDOMAIN
     _soa(snap, do, ans)
     if not do:
-        return None
+        return
     if snap.nsec_names:
         _add_denial(snap.nsec_covering_k(qk), NSEC, do, ans)
-        _add_denial(snap.nsec_covering_k(wc), NSEC, do, ans)
+        _add_denial(snap.nsec_covering_k((WILDCARD, *ce)), NSEC, do, ans)
     elif snap.nsec3 is not None:
         provable = _nsec3_closest_encloser(snap, qk, ce, do, ans)
         _add_denial(snap.nsec3_covering((WILDCARD, *provable)), NSEC3, do, ans)
-    return None
 
 
 def _wildcard_nodata(snap: ZoneSnapshot, qk: Key, wnode: Node, do: bool, ans: Answer) -> None:

@@ -35,6 +35,7 @@ from dnsseal.proto.acl import Acl
 from dnsseal.proto.answer import Answer, lookup
 from dnsseal.proto.fastpath import SimpleQuery, parse_simple, render_simple
 from dnsseal.proto.snapshot import ZoneSnapshot, name_key
+from dnsseal.proto.wiretable import WireTable
 from dnsseal.proto.xfr import IxfrSource, refused, transfer
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class Engine:
         self.udp_payload = udp_payload
         self.cache: dict[tuple[bool, bytes], bytes] = {}
         self.stats = Stats()
+        self.wire = WireTable((z.snapshot for z in self.zones.values()), self.stats.by_rcode)
         self.older_versions: IxfrSource | None = None  # IXFR history beyond memory
 
     def set_zones(
@@ -110,6 +112,7 @@ class Engine:
         if keyring is not None:
             self.keyring = dict(keyring)
         self.cache = {}
+        self.wire = WireTable((z.snapshot for z in self.zones.values()), self.stats.by_rcode)
 
     # -- entry point ----------------------------------------------------------------------
 
@@ -117,6 +120,9 @@ class Engine:
         """The response messages for one query (empty: send nothing).  ``client`` is the
         source address, used only for transfer ACLs."""
         self.stats.queries += 1
+        fast = self.wire.answer(wire, tcp, self.udp_payload)
+        if fast is not None:
+            return [fast]
         key = (tcp, wire[2:])
         hit = self.cache.get(key)
         if hit is not None:
@@ -152,9 +158,12 @@ class Engine:
         return out
 
     def _remember(self, key: tuple[bool, bytes], response: bytes) -> None:
-        if len(self.cache) >= CACHE_LIMIT:
-            self.cache.pop(next(iter(self.cache)))
-        self.cache[key] = response[2:]
+        cache = self.cache
+        if len(cache) >= CACHE_LIMIT:
+            # Dropped whole rather than oldest first: one C call, so a UDP thread and the
+            # event loop sharing this engine can never see the dict mid-iteration.
+            cache.clear()
+        cache[key] = response[2:]
 
     def _fast(self, wire: bytes, q: SimpleQuery, tcp: bool) -> bytes | None:
         """Answer a plain query without dnspython messages; None: use the general path."""

@@ -117,6 +117,7 @@ class ZoneSnapshot:
     by_key: dict[Key, Node] = field(default_factory=dict)
     ent_keys: frozenset[Key] = frozenset()
     cut_keys: frozenset[Key] = frozenset()
+    nsec_nodes: list[Node] = field(default_factory=list)  # the nodes of nsec_names, in order
 
     @property
     def apex(self) -> Node:
@@ -146,7 +147,7 @@ class ZoneSnapshot:
             return None
         i = bisect.bisect_right(self.nsec_keys, k[::-1]) - 1
         # Before the first owner (impossible inside the zone: the apex is first) wraps.
-        return self.nodes[self.nsec_names[i]]
+        return self.nsec_nodes[i]
 
     # -- NSEC3 --------------------------------------------------------------------------
 
@@ -269,6 +270,7 @@ def build(zone: dns.zone.Zone) -> ZoneSnapshot:
         has_dname=has_dname,
         nsec_keys=[canonical_key(n) for n in nsec_names],
         nsec_names=nsec_names,
+        nsec_nodes=[nodes[n] for n in nsec_names],
         nsec3=params,
         nsec3_hashes=sorted(by_hash),
         nsec3_by_hash=by_hash,
@@ -289,16 +291,21 @@ class WireRRsets(Mapping[int, dns.rrset.RRset]):
     snapshot's ``wire_memo`` with the RRset, ready for the fast renderer (see
     :func:`dnsseal.proto.fastpath.rrset_wire`)."""
 
-    __slots__ = ("_done", "_memo", "_name", "_src")
+    __slots__ = ("_done", "_memo", "_name", "counts", "wires")
 
     def __init__(
         self,
         name: dns.name.Name,
         src: Mapping[int, bytes],
         memo: dict[int, tuple[dns.rrset.RRset, bytes, int]],
+        counts: dict[int, int] | None = None,
     ) -> None:
+        """``src``: type -> the RRset's records as uncompressed response wire;
+        ``counts``: the record count of the RRsets holding more than one (None: all one).
+        The byte-level answer path reads ``wires`` and ``counts`` directly."""
         self._name = name
-        self._src = src
+        self.wires = src
+        self.counts = counts
         self._done: dict[int, dns.rrset.RRset] | None = None
         self._memo = memo
 
@@ -310,20 +317,20 @@ class WireRRsets(Mapping[int, dns.rrset.RRset]):
             hit = done.get(rdtype)
             if hit is not None:
                 return hit
-        wire = self._src[rdtype]
+        wire = self.wires[rdtype]
         rrset = LazyRRset(self._name, rdtype, wire)
         done[rdtype] = rrset
         self._memo[id(rrset)] = (rrset, wire, rrset._count)
         return rrset
 
     def __contains__(self, rdtype: object) -> bool:
-        return rdtype in self._src
+        return rdtype in self.wires
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._src)
+        return iter(self.wires)
 
     def __len__(self) -> int:
-        return len(self._src)
+        return len(self.wires)
 
 
 IN = dns.rdataclass.IN
@@ -435,7 +442,11 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
         owner = b"".join(bytes((len(label),)) + label for label in name.labels)
         data_w = {t: to_wire(owner, m) for t, m in data.items()}
         sigs_w = {t: to_wire(owner, m) for t, m in sigs.items()}
-        node = Node(name, WireRRsets(name, data_w, memo), WireRRsets(name, sigs_w, memo))
+        data_n = {t: len(m.rdatas) for t, m in data.items() if len(m.rdatas) != 1} or None
+        sigs_n = {t: len(m.rdatas) for t, m in sigs.items() if len(m.rdatas) != 1} or None
+        node = Node(
+            name, WireRRsets(name, data_w, memo, data_n), WireRRsets(name, sigs_w, memo, sigs_n)
+        )
         labels = name.labels
         if (
             NSEC3 in data
@@ -485,6 +496,7 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
         has_dname=has_dname,
         nsec_keys=[canonical_key(n) for n in nsec_names],
         nsec_names=nsec_names,
+        nsec_nodes=[nodes[n] for n in nsec_names],
         nsec3=params,
         nsec3_hashes=sorted(by_hash),
         nsec3_by_hash=by_hash,

@@ -1,0 +1,342 @@
+"""Answers straight from the query bytes for the questions that make up nearly all traffic.
+
+:class:`WireTable` holds the served zones keyed by the lower-cased wire form of their origin.
+:meth:`WireTable.answer` reads a plain query by slicing its bytes (header, one question with
+an uncompressed name, at most one EDNS version 0 OPT), finds the zone and the node with dict
+lookups on bytes and tuples of bytes, and, for
+
+* a name holding data of the asked type (the RRset and, with DO, its RRSIG RRset),
+* NODATA at an existing name or an empty non-terminal,
+* NXDOMAIN where no wildcard applies (SOA, and with DO the NSEC or NSEC3 proofs),
+
+concatenates the response: a packed header, the query's own question bytes (its case kept),
+the RRsets' uncompressed response wire memoised on the snapshot (compression is optional,
+RFC 1035 4.1.4) and the OPT record.  No dnspython name, message or renderer is built.
+
+Everything else returns None and takes :class:`dnsseal.proto.engine.Engine`'s general path,
+unchanged: other opcodes and classes, TSIG, compressed or odd question names, ANY, RRSIG,
+NS, DS and meta-types, CNAME and DNAME chains, wildcards, names at or under a delegation,
+and answers that do not fit the client's buffer (the general path compresses or truncates).
+The denial proofs come from :func:`dnsseal.proto.answer.nodata` and
+:func:`dnsseal.proto.answer.nxdomain`, the functions the general path uses, so both paths
+give the same records; tests/server/test_wiretable.py compares them on random questions.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from dnsseal.proto.answer import Answer, nodata, nxdomain
+from dnsseal.proto.fastpath import rrset_wire
+from dnsseal.proto.snapshot import DNAME, NSEC, Key, Node, WireRRsets, ZoneSnapshot
+
+HEADER = struct.Struct("!HHHHHH")
+QD_ONLY = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
+NO_AR, ONE_AR = b"\x00\x00", b"\x00\x01"
+CLASS_IN = b"\x00\x01"
+OPT_TYPE = b"\x00\x29"
+QR_AA = 0x8400
+ECHO = 0x0110  # RD and CD are copied from the query
+NXDOMAIN = int(dns.rcode.NXDOMAIN)
+CNAME = int(dns.rdatatype.CNAME)
+RRSIG = int(dns.rdatatype.RRSIG)
+WILDCARD = b"*"
+TCP_MAX = 65535
+MIN_UDP = 512
+WILDCARD_MEMO = 10_000  # closest enclosers whose wildcard's covering NSEC is remembered
+
+# (sections' wire, rcode, answer count, authority count)
+Sections = tuple[bytes, int, int, int]
+
+T = dns.rdatatype
+# Question types answered here: every type except 0, the meta range (RFC 6895: OPT-like
+# 128-255 covers TKEY, TSIG, IXFR, AXFR, MAILB, MAILA, ANY), OPT, and the types the general
+# path treats specially (RRSIG like ANY, NS with addresses, DS from the parent side).
+GENERAL_QTYPES = frozenset({0, int(T.OPT), int(T.RRSIG), int(T.NS), int(T.DS), *range(128, 256)})
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WireZone:
+    """One served zone as the byte path needs it."""
+
+    snap: ZoneSnapshot
+    depth: int  # labels of the origin, the root label included
+    walk: bool  # the zone has delegations or DNAMEs: a name's ancestors must be checked
+    signed: bool
+    nsec: bool  # signed with NSEC (the NXDOMAIN proof is built here without an Answer)
+    soa: tuple[bytes, int]  # negative-answer SOA (RFC 2308 TTL): wire and record count
+    soa_sig: tuple[bytes, int]  # the same with its RRSIG
+    wildcard_cover: dict[Key, Node] = field(default_factory=dict)  # NSEC covering *.<ce>
+
+
+def wire_zones(snaps: Iterable[ZoneSnapshot]) -> dict[bytes, WireZone]:
+    """The zones keyed by the lower-case wire form of their origin."""
+    out = {}
+    for snap in snaps:
+        soa = rrset_wire(snap, snap.negative_soa[0], True)
+        soa_sig = _section(snap, snap.negative_soa)
+        out[question_key(snap.origin)] = WireZone(
+            snap,
+            len(snap.origin.labels),
+            bool(snap.cut_keys) or snap.has_dname,
+            snap.signed,
+            bool(snap.nsec_names),
+            soa,
+            soa_sig,
+        )
+    return out
+
+
+def _wire(node: Node, sigs: bool, rdtype: int, snap: ZoneSnapshot) -> tuple[bytes, int] | None:
+    """The response wire and record count of ``node``'s RRset (or RRSIG RRset, ``sigs``)
+    of ``rdtype``, or None."""
+    rrsets = node.sigs if sigs else node.rrsets
+    if type(rrsets) is WireRRsets:
+        data = rrsets.wires.get(rdtype)
+        if data is None:
+            return None
+        counts = rrsets.counts
+        return data, counts.get(rdtype, 1) if counts else 1
+    if rdtype not in rrsets:
+        return None
+    return rrset_wire(snap, rrsets[rdtype], True)
+
+
+class WireTable:
+    """The byte-level answer path over a set of zones (see the module docstring)."""
+
+    __slots__ = ("by_rcode", "names", "zones")
+
+    def __init__(self, snaps: Iterable[ZoneSnapshot], by_rcode: dict[int, int]) -> None:
+        """``by_rcode``: the counter (rcode -> answers) this path adds to."""
+        self.zones: Mapping[bytes, WireZone] = wire_zones(snaps)
+        # Lower-case question name -> (zone, node) for names found to hold data with no
+        # delegation or DNAME above them: filled on first ask, at most one per zone name.
+        self.names: dict[bytes, tuple[WireZone, Node]] = {}
+        self.by_rcode = by_rcode
+
+    def answer(self, wire: bytes, tcp: bool, our_payload: int) -> bytes | None:
+        """The response to ``wire``, or None when the general path must answer.
+
+        Never raises on hostile bytes: whatever is not a well-formed plain query is None.
+        ``our_payload`` is the EDNS buffer size we advertise and accept at most."""
+        n = len(wire)
+        if n < 17 or wire[2] & 0xF8 or wire[4:10] != QD_ONLY:
+            return None  # a response, another opcode, or not exactly one question
+        ar = wire[10:12]
+        if ar == NO_AR:
+            edns = False
+        elif ar == ONE_AR:
+            edns = True
+        else:
+            return None
+        # The question name: plain labels only (no compression pointer, no extended type).
+        starts = []
+        pos = 12
+        length = wire[pos]
+        while length:
+            if length > 63:
+                return None
+            starts.append(pos)
+            pos += length + 1
+            if pos >= n:
+                return None
+            length = wire[pos]
+        qend = pos + 1
+        if qend - 12 > 255 or qend + 4 > n or wire[qend + 2 : qend + 4] != CLASS_IN:
+            return None
+        qtype = wire[qend] << 8 | wire[qend + 1]
+        if qtype in GENERAL_QTYPES:
+            return None
+        end = qend + 4
+        if edns:
+            if (
+                n < end + 11
+                or wire[end] != 0
+                or wire[end + 1 : end + 3] != OPT_TYPE
+                or wire[end + 6] != 0  # EDNS version > 0: BADVERS from the general path
+                or end + 11 + (wire[end + 9] << 8 | wire[end + 10]) != n
+            ):
+                return None
+            do = wire[end + 7] & 0x80 != 0
+            if tcp:
+                limit = TCP_MAX
+            else:
+                limit = max(MIN_UDP, min(wire[end + 3] << 8 | wire[end + 4], our_payload))
+        else:
+            if end != n:
+                return None
+            do = False
+            limit = TCP_MAX if tcp else MIN_UDP
+
+        lname = wire[12:qend].lower()
+        hit = self.names.get(lname)
+        if hit is not None:
+            wz, node = hit
+            data = self._positive(wz, node, qtype, do)
+            if data is None:
+                qk = _name_key(wire, lname, starts)
+                data = self._negative(wz, qk, qk, node, qtype, do)
+        else:
+            data = self._find(wire, lname, starts, qtype, do)
+        if data is None:
+            return None
+        body, rcode, an, ns = data
+        if end + len(body) + (11 if edns else 0) > limit:
+            return None
+        flags = QR_AA | ((wire[2] << 8 | wire[3]) & ECHO) | rcode
+        by_rcode = self.by_rcode
+        by_rcode[rcode] = by_rcode.get(rcode, 0) + 1
+        head = HEADER.pack(wire[0] << 8 | wire[1], flags, 1, an, ns, 1 if edns else 0)
+        if edns:
+            opt = b"\x00\x00\x29" + our_payload.to_bytes(2, "big")
+            opt += b"\x00\x00\x80\x00\x00\x00" if do else b"\x00\x00\x00\x00\x00\x00"
+            return head + wire[12:end] + body + opt
+        return head + wire[12:end] + body
+
+    def _find(
+        self, wire: bytes, lname: bytes, starts: list[int], qtype: int, do: bool
+    ) -> Sections | None:
+        """A name not seen yet (or not existing): find its zone and closest encloser the
+        way answer._step does (RFC 1034 4.3.2 step 3)."""
+        zones = self.zones
+        wz = None
+        below = 0
+        for below, s in enumerate(starts):  # noqa: B007 (``below`` is used after the loop)
+            wz = zones.get(lname[s - 12 :])
+            if wz is not None:
+                break
+        else:
+            below = len(starts)
+            wz = zones.get(b"\x00")
+        if wz is None:
+            return None
+        qk = _name_key(wire, lname, starts)
+        snap = wz.snap
+        by_key = snap.by_key
+        node = by_key.get(qk)
+        nl = len(qk)
+        o = wz.depth
+        ce = qk[below:]
+        if node is None or wz.walk:
+            # Delegations and DNAMEs on the way down are the general path's; the deepest
+            # existing name is the closest encloser.
+            cuts, ents, dname = snap.cut_keys, snap.ent_keys, snap.has_dname
+            for depth in range(o, nl + 1):
+                here = qk[nl - depth :]
+                if depth > o:
+                    if here in cuts:
+                        return None
+                    if here not in by_key and here not in ents:
+                        return self._negative(wz, qk, ce, None, qtype, do)
+                    ce = here
+                if dname and depth != nl:
+                    dnode = by_key.get(here)
+                    if dnode is not None and DNAME in dnode.rrsets:
+                        return None
+        if node is not None:
+            self.names[lname] = (wz, node)
+            got = self._positive(wz, node, qtype, do)
+            if got is not None:
+                return got
+        return self._negative(wz, qk, qk, node, qtype, do)
+
+    @staticmethod
+    def _positive(wz: WireZone, node: Node, qtype: int, do: bool) -> Sections | None:
+        """The RRset of ``qtype`` at ``node`` (and its RRSIGs with DO), if it has one."""
+        snap = wz.snap
+        got = _wire(node, False, qtype, snap)
+        if got is None:
+            return None
+        data, an = got
+        if do and wz.signed:
+            sig = _wire(node, True, qtype, snap)
+            if sig is not None:
+                data += sig[0]
+                an += sig[1]
+        return data, 0, an, 0
+
+    @staticmethod
+    def _negative(
+        wz: WireZone, qk: Key, ce: Key, node: Node | None, qtype: int, do: bool
+    ) -> Sections | None:
+        """NODATA at an existing name (``ce`` is ``qk``) or NXDOMAIN below ``ce``."""
+        snap = wz.snap
+        sig_do = do and wz.signed
+        if ce is not qk:
+            wk = (WILDCARD, *ce)
+            if wk in snap.by_key:
+                return None  # wildcard synthesis
+            if not sig_do:
+                data, ns = wz.soa
+                return data, NXDOMAIN, 0, ns
+            if wz.nsec:
+                return _nsec_nxdomain(wz, qk, wk)
+            ans = Answer()
+            nxdomain(snap, qk, ce, sig_do, ans)
+            data, ns = _section(snap, ans.authority)
+            return data, NXDOMAIN, 0, ns
+        if node is not None and CNAME in node.rrsets:
+            return None  # a chain to follow
+        ans = Answer()
+        nodata(snap, qk, node, sig_do, ans)
+        data, ns = _section(snap, ans.authority)
+        return data, 0, 0, ns
+
+
+def _name_key(wire: bytes, lname: bytes, starts: list[int]) -> Key:
+    """The question name as the snapshot's dict key: its lower-case labels, root last."""
+    labels = [lname[s - 11 : s - 11 + wire[s]] for s in starts]
+    labels.append(b"")
+    return tuple(labels)
+
+
+def _nsec_nxdomain(wz: WireZone, qk: Key, wk: Key) -> Sections:
+    """NXDOMAIN with DO in an NSEC zone (as answer.nxdomain): SOA and its RRSIG, the NSEC
+    covering ``qk`` and the one covering the wildcard ``wk``, each with its RRSIG."""
+    snap = wz.snap
+    keys, nodes = snap.nsec_keys, snap.nsec_nodes
+    first = nodes[bisect.bisect_right(keys, qk[::-1]) - 1]
+    second = wz.wildcard_cover.get(wk)
+    if second is None:
+        second = nodes[bisect.bisect_right(keys, wk[::-1]) - 1]
+        if len(wz.wildcard_cover) < WILDCARD_MEMO:
+            wz.wildcard_cover[wk] = second
+    parts = [wz.soa_sig[0]]
+    ns = wz.soa_sig[1]
+    for cover in (first, second) if second is not first else (first,):
+        for sigs in (False, True):
+            got = _wire(cover, sigs, NSEC, snap)
+            if got is not None:
+                parts.append(got[0])
+                ns += got[1]
+    return b"".join(parts), NXDOMAIN, 0, ns
+
+
+def _section(snap: ZoneSnapshot, rrsets: list[dns.rrset.RRset]) -> tuple[bytes, int]:
+    """The RRsets' memoised wire (repeats dropped: the same NSEC can match and cover) and
+    the record count."""
+    parts = []
+    count = 0
+    seen: set[int] = set()
+    for r in rrsets:
+        if id(r) in seen:
+            continue
+        seen.add(id(r))
+        data, c = rrset_wire(snap, r, True)
+        parts.append(data)
+        count += c
+    return b"".join(parts), count
+
+
+def question_key(name: dns.name.Name) -> bytes:
+    """The lower-case wire form of ``name`` (how :class:`WireTable` keys zones)."""
+    return b"".join(bytes((len(label),)) + label.lower() for label in name.labels)

@@ -10,15 +10,27 @@ import dns.message
 import dns.query
 
 from conftest import free_port
+from dnsseal.policy.build import lookup
+from dnsseal.server.dnssecctl import server_hint, status_lines
+from dnsseal.server.inline import InlineZone
 
 from .conftest import axfr_verify, ctl, dnsseal_serve, write_config, zone_text
 
 ZONE = "ctl.example."
+DAY = 86400
+START = 1_800_000_000
 
 
 def _serial(port: int) -> int:
     r = dns.query.udp(dns.message.make_query(ZONE, "SOA"), "127.0.0.1", port=port, timeout=3)
     return int(r.answer[0][0].serial)
+
+
+def _private(port: int) -> list[str]:
+    """The TYPE65534 records served at the apex."""
+    q = dns.message.make_query(ZONE, 65534)
+    r = dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
+    return sorted(rd.to_text() for rrset in r.answer for rd in rrset)
 
 
 def _tags(status: str, role: str) -> list[int]:
@@ -44,13 +56,25 @@ def test_dnssec_status_checkds_sign_signing_list_zone_status(tmp_path: Path) -> 
         assert f"`dnsseal ctl dnssec -checkds -key {ksk} published {ZONE.rstrip('.')}`" in status
         out = ctl(tmp_path, "dnssec", "-checkds", "-key", str(ksk), "published", ZONE)
         assert "done" in out
-        listing = ctl(tmp_path, "signing", "-list", ZONE)
-        assert f"Done signing with key {ksk}/ECDSAP256SHA256" in listing
-        assert f"Done signing with key {zsk}/ECDSAP256SHA256" in listing
+        # signing -list prints the TYPE65534 records served, as rndc signing -list does
+        done = {f"Done signing with key {t}/ECDSAP256SHA256" for t in (ksk, zsk)}
+        assert set(ctl(tmp_path, "signing", "-list", ZONE).splitlines()) == done
+        assert len(_private(port)) == 2
+        assert ctl(tmp_path, "signing", "-clear", "all", ZONE).strip() == "request queued"
+        deadline = time.monotonic() + 10
+        while _private(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _private(port) == []
+        assert ctl(tmp_path, "signing", "-list", ZONE).strip() == "No signing records found"
+        axfr_verify(tmp_path, ZONE, port, "cleared.zone")  # the apex NSEC lost TYPE65534
+        bad = ctl(tmp_path, "signing", "-clear", "12345", ZONE, ok=False)
+        assert "expected 'all' or KEYID/ALGORITHM" in bad
         before = _serial(port)
         out = ctl(tmp_path, "sign", ZONE)
         assert "re-signed" in out
         assert _serial(port) > before
+        # a full re-sign is a signing pass with every key, like rndc sign
+        assert set(ctl(tmp_path, "signing", "-list", ZONE).splitlines()) == done
         zs = ctl(tmp_path, "zone-status", ZONE)
         for field in ("signed-serial", "next-signing", "next-key-event", "signature-expiry"):
             assert field in zs
@@ -99,3 +123,35 @@ def test_signatures_are_refreshed_on_the_timer(tmp_path: Path) -> None:
         assert horizon() != h0
         assert _serial(port) > s0
         axfr_verify(tmp_path, ZONE, port)
+
+
+def test_status_names_the_server_commands_not_the_offline_ones(tmp_path: Path) -> None:
+    """The key manager's waiting sentences name `dnsseal keys checkds ... --key TAG`; the
+    server's dnssec -status names `dnsseal ctl dnssec -checkds -key TAG ... ZONE`."""
+    policy = lookup("default", {}).replace(name="hint")
+    src = tmp_path / "hint.zone"
+    src.write_text(zone_text("hint.example.").replace("$TTL 2", "$TTL 300"))
+    (tmp_path / "state").mkdir()
+    z = InlineZone("hint.example.", src, policy, tmp_path / "keys", tmp_path / "state")
+    now = START
+    while now < START + 10 * DAY:  # until the KSK waits for its DS
+        z.maintain(now)
+        nxt = z.next_wakeup()
+        assert z.plan is not None
+        if nxt is None or any("not yet seen" in (r.waiting or "") for r in z.plan.keys):
+            break
+        now = nxt
+    assert z.plan is not None
+    raw = " ".join(r.waiting or "" for r in z.plan.keys)
+    assert "`dnsseal keys checkds hint.example --key" in raw
+    text = "\n".join(status_lines(z, now))
+    assert "dnsseal keys" not in text and "--key" not in text
+    (ksk,) = (k.tag for k in z.keys if k.role in ("ksk", "csk"))  # the default: one CSK
+    assert f"`dnsseal ctl dnssec -checkds -key {ksk} published hint.example`" in text
+    # every form the key manager writes
+    assert server_hint("run `dnsseal keys checkds . --key 7 withdrawn` when it is gone") == (
+        "run `dnsseal ctl dnssec -checkds -key 7 withdrawn .` when it is gone"
+    )
+    assert server_hint("links and `--key TAG` are ambiguous") == (
+        "links and `-key TAG` are ambiguous"
+    )

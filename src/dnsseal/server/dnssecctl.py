@@ -2,14 +2,17 @@
 
 ``dnssec -status ZONE``, ``dnssec -rollover -key TAG [-when TIME] ZONE``,
 ``dnssec -checkds [-key TAG] published|withdrawn ZONE``, ``sign ZONE``, ``loadkeys ZONE``,
-``signing -list ZONE``.  Each returns the lines to print; bad arguments raise
-:class:`CtlUsage` with the usage line.  Operator requests go to the audit log.
+``signing -list ZONE``, ``signing -clear all|KEYID/ALG ZONE``.  Each returns the lines to
+print; bad arguments raise :class:`CtlUsage` with the usage line.  Operator requests go to
+the audit log.  Sentences of the key manager that name an offline command
+(``dnsseal keys checkds ...``) are shown with the running server's command instead.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
-import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -17,20 +20,21 @@ import dns.rdatatype
 
 from dnsseal import clock
 from dnsseal.durations import format_human_time, parse_when
-from dnsseal.errors import InputError
+from dnsseal.errors import DnssealError, InputError
 from dnsseal.keymgr.plan import DsSeen, DsWithdrawn, Fact, KeyReport, Plan, RolloverRequest
 from dnsseal.keymgr.report import key_status_lines
-from dnsseal.keys import algorithms
 from dnsseal.keys.model import Key, RecordState
 from dnsseal.policy.model import Policy
 from dnsseal.server.inline import InlineZone
 from dnsseal.server.zones import ZoneState
+from dnsseal.signer import signingstate
 from dnsseal.storage.journal import AuditEvent, Journal
 
 if TYPE_CHECKING:
     from dnsseal.server.service import AuthServer
 
 T = dns.rdatatype
+log = logging.getLogger(__name__)
 DNSSEC_USAGE = (
     "dnssec -status ZONE | dnssec -rollover -key TAG [-when TIME] ZONE | "
     "dnssec -checkds [-key TAG] [-when TIME] published|withdrawn ZONE"
@@ -41,13 +45,24 @@ class CtlUsage(LookupError):
     """Wrong arguments: the message is the usage line."""
 
 
-_OFFLINE_CHECKDS = re.compile(r"`dnsseal keys checkds (\S+) --key (\d+) (published|withdrawn)`")
+SIGNING_USAGE = "signing -list ZONE | signing -clear all|KEYID/ALGORITHM ZONE"
+
+# The key manager's offline commands -> the running server's (rndc-style) ones.
+_SERVER_COMMANDS = (
+    (
+        re.compile(r"`dnsseal keys checkds (\S+) --key (\d+) (published|withdrawn)`"),
+        r"`dnsseal ctl dnssec -checkds -key \2 \3 \1`",
+    ),
+    (re.compile(r"`--key TAG`"), "`-key TAG`"),
+)
 
 
 def server_hint(waiting: str) -> str:
-    """The key manager's sentence with the command for a running server (``dnsseal ctl``)
-    instead of the offline one."""
-    return _OFFLINE_CHECKDS.sub(r"`dnsseal ctl dnssec -checkds -key \2 \3 \1`", waiting)
+    """The key manager's sentence with the commands for a running server (``dnsseal
+    ctl``) instead of the offline ones."""
+    for pattern, replacement in _SERVER_COMMANDS:
+        waiting = pattern.sub(replacement, waiting)
+    return waiting
 
 
 def key_status(r: KeyReport, now: int, pol: Policy) -> list[str]:
@@ -73,30 +88,19 @@ def status_lines(inline: InlineZone, now: int, extra: Sequence[str] = ()) -> lis
     elif plan.cds:
         out.append("CDS/CDNSKEY published for: " + ", ".join(str(k.tag) for k in plan.cds))
     out += list(extra)
-    out += [str(f) for f in plan.problems]
+    out += [server_hint(str(f)) for f in plan.problems]
     if plan.next_event is not None:
         out.append(f"next key event: {format_human_time(plan.next_event)}")
     return out
 
 
 def signing_list(inline: InlineZone) -> list[str]:
-    """``signing -list``: the keys the served version is signed with, and how much."""
-    if inline.signed is None:
-        return ["not signed yet"]
-    counts: dict[tuple[int, int], int] = {}
-    for node in inline.signed.rrsigs.values():
-        for rr in node.values():
-            for wire in rr.rdatas:
-                alg = wire[2]
-                (tag,) = struct.unpack_from("!H", wire, 16)
-                counts[(tag, alg)] = counts.get((tag, alg), 0) + 1
-    if not counts:
-        return ["the zone is not signed (no keys)"]
-    out = []
-    for (tag, alg), n in sorted(counts.items()):
-        a = algorithms.ALGORITHMS.get(alg)
-        out.append(f"Done signing with key {tag}/{a.mnemonic if a else alg} ({n} signatures)")
-    return out
+    """``signing -list``: one line per signing-state record of the version served, as
+    ``rndc signing -list`` prints them."""
+    states = inline.signing_states()
+    if not states:
+        return ["No signing records found"]
+    return [st.describe() for st in states]
 
 
 def _find_key(plan: Plan | None, tag: int) -> Key:
@@ -236,7 +240,38 @@ class DnssecControl:
         return [f"{inline.name}: keys loaded: {keys}"]
 
     def signing(self, args: Sequence[str]) -> list[str]:
-        if len(args) != 2 or args[0] != "-list":
-            raise CtlUsage("usage: signing -list ZONE")
-        _, inline = self._inline(args[1])
-        return signing_list(inline)
+        """``signing -list ZONE`` or ``signing -clear all|KEYID/ALG ZONE``.  A clear is
+        queued, as rndc does ("request queued"): its version is made under the zone's
+        lock, journaled and served by :meth:`clear`."""
+        if len(args) == 2 and args[0] == "-list":
+            _, inline = self._inline(args[1])
+            return signing_list(inline)
+        if len(args) == 3 and args[0] == "-clear":
+            try:
+                which = signingstate.parse_selector(args[1])
+            except ValueError as e:
+                raise CtlUsage(f"signing -clear: {e}; usage: {SIGNING_USAGE}") from None
+            state, inline = self._inline(args[2])
+            what = "all" if which is None else f"{which[1]}/{which[0]}"
+            self._audit(inline, "-", f"operator: signing -clear {what}")
+            self.server.spawn(self.clear(state, which))
+            return ["request queued"]
+        raise CtlUsage(f"usage: {SIGNING_USAGE}")
+
+    async def clear(self, state: ZoneState, which: signingstate.KeyRef | None) -> str | None:
+        """Make and publish the version without the completed signing-state records
+        ``which`` selects.  Returns the problem, or None (also when none matched)."""
+        inline = state.inline
+        assert inline is not None
+        async with state.lock:
+            if inline.signed is None or inline.plan is None:
+                return f"{inline.name}: not signed yet"
+            now = clock.now()
+            try:
+                version = await asyncio.to_thread(inline.clear_signing_state, which, now)
+                if version is not None:
+                    await self.server.automation.publish(state, version, now)
+            except DnssealError as e:
+                log.error("[%s] signing -clear: %s", inline.name, e)
+                return str(e)
+        return None

@@ -28,7 +28,7 @@ from conftest import run_tool
 from dnsseal.findings import Severity
 from dnsseal.keymgr.plan import DsSeen, DsWithdrawn
 from dnsseal.policy.build import lookup
-from dnsseal.policy.model import KeySpec, Policy
+from dnsseal.policy.model import KeySpec, Nsec3Param, Policy
 from dnsseal.server.checkds import waiting_keys
 from dnsseal.server.inline import InlineZone, Version, record_line
 from dnsseal.signer import signingstate as sstate
@@ -36,7 +36,7 @@ from dnsseal.signer.signingstate import SigningState
 from dnsseal.signer.verify import verify_zone
 from dnsseal.storage import zonefile
 from dnsseal.zone.diff import ZoneDiff, records
-from dnsseal.zone.model import Zone
+from dnsseal.zone.model import RRset, Zone
 
 from .conftest import zone_text
 
@@ -163,6 +163,19 @@ def _apex_bitmap_has_private(zone: Zone) -> bool:
     assert nsec is not None
     text = record_line((zone.origin, T.NSEC, nsec.ttl, nsec.rdatas[0]))
     return "TYPE65534" in text.split()
+
+
+def _types(rrset: RRset) -> list[int]:
+    """The types in the bitmap of a one-record NSEC3 RRset."""
+    wire = rrset.rdatas[0]
+    rd = dns.rdata.from_wire(dns.rdataclass.IN, rrset.rtype, wire, 0, len(wire))
+    return [t for window, bits in rd.windows for t in _bits(window, bits)]  # type: ignore[attr-defined]
+
+
+def _bits(window: int, bits: bytes) -> list[int]:
+    return [
+        window * 256 + i * 8 + j for i, b in enumerate(bits) for j in range(8) if b & (0x80 >> j)
+    ]
 
 
 def _signers(zone: Zone) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
@@ -366,3 +379,19 @@ def test_bind_accepts_the_signed_zone_with_signing_state(tmp_path: Path) -> None
     }
     want = {f"0 IN TYPE65534 {s.to_text()}" for s in sstate.states_of(v.zone)[0]}
     assert served == want, out.stdout
+
+
+def test_nsec3_apex_bitmap_follows_the_records(tmp_path: Path) -> None:
+    policy = _policy(KeySpec("ksk", 13), KeySpec("zsk", 13)).replace(nsec3param=Nsec3Param())
+    z = _zone(tmp_path, policy)
+    v0 = z.maintain(START)
+    assert v0 is not None and len(_states(v0.zone)) == 2
+
+    def apex_types(zone: Zone) -> list[str]:
+        (nsec3,) = [rr for rr in zone.iter_rrsets() if rr.rtype == T.NSEC3 and T.SOA in _types(rr)]
+        return [T.to_text(t) for t in _types(nsec3)]
+
+    assert "TYPE65534" in apex_types(v0.zone) and not _errors(v0.zone, START)
+    v1 = z.clear_signing_state(None, START + 10)
+    assert v1 is not None and "TYPE65534" not in apex_types(v1.zone)
+    assert not _errors(v1.zone, START + 10)

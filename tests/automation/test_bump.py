@@ -20,13 +20,20 @@ import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.rrset
+import dns.tsig
 import dns.tsigkeyring
 import pytest
 
 from conftest import free_port, require_tool
+from dnsseal.proto import xfrin
+from dnsseal.proto.snapshot import build_from_model
+from dnsseal.proto.xfr import transfer
 from dnsseal.proto.xfrin import serial_gt
 from dnsseal.server.service import AuthServer
 from dnsseal.storage.serverconfig import TsigKey, load_config
+from dnsseal.zone.model import Zone
+from dnsseal.zone.text import parse_zone_text
 
 from .conftest import TSIG_SECRET, axfr_verify, ctl, dnsseal_serve, stop, wait_for, write_config
 
@@ -267,3 +274,128 @@ def test_notify_from_elsewhere_is_refused_and_unknown_zone_notauth(tmp_path: Pat
             await server.stop()
 
     asyncio.run(scenario())
+
+
+# -- the pure transfer reader (proto.xfrin), against dnsseal's own transfer side ---------
+
+ORIGIN = dns.name.from_text("x.example.")
+
+
+def model(serial: int, hosts: int = 3, ns: bool = True) -> Zone:
+    lines = [f"$ORIGIN {ORIGIN}", f"@ 60 SOA ns h {serial} 60 30 600 60"]
+    if ns:
+        lines.append("@ 60 NS ns")
+    lines += ["ns 60 A 127.0.0.1"] + [
+        f"h{i}-{serial % 2} 60 A 192.0.2.{i % 250}" for i in range(hosts)
+    ]
+    return parse_zone_text("\n".join(lines) + "\n", ORIGIN)
+
+
+def run_transfer(
+    q: dns.message.Message, current: int | None, primary: Zone, history: list[Zone]
+) -> xfrin.Result:
+    keyring = q.keyring if q.had_tsig else None
+    served_q = dns.message.from_wire(q.to_wire(), keyring=keyring)
+    snaps = [build_from_model(z) for z in history]
+    wires = transfer(served_q, build_from_model(primary), snaps)
+    inbound = xfrin.Inbound(q, current)
+    done = [inbound.feed(w) for w in wires]
+    assert done[-1] and not any(done[:-1])
+    assert inbound.result is not None
+    return inbound.result
+
+
+def test_ixfr_axfr_and_up_to_date_read_back() -> None:
+    z1, z2, z3 = model(1), model(2), model(3)
+    result = run_transfer(xfrin.transfer_query(ORIGIN, 1, 1), 1, z3, [z1, z2])
+    assert result.kind is xfrin.Kind.INCREMENTAL and len(result.deltas) == 2
+    assert [(d.start, d.end) for d in result.deltas] == [(1, 2), (2, 3)]
+    assert xfrin.apply_transfer(ORIGIN, z1, result) == z3
+    # A serial the primary no longer has: the answer is the whole zone (AXFR style).
+    result = run_transfer(xfrin.transfer_query(ORIGIN, 2, 1), 1, z3, [z2])
+    assert result.kind is xfrin.Kind.FULL
+    assert xfrin.apply_transfer(ORIGIN, z1, result) == z3
+    result = run_transfer(xfrin.transfer_query(ORIGIN, 3, 3), 3, z3, [z1])
+    assert result.kind is xfrin.Kind.UP_TO_DATE
+    assert xfrin.apply_transfer(ORIGIN, z3, result) is z3
+    result = run_transfer(xfrin.transfer_query(ORIGIN, 4, None), None, z3, [])
+    assert result.kind is xfrin.Kind.FULL and xfrin.apply_transfer(ORIGIN, None, result) == z3
+    # An IXFR that does not fit our copy (it is at 2, the change starts at 1) is refused.
+    result = run_transfer(xfrin.transfer_query(ORIGIN, 5, 1), 1, z2, [z1])
+    with pytest.raises(xfrin.TransferError, match="starts at 1, our copy is at 3"):
+        xfrin.apply_transfer(ORIGIN, z3, result)
+
+
+def test_tsig_multi_message_transfer_and_tampering() -> None:
+    key = dns.tsig.Key("ddns", TSIG_SECRET, "hmac-sha256")
+    big = model(7, hosts=1500)
+    q = xfrin.transfer_query(ORIGIN, 9, None, key)
+    served_q = dns.message.from_wire(q.to_wire(), keyring=q.keyring)
+    wires = transfer(served_q, build_from_model(big), [])
+    assert len(wires) > 2  # several messages, one TSIG sequence
+    inbound = xfrin.Inbound(q, None)
+    assert [inbound.feed(w) for w in wires][-1]
+    assert inbound.result is not None
+    assert xfrin.apply_transfer(ORIGIN, None, inbound.result) == big
+    # A byte changed in the second message breaks the TSIG chain.
+    bad = bytearray(wires[1])
+    bad[-100] ^= 0xFF
+    inbound = xfrin.Inbound(q, None)
+    inbound.feed(wires[0])
+    with pytest.raises(xfrin.TransferError):
+        inbound.feed(bytes(bad))
+    # An unsigned answer to a signed query is not taken.
+    plain = transfer(dns.message.from_wire(xfrin.transfer_query(ORIGIN, 9, None).to_wire()),
+                     build_from_model(model(1)), [])  # fmt: skip
+    with pytest.raises(xfrin.TransferError, match="not signed"):
+        xfrin.Inbound(q, None).feed(plain[0])
+
+
+def _answer(q: dns.message.Message, texts: list[str], rcode: int = 0) -> bytes:
+    r = dns.message.make_response(q)
+    r.set_rcode(dns.rcode.Rcode(rcode))
+    for t in texts:
+        name, ttl, rtype, rdata = t.split(None, 3)
+        r.answer.append(dns.rrset.from_text(name, int(ttl), "IN", rtype, rdata))
+    return r.to_wire()
+
+
+SOA1 = "x.example. 60 SOA . . 1 60 30 600 60"
+SOA2 = "x.example. 60 SOA . . 2 60 30 600 60"
+
+
+@pytest.mark.parametrize(
+    ("texts", "rcode", "why"),
+    [
+        ([SOA1, "x.example. 60 NS ns.x.example.", "evil.other. 60 A 192.0.2.1", SOA1], 0,
+         "outside the zone"),
+        ([SOA2, "x.example. 60 NS ns.x.example.", SOA1], 0, "ends with serial 1"),
+        ([], dns.rcode.REFUSED, "REFUSED"),
+        (["www.x.example. 60 A 192.0.2.1"], 0, "does not start with the zone's SOA"),
+    ],
+)  # fmt: skip
+def test_malformed_transfers_are_refused(texts: list[str], rcode: int, why: str) -> None:
+    q = xfrin.transfer_query(ORIGIN, 11, None)
+    with pytest.raises(xfrin.TransferError, match=why):
+        xfrin.Inbound(q, None).feed(_answer(q, texts, rcode))
+
+
+def test_a_transferred_zone_needs_its_ns_and_the_ixfr_must_fit() -> None:
+    q = xfrin.transfer_query(ORIGIN, 12, None)
+    inbound = xfrin.Inbound(q, None)
+    assert inbound.feed(_answer(q, [SOA1, "www.x.example. 60 A 192.0.2.1", SOA1]))
+    assert inbound.result is not None
+    with pytest.raises(xfrin.TransferError, match="no NS"):
+        xfrin.apply_transfer(ORIGIN, None, inbound.result)
+    # IXFR 1 -> 2 that removes a record our copy does not have: out of sync.
+    q = xfrin.transfer_query(ORIGIN, 13, 1)
+    inbound = xfrin.Inbound(q, 1)
+    body = [SOA2, SOA1, "nothere.x.example. 60 A 192.0.2.7", SOA2, "new.x.example. 60 A 192.0.2.8"]
+    assert inbound.feed(_answer(q, [*body, SOA2]))
+    assert inbound.result is not None and inbound.result.kind is xfrin.Kind.INCREMENTAL
+    with pytest.raises(xfrin.TransferError, match="out of sync"):
+        xfrin.apply_transfer(ORIGIN, model(1), inbound.result)
+    soa = xfrin.soa_query(ORIGIN, 14)
+    assert not soa.flags & dns.flags.RD
+    with pytest.raises(xfrin.TransferError, match="not authoritative"):
+        xfrin.read_soa_serial(soa, _answer(soa, [SOA2]))

@@ -9,12 +9,12 @@ import pytest
 
 from dnsseal.errors import FileFormatError, OptionError, StorageError
 from dnsseal.proto.acl import Acl
+from dnsseal.storage.remotes import system_resolvers
 from dnsseal.storage.serverconfig import (
     Endpoint,
     load_config,
     parse_config,
     parse_endpoint,
-    system_resolvers,
 )
 
 GOOD = """

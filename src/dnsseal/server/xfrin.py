@@ -49,7 +49,7 @@ from dnsseal.proto.xfrin import (
     transfer_query,
 )
 from dnsseal.storage import zonefile
-from dnsseal.storage.serverconfig import Primary
+from dnsseal.storage.remotes import Primary
 from dnsseal.zone.model import Zone
 
 if TYPE_CHECKING:

@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -82,6 +81,28 @@ from dnsseal.errors import DnssealError, FileFormatError, OptionError, StorageEr
 from dnsseal.policy.build import lookup as lookup_policy
 from dnsseal.policy.model import Policy
 from dnsseal.storage.config import load_policies
+from dnsseal.storage.remotes import Endpoint, Primary, parse_endpoint, parse_remote
+
+__all__ = [  # Endpoint, Primary and parse_endpoint live in storage.remotes
+    "CHECKDS_MODES",
+    "DEFAULT_PORT",
+    "EXAMPLE_TEXT",
+    "EXAMPLE_ZONE",
+    "TSIG_ALGORITHMS",
+    "Endpoint",
+    "Primary",
+    "ServerConfig",
+    "TsigKey",
+    "ZoneConfig",
+    "copy_name",
+    "default_config",
+    "ensure_dir",
+    "file_signature",
+    "load_config",
+    "parse_config",
+    "parse_endpoint",
+    "write_example_zone",
+]
 
 DEFAULT_PORT = 5300
 TSIG_ALGORITHMS = {
@@ -120,28 +141,6 @@ ZONE_OPTIONS = {
 }
 CHECKDS_MODES = ("yes", "explicit", "no")
 ZONE_SUFFIXES = (".signed", ".zone", ".db")
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """An address and port (``"192.0.2.1@53"``, ``"::1@5300"``, ``"[::1]:5300"``)."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.host}@{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class Primary:
-    """A server the zone is transferred from, with the TSIG key to use (a ``key.NAME``)."""
-
-    endpoint: Endpoint
-    key: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.endpoint}" + (f" key {self.key}" if self.key else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,51 +187,6 @@ class ServerConfig:
     policies: dict[str, Policy] = field(default_factory=dict)  # defined dnssec-policies
     resolvers: tuple[Endpoint, ...] | None = None  # None: the system's (resolv.conf)
     query_port: int = 53  # for name servers found in the DNS (checkds without agents)
-
-
-def parse_endpoint(option: str, text: object, default_port: int) -> Endpoint:
-    """Parse ``addr``, ``addr@port``, ``[v6]:port`` or ``v4:port``; raise OptionError."""
-    if not isinstance(text, str):
-        raise OptionError(option, f"expected an address string, got {text!r}")
-    host, port = text, default_port
-    try:
-        if "@" in text:
-            host, p = text.rsplit("@", 1)
-            port = int(p)
-        elif text.startswith("["):
-            host, _, p = text[1:].partition("]")
-            port = int(p.lstrip(":")) if p else default_port
-        elif text.count(":") == 1:
-            host, p = text.split(":")
-            port = int(p)
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise OptionError(option, f"{text!r} is not an address[@port]") from None
-    if not 0 < port < 65536:
-        raise OptionError(option, f"port {port} out of range")
-    return Endpoint(host, port)
-
-
-def parse_remote(option: str, text: object, default_port: int) -> tuple[Endpoint, str | None]:
-    """Parse a remote server as BIND writes it: ``addr[@port] [port N] [key NAME]``.
-    Returns the endpoint and the key name (not checked here); raises OptionError."""
-    if not isinstance(text, str) or not text.split():
-        raise OptionError(option, f"expected 'address [port N] [key NAME]', got {text!r}")
-    first, *rest = text.split()
-    ep = parse_endpoint(option, first, default_port)
-    key = None
-    if len(rest) % 2:
-        raise OptionError(option, f"{text!r}: 'port' and 'key' each take one value")
-    for word, value in zip(rest[::2], rest[1::2], strict=True):
-        if word == "port":
-            if not value.isdigit() or not 0 < int(value) < 65536:
-                raise OptionError(option, f"{text!r}: port {value!r} out of range")
-            ep = Endpoint(ep.host, int(value))
-        elif word == "key":
-            key = value
-        else:
-            raise OptionError(option, f"{text!r}: unknown {word!r} (expected port or key)")
-    return ep, key
 
 
 def copy_name(zone: str) -> str:
@@ -649,31 +603,6 @@ def ensure_dir(path: Path) -> None:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as e:
         raise StorageError(str(path), f"cannot create directory: {e.strerror or e}") from None
-
-
-RESOLV_CONF = Path("/etc/resolv.conf")
-
-
-def system_resolvers(path: Path = RESOLV_CONF) -> tuple[Endpoint, ...]:
-    """The ``nameserver`` lines of resolv.conf (port 53); raises StorageError when the file
-    cannot be read, OptionError when it names no usable server."""
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise StorageError(str(path), e.strerror or str(e)) from None
-    out = []
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0] == "nameserver":
-            host = words[1].split("%")[0]  # fe80::1%eth0: the scope is not ours to use
-            try:
-                ipaddress.ip_address(host)
-            except ValueError:
-                continue
-            out.append(Endpoint(host, 53))
-    if not out:
-        raise OptionError("server.resolvers", f"not set, and {path} names no nameserver")
-    return tuple(out)
 
 
 def file_signature(path: Path) -> tuple[int, int]:

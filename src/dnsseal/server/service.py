@@ -29,6 +29,7 @@ import dns.tsig
 from dnsseal import clock
 from dnsseal.durations import format_human_time
 from dnsseal.errors import DnssealError
+from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import Engine, ServedZone
 from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
@@ -37,6 +38,7 @@ from dnsseal.server.automation import Automation, is_update
 from dnsseal.server.control import ControlServer
 from dnsseal.server.history import JournalHistory
 from dnsseal.server.zones import ZoneState, keyring_of, load_one
+from dnsseal.server.zonesync import MainLinks, WorkerLink
 from dnsseal.storage.serverconfig import Endpoint, ServerConfig, ensure_dir, load_config
 
 log = logging.getLogger(__name__)
@@ -130,11 +132,15 @@ class AuthServer:
         worker: bool = False,
         zones: dict[str, ZoneState] | None = None,
         worker_pids: list[int] | None = None,
+        links: list[tuple[int, socket.socket]] | None = None,
+        link: socket.socket | None = None,
     ) -> None:
         """``worker``: an extra process sharing the ports (no control socket, no NOTIFY, no
         journal writes; reloads on SIGHUP from the main process).  ``zones``: zones already
         loaded (before forking workers).  ``worker_pids``, in the main process: the workers
-        to signal on reload and stop."""
+        to signal on reload and stop.  ``links`` (main: worker pid and socket) and ``link``
+        (worker: its socket to the main process) carry inline-signed zone versions and
+        relayed UPDATEs (:mod:`dnsseal.server.zonesync`)."""
         self.config = config
         self.config_path = config_path
         self.worker = worker
@@ -156,12 +162,19 @@ class AuthServer:
         self._clients: set[asyncio.StreamWriter] = set()
         self._reload_lock = asyncio.Lock()
         self.automation = Automation(self)
+        self.links = MainLinks(links, self._update_reply) if links else None
+        self.link = WorkerLink(link, self._install) if link is not None else None
+        self._pushed: dict[str, ZoneSnapshot] = {}  # inline zone -> version sent to workers
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load the zones, bind every listener and the control socket."""
         self.started_at = clock.now()
+        if self.links is not None:
+            await self.links.start()
+        if self.link is not None:
+            await self.link.start()
         await self.reload(initial=True)
         loop = asyncio.get_running_loop()
         for ep in self.config.listen:
@@ -211,6 +224,9 @@ class AuthServer:
         loop = asyncio.get_running_loop()
         await self._stop_workers()
         await self.automation.stop()
+        for link in (self.links, self.link):
+            if link is not None:
+                await link.stop()
         for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
@@ -358,6 +374,65 @@ class AuthServer:
             if state.served is not None:
                 served[state.served.snapshot.origin] = state.served
         self.engine.set_zones(served, keyring_of(self.config))
+        if self.links is not None:
+            self._push_inline()
+
+    def _push_inline(self) -> None:
+        """Send the workers every inline-signed zone version they do not serve yet."""
+        assert self.links is not None
+        for state in self.zones.values():
+            inline, served = state.inline, state.served
+            if inline is None or served is None or inline.signed is None:
+                continue
+            snap = served.snapshot
+            if self._pushed.get(state.name) is snap:
+                continue
+            if inline.signed.soa().serial != snap.serial:
+                log.warning(
+                    "[%s] serial %d served but the signed zone has %d: workers not updated",
+                    state.name,
+                    snap.serial,
+                    inline.signed.soa().serial,
+                )
+                continue
+            self._pushed[state.name] = snap
+            self.links.push(state.name, snap.serial, inline.signed)
+
+    def _install(self, zone: str, snap: ZoneSnapshot) -> None:
+        """In a worker: serve ``snap``, a version of ``zone`` made by the main process."""
+        state = self.zones.get(zone)
+        if state is None:
+            log.warning("[%s] worker: version %d of an unknown zone", zone, snap.serial)
+            return
+        old = state.served
+        versions = self.config.ixfr_versions
+        history: tuple[ZoneSnapshot, ...] = ()
+        if old is not None and old.snapshot.serial != snap.serial:
+            history = (*old.history, old.snapshot)[-versions:] if versions else ()
+        elif old is not None:
+            history = old.history
+        acl = Acl.parse(f'zone."{state.name}".allow-transfer', list(state.config.allow_transfer))
+        state.served = ServedZone(snap, history, acl)
+        state.loaded_at = clock.now()
+        self.swap_zones()
+        log.debug("[%s] worker: serving serial %d", zone, snap.serial)
+
+    async def _update_reply(self, wire: bytes, client: str) -> bytes:
+        """In the main process: the reply to an UPDATE (from a client or relayed by a
+        worker), sent only once every worker serves the version it made."""
+        reply = await self.automation.handle_update(wire, client)
+        if self.links is not None:
+            await self.links.wait_current()
+        return reply
+
+    async def _answer_update(self, wire: bytes, client: str) -> bytes:
+        """The reply to an UPDATE received by this process (a worker relays it)."""
+        if self.link is not None:
+            return await self.link.relay(wire, client)
+        if self.worker:  # no link to the main process: the engine says no
+            out = self.engine.handle(wire, False, client)
+            return out[0] if out else b""
+        return await self._update_reply(wire, client)
 
     async def notify(self, zone: str) -> list[str]:
         """Send NOTIFY for ``zone`` to its also-notify targets, retrying unanswered ones
@@ -417,11 +492,7 @@ class AuthServer:
 
     async def _udp_update(self, sock: socket.socket, wire: bytes, addr: tuple[str, int]) -> None:
         try:
-            if self.worker:  # only the main process changes zones: the engine says no
-                out = self.engine.handle(wire, False, addr[0])
-                reply = out[0] if out else b""
-            else:
-                reply = await self.automation.handle_update(wire, addr[0])
+            reply = await self._answer_update(wire, addr[0])
         except Exception:
             log.exception("[server] error answering an UPDATE from %s", addr[0])
             return
@@ -451,8 +522,8 @@ class AuthServer:
                 except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                     return
                 try:
-                    if is_update(wire) and not self.worker:
-                        out = [await self.automation.handle_update(wire, client)]
+                    if is_update(wire) and (self.link is not None or not self.worker):
+                        out = [await self._answer_update(wire, client)]
                     elif question_type(wire) in XFR_QTYPES:
                         # A whole-zone transfer takes a while to build: not on the loop.
                         out = await asyncio.to_thread(self.engine.handle, wire, True, client)

@@ -3,8 +3,10 @@
 With ``server.workers = N`` the zones are loaded once, then N-1 worker processes are forked:
 they share the loaded snapshots (copy-on-write) instead of parsing the zone files again, and
 every process binds the same addresses with SO_REUSEPORT so the kernel spreads queries over
-them.  The main process alone owns the control socket, the journal and NOTIFY; it forwards
-reloads (SIGHUP) and stops the workers.  A worker dies with its main process
+them.  The main process alone owns the control socket, the journal, NOTIFY and the signing
+of inline zones; it forwards reloads (SIGHUP), sends every new inline-signed version to the
+workers and answers the UPDATEs they relay (a socket pair per worker,
+:mod:`dnsseal.server.zonesync`), and stops the workers.  A worker dies with its main process
 (PR_SET_PDEATHSIG), so a killed server never leaves orphans answering with old data.
 """
 
@@ -18,6 +20,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -62,15 +65,20 @@ def serve(
     # the pages the forked workers share with us.
     gc.freeze()
     pids: list[int] = []
+    links: list[tuple[int, socket.socket]] = []
     for _ in range(config.workers - 1):
         sys.stdout.flush()
         sys.stderr.flush()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:  # a worker: never returns
             code = 0
             try:
                 _die_with_parent()
-                worker = AuthServer(config, config_path, worker=True, zones=zones)
+                ours.close()
+                for _, other in links:
+                    other.close()
+                worker = AuthServer(config, config_path, worker=True, zones=zones, link=theirs)
                 asyncio.run(_run(worker, None))
             except BaseException:
                 log.exception("[server] worker %d failed", os.getpid())
@@ -79,6 +87,8 @@ def serve(
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
+        theirs.close()
         pids.append(pid)
-    main = AuthServer(config, config_path, zones=zones, worker_pids=pids)
+        links.append((pid, ours))
+    main = AuthServer(config, config_path, zones=zones, worker_pids=pids, links=links)
     asyncio.run(_run(main, on_started))

@@ -1,0 +1,195 @@
+"""Several processes serving an inline-signed zone (``server.workers = 2``).
+
+Real nsupdate (TSIG) adds records again and again; after each NOERROR, many queries (so the
+kernel spreads them over both processes, and UPDATEs reach the worker too, which relays them
+to the main process) must all see the new record and the new serial.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.tsigkeyring
+import dns.update
+import pytest
+
+from conftest import free_port, require_tool
+from dnsseal.server.zonesync import pack_zone, unpack_zone
+from dnsseal.zone.text import parse_zone_text
+
+ZONE = "multi.example."
+HOSTS = 3000
+SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM="
+POLICY = """
+[policy.fast]
+dnskey-ttl = 2
+publish-safety = 1
+retire-safety = 1
+purge-keys = 5
+signatures-refresh = 20
+signatures-validity = 30
+signatures-validity-dnskey = 30
+signatures-jitter = 2
+max-zone-ttl = 2
+zone-propagation-delay = 1
+parent-ds-ttl = 2
+parent-propagation-delay = 1
+keys = [
+  { role = "ksk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256" },
+  { role = "zsk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256" },
+]
+"""
+# The config refuses workers > 1 with inline zones (serverconfig.py, not this module's): the
+# server is started with the setting replaced after loading.
+RUN = textwrap.dedent(
+    """
+    import dataclasses, logging, sys
+    from pathlib import Path
+    from dnsseal.storage.serverconfig import load_config
+    from dnsseal.server.workers import serve
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    path = Path(sys.argv[1])
+    serve(dataclasses.replace(load_config(path), workers=2), path)
+    """
+)
+
+
+def _write(d: Path, port: int) -> Path:
+    (d / "zones").mkdir()
+    (d / "zones" / "multi.zone").write_text(
+        f"$ORIGIN {ZONE}\n$TTL 2\n@ SOA ns1 hostmaster 1 60 30 600 2\n@ NS ns1\n"
+        "ns1 A 127.0.0.1\nwww A 192.0.2.80\n"
+        # Enough names that a worker takes a while to build each new version: an answer
+        # sent before the workers serve it would be caught by the queries below.
+        + "".join(f"h{i} A 192.0.2.{i % 250}\n" for i in range(HOSTS))
+    )
+    (d / "policies.toml").write_text(POLICY)
+    conf = d / "dnsseal.toml"
+    conf.write_text(
+        f"""[server]
+listen = ["127.0.0.1@{port}"]
+state-dir = "state"
+key-directory = "keys"
+policies = "policies.toml"
+
+[key.ddns]
+algorithm = "hmac-sha256"
+secret = "{SECRET}"
+
+[zone."{ZONE}"]
+file = "zones/multi.zone"
+dnssec-policy = "fast"
+allow-update = ["key ddns"]
+allow-transfer = ["127.0.0.1"]
+"""
+    )
+    return conf
+
+
+def _query(port: int, name: str, rtype: str) -> dns.message.Message:
+    q = dns.message.make_query(name, rtype, want_dnssec=True)
+    for _ in range(5):
+        try:
+            return dns.query.udp(q, "127.0.0.1", port=port, timeout=2)
+        except dns.exception.Timeout:
+            continue
+    raise AssertionError(f"no answer for {name} {rtype}")
+
+
+def _serial(m: dns.message.Message) -> int:
+    return int(m.answer[0][0].serial) if m.answer else -1
+
+
+@contextmanager
+def _server(d: Path, conf: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    with (d / "out.txt").open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RUN, str(conf)], cwd=d, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (d / "out.txt").read_text()
+            assert time.monotonic() < deadline, (d / "out.txt").read_text()
+            # Both processes must serve the zone: several answers in a row.
+            if all(_serial(_query(port, ZONE, "SOA")) > 0 for _ in range(20)):
+                break
+            time.sleep(0.2)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _nsupdate(port: int, script: str) -> subprocess.CompletedProcess[str]:
+    body = f"server 127.0.0.1 {port}\nzone {ZONE}\n{script}\nsend\n"
+    return subprocess.run(
+        [require_tool("nsupdate"), "-y", f"hmac-sha256:ddns:{SECRET}"],
+        input=body,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+def test_every_process_serves_each_update_before_it_is_acknowledged(tmp_path: Path) -> None:
+    port = free_port()
+    conf = _write(tmp_path, port)
+    with _server(tmp_path, conf, port) as proc:
+        out = (tmp_path / "out.txt").read_text()
+        serial = _serial(_query(port, ZONE, "SOA"))
+        for i in range(6):
+            # nsupdate uses a new source port each time: over the runs both processes get
+            # UPDATEs (the worker relays its own to the main process).
+            done = _nsupdate(port, f"update add host{i}.{ZONE} 2 A 192.0.2.{i + 1}")
+            assert done.returncode == 0, done.stdout + done.stderr
+            for _ in range(40):
+                m = _query(port, f"host{i}.{ZONE}", "A")
+                assert m.rcode() == dns.rcode.NOERROR, (i, m)
+                assert [rd.address for rd in m.answer[0]] == [f"192.0.2.{i + 1}"]
+                assert any(r.rdtype == dns.rdatatype.RRSIG for r in m.answer)
+                new = _serial(_query(port, ZONE, "SOA"))
+                assert new > serial, (i, new, serial)
+            serial = new
+        # More UPDATEs, each from a new source port, so that some land on the worker.
+        keyring = dns.tsigkeyring.from_text({"ddns": ("hmac-sha256", SECRET)})
+        for i in range(10):
+            upd = dns.update.UpdateMessage(ZONE, keyring=keyring)
+            upd.add(f"py{i}", 2, "TXT", f'"n{i}"')
+            assert dns.query.udp(upd, "127.0.0.1", port=port, timeout=20).rcode() == 0
+            for _ in range(10):
+                m = _query(port, f"py{i}.{ZONE}", "TXT")
+                assert m.rcode() == dns.rcode.NOERROR and m.answer, (i, m)
+        assert proc.poll() is None
+        out = (tmp_path / "out.txt").read_text()
+        assert "Traceback" not in out, out
+        assert "relayed to the main process" in out, out
+
+
+def test_zone_packing_round_trips() -> None:
+    text = (
+        "$TTL 300\n@ SOA ns hm 7 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
+        'www A 192.0.2.2\nwww TXT "x"\n@ RRSIG SOA 13 2 300 20300101000000 '
+        "20200101000000 1 example. AAAA\n"
+    )
+    zone = parse_zone_text(text, "example.")
+    back = unpack_zone(pack_zone(zone))
+    assert back == zone

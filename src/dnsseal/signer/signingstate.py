@@ -19,6 +19,10 @@ signer that commits each version fully signed does the same way (:func:`next_sta
   happens in the version that drops the DNSKEY;
 * completed records stay until ``signing -clear`` (or the key leaves the zone).
 
+(BIND 9.18's rndc refuses ``signing -list`` and ``-clear`` for a zone with a
+dnssec-policy, "use rndc dnssec command instead", though the records are there and are
+served; ``dnsseal ctl`` offers both.)
+
 This module is pure: the record format and the transition from one version to the next.
 """
 
@@ -188,18 +192,20 @@ def states_of(zone: Zone) -> tuple[list[SigningState], list[bytes]]:
     return parse_rdatas(rrset.rdatas if rrset is not None else ())
 
 
-def signing_keys_of(zone: Zone) -> tuple[set[KeyRef], set[int]]:
-    """The keys (algorithm, key tag) with signatures in ``zone``, and the algorithms that
-    sign its DNSKEY RRset."""
+def keyset_algorithms(zone: Zone) -> set[int]:
+    """The algorithms that sign the DNSKEY RRset of ``zone``."""
+    sigs = zone.rrsigs.get(zone.origin, {}).get(dns.rdatatype.DNSKEY)
+    return {wire[2] for wire in sigs.rdatas} if sigs is not None else set()
+
+
+def signing_keys_of(zone: Zone) -> set[KeyRef]:
+    """The keys (algorithm, key tag) with signatures in ``zone`` (reads every RRSIG)."""
     keys: set[KeyRef] = set()
     for node in zone.rrsigs.values():
         for rr in node.values():
             for wire in rr.rdatas:
                 keys.add((wire[2], int.from_bytes(wire[16:18], "big")))
-    apex = zone.rrsigs.get(zone.origin, {})
-    dnskey_sigs = apex.get(dns.rdatatype.DNSKEY)
-    algs = {wire[2] for wire in dnskey_sigs.rdatas} if dnskey_sigs is not None else set()
-    return keys, algs
+    return keys
 
 
 def next_rrset(
@@ -218,7 +224,11 @@ def next_rrset(
     algs: set[int] = set()
     if previous is not None:
         current, _ = states_of(previous)
-        before, algs = signing_keys_of(previous)
+        algs = keyset_algorithms(previous)
+        # Only a key of an algorithm new to the key set can start a signing pass: read
+        # every signature of the zone only then.
+        if any(alg not in algs for alg, _ in signing):
+            before = signing_keys_of(previous)
     states = next_states(
         current,
         published=published,

@@ -3,11 +3,18 @@ to it for everything it does not handle."""
 
 from __future__ import annotations
 
+import random
+import re
+from pathlib import Path
+
+import dns.exception
+import dns.ipv6
 import dns.name
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import run_tool
 from dnsseal.errors import FileFormatError
 from dnsseal.zone import fastparse
 from dnsseal.zone.text import format_zone, parse_zone_text, parse_zone_text_full
@@ -78,10 +85,13 @@ def test_signed_output_reads_back_on_the_fast_path() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "$TTL 1\n@ SOA ns h ( 1 2 3 4 5 )\n@ NS ns\n",  # parentheses
+        "$TTL 1\n@ SOA ns h ( 1 2 3 4 5 \n@ NS ns\n",  # unbalanced parentheses
+        "$TTL 1\n@ SOA ns h 1 2 3 4 5 )\n@ NS ns\n",
+        "$TTL 1\n@ SOA ns h 1 2 3 4 5\n@ NS ns\n( x A 1.2.3.4 )\n",  # leading "("
+        '$TTL 1\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nx TXT "a\nb"\n',  # newline in quotes
+        "x A 1.2.3.4\n@ SOA ns h 1 2 3 4 5\n@ NS ns\n",  # no TTL yet: dnspython's error
         "@ 1 SOA ns h 1 2 3 4 5\n@ 1 NS ns\n$INCLUDE other\n",
         "@ 1 SOA ns h 1 2 3 4 5\n@ 1 NS ns\nx 1 CH A 1.2.3.4\n",
-        "@ 1 SOA ns h 1 2 3 4 5\n@ 1 NS ns\nx A 1.2.3.4\n",  # TTL from SOA minimum
         "@ 1 SOA ns h 1 2 3 4 5\n@ 1 NS ns\nx 1 A 1.2.3\n",  # error: dnspython reports it
         "@ 1 SOA ns h 1 2 3 4 5\n@ 1 NS ns\nx 1 CNAME y\nx 1 A 1.2.3.4\n",
         "$TTL 1\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nesc\\ aped A 1.2.3.4\n",
@@ -108,3 +118,117 @@ def test_out_of_zone_data_ignored_like_dnspython() -> None:
 def test_random_zones_parse_the_same(entries: list[tuple[str, str]]) -> None:
     same(zone_text(entries))
     assert dns.name.from_text("example.com.") == ORIGIN
+
+
+MULTI_LINE = r"""; a comment line
+@ IN SOA ns1 hostmaster ( 2024 ; serial
+        3600 ; refresh
+   900 604800 60
+        ) ; trailing
+   NS ns1 ; owner, TTL and class inherited
+ns1 600 A 192.0.2.1
+  ( AAAA 2001:db8::1 )
+  (
+  TXT "in (parens) ; not a comment" x"y" )
+mail IN 700 MX ( 10
+  mail )
+mail	A	192.0.2.2	; last TTL (700) applies: no $TTL
+$TTL 2h
+mail TXT ( "two" "strings" )
+"""
+
+
+def test_multi_line_records_comments_and_ttl_defaults() -> None:
+    same(MULTI_LINE)
+    same("@ SOA ns h 1 2 3 4 5\n@ NS ns\nx A 192.0.2.1\n")  # TTL from the SOA minimum
+    same("@ SOA ns h 1 2 3 4 5\n@ 9 NS ns\nx A 192.0.2.1\n")  # last TTL beats SOA minimum
+    same("$TTL 7\n@ SOA ns h 1 2 3 4 5\n@ 9 NS ns\nx A 192.0.2.1\n")  # $TTL beats last
+    same(f"$TTL 1\n@ SOA ns h 1 2 3 4 5\n@ NS ns\n@ DNSKEY 257 3 13 (\n {B64A}\n {B64B} )\n")
+
+
+def _spread(text: str, rng: random.Random) -> str:
+    """``text`` rewritten the way BIND writes zones: each record's fields spread over lines
+    inside parentheses at random points, with comments, and repeated owners left blank."""
+    out: list[str] = []
+    last_owner = None
+    for line in text.splitlines():
+        if not line or line.startswith("$"):
+            out.append(line)
+            continue
+        tokens = re.findall(r'"(?:[^"\\]|\\.)*"|\S+', line)
+        owner, fields = tokens[0], tokens[1:]
+        head = "\t" if owner == last_owner and rng.random() < 0.7 else owner + " "
+        last_owner = owner
+        if rng.random() < 0.3:
+            out.append(head + " ".join(fields) + (" ; c" if rng.random() < 0.5 else ""))
+            continue
+        opened = rng.randrange(len(fields))
+        pieces = [*fields[:opened], "("]
+        for f in fields[opened:]:
+            pieces.append(f)
+            if rng.random() < 0.4:
+                pieces.append(rng.choice(["\n\t\t", " ; note (x\n  ", "\n\n ; y\n\t"]))
+        pieces.append(rng.choice([")", "\n)", ") ; end"]))
+        out.append(head + " ".join(pieces))
+    return "\n".join(out) + "\n"
+
+
+@settings(max_examples=60)
+@given(st.lists(st.tuples(NAMES, ROLES), min_size=1, max_size=12), st.randoms())
+def test_random_multi_line_zones_parse_the_same(entries: list[tuple[str, str]],
+                                                rng: random.Random) -> None:  # fmt: skip
+    dnssec = "\n".join(DNSSEC_LINES.splitlines()[3:])  # without $TTL, SOA and NS
+    text = _spread(zone_text(entries) + dnssec + "\n", rng)
+    same(text)
+
+
+def test_signed_output_spread_over_lines_reads_back() -> None:
+    from dnsseal.signer import Nsec3Params, SignParams, sign_zone
+
+    rng = random.Random(4)
+    for nsec3 in (None, Nsec3Params(salt=b"\x01", opt_out=True)):
+        signed = sign_zone(parse_zone_text(FEATURE_ZONE, ORIGIN), ksk_zsk(), SignParams(
+            nsec3=nsec3), 1_767_225_600).zone  # fmt: skip
+        text = _spread(format_zone(signed), rng)
+        same(text)
+        assert parse_zone_text(text, ORIGIN) == signed
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("nsec3", [False, True])
+def test_bind_output_reads_on_the_fast_path(nsec3: bool, tmp_path: Path) -> None:
+    """What BIND really writes (dnssec-signzone's multi-line default, named-compilezone's
+    ``-s full`` and ``-s relative``) takes the fast path and gives dnspython's records."""
+    (tmp_path / "z").write_text(FEATURE_ZONE)
+    for extra in (["-f", "KSK"], []):
+        run_tool(["dnssec-keygen", "-q", "-K", tmp_path, "-a", "ECDSAP256SHA256", *extra,
+                  "example.com"])  # fmt: skip
+    n3 = ["-3", "-"] if nsec3 else []
+    run_tool(["dnssec-signzone", "-q", "-S", "-K", tmp_path, "-o", "example.com", *n3,
+              "-f", tmp_path / "signed", tmp_path / "z"])  # fmt: skip
+    outputs = [(tmp_path / "signed").read_text()]
+    for style in ("full", "relative"):
+        out = tmp_path / style
+        run_tool(["named-compilezone", "-q", "-k", "ignore", "-s", style, "-o", out, "example.com",
+                  tmp_path / "signed"])  # fmt: skip
+        outputs.append(out.read_text())
+    assert "(" in outputs[0] and "$ORIGIN" in outputs[2]
+    for text in outputs:
+        same(text)
+    first, *others = (parse_zone_text(t, ORIGIN) for t in outputs)
+    assert all(other == first for other in others)
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.ip_addresses(v=6).map(str), st.ip_addresses(v=6).map(lambda a: a.exploded),
+                 st.text("0123456789abcdefABCDEF:.", max_size=45)))  # fmt: skip
+def test_ipv6_fast_path_matches_dnspython(text: str) -> None:
+    try:
+        careful: bytes | None = dns.ipv6.inet_aton(text)
+    except dns.exception.SyntaxError:
+        careful = None
+    try:
+        fast: bytes | None = fastparse._ipv6(text)
+    except ValueError:
+        fast = None
+    assert fast == careful

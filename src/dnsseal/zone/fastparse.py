@@ -1,7 +1,10 @@
-"""A fast path for reading plain master files: one record per line, no parentheses, class
-IN, the directives $TTL and $ORIGIN.  Owner, TTL, class and type are split here; the
-RDATA of the common types (A, AAAA, NS, CNAME, PTR, DNAME, MX) is converted here and every
-other type goes through dnspython's per-record parser.
+"""A fast path for reading master files in the common forms: class IN, the directives $TTL
+and $ORIGIN, comments, and records written over several lines in parentheses (as BIND's
+``dnssec-signzone`` and ``named-compilezone`` write them).  :func:`logical_lines` joins the
+lines of each record; owner, TTL, class and type are split here with dnspython's defaulting
+rules (last TTL, $TTL, SOA MINIMUM); the RDATA of the common types (A, AAAA, NS, CNAME, PTR,
+DNAME, MX, TXT and the DNSSEC types) is converted here and every other type goes through
+dnspython's per-record parser.
 
 :func:`parse` returns None whenever a file uses anything else (or has any error), and the
 caller then reads the whole file with dnspython's reader, which also produces the error
@@ -16,7 +19,7 @@ import calendar
 import ipaddress
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import dns.exception
 import dns.name
@@ -68,12 +71,17 @@ def _fast_name(text: str, origin: dns.name.Name) -> dns.name.Name | None:
 
 class _Names:
     """Owner and target names relative to the current origin, cached by text (one cache
-    per origin, so a lookup hashes only the text)."""
+    per origin, so a lookup hashes only the text), with their wire forms; and other
+    per-file caches of the record parsers."""
 
     def __init__(self, zone_origin: dns.name.Name) -> None:
         self._caches: dict[tuple[bytes, ...], dict[str, dns.name.Name]] = {}
+        self._wires: dict[tuple[bytes, ...], dict[str, bytes]] = {}
         self._zone = tuple(label.lower() for label in zone_origin.labels)
         self._in_zone: dict[tuple[bytes, ...], bool] = {}
+        # RRSIG RDATA up to the signature, by origin and the texts of its eight fields.
+        self.rrsig_heads: dict[tuple[object, ...], bytes] = {}
+        self.bitmaps: dict[tuple[str, ...], bytes] = {}
 
     def get(self, text: str, origin: dns.name.Name) -> dns.name.Name:
         cache = self._caches.get(origin.labels)
@@ -88,6 +96,16 @@ class _Names:
             cache[text] = name
         return name
 
+    def wire(self, text: str, origin: dns.name.Name) -> bytes:
+        """The canonical (lower-case) wire form of the name ``text``."""
+        cache = self._wires.get(origin.labels)
+        if cache is None:
+            cache = self._wires[origin.labels] = {}
+        wire = cache.get(text)
+        if wire is None:
+            wire = cache[text] = canonical.name_wire(self.get(text, origin))
+        return wire
+
     def in_zone(self, name: dns.name.Name) -> bool:
         """Whether ``name`` is at or below the zone's origin."""
         got = self._in_zone.get(name.labels)
@@ -98,25 +116,7 @@ class _Names:
         return got
 
 
-def _strip_comment(line: str) -> str:
-    if ";" not in line:
-        return line
-    if '"' not in line:
-        return line[: line.index(";")]
-    out = []
-    quoted = False
-    escaped = False
-    for ch in line:
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == '"':
-            quoted = not quoted
-        elif ch == ";" and not quoted:
-            break
-        out.append(ch)
-    return "".join(out)
+_CACHE_LIMIT = 65536
 
 
 def _split1(text: str) -> tuple[str, str]:
@@ -126,8 +126,20 @@ def _split1(text: str) -> tuple[str, str]:
     return parts[0], parts[1] if len(parts) > 1 else ""
 
 
+_SIGTIME_CACHE: dict[str, int] = {}
+
+
 def _sigtime(text: str) -> int:
-    """RFC 4034 3.2: YYYYMMDDHHmmSS (UTC) or seconds."""
+    """RFC 4034 3.2: YYYYMMDDHHmmSS (UTC) or seconds (cached: a zone repeats a few)."""
+    got = _SIGTIME_CACHE.get(text)
+    if got is None:
+        got = _sigtime_uncached(text)
+        if len(_SIGTIME_CACHE) < 4096:
+            _SIGTIME_CACHE[text] = got
+    return got
+
+
+def _sigtime_uncached(text: str) -> int:
     if len(text) == 14 and text.isdigit():
         y, mo, d = int(text[:4]), int(text[4:6]), int(text[6:8])
         h, mi, sec = int(text[8:10]), int(text[10:12]), int(text[12:14])
@@ -175,15 +187,31 @@ def _salt(text: str) -> bytes:
 def _rrsig(f: list[str], origin: dns.name.Name, names: _Names) -> bytes:
     if len(f) < 9:
         raise _Unsupported
-    head = struct.pack("!HBBIIIH", _type(f[0]), _u8(f[1]), _u8(f[2]), dns.ttl.from_text(f[3]),
-                       _sigtime(f[4]), _sigtime(f[5]), _u16(f[6]))  # fmt: skip
-    return head + canonical.name_wire(names.get(f[7], origin)) + _b64(f[8:])
+    key = (origin.labels, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7])
+    head = names.rrsig_heads.get(key)
+    if head is None:
+        head = struct.pack("!HBBIIIH", _type(f[0]), _u8(f[1]), _u8(f[2]), _ttl(f[3]),
+                           _sigtime(f[4]), _sigtime(f[5]), _u16(f[6])) + names.wire(
+                               f[7], origin)  # fmt: skip
+        if len(names.rrsig_heads) < _CACHE_LIMIT:
+            names.rrsig_heads[key] = head
+    return head + _b64(f[8:])
+
+
+def _bitmap(types: list[str], names: _Names) -> bytes:
+    key = tuple(types)
+    got = names.bitmaps.get(key)
+    if got is None:
+        got = type_bitmap(_type(t) for t in types)
+        if len(names.bitmaps) < _CACHE_LIMIT:
+            names.bitmaps[key] = got
+    return got
 
 
 def _nsec(f: list[str], origin: dns.name.Name, names: _Names) -> bytes:
     nxt = names.get(f[0], origin).to_wire()  # RFC 6840 5.1: NSEC keeps the name's case
     assert nxt is not None
-    return nxt + type_bitmap(_type(t) for t in f[1:])
+    return nxt + _bitmap(f[1:], names)
 
 
 def _nsec3(f: list[str], origin: dns.name.Name, names: _Names) -> bytes:
@@ -192,7 +220,7 @@ def _nsec3(f: list[str], origin: dns.name.Name, names: _Names) -> bytes:
     salt = _salt(f[3])
     nxt = base64.b32hexdecode(f[4].upper())
     head = struct.pack("!BBHB", _u8(f[0]), _u8(f[1]), _u16(f[2]), len(salt)) + salt
-    return head + bytes((len(nxt),)) + nxt + type_bitmap(_type(t) for t in f[5:])
+    return head + bytes((len(nxt),)) + nxt + _bitmap(f[5:], names)
 
 
 def _nsec3param(f: list[str], origin: dns.name.Name, names: _Names) -> bytes:
@@ -214,7 +242,7 @@ def _ds(f: list[str], origin: dns.name.Name, names: _Names) -> bytes:
     return struct.pack("!HBB", _u16(f[0]), _u8(f[1]), _u8(f[2])) + bytes.fromhex("".join(f[3:]))
 
 
-_TXT_RE = re.compile(r'"([^"]*)"|(\S+)')
+_TXT_RE = re.compile(r'"([^"]*)"|([^\s"]+)')
 
 
 def _txt(rest: str) -> bytes:
@@ -248,13 +276,18 @@ _FIELD_PARSERS: dict[int, Callable[[list[str], dns.name.Name, _Names], bytes]] =
 }
 
 
-def _rdata(rtype: int, fields: list[str], rest: str, origin: dns.name.Name,
+def _rdata(rtype: int, fields: list[str], rest: str | None, origin: dns.name.Name,
            names: _Names) -> bytes:  # fmt: skip
+    """The canonical RDATA of one record from its fields; ``rest`` is the RDATA text when
+    it holds quoted strings (only TXT reads those here; other types go to dnspython)."""
     try:
-        return _fast_rdata(rtype, fields, rest, origin, names)
+        if rest is None or rtype == T.TXT:
+            return _fast_rdata(rtype, fields, rest, origin, names)
     except (_Unsupported, ValueError, binascii.Error, struct.error):
-        rd = dns.rdata.from_text(IN, T.RdataType(rtype), rest, origin=origin, relativize=False)
-        return canonical.rdata_wire(rd)
+        pass
+    text = " ".join(fields) if rest is None else rest
+    rd = dns.rdata.from_text(IN, T.RdataType(rtype), text, origin=origin, relativize=False)
+    return canonical.rdata_wire(rd)
 
 
 def _ipv4(text: str) -> bytes:
@@ -269,24 +302,45 @@ def _ipv4(text: str) -> bytes:
     return ipaddress.IPv4Address(text).packed  # odd forms: its checks and errors
 
 
-def _fast_rdata(rtype: int, fields: list[str], rest: str, origin: dns.name.Name,
+_HEX_COLON = frozenset("0123456789abcdefABCDEF:")
+
+
+def _ipv6(text: str) -> bytes:
+    """An IPv6 address in hex groups (with at most one "::"); other forms (embedded IPv4,
+    anything odd) go to :mod:`ipaddress`, which also gives the errors."""
+    if not _HEX_COLON.issuperset(text):
+        return ipaddress.IPv6Address(text).packed
+    head, sep, tail = text.partition("::")
+    groups = head.split(":") if head else []
+    if sep:
+        back = tail.split(":") if tail else []
+        missing = 8 - len(groups) - len(back)
+        if missing < 1 or "::" in tail:
+            return ipaddress.IPv6Address(text).packed
+        groups += ["0"] * missing + back
+    if len(groups) != 8 or not all(0 < len(g) <= 4 for g in groups):
+        return ipaddress.IPv6Address(text).packed
+    return bytes.fromhex("".join([g.zfill(4) for g in groups]))
+
+
+def _fast_rdata(rtype: int, fields: list[str], rest: str | None, origin: dns.name.Name,
                 names: _Names) -> bytes:  # fmt: skip
     parser = _FIELD_PARSERS.get(rtype)
     if parser is not None:
         return parser(fields, origin, names)
     if rtype == T.TXT:
-        return _txt(rest)
+        return _txt(" ".join(fields) if rest is None else rest)
     if rtype == T.A and len(fields) == 1:
         return _ipv4(fields[0])
     if rtype == T.AAAA and len(fields) == 1:
-        return ipaddress.IPv6Address(fields[0]).packed
+        return _ipv6(fields[0])
     if rtype in _NAME_RDATA and len(fields) == 1:
-        return canonical.name_wire(names.get(fields[0], origin))
+        return names.wire(fields[0], origin)
     if rtype == T.MX and len(fields) == 2 and fields[0].isdigit():
         pref = int(fields[0])
         if pref > 0xFFFF:
             raise _Unsupported
-        return struct.pack("!H", pref) + canonical.name_wire(names.get(fields[1], origin))
+        return struct.pack("!H", pref) + names.wire(fields[1], origin)
     raise _Unsupported
 
 
@@ -298,70 +352,215 @@ def parse(text: str, origin: dns.name.Name) -> list[Record] | None:
         return None
 
 
+# A backslash escape, a quote, a comment or a parenthesis: what ends or joins a line.
+_SPECIAL_RE = re.compile(r'\\.|["();]', re.DOTALL)
+# One record or directive, up to and including its newline: plain text, quoted strings,
+# escapes and parenthesized groups (which may hold newlines and comments), then an optional
+# comment.  Possessive quantifiers: a line that does not fit fails without backtracking.
+_QUOTED = r'"(?:[^"\\\n]|\\.)*+"'
+_RECORD_RE = re.compile(
+    rf"""((?: [^\n;()"\\]++ | {_QUOTED} | \\[^\n]
+          | \( (?: [^()"\\;]++ | {_QUOTED} | \\[^\n] | ;[^\n]*+ )*+ \) )*+)
+        (?: ;[^\n]*+ )? (?: \n | \Z )""",
+    re.VERBOSE,
+)
+_GROUP_JUNK_RE = re.compile(r";[^\n]*|[()\n]")
+_BLANK_GROUPS = str.maketrans("()\n", "   ")
+
+
+def _careful_line(raw: str, depth: int) -> tuple[str, int]:
+    """One physical line with quotes or escapes: (the line without its comment and with
+    the parentheses outside quotes blanked, the parenthesis depth after it)."""
+    out: list[str] = []
+    pos = 0
+    quoted = False
+    for m in _SPECIAL_RE.finditer(raw):
+        ch = m.group()
+        if quoted:
+            if ch == '"':
+                quoted = False
+            continue
+        if ch == '"':
+            quoted = True
+        elif ch == ";":
+            out.append(raw[pos : m.start()])
+            return "".join(out), depth
+        elif ch in "()":
+            depth += 1 if ch == "(" else -1
+            if depth < 0:
+                raise _Unsupported  # unbalanced: dnspython reports it
+            out.append(raw[pos : m.start()])
+            out.append(" ")
+            pos = m.end()
+    if quoted:
+        raise _Unsupported  # newline in a quoted string: dnspython reports it
+    out.append(raw[pos:])
+    return "".join(out), depth
+
+
+def _flatten(record: str) -> str:
+    """A record that holds parenthesized groups, on one line: the parentheses, newlines and
+    comments inside the groups blanked (quoted strings left as they are)."""
+    if '"' not in record and "\\" not in record:
+        if ";" in record:
+            return _GROUP_JUNK_RE.sub(" ", record)
+        return record.translate(_BLANK_GROUPS)
+    depth = 0
+    parts = []
+    for piece in record.split("\n"):
+        line, depth = _careful_line(piece, depth)
+        parts.append(line)
+    return " ".join(parts)
+
+
+def logical_lines(text: str) -> Iterator[str]:
+    """The records and directives of master-file ``text``, one string each: comments
+    removed, and the lines of a record written in parentheses (RFC 1035 5.1) joined, with
+    the parentheses outside quoted strings blanked.  Blank results are left out.  Raises
+    :class:`_Unsupported` for unbalanced or nested parentheses, a quoted string that runs
+    past the end of its line, a carriage return, or a record opening with a parenthesis
+    (cases left to dnspython)."""
+    if "\r" in text:
+        raise _Unsupported
+    match = _RECORD_RE.match
+    pos = 0
+    end = len(text)
+    while pos < end:
+        m = match(text, pos)
+        if m is None or m.end() == pos:
+            raise _Unsupported
+        pos = m.end()
+        record = m.group(1)
+        if "(" in record:
+            if record[0] == "(":
+                raise _Unsupported  # owner semantics of a leading "(": dnspython's
+            record = _flatten(record)
+        if record and not record.isspace():
+            yield record
+
+
+class _Ttls:
+    """dnspython's TTL defaults: ``$TTL`` wins; else the last TTL given (RFC 1035 5.1);
+    else the SOA MINIMUM of a SOA read before any ``$TTL`` (RFC 2308 4)."""
+
+    __slots__ = ("default", "from_soa", "last")
+
+    def __init__(self) -> None:
+        self.last: int | None = None
+        self.default: int | None = None
+        self.from_soa = False
+
+    def implicit(self) -> int | None:
+        if self.last is not None and (self.default is None or self.from_soa):
+            return self.last
+        return self.default
+
+
+_TTL_CACHE: dict[str, int] = {}
+
+
+def _ttl(text: str) -> int:
+    got = _TTL_CACHE.get(text)
+    if got is None:
+        got = dns.ttl.from_text(text)
+        if len(_TTL_CACHE) < 4096:
+            _TTL_CACHE[text] = got
+    return got
+
+
+_OTHER_CLASSES = frozenset({"CH", "CHAOS", "HS", "HESIOD", "NONE", "ANY"})
+
+
+def _head(fields: list[str], i: int, ttls: _Ttls) -> tuple[int, int | None, int]:
+    """Read ``[TTL] [IN] [TTL] TYPE`` from ``fields[i:]`` in dnspython's order: (type, TTL or
+    None when only the SOA can tell, index of the first RDATA field)."""
+    tok = fields[i]
+    ttl: int | None = None
+    if tok[0].isdigit():
+        ttl = ttls.last = _ttl(tok)
+        i += 1
+        tok = fields[i]
+    upper = tok.upper()
+    if upper == "IN":
+        i += 1
+        tok = fields[i]
+    elif upper in _OTHER_CLASSES or upper.startswith("CLASS"):
+        raise _Unsupported
+    if ttl is None:
+        if tok[0].isdigit():
+            ttl = ttls.last = _ttl(tok)
+            i += 1
+            tok = fields[i]
+        else:
+            ttl = ttls.implicit()
+    return _type(tok), ttl, i + 1
+
+
 def _parse(text: str, zone_origin: dns.name.Name) -> list[Record]:
-    if "(" in text or ")" in text or "\\ " in text or "\\\t" in text:
-        raise _Unsupported  # multi-line records, escaped blanks in names
+    if "\\ " in text or "\\\t" in text:
+        raise _Unsupported  # escaped blanks in names
     names = _Names(zone_origin)
     origin = zone_origin
-    default_ttl: int | None = None
+    ttls = _Ttls()
     owner: dns.name.Name | None = None
+    in_zone = False
     out: list[Record] = []
-    for raw in text.splitlines():
-        line = _strip_comment(raw)
-        if not line.strip():
-            continue
-        if line.startswith("$"):
+    append = out.append
+    soa = int(T.SOA)
+    for line in logical_lines(text):
+        first = line[0]
+        if first == "$":
             parts = line.split()
             directive = parts[0].upper()
             if directive == "$TTL" and len(parts) == 2:
-                default_ttl = dns.ttl.from_text(parts[1])
+                ttls.default = _ttl(parts[1])
+                ttls.from_soa = False
             elif directive == "$ORIGIN" and len(parts) == 2:
                 origin = dns.name.from_text(parts[1], origin)
             else:
                 raise _Unsupported
             continue
-        if line[0] in " \t":
+        fields = line.split()
+        if first in " \t":
             if owner is None:
                 raise _Unsupported
-            rest = line.lstrip()
+            i = 0
         else:
-            tok, rest = _split1(line)
-            owner = names.get(tok, origin)
-        ttl: int | None = None
-        rtype: int | None = None
-        while rtype is None:
-            tok, rest = _split1(rest)
-            if not tok:
-                raise _Unsupported
-            if tok[0].isdigit() and ttl is None:
-                ttl = dns.ttl.from_text(tok)
-            elif tok.upper() == "IN":
-                continue
-            elif tok.upper() in ("CH", "HS", "CS", "ANY", "NONE") or tok.upper().startswith(
-                "CLASS"
-            ):
-                raise _Unsupported
-            else:
-                rtype = _type(tok)
-        if ttl is None:
-            ttl = default_ttl
-            if ttl is None:
-                raise _Unsupported  # RFC 2308 / last-TTL defaults: leave them to dnspython
-        if not names.in_zone(owner):
+            owner = names.get(fields[0], origin)
+            in_zone = names.in_zone(owner)
+            i = 1
+        if not in_zone:
             continue  # out-of-zone data is ignored, as dnspython and BIND do
-        fields = rest.split()
-        if not fields and rtype not in (T.NSEC3PARAM,):
-            raise _Unsupported
-        out.append((owner, rtype, ttl, _rdata(rtype, fields, rest, origin, names)))
+        rtype, ttl, i = _head(fields, i, ttls)
+        rest: str | None = None
+        if '"' in line:  # quoted strings keep their blanks: RDATA from the line's text
+            if any('"' in f for f in fields[:i]):
+                raise _Unsupported
+            parts = line.split(None, i)
+            rest = parts[i] if len(parts) > i else ""
+        rd = _rdata(rtype, fields[i:], rest, origin, names)
+        if rtype == soa and ttls.default is None:
+            ttls.default = struct.unpack_from("!I", rd, len(rd) - 4)[0]
+            ttls.from_soa = True
+            if ttl is None:
+                ttl = ttls.implicit()
+        if ttl is None:
+            raise _Unsupported  # no TTL known: dnspython reports it
+        append((owner, rtype, ttl, rd))
     _check_cname(out)
     return out
 
 
 def _check_cname(records: list[Record]) -> None:
     """CNAME beside other data is an error dnspython resolves its own way: let it."""
+    cname = int(T.CNAME)
+    owners = {name for name, rtype, _, _ in records if rtype == cname}
+    if not owners:
+        return
     types: dict[dns.name.Name, set[int]] = {}
     for name, rtype, _, _ in records:
-        types.setdefault(name, set()).add(rtype)
+        if name in owners:
+            types.setdefault(name, set()).add(rtype)
     for ts in types.values():
-        if T.CNAME in ts and ts - _DNSSEC_TYPES - {T.CNAME}:
+        if ts - _DNSSEC_TYPES - {T.CNAME}:
             raise _Unsupported

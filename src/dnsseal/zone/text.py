@@ -8,6 +8,8 @@ form that BIND, Knot and ldns all load.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
 from collections.abc import Iterable, Iterator
 
@@ -36,18 +38,36 @@ def parse_zone_text(text: str, origin: dns.name.Name | str, *, path: str = "<zon
             origin = dns.name.from_text(origin)
         except dns.exception.DNSException as e:
             raise FileFormatError(path, None, f"bad origin {origin!r}: {e}") from None
-    fast = fastparse.parse(text, origin)
-    if fast is not None:
-        builder = ZoneBuilder(origin)
-        builder.add_many(fast)
-        del fast
-        zone = builder.build()
+    with paused_gc():
+        fast = fastparse.parse(text, origin)
+        if fast is None:
+            zone = None
+        else:
+            builder = ZoneBuilder(origin)
+            builder.add_many(fast)
+            del fast
+            zone = builder.build()
+    if zone is not None:
         if zone.get(zone.origin, T.SOA) is None:
             raise FileFormatError(path, None, f"no SOA record at the zone apex {origin}")
         if zone.get(zone.origin, T.NS) is None:
             raise FileFormatError(path, None, f"no NS records at the zone apex {origin}")
         return zone
     return parse_zone_text_full(text, origin, path=path)
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a zone is built: the model holds no cycles,
+    and with it running, a large zone's millions of new objects set off collections that
+    scan the whole growing heap again and again (half the build time at 100k names)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def parse_zone_text_full(text: str, origin: dns.name.Name, *, path: str = "<zone>") -> Zone:

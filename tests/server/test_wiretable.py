@@ -39,6 +39,8 @@ def _names(snap: ZoneSnapshot) -> list[dns.name.Name]:
         out.append(dns.name.Name((b"zz-nx", *n.labels)))
         out.append(dns.name.Name((b"a", b"b", *n.labels)))
     out.append(dns.name.Name((b"0", *snap.origin.labels)))
+    out.append(dns.name.Name((b"w\x00w", *snap.origin.labels)))  # a zero byte in a label
+    out.append(dns.name.Name((b"\x00", b"www", *snap.origin.labels)))
     out.append(dns.name.from_text("www.example.net."))  # not ours: REFUSED
     return out
 

@@ -52,6 +52,7 @@ WILDCARD = b"*"
 TCP_MAX = 65535
 MIN_UDP = 512
 WILDCARD_MEMO = 10_000  # closest enclosers whose wildcard's covering NSEC is remembered
+DENIAL_MEMO = 50_000  # NSEC RRsets (with RRSIGs) kept joined as one bytes object per zone
 
 # (sections' wire, rcode, answer count, authority count)
 Sections = tuple[bytes, int, int, int]
@@ -74,7 +75,8 @@ class WireZone:
     nsec: bool  # signed with NSEC (the NXDOMAIN proof is built here without an Answer)
     soa: tuple[bytes, int]  # negative-answer SOA (RFC 2308 TTL): wire and record count
     soa_sig: tuple[bytes, int]  # the same with its RRSIG
-    wildcard_cover: dict[Key, Node] = field(default_factory=dict)  # NSEC covering *.<ce>
+    wildcard_cover: dict[Key, int] = field(default_factory=dict)  # NSEC index covering *.ce
+    nsec_denial: dict[int, tuple[bytes, int]] = field(default_factory=dict)  # by NSEC index
 
 
 def wire_zones(snaps: Iterable[ZoneSnapshot]) -> dict[bytes, WireZone]:
@@ -138,20 +140,32 @@ class WireTable:
             edns = True
         else:
             return None
-        # The question name: plain labels only (no compression pointer, no extended type).
-        starts = []
-        pos = 12
-        length = wire[pos]
-        while length:
-            if length > 63:
-                return None
-            starts.append(pos)
-            pos += length + 1
-            if pos >= n:
-                return None
+        # A name seen before ends at the first zero byte (the names cache holds no name
+        # with a zero byte inside a label, so a hit is a complete, well-formed name).
+        qend = wire.find(b"\x00", 12) + 1
+        if qend == 0:
+            return None
+        lname = wire[12:qend].lower()
+        hit = self.names.get(lname)
+        starts: list[int] = []
+        if hit is None:
+            # The question name, parsed: plain labels only (no compression pointer).
+            pos = 12
             length = wire[pos]
-        qend = pos + 1
-        if qend - 12 > 255 or qend + 4 > n or wire[qend + 2 : qend + 4] != CLASS_IN:
+            while length:
+                if length > 63:
+                    return None
+                starts.append(pos)
+                pos += length + 1
+                if pos >= n:
+                    return None
+                length = wire[pos]
+            if pos + 1 != qend:
+                qend = pos + 1
+                lname = wire[12:qend].lower()
+            if qend - 12 > 255:
+                return None
+        if qend + 4 > n or wire[qend + 2 : qend + 4] != CLASS_IN:
             return None
         qtype = wire[qend] << 8 | wire[qend + 1]
         if qtype in GENERAL_QTYPES:
@@ -177,13 +191,27 @@ class WireTable:
             do = False
             limit = TCP_MAX if tcp else MIN_UDP
 
-        lname = wire[12:qend].lower()
-        hit = self.names.get(lname)
+        data: Sections | None = None
         if hit is not None:
             wz, node = hit
-            data = self._positive(wz, node, qtype, do)
+            rrsets = node.rrsets
+            if type(rrsets) is WireRRsets:  # the common case, inline: RRset + RRSIGs
+                body = rrsets.wires.get(qtype)
+                if body is not None:
+                    counts = rrsets.counts
+                    an = counts.get(qtype, 1) if counts else 1
+                    sigs = node.sigs
+                    if do and wz.signed and type(sigs) is WireRRsets:
+                        sig = sigs.wires.get(qtype)
+                        if sig is not None:
+                            body += sig
+                            counts = sigs.counts
+                            an += counts.get(qtype, 1) if counts else 1
+                    data = body, 0, an, 0
             if data is None:
-                qk = _name_key(wire, lname, starts)
+                data = self._positive(wz, node, qtype, do)
+            if data is None:
+                qk = _key_of(lname)
                 data = self._negative(wz, qk, qk, node, qtype, do)
         else:
             data = self._find(wire, lname, starts, qtype, do)
@@ -197,9 +225,7 @@ class WireTable:
         by_rcode[rcode] = by_rcode.get(rcode, 0) + 1
         head = HEADER.pack(wire[0] << 8 | wire[1], flags, 1, an, ns, 1 if edns else 0)
         if edns:
-            opt = b"\x00\x00\x29" + our_payload.to_bytes(2, "big")
-            opt += b"\x00\x00\x80\x00\x00\x00" if do else b"\x00\x00\x00\x00\x00\x00"
-            return head + wire[12:end] + body + opt
+            return head + wire[12:end] + body + (OPT_DO if do else OPT_NO_DO)[our_payload]
         return head + wire[12:end] + body
 
     def _find(
@@ -243,7 +269,8 @@ class WireTable:
                     if dnode is not None and DNAME in dnode.rrsets:
                         return None
         if node is not None:
-            self.names[lname] = (wz, node)
+            if b"\x00" not in lname[:-1]:
+                self.names[lname] = (wz, node)
             got = self._positive(wz, node, qtype, do)
             if got is not None:
                 return got
@@ -292,6 +319,36 @@ class WireTable:
         return data, 0, 0, ns
 
 
+def _key_of(lname: bytes) -> Key:
+    """The snapshot's dict key of the well-formed lower-case wire name ``lname``."""
+    labels = []
+    pos = 0
+    length = lname[0]
+    while length:
+        labels.append(lname[pos + 1 : pos + 1 + length])
+        pos += length + 1
+        length = lname[pos]
+    labels.append(b"")
+    return tuple(labels)
+
+
+class _OptCache(dict[int, bytes]):
+    """Our OPT record by advertised payload size, made on first use."""
+
+    def __init__(self, flags: bytes) -> None:
+        super().__init__()
+        self.flags = flags
+
+    def __missing__(self, payload: int) -> bytes:
+        opt = b"\x00\x00\x29" + payload.to_bytes(2, "big") + self.flags
+        self[payload] = opt
+        return opt
+
+
+OPT_DO = _OptCache(b"\x00\x00\x80\x00\x00\x00")  # extended rcode 0, version 0, DO, no options
+OPT_NO_DO = _OptCache(b"\x00\x00\x00\x00\x00\x00")
+
+
 def _name_key(wire: bytes, lname: bytes, starts: list[int]) -> Key:
     """The question name as the snapshot's dict key: its lower-case labels, root last."""
     labels = [lname[s - 11 : s - 11 + wire[s]] for s in starts]
@@ -302,23 +359,40 @@ def _name_key(wire: bytes, lname: bytes, starts: list[int]) -> Key:
 def _nsec_nxdomain(wz: WireZone, qk: Key, wk: Key) -> Sections:
     """NXDOMAIN with DO in an NSEC zone (as answer.nxdomain): SOA and its RRSIG, the NSEC
     covering ``qk`` and the one covering the wildcard ``wk``, each with its RRSIG."""
-    snap = wz.snap
-    keys, nodes = snap.nsec_keys, snap.nsec_nodes
-    first = nodes[bisect.bisect_right(keys, qk[::-1]) - 1]
+    keys = wz.snap.nsec_keys
+    first = bisect.bisect_right(keys, qk[::-1]) - 1
     second = wz.wildcard_cover.get(wk)
     if second is None:
-        second = nodes[bisect.bisect_right(keys, wk[::-1]) - 1]
+        second = bisect.bisect_right(keys, wk[::-1]) - 1
         if len(wz.wildcard_cover) < WILDCARD_MEMO:
             wz.wildcard_cover[wk] = second
-    parts = [wz.soa_sig[0]]
-    ns = wz.soa_sig[1]
-    for cover in (first, second) if second is not first else (first,):
-        for sigs in (False, True):
-            got = _wire(cover, sigs, NSEC, snap)
-            if got is not None:
-                parts.append(got[0])
-                ns += got[1]
-    return b"".join(parts), NXDOMAIN, 0, ns
+    denial = wz.nsec_denial
+    one = denial.get(first) or _nsec_denial(wz, first)
+    if second == first:
+        return wz.soa_sig[0] + one[0], NXDOMAIN, 0, wz.soa_sig[1] + one[1]
+    two = denial.get(second) or _nsec_denial(wz, second)
+    return (
+        b"".join((wz.soa_sig[0], one[0], two[0])),
+        NXDOMAIN,
+        0,
+        wz.soa_sig[1] + one[1] + two[1],
+    )
+
+
+def _nsec_denial(wz: WireZone, index: int) -> tuple[bytes, int]:
+    """The NSEC RRset of the ``index``-th NSEC owner and its RRSIGs (memoised, bounded)."""
+    node = wz.snap.nsec_nodes[index]
+    parts, count = [], 0
+    for sigs in (False, True):
+        got = _wire(node, sigs, NSEC, wz.snap)
+        if got is not None:
+            parts.append(got[0])
+            count += got[1]
+    out = b"".join(parts), count
+    if len(wz.nsec_denial) >= DENIAL_MEMO:
+        wz.nsec_denial.clear()
+    wz.nsec_denial[index] = out
+    return out
 
 
 def _section(snap: ZoneSnapshot, rrsets: list[dns.rrset.RRset]) -> tuple[bytes, int]:

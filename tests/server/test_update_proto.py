@@ -45,6 +45,7 @@ def test_add_and_delete_rrset_and_name() -> None:
     u.delete("www", "TXT")
     rcode, z = run(u)
     assert rcode == dns.rcode.NOERROR
+    assert "www.u.example." in names(z)
     assert "new.u.example." in names(z)
     assert z.get(dns.name.from_text("www.u.example."), 16) is None
     assert z.get(dns.name.from_text("www.u.example."), 1) is not None
@@ -60,6 +61,7 @@ def test_apex_soa_and_last_ns_are_kept() -> None:
     u.delete("@", "NS", "ns")
     rcode, z = run(u)
     assert rcode == dns.rcode.NOERROR
+    assert "www.u.example." in names(z)
     assert z.get(z.origin, 6) is not None and z.get(z.origin, 2) is not None
 
 
@@ -90,6 +92,7 @@ def test_prerequisites(prereq: object, rcode: int) -> None:
         ("www", "NSEC", "u.example. A"),
         ("@", "NSEC3PARAM", "1 0 0 -"),
         ("www", "DNSKEY", "256 3 13 AAAA"),
+        ("@", "TYPE65534", r"\# 5 0da6110001"),
     ],
 )
 def test_managed_records_are_refused(name: str, rtype: str, rdata: str) -> None:
@@ -120,3 +123,12 @@ def test_prerequisites_see_the_served_zone() -> None:
     msg = dns.message.from_wire(u.to_wire())
     assert evaluate(msg, zone()).rcode == dns.rcode.NXRRSET
     assert evaluate(msg, zone(), served).rcode == dns.rcode.NOERROR
+
+
+def test_private_type_below_the_apex_is_data() -> None:
+    """Only the apex's TYPE65534 RRset is the server's signing state."""
+    u = dns.update.UpdateMessage(ORIGIN)
+    u.add("www", 60, "TYPE65534", r"\# 2 0102")
+    rcode, z = run(u)
+    assert rcode == dns.rcode.NOERROR
+    assert "www.u.example." in names(z)

@@ -4,7 +4,8 @@
 the zone's current data and turns the update section (3.4) into a
 :class:`~dnsseal.zone.diff.ZoneDiff` against that data, or says which rcode to answer.
 Records the server manages (RRSIG, NSEC, NSEC3, NSEC3PARAM; DNSKEY / CDS / CDNSKEY below
-the apex) are REFUSED; the SOA is the server's (its serial follows every change), so SOA
+the apex; the signing-state records, TYPE65534 at the apex, as BIND refuses them) are
+REFUSED; the SOA is the server's (its serial follows every change), so SOA
 updates are ignored, as is deleting the apex NS RRset (3.4.2.3/3.4.2.4).  Who may update
 is the caller's ACL decision (:mod:`dnsseal.proto.acl`).
 """
@@ -22,6 +23,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from dnsseal.signer.signingstate import PRIVATE_TYPE
 from dnsseal.zone import canonical
 from dnsseal.zone.diff import Record, ZoneDiff, apply, diff
 from dnsseal.zone.model import Zone
@@ -138,7 +140,11 @@ def _prescan(zone: Zone, updates: Iterable[dns.rrset.RRset]) -> UpdateResult | N
                 return _fail(dns.rcode.FORMERR, f"{rr.name}: malformed delete")
         else:
             return _fail(dns.rcode.FORMERR, f"{rr.name}: class {_cls(rr)}")
-        if rtype in MANAGED or (rtype in APEX_ONLY and name != origin):
+        if (
+            rtype in MANAGED
+            or (rtype in APEX_ONLY and name != origin)
+            or (rtype == PRIVATE_TYPE and name == origin)
+        ):
             return _fail(
                 dns.rcode.REFUSED,
                 f"{rr.name} {_tt(rtype)}: maintained by the server, not by updates",

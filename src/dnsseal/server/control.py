@@ -43,7 +43,11 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "sign": (("ZONE",), "Re-sign every RRset of ZONE now."),
     "loadkeys": (("ZONE",), "Re-read ZONE's key directory and run the key manager now."),
-    "signing": (("ARGS...",), "signing -list ZONE: the keys the served version is signed with."),
+    "signing": (
+        ("ARGS...",),
+        "signing -list ZONE | signing -clear all|KEYID/ALGORITHM ZONE: the signing-state "
+        "records (TYPE65534), as rndc signing.",
+    ),
 }
 VARIADIC = "ARGS..."
 MAX_REQUEST = 64 * 1024

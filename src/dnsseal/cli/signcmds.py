@@ -28,6 +28,7 @@ from dnsseal.storage import zonefile
 from dnsseal.storage.keydir import KeyDirectory, load_key
 from dnsseal.zone import canonical
 from dnsseal.zone.model import Zone
+from dnsseal.zone.text import paused_gc
 
 _CTX = {"help_option_names": ["-h", "--help"]}
 
@@ -217,49 +218,50 @@ def signzone(
     inception = _when("-s", start, now)
     base = inception if inception is not None else now - 3600
     expiration = _when("-e", end, now, base=base)
-    zone = zonefile.read_zone(zonefile_path, origin)
-    keys = _select_keys(zone, keydir, smart, keyfiles, now)
-    bar = _ProgressBar() if not quiet and sys.stderr.isatty() else None
-    params = SignParams(
-        inception=inception,
-        expiration=expiration,
-        jitter=_duration("-j", jitter) or 0,
-        refresh=_duration("-i", interval),
-        nsec3=nsec3,
-        serial=serial,
-        ksk_only=ksk_only,
-        ignore_ksk_flag=ignore_ksk,
-        dnskey_ttl=_duration("-T", dnskey_ttl),
-        batch=ProcessBatchSigner(workers, progress=bar.update if bar else None),
-        verify_batch=ProcessBatchVerifier(workers),
-    )
-    t1 = time.perf_counter()
-    try:
-        signed = sign_zone(zone, keys, params, now)
-    finally:
-        if bar is not None:
-            bar.close()
-    t2 = time.perf_counter()
-    if check:
-        errors = [
-            f for f in verify_zone(signed.zone, now, VerifyOptions(ksk_only=ksk_only,
-                                                                   ignore_ksk_flag=ignore_ksk))
-            if f.severity is Severity.ERROR
-        ]  # fmt: skip
-        if errors:
-            for f in errors:
-                click.echo(str(f), err=True)
-            raise click.ClickException(
-                f"the signed zone failed verification ({len(errors)} errors); nothing written"
-            )
-    out = output or f"{zonefile_path}.signed"
-    header = [f"File written on {format_bind_time(now)} by dnsseal signzone"]
-    if out == "-":
-        from dnsseal.zone.text import iter_zone_text
+    with paused_gc():  # a run over acyclic data: collections would only rescan the zone
+        zone = zonefile.read_zone(zonefile_path, origin)
+        keys = _select_keys(zone, keydir, smart, keyfiles, now)
+        bar = _ProgressBar() if not quiet and sys.stderr.isatty() else None
+        params = SignParams(
+            inception=inception,
+            expiration=expiration,
+            jitter=_duration("-j", jitter) or 0,
+            refresh=_duration("-i", interval),
+            nsec3=nsec3,
+            serial=serial,
+            ksk_only=ksk_only,
+            ignore_ksk_flag=ignore_ksk,
+            dnskey_ttl=_duration("-T", dnskey_ttl),
+            batch=ProcessBatchSigner(workers, progress=bar.update if bar else None),
+            verify_batch=ProcessBatchVerifier(workers),
+        )
+        t1 = time.perf_counter()
+        try:
+            signed = sign_zone(zone, keys, params, now)
+        finally:
+            if bar is not None:
+                bar.close()
+        t2 = time.perf_counter()
+        if check:
+            errors = [
+                f for f in verify_zone(signed.zone, now, VerifyOptions(ksk_only=ksk_only,
+                                                                       ignore_ksk_flag=ignore_ksk))
+                if f.severity is Severity.ERROR
+            ]  # fmt: skip
+            if errors:
+                for f in errors:
+                    click.echo(str(f), err=True)
+                raise click.ClickException(
+                    f"the signed zone failed verification ({len(errors)} errors); nothing written"
+                )
+        out = output or f"{zonefile_path}.signed"
+        header = [f"File written on {format_bind_time(now)} by dnsseal signzone"]
+        if out == "-":
+            from dnsseal.zone.text import iter_zone_text
 
-        sys.stdout.writelines(iter_zone_text(signed.zone, header=header))
-    else:
-        zonefile.write_zone(out, signed.zone, header=header)
+            sys.stdout.writelines(iter_zone_text(signed.zone, header=header))
+        else:
+            zonefile.write_zone(out, signed.zone, header=header)
     if stats:
         s = signed.stats
         _print_stats(s.generated, s.retained, s.dropped, t2 - t1, time.perf_counter() - t0)

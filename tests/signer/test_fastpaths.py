@@ -8,14 +8,15 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dnsseal.crypto import software
-from dnsseal.crypto.wire import ecdsa_wire_signature
+from dnsseal.crypto import software, wire
+from dnsseal.crypto.software import der_to_wire, sign_function
+from dnsseal.crypto.wire import CURVES, ecdsa_wire_signature
+from dnsseal.keys.model import Key
 from dnsseal.signer import Nsec3Params, SignParams, sign_zone
-from dnsseal.signer.fastsign import der_to_wire, sign_function
 from dnsseal.signer.incremental import SignedChange, full_sign_changes, sign_changes
 from dnsseal.signer.parallel import ProcessBatchSigner
 from dnsseal.signer.quick import quick_sign_changes
@@ -31,15 +32,36 @@ T = dns.rdatatype
 IN = dns.rdataclass.IN
 
 
-@pytest.mark.parametrize("alg", [13, 14, 15])
+def _reference_signature(key: Key, data: bytes) -> bytes:
+    """A signature made the plain way: a fresh key object and parameters, DER decoded."""
+    assert key.private is not None
+    secret = key.private.get("PrivateKey")
+    if key.algorithm in (13, 14):
+        curve, size = CURVES[key.algorithm]
+        digest = hashes.SHA256() if key.algorithm == 13 else hashes.SHA384()
+        assert secret is not None
+        private = ec.derive_private_key(int.from_bytes(secret, "big"), curve)
+        der = private.sign(data, ec.ECDSA(digest, deterministic_signing=True))
+        return ecdsa_wire_signature(der, size)
+    assert key.algorithm == 15 and secret is not None
+    return ed25519.Ed25519PrivateKey.from_private_bytes(secret).sign(data)
+
+
+@pytest.mark.parametrize("alg", [8, 13, 14, 15])
 @given(data=st.lists(st.binary(max_size=300), min_size=1, max_size=8))
 @settings(max_examples=15, deadline=None)
-def test_sign_function_matches_the_software_signer(alg: int, data: list[bytes]) -> None:
+def test_prepared_signer_matches_the_plain_signature(alg: int, data: list[bytes]) -> None:
+    """The prepared signing function (reused parameter objects, DER sliced) gives the bytes
+    of a plainly made signature (ECDSA and Ed25519 are deterministic) and verifies (RSA)."""
     key = make_key(alg)
     fast = sign_function(key)
-    careful = software.signer_for(key)
+    public = wire.public_key_object(alg, key.public_key)
     for d in data:
-        assert fast(d) == careful.sign(d)
+        sig = fast(d)
+        assert sig == software.signer_for(key).sign(d)
+        assert wire.verify(alg, public, sig, d)
+        if alg != 8:
+            assert sig == _reference_signature(key, d)
 
 
 @given(st.binary(min_size=1, max_size=64))

@@ -3,14 +3,16 @@ BIND ``.private`` key material."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from dnsseal.crypto.wire import CURVES, HASHES, ecdsa_wire_signature, rsa_public_wire
+from dnsseal.crypto.wire import CURVES, HASHES, rsa_public_wire
 from dnsseal.errors import CryptoError, KeyNotFound
 from dnsseal.keys import algorithms
 from dnsseal.keys.model import Key, PrivateMaterial
@@ -62,9 +64,57 @@ def generate(alg: algorithms.Algorithm, bits: int | None = None) -> tuple[bytes,
     return edkey.public_key().public_bytes_raw(), PrivateMaterial((("PrivateKey", raw),))
 
 
+# data -> DNSSEC wire signature
+SignFunction = Callable[[bytes], bytes]
+
+
+def der_to_wire(der: bytes, size: int) -> bytes:
+    """An ECDSA DER signature (SEQUENCE of INTEGER r, INTEGER s) as fixed-size ``r || s``
+    (RFC 6605 4), by slicing; odd encodings go through the DER decoder."""
+    if len(der) < 8 or der[0] != 0x30 or der[1] & 0x80 or der[2] != 0x02:
+        r_int, s_int = decode_dss_signature(der)
+        return r_int.to_bytes(size, "big") + s_int.to_bytes(size, "big")
+    rlen = der[3]
+    r = der[4 : 4 + rlen]
+    if der[4 + rlen] != 0x02:
+        raise ValueError("malformed ECDSA signature")
+    s = der[6 + rlen : 6 + rlen + der[5 + rlen]]
+    # INTEGERs are minimal and positive: one leading zero octet at most, or fewer octets.
+    r = r[-size:] if len(r) > size else r.rjust(size, b"\0")
+    s = s[-size:] if len(s) > size else s.rjust(size, b"\0")
+    return r + s
+
+
+def _prepared(algorithm: int, key: Any, size: int) -> SignFunction:
+    """The signing function of one key with everything but the data fixed in advance (the
+    padding, hash and deterministic ECDSA parameter objects): the signing hot path calls
+    it hundreds of thousands of times."""
+    alg = algorithms.get(algorithm)
+    sign = key.sign
+    if alg.family == "rsa":
+        pad, digest = padding.PKCS1v15(), HASHES[alg.hash_name]()
+
+        def rsa_sign(data: bytes) -> bytes:
+            out: bytes = sign(data, pad, digest)
+            return out
+
+        return rsa_sign
+    if alg.family == "ecdsa":
+        params = ec.ECDSA(HASHES[alg.hash_name](), deterministic_signing=True)
+
+        def ecdsa_sign(data: bytes) -> bytes:
+            return der_to_wire(sign(data, params), size)
+
+        return ecdsa_sign
+    ed_sign: SignFunction = sign
+    return ed_sign
+
+
 @dataclass(slots=True)
 class SoftwareSigner:
-    """Signs data for one key.  ``sign`` returns the signature in DNSSEC wire format.
+    """Signs data for one key.  ``sign`` returns the signature in DNSSEC wire format;
+    :attr:`function` is the same as a plain function, prepared once (for hot loops and
+    worker processes).
 
     ECDSA signatures are deterministic (RFC 6979), so signing the same data twice gives the
     same bytes.
@@ -73,19 +123,19 @@ class SoftwareSigner:
     algorithm: int
     _key: Any
     _size: int = 0
+    function: SignFunction = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.function = _prepared(self.algorithm, self._key, self._size)
 
     def sign(self, data: bytes) -> bytes:
-        alg = algorithms.get(self.algorithm)
-        if alg.family == "rsa":
-            sig: bytes = self._key.sign(data, padding.PKCS1v15(), HASHES[alg.hash_name]())
-            return sig
-        if alg.family == "ecdsa":
-            der = self._key.sign(
-                data, ec.ECDSA(HASHES[alg.hash_name](), deterministic_signing=True)
-            )
-            return ecdsa_wire_signature(der, self._size)
-        out: bytes = self._key.sign(data)
-        return out
+        return self.function(data)
+
+
+def sign_function(key: Key) -> SignFunction:
+    """``data -> DNSSEC wire signature`` for ``key`` (see :class:`SoftwareSigner`).  Raises
+    what :func:`signer_for` raises."""
+    return signer_for(key).function
 
 
 def signer_for(key: Key) -> SoftwareSigner:

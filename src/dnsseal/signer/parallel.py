@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from dnsseal.crypto import wire
-from dnsseal.signer.fastsign import SignFunction, sign_function
+from dnsseal.crypto.software import SignFunction, sign_function
 from dnsseal.signer.keysel import SigningKey
 
 _WORKER_SIGNERS: dict[int, SignFunction] = {}

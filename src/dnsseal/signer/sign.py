@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 import dns.name
 import dns.rdatatype
 
+from dnsseal.crypto.software import SignFunction, sign_function
 from dnsseal.errors import CryptoError, InputError
 from dnsseal.signer import denial
-from dnsseal.signer.fastsign import SignFunction, sign_function
 from dnsseal.signer.keysel import KEYSET_TYPES, SigningKey, assign
 from dnsseal.signer.rrsig import Rrsig, absolute_time, labels_field
 from dnsseal.signer.verify import BatchVerifier, verify_sequential

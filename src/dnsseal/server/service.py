@@ -17,6 +17,7 @@ import secrets
 import signal
 import socket
 import struct
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,71 +44,88 @@ from dnsseal.storage.serverconfig import Endpoint, ServerConfig, ensure_dir, loa
 
 log = logging.getLogger(__name__)
 
-UDP_BATCH = 256  # datagrams answered per readiness callback before yielding to the loop
 MAX_TCP_CLIENTS = 1024  # connections beyond this are closed at once (fd exhaustion)
 XFR_QTYPES = {int(dns.rdatatype.AXFR), int(dns.rdatatype.IXFR)}
 
 
 class _UdpListener:
-    """Answers UDP queries straight from a non-blocking socket: on each readiness callback
-    it drains up to :data:`UDP_BATCH` datagrams, so the event loop's per-packet overhead
-    (one selector round and transport bookkeeping per datagram) is paid once per burst."""
+    """Answers UDP queries on one socket from a thread doing blocking ``recvfrom`` and
+    ``sendto``: no event loop round per datagram, and when worker processes share the
+    socket the kernel hands each datagram to one waiting process (even load, unlike
+    per-process SO_REUSEPORT sockets, which hash a few client ports unevenly).
+
+    The thread runs only the byte-level answer path (:class:`WireTable`, which reads the
+    engine's current zone set); every other datagram is passed to the event loop thread
+    (``slow``), so the general path never runs in two threads at once."""
 
     def __init__(
         self,
         sock: socket.socket,
         engine: Engine,
-        on_update: Callable[[bytes, tuple[str, int]], None],
+        loop: asyncio.AbstractEventLoop,
+        slow: Callable[[bytes, tuple[str, int]], None],
+        owner: bool,
     ) -> None:
+        """``owner``: this process made the socket and shuts it down on stop (a worker
+        leaves a shared socket alone: it exits with its thread)."""
         self.sock = sock
         self.engine = engine
-        self.on_update = on_update  # UPDATE messages are answered asynchronously
+        self.loop = loop
+        self.slow = slow
+        self.owner = owner
         self.dropped_replies = 0
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name="dnsseal-udp", daemon=True)
 
-    def readable(self) -> None:
+    def start(self) -> None:
+        self.sock.setblocking(True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self.owner:
+            # Wakes the blocked recvfrom (Linux: it returns b"", None); ENOTCONN is normal.
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+            self.thread.join(5)
+            self.sock.close()
+
+    def _run(self) -> None:
         sock, engine = self.sock, self.engine
         recv, send = sock.recvfrom, sock.sendto
-        # The byte-level path first (engine.handle would try it too): most queries never
-        # go further.  Read once per batch: the zone set only changes between callbacks.
-        fast, payload = engine.wire.answer, engine.udp_payload
-        answered = 0
-        for _ in range(UDP_BATCH):
+        handoff, slow = self.loop.call_soon_threadsafe, self.slow
+        stats = engine.stats
+        while True:
             try:
                 data, addr = recv(65535)
-            except (BlockingIOError, InterruptedError):
-                break
             except OSError as e:  # e.g. an ICMP error queued for an earlier reply
+                if self.stopping:
+                    return
                 log.debug("[server] UDP receive error: %s", e)
                 continue
+            if addr is None or self.stopping:
+                if self.stopping:
+                    return
+                continue
             try:
-                wire = fast(data, False, payload)
+                wire = engine.wire.answer(data, False, engine.udp_payload)
             except Exception:  # a bug must not kill the listener: log it, drop the packet
                 log.exception("[server] error answering a UDP query from %s", addr[0])
                 continue
-            if wire is not None:
-                answered += 1
+            if wire is None:
                 try:
-                    send(wire, addr)
-                except OSError:  # send buffer full or peer gone: UDP may drop
-                    self.dropped_replies += 1
+                    handoff(slow, data, addr)
+                except RuntimeError:  # the loop is closed: we are stopping
+                    return
                 continue
-            if is_update(data):
-                self.on_update(data, addr)
-                continue
+            stats.queries += 1
             try:
-                out = engine.handle(data, False, addr[0])
-            except Exception:
-                log.exception("[server] error answering a UDP query from %s", addr[0])
-                continue
-            for wire in out:
-                try:
-                    send(wire, addr)
-                except OSError:
-                    self.dropped_replies += 1
-        engine.stats.queries += answered
+                send(wire, addr)
+            except OSError:  # send buffer full or peer gone: UDP may drop
+                self.dropped_replies += 1
 
 
-def _udp_socket(ep: Endpoint, shared: bool) -> socket.socket:
+def udp_socket(ep: Endpoint, shared: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in ep.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
@@ -152,13 +170,15 @@ class AuthServer:
         worker_pids: list[int] | None = None,
         links: list[tuple[int, socket.socket]] | None = None,
         link: socket.socket | None = None,
+        udp_socks: list[socket.socket] | None = None,
     ) -> None:
         """``worker``: an extra process sharing the ports (no control socket, no NOTIFY, no
         journal writes; reloads on SIGHUP from the main process).  ``zones``: zones already
         loaded (before forking workers).  ``worker_pids``, in the main process: the workers
         to signal on reload and stop.  ``links`` (main: worker pid and socket) and ``link``
         (worker: its socket to the main process) carry inline-signed zone versions and
-        relayed UPDATEs (:mod:`dnsseal.server.zonesync`)."""
+        relayed UPDATEs (:mod:`dnsseal.server.zonesync`).  ``udp_socks``: UDP sockets
+        bound before the fork, one per listen endpoint, shared by every process."""
         self.config = config
         self.config_path = config_path
         self.worker = worker
@@ -173,6 +193,7 @@ class AuthServer:
         self.started_at = 0
         self.reloads = 0
         self._udp: list[_UdpListener] = []
+        self.udp_socks = list(udp_socks or [])
         self._tcp_servers: list[asyncio.Server] = []
         self._control: ControlServer | None = None
         self._stopped = asyncio.Event()
@@ -198,9 +219,12 @@ class AuthServer:
         for ep in self.config.listen:
             family = socket.AF_INET6 if ":" in ep.host else socket.AF_INET
             shared = self.config.workers > 1
-            sock = _udp_socket(ep, shared)
-            listener = _UdpListener(sock, self.engine, self._update_spawner(sock))
-            loop.add_reader(sock.fileno(), listener.readable)
+            if self.udp_socks:  # made before the fork, one per endpoint, shared
+                sock, owner = self.udp_socks[len(self._udp)], not self.worker
+            else:
+                sock, owner = udp_socket(ep, shared), True
+            listener = _UdpListener(sock, self.engine, loop, self._udp_slow(sock), owner)
+            listener.start()
             self._udp.append(listener)
             server = await asyncio.start_server(
                 self._tcp_client,
@@ -251,8 +275,7 @@ class AuthServer:
         if self._control is not None:
             await self._control.stop()
         for listener in self._udp:
-            loop.remove_reader(listener.sock.fileno())
-            listener.sock.close()
+            listener.stop()
         self._udp.clear()
         for s in self._tcp_servers:
             s.close()
@@ -502,11 +525,24 @@ class AuthServer:
         log.warning("[%s] NOTIFY serial %d to %s: gave up", zone, snap.serial, target)
         return f"{target}: no answer after {len(RETRY_TIMEOUTS)} tries"
 
-    def _update_spawner(self, sock: socket.socket) -> Callable[[bytes, tuple[str, int]], None]:
-        def spawn(wire: bytes, addr: tuple[str, int]) -> None:
-            self._spawn(self._udp_update(sock, wire, addr))
+    def _udp_slow(self, sock: socket.socket) -> Callable[[bytes, tuple[str, int]], None]:
+        """What the event loop does with a UDP datagram the byte path left: UPDATEs are
+        answered in a task, everything else by the engine's general path at once."""
 
-        return spawn
+        def answer(data: bytes, addr: tuple[str, int]) -> None:
+            if is_update(data):
+                self._spawn(self._udp_update(sock, data, addr))
+                return
+            try:
+                out = self.engine.handle(data, False, addr[0])
+            except Exception:  # a bug must not stop the server: log it, drop the packet
+                log.exception("[server] error answering a UDP query from %s", addr[0])
+                return
+            for wire in out:
+                with contextlib.suppress(OSError):  # UDP may drop
+                    sock.sendto(wire, addr)
+
+        return answer
 
     async def _udp_update(self, sock: socket.socket, wire: bytes, addr: tuple[str, int]) -> None:
         try:

@@ -1,13 +1,14 @@
 """Running the server in one or several processes.
 
 With ``server.workers = N`` the zones are loaded once, then N-1 worker processes are forked:
-they share the loaded snapshots (copy-on-write) instead of parsing the zone files again, and
-every process binds the same addresses with SO_REUSEPORT so the kernel spreads queries over
-them.  The main process alone owns the control socket, the journal, NOTIFY and the signing
-of inline zones; it forwards reloads (SIGHUP), sends every new inline-signed version to the
-workers and answers the UPDATEs they relay (a socket pair per worker,
-:mod:`dnsseal.server.zonesync`), and stops the workers.  A worker dies with its main process
-(PR_SET_PDEATHSIG), so a killed server never leaves orphans answering with old data.
+they share the loaded snapshots (copy-on-write) instead of parsing the zone files again.
+Every process answers on the same UDP sockets (made before the fork: the kernel gives each
+datagram to one waiting process) and binds its own TCP listeners with SO_REUSEPORT.  The
+main process alone owns the control socket, the journal, NOTIFY and the signing of inline
+zones; it forwards reloads (SIGHUP), sends every new inline-signed version to the workers
+and answers the UPDATEs they relay (a socket pair per worker, :mod:`dnsseal.server.zonesync`),
+and stops the workers.  A worker dies with its main process (PR_SET_PDEATHSIG), so a killed
+server never leaves orphans answering with old data.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dnsseal import clock
-from dnsseal.server.service import AuthServer
+from dnsseal.server.service import AuthServer, udp_socket
 from dnsseal.server.zones import ZoneState, preload
 from dnsseal.storage.serverconfig import ServerConfig
 
@@ -66,6 +67,9 @@ def serve(
     gc.freeze()
     pids: list[int] = []
     links: list[tuple[int, socket.socket]] = []
+    # One UDP socket per endpoint shared by every process: each datagram goes to one
+    # process blocked in recvfrom (TCP listeners are per process, with SO_REUSEPORT).
+    udp = [udp_socket(ep, shared=False) for ep in config.listen] if config.workers > 1 else []
     for _ in range(config.workers - 1):
         sys.stdout.flush()
         sys.stderr.flush()
@@ -78,7 +82,9 @@ def serve(
                 ours.close()
                 for _, other in links:
                     other.close()
-                worker = AuthServer(config, config_path, worker=True, zones=zones, link=theirs)
+                worker = AuthServer(
+                    config, config_path, worker=True, zones=zones, link=theirs, udp_socks=udp
+                )
                 asyncio.run(_run(worker, None))
             except BaseException:
                 log.exception("[server] worker %d failed", os.getpid())
@@ -90,5 +96,7 @@ def serve(
         theirs.close()
         pids.append(pid)
         links.append((pid, ours))
-    main = AuthServer(config, config_path, zones=zones, worker_pids=pids, links=links)
+    main = AuthServer(
+        config, config_path, zones=zones, worker_pids=pids, links=links, udp_socks=udp
+    )
     asyncio.run(_run(main, on_started))

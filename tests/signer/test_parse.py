@@ -173,7 +173,7 @@ def _spread(text: str, rng: random.Random) -> str:
     return "\n".join(out) + "\n"
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(NAMES, ROLES), min_size=1, max_size=12), st.randoms())
 def test_random_multi_line_zones_parse_the_same(entries: list[tuple[str, str]],
                                                 rng: random.Random) -> None:  # fmt: skip
@@ -219,7 +219,7 @@ def test_bind_output_reads_on_the_fast_path(nsec3: bool, tmp_path: Path) -> None
     assert all(other == first for other in others)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.one_of(st.ip_addresses(v=6).map(str), st.ip_addresses(v=6).map(lambda a: a.exploded),
                  st.text("0123456789abcdefABCDEF:.", max_size=45)))  # fmt: skip
 def test_ipv6_fast_path_matches_dnspython(text: str) -> None:

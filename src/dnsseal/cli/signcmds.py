@@ -21,6 +21,7 @@ from dnsseal.findings import Severity
 from dnsseal.keys.model import Key
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, check_iterations, sign_zone
 from dnsseal.signer.keysel import smart_select
+from dnsseal.signer.ledger import SignatureLedger, parse_ledger
 from dnsseal.signer.parallel import ProcessBatchSigner, ProcessBatchVerifier
 from dnsseal.signer.sign import SERIAL_POLICIES
 from dnsseal.signer.verify import VerifyOptions, verify_zone
@@ -178,6 +179,11 @@ def _print_stats(stats_generated: int, retained: int, dropped: int, sign_s: floa
               help="Verify the signed zone (dnsseal verify) before writing it.")  # fmt: skip
 @click.option("-t", "stats", is_flag=True, help="Print statistics.")
 @click.option("-q", "quiet", is_flag=True, help="Quiet: do not print the output file name.")
+@click.option("--ledger/--no-ledger", "use_ledger", default=True, show_default=True,
+              help="Keep signatures listed in the signature ledger (OUTPUT.ledger or "
+                   "ZONEFILE.ledger) without verifying them, and write OUTPUT.ledger.  "
+                   "With --no-ledger every kept signature is verified, as dnssec-signzone "
+                   "does.")  # fmt: skip
 def signzone(
     zonefile_path: str,
     keyfiles: tuple[str, ...],
@@ -201,8 +207,19 @@ def signzone(
     check: bool,
     stats: bool,
     quiet: bool,
+    use_ledger: bool,
 ) -> None:
-    """Sign ZONEFILE with the given KEY files and/or (-S) the keys in the key directory."""
+    """Sign ZONEFILE with the given KEY files and/or (-S) the keys in the key directory.
+
+    Signatures already in ZONEFILE are kept when they are valid, made by a key that signs
+    the RRset and not due for refresh (smart re-sign).  Checking that a kept signature is
+    valid costs more than making a new one, so dnsseal skips the check for signatures in
+    its signature ledger: OUTPUT.ledger, written next to each signed output, lists a keyed
+    digest (the key being derived from the private key) of every signature it holds
+    together with the exact RRset and key it covers.  Only a signature that dnsseal made or
+    verified over exactly the same data with the same key matches; everything else is
+    verified.  --no-ledger verifies everything.
+    """
     t0 = time.perf_counter()
     now = clock.now()
     origin = _origin("-o", origin_text, zonefile_path)
@@ -218,9 +235,18 @@ def signzone(
     inception = _when("-s", start, now)
     base = inception if inception is not None else now - 3600
     expiration = _when("-e", end, now, base=base)
+    out = output or f"{zonefile_path}.signed"
     with paused_gc():  # a run over acyclic data: collections would only rescan the zone
         zone = zonefile.read_zone(zonefile_path, origin)
         keys = _select_keys(zone, keydir, smart, keyfiles, now)
+        ledger = None
+        if use_ledger:
+            known: set[bytes] = set()
+            if any(zone.rrsigs.values()):
+                for path in {zonefile_path, out} - {"-"}:
+                    raw = zonefile.read_ledger(path)
+                    known |= (parse_ledger(raw) or set()) if raw is not None else set()
+            ledger = SignatureLedger(keys, known)
         bar = _ProgressBar() if not quiet and sys.stderr.isatty() else None
         params = SignParams(
             inception=inception,
@@ -234,6 +260,7 @@ def signzone(
             dnskey_ttl=_duration("-T", dnskey_ttl),
             batch=ProcessBatchSigner(workers, progress=bar.update if bar else None),
             verify_batch=ProcessBatchVerifier(workers),
+            ledger=ledger,
         )
         t1 = time.perf_counter()
         try:
@@ -254,7 +281,6 @@ def signzone(
                 raise click.ClickException(
                     f"the signed zone failed verification ({len(errors)} errors); nothing written"
                 )
-        out = output or f"{zonefile_path}.signed"
         header = [f"File written on {format_bind_time(now)} by dnsseal signzone"]
         if out == "-":
             from dnsseal.zone.text import iter_zone_text
@@ -262,6 +288,8 @@ def signzone(
             sys.stdout.writelines(iter_zone_text(signed.zone, header=header))
         else:
             zonefile.write_zone(out, signed.zone, header=header)
+            if ledger is not None:
+                zonefile.write_ledger(out, ledger.to_bytes())
     if stats:
         s = signed.stats
         _print_stats(s.generated, s.retained, s.dropped, t2 - t1, time.perf_counter() - t0)

@@ -32,6 +32,7 @@ from dnsseal.crypto.software import SignFunction, sign_function
 from dnsseal.errors import CryptoError, InputError
 from dnsseal.signer import denial
 from dnsseal.signer.keysel import KEYSET_TYPES, SigningKey, assign
+from dnsseal.signer.ledger import SignatureLedger
 from dnsseal.signer.rrsig import Rrsig, absolute_time, labels_field
 from dnsseal.signer.verify import BatchVerifier, verify_sequential
 from dnsseal.zone import canonical
@@ -96,7 +97,10 @@ class SignParams:
     ``nsec3``: sign with NSEC3 using those parameters, else NSEC.
     ``serial``: one of :data:`SERIAL_POLICIES`.  ``ksk_only`` is ``-x``,
     ``ignore_ksk_flag`` is ``-z``.  ``batch`` signs the queued data and ``verify_batch``
-    checks existing signatures worth keeping (defaults: in this process).
+    checks existing signatures worth keeping (defaults: in this process).  ``ledger``:
+    existing signatures in its ``known`` set are kept without verifying them, and the
+    digests of every signature of the result are added to its ``made`` list (see
+    :mod:`dnsseal.signer.ledger`).
     """
 
     inception: int | None = None
@@ -111,6 +115,7 @@ class SignParams:
     dnskey_ttl: int | None = None
     batch: BatchSigner | None = field(default=None, compare=False)
     verify_batch: BatchVerifier | None = field(default=None, compare=False)
+    ledger: SignatureLedger | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +330,7 @@ def _sign_zone(
     check_ids: list[tuple[int, bytes, int]] = []  # (plan index, RRSIG wire, key index)
     old_sigs = zone.rrsigs
     rdclass = data.rdclass
+    ledger = params.ledger
     no_keep: list[tuple[bytes, list[int], bool]] = []  # shared: nothing to keep
     for pos, rrset in enumerate(to_sign):
         name = rrset.name
@@ -347,6 +353,12 @@ def _sign_zone(
             continue
         before = previous.get(rrset.name, rrset.rtype) if previous is not None else None
         trusted = before is not None and before.ttl == rrset.ttl and before.rdatas == (rrset.rdatas)
+        # Trusted signatures are exactly those of the previous version over the same data.
+        own: tuple[bytes, ...] = ()
+        if trusted and previous is not None:
+            prev_sigs = previous.rrsigs.get(rrset.name)
+            prev_sig = prev_sigs.get(rtype) if prev_sigs else None
+            own = prev_sig.rdatas if prev_sig is not None else ()
         keepable: list[tuple[bytes, list[int], bool]] = []
         for sig_wire in old.rdatas if old is not None else ():
             try:
@@ -365,7 +377,9 @@ def _sign_zone(
             if not cands:
                 continue
             # Our own unchanged output needs no check, unless colliding tags leave the key open.
-            must_check = len(cands) > 1 or not trusted
+            must_check = len(cands) > 1 or sig_wire not in own
+            if must_check and ledger is not None and len(cands) == 1:
+                must_check = ledger.digest(cands[0], sig_wire, rrs_wire) not in ledger.known
             if must_check:
                 signed = sig_wire[: -len(sig.signature)] + rrs_wire
                 for i in cands:
@@ -397,6 +411,8 @@ def _sign_zone(
                 done.add(usable[0])
                 out_sigs.setdefault((rrset.name, rrset.rtype), (rrset.ttl, []))[1].append(sig_wire)
                 retained += 1
+                if ledger is not None:
+                    ledger.made.append(ledger.digest(usable[0], sig_wire, rrs_wire))
         idxs = [i for i in signers if i not in done] if done else list(signers)
         if idxs:
             todo.append((rrset, owner, labels, rrs_wire, idxs))
@@ -409,7 +425,7 @@ def _sign_zone(
 
     # Pass 3: stream the data to sign through the batch signer; signatures come back in
     # order while later data is still being built (bounded memory, overlapped work).
-    pending: deque[tuple[RRset, bytes]] = deque()  # (rrset, RRSIG head wire)
+    pending: deque[tuple[RRset, bytes, bytes, int]] = deque()  # (rrset, RRSIG head, data, key)
     heads: dict[tuple[int, int, int, int, int], bytes] = {}
 
     def stream() -> Iterator[tuple[int, bytes]]:
@@ -424,7 +440,7 @@ def _sign_zone(
                     rrsig = Rrsig(rrset.rtype, k.algorithm, labels, rrset.ttl, exp, inception,
                                   k.tag, data.origin)  # fmt: skip
                     head = heads[hkey] = rrsig.head_wire()
-                pending.append((rrset, head))
+                pending.append((rrset, head, rrs_wire, idx))
                 yield idx, head + rrs_wire
 
     total = sum(per_key.values())
@@ -435,11 +451,14 @@ def _sign_zone(
         for signature in batch(keys, JobStream(stream(), total)):
             if not pending:
                 raise CryptoError("batch signer returned more signatures than it was given")
-            rrset, head = pending.popleft()
+            rrset, head, rrs_wire, idx = pending.popleft()
             if rrset is not current:  # one RRset's signatures come back one after another
                 current = rrset
                 into = out_sigs.setdefault((rrset.name, rrset.rtype), (rrset.ttl, []))[1]
-            into.append(head + signature)
+            rrsig_rdata = head + signature
+            into.append(rrsig_rdata)
+            if ledger is not None:
+                ledger.made.append(ledger.digest(idx, rrsig_rdata, rrs_wire))
             generated += 1
     if generated != total:
         raise CryptoError(f"batch signer returned {generated} signatures for {total}")

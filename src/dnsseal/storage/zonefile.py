@@ -19,6 +19,7 @@ import dns.exception
 import dns.name
 
 from dnsseal.errors import FileFormatError, StorageError
+from dnsseal.storage import atomic
 from dnsseal.zone.model import Zone
 from dnsseal.zone.text import iter_zone_text, parse_zone_text
 
@@ -129,3 +130,25 @@ def write_text_chunks(path: str | Path, chunks: Iterable[str]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def ledger_path(zone_path: str | Path) -> Path:
+    """Where the signature ledger of a signed zone file lives: ``<file>.ledger``."""
+    return Path(f"{zone_path}.ledger")
+
+
+def read_ledger(zone_path: str | Path) -> bytes | None:
+    """The stored signature ledger of the zone file at ``zone_path``, or None when there is
+    none.  Raises :class:`StorageError` when it exists but cannot be read."""
+    p = ledger_path(zone_path)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise StorageError(str(p), f"cannot read: {e.strerror}") from None
+
+
+def write_ledger(zone_path: str | Path, data: bytes) -> None:
+    """Store the signature ledger of the zone file at ``zone_path`` atomically."""
+    atomic.replace(ledger_path(zone_path), data)

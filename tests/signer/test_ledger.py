@@ -50,15 +50,15 @@ def test_ledger_hits_skip_verification_and_round_trip() -> None:
     keys = ksk_zsk()
     made = SignatureLedger(keys)
     first = sign_zone(zone_from(), keys, SignParams(ledger=made), NOW).zone
-    assert len(set(made.made)) == sig_count(first)
+    assert len(made.made_digests()) == sig_count(first)
     known = parse_ledger(made.to_bytes())
-    assert known == set(made.made)
+    assert known == made.made_digests()
     calls: list[int] = []
     again = SignatureLedger(keys, known)
     second = sign_zone(first, keys, SignParams(ledger=again, verify_batch=counting(calls)), NOW)
     assert calls == [] and second.zone == first
     assert second.stats.generated == 0 and second.stats.retained == sig_count(first)
-    assert set(again.made) == known  # kept signatures go into the next ledger
+    assert again.made_digests() == known  # kept signatures go into the next ledger
     plain: list[int] = []
     sign_zone(first, keys, SignParams(verify_batch=counting(plain)), NOW)
     assert plain == [sig_count(first)]  # without a ledger, every kept signature is checked
@@ -72,7 +72,7 @@ def test_a_damaged_signature_or_changed_data_is_verified_and_replaced() -> None:
     (sig,) = first.rrsigs[mail][T.A].rdatas
     damaged = with_signature(first, mail, T.A, (sig[:-1] + bytes([sig[-1] ^ 1]),))
     calls: list[int] = []
-    ledger = SignatureLedger(keys, made.made)
+    ledger = SignatureLedger(keys, made.made_digests())
     result = sign_zone(damaged, keys, SignParams(ledger=ledger, verify_batch=counting(calls)),
                        NOW)  # fmt: skip
     assert calls == [1] and result.stats.generated == 1
@@ -83,7 +83,7 @@ def test_a_damaged_signature_or_changed_data_is_verified_and_replaced() -> None:
     node[T.A] = RRset(mail, T.A, node[T.A].ttl, (bytes([192, 0, 2, 99]),))
     edited = Zone(first.origin, {**first.rrsets, mail: node}, first.rrsigs, first.rdclass)
     calls.clear()
-    sign_zone(edited, keys, SignParams(ledger=SignatureLedger(keys, made.made),
+    sign_zone(edited, keys, SignParams(ledger=SignatureLedger(keys, made.made_digests()),
                                        verify_batch=counting(calls)), NOW)  # fmt: skip
     assert calls == [1]
 

@@ -45,15 +45,16 @@ def key_secret(key: Key) -> bytes:
 
 class SignatureLedger:
     """Digests of trusted signatures (``known``, from an earlier run) and of the signatures
-    of this run's output (:attr:`made`), for the keys of one signing run (indexes as in the
-    key list given to :func:`~dnsseal.signer.sign.sign_zone`)."""
+    of this run's output (:attr:`made`, packed: 16 octets each, no object per signature),
+    for the keys of one signing run (indexes as in the key list given to
+    :func:`~dnsseal.signer.sign.sign_zone`)."""
 
     __slots__ = ("_secrets", "known", "made")
 
     def __init__(self, keys: Sequence[SigningKey], known: Iterable[bytes] = ()) -> None:
         self._secrets = [key_secret(k.key) for k in keys]
         self.known: set[bytes] = set(known)
-        self.made: list[bytes] = []
+        self.made = bytearray()
 
     def digest(self, key_index: int, rrsig_rdata: bytes, rrset_wire: bytes) -> bytes:
         """The entry for a signature (full RRSIG RDATA) by key ``key_index`` over the RRset
@@ -64,7 +65,11 @@ class SignatureLedger:
 
     def to_bytes(self) -> bytes:
         """The ledger of this run's output, as stored."""
-        return MAGIC + b"".join(sorted(set(self.made)))
+        return MAGIC + bytes(self.made)
+
+    def made_digests(self) -> set[bytes]:
+        """The entries of this run's output."""
+        return parse_ledger(self.to_bytes()) or set()
 
 
 def parse_ledger(data: bytes) -> set[bytes] | None:

@@ -99,7 +99,7 @@ class SignParams:
     ``ignore_ksk_flag`` is ``-z``.  ``batch`` signs the queued data and ``verify_batch``
     checks existing signatures worth keeping (defaults: in this process).  ``ledger``:
     existing signatures in its ``known`` set are kept without verifying them, and the
-    digests of every signature of the result are added to its ``made`` list (see
+    digests of every signature of the result are appended to its ``made`` (see
     :mod:`dnsseal.signer.ledger`).
     """
 
@@ -412,7 +412,7 @@ def _sign_zone(
                 out_sigs.setdefault((rrset.name, rrset.rtype), (rrset.ttl, []))[1].append(sig_wire)
                 retained += 1
                 if ledger is not None:
-                    ledger.made.append(ledger.digest(usable[0], sig_wire, rrs_wire))
+                    ledger.made += ledger.digest(usable[0], sig_wire, rrs_wire)
         idxs = [i for i in signers if i not in done] if done else list(signers)
         if idxs:
             todo.append((rrset, owner, labels, rrs_wire, idxs))
@@ -458,7 +458,7 @@ def _sign_zone(
             rrsig_rdata = head + signature
             into.append(rrsig_rdata)
             if ledger is not None:
-                ledger.made.append(ledger.digest(idx, rrsig_rdata, rrs_wire))
+                ledger.made += ledger.digest(idx, rrsig_rdata, rrs_wire)
             generated += 1
     if generated != total:
         raise CryptoError(f"batch signer returned {generated} signatures for {total}")

@@ -429,7 +429,9 @@ def _sign_zone(
     heads: dict[tuple[int, int, int, int, int], bytes] = {}
 
     def stream() -> Iterator[tuple[int, bytes]]:
-        for rrset, owner, labels, rrs_wire, idxs in todo:
+        todo.reverse()
+        while todo:  # consumed as streamed: the signed data is not held twice
+            rrset, owner, labels, rrs_wire, idxs = todo.pop()
             base = key_exp if rrset.rtype in KEYSET_TYPES else expiration
             exp = _jittered(base, params.jitter, owner, rrset.rtype)
             for idx in idxs:
@@ -475,7 +477,8 @@ def _sign_zone(
     log.info("[%s] signed: %d new, %d kept, %d dropped signatures", data.origin,
              generated, retained, dropped)  # fmt: skip
     sig_nodes: dict[dns.name.Name, dict[int, RRset]] = {}
-    for (name, covered), (ttl, sig_rdatas) in out_sigs.items():
+    for name, covered in list(out_sigs):  # each entry freed as its RRset is made
+        ttl, sig_rdatas = out_sigs.pop((name, covered))
         sorted_rdatas = (
             (sig_rdatas[0],) if len(sig_rdatas) == 1 else canonical.canonical_rdatas(sig_rdatas)
         )

@@ -97,6 +97,9 @@ class Engine:
         self.keyring: dict[dns.name.Name, dns.tsig.Key] = dict(keyring or {})
         self.udp_payload = udp_payload
         self.cache: dict[tuple[bool, bytes], bytes] = {}
+        # The UDP listener's cache of byte-path responses: query after the ID -> response
+        # after the ID.  Emptied with the zone set.
+        self.udp_cache: dict[bytes, bytes] = {}
         self.stats = Stats()
         self.wire = WireTable((z.snapshot for z in self.zones.values()), self.stats.by_rcode)
         self.older_versions: IxfrSource | None = None  # IXFR history beyond memory
@@ -112,7 +115,10 @@ class Engine:
         if keyring is not None:
             self.keyring = dict(keyring)
         self.cache = {}
+        # The UDP thread reads udp_cache, then wire: the new table goes in before the empty
+        # cache, so an answer from the old table can only land in the old cache.
         self.wire = WireTable((z.snapshot for z in self.zones.values()), self.stats.by_rcode)
+        self.udp_cache = {}
 
     # -- entry point ----------------------------------------------------------------------
 

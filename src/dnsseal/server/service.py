@@ -44,6 +44,7 @@ from dnsseal.storage.serverconfig import Endpoint, ServerConfig, ensure_dir, loa
 
 log = logging.getLogger(__name__)
 
+UDP_CACHE_LIMIT = 100_000  # byte-path responses kept per process (dropped whole when full)
 MAX_TCP_CLIENTS = 1024  # connections beyond this are closed at once (fd exhaustion)
 XFR_QTYPES = {int(dns.rdatatype.AXFR), int(dns.rdatatype.IXFR)}
 
@@ -107,18 +108,29 @@ class _UdpListener:
                 if self.stopping:
                     return
                 continue
-            try:
-                wire = engine.wire.answer(data, False, engine.udp_payload)
-            except Exception:  # a bug must not kill the listener: log it, drop the packet
-                log.exception("[server] error answering a UDP query from %s", addr[0])
-                continue
-            if wire is None:
-                try:
-                    handoff(slow, data, addr)
-                except RuntimeError:  # the loop is closed: we are stopping
-                    return
-                continue
             stats.queries += 1
+            key = data[2:]
+            cache = engine.udp_cache
+            hit = cache.get(key)
+            wire: bytes | None
+            if hit is not None:
+                wire = data[:2] + hit
+            else:
+                try:
+                    wire = engine.wire.answer(data, False, engine.udp_payload)
+                except Exception:  # a bug must not kill the listener: log, drop the packet
+                    log.exception("[server] error answering a UDP query from %s", addr[0])
+                    continue
+                if wire is None:
+                    stats.queries -= 1  # counted by engine.handle
+                    try:
+                        handoff(slow, data, addr)
+                    except RuntimeError:  # the loop is closed: we are stopping
+                        return
+                    continue
+                if len(cache) >= UDP_CACHE_LIMIT:
+                    cache.clear()
+                cache[key] = wire[2:]
             try:
                 send(wire, addr)
             except OSError:  # send buffer full or peer gone: UDP may drop

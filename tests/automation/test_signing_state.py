@@ -30,7 +30,8 @@ from dnsseal.keymgr.plan import DsSeen, DsWithdrawn
 from dnsseal.policy.build import lookup
 from dnsseal.policy.model import KeySpec, Nsec3Param, Policy
 from dnsseal.server.checkds import waiting_keys
-from dnsseal.server.inline import InlineZone, Version, record_line
+from dnsseal.server.inline import InlineZone
+from dnsseal.server.versions import Version, record_line
 from dnsseal.signer import signingstate as sstate
 from dnsseal.signer.signingstate import SigningState
 from dnsseal.signer.verify import verify_zone

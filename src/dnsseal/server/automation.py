@@ -31,7 +31,8 @@ from dnsseal.proto.engine import ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model
 from dnsseal.proto.update import evaluate, zone_name
 from dnsseal.server import checkds
-from dnsseal.server.inline import InlineZone, Version, record_line
+from dnsseal.server.inline import InlineZone
+from dnsseal.server.versions import Version, record_line
 from dnsseal.server.xfrin import Secondary, notify_response
 from dnsseal.server.zones import ZoneState
 from dnsseal.storage import zonefile

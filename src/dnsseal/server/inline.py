@@ -24,9 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import struct
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import dns.dnssec
@@ -44,9 +42,16 @@ from dnsseal.keys import algorithms
 from dnsseal.keys.ds import make_ds
 from dnsseal.keys.model import Key, KeyState, PrivateMaterial
 from dnsseal.policy.model import KeySpec, Policy
+from dnsseal.server.versions import (
+    Version,
+    data_diff,
+    only_soa,
+    sig_expirations,
+    signer_keyset_rdatas,
+    zone_from_lines,
+)
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, sign_changes, sign_zone
 from dnsseal.signer import signingstate as sstate
-from dnsseal.signer.rrsig import absolute_time
 from dnsseal.signer.sign import next_serial
 from dnsseal.storage import config as policy_files
 from dnsseal.storage import zonefile
@@ -55,7 +60,6 @@ from dnsseal.storage.keydir import KeyDirectory
 from dnsseal.zone import canonical
 from dnsseal.zone.diff import Record, ZoneDiff, apply, diff
 from dnsseal.zone.model import RRset, Soa, Zone, ZoneBuilder
-from dnsseal.zone.text import parse_zone_text
 
 log = logging.getLogger(__name__)
 T = dns.rdatatype
@@ -72,87 +76,6 @@ BACKDATE = 3600  # signatures start an hour ago (clock skew of validators)
 class ZoneProblem(DnssealError):
     """The zone cannot be signed now (missing key file, no key to sign with, ...); the
     previous version stays served."""
-
-
-@dataclass(frozen=True, slots=True)
-class Version:
-    """A new signed version: the zone, what changed since ``serial_from`` (None: the first
-    version, store it whole), why, and the key events to audit."""
-
-    zone: Zone
-    diff: ZoneDiff
-    serial_from: int | None
-    reason: str
-
-    @property
-    def serial(self) -> int:
-        return self.zone.soa().serial
-
-
-def record_line(rec: Record) -> str:
-    """A diff record as one presentation line with an absolute owner (journal format)."""
-    name, rtype, ttl, wire = rec
-    rt = dns.rdatatype.RdataType(rtype)
-    rd = dns.rdata.from_wire(IN, rt, wire, 0, len(wire))
-    return f"{name.to_text()} {ttl} IN {dns.rdatatype.to_text(rt)} {rd.to_text()}"
-
-
-def zone_from_lines(lines: Iterable[str], origin: dns.name.Name) -> Zone:
-    """A zone from journal lines (raises FileFormatError when they do not make one)."""
-    return parse_zone_text("\n".join(sorted(lines)) + "\n", origin, path="<journal>")
-
-
-def sig_expirations(zone: Zone, now: int) -> list[int]:
-    """Every RRSIG expiration time of ``zone`` (epoch seconds)."""
-    out = []
-    for node in zone.rrsigs.values():
-        for rr in node.values():
-            for wire in rr.rdatas:
-                out.append(absolute_time(struct.unpack_from("!I", wire, 8)[0], now))
-    return out
-
-
-def _only_soa(change: ZoneDiff, origin: dns.name.Name) -> bool:
-    """Does ``change`` touch nothing but the SOA and its signatures?"""
-    for name, rtype, _, wire in (*change.removed, *change.added):
-        if name != origin:
-            return False
-        if rtype == T.SOA:
-            continue
-        if rtype == T.RRSIG and struct.unpack_from("!H", wire)[0] == T.SOA:
-            continue
-        return False
-    return True
-
-
-def _signer_keyset_rdatas(zone: Zone) -> set[bytes]:
-    """DNSKEY/CDNSKEY RDATA (and their CDS) of the apex DNSKEYs whose tag signs in ``zone``."""
-    tags = {
-        struct.unpack_from("!H", wire, 16)[0]
-        for node in zone.rrsigs.values()
-        for rr in node.values()
-        for wire in rr.rdatas
-    }
-    dnskeys = zone.get(zone.origin, T.DNSKEY)
-    out: set[bytes] = set()
-    for wire in dnskeys.rdatas if dnskeys else ():
-        rd = dns.rdata.from_wire(IN, T.DNSKEY, wire, 0, len(wire))
-        if dns.dnssec.key_id(rd) not in tags:  # type: ignore[arg-type]
-            continue
-        out.add(wire)
-        for digest in ("SHA1", "SHA256", "SHA384"):
-            ds = dns.dnssec.make_ds(zone.origin, rd, digest, validating=True)  # SHA-1 too
-            out.add(canonical.rdata_wire(dns.rdata.from_text(IN, T.CDS, ds.to_text())))
-    return out
-
-
-def _data_diff(old: Zone, new: Zone) -> ZoneDiff:
-    """The records two versions of the source file differ in, SOA aside."""
-    change = diff(old, new)
-    return ZoneDiff(
-        tuple(r for r in change.removed if r[1] != T.SOA),
-        tuple(r for r in change.added if r[1] != T.SOA),
-    )
 
 
 def _is_signing_state(rtype: int, name: dns.name.Name, origin: dns.name.Name) -> bool:
@@ -245,7 +168,7 @@ class InlineZone:
         """``zone`` without what the server manages (foreign key-set records stay).  Ours:
         the keys in the key directory, and any DNSKEY that signs in ``zone`` (so a key
         whose files went missing is never mistaken for a peer's)."""
-        ours = self._our_keyset_rdatas() | _signer_keyset_rdatas(zone)
+        ours = self._our_keyset_rdatas() | signer_keyset_rdatas(zone)
         b = ZoneBuilder(zone.origin, zone.rdclass)
         for rr in zone.iter_rrsets():
             if rr.rtype in SIGNER_TYPES or _is_signing_state(rr.rtype, rr.name, zone.origin):
@@ -536,7 +459,7 @@ class InlineZone:
             if self.unsigned is None or self.file_copy is None:
                 self.unsigned = new_file
             else:
-                edits = _data_diff(self.file_copy, new_file)
+                edits = data_diff(self.file_copy, new_file)
                 self.unsigned = self._apply_file_edits(new_file, edits)
         assert self.unsigned is not None
         plan = self._step(now)
@@ -550,7 +473,7 @@ class InlineZone:
         prev = self.signed
         if prev is not None and not force:
             change = diff(prev, new)
-            if not change or _only_soa(change, self.origin):
+            if not change or only_soa(change, self.origin):
                 self._timers(prev, now)
                 return None
         why = "reload" if new_file is not None and reason == "resign" else reason

@@ -44,6 +44,7 @@ T = dns.rdatatype
 
 DAY = 86400
 _RR_HEAD = struct.Struct("!HHIH")  # type, class, TTL, RDLENGTH of an RR in signed data
+_RRSIG_FIXED = struct.Struct("!HBBIIIH")  # RRSIG RDATA up to the signer's name
 DEFAULT_BACKDATE = 3600  # dnssec-signzone's default start: one hour ago
 DEFAULT_VALIDITY = 30 * DAY  # and end: start + 30 days
 SERIAL_POLICIES = ("keep", "increment", "unixtime", "date")
@@ -330,6 +331,8 @@ def _sign_zone(
     check_ids: list[tuple[int, bytes, int]] = []  # (plan index, RRSIG wire, key index)
     old_sigs = zone.rrsigs
     rdclass = data.rdclass
+    origin_wire = canonical.name_wire(data.origin)
+    head_len = _RRSIG_FIXED.size + len(origin_wire)  # RRSIG RDATA before the signature
     ledger = params.ledger
     no_keep: list[tuple[bytes, list[int], bool]] = []  # shared: nothing to keep
     for pos, rrset in enumerate(to_sign):
@@ -361,19 +364,18 @@ def _sign_zone(
             own = prev_sig.rdatas if prev_sig is not None else ()
         keepable: list[tuple[bytes, list[int], bool]] = []
         for sig_wire in old.rdatas if old is not None else ():
-            try:
-                sig = Rrsig.from_wire(sig_wire)
-            except ValueError:
+            # Canonical RRSIG RDATA holds the signer lower-cased: one prefix comparison.
+            if len(sig_wire) < head_len or sig_wire[18:head_len] != origin_wire:
                 continue
+            _, alg, sig_labels, sig_ttl, sig_exp, sig_inc, tag = _RRSIG_FIXED.unpack_from(sig_wire)
             if (
-                sig.signer != data.origin
-                or sig.labels != labels
-                or sig.original_ttl != rrset.ttl
-                or absolute_time(sig.inception, now) > now
-                or absolute_time(sig.expiration, now) - now <= refresh
+                sig_labels != labels
+                or sig_ttl != rrset.ttl
+                or absolute_time(sig_inc, now) > now
+                or absolute_time(sig_exp, now) - now <= refresh
             ):
                 continue
-            cands = [i for i in by_id.get((sig.algorithm, sig.key_tag), ()) if i in signers]
+            cands = [i for i in by_id.get((alg, tag), ()) if i in signers]
             if not cands:
                 continue
             # Our own unchanged output needs no check, unless colliding tags leave the key open.
@@ -381,9 +383,10 @@ def _sign_zone(
             if must_check and ledger is not None and len(cands) == 1:
                 must_check = ledger.digest(cands[0], sig_wire, rrs_wire) not in ledger.known
             if must_check:
-                signed = sig_wire[: -len(sig.signature)] + rrs_wire
+                signed = sig_wire[:head_len] + rrs_wire
+                signature = sig_wire[head_len:]
                 for i in cands:
-                    checks.append((i, sig.signature, signed))
+                    checks.append((i, signature, signed))
                     check_ids.append((pos, sig_wire, i))
             keepable.append((sig_wire, cands, must_check))
         plans.append((rrset, owner, labels, rrs_wire, signers, keepable))

@@ -47,6 +47,7 @@ DNAME = dns.rdatatype.DNAME
 
 CanonKey = tuple[bytes, ...]
 NSEC3_CACHE_LIMIT = 10_000
+SHA1_B32_LEN = 32  # a SHA-1 digest in base32hex
 
 
 def canonical_key(name: dns.name.Name) -> CanonKey:
@@ -94,6 +95,16 @@ class Nsec3Params:
     salt: bytes
 
 
+def nsec3_int(params: Nsec3Params, k: Key) -> int:
+    """The NSEC3 hash (RFC 5155 5) of name key ``k`` as an integer (not memoised)."""
+    salt = params.salt
+    wire = b"".join(bytes((len(label),)) + label for label in k)
+    digest = hashlib.sha1(wire + salt).digest()
+    for _ in range(params.iterations):
+        digest = hashlib.sha1(digest + salt).digest()
+    return int.from_bytes(digest, "big")
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class ZoneSnapshot:
     """One immutable version of a zone, ready for answering.  Build with :func:`build`."""
@@ -107,13 +118,13 @@ class ZoneSnapshot:
     nsec_keys: list[CanonKey]
     nsec_names: list[dns.name.Name]
     nsec3: Nsec3Params | None
-    nsec3_hashes: list[str]
-    nsec3_by_hash: dict[str, Node]
+    nsec3_hashes: list[int]  # NSEC3 owner hashes as integers (base32hex order), sorted
+    nsec3_by_hash: dict[int, Node]
     nsec3_nodes: dict[dns.name.Name, Node]
     negative_soa: list[dns.rrset.RRset]  # SOA and its RRSIG with the RFC 2308 negative TTL
     # id(rrset) -> (rrset, uncompressed wire, record count), filled lazily by the fast path
     wire_memo: dict[int, tuple[dns.rrset.RRset, bytes, int]] = field(default_factory=dict)
-    nsec3_cache: dict[Key, str] = field(default_factory=dict)
+    nsec3_cache: dict[Key, int] = field(default_factory=dict)
     by_key: dict[Key, Node] = field(default_factory=dict)
     ent_keys: frozenset[Key] = frozenset()
     cut_keys: frozenset[Key] = frozenset()
@@ -153,22 +164,20 @@ class ZoneSnapshot:
 
     def nsec3_hash(self, name: dns.name.Name) -> str:
         """The lower-case base32hex NSEC3 hash label of ``name`` (RFC 5155 5)."""
-        return self.nsec3_hash_k(name_key(name))
+        digest = self.nsec3_hash_k(name_key(name)).to_bytes(20, "big")
+        return base64.b32hexencode(digest).decode("ascii").lower()
 
-    def nsec3_hash_k(self, k: Key) -> str:
-        """:meth:`nsec3_hash` of a name key, memoised: the closest encloser and wildcard of
-        most denials are the same few names."""
+    def nsec3_hash_k(self, k: Key) -> int:
+        """The NSEC3 hash of a name key as an integer, memoised: the closest encloser and
+        wildcard of most denials are the same few names.  Integers order like the
+        base32hex labels and need no base32 encoding (pure Python in the standard
+        library, microseconds per hash)."""
         cache = self.nsec3_cache
         hit = cache.get(k)
         if hit is not None:
             return hit
         assert self.nsec3 is not None
-        salt = self.nsec3.salt
-        wire = b"".join(bytes((len(label),)) + label for label in k)
-        digest = hashlib.sha1(wire + salt).digest()
-        for _ in range(self.nsec3.iterations):
-            digest = hashlib.sha1(digest + salt).digest()
-        out = base64.b32hexencode(digest).decode("ascii").lower()
+        out = nsec3_int(self.nsec3, k)
         if len(cache) >= NSEC3_CACHE_LIMIT:
             cache.clear()
         cache[k] = out
@@ -250,7 +259,7 @@ def build(zone: dns.zone.Zone) -> ZoneSnapshot:
 
     nsec_names = sorted((n for n, node in nodes.items() if NSEC in node.rrsets), key=canonical_key)
     params: Nsec3Params | None = None
-    by_hash: dict[str, Node] = {}
+    by_hash: dict[int, Node] = {}
     if NSEC3PARAM in nodes[origin].rrsets:
         for rd in nodes[origin].rrsets[NSEC3PARAM]:
             if rd.flags == 0:  # a chain being built has flags != 0: not the active one
@@ -258,8 +267,7 @@ def build(zone: dns.zone.Zone) -> ZoneSnapshot:
                     raise ZoneError(f"zone {origin}: unknown NSEC3 hash algorithm {rd.algorithm}")
                 params = Nsec3Params(rd.algorithm, rd.iterations, bytes(rd.salt))
                 break
-        for name, node in nsec3_nodes.items():
-            by_hash[name.labels[0].decode("ascii").lower()] = node
+        _index_nsec3(nsec3_nodes, by_hash)
     return ZoneSnapshot(
         negative_soa=_negative_soa(nodes[origin]),
         origin=origin,
@@ -474,7 +482,7 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
             ent_keys.add(parent)
     nsec_names = sorted((n for n, node in nodes.items() if NSEC in node.rrsets), key=canonical_key)
     params: Nsec3Params | None = None
-    by_hash: dict[str, Node] = {}
+    by_hash: dict[int, Node] = {}
     p = zone.rrsets[origin].get(NSEC3PARAM)
     if p is not None:
         for wire in p.rdatas:
@@ -484,8 +492,7 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
                 iterations = int.from_bytes(wire[2:4], "big")
                 params = Nsec3Params(wire[0], iterations, wire[5 : 5 + wire[4]])
                 break
-        for name, node in nsec3_nodes.items():
-            by_hash[name.labels[0].decode("ascii").lower()] = node
+        _index_nsec3(nsec3_nodes, by_hash)
     return ZoneSnapshot(
         negative_soa=_negative_soa(apex),
         origin=origin,
@@ -506,6 +513,19 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
         ent_keys=frozenset(ent_keys),
         cut_keys=frozenset(cut_keys),
     )
+
+
+def _index_nsec3(nsec3_nodes: Mapping[dns.name.Name, Node], by_hash: dict[int, Node]) -> None:
+    """Fill ``by_hash`` with the NSEC3 nodes by the integer of their hashed owner label
+    (``int(label, 32)`` reads base32hex); labels that are no SHA-1 hash are left out."""
+    for name, node in nsec3_nodes.items():
+        label = name.labels[0]
+        if len(label) != SHA1_B32_LEN or not label.isalnum():
+            continue
+        try:
+            by_hash[int(label, 32)] = node
+        except ValueError:
+            continue
 
 
 def load_text(text: str, origin: dns.name.Name | str, path: str = "<zone>") -> ZoneSnapshot:

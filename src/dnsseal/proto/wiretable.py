@@ -36,7 +36,16 @@ import dns.rrset
 
 from dnsseal.proto.answer import Answer, nodata, nxdomain
 from dnsseal.proto.fastpath import rrset_wire
-from dnsseal.proto.snapshot import DNAME, NSEC, Key, Node, WireRRsets, ZoneSnapshot
+from dnsseal.proto.snapshot import (
+    DNAME,
+    NSEC,
+    NSEC3,
+    Key,
+    Node,
+    WireRRsets,
+    ZoneSnapshot,
+    nsec3_int,
+)
 
 HEADER = struct.Struct("!HHHHHH")
 QD_ONLY = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
@@ -77,6 +86,10 @@ class WireZone:
     soa_sig: tuple[bytes, int]  # the same with its RRSIG
     wildcard_cover: dict[Key, int] = field(default_factory=dict)  # NSEC index covering *.ce
     nsec_denial: dict[int, tuple[bytes, int]] = field(default_factory=dict)  # by NSEC index
+    # NSEC3: closest encloser -> (closest provable encloser, its NSEC3 node, the node
+    # covering its wildcard); NSEC3 RRset + RRSIGs by id(node) (the snapshot keeps them)
+    encloser: dict[Key, tuple[Key, Node | None, Node | None]] = field(default_factory=dict)
+    nsec3_denial: dict[int, tuple[bytes, int]] = field(default_factory=dict)
 
 
 def wire_zones(snaps: Iterable[ZoneSnapshot]) -> dict[bytes, WireZone]:
@@ -307,6 +320,8 @@ class WireTable:
                 return data, NXDOMAIN, 0, ns
             if wz.nsec:
                 return _nsec_nxdomain(wz, qk, wk)
+            if snap.nsec3 is not None and snap.nsec3_hashes:
+                return _nsec3_nxdomain(wz, qk, ce)
             ans = Answer()
             nxdomain(snap, qk, ce, sig_do, ans)
             data, ns = _section(snap, ans.authority)
@@ -377,6 +392,55 @@ def _nsec_nxdomain(wz: WireZone, qk: Key, wk: Key) -> Sections:
         0,
         wz.soa_sig[1] + one[1] + two[1],
     )
+
+
+def _nsec3_nxdomain(wz: WireZone, qk: Key, ce: Key) -> Sections:
+    """NXDOMAIN with DO in an NSEC3 zone (as answer.nxdomain): SOA and its RRSIG, the
+    closest encloser proof (the NSEC3 matching the closest provable encloser, the one
+    covering the next closer name) and the NSEC3 covering the wildcard, each once."""
+    snap = wz.snap
+    assert snap.nsec3 is not None
+    known = wz.encloser.get(ce)
+    if known is None:
+        provable = ce
+        match = snap.nsec3_matching(provable)
+        while match is None and len(provable) > wz.depth:
+            provable = provable[1:]
+            match = snap.nsec3_matching(provable)
+        known = provable, match, snap.nsec3_covering((WILDCARD, *provable))
+        if len(wz.encloser) >= WILDCARD_MEMO:
+            wz.encloser.clear()
+        wz.encloser[ce] = known
+    provable, match, wild = known
+    hashes = snap.nsec3_hashes
+    h = nsec3_int(snap.nsec3, qk[len(qk) - len(provable) - 1 :])
+    cover = snap.nsec3_by_hash[hashes[bisect.bisect_right(hashes, h) - 1]]
+    parts = [wz.soa_sig[0]]
+    ns = wz.soa_sig[1]
+    seen: list[Node] = []
+    for node in (match, cover, wild):
+        if node is None or any(node is s for s in seen):
+            continue
+        seen.append(node)
+        got = wz.nsec3_denial.get(id(node)) or _nsec3_denial(wz, node)
+        parts.append(got[0])
+        ns += got[1]
+    return b"".join(parts), NXDOMAIN, 0, ns
+
+
+def _nsec3_denial(wz: WireZone, node: Node) -> tuple[bytes, int]:
+    """The NSEC3 RRset of ``node`` and its RRSIGs (memoised by node, bounded)."""
+    parts, count = [], 0
+    for sigs in (False, True):
+        got = _wire(node, sigs, NSEC3, wz.snap)
+        if got is not None:
+            parts.append(got[0])
+            count += got[1]
+    out = b"".join(parts), count
+    if len(wz.nsec3_denial) >= DENIAL_MEMO:
+        wz.nsec3_denial.clear()
+    wz.nsec3_denial[id(node)] = out
+    return out
 
 
 def _nsec_denial(wz: WireZone, index: int) -> tuple[bytes, int]:

@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DNSSEAL = ROOT / ".venv" / "bin" / "dnsseal"
@@ -237,6 +238,15 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def tree_rss_mib(pid: int) -> float:
+    """RSS of ``pid`` and its child processes (dnsseal's workers, NSD's server)."""
+    total = rss_mib(pid)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += rss_mib(int(child))
+    return total
+
+
 def random_label(rng: random.Random) -> str:
     return "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(12))
 
@@ -325,37 +335,63 @@ def run_dnsperf(server: Server, queries: Path, seconds: float, clients: int) -> 
 
 
 def answer_cost(zone: Path, hosts: int, count: int = 20_000) -> None:
-    """In-process cost of dnsseal's answers (no sockets): Engine.handle on wire queries for
-    the zone file ``zone`` (loaded with snapshot.load_text), per mix: first pass (every
-    RRset touched for the first time), uncached again, and cached (ID patched)."""
-    import dns.message
-
-    from dnsseal.proto.engine import Engine, ServedZone
+    """In-process cost of dnsseal's answers (no sockets) on wire queries for the zone file
+    ``zone`` (loaded with snapshot.load_text), per mix: the byte path (WireTable) on first
+    touch and again, a response-cache hit as the UDP thread does it, and the general path
+    (Engine.handle with the byte path off and its cache cleared) for comparison."""
     from dnsseal.proto.snapshot import load_text
 
     t0 = time.monotonic()
     snap = load_text(zone.read_text(), ORIGIN, path=str(zone))
     print(f"loaded {zone} in {time.monotonic() - t0:.1f}s ({len(snap.nodes)} names)")
     for mix, share in (("mixed", 0.10), ("random-nxdomain", 1.0)):
-        engine = Engine({snap.origin: ServedZone(snap)})
-        rng = random.Random(7)
-        wires = []
-        for i in range(count):
-            if rng.random() < share:
-                name, rtype = f"{random_label(rng)}.{ORIGIN}", "A"
-            else:
-                name, rtype = f"host{rng.randrange(hosts)}.{ORIGIN}", rng.choice(TYPES)
-            q = dns.message.make_query(name, rtype, want_dnssec=True)
-            q.id = i & 0xFFFF
-            wires.append(q.to_wire())
-        for label, clear in (("first touch", True), ("uncached", True), ("cached", False)):
-            if clear:
-                engine.cache.clear()
-            t0 = time.perf_counter()
-            for w in wires:
-                engine.handle(w, False)
-            cost = (time.perf_counter() - t0) / count * 1e6
-            print(f"{mix:16} {label:12} {cost:7.1f} us/query")
+        _answer_cost_mix(snap, mix, share, hosts, count)
+
+
+def _answer_cost_mix(snap: Any, mix: str, share: float, hosts: int, count: int) -> None:
+    import dns.message
+
+    from dnsseal.proto.engine import Engine, ServedZone
+    from dnsseal.proto.wiretable import WireTable
+
+    rng = random.Random(7)
+    wires = []
+    for i in range(count):
+        if rng.random() < share:
+            name, rtype = f"{random_label(rng)}.{ORIGIN}", "A"
+        else:
+            name, rtype = f"host{rng.randrange(hosts)}.{ORIGIN}", rng.choice(TYPES)
+        q = dns.message.make_query(name, rtype, want_dnssec=True)
+        q.id = i & 0xFFFF
+        wires.append(q.to_wire())
+    warm = WireTable([snap], {})
+    cache = {w[2:]: (warm.answer(w, False, 1232) or b"")[2:] for w in wires}
+    answer = WireTable([snap], {}).answer
+    general = Engine({snap.origin: ServedZone(snap)})
+    general.wire = WireTable([], {})
+
+    def byte_path(w: bytes) -> None:
+        answer(w, False, 1232)
+
+    def cache_hit(w: bytes) -> None:
+        _ = w[:2] + cache[w[2:]]
+
+    def general_path(w: bytes) -> None:
+        general.cache.clear()
+        general.handle(w, False)
+
+    runs = (
+        ("byte path, first touch", byte_path),
+        ("byte path, again", byte_path),
+        ("response cache hit", cache_hit),
+        ("general path", general_path),
+    )
+    for label, fn in runs:
+        t0 = time.perf_counter()
+        for w in wires:
+            fn(w)
+        cost = (time.perf_counter() - t0) / count * 1e6
+        print(f"{mix:16} {label:24} {cost:7.1f} us/query")
 
 
 STARTERS: dict[str, Callable[[Path, Path, int], Server]] = {
@@ -374,6 +410,14 @@ def main() -> None:
     ap.add_argument("--servers", default="dnsseal,knot,nsd")
     ap.add_argument(
         "--workers", type=int, default=2, help="dnsseal worker processes (Knot uses all cores)"
+    )
+    ap.add_argument(
+        "--queries",
+        type=int,
+        default=200_000,
+        help="queries per mix file; dnsperf replays the file when the run needs more, and "
+        "dnsseal's response cache then answers the repeats (make it larger than QPS x seconds "
+        "for no repeat at all)",
     )
     ap.add_argument("--zone", type=Path, help="serve this signed zone instead of making one")
     ap.add_argument(
@@ -405,10 +449,11 @@ def main() -> None:
         files = {}
         for i, (mix, share) in enumerate(mixes.items()):
             files[mix] = d / f"queries{i}.txt"
-            write_queries(files[mix], args.hosts, share, 200_000, seed=i)
+            write_queries(files[mix], args.hosts, share, args.queries, seed=i)
 
         results: dict[tuple[str, str], Result] = {}
         memory: dict[str, float] = {}
+        after: dict[str, float] = {}
         for name in names:
             server = STARTERS[name](d, signed, args.workers)
             try:
@@ -419,6 +464,7 @@ def main() -> None:
                 memory[name] = rss_mib(server.proc.pid)
                 for mix, path in files.items():
                     results[(name, mix)] = run_dnsperf(server, path, args.seconds, args.clients)
+                after[name] = tree_rss_mib(server.proc.pid)
             finally:
                 stop(server)
 
@@ -441,6 +487,10 @@ def main() -> None:
         for name in names:
             ratio = f" ({memory[name] / memory['knot']:.2f}x knot)" if "knot" in memory else ""
             print(f"{name:10} {memory[name]:8.1f} MiB{ratio}")
+        print("memory after the runs (RSS, all processes of the server):")
+        for name in names:
+            ratio = f" ({after[name] / after['knot']:.2f}x knot)" if "knot" in after else ""
+            print(f"{name:10} {after[name]:8.1f} MiB{ratio}")
 
 
 if __name__ == "__main__":

@@ -238,12 +238,20 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def tree_rss_mib(pid: int) -> float:
-    """RSS of ``pid`` and its child processes (dnsseal's workers, NSD's server)."""
-    total = rss_mib(pid)
+def pss_mib(pid: int) -> float:
+    """Proportional set size: pages shared by forked processes counted once in total."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def tree_pss_mib(pid: int) -> float:
+    """PSS of ``pid`` and its child processes (dnsseal's workers, NSD's server)."""
+    total = pss_mib(pid)
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
-            total += rss_mib(int(child))
+            total += pss_mib(int(child))
     return total
 
 
@@ -464,7 +472,7 @@ def main() -> None:
                 memory[name] = rss_mib(server.proc.pid)
                 for mix, path in files.items():
                     results[(name, mix)] = run_dnsperf(server, path, args.seconds, args.clients)
-                after[name] = tree_rss_mib(server.proc.pid)
+                after[name] = tree_pss_mib(server.proc.pid)
             finally:
                 stop(server)
 
@@ -487,7 +495,7 @@ def main() -> None:
         for name in names:
             ratio = f" ({memory[name] / memory['knot']:.2f}x knot)" if "knot" in memory else ""
             print(f"{name:10} {memory[name]:8.1f} MiB{ratio}")
-        print("memory after the runs (RSS, all processes of the server):")
+        print("memory after the runs (PSS summed over all processes of the server):")
         for name in names:
             ratio = f" ({after[name] / after['knot']:.2f}x knot)" if "knot" in after else ""
             print(f"{name:10} {after[name]:8.1f} MiB{ratio}")

@@ -97,8 +97,12 @@ class Nsec3Params:
 
 def nsec3_int(params: Nsec3Params, k: Key) -> int:
     """The NSEC3 hash (RFC 5155 5) of name key ``k`` as an integer (not memoised)."""
+    return nsec3_digest(params, b"".join(bytes((len(label),)) + label for label in k))
+
+
+def nsec3_digest(params: Nsec3Params, wire: bytes) -> int:
+    """The NSEC3 hash of the lower-case wire name ``wire`` as an integer."""
     salt = params.salt
-    wire = b"".join(bytes((len(label),)) + label for label in k)
     digest = hashlib.sha1(wire + salt).digest()
     for _ in range(params.iterations):
         digest = hashlib.sha1(digest + salt).digest()

@@ -44,6 +44,7 @@ from dnsseal.proto.snapshot import (
     Node,
     WireRRsets,
     ZoneSnapshot,
+    nsec3_digest,
     nsec3_int,
 )
 
@@ -87,8 +88,8 @@ class WireZone:
     wildcard_cover: dict[Key, int] = field(default_factory=dict)  # NSEC index covering *.ce
     nsec_denial: dict[int, tuple[bytes, int]] = field(default_factory=dict)  # by NSEC index
     # NSEC3: closest encloser -> (closest provable encloser, its NSEC3 node, the node
-    # covering its wildcard); NSEC3 RRset + RRSIGs by id(node) (the snapshot keeps them)
-    encloser: dict[Key, tuple[Key, Node | None, Node | None]] = field(default_factory=dict)
+    # covering its wildcard, its wire length); NSEC3 RRset + RRSIGs by id(node)
+    encloser: dict[Key, tuple[Key, Node | None, Node | None, int]] = field(default_factory=dict)
     nsec3_denial: dict[int, tuple[bytes, int]] = field(default_factory=dict)
 
 
@@ -275,7 +276,7 @@ class WireTable:
                     if here in cuts:
                         return None
                     if here not in by_key and here not in ents:
-                        return self._negative(wz, qk, ce, None, qtype, do)
+                        return self._negative(wz, qk, ce, None, qtype, do, lname)
                     ce = here
                 if dname and depth != nl:
                     dnode = by_key.get(here)
@@ -306,7 +307,13 @@ class WireTable:
 
     @staticmethod
     def _negative(
-        wz: WireZone, qk: Key, ce: Key, node: Node | None, qtype: int, do: bool
+        wz: WireZone,
+        qk: Key,
+        ce: Key,
+        node: Node | None,
+        qtype: int,
+        do: bool,
+        lname: bytes = b"",
     ) -> Sections | None:
         """NODATA at an existing name (``ce`` is ``qk``) or NXDOMAIN below ``ce``."""
         snap = wz.snap
@@ -321,7 +328,7 @@ class WireTable:
             if wz.nsec:
                 return _nsec_nxdomain(wz, qk, wk)
             if snap.nsec3 is not None and snap.nsec3_hashes:
-                return _nsec3_nxdomain(wz, qk, ce)
+                return _nsec3_nxdomain(wz, qk, ce, lname)
             ans = Answer()
             nxdomain(snap, qk, ce, sig_do, ans)
             data, ns = _section(snap, ans.authority)
@@ -394,7 +401,7 @@ def _nsec_nxdomain(wz: WireZone, qk: Key, wk: Key) -> Sections:
     )
 
 
-def _nsec3_nxdomain(wz: WireZone, qk: Key, ce: Key) -> Sections:
+def _nsec3_nxdomain(wz: WireZone, qk: Key, ce: Key, lname: bytes) -> Sections:
     """NXDOMAIN with DO in an NSEC3 zone (as answer.nxdomain): SOA and its RRSIG, the
     closest encloser proof (the NSEC3 matching the closest provable encloser, the one
     covering the next closer name) and the NSEC3 covering the wildcard, each once."""
@@ -407,13 +414,20 @@ def _nsec3_nxdomain(wz: WireZone, qk: Key, ce: Key) -> Sections:
         while match is None and len(provable) > wz.depth:
             provable = provable[1:]
             match = snap.nsec3_matching(provable)
-        known = provable, match, snap.nsec3_covering((WILDCARD, *provable))
+        size = sum(len(label) + 1 for label in provable)
+        known = provable, match, snap.nsec3_covering((WILDCARD, *provable)), size
         if len(wz.encloser) >= WILDCARD_MEMO:
             wz.encloser.clear()
         wz.encloser[ce] = known
-    provable, match, wild = known
+    provable, match, wild, size = known
     hashes = snap.nsec3_hashes
-    h = nsec3_int(snap.nsec3, qk[len(qk) - len(provable) - 1 :])
+    # The next closer name is a suffix of the question (``lname``, its lower-case wire).
+    nc = qk[len(qk) - len(provable) - 1 :]
+    size += len(nc[0]) + 1
+    if len(lname) >= size:
+        h = nsec3_digest(snap.nsec3, lname[len(lname) - size :])
+    else:
+        h = nsec3_int(snap.nsec3, nc)
     cover = snap.nsec3_by_hash[hashes[bisect.bisect_right(hashes, h) - 1]]
     parts = [wz.soa_sig[0]]
     ns = wz.soa_sig[1]

@@ -22,7 +22,7 @@ from dnsseal.signer.parallel import ProcessBatchSigner
 from dnsseal.signer.quick import quick_sign_changes
 from dnsseal.zone import canonical, rdtext
 from dnsseal.zone.diff import ZoneDiff, records
-from dnsseal.zone.model import NameKind, Zone, layout
+from dnsseal.zone.model import NameKind, OwnerName, Zone, layout
 from dnsseal.zone.text import format_zone, parse_zone_text, parse_zone_text_full
 
 from .conftest import NOW, ORIGIN, ksk_zsk, make_key, zone_from
@@ -202,3 +202,16 @@ def test_quick_resign_applies_to_a_changed_address(nsec3: Nsec3Params | None) ->
     zone, zdiff, stats = quick
     assert stats.generated == 2  # the A RRset and the SOA, by the ZSK
     assert SignedChange(zone, zdiff, stats) == full_sign_changes(signed, change, keys, params, NOW)
+
+
+@given(st.lists(st.binary(min_size=1, max_size=63), max_size=5))
+@settings(max_examples=200, deadline=None)
+def test_owner_names_hash_and_compare_like_dnspython_names(labels: list[bytes]) -> None:
+    try:
+        name = dns.name.Name([*labels, b""])
+    except dns.name.NameTooLong:
+        return
+    lower = name.canonicalize()
+    for fast in (OwnerName.trusted(lower.labels), OwnerName(lower.labels)):
+        assert hash(fast) == hash(name) == hash(lower)
+        assert fast == name and name == fast and {name: 1}[fast] == 1

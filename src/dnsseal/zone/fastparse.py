@@ -64,8 +64,9 @@ def _fast_name(text: str, origin: dns.name.Name) -> dns.name.Name | None:
                 return None
         if sum(map(len, labels)) + len(labels) > 255:
             return None
-    if labels == tuple(label.lower() for label in labels):
-        return OwnerName(labels)
+    joined = b"".join(labels)
+    if joined == joined.lower():
+        return OwnerName.trusted(labels)  # checked above
     return dns.name.Name(labels)
 
 
@@ -290,15 +291,15 @@ def _rdata(rtype: int, fields: list[str], rest: str | None, origin: dns.name.Nam
     return canonical.rdata_wire(rd)
 
 
+# A dotted quad without leading zeros, each part 0..255.
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_RE = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}\Z")
+
+
 def _ipv4(text: str) -> bytes:
-    parts = text.split(".")
-    if len(parts) == 4 and text.isascii():
-        try:
-            octets = bytes(int(p) for p in parts)  # ValueError above 255
-        except ValueError:
-            octets = b""
-        if octets and all(p.isdigit() and (p == "0" or p[0] != "0") for p in parts):
-            return octets
+    m = _IPV4_RE.match(text)
+    if m is not None:
+        return bytes(map(int, m.groups()))
     return ipaddress.IPv4Address(text).packed  # odd forms: its checks and errors
 
 
@@ -318,7 +319,7 @@ def _ipv6(text: str) -> bytes:
         if missing < 1 or "::" in tail:
             return ipaddress.IPv6Address(text).packed
         groups += ["0"] * missing + back
-    if len(groups) != 8 or not all(0 < len(g) <= 4 for g in groups):
+    if len(groups) != 8 or "" in groups or max(map(len, groups)) > 4:
         return ipaddress.IPv6Address(text).packed
     return bytes.fromhex("".join([g.zfill(4) for g in groups]))
 
@@ -503,6 +504,8 @@ def _parse(text: str, zone_origin: dns.name.Name) -> list[Record]:
     origin = zone_origin
     ttls = _Ttls()
     owner: dns.name.Name | None = None
+    owner_text = ""  # the last owner field and origin: records of one owner come together
+    owner_origin = origin
     in_zone = False
     out: list[Record] = []
     append = out.append
@@ -526,8 +529,10 @@ def _parse(text: str, zone_origin: dns.name.Name) -> list[Record]:
                 raise _Unsupported
             i = 0
         else:
-            owner = names.get(fields[0], origin)
-            in_zone = names.in_zone(owner)
+            if fields[0] != owner_text or origin is not owner_origin:
+                owner_text, owner_origin = fields[0], origin
+                owner = names.get(owner_text, origin)
+                in_zone = names.in_zone(owner)
             i = 1
         if not in_zone:
             continue  # out-of-zone data is ignored, as dnspython and BIND do
@@ -544,7 +549,7 @@ def _parse(text: str, zone_origin: dns.name.Name) -> list[Record]:
             ttls.from_soa = True
             if ttl is None:
                 ttl = ttls.implicit()
-        if ttl is None:
+        if ttl is None or owner is None:
             raise _Unsupported  # no TTL known: dnspython reports it
         append((owner, rtype, ttl, rd))
     _check_cname(out)

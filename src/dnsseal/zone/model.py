@@ -9,6 +9,7 @@ that way.  Values are frozen; building a changed zone makes a new one.
 from __future__ import annotations
 
 import enum
+import operator
 import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -116,6 +117,23 @@ class Zone:
         return sum(len(r.rdatas) for r in self.iter_rrsets())
 
 
+# 9**k for the positions of a name's octets (at most 255).
+_POW9 = [9**k for k in range(256)]
+
+
+def name_hash(labels: tuple[bytes, ...]) -> int:
+    """What :class:`dns.name.Name`'s ``__hash__`` returns for these labels, in C loops.
+
+    dnspython folds the lower-cased octets of all labels as ``h = 9 * h + octet``, one
+    octet at a time in Python; that is the polynomial sum computed here at once.  (The
+    same integer, so ``hash()`` reduces it the same way.)"""
+    data = b"".join(labels).lower()
+    n = len(data)
+    if n > len(_POW9):  # not a valid name: dnspython's own arithmetic
+        return int(dns.name.Name(labels).__hash__())
+    return sum(map(operator.mul, data, _POW9[n - 1 :: -1] if n else ()))
+
+
 class OwnerName(dns.name.Name):
     """A lower-case owner name whose hash is computed once.
 
@@ -128,7 +146,17 @@ class OwnerName(dns.name.Name):
 
     def __init__(self, labels: Iterable[bytes | str]) -> None:
         super().__init__(labels)
-        object.__setattr__(self, "_hash", super().__hash__())
+        object.__setattr__(self, "_hash", name_hash(self.labels))
+
+    @classmethod
+    def trusted(cls, labels: tuple[bytes, ...]) -> OwnerName:
+        """An owner name from labels the caller has already checked (each 1..63 octets but
+        the last, which is empty; 255 octets at most in wire form): skips dnspython's
+        conversion and validation, the costly part of making a name."""
+        name = object.__new__(cls)
+        object.__setattr__(name, "labels", labels)
+        object.__setattr__(name, "_hash", name_hash(labels))
+        return name
 
     def __hash__(self) -> int:
         h: int = self._hash
@@ -170,7 +198,7 @@ class ZoneBuilder:
                 got = name
             else:
                 canon = name.canonicalize()
-                got = self._owners.get(canon.labels) or OwnerName(canon.labels)
+                got = self._owners.get(canon.labels) or OwnerName.trusted(canon.labels)
             self._owners[name.labels] = got
             self._owners[got.labels] = got
         return got
@@ -304,5 +332,5 @@ def layout(zone: Zone) -> Layout:
                 if parent in present:
                     break
                 if parent not in ents:
-                    ents[parent] = OwnerName(parent)
+                    ents[parent] = OwnerName.trusted(parent)
     return Layout(kinds, frozenset(ents.values()))

@@ -8,10 +8,11 @@ form that BIND, Knot and ldns all load.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gc
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import dns.exception
 import dns.name
@@ -96,6 +97,10 @@ _FIRST_TYPES: dict[int, int] = {T.SOA: 0, T.DNSKEY: 1, T.NS: 2}
 _HEAD_CACHE: dict[tuple[int, int], str] = {}
 
 
+def _reversed_labels(name: dns.name.Name) -> tuple[bytes, ...]:
+    return name.labels[::-1]
+
+
 def _type_order(rtype: int) -> tuple[int, int]:
     return (_FIRST_TYPES.get(rtype, 9), rtype)
 
@@ -111,12 +116,50 @@ def _class_type_text(rdclass: int, rtype: int) -> str:
     return text
 
 
+# RRSIG RDATA text up to the signature, by the RDATA's first 18 octets: (signer name wire,
+# text).  A zone's signatures share a few heads (type, key, times, signer).
+_RRSIG_HEADS: dict[bytes, tuple[bytes, str]] = {}
+
+
+def _rrsig_text(rd: bytes, rdclass: int) -> str:
+    """:func:`rdtext.rdata_text` of RRSIG RDATA, with the text before the signature cached."""
+    hit = _RRSIG_HEADS.get(rd[:18])
+    if hit is not None and rd.startswith(hit[0], 18):
+        return hit[1] + base64.b64encode(rd[18 + len(hit[0]) :]).decode("ascii")
+    text = rdtext.rdata_text(T.RRSIG, rd, rdclass)
+    end = 18
+    while end < len(rd) and rd[end]:
+        end += rd[end] + 1
+    end += 1
+    tail = base64.b64encode(rd[end:]).decode("ascii")
+    if end <= len(rd) and text.endswith(" " + tail) and len(_RRSIG_HEADS) < 4096:
+        _RRSIG_HEADS[rd[:18]] = (rd[18:end], text[: len(text) - len(tail)])
+    return text
+
+
 def format_rrset(rrset: RRset, owner_text: str, rdclass: int = dns.rdataclass.IN) -> list[str]:
     """The lines of one RRset: ``owner TTL CLASS TYPE RDATA``."""
     head = f"{owner_text}\t{rrset.ttl}\t{_class_type_text(rdclass, rrset.rtype)}"
-    text = rdtext.rdata_text
     rtype = rrset.rtype
+    if rtype == T.RRSIG:
+        return [head + _rrsig_text(rd, rdclass) for rd in rrset.rdatas]
+    text = rdtext.rdata_text
     return [head + text(rtype, rd, rdclass) for rd in rrset.rdatas]
+
+
+_TYPE_ORDERS: dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]] = {}
+
+
+def _types_in_order(node: Mapping[int, RRset], sigs: Mapping[int, RRset]) -> list[int]:
+    """The types of a name's RRsets and signatures in output order (SOA, DNSKEY, NS first;
+    cached: names repeat a few combinations)."""
+    key = (tuple(node), tuple(sigs))
+    got = _TYPE_ORDERS.get(key)
+    if got is None:
+        got = sorted(node.keys() | sigs.keys(), key=_type_order)
+        if len(_TYPE_ORDERS) < 4096:
+            _TYPE_ORDERS[key] = got
+    return got
 
 
 def iter_zone_text(zone: Zone, *, header: Iterable[str] = ()) -> Iterator[str]:
@@ -128,7 +171,8 @@ def iter_zone_text(zone: Zone, *, header: Iterable[str] = ()) -> Iterator[str]:
         yield head
     names = set(zone.rrsets) | set(zone.rrsigs)
     names.discard(zone.origin)
-    ordered = [zone.origin, *sorted(names, key=canonical.sort_key)]
+    # Owners are lower-case (the model's rule): canonical order is that of reversed labels.
+    ordered = [zone.origin, *sorted(names, key=_reversed_labels)]
     empty: dict[int, RRset] = {}
     for name in ordered:
         owner = rdtext.labels_text(name.labels)
@@ -138,7 +182,7 @@ def iter_zone_text(zone: Zone, *, header: Iterable[str] = ()) -> Iterator[str]:
         if len(node) == 1 and len(sigs) <= 1 and (not sigs or sigs.keys() == node.keys()):
             types = list(node)  # the common case: one RRset, perhaps signed
         else:
-            types = sorted(node.keys() | sigs.keys(), key=_type_order)
+            types = _types_in_order(node, sigs)
         for rtype in types:
             rrset = node.get(rtype)
             if rrset is not None:

@@ -45,6 +45,7 @@ T = dns.rdatatype
 DAY = 86400
 _RR_HEAD = struct.Struct("!HHIH")  # type, class, TTL, RDLENGTH of an RR in signed data
 _RRSIG_FIXED = struct.Struct("!HBBIIIH")  # RRSIG RDATA up to the signer's name
+_Keepable = tuple[bytes, list[int], bool, bytes]
 DEFAULT_BACKDATE = 3600  # dnssec-signzone's default start: one hour ago
 DEFAULT_VALIDITY = 30 * DAY  # and end: start + 30 days
 SERIAL_POLICIES = ("keep", "increment", "unixtime", "date")
@@ -323,10 +324,9 @@ def _sign_zone(
     owner_wires: dict[dns.name.Name, tuple[bytes, int]] = {}  # (owner wire, labels field)
 
     # Pass 1: which existing signatures could be kept, and which of those need checking.
-    # keepable: (RRSIG wire, candidate key indexes, whether it must be checked first)
-    plans: list[
-        tuple[RRset, bytes, int, bytes, tuple[int, ...], list[tuple[bytes, list[int], bool]]]
-    ] = []
+    # keepable: (RRSIG wire, candidate key indexes, whether it must be checked first,
+    # its ledger digest when computed)
+    plans: list[tuple[RRset, bytes, int, bytes, tuple[int, ...], list[_Keepable]]] = []
     checks: list[tuple[int, bytes, bytes]] = []  # (key index, signature, signed data)
     check_ids: list[tuple[int, bytes, int]] = []  # (plan index, RRSIG wire, key index)
     old_sigs = zone.rrsigs
@@ -334,7 +334,7 @@ def _sign_zone(
     origin_wire = canonical.name_wire(data.origin)
     head_len = _RRSIG_FIXED.size + len(origin_wire)  # RRSIG RDATA before the signature
     ledger = params.ledger
-    no_keep: list[tuple[bytes, list[int], bool]] = []  # shared: nothing to keep
+    no_keep: list[_Keepable] = []  # shared: nothing to keep
     for pos, rrset in enumerate(to_sign):
         name = rrset.name
         info = owner_wires.get(name)
@@ -362,7 +362,7 @@ def _sign_zone(
             prev_sigs = previous.rrsigs.get(rrset.name)
             prev_sig = prev_sigs.get(rtype) if prev_sigs else None
             own = prev_sig.rdatas if prev_sig is not None else ()
-        keepable: list[tuple[bytes, list[int], bool]] = []
+        keepable: list[_Keepable] = []
         for sig_wire in old.rdatas if old is not None else ():
             # Canonical RRSIG RDATA holds the signer lower-cased: one prefix comparison.
             if len(sig_wire) < head_len or sig_wire[18:head_len] != origin_wire:
@@ -380,15 +380,17 @@ def _sign_zone(
                 continue
             # Our own unchanged output needs no check, unless colliding tags leave the key open.
             must_check = len(cands) > 1 or sig_wire not in own
+            digest = b""
             if must_check and ledger is not None and len(cands) == 1:
-                must_check = ledger.digest(cands[0], sig_wire, rrs_wire) not in ledger.known
+                digest = ledger.digest(cands[0], sig_wire, rrs_wire)
+                must_check = digest not in ledger.known
             if must_check:
                 signed = sig_wire[:head_len] + rrs_wire
                 signature = sig_wire[head_len:]
                 for i in cands:
                     checks.append((i, signature, signed))
                     check_ids.append((pos, sig_wire, i))
-            keepable.append((sig_wire, cands, must_check))
+            keepable.append((sig_wire, cands, must_check, digest))
         plans.append((rrset, owner, labels, rrs_wire, signers, keepable))
     verify_batch = params.verify_batch or verify_sequential
     public = [(sk.key.algorithm, sk.key.public_key) for sk in keys]
@@ -406,7 +408,7 @@ def _sign_zone(
             by_signers[signers] = by_signers.get(signers, 0) + 1
             continue
         done: set[int] = set()
-        for sig_wire, cands, must_check in keepable:
+        for sig_wire, cands, must_check, digest in keepable:
             usable = [
                 i for i in cands if i not in done and (not must_check or (pos, sig_wire, i) in good)
             ]
@@ -415,7 +417,7 @@ def _sign_zone(
                 out_sigs.setdefault((rrset.name, rrset.rtype), (rrset.ttl, []))[1].append(sig_wire)
                 retained += 1
                 if ledger is not None:
-                    ledger.made += ledger.digest(usable[0], sig_wire, rrs_wire)
+                    ledger.made += digest or ledger.digest(usable[0], sig_wire, rrs_wire)
         idxs = [i for i in signers if i not in done] if done else list(signers)
         if idxs:
             todo.append((rrset, owner, labels, rrs_wire, idxs))

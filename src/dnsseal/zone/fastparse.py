@@ -423,6 +423,16 @@ def logical_lines(text: str) -> Iterator[str]:
     (cases left to dnspython)."""
     if "\r" in text:
         raise _Unsupported
+    if "(" not in text and ")" not in text:  # one record per line: no regex needed
+        for raw in text.split("\n"):
+            line = raw
+            if '"' in raw or "\\" in raw:
+                line = _careful_line(raw, 0)[0]
+            elif ";" in raw:
+                line = raw[: raw.index(";")]
+            if line and not line.isspace():
+                yield line
+        return
     match = _RECORD_RE.match
     pos = 0
     end = len(text)

@@ -126,9 +126,6 @@ class Engine:
         """The response messages for one query (empty: send nothing).  ``client`` is the
         source address, used only for transfer ACLs."""
         self.stats.queries += 1
-        fast = self.wire.answer(wire, tcp, self.udp_payload)
-        if fast is not None:
-            return [fast]
         key = (tcp, wire[2:])
         hit = self.cache.get(key)
         if hit is not None:
@@ -137,6 +134,10 @@ class Engine:
         if len(wire) < 12 or wire[2] & 0x80:  # no header, or a response: never answer
             self.stats.dropped += 1
             return []
+        fast = self.wire.answer(wire, tcp, self.udp_payload)
+        if fast is not None:
+            self._remember(key, fast)
+            return [fast]
         simple = parse_simple(wire)
         if simple is not None:
             fast = self._fast(wire, simple, tcp)

@@ -302,16 +302,21 @@ def _sign_zone(
     for i in sorted(set(who.keyset) | set(who.other)):
         by_id.setdefault((keys[i].key.algorithm, keys[i].key.tag), []).append(i)
 
-    to_sign: list[RRset] = []
+    # (RRset, owner's canonical wire, RRSIG labels field).  The bookkeeping below is keyed
+    # by owner wire, not by name: dnspython's name hash collides for names that differ in
+    # digits (9*h + octet: "host10" and "host09" hash alike), bytes hash well.
+    to_sign: list[tuple[RRset, bytes, int]] = []
     for name, node in data.rrsets.items():
         kind = lay.kinds[name]
         if kind is NameKind.OCCLUDED:
             continue
+        owner, labels = canonical.name_wire(name), labels_field(name)
         for rtype, rrset in node.items():
             if kind is NameKind.DELEGATION and rtype != T.DS:
                 continue
-            to_sign.append(rrset)
-    to_sign += chain
+            to_sign.append((rrset, owner, labels))
+    for rrset in chain:
+        to_sign.append((rrset, canonical.name_wire(rrset.name), labels_field(rrset.name)))
 
     out_rrsets: dict[dns.name.Name, Mapping[int, RRset]] = dict(data.rrsets)
     for rrset in chain:
@@ -319,9 +324,8 @@ def _sign_zone(
         out_rrsets[rrset.name] = (
             {**old_node, rrset.rtype: rrset} if old_node else {rrset.rtype: rrset}
         )
-    # (name, covered type) -> (TTL, RRSIG RDATAs)
-    out_sigs: dict[tuple[dns.name.Name, int], tuple[int, list[bytes]]] = {}
-    owner_wires: dict[dns.name.Name, tuple[bytes, int]] = {}  # (owner wire, labels field)
+    # (owner wire, covered type) -> (owner, TTL, RRSIG RDATAs)
+    out_sigs: dict[tuple[bytes, int], tuple[dns.name.Name, int, list[bytes]]] = {}
 
     # Pass 1: which existing signatures could be kept, and which of those need checking.
     # keepable: (RRSIG wire, candidate key indexes, whether it must be checked first,
@@ -335,12 +339,8 @@ def _sign_zone(
     head_len = _RRSIG_FIXED.size + len(origin_wire)  # RRSIG RDATA before the signature
     ledger = params.ledger
     no_keep: list[_Keepable] = []  # shared: nothing to keep
-    for pos, rrset in enumerate(to_sign):
+    for pos, (rrset, owner, labels) in enumerate(to_sign):
         name = rrset.name
-        info = owner_wires.get(name)
-        if info is None:
-            info = owner_wires[name] = (canonical.name_wire(name), labels_field(name))
-        owner, labels = info
         rtype = rrset.rtype
         signers = who.keyset if rtype in KEYSET_TYPES else who.other
         rdatas = rrset.rdatas
@@ -414,7 +414,9 @@ def _sign_zone(
             ]
             if usable:
                 done.add(usable[0])
-                out_sigs.setdefault((rrset.name, rrset.rtype), (rrset.ttl, []))[1].append(sig_wire)
+                out_sigs.setdefault((owner, rrset.rtype), (rrset.name, rrset.ttl, []))[2].append(
+                    sig_wire
+                )
                 retained += 1
                 if ledger is not None:
                     ledger.made += digest or ledger.digest(usable[0], sig_wire, rrs_wire)
@@ -430,7 +432,8 @@ def _sign_zone(
 
     # Pass 3: stream the data to sign through the batch signer; signatures come back in
     # order while later data is still being built (bounded memory, overlapped work).
-    pending: deque[tuple[RRset, bytes, bytes, int]] = deque()  # (rrset, RRSIG head, data, key)
+    # (rrset, owner wire, RRSIG head, RRset data, key index)
+    pending: deque[tuple[RRset, bytes, bytes, bytes, int]] = deque()
     heads: dict[tuple[int, int, int, int, int], bytes] = {}
 
     def stream() -> Iterator[tuple[int, bytes]]:
@@ -447,7 +450,7 @@ def _sign_zone(
                     rrsig = Rrsig(rrset.rtype, k.algorithm, labels, rrset.ttl, exp, inception,
                                   k.tag, data.origin)  # fmt: skip
                     head = heads[hkey] = rrsig.head_wire()
-                pending.append((rrset, head, rrs_wire, idx))
+                pending.append((rrset, owner, head, rrs_wire, idx))
                 yield idx, head + rrs_wire
 
     total = sum(per_key.values())
@@ -458,10 +461,10 @@ def _sign_zone(
         for signature in batch(keys, JobStream(stream(), total)):
             if not pending:
                 raise CryptoError("batch signer returned more signatures than it was given")
-            rrset, head, rrs_wire, idx = pending.popleft()
+            rrset, owner, head, rrs_wire, idx = pending.popleft()
             if rrset is not current:  # one RRset's signatures come back one after another
                 current = rrset
-                into = out_sigs.setdefault((rrset.name, rrset.rtype), (rrset.ttl, []))[1]
+                into = out_sigs.setdefault((owner, rrset.rtype), (rrset.name, rrset.ttl, []))[2]
             rrsig_rdata = head + signature
             into.append(rrsig_rdata)
             if ledger is not None:
@@ -481,11 +484,16 @@ def _sign_zone(
     )
     log.info("[%s] signed: %d new, %d kept, %d dropped signatures", data.origin,
              generated, retained, dropped)  # fmt: skip
-    sig_nodes: dict[dns.name.Name, dict[int, RRset]] = {}
-    for name, covered in list(out_sigs):  # each entry freed as its RRset is made
-        ttl, sig_rdatas = out_sigs.pop((name, covered))
+    by_owner: dict[bytes, tuple[dns.name.Name, dict[int, RRset]]] = {}
+    for key in list(out_sigs):  # each entry freed as its RRset is made
+        name, ttl, sig_rdatas = out_sigs.pop(key)
         sorted_rdatas = (
             (sig_rdatas[0],) if len(sig_rdatas) == 1 else canonical.canonical_rdatas(sig_rdatas)
         )
-        sig_nodes.setdefault(name, {})[covered] = RRset(name, T.RRSIG, ttl, sorted_rdatas)
+        entry = by_owner.get(key[0])
+        if entry is None:
+            entry = by_owner[key[0]] = (name, {})
+        entry[1][key[1]] = RRset(name, T.RRSIG, ttl, sorted_rdatas)
+    sig_nodes = dict(by_owner.values())
+    del by_owner
     return SignedZone(Zone(data.origin, out_rrsets, sig_nodes, data.rdclass), stats)

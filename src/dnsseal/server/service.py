@@ -17,7 +17,6 @@ import secrets
 import signal
 import socket
 import struct
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,123 +37,15 @@ from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server.automation import Automation, is_update
 from dnsseal.server.control import ControlServer
 from dnsseal.server.history import JournalHistory
+from dnsseal.server.udp import UdpListener, udp_socket
 from dnsseal.server.zones import ZoneState, keyring_of, load_one
 from dnsseal.server.zonesync import MainLinks, WorkerLink
 from dnsseal.storage.serverconfig import Endpoint, ServerConfig, ensure_dir, load_config
 
 log = logging.getLogger(__name__)
 
-UDP_CACHE_LIMIT = 100_000  # byte-path responses kept per process (dropped whole when full)
 MAX_TCP_CLIENTS = 1024  # connections beyond this are closed at once (fd exhaustion)
 XFR_QTYPES = {int(dns.rdatatype.AXFR), int(dns.rdatatype.IXFR)}
-
-
-class _UdpListener:
-    """Answers UDP queries on one socket from a thread doing blocking ``recvfrom`` and
-    ``sendto``: no event loop round per datagram, and when worker processes share the
-    socket the kernel hands each datagram to one waiting process (even load, unlike
-    per-process SO_REUSEPORT sockets, which hash a few client ports unevenly).
-
-    The thread runs only the byte-level answer path (:class:`WireTable`, which reads the
-    engine's current zone set); every other datagram is passed to the event loop thread
-    (``slow``), so the general path never runs in two threads at once."""
-
-    def __init__(
-        self,
-        sock: socket.socket,
-        engine: Engine,
-        loop: asyncio.AbstractEventLoop,
-        slow: Callable[[bytes, tuple[str, int]], None],
-        owner: bool,
-    ) -> None:
-        """``owner``: this process made the socket and shuts it down on stop (a worker
-        leaves a shared socket alone: it exits with its thread)."""
-        self.sock = sock
-        self.engine = engine
-        self.loop = loop
-        self.slow = slow
-        self.owner = owner
-        self.dropped_replies = 0
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, name="dnsseal-udp", daemon=True)
-
-    def start(self) -> None:
-        self.sock.setblocking(True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopping = True
-        if self.owner:
-            # Wakes the blocked recvfrom (Linux: it returns b"", None); ENOTCONN is normal.
-            with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
-            self.thread.join(5)
-            self.sock.close()
-
-    def _run(self) -> None:
-        sock, engine = self.sock, self.engine
-        recv, send = sock.recvfrom, sock.sendto
-        handoff, slow = self.loop.call_soon_threadsafe, self.slow
-        stats = engine.stats
-        while True:
-            try:
-                data, addr = recv(65535)
-            except OSError as e:  # e.g. an ICMP error queued for an earlier reply
-                if self.stopping:
-                    return
-                log.debug("[server] UDP receive error: %s", e)
-                continue
-            if addr is None or self.stopping:
-                if self.stopping:
-                    return
-                continue
-            stats.queries += 1
-            key = data[2:]
-            cache = engine.udp_cache
-            hit = cache.get(key)
-            wire: bytes | None
-            if hit is not None:
-                wire = data[:2] + hit
-            else:
-                try:
-                    wire = engine.wire.answer(data, False, engine.udp_payload)
-                except Exception:  # a bug must not kill the listener: log, drop the packet
-                    log.exception("[server] error answering a UDP query from %s", addr[0])
-                    continue
-                if wire is None:
-                    stats.queries -= 1  # counted by engine.handle
-                    try:
-                        handoff(slow, data, addr)
-                    except RuntimeError:  # the loop is closed: we are stopping
-                        return
-                    continue
-                if len(cache) >= UDP_CACHE_LIMIT:
-                    cache.clear()
-                cache[key] = wire[2:]
-            try:
-                send(wire, addr)
-            except OSError:  # send buffer full or peer gone: UDP may drop
-                self.dropped_replies += 1
-
-
-def udp_socket(ep: Endpoint, shared: bool) -> socket.socket:
-    family = socket.AF_INET6 if ":" in ep.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        if shared:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        # Bursts must queue in the kernel, not be dropped, while the loop is busy; the
-        # kernel caps this at net.core.rmem_max.
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-        sock.bind((ep.host, ep.port))
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 class _NotifyReply(asyncio.DatagramProtocol):
@@ -204,7 +95,7 @@ class AuthServer:
         self.zones: dict[str, ZoneState] = dict(zones or {})
         self.started_at = 0
         self.reloads = 0
-        self._udp: list[_UdpListener] = []
+        self._udp: list[UdpListener] = []
         self.udp_socks = list(udp_socks or [])
         self._tcp_servers: list[asyncio.Server] = []
         self._control: ControlServer | None = None
@@ -235,7 +126,7 @@ class AuthServer:
                 sock, owner = self.udp_socks[len(self._udp)], not self.worker
             else:
                 sock, owner = udp_socket(ep, shared), True
-            listener = _UdpListener(sock, self.engine, loop, self._udp_slow(sock), owner)
+            listener = UdpListener(sock, self.engine, loop, self._udp_slow(sock), owner)
             listener.start()
             self._udp.append(listener)
             server = await asyncio.start_server(

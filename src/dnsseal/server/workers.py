@@ -27,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dnsseal import clock
-from dnsseal.server.service import AuthServer, udp_socket
+from dnsseal.server.service import AuthServer
+from dnsseal.server.udp import udp_socket
 from dnsseal.server.zones import ZoneState, preload
 from dnsseal.storage.serverconfig import ServerConfig
 

@@ -184,9 +184,11 @@ def test_bind_primary_to_dnsseal_signed_by_notify_and_ixfr(tmp_path: Path) -> No
             assert soa_serial(pport) == 2
             assert "DNSKEY" not in (tmp_path / "named" / "zone.db").read_text()
 
-            # zone-status (whatever it shows) still works for the zone; a NOTIFY from an
-            # address that is not a primary is refused.
-            assert "hid.example" in ctl(tmp_path, "zone-status", ZONE)
+            # zone-status shows the transfer side; a NOTIFY from an address that is not
+            # a primary is refused.
+            status = ctl(tmp_path, "zone-status", ZONE)
+            assert "hid.example" in status
+            assert "primary-serial" in status and "last-transfer-result" in status
             assert send_notify(port, "127.0.0.2").rcode() == dns.rcode.REFUSED
 
         # The primary goes away; dnsseal, restarted, serves what it had and keeps trying.

@@ -134,11 +134,6 @@ def test_good_config(tmp_path: Path) -> None:
         ('[server]\nresolvers = ["127.0.0.1", "resolver"]', "server.resolvers[1]"),
         ("[server]\nresolvers = []", "server.resolvers"),
         ("[server]\nquery-port = 0", "server.query-port"),
-        (
-            '[server]\nstate-dir = "s"\nworkers = 2\n[zone."a.example"]\nfile = "x"\n'
-            'dnssec-policy = "default"',
-            "server.workers",
-        ),
         ('[server]\npolicies = "missing.toml"', "server.policies"),
     ],
 )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from conftest import free_port, require_tool
 from dnsseal.server.zonesync import pack_zone, unpack_zone
 from dnsseal.zone.text import parse_zone_text
 
+DNSSEAL = Path(sys.executable).parent / "dnsseal"  # the console script next to python
 ZONE = "multi.example."
 HOSTS = 3000
 SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM="
@@ -49,19 +49,6 @@ keys = [
   { role = "zsk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256" },
 ]
 """
-# The config refuses workers > 1 with inline zones (serverconfig.py, not this module's): the
-# server is started with the setting replaced after loading.
-RUN = textwrap.dedent(
-    """
-    import dataclasses, logging, sys
-    from pathlib import Path
-    from dnsseal.storage.serverconfig import load_config
-    from dnsseal.server.workers import serve
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    path = Path(sys.argv[1])
-    serve(dataclasses.replace(load_config(path), workers=2), path)
-    """
-)
 
 
 def _write(d: Path, port: int) -> Path:
@@ -78,6 +65,7 @@ def _write(d: Path, port: int) -> Path:
     conf.write_text(
         f"""[server]
 listen = ["127.0.0.1@{port}"]
+workers = 2
 state-dir = "state"
 key-directory = "keys"
 policies = "policies.toml"
@@ -114,7 +102,7 @@ def _serial(m: dns.message.Message) -> int:
 def _server(d: Path, conf: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
     with (d / "out.txt").open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", RUN, str(conf)], cwd=d, stdout=out, stderr=out
+            [str(DNSSEAL), "-v", "serve", "-c", str(conf)], cwd=d, stdout=out, stderr=out
         )
     try:
         deadline = time.monotonic() + 60

@@ -130,8 +130,6 @@ def serve(
     if not config.listen:
         raise OptionError("server.listen", "no address to listen on")
     if workers is not None:
-        if workers > 1 and any(z.policy for z in config.zones):
-            raise OptionError("--workers", "inline-signed zones need a single process")
         config = dataclasses.replace(config, workers=workers)
 
     def started(server: AuthServer) -> None:

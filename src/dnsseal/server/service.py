@@ -580,4 +580,5 @@ class AuthServer:
                     ],
                 }
             )
+        out.update(self.automation.transfer_status(state))  # bump in the wire: primaries
         return out

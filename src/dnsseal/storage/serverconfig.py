@@ -429,8 +429,6 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
                 primaries,
             )
         )
-    if workers != 1 and any(z.policy for z in zones):
-        c.fail("server.workers", "inline-signed zones need workers = 1 in this build")
     if c.problems:
         if len(c.problems) == 1:
             raise c.problems[0]

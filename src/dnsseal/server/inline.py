@@ -40,7 +40,7 @@ from dnsseal.keymgr import Facts, Plan, step
 from dnsseal.keymgr.plan import Fact
 from dnsseal.keys import algorithms
 from dnsseal.keys.ds import make_ds
-from dnsseal.keys.model import Key, KeyState, PrivateMaterial
+from dnsseal.keys.model import Key, KeyState, PrivateMaterial, RecordState
 from dnsseal.policy.model import KeySpec, Policy
 from dnsseal.server.versions import (
     Version,
@@ -81,6 +81,18 @@ class ZoneProblem(DnssealError):
 def _is_signing_state(rtype: int, name: dns.name.Name, origin: dns.name.Name) -> bool:
     """Is this the server's signing-state RRset (TYPE65534 at the apex)?"""
     return rtype == sstate.PRIVATE_TYPE and name == origin
+
+
+def _settled(k: SigningKey) -> bool:
+    """Are all of the signatures ``k`` makes omnipresent (its signing done)?"""
+    st = k.key.state
+    if st is None:
+        return False
+    role = k.key.role
+    wanted = (
+        [st.krrsig] if role == "ksk" else [st.zrrsig] if role == "zsk" else [st.krrsig, st.zrrsig]
+    )
+    return all(w is RecordState.OMNIPRESENT for w in wanted)
 
 
 def _plan_role(key: Key, keyset: bool, zone: bool) -> Key:
@@ -296,6 +308,7 @@ class InlineZone:
             published={(k.algorithm, k.tag) for k in plan.dnskeys},
             signing={(k.key.algorithm, k.key.tag) for k in keys if k.active},
             full=full,
+            settled={(k.key.algorithm, k.key.tag) for k in keys if k.active and _settled(k)},
         )
 
     def signing_states(self) -> list[sstate.SigningState]:

@@ -17,7 +17,12 @@ signer that commits each version fully signed does the same way (:func:`next_sta
 * a key whose DNSKEY leaves the zone gets ``(alg, id, 1, 0)`` "Removing signatures for
   key", and once its signatures are gone every record of that key is deleted; here that
   happens in the version that drops the DNSKEY;
-* completed records stay until ``signing -clear`` (or the key leaves the zone).
+* BIND keeps completed records until ``rndc signing -clear`` (or the key leaves the
+  zone).  dnsseal removes them when the signing they describe is done in the key
+  manager's sense: once the key's signatures are omnipresent (every cache has had time to
+  see them; ``settled`` in :func:`next_states`), in the first version made after that, so
+  a record is always served for at least one version.  ``signing -clear`` removes them
+  earlier.
 
 (BIND 9.18's rndc refuses ``signing -list`` and ``-clear`` for a zone with a
 dnssec-policy, "use rndc dnssec command instead", though the records are there and are
@@ -156,13 +161,16 @@ def next_states(
     signed_before: Collection[KeyRef],
     algorithms_before: Collection[int],
     full: bool = False,
+    settled: Collection[KeyRef] = (),
 ) -> tuple[SigningState, ...]:
     """The records of the next version, which is signed completely before it is served.
 
     ``current``: the records of the version served now; ``published``: our keys in the
     next version's DNSKEY RRset; ``signing``: the keys that sign it; ``signed_before``: the
     keys with signatures in the version served now; ``algorithms_before``: the algorithms
-    that signed its DNSKEY RRset; ``full``: every key signs every RRset anew (``sign``).
+    that signed its DNSKEY RRset; ``full``: every key signs every RRset anew (``sign``);
+    ``settled``: the keys whose signatures are omnipresent (their signing is done: a
+    completed record of theirs in ``current`` goes).
 
     Records of a key no longer published go (its signatures were removed: BIND deletes
     them all once that is done); a pending signing finishes; a key that signs the whole
@@ -175,6 +183,8 @@ def next_states(
             continue
         if s.removal and not s.complete:
             continue  # the removal of a published key's signatures: none are left to remove
+        if s.complete and not s.removal and s.key in settled:
+            continue  # done: the key's signatures are in every cache
         # a pending signing finishes in this version
         out[(s.algorithm, s.key_id, s.removal)] = SigningState(
             s.algorithm, s.key_id, s.removal, complete=True
@@ -215,6 +225,7 @@ def next_rrset(
     published: Collection[KeyRef],
     signing: Collection[KeyRef],
     full: bool = False,
+    settled: Collection[KeyRef] = (),
 ) -> RRset | None:
     """The signing-state RRset at ``origin`` of the version after ``previous`` (None: the
     first version), per :func:`next_states`; None when it has no records.  RDATA that
@@ -236,6 +247,7 @@ def next_rrset(
         signed_before=before,
         algorithms_before=algs,
         full=full,
+        settled=settled,
     )
     return RRset(origin, PRIVATE_TYPE, TTL, to_rdatas(states)) if states else None
 

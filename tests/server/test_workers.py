@@ -22,6 +22,7 @@ import dns.tsigkeyring
 import dns.update
 import pytest
 
+from automation.conftest import FAST_POLICY
 from conftest import free_port, require_tool
 from dnsseal.server.zonesync import pack_zone, unpack_zone
 from dnsseal.zone.text import parse_zone_text
@@ -30,25 +31,6 @@ DNSSEAL = Path(sys.executable).parent / "dnsseal"  # the console script next to 
 ZONE = "multi.example."
 HOSTS = 3000
 SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM="
-POLICY = """
-[policy.fast]
-dnskey-ttl = 2
-publish-safety = 1
-retire-safety = 1
-purge-keys = 5
-signatures-refresh = 20
-signatures-validity = 30
-signatures-validity-dnskey = 30
-signatures-jitter = 2
-max-zone-ttl = 2
-zone-propagation-delay = 1
-parent-ds-ttl = 2
-parent-propagation-delay = 1
-keys = [
-  { role = "ksk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256" },
-  { role = "zsk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256" },
-]
-"""
 
 
 def _write(d: Path, port: int) -> Path:
@@ -60,7 +42,10 @@ def _write(d: Path, port: int) -> Path:
         # sent before the workers serve it would be caught by the queries below.
         + "".join(f"h{i} A 192.0.2.{i % 250}\n" for i in range(HOSTS))
     )
-    (d / "policies.toml").write_text(POLICY)
+    (d / "policies.toml").write_text(
+        FAST_POLICY
+        % {"name": "fast", "ksk_lifetime": "unlimited", "zsk_lifetime": "unlimited", "nsec3": ""}
+    )
     conf = d / "dnsseal.toml"
     conf.write_text(
         f"""[server]

@@ -392,6 +392,8 @@ def _sign_zone(
                     check_ids.append((pos, sig_wire, i))
             keepable.append((sig_wire, cands, must_check, digest))
         plans.append((rrset, owner, labels, rrs_wire, signers, keepable))
+    rrsets_signed = len(to_sign)
+    del to_sign  # plans hold what pass 2 needs
     verify_batch = params.verify_batch or verify_sequential
     public = [(sk.key.algorithm, sk.key.public_key) for sk in keys]
     verdicts = verify_batch(public, checks) if checks else []
@@ -402,7 +404,9 @@ def _sign_zone(
     generated = retained = 0
     per_key: dict[int, int] = {}
     by_signers: dict[tuple[int, ...], int] = {}
-    for pos, (rrset, owner, labels, rrs_wire, signers, keepable) in enumerate(plans):
+    plans.reverse()  # popped in order below: each plan freed once its todo entry exists
+    for pos in range(len(plans)):
+        rrset, owner, labels, rrs_wire, signers, keepable = plans.pop()
         if not keepable:
             todo.append((rrset, owner, labels, rrs_wire, signers))
             by_signers[signers] = by_signers.get(signers, 0) + 1
@@ -478,7 +482,7 @@ def _sign_zone(
         generated=generated,
         retained=retained,
         dropped=dropped,
-        rrsets_signed=len(to_sign),
+        rrsets_signed=rrsets_signed,
         chain_records=len(chain),
         by_key=tuple((keys[i].key.basename, n) for i, n in sorted(per_key.items())),
     )

@@ -205,7 +205,7 @@ def test_bind_output_reads_on_the_fast_path(nsec3: bool, tmp_path: Path) -> None
                   "example.com"])  # fmt: skip
     n3 = ["-3", "-"] if nsec3 else []
     run_tool(["dnssec-signzone", "-q", "-S", "-K", tmp_path, "-o", "example.com", *n3,
-              "-f", tmp_path / "signed", tmp_path / "z"])  # fmt: skip
+              "-f", tmp_path / "signed", tmp_path / "z"], cwd=tmp_path)  # fmt: skip
     outputs = [(tmp_path / "signed").read_text()]
     for style in ("full", "relative"):
         out = tmp_path / style

@@ -106,8 +106,27 @@ def nsec3_hash(name_wire: bytes, salt: bytes, iterations: int) -> bytes:
 
 
 def hashed_owner(digest: bytes, origin: dns.name.Name) -> dns.name.Name:
+    """The NSEC3 owner name of ``digest`` in the zone ``origin`` (RFC 5155 3)."""
     label = base64.b32hexencode(digest).lower()
-    return OwnerName((label, *origin.labels))
+    labels = (label, *origin.labels)
+    if len(label) > 63 or sum(map(len, labels)) + len(labels) > 255:
+        return OwnerName(labels)  # dnspython raises its error
+    return OwnerName.trusted(labels)
+
+
+def _included_types(node: Mapping[int, RRset], kind: NameKind, opt_out: bool) -> set[int] | None:
+    """The types of a name's NSEC3 bitmap, or None when the name gets no NSEC3 (an unsigned
+    delegation under opt-out)."""
+    present = {t for t in node if t not in (T.NSEC, T.NSEC3)}
+    if kind is NameKind.DELEGATION:
+        present &= _DELEGATION_TYPES
+        if T.DS not in present and opt_out:
+            return None
+        if T.DS in present:
+            present.add(T.RRSIG)
+    else:
+        present.add(T.RRSIG)
+    return present
 
 
 def nsec3_included(zone: Zone, lay: Layout, opt_out: bool) -> dict[dns.name.Name, set[int]]:
@@ -118,17 +137,9 @@ def nsec3_included(zone: Zone, lay: Layout, opt_out: bool) -> dict[dns.name.Name
     for name, kind in lay.kinds.items():
         if kind is NameKind.OCCLUDED:
             continue
-        node = zone.rrsets[name]
-        present = {t for t in node if t not in (T.NSEC, T.NSEC3)}
-        if kind is NameKind.DELEGATION:
-            present &= _DELEGATION_TYPES
-            if T.DS not in present and opt_out:
-                continue
-            if T.DS in present:
-                present.add(T.RRSIG)
-        else:
-            present.add(T.RRSIG)
-        out[name] = present
+        present = _included_types(zone.rrsets[name], kind, opt_out)
+        if present is not None:
+            out[name] = present
     depth = len(zone.origin.labels)
     seen = {name.labels for name in out}
     for name in list(out):
@@ -142,22 +153,79 @@ def nsec3_included(zone: Zone, lay: Layout, opt_out: bool) -> dict[dns.name.Name
     return out
 
 
+def _nsec3_bitmaps(zone: Zone, lay: Layout, opt_out: bool) -> dict[dns.name.Name, bytes]:
+    """:func:`nsec3_included` with each name's type bitmap, computed once per distinct set
+    of RRset types and kind (a zone's names share a handful)."""
+    memo: dict[tuple[NameKind, tuple[int, ...]], bytes | None] = {}
+    out: dict[dns.name.Name, bytes] = {}
+    rrsets = zone.rrsets
+    for name, kind in lay.kinds.items():
+        if kind is NameKind.OCCLUDED:
+            continue
+        key = (kind, tuple(rrsets[name]))
+        if key in memo:
+            bitmap = memo[key]
+        else:
+            types = _included_types(rrsets[name], kind, opt_out)
+            bitmap = memo[key] = None if types is None else type_bitmap(types)
+        if bitmap is not None:
+            out[name] = bitmap
+    depth = len(zone.origin.labels)
+    seen = {name.labels for name in out}
+    for name in list(out):
+        labels = name.labels
+        for i in range(1, len(labels) - depth):
+            parent = labels[i:]
+            if parent in seen:
+                break
+            seen.add(parent)
+            out[OwnerName.trusted(parent)] = b""
+    return out
+
+
 def nsec3_chain(zone: Zone, lay: Layout, params: Nsec3Params, ttl: int) -> list[RRset]:
     """The NSEC3 RRsets of ``zone`` in hash order.  Raises :class:`InputError` on a hash
     collision (change the salt)."""
-    included = nsec3_included(zone, lay, params.opt_out)
-    hashed: dict[bytes, set[int]] = {}
-    for name, types in included.items():
-        digest = nsec3_hash(canonical.name_wire(name), params.salt, params.iterations)
+    return [rrset for rrset, _ in nsec3_records(zone, lay, params, ttl)]
+
+
+def nsec3_records(
+    zone: Zone, lay: Layout, params: Nsec3Params, ttl: int
+) -> list[tuple[RRset, bytes]]:
+    """:func:`nsec3_chain` with each owner's canonical wire form (what the signer needs).
+
+    Built on bytes: one SHA-1 per name, bitmaps shared by type set, every owner label
+    encoded in one pass (:func:`canonical.base32hex_digests`), owner names made without
+    dnspython's validation once their length is checked.  Raises :class:`InputError` on a
+    hash collision or when the owner names would exceed 255 octets."""
+    origin = zone.origin
+    origin_wire = canonical.name_wire(origin)
+    if len(origin_wire) + 33 > 255:
+        raise InputError(f"NSEC3 owner names under {origin} would be longer than 255 octets")
+    included = _nsec3_bitmaps(zone, lay, params.opt_out)
+    salt, iterations = params.salt, params.iterations
+    sha1 = hashlib.sha1
+    name_wire = canonical.name_wire
+    hashed: dict[bytes, bytes] = {}
+    for name, bitmap in included.items():
+        digest = sha1(name_wire(name) + salt).digest()
+        for _ in range(iterations):
+            digest = sha1(digest + salt).digest()
         if digest in hashed:
             raise InputError(f"NSEC3 hash collision at {name}; choose another salt")
-        hashed[digest] = types
+        hashed[digest] = bitmap
     order = sorted(hashed)
+    labels = canonical.base32hex_digests(order)
     head = struct.pack("!BBHB", params.algorithm, params.flags, params.iterations, len(params.salt))
     head += params.salt
+    tail = origin.labels
+    trusted = OwnerName.trusted
+    nsec3 = T.NSEC3
     out = []
     for i, digest in enumerate(order):
-        nxt = order[(i + 1) % len(order)]
-        rdata = head + bytes((len(nxt),)) + nxt + type_bitmap(hashed[digest])
-        out.append(RRset(hashed_owner(digest, zone.origin), T.NSEC3, ttl, (rdata,)))
+        nxt = order[i + 1] if i + 1 < len(order) else order[0]
+        rdata = head + bytes((len(nxt),)) + nxt + hashed[digest]
+        label = labels[i]
+        owner = trusted((label, *tail))
+        out.append((RRset(owner, nsec3, ttl, (rdata,)), bytes((len(label),)) + label + origin_wire))
     return out

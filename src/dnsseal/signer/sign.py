@@ -292,10 +292,13 @@ def _sign_zone(
     soa = data.soa()
     lay = layout(data)
     ttl = soa.negative_ttl
+    # (chain RRset, owner wire)
+    records: list[tuple[RRset, bytes]]
     if params.nsec3 is not None:
-        chain = denial.nsec3_chain(data, lay, params.nsec3, ttl)
+        records = denial.nsec3_records(data, lay, params.nsec3, ttl)
     else:
-        chain = denial.nsec_chain(data, lay, ttl)
+        records = [(r, canonical.name_wire(r.name)) for r in denial.nsec_chain(data, lay, ttl)]
+    chain = [rrset for rrset, _ in records]
     who = assign(keys, ksk_only=params.ksk_only, ignore_ksk_flag=params.ignore_ksk_flag)
     # Key tags collide (RFC 4034 B.1): a tag may stand for several of our keys.
     by_id: dict[tuple[int, int], list[int]] = {}
@@ -315,8 +318,9 @@ def _sign_zone(
             if kind is NameKind.DELEGATION and rtype != T.DS:
                 continue
             to_sign.append((rrset, owner, labels))
-    for rrset in chain:
-        to_sign.append((rrset, canonical.name_wire(rrset.name), labels_field(rrset.name)))
+    for rrset, owner in records:
+        to_sign.append((rrset, owner, labels_field(rrset.name)))
+    del records
 
     out_rrsets: dict[dns.name.Name, Mapping[int, RRset]] = dict(data.rrsets)
     for rrset in chain:

@@ -13,6 +13,7 @@ The signer computes these once per record and then works on the bytes.
 
 from __future__ import annotations
 
+import base64
 import struct
 from collections.abc import Iterable
 
@@ -148,3 +149,39 @@ def name_from_wire(wire: bytes, offset: int = 0) -> tuple[dns.name.Name, int]:
         i += 1 + n
     labels.append(b"")
     return dns.name.Name(labels), i
+
+
+# Base32hex (RFC 4648 section 7) of SHA-1 digests, the labels of NSEC3 owner names.  A digest
+# is 160 bits, 32 digits of 5 bits; the digits are spread one per octet by five rounds of
+# masks and shifts on one big integer holding every digest (each in a 256-bit slot), then
+# mapped to digits by one bytes.translate.  Round r splits each value of 160 >> r bits, kept
+# in the low end of a unit of 256 >> r bits, into two halves, one per half unit.
+_B32HEX_DIGITS = bytes.maketrans(bytes(range(32)), b"0123456789abcdefghijklmnopqrstuv")
+_SLOT = 32  # octets per digest slot
+_SPREAD_ROUNDS = [(256 >> r, 160 >> r) for r in range(5)]  # (unit bits, value bits)
+
+
+def _repeat(unit_bits: int, pattern: int, slots: int) -> int:
+    unit = pattern.to_bytes(unit_bits // 8, "big")
+    return int.from_bytes(unit * (slots * 256 // unit_bits), "big")
+
+
+def base32hex_digests(digests: list[bytes]) -> list[bytes]:
+    """Lower-case base32hex of each digest (no padding): what
+    ``base64.b32hexencode(d).lower()`` gives, at once for all 20-octet digests (the NSEC3
+    SHA-1 hashes of a zone) instead of 32 Python-level steps per digest.  Digests of any
+    other length are encoded one by one."""
+    n = len(digests)
+    if n == 0:
+        return []
+    if any(len(d) != 20 for d in digests):
+        return [base64.b32hexencode(d).lower() for d in digests]
+    pad = bytes(_SLOT - 20)
+    x = int.from_bytes(pad + pad.join(digests), "big")
+    for unit, width in _SPREAD_ROUNDS:
+        half = width // 2
+        low = _repeat(unit, (1 << half) - 1, n)
+        high = _repeat(unit, ((1 << width) - 1) ^ ((1 << half) - 1), n)
+        x = (x & low) | ((x & high) << (unit // 2 - half))
+    text = x.to_bytes(_SLOT * n, "big").translate(_B32HEX_DIGITS)
+    return [text[i : i + _SLOT] for i in range(0, _SLOT * n, _SLOT)]

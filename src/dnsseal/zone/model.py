@@ -9,7 +9,6 @@ that way.  Values are frozen; building a changed zone makes a new one.
 from __future__ import annotations
 
 import enum
-import operator
 import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -117,21 +116,31 @@ class Zone:
         return sum(len(r.rdatas) for r in self.iter_rrsets())
 
 
-# 9**k for the positions of a name's octets (at most 255).
-_POW9 = [9**k for k in range(256)]
+# Each octet d as its three base-9 digits (d = 81a + 9b + c, a <= 3), one table per digit.
+_NINES = [
+    bytes.maketrans(bytes(range(256)), bytes(48 + (d // k) % 9 for d in range(256)))
+    for k in (81, 9, 1)
+]
+_LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 
 
 def name_hash(labels: tuple[bytes, ...]) -> int:
     """What :class:`dns.name.Name`'s ``__hash__`` returns for these labels, in C loops.
 
     dnspython folds the lower-cased octets of all labels as ``h = 9 * h + octet``, one
-    octet at a time in Python; that is the polynomial sum computed here at once.  (The
-    same integer, so ``hash()`` reduces it the same way.)"""
-    data = b"".join(labels).lower()
-    n = len(data)
-    if n > len(_POW9):  # not a valid name: dnspython's own arithmetic
+    octet at a time in Python: the octets are the digits of a number in base 9, except
+    that they exceed 8.  Split every octet into its three base-9 digits and the sum is
+    three base-9 numerals, each parsed by ``int(..., 9)``.  (The same integer, so
+    ``hash()`` reduces it the same way.)"""
+    data = b"".join(labels).translate(_LOWER)
+    if not data:
+        return 0
+    if len(data) > 255:  # not a valid name (and int() limits the digits): dnspython's way
         return int(dns.name.Name(labels).__hash__())
-    return sum(map(operator.mul, data, _POW9[n - 1 :: -1] if n else ()))
+    a, b, c = _NINES
+    return (
+        81 * int(data.translate(a), 9) + 9 * int(data.translate(b), 9) + int(data.translate(c), 9)
+    )
 
 
 class OwnerName(dns.name.Name):

@@ -46,10 +46,16 @@ def nsec_chain(zone: Zone, lay: Layout, ttl: int) -> list[RRset]:
         (n for n, k in lay.kinds.items() if k is not NameKind.OCCLUDED), key=canonical.sort_key
     )
     out = []
+    bitmaps: dict[tuple[NameKind, tuple[int, ...]], bytes] = {}  # names share a few type sets
+    wires = [canonical.name_wire(name) for name in names]
     for i, name in enumerate(names):
-        nxt = names[(i + 1) % len(names)]
-        types = nsec_types(zone.rrsets[name], lay.kinds[name])
-        rdata = canonical.name_wire(nxt) + type_bitmap(types)
+        node = zone.rrsets[name]
+        kind = lay.kinds[name]
+        key = (kind, tuple(node))
+        bitmap = bitmaps.get(key)
+        if bitmap is None:
+            bitmap = bitmaps[key] = type_bitmap(nsec_types(node, kind))
+        rdata = wires[i + 1 if i + 1 < len(wires) else 0] + bitmap
         out.append(RRset(name, T.NSEC, ttl, (rdata,)))
     return out
 

@@ -61,17 +61,35 @@ _RR_HEAD = struct.Struct("!HHIH")
 _LEADING_NAMES: dict[int, int] = {T.MD: 1, T.MF: 1, T.MB: 1, T.MG: 1, T.MR: 1, T.MINFO: 2}
 
 
+_LENGTH_OCTETS = [bytes((n,)) for n in range(256)]
+# Wire forms of the parents of names seen (a zone's names share a few: the apex, a few
+# subdomains), so a name costs one label's work.  Bounded: deep zones only miss it.
+_PARENT_WIRES: dict[tuple[bytes, ...], bytes] = {}
+_PARENT_WIRES_MAX = 4096
+
+
 def name_wire(name: dns.name.Name) -> bytes:
     """The canonical (lower-case, uncompressed) wire form of an absolute name."""
     labels = name.labels
+    if len(labels) > 1 and not labels[-1]:
+        parent = labels[1:]
+        rest = _PARENT_WIRES.get(parent)
+        if rest is None:
+            rest = _labels_wire(parent)
+            if len(_PARENT_WIRES) < _PARENT_WIRES_MAX:
+                _PARENT_WIRES[parent] = rest
+        first = labels[0]
+        return (_LENGTH_OCTETS[len(first)] + first).lower() + rest
     if labels and not labels[-1]:
-        wire = b"".join([bytes((len(label),)) + label for label in labels])
-    else:  # relative: let dnspython raise its error
-        got = name.to_wire()
-        assert got is not None
-        wire = got
+        return b"\0"
+    got = name.to_wire()  # relative: let dnspython raise its error
+    assert got is not None
+    return got.lower()
+
+
+def _labels_wire(labels: tuple[bytes, ...]) -> bytes:
     # Length octets are at most 63, below b"A", so lower() only touches label letters.
-    return wire.lower()
+    return b"".join([_LENGTH_OCTETS[len(label)] + label for label in labels]).lower()
 
 
 def sort_key(name: dns.name.Name) -> tuple[bytes, ...]:

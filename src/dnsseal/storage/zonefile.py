@@ -9,12 +9,10 @@ else the current one, and the including file's origin is restored after it.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import multiprocessing.process
 import os
 import shlex
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import dns.exception
@@ -93,106 +91,9 @@ def read_zone(path: str | Path, origin: dns.name.Name | str) -> Zone:
     return parse_zone_text(text, origin, path=str(p))
 
 
-# Below this many owner names a second writer process costs more than it saves.
-PARALLEL_WRITE_MIN_NAMES = 20_000
-
-
-def write_zone(
-    path: str | Path, zone: Zone, *, header: Iterable[str] = (), workers: int = 1
-) -> None:
-    """Write ``zone`` as a master file, atomically (readers see the old or the new file).
-
-    With ``workers`` > 1 (and a zone of at least :data:`PARALLEL_WRITE_MIN_NAMES` names,
-    on a system that can fork), the text is formatted by that many processes, each
-    writing a contiguous slice of the names in canonical order to its own file, joined
-    afterwards: the same bytes as one writer, in a fraction of the wall time (formatting
-    is most of a big zone's write).  Raises :class:`StorageError` naming the file."""
-    names = len(zone.rrsets)
-    if workers < 2 or names < PARALLEL_WRITE_MIN_NAMES or not _CAN_FORK:
-        write_text_chunks(path, iter_zone_text(zone, header=header))
-        return
-    pivots = _pivots(zone, min(workers, names // (PARALLEL_WRITE_MIN_NAMES // 2)))
-    p = Path(path)
-    parts = [p.with_name(f".{p.name}.part{i}.tmp") for i in range(1, len(pivots) + 1)]
-    ctx = multiprocessing.get_context("fork")
-    procs = []
-    try:
-        for i, part in enumerate(parts):
-            high = pivots[i + 1] if i + 1 < len(pivots) else None
-            proc = ctx.Process(target=_write_slice, args=(part, zone, pivots[i], high), daemon=True)
-            proc.start()
-            procs.append(proc)
-        head = iter_zone_text(_slice(zone, None, pivots[0]), header=header)
-        write_text_chunks(path, _then_parts(head, procs, parts))
-    finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.kill()
-            proc.join()
-        for part in parts:
-            with contextlib.suppress(OSError):
-                part.unlink()
-
-
-_CAN_FORK = "fork" in multiprocessing.get_all_start_methods()
-Key = tuple[bytes, ...]
-_OWN_SHARE = 0.75  # this process's slice, relative to a forked writer's
-
-
-def _key(name: dns.name.Name) -> Key:
-    # Owners are lower-case (the model's rule): canonical order is that of reversed labels.
-    return name.labels[::-1]
-
-
-def _pivots(zone: Zone, count: int) -> list[Key]:
-    """``count`` - 1 boundaries splitting the names into slices of about equal size, from
-    a sample of the names (sorting the whole zone here would cost what the writers save)."""
-    names = list(zone.rrsets)
-    step = max(1, len(names) // 2048)
-    sample = sorted({_key(n) for n in names[::step]})
-    # The first slice is this process's, which also copies the others' text into the file.
-    total = _OWN_SHARE + count - 1
-    return [sample[int(len(sample) * (_OWN_SHARE + i - 1) / total)] for i in range(1, count)]
-
-
-def _slice(zone: Zone, low: Key | None, high: Key | None) -> Zone:
-    """The part of ``zone`` with names in [low, high) in canonical order (the apex only in
-    the first slice, where :func:`iter_zone_text` puts it)."""
-
-    def keep(name: dns.name.Name) -> bool:
-        k = _key(name)
-        return (low is None or k >= low) and (high is None or k < high)
-
-    rrsets = {n: node for n, node in zone.rrsets.items() if keep(n)}
-    rrsigs = {n: node for n, node in zone.rrsigs.items() if keep(n)}
-    return Zone(zone.origin, rrsets, rrsigs, zone.rdclass)
-
-
-def _write_slice(part: Path, zone: Zone, low: Key, high: Key | None) -> None:
-    """In a forked writer: one slice of the zone's text into ``part``."""
-    with open(part, "w", encoding="utf-8", buffering=1 << 20) as f:
-        batch: list[str] = []
-        for chunk in iter_zone_text(_slice(zone, low, high)):
-            batch.append(chunk)
-            if len(batch) >= 4096:
-                f.write("".join(batch))
-                batch.clear()
-        f.write("".join(batch))
-
-
-def _then_parts(
-    head: Iterable[str], procs: Sequence[multiprocessing.process.BaseProcess], parts: list[Path]
-) -> Iterator[str]:
-    """The first slice's text, then each writer's file once it has finished (read in large
-    pieces).  Raises :class:`StorageError` if a writer failed."""
-    yield from head
-    for proc, part in zip(procs, parts, strict=True):
-        proc.join()
-        if proc.exitcode != 0:
-            raise StorageError(str(part), f"zone writer process failed (exit {proc.exitcode})")
-        with open(part, encoding="utf-8") as f:
-            while chunk := f.read(1 << 22):
-                yield chunk
+def write_zone(path: str | Path, zone: Zone, *, header: Iterable[str] = ()) -> None:
+    """Write ``zone`` as a master file, atomically (readers see the old or the new file)."""
+    write_text_chunks(path, iter_zone_text(zone, header=header))
 
 
 def write_text_chunks(path: str | Path, chunks: Iterable[str]) -> None:

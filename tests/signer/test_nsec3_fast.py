@@ -4,6 +4,7 @@ gives exactly the chain built the plain way with dnspython."""
 from __future__ import annotations
 
 import base64
+import hashlib
 
 import dns.dnssec
 import dns.name
@@ -101,3 +102,9 @@ def test_nsec3_owner_names_too_long_for_the_origin() -> None:
     zone = parse_zone_text(text, origin)
     with pytest.raises(InputError, match="255 octets"):
         denial.nsec3_records(zone, layout(zone), Nsec3Params(), 300)
+
+
+def test_base32hex_digests_across_chunks() -> None:
+    digests = [hashlib.sha1(i.to_bytes(4, "big")).digest() for i in range(9000)]
+    got = canonical.base32hex_digests(digests)
+    assert got == [base64.b32hexencode(d).lower() for d in digests]

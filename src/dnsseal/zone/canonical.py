@@ -186,14 +186,22 @@ def _repeat(unit_bits: int, pattern: int, slots: int) -> int:
 
 def base32hex_digests(digests: list[bytes]) -> list[bytes]:
     """Lower-case base32hex of each digest (no padding): what
-    ``base64.b32hexencode(d).lower()`` gives, at once for all 20-octet digests (the NSEC3
+    ``base64.b32hexencode(d).lower()`` gives, 4096 at a time for 20-octet digests (the NSEC3
     SHA-1 hashes of a zone) instead of 32 Python-level steps per digest.  Digests of any
     other length are encoded one by one."""
-    n = len(digests)
-    if n == 0:
-        return []
     if any(len(d) != 20 for d in digests):
         return [base64.b32hexencode(d).lower() for d in digests]
+    out: list[bytes] = []
+    for start in range(0, len(digests), _B32_CHUNK):  # big integers of 128 KiB at most
+        out += _base32hex_chunk(digests[start : start + _B32_CHUNK])
+    return out
+
+
+_B32_CHUNK = 4096
+
+
+def _base32hex_chunk(digests: list[bytes]) -> list[bytes]:
+    n = len(digests)
     pad = bytes(_SLOT - 20)
     x = int.from_bytes(pad + pad.join(digests), "big")
     for unit, width in _SPREAD_ROUNDS:

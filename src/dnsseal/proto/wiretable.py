@@ -442,15 +442,20 @@ def _nsec3_nxdomain(wz: WireZone, qk: Key, ce: Key, lname: bytes) -> Sections:
     return b"".join(parts), NXDOMAIN, 0, ns
 
 
-def _nsec3_denial(wz: WireZone, node: Node) -> tuple[bytes, int]:
-    """The NSEC3 RRset of ``node`` and its RRSIGs (memoised by node, bounded)."""
+def _with_sigs(wz: WireZone, node: Node, rtype: int) -> tuple[bytes, int]:
+    """The ``rtype`` RRset of ``node`` and its RRSIGs as wire, with the record count."""
     parts, count = [], 0
     for sigs in (False, True):
-        got = _wire(node, sigs, NSEC3, wz.snap)
+        got = _wire(node, sigs, rtype, wz.snap)
         if got is not None:
             parts.append(got[0])
             count += got[1]
-    out = b"".join(parts), count
+    return b"".join(parts), count
+
+
+def _nsec3_denial(wz: WireZone, node: Node) -> tuple[bytes, int]:
+    """The NSEC3 RRset of ``node`` and its RRSIGs (memoised by node, bounded)."""
+    out = _with_sigs(wz, node, NSEC3)
     if len(wz.nsec3_denial) >= DENIAL_MEMO:
         wz.nsec3_denial.clear()
     wz.nsec3_denial[id(node)] = out
@@ -459,14 +464,7 @@ def _nsec3_denial(wz: WireZone, node: Node) -> tuple[bytes, int]:
 
 def _nsec_denial(wz: WireZone, index: int) -> tuple[bytes, int]:
     """The NSEC RRset of the ``index``-th NSEC owner and its RRSIGs (memoised, bounded)."""
-    node = wz.snap.nsec_nodes[index]
-    parts, count = [], 0
-    for sigs in (False, True):
-        got = _wire(node, sigs, NSEC, wz.snap)
-        if got is not None:
-            parts.append(got[0])
-            count += got[1]
-    out = b"".join(parts), count
+    out = _with_sigs(wz, wz.snap.nsec_nodes[index], NSEC)
     if len(wz.nsec_denial) >= DENIAL_MEMO:
         wz.nsec_denial.clear()
     wz.nsec_denial[index] = out

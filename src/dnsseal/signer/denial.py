@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import dns.name
@@ -146,16 +146,28 @@ def nsec3_included(zone: Zone, lay: Layout, opt_out: bool) -> dict[dns.name.Name
         present = _included_types(zone.rrsets[name], kind, opt_out)
         if present is not None:
             out[name] = present
-    depth = len(zone.origin.labels)
-    seen = {name.labels for name in out}
-    for name in list(out):
+    for parent in _empty_non_terminals(out, zone.origin):
+        out[OwnerName(parent)] = set()
+    return out
+
+
+def _empty_non_terminals(
+    names: Iterable[dns.name.Name], origin: dns.name.Name
+) -> list[tuple[bytes, ...]]:
+    """The labels of the names between ``origin`` and ``names`` that are not themselves
+    among ``names`` (the empty non-terminals that get NSEC3 records), each once."""
+    depth = len(origin.labels)
+    have = list(names)
+    seen = {name.labels for name in have}
+    out: list[tuple[bytes, ...]] = []
+    for name in have:
         labels = name.labels
         for i in range(1, len(labels) - depth):
             parent = labels[i:]
             if parent in seen:
                 break
             seen.add(parent)
-            out[OwnerName(parent)] = set()
+            out.append(parent)
     return out
 
 
@@ -176,16 +188,8 @@ def _nsec3_bitmaps(zone: Zone, lay: Layout, opt_out: bool) -> dict[dns.name.Name
             bitmap = memo[key] = None if types is None else type_bitmap(types)
         if bitmap is not None:
             out[name] = bitmap
-    depth = len(zone.origin.labels)
-    seen = {name.labels for name in out}
-    for name in list(out):
-        labels = name.labels
-        for i in range(1, len(labels) - depth):
-            parent = labels[i:]
-            if parent in seen:
-                break
-            seen.add(parent)
-            out[OwnerName.trusted(parent)] = b""
+    for parent in _empty_non_terminals(out, zone.origin):
+        out[OwnerName.trusted(parent)] = b""
     return out
 
 

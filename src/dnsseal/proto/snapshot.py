@@ -261,7 +261,6 @@ def build(zone: dns.zone.Zone) -> ZoneSnapshot:
                 break
             ents.add(parent)
 
-    nsec_names = sorted((n for n, node in nodes.items() if NSEC in node.rrsets), key=canonical_key)
     params: Nsec3Params | None = None
     by_hash: dict[int, Node] = {}
     if NSEC3PARAM in nodes[origin].rrsets:
@@ -272,14 +271,47 @@ def build(zone: dns.zone.Zone) -> ZoneSnapshot:
                 params = Nsec3Params(rd.algorithm, rd.iterations, bytes(rd.salt))
                 break
         _index_nsec3(nsec3_nodes, by_hash)
-    return ZoneSnapshot(
-        negative_soa=_negative_soa(nodes[origin]),
-        origin=origin,
-        serial=int(soa[0].serial),
-        nodes=nodes,
+    return _snapshot(
+        origin,
+        int(soa[0].serial),
+        nodes,
+        nsec3_nodes,
+        by_hash,
+        params,
         ents=frozenset(ents),
         cuts=frozenset(cuts),
         has_dname=has_dname,
+        by_key={name_key(n): node for n, node in nodes.items()},
+        ent_keys=frozenset(name_key(n) for n in ents),
+        cut_keys=frozenset(name_key(n) for n in cuts),
+    )
+
+
+def _snapshot(
+    origin: dns.name.Name,
+    serial: int,
+    nodes: dict[dns.name.Name, Node],
+    nsec3_nodes: dict[dns.name.Name, Node],
+    by_hash: dict[int, Node],
+    params: Nsec3Params | None,
+    *,
+    ents: frozenset[dns.name.Name],
+    cuts: frozenset[dns.name.Name],
+    has_dname: bool,
+    by_key: dict[Key, Node],
+    ent_keys: frozenset[Key],
+    cut_keys: frozenset[Key],
+    wire_memo: dict[int, tuple[dns.rrset.RRset, bytes, int]] | None = None,
+) -> ZoneSnapshot:
+    """The snapshot of ``nodes``, with what follows from them (the NSEC owners in
+    canonical order and their keys and nodes, the sorted NSEC3 hashes, the negative SOA)
+    derived here once for both builders."""
+    nsec_names = sorted((n for n, node in nodes.items() if NSEC in node.rrsets), key=canonical_key)
+    return ZoneSnapshot(
+        negative_soa=_negative_soa(nodes[origin]),
+        origin=origin,
+        serial=serial,
+        nodes=nodes,
         nsec_keys=[canonical_key(n) for n in nsec_names],
         nsec_names=nsec_names,
         nsec_nodes=[nodes[n] for n in nsec_names],
@@ -287,9 +319,13 @@ def build(zone: dns.zone.Zone) -> ZoneSnapshot:
         nsec3_hashes=sorted(by_hash),
         nsec3_by_hash=by_hash,
         nsec3_nodes=nsec3_nodes,
-        by_key={name_key(n): node for n, node in nodes.items()},
-        ent_keys=frozenset(name_key(n) for n in ents),
-        cut_keys=frozenset(name_key(n) for n in cuts),
+        ents=ents,
+        cuts=cuts,
+        has_dname=has_dname,
+        by_key=by_key,
+        ent_keys=ent_keys,
+        cut_keys=cut_keys,
+        wire_memo={} if wire_memo is None else wire_memo,
     )
 
 
@@ -484,7 +520,6 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
             if parent in by_key or parent in ent_keys:
                 break
             ent_keys.add(parent)
-    nsec_names = sorted((n for n, node in nodes.items() if NSEC in node.rrsets), key=canonical_key)
     params: Nsec3Params | None = None
     by_hash: dict[int, Node] = {}
     p = zone.rrsets[origin].get(NSEC3PARAM)
@@ -497,21 +532,16 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
                 params = Nsec3Params(wire[0], iterations, wire[5 : 5 + wire[4]])
                 break
         _index_nsec3(nsec3_nodes, by_hash)
-    return ZoneSnapshot(
-        negative_soa=_negative_soa(apex),
-        origin=origin,
-        serial=zone.soa().serial,
-        nodes=nodes,
+    return _snapshot(
+        origin,
+        zone.soa().serial,
+        nodes,
+        nsec3_nodes,
+        by_hash,
+        params,
         ents=frozenset(dns.name.Name(k) for k in ent_keys),
         cuts=frozenset(by_key[k].name for k in cut_keys),
         has_dname=has_dname,
-        nsec_keys=[canonical_key(n) for n in nsec_names],
-        nsec_names=nsec_names,
-        nsec_nodes=[nodes[n] for n in nsec_names],
-        nsec3=params,
-        nsec3_hashes=sorted(by_hash),
-        nsec3_by_hash=by_hash,
-        nsec3_nodes=nsec3_nodes,
         wire_memo=memo,
         by_key=by_key,
         ent_keys=frozenset(ent_keys),

@@ -23,6 +23,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from dnsseal.signer.incremental import SIGNER_TYPES
 from dnsseal.signer.signingstate import PRIVATE_TYPE
 from dnsseal.zone import canonical
 from dnsseal.zone.diff import Record, ZoneDiff, apply, diff
@@ -32,7 +33,6 @@ T = dns.rdatatype
 IN = dns.rdataclass.IN
 ANY = dns.rdataclass.ANY
 NONE = dns.rdataclass.NONE
-MANAGED = frozenset({T.RRSIG, T.NSEC, T.NSEC3, T.NSEC3PARAM})
 APEX_ONLY = frozenset({T.DNSKEY, T.CDS, T.CDNSKEY})
 META = frozenset({T.ANY, T.AXFR, T.IXFR, T.MAILA, T.MAILB, T.OPT, T.TSIG, T.TKEY})
 
@@ -141,7 +141,7 @@ def _prescan(zone: Zone, updates: Iterable[dns.rrset.RRset]) -> UpdateResult | N
         else:
             return _fail(dns.rcode.FORMERR, f"{rr.name}: class {_cls(rr)}")
         if (
-            rtype in MANAGED
+            rtype in SIGNER_TYPES
             or (rtype in APEX_ONLY and name != origin)
             or (rtype == PRIVATE_TYPE and name == origin)
         ):

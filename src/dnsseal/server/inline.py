@@ -52,6 +52,8 @@ from dnsseal.server.versions import (
 )
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, sign_changes, sign_zone
 from dnsseal.signer import signingstate as sstate
+from dnsseal.signer.incremental import SIGNER_TYPES
+from dnsseal.signer.keysel import KEYSET_TYPES
 from dnsseal.signer.sign import next_serial
 from dnsseal.storage import config as policy_files
 from dnsseal.storage import zonefile
@@ -65,9 +67,7 @@ log = logging.getLogger(__name__)
 T = dns.rdatatype
 IN = dns.rdataclass.IN
 
-# Records only the signer writes, and records whose set the key manager decides.
-SIGNER_TYPES = frozenset({T.RRSIG, T.NSEC, T.NSEC3, T.NSEC3PARAM})
-KEYSET_TYPES = frozenset({T.DNSKEY, T.CDS, T.CDNSKEY})
+# The key set records the server publishes when a key asks the parent to remove its DS.
 CDS_DELETE = dns.rdata.from_text(IN, T.CDS, "0 0 0 00")
 CDNSKEY_DELETE = dns.rdata.from_text(IN, T.CDNSKEY, "0 3 0 AA==")
 BACKDATE = 3600  # signatures start an hour ago (clock skew of validators)

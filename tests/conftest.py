@@ -10,9 +10,14 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import dns.exception
+import dns.message
+import dns.query
+import dns.rdatatype
 import pytest
 from click.testing import CliRunner, Result
 from hypothesis import settings
@@ -24,6 +29,35 @@ from dnsseal.cli.main import cli
 settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """Stop a process this test started (by its PID): SIGTERM, then SIGKILL after
+    ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for_dns(port: int, qname: str, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Wait until something answers SOA queries for ``qname`` on 127.0.0.1@port; raise if
+    ``proc`` exits first or nothing answers within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    q = dns.message.make_query(qname, dns.rdatatype.SOA)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if dns.query.udp(q, "127.0.0.1", port=port, timeout=0.3).answer:
+                return
+        except (dns.exception.Timeout, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"no answer for {qname} on port {port}")
 
 
 def require_tool(name: str) -> str:

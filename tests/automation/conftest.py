@@ -19,35 +19,9 @@ import dns.rcode
 import dns.rdatatype
 import dns.zone
 
-from conftest import free_port, require_tool, write_unbound_conf
+from conftest import free_port, require_tool, stop, wait_for_dns, write_unbound_conf
 
 DNSSEAL = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "dnsseal"
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_for(port: int, qname: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    """Wait until something answers SOA for ``qname`` on 127.0.0.1@port."""
-    deadline = time.monotonic() + timeout
-    q = dns.message.make_query(qname, dns.rdatatype.SOA)
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
-        try:
-            if dns.query.udp(q, "127.0.0.1", port=port, timeout=0.3).answer:
-                return
-        except (dns.exception.Timeout, OSError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"no answer for {qname} on port {port}")
 
 
 @contextmanager
@@ -60,7 +34,7 @@ def dnsseal_serve(
             [str(DNSSEAL), "-v", "serve", *args], cwd=cwd, stdout=out, stderr=out
         )
     try:
-        wait_for(port, zone, proc)
+        wait_for_dns(port, zone, proc, timeout=20)
         yield proc
     finally:
         stop(proc)
@@ -96,7 +70,7 @@ def unbound(workdir: Path, anchors: Sequence[str], stubs: dict[str, int]) -> Ite
         [exe, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_for(port, next(iter(stubs)), proc)
+        wait_for_dns(port, next(iter(stubs)), proc, timeout=20)
         yield port
     finally:
         stop(proc)

@@ -25,7 +25,7 @@ import dns.tsig
 import dns.tsigkeyring
 import pytest
 
-from conftest import free_port, require_tool
+from conftest import free_port, require_tool, wait_for_dns
 from dnsseal.proto import xfrin
 from dnsseal.proto.snapshot import build_from_model
 from dnsseal.proto.xfr import transfer
@@ -35,7 +35,7 @@ from dnsseal.storage.serverconfig import TsigKey, load_config
 from dnsseal.zone.model import Zone
 from dnsseal.zone.text import parse_zone_text
 
-from .conftest import TSIG_SECRET, axfr_verify, ctl, dnsseal_serve, stop, wait_for, write_config
+from .conftest import TSIG_SECRET, axfr_verify, ctl, dnsseal_serve, stop, write_config
 
 ZONE = "hid.example."
 KEYRING = dns.tsigkeyring.from_text({"ddns": ("hmac-sha256", TSIG_SECRET)})
@@ -84,7 +84,7 @@ zone "{ZONE}" {{
     with (d / "named.log").open("ab") as logf:
         proc = subprocess.Popen([named, "-g", "-c", str(conf), "-n", "1"], stdout=logf, stderr=logf)
     try:
-        wait_for(port, ZONE, proc)  # type: ignore[arg-type]
+        wait_for_dns(port, ZONE, proc, timeout=20)  # type: ignore[arg-type]
         yield port
     finally:
         stop(proc)  # type: ignore[arg-type]

@@ -19,9 +19,9 @@ import dns.tsigkeyring
 import dns.update
 import pytest
 
-from conftest import free_port
+from conftest import free_port, wait_for_dns
 
-from .conftest import DNSSEAL, TSIG_SECRET, axfr_verify, stop, wait_for, write_config, zone_text
+from .conftest import DNSSEAL, TSIG_SECRET, axfr_verify, stop, write_config, zone_text
 
 ZONE = "crash.example."
 KEYRING = dns.tsigkeyring.from_text({"ddns": ("hmac-sha256", TSIG_SECRET)})
@@ -32,7 +32,7 @@ def _start(d: Path, port: int) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
             [str(DNSSEAL), "serve", "-c", "dnsseal.toml"], cwd=d, stdout=out, stderr=out
         )
-    wait_for(port, ZONE, proc)
+    wait_for_dns(port, ZONE, proc, timeout=20)
     return proc
 
 

@@ -17,9 +17,9 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from conftest import free_port, require_tool, run_tool
+from conftest import free_port, require_tool, run_tool, wait_for_dns
 
-from .conftest import TSIG_SECRET, axfr_verify, dnsseal_serve, stop, wait_for, write_config
+from .conftest import TSIG_SECRET, axfr_verify, dnsseal_serve, stop, write_config
 from .conftest import zone_text as make_zone
 
 ZONE = "upd.example."
@@ -80,7 +80,7 @@ zone:
     with (kdir / "stderr").open("wb") as err:
         proc = subprocess.Popen([knotd, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=err)
     try:
-        wait_for(kport, ZONE, proc, timeout=30)
+        wait_for_dns(kport, ZONE, proc, timeout=30)
         yield kdir / "knot.log"
     finally:
         stop(proc)

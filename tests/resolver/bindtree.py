@@ -296,12 +296,3 @@ def start_unbound(t: Tree) -> tuple[subprocess.Popen[bytes], int]:
     )
     wait_for(port, proc, d / "unbound.log", "secure.test.")
     return proc, port
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()

@@ -20,14 +20,14 @@ import dns.rcode
 import pytest
 from click.testing import CliRunner
 
-from conftest import free_port, require_tool, run_tool
+from conftest import free_port, require_tool, run_tool, stop
 from dnsseal.cli.resolvecmds import build_config, resolve
 from dnsseal.resolver.engine import Resolver
 from dnsseal.validator import verdict as v
 from dnsseal.validator.policy import AlgorithmPolicy
 from dnsseal.validator.rfc5011 import from_json
 
-from .bindtree import Tree, start_unbound, stop, tree, wait_for
+from .bindtree import Tree, start_unbound, tree, wait_for
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, stop
 from dnsseal.cli.resolvecmds import build_config
 from dnsseal.resolver.engine import Resolver
 from dnsseal.validator import verdict as v
 
-from .bindtree import build_tree, stop, wait_for
+from .bindtree import build_tree, wait_for
 from .test_bind_interop import CASES
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]

@@ -6,17 +6,13 @@ Every daemon is started on a port picked with free_port() and stopped by its PID
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import dns.message
-import dns.query
-import dns.rdatatype
 import pytest
 
-from conftest import free_port, require_tool, run_tool
+from conftest import free_port, require_tool, run_tool, stop, wait_for_dns
 
 from .zonedata import VARIANTS, zone_text
 
@@ -78,33 +74,6 @@ def sign_zone(
 def signed_zones(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SignedZone]:
     base = tmp_path_factory.mktemp("zones")
     return {v: sign_zone(base / v, v) for v in VARIANTS}
-
-
-def wait_for_dns(port: int, qname: str, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    """Wait until something answers SOA queries for ``qname`` on 127.0.0.1@port."""
-    deadline = time.monotonic() + timeout
-    q = dns.message.make_query(qname, dns.rdatatype.SOA)
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            r = dns.query.udp(q, "127.0.0.1", port=port, timeout=0.3)
-            if r.answer:
-                return
-        except (dns.exception.Timeout, OSError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"no answer for {qname} on port {port}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def start_named(d: Path, zones: list[SignedZone]) -> tuple[int, subprocess.Popen[bytes]]:

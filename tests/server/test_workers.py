@@ -23,7 +23,7 @@ import dns.update
 import pytest
 
 from automation.conftest import FAST_POLICY
-from conftest import free_port, require_tool
+from conftest import free_port, require_tool, stop
 from dnsseal.server.zonesync import pack_zone, unpack_zone
 from dnsseal.zone.text import parse_zone_text
 
@@ -100,13 +100,7 @@ def _server(d: Path, conf: Path, port: int) -> Iterator[subprocess.Popen[bytes]]
             time.sleep(0.2)
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc, timeout=15)
 
 
 def _nsupdate(port: int, script: str) -> subprocess.CompletedProcess[str]:

@@ -286,8 +286,7 @@ def _sign_zone(
 ) -> SignedZone:
     keys = list(signing_keys)
     _check_keys(zone, keys, params)
-    inception, expiration, refresh = validity(params, now)
-    key_exp = keyset_expiration(params, expiration)
+    validity(params, now)  # bad times fail before any work
     data = _prepare(zone, keys, params, now)
     soa = data.soa()
     lay = layout(data)
@@ -299,28 +298,11 @@ def _sign_zone(
     else:
         records = [(r, canonical.name_wire(r.name)) for r in denial.nsec_chain(data, lay, ttl)]
     chain = [rrset for rrset, _ in records]
-    who = assign(keys, ksk_only=params.ksk_only, ignore_ksk_flag=params.ignore_ksk_flag)
-    # Key tags collide (RFC 4034 B.1): a tag may stand for several of our keys.
-    by_id: dict[tuple[int, int], list[int]] = {}
-    for i in sorted(set(who.keyset) | set(who.other)):
-        by_id.setdefault((keys[i].key.algorithm, keys[i].key.tag), []).append(i)
-
-    # (RRset, owner's canonical wire, RRSIG labels field).  The bookkeeping below is keyed
-    # by owner wire, not by name: dnspython's name hash collides for names that differ in
-    # digits (9*h + octet: "host10" and "host09" hash alike), bytes hash well.
-    to_sign: list[tuple[RRset, bytes, int]] = []
-    for name, node in data.rrsets.items():
-        kind = lay.kinds[name]
-        if kind is NameKind.OCCLUDED:
-            continue
-        owner, labels = canonical.name_wire(name), labels_field(name)
-        for rtype, rrset in node.items():
-            if kind is NameKind.DELEGATION and rtype != T.DS:
-                continue
-            to_sign.append((rrset, owner, labels))
+    to_sign = signable(data, lay.kinds)
     for rrset, owner in records:
         to_sign.append((rrset, owner, labels_field(rrset.name)))
     del records
+    rrsets_signed = len(to_sign)
 
     out_rrsets: dict[dns.name.Name, Mapping[int, RRset]] = dict(data.rrsets)
     for rrset in chain:
@@ -328,6 +310,80 @@ def _sign_zone(
         out_rrsets[rrset.name] = (
             {**old_node, rrset.rtype: rrset} if old_node else {rrset.rtype: rrset}
         )
+    done = sign_rrsets(to_sign, zone.rrsigs, keys, params, now, data.origin, data.rdclass,
+                       previous=previous)  # fmt: skip
+    dropped = sum(len(r.rdatas) for node in zone.rrsigs.values() for r in node.values())
+    dropped -= done.retained
+    stats = SignStats(
+        generated=done.generated,
+        retained=done.retained,
+        dropped=dropped,
+        rrsets_signed=rrsets_signed,
+        chain_records=len(chain),
+        by_key=tuple((keys[i].key.basename, n) for i, n in sorted(done.per_key.items())),
+    )
+    log.info("[%s] signed: %d new, %d kept, %d dropped signatures", data.origin,
+             done.generated, done.retained, dropped)  # fmt: skip
+    return SignedZone(Zone(data.origin, out_rrsets, done.sigs, data.rdclass), stats)
+
+
+def signable(data: Zone, kinds: Mapping[dns.name.Name, NameKind]) -> list[tuple[RRset, bytes, int]]:
+    """The data RRsets of ``data`` that get signatures, as ``(RRset, owner's canonical wire,
+    RRSIG labels field)``: every RRset of the apex and authoritative names, only DS at a
+    delegation, nothing occluded (RFC 4035 2.2).  ``kinds`` classifies every owner."""
+    # The bookkeeping of :func:`sign_rrsets` is keyed by owner wire, not by name:
+    # dnspython's name hash collides for names that differ in digits (9*h + octet: "host10"
+    # and "host09" hash alike), bytes hash well.
+    to_sign: list[tuple[RRset, bytes, int]] = []
+    for name, node in data.rrsets.items():
+        kind = kinds[name]
+        if kind is NameKind.OCCLUDED:
+            continue
+        owner, labels = canonical.name_wire(name), labels_field(name)
+        for rtype, rrset in node.items():
+            if kind is NameKind.DELEGATION and rtype != T.DS:
+                continue
+            to_sign.append((rrset, owner, labels))
+    return to_sign
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRRsets:
+    """What :func:`sign_rrsets` made: the RRSIG RRsets by owner and covered type, and how
+    many signatures were made and kept (``per_key``: made, by key index)."""
+
+    sigs: dict[dns.name.Name, dict[int, RRset]]
+    generated: int
+    retained: int
+    per_key: dict[int, int]
+
+
+def sign_rrsets(
+    to_sign: list[tuple[RRset, bytes, int]],
+    old_sigs: Mapping[dns.name.Name, Mapping[int, RRset]],
+    keys: Sequence[SigningKey],
+    params: SignParams,
+    now: int,
+    origin: dns.name.Name,
+    rdclass: int,
+    *,
+    previous: Zone | None = None,
+) -> SignedRRsets:
+    """Sign the RRsets of ``to_sign`` (``(RRset, owner wire, labels field)``, see
+    :func:`signable`; the list is consumed: it is empty on return), keeping each existing
+    signature of ``old_sigs`` (owner -> covered type -> RRSIG RRset) that is by a key that
+    should sign the RRset, not due for refresh and valid.  Validity is taken on trust for
+    the previous version's own signatures over identical RRsets (``previous``) and for
+    ledger hits (``params.ledger``); everything else is checked with ``params.verify_batch``.
+    This is the one signing step of both the full run (:func:`sign_zone`) and the command
+    line's re-sign of an edited file (:mod:`dnsseal.signer.resign`)."""
+    inception, expiration, refresh = validity(params, now)
+    key_exp = keyset_expiration(params, expiration)
+    who = assign(keys, ksk_only=params.ksk_only, ignore_ksk_flag=params.ignore_ksk_flag)
+    # Key tags collide (RFC 4034 B.1): a tag may stand for several of our keys.
+    by_id: dict[tuple[int, int], list[int]] = {}
+    for i in sorted(set(who.keyset) | set(who.other)):
+        by_id.setdefault((keys[i].key.algorithm, keys[i].key.tag), []).append(i)
     # (owner wire, covered type) -> (owner, TTL, RRSIG RDATAs)
     out_sigs: dict[tuple[bytes, int], tuple[dns.name.Name, int, list[bytes]]] = {}
 
@@ -337,9 +393,7 @@ def _sign_zone(
     plans: list[tuple[RRset, bytes, int, bytes, tuple[int, ...], list[_Keepable]]] = []
     checks: list[tuple[int, bytes, bytes]] = []  # (key index, signature, signed data)
     check_ids: list[tuple[int, bytes, int]] = []  # (plan index, RRSIG wire, key index)
-    old_sigs = zone.rrsigs
-    rdclass = data.rdclass
-    origin_wire = canonical.name_wire(data.origin)
+    origin_wire = canonical.name_wire(origin)
     head_len = _RRSIG_FIXED.size + len(origin_wire)  # RRSIG RDATA before the signature
     ledger = params.ledger
     no_keep: list[_Keepable] = []  # shared: nothing to keep
@@ -396,8 +450,7 @@ def _sign_zone(
                     check_ids.append((pos, sig_wire, i))
             keepable.append((sig_wire, cands, must_check, digest))
         plans.append((rrset, owner, labels, rrs_wire, signers, keepable))
-    rrsets_signed = len(to_sign)
-    del to_sign  # plans hold what pass 2 needs
+    to_sign.clear()  # plans hold what pass 2 needs
     verify_batch = params.verify_batch or verify_sequential
     public = [(sk.key.algorithm, sk.key.public_key) for sk in keys]
     verdicts = verify_batch(public, checks) if checks else []
@@ -456,7 +509,7 @@ def _sign_zone(
                 if head is None:
                     k = keys[idx].key
                     rrsig = Rrsig(rrset.rtype, k.algorithm, labels, rrset.ttl, exp, inception,
-                                  k.tag, data.origin)  # fmt: skip
+                                  k.tag, origin)  # fmt: skip
                     head = heads[hkey] = rrsig.head_wire()
                 pending.append((rrset, owner, head, rrs_wire, idx))
                 yield idx, head + rrs_wire
@@ -480,18 +533,6 @@ def _sign_zone(
             generated += 1
     if generated != total:
         raise CryptoError(f"batch signer returned {generated} signatures for {total}")
-    dropped = sum(len(r.rdatas) for node in zone.rrsigs.values() for r in node.values())
-    dropped -= retained
-    stats = SignStats(
-        generated=generated,
-        retained=retained,
-        dropped=dropped,
-        rrsets_signed=rrsets_signed,
-        chain_records=len(chain),
-        by_key=tuple((keys[i].key.basename, n) for i, n in sorted(per_key.items())),
-    )
-    log.info("[%s] signed: %d new, %d kept, %d dropped signatures", data.origin,
-             generated, retained, dropped)  # fmt: skip
     by_owner: dict[bytes, tuple[dns.name.Name, dict[int, RRset]]] = {}
     for key in list(out_sigs):  # each entry freed as its RRset is made
         name, ttl, sig_rdatas = out_sigs.pop(key)
@@ -504,4 +545,4 @@ def _sign_zone(
         entry[1][key[1]] = RRset(name, T.RRSIG, ttl, sorted_rdatas)
     sig_nodes = dict(by_owner.values())
     del by_owner
-    return SignedZone(Zone(data.origin, out_rrsets, sig_nodes, data.rdclass), stats)
+    return SignedRRsets(sig_nodes, generated, retained, per_key)

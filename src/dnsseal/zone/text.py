@@ -166,32 +166,51 @@ def iter_zone_text(zone: Zone, *, header: Iterable[str] = ()) -> Iterator[str]:
     """The zone as master-file text in pieces (one per owner name), for streaming output:
     comments from ``header``, then every RRset (SOA first) with its RRSIGs, names in
     canonical order."""
-    head = "".join(f"; {h}\n" for h in header)
+    head = header_text(header)
     if head:
         yield head
+    for _, _, block in iter_name_blocks(zone):
+        yield block
+
+
+def header_text(header: Iterable[str]) -> str:
+    """The comment lines that open a zone file written by :func:`iter_zone_text`."""
+    return "".join(f"; {h}\n" for h in header)
+
+
+def iter_name_blocks(zone: Zone) -> Iterator[tuple[dns.name.Name, str, str]]:
+    """``(owner, owner text, block)`` for every owner of ``zone`` in canonical order (the
+    apex first): the block is the text of all the owner's lines (:func:`name_block`)."""
     names = set(zone.rrsets) | set(zone.rrsigs)
     names.discard(zone.origin)
     # Owners are lower-case (the model's rule): canonical order is that of reversed labels.
     ordered = [zone.origin, *sorted(names, key=_reversed_labels)]
     empty: dict[int, RRset] = {}
+    rrsets, rrsigs, rdclass = zone.rrsets, zone.rrsigs, zone.rdclass
     for name in ordered:
         owner = rdtext.labels_text(name.labels)
-        node = zone.rrsets.get(name, empty)
-        sigs = zone.rrsigs.get(name, empty)
-        lines: list[str] = []
-        if len(node) == 1 and len(sigs) <= 1 and (not sigs or sigs.keys() == node.keys()):
-            types = list(node)  # the common case: one RRset, perhaps signed
-        else:
-            types = _types_in_order(node, sigs)
-        for rtype in types:
-            rrset = node.get(rtype)
-            if rrset is not None:
-                lines += format_rrset(rrset, owner, zone.rdclass)
-            sig = sigs.get(rtype)
-            if sig is not None:
-                lines += format_rrset(sig, owner, zone.rdclass)
-        lines.append("")
-        yield "\n".join(lines)
+        yield name, owner, name_block(rrsets.get(name, empty), rrsigs.get(name, empty), owner,
+                                      rdclass)  # fmt: skip
+
+
+def name_block(node: Mapping[int, RRset], sigs: Mapping[int, RRset], owner: str,
+               rdclass: int = dns.rdataclass.IN) -> str:  # fmt: skip
+    """The lines of one owner (``owner`` is its text): each RRset, SOA, DNSKEY and NS
+    first, followed by its RRSIGs; one record per line, each line ending in a newline."""
+    lines: list[str] = []
+    if len(node) == 1 and len(sigs) <= 1 and (not sigs or sigs.keys() == node.keys()):
+        types = list(node)  # the common case: one RRset, perhaps signed
+    else:
+        types = _types_in_order(node, sigs)
+    for rtype in types:
+        rrset = node.get(rtype)
+        if rrset is not None:
+            lines += format_rrset(rrset, owner, rdclass)
+        sig = sigs.get(rtype)
+        if sig is not None:
+            lines += format_rrset(sig, owner, rdclass)
+    lines.append("")
+    return "\n".join(lines)
 
 
 def format_zone(zone: Zone, *, header: Iterable[str] = ()) -> str:

@@ -3,7 +3,9 @@ with dnssec-signzone's and dnssec-verify's option letters."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -21,17 +23,20 @@ from dnsseal.findings import Severity
 from dnsseal.keys.model import Key
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, check_iterations, sign_zone
 from dnsseal.signer.keysel import smart_select
-from dnsseal.signer.ledger import SignatureLedger, parse_ledger
+from dnsseal.signer.ledger import SignatureLedger, pack_ledger, parse_ledger, unpack_ledger
 from dnsseal.signer.parallel import ProcessBatchSigner, ProcessBatchVerifier
-from dnsseal.signer.sign import SERIAL_POLICIES
+from dnsseal.signer.resign import Fallback, resign_file
+from dnsseal.signer.sign import SERIAL_POLICIES, SignStats
+from dnsseal.signer.snapshot import SnapshotBuilder, mac_key, zone_file_blocks
 from dnsseal.signer.verify import VerifyOptions, verify_zone
 from dnsseal.storage import zonefile
 from dnsseal.storage.keydir import KeyDirectory, load_key
 from dnsseal.zone import canonical
 from dnsseal.zone.model import Zone
-from dnsseal.zone.text import paused_gc
+from dnsseal.zone.text import header_text, paused_gc
 
 _CTX = {"help_option_names": ["-h", "--help"]}
+log = logging.getLogger(__name__)
 
 
 def _origin(option: str, text: str | None, zonefile_path: str) -> dns.name.Name:
@@ -80,7 +85,8 @@ def _select_keys(
     zone: Zone, keydir: str, smart: bool, keyfiles: tuple[str, ...], now: int
 ) -> list[SigningKey]:
     """Explicit key files (published and signing), plus with -S the key directory by timing
-    metadata; with neither, the keys in the key directory whose DNSKEY is in the zone."""
+    metadata; with neither, the keys in the key directory whose DNSKEY is in the zone
+    (``zone`` is only read then; otherwise only its origin is used)."""
     chosen: dict[tuple[int, int, bytes], SigningKey] = {}
     for f in keyfiles:
         key = load_key(f)
@@ -181,9 +187,10 @@ def _print_stats(stats_generated: int, retained: int, dropped: int, sign_s: floa
 @click.option("-q", "quiet", is_flag=True, help="Quiet: do not print the output file name.")
 @click.option("--ledger/--no-ledger", "use_ledger", default=True, show_default=True,
               help="Keep signatures listed in the signature ledger (OUTPUT.ledger or "
-                   "ZONEFILE.ledger) without verifying them, and write OUTPUT.ledger.  "
-                   "With --no-ledger every kept signature is verified, as dnssec-signzone "
-                   "does.")  # fmt: skip
+                   "ZONEFILE.ledger) without verifying them, re-sign an edited signed file "
+                   "from the snapshot in ZONEFILE.ledger, and write OUTPUT.ledger.  "
+                   "With --no-ledger the whole file is read and every kept signature is "
+                   "verified, as dnssec-signzone does.")  # fmt: skip
 def signzone(
     zonefile_path: str,
     keyfiles: tuple[str, ...],
@@ -219,6 +226,13 @@ def signzone(
     together with the exact RRset and key it covers.  Only a signature that dnsseal made or
     verified over exactly the same data with the same key matches; everything else is
     verified.  --no-ledger verifies everything.
+
+    The ledger file also holds a snapshot of the signed file's text: one digest per owner's
+    block of lines.  Re-signing that file after editing it (in place, or writing elsewhere)
+    reads only the blocks that changed and the few their change touches, and copies the
+    rest as it is; the result is what reading the whole file gives.  Anything it cannot
+    vouch for (other keys or options, directives among the changes, a damaged snapshot)
+    makes it read the whole file instead; -v says which way it went and why.
     """
     t0 = time.perf_counter()
     now = clock.now()
@@ -236,65 +250,113 @@ def signzone(
     base = inception if inception is not None else now - 3600
     expiration = _when("-e", end, now, base=base)
     out = output or f"{zonefile_path}.signed"
-    with paused_gc():  # a run over acyclic data: collections would only rescan the zone
-        zone = zonefile.read_zone(zonefile_path, origin)
-        keys = _select_keys(zone, keydir, smart, keyfiles, now)
-        ledger = None
-        if use_ledger:
-            known: set[bytes] = set()
-            if any(zone.rrsigs.values()):
-                for path in {zonefile_path, out} - {"-"}:
-                    raw = zonefile.read_ledger(path)
-                    known |= (parse_ledger(raw) or set()) if raw is not None else set()
-            ledger = SignatureLedger(keys, known)
-        bar = _ProgressBar() if not quiet and sys.stderr.isatty() else None
-        params = SignParams(
-            inception=inception,
-            expiration=expiration,
-            jitter=_duration("-j", jitter) or 0,
-            refresh=_duration("-i", interval),
-            nsec3=nsec3,
-            serial=serial,
-            ksk_only=ksk_only,
-            ignore_ksk_flag=ignore_ksk,
-            dnskey_ttl=_duration("-T", dnskey_ttl),
-            batch=ProcessBatchSigner(workers, progress=bar.update if bar else None),
-            verify_batch=ProcessBatchVerifier(workers),
-            ledger=ledger,
-        )
-        t1 = time.perf_counter()
-        try:
-            signed = sign_zone(zone, keys, params, now)
-        finally:
-            if bar is not None:
-                bar.close()
-        t2 = time.perf_counter()
-        if check:
-            errors = [
-                f for f in verify_zone(signed.zone, now, VerifyOptions(ksk_only=ksk_only,
-                                                                       ignore_ksk_flag=ignore_ksk))
-                if f.severity is Severity.ERROR
-            ]  # fmt: skip
-            if errors:
-                for f in errors:
-                    click.echo(str(f), err=True)
-                raise click.ClickException(
-                    f"the signed zone failed verification ({len(errors)} errors); nothing written"
-                )
-        header = [f"File written on {format_bind_time(now)} by dnsseal signzone"]
-        if out == "-":
-            from dnsseal.zone.text import iter_zone_text
-
-            sys.stdout.writelines(iter_zone_text(signed.zone, header=header))
-        else:
-            zonefile.write_zone(out, signed.zone, header=header)
-            if ledger is not None:
-                zonefile.write_ledger(out, ledger.to_bytes())
+    header = [f"File written on {format_bind_time(now)} by dnsseal signzone"]
+    bar = _ProgressBar() if not quiet and sys.stderr.isatty() else None
+    params = SignParams(
+        inception=inception,
+        expiration=expiration,
+        jitter=_duration("-j", jitter) or 0,
+        refresh=_duration("-i", interval),
+        nsec3=nsec3,
+        serial=serial,
+        ksk_only=ksk_only,
+        ignore_ksk_flag=ignore_ksk,
+        dnskey_ttl=_duration("-T", dnskey_ttl),
+        batch=ProcessBatchSigner(workers, progress=bar.update if bar else None),
+        verify_batch=ProcessBatchVerifier(workers),
+    )
+    t1 = time.perf_counter()
+    try:
+        with paused_gc():  # a run over acyclic data: collections would only rescan the zone
+            done: SignStats | None = None
+            if not use_ledger or out == "-" or check:
+                why = "--no-ledger" if not use_ledger else "-a" if check else "output to stdout"
+                log.info("[%s] reading the whole file: %s", origin, why)
+            elif not smart and not keyfiles:
+                log.info("[%s] reading the whole file: keys chosen by its DNSKEY records", origin)
+            else:
+                keys = _select_keys(Zone(origin, {}), keydir, smart, keyfiles, now)
+                done = _resign_from_snapshot(zonefile_path, out, origin, keys, params, now,
+                                             header)  # fmt: skip
+            if done is None:
+                done = _sign_careful(zonefile_path, out, origin, keydir, smart, keyfiles, now,
+                                     params, use_ledger, check, header)  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
+    t2 = time.perf_counter()
     if stats:
-        s = signed.stats
-        _print_stats(s.generated, s.retained, s.dropped, t2 - t1, time.perf_counter() - t0)
+        _print_stats(done.generated, done.retained, done.dropped, t2 - t1,
+                     time.perf_counter() - t0)  # fmt: skip
     if not quiet and out != "-":
         click.echo(out)
+
+
+def _resign_from_snapshot(zonefile_path: str, out: str, origin: dns.name.Name,
+                          keys: list[SigningKey], params: SignParams, now: int,
+                          header: list[str]) -> SignStats | None:  # fmt: skip
+    """Re-sign ZONEFILE, an edit of a file this command wrote, from the snapshot in its
+    ledger file (see :mod:`dnsseal.signer.resign`); None (and the reason logged) when the
+    careful path must do it."""
+    raw = zonefile.read_ledger(zonefile_path)
+    ledger_file = unpack_ledger(raw) if raw is not None else None
+    if ledger_file is None:
+        why = "no ledger file" if raw is None else "the ledger file holds no snapshot"
+        log.info("[%s] reading the whole file: %s", origin, why)
+        return None
+    buf = zonefile.read_bytes(zonefile_path)
+    try:
+        got = resign_file(buf, ledger_file, keys, params, now, origin, header=header)
+    except Fallback as e:
+        log.info("[%s] reading the whole file: %s", origin, e)
+        return None
+    zonefile.write_chunks(out, got.pieces)
+    key = mac_key(keys, origin, ksk_only=params.ksk_only, ignore_ksk_flag=params.ignore_ksk_flag)
+    zonefile.write_ledger(out, pack_ledger(got.digests, got.snapshot, key))
+    return got.stats
+
+
+def _sign_careful(zonefile_path: str, out: str, origin: dns.name.Name, keydir: str,
+                  smart: bool, keyfiles: tuple[str, ...], now: int, params: SignParams,
+                  use_ledger: bool, check: bool, header: list[str]) -> SignStats:  # fmt: skip
+    """Read the whole of ZONEFILE, sign it and write OUTPUT (and its ledger file)."""
+    zone = zonefile.read_zone(zonefile_path, origin)
+    keys = _select_keys(zone, keydir, smart, keyfiles, now)
+    ledger = None
+    if use_ledger:
+        known: set[bytes] = set()
+        if any(zone.rrsigs.values()):
+            for path in {zonefile_path, out} - {"-"}:
+                raw = zonefile.read_ledger(path)
+                known |= (parse_ledger(raw) or set()) if raw is not None else set()
+        ledger = SignatureLedger(keys, known)
+    signed = sign_zone(zone, keys, dataclasses.replace(params, ledger=ledger), now)
+    if check:
+        errors = [
+            f for f in verify_zone(signed.zone, now, VerifyOptions(ksk_only=params.ksk_only,
+                                                                   ignore_ksk_flag=params.ignore_ksk_flag))
+            if f.severity is Severity.ERROR
+        ]  # fmt: skip
+        if errors:
+            for f in errors:
+                click.echo(str(f), err=True)
+            raise click.ClickException(
+                f"the signed zone failed verification ({len(errors)} errors); nothing written"
+            )
+    if out == "-":
+        from dnsseal.zone.text import iter_zone_text
+
+        sys.stdout.writelines(iter_zone_text(signed.zone, header=header))
+        return signed.stats
+    head = header_text(header).encode()
+    builder = SnapshotBuilder(origin, signed.zone.rdclass, params.nsec3,
+                              signed.zone.soa().negative_ttl, now)  # fmt: skip
+    zonefile.write_chunks(out, zone_file_blocks(signed.zone, head, builder))
+    if ledger is not None:
+        key = mac_key(keys, origin, ksk_only=params.ksk_only,
+                      ignore_ksk_flag=params.ignore_ksk_flag)  # fmt: skip
+        zonefile.write_ledger(out, pack_ledger(ledger.made, builder.to_bytes(), key))
+    return signed.stats
 
 
 @click.command(context_settings=_CTX)

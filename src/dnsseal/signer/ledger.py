@@ -16,18 +16,29 @@ type, class, TTL, RDATA) and the key.  A ledger hit therefore means "dnsseal mad
 verified this signature over exactly this data with this key"; anything else (an edited
 RRset, another key with the same tag, a damaged or foreign ledger) is a miss, and a miss is
 verified as before.  Validity times are still checked for every kept signature.
+
+The file (version 2) is the digests, then the snapshot of the signed file's text that lets
+a re-sign skip the unchanged parts of an edited file (:mod:`dnsseal.signer.snapshot`), then
+a MAC over both keyed by the run's keys (:func:`pack_ledger`).  Version 1 files (digests
+only) are still read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import struct
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from dnsseal.keys.model import Key
 from dnsseal.signer.keysel import SigningKey
 
 DIGEST_SIZE = 16
 MAGIC = b"dnsseal-signature-ledger 1\n"
+MAGIC2 = b"dnsseal-signature-ledger 2\n"
+MAC_SIZE = 32
+_COUNTS = struct.Struct("<II")  # digests, snapshot octets
 
 
 def key_secret(key: Key) -> bytes:
@@ -73,9 +84,58 @@ class SignatureLedger:
 
 
 def parse_ledger(data: bytes) -> set[bytes] | None:
-    """The digests of a stored ledger, or None when ``data`` is not one (the caller then
-    trusts nothing from it)."""
+    """The digests of a stored ledger (version 1 or 2), or None when ``data`` is not one
+    (the caller then trusts nothing from it).  Each entry is keyed on its own, so a version
+    2 file's entries are usable whether or not its MAC fits this run's keys."""
+    if data.startswith(MAGIC2):
+        got = unpack_ledger(data)
+        return digest_set(got.digests) if got is not None else None
     if not data.startswith(MAGIC) or (len(data) - len(MAGIC)) % DIGEST_SIZE:
         return None
-    body = memoryview(data)[len(MAGIC) :]
+    return digest_set(memoryview(data)[len(MAGIC) :])
+
+
+def digest_set(packed: bytes | memoryview) -> set[bytes]:
+    """The entries of packed digests (16 octets each)."""
+    body = memoryview(packed)
     return {bytes(body[i : i + DIGEST_SIZE]) for i in range(0, len(body), DIGEST_SIZE)}
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerFile:
+    """A version 2 ledger file: packed ``digests``, the ``snapshot`` (empty when none),
+    and whether the MAC fits a key is :meth:`authentic`."""
+
+    digests: memoryview
+    snapshot: memoryview
+    body: memoryview
+    mac: bytes
+
+    def authentic(self, key: bytes) -> bool:
+        """Whether the file was written by a run with the keys and options ``key`` stands
+        for (see :func:`dnsseal.signer.snapshot.mac_key`) and is undamaged."""
+        want = hashlib.blake2b(self.body, digest_size=MAC_SIZE, key=key).digest()
+        return hmac.compare_digest(want, self.mac)
+
+
+def pack_ledger(digests: bytes | bytearray, snapshot: bytes, key: bytes) -> bytes:
+    """A version 2 ledger file: the packed digests, the snapshot, and the MAC keyed by
+    ``key`` over both."""
+    if len(digests) % DIGEST_SIZE:
+        raise ValueError("packed digests must be 16 octets each")
+    body = MAGIC2 + _COUNTS.pack(len(digests) // DIGEST_SIZE, len(snapshot)) + digests + snapshot
+    return body + hashlib.blake2b(body, digest_size=MAC_SIZE, key=key).digest()
+
+
+def unpack_ledger(data: bytes) -> LedgerFile | None:
+    """The parts of a version 2 ledger file, or None when ``data`` is not one."""
+    if not data.startswith(MAGIC2) or len(data) < len(MAGIC2) + _COUNTS.size + MAC_SIZE:
+        return None
+    count, snap = _COUNTS.unpack_from(data, len(MAGIC2))
+    start = len(MAGIC2) + _COUNTS.size
+    end = start + count * DIGEST_SIZE
+    if end + snap + MAC_SIZE != len(data):
+        return None
+    view = memoryview(data)
+    return LedgerFile(view[start:end], view[end : end + snap], view[: end + snap],
+                      bytes(view[end + snap :]))  # fmt: skip

@@ -26,6 +26,17 @@ from dnsseal.zone.text import iter_zone_text, parse_zone_text
 MAX_INCLUDE_DEPTH = 10
 
 
+def read_bytes(path: str | Path) -> bytes:
+    """A zone file's octets; raises :class:`StorageError` naming the file."""
+    p = Path(path)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise StorageError(str(p), "no such file") from None
+    except OSError as e:
+        raise StorageError(str(p), f"cannot read: {e.strerror}") from None
+
+
 def read_text(path: str | Path) -> str:
     """A zone file's text; raises :class:`StorageError` naming the file."""
     p = Path(path)
@@ -97,9 +108,15 @@ def write_zone(path: str | Path, zone: Zone, *, header: Iterable[str] = ()) -> N
 
 
 def write_text_chunks(path: str | Path, chunks: Iterable[str]) -> None:
-    """Write text given in pieces to ``path`` atomically, streaming: the whole text is never
-    held in memory (temp file in the same directory, fsync, rename; the old file's mode is
-    kept).  Raises :class:`StorageError` naming the file."""
+    """Write text given in pieces to ``path`` atomically (see :func:`write_chunks`)."""
+    write_chunks(path, (chunk.encode("utf-8") for chunk in chunks))
+
+
+def write_chunks(path: str | Path, chunks: Iterable[bytes | memoryview]) -> None:
+    """Write octets given in pieces to ``path`` atomically, streaming: the whole file is
+    never held in memory (temp file in the same directory, fsync, rename; the old file's
+    mode is kept).  The pieces may be views of the file being replaced: it is only
+    replaced once they are all written.  Raises :class:`StorageError` naming the file."""
     p = Path(path)
     try:
         mode = p.stat().st_mode & 0o7777
@@ -111,14 +128,9 @@ def write_text_chunks(path: str | Path, chunks: Iterable[str]) -> None:
         raise StorageError(str(p.parent), f"cannot create a file here: {e.strerror}") from None
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", buffering=1 << 20) as f:
-            batch: list[str] = []
+        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
             for chunk in chunks:
-                batch.append(chunk)
-                if len(batch) >= 4096:
-                    f.write("".join(batch))
-                    batch.clear()
-            f.write("".join(batch))
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
@@ -150,5 +162,6 @@ def read_ledger(zone_path: str | Path) -> bytes | None:
 
 
 def write_ledger(zone_path: str | Path, data: bytes) -> None:
-    """Store the signature ledger of the zone file at ``zone_path`` atomically."""
+    """Store the signature ledger (with the snapshot of the file's text) of the zone file
+    at ``zone_path`` atomically."""
     atomic.replace(ledger_path(zone_path), data)

@@ -1,0 +1,451 @@
+"""Re-signing an edited signed zone file from its snapshot, reading only what changed: the
+command line's smart re-sign (``dnsseal signzone`` on its own output, edited in place).
+
+The careful path reads every record of the file, signs the whole zone (keeping the
+signatures its ledger vouches for) and writes every record again.  With the snapshot of the
+file (:mod:`dnsseal.signer.snapshot`) most of that work has been done before and its
+result is still in the file, byte for byte:
+
+1. :func:`~dnsseal.signer.blockmatch.match_blocks` finds the blocks (one per owner) that
+   are unchanged, by their digests; the rest is *changed text*;
+2. the changed text is read with the careful parser, with the line before it for context;
+   the owners it names, the names whose blocks are gone and the apex are *affected*;
+3. their new data decides, with the snapshot's record of every other name's types, their
+   place in the zone (:class:`~dnsseal.zone.model.NameKind`) and what changes in the NSEC or
+   NSEC3 chain: names entering or leaving it touch their predecessor, a changed type set
+   touches the name's chain record; blocks whose signatures are due for refresh are
+   touched too;
+4. the affected and touched names (their blocks read from the file) go through the same
+   signing step as a full run (:func:`~dnsseal.signer.sign.sign_rrsets`), so every keep or
+   re-sign decision is the careful path's;
+5. the output is the unchanged blocks' text, copied, with the touched names' blocks written
+   anew in their places, and the snapshot of that output.
+
+The result is the careful path's output for the same file, keys, options and time (tests
+compare them byte for byte).  Whenever that is not certain the run raises
+:class:`Fallback` saying why, and the caller takes the careful path: another key set or
+option, a damaged or foreign snapshot, directives or unparseable text among the changes, a
+change of zone cut or DNAME above unchanged names, a new TTL for the chain, an edited NSEC3
+record, or a file that is mostly new.  Pure: bytes in, bytes out.
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+
+from dnsseal.signer.blockmatch import BlockMatch, RowIndex, match_blocks
+from dnsseal.signer.keysel import SigningKey
+from dnsseal.signer.ledger import DIGEST_SIZE, LedgerFile, SignatureLedger, digest_set
+from dnsseal.signer.resignchain import ChainPlan, FallbackError, name_key
+from dnsseal.signer.rrsig import labels_field
+from dnsseal.signer.sign import (
+    SignParams,
+    SignStats,
+    _check_keys,
+    _prepare,
+    sign_rrsets,
+    signable,
+    validity,
+)
+from dnsseal.signer.snapshot import (
+    Snapshot,
+    SnapshotBuilder,
+    SnapshotError,
+    chain_text,
+    decode,
+    mac_key,
+)
+from dnsseal.zone import canonical, fastparse, rdtext
+from dnsseal.zone.model import OwnerName, RRset, Zone, ZoneBuilder
+from dnsseal.zone.text import header_text, name_block
+
+log = logging.getLogger(__name__)
+T = dns.rdatatype
+Record = tuple[dns.name.Name, int, int, bytes]
+
+
+class Fallback(Exception):
+    """The fast re-sign cannot vouch for its result here; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResignReport:
+    """What a fast re-sign read and reused: snapshot rows (``rows``), blocks copied without
+    being read (``reused``), blocks read from the file (``parsed``: unchanged blocks of
+    touched names, plus the changed regions), changed text (``regions``, ``octets``),
+    names added and removed, blocks re-signed because their signatures were due
+    (``refreshed``)."""
+
+    rows: int
+    reused: int
+    parsed: int
+    regions: int
+    octets: int
+    added: int
+    removed: int
+    refreshed: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.reused} of {self.rows} blocks reused unread, {self.parsed} read; "
+            f"{self.regions} changed regions ({self.octets} octets); {self.added} names "
+            f"added, {self.removed} removed; {self.refreshed} blocks due for refresh"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResignOutput:
+    """The new file as pieces to write in order, the new ledger file's digests and
+    snapshot (for :func:`~dnsseal.signer.ledger.pack_ledger`), statistics and a report."""
+
+    pieces: list[bytes | memoryview]
+    digests: bytes
+    snapshot: bytes
+    stats: SignStats
+    report: ResignReport
+
+
+def resign_file(
+    buf: bytes,
+    ledger_file: LedgerFile,
+    keys: Sequence[SigningKey],
+    params: SignParams,
+    now: int,
+    origin: dns.name.Name,
+    *,
+    header: Iterable[str] = (),
+    max_share: float = 0.5,
+) -> ResignOutput:
+    """Re-sign the zone file ``buf`` (an edit of the file ``ledger_file`` describes) with
+    ``keys`` at ``now``; see the module docstring.  ``max_share``: the share of blocks that
+    may be touched before the careful path is the better one.  ``params.ledger`` is not
+    used (the ledger comes from ``ledger_file``).  Raises :class:`Fallback`, and what
+    :func:`~dnsseal.signer.sign.sign_zone` raises for unusable keys or times."""
+    origin = origin.canonicalize()
+    _check_keys(Zone(origin, {}), keys, params)
+    validity(params, now)  # bad times fail as they do on the careful path
+    if not ledger_file.snapshot:
+        raise Fallback("the ledger file holds no snapshot")
+    key = mac_key(keys, origin, ksk_only=params.ksk_only, ignore_ksk_flag=params.ignore_ksk_flag)
+    if not ledger_file.authentic(key):
+        raise Fallback("the snapshot was written with other keys or key options, or is damaged")
+    try:
+        snap = decode(ledger_file.snapshot)
+    except SnapshotError as e:
+        raise Fallback(str(e)) from None
+    if snap.origin_wire != canonical.name_wire(origin) or snap.rdclass != dns.rdataclass.IN:
+        raise Fallback("the snapshot is of another zone")
+    if snap.chain_text != chain_text(params.nsec3):
+        raise Fallback(
+            f"the chain changes ({snap.chain_text.decode()} -> {chain_text(params.nsec3).decode()})"
+        )
+    if abs(now - snap.written_at) >= 2**30:
+        raise Fallback("the snapshot's time is too far from now")
+    if not len(snap):
+        raise Fallback("the snapshot is empty")
+    live = sum(snap.cols.sigs)
+    entries = len(ledger_file.digests) // DIGEST_SIZE
+    if entries > 2 * live + 1024:
+        raise Fallback(f"the ledger holds {entries} entries for {live} signatures: compacting")
+    index = RowIndex(snap)
+    match = match_blocks(buf, snap, index)
+    if match.matched * 2 < len(buf):
+        raise Fallback(
+            f"only {match.matched} of {len(buf)} octets of the file are blocks of the snapshot"
+        )
+    run = _Run(buf, snap, index, match, list(keys), params, now, origin, ledger_file)
+    try:
+        return run.execute(header_text(header).encode(), max_share)
+    except FallbackError as e:
+        raise Fallback(str(e)) from None
+
+
+def _name_of(text: bytes) -> OwnerName:
+    """The owner name written as ``text`` (absolute, as dnsseal writes owners)."""
+    if b"\\" not in text:
+        return OwnerName.trusted(tuple(text.split(b".")) if text != b"." else (b"",))
+    return OwnerName(dns.name.from_text(text.decode("ascii")).canonicalize().labels)
+
+
+class _Run:
+    """One fast re-sign: the state its steps share."""
+
+    def __init__(self, buf: bytes, snap: Snapshot, index: RowIndex, match: BlockMatch,
+                 keys: list[SigningKey], params: SignParams, now: int, origin: dns.name.Name,
+                 ledger_file: LedgerFile) -> None:  # fmt: skip
+        self.buf = buf
+        self.view = memoryview(buf)
+        self.snap = snap
+        self.index = index
+        self.match = match
+        self.keys = keys
+        self.params = params
+        self.now = now
+        self.origin = origin
+        self.ledger_file = ledger_file
+        self.parsed: dict[int, list[Record]] = {}  # row -> its records, read from the file
+        self.row_names: dict[int, OwnerName] = {}
+
+    def row_name(self, row: int) -> OwnerName:
+        got = self.row_names.get(row)
+        if got is None:
+            got = self.row_names[row] = _name_of(self.snap.owner(row))
+        return got
+
+    def parse_row(self, row: int) -> list[Record]:
+        """The records of an unchanged block (context-free: absolute owner, TTL, class)."""
+        got = self.parsed.get(row)
+        if got is None:
+            start = self.match.at[row]
+            text = bytes(self.view[start : start + self.snap.cols.lens[row]])
+            records = fastparse.parse(text.decode("utf-8"), self.origin)
+            if records is None:  # pragma: no cover - our own text: a bug, not an edit
+                raise Fallback(f"the block of {self.row_name(row)} needs the careful parser")
+            got = self.parsed[row] = records
+        return got
+
+    def parse_changes(self) -> list[Record]:
+        """The records of the changed text, each region read after the line before it (for
+        the owner and TTL a line may leave out)."""
+        out: list[Record] = []
+        buf = self.buf
+        for start, end in self.match.changed:
+            text = buf[start:end]
+            if text.startswith(b"$") or b"\n$" in text:
+                raise Fallback("a directive ($ORIGIN, $TTL, $INCLUDE) among the changes")
+            before = buf[buf.rfind(b"\n", 0, max(start - 1, 0)) + 1 : start] if start else b""
+            try:
+                prefix = before.decode("utf-8")
+                body = text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise Fallback("changed text that is not UTF-8") from None
+            skip = fastparse.parse(prefix, self.origin) if prefix else []
+            got = fastparse.parse(prefix + body, self.origin)
+            if got is None or skip is None:
+                line = buf.count(b"\n", 0, start) + 1
+                raise Fallback(f"the changes from line {line} need the careful parser")
+            out += got[len(skip) :]
+        return out
+
+    def _build(self, changes: Iterable[Record], rows: Iterable[int]) -> Zone:
+        b = ZoneBuilder(self.origin)
+        for j in sorted(rows):
+            b.add_many(self.parse_row(j))
+        b.add_many(changes)
+        return b.build()
+
+    def execute(self, header: bytes, max_share: float) -> ResignOutput:
+        snap, match, origin, at = self.snap, self.match, self.origin, self.match.at
+        n = len(snap)
+        _, _, refresh = validity(self.params, self.now)
+        changes = self.parse_changes()
+
+        # Affected names: the owners of changed text, the names whose blocks are gone,
+        # and the apex.  owner_row: their rows in the snapshot (when they had one).
+        builder = ZoneBuilder(origin)
+        by_owner: dict[OwnerName, int] = {}
+        for rec in changes:
+            name = builder.owner(rec[0])
+            by_owner[name] = by_owner.get(name, 0) + 1
+        # A hashed owner's block that changed (or changed text at such an owner) is made
+        # anew from the snapshot's record of its chain: touched, but not an affected name.
+        chain_rows = set(snap.chain)
+        extra_rows = {j for j in range(n) if at[j] < 0 and j in chain_rows}
+        owner_row: dict[dns.name.Name, int] = {
+            self.row_name(j): j for j in range(n) if at[j] < 0 and j not in chain_rows
+        }
+        chain_types = {T.NSEC3, T.RRSIG}
+        for name in by_owner:
+            if name not in owner_row:
+                j = self.index.find(name_key(name))
+                if j in chain_rows:
+                    if any(r[1] not in chain_types for r in changes if r[0] == name):
+                        raise Fallback(f"data at the NSEC3 owner name {name}")
+                    extra_rows.add(j)
+                elif j >= 0:
+                    owner_row[name] = j
+        apex = builder.owner(origin)
+        if self.row_name(0) != apex:
+            raise Fallback("the snapshot's first block is not the apex")
+        owner_row[apex] = 0
+        affected: set[dns.name.Name] = {builder.owner(x) for x in owner_row}
+        affected |= {x for x in by_owner if self.index.find(name_key(x)) not in extra_rows}
+        if len(owner_row) + len(by_owner) > max(64, max_share * n):
+            raise Fallback(f"{len(owner_row) + len(by_owner)} of {n} blocks change")
+
+        # Their new data: the changed records and their unchanged blocks.
+        rows_read = {j for j in {*owner_row.values(), *extra_rows} if at[j] >= 0}
+        data = _prepare(self._build(changes, rows_read), self.keys, self.params, self.now)
+        if data.get(origin, T.NS) is None:
+            raise Fallback("no NS records at the apex")
+        if data.soa().negative_ttl != snap.chain_ttl:
+            raise Fallback("the SOA's TTL or minimum changes the TTL of every chain record")
+        plan = ChainPlan(snap, self.index, at, self.row_name, self.parse_row, origin,
+                         self.params, self.now, refresh, data, affected, owner_row,
+                         extra_rows)  # fmt: skip
+        if len(plan.touched_rows) + len(affected) > max(64, max_share * n):
+            raise Fallback(f"{len(plan.touched_rows) + len(affected)} of {n} blocks change")
+        rows_read |= {j for j in plan.touched_rows if at[j] >= 0}
+        zone = self._build(changes, rows_read)
+        data = _prepare(zone, self.keys, self.params, self.now)
+
+        # Sign the touched names' RRsets and chain records, as a full run does.
+        kinds = {name: plan.kind(name) for name in data.rrsets}
+        to_sign = signable(data, kinds)
+        chain: dict[dns.name.Name, RRset] = {}
+        for rrset in plan.chain_records(data, kinds):
+            to_sign.append((rrset, canonical.name_wire(rrset.name), labels_field(rrset.name)))
+            chain[rrset.name] = rrset
+        signed_here = len(to_sign)
+        previous = self._build((), rows_read)
+        old_sigs, total_in = _old_signatures(zone, previous, data, chain, by_owner)
+        known = digest_set(self.ledger_file.digests) if by_owner else set()
+        ledger = SignatureLedger(self.keys, known)
+        done = sign_rrsets(to_sign, old_sigs, self.keys, replace(self.params, ledger=ledger),
+                           self.now, origin, dns.rdataclass.IN, previous=previous)  # fmt: skip
+
+        # The output: unchanged blocks copied, touched names written, in canonical order.
+        nodes: dict[dns.name.Name, dict[int, RRset]] = {x: dict(v) for x, v in
+                                                        data.rrsets.items()}  # fmt: skip
+        for rrset in chain.values():
+            nodes.setdefault(rrset.name, {})[rrset.rtype] = rrset
+        rewrite = set(owner_row.values()) | plan.touched_rows
+        skip = rewrite | plan.removed_rows
+        with_rows = set(owner_row) | {self.row_name(j) for j in plan.touched_rows}
+        new_names = sorted((x for x in {*nodes, *done.sigs} if x not in with_rows), key=name_key)
+        pieces, out, reused = self._assemble(header, rewrite, skip, new_names, nodes, done.sigs)
+
+        unread = sum(snap.cols.sigs) - sum(snap.cols.sigs[j] for j in skip)
+        # Signatures of unchanged blocks dropped unread (hashed owners leaving the chain).
+        total_in += sum(snap.cols.sigs[j] for j in plan.removed_rows if at[j] >= 0)
+        retained = unread + done.retained
+        stats = SignStats(
+            generated=done.generated,
+            retained=retained,
+            dropped=unread + total_in - retained,
+            rrsets_signed=signed_here,
+            chain_records=len(chain),
+            by_key=tuple((self.keys[i].key.basename, c) for i, c in sorted(done.per_key.items())),
+        )
+        fresh = bytearray(self.ledger_file.digests)
+        made = ledger.made
+        for i in range(0, len(made), DIGEST_SIZE):
+            d = bytes(made[i : i + DIGEST_SIZE])
+            if d not in known:
+                fresh += d
+                known.add(d)
+        report = ResignReport(
+            rows=n,
+            reused=reused,
+            parsed=len(rows_read) + len(match.changed),
+            regions=len(match.changed),
+            octets=sum(e - s for s, e in match.changed),
+            added=sum(1 for x in new_names if x in data.rrsets),
+            removed=sum(1 for x in affected if x not in data.rrsets),
+            refreshed=len(plan.due_rows),
+        )
+        log.info("[%s] re-signed from the snapshot: %s", origin, report)
+        return ResignOutput(pieces, bytes(fresh), out.to_bytes(), stats, report)
+
+    def _assemble(
+        self,
+        header: bytes,
+        rewrite: set[int],
+        skip: set[int],
+        new_names: list[dns.name.Name],
+        nodes: Mapping[dns.name.Name, Mapping[int, RRset]],
+        sigs: Mapping[dns.name.Name, Mapping[int, RRset]],
+    ) -> tuple[list[bytes | memoryview], SnapshotBuilder, int]:
+        """The pieces of the new file and its snapshot: runs of rows not in ``skip`` are
+        copied (text and rows), rows in ``rewrite`` and ``new_names`` are written from
+        ``nodes`` and ``sigs``."""
+        snap, at, view = self.snap, self.match.at, self.view
+        lens = snap.cols.lens
+        n = len(snap)
+        out = SnapshotBuilder(self.origin, dns.rdataclass.IN, self.params.nsec3, snap.chain_ttl,
+                              self.now)  # fmt: skip
+        out.header = header
+        remap = [out.typeset_id(types) for types in snap.table]
+        bitmap_remap = [out.bitmap_id(bitmap) for bitmap in snap.bitmaps]
+        pieces: list[bytes | memoryview] = [header]
+        inserts: dict[int, list[dns.name.Name]] = {}
+        for name in new_names:
+            inserts.setdefault(self.index.position(name_key(name)), []).append(name)
+        empty: dict[int, RRset] = {}
+
+        def copy(a: int, b: int) -> None:  # rows a..b-1, contiguous in the file
+            base = len(out.cols) - a
+            out.cols.extend_rows(snap.cols, a, b, snap.owner_offsets, remap)
+            lo, hi = bisect_left(snap.chain, a), bisect_left(snap.chain, b)
+            out.chain.extend(base + j for j in snap.chain[lo:hi])
+            out.chain_bitmaps.extend(bitmap_remap[i] for i in snap.chain_bitmaps[lo:hi])
+            pieces.append(view[at[a] : at[b - 1] + lens[b - 1]])
+
+        def write(name: dns.name.Name) -> None:
+            node = nodes.get(name, empty)
+            name_sigs = sigs.get(name, empty)
+            if node or name_sigs:
+                owner = rdtext.labels_text(name.labels)
+                text = name_block(node, name_sigs, owner, dns.rdataclass.IN).encode()
+                out.add(owner.encode(), text, node, name_sigs)
+                pieces.append(text)
+
+        # Rows where a run of copied rows must stop: rewritten or skipped rows, new names
+        # before a row, and rows the file does not hold right after the row before them.
+        stops = sorted(skip | set(inserts) | set(self.match.resumed) | {n})
+        reused = 0
+        j = 0
+        for stop in stops:
+            if j < stop:
+                copy(j, stop)
+                reused += stop - j
+            for name in inserts.get(stop, ()):
+                write(name)
+            if stop < n and stop in rewrite:
+                write(self.row_name(stop))
+            j = stop + 1 if stop in skip else stop
+        return pieces, out, reused
+
+
+def _old_signatures(
+    zone: Zone,
+    previous: Zone,
+    data: Zone,
+    chain: Mapping[dns.name.Name, RRset],
+    by_owner: Mapping[OwnerName, int],
+) -> tuple[dict[dns.name.Name, Mapping[int, RRset]], int]:
+    """The signatures read (owner -> covered type -> RRSIG RRset) and how many there are.
+    Where a name's text is all unchanged blocks, a signature over an RRset that now
+    differs was made over other data and cannot be valid: it is left out here rather than
+    verified (the careful path verifies it and drops it)."""
+    total = 0
+    out: dict[dns.name.Name, Mapping[int, RRset]] = {}
+    for name, node in zone.rrsigs.items():
+        total += sum(len(r.rdatas) for r in node.values())
+        if name in by_owner:
+            out[name] = node
+            continue
+        kept = {}
+        now_node = data.rrsets.get(name) or {}
+        for rtype, sig in node.items():
+            rrset = now_node.get(rtype)
+            if rrset is None and name in chain and chain[name].rtype == rtype:
+                rrset = chain[name]
+            before = previous.get(name, rtype)
+            if (
+                rrset is not None
+                and before is not None
+                and before.ttl == rrset.ttl
+                and (before.rdatas == rrset.rdatas)
+            ):
+                kept[rtype] = sig
+        if kept:
+            out[name] = kept
+    return out, total

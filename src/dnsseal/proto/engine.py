@@ -117,7 +117,9 @@ class Engine:
         self.cache = {}
         # The UDP thread reads udp_cache, then wire: the new table goes in before the empty
         # cache, so an answer from the old table can only land in the old cache.
-        self.wire = WireTable((z.snapshot for z in self.zones.values()), self.stats.by_rcode)
+        self.wire = WireTable(
+            (z.snapshot for z in self.zones.values()), self.stats.by_rcode, self.wire
+        )
         self.udp_cache = {}
 
     # -- entry point ----------------------------------------------------------------------

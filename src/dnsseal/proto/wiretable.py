@@ -66,6 +66,9 @@ DENIAL_MEMO = 50_000  # NSEC RRsets (with RRSIGs) kept joined as one bytes objec
 
 # (sections' wire, rcode, answer count, authority count)
 Sections = tuple[bytes, int, int, int]
+Names = tuple["WireZone", Node]  # a WireTable.names entry
+# A zone's share of a WireTable: (snapshot, zone, names entries, exist entries)
+Prefilled = tuple[ZoneSnapshot, "WireZone", dict[bytes, Names], dict[bytes, "WireZone | None"]]
 
 T = dns.rdatatype
 # Question types answered here: every type except 0, the meta range (RFC 6895: OPT-like
@@ -91,6 +94,12 @@ class WireZone:
     # covering its wildcard, its wire length); NSEC3 RRset + RRSIGs by id(node)
     encloser: dict[Key, tuple[Key, Node | None, Node | None, int]] = field(default_factory=dict)
     nsec3_denial: dict[int, tuple[bytes, int]] = field(default_factory=dict)
+    # For the C datagram loop (dnsseal.server._udpfast): the NSEC owners' sort keys
+    # (sort_key, in nsec_keys order), and the closest encloser's lower-case wire name ->
+    # (labels of its closest provable encloser, that one's NSEC3 node, the node covering
+    # its wildcard), both as the NXDOMAIN lane reads them.
+    nsec_sort: list[bytes] = field(default_factory=list)
+    enclosers: dict[bytes, tuple[int, Node | None, Node | None]] = field(default_factory=dict)
 
 
 def wire_zones(snaps: Iterable[ZoneSnapshot]) -> dict[bytes, WireZone]:
@@ -107,8 +116,19 @@ def wire_zones(snaps: Iterable[ZoneSnapshot]) -> dict[bytes, WireZone]:
             bool(snap.nsec_names),
             soa,
             soa_sig,
+            nsec_sort=[sort_key(k) for k in snap.nsec_keys] if snap.nsec_names else [],
         )
     return out
+
+
+def sort_key(canon: Key) -> bytes:
+    """A canonical-order key (labels root first, as ``nsec_keys`` holds them) as bytes
+    whose plain byte order is the same order (RFC 4034 6.1): each label's octets, with 0
+    and 1 escaped as 01 01 and 01 02, then 00.  The C lane bisects these with memcmp."""
+    return b"".join(
+        label.replace(b"\x01", b"\x01\x02").replace(b"\x00", b"\x01\x01") + b"\x00"
+        for label in canon
+    )
 
 
 def _wire(node: Node, sigs: bool, rdtype: int, snap: ZoneSnapshot) -> tuple[bytes, int] | None:
@@ -129,14 +149,49 @@ def _wire(node: Node, sigs: bool, rdtype: int, snap: ZoneSnapshot) -> tuple[byte
 class WireTable:
     """The byte-level answer path over a set of zones (see the module docstring)."""
 
-    __slots__ = ("by_rcode", "names", "zones")
+    __slots__ = ("by_rcode", "exist", "names", "origins", "prefilled", "zones")
 
-    def __init__(self, snaps: Iterable[ZoneSnapshot], by_rcode: dict[int, int]) -> None:
-        """``by_rcode``: the counter (rcode -> answers) this path adds to."""
-        self.zones: Mapping[bytes, WireZone] = wire_zones(snaps)
-        # Lower-case question name -> (zone, node) for names found to hold data with no
-        # delegation or DNAME above them: filled on first ask, at most one per zone name.
-        self.names: dict[bytes, tuple[WireZone, Node]] = {}
+    def __init__(
+        self,
+        snaps: Iterable[ZoneSnapshot],
+        by_rcode: dict[int, int],
+        previous: WireTable | None = None,
+    ) -> None:
+        """``by_rcode``: the counter (rcode -> answers) this path adds to.  ``previous``:
+        the table this one replaces; the zones whose snapshot did not change keep their
+        entries (and names) instead of being walked again."""
+        snaps = list(snaps)
+        origins = frozenset(question_key(s.origin) for s in snaps)
+        # Reused only over the same set of zones: a zone added below another takes names.
+        same = previous is not None and previous.origins == origins
+        old = previous.prefilled if previous is not None and same else {}
+        self.origins: frozenset[bytes] = origins
+        self.prefilled: dict[int, Prefilled] = {}
+        zones = {}
+        for key, wz in wire_zones(s for s in snaps if id(s) not in old).items():
+            zones[key] = wz
+        for snap in snaps:
+            kept = old.get(id(snap))
+            if kept is not None and kept[0] is snap:
+                zones[question_key(snap.origin)] = kept[1]
+        self.zones: Mapping[bytes, WireZone] = zones
+        # Lower-case question name -> (zone, node) for every name holding data with no
+        # delegation or DNAME above it (what _find would remember on the first ask), made
+        # once per snapshot: the UDP loop answers these names without the Python path.
+        self.names: dict[bytes, Names] = {}
+        # Every existing name (and empty non-terminal) -> its zone when an NXDOMAIN below
+        # it is plain (no delegation, DNAME or wildcard to handle), else None: where the C
+        # loop's NXDOMAIN lane finds the closest encloser.  Deeper zones win a shared name.
+        self.exist: dict[bytes, WireZone | None] = {}
+        for wz in sorted(zones.values(), key=lambda z: z.depth):
+            kept = old.get(id(wz.snap))
+            if kept is not None and kept[1] is wz:
+                entries = kept
+            else:
+                entries = (wz.snap, wz, *_entries_of(wz, zones))
+            self.prefilled[id(wz.snap)] = entries
+            self.names.update(entries[2])
+            self.exist.update(entries[3])
         self.by_rcode = by_rcode
 
     def answer(self, wire: bytes, tcp: bool, our_payload: int) -> bytes | None:
@@ -341,6 +396,66 @@ class WireTable:
         return data, 0, 0, ns
 
 
+def _entries_of(
+    wz: WireZone, zones: Mapping[bytes, WireZone]
+) -> tuple[dict[bytes, Names], dict[bytes, WireZone | None]]:
+    """One zone's ``names`` and ``exist`` entries.
+
+    ``names``: each owner that :meth:`WireTable._find` would remember when first asked (the
+    zone is the deepest served one above it, no delegation at or above it and no DNAME
+    above it below the origin; no zero octet inside a label).  ``exist``: every owner and
+    empty non-terminal, with the zone when a name below it that does not exist gets a
+    plain NXDOMAIN from :meth:`WireTable._negative` (no delegation at or above it, no
+    DNAME at or above it, no wildcard child, not inside a deeper served zone), else None."""
+    snap = wz.snap
+    o = wz.depth
+    by_key, cuts, ents = snap.by_key, snap.cut_keys, snap.ent_keys
+    dnames = (
+        {k for k, node in snap.by_key.items() if DNAME in node.rrsets} if snap.has_dname else set()
+    )
+    deeper = {question_key_of(k) for k in _origin_keys(zones) if len(k) > o}
+    names: dict[bytes, Names] = {}
+    exist: dict[bytes, WireZone | None] = {}
+    for key in (*by_key, *ents):
+        nl = len(key)
+        node = by_key.get(key)
+        lname = question_key_of(key)
+        inside = bool(deeper) and any(lname[i:] in deeper for i in _label_starts(lname)[: nl - o])
+        cut_above = wz.walk and any(key[nl - d :] in cuts for d in range(o + 1, nl + 1))
+        missing_above = wz.walk and any(
+            key[nl - d :] not in by_key and key[nl - d :] not in ents for d in range(o + 1, nl)
+        )
+        dname_above = bool(dnames) and any(key[nl - d :] in dnames for d in range(o, nl))
+        plain = not (inside or cut_above or missing_above or dname_above)
+        exist[lname] = (
+            wz if plain and key not in dnames and (WILDCARD, *key) not in by_key else None
+        )
+        if node is not None and plain and b"\x00" not in lname[:-1]:
+            names[lname] = (wz, node)
+    return names, exist
+
+
+def _origin_keys(zones: Mapping[bytes, WireZone]) -> list[Key]:
+    return [_key_of(k) for k in zones]
+
+
+def _label_starts(lname: bytes) -> list[int]:
+    """Offsets of each label of the well-formed wire name ``lname`` (the root's last)."""
+    starts = []
+    pos = 0
+    while True:
+        starts.append(pos)
+        length = lname[pos]
+        if not length:
+            return starts
+        pos += length + 1
+
+
+def question_key_of(key: Key) -> bytes:
+    """The lower-case wire form of the snapshot key ``key`` (labels, root last)."""
+    return b"".join(bytes((len(label),)) + label for label in key)
+
+
 def _key_of(lname: bytes) -> Key:
     """The snapshot's dict key of the well-formed lower-case wire name ``lname``."""
     labels = []
@@ -407,19 +522,7 @@ def _nsec3_nxdomain(wz: WireZone, qk: Key, ce: Key, lname: bytes) -> Sections:
     covering the next closer name) and the NSEC3 covering the wildcard, each once."""
     snap = wz.snap
     assert snap.nsec3 is not None
-    known = wz.encloser.get(ce)
-    if known is None:
-        provable = ce
-        match = snap.nsec3_matching(provable)
-        while match is None and len(provable) > wz.depth:
-            provable = provable[1:]
-            match = snap.nsec3_matching(provable)
-        size = sum(len(label) + 1 for label in provable)
-        known = provable, match, snap.nsec3_covering((WILDCARD, *provable)), size
-        if len(wz.encloser) >= WILDCARD_MEMO:
-            wz.encloser.clear()
-        wz.encloser[ce] = known
-    provable, match, wild, size = known
+    provable, match, wild, size = _encloser(wz, ce)
     hashes = snap.nsec3_hashes
     # The next closer name is a suffix of the question (``lname``, its lower-case wire).
     nc = qk[len(qk) - len(provable) - 1 :]
@@ -440,6 +543,37 @@ def _nsec3_nxdomain(wz: WireZone, qk: Key, ce: Key, lname: bytes) -> Sections:
         parts.append(got[0])
         ns += got[1]
     return b"".join(parts), NXDOMAIN, 0, ns
+
+
+def _encloser(wz: WireZone, ce: Key) -> tuple[Key, Node | None, Node | None, int]:
+    """For the closest encloser ``ce`` of an NSEC3 zone: the closest provable encloser,
+    its NSEC3 node, the node covering its wildcard and its wire length (memoised)."""
+    known = wz.encloser.get(ce)
+    if known is None:
+        snap = wz.snap
+        provable = ce
+        match = snap.nsec3_matching(provable)
+        while match is None and len(provable) > wz.depth:
+            provable = provable[1:]
+            match = snap.nsec3_matching(provable)
+        size = sum(len(label) + 1 for label in provable)
+        known = provable, match, snap.nsec3_covering((WILDCARD, *provable)), size
+        if len(wz.encloser) >= WILDCARD_MEMO:
+            wz.encloser.clear()
+        wz.encloser[ce] = known
+    return known
+
+
+def _encloser_wire(wz: WireZone, ce: bytes) -> tuple[int, Node | None, Node | None]:
+    """:func:`_encloser` for the C lane, by the encloser's lower-case wire name: the
+    provable encloser's label count (root included), its NSEC3 node, the wildcard's cover
+    (memoised in ``wz.enclosers``)."""
+    provable, match, wild, _size = _encloser(wz, _key_of(ce))
+    out = (len(provable), match, wild)
+    if len(wz.enclosers) >= WILDCARD_MEMO:
+        wz.enclosers.clear()
+    wz.enclosers[ce] = out
+    return out
 
 
 def _with_sigs(wz: WireZone, node: Node, rtype: int) -> tuple[bytes, int]:
@@ -485,6 +619,11 @@ def _section(snap: ZoneSnapshot, rrsets: list[dns.rrset.RRset]) -> tuple[bytes, 
         parts.append(data)
         count += c
     return b"".join(parts), count
+
+
+# What the C datagram loop's NXDOMAIN lane calls for proofs its memos do not hold yet, in
+# the order dnsseal.server._udpfast.configure takes them after WireRRsets.
+NATIVE_HELPERS = (_nsec_denial, _nsec3_denial, _encloser_wire, nsec3_digest)
 
 
 def question_key(name: dns.name.Name) -> bytes:

@@ -1,8 +1,16 @@
-"""UDP serving: one thread per socket doing blocking ``recvfrom``/``sendto``.
+"""UDP serving: one thread per socket, blocked in the kernel until datagrams arrive.
 
 The thread answers what the byte-level path (:class:`dnsseal.proto.wiretable.WireTable`)
 can answer, with a response cache in front, and hands every other datagram to the event
 loop thread, so the engine's general path never runs in two threads at once.
+
+Where the C extension :mod:`dnsseal.server._udpfast` is built (it is, by ``pip install``
+with a C compiler), the thread runs its datagram loop: batches of datagrams through
+``recvmmsg``/``sendmmsg``, the response cache and the byte path's "name seen before" lane
+answered in C, everything else handed back here and answered as before.  Otherwise, or with
+``DNSSEAL_UDP_LOOP=python`` in the environment, a pure-Python loop does the same one
+datagram at a time with ``recvfrom``/``sendto``; both give the same answers
+(tests/server/test_udpfast.py).
 """
 
 from __future__ import annotations
@@ -10,16 +18,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable
+from types import ModuleType
 
 from dnsseal.proto.engine import Engine
+from dnsseal.proto.snapshot import WireRRsets
+from dnsseal.proto.wiretable import NATIVE_HELPERS
 from dnsseal.storage.serverconfig import Endpoint
 
 log = logging.getLogger(__name__)
 
 UDP_CACHE_LIMIT = 100_000  # byte-path responses kept per process (dropped whole when full)
+LOOP_ENV = "DNSSEAL_UDP_LOOP"  # "python": the pure-Python loop even where the C one is built
+
+_udpfast: ModuleType | None
+try:
+    from dnsseal.server import _udpfast as _built
+
+    _built.configure(WireRRsets, *NATIVE_HELPERS)
+    _udpfast = _built
+except ImportError:  # not built (no C compiler at install time): the Python loop answers
+    _udpfast = None
+
+
+def native_loop() -> bool:
+    """Whether listeners run the C datagram loop (built, and not switched off)."""
+    return _udpfast is not None and os.environ.get(LOOP_ENV, "") != "python"
 
 
 class UdpListener:
@@ -49,7 +76,8 @@ class UdpListener:
         self.owner = owner
         self.dropped_replies = 0
         self.stopping = False
-        self.thread = threading.Thread(target=self._run, name="dnsseal-udp", daemon=True)
+        run = self._run_native if native_loop() else self._run
+        self.thread = threading.Thread(target=run, name="dnsseal-udp", daemon=True)
 
     def start(self) -> None:
         self.sock.setblocking(True)
@@ -63,6 +91,55 @@ class UdpListener:
                 self.sock.shutdown(socket.SHUT_RDWR)
             self.thread.join(5)
             self.sock.close()
+
+    def _run_native(self) -> None:
+        """The C loop: it answers from the names lane, the response cache and the byte
+        path and sends those; what it returns (the general path's) is answered here exactly
+        as :meth:`_run` answers it."""
+        assert _udpfast is not None
+        loop = _udpfast.Loop(self.sock.fileno(), UDP_CACHE_LIMIT)
+        engine = self.engine
+        handoff, slow = self.loop.call_soon_threadsafe, self.slow
+        stats = engine.stats
+        by_rcode = stats.by_rcode
+        while True:
+            try:
+                # It reads engine.udp_cache, engine.wire and engine.udp_payload once the
+                # datagrams are in (a reload may have swapped them while it waited).
+                misses, hits, fast, nx, bytepath, eof = loop.serve(engine)
+            except OSError as e:
+                if self.stopping:
+                    return
+                log.debug("[server] UDP receive error: %s", e)
+                continue
+            stats.queries += hits + fast + nx + bytepath
+            if fast:  # the byte path counts its own; the lanes are NOERROR and NXDOMAIN
+                by_rcode[0] = by_rcode.get(0, 0) + fast
+            if nx:
+                by_rcode[3] = by_rcode.get(3, 0) + nx
+            self.dropped_replies = loop.dropped
+            if self.stopping:
+                return
+            if eof and not misses:
+                continue
+            replies: list[tuple[bytes, bytes]] = []
+            for data, addr, raw in misses:
+                # None from the byte path again (the general path's), unless it raised
+                try:
+                    wire = engine.wire.answer(data, False, engine.udp_payload)
+                except Exception:  # a bug must not kill the listener: log, drop the packet
+                    log.exception("[server] error answering a UDP query from %s", addr[0])
+                    continue
+                if wire is not None:  # the zone set changed in between
+                    stats.queries += 1
+                    replies.append((wire, raw))
+                    continue
+                try:
+                    handoff(slow, data, addr)
+                except RuntimeError:  # the loop is closed: we are stopping
+                    return
+            if replies:
+                loop.send(replies)
 
     def _run(self) -> None:
         sock, engine = self.sock, self.engine

@@ -1,0 +1,23 @@
+from collections.abc import Callable
+from typing import Any
+
+class Loop:
+    dropped: int
+    def __init__(self, fd: int, cache_limit: int) -> None: ...
+    def serve(self, engine: Any) -> tuple[list[tuple[bytes, Any, bytes]], int, int, int, bool]: ...
+    def send(self, replies: list[tuple[bytes, bytes]]) -> None: ...
+
+def configure(
+    wire_rrsets: type,
+    nsec_denial: Callable[..., Any],
+    nsec3_denial: Callable[..., Any],
+    encloser: Callable[..., Any],
+    digest: Callable[..., Any],
+) -> None: ...
+def answer(
+    query: bytes,
+    cache: dict[bytes, bytes] | None,
+    names: dict[bytes, Any],
+    exist: dict[bytes, Any],
+    payload: int,
+) -> bytes | None: ...

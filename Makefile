@@ -22,7 +22,8 @@ deps: venv system-deps
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# setup.py and the C file too: pip builds the UDP loop's extension into src/ (editable).
+$(STAMP): pyproject.toml setup.py src/dnsseal/server/_udpfast.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -71,3 +72,4 @@ bench: deps
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find src -name '*.so' -delete

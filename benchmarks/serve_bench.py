@@ -28,6 +28,7 @@ import random
 import re
 import shutil
 import socket
+import statistics
 import string
 import subprocess
 import sys
@@ -316,17 +317,23 @@ def _dnsperf(server: Server, queries: Path, seconds: float, clients: int, *extra
     ).stdout
 
 
-def run_dnsperf(server: Server, queries: Path, seconds: float, clients: int) -> Result:
-    """Throughput from an unthrottled run; latency percentiles from a second, shorter run
-    with per-query output (-v) at half that rate (printing every query costs dnsperf CPU, so
-    it must not be part of the throughput run)."""
+def run_dnsperf(
+    server: Server, queries: Path, seconds: float, clients: int, latency: bool = True
+) -> Result:
+    """Throughput from an unthrottled run; latency percentiles (when ``latency``) from a
+    second, shorter run with per-query output (-v) at half that rate (printing every query
+    costs dnsperf CPU, so it must not be part of the throughput run)."""
     out = _dnsperf(server, queries, seconds, clients)
     qps = _field(out, "Queries per second")
-    rate = str(max(100, int(qps / 2))) if not math.isnan(qps) else "1000"
-    verbose = _dnsperf(server, queries, min(seconds, 2), clients, "-v", "-Q", rate)
-    lat = sorted(
-        float(m.group(1)) * 1000 for line in verbose.splitlines() if (m := LATENCY_LINE.match(line))
-    )
+    lat: list[float] = []
+    if latency:
+        rate = str(max(100, int(qps / 2))) if not math.isnan(qps) else "1000"
+        verbose = _dnsperf(server, queries, min(seconds, 2), clients, "-v", "-Q", rate)
+        lat = sorted(
+            float(m.group(1)) * 1000
+            for line in verbose.splitlines()
+            if (m := LATENCY_LINE.match(line))
+        )
 
     def pct(p: float) -> float:
         return lat[min(len(lat) - 1, int(len(lat) * p))] if lat else float("nan")
@@ -429,6 +436,13 @@ def main() -> None:
     )
     ap.add_argument("--zone", type=Path, help="serve this signed zone instead of making one")
     ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="measure every server and mix this many times, the servers alternating; the "
+        "median is reported",
+    )
+    ap.add_argument(
         "--answer-cost",
         action="store_true",
         help="only time dnsseal's answers in-process on --zone (no servers, no dnsperf)",
@@ -459,38 +473,64 @@ def main() -> None:
             files[mix] = d / f"queries{i}.txt"
             write_queries(files[mix], args.hosts, share, args.queries, seed=i)
 
-        results: dict[tuple[str, str], Result] = {}
+        results: dict[tuple[str, str], list[Result]] = {}
         memory: dict[str, float] = {}
         after: dict[str, float] = {}
-        for name in names:
-            server = STARTERS[name](d, signed, args.workers)
-            try:
+        servers: dict[str, Server] = {}
+        try:
+            # Every server is up for the whole run, idle while another is measured, so
+            # that the rounds can alternate between them: this machine's load drifts
+            # within minutes, and alternating spreads the drift over all of them.
+            for name in names:
+                server = servers[name] = STARTERS[name](d, signed, args.workers)
                 t0 = time.monotonic()
-                # dnsseal parses zone files with dnspython: allow ~5 ms per host to load
+                # dnsseal parses zone files in Python: allow ~5 ms per host to load
                 wait_ready(server, 60 + args.hosts * 0.006)
                 print(f"{name}: ready in {time.monotonic() - t0:.1f}s on port {server.port}")
                 memory[name] = rss_mib(server.proc.pid)
-                for mix, path in files.items():
-                    results[(name, mix)] = run_dnsperf(server, path, args.seconds, args.clients)
-                after[name] = tree_pss_mib(server.proc.pid)
-            finally:
+            for r in range(args.rounds):
+                order = names[r % len(names) :] + names[: r % len(names)]
+                for name in order:
+                    for mix, path in files.items():
+                        got = run_dnsperf(
+                            servers[name], path, args.seconds, args.clients, r == args.rounds - 1
+                        )
+                        results.setdefault((name, mix), []).append(got)
+                        print(f"round {r + 1} {name:8} {mix:32} {got.qps:10.0f} QPS", flush=True)
+            for name in names:
+                after[name] = tree_pss_mib(servers[name].proc.pid)
+        finally:
+            for server in servers.values():
                 stop(server)
 
         for mix in mixes:
-            print(f"\n{mix}, DO bit set, {args.seconds:g}s, {args.clients} clients")
             print(
-                f"{'server':10} {'QPS':>10} {'lost':>8} {'mean ms':>9} {'p50 ms':>8} "
-                f"{'p99 ms':>8} {'vs knot':>8}"
+                f"\n{mix}, DO bit set, {args.seconds:g}s, {args.clients} clients, "
+                f"median of {args.rounds} round(s)"
+            )
+            print(
+                f"{'server':10} {'QPS':>10} {'min-max':>15} {'lost':>8} {'mean ms':>9} "
+                f"{'p50 ms':>8} {'p99 ms':>8} {'vs knot':>8} {'rounds vs knot':>16}"
             )
             base = results.get(("knot", mix))
             for name in names:
-                r = results[(name, mix)]
-                ratio = f"{r.qps / base.qps:.2f}x" if base and base.qps else "-"
+                runs = results[(name, mix)]
+                qps = statistics.median(r.qps for r in runs)
+                spread = f"{min(r.qps for r in runs):.0f}-{max(r.qps for r in runs):.0f}"
+                last = runs[-1]
+                lost = sum(r.lost for r in runs)
+                if base:
+                    ratio = f"{qps / statistics.median(b.qps for b in base):.2f}x"
+                    each = [r.qps / b.qps for r, b in zip(runs, base, strict=True) if b.qps]
+                    per_round = f"{min(each):.2f}-{max(each):.2f}x" if each else "-"
+                else:
+                    ratio = per_round = "-"
                 print(
-                    f"{name:10} {r.qps:10.0f} {r.lost:8d} {r.mean_ms:9.3f} {r.p50_ms:8.3f} "
-                    f"{r.p99_ms:8.3f} {ratio:>8}"
+                    f"{name:10} {qps:10.0f} {spread:>15} {lost:8d} {last.mean_ms:9.3f} "
+                    f"{last.p50_ms:8.3f} {last.p99_ms:8.3f} {ratio:>8} {per_round:>16}"
                 )
-        print("\n* p50/p99 from a 2 s run at half the measured QPS (dnsperf -v -Q)")
+        print("\n* p50/p99 from a 2 s run at half the measured QPS (dnsperf -v -Q), last round")
+        print("* rounds vs knot: the ratio within each round (the servers alternate)")
         print(f"memory after load (RSS), per {args.hosts} names:")
         for name in names:
             ratio = f" ({memory[name] / memory['knot']:.2f}x knot)" if "knot" in memory else ""

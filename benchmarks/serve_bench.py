@@ -391,6 +391,8 @@ def _answer_cost_mix(snap: Any, mix: str, share: float, hosts: int, count: int) 
     def cache_hit(w: bytes) -> None:
         _ = w[:2] + cache[w[2:]]
 
+    native = _c_lanes(snap)
+
     def general_path(w: bytes) -> None:
         general.cache.clear()
         general.handle(w, False)
@@ -400,6 +402,7 @@ def _answer_cost_mix(snap: Any, mix: str, share: float, hosts: int, count: int) 
         ("byte path, again", byte_path),
         ("response cache hit", cache_hit),
         ("general path", general_path),
+        *((("C loop's lanes (no socket)", native),) if native else ()),
     )
     for label, fn in runs:
         t0 = time.perf_counter()
@@ -407,6 +410,26 @@ def _answer_cost_mix(snap: Any, mix: str, share: float, hosts: int, count: int) 
             fn(w)
         cost = (time.perf_counter() - t0) / count * 1e6
         print(f"{mix:16} {label:24} {cost:7.1f} us/query")
+
+
+def _c_lanes(snap: Any) -> Callable[[bytes], None] | None:
+    """What the C datagram loop does per query without the socket (the names and NXDOMAIN
+    lanes, then the response cache), or None where the extension is not built."""
+    try:
+        from dnsseal.server import _udpfast
+    except ImportError:
+        return None
+    from dnsseal.proto.wiretable import NATIVE_HELPERS, WireTable
+
+    _udpfast.configure(*NATIVE_HELPERS)
+    table = WireTable([snap], {})
+    names, exist, cache = table.names, table.exist, {}
+    answer = _udpfast.answer
+
+    def lanes(w: bytes) -> None:
+        answer(w, cache, names, exist, 1232)
+
+    return lanes
 
 
 STARTERS: dict[str, Callable[[Path, Path, int], Server]] = {

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import base64
 import random
 import socket
 from pathlib import Path
@@ -26,7 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dnsseal.proto.engine import Engine, ServedZone
-from dnsseal.proto.snapshot import ZoneSnapshot, build, load_text
+from dnsseal.proto.snapshot import Nsec3Params, ZoneSnapshot, build, load_text, nsec3_digest
 from dnsseal.proto.wiretable import WireTable, sort_key
 from dnsseal.server import udp
 
@@ -93,6 +94,34 @@ def test_c_answers_are_the_byte_paths(signed_zones: dict[str, SignedZone]) -> No
 
 @settings(max_examples=300, deadline=None)
 @given(
+    name=st.binary(min_size=1, max_size=255),
+    salt=st.binary(max_size=255),
+    iterations=st.integers(0, 20),
+)
+def test_the_c_nsec3_hash_is_rfc5155s(name: bytes, salt: bytes, iterations: int) -> None:
+    """The lane's own SHA-1 (FIPS 180-4) gives hashlib's NSEC3 hashes, block edges included."""
+    params = Nsec3Params(1, iterations, salt)
+    want = nsec3_digest(params, name).to_bytes(20, "big")
+    assert _native().nsec3_hash(name, salt, iterations) == want
+
+
+def test_the_c_nsec3_hash_vectors() -> None:
+    """RFC 5155 Appendix A: example. with salt aabbccdd and 12 iterations."""
+    native = _native()
+    salt = bytes.fromhex("aabbccdd")
+    for text, want in (
+        ("example.", "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom"),
+        ("a.example.", "35mthgpgcu1qg68fab165klnsnk3dpvl"),
+        ("ns1.example.", "2t7b4g4vsa5smi47k61mv5bv1a22bojr"),
+    ):
+        got = native.nsec3_hash(dns.name.from_text(text).to_wire(), salt, 12)
+        assert base64.b32hexencode(got).decode().lower() == want
+    with pytest.raises(ValueError):
+        native.nsec3_hash(b"\x00", b"x" * 256, 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
     st.lists(
         st.lists(st.binary(min_size=1, max_size=5), min_size=0, max_size=4).map(
             lambda labels: (b"", *labels)
@@ -152,6 +181,7 @@ redir    DNAME elsewhere.example.
 x.redir  A 192.0.2.6
 child    NS ns.child
 in.child A 192.0.2.7
+*.wild   TXT "wildcard"
 """
 
 CHILD = """
@@ -185,9 +215,10 @@ def test_prefilled_names_are_what_the_byte_path_remembers(
         prefilled = WireTable(snaps, {}).names
         remembered = _remembered(snaps)
         assert prefilled.keys() == remembered.keys()
-        for key, (wz, node) in prefilled.items():
-            assert remembered[key][1] is node  # type: ignore[index]
-            assert wz.snap is remembered[key][0].snap  # type: ignore[index]
+        for key, entry in prefilled.items():
+            again = remembered[key]
+            assert entry[0].snap is again[0].snap  # type: ignore[index]
+            assert all(a is b for a, b in zip(entry[1:], again[1:], strict=True))  # type: ignore[call-overload]
     names = WireTable(unsigned, {}).names
     lowered = {dns.name.from_wire(k, 0)[0].to_text() for k in names}
     assert "www.example." in lowered and "in.child.example." in lowered
@@ -195,8 +226,31 @@ def test_prefilled_names_are_what_the_byte_path_remembers(
     assert "x.redir.example." not in lowered  # below a DNAME
     assert "in.child.example." in lowered
     # ... and answered from the child zone, not the parent's occluded data
-    (wz, _node) = names[dns.name.from_text("in.child.example.").to_wire()]
+    wz = names[dns.name.from_text("in.child.example.").to_wire()][0]
     assert wz.snap.origin == dns.name.from_text("child.example.")
+
+
+def test_exist_says_where_a_plain_nxdomain_applies() -> None:
+    parent = build(dns.zone.from_text(PARENT, "example.", relativize=False))
+    child = build(dns.zone.from_text(CHILD, "child.example.", relativize=False))
+    exist = WireTable([parent, child], {}).exist
+
+    def zone(name: str) -> str | None:
+        wz = exist[dns.name.from_text(name).to_wire()]
+        return None if wz is None else wz.snap.origin.to_text()
+
+    assert zone("example.") == "example."
+    assert zone("www.example.") == "example."
+    assert zone("name.example.") == "example."  # an empty non-terminal
+    assert zone("er.name.example.") == "example."
+    assert zone("sub.example.") is None  # a delegation
+    assert zone("ns.sub.example.") is None  # below it
+    assert zone("redir.example.") is None  # a DNAME
+    assert zone("x.redir.example.") is None
+    assert zone("wild.example.") is None  # a wildcard child: synthesis, not NXDOMAIN
+    assert zone("child.example.") == "child.example."  # the deeper zone wins
+    assert zone("in.child.example.") == "child.example."
+    assert dns.name.from_text("nowhere.example.").to_wire() not in exist
 
 
 def test_a_new_table_keeps_unchanged_zones_entries(signed_zones: dict[str, SignedZone]) -> None:
@@ -207,7 +261,8 @@ def test_a_new_table_keeps_unchanged_zones_entries(signed_zones: dict[str, Signe
     for snap in snaps[1:]:
         assert second.prefilled[id(snap)][2] is first.prefilled[id(snap)][2]
     assert second.prefilled[id(changed)][2] is not first.prefilled[id(snaps[0])][2]
-    assert {wz.snap for wz, _ in second.names.values()} == {changed, *snaps[1:]}
+    assert {entry[0].snap for entry in second.names.values()} == {changed, *snaps[1:]}
+    assert second.prefilled[id(snaps[1])][3] is first.prefilled[id(snaps[1])][3]
 
 
 def _exchange(port: int, family: int, host: str, wires: list[bytes]) -> list[bytes | None]:

@@ -66,7 +66,17 @@ DENIAL_MEMO = 50_000  # NSEC RRsets (with RRSIGs) kept joined as one bytes objec
 
 # (sections' wire, rcode, answer count, authority count)
 Sections = tuple[bytes, int, int, int]
-Names = tuple["WireZone", Node]  # a WireTable.names entry
+# A WireTable.names entry: the zone, the node, and for the lane that answers a type the
+# node holds (here and in C) its WireRRsets' wires and counts and, when the zone is
+# signed, its RRSIGs' (None where the node's RRsets are not WireRRsets).
+Names = tuple[
+    "WireZone",
+    Node,
+    Mapping[int, bytes] | None,
+    dict[int, int] | None,
+    Mapping[int, bytes] | None,
+    dict[int, int] | None,
+]
 # A zone's share of a WireTable: (snapshot, zone, names entries, exist entries)
 Prefilled = tuple[ZoneSnapshot, "WireZone", dict[bytes, Names], dict[bytes, "WireZone | None"]]
 
@@ -100,6 +110,9 @@ class WireZone:
     # its wildcard), both as the NXDOMAIN lane reads them.
     nsec_sort: list[bytes] = field(default_factory=list)
     enclosers: dict[bytes, tuple[int, Node | None, Node | None]] = field(default_factory=dict)
+    # NSEC3: the owners' hashes as 20-octet digests, sorted, and their nodes in that order
+    nsec3_digests: list[bytes] = field(default_factory=list)
+    nsec3_owners: list[Node] = field(default_factory=list)
 
 
 def wire_zones(snaps: Iterable[ZoneSnapshot]) -> dict[bytes, WireZone]:
@@ -117,6 +130,8 @@ def wire_zones(snaps: Iterable[ZoneSnapshot]) -> dict[bytes, WireZone]:
             soa,
             soa_sig,
             nsec_sort=[sort_key(k) for k in snap.nsec_keys] if snap.nsec_names else [],
+            nsec3_digests=[h.to_bytes(20, "big") for h in snap.nsec3_hashes],
+            nsec3_owners=[snap.nsec3_by_hash[h] for h in snap.nsec3_hashes],
         )
     return out
 
@@ -262,20 +277,16 @@ class WireTable:
 
         data: Sections | None = None
         if hit is not None:
-            wz, node = hit
-            rrsets = node.rrsets
-            if type(rrsets) is WireRRsets:  # the common case, inline: RRset + RRSIGs
-                body = rrsets.wires.get(qtype)
+            wz, node, wires, counts, sig_wires, sig_counts = hit
+            if wires is not None:  # the common case, inline: RRset + RRSIGs
+                body = wires.get(qtype)
                 if body is not None:
-                    counts = rrsets.counts
                     an = counts.get(qtype, 1) if counts else 1
-                    sigs = node.sigs
-                    if do and wz.signed and type(sigs) is WireRRsets:
-                        sig = sigs.wires.get(qtype)
+                    if do and sig_wires is not None:
+                        sig = sig_wires.get(qtype)
                         if sig is not None:
                             body += sig
-                            counts = sigs.counts
-                            an += counts.get(qtype, 1) if counts else 1
+                            an += sig_counts.get(qtype, 1) if sig_counts else 1
                     data = body, 0, an, 0
             if data is None:
                 data = self._positive(wz, node, qtype, do)
@@ -339,7 +350,7 @@ class WireTable:
                         return None
         if node is not None:
             if b"\x00" not in lname[:-1]:
-                self.names[lname] = (wz, node)
+                self.names[lname] = names_entry(wz, node)
             got = self._positive(wz, node, qtype, do)
             if got is not None:
                 return got
@@ -396,6 +407,16 @@ class WireTable:
         return data, 0, 0, ns
 
 
+def names_entry(wz: WireZone, node: Node) -> Names:
+    """The ``names`` entry of ``node`` in ``wz`` (see :data:`Names`)."""
+    rrsets, sigs = node.rrsets, node.sigs
+    if type(rrsets) is not WireRRsets:
+        return wz, node, None, None, None, None
+    if wz.signed and type(sigs) is WireRRsets:
+        return wz, node, rrsets.wires, rrsets.counts, sigs.wires, sigs.counts
+    return wz, node, rrsets.wires, rrsets.counts, None, None
+
+
 def _entries_of(
     wz: WireZone, zones: Mapping[bytes, WireZone]
 ) -> tuple[dict[bytes, Names], dict[bytes, WireZone | None]]:
@@ -431,7 +452,7 @@ def _entries_of(
             wz if plain and key not in dnames and (WILDCARD, *key) not in by_key else None
         )
         if node is not None and plain and b"\x00" not in lname[:-1]:
-            names[lname] = (wz, node)
+            names[lname] = names_entry(wz, node)
     return names, exist
 
 
@@ -623,7 +644,7 @@ def _section(snap: ZoneSnapshot, rrsets: list[dns.rrset.RRset]) -> tuple[bytes, 
 
 # What the C datagram loop's NXDOMAIN lane calls for proofs its memos do not hold yet, in
 # the order dnsseal.server._udpfast.configure takes them after WireRRsets.
-NATIVE_HELPERS = (_nsec_denial, _nsec3_denial, _encloser_wire, nsec3_digest)
+NATIVE_HELPERS = (_nsec_denial, _nsec3_denial, _encloser_wire)
 
 
 def question_key(name: dns.name.Name) -> bytes:

@@ -35,6 +35,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdint.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -50,11 +51,11 @@
 /* The answer logic (shared by Loop.serve and the socket-free answer() used in tests).    */
 
 typedef struct {
-    PyObject *wire_rrsets; /* dnsseal.proto.snapshot.WireRRsets */
-    PyObject *s_rrsets, *s_sigs, *s_wires, *s_counts, *s_signed;
+    PyObject *s_signed;
     PyObject *s_udp_cache, *s_wire, *s_names, *s_udp_payload, *s_answer, *s_exist;
     PyObject *s_nsec_sort, *s_nsec_denial, *s_nsec3_denial, *s_enclosers, *s_snap, *s_nsec3;
-    PyObject *s_nsec3_hashes, *s_nsec3_by_hash, *s_soa, *s_soa_sig, *s_nsec;
+    PyObject *s_nsec3_digests, *s_nsec3_owners, *s_soa, *s_soa_sig, *s_nsec, *s_salt;
+    PyObject *s_iterations;
 } Names;
 
 static Names N; /* set once by configure() */
@@ -75,37 +76,6 @@ static long rr_count(PyObject *counts, PyObject *key) {
     return (v == -1 && PyErr_Occurred()) ? -1 : v;
 }
 
-/* The memoised wire of ``qtype`` in a WireRRsets (borrowed reference in *out, NULL when
- * absent) and its record count.  0: done; 1: an odd shape (defer to Python); 2: not a
- * WireRRsets; -1: Python error. */
-static int rrset_wire(PyObject *rrsets, PyObject *key, PyObject **out, long *count) {
-    *out = NULL;
-    if ((PyObject *)Py_TYPE(rrsets) != N.wire_rrsets) return 2;
-    PyObject *wires = PyObject_GetAttr(rrsets, N.s_wires);
-    if (wires == NULL) return -1;
-    if (!PyDict_CheckExact(wires)) {
-        Py_DECREF(wires);
-        return 1;
-    }
-    PyObject *body = PyDict_GetItemWithError(wires, key);
-    Py_DECREF(wires);
-    if (body == NULL) return PyErr_Occurred() ? -1 : 0;
-    if (!PyBytes_CheckExact(body)) return 1;
-    PyObject *counts = PyObject_GetAttr(rrsets, N.s_counts);
-    if (counts == NULL) return -1;
-    long c = rr_count(counts, key);
-    Py_DECREF(counts);
-    if (c < 0) return PyErr_Occurred() ? -1 : 1;
-    *out = body;
-    *count = c;
-    return 0;
-}
-
-/*
- * Answer the query ``w`` (``n`` octets) from the response cache or the names lane into
- * ``out`` (capacity ``cap``).  Returns the response length, 0 when Python must answer, -1
- * on a Python error.  *kind is set to 1 for a cache hit and 2 for a names-lane answer.
- */
 /* The response cache: ``w`` with its ID is ``out``, or 0. */
 static Py_ssize_t cached(const unsigned char *w, Py_ssize_t n, PyObject *cache,
                          unsigned char *out, Py_ssize_t cap) {
@@ -127,6 +97,84 @@ static Py_ssize_t nx_lane(const unsigned char *w, Py_ssize_t n, PyObject *exist,
                           unsigned char *out, Py_ssize_t cap);
 
 
+
+/* SHA-1 (FIPS 180-4 6.1), for NSEC3 owner hashes (RFC 5155 5) only: the next closer name
+ * of a random name is hashed on every NXDOMAIN, and a call into hashlib per hash cost
+ * more than the rest of the lane.  Inputs are at most a name and a salt (510 octets). */
+static uint32_t rol32(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+
+static void sha1_block(uint32_t h[5], const unsigned char *p) {
+    uint32_t w[80];
+    for (int t = 0; t < 16; t++)
+        w[t] = (uint32_t)p[4 * t] << 24 | (uint32_t)p[4 * t + 1] << 16 |
+               (uint32_t)p[4 * t + 2] << 8 | p[4 * t + 3];
+    for (int t = 16; t < 80; t++) w[t] = rol32(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int t = 0; t < 80; t++) {
+        uint32_t f, k;
+        if (t < 20) {
+            f = (b & c) | (~b & d);
+            k = 0x5A827999;
+        } else if (t < 40) {
+            f = b ^ c ^ d;
+            k = 0x6ED9EBA1;
+        } else if (t < 60) {
+            f = (b & c) | (b & d) | (c & d);
+            k = 0x8F1BBCDC;
+        } else {
+            f = b ^ c ^ d;
+            k = 0xCA62C1D6;
+        }
+        uint32_t tmp = rol32(a, 5) + f + e + k + w[t];
+        e = d;
+        d = c;
+        c = rol32(b, 30);
+        b = a;
+        a = tmp;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+}
+
+/* The SHA-1 digest of ``a`` followed by ``b`` (together at most 1024 octets). */
+static void sha1_2(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen,
+                   unsigned char out[20]) {
+    unsigned char buf[1024 + 128];
+    size_t len = alen + blen;
+    memcpy(buf, a, alen);
+    memcpy(buf + alen, b, blen);
+    size_t padded = (len + 8) / 64 * 64 + 64;
+    buf[len] = 0x80;
+    memset(buf + len + 1, 0, padded - len - 1);
+    uint64_t bits = (uint64_t)len * 8;
+    for (int i = 0; i < 8; i++) buf[padded - 1 - i] = (unsigned char)(bits >> (8 * i));
+    uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+    for (size_t off = 0; off < padded; off += 64) sha1_block(h, buf + off);
+    for (int i = 0; i < 5; i++) {
+        out[4 * i] = (unsigned char)(h[i] >> 24);
+        out[4 * i + 1] = (unsigned char)(h[i] >> 16);
+        out[4 * i + 2] = (unsigned char)(h[i] >> 8);
+        out[4 * i + 3] = (unsigned char)h[i];
+    }
+}
+
+/* The NSEC3 hash (RFC 5155 5) of the lower-case wire name ``name``: 0, or -1 when the
+ * salt is too long to be an NSEC3 salt. */
+static int nsec3_hash(const unsigned char *name, size_t nlen, const unsigned char *salt,
+                      size_t slen, long iterations, unsigned char out[20]) {
+    if (slen > 255 || nlen > 255) return -1;
+    sha1_2(name, nlen, salt, slen, out);
+    for (long i = 0; i < iterations; i++) {
+        unsigned char prev[20];
+        memcpy(prev, out, 20);
+        sha1_2(prev, 20, salt, slen, out);
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------- */
 /* The NXDOMAIN lane: WireTable._find + _negative for a name that does not exist below a  */
 /* closest encloser with no delegation, DNAME or wildcard in the way (NSEC and NSEC3).    */
@@ -142,7 +190,7 @@ typedef struct {
 } Question;
 
 /* The Python helpers the lane calls for what it has not seen yet (set by configure()). */
-static PyObject *H_nsec_denial, *H_nsec3_denial, *H_encloser, *H_digest;
+static PyObject *H_nsec_denial, *H_nsec3_denial, *H_encloser;
 
 /* A plain query parsed the way WireTable.answer parses a name it has not seen: 1 if it is
  * one the byte path would answer at all, 0 if not. */
@@ -339,21 +387,30 @@ static int nsec_proof(const Question *q, int ce, PyObject *wz, Parts *parts) {
  * once.  1 done, 0 defer, -1 error. */
 static int nsec3_proof(const Question *q, int ce, PyObject *wz, Parts *parts) {
     int rc = -1;
-    PyObject *snap = NULL, *params = NULL, *hashes = NULL, *by_hash = NULL, *enclosers = NULL;
-    PyObject *ce_name = NULL, *known = NULL, *nc = NULL, *h = NULL, *memo = NULL;
+    PyObject *snap = NULL, *params = NULL, *digests = NULL, *owners = NULL, *enclosers = NULL;
+    PyObject *ce_name = NULL, *known = NULL, *salt = NULL, *iters = NULL, *memo = NULL;
     snap = PyObject_GetAttr(wz, N.s_snap);
     if (snap == NULL) goto out;
     params = PyObject_GetAttr(snap, N.s_nsec3);
     if (params == NULL) goto out;
-    hashes = PyObject_GetAttr(snap, N.s_nsec3_hashes);
-    if (hashes == NULL) goto out;
-    by_hash = PyObject_GetAttr(snap, N.s_nsec3_by_hash);
-    if (by_hash == NULL) goto out;
+    digests = PyObject_GetAttr(wz, N.s_nsec3_digests);
+    if (digests == NULL) goto out;
+    owners = PyObject_GetAttr(wz, N.s_nsec3_owners);
+    if (owners == NULL) goto out;
     rc = 0;
-    if (params == Py_None || !PyList_CheckExact(hashes) || PyList_GET_SIZE(hashes) == 0 ||
-        !PyDict_CheckExact(by_hash))
+    if (params == Py_None || !PyList_CheckExact(digests) || PyList_GET_SIZE(digests) == 0 ||
+        !PyList_CheckExact(owners) || PyList_GET_SIZE(owners) != PyList_GET_SIZE(digests))
         goto out;
     rc = -1;
+    salt = PyObject_GetAttr(params, N.s_salt);
+    if (salt == NULL) goto out;
+    iters = PyObject_GetAttr(params, N.s_iterations);
+    if (iters == NULL) goto out;
+    rc = 0;
+    if (!PyBytes_CheckExact(salt) || !PyLong_CheckExact(iters)) goto out;
+    rc = -1;
+    long iterations = PyLong_AsLong(iters);
+    if (iterations == -1 && PyErr_Occurred()) goto out;
     /* (labels of the closest provable encloser with the root, its NSEC3 node or None,
      *  the node covering its wildcard or None), memoised by the encloser's wire name */
     enclosers = PyObject_GetAttr(wz, N.s_enclosers);
@@ -371,7 +428,7 @@ static int nsec3_proof(const Question *q, int ce, PyObject *wz, Parts *parts) {
     }
     rc = 0;
     if (!PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 3 ||
-        !PyLong_CheckExact(PyTuple_GET_ITEM(known, 0)))
+        !PyLong_CheckExact(PyTuple_GET_ITEM(known, 0)) || iterations < 0)
         goto out;
     rc = -1;
     long plen = PyLong_AsLong(PyTuple_GET_ITEM(known, 0));
@@ -380,22 +437,17 @@ static int nsec3_proof(const Question *q, int ce, PyObject *wz, Parts *parts) {
     /* The next closer name: the question's suffix one label longer than the encloser. */
     long nc_index = (long)q->nlabels - plen;
     if (plen < 1 || nc_index < 0 || nc_index >= q->nlabels) goto out;
-    rc = -1;
-    nc = suffix(q, (int)nc_index);
-    if (nc == NULL) goto out;
-    h = PyObject_CallFunctionObjArgs(H_digest, params, nc, NULL);
-    if (h == NULL) goto out;
-    Py_ssize_t i = bisect_ints(hashes, h);
-    if (i < 0) goto out;
-    i -= 1;
-    if (i < 0) i += PyList_GET_SIZE(hashes);
-    PyObject *cover = PyDict_GetItemWithError(by_hash, PyList_GET_ITEM(hashes, i));
-    if (cover == NULL) {
-        if (!PyErr_Occurred()) rc = 0;
+    unsigned char digest[20];
+    if (nsec3_hash(q->lname + q->starts[nc_index], (size_t)(q->lname_len - q->starts[nc_index]),
+                   (const unsigned char *)PyBytes_AS_STRING(salt), (size_t)PyBytes_GET_SIZE(salt),
+                   iterations, digest) < 0)
         goto out;
-    }
+    Py_ssize_t i = bisect_bytes(digests, digest, 20) - 1;
+    if (i < 0) i += PyList_GET_SIZE(digests); /* as Python's list[-1] */
+    PyObject *cover = PyList_GET_ITEM(owners, i);
     Py_INCREF(cover);
     PyObject *nodes[3] = {PyTuple_GET_ITEM(known, 1), cover, PyTuple_GET_ITEM(known, 2)};
+    rc = -1;
     memo = PyObject_GetAttr(wz, N.s_nsec3_denial);
     if (memo == NULL) {
         Py_DECREF(cover);
@@ -423,13 +475,13 @@ static int nsec3_proof(const Question *q, int ce, PyObject *wz, Parts *parts) {
 out:
     Py_XDECREF(snap);
     Py_XDECREF(params);
-    Py_XDECREF(hashes);
-    Py_XDECREF(by_hash);
+    Py_XDECREF(digests);
+    Py_XDECREF(owners);
     Py_XDECREF(enclosers);
     Py_XDECREF(ce_name);
     Py_XDECREF(known);
-    Py_XDECREF(nc);
-    Py_XDECREF(h);
+    Py_XDECREF(salt);
+    Py_XDECREF(iters);
     Py_XDECREF(memo);
     return rc;
 }
@@ -621,33 +673,31 @@ static Py_ssize_t names_lane(const unsigned char *w, Py_ssize_t n, PyObject *nam
     } else if (end != n) {
         return 0;
     }
-    if (!PyTuple_CheckExact(hit) || PyTuple_GET_SIZE(hit) != 2) return 0;
-    PyObject *wz = PyTuple_GET_ITEM(hit, 0), *node = PyTuple_GET_ITEM(hit, 1);
-
+    /* (zone, node, wires, counts, RRSIG wires or None, RRSIG counts): wiretable.names_entry */
+    if (!PyTuple_CheckExact(hit) || PyTuple_GET_SIZE(hit) != 6) return 0;
+    PyObject *wires = PyTuple_GET_ITEM(hit, 2), *sig_wires = PyTuple_GET_ITEM(hit, 4);
+    if (!PyDict_CheckExact(wires) || (sig_wires != Py_None && !PyDict_CheckExact(sig_wires)))
+        return 0; /* not WireRRsets: the Python lane's */
     PyObject *key = PyLong_FromUnsignedLong(qtype);
     if (key == NULL) return -1;
     Py_ssize_t result = 0;
-    PyObject *rrsets = NULL, *sigs = NULL;
-    PyObject *body = NULL, *sig = NULL;
-    long an = 0, sig_an = 0;
-    rrsets = PyObject_GetAttr(node, N.s_rrsets);
-    if (rrsets == NULL) goto error;
-    int got = rrset_wire(rrsets, key, &body, &an);
-    if (got < 0) goto error;
-    if (got > 0 || body == NULL) goto done; /* NODATA, CNAME, ...: Python's */
-    if (do_bit) {
-        PyObject *signed_ = PyObject_GetAttr(wz, N.s_signed);
-        if (signed_ == NULL) goto error;
-        int is_signed = PyObject_IsTrue(signed_);
-        Py_DECREF(signed_);
-        if (is_signed < 0) goto error;
-        if (is_signed) {
-            sigs = PyObject_GetAttr(node, N.s_sigs);
-            if (sigs == NULL) goto error;
-            got = rrset_wire(sigs, key, &sig, &sig_an);
-            if (got < 0) goto error;
-            if (got == 1) goto done;
-            if (got == 2) sig = NULL; /* not a WireRRsets: the Python lane adds nothing */
+    PyObject *sig = NULL;
+    long an = 1, sig_an = 1;
+    PyObject *body = PyDict_GetItemWithError(wires, key);
+    if (body == NULL) {
+        if (PyErr_Occurred()) goto error;
+        goto done; /* NODATA, CNAME, ...: Python's */
+    }
+    if (!PyBytes_CheckExact(body)) goto done;
+    an = rr_count(PyTuple_GET_ITEM(hit, 3), key);
+    if (an < 0) goto check;
+    if (do_bit && sig_wires != Py_None) {
+        sig = PyDict_GetItemWithError(sig_wires, key);
+        if (sig == NULL && PyErr_Occurred()) goto error;
+        if (sig != NULL) {
+            if (!PyBytes_CheckExact(sig)) goto done;
+            sig_an = rr_count(PyTuple_GET_ITEM(hit, 5), key);
+            if (sig_an < 0) goto check;
         }
     }
     Py_ssize_t blen = PyBytes_GET_SIZE(body), slen = sig ? PyBytes_GET_SIZE(sig) : 0;
@@ -688,12 +738,12 @@ static Py_ssize_t names_lane(const unsigned char *w, Py_ssize_t n, PyObject *nam
     }
     result = p - out;
     goto done;
+check: /* rr_count: an error, or counts of an unexpected shape (Python's) */
+    if (!PyErr_Occurred()) goto done;
 error:
     result = -1;
 done:
     Py_DECREF(key);
-    Py_XDECREF(rrsets);
-    Py_XDECREF(sigs);
     return result;
 }
 
@@ -866,7 +916,7 @@ static Py_ssize_t byte_path(Loop *self, Engine *e, const unsigned char *w, Py_ss
 }
 
 static PyObject *Loop_serve(Loop *self, PyObject *engine) {
-    if (N.wire_rrsets == NULL) {
+    if (H_encloser == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "_udpfast.configure() was not called");
         return NULL;
     }
@@ -1029,21 +1079,35 @@ static PyTypeObject LoopType = {
 
 static PyObject *configure(PyObject *mod, PyObject *args) {
     (void)mod;
-    PyObject *wire_rrsets, *nsec_denial, *nsec3_denial, *encloser, *digest;
-    if (!PyArg_ParseTuple(args, "O!OOOO", &PyType_Type, &wire_rrsets, &nsec_denial,
-                          &nsec3_denial, &encloser, &digest))
-        return NULL;
+    PyObject *nsec_denial, *nsec3_denial, *encloser;
+    if (!PyArg_ParseTuple(args, "OOO", &nsec_denial, &nsec3_denial, &encloser)) return NULL;
     if (!PyCallable_Check(nsec_denial) || !PyCallable_Check(nsec3_denial) ||
-        !PyCallable_Check(encloser) || !PyCallable_Check(digest)) {
+        !PyCallable_Check(encloser)) {
         PyErr_SetString(PyExc_TypeError, "configure(): the helpers must be callable");
         return NULL;
     }
-    Py_XSETREF(N.wire_rrsets, Py_NewRef(wire_rrsets));
     Py_XSETREF(H_nsec_denial, Py_NewRef(nsec_denial));
     Py_XSETREF(H_nsec3_denial, Py_NewRef(nsec3_denial));
     Py_XSETREF(H_encloser, Py_NewRef(encloser));
-    Py_XSETREF(H_digest, Py_NewRef(digest));
     Py_RETURN_NONE;
+}
+
+static PyObject *hash_nsec3(PyObject *mod, PyObject *args) {
+    (void)mod;
+    Py_buffer name, salt;
+    long iterations;
+    if (!PyArg_ParseTuple(args, "y*y*l", &name, &salt, &iterations)) return NULL;
+    unsigned char digest[20];
+    int rc = iterations < 0 ? -1
+                            : nsec3_hash(name.buf, (size_t)name.len, salt.buf, (size_t)salt.len,
+                                         iterations, digest);
+    PyBuffer_Release(&name);
+    PyBuffer_Release(&salt);
+    if (rc < 0) {
+        PyErr_SetString(PyExc_ValueError, "name and salt must be at most 255 octets");
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize((const char *)digest, 20);
 }
 
 static PyObject *answer(PyObject *mod, PyObject *args) {
@@ -1054,7 +1118,7 @@ static PyObject *answer(PyObject *mod, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*OO!O!l", &wire, &cache, &PyDict_Type, &names, &PyDict_Type,
                           &exist, &payload))
         return NULL;
-    if (N.wire_rrsets == NULL) {
+    if (H_encloser == NULL) {
         PyBuffer_Release(&wire);
         PyErr_SetString(PyExc_RuntimeError, "_udpfast.configure() was not called");
         return NULL;
@@ -1064,11 +1128,7 @@ static PyObject *answer(PyObject *mod, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "cache must be a dict or None");
         return NULL;
     }
-    unsigned char *out = PyMem_Malloc(SEND_CAP);
-    if (out == NULL) {
-        PyBuffer_Release(&wire);
-        return PyErr_NoMemory();
-    }
+    unsigned char out[SEND_CAP]; /* 64 KiB of stack: no allocation per call */
     int kind;
     Py_ssize_t len = answer_one(wire.buf, wire.len, cache == Py_None ? NULL : cache, names,
                                 exist, payload, out, SEND_CAP, &kind);
@@ -1080,15 +1140,16 @@ static PyObject *answer(PyObject *mod, PyObject *args) {
         res = Py_NewRef(Py_None);
     else
         res = PyBytes_FromStringAndSize((const char *)out, len);
-    PyMem_Free(out);
     return res;
 }
 
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS,
-     "configure(WireRRsets, nsec_denial, nsec3_denial, encloser, digest): the class whose\n"
-     ".wires/.counts the names lane reads, and the wiretable helpers the NXDOMAIN lane\n"
-     "calls for what their memos do not hold yet."},
+     "configure(nsec_denial, nsec3_denial, encloser): the wiretable helpers the\n"
+     "NXDOMAIN lane calls for what their memos do not hold yet (wiretable.NATIVE_HELPERS)."},
+    {"nsec3_hash", hash_nsec3, METH_VARARGS,
+     "nsec3_hash(name, salt, iterations) -> the 20-octet NSEC3 hash (RFC 5155 5) of the\n"
+     "lower-case wire name, as the NXDOMAIN lane computes it."},
     {"answer", answer, METH_VARARGS,
      "answer(query, cache or None, names, exist, payload) -> response or None\n\n"
      "What Loop.serve answers for one UDP query, without a socket (None: Python answers)."},
@@ -1103,10 +1164,6 @@ PyMODINIT_FUNC PyInit__udpfast(void) {
         PyObject **slot;
         const char *name;
     } attrs[] = {
-        {&N.s_rrsets, "rrsets"},
-        {&N.s_sigs, "sigs"},
-        {&N.s_wires, "wires"},
-        {&N.s_counts, "counts"},
         {&N.s_signed, "signed"},
         {&N.s_udp_cache, "udp_cache"},
         {&N.s_wire, "wire"},
@@ -1120,8 +1177,10 @@ PyMODINIT_FUNC PyInit__udpfast(void) {
         {&N.s_enclosers, "enclosers"},
         {&N.s_snap, "snap"},
         {&N.s_nsec3, "nsec3"},
-        {&N.s_nsec3_hashes, "nsec3_hashes"},
-        {&N.s_nsec3_by_hash, "nsec3_by_hash"},
+        {&N.s_nsec3_digests, "nsec3_digests"},
+        {&N.s_nsec3_owners, "nsec3_owners"},
+        {&N.s_salt, "salt"},
+        {&N.s_iterations, "iterations"},
         {&N.s_soa, "soa"},
         {&N.s_soa_sig, "soa_sig"},
         {&N.s_nsec, "nsec"},

@@ -8,12 +8,11 @@ class Loop:
     def send(self, replies: list[tuple[bytes, bytes]]) -> None: ...
 
 def configure(
-    wire_rrsets: type,
     nsec_denial: Callable[..., Any],
     nsec3_denial: Callable[..., Any],
     encloser: Callable[..., Any],
-    digest: Callable[..., Any],
 ) -> None: ...
+def nsec3_hash(name: bytes, salt: bytes, iterations: int) -> bytes: ...
 def answer(
     query: bytes,
     cache: dict[bytes, bytes] | None,

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from types import ModuleType
 
 from dnsseal.proto.engine import Engine
-from dnsseal.proto.snapshot import WireRRsets
 from dnsseal.proto.wiretable import NATIVE_HELPERS
 from dnsseal.storage.serverconfig import Endpoint
 
@@ -38,7 +37,7 @@ _udpfast: ModuleType | None
 try:
     from dnsseal.server import _udpfast as _built
 
-    _built.configure(WireRRsets, *NATIVE_HELPERS)
+    _built.configure(*NATIVE_HELPERS)
     _udpfast = _built
 except ImportError:  # not built (no C compiler at install time): the Python loop answers
     _udpfast = None

@@ -343,6 +343,19 @@ static void parts_clear(Parts *p) {
     p->n = 0;
 }
 
+/* Append the (wire, count) pair memoised under ``key`` (a new reference, consumed; NULL
+ * after a failed allocation), or made by ``helper(wz, arg)``, to ``parts``: 1, 0 when its
+ * shape is not what we expect, -1 on a Python error. */
+static int add_part(Parts *parts, PyObject *memo, PyObject *key, PyObject *helper, PyObject *wz,
+                    PyObject *arg) {
+    if (key == NULL) return -1;
+    PyObject *got = memo_or_call(memo, key, helper, wz, arg);
+    Py_DECREF(key);
+    if (got == NULL) return PyErr_Occurred() ? -1 : 0;
+    parts->parts[parts->n++] = got;
+    return 1;
+}
+
 /* The NSEC proof of NXDOMAIN (wiretable._nsec_nxdomain): the NSEC covering the name and
  * the one covering the wildcard at the closest encloser (label ``ce``). 1 done, 0 defer,
  * -1 error. */
@@ -364,19 +377,9 @@ static int nsec_proof(const Question *q, int ce, PyObject *wz, Parts *parts) {
     if (memo == NULL) return -1;
     int rc = 1;
     Py_ssize_t idx[2] = {first, second};
-    for (int k = 0; k < (second == first ? 1 : 2); k++) {
+    for (int k = 0; k < (second == first ? 1 : 2) && rc == 1; k++) {
         PyObject *i = PyLong_FromSsize_t(idx[k]);
-        if (i == NULL) {
-            rc = -1;
-            break;
-        }
-        PyObject *got = memo_or_call(memo, i, H_nsec_denial, wz, i);
-        Py_DECREF(i);
-        if (got == NULL) {
-            rc = PyErr_Occurred() ? -1 : 0;
-            break;
-        }
-        parts->parts[parts->n++] = got;
+        rc = add_part(parts, memo, i, H_nsec_denial, wz, i);
     }
     Py_DECREF(memo);
     return rc;
@@ -458,18 +461,7 @@ static int nsec3_proof(const Question *q, int ce, PyObject *wz, Parts *parts) {
         PyObject *node = nodes[k];
         if (node == Py_None || (k >= 1 && node == nodes[0]) || (k == 2 && node == nodes[1]))
             continue;
-        PyObject *id = PyLong_FromVoidPtr(node);
-        if (id == NULL) {
-            rc = -1;
-            break;
-        }
-        PyObject *got = memo_or_call(memo, id, H_nsec3_denial, wz, node);
-        Py_DECREF(id);
-        if (got == NULL) {
-            rc = PyErr_Occurred() ? -1 : 0;
-            break;
-        }
-        parts->parts[parts->n++] = got;
+        rc = add_part(parts, memo, PyLong_FromVoidPtr(node), H_nsec3_denial, wz, node);
     }
     Py_DECREF(cover);
 out:

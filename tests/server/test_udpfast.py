@@ -166,6 +166,37 @@ def test_c_answers_from_the_response_cache_with_the_query_id() -> None:
         assert native.answer(hostile, {}, {}, {}, 1232) is None
 
 
+_TABLES: dict[str, WireTable] = {}
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    variant=st.sampled_from(["nsec", "nsec3", "optout"]),
+    data=st.binary(min_size=0, max_size=80),
+    prefix=st.integers(0, 60),
+    flip=st.integers(0, 59),
+)
+def test_hostile_bytes_get_nothing_or_the_byte_paths_answer(
+    signed_zones: dict[str, SignedZone], variant: str, data: bytes, prefix: int, flip: int
+) -> None:
+    """Random bytes, alone, after a valid query's first bytes, or one octet of a valid
+    query changed: the C lanes answer nothing or what the byte path answers, and never
+    crash the interpreter or raise."""
+    z = signed_zones[variant]
+    if variant not in _TABLES:
+        _TABLES[variant] = WireTable([load_text(z.path.read_text(), z.origin)], {})
+    table = _TABLES[variant]
+    native = _native()
+    for qname in (f"www.{z.origin}", f"nx-{flip}.{z.origin}"):
+        q = dns.message.make_query(qname, "A", want_dnssec=True).to_wire()
+        changed = bytearray(q)
+        changed[flip % len(q)] ^= data[0] if data else 0xFF
+        for wire in (data, q[:prefix] + data, bytes(changed)):
+            got = native.answer(wire, None, table.names, table.exist, 1232)
+            if got is not None:
+                assert got == table.answer(wire, False, 1232)
+
+
 PARENT = """
 $ORIGIN example.
 $TTL 300

@@ -24,7 +24,7 @@ from dnsseal.keys.model import Key
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, check_iterations, sign_zone
 from dnsseal.signer.keysel import smart_select
 from dnsseal.signer.ledger import SignatureLedger, pack_ledger, parse_ledger, unpack_ledger
-from dnsseal.signer.parallel import ProcessBatchSigner, ProcessBatchVerifier
+from dnsseal.signer.parallel import ProcessBatchSigner, ProcessBatchVerifier, ProcessSnapshot
 from dnsseal.signer.resign import Fallback, resign_file
 from dnsseal.signer.sign import SERIAL_POLICIES, SignStats
 from dnsseal.signer.snapshot import SnapshotBuilder, mac_key, zone_file_blocks
@@ -37,6 +37,9 @@ from dnsseal.zone.text import header_text, paused_gc
 
 _CTX = {"help_option_names": ["-h", "--help"]}
 log = logging.getLogger(__name__)
+# From this size on, the snapshot of the signed file is made in a helper process, in
+# parallel with the writing (for a small zone, starting a process costs more than it saves).
+_HELPER_MIN = 1 << 20
 
 
 def _origin(option: str, text: str | None, zonefile_path: str) -> dns.name.Name:
@@ -320,6 +323,23 @@ def _sign_careful(zonefile_path: str, out: str, origin: dns.name.Name, keydir: s
                   smart: bool, keyfiles: tuple[str, ...], now: int, params: SignParams,
                   use_ledger: bool, check: bool, header: list[str]) -> SignStats:  # fmt: skip
     """Read the whole of ZONEFILE, sign it and write OUTPUT (and its ledger file)."""
+    head = header_text(header).encode()
+    helper = None
+    if use_ledger and out != "-" and zonefile.file_size(zonefile_path) >= _HELPER_MIN:
+        # Started before the zone is read: the helper process stays small.
+        helper = ProcessSnapshot(origin, dns.rdataclass.IN, params.nsec3, 0, now, head)
+    try:
+        return _sign_whole_file(zonefile_path, out, origin, keydir, smart, keyfiles, now,
+                                params, use_ledger, check, header, head, helper)  # fmt: skip
+    finally:
+        if helper is not None:
+            helper.close()
+
+
+def _sign_whole_file(zonefile_path: str, out: str, origin: dns.name.Name, keydir: str,
+                     smart: bool, keyfiles: tuple[str, ...], now: int, params: SignParams,
+                     use_ledger: bool, check: bool, header: list[str], head: bytes,
+                     helper: ProcessSnapshot | None) -> SignStats:  # fmt: skip
     zone = zonefile.read_zone(zonefile_path, origin)
     keys = _select_keys(zone, keydir, smart, keyfiles, now)
     ledger = None
@@ -331,6 +351,7 @@ def _sign_careful(zonefile_path: str, out: str, origin: dns.name.Name, keydir: s
                 known |= (parse_ledger(raw) or set()) if raw is not None else set()
         ledger = SignatureLedger(keys, known)
     signed = sign_zone(zone, keys, dataclasses.replace(params, ledger=ledger), now)
+    del zone
     if check:
         errors = [
             f for f in verify_zone(signed.zone, now, VerifyOptions(ksk_only=params.ksk_only,
@@ -348,15 +369,17 @@ def _sign_careful(zonefile_path: str, out: str, origin: dns.name.Name, keydir: s
 
         sys.stdout.writelines(iter_zone_text(signed.zone, header=header))
         return signed.stats
-    head = header_text(header).encode()
-    builder = SnapshotBuilder(origin, signed.zone.rdclass, params.nsec3,
-                              signed.zone.soa().negative_ttl, now)  # fmt: skip
-    zonefile.write_chunks(out, zone_file_blocks(signed.zone, head, builder))
-    if ledger is not None:
-        key = mac_key(keys, origin, ksk_only=params.ksk_only,
-                      ignore_ksk_flag=params.ignore_ksk_flag)  # fmt: skip
-        zonefile.write_ledger(out, pack_ledger(ledger.made, builder.to_bytes(), key))
-    return signed.stats
+    if ledger is None:
+        zonefile.write_zone(out, signed.zone, header=header)
+        return signed.stats
+    ttl = signed.zone.soa().negative_ttl  # the TTL of the chain records
+    sink = helper or SnapshotBuilder(origin, signed.zone.rdclass, params.nsec3, ttl, now, head)
+    zonefile.write_chunks(out, zone_file_blocks(signed.zone, head, sink.feed))
+    stats = signed.stats
+    del signed  # the zone's memory, before the snapshot's arrives
+    key = mac_key(keys, origin, ksk_only=params.ksk_only, ignore_ksk_flag=params.ignore_ksk_flag)
+    zonefile.write_ledger(out, pack_ledger(ledger.made, sink.to_bytes(chain_ttl=ttl), key))
+    return stats
 
 
 @click.command(context_settings=_CTX)

@@ -20,11 +20,12 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import accumulate
 
 import dns.exception
 import dns.name
 
-from dnsseal.signer.snapshot import DIGEST_SIZE, Snapshot, block_digest
+from dnsseal.signer.snapshot import DIGEST_SIZE, PAGE, Snapshot, block_digest
 
 # Rows looked up by owner text first, before the binary search over the rest.
 WINDOW = 16
@@ -109,8 +110,24 @@ def match_blocks(buf: bytes, snap: Snapshot, index: RowIndex | None = None) -> B
         pos = snap.header_len
     matched = pos
     looked: dict[bytes, int] = {}
+    pages = memoryview(snap.pages)
+    page_lens = snap.page_lengths()
     i = 0
     while i < n:
+        if not i % PAGE:  # a whole page unchanged: one hash for PAGE blocks
+            k = i // PAGE
+            end = pos + page_lens[k]
+            if (
+                end <= size
+                and sha256(view[pos:end]).digest()[:DIGEST_SIZE]
+                == pages[k * DIGEST_SIZE : (k + 1) * DIGEST_SIZE]
+            ):
+                last = min(n, i + PAGE)
+                at[i:last] = accumulate(lens[i : last - 1], initial=pos)
+                matched += end - pos
+                pos = end
+                i = last
+                continue
         end = pos + lens[i]
         if (
             end <= size

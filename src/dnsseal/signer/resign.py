@@ -32,17 +32,17 @@ record, or a file that is mostly new.  Pure: bytes in, bytes out.
 from __future__ import annotations
 
 import logging
-from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+import dns.exception
 import dns.name
 import dns.rdataclass
 import dns.rdatatype
 
 from dnsseal.signer.blockmatch import BlockMatch, RowIndex, match_blocks
 from dnsseal.signer.keysel import SigningKey
-from dnsseal.signer.ledger import DIGEST_SIZE, LedgerFile, SignatureLedger, digest_set
+from dnsseal.signer.ledger import DIGEST_SIZE, LedgerFile, SignatureLedger
 from dnsseal.signer.resignchain import ChainPlan, FallbackError, name_key
 from dnsseal.signer.rrsig import labels_field
 from dnsseal.signer.sign import (
@@ -58,9 +58,12 @@ from dnsseal.signer.snapshot import (
     Snapshot,
     SnapshotBuilder,
     SnapshotError,
+    block_digest,
     chain_text,
     decode,
+    line_groups,
     mac_key,
+    type_of,
 )
 from dnsseal.zone import canonical, fastparse, rdtext
 from dnsseal.zone.model import OwnerName, RRset, Zone, ZoneBuilder
@@ -191,6 +194,7 @@ class _Run:
         self.origin = origin
         self.ledger_file = ledger_file
         self.parsed: dict[int, list[Record]] = {}  # row -> its records, read from the file
+        self.cache = fastparse.new_cache(origin)  # names and RDATA parts, for every piece
         self.row_names: dict[int, OwnerName] = {}
 
     def row_name(self, row: int) -> OwnerName:
@@ -205,7 +209,7 @@ class _Run:
         if got is None:
             start = self.match.at[row]
             text = bytes(self.view[start : start + self.snap.cols.lens[row]])
-            records = fastparse.parse(text.decode("utf-8"), self.origin)
+            records = fastparse.parse(text.decode("utf-8"), self.origin, self.cache)
             if records is None:  # pragma: no cover - our own text: a bug, not an edit
                 raise Fallback(f"the block of {self.row_name(row)} needs the careful parser")
             got = self.parsed[row] = records
@@ -226,13 +230,42 @@ class _Run:
                 body = text.decode("utf-8")
             except UnicodeDecodeError:
                 raise Fallback("changed text that is not UTF-8") from None
-            skip = fastparse.parse(prefix, self.origin) if prefix else []
-            got = fastparse.parse(prefix + body, self.origin)
+            skip = fastparse.parse(prefix, self.origin, self.cache) if prefix else []
+            got = fastparse.parse(prefix + body, self.origin, self.cache)
             if got is None or skip is None:
                 line = buf.count(b"\n", 0, start) + 1
                 raise Fallback(f"the changes from line {line} need the careful parser")
             out += got[len(skip) :]
         return out
+
+    def _unchanged_groups(self) -> list[Record]:
+        """The records of the groups of lines in the changed text that are as written in a
+        block that changed (an RRset with its RRSIGs, untouched where a neighbour line was
+        edited): like an unchanged block, they are our own output."""
+        snap, at = self.snap, self.match.at
+        gone = {snap.owner(j): j for j, where in enumerate(at) if where < 0}
+        if not gone:
+            return []
+        texts: list[bytes] = []
+        for start, end in self.match.changed:
+            region = self.buf[start:end]
+            for owner, covered, s, e in line_groups(region):
+                j = gone.get(owner)
+                if j is None or not snap.cols.ngroups[j]:
+                    continue
+                try:
+                    rtype = type_of(covered)
+                except dns.exception.DNSException:
+                    continue  # not a type: not our text
+                old = snap.groups(j).get(rtype)
+                if old is not None and old == block_digest(region[s:e]):
+                    texts.append(region[s:e])
+        if not texts:
+            return []
+        records = fastparse.parse(b"".join(texts).decode("utf-8"), self.origin, self.cache)
+        if records is None:  # pragma: no cover - our own text
+            raise Fallback("an unchanged group of lines needs the careful parser")
+        return records
 
     def _build(self, changes: Iterable[Record], rows: Iterable[int]) -> Zone:
         b = ZoneBuilder(self.origin)
@@ -304,10 +337,9 @@ class _Run:
             to_sign.append((rrset, canonical.name_wire(rrset.name), labels_field(rrset.name)))
             chain[rrset.name] = rrset
         signed_here = len(to_sign)
-        previous = self._build((), rows_read)
+        previous = self._build(self._unchanged_groups(), rows_read)
         old_sigs, total_in = _old_signatures(zone, previous, data, chain, by_owner)
-        known = digest_set(self.ledger_file.digests) if by_owner else set()
-        ledger = SignatureLedger(self.keys, known)
+        ledger = SignatureLedger(self.keys)  # nothing known: what is not ours is checked
         done = sign_rrsets(to_sign, old_sigs, self.keys, replace(self.params, ledger=ledger),
                            self.now, origin, dns.rdataclass.IN, previous=previous)  # fmt: skip
 
@@ -334,13 +366,9 @@ class _Run:
             chain_records=len(chain),
             by_key=tuple((self.keys[i].key.basename, c) for i, c in sorted(done.per_key.items())),
         )
-        fresh = bytearray(self.ledger_file.digests)
-        made = ledger.made
-        for i in range(0, len(made), DIGEST_SIZE):
-            d = bytes(made[i : i + DIGEST_SIZE])
-            if d not in known:
-                fresh += d
-                known.add(d)
+        # The ledger: its entries so far (those of the unchanged blocks among them), and
+        # the signatures made now (sign_rrsets adds the kept ones first, then the new).
+        fresh = bytes(self.ledger_file.digests) + bytes(ledger.made[done.retained * DIGEST_SIZE :])
         report = ResignReport(
             rows=n,
             reused=reused,
@@ -352,7 +380,7 @@ class _Run:
             refreshed=len(plan.due_rows),
         )
         log.info("[%s] re-signed from the snapshot: %s", origin, report)
-        return ResignOutput(pieces, bytes(fresh), out.to_bytes(), stats, report)
+        return ResignOutput(pieces, fresh, out.to_bytes(), stats, report)
 
     def _assemble(
         self,
@@ -370,10 +398,8 @@ class _Run:
         lens = snap.cols.lens
         n = len(snap)
         out = SnapshotBuilder(self.origin, dns.rdataclass.IN, self.params.nsec3, snap.chain_ttl,
-                              self.now)  # fmt: skip
-        out.header = header
-        remap = [out.typeset_id(types) for types in snap.table]
-        bitmap_remap = [out.bitmap_id(bitmap) for bitmap in snap.bitmaps]
+                              self.now, header)  # fmt: skip
+        out.adopt_tables(snap)  # copied rows keep their type-set and bitmap numbers
         pieces: list[bytes | memoryview] = [header]
         inserts: dict[int, list[dns.name.Name]] = {}
         for name in new_names:
@@ -381,12 +407,9 @@ class _Run:
         empty: dict[int, RRset] = {}
 
         def copy(a: int, b: int) -> None:  # rows a..b-1, contiguous in the file
-            base = len(out.cols) - a
-            out.cols.extend_rows(snap.cols, a, b, snap.owner_offsets, remap)
-            lo, hi = bisect_left(snap.chain, a), bisect_left(snap.chain, b)
-            out.chain.extend(base + j for j in snap.chain[lo:hi])
-            out.chain_bitmaps.extend(bitmap_remap[i] for i in snap.chain_bitmaps[lo:hi])
-            pieces.append(view[at[a] : at[b - 1] + lens[b - 1]])
+            text = view[at[a] : at[b - 1] + lens[b - 1]]
+            out.copy_rows(snap, a, b, text)
+            pieces.append(text)
 
         def write(name: dns.name.Name) -> None:
             node = nodes.get(name, empty)
@@ -394,7 +417,7 @@ class _Run:
             if node or name_sigs:
                 owner = rdtext.labels_text(name.labels)
                 text = name_block(node, name_sigs, owner, dns.rdataclass.IN).encode()
-                out.add(owner.encode(), text, node, name_sigs)
+                out.add_text(text)
                 pieces.append(text)
 
         # Rows where a run of copied rows must stop: rewritten or skipped rows, new names

@@ -299,9 +299,24 @@ class ChainPlan:
                 return True
         return False  # pragma: no cover - the walk always leaves the subtree
 
+    def _same_place(self, name: dns.name.Name) -> bool:
+        """Whether an affected name keeps its types and (no name above it being affected)
+        its kind: then its place in the chain and its bitmap stay as they are."""
+        old = self._old_types(name)
+        return (
+            old is not None
+            and old == self.types(name)
+            and not any(
+                dns.name.Name(name.labels[i:]) in self.affected
+                for i in range(1, len(name.labels) - self.depth)
+            )
+        )
+
     def _plan_nsec3(self) -> None:
         candidates: dict[dns.name.Name, bool] = {}  # name -> affected itself
         for name in self.affected:
+            if self._same_place(name):
+                continue  # no hashing: nothing about its NSEC3 record changes
             candidates[name] = True
             labels = name.labels
             for i in range(1, len(labels) - self.depth):
@@ -325,12 +340,7 @@ class ChainPlan:
             elif old and not new:
                 self.removed_rows.add(row)
             elif new and is_affected:
-                unchanged = self._old_types(name) == self.types(name) and not any(
-                    dns.name.Name(name.labels[i:]) in self.affected
-                    for i in range(1, len(name.labels) - self.depth)
-                )
-                if not unchanged:
-                    self.touched_rows.add(row)
+                self.touched_rows.add(row)  # its bitmap may change (see _same_place)
         self._added_sorted = sorted(self.added)
         for h in [*self.added, *(self.snap.owner(j) for j in self.removed_rows)]:
             prev = self._nsec3_neighbour(h, forward=False)

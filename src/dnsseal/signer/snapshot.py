@@ -6,7 +6,12 @@ canonical order.  Next to it, in the ledger file (:mod:`dnsseal.signer.ledger`),
 snapshot with one row per block:
 
 * the block's length and a 128-bit digest of its text (:func:`block_digest`), so that a
-  block of the edited file can be recognised as unchanged at the cost of hashing it;
+  block of the edited file can be recognised as unchanged at the cost of hashing it (and
+  one digest per *page* of :data:`PAGE` blocks, so that an unchanged stretch of the file
+  costs one hash call per page, not one per block);
+* a digest of each *group* of lines in the block (an RRset's lines and the lines of its
+  RRSIGs: :func:`line_groups`), so that in a block that was edited the RRsets that were not
+  can still be recognised, with their signatures, without checking those;
 * the owner's text (to find where blocks start again after an edit, and to place and
   order names), the types the owner holds (for NSEC and NSEC3 bitmaps and zone cuts), and
   the number of its signatures with the earliest expiration and latest inception among them
@@ -25,12 +30,14 @@ loading one costs one C-level copy and a re-sign can copy runs of unchanged rows
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import struct
 import sys
+import time
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -43,7 +50,8 @@ from dnsseal.signer.keysel import SigningKey
 from dnsseal.signer.ledger import key_secret
 from dnsseal.signer.rrsig import absolute_time
 from dnsseal.zone import canonical
-from dnsseal.zone.model import RRset, Zone
+from dnsseal.zone.bitmap import type_bitmap
+from dnsseal.zone.model import Zone
 from dnsseal.zone.text import iter_name_blocks
 
 T = dns.rdatatype
@@ -52,6 +60,7 @@ T = dns.rdatatype
 TEXT_FORMAT = 1
 FORMAT_TAG = f"dnsseal {dnsseal.__version__} text {TEXT_FORMAT}".encode()
 DIGEST_SIZE = 16
+PAGE = 32  # blocks per page digest
 NO_EXPIRATION = 2**62  # min_exp of a block without signatures
 NO_INCEPTION = -(2**62)  # max_inc of a block without signatures
 
@@ -125,30 +134,35 @@ class Columns:
     sigs: array[int]  # 'H': number of RRSIG records
     min_exp: array[int]  # 'q': earliest expiration (absolute), NO_EXPIRATION without sigs
     max_inc: array[int]  # 'q': latest inception (absolute), NO_INCEPTION without sigs
+    ngroups: bytearray  # groups of lines in the block (0: not recorded)
+    group_types: array[int]  # 'H': the type each group is about, for all rows in order
+    group_digests: bytearray  # DIGEST_SIZE octets per group
 
     @classmethod
     def empty(cls) -> Columns:
         return cls(array("I"), bytearray(), bytearray(), bytearray(), array("H"), array("H"),
-                   array("q"), array("q"))  # fmt: skip
+                   array("q"), array("q"), bytearray(), array("H"), bytearray())  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.lens)
 
     def extend_rows(self, other: Columns, start: int, end: int, owner_offsets: Sequence[int],
-                    typeset_map: Sequence[int] | None = None) -> None:  # fmt: skip
-        """Append rows ``start``..``end`` of ``other`` (``owner_offsets`` are its owner
-        offsets; ``typeset_map`` renumbers its type sets into this table's)."""
+                    group_offsets: Sequence[int]) -> None:  # fmt: skip
+        """Append rows ``start``..``end`` of ``other`` (``owner_offsets`` and
+        ``group_offsets`` are its offsets by row; its type-set numbers are taken as they
+        are)."""
         self.lens.extend(other.lens[start:end])
         self.digests += other.digests[start * DIGEST_SIZE : end * DIGEST_SIZE]
         self.owner_lens += other.owner_lens[start:end]
         self.owners += other.owners[owner_offsets[start] : owner_offsets[end]]
-        ids = other.typesets[start:end]
-        if typeset_map is not None:
-            ids = array("H", [typeset_map[i] for i in ids])
-        self.typesets.extend(ids)
+        self.typesets.extend(other.typesets[start:end])
         self.sigs.extend(other.sigs[start:end])
         self.min_exp.extend(other.min_exp[start:end])
         self.max_inc.extend(other.max_inc[start:end])
+        self.ngroups += other.ngroups[start:end]
+        g0, g1 = group_offsets[start], group_offsets[end]
+        self.group_types.extend(other.group_types[g0:g1])
+        self.group_digests += other.group_digests[g0 * DIGEST_SIZE : g1 * DIGEST_SIZE]
 
 
 @dataclass(slots=True)
@@ -173,6 +187,22 @@ class Snapshot:
     chain: array[int]
     chain_bitmaps: array[int]
     bitmaps: list[bytes]
+    pages: bytes  # DIGEST_SIZE octets per page: rows PAGE * k .. PAGE * (k + 1) - 1
+    group_offsets: list[int]  # first group of each row (one entry more than rows)
+
+    def groups(self, row: int) -> dict[int, bytes]:
+        """The digests of the groups of lines of a row's block, by type."""
+        g0, g1 = self.group_offsets[row], self.group_offsets[row + 1]
+        digests = self.cols.group_digests
+        return {
+            self.cols.group_types[g]: bytes(digests[g * DIGEST_SIZE : (g + 1) * DIGEST_SIZE])
+            for g in range(g0, g1)
+        }
+
+    def page_lengths(self) -> list[int]:
+        """The length of each page's text."""
+        lens = self.cols.lens
+        return [sum(lens[i : i + PAGE]) for i in range(0, len(lens), PAGE)]
 
     def chain_bitmap(self, row: int) -> bytes:
         """The NSEC3 type bitmap of the hashed owner at ``row`` (a row of :attr:`chain`)."""
@@ -192,12 +222,14 @@ class Snapshot:
 
 
 class SnapshotBuilder:
-    """Collects the rows of the blocks of a signed zone's text as it is written, then
-    encodes the snapshot (:meth:`to_bytes`).  ``now`` is the time of the run (signature
-    times are stored as the absolute times they stand for at ``now``)."""
+    """Collects the rows of the blocks of a signed zone's text as it is written (from the
+    text itself: :meth:`add_text`, :meth:`feed`; or copied from another snapshot:
+    :meth:`copy_rows`), then encodes the snapshot (:meth:`to_bytes`).  ``now``
+    is the time of the run (signature times are stored as the absolute times they stand
+    for at ``now``); ``header``: the comments that open the file."""
 
     def __init__(self, origin: dns.name.Name, rdclass: int, nsec3: Nsec3Params | None,
-                 chain_ttl: int, now: int) -> None:  # fmt: skip
+                 chain_ttl: int, now: int, header: bytes = b"") -> None:  # fmt: skip
         self.origin_wire = canonical.name_wire(origin)
         self.rdclass = rdclass
         self.nsec3 = nsec3
@@ -208,11 +240,55 @@ class SnapshotBuilder:
         self._ids: dict[tuple[int, ...], int] = {}
         self._by_order: dict[tuple[int, ...], int] = {}
         self._times: dict[bytes, tuple[int, int]] = {}
-        self.header = b""
+        self.header = header
+        self._by_text: dict[tuple[bytes, ...], int] = {}
+        self._bitmaps_by_text: dict[bytes, int] = {}
         self.chain = array("I")
         self.chain_bitmaps = array("H")
         self.bitmaps: list[bytes] = []
         self._bitmap_ids: dict[bytes, int] = {}
+        self.pages = bytearray()
+        self._page = hashlib.sha256()
+        self._page_rows = 0
+
+    def _page_text(self, text: bytes | memoryview, rows: int) -> None:
+        """Add the text of ``rows`` rows (that do not complete more than the open page)."""
+        self._page.update(text)
+        self._page_rows += rows
+        if self._page_rows == PAGE:
+            self._close_page()
+
+    def _close_page(self) -> None:
+        self.pages += self._page.digest()[:DIGEST_SIZE]
+        self._page = hashlib.sha256()
+        self._page_rows = 0
+
+    def copy_rows(self, snap: Snapshot, start: int, end: int, text: memoryview) -> None:
+        """Append rows ``start``..``end`` of ``snap`` (whose text, one block after another,
+        is ``text``), with their type-set and bitmap numbers as they are (see
+        :meth:`adopt_tables`)."""
+        base = len(self.cols) - start
+        self.cols.extend_rows(snap.cols, start, end, snap.owner_offsets, snap.group_offsets)
+        lo, hi = bisect_left(snap.chain, start), bisect_left(snap.chain, end)
+        self.chain.extend(base + j for j in snap.chain[lo:hi])
+        self.chain_bitmaps.extend(snap.chain_bitmaps[lo:hi])
+        lens = snap.cols.lens
+        row, pos = start, 0
+        while row < end:
+            take = min(PAGE - self._page_rows, end - row)
+            size = sum(lens[row : row + take])
+            self._page_text(text[pos : pos + size], take)
+            row += take
+            pos += size
+
+    def adopt_tables(self, snap: Snapshot) -> None:
+        """Start from the type-set and bitmap tables of ``snap``, so that its rows can be
+        copied as they are (:meth:`copy_rows`)."""
+        self.table = list(snap.table)
+        self._ids = {types: i for i, types in enumerate(self.table)}
+        self._by_order = dict(self._ids)
+        self.bitmaps = list(snap.bitmaps)
+        self._bitmap_ids = {bitmap: i for i, bitmap in enumerate(self.bitmaps)}
 
     def bitmap_id(self, bitmap: bytes) -> int:
         """The index of an NSEC3 type bitmap in :attr:`bitmaps`."""
@@ -238,59 +314,159 @@ class SnapshotBuilder:
             self._by_order[types] = got
         return got
 
-    def add(self, owner: bytes, text: bytes, node: Mapping[int, RRset] | None,
-            sigs: Mapping[int, RRset] | None) -> None:  # fmt: skip
-        """Record one block: the owner's text, the block's text, its RRsets and RRSIGs."""
+    def add_text(self, text: bytes) -> None:
+        """Record one block from its text, as dnsseal writes it: lines ``owner<TAB>TTL
+        <TAB>CLASS<TAB>TYPE<TAB>RDATA``, all of one owner, each ending in a newline."""
         cols = self.cols
-        types = tuple(node) if node else ()
-        tid = self.typeset_id(types)
-        if self.nsec3 is not None and types == (T.NSEC3,):
-            assert node is not None
-            rd = node[T.NSEC3].rdatas[0]
-            salt_end = 5 + rd[4]
-            self.chain.append(len(cols.lens))
-            self.chain_bitmaps.append(self.bitmap_id(rd[salt_end + 1 + rd[salt_end] :]))
         cols.lens.append(len(text))
         cols.digests += hashlib.sha256(text).digest()[:DIGEST_SIZE]
+        self._page_text(text, 1)
+        owner = text[: text.find(b"\t")]
         cols.owner_lens.append(len(owner))
         cols.owners += owner
-        cols.typesets.append(tid)
+        types: list[bytes] = []
         count = 0
         lo, hi = NO_EXPIRATION, NO_INCEPTION
-        if sigs:
-            times = self._times
-            for rr in sigs.values():
-                for rd in rr.rdatas:
-                    key = rd[8:16]
-                    t = times.get(key)
+        nsec3 = b""
+        times = self._times
+        groups = 0
+        sha256 = hashlib.sha256
+        for _, covered, start, end in line_groups(text):
+            group = text[start:end]
+            cols.group_types.append(type_of(covered))
+            cols.group_digests += sha256(group).digest()[:DIGEST_SIZE]
+            groups += 1
+            for line in group.split(b"\n"):
+                if not line:
+                    continue
+                _, _, _, rtype, rdata = line.split(b"\t", 4)
+                if rtype == b"RRSIG":
+                    count += 1
+                    fields = rdata.split(b" ", 6)
+                    when = fields[4] + fields[5]
+                    t = times.get(when)
                     if t is None:
-                        t = times[key] = (
-                            absolute_time(int.from_bytes(rd[8:12], "big"), self.now),
-                            absolute_time(int.from_bytes(rd[12:16], "big"), self.now),
-                        )
+                        t = times[when] = (self._time(fields[4]), self._time(fields[5]))
                     lo = min(lo, t[0])
                     hi = max(hi, t[1])
-                count += len(rr.rdatas)
+                elif rtype not in types:
+                    types.append(rtype)
+                    if rtype == b"NSEC3":
+                        nsec3 = rdata
+        if groups > 255:  # not recorded (never seen: a type each): nothing taken on trust
+            del cols.group_types[-groups:]
+            del cols.group_digests[-groups * DIGEST_SIZE :]
+            groups = 0
+        cols.ngroups.append(groups)
+        names = tuple(types)
+        tid = self._by_text.get(names)
+        if tid is None:
+            tid = self._by_text[names] = self.typeset_id(tuple(type_of(t) for t in types))
+        cols.typesets.append(tid)
+        if self.nsec3 is not None and names == (b"NSEC3",):
+            self.chain.append(len(cols.lens) - 1)
+            self.chain_bitmaps.append(self._nsec3_bitmap(nsec3))
         cols.sigs.append(min(count, 0xFFFF))
         cols.min_exp.append(lo)
         cols.max_inc.append(hi)
 
-    def to_bytes(self) -> bytes:
-        """The encoded snapshot."""
+    def feed(self, batch: bytes, lens: bytes) -> None:
+        """Record the blocks whose texts, one after another, are ``batch`` (their lengths
+        packed by :func:`pack_lengths`)."""
+        pos = 0
+        view = memoryview(batch)
+        for size in _column("I", lens):
+            self.add_text(bytes(view[pos : pos + size]))
+            pos += size
+
+    def _time(self, text: bytes) -> int:
+        """An RRSIG time as written (YYYYMMDDHHMMSS: the 32-bit value as a UTC date), as
+        the absolute time it stands for now."""
+        value = calendar.timegm(time.strptime(text.decode("ascii"), "%Y%m%d%H%M%S"))
+        return absolute_time(value, self.now)
+
+    def _nsec3_bitmap(self, rdata: bytes) -> int:
+        """The bitmap index of an NSEC3 record written as ``rdata`` (its types after the
+        next hashed owner)."""
+        fields = rdata.split(b" ", 5)
+        types = fields[5] if len(fields) > 5 else b""
+        got = self._bitmaps_by_text.get(types)
+        if got is None:
+            bitmap = type_bitmap(type_of(t) for t in types.split())
+            got = self._bitmaps_by_text[types] = self.bitmap_id(bitmap)
+        return got
+
+    def to_bytes(self, chain_ttl: int | None = None) -> bytes:
+        """The encoded snapshot (``chain_ttl``: the TTL of the chain records, when it was
+        not known when the builder was made)."""
+        if chain_ttl is not None:
+            self.chain_ttl = chain_ttl
+        if self._page_rows:
+            self._close_page()  # the last page, not full
         return encode(self)
 
 
-def zone_file_blocks(zone: Zone, header: bytes, builder: SnapshotBuilder) -> Iterator[bytes]:
+def line_groups(text: bytes) -> Iterator[tuple[bytes, bytes, int, int]]:
+    """The groups of lines of zone text as dnsseal writes it: ``(owner, type, start, end)``
+    for each run of lines of one owner about one type (its records, then its RRSIGs; the
+    type as written).  Lines that are not in that form (``owner<TAB>TTL<TAB>CLASS<TAB>
+    TYPE<TAB>RDATA``) end a group and belong to none."""
+    key: tuple[bytes, bytes] | None = None
+    start = pos = 0
+    for line in text.split(b"\n"):
+        end = pos + len(line) + 1
+        fields = line.split(b"\t", 4)
+        if len(fields) == 5:
+            rtype = fields[3]
+            covered = fields[4][: fields[4].find(b" ")] if rtype == b"RRSIG" else rtype
+            here: tuple[bytes, bytes] | None = (fields[0], covered)
+        else:
+            here = None
+        if here != key:
+            if key is not None:
+                yield key[0], key[1], start, pos
+            key, start = here, pos
+        pos = end
+    if key is not None:
+        yield key[0], key[1], start, min(pos, len(text))
+
+
+def pack_lengths(lengths: array[int]) -> bytes:
+    """Block lengths as :meth:`SnapshotBuilder.feed` takes them (an ``array('I')``)."""
+    return _column_bytes(lengths)
+
+
+def zone_file_blocks(zone: Zone, header: bytes, feed: Callable[[bytes, bytes], None],
+                     batch: int = 1024) -> Iterator[bytes]:  # fmt: skip
     """The text of the signed ``zone`` as dnsseal writes it (``header``, then one block per
-    owner in canonical order, as :func:`~dnsseal.zone.text.iter_zone_text`), each block
-    recorded in ``builder`` as it goes by."""
-    builder.header = header
+    owner in canonical order, as :func:`~dnsseal.zone.text.iter_zone_text`), passing the
+    blocks ``batch`` at a time to ``feed`` (:meth:`SnapshotBuilder.feed`, perhaps in
+    another process: see :class:`~dnsseal.signer.parallel.ProcessSnapshot`)."""
     yield header
-    rrsets, rrsigs = zone.rrsets, zone.rrsigs
-    for name, owner, block in iter_name_blocks(zone):
+    texts: list[bytes] = []
+    lengths = array("I")
+    for _, _, block in iter_name_blocks(zone):
         text = block.encode()
-        builder.add(owner.encode(), text, rrsets.get(name), rrsigs.get(name))
         yield text
+        texts.append(text)
+        lengths.append(len(text))
+        if len(texts) >= batch:
+            feed(b"".join(texts), pack_lengths(lengths))
+            texts.clear()
+            del lengths[:]
+    if texts:
+        feed(b"".join(texts), pack_lengths(lengths))
+
+
+def type_of(mnemonic: bytes) -> int:
+    """A type written as text (BIND's mnemonics and TYPEnnn), cached."""
+    got = _TYPES.get(mnemonic)
+    if got is None:
+        got = _TYPES[mnemonic] = int(T.from_text(mnemonic.decode("ascii")))
+    return got
+
+
+_TYPES: dict[bytes, int] = {}
 
 
 _HEAD = struct.Struct("<HIqI16sIH")  # rdclass, chain TTL, written at, header length,
@@ -324,6 +500,10 @@ def encode(b: SnapshotBuilder) -> bytes:
     out += len(b.bitmaps).to_bytes(4, "little")
     for bitmap in b.bitmaps:
         out += _blob(bitmap)
+    out += b.pages
+    out += cols.ngroups
+    out += len(cols.group_types).to_bytes(4, "little") + _column_bytes(cols.group_types)
+    out += cols.group_digests
     return bytes(out)
 
 
@@ -370,11 +550,20 @@ def decode(data: bytes | memoryview) -> Snapshot:
     owners = bytearray(r.take(r.u32()))
     cols = Columns(lens, digests, owner_lens, owners, _column("H", r.take(2 * n)),
                    _column("H", r.take(2 * n)), _column("q", r.take(8 * n)),
-                   _column("q", r.take(8 * n)))  # fmt: skip
+                   _column("q", r.take(8 * n)), bytearray(), array("H"),
+                   bytearray())  # fmt: skip
     nchain = r.u32()
     chain_rows = _column("I", r.take(4 * nchain))
     chain_bitmaps = _column("H", r.take(2 * nchain))
     bitmaps = [r.blob() for _ in range(r.u32())]
+    pages = bytes(r.take(DIGEST_SIZE * -(-n // PAGE)))
+    cols.ngroups = bytearray(r.take(n))
+    ngroups = r.u32()
+    cols.group_types = _column("H", r.take(2 * ngroups))
+    cols.group_digests = bytearray(r.take(DIGEST_SIZE * ngroups))
+    group_offsets = list(accumulate(cols.ngroups, initial=0))
+    if group_offsets[-1] != ngroups:
+        raise SnapshotError("the snapshot's groups do not agree")
     if r.pos != len(r.data):
         raise SnapshotError("the snapshot has trailing data")
     offsets = list(accumulate(owner_lens, initial=0))
@@ -384,4 +573,4 @@ def decode(data: bytes | memoryview) -> Snapshot:
         raise SnapshotError("the snapshot's chain index is out of range")
     return Snapshot(tag, origin_wire, rdclass, chain, chain_ttl, written, header_len,
                     bytes(header_digest), table, cols, offsets, chain_rows, chain_bitmaps,
-                    bitmaps)  # fmt: skip
+                    bitmaps, pages, group_offsets)  # fmt: skip

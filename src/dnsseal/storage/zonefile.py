@@ -161,7 +161,18 @@ def read_ledger(zone_path: str | Path) -> bytes | None:
         raise StorageError(str(p), f"cannot read: {e.strerror}") from None
 
 
-def write_ledger(zone_path: str | Path, data: bytes) -> None:
+def write_ledger(zone_path: str | Path, data: bytes | Iterable[bytes]) -> None:
     """Store the signature ledger (with the snapshot of the file's text) of the zone file
-    at ``zone_path`` atomically."""
-    atomic.replace(ledger_path(zone_path), data)
+    at ``zone_path`` atomically; ``data`` may come in pieces."""
+    if isinstance(data, bytes):
+        atomic.replace(ledger_path(zone_path), data)
+    else:
+        write_chunks(ledger_path(zone_path), data)
+
+
+def file_size(path: str | Path) -> int:
+    """The size of a file in octets (0 when it cannot be read: the reader reports that)."""
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0

@@ -76,6 +76,7 @@ class _Names:
     per-file caches of the record parsers."""
 
     def __init__(self, zone_origin: dns.name.Name) -> None:
+        self.origin = zone_origin
         self._caches: dict[tuple[bytes, ...], dict[str, dns.name.Name]] = {}
         self._wires: dict[tuple[bytes, ...], dict[str, bytes]] = {}
         self._zone = tuple(label.lower() for label in zone_origin.labels)
@@ -118,6 +119,7 @@ class _Names:
 
 
 _CACHE_LIMIT = 65536
+Cache = _Names
 
 
 def _split1(text: str) -> tuple[str, str]:
@@ -345,10 +347,12 @@ def _fast_rdata(rtype: int, fields: list[str], rest: str | None, origin: dns.nam
     raise _Unsupported
 
 
-def parse(text: str, origin: dns.name.Name) -> list[Record] | None:
-    """The records of a plain master file, or None when the full parser is needed."""
+def parse(text: str, origin: dns.name.Name, cache: Cache | None = None) -> list[Record] | None:
+    """The records of a plain master file, or None when the full parser is needed.
+    ``cache``: the caches of names and RDATA parts (:func:`new_cache` for this origin) to
+    share between calls that read many small pieces of one zone's text."""
     try:
-        return _parse(text, origin)
+        return _parse(text, origin, cache)
     except (_Unsupported, dns.exception.DNSException, ValueError, IndexError, KeyError):
         return None
 
@@ -507,10 +511,15 @@ def _head(fields: list[str], i: int, ttls: _Ttls) -> tuple[int, int | None, int]
     return _type(tok), ttl, i + 1
 
 
-def _parse(text: str, zone_origin: dns.name.Name) -> list[Record]:
+def new_cache(origin: dns.name.Name) -> Cache:
+    """Caches for :func:`parse` of pieces of the zone ``origin``."""
+    return _Names(origin)
+
+
+def _parse(text: str, zone_origin: dns.name.Name, cache: Cache | None = None) -> list[Record]:
     if "\\ " in text or "\\\t" in text:
         raise _Unsupported  # escaped blanks in names
-    names = _Names(zone_origin)
+    names = cache if cache is not None and cache.origin == zone_origin else _Names(zone_origin)
     origin = zone_origin
     ttls = _Ttls()
     owner: dns.name.Name | None = None

@@ -4,6 +4,7 @@ due signatures are still refreshed, and anything doubtful takes the careful path
 
 from __future__ import annotations
 
+import base64
 import difflib
 import logging
 import random
@@ -152,6 +153,29 @@ def edit_chain(rng: random.Random, lines: Lines) -> str:
     return f"chain record of {f[0]}"
 
 
+def reformat_line(rng: random.Random, lines: Lines) -> str:
+    """Write a record another way (relative owner, no class, TTL in units): the same
+    RRset, so its signature stays."""
+    i = rng.choice(_data_lines(lines, "A") + _data_lines(lines, "TXT"))
+    owner, ttl, _, rtype, rdata = lines[i].split("\t", 4)
+    rel = owner[: -len(ORIGIN) - 1] if owner.endswith("." + ORIGIN) else owner
+    lines[i] = (
+        f"{rel} {int(ttl) // 60}m {rtype} {rdata}"
+        if int(ttl) % 60 == 0
+        else (f"{rel} {ttl} {rtype} {rdata}")
+    )
+    return f"reformatted {rtype} of {owner}"
+
+
+def damage_signature(rng: random.Random, lines: Lines) -> str:
+    i = rng.choice(_data_lines(lines, "RRSIG")[1:])
+    head, sig = lines[i].rsplit(" ", 1)
+    raw = bytearray(base64.b64decode(sig))
+    raw[-1] ^= 1
+    lines[i] = f"{head} {base64.b64encode(bytes(raw)).decode()}"
+    return f"signature of {lines[i].split(chr(9))[0]} damaged"
+
+
 def duplicate_line(rng: random.Random, lines: Lines) -> str:
     line = rng.choice(lines[2:])
     lines.insert(rng.randint(2, len(lines)), line)
@@ -169,6 +193,8 @@ ALWAYS_FAST: list[Callable[[random.Random, Lines], str]] = [
     delete_rrsig,
     add_ds,
     edit_chain,
+    reformat_line,
+    damage_signature,
     duplicate_line,
 ]
 
@@ -552,9 +578,10 @@ def test_an_edited_blocks_other_rrsets_keep_their_signatures_unchecked(
     at_now: Callable[[int], None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Only the signature over the edited RRset is checked (and found not to fit); the
-    block's other RRsets are recognised by their groups' digests, their signatures kept
-    without a check; the careful path checks them all."""
+    """No signature is checked: the block's other RRsets are recognised by their groups'
+    digests and keep their signatures, and the signature left over the edited RRset is
+    known to be ours over other data (its line as written, the RRset's lines not) and is
+    replaced.  The careful path checks them all, with the same result."""
     from dnsseal.signer import parallel
 
     args = ["-S", "-K", str(keydir), "-o", ORIGIN]
@@ -581,7 +608,7 @@ def test_an_edited_blocks_other_rrsets_keep_their_signatures_unchecked(
         p.write_text(edited)
     shutil.copyfile(_ledger(signed), _ledger(fast))
     r = dnsseal("signzone", *args, "-t", "-f", fast, fast)
-    assert checked == [1], checked
+    assert sum(checked) == 0, checked
     assert re.search(r"Signatures generated:\s+1\n", r.output), r.output
     checked.clear()
     dnsseal("signzone", *args, "-f", careful, careful)

@@ -4,7 +4,6 @@ with dnssec-signzone's and dnssec-verify's option letters."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import sys
 import time
@@ -426,6 +425,8 @@ def verify(
     errors = sum(f.severity is Severity.ERROR for f in findings)
     warnings = sum(f.severity is Severity.WARNING for f in findings)
     if as_json:
+        import json
+
         doc = {
             "zone": origin.to_text(),
             "time": now,

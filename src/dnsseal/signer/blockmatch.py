@@ -54,13 +54,15 @@ class BlockMatch:
     """Where each row of a snapshot is in the file (``at``: offset, or -1 when its text was
     not found unchanged) and the changed text between the unchanged blocks (``changed``:
     ``(start, end)`` offsets, in order, never empty).  ``resumed``: the rows where the walk
-    found its way again after a mismatch (the text before them is not the row before).
+    found its way again after a mismatch (the text before them is not the row before);
+    ``missing``: the rows not found (``at`` is -1), in order.
     ``header`` says whether the comments that open the file are as written; ``matched``
     counts the octets of unchanged blocks."""
 
     at: list[int]
     changed: list[tuple[int, int]]
     resumed: list[int]
+    missing: list[int]
     header: bool
     matched: int
 
@@ -104,6 +106,7 @@ def match_blocks(buf: bytes, snap: Snapshot, index: RowIndex | None = None) -> B
     at = [-1] * n
     changed: list[tuple[int, int]] = []
     resumed: list[int] = []
+    missing: list[int] = []
     pos = 0
     header = block_digest(view[: snap.header_len]) == snap.header_digest
     if header:
@@ -141,7 +144,9 @@ def match_blocks(buf: bytes, snap: Snapshot, index: RowIndex | None = None) -> B
             continue
         row, start = _resync(buf, view, pos, i, snap, index, looked)
         if row < 0:
+            missing += range(i, n)
             break
+        missing += range(i, row)
         if start > pos:
             changed.append((pos, start))
         at[row] = start
@@ -151,7 +156,7 @@ def match_blocks(buf: bytes, snap: Snapshot, index: RowIndex | None = None) -> B
         i = row + 1
     if pos < size:
         changed.append((pos, size))
-    return BlockMatch(at, changed, resumed, header, matched)
+    return BlockMatch(at, changed, resumed, missing, header, matched)
 
 
 def _resync(buf: bytes, view: memoryview, pos: int, row: int, snap: Snapshot,

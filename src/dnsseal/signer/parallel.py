@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dnsseal.crypto import wire
 from dnsseal.crypto.software import SignFunction, sign_function
 from dnsseal.signer.keysel import SigningKey
 from dnsseal.signer.snapshot import SnapshotBuilder
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 _WORKER_SIGNERS: dict[int, SignFunction] = {}
 _WORKER_KEYS: list[SigningKey] = []
@@ -82,6 +84,8 @@ class ProcessBatchSigner:
                 self._report(done, total)
             return
         window = 3 * self.workers
+        from concurrent.futures import ProcessPoolExecutor  # only when there is work for it
+
         with ProcessPoolExecutor(self.workers, initializer=_init, initargs=(list(keys),)) as ex:
             inflight: deque[Future[list[bytes]]] = deque()
             for chunk in _chunks(jobs, CHUNK):
@@ -138,6 +142,8 @@ class ProcessBatchVerifier:
             return _verify_chunk(list(jobs))
         chunks = [list(jobs[i : i + CHUNK]) for i in range(0, len(jobs), CHUNK)]
         out: list[bool] = []
+        from concurrent.futures import ProcessPoolExecutor  # only when there is work for it
+
         with ProcessPoolExecutor(
             self.workers, initializer=_init_verify, initargs=(list(keys),)
         ) as ex:
@@ -172,6 +178,8 @@ class ProcessSnapshot:
     would keep them too).  At most ``window`` batches are queued."""
 
     def __init__(self, *args: Any, window: int = 2) -> None:
+        from concurrent.futures import ProcessPoolExecutor
+
         self._ex = ProcessPoolExecutor(1, initializer=_snapshot_init, initargs=(args,))
         self._pending: deque[Future[None]] = deque()
         self._window = window

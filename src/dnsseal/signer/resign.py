@@ -67,7 +67,7 @@ from dnsseal.signer.snapshot import (
 )
 from dnsseal.zone import canonical, fastparse, rdtext
 from dnsseal.zone.model import OwnerName, RRset, Zone, ZoneBuilder
-from dnsseal.zone.text import header_text, name_block
+from dnsseal.zone.text import format_rrset, header_text, name_block
 
 log = logging.getLogger(__name__)
 T = dns.rdatatype
@@ -195,6 +195,9 @@ class _Run:
         self.ledger_file = ledger_file
         self.parsed: dict[int, list[Record]] = {}  # row -> its records, read from the file
         self.cache = fastparse.new_cache(origin)  # names and RDATA parts, for every piece
+        # Of the changed text: its groups of lines by region, their records by offset.
+        self.groups_of: dict[int, list[tuple[bytes, bytes, int, int, int]]] = {}
+        self.group_records: dict[int, list[Record]] = {}
         self.row_names: dict[int, OwnerName] = {}
 
     def row_name(self, row: int) -> OwnerName:
@@ -217,54 +220,120 @@ class _Run:
 
     def parse_changes(self) -> list[Record]:
         """The records of the changed text, each region read after the line before it (for
-        the owner and TTL a line may leave out)."""
+        the owner and TTL a line may leave out).  Where every line of a region is one
+        record in dnsseal's form, the records of each group of lines are kept too (by the
+        group's offset in the file), for :meth:`_known_groups`."""
         out: list[Record] = []
         buf = self.buf
         for start, end in self.match.changed:
             text = buf[start:end]
             if text.startswith(b"$") or b"\n$" in text:
                 raise Fallback("a directive ($ORIGIN, $TTL, $INCLUDE) among the changes")
-            before = buf[buf.rfind(b"\n", 0, max(start - 1, 0)) + 1 : start] if start else b""
+            first = text[: text.find(b"\n")]
+            if first.count(b"\t") >= 4 and first.split(b"\t", 1)[0].endswith(b"."):
+                before = b""  # a whole record (owner, TTL, class): no context needed
+            else:  # the line before gives the owner and TTL a line may leave out
+                before = buf[buf.rfind(b"\n", 0, max(start - 1, 0)) + 1 : start] if start else b""
             try:
                 prefix = before.decode("utf-8")
                 body = text.decode("utf-8")
             except UnicodeDecodeError:
                 raise Fallback("changed text that is not UTF-8") from None
-            skip = fastparse.parse(prefix, self.origin, self.cache) if prefix else []
             got = fastparse.parse(prefix + body, self.origin, self.cache)
-            if got is None or skip is None:
+            if got is None:
                 line = buf.count(b"\n", 0, start) + 1
                 raise Fallback(f"the changes from line {line} need the careful parser")
-            out += got[len(skip) :]
+            # The line before is a record of an unchanged block (one record: our lines
+            # are whole records) or a comment of the header (none).
+            records = got[0 if not prefix or prefix.startswith(";") else 1 :]
+            out += records
+            groups = self.groups_of[start] = list(line_groups(text))
+            lines = text.count(b"\n") + (not text.endswith(b"\n"))
+            grouped = sum(text.count(b"\n", s, e) for _, _, s, _, e in groups)
+            if lines == grouped == len(records):  # line i is record i
+                i = 0
+                for _, _, s, _, e in groups:
+                    k = text.count(b"\n", s, e)
+                    self.group_records[start + s] = records[i : i + k]
+                    i += k
         return out
 
-    def _unchanged_groups(self) -> list[Record]:
-        """The records of the groups of lines in the changed text that are as written in a
-        block that changed (an RRset with its RRSIGs, untouched where a neighbour line was
-        edited): like an unchanged block, they are our own output."""
-        snap, at = self.snap, self.match.at
-        gone = {snap.owner(j): j for j, where in enumerate(at) if where < 0}
+    def _known_groups(self, data: Zone, chain: Mapping[dns.name.Name, RRset]) -> tuple[
+        list[Record], dict[tuple[dns.name.Name, int], tuple[bytes, ...]]
+    ]:  # fmt: skip
+        """What the changed text still holds of blocks that changed, group by group (an
+        RRset's lines and its RRSIG lines, see :func:`~dnsseal.signer.snapshot.line_groups`):
+
+        * the records of groups whose RRSIG lines are as written and whose RRset (as the
+          new zone has it: ``data`` and ``chain``) is as written: our own output, like an
+          unchanged block (for ``previous``);
+        * the RRSIG RDATA of groups whose RRSIG lines are as written but whose RRset is not
+          (by its text written anew): our signatures over other data, which cannot fit it
+          (left out instead of checked), by owner and covered type."""
+        snap = self.snap
+        gone = {snap.owner(j): j for j in self.match.missing}
         if not gone:
-            return []
-        texts: list[bytes] = []
+            return [], {}
+        texts: list[bytes] = []  # to read: text as written, not read yet
+        records: list[Record] = []
+        stale: list[tuple[dns.name.Name, int, bytes, int]] = []
+        old_groups: dict[int, dict[int, tuple[bytes, bytes]]] = {}
         for start, end in self.match.changed:
             region = self.buf[start:end]
-            for owner, covered, s, e in line_groups(region):
+            for owner, covered, s, sigs_at, e in self.groups_of[start]:
                 j = gone.get(owner)
-                if j is None or not snap.cols.ngroups[j]:
+                if j is None or not snap.cols.ngroups[j] or sigs_at == e:
                     continue
                 try:
                     rtype = type_of(covered)
                 except dns.exception.DNSException:
                     continue  # not a type: not our text
-                old = snap.groups(j).get(rtype)
-                if old is not None and old == block_digest(region[s:e]):
-                    texts.append(region[s:e])
-        if not texts:
-            return []
-        records = fastparse.parse(b"".join(texts).decode("utf-8"), self.origin, self.cache)
+                row_groups = old_groups.get(j)
+                if row_groups is None:
+                    row_groups = old_groups[j] = snap.groups(j)
+                old = row_groups.get(rtype)
+                if old is None or old[1] != block_digest(region[sigs_at:e]):
+                    continue  # the signatures are not (all) as written: checked as usual
+                name = self.row_name(j)
+                rrset = (data.rrsets.get(name) or {}).get(rtype)
+                if rrset is None and name in chain and chain[name].rtype == rtype:
+                    rrset = chain[name]
+                if rrset is None:
+                    continue  # nothing to sign any more: the signatures just go
+                read = self.group_records.get(start + s)
+                data_text = region[s:sigs_at]
+                if data_text and old[0] == block_digest(data_text):
+                    # The group as written (any other line of this type elsewhere changes
+                    # the RRset: sign_rrsets compares it with the one these lines make).
+                    if read is not None:
+                        records += read
+                    else:
+                        texts.append(region[s:e])
+                    continue
+                rendered = ("\n".join(format_rrset(rrset, rdtext.labels_text(name.labels)))
+                            + "\n").encode()  # fmt: skip
+                if old[0] == block_digest(rendered):  # the RRset as written, reformatted
+                    texts.append(rendered)
+                    if read is not None:
+                        records += [r for r in read if r[1] == T.RRSIG]
+                    else:
+                        texts.append(region[sigs_at:e])
+                else:
+                    stale.append((name, rtype, region[sigs_at:e], start + s))
+        if texts:
+            records += self._parse_own(b"".join(texts))
+        dropped: dict[tuple[dns.name.Name, int], tuple[bytes, ...]] = {}
+        for owner_name, rtype, sig_text, at in stale:
+            read = self.group_records.get(at)
+            sigs = read if read is not None else self._parse_own(sig_text)
+            rds = tuple(rd for _, t, _, rd in sigs if t == T.RRSIG)
+            dropped[(owner_name, rtype)] = dropped.get((owner_name, rtype), ()) + rds
+        return records, dropped
+
+    def _parse_own(self, text: bytes) -> list[Record]:
+        records = fastparse.parse(text.decode("utf-8"), self.origin, self.cache)
         if records is None:  # pragma: no cover - our own text
-            raise Fallback("an unchanged group of lines needs the careful parser")
+            raise Fallback("lines as written need the careful parser")
         return records
 
     def _build(self, changes: Iterable[Record], rows: Iterable[int]) -> Zone:
@@ -289,19 +358,21 @@ class _Run:
             by_owner[name] = by_owner.get(name, 0) + 1
         # A hashed owner's block that changed (or changed text at such an owner) is made
         # anew from the snapshot's record of its chain: touched, but not an affected name.
-        chain_rows = set(snap.chain)
-        extra_rows = {j for j in range(n) if at[j] < 0 and j in chain_rows}
+        is_chain_row = self.snap.is_chain_row
+        extra_rows = {j for j in match.missing if is_chain_row(j)}
         owner_row: dict[dns.name.Name, int] = {
-            self.row_name(j): j for j in range(n) if at[j] < 0 and j not in chain_rows
+            self.row_name(j): j for j in match.missing if not is_chain_row(j)
         }
         chain_types = {T.NSEC3, T.RRSIG}
+        at_hashed: set[dns.name.Name] = set()  # owners of changed text that are hashed names
         for name in by_owner:
             if name not in owner_row:
                 j = self.index.find(name_key(name))
-                if j in chain_rows:
+                if j >= 0 and is_chain_row(j):
                     if any(r[1] not in chain_types for r in changes if r[0] == name):
                         raise Fallback(f"data at the NSEC3 owner name {name}")
                     extra_rows.add(j)
+                    at_hashed.add(name)
                 elif j >= 0:
                     owner_row[name] = j
         apex = builder.owner(origin)
@@ -309,13 +380,14 @@ class _Run:
             raise Fallback("the snapshot's first block is not the apex")
         owner_row[apex] = 0
         affected: set[dns.name.Name] = {builder.owner(x) for x in owner_row}
-        affected |= {x for x in by_owner if self.index.find(name_key(x)) not in extra_rows}
+        affected |= by_owner.keys() - at_hashed
         if len(owner_row) + len(by_owner) > max(64, max_share * n):
             raise Fallback(f"{len(owner_row) + len(by_owner)} of {n} blocks change")
 
         # Their new data: the changed records and their unchanged blocks.
         rows_read = {j for j in {*owner_row.values(), *extra_rows} if at[j] >= 0}
-        data = _prepare(self._build(changes, rows_read), self.keys, self.params, self.now)
+        zone = self._build(changes, rows_read)
+        data = _prepare(zone, self.keys, self.params, self.now)
         if data.get(origin, T.NS) is None:
             raise Fallback("no NS records at the apex")
         if data.soa().negative_ttl != snap.chain_ttl:
@@ -325,9 +397,11 @@ class _Run:
                          extra_rows)  # fmt: skip
         if len(plan.touched_rows) + len(affected) > max(64, max_share * n):
             raise Fallback(f"{len(plan.touched_rows) + len(affected)} of {n} blocks change")
-        rows_read |= {j for j in plan.touched_rows if at[j] >= 0}
-        zone = self._build(changes, rows_read)
-        data = _prepare(zone, self.keys, self.params, self.now)
+        more = {j for j in plan.touched_rows if at[j] >= 0} - rows_read
+        if more:  # neighbours and blocks due for refresh: read them too
+            rows_read |= more
+            zone = self._build(changes, rows_read)
+            data = _prepare(zone, self.keys, self.params, self.now)
 
         # Sign the touched names' RRsets and chain records, as a full run does.
         kinds = {name: plan.kind(name) for name in data.rrsets}
@@ -337,8 +411,16 @@ class _Run:
             to_sign.append((rrset, canonical.name_wire(rrset.name), labels_field(rrset.name)))
             chain[rrset.name] = rrset
         signed_here = len(to_sign)
-        previous = self._build(self._unchanged_groups(), rows_read)
+        own, stale = self._known_groups(data, chain)
+        previous = self._build(own, rows_read)
         old_sigs, total_in = _old_signatures(zone, previous, data, chain, by_owner)
+        for (owner, rtype), rds in stale.items():
+            node = dict(old_sigs.get(owner) or {})
+            sig = node.pop(rtype, None)
+            left = tuple(rd for rd in sig.rdatas if rd not in rds) if sig is not None else ()
+            if sig is not None and left:
+                node[rtype] = RRset(sig.name, sig.rtype, sig.ttl, left)
+            old_sigs[owner] = node
         ledger = SignatureLedger(self.keys)  # nothing known: what is not ours is checked
         done = sign_rrsets(to_sign, old_sigs, self.keys, replace(self.params, ledger=ledger),
                            self.now, origin, dns.rdataclass.IN, previous=previous)  # fmt: skip

@@ -84,7 +84,6 @@ class ChainPlan:
         self.affected = affected
         self.owner_row = owner_row
         self.row_owner = {j: name for name, j in owner_row.items() if j >= 0}
-        self._chain_set = set(snap.chain)
         self._types: dict[dns.name.Name, frozenset[int] | None] = {}
         self._kinds: dict[dns.name.Name, NameKind] = {}
         # New names (affected, no row) with data, in canonical order.
@@ -195,12 +194,14 @@ class ChainPlan:
 
     # -- walking names in canonical order -------------------------------------------
 
-    def _walk(self, key: Key, forward: bool) -> Iterator[tuple[int, dns.name.Name | None]]:
+    def _walk(self, key: Key, forward: bool,
+              row: int = -1) -> Iterator[tuple[int, dns.name.Name | None]]:  # fmt: skip
         """Rows (``(row, None)``) and new names (``(-1, name)``) strictly after (or before)
-        ``key`` in canonical order, then from the other end (one full round)."""
+        ``key`` in canonical order, then from the other end (one full round).  ``row``:
+        the row whose owner has ``key``, when known (no search then)."""
         n = len(self.snap)
         index = self.index
-        j = index.position(key)
+        j = row if row >= 0 else index.position(key)
         m = bisect_right(self.new_keys, key) if forward else bisect_left(self.new_keys, key)
         if forward:
             if j < n and index.key(j) == key:
@@ -240,8 +241,9 @@ class ChainPlan:
         x = self._name(j, name)
         return self.types(x) is not None and self.kind(x) is not NameKind.OCCLUDED
 
-    def _nsec_neighbour(self, name: dns.name.Name, forward: bool) -> tuple[int, dns.name.Name]:
-        for j, x in self._walk(name_key(name), forward):
+    def _nsec_neighbour(self, name: dns.name.Name, forward: bool,
+                        row: int = -1) -> tuple[int, dns.name.Name]:  # fmt: skip
+        for j, x in self._walk(name_key(name), forward, row):
             if self._in_nsec_chain(j, x):
                 return j, self._name(j, x)
         raise FallbackError("no NSEC chain")  # pragma: no cover - the apex is in it
@@ -252,7 +254,7 @@ class ChainPlan:
             old = j >= 0 and T.NSEC in self.snap.types(j)
             new = self.types(name) is not None and self.kind(name) is not NameKind.OCCLUDED
             if old != new:
-                row, _ = self._nsec_neighbour(name, forward=False)
+                row, _ = self._nsec_neighbour(name, forward=False, row=j)
                 if row >= 0:
                     self.touched_rows.add(row)
 
@@ -291,7 +293,7 @@ class ChainPlan:
             if len(k) <= len(key) or k[: len(key)] != key:
                 return False
             if x is None and j not in self.row_owner:
-                if j in self._chain_set:
+                if self.snap.is_chain_row(j):
                     continue
                 if self._chain_row(self._hashed(self.row_name(j))) >= 0:
                     return True
@@ -383,13 +385,14 @@ class ChainPlan:
         ttl = data.soa().negative_ttl
         out: list[RRset] = []
         if self.nsec3 is None:
-            names = [*self.affected, *(self.row_name(j) for j in self.touched_rows)]
+            rows = {name: self.owner_row.get(name, -1) for name in self.affected}
+            rows.update((self.row_name(j), j) for j in self.touched_rows)
             bitmaps: dict[tuple[NameKind, tuple[int, ...]], bytes] = {}
-            for name in dict.fromkeys(names):
+            for name, row in rows.items():
                 node = data.rrsets.get(name)
                 if not node or kinds[name] is NameKind.OCCLUDED:
                     continue
-                _, nxt = self._nsec_neighbour(name, forward=True)
+                _, nxt = self._nsec_neighbour(name, forward=True, row=row)
                 key = (kinds[name], tuple(sorted(node)))
                 bitmap = bitmaps.get(key)
                 if bitmap is None:
@@ -400,7 +403,7 @@ class ChainPlan:
         params = self.nsec3
         head = params.param_rdata()[:1] + bytes((params.flags,)) + params.param_rdata()[2:]
         owners = [*self.added, *(self.snap.owner(j) for j in self.touched_rows
-                                 if j in self._chain_set)]  # fmt: skip
+                                 if self.snap.is_chain_row(j))]  # fmt: skip
         for text in owners:
             after = self._nsec3_neighbour(text, forward=True)
             source = self.sources.get(text)

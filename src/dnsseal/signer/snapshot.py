@@ -9,9 +9,11 @@ snapshot with one row per block:
   block of the edited file can be recognised as unchanged at the cost of hashing it (and
   one digest per *page* of :data:`PAGE` blocks, so that an unchanged stretch of the file
   costs one hash call per page, not one per block);
-* a digest of each *group* of lines in the block (an RRset's lines and the lines of its
-  RRSIGs: :func:`line_groups`), so that in a block that was edited the RRsets that were not
-  can still be recognised, with their signatures, without checking those;
+* for each *group* of lines in the block (an RRset's lines and the lines of its RRSIGs:
+  :func:`line_groups`), a digest of the RRset's lines and one of the RRSIG lines, so that
+  in a block that was edited the RRsets that were not can still be recognised with their
+  signatures, and signatures left over an RRset that was edited are known to be ours over
+  other data (neither needs checking);
 * the owner's text (to find where blocks start again after an edit, and to place and
   order names), the types the owner holds (for NSEC and NSEC3 bitmaps and zone cuts), and
   the number of its signatures with the earliest expiration and latest inception among them
@@ -136,7 +138,7 @@ class Columns:
     max_inc: array[int]  # 'q': latest inception (absolute), NO_INCEPTION without sigs
     ngroups: bytearray  # groups of lines in the block (0: not recorded)
     group_types: array[int]  # 'H': the type each group is about, for all rows in order
-    group_digests: bytearray  # DIGEST_SIZE octets per group
+    group_digests: bytearray  # per group: digest of the RRset's lines, of the RRSIG lines
 
     @classmethod
     def empty(cls) -> Columns:
@@ -162,7 +164,7 @@ class Columns:
         self.ngroups += other.ngroups[start:end]
         g0, g1 = group_offsets[start], group_offsets[end]
         self.group_types.extend(other.group_types[g0:g1])
-        self.group_digests += other.group_digests[g0 * DIGEST_SIZE : g1 * DIGEST_SIZE]
+        self.group_digests += other.group_digests[g0 * 2 * DIGEST_SIZE : g1 * 2 * DIGEST_SIZE]
 
 
 @dataclass(slots=True)
@@ -190,12 +192,17 @@ class Snapshot:
     pages: bytes  # DIGEST_SIZE octets per page: rows PAGE * k .. PAGE * (k + 1) - 1
     group_offsets: list[int]  # first group of each row (one entry more than rows)
 
-    def groups(self, row: int) -> dict[int, bytes]:
-        """The digests of the groups of lines of a row's block, by type."""
+    def groups(self, row: int) -> dict[int, tuple[bytes, bytes]]:
+        """The groups of lines of a row's block, by type: the digests of the RRset's lines
+        and of its RRSIG lines."""
         g0, g1 = self.group_offsets[row], self.group_offsets[row + 1]
-        digests = self.cols.group_digests
+        d = self.cols.group_digests
+        size = DIGEST_SIZE
         return {
-            self.cols.group_types[g]: bytes(digests[g * DIGEST_SIZE : (g + 1) * DIGEST_SIZE])
+            self.cols.group_types[g]: (
+                bytes(d[2 * g * size : (2 * g + 1) * size]),
+                bytes(d[(2 * g + 1) * size : (2 * g + 2) * size]),
+            )
             for g in range(g0, g1)
         }
 
@@ -203,6 +210,11 @@ class Snapshot:
         """The length of each page's text."""
         lens = self.cols.lens
         return [sum(lens[i : i + PAGE]) for i in range(0, len(lens), PAGE)]
+
+    def is_chain_row(self, row: int) -> bool:
+        """Whether ``row`` is the block of a hashed owner (NSEC3 only)."""
+        m = bisect_left(self.chain, row)
+        return m < len(self.chain) and self.chain[m] == row
 
     def chain_bitmap(self, row: int) -> bytes:
         """The NSEC3 type bitmap of the hashed owner at ``row`` (a row of :attr:`chain`)."""
@@ -274,7 +286,14 @@ class SnapshotBuilder:
         self.chain_bitmaps.extend(snap.chain_bitmaps[lo:hi])
         lens = snap.cols.lens
         row, pos = start, 0
+        aligned = base % PAGE == 0  # its pages are our pages: whole ones keep their digests
         while row < end:
+            if aligned and not row % PAGE and row + PAGE <= end and not self._page_rows:
+                k = row // PAGE
+                self.pages += snap.pages[k * DIGEST_SIZE : (k + 1) * DIGEST_SIZE]
+                pos += sum(lens[row : row + PAGE])
+                row += PAGE
+                continue
             take = min(PAGE - self._page_rows, end - row)
             size = sum(lens[row : row + take])
             self._page_text(text[pos : pos + size], take)
@@ -331,10 +350,11 @@ class SnapshotBuilder:
         times = self._times
         groups = 0
         sha256 = hashlib.sha256
-        for _, covered, start, end in line_groups(text):
+        for _, covered, start, sigs_at, end in line_groups(text):
             group = text[start:end]
             cols.group_types.append(type_of(covered))
-            cols.group_digests += sha256(group).digest()[:DIGEST_SIZE]
+            cols.group_digests += sha256(text[start:sigs_at]).digest()[:DIGEST_SIZE]
+            cols.group_digests += sha256(text[sigs_at:end]).digest()[:DIGEST_SIZE]
             groups += 1
             for line in group.split(b"\n"):
                 if not line:
@@ -355,7 +375,7 @@ class SnapshotBuilder:
                         nsec3 = rdata
         if groups > 255:  # not recorded (never seen: a type each): nothing taken on trust
             del cols.group_types[-groups:]
-            del cols.group_digests[-groups * DIGEST_SIZE :]
+            del cols.group_digests[-groups * 2 * DIGEST_SIZE :]
             groups = 0
         cols.ngroups.append(groups)
         names = tuple(types)
@@ -406,29 +426,33 @@ class SnapshotBuilder:
         return encode(self)
 
 
-def line_groups(text: bytes) -> Iterator[tuple[bytes, bytes, int, int]]:
-    """The groups of lines of zone text as dnsseal writes it: ``(owner, type, start, end)``
-    for each run of lines of one owner about one type (its records, then its RRSIGs; the
-    type as written).  Lines that are not in that form (``owner<TAB>TTL<TAB>CLASS<TAB>
-    TYPE<TAB>RDATA``) end a group and belong to none."""
+def line_groups(text: bytes) -> Iterator[tuple[bytes, bytes, int, int, int]]:
+    """The groups of lines of zone text as dnsseal writes it: ``(owner, type, start,
+    sigs_at, end)`` for each run of lines of one owner about one type (the type as
+    written): its records from ``start``, then its RRSIGs from ``sigs_at`` (``end`` when
+    there are none).  Lines that are not in that form (``owner<TAB>TTL<TAB>CLASS<TAB>
+    TYPE<TAB>RDATA``) end a group and belong to none; so does an RRSIG line followed by a
+    record of the type it covers."""
     key: tuple[bytes, bytes] | None = None
-    start = pos = 0
+    start = pos = sigs_at = 0
     for line in text.split(b"\n"):
         end = pos + len(line) + 1
         fields = line.split(b"\t", 4)
+        here: tuple[bytes, bytes] | None = None
+        is_sig = False
         if len(fields) == 5:
             rtype = fields[3]
-            covered = fields[4][: fields[4].find(b" ")] if rtype == b"RRSIG" else rtype
-            here: tuple[bytes, bytes] | None = (fields[0], covered)
-        else:
-            here = None
-        if here != key:
+            is_sig = rtype == b"RRSIG"
+            here = (fields[0], fields[4][: fields[4].find(b" ")] if is_sig else rtype)
+        if here != key or (here is not None and not is_sig and sigs_at < pos):
             if key is not None:
-                yield key[0], key[1], start, pos
-            key, start = here, pos
+                yield key[0], key[1], start, sigs_at, pos
+            key, start, sigs_at = here, pos, pos
+        if not is_sig:
+            sigs_at = end
         pos = end
     if key is not None:
-        yield key[0], key[1], start, min(pos, len(text))
+        yield key[0], key[1], start, min(sigs_at, len(text)), min(pos, len(text))
 
 
 def pack_lengths(lengths: array[int]) -> bytes:
@@ -560,7 +584,7 @@ def decode(data: bytes | memoryview) -> Snapshot:
     cols.ngroups = bytearray(r.take(n))
     ngroups = r.u32()
     cols.group_types = _column("H", r.take(2 * ngroups))
-    cols.group_digests = bytearray(r.take(DIGEST_SIZE * ngroups))
+    cols.group_digests = bytearray(r.take(2 * DIGEST_SIZE * ngroups))
     group_offsets = list(accumulate(cols.ngroups, initial=0))
     if group_offsets[-1] != ngroups:
         raise SnapshotError("the snapshot's groups do not agree")

@@ -10,6 +10,7 @@ ldns-verify-zone so a fast but wrong result does not count.
     .venv/bin/python benchmarks/sign_bench.py 100000
     .venv/bin/python benchmarks/sign_bench.py 2000 --workers 2 --keep /tmp/bench
     .venv/bin/python benchmarks/sign_bench.py 100000 --workers 2 --resign  # + smart re-sign
+    .venv/bin/python benchmarks/sign_bench.py 100000 --workers 2 --resign --tools dnsseal
 """
 
 from __future__ import annotations
@@ -248,12 +249,21 @@ def resign_child(work: Path, n: int, mode: str) -> None:
 
 
 def resign_bench(n: int, work: Path, workers: int, full: dict[str, float]) -> list[str]:
-    """Smart re-sign after 1% of the A records changed, two ways: the library's incremental
-    ``sign_changes`` (in one process) and ``dnsseal signzone`` re-signing the changed signed
-    file in place, its signature ledger beside it (kept signatures in the ledger are not
-    verified again).  ``full``: dnsseal's full signing wall time per mode, for the ratio."""
+    """Smart re-sign after 1% of the A records changed, three ways: the library's
+    incremental ``sign_changes`` (in one process), and ``dnsseal signzone`` re-signing the
+    changed signed file in place, once with its ledger file as the full signing left it
+    (signature ledger and snapshot: only the changed blocks are read, see
+    ``signer/resign.py``) and once with the ledger's signatures but no snapshot (the
+    whole file read and written, kept signatures taken from the ledger: the path before the
+    snapshot).  Both command-line runs use the same fixed -s/-e, so their outputs must be
+    identical after the header line; the result says so.  ``full``: dnsseal's full signing
+    wall time per mode, for the ratio."""
     import json
 
+    from dnsseal.signer.ledger import MAGIC, unpack_ledger
+
+    start = time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() - 3600))
+    end = time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() - 3600 + 30 * 86400))
     lines = []
     for mode in ("nsec", "nsec3"):
         proc = subprocess.run([sys.executable, __file__, "--resign-child", mode, str(n),
@@ -273,20 +283,34 @@ def resign_bench(n: int, work: Path, workers: int, full: dict[str, float]) -> li
                 out.append("\t".join([*f[:4], f"192.0.2.{i % 250 + 1}"]))
             else:
                 out.append(line)
-        changed = work / f"changed.{mode}"
-        changed.write_text("\n".join(out) + "\n")
-        ledger = work / f"dnsseal.{mode}.ledger"
-        if ledger.exists():  # the operator's signed file and its ledger, edited in place
-            shutil.copyfile(ledger, work / f"changed.{mode}.ledger")
-        argv = [sys.executable, "-m", "dnsseal.cli.main", "signzone", "-q", "-S", "-K",
-                str(work / "keys"), "-o", ORIGIN, "-n", str(workers),
-                *(["-3", "-"] if mode == "nsec3" else []), "-f", str(changed),
-                str(changed)]  # fmt: skip
-        wall, rss, cpu, proc2 = run_measured(argv, work)
-        status = "ok" if proc2.returncode == 0 else f"FAILED: {proc2.stderr.strip()[-200:]}"
-        share = f" ({wall / full[mode]:.1%} of its full signing)" if mode in full else ""
-        lines.append(f"cli    {mode:<6} dnsseal signzone on the changed signed zone: {wall:.2f} s "
-                     f"wall{share}, {cpu:.2f} s CPU, {rss:.0f} MiB, {status}")  # fmt: skip
+        text = "\n".join(out) + "\n"
+        ledger = (work / f"dnsseal.{mode}.ledger").read_bytes()
+        parts = unpack_ledger(ledger)
+        results = {}
+        for how in ("snapshot", "ledger only"):
+            changed = work / f"changed.{mode}" if how == "snapshot" else work / f"careful.{mode}"
+            changed.write_text(text)  # the operator's signed file and its ledger, edited
+            if how == "snapshot" or parts is None:
+                Path(f"{changed}.ledger").write_bytes(ledger)
+            else:  # the same signatures, no snapshot
+                Path(f"{changed}.ledger").write_bytes(MAGIC + bytes(parts.digests))
+            argv = [sys.executable, "-m", "dnsseal.cli.main", "-v", "signzone", "-q", "-S",
+                    "-K", str(work / "keys"), "-o", ORIGIN, "-n", str(workers), "-s", start,
+                    "-e", end, *(["-3", "-"] if mode == "nsec3" else []), "-f", str(changed),
+                    str(changed)]  # fmt: skip
+            wall, rss, cpu, proc2 = run_measured(argv, work)
+            status = "ok" if proc2.returncode == 0 else f"FAILED: {proc2.stderr.strip()[-200:]}"
+            how_note = [x for x in proc2.stderr.splitlines()
+                        if "from the snapshot" in x or "reading the whole file" in x]  # fmt: skip
+            share = f" ({wall / full[mode]:.1%} of its full signing)" if mode in full else ""
+            lines.append(f"cli    {mode:<6} re-sign of the changed signed zone, {how:<11}: "
+                         f"{wall:.2f} s wall{share}, {cpu:.2f} s CPU, {rss:.0f} MiB, "
+                         f"{status}")  # fmt: skip
+            lines += [f"         {x.split(': ', 1)[-1]}" for x in how_note[-1:]]
+            results[how] = changed.read_text().split("\n", 1)[-1]
+        same = results["snapshot"] == results["ledger only"]
+        lines.append(f"cli    {mode:<6} outputs of the two re-signs (after the header line): "
+                     f"{'identical' if same else 'DIFFERENT'}")  # fmt: skip
     return lines
 
 

@@ -162,15 +162,18 @@ def match_blocks(buf: bytes, snap: Snapshot, index: RowIndex | None = None) -> B
 def _resync(buf: bytes, view: memoryview, pos: int, row: int, snap: Snapshot,
             index: RowIndex, looked: dict[bytes, int]) -> tuple[int, int]:  # fmt: skip
     """The first ``(row, offset)`` at or after ``pos`` where a row at or after ``row``
-    starts unchanged, or ``(-1, len(buf))``."""
+    starts unchanged, or ``(-1, len(buf))``.  A block starts where the owner changes: a
+    line with the owner of the line before is not tried (a block of rows moved there
+    is then read as changed text, which is slower, not wrong)."""
     n = len(snap)
-    window = {snap.owner(k): k for k in range(row, min(n, row + WINDOW))}
+    window: dict[bytes, int] | None = None  # the next rows by owner, made when needed
     lens = snap.cols.lens
     digests = memoryview(snap.cols.digests)
     size = len(buf)
     rest = row + WINDOW
     q = pos
     find = buf.find
+    last = b""
 
     def unchanged_at(k: int, q: int) -> bool:
         end = q + lens[k]
@@ -185,9 +188,14 @@ def _resync(buf: bytes, view: memoryview, pos: int, row: int, snap: Snapshot,
         line_end = size if nl < 0 else nl
         if buf[q] not in _NOT_A_BLOCK_START:
             tab = find(b"\t", q, line_end)
-            if tab > q:
-                owner = buf[q:tab]
-                k = window.get(owner, -1)
+            if tab > q and buf[q:tab] != last:
+                owner = last = buf[q:tab]
+                # Most often the block after an edited one: try it before anything else.
+                k = row + 1 if row + 1 < n and snap.owner(row + 1) == owner else -1
+                if k < 0:
+                    if window is None:
+                        window = {snap.owner(k): k for k in range(row, min(n, row + WINDOW))}
+                    k = window.get(owner, -1)
                 if k < 0 and rest < n:
                     k = looked.get(owner, -2)
                     if k == -2:

@@ -44,6 +44,7 @@ from dnsseal.signer.blockmatch import BlockMatch, RowIndex, match_blocks
 from dnsseal.signer.keysel import SigningKey
 from dnsseal.signer.ledger import DIGEST_SIZE, LedgerFile, SignatureLedger
 from dnsseal.signer.resignchain import ChainPlan, FallbackError, name_key
+from dnsseal.signer.resignlane import Lane, find_lanes
 from dnsseal.signer.rrsig import labels_field
 from dnsseal.signer.sign import (
     SignParams,
@@ -66,7 +67,7 @@ from dnsseal.signer.snapshot import (
     type_of,
 )
 from dnsseal.zone import canonical, fastparse, rdtext
-from dnsseal.zone.model import OwnerName, RRset, Zone, ZoneBuilder
+from dnsseal.zone.model import NameKind, OwnerName, RRset, Zone, ZoneBuilder
 from dnsseal.zone.text import format_rrset, header_text, name_block
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,9 @@ class Fallback(Exception):
 class ResignReport:
     """What a fast re-sign read and reused: snapshot rows (``rows``), blocks copied without
     being read (``reused``), blocks read from the file (``parsed``: unchanged blocks of
-    touched names, plus the changed regions), changed text (``regions``, ``octets``),
+    touched names, plus the changed regions; ``lanes`` of the regions only in the groups
+    that changed, see :mod:`dnsseal.signer.resignlane`), changed text (``regions``,
+    ``octets``),
     names added and removed, blocks re-signed because their signatures were due
     (``refreshed``)."""
 
@@ -94,10 +97,12 @@ class ResignReport:
     added: int
     removed: int
     refreshed: int
+    lanes: int = 0
 
     def __str__(self) -> str:
         return (
-            f"{self.reused} of {self.rows} blocks reused unread, {self.parsed} read; "
+            f"{self.reused} of {self.rows} blocks reused unread, {self.parsed} read "
+            f"({self.lanes} of them group by group); "
             f"{self.regions} changed regions ({self.octets} octets); {self.added} names "
             f"added, {self.removed} removed; {self.refreshed} blocks due for refresh"
         )
@@ -163,11 +168,28 @@ def resign_file(
         raise Fallback(
             f"only {match.matched} of {len(buf)} octets of the file are blocks of the snapshot"
         )
-    run = _Run(buf, snap, index, match, list(keys), params, now, origin, ledger_file)
+    head = header_text(header).encode()
+    not_lanes: set[int] = set()
     try:
-        return run.execute(header_text(header).encode(), max_share)
+        while True:
+            run = _Run(buf, snap, index, match, list(keys), params, now, origin, ledger_file)
+            try:
+                return run.execute(head, max_share, not_lanes=frozenset(not_lanes))
+            except _NoLanes as e:  # rare: the chain touches a lane's block too
+                log.info("[%s] %d changed blocks are not lanes after all: reading them whole",
+                         origin, len(e.rows))  # fmt: skip
+                not_lanes |= e.rows
     except FallbackError as e:
         raise Fallback(str(e)) from None
+
+
+class _NoLanes(Exception):
+    """Some lanes are not lanes after all (see :mod:`dnsseal.signer.resignlane`): run again
+    with those blocks (``rows``) read whole."""
+
+    def __init__(self, rows: set[int]) -> None:
+        super().__init__(f"{len(rows)} rows")
+        self.rows = rows
 
 
 def _name_of(text: bytes) -> OwnerName:
@@ -218,14 +240,17 @@ class _Run:
             got = self.parsed[row] = records
         return got
 
-    def parse_changes(self) -> list[Record]:
+    def parse_changes(self, skip: frozenset[int] = frozenset()) -> list[Record]:
         """The records of the changed text, each region read after the line before it (for
         the owner and TTL a line may leave out).  Where every line of a region is one
         record in dnsseal's form, the records of each group of lines are kept too (by the
-        group's offset in the file), for :meth:`_known_groups`."""
+        group's offset in the file), for :meth:`_known_groups`.  Regions starting at an
+        offset in ``skip`` (lanes) are left out."""
         out: list[Record] = []
         buf = self.buf
         for start, end in self.match.changed:
+            if start in skip:
+                continue
             text = buf[start:end]
             if text.startswith(b"$") or b"\n$" in text:
                 raise Fallback("a directive ($ORIGIN, $TTL, $INCLUDE) among the changes")
@@ -280,7 +305,7 @@ class _Run:
         old_groups: dict[int, dict[int, tuple[bytes, bytes]]] = {}
         for start, end in self.match.changed:
             region = self.buf[start:end]
-            for owner, covered, s, sigs_at, e in self.groups_of[start]:
+            for owner, covered, s, sigs_at, e in self.groups_of.get(start, ()):  # (lanes: none)
                 j = gone.get(owner)
                 if j is None or not snap.cols.ngroups[j] or sigs_at == e:
                     continue
@@ -330,6 +355,41 @@ class _Run:
             dropped[(owner_name, rtype)] = dropped.get((owner_name, rtype), ()) + rds
         return records, dropped
 
+    def _lane_rrsets(self, lanes: Mapping[int, Lane],
+                     to_sign: list[tuple[RRset, bytes, int]]) -> tuple[
+        dict[tuple[int, int], tuple[RRset, bytes, bool]], int
+    ]:  # fmt: skip
+        """The RRsets of the lanes' changed groups, read, written anew and compared with
+        what was written: ``(row, type) -> (RRset, its lines, kept)`` where ``kept`` says
+        its signatures stay (the RRset is as written); the others are added to
+        ``to_sign``.  Also the number of signatures the lanes keep."""
+        if not lanes:
+            return {}, 0
+        texts = [x.text[g.start : g.sigs_at] for x in lanes.values() for g in x.groups if g.changed]
+        built = ZoneBuilder(self.origin)
+        built.add_many(self._parse_own(b"".join(texts)))
+        zone = built.build()
+        out: dict[tuple[int, int], tuple[RRset, bytes, bool]] = {}
+        kept = 0
+        for j, x in lanes.items():
+            name = self.row_name(j)
+            owner = rdtext.labels_text(name.labels)
+            for g in x.groups:
+                if not g.changed:
+                    kept += x.text.count(b"\tRRSIG\t", g.sigs_at, g.end)
+                    continue
+                rrset = zone.get(name, g.rtype)
+                if rrset is None:  # pragma: no cover - a group's lines make its RRset
+                    raise _NoLanes({j})
+                lines = ("\n".join(format_rrset(rrset, owner)) + "\n").encode()
+                same = block_digest(lines) == g.old_data
+                out[(j, g.rtype)] = (rrset, lines, same)
+                if same:
+                    kept += x.text.count(b"\tRRSIG\t", g.sigs_at, g.end)
+                else:
+                    to_sign.append((rrset, canonical.name_wire(name), labels_field(name)))
+        return out, kept
+
     def _parse_own(self, text: bytes) -> list[Record]:
         records = fastparse.parse(text.decode("utf-8"), self.origin, self.cache)
         if records is None:  # pragma: no cover - our own text
@@ -343,11 +403,15 @@ class _Run:
         b.add_many(changes)
         return b.build()
 
-    def execute(self, header: bytes, max_share: float) -> ResignOutput:
+    def execute(self, header: bytes, max_share: float, *,
+                not_lanes: frozenset[int] = frozenset()) -> ResignOutput:  # fmt: skip
         snap, match, origin, at = self.snap, self.match, self.origin, self.match.at
         n = len(snap)
         _, _, refresh = validity(self.params, self.now)
-        changes = self.parse_changes()
+        lane = find_lanes(self.buf, snap, match, self.now, refresh)
+        for j in not_lanes:
+            lane.pop(j, None)
+        changes = self.parse_changes(frozenset(x.at for x in lane.values()))
 
         # Affected names: the owners of changed text, the names whose blocks are gone,
         # and the apex.  owner_row: their rows in the snapshot (when they had one).
@@ -361,8 +425,12 @@ class _Run:
         is_chain_row = self.snap.is_chain_row
         extra_rows = {j for j in match.missing if is_chain_row(j)}
         owner_row: dict[dns.name.Name, int] = {
-            self.row_name(j): j for j in match.missing if not is_chain_row(j)
+            self.row_name(j): j for j in match.missing if not is_chain_row(j) and j not in lane
         }
+        lane_names: dict[dns.name.Name, int] = {self.row_name(j): j for j in lane}
+        clash = {j for name, j in lane_names.items() if name in by_owner}
+        if clash:
+            raise _NoLanes(clash)  # the name has other changed text too
         chain_types = {T.NSEC3, T.RRSIG}
         at_hashed: set[dns.name.Name] = set()  # owners of changed text that are hashed names
         for name in by_owner:
@@ -394,9 +462,13 @@ class _Run:
             raise Fallback("the SOA's TTL or minimum changes the TTL of every chain record")
         plan = ChainPlan(snap, self.index, at, self.row_name, self.parse_row, origin,
                          self.params, self.now, refresh, data, affected, owner_row,
-                         extra_rows)  # fmt: skip
+                         extra_rows, lane_names)  # fmt: skip
         if len(plan.touched_rows) + len(affected) > max(64, max_share * n):
             raise Fallback(f"{len(plan.touched_rows) + len(affected)} of {n} blocks change")
+        clash = (plan.touched_rows | plan.removed_rows) & lane.keys()
+        clash |= {j for name, j in lane_names.items() if plan.kind(name) is not NameKind.AUTH}
+        if clash:
+            raise _NoLanes(clash)
         more = {j for j in plan.touched_rows if at[j] >= 0} - rows_read
         if more:  # neighbours and blocks due for refresh: read them too
             rows_read |= more
@@ -410,6 +482,7 @@ class _Run:
         for rrset in plan.chain_records(data, kinds):
             to_sign.append((rrset, canonical.name_wire(rrset.name), labels_field(rrset.name)))
             chain[rrset.name] = rrset
+        lane_rrsets, kept_here = self._lane_rrsets(lane, to_sign)
         signed_here = len(to_sign)
         own, stale = self._known_groups(data, chain)
         previous = self._build(own, rows_read)
@@ -430,16 +503,22 @@ class _Run:
                                                         data.rrsets.items()}  # fmt: skip
         for rrset in chain.values():
             nodes.setdefault(rrset.name, {})[rrset.rtype] = rrset
-        rewrite = set(owner_row.values()) | plan.touched_rows
+        lane_texts = {j: _lane_text(x, lane_rrsets, done.sigs) for j, x in lane.items()}
+        rewrite = set(owner_row.values()) | plan.touched_rows | lane.keys()
         skip = rewrite | plan.removed_rows
         with_rows = set(owner_row) | {self.row_name(j) for j in plan.touched_rows}
+        with_rows |= lane_names.keys()
         new_names = sorted((x for x in {*nodes, *done.sigs} if x not in with_rows), key=name_key)
-        pieces, out, reused = self._assemble(header, rewrite, skip, new_names, nodes, done.sigs)
+        pieces, out, reused = self._assemble(header, rewrite, skip, new_names, nodes, done.sigs,
+                                             lane_texts)  # fmt: skip
 
         unread = sum(snap.cols.sigs) - sum(snap.cols.sigs[j] for j in skip)
         # Signatures of unchanged blocks dropped unread (hashed owners leaving the chain).
-        total_in += sum(snap.cols.sigs[j] for j in plan.removed_rows if at[j] >= 0)
-        retained = unread + done.retained
+        total_in += sum(
+            snap.cols.sigs[j] for j in plan.removed_rows if at[j] >= 0 and j not in rows_read
+        )
+        total_in += sum(x.signatures() for x in lane.values())
+        retained = unread + done.retained + kept_here
         stats = SignStats(
             generated=done.generated,
             retained=retained,
@@ -460,6 +539,7 @@ class _Run:
             added=sum(1 for x in new_names if x in data.rrsets),
             removed=sum(1 for x in affected if x not in data.rrsets),
             refreshed=len(plan.due_rows),
+            lanes=len(lane),
         )
         log.info("[%s] re-signed from the snapshot: %s", origin, report)
         return ResignOutput(pieces, fresh, out.to_bytes(), stats, report)
@@ -472,6 +552,7 @@ class _Run:
         new_names: list[dns.name.Name],
         nodes: Mapping[dns.name.Name, Mapping[int, RRset]],
         sigs: Mapping[dns.name.Name, Mapping[int, RRset]],
+        lane_texts: Mapping[int, bytes],
     ) -> tuple[list[bytes | memoryview], SnapshotBuilder, int]:
         """The pieces of the new file and its snapshot: runs of rows not in ``skip`` are
         copied (text and rows), rows in ``rewrite`` and ``new_names`` are written from
@@ -513,10 +594,34 @@ class _Run:
                 reused += stop - j
             for name in inserts.get(stop, ()):
                 write(name)
-            if stop < n and stop in rewrite:
+            if stop in lane_texts:
+                out.add_text(lane_texts[stop])
+                pieces.append(lane_texts[stop])
+            elif stop < n and stop in rewrite:
                 write(self.row_name(stop))
             j = stop + 1 if stop in skip else stop
         return pieces, out, reused
+
+
+def _lane_text(lane: Lane, rrsets: Mapping[tuple[int, int], tuple[RRset, bytes, bool]],
+               sigs: Mapping[dns.name.Name, Mapping[int, RRset]]) -> bytes:  # fmt: skip
+    """A lane's block: its groups as written, or their RRsets written anew with the
+    signatures as written (kept) or made now."""
+    parts: list[bytes] = []
+    text = lane.text
+    owner = lane.owner.decode("ascii")
+    for g in lane.groups:
+        if not g.changed:
+            parts.append(text[g.start : g.end])
+            continue
+        rrset, lines, kept = rrsets[(lane.row, g.rtype)]
+        parts.append(lines)
+        if kept:
+            parts.append(text[g.sigs_at : g.end])
+        else:
+            sig = sigs[rrset.name][g.rtype]
+            parts.append(("\n".join(format_rrset(sig, owner)) + "\n").encode())
+    return b"".join(parts)
 
 
 def _old_signatures(

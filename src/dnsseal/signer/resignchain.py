@@ -56,7 +56,8 @@ class ChainPlan:
     ``affected``: those names (a name not in ``data`` no longer holds data); ``owner_row``:
     the snapshot row of each affected name that had one; ``at``: where each row is in the
     file (-1: not found unchanged); ``row_name`` and ``parse_row`` give a row's owner and
-    records; ``chain_rows``: NSEC3 rows whose chain record must be made again.  Raises
+    records; ``chain_rows``: NSEC3 rows whose chain record must be made again;
+    ``known_rows``: rows of other names, when the caller knows them (no search).  Raises
     :class:`FallbackError`."""
 
     def __init__(
@@ -74,6 +75,7 @@ class ChainPlan:
         affected: set[dns.name.Name],
         owner_row: Mapping[dns.name.Name, int],
         chain_rows: set[int],
+        known_rows: Mapping[dns.name.Name, int] | None = None,
     ) -> None:
         self.snap, self.index, self.at = snap, index, at
         self.row_name, self.parse_row = row_name, parse_row
@@ -84,6 +86,7 @@ class ChainPlan:
         self.affected = affected
         self.owner_row = owner_row
         self.row_owner = {j: name for name, j in owner_row.items() if j >= 0}
+        self.known_rows = known_rows or {}
         self._types: dict[dns.name.Name, frozenset[int] | None] = {}
         self._kinds: dict[dns.name.Name, NameKind] = {}
         # New names (affected, no row) with data, in canonical order.
@@ -114,7 +117,9 @@ class ChainPlan:
             return frozenset(node) if node else None
         if name in self._types:
             return self._types[name]
-        j = self.index.find(name_key(name))
+        j = self.known_rows.get(name, -1)
+        if j < 0:
+            j = self.index.find(name_key(name))
         got = None
         if j >= 0:
             t = frozenset(self.snap.types(j)) - CHAIN_TYPES

@@ -8,8 +8,12 @@ result is still in the file, byte for byte:
 
 1. :func:`~dnsseal.signer.blockmatch.match_blocks` finds the blocks (one per owner) that
    are unchanged, by their digests; the rest is *changed text*;
-2. the changed text is read with the careful parser, with the line before it for context;
-   the owners it names, the names whose blocks are gone and the apex are *affected*;
+2. the changed text is read with the careful parser (:mod:`dnsseal.signer.resignread`),
+   with the line before it for context where it needs one; the owners it names, the names
+   whose blocks are gone and the apex are *affected*.  A block whose lines are all still
+   in dnsseal's form and where only RRset data changed is a *lane*
+   (:mod:`dnsseal.signer.resignlane`): only its changed groups of lines are read and
+   signed, the others copied;
 3. their new data decides, with the snapshot's record of every other name's types, their
    place in the zone (:class:`~dnsseal.zone.model.NameKind`) and what changes in the NSEC or
    NSEC3 chain: names entering or leaving it touch their predecessor, a changed type set
@@ -17,7 +21,9 @@ result is still in the file, byte for byte:
    touched too;
 4. the affected and touched names (their blocks read from the file) go through the same
    signing step as a full run (:func:`~dnsseal.signer.sign.sign_rrsets`), so every keep or
-   re-sign decision is the careful path's;
+   re-sign decision is the careful path's; signatures the changed text shows to be ours
+   (their lines as written, see :meth:`~dnsseal.signer.resignread.ChangedText.known_groups`)
+   are taken on trust or known not to fit without a check, as the ledger would;
 5. the output is the unchanged blocks' text, copied, with the touched names' blocks written
    anew in their places, and the snapshot of that output.
 
@@ -25,8 +31,8 @@ The result is the careful path's output for the same file, keys, options and tim
 compare them byte for byte).  Whenever that is not certain the run raises
 :class:`Fallback` saying why, and the caller takes the careful path: another key set or
 option, a damaged or foreign snapshot, directives or unparseable text among the changes, a
-change of zone cut or DNAME above unchanged names, a new TTL for the chain, an edited NSEC3
-record, or a file that is mostly new.  Pure: bytes in, bytes out.
+change of zone cut or DNAME above unchanged names, a new TTL for the chain, data at an
+NSEC3 owner name, or a file that is mostly new.  Pure: bytes in, bytes out.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from dnsseal.signer.keysel import SigningKey
 from dnsseal.signer.ledger import DIGEST_SIZE, LedgerFile, SignatureLedger
 from dnsseal.signer.resignchain import ChainPlan, FallbackError, name_key
 from dnsseal.signer.resignlane import Lane, find_lanes
+from dnsseal.signer.resignread import ChangedText, Fallback
 from dnsseal.signer.rrsig import labels_field
 from dnsseal.signer.sign import (
     SignParams,
@@ -62,21 +69,16 @@ from dnsseal.signer.snapshot import (
     block_digest,
     chain_text,
     decode,
-    line_groups,
     mac_key,
-    type_of,
 )
-from dnsseal.zone import canonical, fastparse, rdtext
+from dnsseal.zone import canonical, rdtext
 from dnsseal.zone.model import NameKind, OwnerName, RRset, Zone, ZoneBuilder
 from dnsseal.zone.text import format_rrset, header_text, name_block
 
+__all__ = ["Fallback", "ResignOutput", "ResignReport", "resign_file"]
 log = logging.getLogger(__name__)
 T = dns.rdatatype
 Record = tuple[dns.name.Name, int, int, bytes]
-
-
-class Fallback(Exception):
-    """The fast re-sign cannot vouch for its result here; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,168 +194,18 @@ class _NoLanes(Exception):
         self.rows = rows
 
 
-def _name_of(text: bytes) -> OwnerName:
-    """The owner name written as ``text`` (absolute, as dnsseal writes owners)."""
-    if b"\\" not in text:
-        return OwnerName.trusted(tuple(text.split(b".")) if text != b"." else (b"",))
-    return OwnerName(dns.name.from_text(text.decode("ascii")).canonicalize().labels)
-
-
-class _Run:
+class _Run(ChangedText):
     """One fast re-sign: the state its steps share."""
 
     def __init__(self, buf: bytes, snap: Snapshot, index: RowIndex, match: BlockMatch,
                  keys: list[SigningKey], params: SignParams, now: int, origin: dns.name.Name,
                  ledger_file: LedgerFile) -> None:  # fmt: skip
-        self.buf = buf
-        self.view = memoryview(buf)
-        self.snap = snap
+        super().__init__(buf, snap, match, origin)
         self.index = index
-        self.match = match
         self.keys = keys
         self.params = params
         self.now = now
-        self.origin = origin
         self.ledger_file = ledger_file
-        self.parsed: dict[int, list[Record]] = {}  # row -> its records, read from the file
-        self.cache = fastparse.new_cache(origin)  # names and RDATA parts, for every piece
-        # Of the changed text: its groups of lines by region, their records by offset.
-        self.groups_of: dict[int, list[tuple[bytes, bytes, int, int, int]]] = {}
-        self.group_records: dict[int, list[Record]] = {}
-        self.row_names: dict[int, OwnerName] = {}
-
-    def row_name(self, row: int) -> OwnerName:
-        got = self.row_names.get(row)
-        if got is None:
-            got = self.row_names[row] = _name_of(self.snap.owner(row))
-        return got
-
-    def parse_row(self, row: int) -> list[Record]:
-        """The records of an unchanged block (context-free: absolute owner, TTL, class)."""
-        got = self.parsed.get(row)
-        if got is None:
-            start = self.match.at[row]
-            text = bytes(self.view[start : start + self.snap.cols.lens[row]])
-            records = fastparse.parse(text.decode("utf-8"), self.origin, self.cache)
-            if records is None:  # pragma: no cover - our own text: a bug, not an edit
-                raise Fallback(f"the block of {self.row_name(row)} needs the careful parser")
-            got = self.parsed[row] = records
-        return got
-
-    def parse_changes(self, skip: frozenset[int] = frozenset()) -> list[Record]:
-        """The records of the changed text, each region read after the line before it (for
-        the owner and TTL a line may leave out).  Where every line of a region is one
-        record in dnsseal's form, the records of each group of lines are kept too (by the
-        group's offset in the file), for :meth:`_known_groups`.  Regions starting at an
-        offset in ``skip`` (lanes) are left out."""
-        out: list[Record] = []
-        buf = self.buf
-        for start, end in self.match.changed:
-            if start in skip:
-                continue
-            text = buf[start:end]
-            if text.startswith(b"$") or b"\n$" in text:
-                raise Fallback("a directive ($ORIGIN, $TTL, $INCLUDE) among the changes")
-            first = text[: text.find(b"\n")]
-            if first.count(b"\t") >= 4 and first.split(b"\t", 1)[0].endswith(b"."):
-                before = b""  # a whole record (owner, TTL, class): no context needed
-            else:  # the line before gives the owner and TTL a line may leave out
-                before = buf[buf.rfind(b"\n", 0, max(start - 1, 0)) + 1 : start] if start else b""
-            try:
-                prefix = before.decode("utf-8")
-                body = text.decode("utf-8")
-            except UnicodeDecodeError:
-                raise Fallback("changed text that is not UTF-8") from None
-            got = fastparse.parse(prefix + body, self.origin, self.cache)
-            if got is None:
-                line = buf.count(b"\n", 0, start) + 1
-                raise Fallback(f"the changes from line {line} need the careful parser")
-            # The line before is a record of an unchanged block (one record: our lines
-            # are whole records) or a comment of the header (none).
-            records = got[0 if not prefix or prefix.startswith(";") else 1 :]
-            out += records
-            groups = self.groups_of[start] = list(line_groups(text))
-            lines = text.count(b"\n") + (not text.endswith(b"\n"))
-            grouped = sum(text.count(b"\n", s, e) for _, _, s, _, e in groups)
-            if lines == grouped == len(records):  # line i is record i
-                i = 0
-                for _, _, s, _, e in groups:
-                    k = text.count(b"\n", s, e)
-                    self.group_records[start + s] = records[i : i + k]
-                    i += k
-        return out
-
-    def _known_groups(self, data: Zone, chain: Mapping[dns.name.Name, RRset]) -> tuple[
-        list[Record], dict[tuple[dns.name.Name, int], tuple[bytes, ...]]
-    ]:  # fmt: skip
-        """What the changed text still holds of blocks that changed, group by group (an
-        RRset's lines and its RRSIG lines, see :func:`~dnsseal.signer.snapshot.line_groups`):
-
-        * the records of groups whose RRSIG lines are as written and whose RRset (as the
-          new zone has it: ``data`` and ``chain``) is as written: our own output, like an
-          unchanged block (for ``previous``);
-        * the RRSIG RDATA of groups whose RRSIG lines are as written but whose RRset is not
-          (by its text written anew): our signatures over other data, which cannot fit it
-          (left out instead of checked), by owner and covered type."""
-        snap = self.snap
-        gone = {snap.owner(j): j for j in self.match.missing}
-        if not gone:
-            return [], {}
-        texts: list[bytes] = []  # to read: text as written, not read yet
-        records: list[Record] = []
-        stale: list[tuple[dns.name.Name, int, bytes, int]] = []
-        old_groups: dict[int, dict[int, tuple[bytes, bytes]]] = {}
-        for start, end in self.match.changed:
-            region = self.buf[start:end]
-            for owner, covered, s, sigs_at, e in self.groups_of.get(start, ()):  # (lanes: none)
-                j = gone.get(owner)
-                if j is None or not snap.cols.ngroups[j] or sigs_at == e:
-                    continue
-                try:
-                    rtype = type_of(covered)
-                except dns.exception.DNSException:
-                    continue  # not a type: not our text
-                row_groups = old_groups.get(j)
-                if row_groups is None:
-                    row_groups = old_groups[j] = snap.groups(j)
-                old = row_groups.get(rtype)
-                if old is None or old[1] != block_digest(region[sigs_at:e]):
-                    continue  # the signatures are not (all) as written: checked as usual
-                name = self.row_name(j)
-                rrset = (data.rrsets.get(name) or {}).get(rtype)
-                if rrset is None and name in chain and chain[name].rtype == rtype:
-                    rrset = chain[name]
-                if rrset is None:
-                    continue  # nothing to sign any more: the signatures just go
-                read = self.group_records.get(start + s)
-                data_text = region[s:sigs_at]
-                if data_text and old[0] == block_digest(data_text):
-                    # The group as written (any other line of this type elsewhere changes
-                    # the RRset: sign_rrsets compares it with the one these lines make).
-                    if read is not None:
-                        records += read
-                    else:
-                        texts.append(region[s:e])
-                    continue
-                rendered = ("\n".join(format_rrset(rrset, rdtext.labels_text(name.labels)))
-                            + "\n").encode()  # fmt: skip
-                if old[0] == block_digest(rendered):  # the RRset as written, reformatted
-                    texts.append(rendered)
-                    if read is not None:
-                        records += [r for r in read if r[1] == T.RRSIG]
-                    else:
-                        texts.append(region[sigs_at:e])
-                else:
-                    stale.append((name, rtype, region[sigs_at:e], start + s))
-        if texts:
-            records += self._parse_own(b"".join(texts))
-        dropped: dict[tuple[dns.name.Name, int], tuple[bytes, ...]] = {}
-        for owner_name, rtype, sig_text, at in stale:
-            read = self.group_records.get(at)
-            sigs = read if read is not None else self._parse_own(sig_text)
-            rds = tuple(rd for _, t, _, rd in sigs if t == T.RRSIG)
-            dropped[(owner_name, rtype)] = dropped.get((owner_name, rtype), ()) + rds
-        return records, dropped
 
     def _lane_rrsets(self, lanes: Mapping[int, Lane],
                      to_sign: list[tuple[RRset, bytes, int]]) -> tuple[
@@ -367,7 +219,7 @@ class _Run:
             return {}, 0
         texts = [x.text[g.start : g.sigs_at] for x in lanes.values() for g in x.groups if g.changed]
         built = ZoneBuilder(self.origin)
-        built.add_many(self._parse_own(b"".join(texts)))
+        built.add_many(self.parse_own(b"".join(texts)))
         zone = built.build()
         out: dict[tuple[int, int], tuple[RRset, bytes, bool]] = {}
         kept = 0
@@ -389,19 +241,6 @@ class _Run:
                 else:
                     to_sign.append((rrset, canonical.name_wire(name), labels_field(name)))
         return out, kept
-
-    def _parse_own(self, text: bytes) -> list[Record]:
-        records = fastparse.parse(text.decode("utf-8"), self.origin, self.cache)
-        if records is None:  # pragma: no cover - our own text
-            raise Fallback("lines as written need the careful parser")
-        return records
-
-    def _build(self, changes: Iterable[Record], rows: Iterable[int]) -> Zone:
-        b = ZoneBuilder(self.origin)
-        for j in sorted(rows):
-            b.add_many(self.parse_row(j))
-        b.add_many(changes)
-        return b.build()
 
     def execute(self, header: bytes, max_share: float, *,
                 not_lanes: frozenset[int] = frozenset()) -> ResignOutput:  # fmt: skip
@@ -454,7 +293,7 @@ class _Run:
 
         # Their new data: the changed records and their unchanged blocks.
         rows_read = {j for j in {*owner_row.values(), *extra_rows} if at[j] >= 0}
-        zone = self._build(changes, rows_read)
+        zone = self.build(changes, rows_read)
         data = _prepare(zone, self.keys, self.params, self.now)
         if data.get(origin, T.NS) is None:
             raise Fallback("no NS records at the apex")
@@ -472,7 +311,7 @@ class _Run:
         more = {j for j in plan.touched_rows if at[j] >= 0} - rows_read
         if more:  # neighbours and blocks due for refresh: read them too
             rows_read |= more
-            zone = self._build(changes, rows_read)
+            zone = self.build(changes, rows_read)
             data = _prepare(zone, self.keys, self.params, self.now)
 
         # Sign the touched names' RRsets and chain records, as a full run does.
@@ -484,8 +323,8 @@ class _Run:
             chain[rrset.name] = rrset
         lane_rrsets, kept_here = self._lane_rrsets(lane, to_sign)
         signed_here = len(to_sign)
-        own, stale = self._known_groups(data, chain)
-        previous = self._build(own, rows_read)
+        own, stale = self.known_groups(data, chain)
+        previous = self.build(own, rows_read)
         old_sigs, total_in = _old_signatures(zone, previous, data, chain, by_owner)
         for (owner, rtype), rds in stale.items():
             node = dict(old_sigs.get(owner) or {})

@@ -7,8 +7,13 @@ NSEC3 with --nsec3), starts dnsseal, knotd and nsd on free loopback ports, and r
 * ``mixed``: 90% existing names (A, AAAA, TXT, MX), 10% random non-existent names;
 * ``random-nxdomain``: 100% random non-existent names (the "random subdomain" attack).
 
-Prints QPS, lost queries, latency (mean; percentiles from a second, rate-limited dnsperf -v
-run), each server's RSS after loading (the main process), and the ratios against Knot.
+All servers stay up for the whole run and are measured in alternating rounds (--rounds,
+default 3; the median is reported, with the ratio to Knot within each round), because this
+machine's other load drifts within minutes.  Prints QPS, lost queries, latency (mean;
+percentiles from a second, rate-limited dnsperf -v run in the last round), the server's
+CPU time per query (user + system over all its processes: steadier than QPS on a busy
+machine), each server's RSS after loading (the main process) and PSS after the runs, and
+the ratios against Knot.
 dnsseal runs with ``--workers`` processes (default 2: Knot and NSD use every core too); the
 time each server takes to load the zone is printed.  The zone is written by dnssec-signzone
 with ``-O full`` (one record per line), the form dnsseal's fast zone parser reads; the
@@ -23,7 +28,9 @@ Every server is started here and stopped by its PID.  Nothing leaves 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import random
 import re
 import shutil
@@ -256,6 +263,27 @@ def tree_pss_mib(pid: int) -> float:
     return total
 
 
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and its descendants (dnsseal's workers, NSD's server and xfrd)."""
+    out = [pid]
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                out += tree_pids(int(child))
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` (all their threads) so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def random_label(rng: random.Random) -> str:
     return "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(12))
 
@@ -279,6 +307,7 @@ class Result:
     mean_ms: float
     p50_ms: float
     p99_ms: float
+    cpu_us: float = float("nan")  # the server's CPU time per completed query
 
 
 def _field(text: str, label: str) -> float:
@@ -323,7 +352,10 @@ def run_dnsperf(
     """Throughput from an unthrottled run; latency percentiles (when ``latency``) from a
     second, shorter run with per-query output (-v) at half that rate (printing every query
     costs dnsperf CPU, so it must not be part of the throughput run)."""
+    pids = tree_pids(server.proc.pid)
+    cpu0 = cpu_seconds(pids)
     out = _dnsperf(server, queries, seconds, clients)
+    cpu = cpu_seconds(pids) - cpu0
     qps = _field(out, "Queries per second")
     lat: list[float] = []
     if latency:
@@ -338,7 +370,9 @@ def run_dnsperf(
     def pct(p: float) -> float:
         return lat[min(len(lat) - 1, int(len(lat) * p))] if lat else float("nan")
 
+    completed = int(_field(out, "Queries completed"))
     return Result(
+        cpu_us=cpu / completed * 1e6 if completed else float("nan"),
         qps=qps,
         sent=int(_field(out, "Queries sent")),
         completed=int(_field(out, "Queries completed")),
@@ -533,7 +567,8 @@ def main() -> None:
             )
             print(
                 f"{'server':10} {'QPS':>10} {'min-max':>15} {'lost':>8} {'mean ms':>9} "
-                f"{'p50 ms':>8} {'p99 ms':>8} {'vs knot':>8} {'rounds vs knot':>16}"
+                f"{'p50 ms':>8} {'p99 ms':>8} {'vs knot':>8} {'rounds vs knot':>16} "
+                f"{'CPU us/q':>9}"
             )
             base = results.get(("knot", mix))
             for name in names:
@@ -548,12 +583,19 @@ def main() -> None:
                     per_round = f"{min(each):.2f}-{max(each):.2f}x" if each else "-"
                 else:
                     ratio = per_round = "-"
+                cpu_us = statistics.median(r.cpu_us for r in runs)
                 print(
                     f"{name:10} {qps:10.0f} {spread:>15} {lost:8d} {last.mean_ms:9.3f} "
-                    f"{last.p50_ms:8.3f} {last.p99_ms:8.3f} {ratio:>8} {per_round:>16}"
+                    f"{last.p50_ms:8.3f} {last.p99_ms:8.3f} {ratio:>8} {per_round:>16} "
+                    f"{cpu_us:9.2f}"
                 )
         print("\n* p50/p99 from a 2 s run at half the measured QPS (dnsperf -v -Q), last round")
         print("* rounds vs knot: the ratio within each round (the servers alternate)")
+        print(
+            "* CPU us/q: the server's user+system CPU time (all its processes and threads) per"
+            " completed query, median over the rounds: less sensitive to the machine's other"
+            " load than QPS"
+        )
         print(f"memory after load (RSS), per {args.hosts} names:")
         for name in names:
             ratio = f" ({memory[name] / memory['knot']:.2f}x knot)" if "knot" in memory else ""

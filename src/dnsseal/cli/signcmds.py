@@ -4,7 +4,9 @@ with dnssec-signzone's and dnssec-verify's option letters."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -325,8 +327,10 @@ def _sign_careful(zonefile_path: str, out: str, origin: dns.name.Name, keydir: s
     head = header_text(header).encode()
     helper = None
     if use_ledger and out != "-" and zonefile.file_size(zonefile_path) >= _HELPER_MIN:
-        # Started before the zone is read: the helper process stays small.
-        helper = ProcessSnapshot(origin, dns.rdataclass.IN, params.nsec3, 0, now, head)
+        # Started before the zone is read, so it stays small; at a lower priority, so it
+        # takes an idle core and never the writer's.
+        helper = ProcessSnapshot(origin, dns.rdataclass.IN, params.nsec3, 0, now, head,
+                                 setup=functools.partial(os.nice, 10))  # fmt: skip
     try:
         return _sign_whole_file(zonefile_path, out, origin, keydir, smart, keyfiles, now,
                                 params, use_ledger, check, header, head, helper)  # fmt: skip

@@ -155,7 +155,9 @@ class ProcessBatchVerifier:
 _SNAPSHOT: list[SnapshotBuilder] = []
 
 
-def _snapshot_init(args: tuple[Any, ...]) -> None:
+def _snapshot_init(args: tuple[Any, ...], setup: Callable[[], object] | None) -> None:
+    if setup is not None:
+        setup()
     _SNAPSHOT[:] = [SnapshotBuilder(*args)]
 
 
@@ -175,12 +177,15 @@ class ProcessSnapshot:
 
     The process starts when this object is made: make it early, while the caller is still
     small (a forked child keeps its parent's pages; forked from a process holding a zone it
-    would keep them too).  At most ``window`` batches are queued."""
+    would keep them too).  ``setup`` runs in it first (the caller lowers its priority
+    there: it should take an idle core, not the writer's).  At most ``window`` batches are
+    queued."""
 
-    def __init__(self, *args: Any, window: int = 2) -> None:
+    def __init__(self, *args: Any, window: int = 4,
+                 setup: Callable[[], object] | None = None) -> None:  # fmt: skip
         from concurrent.futures import ProcessPoolExecutor
 
-        self._ex = ProcessPoolExecutor(1, initializer=_snapshot_init, initargs=(args,))
+        self._ex = ProcessPoolExecutor(1, initializer=_snapshot_init, initargs=(args, setup))
         self._pending: deque[Future[None]] = deque()
         self._window = window
         self._ex.submit(int).result()  # start the process now

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import re
 import struct
 import sys
 import time
@@ -67,6 +68,8 @@ NO_EXPIRATION = 2**62  # min_exp of a block without signatures
 NO_INCEPTION = -(2**62)  # max_inc of a block without signatures
 
 _SWAP = sys.byteorder != "little"
+# The expiration and inception of an RRSIG line as dnsseal writes it (RFC 4034 3.2 form).
+_RRSIG_TIMES = re.compile(rb"\tRRSIG\t[A-Z0-9]+ \d+ \d+ \d+ (\d{14}) (\d{14}) ")
 for _code, _size in (("I", 4), ("H", 2), ("q", 8)):
     if array(_code).itemsize != _size:  # pragma: no cover - no such platform in use
         raise ImportError(f"array type {_code!r} is not {_size} octets on this platform")
@@ -251,7 +254,7 @@ class SnapshotBuilder:
         self.table: list[tuple[int, ...]] = []
         self._ids: dict[tuple[int, ...], int] = {}
         self._by_order: dict[tuple[int, ...], int] = {}
-        self._times: dict[bytes, tuple[int, int]] = {}
+        self._times: dict[tuple[bytes, bytes], tuple[int, int]] = {}
         self.header = header
         self._by_text: dict[tuple[bytes, ...], int] = {}
         self._bitmaps_by_text: dict[bytes, int] = {}
@@ -344,35 +347,30 @@ class SnapshotBuilder:
         cols.owner_lens.append(len(owner))
         cols.owners += owner
         types: list[bytes] = []
-        count = 0
-        lo, hi = NO_EXPIRATION, NO_INCEPTION
         nsec3 = b""
-        times = self._times
         groups = 0
         sha256 = hashlib.sha256
+        add_type, digests = cols.group_types.append, cols.group_digests
         for _, covered, start, sigs_at, end in line_groups(text):
-            group = text[start:end]
-            cols.group_types.append(type_of(covered))
-            cols.group_digests += sha256(text[start:sigs_at]).digest()[:DIGEST_SIZE]
-            cols.group_digests += sha256(text[sigs_at:end]).digest()[:DIGEST_SIZE]
+            add_type(type_of(covered))
+            digests += sha256(text[start:sigs_at]).digest()[:DIGEST_SIZE]
+            digests += sha256(text[sigs_at:end]).digest()[:DIGEST_SIZE]
             groups += 1
-            for line in group.split(b"\n"):
-                if not line:
-                    continue
-                _, _, _, rtype, rdata = line.split(b"\t", 4)
-                if rtype == b"RRSIG":
-                    count += 1
-                    fields = rdata.split(b" ", 6)
-                    when = fields[4] + fields[5]
-                    t = times.get(when)
-                    if t is None:
-                        t = times[when] = (self._time(fields[4]), self._time(fields[5]))
-                    lo = min(lo, t[0])
-                    hi = max(hi, t[1])
-                elif rtype not in types:
-                    types.append(rtype)
-                    if rtype == b"NSEC3":
-                        nsec3 = rdata
+            if start < sigs_at and covered not in types:
+                types.append(covered)
+                if covered == b"NSEC3":  # one line: its RDATA for the bitmap
+                    nsec3 = text[text.rfind(b"\t", start, sigs_at) + 1 : sigs_at - 1]
+        # The RRSIG lines' times, found in one pass (a block's are nearly always the same).
+        pairs = _RRSIG_TIMES.findall(text)
+        count = len(pairs)
+        lo, hi = NO_EXPIRATION, NO_INCEPTION
+        times = self._times
+        for pair in set(pairs):
+            t = times.get(pair)
+            if t is None:
+                t = times[pair] = (self._time(pair[0]), self._time(pair[1]))
+            lo = min(lo, t[0])
+            hi = max(hi, t[1])
         if groups > 255:  # not recorded (never seen: a type each): nothing taken on trust
             del cols.group_types[-groups:]
             del cols.group_digests[-groups * 2 * DIGEST_SIZE :]
@@ -461,25 +459,33 @@ def pack_lengths(lengths: array[int]) -> bytes:
 
 
 def zone_file_blocks(zone: Zone, header: bytes, feed: Callable[[bytes, bytes], None],
-                     batch: int = 1024) -> Iterator[bytes]:  # fmt: skip
+                     batch: int = 2048) -> Iterator[bytes]:  # fmt: skip
     """The text of the signed ``zone`` as dnsseal writes it (``header``, then one block per
-    owner in canonical order, as :func:`~dnsseal.zone.text.iter_zone_text`), passing the
-    blocks ``batch`` at a time to ``feed`` (:meth:`SnapshotBuilder.feed`, perhaps in
-    another process: see :class:`~dnsseal.signer.parallel.ProcessSnapshot`)."""
+    owner in canonical order, as :func:`~dnsseal.zone.text.iter_zone_text`), in pieces of
+    ``batch`` blocks, each piece also passed to ``feed`` with its blocks' lengths
+    (:meth:`SnapshotBuilder.feed`, perhaps in another process: see
+    :class:`~dnsseal.signer.parallel.ProcessSnapshot`).  A piece is encoded in one go, not
+    block by block: this runs once per owner of a full signing."""
     yield header
-    texts: list[bytes] = []
+    texts: list[str] = []
     lengths = array("I")
     for _, _, block in iter_name_blocks(zone):
-        text = block.encode()
-        yield text
-        texts.append(text)
-        lengths.append(len(text))
+        texts.append(block)
+        lengths.append(len(block))
         if len(texts) >= batch:
-            feed(b"".join(texts), pack_lengths(lengths))
+            yield _piece(texts, lengths, feed)
             texts.clear()
             del lengths[:]
     if texts:
-        feed(b"".join(texts), pack_lengths(lengths))
+        yield _piece(texts, lengths, feed)
+
+
+def _piece(texts: list[str], lengths: array[int], feed: Callable[[bytes, bytes], None]) -> bytes:
+    data = "".join(texts).encode()
+    if len(data) != sum(lengths):  # not all ASCII (never seen): lengths in octets
+        lengths = array("I", [len(t.encode()) for t in texts])
+    feed(data, pack_lengths(lengths))
+    return data
 
 
 def type_of(mnemonic: bytes) -> int:

@@ -76,6 +76,100 @@ static long rr_count(PyObject *counts, PyObject *key) {
     return (v == -1 && PyErr_Occurred()) ? -1 : v;
 }
 
+/* What both lanes know of a question once it is parsed (the NXDOMAIN lane also fills the
+ * label fields). */
+typedef struct {
+    Py_ssize_t qend, end; /* end of the name, of the question (offsets in the query) */
+    int edns, do_bit;
+    long limit;           /* the largest response the client takes over UDP */
+    unsigned qtype;
+    int nlabels;            /* labels before the root */
+    Py_ssize_t starts[128]; /* offset of each label in lname; starts[nlabels]: the root */
+    unsigned char lname[256];
+    Py_ssize_t lname_len;
+} Question;
+
+/* WireTable.answer's header test: a query (no other opcode), exactly one question, no
+ * answer or authority records, and no additional record or one (the OPT).  1 if so. */
+static int plain_header(const unsigned char *w, Py_ssize_t n, Question *q) {
+    static const unsigned char qd_only[6] = {0, 1, 0, 0, 0, 0};
+    if (n < 17 || (w[2] & 0xF8) || memcmp(w + 4, qd_only, 6) != 0) return 0;
+    if (w[10] != 0 || w[11] > 1) return 0;
+    q->edns = w[11];
+    return 1;
+}
+
+/* WireTable.answer's test of what follows the name (ending at ``q->qend``): class IN, a
+ * type it answers, then nothing or one EDNS version 0 OPT ending the message; sets the
+ * DO bit and the size limit.  1 if it passes. */
+static int plain_tail(const unsigned char *w, Py_ssize_t n, long payload, Question *q) {
+    Py_ssize_t qend = q->qend;
+    if (qend + 4 > n || w[qend + 2] != 0 || w[qend + 3] != 1) return 0; /* class IN */
+    q->qtype = (unsigned)w[qend] << 8 | w[qend + 1];
+    if (general_qtype(q->qtype)) return 0;
+    Py_ssize_t end = q->end = qend + 4;
+    q->do_bit = 0;
+    q->limit = MIN_UDP;
+    if (q->edns) {
+        if (n < end + 11 || w[end] != 0 || w[end + 1] != 0 || w[end + 2] != 41 ||
+            w[end + 6] != 0 || end + 11 + ((Py_ssize_t)w[end + 9] << 8 | w[end + 10]) != n)
+            return 0;
+        q->do_bit = (w[end + 7] & 0x80) != 0;
+        long bufsize = (long)w[end + 3] << 8 | w[end + 4];
+        q->limit = bufsize < payload ? bufsize : payload;
+        if (q->limit < MIN_UDP) q->limit = MIN_UDP;
+    } else if (end != n) {
+        return 0;
+    }
+    return 1;
+}
+
+/* The response WireTable.answer concatenates: our header (the query's ID, QR AA, RD and CD
+ * echoed, ``rcode``; ``an`` answer or ``ns`` authority records), the query's own question,
+ * the sections' wire ``bodies`` one after another, and our OPT when the query had one.
+ * Its length, or 0 when it would not fit the client's limit or ``cap`` (truncation is the
+ * Python path's). */
+static Py_ssize_t respond(const unsigned char *w, const Question *q, unsigned rcode, long an,
+                          long ns, PyObject *const *bodies, int nbodies, long payload,
+                          unsigned char *out, Py_ssize_t cap) {
+    Py_ssize_t total = q->end + (q->edns ? 11 : 0);
+    for (int k = 0; k < nbodies; k++) total += PyBytes_GET_SIZE(bodies[k]);
+    if (total > q->limit || total > cap || an < 0 || an > 0xFFFF || ns < 0 || ns > 0xFFFF)
+        return 0;
+    unsigned flags = QR_AA | (((unsigned)w[2] << 8 | w[3]) & ECHO) | rcode;
+    unsigned char *p = out;
+    p[0] = w[0];
+    p[1] = w[1];
+    p[2] = (unsigned char)(flags >> 8);
+    p[3] = (unsigned char)flags;
+    p[4] = 0;
+    p[5] = 1;
+    p[6] = (unsigned char)(an >> 8);
+    p[7] = (unsigned char)an;
+    p[8] = (unsigned char)(ns >> 8);
+    p[9] = (unsigned char)ns;
+    p[10] = 0;
+    p[11] = q->edns ? 1 : 0;
+    memcpy(p + 12, w + 12, (size_t)(q->end - 12));
+    p += q->end;
+    for (int k = 0; k < nbodies; k++) {
+        memcpy(p, PyBytes_AS_STRING(bodies[k]), (size_t)PyBytes_GET_SIZE(bodies[k]));
+        p += PyBytes_GET_SIZE(bodies[k]);
+    }
+    if (q->edns) { /* our OPT: root owner, our payload, extended rcode 0, version 0, DO echoed */
+        p[0] = 0;
+        p[1] = 0;
+        p[2] = 41;
+        p[3] = (unsigned char)(payload >> 8);
+        p[4] = (unsigned char)payload;
+        p[5] = p[6] = 0;
+        p[7] = q->do_bit ? 0x80 : 0;
+        p[8] = p[9] = p[10] = 0;
+        p += 11;
+    }
+    return p - out;
+}
+
 /* The response cache: ``w`` with its ID is ``out``, or 0. */
 static Py_ssize_t cached(const unsigned char *w, Py_ssize_t n, PyObject *cache,
                          unsigned char *out, Py_ssize_t cap) {
@@ -179,30 +273,13 @@ static int nsec3_hash(const unsigned char *name, size_t nlen, const unsigned cha
 /* The NXDOMAIN lane: WireTable._find + _negative for a name that does not exist below a  */
 /* closest encloser with no delegation, DNAME or wildcard in the way (NSEC and NSEC3).    */
 
-typedef struct {
-    Py_ssize_t qend, end; /* end of the name, of the question (offsets in the query) */
-    int edns, do_bit;
-    long limit;
-    int nlabels;             /* labels before the root */
-    Py_ssize_t starts[128];  /* offset of each label in lname; starts[nlabels]: the root */
-    unsigned char lname[256];
-    Py_ssize_t lname_len;
-} Question;
-
 /* The Python helpers the lane calls for what it has not seen yet (set by configure()). */
 static PyObject *H_nsec_denial, *H_nsec3_denial, *H_encloser;
 
 /* A plain query parsed the way WireTable.answer parses a name it has not seen: 1 if it is
  * one the byte path would answer at all, 0 if not. */
 static int parse_plain(const unsigned char *w, Py_ssize_t n, long payload, Question *q) {
-    static const unsigned char qd_only[6] = {0, 1, 0, 0, 0, 0};
-    if (n < 17 || (w[2] & 0xF8) || memcmp(w + 4, qd_only, 6) != 0) return 0;
-    if (w[10] == 0 && w[11] == 0)
-        q->edns = 0;
-    else if (w[10] == 0 && w[11] == 1)
-        q->edns = 1;
-    else
-        return 0;
+    if (!plain_header(w, n, q)) return 0;
     Py_ssize_t pos = 12;
     int k = 0;
     unsigned len = w[pos];
@@ -222,25 +299,7 @@ static int parse_plain(const unsigned char *w, Py_ssize_t n, long payload, Quest
         unsigned char c = w[12 + i];
         q->lname[i] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
     }
-    Py_ssize_t qend = q->qend;
-    if (qend + 4 > n || w[qend + 2] != 0 || w[qend + 3] != 1) return 0;
-    unsigned qtype = (unsigned)w[qend] << 8 | w[qend + 1];
-    if (general_qtype(qtype)) return 0;
-    Py_ssize_t end = q->end = qend + 4;
-    q->do_bit = 0;
-    q->limit = MIN_UDP;
-    if (q->edns) {
-        if (n < end + 11 || w[end] != 0 || w[end + 1] != 0 || w[end + 2] != 41 ||
-            w[end + 6] != 0 || end + 11 + ((Py_ssize_t)w[end + 9] << 8 | w[end + 10]) != n)
-            return 0;
-        q->do_bit = (w[end + 7] & 0x80) != 0;
-        long bufsize = (long)w[end + 3] << 8 | w[end + 4];
-        q->limit = bufsize < payload ? bufsize : payload;
-        if (q->limit < MIN_UDP) q->limit = MIN_UDP;
-    } else if (end != n) {
-        return 0;
-    }
-    return 1;
+    return plain_tail(w, n, payload, q);
 }
 
 /* The suffix of the question name from label ``i`` (the root: nlabels) as bytes. */
@@ -308,21 +367,24 @@ static Py_ssize_t bisect_ints(PyObject *list, PyObject *key) {
     return lo;
 }
 
-/* A (wire, record count) pair from a memo dict, or from ``helper(wz, key_obj)`` when the
- * memo does not hold it yet.  A new reference to a checked 2-tuple, NULL with an exception
- * set, or NULL without one when the shape is not what we expect. */
+/* ``memo[key]`` when the memo dict holds it, else ``helper(wz, arg)`` (which memoises it):
+ * a new reference, or NULL with an exception set. */
+static PyObject *memo_get(PyObject *memo, PyObject *key, PyObject *helper, PyObject *wz,
+                          PyObject *arg) {
+    if (memo != NULL && PyDict_CheckExact(memo)) {
+        PyObject *got = PyDict_GetItemWithError(memo, key);
+        if (got != NULL) return Py_NewRef(got);
+        if (PyErr_Occurred()) return NULL;
+    }
+    return PyObject_CallFunctionObjArgs(helper, wz, arg, NULL);
+}
+
+/* memo_get for a (wire, record count) pair: a new reference to a checked 2-tuple, NULL
+ * with an exception set, or NULL without one when the shape is not what we expect. */
 static PyObject *memo_or_call(PyObject *memo, PyObject *key, PyObject *helper, PyObject *wz,
                               PyObject *arg) {
-    PyObject *got = NULL;
-    if (memo != NULL && PyDict_CheckExact(memo)) {
-        got = PyDict_GetItemWithError(memo, key);
-        if (got == NULL && PyErr_Occurred()) return NULL;
-        Py_XINCREF(got);
-    }
-    if (got == NULL) {
-        got = PyObject_CallFunctionObjArgs(helper, wz, arg, NULL);
-        if (got == NULL) return NULL;
-    }
+    PyObject *got = memo_get(memo, key, helper, wz, arg);
+    if (got == NULL) return NULL;
     if (!PyTuple_CheckExact(got) || PyTuple_GET_SIZE(got) != 2 ||
         !PyBytes_CheckExact(PyTuple_GET_ITEM(got, 0)) || !PyLong_CheckExact(PyTuple_GET_ITEM(got, 1))) {
         Py_DECREF(got);
@@ -420,15 +482,8 @@ static int nsec3_proof(const Question *q, int ce, PyObject *wz, Parts *parts) {
     if (enclosers == NULL) goto out;
     ce_name = suffix(q, ce);
     if (ce_name == NULL) goto out;
-    if (PyDict_CheckExact(enclosers)) {
-        known = PyDict_GetItemWithError(enclosers, ce_name);
-        if (known == NULL && PyErr_Occurred()) goto out;
-        Py_XINCREF(known);
-    }
-    if (known == NULL) {
-        known = PyObject_CallFunctionObjArgs(H_encloser, wz, ce_name, NULL);
-        if (known == NULL) goto out;
-    }
+    known = memo_get(enclosers, ce_name, H_encloser, wz, ce_name);
+    if (known == NULL) goto out;
     rc = 0;
     if (!PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 3 ||
         !PyLong_CheckExact(PyTuple_GET_ITEM(known, 0)) || iterations < 0)
@@ -533,52 +588,17 @@ static Py_ssize_t nx_lane(const unsigned char *w, Py_ssize_t n, PyObject *exist,
     if (!PyTuple_CheckExact(soa) || PyTuple_GET_SIZE(soa) != 2 ||
         !PyBytes_CheckExact(PyTuple_GET_ITEM(soa, 0)))
         goto done;
+    PyObject *bodies[MAX_PARTS + 1] = {PyTuple_GET_ITEM(soa, 0)};
     long count = PyLong_AsLong(PyTuple_GET_ITEM(soa, 1));
-    Py_ssize_t total = q.end + PyBytes_GET_SIZE(PyTuple_GET_ITEM(soa, 0)) + (q.edns ? 11 : 0);
     for (int k = 0; k < parts.n; k++) {
         count += PyLong_AsLong(PyTuple_GET_ITEM(parts.parts[k], 1));
-        total += PyBytes_GET_SIZE(PyTuple_GET_ITEM(parts.parts[k], 0));
+        bodies[k + 1] = PyTuple_GET_ITEM(parts.parts[k], 0);
     }
     if (PyErr_Occurred()) {
         result = -1;
         goto done;
     }
-    if (total > q.limit || total > cap || count < 0 || count > 0xFFFF) goto done;
-    unsigned flags = QR_AA | (((unsigned)w[2] << 8 | w[3]) & ECHO) | 3; /* NXDOMAIN */
-    unsigned char *p = out;
-    p[0] = w[0];
-    p[1] = w[1];
-    p[2] = (unsigned char)(flags >> 8);
-    p[3] = (unsigned char)flags;
-    p[4] = 0;
-    p[5] = 1;
-    p[6] = p[7] = 0;
-    p[8] = (unsigned char)(count >> 8);
-    p[9] = (unsigned char)count;
-    p[10] = 0;
-    p[11] = q.edns ? 1 : 0;
-    memcpy(p + 12, w + 12, (size_t)(q.end - 12));
-    p += q.end;
-    PyObject *first = PyTuple_GET_ITEM(soa, 0);
-    memcpy(p, PyBytes_AS_STRING(first), (size_t)PyBytes_GET_SIZE(first));
-    p += PyBytes_GET_SIZE(first);
-    for (int k = 0; k < parts.n; k++) {
-        PyObject *b = PyTuple_GET_ITEM(parts.parts[k], 0);
-        memcpy(p, PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
-        p += PyBytes_GET_SIZE(b);
-    }
-    if (q.edns) {
-        p[0] = 0;
-        p[1] = 0;
-        p[2] = 41;
-        p[3] = (unsigned char)(payload >> 8);
-        p[4] = (unsigned char)payload;
-        p[5] = p[6] = 0;
-        p[7] = q.do_bit ? 0x80 : 0;
-        p[8] = p[9] = p[10] = 0;
-        p += 11;
-    }
-    result = p - out;
+    result = respond(w, &q, 3 /* NXDOMAIN */, 0, count, bodies, parts.n + 1, payload, out, cap);
 done:
     parts_clear(&parts);
     Py_XDECREF(soa);
@@ -625,19 +645,12 @@ static Py_ssize_t answer_one(const unsigned char *w, Py_ssize_t n, PyObject *cac
  * answered here) or -1 (a Python error). */
 static Py_ssize_t names_lane(const unsigned char *w, Py_ssize_t n, PyObject *names,
                              long payload, unsigned char *out, Py_ssize_t cap) {
-    static const unsigned char qd_only[6] = {0, 1, 0, 0, 0, 0};
-    if (n < 17 || (w[2] & 0xF8) || memcmp(w + 4, qd_only, 6) != 0) return 0;
-    int edns;
-    if (w[10] == 0 && w[11] == 0)
-        edns = 0;
-    else if (w[10] == 0 && w[11] == 1)
-        edns = 1;
-    else
-        return 0;
+    Question q;
+    if (!plain_header(w, n, &q)) return 0;
     const unsigned char *zero = memchr(w + 12, 0, (size_t)(n - 12));
     if (zero == NULL) return 0;
-    Py_ssize_t qend = (zero - w) + 1;
-    Py_ssize_t nlen = qend - 12;
+    q.qend = (zero - w) + 1;
+    Py_ssize_t nlen = q.qend - 12;
     PyObject *lname = PyBytes_FromStringAndSize(NULL, nlen);
     if (lname == NULL) return -1;
     unsigned char *lp = (unsigned char *)PyBytes_AS_STRING(lname);
@@ -648,29 +661,13 @@ static Py_ssize_t names_lane(const unsigned char *w, Py_ssize_t n, PyObject *nam
     PyObject *hit = PyDict_GetItemWithError(names, lname);
     Py_DECREF(lname);
     if (hit == NULL) return PyErr_Occurred() ? -1 : 0;
-    if (qend + 4 > n || w[qend + 2] != 0 || w[qend + 3] != 1) return 0; /* class IN */
-    unsigned qtype = (unsigned)w[qend] << 8 | w[qend + 1];
-    if (general_qtype(qtype)) return 0;
-    Py_ssize_t end = qend + 4;
-    int do_bit = 0;
-    long limit = MIN_UDP;
-    if (edns) {
-        if (n < end + 11 || w[end] != 0 || w[end + 1] != 0 || w[end + 2] != 41 ||
-            w[end + 6] != 0 || end + 11 + ((Py_ssize_t)w[end + 9] << 8 | w[end + 10]) != n)
-            return 0;
-        do_bit = (w[end + 7] & 0x80) != 0;
-        long bufsize = (long)w[end + 3] << 8 | w[end + 4];
-        limit = bufsize < payload ? bufsize : payload;
-        if (limit < MIN_UDP) limit = MIN_UDP;
-    } else if (end != n) {
-        return 0;
-    }
+    if (!plain_tail(w, n, payload, &q)) return 0;
     /* (zone, node, wires, counts, RRSIG wires or None, RRSIG counts): wiretable.names_entry */
     if (!PyTuple_CheckExact(hit) || PyTuple_GET_SIZE(hit) != 6) return 0;
     PyObject *wires = PyTuple_GET_ITEM(hit, 2), *sig_wires = PyTuple_GET_ITEM(hit, 4);
     if (!PyDict_CheckExact(wires) || (sig_wires != Py_None && !PyDict_CheckExact(sig_wires)))
         return 0; /* not WireRRsets: the Python lane's */
-    PyObject *key = PyLong_FromUnsignedLong(qtype);
+    PyObject *key = PyLong_FromUnsignedLong(q.qtype);
     if (key == NULL) return -1;
     Py_ssize_t result = 0;
     PyObject *sig = NULL;
@@ -683,7 +680,7 @@ static Py_ssize_t names_lane(const unsigned char *w, Py_ssize_t n, PyObject *nam
     if (!PyBytes_CheckExact(body)) goto done;
     an = rr_count(PyTuple_GET_ITEM(hit, 3), key);
     if (an < 0) goto check;
-    if (do_bit && sig_wires != Py_None) {
+    if (q.do_bit && sig_wires != Py_None) {
         sig = PyDict_GetItemWithError(sig_wires, key);
         if (sig == NULL && PyErr_Occurred()) goto error;
         if (sig != NULL) {
@@ -692,43 +689,8 @@ static Py_ssize_t names_lane(const unsigned char *w, Py_ssize_t n, PyObject *nam
             if (sig_an < 0) goto check;
         }
     }
-    Py_ssize_t blen = PyBytes_GET_SIZE(body), slen = sig ? PyBytes_GET_SIZE(sig) : 0;
-    Py_ssize_t total = end + blen + slen + (edns ? 11 : 0);
-    if (total > limit || total > cap) goto done; /* too big: truncation is Python's */
-    an += sig ? sig_an : 0;
-    if (an > 0xFFFF) goto done;
-    unsigned flags = QR_AA | (((unsigned)w[2] << 8 | w[3]) & ECHO);
-    unsigned char *p = out;
-    p[0] = w[0];
-    p[1] = w[1];
-    p[2] = (unsigned char)(flags >> 8);
-    p[3] = (unsigned char)flags;
-    p[4] = 0;
-    p[5] = 1;
-    p[6] = (unsigned char)(an >> 8);
-    p[7] = (unsigned char)an;
-    p[8] = p[9] = p[10] = 0;
-    p[11] = edns ? 1 : 0;
-    memcpy(p + 12, w + 12, (size_t)(end - 12));
-    p += end;
-    memcpy(p, PyBytes_AS_STRING(body), (size_t)blen);
-    p += blen;
-    if (sig) {
-        memcpy(p, PyBytes_AS_STRING(sig), (size_t)slen);
-        p += slen;
-    }
-    if (edns) { /* our OPT: root owner, our payload, extended rcode 0, version 0, DO echoed */
-        p[0] = 0;
-        p[1] = 0;
-        p[2] = 41;
-        p[3] = (unsigned char)(payload >> 8);
-        p[4] = (unsigned char)payload;
-        p[5] = p[6] = 0;
-        p[7] = do_bit ? 0x80 : 0;
-        p[8] = p[9] = p[10] = 0;
-        p += 11;
-    }
-    result = p - out;
+    PyObject *bodies[2] = {body, sig};
+    result = respond(w, &q, 0, an + (sig ? sig_an : 0), 0, bodies, sig ? 2 : 1, payload, out, cap);
     goto done;
 check: /* rr_count: an error, or counts of an unexpected shape (Python's) */
     if (!PyErr_Occurred()) goto done;

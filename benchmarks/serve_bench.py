@@ -14,8 +14,11 @@ percentiles from a second, rate-limited dnsperf -v run in the last round), the s
 CPU time per query (user + system over all its processes: steadier than QPS on a busy
 machine), each server's RSS after loading (the main process) and PSS after the runs, and
 the ratios against Knot.
-dnsseal runs with ``--workers`` processes (default 2: Knot and NSD use every core too); the
-time each server takes to load the zone is printed.  The zone is written by dnssec-signzone
+Every server gets the same number of workers (``--workers``, default: this machine's cores):
+dnsseal ``workers`` processes, Knot ``udp-workers``/``tcp-workers`` threads (its default is
+one per core), NSD ``server-count`` processes (its default is 1, so it is set); response
+rate limiting is off in all of them.  Each server's configuration is printed with the
+results, and the time each server takes to load the zone.  The zone is written by dnssec-signzone
 with ``-O full`` (one record per line), the form dnsseal's fast zone parser reads; the
 server builds its snapshot from the wire-based zone model (no dnspython object per record).
 Example (small and quick)::
@@ -155,6 +158,8 @@ def start_knot(d: Path, signed: Path, workers: int) -> Server:
         f"""server:
     listen: 127.0.0.1@{port}
     rundir: "{kd}"
+    udp-workers: {workers}
+    tcp-workers: {workers}
 database:
     storage: "{kd}"
 log:
@@ -192,7 +197,7 @@ def start_nsd(d: Path, signed: Path, workers: int) -> Server:
     zonelistfile: "{nd}/zone.list"
     xfrdfile: "{nd}/xfrd.state"
     pidfile: "{nd}/nsd.pid"
-    server-count: 1
+    server-count: {workers}
     verbosity: 0
     rrl-ratelimit: 0
 remote-control:
@@ -473,6 +478,13 @@ STARTERS: dict[str, Callable[[Path, Path, int], Server]] = {
 }
 
 
+CONFIGS = {
+    "dnsseal": "dnsseal serve, server.workers = {w} (processes), C datagram loop",
+    "knot": "knotd, server.udp-workers = {w}, server.tcp-workers = {w} (threads), no RRL",
+    "nsd": "nsd, server-count: {w} (processes), rrl-ratelimit: 0",
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hosts", type=int, default=100_000, help="names in the zone")
@@ -481,7 +493,10 @@ def main() -> None:
     ap.add_argument("--nsec3", action="store_true", help="sign with NSEC3 instead of NSEC")
     ap.add_argument("--servers", default="dnsseal,knot,nsd")
     ap.add_argument(
-        "--workers", type=int, default=2, help="dnsseal worker processes (Knot uses all cores)"
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="workers for every server: dnsseal processes, Knot threads, NSD processes",
     )
     ap.add_argument(
         "--queries",
@@ -596,6 +611,9 @@ def main() -> None:
             " completed query, median over the rounds: less sensitive to the machine's other"
             " load than QPS"
         )
+        print("configuration of each server:")
+        for name in names:
+            print(f"  {name:8} {CONFIGS[name].format(w=args.workers)}")
         print(f"memory after load (RSS), per {args.hosts} names:")
         for name in names:
             ratio = f" ({memory[name] / memory['knot']:.2f}x knot)" if "knot" in memory else ""

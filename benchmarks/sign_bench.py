@@ -5,7 +5,16 @@ insecure delegation with glue every 100th), makes one ECDSAP256SHA256 KSK+ZSK pa
 dnssec-keygen (imported into Knot's KASP database for kzonesign), signs the zone with every
 tool with NSEC and with NSEC3 (no salt, 0 iterations), and prints wall time, peak RSS of
 the signing process and the ratio to dnsseal.  Every signed output is checked with
-ldns-verify-zone so a fast but wrong result does not count.
+ldns-verify-zone and its RRSIGs counted against dnsseal's, so a fast but wrong (or
+incomplete) result does not count.
+
+Every peer gets the parallelism its documentation gives for the job, on the same number of
+cores as dnsseal (``--workers``, default: this machine's cores): kzonesign
+``policy.signing-threads`` and ``zone.adjust-threads``, dnssec-signzone ``-n``, dnsseal
+signzone ``-n``; ldns-signzone has no threads (it is single-threaded: the table says so).
+The tools run in ``--rounds`` alternating rounds (default 3, order rotated each round) and
+the median is reported, because this machine's other load drifts within minutes.  Each
+peer's configuration is printed with the results.
 
     .venv/bin/python benchmarks/sign_bench.py 100000
     .venv/bin/python benchmarks/sign_bench.py 2000 --workers 2 --keep /tmp/bench
@@ -18,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,8 +131,9 @@ def make_keys(work: Path) -> list[str]:
     return names
 
 
-def knot_setup(work: Path, zone: Path, keys: list[str], nsec3: bool) -> Path:
-    """A kzonesign configuration with its own KASP database holding our two keys."""
+def knot_setup(work: Path, zone: Path, keys: list[str], nsec3: bool, threads: int) -> Path:
+    """A kzonesign configuration with its own KASP database holding our two keys, signing
+    with ``threads`` threads (Knot's documented knob for parallel signing)."""
     kdir = work / ("knot3" if nsec3 else "knot")
     kdir.mkdir()
     conf = kdir / "knot.conf"
@@ -139,11 +150,13 @@ policy:
     nsec3: {"on" if nsec3 else "off"}
     nsec3-iterations: 0
     nsec3-salt-length: 0
+    signing-threads: {threads}
 zone:
   - domain: {ORIGIN}
     file: {zone}
     dnssec-signing: on
     dnssec-policy: bench
+    adjust-threads: {threads}
 """
     )
     for k in keys:
@@ -153,8 +166,36 @@ zone:
     return conf
 
 
+def count_rrsigs(path: Path) -> int:
+    """RRSIG records in a signed zone file, whatever the writer's layout: one record per line
+    (owner, optional TTL and class, then the type) or BIND's multi-line form, whose
+    continuation lines (inside parentheses) are skipped."""
+    n = depth = 0
+    with path.open() as f:
+        for line in f:
+            text = line.split(";", 1)[0] if '"' not in line else line
+            if depth == 0 and "RRSIG" in text.split(None, 4)[:4]:
+                n += 1
+            bare = text if '"' not in text else "".join(text.split('"')[::2])
+            depth += bare.count("(") - bare.count(")")
+    return n
+
+
+def peer_configs(workers: int) -> dict[str, str]:
+    """What each tool was told about parallelism, printed beside the results."""
+    return {
+        "dnsseal": f"dnsseal signzone -n {workers} (worker processes)",
+        "dnssec-signzone": f"dnssec-signzone -n {workers} (threads)",
+        "ldns-signzone": "ldns-signzone (single-threaded; it has no option for threads)",
+        "kzonesign": f"kzonesign, policy.signing-threads: {workers}, zone.adjust-threads: "
+        f"{workers}",
+    }
+
+
 def bench(n: int, work: Path, workers: int, tools: list[str], verify: str = "all",
-          modes: tuple[str, ...] = ("nsec", "nsec3")) -> list[Result]:  # fmt: skip
+          modes: tuple[str, ...] = ("nsec", "nsec3"), rounds: int = 3) -> list[Result]:  # fmt: skip
+    """Sign with every tool ``rounds`` times per mode, the tools alternating (the order
+    rotates each round); one Result per tool and mode with the median wall/CPU/RSS."""
     zone = work / "bench.zone"
     zone.write_text(make_zone(n))
     keys = make_keys(work)
@@ -183,26 +224,58 @@ def bench(n: int, work: Path, workers: int, tools: list[str], verify: str = "all
             ),
         }  # fmt: skip
         if "kzonesign" in tools:
-            conf = knot_setup(work, zone, keys, n3)
+            conf = knot_setup(work, zone, keys, n3, workers)
             outdir = work / f"knot-out.{mode}"
             outdir.mkdir()
             runs["kzonesign"] = (
                 [need("kzonesign"), "-c", str(conf), "-o", str(outdir), ORIGIN],
                 outdir / zone.name,  # kzonesign keeps the configured file's name
             )
+        measured: dict[str, list[tuple[float, float, float]]] = {t: [] for t in tools}
+        failed: dict[str, str] = {}
+        for r in range(rounds):
+            order = tools[r % len(tools) :] + tools[: r % len(tools)]
+            for tool in order:
+                if tool in failed:
+                    continue
+                argv, output = runs[tool]
+                wall, rss, cpu, proc = run_measured(argv, work)
+                if proc.returncode != 0:
+                    failed[tool] = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+                    continue
+                measured[tool].append((wall, rss, cpu))
+                print(f"round {r + 1} {mode:<6} {tool:<16} {wall:8.2f} s", flush=True)
+        sigs = {t: count_rrsigs(runs[t][1]) for t in tools if t not in failed}
         for tool in tools:
-            argv, output = runs[tool]
-            wall, rss, cpu, proc = run_measured(argv, work)
-            ok = proc.returncode == 0
-            note = "" if ok else (proc.stderr.strip().splitlines() or ["failed"])[-1]
-            if ok and (verify == "all" or (verify == "dnsseal" and tool == "dnsseal")):
+            output = runs[tool][1]
+            if tool in failed:
+                results.append(Result(tool, mode, 0.0, 0.0, 0.0, False, failed[tool]))
+                continue
+            walls, rsss, cpus = zip(*measured[tool], strict=True)
+            ok, notes = True, [f"{sigs[tool]} RRSIGs"]
+            if "dnsseal" in sigs and sigs[tool] != sigs["dnsseal"]:
+                notes.append(f"dnsseal wrote {sigs['dnsseal']}")
+            if verify == "all" or (verify == "dnsseal" and tool == "dnsseal"):
                 check = subprocess.run([need("ldns-verify-zone"), "-V", "1", str(output)],
                                        capture_output=True, text=True, check=False)  # fmt: skip
                 if check.returncode != 0:
-                    ok, note = False, "ldns-verify-zone rejected the output"
-            if ok and verify != "all" and not (verify == "dnsseal" and tool == "dnsseal"):
-                note = "output not verified (--verify)"
-            results.append(Result(tool, mode, wall, rss, cpu, ok, note))
+                    ok = False
+                    notes.append("ldns-verify-zone rejected the output")
+                else:
+                    notes.append("verified")
+            else:
+                notes.append("not verified (--verify)")
+            results.append(
+                Result(
+                    tool,
+                    mode,
+                    statistics.median(walls),
+                    statistics.median(rsss),
+                    statistics.median(cpus),
+                    ok,
+                    ", ".join(notes),
+                )
+            )
     return results
 
 
@@ -324,7 +397,14 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("n", nargs="?", type=int, default=100_000, help="hosts (default 100000)")
-    ap.add_argument("--workers", type=int, default=1, help="signing workers for each tool")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="threads/workers for every tool that has them (default: all cores)",
+    )
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="runs per tool and mode, alternating; the median is reported")  # fmt: skip
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it")
     ap.add_argument("--tools", default="dnsseal,dnssec-signzone,ldns-signzone,kzonesign")
     ap.add_argument("--modes", default="nsec,nsec3", help="nsec, nsec3 or both (comma-separated)")
@@ -344,16 +424,21 @@ def main() -> None:
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         work = args.keep
-        results = bench(args.n, work, args.workers, tools, args.verify, modes)
+        results = bench(args.n, work, args.workers, tools, args.verify, modes, args.rounds)
         if args.resign:
             resign = resign_bench(args.n, work, args.workers, _full_walls(results))
     else:
         with tempfile.TemporaryDirectory(prefix="sign_bench.") as d:
-            results = bench(args.n, Path(d), args.workers, tools, args.verify, modes)
+            results = bench(args.n, Path(d), args.workers, tools, args.verify, modes, args.rounds)
             if args.resign:
                 resign = resign_bench(args.n, Path(d), args.workers, _full_walls(results))
-    print(f"zone: {args.n} hosts, ECDSAP256SHA256 KSK+ZSK, workers={args.workers}, 1-min load "
-          f"average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")  # fmt: skip
+    print(f"zone: {args.n} hosts, ECDSAP256SHA256 KSK+ZSK, {os.cpu_count()} cores, "
+          f"median of {args.rounds} alternating round(s), 1-min load average "
+          f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after")  # fmt: skip
+    print("configuration of each tool:")
+    configs = peer_configs(args.workers)
+    for t in tools:
+        print(f"  {t:<16} {configs[t]}")
     print(f"{'tool':<16} {'mode':<6} {'wall s':>9} {'CPU s':>8} {'peak MiB':>9} "
           f"{'dnsseal/x':>10} {'x/dnsseal':>10} {'MiB/x':>7}  status")  # fmt: skip
     base = {r.mode: r for r in results if r.tool == "dnsseal" and r.ok}

@@ -66,7 +66,7 @@ def test_good_config(tmp_path: Path) -> None:
         ("[server]\ntcp-idle-timeout = -1", "server.tcp-idle-timeout"),
         ("[server]\nbogus = 1", "server.bogus"),
         (
-            '[key.k]\nalgorithm = "hmac-foo"\nsecret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM="',
+            '[key.k]\nalgorithm = "hmac-foo"\nsecret = "c2VjcmV0"',
             "key.k.algorithm",
         ),
         ('[key.k]\nsecret = "not base64!"', "key.k.secret"),

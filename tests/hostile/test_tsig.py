@@ -23,6 +23,7 @@ import dns.update
 import pytest
 
 from conftest import require_tool
+from dnsseal.proto.tsigauth import check_request
 
 from .updatehelpers import (
     DNSSEAL,
@@ -38,7 +39,8 @@ from .updatehelpers import (
     update_rcode,
 )
 
-pytestmark = [pytest.mark.interop, pytest.mark.slow]
+interop = pytest.mark.interop
+slow = pytest.mark.slow
 
 WRONG = b"x" * 32
 SHA256, SHA512 = dns.tsig.HMAC_SHA256, dns.tsig.HMAC_SHA512
@@ -87,6 +89,8 @@ EXPECTED = {
 }
 
 
+@interop
+@slow
 @pytest.mark.parametrize("kind", ["UPDATE", "QUERY"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_tsig_failure_answers_match_named(servers: dict[str, Server], case: str, kind: str) -> None:
@@ -119,6 +123,8 @@ def test_tsig_failure_answers_match_named(servers: dict[str, Server], case: str,
     )
 
 
+@interop
+@slow
 @pytest.mark.parametrize("case", ["time outside fudge", "truncated MAC (16 of 32)"])
 def test_signed_error_answers_verify_with_the_key(servers: dict[str, Server], case: str) -> None:
     """BADTIME and BADTRUNC answers are signed with the key, over the request's MAC (RFC
@@ -145,6 +151,8 @@ def test_signed_error_answers_verify_with_the_key(servers: dict[str, Server], ca
         assert len(t.mac) == 32 and t.mac == expected.mac, who
 
 
+@interop
+@slow
 def test_nsupdate_reports_the_tsig_error(servers: dict[str, Server]) -> None:
     """What users see: `update failed: NOTAUTH(BADSIG)` / `NOTAUTH(BADKEY)` from both
     servers (dnsseal used to answer a bare FORMERR)."""
@@ -158,6 +166,8 @@ def test_nsupdate_reports_the_tsig_error(servers: dict[str, Server]) -> None:
         assert update_rcode(good) == "NOERROR", (who, good.stderr)
 
 
+@interop
+@slow
 def test_dig_with_a_wrong_secret_sees_notauth_badsig(servers: dict[str, Server]) -> None:
     dig = require_tool("dig")
     wrong = "d3Jvbmctd3Jvbmctd3Jvbmctd3Jvbmctd3Jvbmc0NTY="
@@ -210,3 +220,19 @@ allow-update = ["key ddns"]
     assert "Traceback" not in err
     assert f"key.ddns.secret: {octets} octets: hmac-sha256 needs at least 32" in err, err
     assert len([ln for ln in err.splitlines() if "key.ddns.secret" in ln]) == 1
+
+
+@pytest.mark.parametrize(("offset", "error"), [(0, None), (300, None), (301, "BADTIME")])
+def test_the_time_check_uses_the_now_it_is_given(offset: int, error: str | None) -> None:
+    """proto.tsigauth reads no clock: the fudge window is checked against ``now``."""
+    signed_at = 1_800_000_000
+    wire = sign(_query_wire(), "ddns", SECRET, SHA256, signed_at)
+    keyring = {dns.name.from_text("ddns"): dns.tsig.Key("ddns", SECRET, SHA256)}
+    for now in (signed_at + offset, signed_at - offset):
+        checked = check_request(wire, keyring, now)
+        if error is None:
+            assert checked.message is not None and checked.message.keyring is not None
+        else:
+            reply = tsig_reply(checked.response)
+            assert reply is not None and (reply.rcode, reply.error) == ("NOTAUTH", error)
+            assert reply.other == now.to_bytes(6, "big")

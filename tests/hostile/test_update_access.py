@@ -14,19 +14,27 @@
 from __future__ import annotations
 
 import subprocess
+import tomllib
 from pathlib import Path
 
+import dns.name
 import dns.query
 import dns.rcode
 import dns.rdata
+import dns.rdatatype
 import dns.tsig
 import dns.update
 import dns.zone
 import pytest
 
+from dnsseal.errors import OptionError
+from dnsseal.policy.grants import UpdatePolicy
+from dnsseal.storage.serverconfig import parse_config
+
 from .updatehelpers import (
     DNSSEAL,
     SECRET,
+    SECRET_B64,
     ZONE,
     Server,
     cds_of,
@@ -38,7 +46,8 @@ from .updatehelpers import (
     update_rcode,
 )
 
-pytestmark = [pytest.mark.interop, pytest.mark.slow]
+interop = pytest.mark.interop
+slow = pytest.mark.slow
 
 BAD_ECDSA = "257 3 13 AAAA"  # 3 octets of key where P-256 needs 64
 UNKNOWN_ALG = "257 3 200 AwEAAcVp"
@@ -65,6 +74,8 @@ def rcode(server: Server, script: str, key: str | None = "ddns") -> str:
     return update_rcode(nsupdate(server.port, script, key=key))
 
 
+@interop
+@slow
 def test_allow_update_cannot_touch_the_key_set(tmp_path: Path) -> None:
     """The reported hole: a client allowed to update added a DNSKEY, which dnsseal signed
     with the zone's KSK and served.  Now every key-set change is REFUSED and nothing
@@ -96,6 +107,8 @@ def test_allow_update_cannot_touch_the_key_set(tmp_path: Path) -> None:
         assert rdata_texts(s.port, ZONE, "DNSKEY") == ours
 
 
+@interop
+@slow
 def test_where_we_are_stricter_than_named(tmp_path: Path) -> None:
     """named 9.18 under allow-update with dnssec-policy accepts a peer's DNSKEY, the CDS
     and CDNSKEY DELETE records and a DS off a zone cut, and answers SERVFAIL to an invalid
@@ -124,6 +137,8 @@ def test_where_we_are_stricter_than_named(tmp_path: Path) -> None:
     assert got == table
 
 
+@interop
+@slow
 def test_multi_signer_peer_needs_an_explicit_grant(tmp_path: Path) -> None:
     """update-policy: `zonesub ANY` does not reach the key set; a rule naming DNSKEY, CDS
     and CDNSKEY for the peer's key does, for valid keys other than ours only, and keeps
@@ -175,6 +190,8 @@ def _raw_update(server: Server, *records: tuple[str, str, str]) -> str:
     return dns.rcode.to_text(reply.rcode())
 
 
+@interop
+@slow
 def test_data_the_verifier_rejects_is_refused(tmp_path: Path) -> None:
     """A DS where there is no zone cut (DS_NOT_AT_CUT) or with a digest type dnsseal
     cannot check is refused, not signed and served; a DS at a delegation is fine."""
@@ -226,6 +243,8 @@ POLICY_CASES = [
 ]
 
 
+@interop
+@slow
 def test_update_policy_rules_answer_as_named(tmp_path: Path) -> None:
     """BIND's rule types (name, subdomain, wildcard, zonesub, self, deny, first match
     wins, unsigned requests match nothing, one refused record refuses the message): the
@@ -245,3 +264,65 @@ def test_update_policy_rules_answer_as_named(tmp_path: Path) -> None:
     assert got["named"] == got["dnsseal"], "\n".join(table)
     # the table is not all one answer: both grants and refusals were exercised
     assert {"NOERROR", "REFUSED"} <= set(got["named"]), "\n".join(table)
+
+
+# -- the rules and their config, pure -----------------------------------------------------
+
+BAD_RULES = {
+    "permit ddns zonesub ANY": "expected (grant|deny) IDENTITY RULETYPE",
+    "grant ddns krb5-self . A": "rule type 'krb5-self' is not supported",
+    "grant nokey zonesub ANY": "unknown TSIG key 'nokey'",
+    f"grant ddns wildcard www.{ZONE} A": "is not a wildcard name",
+    "grant ddns name": "the name rule needs a NAME field",
+    f"grant ddns name www.{ZONE} NOTATYPE": "'NOTATYPE' is not a record type",
+    f"grant ddns name www.{ZONE} A(1)": "record count limits are not supported",
+}
+
+
+@pytest.mark.parametrize("rule", list(BAD_RULES))
+def test_bad_update_policy_rule_is_a_one_line_config_error(tmp_path: Path, rule: str) -> None:
+    text = f"""[server]
+state-dir = "state"
+[key.ddns]
+secret = "{SECRET_B64}"
+[zone."{ZONE}"]
+file = "z.zone"
+dnssec-policy = "default"
+update-policy = ["grant ddns zonesub ANY", "{rule}"]
+"""
+    with pytest.raises(OptionError) as e:
+        parse_config(tomllib.loads(text), tmp_path)
+    assert e.value.option == f'zone."{ZONE}".update-policy[1]'
+    assert BAD_RULES[rule] in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_allow_update_and_update_policy_exclude_each_other(tmp_path: Path) -> None:
+    text = f"""[server]
+state-dir = "state"
+[key.ddns]
+secret = "{SECRET_B64}"
+[zone."{ZONE}"]
+file = "z.zone"
+dnssec-policy = "default"
+allow-update = ["key ddns"]
+update-policy = ["grant ddns zonesub ANY"]
+"""
+    with pytest.raises(OptionError, match="either allow-update or update-policy"):
+        parse_config(tomllib.loads(text), tmp_path)
+
+
+def test_key_set_is_granted_only_by_name() -> None:
+    origin = dns.name.from_text(ZONE)
+    key = dns.name.from_text("k")
+    broad = UpdatePolicy.parse("p", ["grant k zonesub ANY", "grant k zonesub"], {"k"})
+    for t in ("DNSKEY", "CDS", "CDNSKEY"):
+        assert not broad.decide(key, origin, dns.rdatatype.from_text(t), origin), t
+    assert broad.decide(key, origin, dns.rdatatype.TXT, origin)
+    assert broad.decide(key, origin, dns.rdatatype.NS, origin)  # ANY includes NS (BIND)
+    typeless = UpdatePolicy.parse("p", ["grant k zonesub"], {"k"})
+    assert not typeless.decide(key, origin, dns.rdatatype.NS, origin)  # "no type" does not
+    named = UpdatePolicy.parse("p", [f"grant k name {ZONE} DNSKEY"], {"k"})
+    assert named.decide(key, origin, dns.rdatatype.DNSKEY, origin)
+    assert not named.decide(None, origin, dns.rdatatype.DNSKEY, origin)  # unsigned
+    assert not named.decide(key, dns.name.from_text(f"www.{ZONE}"), 48, origin)

@@ -160,6 +160,10 @@ def test_multi_signer_peer_needs_an_explicit_grant(tmp_path: Path) -> None:
         # a CDS for a key that is not in the DNSKEY RRset would make the parent's DS dangle
         assert rcode(s, f"update add {ZONE} 300 CDS {cds_of(other)}", key="peer") == "REFUSED"
         assert rcode(s, f"update add {ZONE} 300 CDNSKEY {other}", key="peer") == "REFUSED"
+        # nor one for our own keys: when to ask the parent for their DS is the policy's
+        ksk = next(k for k in ours if k.startswith("257 "))
+        assert rcode(s, f"update add {ZONE} 300 CDS {cds_of(ksk)}", key="peer") == "REFUSED"
+        assert rcode(s, f"update add {ZONE} 300 CDNSKEY {ksk}", key="peer") == "REFUSED"
 
         assert rcode(s, f"update add {ZONE} 300 DNSKEY {peer}", key="peer") == "NOERROR"
         assert rcode(s, f"update add {ZONE} 300 CDS {cds_of(peer)}", key="peer") == "NOERROR"

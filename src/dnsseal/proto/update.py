@@ -194,7 +194,7 @@ def _prescan(
         if denied is not None:
             return _fail(dns.rcode.REFUSED, denied)
         if rtype in KEYSET_TYPES:
-            bad = _check_keyset_record(rr, rtype, ours)
+            bad = _check_keyset_record(origin, rr, rtype, ours)
             if bad is not None:
                 return _fail(dns.rcode.REFUSED, f"{rr.name} {_tt(rtype)}: {bad}")
         if _cls(rr) == IN and rtype == T.DS:
@@ -268,14 +268,16 @@ def _is_delete_record(rtype: int, rd: bytes) -> bool:
     )
 
 
-def _check_keyset_record(rr: dns.rrset.RRset, rtype: int, ours: frozenset[bytes]) -> str | None:
+def _check_keyset_record(
+    origin: dns.name.Name, rr: dns.rrset.RRset, rtype: int, ours: frozenset[bytes]
+) -> str | None:
     """Why an allowed key-set change cannot be made (None: it can)."""
     for rd in rr:
         wire = canonical.rdata_wire(rd)
         if _is_delete_record(rtype, wire):
             return "the DELETE record (RFC 8078) is the dnssec-policy's, not an update's"
-        if rtype == T.DNSKEY and wire in ours:
-            return "one of the zone's own keys: the dnssec-policy adds and removes them"
+        if (rtype != T.CDS and wire in ours) or (rtype == T.CDS and _cds_of(origin, wire, ours)):
+            return "for one of the zone's own keys: the dnssec-policy publishes and removes those"
         if _cls(rr) != IN:
             continue
         bad = _check_key(wire, _tt(rtype)) if rtype != T.CDS else _check_ds(wire)
@@ -300,15 +302,21 @@ def _keyset_consistent(zone: Zone, ours: frozenset[bytes]) -> str | None:
         if rd not in dnskeys:
             return "a CDNSKEY that is not in the DNSKEY RRset"
     for rd in _rrset_rdatas(zone, origin, T.CDS):
-        tag, alg, dtype, digest = int.from_bytes(rd[:2], "big"), rd[2], rd[3], rd[4:]
-        if not any(
-            k[3] == alg
-            and key_tag(int.from_bytes(k[:2], "big"), k[2], k[3], k[4:]) == tag
-            and _ds_digest(origin, k, dtype) == digest
-            for k in dnskeys
-        ):
+        if not _cds_of(origin, rd, dnskeys):
+            tag, alg, dtype = int.from_bytes(rd[:2], "big"), rd[2], rd[3]
             return f"CDS {tag} {alg} {dtype} matches no key of the DNSKEY RRset"
     return None
+
+
+def _cds_of(origin: dns.name.Name, cds: bytes, dnskeys: Iterable[bytes]) -> bool:
+    """Is ``cds`` (DS RDATA) the digest of one of ``dnskeys`` (DNSKEY RDATA)?"""
+    tag, alg, dtype, digest = int.from_bytes(cds[:2], "big"), cds[2], cds[3], cds[4:]
+    return any(
+        k[3] == alg
+        and key_tag(int.from_bytes(k[:2], "big"), k[2], k[3], k[4:]) == tag
+        and _ds_digest(origin, k, dtype) == digest
+        for k in dnskeys
+    )
 
 
 def _ds_off_cut(zone: Zone, updates: Iterable[dns.rrset.RRset]) -> str | None:

@@ -219,7 +219,7 @@ allow-update = ["key ddns"]
     err = proc.stdout + proc.stderr
     assert "Traceback" not in err
     assert f"key.ddns.secret: {octets} octets: hmac-sha256 needs at least 32" in err, err
-    assert len([ln for ln in err.splitlines() if "key.ddns.secret" in ln]) == 1
+    assert "several problems" not in err  # nothing reported twice or as a consequence
 
 
 @pytest.mark.parametrize(("offset", "error"), [(0, None), (300, None), (301, "BADTIME")])

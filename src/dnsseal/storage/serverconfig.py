@@ -316,8 +316,8 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         except (binascii.Error, TypeError, ValueError):
             c.fail(f"{where}.secret", "is not valid base64")
             continue
-        if _tsig_secret_ok(c, where, alg, secret):
-            keys[name] = TsigKey(name, alg, secret)
+        _check_tsig_secret(c, where, alg, secret)
+        keys[name] = TsigKey(name, alg, secret)
 
     acls: dict[str, list[str]] = {}
     for name, items in data.get("acl", {}).items():
@@ -486,19 +486,17 @@ def _primaries(
     return tuple(out)
 
 
-def _tsig_secret_ok(c: _Checker, where: str, alg: str, secret: bytes) -> bool:
+def _check_tsig_secret(c: _Checker, where: str, alg: str, secret: bytes) -> None:
     """RFC 8945 6.2: a secret shorter than the algorithm's output weakens the MAC; an
-    empty one lets anyone sign.  Reported, and the key left out, when too short."""
+    empty one lets anyone sign.  Reported on ``c`` (the key stays known, so the options
+    naming it do not report it missing as well)."""
     need = hashlib.new(alg.removeprefix("hmac-")).digest_size
-    size = len(secret)
-    if size >= need:
-        return True
-    c.fail(
-        f"{where}.secret",
-        f"{size} octets: {alg} needs at least {need} (RFC 8945 6.2); "
-        f"make one with `tsig-keygen -a {alg}`",
-    )
-    return False
+    if len(secret) < need:
+        c.fail(
+            f"{where}.secret",
+            f"{len(secret)} octets: {alg} needs at least {need} (RFC 8945 6.2); "
+            f"make one with `tsig-keygen -a {alg}`",
+        )
 
 
 def _update_policy(

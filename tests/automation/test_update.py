@@ -187,11 +187,11 @@ def test_reload_applies_source_edits_as_a_diff_and_keeps_updates(tmp_path: Path)
 @pytest.mark.interop
 def test_peer_dnskey_by_update_is_kept_in_the_published_set(tmp_path: Path) -> None:
     """RFC 8901 model 2: a multi-signer peer's DNSKEY added by update stays published
-    (signed by our KSK) through re-signing; a DNSKEY below the apex is refused."""
+    (signed by our KSK) through re-signing; a DNSKEY below the apex is refused.  The key set
+    is the policy's: only an update-policy rule naming DNSKEY lets the peer add one."""
     port = free_port()
-    write_config(
-        tmp_path, port, {ZONE: make_zone(ZONE)}, zone_options={ZONE: 'allow-update = ["key ddns"]'}
-    )
+    grants = f'update-policy = ["grant ddns zonesub ANY", "grant ddns name {ZONE} DNSKEY"]'
+    write_config(tmp_path, port, {ZONE: make_zone(ZONE)}, zone_options={ZONE: grants})
     peer = tmp_path / "peer"
     peer.mkdir()
     run_tool(["dnssec-keygen", "-q", "-a", "ECDSAP256SHA256", ZONE], cwd=peer)

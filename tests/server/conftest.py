@@ -121,7 +121,7 @@ def named_port(
         stop(proc)
 
 
-TSIG_SECRET = "c2VjcmV0IGZvciB0aGUgdGVzdHMgb25seSEhISE="  # base64, test only
+TSIG_SECRET = "c2VjcmV0IGZvciB0aGUgdGVzdHMgb25seSEhISEhISE="  # base64, 32 octets, test only
 
 
 @dataclass

@@ -25,7 +25,7 @@ tcp-idle-timeout = 5
 
 [key.xfr]
 algorithm = "hmac-sha256"
-secret = "c2VjcmV0"
+secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM="
 
 [acl]
 secondaries = ["192.0.2.0/24", "!192.0.2.7", "key xfr"]
@@ -55,7 +55,7 @@ def test_good_config(tmp_path: Path) -> None:
     assert z.file == tmp_path.resolve() / "zones/example.com.signed"
     assert z.also_notify == (Endpoint("192.0.2.2", 53), Endpoint("192.0.2.3", 5353))
     assert z.allow_transfer == ("!192.0.2.9", "192.0.2.0/24", "!192.0.2.7", "key xfr")
-    assert c.keys["xfr"].secret == b"secret"
+    assert c.keys["xfr"].secret == b"secret-secret-secret-secret-0123"
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,10 @@ def test_good_config(tmp_path: Path) -> None:
         ('[server]\nlisten = ["127.0.0.1@70000"]', "server.listen[0]"),
         ("[server]\ntcp-idle-timeout = -1", "server.tcp-idle-timeout"),
         ("[server]\nbogus = 1", "server.bogus"),
-        ('[key.k]\nalgorithm = "hmac-foo"\nsecret = "c2VjcmV0"', "key.k.algorithm"),
+        (
+            '[key.k]\nalgorithm = "hmac-foo"\nsecret = "c2VjcmV0"',
+            "key.k.algorithm",
+        ),
         ('[key.k]\nsecret = "not base64!"', "key.k.secret"),
         ('[zone."a.example"]\npresigned = true', 'zone."a.example".file'),
         ('[zone."a.example"]\nfile = "x"\npresigned = false', 'zone."a.example".presigned'),
@@ -198,7 +201,7 @@ state-dir = "state"
 key-directory = "k"
 policies = "p.toml"
 [key.ddns]
-secret = "c2VjcmV0"
+secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM="
 [zone."a.example"]
 file = "a.zone"
 dnssec-policy = "mine"
@@ -223,7 +226,7 @@ state-dir = "/var/lib/dnsseal"
 resolvers = ["127.0.0.1 port 5399", "::1@53"]
 query-port = 5300
 [key.xfr]
-secret = "c2VjcmV0"
+secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM="
 [zone."a.example"]
 file = "a.zone"
 dnssec-policy = "default"

@@ -86,6 +86,8 @@ def parse_simple(wire: bytes) -> SimpleQuery | None:
         rtype, payload, ttl, rdlen = OPT_FIXED.unpack_from(wire, qend + 1)
         if rtype != OPT_TYPE or qend + 11 + rdlen != n or (ttl >> 16) & 0xFF != 0:
             return None  # not OPT, malformed, or EDNS version > 0 (BADVERS: general path)
+        if rdlen and not options_ok(wire, qend + 11):
+            return None  # FORMERR from the general path
         edns, do = True, bool(ttl & DO_BIT)
     elif qend != n:
         return None
@@ -95,6 +97,26 @@ def parse_simple(wire: bytes) -> SimpleQuery | None:
     except dns.exception.DNSException:
         return None
     return SimpleQuery(flags, qname, qtype, qclass, qend, edns, payload, do)
+
+
+COOKIE = 10
+
+
+def options_ok(wire: bytes, pos: int) -> bool:
+    """Are the EDNS options from ``pos`` to the end of ``wire`` well formed: every option
+    header complete, its data inside the message, a COOKIE 8 or 16-40 octets (RFC 6891
+    6.1.2, RFC 7873 5.2.2)?  A malformed OPT gets FORMERR, as from named and Knot; the
+    byte paths leave it to the general path, whose parser refuses it."""
+    n = len(wire)
+    while pos < n:
+        if pos + 4 > n:
+            return False
+        code = wire[pos] << 8 | wire[pos + 1]
+        length = wire[pos + 2] << 8 | wire[pos + 3]
+        pos += 4 + length
+        if code == COOKIE and not (length == 8 or 16 <= length <= 40):
+            return False
+    return pos == n
 
 
 def question_type(wire: bytes) -> int | None:

@@ -35,7 +35,7 @@ import dns.rdatatype
 import dns.rrset
 
 from dnsseal.proto.answer import Answer, nodata, nxdomain
-from dnsseal.proto.fastpath import rrset_wire
+from dnsseal.proto.fastpath import options_ok, rrset_wire
 from dnsseal.proto.snapshot import (
     DNAME,
     NSEC,
@@ -262,6 +262,7 @@ class WireTable:
                 or wire[end + 1 : end + 3] != OPT_TYPE
                 or wire[end + 6] != 0  # EDNS version > 0: BADVERS from the general path
                 or end + 11 + (wire[end + 9] << 8 | wire[end + 10]) != n
+                or (end + 11 != n and not options_ok(wire, end + 11))
             ):
                 return None
             do = wire[end + 7] & 0x80 != 0

@@ -99,6 +99,20 @@ static int plain_header(const unsigned char *w, Py_ssize_t n, Question *q) {
     return 1;
 }
 
+/* fastpath.options_ok: every EDNS option from ``pos`` to ``n`` has a whole header and
+ * its data inside the message, a COOKIE is 8 or 16-40 octets (RFC 6891 6.1.2, RFC 7873
+ * 5.2.2).  Else the general path answers FORMERR.  1 if so. */
+static int options_ok(const unsigned char *w, Py_ssize_t n, Py_ssize_t pos) {
+    while (pos < n) {
+        if (pos + 4 > n) return 0;
+        unsigned code = (unsigned)w[pos] << 8 | w[pos + 1];
+        Py_ssize_t len = (Py_ssize_t)w[pos + 2] << 8 | w[pos + 3];
+        pos += 4 + len;
+        if (code == 10 && !(len == 8 || (len >= 16 && len <= 40))) return 0;
+    }
+    return pos == n;
+}
+
 /* WireTable.answer's test of what follows the name (ending at ``q->qend``): class IN, a
  * type it answers, then nothing or one EDNS version 0 OPT ending the message; sets the
  * DO bit and the size limit.  1 if it passes. */
@@ -112,7 +126,8 @@ static int plain_tail(const unsigned char *w, Py_ssize_t n, long payload, Questi
     q->limit = MIN_UDP;
     if (q->edns) {
         if (n < end + 11 || w[end] != 0 || w[end + 1] != 0 || w[end + 2] != 41 ||
-            w[end + 6] != 0 || end + 11 + ((Py_ssize_t)w[end + 9] << 8 | w[end + 10]) != n)
+            w[end + 6] != 0 || end + 11 + ((Py_ssize_t)w[end + 9] << 8 | w[end + 10]) != n ||
+            !options_ok(w, n, end + 11))
             return 0;
         q->do_bit = (w[end + 7] & 0x80) != 0;
         long bufsize = (long)w[end + 3] << 8 | w[end + 4];

@@ -29,7 +29,8 @@ from dnsseal.policy.build import lookup
 from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model
-from dnsseal.proto.update import evaluate, zone_name
+from dnsseal.proto.tsigauth import check_request
+from dnsseal.proto.update import Access, evaluate, zone_name
 from dnsseal.server import checkds
 from dnsseal.server.inline import InlineZone
 from dnsseal.server.versions import Version, record_line
@@ -258,15 +259,16 @@ class Automation:
         and journaled (committed) before the answer goes out; served and sent by IXFR
         after.  NOTIFY: acknowledged (a primary of the zone) or refused, see
         :func:`~dnsseal.server.xfrin.notify_response`."""
-        keyring = self.server.engine.keyring or None
         opname = "NOTIFY" if (wire[2] >> 3) & 0xF == NOTIFY_OPCODE else "UPDATE"
         try:
-            msg = dns.message.from_wire(wire, keyring=keyring)
-        except (dns.tsig.PeerError, dns.message.UnknownTSIGKey) as e:
-            log.info("[server] %s from %s: TSIG verification failed: %s", opname, client, e)
-            return _header_only(wire, dns.rcode.NOTAUTH)
+            checked = check_request(wire, self.server.engine.keyring, clock.now())
         except Exception:
             return _header_only(wire, dns.rcode.FORMERR)
+        if checked.message is None:  # RFC 8945 5.3: NOTAUTH/FORMERR with the TSIG error
+            assert checked.response is not None
+            log.info("[server] %s from %s: TSIG: %s", opname, client, checked.reason)
+            return checked.response
+        msg = checked.message
         if opname == "NOTIFY":
             return self._notify(msg, client)
         rcode, why = await self._update(msg, client)
@@ -308,14 +310,19 @@ class Automation:
         inline = state.inline
         if inline is None:
             return dns.rcode.REFUSED, f"{zname} is presigned: it cannot be updated"
-        acl = Acl.parse(f'zone."{state.name}".allow-update', list(state.config.allow_update))
         keyname = msg.keyname if msg.had_tsig else None
-        if not acl.allows(client, keyname):
-            return dns.rcode.REFUSED, f"{state.name}: update not allowed (key {keyname})"
+        policy = state.config.update_policy
+        if policy is None:
+            acl = Acl.parse(f'zone."{state.name}".allow-update', list(state.config.allow_update))
+            if not acl.allows(client, keyname):
+                return dns.rcode.REFUSED, f"{state.name}: update not allowed (key {keyname})"
+        elif keyname is None:
+            return dns.rcode.REFUSED, f"{state.name}: update-policy needs a TSIG-signed update"
+        access = Access(keyname, policy)
         async with state.lock:
             if inline.unsigned is None or inline.plan is None:
                 return dns.rcode.SERVFAIL, f"{state.name} is not signed yet"
-            result = evaluate(msg, inline.unsigned, inline.signed)
+            result = evaluate(msg, inline.unsigned, inline.signed, access)
             if not result.ok:
                 return result.rcode, result.reason
             if not result.change:

@@ -30,6 +30,8 @@ file at once.  Relative paths are relative to the config file's directory.  Exam
     dnssec-policy = "default"         # inline signing (built-in or from server.policies)
     allow-transfer = ["secondaries"]  # ACL names or elements; default: none
     allow-update = ["key ddns"]       # RFC 2136 grants (ACL elements); default: none
+    # or, instead of allow-update, BIND's update-policy rules (dnsseal.policy.grants):
+    # update-policy = ["grant ddns zonesub ANY", "grant web name www.example.com. A"]
     parental-agents = ["192.0.2.53"]  # asked for our DS RRset when a key waits on it
     checkds = "yes"                   # yes | explicit | no; see below
 
@@ -65,6 +67,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -79,6 +82,7 @@ import dns.zone
 
 from dnsseal.errors import DnssealError, FileFormatError, OptionError, StorageError
 from dnsseal.policy.build import lookup as lookup_policy
+from dnsseal.policy.grants import UpdatePolicy
 from dnsseal.policy.model import Policy
 from dnsseal.storage.config import load_policies
 from dnsseal.storage.remotes import Endpoint, Primary, parse_endpoint, parse_remote
@@ -133,6 +137,7 @@ ZONE_OPTIONS = {
     "policy",
     "allow-transfer",
     "allow-update",
+    "update-policy",
     "also-notify",
     "notify-key",
     "parental-agents",
@@ -169,6 +174,7 @@ class ZoneConfig:
     parental_agents: tuple[Endpoint, ...] = ()
     checkds: str = "yes"  # one of CHECKDS_MODES
     primaries: tuple[Primary, ...] = ()  # bump in the wire: ``file`` is the transferred copy
+    update_policy: UpdatePolicy | None = None  # grant rules, instead of allow_update
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +316,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         except (binascii.Error, TypeError, ValueError):
             c.fail(f"{where}.secret", "is not valid base64")
             continue
+        _check_tsig_secret(c, where, alg, secret)
         keys[name] = TsigKey(name, alg, secret)
 
     acls: dict[str, list[str]] = {}
@@ -397,6 +404,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         }
         if acl_lists["allow-update"] and policy is None:
             c.fail(f"{where}.allow-update", "dynamic update needs an inline-signed zone")
+        update_policy = _update_policy(c, where, spec, keys, policy)
         agents = tuple(
             ep
             for i, t in enumerate(spec.get("parental-agents", []))
@@ -427,6 +435,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
                 agents,
                 str(checkds),
                 primaries,
+                update_policy,
             )
         )
     if c.problems:
@@ -475,6 +484,36 @@ def _primaries(
             return None
         out.append(Primary(ep, key))
     return tuple(out)
+
+
+def _check_tsig_secret(c: _Checker, where: str, alg: str, secret: bytes) -> None:
+    """RFC 8945 6.2: a secret shorter than the algorithm's output weakens the MAC; an
+    empty one lets anyone sign.  Reported on ``c`` (the key stays known, so the options
+    naming it do not report it missing as well)."""
+    need = hashlib.new(alg.removeprefix("hmac-")).digest_size
+    if len(secret) < need:
+        c.fail(
+            f"{where}.secret",
+            f"{len(secret)} octets: {alg} needs at least {need} (RFC 8945 6.2); "
+            f"make one with `tsig-keygen -a {alg}`",
+        )
+
+
+def _update_policy(
+    c: _Checker, where: str, spec: dict[str, Any], keys: dict[str, TsigKey], policy: str | None
+) -> UpdatePolicy | None:
+    """The zone's update-policy rules (None: not set); problems reported on ``c``."""
+    if "update-policy" not in spec:
+        return None
+    opt = f"{where}.update-policy"
+    if spec.get("allow-update"):
+        c.fail(opt, "set either allow-update or update-policy, not both")
+        return None
+    if policy is None:
+        c.fail(opt, "dynamic update needs an inline-signed zone")
+        return None
+    result: UpdatePolicy | None = c.check(UpdatePolicy.parse, opt, spec["update-policy"], set(keys))
+    return result
 
 
 def _acl_items(

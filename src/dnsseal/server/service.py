@@ -86,7 +86,7 @@ class AuthServer:
         self.config_path = config_path
         self.worker = worker
         self.worker_pids: list[int] = list(worker_pids or [])
-        self.engine = Engine(udp_payload=config.udp_payload)
+        self.engine = Engine(udp_payload=config.udp_payload, clock=clock.now)
         self.history: JournalHistory | None = None
         if config.state_dir is not None:
             ensure_dir(config.state_dir)

@@ -50,7 +50,7 @@ from dnsseal.validator.msgview import (
     sigs_for,
 )
 from dnsseal.validator.policy import DEFAULT_POLICY, AlgorithmPolicy
-from dnsseal.validator.rrsig import SigCheck, ZoneKey, verify_rrset
+from dnsseal.validator.rrsig import SigCheck, ZoneKey, label_count, verify_rrset
 from dnsseal.validator.trustcache import TrustCache
 
 Server = tuple[str, int]
@@ -171,6 +171,19 @@ class Query:
         reply = yield Need(qname, rdtype, servers, zone)
         return reply
 
+    def _anchored(self, name: dns.name.Name) -> bool:
+        """True when a trust anchor covers ``name`` (and no negative anchor lifts it)."""
+        anchors = self.config.anchors
+        return anchors.closest(name) is not None and anchors.negative_for(name, self.now) is None
+
+    def _unproven(self, name: dns.name.Name, why: str, ede: int = v.EDE_DNSSEC_BOGUS) -> v.Verdict:
+        """The verdict when nothing could be proven about ``name``: under a trust anchor the
+        only outcomes are secure, proven insecure or bogus (never data passed on unproven);
+        without one, indeterminate."""
+        if self._anchored(name):
+            return v.bogus(why, ede)
+        return v.indeterminate(why, ede)
+
     def _known_zone(self, name: dns.name.Name) -> dns.name.Name:
         best = dns.name.root
         for zone in self.servers:
@@ -212,6 +225,8 @@ class Query:
             if reply is None:
                 return None, zone
             kind = classify(reply, ask, atype, zone)
+            if kind is Kind.LAME:
+                return None, zone  # a lame server or a referral that leads nowhere
             ns = referral_ns(reply, zone, ask) if kind is Kind.REFERRAL else None
             if ns is None and atype == NS_T and kind is Kind.ANSWER and ask != zone:
                 ns = find(reply.answer, ask, NS_T)
@@ -308,7 +323,12 @@ class Query:
     def _chain_to(self, target: dns.name.Name) -> Generator[Need, Reply, _Zone]:
         """The deepest zone at or above ``target`` reached from a trust anchor, with its
         verdict: secure (with keys), insecure (proven unsigned delegation or negative
-        anchor), bogus, or indeterminate (no anchor)."""
+        anchor), bogus, or indeterminate (no anchor at all).
+
+        Below an anchor every step is proven or the chain is bogus: a DS query that gets no
+        answer, a lame or failing server, or anything that is neither a signed DS, a signed
+        denial nor a signed alias ends the walk as bogus, never as "unknown" (which would
+        hand unvalidated data to clients)."""
         nta = self.config.anchors.negative_for(target, self.now)
         if nta is not None:
             why = f"negative trust anchor for {nta.zone} (RFC 7646)"
@@ -331,10 +351,9 @@ class Query:
             servers = self.servers.get(state.zone) or self.servers[self._known_zone(state.zone)]
             reply = yield from self._ask(nxt, DS_T, servers, state.zone)
             if reply is None:
-                return _Zone(
-                    state.zone,
-                    v.indeterminate(f"no answer to {nxt} DS", v.EDE_NO_REACHABLE_AUTHORITY),
-                )
+                why = f"no answer to {nxt} DS: the chain of trust cannot be built"
+                self._link(state.zone, "DS", why, v.Security.BOGUS)
+                return _Zone(state.zone, v.bogus(why, v.EDE_NO_REACHABLE_AUTHORITY))
             kind = classify(reply, nxt, DS_T, state.zone)
             section = reply.answer if kind is Kind.ANSWER else reply.authority
             ds = find(section, nxt, DS_T)
@@ -353,6 +372,9 @@ class Query:
                 )
                 if not check.ok:
                     return _Zone(state.zone, check.verdict)
+                if check.wildcard_encloser is not None:
+                    why = f"{nxt} DS is a wildcard expansion: DS RRsets never are"
+                    return _Zone(state.zone, v.bogus(why))
                 state = yield from self._zone_keys(nxt, tuple(_ds_rdatas(ds)), ())
                 pos = nxt
                 continue
@@ -363,7 +385,7 @@ class Query:
                 self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
                 if not proof.ok or proof.verdict.security is v.Security.INSECURE:
                     return _Zone(state.zone, proof.verdict)
-                return state
+                return state  # nothing exists at or below nxt: no zone cut either
             if kind in (Kind.NODATA, Kind.REFERRAL):
                 proof = prove_nodata(nxt, DS_T, state.zone, reply.authority, verify, self.budget)
                 self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
@@ -375,15 +397,62 @@ class Query:
                 pos = nxt
                 continue
             if kind in (Kind.CNAME, Kind.DNAME):
-                return state
-            return _Zone(
-                state.zone,
-                v.indeterminate(
-                    f"{nxt} DS: server answered {dns.rcode.to_text(reply.rcode())}",
-                    v.EDE_NO_REACHABLE_AUTHORITY,
-                ),
+                # An alias at (or a DNAME above) nxt, signed by this zone, proves nxt is no
+                # zone cut: keep walking with the same keys (as Unbound does).
+                alias = self._alias_in_walk(nxt, kind, reply, state)
+                if alias is not None:
+                    return _Zone(state.zone, alias)
+                pos = nxt
+                continue
+            why = (
+                f"{nxt} DS: lame server (no authoritative answer)"
+                if kind is Kind.LAME
+                else f"{nxt} DS: server answered {dns.rcode.to_text(reply.rcode())}"
             )
+            self._link(state.zone, "DS", why, v.Security.BOGUS)
+            return _Zone(state.zone, v.bogus(why, v.EDE_NO_REACHABLE_AUTHORITY))
         return state
+
+    def _alias_in_walk(
+        self, nxt: dns.name.Name, kind: Kind, reply: dns.message.Message, state: _Zone
+    ) -> v.Verdict | None:
+        """None when the CNAME at ``nxt`` (or the DNAME above it) that answered a DS query
+        is validly signed by ``state``'s zone, else the bogus verdict."""
+        rrset = find(reply.answer, nxt, CNAME_T) if kind is Kind.CNAME else None
+        if kind is Kind.DNAME:
+            rrset = dname_for(reply.answer, nxt)
+        assert rrset is not None
+        check = verify_rrset(
+            rrset,
+            sigs_for(reply.answer, rrset.name, rrset.rdtype),
+            state.keys,
+            state.zone,
+            self.now,
+            self.budget,
+            self.config.policy,
+        )
+        what = dns.rdatatype.to_text(rrset.rdtype)
+        self._link(
+            state.zone,
+            "DS",
+            f"{nxt} DS: {what} at {rrset.name}: {check.verdict.reason}",
+            check.verdict.security,
+        )
+        if not check.ok:
+            return v.Verdict(
+                check.verdict.security,
+                f"{what} in reply to {nxt} DS: {check.verdict.reason}",
+                check.verdict.ede,
+            )
+        if check.wildcard_encloser is not None:
+            verify = self._verifier(reply.authority, state)
+            proof = prove_wildcard(
+                nxt, check.wildcard_encloser, state.zone, reply.authority, verify, self.budget
+            )
+            self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
+            if proof.verdict.security is not v.Security.SECURE:
+                return v.bogus(f"{what} in reply to {nxt} DS: {proof.verdict.reason}")
+        return None
 
     # --- validating one reply ------------------------------------------------------
     def _check_rrset(
@@ -423,9 +492,10 @@ class Query:
     ) -> Generator[Need, Reply, _Outcome]:
         kind = classify(reply, qname, rdtype, zone)
         rcode = reply.rcode()
-        if kind in (Kind.FAILURE, Kind.REFERRAL):
-            why = f"{qname}: no authoritative answer ({dns.rcode.to_text(rcode)})"
-            return _Outcome(v.indeterminate(why, v.EDE_NO_REACHABLE_AUTHORITY), dns.rcode.SERVFAIL)
+        if kind in (Kind.FAILURE, Kind.REFERRAL, Kind.LAME):
+            why = f"{qname}: no authoritative answer ({dns.rcode.to_text(rcode)}, {kind.value})"
+            verdict = self._unproven(qname, why, v.EDE_NO_REACHABLE_AUTHORITY)
+            return _Outcome(verdict, dns.rcode.SERVFAIL)
         if kind in (Kind.ANSWER, Kind.CNAME):
             t = rdtype if kind is Kind.ANSWER else CNAME_T
             rrset = find(reply.answer, qname, t)
@@ -435,7 +505,9 @@ class Query:
             nxt = rrset[0].target if kind is Kind.CNAME else None
             if verdict.security is v.Security.SECURE:
                 rrset = capped_ttl(rrset, sigs, self.now)
-            return _Outcome(verdict, rcode, (rrset, *_sig_rrsets(reply, qname, t)), (), nxt)
+            # A wildcard expansion goes out with the proof a downstream validator needs.
+            proof = _denial_rrsets(reply.authority) if _expanded(rrset, sigs) else ()
+            return _Outcome(verdict, rcode, (rrset, *_sig_rrsets(reply, qname, t)), proof, nxt)
         if kind is Kind.DNAME:
             dname = dname_for(reply.answer, qname)
             assert dname is not None
@@ -445,20 +517,51 @@ class Query:
                 target = qname.relativize(dname.name).derelativize(dname[0].target)
             except dns.name.NameTooLong:
                 return _Outcome(verdict, dns.rcode.YXDOMAIN, (dname,))
+            # The CNAME is synthesized from the validated DNAME (RFC 6672 s5.3.1): it needs no
+            # signature of its own, and for a CNAME query it is the answer.
             cname = dns.rrset.from_text(qname, dname.ttl, "IN", "CNAME", target.to_text())
             rrsets = (dname, *_sig_rrsets(reply, dname.name, DNAME_T), cname)
-            return _Outcome(verdict, rcode, rrsets, (), target)
+            return _Outcome(verdict, rcode, rrsets, (), None if rdtype == CNAME_T else target)
+        return (yield from self._validate_negative(qname, rdtype, kind, reply))
+
+    def _validate_negative(
+        self, qname: dns.name.Name, rdtype: int, kind: Kind, reply: dns.message.Message
+    ) -> Generator[Need, Reply, _Outcome]:
+        """NXDOMAIN and NODATA: the zone is the SOA's (or, without SOA, the signer of the
+        denial records); the SOA must be that zone's apex and verify with its keys, and the
+        NSEC/NSEC3 proof must hold (RFC 4035 s5.4)."""
+        rcode = reply.rcode()
         soa = next(
             (r for r in reply.authority if r.rdtype == SOA_T and qname.is_subdomain(r.name)),
             None,
         )
-        state = yield from self._chain_to(soa.name if soa is not None else qname)
+        target = soa.name if soa is not None else _denial_signer(reply.authority, qname)
+        state = yield from self._chain_to(target or qname)
         # Only what a negative answer is made of goes back to clients.
         authority = tuple(r for r in reply.authority if r.rdtype in _NEGATIVE_TYPES)
         if not state.secure:
             if state.verdict.security is v.Security.SECURE:  # pragma: no cover
                 raise AssertionError
             return _Outcome(state.verdict, rcode, (), authority)
+        if soa is not None:
+            if soa.name != state.zone:
+                why = f"the SOA of a negative answer is owned by {soa.name}, not the zone apex"
+                why += f" {state.zone}"
+                self._link(state.zone, "SOA", why, v.Security.BOGUS)
+                return _Outcome(v.bogus(why), rcode, (), authority)
+            check = verify_rrset(
+                soa,
+                sigs_for(reply.authority, soa.name, SOA_T),
+                state.keys,
+                state.zone,
+                self.now,
+                self.budget,
+                self.config.policy,
+            )
+            self._link(state.zone, "SOA", check.verdict.reason, check.verdict.security)
+            if not check.ok or check.wildcard_encloser is not None:
+                verdict = check.verdict if not check.ok else v.bogus(f"{soa.name} SOA expanded")
+                return _Outcome(verdict, rcode, (), authority)
         verify = self._verifier(reply.authority, state)
         if kind is Kind.NXDOMAIN:
             proof = prove_nxdomain(qname, state.zone, reply.authority, verify, self.budget)
@@ -472,13 +575,14 @@ class Query:
         name = self.qname
         verdict: v.Verdict | None = None
         answer: list[dns.rrset.RRset] = []
-        authority: tuple[dns.rrset.RRset, ...] = ()
+        authority: list[dns.rrset.RRset] = []
         rcode: int = dns.rcode.NOERROR
         seen = {name}
         for _ in range(self.config.limits.cname_chain + 1):
             reply, zone = yield from self._iterate(name, self.rdtype)
             if reply is None:
-                failed = v.indeterminate(
+                failed = self._unproven(
+                    name,
                     f"no usable answer for {name}: {self.budget.describe()}"
                     if self.budget.exhausted
                     else f"no server answered for {name}",
@@ -490,7 +594,7 @@ class Query:
             out = yield from self._validate(name, self.rdtype, reply, zone)
             verdict = out.verdict if verdict is None else v.worst(verdict, out.verdict)
             answer.extend(out.rrsets)
-            authority = out.authority
+            authority.extend(r for r in out.authority if r not in authority)
             rcode = out.rcode
             if out.next is None:
                 break
@@ -507,12 +611,18 @@ class Query:
         assert verdict is not None
         if self.budget.exhausted:
             verdict = v.worst(verdict, v.bogus(self.budget.describe()))
+        if verdict.security is v.Security.INDETERMINATE:
+            # Indeterminate is only for names no anchor covers.  A chain that left the
+            # anchored tree (say an RRSIG naming a signer above the anchor) proves nothing.
+            covered = next((n for n in sorted(seen) if self._anchored(n)), None)
+            if covered is not None:
+                verdict = v.bogus(f"{covered} is under a trust anchor: {verdict.reason}")
         return Result(
             self.qname,
             self.rdtype,
             rcode,
             tuple(answer),
-            authority,
+            tuple(authority),
             verdict,
             tuple(self.links),
             dict(self.budget.spent),
@@ -525,6 +635,32 @@ def _sig_rrsets(
     return [
         r for r in reply.answer if r.rdtype == RRSIG_T and r.name == name and r.covers == rdtype
     ]
+
+
+def _expanded(rrset: dns.rrset.RRset, sigs: list[RRSIG]) -> bool:
+    """True when an RRSIG of ``rrset`` says it was synthesized from a wildcard."""
+    owner = label_count(rrset.name)
+    return any(s.labels < owner for s in sigs)
+
+
+def _denial_rrsets(authority: list[dns.rrset.RRset]) -> tuple[dns.rrset.RRset, ...]:
+    """The NSEC/NSEC3 RRsets of a section with their RRSIGs."""
+    denial = (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
+    return tuple(
+        r for r in authority if r.rdtype in denial or (r.rdtype == RRSIG_T and r.covers in denial)
+    )
+
+
+def _denial_signer(authority: list[dns.rrset.RRset], qname: dns.name.Name) -> dns.name.Name | None:
+    """Without an SOA, the zone of a negative answer is the signer of its denial records
+    (the deepest one that is an ancestor of ``qname``)."""
+    best: dns.name.Name | None = None
+    for r in authority:
+        if r.rdtype == RRSIG_T and r.covers in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3):
+            for rd in r:
+                if qname.is_subdomain(rd.signer) and (best is None or len(rd.signer) > len(best)):
+                    best = rd.signer
+    return best
 
 
 def _ds_rdatas(rrset: dns.rrset.RRset) -> list[DS]:

@@ -30,6 +30,7 @@ from dnsseal.resolver.engine import Resolver
 from dnsseal.resolver.service import ResolverService
 from dnsseal.resolver.transport import Transport
 from dnsseal.validator import verdict as v
+from dnsseal.validator.anchors import AnchorSet, TrustAnchor
 from dnsseal.validator.machine import Need, Query, Result
 
 from .authority import Authority, config_for
@@ -155,13 +156,36 @@ def test_unanswered_ds_reaches_the_client_as_servfail_with_ede(authority: Author
     assert reply.rcode() == dns.rcode.SERVFAIL and not reply.answer
 
 
-def test_no_server_for_the_data_under_an_anchor_is_bogus(authority: Authority) -> None:
+def test_no_server_for_the_data_is_a_servfail_without_data(authority: Authority) -> None:
     def forge(need: Need, reply: dns.message.Message) -> dns.message.Message | None:
         return None if need.qname == WWW_A and need.rdtype == T.A else reply
 
     r = run(authority, "www.a.example.", "A", forge)
-    assert r.rcode == dns.rcode.SERVFAIL
-    assert (r.verdict.security, r.verdict.ede) == (S.BOGUS, v.EDE_NO_REACHABLE_AUTHORITY)
+    assert r.rcode == dns.rcode.SERVFAIL and not r.answer
+    # A resolution failure (like delv's "resolution failed"), not a validation verdict.
+    assert (r.verdict.security, r.verdict.ede) == (S.INDETERMINATE, v.EDE_NO_REACHABLE_AUTHORITY)
+    reply = serve(authority, forge, dns.message.make_query("www.a.example.", "A"))
+    assert reply.rcode() == dns.rcode.SERVFAIL and not reply.answer
+
+
+def test_signer_above_the_anchor_is_bogus(authority: Authority) -> None:
+    """With the only anchor at a.example., forged data for www.a.example. whose RRSIG names
+    example. (no anchor there) must not come back as indeterminate data."""
+    a = authority.zones[N("a.example.")]
+    anchors = AnchorSet((TrustAnchor(a.origin, tuple(a.ds())),))  # type: ignore[arg-type]
+    legit = drive(Query(WWW_A, "A", config_for(authority, anchors=anchors), NOW), authority)
+    assert legit.verdict.security is S.SECURE, legit.verdict
+    fake = "A 13 2 300 20300101000000 20200101000000 1 example. " + "AAAA" * 22
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.qname == WWW_A and need.rdtype == T.A:
+            out = _unsigned_a(reply, WWW_A)
+            out.answer.append(dns.rrset.from_text(WWW_A, 300, "IN", "RRSIG", fake))
+            return out
+        return reply
+
+    r = drive(Query(WWW_A, "A", config_for(authority, anchors=anchors), NOW), authority, forge)
+    assert r.verdict.security is S.BOGUS, r.verdict
 
 
 # --- 2. wildcard-expanded NSEC used as a denial -----------------------------------------

@@ -176,14 +176,6 @@ class Query:
         anchors = self.config.anchors
         return anchors.closest(name) is not None and anchors.negative_for(name, self.now) is None
 
-    def _unproven(self, name: dns.name.Name, why: str, ede: int = v.EDE_DNSSEC_BOGUS) -> v.Verdict:
-        """The verdict when nothing could be proven about ``name``: under a trust anchor the
-        only outcomes are secure, proven insecure or bogus (never data passed on unproven);
-        without one, indeterminate."""
-        if self._anchored(name):
-            return v.bogus(why, ede)
-        return v.indeterminate(why, ede)
-
     def _known_zone(self, name: dns.name.Name) -> dns.name.Name:
         best = dns.name.root
         for zone in self.servers:
@@ -494,7 +486,8 @@ class Query:
         rcode = reply.rcode()
         if kind in (Kind.FAILURE, Kind.REFERRAL, Kind.LAME):
             why = f"{qname}: no authoritative answer ({dns.rcode.to_text(rcode)}, {kind.value})"
-            verdict = self._unproven(qname, why, v.EDE_NO_REACHABLE_AUTHORITY)
+            # A resolution failure: no data to judge, SERVFAIL whatever the anchors.
+            verdict = v.indeterminate(why, v.EDE_NO_REACHABLE_AUTHORITY)
             return _Outcome(verdict, dns.rcode.SERVFAIL)
         if kind in (Kind.ANSWER, Kind.CNAME):
             t = rdtype if kind is Kind.ANSWER else CNAME_T
@@ -581,8 +574,7 @@ class Query:
         for _ in range(self.config.limits.cname_chain + 1):
             reply, zone = yield from self._iterate(name, self.rdtype)
             if reply is None:
-                failed = self._unproven(
-                    name,
+                failed = v.indeterminate(
                     f"no usable answer for {name}: {self.budget.describe()}"
                     if self.budget.exhausted
                     else f"no server answered for {name}",
@@ -611,9 +603,11 @@ class Query:
         assert verdict is not None
         if self.budget.exhausted:
             verdict = v.worst(verdict, v.bogus(self.budget.describe()))
-        if verdict.security is v.Security.INDETERMINATE:
-            # Indeterminate is only for names no anchor covers.  A chain that left the
-            # anchored tree (say an RRSIG naming a signer above the anchor) proves nothing.
+        if verdict.security is v.Security.INDETERMINATE and rcode != dns.rcode.SERVFAIL:
+            # Data judged "indeterminate" is only for names no anchor covers.  A chain that
+            # left the anchored tree (an RRSIG naming a signer above the anchor, say) proves
+            # nothing, so the data is bogus.  (A SERVFAIL has no data: it stays a resolution
+            # failure, "no server answered".)
             covered = next((n for n in sorted(seen) if self._anchored(n)), None)
             if covered is not None:
                 verdict = v.bogus(f"{covered} is under a trust anchor: {verdict.reason}")

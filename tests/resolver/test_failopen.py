@@ -34,7 +34,7 @@ from dnsseal.validator.anchors import AnchorSet, TrustAnchor
 from dnsseal.validator.machine import Need, Query, Result
 
 from .authority import Authority, config_for
-from .zonebuild import NOW, SignedZone, sign_zone
+from .zonebuild import EXPIRATION, INCEPTION, NOW, SignedZone, sign_zone
 
 S = v.Security
 T = dns.rdatatype
@@ -206,14 +206,15 @@ www A 192.0.2.1
 """
 
 
-def _tree(*zones: SignedZone) -> Authority:
+def _tree(*zones: SignedZone, times: tuple[int, int] = (INCEPTION, EXPIRATION)) -> Authority:
     """A signed root delegating (with DS) to each zone given."""
     body = "@ 3600 SOA ns.root. h 1 3600 300 3600000 3600\n@ NS ns.root.\nns.root. A 127.0.0.1\n"
     for z in zones:
         o = z.origin.to_text()
         body += f"{o} NS ns.{o}\nns.{o} A 127.0.0.1\n"
         body += "".join(f"{o} DS {d.to_text()}\n" for d in z.ds())
-    return Authority([sign_zone(body, "."), *zones])
+    root = sign_zone(body, ".", inception=times[0], expiration=times[1])
+    return Authority([root, *zones])
 
 
 def _renamed(rrset: dns.rrset.RRset, owner: dns.name.Name) -> dns.rrset.RRset:

@@ -145,19 +145,22 @@ def test_wildcard_in_an_opt_out_span_gets_no_ad(authority: Authority) -> None:
     assert not reply.flags & dns.flags.AD
 
 
-@pytest.mark.parametrize("how", ["lame", "sideways", "upward"])
+@pytest.mark.parametrize("how", ["recursive", "sideways", "upward"])
 def test_lame_delegations_and_referral_loops_are_servfail_and_not_cached(
     authority: Authority, how: str
 ) -> None:
     """insec. is unsigned, so validation cannot catch these: a non-authoritative empty
-    reply, a referral to the zone asked again, or a referral back up to the root."""
+    reply from a recursive server (RA set), a referral to the zone asked again, or a
+    referral back up to the root (Unbound's REC_LAME and LAME)."""
     www = N("www.insec.")
 
     def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
         if need.qname != www or need.rdtype != T.A:
             return reply
         out = dns.message.make_response(dns.message.make_query(www, "A"))
-        if how == "sideways":
+        if how == "recursive":
+            out.flags |= dns.flags.RA
+        elif how == "sideways":
             out.authority = [dns.rrset.from_text("insec.", 300, "IN", "NS", "ns.insec.")]
             out.additional = [dns.rrset.from_text("ns.insec.", 300, "IN", "A", "127.0.0.1")]
         elif how == "upward":

@@ -101,15 +101,21 @@ def classify(
         r.rdtype == SOA_T for r in msg.authority
     ):
         return Kind.REFERRAL
-    if (
-        not msg.answer
-        and not msg.flags & dns.flags.AA
-        and not any(r.rdtype == SOA_T for r in msg.authority)
-    ):
-        # Unbound's rule: a non-authoritative empty reply that is neither a referral below
-        # the zone asked nor a negative answer (upward or sideways referral, bare NOERROR).
+    if _lame(msg):
         return Kind.LAME
     return Kind.NODATA
+
+
+def _lame(msg: dns.message.Message) -> bool:
+    """A NOERROR reply with no answer that is not a referral below the zone asked (checked
+    by the caller) and not authoritative: with NS records it is an upward or sideways
+    referral, with RA set it came from a recursive server (Unbound's LAME and REC_LAME).
+    A bare empty NOERROR is NODATA, as Unbound reads it."""
+    if msg.answer or msg.flags & dns.flags.AA:
+        return False
+    if any(r.rdtype == SOA_T for r in msg.authority):
+        return False
+    return bool(msg.flags & dns.flags.RA) or any(r.rdtype == NS_T for r in msg.authority)
 
 
 def addresses(msg: dns.message.Message, names: Sequence[dns.name.Name]) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import os
 
 import dns.flags
@@ -192,3 +193,89 @@ def test_responses_are_never_answered(authority: Authority) -> None:
     formerr = asyncio.run(service.handle(bytes(garbage), False))
     assert formerr is not None and dns.message.from_wire(formerr).rcode() == dns.rcode.FORMERR
     assert authority.queries == []
+
+
+# --- the driver: dead servers, cache size ------------------------------------------------
+
+
+def test_a_silent_server_is_backed_off(authority: Authority) -> None:
+    """A root server that never answers is asked once, then skipped (5 s, doubling) instead
+    of costing a timeout on every question; when it answers again it is used again."""
+    dead = ("192.0.2.1", 53)
+    asked: list[tuple[str, int]] = []
+    alive = [False]
+    inner = memory_transport(authority)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        asked.append(server)
+        if server == dead and not alive[0]:
+            raise TimeoutError("no answer")
+        return await inner(server, wire, tcp)
+
+    now = [NOW]
+    config = dataclasses.replace(config_for(authority), root_servers=(dead, ("127.0.0.1", 53)))
+    res = Resolver(config, transport, lambda: now[0])
+    assert asyncio.run(res.resolve("www.a.example.", "A")).verdict.security is S.SECURE
+    assert asked.count(dead) == 1
+    for name in ("nope1.", "nope2.", "nope3."):
+        assert asyncio.run(res.resolve(name, "A")).rcode == dns.rcode.NXDOMAIN
+    assert asked.count(dead) == 1  # skipped while backing off
+    now[0] += 6
+    asyncio.run(res.resolve("nope4.", "A"))
+    assert asked.count(dead) == 2  # tried again after 5 s, silent again: now 10 s
+    now[0] += 6
+    asyncio.run(res.resolve("nope5.", "A"))
+    assert asked.count(dead) == 2
+    now[0] += 5
+    alive[0] = True
+    asyncio.run(res.resolve("nope6.", "A"))
+    asyncio.run(res.resolve("nope7.", "A"))
+    assert asked.count(dead) == 4  # it answers again: asked for every new root question
+
+
+def test_only_silent_servers_fail_at_once(authority: Authority) -> None:
+    calls = [0]
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        calls[0] += 1
+        raise TimeoutError("no answer")
+
+    res = Resolver(config_for(authority), transport, lambda: NOW)
+    assert asyncio.run(res.resolve("www.a.example.", "A")).rcode == dns.rcode.SERVFAIL
+    first = calls[0]
+    assert first == 1
+    assert asyncio.run(res.resolve("other.", "A")).rcode == dns.rcode.SERVFAIL
+    assert calls[0] == first  # no timeout spent while the only server backs off
+
+
+def test_cached_results_are_compact_and_answer_the_same(
+    hierarchy_no_optout: dict[str, SignedZone],
+) -> None:
+    auth = Authority(list(hierarchy_no_optout.values()))
+    res = Resolver(config_for(auth), memory_transport(auth), lambda: NOW)
+    fresh = asyncio.run(res.resolve("a.z.w.example.", "MX"))
+    cached = asyncio.run(res.resolve("a.z.w.example.", "MX"))
+    assert cached.verdict == fresh.verdict and cached.rcode == fresh.rcode
+    assert [r.to_text() for r in cached.answer] == [r.to_text() for r in fresh.answer]
+    assert sorted(r.to_text() for r in cached.authority) == sorted(
+        r.to_text() for r in fresh.authority
+    )
+    assert fresh.links and not cached.links  # the chain is explained only when resolved
+    # A few hundred octets of wire per result and per upstream reply, not ~10 KB of objects.
+    sizes = [len(packed.sections) for _, (_, packed) in res.results._data.values()]  # type: ignore[misc]
+    assert sizes and max(sizes) < 2000
+    assert all(isinstance(v, bytes) for _, v in res.cache._data.values())
+
+
+def test_bogus_results_are_cached_for_a_minute_at_most(authority: Authority) -> None:
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.qname == N("www.a.example.") and need.rdtype == T.A:
+            reply.answer = [r for r in reply.answer if r.rdtype != T.RRSIG]
+        return reply
+
+    now = [NOW]
+    res = Resolver(config_for(authority), forging_transport(authority, forge), lambda: now[0])
+    assert asyncio.run(res.resolve("www.a.example.", "A")).verdict.security is S.BOGUS
+    assert len(res.results) == 1
+    now[0] += 61
+    assert res.results.get((N("www.a.example."), int(T.A)), now[0]) is None

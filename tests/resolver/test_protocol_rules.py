@@ -279,3 +279,29 @@ def test_bogus_results_are_cached_for_a_minute_at_most(authority: Authority) -> 
     assert len(res.results) == 1
     now[0] += 61
     assert res.results.get((N("www.a.example."), int(T.A)), now[0]) is None
+
+
+def test_negative_answers_carry_only_the_validated_proof(
+    hierarchy_no_optout: dict[str, SignedZone],
+) -> None:
+    """Unsigned padding beside a good proof does not reach a DO client under AD."""
+    authority = Authority(list(hierarchy_no_optout.values()))
+    junk = dns.rrset.from_text(
+        "00000000000000000000000000000000.example.",
+        300,
+        "IN",
+        "NSEC3",
+        "1 0 12 aabbccdd 2T7B4G4VSA5SMI47K61MV5BV1A22BOJR A",
+    )
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.qname == N("nope.example.") and need.rdtype == T.A:
+            reply.authority.insert(0, junk)
+        return reply
+
+    r = run(authority, "nope.example.", "A", forge)
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NXDOMAIN, S.SECURE), r.verdict
+    assert junk not in r.authority
+    signed = {(x.name, x.covers) for x in r.authority if x.rdtype == T.RRSIG}
+    assert all((x.name, x.rdtype) in signed for x in r.authority if x.rdtype != T.RRSIG)
+    assert any(x.rdtype == T.SOA for x in r.authority)

@@ -50,7 +50,7 @@ from dnsseal.validator.msgview import (
     sigs_for,
 )
 from dnsseal.validator.policy import DEFAULT_POLICY, AlgorithmPolicy
-from dnsseal.validator.rrsig import SigCheck, ZoneKey, label_count, verify_rrset
+from dnsseal.validator.rrsig import SigCheck, ZoneKey, verify_rrset
 from dnsseal.validator.trustcache import TrustCache
 
 Server = tuple[str, int]
@@ -183,10 +183,18 @@ class Query:
                 best = zone
         return best
 
-    def _verifier(self, section: list[dns.rrset.RRset], zone: _Zone) -> Verify:
+    def _verifier(
+        self,
+        section: list[dns.rrset.RRset],
+        zone: _Zone,
+        used: list[dns.rrset.RRset] | None = None,
+    ) -> Verify:
+        """Check one RRset of ``section`` with ``zone``'s keys; with ``used``, collect each
+        RRset that verified, with its RRSIGs (what a client gets as the proof)."""
+
         def verify(rrset: dns.rrset.RRset) -> SigCheck:
             sigs = sigs_for(section, rrset.name, rrset.rdtype)
-            return verify_rrset(
+            check = verify_rrset(
                 rrset,
                 sigs,
                 zone.keys,
@@ -195,6 +203,10 @@ class Query:
                 self.budget,
                 self.config.policy,
             )
+            if used is not None and check.ok and rrset not in used:
+                used.append(rrset)
+                used.extend(_covering_sigs(section, rrset))
+            return check
 
         return verify
 
@@ -453,7 +465,10 @@ class Query:
         sigs: list[RRSIG],
         reply: dns.message.Message,
         qname: dns.name.Name,
+        used: list[dns.rrset.RRset] | None = None,
     ) -> Generator[Need, Reply, v.Verdict]:
+        """Validate ``rrset`` (and, for a wildcard expansion, the proof that it was allowed,
+        whose records go to ``used``)."""
         owner = rrset.name
         signer = next((s.signer for s in sigs if owner.is_subdomain(s.signer)), None)
         if signer is None and sigs:
@@ -470,7 +485,7 @@ class Query:
         if not check.ok:
             return check.verdict
         if check.wildcard_encloser is not None:
-            verify = self._verifier(reply.authority, state)
+            verify = self._verifier(reply.authority, state, used)
             proof = prove_wildcard(
                 qname, check.wildcard_encloser, state.zone, reply.authority, verify, self.budget
             )
@@ -494,13 +509,14 @@ class Query:
             rrset = find(reply.answer, qname, t)
             assert rrset is not None
             sigs = sigs_for(reply.answer, qname, t)
-            verdict = yield from self._check_rrset(rrset, sigs, reply, qname)
+            # A wildcard expansion goes out with the proof a downstream validator needs.
+            proof: list[dns.rrset.RRset] = []
+            verdict = yield from self._check_rrset(rrset, sigs, reply, qname, proof)
             nxt = rrset[0].target if kind is Kind.CNAME else None
             if verdict.security is v.Security.SECURE:
                 rrset = capped_ttl(rrset, sigs, self.now)
-            # A wildcard expansion goes out with the proof a downstream validator needs.
-            proof = _denial_rrsets(reply.authority) if _expanded(rrset, sigs) else ()
-            return _Outcome(verdict, rcode, (rrset, *_sig_rrsets(reply, qname, t)), proof, nxt)
+            rrsets = (rrset, *_sig_rrsets(reply, qname, t))
+            return _Outcome(verdict, rcode, rrsets, tuple(proof), nxt)
         if kind is Kind.DNAME:
             dname = dname_for(reply.answer, qname)
             assert dname is not None
@@ -524,10 +540,8 @@ class Query:
         denial records); the SOA must be that zone's apex and verify with its keys, and the
         NSEC/NSEC3 proof must hold (RFC 4035 s5.4)."""
         rcode = reply.rcode()
-        soa = next(
-            (r for r in reply.authority if r.rdtype == SOA_T and qname.is_subdomain(r.name)),
-            None,
-        )
+        section = reply.authority
+        soa = next((r for r in section if r.rdtype == SOA_T and qname.is_subdomain(r.name)), None)
         target = soa.name if soa is not None else _denial_signer(reply.authority, qname)
         state = yield from self._chain_to(target or qname)
         # Only what a negative answer is made of goes back to clients.
@@ -555,13 +569,16 @@ class Query:
             if not check.ok or check.wildcard_encloser is not None:
                 verdict = check.verdict if not check.ok else v.bogus(f"{soa.name} SOA expanded")
                 return _Outcome(verdict, rcode, (), authority)
-        verify = self._verifier(reply.authority, state)
+        # Once validated, clients get the SOA and the records the proof used, nothing else
+        # (unsigned or unused padding stays out of an answer with AD).
+        used = [] if soa is None else [soa, *_covering_sigs(section, soa)]
+        verify = self._verifier(section, state, used)
         if kind is Kind.NXDOMAIN:
-            proof = prove_nxdomain(qname, state.zone, reply.authority, verify, self.budget)
+            proof = prove_nxdomain(qname, state.zone, section, verify, self.budget)
         else:
-            proof = prove_nodata(qname, rdtype, state.zone, reply.authority, verify, self.budget)
+            proof = prove_nodata(qname, rdtype, state.zone, section, verify, self.budget)
         self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
-        return _Outcome(proof.verdict, rcode, (), authority)
+        return _Outcome(proof.verdict, rcode, (), tuple(used) if proof.ok else authority)
 
     # --- the whole query -----------------------------------------------------------
     def _run(self) -> Generator[Need, Reply, Result]:
@@ -631,18 +648,13 @@ def _sig_rrsets(
     ]
 
 
-def _expanded(rrset: dns.rrset.RRset, sigs: list[RRSIG]) -> bool:
-    """True when an RRSIG of ``rrset`` says it was synthesized from a wildcard."""
-    owner = label_count(rrset.name)
-    return any(s.labels < owner for s in sigs)
-
-
-def _denial_rrsets(authority: list[dns.rrset.RRset]) -> tuple[dns.rrset.RRset, ...]:
-    """The NSEC/NSEC3 RRsets of a section with their RRSIGs."""
-    denial = (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
-    return tuple(
-        r for r in authority if r.rdtype in denial or (r.rdtype == RRSIG_T and r.covers in denial)
-    )
+def _covering_sigs(section: list[dns.rrset.RRset], rrset: dns.rrset.RRset) -> list[dns.rrset.RRset]:
+    """The RRSIG RRsets of ``section`` that cover ``rrset``."""
+    return [
+        r
+        for r in section
+        if r.rdtype == RRSIG_T and r.name == rrset.name and r.covers == rrset.rdtype
+    ]
 
 
 def _denial_signer(authority: list[dns.rrset.RRset], qname: dns.name.Name) -> dns.name.Name | None:

@@ -12,6 +12,14 @@ iteration for the target.  Validation: the zone that signed the data (RRSIG sign
 SOA of a negative answer) is reached from the closest trust anchor by asking DS one label at
 a time (RFC 4035 s5.2); each secure DS leads to a DNSKEY RRset to trust; a proven absent DS
 ends the chain as insecure.
+
+Under a trust anchor the outcomes are secure, insecure (only with a signed proof: a DS
+denial, an opt-out span, an unsupported algorithm or digest, RFC 9276's iteration limit, or
+a negative trust anchor) or bogus.  Nothing unproven is passed on: a DS or DNSKEY query
+without a usable answer, a lame server, a wildcard-expanded NSEC/NSEC3, a negative answer
+whose SOA does not verify, or data whose RRSIG names a signer outside the anchored tree are
+all bogus.  "Indeterminate" is left for names no anchor covers, and for a resolution that
+got no data at all (SERVFAIL, "no server answered").
 """
 
 from __future__ import annotations

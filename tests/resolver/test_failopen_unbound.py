@@ -275,7 +275,99 @@ def _ds_refused(target: str) -> Forger:
     return forge
 
 
+def _on(qname: str, rdtype: int, change: Callable[[dns.message.Message], None]) -> Forger:
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.qname == N(qname) and need.rdtype == rdtype:
+            change(reply)
+        return reply
+
+    return forge
+
+
+def _strip_answer_sigs(reply: dns.message.Message) -> None:
+    reply.answer = [r for r in reply.answer if r.rdtype != T.RRSIG]
+
+
+def _strip_denial(reply: dns.message.Message) -> None:
+    denial = (T.NSEC, T.NSEC3)
+    reply.authority = [
+        r
+        for r in reply.authority
+        if r.rdtype not in denial and not (r.rdtype == T.RRSIG and r.covers in denial)
+    ]
+
+
+def _tamper(reply: dns.message.Message) -> None:
+    a = reply.answer[0]
+    reply.answer[0] = dns.rrset.from_text(a.name, a.ttl, "IN", "A", "192.0.2.66")
+
+
+def _ds_denied_without_proof() -> tuple[Authority, Forger]:
+    """DS a.example. answered NODATA with example.'s signed SOA and no NSEC3 at all."""
+    auth = Authority(list(build(times=TIMES).values()))
+    example = auth.zones[N("example.")]
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.qname == N("a.example.") and need.rdtype == T.DS:
+            out = dns.message.make_response(dns.message.make_query(need.qname, "DS"))
+            out.flags |= dns.flags.AA
+            out.authority = _soa(example)
+            return out
+        return reply
+
+    return auth, forge
+
+
 SCENARIOS = [
+    Scenario(
+        "stripped RRSIG",
+        "www.a.example.",
+        "A",
+        _hierarchy(_on("www.a.example.", T.A, _strip_answer_sigs)),
+        dns.rcode.SERVFAIL,
+        False,
+    ),
+    Scenario(
+        "tampered data",
+        "www.a.example.",
+        "A",
+        _hierarchy(_on("www.a.example.", T.A, _tamper)),
+        dns.rcode.SERVFAIL,
+        False,
+    ),
+    Scenario(
+        "NXDOMAIN without NSEC3",
+        "nope.example.",
+        "A",
+        _hierarchy(_on("nope.example.", T.A, _strip_denial), opt_out=False),
+        dns.rcode.SERVFAIL,
+        False,
+    ),
+    Scenario(
+        "wildcard answer without proof",
+        "a.z.w.example.",
+        "MX",
+        _hierarchy(_on("a.z.w.example.", T.MX, _strip_denial), opt_out=False),
+        dns.rcode.SERVFAIL,
+        False,
+    ),
+    Scenario(
+        "DS denied without NSEC3",
+        "www.a.example.",
+        "A",
+        _ds_denied_without_proof,
+        dns.rcode.SERVFAIL,
+        False,
+    ),
+    Scenario(
+        "secure NXDOMAIN",
+        "nope.example.",
+        "A",
+        _hierarchy(opt_out=False),
+        dns.rcode.NXDOMAIN,
+        True,
+    ),
+    Scenario("insecure delegation", "www.insec.", "A", _hierarchy(), dns.rcode.NOERROR, False),
     Scenario("secure baseline", "www.a.example.", "A", _hierarchy(), dns.rcode.NOERROR, True),
     Scenario(
         "DS of the signer refused, data forged",

@@ -407,3 +407,16 @@ def test_broken_soa_is_servfail_at_the_service(authority: Authority) -> None:
     reply = serve(authority, forge, q)
     assert reply.rcode() == dns.rcode.SERVFAIL
     assert not reply.flags & dns.flags.AD
+
+
+def test_nxdomain_for_an_nsec3_empty_non_terminal_is_bogus(authority: Authority) -> None:
+    """y.w.example. is an ENT with its own NSEC3 (RFC 5155 B.2.1): a reply turned into
+    NXDOMAIN carries the NSEC3 that matches it, which proves it exists."""
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.qname == N("y.w.example.") and need.rdtype == T.A:
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+        return reply
+
+    r = run(authority, "y.w.example.", "A", forge)
+    assert r.verdict.security is S.BOGUS, r.verdict

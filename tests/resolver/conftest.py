@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .authority import Authority
-from .zonebuild import Nsec3Params, SignedZone, make_key, sign_zone
+from .zonebuild import EXPIRATION, INCEPTION, Nsec3Params, SignedZone, make_key, sign_zone
 
 EXAMPLE = """
 @ 3600 SOA ns1 bugs.x.w 1 3600 300 3600000 3600
@@ -65,19 +65,24 @@ www A 192.0.2.1
 """
 
 
-def build(opt_out: bool = True, iterations: int = 12) -> dict[str, SignedZone]:
+def build(
+    opt_out: bool = True, iterations: int = 12, times: tuple[int, int] = (INCEPTION, EXPIRATION)
+) -> dict[str, SignedZone]:
     """Root (NSEC) -> example (NSEC3, RFC 5155 Appendix A layout) -> a (signed), c
-    (unsigned); root -> insec (unsigned)."""
-    a = sign_zone(A_EXAMPLE, "a.example")
+    (unsigned); root -> insec (unsigned).  ``times``: the RRSIGs' inception and expiration."""
+    inception, expiration = times
+    a = sign_zone(A_EXAMPLE, "a.example", inception=inception, expiration=expiration)
     ds_a = "\n".join(f"a DS {d.to_text()}" for d in a.ds())
     example = sign_zone(
         EXAMPLE + ds_a,
         "example",
         keys=[make_key(True), make_key(False)],
         nsec3=Nsec3Params(bytes.fromhex("aabbccdd"), iterations, opt_out),
+        inception=inception,
+        expiration=expiration,
     )
     ds_ex = "\n".join(f"example. DS {d.to_text()}" for d in example.ds())
-    root = sign_zone(ROOT + ds_ex, ".")
+    root = sign_zone(ROOT + ds_ex, ".", inception=inception, expiration=expiration)
     c = sign_zone(C_EXAMPLE, "c.example", unsigned=True)
     insec = sign_zone(INSEC, "insec", unsigned=True)
     return {"root": root, "example": example, "a": a, "c": c, "insec": insec}

@@ -39,7 +39,8 @@ def run(auth: Authority, name: str, rdtype: str, now: int = NOW, mutate=None, **
         ("ns1.example.", "MX", dns.rcode.NOERROR, S.SECURE),  # B.2 no data
         ("y.w.example.", "A", dns.rcode.NOERROR, S.SECURE),  # B.2.1 empty non-terminal
         ("mc.c.example.", "MX", dns.rcode.NOERROR, S.INSECURE),  # B.3 opt-out referral
-        ("a.z.w.example.", "MX", dns.rcode.NOERROR, S.SECURE),  # B.4 wildcard
+        # B.4 wildcard: the next closer name is in an opt-out span, so no AD (RFC 5155 s9.2)
+        ("a.z.w.example.", "MX", dns.rcode.NOERROR, S.INSECURE),
         ("a.z.w.example.", "AAAA", dns.rcode.NOERROR, S.SECURE),  # B.5 wildcard no data
         ("ai.example.", "DS", dns.rcode.NOERROR, S.SECURE),  # B.6-like DS no data
         ("a.example.", "DS", dns.rcode.NOERROR, S.SECURE),
@@ -66,11 +67,16 @@ def test_name_error_without_opt_out_is_secure(hierarchy_no_optout: dict[str, Sig
     assert "NSEC3 matching c.example." in r.verdict.reason
 
 
-def test_wildcard_answer_is_returned_with_signatures(authority: Authority) -> None:
-    r = run(authority, "a.z.w.example.", "MX")
+def test_wildcard_answer_is_returned_with_signatures(
+    hierarchy_no_optout: dict[str, SignedZone],
+) -> None:
+    r = run(Authority(list(hierarchy_no_optout.values())), "a.z.w.example.", "MX")
+    assert r.verdict.security is S.SECURE, r.verdict
     mx = [x for x in r.answer if x.rdtype == dns.rdatatype.MX]
     assert mx and mx[0].name == dns.name.from_text("a.z.w.example.")
     assert any("wildcard expansion" in link.text for link in r.links)
+    # The proof that the expansion was allowed goes with it, for downstream validators.
+    assert {x.rdtype for x in r.authority} == {dns.rdatatype.NSEC3, dns.rdatatype.RRSIG}
 
 
 def test_qname_minimisation_asks_one_label_at_a_time(authority: Authority) -> None:

@@ -4,8 +4,13 @@ and a clock.
 Every :class:`~dnsseal.validator.machine.Need` becomes one query (EDNS0 with DO and CD,
 RD clear, 1232-octet payload) to the listed servers in turn; a truncated UDP reply is
 retried over TCP; SERVFAIL, REFUSED, FORMERR, timeouts and replies that do not match the
-question move on to the next server.  Replies are cached per (name, type, zone) for their
-TTL; final results per (name, type) for the smallest TTL of their records.
+question move on to the next server.  A server that did not answer at all (timeout, network
+error) is skipped for a while, 5 s doubling to 5 min while it stays silent, like Unbound's
+infra cache; when every server of a question is backing off, the question fails at once.
+Replies are cached per (name, type, zone) for their TTL, as wire bytes; final results per
+(name, type) for the smallest TTL of their records (bogus ones for at most
+:data:`BOGUS_TTL`, like Unbound's val-bogus-ttl), packed to wire form without the chain
+links (``resolve`` returns the links only for a fresh resolution).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import dns.exception
 import dns.flags
@@ -27,12 +33,58 @@ from dnsseal.resolver.cache import Cache, reply_ttl
 from dnsseal.resolver.transport import Transport, network_transport
 from dnsseal.validator.machine import Config, Need, Query, Result
 from dnsseal.validator.trustcache import TrustCache
+from dnsseal.validator.verdict import Security, Verdict
 
 log = logging.getLogger(__name__)
 
 PAYLOAD = 1232
 RETRY_RCODES = {dns.rcode.SERVFAIL, dns.rcode.REFUSED, dns.rcode.FORMERR, dns.rcode.NOTIMP}
 MAX_SERVERS_PER_NEED = 4
+BACKOFF_FIRST = 5  # seconds a silent server is skipped, doubling while it stays silent
+BACKOFF_MAX = 300
+MAX_BACKOFF_ENTRIES = 10000
+BOGUS_TTL = 60
+
+Server = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Packed:
+    """A cached result in wire form (a few hundred octets instead of ~10 KB of objects)."""
+
+    qname: dns.name.Name
+    rdtype: int
+    rcode: int
+    sections: bytes
+    answers: int  # how many of the packed RRsets belong to the answer section
+    verdict: Verdict
+
+    @staticmethod
+    def of(result: Result) -> _Packed:
+        msg = dns.message.Message(id=0)
+        msg.answer = list(result.answer)
+        msg.authority = list(result.authority)
+        return _Packed(
+            result.qname,
+            result.rdtype,
+            result.rcode,
+            msg.to_wire(),
+            len(result.answer),
+            result.verdict,
+        )
+
+    def unpack(self) -> Result:
+        msg = dns.message.from_wire(self.sections)
+        return Result(
+            self.qname,
+            self.rdtype,
+            self.rcode,
+            tuple(msg.answer),
+            tuple(msg.authority),
+            self.verdict,
+            (),
+            {},
+        )
 
 
 class Resolver:
@@ -53,6 +105,7 @@ class Resolver:
         self.cache = cache if cache is not None else Cache()
         self.results = Cache()
         self.upstream_queries = 0
+        self._silent: dict[Server, tuple[int, int]] = {}  # server -> (retry at, back-off)
         self._inflight: dict[tuple[dns.name.Name, int], asyncio.Future[Result]] = {}
 
     def with_config(self, config: Config) -> None:
@@ -79,8 +132,9 @@ class Resolver:
         now = self.clock()
         cached = self.results.get((name, t), now)
         if isinstance(cached, tuple):
-            stored, result = cached
-            return result, max(0, now - stored)
+            stored, packed = cached
+            assert isinstance(packed, _Packed)
+            return packed.unpack(), max(0, now - stored)
         return await self._shared(name, t), 0
 
     async def _shared(self, name: dns.name.Name, t: int) -> Result:
@@ -106,8 +160,10 @@ class Resolver:
             reply = await self.exchange(step)
             step = query.feed(reply)
         ttls = [r.ttl for r in (*step.answer, *step.authority)]
+        if step.verdict.security is Security.BOGUS:
+            ttls.append(BOGUS_TTL)
         if step.rcode != dns.rcode.SERVFAIL and ttls:
-            self.results.put((name, t), (now, step), min(ttls), now)
+            self.results.put((name, t), (now, _Packed.of(step)), min(ttls), now)
         return step
 
     async def exchange(self, need: Need) -> dns.message.Message | None:
@@ -115,8 +171,12 @@ class Resolver:
         key = (need.qname, need.rdtype, need.zone)
         now = self.clock()
         cached = self.cache.get(key, now)
-        if isinstance(cached, dns.message.Message):
-            return cached
+        if isinstance(cached, bytes):
+            return dns.message.from_wire(cached)
+        servers = [s for s in need.servers if self._silent.get(s, (0, 0))[0] <= now]
+        if not servers:
+            log.debug("%s/%d: every server is backing off", need.qname, need.rdtype)
+            return None
         query = dns.message.make_query(
             need.qname,
             dns.rdatatype.RdataType.make(need.rdtype),
@@ -127,23 +187,44 @@ class Resolver:
         query.flags &= ~dns.flags.RD
         query.flags |= dns.flags.CD
         wire = query.to_wire()
-        for server in need.servers[:MAX_SERVERS_PER_NEED]:
-            reply = await self._one(server, wire, query)
-            if reply is None or reply.rcode() in RETRY_RCODES:
+        for server in servers[:MAX_SERVERS_PER_NEED]:
+            got = await self._one(server, wire, query)
+            if got is None:
                 continue
-            self.cache.put(key, reply, reply_ttl(reply, self.cache.max_ttl), now)
+            reply, data = got
+            if reply.rcode() in RETRY_RCODES:
+                continue
+            self.cache.put(key, data, reply_ttl(reply, self.cache.max_ttl), now)
             return reply
         return None
 
+    def _silence(self, server: Server) -> None:
+        """``server`` did not answer: skip it for a while, longer each time."""
+        if len(self._silent) >= MAX_BACKOFF_ENTRIES:
+            now = self.clock()
+            self._silent = {s: v for s, v in self._silent.items() if v[0] > now}
+            if len(self._silent) >= MAX_BACKOFF_ENTRIES:
+                self._silent.clear()
+        _, last = self._silent.get(server, (0, 0))
+        delay = min(BACKOFF_MAX, last * 2) if last else BACKOFF_FIRST
+        self._silent[server] = (self.clock() + delay, delay)
+        log.info("%s#%d did not answer: not asked again for %d s", server[0], server[1], delay)
+
     async def _one(
         self, server: tuple[str, int], wire: bytes, query: dns.message.Message
-    ) -> dns.message.Message | None:
+    ) -> tuple[dns.message.Message, bytes] | None:
         for tcp in (False, True):
             self.upstream_queries += 1
             try:
                 data = await self.transport(server, wire, tcp)
+            except (OSError, TimeoutError, EOFError) as e:
+                log.debug("%s#%d: %s", server[0], server[1], e)
+                self._silence(server)
+                return None
+            self._silent.pop(server, None)
+            try:
                 reply = dns.message.from_wire(data, question_only=False)
-            except (OSError, TimeoutError, EOFError, dns.exception.DNSException) as e:
+            except dns.exception.DNSException as e:
                 log.debug("%s#%d: %s", server[0], server[1], e)
                 return None
             if not query.is_response(reply):
@@ -151,5 +232,5 @@ class Resolver:
                 return None
             if reply.flags & dns.flags.TC and not tcp:
                 continue  # truncated: retry over TCP
-            return reply
+            return reply, data
         return None

@@ -3,7 +3,10 @@
 Only clients in the allow list (default: loopback) get answers; others get REFUSED.
 Answers follow RFC 4035 s3.2 and RFC 8914: AD on secure data when the client set DO or AD;
 bogus data is SERVFAIL with an Extended DNS Error unless the client set CD (then the data
-is returned without AD); RRSIGs and NSEC records only when DO is set.
+is returned without AD); RRSIGs and NSEC records (with the proofs of wildcard answers)
+only when DO is set.  CD is copied into the response (RFC 4035 s3.2.2), DO is echoed
+(RFC 3225 s3) and the OPT record offers 1232 octets (DNS flag day 2020).  Anything with
+QR set is a response, never answered (RFC 1035 s4.1.1; that is how reflection loops start).
 """
 
 from __future__ import annotations
@@ -36,6 +39,17 @@ log = logging.getLogger(__name__)
 # Like BIND's allow-recursion default (localhost): not an open resolver unless asked.
 DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
 DNSSEC_TYPES = {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
+PAYLOAD = 1232
+
+
+def _response(query: dns.message.Message) -> dns.message.Message:
+    """An empty response to ``query``: ID, question, RD and CD copied, RA set, and with
+    EDNS when the query had it (DO echoed, our payload)."""
+    resp = dns.message.make_response(query, our_payload=PAYLOAD)
+    resp.flags |= dns.flags.RA | (query.flags & dns.flags.CD)
+    if query.edns >= 0:
+        resp.use_edns(0, query.ednsflags & dns.flags.DO, PAYLOAD)
+    return resp
 
 
 def _aged(rrsets: list[dns.rrset.RRset], age: int) -> list[dns.rrset.RRset]:
@@ -50,8 +64,7 @@ def _aged(rrsets: list[dns.rrset.RRset], age: int) -> list[dns.rrset.RRset]:
 def build_response(query: dns.message.Message, result: Result, age: int = 0) -> dns.message.Message:
     """The client's response for ``result`` (see the module docstring for the rules), TTLs
     counted down by ``age`` seconds spent in the cache."""
-    resp = dns.message.make_response(query)
-    resp.flags |= dns.flags.RA
+    resp = _response(query)
     do = bool(query.ednsflags & dns.flags.DO)
     cd = bool(query.flags & dns.flags.CD)
     sec = result.verdict.security
@@ -66,8 +79,8 @@ def build_response(query: dns.message.Message, result: Result, age: int = 0) -> 
         return do or rrset.rdtype not in DNSSEC_TYPES
 
     resp.answer = _aged([r for r in result.answer if keep(r)], age)
-    if not any(r.rdtype == result.rdtype for r in result.answer):
-        resp.authority = _aged([r for r in result.authority if keep(r)], age)
+    # Negative answers' SOA and proofs, and the proofs of wildcard expansions.
+    resp.authority = _aged([r for r in result.authority if keep(r)], age)
     if sec is Security.SECURE and (do or query.flags & dns.flags.AD):
         resp.flags |= dns.flags.AD
     if ede is not None:
@@ -80,7 +93,7 @@ def _add_ede(resp: dns.message.Message, query: dns.message.Message, code: int, t
         resp.use_edns(
             0,
             query.ednsflags & dns.flags.DO,
-            1232,
+            PAYLOAD,
             options=[dns.edns.EDEOption(dns.edns.EDECode.make(code), text[:200])],
         )
 
@@ -104,18 +117,19 @@ class ResolverService:
 
     async def handle(self, wire: bytes, tcp: bool, client: str = "127.0.0.1") -> bytes | None:
         """The wire response to one query from ``client`` (None: drop it)."""
+        if len(wire) < 12 or wire[2] & 0x80:
+            return None  # too short to answer, or a response (QR=1): never answer those
         try:
             query = dns.message.from_wire(wire)
         except dns.exception.DNSException:
-            if len(wire) < 12:
-                return None
             return _formerr(wire)
         if not self.allowed(client):
-            refused = dns.message.make_response(query)
+            refused = _response(query)
+            refused.flags &= ~dns.flags.RA
             refused.set_rcode(dns.rcode.REFUSED)
             return refused.to_wire()
         if query.opcode() != dns.opcode.QUERY or len(query.question) != 1:
-            resp = dns.message.make_response(query)
+            resp = _response(query)
             resp.set_rcode(
                 dns.rcode.NOTIMP if query.opcode() != dns.opcode.QUERY else dns.rcode.FORMERR
             )
@@ -123,16 +137,14 @@ class ResolverService:
         q = query.question[0]
         if q.rdtype == dns.rdatatype.ANY:
             # RFC 8482: no ANY expansion; a small synthesized HINFO instead.
-            resp = dns.message.make_response(query)
-            resp.flags |= dns.flags.RA
+            resp = _response(query)
             resp.answer.append(dns.rrset.from_text(q.name, 3600, "IN", "HINFO", '"RFC8482" ""'))
             return resp.to_wire()
         try:
             result, age = await self.resolver.resolve_aged(q.name, q.rdtype)
         except Exception:  # a bug must not take the service down; answer SERVFAIL
             log.exception("[%s] resolution failed", q.name)
-            resp = dns.message.make_response(query)
-            resp.flags |= dns.flags.RA
+            resp = _response(query)
             resp.set_rcode(dns.rcode.SERVFAIL)
             return resp.to_wire()
         resp = build_response(query, result, age)

@@ -86,7 +86,12 @@ def fail(what: str) -> Proof:
 
 
 def verify_all(rrsets: Sequence[dns.rrset.RRset], verify: Verify) -> v.Verdict | None:
-    """None if every RRset verifies, else the first failure."""
+    """None if every RRset verifies as itself, else the first failure.
+
+    A denial record whose verifying RRSIG has fewer labels than its owner came from a
+    wildcard expansion (RFC 4035 s5.3.4): it is ``*.<encloser>``'s NSEC/NSEC3 replayed under
+    another name and proves nothing about that name (RFC 4035 s5.4, RFC 6840 s4.1/s5.3).
+    """
     seen: set[int] = set()
     for rrset in rrsets:
         if id(rrset) in seen:
@@ -95,6 +100,11 @@ def verify_all(rrsets: Sequence[dns.rrset.RRset], verify: Verify) -> v.Verdict |
         check = verify(rrset)
         if not check.ok:
             return check.verdict
+        if check.wildcard_encloser is not None:
+            return v.bogus(
+                f"{type_text(rrset.rdtype)} at {rrset.name} is a wildcard expansion (RRSIG "
+                f"labels below its owner's) and cannot prove a denial (RFC 4035 s5.3.4)"
+            )
     return None
 
 

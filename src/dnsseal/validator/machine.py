@@ -12,6 +12,14 @@ iteration for the target.  Validation: the zone that signed the data (RRSIG sign
 SOA of a negative answer) is reached from the closest trust anchor by asking DS one label at
 a time (RFC 4035 s5.2); each secure DS leads to a DNSKEY RRset to trust; a proven absent DS
 ends the chain as insecure.
+
+Under a trust anchor the outcomes are secure, insecure (only with a signed proof: a DS
+denial, an opt-out span, an unsupported algorithm or digest, RFC 9276's iteration limit, or
+a negative trust anchor) or bogus.  Nothing unproven is passed on: a DS or DNSKEY query
+without a usable answer, a lame server, a wildcard-expanded NSEC/NSEC3, a negative answer
+whose SOA does not verify, or data whose RRSIG names a signer outside the anchored tree are
+all bogus.  "Indeterminate" is left for names no anchor covers, and for a resolution that
+got no data at all (SERVFAIL, "no server answered").
 """
 
 from __future__ import annotations
@@ -171,6 +179,11 @@ class Query:
         reply = yield Need(qname, rdtype, servers, zone)
         return reply
 
+    def _anchored(self, name: dns.name.Name) -> bool:
+        """True when a trust anchor covers ``name`` (and no negative anchor lifts it)."""
+        anchors = self.config.anchors
+        return anchors.closest(name) is not None and anchors.negative_for(name, self.now) is None
+
     def _known_zone(self, name: dns.name.Name) -> dns.name.Name:
         best = dns.name.root
         for zone in self.servers:
@@ -178,10 +191,18 @@ class Query:
                 best = zone
         return best
 
-    def _verifier(self, section: list[dns.rrset.RRset], zone: _Zone) -> Verify:
+    def _verifier(
+        self,
+        section: list[dns.rrset.RRset],
+        zone: _Zone,
+        used: list[dns.rrset.RRset] | None = None,
+    ) -> Verify:
+        """Check one RRset of ``section`` with ``zone``'s keys; with ``used``, collect each
+        RRset that verified, with its RRSIGs (what a client gets as the proof)."""
+
         def verify(rrset: dns.rrset.RRset) -> SigCheck:
             sigs = sigs_for(section, rrset.name, rrset.rdtype)
-            return verify_rrset(
+            check = verify_rrset(
                 rrset,
                 sigs,
                 zone.keys,
@@ -190,6 +211,10 @@ class Query:
                 self.budget,
                 self.config.policy,
             )
+            if used is not None and check.ok and rrset not in used:
+                used.append(rrset)
+                used.extend(_covering_sigs(section, rrset))
+            return check
 
         return verify
 
@@ -212,6 +237,8 @@ class Query:
             if reply is None:
                 return None, zone
             kind = classify(reply, ask, atype, zone)
+            if kind is Kind.LAME:
+                return None, zone  # a lame server or a referral that leads nowhere
             ns = referral_ns(reply, zone, ask) if kind is Kind.REFERRAL else None
             if ns is None and atype == NS_T and kind is Kind.ANSWER and ask != zone:
                 ns = find(reply.answer, ask, NS_T)
@@ -308,7 +335,12 @@ class Query:
     def _chain_to(self, target: dns.name.Name) -> Generator[Need, Reply, _Zone]:
         """The deepest zone at or above ``target`` reached from a trust anchor, with its
         verdict: secure (with keys), insecure (proven unsigned delegation or negative
-        anchor), bogus, or indeterminate (no anchor)."""
+        anchor), bogus, or indeterminate (no anchor at all).
+
+        Below an anchor every step is proven or the chain is bogus: a DS query that gets no
+        answer, a lame or failing server, or anything that is neither a signed DS, a signed
+        denial nor a signed alias ends the walk as bogus, never as "unknown" (which would
+        hand unvalidated data to clients)."""
         nta = self.config.anchors.negative_for(target, self.now)
         if nta is not None:
             why = f"negative trust anchor for {nta.zone} (RFC 7646)"
@@ -331,10 +363,9 @@ class Query:
             servers = self.servers.get(state.zone) or self.servers[self._known_zone(state.zone)]
             reply = yield from self._ask(nxt, DS_T, servers, state.zone)
             if reply is None:
-                return _Zone(
-                    state.zone,
-                    v.indeterminate(f"no answer to {nxt} DS", v.EDE_NO_REACHABLE_AUTHORITY),
-                )
+                why = f"no answer to {nxt} DS: the chain of trust cannot be built"
+                self._link(state.zone, "DS", why, v.Security.BOGUS)
+                return _Zone(state.zone, v.bogus(why, v.EDE_NO_REACHABLE_AUTHORITY))
             kind = classify(reply, nxt, DS_T, state.zone)
             section = reply.answer if kind is Kind.ANSWER else reply.authority
             ds = find(section, nxt, DS_T)
@@ -353,6 +384,9 @@ class Query:
                 )
                 if not check.ok:
                     return _Zone(state.zone, check.verdict)
+                if check.wildcard_encloser is not None:
+                    why = f"{nxt} DS is a wildcard expansion: DS RRsets never are"
+                    return _Zone(state.zone, v.bogus(why))
                 state = yield from self._zone_keys(nxt, tuple(_ds_rdatas(ds)), ())
                 pos = nxt
                 continue
@@ -363,7 +397,7 @@ class Query:
                 self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
                 if not proof.ok or proof.verdict.security is v.Security.INSECURE:
                     return _Zone(state.zone, proof.verdict)
-                return state
+                return state  # nothing exists at or below nxt: no zone cut either
             if kind in (Kind.NODATA, Kind.REFERRAL):
                 proof = prove_nodata(nxt, DS_T, state.zone, reply.authority, verify, self.budget)
                 self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
@@ -375,15 +409,62 @@ class Query:
                 pos = nxt
                 continue
             if kind in (Kind.CNAME, Kind.DNAME):
-                return state
-            return _Zone(
-                state.zone,
-                v.indeterminate(
-                    f"{nxt} DS: server answered {dns.rcode.to_text(reply.rcode())}",
-                    v.EDE_NO_REACHABLE_AUTHORITY,
-                ),
+                # An alias at (or a DNAME above) nxt, signed by this zone, proves nxt is no
+                # zone cut: keep walking with the same keys (as Unbound does).
+                alias = self._alias_in_walk(nxt, kind, reply, state)
+                if alias is not None:
+                    return _Zone(state.zone, alias)
+                pos = nxt
+                continue
+            why = (
+                f"{nxt} DS: lame server (no authoritative answer)"
+                if kind is Kind.LAME
+                else f"{nxt} DS: server answered {dns.rcode.to_text(reply.rcode())}"
             )
+            self._link(state.zone, "DS", why, v.Security.BOGUS)
+            return _Zone(state.zone, v.bogus(why, v.EDE_NO_REACHABLE_AUTHORITY))
         return state
+
+    def _alias_in_walk(
+        self, nxt: dns.name.Name, kind: Kind, reply: dns.message.Message, state: _Zone
+    ) -> v.Verdict | None:
+        """None when the CNAME at ``nxt`` (or the DNAME above it) that answered a DS query
+        is validly signed by ``state``'s zone, else the bogus verdict."""
+        rrset = find(reply.answer, nxt, CNAME_T) if kind is Kind.CNAME else None
+        if kind is Kind.DNAME:
+            rrset = dname_for(reply.answer, nxt)
+        assert rrset is not None
+        check = verify_rrset(
+            rrset,
+            sigs_for(reply.answer, rrset.name, rrset.rdtype),
+            state.keys,
+            state.zone,
+            self.now,
+            self.budget,
+            self.config.policy,
+        )
+        what = dns.rdatatype.to_text(rrset.rdtype)
+        self._link(
+            state.zone,
+            "DS",
+            f"{nxt} DS: {what} at {rrset.name}: {check.verdict.reason}",
+            check.verdict.security,
+        )
+        if not check.ok:
+            return v.Verdict(
+                check.verdict.security,
+                f"{what} in reply to {nxt} DS: {check.verdict.reason}",
+                check.verdict.ede,
+            )
+        if check.wildcard_encloser is not None:
+            verify = self._verifier(reply.authority, state)
+            proof = prove_wildcard(
+                nxt, check.wildcard_encloser, state.zone, reply.authority, verify, self.budget
+            )
+            self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
+            if proof.verdict.security is not v.Security.SECURE:
+                return v.bogus(f"{what} in reply to {nxt} DS: {proof.verdict.reason}")
+        return None
 
     # --- validating one reply ------------------------------------------------------
     def _check_rrset(
@@ -392,7 +473,10 @@ class Query:
         sigs: list[RRSIG],
         reply: dns.message.Message,
         qname: dns.name.Name,
+        used: list[dns.rrset.RRset] | None = None,
     ) -> Generator[Need, Reply, v.Verdict]:
+        """Validate ``rrset`` (and, for a wildcard expansion, the proof that it was allowed,
+        whose records go to ``used``)."""
         owner = rrset.name
         signer = next((s.signer for s in sigs if owner.is_subdomain(s.signer)), None)
         if signer is None and sigs:
@@ -409,7 +493,7 @@ class Query:
         if not check.ok:
             return check.verdict
         if check.wildcard_encloser is not None:
-            verify = self._verifier(reply.authority, state)
+            verify = self._verifier(reply.authority, state, used)
             proof = prove_wildcard(
                 qname, check.wildcard_encloser, state.zone, reply.authority, verify, self.budget
             )
@@ -423,19 +507,24 @@ class Query:
     ) -> Generator[Need, Reply, _Outcome]:
         kind = classify(reply, qname, rdtype, zone)
         rcode = reply.rcode()
-        if kind in (Kind.FAILURE, Kind.REFERRAL):
-            why = f"{qname}: no authoritative answer ({dns.rcode.to_text(rcode)})"
-            return _Outcome(v.indeterminate(why, v.EDE_NO_REACHABLE_AUTHORITY), dns.rcode.SERVFAIL)
+        if kind in (Kind.FAILURE, Kind.REFERRAL, Kind.LAME):
+            why = f"{qname}: no authoritative answer ({dns.rcode.to_text(rcode)}, {kind.value})"
+            # A resolution failure: no data to judge, SERVFAIL whatever the anchors.
+            verdict = v.indeterminate(why, v.EDE_NO_REACHABLE_AUTHORITY)
+            return _Outcome(verdict, dns.rcode.SERVFAIL)
         if kind in (Kind.ANSWER, Kind.CNAME):
             t = rdtype if kind is Kind.ANSWER else CNAME_T
             rrset = find(reply.answer, qname, t)
             assert rrset is not None
             sigs = sigs_for(reply.answer, qname, t)
-            verdict = yield from self._check_rrset(rrset, sigs, reply, qname)
+            # A wildcard expansion goes out with the proof a downstream validator needs.
+            proof: list[dns.rrset.RRset] = []
+            verdict = yield from self._check_rrset(rrset, sigs, reply, qname, proof)
             nxt = rrset[0].target if kind is Kind.CNAME else None
             if verdict.security is v.Security.SECURE:
                 rrset = capped_ttl(rrset, sigs, self.now)
-            return _Outcome(verdict, rcode, (rrset, *_sig_rrsets(reply, qname, t)), (), nxt)
+            rrsets = (rrset, *_sig_rrsets(reply, qname, t))
+            return _Outcome(verdict, rcode, rrsets, tuple(proof), nxt)
         if kind is Kind.DNAME:
             dname = dname_for(reply.answer, qname)
             assert dname is not None
@@ -445,34 +534,66 @@ class Query:
                 target = qname.relativize(dname.name).derelativize(dname[0].target)
             except dns.name.NameTooLong:
                 return _Outcome(verdict, dns.rcode.YXDOMAIN, (dname,))
+            # The CNAME is synthesized from the validated DNAME (RFC 6672 s5.3.1): it needs no
+            # signature of its own, and for a CNAME query it is the answer.
             cname = dns.rrset.from_text(qname, dname.ttl, "IN", "CNAME", target.to_text())
             rrsets = (dname, *_sig_rrsets(reply, dname.name, DNAME_T), cname)
-            return _Outcome(verdict, rcode, rrsets, (), target)
-        soa = next(
-            (r for r in reply.authority if r.rdtype == SOA_T and qname.is_subdomain(r.name)),
-            None,
-        )
-        state = yield from self._chain_to(soa.name if soa is not None else qname)
+            return _Outcome(verdict, rcode, rrsets, (), None if rdtype == CNAME_T else target)
+        return (yield from self._validate_negative(qname, rdtype, kind, reply))
+
+    def _validate_negative(
+        self, qname: dns.name.Name, rdtype: int, kind: Kind, reply: dns.message.Message
+    ) -> Generator[Need, Reply, _Outcome]:
+        """NXDOMAIN and NODATA: the zone is the SOA's (or, without SOA, the signer of the
+        denial records); the SOA must be that zone's apex and verify with its keys, and the
+        NSEC/NSEC3 proof must hold (RFC 4035 s5.4)."""
+        rcode = reply.rcode()
+        section = reply.authority
+        soa = next((r for r in section if r.rdtype == SOA_T and qname.is_subdomain(r.name)), None)
+        target = soa.name if soa is not None else _denial_signer(reply.authority, qname)
+        state = yield from self._chain_to(target or qname)
         # Only what a negative answer is made of goes back to clients.
         authority = tuple(r for r in reply.authority if r.rdtype in _NEGATIVE_TYPES)
         if not state.secure:
             if state.verdict.security is v.Security.SECURE:  # pragma: no cover
                 raise AssertionError
             return _Outcome(state.verdict, rcode, (), authority)
-        verify = self._verifier(reply.authority, state)
+        if soa is not None:
+            if soa.name != state.zone:
+                why = f"the SOA of a negative answer is owned by {soa.name}, not the zone apex"
+                why += f" {state.zone}"
+                self._link(state.zone, "SOA", why, v.Security.BOGUS)
+                return _Outcome(v.bogus(why), rcode, (), authority)
+            check = verify_rrset(
+                soa,
+                sigs_for(reply.authority, soa.name, SOA_T),
+                state.keys,
+                state.zone,
+                self.now,
+                self.budget,
+                self.config.policy,
+            )
+            self._link(state.zone, "SOA", check.verdict.reason, check.verdict.security)
+            if not check.ok or check.wildcard_encloser is not None:
+                verdict = check.verdict if not check.ok else v.bogus(f"{soa.name} SOA expanded")
+                return _Outcome(verdict, rcode, (), authority)
+        # Once validated, clients get the SOA and the records the proof used, nothing else
+        # (unsigned or unused padding stays out of an answer with AD).
+        used = [] if soa is None else [soa, *_covering_sigs(section, soa)]
+        verify = self._verifier(section, state, used)
         if kind is Kind.NXDOMAIN:
-            proof = prove_nxdomain(qname, state.zone, reply.authority, verify, self.budget)
+            proof = prove_nxdomain(qname, state.zone, section, verify, self.budget)
         else:
-            proof = prove_nodata(qname, rdtype, state.zone, reply.authority, verify, self.budget)
+            proof = prove_nodata(qname, rdtype, state.zone, section, verify, self.budget)
         self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
-        return _Outcome(proof.verdict, rcode, (), authority)
+        return _Outcome(proof.verdict, rcode, (), tuple(used) if proof.ok else authority)
 
     # --- the whole query -----------------------------------------------------------
     def _run(self) -> Generator[Need, Reply, Result]:
         name = self.qname
         verdict: v.Verdict | None = None
         answer: list[dns.rrset.RRset] = []
-        authority: tuple[dns.rrset.RRset, ...] = ()
+        authority: list[dns.rrset.RRset] = []
         rcode: int = dns.rcode.NOERROR
         seen = {name}
         for _ in range(self.config.limits.cname_chain + 1):
@@ -490,7 +611,7 @@ class Query:
             out = yield from self._validate(name, self.rdtype, reply, zone)
             verdict = out.verdict if verdict is None else v.worst(verdict, out.verdict)
             answer.extend(out.rrsets)
-            authority = out.authority
+            authority.extend(r for r in out.authority if r not in authority)
             rcode = out.rcode
             if out.next is None:
                 break
@@ -507,12 +628,20 @@ class Query:
         assert verdict is not None
         if self.budget.exhausted:
             verdict = v.worst(verdict, v.bogus(self.budget.describe()))
+        if verdict.security is v.Security.INDETERMINATE and rcode != dns.rcode.SERVFAIL:
+            # Data judged "indeterminate" is only for names no anchor covers.  A chain that
+            # left the anchored tree (an RRSIG naming a signer above the anchor, say) proves
+            # nothing, so the data is bogus.  (A SERVFAIL has no data: it stays a resolution
+            # failure, "no server answered".)
+            covered = next((n for n in sorted(seen) if self._anchored(n)), None)
+            if covered is not None:
+                verdict = v.bogus(f"{covered} is under a trust anchor: {verdict.reason}")
         return Result(
             self.qname,
             self.rdtype,
             rcode,
             tuple(answer),
-            authority,
+            tuple(authority),
             verdict,
             tuple(self.links),
             dict(self.budget.spent),
@@ -525,6 +654,27 @@ def _sig_rrsets(
     return [
         r for r in reply.answer if r.rdtype == RRSIG_T and r.name == name and r.covers == rdtype
     ]
+
+
+def _covering_sigs(section: list[dns.rrset.RRset], rrset: dns.rrset.RRset) -> list[dns.rrset.RRset]:
+    """The RRSIG RRsets of ``section`` that cover ``rrset``."""
+    return [
+        r
+        for r in section
+        if r.rdtype == RRSIG_T and r.name == rrset.name and r.covers == rrset.rdtype
+    ]
+
+
+def _denial_signer(authority: list[dns.rrset.RRset], qname: dns.name.Name) -> dns.name.Name | None:
+    """Without an SOA, the zone of a negative answer is the signer of its denial records
+    (the deepest one that is an ancestor of ``qname``)."""
+    best: dns.name.Name | None = None
+    for r in authority:
+        if r.rdtype == RRSIG_T and r.covers in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3):
+            for rd in r:
+                if qname.is_subdomain(rd.signer) and (best is None or len(rd.signer) > len(best)):
+                    best = rd.signer
+    return best
 
 
 def _ds_rdatas(rrset: dns.rrset.RRset) -> list[DS]:

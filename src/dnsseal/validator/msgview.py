@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
@@ -29,6 +30,7 @@ class Kind(enum.Enum):
     REFERRAL = "referral"
     NXDOMAIN = "nxdomain"
     NODATA = "nodata"
+    LAME = "lame"  # not authoritative, no answer, no referral, no SOA: the server is lame
     FAILURE = "failure"
 
 
@@ -83,8 +85,10 @@ def classify(
 ) -> Kind:
     """What kind of response ``msg`` is to (qname, rdtype) asked of ``zone``'s servers."""
     rcode = msg.rcode()
-    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) or not msg.flags & dns.flags.QR:
         return Kind.FAILURE
+    if rdtype == CNAME_T and dname_for(msg.answer, qname) is not None:
+        return Kind.DNAME  # the CNAME asked for is synthesized from the DNAME (RFC 6672 s5.3)
     if find(msg.answer, qname, rdtype) is not None:
         return Kind.ANSWER
     if rdtype != DNAME_T and dname_for(msg.answer, qname) is not None:
@@ -97,7 +101,21 @@ def classify(
         r.rdtype == SOA_T for r in msg.authority
     ):
         return Kind.REFERRAL
+    if _lame(msg):
+        return Kind.LAME
     return Kind.NODATA
+
+
+def _lame(msg: dns.message.Message) -> bool:
+    """A NOERROR reply with no answer that is not a referral below the zone asked (checked
+    by the caller) and not authoritative: with NS records it is an upward or sideways
+    referral, with RA set it came from a recursive server (Unbound's LAME and REC_LAME).
+    A bare empty NOERROR is NODATA, as Unbound reads it."""
+    if msg.answer or msg.flags & dns.flags.AA:
+        return False
+    if any(r.rdtype == SOA_T for r in msg.authority):
+        return False
+    return bool(msg.flags & dns.flags.RA) or any(r.rdtype == NS_T for r in msg.authority)
 
 
 def addresses(msg: dns.message.Message, names: Sequence[dns.name.Name]) -> list[str]:

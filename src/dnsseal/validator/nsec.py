@@ -78,6 +78,9 @@ def nxdomain(
     cover = _cover(records, qname)
     if cover is None:
         return missing(f"no NSEC covers {qname}")
+    if cover.next.is_subdomain(qname):
+        # owner < qname < next with next below qname: qname is an empty non-terminal.
+        return fail(f"NXDOMAIN for {qname}, but NSEC {cover.owner} -> {cover.next} shows it exists")
     ce = _closest_encloser(qname, cover)
     if not ce.is_subdomain(zone):
         ce = zone

@@ -306,4 +306,10 @@ def wildcard(
     bad = verify_all([cover.rrset], verify)
     if bad is not None:
         return Proof(bad)
+    if cover.opt_out:
+        # As for NXDOMAIN (RFC 5155 s9.2): an opt-out span may hide an unsigned delegation
+        # at the next closer name, so the expansion is not authenticated.
+        return Proof(
+            v.insecure(f"wildcard answer for {qname}: the next closer {nc} is in an opt-out span")
+        )
     return Proof(v.secure(f"NSEC3 covering {nc} proves {qname} is a wildcard expansion"))

@@ -1,0 +1,307 @@
+"""Protocol rules of the validating resolver (issue #20, point 5): CNAME below a DNAME,
+aliases met during the DS walk, wildcard proofs for downstream validators, CD/DO/OPT in
+responses, opt-out wildcards, lame delegations and referral loops, responses never answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import os
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+from dnsseal.resolver.engine import Resolver
+from dnsseal.resolver.service import ResolverService
+from dnsseal.validator import verdict as v
+from dnsseal.validator.machine import Need
+
+from .authority import Authority, config_for, memory_transport
+from .test_failopen import Forger, forging_transport, run
+from .zonebuild import NOW, SignedZone
+
+S = v.Security
+T = dns.rdatatype
+N = dns.name.from_text
+
+
+def ask(
+    auth: Authority, query: dns.message.Message, forge: Forger | None = None
+) -> dns.message.Message:
+    transport = memory_transport(auth) if forge is None else forging_transport(auth, forge)
+    res = Resolver(config_for(auth), transport, lambda: NOW)
+    out = asyncio.run(ResolverService(res).handle(query.to_wire(), False))
+    assert out is not None
+    return dns.message.from_wire(out)
+
+
+# --- aliases -------------------------------------------------------------------------
+
+
+def test_cname_query_below_a_dname_is_the_synthesized_cname(authority: Authority) -> None:
+    r = run(authority, "www.old.example.", "CNAME")
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+    cname = [x for x in r.answer if x.rdtype == T.CNAME]
+    assert [x.rdtype for x in r.answer if x.rdtype != T.RRSIG] == [T.DNAME, T.CNAME]
+    assert cname[0][0].target == N("www.a.example.")
+    # The chain is not followed for a CNAME query: nothing was asked of a.example.
+    reply = ask(authority, dns.message.make_query("www.old.example.", "CNAME", want_dnssec=True))
+    assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AD
+
+
+def _forged_under_alias(auth: Authority, alias_signed: bool) -> Forger:
+    """DS alias.example. is answered with alias.example.'s CNAME (with or without its
+    RRSIG); x.alias.example. A with forged data whose RRSIG names x.alias.example. as
+    signer, so the walk must go through the alias."""
+    example = auth.zones[N("example.")]
+    alias, x = N("alias.example."), N("x.alias.example.")
+    cname = example.rrset(alias, T.CNAME)
+    sigs = example.zone.get_rdataset(alias, T.RRSIG, T.CNAME)
+    assert cname is not None and sigs is not None
+    sig = dns.rrset.RRset(alias, 1, T.RRSIG, T.CNAME)
+    sig.update(sigs)
+    fake = base64.b64encode(os.urandom(64)).decode()
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        out = dns.message.make_response(dns.message.make_query(need.qname, need.rdtype))
+        out.flags |= dns.flags.AA
+        if need.qname == alias and need.rdtype == T.DS:
+            out.answer = [cname, sig] if alias_signed else [cname]
+            return out
+        if need.qname == x and need.rdtype == T.A:
+            out.answer = [
+                dns.rrset.from_text(x, 300, "IN", "A", "192.0.2.66"),
+                dns.rrset.from_text(
+                    x, 300, "IN", "RRSIG", f"A 13 3 300 20300101000000 20200101000000 1 {x} {fake}"
+                ),
+            ]
+            return out
+        return reply
+
+    return forge
+
+
+def test_signed_cname_in_reply_to_a_ds_query_lets_the_walk_go_on(
+    hierarchy_no_optout: dict[str, SignedZone],
+) -> None:
+    """A CNAME answering DS at alias.example. proves no zone cut there once it verifies
+    (Unbound's rule): the walk goes on to x.alias.example. instead of stopping at the
+    parent; an unsigned one makes the chain bogus.  (Without opt-out: with it, the NXDOMAIN
+    for x.alias.example. could hide an unsigned delegation and the answer is insecure.)"""
+    authority = Authority(list(hierarchy_no_optout.values()))
+    r = run(authority, "x.alias.example.", "A", _forged_under_alias(authority, True))
+    assert r.verdict.security is S.BOGUS, r.verdict
+    assert ("x.alias.example.", "DS") in authority.queries  # the walk went past the alias
+    assert any(link.kind == "DS" and "CNAME at alias.example." in link.text for link in r.links), (
+        r.links
+    )
+    r = run(authority, "x.alias.example.", "A", _forged_under_alias(authority, False))
+    assert r.verdict.security is S.BOGUS, r.verdict
+    assert "CNAME in reply to alias.example. DS" in r.verdict.reason, r.verdict
+
+
+# --- what the service sends ------------------------------------------------------------
+
+
+def test_cd_is_copied_do_echoed_and_payload_1232(authority: Authority) -> None:
+    q = dns.message.make_query("www.a.example.", "A", want_dnssec=True, payload=4096)
+    q.flags |= dns.flags.CD
+    reply = ask(authority, q)
+    assert reply.flags & dns.flags.CD  # RFC 4035 s3.2.2
+    assert reply.ednsflags & dns.flags.DO  # RFC 3225 s3
+    assert reply.payload == 1232
+    plain = ask(authority, dns.message.make_query("www.a.example.", "A", use_edns=0))
+    assert not plain.flags & dns.flags.CD and not plain.ednsflags & dns.flags.DO
+    assert plain.payload == 1232
+    noedns = ask(authority, dns.message.make_query("www.a.example.", "A", use_edns=False))
+    assert noedns.edns < 0  # no OPT to a client that sent none
+    nx = dns.message.make_query("nope.", "A", want_dnssec=True)
+    nx.flags |= dns.flags.CD
+    reply = ask(authority, nx)
+    assert reply.rcode() == dns.rcode.NXDOMAIN and reply.flags & dns.flags.CD
+
+
+def test_wildcard_answer_carries_its_proof_to_do_clients(
+    hierarchy_no_optout: dict[str, SignedZone],
+) -> None:
+    auth = Authority(list(hierarchy_no_optout.values()))
+    reply = ask(auth, dns.message.make_query("a.z.w.example.", "MX", want_dnssec=True))
+    assert reply.flags & dns.flags.AD
+    assert {x.rdtype for x in reply.authority} == {T.NSEC3, T.RRSIG}
+    plain = ask(auth, dns.message.make_query("a.z.w.example.", "MX"))
+    assert plain.answer and not plain.authority  # no DNSSEC records without DO
+
+
+def test_wildcard_in_an_opt_out_span_gets_no_ad(authority: Authority) -> None:
+    """RFC 5155 s9.2: the next closer name z.w.example. is covered by an opt-out NSEC3."""
+    reply = ask(authority, dns.message.make_query("a.z.w.example.", "MX", want_dnssec=True))
+    assert reply.rcode() == dns.rcode.NOERROR and reply.answer
+    assert not reply.flags & dns.flags.AD
+
+
+@pytest.mark.parametrize("how", ["recursive", "sideways", "upward"])
+def test_lame_delegations_and_referral_loops_are_servfail_and_not_cached(
+    authority: Authority, how: str
+) -> None:
+    """insec. is unsigned, so validation cannot catch these: a non-authoritative empty
+    reply from a recursive server (RA set), a referral to the zone asked again, or a
+    referral back up to the root (Unbound's REC_LAME and LAME)."""
+    www = N("www.insec.")
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.qname != www or need.rdtype != T.A:
+            return reply
+        out = dns.message.make_response(dns.message.make_query(www, "A"))
+        if how == "recursive":
+            out.flags |= dns.flags.RA
+        elif how == "sideways":
+            out.authority = [dns.rrset.from_text("insec.", 300, "IN", "NS", "ns.insec.")]
+            out.additional = [dns.rrset.from_text("ns.insec.", 300, "IN", "A", "127.0.0.1")]
+        elif how == "upward":
+            out.authority = [dns.rrset.from_text(".", 300, "IN", "NS", "ns.root.")]
+        return out
+
+    r = run(authority, "www.insec.", "A", forge)
+    assert r.rcode == dns.rcode.SERVFAIL, (r.rcode, r.verdict)
+    res = Resolver(config_for(authority), forging_transport(authority, forge), lambda: NOW)
+    service = ResolverService(res)
+    q = dns.message.make_query("www.insec.", "A").to_wire()
+    for _ in range(2):
+        out = asyncio.run(service.handle(q, False))
+        assert out is not None and dns.message.from_wire(out).rcode() == dns.rcode.SERVFAIL
+    assert len(res.results) == 0
+
+
+def test_responses_are_never_answered(authority: Authority) -> None:
+    res = Resolver(config_for(authority), memory_transport(authority), lambda: NOW)
+    service = ResolverService(res)
+    q = dns.message.make_query("www.a.example.", "A")
+    response = dns.message.make_response(q).to_wire()
+    assert asyncio.run(service.handle(response, False)) is None
+    garbage = bytearray(os.urandom(40))
+    garbage[2] |= 0x80  # QR=1, unparsable
+    garbage[4:12] = b"\x00\x05\x00\x05\x00\x05\x00\x05"
+    assert asyncio.run(service.handle(bytes(garbage), False)) is None
+    garbage[2] &= 0x7F  # the same bytes as a query: FORMERR
+    formerr = asyncio.run(service.handle(bytes(garbage), False))
+    assert formerr is not None and dns.message.from_wire(formerr).rcode() == dns.rcode.FORMERR
+    assert authority.queries == []
+
+
+# --- the driver: dead servers, cache size ------------------------------------------------
+
+
+def test_a_silent_server_is_backed_off(authority: Authority) -> None:
+    """A root server that never answers is asked once, then skipped (5 s, doubling) instead
+    of costing a timeout on every question; when it answers again it is used again."""
+    dead = ("192.0.2.1", 53)
+    asked: list[tuple[str, int]] = []
+    alive = [False]
+    inner = memory_transport(authority)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        asked.append(server)
+        if server == dead and not alive[0]:
+            raise TimeoutError("no answer")
+        return await inner(server, wire, tcp)
+
+    now = [NOW]
+    config = dataclasses.replace(config_for(authority), root_servers=(dead, ("127.0.0.1", 53)))
+    res = Resolver(config, transport, lambda: now[0])
+    assert asyncio.run(res.resolve("www.a.example.", "A")).verdict.security is S.SECURE
+    assert asked.count(dead) == 1
+    for name in ("nope1.", "nope2.", "nope3."):
+        assert asyncio.run(res.resolve(name, "A")).rcode == dns.rcode.NXDOMAIN
+    assert asked.count(dead) == 1  # skipped while backing off
+    now[0] += 6
+    asyncio.run(res.resolve("nope4.", "A"))
+    assert asked.count(dead) == 2  # tried again after 5 s, silent again: now 10 s
+    now[0] += 6
+    asyncio.run(res.resolve("nope5.", "A"))
+    assert asked.count(dead) == 2
+    now[0] += 5
+    alive[0] = True
+    asyncio.run(res.resolve("nope6.", "A"))
+    asyncio.run(res.resolve("nope7.", "A"))
+    assert asked.count(dead) == 4  # it answers again: asked for every new root question
+
+
+def test_only_silent_servers_fail_at_once(authority: Authority) -> None:
+    calls = [0]
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        calls[0] += 1
+        raise TimeoutError("no answer")
+
+    res = Resolver(config_for(authority), transport, lambda: NOW)
+    assert asyncio.run(res.resolve("www.a.example.", "A")).rcode == dns.rcode.SERVFAIL
+    first = calls[0]
+    assert first == 1
+    assert asyncio.run(res.resolve("other.", "A")).rcode == dns.rcode.SERVFAIL
+    assert calls[0] == first  # no timeout spent while the only server backs off
+
+
+def test_cached_results_are_compact_and_answer_the_same(
+    hierarchy_no_optout: dict[str, SignedZone],
+) -> None:
+    auth = Authority(list(hierarchy_no_optout.values()))
+    res = Resolver(config_for(auth), memory_transport(auth), lambda: NOW)
+    fresh = asyncio.run(res.resolve("a.z.w.example.", "MX"))
+    cached = asyncio.run(res.resolve("a.z.w.example.", "MX"))
+    assert cached.verdict == fresh.verdict and cached.rcode == fresh.rcode
+    assert [r.to_text() for r in cached.answer] == [r.to_text() for r in fresh.answer]
+    assert sorted(r.to_text() for r in cached.authority) == sorted(
+        r.to_text() for r in fresh.authority
+    )
+    assert fresh.links and not cached.links  # the chain is explained only when resolved
+    # A few hundred octets of wire per result and per upstream reply, not ~10 KB of objects.
+    sizes = [len(packed.sections) for _, (_, packed) in res.results._data.values()]  # type: ignore[misc]
+    assert sizes and max(sizes) < 2000
+    assert all(isinstance(v, bytes) for _, v in res.cache._data.values())
+
+
+def test_bogus_results_are_cached_for_a_minute_at_most(authority: Authority) -> None:
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.qname == N("www.a.example.") and need.rdtype == T.A:
+            reply.answer = [r for r in reply.answer if r.rdtype != T.RRSIG]
+        return reply
+
+    now = [NOW]
+    res = Resolver(config_for(authority), forging_transport(authority, forge), lambda: now[0])
+    assert asyncio.run(res.resolve("www.a.example.", "A")).verdict.security is S.BOGUS
+    assert len(res.results) == 1
+    now[0] += 61
+    assert res.results.get((N("www.a.example."), int(T.A)), now[0]) is None
+
+
+def test_negative_answers_carry_only_the_validated_proof(
+    hierarchy_no_optout: dict[str, SignedZone],
+) -> None:
+    """Unsigned padding beside a good proof does not reach a DO client under AD."""
+    authority = Authority(list(hierarchy_no_optout.values()))
+    junk = dns.rrset.from_text(
+        "00000000000000000000000000000000.example.",
+        300,
+        "IN",
+        "NSEC3",
+        "1 0 12 aabbccdd 2T7B4G4VSA5SMI47K61MV5BV1A22BOJR A",
+    )
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.qname == N("nope.example.") and need.rdtype == T.A:
+            reply.authority.insert(0, junk)
+        return reply
+
+    r = run(authority, "nope.example.", "A", forge)
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NXDOMAIN, S.SECURE), r.verdict
+    assert junk not in r.authority
+    signed = {(x.name, x.covers) for x in r.authority if x.rdtype == T.RRSIG}
+    assert all((x.name, x.rdtype) in signed for x in r.authority if x.rdtype != T.RRSIG)
+    assert any(x.rdtype == T.SOA for x in r.authority)

@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Set or print key timing metadata and states (like dnssec-settime).",
     ),
     "keyinfo": ("dnsseal.cli.keycmds", "keyinfo", "Summarise keys: role, algorithm, timings."),
+    "keyfromlabel": ("dnsseal.cli.hsmcmds", "keyfromlabel", "Link a key in an HSM to key files."),
+    "keystore": ("dnsseal.cli.hsmcmds", "keystore_group", "Test, benchmark and use key stores."),
     "signzone": ("dnsseal.cli.signcmds", "signzone", "Sign a zone (like dnssec-signzone)."),
     "verify": ("dnsseal.cli.signcmds", "verify", "Verify a signed zone (like dnssec-verify)."),
     "policy": ("dnsseal.cli.policycmds", "policy", "Check and import dnssec-policy definitions."),

@@ -23,15 +23,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import random
 import stat
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dnsseal.crypto import wire
 from dnsseal.crypto.keystore import KeyStoreError
-from dnsseal.crypto.pkcs11uri import Pkcs11Uri, UriError
+from dnsseal.crypto.pkcs11uri import Pkcs11Uri
 from dnsseal.crypto.software import SignFunction
 from dnsseal.errors import CryptoError, KeyNotFound
 from dnsseal.keys import algorithms
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     pass
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MODULE_ENV = "DNSSEAL_PKCS11_MODULE"
 _DEFAULTS: dict[str, str] = {}  # "module": the configured default module
@@ -160,6 +163,7 @@ class _Module:
 
 
 _MODULES: dict[str, _Module] = {}
+_INHERITED: list[Any] = []  # a forked worker's copies of its parent's sessions, never used
 
 
 def _module(path: str) -> _Module:
@@ -171,6 +175,9 @@ def _module(path: str) -> _Module:
         # A forked worker: the parent's sessions are not ours (PKCS#11 2.40 6.7.7).  Start
         # the module again in this process and open our own.
         log.debug("PKCS#11: new process %d, initialising %s again", os.getpid(), path)
+        # Keep the parent's session objects alive: dropping them would close their handles
+        # in the module we are about to start again.
+        _INHERITED.extend(entry.sessions.values())
         entry.sessions.clear()
         try:
             entry.lib.reinitialize()
@@ -186,6 +193,45 @@ def _module(path: str) -> _Module:
         raise KeyStoreError(f"{path}: cannot load PKCS#11 module: {_why(e)}") from None
     entry = _MODULES[path] = _Module(os.getpid(), lib, {})
     return entry
+
+
+class _Transient(KeyStoreError):
+    """A failure another try may not have: SoftHSM's processes race on its token files
+    (two signing workers starting together can see no token, or fail to log in)."""
+
+
+# Pauses between tries of opening a session and finding a key (plus jitter).
+RETRY_DELAYS = (0.05, 0.15, 0.4, 1.0)
+
+
+def _reset(path: str) -> None:
+    entry = _MODULES.get(path)
+    if entry is None:
+        return
+    entry.sessions.clear()
+    entry.pid = os.getpid()
+    try:
+        entry.lib.reinitialize()
+    except Exception as e:
+        log.debug("PKCS#11: re-initialising %s failed: %s", path, _why(e))
+
+
+def _retrying(uri: Pkcs11Uri, attempt: Callable[[], T]) -> T:
+    """``attempt()``, tried again (after re-initialising the module) when the token is not
+    found, the key is not seen or the token reports a general error."""
+    p11 = _binding()
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            return attempt()
+        except (_Transient, KeyNotFound, p11.GeneralError, p11.DeviceError) as e:
+            if delay is None:
+                if isinstance(e, KeyStoreError | KeyNotFound):
+                    raise
+                raise KeyStoreError(f"{uri.without_pin()}: {_why(e)}") from None
+            log.debug("PKCS#11: %s; trying again", _why(e))
+            time.sleep(delay + random.uniform(0, delay))
+            _reset(module_path(uri))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _why(e: Exception) -> str:
@@ -223,7 +269,7 @@ def _find_token(lib: Any, uri: Pkcs11Uri) -> tuple[Any, Any]:
             found.append((slot, token))
     what = uri.without_pin().replace(object=None, id=None, type=None, module_path=None)
     if not found:
-        raise KeyStoreError(f"no PKCS#11 token matches {what} in {lib.so}")
+        raise _Transient(f"no PKCS#11 token matches {what} in {lib.so}")
     if len(found) > 1:
         labels = ", ".join(t.label for _, t in found)
         raise KeyStoreError(f"{len(found)} tokens match {what} ({labels}): say token=...")
@@ -249,6 +295,8 @@ def session(uri: Pkcs11Uri, *, rw: bool = False) -> Any:
         raise KeyStoreError(f"token {token.label!r}: PIN incorrect") from None
     except p11.PinLenRange:
         raise KeyStoreError(f"token {token.label!r}: PIN has the wrong length") from None
+    except (p11.GeneralError, p11.DeviceError) as e:
+        raise _Transient(f"token {token.label!r}: cannot log in: {_why(e)}") from None
     except p11.PKCS11Error as e:
         raise KeyStoreError(f"token {token.label!r}: cannot log in: {_why(e)}") from None
     if not rw:
@@ -466,10 +514,14 @@ class Pkcs11Store:
         """The DNSKEY public key of the existing key pair the URI selects (for
         ``keyfromlabel``); checks that the key is of ``alg``'s type and curve."""
         p11 = _binding()
-        sess = self.session()
-        try:
+
+        def attempt() -> bytes:
+            sess = self.session()
             priv = find_private_key(sess, self.uri)
             return public_key(sess, priv, alg, self.uri)
+
+        try:
+            return _retrying(self.uri, attempt)
         except p11.PKCS11Error as e:
             raise KeyStoreError(f"{self.uri.without_pin()}: {_why(e)}") from None
 
@@ -514,12 +566,14 @@ class Pkcs11Store:
         label = key.private.label if key.private is not None else None
         uri = Pkcs11Uri.parse(label) if label else self.uri
         alg = algorithms.get(key.algorithm)
-        sess = session(uri)
-        try:
+
+        def attempt() -> tuple[Any, bytes]:
+            sess = session(uri)
             priv = find_private_key(sess, uri)
-            public = public_key(sess, priv, alg, uri)
-        except UriError:
-            raise
+            return priv, public_key(sess, priv, alg, uri)
+
+        try:
+            priv, public = _retrying(uri, attempt)
         except p11.PKCS11Error as e:
             raise KeyStoreError(f"{key.basename}: {_why(e)}") from None
         if public != key.public_key:

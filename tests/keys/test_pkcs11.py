@@ -1,0 +1,334 @@
+"""Keys in a SoftHSMv2 token, with the real tools as oracles.
+
+A token is made in a temporary directory (``SOFTHSM2_CONF`` points at it).  Keys made by
+``pkcs11-tool``, by Knot's ``keymgr`` (keystore ``backend: pkcs11``) and by dnsseal are linked to
+key files, used to sign, and every signed zone is checked by BIND's ``dnssec-verify`` and
+``ldns-verify-zone``; a key dnsseal made in the token is imported by ``keymgr import-pkcs11``
+and signs with ``kzonesign``.
+
+dnsseal runs as a subprocess here: a PKCS#11 module is initialised once per process with
+the SoftHSM configuration of that moment, so each command gets a fresh process, as a user's
+would.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import require_tool, run_tool
+
+pytestmark = pytest.mark.interop
+
+MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+TOKEN = "dnsseal-test"
+PIN = "1234"
+ZONE = "hsm.example."
+ZONE_TEXT = """\
+$TTL 300
+@       SOA   ns1 hostmaster 2026120701 3600 600 864000 300
+@       NS    ns1
+ns1     A     192.0.2.53
+www     A     192.0.2.80
+        AAAA  2001:db8::80
+mail    MX    10 www
+sub     NS    ns.sub
+ns.sub  A     192.0.2.99
+"""
+# pkcs11-tool --key-type for each algorithm
+KEY_TYPES = {
+    "ECDSAP256SHA256": "EC:prime256v1",
+    "ECDSAP384SHA384": "EC:secp384r1",
+    "RSASHA256": "rsa:2048",
+    "ED25519": "EC:edwards25519",
+}
+
+
+@dataclass(frozen=True)
+class Token:
+    dir: Path
+    pin_file: Path
+    env: dict[str, str]
+
+    def uri(self, path: str = "") -> str:
+        """A URI for this token: ``path`` attributes (``object=...;id=...``) added."""
+        sep = ";" if path else ""
+        return f"pkcs11:token={TOKEN}{sep}{path}?module-path={MODULE}&pin-source={self.pin_file}"
+
+    def run(self, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [str(a) for a in args]
+        argv[0] = require_tool(argv[0])
+        proc = subprocess.run(
+            argv, env=self.env, capture_output=True, text=True, timeout=120, check=False
+        )
+        if check and proc.returncode != 0:
+            pytest.fail(f"{' '.join(argv)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
+        return proc
+
+    def dnsseal(self, *args: str | Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "dnsseal.cli.main", *map(str, args)]
+        proc = subprocess.run(
+            argv, env=self.env, capture_output=True, text=True, timeout=300, check=False
+        )
+        if ok and proc.returncode != 0:
+            pytest.fail(f"dnsseal {' '.join(argv[3:])} failed:\n{proc.stdout}{proc.stderr}")
+        return proc
+
+    def keypair(self, key_type: str, label: str, key_id: str) -> None:
+        self.run(
+            "pkcs11-tool", "--module", MODULE, "--token-label", TOKEN, "--login",
+            "--pin", PIN, "--keypairgen", "--key-type", key_type,
+            "--label", label, "--id", key_id,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Token]:
+    d = tmp_path_factory.mktemp("softhsm")
+    (d / "tokens").mkdir()
+    conf = d / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {d}/tokens\nobjectstore.backend = file\n")
+    pin_file = d / "pin"
+    pin_file.write_text(PIN + "\n")
+    pin_file.chmod(0o600)
+    env = dict(os.environ, SOFTHSM2_CONF=str(conf))
+    env.pop("DNSSEAL_PKCS11_MODULE", None)
+    src = Path(__file__).resolve().parents[2] / "src"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
+    tok = Token(d, pin_file, env)
+    tok.run(
+        "softhsm2-util", "--init-token", "--free", "--label", TOKEN,
+        "--pin", PIN, "--so-pin", "5678",
+    )  # fmt: skip
+    yield tok
+
+
+def _verify(signed: Path, *, single_key: bool = False) -> None:
+    """Both outside verifiers accept ``signed``."""
+    extra = ["-z"] if single_key else []
+    run_tool(["dnssec-verify", *extra, "-o", ZONE, signed])
+    run_tool(["ldns-verify-zone", signed])
+
+
+def _zone(d: Path) -> Path:
+    f = d / "zone.db"
+    f.write_text(ZONE_TEXT)
+    return f
+
+
+def _signer_tags(signed: Path) -> set[int]:
+    tags = set()
+    for line in signed.read_text().splitlines():
+        parts = line.split()
+        # owner [TTL] [class] RRSIG (not the RRSIG in an NSEC type bitmap)
+        if "RRSIG" in parts[1:4] and not line.startswith(";"):
+            i = parts.index("RRSIG")
+            if parts[i - 1] in ("IN", "RRSIG") or parts[i - 1].isdigit():
+                tags.add(int(parts[i + 7]))
+    return tags
+
+
+def _tag(basename: str) -> int:
+    return int(basename.rsplit("+", 1)[1])
+
+
+@pytest.mark.parametrize("alg", list(KEY_TYPES))
+def test_pkcs11_tool_keys_sign_a_zone(token: Token, tmp_path: Path, alg: str) -> None:
+    n = list(KEY_TYPES).index(alg)
+    token.keypair(KEY_TYPES[alg], f"ksk-{alg}", f"{0x10 + n:02x}")
+    token.keypair(KEY_TYPES[alg], f"zsk-{alg}", f"{0x20 + n:02x}")
+    # The KSK by label, the ZSK by CKA_ID: both ways RFC 7512 names a key.
+    ksk = token.dnsseal(
+        "keyfromlabel", "-K", tmp_path, "-a", alg, "-f", "KSK",
+        "-l", token.uri(f"object=ksk-{alg}"), ZONE,
+    ).stdout.strip()  # fmt: skip
+    zsk = token.dnsseal(
+        "keyfromlabel", "-K", tmp_path, "-a", alg, "-l", token.uri(f"id=%{0x20 + n:02X}"), ZONE
+    ).stdout.strip()
+    assert re.fullmatch(rf"K{re.escape(ZONE)}\+\d{{3}}\+\d{{5}}", ksk), ksk
+    private = tmp_path / f"{ksk}.private"
+    assert private.stat().st_mode & 0o777 == 0o600
+    # The .private holds only the reference, as dnssec-keyfromlabel -E pkcs11 writes it.
+    lines = dict(line.split(": ", 1) for line in private.read_text().splitlines())
+    assert base64.b64decode(lines["Engine"]) == b"pkcs11\0"
+    assert base64.b64decode(lines["Label"]) == token.uri(f"object=ksk-{alg}").encode() + b"\0"
+    assert "PrivateKey" not in lines and "PrivateExponent" not in lines
+    assert (tmp_path / f"{ksk}.state").read_text().count("KSK: yes") == 1
+
+    signed = tmp_path / "zone.signed"
+    token.dnsseal("signzone", "-S", "-K", tmp_path, "-o", ZONE, "-f", signed, _zone(tmp_path))
+    _verify(signed)
+    assert _signer_tags(signed) == {_tag(ksk), _tag(zsk)}
+
+
+@pytest.mark.slow
+def test_signing_workers_each_open_a_session(token: Token, tmp_path: Path) -> None:
+    # Over 8000 signatures, so that signzone -n 2 hands them to worker processes (forked after
+    # the parent has used the module): each must initialise it again and log in itself.
+    token.keypair("EC:prime256v1", "workers", "30")
+    key = token.dnsseal(
+        "keyfromlabel", "-K", tmp_path, "-a", "13", "-f", "KSK", "-l", token.uri("object=workers"),
+        ZONE,
+    ).stdout.strip()  # fmt: skip
+    zone = _zone(tmp_path)
+    zone.write_text(ZONE_TEXT + "".join(f"h{i} A 192.0.2.{i % 250 + 1}\n" for i in range(4200)))
+    signed = tmp_path / "zone.signed"
+    out = token.dnsseal(
+        "signzone", "-n", "2", "-t", "-z", "-K", tmp_path, "-o", ZONE, "-f", signed, zone,
+        tmp_path / f"{key}.key",
+    ).stdout  # fmt: skip
+    assert re.search(r"Signatures generated:\s+8\d{3}", out), out
+    _verify(signed, single_key=True)
+
+
+def _knot_conf(d: Path, zone: str) -> Path:
+    conf = d / "knot.conf"
+    conf.write_text(
+        f"""server:
+    rundir: "{d}"
+database:
+    storage: "{d}"
+keystore:
+  - id: hsm
+    backend: pkcs11
+    config: "pkcs11:token={TOKEN};pin-value={PIN} {MODULE}"
+policy:
+  - id: hsm
+    keystore: hsm
+    algorithm: ecdsap256sha256
+    manual: on
+zone:
+  - domain: {zone}
+    storage: "{d}"
+    file: "zone.db"
+    dnssec-signing: on
+    dnssec-policy: hsm
+"""
+    )
+    return conf
+
+
+def test_knot_key_in_the_token_is_used_by_dnsseal(token: Token, tmp_path: Path) -> None:
+    kd = tmp_path / "knot"
+    kd.mkdir()
+    conf = _knot_conf(kd, ZONE)
+    key_id = token.run("keymgr", "-c", conf, ZONE, "generate", "algorithm=13", "ksk=yes")
+    key_id_hex = key_id.stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{40}", key_id_hex), key_id.stdout
+    pct = "".join(f"%{key_id_hex[i : i + 2]}" for i in range(0, len(key_id_hex), 2))
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    base = token.dnsseal(
+        "keyfromlabel", "-K", keys, "-a", "ECDSAP256SHA256", "-f", "KSK",
+        "-l", token.uri(f"id={pct}"), ZONE,
+    ).stdout.strip()  # fmt: skip
+    # Same DNSKEY as Knot publishes for it.
+    knot_dnskey = token.run("keymgr", "-c", conf, ZONE, "dnskey").stdout.split()
+    ours = (keys / f"{base}.key").read_text().splitlines()[-1].split()
+    assert knot_dnskey[1:5] == ["DNSKEY", "257", "3", "13"], knot_dnskey
+    assert "".join(ours[ours.index("DNSKEY") + 4 :]) == "".join(knot_dnskey[5:])
+    signed = tmp_path / "zone.signed"
+    token.dnsseal("signzone", "-S", "-z", "-K", keys, "-o", ZONE, "-f", signed, _zone(tmp_path))
+    _verify(signed, single_key=True)
+    assert _signer_tags(signed) == {_tag(base)}
+
+
+def test_dnsseal_key_in_the_token_is_used_by_knot(token: Token, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    base = token.dnsseal(
+        "keystore", "generate", "-K", keys, "-a", "ECDSAP256SHA256", "-f", "KSK",
+        "-n", "for-knot", "-l", token.uri(), ZONE,
+    ).stdout.strip()  # fmt: skip
+    label = (keys / f"{base}.private").read_text().split("Label: ")[1].split()[0]
+    uri = base64.b64decode(label).rstrip(b"\0").decode()
+    m = re.search(r";id=((?:%[0-9A-F]{2})+)", uri)
+    assert m and ";object=for-knot" in uri, uri
+    key_id = m.group(1).replace("%", "").lower()
+    # Knot imports it by CKA_ID and signs with it.
+    kd = tmp_path / "knot"
+    kd.mkdir()
+    conf = _knot_conf(kd, ZONE)
+    token.run(
+        "keymgr", "-c", conf, ZONE, "import-pkcs11", key_id,
+        "algorithm=13", "size=256", "ksk=yes", "zsk=yes",
+    )  # fmt: skip
+    (kd / "zone.db").write_text(ZONE_TEXT)
+    out = kd / "out"
+    out.mkdir()
+    token.run("kzonesign", "-c", conf, "-o", out, ZONE)
+    signed = out / "zone.db"
+    _verify(signed, single_key=True)
+    assert _signer_tags(signed) == {_tag(base)}
+    # And dnsseal signs with it too.
+    ours = tmp_path / "ours.signed"
+    token.dnsseal("signzone", "-S", "-z", "-K", keys, "-o", ZONE, "-f", ours, _zone(tmp_path))
+    _verify(ours, single_key=True)
+
+
+def test_keystore_test_and_bench(token: Token) -> None:
+    out = token.dnsseal("keystore", "test", token.uri()).stdout
+    for alg in KEY_TYPES:
+        assert re.search(rf"{alg}\s+ok$", out, re.M), out
+    bench = token.dnsseal(
+        "keystore", "bench", "-s", "0.2", "-a", "ECDSAP256SHA256", token.uri()
+    ).stdout
+    m = re.search(r"ECDSAP256SHA256\s+(\d+) signatures/s", bench)
+    assert m and int(m.group(1)) > 0, bench
+    soft = token.dnsseal("keystore", "bench", "-s", "0.2", "-a", "13", "software").stdout
+    assert re.search(r"ECDSAP256SHA256\s+\d+ signatures/s", soft), soft
+
+
+def test_group_readable_pin_file_is_refused(token: Token, tmp_path: Path) -> None:
+    token.keypair("EC:prime256v1", "pinmode", "40")
+    loose = tmp_path / "pin"
+    loose.write_text(PIN)
+    loose.chmod(0o640)
+    uri = token.uri("object=pinmode").replace(str(token.pin_file), str(loose))
+    r = token.dnsseal("keyfromlabel", "-K", tmp_path, "-a", "13", "-l", uri, ZONE, ok=False)
+    assert r.returncode == 1
+    assert f"{loose}: PIN file is accessible to group or others (mode 640)" in r.stderr
+    assert "Traceback" not in r.stderr and PIN not in r.stderr
+    assert list(tmp_path.glob("K*")) == []
+
+
+def test_errors_name_the_problem(token: Token, tmp_path: Path) -> None:
+    token.keypair("EC:prime256v1", "err-a", "50")
+    token.keypair("EC:prime256v1", "err-b", "51")
+    # No such key.
+    r = token.dnsseal(
+        "keyfromlabel", "-K", tmp_path, "-a", "13", "-l", token.uri("object=nope"), ZONE, ok=False
+    )
+    assert r.returncode == 1 and "no private key matches" in r.stderr, r.stderr
+    # A P-256 key linked as P-384.
+    r = token.dnsseal(
+        "keyfromlabel", "-K", tmp_path, "-a", "14", "-l", token.uri("object=err-a"), ZONE, ok=False
+    )
+    assert r.returncode == 1 and "curve" in r.stderr, r.stderr
+    # A wrong PIN, given as pin-value, is not echoed.
+    bad = token.uri("object=err-a").replace(f"pin-source={token.pin_file}", "pin-value=9999")
+    r = token.dnsseal("keyfromlabel", "-K", tmp_path, "-a", "13", "-l", bad, ZONE, ok=False)
+    assert r.returncode == 1 and "PIN incorrect" in r.stderr and "9999" not in r.stderr
+    # A .private whose Label names another key than the .key: signing refuses it.
+    base = token.dnsseal(
+        "keyfromlabel", "-K", tmp_path, "-a", "13", "-l", token.uri("object=err-a"), ZONE
+    ).stdout.strip()
+    private = tmp_path / f"{base}.private"
+    other = base64.b64encode(token.uri("object=err-b").encode() + b"\0").decode()
+    text = re.sub(r"^Label: .*$", f"Label: {other}", private.read_text(), flags=re.M)
+    private.write_text(text)
+    r = token.dnsseal(
+        "signzone", "-z", "-K", tmp_path, "-o", ZONE, "-f", tmp_path / "s", _zone(tmp_path),
+        tmp_path / f"{base}.key", ok=False,
+    )  # fmt: skip
+    assert r.returncode == 1 and "does not match the public key" in r.stderr, r.stderr
+    assert not (tmp_path / "s").exists()
+    assert "Traceback" not in r.stderr

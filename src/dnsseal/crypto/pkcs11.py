@@ -8,7 +8,7 @@ which every token supports (SoftHSM 2.6 has no CKM_ECDSA_SHA256); EdDSA signs th
 (CKM_EDDSA).
 
 Sessions: one per process and token, opened when a key is first used and logged in with the
-URI's PIN.  A forked signing worker notices that it is not the process that opened them and
+URI's PIN (python-pkcs11 runs one operation at a time per session, so threads may share it).  A forked signing worker notices that it is not the process that opened them and
 initialises the module again (PKCS#11 sessions do not survive a fork), so every worker has
 its own session.
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_tool, run_tool
+from conftest import free_port, require_tool, run_tool, stop, wait_for_dns
 
 pytestmark = pytest.mark.interop
 
@@ -332,3 +332,74 @@ def test_errors_name_the_problem(token: Token, tmp_path: Path) -> None:
     assert r.returncode == 1 and "does not match the public key" in r.stderr, r.stderr
     assert not (tmp_path / "s").exists()
     assert "Traceback" not in r.stderr
+
+
+SERVE_POLICY = """
+[policy.hsm]
+dnskey-ttl = 2
+publish-safety = 1
+retire-safety = 1
+purge-keys = 5
+signatures-refresh = 20
+signatures-validity = 30
+signatures-validity-dnskey = 30
+max-zone-ttl = 2
+zone-propagation-delay = 1
+parent-ds-ttl = 2
+parent-propagation-delay = 1
+keys = [
+  { role = "ksk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256" },
+  { role = "zsk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256" },
+]
+"""
+
+
+@pytest.mark.slow
+def test_server_signs_with_hsm_keys(token: Token, tmp_path: Path) -> None:
+    # dnsseal serve adopts the HSM keys in its key directory for the policy and keeps the zone
+    # signed with them: the transferred zone verifies and every RRSIG is by a token key.
+    token.keypair("EC:prime256v1", "serve-ksk", "70")
+    token.keypair("EC:prime256v1", "serve-zsk", "71")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    tags = {
+        _tag(
+            token.dnsseal(
+                "keyfromlabel", "-K", keys, "-a", "13", *flag, "-l", token.uri(f"object={o}"), ZONE
+            ).stdout.strip()
+        )
+        for o, flag in (("serve-ksk", ["-f", "KSK"]), ("serve-zsk", []))
+    }
+    (tmp_path / "zone.db").write_text(ZONE_TEXT)
+    (tmp_path / "policies.toml").write_text(SERVE_POLICY)
+    port = free_port()
+    conf = tmp_path / "dnsseal.toml"
+    conf.write_text(
+        f"""[server]
+listen = ["127.0.0.1@{port}"]
+state-dir = "state"
+key-directory = "keys"
+policies = "policies.toml"
+
+[zone."{ZONE}"]
+file = "zone.db"
+dnssec-policy = "hsm"
+allow-transfer = ["127.0.0.1"]
+"""
+    )
+    argv = [sys.executable, "-m", "dnsseal.cli.main", "-v", "serve", "-c", str(conf)]
+    with (tmp_path / "out.txt").open("ab") as out:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=token.env, stdout=out, stderr=out)
+    try:
+        try:
+            wait_for_dns(port, ZONE, proc, timeout=60)
+        except RuntimeError as e:
+            pytest.fail(f"{e}\n{(tmp_path / 'out.txt').read_text()}")
+        axfr = run_tool(["dig", "@127.0.0.1", "-p", str(port), ZONE, "AXFR", "+nocmd"]).stdout
+    finally:
+        stop(proc)
+    signed = tmp_path / "served.zone"
+    signed.write_text(axfr)
+    _verify(signed)
+    assert _signer_tags(signed) == tags
+    assert list(keys.glob("*.private")) and len(list(keys.glob("*.key"))) == 2  # no new keys

@@ -403,3 +403,24 @@ allow-transfer = ["127.0.0.1"]
     _verify(signed)
     assert _signer_tags(signed) == tags
     assert list(keys.glob("*.private")) and len(list(keys.glob("*.key"))) == 2  # no new keys
+
+
+def test_module_by_name_or_from_the_environment(token: Token, tmp_path: Path) -> None:
+    # A label as people write it for BIND has no module-path: the module then comes from
+    # $DNSSEAL_PKCS11_MODULE, or the URI names it by module-name.
+    token.keypair("EC:prime256v1", "no-module", "80")
+    bare = f"pkcs11:token={TOKEN};object=no-module?pin-source={token.pin_file}"
+    r = token.dnsseal("keyfromlabel", "-K", tmp_path, "-a", "13", "-l", bare, ZONE, ok=False)
+    assert r.returncode == 1 and "DNSSEAL_PKCS11_MODULE" in r.stderr, r.stderr
+    with_env = Token(token.dir, token.pin_file, dict(token.env, DNSSEAL_PKCS11_MODULE=MODULE))
+    base = with_env.dnsseal(
+        "keyfromlabel", "-K", tmp_path, "-a", "13", "-f", "KSK", "-l", bare, ZONE
+    ).stdout.strip()
+    signed = tmp_path / "zone.signed"
+    with_env.dnsseal("signzone", "-S", "-z", "-K", tmp_path, "-o", ZONE, "-f", signed,
+                     _zone(tmp_path))  # fmt: skip
+    _verify(signed, single_key=True)
+    assert _signer_tags(signed) == {_tag(base)}
+    by_name = f"pkcs11:token={TOKEN}?module-name=softhsm2&pin-source={token.pin_file}"
+    listing = token.dnsseal("keystore", "list", by_name).stdout
+    assert re.search(r"^%80\tno-module\tEC$", listing, re.M), listing

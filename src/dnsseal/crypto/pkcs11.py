@@ -508,7 +508,8 @@ class Pkcs11Store:
         return module_path(self.uri)
 
     def session(self, *, rw: bool = False) -> Any:
-        return session(self.uri, rw=rw)
+        """A logged-in session on the store's token (tried again on transient failures)."""
+        return _retrying(self.uri, lambda: session(self.uri, rw=rw))
 
     def link(self, alg: algorithms.Algorithm) -> bytes:
         """The DNSKEY public key of the existing key pair the URI selects (for

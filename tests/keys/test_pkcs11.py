@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -424,3 +425,80 @@ def test_module_by_name_or_from_the_environment(token: Token, tmp_path: Path) ->
     by_name = f"pkcs11:token={TOKEN}?module-name=softhsm2&pin-source={token.pin_file}"
     listing = token.dnsseal("keystore", "list", by_name).stdout
     assert re.search(r"^%80\tno-module\tEC$", listing, re.M), listing
+
+
+def _served_dnskey_tags(port: int) -> set[int]:
+    import dns.dnssec
+    import dns.message
+    import dns.query
+
+    q = dns.message.make_query(ZONE, "DNSKEY", want_dnssec=True)
+    r = dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
+    return {dns.dnssec.key_id(rd) for rr in r.answer if rr.rdtype == 48 for rd in rr}
+
+
+@pytest.mark.slow
+def test_policy_keys_made_in_the_token_through_a_zsk_roll(token: Token, tmp_path: Path) -> None:
+    # A policy whose keys live in the token (key-store): the server's key manager makes the
+    # KSK and ZSK there, then the ZSK's successor, and the zone stays verifiably signed.
+    uri = token.uri()
+    policy = SERVE_POLICY.replace(
+        '{ role = "ksk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256" }',
+        f'{{ role = "ksk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256", '
+        f'key-store = "{uri}" }}',
+    ).replace(
+        '{ role = "zsk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256" }',
+        f'{{ role = "zsk", lifetime = "25s", algorithm = "ECDSAP256SHA256", key-store = "{uri}" }}',
+    )
+    assert policy.count("key-store") == 2
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "zone.db").write_text(ZONE_TEXT)
+    (tmp_path / "policies.toml").write_text(policy)
+    port = free_port()
+    conf = tmp_path / "dnsseal.toml"
+    conf.write_text(
+        f"""[server]
+listen = ["127.0.0.1@{port}"]
+state-dir = "state"
+key-directory = "keys"
+policies = "policies.toml"
+
+[zone."{ZONE}"]
+file = "zone.db"
+dnssec-policy = "hsm"
+allow-transfer = ["127.0.0.1"]
+"""
+    )
+    argv = [sys.executable, "-m", "dnsseal.cli.main", "-v", "serve", "-c", str(conf)]
+    log = tmp_path / "out.txt"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=token.env, stdout=out, stderr=out)
+    try:
+        try:
+            wait_for_dns(port, ZONE, proc, timeout=60)
+        except RuntimeError as e:
+            pytest.fail(f"{e}\n{log.read_text()}")
+        first = _served_dnskey_tags(port)
+        assert len(first) == 2, log.read_text()
+        deadline = time.monotonic() + 150
+        now_tags = first
+        while time.monotonic() < deadline:
+            now_tags = _served_dnskey_tags(port)
+            # the first ZSK is gone, a successor serves (the KSK stays)
+            if len(now_tags & first) == 1 and len(now_tags) == 2:
+                break
+            time.sleep(1)
+        assert len(now_tags & first) == 1 and len(now_tags) == 2, (first, now_tags, log.read_text())
+        axfr = run_tool(["dig", "@127.0.0.1", "-p", str(port), ZONE, "AXFR", "+nocmd"]).stdout
+    finally:
+        stop(proc)
+    signed = tmp_path / "served.zone"
+    signed.write_text(axfr)
+    _verify(signed)
+    assert _signer_tags(signed) == now_tags
+    # Every key the policy made is a reference to the token, none holds key material.
+    privates = list((tmp_path / "keys").glob("*.private"))
+    assert len(privates) >= 3
+    for p in privates:
+        text = p.read_text()
+        assert "Label: " in text and "PrivateKey" not in text, text

@@ -229,3 +229,53 @@ def test_unknown_store_is_a_clear_error() -> None:
         keystore.open_store("vault:secret/dns")
     with pytest.raises(InputError, match="expected 'software' or a pkcs11: URI"):
         keystore.open_store("hsm")
+
+
+# ------------------------------------------------------------- policies with key stores
+
+HSM = "pkcs11:token=dnssec?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=/etc/pin"
+
+
+def test_policy_key_store_in_toml_round_trip() -> None:
+    from dnsseal.policy import tomlfmt
+
+    text = f"""
+[policy.hsm]
+keys = [
+  {{ role = "ksk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256", key-store = "{HSM}" }},
+  {{ role = "zsk", lifetime = "30d", algorithm = "ECDSAP256SHA256" }},
+]
+"""
+    policy = tomlfmt.parse(text)["hsm"]
+    assert [k.key_store for k in policy.keys] == [HSM, None]
+    assert tomlfmt.parse(tomlfmt.format([policy]))["hsm"] == policy
+
+
+def test_policy_key_store_must_be_a_store() -> None:
+    from dnsseal.policy import tomlfmt
+
+    text = """
+[policy.bad]
+keys = [{ role = "csk", algorithm = 13, key-store = "/var/keys" }]
+"""
+    with pytest.raises(InputError, match=r"policy\.bad\.keys\[0\]\.key-store.*pkcs11: URI"):
+        tomlfmt.parse(text)
+
+
+def test_bind_920_key_store_blocks_are_imported() -> None:
+    from dnsseal.policy import namedconf
+
+    conf = f"""
+key-store "hsm" {{ directory "keys"; pkcs11-uri "{HSM}"; }};
+key-store "disk" {{ directory "keys"; }};
+dnssec-policy "hsm" {{
+    keys {{
+        ksk key-store "hsm" lifetime unlimited algorithm ecdsap256sha256;
+        zsk key-store "disk" lifetime P30D algorithm ecdsap256sha256;
+    }};
+}};
+"""
+    policy = namedconf.parse(conf)["hsm"]
+    assert [(k.key_store, k.key_directory) for k in policy.keys] == [(HSM, False), (None, True)]
+    with pytest.raises(InputError, match="key-store 'nope' is not defined"):
+        namedconf.parse(conf.replace('zsk key-store "disk"', 'zsk key-store "nope"'))

@@ -142,3 +142,15 @@ def sign_function(key: Key) -> SignFunction:
 
         return software.sign_function(key)  # the hot, common case: no registry look-up
     return store_for(key).sign_function(key)
+
+
+def generate(
+    location: str | None,
+    alg: algorithms.Algorithm,
+    bits: int | None = None,
+    *,
+    label: str | None = None,
+) -> tuple[bytes, PrivateMaterial]:
+    """A new key pair in the store at ``location`` (None: software, material in the file):
+    the DNSKEY public key and the ``.private`` material (or reference)."""
+    return open_store(location).generate(alg, bits, label=label)

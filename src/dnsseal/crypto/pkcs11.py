@@ -8,9 +8,10 @@ which every token supports (SoftHSM 2.6 has no CKM_ECDSA_SHA256); EdDSA signs th
 (CKM_EDDSA).
 
 Sessions: one per process and token, opened when a key is first used and logged in with the
-URI's PIN (python-pkcs11 runs one operation at a time per session, so threads may share it).  A forked signing worker notices that it is not the process that opened them and
-initialises the module again (PKCS#11 sessions do not survive a fork), so every worker has
-its own session.
+URI's PIN (python-pkcs11 runs one operation at a time per session, so threads may share it).
+A forked signing worker notices that it is not the process that opened them and initialises
+the module again (PKCS#11 sessions do not survive a fork), so every worker has its own
+session.
 
 The module comes from the URI's ``module-path`` (or ``module-name``), else
 ``$DNSSEAL_PKCS11_MODULE``, else :func:`set_default_module`.  The PIN comes from

@@ -502,3 +502,35 @@ allow-transfer = ["127.0.0.1"]
     for p in privates:
         text = p.read_text()
         assert "Label: " in text and "PrivateKey" not in text, text
+
+
+THREADS_SCRIPT = """
+import sys, threading
+from concurrent.futures import ThreadPoolExecutor
+from dnsseal.crypto import keystore, wire
+from dnsseal.storage.keydir import load_key
+key = load_key(sys.argv[1])
+pub = wire.public_key_object(key.algorithm, key.public_key)
+barrier = threading.Barrier(8)
+def work(i):
+    barrier.wait()
+    sign = keystore.sign_function(key)  # the first use of the module, in 8 threads at once
+    return all(wire.verify(13, pub, sign(b"%d" % j), b"%d" % j) for j in range(50))
+with ThreadPoolExecutor(8) as ex:
+    print(sum(ex.map(work, range(8))))
+"""
+
+
+def test_threads_share_the_module_and_session(token: Token, tmp_path: Path) -> None:
+    # The server signs zones in threads: the first uses of a module may come at once (this
+    # failed with "already initialized" before loading and logging in took a lock).
+    token.keypair("EC:prime256v1", "threads", "90")
+    base = token.dnsseal(
+        "keyfromlabel", "-K", tmp_path, "-a", "13", "-l", token.uri("object=threads"), ZONE
+    ).stdout.strip()
+    for _ in range(3):
+        r = subprocess.run(
+            [sys.executable, "-c", THREADS_SCRIPT, str(tmp_path / f"{base}.key")],
+            env=token.env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert r.returncode == 0 and r.stdout.strip() == "8", r.stderr

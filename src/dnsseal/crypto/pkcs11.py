@@ -8,7 +8,9 @@ which every token supports (SoftHSM 2.6 has no CKM_ECDSA_SHA256); EdDSA signs th
 (CKM_EDDSA).
 
 Sessions: one per process and token, opened when a key is first used and logged in with the
-URI's PIN (python-pkcs11 runs one operation at a time per session, so threads may share it).
+URI's PIN.  python-pkcs11 initialises a module with C_Initialize(NULL), which promises it
+no concurrent calls, so every call into a module goes through one lock per process (the
+server signs zones in threads); processes sign in parallel.
 A forked signing worker notices that it is not the process that opened them and initialises
 the module again (PKCS#11 sessions do not survive a fork), so every worker has its own
 session.
@@ -26,6 +28,7 @@ import logging
 import os
 import random
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -165,6 +168,16 @@ class _Module:
 
 _MODULES: dict[str, _Module] = {}
 _INHERITED: list[Any] = []  # a forked worker's copies of its parent's sessions, never used
+# Every call into a PKCS#11 module, one thread at a time (kept in a dict so that a forked
+# child can replace its copy, which another thread of the parent may have held).
+_SETUP = {"lock": threading.RLock()}
+
+
+def _new_setup_lock() -> None:
+    _SETUP["lock"] = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_setup_lock)
 
 
 def _module(path: str) -> _Module:
@@ -206,15 +219,16 @@ RETRY_DELAYS = (0.05, 0.15, 0.4, 1.0)
 
 
 def _reset(path: str) -> None:
-    entry = _MODULES.get(path)
-    if entry is None:
-        return
-    entry.sessions.clear()
-    entry.pid = os.getpid()
-    try:
-        entry.lib.reinitialize()
-    except Exception as e:
-        log.debug("PKCS#11: re-initialising %s failed: %s", path, _why(e))
+    with _SETUP["lock"]:
+        entry = _MODULES.get(path)
+        if entry is None:
+            return
+        entry.sessions.clear()
+        entry.pid = os.getpid()
+        try:
+            entry.lib.reinitialize()
+        except Exception as e:
+            log.debug("PKCS#11: re-initialising %s failed: %s", path, _why(e))
 
 
 def _retrying(uri: Pkcs11Uri, attempt: Callable[[], T]) -> T:
@@ -223,7 +237,10 @@ def _retrying(uri: Pkcs11Uri, attempt: Callable[[], T]) -> T:
     p11 = _binding()
     for delay in (*RETRY_DELAYS, None):
         try:
-            return attempt()
+            # One setup at a time: finding objects in a shared session is one operation,
+            # and a retry re-initialises the module under every other thread's feet.
+            with _SETUP["lock"]:
+                return attempt()
         except (_Transient, KeyNotFound, p11.GeneralError, p11.DeviceError) as e:
             if delay is None:
                 if isinstance(e, KeyStoreError | KeyNotFound):
@@ -280,6 +297,11 @@ def _find_token(lib: Any, uri: Pkcs11Uri) -> tuple[Any, Any]:
 def session(uri: Pkcs11Uri, *, rw: bool = False) -> Any:
     """This process's logged-in session on the token ``uri`` names.  ``rw`` opens a
     read-write one (to make keys); it is not cached."""
+    with _SETUP["lock"]:  # the server signs zones in threads: one loads the module, one logs in
+        return _session(uri, rw)
+
+
+def _session(uri: Pkcs11Uri, rw: bool) -> Any:
     p11 = _binding()
     path = module_path(uri)
     mod = _module(path)
@@ -460,10 +482,14 @@ def _raw_signer(priv: Any, alg: algorithms.Algorithm) -> SignFunction:
 
 def _guarded(function: SignFunction, what: str) -> SignFunction:
     p11 = _binding()
+    setup = _SETUP
 
     def sign(data: bytes) -> bytes:
         try:
-            return function(data)
+            # python-pkcs11 initialises modules without locking arguments (C_Initialize(NULL)),
+            # which tells the module it will not be called from two threads at once.
+            with setup["lock"]:
+                return function(data)
         except p11.PKCS11Error as e:
             raise CryptoError(f"{what}: the token failed to sign: {_why(e)}") from None
 
@@ -538,26 +564,29 @@ class Pkcs11Store:
         key_id = os.urandom(16)
         name = label or f"dnsseal-{key_id.hex()[:16]}"
         sess = self.session(rw=True)
-        try:
-            _pub, priv = sess.generate_keypair(
-                spec["key_type"],
-                spec.get("key_length"),
-                id=key_id,
-                label=name,
-                store=True,
-                public_template={**spec["public_template"], attr.VERIFY: True},
-                private_template={
-                    attr.SIGN: True,
-                    attr.SENSITIVE: True,
-                    attr.EXTRACTABLE: False,
-                    attr.PRIVATE: True,
-                },
-            )
-            public = public_key(sess, priv, alg, self.uri)
-        except p11.PKCS11Error as e:
-            raise KeyStoreError(f"{self.describe()}: cannot generate a key: {_why(e)}") from None
-        finally:
-            sess.close()
+        with _SETUP["lock"]:
+            try:
+                _pub, priv = sess.generate_keypair(
+                    spec["key_type"],
+                    spec.get("key_length"),
+                    id=key_id,
+                    label=name,
+                    store=True,
+                    public_template={**spec["public_template"], attr.VERIFY: True},
+                    private_template={
+                        attr.SIGN: True,
+                        attr.SENSITIVE: True,
+                        attr.EXTRACTABLE: False,
+                        attr.PRIVATE: True,
+                    },
+                )
+                public = public_key(sess, priv, alg, self.uri)
+            except p11.PKCS11Error as e:
+                raise KeyStoreError(
+                    f"{self.describe()}: cannot generate a key: {_why(e)}"
+                ) from None
+            finally:
+                sess.close()
         ref = self.uri.replace(object=name, id=key_id, type=None)
         log.info("PKCS#11: generated %s key %s", alg.mnemonic, ref.without_pin())
         return public, PrivateMaterial.reference(ref.to_text())
@@ -594,14 +623,19 @@ class Pkcs11Store:
         spec = _generate_template(alg, None)
         sess = self.session()
         try:
-            _pub, priv = sess.generate_keypair(
-                spec["key_type"],
-                spec.get("key_length"),
-                store=False,
-                public_template={**spec["public_template"], attr.VERIFY: True},
-                private_template={attr.SIGN: True, attr.SENSITIVE: True, attr.EXTRACTABLE: False},
-            )
-            public = _public_from(_pub, alg)
+            with _SETUP["lock"]:
+                _pub, priv = sess.generate_keypair(
+                    spec["key_type"],
+                    spec.get("key_length"),
+                    store=False,
+                    public_template={**spec["public_template"], attr.VERIFY: True},
+                    private_template={
+                        attr.SIGN: True,
+                        attr.SENSITIVE: True,
+                        attr.EXTRACTABLE: False,
+                    },
+                )
+                public = _public_from(_pub, alg)
         except p11.PKCS11Error as e:
             raise KeyStoreError(f"{alg.mnemonic}: cannot generate a session key: {_why(e)}") from e
         if public is None:
@@ -613,15 +647,16 @@ def list_keys(sess: Any) -> list[tuple[str, str, str]]:
     """(id as %XX, label, key type) of every private key in the token, for people."""
     p11 = _binding()
     rows = []
-    for obj in sess.get_objects({p11.Attribute.CLASS: p11.ObjectClass.PRIVATE_KEY}):
-        key_id = _attr(obj, p11.Attribute.ID) or b""
-        label = _attr(obj, p11.Attribute.LABEL) or ""
-        key_type = _attr(obj, p11.Attribute.KEY_TYPE)
-        rows.append(
-            (
-                "".join(f"%{b:02X}" for b in key_id) or "-",
-                label or "-",
-                getattr(key_type, "name", str(key_type)),
+    with _SETUP["lock"]:
+        for obj in sess.get_objects({p11.Attribute.CLASS: p11.ObjectClass.PRIVATE_KEY}):
+            key_id = _attr(obj, p11.Attribute.ID) or b""
+            label = _attr(obj, p11.Attribute.LABEL) or ""
+            key_type = _attr(obj, p11.Attribute.KEY_TYPE)
+            rows.append(
+                (
+                    "".join(f"%{b:02X}" for b in key_id) or "-",
+                    label or "-",
+                    getattr(key_type, "name", str(key_type)),
+                )
             )
-        )
     return sorted(rows)

@@ -358,19 +358,22 @@ keys = [
 @pytest.mark.slow
 def test_server_signs_with_hsm_keys(token: Token, tmp_path: Path) -> None:
     # dnsseal serve adopts the HSM keys in its key directory for the policy and keeps the zone
-    # signed with them: the transferred zone verifies and every RRSIG is by a token key.
+    # signed with them: the transferred zone verifies and every RRSIG is by a token key.  The
+    # keys' labels name no module: the server's pkcs11-module option gives it.
     token.keypair("EC:prime256v1", "serve-ksk", "70")
     token.keypair("EC:prime256v1", "serve-zsk", "71")
     keys = tmp_path / "keys"
     keys.mkdir()
+    with_env = Token(token.dir, token.pin_file, dict(token.env, DNSSEAL_PKCS11_MODULE=MODULE))
     tags = {
         _tag(
-            token.dnsseal(
-                "keyfromlabel", "-K", keys, "-a", "13", *flag, "-l", token.uri(f"object={o}"), ZONE
+            with_env.dnsseal(
+                "keyfromlabel", "-K", keys, "-a", "13", *flag,
+                "-l", f"pkcs11:token={TOKEN};object={o}?pin-source={token.pin_file}", ZONE,
             ).stdout.strip()
         )
         for o, flag in (("serve-ksk", ["-f", "KSK"]), ("serve-zsk", []))
-    }
+    }  # fmt: skip
     (tmp_path / "zone.db").write_text(ZONE_TEXT)
     (tmp_path / "policies.toml").write_text(SERVE_POLICY)
     port = free_port()
@@ -381,6 +384,7 @@ listen = ["127.0.0.1@{port}"]
 state-dir = "state"
 key-directory = "keys"
 policies = "policies.toml"
+pkcs11-module = "{MODULE}"
 
 [zone."{ZONE}"]
 file = "zone.db"

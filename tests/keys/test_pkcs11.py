@@ -538,3 +538,88 @@ def test_threads_share_the_module_and_session(token: Token, tmp_path: Path) -> N
             env=token.env, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert r.returncode == 0 and r.stdout.strip() == "8", r.stderr
+
+
+def _knot_offline_conf(d: Path, role: str) -> Path:
+    """Knot with an offline-KSK policy: ``online`` (ZSKs, makes requests, imports responses)
+    or ``ksk`` (Knot's own offline KSK signer, to compare with)."""
+    conf = d / "knot.conf"
+    conf.write_text(
+        f"""server:
+    rundir: "{d}"
+database:
+    storage: "{d}"
+policy:
+  - id: offline
+    algorithm: ecdsap256sha256
+    manual: on
+    offline-ksk: on
+    dnskey-ttl: 3600
+    zone-max-ttl: 3600
+    zsk-lifetime: 30d
+    rrsig-lifetime: 14d
+    rrsig-refresh: 7d
+zone:
+  - domain: {ZONE}
+    storage: "{d}"
+    file: "zone.db"
+    dnssec-signing: on
+    dnssec-policy: offline
+"""
+    )
+    (d / "zone.db").write_text(ZONE_TEXT)
+    assert role in ("online", "ksk")
+    return conf
+
+
+def test_offline_ksk_in_the_token_signs_knots_key_requests(token: Token, tmp_path: Path) -> None:
+    # Knot is the online signer (ZSKs only); dnsseal holds the KSK in the token, signs Knot's
+    # Key Signing Request, and Knot signs the zone with the Signed Key Response it imports.
+    online = tmp_path / "online"
+    online.mkdir()
+    conf = _knot_offline_conf(online, "online")
+    token.run("keymgr", "-c", conf, ZONE, "pregenerate", "+60d")
+    request = tmp_path / "request.ksr"
+    request.write_text(token.run("keymgr", "-c", conf, ZONE, "generate-ksr", "+0", "+60d").stdout)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    ksk = token.dnsseal(
+        "keystore", "generate", "-K", keys, "-a", "13", "-f", "KSK", "-P", "-1d", "-A", "-1d",
+        "-n", "offline-ksk", "-l", token.uri(), ZONE,
+    ).stdout.strip()  # fmt: skip
+    response = tmp_path / "response.skr"
+    token.dnsseal("ksr", "sign", "-K", keys, "-o", response, request)
+    assert "ok" in token.dnsseal("ksr", "validate", response).stdout
+    # The same bundle times as Knot's own offline signer gives for the same request.
+    kd = tmp_path / "knot-ksk"
+    kd.mkdir()
+    kconf = _knot_offline_conf(kd, "ksk")
+    token.run("keymgr", "-c", kconf, ZONE, "generate", "ksk=yes", "zsk=no",
+              "created=-1d", "publish=-1d", "active=-1d")  # fmt: skip
+    knots = token.run("keymgr", "-c", kconf, ZONE, "sign-ksr", request).stdout
+    times = re.compile(r"^;; SignedKeyResponse 1\.0 (\d+) ", re.M)
+    assert times.findall(response.read_text()) == times.findall(knots) != []
+    (tmp_path / "knot.skr").write_text(knots)
+    assert "ok" in token.dnsseal("ksr", "validate", tmp_path / "knot.skr").stdout
+    # Knot takes our response and signs the zone with it.
+    token.run("keymgr", "-c", conf, ZONE, "import-skr", response)
+    out = online / "out"
+    out.mkdir()
+    token.run("kzonesign", "-c", conf, "-o", out, ZONE)
+    signed = out / "zone.db"
+    _verify(signed)
+    assert _tag(ksk) in _signer_tags(signed)
+    # A response whose signature was tampered with is refused.
+    bad = tmp_path / "bad.skr"
+    text = response.read_text()
+    bad.write_text(
+        re.sub(
+            r"(RRSIG DNSKEY 13 2 3600 \d+ \d+ \d+ \S+ )(\S)",
+            lambda m: m.group(1) + ("B" if m.group(2) == "A" else "A"),
+            text,
+            count=1,
+        )
+    )
+    assert bad.read_text() != text
+    r = token.dnsseal("ksr", "validate", bad, ok=False)
+    assert r.returncode == 1 and "does not verify" in r.stderr, r.stderr

@@ -100,3 +100,19 @@ def test_wrong_zone_key_and_wrong_files_are_refused() -> None:
                   ksr.KSR, "req.ksr")  # fmt: skip
     keyset = dns.rrset.RRset(ZONE, dns.rdataclass.IN, 48)
     assert ksr.Bundle(1, (keyset,)).rrset(46) is None
+
+
+def test_request_bundles_at_every_zsk_change() -> None:
+    from dnsseal.keys.model import KeyTimings
+    from dnsseal.signer.skr import make_request
+
+    day = 86400
+    a = Key(ZONE, 256, 13, _ksk().public_key, timings=KeyTimings(publish=0, delete=40 * day))
+    b = Key(ZONE, 256, 13, _ksk().public_key, timings=KeyTimings(publish=30 * day))
+    ksk = _ksk()  # KSKs are not part of a request
+    bundles = make_request([a, b, ksk], 10 * day, 60 * day, 3600)
+    assert [x.time // day for x in bundles] == [10, 30, 40, 60]
+    sets = [{rd for rd in ksr.dnskey_rrset(x) or ()} for x in bundles]
+    assert sets == [{a.dnskey()}, {a.dnskey(), b.dnskey()}, {b.dnskey()}, {b.dnskey()}]
+    with pytest.raises(InputError, match="no ZSK is published"):
+        make_request([b], 0, 10 * day, 3600)

@@ -623,3 +623,31 @@ def test_offline_ksk_in_the_token_signs_knots_key_requests(token: Token, tmp_pat
     assert bad.read_text() != text
     r = token.dnsseal("ksr", "validate", bad, ok=False)
     assert r.returncode == 1 and "does not verify" in r.stderr, r.stderr
+
+
+def test_knot_signs_dnsseals_key_request(token: Token, tmp_path: Path) -> None:
+    # The other direction of the request format: dnsseal's ZSKs (a roll within the period)
+    # make the request, Knot's offline KSK signs it, dnsseal checks Knot's response.
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    old = token.dnsseal("keygen", "-K", keys, "-a", "13", "-P", "-1d", "-A", "-1d",
+                        "-I", "+30d", "-D", "+31d", ZONE).stdout.strip()  # fmt: skip
+    new = token.dnsseal("keygen", "-K", keys, "-a", "13", "-P", "+29d", "-A", "+30d",
+                        ZONE).stdout.strip()  # fmt: skip
+    request = tmp_path / "request.ksr"
+    token.dnsseal("ksr", "request", "-K", keys, "-o", request, ZONE, "now", "+60d")
+    text = request.read_text()
+    assert text.count(";; KeySigningRequest 1.0 ") == 5  # start, +29d, +31d, end; trailer
+    kd = tmp_path / "knot-ksk"
+    kd.mkdir()
+    kconf = _knot_offline_conf(kd, "ksk")
+    token.run("keymgr", "-c", kconf, ZONE, "generate", "ksk=yes", "zsk=no",
+              "created=-1d", "publish=-1d", "active=-1d")  # fmt: skip
+    response = tmp_path / "knot.skr"
+    response.write_text(token.run("keymgr", "-c", kconf, ZONE, "sign-ksr", request).stdout)
+    assert "ok" in token.dnsseal("ksr", "validate", response).stdout
+    body = response.read_text()
+    for base in (old, new):
+        key = (keys / f"{base}.key").read_text().splitlines()[-1].split()
+        b64 = "".join(key[key.index("DNSKEY") + 4 :])
+        assert b64[:20] in body.replace(" ", "").replace("\t", "").replace("\n", "")

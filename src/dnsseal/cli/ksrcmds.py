@@ -12,13 +12,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import click
+import dns.exception
+import dns.name
 
 from dnsseal import __version__, clock
-from dnsseal.durations import parse_duration
+from dnsseal.durations import parse_duration, parse_when
 from dnsseal.errors import InputError, OptionError
 from dnsseal.keys import ksr
 from dnsseal.keys.model import Key
-from dnsseal.signer.skr import SkrParams, check_response, sign_request
+from dnsseal.signer.skr import SkrParams, check_response, make_request, sign_request
 from dnsseal.storage import atomic
 from dnsseal.storage.files import read_text
 from dnsseal.storage.keydir import KeyDirectory, load_key
@@ -84,6 +86,46 @@ def sign(
         click.echo(text, nl=False)
     else:
         atomic.replace(Path(output), text.encode(), 0o644)
+
+
+@ksr_group.command("request", context_settings=_CTX)
+@click.option("-K", "directory", default=".", show_default=True, help="Key directory (ZSKs).")
+@click.option("-L", "ttl", default="3600", show_default=True, help="DNSKEY TTL.")
+@click.option("-o", "output", help="Write the request here (default: standard output).")
+@click.argument("zone")
+@click.argument("start")
+@click.argument("end")
+def request(directory: str, ttl: str, output: str | None, zone: str, start: str, end: str) -> None:
+    """Print the Key Signing Request for ZONE's ZSKs from START to END (like keymgr
+    generate-ksr): bundles at START, whenever a ZSK is published or deleted (timing
+    metadata) and at END.  Times: YYYYMMDDHHMMSS, +offset, now, now+offset."""
+    now = clock.now()
+    name = _zone(zone)
+    zsks = [k for k in KeyDirectory(directory).keys(name) if not k.is_ksk]
+    bundles = make_request(zsks, _when("START", start, now), _when("END", end, now),
+                           _duration("-L", ttl))  # fmt: skip
+    text = ksr.format_bundles(ksr.KSR, bundles, now, f"dnsseal {__version__}")
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        atomic.replace(Path(output), text.encode(), 0o644)
+
+
+def _when(option: str, text: str, now: int) -> int:
+    try:
+        value = parse_when(text, now)
+    except InputError as e:
+        raise OptionError(option, str(e)) from None
+    if value is None:
+        raise OptionError(option, "a time is needed")
+    return value
+
+
+def _zone(text: str) -> dns.name.Name:
+    try:
+        return dns.name.from_text(text)
+    except dns.exception.DNSException as e:
+        raise OptionError("ZONE", f"bad zone name {text!r}: {e}") from None
 
 
 @ksr_group.command("validate", context_settings=_CTX)

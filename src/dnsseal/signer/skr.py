@@ -159,3 +159,33 @@ def check_response(response: Sequence[Bundle]) -> list[str]:
         if not good:
             problems.append(f"bundle at {b.time}: no valid KSK signature")
     return problems
+
+
+def make_request(zsks: Sequence[Key], start: int, end: int, ttl: int) -> list[Bundle]:
+    """The Key Signing Request for ``start``..``end``: a bundle at ``start``, at every time
+    in between when a ZSK is published or deleted (its timing metadata), and at ``end``,
+    each with the ZSKs published then (as Knot's ``keymgr generate-ksr``).  Raises
+    :class:`InputError` when the period is empty or no ZSK is published at some bundle."""
+    if end <= start:
+        raise InputError("the request's end must be after its start")
+    zsks = [k for k in zsks if not k.is_ksk]
+    if not zsks:
+        raise InputError("no ZSK to put in the request")
+    zone = zsks[0].zone
+    events = {start, end}
+    for k in zsks:
+        for t in (k.timings.publish, k.timings.delete):
+            if t is not None and start < t < end:
+                events.add(t)
+    out: list[Bundle] = []
+    for t in sorted(events):
+        rr = dns.rrset.RRset(zone, dns.rdataclass.IN, T.DNSKEY)
+        for k in zsks:
+            pub = k.timings.publish if k.timings.publish is not None else k.timings.activate
+            gone = k.timings.delete
+            if (pub is None or pub <= t) and (gone is None or t < gone):
+                rr.add(k.dnskey(), ttl)
+        if not rr:
+            raise InputError(f"no ZSK is published at {t}")
+        out.append(Bundle(t, (rr,)))
+    return out

@@ -279,3 +279,31 @@ dnssec-policy "hsm" {{
     assert [(k.key_store, k.key_directory) for k in policy.keys] == [(HSM, False), (None, True)]
     with pytest.raises(InputError, match="key-store 'nope' is not defined"):
         namedconf.parse(conf.replace('zsk key-store "disk"', 'zsk key-store "nope"'))
+
+
+def test_without_the_pkcs11_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Software keys sign as always; a PKCS#11 key says what to install, in one line.
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pkcs11", None)  # import pkcs11 -> ImportError
+    alg = algorithms.get(13)
+    public, material = keystore.generate(None, alg)
+    soft = Key(dns.name.from_text("example."), 256, 13, public, private=material)
+    assert wire.verify(
+        13, wire.public_key_object(13, public), keystore.sign_function(soft)(b"x"), b"x"
+    )
+    label = f"pkcs11:token=t;object=k?module-path={tmp_path}/m.so&pin-value=1"
+    hsm = Key(soft.zone, 256, 13, public, private=PrivateMaterial.reference(label))
+    with pytest.raises(CryptoError, match=r"pip install 'dnsseal\[pkcs11\]'"):
+        keystore.sign_function(hsm)
+
+
+def test_missing_module_is_named(tmp_path: Path) -> None:
+    import pkcs11  # the test extra installs it (a failure, not a skip, when missing)
+
+    assert pkcs11.lib is not None
+    label = f"pkcs11:token=t;object=k?module-path={tmp_path}/nope.so&pin-value=1"
+    key = Key(dns.name.from_text("example."), 256, 13, bytes(64),
+              private=PrivateMaterial.reference(label))  # fmt: skip
+    with pytest.raises(CryptoError, match=rf"{tmp_path}/nope\.so: PKCS#11 module not found"):
+        keystore.sign_function(key)

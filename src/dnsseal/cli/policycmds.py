@@ -15,7 +15,7 @@ import dns.exception
 import dns.name
 
 from dnsseal import clock
-from dnsseal.crypto import software
+from dnsseal.crypto import keystore
 from dnsseal.durations import format_human_time, parse_duration, parse_when
 from dnsseal.errors import InputError, OptionError
 from dnsseal.keymgr import safety, simulate
@@ -106,7 +106,7 @@ def _now(text: str | None) -> int:
 
 
 def _keygen(spec: KeySpec) -> tuple[bytes, PrivateMaterial]:
-    return software.generate(algorithms.get(spec.algorithm), spec.bits)
+    return keystore.generate(spec.key_store, algorithms.get(spec.algorithm), spec.bits)
 
 
 def _find(keys: Sequence[Key], tag: int) -> Key:

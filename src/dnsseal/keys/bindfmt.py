@@ -2,7 +2,9 @@
 
 * ``K<zone>+<alg>+<tag>.key``: comment lines with timing metadata, then one DNSKEY record.
 * ``.private``: ``Private-key-format: v1.3``, ``Algorithm: N (NAME)``, the key material in
-  base64, then timing metadata as ``Tag: YYYYMMDDHHMMSS``.
+  base64 (or, for a key in an HSM, ``Engine:`` and ``Label:``, base64 of NUL-terminated
+  strings, as ``dnssec-keyfromlabel`` writes them), then timing metadata as
+  ``Tag: YYYYMMDDHHMMSS``.
 * ``.state``: the key manager's view (``Lifetime``, ``KSK``, ``DNSKEYState``, ...).
 
 Every reader raises :class:`~dnsseal.errors.FileFormatError` naming the file and line, and
@@ -27,6 +29,7 @@ from dnsseal.durations import format_bind_time, format_human_time, parse_bind_ti
 from dnsseal.errors import FileFormatError, InputError
 from dnsseal.keys import algorithms
 from dnsseal.keys.model import (
+    REFERENCE_TAGS,
     STATE_FIELDS_BY_TAG,
     STATE_HEAD_FIELDS,
     STATE_TAIL_FIELDS,
@@ -188,6 +191,7 @@ def parse_private(text: str, path: str = "<private>") -> PrivateKeyFile:
     fields: list[tuple[str, bytes]] = []
     timings: dict[str, int] = {}
     extra: list[str] = []
+    unreadable_reference = False
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith(";"):
@@ -212,6 +216,14 @@ def parse_private(text: str, path: str = "<private>") -> PrivateKeyFile:
                 fields.append((tag, base64.b64decode(value, validate=True)))
             except binascii.Error:
                 raise FileFormatError(path, lineno, f"{tag}: invalid base64") from None
+        elif tag in REFERENCE_TAGS:
+            # BIND writes these in base64 (of a NUL-terminated string); a line in any other
+            # form is not BIND's, so it is kept as it is and not used.
+            try:
+                fields.append((tag, base64.b64decode(value, validate=True)))
+            except binascii.Error:
+                extra.append(raw)
+                unreadable_reference = True
         else:
             extra.append(raw)
     if version is None:
@@ -220,9 +232,11 @@ def parse_private(text: str, path: str = "<private>") -> PrivateKeyFile:
         raise FileFormatError(path, None, "missing 'Algorithm:' line")
     wanted = _material_tags(algorithm)
     have = {t for t, _ in fields}
-    has_label = any(x.strip().startswith(("Label:", "Engine:")) for x in extra)
     missing = [t for t in wanted if t not in have]
-    if missing and not has_label:
+    # A key held in an HSM has a Label: reference instead of its material (dnssec-keyfromlabel).
+    if missing and "Label" not in have and not unreadable_reference:
+        if "Engine" in have:
+            raise FileFormatError(path, None, "Engine: without Label: (which key in the HSM?)")
         raise FileFormatError(
             path, None, f"missing key material {', '.join(missing)} (file truncated?)"
         )

@@ -167,13 +167,43 @@ class PrivateMaterial:
 
     fields: tuple[tuple[str, bytes], ...]
     format_version: str = "v1.3"
-    extra: tuple[str, ...] = ()  # unknown lines (Engine:, Label:, ...) kept verbatim
+    extra: tuple[str, ...] = ()  # unknown lines kept verbatim
 
     def get(self, tag: str) -> bytes | None:
         for t, v in self.fields:
             if t == tag:
                 return v
         return None
+
+    @classmethod
+    def reference(cls, label: str, engine: str | None = "pkcs11") -> PrivateMaterial:
+        """Material that names a key held elsewhere (an HSM), as ``dnssec-keyfromlabel``
+        writes it: ``Engine:`` (BIND 9.18 needs it to accept the file) and ``Label:``, each
+        a NUL-terminated string."""
+        fields = [] if engine is None else [("Engine", engine.encode() + b"\0")]
+        fields.append(("Label", label.encode() + b"\0"))
+        return cls(tuple(fields))
+
+    @property
+    def label(self) -> str | None:
+        """The ``Label:`` reference (an RFC 7512 PKCS#11 URI) when the private key is held in
+        a key store, not in the file."""
+        return _c_string(self.get("Label"))
+
+    @property
+    def engine(self) -> str | None:
+        return _c_string(self.get("Engine"))
+
+
+# The .private tags that refer to a key held elsewhere instead of holding it (BIND's
+# TAG_*_ENGINE and TAG_*_LABEL, any algorithm family).
+REFERENCE_TAGS = ("Engine", "Label")
+
+
+def _c_string(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    return value.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from dnsseal.policy.model import (
     Role,
 )
 
-KEY_FIELDS = ("role", "lifetime", "algorithm", "bits", "key-directory")
+KEY_FIELDS = ("role", "lifetime", "algorithm", "bits", "key-directory", "key-store")
 NSEC3_FIELDS = ("iterations", "optout", "salt-length")
 
 
@@ -144,10 +144,18 @@ def _key(raw: Any, path: str, errs: _Collector) -> KeySpec | None:
                 )
                 ok = False
     kd = _bool(raw.get("key-directory", False), f"{path}.key-directory", errs)
+    store = raw.get("key-store")
+    if store is not None and not (
+        isinstance(store, str) and store.lower().startswith(("pkcs11:", "software"))
+    ):
+        errs.add(f"{path}.key-store", f"expected a pkcs11: URI or 'software', got {store!r}")
+        ok = False
+    if store is not None and store.lower().startswith("software"):
+        store = None
     if not ok or alg is None or lifetime is None or kd is None:
         return None
     r: Role = role  # type: ignore[assignment]
-    return KeySpec(r, alg, lifetime, bits, kd)
+    return KeySpec(r, alg, lifetime, bits, kd, store)
 
 
 def _nsec3(raw: Any, path: str, errs: _Collector) -> Nsec3Param | None:

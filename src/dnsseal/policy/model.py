@@ -125,7 +125,10 @@ class KeySpec:
     algorithm: int
     lifetime: int = UNLIMITED  # seconds, UNLIMITED (0) for never
     bits: int | None = None
-    key_directory: bool = False  # ``key-directory`` given (the only store we have)
+    key_directory: bool = False  # ``key-directory`` given
+    # Where new keys of this line are made: None for files in the key directory, else a key
+    # store location (a ``pkcs11:`` URI; BIND 9.20's ``key-store`` with ``pkcs11-uri``).
+    key_store: str | None = None
 
     @property
     def ksk(self) -> bool:

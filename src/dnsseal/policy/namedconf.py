@@ -128,7 +128,7 @@ def parse_statements(tokens: list[Token], source: str = "named.conf") -> list[St
     return block(0)
 
 
-def _key_line(st: Statement, source: str) -> dict[str, Any]:
+def _key_line(st: Statement, source: str, stores: dict[str, str | None]) -> dict[str, Any]:
     words = [w.text for w in st.words]
     if not words:
         raise FileFormatError(source, st.line, "empty key line")
@@ -139,6 +139,16 @@ def _key_line(st: Statement, source: str) -> dict[str, Any]:
         if w == "key-directory":
             out["key-directory"] = True
             i += 1
+        elif w == "key-store" and i + 1 < len(words):
+            name = words[i + 1]
+            if name not in stores:
+                raise FileFormatError(source, st.line, f"key-store {name!r} is not defined")
+            uri = stores[name]
+            if uri is None:
+                out["key-directory"] = True  # a key-store with only a directory: files
+            else:
+                out["key-store"] = uri
+            i += 2
         elif w in ("lifetime", "algorithm") and i + 1 < len(words):
             out[w] = words[i + 1]
             i += 2
@@ -151,7 +161,8 @@ def _key_line(st: Statement, source: str) -> dict[str, Any]:
             raise FileFormatError(
                 source,
                 st.line,
-                f"unexpected {words[i]!r} in key line (expected: ksk|zsk|csk [key-directory] "
+                f"unexpected {words[i]!r} in key line (expected: ksk|zsk|csk "
+                "[key-directory | key-store NAME] "
                 "lifetime DURATION algorithm NAME [BITS])",
             )
     return out
@@ -167,14 +178,16 @@ def _nsec3(st: Statement, source: str) -> dict[str, Any]:
     return out
 
 
-def _policy_body(stmts: tuple[Statement, ...], source: str) -> dict[str, Any]:
+def _policy_body(
+    stmts: tuple[Statement, ...], source: str, stores: dict[str, str | None]
+) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for st in stmts:
         if not st.words:
             raise FileFormatError(source, st.line, "statement without a name")
         name = st.words[0].text.lower()
         if name == "keys":
-            body["keys"] = [_key_line(k, source) for k in st.block or ()]
+            body["keys"] = [_key_line(k, source, stores) for k in st.block or ()]
         elif name == "nsec3param":
             body["nsec3param"] = _nsec3(st, source)
         elif st.block is not None:
@@ -189,7 +202,9 @@ def _policy_body(stmts: tuple[Statement, ...], source: str) -> dict[str, Any]:
 def extract(text: str, source: str = "named.conf") -> dict[str, dict[str, Any]]:
     """The plain form of every ``dnssec-policy`` block in ``text``, in file order."""
     out: dict[str, dict[str, Any]] = {}
-    for st in parse_statements(tokenize(text, source), source):
+    statements = parse_statements(tokenize(text, source), source)
+    stores = _key_stores(statements, source)
+    for st in statements:
         if not st.words or st.words[0].text.lower() != "dnssec-policy" or st.block is None:
             continue
         if len(st.words) != 2:
@@ -197,8 +212,27 @@ def extract(text: str, source: str = "named.conf") -> dict[str, dict[str, Any]]:
         name = st.words[1].text
         if name in out:
             raise FileFormatError(source, st.line, f"dnssec-policy {name!r} defined twice")
-        out[name] = _policy_body(st.block, source)
+        out[name] = _policy_body(st.block, source, stores)
     return out
+
+
+def _key_stores(statements: list[Statement], source: str) -> dict[str, str | None]:
+    """BIND 9.20's ``key-store "NAME" { directory ...; pkcs11-uri "..."; };`` blocks: name ->
+    the PKCS#11 URI, or None for a store that is only a directory."""
+    stores: dict[str, str | None] = {}
+    for st in statements:
+        if not st.words or st.words[0].text.lower() != "key-store" or st.block is None:
+            continue
+        if len(st.words) != 2:
+            raise FileFormatError(source, st.line, "key-store needs exactly one name")
+        uri: str | None = None
+        for sub in st.block:
+            if sub.words and sub.words[0].text.lower() == "pkcs11-uri":
+                if len(sub.words) != 2:
+                    raise FileFormatError(source, sub.line, "pkcs11-uri needs one URI")
+                uri = sub.words[1].text
+        stores[st.words[1].text] = uri
+    return stores
 
 
 def parse(text: str, source: str = "named.conf") -> dict[str, Policy]:

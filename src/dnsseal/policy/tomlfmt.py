@@ -91,6 +91,8 @@ def _key_line(k: KeySpec) -> str:
         parts.append(f"bits = {k.bits}")
     if k.key_directory:
         parts.append("key-directory = true")
+    if k.key_store is not None:
+        parts.append(f"key-store = {_quote(k.key_store)}")
     return "  { " + ", ".join(parts) + " },"
 
 

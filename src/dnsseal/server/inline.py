@@ -33,7 +33,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
-from dnsseal.crypto import software
+from dnsseal.crypto import keystore
 from dnsseal.errors import DnssealError
 from dnsseal.findings import Severity
 from dnsseal.keymgr import Facts, Plan, step
@@ -106,7 +106,7 @@ def _plan_role(key: Key, keyset: bool, zone: bool) -> Key:
 
 
 def _keygen(spec: KeySpec) -> tuple[bytes, PrivateMaterial]:
-    return software.generate(algorithms.get(spec.algorithm), spec.bits)
+    return keystore.generate(spec.key_store, algorithms.get(spec.algorithm), spec.bits)
 
 
 def _with_serial(zone: Zone, serial: int, soa_from: Zone | None = None) -> Zone:

@@ -27,6 +27,7 @@ import dns.rdatatype
 import dns.tsig
 
 from dnsseal import clock
+from dnsseal.crypto import pkcs11
 from dnsseal.durations import format_human_time
 from dnsseal.errors import DnssealError
 from dnsseal.proto.acl import Acl
@@ -253,6 +254,8 @@ class AuthServer:
                             new_config, **{option: getattr(self.config, option)}
                         )
                 self.config = new_config
+            if self.config.pkcs11_module is not None:
+                pkcs11.set_default_module(str(self.config.pkcs11_module))
             states: dict[str, ZoneState] = {}
             changed: list[ZoneState] = []
             inline: list[ZoneState] = []

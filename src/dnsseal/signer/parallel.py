@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from typing import TYPE_CHECKING, Any
 
 from dnsseal.crypto import wire
-from dnsseal.crypto.software import SignFunction, sign_function
+from dnsseal.crypto.keystore import sign_function
+from dnsseal.crypto.software import SignFunction
 from dnsseal.signer.keysel import SigningKey
 from dnsseal.signer.snapshot import SnapshotBuilder
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import dns.name
 import dns.rdatatype
 
-from dnsseal.crypto.software import SignFunction, sign_function
+from dnsseal.crypto.keystore import sign_function
+from dnsseal.crypto.software import SignFunction
 from dnsseal.errors import CryptoError, InputError
 from dnsseal.signer import denial
 from dnsseal.signer.keysel import KEYSET_TYPES, SigningKey, assign

@@ -17,6 +17,8 @@ file at once.  Relative paths are relative to the config file's directory.  Exam
                                       # parental-agents (default: /etc/resolv.conf)
     query-port = 53                   # port of the parent's name servers found through
                                       # them (BIND's `port`; tests and labs change it)
+    pkcs11-module = "/usr/lib/softhsm/libsofthsm2.so"   # for pkcs11: key URIs without
+                                      # module-path (docs/hsm.md)
 
     [key.xfr]                         # TSIG keys (RFC 8945)
     algorithm = "hmac-sha256"
@@ -129,6 +131,7 @@ SERVER_OPTIONS = {
     "policies",
     "resolvers",
     "query-port",
+    "pkcs11-module",
 }
 ZONE_OPTIONS = {
     "file",
@@ -193,6 +196,7 @@ class ServerConfig:
     policies: dict[str, Policy] = field(default_factory=dict)  # defined dnssec-policies
     resolvers: tuple[Endpoint, ...] | None = None  # None: the system's (resolv.conf)
     query_port: int = 53  # for name servers found in the DNS (checkds without agents)
+    pkcs11_module: Path | None = None  # for PKCS#11 key URIs without module-path
 
 
 def copy_name(zone: str) -> str:
@@ -293,6 +297,10 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
     if not isinstance(query_port, int) or not 0 < query_port < 65536:
         c.fail("server.query-port", f"must be a port number, got {query_port!r}")
         query_port = 53
+    pkcs11_module = server.get("pkcs11-module")
+    if pkcs11_module is not None and not isinstance(pkcs11_module, str):
+        c.fail("server.pkcs11-module", "must be a path string")
+        pkcs11_module = None
     payload = server.get("udp-payload", 1232)
     if not isinstance(payload, int) or not 512 <= payload <= 4096:
         c.fail("server.udp-payload", f"must be an integer in 512..4096, got {payload!r}")
@@ -460,6 +468,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         policies=policies,
         resolvers=resolvers,
         query_port=query_port,
+        pkcs11_module=(base / pkcs11_module) if pkcs11_module else None,
     )
 
 

@@ -152,14 +152,17 @@ def write_chunks(path: str | Path, chunks: Iterable[bytes | memoryview]) -> None
     """Write octets given in pieces to ``path`` atomically, streaming: the whole file is
     never held in memory (temp file in the same directory, fsync, rename; the old file's
     mode is kept).  The pieces may be views of the file being replaced: it is only
-    replaced once they are all written.  Raises :class:`StorageError` naming the file."""
+    replaced once they are all written.  Temp files a killed writer of ``path`` left are
+    removed first (:func:`atomic.remove_stale_temps`).  Raises :class:`StorageError`
+    naming the file."""
     p = Path(path)
     try:
         mode = p.stat().st_mode & 0o7777
     except OSError:
         mode = 0o644
+    atomic.remove_stale_temps(p)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        fd, tmp = tempfile.mkstemp(prefix=atomic.temp_prefix(p), suffix=".tmp", dir=p.parent)
     except OSError as e:
         raise StorageError(str(p.parent), f"cannot create a file here: {e.strerror}") from None
     try:

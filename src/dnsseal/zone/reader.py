@@ -45,7 +45,7 @@ GENERATE_LIMIT = 65536  # records per $GENERATE (miekg/dns: (stop - start) / ste
 
 _WHERE_RE = re.compile(r"^(?:.*?):(\d+):\s*(.*)$", re.DOTALL)
 _CAUGHT_RE = re.compile(r"^caught exception <class '[\w.]+'>: (.*)$", re.DOTALL)
-_UNKNOWN_TYPE_RE = re.compile(r"^unknown rdatatype '(.*)'$")
+_UNKNOWN_TYPE_RE = re.compile(r"^unknown rdatatype '(.*)'$", re.DOTALL)
 _DEFAULT_SYNTAX = "Text input is malformed."  # dns.exception.SyntaxError without a message
 
 
@@ -71,6 +71,8 @@ def _reason(detail: str, line_text: str) -> str:
     if m:
         detail = m.group(1)
     m = _UNKNOWN_TYPE_RE.match(detail)
+    if m and not m.group(1).strip():
+        return "unexpected end of line"
     if m and m.group(1).isdigit():
         # A number where the TTL or type goes: dnspython tried it as a TTL first.
         return f"TTL {m.group(1)} out of range (0..{MAX_TTL}, RFC 2181 section 8)"
@@ -89,7 +91,7 @@ def _reason(detail: str, line_text: str) -> str:
             except dns.exception.DNSException:
                 continue
             return f"malformed {T.to_text(rtype)} record"
-        return "syntax error"
+        return "syntax error (no record type, or an unknown one)"
     return detail
 
 
@@ -167,9 +169,11 @@ class _CheckedReader(dns.zonefile.Reader):
         self.tok.unget(token)
         try:
             start, stop, step = dns.grange.from_text(token.value)
-        except (dns.exception.DNSException, ValueError):
+        except (dns.exception.DNSException, ValueError, AssertionError):
+            start, stop, step = 1, 0, 0
+        if step < 1 or stop < start:  # as BIND: "invalid range"
             raise _LineError(self.line, f"bad $GENERATE range {token.value!r}") from None
-        count = (stop - start) // step + 1 if stop >= start else 0
+        count = (stop - start) // step + 1
         if count > GENERATE_LIMIT:
             raise _LineError(
                 self.line,

@@ -10,16 +10,25 @@ reply).  A policy that ``dnsseal policy check`` rejects is refused by ``serve`` 
 
 from __future__ import annotations
 
+import datetime
 import os
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dnsseal.errors import OptionError
-from dnsseal.storage.serverconfig import default_config, parse_config
+from dnsseal.storage.serverconfig import (
+    SERVER_OPTIONS,
+    ZONE_OPTIONS,
+    default_config,
+    parse_config,
+)
 
 DNSSEAL = Path(sys.executable).parent / "dnsseal"  # the console script next to python
 ZONE = """\
@@ -207,3 +216,74 @@ def test_serve_refuses_a_policy_that_policy_check_rejects(tmp_path: Path) -> Non
     # the same problems, in the same words as `policy check`
     for p in problems:
         assert p.split(": ", 1)[1] in err, err
+
+
+VALUES = st.sampled_from(
+    [
+        5,
+        -1,
+        0,
+        70000,
+        True,
+        1.5,
+        "x",
+        "",
+        "300.1.1.1/8",
+        "127.0.0.1@99999",
+        "key nokey",
+        "!any",
+        [],
+        [5],
+        ["x"],
+        [[1]],
+        ["key xfr"],
+        ["127.0.0.1"],
+        {},
+        {"a": 1},
+        datetime.date(2020, 1, 1),
+    ]
+)
+PLACES = st.sampled_from(
+    [("server", o) for o in sorted(SERVER_OPTIONS)]
+    + [("zone", o) for o in sorted(ZONE_OPTIONS)]
+    + [("presigned-zone", o) for o in sorted(ZONE_OPTIONS)]
+    + [("key", o) for o in ("secret", "algorithm", "other")]
+    + [("acl", "a"), ("acl", "b")]
+    + [("top", t) for t in ("server", "key", "acl", "zone")]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(PLACES, VALUES), min_size=1, max_size=3))
+def test_any_value_anywhere_is_an_option_error_or_fine(
+    edits: list[tuple[tuple[str, str], object]],
+) -> None:
+    data: dict[str, Any] = {
+        "server": {"state-dir": "s"},
+        "key": {"xfr": {"secret": "c2VjcmV0"}},
+        "acl": {"a": ["127.0.0.1"]},
+        "zone": {
+            "example.com": {"file": "z", "dnssec-policy": "default"},
+            "example.org": {"file": "z", "presigned": True},
+        },
+    }
+    tops = []
+    for (where, option), value in edits:
+        if where == "server":
+            data["server"][option] = value
+        elif where == "zone":
+            data["zone"]["example.com"][option] = value
+        elif where == "presigned-zone":
+            data["zone"]["example.org"][option] = value
+        elif where == "key":
+            data["key"]["xfr"][option] = value
+        elif where == "acl":
+            data["acl"][option] = value
+        else:
+            tops.append((option, value))
+    for option, value in tops:
+        data[option] = value
+    try:
+        parse_config(data, Path("/nonexistent"))
+    except OptionError as e:
+        assert e.message

@@ -156,3 +156,38 @@ def test_kill_9_while_writing_then_run_again(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert not list(tmp_path.glob(".*.tmp"))
     assert run("verify", "-o", ORIGIN, "out.signed", cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("sub.example.com. 300 IN SOA ns1.example.com. h.example.com. 1 2 3 4 5",
+         "SOA record at sub.example.com., below the zone apex"),
+        ("www.example.org. 300 IN A 192.0.2.1", "out-of-zone record www.example.org."),
+        ("*.w.example.com. 300 IN NS ns1.example.com.", "NS record at the wildcard name"),
+        ("example.com. 300 IN SOA ns2.example.com. h.example.com. 9 2 3 4 5",
+         "a second SOA record at the zone apex"),
+        ("x.example.com. 4294967296 IN A 192.0.2.1", "TTL 4294967296 out of range"),
+    ],
+    ids=["soa_below_apex", "out_of_zone", "ns_at_wildcard", "two_apex_soa", "ttl"],
+)  # fmt: skip
+def test_re_signing_an_edited_signed_file_refuses_the_same_defects(
+    tmp_path: Path, line: str, reason: str
+) -> None:
+    """The re-sign from the ledger's snapshot reads only the changed lines, with the fast
+    parser: a defect there sends it to the careful reader, which reports it."""
+    keygen(tmp_path, ORIGIN)
+    keygen(tmp_path, ORIGIN, "-f", "KSK")
+    (tmp_path / ORIGIN).write_text((ZONES / "good.zone").read_text())
+    signed = ("signzone", "-q", "-S", "-K", ".", "-o", ORIGIN)
+    assert run(*signed, "-f", "s1", ORIGIN, cwd=tmp_path).returncode == 0
+    text = (tmp_path / "s1").read_text()
+    (tmp_path / "s1").write_text(text + line + "\n")
+    n = text.count("\n") + 1
+    r = run(*signed, "-f", "s2", "s1", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"Error: s1:{n}: " + r.stderr.split(f"s1:{n}: ")[1].strip()
+    ]
+    assert reason in r.stderr
+    assert not (tmp_path / "s2").exists()

@@ -84,6 +84,8 @@ class _Names:
         # RRSIG RDATA up to the signature, by origin and the texts of its eight fields.
         self.rrsig_heads: dict[tuple[object, ...], bytes] = {}
         self.bitmaps: dict[tuple[str, ...], bytes] = {}
+        # The apex SOA's RDATA once read: a different one in any piece is a second SOA.
+        self.soa: bytes | None = None
 
     def get(self, text: str, origin: dns.name.Name) -> dns.name.Name:
         cache = self._caches.get(origin.labels)
@@ -533,7 +535,6 @@ def _parse(text: str, zone_origin: dns.name.Name, cache: Cache | None = None) ->
     append = out.append
     soa = int(T.SOA)
     ns = int(T.NS)
-    soa_seen = False
     for line in logical_lines(text):
         first = line[0]
         if first == "$":
@@ -570,9 +571,9 @@ def _parse(text: str, zone_origin: dns.name.Name, cache: Cache | None = None) ->
         rd = _rdata(rtype, fields[i:], rest, origin, names)
         if rtype == soa:
             # Below the apex, or a second one: the full reader reports it with its line.
-            if owner != zone_origin or soa_seen:
+            if owner != zone_origin or (names.soa is not None and names.soa != rd):
                 raise _Unsupported
-            soa_seen = True
+            names.soa = rd
             if ttls.default is None:
                 ttls.default = struct.unpack_from("!I", rd, len(rd) - 4)[0]
                 ttls.from_soa = True

@@ -5,12 +5,14 @@ traceback for the operator), never a message over several lines."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dnsseal.errors import FileFormatError
+from dnsseal.errors import FileFormatError, StorageError
+from dnsseal.storage.zonefile import read_zone
 from dnsseal.zone.text import parse_zone_text
 
 GOOD = """\
@@ -106,3 +108,35 @@ def test_mangled_zones_raise_only_file_format_errors(edits: list[tuple[int, str,
     except FileFormatError as e:
         assert str(e).startswith("z:") or str(e).startswith("z: "), str(e)
         assert "\n" not in str(e), repr(str(e))
+
+
+def test_nested_includes_name_the_innermost_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "main.zone").write_text(GOOD + "$INCLUDE sub/a.inc hosts\nmail A 192.0.2.25\n")
+    (tmp_path / "sub" / "a.inc").write_text("a A 192.0.2.10\n$INCLUDE b.inc\nc A 192.0.2.12\n")
+    (tmp_path / "sub" / "b.inc").write_text("; b\n\nb A 192.0.2.11\nbad A 192.0.2.256\n")
+    with pytest.raises(FileFormatError) as e:
+        read_zone(tmp_path / "main.zone", "example.com.")
+    assert (e.value.path, e.value.line) == (str(tmp_path / "sub" / "b.inc"), 4)
+    assert e.value.message == "bad dotted quad '192.0.2.256'"
+    # fixed, the names are relative to the $INCLUDE's origin and the file reads back
+    (tmp_path / "sub" / "b.inc").write_text("b A 192.0.2.11\n")
+    zone = read_zone(tmp_path / "main.zone", "example.com.")
+    names = {n.to_text() for n in zone.rrsets}
+    assert {"a.hosts.example.com.", "b.hosts.example.com.", "mail.example.com."} <= names
+
+
+def test_a_defect_after_an_include_is_reported_in_the_including_file(tmp_path: Path) -> None:
+    (tmp_path / "main.zone").write_text(GOOD + "$INCLUDE a.inc\nwww.example.org. A 192.0.2.1\n")
+    (tmp_path / "a.inc").write_text("a A 192.0.2.10\nb A 192.0.2.11\n")
+    with pytest.raises(FileFormatError) as e:
+        read_zone(tmp_path / "main.zone", "example.com.")
+    assert (e.value.path, e.value.line) == (str(tmp_path / "main.zone"), 7)
+
+
+def test_a_missing_include_names_the_including_line(tmp_path: Path) -> None:
+    (tmp_path / "main.zone").write_text(GOOD + "$INCLUDE nowhere.inc\n")
+    with pytest.raises(StorageError) as e:
+        read_zone(tmp_path / "main.zone", "example.com.")
+    assert e.value.path == str(tmp_path / "nowhere.inc")
+    assert f"$INCLUDE at {tmp_path / 'main.zone'}:6" in e.value.message

@@ -52,6 +52,7 @@ CASES = [
     ("[key]\nk = 1\n", "key.k", "expected a table with algorithm and secret, got integer 1"),
     ("[key.k]\nsecret = 5\n", "key.k.secret", "expected a base64 string, got integer 5"),
     ('[key.k]\nsecret = "c2VjcmV0"\nalgorithm = 5\n', "key.k.algorithm", "unknown integer 5"),
+    ('[key."a..b"]\nsecret = "c2VjcmV0"\n', 'key.a..b', "not a valid key name"),
     ("acl = 1\n", "acl", "expected a table of named lists, got integer 1"),
     ("[acl]\nx = 1\n", "acl.x", "expected a list of strings, got integer 1"),
     ('[acl]\nx = ["foo"]\n', "acl.x[0]", "'foo' is not an address, network"),

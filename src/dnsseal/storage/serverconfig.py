@@ -360,6 +360,11 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         for opt in spec:
             if opt not in ("algorithm", "secret"):
                 c.fail(f"{where}.{opt}", "unknown option (known: algorithm, secret)")
+        try:
+            dns.name.from_text(name)  # it goes on the wire in TSIG records
+        except dns.exception.DNSException as e:
+            c.fail(where, f"not a valid key name: {e}")
+            continue
         alg = spec.get("algorithm", "hmac-sha256")
         if not isinstance(alg, str) or alg not in TSIG_ALGORITHMS:
             c.fail(
@@ -601,7 +606,9 @@ def _acl_element_problem(
 
 
 def _endpoints(c: _Checker, option: str, items: object) -> tuple[Endpoint, ...]:
-    """A list of ``addr[@port]`` strings (port 53 by default)."""
+    """A list of ``addr[@port]`` strings (port 53 by default; one string: a list of one)."""
+    if isinstance(items, str):
+        items = [items]
     if not isinstance(items, list):
         c.fail(option, f'expected a list of "ADDR[@PORT]" strings, got {_kind(items)}')
         return ()

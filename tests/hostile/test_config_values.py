@@ -288,3 +288,21 @@ def test_any_value_anywhere_is_an_option_error_or_fine(
         parse_config(data, Path("/nonexistent"))
     except OptionError as e:
         assert e.message
+
+
+def test_the_shared_port_type_refuses_70000() -> None:
+    """cli.types.PORT, for every command's -p/--port: click's one-line usage error."""
+    import click
+    from click.testing import CliRunner
+
+    from dnsseal.cli.types import PORT
+
+    @click.command()
+    @click.option("-p", "--port", type=PORT, default=53)
+    def cmd(port: int) -> None:
+        click.echo(port)
+
+    assert CliRunner().invoke(cmd, ["-p", "65535"]).output == "65535\n"
+    r = CliRunner().invoke(cmd, ["-p", "70000"])
+    assert r.exit_code == 2
+    assert "Invalid value for '-p' / '--port': 70000 is not in the range 1<=x<=65535" in r.output

@@ -27,7 +27,10 @@ www     A     192.0.2.80
 BAD_LINES = [
     ("x", r"syntax error"),
     ("x 300 IN", r"syntax error"),
-    ("x A", r"expecting an identifier"),
+    ("x A", r"the A record ends too early \(missing fields\)"),
+    ("\tMX 10", r"the MX record ends too early"),
+    ("x CAA 0 issue", r"the CAA record ends too early"),
+    ("x A 192.0.2.1 extra", r"unexpected 'extra' after the record data"),
     ("x MX 70000 a", r"70000 is not an unsigned 16-bit integer"),
     ('x TXT "unterminated', r"newline in quoted string"),
     ("x AAAA ::g", r"bad IPv6 address '::g'"),

@@ -46,6 +46,7 @@ GENERATE_LIMIT = 65536  # records per $GENERATE (miekg/dns: (stop - start) / ste
 _WHERE_RE = re.compile(r"^(?:.*?):(\d+):\s*(.*)$", re.DOTALL)
 _CAUGHT_RE = re.compile(r"^caught exception <class '[\w.]+'>: (.*)$", re.DOTALL)
 _UNKNOWN_TYPE_RE = re.compile(r"^unknown rdatatype '(.*)'$", re.DOTALL)
+_EXTRA_RE = re.compile(r'^expected EOL or EOF, got \d+ "(.*)"$', re.DOTALL)
 _DEFAULT_SYNTAX = "Text input is malformed."  # dns.exception.SyntaxError without a message
 
 
@@ -76,6 +77,17 @@ def _reason(detail: str, line_text: str) -> str:
     if m and m.group(1).isdigit():
         # A number where the TTL or type goes: dnspython tried it as a TTL first.
         return f"TTL {m.group(1)} out of range (0..{MAX_TTL}, RFC 2181 section 8)"
+    m = _EXTRA_RE.match(detail)
+    if m:
+        return f"unexpected {m.group(1)!r} after the record data"
+    if detail in (
+        "expecting an identifier",
+        "expecting a string",
+        "Text input ended unexpectedly.",
+    ):
+        rtype = _type_of(line_text)
+        what = f"the {rtype} record" if rtype else "the record"
+        return f"{what} ends too early (missing fields)"
     if detail.startswith("TTL should be between"):
         return f"TTL out of range (0..{MAX_TTL}, RFC 2181 section 8)"
     if detail in ("", _DEFAULT_SYNTAX, "syntax error") or "IPv4" in detail or "IPv6" in detail:
@@ -85,14 +97,27 @@ def _reason(detail: str, line_text: str) -> str:
                 return f"bad dotted quad {fields[i + 1]!r}"
             if f.upper() == "AAAA":
                 return f"bad IPv6 address {fields[i + 1]!r}"
-        for f in fields[1:]:
-            try:
-                rtype = T.from_text(f)
-            except dns.exception.DNSException:
-                continue
-            return f"malformed {T.to_text(rtype)} record"
+        rtype = _type_of(line_text)
+        if rtype:
+            return f"malformed {rtype} record"
         return "syntax error (no record type, or an unknown one)"
     return detail
+
+
+def _type_of(line_text: str) -> str | None:
+    """The record type a master-file line names (a guess for messages: the first field after
+    the owner that is a type mnemonic), or None."""
+    fields = line_text.split(";", 1)[0].split()
+    if line_text[:1] not in (" ", "\t"):
+        fields = fields[1:]  # the owner
+    for f in fields:
+        if f.isdigit():
+            continue
+        try:
+            return T.to_text(T.from_text(f))
+        except dns.exception.DNSException:
+            continue
+    return None
 
 
 class _Tokenizer(dns.tokenizer.Tokenizer):

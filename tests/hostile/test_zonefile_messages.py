@@ -143,3 +143,9 @@ def test_a_missing_include_names_the_including_line(tmp_path: Path) -> None:
         read_zone(tmp_path / "main.zone", "example.com.")
     assert e.value.path == str(tmp_path / "nowhere.inc")
     assert f"$INCLUDE at {tmp_path / 'main.zone'}:6" in e.value.message
+
+
+def test_a_byte_order_mark_is_named(tmp_path: Path) -> None:
+    (tmp_path / "z").write_text("\ufeff" + GOOD)  # BIND: "unexpected end of input"
+    with pytest.raises(FileFormatError, match=r"z:1: the file starts with a byte order mark"):
+        read_zone(tmp_path / "z", "example.com.")

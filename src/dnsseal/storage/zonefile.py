@@ -73,6 +73,7 @@ def _expand(text: str, path: Path, origin: dns.name.Name, depth: int, out: list[
     (file, line) to ``sources``."""
     current = origin
     where = str(path)
+    _no_bom(text, path)
     raw = text.split("\n")
     if raw and raw[-1] == "":
         raw.pop()
@@ -110,6 +111,12 @@ def _expand(text: str, path: Path, origin: dns.name.Name, depth: int, out: list[
         sources.append((where, lineno))
 
 
+def _no_bom(text: str, path: Path) -> None:
+    if text.startswith("\ufeff"):  # an editor's byte order mark: BIND refuses it too
+        raise FileFormatError(str(path), 1, "the file starts with a byte order mark "
+                              "(U+FEFF): save it as UTF-8 without one")  # fmt: skip
+
+
 def read_zone(path: str | Path, origin: dns.name.Name | str) -> Zone:
     """Load the zone ``origin`` from the master file at ``path`` (``$INCLUDE`` expanded).
 
@@ -124,6 +131,7 @@ def read_zone(path: str | Path, origin: dns.name.Name | str) -> Zone:
         except dns.exception.DNSException as e:
             raise FileFormatError(str(p), None, f"bad origin {origin!r}: {e}") from None
     text = read_text(p)
+    _no_bom(text, p)
     if "$INCLUDE" not in text.upper():
         return parse_zone_text(text, origin, path=str(p))
     lines: list[str] = []

@@ -149,3 +149,9 @@ def test_a_byte_order_mark_is_named(tmp_path: Path) -> None:
     (tmp_path / "z").write_text("\ufeff" + GOOD)  # BIND: "unexpected end of input"
     with pytest.raises(FileFormatError, match=r"z:1: the file starts with a byte order mark"):
         read_zone(tmp_path / "z", "example.com.")
+
+
+def test_a_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    (tmp_path / "z").write_bytes(GOOD.encode() + b'x TXT "caf\xe9"\n')  # Latin-1
+    with pytest.raises(FileFormatError, match=r"z:6: not UTF-8 text \(octet 0xe9"):
+        read_zone(tmp_path / "z", "example.com.")

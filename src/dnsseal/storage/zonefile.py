@@ -38,16 +38,16 @@ def read_bytes(path: str | Path) -> bytes:
 
 
 def read_text(path: str | Path) -> str:
-    """A zone file's text; raises :class:`StorageError` naming the file."""
-    p = Path(path)
+    """A zone file's text; raises :class:`StorageError` naming the file (cannot be read) or
+    :class:`FileFormatError` naming it and the line (not UTF-8)."""
+    data = read_bytes(path)
     try:
-        return p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise StorageError(str(p), "no such file") from None
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise StorageError(str(p), f"not a UTF-8 text file ({e.reason})") from None
-    except OSError as e:
-        raise StorageError(str(p), f"cannot read: {e.strerror}") from None
+        line = data.count(b"\n", 0, e.start) + 1
+        raise FileFormatError(
+            str(path), line, f"not UTF-8 text (octet 0x{data[e.start]:02x}: {e.reason})"
+        ) from None
 
 
 def expand_includes(text: str, path: Path, origin: dns.name.Name, depth: int = 0) -> str:

@@ -145,6 +145,8 @@ def test_generated_zones_answer_the_same(records: list[tuple[str, str, str]]) ->
                 continue
         elif (owner, "CNAME") in {(o, t) for o, t, _ in records}:
             continue
+        if rtype == "NS" and owner.split(".")[0] == "*":
+            continue  # NS at a wildcard: BIND and dnsseal refuse the file (RFC 4592 4.2)
         lines.append(f"{owner} {rtype} {rdata}")
     text = "\n".join(lines) + "\n"
     ref = build(dns.zone.from_text(text, "example.", relativize=False, check_origin=False))

@@ -109,8 +109,14 @@ def test_errors_name_file_and_line() -> None:
         parse_zone_text("$TTL 5\n@ SOA ns h 1 2 3 4 5\n", ORIGIN, path="f")
 
 
-def test_out_of_zone_data_ignored_like_dnspython() -> None:
-    same("$TTL 5\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nfoo.other. A 192.0.2.1\n")
+def test_out_of_zone_data_is_an_error_with_its_line() -> None:
+    # dnspython and BIND drop it (BIND with a warning); dnsseal refuses it (issue #13): a
+    # typo in an owner name would silently lose the record.
+    text = "$TTL 5\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nfoo.other. A 192.0.2.1\n"
+    assert fastparse.parse(text, ORIGIN) is None
+    with pytest.raises(FileFormatError, match="out-of-zone") as e:
+        parse_zone_text(text, ORIGIN, path="f")
+    assert (e.value.path, e.value.line) == ("f", 4)
 
 
 @settings(max_examples=100)

@@ -8,6 +8,7 @@ import functools
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from dnsseal import clock
 from dnsseal.durations import format_bind_time, parse_duration, parse_when
 from dnsseal.errors import InputError, OptionError
 from dnsseal.findings import Severity
-from dnsseal.keys.model import Key
+from dnsseal.keys.model import Key, zone_file_text
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, check_iterations, sign_zone
 from dnsseal.signer.keysel import smart_select
 from dnsseal.signer.ledger import SignatureLedger, pack_ledger, parse_ledger, unpack_ledger
@@ -98,6 +99,7 @@ def _select_keys(
             raise OptionError(f, "the private key file is missing; cannot sign with it")
         chosen[(key.algorithm, key.tag, key.public_key)] = SigningKey(key)
     if smart or not keyfiles:
+        _refuse_misnamed_keys(keydir, zone.origin)
         found: list[Key] = KeyDirectory(keydir).keys(zone.origin)
         if smart:
             for sk in smart_select(found, now):
@@ -116,6 +118,21 @@ def _select_keys(
             f"{keydir} by their timing metadata",
         )
     return list(chosen.values())
+
+
+def _refuse_misnamed_keys(keydir: str, origin: dns.name.Name) -> None:
+    """Raise :class:`OptionError` for a key file named for ``origin`` that holds another
+    zone's key (a copied or renamed file): the key directory would pass over it, and the
+    zone would be signed without the key the operator meant (its KSK, say) and no word said.
+    dnssec-signzone loads it and fails the zone's verification."""
+    for path in sorted(Path(keydir).glob(f"K{zone_file_text(origin)}+*.key")):
+        key = load_key(path, private=False)
+        if key.zone != origin:
+            raise OptionError(
+                str(path),
+                f"the key in this file is for {key.zone}, not {origin} (a copied or renamed "
+                "key file?): refusing to sign without it",
+            )
 
 
 class _ProgressBar:
@@ -320,6 +337,21 @@ def _resign_from_snapshot(zonefile_path: str, out: str, origin: dns.name.Name,
     return got.stats
 
 
+def _helper_setup(parent: int) -> None:
+    """Run first in the snapshot helper process: a lower priority (it should take an idle
+    core, not the writer's), and an exit once ``parent`` is gone.  Its pool's pipes stay
+    open in the helper itself, so a ``kill -9`` of signzone would otherwise leave it
+    waiting on them for ever."""
+    os.nice(10)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _sign_careful(zonefile_path: str, out: str, origin: dns.name.Name, keydir: str,
                   smart: bool, keyfiles: tuple[str, ...], now: int, params: SignParams,
                   use_ledger: bool, check: bool, header: list[str]) -> SignStats:  # fmt: skip
@@ -327,10 +359,9 @@ def _sign_careful(zonefile_path: str, out: str, origin: dns.name.Name, keydir: s
     head = header_text(header).encode()
     helper = None
     if use_ledger and out != "-" and zonefile.file_size(zonefile_path) >= _HELPER_MIN:
-        # Started before the zone is read, so it stays small; at a lower priority, so it
-        # takes an idle core and never the writer's.
+        # Started before the zone is read, so it stays small.
         helper = ProcessSnapshot(origin, dns.rdataclass.IN, params.nsec3, 0, now, head,
-                                 setup=functools.partial(os.nice, 10))  # fmt: skip
+                                 setup=functools.partial(_helper_setup, os.getpid()))  # fmt: skip
     try:
         return _sign_whole_file(zonefile_path, out, origin, keydir, smart, keyfiles, now,
                                 params, use_ledger, check, header, head, helper)  # fmt: skip

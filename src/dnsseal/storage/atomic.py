@@ -3,17 +3,85 @@
 A reader never sees a half-written file, and a crash leaves either the old file or the new
 one.  :func:`create` never replaces an existing file: it links the finished temp file into
 place, which fails if the name is taken, so two writers cannot both "create" one key.
+
+A temp file is named ``.NAME.PID.XXXXXXXX.tmp`` after the file it becomes and the process
+writing it.  A writer killed on the way (``kill -9``, power loss) leaves its temp file
+behind; the next process to write NAME removes those whose process is gone
+(:func:`remove_stale_temps`), so repeated crashes do not fill the disk.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 
+from dnsseal import clock
 from dnsseal.errors import KeyExists, StorageError
+
+log = logging.getLogger(__name__)
+# Temp files named before the PID was part of the name count as stale after this long.
+UNNAMED_STALE_AFTER = 3600
+_cleaned: set[Path] = set()  # outputs this process has cleaned up after (once each)
+
+
+def temp_prefix(path: Path) -> str:
+    """The name prefix of this process's temp files for ``path`` (mkstemp adds the rest)."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Delete the temp files of ``path`` that writers killed on the way left behind: those
+    whose process is gone (and, from before the PID was in the name, those untouched for
+    :data:`UNNAMED_STALE_AFTER` seconds).  Runs once per output and process (later leftovers
+    can only come from a later crash).  Returns the files removed; never raises."""
+    path = Path(os.path.abspath(path))
+    if path in _cleaned:
+        return []
+    _cleaned.add(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.tmp\Z")
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    now = clock.now()
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if m is None:
+            continue
+        try:
+            if m.group(1) is not None:
+                if _alive(int(m.group(1))):
+                    continue
+            elif now - entry.stat().st_mtime < UNNAMED_STALE_AFTER:
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    if removed:
+        log.info(
+            "%s: removed %d temp file(s) left by an interrupted write: %s",
+            path,
+            len(removed),
+            ", ".join(p.name for p in removed),
+        )
+    return removed
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -30,7 +98,7 @@ def _fsync_dir(directory: Path) -> None:
 def _write_temp(path: Path, data: bytes, mode: int) -> Path:
     directory = path.parent
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=directory)
     except OSError as e:
         raise StorageError(str(directory), f"cannot create a file here: {e.strerror}") from None
     try:
@@ -74,6 +142,7 @@ def replace(path: Path, data: bytes, mode: int | None = None) -> None:
             mode = path.stat().st_mode & 0o7777
         except FileNotFoundError:
             mode = 0o644
+    remove_stale_temps(path)
     tmp = _write_temp(path, data, mode)
     try:
         os.replace(tmp, path)

@@ -70,6 +70,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -84,6 +85,7 @@ import dns.zone
 
 from dnsseal.errors import DnssealError, FileFormatError, OptionError, StorageError
 from dnsseal.policy.build import lookup as lookup_policy
+from dnsseal.policy.checks import check_policy
 from dnsseal.policy.grants import UpdatePolicy
 from dnsseal.policy.model import Policy
 from dnsseal.storage.config import load_policies
@@ -226,6 +228,60 @@ class _Checker:
         self.problems.append(OptionError(option, message))
 
 
+def _kind(value: object) -> str:
+    """``value`` as an error message names it: ``integer 5``, ``string 'x'``, ``a table``."""
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"integer {value}"
+    if isinstance(value, float):
+        return f"number {value}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__  # TOML dates and times
+
+
+def _table(c: _Checker, option: str, value: object, what: str) -> dict[str, Any]:
+    """``value`` if it is a TOML table, else {} and a problem (``what`` it should hold)."""
+    if isinstance(value, dict):
+        return value
+    c.fail(option, f"expected {what}, got {_kind(value)}")
+    return {}
+
+
+def _str_list(c: _Checker, option: str, value: object, what: str) -> list[str]:
+    """A list of strings (a single string counts as a list of one); each other item, or a
+    value that is no list, is a problem naming it (``option[i]``)."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        c.fail(option, f"expected a list of {what}, got {_kind(value)}")
+        return []
+    out = []
+    for i, item in enumerate(value):
+        if isinstance(item, str):
+            out.append(item)
+        else:
+            c.fail(f"{option}[{i}]", f"expected {what}, got {_kind(item)}")
+    return out
+
+
+def _number(c: _Checker, option: str, value: object, lo: int, hi: int | None, default: int) -> int:
+    """``value`` if it is an integer in lo..hi (no upper bound: ``hi`` None), else ``default``
+    and a problem."""
+    in_range = isinstance(value, int) and lo <= value and (hi is None or value <= hi)
+    if in_range and not isinstance(value, bool):
+        assert isinstance(value, int)
+        return value
+    bounds = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
+    c.fail(option, f"expected an integer {bounds}, got {_kind(value)}")
+    return default
+
+
 def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -> ServerConfig:
     """Check a parsed TOML document and build the config.  Raises :class:`OptionError`
     naming the option path (all problems in one message when there are several)."""
@@ -233,116 +289,135 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
     for top in data:
         if top not in ("server", "key", "acl", "zone"):
             c.fail(top, "unknown section (expected server, key, acl, zone)")
-    server = data.get("server", {})
-    if not isinstance(server, dict):
-        server = {}
-        c.fail("server", "must be a table")
+    server = _table(c, "server", data.get("server", {}), "the [server] table")
     for opt in server:
         if opt not in SERVER_OPTIONS:
             c.fail(f"server.{opt}", f"unknown option (known: {', '.join(sorted(SERVER_OPTIONS))})")
     listen_raw = server.get("listen", [f"127.0.0.1@{DEFAULT_PORT}"])
+    if not isinstance(listen_raw, str | list):
+        c.fail(
+            "server.listen", f'expected a list of "ADDR[@PORT]" strings, got {_kind(listen_raw)}'
+        )
+        listen_raw = []
     if isinstance(listen_raw, str):
         listen_raw = [listen_raw]
+    for i, t in enumerate(listen_raw):
+        if not isinstance(t, str):
+            c.fail(f"server.listen[{i}]", f'expected an "ADDR[@PORT]" string, got {_kind(t)}')
     listen = tuple(
         e
         for i, t in enumerate(listen_raw)
-        if (e := c.check(parse_endpoint, f"server.listen[{i}]", t, DEFAULT_PORT)) is not None
+        if isinstance(t, str)
+        and (e := c.check(parse_endpoint, f"server.listen[{i}]", t, DEFAULT_PORT)) is not None
     )
     control = server.get("control")
     if control is not None and not isinstance(control, str):
-        c.fail("server.control", "must be a path string")
+        c.fail("server.control", f"expected a path string, got {_kind(control)}")
         control = None
     idle = server.get("tcp-idle-timeout", 10)
-    if not isinstance(idle, int | float) or idle <= 0:
-        c.fail("server.tcp-idle-timeout", f"must be a positive number of seconds, got {idle!r}")
+    if isinstance(idle, bool) or not isinstance(idle, int | float) or idle <= 0:
+        c.fail(
+            "server.tcp-idle-timeout", f"expected a number of seconds above 0, got {_kind(idle)}"
+        )
         idle = 10
-    versions = server.get("ixfr-versions", 10)
-    if not isinstance(versions, int) or versions < 0:
-        c.fail("server.ixfr-versions", f"must be a non-negative integer, got {versions!r}")
-        versions = 10
+    versions = _number(c, "server.ixfr-versions", server.get("ixfr-versions", 10), 0, None, 10)
     state_dir = server.get("state-dir")
     if state_dir is not None and not isinstance(state_dir, str):
-        c.fail("server.state-dir", "must be a path string")
+        c.fail("server.state-dir", f"expected a path string, got {_kind(state_dir)}")
         state_dir = None
     key_dir = server.get("key-directory")
     if key_dir is not None and not isinstance(key_dir, str):
-        c.fail("server.key-directory", "must be a path string")
+        c.fail("server.key-directory", f"expected a path string, got {_kind(key_dir)}")
         key_dir = None
     policies: dict[str, Policy] = {}
     pfile = server.get("policies")
     if pfile is not None:
         if not isinstance(pfile, str):
-            c.fail("server.policies", "must be a path string")
+            c.fail("server.policies", f"expected a path string, got {_kind(pfile)}")
         else:
             try:
                 policies = load_policies(base / pfile)
             except DnssealError as e:
                 c.fail("server.policies", str(e))
-    workers = server.get("workers", 1)
-    if not isinstance(workers, int) or not 1 <= workers <= 256:
-        c.fail("server.workers", f"must be an integer in 1..256, got {workers!r}")
-        workers = 1
+            # What `dnsseal policy check` rejects, the server does not run (same checks).
+            for defined in policies.values():
+                for unsafe in check_policy(defined):
+                    c.fail(f"{base / pfile}: {unsafe.option}", unsafe.message)
+    workers = _number(c, "server.workers", server.get("workers", 1), 1, 256, 1)
     resolvers: tuple[Endpoint, ...] | None = None
     if "resolvers" in server:
         items = server["resolvers"]
         if not isinstance(items, list) or not items:
-            c.fail("server.resolvers", "must be a non-empty list of addresses")
+            c.fail(
+                "server.resolvers", f"expected a non-empty list of addresses, got {_kind(items)}"
+            )
         else:
             resolvers = tuple(
                 r[0]
                 for i, t in enumerate(items)
                 if (r := c.check(parse_remote, f"server.resolvers[{i}]", t, 53)) is not None
             )
-    query_port = server.get("query-port", 53)
-    if not isinstance(query_port, int) or not 0 < query_port < 65536:
-        c.fail("server.query-port", f"must be a port number, got {query_port!r}")
-        query_port = 53
+    query_port = _number(c, "server.query-port", server.get("query-port", 53), 1, 65535, 53)
     pkcs11_module = server.get("pkcs11-module")
     if pkcs11_module is not None and not isinstance(pkcs11_module, str):
-        c.fail("server.pkcs11-module", "must be a path string")
+        c.fail("server.pkcs11-module", f"expected a path string, got {_kind(pkcs11_module)}")
         pkcs11_module = None
-    payload = server.get("udp-payload", 1232)
-    if not isinstance(payload, int) or not 512 <= payload <= 4096:
-        c.fail("server.udp-payload", f"must be an integer in 512..4096, got {payload!r}")
-        payload = 1232
+    payload = _number(c, "server.udp-payload", server.get("udp-payload", 1232), 512, 4096, 1232)
 
     keys: dict[str, TsigKey] = {}
-    for name, spec in data.get("key", {}).items():
+    key_tables = _table(c, "key", data.get("key", {}), "[key.NAME] tables (TSIG keys)")
+    for name, spec in key_tables.items():
         where = f"key.{name}"
         if not isinstance(spec, dict):
-            c.fail(where, "must be a table with algorithm and secret")
+            c.fail(where, f"expected a table with algorithm and secret, got {_kind(spec)}")
+            continue
+        for opt in spec:
+            if opt not in ("algorithm", "secret"):
+                c.fail(f"{where}.{opt}", "unknown option (known: algorithm, secret)")
+        try:
+            dns.name.from_text(name)  # it goes on the wire in TSIG records
+        except dns.exception.DNSException as e:
+            c.fail(where, f"not a valid key name: {e}")
             continue
         alg = spec.get("algorithm", "hmac-sha256")
-        if alg not in TSIG_ALGORITHMS:
-            c.fail(f"{where}.algorithm", f"unknown {alg!r} (known: {', '.join(TSIG_ALGORITHMS)})")
+        if not isinstance(alg, str) or alg not in TSIG_ALGORITHMS:
+            c.fail(
+                f"{where}.algorithm",
+                f"unknown {_kind(alg)} (known: {', '.join(TSIG_ALGORITHMS)})",
+            )
+            continue
+        if "secret" not in spec:
+            c.fail(f"{where}.secret", "missing")
+            continue
+        if not isinstance(spec["secret"], str):
+            c.fail(f"{where}.secret", f"expected a base64 string, got {_kind(spec['secret'])}")
             continue
         try:
             secret = base64.b64decode(spec["secret"], validate=True)
-        except KeyError:
-            c.fail(f"{where}.secret", "missing")
-            continue
-        except (binascii.Error, TypeError, ValueError):
+        except (binascii.Error, ValueError):
             c.fail(f"{where}.secret", "is not valid base64")
             continue
         _check_tsig_secret(c, where, alg, secret)
         keys[name] = TsigKey(name, alg, secret)
 
     acls: dict[str, list[str]] = {}
-    for name, items in data.get("acl", {}).items():
+    for name, items in _table(c, "acl", data.get("acl", {}), "a table of named lists").items():
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-            c.fail(f"acl.{name}", "must be a list of strings")
+            c.fail(f"acl.{name}", f"expected a list of strings, got {_kind(items)}")
             continue
         acls[name] = items
+    for name, items in acls.items():
+        for i, item in enumerate(items):
+            problem = _acl_element_problem(item, keys, acls)
+            if problem is not None:
+                c.fail(f"acl.{name}[{i}]", problem)
 
     zones: list[ZoneConfig] = []
-    zone_tables = data.get("zone", {})
-    if not isinstance(zone_tables, dict):
-        c.fail("zone", 'must be tables: [zone."example.com"]')
-        zone_tables = {}
+    zone_tables = _table(c, "zone", data.get("zone", {}), 'tables: [zone."example.com"]')
     for zname, spec in zone_tables.items():
         where = _zone_key(zname)
         if not isinstance(spec, dict):
-            c.fail(where, "must be a table")
+            c.fail(where, f"expected a table, got {_kind(spec)}")
             continue
         for opt in spec:
             if opt not in ZONE_OPTIONS:
@@ -375,19 +450,22 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
                 c.fail(f"{where}.primaries", "transferring a zone in needs server.state-dir")
                 continue
             zfile = f"{state_dir}/{copy_name(zname)}.xfr"
-        elif "file" not in spec or not isinstance(spec["file"], str):
+        elif "file" not in spec:
             c.fail(f"{where}.file", "missing (the zone file path, or primaries)")
+            continue
+        elif not isinstance(spec["file"], str):
+            c.fail(f"{where}.file", f"expected a path string, got {_kind(spec['file'])}")
             continue
         else:
             zfile = spec["file"]
         presigned = spec.get("presigned", False)
         if not isinstance(presigned, bool):
-            c.fail(f"{where}.presigned", "must be true or false")
+            c.fail(f"{where}.presigned", f"expected true or false, got {_kind(presigned)}")
             continue
         policy = spec.get("dnssec-policy", spec.get("policy"))
         if policy is not None:
             if not isinstance(policy, str):
-                c.fail(f"{where}.dnssec-policy", "must be a policy name")
+                c.fail(f"{where}.dnssec-policy", f"expected a policy name, got {_kind(policy)}")
                 continue
             if presigned:
                 c.fail(f"{where}.dnssec-policy", "a presigned zone is not signed by dnsseal")
@@ -413,22 +491,20 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         if acl_lists["allow-update"] and policy is None:
             c.fail(f"{where}.allow-update", "dynamic update needs an inline-signed zone")
         update_policy = _update_policy(c, where, spec, keys, policy)
-        agents = tuple(
-            ep
-            for i, t in enumerate(spec.get("parental-agents", []))
-            if (ep := c.check(parse_endpoint, f"{where}.parental-agents[{i}]", t, 53)) is not None
-        )
+        agents = _endpoints(c, f"{where}.parental-agents", spec.get("parental-agents", []))
         checkds = spec.get("checkds", "yes" if agents else "explicit")
-        if checkds not in CHECKDS_MODES:
-            c.fail(f"{where}.checkds", f"must be one of {', '.join(CHECKDS_MODES)}")
+        if not isinstance(checkds, str) or checkds not in CHECKDS_MODES:
+            c.fail(
+                f"{where}.checkds",
+                f"expected one of {', '.join(CHECKDS_MODES)}, got {_kind(checkds)}",
+            )
             checkds = "explicit"
-        notify = tuple(
-            ep
-            for i, t in enumerate(spec.get("also-notify", []))
-            if (ep := c.check(parse_endpoint, f"{where}.also-notify[{i}]", t, 53)) is not None
-        )
+        notify = _endpoints(c, f"{where}.also-notify", spec.get("also-notify", []))
         nkey = spec.get("notify-key")
-        if nkey is not None and nkey not in keys:
+        if nkey is not None and not isinstance(nkey, str):
+            c.fail(f"{where}.notify-key", f"expected a TSIG key name, got {_kind(nkey)}")
+            nkey = None
+        elif nkey is not None and nkey not in keys:
             c.fail(f"{where}.notify-key", f"unknown TSIG key {nkey!r}")
         zones.append(
             ZoneConfig(
@@ -535,20 +611,61 @@ def _acl_items(
 ) -> tuple[str, ...]:
     """An ACL option's elements with named ACLs expanded; unknown TSIG keys reported."""
     if not isinstance(items, list):
-        c.fail(f"{where}.{opt}", "must be a list of strings")
+        c.fail(f"{where}.{opt}", f"expected a list of strings, got {_kind(items)}")
         return ()
     out: list[str] = []
     for i, item in enumerate(items):
         if not isinstance(item, str):
-            c.fail(f"{where}.{opt}[{i}]", "must be a string")
+            c.fail(f"{where}.{opt}[{i}]", f"expected a string, got {_kind(item)}")
         elif item.lstrip("!") in acls:
             out += [("!" if item.startswith("!") else "") + e for e in acls[item.lstrip("!")]]
         else:
             out.append(item)
-    for i, item in enumerate(out):
-        ref = item.lstrip("!").strip()
-        if ref.startswith("key ") and ref[4:].strip() not in keys:
-            c.fail(f"{where}.{opt}[{i}]", f"unknown TSIG key {ref[4:].strip()!r}")
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            problem = _acl_element_problem(item, keys, acls)
+            if problem is not None:
+                c.fail(f"{where}.{opt}[{i}]", problem)
+    return tuple(out)
+
+
+def _acl_element_problem(
+    item: str, keys: dict[str, TsigKey], acls: dict[str, list[str]]
+) -> str | None:
+    """Why ``item`` is not an ACL element (what ``proto.acl.Acl.parse`` takes, or the name
+    of an [acl] list), or None.  Checked here so a bad element stops the server at startup
+    instead of failing every request that reaches it."""
+    text = item.strip().lstrip("!").strip()
+    if text in ("any", "none") or text in acls:
+        return None
+    if text.startswith("key "):
+        name = text[4:].strip()
+        if name not in keys:
+            return f"unknown TSIG key {name!r}"
+        return None
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return (
+            f"{item!r} is not an address, network, 'key NAME', 'any', 'none' or the name of "
+            "an [acl] list"
+        )
+    return None
+
+
+def _endpoints(c: _Checker, option: str, items: object) -> tuple[Endpoint, ...]:
+    """A list of ``addr[@port]`` strings (port 53 by default; one string: a list of one)."""
+    if isinstance(items, str):
+        items = [items]
+    if not isinstance(items, list):
+        c.fail(option, f'expected a list of "ADDR[@PORT]" strings, got {_kind(items)}')
+        return ()
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            c.fail(f"{option}[{i}]", f'expected an "ADDR[@PORT]" string, got {_kind(item)}')
+        elif (ep := c.check(parse_endpoint, f"{option}[{i}]", item, 53)) is not None:
+            out.append(ep)
     return tuple(out)
 
 
@@ -581,7 +698,10 @@ def default_config(
     """The embedded default: every zone file in ``zones_dir`` (zone name from the file
     name, ``example.com.zone`` / ``.db``) signed inline under the built-in ``default``
     policy with keys in ``key_dir`` and state in ``state_dir``; ``*.signed`` files are
-    served as presigned.  127.0.0.1 at ``port``; transfers allowed to loopback."""
+    served as presigned.  127.0.0.1 at ``port``; transfers allowed to loopback.  Raises
+    :class:`OptionError` (``--port``) for a port out of range, before anything is made."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise OptionError("--port", f"expected a port number in 1..65535, got {_kind(port)}")
     zones = []
     loopback = ("127.0.0.1", "::1")
     if zones_dir.is_dir():

@@ -38,16 +38,16 @@ def read_bytes(path: str | Path) -> bytes:
 
 
 def read_text(path: str | Path) -> str:
-    """A zone file's text; raises :class:`StorageError` naming the file."""
-    p = Path(path)
+    """A zone file's text; raises :class:`StorageError` naming the file (cannot be read) or
+    :class:`FileFormatError` naming it and the line (not UTF-8)."""
+    data = read_bytes(path)
     try:
-        return p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise StorageError(str(p), "no such file") from None
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise StorageError(str(p), f"not a UTF-8 text file ({e.reason})") from None
-    except OSError as e:
-        raise StorageError(str(p), f"cannot read: {e.strerror}") from None
+        line = data.count(b"\n", 0, e.start) + 1
+        raise FileFormatError(
+            str(path), line, f"not UTF-8 text (octet 0x{data[e.start]:02x}: {e.reason})"
+        ) from None
 
 
 def expand_includes(text: str, path: Path, origin: dns.name.Name, depth: int = 0) -> str:
@@ -59,9 +59,25 @@ def expand_includes(text: str, path: Path, origin: dns.name.Name, depth: int = 0
     """
     if "$INCLUDE" not in text.upper():
         return text
-    out = []
+    lines: list[str] = []
+    _expand(text, path, origin, depth, lines, [])
+    return "\n".join(lines) + "\n"
+
+
+Source = tuple[str, int]
+
+
+def _expand(text: str, path: Path, origin: dns.name.Name, depth: int, out: list[str],
+            sources: list[Source]) -> None:  # fmt: skip
+    """Append the lines of ``text`` (includes expanded) to ``out`` and where each came from
+    (file, line) to ``sources``."""
     current = origin
-    for lineno, line in enumerate(text.splitlines(), 1):
+    where = str(path)
+    _no_bom(text, path)
+    raw = text.split("\n")
+    if raw and raw[-1] == "":
+        raw.pop()
+    for lineno, line in enumerate(raw, 1):
         head = line.split(";", 1)[0].split()
         directive = head[0].upper() if head and line[:1] == "$" else ""
         try:
@@ -69,28 +85,44 @@ def expand_includes(text: str, path: Path, origin: dns.name.Name, depth: int = 0
                 current = dns.name.from_text(head[1], current)
             elif directive == "$INCLUDE":
                 if depth >= MAX_INCLUDE_DEPTH:
-                    raise FileFormatError(str(path), lineno, "$INCLUDE nested too deeply")
+                    raise FileFormatError(where, lineno, "$INCLUDE nested too deeply")
                 args = shlex.split(line.split(";", 1)[0])[1:]
                 if not 1 <= len(args) <= 2:
-                    raise FileFormatError(str(path), lineno, "usage: $INCLUDE file [origin]")
+                    raise FileFormatError(where, lineno, "usage: $INCLUDE file [origin]")
                 start = dns.name.from_text(args[1], current) if len(args) == 2 else current
                 target = path.parent / args[0]
-                body = expand_includes(read_text(target), target, start, depth + 1)
-                out += [f"$ORIGIN {start.to_text()}", body, f"$ORIGIN {current.to_text()}"]
+                try:
+                    body = read_text(target)
+                except StorageError as e:
+                    raise StorageError(
+                        e.path, f"{e.message} ($INCLUDE at {where}:{lineno})"
+                    ) from None
+                out.append(f"$ORIGIN {start.to_text()}")
+                sources.append((where, lineno))
+                _expand(body, target, start, depth + 1, out, sources)
+                out.append(f"$ORIGIN {current.to_text()}")
+                sources.append((where, lineno))
                 continue
         except dns.exception.DNSException as e:
-            raise FileFormatError(str(path), lineno, f"bad origin: {e}") from None
+            raise FileFormatError(where, lineno, f"bad origin: {e}") from None
         except ValueError as e:  # shlex: unbalanced quotes
-            raise FileFormatError(str(path), lineno, f"bad $INCLUDE line: {e}") from None
+            raise FileFormatError(where, lineno, f"bad $INCLUDE line: {e}") from None
         out.append(line)
-    return "\n".join(out) + "\n"
+        sources.append((where, lineno))
+
+
+def _no_bom(text: str, path: Path) -> None:
+    if text.startswith("\ufeff"):  # an editor's byte order mark: BIND refuses it too
+        raise FileFormatError(str(path), 1, "the file starts with a byte order mark "
+                              "(U+FEFF): save it as UTF-8 without one")  # fmt: skip
 
 
 def read_zone(path: str | Path, origin: dns.name.Name | str) -> Zone:
     """Load the zone ``origin`` from the master file at ``path`` (``$INCLUDE`` expanded).
 
-    Raises :class:`StorageError` when a file cannot be read and
-    :class:`~dnsseal.errors.FileFormatError` (with file and line) when it is malformed.
+    Raises :class:`StorageError` when the file cannot be read and
+    :class:`~dnsseal.errors.FileFormatError` (with the file and line, an included file's
+    own when the problem is there) when it is malformed.
     """
     p = Path(path)
     if isinstance(origin, str):
@@ -98,8 +130,20 @@ def read_zone(path: str | Path, origin: dns.name.Name | str) -> Zone:
             origin = dns.name.from_text(origin)
         except dns.exception.DNSException as e:
             raise FileFormatError(str(p), None, f"bad origin {origin!r}: {e}") from None
-    text = expand_includes(read_text(p), p, origin)
-    return parse_zone_text(text, origin, path=str(p))
+    text = read_text(p)
+    _no_bom(text, p)
+    if "$INCLUDE" not in text.upper():
+        return parse_zone_text(text, origin, path=str(p))
+    lines: list[str] = []
+    sources: list[Source] = []
+    _expand(text, p, origin, 0, lines, sources)
+    try:
+        return parse_zone_text("\n".join(lines) + "\n", origin, path=str(p))
+    except FileFormatError as e:
+        if e.line is None or not 0 < e.line <= len(sources):
+            raise
+        src, line = sources[e.line - 1]
+        raise FileFormatError(src, line, e.message) from None
 
 
 def write_zone(path: str | Path, zone: Zone, *, header: Iterable[str] = ()) -> None:
@@ -116,14 +160,17 @@ def write_chunks(path: str | Path, chunks: Iterable[bytes | memoryview]) -> None
     """Write octets given in pieces to ``path`` atomically, streaming: the whole file is
     never held in memory (temp file in the same directory, fsync, rename; the old file's
     mode is kept).  The pieces may be views of the file being replaced: it is only
-    replaced once they are all written.  Raises :class:`StorageError` naming the file."""
+    replaced once they are all written.  Temp files a killed writer of ``path`` left are
+    removed first (:func:`atomic.remove_stale_temps`).  Raises :class:`StorageError`
+    naming the file."""
     p = Path(path)
     try:
         mode = p.stat().st_mode & 0o7777
     except OSError:
         mode = 0o644
+    atomic.remove_stale_temps(p)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        fd, tmp = tempfile.mkstemp(prefix=atomic.temp_prefix(p), suffix=".tmp", dir=p.parent)
     except OSError as e:
         raise StorageError(str(p.parent), f"cannot create a file here: {e.strerror}") from None
     try:

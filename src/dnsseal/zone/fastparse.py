@@ -84,6 +84,8 @@ class _Names:
         # RRSIG RDATA up to the signature, by origin and the texts of its eight fields.
         self.rrsig_heads: dict[tuple[object, ...], bytes] = {}
         self.bitmaps: dict[tuple[str, ...], bytes] = {}
+        # The apex SOA's RDATA once read: a different one in any piece is a second SOA.
+        self.soa: bytes | None = None
 
     def get(self, text: str, origin: dns.name.Name) -> dns.name.Name:
         cache = self._caches.get(origin.labels)
@@ -472,12 +474,15 @@ class _Ttls:
 
 
 _TTL_CACHE: dict[str, int] = {}
+_MAX_TTL = 0x7FFFFFFF
 
 
 def _ttl(text: str) -> int:
     got = _TTL_CACHE.get(text)
     if got is None:
         got = dns.ttl.from_text(text)
+        if got > _MAX_TTL:
+            raise _Unsupported  # RFC 2181 8: the full reader reports it
         if len(_TTL_CACHE) < 4096:
             _TTL_CACHE[text] = got
     return got
@@ -529,6 +534,7 @@ def _parse(text: str, zone_origin: dns.name.Name, cache: Cache | None = None) ->
     out: list[Record] = []
     append = out.append
     soa = int(T.SOA)
+    ns = int(T.NS)
     for line in logical_lines(text):
         first = line[0]
         if first == "$":
@@ -554,7 +560,7 @@ def _parse(text: str, zone_origin: dns.name.Name, cache: Cache | None = None) ->
                 in_zone = names.in_zone(owner)
             i = 1
         if not in_zone:
-            continue  # out-of-zone data is ignored, as dnspython and BIND do
+            raise _Unsupported  # out-of-zone data: the full reader reports it with its line
         rtype, ttl, i = _head(fields, i, ttls)
         rest: str | None = None
         if '"' in line:  # quoted strings keep their blanks: RDATA from the line's text
@@ -563,11 +569,18 @@ def _parse(text: str, zone_origin: dns.name.Name, cache: Cache | None = None) ->
             parts = line.split(None, i)
             rest = parts[i] if len(parts) > i else ""
         rd = _rdata(rtype, fields[i:], rest, origin, names)
-        if rtype == soa and ttls.default is None:
-            ttls.default = struct.unpack_from("!I", rd, len(rd) - 4)[0]
-            ttls.from_soa = True
-            if ttl is None:
-                ttl = ttls.implicit()
+        if rtype == soa:
+            # Below the apex, or a second one: the full reader reports it with its line.
+            if owner != zone_origin or (names.soa is not None and names.soa != rd):
+                raise _Unsupported
+            names.soa = rd
+            if ttls.default is None:
+                ttls.default = struct.unpack_from("!I", rd, len(rd) - 4)[0]
+                ttls.from_soa = True
+                if ttl is None:
+                    ttl = ttls.implicit()
+        elif rtype == ns and owner is not None and owner.labels[0] == b"*":
+            raise _Unsupported  # NS at a wildcard: the full reader reports it
         if ttl is None or owner is None:
             raise _Unsupported  # no TTL known: dnspython reports it
         append((owner, rtype, ttl, rd))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import gc
-import re
 from collections.abc import Iterable, Iterator, Mapping
 
 import dns.exception
@@ -20,11 +19,10 @@ import dns.rdataclass
 import dns.rdatatype
 
 from dnsseal.errors import FileFormatError
-from dnsseal.zone import canonical, fastparse, rdtext
+from dnsseal.zone import canonical, fastparse, rdtext, reader
 from dnsseal.zone.model import RRset, Zone, ZoneBuilder
 
 T = dns.rdatatype
-_LINE_RE = re.compile(r"(?:line |:)(\d+)")
 
 
 def parse_zone_text(text: str, origin: dns.name.Name | str, *, path: str = "<zone>") -> Zone:
@@ -71,22 +69,9 @@ def paused_gc() -> Iterator[None]:
 
 
 def parse_zone_text_full(text: str, origin: dns.name.Name, *, path: str = "<zone>") -> Zone:
-    """:func:`parse_zone_text` with dnspython's complete master-file reader only."""
-    import dns.zone  # 20 ms to import: only for the files the fast reader leaves to it
-
-    try:
-        dzone = dns.zone.from_text(text, origin, relativize=False, filename=path, check_origin=True)
-    except dns.zone.NoSOA:
-        raise FileFormatError(path, None, f"no SOA record at the zone apex {origin}") from None
-    except dns.zone.NoNS:
-        raise FileFormatError(path, None, f"no NS records at the zone apex {origin}") from None
-    except dns.exception.DNSException as e:
-        msg = str(e)
-        m = _LINE_RE.search(msg)
-        line = int(m.group(1)) if m else None
-        # dnspython prefixes "file:line: "; keep only the message.
-        msg = re.sub(r"^.*?:\d+:\s*", "", msg)
-        raise FileFormatError(path, line, msg or type(e).__name__) from None
+    """:func:`parse_zone_text` with the complete master-file reader only
+    (:mod:`dnsseal.zone.reader`: dnspython's, with BIND's checks)."""
+    dzone = reader.read_records(text, origin, path)
     builder = ZoneBuilder(origin)
     for name, rdataset in dzone.iterate_rdatasets():
         for rd in rdataset:

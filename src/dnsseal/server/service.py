@@ -35,9 +35,10 @@ from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server.automation import Automation, is_update
+from dnsseal.server.binding import Bound, bind_listeners
 from dnsseal.server.control import ControlServer
 from dnsseal.server.history import JournalHistory
-from dnsseal.server.udp import UdpListener, udp_socket
+from dnsseal.server.udp import UdpListener
 from dnsseal.server.zones import ZoneState, keyring_of, load_one
 from dnsseal.server.zonesync import MainLinks, WorkerLink
 from dnsseal.storage.serverconfig import Endpoint, ServerConfig, ensure_dir, load_config
@@ -73,15 +74,17 @@ class AuthServer:
         worker_pids: list[int] | None = None,
         links: list[tuple[int, socket.socket]] | None = None,
         link: socket.socket | None = None,
-        udp_socks: list[socket.socket] | None = None,
+        bound: Bound | None = None,
     ) -> None:
         """``worker``: an extra process sharing the ports (no control socket, no NOTIFY, no
         journal writes; reloads on SIGHUP from the main process).  ``zones``: zones already
         loaded (before forking workers).  ``worker_pids``, in the main process: the workers
         to signal on reload and stop.  ``links`` (main: worker pid and socket) and ``link``
         (worker: its socket to the main process) carry inline-signed zone versions and
-        relayed UPDATEs (:mod:`dnsseal.server.zonesync`).  ``udp_socks``: UDP sockets
-        bound before the fork, one per listen endpoint, shared by every process."""
+        relayed UPDATEs (:mod:`dnsseal.server.zonesync`).  ``bound``: the listeners (and, in
+        the main process, the control socket) bound before anything was written and before
+        the fork, shared by every process (:mod:`dnsseal.server.binding`); without it
+        :meth:`start` binds them."""
         self.config = config
         self.config_path = config_path
         self.worker = worker
@@ -96,7 +99,7 @@ class AuthServer:
         self.started_at = 0
         self.reloads = 0
         self._udp: list[UdpListener] = []
-        self.udp_socks = list(udp_socks or [])
+        self.bound = bound
         self._tcp_servers: list[asyncio.Server] = []
         self._control: ControlServer | None = None
         self._stopped = asyncio.Event()
@@ -119,29 +122,26 @@ class AuthServer:
             await self.link.start()
         await self.reload(initial=True)
         loop = asyncio.get_running_loop()
-        for ep in self.config.listen:
-            family = socket.AF_INET6 if ":" in ep.host else socket.AF_INET
-            shared = self.config.workers > 1
-            if self.udp_socks:  # made before the fork, one per endpoint, shared
-                sock, owner = self.udp_socks[len(self._udp)], not self.worker
-            else:
-                sock, owner = udp_socket(ep, shared), True
-            listener = UdpListener(sock, self.engine, loop, self._udp_slow(sock), owner)
+        bound = self.bound
+        if bound is None:  # tests and embedders: bind now (the CLI binds before writing)
+            bound = Bound()
+            try:
+                bind_listeners(self.config, "server.listen", bound)
+            except BaseException:
+                bound.close()
+                raise
+        for ep, usock, tsock in zip(self.config.listen, bound.udp, bound.tcp, strict=True):
+            # A worker leaves the shared UDP socket alone on stop: it exits with its thread.
+            listener = UdpListener(usock, self.engine, loop, self._udp_slow(usock), not self.worker)
             listener.start()
             self._udp.append(listener)
-            server = await asyncio.start_server(
-                self._tcp_client,
-                ep.host,
-                ep.port,
-                family=family,
-                reuse_address=True,
-                reuse_port=shared or None,
-            )
+            server = await asyncio.start_server(self._tcp_client, sock=tsock)
             self._tcp_servers.append(server)
             log.info("[server] listening on %s (UDP and TCP)", ep)
         if self.config.control is not None and not self.worker:
             self._control = ControlServer(self, self.config.control)
-            await self._control.start()
+            await self._control.start(bound.control)
+            bound.control = None  # the control server owns it now (and removes it on stop)
         if self.worker_pids:
             log.info("[server] %d worker processes share the ports", len(self.worker_pids))
         with contextlib.suppress(NotImplementedError, RuntimeError):

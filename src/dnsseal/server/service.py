@@ -17,6 +17,8 @@ import secrets
 import signal
 import socket
 import struct
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,19 +35,22 @@ from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import Engine, ServedZone
 from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
+from dnsseal.proto.rrl import RateLimiter, Verdict, classify, slip_response
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server.automation import Automation, is_update
 from dnsseal.server.binding import Bound, bind_listeners
 from dnsseal.server.control import ControlServer
 from dnsseal.server.history import JournalHistory
-from dnsseal.server.udp import UdpListener
+from dnsseal.server.tcpclients import TcpClients
+from dnsseal.server.udp import ResponseFilter, UdpListener
 from dnsseal.server.zones import ZoneState, keyring_of, load_one
 from dnsseal.server.zonesync import MainLinks, WorkerLink
 from dnsseal.storage.serverconfig import Endpoint, ServerConfig, ensure_dir, load_config
 
 log = logging.getLogger(__name__)
 
-MAX_TCP_CLIENTS = 1024  # connections beyond this are closed at once (fd exhaustion)
+RRL_LOG_EVERY = 10.0  # seconds between two "rate limit" log lines
+TCP_WRITE_BUFFER = 64 * 1024  # bytes of responses queued per connection before waiting
 XFR_QTYPES = {int(dns.rdatatype.AXFR), int(dns.rdatatype.IXFR)}
 
 
@@ -104,7 +109,10 @@ class AuthServer:
         self._control: ControlServer | None = None
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._clients: set[asyncio.StreamWriter] = set()
+        self._tcp = TcpClients()
+        self._rrl: RateLimiter | None = None
+        self._rrl_logged_at = float("-inf")
+        self._rrl_unlogged = 0
         self._reload_lock = asyncio.Lock()
         self.automation = Automation(self)
         self.links = MainLinks(links, self._update_reply) if links else None
@@ -130,9 +138,17 @@ class AuthServer:
             except BaseException:
                 bound.close()
                 raise
+        rate_limit = self.config.limits.rate_limit
+        limit: ResponseFilter | None = None
+        if rate_limit is not None:
+            self._rrl = RateLimiter(rate_limit)
+            limit = self._rate_limit_filter(self._rrl)
+            log.info("[server] response rate limiting on: %s", rate_limit)
         for ep, usock, tsock in zip(self.config.listen, bound.udp, bound.tcp, strict=True):
             # A worker leaves the shared UDP socket alone on stop: it exits with its thread.
-            listener = UdpListener(usock, self.engine, loop, self._udp_slow(usock), not self.worker)
+            listener = UdpListener(
+                usock, self.engine, loop, self._udp_slow(usock, limit), not self.worker, limit
+            )
             listener.start()
             self._udp.append(listener)
             server = await asyncio.start_server(self._tcp_client, sock=tsock)
@@ -182,8 +198,7 @@ class AuthServer:
         self._udp.clear()
         for s in self._tcp_servers:
             s.close()
-        for w in list(self._clients):
-            w.close()
+        self._tcp.abort_all()
         for s in self._tcp_servers:
             await s.wait_closed()
         for task in list(self._tasks):
@@ -243,7 +258,7 @@ class AuthServer:
                 except Exception as e:
                     log.error("[server] config not reloaded: %s", e)
                     return [f"config: {e}"]
-                for option in ("listen", "control", "workers", "state_dir"):
+                for option in ("listen", "control", "workers", "state_dir", "limits"):
                     if getattr(new_config, option) != getattr(self.config, option):
                         log.warning(
                             "[server] server.%s changed: takes effect at the next restart",
@@ -428,9 +443,46 @@ class AuthServer:
         log.warning("[%s] NOTIFY serial %d to %s: gave up", zone, snap.serial, target)
         return f"{target}: no answer after {len(RETRY_TIMEOUTS)} tries"
 
-    def _udp_slow(self, sock: socket.socket) -> Callable[[bytes, tuple[str, int]], None]:
+    def _rate_limit_filter(self, limiter: RateLimiter) -> ResponseFilter:
+        """The UDP listeners' response filter for ``limiter``: the response, its slipped
+        (TC) form or None (drop).  Called from the UDP thread and the event loop."""
+        lock = threading.Lock()
+
+        def check(query: bytes, response: bytes, addr: tuple[str, int]) -> bytes | None:
+            kind, name, qtype = classify(query, response)
+            now = time.monotonic()
+            with lock:
+                before = limiter.limited
+                verdict = limiter.decide(addr[0], kind, name, qtype, now)
+                if limiter.limited == before:
+                    return response
+                self._rrl_unlogged += 1
+                due = now - self._rrl_logged_at >= RRL_LOG_EVERY
+                if due:
+                    count, self._rrl_unlogged, self._rrl_logged_at = self._rrl_unlogged, 0, now
+            if due:
+                log.warning(
+                    "[server] rate limit: %d response(s) %s in the last %.0f s; last: %s to %s",
+                    count,
+                    "would have been limited (log-only)"
+                    if limiter.config.log_only
+                    else "dropped or slipped",
+                    RRL_LOG_EVERY,
+                    kind.name,
+                    addr[0],
+                )
+            if verdict == Verdict.SEND:
+                return response
+            return slip_response(response) if verdict == Verdict.SLIP else None
+
+        return check
+
+    def _udp_slow(
+        self, sock: socket.socket, limit: ResponseFilter | None = None
+    ) -> Callable[[bytes, tuple[str, int]], None]:
         """What the event loop does with a UDP datagram the byte path left: UPDATEs are
-        answered in a task, everything else by the engine's general path at once."""
+        answered in a task, everything else by the engine's general path at once (then
+        through ``limit``, the rate limit, when on)."""
 
         def answer(data: bytes, addr: tuple[str, int]) -> None:
             if is_update(data):
@@ -441,7 +493,10 @@ class AuthServer:
             except Exception:  # a bug must not stop the server: log it, drop the packet
                 log.exception("[server] error answering a UDP query from %s", addr[0])
                 return
-            for wire in out:
+            for response in out:
+                wire = response if limit is None else limit(data, response, addr)
+                if wire is None:
+                    continue
                 with contextlib.suppress(OSError):  # UDP may drop
                     sock.sendto(wire, addr)
 
@@ -460,24 +515,39 @@ class AuthServer:
     # -- TCP ------------------------------------------------------------------------------
 
     async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Answer pipelined queries on one connection until EOF, the idle timeout or a
-        framing error (RFC 7766)."""
+        """Answer pipelined queries on one connection until EOF, the idle timeout, a
+        response the client does not read within the write timeout or a framing error
+        (RFC 7766).  Never raises: a client resetting mid-answer just ends it."""
         peer = writer.get_extra_info("peername")
         client = str(peer[0]) if peer else ""
-        idle = self.config.tcp_idle_timeout
-        if len(self._clients) >= MAX_TCP_CLIENTS:
-            log.warning("[server] too many TCP clients: closing a connection from %s", client)
-            writer.close()
+        transport = writer.transport
+        loop = asyncio.get_running_loop()
+        limits = self.config.limits
+        conn = self._tcp.admit(
+            transport, client, loop.time(), limits.tcp_clients, limits.tcp_clients_per_address
+        )
+        line = self._tcp.log_line(loop.time())
+        if line is not None:
+            log.warning("[server] %s", line)
+        if conn is None:
+            transport.abort()
             return
-        self._clients.add(writer)
+        # Responses wait in our buffer only up to TCP_WRITE_BUFFER: beyond it the loop
+        # waits (at most tcp-write-timeout) for the client to read before answering more,
+        # so a client that never reads costs a bounded buffer, then its connection.
+        transport.set_write_buffer_limits(high=TCP_WRITE_BUFFER)
+        idle = self.config.tcp_idle_timeout
+        write_timeout = limits.tcp_write_timeout
         try:
             while True:
+                conn.idle_since = loop.time()
                 try:
                     head = await asyncio.wait_for(reader.readexactly(2), idle)
                     (length,) = struct.unpack("!H", head)
                     wire = await asyncio.wait_for(reader.readexactly(length), idle)
-                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
                     return
+                conn.idle_since = None
                 try:
                     if is_update(wire) and (self.link is not None or not self.worker):
                         out = [await self._answer_update(wire, client)]
@@ -490,14 +560,29 @@ class AuthServer:
                     log.exception("[server] error answering a TCP query from %s", client)
                     return
                 for msg in out:
+                    if transport.is_closing():
+                        return
                     writer.write(struct.pack("!H", len(msg)) + msg)
-                if writer.transport.get_write_buffer_size() > 1 << 20 or len(out) > 1:
-                    await writer.drain()
+                    if transport.get_write_buffer_size() > TCP_WRITE_BUFFER:
+                        try:
+                            await asyncio.wait_for(writer.drain(), write_timeout)
+                        except TimeoutError:
+                            log.info(
+                                "[server] TCP client %s read nothing for %.0f s: closed",
+                                client,
+                                write_timeout,
+                            )
+                            return
+                        except (ConnectionError, OSError):
+                            return
         finally:
-            self._clients.discard(writer)
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+            self._tcp.drop(conn)
+            if transport.get_write_buffer_size():
+                transport.abort()  # close() would wait forever for a client that never reads
+            else:
+                writer.close()
+                with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+                    await asyncio.wait_for(writer.wait_closed(), 1)
 
     # -- status ---------------------------------------------------------------------------
 
@@ -508,6 +593,11 @@ class AuthServer:
             "zones": len([z for z in self.zones.values() if z.served is not None]),
             "zones-with-errors": sorted(z.name for z in self.zones.values() if z.error),
             "listen": [str(e) for e in self.config.listen],
+            "tcp-clients": len(self._tcp),
+            "tcp-refused": self._tcp.refused,
+            "tcp-evicted": self._tcp.evicted,
+            "rate-limited": self._rrl.limited if self._rrl else 0,
+            "rate-limit-slipped": self._rrl.slipped if self._rrl else 0,
             "reloads": self.reloads,
             "processes": 1 + len(self.worker_pids),
             "queries": s.queries,

@@ -38,10 +38,10 @@ from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.rrl import RateLimiter, Verdict, classify, slip_response
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server.automation import Automation, is_update
-from dnsseal.server.binding import Bound, bind_listeners
+from dnsseal.server.binding import TCP_BACKLOG, Bound, bind_listeners
 from dnsseal.server.control import ControlServer
 from dnsseal.server.history import JournalHistory
-from dnsseal.server.tcpclients import TcpClients
+from dnsseal.server.tcpclients import Abortable, TcpClients, reset, unsent
 from dnsseal.server.udp import ResponseFilter, UdpListener
 from dnsseal.server.zones import ZoneState, keyring_of, load_one
 from dnsseal.server.zonesync import MainLinks, WorkerLink
@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 RRL_LOG_EVERY = 10.0  # seconds between two "rate limit" log lines
 TCP_WRITE_BUFFER = 64 * 1024  # bytes of responses queued per connection before waiting
 XFR_QTYPES = {int(dns.rdatatype.AXFR), int(dns.rdatatype.IXFR)}
+
+
+class _Stuck(Exception):
+    """A TCP client that does not read its responses."""
 
 
 class _NotifyReply(asyncio.DatagramProtocol):
@@ -110,6 +114,7 @@ class AuthServer:
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._tcp = TcpClients()
+        self._tcp_tasks: set[asyncio.Task[None]] = set()
         self._rrl: RateLimiter | None = None
         self._rrl_logged_at = float("-inf")
         self._rrl_unlogged = 0
@@ -151,7 +156,7 @@ class AuthServer:
             )
             listener.start()
             self._udp.append(listener)
-            server = await asyncio.start_server(self._tcp_client, sock=tsock)
+            server = await asyncio.start_server(self._tcp_client, sock=tsock, backlog=TCP_BACKLOG)
             self._tcp_servers.append(server)
             log.info("[server] listening on %s (UDP and TCP)", ep)
         if self.config.control is not None and not self.worker:
@@ -199,6 +204,8 @@ class AuthServer:
         for s in self._tcp_servers:
             s.close()
         self._tcp.abort_all()
+        if self._tcp_tasks:  # let them see the reset and end, rather than be cancelled
+            await asyncio.wait(list(self._tcp_tasks), timeout=2)
         for s in self._tcp_servers:
             await s.wait_closed()
         for task in list(self._tasks):
@@ -530,21 +537,29 @@ class AuthServer:
         if line is not None:
             log.warning("[server] %s", line)
         if conn is None:
-            transport.abort()
+            reset(transport)
             return
+        task = asyncio.current_task()
+        if task is not None:
+            self._tcp_tasks.add(task)
+            task.add_done_callback(self._tcp_tasks.discard)
         # Responses wait in our buffer only up to TCP_WRITE_BUFFER: beyond it the loop
         # waits (at most tcp-write-timeout) for the client to read before answering more,
         # so a client that never reads costs a bounded buffer, then its connection.
         transport.set_write_buffer_limits(high=TCP_WRITE_BUFFER)
         idle = self.config.tcp_idle_timeout
         write_timeout = limits.tcp_write_timeout
+        stuck = False  # the client stopped reading: reset, do not wait to deliver
         try:
             while True:
                 conn.idle_since = loop.time()
                 try:
-                    head = await asyncio.wait_for(reader.readexactly(2), idle)
+                    head = await self._tcp_read(reader, transport, 2, conn.idle_since)
                     (length,) = struct.unpack("!H", head)
-                    wire = await asyncio.wait_for(reader.readexactly(length), idle)
+                    wire = await self._tcp_read(reader, transport, length, conn.idle_since)
+                except _Stuck:
+                    stuck = True
+                    return
                 except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
                     return
                 conn.idle_since = None
@@ -572,17 +587,44 @@ class AuthServer:
                                 client,
                                 write_timeout,
                             )
+                            stuck = True
                             return
                         except (ConnectionError, OSError):
                             return
         finally:
             self._tcp.drop(conn)
-            if transport.get_write_buffer_size():
-                transport.abort()  # close() would wait forever for a client that never reads
+            if stuck or transport.get_write_buffer_size():
+                reset(transport)  # close() would wait forever for a client that never reads
             else:
                 writer.close()
                 with contextlib.suppress(ConnectionError, OSError, TimeoutError):
                     await asyncio.wait_for(writer.wait_closed(), 1)
+
+    async def _tcp_read(
+        self, reader: asyncio.StreamReader, transport: Abortable, n: int, since: float
+    ) -> bytes:
+        """``n`` bytes of the next query, waiting at most tcp-idle-timeout from ``since``.
+        While responses sit unread in the kernel, the client must take some of them every
+        tcp-write-timeout: the idle clock runs while we wait to send, and a client that
+        reads nothing at all is cut off (raises _Stuck) rather than kept until idle.
+        Raises TimeoutError (idle), IncompleteReadError, ConnectionError."""
+        loop = asyncio.get_running_loop()
+        deadline = since + self.config.tcp_idle_timeout
+        write_timeout = self.config.limits.tcp_write_timeout
+        while True:
+            remaining = deadline - loop.time()
+            pending = unsent(transport)
+            if remaining <= 0:
+                if pending:
+                    raise _Stuck
+                raise TimeoutError
+            try:
+                return await asyncio.wait_for(
+                    reader.readexactly(n), min(remaining, write_timeout) if pending else remaining
+                )
+            except TimeoutError:
+                if pending and unsent(transport) >= pending:
+                    raise _Stuck from None
 
     # -- status ---------------------------------------------------------------------------
 

@@ -13,15 +13,46 @@ Time is an argument (``now``, the event loop's clock).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
+import socket
+import struct
+import termios
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 LOG_EVERY = 10.0  # seconds between two "connections refused" log lines
 
 
 class Abortable(Protocol):
     def abort(self) -> None: ...
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+
+def reset(transport: Abortable) -> None:
+    """Close a connection at once with a RST, dropping whatever is queued for it.  A
+    plain close would leave the kernel trying to deliver responses to a client that does
+    not read (an orphan socket holding its send buffer until TCP gives up)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def unsent(transport: Abortable) -> int:
+    """Bytes the kernel still holds for the peer (sent but not acknowledged, or not sent
+    because the peer's window is shut): a client that does not read keeps this above 0."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        buf = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", buf)[0])
 
 
 @dataclass(eq=False, slots=True)
@@ -94,7 +125,7 @@ class TcpClients:
 
     def abort_all(self) -> None:
         for conn in list(self.conns):
-            conn.transport.abort()
+            reset(conn.transport)
             self.drop(conn)
 
     def _evict_oldest_idle(self, key: str | None) -> bool:
@@ -106,7 +137,7 @@ class TcpClients:
                 oldest = conn
         if oldest is None:
             return False
-        oldest.transport.abort()
+        reset(oldest.transport)
         self.drop(oldest)
         self.evicted += 1
         self._unlogged += 1

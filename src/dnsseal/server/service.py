@@ -547,7 +547,6 @@ class AuthServer:
         # waits (at most tcp-write-timeout) for the client to read before answering more,
         # so a client that never reads costs a bounded buffer, then its connection.
         transport.set_write_buffer_limits(high=TCP_WRITE_BUFFER)
-        idle = self.config.tcp_idle_timeout
         write_timeout = limits.tcp_write_timeout
         stuck = False  # the client stopped reading: reset, do not wait to deliver
         try:

@@ -18,7 +18,6 @@ import signal
 import socket
 import struct
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import Engine, ServedZone
 from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
-from dnsseal.proto.rrl import RateLimiter, Verdict, classify, slip_response
+from dnsseal.proto.rrl import RateLimitConfig, RateLimiter, Verdict, classify, slip_response
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server.automation import Automation, is_update
 from dnsseal.server.binding import TCP_BACKLOG, Bound, bind_listeners
@@ -146,9 +145,9 @@ class AuthServer:
         rate_limit = self.config.limits.rate_limit
         limit: ResponseFilter | None = None
         if rate_limit is not None:
-            self._rrl = RateLimiter(rate_limit)
+            self._rrl = RateLimiter(RateLimitConfig(**dict(rate_limit)))
             limit = self._rate_limit_filter(self._rrl)
-            log.info("[server] response rate limiting on: %s", rate_limit)
+            log.info("[server] response rate limiting on: %s", self._rrl.config)
         for ep, usock, tsock in zip(self.config.listen, bound.udp, bound.tcp, strict=True):
             # A worker leaves the shared UDP socket alone on stop: it exits with its thread.
             listener = UdpListener(
@@ -457,7 +456,7 @@ class AuthServer:
 
         def check(query: bytes, response: bytes, addr: tuple[str, int]) -> bytes | None:
             kind, name, qtype = classify(query, response)
-            now = time.monotonic()
+            now = clock.now()  # whole seconds of the wall clock, as BIND
             with lock:
                 before = limiter.limited
                 verdict = limiter.decide(addr[0], kind, name, qtype, now)

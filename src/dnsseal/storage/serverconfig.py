@@ -91,7 +91,6 @@ import dns.zone
 from dnsseal.errors import DnssealError, FileFormatError, OptionError, StorageError
 from dnsseal.policy.build import lookup as lookup_policy
 from dnsseal.policy.model import Policy
-from dnsseal.proto.rrl import RateLimitConfig
 from dnsseal.storage.config import load_policies
 from dnsseal.storage.remotes import Endpoint, Primary, parse_endpoint, parse_remote
 
@@ -128,7 +127,7 @@ TSIG_ALGORITHMS = {
 }
 # [server] options read by _listener_limits (TCP connection limits, response rate limiting)
 LIMIT_OPTIONS = ("tcp-clients", "tcp-clients-per-address", "tcp-write-timeout", "rate-limit")
-RATE_LIMIT_OPTIONS = {  # BIND's rate-limit { ... } names -> (RateLimitConfig field, bounds)
+RATE_LIMIT_OPTIONS = {  # BIND's rate-limit { ... } names -> (proto.rrl field, bounds)
     "responses-per-second": ("responses_per_second", 0, 1000),
     "nodata-per-second": ("nodata_per_second", 0, 1000),
     "referrals-per-second": ("referrals_per_second", 0, 1000),
@@ -207,7 +206,9 @@ class ListenerLimits:
     # per IPv4 address / IPv6 /64; when full, that client's longest-idle one is closed
     tcp_clients_per_address: int = 64
     tcp_write_timeout: float = 10.0  # seconds a response may wait for the client to read
-    rate_limit: RateLimitConfig | None = None  # None: off (as BIND, Knot, NSD by default)
+    # rate-limit, checked, as (field, value) pairs of dnsseal.proto.rrl.RateLimitConfig
+    # (storage does not import proto); None: off, as in BIND, Knot and NSD by default
+    rate_limit: tuple[tuple[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -518,7 +519,7 @@ def _listener_limits(c: _Checker, server: dict[str, Any]) -> ListenerLimits:
     )
 
 
-def _rate_limit(c: _Checker, spec: object) -> RateLimitConfig | None:
+def _rate_limit(c: _Checker, spec: object) -> tuple[tuple[str, Any], ...] | None:
     where = "server.rate-limit"
     if spec is None:
         return None
@@ -550,7 +551,7 @@ def _rate_limit(c: _Checker, spec: object) -> RateLimitConfig | None:
         else:
             known = sorted([*RATE_LIMIT_OPTIONS, "log-only", "exempt-clients"])
             c.fail(f"{where}.{opt}", f"unknown option (known: {', '.join(known)})")
-    return RateLimitConfig(**values)
+    return tuple(sorted(values.items()))
 
 
 def _primaries(

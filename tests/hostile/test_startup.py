@@ -223,3 +223,20 @@ def test_live_control_socket_is_not_taken_over(tmp_path: Path) -> None:
         assert (a / "ctl.sock").is_socket()
     finally:
         stop(first)
+
+
+@pytest.mark.slow
+def test_restart_after_kill_9(tmp_path: Path) -> None:
+    """kill -9 leaves the control socket file and the lock file: a restart takes both over
+    (the kernel released the lock with the process)."""
+    port = free_port()
+    conf = write_config(tmp_path, port)
+    first = start(tmp_path, conf, port)
+    first.kill()
+    first.wait()
+    assert (tmp_path / "ctl.sock").is_socket()
+    second = start(tmp_path, conf, port)
+    try:
+        assert (tmp_path / "state" / "dnsseal.lock").read_text().strip() == str(second.pid)
+    finally:
+        stop(second)

@@ -17,7 +17,10 @@ file at once.  Relative paths are relative to the config file's directory.  Exam
                                       # default; also ipv4-prefix-length = 24,
                                       # ipv6-prefix-length = 56, nxdomains-per-second,
                                       # errors-per-second, nodata-per-second,
-                                      # referrals-per-second, log-only, exempt-clients)
+                                      # referrals-per-second, log-only, exempt-clients,
+                                      # max-table-size); with workers > 1 each process
+                                      # keeps its own accounts; UDP then runs the Python
+                                      # datagram loop (about a third of the C loop's rate)
     workers = 2                       # processes sharing the ports (SO_REUSEPORT)
     state-dir = "state"               # journal, signed zones: survive restarts
     key-directory = "keys"            # BIND key files of inline-signed zones (default: keys)

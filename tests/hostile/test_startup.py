@@ -137,6 +137,13 @@ def test_control_socket_cannot_be_made(tmp_path: Path, control: str) -> None:
     assert line.startswith("Error: server.control: "), line
 
 
+def test_state_dir_cannot_be_made(tmp_path: Path) -> None:
+    """The control socket is bound before the state directory is tried: it is removed."""
+    conf = write_config(tmp_path, free_port(), state="/proc/dnsseal-state")
+    line = serve_fails(tmp_path, "-c", str(conf))
+    assert line.startswith("Error: server.state-dir: /proc/dnsseal-state"), line
+
+
 def test_control_path_is_a_file_it_is_kept(tmp_path: Path) -> None:
     conf = write_config(tmp_path, free_port())
     (tmp_path / "ctl.sock").write_text("not a socket\n")

@@ -2,8 +2,11 @@
 
 :class:`AuthServer` owns one :class:`dnsseal.proto.engine.Engine` and the sockets.  Every
 packet goes through ``engine.handle``; this module only frames bytes (2-byte length prefix on
-TCP), applies the TCP idle timeout, swaps zone sets on reload and sends NOTIFY with retries.
-Log lines carry the zone (``[example.com] ...``) or ``[server]``.
+TCP), bounds what a TCP client may take (slots per address, idle and write timeouts, queued
+bytes: :mod:`dnsseal.server.tcpclients`), passes UDP responses through the response rate
+limit when it is on (:mod:`dnsseal.proto.rrl`), swaps zone sets on reload and sends NOTIFY
+with retries.  Its sockets come bound (:mod:`dnsseal.server.binding`).  Log lines carry the
+zone (``[example.com] ...``) or ``[server]``.
 """
 
 from __future__ import annotations

@@ -607,25 +607,27 @@ class AuthServer:
         """``n`` bytes of the next query, waiting at most tcp-idle-timeout from ``since``.
         While responses sit unread in the kernel, the client must take some of them every
         tcp-write-timeout: the idle clock runs while we wait to send, and a client that
-        reads nothing at all is cut off (raises _Stuck) rather than kept until idle.
-        Raises TimeoutError (idle), IncompleteReadError, ConnectionError."""
+        reads nothing at all is cut off (raises _Stuck, after one to two write timeouts)
+        rather than kept until idle.  The kernel is asked only when a wait times out, never
+        on the pipelined fast path.  Raises TimeoutError (idle), IncompleteReadError,
+        ConnectionError."""
         loop = asyncio.get_running_loop()
         deadline = since + self.config.tcp_idle_timeout
         write_timeout = self.config.limits.tcp_write_timeout
+        last = 0  # unsent bytes at the previous timeout (0: none, or not looked yet)
         while True:
             remaining = deadline - loop.time()
-            pending = unsent(transport)
             if remaining <= 0:
-                if pending:
+                if unsent(transport):
                     raise _Stuck
                 raise TimeoutError
             try:
-                return await asyncio.wait_for(
-                    reader.readexactly(n), min(remaining, write_timeout) if pending else remaining
-                )
+                return await asyncio.wait_for(reader.readexactly(n), min(remaining, write_timeout))
             except TimeoutError:
-                if pending and unsent(transport) >= pending:
+                pending = unsent(transport)
+                if pending and last and pending >= last:
                     raise _Stuck from None
+                last = pending
 
     # -- status ---------------------------------------------------------------------------
 

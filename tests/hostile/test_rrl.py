@@ -145,6 +145,7 @@ def test_hostile_bytes_never_raise(query: bytes, response: bytes) -> None:
 
 # -- live: dnsseal and named, the same burst ---------------------------------------------
 
+SLIPPED_SHAPES: set[tuple[int, int, str]] = set()  # (server port, rcode, flags) seen
 RATE, WINDOW, SLIP = 5, 15, 2
 NXDOMAIN = dns.rcode.NXDOMAIN
 BURST = 40
@@ -245,6 +246,7 @@ def send_burst(
                 if r.flags & dns.flags.TC:
                     assert not r.answer and not r.authority
                     slipped += 1
+                    SLIPPED_SHAPES.add((port, r.rcode(), dns.flags.to_text(r.flags)))
                 else:
                     assert r.rcode() == rcode
                     assert r.answer or rcode != dns.rcode.NOERROR
@@ -259,7 +261,9 @@ def test_burst_against_named(tmp_path: Path, zone: SignedZone) -> None:
     (tmp_path / "ours").mkdir()
     (tmp_path / "bind").mkdir()
     qname = f"www.{zone.origin}"
+    SLIPPED_SHAPES.clear()
     with dnsseal_rrl(tmp_path / "ours", zone, rate_limit) as port:
+        our_port = port
         ours = send_burst(port, qname, "127.0.0.1")
         # another client (another /24) is unaffected while the first one is limited
         other = send_burst(port, qname, "127.0.1.1", RATE)
@@ -272,6 +276,12 @@ def test_burst_against_named(tmp_path: Path, zone: SignedZone) -> None:
     print(f"answered/slipped/dropped of {BURST}: dnsseal {ours}, named {bind}")
     print(f"NXDOMAIN for random names: dnsseal {ours_nx}, named {bind_nx}")
     assert ours_nx == bind_nx
+    # the slipped responses look the same too (rcode and flags, for answers and NXDOMAIN)
+    shapes: dict[bool, set[tuple[int, str]]] = {True: set(), False: set()}
+    for p, rcode, flags in SLIPPED_SHAPES:
+        shapes[p == our_port].add((rcode, flags))
+    print(f"slipped responses: dnsseal {sorted(shapes[True])}, named {sorted(shapes[False])}")
+    assert shapes[True] == shapes[False]
     limited = BURST - RATE
     assert ours == (RATE, (limited + 1) // 2, limited // 2)
     assert ours == bind

@@ -118,7 +118,8 @@ def test_all_problems_at_once() -> None:
 
 def test_named_acls_and_good_elements_still_load() -> None:
     text = (
-        '[key.xfr]\nsecret = "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s="\n[acl]\nsec = ["192.0.2.0/24", "!10.1.2.3", "key xfr"]\n'
+        '[key.xfr]\nsecret = "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s="\n'
+        '[acl]\nsec = ["192.0.2.0/24", "!10.1.2.3", "key xfr"]\n'
         + PRESIGNED_ZONE
         + 'allow-transfer = ["sec", "::1", "any", "!none"]\n'
     )

@@ -10,9 +10,11 @@ from pathlib import Path
 import click
 import dns.dnssec
 import dns.rdatatype
+from click.core import ParameterSource
 
-from dnsseal.errors import OptionError
+from dnsseal.errors import OptionError, StorageError
 from dnsseal.proto.snapshot import ZoneSnapshot
+from dnsseal.server.binding import bind_all
 from dnsseal.server.control import COMMANDS, VARIADIC, request
 from dnsseal.server.service import AuthServer
 from dnsseal.server.workers import serve as run_server
@@ -115,28 +117,57 @@ def serve(
     and kept signed by the server (keys, rollovers, signature refresh).
 
     Without -c: sign every zone file in ./zones (an example zone is created when there is
-    none) under the built-in `default` policy, keys in ./keys, state in ./state, on
-    127.0.0.1 port 5300.  SIGHUP or `dnsseal ctl reload` reloads; SIGTERM, Ctrl-C or
-    `dnsseal ctl stop` stops.
+    no ./zones directory) under the built-in `default` policy, keys in ./keys, state in
+    ./state, on 127.0.0.1 port 5300.  SIGHUP or `dnsseal ctl reload` reloads; SIGTERM,
+    Ctrl-C or `dnsseal ctl stop` stops.
+
+    A start that fails (port in use, a bad address or control socket, another server
+    using the state directory) exits with one line and creates nothing.
     """
+    ctx = click.get_current_context()
+    example = False
     if config_path is not None:
         config = load_config(config_path)
+        listen_option = "server.listen"
     else:
+        if not 0 < port < 65536:
+            raise OptionError("-p", f"port {port} out of range (1..65535)")
+        default_dir = ctx.get_parameter_source("zones_dir") == ParameterSource.DEFAULT
+        if not zones_dir.exists() and not zones_dir.is_symlink():
+            if not default_dir:  # a typo must not become a new directory with a demo zone
+                raise OptionError("--zones-dir", f"{zones_dir}: no such directory")
+            example = True
+        elif not zones_dir.is_dir():
+            raise OptionError("--zones-dir", f"{zones_dir} is not a directory")
         config = default_config(zones_dir, port, keys_dir, state_dir)
-        if not config.zones:
-            path = write_example_zone(zones_dir)
-            click.echo(f"no zone files (*.zone, *.db, *.signed) in {zones_dir}/: created {path}")
-            config = default_config(zones_dir, port, keys_dir, state_dir)
+        if not config.zones and not example:
+            raise OptionError(
+                "--zones-dir", f"no zone files (*.zone, *.db, *.signed) in {zones_dir}/"
+            )
+        listen_option = "-p"
     if not config.listen:
         raise OptionError("server.listen", "no address to listen on")
     if workers is not None:
         config = dataclasses.replace(config, workers=workers)
+    # Sockets, control socket and state lock first: a start that fails writes nothing.
+    bound = bind_all(config, listen_option)
+    try:
+        if example:
+            path = write_example_zone(zones_dir)
+            click.echo(f"no {zones_dir}/ directory: created {path}")
+            config = default_config(zones_dir, port, keys_dir, state_dir)
+            if workers is not None:
+                config = dataclasses.replace(config, workers=workers)
 
-    def started(server: AuthServer) -> None:
-        _print_intro(server, config)
-        sys.stdout.flush()  # the intro must show now even when stdout is a pipe or a file
+        def started(server: AuthServer) -> None:
+            _print_intro(server, config)
+            sys.stdout.flush()  # the intro must show now even when stdout is a pipe or a file
 
-    run_server(config, config_path, started)
+        run_server(config, config_path, started, bound)
+    except OSError as e:  # the environment, not a bug: one line, not a traceback
+        raise StorageError(e.filename or "dnsseal serve", e.strerror or str(e)) from None
+    finally:
+        bound.close()
 
 
 def _socket_path(socket_path: Path | None, config_path: Path | None) -> Path:

@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dnsseal.errors import DnssealError, StorageError
+from dnsseal.server.binding import bind_control
 from dnsseal.server.dnssecctl import DnssecControl
 
 if TYPE_CHECKING:
@@ -61,17 +61,12 @@ class ControlServer:
         self.path = path
         self._srv: asyncio.AbstractServer | None = None
 
-    async def start(self) -> None:
-        if self.path.exists() or self.path.is_symlink():
-            if _alive(self.path):
-                raise StorageError(str(self.path), "another server is using this control socket")
-            self.path.unlink()
-        old = os.umask(0o177)  # the socket is born 0600: no window where others can connect
-        try:
-            self._srv = await asyncio.start_unix_server(self._client, path=str(self.path))
-        finally:
-            os.umask(old)
-        os.chmod(self.path, 0o600)
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Serve on ``sock`` (bound by :func:`dnsseal.server.binding.bind_control`), or bind
+        ``path`` now.  Raises OptionError (server.control)."""
+        if sock is None:
+            sock = bind_control(self.path)
+        self._srv = await asyncio.start_unix_server(self._client, sock=sock)
         log.info("[server] control socket %s", self.path)
 
     async def stop(self) -> None:
@@ -137,15 +132,6 @@ class ControlServer:
             return {"ok": False, "error": str(e.args[0])}
         except DnssealError as e:
             return {"ok": False, "error": str(e)}
-
-
-def _alive(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        try:
-            s.connect(str(path))
-        except OSError:
-            return False
-        return True
 
 
 def request(path: Path, command: str, args: list[str], timeout: float = 60) -> dict[str, Any]:

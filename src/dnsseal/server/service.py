@@ -2,8 +2,11 @@
 
 :class:`AuthServer` owns one :class:`dnsseal.proto.engine.Engine` and the sockets.  Every
 packet goes through ``engine.handle``; this module only frames bytes (2-byte length prefix on
-TCP), applies the TCP idle timeout, swaps zone sets on reload and sends NOTIFY with retries.
-Log lines carry the zone (``[example.com] ...``) or ``[server]``.
+TCP), bounds what a TCP client may take (slots per address, idle and write timeouts, queued
+bytes: :mod:`dnsseal.server.tcpclients`), passes UDP responses through the response rate
+limit when it is on (:mod:`dnsseal.proto.rrl`), swaps zone sets on reload and sends NOTIFY
+with retries.  Its sockets come bound (:mod:`dnsseal.server.binding`).  Log lines carry the
+zone (``[example.com] ...``) or ``[server]``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import secrets
 import signal
 import socket
 import struct
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,19 +38,27 @@ from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import Engine, ServedZone
 from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
+from dnsseal.proto.rrl import RateLimitConfig, RateLimiter, Verdict, classify, slip_response
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server.automation import Automation, is_update
+from dnsseal.server.binding import TCP_BACKLOG, Bound, bind_listeners
 from dnsseal.server.control import ControlServer
 from dnsseal.server.history import JournalHistory
-from dnsseal.server.udp import UdpListener, udp_socket
+from dnsseal.server.tcpclients import Abortable, TcpClients, reset, unsent
+from dnsseal.server.udp import ResponseFilter, UdpListener
 from dnsseal.server.zones import ZoneState, keyring_of, load_one
 from dnsseal.server.zonesync import MainLinks, WorkerLink
 from dnsseal.storage.serverconfig import Endpoint, ServerConfig, ensure_dir, load_config
 
 log = logging.getLogger(__name__)
 
-MAX_TCP_CLIENTS = 1024  # connections beyond this are closed at once (fd exhaustion)
+RRL_LOG_EVERY = 10.0  # seconds between two "rate limit" log lines
+TCP_WRITE_BUFFER = 64 * 1024  # bytes of responses queued per connection before waiting
 XFR_QTYPES = {int(dns.rdatatype.AXFR), int(dns.rdatatype.IXFR)}
+
+
+class _Stuck(Exception):
+    """A TCP client that does not read its responses."""
 
 
 class _NotifyReply(asyncio.DatagramProtocol):
@@ -74,15 +86,17 @@ class AuthServer:
         worker_pids: list[int] | None = None,
         links: list[tuple[int, socket.socket]] | None = None,
         link: socket.socket | None = None,
-        udp_socks: list[socket.socket] | None = None,
+        bound: Bound | None = None,
     ) -> None:
         """``worker``: an extra process sharing the ports (no control socket, no NOTIFY, no
         journal writes; reloads on SIGHUP from the main process).  ``zones``: zones already
         loaded (before forking workers).  ``worker_pids``, in the main process: the workers
         to signal on reload and stop.  ``links`` (main: worker pid and socket) and ``link``
         (worker: its socket to the main process) carry inline-signed zone versions and
-        relayed UPDATEs (:mod:`dnsseal.server.zonesync`).  ``udp_socks``: UDP sockets
-        bound before the fork, one per listen endpoint, shared by every process."""
+        relayed UPDATEs (:mod:`dnsseal.server.zonesync`).  ``bound``: the listeners (and, in
+        the main process, the control socket) bound before anything was written and before
+        the fork, shared by every process (:mod:`dnsseal.server.binding`); without it
+        :meth:`start` binds them."""
         self.config = config
         self.config_path = config_path
         self.worker = worker
@@ -97,12 +111,16 @@ class AuthServer:
         self.started_at = 0
         self.reloads = 0
         self._udp: list[UdpListener] = []
-        self.udp_socks = list(udp_socks or [])
+        self.bound = bound
         self._tcp_servers: list[asyncio.Server] = []
         self._control: ControlServer | None = None
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._clients: set[asyncio.StreamWriter] = set()
+        self._tcp = TcpClients()
+        self._tcp_tasks: set[asyncio.Task[None]] = set()
+        self._rrl: RateLimiter | None = None
+        self._rrl_logged_at = float("-inf")
+        self._rrl_unlogged = 0
         self._reload_lock = asyncio.Lock()
         self.automation = Automation(self)
         self.links = MainLinks(links, self._update_reply) if links else None
@@ -120,29 +138,34 @@ class AuthServer:
             await self.link.start()
         await self.reload(initial=True)
         loop = asyncio.get_running_loop()
-        for ep in self.config.listen:
-            family = socket.AF_INET6 if ":" in ep.host else socket.AF_INET
-            shared = self.config.workers > 1
-            if self.udp_socks:  # made before the fork, one per endpoint, shared
-                sock, owner = self.udp_socks[len(self._udp)], not self.worker
-            else:
-                sock, owner = udp_socket(ep, shared), True
-            listener = UdpListener(sock, self.engine, loop, self._udp_slow(sock), owner)
+        bound = self.bound
+        if bound is None:  # tests and embedders: bind now (the CLI binds before writing)
+            bound = Bound()
+            try:
+                bind_listeners(self.config, "server.listen", bound)
+            except BaseException:
+                bound.close()
+                raise
+        rate_limit = self.config.limits.rate_limit
+        limit: ResponseFilter | None = None
+        if rate_limit is not None:
+            self._rrl = RateLimiter(RateLimitConfig(**dict(rate_limit)))
+            limit = self._rate_limit_filter(self._rrl)
+            log.info("[server] response rate limiting on: %s", self._rrl.config)
+        for ep, usock, tsock in zip(self.config.listen, bound.udp, bound.tcp, strict=True):
+            # A worker leaves the shared UDP socket alone on stop: it exits with its thread.
+            listener = UdpListener(
+                usock, self.engine, loop, self._udp_slow(usock, limit), not self.worker, limit
+            )
             listener.start()
             self._udp.append(listener)
-            server = await asyncio.start_server(
-                self._tcp_client,
-                ep.host,
-                ep.port,
-                family=family,
-                reuse_address=True,
-                reuse_port=shared or None,
-            )
+            server = await asyncio.start_server(self._tcp_client, sock=tsock, backlog=TCP_BACKLOG)
             self._tcp_servers.append(server)
             log.info("[server] listening on %s (UDP and TCP)", ep)
         if self.config.control is not None and not self.worker:
             self._control = ControlServer(self, self.config.control)
-            await self._control.start()
+            await self._control.start(bound.control)
+            bound.control = None  # the control server owns it now (and removes it on stop)
         if self.worker_pids:
             log.info("[server] %d worker processes share the ports", len(self.worker_pids))
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -183,8 +206,9 @@ class AuthServer:
         self._udp.clear()
         for s in self._tcp_servers:
             s.close()
-        for w in list(self._clients):
-            w.close()
+        self._tcp.abort_all()
+        if self._tcp_tasks:  # let them see the reset and end, rather than be cancelled
+            await asyncio.wait(list(self._tcp_tasks), timeout=2)
         for s in self._tcp_servers:
             await s.wait_closed()
         for task in list(self._tasks):
@@ -244,7 +268,7 @@ class AuthServer:
                 except Exception as e:
                     log.error("[server] config not reloaded: %s", e)
                     return [f"config: {e}"]
-                for option in ("listen", "control", "workers", "state_dir"):
+                for option in ("listen", "control", "workers", "state_dir", "limits"):
                     if getattr(new_config, option) != getattr(self.config, option):
                         log.warning(
                             "[server] server.%s changed: takes effect at the next restart",
@@ -431,9 +455,46 @@ class AuthServer:
         log.warning("[%s] NOTIFY serial %d to %s: gave up", zone, snap.serial, target)
         return f"{target}: no answer after {len(RETRY_TIMEOUTS)} tries"
 
-    def _udp_slow(self, sock: socket.socket) -> Callable[[bytes, tuple[str, int]], None]:
+    def _rate_limit_filter(self, limiter: RateLimiter) -> ResponseFilter:
+        """The UDP listeners' response filter for ``limiter``: the response, its slipped
+        (TC) form or None (drop).  Called from the UDP thread and the event loop."""
+        lock = threading.Lock()
+
+        def check(query: bytes, response: bytes, addr: tuple[str, int]) -> bytes | None:
+            kind, name, qtype = classify(query, response)
+            now = clock.now()  # whole seconds of the wall clock, as BIND
+            with lock:
+                before = limiter.limited
+                verdict = limiter.decide(addr[0], kind, name, qtype, now)
+                if limiter.limited == before:
+                    return response
+                self._rrl_unlogged += 1
+                due = now - self._rrl_logged_at >= RRL_LOG_EVERY
+                if due:
+                    count, self._rrl_unlogged, self._rrl_logged_at = self._rrl_unlogged, 0, now
+            if due:
+                log.warning(
+                    "[server] rate limit: %d response(s) %s in the last %.0f s; last: %s to %s",
+                    count,
+                    "would have been limited (log-only)"
+                    if limiter.config.log_only
+                    else "dropped or slipped",
+                    RRL_LOG_EVERY,
+                    kind.name,
+                    addr[0],
+                )
+            if verdict == Verdict.SEND:
+                return response
+            return slip_response(response) if verdict == Verdict.SLIP else None
+
+        return check
+
+    def _udp_slow(
+        self, sock: socket.socket, limit: ResponseFilter | None = None
+    ) -> Callable[[bytes, tuple[str, int]], None]:
         """What the event loop does with a UDP datagram the byte path left: UPDATEs are
-        answered in a task, everything else by the engine's general path at once."""
+        answered in a task, everything else by the engine's general path at once (then
+        through ``limit``, the rate limit, when on)."""
 
         def answer(data: bytes, addr: tuple[str, int]) -> None:
             if is_update(data):
@@ -444,7 +505,10 @@ class AuthServer:
             except Exception:  # a bug must not stop the server: log it, drop the packet
                 log.exception("[server] error answering a UDP query from %s", addr[0])
                 return
-            for wire in out:
+            for response in out:
+                wire = response if limit is None else limit(data, response, addr)
+                if wire is None:
+                    continue
                 with contextlib.suppress(OSError):  # UDP may drop
                     sock.sendto(wire, addr)
 
@@ -463,24 +527,46 @@ class AuthServer:
     # -- TCP ------------------------------------------------------------------------------
 
     async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Answer pipelined queries on one connection until EOF, the idle timeout or a
-        framing error (RFC 7766)."""
+        """Answer pipelined queries on one connection until EOF, the idle timeout, a
+        response the client does not read within the write timeout or a framing error
+        (RFC 7766).  Never raises: a client resetting mid-answer just ends it."""
         peer = writer.get_extra_info("peername")
         client = str(peer[0]) if peer else ""
-        idle = self.config.tcp_idle_timeout
-        if len(self._clients) >= MAX_TCP_CLIENTS:
-            log.warning("[server] too many TCP clients: closing a connection from %s", client)
-            writer.close()
+        transport = writer.transport
+        loop = asyncio.get_running_loop()
+        limits = self.config.limits
+        conn = self._tcp.admit(
+            transport, client, loop.time(), limits.tcp_clients, limits.tcp_clients_per_address
+        )
+        line = self._tcp.log_line(loop.time())
+        if line is not None:
+            log.warning("[server] %s", line)
+        if conn is None:
+            reset(transport)
             return
-        self._clients.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tcp_tasks.add(task)
+            task.add_done_callback(self._tcp_tasks.discard)
+        # Responses wait in our buffer only up to TCP_WRITE_BUFFER: beyond it the loop
+        # waits (at most tcp-write-timeout) for the client to read before answering more,
+        # so a client that never reads costs a bounded buffer, then its connection.
+        transport.set_write_buffer_limits(high=TCP_WRITE_BUFFER)
+        write_timeout = limits.tcp_write_timeout
+        stuck = False  # the client stopped reading: reset, do not wait to deliver
         try:
             while True:
+                conn.idle_since = loop.time()
                 try:
-                    head = await asyncio.wait_for(reader.readexactly(2), idle)
+                    head = await self._tcp_read(reader, transport, 2, conn.idle_since)
                     (length,) = struct.unpack("!H", head)
-                    wire = await asyncio.wait_for(reader.readexactly(length), idle)
-                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                    wire = await self._tcp_read(reader, transport, length, conn.idle_since)
+                except _Stuck:
+                    stuck = True
                     return
+                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
+                    return
+                conn.idle_since = None
                 try:
                     if is_update(wire) and (self.link is not None or not self.worker):
                         out = [await self._answer_update(wire, client)]
@@ -493,14 +579,58 @@ class AuthServer:
                     log.exception("[server] error answering a TCP query from %s", client)
                     return
                 for msg in out:
+                    if transport.is_closing():
+                        return
                     writer.write(struct.pack("!H", len(msg)) + msg)
-                if writer.transport.get_write_buffer_size() > 1 << 20 or len(out) > 1:
-                    await writer.drain()
+                    if transport.get_write_buffer_size() > TCP_WRITE_BUFFER:
+                        try:
+                            await asyncio.wait_for(writer.drain(), write_timeout)
+                        except TimeoutError:
+                            log.info(
+                                "[server] TCP client %s read nothing for %.0f s: closed",
+                                client,
+                                write_timeout,
+                            )
+                            stuck = True
+                            return
+                        except (ConnectionError, OSError):
+                            return
         finally:
-            self._clients.discard(writer)
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+            self._tcp.drop(conn)
+            if stuck or transport.get_write_buffer_size():
+                reset(transport)  # close() would wait forever for a client that never reads
+            else:
+                writer.close()
+                with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+                    await asyncio.wait_for(writer.wait_closed(), 1)
+
+    async def _tcp_read(
+        self, reader: asyncio.StreamReader, transport: Abortable, n: int, since: float
+    ) -> bytes:
+        """``n`` bytes of the next query, waiting at most tcp-idle-timeout from ``since``.
+        While responses sit unread in the kernel, the client must take some of them every
+        tcp-write-timeout: the idle clock runs while we wait to send, and a client that
+        reads nothing at all is cut off (raises _Stuck, after one to two write timeouts)
+        rather than kept until idle.  The kernel is asked only when a wait times out, never
+        on the pipelined fast path.  Raises TimeoutError (idle), IncompleteReadError,
+        ConnectionError."""
+        loop = asyncio.get_running_loop()
+        deadline = since + self.config.tcp_idle_timeout
+        write_timeout = self.config.limits.tcp_write_timeout
+        last = 0  # unsent bytes at the previous timeout (0: none, or not looked yet)
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                if unsent(transport):
+                    raise _Stuck
+                raise TimeoutError
+            try:
+                return await asyncio.wait_for(reader.readexactly(n), min(remaining, write_timeout))
+            except TimeoutError:
+                pending = unsent(transport)
+                if pending and last and pending >= last:
+                    raise _Stuck from None
+                last = pending
 
     # -- status ---------------------------------------------------------------------------
 
@@ -511,6 +641,11 @@ class AuthServer:
             "zones": len([z for z in self.zones.values() if z.served is not None]),
             "zones-with-errors": sorted(z.name for z in self.zones.values() if z.error),
             "listen": [str(e) for e in self.config.listen],
+            "tcp-clients": len(self._tcp),
+            "tcp-refused": self._tcp.refused,
+            "tcp-evicted": self._tcp.evicted,
+            "rate-limited": self._rrl.limited if self._rrl else 0,
+            "rate-limit-slipped": self._rrl.slipped if self._rrl else 0,
             "reloads": self.reloads,
             "processes": 1 + len(self.worker_pids),
             "queries": s.queries,

@@ -31,6 +31,8 @@ from dnsseal.storage.serverconfig import Endpoint
 log = logging.getLogger(__name__)
 
 UDP_CACHE_LIMIT = 100_000  # byte-path responses kept per process (dropped whole when full)
+# (query, response, client address) -> what to send instead (None: nothing)
+ResponseFilter = Callable[[bytes, bytes, tuple[str, int]], bytes | None]
 LOOP_ENV = "DNSSEAL_UDP_LOOP"  # "python": the pure-Python loop even where the C one is built
 
 _udpfast: ModuleType | None
@@ -65,17 +67,22 @@ class UdpListener:
         loop: asyncio.AbstractEventLoop,
         slow: Callable[[bytes, tuple[str, int]], None],
         owner: bool,
+        limit: ResponseFilter | None = None,
     ) -> None:
         """``owner``: this process made the socket and shuts it down on stop (a worker
-        leaves a shared socket alone: it exits with its thread)."""
+        leaves a shared socket alone: it exits with its thread).  ``limit`` (response rate
+        limiting): every response passes through it, and it says what to send instead
+        (None: nothing); with it the Python loop runs, since the C loop answers from its
+        caches without asking."""
         self.sock = sock
         self.engine = engine
         self.loop = loop
         self.slow = slow
         self.owner = owner
+        self.limit = limit
         self.dropped_replies = 0
         self.stopping = False
-        run = self._run_native if native_loop() else self._run
+        run = self._run_native if native_loop() and limit is None else self._run
         self.thread = threading.Thread(target=run, name="dnsseal-udp", daemon=True)
 
     def start(self) -> None:
@@ -145,6 +152,7 @@ class UdpListener:
         recv, send = sock.recvfrom, sock.sendto
         handoff, slow = self.loop.call_soon_threadsafe, self.slow
         stats = engine.stats
+        limit = self.limit
         while True:
             try:
                 data, addr = recv(65535)
@@ -180,6 +188,11 @@ class UdpListener:
                 if len(cache) >= UDP_CACHE_LIMIT:
                     cache.clear()
                 cache[key] = wire[2:]
+            if limit is not None:
+                limited = limit(data, wire, addr)
+                if limited is None:
+                    continue
+                wire = limited
             try:
                 send(wire, addr)
             except OSError:  # send buffer full or peer gone: UDP may drop

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dnsseal import clock
+from dnsseal.server.binding import Bound, bind_all
 from dnsseal.server.service import AuthServer
-from dnsseal.server.udp import udp_socket
 from dnsseal.server.zones import ZoneState, preload
 from dnsseal.storage.serverconfig import ServerConfig
 
@@ -59,18 +59,34 @@ def serve(
     config: ServerConfig,
     config_path: Path | None,
     on_started: Callable[[AuthServer], None] | None = None,
+    bound: Bound | None = None,
 ) -> None:
     """Load the zones, fork the workers, serve until stopped.  ``on_started`` runs in the
-    main process once its sockets are bound."""
+    main process once its sockets are bound.  ``bound``: the listeners, control socket and
+    state lock already bound (:func:`dnsseal.server.binding.bind_all`); bound here if not
+    (raises OptionError)."""
+    if bound is None:
+        bound = bind_all(config)
+    try:
+        _serve(config, config_path, on_started, bound)
+    finally:
+        bound.close()
+
+
+def _serve(
+    config: ServerConfig,
+    config_path: Path | None,
+    on_started: Callable[[AuthServer], None] | None,
+    bound: Bound,
+) -> None:
     zones: dict[str, ZoneState] = preload(config, clock.now())
     # The loaded zones live until the next reload: keep the collector off them, and so off
     # the pages the forked workers share with us.
     gc.freeze()
     pids: list[int] = []
     links: list[tuple[int, socket.socket]] = []
-    # One UDP socket per endpoint shared by every process: each datagram goes to one
-    # process blocked in recvfrom (TCP listeners are per process, with SO_REUSEPORT).
-    udp = [udp_socket(ep, shared=False) for ep in config.listen] if config.workers > 1 else []
+    # One UDP and one TCP socket per endpoint shared by every process: each datagram goes
+    # to one process blocked in recvfrom, each connection to one process in accept.
     for _ in range(config.workers - 1):
         sys.stdout.flush()
         sys.stderr.flush()
@@ -83,8 +99,9 @@ def serve(
                 ours.close()
                 for _, other in links:
                     other.close()
+                bound.drop_control()  # the main process's alone
                 worker = AuthServer(
-                    config, config_path, worker=True, zones=zones, link=theirs, udp_socks=udp
+                    config, config_path, worker=True, zones=zones, link=theirs, bound=bound
                 )
                 asyncio.run(_run(worker, None))
             except BaseException:
@@ -97,7 +114,5 @@ def serve(
         theirs.close()
         pids.append(pid)
         links.append((pid, ours))
-    main = AuthServer(
-        config, config_path, zones=zones, worker_pids=pids, links=links, udp_socks=udp
-    )
+    main = AuthServer(config, config_path, zones=zones, worker_pids=pids, links=links, bound=bound)
     asyncio.run(_run(main, on_started))

@@ -7,7 +7,20 @@ file at once.  Relative paths are relative to the config file's directory.  Exam
     [server]
     listen = ["127.0.0.1@5300", "::1@5300"]
     control = "dnsseal.sock"          # unix control socket for `dnsseal ctl` (mode 0600)
-    tcp-idle-timeout = 10             # seconds
+    tcp-idle-timeout = 10             # seconds a connection may wait for its next query
+    tcp-write-timeout = 10            # seconds a response may wait for the client to read
+    tcp-clients = 1024                # TCP connections open at once
+    tcp-clients-per-address = 64      # per IPv4 address or IPv6 /64 (when full, the
+                                      # longest-idle connection makes room)
+    rate-limit = { responses-per-second = 5, window = 15, slip = 2 }
+                                      # RRL over UDP, BIND's names and meaning (off by
+                                      # default; also ipv4-prefix-length = 24,
+                                      # ipv6-prefix-length = 56, nxdomains-per-second,
+                                      # errors-per-second, nodata-per-second,
+                                      # referrals-per-second, log-only, exempt-clients,
+                                      # max-table-size); with workers > 1 each process
+                                      # keeps its own accounts; UDP then runs the Python
+                                      # datagram loop (about a third of the C loop's rate)
     workers = 2                       # processes sharing the ports (SO_REUSEPORT)
     state-dir = "state"               # journal, signed zones: survive restarts
     key-directory = "keys"            # BIND key files of inline-signed zones (default: keys)
@@ -98,6 +111,7 @@ __all__ = [  # Endpoint, Primary and parse_endpoint live in storage.remotes
     "EXAMPLE_ZONE",
     "TSIG_ALGORITHMS",
     "Endpoint",
+    "ListenerLimits",
     "Primary",
     "ServerConfig",
     "TsigKey",
@@ -121,6 +135,20 @@ TSIG_ALGORITHMS = {
     "hmac-sha1": dns.tsig.HMAC_SHA1,
     "hmac-md5": dns.tsig.HMAC_MD5,
 }
+# [server] options read by _listener_limits (TCP connection limits, response rate limiting)
+LIMIT_OPTIONS = ("tcp-clients", "tcp-clients-per-address", "tcp-write-timeout", "rate-limit")
+RATE_LIMIT_OPTIONS = {  # BIND's rate-limit { ... } names -> (proto.rrl field, bounds)
+    "responses-per-second": ("responses_per_second", 0, 1000),
+    "nodata-per-second": ("nodata_per_second", 0, 1000),
+    "referrals-per-second": ("referrals_per_second", 0, 1000),
+    "nxdomains-per-second": ("nxdomains_per_second", 0, 1000),
+    "errors-per-second": ("errors_per_second", 0, 1000),
+    "window": ("window", 1, 3600),
+    "slip": ("slip", 0, 10),
+    "ipv4-prefix-length": ("ipv4_prefix_length", 0, 32),
+    "ipv6-prefix-length": ("ipv6_prefix_length", 0, 128),
+    "max-table-size": ("max_table_size", 1, 10_000_000),
+}
 SERVER_OPTIONS = {
     "listen",
     "control",
@@ -134,6 +162,7 @@ SERVER_OPTIONS = {
     "resolvers",
     "query-port",
     "pkcs11-module",
+    *LIMIT_OPTIONS,
 }
 ZONE_OPTIONS = {
     "file",
@@ -183,6 +212,19 @@ class ZoneConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ListenerLimits:
+    """What one client may take from the listeners (``[server]`` options)."""
+
+    tcp_clients: int = 1024  # connections open at once (each costs a descriptor)
+    # per IPv4 address / IPv6 /64; when full, that client's longest-idle one is closed
+    tcp_clients_per_address: int = 64
+    tcp_write_timeout: float = 10.0  # seconds a response may wait for the client to read
+    # rate-limit, checked, as (field, value) pairs of dnsseal.proto.rrl.RateLimitConfig
+    # (storage does not import proto); None: off, as in BIND, Knot and NSD by default
+    rate_limit: tuple[tuple[str, Any], ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     listen: tuple[Endpoint, ...]
     control: Path | None
@@ -199,6 +241,7 @@ class ServerConfig:
     resolvers: tuple[Endpoint, ...] | None = None  # None: the system's (resolv.conf)
     query_port: int = 53  # for name servers found in the DNS (checkds without agents)
     pkcs11_module: Path | None = None  # for PKCS#11 key URIs without module-path
+    limits: ListenerLimits = field(default_factory=ListenerLimits)
 
 
 def copy_name(zone: str) -> str:
@@ -362,6 +405,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
     if pkcs11_module is not None and not isinstance(pkcs11_module, str):
         c.fail("server.pkcs11-module", f"expected a path string, got {_kind(pkcs11_module)}")
         pkcs11_module = None
+    limits = _listener_limits(c, server)
     payload = _number(c, "server.udp-payload", server.get("udp-payload", 1232), 512, 4096, 1232)
 
     keys: dict[str, TsigKey] = {}
@@ -545,7 +589,65 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         resolvers=resolvers,
         query_port=query_port,
         pkcs11_module=(base / pkcs11_module) if pkcs11_module else None,
+        limits=limits,
     )
+
+
+def _listener_limits(c: _Checker, server: dict[str, Any]) -> ListenerLimits:
+    """The TCP limits and the rate limit of ``[server]``; problems go to ``c``."""
+    d = ListenerLimits()
+
+    def integer(opt: str, default: int, low: int, high: int) -> int:
+        v = server.get(opt, default)
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            c.fail(f"server.{opt}", f"must be an integer in {low}..{high}, got {v!r}")
+            return default
+        return v
+
+    clients = integer("tcp-clients", d.tcp_clients, 1, 65535)
+    per_address = integer("tcp-clients-per-address", d.tcp_clients_per_address, 1, 65535)
+    timeout = server.get("tcp-write-timeout", d.tcp_write_timeout)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        c.fail("server.tcp-write-timeout", f"must be a positive number of seconds, got {timeout!r}")
+        timeout = d.tcp_write_timeout
+    return ListenerLimits(
+        clients, min(per_address, clients), float(timeout), _rate_limit(c, server.get("rate-limit"))
+    )
+
+
+def _rate_limit(c: _Checker, spec: object) -> tuple[tuple[str, Any], ...] | None:
+    where = "server.rate-limit"
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        c.fail(where, "must be a table: rate-limit = { responses-per-second = 5, ... }")
+        return None
+    values: dict[str, Any] = {}
+    for opt, v in spec.items():
+        if opt == "log-only":
+            if not isinstance(v, bool):
+                c.fail(f"{where}.log-only", "must be true or false")
+            values["log_only"] = bool(v)
+        elif opt == "exempt-clients":
+            if not isinstance(v, list) or not all(isinstance(i, str) for i in v):
+                c.fail(f"{where}.exempt-clients", "must be a list of addresses or networks")
+                continue
+            for i, net in enumerate(v):
+                try:
+                    ipaddress.ip_network(net, strict=False)
+                except ValueError:
+                    c.fail(f"{where}.exempt-clients[{i}]", f"{net!r} is not an address or network")
+            values["exempt_clients"] = tuple(v)
+        elif opt in RATE_LIMIT_OPTIONS:
+            name, low, high = RATE_LIMIT_OPTIONS[opt]
+            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+                c.fail(f"{where}.{opt}", f"must be an integer in {low}..{high}, got {v!r}")
+                continue
+            values[name] = v
+        else:
+            known = sorted([*RATE_LIMIT_OPTIONS, "log-only", "exempt-clients"])
+            c.fail(f"{where}.{opt}", f"unknown option (known: {', '.join(known)})")
+    return tuple(sorted(values.items()))
 
 
 def _primaries(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,7 +41,7 @@ from dnsseal.resolver.engine import Resolver
 from dnsseal.resolver.service import ResolverService
 from dnsseal.validator import rrsig
 from dnsseal.validator.anchors import AnchorSet, TrustAnchor
-from dnsseal.validator.machine import Config
+from dnsseal.validator.machine import Config, Result
 from dnsseal.validator.policy import AlgorithmPolicy
 from dnsseal.validator.trustcache import TrustCache
 
@@ -73,6 +74,7 @@ class Setup:
     dates_checked: bool = True
     minimise: bool = True  # Unbound's default qname-minimisation: yes
     fake_sha1: bool = False
+    iterator_only: bool = False
     unsupported: list[str] = field(default_factory=list)
 
 
@@ -115,6 +117,7 @@ VALUES: dict[str, tuple[set[str], str]] = {
     "harden-referral-path": ({"no"}, "dnsseal does not validate the referral path"),
     "harden-dnssec-stripped": ({"yes"}, "dnsseal always requires signatures below an anchor"),
     "prefetch": ({"no"}, "dnsseal has no prefetch"),
+    "module-config": ({"validator iterator"}, "dnsseal has no other modules"),
     "prefetch-key": ({"no"}, "dnsseal has no key prefetch"),
 }
 
@@ -142,6 +145,8 @@ def read_setup(scenario: rpl.Scenario) -> Setup:
             setup.unsupported.append(f"{clause.name}: no dnsseal equivalent")
     if not setup.root_servers:
         setup.unsupported.append("no stub-zone for '.': the scenario relies on Unbound's hints")
+    if setup.iterator_only and setup.anchors:
+        setup.unsupported.append("module-config: iterator with trust anchors (validation off)")
     return setup
 
 
@@ -158,6 +163,8 @@ def _server_option(setup: Setup, opt: rpl.Option, source: str) -> None:
         setup.minimise = _yes(value)
     elif key == "fake-sha1":
         setup.fake_sha1 = _yes(value)
+    elif key == "module-config" and value.split() == ["iterator"]:
+        setup.iterator_only = True  # no validation: equivalent to dnsseal without anchors
     elif key == "domain-insecure":
         setup.insecure.append(dns.name.from_text(value))
     elif (
@@ -364,10 +371,16 @@ def _minimal(expected: dns.message.Message) -> None:
 
 
 def compare(
-    entry: rpl.Entry, got: dns.message.Message, *, ttl: bool = False, answer: bool = False
+    entry: rpl.Entry,
+    got: dns.message.Message,
+    *,
+    ttl: bool = False,
+    answer: bool = False,
+    ede_alternatives: Mapping[int, frozenset[int]] | None = None,
 ) -> list[str]:
     """The differences between ``got`` and what ``entry`` describes, per its MATCH keywords
-    (``answer``: ``got`` is the resolver's answer to a client, so [policy] applies)."""
+    (``answer``: ``got`` is the resolver's answer to a client, so [policy] applies;
+    ``ede_alternatives``: EDE codes accepted in place of the one MATCH ede= names)."""
     want = entry.message()
     if answer:
         _minimal(want)
@@ -417,12 +430,33 @@ def compare(
         codes = [int(o.code) for o in got.options if isinstance(o, dns.edns.EDEOption)]
         if entry.ede == "any" and not codes:
             diffs.append("EDE: want one, got none")
-        elif entry.ede != "any" and int(entry.ede) not in codes:
-            diffs.append(f"EDE: want {entry.ede}, got {codes or 'none'}")
+        elif entry.ede != "any":
+            want_ede = int(entry.ede)
+            accepted = {want_ede} | set((ede_alternatives or {}).get(want_ede, ()))
+            if not accepted & set(codes):
+                diffs.append(f"EDE: want {entry.ede}, got {codes or 'none'}")
     return diffs
 
 
 # --- running a scenario ---------------------------------------------------------------------
+
+
+def signing_time(scenario: rpl.Scenario) -> int:
+    """A time inside the scenario's RRSIG validity windows, for ``val-override-date: "-1"``
+    (dates not checked): keeps TTL capping at signature expiry (RFC 4035 s5.3.3) from
+    turning every TTL into 0."""
+    inceptions, expirations = [], []
+    for rng in scenario.ranges:
+        for entry in rng.entries:
+            for section in entry.sections:
+                for rrset in section:
+                    if rrset.rdtype == dns.rdatatype.RRSIG:
+                        inceptions.extend(rd.inception for rd in rrset)
+                        expirations.extend(rd.expiration for rd in rrset)
+    if not inceptions:
+        return calendar.timegm((2020, 1, 1, 0, 0, 0))
+    latest, earliest = max(inceptions), min(expirations)
+    return latest + 1 if latest < earliest else min(inceptions) + 1
 
 
 def client_query(entry: rpl.Entry) -> dns.message.Message:
@@ -442,35 +476,55 @@ class Outcome:
     log: list[str] = field(default_factory=list)
 
 
-async def replay(scenario: rpl.Scenario, setup: Setup) -> Outcome:
+class _Resolver(Resolver):
+    """Keeps the last :class:`Result`, so a mismatch can show dnsseal's verdict."""
+
+    last: Result | None = None
+
+    async def resolve_aged(
+        self, qname: dns.name.Name | str, rdtype: int | str
+    ) -> tuple[Result, int]:
+        result, age = await super().resolve_aged(qname, rdtype)
+        self.last = result
+        return result, age
+
+
+async def replay(
+    scenario: rpl.Scenario, setup: Setup, ede_alternatives: Mapping[int, frozenset[int]]
+) -> Outcome:
     """Run every step; failures are collected, not raised (raises :class:`Unsupported`)."""
     config = build_config(setup)
     transport = Replay(scenario)
-    start = setup.date if setup.date is not None else calendar.timegm((2020, 1, 1, 0, 0, 0))
+    start = setup.date if setup.date is not None else signing_time(scenario)
     elapsed = 0.0
 
     def clock() -> int:
         return int(start + elapsed)
 
-    resolver = Resolver(config, transport=transport, clock_fn=clock)
+    resolver = _Resolver(config, transport=transport, clock_fn=clock)
     service = ResolverService(resolver)
     outcome = Outcome(log=transport.log)
-    answers: list[tuple[int, dns.message.Message]] = []
+    answers: list[tuple[int, dns.message.Message, str]] = []
     for step in scenario.steps:
         transport.step = step.number
         if step.kind == "QUERY":
             assert step.entry is not None
             query = client_query(step.entry)
             transport.log.append(f"STEP {step.number} QUERY {query.question[0]}")
+            resolver.last = None
             out = await service.handle(query.to_wire(), False, CLIENT)
             if out is None:
                 outcome.failures.append(f"step {step.number}: no answer to the query")
                 continue
-            answers.append((step.number, dns.message.from_wire(out)))
+            verdict = "(none)"
+            if resolver.last is not None:
+                vd = resolver.last.verdict
+                verdict = f"{vd.security.value}: {vd.reason}"
+            answers.append((step.number, dns.message.from_wire(out), verdict))
         elif step.kind == "CHECK_ANSWER":
             assert step.entry is not None
             outcome.checks += 1
-            _check(step, answers, outcome)
+            _check(step, answers, outcome, ede_alternatives)
         elif step.kind == "TIME_PASSES" and step.args[:1] == ("ELAPSE",):
             elapsed += float(step.args[1])
         elif step.kind == "TRAFFIC":
@@ -482,33 +536,50 @@ async def replay(scenario: rpl.Scenario, setup: Setup) -> Outcome:
     return outcome
 
 
-def _check(step: rpl.Step, answers: list[tuple[int, dns.message.Message]], out: Outcome) -> None:
+def _check(
+    step: rpl.Step,
+    answers: list[tuple[int, dns.message.Message, str]],
+    out: Outcome,
+    ede_alternatives: Mapping[int, frozenset[int]],
+) -> None:
     assert step.entry is not None
     if not answers:
         out.failures.append(f"step {step.number}: no answer to check")
         return
     first: list[str] = []
-    for i, (_, msg) in enumerate(answers):
-        diffs = compare(step.entry, msg, ttl="ttl" in step.entry.match, answer=True)
+    for i, (_, msg, _) in enumerate(answers):
+        diffs = compare(
+            step.entry,
+            msg,
+            ttl="ttl" in step.entry.match,
+            answer=True,
+            ede_alternatives=ede_alternatives,
+        )
         if not diffs:
             del answers[i]
             return
         if i == 0:
             first = diffs
-    qnum, msg = answers.pop(0)
+    qnum, msg, verdict = answers.pop(0)
     out.failures.append(
         f"step {step.number} (CHECK_ANSWER line {step.entry.line}, query of step {qnum}):\n  "
         + "\n  ".join(first)
+        + f"\n  dnsseal's verdict: {verdict}"
         + f"\n  --- dnsseal answered:\n{msg.to_text()}"
     )
 
 
-def run(scenario: rpl.Scenario, patch: Patcher) -> Outcome:
+def run(
+    scenario: rpl.Scenario,
+    patch: Patcher,
+    ede_alternatives: Mapping[int, frozenset[int]] | None = None,
+) -> Outcome:
     """Read the config, install the test-only crypto hook, replay; raises :class:`Unsupported`
-    if the scenario needs what dnsseal does not have."""
+    if the scenario needs what dnsseal does not have.  ``ede_alternatives``: see
+    :func:`compare`."""
     setup = read_setup(scenario)
     if setup.unsupported:
         raise Unsupported("; ".join(setup.unsupported))
     if setup.fake_sha1 or not setup.dates_checked:
         install_test_crypto(patch, setup.fake_sha1, setup.dates_checked)
-    return asyncio.run(replay(scenario, setup))
+    return asyncio.run(replay(scenario, setup, ede_alternatives or {}))

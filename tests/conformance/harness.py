@@ -271,7 +271,8 @@ class Replay:
         query = dns.message.from_wire(query_wire)
         q = query.question[0]
         where = f"{server[0]}{' tcp' if tcp else ''}"
-        for rng in self.scenario.ranges:
+        # testbound keeps its ranges newest first: a later RANGE wins over an earlier one.
+        for rng in reversed(self.scenario.ranges):
             if not rng.serves(self.step, server[0]):
                 continue
             for entry in rng.entries:

@@ -6,8 +6,8 @@ The format (Unbound ``testcode/replay.h`` and ``testcode/testpkts.c``):
   of ``option: value`` lines (``#`` comments, optional quotes);
 - ``SCENARIO_BEGIN title`` ... ``SCENARIO_END``;
 - ``RANGE_BEGIN start end`` ... ``RANGE_END``: answers valid while the scenario is at a step in
-  ``[start, end]``, from the servers whose ``ADDRESS`` lines the range lists (all servers if
-  none), one ``ENTRY_BEGIN``..``ENTRY_END`` block per canned answer;
+  ``[start, end]``, from the server the range's ``ADDRESS`` line names (any server if none),
+  one ``ENTRY_BEGIN``..``ENTRY_END`` block per canned answer, tried in file order;
 - ``STEP n KIND [args]``, with an entry for ``QUERY`` (the client's query) and
   ``CHECK_ANSWER`` (what the client must get back), or ``TIME_PASSES ELAPSE seconds``.
 
@@ -163,7 +163,10 @@ class Range:
     line: int
 
     def serves(self, step: int, address: str) -> bool:
-        return self.start <= step <= self.end and (not self.addresses or address in self.addresses)
+        # testbound keeps one address per range: the last ADDRESS line.
+        return self.start <= step <= self.end and (
+            not self.addresses or address == self.addresses[-1]
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -259,30 +259,62 @@ def install_test_crypto(patch: Patcher, fake_sha1: bool, dates_checked: bool = T
 # --- the upstream side ---------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class Pending:
+    """An upstream query the resolver is waiting on."""
+
+    server: Server
+    query: dns.message.Message
+    tcp: bool
+    reply: asyncio.Future[bytes]
+
+    def describe(self) -> str:
+        q = self.query.question[0]
+        tcp = " tcp" if self.tcp else ""
+        return f"{self.server[0]}{tcp} {q.name} {dns.rdatatype.to_text(q.rdtype)}"
+
+
 class Replay:
-    """The resolver's transport: answers from the scenario's ranges at the current step."""
+    """The resolver's transport.  Every upstream query waits in :attr:`pending` until the
+    scenario's run loop (:func:`replay`) answers it: from the RANGE entries for the current
+    step and the server's address, from a STEP REPLY, or with a timeout."""
 
     def __init__(self, scenario: rpl.Scenario) -> None:
         self.scenario = scenario
-        self.step = 0
+        self.pending: list[Pending] = []
         self.log: list[str] = []
 
     async def __call__(self, server: Server, query_wire: bytes, tcp: bool) -> bytes:
         query = dns.message.from_wire(query_wire)
-        q = query.question[0]
-        where = f"{server[0]}{' tcp' if tcp else ''}"
-        # testbound keeps its ranges newest first: a later RANGE wins over an earlier one.
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        pending = Pending(server, query, tcp, future)
+        self.pending.append(pending)
+        try:
+            return await future
+        finally:
+            if pending in self.pending:
+                self.pending.remove(pending)
+
+    def lookup(self, pending: Pending, step: int) -> rpl.Entry | None:
+        """The range entry that answers ``pending`` at ``step`` (testbound keeps its ranges
+        newest first: a later RANGE wins over an earlier one)."""
         for rng in reversed(self.scenario.ranges):
-            if not rng.serves(self.step, server[0]):
+            if not rng.serves(step, pending.server[0]):
                 continue
             for entry in rng.entries:
-                if _selects(entry, query, tcp):
-                    self.log.append(
-                        f"{where} {q.name} {dns.rdatatype.to_text(q.rdtype)} -> line {entry.line}"
-                    )
-                    return _reply(entry, query).to_wire()
-        self.log.append(f"{where} {q.name} {dns.rdatatype.to_text(q.rdtype)} -> no entry")
-        raise TimeoutError(f"no scenario entry for {q.name} at {server[0]}")
+                if _selects(entry, pending.query, pending.tcp):
+                    return entry
+        return None
+
+    def answer(self, pending: Pending, entry: rpl.Entry, why: str) -> None:
+        self.log.append(f"{pending.describe()} -> {why} line {entry.line}")
+        self.pending.remove(pending)
+        pending.reply.set_result(_reply(entry, pending.query).to_wire())
+
+    def fail(self, pending: Pending, error: Exception, why: str) -> None:
+        self.log.append(f"{pending.describe()} -> {why}")
+        self.pending.remove(pending)
+        pending.reply.set_exception(error)
 
 
 def _selects(entry: rpl.Entry, query: dns.message.Message, tcp: bool) -> bool:
@@ -478,22 +510,51 @@ class Outcome:
 
 
 class _Resolver(Resolver):
-    """Keeps the last :class:`Result`, so a mismatch can show dnsseal's verdict."""
+    """Keeps each question's last verdict, so a mismatch can show it."""
 
-    last: Result | None = None
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.verdicts: dict[tuple[dns.name.Name, int], str] = {}
 
     async def resolve_aged(
         self, qname: dns.name.Name | str, rdtype: int | str
     ) -> tuple[Result, int]:
         result, age = await super().resolve_aged(qname, rdtype)
-        self.last = result
+        vd = result.verdict
+        self.verdicts[(result.qname, result.rdtype)] = f"{vd.security.value}: {vd.reason}"
         return result, age
+
+
+REPLAYED_STEPS = frozenset(
+    {"QUERY", "CHECK_ANSWER", "CHECK_OUT_QUERY", "REPLY", "TIMEOUT", "ERROR", "TRAFFIC", "NOTHING"}
+)
+
+
+def unreplayed_step(scenario: rpl.Scenario) -> rpl.Step | None:
+    """The first step this harness cannot replay (None: all can be)."""
+    for step in scenario.steps:
+        if step.kind == "TIME_PASSES" and step.args[:1] == ("ELAPSE",):
+            continue
+        if step.kind not in REPLAYED_STEPS:
+            return step
+    return None
+
+
+SETTLE_ROUNDS = 25  # loop turns without progress after which every task is blocked or done
+MAX_ROUNDS = 20000  # answered queries + moments; testbound stops at 5000
+WALL_TIMEOUT = 60.0  # seconds: a replay that blocks on something else fails instead of hanging
 
 
 async def replay(
     scenario: rpl.Scenario, setup: Setup, ede_alternatives: Mapping[int, frozenset[int]]
 ) -> Outcome:
-    """Run every step; failures are collected, not raised (raises :class:`Unsupported`)."""
+    """Run the scenario the way testbound's run loop does (raises :class:`Unsupported`):
+    at each moment, a CHECK_OUT_QUERY that matches a pending upstream query passes; a
+    CHECK_ANSWER with an answer waiting is checked; else a pending query that a RANGE entry
+    answers at the current moment's step is answered; else the moment is done (a QUERY moves
+    to the next moment first, so its upstream queries are answered at that moment's step).
+    Upstream queries no entry answers time out at once: testbound would leave them pending
+    forever, and dnsseal asks some questions Unbound does not.  Failures are collected."""
     config = build_config(setup)
     transport = Replay(scenario)
     start = setup.date if setup.date is not None else signing_time(scenario)
@@ -506,32 +567,112 @@ async def replay(
     service = ResolverService(resolver)
     outcome = Outcome(log=transport.log)
     answers: list[tuple[int, dns.message.Message, str]] = []
-    for step in scenario.steps:
-        transport.step = step.number
-        if step.kind == "QUERY":
-            assert step.entry is not None
-            query = client_query(step.entry)
-            transport.log.append(f"STEP {step.number} QUERY {query.question[0]}")
-            resolver.last = None
-            out = await service.handle(query.to_wire(), False, CLIENT)
-            if out is None:
-                outcome.failures.append(f"step {step.number}: no answer to the query")
+    tasks: list[asyncio.Task[None]] = []
+    moments = scenario.steps
+
+    async def ask(step: rpl.Step, query: dns.message.Message) -> None:
+        out = await service.handle(query.to_wire(), False, CLIENT)
+        if out is None:
+            outcome.failures.append(f"step {step.number}: no answer to the query")
+            return
+        q = query.question[0]
+        verdict = resolver.verdicts.get((q.name, q.rdtype), "(none)")
+        answers.append((step.number, dns.message.from_wire(out), verdict))
+
+    async def settle() -> None:
+        quiet = 0
+        while quiet < SETTLE_ROUNDS:
+            before = (len(transport.pending), sum(t.done() for t in tasks))
+            await asyncio.sleep(0)
+            quiet = (
+                quiet + 1 if (len(transport.pending), sum(t.done() for t in tasks)) == before else 0
+            )
+
+    odd = unreplayed_step(scenario)
+    if odd is not None:
+        raise Unsupported(f"STEP {odd.kind} (line {odd.line}) is not replayed")
+    now = 0
+    rounds = 0
+    try:
+        while now < len(moments):
+            rounds += 1
+            if rounds > MAX_ROUNDS:
+                outcome.failures.append(f"more than {MAX_ROUNDS} rounds: the replay loops")
+                break
+            await settle()
+            mom = moments[now]
+            if mom.kind == "CHECK_OUT_QUERY":
+                assert mom.entry is not None
+                hit = next(
+                    (p for p in transport.pending if _selects(mom.entry, p.query, p.tcp)), None
+                )
+                if hit is not None:
+                    transport.log.append(f"STEP {mom.number} CHECK_OUT_QUERY {hit.describe()}")
+                    now += 1
+                    if "copy_id" in mom.entry.adjust:
+                        transport.answer(hit, mom.entry, f"STEP {mom.number}")
+                    continue
+            if mom.kind == "CHECK_ANSWER" and answers:
+                assert mom.entry is not None
+                outcome.checks += 1
+                _check(mom, answers, outcome, ede_alternatives)
+                now += 1
                 continue
-            verdict = "(none)"
-            if resolver.last is not None:
-                vd = resolver.last.verdict
-                verdict = f"{vd.security.value}: {vd.reason}"
-            answers.append((step.number, dns.message.from_wire(out), verdict))
-        elif step.kind == "CHECK_ANSWER":
-            assert step.entry is not None
-            outcome.checks += 1
-            _check(step, answers, outcome, ede_alternatives)
-        elif step.kind == "TIME_PASSES" and step.args[:1] == ("ELAPSE",):
-            elapsed += float(step.args[1])
-        elif step.kind == "TRAFFIC":
-            continue  # testbound waits for pending traffic; every exchange here is finished
-        else:
-            raise Unsupported(f"STEP {step.kind} (line {step.line}) is not replayed")
+            found = next(
+                (
+                    (p, e)
+                    for p in transport.pending
+                    if (e := transport.lookup(p, mom.number)) is not None
+                ),
+                None,
+            )
+            if found is not None:
+                transport.answer(found[0], found[1], "range")
+                continue
+            if transport.pending and mom.kind not in (
+                "CHECK_OUT_QUERY",
+                "REPLY",
+                "TIMEOUT",
+                "ERROR",
+            ):
+                for p in list(transport.pending):
+                    transport.fail(p, TimeoutError("no scenario entry"), "no entry: timeout")
+                continue
+            now += 1
+            if mom.kind == "QUERY":
+                assert mom.entry is not None
+                query = client_query(mom.entry)
+                transport.log.append(f"STEP {mom.number} QUERY {query.question[0]}")
+                tasks.append(asyncio.ensure_future(ask(mom, query)))
+            elif mom.kind == "CHECK_ANSWER":
+                outcome.checks += 1
+                running = sum(not t.done() for t in tasks)
+                outcome.failures.append(
+                    f"step {mom.number}: no answer to check"
+                    + (f" ({running} resolution(s) stalled)" if running else "")
+                )
+            elif mom.kind == "CHECK_OUT_QUERY":
+                assert mom.entry is not None
+                outcome.failures.append(
+                    f"step {mom.number}: no upstream query matching CHECK_OUT_QUERY line "
+                    f"{mom.entry.line} ({', '.join(p.describe() for p in transport.pending)})"
+                )
+            elif mom.kind in ("REPLY", "TIMEOUT", "ERROR"):
+                if not transport.pending:
+                    outcome.failures.append(f"step {mom.number}: {mom.kind} but no query pending")
+                elif mom.kind == "REPLY":
+                    assert mom.entry is not None
+                    transport.answer(transport.pending[0], mom.entry, f"STEP {mom.number} REPLY")
+                else:
+                    error: Exception = TimeoutError() if mom.kind == "TIMEOUT" else OSError()
+                    transport.fail(transport.pending[0], error, f"STEP {mom.number} {mom.kind}")
+            elif mom.kind == "TIME_PASSES" and mom.args[:1] == ("ELAPSE",):
+                elapsed += float(mom.args[1])
+            # TRAFFIC and NOTHING: nothing to do (every exchange is answered before a moment)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     if answers:
         outcome.failures.append(f"{len(answers)} answer(s) never checked")
     return outcome
@@ -583,4 +724,6 @@ def run(
         raise Unsupported("; ".join(setup.unsupported))
     if setup.fake_sha1 or not setup.dates_checked:
         install_test_crypto(patch, setup.fake_sha1, setup.dates_checked)
-    return asyncio.run(replay(scenario, setup, ede_alternatives or {}))
+    return asyncio.run(
+        asyncio.wait_for(replay(scenario, setup, ede_alternatives or {}), WALL_TIMEOUT)
+    )

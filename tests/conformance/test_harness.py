@@ -175,22 +175,47 @@ def test_replay_transport_answers_per_step_and_address() -> None:
     replay = harness.Replay(rpl.parse(SMALL, "small.rpl"))
     query = dns.message.make_query("www.example.com.", "A", want_dnssec=True)
 
-    def ask(server: str) -> dns.message.Message:
-        wire = asyncio.run(replay((server, 53), query.to_wire(), False))
-        return dns.message.from_wire(wire)
+    def pending(server: str, q: dns.message.Message = query) -> harness.Pending:
+        return harness.Pending((server, 53), q, False, asyncio.Future(loop=loop))
 
-    replay.step = 1
-    reply = ask("193.0.14.129")
-    assert reply.id == query.id  # copy_id
-    assert reply.question[0].name == dns.name.from_text("www.example.com.")  # copy_query
-    assert reply.answer[0][0].address == "10.0.0.1"
-    with pytest.raises(TimeoutError):
-        ask("192.0.2.1")  # no range for that address at step 1
-    replay.step = 15  # second range: any address, exact qname, DO required
-    assert ask("192.0.2.1").rcode() == dns.rcode.NXDOMAIN
-    no_do = dns.message.make_query("www.example.com.", "A")
-    with pytest.raises(TimeoutError):
-        asyncio.run(replay(("192.0.2.1", 53), no_do.to_wire(), False))
+    loop = asyncio.new_event_loop()
+    try:
+        first = pending("193.0.14.129")
+        entry = replay.lookup(first, 1)
+        assert entry is not None and entry.line == 12
+        replay.pending.append(first)
+        replay.answer(first, entry, "range")
+        reply = dns.message.from_wire(first.reply.result())
+        assert reply.id == query.id  # copy_id
+        assert reply.question[0].name == dns.name.from_text("www.example.com.")  # copy_query
+        assert reply.answer[0][0].address == "10.0.0.1"
+        assert replay.lookup(pending("192.0.2.1"), 1) is None  # no range for it at step 1
+        later = replay.lookup(pending("192.0.2.1"), 15)  # second range: any address
+        assert later is not None and later.rcode == dns.rcode.NXDOMAIN
+        no_do = dns.message.make_query("www.example.com.", "A")
+        assert replay.lookup(pending("192.0.2.1", no_do), 15) is None  # MATCH DO
+    finally:
+        loop.close()
+
+
+def test_unanswered_queries_time_out_without_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resolution whose upstream queries no entry answers ends (timeouts), and the
+    CHECK_ANSWER step reports the mismatch."""
+    text = SMALL.replace("STEP 5 TIME_PASSES ELAPSE 30", STEP_CHECK_NOERROR)
+    text = text.replace("193.0.14.129\nENTRY_BEGIN", "192.0.2.99\nENTRY_BEGIN", 1)
+    outcome = harness.run(rpl.parse(text, "small.rpl"), monkeypatch)
+    assert outcome.checks == 1
+    assert "rcode: want NOERROR, got SERVFAIL" in outcome.failures[0]
+    assert "-> no entry: timeout" in "\n".join(outcome.log)
+
+
+STEP_CHECK_NOERROR = """STEP 10 CHECK_ANSWER
+ENTRY_BEGIN
+MATCH all
+REPLY QR RD RA DO NOERROR
+SECTION QUESTION
+www.example.com. IN A
+ENTRY_END"""
 
 
 def test_unsupported_options_are_reported() -> None:

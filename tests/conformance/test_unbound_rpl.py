@@ -39,12 +39,9 @@ def _unsupported(name: str) -> str | None:
     setup = harness.read_setup(scenario)
     if setup.unsupported:
         return "; ".join(setup.unsupported)
-    replayed = {"QUERY", "CHECK_ANSWER", "TIME_PASSES", "TRAFFIC"}
-    for step in scenario.steps:
-        if step.kind not in replayed or (
-            step.kind == "TIME_PASSES" and step.args[:1] != ("ELAPSE",)
-        ):
-            return f"STEP {step.kind} is not replayed"
+    odd = harness.unreplayed_step(scenario)
+    if odd is not None:
+        return f"STEP {odd.kind} is not replayed"
     return None
 
 

@@ -32,6 +32,7 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
@@ -377,11 +378,19 @@ def _show(recs: list[tuple[str, int, int, int | None, bytes]]) -> str:
     lines = []
     for name, rdtype, rdclass, ttl, data in recs:
         try:
-            text = dns.rdata.from_wire(rdclass, rdtype, data, 0, len(data)).to_text()
+            text = dns.rdata.from_wire(
+                dns.rdataclass.RdataClass(rdclass),
+                dns.rdatatype.RdataType(rdtype),
+                data,
+                0,
+                len(data),
+            ).to_text()
         except Exception:  # malformed on purpose in some scenarios
             text = "\\# " + data.hex()
         t = "" if ttl is None else f" {ttl}"
-        lines.append(f"    {name}{t} {dns.rdatatype.to_text(rdtype)} {text}")
+        lines.append(
+            f"    {name}{t} {dns.rdatatype.to_text(dns.rdatatype.RdataType(rdtype))} {text}"
+        )
     return "\n".join(lines) or "    (empty)"
 
 
@@ -478,7 +487,8 @@ def signing_time(scenario: rpl.Scenario) -> int:
     """A time inside the scenario's RRSIG validity windows, for ``val-override-date: "-1"``
     (dates not checked): keeps TTL capping at signature expiry (RFC 4035 s5.3.3) from
     turning every TTL into 0."""
-    inceptions, expirations = [], []
+    inceptions: list[int] = []
+    expirations: list[int] = []
     for rng in scenario.ranges:
         for entry in rng.entries:
             for section in entry.sections:
@@ -489,7 +499,7 @@ def signing_time(scenario: rpl.Scenario) -> int:
     if not inceptions:
         return calendar.timegm((2020, 1, 1, 0, 0, 0))
     latest, earliest = max(inceptions), min(expirations)
-    return latest + 1 if latest < earliest else min(inceptions) + 1
+    return int(latest + 1 if latest < earliest else min(inceptions) + 1)
 
 
 def client_query(entry: rpl.Entry) -> dns.message.Message:

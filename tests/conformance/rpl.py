@@ -126,7 +126,7 @@ class Entry:
     rcode: int
     opcode: int
     do: bool
-    question: tuple[tuple[dns.name.Name, int, int], ...]
+    question: tuple[tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass], ...]
     sections: tuple[tuple[dns.rrset.RRset, ...], ...]  # answer, authority, additional (RRs)
 
     @property
@@ -134,7 +134,7 @@ class Entry:
         return self.question[0][0] if self.question else None
 
     @property
-    def qtype(self) -> int | None:
+    def qtype(self) -> dns.rdatatype.RdataType | None:
         return self.question[0][1] if self.question else None
 
     def message(self) -> dns.message.Message:
@@ -286,7 +286,9 @@ def _is_class(token: str) -> bool:
     return t in ("IN", "CH", "HS", "ANY", "NONE") or t.startswith("CLASS")
 
 
-def _question(lines: _Lines, no: int, text: str) -> tuple[dns.name.Name, int, int]:
+def _question(
+    lines: _Lines, no: int, text: str
+) -> tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass]:
     tokens = _rr_text(text).split()
     if not tokens:
         raise lines.error("empty question", no)
@@ -302,7 +304,7 @@ def _question(lines: _Lines, no: int, text: str) -> tuple[dns.name.Name, int, in
         rdtype = dns.rdatatype.from_text(rest[0])
     except dns.exception.DNSException as e:
         raise lines.error(f"bad question {text!r}: {e}", no) from None
-    return name, int(rdtype), int(rdclass)
+    return name, rdtype, rdclass
 
 
 def _record(lines: _Lines, no: int, text: str) -> dns.rrset.RRset:
@@ -339,8 +341,8 @@ def _record(lines: _Lines, no: int, text: str) -> dns.rrset.RRset:
 
 
 def _odd_rdata(
-    rdclass: int,
-    rdtype: int,
+    rdclass: dns.rdataclass.RdataClass,
+    rdtype: dns.rdatatype.RdataType,
     rdtext: str,
     lines: _Lines,
     no: int,
@@ -379,7 +381,7 @@ def _entry(lines: _Lines, begin: int) -> Entry:
     opcode = dns.opcode.QUERY
     do = False
     section = "QUESTION"
-    question: list[tuple[dns.name.Name, int, int]] = []
+    question: list[tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass]] = []
     records: dict[str, list[dns.rrset.RRset]] = {s: [] for s in SECTIONS[1:]}
     while True:
         item = lines.next()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,9 +36,11 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from conformance import rpl
 from dnsseal.crypto import wire
+from dnsseal.errors import CryptoError
 from dnsseal.resolver.engine import Resolver
 from dnsseal.resolver.service import ResolverService
 from dnsseal.validator import rrsig
@@ -228,27 +231,76 @@ class _Unchecked:
 _UNCHECKED = _Unchecked()
 
 
+@dataclass(frozen=True, slots=True)
+class DsaKey:
+    """An RFC 2536 DSA public key: T, Q (20 octets), P, G, Y (64 + 8T octets each)."""
+
+    p: int
+    q: int
+    g: int
+    y: int
+
+    @staticmethod
+    def from_wire(data: bytes) -> DsaKey:
+        size = 64 + 8 * data[0] if data else 0
+        if not data or data[0] > 8 or len(data) != 21 + 3 * size:
+            raise CryptoError(f"DSA public key of {len(data)} octets is malformed")
+        q = int.from_bytes(data[1:21], "big")
+        p, g, y = (
+            int.from_bytes(data[21 + i * size : 21 + (i + 1) * size], "big") for i in range(3)
+        )
+        return DsaKey(p, q, g, y)
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        """FIPS 186 DSA over SHA-1.  The signature is RFC 2536's T|R|S or, as Unbound also
+        accepts (its test data uses it), DER.  Plain integers: cryptography refuses the
+        512-bit keys of the test data."""
+        if len(signature) == 41:
+            r = int.from_bytes(signature[1:21], "big")
+            s = int.from_bytes(signature[21:41], "big")
+        else:
+            try:
+                r, s = decode_dss_signature(signature)
+            except ValueError:
+                return False
+        if not (0 < r < self.q and 0 < s < self.q):
+            return False
+        w = pow(s, -1, self.q)
+        h = int.from_bytes(hashlib.sha1(data).digest(), "big")
+        u1, u2 = h * w % self.q, r * w % self.q
+        return pow(self.g, u1, self.p) * pow(self.y, u2, self.p) % self.p % self.q == r
+
+
 class Patcher(Protocol):
     def setattr(self, target: object, name: str, value: object) -> None: ...
 
 
-def install_test_crypto(patch: Patcher, fake_sha1: bool, dates_checked: bool = True) -> None:
-    """Test only (pytest's ``monkeypatch``).  ``fake_sha1``: RRSIGs of algorithms 3, 5, 6 and
-    7 verify without cryptography, as in Unbound's ``fake-sha1: yes`` (its DSA test data
-    carries signatures in a form no DSA library accepts); DS digests are still computed.
-    ``dates_checked`` False (``val-override-date: "-1"``): validity windows are not checked."""
+def install_test_crypto(
+    patch: Patcher, fake_sha1: bool, dates_checked: bool = True, check_dsa: bool = True
+) -> None:
+    """Test only (pytest's ``monkeypatch``), for ``fake-sha1: yes`` scenarios, whose chains
+    are DSA (3, 6) or RSASHA1 (5, 7).  ``check_dsa`` True: DSA signatures are really checked
+    (what Unbound built with DSA does; ``fake-sha1`` only matters where the crypto library
+    lacks DSA or SHA-1), RSASHA1 by dnsseal's own code.  ``check_dsa`` False: no signature of
+    those algorithms is checked, as in Unbound's fake-sha1 fallback.  DS digests are always
+    computed.  ``dates_checked`` False (``val-override-date: "-1"``): validity windows are not
+    checked."""
     if fake_sha1:
         public_key = rrsig._public_key
         verify = wire.verify
 
         def patched_public_key(algorithm: int, key: bytes) -> Any:
-            if algorithm in FAKE_SHA1_ALGORITHMS:
+            if algorithm in DSA_ALGORITHMS and check_dsa:
+                return DsaKey.from_wire(key)
+            if algorithm in FAKE_SHA1_ALGORITHMS and not check_dsa:
                 return _UNCHECKED
             return public_key(algorithm, key)
 
         def patched_verify(algorithm: int, pub: Any, signature: bytes, data: bytes) -> bool:
             if pub is _UNCHECKED:
                 return True
+            if isinstance(pub, DsaKey):
+                return pub.verify(signature, data)
             return verify(algorithm, pub, signature, data)
 
         patch.setattr(rrsig, "_public_key", patched_public_key)
@@ -516,6 +568,7 @@ def client_query(entry: rpl.Entry) -> dns.message.Message:
 class Outcome:
     checks: int = 0
     failures: list[str] = field(default_factory=list)
+    verdicts: list[str] = field(default_factory=list)  # dnsseal's, one per client answer
     log: list[str] = field(default_factory=list)
 
 
@@ -587,6 +640,7 @@ async def replay(
             return
         q = query.question[0]
         verdict = resolver.verdicts.get((q.name, q.rdtype), "(none)")
+        outcome.verdicts.append(verdict)
         answers.append((step.number, dns.message.from_wire(out), verdict))
 
     async def settle() -> None:
@@ -725,6 +779,7 @@ def run(
     scenario: rpl.Scenario,
     patch: Patcher,
     ede_alternatives: Mapping[int, frozenset[int]] | None = None,
+    check_dsa: bool = True,
 ) -> Outcome:
     """Read the config, install the test-only crypto hook, replay; raises :class:`Unsupported`
     if the scenario needs what dnsseal does not have.  ``ede_alternatives``: see
@@ -733,7 +788,7 @@ def run(
     if setup.unsupported:
         raise Unsupported("; ".join(setup.unsupported))
     if setup.fake_sha1 or not setup.dates_checked:
-        install_test_crypto(patch, setup.fake_sha1, setup.dates_checked)
+        install_test_crypto(patch, setup.fake_sha1, setup.dates_checked, check_dsa)
     return asyncio.run(
         asyncio.wait_for(replay(scenario, setup, ede_alternatives or {}), WALL_TIMEOUT)
     )

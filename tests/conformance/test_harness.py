@@ -93,6 +93,21 @@ def test_fake_sha1_hook_is_test_only(monkeypatch: pytest.MonkeyPatch) -> None:
         assert "FakeSha1Policy" not in text, path
 
 
+def test_dsa_signatures_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """val_nx's DNSKEY RRset is signed with DSA (DER signature, 512-bit key): the hook
+    verifies it, so one changed bit makes the chain bogus; without checks it would not."""
+    text = (DATA / "val_nx.rpl").read_text(encoding="utf-8")
+    assert text.count("MCwCFG1yhRNtTEa3") == 1  # the RRSIG over the DNSKEY RRset
+    bad = text.replace("MCwCFG1yhRNtTEa3", "MCwCFG1yhRNtTEa4")
+    good = harness.run(rpl.parse(text, "val_nx.rpl"), monkeypatch)
+    assert good.verdicts[0].startswith("secure: NSEC")
+    broken = harness.run(rpl.parse(bad, "val_nx.rpl"), monkeypatch)
+    assert broken.verdicts[0].startswith("bogus:")
+    assert "does not verify" in broken.verdicts[0]
+    unchecked = harness.run(rpl.parse(bad, "val_nx.rpl"), monkeypatch, check_dsa=False)
+    assert unchecked.verdicts[0].startswith("secure: NSEC")
+
+
 def test_without_fake_sha1_dsa_chains_are_insecure(monkeypatch: pytest.MonkeyPatch) -> None:
     """The DSA-signed val_positive data without the hook: dnsseal's policy refuses DSA
     (RFC 8624 s3.1), so the anchor's zone is insecure and the answer has no AD."""

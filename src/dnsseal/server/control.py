@@ -17,8 +17,11 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dnsseal import clock
 from dnsseal.errors import DnssealError, StorageError
+from dnsseal.server import views
 from dnsseal.server.dnssecctl import DnssecControl
+from dnsseal.server.observe import audit_command, peer_user
 
 if TYPE_CHECKING:
     from dnsseal.server.service import AuthServer
@@ -47,6 +50,13 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         ("ARGS...",),
         "signing -list ZONE | signing -clear all|KEYID/ALGORITHM ZONE: the signing-state "
         "records (TYPE65534), as rndc signing.",
+    ),
+    "zones": ((), "Every zone: ok / waiting on the parent / problem, serial, next events."),
+    "keys": (("ZONE",), "ZONE's keys: record states, timings, what each waits for."),
+    "audit": (
+        ("ARGS...",),
+        "audit [ZONE] [--since TIME] [--limit N] [--json]: the audit log (key events, "
+        "commands, reloads, policy changes, alerts), oldest first.",
     ),
 }
 VARIADIC = "ARGS..."
@@ -86,6 +96,7 @@ class ControlServer:
         try:
             line = await asyncio.wait_for(reader.readline(), 10)
             reply = await self.execute(line[:MAX_REQUEST])
+            await self.server.observe.request_done(peer_user(writer), line[:MAX_REQUEST], reply)
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
         except (TimeoutError, ConnectionError):
@@ -127,7 +138,13 @@ class ControlServer:
                 problems = await srv.reload()
                 return {"ok": not problems, "result": "reloaded", "problems": problems}
             if command == "zone-status":
-                return {"ok": True, "result": srv.zone_status(args[0])}
+                return {"ok": True, "result": views.zone_view(srv, args[0], clock.now())}
+            if command == "zones":
+                return {"ok": True, "result": views.zones_view(srv, clock.now())}
+            if command == "keys":
+                return {"ok": True, "result": views.keys_view(srv, args[0])}
+            if command == "audit":
+                return await audit_command(srv, args)
             if command == "notify":
                 state = srv.zone_status(args[0])
                 return {"ok": True, "result": await srv.notify(str(state["zone"]))}

@@ -37,6 +37,7 @@ from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server.automation import Automation, is_update
 from dnsseal.server.control import ControlServer
 from dnsseal.server.history import JournalHistory
+from dnsseal.server.observe import Observability
 from dnsseal.server.udp import UdpListener, udp_socket
 from dnsseal.server.zones import ZoneState, keyring_of, load_one
 from dnsseal.server.zonesync import MainLinks, WorkerLink
@@ -107,6 +108,7 @@ class AuthServer:
         self.links = MainLinks(links, self._update_reply) if links else None
         self.link = WorkerLink(link, self._install) if link is not None else None
         self._pushed: dict[str, ZoneSnapshot] = {}  # inline zone -> version sent to workers
+        self.observe = Observability(self)  # HTTP listener, alerts, audit of reloads
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -142,6 +144,7 @@ class AuthServer:
         if self.config.control is not None and not self.worker:
             self._control = ControlServer(self, self.config.control)
             await self._control.start()
+        await self.observe.start()
         if self.worker_pids:
             log.info("[server] %d worker processes share the ports", len(self.worker_pids))
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -177,6 +180,7 @@ class AuthServer:
                 loop.remove_signal_handler(sig)
         if self._control is not None:
             await self._control.stop()
+        await self.observe.stop()
         for listener in self._udp:
             listener.stop()
         self._udp.clear()

@@ -125,6 +125,7 @@ SERVER_OPTIONS = {
     "policies",
     "resolvers",
     "query-port",
+    "http",
 }
 ZONE_OPTIONS = {
     "file",
@@ -172,6 +173,17 @@ class ZoneConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    """``[alerts]``: who hears of conditions an operator must act on (server.alerts).
+    ``command``: a program (argv list) run with the alert as JSON on its standard input;
+    ``webhook``: an ``http://`` URL the alert JSON is POSTed to.  Either, both or none."""
+
+    command: tuple[str, ...] = ()
+    webhook: str | None = None
+    timeout: float = 10.0  # seconds for the command or the POST
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     listen: tuple[Endpoint, ...]
     control: Path | None
@@ -187,6 +199,8 @@ class ServerConfig:
     policies: dict[str, Policy] = field(default_factory=dict)  # defined dnssec-policies
     resolvers: tuple[Endpoint, ...] | None = None  # None: the system's (resolv.conf)
     query_port: int = 53  # for name servers found in the DNS (checkds without agents)
+    http: tuple[Endpoint, ...] = ()  # metrics, JSON API, status page (server.http)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
 
 def copy_name(zone: str) -> str:
@@ -221,8 +235,8 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
     naming the option path (all problems in one message when there are several)."""
     c = _Checker()
     for top in data:
-        if top not in ("server", "key", "acl", "zone"):
-            c.fail(top, "unknown section (expected server, key, acl, zone)")
+        if top not in ("server", "key", "acl", "zone", "alerts"):
+            c.fail(top, "unknown section (expected server, key, acl, zone, alerts)")
     server = data.get("server", {})
     if not isinstance(server, dict):
         server = {}
@@ -429,6 +443,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
                 primaries,
             )
         )
+    http, alerts = _observe_options(c, server, data.get("alerts"))
     if c.problems:
         if len(c.problems) == 1:
             raise c.problems[0]
@@ -451,7 +466,53 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         policies=policies,
         resolvers=resolvers,
         query_port=query_port,
+        http=http,
+        alerts=alerts,
     )
+
+
+def _observe_options(
+    c: _Checker, server: dict[str, Any], alerts: object
+) -> tuple[tuple[Endpoint, ...], AlertsConfig]:
+    """``server.http`` (addresses for the HTTP listener; default none: off) and the
+    ``[alerts]`` table."""
+    raw = server.get("http", [])
+    if isinstance(raw, str):
+        raw = [raw]
+    http: tuple[Endpoint, ...] = ()
+    if not isinstance(raw, list):
+        c.fail("server.http", 'must be a list of addresses like "127.0.0.1@8053"')
+    else:
+        http = tuple(
+            e
+            for i, t in enumerate(raw)
+            if (e := c.check(parse_endpoint, f"server.http[{i}]", t, 8053)) is not None
+        )
+    if alerts is None:
+        return http, AlertsConfig()
+    if not isinstance(alerts, dict):
+        c.fail("alerts", "must be a table")
+        return http, AlertsConfig()
+    for opt in alerts:
+        if opt not in ("command", "webhook", "timeout"):
+            c.fail(f"alerts.{opt}", "unknown option (known: command, timeout, webhook)")
+    command = alerts.get("command", [])
+    if isinstance(command, str):
+        command = [command]
+    if not isinstance(command, list) or not all(isinstance(a, str) and a for a in command):
+        c.fail("alerts.command", "must be a program and its arguments (a list of strings)")
+        command = []
+    webhook = alerts.get("webhook")
+    if webhook is not None and (
+        not isinstance(webhook, str) or not re.match(r"^https?://[^/\s]+", webhook)
+    ):
+        c.fail("alerts.webhook", f"must be an http:// or https:// URL, got {webhook!r}")
+        webhook = None
+    timeout = alerts.get("timeout", 10)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 300:
+        c.fail("alerts.timeout", f"must be a number of seconds in (0, 300], got {timeout!r}")
+        timeout = 10
+    return http, AlertsConfig(tuple(command), webhook, float(timeout))
 
 
 def _primaries(

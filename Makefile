@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 
 # Debian packages used as interop oracles by the tests and benchmarks.
 DEB_PACKAGES := bind9 bind9-utils bind9-dnsutils ldnsutils knot knot-dnsutils \
-                knot-dnssecutils unbound nsd dnsperf
+                knot-dnssecutils unbound nsd dnsperf chromium
 
 PYTEST_ARGS ?=
 PY_DIRS := $(wildcard src tests benchmarks)

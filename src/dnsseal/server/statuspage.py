@@ -48,6 +48,8 @@ th { background: #f0f0f0; }
 .waiting { background: #f5c542; color: #222; }
 .problem { background: #c0392b; color: #fff; }
 .muted { color: #777; font-size: 0.85em; }
+.audit td:first-child, .keys td { white-space: nowrap; }
+.keys td:last-child { white-space: normal; }
 .timeline { background: #fff; border: 1px solid #ddd; margin: 0.5em 0; overflow-x: auto; }
 """
 
@@ -123,12 +125,13 @@ def timeline_svg(tl: Timeline, now: int, since: int, width: int = 1000) -> str:
     )
     parts.append(f'<text x="{nx + 3:.1f}" y="28" fill="#c0392b">now</text>')
     ly = height - 8
+    legend = 270  # after "bars: DNSKEY ZRRSIG KRRSIG DS"
     for i, (s, colour) in enumerate(COLOURS.items()):
         parts.append(
-            f'<rect x="{left + i * 120}" y="{ly - 9}" width="10" height="10" fill="{colour}"/>'
+            f'<rect x="{legend + i * 110}" y="{ly - 9}" width="10" height="10" fill="{colour}"/>'
         )
-        parts.append(f'<text x="{left + i * 120 + 14}" y="{ly}">{s.value}</text>')
-    parts.append(f'<text x="4" y="{ly}">bars: DNSKEY ZRRSIG KRRSIG DS</text>')
+        parts.append(f'<text x="{legend + i * 110 + 14}" y="{ly}">{s.value}</text>')
+    parts.append(f'<text x="4" y="{ly}">bars, top down: DNSKEY ZRRSIG KRRSIG DS</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -138,10 +141,18 @@ def zone_timeline(state: ZoneState, now: int) -> str | None:
     inline = state.inline
     if inline is None or inline.plan is None or not inline.keys:
         return None
-    tl = simulate.simulate(
-        inline.policy, inline.keys, now, now + FUTURE, zone=inline.origin, ds_delay=DS_DELAY
-    )
-    return timeline_svg(tl, now, now - PAST)
+    pol = inline.policy
+    tl = simulate.simulate(pol, inline.keys, now, now + FUTURE, zone=inline.origin,
+                           ds_delay=DS_DELAY)  # fmt: skip
+    # The window fits the policy's pace: a few of its slowest steps at least, up to the last
+    # simulated event, at most FUTURE ahead and PAST back (a lab policy steps in seconds).
+    least = 10 * (pol.dnskey_ttl + pol.publish_safety + pol.zone_propagation_delay)
+    last = max((p.now for p in tl.plans), default=now)
+    ahead = min(FUTURE, max(least, int((last - now) * 1.1)))
+    born = min((k.timings.created or now for k in inline.keys), default=now)
+    back = min(PAST, max(least // 4, now - born), ahead)
+    tl.until = now + ahead
+    return timeline_svg(tl, now, now - back)
 
 
 def _keys_table(keys: list[dict[str, Any]]) -> str:

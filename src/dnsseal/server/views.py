@@ -26,6 +26,7 @@ from dnsseal.findings import Severity
 from dnsseal.keys import algorithms
 from dnsseal.keys.model import Key
 from dnsseal.server.checkds import waiting_keys
+from dnsseal.server.dnssecctl import server_hint
 from dnsseal.server.zones import ZoneState
 from dnsseal.storage.journal import AuditEvent, Journal
 
@@ -130,7 +131,7 @@ def key_view(key: Key, waiting: str | None, missing_private: bool = False) -> di
         "states": states,
         "timings": timings,
         "ds-change": st.ds_change if st is not None else None,
-        "waiting": waiting,
+        "waiting": server_hint(waiting) if waiting else None,
         "waiting-reason": reason,
         "private-key-missing": missing_private,
     }
@@ -199,7 +200,7 @@ def waiting_on_parent(state: ZoneState) -> list[dict[str, Any]]:
                     "tag": r.key.tag,
                     "reason": reason,
                     "since": st.ds_change if st is not None else None,
-                    "waiting": r.waiting,
+                    "waiting": server_hint(r.waiting) if r.waiting else None,
                 }
             )
     return out

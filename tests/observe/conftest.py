@@ -68,10 +68,11 @@ def wait_until(check: Any, timeout: float = 30, what: str = "condition") -> Any:
 
 @contextmanager
 def observed(
-    d: Path, zones: dict[str, str], *, extra: str = "", **options: Any
+    d: Path, zones: dict[str, str], *, extra: str = "", port: int = 0, **options: Any
 ) -> Iterator[Served]:
-    """`dnsseal serve` for ``zones`` (origin -> text) with its HTTP listener on."""
-    port = free_port()
+    """`dnsseal serve` for ``zones`` (origin -> text) with its HTTP listener on, on DNS
+    port ``port`` (0: one picked here)."""
+    port = port or free_port()
     http = free_port(socket.SOCK_STREAM)
     conf = write_config(d, port, zones, **options)
     with_http(conf, http, extra)

@@ -97,6 +97,19 @@ def zone_conditions(state: ZoneState, now: int) -> list[Condition]:
                 "version stays served meanwhile (`dnsseal ctl zone-status` shows the detail)",
             )
         )
+    answered = [p for p in views.parent_views(state) if p.seen is not None]
+    if len({tuple(sorted(set(p.seen or ()))) for p in answered}) > 1:
+        detail = "; ".join(f"{p.agent}: {list(p.seen or ()) or 'none'}" for p in answered)
+        out.append(
+            Condition(
+                "checkds-disagreement",
+                zone,
+                None,
+                f"the parent's servers show different DS sets ({detail})",
+                "wait for the parent's servers to converge; if one stays behind, tell the "
+                "parent's operator",
+            )
+        )
     if inline is None:
         return out
     pol = inline.policy
@@ -148,19 +161,6 @@ def zone_conditions(state: ZoneState, now: int) -> list[Condition]:
                     + _checkds_step(state, tag, which),
                 )
             )
-    answered = [p for p in views.parent_views(state) if p.seen is not None]
-    if len({tuple(sorted(set(p.seen or ()))) for p in answered}) > 1:
-        detail = "; ".join(f"{p.agent}: {list(p.seen or ()) or 'none'}" for p in answered)
-        out.append(
-            Condition(
-                "checkds-disagreement",
-                zone,
-                None,
-                f"the parent's servers show different DS sets ({detail})",
-                "wait for the parent's servers to converge; if one stays behind, tell the "
-                "parent's operator",
-            )
-        )
     return out
 
 
@@ -177,8 +177,9 @@ class Alerts:
     def __init__(self, server: AuthServer) -> None:
         self.server = server
         self.active: dict[tuple[str, str, int | None], Condition] = {}
-        self.sent: list[dict[str, Any]] = []  # every payload sent (status, tests)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.sent: list[dict[str, Any]] = []  # every payload queued to send
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
 
     async def evaluate(self, now: int) -> list[AuditEvent]:
         """Compare the conditions now with the active ones: send what started and what
@@ -202,17 +203,33 @@ class Alerts:
         self.active = current
         for p in changes:
             self.sent.append(p)
-            task = asyncio.ensure_future(self._send(p))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._queue.put_nowait(p)
+        if changes and (self._sender is None or self._sender.done()):
+            self._sender = asyncio.ensure_future(self._send_all())
         return events
 
-    async def stop(self) -> None:
-        for task in list(self._tasks):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(task), 5)
-        for task in list(self._tasks):
-            task.cancel()
+    async def _send_all(self) -> None:
+        """One alert at a time, in the order they happened (a "resolved" never overtakes
+        its "firing"; two commands never write at once)."""
+        while True:
+            payload = await self._queue.get()
+            try:
+                await self._send(payload)
+            except Exception:  # one bad send must not stop the others
+                log.exception("[%s] alert %s: not sent", payload["zone"], payload["alert"])
+            finally:
+                self._queue.task_done()
+
+    async def stop(self, timeout: float = 5) -> None:
+        """Send what is queued (for at most ``timeout`` seconds), then stop."""
+        if self._sender is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout)
+        self._sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._sender
+        self._sender = None
 
     async def _send(self, payload: dict[str, Any]) -> None:
         cfg = self.server.config.alerts

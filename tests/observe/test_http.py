@@ -1,11 +1,13 @@
 """The HTTP listener against a real `dnsseal serve`: /metrics parses as Prometheus text (with
-prometheus_client's own parser) and says what the DNS says; the JSON API is what
+prometheus_client's own parser, and Prometheus's `promtool check metrics` lints it clean) and
+says what the DNS says; the JSON API is what
 `dnsseal ctl --json` prints; errors are clean."""
 
 from __future__ import annotations
 
 import json
 import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,11 @@ import dns.message
 import dns.name
 import dns.query
 import dns.rdatatype
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from automation.conftest import ctl, zone_text
+from conftest import require_tool
 
 from .conftest import Served, observed, wait_until
 
@@ -46,6 +50,15 @@ def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
     return out
 
 
+def run_tool(argv: list[str], input_text: str) -> subprocess.CompletedProcess[str]:
+    argv = [require_tool(argv[0]), *argv[1:]]
+    proc = subprocess.run(
+        argv, check=False, input=input_text, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    return proc
+
+
 def ask(port: int, name: str, rtype: str) -> dns.message.Message:
     q = dns.message.make_query(name, rtype, want_dnssec=True)
     return dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
@@ -66,6 +79,7 @@ def waiting_on_parent(s: Served) -> bool:
     return bool(zones and zones[0]["condition"] == "waiting")
 
 
+@pytest.mark.interop
 def test_metrics_and_api_say_what_the_dns_and_ctl_say(tmp_path: Path) -> None:
     with observed(tmp_path, {ZONE: zone_text(ZONE)}) as s:
         wait_until(lambda: waiting_on_parent(s), 30, "the KSK to wait for its DS")
@@ -96,6 +110,19 @@ def test_metrics_and_api_say_what_the_dns_and_ctl_say(tmp_path: Path) -> None:
         exp = min(rd.expiration for rr in sigs if rr.rdtype == dns.rdatatype.RRSIG for rd in rr)
         assert expiry <= exp
         assert expiry > 1_700_000_000
+
+        # every RRSIG served was made by this server (fresh state directory): the counter
+        # is at least the number an AXFR carries
+        xfr = dns.query.xfr("127.0.0.1", ZONE, port=s.port, timeout=10)
+        served_sigs = sum(
+            len(rr) for msg in xfr for rr in msg.answer if rr.rdtype == dns.rdatatype.RRSIG
+        )
+        created = samples(s.metrics())["dnsseal_signatures_created_total"]
+        assert created[0][0] == {"zone": ZONE}
+        assert created[0][1] >= served_sigs > 0
+        # Prometheus's own linter has nothing to say about the exposition
+        lint = run_tool(["promtool", "check", "metrics"], input_text=s.metrics())
+        assert lint.stdout.strip() == "" and lint.stderr.strip() == "", lint
 
         # the API and `ctl --json` are one implementation
         zones = s.json("/api/v1/zones")

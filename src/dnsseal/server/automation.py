@@ -30,7 +30,7 @@ from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model
 from dnsseal.proto.update import evaluate, zone_name
-from dnsseal.server import checkds
+from dnsseal.server import checkds, metrics
 from dnsseal.server.inline import InlineZone
 from dnsseal.server.versions import Version, record_line
 from dnsseal.server.xfrin import Secondary, notify_response
@@ -210,6 +210,7 @@ class Automation:
 
         await asyncio.to_thread(persist)
         self._serve(state, version.zone, keep_history=True)
+        metrics.published(state.name, version)
         log.info(
             "[%s] DNSSEC: serial %d (%s, %d records out, %d in)",
             state.name,

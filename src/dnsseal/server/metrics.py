@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import dns.rcode
+import dns.rdatatype
 
 from dnsseal import clock
 from dnsseal.server import views
@@ -32,7 +33,9 @@ from dnsseal.server.checkds import waiting_keys
 
 if TYPE_CHECKING:
     from dnsseal.server.service import AuthServer
+    from dnsseal.server.versions import Version
 
+RRSIG = int(dns.rdatatype.RRSIG)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -124,12 +127,20 @@ EVENT_METRICS: dict[str, tuple[str, str]] = {
         "counter",
         "RRSIG records made by the signer for the zone's published versions.",
     ),
-    "dnsseal_zone_sign_duration_seconds": (
-        "gauge",
-        "How long the zone's last signing run (maintenance or update) took.",
-    ),
     "dnsseal_alerts_fired_total": ("counter", "Alerts raised, by zone and alert name."),
 }
+
+
+def published(zone: str, version: Version) -> None:
+    """A new version of ``zone`` went out: count the RRSIGs it added (all of them for the
+    first version, which has no diff)."""
+    if version.serial_from is None:
+        z = version.zone
+        n = sum(len(rr.rdatas) for node in z.rrsigs.values() for rr in node.values())
+    else:
+        n = sum(1 for r in version.diff.added if r[1] == RRSIG)
+    if n:
+        COUNTERS.inc("dnsseal_signatures_created_total", n, zone=zone)
 
 
 def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:

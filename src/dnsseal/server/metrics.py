@@ -146,7 +146,7 @@ def published(zone: str, version: Version) -> None:
 def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:
     states = sorted(server.zones.values(), key=lambda s: s.name)
     serial, expiry, key_event, resign, load_errors, cond = [], [], [], [], [], []
-    key_info, key_wait, parent = [], [], []
+    key_info, key_wait, parent, wait_since, refresh, wait_limit = [], [], [], [], [], []
     for s in states:
         z = {"zone": s.name}
         if s.served is not None:
@@ -157,6 +157,9 @@ def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:
         inline = s.inline
         if inline is None:
             continue
+        pol = inline.policy
+        refresh.append((z, pol.signatures_refresh))
+        wait_limit.append((z, pol.parent_propagation_delay + pol.parent_ds_ttl))
         if inline.sig_horizon is not None:
             expiry.append((z, inline.sig_horizon))
         if inline.next_resign is not None:
@@ -194,7 +197,10 @@ def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:
             )
             reason = views.key_waiting(k, r.waiting)
             if reason is not None:
-                key_wait.append(({"zone": s.name, "tag": str(k.tag), "reason": reason}, 1))
+                labels = {"zone": s.name, "tag": str(k.tag), "reason": reason}
+                key_wait.append((labels, 1))
+                if reason != views.PROPAGATION and st is not None and st.ds_change is not None:
+                    wait_since.append((labels, st.ds_change))
         if waiting_keys(inline.keys) or s.parent_log:
             for p in views.parent_views(s):
                 parent.append(({"zone": s.name, "agent": p.agent}, 1 if p.match else 0))
@@ -241,6 +247,24 @@ def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:
         "1 while the key waits: on the parent (ds-publish, ds-withdraw) or on caches "
         "(propagation).",
         key_wait,
+    )
+    ex.family(
+        "dnsseal_key_waiting_since_timestamp_seconds",
+        "gauge",
+        "Since when a key waits on the parent (its DS state's last change).",
+        wait_since,
+    )
+    ex.family(
+        "dnsseal_zone_signatures_refresh_seconds",
+        "gauge",
+        "The zone's signatures-refresh: signatures are renewed this long before they expire.",
+        refresh,
+    )
+    ex.family(
+        "dnsseal_zone_parent_wait_limit_seconds",
+        "gauge",
+        "parent-propagation-delay + parent-ds-ttl: a key waiting on the parent longer is late.",
+        wait_limit,
     )
     ex.family(
         "dnsseal_parent_ds_match",

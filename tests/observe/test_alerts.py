@@ -155,6 +155,9 @@ def test_waiting_on_parent_alert_fires_and_clears_when_the_ds_appears(tmp_path: 
             msgs = [e["message"] for e in audit if e["event"] == "alert"]
             assert any(m.startswith("parent-slow raised: key " + str(second)) for m in msgs)
             assert "parent-slow cleared" in msgs
+            # the DS appearing at the agent is an audit row of its own
+            seen = [e for e in audit if e["event"] == "checkds" and e["key"] == str(second)]
+            assert seen and seen[0]["message"].startswith("DS seen at parental agent")
         # every alert went to the webhook too, the same JSON
         wait_until(lambda: len(posted) >= len(read_alerts(sink)), 10, "the webhook")
         key = lambda a: (a["alert"], a["status"], a["key"], a["time"])  # noqa: E731

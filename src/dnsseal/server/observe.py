@@ -56,6 +56,7 @@ class Observability:
         self._task: asyncio.Task[None] | None = None
         self._reloads = 0
         self._policies: dict[str, Policy] = {}
+        self._parent: dict[tuple[str, str], tuple[int, ...]] = {}  # (zone, agent) -> DS tags
 
     async def start(self) -> None:
         srv = self.server
@@ -141,6 +142,33 @@ class Observability:
                 what = f"dnssec-policy {pol.name}: options changed"
             events.append(AuditEvent(now, zone, "-", "policy", what))
         self._policies = policies
+        events += self._parent_changes(now)
+        return events
+
+    def _parent_changes(self, now: int) -> list[AuditEvent]:
+        """A DS that appeared at or left a parental agent (or parent name server) since the
+        last checkds: one row per key and agent."""
+        events = []
+        for state in sorted(self.server.zones.values(), key=lambda s: s.name):
+            for p in views.parent_views(state):
+                if p.seen is None:  # no answer: nothing learnt
+                    continue
+                ident = (state.name, p.agent)
+                old = self._parent.get(ident)
+                self._parent[ident] = p.seen
+                if old is None and not p.seen:
+                    continue
+                before = set(old or ())
+                for tag in sorted(set(p.seen) - before):
+                    events.append(
+                        AuditEvent(now, state.name, str(tag), "checkds", f"DS seen at {p.agent}")
+                    )
+                for tag in sorted(before - set(p.seen)):
+                    events.append(
+                        AuditEvent(
+                            now, state.name, str(tag), "checkds", f"DS withdrawn from {p.agent}"
+                        )
+                    )
         return events
 
     async def _watch(self) -> None:

@@ -180,3 +180,44 @@ def test_http_is_off_unless_configured(tmp_path: Path) -> None:
     with dnsseal_serve(tmp_path, ["-c", "dnsseal.toml"], ZONE, port):
         out = (tmp_path / "out.txt").read_text()
         assert "HTTP on" not in out
+
+
+@pytest.mark.interop
+def test_presigned_zone_expiry_is_the_earliest_bind_made(tmp_path: Path) -> None:
+    """A zone signed by BIND's dnssec-signzone (jittered expirations), served presigned: the
+    earliest-expiry gauge is the smallest RRSIG expiration in BIND's output."""
+    import dns.zone
+
+    from automation.conftest import dnsseal_serve
+    from conftest import free_port, run_tool
+
+    origin = "pre.example."
+    (tmp_path / "zone.db").write_text(zone_text(origin))
+    run_tool(["dnssec-keygen", "-q", "-a", "ECDSAP256SHA256", "-f", "KSK", origin], cwd=tmp_path)
+    run_tool(["dnssec-keygen", "-q", "-a", "ECDSAP256SHA256", origin], cwd=tmp_path)
+    run_tool(
+        ["dnssec-signzone", "-q", "-S", "-K", ".", "-o", origin, "-f", "zone.signed",
+         "-e", "now+7d", "-j", "86400", "zone.db"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    signed = dns.zone.from_file(str(tmp_path / "zone.signed"), origin, relativize=False)
+    expirations = {
+        rd.expiration for _, _, rd in signed.iterate_rdatas() if rd.rdtype == dns.rdatatype.RRSIG
+    }
+    assert len(expirations) > 1  # jittered: the earliest is not just any
+    earliest = min(expirations)
+    port, http = free_port(), free_port(socket.SOCK_STREAM)
+    (tmp_path / "dnsseal.toml").write_text(
+        f'[server]\nlisten = ["127.0.0.1@{port}"]\nhttp = ["127.0.0.1@{http}"]\n'
+        f'[zone."{origin}"]\nfile = "zone.signed"\npresigned = true\n'
+    )
+    with dnsseal_serve(tmp_path, ["-c", "dnsseal.toml"], origin, port):
+        s = Served(tmp_path, port, http)
+        wait_until(lambda: s.get("/metrics")[0] == 200, 15, "the HTTP listener")
+        m = samples(s.metrics())
+        assert m["dnsseal_zone_rrsig_earliest_expiry_timestamp_seconds"] == [
+            ({"zone": origin}, float(earliest))
+        ]
+        (zone,) = s.json("/api/v1/zones")["zones"]
+        assert zone["rrsig-earliest-expiry-time"] == earliest
+        assert zone["condition"] == "ok" and zone["presigned"] is True

@@ -66,15 +66,25 @@ def _zone(server: AuthServer, text: str) -> str:
         raise HttpError(404, str(e.args[0])) from None
 
 
+async def presigned(server: AuthServer) -> None:
+    """A new version of a presigned zone: find its earliest expiry off the loop."""
+    todo = views.presigned_snapshots(server)
+    if todo:
+        await asyncio.to_thread(views.fill_presigned_horizons, todo)
+
+
 async def _metrics(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+    await presigned(server)
     return 200, metrics.CONTENT_TYPE, metrics.render(server).encode()
 
 
 async def _zones(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+    await presigned(server)
     return _json(views.zones_view(server, clock.now()))
 
 
 async def _zone_detail(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+    await presigned(server)
     return _json(views.zone_view(server, _zone(server, m["zone"]), clock.now()))
 
 
@@ -109,6 +119,7 @@ async def _audit(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) 
 
 
 async def _page(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+    await presigned(server)
     html = await asyncio.to_thread(statuspage.render, server, clock.now())
     return 200, HTML_TYPE, html.encode()
 

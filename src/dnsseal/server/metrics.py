@@ -154,14 +154,15 @@ def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:
         load_errors.append((z, 1 if s.error else 0))
         c = views.condition(s, now)
         cond += [({"zone": s.name, "condition": k}, 1 if k == c else 0) for k in views.CONDITIONS]
+        horizon = views.sig_horizon(s)
+        if horizon is not None:
+            expiry.append((z, horizon))
         inline = s.inline
         if inline is None:
             continue
         pol = inline.policy
         refresh.append((z, pol.signatures_refresh))
         wait_limit.append((z, pol.parent_propagation_delay + pol.parent_ds_ttl))
-        if inline.sig_horizon is not None:
-            expiry.append((z, inline.sig_horizon))
         if inline.next_resign is not None:
             resign.append((z, inline.next_resign))
         plan = inline.plan
@@ -208,7 +209,7 @@ def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:
     ex.family(
         "dnsseal_zone_rrsig_earliest_expiry_timestamp_seconds",
         "gauge",
-        "When the first signature of the served version expires (zones signed here).",
+        "When the first signature of the served version expires.",
         expiry,
     )
     ex.family(

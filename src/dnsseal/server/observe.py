@@ -65,8 +65,7 @@ class Observability:
         self.http = await http.start(srv)
         self._reloads = srv.reloads
         self._policies = self._current_policies()
-        if srv.config.state_dir is not None:
-            self._task = asyncio.ensure_future(self._watch())
+        self._task = asyncio.ensure_future(self._watch())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -175,6 +174,7 @@ class Observability:
         while True:
             await asyncio.sleep(TICK)
             try:
+                await http.presigned(self.server)
                 now = clock.now()
                 events = self.look(now)
                 events += await self.alerts.evaluate(now)

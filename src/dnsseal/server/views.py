@@ -25,6 +25,7 @@ from dnsseal.durations import format_human_time
 from dnsseal.findings import Severity
 from dnsseal.keys import algorithms
 from dnsseal.keys.model import Key
+from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server.checkds import waiting_keys
 from dnsseal.server.dnssecctl import server_hint
 from dnsseal.server.zones import ZoneState
@@ -57,6 +58,58 @@ STATE_FIELDS = ("goal", "dnskey", "krrsig", "zrrsig", "ds")
 _PARENT_LINE = re.compile(
     r"^(?P<agent>.*): DS expected for (?P<want>\[[^\]]*\]|none), seen: (?P<seen>.*)$"
 )
+
+
+# Presigned zones: the earliest RRSIG expiration of the version served, per zone, computed
+# once per version (off the event loop, see :func:`fill_presigned_horizons`).
+# zone -> ((id, serial) of the snapshot, horizon)
+_PRESIGNED: dict[str, tuple[tuple[int, int], int | None]] = {}
+
+
+def snapshot_horizon(snap: ZoneSnapshot) -> int | None:
+    """The earliest RRSIG expiration in ``snap`` (None: it has no signature).  Walks the
+    whole zone: blocking."""
+    earliest: int | None = None
+    for nodes in (snap.nodes, snap.nsec3_nodes):
+        for node in nodes.values():
+            for rrset in node.sigs.values():
+                for rd in rrset:
+                    exp = int(rd.expiration)
+                    if earliest is None or exp < earliest:
+                        earliest = exp
+    return earliest
+
+
+def presigned_snapshots(server: AuthServer) -> list[tuple[str, ZoneSnapshot]]:
+    """The presigned zones' versions served whose horizon is not known yet (call on the
+    event loop; the snapshots are immutable, the walk can then run in a thread)."""
+    out = []
+    for s in server.zones.values():
+        if s.inline is None and s.served is not None:
+            snap = s.served.snapshot
+            known = _PRESIGNED.get(s.name)
+            if known is None or known[0] != (id(snap), snap.serial):
+                out.append((s.name, snap))
+    return out
+
+
+def fill_presigned_horizons(todo: Sequence[tuple[str, ZoneSnapshot]]) -> None:
+    for name, snap in todo:
+        _PRESIGNED[name] = ((id(snap), snap.serial), snapshot_horizon(snap))
+
+
+def sig_horizon(state: ZoneState) -> int | None:
+    """The earliest signature expiration of the version served: the signer's for a zone
+    signed here, the walked one for a presigned zone (None until walked)."""
+    if state.inline is not None:
+        return state.inline.sig_horizon
+    known = _PRESIGNED.get(state.name)
+    if state.served is None or known is None:
+        return None
+    snap = state.served.snapshot
+    if known[0] != (id(snap), snap.serial):
+        return None
+    return known[1]
 
 
 def _text(t: int | None) -> str | None:
@@ -221,7 +274,7 @@ def zone_summary(state: ZoneState, now: int) -> dict[str, Any]:
     snap = state.served.snapshot if state.served is not None else None
     next_key = plan.next_event if plan is not None else None
     next_resign = inline.next_resign if inline is not None else None
-    horizon = inline.sig_horizon if inline is not None else None
+    horizon = sig_horizon(state)
     return {
         "zone": state.name,
         "condition": condition(state, now),

@@ -95,10 +95,11 @@ class ControlServer:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), 10)
+            who = peer_user(writer)
             reply = await self.execute(line[:MAX_REQUEST])
-            await self.server.observe.request_done(peer_user(writer), line[:MAX_REQUEST], reply)
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
+            await self.server.observe.request_done(who, line[:MAX_REQUEST], reply)  # audit
         except (TimeoutError, ConnectionError):
             pass
         finally:

@@ -167,6 +167,11 @@ def test_metrics_and_api_say_what_the_dns_and_ctl_say(tmp_path: Path) -> None:
         with socket.create_connection(("127.0.0.1", s.http), timeout=5) as c:
             c.sendall(b"garbage\r\n\r\n")
             assert c.recv(100).startswith(b"HTTP/1.1 400 ")
+        with socket.create_connection(("127.0.0.1", s.http), timeout=5) as c:
+            c.sendall(b"GET / HTTP/1.1\r\nX: " + b"a" * 20_000 + b"\r\n\r\n")
+            assert c.recv(100).startswith(b"HTTP/1.1 431 ")
+        status, ctype, body = s.get("/")
+        assert status == 200 and ctype == "text/html; charset=utf-8"
         # still serving after all that
         assert "dnsseal_zone_serial" in s.metrics()
 

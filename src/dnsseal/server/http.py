@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_HEAD = 16 * 1024  # request line and headers
+MAX_CLIENTS = 64  # connections beyond this are closed at once (a scraper needs one)
 READ_TIMEOUT = 10.0
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -201,6 +202,10 @@ class HttpListener:
         self._servers.clear()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._clients) >= MAX_CLIENTS:
+            log.warning("[server] HTTP: too many clients, closing a connection")
+            writer.close()
+            return
         task = asyncio.current_task()
         if task is not None:
             self._clients.add(task)

@@ -29,6 +29,7 @@ PAST = 30 * 86400  # the timeline shows this much before now
 FUTURE = 400 * 86400  # and this much after (a year of ZSK rolls, most KSK events)
 DS_DELAY = 3600  # the simulation assumes the parent follows the CDS this much later
 AUDIT_ROWS = 15
+REFRESH = 60  # seconds: the page reloads itself (no script)
 LABELS = {
     views.OK: "OK",
     views.WAITING: "waiting on parent",
@@ -247,6 +248,7 @@ def render(server: AuthServer, now: int) -> str:
     body = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="refresh" content="{REFRESH}">',
         "<title>dnsseal status</title>",
         f"<style>{STYLE}</style></head><body>",
         "<h1>dnsseal</h1>",

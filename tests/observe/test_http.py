@@ -125,10 +125,18 @@ def test_metrics_and_api_say_what_the_dns_and_ctl_say(tmp_path: Path) -> None:
         assert lint.stdout.strip() == "" and lint.stderr.strip() == "", lint
 
         # the API and `ctl --json` are one implementation
-        zones = s.json("/api/v1/zones")
-        assert without_now(zones) == without_now(ctl_json(tmp_path, "zones")["result"])
-        keys = s.json(f"/api/v1/zones/{ZONE}/keys")
-        assert keys == ctl_json(tmp_path, "keys", ZONE)["result"]
+        # (the zone re-signs every few seconds here: two looks agree when nothing moved
+        # in between, which happens within a few tries)
+        def same_zones() -> bool:
+            api = without_now(s.json("/api/v1/zones"))
+            return api == without_now(ctl_json(tmp_path, "zones")["result"])
+
+        def same_keys() -> dict[str, Any] | None:
+            api: dict[str, Any] = s.json(f"/api/v1/zones/{ZONE}/keys")
+            return api if api == ctl_json(tmp_path, "keys", ZONE)["result"] else None
+
+        wait_until(same_zones, 30, "the API and ctl to show the same zones")
+        keys = wait_until(same_keys, 30, "the API and ctl to show the same keys")
         assert {k["tag"] for k in keys["keys"]} == {t for t, _ in served}
         detail = s.json(f"/api/v1/zones/{ZONE.rstrip('.')}")
         assert detail["zone"] == ZONE and detail["condition"] == "waiting"
@@ -137,7 +145,8 @@ def test_metrics_and_api_say_what_the_dns_and_ctl_say(tmp_path: Path) -> None:
             == without_now(ctl_json(tmp_path, "zone-status", ZONE)["result"]).keys()
         )
         audit = s.json(f"/api/v1/audit?zone={ZONE}")["audit"]
-        assert audit == ctl_json(tmp_path, "audit", ZONE)["entries"][-len(audit) :]
+        # (rows may be added between the two looks: the later one starts with the earlier)
+        assert ctl_json(tmp_path, "audit", ZONE)["entries"][: len(audit)] == audit
         assert any(e["message"].startswith("created (KSK") for e in audit)
 
         # a manual command is one audit row naming who sent it
@@ -152,7 +161,7 @@ def test_metrics_and_api_say_what_the_dns_and_ctl_say(tmp_path: Path) -> None:
         assert f"sign {ZONE} (done)" in rows[-1]["message"]
         # `ctl audit ZONE --since ... --json` prints one JSON object per line
         lines = ctl(tmp_path, "audit", ZONE, "--since", "-1h", "--json").splitlines()
-        assert [json.loads(x)["message"] for x in lines][-1] == rows[-1]["message"]
+        assert rows[-1] in [json.loads(x) for x in lines]  # alerts may come after it
 
         # clean errors
         status, _, body = s.get("/api/v1/zones/nope.example/keys")

@@ -129,15 +129,20 @@ def test_metrics_and_api_say_what_the_dns_and_ctl_say(tmp_path: Path) -> None:
         # in between, which happens within a few tries)
         def same_zones() -> bool:
             api = without_now(s.json("/api/v1/zones"))
-            return api == without_now(ctl_json(tmp_path, "zones")["result"])
+            return api == without_now(ctl_json(tmp_path, "zones")["zones"])
 
         def same_keys() -> dict[str, Any] | None:
             api: dict[str, Any] = s.json(f"/api/v1/zones/{ZONE}/keys")
-            return api if api == ctl_json(tmp_path, "keys", ZONE)["result"] else None
+            return api if api == ctl_json(tmp_path, "keys", ZONE)["keys"] else None
 
         wait_until(same_zones, 30, "the API and ctl to show the same zones")
         keys = wait_until(same_keys, 30, "the API and ctl to show the same keys")
         assert {k["tag"] for k in keys["keys"]} == {t for t, _ in served}
+        # and for people
+        assert f"{ZONE}  waiting on parent  serial " in ctl(tmp_path, "zones")
+        human = ctl(tmp_path, "keys", ZONE)
+        assert f"{ksk} KSK ECDSAP256SHA256  goal=omnipresent dnskey=omnipresent" in human
+        assert f"waiting: DS for {ksk} not yet seen" in human
         detail = s.json(f"/api/v1/zones/{ZONE.rstrip('.')}")
         assert detail["zone"] == ZONE and detail["condition"] == "waiting"
         assert (
@@ -181,6 +186,9 @@ def test_metrics_and_api_say_what_the_dns_and_ctl_say(tmp_path: Path) -> None:
             assert c.recv(100).startswith(b"HTTP/1.1 431 ")
         status, ctype, body = s.get("/")
         assert status == 200 and ctype == "text/html; charset=utf-8"
+        status, _, body = s.get(f"/zone/{ZONE.rstrip('.')}")
+        assert status == 200 and f'data-tag="{ksk}"'.encode() in body
+        assert s.get("/zone/nope.example")[0] == 404
         # still serving after all that
         assert "dnsseal_zone_serial" in s.metrics()
 

@@ -140,10 +140,12 @@ class ControlServer:
                 return {"ok": not problems, "result": "reloaded", "problems": problems}
             if command == "zone-status":
                 return {"ok": True, "result": views.zone_view(srv, args[0], clock.now())}
-            if command == "zones":
-                return {"ok": True, "result": views.zones_view(srv, clock.now())}
+            if command == "zones":  # result: for people; zones: the API's document
+                doc = views.zones_view(srv, clock.now())
+                return {"ok": True, "result": views.zones_lines(doc), "zones": doc}
             if command == "keys":
-                return {"ok": True, "result": views.keys_view(srv, args[0])}
+                doc = views.keys_view(srv, args[0])
+                return {"ok": True, "result": views.keys_lines(doc), "keys": doc}
             if command == "audit":
                 return await audit_command(srv, args)
             if command == "notify":

@@ -9,7 +9,8 @@ DNS ports, not this one).  Routes (:data:`ROUTES`):
 * ``/api/v1/zones``, ``/api/v1/zones/<zone>``, ``/api/v1/zones/<zone>/keys``,
   ``/api/v1/audit[?zone=Z&since=TIME&limit=N]``: JSON (:mod:`dnsseal.server.views`, the
   same views ``dnsseal ctl --json`` prints);
-* ``/``: the status page (:mod:`dnsseal.server.statuspage`).
+* ``/``: the status page, ``/zone/<zone>``: one zone's part of it
+  (:mod:`dnsseal.server.statuspage`).
 
 Errors are JSON objects ``{"error": "..."}`` with 400, 404 or 405; a bug in a view is
 logged and answered 500 without taking the listener down.
@@ -125,12 +126,20 @@ async def _page(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -
     return 200, HTML_TYPE, html.encode()
 
 
+async def _zone_page(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+    zone = _zone(server, m["zone"])
+    await presigned(server)
+    html = await asyncio.to_thread(statuspage.render_zone, server, zone, clock.now())
+    return 200, HTML_TYPE, html.encode()
+
+
 ROUTES: tuple[tuple[re.Pattern[str], Handler], ...] = (
     (re.compile(r"/metrics"), _metrics),
     (re.compile(r"/api/v1/zones/?"), _zones),
     (re.compile(r"/api/v1/zones/(?P<zone>[^/]+)/keys"), _keys),
     (re.compile(r"/api/v1/zones/(?P<zone>[^/]+)"), _zone_detail),
     (re.compile(r"/api/v1/audit"), _audit),
+    (re.compile(r"/zone/(?P<zone>[^/]+)"), _zone_page),
     (re.compile(r"/"), _page),
 )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from html import escape
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from dnsseal.durations import format_bind_time, format_human_time
 from dnsseal.keymgr import simulate
@@ -29,6 +30,7 @@ PAST = 30 * 86400  # the timeline shows this much before now
 FUTURE = 400 * 86400  # and this much after (a year of ZSK rolls, most KSK events)
 DS_DELAY = 3600  # the simulation assumes the parent follows the CDS this much later
 AUDIT_ROWS = 15
+MAX_SECTIONS = 50  # zones shown in detail on the main page (then: the ones not OK)
 REFRESH = 60  # seconds: the page reloads itself (no script)
 LABELS = {
     views.OK: "OK",
@@ -229,37 +231,72 @@ def _zone_section(server: AuthServer, state: ZoneState, now: int) -> str:
     return "\n".join(out)
 
 
+def _detailed(states: list[ZoneState], now: int) -> list[ZoneState]:
+    """The zones shown in detail on the main page: all of them up to MAX_SECTIONS, else
+    those not OK (the others have their own page, ``/zone/NAME``)."""
+    if len(states) <= MAX_SECTIONS:
+        return states
+    return [s for s in states if views.condition(s, now) != views.OK][:MAX_SECTIONS]
+
+
+def _page(title: str, body: list[str], refresh: bool = True) -> str:
+    head = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="refresh" content="{REFRESH}">' if refresh else "",
+        f"<title>{escape(title)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+    ]
+    return "\n".join([*head, *body, "</body></html>"]) + "\n"
+
+
+def _zone_link(state: ZoneState, detailed: bool) -> str:
+    name = state.name.rstrip(".") or "root"
+    href = f"#zone-{name}" if detailed else f"/zone/{quote(state.name)}"
+    return f'<a href="{escape(href)}">{escape(state.name)}</a>'
+
+
 def render(server: AuthServer, now: int) -> str:
     """The whole page.  Blocking (audit log, simulation): call it in a thread."""
     states = sorted(server.zones.values(), key=lambda z: z.name)
+    detailed = _detailed(states, now)
+    shown = {s.name for s in detailed}
     summary_rows = []
     for state in states:
         s = views.zone_summary(state, now)
-        anchor = escape(state.name.rstrip(".") or "root")
         summary_rows.append(
             f'<tr class="zone-row" data-zone="{escape(state.name)}" '
-            f'data-condition="{s["condition"]}"><td><a href="#zone-{anchor}">'
-            f"{escape(state.name)}</a></td><td>{_cond(s['condition'])}</td>"
+            f'data-condition="{s["condition"]}"><td>{_zone_link(state, state.name in shown)}'
+            f"</td><td>{_cond(s['condition'])}</td>"
             f"<td>{s['serial'] if s['serial'] is not None else '-'}</td>"
             f"<td>{_t(s['next-key-event-time'])}</td>"
             f"<td>{_t(s['rrsig-earliest-expiry-time'])}</td><td>{s['key-count']}</td></tr>"
         )
     counts = views.state_counts(server, now)
-    body = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="refresh" content="{REFRESH}">',
-        "<title>dnsseal status</title>",
-        f"<style>{STYLE}</style></head><body>",
-        "<h1>dnsseal</h1>",
-        f'<p class="muted">{_t(now)} UTC · up since {_t(server.started_at)} · '
-        f"{counts[views.OK]} ok, {counts[views.WAITING]} waiting on parent, "
-        f"{counts[views.PROBLEM]} with problems</p>",
-        '<table class="zones"><tr><th>zone</th><th>state</th><th>serial</th>'
-        "<th>next key event</th><th>earliest signature expiry</th><th>keys</th></tr>",
-        *summary_rows,
-        "</table>",
-        *(_zone_section(server, s, now) for s in states),
-        "</body></html>",
-    ]
-    return "\n".join(body) + "\n"
+    more = len(states) - len(detailed)
+    return _page(
+        "dnsseal status",
+        [
+            "<h1>dnsseal</h1>",
+            f'<p class="muted">{_t(now)} UTC · up since {_t(server.started_at)} · '
+            f"{counts[views.OK]} ok, {counts[views.WAITING]} waiting on parent, "
+            f"{counts[views.PROBLEM]} with problems</p>",
+            '<table class="zones"><tr><th>zone</th><th>state</th><th>serial</th>'
+            "<th>next key event</th><th>earliest signature expiry</th><th>keys</th></tr>",
+            *summary_rows,
+            "</table>",
+            f'<p class="muted">{more} more zone(s) in detail on their own pages</p>'
+            if more
+            else "",
+            *(_zone_section(server, s, now) for s in detailed),
+        ],
+    )
+
+
+def render_zone(server: AuthServer, zone: str, now: int) -> str:
+    """One zone's page (``/zone/NAME``).  Raises LookupError for an unknown zone."""
+    state = server.find_state(zone)
+    return _page(
+        f"dnsseal: {state.name}",
+        ['<p><a href="/">all zones</a></p>', _zone_section(server, state, now)],
+    )

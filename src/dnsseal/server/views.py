@@ -348,3 +348,31 @@ def state_counts(server: AuthServer, now: int) -> dict[str, int]:
     for s in server.zones.values():
         counts[condition(s, now)] += 1
     return counts
+
+
+def zones_lines(doc: dict[str, Any]) -> list[str]:
+    """``ctl zones`` for people: one line per zone, then what is wrong or awaited."""
+    out = []
+    for z in doc["zones"]:
+        cond = {OK: "ok", WAITING: "waiting on parent", PROBLEM: "PROBLEM"}[z["condition"]]
+        serial = z["serial"] if z["serial"] is not None else "-"
+        expiry = _text(z["rrsig-earliest-expiry-time"]) or "-"
+        out.append(f"{z['zone']}  {cond}  serial {serial}  signatures until {expiry}")
+        out += [f"  problem: {p}" for p in z["problems"]]
+        out += [f"  key {w['tag']}: {w['waiting'] or w['reason']}" for w in z["waiting-on-parent"]]
+    return out
+
+
+def keys_lines(doc: dict[str, Any]) -> list[str]:
+    """``ctl keys ZONE`` for people: one line per key with its states, then why it waits."""
+    out = []
+    for k in doc["keys"]:
+        st = k["states"]
+        states = " ".join(f"{f}={st[f]}" for f in STATE_FIELDS if st[f] is not None)
+        out.append(f"{k['tag']} {k['role'].upper()} {k['algorithm-name']}  {states}")
+        if k["waiting"]:
+            out.append(f"  waiting: {k['waiting']}")
+    for p in doc.get("parent", []):
+        seen = "no answer" if p["seen"] is None else (", ".join(map(str, p["seen"])) or "none")
+        out.append(f"{p['agent']}: DS expected {p['expected'] or 'none'}, seen {seen}")
+    return out or [f"{doc['zone']}: no keys (not signed here)"]

@@ -23,13 +23,14 @@ import contextlib
 import json
 import logging
 import re
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dnsseal import clock
 from dnsseal.durations import parse_when
-from dnsseal.errors import InputError
+from dnsseal.errors import InputError, StorageError
 from dnsseal.server import metrics, statuspage, views
 from dnsseal.storage.serverconfig import Endpoint
 
@@ -183,17 +184,37 @@ def _head(status: int, ctype: str, length: int, allow: bool = False) -> bytes:
 class HttpListener:
     """Serves :data:`ROUTES` for ``server`` on ``endpoints``."""
 
-    def __init__(self, server: AuthServer, endpoints: tuple[Endpoint, ...]) -> None:
+    def __init__(
+        self,
+        server: AuthServer,
+        endpoints: tuple[Endpoint, ...],
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.server = server
         self.endpoints = endpoints
+        self.tls = tls
         self._servers: list[asyncio.Server] = []
         self._clients: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         for ep in self.endpoints:
-            srv = await asyncio.start_server(self._client, ep.host, ep.port, reuse_address=True)
+            try:
+                srv = await asyncio.start_server(
+                    self._client,
+                    ep.host,
+                    ep.port,
+                    reuse_address=True,
+                    ssl=self.tls,
+                    ssl_handshake_timeout=READ_TIMEOUT if self.tls else None,
+                )
+            except OSError as e:
+                await self.stop()
+                raise StorageError(
+                    f"server.http {ep}", f"cannot listen: {e.strerror or e}"
+                ) from None
             self._servers.append(srv)
-            log.info("[server] HTTP on %s (metrics, API, status page)", ep)
+            scheme = "HTTPS" if self.tls else "HTTP"
+            log.info("[server] %s on %s (metrics, API, status page)", scheme, ep)
 
     @property
     def ports(self) -> list[int]:
@@ -260,6 +281,16 @@ async def start(server: AuthServer) -> HttpListener | None:
     endpoints = server.config.http
     if not endpoints or server.worker:
         return None
-    listener = HttpListener(server, endpoints)
+    tls = None
+    if server.config.http_tls is not None:
+        cert, key = server.config.http_tls
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            tls.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as e:
+            raise StorageError(
+                f"{cert}, {key}", f"server.http-tls-cert/-key: cannot load: {e}"
+            ) from None
+    listener = HttpListener(server, endpoints, tls)
     await listener.start()
     return listener

@@ -126,6 +126,8 @@ SERVER_OPTIONS = {
     "resolvers",
     "query-port",
     "http",
+    "http-tls-cert",
+    "http-tls-key",
 }
 ZONE_OPTIONS = {
     "file",
@@ -200,6 +202,7 @@ class ServerConfig:
     resolvers: tuple[Endpoint, ...] | None = None  # None: the system's (resolv.conf)
     query_port: int = 53  # for name servers found in the DNS (checkds without agents)
     http: tuple[Endpoint, ...] = ()  # metrics, JSON API, status page (server.http)
+    http_tls: tuple[Path, Path] | None = None  # certificate chain and key files (PEM)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
 
@@ -443,7 +446,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
                 primaries,
             )
         )
-    http, alerts = _observe_options(c, server, data.get("alerts"))
+    http, http_tls, alerts = _observe_options(c, server, data.get("alerts"), base)
     if c.problems:
         if len(c.problems) == 1:
             raise c.problems[0]
@@ -467,15 +470,26 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         resolvers=resolvers,
         query_port=query_port,
         http=http,
+        http_tls=http_tls,
         alerts=alerts,
     )
 
 
 def _observe_options(
-    c: _Checker, server: dict[str, Any], alerts: object
-) -> tuple[tuple[Endpoint, ...], AlertsConfig]:
-    """``server.http`` (addresses for the HTTP listener; default none: off) and the
+    c: _Checker, server: dict[str, Any], alerts: object, base: Path
+) -> tuple[tuple[Endpoint, ...], tuple[Path, Path] | None, AlertsConfig]:
+    """``server.http`` (addresses for the HTTP listener; default none: off),
+    ``server.http-tls-cert`` / ``http-tls-key`` (HTTPS; both or neither) and the
     ``[alerts]`` table."""
+    tls: tuple[Path, Path] | None = None
+    cert, key = server.get("http-tls-cert"), server.get("http-tls-key")
+    if (cert is None) != (key is None):
+        c.fail("server.http-tls-cert", "give both http-tls-cert and http-tls-key, or neither")
+    elif cert is not None:
+        if not isinstance(cert, str) or not isinstance(key, str):
+            c.fail("server.http-tls-cert", "http-tls-cert and http-tls-key are path strings")
+        else:
+            tls = (base / cert, base / key)
     raw = server.get("http", [])
     if isinstance(raw, str):
         raw = [raw]
@@ -489,10 +503,10 @@ def _observe_options(
             if (e := c.check(parse_endpoint, f"server.http[{i}]", t, 8053)) is not None
         )
     if alerts is None:
-        return http, AlertsConfig()
+        return http, tls, AlertsConfig()
     if not isinstance(alerts, dict):
         c.fail("alerts", "must be a table")
-        return http, AlertsConfig()
+        return http, tls, AlertsConfig()
     for opt in alerts:
         if opt not in ("command", "webhook", "timeout"):
             c.fail(f"alerts.{opt}", "unknown option (known: command, timeout, webhook)")
@@ -512,7 +526,7 @@ def _observe_options(
     if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 300:
         c.fail("alerts.timeout", f"must be a number of seconds in (0, 300], got {timeout!r}")
         timeout = 10
-    return http, AlertsConfig(tuple(command), webhook, float(timeout))
+    return http, tls, AlertsConfig(tuple(command), webhook, float(timeout))
 
 
 def _primaries(

@@ -11,6 +11,7 @@ recent audit entries.
 
 from __future__ import annotations
 
+import time
 from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -51,14 +52,22 @@ th { background: #f0f0f0; }
 .waiting { background: #f5c542; color: #222; }
 .problem { background: #c0392b; color: #fff; }
 .muted { color: #777; font-size: 0.85em; }
-.audit td:first-child, .keys td { white-space: nowrap; }
-.keys td:last-child { white-space: normal; }
+.audit td:first-child, td.t { white-space: nowrap; }
+table.keys { display: block; max-width: 100%; overflow-x: auto; }
+table.keys td, table.keys th { font-size: 0.82em; padding: 0.2em 0.45em; }
 .timeline { background: #fff; border: 1px solid #ddd; margin: 0.5em 0; overflow-x: auto; }
 """
 
 
 def _t(ts: int | None) -> str:
     return escape(format_human_time(ts)) if ts is not None else "-"
+
+
+def _short(ts: int | None) -> str:
+    """A key timing in a table cell: ``2026-12-07 10:17`` (UTC)."""
+    if ts is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts))
 
 
 def _cond(c: str) -> str:
@@ -167,13 +176,15 @@ def _keys_table(keys: list[dict[str, Any]]) -> str:
             f'<tr class="key" data-tag="{k["tag"]}"><td>{k["tag"]}</td>'
             f"<td>{escape(k['role'].upper())}</td><td>{escape(k['algorithm-name'])}</td>"
             + "".join(f"<td>{escape(st[f] or '-')}</td>" for f in views.STATE_FIELDS)
-            + f"<td>{_t(k['timings']['publish'])}</td><td>{_t(k['timings']['activate'])}</td>"
-            f"<td>{_t(k['timings']['inactive'])}</td><td>{escape(waiting)}</td></tr>"
+            + f'<td class="t">{_short(k["timings"]["publish"])}</td>'
+            f'<td class="t">{_short(k["timings"]["activate"])}</td>'
+            f'<td class="t">{_short(k["timings"]["inactive"])}</td>'
+            f'<td title="{escape(waiting)}">{escape(k["waiting-reason"] or "-")}</td></tr>'
         )
     head = (
         "<tr><th>tag</th><th>role</th><th>algorithm</th><th>goal</th><th>DNSKEY</th>"
         "<th>KRRSIG</th><th>ZRRSIG</th><th>DS</th><th>published</th><th>active</th>"
-        "<th>retires</th><th>waiting for</th></tr>"
+        "<th>retires</th><th>waits for</th></tr>"
     )
     return f'<table class="keys">{head}{"".join(rows)}</table>'
 

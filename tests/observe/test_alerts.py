@@ -182,3 +182,34 @@ def test_checkds_disagreement_between_agents() -> None:
     state.parent_log = state.parent_log[:1]
     alerts = {c.alert for c in zone_conditions(state, 1_800_000_000)}
     assert "checkds-disagreement" not in alerts
+
+
+def test_zone_failing_alert_names_the_file_and_clears_when_fixed(tmp_path: Path) -> None:
+    sink = tmp_path / "alerts.jsonl"
+    script = tmp_path / "alert.sh"
+    script.write_text(f'#!/bin/sh\n{{ cat; echo; }} >> "{sink}"\n')
+    script.chmod(0o755)
+    zone = "broken.example."
+    with observed(
+        tmp_path, {zone: zone_text(zone)}, extra=f'[alerts]\ncommand = ["{script}"]\n'
+    ) as s:
+        source = tmp_path / "zones" / f"{zone}zone"
+        good = source.read_text()
+        source.write_text(good.replace("www A 192.0.2.80", "www A 192.0.2.800"))
+        ctl(tmp_path, "reload", ok=False)
+
+        def failing() -> list[dict[str, Any]]:
+            return [a for a in read_alerts(sink) if a["alert"] == "zone-failing"]
+
+        (fired,) = wait_until(failing, 20, "the zone-failing alert")
+        assert fired["status"] == "firing" and fired["zone"] == zone
+        assert str(source.name) in fired["summary"], fired
+        (row,) = [z for z in s.json("/api/v1/zones")["zones"] if z["zone"] == zone]
+        assert row["condition"] == "problem"
+        assert 'dnsseal_zone_condition{zone="broken.example.",condition="problem"} 1' in (
+            s.metrics()
+        )
+        source.write_text(good.replace("@ SOA ns1 hostmaster 1 ", "@ SOA ns1 hostmaster 2 "))
+        ctl(tmp_path, "reload")
+        wait_until(lambda: len(failing()) == 2, 20, "the alert to clear")
+        assert [a["status"] for a in failing()] == ["firing", "resolved"]

@@ -213,3 +213,26 @@ def test_zone_failing_alert_names_the_file_and_clears_when_fixed(tmp_path: Path)
         ctl(tmp_path, "reload")
         wait_until(lambda: len(failing()) == 2, 20, "the alert to clear")
         assert [a["status"] for a in failing()] == ["firing", "resolved"]
+
+
+def test_a_restart_does_not_send_an_active_alert_again(tmp_path: Path) -> None:
+    sink = tmp_path / "alerts.jsonl"
+    script = tmp_path / "alert.sh"
+    script.write_text(f'#!/bin/sh\n{{ cat; echo; }} >> "{sink}"\n')
+    script.chmod(0o755)
+    zone = "again.example."
+    extra = f'[alerts]\ncommand = ["{script}"]\n'
+
+    def ready(status: str) -> list[dict[str, Any]]:
+        return [a for a in read_alerts(sink) if a["alert"] == "ds-ready" and a["status"] == status]
+
+    with observed(tmp_path, {zone: zone_text(zone)}, extra=extra):
+        (fired,) = wait_until(lambda: ready("firing"), 30, "ds-ready")
+    with observed(tmp_path, {zone: zone_text(zone)}, extra=extra) as s:
+        wait_until(lambda: s.json("/api/v1/zones")["zones"][0]["condition"] == "waiting", 20,
+                   "the KSK to wait again")  # fmt: skip
+        time.sleep(3)  # a few looks of the watcher
+        assert len(ready("firing")) == 1  # not again after the restart
+        ctl(tmp_path, "dnssec", "-checkds", "-key", str(fired["key"]), "published", zone)
+        wait_until(lambda: ready("resolved"), 20, "ds-ready to clear")
+        assert len(ready("firing")) == 1

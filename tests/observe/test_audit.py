@@ -68,6 +68,7 @@ def test_audit_log_since_and_zone(tmp_path: Path) -> None:
         assert [e.message for e in j.audit_log("A.EXAMPLE.")] == ["one"]
         assert [e.message for e in j.audit_log("b.example", since=201)] == []
         assert [e.zone for e in j.audit_log(limit=1)] == [""]
+        assert [e.message for e in j.audit_log(event="reload")] == ["one", "three"]
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# an alert's audit row: "NAME raised: SUMMARY" or "NAME cleared"
+_ALERT_ROW = re.compile(r"^(?P<alert>[a-z-]+) (?P<what>raised|cleared)(?:: (?P<rest>.*))?$")
 RESIGN_GRACE = 300  # seconds a re-signing may take before its zone is "expiring"
 # name -> what it means (docs/observability.md and contrib/ use the same names)
 ALERTS: dict[str, str] = {
@@ -180,6 +184,23 @@ class Alerts:
         self.sent: list[dict[str, Any]] = []  # every payload queued to send
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
+
+    def restore(self, log_rows: Sequence[AuditEvent]) -> None:
+        """Take the alerts the audit log says were raised and not cleared as active (a
+        restart does not send them again; one that ended meanwhile is sent resolved)."""
+        for e in log_rows:
+            if e.event != "alert":
+                continue
+            m = _ALERT_ROW.match(e.message)
+            if m is None:
+                continue
+            key = None if e.key == "-" else int(e.key) if e.key.isdigit() else None
+            ident = (m["alert"], e.zone, key)
+            if m["what"] == "raised":
+                summary = m["rest"] or ""
+                self.active[ident] = Condition(m["alert"], e.zone, key, summary, "see the log")
+            else:
+                self.active.pop(ident, None)
 
     async def evaluate(self, now: int) -> list[AuditEvent]:
         """Compare the conditions now with the active ones: send what started and what

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TICK = 1.0  # seconds between looks
+ALERT_HISTORY = 10_000  # alert rows read at start to find the alerts still active
 # Control commands that change something: each is audited with who sent it.
 CHANGING_COMMANDS = frozenset({"reload", "notify", "stop", "sign", "loadkeys", "dnssec", "signing"})
 READ_ONLY_FORMS = {"dnssec": ("-status",), "signing": ("-list",)}
@@ -65,6 +66,7 @@ class Observability:
         self.http = await http.start(srv)
         self._reloads = srv.reloads
         self._policies = self._current_policies()
+        self.alerts.restore(await asyncio.to_thread(self._alert_rows))
         self._task = asyncio.ensure_future(self._watch())
 
     async def stop(self) -> None:
@@ -80,6 +82,18 @@ class Observability:
 
     def _current_policies(self) -> dict[str, Policy]:
         return {s.name: s.inline.policy for s in self.server.zones.values() if s.inline is not None}
+
+    def _alert_rows(self) -> list[AuditEvent]:
+        """The audit log's latest alert rows (they tell which alerts are active)."""
+        state_dir = self.server.config.state_dir
+        if state_dir is None:
+            return []
+        try:
+            with Journal(state_dir) as j:
+                return j.audit_log(limit=ALERT_HISTORY, event="alert")
+        except DnssealError as e:
+            log.error("[server] audit log not read: %s", e)
+            return []
 
     def audit(self, events: Sequence[AuditEvent]) -> None:
         """Write ``events`` (blocking: call it in a thread)."""

@@ -265,10 +265,14 @@ class Journal:
             )
 
     def audit_log(
-        self, zone: str | None = None, limit: int = 1000, since: int | None = None
+        self,
+        zone: str | None = None,
+        limit: int = 1000,
+        since: int | None = None,
+        event: str | None = None,
     ) -> list[AuditEvent]:
-        """The latest ``limit`` events (of ``zone``, when given; at or after ``since``,
-        when given), oldest first."""
+        """The latest ``limit`` events (of ``zone``, at or after ``since``, of kind
+        ``event``, each when given), oldest first."""
         where: list[str] = []
         args: list[str | int] = []
         if zone is not None:
@@ -277,6 +281,9 @@ class Journal:
         if since is not None:
             where.append("time >= ?")
             args.append(since)
+        if event is not None:
+            where.append("event = ?")
+            args.append(event)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self._db.execute(
             f"SELECT time, zone, key, event, message FROM audit{clause} ORDER BY id DESC LIMIT ?",

@@ -104,6 +104,9 @@ def test_status_page_in_headless_chromium(tmp_path: Path) -> None:
         # the timelines are drawn, with their "now" line, and the audit rows are there
         assert dom_text.count("<svg") == 2
         assert "now</text>" in dom_text
+        # left of it, the past from the audit log: the DNSKEYs were rumoured before they
+        # were omnipresent (the simulation, right of it, has no such step for these keys)
+        assert "DNSKEY rumoured from" in dom_text
         text = " ".join(dom.text)
         assert "waiting on parent" in text
         assert "DS hidden -> rumoured" in text  # the step that made the KSK wait

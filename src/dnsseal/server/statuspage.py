@@ -4,14 +4,16 @@ external assets.
 Every zone with its condition at a glance (ok / waiting on the parent / problem, from
 :mod:`dnsseal.server.views`), and per zone signed here: its keys with their record states
 and what they wait for, the key timeline (the ``keys timeline`` drawing, with a "now" line:
-left of it each record's current state since it was entered, right of it the key manager
-simulated forward, as ``dnsseal keys timeline`` does), the parent's DS per agent and the
-recent audit entries.
+left of it each record's states as the audit log recorded its transitions, right of it the
+key manager simulated forward, as ``dnsseal keys timeline`` does), the parent's DS per
+agent and the recent audit entries.
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -20,7 +22,7 @@ from dnsseal.durations import format_bind_time, format_human_time
 from dnsseal.keymgr import simulate
 from dnsseal.keymgr.simulate import Timeline
 from dnsseal.keymgr.timeline import COLOURS, ROWS
-from dnsseal.keys.model import KeyId, RecordState
+from dnsseal.keys.model import Key, KeyId, KeyState, RecordState
 from dnsseal.server import views
 from dnsseal.server.zones import ZoneState
 
@@ -31,6 +33,7 @@ PAST = 30 * 86400  # the timeline shows this much before now
 FUTURE = 400 * 86400  # and this much after (a year of ZSK rolls, most KSK events)
 DS_DELAY = 3600  # the simulation assumes the parent follows the CDS this much later
 AUDIT_ROWS = 15
+AUDIT_PAST = 20_000  # audit rows read for the timeline's past
 MAX_SECTIONS = 50  # zones shown in detail on the main page (then: the ones not OK)
 REFRESH = 60  # seconds: the page reloads itself (no script)
 LABELS = {
@@ -74,15 +77,60 @@ def _cond(c: str) -> str:
     return f'<span class="cond {c}">{escape(LABELS[c])}</span>'
 
 
-def timeline_svg(tl: Timeline, now: int, since: int, width: int = 1000) -> str:
+# A key manager audit row for a record state transition: "DNSKEY rumoured -> omnipresent"
+_TRANSITION = re.compile(r"^(DNSKEY|ZRRSIG|KRRSIG|DS) (\w+) -> (\w+)$")
+Past = dict[str, dict[int, list[tuple[int, RecordState, RecordState]]]]
+Bar = tuple[int, int, int, RecordState]  # start, end, row, state
+
+
+def past_transitions(entries: Sequence[dict[str, Any]]) -> Past:
+    """Key file name -> record row -> (time, from, to), oldest first, from the audit log."""
+    out: Past = {}
+    for e in entries:
+        m = _TRANSITION.match(e["message"]) if e["event"] == "keymgr" else None
+        if m is None:
+            continue
+        try:
+            old, new = RecordState(m[2]), RecordState(m[3])
+        except ValueError:
+            continue
+        row = ROWS.index(m[1].lower())
+        out.setdefault(e["key"], {}).setdefault(row, []).append((e["time"], old, new))
+    return out
+
+
+def _past_bars(key: Key, st: KeyState, now: int, since: int, past: Past) -> list[Bar]:
+    """Each record's states from ``since`` to ``now``: from the audit log's transitions
+    where it has them, else the current state since it was entered (the state file)."""
+    bars: list[Bar] = []
+    rows = past.get(key.basename, {})
+    for row, name in enumerate(ROWS):
+        moves = [m for m in rows.get(row, []) if since <= m[0] <= now]
+        if moves:
+            start, state = since, moves[0][1]
+            for t, _, new in moves:
+                bars.append((start, t, row, state))
+                start, state = t, new
+            bars.append((start, now, row, state))
+            continue
+        s, changed = getattr(st, name), getattr(st, f"{name}_change")
+        if s is not None and changed is not None and changed < now:
+            bars.append((changed, now, row, s))
+    return bars
+
+
+def timeline_svg(
+    tl: Timeline, now: int, since: int, width: int = 1000, past: Past | None = None
+) -> str:
     """The ``keys timeline`` drawing over ``since`` .. ``tl.until`` with a "now" line.
-    Before now each record shows its current state from when it entered it (the key
-    state files keep that time); from now on, the simulated steps of ``tl``."""
+    Before now each record's states from the audit log's transitions (``past``), or its
+    current state since it entered it (the key state file keeps that time); from now on,
+    the simulated steps of ``tl``."""
     until = tl.until
     span = max(1, until - since)
     left, lane, bar = 150, 44, 9
     order: list[KeyId] = []
-    hist: dict[KeyId, list[tuple[int, int, int, RecordState]]] = {}  # start, end, row, state
+    hist: dict[KeyId, list[Bar]] = {}
     for i, plan in enumerate(tl.plans):
         end = tl.plans[i + 1].now if i + 1 < len(tl.plans) else until
         for r in plan.keys:
@@ -93,11 +141,8 @@ def timeline_svg(tl: Timeline, now: int, since: int, width: int = 1000) -> str:
             if kid not in order:
                 order.append(kid)
                 hist[kid] = []
-                if i == 0:  # the past: each record's state since it was entered
-                    for row, name in enumerate(ROWS):
-                        s, changed = getattr(st, name), getattr(st, f"{name}_change")
-                        if s is not None and changed is not None and changed < plan.now:
-                            hist[kid].append((changed, plan.now, row, s))
+                if i == 0:
+                    hist[kid] += _past_bars(r.key, st, plan.now, since, past or {})
             for row, name in enumerate(ROWS):
                 s = getattr(st, name)
                 if s is not None:
@@ -148,7 +193,7 @@ def timeline_svg(tl: Timeline, now: int, since: int, width: int = 1000) -> str:
     return "\n".join(parts)
 
 
-def zone_timeline(state: ZoneState, now: int) -> str | None:
+def zone_timeline(server: AuthServer, state: ZoneState, now: int) -> str | None:
     """The zone's key timeline (None: not signed here, or no key manager run yet)."""
     inline = state.inline
     if inline is None or inline.plan is None or not inline.keys:
@@ -164,7 +209,8 @@ def zone_timeline(state: ZoneState, now: int) -> str | None:
     born = min((k.timings.created or now for k in inline.keys), default=now)
     back = min(PAST, max(least // 4, now - born), ahead)
     tl.until = now + ahead
-    return timeline_svg(tl, now, now - back)
+    entries = views.audit_view(server, state.name, since=now - back, limit=AUDIT_PAST)
+    return timeline_svg(tl, now, now - back, past=past_transitions(entries))
 
 
 def _keys_table(keys: list[dict[str, Any]]) -> str:
@@ -229,11 +275,11 @@ def _zone_section(server: AuthServer, state: ZoneState, now: int) -> str:
                 f"<p>{escape(p['agent'])}: expected {', '.join(map(str, p['expected'])) or 'none'},"
                 f" seen {escape(seen)} ({mark})</p>"
             )
-        svg = zone_timeline(state, now)
+        svg = zone_timeline(server, state, now)
         if svg is not None:
             out.append(
-                f'<div class="timeline">{svg}</div><p class="muted">Left of the red line: each '
-                "record's current state since it entered it. Right: the key manager simulated "
+                f'<div class="timeline">{svg}</div><p class="muted">Left of the red line: the '
+                "record states the audit log recorded. Right: the key manager simulated "
                 f"forward, assuming the parent follows the CDS within {DS_DELAY // 3600} hour "
                 "(* marks a key the simulation made up).</p>"
             )

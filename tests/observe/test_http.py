@@ -243,3 +243,25 @@ def test_presigned_zone_expiry_is_the_earliest_bind_made(tmp_path: Path) -> None
         (zone,) = s.json("/api/v1/zones")["zones"]
         assert zone["rrsig-earliest-expiry-time"] == earliest
         assert zone["condition"] == "ok" and zone["presigned"] is True
+
+
+def test_one_http_listener_with_worker_processes(tmp_path: Path) -> None:
+    """With server.workers = 2 the main process alone serves HTTP (the workers share the DNS
+    ports, not this one); /metrics says how many processes answer."""
+    from automation.conftest import dnsseal_serve, write_config
+    from conftest import free_port
+
+    port, http = free_port(), free_port(socket.SOCK_STREAM)
+    conf = write_config(tmp_path, port, {ZONE: zone_text(ZONE)})
+    conf.write_text(
+        conf.read_text().replace(
+            "[server]\n", f'[server]\nworkers = 2\nhttp = ["127.0.0.1@{http}"]\n', 1
+        )
+    )
+    with dnsseal_serve(tmp_path, ["-c", "dnsseal.toml"], ZONE, port):
+        s = Served(tmp_path, port, http)
+        wait_until(lambda: s.get("/metrics")[0] == 200, 15, "the HTTP listener")
+        assert "\ndnsseal_worker_processes 2\n" in s.metrics()
+    out = (tmp_path / "out.txt").read_text()
+    assert out.count("HTTP on 127.0.0.1@") == 1, out
+    assert "Traceback" not in out

@@ -122,12 +122,10 @@ class Observability:
         if not is_changing(command, args):
             return
         line = " ".join([command, *args])
-        zone = next((a for a in reversed(args) if not a.startswith("-")), "")
-        zone = (
-            zone
-            if any(s.name.rstrip(".") == zone.rstrip(".") for s in self.server.zones.values())
-            else ""
-        )
+        zone = ""  # the zone it names (its last argument), if any
+        if args and not args[-1].startswith("-"):
+            with contextlib.suppress(LookupError):
+                zone = self.server.find_state(args[-1]).name
         outcome = "done" if ok else "failed"
         event = AuditEvent(clock.now(), zone, "-", "command", f"{who}: {line} ({outcome})")
         await asyncio.to_thread(self.audit, [event])

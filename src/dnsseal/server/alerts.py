@@ -181,7 +181,6 @@ class Alerts:
     def __init__(self, server: AuthServer) -> None:
         self.server = server
         self.active: dict[tuple[str, str, int | None], Condition] = {}
-        self.sent: list[dict[str, Any]] = []  # every payload queued to send
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
 
@@ -223,7 +222,6 @@ class Alerts:
                 events.append(AuditEvent(now, c.zone, _key(c), "alert", f"{c.alert} cleared"))
         self.active = current
         for p in changes:
-            self.sent.append(p)
             self._queue.put_nowait(p)
         if changes and (self._sender is None or self._sender.done()):
             self._sender = asyncio.ensure_future(self._send_all())

@@ -207,10 +207,10 @@ class Automation:
                 version.zone,
                 header=[f"; {state.name} serial {version.serial}, signed by dnsseal"],
             )
+            metrics.published(state.name, version)  # counts RRSIGs: off the event loop
 
         await asyncio.to_thread(persist)
         self._serve(state, version.zone, keep_history=True)
-        metrics.published(state.name, version)
         log.info(
             "[%s] DNSSEC: serial %d (%s, %d records out, %d in)",
             state.name,

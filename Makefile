@@ -7,9 +7,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# Debian packages used as interop oracles by the tests and benchmarks.
+# Debian packages used as interop oracles by the tests and benchmarks (chromium: the status
+# page in a real browser; prometheus: promtool lints /metrics and the contrib/ alert rules).
 DEB_PACKAGES := bind9 bind9-utils bind9-dnsutils ldnsutils knot knot-dnsutils \
-                knot-dnssecutils unbound nsd dnsperf softhsm2 opensc libengine-pkcs11-openssl
+                knot-dnssecutils unbound nsd dnsperf softhsm2 opensc libengine-pkcs11-openssl \
+                chromium prometheus
 
 PYTEST_ARGS ?=
 PY_DIRS := $(wildcard src tests benchmarks)

@@ -31,7 +31,7 @@ from dnsseal.proto.engine import ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model
 from dnsseal.proto.tsigauth import check_request
 from dnsseal.proto.update import Access, evaluate, zone_name
-from dnsseal.server import checkds
+from dnsseal.server import checkds, metrics
 from dnsseal.server.inline import InlineZone
 from dnsseal.server.versions import Version, record_line
 from dnsseal.server.xfrin import Secondary, notify_response
@@ -208,6 +208,7 @@ class Automation:
                 version.zone,
                 header=[f"; {state.name} serial {version.serial}, signed by dnsseal"],
             )
+            metrics.published(state.name, version)  # counts RRSIGs: off the event loop
 
         await asyncio.to_thread(persist)
         self._serve(state, version.zone, keep_history=True)

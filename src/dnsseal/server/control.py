@@ -16,9 +16,12 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dnsseal import clock
 from dnsseal.errors import DnssealError, StorageError
+from dnsseal.server import views
 from dnsseal.server.binding import bind_control
 from dnsseal.server.dnssecctl import DnssecControl
+from dnsseal.server.observe import audit_command, peer_user
 
 if TYPE_CHECKING:
     from dnsseal.server.service import AuthServer
@@ -47,6 +50,13 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         ("ARGS...",),
         "signing -list ZONE | signing -clear all|KEYID/ALGORITHM ZONE: the signing-state "
         "records (TYPE65534), as rndc signing.",
+    ),
+    "zones": ((), "Every zone: ok / waiting on the parent / problem, serial, next events."),
+    "keys": (("ZONE",), "ZONE's keys: record states, timings, what each waits for."),
+    "audit": (
+        ("ARGS...",),
+        "audit [ZONE] [--since TIME] [--limit N] [--json]: the audit log (key events, "
+        "commands, reloads, policy changes, alerts), oldest first.",
     ),
 }
 VARIADIC = "ARGS..."
@@ -80,9 +90,11 @@ class ControlServer:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), 10)
+            who = peer_user(writer)
             reply = await self.execute(line[:MAX_REQUEST])
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
+            await self.server.observe.request_done(who, line[:MAX_REQUEST], reply)  # audit
         except (TimeoutError, ConnectionError):
             pass
         finally:
@@ -122,7 +134,15 @@ class ControlServer:
                 problems = await srv.reload()
                 return {"ok": not problems, "result": "reloaded", "problems": problems}
             if command == "zone-status":
-                return {"ok": True, "result": srv.zone_status(args[0])}
+                return {"ok": True, "result": views.zone_view(srv, args[0], clock.now())}
+            if command == "zones":  # result: for people; zones: the API's document
+                doc = views.zones_view(srv, clock.now())
+                return {"ok": True, "result": views.zones_lines(doc), "zones": doc}
+            if command == "keys":
+                doc = views.keys_view(srv, args[0])
+                return {"ok": True, "result": views.keys_lines(doc), "keys": doc}
+            if command == "audit":
+                return await audit_command(srv, args)
             if command == "notify":
                 state = srv.zone_status(args[0])
                 return {"ok": True, "result": await srv.notify(str(state["zone"]))}

@@ -44,6 +44,7 @@ from dnsseal.server.automation import Automation, is_update
 from dnsseal.server.binding import TCP_BACKLOG, Bound, bind_listeners
 from dnsseal.server.control import ControlServer
 from dnsseal.server.history import JournalHistory
+from dnsseal.server.observe import Observability
 from dnsseal.server.tcpclients import Abortable, TcpClients, reset, unsent
 from dnsseal.server.udp import ResponseFilter, UdpListener
 from dnsseal.server.zones import ZoneState, keyring_of, load_one
@@ -126,6 +127,7 @@ class AuthServer:
         self.links = MainLinks(links, self._update_reply) if links else None
         self.link = WorkerLink(link, self._install) if link is not None else None
         self._pushed: dict[str, ZoneSnapshot] = {}  # inline zone -> version sent to workers
+        self.observe = Observability(self)  # HTTP listener, alerts, audit of reloads
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -166,6 +168,7 @@ class AuthServer:
             self._control = ControlServer(self, self.config.control)
             await self._control.start(bound.control)
             bound.control = None  # the control server owns it now (and removes it on stop)
+        await self.observe.start()
         if self.worker_pids:
             log.info("[server] %d worker processes share the ports", len(self.worker_pids))
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -201,6 +204,7 @@ class AuthServer:
                 loop.remove_signal_handler(sig)
         if self._control is not None:
             await self._control.stop()
+        await self.observe.stop()
         for listener in self._udp:
             listener.stop()
         self._udp.clear()

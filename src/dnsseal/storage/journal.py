@@ -9,8 +9,11 @@ The journal keeps, per zone, a base version and every change after it as one tra
   nothing that was acknowledged; replaying base + transactions rebuilds the zone;
 * history people can read: records are stored in presentation format, one per line.
 
-The audit log records key events (created, published, active, retired, removed, DS seen,
-operator commands) with the zone, the key and a sentence.
+The audit log records, one row each, with the zone (empty for the server as a whole), the key
+(``-`` for none) and a sentence: key events (created, every record state transition, purged,
+DS seen / withdrawn, as the key manager reports them: event ``keymgr``), operator commands
+(``operator``, naming who), configuration reloads (``reload``), signing-policy changes
+(``policy``) and alerts raised and cleared (``alert``).
 
 Records are RFC 1035 presentation lines with absolute names (``www.example. 300 IN A
 192.0.2.1``); converting to and from zone objects is the caller's business.
@@ -252,20 +255,38 @@ class Journal:
         with self._txn() as db:
             db.execute(
                 "INSERT INTO audit (time, zone, key, event, message) VALUES (?, ?, ?, ?, ?)",
-                (event.time, _zone_key(event.zone), event.key, event.event, event.message),
+                (
+                    event.time,
+                    _zone_key(event.zone) if event.zone else "",
+                    event.key,
+                    event.event,
+                    event.message,
+                ),
             )
 
-    def audit_log(self, zone: str | None = None, limit: int = 1000) -> list[AuditEvent]:
-        """The latest ``limit`` events (of ``zone``, when given), oldest first."""
-        if zone is None:
-            rows = self._db.execute(
-                "SELECT time, zone, key, event, message FROM audit ORDER BY id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        else:
-            rows = self._db.execute(
-                "SELECT time, zone, key, event, message FROM audit WHERE zone = ?"
-                " ORDER BY id DESC LIMIT ?",
-                (_zone_key(zone), limit),
-            ).fetchall()
+    def audit_log(
+        self,
+        zone: str | None = None,
+        limit: int = 1000,
+        since: int | None = None,
+        event: str | None = None,
+    ) -> list[AuditEvent]:
+        """The latest ``limit`` events (of ``zone``, at or after ``since``, of kind
+        ``event``, each when given), oldest first."""
+        where: list[str] = []
+        args: list[str | int] = []
+        if zone is not None:
+            where.append("zone = ?")
+            args.append(_zone_key(zone))
+        if since is not None:
+            where.append("time >= ?")
+            args.append(since)
+        if event is not None:
+            where.append("event = ?")
+            args.append(event)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._db.execute(
+            f"SELECT time, zone, key, event, message FROM audit{clause} ORDER BY id DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
         return [AuditEvent(*r) for r in reversed(rows)]

@@ -163,6 +163,9 @@ SERVER_OPTIONS = {
     "query-port",
     "pkcs11-module",
     *LIMIT_OPTIONS,
+    "http",
+    "http-tls-cert",
+    "http-tls-key",
 }
 ZONE_OPTIONS = {
     "file",
@@ -225,6 +228,17 @@ class ListenerLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    """``[alerts]``: who hears of conditions an operator must act on (server.alerts).
+    ``command``: a program (argv list) run with the alert as JSON on its standard input;
+    ``webhook``: an ``http://`` URL the alert JSON is POSTed to.  Either, both or none."""
+
+    command: tuple[str, ...] = ()
+    webhook: str | None = None
+    timeout: float = 10.0  # seconds for the command or the POST
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     listen: tuple[Endpoint, ...]
     control: Path | None
@@ -242,6 +256,9 @@ class ServerConfig:
     query_port: int = 53  # for name servers found in the DNS (checkds without agents)
     pkcs11_module: Path | None = None  # for PKCS#11 key URIs without module-path
     limits: ListenerLimits = field(default_factory=ListenerLimits)
+    http: tuple[Endpoint, ...] = ()  # metrics, JSON API, status page (server.http)
+    http_tls: tuple[Path, Path] | None = None  # certificate chain and key files (PEM)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
 
 def copy_name(zone: str) -> str:
@@ -330,8 +347,8 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
     naming the option path (all problems in one message when there are several)."""
     c = _Checker()
     for top in data:
-        if top not in ("server", "key", "acl", "zone"):
-            c.fail(top, "unknown section (expected server, key, acl, zone)")
+        if top not in ("server", "key", "acl", "zone", "alerts"):
+            c.fail(top, "unknown section (expected server, key, acl, zone, alerts)")
     server = _table(c, "server", data.get("server", {}), "the [server] table")
     for opt in server:
         if opt not in SERVER_OPTIONS:
@@ -566,6 +583,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
                 update_policy,
             )
         )
+    http, http_tls, alerts = _observe_options(c, server, data.get("alerts"), base)
     if c.problems:
         if len(c.problems) == 1:
             raise c.problems[0]
@@ -590,6 +608,9 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         query_port=query_port,
         pkcs11_module=(base / pkcs11_module) if pkcs11_module else None,
         limits=limits,
+        http=http,
+        http_tls=http_tls,
+        alerts=alerts,
     )
 
 
@@ -648,6 +669,60 @@ def _rate_limit(c: _Checker, spec: object) -> tuple[tuple[str, Any], ...] | None
             known = sorted([*RATE_LIMIT_OPTIONS, "log-only", "exempt-clients"])
             c.fail(f"{where}.{opt}", f"unknown option (known: {', '.join(known)})")
     return tuple(sorted(values.items()))
+
+
+def _observe_options(
+    c: _Checker, server: dict[str, Any], alerts: object, base: Path
+) -> tuple[tuple[Endpoint, ...], tuple[Path, Path] | None, AlertsConfig]:
+    """``server.http`` (addresses for the HTTP listener; default none: off),
+    ``server.http-tls-cert`` / ``http-tls-key`` (HTTPS; both or neither) and the
+    ``[alerts]`` table."""
+    tls: tuple[Path, Path] | None = None
+    cert, key = server.get("http-tls-cert"), server.get("http-tls-key")
+    if (cert is None) != (key is None):
+        c.fail("server.http-tls-cert", "give both http-tls-cert and http-tls-key, or neither")
+    elif cert is not None:
+        if not isinstance(cert, str) or not isinstance(key, str):
+            c.fail("server.http-tls-cert", "http-tls-cert and http-tls-key are path strings")
+        else:
+            tls = (base / cert, base / key)
+    raw = server.get("http", [])
+    if isinstance(raw, str):
+        raw = [raw]
+    http: tuple[Endpoint, ...] = ()
+    if not isinstance(raw, list):
+        c.fail("server.http", 'must be a list of addresses like "127.0.0.1@8053"')
+    else:
+        http = tuple(
+            e
+            for i, t in enumerate(raw)
+            if (e := c.check(parse_endpoint, f"server.http[{i}]", t, 8053)) is not None
+        )
+    if alerts is None:
+        return http, tls, AlertsConfig()
+    if not isinstance(alerts, dict):
+        c.fail("alerts", "must be a table")
+        return http, tls, AlertsConfig()
+    for opt in alerts:
+        if opt not in ("command", "webhook", "timeout"):
+            c.fail(f"alerts.{opt}", "unknown option (known: command, timeout, webhook)")
+    command = alerts.get("command", [])
+    if isinstance(command, str):
+        command = [command]
+    if not isinstance(command, list) or not all(isinstance(a, str) and a for a in command):
+        c.fail("alerts.command", "must be a program and its arguments (a list of strings)")
+        command = []
+    webhook = alerts.get("webhook")
+    if webhook is not None and (
+        not isinstance(webhook, str) or not re.match(r"^https?://[^/\s]+", webhook)
+    ):
+        c.fail("alerts.webhook", f"must be an http:// or https:// URL, got {webhook!r}")
+        webhook = None
+    timeout = alerts.get("timeout", 10)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 300:
+        c.fail("alerts.timeout", f"must be a number of seconds in (0, 300], got {timeout!r}")
+        timeout = 10
+    return http, tls, AlertsConfig(tuple(command), webhook, float(timeout))
 
 
 def _primaries(

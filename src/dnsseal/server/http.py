@@ -1,0 +1,296 @@
+"""The HTTP listener (``[server] http``): metrics, the JSON API and the status page.
+
+A small HTTP/1.1 server on asyncio streams: every endpoint reads state and none changes it,
+so it answers GET and HEAD only, one request per connection (``Connection: close``), with a
+bounded request head and a timeout.  It runs in the main process only (the workers share the
+DNS ports, not this one).  Routes (:data:`ROUTES`):
+
+* ``/metrics``: Prometheus text format (:mod:`dnsseal.server.metrics`);
+* ``/api/v1/zones``, ``/api/v1/zones/<zone>``, ``/api/v1/zones/<zone>/keys``,
+  ``/api/v1/audit[?zone=Z&since=TIME&limit=N]``: JSON (:mod:`dnsseal.server.views`, the
+  same views ``dnsseal ctl --json`` prints);
+* ``/``: the status page, ``/zone/<zone>``: one zone's part of it
+  (:mod:`dnsseal.server.statuspage`).
+
+Errors are JSON objects ``{"error": "..."}`` with 400, 404 or 405; a bug in a view is
+logged and answered 500 without taking the listener down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from dnsseal import clock
+from dnsseal.durations import parse_when
+from dnsseal.errors import InputError, StorageError
+from dnsseal.server import metrics, statuspage, views
+from dnsseal.storage.serverconfig import Endpoint
+
+if TYPE_CHECKING:
+    from dnsseal.server.service import AuthServer
+
+log = logging.getLogger(__name__)
+
+MAX_HEAD = 16 * 1024  # request line and headers
+MAX_CLIENTS = 64  # connections beyond this are closed at once (a scraper needs one)
+READ_TIMEOUT = 10.0
+JSON_TYPE = "application/json"
+HTML_TYPE = "text/html; charset=utf-8"
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+           431: "Request Header Fields Too Large", 500: "Internal Server Error"}  # fmt: skip
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+Response = tuple[int, str, bytes]  # status, content type, body
+Handler = Callable[["AuthServer", "re.Match[str]", dict[str, list[str]]], Awaitable[Response]]
+
+
+def _json(doc: Any, status: int = 200) -> Response:
+    return status, JSON_TYPE, (json.dumps(doc, indent=1) + "\n").encode()
+
+
+def _zone(server: AuthServer, text: str) -> str:
+    try:
+        return server.find_state(unquote(text)).name
+    except LookupError as e:
+        raise HttpError(404, str(e.args[0])) from None
+
+
+async def presigned(server: AuthServer) -> None:
+    """A new version of a presigned zone: find its earliest expiry off the loop."""
+    todo = views.presigned_snapshots(server)
+    if todo:
+        await asyncio.to_thread(views.fill_presigned_horizons, todo)
+
+
+async def _metrics(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+    await presigned(server)
+    return 200, metrics.CONTENT_TYPE, metrics.render(server).encode()
+
+
+async def _zones(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+    await presigned(server)
+    return _json(views.zones_view(server, clock.now()))
+
+
+async def _zone_detail(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+    await presigned(server)
+    return _json(views.zone_view(server, _zone(server, m["zone"]), clock.now()))
+
+
+async def _keys(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+    return _json(views.keys_view(server, _zone(server, m["zone"])))
+
+
+def _one(q: dict[str, list[str]], name: str) -> str | None:
+    values = q.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise HttpError(400, f"{name}: give it once")
+    return values[0]
+
+
+async def _audit(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+    zone_text = _one(q, "zone")
+    zone = _zone(server, zone_text) if zone_text else None
+    since_text = _one(q, "since")
+    since = None
+    if since_text:
+        try:
+            since = parse_when(since_text, clock.now())
+        except InputError as e:
+            raise HttpError(400, f"since: {e}") from None
+    limit_text = _one(q, "limit") or "1000"
+    if not limit_text.isdigit() or not 0 < int(limit_text) <= 100_000:
+        raise HttpError(400, f"limit: a number in 1..100000, got {limit_text!r}")
+    entries = await asyncio.to_thread(views.audit_view, server, zone, since, int(limit_text))
+    return _json({"audit": entries})
+
+
+async def _page(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+    await presigned(server)
+    html = await asyncio.to_thread(statuspage.render, server, clock.now())
+    return 200, HTML_TYPE, html.encode()
+
+
+async def _zone_page(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+    zone = _zone(server, m["zone"])
+    await presigned(server)
+    html = await asyncio.to_thread(statuspage.render_zone, server, zone, clock.now())
+    return 200, HTML_TYPE, html.encode()
+
+
+ROUTES: tuple[tuple[re.Pattern[str], Handler], ...] = (
+    (re.compile(r"/metrics"), _metrics),
+    (re.compile(r"/api/v1/zones/?"), _zones),
+    (re.compile(r"/api/v1/zones/(?P<zone>[^/]+)/keys"), _keys),
+    (re.compile(r"/api/v1/zones/(?P<zone>[^/]+)"), _zone_detail),
+    (re.compile(r"/api/v1/audit"), _audit),
+    (re.compile(r"/zone/(?P<zone>[^/]+)"), _zone_page),
+    (re.compile(r"/"), _page),
+)
+
+
+async def respond(server: AuthServer, method: str, target: str) -> Response:
+    """The response to one request (any failure becomes an error response)."""
+    if method not in ("GET", "HEAD"):
+        return _json({"error": f"method {method} not allowed: this listener only reads"}, 405)
+    parts = urlsplit(target)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    for pattern, handler in ROUTES:
+        m = pattern.fullmatch(parts.path)
+        if m is None:
+            continue
+        try:
+            return await handler(server, m, query)
+        except HttpError as e:
+            return _json({"error": str(e)}, e.status)
+        except Exception:  # a bug in one view must not take the listener down
+            log.exception("[server] HTTP %s %s failed", method, target)
+            return _json({"error": "internal error (see the server log)"}, 500)
+    return _json({"error": f"no such page: {parts.path}"}, 404)
+
+
+def _head(status: int, ctype: str, length: int, allow: bool = False) -> bytes:
+    lines = [
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}",
+        f"Content-Type: {ctype}",
+        f"Content-Length: {length}",
+        "Cache-Control: no-store",
+        "X-Content-Type-Options: nosniff",
+        "Connection: close",
+    ]
+    if ctype == HTML_TYPE:  # no external assets: nothing but inline style may load
+        lines.append("Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'")
+    if allow:
+        lines.append("Allow: GET, HEAD")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+class HttpListener:
+    """Serves :data:`ROUTES` for ``server`` on ``endpoints``."""
+
+    def __init__(
+        self,
+        server: AuthServer,
+        endpoints: tuple[Endpoint, ...],
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.server = server
+        self.endpoints = endpoints
+        self.tls = tls
+        self._servers: list[asyncio.Server] = []
+        self._clients: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        for ep in self.endpoints:
+            try:
+                srv = await asyncio.start_server(
+                    self._client,
+                    ep.host,
+                    ep.port,
+                    reuse_address=True,
+                    ssl=self.tls,
+                    ssl_handshake_timeout=READ_TIMEOUT if self.tls else None,
+                )
+            except OSError as e:
+                await self.stop()
+                raise StorageError(
+                    f"server.http {ep}", f"cannot listen: {e.strerror or e}"
+                ) from None
+            self._servers.append(srv)
+            scheme = "HTTPS" if self.tls else "HTTP"
+            log.info("[server] %s on %s (metrics, API, status page)", scheme, ep)
+
+    @property
+    def ports(self) -> list[int]:
+        """The bound ports (port 0 in the config: the kernel's choice)."""
+        return [s.sockets[0].getsockname()[1] for s in self._servers if s.sockets]
+
+    async def stop(self) -> None:
+        for s in self._servers:
+            s.close()
+        for task in list(self._clients):
+            task.cancel()
+        for s in self._servers:
+            with contextlib.suppress(Exception):
+                await s.wait_closed()
+        self._servers.clear()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._clients) >= MAX_CLIENTS:
+            log.warning("[server] HTTP: too many clients, closing a connection")
+            writer.close()
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._clients.add(task)
+        try:
+            await self._serve_one(reader, writer)
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            if task is not None:
+                self._clients.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
+        except asyncio.LimitOverrunError:
+            status, ctype, body = _json({"error": "request head too large"}, 431)
+            writer.write(_head(status, ctype, len(body)) + body)
+            await writer.drain()
+            return
+        if len(head) > MAX_HEAD:
+            status, ctype, body = _json({"error": "request head too large"}, 431)
+            writer.write(_head(status, ctype, len(body)) + body)
+            await writer.drain()
+            return
+        request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        parts = request_line.split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            status, ctype, body = _json({"error": "bad request line"}, 400)
+        else:
+            method, target = parts[0], parts[1]
+            status, ctype, body = await respond(self.server, method, target)
+        writer.write(_head(status, ctype, len(body), allow=status == 405))
+        if not (len(parts) == 3 and parts[0] == "HEAD"):
+            writer.write(body)
+        await writer.drain()
+
+
+async def start(server: AuthServer) -> HttpListener | None:
+    """Start the HTTP listener when ``[server] http`` asks for one (main process only)."""
+    endpoints = server.config.http
+    if not endpoints or server.worker:
+        return None
+    tls = None
+    if server.config.http_tls is not None:
+        cert, key = server.config.http_tls
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            tls.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as e:
+            raise StorageError(
+                f"{cert}, {key}", f"server.http-tls-cert/-key: cannot load: {e}"
+            ) from None
+    listener = HttpListener(server, endpoints, tls)
+    await listener.start()
+    return listener

@@ -1,0 +1,371 @@
+"""``/metrics``: the server's state and counters in the Prometheus text format (0.0.4).
+
+Written by hand rather than with ``prometheus_client``: every value here is read from the
+server's state at scrape time (a custom collector in that library's terms), the format is a
+few lines of text, and the authoritative server keeps to its four dependencies.  The tests
+parse the output with ``prometheus_client``'s own parser (the ``test`` extra).
+
+Times are absolute POSIX timestamps (``*_timestamp_seconds``), never "days left": an alert
+rule compares them with ``time()``.  The values come from :mod:`dnsseal.server.views`, the
+same functions that feed the JSON API and ``dnsseal ctl``.
+
+Event counters (:class:`Counters`) are process-wide and only ever incremented by the main
+process; the query counters are the engine's own (:class:`dnsseal.proto.engine.Stats`), which
+the C datagram loop already sums per batch, so scraping costs the datagram loop nothing.
+What they do not cover yet is listed in ``docs/observability.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import threading
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+import dns.rcode
+import dns.rdatatype
+
+from dnsseal import clock
+from dnsseal.server import views
+from dnsseal.server.checkds import waiting_keys
+
+if TYPE_CHECKING:
+    from dnsseal.server.service import AuthServer
+    from dnsseal.server.versions import Version
+
+RRSIG = int(dns.rdatatype.RRSIG)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+Labels = tuple[tuple[str, str], ...]
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _number(v: float) -> str:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, int):
+        return str(v)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return repr(float(v))
+
+
+class Exposition:
+    """Builds one scrape: metric families in order, each with its HELP, TYPE and samples."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+        self.names: list[str] = []
+
+    def family(
+        self,
+        name: str,
+        kind: str,
+        help_text: str,
+        samples: Iterable[tuple[Mapping[str, str], float]],
+    ) -> None:
+        """Add a family (``kind``: gauge, counter, info as gauge...); an empty family still
+        gets its HELP and TYPE, so every name is always listed."""
+        self.names.append(name)
+        self._lines.append(f"# HELP {name} {_escape_help(help_text)}")
+        self._lines.append(f"# TYPE {name} {kind}")
+        sample_name = name
+        for labels, value in samples:
+            if labels:
+                inner = ",".join(f'{k}="{_escape_label(str(v))}"' for k, v in labels.items())
+                self._lines.append(f"{sample_name}{{{inner}}} {_number(value)}")
+            else:
+                self._lines.append(f"{sample_name} {_number(value)}")
+
+    def text(self) -> str:
+        return "\n".join(self._lines) + "\n"
+
+
+class Counters:
+    """Monotonic event counters of this process, by metric name and label set.  Increments
+    come from the event loop thread; a lock keeps a scrape's copy consistent anyway."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, dict[Labels, float]] = {}
+
+    def inc(self, name: str, amount: float = 1, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            series = self._values.setdefault(name, {})
+            series[key] = series.get(key, 0) + amount
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            self._values.setdefault(name, {})[key] = value
+
+    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        with self._lock:
+            series = dict(self._values.get(name, {}))
+        return [(dict(k), v) for k, v in sorted(series.items())]
+
+
+COUNTERS = Counters()  # this process's event counters (the main process serves /metrics)
+
+# name -> (type, help): the event counters other modules increment through COUNTERS
+EVENT_METRICS: dict[str, tuple[str, str]] = {
+    "dnsseal_signatures_created_total": (
+        "counter",
+        "RRSIG records made by the signer for the zone's published versions.",
+    ),
+    "dnsseal_alerts_fired_total": ("counter", "Alerts raised, by zone and alert name."),
+}
+
+
+def published(zone: str, version: Version) -> None:
+    """A new version of ``zone`` went out: count the RRSIGs it added (all of them for the
+    first version, which has no diff)."""
+    if version.serial_from is None:
+        z = version.zone
+        n = sum(len(rr.rdatas) for node in z.rrsigs.values() for rr in node.values())
+    else:
+        n = sum(1 for r in version.diff.added if r[1] == RRSIG)
+    if n:
+        COUNTERS.inc("dnsseal_signatures_created_total", n, zone=zone)
+
+
+def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:
+    states = sorted(server.zones.values(), key=lambda s: s.name)
+    serial, expiry, key_event, resign, load_errors, cond = [], [], [], [], [], []
+    key_info, key_wait, parent, wait_since, refresh, wait_limit = [], [], [], [], [], []
+    for s in states:
+        z = {"zone": s.name}
+        if s.served is not None:
+            serial.append((z, s.served.snapshot.serial))
+        load_errors.append((z, 1 if s.error else 0))
+        c = views.condition(s, now)
+        cond += [({"zone": s.name, "condition": k}, 1 if k == c else 0) for k in views.CONDITIONS]
+        horizon = views.sig_horizon(s)
+        if horizon is not None:
+            expiry.append((z, horizon))
+        inline = s.inline
+        if inline is None:
+            continue
+        pol = inline.policy
+        refresh.append((z, pol.signatures_refresh))
+        wait_limit.append((z, pol.parent_propagation_delay + pol.parent_ds_ttl))
+        if inline.next_resign is not None:
+            resign.append((z, inline.next_resign))
+        plan = inline.plan
+        if plan is None:
+            continue
+        if plan.next_event is not None:
+            key_event.append((z, plan.next_event))
+        for r in plan.keys:
+            if r.purge:
+                continue
+            k = r.key
+            st = k.state
+
+            def val(f: str, st: object = st) -> str:
+                v = getattr(st, f, None) if st is not None else None
+                return "" if v is None else str(v.value)
+
+            key_info.append(
+                (
+                    {
+                        "zone": s.name,
+                        "tag": str(k.tag),
+                        "role": k.role,
+                        "algorithm": str(k.algorithm),
+                        "goal": val("goal"),
+                        "dnskey": val("dnskey"),
+                        "krrsig": val("krrsig"),
+                        "zrrsig": val("zrrsig"),
+                        "ds": val("ds"),
+                    },
+                    1,
+                )
+            )
+            reason = views.key_waiting(k, r.waiting)
+            if reason is not None:
+                labels = {"zone": s.name, "tag": str(k.tag), "reason": reason}
+                key_wait.append((labels, 1))
+                if reason != views.PROPAGATION and st is not None and st.ds_change is not None:
+                    wait_since.append((labels, st.ds_change))
+        if waiting_keys(inline.keys) or s.parent_log:
+            for p in views.parent_views(s):
+                parent.append(({"zone": s.name, "agent": p.agent}, 1 if p.match else 0))
+    ex.family("dnsseal_zone_serial", "gauge", "SOA serial of the version served.", serial)
+    ex.family(
+        "dnsseal_zone_rrsig_earliest_expiry_timestamp_seconds",
+        "gauge",
+        "When the first signature of the served version expires.",
+        expiry,
+    )
+    ex.family(
+        "dnsseal_zone_next_key_event_timestamp_seconds",
+        "gauge",
+        "When the key manager runs next for the zone (its next key state change).",
+        key_event,
+    )
+    ex.family(
+        "dnsseal_zone_next_resign_timestamp_seconds",
+        "gauge",
+        "When the zone's signatures are refreshed next.",
+        resign,
+    )
+    ex.family(
+        "dnsseal_zone_load_errors",
+        "gauge",
+        "1 while the zone's last load, transfer or signing failed (it keeps its old version).",
+        load_errors,
+    )
+    ex.family(
+        "dnsseal_zone_condition",
+        "gauge",
+        "1 for the zone's condition now: ok, waiting (on the parent's DS) or problem.",
+        cond,
+    )
+    ex.family(
+        "dnsseal_key_info",
+        "gauge",
+        "One series per key with its role, algorithm, goal and record states (value 1).",
+        key_info,
+    )
+    ex.family(
+        "dnsseal_key_waiting",
+        "gauge",
+        "1 while the key waits: on the parent (ds-publish, ds-withdraw) or on caches "
+        "(propagation).",
+        key_wait,
+    )
+    ex.family(
+        "dnsseal_key_waiting_since_timestamp_seconds",
+        "gauge",
+        "Since when a key waits on the parent (its DS state's last change).",
+        wait_since,
+    )
+    ex.family(
+        "dnsseal_zone_signatures_refresh_seconds",
+        "gauge",
+        "The zone's signatures-refresh: signatures are renewed this long before they expire.",
+        refresh,
+    )
+    ex.family(
+        "dnsseal_zone_parent_wait_limit_seconds",
+        "gauge",
+        "parent-propagation-delay + parent-ds-ttl: a key waiting on the parent longer is late.",
+        wait_limit,
+    )
+    ex.family(
+        "dnsseal_parent_ds_match",
+        "gauge",
+        "1 when the agent's DS set (key tags) is the one expected at the last checkds.",
+        parent,
+    )
+
+
+def _query_counters(ex: Exposition, server: AuthServer) -> None:
+    s = server.engine.stats
+    by_rcode = dict(s.by_rcode)  # a copy: the UDP thread adds to it
+    ex.family(
+        "dnsseal_queries_received_total",
+        "counter",
+        "DNS messages received over UDP and TCP (this process).",
+        [({}, s.queries)],
+    )
+    ex.family(
+        "dnsseal_queries_total",
+        "counter",
+        "Responses by rcode (this process; answers from the UDP response cache are counted "
+        "in dnsseal_queries_cached_total instead).",
+        [
+            ({"rcode": dns.rcode.to_text(dns.rcode.Rcode(r))}, n)
+            for r, n in sorted(by_rcode.items())
+        ],
+    )
+    ex.family(
+        "dnsseal_queries_cached_total",
+        "counter",
+        "Queries answered from the response cache of the general path (this process).",
+        [({}, s.cache_hits)],
+    )
+    ex.family("dnsseal_queries_refused_total", "counter", "Queries refused.", [({}, s.refused)])
+    ex.family(
+        "dnsseal_queries_formerr_total",
+        "counter",
+        "Messages answered with FORMERR.",
+        [({}, s.formerr)],
+    )
+    ex.family(
+        "dnsseal_xfr_out_total",
+        "counter",
+        "Zone transfers (AXFR and IXFR) served.",
+        [({}, s.transfers)],
+    )
+
+
+def _process(ex: Exposition, server: AuthServer, now: int) -> None:
+    t = os.times()
+    ex.family(
+        "process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+        [({}, t.user + t.system)],
+    )
+    rss = vsz = None
+    try:
+        with open("/proc/self/statm") as f:  # Linux; absent elsewhere
+            fields = f.read().split()
+        vsz, rss = int(fields[0]) * _PAGE, int(fields[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    ex.family(
+        "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [({}, rss)]
+    )
+    if vsz is not None:
+        ex.family(
+            "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", [({}, vsz)]
+        )
+    try:
+        fds = len(os.listdir("/proc/self/fd"))
+        ex.family("process_open_fds", "gauge", "Number of open file descriptors.", [({}, fds)])
+    except OSError:
+        pass
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ex.family("process_max_fds", "gauge", "Maximum number of open file descriptors.", [({}, soft)])
+    ex.family(
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+        [({}, server.started_at)],
+    )
+    ex.family(
+        "dnsseal_worker_processes",
+        "gauge",
+        "Processes answering on the ports (the counters above are the main process's).",
+        [({}, 1 + len(server.worker_pids))],
+    )
+    ex.family("dnsseal_reloads_total", "counter", "Configuration reloads.", [({}, server.reloads)])
+
+
+def render(server: AuthServer, now: int | None = None) -> str:
+    """One scrape of ``server`` (``now``: the time the views are computed at)."""
+    when = clock.now() if now is None else now
+    ex = Exposition()
+    _zone_gauges(ex, server, when)
+    for name, (kind, help_text) in EVENT_METRICS.items():
+        ex.family(name, kind, help_text, COUNTERS.samples(name))
+    _query_counters(ex, server)
+    _process(ex, server, when)
+    return ex.text()

@@ -173,7 +173,10 @@ def test_default_zones_dir_missing_gets_the_demo_zone(tmp_path: Path) -> None:
     try:
         wait_for_dns(port, "demo.example.", proc, timeout=60)
     finally:
-        stop(proc)
+        # A loaded CI machine can take a while to finish the first signing: give SIGTERM
+        # time, so the clean-stop assertions below are about the server, not the timeout.
+        stop(proc, timeout=60)
+    assert proc.returncode == 0, (tmp_path / "serve.log").read_text()[-2000:]
     assert (tmp_path / "zones" / "demo.example.zone").read_text() == EXAMPLE_TEXT
     assert not (tmp_path / "dnsseal.sock").exists()  # removed on stop
 

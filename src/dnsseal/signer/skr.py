@@ -111,7 +111,7 @@ def sign_keyset(
 ) -> dns.rrset.RRset:
     """The RRSIGs of ``ksks`` over the apex ``rrset`` (DNSKEY, CDS or CDNSKEY) for a
     response bundle at ``time``."""
-    zone, ttl, rtype = rrset.name, rrset.ttl, int(rrset.rdtype)
+    zone, ttl, rtype = rrset.name, rrset.ttl, rrset.rdtype
     rdatas = canonical.canonical_rdatas(canonical.rdata_wire(rd) for rd in rrset)
     owner = canonical.name_wire(zone)
     sigs = dns.rrset.RRset(zone, dns.rdataclass.IN, T.RRSIG, rtype)

@@ -1,0 +1,179 @@
+"""An offline-KSK zone rolls its ZSK with only a Signed Key Response online, on accelerated
+time.
+
+dnsseal pregenerates the ZSKs (``ksr keygen``, a 25 s lifetime) and writes the Key Signing
+Request (``ksr request``); Knot 3.2's ``keymgr sign-ksr`` signs it with a KSK that only Knot
+holds; dnsseal imports the response (``ksr import``) and serves the zone with
+``offline-ksk = true``.  Through the roll, every AXFR verifies with ``dnssec-verify`` and
+``ldns-verify-zone`` and a validating Unbound, whose trust anchor is the offline KSK's DS,
+never answers SERVFAIL.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import dns.dnssec
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.zone
+import pytest
+
+from conftest import free_port, run_tool
+
+from .conftest import DNSSEAL, ctl, dnsseal_serve, tally, unbound, write_config, zone_text
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
+
+ZONE = "offline.example."
+POLICY = """
+[policy.offline]
+dnskey-ttl = 2
+publish-safety = 1
+retire-safety = 1
+purge-keys = 0
+signatures-refresh = 20
+signatures-validity = 30
+signatures-validity-dnskey = 30
+signatures-jitter = 2
+max-zone-ttl = 2
+zone-propagation-delay = 1
+offline-ksk = true
+skr-horizon = "1h"
+keys = [
+  { role = "ksk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256" },
+  { role = "zsk", lifetime = 25, algorithm = "ECDSAP256SHA256" },
+]
+"""
+
+
+def _knot_conf(d: Path) -> Path:
+    """Knot's offline KSK side: it holds the KSK and signs requests (seconds-scale RRSIG
+    lifetime and refresh, as the accelerated policy needs)."""
+    d.mkdir()
+    conf = d / "knot.conf"
+    conf.write_text(
+        f"""server:
+    rundir: "{d}"
+database:
+    storage: "{d}"
+policy:
+  - id: offline
+    algorithm: ecdsap256sha256
+    manual: on
+    offline-ksk: on
+    dnskey-ttl: 2
+    zone-max-ttl: 2
+    rrsig-lifetime: 40s
+    rrsig-refresh: 10s
+    rrsig-pre-refresh: 1s
+zone:
+  - domain: {ZONE}
+    storage: "{d}"
+    file: "zone.db"
+    dnssec-signing: on
+    dnssec-policy: offline
+"""
+    )
+    return conf
+
+
+def _dnsseal(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(
+        [str(DNSSEAL), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, f"dnsseal {args}: {proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def _axfr_verified(d: Path, port: int, stage: str) -> set[int]:
+    """AXFR the zone, check it with dnssec-verify and ldns-verify-zone; the tags of the
+    keys that sign data other than the key set (the ZSKs in use)."""
+    xfr = dns.zone.from_xfr(dns.query.xfr("127.0.0.1", ZONE, port=port, timeout=10))
+    path = d / f"axfr-{stage}.zone"
+    path.write_text(f"$ORIGIN {ZONE}\n" + xfr.to_text())
+    run_tool(["dnssec-verify", "-o", ZONE, path])
+    run_tool(["ldns-verify-zone", path])
+    tags = set()
+    for name, node in xfr.nodes.items():
+        for rds in node.rdatasets:
+            if rds.rdtype == dns.rdatatype.RRSIG and not (
+                name == dns.name.empty and rds.covers == dns.rdatatype.DNSKEY
+            ):
+                tags |= {rd.key_tag for rd in rds}
+    return tags
+
+
+def _dnskey_tags(port: int) -> set[int]:
+    q = dns.message.make_query(ZONE, "DNSKEY", want_dnssec=True)
+    r = dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
+    return {dns.dnssec.key_id(rd) for rr in r.answer if rr.rdtype == 48 for rd in rr}
+
+
+def test_zsk_roll_with_only_a_signed_key_response(tmp_path: Path) -> None:
+    d = tmp_path
+    port = free_port()
+    write_config(d, port, {ZONE: zone_text(ZONE)}, policies={ZONE: "offline"})
+    with (d / "policies.toml").open("a") as f:
+        f.write(POLICY)
+    (d / "keys").mkdir()
+    # Online: ZSKs for the next 70 s (a key every 25 s), and the request for them.
+    zsks = _dnsseal(d, "ksr", "keygen", "-K", "keys", "-k", "offline", "-l", "policies.toml",
+                    "-i", "now", "-e", "+70", ZONE).split()  # fmt: skip
+    assert len(zsks) == 3
+    _dnsseal(d, "ksr", "request", "-K", "keys", "-L", "2", "-o", "request.ksr", ZONE,
+             "now", "+70")  # fmt: skip
+    # Offline: Knot's KSK signs the request.
+    kconf = _knot_conf(d / "knot")
+    run_tool(["keymgr", "-c", kconf, ZONE, "generate", "ksk=yes", "zsk=no",
+              "created=-1d", "publish=-1d", "active=-1d"])  # fmt: skip
+    response = run_tool(["keymgr", "-c", kconf, ZONE, "sign-ksr", d / "request.ksr"]).stdout
+    (d / "response.skr").write_text(response)
+    ds = [line for line in run_tool(["keymgr", "-c", kconf, ZONE, "ds"]).stdout.splitlines()
+          if re.search(r" DS \d+ 13 2 ", line)]  # fmt: skip
+    assert len(ds) == 1
+    ksk_tag = int(ds[0].split()[2])
+    # Online again: import and serve; no KSK private key (nor KSK key file) here.
+    out = _dnsseal(d, "ksr", "import", "-K", "keys", "response.skr")
+    assert "bundles for offline.example." in out
+    assert not list((d / "keys").glob("*.private")) or all(
+        "KSK" not in p.read_text() for p in (d / "keys").glob("*.key")
+    )
+    tags = [int(z.rsplit("+", 1)[1]) for z in zsks]
+    start = time.monotonic()
+    seen_zsks: list[set[int]] = []
+    answers = {"servfail": 0, "secure": 0, "insecure": 0}
+    with (
+        dnsseal_serve(d, ["-c", "dnsseal.toml"], ZONE, port),
+        unbound(d, ds, {ZONE: port}) as uport,
+    ):
+        # The response ends in 70 s, within the 1 h skr-horizon: status and log say so.
+        status = ctl(d, "zone-status", ZONE)
+        assert "within skr-horizon PT1H: import the next one" in status, status
+        stages = {3: "first", 22: "both-published", 30: "second-signs", 43: "first-gone"}
+        for at, stage in stages.items():
+            while time.monotonic() - start < at:
+                q = dns.message.make_query(f"www.{ZONE}", "A", want_dnssec=True)
+                tally(answers, dns.query.udp(q, "127.0.0.1", port=uport, timeout=5))
+                time.sleep(0.5)
+            keyset = _dnskey_tags(port)
+            assert ksk_tag in keyset, (stage, keyset)
+            seen_zsks.append(_axfr_verified(d, port, stage) - {ksk_tag})
+            if stage == "both-published":
+                assert {tags[0], tags[1]} <= keyset, (stage, keyset, tags)
+            if stage == "first-gone":
+                assert tags[0] not in keyset, (stage, keyset, tags)
+    log = (d / "out.txt").read_text()
+    assert "WARNING: [offline.example.] DNSSEC: warning: the signed key response ends at" in log
+    assert answers["servfail"] == 0, (answers, log[-3000:])
+    assert answers["secure"] > 20 and answers["insecure"] == 0, answers
+    # The first ZSK signed at first, the second after the roll.
+    assert seen_zsks[0] == {tags[0]}, seen_zsks
+    assert seen_zsks[-1] == {tags[1]}, seen_zsks

@@ -23,14 +23,24 @@ import dns.name
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.rrset
 import dns.zone
 import pytest
 
 from conftest import free_port, run_tool
+from dnsseal.crypto import keystore
+from dnsseal.findings import Severity
+from dnsseal.keys import algorithms, ksr
+from dnsseal.keys.model import Key
+from dnsseal.policy.build import lookup
+from dnsseal.policy.model import KeySpec
+from dnsseal.server.inline import InlineZone
+from dnsseal.server.offlineksk import ResponseProblem
+from dnsseal.signer.skr import SkrParams, make_request, pregenerate, sign_request
+from dnsseal.signer.verify import verify_zone
+from dnsseal.storage.keydir import KeyDirectory
 
 from .conftest import DNSSEAL, ctl, dnsseal_serve, tally, unbound, write_config, zone_text
-
-pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 ZONE = "offline.example."
 POLICY = """
@@ -117,6 +127,8 @@ def _dnskey_tags(port: int) -> set[int]:
     return {dns.dnssec.key_id(rd) for rr in r.answer if rr.rdtype == 48 for rd in rr}
 
 
+@pytest.mark.interop
+@pytest.mark.slow
 def test_zsk_roll_with_only_a_signed_key_response(tmp_path: Path) -> None:
     d = tmp_path
     port = free_port()
@@ -177,3 +189,134 @@ def test_zsk_roll_with_only_a_signed_key_response(tmp_path: Path) -> None:
     # The first ZSK signed at first, the second after the roll.
     assert seen_zsks[0] == {tags[0]}, seen_zsks
     assert seen_zsks[-1] == {tags[1]}, seen_zsks
+
+
+DAY = 86400
+START = 1_800_000_000
+
+
+def _key(spec: KeySpec, zone: str, flags: int = 256) -> Key:
+    public, material = keystore.generate(None, algorithms.get(spec.algorithm))
+    return Key(dns.name.from_text(zone), flags, spec.algorithm, public, private=material)
+
+
+def test_ninety_days_of_an_offline_ksk_zone_on_simulated_time(tmp_path: Path) -> None:
+    # InlineZone driven only by its own wakeups over the period of one response: every
+    # version verifies until the next wakeup, the key set is always the offline KSK's,
+    # the ZSKs roll, the horizon warning comes 14 days before the end, and once the
+    # response has run out the zone is not re-signed (an error says why).
+    zone = "sim.example."
+    policy = lookup("default", {}).replace(
+        name="offline",
+        keys=(KeySpec("ksk", 13), KeySpec("zsk", 13, lifetime=30 * DAY)),
+        offline_ksk=True,
+    )
+    kd = KeyDirectory(tmp_path / "keys")
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "state").mkdir()
+    zsks, _ = pregenerate(policy, dns.name.from_text(zone), [], START, START + 90 * DAY,
+                          lambda spec: _key(spec, zone))  # fmt: skip
+    for k in zsks:
+        kd.create(k)
+    ksk = _key(KeySpec("ksk", 13), zone, flags=257)
+    request = make_request(zsks, START, START + 90 * DAY, policy.dnskey_ttl)
+    # Key set signatures valid 9 days, a bundle every 7: their expiry minus the policy's
+    # 5-day refresh falls before the next bundle, which must not make the zone re-sign.
+    response = sign_request(request, [ksk], SkrParams(validity=9 * DAY, refresh=7 * DAY))
+    src = tmp_path / "sim.example.zone"
+    src.write_text(zone_text(zone).replace("$TTL 2", "$TTL 300"))
+    z = InlineZone(zone, src, policy, tmp_path / "keys", tmp_path / "state")
+    with pytest.raises(ResponseProblem, match="no signed key response in"):
+        z.maintain(START)
+    skr = tmp_path / "keys" / "sim.example.skr"
+    skr.write_text(ksr.format_bundles(ksr.SKR, response, START, "test"))
+    now = START
+    signers: list[int] = []
+    statuses = set()
+    wakeups = 0
+    while now < START + 90 * DAY:
+        wakeups += 1
+        assert wakeups < 200, "maintenance runs too often"
+        z.maintain(now)
+        assert z.signed is not None
+        nxt = z.next_wakeup()
+        assert nxt is not None and nxt > now
+        for at in (now, min(nxt, START + 90 * DAY) - 1):
+            errors = [str(f) for f in verify_zone(z.signed, at) if f.severity is Severity.ERROR]
+            assert errors == [], (at - START, errors)
+        origin = dns.name.from_text(zone)
+        keyset_sigs = z.signed.rrsigs[origin][dns.rdatatype.DNSKEY].rdatas
+        assert [int.from_bytes(w[16:18]) for w in keyset_sigs] == [ksk.tag]
+        soa_sig = z.signed.rrsigs[origin][dns.rdatatype.SOA].rdatas
+        tag = int.from_bytes(soa_sig[0][16:18])
+        if not signers or signers[-1] != tag:
+            signers.append(tag)
+        statuses.add((now >= START + 76 * DAY, (z.offline.status or "").startswith("warning")))
+        now = nxt
+    assert signers == [k.tag for k in zsks], (signers, [k.tag for k in zsks])
+    assert statuses == {(False, False), (True, True)}, statuses
+    with pytest.raises(ResponseProblem, match="has run out"):
+        z.maintain(START + 90 * DAY + 15 * DAY)
+
+
+def _dnsseal_fails(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(
+        [str(DNSSEAL), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.stderr
+
+
+@pytest.mark.interop
+def test_signzone_with_knots_response_and_bad_responses_refused(tmp_path: Path) -> None:
+    # dnssec-signzone's role with an offline KSK: the ZSKs dnsseal pregenerated sign, the
+    # key set comes from the response Knot's KSK signed; BIND's and ldns's verifiers agree.
+    d = tmp_path
+    (d / "keys").mkdir()
+    (d / "policies.toml").write_text(POLICY.replace("lifetime = 25", "lifetime = 3600"))
+    _dnsseal(d, "ksr", "keygen", "-K", "keys", "-k", "offline", "-l", "policies.toml",
+             "-e", "+3h", ZONE)  # fmt: skip
+    _dnsseal(d, "ksr", "request", "-K", "keys", "-L", "2", "-o", "request.ksr", ZONE,
+             "now", "+3h")  # fmt: skip
+    kconf = _knot_conf(d / "knot")
+    run_tool(["keymgr", "-c", kconf, ZONE, "generate", "ksk=yes", "zsk=no",
+              "created=-1d", "publish=-1d", "active=-1d"])  # fmt: skip
+    response = run_tool(["keymgr", "-c", kconf, ZONE, "sign-ksr", d / "request.ksr"]).stdout
+    (d / "response.skr").write_text(response)
+    (d / "zone.db").write_text(zone_text(ZONE))
+    _dnsseal(d, "signzone", "-S", "-K", "keys", "--skr", "response.skr", "-o", ZONE, "zone.db")
+    run_tool(["dnssec-verify", "-o", ZONE, d / "zone.db.signed"])
+    run_tool(["ldns-verify-zone", d / "zone.db.signed"])
+    # A tampered response is refused by import and by signzone, with one line each.
+    bad = d / "bad.skr"
+    bundles = ksr.parse(response, ksr.SKR)
+    first = bundles[0]
+    sigs = first.rrset(dns.rdatatype.RRSIG, dns.rdatatype.DNSKEY)
+    assert sigs is not None
+    forged = dns.rrset.RRset(sigs.name, sigs.rdclass, sigs.rdtype, sigs.covers)
+    for rd in sigs:
+        flipped = bytes([rd.signature[0] ^ 1]) + rd.signature[1:]
+        forged.add(rd.replace(signature=flipped), sigs.ttl)
+    rrsets = tuple(forged if rr is sigs else rr for rr in first.rrsets)
+    tampered = [ksr.Bundle(first.time, rrsets), *bundles[1:]]
+    bad.write_text(ksr.format_bundles(ksr.SKR, tampered, first.time, "test"))
+    err = _dnsseal_fails(d, "ksr", "import", "-K", "keys", "bad.skr")
+    assert "does not verify" in err and "not imported" in err, err
+    assert not (d / "keys" / "offline.example.skr").exists()
+    err = _dnsseal_fails(d, "signzone", "-S", "-K", "keys", "--skr", "bad.skr", "-o", ZONE,
+                         "zone.db")  # fmt: skip
+    assert "--skr" in err and "does not verify" in err, err
+    # A response for another zone's keys cannot sign this one.
+    other = response.replace(ZONE, "other.example.")
+    (d / "other.skr").write_text(other)
+    err = _dnsseal_fails(d, "signzone", "-S", "-K", "keys", "--skr", "other.skr", "-o", ZONE,
+                         "zone.db")  # fmt: skip
+    assert "--skr" in err, err
+    # A policy with a CSK has no ZSK to pregenerate.
+    (d / "csk.toml").write_text(
+        '[policy.csk]\nkeys = [{ role = "csk", lifetime = "unlimited", algorithm = 13 }]\n'
+    )
+    err = _dnsseal_fails(d, "ksr", "keygen", "-K", "keys", "-k", "csk", "-l", "csk.toml",
+                         "-e", "+1d", ZONE)  # fmt: skip
+    assert "no separate ZSK" in err, err

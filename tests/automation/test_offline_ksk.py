@@ -39,6 +39,7 @@ from dnsseal.server.offlineksk import ResponseProblem
 from dnsseal.signer.skr import SkrParams, make_request, pregenerate, sign_request
 from dnsseal.signer.verify import verify_zone
 from dnsseal.storage.keydir import KeyDirectory
+from dnsseal.zone.diff import ZoneDiff
 
 from .conftest import DNSSEAL, ctl, dnsseal_serve, tally, unbound, write_config, zone_text
 
@@ -234,6 +235,7 @@ def test_ninety_days_of_an_offline_ksk_zone_on_simulated_time(tmp_path: Path) ->
     signers: list[int] = []
     statuses = set()
     wakeups = 0
+    updated = False
     while now < START + 90 * DAY:
         wakeups += 1
         assert wakeups < 200, "maintenance runs too often"
@@ -252,9 +254,21 @@ def test_ninety_days_of_an_offline_ksk_zone_on_simulated_time(tmp_path: Path) ->
         if not signers or signers[-1] != tag:
             signers.append(tag)
         statuses.add((now >= START + 76 * DAY, (z.offline.status or "").startswith("warning")))
+        if now >= START + 45 * DAY and not updated:
+            # A dynamic update mid-roll: signed by the ZSK, the key set stays the bundle's.
+            name = dns.name.from_text(f"new.{zone}")
+            rec = (name, dns.rdatatype.A, 300, bytes([192, 0, 2, 7]))
+            v = z.update(ZoneDiff((), (rec,)), now)
+            assert v.zone.get(name, dns.rdatatype.A) is not None
+            errors = [str(f) for f in verify_zone(v.zone, now) if f.severity is Severity.ERROR]
+            assert errors == [], errors
+            keyset_sigs = v.zone.rrsigs[origin][dns.rdatatype.DNSKEY].rdatas
+            assert [int.from_bytes(w[16:18]) for w in keyset_sigs] == [ksk.tag]
+            updated = True
         now = nxt
     assert signers == [k.tag for k in zsks], (signers, [k.tag for k in zsks])
     assert statuses == {(False, False), (True, True)}, statuses
+    assert updated
     with pytest.raises(ResponseProblem, match="has run out"):
         z.maintain(START + 90 * DAY + 15 * DAY)
 

@@ -183,6 +183,23 @@ def test_zsk_roll_with_only_a_signed_key_response(tmp_path: Path) -> None:
                 assert {tags[0], tags[1]} <= keyset, (stage, keyset, tags)
             if stage == "first-gone":
                 assert tags[0] not in keyset, (stage, keyset, tags)
+        # The next period while serving: more ZSKs, a new request from now, Knot signs it,
+        # import and loadkeys; the zone takes the longer response at once.
+        more = _dnsseal(d, "ksr", "keygen", "-K", "keys", "-k", "offline", "-l",
+                        "policies.toml", "-i", "now", "-e", "+60", ZONE).split()  # fmt: skip
+        assert len(more) == 2, more  # active from 75 s and 100 s after the start
+        _dnsseal(d, "ksr", "request", "-K", "keys", "-L", "2", "-o", "next.ksr", ZONE, "now",
+                 "+60")  # fmt: skip
+        nxt = run_tool(["keymgr", "-c", kconf, ZONE, "sign-ksr", d / "next.ksr"]).stdout
+        (d / "next.skr").write_text(nxt)
+        _dnsseal(d, "ksr", "import", "-K", "keys", "next.skr")
+        before = re.search(r"ends at ([^,]+),", status)
+        assert "keys loaded" in ctl(d, "loadkeys", ZONE)
+        after = re.search(r"ends at ([^,]+),", ctl(d, "zone-status", ZONE))
+        assert before and after and before.group(1) != after.group(1), (before, after)
+        q = dns.message.make_query(f"www.{ZONE}", "A", want_dnssec=True)
+        tally(answers, dns.query.udp(q, "127.0.0.1", port=uport, timeout=5))
+        _axfr_verified(d, port, "after-import")
     log = (d / "out.txt").read_text()
     assert "WARNING: [offline.example.] DNSSEC: warning: the signed key response ends at" in log
     assert answers["servfail"] == 0, (answers, log[-3000:])

@@ -152,3 +152,19 @@ def test_import_merges_from_the_new_first_bundle() -> None:
     assert ksr.merge(old, []) == old
     assert ksr.skr_filename(ZONE) == "example.com.skr"
     assert ksr.skr_filename(dns.name.root) == "root.skr"
+
+
+def test_offline_ksk_policy_options_from_toml_and_named_conf() -> None:
+    from dnsseal.policy import namedconf
+    from dnsseal.policy.build import collect_policies
+
+    pols, errors = collect_policies(
+        {"off": {"offline-ksk": True, "skr-horizon": "P7D", "keys": []}}
+    )
+    assert errors == [] and pols["off"].offline_ksk and pols["off"].skr_horizon == 7 * 86400
+    _, errors = collect_policies({"off": {"skr-horizon": "soon"}})
+    assert [e.option for e in errors] == ["policy.off.skr-horizon"], errors
+    # BIND 9.20 spells it the same way in named.conf.
+    conf = 'dnssec-policy "off" { offline-ksk yes; keys { zsk lifetime 30d algorithm 13; }; };'
+    assert namedconf.parse(conf, "named.conf")["off"].offline_ksk
+    assert not Policy("x").offline_ksk and Policy("x").skr_horizon == 14 * 86400

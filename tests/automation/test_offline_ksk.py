@@ -351,3 +351,6 @@ def test_signzone_with_knots_response_and_bad_responses_refused(tmp_path: Path) 
     err = _dnsseal_fails(d, "ksr", "keygen", "-K", "keys", "-k", "csk", "-l", "csk.toml",
                          "-e", "+1d", ZONE)  # fmt: skip
     assert "no separate ZSK" in err, err
+    err = _dnsseal_fails(d, "ksr", "keygen", "-K", "keys", "-k", "nope", "-l", "csk.toml",
+                         "-e", "+1d", ZONE)  # fmt: skip
+    assert "-k: no policy named 'nope'" in err, err

@@ -66,6 +66,8 @@ def test_keygen_key_store_errors_are_one_line(token: Token, tmp_path: Path) -> N
     assert "is the file defining the -k policy" in r.stderr, r.stderr
     r = token.dnsseal("keygen", "-K", keys, "-k", "default", "-a", "8", ZONE, ok=False)
     assert "-a" in r.stderr and "come from the -k policy" in r.stderr, r.stderr
+    r = token.dnsseal("keygen", "-K", keys, "-k", "nope", ZONE, ok=False)
+    assert "-k: no policy named 'nope'" in r.stderr, r.stderr
     wrong = token.uri().replace("token=dnsseal-test", "token=no-such-token")
     r = token.dnsseal("keygen", "-K", keys, "--key-store", wrong, ZONE, ok=False)
     assert "no-such-token" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -254,7 +254,10 @@ def _policy_key(
     if algorithm is not None or bits is not None:
         raise OptionError("-a" if algorithm is not None else "-b",
                           "the algorithm and size come from the -k policy")  # fmt: skip
-    policy = lookup(name, config.load_policies(file))
+    try:
+        policy = lookup(name, config.load_policies(file))
+    except OptionError as e:
+        raise OptionError("-k", e.message) from None  # lookup names the option -p
     wanted = ("ksk", "csk") if ksk else ("zsk", "csk")
     for spec in policy.keys:
         if spec.role in wanted:

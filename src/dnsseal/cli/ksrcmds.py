@@ -171,7 +171,10 @@ def keygen(directory: str, policy_name: str, conf: str | None, start: str, end: 
     Prints the new keys' basenames.  Times: YYYYMMDDHHMMSS, +offset, now, now+offset."""
     now = clock.now()
     name = _zone(zone)
-    policy = lookup(policy_name, config.load_policies(conf))
+    try:
+        policy = lookup(policy_name, config.load_policies(conf))
+    except OptionError as e:
+        raise OptionError("-k", e.message) from None  # lookup names the option -p
     kd = KeyDirectory(directory)
 
     def make(spec: KeySpec) -> Key:

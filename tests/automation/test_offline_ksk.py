@@ -240,7 +240,8 @@ def test_ninety_days_of_an_offline_ksk_zone_on_simulated_time(tmp_path: Path) ->
     request = make_request(zsks, START, START + 90 * DAY, policy.dnskey_ttl)
     # Key set signatures valid 9 days, a bundle every 7: their expiry minus the policy's
     # 5-day refresh falls before the next bundle, which must not make the zone re-sign.
-    response = sign_request(request, [ksk], SkrParams(validity=9 * DAY, refresh=7 * DAY))
+    params = SkrParams(validity=9 * DAY, refresh=7 * DAY, cds=(2,), cdnskey=True)
+    response = sign_request(request, [ksk], params)
     src = tmp_path / "sim.example.zone"
     src.write_text(zone_text(zone).replace("$TTL 2", "$TTL 300"))
     z = InlineZone(zone, src, policy, tmp_path / "keys", tmp_path / "state")
@@ -266,6 +267,10 @@ def test_ninety_days_of_an_offline_ksk_zone_on_simulated_time(tmp_path: Path) ->
         origin = dns.name.from_text(zone)
         keyset_sigs = z.signed.rrsigs[origin][dns.rdatatype.DNSKEY].rdatas
         assert [int.from_bytes(w[16:18]) for w in keyset_sigs] == [ksk.tag]
+        for rtype in (dns.rdatatype.CDS, dns.rdatatype.CDNSKEY):  # the response's, KSK-signed
+            assert z.signed.get(origin, rtype) is not None
+            cds_sigs = z.signed.rrsigs[origin][rtype].rdatas
+            assert [int.from_bytes(w[16:18]) for w in cds_sigs] == [ksk.tag]
         soa_sig = z.signed.rrsigs[origin][dns.rdatatype.SOA].rdatas
         tag = int.from_bytes(soa_sig[0][16:18])
         if not signers or signers[-1] != tag:
@@ -354,3 +359,57 @@ def test_signzone_with_knots_response_and_bad_responses_refused(tmp_path: Path) 
     err = _dnsseal_fails(d, "ksr", "keygen", "-K", "keys", "-k", "nope", "-l", "csk.toml",
                          "-e", "+1d", ZONE)  # fmt: skip
     assert "-k: no policy named 'nope'" in err, err
+
+
+@pytest.mark.interop
+def test_knot_serves_cds_from_dnsseals_response(tmp_path: Path) -> None:
+    # Knot 3.2 as the online signer: it takes the CDS/CDNSKEY RRsets and their signatures
+    # from a response dnsseal signed (ksr sign --cds --cdnskey) and kzonesign's zone, with
+    # them, passes BIND's and ldns's verifiers; the CDS is the DS of dnsseal's KSK.
+    d = tmp_path
+    online = d / "online"
+    online.mkdir()
+    conf = online / "knot.conf"
+    conf.write_text(
+        f"""server:
+    rundir: "{online}"
+database:
+    storage: "{online}"
+policy:
+  - id: offline
+    algorithm: ecdsap256sha256
+    manual: on
+    offline-ksk: on
+    dnskey-ttl: 3600
+    zone-max-ttl: 3600
+    zsk-lifetime: 30d
+zone:
+  - domain: {ZONE}
+    storage: "{online}"
+    file: "zone.db"
+    dnssec-signing: on
+    dnssec-policy: offline
+"""
+    )
+    (online / "zone.db").write_text(zone_text(ZONE))
+    run_tool(["keymgr", "-c", conf, ZONE, "pregenerate", "+60d"])
+    request = run_tool(["keymgr", "-c", conf, ZONE, "generate-ksr", "+0", "+60d"]).stdout
+    (d / "request.ksr").write_text(request)
+    (d / "keys").mkdir()
+    ksk = _dnsseal(d, "keygen", "-K", "keys", "-f", "KSK", "-P", "-1d", "-A", "-1d", ZONE).strip()
+    _dnsseal(d, "ksr", "sign", "-K", "keys", "--cds", "SHA-256", "--cdnskey", "-o",
+             "response.skr", "request.ksr")  # fmt: skip
+    assert "ok" in _dnsseal(d, "ksr", "validate", "response.skr")
+    run_tool(["keymgr", "-c", conf, ZONE, "import-skr", d / "response.skr"])
+    (d / "out").mkdir()
+    run_tool(["kzonesign", "-c", conf, "-o", d / "out", ZONE])
+    signed = d / "out" / "zone.db"
+    run_tool(["dnssec-verify", "-o", ZONE, signed])
+    run_tool(["ldns-verify-zone", signed])
+    zone = dns.zone.from_file(str(signed), ZONE)
+    cds = zone.get_rdataset("@", "CDS")
+    ds = _dnsseal(d, "dsfromkey", "-2", f"keys/{ksk}.key").split()
+    assert cds is not None and {rd.to_text().lower() for rd in cds} == {" ".join(ds[-4:]).lower()}
+    assert zone.get_rdataset("@", "CDNSKEY") is not None
+    err = _dnsseal_fails(d, "ksr", "sign", "-K", "keys", "--cds", "MD5", "request.ksr")
+    assert "--cds" in err and "unknown DS digest type" in err, err

@@ -27,7 +27,6 @@ from dnsseal.signer.skr import (
     check_response,
     make_request,
     pregenerate,
-    sign_keyset,
     sign_request,
     sign_with_response,
 )
@@ -90,19 +89,37 @@ def _response(with_cds: bool = False) -> tuple[list[Key], Key, list[ksr.Bundle]]
     zsks, _ = pregenerate(POLICY, ZONE, [], 10_000, 12_500, _make)
     ksk = _make(KeySpec("ksk", 13), flags=257)
     request = make_request(zsks, 10_000, 12_500, 60)
-    params = SkrParams(validity=600, refresh=200, backdate=60)
+    cds = (2, 4) if with_cds else ()
+    params = SkrParams(validity=600, refresh=200, backdate=60, cds=cds, cdnskey=with_cds)
     response = sign_request(request, [ksk], params)
-    if with_cds:
-        cds = dns.rrset.RRset(ZONE, dns.rdataclass.IN, T.CDS)
-        cds.add(dns.rdata.from_text("IN", "CDS", make_ds(ksk, 2).rdata_text()), 60)
-        sign = keystore.sign_function(ksk)
-        response = [
-            dataclasses.replace(b, rrsets=(*b.rrsets, cds, sign_keyset(cds, [ksk], [sign],
-                                                                       b.time, params)))
-            for b in response
-        ]  # fmt: skip
     assert check_response(response) == []
     return zsks, ksk, response
+
+
+def test_response_with_cds_and_cdnskey_is_checked_record_by_record() -> None:
+    _, ksk, response = _response(with_cds=True)
+    first = response[0]
+    cds = first.rrset(T.CDS)
+    cdnskey = first.rrset(T.CDNSKEY)
+    assert cds is not None and {rd.digest_type for rd in cds} == {2, 4}
+    want = {make_ds(ksk, d).rdata_text().lower() for d in (2, 4)}
+    assert {rd.to_text().lower() for rd in cds} == want
+    assert cdnskey is not None and len(cdnskey) == 1
+    # A broken signature over the CDS RRset alone is found (the DNSKEY RRset is fine).
+    sigs = first.rrset(T.RRSIG, T.CDS)
+    assert sigs is not None
+    forged = dns.rrset.RRset(sigs.name, sigs.rdclass, sigs.rdtype, sigs.covers)
+    for rd in sigs:
+        forged.add(rd.replace(signature=bytes([rd.signature[0] ^ 1]) + rd.signature[1:]),
+                   sigs.ttl)  # fmt: skip
+    bad = dataclasses.replace(
+        first, rrsets=tuple(forged if rr is sigs else rr for rr in first.rrsets)
+    )
+    problems = check_response([bad, *response[1:]])
+    assert any("CDS RRSIG by" in p and "does not verify" in p for p in problems), problems
+    # A CDS RRset without signatures is found too.
+    unsigned = dataclasses.replace(first, rrsets=tuple(r for r in first.rrsets if r is not sigs))
+    assert any("CDS has no RRSIG" in p for p in check_response([unsigned, *response[1:]]))
 
 
 @pytest.mark.parametrize("with_cds", [False, True])

@@ -22,6 +22,7 @@ from dnsseal.crypto import keystore
 from dnsseal.durations import parse_duration, parse_when
 from dnsseal.errors import InputError, OptionError
 from dnsseal.keys import algorithms, ksr
+from dnsseal.keys.ds import digest_type
 from dnsseal.keys.model import FLAG_ZONE, Key
 from dnsseal.policy.build import lookup
 from dnsseal.policy.model import KeySpec
@@ -76,6 +77,15 @@ def _ksks(directory: str, keyfiles: Sequence[str], zone: object) -> list[Key]:
 @click.option("-k", "keyfiles", multiple=True, help="Sign with this KSK only (repeatable).")
 @click.option("-i", "validity", default="14d", show_default=True, help="Signature validity.")
 @click.option("-r", "refresh", default="7d", show_default=True, help="A new bundle every...")
+@click.option(
+    "--cds",
+    "cds",
+    multiple=True,
+    metavar="DIGEST",
+    help="Put CDS records of this digest type (SHA-256, 2, ...) for the KSKs in "
+    "every bundle (repeatable).",
+)
+@click.option("--cdnskey", is_flag=True, help="Put CDNSKEY records for the KSKs in every bundle.")
 @click.option("-o", "output", help="Write the response here (default: standard output).")
 @click.argument("request")
 def sign(
@@ -83,6 +93,8 @@ def sign(
     keyfiles: Sequence[str],
     validity: str,
     refresh: str,
+    cds: Sequence[str],
+    cdnskey: bool,
     output: str | None,
     request: str,
 ) -> None:
@@ -91,7 +103,12 @@ def sign(
     in -K with its private key (in a file or an HSM)."""
     bundles = ksr.parse(read_text(request), ksr.KSR, request)
     zone = ksr.zone_of(bundles, request)
-    params = SkrParams(_duration("-i", validity), _duration("-r", refresh))
+    try:
+        digests = tuple(digest_type(d).number for d in cds)
+    except InputError as e:
+        raise OptionError("--cds", str(e)) from None
+    params = SkrParams(_duration("-i", validity), _duration("-r", refresh), cds=digests,
+                       cdnskey=cdnskey)  # fmt: skip
     response = sign_request(bundles, _ksks(directory, keyfiles, zone), params)
     text = ksr.format_bundles(ksr.SKR, response, clock.now(), f"dnsseal {__version__}")
     if output is None:

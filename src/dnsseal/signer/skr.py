@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import dns.name
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.RRSIG
@@ -26,6 +27,7 @@ from dnsseal.crypto import wire
 from dnsseal.crypto.keystore import sign_function
 from dnsseal.crypto.software import SignFunction
 from dnsseal.errors import InputError
+from dnsseal.keys.ds import make_ds
 from dnsseal.keys.ksr import Bundle, dnskey_rrset, zone_of
 from dnsseal.keys.model import Key, KeyState, KeyTimings, key_tag
 from dnsseal.policy.model import KeySpec, Policy
@@ -42,11 +44,15 @@ T = dns.rdatatype
 @dataclass(frozen=True, slots=True)
 class SkrParams:
     """Knot's defaults: ``rrsig-lifetime`` 14 days, ``rrsig-refresh`` 7 days, inception 90
-    minutes before the bundle's time."""
+    minutes before the bundle's time.  ``cds``: digest types of CDS records for the KSKs
+    put in every bundle (none by default), ``cdnskey``: CDNSKEY records too; both signed by
+    the KSKs like the DNSKEY RRset (as BIND 9.20's ``dnssec-ksr sign`` does per policy)."""
 
     validity: int = 14 * DAY
     refresh: int = 7 * DAY
     backdate: int = 90 * 60
+    cds: tuple[int, ...] = ()
+    cdnskey: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.refresh < self.validity:
@@ -98,8 +104,21 @@ def _response(
         keyset.add(rd, ttl)
     for k in ksks:
         keyset.add(k.dnskey(), ttl)
-    sigs = sign_keyset(keyset, ksks, signs, time, params)
-    return Bundle(time, (keyset, sigs))
+    rrsets = [keyset, sign_keyset(keyset, ksks, signs, time, params)]
+    cds = dns.rrset.RRset(zone, dns.rdataclass.IN, T.CDS)
+    cdnskey = dns.rrset.RRset(zone, dns.rdataclass.IN, T.CDNSKEY)
+    for k in ksks:
+        for digest in params.cds:
+            cds.add(dns.rdata.from_text(dns.rdataclass.IN, T.CDS, make_ds(k, digest).rdata_text()),
+                    ttl)  # fmt: skip
+        if params.cdnskey:
+            wire_rd = k.dnskey().to_digestable()
+            cdnskey.add(dns.rdata.from_wire(dns.rdataclass.IN, T.CDNSKEY, wire_rd, 0,
+                                            len(wire_rd)), ttl)  # fmt: skip
+    for rr in (cds, cdnskey):
+        if rr:
+            rrsets += [rr, sign_keyset(rr, ksks, signs, time, params)]
+    return Bundle(time, tuple(rrsets))
 
 
 def sign_keyset(
@@ -133,50 +152,65 @@ def sign_keyset(
 
 def check_response(response: Sequence[Bundle]) -> list[str]:
     """Problems of a response, one sentence each (empty when it is good): every bundle has a
-    DNSKEY RRset signed by a key in it with the SEP flag, every signature verifies, is valid
-    at the bundle's time and lasts until the next bundle's."""
+    DNSKEY RRset signed by a key in it with the SEP flag; that RRset and any CDS or CDNSKEY
+    RRset have signatures that verify, are valid at the bundle's time and last until the
+    next bundle's, and at least one per RRset."""
     problems: list[str] = []
     for i, b in enumerate(response):
         keyset = dnskey_rrset(b)
-        sigs = b.rrset(T.RRSIG, T.DNSKEY)
-        if keyset is None or sigs is None:
+        if keyset is None or b.rrset(T.RRSIG, T.DNSKEY) is None:
             problems.append(f"bundle at {b.time}: no DNSKEY RRset or no RRSIG over it")
             continue
         until = response[i + 1].time if i + 1 < len(response) else b.time
-        rdatas = canonical.canonical_rdatas(canonical.rdata_wire(rd) for rd in keyset)
-        owner = canonical.name_wire(keyset.name)
-        good = 0
-        for sig in sigs:
-            key = next(
-                (
-                    k
-                    for k in keyset
-                    if k.algorithm == sig.algorithm
-                    and key_tag(k.flags, k.protocol, k.algorithm, k.key) == sig.key_tag
-                    and k.flags & 1
-                ),
-                None,
+        for rrset in b.rrsets:
+            if rrset.rdtype in KEYSET_TYPES:
+                problems += _check_sigs(b, rrset, keyset, until)
+    return problems
+
+
+def _check_sigs(
+    b: Bundle, rrset: dns.rrset.RRset, keyset: dns.rrset.RRset, until: int
+) -> list[str]:
+    rtype = int(rrset.rdtype)
+    what = f"bundle at {b.time}: {dns.rdatatype.to_text(rrset.rdtype)}"
+    sigs = b.rrset(T.RRSIG, rtype)
+    if sigs is None:
+        return [f"{what} has no RRSIG"]
+    rdatas = canonical.canonical_rdatas(canonical.rdata_wire(rd) for rd in rrset)
+    owner = canonical.name_wire(rrset.name)
+    problems: list[str] = []
+    good = 0
+    for sig in sigs:
+        key = next(
+            (
+                k
+                for k in keyset
+                if k.algorithm == sig.algorithm
+                and key_tag(k.flags, k.protocol, k.algorithm, k.key) == sig.key_tag
+                and k.flags & 1
+            ),
+            None,
+        )
+        if key is None:
+            problems.append(f"{what} RRSIG by {sig.key_tag}, no such KSK")
+            continue
+        head = Rrsig(
+            rtype, int(sig.algorithm), sig.labels, sig.original_ttl, sig.expiration,
+            sig.inception, sig.key_tag, sig.signer,
+        )  # fmt: skip
+        data = signed_data(head.head_wire(), owner, rtype, 1, sig.original_ttl, rdatas)
+        pub = wire.public_key_object(int(key.algorithm), key.key)
+        if not wire.verify(int(key.algorithm), pub, sig.signature, data):
+            problems.append(f"{what} RRSIG by {sig.key_tag} does not verify")
+        elif sig.inception > b.time or sig.expiration < until:
+            problems.append(
+                f"{what} RRSIG by {sig.key_tag} valid {sig.inception}.."
+                f"{sig.expiration}, needed {b.time}..{until}"
             )
-            if key is None:
-                problems.append(f"bundle at {b.time}: RRSIG by {sig.key_tag}, no such KSK")
-                continue
-            head = Rrsig(
-                T.DNSKEY, int(sig.algorithm), sig.labels, sig.original_ttl, sig.expiration,
-                sig.inception, sig.key_tag, sig.signer,
-            )  # fmt: skip
-            data = signed_data(head.head_wire(), owner, T.DNSKEY, 1, sig.original_ttl, rdatas)
-            pub = wire.public_key_object(int(key.algorithm), key.key)
-            if not wire.verify(int(key.algorithm), pub, sig.signature, data):
-                problems.append(f"bundle at {b.time}: RRSIG by {sig.key_tag} does not verify")
-            elif sig.inception > b.time or sig.expiration < until:
-                problems.append(
-                    f"bundle at {b.time}: RRSIG by {sig.key_tag} valid {sig.inception}.."
-                    f"{sig.expiration}, needed {b.time}..{until}"
-                )
-            else:
-                good += 1
-        if not good:
-            problems.append(f"bundle at {b.time}: no valid KSK signature")
+        else:
+            good += 1
+    if not good:
+        problems.append(f"{what}: no valid KSK signature")
     return problems
 
 

@@ -185,3 +185,30 @@ def test_offline_ksk_policy_options_from_toml_and_named_conf() -> None:
     conf = 'dnssec-policy "off" { offline-ksk yes; keys { zsk lifetime 30d algorithm 13; }; };'
     assert namedconf.parse(conf, "named.conf")["off"].offline_ksk
     assert not Policy("x").offline_ksk and Policy("x").skr_horizon == 14 * 86400
+
+
+def test_request_period_as_knot_or_bind_spell_it(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from dnsseal.cli.ksrcmds import ksr_group
+    from dnsseal.storage.keydir import KeyDirectory
+
+    d = Path(str(tmp_path))
+    zsks, _ = pregenerate(POLICY, ZONE, [], 1_800_000_000, 1_800_002_500, _make)
+    for k in zsks:
+        KeyDirectory(d).create(k)
+    runner = CliRunner()
+    knot = runner.invoke(ksr_group, ["request", "-K", str(d), "example.com", "20270115080000",
+                                     "20270115084000"])  # fmt: skip
+    bind = runner.invoke(ksr_group, ["request", "-K", str(d), "-i", "20270115080000", "-e",
+                                     "20270115084000", "example.com"])  # fmt: skip
+    assert knot.exit_code == 0 and bind.exit_code == 0, (knot.output, bind.output)
+    strip = [line for line in knot.output.splitlines() if "generated at" not in line]
+    assert strip == [line for line in bind.output.splitlines() if "generated at" not in line]
+    both = runner.invoke(ksr_group, ["request", "-K", str(d), "-e", "+1d", "example.com", "now",
+                                     "+1d"])  # fmt: skip
+    assert "either as -i/-e or as START END" in str(both.exception)
+    none = runner.invoke(ksr_group, ["request", "-K", str(d), "example.com"])
+    assert "the end of the period is needed" in str(none.exception)

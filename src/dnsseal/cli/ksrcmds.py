@@ -121,13 +121,30 @@ def sign(
 @click.option("-K", "directory", default=".", show_default=True, help="Key directory (ZSKs).")
 @click.option("-L", "ttl", default="3600", show_default=True, help="DNSKEY TTL.")
 @click.option("-o", "output", help="Write the request here (default: standard output).")
+@click.option("-i", "start_opt", help="START, as dnssec-ksr request spells it.")
+@click.option("-e", "end_opt", help="END, as dnssec-ksr request spells it.")
 @click.argument("zone")
-@click.argument("start")
-@click.argument("end")
-def request(directory: str, ttl: str, output: str | None, zone: str, start: str, end: str) -> None:
+@click.argument("start", required=False)
+@click.argument("end", required=False)
+def request(
+    directory: str,
+    ttl: str,
+    output: str | None,
+    start_opt: str | None,
+    end_opt: str | None,
+    zone: str,
+    start: str | None,
+    end: str | None,
+) -> None:
     """Print the Key Signing Request for ZONE's ZSKs from START to END (like keymgr
-    generate-ksr): bundles at START, whenever a ZSK is published or deleted (timing
-    metadata) and at END.  Times: YYYYMMDDHHMMSS, +offset, now, now+offset."""
+    generate-ksr ZONE START END, or dnssec-ksr request -i START -e END ZONE): bundles at
+    START, whenever a ZSK is published or deleted (timing metadata) and at END.  Times:
+    YYYYMMDDHHMMSS, +offset, now, now+offset."""
+    if (start_opt or end_opt) and (start or end):
+        raise OptionError("-i", "give the period either as -i/-e or as START END, not both")
+    start, end = (start_opt or "now", end_opt) if start_opt or end_opt else (start, end)
+    if start is None or end is None:
+        raise OptionError("END", "the end of the period is needed (END, or -e)")
     now = clock.now()
     name = _zone(zone)
     zsks = [k for k in KeyDirectory(directory).keys(name) if not k.is_ksk]

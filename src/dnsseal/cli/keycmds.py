@@ -19,7 +19,8 @@ import dns.ttl
 import dns.zone
 
 from dnsseal import clock
-from dnsseal.crypto import software
+from dnsseal.crypto import keystore
+from dnsseal.crypto.keystore import KeyStoreError
 from dnsseal.durations import format_bind_time, format_human_time, parse_when
 from dnsseal.errors import InputError, OptionError, UnsupportedAlgorithm
 from dnsseal.keys import algorithms
@@ -34,6 +35,9 @@ from dnsseal.keys.model import (
     KeyTimings,
     RecordState,
 )
+from dnsseal.policy.build import lookup
+from dnsseal.policy.model import KeySpec
+from dnsseal.storage import config
 from dnsseal.storage.files import read_text
 from dnsseal.storage.keydir import KeyDirectory, load_key, split_keyfile_name
 
@@ -119,11 +123,23 @@ def _zone_name(text: str) -> dns.name.Name:
 @click.option(
     "-a",
     "algorithm",
-    default="ECDSAP256SHA256",
-    show_default=True,
-    help="Algorithm (name or number).",
+    default=None,
+    help="Algorithm (name or number; default ECDSAP256SHA256, or the policy's with -k).",
 )
 @click.option("-b", "bits", type=int, help="Key size in bits (RSA only).")
+@click.option(
+    "-k",
+    "policy_name",
+    help="Make the key of this dnssec-policy's key line "
+    "(algorithm, size, key-store; -f KSK: the ksk/csk line, else zsk/csk).",
+)
+@click.option("-l", "policy_file", help="TOML or named.conf file defining the -k policy.")
+@click.option(
+    "--key-store",
+    "key_store",
+    help="Make the key in this key store: a pkcs11: URI "
+    "(the token), or 'software' (the default: key material in the .private file).",
+)
 @click.option("-f", "keyflags", multiple=True, help="KSK or REVOKE (repeatable).")
 @click.option("-K", "directory", default=".", show_default=True, help="Key directory.")
 @click.option("-L", "ttl", help="DNSKEY TTL for the key (or 'none').")
@@ -133,8 +149,11 @@ def _zone_name(text: str) -> dns.name.Name:
 @click.option("-q", "quiet", is_flag=True, help="Quiet: print nothing but the key name.")
 @click.argument("zone")
 def keygen(
-    algorithm: str,
+    algorithm: str | None,
     bits: int | None,
+    policy_name: str | None,
+    policy_file: str | None,
+    key_store: str | None,
     keyflags: Sequence[str],
     directory: str,
     ttl: str | None,
@@ -150,15 +169,25 @@ def keygen(
     none.  Without -G, the key is published and active from now.
     """
     now = clock.now()
+    ksk = any(f.upper() == "KSK" for f in keyflags)
+    spec = _policy_key(policy_name, policy_file, ksk, algorithm, bits)
+    if spec is not None:
+        algorithm, bits = str(spec.algorithm), spec.bits
+        if key_store is None:
+            key_store = spec.key_store
     try:
-        alg = algorithms.for_generation(algorithm)
+        alg = algorithms.for_generation(algorithm or "ECDSAP256SHA256")
     except UnsupportedAlgorithm as e:
         raise OptionError("-a", str(e)) from None
+    if key_store is not None:
+        _check_key_store(key_store)
     if bits is not None and alg.fixed_size and bits != alg.default_bits:
         raise OptionError("-b", f"{alg.mnemonic} keys have a fixed size; drop -b")
     if bits is not None and not alg.min_bits <= bits <= alg.max_bits:
         raise OptionError("-b", f"{alg.mnemonic} key size must be {alg.min_bits}..{alg.max_bits}")
     flags = FLAG_ZONE
+    if spec is not None and spec.role == "csk":
+        flags |= FLAG_SEP  # BIND: a CSK has the SEP flag
     for f in keyflags:
         if f.upper() == "KSK":
             flags |= FLAG_SEP
@@ -185,7 +214,10 @@ def keygen(
     _check_order(timings)
 
     for _attempt in range(100):
-        public, material = software.generate(alg, bits)
+        try:
+            public, material = keystore.generate(key_store, alg, bits)
+        except (InputError, KeyStoreError) as e:
+            raise OptionError("--key-store", str(e)) from None
         key = Key(
             zone=name,
             flags=flags,
@@ -205,6 +237,39 @@ def keygen(
         raise click.ClickException("could not find a key tag that does not collide")
     keydir.create(key)
     click.echo(key.basename)
+
+
+def _policy_key(
+    name: str | None, file: str | None, ksk: bool, algorithm: str | None, bits: int | None
+) -> KeySpec | None:
+    """The key line of policy ``name`` (-k) for a KSK or a ZSK, as BIND's dnssec-keygen -k
+    picks it: the ksk (or csk) line for -f KSK, else the zsk (or csk) line."""
+    if name is None:
+        if file is not None:
+            raise OptionError("-l", "a policy file is read for -k POLICY; give -k too")
+        return None
+    if file is not None and file.lower().startswith("pkcs11:"):
+        raise OptionError("-l", "is the file defining the -k policy (as in BIND's "
+                          "dnssec-keygen); give a key store with --key-store URI")  # fmt: skip
+    if algorithm is not None or bits is not None:
+        raise OptionError("-a" if algorithm is not None else "-b",
+                          "the algorithm and size come from the -k policy")  # fmt: skip
+    try:
+        policy = lookup(name, config.load_policies(file))
+    except OptionError as e:
+        raise OptionError("-k", e.message) from None  # lookup names the option -p
+    wanted = ("ksk", "csk") if ksk else ("zsk", "csk")
+    for spec in policy.keys:
+        if spec.role in wanted:
+            return spec
+    raise OptionError("-k", f"policy {name!r} has no {' or '.join(wanted)} key line")
+
+
+def _check_key_store(location: str) -> None:
+    try:
+        keystore.open_store(location)
+    except (InputError, KeyStoreError) as e:
+        raise OptionError("--key-store", str(e)) from None
 
 
 def _check_order(timings: dict[str, int | None]) -> None:

@@ -1,9 +1,10 @@
-"""``dnsseal ksr sign|validate``: the offline KSK's side of the offline-KSK workflow, in the
-file format of Knot's ``keymgr generate-ksr`` / ``sign-ksr`` (see :mod:`dnsseal.keys.ksr`).
+"""``dnsseal ksr keygen|request|sign|validate|import``: the offline-KSK workflow, in the file
+format of Knot's ``keymgr generate-ksr`` / ``sign-ksr`` (see :mod:`dnsseal.keys.ksr`).
 
-The online signer (Knot here) writes a Key Signing Request for a period; the KSK holder signs
-it with ``dnsseal ksr sign`` (the KSK in files or in an HSM, linked with ``keyfromlabel``)
-and gives back the Signed Key Response, which the online signer imports.
+The online signer pregenerates ZSKs (``keygen``) and writes a Key Signing Request for a
+period (``request``); the KSK holder signs it (``sign``: the KSK in files or in an HSM,
+linked with ``keyfromlabel``) and gives back the Signed Key Response, which the online
+signer checks and stores in its key directory (``import``) for ``serve`` and ``signzone``.
 """
 
 from __future__ import annotations
@@ -12,16 +13,27 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import click
+import dns.dnssec
 import dns.exception
 import dns.name
 
 from dnsseal import __version__, clock
+from dnsseal.crypto import keystore
 from dnsseal.durations import parse_duration, parse_when
 from dnsseal.errors import InputError, OptionError
-from dnsseal.keys import ksr
-from dnsseal.keys.model import Key
-from dnsseal.signer.skr import SkrParams, check_response, make_request, sign_request
-from dnsseal.storage import atomic
+from dnsseal.keys import algorithms, ksr
+from dnsseal.keys.ds import digest_type
+from dnsseal.keys.model import FLAG_ZONE, Key
+from dnsseal.policy.build import lookup
+from dnsseal.policy.model import KeySpec
+from dnsseal.signer.skr import (
+    SkrParams,
+    check_response,
+    make_request,
+    pregenerate,
+    sign_request,
+)
+from dnsseal.storage import atomic, config
 from dnsseal.storage.files import read_text
 from dnsseal.storage.keydir import KeyDirectory, load_key
 
@@ -30,7 +42,8 @@ _CTX = {"help_option_names": ["-h", "--help"]}
 
 @click.group(context_settings=_CTX)
 def ksr_group() -> None:
-    """Offline KSK: sign Key Signing Requests, check Signed Key Responses."""
+    """Offline KSK: pregenerate ZSKs, make and sign Key Signing Requests, check and import
+    Signed Key Responses."""
 
 
 def _duration(option: str, text: str) -> int:
@@ -64,6 +77,15 @@ def _ksks(directory: str, keyfiles: Sequence[str], zone: object) -> list[Key]:
 @click.option("-k", "keyfiles", multiple=True, help="Sign with this KSK only (repeatable).")
 @click.option("-i", "validity", default="14d", show_default=True, help="Signature validity.")
 @click.option("-r", "refresh", default="7d", show_default=True, help="A new bundle every...")
+@click.option(
+    "--cds",
+    "cds",
+    multiple=True,
+    metavar="DIGEST",
+    help="Put CDS records of this digest type (SHA-256, 2, ...) for the KSKs in "
+    "every bundle (repeatable).",
+)
+@click.option("--cdnskey", is_flag=True, help="Put CDNSKEY records for the KSKs in every bundle.")
 @click.option("-o", "output", help="Write the response here (default: standard output).")
 @click.argument("request")
 def sign(
@@ -71,6 +93,8 @@ def sign(
     keyfiles: Sequence[str],
     validity: str,
     refresh: str,
+    cds: Sequence[str],
+    cdnskey: bool,
     output: str | None,
     request: str,
 ) -> None:
@@ -79,7 +103,12 @@ def sign(
     in -K with its private key (in a file or an HSM)."""
     bundles = ksr.parse(read_text(request), ksr.KSR, request)
     zone = ksr.zone_of(bundles, request)
-    params = SkrParams(_duration("-i", validity), _duration("-r", refresh))
+    try:
+        digests = tuple(digest_type(d).number for d in cds)
+    except InputError as e:
+        raise OptionError("--cds", str(e)) from None
+    params = SkrParams(_duration("-i", validity), _duration("-r", refresh), cds=digests,
+                       cdnskey=cdnskey)  # fmt: skip
     response = sign_request(bundles, _ksks(directory, keyfiles, zone), params)
     text = ksr.format_bundles(ksr.SKR, response, clock.now(), f"dnsseal {__version__}")
     if output is None:
@@ -92,13 +121,30 @@ def sign(
 @click.option("-K", "directory", default=".", show_default=True, help="Key directory (ZSKs).")
 @click.option("-L", "ttl", default="3600", show_default=True, help="DNSKEY TTL.")
 @click.option("-o", "output", help="Write the request here (default: standard output).")
+@click.option("-i", "start_opt", help="START, as dnssec-ksr request spells it.")
+@click.option("-e", "end_opt", help="END, as dnssec-ksr request spells it.")
 @click.argument("zone")
-@click.argument("start")
-@click.argument("end")
-def request(directory: str, ttl: str, output: str | None, zone: str, start: str, end: str) -> None:
+@click.argument("start", required=False)
+@click.argument("end", required=False)
+def request(
+    directory: str,
+    ttl: str,
+    output: str | None,
+    start_opt: str | None,
+    end_opt: str | None,
+    zone: str,
+    start: str | None,
+    end: str | None,
+) -> None:
     """Print the Key Signing Request for ZONE's ZSKs from START to END (like keymgr
-    generate-ksr): bundles at START, whenever a ZSK is published or deleted (timing
-    metadata) and at END.  Times: YYYYMMDDHHMMSS, +offset, now, now+offset."""
+    generate-ksr ZONE START END, or dnssec-ksr request -i START -e END ZONE): bundles at
+    START, whenever a ZSK is published or deleted (timing metadata) and at END.  Times:
+    YYYYMMDDHHMMSS, +offset, now, now+offset."""
+    if (start_opt or end_opt) and (start or end):
+        raise OptionError("-i", "give the period either as -i/-e or as START END, not both")
+    start, end = (start_opt or "now", end_opt) if start_opt or end_opt else (start, end)
+    if start is None or end is None:
+        raise OptionError("END", "the end of the period is needed (END, or -e)")
     now = clock.now()
     name = _zone(zone)
     zsks = [k for k in KeyDirectory(directory).keys(name) if not k.is_ksk]
@@ -143,3 +189,73 @@ def validate(response: str) -> None:
         f"{response}: {len(bundles)} bundles for {ksr.zone_of(bundles, response)} "
         f"from {bundles[0].time} to {bundles[-1].time}: ok"
     )
+
+
+@ksr_group.command("keygen", context_settings=_CTX)
+@click.option("-K", "directory", default=".", show_default=True, help="Key directory (ZSKs).")
+@click.option("-k", "policy_name", required=True, help="dnssec-policy name (its ZSK line).")
+@click.option("-l", "conf", help="TOML or named.conf file defining the policy.")
+@click.option("-i", "start", default="now", show_default=True, help="Start of the period.")
+@click.option("-e", "end", required=True, help="End of the period.")
+@click.argument("zone")
+def keygen(directory: str, policy_name: str, conf: str | None, start: str, end: str,
+           zone: str) -> None:  # fmt: skip
+    """Pregenerate ZONE's ZSKs from -i to -e, rolled by the policy's ZSK lifetime (like
+    dnssec-ksr keygen and keymgr pregenerate): the chain continues from the ZSKs in -K.
+    Prints the new keys' basenames.  Times: YYYYMMDDHHMMSS, +offset, now, now+offset."""
+    now = clock.now()
+    name = _zone(zone)
+    try:
+        policy = lookup(policy_name, config.load_policies(conf))
+    except OptionError as e:
+        raise OptionError("-k", e.message) from None  # lookup names the option -p
+    kd = KeyDirectory(directory)
+
+    def make(spec: KeySpec) -> Key:
+        public, private = keystore.generate(spec.key_store, algorithms.get(spec.algorithm),
+                                            spec.bits)  # fmt: skip
+        return Key(name, FLAG_ZONE, spec.algorithm, public, private=private)
+
+    try:
+        new, changed = pregenerate(policy, name, kd.keys(name), _when("-i", start, now),
+                                   _when("-e", end, now), make)  # fmt: skip
+    except InputError as e:
+        raise OptionError("-k", str(e)) from None
+    for k in changed:
+        kd.save(k, write_state=True)
+    for k in new:
+        kd.create(k)
+        click.echo(k.basename)
+
+
+@ksr_group.command("import", context_settings=_CTX)
+@click.option("-K", "directory", default=".", show_default=True, help="Key directory.")
+@click.argument("response")
+def import_(directory: str, response: str) -> None:
+    """Check the Signed Key Response RESPONSE (as ksr validate) and store it in the key
+    directory for serve and signzone (like keymgr import-skr): bundles from its first one
+    on replace those held."""
+    bundles = ksr.parse(read_text(response), ksr.SKR, response)
+    zone = ksr.zone_of(bundles, response)
+    problems = check_response(bundles)
+    if problems:
+        for p in problems:
+            click.echo(f"{response}: {p}", err=True)
+        raise click.ClickException(f"{response}: {len(problems)} problem(s); not imported")
+    kd = KeyDirectory(directory)
+    have = {k.dnskey() for k in kd.keys(zone)}
+    for b in bundles:
+        for rd in ksr.dnskey_rrset(b) or ():
+            if not rd.flags & 1 and rd not in have:
+                click.echo(f"{response}: warning: bundle at {b.time}: ZSK "
+                           f"{dns.dnssec.key_id(rd)} has no key files in {directory}",
+                           err=True)  # fmt: skip
+    path = Path(directory) / ksr.skr_filename(zone)
+    held: list[ksr.Bundle] = []
+    if path.exists():
+        held = ksr.parse(read_text(path), ksr.SKR, str(path))
+    merged = ksr.merge(held, bundles)
+    text = ksr.format_bundles(ksr.SKR, merged, clock.now(), f"dnsseal {__version__}")
+    atomic.replace(path, text.encode(), 0o644)
+    click.echo(f"{path}: {len(merged)} bundles for {zone} from {merged[0].time} "
+               f"to {merged[-1].time}")  # fmt: skip

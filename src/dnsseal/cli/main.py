@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "keyinfo": ("dnsseal.cli.keycmds", "keyinfo", "Summarise keys: role, algorithm, timings."),
     "keyfromlabel": ("dnsseal.cli.hsmcmds", "keyfromlabel", "Link a key in an HSM to key files."),
     "keystore": ("dnsseal.cli.hsmcmds", "keystore_group", "Test, benchmark and use key stores."),
-    "ksr": ("dnsseal.cli.ksrcmds", "ksr_group", "Offline KSK: sign and check KSR/SKR bundles."),
+    "ksr": ("dnsseal.cli.ksrcmds", "ksr_group", "Offline KSK: ZSKs, key requests, responses."),
     "signzone": ("dnsseal.cli.signcmds", "signzone", "Sign a zone (like dnssec-signzone)."),
     "verify": ("dnsseal.cli.signcmds", "verify", "Verify a signed zone (like dnssec-verify)."),
     "policy": ("dnsseal.cli.policycmds", "policy", "Check and import dnssec-policy definitions."),

@@ -22,6 +22,7 @@ from dnsseal import clock
 from dnsseal.durations import format_bind_time, parse_duration, parse_when
 from dnsseal.errors import InputError, OptionError
 from dnsseal.findings import Severity
+from dnsseal.keys import ksr
 from dnsseal.keys.model import Key, zone_file_text
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, check_iterations, sign_zone
 from dnsseal.signer.keysel import smart_select
@@ -29,9 +30,11 @@ from dnsseal.signer.ledger import SignatureLedger, pack_ledger, parse_ledger, un
 from dnsseal.signer.parallel import ProcessBatchSigner, ProcessBatchVerifier, ProcessSnapshot
 from dnsseal.signer.resign import Fallback, resign_file
 from dnsseal.signer.sign import SERIAL_POLICIES, SignStats
+from dnsseal.signer.skr import check_response, sign_with_response
 from dnsseal.signer.snapshot import SnapshotBuilder, mac_key, zone_file_blocks
 from dnsseal.signer.verify import VerifyOptions, verify_zone
 from dnsseal.storage import zonefile
+from dnsseal.storage.files import read_text
 from dnsseal.storage.keydir import KeyDirectory, load_key
 from dnsseal.zone import canonical
 from dnsseal.zone.model import Zone
@@ -204,6 +207,14 @@ def _print_stats(stats_generated: int, retained: int, dropped: int, sign_s: floa
               help="DNSKEY RRset TTL (default: the zone's, the keys', SOA minimum).")  # fmt: skip
 @click.option("-a", "check", is_flag=True,
               help="Verify the signed zone (dnsseal verify) before writing it.")  # fmt: skip
+@click.option(
+    "--skr",
+    "skr",
+    metavar="FILE",
+    help="Offline KSK: the DNSKEY/CDS/CDNSKEY RRsets and their signatures from "
+    "this Signed Key Response (the bundle for now); the key directory's ZSKs sign "
+    "the rest by their timing metadata.",
+)
 @click.option("-t", "stats", is_flag=True, help="Print statistics.")
 @click.option("-q", "quiet", is_flag=True, help="Quiet: do not print the output file name.")
 @click.option("--ledger/--no-ledger", "use_ledger", default=True, show_default=True,
@@ -233,6 +244,7 @@ def signzone(
     workers: int,
     dnskey_ttl: str | None,
     check: bool,
+    skr: str | None,
     stats: bool,
     quiet: bool,
     use_ledger: bool,
@@ -287,6 +299,11 @@ def signzone(
         verify_batch=ProcessBatchVerifier(workers),
     )
     t1 = time.perf_counter()
+    if skr is not None:
+        _sign_with_response(zonefile_path, out, origin, keydir, skr, now, params, header)
+        if not quiet and out != "-":
+            click.echo(out)
+        return
     try:
         with paused_gc():  # a run over acyclic data: collections would only rescan the zone
             done: SignStats | None = None
@@ -311,6 +328,29 @@ def signzone(
                      time.perf_counter() - t0)  # fmt: skip
     if not quiet and out != "-":
         click.echo(out)
+
+
+def _sign_with_response(zonefile_path: str, out: str, origin: dns.name.Name, keydir: str,
+                        skr: str, now: int, params: SignParams,
+                        header: list[str]) -> None:  # fmt: skip
+    """Sign with the key directory's ZSKs and the response bundle for now (no ledger: the
+    key set's signatures are the offline KSK's)."""
+    bundles = ksr.parse(read_text(skr), ksr.SKR, skr)
+    problems = check_response(bundles)
+    if problems:
+        raise OptionError("--skr", f"{skr}: {problems[0]}")
+    zone = zonefile.read_zone(zonefile_path, origin)
+    zsks = [k for k in KeyDirectory(keydir).keys(origin) if not k.is_ksk]
+    try:
+        signed = sign_with_response(zone, zsks, bundles, params, now)
+    except InputError as e:
+        raise OptionError("--skr", f"{skr}: {e}") from None
+    if out == "-":
+        from dnsseal.zone.text import iter_zone_text
+
+        sys.stdout.writelines(iter_zone_text(signed.zone, header=header))
+    else:
+        zonefile.write_zone(out, signed.zone, header=header)
 
 
 def _resign_from_snapshot(zonefile_path: str, out: str, origin: dns.name.Name,

@@ -120,5 +120,18 @@ def zone_of(bundles: list[Bundle], path: str = "<bundle>") -> dns.name.Name:
     return names.pop()
 
 
+def skr_filename(zone: dns.name.Name) -> str:
+    """The name of a zone's imported response in its key directory (``example.com.skr``)."""
+    return f"{zone.to_text().rstrip('.') or 'root'}.skr"
+
+
+def merge(old: list[Bundle], new: list[Bundle]) -> list[Bundle]:
+    """An imported response over the one held: the old bundles before the new response's
+    first, then the new ones (as Knot's ``import-skr`` replaces from the first bundle on)."""
+    if not new:
+        return list(old)
+    return [b for b in old if b.time < new[0].time] + list(new)
+
+
 def dnskey_rrset(bundle: Bundle) -> dns.rrset.RRset | None:
     return bundle.rrset(dns.rdatatype.DNSKEY)

@@ -109,6 +109,19 @@ OPTIONS: tuple[Option, ...] = (
         True,
         "Keep the signed zone apart from the unsigned one (BIND 9.20).",
     ),
+    Option(
+        "offline-ksk",
+        "bool",
+        False,
+        "The KSK is offline: the key set and its signatures come from an imported Signed Key "
+        "Response (Knot, BIND 9.20); only pregenerated ZSKs sign here.",
+    ),
+    Option(
+        "skr-horizon",
+        "duration",
+        14 * DAY,
+        "With offline-ksk: warn when the imported Signed Key Response ends within this.",
+    ),
 )
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -171,6 +184,8 @@ class Policy:
     cdnskey: bool = True
     cds_digest_types: tuple[int, ...] = (2,)
     inline_signing: bool = True
+    offline_ksk: bool = False
+    skr_horizon: int = 14 * DAY
     manage: bool = True
 
     def get(self, option: str) -> object:

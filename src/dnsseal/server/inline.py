@@ -42,6 +42,7 @@ from dnsseal.keys import algorithms
 from dnsseal.keys.ds import make_ds
 from dnsseal.keys.model import Key, KeyState, PrivateMaterial, RecordState
 from dnsseal.policy.model import KeySpec, Policy
+from dnsseal.server.offlineksk import ResponseKeys
 from dnsseal.server.versions import (
     Version,
     data_diff,
@@ -55,6 +56,7 @@ from dnsseal.signer import signingstate as sstate
 from dnsseal.signer.incremental import SIGNER_TYPES
 from dnsseal.signer.keysel import KEYSET_TYPES
 from dnsseal.signer.sign import next_serial
+from dnsseal.signer.skr import without_keyset_sigs
 from dnsseal.storage import config as policy_files
 from dnsseal.storage import zonefile
 from dnsseal.storage.journal import AuditEvent
@@ -155,6 +157,7 @@ class InlineZone:
         self.sig_horizon: int | None = None  # earliest signature expiration
         self.events: list[AuditEvent] = []  # key events not yet in the audit log
         self.source_problem: str | None = None  # why the last source edit was not taken
+        self.offline = ResponseKeys(self.origin, key_dir)  # used under offline-ksk
 
     # -- files --------------------------------------------------------------------------
 
@@ -197,7 +200,7 @@ class InlineZone:
         for k in self._load_keys():
             out |= {canonical.rdata_wire(r) for r in self._key_records(k, cds=True)}
             out.add(canonical.rdata_wire(k.dnskey()))
-        return out
+        return out | self.offline.keyset_rdatas()
 
     def _load_keys(self) -> list[Key]:
         if not self.key_dir.is_dir():
@@ -241,7 +244,7 @@ class InlineZone:
 
     def _check_key_files(self, keys: Sequence[Key]) -> None:
         """A key this zone was signed with must still have its files: never replace it."""
-        have = {canonical.rdata_wire(k.dnskey()) for k in keys}
+        have = {canonical.rdata_wire(k.dnskey()) for k in keys} | self.offline.keyset_rdatas()
         missing = []
         for f in sorted(self.key_dir.glob(f"K{self.name}+*.state")):
             if not f.with_suffix(".key").exists():
@@ -262,6 +265,8 @@ class InlineZone:
             )
 
     def _step(self, now: int) -> Plan:
+        if self.policy.offline_ksk:
+            return self._offline_step(now)
         keys = self._load_keys()
         self._check_key_files(keys)
         facts = Facts(tuple(self.pending))
@@ -285,6 +290,17 @@ class InlineZone:
         self.plan = plan
         self.keys = [r.key for r in plan.keys if not r.purge]
         return plan
+
+    def _offline_step(self, now: int) -> Plan:
+        """The key manager's step under an offline KSK (:mod:`dnsseal.server.offlineksk`)."""
+        keys = self._load_keys()
+        self.plan = self.offline.step(self.policy, keys, now)
+        self.pending = []
+        self.keys = keys
+        return self.plan
+
+    def _keyset_from_response(self, zone: Zone) -> Zone:
+        return self.offline.install(zone) if self.policy.offline_ksk else zone
 
     def _signing_keys(self, plan: Plan) -> list[SigningKey]:
         """The keys for the signer: published per the plan's DNSKEY set, signing the key
@@ -359,8 +375,12 @@ class InlineZone:
             nsec3=nsec3,
             serial=serial,
             ksk_only=True,
-            dnskey_ttl=pol.dnskey_ttl,
+            dnskey_ttl=self._dnskey_ttl(),
         )
+
+    def _dnskey_ttl(self) -> int:
+        ttl = self.offline.dnskey_ttl() if self.policy.offline_ksk else None
+        return ttl if ttl is not None else self.policy.dnskey_ttl  # the response's TTL
 
     def _current_salt(self, length: int) -> bytes:
         """Keep the salt in use when its length still fits the policy (a new salt means a
@@ -418,9 +438,14 @@ class InlineZone:
             new = next_serial(plain.soa().serial, "increment", now) if prev else None
             return _with_serial(plain, new) if new is not None else plain
         params = self._params(now, "increment" if prev is not None else "keep")
-        return sign_zone(zone, keys, params, now, previous=prev if keep_sigs else None).zone
+        if self.policy.offline_ksk:
+            zone = self.offline.prepare(zone)
+        signed = sign_zone(zone, keys, params, now, previous=prev if keep_sigs else None).zone
+        return self._keyset_from_response(signed)
 
     def _timers(self, zone: Zone, now: int) -> None:
+        if self.policy.offline_ksk:  # the key set's signatures are renewed by bundles
+            zone = without_keyset_sigs(zone)
         exps = sig_expirations(zone, now)
         self.sig_horizon = min(exps) if exps else None
         refresh = min(self.policy.signatures_refresh, self.policy.signatures_validity - 1)
@@ -476,7 +501,8 @@ class InlineZone:
                 self.unsigned = self._apply_file_edits(new_file, edits)
         assert self.unsigned is not None
         plan = self._step(now)
-        if edits is not None and not force and self._keyset_unchanged(plan):
+        incremental = not force and not self.policy.offline_ksk
+        if edits is not None and incremental and self._keyset_unchanged(plan):
             new = self._sign_edits(edits, plan, now)
         else:
             new = self._sign(plan, now, keep_sigs=not force)
@@ -566,6 +592,8 @@ class InlineZone:
             return self._finish(plain, now, "update")
         signed = sign_changes(self.signed, change, keys, self._params(now, "increment"), now)
         self.unsigned = unsigned
+        if self.policy.offline_ksk:
+            return self._finish(self._keyset_from_response(signed.zone), now, "update")
         return self._finish(signed.zone, now, "update", signed.diff)
 
     def _without_signing_state(self, change: ZoneDiff) -> ZoneDiff:
@@ -592,6 +620,8 @@ class InlineZone:
         result = sign_changes(
             self.signed, ZoneDiff(gone, ()), keys, self._params(now, "increment"), now
         )
+        if self.policy.offline_ksk:
+            return self._finish(self._keyset_from_response(result.zone), now, "signing -clear")
         return self._finish(result.zone, now, "signing -clear", result.diff)
 
     def request(self, fact: Fact) -> None:

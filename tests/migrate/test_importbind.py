@@ -1,0 +1,105 @@
+"""`dnsseal import-bind` on a realistic named.conf (checked by named-checkconf first): the
+config it writes is what `serve -c` loads, every skipped item has a note."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from conftest import Dnsseal, run_tool
+from dnsseal.storage.serverconfig import load_config
+
+from .bindsetup import DDNS_SECRET, write_setup
+
+
+@pytest.fixture
+def setup_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "bind"
+    d.mkdir()
+    write_setup(d, 5301, 5302, 5303, 5304)
+    run_tool(["named-checkconf", d / "named.conf"], cwd=d)  # BIND agrees it is valid
+    return d
+
+
+@pytest.mark.interop
+def test_realistic_setup(setup_dir: Path, tmp_path: Path, dnsseal: Dnsseal) -> None:
+    out = tmp_path / "dnsseal" / "dnsseal.toml"
+    out.parent.mkdir()
+    r = dnsseal("import-bind", setup_dir / "named.conf", "-o", out)
+    assert "3 zone(s): alpha.test, beta.test, gamma.test" in r.output
+    cfg = load_config(out)  # what serve -c does
+    zones = {z.name: z for z in cfg.zones}
+    assert set(zones) == {"alpha.test", "beta.test", "gamma.test"}
+    assert cfg.key_dir == setup_dir / "keys"  # BIND's key directory, in place
+    assert [str(e) for e in cfg.listen] == ["127.0.0.1@5301"]
+    assert cfg.keys["ddns"].secret == __import__("base64").b64decode(DDNS_SECRET)
+    assert set(cfg.policies) == {"migrate"}
+    assert cfg.policies["migrate"].nsec3param is not None
+    alpha, beta, gamma = zones["alpha.test"], zones["beta.test"], zones["gamma.test"]
+    assert alpha.file == setup_dir / "alpha.test.zone" and alpha.policy == "migrate"
+    assert alpha.allow_transfer == ("127.0.0.1", "key xfr")  # the ACL, expanded
+    assert alpha.allow_update == ("key ddns",)
+    assert beta.update_policy is not None and beta.allow_update == ()
+    assert [str(e) for e in beta.also_notify] == ["127.0.0.1@5303"]
+    assert [str(p) for p in gamma.primaries] == ["127.0.0.1@5302 key xfr"]
+    assert gamma.policy == "migrate"
+    notes = r.stderr
+    for item in ("controls", "statistics-channels", "logging", "pid-file"):
+        assert item in notes
+    assert "delta.test: a plain secondary" in notes
+    # each note names where the item is
+    assert f"{setup_dir / 'named.conf'}:" in notes
+
+
+def test_views_and_unsupported_items_are_notes(tmp_path: Path, dnsseal: Dnsseal) -> None:
+    (tmp_path / "z").write_text("@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 127.0.0.1\n")
+    conf = tmp_path / "named.conf"
+    conf.write_text(
+        f"""options {{ directory "{tmp_path}"; listen-on {{ any; }}; }};
+view "inside" {{ match-clients {{ 10/8; }}; zone "v.test" {{ type primary; file "z"; }}; }};
+zone "plain.test" {{ type primary; file "z"; allow-update {{ any; }}; }};
+zone "hint" {{ type hint; file "root.hints"; }};
+zone "fwd.test" {{ type forward; forwarders {{ 192.0.2.1; }}; }};
+"""
+    )
+    out = tmp_path / "out.toml"
+    r = dnsseal("import-bind", conf, "-o", out)
+    assert "view inside: views are not supported yet" in r.stderr
+    assert "type hint is not served" in r.stderr and "type forward is not served" in r.stderr
+    assert "plain.test: no dnssec-policy: served as it is (presigned)" in r.stderr
+    assert "dynamic update needs an inline-signed zone" in r.stderr
+    data = tomllib.loads(out.read_text())
+    assert data["server"]["listen"] == ["0.0.0.0@53"]
+    assert data["zone"]["plain.test"] == {"file": str(tmp_path / "z"), "presigned": True}
+    load_config(out)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("zone x {\n type primary\n};", "named.conf:3: missing ';' before '}'"),
+        ('include "nowhere.conf";', "nowhere.conf: no such file"),
+        ('include "named.conf";', "named.conf:1: include cycle"),
+        (
+            'zone "x" { type primary; file "z"; dnssec-policy "nope"; };',
+            "dnssec-policy 'nope' is not defined",
+        ),
+        (
+            'zone "x" { type secondary; primaries { 192.0.2.1 key k; }; dnssec-policy default; };',
+            "unknown TSIG key 'k'",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_nothing_written(
+    tmp_path: Path, dnsseal: Dnsseal, text: str, message: str
+) -> None:
+    conf = tmp_path / "named.conf"
+    conf.write_text(text)
+    out = tmp_path / "out.toml"
+    r = dnsseal("import-bind", conf, "-o", out, ok=False)
+    assert r.exit_code == 1
+    assert message in r.stderr, r.stderr
+    assert "Traceback" not in r.output + r.stderr
+    assert not out.exists()

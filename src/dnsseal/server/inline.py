@@ -55,8 +55,8 @@ from dnsseal.signer import signingstate as sstate
 from dnsseal.signer.incremental import SIGNER_TYPES
 from dnsseal.signer.keysel import KEYSET_TYPES
 from dnsseal.signer.sign import next_serial
+from dnsseal.storage import bindserial, zonefile
 from dnsseal.storage import config as policy_files
-from dnsseal.storage import zonefile
 from dnsseal.storage.journal import AuditEvent
 from dnsseal.storage.keydir import KeyDirectory
 from dnsseal.zone import canonical
@@ -155,6 +155,7 @@ class InlineZone:
         self.sig_horizon: int | None = None  # earliest signature expiration
         self.events: list[AuditEvent] = []  # key events not yet in the audit log
         self.source_problem: str | None = None  # why the last source edit was not taken
+        self._served_before: int | bool | None = False  # False: not looked for yet
 
     # -- files --------------------------------------------------------------------------
 
@@ -396,6 +397,36 @@ class InlineZone:
             zone = _with_serial(zone, serial)
         return zone
 
+    def _previous_server_serial(self) -> int | None:
+        """The highest serial another server (BIND) served for this zone from the same
+        source file, read once from the files it left beside it (``file.signed``, its
+        journal, ``file.jnl``); None when there are none."""
+        if self._served_before is False:
+            found = bindserial.bind_serials(self.source, self.name)
+            self._served_before = bindserial.highest(list(found.values()))
+            if found:
+                where = ", ".join(f"{p.name} {s}" for p, s in found.items())
+                log.info("[%s] serial served before by BIND: %s", self.name, where)
+        assert not isinstance(self._served_before, bool)
+        return self._served_before
+
+    def _continue_from(self, serial: int) -> tuple[int, bool]:
+        """``serial`` (the version served or the source's), or the serial BIND served when
+        that is newer; True when the signer must step past it (the served serial never goes
+        back, or secondaries that have BIND's stop following)."""
+        before = self._previous_server_serial()
+        if before is not None and ((before - serial) & 0xFFFFFFFF) < 2**31:
+            if before != serial or self.signed is None:
+                log.info("[%s] continuing after serial %d (served by BIND)", self.name, before)
+            return before, True
+        return serial, False
+
+    def _behind_bind(self, zone: Zone) -> bool:
+        """Is ``zone``'s serial (a version restored from the journal) not newer than one
+        BIND served since?  Then it must not be served again as it is."""
+        before = self._previous_server_serial()
+        return before is not None and ((before - zone.soa().serial) & 0xFFFFFFFF) < 2**31
+
     def _sign(self, plan: Plan, now: int, keep_sigs: bool = True) -> Zone:
         prev = self.signed
         serial: int | None = None
@@ -405,6 +436,10 @@ class InlineZone:
             src = self.unsigned.soa().serial
             if ((src - serial) & 0xFFFFFFFF) < 2**31:
                 serial = src
+        assert self.unsigned is not None
+        serial, past_bind = self._continue_from(
+            serial if serial is not None else self.unsigned.soa().serial
+        )
         keys = self._signing_keys(plan)
         zone = self._input(plan, serial, keep_sigs, keys)
         if not any(k.active for k in keys):
@@ -415,9 +450,9 @@ class InlineZone:
                 )
             # Unsigned (the end of going insecure): data only, with a new serial.
             plain = Zone(zone.origin, zone.rrsets, {}, zone.rdclass)
-            new = next_serial(plain.soa().serial, "increment", now) if prev else None
+            new = next_serial(plain.soa().serial, "increment", now) if prev or past_bind else None
             return _with_serial(plain, new) if new is not None else plain
-        params = self._params(now, "increment" if prev is not None else "keep")
+        params = self._params(now, "increment" if prev is not None or past_bind else "keep")
         return sign_zone(zone, keys, params, now, previous=prev if keep_sigs else None).zone
 
     def _timers(self, zone: Zone, now: int) -> None:
@@ -486,7 +521,7 @@ class InlineZone:
         prev = self.signed
         if prev is not None and not force:
             change = diff(prev, new)
-            if not change or only_soa(change, self.origin):
+            if (not change or only_soa(change, self.origin)) and not self._behind_bind(prev):
                 self._timers(prev, now)
                 return None
         why = "reload" if new_file is not None and reason == "resign" else reason
@@ -529,6 +564,7 @@ class InlineZone:
         src = self.unsigned.soa().serial
         if ((src - serial) & 0xFFFFFFFF) < 2**31:
             serial = src  # the operator's serial is ahead: continue from it
+        serial = self._continue_from(serial)[0]
         new_soa = _with_serial(self.unsigned, serial).get(self.origin, T.SOA)
         assert new_soa is not None
         soa_out = tuple((self.origin, T.SOA, old_soa.ttl, rd) for rd in old_soa.rdatas)

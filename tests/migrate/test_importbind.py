@@ -103,3 +103,20 @@ def test_bad_input_is_one_line_and_nothing_written(
     assert message in r.stderr, r.stderr
     assert "Traceback" not in r.output + r.stderr
     assert not out.exists()
+
+
+def test_transferred_zone_links_bind_serial_files(
+    setup_dir: Path, tmp_path: Path, dnsseal: Dnsseal
+) -> None:
+    # gamma.test is transferred in: dnsseal's copy lives in its state directory, so BIND's
+    # signed copy and journal are linked there for the serial to continue from them.
+    (setup_dir / "gamma.test.bk.signed").write_text("signed")
+    (setup_dir / "gamma.test.bk.signed.jnl").write_text("journal")
+    out = tmp_path / "d" / "dnsseal.toml"
+    out.parent.mkdir()
+    dnsseal("import-bind", setup_dir / "named.conf", "-o", out, "--state-dir", "st")
+    for suffix in (".signed", ".signed.jnl"):
+        link = out.parent / "st" / f"gamma.test.xfr{suffix}"
+        assert link.is_symlink()
+        assert link.resolve() == (setup_dir / f"gamma.test.bk{suffix}").resolve()
+    assert not (out.parent / "st" / "alpha.test.xfr.signed").exists()

@@ -37,7 +37,7 @@ from dnsseal.policy.bindconf import Block, Statement, Token
 from dnsseal.policy.build import PolicyErrors
 from dnsseal.storage import atomic
 from dnsseal.storage.files import read_text
-from dnsseal.storage.serverconfig import TSIG_ALGORITHMS, parse_config
+from dnsseal.storage.serverconfig import TSIG_ALGORITHMS, copy_name, ensure_dir, parse_config
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,9 @@ class Imported:
     policies: str | None
     notes: list[str] = field(default_factory=list)
     zones: list[str] = field(default_factory=list)
+    # zone name -> BIND's copy of a transferred zone: its serial files are linked into
+    # the state directory, where dnsseal's copy lives, so the serial continues from them
+    transferred: dict[str, Path] = field(default_factory=dict)
 
 
 def _q(text: str) -> str:
@@ -103,6 +106,7 @@ class _Importer:
         self.remotes: dict[str, list[str]] = {}  # primaries / parental-agents lists
         self.defaults: dict[str, Statement] = {}
         self.policy_names: set[str] = set()
+        self.transferred: dict[str, Path] = {}
 
     def note(self, st: Statement | None, text: str) -> None:
         self.notes.append(f"{st.where}: {text}" if st is not None else text)
@@ -156,7 +160,7 @@ class _Importer:
         parts += zone_tables
         if self.notes:
             parts.append("# Notes from the import:\n" + "".join(f"#   {n}\n" for n in self.notes))
-        return Imported("\n".join(parts), policies_text, self.notes, names)
+        return Imported("\n".join(parts), policies_text, self.notes, names, self.transferred)
 
     # -- options -----------------------------------------------------------------------
 
@@ -383,6 +387,9 @@ class _Importer:
                     raise OptionError(f"{prim.where if prim else st.where}: {where}",
                                       f"unknown TSIG key {key!r}")  # fmt: skip
             lines.append(f"primaries = {_list(remotes)}")
+            file = st.find("file")
+            if file is not None and file.args:
+                self.transferred[zname.rstrip(".")] = self._path(file.args[0])
         if policy is not None:
             lines.append(f"dnssec-policy = {_q(policy)}")
         lines += self._zone_lists(st, where, policy)
@@ -478,6 +485,29 @@ def write_imported(result: Imported, output: Path, policies: Path) -> None:
         atomic.replace(output, result.config.encode())
     except OSError as e:
         raise StorageError(str(output), e.strerror or str(e)) from None
+    state = output.parent / tomllib.loads(result.config)["server"]["state-dir"]
+    link_transferred(result.transferred, state)
+
+
+def link_transferred(transferred: dict[str, Path], state: Path) -> None:
+    """For each zone dnsseal will transfer in and sign, link BIND's signed copy and its
+    journal beside dnsseal's copy (``STATE/NAME.xfr.signed``), where the inline signer
+    looks for the serial served before.  Raises StorageError."""
+    if not transferred:
+        return
+    ensure_dir(state)
+    for name, bind_file in transferred.items():
+        for suffix in (".signed", ".signed.jnl"):
+            target = Path(f"{bind_file}{suffix}")
+            link = state / f"{copy_name(name)}.xfr{suffix}"
+            if not target.exists():
+                continue
+            try:
+                if link.is_symlink() or link.exists():
+                    link.unlink()
+                link.symlink_to(target)
+            except OSError as e:
+                raise StorageError(str(link), e.strerror or str(e)) from None
 
 
 def load_config_at(path: Path, base: Path) -> None:

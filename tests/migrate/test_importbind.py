@@ -71,7 +71,7 @@ zone "fwd.test" {{ type forward; forwarders {{ 192.0.2.1; }}; }};
     assert "plain.test: no dnssec-policy: served as it is (presigned)" in r.stderr
     assert "dynamic update needs an inline-signed zone" in r.stderr
     data = tomllib.loads(out.read_text())
-    assert data["server"]["listen"] == ["0.0.0.0@53"]
+    assert data["server"]["listen"] == ["0.0.0.0@53", "::@53"]  # v6: BIND's default
     assert data["zone"]["plain.test"] == {"file": str(tmp_path / "z"), "presigned": True}
     load_config(out)
 
@@ -120,3 +120,14 @@ def test_transferred_zone_links_bind_serial_files(
         assert link.is_symlink()
         assert link.resolve() == (setup_dir / f"gamma.test.bk{suffix}").resolve()
     assert not (out.parent / "st" / "alpha.test.xfr.signed").exists()
+
+
+def test_listen_defaults_are_binds(tmp_path: Path, dnsseal: Dnsseal) -> None:
+    # Debian's named.conf.options has only listen-on-v6 { any; }: BIND still listens on
+    # every IPv4 address (listen-on defaults to any).
+    conf = tmp_path / "named.conf"
+    conf.write_text('options { directory "/var/cache/bind"; listen-on-v6 { any; }; port 5353; };')
+    dnsseal("import-bind", conf, "-o", tmp_path / "out.toml")
+    data = tomllib.loads((tmp_path / "out.toml").read_text())
+    assert data["server"]["listen"] == ["0.0.0.0@5353", "::@5353"]
+    assert data["server"]["key-directory"] == "/var/cache/bind"  # BIND's default

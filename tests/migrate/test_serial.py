@@ -106,3 +106,35 @@ def test_highest_is_rfc1982() -> None:
     assert bindserial.highest([]) is None
     assert bindserial.highest([5, 2**32 - 10, 7]) == 7  # 7 is after the wrap
     assert bindserial.highest([1, 3, 2]) == 3
+
+
+@pytest.mark.parametrize(
+    ("method", "source", "bind", "expected"),
+    [
+        ("increment", SERIAL, SERIAL + 4, SERIAL + 5),
+        ("unixtime", NOW - 5000, NOW - 1000, NOW),  # unixtime serials: the clock is ahead
+        ("unixtime", SERIAL, SERIAL + 4, SERIAL + 5),  # the clock is behind: step by one
+        ("date", SERIAL, SERIAL + 4, 2027011500),  # NOW is 2027-01-15: YYYYMMDD00
+    ],
+)
+def test_serial_update_method_after_bind(
+    d: Path, method: str, source: int, bind: int, expected: int
+) -> None:
+    (d / "zone").write_text(zone_text(ZONE, source))
+    _journal(d / "zone.signed.jnl", bind - 1, bind)
+    z = InlineZone(ZONE, d / "zone", lookup("default", {}), d / "keys", d / "state",
+                   serial_method=method)  # fmt: skip
+    v = z.maintain(NOW)
+    assert v is not None and v.zone.soa().serial == expected
+    # and every later version follows the same method, never going back
+    later = z.maintain(NOW + 86400 * 40, force=True)
+    assert later is not None and later.zone.soa().serial > expected
+
+
+def test_unixtime_behind_bind_steps_by_one(d: Path) -> None:
+    (d / "zone").write_text(zone_text(ZONE, NOW - 5000))
+    _journal(d / "zone.signed.jnl", NOW + 10, NOW + 500)  # BIND's clock ran ahead
+    z = InlineZone(ZONE, d / "zone", lookup("default", {}), d / "keys", d / "state",
+                   serial_method="unixtime")  # fmt: skip
+    v = z.maintain(NOW)
+    assert v is not None and v.zone.soa().serial == NOW + 501

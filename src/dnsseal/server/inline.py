@@ -54,7 +54,7 @@ from dnsseal.signer import Nsec3Params, SigningKey, SignParams, sign_changes, si
 from dnsseal.signer import signingstate as sstate
 from dnsseal.signer.incremental import SIGNER_TYPES
 from dnsseal.signer.keysel import KEYSET_TYPES
-from dnsseal.signer.sign import next_serial
+from dnsseal.signer.sign import SERIAL_POLICIES, next_serial
 from dnsseal.storage import bindserial, zonefile
 from dnsseal.storage import config as policy_files
 from dnsseal.storage.journal import AuditEvent
@@ -133,6 +133,7 @@ class InlineZone:
         state_dir: Path,
         *,
         policies: Mapping[str, Policy] | None = None,
+        serial_method: str = "increment",
     ) -> None:
         self.origin = dns.name.from_text(name).canonicalize()
         self.name = self.origin.to_text()
@@ -155,6 +156,11 @@ class InlineZone:
         self.sig_horizon: int | None = None  # earliest signature expiration
         self.events: list[AuditEvent] = []  # key events not yet in the audit log
         self.source_problem: str | None = None  # why the last source edit was not taken
+        # BIND's serial-update-method for every new version: increment, unixtime or date
+        # (signer.sign.SERIAL_POLICIES); "keep" would serve changed data under an old serial
+        if serial_method not in SERIAL_POLICIES or serial_method == "keep":
+            raise ValueError(f"serial_method {serial_method!r}: increment, unixtime or date")
+        self.serial_method = serial_method
         self._served_before: int | bool | None = False  # False: not looked for yet
 
     # -- files --------------------------------------------------------------------------
@@ -450,9 +456,13 @@ class InlineZone:
                 )
             # Unsigned (the end of going insecure): data only, with a new serial.
             plain = Zone(zone.origin, zone.rrsets, {}, zone.rdclass)
-            new = next_serial(plain.soa().serial, "increment", now) if prev or past_bind else None
+            new = (
+                next_serial(plain.soa().serial, self.serial_method, now)
+                if prev or past_bind
+                else None
+            )
             return _with_serial(plain, new) if new is not None else plain
-        params = self._params(now, "increment" if prev is not None or past_bind else "keep")
+        params = self._params(now, self.serial_method if prev is not None or past_bind else "keep")
         return sign_zone(zone, keys, params, now, previous=prev if keep_sigs else None).zone
 
     def _timers(self, zone: Zone, now: int) -> None:
@@ -570,7 +580,7 @@ class InlineZone:
         soa_out = tuple((self.origin, T.SOA, old_soa.ttl, rd) for rd in old_soa.rdatas)
         soa_in = tuple((self.origin, T.SOA, new_soa.ttl, rd) for rd in new_soa.rdatas)
         change = ZoneDiff(edits.removed + soa_out, edits.added + soa_in)
-        params = self._params(now, "increment")
+        params = self._params(now, self.serial_method)
         result = sign_changes(self.signed, change, keys, params, now)
         log.info(
             "[%s] reload: %d records out, %d in, signed incrementally",
@@ -598,9 +608,9 @@ class InlineZone:
         if not any(k.active for k in keys):
             self.unsigned = unsigned
             prev = self.signed
-            plain = _with_serial(unsigned, next_serial(prev.soa().serial, "increment", now))
+            plain = _with_serial(unsigned, next_serial(prev.soa().serial, self.serial_method, now))
             return self._finish(plain, now, "update")
-        signed = sign_changes(self.signed, change, keys, self._params(now, "increment"), now)
+        signed = sign_changes(self.signed, change, keys, self._params(now, self.serial_method), now)
         self.unsigned = unsigned
         return self._finish(signed.zone, now, "update", signed.diff)
 
@@ -626,7 +636,7 @@ class InlineZone:
             return None
         keys = self._signing_keys(self.plan)
         result = sign_changes(
-            self.signed, ZoneDiff(gone, ()), keys, self._params(now, "increment"), now
+            self.signed, ZoneDiff(gone, ()), keys, self._params(now, self.serial_method), now
         )
         return self._finish(result.zone, now, "signing -clear", result.diff)
 

@@ -128,6 +128,11 @@ class _Importer:
         listen: list[str] = []
         if options is not None:
             key_dir = self._options(options, listen)
+        else:
+            listen += ["0.0.0.0@53", "::@53"]  # BIND's defaults
+        if not listen:
+            self.note(options, "named listens nowhere (listen-on { none; }): dnsseal on "
+                      "127.0.0.1@53 and ::1@53 instead")  # fmt: skip
         for st in statements:
             self._top(st)
         policies_text = self._policies(statements)
@@ -192,6 +197,11 @@ class _Importer:
                     self.note(st, f"{name}: dnsseal serves authoritative data only (skipped)")
             else:
                 self.note(st, f"option {name!r} has no meaning in dnsseal (skipped)")
+        # BIND listens on every address of a family unless told otherwise.
+        if options.find("listen-on") is None:
+            listen.insert(0, f"0.0.0.0@{port}")
+        if options.find("listen-on-v6") is None:
+            listen.append(f"::@{port}")
         return key_dir
 
     def _listen(self, st: Statement, port: int, *, v6: bool) -> list[str]:

@@ -189,8 +189,9 @@ def test_bind_to_dnsseal_and_back(lab: tuple[Setup, Path]) -> None:
         run_tool(["rndc", "-c", rndc_conf, "sync", "-clean"])
         bind_serials = {z: _serial(setup.port, z) for z in ZONES}
 
-        # --- to dnsseal -----------------------------------------------------------------
-        stop(named)
+        # --- to dnsseal: the commands of the docs ---------------------------------------
+        run_tool(["rndc", "-c", rndc_conf, "stop"])
+        named.wait(timeout=30)
         ds_dir = tmp / "dnsseal"
         ds_dir.mkdir()
         imported = run_tool([*DNSSEAL, "import-bind", setup.conf, "-o", ds_dir / "dnsseal.toml"])
@@ -212,6 +213,17 @@ def test_bind_to_dnsseal_and_back(lab: tuple[Setup, Path]) -> None:
         _fresh(ub_port, "dnsseal")
         moved = _query(setup.port, "moved.alpha.test.", "A")  # the update came along
         assert moved.answer and moved.answer[0][0].address == "192.0.2.99", moved
+        # A dynamic update dnsseal takes: it must survive the way back.
+        update = (
+            f"server 127.0.0.1 {setup.port}\nzone alpha.test.\n"
+            "update add later.alpha.test. 60 IN A 192.0.2.100\nsend\n"
+        )
+        subprocess.run(
+            [require_tool("nsupdate"), "-y", f"hmac-sha256:ddns:{DDNS_SECRET}"],
+            input=update.encode(), check=True, timeout=30,
+        )  # fmt: skip
+        assert _query(ub_port, "later.alpha.test.", "A").flags & dns.flags.AD
+        ds_serials = {z: _serial(setup.port, z) for z in ZONES}
         # Keys adopted as they are: no key made by dnsseal.
         assert "created" not in ds_log.read_text().lower(), ds_log.read_text()
 
@@ -225,6 +237,9 @@ def test_bind_to_dnsseal_and_back(lab: tuple[Setup, Path]) -> None:
         for z in ZONES:
             assert _newer(back[z], ds_serials[z]) or back[z] == ds_serials[z], (z, back, ds_serials)
         _fresh(ub_port, "back")
+        for name in ("moved.alpha.test.", "later.alpha.test."):  # BIND's and dnsseal's update
+            r = _query(ub_port, name, "A")
+            assert r.answer and r.flags & dns.flags.AD, (name, r)
         time.sleep(1)
         watch.stop.set()
         watch.thread.join()
@@ -246,15 +261,45 @@ def _ctl_port(setup: Setup) -> int:
     return int(text.split("inet 127.0.0.1 port ", 1)[1].split()[0])
 
 
+DOC = Path(__file__).resolve().parents[2] / "docs" / "migrating-from-bind.md"
+
+
+def doc_block(marker: str) -> str:
+    """The shell block after ``<!-- test: MARKER -->`` in docs/migrating-from-bind.md."""
+    text = DOC.read_text()
+    after = text.split(f"<!-- test: {marker} -->", 1)[1]
+    block = after.split("```sh\n", 1)[1].split("```", 1)[0]
+    return "\n".join(line.strip() for line in block.splitlines())
+
+
+def test_docs_name_the_commands_tested() -> None:
+    """The way in of the docs is what the test above runs (with its paths)."""
+    text = DOC.read_text()
+    for command in ("rndc sync -clean", "dnsseal import-bind /etc/bind/named.conf -o",
+                    "rndc stop", "dnsseal serve -c"):  # fmt: skip
+        assert command in text
+    for marker in ("zone-file", "signed-file"):
+        assert doc_block(marker).strip()
+
+
+def _run_doc(marker: str, env: dict[str, str]) -> None:
+    proc = subprocess.run(
+        ["sh", "-ec", doc_block(marker)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, (marker, env, proc.stdout, proc.stderr)
+
+
 def _give_back(setup: Setup, state: Path) -> None:
-    """The way back of docs/migrating-from-bind.md: dnsseal's signed zones become named's
-    signed files (raw format), BIND's older journals of them are moved aside."""
-    files = {"alpha.test.": "alpha.test.zone", "beta.test.": "beta.test.zone",
-             BUMP: "gamma.test.bk"}  # fmt: skip
+    """The way back, with the commands of docs/migrating-from-bind.md as written there."""
+    files = {"alpha.test": "alpha.test.zone", "beta.test": "beta.test.zone",
+             BUMP.rstrip("."): "gamma.test.bk"}  # fmt: skip
     for zone, name in files.items():
-        target = setup.d / f"{name}.signed"
-        jnl = Path(f"{target}.jnl")
-        if jnl.exists():
-            jnl.rename(Path(f"{jnl}.before-dnsseal"))
-        run_tool(["named-compilezone", "-F", "raw", "-o", target, zone,
-                  state / f"{zone.rstrip('.')}.signed"])  # fmt: skip
+        env = {"ZONE": zone, "FILE": str(setup.d / name), "STATE": str(state)}
+        if zone != BUMP.rstrip("."):
+            _run_doc("zone-file", env)  # primaries: updates taken by dnsseal
+        _run_doc("signed-file", env)

@@ -106,6 +106,7 @@ logging {{
 }};
 
 primaries "hidden" {{ 127.0.0.1 port {hidden_port} key "xfr"; }};
+parental-agents "parents" {{ 127.0.0.1 port {notify_port}; }};
 
 zone "alpha.test" {{
     type primary;
@@ -122,6 +123,7 @@ zone "beta.test" IN {{
     inline-signing yes;
     update-policy {{ grant ddns zonesub ANY; grant xfr name www.beta.test. A; }};
     also-notify {{ 127.0.0.1 port {notify_port}; }};
+    parental-agents {{ "parents"; }};
     serial-update-method increment;
 }};
 

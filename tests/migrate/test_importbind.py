@@ -43,6 +43,9 @@ def test_realistic_setup(setup_dir: Path, tmp_path: Path, dnsseal: Dnsseal) -> N
     assert alpha.allow_update == ("key ddns",)
     assert beta.update_policy is not None and beta.allow_update == ()
     assert [str(e) for e in beta.also_notify] == ["127.0.0.1@5303"]
+    assert [str(e) for e in beta.parental_agents] == ["127.0.0.1@5303"]
+    assert beta.checkds == "yes"  # dnsseal's default with parental-agents, as BIND's
+    assert alpha.parental_agents == () and alpha.checkds == "explicit"
     assert [str(p) for p in gamma.primaries] == ["127.0.0.1@5302 key xfr"]
     assert gamma.policy == "migrate"
     notes = r.stderr
@@ -60,6 +63,8 @@ def test_views_and_unsupported_items_are_notes(tmp_path: Path, dnsseal: Dnsseal)
         f"""options {{ directory "{tmp_path}"; listen-on {{ any; }}; }};
 view "inside" {{ match-clients {{ 10/8; }}; zone "v.test" {{ type primary; file "z"; }}; }};
 zone "plain.test" {{ type primary; file "z"; allow-update {{ any; }}; }};
+zone "signed.test" {{ type primary; file "z"; dnssec-policy default; checkds explicit;
+    parental-agents {{ 192.0.2.53; 192.0.2.54 port 5353; }}; also-notify port 5301 {{ ::1; }}; }};
 zone "hint" {{ type hint; file "root.hints"; }};
 zone "fwd.test" {{ type forward; forwarders {{ 192.0.2.1; }}; }};
 """
@@ -73,6 +78,10 @@ zone "fwd.test" {{ type forward; forwarders {{ 192.0.2.1; }}; }};
     data = tomllib.loads(out.read_text())
     assert data["server"]["listen"] == ["0.0.0.0@53", "::@53"]  # v6: BIND's default
     assert data["zone"]["plain.test"] == {"file": str(tmp_path / "z"), "presigned": True}
+    signed = data["zone"]["signed.test"]
+    assert signed["checkds"] == "explicit"
+    assert signed["parental-agents"] == ["192.0.2.53@53", "192.0.2.54@5353"]
+    assert signed["also-notify"] == ["::1@5301"]
     load_config(out)
 
 

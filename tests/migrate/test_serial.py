@@ -138,3 +138,14 @@ def test_unixtime_behind_bind_steps_by_one(d: Path) -> None:
                    serial_method="unixtime")  # fmt: skip
     v = z.maintain(NOW)
     assert v is not None and v.zone.soa().serial == NOW + 501
+
+
+@pytest.mark.interop
+def test_source_signed_in_place_by_bind_is_stepped_past(d: Path) -> None:
+    # BIND with inline-signing no (a dynamic zone) signs its file in place: the file's
+    # serial is the one it served, with its own signatures.
+    run_tool(["dnssec-keygen", "-q", "-K", d, "-a", "ECDSAP256SHA256", "-f", "KSK", ZONE])
+    zone = d / "zone"
+    run_tool(["dnssec-signzone", "-q", "-z", "-K", d, "-S", "-o", ZONE, "-f", zone, zone], cwd=d)
+    assert "RRSIG" in (d / "zone").read_text()
+    assert _served(d) == SERIAL + 1

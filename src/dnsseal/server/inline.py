@@ -162,6 +162,7 @@ class InlineZone:
             raise ValueError(f"serial_method {serial_method!r}: increment, unixtime or date")
         self.serial_method = serial_method
         self._served_before: int | bool | None = False  # False: not looked for yet
+        self._signed_source: int | None = None  # serial of a source file that came signed
 
     # -- files --------------------------------------------------------------------------
 
@@ -225,6 +226,10 @@ class InlineZone:
             return None
         zone = zonefile.read_zone(self.source, self.origin)
         self.file_sig = sig
+        if self.signed is None and T.SOA in zone.rrsigs.get(zone.origin, {}):
+            # A signed source (BIND with inline-signing no signs its file in place): that
+            # serial was served with other signatures; ours must come after it.
+            self._signed_source = zone.soa().serial
         return self._strip(zone)
 
     # -- keys ---------------------------------------------------------------------------
@@ -406,7 +411,8 @@ class InlineZone:
     def _previous_server_serial(self) -> int | None:
         """The highest serial another server (BIND) served for this zone from the same
         source file, read once from the files it left beside it (``file.signed``, its
-        journal, ``file.jnl``); None when there are none."""
+        journal, ``file.jnl``), or the serial of a source file that came signed; None
+        when there are none."""
         if self._served_before is False:
             found = bindserial.bind_serials(self.source, self.name)
             self._served_before = bindserial.highest(list(found.values()))
@@ -414,7 +420,10 @@ class InlineZone:
                 where = ", ".join(f"{p.name} {s}" for p, s in found.items())
                 log.info("[%s] serial served before by BIND: %s", self.name, where)
         assert not isinstance(self._served_before, bool)
-        return self._served_before
+        if self._signed_source is None:
+            return self._served_before
+        known = [self._signed_source]
+        return bindserial.highest(known + ([self._served_before] if self._served_before else []))
 
     def _continue_from(self, serial: int) -> tuple[int, bool]:
         """``serial`` (the version served or the source's), or the serial BIND served when

@@ -140,3 +140,16 @@ def test_listen_defaults_are_binds(tmp_path: Path, dnsseal: Dnsseal) -> None:
     data = tomllib.loads((tmp_path / "out.toml").read_text())
     assert data["server"]["listen"] == ["0.0.0.0@5353", "::@5353"]
     assert data["server"]["key-directory"] == "/var/cache/bind"  # BIND's default
+
+
+@pytest.mark.interop
+def test_dry_run_and_unsynced_journal_note(
+    setup_dir: Path, tmp_path: Path, dnsseal: Dnsseal
+) -> None:
+    (setup_dir / "alpha.test.zone.jnl").write_bytes(b";BIND LOG V9.2\n\x00" + bytes(48))
+    out = tmp_path / "never.toml"
+    r = dnsseal("import-bind", setup_dir / "named.conf", "-o", out, "-n")
+    assert not out.exists() and not out.with_name("never.policies.toml").exists()
+    assert '[zone."alpha.test"]' in r.stdout and "[policy.migrate]" in r.stdout
+    assert "alpha.test.zone.jnl holds dynamic updates" in r.stderr
+    assert "rndc sync -clean" in r.stderr

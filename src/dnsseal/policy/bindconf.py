@@ -208,14 +208,19 @@ def _parse(text: str, source: str, read: Reader | None, stack: tuple[str, ...]) 
     return block(None)
 
 
-# A word after a block that starts a new statement more likely than it continues this one
-# (``zone "x" { ... } zone "y"``): BIND's statements only continue after a block in a few
-# clauses (controls' ``allow { } keys { }``, ``listen-on port N { }`` has no tail).
-_CONTINUATIONS = {"keys", "read-only"}
+# Words may follow a block (``allow { } keys { } read-only yes``, ``response-policy { }
+# break-dnssec yes``, ``deny-answer-addresses { } except-from { }``), but one of these
+# after a block is a new statement whose ';' is missing (``zone "a" { ... } zone "b"``).
+_STATEMENTS = {
+    "acl", "controls", "dnssec-policy", "dyndb", "http", "include", "key", "key-store",
+    "logging", "managed-keys", "masters", "options", "parental-agents", "plugin", "primaries",
+    "remote-servers", "server", "statistics-channels", "tls", "trust-anchors", "trusted-keys",
+    "view", "zone", "type", "file",
+}  # fmt: skip
 
 
 def _starts_statement(tok: Token) -> bool:
-    return tok.quoted or tok.text.lower() not in _CONTINUATIONS
+    return not tok.quoted and tok.text.lower() in _STATEMENTS
 
 
 def _include(st: Statement, read: Reader, stack: tuple[str, ...]) -> list[Statement]:

@@ -37,6 +37,17 @@ from .bindsetup import BUMP, DDNS_SECRET, SIGNED, XFR_SECRET, Setup, write_hidde
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 ZONES = (*SIGNED, BUMP)
+# Short caches so Unbound keeps asking the server of the moment (answers, DNSKEY, NSEC3
+# all re-validated every 2 s); while no server runs (the switch) it answers from the
+# expired cache after trying for 1.8 s, as a resolver in front of a restarting server does.
+UNBOUND_EXTRA = (
+    'local-zone: "test." nodefault',
+    "cache-max-ttl: 2",
+    "cache-max-negative-ttl: 2",
+    "serve-expired: yes",
+    "serve-expired-ttl: 60",
+    "serve-expired-client-timeout: 1800",
+)
 DNSSEAL = [str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "dnsseal")]
 
 
@@ -157,7 +168,7 @@ def test_bind_to_dnsseal_and_back(lab: tuple[Setup, Path]) -> None:
         ub_port = free_port()
         conf = write_unbound_conf(
             ub_dir, ub_port, anchors, [(z, setup.port) for z in ZONES],
-            extra=('local-zone: "test." nodefault',),
+            extra=UNBOUND_EXTRA,
         )  # fmt: skip
         unbound = subprocess.Popen(
             [require_tool("unbound"), "-d", "-c", str(conf)],

@@ -153,3 +153,22 @@ def test_dry_run_and_unsynced_journal_note(
     assert '[zone."alpha.test"]' in r.stdout and "[policy.migrate]" in r.stdout
     assert "alpha.test.zone.jnl holds dynamic updates" in r.stderr
     assert "rndc sync -clean" in r.stderr
+
+
+def test_config_serve_would_refuse_is_not_written(tmp_path: Path, dnsseal: Dnsseal) -> None:
+    # BIND takes a TSIG secret shorter than the MAC; dnsseal (RFC 8945 6.2) does not.
+    (tmp_path / "z").write_text("@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 127.0.0.1\n")
+    conf = tmp_path / "named.conf"
+    conf.write_text(
+        f'key short {{ algorithm hmac-sha256; secret "c2hvcnQ="; }};\n'
+        f'options {{ directory "{tmp_path}"; }};\n'
+        'zone "a.test" { type primary; file "z"; dnssec-policy default; '
+        "allow-transfer { key short; }; };\n"
+    )
+    out = tmp_path / "out" / "dnsseal.toml"
+    out.parent.mkdir()
+    r = dnsseal("import-bind", conf, "-o", out, ok=False)
+    assert r.exit_code == 1
+    assert "key.short.secret: 5 octets: hmac-sha256 needs at least 32" in r.stderr, r.stderr
+    assert "/tmp/tmp" not in r.stderr  # no scratch paths
+    assert list(out.parent.iterdir()) == []

@@ -488,7 +488,12 @@ def write_imported(result: Imported, output: Path, policies: Path) -> None:
             draft.write_text(result.config)
         except OSError as e:
             raise StorageError(scratch, e.strerror or str(e)) from None
-        load_config_at(draft, output.parent.resolve())
+        try:
+            load_config_at(draft, output.parent.resolve(), output)
+        except OptionError as e:
+            # name the files as they will be, not the scratch copies
+            where = e.option.replace(str(scratch), str(output.parent))
+            raise OptionError(where, e.message.replace(str(scratch), str(output.parent))) from None
     try:
         if result.policies is not None:
             atomic.replace(policies, result.policies.encode())
@@ -520,11 +525,11 @@ def link_transferred(transferred: dict[str, Path], state: Path) -> None:
                 raise StorageError(str(link), e.strerror or str(e)) from None
 
 
-def load_config_at(path: Path, base: Path) -> None:
-    """Check the config in ``path`` as if it were in ``base`` (its policies file read
-    from beside ``path``)."""
+def load_config_at(path: Path, base: Path, source: Path) -> None:
+    """Check the config in ``path`` as if it were ``source`` in ``base`` (its policies
+    file read from beside ``path``).  Raises OptionError."""
     data = tomllib.loads(path.read_text())
     server = data.get("server", {})
     if isinstance(server, dict) and isinstance(server.get("policies"), str):
         server["policies"] = str(path.parent / server["policies"])
-    parse_config(data, base, path)
+    parse_config(data, base, source)

@@ -149,3 +149,16 @@ def test_source_signed_in_place_by_bind_is_stepped_past(d: Path) -> None:
     run_tool(["dnssec-signzone", "-q", "-z", "-K", d, "-S", "-o", ZONE, "-f", zone, zone], cwd=d)
     assert "RRSIG" in (d / "zone").read_text()
     assert _served(d) == SERIAL + 1
+
+
+def test_text_signed_file_forms(tmp_path: Path) -> None:
+    src = tmp_path / "z"
+    forms = {
+        "rrsig first": "a.test. 60 IN RRSIG SOA 13 2 300 20270101000000 20261201000000 1 "
+        "a.test. AAAA\na.test. 60 IN SOA ns hm 77 1 2 3 4\n",
+        "parenthesis": "$ORIGIN a.test.\n@ IN SOA ns hm ( ; comment\n  78 ; serial\n 1 2 3 4 )\n",
+        "bind dump": "a.test.\t\t\t      300 IN SOA\tns1.a.test. hm.a.test. 79 60 30 600 2\n",
+    }
+    for i, (what, text) in enumerate(forms.items()):
+        Path(f"{src}.signed").write_text(text)
+        assert bindserial.bind_serials(src, "a.test.") == {Path(f"{src}.signed"): 77 + i}, what

@@ -16,24 +16,25 @@ zone file has a header (``format = 2, version, dumptime`` and, in version 1,
 
 from __future__ import annotations
 
+import logging
+import re
 import struct
 from pathlib import Path
-
-import dns.exception
-import dns.name
-import dns.zone
+from typing import BinaryIO
 
 __all__ = ["bind_serials", "highest"]
+
+log = logging.getLogger(__name__)
 
 JOURNAL_MAGIC = (b";BIND LOG V9\n", b";BIND LOG V9.2\n")
 RAW_FORMAT = 2
 SOA = 6
 
 
-def _journal_end(data: bytes) -> int | None:
-    if not data.startswith(JOURNAL_MAGIC) or len(data) < 32:
+def _journal_end(head: bytes) -> int | None:
+    if not head.startswith(JOURNAL_MAGIC) or len(head) < 32:
         return None
-    _begin, _, end, _ = struct.unpack_from(">IIII", data, 16)
+    _begin, _, end, _ = struct.unpack_from(">IIII", head, 16)
     return int(end)
 
 
@@ -43,58 +44,73 @@ def _skip_name(data: bytes, pos: int) -> int:
     return pos + 1
 
 
-def _raw_soa_serial(data: bytes) -> int | None:
-    """The SOA serial of a raw-format zone file (None: not raw, or no SOA)."""
-    if len(data) < 12:
+def _raw_soa_serial(f: BinaryIO) -> int | None:
+    """The SOA serial of a raw-format zone file, reading rdataset by rdataset (named
+    dumps the apex first; a huge zone is not read whole).  None: not raw, or no SOA."""
+    head = f.read(12)
+    if len(head) < 12:
         return None
-    fmt, version = struct.unpack_from(">II", data, 0)
+    fmt, version = struct.unpack_from(">II", head, 0)
     if fmt != RAW_FORMAT or version not in (0, 1):
         return None
-    pos = 12 if version == 0 else 24
-    while pos + 20 <= len(data):
-        total, _cls, rtype, _covers, _ttl, count, namelen = struct.unpack_from(
-            ">IHHHIIH", data, pos
-        )
-        if total < 20:
+    if version == 1:
+        f.read(12)  # flags, sourceserial, lastxfrin
+    while True:
+        size = f.read(4)
+        if len(size) < 4:
             return None
+        total = int(struct.unpack(">I", size)[0])
+        if total < 24:
+            return None
+        body = f.read(total - 4)
+        if len(body) < total - 4:
+            return None
+        _cls, rtype, _covers, _ttl, count, namelen = struct.unpack_from(">HHHIIH", body, 0)
         if rtype == SOA and count:
-            rd = pos + 20 + namelen + 2  # the first rdata, past its length
-            end = _skip_name(data, _skip_name(data, rd))
-            return int(struct.unpack_from(">I", data, end)[0])
-        pos += total
+            rd = 16 + namelen + 2  # the first rdata, past its length
+            end = _skip_name(body, _skip_name(body, rd))
+            return int(struct.unpack_from(">I", body, end)[0])
+
+
+_SOA_TEXT = re.compile(rb"(\S+)\s+SOA\s+\S+\s+\S+\s+\(?\s*(\d+)", re.IGNORECASE)
+
+
+def _text_soa_serial(f: BinaryIO) -> int | None:
+    """The serial of the first SOA record of a text zone file (named and dnsseal write
+    it first, on one line or opening a parenthesis)."""
+    pending = b""
+    for line in f:
+        text = pending + line.split(b";", 1)[0].rstrip(b"\r\n")
+        for m in _SOA_TEXT.finditer(text):
+            if m.group(1).upper() != b"RRSIG":  # not the SOA's signature
+                return int(m.group(2))
+        pending = text + b" " if b"(" in text and b")" not in text else b""
+        if len(pending) > 4096:
+            return None
     return None
-
-
-def _text_soa_serial(path: Path, origin: str) -> int | None:
-    try:
-        zone = dns.zone.from_file(str(path), origin, relativize=False, check_origin=False)
-    except (dns.exception.DNSException, UnicodeDecodeError, ValueError):
-        return None
-    soa = zone.get_rdataset(origin, "SOA")
-    return int(soa[0].serial) if soa else None
 
 
 def bind_serials(source: Path, origin: str) -> dict[Path, int]:
     """The serials in the files BIND keeps beside the zone file ``source`` (only the
-    files that exist and could be read: a broken leftover never stops the zone)."""
+    files that exist and could be read: a broken leftover never stops the zone).
+    ``origin`` is the zone's name (for messages)."""
     out: dict[Path, int] = {}
     signed = Path(f"{source}.signed")
     for path in (signed, Path(f"{signed}.jnl"), Path(f"{source}.jnl")):
         try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        try:
-            if path.suffix == ".jnl":
-                serial = _journal_end(data)
-            else:
-                serial = _raw_soa_serial(data)
-                if serial is None:
-                    serial = _text_soa_serial(path, origin)
-        except (struct.error, IndexError):
+            with path.open("rb") as f:
+                if path.suffix == ".jnl":
+                    serial = _journal_end(f.read(64))
+                else:
+                    serial = _raw_soa_serial(f)
+                    if serial is None:
+                        f.seek(0)
+                        serial = _text_soa_serial(f)
+        except (OSError, struct.error, IndexError, ValueError):
             serial = None
         if serial is not None:
             out[path] = serial
+            log.debug("[%s] %s: serial %d", origin, path, serial)
     return out
 
 

@@ -203,6 +203,7 @@ def test_bind_to_dnsseal_and_back(lab: tuple[Setup, Path]) -> None:
         # --- to dnsseal: the commands of the docs ---------------------------------------
         run_tool(["rndc", "-c", rndc_conf, "stop"])
         named.wait(timeout=30)
+        bind_keys = _key_states(setup.keys)
         ds_dir = tmp / "dnsseal"
         ds_dir.mkdir()
         imported = run_tool([*DNSSEAL, "import-bind", setup.conf, "-o", ds_dir / "dnsseal.toml"])
@@ -240,6 +241,8 @@ def test_bind_to_dnsseal_and_back(lab: tuple[Setup, Path]) -> None:
 
         # --- back to BIND --------------------------------------------------------------
         stop(dnsseal)
+        dnsseal_keys = _key_states(setup.keys)
+        _kept(bind_keys, dnsseal_keys)  # BIND's keys and states adopted as they are
         _give_back(setup, ds_dir / "state")
         named = _start_named(setup.conf, setup.d, bind_log)
         procs.append(named)
@@ -258,9 +261,39 @@ def test_bind_to_dnsseal_and_back(lab: tuple[Setup, Path]) -> None:
         assert not watch.bad, watch.bad
         # The same six keys all along: BIND's, adopted by dnsseal and given back.
         assert len(list(setup.keys.glob("K*.private"))) == 2 * len(ZONES)
+        stop(named)
+        _kept(dnsseal_keys, _key_states(setup.keys))
     finally:
         for p in reversed(procs):
             stop(p)
+
+
+STATE_ORDER = {"hidden": 0, "rumoured": 1, "omnipresent": 2}
+
+
+def _key_states(keys: Path) -> dict[str, dict[str, str]]:
+    """Each key's timing metadata and states, from its .state file."""
+    out = {}
+    for f in sorted(keys.glob("K*.state")):
+        fields = {}
+        for line in f.read_text().splitlines():
+            name, sep, value = line.partition(": ")
+            if sep and not line.startswith(";"):
+                fields[name] = value.split(" (")[0]
+        out[f.name] = fields
+    return out
+
+
+def _kept(before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]) -> None:
+    """The same keys, the same creation timings, no state gone back."""
+    assert set(after) == set(before)
+    for key, old in before.items():
+        new = after[key]
+        for name in ("Generated", "Published", "Active", "Algorithm", "KSK", "ZSK"):
+            assert new.get(name) == old.get(name), (key, name, old, new)
+        for name, value in old.items():
+            if name.endswith("State") and name != "GoalState":
+                assert STATE_ORDER[new[name]] >= STATE_ORDER[value], (key, name, old, new)
 
 
 def _newer(a: int, b: int) -> bool:

@@ -160,3 +160,11 @@ def test_unparse_then_parse_is_identity(statements: list[bindconf.Statement]) ->
         assert "missing ';' after '}'" in e.message
         return
     assert _shape(again) == _shape(statements)
+
+
+def test_hostile_nesting_is_an_error_not_a_crash() -> None:
+    with pytest.raises(FileFormatError, match="nested deeper than 64"):
+        bindconf.parse("a " + "{ " * 5000 + "}; " * 5000, "named.conf")
+    files = {f"f{i}": f'include "f{i + 1}";' for i in range(200)}
+    with pytest.raises(FileFormatError, match="includes nested deeper"):
+        bindconf.parse(files["f0"], "f0", lambda name, _: (files[name], name))

@@ -146,6 +146,8 @@ def _special(tok: Token, ch: str) -> bool:
     return not tok.quoted and tok.text == ch
 
 
+MAX_DEPTH = 64  # named.conf nests a few levels; a hostile file must not exhaust the stack
+
 Reader = Callable[[str, str], tuple[str, str]]
 """``read(path, including_source) -> (text, source name)`` for ``include``; raises
 :class:`~dnsseal.errors.DnssealError` when the file cannot be read."""
@@ -158,11 +160,16 @@ def parse(text: str, source: str = "named.conf", read: Reader | None = None) -> 
 
 
 def _parse(text: str, source: str, read: Reader | None, stack: tuple[str, ...]) -> list[Statement]:
+    if len(stack) > MAX_DEPTH:
+        raise FileFormatError(source, None, f"includes nested deeper than {MAX_DEPTH}")
     tokens = tokenize(text, source)
     pos = 0
 
-    def block(opening: Token | None) -> list[Statement]:
+    def block(opening: Token | None, depth: int = 0) -> list[Statement]:
         nonlocal pos
+        if depth > MAX_DEPTH:
+            assert opening is not None
+            raise FileFormatError(source, opening.line, f"blocks nested deeper than {MAX_DEPTH}")
         stmts: list[Statement] = []
         while pos < len(tokens):
             tok = tokens[pos]
@@ -173,7 +180,7 @@ def _parse(text: str, source: str, read: Reader | None, stack: tuple[str, ...]) 
             if _special(tok, ";"):
                 pos += 1  # an empty statement
                 continue
-            st = statement()
+            st = statement(depth)
             if st.name == "include" and read is not None:
                 stmts += _include(st, read, stack)
             else:
@@ -182,7 +189,7 @@ def _parse(text: str, source: str, read: Reader | None, stack: tuple[str, ...]) 
             raise FileFormatError(source, opening.line, "'{' is never closed")
         return stmts
 
-    def statement() -> Statement:
+    def statement(depth: int) -> Statement:
         nonlocal pos
         start = tokens[pos].line
         parts: list[Token | Block] = []
@@ -193,7 +200,7 @@ def _parse(text: str, source: str, read: Reader | None, stack: tuple[str, ...]) 
                 return Statement(tuple(parts), source, start)
             if _special(t, "{"):
                 pos += 1
-                inner = block(t)
+                inner = block(t, depth + 1)
                 pos += 1  # the '}'
                 parts.append(Block(tuple(inner), t.line))
                 continue

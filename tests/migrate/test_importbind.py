@@ -91,6 +91,11 @@ zone "fwd.test" {{ type forward; forwarders {{ 192.0.2.1; }}; }};
         ("zone x {\n type primary\n};", "named.conf:3: missing ';' before '}'"),
         ('include "nowhere.conf";', "nowhere.conf: no such file"),
         ('include "named.conf";', "named.conf:1: include cycle"),
+        ("\n\ndnssec-policy p {\n dnskey-ttl forever;\n};", "named.conf:3: dnssec-policy p"),
+        (
+            "dnssec-policy p { keys { ksk lifetime unlimited algorithm 13 banana; }; };",
+            "named.conf:1: dnssec-policy p: unexpected 'banana' in key line",
+        ),
         (
             'zone "x" { type primary; file "z"; dnssec-policy "nope"; };',
             "dnssec-policy 'nope' is not defined",

@@ -35,6 +35,7 @@ from dnsseal.errors import FileFormatError, OptionError, StorageError
 from dnsseal.policy import bindconf, namedconf, tomlfmt
 from dnsseal.policy.bindconf import Block, Statement, Token
 from dnsseal.policy.build import PolicyErrors
+from dnsseal.policy.model import Policy
 from dnsseal.storage import atomic
 from dnsseal.storage.files import read_text
 from dnsseal.storage.serverconfig import TSIG_ALGORITHMS, copy_name, ensure_dir, parse_config
@@ -164,7 +165,10 @@ class _Importer:
             parts.append("\n".join(lines) + "\n")
         parts += zone_tables
         if self.notes:
-            parts.append("# Notes from the import:\n" + "".join(f"#   {n}\n" for n in self.notes))
+            parts.append(
+                "# Notes from the import:\n"
+                + "".join(f"#   {' '.join(n.split())}\n" for n in self.notes)
+            )
         return Imported("\n".join(parts), policies_text, self.notes, names, self.transferred)
 
     # -- options -----------------------------------------------------------------------
@@ -318,18 +322,26 @@ class _Importer:
     # -- dnssec-policy -----------------------------------------------------------------
 
     def _policies(self, statements: list[Statement]) -> str | None:
-        blocks = [s for s in statements if s.name in ("dnssec-policy", "key-store")]
+        """The dnssec-policy blocks as TOML (None: there are none).  Each block is read by
+        :mod:`dnsseal.policy.namedconf` with the key-store blocks it may name; a problem
+        names the file and line of its block."""
+        stores = [s for s in statements if s.name == "key-store"]
+        blocks = [s for s in statements if s.name == "dnssec-policy"]
+        policies: list[Policy] = []
         for st in blocks:
-            if st.name == "dnssec-policy" and st.args:
-                self.policy_names.add(st.args[0])
-        if not any(s.name == "dnssec-policy" for s in blocks):
-            return None
-        text = bindconf.unparse(blocks)
-        try:
-            policies = namedconf.parse(text, f"{self.main} (dnssec-policy blocks)")
-        except PolicyErrors as e:
-            raise OptionError(str(self.main), f"dnssec-policy: {e}") from None
-        return tomlfmt.format(policies.values())
+            name = st.args[0] if st.args else ""
+            self.policy_names.add(name)
+            where = f"{st.where}: dnssec-policy {name}"
+            try:
+                policies += namedconf.parse(bindconf.unparse([*stores, st]), where).values()
+            except FileFormatError as e:
+                raise FileFormatError(
+                    st.source, st.line, f"dnssec-policy {name}: {e.message}"
+                ) from None
+            except PolicyErrors as e:
+                problems = "; ".join(str(p) for p in e.errors)
+                raise OptionError(where, problems) from None
+        return tomlfmt.format(policies) if policies else None
 
     # -- zones -------------------------------------------------------------------------
 

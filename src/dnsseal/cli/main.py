@@ -39,6 +39,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "verify": ("dnsseal.cli.signcmds", "verify", "Verify a signed zone (like dnssec-verify)."),
     "policy": ("dnsseal.cli.policycmds", "policy", "Check and import dnssec-policy definitions."),
     "keys": ("dnsseal.cli.policycmds", "keys", "Run the key manager on a key directory."),
+    "import-bind": (
+        "dnsseal.cli.migratecmds",
+        "import_bind",
+        "Turn a named.conf into dnsseal.toml.",
+    ),
     "serve": ("dnsseal.cli.servecmds", "serve", "Run the authoritative server."),
     "ctl": ("dnsseal.cli.servecmds", "ctl", "Control a running server (like rndc)."),
     "resolve": (

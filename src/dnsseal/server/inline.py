@@ -55,10 +55,10 @@ from dnsseal.signer import Nsec3Params, SigningKey, SignParams, sign_changes, si
 from dnsseal.signer import signingstate as sstate
 from dnsseal.signer.incremental import SIGNER_TYPES
 from dnsseal.signer.keysel import KEYSET_TYPES
-from dnsseal.signer.sign import next_serial
+from dnsseal.signer.sign import SERIAL_POLICIES, next_serial
 from dnsseal.signer.skr import without_keyset_sigs
+from dnsseal.storage import bindserial, zonefile
 from dnsseal.storage import config as policy_files
-from dnsseal.storage import zonefile
 from dnsseal.storage.journal import AuditEvent
 from dnsseal.storage.keydir import KeyDirectory
 from dnsseal.zone import canonical
@@ -135,6 +135,7 @@ class InlineZone:
         state_dir: Path,
         *,
         policies: Mapping[str, Policy] | None = None,
+        serial_method: str = "increment",
     ) -> None:
         self.origin = dns.name.from_text(name).canonicalize()
         self.name = self.origin.to_text()
@@ -158,6 +159,13 @@ class InlineZone:
         self.events: list[AuditEvent] = []  # key events not yet in the audit log
         self.source_problem: str | None = None  # why the last source edit was not taken
         self.offline = ResponseKeys(self.origin, key_dir)  # used under offline-ksk
+        # BIND's serial-update-method for every new version: increment, unixtime or date
+        # (signer.sign.SERIAL_POLICIES); "keep" would serve changed data under an old serial
+        if serial_method not in SERIAL_POLICIES or serial_method == "keep":
+            raise ValueError(f"serial_method {serial_method!r}: increment, unixtime or date")
+        self.serial_method = serial_method
+        self._served_before: int | bool | None = False  # False: not looked for yet
+        self._signed_source: int | None = None  # serial of a source file that came signed
 
     # -- files --------------------------------------------------------------------------
 
@@ -221,6 +229,10 @@ class InlineZone:
             return None
         zone = zonefile.read_zone(self.source, self.origin)
         self.file_sig = sig
+        if self.signed is None and T.SOA in zone.rrsigs.get(zone.origin, {}):
+            # A signed source (BIND with inline-signing no signs its file in place): that
+            # serial was served with other signatures; ours must come after it.
+            self._signed_source = zone.soa().serial
         return self._strip(zone)
 
     # -- keys ---------------------------------------------------------------------------
@@ -416,6 +428,40 @@ class InlineZone:
             zone = _with_serial(zone, serial)
         return zone
 
+    def _previous_server_serial(self) -> int | None:
+        """The highest serial another server (BIND) served for this zone from the same
+        source file, read once from the files it left beside it (``file.signed``, its
+        journal, ``file.jnl``), or the serial of a source file that came signed; None
+        when there are none."""
+        if self._served_before is False:
+            found = bindserial.bind_serials(self.source, self.name)
+            self._served_before = bindserial.highest(list(found.values()))
+            if found:
+                where = ", ".join(f"{p.name} {s}" for p, s in found.items())
+                log.info("[%s] serial served before by BIND: %s", self.name, where)
+        assert not isinstance(self._served_before, bool)
+        if self._signed_source is None:
+            return self._served_before
+        known = [self._signed_source]
+        return bindserial.highest(known + ([self._served_before] if self._served_before else []))
+
+    def _continue_from(self, serial: int) -> tuple[int, bool]:
+        """``serial`` (the version served or the source's), or the serial BIND served when
+        that is newer; True when the signer must step past it (the served serial never goes
+        back, or secondaries that have BIND's stop following)."""
+        before = self._previous_server_serial()
+        if before is not None and ((before - serial) & 0xFFFFFFFF) < 2**31:
+            if before != serial or self.signed is None:
+                log.info("[%s] continuing after serial %d (served by BIND)", self.name, before)
+            return before, True
+        return serial, False
+
+    def _behind_bind(self, zone: Zone) -> bool:
+        """Is ``zone``'s serial (a version restored from the journal) not newer than one
+        BIND served since?  Then it must not be served again as it is."""
+        before = self._previous_server_serial()
+        return before is not None and ((before - zone.soa().serial) & 0xFFFFFFFF) < 2**31
+
     def _sign(self, plan: Plan, now: int, keep_sigs: bool = True) -> Zone:
         prev = self.signed
         serial: int | None = None
@@ -425,6 +471,10 @@ class InlineZone:
             src = self.unsigned.soa().serial
             if ((src - serial) & 0xFFFFFFFF) < 2**31:
                 serial = src
+        assert self.unsigned is not None
+        serial, past_bind = self._continue_from(
+            serial if serial is not None else self.unsigned.soa().serial
+        )
         keys = self._signing_keys(plan)
         zone = self._input(plan, serial, keep_sigs, keys)
         if not any(k.active for k in keys):
@@ -435,9 +485,13 @@ class InlineZone:
                 )
             # Unsigned (the end of going insecure): data only, with a new serial.
             plain = Zone(zone.origin, zone.rrsets, {}, zone.rdclass)
-            new = next_serial(plain.soa().serial, "increment", now) if prev else None
+            new = (
+                next_serial(plain.soa().serial, self.serial_method, now)
+                if prev or past_bind
+                else None
+            )
             return _with_serial(plain, new) if new is not None else plain
-        params = self._params(now, "increment" if prev is not None else "keep")
+        params = self._params(now, self.serial_method if prev is not None or past_bind else "keep")
         if self.policy.offline_ksk:
             zone = self.offline.prepare(zone)
         signed = sign_zone(zone, keys, params, now, previous=prev if keep_sigs else None).zone
@@ -512,7 +566,7 @@ class InlineZone:
         prev = self.signed
         if prev is not None and not force:
             change = diff(prev, new)
-            if not change or only_soa(change, self.origin):
+            if (not change or only_soa(change, self.origin)) and not self._behind_bind(prev):
                 self._timers(prev, now)
                 return None
         why = "reload" if new_file is not None and reason == "resign" else reason
@@ -555,12 +609,13 @@ class InlineZone:
         src = self.unsigned.soa().serial
         if ((src - serial) & 0xFFFFFFFF) < 2**31:
             serial = src  # the operator's serial is ahead: continue from it
+        serial = self._continue_from(serial)[0]
         new_soa = _with_serial(self.unsigned, serial).get(self.origin, T.SOA)
         assert new_soa is not None
         soa_out = tuple((self.origin, T.SOA, old_soa.ttl, rd) for rd in old_soa.rdatas)
         soa_in = tuple((self.origin, T.SOA, new_soa.ttl, rd) for rd in new_soa.rdatas)
         change = ZoneDiff(edits.removed + soa_out, edits.added + soa_in)
-        params = self._params(now, "increment")
+        params = self._params(now, self.serial_method)
         result = sign_changes(self.signed, change, keys, params, now)
         log.info(
             "[%s] reload: %d records out, %d in, signed incrementally",
@@ -588,9 +643,9 @@ class InlineZone:
         if not any(k.active for k in keys):
             self.unsigned = unsigned
             prev = self.signed
-            plain = _with_serial(unsigned, next_serial(prev.soa().serial, "increment", now))
+            plain = _with_serial(unsigned, next_serial(prev.soa().serial, self.serial_method, now))
             return self._finish(plain, now, "update")
-        signed = sign_changes(self.signed, change, keys, self._params(now, "increment"), now)
+        signed = sign_changes(self.signed, change, keys, self._params(now, self.serial_method), now)
         self.unsigned = unsigned
         if self.policy.offline_ksk:
             return self._finish(self._keyset_from_response(signed.zone), now, "update")
@@ -618,7 +673,7 @@ class InlineZone:
             return None
         keys = self._signing_keys(self.plan)
         result = sign_changes(
-            self.signed, ZoneDiff(gone, ()), keys, self._params(now, "increment"), now
+            self.signed, ZoneDiff(gone, ()), keys, self._params(now, self.serial_method), now
         )
         if self.policy.offline_ksk:
             return self._finish(self._keyset_from_response(result.zone), now, "signing -clear")

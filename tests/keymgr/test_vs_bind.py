@@ -1,0 +1,313 @@
+"""dnsseal's key manager against the real named, step by step through BIND's rollovers.
+
+Each scenario stages a key directory as BIND's rollover system tests do, lets named's key
+manager run on it once, and runs dnsseal's engine on a copy at the same second; every
+per-key state, every timing field, the published DNSKEY/CDS/CDNSKEY sets, who signs the
+DNSKEY RRset and the zone, and the next key event must be the same (see bindharness).
+
+Policy values are all different from each other so that a wrong term in a formula shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .bindharness import Scenario, Stager, bind_time, report, run_scenario
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
+
+H = 3600
+D = 86400
+TTL = 2 * H  # dnskey-ttl
+PS = 50 * 60  # publish-safety
+RS = 20 * 60  # retire-safety
+ZPD = 5 * 60  # zone-propagation-delay
+MZT = 6 * H  # max-zone-ttl
+DSTTL = 3 * H  # parent-ds-ttl
+PPD = 40 * 60  # parent-propagation-delay
+DSGN = 9 * D  # signatures-validity 14d - signatures-refresh 5d (the defaults)
+IPUB = TTL + ZPD + PS
+IRET_Z = DSGN + ZPD + MZT + RS
+IRET_K = DSTTL + PPD + RS
+OPTIONS = (
+    "dnskey-ttl 2h; publish-safety 50m; retire-safety 20m; zone-propagation-delay 5m;\n"
+    "max-zone-ttl 6h; parent-ds-ttl 3h; parent-propagation-delay 40m;\n"
+)
+
+
+def policy(keys: str) -> str:
+    return OPTIONS + "keys {\n" + keys + "\n};"
+
+
+KZ = policy("ksk lifetime unlimited algorithm 13; zsk lifetime P30D algorithm 13;")
+KZ_KROLL = policy("ksk lifetime P60D algorithm 13; zsk lifetime unlimited algorithm 13;")
+CSK = policy("csk lifetime unlimited algorithm 13;")
+CSK_ROLL = policy("csk lifetime P60D algorithm 13;")
+KZ_ALG = policy("ksk lifetime unlimited algorithm 13; zsk lifetime unlimited algorithm 13;")
+CSK_ALG = CSK
+
+O, R, U, Hd = "omnipresent", "rumoured", "unretentive", "hidden"
+
+
+def _omni_ksk(s: Stager, since: int, alg: str = "ECDSAP256SHA256", role: str = "ksk") -> str:
+    k = s.keygen(role, alg=alg, publish=since, activate=since)
+    s.states(k, goal=O, dnskey=(O, since), krrsig=(O, since), ds=(O, since),
+             zrrsig=(O, since) if role == "csk" else None)  # fmt: skip
+    return k
+
+
+def _omni_zsk(s: Stager, since: int, alg: str = "ECDSAP256SHA256") -> str:
+    z = s.keygen("zsk", alg=alg, publish=since, activate=since)
+    s.states(z, goal=O, dnskey=(O, since), zrrsig=(O, since))
+    return z
+
+
+# ------------------------------------------------------------------ ZSK pre-publication
+
+
+def zsk_due(s: Stager) -> None:
+    n = s.now
+    _omni_ksk(s, n - 60 * D)
+    _omni_zsk(s, n - 30 * D + IPUB - 60)  # successor due a minute ago
+
+
+def zsk_published(s: Stager) -> None:
+    n = s.now
+    _omni_ksk(s, n - 60 * D)
+    z1 = s.keygen("zsk", publish=n - 30 * D, activate=n - 30 * D)
+    s.states(z1, goal=Hd, dnskey=(O, n - 30 * D), zrrsig=(O, n - 30 * D), times=["-I", bind_time(n)])
+    z2 = s.keygen("zsk", publish=n - IPUB, activate=n)
+    s.states(z2, goal=O, dnskey=(R, n - IPUB), zrrsig=(Hd, n - IPUB))
+    s.link(z1, z2)
+
+
+def zsk_retiring(s: Stager) -> None:
+    n = s.now
+    _omni_ksk(s, n - 60 * D)
+    z1 = s.keygen("zsk", publish=n - 40 * D, activate=n - 40 * D)
+    s.settime(z1, "-I", bind_time(n - 10 * D))
+    s.states(z1, goal=Hd, dnskey=(O, n - 40 * D), zrrsig=(U, n - IRET_Z + H))
+    z2 = s.keygen("zsk", publish=n - 10 * D - IPUB, activate=n - 10 * D)
+    s.states(z2, goal=O, dnskey=(O, n - 10 * D), zrrsig=(R, n - IRET_Z + H))
+    s.link(z1, z2)
+
+
+def zsk_removing(s: Stager) -> None:
+    n = s.now
+    _omni_ksk(s, n - 60 * D)
+    z1 = s.keygen("zsk", publish=n - 40 * D, activate=n - 40 * D)
+    s.states(z1, goal=Hd, dnskey=(O, n - 40 * D), zrrsig=(U, n - IRET_Z - 10))
+    z2 = s.keygen("zsk", publish=n - 10 * D - IPUB, activate=n - 10 * D)
+    s.states(z2, goal=O, dnskey=(O, n - 10 * D), zrrsig=(R, n - IRET_Z - 10))
+    s.link(z1, z2)
+
+
+# ---------------------------------------------------------------------- KSK double-KSK
+
+
+def ksk_due(s: Stager) -> None:
+    n = s.now
+    _omni_ksk(s, n - 60 * D + IPUB - 60)
+    _omni_zsk(s, n - 90 * D)
+
+
+def ksk_ds_swap(s: Stager) -> None:
+    n = s.now
+    k1 = _omni_ksk(s, n - 60 * D)
+    s.settime(k1, "-g", "HIDDEN", "-I", bind_time(n))
+    _omni_zsk(s, n - 90 * D)
+    k2 = s.keygen("ksk", publish=n - IPUB - H, activate=n)
+    s.states(k2, goal=O, dnskey=(R, n - IPUB - H), krrsig=(R, n - IPUB - H), ds=(Hd, n - IPUB - H))
+    s.link(k1, k2)
+
+
+def ksk_ds_seen(s: Stager) -> None:
+    """The new DS was seen at the parent a bit less than Iret ago."""
+    n = s.now
+    k1 = _omni_ksk(s, n - 60 * D)
+    _omni_zsk(s, n - 90 * D)
+    s.settime(k1, "-D", "ds", bind_time(n - DSTTL - PPD - RS // 2), "-g", "HIDDEN",
+              "-d", "UNRETENTIVE", bind_time(n - D))  # fmt: skip
+    k2 = s.keygen("ksk", publish=n - 2 * D, activate=n - D)
+    s.states(k2, goal=O, dnskey=(O, n - D), krrsig=(O, n - D), ds=(R, n - D),
+             times=["-P", "ds", bind_time(n - DSTTL - PPD - RS // 2)])  # fmt: skip
+    s.link(k1, k2)
+
+
+# ------------------------------------------------------------------------- CSK rolls
+
+
+def csk_due(s: Stager) -> None:
+    n = s.now
+    _omni_ksk(s, n - 60 * D + IPUB - 60, role="csk")
+
+
+def csk_swap(s: Stager) -> None:
+    n = s.now
+    c1 = _omni_ksk(s, n - 60 * D, role="csk")
+    s.settime(c1, "-g", "HIDDEN", "-I", bind_time(n))
+    c2 = s.keygen("csk", publish=n - IPUB, activate=n)
+    s.states(c2, goal=O, dnskey=(R, n - IPUB), krrsig=(R, n - IPUB), zrrsig=(Hd, n - IPUB),
+             ds=(Hd, n - IPUB))  # fmt: skip
+    s.link(c1, c2)
+
+
+def csk_ds_done(s: Stager) -> None:
+    n = s.now
+    c1 = s.keygen("csk", publish=n - 70 * D, activate=n - 70 * D)
+    s.states(c1, goal=Hd, dnskey=(O, n - 70 * D), krrsig=(O, n - 70 * D),
+             zrrsig=(U, n - 10 * D), ds=(U, n - 2 * D),
+             times=["-D", "ds", bind_time(n - IRET_K - 5), "-I", bind_time(n - 10 * D)])  # fmt: skip
+    c2 = s.keygen("csk", publish=n - 10 * D - IPUB, activate=n - 10 * D)
+    s.states(c2, goal=O, dnskey=(O, n - 10 * D), krrsig=(O, n - 10 * D),
+             zrrsig=(R, n - 10 * D), ds=(R, n - 2 * D),
+             times=["-P", "ds", bind_time(n - IRET_K - 5)])  # fmt: skip
+    s.link(c1, c2)
+
+
+# ---------------------------------------------------------------------- enable DNSSEC
+
+
+def enable_none(s: Stager) -> None:
+    pass
+
+
+def enable_published(s: Stager) -> None:
+    """DNSKEY in every cache, signatures not yet."""
+    n = s.now
+    c = s.keygen("csk", publish=n - IPUB - 10, activate=n - IPUB - 10)
+    t = n - IPUB - 10
+    s.states(c, goal=O, dnskey=(R, t), krrsig=(R, t), zrrsig=(R, t), ds=(Hd, t))
+
+
+def enable_signed(s: Stager) -> None:
+    """Signatures in every cache (without retire-safety), DS may be submitted."""
+    n = s.now
+    t = n - MZT - ZPD - 10
+    c = s.keygen("csk", publish=t, activate=t)
+    s.states(c, goal=O, dnskey=(O, t + IPUB), krrsig=(O, t + IPUB), zrrsig=(R, t), ds=(Hd, t))
+
+
+def enable_ds_seen(s: Stager) -> None:
+    """The first DS was seen at the parent parent-ds-ttl + propagation (+ part of
+    retire-safety) ago."""
+    n = s.now
+    t = n - 3 * D
+    c = s.keygen("csk", publish=t, activate=t)
+    s.states(c, goal=O, dnskey=(O, t), krrsig=(O, t), zrrsig=(O, t), ds=(R, n - D),
+             times=["-P", "ds", bind_time(n - DSTTL - PPD - RS // 2)])  # fmt: skip
+
+
+# ------------------------------------------------------------------ algorithm rolls
+
+
+def alg_kz_start(s: Stager) -> None:
+    n = s.now
+    _omni_ksk(s, n - 60 * D, alg="RSASHA256")
+    _omni_zsk(s, n - 60 * D, alg="RSASHA256")
+
+
+def alg_kz_new_published(s: Stager) -> None:
+    n = s.now
+    old = n - 60 * D
+    t = n - MZT - ZPD - 5
+    k8 = s.keygen("ksk", alg="RSASHA256", publish=old, activate=old)
+    s.states(k8, goal=Hd, dnskey=(O, old), krrsig=(O, old), ds=(O, old), times=["-I", bind_time(t)])
+    z8 = s.keygen("zsk", alg="RSASHA256", publish=old, activate=old)
+    s.states(z8, goal=Hd, dnskey=(O, old), zrrsig=(O, old), times=["-I", bind_time(t)])
+    k13 = s.keygen("ksk", publish=t, activate=t)
+    s.states(k13, goal=O, dnskey=(O, t + IPUB), krrsig=(O, t + IPUB), ds=(Hd, t))
+    z13 = s.keygen("zsk", publish=t, activate=t)
+    s.states(z13, goal=O, dnskey=(O, t + IPUB), zrrsig=(R, t))
+
+
+def alg_csk_start(s: Stager) -> None:
+    _omni_ksk(s, s.now - 60 * D, alg="RSASHA256", role="csk")
+
+
+def alg_csk_ds_swapped(s: Stager) -> None:
+    n = s.now
+    old = n - 60 * D
+    t = n - 2 * D
+    c8 = s.keygen("csk", alg="RSASHA256", publish=old, activate=old)
+    s.states(c8, goal=Hd, dnskey=(O, old), krrsig=(O, old), zrrsig=(O, old), ds=(U, n - D),
+             times=["-I", bind_time(t), "-D", "ds", bind_time(n - IRET_K + 30)])  # fmt: skip
+    c13 = s.keygen("csk", publish=t, activate=t)
+    s.states(c13, goal=O, dnskey=(O, t + IPUB), krrsig=(O, t + IPUB), zrrsig=(O, t + D),
+             ds=(R, n - D), times=["-P", "ds", bind_time(n - IRET_K + 30)])  # fmt: skip
+
+
+# --------------------------------------------------------------------- going insecure
+
+
+def insecure_start(s: Stager) -> None:
+    n = s.now
+    _omni_ksk(s, n - 60 * D)
+    _omni_zsk(s, n - 60 * D)
+
+
+def insecure_hidden_goal(s: Stager) -> None:
+    """Keys already leaving (goal hidden) without a retire time: named writes one."""
+    n = s.now
+    old = n - 60 * D
+    k = s.keygen("ksk", publish=old, activate=old)
+    s.states(k, goal=Hd, dnskey=(O, old), krrsig=(O, old), ds=(U, n - H))
+    z = s.keygen("zsk", publish=old, activate=old)
+    s.states(z, goal=Hd, dnskey=(O, old), zrrsig=(O, old))
+
+
+def insecure_ds_gone(s: Stager) -> None:
+    n = s.now
+    old = n - 60 * D
+    k = s.keygen("csk", publish=old, activate=old)
+    s.states(k, goal=Hd, dnskey=(O, old), krrsig=(O, old), zrrsig=(O, old), ds=(U, n - D),
+             times=["-I", bind_time(n - D), "-D", "ds", bind_time(n - DSTTL - PPD - RS - 1)])  # fmt: skip
+
+
+# ----------------------------------------------------------------- durations (P6M, P1Y)
+
+
+def months(s: Stager) -> None:
+    pass
+
+
+SCENARIOS: list[Scenario] = [
+    Scenario("zsk-prepub-due", KZ, zsk_due, ttl=TTL),
+    Scenario("zsk-prepub-published", KZ, zsk_published, ttl=TTL),
+    Scenario("zsk-prepub-retiring", KZ, zsk_retiring, ttl=TTL),
+    Scenario("zsk-prepub-removing", KZ, zsk_removing, ttl=TTL),
+    Scenario("ksk-doubleksk-due", KZ_KROLL, ksk_due, ttl=TTL),
+    Scenario("ksk-doubleksk-ds-swap", KZ_KROLL, ksk_ds_swap, ttl=TTL),
+    Scenario("ksk-doubleksk-ds-seen", KZ_KROLL, ksk_ds_seen, ttl=TTL),
+    Scenario("csk-roll-due", CSK_ROLL, csk_due, ttl=TTL),
+    Scenario("csk-roll-swap", CSK_ROLL, csk_swap, ttl=TTL),
+    Scenario("csk-roll-ds-done", CSK_ROLL, csk_ds_done, ttl=TTL),
+    Scenario("enable-dnssec-new", CSK, enable_none, ttl=TTL),
+    Scenario("enable-dnssec-published", CSK, enable_published, ttl=TTL),
+    Scenario("enable-dnssec-signed", CSK, enable_signed, ttl=TTL),
+    Scenario("enable-dnssec-ds-seen", CSK, enable_ds_seen, ttl=TTL),
+    Scenario("alg-roll-kz-start", KZ_ALG, alg_kz_start, ttl=TTL),
+    Scenario("alg-roll-kz-new-published", KZ_ALG, alg_kz_new_published, ttl=TTL),
+    Scenario("alg-roll-csk-start", CSK_ALG, alg_csk_start, ttl=TTL),
+    Scenario("alg-roll-csk-ds-swapped", CSK_ALG, alg_csk_ds_swapped, ttl=TTL),
+    Scenario("insecure-start", "", insecure_start, ttl=TTL, zone_policy="insecure"),
+    Scenario("insecure-hidden-goal", "", insecure_hidden_goal, ttl=TTL, zone_policy="insecure"),
+    Scenario("insecure-ds-gone", "", insecure_ds_gone, ttl=TTL, zone_policy="insecure"),
+    Scenario(
+        "durations-months-years",
+        policy("ksk lifetime P1Y algorithm 13; zsk lifetime P6M algorithm 13;"),
+        months,
+        ttl=TTL,
+    ),
+]
+BY_NAME: dict[str, Scenario] = {s.name: s for s in SCENARIOS}
+Stage = Callable[[Stager], None]
+
+
+@pytest.mark.parametrize("name", list(BY_NAME))
+def test_same_as_named(tmp_path: Path, name: str) -> None:
+    c = run_scenario(tmp_path, BY_NAME[name])
+    assert c.diffs == [], report(c)

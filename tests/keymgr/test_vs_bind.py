@@ -52,6 +52,25 @@ CSK_ALG = CSK
 O, R, U, Hd = "omnipresent", "rumoured", "unretentive", "hidden"
 
 
+def made_by_bind(
+    s: Stager, base: str, role: str, pub: int, act: int, lifetime: int, *, first: bool
+) -> None:
+    """The metadata BIND's key manager writes when it makes a key (keymgr_key_rollover:
+    Lifetime, Retired, Removed, PublishCDS), so that staging does not depend on which of
+    two matching keys named happens to read first."""
+    s.lifetime(base, lifetime)
+    args: list[str] = []
+    if lifetime:
+        retire = act + lifetime
+        iret = {"zsk": IRET_Z, "ksk": IRET_K, "csk": max(IRET_Z, IRET_K)}[role]
+        args += ["-I", bind_time(retire), "-D", bind_time(retire + iret)]
+    if role != "zsk":
+        wait = max(IPUB, MZT + ZPD + PS) if first else IPUB
+        args += ["-P", "sync", bind_time(pub + wait)]
+    if args:
+        s.settime(base, *args)
+
+
 def _omni_ksk(s: Stager, since: int, alg: str = "ECDSAP256SHA256", role: str = "ksk") -> str:
     k = s.keygen(role, alg=alg, publish=since, activate=since)
     s.states(k, goal=O, dnskey=(O, since), krrsig=(O, since), ds=(O, since),
@@ -78,9 +97,11 @@ def zsk_published(s: Stager) -> None:
     n = s.now
     _omni_ksk(s, n - 60 * D)
     z1 = s.keygen("zsk", publish=n - 30 * D, activate=n - 30 * D)
-    s.states(z1, goal=Hd, dnskey=(O, n - 30 * D), zrrsig=(O, n - 30 * D), times=["-I", bind_time(n)])
+    s.states(z1, goal=Hd, dnskey=(O, n - 30 * D), zrrsig=(O, n - 30 * D))
+    made_by_bind(s, z1, "zsk", n - 30 * D, n - 30 * D, 30 * D, first=True)
     z2 = s.keygen("zsk", publish=n - IPUB, activate=n)
     s.states(z2, goal=O, dnskey=(R, n - IPUB), zrrsig=(Hd, n - IPUB))
+    made_by_bind(s, z2, "zsk", n - IPUB, n, 30 * D, first=False)
     s.link(z1, z2)
 
 
@@ -92,6 +113,8 @@ def zsk_retiring(s: Stager) -> None:
     s.states(z1, goal=Hd, dnskey=(O, n - 40 * D), zrrsig=(U, n - IRET_Z + H))
     z2 = s.keygen("zsk", publish=n - 10 * D - IPUB, activate=n - 10 * D)
     s.states(z2, goal=O, dnskey=(O, n - 10 * D), zrrsig=(R, n - IRET_Z + H))
+    made_by_bind(s, z2, "zsk", n - 10 * D - IPUB, n - 10 * D, 30 * D, first=False)
+    s.lifetime(z1, 30 * D)
     s.link(z1, z2)
 
 
@@ -102,6 +125,8 @@ def zsk_removing(s: Stager) -> None:
     s.states(z1, goal=Hd, dnskey=(O, n - 40 * D), zrrsig=(U, n - IRET_Z - 10))
     z2 = s.keygen("zsk", publish=n - 10 * D - IPUB, activate=n - 10 * D)
     s.states(z2, goal=O, dnskey=(O, n - 10 * D), zrrsig=(R, n - IRET_Z - 10))
+    made_by_bind(s, z2, "zsk", n - 10 * D - IPUB, n - 10 * D, 30 * D, first=False)
+    s.lifetime(z1, 30 * D)
     s.link(z1, z2)
 
 
@@ -117,10 +142,12 @@ def ksk_due(s: Stager) -> None:
 def ksk_ds_swap(s: Stager) -> None:
     n = s.now
     k1 = _omni_ksk(s, n - 60 * D)
-    s.settime(k1, "-g", "HIDDEN", "-I", bind_time(n))
+    s.settime(k1, "-g", "HIDDEN")
+    made_by_bind(s, k1, "ksk", n - 60 * D, n - 60 * D, 60 * D, first=True)
     _omni_zsk(s, n - 90 * D)
     k2 = s.keygen("ksk", publish=n - IPUB - H, activate=n)
     s.states(k2, goal=O, dnskey=(R, n - IPUB - H), krrsig=(R, n - IPUB - H), ds=(Hd, n - IPUB - H))
+    made_by_bind(s, k2, "ksk", n - IPUB - H, n, 60 * D, first=False)
     s.link(k1, k2)
 
 
@@ -134,6 +161,8 @@ def ksk_ds_seen(s: Stager) -> None:
     k2 = s.keygen("ksk", publish=n - 2 * D, activate=n - D)
     s.states(k2, goal=O, dnskey=(O, n - D), krrsig=(O, n - D), ds=(R, n - D),
              times=["-P", "ds", bind_time(n - DSTTL - PPD - RS // 2)])  # fmt: skip
+    made_by_bind(s, k2, "ksk", n - 2 * D, n - D, 60 * D, first=False)
+    s.lifetime(k1, 60 * D)
     s.link(k1, k2)
 
 
@@ -148,10 +177,12 @@ def csk_due(s: Stager) -> None:
 def csk_swap(s: Stager) -> None:
     n = s.now
     c1 = _omni_ksk(s, n - 60 * D, role="csk")
-    s.settime(c1, "-g", "HIDDEN", "-I", bind_time(n))
+    s.settime(c1, "-g", "HIDDEN")
+    made_by_bind(s, c1, "csk", n - 60 * D, n - 60 * D, 60 * D, first=True)
     c2 = s.keygen("csk", publish=n - IPUB, activate=n)
     s.states(c2, goal=O, dnskey=(R, n - IPUB), krrsig=(R, n - IPUB), zrrsig=(Hd, n - IPUB),
              ds=(Hd, n - IPUB))  # fmt: skip
+    made_by_bind(s, c2, "csk", n - IPUB, n, 60 * D, first=False)
     s.link(c1, c2)
 
 
@@ -165,6 +196,8 @@ def csk_ds_done(s: Stager) -> None:
     s.states(c2, goal=O, dnskey=(O, n - 10 * D), krrsig=(O, n - 10 * D),
              zrrsig=(R, n - 10 * D), ds=(R, n - 2 * D),
              times=["-P", "ds", bind_time(n - IRET_K - 5)])  # fmt: skip
+    made_by_bind(s, c2, "csk", n - 10 * D - IPUB, n - 10 * D, 60 * D, first=False)
+    s.lifetime(c1, 60 * D)
     s.link(c1, c2)
 
 

@@ -114,8 +114,7 @@ def zsk_retiring(s: Stager) -> None:
     z2 = s.keygen("zsk", publish=n - 10 * D - IPUB, activate=n - 10 * D)
     s.states(z2, goal=O, dnskey=(O, n - 10 * D), zrrsig=(R, n - IRET_Z + H))
     made_by_bind(s, z2, "zsk", n - 10 * D - IPUB, n - 10 * D, 30 * D, first=False)
-    s.lifetime(z1, 30 * D)
-    s.link(z1, z2)
+    s.link(z1, z2)  # z1 without a Lifetime: named gives it the policy's
 
 
 def zsk_removing(s: Stager) -> None:

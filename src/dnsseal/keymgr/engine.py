@@ -474,8 +474,9 @@ def _rollovers(
     for spec in policy.keys:
         mine = [w for w in works if _matches(spec, w) and not w.purge and id(w) not in claimed]
         for w in mine:
-            if w.goal is O:
-                md.update_lifetime(w, policy, spec.lifetime)
+            # every matching key, leaving ones too, gets the policy's lifetime if it has
+            # none (BIND: keymgr_key_update_lifetime, called for each match)
+            md.update_lifetime(w, policy, spec.lifetime)
         live = [w for w in mine if w.goal is O]
         active = max(live, key=lambda w: w.timings.get("activate") or 0, default=None)
         if active is not None:

@@ -438,7 +438,9 @@ def step(
     md.apply_facts(works, facts or Facts(), policy)
     wake: list[int] = []
     for w in works:
-        if not any(_matches(s, w) for s in policy.keys) and not _unused(w) and w.goal is not H:
+        if not any(_matches(s, w) for s in policy.keys):
+            # on every run, as BIND does (keymgr.c dns_keymgr_run -> keymgr_key_retire):
+            # a Retired time still in the future comes forward, Removed follows Retired
             md.retire(w, policy, now)
         if _may_purge(w, policy, now, wake):
             w.purge = True

@@ -186,14 +186,17 @@ def update_lifetime(w: Work, policy: Policy, lifetime: int) -> None:
 
 
 def retire(w: Work, policy: Policy, now: int) -> None:
-    """The key is not wanted by the policy: it goes, safely."""
+    """The key is not wanted by the policy: it goes, safely.  Called on every step for
+    such a key (BIND: keymgr_key_retire), so its Retired and Removed times are always
+    written, also for a key that was already leaving."""
     retire = w.timings.get("inactive")
     if retire is None or retire > now:
         set_time(w, "inactive", now, "not wanted by the policy")
+    if w.goal is not H:
+        w.log.append("retired: the policy has no key line for it")
     w.goal = H
     settime_remove(w, policy)
     for i, applies in ((DNSKEY, True), (KRRSIG, w.ksk), (DS, w.ksk), (ZRRSIG, w.zsk)):
         if applies and w.states[i] is None:
             w.states[i] = O
             w.changes[i] = now
-    w.log.append("retired: the policy has no key line for it")

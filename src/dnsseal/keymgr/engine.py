@@ -253,7 +253,7 @@ def _transition_time(
         wait = md.key_ttl(w, policy) + policy.zone_propagation_delay
         return last + wait + (policy.publish_safety if nxt is O else 0)
     if rtype == ZRRSIG:
-        t = last + policy.max_zone_ttl + policy.zone_propagation_delay + policy.retire_safety
+        t = last + policy.ttlsig + policy.zone_propagation_delay + policy.retire_safety
         if w.predecessor is not None or w.successor is not None or _shares_signing(w, works):
             t += policy.sign_delay
         return t

@@ -33,7 +33,7 @@ def init_work(key: Key, policy: Policy, now: int) -> Work:
     t = {f.attr: key.timings.get(f.attr) for f in TIMING_FIELDS}
     dnskey = zrrsig = ds = H
     goal = H
-    sig_wait = policy.max_zone_ttl + policy.zone_propagation_delay
+    sig_wait = policy.ttlsig + policy.zone_propagation_delay
     act, pub, sync = t["activate"], t["publish"], t["sync_publish"]
     ret, rem = t["inactive"], t["delete"]
     if act is not None and act <= now:

@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 
 KeyGen = Callable[[KeySpec], tuple[bytes, PrivateMaterial]]
 MAX_TAG_RETRIES = 32
+# While a DS change waits for the parent, look again after this long (BIND:
+# keymgr_transition_time, "Not yet, try again in an hour").
+PARENT_RECHECK = 3600
 _NEXT = {
     # goal -> state -> next state (the edges of the state machine)
     O: {H: R, U: R, R: O, O: O},
@@ -293,6 +296,7 @@ def _update(
     now: int,
     wake: list[int],
     s2i: bool,
+    rechecks: list[int],
 ) -> None:
     changed = True
     rounds = 0
@@ -321,6 +325,7 @@ def _update(
                 when = _transition_time(w, i, nxt, policy, now, alive)
                 if when is None:
                     _wait(w, _ds_wait(w, zone, nxt), first=True)
+                    rechecks.append(now + PARENT_RECHECK)
                     continue
                 if when > now:
                     wake.append(when)
@@ -447,7 +452,8 @@ def step(
             w.log.append(f"purged: hidden for longer than purge-keys ({policy.purge_keys}s)")
     needed: list[str] = []
     held = _rollovers(policy, works, z, keygen, now, wake, needed)
-    _update(works, policy, z, now, wake, s2i=not policy.keys)
+    rechecks: list[int] = []
+    _update(works, policy, z, now, wake, not policy.keys, rechecks)
     if any(busy.all_hidden() for _, busy in held):
         # A key that held a due roll back left the zone in this very step; nothing
         # else may ever wake the engine up for that roll, so start it now.
@@ -456,8 +462,9 @@ def step(
                 active.waits.remove(_crowd_wait(busy))
         needed.clear()
         _rollovers(policy, works, z, keygen, now, wake, needed)
-        _update(works, policy, z, now, wake, s2i=not policy.keys)
-    return _plan(z, policy, now, works, wake, problems, needed)
+        rechecks.clear()
+        _update(works, policy, z, now, wake, not policy.keys, rechecks)
+    return _plan(z, policy, now, works, wake, problems, needed, rechecks)
 
 
 def _rollovers(
@@ -497,6 +504,7 @@ def _plan(
     wake: list[int],
     problems: list[Finding],
     needed: list[str],
+    rechecks: list[int],
 ) -> Plan:
     reports = []
     for w in works:
@@ -523,6 +531,8 @@ def _plan(
     cds = tuple(k for w, k in live if w.ksk and w.states[DS] in (R, O))
     cds_delete = not policy.keys and any(w.states[DS] in (R, O, U) for w, _ in live)
     future = [t for t in wake if t > now]
+    timed = min(future) if future else None
+    nxt = min([*future, *rechecks]) if future or rechecks else None
     return Plan(
         zone=zone,
         policy=policy.name,
@@ -533,7 +543,8 @@ def _plan(
         zsk_signers=having(ZRRSIG),
         cds=() if cds_delete else cds,
         cds_delete=cds_delete,
-        next_event=min(future) if future else None,
+        next_event=nxt,
+        next_timed_event=timed,
         problems=tuple(problems),
         to_generate=tuple(needed),
     )

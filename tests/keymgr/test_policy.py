@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import run_tool
 from dnsseal.errors import FileFormatError
 from dnsseal.policy import checks, model, namedconf, tomlfmt
 from dnsseal.policy.build import PolicyErrors
@@ -93,6 +96,35 @@ def test_named_conf_errors_name_the_line(text: str, line: int, what: str) -> Non
     with pytest.raises(FileFormatError) as ei:
         namedconf.parse(text, "n.conf")
     assert ei.value.line == line and what in ei.value.message
+
+
+BIND_NAMES = ["ecdsa256", "ECDSA384", "rsasha256", "RSASHA512", "ed25519", "Ed448",
+              "ecdsap256sha256", "13", "8"]  # fmt: skip
+
+
+@pytest.mark.interop
+def test_algorithm_names_as_bind_reads_them(tmp_path: Path) -> None:
+    """Every algorithm spelling BIND accepts in a dnssec-policy (aliases such as ecdsa256,
+    any case, numbers) names the algorithm `dnssec-keygen -k POLICY` makes keys of."""
+    for i, name in enumerate(BIND_NAMES):
+        text = (f'dnssec-policy "p{i}" {{ manual-mode no; keys {{\n'
+                f"  ksk lifetime unlimited algorithm {name};\n"
+                f"  zsk lifetime P60D algorithm {name}; }}; }};\n")  # fmt: skip
+        conf = tmp_path / f"p{i}.conf"
+        conf.write_text(text.replace("manual-mode no; ", ""))  # BIND 9.18 lacks the option
+        out = tmp_path / f"k{i}"
+        out.mkdir()
+        run_tool(["dnssec-keygen", "-q", "-K", out, "-k", f"p{i}", "-l", conf, "example"])
+        theirs = {int(f.name.split("+")[1]) for f in out.glob("*.key")}
+        ours = namedconf.parse(text, str(conf))[f"p{i}"]
+        assert {k.algorithm for k in ours.keys} == theirs, name
+
+
+def test_manual_mode_yes_is_refused_not_ignored() -> None:
+    text = 'dnssec-policy "m" { manual-mode yes; keys { csk lifetime unlimited algorithm 13; }; };'
+    with pytest.raises(PolicyErrors) as ei:
+        namedconf.parse(text, "n.conf")
+    assert "policy.m.manual-mode" in str(ei.value) and "not supported" in str(ei.value)
 
 
 def test_toml_collects_every_problem_with_its_path() -> None:

@@ -413,9 +413,7 @@ def run_scenario(tmp: Path, scenario: Scenario, *, now: int | None = None) -> Co
     shutil.copytree(keydir, ours_dir)
     staged = {k.tag for k in KeyDirectory(ours_dir).keys(ZONE_NAME)}
     bind = run_named(root, scenario)
-    policy = lookup(
-        scenario.zone_policy, namedconf.parse(named_conf(root, 1, 2, scenario.policy))
-    )
+    policy = lookup(scenario.zone_policy, namedconf.parse(named_conf(root, 1, 2, scenario.policy)))
     keys = KeyDirectory(ours_dir).keys(ZONE_NAME)
     best: Comparison | None = None
     for t in bind.now_candidates:

@@ -49,7 +49,7 @@ CSK_ROLL = policy("csk lifetime P60D algorithm 13;")
 KZ_ALG = policy("ksk lifetime unlimited algorithm 13; zsk lifetime unlimited algorithm 13;")
 CSK_ALG = CSK
 
-O, R, U, Hd = "omnipresent", "rumoured", "unretentive", "hidden"
+O, R, U, Hd = "omnipresent", "rumoured", "unretentive", "hidden"  # noqa: E741
 
 
 def made_by_bind(
@@ -190,7 +190,8 @@ def csk_ds_done(s: Stager) -> None:
     c1 = s.keygen("csk", publish=n - 70 * D, activate=n - 70 * D)
     s.states(c1, goal=Hd, dnskey=(O, n - 70 * D), krrsig=(O, n - 70 * D),
              zrrsig=(U, n - 10 * D), ds=(U, n - 2 * D),
-             times=["-D", "ds", bind_time(n - IRET_K - 5), "-I", bind_time(n - 10 * D)])  # fmt: skip
+             times=["-D", "ds", bind_time(n - IRET_K - 5),
+                    "-I", bind_time(n - 10 * D)])  # fmt: skip
     c2 = s.keygen("csk", publish=n - 10 * D - IPUB, activate=n - 10 * D)
     s.states(c2, goal=O, dnskey=(O, n - 10 * D), krrsig=(O, n - 10 * D),
              zrrsig=(R, n - 10 * D), ds=(R, n - 2 * D),
@@ -296,7 +297,8 @@ def insecure_ds_gone(s: Stager) -> None:
     old = n - 60 * D
     k = s.keygen("csk", publish=old, activate=old)
     s.states(k, goal=Hd, dnskey=(O, old), krrsig=(O, old), zrrsig=(O, old), ds=(U, n - D),
-             times=["-I", bind_time(n - D), "-D", "ds", bind_time(n - DSTTL - PPD - RS - 1)])  # fmt: skip
+             times=["-I", bind_time(n - D),
+                    "-D", "ds", bind_time(n - DSTTL - PPD - RS - 1)])  # fmt: skip
 
 
 # ----------------------------------------------------------------- durations (P6M, P1Y)

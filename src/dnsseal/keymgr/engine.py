@@ -442,12 +442,13 @@ def step(
         seen_tags[(w.alg, w.tag)] = w
     md.apply_facts(works, facts or Facts(), policy)
     wake: list[int] = []
+    purges: list[int] = []
     for w in works:
         if not any(_matches(s, w) for s in policy.keys):
             # on every run, as BIND does (keymgr.c dns_keymgr_run -> keymgr_key_retire):
             # a Retired time still in the future comes forward, Removed follows Retired
             md.retire(w, policy, now)
-        if _may_purge(w, policy, now, wake):
+        if _may_purge(w, policy, now, purges):
             w.purge = True
             w.log.append(f"purged: hidden for longer than purge-keys ({policy.purge_keys}s)")
     needed: list[str] = []
@@ -464,7 +465,7 @@ def step(
         _rollovers(policy, works, z, keygen, now, wake, needed)
         rechecks.clear()
         _update(works, policy, z, now, wake, not policy.keys, rechecks)
-    return _plan(z, policy, now, works, wake, problems, needed, rechecks)
+    return _plan(z, policy, now, works, wake, problems, needed, rechecks, purges)
 
 
 def _rollovers(
@@ -505,6 +506,7 @@ def _plan(
     problems: list[Finding],
     needed: list[str],
     rechecks: list[int],
+    purges: list[int],
 ) -> Plan:
     reports = []
     for w in works:
@@ -531,8 +533,10 @@ def _plan(
     cds = tuple(k for w, k in live if w.ksk and w.states[DS] in (R, O))
     cds_delete = not policy.keys and any(w.states[DS] in (R, O, U) for w, _ in live)
     future = [t for t in wake if t > now]
-    timed = min(future) if future else None
-    nxt = min([*future, *rechecks]) if future or rechecks else None
+    purge = min((t for t in purges if t > now), default=None)
+    state = min([*future, *rechecks], default=None)
+    timed = min([*future, *([purge] if purge else [])], default=None)
+    nxt = min([t for t in (state, purge) if t is not None], default=None)
     return Plan(
         zone=zone,
         policy=policy.name,
@@ -545,6 +549,8 @@ def _plan(
         cds_delete=cds_delete,
         next_event=nxt,
         next_timed_event=timed,
+        next_state_event=state,
+        next_purge=purge,
         problems=tuple(problems),
         to_generate=tuple(needed),
     )

@@ -91,6 +91,11 @@ class Plan:
     # The earliest time something can move by time alone (no parent recheck): what a
     # simulation that delivers the parent's DS changes itself waits for.
     next_timed_event: int | None = None
+    # BIND's "next key event" (keymgr nexttime): state changes and rollovers, with the
+    # hourly parent recheck, but not purges (BIND deletes purged key files on whichever
+    # run comes after purge-keys; dnsseal schedules a run for it: next_purge).
+    next_state_event: int | None = None
+    next_purge: int | None = None
 
     @property
     def created(self) -> Sequence[KeyReport]:

@@ -348,6 +348,7 @@ def _key_fields(k: Key, tagmap: dict[int, int]) -> dict[str, object]:
     out["successor"] = tagmap.get(st.successor, st.successor) if st.successor else None
     out["ksk"] = st.ksk
     out["zsk"] = st.zsk
+    out["ttl"] = k.ttl
     return out
 
 

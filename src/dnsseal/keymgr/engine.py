@@ -20,6 +20,7 @@ One step does what BIND's ``dns_keymgr_run`` does, in this order:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 
@@ -351,7 +352,7 @@ def _may_purge(w: Work, policy: Policy, now: int, wake: list[int]) -> bool:
 # ----------------------------------------------------------------------------- results
 
 
-def _to_key(w: Work) -> Key:
+def _to_key(w: Work, dnskey_ttl: int) -> Key:
     old = w.key.state or KeyState()
     s = w.states
     state = KeyState(
@@ -372,9 +373,13 @@ def _to_key(w: Work) -> Key:
         extra=old.extra,
     )
     timings = KeyTimings(**w.timings)
-    if state == w.key.state and timings == w.key.timings:
+    # The key files carry the policy's DNSKEY TTL from now on (BIND: dns_keymgr_run sets
+    # dst_key_setttl(dnskey-ttl) on every key at the end of each run).
+    ttl = dnskey_ttl
+    if state == w.key.state and timings == w.key.timings and ttl == w.key.ttl:
         return w.key  # unchanged: no new Key (and no key tag) to compute
-    return w.key.with_timings(timings).with_state(state)
+    key = w.key if ttl == w.key.ttl else dataclasses.replace(w.key, ttl=ttl)
+    return key.with_timings(timings).with_state(state)
 
 
 def _zone_of(keys: Sequence[Key], zone: dns.name.Name | None) -> dns.name.Name:
@@ -510,7 +515,7 @@ def _plan(
 ) -> Plan:
     reports = []
     for w in works:
-        key = _to_key(w)
+        key = _to_key(w, policy.dnskey_ttl)
         changes = tuple(w.log)
         if not w.created and key == w.key and not changes:
             changes = ()

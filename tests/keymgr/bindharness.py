@@ -168,6 +168,7 @@ class BindRun:
     cdnskey: set[int]
     cds_delete: bool
     log: str
+    dnskey_rrset_ttl: int | None = None
 
 
 def harness_keygen(spec: KeySpec) -> tuple[bytes, PrivateMaterial]:
@@ -305,6 +306,10 @@ def run_named(root: Path, scenario: Scenario, timeout: float = 30) -> BindRun:
         cdnskey=cdnskey_tags if not _is_delete(cds) else set(),
         cds_delete=_is_delete(cds),
         log=log,
+        dnskey_rrset_ttl=next(
+            (r.ttl for r in (dnskey.answer if dnskey else []) if r.rdtype == dns.rdatatype.DNSKEY),
+            None,
+        ),
     )
 
 

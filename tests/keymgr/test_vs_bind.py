@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import run_tool
+from dnsseal.keys.model import RecordState
 from dnsseal.keymgr.simulate import simulate
 from dnsseal.policy import namedconf
 from dnsseal.storage.keydir import KeyDirectory
@@ -318,6 +319,25 @@ def insecure_ds_gone(s: Stager) -> None:
                     "-D", "ds", bind_time(n - DSTTL - PPD - RS - 1)])  # fmt: skip
 
 
+# ------------------------------------------------- key files with another DNSKEY TTL
+
+
+def short_ttl_published(s: Stager) -> None:
+    """Keys made with -L 300 while the policy says dnskey-ttl 2h; the new ZSK has been
+    published for longer than its file's TTL (+ propagation + safety), not for longer
+    than the policy's."""
+    n = s.now
+    _omni_ksk(s, n - 60 * D)
+    z1 = s.keygen("zsk", publish=n - 30 * D, activate=n - 30 * D)
+    s.states(z1, goal=Hd, dnskey=(O, n - 30 * D), zrrsig=(O, n - 30 * D))
+    made_by_bind(s, z1, "zsk", n - 30 * D, n - 30 * D, 30 * D, first=True)
+    t = n - (300 + ZPD + PS) - 60
+    z2 = s.keygen("zsk", publish=t, activate=n + H)
+    s.states(z2, goal=O, dnskey=(R, t), zrrsig=(Hd, t))
+    made_by_bind(s, z2, "zsk", t, n + H, 30 * D, first=False)
+    s.link(z1, z2)
+
+
 # ----------------------------------------------------------------- durations (P6M, P1Y)
 
 
@@ -428,3 +448,32 @@ def test_random_policy_and_moment_same_as_named(
     scenario = Scenario("random", policy_text, simulated(policy_text, age, ds_delay))
     c = run_scenario(tmp, scenario)
     assert c.diffs == [], f"{policy_text}\nage={age} ds_delay={ds_delay}\n" + report(c)
+
+
+def test_key_file_ttl_rule_is_the_documented_difference(tmp_path: Path) -> None:
+    """docs/keymgr-vs-bind.md, "DNSKEY TTL": named times a DNSKEY by the TTL in its key
+    file while it serves the DNSKEY RRset with the policy's dnskey-ttl.  Here it starts
+    signing with a new ZSK whose DNSKEY some caches cannot have yet (the bogus window);
+    dnsseal waits for the larger of the two TTLs.  Nothing else differs."""
+    c = run_scenario(tmp_path, Scenario("key-ttl", KZ, short_ttl_published, ttl=300))
+    new = next(k for k in c.bind.keys.values() if k.state and k.state.predecessor)
+    published = new.timings.publish
+    assert new.state is not None and published is not None
+    # named: the new ZSK's DNSKEY is "in every cache" and the zone is signed with it ...
+    assert new.state.dnskey is RecordState.OMNIPRESENT
+    assert c.bind.zsk_signers == {new.tag}
+    # ... though it serves the DNSKEY RRset with a TTL that has not run out since the
+    # key was published: a resolver that fetched the RRset just before still holds it
+    # without the new key, and every RRset signed by the new ZSK is bogus there
+    assert c.bind.dnskey_rrset_ttl == TTL
+    assert c.now < published + TTL + ZPD
+    # dnsseal: the DNSKEY stays rumoured until the policy's TTL has run out too
+    ours = next(r.key for r in c.plan.keys if r.key.tag == new.tag)
+    assert ours.state is not None and ours.state.dnskey is RecordState.RUMOURED
+    assert c.plan.next_state_event == published + TTL + ZPD + PS
+    assert {d.split(":")[0] for d in c.diffs} <= {
+        f"key {new.tag} dnskey", f"key {new.tag} zrrsig", f"key {new.tag} dnskey_change",
+        f"key {new.tag} zrrsig_change", "SOA signers", "next key event",
+        *(f"key {k.tag} zrrsig" for k in c.bind.keys.values()),
+        *(f"key {k.tag} zrrsig_change" for k in c.bind.keys.values()),
+    }  # fmt: skip

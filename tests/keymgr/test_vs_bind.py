@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import run_tool
-from dnsseal.keys.model import RecordState
 from dnsseal.keymgr.simulate import simulate
+from dnsseal.keys.model import RecordState
 from dnsseal.policy import namedconf
 from dnsseal.storage.keydir import KeyDirectory
 

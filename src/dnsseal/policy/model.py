@@ -213,9 +213,7 @@ class Policy:
     @property
     def iret_zsk(self) -> int:
         """Iret for a ZSK: every signature of the old key leaves every cache."""
-        return (
-            self.sign_delay + self.zone_propagation_delay + self.ttlsig + self.retire_safety
-        )
+        return self.sign_delay + self.zone_propagation_delay + self.ttlsig + self.retire_safety
 
     def roll_duration(self, role: Role) -> int:
         """The least time a roll of ``role`` needs from successor publication to the old

@@ -22,6 +22,8 @@ from conftest import run_tool
 from dnsseal.keymgr.simulate import simulate
 from dnsseal.keys.model import RecordState
 from dnsseal.policy import namedconf
+from dnsseal.policy.build import lookup
+from dnsseal.policy.model import Policy
 from dnsseal.storage.keydir import KeyDirectory
 
 from .bindharness import (
@@ -401,27 +403,52 @@ EXAMPLES = int(os.environ.get("DNSSEAL_VS_BIND_EXAMPLES", "8"))
 
 
 @st.composite
-def policies(draw: st.DrawFn) -> str:
-    opts = "".join(f"{name} {draw(st.sampled_from(vals))}; " for name, vals in DURATIONS.items())
+def options(draw: st.DrawFn) -> str:
+    return "".join(f"{name} {draw(st.sampled_from(vals))}; " for name, vals in DURATIONS.items())
+
+
+@st.composite
+def key_lines(draw: st.DrawFn, algorithms: tuple[str, ...] = ("13",)) -> str:
+    alg = draw(st.sampled_from(algorithms))
     if draw(st.booleans()):
-        keys = f"csk lifetime {draw(st.sampled_from(KEY_LIFETIMES))} algorithm 13;"
+        keys = f"csk lifetime {draw(st.sampled_from(KEY_LIFETIMES))} algorithm {alg};"
     else:
         keys = (
-            f"ksk lifetime {draw(st.sampled_from(KEY_LIFETIMES))} algorithm 13; "
-            f"zsk lifetime {draw(st.sampled_from(KEY_LIFETIMES))} algorithm ecdsa256;"
+            f"ksk lifetime {draw(st.sampled_from(KEY_LIFETIMES))} algorithm {alg}; "
+            f"zsk lifetime {draw(st.sampled_from(KEY_LIFETIMES))} algorithm {alg};"
         )
-    return opts + "\nkeys { " + keys + " };"
+    return "\nkeys { " + keys + " };"
 
 
-def simulated(policy_text: str, age: int, ds_delay: int | None) -> Callable[[Stager], None]:
+@st.composite
+def policies(draw: st.DrawFn) -> str:
+    return draw(options()) + draw(key_lines(("13", "ecdsa256")))
+
+
+def simulated(
+    policy_text: str,
+    age: int,
+    ds_delay: int | None,
+    *,
+    first: str | None = None,
+    since: int = 0,
+    zone_policy: str = "test",
+) -> Callable[[Stager], None]:
     """Staging by running dnsseal's engine (with real keys) from ``age`` ago until a
     second before now, the parent publishing each CDS change ``ds_delay`` later: any
-    moment of any rollover, in BIND's key file format."""
+    moment of any rollover, in BIND's key file format.  With ``first``, the zone ran
+    that policy until ``since`` seconds ago and the final one after."""
 
     def stage(s: Stager) -> None:
-        pol = namedconf.parse(named_conf(s.keydir, 1, 2, policy_text))["test"]
-        tl = simulate(pol, [], s.now - age, s.now - 1, zone=ZONE_NAME, ds_delay=ds_delay,
-                      keygen=harness_keygen)  # fmt: skip
+        final = lookup(zone_policy, namedconf.parse(named_conf(s.keydir, 1, 2, policy_text)))
+        start_policy = final
+        scheduled: list[tuple[int, Policy]] = []
+        if first is not None:
+            start_policy = namedconf.parse(named_conf(s.keydir, 1, 2, first))["test"]
+            scheduled = [(s.now - since, final)]
+        tl = simulate(start_policy, [], s.now - age, s.now - 1, zone=ZONE_NAME,
+                      ds_delay=ds_delay, keygen=harness_keygen,
+                      scheduled=scheduled)  # type: ignore[arg-type]  # fmt: skip
         kd = KeyDirectory(s.keydir)
         for key in tl.final_keys:
             kd.create(key)
@@ -477,3 +504,47 @@ def test_key_file_ttl_rule_is_the_documented_difference(tmp_path: Path) -> None:
         *(f"key {k.tag} zrrsig" for k in c.bind.keys.values()),
         *(f"key {k.tag} zrrsig_change" for k in c.bind.keys.values()),
     }  # fmt: skip
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    opts=options(),
+    before=key_lines(("13", "8", "15")),
+    after=st.one_of(key_lines(("13", "8", "15")), st.just("insecure")),
+    age=st.integers(0, 100 * D),
+    since=st.integers(0, 20 * D),
+    ds_delay=st.sampled_from([H, 2 * H, None]),
+)
+def test_random_policy_change_same_as_named(
+    tmp_path_factory: pytest.TempPathFactory,
+    opts: str,
+    before: str,
+    after: str,
+    age: int,
+    since: int,
+    ds_delay: int | None,
+) -> None:
+    """The zone ran one random policy, then (``since`` ago) another: an algorithm roll,
+    CSK <-> KSK + ZSK, new lifetimes, or the built-in insecure policy."""
+    if after != "insecure":
+        old, new = (namedconf.parse(named_conf(Path("."), 1, 2, opts + k))["test"].keys
+                    for k in (before, after))  # fmt: skip
+        # CSK <-> KSK + ZSK within one algorithm: the new keys sign while an old key of
+        # their algorithm still does, and dnsseal adds the signing delay there
+        # (docs/keymgr-vs-bind.md, difference 4; test_new_zsk_beside_a_signing_key...)
+        assume(
+            {k.algorithm for k in old} != {k.algorithm for k in new}
+            or {k.role for k in old} == {k.role for k in new}
+        )
+    tmp = tmp_path_factory.mktemp("change")
+    final, zone_policy = (opts + after, "test") if after != "insecure" else ("", "insecure")
+    for i, text in enumerate((opts + before, final)):
+        conf = tmp / f"check{i}.conf"
+        conf.write_text(named_conf(tmp, 1, 2, text, zone_policy if i else "test"))
+        assume(run_tool(["named-checkconf", conf], check=False).returncode == 0)
+    stage = simulated(final, age + since, ds_delay, first=opts + before, since=since,
+                      zone_policy=zone_policy)  # fmt: skip
+    c = run_scenario(tmp, Scenario("change", final, stage, zone_policy=zone_policy))
+    assert c.diffs == [], (
+        f"{opts}\n{before} -> {after}\nage={age} since={since} ds_delay={ds_delay}\n" + report(c)
+    )

@@ -548,3 +548,40 @@ def test_random_policy_change_same_as_named(
     assert c.diffs == [], (
         f"{opts}\n{before} -> {after}\nage={age} since={since} ds_delay={ds_delay}\n" + report(c)
     )
+
+
+def zsk_beside_signing_csk(s: Stager) -> None:
+    """CSK -> KSK + ZSK of the same algorithm: the new ZSK has signed for TTLsig +
+    propagation + retire-safety (and a bit), while the old CSK still signs."""
+    n = s.now
+    old = n - 60 * D
+    c = s.keygen("csk", publish=old, activate=old)
+    s.states(c, goal=Hd, dnskey=(O, old), krrsig=(O, old), zrrsig=(O, old), ds=(U, n - D),
+             times=["-I", bind_time(n - 2 * D)])  # fmt: skip
+    s.lifetime(c, 0)
+    k = s.keygen("ksk", publish=n - 2 * D, activate=n - 2 * D)
+    s.states(k, goal=O, dnskey=(O, n - D), krrsig=(O, n - D), ds=(R, n - D))
+    made_by_bind(s, k, "ksk", n - 2 * D, n - 2 * D, 0, first=True)
+    t = n - MZT - ZPD - RS - 60
+    z = s.keygen("zsk", publish=n - 2 * D, activate=n - 2 * D)
+    s.states(z, goal=O, dnskey=(O, n - D), zrrsig=(R, t))
+    made_by_bind(s, z, "zsk", n - 2 * D, n - 2 * D, 0, first=True)
+
+
+def test_signing_delay_beside_a_signing_key_is_the_documented_difference(
+    tmp_path: Path,
+) -> None:
+    """docs/keymgr-vs-bind.md, difference 4: a new ZSK without a predecessor while a key
+    of its algorithm still signs.  named calls its signatures omnipresent after TTLsig +
+    propagation + retire-safety; dnsseal's signer replaces the old key's signatures at
+    refresh time, so dnsseal adds the signing delay.  Nothing else differs."""
+    c = run_scenario(tmp_path, Scenario("beside", KZ_ALG, zsk_beside_signing_csk, ttl=TTL))
+    z = next(k for k in c.bind.keys.values() if k.role == "zsk")
+    assert z.state is not None and z.state.zrrsig is RecordState.OMNIPRESENT
+    ours = next(r.key for r in c.plan.keys if r.key.tag == z.tag)
+    assert ours.state is not None and ours.state.zrrsig is RecordState.RUMOURED
+    assert ours.state.zrrsig_change is not None
+    assert c.plan.next_timed_event == ours.state.zrrsig_change + MZT + ZPD + RS + DSGN
+    allowed = {f"key {k.tag} {f}" for k in c.bind.keys.values()
+               for f in ("zrrsig", "zrrsig_change")} | {"next key event", "SOA signers"}  # fmt: skip
+    assert c.diffs and {d.split(":")[0] for d in c.diffs} <= allowed, report(c)

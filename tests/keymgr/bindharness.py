@@ -38,6 +38,7 @@ from conftest import free_port, require_tool, run_tool, stop
 from dnsseal.crypto import software
 from dnsseal.durations import format_bind_time
 from dnsseal.keymgr import step
+from dnsseal.keymgr.report import key_status_lines
 from dnsseal.keymgr.plan import Plan
 from dnsseal.keys import algorithms
 from dnsseal.keys.model import TIMING_FIELDS, Key, KeyState, PrivateMaterial
@@ -169,6 +170,7 @@ class BindRun:
     cds_delete: bool
     log: str
     dnskey_rrset_ttl: int | None = None
+    status: str = ""  # rndc dnssec -status
 
 
 def harness_keygen(spec: KeySpec) -> tuple[bytes, PrivateMaterial]:
@@ -269,6 +271,12 @@ def run_named(root: Path, scenario: Scenario, timeout: float = 30) -> BindRun:
         soa = _query(port, dns.rdatatype.SOA)
         cds = _query(port, dns.rdatatype.CDS)
         cdnskey = _query(port, dns.rdatatype.CDNSKEY)
+        rndc_conf = root / "rndc.conf"
+        rndc_conf.write_text(
+            RNDC_KEY + f' options {{ default-key "rk"; default-server 127.0.0.1; '
+            f"default-port {cport}; }};"
+        )
+        status = run_tool(["rndc", "-c", rndc_conf, "dnssec", "-status", ZONE]).stdout
     finally:
         stop(proc)
     lines = logfile.read_text().splitlines(keepends=True)
@@ -306,6 +314,7 @@ def run_named(root: Path, scenario: Scenario, timeout: float = 30) -> BindRun:
         cdnskey=cdnskey_tags if not _is_delete(cds) else set(),
         cds_delete=_is_delete(cds),
         log=log,
+        status=status,
         dnskey_rrset_ttl=next(
             (r.ttl for r in (dnskey.answer if dnskey else []) if r.rdtype == dns.rdatatype.DNSKEY),
             None,
@@ -431,6 +440,41 @@ def compare(plan: Plan, bind: BindRun, staged: set[int], policy: Policy) -> list
         ours_ne = bind_time(ours_next)
         theirs = bind_time(bind.next_event) if bind.next_event else None
         diffs.append(f"next key event: dnsseal {ours_ne} named {theirs}")
+    diffs += compare_status(plan, bind, policy, tagmap)
+    return diffs
+
+
+def _status_blocks(text: str) -> dict[str, list[str]]:
+    """``rndc dnssec -status`` text as {"key: TAG ...": lines} (named lists keys in its
+    directory order); dnsseal's own lines (waiting, private key) left out."""
+    out: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        line = line.rstrip()
+        if line.startswith("key: "):
+            current = out.setdefault(line, [])
+        elif current is not None and line and not line.startswith(("  waiting:", "  private")):
+            current.append(" ".join(line.split()))
+    return out
+
+
+def compare_status(plan: Plan, bind: BindRun, policy: Policy, tagmap: dict[int, int]) -> list[str]:
+    """`rndc dnssec -status` against dnsseal's rendering of the same keys (keymgr.report,
+    as `dnsseal keys status` prints it) at the moment rndc ran."""
+    m = re.search(r"current time:\s+(.+)", bind.status)
+    if m is None:
+        return [f"rndc dnssec -status: no current time in {bind.status!r}"]
+    when = calendar.timegm(time.strptime(m.group(1).strip(), "%a %b %d %H:%M:%S %Y"))
+    text = "\n".join(
+        line for r in plan.keys if not r.purge for line in key_status_lines(r, when, policy)
+    )
+    for ours_tag, bind_tag in tagmap.items():
+        text = re.sub(rf"^key: {ours_tag} ", f"key: {bind_tag} ", text, flags=re.M)
+    ours, theirs = _status_blocks(text), _status_blocks(bind.status)
+    diffs = []
+    for head in sorted(set(ours) | set(theirs)):
+        if ours.get(head) != theirs.get(head):
+            diffs.append(f"status {head}: dnsseal {ours.get(head)} named {theirs.get(head)}")
     return diffs
 
 

@@ -38,8 +38,8 @@ from conftest import free_port, require_tool, run_tool, stop
 from dnsseal.crypto import software
 from dnsseal.durations import format_bind_time
 from dnsseal.keymgr import step
-from dnsseal.keymgr.report import key_status_lines
 from dnsseal.keymgr.plan import Plan
+from dnsseal.keymgr.report import key_status_lines
 from dnsseal.keys import algorithms
 from dnsseal.keys.model import TIMING_FIELDS, Key, KeyState, PrivateMaterial
 from dnsseal.policy import namedconf

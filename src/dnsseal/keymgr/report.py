@@ -15,7 +15,6 @@ from dnsseal.keys import algorithms
 from dnsseal.keys.model import KeyState, RecordState
 from dnsseal.policy.model import Policy
 
-
 _SHOWN = (RecordState.RUMOURED, RecordState.OMNIPRESENT)
 
 

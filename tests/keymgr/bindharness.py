@@ -449,8 +449,8 @@ def _status_blocks(text: str) -> dict[str, list[str]]:
     directory order); dnsseal's own lines (waiting, private key) left out."""
     out: dict[str, list[str]] = {}
     current: list[str] | None = None
-    for line in text.splitlines():
-        line = line.rstrip()
+    for raw in text.splitlines():
+        line = raw.rstrip()
         if line.startswith("key: "):
             current = out.setdefault(line, [])
         elif current is not None and line and not line.startswith(("  waiting:", "  private")):

@@ -113,6 +113,12 @@ def zsk_due(s: Stager) -> None:
     _omni_zsk(s, n - 30 * D + IPUB - 60)  # successor due a minute ago
 
 
+def zsk_due_pregenerated(s: Stager) -> None:
+    """As zsk_due, with a ZSK made beforehand (no times): named selects it."""
+    zsk_due(s)
+    s.keygen("zsk", extra=["-P", "none", "-A", "none"])
+
+
 def zsk_published(s: Stager) -> None:
     n = s.now
     _omni_ksk(s, n - 60 * D)
@@ -349,6 +355,7 @@ def months(s: Stager) -> None:
 
 SCENARIOS: list[Scenario] = [
     Scenario("zsk-prepub-due", KZ, zsk_due, ttl=TTL),
+    Scenario("zsk-prepub-due-pregenerated", KZ, zsk_due_pregenerated, ttl=TTL),
     Scenario("zsk-prepub-published", KZ, zsk_published, ttl=TTL),
     Scenario("zsk-prepub-retiring", KZ, zsk_retiring, ttl=TTL),
     Scenario("zsk-prepub-removing", KZ, zsk_removing, ttl=TTL),

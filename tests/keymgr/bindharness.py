@@ -322,7 +322,7 @@ def run_named(root: Path, scenario: Scenario, timeout: float = 30) -> BindRun:
     )
 
 
-def _wait_signed(port: int, proc: subprocess.Popen[str], timeout: float = 10) -> bool:
+def _wait_signed(port: int, proc: subprocess.Popen[bytes], timeout: float = 4) -> bool:
     """Wait until the served SOA carries a signature (or the zone stays unsigned)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

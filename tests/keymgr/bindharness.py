@@ -343,6 +343,7 @@ class Comparison:
     bind: BindRun
     diffs: list[str]
     policy: Policy
+    staged: set[int] = field(default_factory=set)
 
 
 def _key_fields(k: Key, tagmap: dict[int, int]) -> dict[str, object]:
@@ -379,12 +380,16 @@ def forgets_rollovers(policy: Policy) -> bool:
     return False
 
 
-def compare(plan: Plan, bind: BindRun, staged: set[int], policy: Policy) -> list[str]:
-    """Every difference between dnsseal's plan and named's result, as text."""
+def compare(
+    plan: Plan, bind: BindRun, staged: set[int], policy: Policy, alias: dict[int, int] | None = None
+) -> list[str]:
+    """Every difference between dnsseal's plan and named's result, as text.  ``alias``
+    pairs staged keys under other tags (two keys staged alike, where named's choice
+    between them follows its directory order)."""
     diffs: list[str] = []
     ours = {r.key.tag: r.key for r in plan.keys if not r.purge}
     # Keys created in this run get different tags; pair them by role and algorithm.
-    tagmap: dict[int, int] = {}
+    tagmap: dict[int, int] = dict(alias or {})
     new_ours = sorted((k for t, k in ours.items() if t not in staged), key=lambda k: k.role)
     new_bind = sorted((k for t, k in bind.keys.items() if t not in staged), key=lambda k: k.role)
     if [(k.role, k.algorithm) for k in new_ours] != [(k.role, k.algorithm) for k in new_bind]:
@@ -394,7 +399,7 @@ def compare(plan: Plan, bind: BindRun, staged: set[int], policy: Policy) -> list
             f"{[(k.role, k.algorithm) for k in new_bind]}"
         )
     else:
-        tagmap = {o.tag: b.tag for o, b in zip(new_ours, new_bind, strict=True)}
+        tagmap.update({o.tag: b.tag for o, b in zip(new_ours, new_bind, strict=True)})
     for otag, key in sorted(ours.items()):
         btag = tagmap.get(otag, otag)
         bkey = bind.keys.get(btag)
@@ -407,7 +412,7 @@ def compare(plan: Plan, bind: BindRun, staged: set[int], policy: Policy) -> list
             if a[name] != b[name]:
                 diffs.append(f"key {btag} {name}: dnsseal {a[name]} named {b[name]}")
     for btag in bind.keys:
-        if btag in staged and btag not in ours:
+        if btag in staged and btag not in ours and btag not in tagmap.values():
             diffs.append(f"key {btag}: purged by dnsseal, kept by named")
 
     def tags(keys: Iterable[Key]) -> set[int]:
@@ -468,8 +473,12 @@ def compare_status(plan: Plan, bind: BindRun, policy: Policy, tagmap: dict[int, 
     text = "\n".join(
         line for r in plan.keys if not r.purge for line in key_status_lines(r, when, policy)
     )
-    for ours_tag, bind_tag in tagmap.items():
-        text = re.sub(rf"^key: {ours_tag} ", f"key: {bind_tag} ", text, flags=re.M)
+    text = re.sub(
+        r"^key: (\d+) ",
+        lambda m: f"key: {tagmap.get(int(m.group(1)), int(m.group(1)))} ",
+        text,
+        flags=re.M,
+    )
     ours, theirs = _status_blocks(text), _status_blocks(bind.status)
     diffs = []
     for head in sorted(set(ours) | set(theirs)):
@@ -497,7 +506,7 @@ def run_scenario(tmp: Path, scenario: Scenario, *, now: int | None = None) -> Co
         plan = step(policy, keys, None, t, zone=ZONE_NAME, keygen=harness_keygen)
         diffs = compare(plan, bind, staged, policy)
         if best is None or len(diffs) < len(best.diffs):
-            best = Comparison(t, plan, bind, diffs, policy)
+            best = Comparison(t, plan, bind, diffs, policy, staged)
     assert best is not None
     return best
 

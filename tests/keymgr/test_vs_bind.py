@@ -31,6 +31,7 @@ from .bindharness import (
     Scenario,
     Stager,
     bind_time,
+    compare,
     harness_keygen,
     named_conf,
     report,
@@ -595,3 +596,28 @@ def test_signing_delay_beside_a_signing_key_is_the_documented_difference(
         f"key {k.tag} {f}" for k in c.bind.keys.values() for f in ("zrrsig", "zrrsig_change")
     }
     assert c.diffs and {d.split(":")[0] for d in c.diffs} <= allowed, report(c)
+
+
+def two_zsks(s: Stager) -> None:
+    """Two ZSKs in use for one policy line, staged alike, neither the other's successor."""
+    n = s.now
+    _omni_ksk(s, n - 60 * D)
+    for _ in range(2):
+        z = s.keygen("zsk", publish=n - 10 * D, activate=n - 10 * D)
+        s.states(z, goal=O, dnskey=(O, n - 10 * D), zrrsig=(O, n - 10 * D))
+        made_by_bind(s, z, "zsk", n - 10 * D, n - 10 * D, 30 * D, first=True)
+
+
+def test_excess_key_is_retired_as_named_does(tmp_path: Path) -> None:
+    """named keeps one key per policy line and retires the other (which one follows its
+    directory order; the two are staged alike, so either pairing must match exactly)."""
+    c = run_scenario(tmp_path, Scenario("two-zsks", KZ, two_zsks, ttl=TTL))
+    zsks = sorted(k.tag for k in c.bind.keys.values() if k.role == "zsk")
+    gone_bind = [t for t in zsks if c.bind.keys[t].state.goal is RecordState.HIDDEN]  # type: ignore[union-attr]
+    gone_ours = [r.key.tag for r in c.plan.keys if r.key.role == "zsk" and r.retired]
+    assert len(gone_bind) == len(gone_ours) == 1, report(c)
+    diffs = c.diffs
+    if gone_bind != gone_ours:
+        swap = {zsks[0]: zsks[1], zsks[1]: zsks[0]}
+        diffs = compare(c.plan, c.bind, c.staged, c.policy, alias=swap)
+    assert diffs == [], report(c)

@@ -473,6 +473,34 @@ def step(
     return _plan(z, policy, now, works, wake, problems, needed, rechecks, purges)
 
 
+def _successor_of_live(w: Work, works: Sequence[Work]) -> bool:
+    """Some key still in the zone has ``w`` as its successor (BIND: keymgr_dep)."""
+    return any(
+        d is not w
+        and d.successor == w.tag
+        and w.predecessor == d.tag
+        and not all(s is None or s is H for s in d.states)
+        for d in works
+    )
+
+
+def _retire_excess(
+    policy: Policy, i: int, active: Work, live: Sequence[Work], works: Sequence[Work], now: int
+) -> None:
+    """More keys in use than the policy line asks for, outside any rollover: the others
+    go (BIND: dns_keymgr_run, "Multiple signing keys match the kasp key configuration.
+    Retire excess keys in use.").  A key another identical line of the policy can take
+    is not excess."""
+    if _successor_of_live(active, works):
+        return
+    for w in live:
+        if w is active or _unused(w) or _successor_of_live(w, works):
+            continue
+        if any(_matches(s, w) for s in policy.keys[i + 1 :]):
+            continue
+        md.retire(w, policy, now, f"key {active.tag} already fills its policy line")
+
+
 def _rollovers(
     policy: Policy,
     works: list[Work],
@@ -486,7 +514,7 @@ def _rollovers(
     for each due roll that the key still leaving holds back."""
     held: list[tuple[Work, Work]] = []
     claimed: set[int] = set()
-    for spec in policy.keys:
+    for i, spec in enumerate(policy.keys):
         mine = [w for w in works if _matches(spec, w) and not w.purge and id(w) not in claimed]
         for w in mine:
             # every matching key, leaving ones too, gets the policy's lifetime if it has
@@ -496,6 +524,7 @@ def _rollovers(
         active = max(live, key=lambda w: w.timings.get("activate") or 0, default=None)
         if active is not None:
             claimed.add(id(active))
+            _retire_excess(policy, i, active, live, works, now)
         busy = _rollover(spec, active, works, zone, policy, keygen, now, wake, needed)
         if active is not None and busy is not None:
             held.append((active, busy))

@@ -185,7 +185,9 @@ def update_lifetime(w: Work, policy: Policy, lifetime: int) -> None:
         set_time(w, "delete", None, "unlimited lifetime")
 
 
-def retire(w: Work, policy: Policy, now: int) -> None:
+def retire(
+    w: Work, policy: Policy, now: int, why: str = "the policy has no key line for it"
+) -> None:
     """The key is not wanted by the policy: it goes, safely.  Called on every step for
     such a key (BIND: keymgr_key_retire), so its Retired and Removed times are always
     written, also for a key that was already leaving."""
@@ -193,7 +195,7 @@ def retire(w: Work, policy: Policy, now: int) -> None:
     if retire is None or retire > now:
         set_time(w, "inactive", now, "not wanted by the policy")
     if w.goal is not H:
-        w.log.append("retired: the policy has no key line for it")
+        w.log.append(f"retired: {why}")
     w.goal = H
     settime_remove(w, policy)
     for i, applies in ((DNSKEY, True), (KRRSIG, w.ksk), (DS, w.ksk), (ZRRSIG, w.zsk)):

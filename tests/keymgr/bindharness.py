@@ -6,13 +6,15 @@ by ``dnssec-keygen`` with back-dated ``-P/-A`` times, states set by ``dnssec-set
 
 * copies the staged directory, starts ``named`` on 127.0.0.1 (test-chosen ports, one
   zone, the scenario's ``dnssec-policy``), waits until its key manager has run (the log
-  line "next key event"), reads the served DNSKEY / CDS / CDNSKEY sets and who signs the
-  DNSKEY RRset and the SOA, stops named by its PID and reads the ``.state`` files it wrote;
+  line "next key event"), reads the served DNSKEY / CDS / CDNSKEY sets, who signs the
+  DNSKEY RRset and the SOA, and ``rndc dnssec -status``, stops named by its PID and reads
+  the ``.state`` and ``.key`` files it wrote;
 * runs :func:`dnsseal.keymgr.step` on the copy at the same ``now`` (the second of
   named's key manager run, read from its log) with the policy parsed from the same
   named.conf text;
-* compares per-key states, every timing field, the published sets, the signers and the
-  next key event, and returns every difference as a line of text.
+* compares per-key states, every timing field, lifetime, links, role and TTL, the
+  published sets, the signers, the next key event and the status text, and returns every
+  difference as a line of text (docs/keymgr-vs-bind.md lists the deliberate ones).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import run_tool
+from conftest import Dnsseal, run_tool
 from dnsseal.errors import FileFormatError
 from dnsseal.policy import checks, model, namedconf, tomlfmt
 from dnsseal.policy.build import PolicyErrors
@@ -219,3 +219,65 @@ policies = st.builds(
 def test_toml_round_trip(pols: list[model.Policy]) -> None:
     text = tomlfmt.format(pols)
     assert tomlfmt.parse(text) == {p.name: p for p in pols}
+
+
+ROLLOVER_STYLE = """
+/* policies written the way BIND's rollover system tests write theirs */
+dnssec-policy "prepub" {
+\tsignatures-refresh P1W;
+\tsignatures-validity P2W;
+\tsignatures-validity-dnskey P2W;
+
+\tdnskey-ttl 3600;
+\tpublish-safety P1D;
+\tretire-safety P2D;
+\tpurge-keys PT1H;
+
+\tkeys {
+\t\tksk key-directory lifetime unlimited algorithm ecdsa256;
+\t\tzsk key-directory lifetime P30D algorithm ecdsa256;
+\t};
+
+\tzone-propagation-delay PT1H;
+\tmax-zone-ttl 1d;
+};
+
+dnssec-policy "enable" {
+\tdnskey-ttl 300;
+\tmax-zone-ttl PT12H;
+\tzone-propagation-delay PT5M;
+\tretire-safety PT20M;
+\tpublish-safety PT5M;
+\tparent-propagation-delay 1h;
+\tparent-ds-ttl 2h;
+\tnsec3param iterations 0 optout no salt-length 0;
+\tkeys { csk lifetime P6M algorithm 13; };
+};
+"""
+
+
+@pytest.mark.interop
+def test_bind_rollover_style_policies_import(dnsseal: Dnsseal, tmp_path: Path) -> None:
+    """named-checkconf accepts the file, `dnsseal policy import` converts it, and each key
+    line's lifetime is the one `dnssec-keygen -k` writes."""
+    conf = tmp_path / "kasp.conf"
+    conf.write_text(ROLLOVER_STYLE)
+    run_tool(["named-checkconf", conf])
+    toml_text = dnsseal("policy", "import", conf).stdout
+    pols = tomlfmt.parse(toml_text)
+    assert set(pols) == {"prepub", "enable"}
+    assert pols["prepub"].publish_safety == 86400 and pols["prepub"].purge_keys == 3600
+    assert pols["enable"].nsec3param == model.Nsec3Param(0, False, 0)
+    for name, pol in pols.items():
+        out = tmp_path / name
+        out.mkdir()
+        run_tool(["dnssec-keygen", "-q", "-K", out, "-k", name, "-l", conf, "example"])
+        theirs = sorted(
+            int(line.split()[1])
+            for f in out.glob("*.state")
+            for line in f.read_text().splitlines()
+            if line.startswith("Lifetime:")
+        )
+        assert theirs == sorted(k.lifetime for k in pol.keys), name
+        algs = {int(f.name.split("+")[1]) for f in out.glob("*.key")}
+        assert algs == {k.algorithm for k in pol.keys}

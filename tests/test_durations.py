@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import run_tool
 from dnsseal.durations import (
     UNLIMITED,
     format_bind_time,
@@ -24,7 +27,8 @@ NOW = 1_790_000_000
     ("text", "seconds"),
     [
         ("P1Y", 365 * 86400), ("P60D", 60 * 86400), ("PT1H", 3600), ("P2W", 14 * 86400),
-        ("P1M", 30 * 86400), ("P1DT12H", 129600), ("PT90M", 5400), ("pt5m", 300),
+        ("P1M", 31 * 86400), ("P6M", 16_070_400), ("P1Y2M", 365 * 86400 + 62 * 86400),
+        ("P1DT12H", 129600), ("PT90M", 5400), ("pt5m", 300),
         ("3600", 3600), ("1h30m", 5400), ("2w", 14 * 86400), ("1d", 86400), ("0", 0),
         ("1W2D3H4M5S", 788645),
     ],
@@ -33,7 +37,9 @@ def test_parse_duration(text: str, seconds: int) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "P", "PT", "P1DT", "1x", "h1", "P1.5D", "-1d", "1d 2h"])
+@pytest.mark.parametrize(
+    "text", ["", "P", "PT", "P1DT", "1x", "h1", "P1.5D", "-1d", "1d 2h", "P1W2D", "P1YT1W"]
+)
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(InputError):
         parse_duration(text)
@@ -84,3 +90,29 @@ def test_bind_time_round_trip(ts: int) -> None:
 def test_human_time_matches_bind() -> None:
     assert format_human_time(1795299361) == "Sat Nov 21 22:16:01 2026"
     assert format_human_time(1796163363) == "Tue Dec  1 22:16:03 2026"
+
+
+ISO_SAMPLES = ["P6M", "P1Y", "P1Y2M3DT4H5M6S", "P5W", "PT900H", "P1M", "P13M", "P40D", "6w2d"]
+
+
+@pytest.mark.interop
+def test_durations_as_dnssec_keygen_counts_them(tmp_path: Path) -> None:
+    """BIND's own reading of named.conf durations (a month is 31 days, a year 365): the
+    Lifetime that `dnssec-keygen -k POLICY` writes into each key's .state file."""
+    lines = "ksk lifetime unlimited algorithm 13;\n"
+    lines += "".join(f"zsk lifetime {d} algorithm 13;\n" for d in ISO_SAMPLES)
+    conf = tmp_path / "p.conf"
+    conf.write_text(f'dnssec-policy "p" {{ keys {{\n{lines}}}; }};\n')
+    run_tool(["dnssec-keygen", "-q", "-K", tmp_path, "-k", "p", "-l", conf, "example"])
+    theirs = sorted(
+        int(line.split()[1])
+        for f in tmp_path.glob("*.state")
+        for line in f.read_text().splitlines()
+        if line.startswith("Lifetime:") and line.split()[1] != "0"
+    )
+    assert theirs == sorted(parse_duration(d) for d in ISO_SAMPLES)
+
+
+def test_offsets_count_months_as_30_days() -> None:
+    # dnssec-settime "+1mo" (bin/dnssec/dnssectool.c) is 30 days, unlike named.conf's P1M
+    assert parse_when("+1mo", NOW) == NOW + 30 * 86400

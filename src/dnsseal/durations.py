@@ -2,7 +2,9 @@
 
 * Durations: ISO 8601 (``P1Y``, ``P60D``, ``PT1H``, ``P2W``) and BIND's TTL-style unit forms
   (``3600``, ``1h30m``, ``2w``, ``1d``), plus ``unlimited`` where the caller allows it.
-  Years are 365 days and months 30 days, as in BIND's dnssec-policy.
+  Years are 365 days and months 31 days, as named.conf counts them (BIND's
+  lib/isccfg/duration.c, isccfg_duration_toseconds: a ``P6M`` lifetime is 16070400 s);
+  weeks do not mix with other units (``P1W2D`` is an error there too).
 * Times (``-P/-A/-I/-D/-R``, ``-s/-e``): BIND's forms ``YYYYMMDD``, ``YYYYMMDDHHMMSS``,
   ``+offset`` / ``-offset`` from a base, ``now`` optionally followed by an offset, ``none``,
   and seconds since the epoch.  Offsets use BIND's units: ``y mo w d h mi s`` (default s).
@@ -22,7 +24,8 @@ MINUTE = 60
 HOUR = 3600
 DAY = 86400
 WEEK = 7 * DAY
-MONTH = 30 * DAY
+MONTH = 30 * DAY  # in dnssec-keygen/-settime offsets ("+6mo"): bin/dnssec/dnssectool.c
+ISO_MONTH = 31 * DAY  # in named.conf ISO 8601 durations ("P6M"): lib/isccfg/duration.c
 YEAR = 365 * DAY
 
 _ISO_RE = re.compile(
@@ -30,7 +33,7 @@ _ISO_RE = re.compile(
     r"(?:T(?:(?P<h>\d+)H)?(?:(?P<mi>\d+)M)?(?:(?P<s>\d+)S)?)?$",
     re.IGNORECASE,
 )
-_ISO_UNITS = {"y": YEAR, "mo": MONTH, "w": WEEK, "d": DAY, "h": HOUR, "mi": MINUTE, "s": 1}
+_ISO_UNITS = {"y": YEAR, "mo": ISO_MONTH, "w": WEEK, "d": DAY, "h": HOUR, "mi": MINUTE, "s": 1}
 # BIND TTL-style units (named.conf durations and dnssec-* TTLs).
 _TTL_UNITS = {"w": WEEK, "d": DAY, "h": HOUR, "m": MINUTE, "s": 1}
 _TTL_RE = re.compile(r"(\d+)([wdhms]?)", re.IGNORECASE)
@@ -68,6 +71,9 @@ def parse_duration(text: str, *, allow_unlimited: bool = False) -> int:
         m = _ISO_RE.match(s)
         if not m or s.upper() in ("P", "PT") or s.upper().endswith("T"):
             raise InputError(f"bad ISO 8601 duration {text!r} (examples: P1Y, P60D, PT1H)")
+        parts = m.groupdict()
+        if parts["w"] is not None and any(v is not None for k, v in parts.items() if k != "w"):
+            raise InputError(f"bad ISO 8601 duration {text!r}: weeks do not mix with other units")
         return sum(int(v) * _ISO_UNITS[k] for k, v in m.groupdict().items() if v is not None)
     total = 0
     pos = 0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import Dnsseal, run_tool
 from dnsseal.errors import FileFormatError
 from dnsseal.policy import checks, model, namedconf, tomlfmt
 from dnsseal.policy.build import PolicyErrors
@@ -93,6 +96,35 @@ def test_named_conf_errors_name_the_line(text: str, line: int, what: str) -> Non
     with pytest.raises(FileFormatError) as ei:
         namedconf.parse(text, "n.conf")
     assert ei.value.line == line and what in ei.value.message
+
+
+BIND_NAMES = ["ecdsa256", "ECDSA384", "rsasha256", "RSASHA512", "ed25519", "Ed448",
+              "ecdsap256sha256", "13", "8"]  # fmt: skip
+
+
+@pytest.mark.interop
+def test_algorithm_names_as_bind_reads_them(tmp_path: Path) -> None:
+    """Every algorithm spelling BIND accepts in a dnssec-policy (aliases such as ecdsa256,
+    any case, numbers) names the algorithm `dnssec-keygen -k POLICY` makes keys of."""
+    for i, name in enumerate(BIND_NAMES):
+        text = (f'dnssec-policy "p{i}" {{ manual-mode no; keys {{\n'
+                f"  ksk lifetime unlimited algorithm {name};\n"
+                f"  zsk lifetime P60D algorithm {name}; }}; }};\n")  # fmt: skip
+        conf = tmp_path / f"p{i}.conf"
+        conf.write_text(text.replace("manual-mode no; ", ""))  # BIND 9.18 lacks the option
+        out = tmp_path / f"k{i}"
+        out.mkdir()
+        run_tool(["dnssec-keygen", "-q", "-K", out, "-k", f"p{i}", "-l", conf, "example"])
+        theirs = {int(f.name.split("+")[1]) for f in out.glob("*.key")}
+        ours = namedconf.parse(text, str(conf))[f"p{i}"]
+        assert {k.algorithm for k in ours.keys} == theirs, name
+
+
+def test_manual_mode_yes_is_refused_not_ignored() -> None:
+    text = 'dnssec-policy "m" { manual-mode yes; keys { csk lifetime unlimited algorithm 13; }; };'
+    with pytest.raises(PolicyErrors) as ei:
+        namedconf.parse(text, "n.conf")
+    assert "policy.m.manual-mode" in str(ei.value) and "not supported" in str(ei.value)
 
 
 def test_toml_collects_every_problem_with_its_path() -> None:
@@ -187,3 +219,65 @@ policies = st.builds(
 def test_toml_round_trip(pols: list[model.Policy]) -> None:
     text = tomlfmt.format(pols)
     assert tomlfmt.parse(text) == {p.name: p for p in pols}
+
+
+ROLLOVER_STYLE = """
+/* policies written the way BIND's rollover system tests write theirs */
+dnssec-policy "prepub" {
+\tsignatures-refresh P1W;
+\tsignatures-validity P2W;
+\tsignatures-validity-dnskey P2W;
+
+\tdnskey-ttl 3600;
+\tpublish-safety P1D;
+\tretire-safety P2D;
+\tpurge-keys PT1H;
+
+\tkeys {
+\t\tksk key-directory lifetime unlimited algorithm ecdsa256;
+\t\tzsk key-directory lifetime P30D algorithm ecdsa256;
+\t};
+
+\tzone-propagation-delay PT1H;
+\tmax-zone-ttl 1d;
+};
+
+dnssec-policy "enable" {
+\tdnskey-ttl 300;
+\tmax-zone-ttl PT12H;
+\tzone-propagation-delay PT5M;
+\tretire-safety PT20M;
+\tpublish-safety PT5M;
+\tparent-propagation-delay 1h;
+\tparent-ds-ttl 2h;
+\tnsec3param iterations 0 optout no salt-length 0;
+\tkeys { csk lifetime P6M algorithm 13; };
+};
+"""
+
+
+@pytest.mark.interop
+def test_bind_rollover_style_policies_import(dnsseal: Dnsseal, tmp_path: Path) -> None:
+    """named-checkconf accepts the file, `dnsseal policy import` converts it, and each key
+    line's lifetime is the one `dnssec-keygen -k` writes."""
+    conf = tmp_path / "kasp.conf"
+    conf.write_text(ROLLOVER_STYLE)
+    run_tool(["named-checkconf", conf])
+    toml_text = dnsseal("policy", "import", conf).stdout
+    pols = tomlfmt.parse(toml_text)
+    assert set(pols) == {"prepub", "enable"}
+    assert pols["prepub"].publish_safety == 86400 and pols["prepub"].purge_keys == 3600
+    assert pols["enable"].nsec3param == model.Nsec3Param(0, False, 0)
+    for name, pol in pols.items():
+        out = tmp_path / name
+        out.mkdir()
+        run_tool(["dnssec-keygen", "-q", "-K", out, "-k", name, "-l", conf, "example"])
+        theirs = sorted(
+            int(line.split()[1])
+            for f in out.glob("*.state")
+            for line in f.read_text().splitlines()
+            if line.startswith("Lifetime:")
+        )
+        assert theirs == sorted(k.lifetime for k in pol.keys), name
+        algs = {int(f.name.split("+")[1]) for f in out.glob("*.key")}
+        assert algs == {k.algorithm for k in pol.keys}

@@ -20,6 +20,7 @@ One step does what BIND's ``dns_keymgr_run`` does, in this order:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 
@@ -61,6 +62,9 @@ log = logging.getLogger(__name__)
 
 KeyGen = Callable[[KeySpec], tuple[bytes, PrivateMaterial]]
 MAX_TAG_RETRIES = 32
+# While a DS change waits for the parent, look again after this long (BIND:
+# keymgr_transition_time, "Not yet, try again in an hour").
+PARENT_RECHECK = 3600
 _NEXT = {
     # goal -> state -> next state (the edges of the state machine)
     O: {H: R, U: R, R: O, O: O},
@@ -253,7 +257,7 @@ def _transition_time(
         wait = md.key_ttl(w, policy) + policy.zone_propagation_delay
         return last + wait + (policy.publish_safety if nxt is O else 0)
     if rtype == ZRRSIG:
-        t = last + policy.max_zone_ttl + policy.zone_propagation_delay + policy.retire_safety
+        t = last + policy.ttlsig + policy.zone_propagation_delay + policy.retire_safety
         if w.predecessor is not None or w.successor is not None or _shares_signing(w, works):
             t += policy.sign_delay
         return t
@@ -293,6 +297,7 @@ def _update(
     now: int,
     wake: list[int],
     s2i: bool,
+    rechecks: list[int],
 ) -> None:
     changed = True
     rounds = 0
@@ -321,6 +326,7 @@ def _update(
                 when = _transition_time(w, i, nxt, policy, now, alive)
                 if when is None:
                     _wait(w, _ds_wait(w, zone, nxt), first=True)
+                    rechecks.append(now + PARENT_RECHECK)
                     continue
                 if when > now:
                     wake.append(when)
@@ -346,7 +352,7 @@ def _may_purge(w: Work, policy: Policy, now: int, wake: list[int]) -> bool:
 # ----------------------------------------------------------------------------- results
 
 
-def _to_key(w: Work) -> Key:
+def _to_key(w: Work, dnskey_ttl: int) -> Key:
     old = w.key.state or KeyState()
     s = w.states
     state = KeyState(
@@ -367,9 +373,13 @@ def _to_key(w: Work) -> Key:
         extra=old.extra,
     )
     timings = KeyTimings(**w.timings)
-    if state == w.key.state and timings == w.key.timings:
+    # The key files carry the policy's DNSKEY TTL from now on (BIND: dns_keymgr_run sets
+    # dst_key_setttl(dnskey-ttl) on every key at the end of each run).
+    ttl = dnskey_ttl
+    if state == w.key.state and timings == w.key.timings and ttl == w.key.ttl:
         return w.key  # unchanged: no new Key (and no key tag) to compute
-    return w.key.with_timings(timings).with_state(state)
+    key = w.key if ttl == w.key.ttl else dataclasses.replace(w.key, ttl=ttl)
+    return key.with_timings(timings).with_state(state)
 
 
 def _zone_of(keys: Sequence[Key], zone: dns.name.Name | None) -> dns.name.Name:
@@ -437,15 +447,19 @@ def step(
         seen_tags[(w.alg, w.tag)] = w
     md.apply_facts(works, facts or Facts(), policy)
     wake: list[int] = []
+    purges: list[int] = []
     for w in works:
-        if not any(_matches(s, w) for s in policy.keys) and not _unused(w) and w.goal is not H:
+        if not any(_matches(s, w) for s in policy.keys):
+            # on every run, as BIND does (keymgr.c dns_keymgr_run -> keymgr_key_retire):
+            # a Retired time still in the future comes forward, Removed follows Retired
             md.retire(w, policy, now)
-        if _may_purge(w, policy, now, wake):
+        if _may_purge(w, policy, now, purges):
             w.purge = True
             w.log.append(f"purged: hidden for longer than purge-keys ({policy.purge_keys}s)")
     needed: list[str] = []
     held = _rollovers(policy, works, z, keygen, now, wake, needed)
-    _update(works, policy, z, now, wake, s2i=not policy.keys)
+    rechecks: list[int] = []
+    _update(works, policy, z, now, wake, not policy.keys, rechecks)
     if any(busy.all_hidden() for _, busy in held):
         # A key that held a due roll back left the zone in this very step; nothing
         # else may ever wake the engine up for that roll, so start it now.
@@ -454,8 +468,37 @@ def step(
                 active.waits.remove(_crowd_wait(busy))
         needed.clear()
         _rollovers(policy, works, z, keygen, now, wake, needed)
-        _update(works, policy, z, now, wake, s2i=not policy.keys)
-    return _plan(z, policy, now, works, wake, problems, needed)
+        rechecks.clear()
+        _update(works, policy, z, now, wake, not policy.keys, rechecks)
+    return _plan(z, policy, now, works, wake, problems, needed, rechecks, purges)
+
+
+def _successor_of_live(w: Work, works: Sequence[Work]) -> bool:
+    """Some key still in the zone has ``w`` as its successor (BIND: keymgr_dep)."""
+    return any(
+        d is not w
+        and d.successor == w.tag
+        and w.predecessor == d.tag
+        and not all(s is None or s is H for s in d.states)
+        for d in works
+    )
+
+
+def _retire_excess(
+    policy: Policy, i: int, active: Work, live: Sequence[Work], works: Sequence[Work], now: int
+) -> None:
+    """More keys in use than the policy line asks for, outside any rollover: the others
+    go (BIND: dns_keymgr_run, "Multiple signing keys match the kasp key configuration.
+    Retire excess keys in use.").  A key another identical line of the policy can take
+    is not excess."""
+    if _successor_of_live(active, works):
+        return
+    for w in live:
+        if w is active or _unused(w) or _successor_of_live(w, works):
+            continue
+        if any(_matches(s, w) for s in policy.keys[i + 1 :]):
+            continue
+        md.retire(w, policy, now, f"key {active.tag} already fills its policy line")
 
 
 def _rollovers(
@@ -471,15 +514,17 @@ def _rollovers(
     for each due roll that the key still leaving holds back."""
     held: list[tuple[Work, Work]] = []
     claimed: set[int] = set()
-    for spec in policy.keys:
+    for i, spec in enumerate(policy.keys):
         mine = [w for w in works if _matches(spec, w) and not w.purge and id(w) not in claimed]
         for w in mine:
-            if w.goal is O:
-                md.update_lifetime(w, policy, spec.lifetime)
+            # every matching key, leaving ones too, gets the policy's lifetime if it has
+            # none (BIND: keymgr_key_update_lifetime, called for each match)
+            md.update_lifetime(w, policy, spec.lifetime)
         live = [w for w in mine if w.goal is O]
         active = max(live, key=lambda w: w.timings.get("activate") or 0, default=None)
         if active is not None:
             claimed.add(id(active))
+            _retire_excess(policy, i, active, live, works, now)
         busy = _rollover(spec, active, works, zone, policy, keygen, now, wake, needed)
         if active is not None and busy is not None:
             held.append((active, busy))
@@ -494,10 +539,12 @@ def _plan(
     wake: list[int],
     problems: list[Finding],
     needed: list[str],
+    rechecks: list[int],
+    purges: list[int],
 ) -> Plan:
     reports = []
     for w in works:
-        key = _to_key(w)
+        key = _to_key(w, policy.dnskey_ttl)
         changes = tuple(w.log)
         if not w.created and key == w.key and not changes:
             changes = ()
@@ -520,6 +567,10 @@ def _plan(
     cds = tuple(k for w, k in live if w.ksk and w.states[DS] in (R, O))
     cds_delete = not policy.keys and any(w.states[DS] in (R, O, U) for w, _ in live)
     future = [t for t in wake if t > now]
+    purge = min((t for t in purges if t > now), default=None)
+    state = min([*future, *rechecks], default=None)
+    timed = min([*future, *([purge] if purge else [])], default=None)
+    nxt = min([t for t in (state, purge) if t is not None], default=None)
     return Plan(
         zone=zone,
         policy=policy.name,
@@ -530,7 +581,10 @@ def _plan(
         zsk_signers=having(ZRRSIG),
         cds=() if cds_delete else cds,
         cds_delete=cds_delete,
-        next_event=min(future) if future else None,
+        next_event=nxt,
+        next_timed_event=timed,
+        next_state_event=state,
+        next_purge=purge,
         problems=tuple(problems),
         to_generate=tuple(needed),
     )

@@ -33,7 +33,7 @@ def init_work(key: Key, policy: Policy, now: int) -> Work:
     t = {f.attr: key.timings.get(f.attr) for f in TIMING_FIELDS}
     dnskey = zrrsig = ds = H
     goal = H
-    sig_wait = policy.max_zone_ttl + policy.zone_propagation_delay
+    sig_wait = policy.ttlsig + policy.zone_propagation_delay
     act, pub, sync = t["activate"], t["publish"], t["sync_publish"]
     ret, rem = t["inactive"], t["delete"]
     if act is not None and act <= now:
@@ -185,15 +185,20 @@ def update_lifetime(w: Work, policy: Policy, lifetime: int) -> None:
         set_time(w, "delete", None, "unlimited lifetime")
 
 
-def retire(w: Work, policy: Policy, now: int) -> None:
-    """The key is not wanted by the policy: it goes, safely."""
+def retire(
+    w: Work, policy: Policy, now: int, why: str = "the policy has no key line for it"
+) -> None:
+    """The key is not wanted by the policy: it goes, safely.  Called on every step for
+    such a key (BIND: keymgr_key_retire), so its Retired and Removed times are always
+    written, also for a key that was already leaving."""
     retire = w.timings.get("inactive")
     if retire is None or retire > now:
         set_time(w, "inactive", now, "not wanted by the policy")
+    if w.goal is not H:
+        w.log.append(f"retired: {why}")
     w.goal = H
     settime_remove(w, policy)
     for i, applies in ((DNSKEY, True), (KRRSIG, w.ksk), (DS, w.ksk), (ZRRSIG, w.zsk)):
         if applies and w.states[i] is None:
             w.states[i] = O
             w.changes[i] = now
-    w.log.append("retired: the policy has no key line for it")

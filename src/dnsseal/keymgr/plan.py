@@ -83,9 +83,19 @@ class Plan:
     zsk_signers: tuple[Key, ...] = ()  # sign everything else
     cds: tuple[Key, ...] = ()  # CDS/CDNSKEY for these keys
     cds_delete: bool = False  # publish the RFC 8078 DELETE CDS/CDNSKEY
+    # When to run again: the earliest timed transition, or an hour from now while a DS
+    # change waits for the parent (as BIND's next key event).
     next_event: int | None = None
     problems: tuple[Finding, ...] = ()
     to_generate: tuple[str, ...] = field(default=())  # roles needed when no keygen given
+    # The earliest time something can move by time alone (no parent recheck): what a
+    # simulation that delivers the parent's DS changes itself waits for.
+    next_timed_event: int | None = None
+    # BIND's "next key event" (keymgr nexttime): state changes and rollovers, with the
+    # hourly parent recheck, but not purges (BIND deletes purged key files on whichever
+    # run comes after purge-keys; dnsseal schedules a run for it: next_purge).
+    next_state_event: int | None = None
+    next_purge: int | None = None
 
     @property
     def created(self) -> Sequence[KeyReport]:

@@ -59,7 +59,7 @@ def check_at(tl: Timeline, policy: Policy, t: int) -> list[Bogus]:
     # key of an algorithm go without Dsgn, and the signer drops signatures of keys that no
     # longer sign): signatures of an algorithm absent in between, or of an unsigned zone,
     # do not linger, and when that algorithm comes back it is new again.
-    data_lo = t - policy.max_zone_ttl - zpd
+    data_lo = t - policy.ttlsig - zpd
     options: set[frozenset[KeyId]] = set()
     unsigned = False
     for j in _served(zone, data_lo, t, 0):
@@ -106,8 +106,8 @@ def probe_times(tl: Timeline, policy: Policy) -> list[int]:
         policy.zone_propagation_delay,
         policy.parent_propagation_delay,
         policy.dnskey_ttl + policy.zone_propagation_delay,
-        policy.max_zone_ttl + policy.zone_propagation_delay,
-        policy.max_zone_ttl + policy.zone_propagation_delay + policy.sign_delay,
+        policy.ttlsig + policy.zone_propagation_delay,
+        policy.ttlsig + policy.zone_propagation_delay + policy.sign_delay,
         policy.parent_ds_ttl + policy.parent_propagation_delay,
     }
     times = {v.at for v in tl.zone} | {v.at for v in tl.parent}

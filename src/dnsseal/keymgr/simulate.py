@@ -159,7 +159,7 @@ def simulate(
                 pending = (t + ds_delay, wanted)
             elif wanted == tl.parent[-1].ds:
                 pending = None
-        candidates = [x for x in (plan.next_event, pending[0] if pending else None) if x]
+        candidates = [x for x in (plan.next_timed_event, pending[0] if pending else None) if x]
         if queue:
             candidates.append(queue[0][0])
         nxt = min((c for c in candidates if c > t), default=None)

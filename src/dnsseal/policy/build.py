@@ -104,9 +104,16 @@ def _digests(value: Any, path: str, errs: _Collector) -> tuple[int, ...] | None:
     return tuple(out) if out else None
 
 
+# Names named.conf accepts for an algorithm besides its mnemonic and number (BIND's
+# lib/dns/rcode.c secalg table; named-checkconf is the oracle in tests/keymgr/test_policy.py).
+BIND_ALGORITHM_ALIASES = {"ECDSA256": 13, "ECDSA384": 14}
+
+
 def _algorithm(value: Any, path: str, errs: _Collector) -> int | None:
+    text = str(value).strip()
+    text = str(BIND_ALGORITHM_ALIASES.get(text.upper(), text))
     try:
-        return algorithms.for_generation(str(value)).number
+        return algorithms.for_generation(text).number
     except InputError as e:
         errs.add(path, str(e))
         return None
@@ -192,6 +199,14 @@ def build_policy(name: str, raw: Mapping[str, Any], path: str, errs: _Collector)
             continue
         if opt_name == "nsec3param":
             values["nsec3param"] = _nsec3(value, where, errs)
+            continue
+        if opt_name == "manual-mode":
+            # BIND 9.20: the key manager proposes each step and waits for the operator.
+            # "no" is what dnsseal does; "yes" must not silently run automatically.
+            manual = _bool(value, where, errs)
+            if manual:
+                errs.add(where, "manual-mode yes is not supported yet: keys would be rolled "
+                                "automatically; remove the option or set it to no")  # fmt: skip
             continue
         opt = OPTIONS_BY_NAME.get(opt_name)
         if opt is None:

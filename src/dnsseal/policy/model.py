@@ -19,6 +19,7 @@ from typing import Literal
 from dnsseal.durations import DAY, HOUR, MINUTE
 
 UNLIMITED = 0
+DEFAULT_TTLSIG = 7 * DAY
 Role = Literal["ksk", "zsk", "csk"]
 ROLES: tuple[Role, ...] = ("ksk", "zsk", "csk")
 OptionKind = Literal["duration", "bool", "digests"]
@@ -198,6 +199,14 @@ class Policy:
     # RFC 7583 intervals, as BIND's keymgr computes them -------------------------------
 
     @property
+    def ttlsig(self) -> int:
+        """TTLsig: the longest a zone signature may stay in a cache.  ``max-zone-ttl 0``
+        (no limit, as in the built-in ``insecure`` policy) counts as one week, the
+        resolvers' usual max-cache-ttl (BIND: lib/dns/kasp.c dns_kasp_zonemaxttl with
+        fallback, DEFAULT_TTLSIG)."""
+        return self.max_zone_ttl or DEFAULT_TTLSIG
+
+    @property
     def sign_delay(self) -> int:
         """Dsgn: how long until every RRset carries a signature of a new ZSK."""
         return max(0, self.signatures_validity - self.signatures_refresh)
@@ -210,7 +219,7 @@ class Policy:
     @property
     def ipub_first(self) -> int:
         """IpubC when the zone is first signed: the signatures must be everywhere too."""
-        return max(self.dnskey_ttl, self.max_zone_ttl) + (
+        return max(self.dnskey_ttl, self.ttlsig) + (
             self.zone_propagation_delay + self.publish_safety
         )
 
@@ -222,9 +231,7 @@ class Policy:
     @property
     def iret_zsk(self) -> int:
         """Iret for a ZSK: every signature of the old key leaves every cache."""
-        return (
-            self.sign_delay + self.zone_propagation_delay + self.max_zone_ttl + self.retire_safety
-        )
+        return self.sign_delay + self.zone_propagation_delay + self.ttlsig + self.retire_safety
 
     def roll_duration(self, role: Role) -> int:
         """The least time a roll of ``role`` needs from successor publication to the old
@@ -235,7 +242,8 @@ class Policy:
 
 
 DEFAULT = Policy(name="default", keys=(KeySpec("csk", 13, UNLIMITED),))
-INSECURE = Policy(name="insecure", keys=())
+# BIND 9.18's built-in "insecure" (named -C): no keys, max-zone-ttl 0.
+INSECURE = Policy(name="insecure", keys=(), max_zone_ttl=0)
 NONE = Policy(name="none", keys=(), manage=False)
 BUILTIN: dict[str, Policy] = {p.name: p for p in (DEFAULT, INSECURE, NONE)}
 BLOCKS = ("keys", "nsec3param")

@@ -25,11 +25,16 @@ class Token:
 
 @dataclass(frozen=True, slots=True)
 class Statement:
-    """``word word ... [{ statements }] ;`` with the line it starts on."""
+    """``word word ... [{ statements }] ;`` with the line it starts on.
+
+    Some statements outside ``dnssec-policy`` go on after their first block
+    (``inet 127.0.0.1 allow { ... } keys { ... };`` in ``controls``): what follows the
+    first block is kept in ``tail`` (words, and further blocks as ``{``/``}`` tokens)."""
 
     words: tuple[Token, ...]
     block: tuple[Statement, ...] | None
     line: int
+    tail: tuple[Token, ...] = ()
 
 
 def tokenize(text: str, source: str = "named.conf") -> list[Token]:
@@ -101,6 +106,7 @@ def parse_statements(tokens: list[Token], source: str = "named.conf") -> list[St
                 pos += 1
                 continue
             words: list[Token] = []
+            tail: list[Token] = []
             sub: tuple[Statement, ...] | None = None
             start = tok.line
             while pos < len(tokens) and not _special(tokens[pos], ";"):
@@ -111,18 +117,19 @@ def parse_statements(tokens: list[Token], source: str = "named.conf") -> list[St
                     if pos >= len(tokens):
                         raise FileFormatError(source, t.line, "'{' is never closed")
                     pos += 1  # the '}'
-                    sub = tuple(inner)
+                    if sub is None:
+                        sub = tuple(inner)
+                    else:
+                        tail += [t, Token("}", tokens[pos - 1].line)]
                     continue
                 if _special(t, "}"):
                     raise FileFormatError(source, t.line, "missing ';' before '}'")
-                if sub is not None:
-                    raise FileFormatError(source, t.line, "missing ';' after '}'")
-                words.append(t)
+                (words if sub is None else tail).append(t)
                 pos += 1
             if pos >= len(tokens):
                 raise FileFormatError(source, start, "statement not terminated by ';'")
             pos += 1
-            stmts.append(Statement(tuple(words), sub, start))
+            stmts.append(Statement(tuple(words), sub, start, tuple(tail)))
         return stmts  # an unclosed '{' is reported by the caller, with its line
 
     return block(0)
@@ -178,11 +185,20 @@ def _nsec3(st: Statement, source: str) -> dict[str, Any]:
     return out
 
 
+def _no_tail(st: Statement, source: str) -> None:
+    """Inside dnssec-policy nothing follows a block but its ';'."""
+    if st.tail:
+        raise FileFormatError(source, st.tail[0].line, "missing ';' after '}'")
+    for inner in st.block or ():
+        _no_tail(inner, source)
+
+
 def _policy_body(
     stmts: tuple[Statement, ...], source: str, stores: dict[str, str | None]
 ) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for st in stmts:
+        _no_tail(st, source)
         if not st.words:
             raise FileFormatError(source, st.line, "statement without a name")
         name = st.words[0].text.lower()
@@ -207,6 +223,7 @@ def extract(text: str, source: str = "named.conf") -> dict[str, dict[str, Any]]:
     for st in statements:
         if not st.words or st.words[0].text.lower() != "dnssec-policy" or st.block is None:
             continue
+        _no_tail(st, source)
         if len(st.words) != 2:
             raise FileFormatError(source, st.line, "dnssec-policy needs exactly one name")
         name = st.words[1].text

@@ -108,8 +108,16 @@ class Automation:
         if state.inline is not None:
             state.inline.policy = policy
             state.inline.source = zcfg.file
+            state.inline.serial_method = zcfg.serial_method
             return
-        inline = InlineZone(zcfg.name, zcfg.file, policy, cfg.key_dir, cfg.state_dir)
+        inline = InlineZone(
+            zcfg.name,
+            zcfg.file,
+            policy,
+            cfg.key_dir,
+            cfg.state_dir,
+            serial_method=zcfg.serial_method,
+        )
         with Journal(cfg.state_dir) as j:
             replayed = j.replay(inline.name)
         inline.restore(replayed[1] if replayed else None)

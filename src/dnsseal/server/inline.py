@@ -491,7 +491,10 @@ class InlineZone:
                 else None
             )
             return _with_serial(plain, new) if new is not None else plain
-        params = self._params(now, self.serial_method if prev is not None or past_bind else "keep")
+        # The first version keeps the source's serial under "increment"; unixtime and date
+        # apply at once, as named serves its first signed version (checked against 9.18).
+        first = "keep" if self.serial_method == "increment" else self.serial_method
+        params = self._params(now, self.serial_method if prev is not None or past_bind else first)
         if self.policy.offline_ksk:
             zone = self.offline.prepare(zone)
         signed = sign_zone(zone, keys, params, now, previous=prev if keep_sigs else None).zone

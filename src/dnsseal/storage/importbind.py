@@ -465,8 +465,12 @@ class _Importer:
             lines.append(f"checkds = {_q(value)}")
         method = self._opt(st, "serial-update-method")
         if method is not None and method.args and method.args[0].lower() != "increment":
-            self.note(method, f"{where}: serial-update-method {method.args[0]}: dnsseal "
-                      "increments the serial (continuing from the serial BIND served)")  # fmt: skip
+            value = method.args[0].lower()
+            if value in ("unixtime", "date") and policy is not None:
+                lines.append(f"serial-update-method = {_q(value)}")
+            else:
+                self.note(method, f"{where}: serial-update-method {method.args[0]}: "
+                          "dnsseal increments the serial (continuing from BIND's)")  # fmt: skip
         return lines
 
 

@@ -49,6 +49,7 @@ file at once.  Relative paths are relative to the config file's directory.  Exam
     # update-policy = ["grant ddns zonesub ANY", "grant web name www.example.com. A"]
     parental-agents = ["192.0.2.53"]  # asked for our DS RRset when a key waits on it
     checkds = "yes"                   # yes | explicit | no; see below
+    serial-update-method = "increment"  # or unixtime | date, as BIND (inline zones)
 
     [zone."example.net"]              # bump in the wire: signs a zone transferred in
     primaries = ["192.0.2.1", "192.0.2.2 port 5301 key xfr"]   # hidden primaries
@@ -180,8 +181,12 @@ ZONE_OPTIONS = {
     "parental-agents",
     "checkds",
     "primaries",
+    "serial-update-method",
 }
 CHECKDS_MODES = ("yes", "explicit", "no")
+# BIND's serial-update-method for each new signed version (signer.sign.SERIAL_POLICIES less
+# "keep", which would serve changed data under an old serial)
+SERIAL_METHODS = ("increment", "unixtime", "date")
 ZONE_SUFFIXES = (".signed", ".zone", ".db")
 
 
@@ -212,6 +217,7 @@ class ZoneConfig:
     checkds: str = "yes"  # one of CHECKDS_MODES
     primaries: tuple[Primary, ...] = ()  # bump in the wire: ``file`` is the transferred copy
     update_policy: UpdatePolicy | None = None  # grant rules, instead of allow_update
+    serial_method: str = "increment"  # serial-update-method, one of SERIAL_METHODS
 
 
 @dataclass(frozen=True, slots=True)
@@ -567,6 +573,15 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
             nkey = None
         elif nkey is not None and nkey not in keys:
             c.fail(f"{where}.notify-key", f"unknown TSIG key {nkey!r}")
+        serial_method = spec.get("serial-update-method", "increment")
+        if not isinstance(serial_method, str) or serial_method not in SERIAL_METHODS:
+            c.fail(
+                f"{where}.serial-update-method",
+                f"expected one of {', '.join(SERIAL_METHODS)}, got {_kind(serial_method)}",
+            )
+            serial_method = "increment"
+        elif serial_method != "increment" and policy is None:
+            c.fail(f"{where}.serial-update-method", "only inline-signed zones get new serials")
         zones.append(
             ZoneConfig(
                 zname,
@@ -581,6 +596,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
                 str(checkds),
                 primaries,
                 update_policy,
+                serial_method,
             )
         )
     http, http_tls, alerts = _observe_options(c, server, data.get("alerts"), base)

@@ -7,10 +7,18 @@ retried over TCP; SERVFAIL, REFUSED, FORMERR, timeouts and replies that do not m
 question move on to the next server.  A server that did not answer at all (timeout, network
 error) is skipped for a while, 5 s doubling to 5 min while it stays silent, like Unbound's
 infra cache; when every server of a question is backing off, the question fails at once.
-Replies are cached per (name, type, zone) for their TTL, as wire bytes; final results per
-(name, type) for the smallest TTL of their records (bogus ones for at most
-:data:`BOGUS_TTL`, like Unbound's val-bogus-ttl), packed to wire form without the chain
-links (``resolve`` returns the links only for a fresh resolution).
+Caches (all bounded, see :mod:`.cache`):
+
+- upstream replies per (name, type, zone) for their TTL, as wire bytes; the replies a
+  resolution used are dropped when it ends bogus (a forged reply must not keep a name
+  failing for its whole TTL);
+- final results per (name, type) for the smallest TTL of their records, negative ones for
+  the SOA MINIMUM at most (RFC 2308 s5), bogus ones for at most :data:`BOGUS_TTL` (Unbound's
+  val-bogus-ttl), packed to wire form without the chain links (``resolve`` returns the
+  links only for a fresh resolution); a name's NXDOMAIN answers every type (RFC 2308 s5);
+- the delegation cache (:class:`~dnsseal.validator.trustcache.DelegationCache`): each
+  zone's servers and validated chain state, so a new name starts at its closest known zone;
+- with ``aggressive_nsec``, validated NSEC records (:mod:`.aggressive`, RFC 8198).
 """
 
 from __future__ import annotations
@@ -29,10 +37,11 @@ import dns.rcode
 import dns.rdatatype
 
 from dnsseal import clock
-from dnsseal.resolver.cache import Cache, reply_ttl
+from dnsseal.resolver.aggressive import NsecCache
+from dnsseal.resolver.cache import DEFAULT_MAX_BYTES, Cache, reply_ttl
 from dnsseal.resolver.transport import Transport, network_transport
-from dnsseal.validator.machine import Config, Need, Query, Result
-from dnsseal.validator.trustcache import TrustCache
+from dnsseal.validator.machine import Config, Need, Query, Result, negative_ttl
+from dnsseal.validator.trustcache import DelegationCache, TrustCache
 from dnsseal.validator.verdict import Security, Verdict
 
 log = logging.getLogger(__name__)
@@ -46,6 +55,10 @@ MAX_BACKOFF_ENTRIES = 10000
 BOGUS_TTL = 60
 
 Server = tuple[str, int]
+NXDOMAIN_KEY = -1  # results key type of a name's NXDOMAIN, which holds for every type
+# Types whose replies feed other resolutions (the chain walk, NS probes): kept as upstream
+# replies even when they are also the question asked.
+_SHARED_TYPES = {int(dns.rdatatype.DS), int(dns.rdatatype.DNSKEY), int(dns.rdatatype.NS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +71,10 @@ class _Packed:
     sections: bytes
     answers: int  # how many of the packed RRsets belong to the answer section
     verdict: Verdict
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.sections)
 
     @staticmethod
     def of(result: Result) -> _Packed:
@@ -96,14 +113,22 @@ class Resolver:
         transport: Transport | None = None,
         clock_fn: Callable[[], int] = clock.now,
         cache: Cache | None = None,
+        *,
+        cache_bytes: int = DEFAULT_MAX_BYTES,
+        aggressive_nsec: bool = False,
     ) -> None:
+        """``cache_bytes``: the memory upstream replies and results may use together (half
+        each); ``aggressive_nsec``: answer denials from validated NSEC records (RFC 8198)."""
         if config.trust_cache is None:
             config = dataclasses.replace(config, trust_cache=TrustCache())
+        if config.delegations is None:
+            config = dataclasses.replace(config, delegations=DelegationCache())
         self.config = config
         self.transport = transport or network_transport()
         self.clock = clock_fn
-        self.cache = cache if cache is not None else Cache()
-        self.results = Cache()
+        self.cache = cache if cache is not None else Cache(max_bytes=cache_bytes // 2)
+        self.results = Cache(max_bytes=cache_bytes // 2)
+        self.nsec = NsecCache() if aggressive_nsec else None
         self.upstream_queries = 0
         self._silent: dict[Server, tuple[int, int]] = {}  # server -> (retry at, back-off)
         self._inflight: dict[tuple[dns.name.Name, int], asyncio.Future[Result]] = {}
@@ -113,8 +138,14 @@ class Resolver:
         sets stay: they are keyed by the anchors they were validated with)."""
         if config.trust_cache is None:
             config = dataclasses.replace(config, trust_cache=self.config.trust_cache)
+        if config.delegations is None:
+            config = dataclasses.replace(config, delegations=self.config.delegations)
+        if config.delegations is not None:
+            config.delegations.forget_states()  # validated under the old anchors
         self.config = config
-        self.results = Cache()
+        self.results = Cache(max_bytes=self.results.max_bytes)
+        if self.nsec is not None:
+            self.nsec.clear()
 
     async def resolve(self, qname: dns.name.Name | str, rdtype: int | str) -> Result:
         """Resolve and validate (name, type); concurrent callers of the same question share
@@ -130,12 +161,30 @@ class Resolver:
         name = dns.name.from_text(qname) if isinstance(qname, str) else qname
         t = int(dns.rdatatype.RdataType.make(rdtype))
         now = self.clock()
+        hit = self.cached(name, t, now)
+        if hit is not None:
+            return hit
+        return await self._shared(name, t), 0
+
+    def cached(self, name: dns.name.Name, t: int, now: int) -> tuple[Result, int] | None:
+        """A result (and its age) answered without upstream queries: cached, a cached
+        NXDOMAIN of the name (any type), or synthesized from validated NSEC records."""
         cached = self.results.get((name, t), now)
+        if cached is None:
+            cached = self.results.get((name, NXDOMAIN_KEY), now)
+            if isinstance(cached, tuple):
+                cached = (cached[0], dataclasses.replace(cached[1], rdtype=t))
         if isinstance(cached, tuple):
             stored, packed = cached
             assert isinstance(packed, _Packed)
             return packed.unpack(), max(0, now - stored)
-        return await self._shared(name, t), 0
+        if self.nsec is not None:
+            made = self.nsec.answer(name, t, now)
+            if made is not None:
+                result, ttl = made
+                self.results.put((name, t), (now, _Packed.of(result)), ttl, now)
+                return result, 0
+        return None
 
     async def _shared(self, name: dns.name.Name, t: int) -> Result:
         key = (name, t)
@@ -156,19 +205,42 @@ class Resolver:
         now = self.clock()
         query = Query(name, t, self.config, now)
         step = query.start()
+        used: list[tuple[dns.name.Name, int, dns.name.Name]] = []
         while isinstance(step, Need):
-            reply = await self.exchange(step)
+            final = step.qname == name and step.rdtype == t and t not in _SHARED_TYPES
+            reply = await self.exchange(step, used, keep=not final)
             step = query.feed(reply)
+        bogus = step.verdict.security is Security.BOGUS
+        if bogus:
+            # What led to bogus may be forged: ask again next time, not for a whole TTL.
+            for key in used:
+                self.cache.drop(key)
         ttls = [r.ttl for r in (*step.answer, *step.authority)]
-        if step.verdict.security is Security.BOGUS:
+        if not step.answer and step.authority:
+            ttls.append(negative_ttl(step.authority))  # RFC 2308 s5: the SOA MINIMUM too
+        if bogus:
             ttls.append(BOGUS_TTL)
         if step.rcode != dns.rcode.SERVFAIL and ttls:
-            self.results.put((name, t), (now, _Packed.of(step)), min(ttls), now)
+            packed = _Packed.of(step)
+            self.results.put((name, t), (now, packed), min(ttls), now)
+            if step.rcode == dns.rcode.NXDOMAIN and not step.answer and not bogus:
+                self.results.put((name, NXDOMAIN_KEY), (now, packed), min(ttls), now)
+        if self.nsec is not None:
+            self.nsec.learn(step, now)
         return step
 
-    async def exchange(self, need: Need) -> dns.message.Message | None:
-        """One upstream question, from the cache or the first server that answers."""
+    async def exchange(
+        self,
+        need: Need,
+        used: list[tuple[dns.name.Name, int, dns.name.Name]] | None = None,
+        keep: bool = True,
+    ) -> dns.message.Message | None:
+        """One upstream question, from the cache or the first server that answers; its
+        cache key goes to ``used``; ``keep=False``: the reply is not cached (the result
+        made of it will be)."""
         key = (need.qname, need.rdtype, need.zone)
+        if used is not None:
+            used.append(key)
         now = self.clock()
         cached = self.cache.get(key, now)
         if isinstance(cached, bytes):
@@ -184,7 +256,8 @@ class Resolver:
             want_dnssec=True,
             payload=PAYLOAD,
         )
-        query.flags &= ~dns.flags.RD
+        if not need.recursive:
+            query.flags &= ~dns.flags.RD
         query.flags |= dns.flags.CD
         wire = query.to_wire()
         for server in servers[:MAX_SERVERS_PER_NEED]:
@@ -194,7 +267,8 @@ class Resolver:
             reply, data = got
             if reply.rcode() in RETRY_RCODES:
                 continue
-            self.cache.put(key, data, reply_ttl(reply, self.cache.max_ttl), now)
+            if keep:
+                self.cache.put(key, data, reply_ttl(reply, self.cache.max_ttl), now)
             return reply
         return None
 

@@ -29,6 +29,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from dnsseal.resolver.cache import DEFAULT_MAX_BYTES
 from dnsseal.resolver.engine import Resolver
 from dnsseal.resolver.transport import network_transport
 from dnsseal.validator.machine import Config, Result
@@ -228,12 +229,19 @@ async def serve_forever(
     timeout: float = 2.0,
     state_file: Path | None = None,
     allow: Sequence[str] = (),
+    aggressive_nsec: bool = False,
+    cache_bytes: int = DEFAULT_MAX_BYTES,
 ) -> None:
     """Serve until SIGINT or SIGTERM.  With ``state_file``, managed (initial-*) trust
     anchors are kept current by RFC 5011 and their state persisted there."""
     from dnsseal.resolver.trustmaint import TrustMaintainer
 
-    resolver = Resolver(config, network_transport(timeout))
+    resolver = Resolver(
+        config,
+        network_transport(timeout),
+        aggressive_nsec=aggressive_nsec,
+        cache_bytes=cache_bytes,
+    )
     service = ResolverService(resolver, allow or DEFAULT_ALLOW)
     await service.start(host, port)
     stop = asyncio.Event()

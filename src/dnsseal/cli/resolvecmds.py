@@ -282,6 +282,13 @@ def resolve(
     help="TOML file whose [resolver] section sets stub-zone, forward-zone, aggressive-nsec, "
     "cache-size and domain-insecure (Unbound's names).",
 )
+@click.option(
+    "--udp-threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Threads answering the UDP socket (repeated questions are answered there).",
+)
 def resolver(
     listen: str,
     listen_port: int,
@@ -294,11 +301,13 @@ def resolver(
     no_minimise: bool,
     timeout: float,
     config_file: str | None,
+    udp_threads: int,
 ) -> None:
     """Run a validating recursive resolver: AD on secure answers, SERVFAIL with an
     Extended DNS Error on bogus ones, CD honoured."""
     from dnsseal.resolver.service import serve_forever
     from dnsseal.resolver.settings import ResolverSettings, parse_settings
+    from dnsseal.server import udp as server_udp
 
     config = build_config(anchor_file, hints_file, None, upstream_port, not no_minimise, ntas)
     settings = ResolverSettings()
@@ -326,5 +335,11 @@ def resolver(
             allow=allow,
             aggressive_nsec=settings.aggressive_nsec,
             cache_bytes=settings.cache_bytes,
+            # The authoritative server's C datagram loop, where built (and not switched
+            # off with DNSSEAL_UDP_LOOP=python).
+            native=server_udp._udpfast.Loop
+            if server_udp._udpfast and server_udp.native_loop()
+            else None,
+            udp_threads=udp_threads,
         )
     )

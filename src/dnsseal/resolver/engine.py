@@ -166,6 +166,13 @@ class Resolver:
             return hit
         return await self._shared(name, t), 0
 
+    def is_cached(self, name: dns.name.Name, t: int, now: int) -> bool:
+        """Whether (name, t) is answered from the results cache (not resolved again)."""
+        return (
+            self.results.get((name, t), now) is not None
+            or self.results.get((name, NXDOMAIN_KEY), now) is not None
+        )
+
     def cached(self, name: dns.name.Name, t: int, now: int) -> tuple[Result, int] | None:
         """A result (and its age) answered without upstream queries: cached, a cached
         NXDOMAIN of the name (any type), or synthesized from validated NSEC records."""

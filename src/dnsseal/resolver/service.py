@@ -293,7 +293,12 @@ async def serve_forever(
     """Serve until SIGINT or SIGTERM.  With ``state_file``, managed (initial-*) trust
     anchors are kept current by RFC 5011 and their state persisted there."""
     from dnsseal.resolver.trustmaint import TrustMaintainer
+    from dnsseal.resolver.warmup import warm_up
 
+    try:
+        log.info("[resolver] warm-up done in %.1f ms", await warm_up())
+    except AssertionError as e:  # the service still runs; the first queries are slower
+        log.error("[resolver] warm-up failed: %s", e)
     resolver = Resolver(
         config,
         network_transport(timeout),

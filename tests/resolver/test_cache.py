@@ -13,6 +13,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdata
 import dns.rdatatype
 import dns.rrset
 import pytest
@@ -312,3 +313,30 @@ def test_cache_accounting_follows_puts_and_drops() -> None:
     c.drop(4)
     assert c.bytes == 2 * (ENTRY_OVERHEAD + 10)
     assert c.get(3, NOW + 60) is None and c.bytes == ENTRY_OVERHEAD + 10
+
+
+def test_glue_from_outside_the_referring_zone_is_not_trusted(authority: Authority) -> None:
+    """example.'s servers refer a.example. to ns.evil. with "glue" for it: example. cannot
+    vouch for evil.'s addresses, so the address is never asked (and never cached)."""
+    evil = ("192.0.2.66", 53)
+    asked: list[tuple[str, int]] = []
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        # The referral to a.example. (or, from this one-address authority, its NS answer).
+        section = reply.answer or reply.authority
+        a_ns = [r for r in section if r.rdtype == T.NS and r.name == N("a.example.")]
+        if a_ns:
+            a_ns[0].clear()
+            a_ns[0].add(dns.rdata.from_text("IN", "NS", "ns.evil."))
+            reply.additional = [dns.rrset.from_text("ns.evil.", 300, "IN", "A", evil[0])]
+        return reply
+
+    inner = forging_transport(authority, forge)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        asked.append(server)
+        return await inner(server, wire, tcp)
+
+    res = Resolver(config_for(authority), transport, lambda: NOW)
+    asyncio.run(res.resolve("www.a.example.", "A"))
+    assert evil not in asked

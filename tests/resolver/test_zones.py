@@ -185,7 +185,9 @@ def _signed(d: Path, zone: str, body: str) -> tuple[Path, str]:
         ["dnssec-keygen", "-q", "-K", d, "-a", "ECDSAP256SHA256", "-f", "KSK", zone]
     ).stdout.strip()
     run_tool(["dnssec-keygen", "-q", "-K", d, "-a", "ECDSAP256SHA256", zone])
-    run_tool(["dnssec-signzone", "-q", "-K", d, "-S", "-o", zone, "-f", f"{src}.signed", src])
+    run_tool(
+        ["dnssec-signzone", "-q", "-K", d, "-S", "-o", zone, "-f", f"{src}.signed", src], cwd=d
+    )
     ds = run_tool(["dnssec-dsfromkey", "-2", d / f"{ksk}.key"]).stdout.split()
     return Path(f"{src}.signed"), " ".join(ds[-4:])
 

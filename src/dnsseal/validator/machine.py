@@ -321,7 +321,7 @@ class Query:
                         return reply, zone  # a referral instead of the parent's DS answer
                     minimise = False  # DS lives in the parent: ask it here
                     continue
-                found = yield from self._ns_servers(reply, ns, depth)
+                found = yield from self._ns_servers(reply, ns, depth, zone)
                 if not found and kind is Kind.ANSWER:
                     found = servers  # they answered for the child with authority
                 if not found:
@@ -340,11 +340,15 @@ class Query:
         return None, zone
 
     def _ns_servers(
-        self, reply: dns.message.Message, ns: dns.rrset.RRset, depth: int
+        self, reply: dns.message.Message, ns: dns.rrset.RRset, depth: int, zone: dns.name.Name
     ) -> Generator[Need, Reply, tuple[Server, ...]]:
+        """The addresses of ``ns``'s servers: glue, but only for names under ``zone`` (the
+        zone whose servers sent the referral may only vouch for its own names, Unbound's
+        harden-glue; the delegation cache would keep anything else for the NS TTL), else
+        found by resolving the names."""
         names = [rd.target for rd in ns]
         port = self.config.port
-        found = addresses(reply, names)
+        found = addresses(reply, [n for n in names if n.is_subdomain(zone)])
         if found:
             return tuple((a, port) for a in found)
         if depth >= 2:

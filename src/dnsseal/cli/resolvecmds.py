@@ -284,7 +284,7 @@ def resolve(
 )
 @click.option(
     "--udp-threads",
-    default=1,
+    default=2,
     show_default=True,
     type=click.IntRange(1, 64),
     help="Threads answering the UDP socket (repeated questions are answered there).",

@@ -32,7 +32,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 PAYLOAD = 1232
-CACHE_LIMIT = 100_000  # rendered responses kept (the dict is emptied when full)
+# Rendered responses kept at once (the dict is emptied when full).  They live a second at
+# most, so this bounds distinct questions per second, and memory to ~20 MB.
+CACHE_LIMIT = 20_000
 
 DatagramLoop = Callable[[int, int], Any]  # (fd, cache limit) -> loop with serve()/send()
 Slow = Callable[[bytes, tuple[Any, ...]], None]

@@ -26,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import dns.exception
@@ -53,6 +54,7 @@ BACKOFF_FIRST = 5  # seconds a silent server is skipped, doubling while it stays
 BACKOFF_MAX = 300
 MAX_BACKOFF_ENTRIES = 10000
 BOGUS_TTL = 60
+PARSED_REPLIES = 256  # cached upstream replies also kept parsed (~10 KB each)
 
 Server = tuple[str, int]
 NXDOMAIN_KEY = -1  # results key type of a name's NXDOMAIN, which holds for every type
@@ -129,6 +131,7 @@ class Resolver:
         self.cache = cache if cache is not None else Cache(max_bytes=cache_bytes // 2)
         self.results = Cache(max_bytes=cache_bytes // 2)
         self.nsec = NsecCache() if aggressive_nsec else None
+        self._parsed: OrderedDict[Hashable, tuple[bytes, dns.message.Message]] = OrderedDict()
         self.upstream_queries = 0
         self._silent: dict[Server, tuple[int, int]] = {}  # server -> (retry at, back-off)
         self._inflight: dict[tuple[dns.name.Name, int], asyncio.Future[Result]] = {}
@@ -251,7 +254,7 @@ class Resolver:
         now = self.clock()
         cached = self.cache.get(key, now)
         if isinstance(cached, bytes):
-            return dns.message.from_wire(cached)
+            return self._parse_cached(key, cached)
         servers = [s for s in need.servers if self._silent.get(s, (0, 0))[0] <= now]
         if not servers:
             log.debug("%s/%d: every server is backing off", need.qname, need.rdtype)
@@ -278,6 +281,20 @@ class Resolver:
                 self.cache.put(key, data, reply_ttl(reply, self.cache.max_ttl), now)
             return reply
         return None
+
+    def _parse_cached(self, key: Hashable, data: bytes) -> dns.message.Message:
+        """A cached reply as a message; the hottest few stay parsed (parsing is half the
+        cost of a new name in a known zone).  The machine only reads replies, so one
+        parsed message can serve every query that needs it."""
+        memo = self._parsed.get(key)
+        if memo is not None and memo[0] is data:
+            self._parsed.move_to_end(key)
+            return memo[1]
+        msg = dns.message.from_wire(data)
+        self._parsed[key] = (data, msg)
+        if len(self._parsed) > PARSED_REPLIES:
+            self._parsed.popitem(last=False)
+        return msg
 
     def _silence(self, server: Server) -> None:
         """``server`` did not answer: skip it for a while, longer each time."""

@@ -154,3 +154,28 @@ def test_the_warm_up_validates_through_every_layer() -> None:
     from dnsseal.resolver.warmup import warm_up
 
     assert asyncio.run(warm_up()) > 0
+
+
+def test_upstream_queries_are_what_dnspython_would_send() -> None:
+    """The hand-built query: random ID, CD, RD only for forwarders, EDNS0 DO 1232."""
+    import dns.name
+
+    from dnsseal.resolver.engine import answers, query_wire
+    from dnsseal.validator.machine import Need
+
+    need = Need(dns.name.from_text("www.Example."), 28, (("127.0.0.1", 53),), dns.name.root)
+    q = dns.message.from_wire(query_wire(need))
+    assert (q.question[0].name, q.question[0].rdtype) == (need.qname, 28)
+    assert q.flags & dns.flags.CD and not q.flags & dns.flags.RD
+    assert q.edns == 0 and q.payload == 1232 and q.ednsflags & dns.flags.DO
+    fwd = dns.message.from_wire(query_wire(Need(need.qname, 1, need.servers, need.zone, True)))
+    assert fwd.flags & dns.flags.RD
+    reply = dns.message.make_response(q)
+    qid = q.id.to_bytes(2, "big")
+    assert answers(reply, qid, need)
+    assert not answers(reply, (q.id ^ 1).to_bytes(2, "big"), need)
+    other = dns.message.make_response(dns.message.make_query("www.example.", "A"))
+    other.id = q.id
+    assert not answers(other, qid, need)  # a different question
+    ids = {dns.message.from_wire(query_wire(need)).id for _ in range(50)}
+    assert len(ids) > 40  # random IDs

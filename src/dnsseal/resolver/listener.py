@@ -88,8 +88,13 @@ def fast_path_safe(
     if any(net.version == addr.version and net.prefixlen == 0 for net in allow):
         return True
     if addr.is_loopback:
-        # Only this host can reach a loopback address: its own loopback source must pass.
-        return any(addr in net for net in allow)
+        # Only this host can reach a loopback address, from any loopback source address
+        # (127.0.0.0/8 for IPv4; ::1 for IPv6): all of them must be allowed.
+        sources = ipaddress.ip_network("127.0.0.0/8" if addr.version == 4 else "::1/128")
+        return any(
+            net.version == sources.version and sources.subnet_of(net)  # type: ignore[arg-type]
+            for net in allow
+        )
     return False
 
 

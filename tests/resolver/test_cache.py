@@ -340,3 +340,63 @@ def test_glue_from_outside_the_referring_zone_is_not_trusted(authority: Authorit
     res = Resolver(config_for(authority), transport, lambda: NOW)
     asyncio.run(res.resolve("www.a.example.", "A"))
     assert evil not in asked
+
+
+# --- the DS of a referral ----------------------------------------------------------------
+
+
+def _split_authority(fake_sig: bool = False) -> tuple[Authority, Authority]:
+    """root and example. at 127.0.0.1, a.example. alone at 127.0.0.2 (its glue), so
+    example.'s servers send a real referral, with a.example.'s signed DS."""
+    from .conftest import A_EXAMPLE, EXAMPLE, ROOT
+    from .zonebuild import Nsec3Params, make_key
+
+    a = sign_zone(A_EXAMPLE, "a.example")
+    ds_a = "\n".join(f"a DS {d.to_text()}" for d in a.ds())
+    example = sign_zone(
+        EXAMPLE.replace("ns1.a A 127.0.0.1", "ns1.a A 127.0.0.2") + ds_a,
+        "example",
+        keys=[make_key(True), make_key(False)],
+        nsec3=Nsec3Params(bytes.fromhex("aabbccdd"), 12, True),
+    )
+    ds_ex = "\n".join(f"example. DS {d.to_text()}" for d in example.ds())
+    root = sign_zone(ROOT + ds_ex, ".")
+    return Authority([root, example]), Authority([a])
+
+
+def _split_transport(parents: Authority, child: Authority, forge: bool = False) -> object:
+    async def exchange(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire)
+        auth = child if server[0] == "127.0.0.2" else parents
+        r = auth.answer(q.question[0].name, q.question[0].rdtype)
+        r.id = q.id
+        if forge:  # the referral's DS signature broken
+            for rrset in r.authority:
+                if rrset.rdtype == T.RRSIG and rrset.covers == T.DS:
+                    sig = rrset[0]
+                    bad = sig.replace(signature=bytes(len(sig.signature)))
+                    rrset.clear()
+                    rrset.add(bad)
+        return r.to_wire(max_size=65535)
+
+    return exchange
+
+
+def test_the_ds_of_a_referral_is_used_not_asked_again() -> None:
+    parents, child = _split_authority()
+    config = config_for(parents)
+    res = Resolver(config, _split_transport(parents, child), lambda: NOW)  # type: ignore[arg-type]
+    verdict, rcode = resolve(res, "www.a.example.", "A")
+    assert (verdict.security, rcode) == (S.SECURE, dns.rcode.NOERROR), verdict
+    assert ("a.example.", "NS") in parents.queries  # the referral came from example.
+    assert ("a.example.", "DS") not in parents.queries  # its DS was in it
+
+
+def test_a_referral_with_a_broken_ds_signature_is_bogus() -> None:
+    parents, child = _split_authority()
+    res = Resolver(
+        config_for(parents),
+        _split_transport(parents, child, forge=True),  # type: ignore[arg-type]
+        lambda: NOW,
+    )
+    assert resolve(res, "www.a.example.", "A")[0].security is S.BOGUS

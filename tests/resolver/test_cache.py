@@ -400,3 +400,23 @@ def test_a_referral_with_a_broken_ds_signature_is_bogus() -> None:
         lambda: NOW,
     )
     assert resolve(res, "www.a.example.", "A")[0].security is S.BOGUS
+
+
+def test_servers_that_answer_for_the_child_are_kept_without_ns_lookups(
+    authority: Authority,
+) -> None:
+    """example.'s server answers a.example. NS itself, with authority (it serves both, like
+    one named for a whole tree), naming ns1.example. without an address: it is asked for
+    the child's names directly, not after looking ns1.example. up."""
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.qname == N("a.example.") and need.rdtype == T.NS and reply.answer:
+            ns = reply.answer[0]
+            ns.clear()
+            ns.add(dns.rdata.from_text("IN", "NS", "ns1.example."))
+            reply.additional = []
+        return reply
+
+    res = Resolver(config_for(authority), forging_transport(authority, forge), lambda: NOW)
+    assert resolve(res, "www.a.example.", "A")[0].security is S.SECURE
+    assert ("ns1.example.", "A") not in authority.queries

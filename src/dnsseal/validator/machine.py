@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
@@ -325,9 +326,12 @@ class Query:
                         return reply, zone  # a referral instead of the parent's DS answer
                     minimise = False  # DS lives in the parent: ask it here
                     continue
-                found = yield from self._ns_servers(reply, ns, depth, zone)
-                if not found and kind is Kind.ANSWER:
-                    found = servers  # they answered for the child with authority
+                if kind is Kind.ANSWER and reply.flags & dns.flags.AA:
+                    # They answered the child's NS with authority: they serve the child
+                    # too, so keep asking them (no NS address lookups, as Unbound).
+                    found = servers
+                else:
+                    found = yield from self._ns_servers(reply, ns, depth, zone)
                 if not found:
                     return None, zone
                 zone, servers = ns.name, found

@@ -150,9 +150,9 @@ def test_the_c_loop_only_where_every_client_is_allowed(
 
 
 def test_the_warm_up_validates_through_every_layer() -> None:
-    """It answers SECURE three times (answer, NSEC NXDOMAIN, NODATA) or raises; a second
-    run costs less than the first in a fresh interpreter, which is its point (not timed
-    here: the machine is shared)."""
+    """Four client questions (an answer through a signed delegation, an NSEC NXDOMAIN, a
+    NODATA, a DS) answered with AD through the service, or it raises.  What it saves, the
+    first resolution's first-use costs, is not timed here: the machine is shared."""
     from dnsseal.resolver.warmup import warm_up
 
     assert asyncio.run(warm_up()) > 0

@@ -332,6 +332,8 @@ class Query:
                     found = servers
                 else:
                     found = yield from self._ns_servers(reply, ns, depth, zone)
+                    if not found and kind is Kind.ANSWER:
+                        found = servers  # they answered for the child (without AA)
                 if not found:
                     return None, zone
                 zone, servers = ns.name, found

@@ -181,3 +181,21 @@ def test_upstream_queries_are_what_dnspython_would_send() -> None:
     assert not answers(other, qid, need)  # a different question
     ids = {dns.message.from_wire(query_wire(need)).id for _ in range(50)}
     assert len(ids) > 40  # random IDs
+
+
+def test_a_listen_host_name_is_served(authority: Authority) -> None:
+    """--listen localhost: the C loop is chosen by the address the socket got."""
+    res = Resolver(config_for(authority), memory_transport(authority), lambda: NOW)
+
+    async def go() -> None:
+        service = ResolverService(res, native=NATIVE)
+        _, port = await service.start("localhost", 0)
+        try:
+            loop = asyncio.get_running_loop()
+            q = dns.message.make_query("www.a.example.", "A")
+            r = await loop.run_in_executor(None, _udp, port, q)
+            assert r.answer
+        finally:
+            await service.close()
+
+    asyncio.run(go())

@@ -202,7 +202,12 @@ class ResolverService:
                 continue  # the kernel's free UDP port is taken for TCP: try another
             break
         self._servers.append(server)
-        self._listen_udp(sock, host)
+        try:
+            self._listen_udp(sock, host)
+        except BaseException:
+            sock.close()
+            await self.close()
+            raise
         if self._ticker is None:
             self._ticker = asyncio.ensure_future(self._tick())
         log.info("resolver listening on %s port %d", host, bound[1])
@@ -220,7 +225,8 @@ class ResolverService:
 
             self._spawn(answer())
 
-        native = self.native if fast_path_safe(host, self.allow) else None
+        bound = str(sock.getsockname()[0])  # the address, also when --listen named a host
+        native = self.native if fast_path_safe(bound, self.allow) else None
         if self.native is not None and native is None:
             log.info("resolver: %s is not limited to allowed clients: UDP loop in Python", host)
         listener = UdpListener(

@@ -8,6 +8,7 @@ errors.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import json
 from pathlib import Path
@@ -48,6 +49,7 @@ HEADLINE: dict[Security, str] = {
 
 
 NTA_LIFETIME = 3600  # BIND's nta-lifetime default
+PERMANENT = 1 << 62  # domain-insecure: a negative trust anchor that does not expire
 
 
 def parse_nta(text: str, now: int) -> tuple[dns.name.Name, int]:
@@ -273,6 +275,20 @@ def resolve(
 )
 @click.option("--no-minimise", is_flag=True, help="Send full query names (no RFC 9156).")
 @click.option("--timeout", default=2.0, show_default=True, help="Seconds per upstream try.")
+@click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    help="TOML file whose [resolver] section sets stub-zone, forward-zone, aggressive-nsec, "
+    "cache-size and domain-insecure (Unbound's names).",
+)
+@click.option(
+    "--udp-threads",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Threads answering the UDP socket (repeated questions are answered there).",
+)
 def resolver(
     listen: str,
     listen_port: int,
@@ -284,12 +300,25 @@ def resolver(
     state_file: str | None,
     no_minimise: bool,
     timeout: float,
+    config_file: str | None,
+    udp_threads: int,
 ) -> None:
     """Run a validating recursive resolver: AD on secure answers, SERVFAIL with an
     Extended DNS Error on bogus ones, CD honoured."""
     from dnsseal.resolver.service import serve_forever
+    from dnsseal.resolver.settings import ResolverSettings, parse_settings
+    from dnsseal.server import udp as server_udp
 
     config = build_config(anchor_file, hints_file, None, upstream_port, not no_minimise, ntas)
+    settings = ResolverSettings()
+    if config_file:
+        settings = parse_settings(read_text(config_file), config_file, upstream_port)
+        anchors = config.anchors
+        for name in settings.insecure:
+            anchors = anchors.with_negative(name, PERMANENT)
+        config = dataclasses.replace(
+            config, anchors=anchors, stubs=settings.stubs, forwards=settings.forwards
+        )
     for net in allow:
         try:
             ipaddress.ip_network(net, strict=False)
@@ -297,5 +326,20 @@ def resolver(
             raise OptionError("--allow", str(e)) from None
     state = Path(state_file) if state_file else None
     asyncio.run(
-        serve_forever(config, listen, listen_port, timeout=timeout, state_file=state, allow=allow)
+        serve_forever(
+            config,
+            listen,
+            listen_port,
+            timeout=timeout,
+            state_file=state,
+            allow=allow,
+            aggressive_nsec=settings.aggressive_nsec,
+            cache_bytes=settings.cache_bytes,
+            # The authoritative server's C datagram loop, where built (and not switched
+            # off with DNSSEAL_UDP_LOOP=python).
+            native=server_udp._udpfast.Loop
+            if server_udp._udpfast and server_udp.native_loop()
+            else None,
+            udp_threads=udp_threads,
+        )
     )

@@ -7,10 +7,18 @@ retried over TCP; SERVFAIL, REFUSED, FORMERR, timeouts and replies that do not m
 question move on to the next server.  A server that did not answer at all (timeout, network
 error) is skipped for a while, 5 s doubling to 5 min while it stays silent, like Unbound's
 infra cache; when every server of a question is backing off, the question fails at once.
-Replies are cached per (name, type, zone) for their TTL, as wire bytes; final results per
-(name, type) for the smallest TTL of their records (bogus ones for at most
-:data:`BOGUS_TTL`, like Unbound's val-bogus-ttl), packed to wire form without the chain
-links (``resolve`` returns the links only for a fresh resolution).
+Caches (all bounded, see :mod:`.cache`):
+
+- upstream replies per (name, type, zone) for their TTL, as wire bytes; the replies a
+  resolution used are dropped when it ends bogus (a forged reply must not keep a name
+  failing for its whole TTL);
+- final results per (name, type) for the smallest TTL of their records, negative ones for
+  the SOA MINIMUM at most (RFC 2308 s5), bogus ones for at most :data:`BOGUS_TTL` (Unbound's
+  val-bogus-ttl), packed to wire form without the chain links (``resolve`` returns the
+  links only for a fresh resolution); a name's NXDOMAIN answers every type (RFC 2308 s5);
+- the delegation cache (:class:`~dnsseal.validator.trustcache.DelegationCache`): each
+  zone's servers and validated chain state, so a new name starts at its closest known zone;
+- with ``aggressive_nsec``, validated NSEC records (:mod:`.aggressive`, RFC 8198).
 """
 
 from __future__ import annotations
@@ -18,21 +26,26 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
+import secrets
+import struct
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.opcode
 import dns.rcode
 import dns.rdatatype
 
 from dnsseal import clock
-from dnsseal.resolver.cache import Cache, reply_ttl
+from dnsseal.resolver.aggressive import NsecCache
+from dnsseal.resolver.cache import DEFAULT_MAX_BYTES, Cache, reply_ttl
 from dnsseal.resolver.transport import Transport, network_transport
-from dnsseal.validator.machine import Config, Need, Query, Result
-from dnsseal.validator.trustcache import TrustCache
+from dnsseal.validator.machine import Config, Need, Query, Result, negative_ttl
+from dnsseal.validator.trustcache import DelegationCache, TrustCache
 from dnsseal.validator.verdict import Security, Verdict
 
 log = logging.getLogger(__name__)
@@ -44,8 +57,13 @@ BACKOFF_FIRST = 5  # seconds a silent server is skipped, doubling while it stays
 BACKOFF_MAX = 300
 MAX_BACKOFF_ENTRIES = 10000
 BOGUS_TTL = 60
+PARSED_REPLIES = 256  # cached upstream replies also kept parsed (~10 KB each)
 
 Server = tuple[str, int]
+NXDOMAIN_KEY = -1  # results key type of a name's NXDOMAIN, which holds for every type
+# Types whose replies feed other resolutions (the chain walk, NS probes): kept as upstream
+# replies even when they are also the question asked.
+_SHARED_TYPES = {int(dns.rdatatype.DS), int(dns.rdatatype.DNSKEY), int(dns.rdatatype.NS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +76,10 @@ class _Packed:
     sections: bytes
     answers: int  # how many of the packed RRsets belong to the answer section
     verdict: Verdict
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.sections)
 
     @staticmethod
     def of(result: Result) -> _Packed:
@@ -87,6 +109,42 @@ class _Packed:
         )
 
 
+_OPT = b"\x00" + struct.pack("!HHIH", 41, PAYLOAD, 0x8000, 0)  # EDNS0, 1232 octets, DO
+_FLAGS_CD, _FLAGS_RD = 0x0010, 0x0100
+_ERRORS_WITHOUT_QUESTION = {
+    dns.rcode.FORMERR,
+    dns.rcode.SERVFAIL,
+    dns.rcode.NOTIMP,
+    dns.rcode.REFUSED,
+}
+
+
+def query_wire(need: Need) -> bytes:
+    """The upstream query for ``need``: a random ID, CD set, RD only for a forwarder, EDNS0
+    with DO and our payload (built directly: a dnspython message per query costs more
+    than the round trip on a local network)."""
+    flags = _FLAGS_CD | (_FLAGS_RD if need.recursive else 0)
+    header = struct.pack("!HHHHHH", secrets.randbits(16), flags, 1, 0, 0, 1)
+    qname = need.qname.to_wire()
+    assert qname is not None  # (None only when writing to a file)
+    return header + qname + struct.pack("!HH", need.rdtype, 1) + _OPT
+
+
+def answers(reply: dns.message.Message, qid: bytes, need: Need) -> bool:
+    """Whether ``reply`` is the response to the query with ID ``qid`` for ``need`` (ID, QR,
+    opcode and the question, as dnspython's Message.is_response checks)."""
+    if reply.id != int.from_bytes(qid, "big") or not reply.flags & dns.flags.QR:
+        return False
+    if reply.opcode() != dns.opcode.QUERY:
+        return False
+    if not reply.question:
+        return reply.rcode() in _ERRORS_WITHOUT_QUESTION
+    if len(reply.question) != 1:
+        return False
+    q = reply.question[0]
+    return q.name == need.qname and q.rdtype == need.rdtype and q.rdclass == 1
+
+
 class Resolver:
     """Resolve and validate; ``clock`` returns epoch seconds (pin it in tests)."""
 
@@ -96,14 +154,23 @@ class Resolver:
         transport: Transport | None = None,
         clock_fn: Callable[[], int] = clock.now,
         cache: Cache | None = None,
+        *,
+        cache_bytes: int = DEFAULT_MAX_BYTES,
+        aggressive_nsec: bool = False,
     ) -> None:
+        """``cache_bytes``: the memory upstream replies and results may use together (half
+        each); ``aggressive_nsec``: answer denials from validated NSEC records (RFC 8198)."""
         if config.trust_cache is None:
             config = dataclasses.replace(config, trust_cache=TrustCache())
+        if config.delegations is None:
+            config = dataclasses.replace(config, delegations=DelegationCache())
         self.config = config
         self.transport = transport or network_transport()
         self.clock = clock_fn
-        self.cache = cache if cache is not None else Cache()
-        self.results = Cache()
+        self.cache = cache if cache is not None else Cache(max_bytes=cache_bytes // 2)
+        self.results = Cache(max_bytes=cache_bytes // 2)
+        self.nsec = NsecCache() if aggressive_nsec else None
+        self._parsed: OrderedDict[Hashable, tuple[bytes, dns.message.Message]] = OrderedDict()
         self.upstream_queries = 0
         self._silent: dict[Server, tuple[int, int]] = {}  # server -> (retry at, back-off)
         self._inflight: dict[tuple[dns.name.Name, int], asyncio.Future[Result]] = {}
@@ -113,8 +180,14 @@ class Resolver:
         sets stay: they are keyed by the anchors they were validated with)."""
         if config.trust_cache is None:
             config = dataclasses.replace(config, trust_cache=self.config.trust_cache)
+        if config.delegations is None:
+            config = dataclasses.replace(config, delegations=self.config.delegations)
+        if config.delegations is not None:
+            config.delegations.forget_states()  # validated under the old anchors
         self.config = config
-        self.results = Cache()
+        self.results = Cache(max_bytes=self.results.max_bytes)
+        if self.nsec is not None:
+            self.nsec.clear()
 
     async def resolve(self, qname: dns.name.Name | str, rdtype: int | str) -> Result:
         """Resolve and validate (name, type); concurrent callers of the same question share
@@ -130,12 +203,37 @@ class Resolver:
         name = dns.name.from_text(qname) if isinstance(qname, str) else qname
         t = int(dns.rdatatype.RdataType.make(rdtype))
         now = self.clock()
+        hit = self.cached(name, t, now)
+        if hit is not None:
+            return hit
+        return await self._shared(name, t), 0
+
+    def is_cached(self, name: dns.name.Name, t: int, now: int) -> bool:
+        """Whether (name, t) is answered from the results cache (not resolved again)."""
+        return (
+            self.results.get((name, t), now) is not None
+            or self.results.get((name, NXDOMAIN_KEY), now) is not None
+        )
+
+    def cached(self, name: dns.name.Name, t: int, now: int) -> tuple[Result, int] | None:
+        """A result (and its age) answered without upstream queries: cached, a cached
+        NXDOMAIN of the name (any type), or synthesized from validated NSEC records."""
         cached = self.results.get((name, t), now)
+        if cached is None:
+            cached = self.results.get((name, NXDOMAIN_KEY), now)
+            if isinstance(cached, tuple):
+                cached = (cached[0], dataclasses.replace(cached[1], rdtype=t))
         if isinstance(cached, tuple):
             stored, packed = cached
             assert isinstance(packed, _Packed)
             return packed.unpack(), max(0, now - stored)
-        return await self._shared(name, t), 0
+        if self.nsec is not None:
+            made = self.nsec.answer(name, t, now)
+            if made is not None:
+                result, ttl = made
+                self.results.put((name, t), (now, _Packed.of(result)), ttl, now)
+                return result, 0
+        return None
 
     async def _shared(self, name: dns.name.Name, t: int) -> Result:
         key = (name, t)
@@ -156,47 +254,76 @@ class Resolver:
         now = self.clock()
         query = Query(name, t, self.config, now)
         step = query.start()
+        used: list[tuple[dns.name.Name, int, dns.name.Name]] = []
         while isinstance(step, Need):
-            reply = await self.exchange(step)
+            final = step.qname == name and step.rdtype == t and t not in _SHARED_TYPES
+            reply = await self.exchange(step, used, keep=not final)
             step = query.feed(reply)
+        bogus = step.verdict.security is Security.BOGUS
+        if bogus:
+            # What led to bogus may be forged: ask again next time, not for a whole TTL.
+            for key in used:
+                self.cache.drop(key)
         ttls = [r.ttl for r in (*step.answer, *step.authority)]
-        if step.verdict.security is Security.BOGUS:
+        if not step.answer and step.authority:
+            ttls.append(negative_ttl(step.authority))  # RFC 2308 s5: the SOA MINIMUM too
+        if bogus:
             ttls.append(BOGUS_TTL)
         if step.rcode != dns.rcode.SERVFAIL and ttls:
-            self.results.put((name, t), (now, _Packed.of(step)), min(ttls), now)
+            packed = _Packed.of(step)
+            self.results.put((name, t), (now, packed), min(ttls), now)
+            if step.rcode == dns.rcode.NXDOMAIN and not step.answer and not bogus:
+                self.results.put((name, NXDOMAIN_KEY), (now, packed), min(ttls), now)
+        if self.nsec is not None:
+            self.nsec.learn(step, now)
         return step
 
-    async def exchange(self, need: Need) -> dns.message.Message | None:
-        """One upstream question, from the cache or the first server that answers."""
+    async def exchange(
+        self,
+        need: Need,
+        used: list[tuple[dns.name.Name, int, dns.name.Name]] | None = None,
+        keep: bool = True,
+    ) -> dns.message.Message | None:
+        """One upstream question, from the cache or the first server that answers; its
+        cache key goes to ``used``; ``keep=False``: the reply is not cached (the result
+        made of it will be)."""
         key = (need.qname, need.rdtype, need.zone)
+        if used is not None:
+            used.append(key)
         now = self.clock()
         cached = self.cache.get(key, now)
         if isinstance(cached, bytes):
-            return dns.message.from_wire(cached)
+            return self._parse_cached(key, cached)
         servers = [s for s in need.servers if self._silent.get(s, (0, 0))[0] <= now]
         if not servers:
             log.debug("%s/%d: every server is backing off", need.qname, need.rdtype)
             return None
-        query = dns.message.make_query(
-            need.qname,
-            dns.rdatatype.RdataType.make(need.rdtype),
-            use_edns=0,
-            want_dnssec=True,
-            payload=PAYLOAD,
-        )
-        query.flags &= ~dns.flags.RD
-        query.flags |= dns.flags.CD
-        wire = query.to_wire()
+        wire = query_wire(need)
         for server in servers[:MAX_SERVERS_PER_NEED]:
-            got = await self._one(server, wire, query)
+            got = await self._one(server, wire, need)
             if got is None:
                 continue
             reply, data = got
             if reply.rcode() in RETRY_RCODES:
                 continue
-            self.cache.put(key, data, reply_ttl(reply, self.cache.max_ttl), now)
+            if keep:
+                self.cache.put(key, data, reply_ttl(reply, self.cache.max_ttl), now)
             return reply
         return None
+
+    def _parse_cached(self, key: Hashable, data: bytes) -> dns.message.Message:
+        """A cached reply as a message; the hottest few stay parsed (parsing is half the
+        cost of a new name in a known zone).  The machine only reads replies, so one
+        parsed message can serve every query that needs it."""
+        memo = self._parsed.get(key)
+        if memo is not None and memo[0] is data:
+            self._parsed.move_to_end(key)
+            return memo[1]
+        msg = dns.message.from_wire(data)
+        self._parsed[key] = (data, msg)
+        if len(self._parsed) > PARSED_REPLIES:
+            self._parsed.popitem(last=False)
+        return msg
 
     def _silence(self, server: Server) -> None:
         """``server`` did not answer: skip it for a while, longer each time."""
@@ -211,7 +338,7 @@ class Resolver:
         log.info("%s#%d did not answer: not asked again for %d s", server[0], server[1], delay)
 
     async def _one(
-        self, server: tuple[str, int], wire: bytes, query: dns.message.Message
+        self, server: tuple[str, int], wire: bytes, need: Need
     ) -> tuple[dns.message.Message, bytes] | None:
         for tcp in (False, True):
             self.upstream_queries += 1
@@ -227,7 +354,7 @@ class Resolver:
             except dns.exception.DNSException as e:
                 log.debug("%s#%d: %s", server[0], server[1], e)
                 return None
-            if not query.is_response(reply):
+            if not answers(reply, wire[:2], need):
                 log.debug("%s#%d: reply does not match the query", server[0], server[1])
                 return None
             if reply.flags & dns.flags.TC and not tcp:

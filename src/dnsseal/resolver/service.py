@@ -7,6 +7,10 @@ is returned without AD); RRSIGs and NSEC records (with the proofs of wildcard an
 only when DO is set.  CD is copied into the response (RFC 4035 s3.2.2), DO is echoed
 (RFC 3225 s3) and the OPT record offers 1232 octets (DNS flag day 2020).  Anything with
 QR set is a response, never answered (RFC 1035 s4.1.1; that is how reflection loops start).
+
+UDP responses made from cached results are kept rendered (:mod:`.listener`), so a repeated
+question is answered by the listener thread, in C where the datagram loop is given,
+without parsing the query or building a message.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import ipaddress
 import logging
 import signal
+import socket
 import struct
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -29,7 +34,15 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from dnsseal.resolver.cache import DEFAULT_MAX_BYTES
 from dnsseal.resolver.engine import Resolver
+from dnsseal.resolver.listener import (
+    AnswerCache,
+    DatagramLoop,
+    UdpListener,
+    fast_path_safe,
+    udp_socket,
+)
 from dnsseal.resolver.transport import network_transport
 from dnsseal.validator.machine import Config, Result
 from dnsseal.validator.verdict import Security
@@ -101,12 +114,24 @@ def _add_ede(resp: dns.message.Message, query: dns.message.Message, code: int, t
 class ResolverService:
     """Answers recursive queries; one task per query."""
 
-    def __init__(self, resolver: Resolver, allow: Sequence[str] = DEFAULT_ALLOW) -> None:
+    def __init__(
+        self,
+        resolver: Resolver,
+        allow: Sequence[str] = DEFAULT_ALLOW,
+        native: DatagramLoop | None = None,
+        udp_threads: int = 1,
+    ) -> None:
+        """``native``: the C datagram loop (``dnsseal.server._udpfast.Loop``) for the UDP
+        threads, ``udp_threads`` of them per socket."""
         self.resolver = resolver
         self.allow = tuple(ipaddress.ip_network(n, strict=False) for n in allow)
+        self.native = native
+        self.udp_threads = udp_threads
+        self.answers = AnswerCache()
         self._servers: list[asyncio.AbstractServer] = []
-        self._udp: list[asyncio.DatagramTransport] = []
+        self._listeners: list[UdpListener] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._ticker: asyncio.Task[None] | None = None
 
     def allowed(self, client: str) -> bool:
         try:
@@ -140,6 +165,9 @@ class ResolverService:
             resp = _response(query)
             resp.answer.append(dns.rrset.from_text(q.name, 3600, "IN", "HINFO", '"RFC8482" ""'))
             return resp.to_wire()
+        answers = self.answers
+        answers.tick(self.resolver.clock())
+        generation = answers.generation
         try:
             result, age = await self.resolver.resolve_aged(q.name, q.rdtype)
         except Exception:  # a bug must not take the service down; answer SERVFAIL
@@ -150,35 +178,68 @@ class ResolverService:
         resp = build_response(query, result, age)
         limit = 65535 if tcp else max(512, query.payload if query.edns >= 0 else 512)
         try:
-            return resp.to_wire(max_size=limit)
+            out = resp.to_wire(max_size=limit)
         except dns.exception.TooBig:
             resp.answer, resp.authority, resp.additional = [], [], []
             resp.flags |= dns.flags.TC
-            return resp.to_wire()
+            out = resp.to_wire()
+        if not tcp and self.resolver.is_cached(q.name, q.rdtype, self.resolver.clock()):
+            answers.tick(self.resolver.clock())
+            answers.put(wire, out, generation)
+        return out
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
-        loop = asyncio.get_running_loop()
-        service = self
-
-        class Udp(asyncio.DatagramProtocol):
-            def connection_made(self, transport: asyncio.BaseTransport) -> None:
-                self.transport = transport
-
-            def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-                async def answer() -> None:
-                    out = await service.handle(data, False, str(addr[0]))
-                    if out is not None:
-                        self.transport.sendto(out, addr)  # type: ignore[attr-defined]
-
-                service._spawn(answer())
-
-        transport, _ = await loop.create_datagram_endpoint(Udp, local_addr=(host, port))
-        self._udp.append(transport)
-        bound = transport.get_extra_info("sockname")
-        server = await asyncio.start_server(self._tcp_client, host, bound[1])
+        """Listen on UDP and TCP ``port`` (0: one free for both)."""
+        for attempt in range(20):
+            sock = udp_socket(host, port)
+            bound = sock.getsockname()
+            try:
+                server = await asyncio.start_server(self._tcp_client, host, bound[1])
+            except OSError:
+                sock.close()
+                if port or attempt == 19:
+                    raise
+                continue  # the kernel's free UDP port is taken for TCP: try another
+            break
         self._servers.append(server)
+        try:
+            self._listen_udp(sock, host)
+        except BaseException:
+            sock.close()
+            await self.close()
+            raise
+        if self._ticker is None:
+            self._ticker = asyncio.ensure_future(self._tick())
         log.info("resolver listening on %s port %d", host, bound[1])
         return host, int(bound[1])
+
+    def _listen_udp(self, sock: socket.socket, host: str) -> None:
+        loop = asyncio.get_running_loop()
+
+        def slow(data: bytes, addr: tuple[object, ...]) -> None:
+            async def answer() -> None:
+                out = await self.handle(data, False, str(addr[0]))
+                if out is not None:
+                    with contextlib.suppress(OSError):  # UDP may drop
+                        sock.sendto(out, addr)
+
+            self._spawn(answer())
+
+        bound = str(sock.getsockname()[0])  # the address, also when --listen named a host
+        native = self.native if fast_path_safe(bound, self.allow) else None
+        if self.native is not None and native is None:
+            log.info("resolver: %s is not limited to allowed clients: UDP loop in Python", host)
+        listener = UdpListener(
+            sock, self.answers, loop, slow, self.allowed, native, self.udp_threads
+        )
+        listener.start()
+        self._listeners.append(listener)
+
+    async def _tick(self) -> None:
+        """Empty the rendered responses when the clock's second changes (TTLs count down)."""
+        while True:
+            self.answers.tick(self.resolver.clock())
+            await asyncio.sleep(0.05)
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -206,8 +267,10 @@ class ResolverService:
             writer.close()
 
     async def close(self) -> None:
-        for t in self._udp:
-            t.close()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for listener in self._listeners:
+            await asyncio.get_running_loop().run_in_executor(None, listener.stop)
         for s in self._servers:
             s.close()
             await s.wait_closed()
@@ -228,13 +291,27 @@ async def serve_forever(
     timeout: float = 2.0,
     state_file: Path | None = None,
     allow: Sequence[str] = (),
+    aggressive_nsec: bool = False,
+    cache_bytes: int = DEFAULT_MAX_BYTES,
+    native: DatagramLoop | None = None,
+    udp_threads: int = 1,
 ) -> None:
     """Serve until SIGINT or SIGTERM.  With ``state_file``, managed (initial-*) trust
     anchors are kept current by RFC 5011 and their state persisted there."""
     from dnsseal.resolver.trustmaint import TrustMaintainer
+    from dnsseal.resolver.warmup import warm_up
 
-    resolver = Resolver(config, network_transport(timeout))
-    service = ResolverService(resolver, allow or DEFAULT_ALLOW)
+    try:
+        log.info("[resolver] warm-up done in %.1f ms", await warm_up())
+    except AssertionError as e:  # the service still runs; the first queries are slower
+        log.error("[resolver] warm-up failed: %s", e)
+    resolver = Resolver(
+        config,
+        network_transport(timeout),
+        aggressive_nsec=aggressive_nsec,
+        cache_bytes=cache_bytes,
+    )
+    service = ResolverService(resolver, allow or DEFAULT_ALLOW, native, udp_threads)
     await service.start(host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

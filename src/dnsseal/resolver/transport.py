@@ -15,32 +15,25 @@ Server = tuple[str, int]
 Transport = Callable[[Server, bytes, bool], Awaitable[bytes]]
 
 
-class _Datagram(asyncio.DatagramProtocol):
-    def __init__(self, qid: bytes) -> None:
-        self.qid = qid
-        self.done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        # Ignore datagrams that are not replies to this query (ID mismatch).
-        if len(data) >= 2 and data[:2] == self.qid and not self.done.done():
-            self.done.set_result(data)
-
-    def error_received(self, exc: Exception) -> None:
-        if not self.done.done():
-            self.done.set_exception(exc)
-
-
 async def udp_exchange(server: Server, wire: bytes, timeout: float) -> bytes:
+    """Send ``wire`` from a fresh socket (a new random source port per question) and wait
+    for the reply with the same ID; the socket is connected, so the kernel drops datagrams
+    from any other address (and reports ICMP errors as OSError)."""
     loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
-    transport, proto = await loop.create_datagram_endpoint(
-        lambda: _Datagram(wire[:2]), remote_addr=server, family=family
-    )
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        transport.sendto(wire)
-        return await asyncio.wait_for(proto.done, timeout)
+        sock.setblocking(False)
+        sock.connect(server)
+        await loop.sock_sendall(sock, wire)
+        async with asyncio.timeout(timeout):
+            while True:
+                data = await loop.sock_recv(sock, 65535)
+                # Ignore datagrams that are not replies to this query (ID mismatch).
+                if len(data) >= 2 and data[:2] == wire[:2]:
+                    return data
     finally:
-        transport.close()
+        sock.close()
 
 
 async def tcp_exchange(server: Server, wire: bytes, timeout: float) -> bytes:

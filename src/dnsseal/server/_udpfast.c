@@ -635,14 +635,16 @@ static Py_ssize_t answer_one(const unsigned char *w, Py_ssize_t n, PyObject *cac
     *kind = 0;
     if (n < 12) return 0;
     Py_ssize_t len = 0;
-    if (names != NULL) {
+    /* An empty lane table cannot answer: skip its lookups (the resolver's AnswerCache
+     * has only the response cache). */
+    if (names != NULL && PyDict_GET_SIZE(names) > 0) {
         len = names_lane(w, n, names, payload, out, cap);
         if (len != 0) {
             *kind = len > 0 ? 2 : 0;
             return len;
         }
     }
-    if (exist != NULL) {
+    if (exist != NULL && PyDict_GET_SIZE(exist) > 0) {
         len = nx_lane(w, n, exist, payload, out, cap);
         if (len != 0) {
             *kind = len > 0 ? 3 : 0;

@@ -24,9 +24,10 @@ got no data at all (SERVFAIL, "no server answered").
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
@@ -59,7 +60,7 @@ from dnsseal.validator.msgview import (
 )
 from dnsseal.validator.policy import DEFAULT_POLICY, AlgorithmPolicy
 from dnsseal.validator.rrsig import SigCheck, ZoneKey, verify_rrset
-from dnsseal.validator.trustcache import TrustCache
+from dnsseal.validator.trustcache import DelegationCache, TrustCache
 
 Server = tuple[str, int]
 Reply = dns.message.Message | None
@@ -77,6 +78,10 @@ class Need:
     rdtype: int
     servers: tuple[Server, ...]
     zone: dns.name.Name
+    recursive: bool = False  # a forwarder: set RD, it resolves the name itself
+
+
+Zones = tuple[tuple[dns.name.Name, tuple[Server, ...]], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,13 @@ class Config:
     port: int = 53  # for servers learnt from glue or NS resolution
     # Shared between queries (mutable); None: every query validates its chain from scratch.
     trust_cache: TrustCache | None = field(default=None, compare=False)
+    # Zone cuts and chain states shared between queries (mutable); None: every query
+    # starts at the root (or its stub zone) and walks the whole chain.
+    delegations: DelegationCache | None = field(default=None, compare=False)
+    # Unbound's stub-zone (iterate from these servers for names at or below the zone) and
+    # forward-zone (send the question, with RD, to these resolvers); the deepest wins.
+    stubs: Zones = ()
+    forwards: Zones = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +125,19 @@ class _Zone:
     zone: dns.name.Name
     verdict: v.Verdict
     keys: tuple[ZoneKey, ...] = ()
+    until: int = 0  # when what proved it expires (0: not to be shared)
 
     @property
     def secure(self) -> bool:
         return self.verdict.security is v.Security.SECURE
+
+    @property
+    def security_shareable(self) -> bool:
+        """Secure with keys, or proven insecure: what later queries may start from."""
+        sec = self.verdict.security
+        return self.until > 0 and (
+            (sec is v.Security.SECURE and bool(self.keys)) or sec is v.Security.INSECURE
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +161,11 @@ class Query:
         self.now = now
         self.budget = Budget(config.limits)
         self.servers: dict[dns.name.Name, tuple[Server, ...]] = {dns.name.root: config.root_servers}
+        self.servers.update(config.stubs)
         self.zones: dict[dns.name.Name, _Zone] = {}
         self.links: list[v.Link] = []
+        # Signed DS RRsets met in referrals: child -> (the zone that referred, the reply).
+        self.referral_ds: dict[dns.name.Name, tuple[dns.name.Name, dns.message.Message]] = {}
         self._gen = self._run()
         self._started = False
 
@@ -174,10 +198,25 @@ class Query:
     def _ask(
         self, qname: dns.name.Name, rdtype: int, servers: tuple[Server, ...], zone: dns.name.Name
     ) -> Generator[Need, Reply, Reply]:
+        forward = self._forward(qname)
+        if forward is not None:
+            zone, servers = forward
         if not servers or not self.budget.take("queries"):
             return None
-        reply = yield Need(qname, rdtype, servers, zone)
+        reply = yield Need(qname, rdtype, servers, zone, forward is not None)
         return reply
+
+    def _forward(self, name: dns.name.Name) -> tuple[dns.name.Name, tuple[Server, ...]] | None:
+        """The forward zone ``name`` is under, unless a deeper stub zone covers it."""
+        best: tuple[dns.name.Name, tuple[Server, ...]] | None = None
+        for zone, servers in self.config.forwards:
+            if name.is_subdomain(zone) and (best is None or len(zone) > len(best[0])):
+                best = (zone, servers)
+        if best is None:
+            return None
+        if any(name.is_subdomain(z) and len(z) > len(best[0]) for z, _ in self.config.stubs):
+            return None
+        return best
 
     def _anchored(self, name: dns.name.Name) -> bool:
         """True when a trust anchor covers ``name`` (and no negative anchor lifts it)."""
@@ -185,11 +224,43 @@ class Query:
         return anchors.closest(name) is not None and anchors.negative_for(name, self.now) is None
 
     def _known_zone(self, name: dns.name.Name) -> dns.name.Name:
+        """The deepest zone at or above ``name`` whose servers this query or an earlier
+        one (the delegation cache) learnt."""
         best = dns.name.root
         for zone in self.servers:
             if name.is_subdomain(zone) and len(zone) > len(best):
                 best = zone
+        shared = self.config.delegations
+        if shared is not None:
+            hit = shared.closest(name, self.now)
+            if hit is not None and len(hit[0]) > len(best):
+                best = hit[0]
+                self.servers[best] = hit[1]
         return best
+
+    def _learnt(self, zone: dns.name.Name, servers: tuple[Server, ...], ttl: int) -> None:
+        self.servers[zone] = servers
+        if self.config.delegations is not None:
+            self.config.delegations.put_servers(zone, servers, ttl, self.now)
+
+    def _shared_state(self, zone: dns.name.Name) -> _Zone | None:
+        shared = self.config.delegations
+        context = (self.config.anchors, self.config.policy)
+        state = shared.state(zone, self.now, context) if shared is not None else None
+        if not isinstance(state, _Zone):
+            return None
+        self._link(
+            zone, "cache", f"{state.verdict.reason} (validated earlier)", state.verdict.security
+        )
+        if state.secure:
+            self.zones[zone] = state
+        return state
+
+    def _share(self, state: _Zone) -> None:
+        shared = self.config.delegations
+        if shared is not None and state.security_shareable:
+            context = (self.config.anchors, self.config.policy)
+            shared.put_state(state.zone, state, state.until, self.now, context)
 
     def _verifier(
         self,
@@ -223,6 +294,11 @@ class Query:
         self, qname: dns.name.Name, rdtype: int, depth: int = 0
     ) -> Generator[Need, Reply, tuple[Reply, dns.name.Name]]:
         """Follow referrals from the closest known zone to an authoritative reply."""
+        forward = self._forward(qname)
+        if forward is not None:
+            # A forwarder resolves the name itself: one question, with RD.
+            reply = yield from self._ask(qname, rdtype, forward[1], forward[0])
+            return reply, forward[0]
         start = qname.parent() if rdtype == DS_T and qname != dns.name.root else qname
         zone = self._known_zone(start)
         servers = self.servers[zone]
@@ -240,6 +316,8 @@ class Query:
             if kind is Kind.LAME:
                 return None, zone  # a lame server or a referral that leads nowhere
             ns = referral_ns(reply, zone, ask) if kind is Kind.REFERRAL else None
+            if ns is not None and sigs_for(reply.authority, ns.name, DS_T):
+                self.referral_ds[ns.name] = (zone, reply)
             if ns is None and atype == NS_T and kind is Kind.ANSWER and ask != zone:
                 ns = find(reply.answer, ask, NS_T)
             if ns is not None:
@@ -248,13 +326,18 @@ class Query:
                         return reply, zone  # a referral instead of the parent's DS answer
                     minimise = False  # DS lives in the parent: ask it here
                     continue
-                found = yield from self._ns_servers(reply, ns, depth)
-                if not found and kind is Kind.ANSWER:
-                    found = servers  # they answered for the child with authority
+                if kind is Kind.ANSWER and reply.flags & dns.flags.AA:
+                    # They answered the child's NS with authority: they serve the child
+                    # too, so keep asking them (no NS address lookups, as Unbound).
+                    found = servers
+                else:
+                    found = yield from self._ns_servers(reply, ns, depth, zone)
+                    if not found and kind is Kind.ANSWER:
+                        found = servers  # they answered for the child (without AA)
                 if not found:
                     return None, zone
                 zone, servers = ns.name, found
-                self.servers[zone] = servers
+                self._learnt(zone, servers, ns.ttl)
                 probe = len(zone) + 1
                 continue
             if minimise:
@@ -267,11 +350,15 @@ class Query:
         return None, zone
 
     def _ns_servers(
-        self, reply: dns.message.Message, ns: dns.rrset.RRset, depth: int
+        self, reply: dns.message.Message, ns: dns.rrset.RRset, depth: int, zone: dns.name.Name
     ) -> Generator[Need, Reply, tuple[Server, ...]]:
+        """The addresses of ``ns``'s servers: glue, but only for names under ``zone`` (the
+        zone whose servers sent the referral may only vouch for its own names, Unbound's
+        harden-glue; the delegation cache would keep anything else for the NS TTL), else
+        found by resolving the names."""
         names = [rd.target for rd in ns]
         port = self.config.port
-        found = addresses(reply, names)
+        found = addresses(reply, [n for n in names if n.is_subdomain(zone)])
         if found:
             return tuple((a, port) for a in found)
         if depth >= 2:
@@ -307,7 +394,10 @@ class Query:
                 keys = cache.get(cache_key, self.now)
                 if keys is not None:
                     state = _Zone(
-                        zone, v.secure(f"DNSKEY RRset of {zone} (validated earlier)"), keys
+                        zone,
+                        v.secure(f"DNSKEY RRset of {zone} (validated earlier)"),
+                        keys,
+                        _until(rrset.ttl, sigs, self.now),
                     )
                     self._link(zone, "DNSKEY", state.verdict.reason, v.Security.SECURE)
                     self.zones[zone] = state
@@ -323,6 +413,8 @@ class Query:
                 self.config.policy,
             )
             state = _Zone(zone, ks.verdict, ks.keys)
+            if state.secure and rrset is not None:
+                state = _Zone(zone, ks.verdict, ks.keys, _until(rrset.ttl, sigs, self.now))
             if cache is not None and cache_key is not None and rrset is not None and state.secure:
                 cache.put(cache_key, ks.keys, rrset.ttl, sigs, self.now)
             for step in ks.steps:
@@ -353,15 +445,28 @@ class Query:
             self._link(
                 anchor.zone, "anchor", f"trust anchor {anchor.describe()}", v.Security.SECURE
             )
-        state = yield from self._zone_keys(anchor.zone, anchor.ds, anchor.keys)
+        cached = self.zones.get(anchor.zone) or self._shared_state(anchor.zone)
+        if cached is not None and cached.secure:
+            state = cached
+        else:
+            state = yield from self._zone_keys(anchor.zone, anchor.ds, anchor.keys)
+            self._share(state)
         pos = anchor.zone
         while state.secure and pos != target:
             nxt = dns.name.Name(target.labels[-(len(pos) + 1) :])
-            if nxt in self.zones:
-                state, pos = self.zones[nxt], nxt
+            cached = self.zones.get(nxt) or self._shared_state(nxt)
+            if cached is not None:
+                state, pos = cached, nxt
                 continue
-            servers = self.servers.get(state.zone) or self.servers[self._known_zone(state.zone)]
-            reply = yield from self._ask(nxt, DS_T, servers, state.zone)
+            referral = self.referral_ds.get(nxt)
+            reply: Reply
+            if referral is not None and referral[0] == state.zone:
+                # The parent's signed DS came with its referral: checked exactly like a DS
+                # answer (as Unbound does), one query fewer per zone.
+                reply = referral[1]
+            else:
+                servers = yield from self._servers_of(state.zone)
+                reply = yield from self._ask(nxt, DS_T, servers, state.zone)
             if reply is None:
                 why = f"no answer to {nxt} DS: the chain of trust cannot be built"
                 self._link(state.zone, "DS", why, v.Security.BOGUS)
@@ -388,6 +493,11 @@ class Query:
                     why = f"{nxt} DS is a wildcard expansion: DS RRsets never are"
                     return _Zone(state.zone, v.bogus(why))
                 state = yield from self._zone_keys(nxt, tuple(_ds_rdatas(ds)), ())
+                if state.secure:
+                    ds_until = _until(ds.ttl, sigs_for(section, nxt, DS_T), self.now)
+                    state = _Zone(state.zone, state.verdict, state.keys, min(state.until, ds_until))
+                    self.zones[nxt] = state
+                    self._share(state)
                 pos = nxt
                 continue
             verify = self._verifier(reply.authority, state)
@@ -405,7 +515,13 @@ class Query:
                     return _Zone(state.zone, proof.verdict)
                 if proof.delegation or proof.verdict.security is v.Security.INSECURE:
                     why = f"{nxt} is an insecure delegation: {proof.verdict.reason}"
-                    return _Zone(nxt, v.insecure(why, proof.verdict.ede))
+                    insecure = _Zone(
+                        nxt,
+                        v.insecure(why, proof.verdict.ede),
+                        until=self.now + negative_ttl(reply.authority),
+                    )
+                    self._share(insecure)
+                    return insecure
                 pos = nxt
                 continue
             if kind in (Kind.CNAME, Kind.DNAME):
@@ -424,6 +540,13 @@ class Query:
             self._link(state.zone, "DS", why, v.Security.BOGUS)
             return _Zone(state.zone, v.bogus(why, v.EDE_NO_REACHABLE_AUTHORITY))
         return state
+
+    def _servers_of(self, zone: dns.name.Name) -> Generator[Need, Reply, tuple[Server, ...]]:
+        """The servers of ``zone`` (a zone the chain walk reached); when no query has them
+        any more (a chain state outlived the NS TTL), found again by iteration."""
+        if zone not in self.servers and self._known_zone(zone) != zone:
+            yield from self._iterate(zone, DNSKEY_T)
+        return self.servers.get(zone) or self.servers[self._known_zone(zone)]
 
     def _alias_in_walk(
         self, nxt: dns.name.Name, kind: Kind, reply: dns.message.Message, state: _Zone
@@ -675,6 +798,27 @@ def _denial_signer(authority: list[dns.rrset.RRset], qname: dns.name.Name) -> dn
                 if qname.is_subdomain(rd.signer) and (best is None or len(rd.signer) > len(best)):
                     best = rd.signer
     return best
+
+
+def _until(ttl: int, sigs: list[RRSIG], now: int) -> int:
+    """When an RRset validated at ``now`` stops being usable: its TTL or the first
+    expiry of its signatures."""
+    until = now + ttl
+    for sig in sigs:
+        left = (sig.expiration - now) & 0xFFFFFFFF
+        until = min(until, now + (left if left < 0x80000000 else 0))
+    return until
+
+
+def negative_ttl(authority: Sequence[dns.rrset.RRset]) -> int:
+    """How long a denial may be cached (RFC 2308 s5, RFC 9077): the smallest TTL of the
+    records that make it, and the SOA's MINIMUM field."""
+    ttls = []
+    for r in authority:
+        ttls.append(r.ttl)
+        if r.rdtype == SOA_T:
+            ttls.append(r[0].minimum)
+    return min(ttls) if ttls else 0
 
 
 def _ds_rdatas(rrset: dns.rrset.RRset) -> list[DS]:

@@ -75,3 +75,81 @@ class TrustCache:
         self._data.move_to_end(key)
         while len(self._data) > self.max_entries:
             self._data.popitem(last=False)
+
+
+class DelegationCache:
+    """Zone cuts learnt by earlier queries, so a new name does not start at the root.
+
+    For each zone: its servers (from a referral's NS and glue, until the NS TTL runs out)
+    and, separately, its chain-of-trust state as the query machine left it (secure with its
+    trusted keys, or a proven insecure delegation), until the earliest TTL or signature
+    expiry of what proved it.  Bogus states are never stored (the machine only offers
+    secure and proven-insecure ones).  States are opaque here; each is stored with the
+    ``context`` it was built in (the trust anchors and algorithm policy) and only returned
+    for an equal one.  Both tables are LRUs of ``max_entries``.  Pure: time is passed in.
+    """
+
+    def __init__(self, max_entries: int = 10000) -> None:
+        self.max_entries = max_entries
+        self._servers: OrderedDict[dns.name.Name, tuple[int, tuple[tuple[str, int], ...]]] = (
+            OrderedDict()
+        )
+        self._states: OrderedDict[dns.name.Name, tuple[int, Hashable, object]] = OrderedDict()
+        self.hits = 0
+
+    def __len__(self) -> int:
+        return len(self._servers) + len(self._states)
+
+    def closest(
+        self, name: dns.name.Name, now: int
+    ) -> tuple[dns.name.Name, tuple[tuple[str, int], ...]] | None:
+        """The deepest zone at or above ``name`` whose servers are known, with them."""
+        for i in range(len(name.labels) - 1):
+            zone = dns.name.Name(name.labels[i:])
+            item = self._servers.get(zone)
+            if item is None:
+                continue
+            if item[0] <= now:
+                del self._servers[zone]
+                continue
+            self._servers.move_to_end(zone)
+            self.hits += 1
+            return zone, item[1]
+        return None
+
+    def put_servers(
+        self, zone: dns.name.Name, servers: tuple[tuple[str, int], ...], ttl: int, now: int
+    ) -> None:
+        if ttl <= 0 or not servers or zone == dns.name.root:
+            return  # the root's servers come from the configuration
+        self._servers[zone] = (now + ttl, servers)
+        self._servers.move_to_end(zone)
+        while len(self._servers) > self.max_entries:
+            self._servers.popitem(last=False)
+
+    def state(self, zone: dns.name.Name, now: int, context: Hashable) -> object | None:
+        item = self._states.get(zone)
+        if item is None:
+            return None
+        if item[0] <= now:
+            del self._states[zone]
+            return None
+        if item[1] != context:
+            return None
+        self._states.move_to_end(zone)
+        self.hits += 1
+        return item[2]
+
+    def put_state(
+        self, zone: dns.name.Name, state: object, until: int, now: int, context: Hashable
+    ) -> None:
+        if until <= now:
+            return
+        self._states[zone] = (until, context, state)
+        self._states.move_to_end(zone)
+        while len(self._states) > self.max_entries:
+            self._states.popitem(last=False)
+
+    def forget_states(self) -> None:
+        """Drop every chain state (new trust anchors or policy); servers stay."""
+        self._states.clear()

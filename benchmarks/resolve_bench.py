@@ -1,0 +1,415 @@
+"""Validating-resolver speed: `dnsseal resolver` against a validating Unbound, same run.
+
+Builds a local signed hierarchy with dnssec-keygen/dnssec-signzone (root ``.``, TLD
+``bench.``, leaves ``leafa.bench.`` and ``leafb.bench.``, ECDSAP256SHA256, NSEC), serves it
+with one ``named`` on a free loopback port, and starts both resolvers on free loopback ports
+with the root's DS as their only trust anchor and the named as their root server (Unbound:
+``stub-zone "."``; dnsseal: ``--root-hints`` and ``--upstream-port``).  Then, in alternating
+rounds (--rounds; medians reported, ratios within each round):
+
+* **warm QPS**: dnsperf (DO set, ``--clients`` sockets, 200 outstanding each) replaying 7
+  questions (answers, an NXDOMAIN, a NODATA, under both leaves) after one priming pass;
+* **new-name latency**: ``--names`` never-asked names under a wildcard in a known zone
+  signed with NSEC3 (``leafc.bench.``, so no resolver can synthesize them from cached
+  NSEC records), one at a time: each is an upstream query and a validation of the answer
+  and its wildcard proof, the chain of trust already cached;
+* **cold latency**: a resolver process started fresh (empty caches), ready (TCP accept)
+  and left 0.5 s to finish starting, asked one name: root DNSKEY, TLD DS and DNSKEY,
+  leaf DS and DNSKEY and the answer.
+
+Each resolver gets its best configuration for ``--cores`` cores, printed with the results:
+Unbound with ``num-threads`` = cores and the settings of its "Optimise" guide (slabs,
+so-reuseport, socket buffers, cache sizes); dnsseal with the C datagram loop
+(``--udp-threads``, default = cores).  The load average before and after is printed: on a
+shared machine the absolute numbers drift, the ratios much less.  Example (brief)::
+
+    python benchmarks/resolve_bench.py --seconds 3 --rounds 2
+
+Every process is started here and stopped by its PID.  Nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOA = "@ 3600 IN SOA ns.bench. hostmaster.bench. 1 3600 600 86400 300\n"
+LEAF = "www A 192.0.2.1\nwww AAAA 2001:db8::1\nmail A 192.0.2.2\nmail MX 10 mail\n*.w A 192.0.2.3\n"
+WARM = [
+    ("www.leafa.bench.", "A"),
+    ("www.leafa.bench.", "AAAA"),
+    ("mail.leafa.bench.", "A"),
+    ("nx.leafa.bench.", "A"),  # NXDOMAIN
+    ("www.leafb.bench.", "TXT"),  # NODATA
+    ("www.leafb.bench.", "A"),
+    ("mail.leafb.bench.", "MX"),
+]
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
+    if path is None:
+        sys.exit(f"{name} is not installed (make system-deps)")
+    return path
+
+
+def run(*argv: str | Path, cwd: Path | None = None) -> str:
+    args = [str(a) for a in argv]
+    args[0] = tool(args[0])
+    return subprocess.run(args, cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def free_port() -> int:
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind(("127.0.0.1", 0))
+            port = int(t.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port")
+
+
+# --- the hierarchy ----------------------------------------------------------------------
+
+
+def sign(d: Path, zone: str, body: str, nsec3: bool = False) -> tuple[Path, str]:
+    """Sign ``zone`` with a fresh KSK + ZSK (NSEC, or NSEC3 without salt or iterations);
+    returns the signed file and the KSK's DS."""
+    src = d / f"{zone.rstrip('.') or 'root'}.zone"
+    src.write_text(f"$ORIGIN {zone}\n$TTL 3600\n{SOA}{body}")
+    ksk = run("dnssec-keygen", "-q", "-K", d, "-a", "ECDSAP256SHA256", "-f", "KSK", zone).strip()
+    run("dnssec-keygen", "-q", "-K", d, "-a", "ECDSAP256SHA256", zone)
+    out = Path(f"{src}.signed")
+    nsec3_args = ["-3", "-", "-H", "0"] if nsec3 else []
+    run("dnssec-signzone", "-q", "-K", d, "-S", *nsec3_args, "-o", zone, "-f", out, src, cwd=d)
+    ds = run("dnssec-dsfromkey", "-2", d / f"{ksk}.key").split()
+    return out, " ".join(ds[-4:])
+
+
+def build(d: Path) -> tuple[dict[str, Path], str]:
+    files: dict[str, Path] = {}
+    tld = "@ NS ns.bench.\nns A 127.0.0.1\n"
+    for leaf in ("leafa", "leafb", "leafc"):
+        nsec3 = leaf == "leafc"  # no aggressive NSEC synthesis there: new names go upstream
+        files[f"{leaf}.bench."], ds = sign(d, f"{leaf}.bench.", "@ NS ns.bench.\n" + LEAF, nsec3)
+        tld += f"{leaf} NS ns.bench.\n{leaf} DS {ds}\n"
+    files["bench."], ds = sign(d, "bench.", tld)
+    files["."], root_ds = sign(
+        d, ".", f"@ NS ns.bench.\nbench. NS ns.bench.\nbench. DS {ds}\nns.bench. A 127.0.0.1\n"
+    )
+    return files, root_ds
+
+
+# --- processes ------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+
+
+def stop(p: Proc) -> None:
+    if p.proc.poll() is None:
+        p.proc.terminate()
+        try:
+            p.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.proc.kill()
+            p.proc.wait()
+
+
+def wait_tcp(p: Proc, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if p.proc.poll() is not None:
+            raise RuntimeError(f"{p.name} exited with {p.proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", p.port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"{p.name} did not come up")
+
+
+def start_named(d: Path, files: dict[str, Path]) -> Proc:
+    port = free_port()
+    zones = "".join(f'zone "{z}" {{ type primary; file "{p}"; }};\n' for z, p in files.items())
+    conf = d / "named.conf"
+    conf.write_text(
+        f'options {{ directory "{d}"; listen-on port {port} {{ 127.0.0.1; }}; '
+        f'listen-on-v6 {{ none; }}; pid-file "{d}/named.pid"; recursion no; '
+        "dnssec-validation no; notify no; };\ncontrols { };\n" + zones
+    )
+    log = (d / "named.log").open("wb")
+    p = Proc(
+        "named",
+        port,
+        subprocess.Popen([tool("named"), "-g", "-c", str(conf)], stdout=log, stderr=log),
+    )
+    wait_tcp(p)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until every zone is loaded (REFUSED before)
+        if all(ask(port, z, "SOA", 1)[1] == 0 for z in files):
+            return p
+        time.sleep(0.1)
+    raise RuntimeError(f"named did not load the zones (see {d}/named.log)")
+
+
+def unbound_settings(cores: int) -> list[str]:
+    """Unbound's documented performance settings ("Howto Optimise") for ``cores`` cores."""
+    slabs = 1 << max(0, (cores - 1).bit_length())
+    return [
+        f"num-threads: {cores}",
+        f"msg-cache-slabs: {slabs}",
+        f"rrset-cache-slabs: {slabs}",
+        f"infra-cache-slabs: {slabs}",
+        f"key-cache-slabs: {slabs}",
+        "so-reuseport: yes",
+        "so-rcvbuf: 4m",
+        "so-sndbuf: 4m",
+        "msg-cache-size: 64m",
+        "rrset-cache-size: 128m",
+        "outgoing-range: 8192",
+        "num-queries-per-thread: 4096",
+    ]
+
+
+def start_unbound(d: Path, named: int, root_ds: str, cores: int) -> Proc:
+    port = free_port()
+    conf = d / f"unbound-{port}.conf"
+    perf = "".join(f"  {line}\n" for line in unbound_settings(cores))
+    conf.write_text(
+        f"server:\n  interface: 127.0.0.1\n  port: {port}\n  do-ip6: no\n"
+        f'  username: ""\n  chroot: ""\n  directory: "{d}"\n  pidfile: "{d}/unbound-{port}.pid"\n'
+        f'  use-syslog: no\n  logfile: "{d}/unbound.log"\n  do-not-query-localhost: no\n'
+        f'  trust-anchor: ". DS {root_ds}"\n  verbosity: 0\n  qname-minimisation: yes\n'
+        f"{perf}"
+        "remote-control:\n  control-enable: no\n"
+        f'stub-zone:\n  name: "."\n  stub-addr: 127.0.0.1@{named}\n'
+    )
+    run("unbound-checkconf", conf)
+    p = Proc(
+        "unbound",
+        port,
+        subprocess.Popen(
+            [tool("unbound"), "-d", "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    )
+    wait_tcp(p)
+    return p
+
+
+def dnsseal_argv(d: Path, named: int, port: int, threads: int) -> list[str]:
+    return [
+        sys.executable, "-m", "dnsseal.cli.main", "resolver", "--port", str(port),
+        "-a", str(d / "anchors.conf"), "--root-hints", str(d / "root.hints"),
+        "--upstream-port", str(named), "--udp-threads", str(threads),
+    ]  # fmt: skip
+
+
+def start_dnsseal(d: Path, named: int, threads: int) -> Proc:
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    log = (d / "dnsseal.log").open("ab")
+    proc = subprocess.Popen(dnsseal_argv(d, named, port, threads), stdout=log, stderr=log, env=env)
+    p = Proc("dnsseal", port, proc)
+    wait_tcp(p)
+    return p
+
+
+# --- measurements ------------------------------------------------------------------------
+
+
+def wire_query(name: str, rdtype: str, qid: int) -> bytes:
+    types = {"A": 1, "NS": 2, "SOA": 6, "MX": 15, "TXT": 16, "AAAA": 28}
+    labels = [x for x in name.rstrip(".").split(".") if x]
+    qname = b"".join(bytes([len(x)]) + x.encode() for x in labels) + b"\0"
+    opt = b"\x00\x00\x29\x04\xd0\x00\x00\x80\x00\x00\x00"  # EDNS0, 1232, DO
+    return (
+        struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 1)
+        + qname
+        + struct.pack("!HH", types[rdtype], 1)
+        + opt
+    )
+
+
+def ask(port: int, name: str, rdtype: str = "A", timeout: float = 10) -> tuple[float, int]:
+    """(milliseconds, rcode) for one question; the reply must be the query's."""
+    qid = random.randrange(65536)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        t0 = time.perf_counter()
+        s.sendto(wire_query(name, rdtype, qid), ("127.0.0.1", port))
+        while True:
+            data = s.recv(65535)
+            if data[:2] == struct.pack("!H", qid):
+                return (time.perf_counter() - t0) * 1000, data[3] & 0xF
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dnsperf(p: Proc, queries: Path, seconds: float, clients: int) -> tuple[float, float, float]:
+    """(QPS, mean latency ms, the resolver's CPU microseconds per answered query: steadier
+    than QPS on a shared machine)."""
+    port = p.port
+    cpu0 = cpu_seconds(p.proc.pid)
+    out = subprocess.run(
+        [
+            tool("dnsperf"), "-s", "127.0.0.1", "-p", str(port), "-d", str(queries),
+            "-l", str(seconds), "-c", str(clients), "-q", "200", "-D", "-t", "2",
+        ],
+        capture_output=True, text=True, check=False, timeout=seconds + 60,
+    ).stdout  # fmt: skip
+    cpu = cpu_seconds(p.proc.pid) - cpu0
+    qps = re.search(r"Queries per second:\s+([0-9.]+)", out)
+    lat = re.search(r"Average Latency \(s\):\s+([0-9.]+)", out)
+    done = re.search(r"Queries completed:\s+([0-9]+)", out)
+    if qps is None or lat is None or done is None:
+        raise RuntimeError(f"dnsperf output not understood:\n{out}")
+    return float(qps.group(1)), float(lat.group(1)) * 1000, cpu * 1e6 / max(1, int(done.group(1)))
+
+
+def new_names(port: int, count: int, tag: str) -> float:
+    """Median ms to resolve ``count`` never-asked names under a wildcard of the NSEC3 leaf
+    (each is an upstream query and a validation of the answer and its wildcard proof)."""
+    times = []
+    for i in range(count):
+        ms, rcode = ask(port, f"{tag}{i}-{random.randrange(10**9)}.w.leafc.bench.")
+        if rcode != 0:
+            raise RuntimeError(f"new name answered rcode {rcode}")
+        times.append(ms)
+    return statistics.median(times)
+
+
+def cold(start: Callable[[], Proc], samples: int) -> float:
+    """Median ms of the first question to a freshly started resolver."""
+    times = []
+    for _ in range(samples):
+        p = start()
+        try:
+            time.sleep(0.5)  # let start-up work finish: only the resolution is timed
+            ms, rcode = ask(p.port, "www.leafb.bench.", "A")
+            if rcode != 0:
+                raise RuntimeError(f"{p.name}: cold answer rcode {rcode}")
+            times.append(ms)
+        finally:
+            stop(p)
+    return statistics.median(times)
+
+
+def _row(name: str, res: dict[str, list[float]]) -> str:
+    return (
+        f"{name} {res['qps'][-1]:,.0f} QPS {res['lat'][-1]:.2f} ms {res['cpu'][-1]:.1f} us/q, "
+        f"new {res['new'][-1]:.2f} ms, cold {res['cold'][-1]:.1f} ms"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=10, help="dnsperf run per resolver")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians)")
+    ap.add_argument("--clients", type=int, default=4, help="dnsperf sockets")
+    ap.add_argument("--cores", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--udp-threads", type=int, help="dnsseal --udp-threads (default: cores)")
+    ap.add_argument("--names", type=int, default=50, help="new names per round")
+    ap.add_argument("--cold", type=int, default=3, help="cold starts per round")
+    args = ap.parse_args()
+    threads = args.udp_threads or args.cores
+    load0 = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="resolve-bench-") as tmp:
+        d = Path(tmp)
+        files, root_ds = build(d)
+        tag, alg, dt, digest = root_ds.split()
+        (d / "anchors.conf").write_text(
+            f'trust-anchors {{ . static-ds {tag} {alg} {dt} "{digest}"; }};\n'
+        )
+        (d / "root.hints").write_text(". 3600000 NS ns.bench.\nns.bench. 3600000 A 127.0.0.1\n")
+        queries = d / "queries.txt"
+        queries.write_text("".join(f"{n} {t}\n" for n, t in WARM))
+        named = start_named(d, files)
+        starters: dict[str, Callable[[], Proc]] = {
+            "unbound": lambda: start_unbound(d, named.port, root_ds, args.cores),
+            "dnsseal": lambda: start_dnsseal(d, named.port, threads),
+        }
+        results: dict[str, dict[str, list[float]]] = {
+            n: {"qps": [], "lat": [], "cpu": [], "new": [], "cold": []} for n in starters
+        }
+        ratios: dict[str, list[float]] = {"qps": [], "cpu": [], "new": [], "cold": []}
+        try:
+            warm = {n: s() for n, s in starters.items()}
+            try:
+                for p in warm.values():
+                    for name, rdtype in WARM:
+                        _, rcode = ask(p.port, name, rdtype)
+                        if rcode not in (0, 3):
+                            raise RuntimeError(f"{p.name}: {name} {rdtype} rcode {rcode}")
+                for r in range(args.rounds):
+                    order = list(warm) if r % 2 == 0 else list(reversed(warm))
+                    for n in order:
+                        qps, lat, cpu = dnsperf(warm[n], queries, args.seconds, args.clients)
+                        results[n]["qps"].append(qps)
+                        results[n]["lat"].append(lat)
+                        results[n]["cpu"].append(cpu)
+                        results[n]["new"].append(new_names(warm[n].port, args.names, f"r{r}"))
+                    for n in order:
+                        results[n]["cold"].append(cold(starters[n], args.cold))
+                    ours, theirs = results["dnsseal"], results["unbound"]
+                    for key, values in ratios.items():
+                        values.append(ours[key][-1] / theirs[key][-1])
+                    print(f"round {r + 1}: " + "; ".join(_row(n, results[n]) for n in warm))
+            finally:
+                for p in warm.values():
+                    stop(p)
+        finally:
+            stop(named)
+    load1 = os.getloadavg()
+    med = statistics.median
+    print(
+        f"\nload average before {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, "
+        f"after {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}; {os.cpu_count()} CPUs"
+    )
+    print(f"{args.rounds} rounds, dnsperf {args.seconds:g} s x {args.clients} clients, DO, 7 names")
+    print("\n| resolver | warm QPS | warm mean ms | CPU us/query | new-name ms | cold ms |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for n, res in results.items():
+        qps, lat, cpu, new, cold_ms = (med(res[k]) for k in ("qps", "lat", "cpu", "new", "cold"))
+        print(f"| {n} | {qps:,.0f} | {lat:.2f} | {cpu:.2f} | {new:.2f} | {cold_ms:.1f} |")
+    print(
+        f"\ndnsseal/unbound (median of per-round ratios): warm QPS x{med(ratios['qps']):.2f} "
+        f"(target >= 1), CPU per warm query x{med(ratios['cpu']):.2f}, "
+        f"new-name latency x{med(ratios['new']):.2f}, "
+        f"cold latency x{med(ratios['cold']):.2f} (target <= 1.5)"
+    )
+    print("\nconfigurations:")
+    print("  unbound: " + "; ".join(unbound_settings(args.cores)) + "; qname-minimisation: yes")
+    print(f"  dnsseal: resolver --udp-threads {threads} (C datagram loop, answer cache)")
+
+
+if __name__ == "__main__":
+    main()

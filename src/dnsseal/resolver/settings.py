@@ -1,0 +1,183 @@
+"""The ``[resolver]`` section of a config file (TOML), for ``dnsseal resolver --config``.
+
+Option names are Unbound's, so an unbound.conf translates line by line::
+
+    [resolver]
+    aggressive-nsec = true               # RFC 8198 (default false)
+    cache-size = "64m"                   # memory for cached replies and results (k, m, g)
+    domain-insecure = ["corp.example."]  # no validation at or below (a permanent NTA)
+
+    [[resolver.stub-zone]]               # iterate from these servers for the zone
+    name = "corp.example."
+    stub-addr = ["10.0.0.53", "10.0.0.54@5353"]
+
+    [[resolver.forward-zone]]            # send the question (RD set) to these resolvers
+    name = "."
+    forward-addr = ["192.0.2.53"]
+
+Addresses are ``addr``, ``addr@port`` (Unbound) or ``addr#port`` (dig); the default port is
+the resolver's upstream port.  For a name under several zones the deepest zone wins; a
+stub-zone and a forward-zone may not share a name.  Answers from stub and forward zones
+are validated like any other: a private zone under the public root needs its own trust
+anchor (``-a``) or ``domain-insecure``.  Every problem of the file is reported at once with
+its option path (``resolver.stub-zone[0].stub-addr[1]``).  Parsing only: the caller reads
+the file.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+import dns.exception
+import dns.name
+
+from dnsseal.errors import FileFormatError, OptionError
+from dnsseal.resolver.cache import DEFAULT_MAX_BYTES
+from dnsseal.resolver.hints import parse_server
+
+Server = tuple[str, int]
+Zones = tuple[tuple[dns.name.Name, tuple[Server, ...]], ...]
+
+OPTIONS = ("aggressive-nsec", "cache-size", "domain-insecure", "stub-zone", "forward-zone")
+ZONE_KINDS = {"stub-zone": "stub-addr", "forward-zone": "forward-addr"}
+UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+MIN_CACHE = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverSettings:
+    stubs: Zones = ()
+    forwards: Zones = ()
+    aggressive_nsec: bool = False
+    cache_bytes: int = DEFAULT_MAX_BYTES
+    insecure: tuple[dns.name.Name, ...] = ()
+
+
+def parse_settings(text: str, path: str, port: int = 53) -> ResolverSettings:
+    """Read the ``[resolver]`` section of TOML ``text`` (from ``path``, for messages);
+    other sections are left to their readers.  Raises FileFormatError (not TOML, with the
+    line) or OptionError (every wrong option, with its path)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e)
+        m = re.search(r"\(at line (\d+), column \d+\)$", msg)
+        raise FileFormatError(
+            path, int(m.group(1)) if m else None, re.sub(r"\s*\(at [^)]*\)$", "", msg)
+        ) from None
+    section = data.get("resolver", {})
+    problems: list[OptionError] = []
+    if not isinstance(section, dict):
+        raise OptionError("resolver", "must be a table")
+    for key in section:
+        if key not in OPTIONS:
+            problems.append(
+                OptionError(f"resolver.{key}", f"unknown option ({', '.join(OPTIONS)})")
+            )
+    aggressive = section.get("aggressive-nsec", False)
+    if not isinstance(aggressive, bool):
+        problems.append(OptionError("resolver.aggressive-nsec", "must be true or false"))
+        aggressive = False
+    cache_bytes = _cache_size(section.get("cache-size", DEFAULT_MAX_BYTES), problems)
+    insecure = []
+    items = section.get("domain-insecure", [])
+    if not isinstance(items, list):
+        problems.append(OptionError("resolver.domain-insecure", "must be a list of names"))
+        items = []
+    for i, item in enumerate(items):
+        name = _name(item, f"resolver.domain-insecure[{i}]", problems)
+        if name is not None:
+            insecure.append(name)
+    zones: dict[str, Zones] = {}
+    seen: dict[dns.name.Name, str] = {}
+    for kind, addr_key in ZONE_KINDS.items():
+        zones[kind] = _zones(section.get(kind, []), kind, addr_key, port, seen, problems)
+    if problems:
+        if len(problems) == 1:
+            raise problems[0]
+        raise OptionError(path, "; ".join(str(p) for p in problems))
+    return ResolverSettings(
+        zones["stub-zone"], zones["forward-zone"], aggressive, cache_bytes, tuple(insecure)
+    )
+
+
+def _cache_size(value: Any, problems: list[OptionError]) -> int:
+    option = "resolver.cache-size"
+    if isinstance(value, bool):
+        problems.append(OptionError(option, 'must be a size such as 67108864 or "64m"'))
+        return DEFAULT_MAX_BYTES
+    if isinstance(value, str):
+        m = re.fullmatch(r"(\d+)\s*([kmgKMG]?)[bB]?", value.strip())
+        if m is None:
+            problems.append(OptionError(option, f'{value!r} is not a size (e.g. "64m")'))
+            return DEFAULT_MAX_BYTES
+        value = int(m.group(1)) * UNITS[m.group(2).lower()]
+    if not isinstance(value, int):
+        problems.append(OptionError(option, 'must be a size such as 67108864 or "64m"'))
+        return DEFAULT_MAX_BYTES
+    if value < MIN_CACHE:
+        problems.append(OptionError(option, f"at least {MIN_CACHE} octets (1m)"))
+        return DEFAULT_MAX_BYTES
+    return value
+
+
+def _name(item: Any, option: str, problems: list[OptionError]) -> dns.name.Name | None:
+    if not isinstance(item, str):
+        problems.append(OptionError(option, "must be a domain name"))
+        return None
+    try:
+        return dns.name.from_text(item)
+    except dns.exception.DNSException as e:
+        problems.append(OptionError(option, f"{item!r}: {e}"))
+        return None
+
+
+def _zones(
+    items: Any,
+    kind: str,
+    addr_key: str,
+    port: int,
+    seen: dict[dns.name.Name, str],
+    problems: list[OptionError],
+) -> Zones:
+    where = f"resolver.{kind}"
+    if not isinstance(items, list):
+        problems.append(OptionError(where, f"must be a list of tables ([[{where}]])"))
+        return ()
+    out = []
+    for i, item in enumerate(items):
+        at = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            problems.append(OptionError(at, f"must be a table with name and {addr_key}"))
+            continue
+        for key in item:
+            if key not in ("name", addr_key):
+                problems.append(OptionError(f"{at}.{key}", f"unknown (name, {addr_key})"))
+        if "name" not in item:
+            problems.append(OptionError(f"{at}.name", "is required"))
+        name = _name(item.get("name"), f"{at}.name", problems) if "name" in item else None
+        addrs = item.get(addr_key)
+        if not isinstance(addrs, list) or not addrs:
+            problems.append(OptionError(f"{at}.{addr_key}", "must be a non-empty list"))
+            continue
+        servers = []
+        for j, text in enumerate(addrs):
+            option = f"{at}.{addr_key}[{j}]"
+            if not isinstance(text, str):
+                problems.append(OptionError(option, "must be an address string"))
+                continue
+            try:
+                servers.append(parse_server(text.strip().replace("@", "#", 1), port, option))
+            except OptionError as e:
+                problems.append(e)
+        if name is None or not servers:
+            continue
+        if name in seen:
+            problems.append(OptionError(f"{at}.name", f"{name} is already a {seen[name]}"))
+            continue
+        seen[name] = kind
+        out.append((name, tuple(servers)))
+    return tuple(out)

@@ -122,7 +122,21 @@ class DelegationCache:
     ) -> None:
         if ttl <= 0 or not servers or zone == dns.name.root:
             return  # the root's servers come from the configuration
-        self._servers[zone] = (now + ttl, servers)
+        expires = now + ttl
+        known = self._servers.get(zone)
+        if known is not None and known[0] > now:
+            # Never prolong a cached delegation: a child's own NS answer re-learnt before
+            # the parent's expired would keep a removed zone alive for ever ("ghost domain
+            # names", CVE-2012-1192; Unbound's iter_ghost_* scenarios test exactly this).
+            expires = min(expires, known[0])
+        # Nor outlive the delegation it was learnt under: a zone's servers come from its
+        # parent's servers, and when the parent's delegation goes, so does the child's.
+        for i in range(1, len(zone.labels) - 1):
+            parent = self._servers.get(dns.name.Name(zone.labels[i:]))
+            if parent is not None and parent[0] > now:
+                expires = min(expires, parent[0])
+                break
+        self._servers[zone] = (expires, servers)
         self._servers.move_to_end(zone)
         while len(self._servers) > self.max_entries:
             self._servers.popitem(last=False)

@@ -283,7 +283,10 @@ def keys_timeline(
     evs = tline.events(tl)
     bogus = safety.check(tl, pol)
     if svg_file:
-        config.write_text(svg_file, tline.svg(tl))
+        # a tenth of the drawing before now: each key's records since its state file says
+        back = horizon // 10 if existing else 0
+        before = {k.id: tline.current_bars(k, now, now - back) for k in existing}
+        config.write_text(svg_file, tline.svg(tl, now=now, since=now - back, before=before))
     if as_json:
         doc = {
             "zone": z.to_text(),

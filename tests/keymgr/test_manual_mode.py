@@ -7,7 +7,13 @@ complete, and no resolver cache ever finds the zone bogus."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import pytest
+from click.testing import CliRunner, Result
+
+from conftest import run_tool
+from dnsseal.cli.main import cli
 from dnsseal.keymgr import simulate, step
 from dnsseal.keymgr.plan import Facts, Plan, StepApproved
 from dnsseal.keys.model import Key
@@ -123,3 +129,50 @@ def test_approval_is_used_once_and_only_when_due() -> None:
     nxt = step(manual, keys2, Facts(), t + 2 * DAY, zone=ZONE, keygen=gen)
     assert published(nxt) == published(done)
     assert any("ZRRSIG hidden -> rumoured" in p for p in nxt.pending), nxt.pending
+
+
+MANUAL_TOML = """
+[policy.mz]
+manual-mode = true
+keys = [
+  { role = "ksk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256" },
+  { role = "zsk", lifetime = "P60D", algorithm = "ECDSAP256SHA256" },
+]
+"""
+
+
+@pytest.mark.interop
+def test_keys_step_cli(tmp_path: Path) -> None:
+    """keys run proposes, keys step makes the step (key files BIND reads), keys status
+    shows what is pending next; keys step on a policy not in manual-mode is refused."""
+    toml = tmp_path / "p.toml"
+    toml.write_text(MANUAL_TOML)
+    keydir = tmp_path / "k"
+    keydir.mkdir()
+    common = ("example", "-K", keydir, "-p", "mz", "-c", toml)
+
+    def dnsseal(*args: str | Path) -> Result:
+        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+    r = dnsseal("keys", "run", *common, "--now", "20260101000000")
+    assert r.exit_code == 0, r.output
+    assert "pending step (manual-mode; approve with `dnsseal keys step example.`)" in r.output
+    assert "new KSK: created (KSK, algorithm 13)" in r.output
+    assert list(keydir.iterdir()) == []
+    r = dnsseal("keys", "step", *common, "--now", "20260101000000")
+    assert r.exit_code == 0, r.output
+    made = sorted(keydir.glob("*.key"))
+    assert len(made) == 2 and "pending step" not in r.output
+    for f in made:
+        run_tool(["dnssec-settime", "-p", "all", f])  # BIND reads what the step wrote
+    # two days on: the DNSKEYs are in every cache, the CDS (DS hidden -> rumoured) waits
+    r = dnsseal("keys", "status", *common, "--now", "20260103000000")
+    assert r.exit_code == 0, r.output
+    assert "pending step (manual-mode" in r.output
+    assert "KSK: DS hidden -> rumoured" in r.output
+    r = dnsseal("keys", "run", *common, "--now", "20260103000000")
+    assert "DS hidden -> rumoured" in r.output and "(KSK): DS hidden" not in r.output
+    r = dnsseal("keys", "step", *common, "--now", "20260103000000")
+    assert "(KSK): DS hidden -> rumoured" in r.output
+    r = dnsseal("keys", "step", "example", "-K", keydir, "--now", "20260103000000")
+    assert r.exit_code != 0 and "not in manual-mode" in r.output

@@ -176,3 +176,32 @@ def test_keys_step_cli(tmp_path: Path) -> None:
     assert "(KSK): DS hidden -> rumoured" in r.output
     r = dnsseal("keys", "step", "example", "-K", keydir, "--now", "20260103000000")
     assert r.exit_code != 0 and "not in manual-mode" in r.output
+
+
+def test_a_roll_under_way_stops_where_it_is() -> None:
+    """Switched to manual-mode in the middle of a ZSK roll (the successor published), the
+    signature swap and the old key's removal wait; the caches still catch up by time."""
+    auto = kz(200 * DAY, 30 * DAY)
+    tl = run(auto, 30 - 1 / 24)  # the successor is published 2h05 before the swap
+    (old, new) = sorted(created(tl, "zsk"), key=lambda k: k.timings.created or 0)
+    keys = tl.final_keys
+    assert new.id in {k.id for k in last_plan_dnskeys(tl)}
+    manual = auto.replace(manual_mode=True)
+    start = tl.until
+    first = step(manual, keys, Facts(), start, zone=ZONE)
+    before = published(first)
+    caught_up = False
+    for hours in range(1, 60 * 24, 7):
+        plan = step(manual, keys, Facts(), start + hours * HOUR, zone=ZONE)
+        assert published(plan) == before, hours
+        keys = [r.key for r in plan.keys]
+        zsk = {r.key.id: r.key for r in plan.keys}
+        st = zsk[new.id].state
+        caught_up = caught_up or bool(st and st.dnskey and st.dnskey.value == "omnipresent")
+    assert caught_up  # DNSKEY rumoured -> omnipresent went on by time
+    assert f"{old.tag} ZSK: ZRRSIG omnipresent -> unretentive" in plan.pending
+    assert f"{new.tag} ZSK: ZRRSIG hidden -> rumoured" in plan.pending
+
+
+def last_plan_dnskeys(tl: simulate.Timeline) -> tuple[Key, ...]:
+    return tl.plans[-1].dnskeys

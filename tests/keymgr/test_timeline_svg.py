@@ -185,3 +185,33 @@ def test_timeline_svg_renders_in_chromium(tmp_path: Path) -> None:
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(keep) / "keys-timeline.png")
+
+
+def test_timeline_svg_marks_manual_mode_approvals(tmp_path: Path) -> None:
+    """manual-mode: with --approve-after the operator's approvals are diamonds on the date
+    axis, at the times the events list them; with 'never' nothing after now happens."""
+    (tmp_path / "p.toml").write_text(
+        POLICY.replace("[policy.kz]", "[policy.kz]\nmanual-mode = true")
+    )
+    keydir = tmp_path / "k"
+    keydir.mkdir()
+    common = ("example", "-K", keydir, "-p", "kz", "-c", tmp_path / "p.toml")
+    dnsseal("keys", "step", *common, "--now", "20260101000000")
+    svg = tmp_path / "m.svg"
+    out = dnsseal("keys", "timeline", *common, "--now", "20260110000000", "--until", "P150D",
+                  "--approve-after", "P2D", "--json", "--svg", svg)  # fmt: skip
+    events = json.loads(out)["events"]
+    approved = [e["epoch"] for e in events if "approves the pending step" in e["event"]]
+    assert len(approved) >= 5
+    root = ET.parse(svg).getroot()
+    axis = next(g for g in root.iter(f"{NS}g") if "axis" in classes(g))
+    marks = [int(m.get("data-epoch", 0)) for m in axis if "step-approved" in classes(m)]
+    assert marks == approved
+    # keys are only made when the operator approves
+    created = [e["epoch"] for e in events if e["event"] == "key created"]
+    assert created and set(created) <= set(approved)
+    out = dnsseal("keys", "timeline", *common, "--now", "20260110000000", "--until", "P150D",
+                  "--approve-after", "never", "--json")  # fmt: skip
+    events = json.loads(out)["events"]
+    assert not [e for e in events if e["event"] == "key created"]
+    assert not [e for e in events if "approves" in e["event"]]

@@ -41,6 +41,9 @@ EVENT_TABLE: tuple[tuple[str, str], ...] = (
 )
 
 
+APPROVED = "the operator approves the pending step (manual-mode)"
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     at: int
@@ -73,6 +76,9 @@ def events(tl: Timeline, *, since: int | None = None) -> list[Event]:
                         sim = r.key.id not in tl.initial
                         out.append(Event(plan.now, r.key.tag, r.key.role, what, sim))
                         break
+    for t in tl.approvals:
+        if since is None or t >= since:
+            out.append(Event(t, 0, "zone", APPROVED))
     refresh = _next_refresh(tl)
     if refresh is not None:
         out.append(Event(refresh, 0, "zone", "next signature refresh"))
@@ -249,6 +255,12 @@ def _marker(kind: str, cx: float, cy: float, extra: str = "") -> str:
     )
 
 
+def _approval(cx: float, cy: float, extra: str = "") -> str:
+    """A diamond on the date axis: the operator approved a step (manual-mode)."""
+    pts = f"{cx:.1f},{cy - 5:.1f} {cx + 4:.1f},{cy:.1f} {cx:.1f},{cy + 5:.1f} {cx - 4:.1f},{cy:.1f}"
+    return f'<polygon class="marker step-approved" points="{pts}" fill="#444444"{extra}'
+
+
 def svg(
     tl: Timeline,
     width: int = 1000,
@@ -281,6 +293,8 @@ def svg(
     entries: list[tuple[str, str]] = [(s.value, f'fill="{c}"') for s, c in COLOURS.items()]
     entries.append(("future key (simulated)", 'fill="url(#future)"'))
     entries += [(label, kind) for _, kind, label in MARKERS]
+    if tl.approvals:
+        entries.append(("operator approves a step (manual-mode)", "approved"))
     if now is not None:
         entries.append(("now", "now"))
     leg_x, leg_y, leg_row = 8, lanes_end + 10, 18
@@ -292,6 +306,8 @@ def svg(
             cx, cy = leg_x + 8, cy + leg_row
         if how in _MARKER_SHAPES:
             legend.append(_marker(how, cx + 5, cy + 5) + "/>")
+        elif how == "approved":
+            legend.append(_approval(cx + 5, cy + 5) + "/>")
         elif how == "now":
             legend.append(
                 f'<line x1="{cx + 5}" y1="{cy - 1}" x2="{cx + 5}" y2="{cy + 11}" '
@@ -335,6 +351,10 @@ def svg(
             f'<text class="tick-label" data-epoch="{t}" x="{tx:.1f}" y="{axis_y - 7}" '
             f'text-anchor="middle" font-size="10">{label}</text>'
         )
+    for t in tl.approvals:
+        if start <= t <= until:
+            title = f"<title>{APPROVED}: {format_bind_time(t)}</title></polygon>"
+            parts.append(_approval(x(t), axis_y, f' data-epoch="{t}">{title}'))
     parts.append("</g>")
     for n, kid in enumerate(order):
         y0 = top + n * lane

@@ -16,10 +16,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import require_tool
 from dnsseal.cli.main import cli
 from dnsseal.durations import parse_bind_time
+from dnsseal.keymgr import timeline as tline
 
 NS = "{http://www.w3.org/2000/svg}"
 POLICY = """
@@ -215,3 +218,15 @@ def test_timeline_svg_marks_manual_mode_approvals(tmp_path: Path) -> None:
     events = json.loads(out)["events"]
     assert not [e for e in events if e["event"] == "key created"]
     assert not [e for e in events if "approves" in e["event"]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1_000_000_000, 2_500_000_000), st.integers(10, 30 * 365 * 86400))
+def test_axis_ticks_are_round_dates_in_order(start: int, span: int) -> None:
+    until = start + span
+    got = tline.ticks(start, until)
+    epochs = [t for t, _ in got]
+    labels = [label for _, label in got]
+    assert 2 <= len(got) <= 10, (span, labels)
+    assert epochs == sorted(set(epochs)) and start <= epochs[0] and epochs[-1] <= until
+    assert len(set(labels)) == len(labels)  # every label names its own date

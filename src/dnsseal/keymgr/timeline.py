@@ -133,13 +133,19 @@ _HOUR, _DAY = 3600, 86400
 # tick steps: (seconds, label format); months and years are calendar steps
 _STEPS: tuple[tuple[int, str], ...] = (
     (_HOUR, "%m-%d %H:%M"),
+    (3 * _HOUR, "%m-%d %H:%M"),
     (6 * _HOUR, "%m-%d %H:%M"),
+    (12 * _HOUR, "%m-%d %H:%M"),
     (_DAY, "%Y-%m-%d"),
+    (2 * _DAY, "%Y-%m-%d"),
     (7 * _DAY, "%Y-%m-%d"),
     (30 * _DAY, "%Y-%m"),
+    (61 * _DAY, "%Y-%m"),
     (91 * _DAY, "%Y-%m"),
+    (182 * _DAY, "%Y-%m"),
     (365 * _DAY, "%Y"),
 )
+_MONTHS = {30 * _DAY: 1, 61 * _DAY: 2, 91 * _DAY: 3, 182 * _DAY: 6}
 CHAR = 6.2  # average glyph width of the 11px sans-serif font, for layout
 
 
@@ -147,9 +153,11 @@ def ticks(start: int, until: int, most: int = 9) -> list[tuple[int, str]]:
     """Round dates between ``start`` and ``until`` (UTC), at most ``most`` of them."""
     span = max(1, until - start)
     if span < 4 * _HOUR:
-        step = max(60, -(-span // most // 600) * 600)  # whole 10 minutes
+        small = (1, 2, 5, 10, 30, 60, 120, 300, 600, 900, 1800)
+        step = next((s for s in small if span / s <= most), 3600)
         first = -(-start // step) * step
-        return [(t, time.strftime("%H:%M", time.gmtime(t))) for t in range(first, until + 1, step)]
+        fmt = "%H:%M" if step >= 60 else "%H:%M:%S"
+        return [(t, time.strftime(fmt, time.gmtime(t))) for t in range(first, until + 1, step)]
     years = 365 * _DAY * -(-span // (365 * _DAY * most))
     seconds, fmt = next(((s, f) for s, f in _STEPS if span / s <= most), (years, "%Y"))
     if seconds < 30 * _DAY:
@@ -157,7 +165,7 @@ def ticks(start: int, until: int, most: int = 9) -> list[tuple[int, str]]:
         if seconds == 7 * _DAY:  # weeks start on Monday (1970-01-01 was a Thursday)
             first = -(-(start - 4 * _DAY) // seconds) * seconds + 4 * _DAY
         return [(t, time.strftime(fmt, time.gmtime(t))) for t in range(first, until + 1, seconds)]
-    months = {30 * _DAY: 1, 91 * _DAY: 3}.get(seconds, 12 * (seconds // (365 * _DAY)))
+    months = _MONTHS.get(seconds, 12 * (seconds // (365 * _DAY)))
     g = time.gmtime(start)
     y, m = g.tm_year, g.tm_mon
     out: list[tuple[int, str]] = []
@@ -165,7 +173,7 @@ def ticks(start: int, until: int, most: int = 9) -> list[tuple[int, str]]:
         t = calendar.timegm((y, m, 1, 0, 0, 0))
         if t > until:
             return out
-        if t >= start and (m - 1) % months == 0:
+        if t >= start and (y * 12 + m - 1) % months == 0:
             out.append((t, time.strftime(fmt, time.gmtime(t))))
         m += 1
         if m > 12:

@@ -120,11 +120,16 @@ def test_algorithm_names_as_bind_reads_them(tmp_path: Path) -> None:
         assert {k.algorithm for k in ours.keys} == theirs, name
 
 
-def test_manual_mode_yes_is_refused_not_ignored() -> None:
+def test_manual_mode_is_imported_and_round_trips() -> None:
     text = 'dnssec-policy "m" { manual-mode yes; keys { csk lifetime unlimited algorithm 13; }; };'
+    pol = namedconf.parse(text, "n.conf")["m"]
+    assert pol.manual_mode is True
+    assert tomlfmt.parse(tomlfmt.format([pol]), "p.toml")["m"] == pol
+    text = text.replace("manual-mode yes", "manual-mode no")
+    assert namedconf.parse(text, "n.conf")["m"].manual_mode is False
     with pytest.raises(PolicyErrors) as ei:
-        namedconf.parse(text, "n.conf")
-    assert "policy.m.manual-mode" in str(ei.value) and "not supported" in str(ei.value)
+        namedconf.parse(text.replace("manual-mode no", "manual-mode maybe"), "n.conf")
+    assert "policy.m.manual-mode" in str(ei.value)
 
 
 def test_toml_collects_every_problem_with_its_path() -> None:

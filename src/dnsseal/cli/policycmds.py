@@ -1,4 +1,5 @@
-"""``dnsseal policy check|import`` and ``dnsseal keys run|status|timeline|rollover|checkds``.
+"""``dnsseal policy check|import`` and
+``dnsseal keys run|status|step|timeline|rollover|checkds``.
 
 The ``keys`` commands load a zone's keys from a key directory, run one step of the pure key
 manager (:func:`dnsseal.keymgr.step`) and save what it says, as ``rndc dnssec`` and named's
@@ -28,8 +29,9 @@ from dnsseal.keymgr.plan import (
     Facts,
     Plan,
     RolloverRequest,
+    StepApproved,
 )
-from dnsseal.keymgr.report import key_status_lines
+from dnsseal.keymgr.report import key_status_lines, pending_lines
 from dnsseal.keys import algorithms
 from dnsseal.keys.model import Key, PrivateMaterial, RecordState
 from dnsseal.policy import checks, tomlfmt
@@ -147,6 +149,8 @@ def _print_plan(plan: Plan) -> None:
         click.echo(f"{z}: no change")
     if plan.to_generate:
         click.echo(f"{z}: would create keys: {', '.join(plan.to_generate)}")
+    for line in pending_lines(plan, f"dnsseal keys step {z}"):
+        click.echo(f"{z}: {line}")
     if plan.next_event is not None:
         click.echo(f"{z}: next key event: {format_human_time(plan.next_event)}")
     else:
@@ -227,9 +231,26 @@ def keys_status(
         out.append("")
     if not plan.keys:
         out.append("No keys.")
+    out += pending_lines(plan, f"dnsseal keys step {plan.zone.to_text()}")
     for f in plan.problems:
         out.append(str(f))
     click.echo("\n".join(out).rstrip())
+
+
+@keys.command("step")
+@with_common
+def keys_step(
+    zone: str, keydir: str, policy_name: str, conf: str | None, now_text: str | None
+) -> None:
+    """manual-mode: approve and make the pending step of ZONE (like BIND 9.21's
+    `rndc dnssec -step`), then print what changed and what is pending next."""
+    pol = _policy(policy_name, conf)
+    if not pol.manual_mode:
+        raise OptionError(
+            "--policy", f"policy {pol.name!r} is not in manual-mode: no step waits for approval"
+        )
+    now = _now(now_text)
+    _print_plan(_run(zone, keydir, policy_name, conf, now, [StepApproved(now)]))
 
 
 @keys.command("timeline")
@@ -241,6 +262,13 @@ def keys_status(
     default="PT1H",
     show_default=True,
     help="The parent updates its DS this long after the CDS changes ('never').",
+)
+@click.option(
+    "--approve-after",
+    "approve_text",
+    default="PT0S",
+    show_default=True,
+    help="manual-mode: the operator approves each step this long after it is proposed ('never').",
 )
 @click.option("--json", "as_json", is_flag=True, help="Events as JSON.")
 @click.option(
@@ -258,6 +286,7 @@ def keys_timeline(
     now_text: str | None,
     until: str,
     ds_after: str,
+    approve_text: str,
     as_json: bool,
     svg_file: str | None,
 ) -> None:
@@ -278,12 +307,22 @@ def keys_timeline(
             delay = parse_duration(ds_after)
         except InputError as e:
             raise OptionError("--assume-ds-after", str(e)) from None
+    approve: int | None = None
+    if approve_text.lower() != "never":
+        try:
+            approve = parse_duration(approve_text)
+        except InputError as e:
+            raise OptionError("--approve-after", str(e)) from None
     existing = KeyDirectory(keydir).keys(z)
-    tl = simulate.simulate(pol, existing, now, now + horizon, zone=z, ds_delay=delay)
+    tl = simulate.simulate(pol, existing, now, now + horizon, zone=z, ds_delay=delay,
+                           approve_after=approve)  # fmt: skip
     evs = tline.events(tl)
     bogus = safety.check(tl, pol)
     if svg_file:
-        config.write_text(svg_file, tline.svg(tl))
+        # a tenth of the drawing before now: each key's records since its state file says
+        back = horizon // 10 if existing else 0
+        before = {k.id: tline.current_bars(k, now, now - back) for k in existing}
+        config.write_text(svg_file, tline.svg(tl, now=now, since=now - back, before=before))
     if as_json:
         doc = {
             "zone": z.to_text(),

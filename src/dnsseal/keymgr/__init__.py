@@ -5,6 +5,23 @@ See :mod:`.engine` for the state machine, :mod:`.rules` for the safety predicate
 """
 
 from dnsseal.keymgr.engine import step
-from dnsseal.keymgr.plan import DsSeen, DsWithdrawn, Facts, KeyReport, Plan, RolloverRequest
+from dnsseal.keymgr.plan import (
+    DsSeen,
+    DsWithdrawn,
+    Facts,
+    KeyReport,
+    Plan,
+    RolloverRequest,
+    StepApproved,
+)
 
-__all__ = ["DsSeen", "DsWithdrawn", "Facts", "KeyReport", "Plan", "RolloverRequest", "step"]
+__all__ = [
+    "DsSeen",
+    "DsWithdrawn",
+    "Facts",
+    "KeyReport",
+    "Plan",
+    "RolloverRequest",
+    "StepApproved",
+    "step",
+]

@@ -16,11 +16,19 @@ One step does what BIND's ``dns_keymgr_run`` does, in this order:
    same key line while one is in progress);
 5. move every record towards its key's goal, one safe step at a time (:mod:`.rules`),
    until nothing can move; the earliest time something could move is the next event.
+
+With ``manual-mode`` (BIND 9.21), the steps that change what the zone publishes or signs
+wait for the operator: creating (or taking from the key directory) a key, and every
+record move to rumoured or unretentive.  Moves to omnipresent or hidden only record that
+caches have caught up, and go on by time as always.  The plan then lists the held step
+in ``pending`` (the changes a run approved at the same moment would make), and a
+:class:`~dnsseal.keymgr.plan.StepApproved` fact in the next step lets it happen, once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -29,7 +37,7 @@ import dns.name
 from dnsseal.durations import format_bind_time
 from dnsseal.findings import Finding, Severity
 from dnsseal.keymgr import metadata as md
-from dnsseal.keymgr.plan import Facts, KeyReport, Plan
+from dnsseal.keymgr.plan import Facts, KeyReport, Plan, StepApproved
 from dnsseal.keymgr.rules import (
     DNSKEY,
     DS,
@@ -65,11 +73,31 @@ MAX_TAG_RETRIES = 32
 # While a DS change waits for the parent, look again after this long (BIND:
 # keymgr_transition_time, "Not yet, try again in an hour").
 PARENT_RECHECK = 3600
+STEP_HINT = "the operator's approval (manual-mode): `dnsseal keys step` / `ctl dnssec -step`"
+_FAKE_SIZES = {8: 260, 10: 260, 13: 64, 14: 96, 15: 32, 16: 57}
 _NEXT = {
     # goal -> state -> next state (the edges of the state machine)
     O: {H: R, U: R, R: O, O: O},
     H: {R: U, O: U, U: H, H: H},
 }
+
+
+def fake_keygen(seed: str = "dnsseal") -> KeyGen:
+    """Deterministic placeholder keys for simulations and previews (not usable for
+    signing)."""
+    counter = [0]
+
+    def gen(spec: KeySpec) -> tuple[bytes, PrivateMaterial]:
+        counter[0] += 1
+        size = _FAKE_SIZES.get(spec.algorithm, 64)
+        out = b""
+        block = 0
+        while len(out) < size:
+            out += hashlib.sha256(f"{seed}/{counter[0]}/{block}".encode()).digest()
+            block += 1
+        return out[:size], PrivateMaterial((("PrivateKey", b"simulated"),))
+
+    return gen
 
 
 # ------------------------------------------------------------------------- key matching
@@ -175,9 +203,11 @@ def _rollover(
     now: int,
     wake: list[int],
     needed: list[str],
+    hold: bool = False,
 ) -> Work | None:
     """Start the roll of ``spec``'s key line when it is due.  Returns the key of the same
-    line still leaving the zone when that holds the due roll back, else None."""
+    line still leaving the zone when that holds the due roll back, else None.  ``hold``
+    (manual-mode, not approved): a due new key is not made."""
     prepub = 0
     if active is not None:
         prepub = md.prepublication_time(active, policy, spec.lifetime, now)
@@ -191,6 +221,10 @@ def _rollover(
         if busy is not None:
             _wait(active, _crowd_wait(busy))
             return busy
+    if hold:
+        if active is not None:
+            _wait(active, f"its successor ({spec.role.upper()}) waits for {STEP_HINT}")
+        return None
     candidate = next((w for w in works if _matches(spec, w) and _unused(w)), None)
     if candidate is None:
         if keygen is None:
@@ -298,6 +332,7 @@ def _update(
     wake: list[int],
     s2i: bool,
     rechecks: list[int],
+    hold: bool = False,
 ) -> None:
     changed = True
     rounds = 0
@@ -331,6 +366,9 @@ def _update(
                 if when > now:
                     wake.append(when)
                     _wait(w, f"{RTYPES[i]} becomes {nxt.value} at {format_bind_time(when)}")
+                    continue
+                if hold and nxt in (R, U):
+                    _wait(w, f"{RTYPES[i]} {state.value} -> {nxt.value} waits for {STEP_HINT}")
                     continue
                 w.states[i] = nxt
                 w.changes[i] = now
@@ -408,6 +446,56 @@ def step(
     """
     z = _zone_of(keys, zone)
     keys = [k for k in keys if k.zone == z]
+    facts = facts or Facts()
+    if not policy.manual_mode or not policy.manage:
+        return _run(policy, keys, facts, now, z, keygen)
+    approved = any(isinstance(f, StepApproved) and f.when <= now for f in facts.items)
+    if approved:
+        return _run(policy, keys, facts, now, z, keygen)
+    held = _run(policy, keys, facts, now, z, keygen, hold=True)
+    # what an approved run would do now: with placeholder keys, so nothing real is made
+    trial = _run(policy, keys, facts, now, z, fake_keygen("preview") if keygen else None)
+    pending = pending_changes(held, trial)
+    return dataclasses.replace(held, pending=pending) if pending else held
+
+
+def pending_changes(held: Plan, approved: Plan) -> tuple[str, ...]:
+    """The changes ``approved`` makes that ``held`` does not, one line each (timing
+    metadata left out: it follows); keys the approved run created are named by role
+    (their tags are not known before)."""
+    before = {r.key.id: r for r in held.keys}
+    new_tags = {r.key.tag for r in approved.keys if r.created}
+    out: list[str] = []
+    out += [f"new {role.upper()}: created" for role in approved.to_generate]
+    for r in approved.keys:
+        old = before.get(r.key.id)
+        if old is None:
+            out += [f"new {r.key.role.upper()}: {c}" for c in r.changes if " set to " not in c]
+            continue
+        rest = list(old.changes)
+        for change in r.changes:
+            if change in rest:
+                rest.remove(change)
+                continue
+            if " set to " in change:
+                continue
+            text = change
+            for t in new_tags:
+                text = text.replace(f" {t}", " (new key)")
+            out.append(f"{r.key.tag} {r.key.role.upper()}: {text}")
+    return tuple(out)
+
+
+def _run(
+    policy: Policy,
+    keys: Sequence[Key],
+    facts: Facts,
+    now: int,
+    z: dns.name.Name,
+    keygen: KeyGen | None,
+    *,
+    hold: bool = False,
+) -> Plan:
     problems: list[Finding] = []
     owner = z.to_text()
     for k in keys:
@@ -445,7 +533,7 @@ def step(
                 )
             )
         seen_tags[(w.alg, w.tag)] = w
-    md.apply_facts(works, facts or Facts(), policy)
+    md.apply_facts(works, facts, policy)
     wake: list[int] = []
     purges: list[int] = []
     for w in works:
@@ -457,9 +545,9 @@ def step(
             w.purge = True
             w.log.append(f"purged: hidden for longer than purge-keys ({policy.purge_keys}s)")
     needed: list[str] = []
-    held = _rollovers(policy, works, z, keygen, now, wake, needed)
+    held = _rollovers(policy, works, z, keygen, now, wake, needed, hold)
     rechecks: list[int] = []
-    _update(works, policy, z, now, wake, not policy.keys, rechecks)
+    _update(works, policy, z, now, wake, not policy.keys, rechecks, hold)
     if any(busy.all_hidden() for _, busy in held):
         # A key that held a due roll back left the zone in this very step; nothing
         # else may ever wake the engine up for that roll, so start it now.
@@ -467,9 +555,9 @@ def step(
             if _crowd_wait(busy) in active.waits:
                 active.waits.remove(_crowd_wait(busy))
         needed.clear()
-        _rollovers(policy, works, z, keygen, now, wake, needed)
+        _rollovers(policy, works, z, keygen, now, wake, needed, hold)
         rechecks.clear()
-        _update(works, policy, z, now, wake, not policy.keys, rechecks)
+        _update(works, policy, z, now, wake, not policy.keys, rechecks, hold)
     return _plan(z, policy, now, works, wake, problems, needed, rechecks, purges)
 
 
@@ -509,6 +597,7 @@ def _rollovers(
     now: int,
     wake: list[int],
     needed: list[str],
+    hold: bool = False,
 ) -> list[tuple[Work, Work]]:
     """Step 4 for every key line of the policy; returns (active key, key still leaving)
     for each due roll that the key still leaving holds back."""
@@ -525,7 +614,7 @@ def _rollovers(
         if active is not None:
             claimed.add(id(active))
             _retire_excess(policy, i, active, live, works, now)
-        busy = _rollover(spec, active, works, zone, policy, keygen, now, wake, needed)
+        busy = _rollover(spec, active, works, zone, policy, keygen, now, wake, needed, hold)
         if active is not None and busy is not None:
             held.append((active, busy))
     return held

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dnsseal.durations import format_bind_time
-from dnsseal.keymgr.plan import DsSeen, DsWithdrawn, Facts, RolloverRequest
+from dnsseal.keymgr.plan import DsSeen, DsWithdrawn, Facts, RolloverRequest, StepApproved
 from dnsseal.keymgr.rules import DNSKEY, DS, KRRSIG, RTYPES, ZRRSIG, H, O, R, U, Work
 from dnsseal.keys.model import TIMING_FIELDS, Key, KeyState, RecordState
 from dnsseal.policy.model import UNLIMITED, Policy
@@ -93,6 +93,8 @@ def init_work(key: Key, policy: Policy, now: int) -> Work:
 def apply_facts(works: Sequence[Work], facts: Facts, policy: Policy) -> None:
     by_id = {w.key.id: w for w in works}
     for fact in facts.items:
+        if isinstance(fact, StepApproved):
+            continue  # the engine's own (manual-mode), not about one key
         w = by_id.get(fact.key)
         if w is None:
             continue

@@ -41,7 +41,15 @@ class RolloverRequest:
     when: int
 
 
-Fact = DsSeen | DsWithdrawn | RolloverRequest
+@dataclass(frozen=True, slots=True)
+class StepApproved:
+    """The operator approved the pending step at ``when`` (``dnssec -step``, manual-mode):
+    the next step at or after ``when`` makes it."""
+
+    when: int
+
+
+Fact = DsSeen | DsWithdrawn | RolloverRequest | StepApproved
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +104,9 @@ class Plan:
     # run comes after purge-keys; dnsseal schedules a run for it: next_purge).
     next_state_event: int | None = None
     next_purge: int | None = None
+    # manual-mode: what the step would do that waits for the operator's approval (a key to
+    # create, a record to publish or withdraw), one sentence each; empty when nothing waits
+    pending: tuple[str, ...] = ()
 
     @property
     def created(self) -> Sequence[KeyReport]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dnsseal.durations import format_human_time
-from dnsseal.keymgr.plan import KeyReport
+from dnsseal.keymgr.plan import KeyReport, Plan
 from dnsseal.keys import algorithms
 from dnsseal.keys.model import KeyState, RecordState
 from dnsseal.policy.model import Policy
@@ -96,3 +96,13 @@ def key_status_lines(
     if r.missing_private:
         lines.append("  private key: MISSING (cannot sign)")
     return lines
+
+
+def pending_lines(plan: Plan, approve: str) -> list[str]:
+    """manual-mode: the step waiting for the operator, and the command that approves it
+    (none when nothing waits)."""
+    if not plan.pending:
+        return []
+    return [f"pending step (manual-mode; approve with `{approve}`):"] + [
+        f"  {p}" for p in plan.pending
+    ]

@@ -9,35 +9,15 @@ the engine as a checkds fact at the moment it happens.  Keys the engine asks for
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import dns.name
 
-from dnsseal.keymgr.engine import KeyGen, step
-from dnsseal.keymgr.plan import DsSeen, DsWithdrawn, Fact, Facts, Plan
-from dnsseal.keys.model import Key, KeyId, PrivateMaterial
-from dnsseal.policy.model import KeySpec, Policy
-
-_FAKE_SIZES = {8: 260, 10: 260, 13: 64, 14: 96, 15: 32, 16: 57}
-
-
-def fake_keygen(seed: str = "dnsseal") -> KeyGen:
-    """Deterministic placeholder keys for simulations (not usable for signing)."""
-    counter = [0]
-
-    def gen(spec: KeySpec) -> tuple[bytes, PrivateMaterial]:
-        counter[0] += 1
-        size = _FAKE_SIZES.get(spec.algorithm, 64)
-        out = b""
-        block = 0
-        while len(out) < size:
-            out += hashlib.sha256(f"{seed}/{counter[0]}/{block}".encode()).digest()
-            block += 1
-        return out[:size], PrivateMaterial((("PrivateKey", b"simulated"),))
-
-    return gen
+from dnsseal.keymgr.engine import KeyGen, fake_keygen, step
+from dnsseal.keymgr.plan import DsSeen, DsWithdrawn, Fact, Facts, Plan, StepApproved
+from dnsseal.keys.model import Key, KeyId
+from dnsseal.policy.model import Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +52,7 @@ class Timeline:
     parent: list[ParentVersion] = field(default_factory=list)
     keys: dict[KeyId, Key] = field(default_factory=dict)  # last known form of every key
     initial: frozenset[KeyId] = frozenset()  # the keys that exist; the others are simulated
+    approvals: list[int] = field(default_factory=list)  # manual-mode: when the operator approved
 
     @property
     def final_keys(self) -> list[Key]:
@@ -108,12 +89,15 @@ def simulate(
     keygen: KeyGen | None = None,
     max_steps: int = 5000,
     on_step: Callable[[Plan], None] | None = None,
+    approve_after: int | None = None,
 ) -> Timeline:
     """Run the engine from ``start`` to ``until``.
 
     ``ds_delay`` None means the parent never acts.  ``parent_ds`` is the DS RRset at the
     start (default: the DS of keys whose DS state is omnipresent).  ``scheduled`` holds
-    facts and policy changes, each applied at its time.
+    facts and policy changes, each applied at its time.  ``approve_after`` (manual-mode):
+    the operator approves a pending step this long after it appears (at least a second
+    later); None: never.
     """
     gen = keygen or fake_keygen()
     tl = Timeline(policy, start, until, initial=frozenset(k.id for k in keys))
@@ -125,6 +109,7 @@ def simulate(
         )  # fmt: skip
     tl.parent.append(ParentVersion(start, parent_ds))
     pending: tuple[int, frozenset[KeyId]] | None = None
+    approval: int | None = None
     queue = sorted(scheduled, key=lambda s: s[0])
     t = start
     for _ in range(max_steps):
@@ -143,6 +128,10 @@ def simulate(
             tl.parent.append(ParentVersion(t, new_ds))
             pending = None
         facts += _checkds(current, tl.parent)
+        if approval is not None and approval <= t:
+            facts.append(StepApproved(t))
+            tl.approvals.append(t)
+            approval = None
         plan = step(policy, current, Facts(tuple(facts)), t, zone=zone, keygen=gen)
         tl.plans.append(plan)
         if on_step is not None:
@@ -159,7 +148,11 @@ def simulate(
                 pending = (t + ds_delay, wanted)
             elif wanted == tl.parent[-1].ds:
                 pending = None
+        if plan.pending and approve_after is not None and approval is None:
+            approval = t + max(1, approve_after)
         candidates = [x for x in (plan.next_timed_event, pending[0] if pending else None) if x]
+        if approval is not None:
+            candidates.append(approval)
         if queue:
             candidates.append(queue[0][0])
         nxt = min((c for c in candidates if c > t), default=None)

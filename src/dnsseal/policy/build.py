@@ -200,14 +200,6 @@ def build_policy(name: str, raw: Mapping[str, Any], path: str, errs: _Collector)
         if opt_name == "nsec3param":
             values["nsec3param"] = _nsec3(value, where, errs)
             continue
-        if opt_name == "manual-mode":
-            # BIND 9.20: the key manager proposes each step and waits for the operator.
-            # "no" is what dnsseal does; "yes" must not silently run automatically.
-            manual = _bool(value, where, errs)
-            if manual:
-                errs.add(where, "manual-mode yes is not supported yet: keys would be rolled "
-                                "automatically; remove the option or set it to no")  # fmt: skip
-            continue
         opt = OPTIONS_BY_NAME.get(opt_name)
         if opt is None:
             known = ", ".join(sorted([*OPTIONS_BY_NAME, "keys", "nsec3param"]))

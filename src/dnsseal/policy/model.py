@@ -118,6 +118,14 @@ OPTIONS: tuple[Option, ...] = (
         "Response (Knot, BIND 9.20); only pregenerated ZSKs sign here.",
     ),
     Option(
+        "manual-mode",
+        "bool",
+        False,
+        "The key manager proposes each step that would change what the zone publishes or "
+        "signs (a new key, a record entering or leaving) and waits for the operator "
+        "(`dnsseal ctl dnssec -step`, `keys step`; BIND 9.21 `rndc dnssec -step`).",
+    ),
+    Option(
         "skr-horizon",
         "duration",
         14 * DAY,
@@ -186,6 +194,7 @@ class Policy:
     cds_digest_types: tuple[int, ...] = (2,)
     inline_signing: bool = True
     offline_ksk: bool = False
+    manual_mode: bool = False
     skr_horizon: int = 14 * DAY
     manage: bool = True
 

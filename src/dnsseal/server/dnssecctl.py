@@ -1,7 +1,8 @@
 """The DNSSEC control commands of a running server (``dnsseal ctl``, like ``rndc``).
 
 ``dnssec -status ZONE``, ``dnssec -rollover -key TAG [-when TIME] ZONE``,
-``dnssec -checkds [-key TAG] published|withdrawn ZONE``, ``sign ZONE``, ``loadkeys ZONE``,
+``dnssec -checkds [-key TAG] published|withdrawn ZONE``, ``dnssec -step ZONE`` (manual-mode:
+approve the pending step), ``sign ZONE``, ``loadkeys ZONE``,
 ``signing -list ZONE``, ``signing -clear all|KEYID/ALG ZONE``.  Each returns the lines to
 print; bad arguments raise :class:`CtlUsage` with the usage line.  Operator requests go to
 the audit log.  Sentences of the key manager that name an offline command
@@ -21,8 +22,9 @@ import dns.rdatatype
 from dnsseal import clock
 from dnsseal.durations import format_human_time, parse_when
 from dnsseal.errors import DnssealError, InputError
+from dnsseal.keymgr import StepApproved
 from dnsseal.keymgr.plan import DsSeen, DsWithdrawn, Fact, KeyReport, Plan, RolloverRequest
-from dnsseal.keymgr.report import key_status_lines
+from dnsseal.keymgr.report import key_status_lines, pending_lines
 from dnsseal.keys.model import Key, RecordState
 from dnsseal.policy.model import Policy
 from dnsseal.server.inline import InlineZone
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 DNSSEC_USAGE = (
     "dnssec -status ZONE | dnssec -rollover -key TAG [-when TIME] ZONE | "
     "dnssec -checkds [-key TAG] [-when TIME] published|withdrawn ZONE"
+    " | dnssec -step ZONE"
 )
 
 
@@ -88,6 +91,7 @@ def status_lines(inline: InlineZone, now: int, extra: Sequence[str] = ()) -> lis
     elif plan.cds:
         out.append("CDS/CDNSKEY published for: " + ", ".join(str(k.tag) for k in plan.cds))
     out += list(extra)
+    out += pending_lines(plan, f"dnsseal ctl dnssec -step {inline.name}")
     out += [server_hint(str(f)) for f in plan.problems]
     if plan.next_event is not None:
         out.append(f"next key event: {format_human_time(plan.next_event)}")
@@ -209,6 +213,17 @@ class DnssecControl:
             ]
             what = f"DS {pos[0]} for key(s) {', '.join(str(k.tag) for k in keys)}"
             return await self._apply(state, inline, facts, what)
+        if sub == "-step":
+            if len(rest) != 1:
+                raise CtlUsage("usage: dnssec -step ZONE")
+            state, inline = self._inline(rest[0])
+            if not inline.policy.manual_mode:
+                raise CtlUsage(f"{inline.name}: policy {inline.policy.name} is not in "
+                               "manual-mode: no step waits for approval")  # fmt: skip
+            fact = StepApproved(clock.now())
+            out = await self._apply(state, inline, [fact], "step approved (manual-mode)")
+            state.wake.set()  # the zone's timer slept with nothing to do: it has now
+            return out
         raise CtlUsage(f"usage: {DNSSEC_USAGE}")
 
     async def _apply(

@@ -299,6 +299,9 @@ class InlineZone:
         for f in plan.problems:
             if f.severity is Severity.ERROR:
                 log.error("[%s] DNSSEC: %s", self.name, f.message)
+        if plan.pending and (self.plan is None or self.plan.pending != plan.pending):
+            log.info("[%s] DNSSEC: manual-mode: step waiting for `dnsseal ctl dnssec -step %s`: "
+                     "%s", self.name, self.name, "; ".join(plan.pending))  # fmt: skip
         self.plan = plan
         self.keys = [r.key for r in plan.keys if not r.purge]
         return plan

@@ -18,10 +18,11 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from dnsseal.durations import format_bind_time, format_human_time
+from dnsseal.durations import format_human_time
 from dnsseal.keymgr import simulate
+from dnsseal.keymgr import timeline as tline
 from dnsseal.keymgr.simulate import Timeline
-from dnsseal.keymgr.timeline import COLOURS, ROWS
+from dnsseal.keymgr.timeline import ROWS, Bar
 from dnsseal.keys.model import Key, KeyId, KeyState, RecordState
 from dnsseal.server import views
 from dnsseal.server.zones import ZoneState
@@ -80,7 +81,6 @@ def _cond(c: str) -> str:
 # A key manager audit row for a record state transition: "DNSKEY rumoured -> omnipresent"
 _TRANSITION = re.compile(r"^(DNSKEY|ZRRSIG|KRRSIG|DS) (\w+) -> (\w+)$")
 Past = dict[str, dict[int, list[tuple[int, RecordState, RecordState]]]]
-Bar = tuple[int, int, int, RecordState]  # start, end, row, state
 
 
 def past_transitions(entries: Sequence[dict[str, Any]]) -> Past:
@@ -126,71 +126,13 @@ def timeline_svg(
     Before now each record's states from the audit log's transitions (``past``), or its
     current state since it entered it (the key state file keeps that time); from now on,
     the simulated steps of ``tl``."""
-    until = tl.until
-    span = max(1, until - since)
-    left, lane, bar = 150, 44, 9
-    order: list[KeyId] = []
-    hist: dict[KeyId, list[Bar]] = {}
-    for i, plan in enumerate(tl.plans):
-        end = tl.plans[i + 1].now if i + 1 < len(tl.plans) else until
-        for r in plan.keys:
-            st = r.key.state
-            if st is None:
-                continue
-            kid = r.key.id
-            if kid not in order:
-                order.append(kid)
-                hist[kid] = []
-                if i == 0:
-                    hist[kid] += _past_bars(r.key, st, plan.now, since, past or {})
-            for row, name in enumerate(ROWS):
-                s = getattr(st, name)
-                if s is not None:
-                    hist[kid].append((plan.now, end, row, s))
-    height = 40 + lane * len(order) + 30
-
-    def x(t: int) -> float:
-        return left + (max(since, min(t, until)) - since) * (width - left - 10) / span
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'font-family="sans-serif" font-size="11" role="img" aria-label="key timeline">',
-        f'<text x="4" y="16">{escape(tl.policy.name)}: {format_bind_time(since)} .. '
-        f"{format_bind_time(until)}</text>",
-    ]
-    for n, kid in enumerate(order):
-        y0 = 30 + n * lane
-        key = tl.keys[kid]
-        star = "" if kid in tl.initial else "*"
-        parts.append(
-            f'<text x="4" y="{y0 + 20}" class="key">{key.tag}{star} {key.role.upper()} '
-            f"alg {kid.algorithm}</text>"
-        )
-        for start, end, row, s in hist[kid]:
-            if end <= since:
-                continue
-            w = max(0.5, x(end) - x(start))
-            parts.append(
-                f'<rect x="{x(start):.1f}" y="{y0 + row * bar}" width="{w:.1f}" '
-                f'height="{bar - 1}" fill="{COLOURS.get(s, "#ffffff")}"><title>{ROWS[row].upper()}'
-                f" {s.value} from {format_bind_time(start)}</title></rect>"
-            )
-    nx = x(now)
-    parts.append(
-        f'<line x1="{nx:.1f}" y1="22" x2="{nx:.1f}" y2="{height - 24}" stroke="#c0392b" '
-        'stroke-width="1.5" stroke-dasharray="4 2"/>'
-    )
-    parts.append(f'<text x="{nx + 3:.1f}" y="28" fill="#c0392b">now</text>')
-    ly = height - 8
-    legend = 270  # after "bars: DNSKEY ZRRSIG KRRSIG DS"
-    for i, (s, colour) in enumerate(COLOURS.items()):
-        parts.append(
-            f'<rect x="{legend + i * 110}" y="{ly - 9}" width="10" height="10" fill="{colour}"/>'
-        )
-        parts.append(f'<text x="{legend + i * 110 + 14}" y="{ly}">{s.value}</text>')
-    parts.append(f'<text x="4" y="{ly}">bars, top down: DNSKEY ZRRSIG KRRSIG DS</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
+    before: dict[KeyId, list[Bar]] = {}
+    if tl.plans:
+        first = tl.plans[0]
+        for r in first.keys:
+            if r.key.state is not None:
+                before[r.key.id] = _past_bars(r.key, r.key.state, first.now, since, past or {})
+    return tline.svg(tl, width, now=now, since=since, before=before)
 
 
 def zone_timeline(server: AuthServer, state: ZoneState, now: int) -> str | None:

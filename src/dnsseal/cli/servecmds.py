@@ -15,7 +15,7 @@ from click.core import ParameterSource
 from dnsseal.errors import OptionError, StorageError
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server.binding import bind_all
-from dnsseal.server.control import COMMANDS, VARIADIC, request
+from dnsseal.server.control import COMMANDS, arity_ok, request
 from dnsseal.server.service import AuthServer
 from dnsseal.server.workers import serve as run_server
 from dnsseal.storage.serverconfig import (
@@ -181,7 +181,59 @@ def _socket_path(socket_path: Path | None, config_path: Path | None) -> Path:
     return Path("dnsseal.sock")
 
 
-@click.command("ctl", context_settings={"allow_interspersed_args": False})
+def _scalar(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return str(v)
+
+
+def render(doc: object, indent: str = "") -> list[str]:
+    """A JSON document as ``key: value`` lines for people: no Python reprs, lists of
+    plain values joined with commas, nested objects indented."""
+    out: list[str] = []
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            if isinstance(v, dict):
+                out.append(f"{indent}{k}:" + ("" if v else " -"))
+                out += render(v, indent + "  ")
+            elif isinstance(v, list) and any(isinstance(x, dict | list) for x in v):
+                out.append(f"{indent}{k}:")
+                for item in v:
+                    if isinstance(item, dict):
+                        out.append(
+                            f"{indent}  - "
+                            + ", ".join(f"{a}: {_scalar(b)}" for a, b in item.items())
+                        )
+                    else:
+                        out.append(f"{indent}  - {_scalar(item)}")
+            elif isinstance(v, list):
+                out.append(f"{indent}{k}: " + (", ".join(map(_scalar, v)) or "-"))
+            else:
+                out.append(f"{indent}{k}: {_scalar(v)}")
+    elif isinstance(doc, list):
+        for item in doc:
+            out += render(item, indent) if isinstance(item, dict) else [f"{indent}{_scalar(item)}"]
+    elif doc is not None:
+        out.append(f"{indent}{doc}")
+    return out
+
+
+def _ctl_help() -> str:
+    rows = "\n".join(
+        f"  {name} {' '.join(COMMANDS[name][0])}".rstrip() + f"\n      {COMMANDS[name][1]}"
+        for name in sorted(COMMANDS)
+    )
+    return (
+        "Control a running server (like rndc).  Exit status 0 when the command succeeded, "
+        "1 when it failed (for reload: when any zone failed to load), 2 on a usage error.\n\n"
+        "--json (before or after the command) prints the reply as JSON: `data` holds the "
+        "result as structure, times in ISO 8601 UTC.\n\nCommands:\n\n\b\n" + rows
+    )
+
+
+@click.command("ctl", context_settings={"allow_interspersed_args": False}, help=_ctl_help())
 @click.option(
     "-s",
     "--socket",
@@ -190,7 +242,7 @@ def _socket_path(socket_path: Path | None, config_path: Path | None) -> Path:
     help="Control socket (default: from -c, else ./dnsseal.sock).",
 )
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON reply.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON reply.")
 @click.argument("command", type=click.Choice(sorted(COMMANDS)))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def ctl(
@@ -200,28 +252,22 @@ def ctl(
     command: str,
     args: tuple[str, ...],
 ) -> None:
-    """Control a running server (like rndc): status, reload, zone-status ZONE,
-    notify ZONE, stop, dnssec -status|-rollover|-checkds ... ZONE, sign ZONE,
-    loadkeys ZONE, signing -list ZONE."""
-    wanted = COMMANDS[command][0]
-    if VARIADIC not in wanted and len(args) != len(wanted):
+    if command != "audit" and "--json" in args:  # `dnssec -status ZONE --json`, as typed
+        as_json = True
+        args = tuple(a for a in args if a != "--json")
+    if not arity_ok(command, args):
+        wanted = COMMANDS[command][0]
         raise click.UsageError(f"usage: dnsseal ctl {' '.join([command, *wanted])}")
     reply = request(_socket_path(socket_path, config_path), command, list(args))
     if as_json:
         click.echo(json.dumps(reply, indent=2))
     else:
-        if not reply.get("ok"):
-            click.echo(f"error: {reply.get('error') or reply.get('problems')}", err=True)
         result = reply.get("result")
-        if isinstance(result, dict):
-            for k, v in result.items():
-                click.echo(f"{k}: {v}")
-        elif isinstance(result, list):
-            for line in result:
-                click.echo(line)
-        elif result is not None:
-            click.echo(result)
+        for line in render(result):
+            click.echo(line)
         for p in reply.get("problems") or []:
             click.echo(f"problem: {p}", err=True)
+        if not reply.get("ok"):
+            click.echo(f"error: {reply.get('error') or 'failed'}", err=True)
     if not reply.get("ok"):
         raise SystemExit(1)

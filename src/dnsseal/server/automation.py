@@ -311,6 +311,8 @@ class Automation:
         inline = state.inline
         if inline is None:
             return dns.rcode.REFUSED, f"{zname} is presigned: it cannot be updated"
+        if state.frozen:  # as named: an operator edits the file (`dnsseal ctl thaw`)
+            return dns.rcode.REFUSED, f"{state.name} is frozen: update refused"
         keyname = msg.keyname if msg.had_tsig else None
         policy = state.config.update_policy
         if policy is None:

@@ -14,6 +14,7 @@ from click.core import ParameterSource
 
 from dnsseal.errors import OptionError, StorageError
 from dnsseal.proto.snapshot import ZoneSnapshot
+from dnsseal.server import logsetup
 from dnsseal.server.binding import bind_all
 from dnsseal.server.control import COMMANDS, arity_ok, request
 from dnsseal.server.service import AuthServer
@@ -149,6 +150,10 @@ def serve(
         raise OptionError("server.listen", "no address to listen on")
     if workers is not None:
         config = dataclasses.replace(config, workers=workers)
+    try:  # [logging]: info and up by default (zone loads, signing, keys, updates, ...)
+        logsetup.configure(config.logging, ctx.find_root().params.get("verbose") or 0)
+    except OSError as e:
+        raise OptionError("logging", f"{e.filename}: {e.strerror or e}") from None
     # Sockets, control socket and state lock first: a start that fails writes nothing.
     bound = bind_all(config, listen_option)
     try:

@@ -41,6 +41,22 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "keys": ("dnsseal.cli.policycmds", "keys", "Run the key manager on a key directory."),
     "serve": ("dnsseal.cli.servecmds", "serve", "Run the authoritative server."),
     "ctl": ("dnsseal.cli.servecmds", "ctl", "Control a running server (like rndc)."),
+    "checkconf": (
+        "dnsseal.cli.toolcmds",
+        "checkconf",
+        "Check a server configuration, -z its zones too (like named-checkconf).",
+    ),
+    "checkzone": (
+        "dnsseal.cli.toolcmds",
+        "checkzone",
+        "Check a zone file (like named-checkzone).",
+    ),
+    "tsig-keygen": ("dnsseal.cli.toolcmds", "tsig_keygen", "Make a TSIG key (like tsig-keygen)."),
+    "journalprint": (
+        "dnsseal.cli.toolcmds",
+        "journalprint",
+        "Print a zone's journal (like named-journalprint).",
+    ),
     "resolve": (
         "dnsseal.cli.resolvecmds",
         "resolve",

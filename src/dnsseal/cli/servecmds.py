@@ -14,7 +14,7 @@ from click.core import ParameterSource
 
 from dnsseal.errors import OptionError, StorageError
 from dnsseal.proto.snapshot import ZoneSnapshot
-from dnsseal.server import logsetup
+from dnsseal.server import logsetup, sdnotify
 from dnsseal.server.binding import bind_all
 from dnsseal.server.control import COMMANDS, arity_ok, request
 from dnsseal.server.service import AuthServer
@@ -167,6 +167,7 @@ def serve(
         def started(server: AuthServer) -> None:
             _print_intro(server, config)
             sys.stdout.flush()  # the intro must show now even when stdout is a pipe or a file
+            sdnotify.ready(sdnotify.status(server))  # systemd: Type=notify
 
         run_server(config, config_path, started, bound)
     except OSError as e:  # the environment, not a bug: one line, not a traceback

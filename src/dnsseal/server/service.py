@@ -41,6 +41,7 @@ from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.rrl import RateLimitConfig, RateLimiter, Verdict, classify, slip_response
 from dnsseal.proto.snapshot import ZoneSnapshot
+from dnsseal.server import sdnotify
 from dnsseal.server.automation import Automation, is_update
 from dnsseal.server.binding import TCP_BACKLOG, Bound, bind_listeners
 from dnsseal.server.control import ControlServer
@@ -191,6 +192,8 @@ class AuthServer:
 
     def request_stop(self) -> None:
         log.info("[server] stopping")
+        if not self.worker:
+            sdnotify.stopping()
         self._stopped.set()
 
     async def stop(self) -> None:
@@ -257,7 +260,15 @@ class AuthServer:
 
     def _spawn_reload(self) -> None:
         log.info("[server] SIGHUP: reloading")
-        self._spawn(self.reload())
+        self._spawn(self._sighup_reload())
+
+    async def _sighup_reload(self) -> None:
+        """A reload systemd can follow (RELOADING=1, then READY=1 with the outcome)."""
+        if not self.worker:
+            sdnotify.reloading()
+        problems = await self.reload()
+        if not self.worker:
+            sdnotify.ready(sdnotify.status(self, problems))
 
     # -- zones ----------------------------------------------------------------------------
 

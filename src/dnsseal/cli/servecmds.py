@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
@@ -12,6 +13,7 @@ import dns.dnssec
 import dns.rdatatype
 from click.core import ParameterSource
 
+from dnsseal.cli import progress
 from dnsseal.errors import OptionError, StorageError
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server import logsetup, sdnotify
@@ -164,12 +166,25 @@ def serve(
             if workers is not None:
                 config = dataclasses.replace(config, workers=workers)
 
+        # Loading (and first signing) of big zones takes a while: a spinner on a terminal
+        loading = contextlib.ExitStack()
+        loading.enter_context(
+            progress.activity(
+                f"Loading {len(config.zones)} zone(s)",
+                progress.total_size([z.file for z in config.zones]),
+            )
+        )
+
         def started(server: AuthServer) -> None:
+            loading.close()
             _print_intro(server, config)
             sys.stdout.flush()  # the intro must show now even when stdout is a pipe or a file
             sdnotify.ready(sdnotify.status(server))  # systemd: Type=notify
 
-        run_server(config, config_path, started, bound)
+        try:
+            run_server(config, config_path, started, bound)
+        finally:
+            loading.close()
     except OSError as e:  # the environment, not a bug: one line, not a traceback
         raise StorageError(e.filename or "dnsseal serve", e.strerror or str(e)) from None
     finally:

@@ -20,6 +20,7 @@ import dns.rdatatype
 import dns.zone
 
 from dnsseal import clock
+from dnsseal.cli import progress
 from dnsseal.durations import format_bind_time, parse_duration, parse_when
 from dnsseal.errors import InputError, OptionError
 from dnsseal.findings import Severity
@@ -653,8 +654,10 @@ def verify(
         expire_within=_duration("--expire-within", expire_within) or 0,
         batch=ProcessBatchVerifier(workers),
     )
-    zone = zonefile.read_zone(zonefile_path, origin)
-    findings = verify_zone(zone, now, options)
+    size = progress.total_size([Path(zonefile_path)])
+    with progress.activity(f"Verifying {origin}", size):
+        zone = zonefile.read_zone(zonefile_path, origin)
+        findings = verify_zone(zone, now, options)
     errors = sum(f.severity is Severity.ERROR for f in findings)
     warnings = sum(f.severity is Severity.WARNING for f in findings)
     if as_json:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from dnsseal import __version__
+from dnsseal import __version__, clock
 from dnsseal.cli.main import COMMANDS, cli
 
 
@@ -92,7 +92,7 @@ def page(path: tuple[str, ...], cmd: click.Command, ctx: click.Context, date: st
 
 def generate(directory: Path, date: str | None = None) -> list[Path]:
     """Write every page into ``directory``; returns the files written."""
-    date = date or datetime.now(UTC).strftime("%Y-%m-%d")
+    date = date or datetime.fromtimestamp(clock.now(), UTC).strftime("%Y-%m-%d")
     directory.mkdir(parents=True, exist_ok=True)
     root = click.Context(cli, info_name="dnsseal")
     tree = list(_commands(cli, root))

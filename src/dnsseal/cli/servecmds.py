@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 import click
@@ -243,7 +244,9 @@ def render(doc: object, indent: str = "") -> list[str]:
 
 def _ctl_help() -> str:
     rows = "\n".join(
-        f"  {name} {' '.join(COMMANDS[name][0])}".rstrip() + f"\n      {COMMANDS[name][1]}"
+        f"  {name} {' '.join(COMMANDS[name][0])}".rstrip()
+        + "\n"
+        + textwrap.fill(COMMANDS[name][1], 76, initial_indent=" " * 6, subsequent_indent=" " * 6)
         for name in sorted(COMMANDS)
     )
     return (

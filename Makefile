@@ -16,7 +16,7 @@ DEB_PACKAGES := bind9 bind9-utils bind9-dnsutils ldnsutils knot knot-dnsutils \
 PYTEST_ARGS ?=
 PY_DIRS := $(wildcard src tests benchmarks)
 
-.PHONY: test lint type unit interop serve fmt deps venv system-deps clean bench
+.PHONY: test lint type unit interop serve fmt deps venv system-deps clean bench man
 
 test: deps lint type unit
 
@@ -71,6 +71,12 @@ serve: deps
 
 bench: deps
 	$(BIN)/python benchmarks/sign_bench.py
+
+# Man pages from the command definitions (the same text as --help): man/dnsseal*.1.
+# Read one with `man -l man/dnsseal-signzone.1`; install with `cp man/*.1 /usr/local/share/man/man1/`.
+man: venv
+	rm -rf man
+	$(BIN)/python -m dnsseal.cli.manpages man
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

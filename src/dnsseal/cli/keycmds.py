@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import stat
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -21,8 +22,8 @@ import dns.zone
 from dnsseal import clock
 from dnsseal.crypto import keystore
 from dnsseal.crypto.keystore import KeyStoreError
-from dnsseal.durations import format_bind_time, format_human_time, parse_when
-from dnsseal.errors import InputError, OptionError, UnsupportedAlgorithm
+from dnsseal.durations import format_bind_time, format_human_time, parse_duration, parse_when
+from dnsseal.errors import DnssealError, InputError, OptionError, UnsupportedAlgorithm
 from dnsseal.keys import algorithms
 from dnsseal.keys.ds import DIGEST_TYPES, digest_type, make_ds
 from dnsseal.keys.model import (
@@ -36,8 +37,7 @@ from dnsseal.keys.model import (
     RecordState,
 )
 from dnsseal.policy.build import lookup
-from dnsseal.policy.model import KeySpec
-from dnsseal.storage import config
+from dnsseal.storage.config import load_policies
 from dnsseal.storage.files import read_text
 from dnsseal.storage.keydir import KeyDirectory, load_key, split_keyfile_name
 
@@ -123,23 +123,11 @@ def _zone_name(text: str) -> dns.name.Name:
 @click.option(
     "-a",
     "algorithm",
-    default=None,
-    help="Algorithm (name or number; default ECDSAP256SHA256, or the policy's with -k).",
+    default="ECDSAP256SHA256",
+    show_default=True,
+    help="Algorithm (name or number).",
 )
 @click.option("-b", "bits", type=int, help="Key size in bits (RSA only).")
-@click.option(
-    "-k",
-    "policy_name",
-    help="Make the key of this dnssec-policy's key line "
-    "(algorithm, size, key-store; -f KSK: the ksk/csk line, else zsk/csk).",
-)
-@click.option("-l", "policy_file", help="TOML or named.conf file defining the -k policy.")
-@click.option(
-    "--key-store",
-    "key_store",
-    help="Make the key in this key store: a pkcs11: URI "
-    "(the token), or 'software' (the default: key material in the .private file).",
-)
 @click.option("-f", "keyflags", multiple=True, help="KSK or REVOKE (repeatable).")
 @click.option("-K", "directory", default=".", show_default=True, help="Key directory.")
 @click.option("-L", "ttl", help="DNSKEY TTL for the key (or 'none').")
@@ -147,47 +135,91 @@ def _zone_name(text: str) -> dns.name.Name:
 @click.option("-G", "generate_only", is_flag=True, help="Generate only: no publish/activate.")
 @click.option("-C", "compat", is_flag=True, help="Write no timing metadata, not even Created.")
 @click.option("-q", "quiet", is_flag=True, help="Quiet: print nothing but the key name.")
-@click.argument("zone")
+@click.option("-n", "nametype", default="ZONE", show_default=True,
+              help="Owner type, as dnssec-keygen: only ZONE keys sign zones.")  # fmt: skip
+@click.option("-3", "nsec3", is_flag=True,
+              help="An NSEC3-capable algorithm (every one dnsseal generates is).")  # fmt: skip
+@click.option("-T", "rrtype", default="DNSKEY", show_default=True,
+              help="Record type: DNSKEY (KEY, for SIG(0), is not made).")  # fmt: skip
+@click.option("-k", "policy_name", metavar="POLICY",
+              help="Make the keys POLICY lists (roles, algorithms, sizes), as dnssec-keygen -k; "
+                   "POLICY is built in or defined in -l FILE.")  # fmt: skip
+@click.option("-l", "policy_file", metavar="FILE",
+              help="With -k: the file defining POLICY (named.conf or dnsseal TOML).")  # fmt: skip
+@click.option("--key-store", "key_store", metavar="URI",
+              help="Make the key in this key store: a pkcs11: URI (the token), or 'software' "
+                   "(the default: key material in the .private file).  With -k, the policy "
+                   "lines' own key-store is used unless this is given.")  # fmt: skip
+@click.option("-S", "predecessor", metavar="KEY",
+              help="Make a successor of KEY (same zone, algorithm, size and flags): active "
+                   "when KEY goes inactive, published -i before.")  # fmt: skip
+@click.option("-i", "prepublish", metavar="INTERVAL", default="30d", show_default=True,
+              help="With -S: how long before activation the successor is published.")  # fmt: skip
+@click.option("-v", "verbosity", type=int, metavar="LEVEL", help="Log level (as dnssec-keygen).")
+@click.argument("zone", required=False)
 def keygen(
-    algorithm: str | None,
+    algorithm: str,
     bits: int | None,
-    policy_name: str | None,
-    policy_file: str | None,
-    key_store: str | None,
     keyflags: Sequence[str],
     directory: str,
     ttl: str | None,
     generate_only: bool,
     compat: bool,
     quiet: bool,
-    zone: str,
+    nametype: str,
+    nsec3: bool,
+    rrtype: str,
+    policy_name: str | None,
+    policy_file: str | None,
+    key_store: str | None,
+    predecessor: str | None,
+    prepublish: str,
+    verbosity: int | None,
+    zone: str | None,
     **times: str | None,
 ) -> None:
     """Generate a key pair for ZONE and print its basename (like dnssec-keygen).
 
     WHEN takes BIND's forms: YYYYMMDDHHMMSS, YYYYMMDD, +offset, -offset, now, now+offset,
-    none.  Without -G, the key is published and active from now.
+    none.  Without -G, the key is published and active from now.  With -S KEY the zone,
+    algorithm, size and flags are KEY's and ZONE may be left out.
     """
     now = clock.now()
-    ksk = any(f.upper() == "KSK" for f in keyflags)
-    spec = _policy_key(policy_name, policy_file, ksk, algorithm, bits)
-    if spec is not None:
-        algorithm, bits = str(spec.algorithm), spec.bits
-        if key_store is None:
-            key_store = spec.key_store
-    try:
-        alg = algorithms.for_generation(algorithm or "ECDSAP256SHA256")
-    except UnsupportedAlgorithm as e:
-        raise OptionError("-a", str(e)) from None
+    if verbosity is not None and verbosity > 0:
+        logging.getLogger().setLevel(logging.DEBUG if verbosity >= 3 else logging.INFO)
+    if nametype.upper() != "ZONE":
+        raise OptionError("-n", f"{nametype!r}: only ZONE keys sign zones (DNSSEC)")
+    if rrtype.upper() != "DNSKEY":
+        raise OptionError("-T", f"{rrtype!r}: dnsseal makes DNSKEY keys only (no KEY/SIG(0))")
+    if predecessor is not None:
+        _successor(predecessor, directory, prepublish, ttl, quiet, now)
+        return
+    if zone is None:
+        raise click.UsageError("missing argument ZONE")
+    if policy_file is not None and policy_name is None:
+        raise OptionError("-l", "a policy file is read for -k POLICY; give -k too")
+    if policy_file is not None and policy_file.lower().startswith("pkcs11:"):
+        raise OptionError("-l", "is the file defining the -k policy (as in BIND's "
+                          "dnssec-keygen); give a key store with --key-store URI")  # fmt: skip
     if key_store is not None:
         _check_key_store(key_store)
+    if policy_name is not None:
+        if keyflags:
+            # dnssec-keygen 9.18: "-k and -f cannot be used together" (the lines say)
+            raise OptionError("-f", "cannot be used with -k: the policy's key lines say")
+        _policy_keys(policy_name, policy_file, zone, directory, ttl, quiet, now, key_store)
+        return
+    try:
+        alg = algorithms.for_generation(algorithm)
+    except UnsupportedAlgorithm as e:
+        raise OptionError("-a", str(e)) from None
+    if nsec3 and alg.number in (1, 3, 5, 6):
+        raise OptionError("-3", f"{alg.mnemonic} cannot be used with NSEC3")
     if bits is not None and alg.fixed_size and bits != alg.default_bits:
         raise OptionError("-b", f"{alg.mnemonic} keys have a fixed size; drop -b")
     if bits is not None and not alg.min_bits <= bits <= alg.max_bits:
         raise OptionError("-b", f"{alg.mnemonic} key size must be {alg.min_bits}..{alg.max_bits}")
     flags = FLAG_ZONE
-    if spec is not None and spec.role == "csk":
-        flags |= FLAG_SEP  # BIND: a CSK has the SEP flag
     for f in keyflags:
         if f.upper() == "KSK":
             flags |= FLAG_SEP
@@ -213,6 +245,16 @@ def keygen(
                 timings[attr] = _when(flag, value, now)
     _check_order(timings)
 
+    key = _generate(keydir, name, alg, bits, flags, _ttl("-L", ttl) if ttl else None,
+                    KeyTimings(**timings), quiet, key_store)  # fmt: skip
+    click.echo(key.basename)
+
+
+def _generate(keydir: KeyDirectory, name: dns.name.Name, alg: algorithms.Algorithm,
+              bits: int | None, flags: int, ttl: int | None, timings: KeyTimings,
+              quiet: bool, key_store: str | None = None) -> Key:  # fmt: skip
+    """Make a key whose tag no key of the zone uses (in ``key_store``: None is the key
+    files), and write its files."""
     for _attempt in range(100):
         try:
             public, material = keystore.generate(key_store, alg, bits)
@@ -223,8 +265,8 @@ def keygen(
             flags=flags,
             algorithm=alg.number,
             public_key=public,
-            ttl=_ttl("-L", ttl) if ttl else None,
-            timings=KeyTimings(**timings),
+            ttl=ttl,
+            timings=timings,
             private=material,
         )
         if not keydir.tag_in_use(name, key.algorithm, key.tag):
@@ -236,33 +278,66 @@ def keygen(
     else:
         raise click.ClickException("could not find a key tag that does not collide")
     keydir.create(key)
+    return key
+
+
+def _successor(path: str, directory: str, prepublish: str, ttl: str | None, quiet: bool,
+               now: int) -> None:  # fmt: skip
+    """dnssec-keygen -S: a key like ``path``'s, active when it goes inactive."""
+    old = load_key(path, private=False)
+    inactive = old.timings.inactive
+    if inactive is None:
+        raise OptionError(
+            "-S", f"{old.basename} has no inactivation date: set one (settime -I) first"
+        )
+    try:
+        lead = parse_duration(prepublish)
+    except InputError as e:
+        raise OptionError("-i", str(e)) from None
+    alg = algorithms.ALGORITHMS.get(old.algorithm)
+    if alg is None:
+        raise OptionError("-S", f"{old.basename}: unknown algorithm {old.algorithm}")
+    publish = inactive - lead
+    if publish < now:
+        click.echo(
+            f"warning: the successor is published at {format_human_time(publish)}, in the "
+            "past: the prepublication interval is cut short",
+            err=True,
+        )
+    timings = KeyTimings(created=now, publish=max(publish, now), activate=inactive)
+    bits = None if alg.fixed_size else old.bits
+    keydir = KeyDirectory(directory)
+    keydir.check()
+    key = _generate(keydir, old.zone, alg, bits, old.flags & ~FLAG_REVOKE,
+                    _ttl("-L", ttl) if ttl else old.ttl, timings, quiet)  # fmt: skip
     click.echo(key.basename)
 
 
-def _policy_key(
-    name: str | None, file: str | None, ksk: bool, algorithm: str | None, bits: int | None
-) -> KeySpec | None:
-    """The key line of policy ``name`` (-k) for a KSK or a ZSK, as BIND's dnssec-keygen -k
-    picks it: the ksk (or csk) line for -f KSK, else the zsk (or csk) line."""
-    if name is None:
-        if file is not None:
-            raise OptionError("-l", "a policy file is read for -k POLICY; give -k too")
-        return None
-    if file is not None and file.lower().startswith("pkcs11:"):
-        raise OptionError("-l", "is the file defining the -k policy (as in BIND's "
-                          "dnssec-keygen); give a key store with --key-store URI")  # fmt: skip
-    if algorithm is not None or bits is not None:
-        raise OptionError("-a" if algorithm is not None else "-b",
-                          "the algorithm and size come from the -k policy")  # fmt: skip
+def _policy_keys(name: str, file: str | None, zone: str, directory: str, ttl: str | None,
+                 quiet: bool, now: int, key_store: str | None = None) -> None:  # fmt: skip
+    """dnssec-keygen -k: one key per line of the policy's keys, published and active now,
+    each in ``key_store`` or else in its line's key-store."""
     try:
-        policy = lookup(name, config.load_policies(file))
+        policy = lookup(name, load_policies(file) if file else {})
     except OptionError as e:
         raise OptionError("-k", e.message) from None  # lookup names the option -p
-    wanted = ("ksk", "csk") if ksk else ("zsk", "csk")
+    except DnssealError as e:
+        raise OptionError("-k", str(e)) from None
+    if not policy.keys:
+        raise OptionError("-k", f"policy {name!r} has no keys")
+    zname = _zone_name(zone)
+    keydir = KeyDirectory(directory)
+    keydir.check()
     for spec in policy.keys:
-        if spec.role in wanted:
-            return spec
-    raise OptionError("-k", f"policy {name!r} has no {' or '.join(wanted)} key line")
+        alg = algorithms.ALGORITHMS[spec.algorithm]
+        flags = FLAG_ZONE | (FLAG_SEP if spec.ksk else 0)
+        timings = KeyTimings(created=now, publish=now, activate=now)
+        key_ttl = _ttl("-L", ttl) if ttl else policy.dnskey_ttl
+        store = key_store if key_store is not None else spec.key_store
+        if store is not None and key_store is None:
+            _check_key_store(store)
+        key = _generate(keydir, zname, alg, spec.bits, flags, key_ttl, timings, quiet, store)
+        click.echo(key.basename)
 
 
 def _check_key_store(location: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import re
 import sys
 from typing import Any
 
@@ -46,6 +47,22 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "serve": ("dnsseal.cli.servecmds", "serve", "Run the authoritative server."),
     "ctl": ("dnsseal.cli.servecmds", "ctl", "Control a running server (like rndc)."),
+    "checkconf": (
+        "dnsseal.cli.toolcmds",
+        "checkconf",
+        "Check a server configuration, -z its zones too (like named-checkconf).",
+    ),
+    "checkzone": (
+        "dnsseal.cli.toolcmds",
+        "checkzone",
+        "Check a zone file (like named-checkzone).",
+    ),
+    "tsig-keygen": ("dnsseal.cli.toolcmds", "tsig_keygen", "Make a TSIG key (like tsig-keygen)."),
+    "journalprint": (
+        "dnsseal.cli.toolcmds",
+        "journalprint",
+        "Print a zone's journal (like named-journalprint).",
+    ),
     "resolve": (
         "dnsseal.cli.resolvecmds",
         "resolve",
@@ -64,7 +81,32 @@ def _available(name: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+_VERBOSE = re.compile(r"^(-v+|--verbose)$")
+
+
+def hoist_verbose(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
+    """``dnsseal serve -v``: a -v given after a subcommand that has no -v of its own is the
+    group's (people type it at the end from habit).  Returns the arguments with such -v
+    moved in front of the subcommand."""
+    pos = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+    if pos is None:
+        return args
+    cmd = group.get_command(ctx, args[pos])
+    if cmd is None or any("-v" in p.opts for p in cmd.params if isinstance(p, click.Option)):
+        return args
+    if isinstance(cmd, click.Group):  # its subcommands may have their own -v: leave them
+        return args
+    rest = args[pos + 1 :]
+    end = rest.index("--") if "--" in rest else len(rest)
+    moved = [a for a in rest[:end] if _VERBOSE.match(a)]
+    kept = [a for a in rest[:end] if not _VERBOSE.match(a)] + rest[end:]
+    return [*args[:pos], *moved, args[pos], *kept]
+
+
 class LazyGroup(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_verbose(self, ctx, args))
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(n for n in COMMANDS if _available(n))
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 import click
@@ -12,10 +14,12 @@ import dns.dnssec
 import dns.rdatatype
 from click.core import ParameterSource
 
+from dnsseal.cli import progress
 from dnsseal.errors import OptionError, StorageError
 from dnsseal.proto.snapshot import ZoneSnapshot
+from dnsseal.server import logsetup, sdnotify
 from dnsseal.server.binding import bind_all
-from dnsseal.server.control import COMMANDS, VARIADIC, request
+from dnsseal.server.control import COMMANDS, arity_ok, request
 from dnsseal.server.service import AuthServer
 from dnsseal.server.workers import serve as run_server
 from dnsseal.storage.serverconfig import (
@@ -149,6 +153,10 @@ def serve(
         raise OptionError("server.listen", "no address to listen on")
     if workers is not None:
         config = dataclasses.replace(config, workers=workers)
+    try:  # [logging]: info and up by default (zone loads, signing, keys, updates, ...)
+        logsetup.configure(config.logging, ctx.find_root().params.get("verbose") or 0)
+    except OSError as e:
+        raise OptionError("logging", f"{e.filename}: {e.strerror or e}") from None
     # Sockets, control socket and state lock first: a start that fails writes nothing.
     bound = bind_all(config, listen_option)
     try:
@@ -159,11 +167,25 @@ def serve(
             if workers is not None:
                 config = dataclasses.replace(config, workers=workers)
 
+        # Loading (and first signing) of big zones takes a while: a spinner on a terminal
+        loading = contextlib.ExitStack()
+        loading.enter_context(
+            progress.activity(
+                f"Loading {len(config.zones)} zone(s)",
+                progress.total_size([z.file for z in config.zones]),
+            )
+        )
+
         def started(server: AuthServer) -> None:
+            loading.close()
             _print_intro(server, config)
             sys.stdout.flush()  # the intro must show now even when stdout is a pipe or a file
+            sdnotify.ready(sdnotify.status(server))  # systemd: Type=notify
 
-        run_server(config, config_path, started, bound)
+        try:
+            run_server(config, config_path, started, bound)
+        finally:
+            loading.close()
     except OSError as e:  # the environment, not a bug: one line, not a traceback
         raise StorageError(e.filename or "dnsseal serve", e.strerror or str(e)) from None
     finally:
@@ -181,7 +203,61 @@ def _socket_path(socket_path: Path | None, config_path: Path | None) -> Path:
     return Path("dnsseal.sock")
 
 
-@click.command("ctl", context_settings={"allow_interspersed_args": False})
+def _scalar(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return str(v)
+
+
+def render(doc: object, indent: str = "") -> list[str]:
+    """A JSON document as ``key: value`` lines for people: no Python reprs, lists of
+    plain values joined with commas, nested objects indented."""
+    out: list[str] = []
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            if isinstance(v, dict):
+                out.append(f"{indent}{k}:" + ("" if v else " -"))
+                out += render(v, indent + "  ")
+            elif isinstance(v, list) and any(isinstance(x, dict | list) for x in v):
+                out.append(f"{indent}{k}:")
+                for item in v:
+                    if isinstance(item, dict):
+                        out.append(
+                            f"{indent}  - "
+                            + ", ".join(f"{a}: {_scalar(b)}" for a, b in item.items())
+                        )
+                    else:
+                        out.append(f"{indent}  - {_scalar(item)}")
+            elif isinstance(v, list):
+                out.append(f"{indent}{k}: " + (", ".join(map(_scalar, v)) or "-"))
+            else:
+                out.append(f"{indent}{k}: {_scalar(v)}")
+    elif isinstance(doc, list):
+        for item in doc:
+            out += render(item, indent) if isinstance(item, dict) else [f"{indent}{_scalar(item)}"]
+    elif doc is not None:
+        out.append(f"{indent}{doc}")
+    return out
+
+
+def _ctl_help() -> str:
+    rows = "\n".join(
+        f"  {name} {' '.join(COMMANDS[name][0])}".rstrip()
+        + "\n"
+        + textwrap.fill(COMMANDS[name][1], 76, initial_indent=" " * 6, subsequent_indent=" " * 6)
+        for name in sorted(COMMANDS)
+    )
+    return (
+        "Control a running server (like rndc).  Exit status 0 when the command succeeded, "
+        "1 when it failed (for reload: when any zone failed to load), 2 on a usage error.\n\n"
+        "--json (before or after the command) prints the reply as JSON: `data` holds the "
+        "result as structure, times in ISO 8601 UTC.\n\nCommands:\n\n\b\n" + rows
+    )
+
+
+@click.command("ctl", context_settings={"allow_interspersed_args": False}, help=_ctl_help())
 @click.option(
     "-s",
     "--socket",
@@ -190,7 +266,7 @@ def _socket_path(socket_path: Path | None, config_path: Path | None) -> Path:
     help="Control socket (default: from -c, else ./dnsseal.sock).",
 )
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON reply.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON reply.")
 @click.argument("command", type=click.Choice(sorted(COMMANDS)))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def ctl(
@@ -200,28 +276,22 @@ def ctl(
     command: str,
     args: tuple[str, ...],
 ) -> None:
-    """Control a running server (like rndc): status, reload, zone-status ZONE,
-    notify ZONE, stop, dnssec -status|-rollover|-checkds ... ZONE, sign ZONE,
-    loadkeys ZONE, signing -list ZONE."""
-    wanted = COMMANDS[command][0]
-    if VARIADIC not in wanted and len(args) != len(wanted):
+    if command != "audit" and "--json" in args:  # `dnssec -status ZONE --json`, as typed
+        as_json = True
+        args = tuple(a for a in args if a != "--json")
+    if not arity_ok(command, args):
+        wanted = COMMANDS[command][0]
         raise click.UsageError(f"usage: dnsseal ctl {' '.join([command, *wanted])}")
     reply = request(_socket_path(socket_path, config_path), command, list(args))
     if as_json:
         click.echo(json.dumps(reply, indent=2))
     else:
-        if not reply.get("ok"):
-            click.echo(f"error: {reply.get('error') or reply.get('problems')}", err=True)
         result = reply.get("result")
-        if isinstance(result, dict):
-            for k, v in result.items():
-                click.echo(f"{k}: {v}")
-        elif isinstance(result, list):
-            for line in result:
-                click.echo(line)
-        elif result is not None:
-            click.echo(result)
+        for line in render(result):
+            click.echo(line)
         for p in reply.get("problems") or []:
             click.echo(f"problem: {p}", err=True)
+        if not reply.get("ok"):
+            click.echo(f"error: {reply.get('error') or 'failed'}", err=True)
     if not reply.get("ok"):
         raise SystemExit(1)

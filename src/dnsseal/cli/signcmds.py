@@ -17,8 +17,10 @@ import click
 import dns.exception
 import dns.name
 import dns.rdatatype
+import dns.zone
 
 from dnsseal import clock
+from dnsseal.cli import progress
 from dnsseal.durations import format_bind_time, parse_duration, parse_when
 from dnsseal.errors import InputError, OptionError
 from dnsseal.findings import Severity
@@ -37,7 +39,7 @@ from dnsseal.storage import zonefile
 from dnsseal.storage.files import read_text
 from dnsseal.storage.keydir import KeyDirectory, load_key
 from dnsseal.zone import canonical
-from dnsseal.zone.model import Zone
+from dnsseal.zone.model import Zone, ZoneBuilder
 from dnsseal.zone.text import header_text, paused_gc
 
 _CTX = {"help_option_names": ["-h", "--help"]}
@@ -138,6 +140,136 @@ def _refuse_misnamed_keys(keydir: str, origin: dns.name.Name) -> None:
             )
 
 
+def _verbosity(level: int | None) -> None:
+    """dnssec-signzone's ``-v LEVEL`` (given after the subcommand): 1 and 2 log info,
+    3 and up debug."""
+    if level is None:
+        return
+    if level < 0:
+        raise OptionError("-v", f"a level is 0 or more, got {level}")
+    wanted = logging.DEBUG if level >= 3 else logging.INFO if level >= 1 else logging.WARNING
+    root = logging.getLogger()
+    root.setLevel(min(root.level, wanted) if root.level else wanted)
+
+
+def _formats(output_format: str, input_format: str) -> None:
+    """-O and -I: which of BIND's formats dnsseal reads and writes (and why not the rest)."""
+    if output_format.lower() not in ("text", "full"):
+        raise OptionError(
+            "-O",
+            f"{output_format!r}: dnsseal writes text (also called full: one record per line, "
+            "absolute names); BIND's binary raw format is not written (named loads the text "
+            "file; named-compilezone -F raw converts it)",
+        )
+    if input_format.lower() != "text":
+        raise OptionError(
+            "-I",
+            f"{input_format!r}: dnsseal reads text zone files; convert a raw file with "
+            "named-compilezone -f raw -F text",
+        )
+
+
+def _verify_or_fail(zone: Zone, now: int, params: SignParams) -> None:
+    """The post-signing verification (dnssec-signzone's, skipped with -P): errors are
+    printed and nothing is written."""
+    options = VerifyOptions(ksk_only=params.ksk_only, ignore_ksk_flag=params.ignore_ksk_flag)
+    errors = [f for f in verify_zone(zone, now, options) if f.severity is Severity.ERROR]
+    if errors:
+        for f in errors:
+            click.echo(str(f), err=True)
+        raise click.ClickException(
+            f"the signed zone failed verification ({len(errors)} errors); nothing written "
+            "(-P skips the verification)"
+        )
+
+
+_SIGNER_TYPES = frozenset(
+    int(t)
+    for t in (
+        dns.rdatatype.RRSIG,
+        dns.rdatatype.NSEC,
+        dns.rdatatype.NSEC3,
+        dns.rdatatype.NSEC3PARAM,
+    )
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Edits:
+    """What -M, -g and -D change around the signing (each makes signzone read the whole
+    file and write no ledger)."""
+
+    max_ttl: int | None = None
+    dsset_dir: Path | None = None  # -g: DS records from dsset- files here
+    dnssec_only: bool = False  # -D
+    with_dnskey: bool = False  # -D with -S: DNSKEY records too
+
+    @property
+    def any(self) -> bool:
+        return self.max_ttl is not None or self.dsset_dir is not None or self.dnssec_only
+
+    def before(self, zone: Zone) -> Zone:
+        """The zone to sign: TTLs capped (-M), child DS records from dsset- files (-g)."""
+        if self.max_ttl is None and self.dsset_dir is None:
+            return zone
+        ds_sets = self._ds_sets(zone) if self.dsset_dir is not None else {}
+        b = ZoneBuilder(zone.origin, zone.rdclass)
+        cap = self.max_ttl
+        for rr in zone.iter_rrsets():
+            if rr.rtype == dns.rdatatype.DS and rr.name in ds_sets:
+                continue
+            ttl = min(rr.ttl, cap) if cap is not None else rr.ttl
+            for rd in rr.rdatas:
+                b.add(rr.name, rr.rtype, ttl, rd)
+        for sigs in zone.rrsigs.values():
+            for rr in sigs.values():
+                ttl = min(rr.ttl, cap) if cap is not None else rr.ttl
+                for rd in rr.rdatas:
+                    b.add(rr.name, rr.rtype, ttl, rd)
+        for name, records in ds_sets.items():
+            for ttl, rd in records:
+                b.add(name, dns.rdatatype.DS, min(ttl, cap) if cap is not None else ttl, rd)
+        return b.build()
+
+    def _ds_sets(self, zone: Zone) -> dict[dns.name.Name, list[tuple[int, bytes]]]:
+        """Per delegation with a dsset-CHILD. file: its DS records (TTL, RDATA)."""
+        assert self.dsset_dir is not None
+        out: dict[dns.name.Name, list[tuple[int, bytes]]] = {}
+        for name, node in zone.rrsets.items():
+            if name == zone.origin or dns.rdatatype.NS not in node:
+                continue
+            path = self.dsset_dir / f"dsset-{name.to_text()}"
+            if not path.is_file():
+                log.info("[%s] -g: no %s: DS records of %s kept", zone.origin, path, name)
+                continue
+            ttl = node[dns.rdatatype.NS].ttl  # for lines without a TTL, as the NS set's
+            try:
+                parsed = dns.zone.from_text(
+                    f"$TTL {ttl}\n" + read_text(path), origin=name, check_origin=False
+                )
+            except dns.exception.DNSException as e:
+                raise OptionError("-g", f"{path}: {e}") from None
+            rdataset = parsed.get_rdataset(name, dns.rdatatype.DS)
+            if rdataset is None:
+                raise OptionError("-g", f"{path}: no DS records for {name}")
+            out[name] = [(rdataset.ttl, canonical.rdata_wire(rd)) for rd in rdataset]
+        return out
+
+    def only_dnssec(self, zone: Zone) -> Zone:
+        """-D: the records signing made (and DNSKEY with -S), for $INCLUDE."""
+        b = ZoneBuilder(zone.origin, zone.rdclass)
+        keep = _SIGNER_TYPES | ({int(dns.rdatatype.DNSKEY)} if self.with_dnskey else set())
+        for rr in zone.iter_rrsets():
+            if rr.rtype in keep:
+                for rd in rr.rdatas:
+                    b.add(rr.name, rr.rtype, rr.ttl, rd)
+        for sigs in zone.rrsigs.values():
+            for rr in sigs.values():
+                for rd in rr.rdatas:
+                    b.add(rr.name, rr.rtype, rr.ttl, rd)
+        return b.build()
+
+
 class _ProgressBar:
     """A rich progress bar on stderr, shown only once signing has taken over a second."""
 
@@ -197,8 +329,37 @@ def _print_stats(stats_generated: int, retained: int, dropped: int, sign_s: floa
 @click.option("-i", "interval", metavar="DURATION",
               help="Re-sign signatures expiring within this (default: validity/4).")  # fmt: skip
 @click.option("-j", "jitter", metavar="DURATION", help="Spread expirations over this much.")
-@click.option("-N", "serial", type=click.Choice(SERIAL_POLICIES), default="keep",
-              show_default=True, help="SOA serial format.")  # fmt: skip
+@click.option("-N", "serial", type=click.Choice(SERIAL_POLICIES, case_sensitive=False),
+              default="keep", show_default=True,
+              help="SOA serial format (any case, as dnssec-signzone).")  # fmt: skip
+@click.option("-O", "output_format", metavar="FORMAT", default="text", show_default=True,
+              help="Output format: text or full (both: one record per line, absolute names); "
+                   "BIND's binary raw format is not written.")  # fmt: skip
+@click.option("-I", "input_format", metavar="FORMAT", default="text", show_default=True,
+              help="Input format: text (BIND's binary raw format is not read).")  # fmt: skip
+@click.option("-P", "no_verify", is_flag=True,
+              help="Skip the verification of the signed zone (done by default, as "
+                   "dnssec-signzone does: nothing is written when it fails).")  # fmt: skip
+@click.option("-D", "dnssec_only", is_flag=True,
+              help="Output only the records signing adds (RRSIG, NSEC, NSEC3, NSEC3PARAM; "
+                   "DNSKEY too with -S), for $INCLUDE in the zone file.")  # fmt: skip
+@click.option("-g", "ds_from_dsset", is_flag=True,
+              help="Replace the DS records of child zones with those of their "
+                   "dsset-CHILD. files (in -d DIR).")  # fmt: skip
+@click.option("-d", "dsset_dir", metavar="DIR", default=".", show_default=True,
+              help="Where -g finds dsset- files.")  # fmt: skip
+@click.option("-M", "max_ttl", metavar="TTL",
+              help="Cap every TTL of the zone at TTL before signing.")  # fmt: skip
+@click.option("-X", "keyset_end", metavar="TIME",
+              help="Expiration of the DNSKEY RRset's signatures (default: as -e).")  # fmt: skip
+@click.option("-u", "update_chain", is_flag=True,
+              help="Update the NSEC/NSEC3 chain: dnsseal always builds the chain the options "
+                   "ask for (-3/-H/-A or NSEC), so -u is what it does anyway.")  # fmt: skip
+@click.option("-R", "remove_unpublished", is_flag=True,
+              help="Drop signatures of keys no longer published: dnsseal keeps only signatures "
+                   "of the keys it signs with, so -R is what it does anyway.")  # fmt: skip
+@click.option("-v", "verbosity", type=int, metavar="LEVEL", default=None,
+              help="Log level, as dnssec-signzone's -v (1: info, 3 and up: debug).")  # fmt: skip
 @click.option("-x", "ksk_only", is_flag=True, help="Sign the DNSKEY RRset with KSKs only.")
 @click.option("-z", "ignore_ksk", is_flag=True, help="Ignore the KSK flag: all keys sign all.")
 @click.option("-n", "workers", type=click.IntRange(1, 256), default=1, show_default=True,
@@ -248,6 +409,17 @@ def signzone(
     stats: bool,
     quiet: bool,
     use_ledger: bool,
+    output_format: str,
+    input_format: str,
+    no_verify: bool,
+    dnssec_only: bool,
+    ds_from_dsset: bool,
+    dsset_dir: str,
+    max_ttl: str | None,
+    keyset_end: str | None,
+    update_chain: bool,
+    remove_unpublished: bool,
+    verbosity: int | None,
 ) -> None:
     """Sign ZONEFILE with the given KEY files and/or (-S) the keys in the key directory.
 
@@ -269,6 +441,11 @@ def signzone(
     """
     t0 = time.perf_counter()
     now = clock.now()
+    _verbosity(verbosity)
+    serial = serial.lower()
+    _formats(output_format, input_format)
+    if dnssec_only and (serial != "keep" or max_ttl is not None):
+        raise OptionError("-D", "cannot be combined with -N (serial updating) or -M")
     origin = _origin("-o", origin_text, zonefile_path)
     nsec3 = None
     if salt is not None:
@@ -282,12 +459,20 @@ def signzone(
     inception = _when("-s", start, now)
     base = inception if inception is not None else now - 3600
     expiration = _when("-e", end, now, base=base)
+    keyset_expiration = _when("-X", keyset_end, now, base=base)
+    edits = _Edits(
+        _duration("-M", max_ttl),
+        Path(dsset_dir) if ds_from_dsset else None,
+        dnssec_only,
+        smart,
+    )
     out = output or f"{zonefile_path}.signed"
     header = [f"File written on {format_bind_time(now)} by dnsseal signzone"]
     bar = _ProgressBar() if not quiet and sys.stderr.isatty() else None
     params = SignParams(
         inception=inception,
         expiration=expiration,
+        keyset_expiration=keyset_expiration,
         jitter=_duration("-j", jitter) or 0,
         refresh=_duration("-i", interval),
         nsec3=nsec3,
@@ -307,18 +492,27 @@ def signzone(
     try:
         with paused_gc():  # a run over acyclic data: collections would only rescan the zone
             done: SignStats | None = None
-            if not use_ledger or out == "-" or check:
-                why = "--no-ledger" if not use_ledger else "-a" if check else "output to stdout"
+            if not use_ledger or out == "-" or check or edits.any:
+                why = (
+                    "--no-ledger"
+                    if not use_ledger
+                    else "-a"
+                    if check
+                    else "output to stdout"
+                    if out == "-"
+                    else "-D, -g or -M"
+                )
                 log.info("[%s] reading the whole file: %s", origin, why)
             elif not smart and not keyfiles:
                 log.info("[%s] reading the whole file: keys chosen by its DNSKEY records", origin)
             else:
                 keys = _select_keys(Zone(origin, {}), keydir, smart, keyfiles, now)
                 done = _resign_from_snapshot(zonefile_path, out, origin, keys, params, now,
-                                             header)  # fmt: skip
+                                             header, verify=not no_verify)  # fmt: skip
             if done is None:
                 done = _sign_careful(zonefile_path, out, origin, keydir, smart, keyfiles, now,
-                                     params, use_ledger, check, header)  # fmt: skip
+                                     params, use_ledger and not edits.any,
+                                     check or not no_verify, header, edits)  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
@@ -355,7 +549,7 @@ def _sign_with_response(zonefile_path: str, out: str, origin: dns.name.Name, key
 
 def _resign_from_snapshot(zonefile_path: str, out: str, origin: dns.name.Name,
                           keys: list[SigningKey], params: SignParams, now: int,
-                          header: list[str]) -> SignStats | None:  # fmt: skip
+                          header: list[str], verify: bool = True) -> SignStats | None:  # fmt: skip
     """Re-sign ZONEFILE, an edit of a file this command wrote, from the snapshot in its
     ledger file (see :mod:`dnsseal.signer.resign`); None (and the reason logged) when the
     careful path must do it."""
@@ -371,7 +565,17 @@ def _resign_from_snapshot(zonefile_path: str, out: str, origin: dns.name.Name,
     except Fallback as e:
         log.info("[%s] reading the whole file: %s", origin, e)
         return None
-    zonefile.write_chunks(out, got.pieces)
+    if not verify:
+        zonefile.write_chunks(out, got.pieces)
+    else:  # written aside, verified, then put in place: a zone that fails is not written
+        aside = f"{out}.dnsseal-verify"
+        zonefile.write_chunks(aside, got.pieces)
+        try:
+            _verify_or_fail(zonefile.read_zone(aside, origin), now, params)
+        except BaseException:
+            Path(aside).unlink(missing_ok=True)
+            raise
+        Path(aside).replace(out)
     key = mac_key(keys, origin, ksk_only=params.ksk_only, ignore_ksk_flag=params.ignore_ksk_flag)
     zonefile.write_ledger(out, pack_ledger(got.digests, got.snapshot, key))
     return got.stats
@@ -394,7 +598,8 @@ def _helper_setup(parent: int) -> None:
 
 def _sign_careful(zonefile_path: str, out: str, origin: dns.name.Name, keydir: str,
                   smart: bool, keyfiles: tuple[str, ...], now: int, params: SignParams,
-                  use_ledger: bool, check: bool, header: list[str]) -> SignStats:  # fmt: skip
+                  use_ledger: bool, check: bool, header: list[str],
+                  edits: _Edits | None = None) -> SignStats:  # fmt: skip
     """Read the whole of ZONEFILE, sign it and write OUTPUT (and its ledger file)."""
     head = header_text(header).encode()
     helper = None
@@ -404,7 +609,8 @@ def _sign_careful(zonefile_path: str, out: str, origin: dns.name.Name, keydir: s
                                  setup=functools.partial(_helper_setup, os.getpid()))  # fmt: skip
     try:
         return _sign_whole_file(zonefile_path, out, origin, keydir, smart, keyfiles, now,
-                                params, use_ledger, check, header, head, helper)  # fmt: skip
+                                params, use_ledger, check, header, head, helper,
+                                edits or _Edits())  # fmt: skip
     finally:
         if helper is not None:
             helper.close()
@@ -413,8 +619,8 @@ def _sign_careful(zonefile_path: str, out: str, origin: dns.name.Name, keydir: s
 def _sign_whole_file(zonefile_path: str, out: str, origin: dns.name.Name, keydir: str,
                      smart: bool, keyfiles: tuple[str, ...], now: int, params: SignParams,
                      use_ledger: bool, check: bool, header: list[str], head: bytes,
-                     helper: ProcessSnapshot | None) -> SignStats:  # fmt: skip
-    zone = zonefile.read_zone(zonefile_path, origin)
+                     helper: ProcessSnapshot | None, edits: _Edits) -> SignStats:  # fmt: skip
+    zone = edits.before(zonefile.read_zone(zonefile_path, origin))
     keys = _select_keys(zone, keydir, smart, keyfiles, now)
     ledger = None
     if use_ledger:
@@ -427,17 +633,9 @@ def _sign_whole_file(zonefile_path: str, out: str, origin: dns.name.Name, keydir
     signed = sign_zone(zone, keys, dataclasses.replace(params, ledger=ledger), now)
     del zone
     if check:
-        errors = [
-            f for f in verify_zone(signed.zone, now, VerifyOptions(ksk_only=params.ksk_only,
-                                                                   ignore_ksk_flag=params.ignore_ksk_flag))
-            if f.severity is Severity.ERROR
-        ]  # fmt: skip
-        if errors:
-            for f in errors:
-                click.echo(str(f), err=True)
-            raise click.ClickException(
-                f"the signed zone failed verification ({len(errors)} errors); nothing written"
-            )
+        _verify_or_fail(signed.zone, now, params)
+    if edits.dnssec_only:
+        signed = dataclasses.replace(signed, zone=edits.only_dnssec(signed.zone))
     if out == "-":
         from dnsseal.zone.text import iter_zone_text
 
@@ -495,8 +693,10 @@ def verify(
         expire_within=_duration("--expire-within", expire_within) or 0,
         batch=ProcessBatchVerifier(workers),
     )
-    zone = zonefile.read_zone(zonefile_path, origin)
-    findings = verify_zone(zone, now, options)
+    size = progress.total_size([Path(zonefile_path)])
+    with progress.activity(f"Verifying {origin}", size):
+        zone = zonefile.read_zone(zonefile_path, origin)
+        findings = verify_zone(zone, now, options)
     errors = sum(f.severity is Severity.ERROR for f in findings)
     warnings = sum(f.severity is Severity.WARNING for f in findings)
     if as_json:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -166,11 +167,12 @@ class Automation:
             return state.error
         async with state.lock:
             now = clock.now()
+            started = time.monotonic()
             try:
                 version = await asyncio.to_thread(inline.maintain, now, reason=reason, force=force)
                 events = inline.take_events()
                 if version is not None:
-                    await self.publish(state, version, now, events)
+                    await self.publish(state, version, now, events, started)
                 elif events:
                     await asyncio.to_thread(self._audit, events)
                 await asyncio.to_thread(inline.save_source_copy)
@@ -198,9 +200,15 @@ class Automation:
                 j.audit(e)
 
     async def publish(
-        self, state: ZoneState, version: Version, now: int, events: Sequence[AuditEvent] = ()
+        self,
+        state: ZoneState,
+        version: Version,
+        now: int,
+        events: Sequence[AuditEvent] = (),
+        started: float | None = None,
     ) -> None:
-        """Journal ``version`` (durably), write the signed copy, serve it, send NOTIFY."""
+        """Journal ``version`` (durably), write the signed copy, serve it, send NOTIFY.
+        ``started`` (monotonic clock): when the work that made it began (for the log)."""
         state_dir = self.server.config.state_dir
         assert state_dir is not None and state.inline is not None
 
@@ -220,10 +228,12 @@ class Automation:
 
         await asyncio.to_thread(persist)
         self._serve(state, version.zone, keep_history=True)
+        took = f" in {time.monotonic() - started:.2f} s" if started is not None else ""
         log.info(
-            "[%s] DNSSEC: serial %d (%s, %d records out, %d in)",
+            "[%s] DNSSEC: serial %d signed and served%s (%s, %d records out, %d in)",
             state.name,
             version.serial,
+            took,
             version.reason,
             len(version.diff.removed),
             len(version.diff.added),
@@ -319,6 +329,8 @@ class Automation:
         inline = state.inline
         if inline is None:
             return dns.rcode.REFUSED, f"{zname} is presigned: it cannot be updated"
+        if state.frozen:  # as named: an operator edits the file (`dnsseal ctl thaw`)
+            return dns.rcode.REFUSED, f"{state.name} is frozen: update refused"
         keyname = msg.keyname if msg.had_tsig else None
         policy = state.config.update_policy
         if policy is None:
@@ -337,10 +349,13 @@ class Automation:
             if not result.change:
                 return dns.rcode.NOERROR, ""
             now = clock.now()
+            started = time.monotonic()
             try:
                 version = await asyncio.to_thread(inline.update, result.change, now)
-                await self.publish(state, version, now)
+                await self.publish(state, version, now, (), started)
             except DnssealError as e:
                 log.error("[%s] UPDATE not applied: %s", state.name, e)
                 return dns.rcode.SERVFAIL, str(e)
+        log.info("[%s] UPDATE from %s (key %s) applied: serial %d", state.name, client,
+                 keyname, version.serial)  # fmt: skip
         return dns.rcode.NOERROR, ""

@@ -3,7 +3,8 @@
 One JSON object per line each way: ``{"command": "zone-status", "args": ["example.com"]}``
 -> ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "..."}``.  The socket is
 created with mode 0600: whoever can use it can stop the server.  The commands are the rows of
-:data:`COMMANDS` (name -> number of arguments, help).
+:data:`COMMANDS` (name -> arguments, help).  A reply may carry ``data``: the command's
+result as structure, times in ISO 8601 UTC (what ``dnsseal ctl --json`` is for).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from dnsseal import clock
 from dnsseal.errors import DnssealError, StorageError
-from dnsseal.server import views
+from dnsseal.server import views, zonectl
 from dnsseal.server.binding import bind_control
 from dnsseal.server.dnssecctl import DnssecControl
 from dnsseal.server.observe import audit_command, peer_user
@@ -30,14 +31,29 @@ log = logging.getLogger(__name__)
 
 # name -> (arguments, help); "ARGS..." takes any number (the handler checks them)
 COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
-    "status": ((), "Server status: uptime, zones, query counters."),
-    "reload": ((), "Re-read the configuration and every zone file (like SIGHUP)."),
+    "status": ((), "Server status: start time, uptime, zones by condition, query counters."),
+    "reload": (
+        ("[ZONE]",),
+        "Re-read the configuration and every zone file (like SIGHUP), or only ZONE's file; "
+        "every zone that failed is listed and the exit status is 1.",
+    ),
     "zone-status": (
         ("ZONE",),
         "Serials, load time, denial type, retained versions; for a signed zone the next "
-        "signing, the next key event and the signature expiry horizon.",
+        "signing, the next key event and the signature expiry horizon; what to do next.",
     ),
-    "notify": (("ZONE",), "Send NOTIFY for ZONE to its also-notify targets now."),
+    "notify": (
+        ("ZONE",),
+        "Send NOTIFY for ZONE to its also-notify targets now; say how each answered.",
+    ),
+    "retransfer": (("ZONE",), "Transfer ZONE anew from its primaries (AXFR), as rndc retransfer."),
+    "freeze": (
+        ("ZONE",),
+        "Refuse dynamic updates to ZONE and write its data (file + updates) to its file, "
+        "for an operator to edit.",
+    ),
+    "thaw": (("ZONE",), "Load ZONE's edited file and take dynamic updates again."),
+    "sync": (("ZONE",), "Write ZONE's data (file + dynamic updates) to its file now."),
     "stop": ((), "Stop the server."),
     "dnssec": (
         ("ARGS...",),
@@ -60,6 +76,17 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     ),
 }
 VARIADIC = "ARGS..."
+
+
+def arity_ok(command: str, args: list[str] | tuple[str, ...]) -> bool:
+    """Does ``args`` fit the command's arguments (``[X]``: optional)?"""
+    wanted = COMMANDS[command][0]
+    if VARIADIC in wanted:
+        return True
+    needed = [w for w in wanted if not w.startswith("[")]
+    return len(needed) <= len(args) <= len(wanted)
+
+
 MAX_REQUEST = 64 * 1024
 
 
@@ -112,7 +139,7 @@ class ControlServer:
         if command not in COMMANDS:
             return {"ok": False, "error": f"unknown command {command!r}"}
         wanted = COMMANDS[command][0]
-        if VARIADIC not in wanted and len(args) != len(wanted):
+        if not arity_ok(command, args):
             usage = " ".join([command, *wanted])
             return {"ok": False, "error": f"usage: {usage}"}
         if not all(isinstance(a, str) for a in args):
@@ -120,8 +147,14 @@ class ControlServer:
         srv = self.server
         ctl = DnssecControl(srv)
         try:
+            if command in zonectl.ZONE_COMMANDS:
+                return await zonectl.ZONE_COMMANDS[command](srv, srv.find_state(args[0]))
             if command == "dnssec":
-                return {"ok": True, "result": await ctl.dnssec(args)}
+                reply: dict[str, Any] = {"ok": True, "result": await ctl.dnssec(args)}
+                if args[:1] == ["-status"]:
+                    doc = views.dnssec_status_view(srv, args[-1], clock.now())
+                    reply["data"] = views.iso_times(doc)
+                return reply
             if command == "sign":
                 return {"ok": True, "result": await ctl.sign(args[0])}
             if command == "loadkeys":
@@ -129,23 +162,35 @@ class ControlServer:
             if command == "signing":
                 return {"ok": True, "result": ctl.signing(args)}
             if command == "status":
-                return {"ok": True, "result": srv.status()}
+                status = views.iso_times(views.status_view(srv, clock.now()))
+                return {"ok": True, "result": status, "data": status}
             if command == "reload":
-                problems = await srv.reload()
-                return {"ok": not problems, "result": "reloaded", "problems": problems}
+                if args:
+                    return await zonectl.reload_zone(srv, srv.find_state(args[0]))
+                return await zonectl.reload_all(srv)
             if command == "zone-status":
-                return {"ok": True, "result": views.zone_view(srv, args[0], clock.now())}
-            if command == "zones":  # result: for people; zones: the API's document
+                zone = views.iso_times(views.zone_view(srv, args[0], clock.now()))
+                return {"ok": True, "result": zone, "data": zone}
+            # result: for people; zones / keys: the API's document (POSIX seconds); data:
+            # the same with ISO 8601 times
+            if command == "zones":
                 doc = views.zones_view(srv, clock.now())
-                return {"ok": True, "result": views.zones_lines(doc), "zones": doc}
+                return {
+                    "ok": True,
+                    "result": views.zones_lines(doc),
+                    "zones": doc,
+                    "data": views.iso_times(doc),
+                }
             if command == "keys":
                 doc = views.keys_view(srv, args[0])
-                return {"ok": True, "result": views.keys_lines(doc), "keys": doc}
+                return {
+                    "ok": True,
+                    "result": views.keys_lines(doc),
+                    "keys": doc,
+                    "data": views.iso_times(doc),
+                }
             if command == "audit":
                 return await audit_command(srv, args)
-            if command == "notify":
-                state = srv.zone_status(args[0])
-                return {"ok": True, "result": await srv.notify(str(state["zone"]))}
             srv.request_stop()
             return {"ok": True, "result": "stopping"}
         except LookupError as e:

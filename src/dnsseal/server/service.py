@@ -21,6 +21,7 @@ import signal
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.rrl import RateLimitConfig, RateLimiter, Verdict, classify, slip_response
 from dnsseal.proto.snapshot import ZoneSnapshot
+from dnsseal.server import sdnotify
 from dnsseal.server.automation import Automation, is_update
 from dnsseal.server.binding import TCP_BACKLOG, Bound, bind_listeners
 from dnsseal.server.control import ControlServer
@@ -190,6 +192,8 @@ class AuthServer:
 
     def request_stop(self) -> None:
         log.info("[server] stopping")
+        if not self.worker:
+            sdnotify.stopping()
         self._stopped.set()
 
     async def stop(self) -> None:
@@ -256,7 +260,15 @@ class AuthServer:
 
     def _spawn_reload(self) -> None:
         log.info("[server] SIGHUP: reloading")
-        self._spawn(self.reload())
+        self._spawn(self._sighup_reload())
+
+    async def _sighup_reload(self) -> None:
+        """A reload systemd can follow (RELOADING=1, then READY=1 with the outcome)."""
+        if not self.worker:
+            sdnotify.reloading()
+        problems = await self.reload()
+        if not self.worker:
+            sdnotify.ready(sdnotify.status(self, problems))
 
     # -- zones ----------------------------------------------------------------------------
 
@@ -296,6 +308,7 @@ class AuthServer:
                         inline.append(state)
                     states[zcfg.name] = state
                     continue
+                started = time.monotonic()
                 new_serial, problem = await asyncio.to_thread(
                     load_one, state, self.config.ixfr_versions, now
                 )
@@ -304,7 +317,9 @@ class AuthServer:
                     problems.append(f"{zcfg.name}: {problem}")
                     log.error("[%s] not loaded: %s", zcfg.name, problem)
                 elif (new_serial or initial) and state.served is not None:
-                    log.info("[%s] loaded serial %d", zcfg.name, state.served.snapshot.serial)
+                    snap = state.served.snapshot
+                    log.info("[%s] loaded serial %d (%d names) in %.2f s", zcfg.name, snap.serial,
+                             len(snap.nodes), time.monotonic() - started)  # fmt: skip
                     changed.append(state)
                     if self.history is not None:
                         try:

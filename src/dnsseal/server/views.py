@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from dnsseal.durations import format_human_time
 from dnsseal.findings import Severity
 from dnsseal.keys import algorithms
 from dnsseal.keys.model import Key
@@ -113,7 +113,7 @@ def sig_horizon(state: ZoneState) -> int | None:
 
 
 def _text(t: int | None) -> str | None:
-    return format_human_time(t) if t is not None else None
+    return iso_time(t) if t is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,22 +299,217 @@ def zones_view(server: AuthServer, now: int) -> dict[str, Any]:
     return {"now": now, "zones": zones}
 
 
+def _keys_brief(state: ZoneState) -> list[dict[str, Any]]:
+    inline = state.inline
+    if inline is None:
+        return []
+    keys = sorted(inline.keys, key=lambda k: (k.role, k.tag))
+    return [{"tag": k.tag, "role": k.role} for k in keys]
+
+
+def _transfer(state: ZoneState) -> dict[str, Any]:
+    """The transfer side of a zone with primaries (empty for the others)."""
+    sec = state.secondary
+    if sec is None:
+        return {}
+    st = sec.status
+    return {
+        "primaries": [str(p) for p in state.config.primaries],
+        "primary-serial": st.primary_serial,
+        "primary": st.primary,
+        "transferred-serial": sec.copy.soa().serial if sec.copy is not None else None,
+        "last-refresh-check": st.last_check,
+        "last-transfer": st.last_transfer,
+        "last-transfer-result": st.last_result,
+        "next-refresh": st.next_refresh,
+        "expired": st.expired,
+    }
+
+
+def next_step(state: ZoneState, now: int) -> str:
+    """What the operator must do next for this zone, in one sentence (or that nothing is
+    needed, and when the server acts next on its own)."""
+    zone = state.name.rstrip(".") or "."
+    inline = state.inline
+    if state.frozen:
+        return f"edit {state.config.file}, then `dnsseal ctl thaw {zone}` (updates are held)"
+    if inline is not None and inline.source_problem:
+        return (
+            f"fix {state.config.file} ({inline.source_problem}), then `dnsseal ctl reload {zone}`"
+        )
+    trouble = problems(state, now)
+    if trouble:
+        if state.served is None and state.config.primaries:
+            return f"check that a primary answers ({trouble[0]}); `dnsseal ctl retransfer {zone}`"
+        return f"fix: {trouble[0]}; then `dnsseal ctl reload {zone}`"
+    for w in waiting_on_parent(state):
+        tag = w["tag"]
+        if w["reason"] == DS_PUBLISH:
+            if state.config.checkds == "yes":
+                return f"submit DS {tag} to the parent; checkds will see it"
+            return (
+                f"submit DS {tag} to the parent, then "
+                f"`dnsseal ctl dnssec -checkds -key {tag} published {zone}`"
+            )
+        if state.config.checkds == "yes":
+            return f"remove DS {tag} from the parent; checkds will see it"
+        return (
+            f"remove DS {tag} from the parent, then "
+            f"`dnsseal ctl dnssec -checkds -key {tag} withdrawn {zone}`"
+        )
+    plan = inline.plan if inline is not None else None
+    if plan is not None and plan.next_event is not None:
+        return f"nothing; the next key event is at {iso_time(plan.next_event)}"
+    return "nothing"
+
+
 def zone_view(server: AuthServer, zone: str, now: int) -> dict[str, Any]:
-    """``/api/v1/zones/<zone>`` and ``ctl zone-status``: the zone's status (as the control
-    socket always showed it) with its summary, the parent per agent and the signature
-    horizon as timestamps."""
+    """``/api/v1/zones/<zone>`` and ``ctl zone-status``: the zone's summary, its source,
+    what is served (serial, names, denial, versions kept for IXFR), signing, transfers,
+    NOTIFY, the parent per agent and the operator's next step."""
     state = server.find_state(zone)
     out = zone_summary(state, now)
-    out.update(server.zone_status(zone))  # the same meaning where the two share a key
+    snap = state.served.snapshot if state.served is not None else None
+    out.update(
+        {
+            "file": str(state.config.file),
+            "error": state.error,
+            "frozen": state.frozen,
+            "names": len(snap.nodes) if snap is not None else None,
+            "denial": (
+                ("NSEC3" if snap.nsec3 else ("NSEC" if snap.nsec_names else None))
+                if snap is not None
+                else None
+            ),
+            "ixfr-versions": (
+                [s.serial for s in state.served.history] if state.served is not None else []
+            ),
+            "also-notify": [str(e) for e in state.config.also_notify],
+            "last-notify": list(state.notify_log),
+        }
+    )
+    inline = state.inline
+    if inline is not None:
+        plan = inline.plan
+        out.update(
+            {
+                "source-serial": inline.unsigned.soa().serial if inline.unsigned else None,
+                "source-problem": inline.source_problem,
+                "signed-serial": inline.signed.soa().serial if inline.signed else None,
+                "last-signed": inline.last_signed,
+                "next-signing": inline.next_resign,
+                "next-key-event": plan.next_event if plan else None,
+                "signature-expiry-horizon": inline.sig_horizon,
+                "keys": _keys_brief(state),
+                "waiting": [
+                    {"tag": r.key.tag, "waiting": server_hint(r.waiting)}
+                    for r in sorted(plan.keys if plan else (), key=lambda r: r.key.tag)
+                    if r.waiting
+                ],
+            }
+        )
+    out.update(_transfer(state))
     out["parent"] = [p.to_dict() for p in parent_views(state)]
+    out["next-step"] = next_step(state, now)
     out["now"] = now
     return out
+
+
+def status_view(server: AuthServer, now: int) -> dict[str, Any]:
+    """``ctl status``: the server as a whole: start time, uptime, zones by condition,
+    listeners, clients and query counters (counts since the start)."""
+    st = server.status()
+    started = server.started_at
+    out: dict[str, Any] = {
+        "now": now,
+        "started-at": started,
+        "uptime-seconds": max(now - started, 0),
+        "zones": st["zones"],
+        "zones-configured": len(server.zones),
+        "zone-conditions": state_counts(server, now),
+        "zones-with-errors": st["zones-with-errors"],
+    }
+    out.update({k: v for k, v in st.items() if k not in out and k != "uptime"})
+    return out
+
+
+def dnssec_status_view(server: AuthServer, zone: str, now: int) -> dict[str, Any]:
+    """``ctl dnssec -status ZONE --json``: the policy, every key (states, timings, what it
+    waits for), the CDS/CDNSKEY published, the key manager's findings, the parent and the
+    next key event."""
+    state = server.find_state(zone)
+    inline = state.inline
+    if inline is None:
+        raise LookupError(f"{state.name}: not signed by this server (no dnssec-policy)")
+    plan = inline.plan
+    keys = keys_view(server, zone)
+    return {
+        "zone": state.name,
+        "dnssec-policy": inline.policy.name,
+        "now": now,
+        "keys": sorted(keys["keys"], key=lambda k: (k["role"], k["tag"])),
+        "cds": sorted(k.tag for k in plan.cds) if plan is not None else [],
+        "cds-delete": bool(plan.cds_delete) if plan is not None else False,
+        "problems": [server_hint(str(f)) for f in plan.problems] if plan is not None else [],
+        "parent": keys.get("parent", []),
+        "next-key-event-time": plan.next_event if plan is not None else None,
+        "next-step": next_step(state, now),
+    }
+
+
+# -- times for people and for `ctl --json` ----------------------------------------------
+
+# Keys whose integer value is a point in time (besides the "-time" and "-at" suffixes).
+TIME_KEYS = frozenset(
+    {
+        "now",
+        "since",
+        "time",
+        "ds-change",
+        "last-signed",
+        "next-signing",
+        "next-key-event",
+        "signature-expiry-horizon",
+        "last-refresh-check",
+        "last-transfer",
+        "next-refresh",
+        *TIMING_FIELDS,
+    }
+)
+
+
+def iso_time(t: int) -> str:
+    """``t`` (POSIX seconds) as ISO 8601 in UTC: ``2026-12-07T10:35:47Z``."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def is_time_key(key: str) -> bool:
+    return key in TIME_KEYS or key.endswith(("-time", "-at"))
+
+
+def iso_times(doc: Any) -> Any:
+    """``doc`` with every point in time (an integer under a time key, see
+    :data:`TIME_KEYS`) given as ISO 8601 UTC text; the rest as it is.  The HTTP API keeps
+    POSIX seconds (for programs doing arithmetic); ``ctl`` shows people and scripts
+    ISO 8601."""
+    if isinstance(doc, dict):
+        return {
+            k: (
+                iso_time(v)
+                if is_time_key(k) and isinstance(v, int) and not isinstance(v, bool)
+                else iso_times(v)
+            )
+            for k, v in doc.items()
+        }
+    if isinstance(doc, list):
+        return [iso_times(v) for v in doc]
+    return doc
 
 
 def audit_entry(e: AuditEvent) -> dict[str, Any]:
     return {
         "time": e.time,
-        "time-text": format_human_time(e.time),
+        "time-text": iso_time(e.time),
         "zone": e.zone,
         "key": e.key,
         "event": e.event,

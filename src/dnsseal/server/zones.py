@@ -52,6 +52,7 @@ class ZoneState:
     retry_at: int = 0  # after a failed maintenance: not before this
     parent_log: list[str] = field(default_factory=list)  # checkds: per agent, DS expected/seen
     secondary: Secondary | None = None  # zones with primaries: server.xfrin (bump in the wire)
+    frozen: bool = False  # `dnsseal ctl freeze`: dynamic updates refused until thawed
 
     @property
     def name(self) -> str:

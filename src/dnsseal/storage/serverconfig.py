@@ -265,6 +265,8 @@ class ServerConfig:
     http: tuple[Endpoint, ...] = ()  # metrics, JSON API, status page (server.http)
     http_tls: tuple[Path, Path] | None = None  # certificate chain and key files (PEM)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    # [logging] (defined at the end of this module: a lambda defers the lookup)
+    logging: LoggingConfig = field(default_factory=lambda: LoggingConfig())  # noqa: PLW0108
 
 
 def copy_name(zone: str) -> str:
@@ -353,8 +355,8 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
     naming the option path (all problems in one message when there are several)."""
     c = _Checker()
     for top in data:
-        if top not in ("server", "key", "acl", "zone", "alerts"):
-            c.fail(top, "unknown section (expected server, key, acl, zone, alerts)")
+        if top not in ("server", "key", "acl", "zone", "alerts", "logging"):
+            c.fail(top, "unknown section (expected server, key, acl, zone, alerts, logging)")
     server = _table(c, "server", data.get("server", {}), "the [server] table")
     for opt in server:
         if opt not in SERVER_OPTIONS:
@@ -600,6 +602,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
             )
         )
     http, http_tls, alerts = _observe_options(c, server, data.get("alerts"), base)
+    log_config = _logging(c, data.get("logging"), base)
     if c.problems:
         if len(c.problems) == 1:
             raise c.problems[0]
@@ -627,6 +630,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         http=http,
         http_tls=http_tls,
         alerts=alerts,
+        logging=log_config,
     )
 
 
@@ -968,3 +972,173 @@ def file_signature(path: Path) -> tuple[int, int]:
     """(mtime_ns, size) of a file, to skip reloading an unchanged zone."""
     st = path.stat()
     return (st.st_mtime_ns, st.st_size)
+
+
+# -- [logging] ------------------------------------------------------------------------------
+
+LOG_SEVERITIES = ("critical", "error", "warning", "notice", "info", "debug")
+LOG_CATEGORIES = (
+    "general",
+    "zone",
+    "dnssec",
+    "update",
+    "xfer",
+    "notify",
+    "control",
+    "security",
+)
+LOG_DESTINATIONS = ("stderr", "file", "syslog")
+SYSLOG_FACILITIES = (
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+    "authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
+    "local7",
+)  # fmt: skip
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+# option -> (help, default shown in the docs)
+LOG_CHANNEL_OPTIONS: dict[str, tuple[str, str]] = {
+    "destination": ("stderr, file or syslog", "stderr"),
+    "severity": (f"the least severe message written: {', '.join(LOG_SEVERITIES)}", "info"),
+    "categories": (f"which categories ({', '.join(LOG_CATEGORIES)}); default all", "all"),
+    "file": ("file: the path (relative to the config file)", "-"),
+    "size": ("file: rotate at this size (bytes, or 10k, 50M, 1G; 0: never)", "0"),
+    "versions": ("file: rotated files kept (name.1, name.2, ...)", "3"),
+    "facility": ("syslog: the facility", "daemon"),
+    "address": ("syslog: the socket (a path) or HOST@PORT (UDP)", "/dev/log"),
+    "print-time": ("prefix each line with its time (ISO 8601 UTC)", "true"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LogChannel:
+    """One place log messages go (BIND's ``channel``): where, from which severity, for
+    which categories (empty: all)."""
+
+    name: str
+    destination: str = "stderr"
+    severity: str = "info"
+    categories: tuple[str, ...] = ()
+    file: Path | None = None
+    size: int = 0  # bytes; 0: never rotate
+    versions: int = 3
+    facility: str = "daemon"
+    address: str = "/dev/log"
+    print_time: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """``[logging]``: the channels (default: one, stderr at info, every category)."""
+
+    channels: tuple[LogChannel, ...] = (LogChannel("default"),)
+
+
+def parse_size(text: str | int) -> int:
+    """``10k``, ``50M``, ``1G`` or a number of bytes.  Raises ValueError."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text < 0:
+            raise ValueError("a size is not negative")
+        return text
+    m = re.fullmatch(r"\s*(\d+)\s*([kmg]?)b?\s*", str(text), re.IGNORECASE)
+    if m is None:
+        raise ValueError(f"expected a size like 10M, 500k or 1048576, got {text!r}")
+    return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+
+
+def parse_logging(raw: object, base: Path) -> LoggingConfig:
+    """Check ``[logging]`` (``[logging.channel.NAME]`` tables) and build it.  Raises
+    :class:`OptionError` naming the option path, every problem at once."""
+    c = _Checker()
+    out = _logging(c, raw, base)
+    if c.problems:
+        if len(c.problems) == 1:
+            raise c.problems[0]
+        raise OptionError("logging", "several problems:\n  " + "\n  ".join(map(str, c.problems)))
+    return out
+
+
+def _logging(c: _Checker, raw: object, base: Path) -> LoggingConfig:
+    if raw is None:
+        return LoggingConfig()
+    table = _table(c, "logging", raw, "the [logging] table")
+    for opt in table:
+        if opt != "channel":
+            c.fail(f"logging.{opt}", "unknown option (known: channel)")
+    channels = []
+    specs = _table(c, "logging.channel", table.get("channel", {}), "[logging.channel.NAME] tables")
+    for name, spec in specs.items():
+        where = f"logging.channel.{name}"
+        if not isinstance(spec, dict):
+            c.fail(where, f"expected a table, got {_kind(spec)}")
+            continue
+        for opt in spec:
+            if opt not in LOG_CHANNEL_OPTIONS:
+                c.fail(
+                    f"{where}.{opt}", f"unknown option (known: {', '.join(LOG_CHANNEL_OPTIONS)})"
+                )
+        dest = spec.get("destination", "stderr")
+        if dest not in LOG_DESTINATIONS:
+            c.fail(
+                f"{where}.destination",
+                f"expected one of {', '.join(LOG_DESTINATIONS)}, got {_kind(dest)}",
+            )
+            continue
+        severity = spec.get("severity", "info")
+        if severity not in LOG_SEVERITIES:
+            c.fail(
+                f"{where}.severity",
+                f"expected one of {', '.join(LOG_SEVERITIES)}, got {_kind(severity)}",
+            )
+            severity = "info"
+        cats = _str_list(c, f"{where}.categories", spec.get("categories", []), "category names")
+        for i, cat in enumerate(cats):
+            if cat not in LOG_CATEGORIES:
+                c.fail(
+                    f"{where}.categories[{i}]",
+                    f"unknown category {cat!r} (known: {', '.join(LOG_CATEGORIES)})",
+                )
+        path: Path | None = None
+        if dest == "file":
+            f = spec.get("file")
+            if not isinstance(f, str) or not f:
+                c.fail(f"{where}.file", 'a file channel needs file = "PATH"')
+                continue
+            path = base / f
+        elif "file" in spec:
+            c.fail(f"{where}.file", f'only for destination = "file" (this one is {dest})')
+        size = 0
+        try:
+            size = parse_size(spec.get("size", 0))
+        except ValueError as e:
+            c.fail(f"{where}.size", str(e))
+        versions = _number(c, f"{where}.versions", spec.get("versions", 3), 0, 1000, 3)
+        facility = spec.get("facility", "daemon")
+        if facility not in SYSLOG_FACILITIES:
+            c.fail(f"{where}.facility", f"unknown syslog facility {_kind(facility)}")
+            facility = "daemon"
+        address = spec.get("address", "/dev/log")
+        if not isinstance(address, str) or not address:
+            c.fail(f"{where}.address", f"expected a socket path or HOST@PORT, got {_kind(address)}")
+            address = "/dev/log"
+        elif "@" not in address:
+            address = str(base / address)
+        else:
+            c.check(parse_endpoint, f"{where}.address", address, 514)
+        print_time = spec.get("print-time", True)
+        if not isinstance(print_time, bool):
+            c.fail(f"{where}.print-time", f"expected true or false, got {_kind(print_time)}")
+            print_time = True
+        channels.append(
+            LogChannel(
+                name,
+                str(dest),
+                str(severity),
+                tuple(cats),
+                path,
+                size,
+                versions,
+                str(facility),
+                address,
+                print_time,
+            )
+        )
+    return LoggingConfig(tuple(channels)) if channels else LoggingConfig()

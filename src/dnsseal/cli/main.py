@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Run a validating recursive resolver.",
     ),
 }
+COMMANDS["dsscan"] = ("dnsseal.cli.dscmds", "dsscan", "Follow children's CDS/CDNSKEY as a parent.")
 
 
 def _available(name: str) -> bool:

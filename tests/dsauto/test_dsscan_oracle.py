@@ -1,0 +1,318 @@
+"""`dnsseal dsscan` against BIND's `dnssec-cds`: the same child data and DS file must give
+the same new DS set (or, where dnssec-cds refuses, no change).
+
+Children are signed by dnssec-keygen / dnssec-signzone and served presigned by one dnsseal
+instance on 127.0.0.1 and 127.0.0.2; the parent (signed the same way) by another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import pytest
+
+from conftest import free_port, run_tool, stop, wait_for_dns
+
+PARENT = "parent.test."
+DNSSEAL = [sys.executable, "-m", "dnsseal.cli.main"]
+pytestmark = pytest.mark.interop
+
+
+def _keygen(d: Path, origin: str, ksk: bool = True) -> str:
+    args = ["dnssec-keygen", "-q", "-a", "ECDSAP256SHA256", *(["-f", "KSK"] if ksk else [])]
+    return run_tool([*args, origin], cwd=d).stdout.strip()
+
+
+def _record(d: Path, key: str, kind: str, digest: int = 2) -> str:
+    if kind == "CDNSKEY":
+        text = (d / f"{key}.key").read_text()
+        line = next(x for x in text.splitlines() if x and not x.startswith(";"))
+        return line.replace(" DNSKEY ", " CDNSKEY ")
+    flag = "-C" if kind == "CDS" else ""
+    args = ["dnssec-dsfromkey", *([flag] if flag else []), "-a", str(digest), f"{key}.key"]
+    return run_tool(args, cwd=d).stdout.strip()
+
+
+@dataclass
+class Scenario:
+    name: str
+    cds: list[tuple[int, int]]  # (key index, digest)
+    cdnskey: list[int]
+    delete: bool = False
+    digests: tuple[str, ...] = ("SHA-256",)
+    stranger: bool = False  # the CDS/CDNSKEY name a key outside the DNSKEY RRset
+
+
+SCENARIOS = [
+    Scenario("roll", [(1, 2)], [1]),
+    Scenario("twodigests", [(0, 2), (0, 4)], [0], digests=("SHA-256", "SHA-384")),
+    Scenario("cdnskeyonly", [], [1]),
+    Scenario("sha384only", [(1, 4)], [1]),  # no accepted CDS digest: CDNSKEY is used
+    Scenario("delete", [], [], delete=True),
+    Scenario("stranger", [(2, 2)], [2], stranger=True),
+]
+
+
+def _child(base: Path, sc: Scenario) -> tuple[str, Path, str]:
+    """Sign child ``sc.name``.parent.test.; returns origin, signed file, DS of key 0."""
+    origin = f"{sc.name}.{PARENT}"
+    d = base / sc.name
+    d.mkdir()
+    keys = [_keygen(d, origin), _keygen(d, origin)]
+    _keygen(d, origin, ksk=False)
+    other = d / "other"
+    other.mkdir()
+    keys.append(_keygen(other, origin))
+    if sc.name in ("twodigests",):
+        (d / f"{keys[1]}.key").unlink()  # one KSK only
+        (d / f"{keys[1]}.private").unlink()
+    extra = []
+    if sc.delete:
+        extra = [f"{origin} 0 IN CDS 0 0 0 00", f"{origin} 0 IN CDNSKEY 0 3 0 AA=="]
+    for idx, digest in sc.cds:
+        kd = other if idx == 2 else d
+        extra.append(_record(kd, keys[idx], "CDS", digest))
+    for idx in sc.cdnskey:
+        kd = other if idx == 2 else d
+        extra.append(_record(kd, keys[idx], "CDNSKEY"))
+    (d / "zone.db").write_text(
+        f"$ORIGIN {origin}\n$TTL 300\n@ SOA ns1 hostmaster 1 60 30 600 60\n"
+        "@ NS ns1\n@ NS ns2\nns1 A 127.0.0.1\nns2 A 127.0.0.2\nwww A 192.0.2.1\n"
+        + "\n".join(extra)
+        + "\n"
+    )
+    run_tool(
+        [
+            "dnssec-signzone",
+            "-q",
+            "-S",
+            "-K",
+            ".",
+            "-o",
+            origin,
+            "-f",
+            "zone.signed",
+            "-s",
+            "now-1h",
+            "-e",
+            "now+30d",
+            "zone.db",
+        ],
+        cwd=d,
+    )
+    ds0 = _record(d, keys[0], "DS")
+    return origin, d / "zone.signed", ds0
+
+
+def _serve(
+    d: Path, listen: list[str], zones: dict[str, Path], port: int
+) -> subprocess.Popen[bytes]:
+    lines = ["[server]", f"listen = {json.dumps(listen)}", ""]
+    for origin, path in zones.items():
+        lines += [f'[zone."{origin}"]', f'file = "{path}"', "presigned = true", ""]
+    (d / "dnsseal.toml").write_text("\n".join(lines))
+    with (d / "out.txt").open("wb") as out:
+        proc = subprocess.Popen(
+            [*DNSSEAL, "serve", "-c", str(d / "dnsseal.toml")], stdout=out, stderr=out
+        )
+    try:
+        wait_for_dns(port, next(iter(zones)), proc, timeout=20)
+    except Exception:
+        stop(proc)
+        raise RuntimeError((d / "out.txt").read_text()) from None
+    return proc
+
+
+@dataclass
+class Lab:
+    base: Path
+    parent_port: int
+    child_port: int
+    ds0: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    base = tmp_path_factory.mktemp("dsscan")
+    children = {sc.name: _child(base, sc) for sc in SCENARIOS}
+    parent_lines = [f"$ORIGIN {PARENT}", "$TTL 300", "@ SOA ns hostmaster 1 60 30 600 60"]
+    parent_lines += ["@ NS ns", "ns A 127.0.0.1"]
+    for origin, _, ds0 in children.values():
+        parent_lines += [f"{origin} NS ns1.{origin}", f"{origin} NS ns2.{origin}"]
+        parent_lines += [f"ns1.{origin} A 127.0.0.1", f"ns2.{origin} A 127.0.0.2", ds0]
+    pdir = base / "parent"
+    pdir.mkdir()
+    (pdir / "parent.db").write_text("\n".join(parent_lines) + "\n")
+    _keygen(pdir, PARENT)
+    _keygen(pdir, PARENT, ksk=False)
+    run_tool(
+        [
+            "dnssec-signzone",
+            "-q",
+            "-S",
+            "-K",
+            ".",
+            "-o",
+            PARENT,
+            "-f",
+            "parent.signed",
+            "-s",
+            "now-1h",
+            "-e",
+            "now+30d",
+            "parent.db",
+        ],
+        cwd=pdir,
+    )
+    pport, cport = free_port(), free_port()
+    parent = _serve(pdir, [f"127.0.0.1@{pport}"], {PARENT: pdir / "parent.signed"}, pport)
+    cdir = base / "children"
+    cdir.mkdir()
+    try:
+        child = _serve(
+            cdir,
+            [f"127.0.0.1@{cport}", f"127.0.0.2@{cport}"],
+            {o: p for o, p, _ in children.values()},
+            cport,
+        )
+    except Exception:
+        stop(parent)
+        raise
+    try:
+        yield Lab(base, pport, cport, {n: c[2] for n, c in children.items()})
+    finally:
+        stop(child)
+        stop(parent)
+
+
+def _ds_rdatas(text: str) -> set[str]:
+    out = set()
+    for line in text.splitlines():
+        parts = line.split()
+        if "DS" in parts:
+            i = parts.index("DS")
+            out.add(" ".join(parts[i + 1 : i + 4]) + " " + "".join(parts[i + 4 :]).upper())
+    return out
+
+
+@pytest.mark.parametrize("sc", SCENARIOS, ids=lambda s: s.name)
+def test_dsscan_matches_dnssec_cds(lab: Lab, sc: Scenario) -> None:
+    origin = f"{sc.name}.{PARENT}"
+    work = lab.base / f"run-{sc.name}"
+    work.mkdir()
+    (work / "bind").mkdir()
+    (work / "ours").mkdir()
+    for sub in ("bind", "ours"):
+        (work / sub / f"dsset-{origin}").write_text(lab.ds0[sc.name] + "\n")
+    # dnssec-cds reads what dig shows of the child apex.
+    dig = run_tool(
+        [
+            "dig",
+            "+dnssec",
+            "+noall",
+            "+answer",
+            "-p",
+            str(lab.child_port),
+            "@127.0.0.1",
+            origin,
+            "DNSKEY",
+            origin,
+            "CDNSKEY",
+            origin,
+            "CDS",
+        ]
+    )
+    (work / "child.txt").write_text(dig.stdout)
+    cds_args = [a for d in sc.digests for a in ("-a", d)]
+    bind = run_tool(
+        [
+            "dnssec-cds",
+            *cds_args,
+            "-s",
+            "-86400",
+            "-i",
+            "-f",
+            "child.txt",
+            "-d",
+            f"bind/dsset-{origin}",
+            origin,
+        ],
+        cwd=work,
+        check=False,
+    )
+    env = dict(os.environ)
+    ours = subprocess.run(
+        [*DNSSEAL, "dsscan", "--parent", PARENT, "--server", f"127.0.0.1@{lab.parent_port}"]
+        + ["--query-port", str(lab.child_port), "--dsset-dir", str(work / "ours"), "--json"]
+        + [a for d in sc.digests for a in ("--digest", d)]
+        + [origin],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert ours.returncode == 0, ours.stdout + ours.stderr
+    decision = json.loads(ours.stdout.strip().splitlines()[-1])
+    servers = {s["server"] for s in decision["servers"]}
+    assert servers == {
+        f"ns1.{origin} 127.0.0.1@{lab.child_port}",
+        f"ns2.{origin} 127.0.0.2@{lab.child_port}",
+    }
+    bind_ds = _ds_rdatas((work / "bind" / f"dsset-{origin}").read_text())
+    ours_ds = _ds_rdatas((work / "ours" / f"dsset-{origin}").read_text())
+    if sc.stranger:
+        assert bind.returncode != 0, "dnssec-cds accepted a DS set that breaks the chain"
+        assert decision["action"] == "keep"
+        assert "break the chain" in decision["reason"]
+        assert ours_ds == _ds_rdatas(lab.ds0[sc.name])
+        return
+    assert bind.returncode == 0, bind.stderr
+    if sc.delete and all(d.split()[1] == "0" for d in bind_ds):
+        # BIND 9.18's dnssec-cds predates RFC 8078 DELETE: it skips the CDS (digest type 0
+        # is not accepted) and hashes the DELETE CDNSKEY "0 3 0 AA==" into a DS with
+        # algorithm 0.  RFC 8078 s4 says: remove the DS set.
+        bind_ds = set()
+    assert ours_ds == bind_ds, (decision, bind.stderr)
+    assert decision["action"] == ("delete" if sc.delete else "set"), decision
+    if sc.delete:
+        assert ours_ds == set()
+
+
+def test_dsscan_update_changes_the_parent(lab: Lab, tmp_path: Path) -> None:
+    """--update on a parent that refuses updates: a one-line error naming the server, and
+    nothing else changes."""
+    origin = f"roll.{PARENT}"
+    proc = subprocess.run(
+        [
+            *DNSSEAL,
+            "dsscan",
+            "--parent",
+            PARENT,
+            "--server",
+            f"127.0.0.1@{lab.parent_port}",
+            "--query-port",
+            str(lab.child_port),
+            "--update",
+            origin,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert f"UPDATE to 127.0.0.1@{lab.parent_port} refused" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    q = dns.message.make_query(origin, dns.rdatatype.DS)
+    r = dns.query.udp(q, "127.0.0.1", port=lab.parent_port, timeout=3)
+    assert _ds_rdatas("\n".join(rr.to_text() for rr in r.answer)) == _ds_rdatas(lab.ds0["roll"])

@@ -31,7 +31,7 @@ from dnsseal.proto.engine import ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model
 from dnsseal.proto.tsigauth import check_request
 from dnsseal.proto.update import Access, evaluate, zone_name
-from dnsseal.server import checkds
+from dnsseal.server import checkds, dsdriver
 from dnsseal.server.inline import InlineZone
 from dnsseal.server.versions import Version, record_line
 from dnsseal.server.xfrin import Secondary, notify_response
@@ -125,12 +125,14 @@ class Automation:
         wants_checkds = state.config.checkds == "yes"
         if wants_checkds and (state.checkds_task is None or state.checkds_task.done()):
             state.checkds_task = asyncio.ensure_future(checkds.run(self, state))
+        dsdriver.start(self, state)
         if state.config.primaries:
             if state.secondary is None:
                 state.secondary = Secondary(self, state)
             state.secondary.start()
 
     async def stop(self) -> None:
+        await dsdriver.stop_all()
         for state in self.server.zones.values():
             for task in (state.timer, state.checkds_task):
                 if task is not None:

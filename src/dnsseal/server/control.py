@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dnsseal.errors import DnssealError, StorageError
+from dnsseal.server import dsdriver
 from dnsseal.server.dnssecctl import DnssecControl
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         "signing -list ZONE | signing -clear all|KEYID/ALGORITHM ZONE: the signing-state "
         "records (TYPE65534), as rndc signing.",
     ),
+    "ds-log": (("ZONE",), "DS automation decisions for ZONE's children (JSON, newest last)."),
 }
 VARIADIC = "ARGS..."
 MAX_REQUEST = 64 * 1024
@@ -121,6 +123,8 @@ class ControlServer:
                 return {"ok": True, "result": await ctl.loadkeys(args[0])}
             if command == "signing":
                 return {"ok": True, "result": ctl.signing(args)}
+            if command == "ds-log":
+                return {"ok": True, "result": dsdriver.show(srv.config.state_dir, args[0])}
             if command == "status":
                 return {"ok": True, "result": srv.status()}
             if command == "reload":

@@ -220,10 +220,25 @@ async def signals(
 async def scan(
     scanner: Scanner, child: dns.name.Name, now: int, current: list[DS] | None = None
 ) -> Decision:
-    """Ask everything and decide for ``child``.  ``current``: the parent's DS set when the
-    caller knows it (a dsset file); else the parent server's.  Raises ScanError."""
+    """Ask the parent server for the delegation, then :func:`scan_delegation`.
+    ``current``: the parent's DS set when the caller knows it better (a dsset file).
+    Raises ScanError."""
     names, glue, served = await delegation(scanner, child)
-    ds_set = served if current is None else current
+    return await scan_delegation(
+        scanner, child, names, glue, served if current is None else current, now
+    )
+
+
+async def scan_delegation(
+    scanner: Scanner,
+    child: dns.name.Name,
+    names: Sequence[dns.name.Name],
+    glue: dict[dns.name.Name, list[str]],
+    ds_set: Sequence[DS],
+    now: int,
+) -> Decision:
+    """Ask every address of every NS of ``child`` (and, for an insecure child, the
+    signaling names), then decide."""
     answers: list[ServerAnswer] = []
     for ns in names:
         addrs = await addresses(scanner, ns, glue, now)
@@ -233,7 +248,7 @@ async def scan(
         answers += await asyncio.gather(*(child_answer(scanner, child, ns, a) for a in addrs))
     sig = [] if ds_set else await signals(scanner, child, names, now)
     decision = decide(child, ds_set, answers, names, sig, now, scanner.params)
-    log.info(
+    log.debug(
         "[%s] DS automation for %s: %s: %s",
         scanner.parent,
         child,

@@ -122,6 +122,8 @@ class Automation:
         for a zone with primaries, its refresh loop."""
         if state.timer is None or state.timer.done():
             state.timer = asyncio.ensure_future(self._timer(state))
+        else:  # a reload may have moved the next event earlier (a new policy): re-plan
+            state.wake.set()
         wants_checkds = state.config.checkds == "yes"
         if wants_checkds and (state.checkds_task is None or state.checkds_task.done()):
             state.checkds_task = asyncio.ensure_future(checkds.run(self, state))

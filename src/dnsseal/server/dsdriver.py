@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -281,13 +282,12 @@ async def stop_all() -> None:
     DRIVERS.clear()
 
 
-def show(state_dir: object, zone: str) -> list[dict[str, Any]]:
-    """``dnsseal ctl ds-log ZONE``: the zone's recent decisions (from the log file when
-    the server has a state directory, else from memory)."""
+def show(state_dir: object, zone: str) -> list[str]:
+    """``dnsseal ctl ds-log ZONE``: the zone's recent decisions, one JSON object per line
+    (from the log file when the server has a state directory, else from memory)."""
     driver = next((d for n, d in DRIVERS.items() if n.rstrip(".") == zone.rstrip(".")), None)
     if driver is None:
         raise LookupError(f"{zone}: no ds-automation in this zone")
     sd = driver.automation.server.config.state_dir
-    if sd is not None:
-        return dslog.read(sd, driver.state.name)
-    return list(driver.entries)
+    entries = dslog.read(sd, driver.state.name) if sd is not None else list(driver.entries)
+    return [json.dumps(e, sort_keys=True) for e in entries]

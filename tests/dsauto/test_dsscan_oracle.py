@@ -11,16 +11,18 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rdatatype
 import pytest
 
-from conftest import free_port, run_tool, stop, wait_for_dns
+from conftest import free_port, run_tool, stop
 
 PARENT = "parent.test."
 DNSSEAL = [sys.executable, "-m", "dnsseal.cli.main"]
@@ -62,8 +64,11 @@ SCENARIOS = [
 ]
 
 
-def _child(base: Path, sc: Scenario) -> tuple[str, Path, str]:
-    """Sign child ``sc.name``.parent.test.; returns origin, signed file, DS of key 0."""
+def _child(
+    base: Path, sc: Scenario, addrs: tuple[str, str] = ("127.0.0.1", "127.0.0.2")
+) -> tuple[str, Path, str]:
+    """Sign child ``sc.name``.parent.test.; returns origin, signed file, DS of key 0.  Also
+    signs ``zone-b.signed``: the same zone and keys without CDS/CDNSKEY."""
     origin = f"{sc.name}.{PARENT}"
     d = base / sc.name
     d.mkdir()
@@ -84,31 +89,32 @@ def _child(base: Path, sc: Scenario) -> tuple[str, Path, str]:
     for idx in sc.cdnskey:
         kd = other if idx == 2 else d
         extra.append(_record(kd, keys[idx], "CDNSKEY"))
-    (d / "zone.db").write_text(
+    head = (
         f"$ORIGIN {origin}\n$TTL 300\n@ SOA ns1 hostmaster 1 60 30 600 60\n"
-        "@ NS ns1\n@ NS ns2\nns1 A 127.0.0.1\nns2 A 127.0.0.2\nwww A 192.0.2.1\n"
-        + "\n".join(extra)
-        + "\n"
+        f"@ NS ns1\n@ NS ns2\nns1 A {addrs[0]}\nns2 A {addrs[1]}\nwww A 192.0.2.1\n"
     )
-    run_tool(
-        [
-            "dnssec-signzone",
-            "-q",
-            "-S",
-            "-K",
-            ".",
-            "-o",
-            origin,
-            "-f",
-            "zone.signed",
-            "-s",
-            "now-1h",
-            "-e",
-            "now+30d",
-            "zone.db",
-        ],
-        cwd=d,
-    )
+    (d / "zone.db").write_text(head + "\n".join(extra) + "\n")
+    (d / "zone-b.db").write_text(head)
+    for name in ("zone", "zone-b"):
+        run_tool(
+            [
+                "dnssec-signzone",
+                "-q",
+                "-S",
+                "-K",
+                ".",
+                "-o",
+                origin,
+                "-f",
+                f"{name}.signed",
+                "-s",
+                "now-1h",
+                "-e",
+                "now+30d",
+                f"{name}.db",
+            ],
+            cwd=d,
+        )
     ds0 = _record(d, keys[0], "DS")
     return origin, d / "zone.signed", ds0
 
@@ -125,11 +131,29 @@ def _serve(
             [*DNSSEAL, "serve", "-c", str(d / "dnsseal.toml")], stdout=out, stderr=out
         )
     try:
-        wait_for_dns(port, next(iter(zones)), proc, timeout=20)
+        _wait(listen[0].split("@")[0], port, next(iter(zones)), proc)
     except Exception:
         stop(proc)
         raise RuntimeError((d / "out.txt").read_text()) from None
     return proc
+
+
+def _wait(host: str, port: int, zone: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    q = dns.message.make_query(zone, dns.rdatatype.SOA)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if dns.query.udp(q, host, port=port, timeout=0.3).answer:
+                return
+        except (dns.exception.Timeout, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"no answer for {zone} on {host}@{port}")
+
+
+SPLIT = Scenario("split", [(1, 2)], [1])
 
 
 @dataclass
@@ -144,11 +168,13 @@ class Lab:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     base = tmp_path_factory.mktemp("dsscan")
     children = {sc.name: _child(base, sc) for sc in SCENARIOS}
+    split = _child(base, SPLIT, ("127.0.0.3", "127.0.0.4"))
     parent_lines = [f"$ORIGIN {PARENT}", "$TTL 300", "@ SOA ns hostmaster 1 60 30 600 60"]
     parent_lines += ["@ NS ns", "ns A 127.0.0.1"]
-    for origin, _, ds0 in children.values():
+    for origin, _, ds0 in [*children.values(), split]:
+        a, b = ("127.0.0.3", "127.0.0.4") if origin == split[0] else ("127.0.0.1", "127.0.0.2")
         parent_lines += [f"{origin} NS ns1.{origin}", f"{origin} NS ns2.{origin}"]
-        parent_lines += [f"ns1.{origin} A 127.0.0.1", f"ns2.{origin} A 127.0.0.2", ds0]
+        parent_lines += [f"ns1.{origin} A {a}", f"ns2.{origin} A {b}", ds0]
     pdir = base / "parent"
     pdir.mkdir()
     (pdir / "parent.db").write_text("\n".join(parent_lines) + "\n")
@@ -187,11 +213,21 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     except Exception:
         stop(parent)
         raise
+    procs = [parent, child]
     try:
-        yield Lab(base, pport, cport, {n: c[2] for n, c in children.items()})
+        # One zone, two servers that disagree: ns1 serves the CDS, ns2 does not.
+        for host, fname in (("127.0.0.3", "zone.signed"), ("127.0.0.4", "zone-b.signed")):
+            sdir = base / f"split-{host}"
+            sdir.mkdir()
+            procs.append(
+                _serve(sdir, [f"{host}@{cport}"], {split[0]: split[1].parent / fname}, cport)
+            )
+        ds0 = {n: c[2] for n, c in children.items()}
+        ds0["split"] = split[2]
+        yield Lab(base, pport, cport, ds0)
     finally:
-        stop(child)
-        stop(parent)
+        for p in procs:
+            stop(p)
 
 
 def _ds_rdatas(text: str) -> set[str]:
@@ -316,3 +352,65 @@ def test_dsscan_update_changes_the_parent(lab: Lab, tmp_path: Path) -> None:
     q = dns.message.make_query(origin, dns.rdatatype.DS)
     r = dns.query.udp(q, "127.0.0.1", port=lab.parent_port, timeout=3)
     assert _ds_rdatas("\n".join(rr.to_text() for rr in r.answer)) == _ds_rdatas(lab.ds0["roll"])
+
+
+def test_servers_that_disagree_change_nothing(lab: Lab) -> None:
+    """RFC 9975: ns2 serves no CDS while ns1 serves a new one: no change, and the decision
+    names the server.  (dnssec-cds, fed ns1's answers alone, would accept the roll.)"""
+    origin = f"split.{PARENT}"
+    work = lab.base / "run-split"
+    work.mkdir()
+    (work / f"dsset-{origin}").write_text(lab.ds0["split"] + "\n")
+    proc = subprocess.run(
+        [
+            *DNSSEAL,
+            "dsscan",
+            "--parent",
+            PARENT,
+            "--server",
+            f"127.0.0.1@{lab.parent_port}",
+            "--query-port",
+            str(lab.child_port),
+            "--dsset-dir",
+            str(work),
+            "--json",
+            origin,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    decision = json.loads(proc.stdout)
+    assert decision["action"] == "keep"
+    assert decision["reason"].startswith(
+        f"ns2.{origin} 127.0.0.4@{lab.child_port} serves CDS none but ns1.{origin} "
+        f"127.0.0.3@{lab.child_port} serves CDS "
+    ), decision
+    assert _ds_rdatas((work / f"dsset-{origin}").read_text()) == _ds_rdatas(lab.ds0["split"])
+    dig = run_tool(
+        [
+            "dig",
+            "+dnssec",
+            "+noall",
+            "+answer",
+            "-p",
+            str(lab.child_port),
+            "@127.0.0.3",
+            origin,
+            "DNSKEY",
+            origin,
+            "CDNSKEY",
+            origin,
+            "CDS",
+        ]
+    )
+    (work / "ns1.txt").write_text(dig.stdout)
+    (work / "bind").mkdir()
+    (work / "bind" / f"dsset-{origin}").write_text(lab.ds0["split"] + "\n")
+    bind = run_tool(
+        ["dnssec-cds", "-s", "-86400", "-f", "ns1.txt", "-d", f"bind/dsset-{origin}", origin],
+        cwd=work,
+    )
+    assert _ds_rdatas(bind.stdout) != _ds_rdatas(lab.ds0["split"])

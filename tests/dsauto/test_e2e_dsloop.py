@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dns.dnssec
 import dns.exception
@@ -177,6 +178,19 @@ def background(fn: Callable[[], None], every: float) -> Iterator[list[BaseExcept
         t.join(timeout=10)
 
 
+def provider_ds(port: int, zone: str) -> None:
+    """The provider's DS for one of its signaling zones, added by UPDATE."""
+    u = dns.update.UpdateMessage(PROV, keyring=KEYRING, keyname="ddns")
+    for ds in ksk_ds(port, zone):
+        u.add(zone, 2, "DS", ds)
+    r = dns.query.tcp(u, "127.0.0.1", port=port, timeout=5)
+    assert r.rcode() == dns.rcode.NOERROR, r
+
+
+def ds_log(d: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in ctl(d, "ds-log", PARENT).splitlines()]
+
+
 def ctl(d: Path, *args: str) -> str:
     proc = subprocess.run(
         [*DNSSEAL, "ctl", "-c", str(d / "dnsseal.toml"), *args],
@@ -202,13 +216,9 @@ def test_unsigned_to_secure_roll_and_delete_with_no_operator(tmp_path: Path) -> 
         wait_for_dns(port, PARENT, proc, timeout=30)
         for z in (PROV, *SIG, PARENT):
             wait_for(f"{z} signed", lambda z=z: bool(ksk_ds(port, z)), 30, d)
-        # Provider infrastructure, once: the DS of its signaling zones (by UPDATE).
-        u = dns.update.UpdateMessage(PROV, keyring=KEYRING, keyname="ddns")
-        for z in SIG:
-            for ds in ksk_ds(port, z):
-                u.add(z, 2, "DS", ds)
-        r = dns.query.tcp(u, "127.0.0.1", port=port, timeout=5)
-        assert r.rcode() == dns.rcode.NOERROR, r
+        # Provider infrastructure, once: the DS of its signaling zones (by UPDATE).  The
+        # second one's comes late: until then its signaling records cannot validate.
+        provider_ds(port, SIG[0])
         anchors = [f"{PROV} {ds}" for ds in ksk_ds(port, PROV)]
         anchors += [f"{PARENT} {ds}" for ds in ksk_ds(port, PARENT)]
         (d / "anchors.conf").write_text(
@@ -254,9 +264,22 @@ def test_unsigned_to_secure_roll_and_delete_with_no_operator(tmp_path: Path) -> 
                 ctl(d, "reload")
                 wait_for("child signed", lambda: bool(ksk_ds(port, CHILD)), 60, d)
                 first = {ds.upper() for ds in ksk_ds(port, CHILD)}
+                # Negative: one signaling name is insecure, so nothing changes (RFC 9615 s4.2)
+                wait_for(
+                    "a decision naming the unvalidated signaling name",
+                    lambda: any(
+                        "_dsboot.child.parent.test._signal.ns2.provider.test." in e["reason"]
+                        and "not validated" in e["reason"]
+                        for e in ds_log(d)
+                    ),
+                    60,
+                    d,
+                )
+                assert not ds_at_parent(port)
+                provider_ds(port, SIG[1])
                 # 2. bootstrapped secure by the parent through the signaling zones.
                 wait_for("DS bootstrapped", lambda: ds_at_parent(port) == first, 90, d)
-                bootstrap_log = [json.loads(x) for x in ctl(d, "ds-log", PARENT).splitlines()]
+                bootstrap_log = ds_log(d)
                 # 3. the KSK roll: the parent's DS follows the child's CDS by itself.
                 wait_for(
                     "DS follows the KSK roll",
@@ -273,7 +296,7 @@ def test_unsigned_to_secure_roll_and_delete_with_no_operator(tmp_path: Path) -> 
             assert not res_errors, res_errors
         finally:
             stop(unbound)
-        log = [json.loads(x) for x in ctl(d, "ds-log", PARENT).splitlines()]
+        log = ds_log(d)
     finally:
         stop(proc)
     assert answers["servfail"] == 0, answers

@@ -277,7 +277,7 @@ def _consistency(answers: Sequence[ServerAnswer]) -> str | None:
                 name = T.to_text(t)
                 return (
                     f"{a.server} serves {name} {_show(a.rrset(t))} but {first.server} serves "
-                    f"{_show(first.rrset(t))} (RFC 9975: every name server must agree)"
+                    f"{name} {_show(first.rrset(t))} (RFC 9975: every name server must agree)"
                 )
     return None
 

@@ -414,3 +414,19 @@ def test_servers_that_disagree_change_nothing(lab: Lab) -> None:
         cwd=work,
     )
     assert _ds_rdatas(bind.stdout) != _ds_rdatas(lab.ds0["split"])
+
+
+def test_parent_check_names_the_server_that_disagrees(lab: Lab) -> None:
+    args = [*DNSSEAL, "parent-check", "--server", f"127.0.0.1@{lab.parent_port}"]
+    args += ["--query-port", str(lab.child_port)]
+    bad = subprocess.run(
+        [*args, f"split.{PARENT}"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert f"the parent keeps the DS set: ns2.split.{PARENT} 127.0.0.4@" in bad.stdout
+    good = subprocess.run(
+        [*args, f"roll.{PARENT}"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "the parent would set the DS set" in good.stdout
+    assert f"ns1.roll.{PARENT} 127.0.0.1@{lab.child_port}: CDS " in good.stdout

@@ -176,3 +176,98 @@ async def _run(
             click.echo(f"  {server}: {seen}")
         click.echo(f"  applied: {applied}")
     return problems
+
+
+@click.command("signaling-zone")
+@click.argument("children", nargs=-1, required=True, metavar="ZONE=FILE...")
+@click.option(
+    "--ns",
+    "hosts",
+    multiple=True,
+    required=True,
+    metavar="HOST",
+    help="Name server host whose signaling zone _signal.HOST to write.  Repeatable.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here (atomically) instead of standard output.",
+)
+def signaling_zone(children: tuple[str, ...], hosts: tuple[str, ...], output: Path | None) -> None:
+    """RFC 9615 signaling records (_dsboot.ZONE._signal.HOST CDS/CDNSKEY) for the children
+    whose apex NS set names HOST, as master-file lines, for a signaling zone served and
+    signed elsewhere.  Each child is ZONE=FILE (its zone file, signed or not)."""
+    from dnsseal.proto import signaling
+    from dnsseal.storage import atomic
+    from dnsseal.storage.zonefile import read_zone
+
+    apexes = []
+    for item in children:
+        zone, sep, path = item.partition("=")
+        if not sep or not path:
+            raise OptionError("ZONE=FILE", f"{item!r}: expected ZONE=FILE")
+        apexes.append(signaling.child_apex(read_zone(path, _name("ZONE", zone)), True))
+    text = ""
+    for host in hosts:
+        origin = dns.name.Name((b"_signal", *_name("--ns", host).labels)).canonicalize()
+        want = signaling.wanted(origin, apexes)
+        if not want:
+            click.echo(f"{origin}: no child names {host} in its NS set with CDS/CDNSKEY", err=True)
+        text += signaling.zone_text(origin, want)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        atomic.replace(output, text.encode())
+
+
+@click.command("parent-check")
+@click.argument("zone")
+@click.option(
+    "--server",
+    "server_text",
+    required=True,
+    metavar="ADDR[@PORT]",
+    help="An authoritative server of the parent zone.",
+)
+@click.option("--parent", "parent_text", help="The parent zone (default: ZONE minus a label).")
+@click.option("--query-port", default=53, show_default=True, help="Port of ZONE's NS.")
+@click.option("-a", "anchor_file", metavar="FILE", help="Trust anchors for signaling names.")
+@click.option("--root", "root_text", metavar="ADDR[#PORT]", help="Start resolution here.")
+@click.option("--json", "as_json", is_flag=True, help="The decision as JSON.")
+def parent_check(
+    zone: str,
+    server_text: str,
+    parent_text: str | None,
+    query_port: int,
+    anchor_file: str | None,
+    root_text: str | None,
+    as_json: bool,
+) -> None:
+    """Run the parent's acceptance algorithm (what `dsscan` and `ds-automation` decide)
+    against every address of every NS of ZONE, change nothing, and say which server is
+    inconsistent, unsigned or unreachable.  Exit 0 when the parent would act (or already
+    has the DS the child asks for), 1 otherwise."""
+    child = _name("ZONE", zone)
+    parent = _name("--parent", parent_text) if parent_text else child.parent()
+    server = parse_endpoint("--server", server_text, 53)
+    validation = None
+    if anchor_file or root_text:
+        if not (anchor_file and root_text):
+            raise OptionError("-a/--root", "signaling validation needs both -a and --root")
+        from dnsseal.cli.resolvecmds import build_config
+
+        validation = build_config(anchor_file, None, root_text, 53, True)
+    scanner = dsauto.Scanner(parent, server, query_port, validation)
+    decision = asyncio.run(dsauto.scan(scanner, child, clock.now()))
+    if as_json:
+        click.echo(json.dumps(decision.to_dict()))
+    else:
+        for s, seen in decision.servers:
+            click.echo(f"{s}: {seen}")
+        verb = {Action.SET: "would set", Action.DELETE: "would delete", Action.KEEP: "keeps"}
+        click.echo(f"the parent {verb[decision.action]} the DS set: {decision.reason}")
+        for d in decision.ds:
+            click.echo(f"  DS {d.to_text()}")
+    if decision.action is Action.KEEP and "already matches" not in decision.reason:
+        raise SystemExit(1)

@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import dns.dnssec
+import dns.edns
 import dns.exception
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -64,7 +66,7 @@ def _zone_file(origin: str, body: str) -> str:
     return f"$ORIGIN {origin}\n$TTL 2\n@ SOA a.root. hostmaster 1 60 30 600 2\n{body}"
 
 
-def _config(d: Path, port: int, child_policy: str) -> None:
+def _config(d: Path, port: int, child_policy: str, mode: str = "poll") -> None:
     policies = {o: "fast" for o in ZONES}
     policies[CHILD] = child_policy
     opts = {
@@ -75,6 +77,15 @@ def _config(d: Path, port: int, child_policy: str) -> None:
         f'ds-trust-anchors = "anchors.conf"\nds-root = ["127.0.0.1@{port}"]',
         CHILD: f'parental-agents = ["127.0.0.1@{port}"]\ncheckds = "yes"',
     }
+    if mode == "notify":
+        # The parent never polls (ds-interval 600): only the child's NOTIFY(CDS), sent to
+        # the DSYNC target the parent publishes, makes it look (RFC 9859).
+        opts[PARENT] = opts[PARENT].replace("ds-interval = 1", "ds-interval = 600")
+        opts[PARENT] += "\ndsync = true"
+        opts[CHILD] += (
+            '\ndsync = true\nds-interval = 1\nds-trust-anchors = "anchors.conf"\n'
+            f'ds-root = ["127.0.0.1@{port}"]'
+        )
     lines = [
         "[server]",
         f'listen = ["127.0.0.1@{port}"]',
@@ -102,7 +113,7 @@ def _config(d: Path, port: int, child_policy: str) -> None:
     (d / "dnsseal.toml").write_text("\n".join(lines))
 
 
-def _setup(d: Path, port: int) -> None:
+def _setup(d: Path, port: int, mode: str) -> None:
     (d / "zones").mkdir()
     for origin, body in ZONES.items():
         fname = (origin.rstrip(".") or "root") + ".zone"
@@ -115,7 +126,7 @@ def _setup(d: Path, port: int) -> None:
         + INSECURE_POLICY
     )  # fmt: skip
     # Placeholder anchors until the provider's keys exist (rewritten before they are used).
-    _config(d, port, "insecure-fast")
+    _config(d, port, "insecure-fast", mode)
 
 
 def ask(port: int, name: str, rtype: str) -> dns.message.Message:
@@ -178,6 +189,24 @@ def background(fn: Callable[[], None], every: float) -> Iterator[list[BaseExcept
         t.join(timeout=10)
 
 
+def flood(port: int, d: Path) -> None:
+    """A flood of NOTIFY(CDS) for the child from one source: the parent takes the first
+    ones and refuses the rest with EDE 15 (Blocked), and keeps answering queries."""
+    codes: list[tuple[int, str]] = []
+    for i in range(40):
+        msg = dns.message.make_query(CHILD, "CDS")
+        msg.set_opcode(dns.opcode.NOTIFY)
+        msg.flags = dns.opcode.to_flags(dns.opcode.NOTIFY)
+        msg.id = i
+        r = dns.query.udp(msg, "127.0.0.1", port=port, timeout=3)
+        ede = [o for o in r.options if isinstance(o, dns.edns.EDEOption)]
+        codes.append((r.rcode(), f"{int(ede[0].code)} {ede[0].text}" if ede else ""))
+    refused = [t for rc, t in codes if rc == dns.rcode.REFUSED]
+    assert len(refused) >= 30, codes
+    assert all(t.startswith("15 rate-limited") for t in refused), refused
+    assert ask(port, CHILD, "SOA").rcode() == dns.rcode.NOERROR
+
+
 def provider_ds(port: int, zone: str) -> None:
     """The provider's DS for one of its signaling zones, added by UPDATE."""
     u = dns.update.UpdateMessage(PROV, keyring=KEYRING, keyname="ddns")
@@ -203,10 +232,11 @@ def ctl(d: Path, *args: str) -> str:
     return proc.stdout
 
 
-def test_unsigned_to_secure_roll_and_delete_with_no_operator(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["poll", "notify"])
+def test_unsigned_to_secure_roll_and_delete_with_no_operator(tmp_path: Path, mode: str) -> None:
     d = tmp_path
     port = free_port()
-    _setup(d, port)
+    _setup(d, port, mode)
     (d / "anchors.conf").write_text('trust-anchors { "." static-ds 1 13 2 "00"; };\n')
     with (d / "out.txt").open("ab") as out:
         proc = subprocess.Popen(
@@ -260,7 +290,7 @@ def test_unsigned_to_secure_roll_and_delete_with_no_operator(tmp_path: Path) -> 
 
             with background(resolve, 0.3) as res_errors:
                 # 1. unsigned -> signed: the operator changes the child's policy, nothing else.
-                _config(d, port, "roll")
+                _config(d, port, "roll", mode)
                 ctl(d, "reload")
                 wait_for("child signed", lambda: bool(ksk_ds(port, CHILD)), 60, d)
                 first = {ds.upper() for ds in ksk_ds(port, CHILD)}
@@ -287,8 +317,10 @@ def test_unsigned_to_secure_roll_and_delete_with_no_operator(tmp_path: Path) -> 
                     150,
                     d,
                 )
+                if mode == "notify":
+                    flood(port, d)
                 # 4. insecure by DELETE.
-                _config(d, port, "insecure-fast")
+                _config(d, port, "insecure-fast", mode)
                 ctl(d, "reload")
                 wait_for("DS removed", lambda: not ds_at_parent(port), 90, d)
                 wait_for("child unsigned", lambda: not ksk_ds(port, CHILD), 90, d)
@@ -305,6 +337,10 @@ def test_unsigned_to_secure_roll_and_delete_with_no_operator(tmp_path: Path) -> 
     assert ("bootstrap", "set") in actions, log
     assert ("secure", "set") in actions, log
     assert ("secure", "delete") in actions, log
+    if mode == "notify":
+        out = (d / "out.txt").read_text()
+        assert f"NOTIFY(CDS) for {CHILD} from 127.0.0.1: NOERROR" in out
+        assert "DSYNC: NOTIFY(CDS) to ns.parent.test." in out
     boot = next(e for e in bootstrap_log if e["action"] == "set")
     assert "RFC 9615" in boot["reason"]
     assert {s["server"].split()[0] for s in boot["servers"]} == {

@@ -288,6 +288,9 @@ class Automation:
         return response.to_wire()
 
     def _notify(self, msg: dns.message.Message, client: str) -> bytes:
+        cds = dsdriver.handle_notify(msg, client)  # RFC 9859 NOTIFY(CDS) to a parent
+        if cds is not None:
+            return cds
         response, why, secondary = notify_response(
             msg, dns.rcode.NOERROR, self.server.zones, client
         )

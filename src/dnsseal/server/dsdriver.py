@@ -22,9 +22,13 @@ import collections
 import contextlib
 import json
 import logging
+import secrets
 from typing import TYPE_CHECKING, Any
 
+import dns.exception
+import dns.message
 import dns.name
+import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
@@ -32,7 +36,7 @@ from dns.rdtypes.ANY.DS import DS
 
 from dnsseal import clock
 from dnsseal.errors import DnssealError
-from dnsseal.proto import signaling
+from dnsseal.proto import dsync, signaling
 from dnsseal.proto.dsautomation import Action, Decision, ds_ttl
 from dnsseal.server import checkds, dsauto
 from dnsseal.server.zones import ZoneState
@@ -50,6 +54,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = dns.rdatatype
 IN = dns.rdataclass.IN
+TICK = 1.0  # seconds between passes of the cheap duties
+SOURCE_BURST, SOURCE_EVERY = 20, 1.0  # NOTIFY(CDS) per source: 20 at once, then 1/s
+CHILD_BURST, CHILD_EVERY = 2, 5.0  # ... per child: 2 at once, then one per 5 s
+CHILD_RETRY_MAX = 60.0  # the child's NOTIFY(CDS) retries back off up to this
 LOW_TTL = 60  # the DS TTL right after a change (capped by ds-ttl)
 HOLD_INTERVALS = 10  # ... for this many scans
 MEMORY = 200  # decisions kept in memory per zone
@@ -70,6 +78,13 @@ class DsDriver:
         self.changed_at: dict[dns.name.Name, int] = {}
         self.task: asyncio.Task[None] | None = None
         self.wake = asyncio.Event()
+        self.notified: set[dns.name.Name] = set()  # children named by a NOTIFY(CDS)
+        self.per_source = dsync.RateLimit(SOURCE_BURST, SOURCE_EVERY)
+        self.per_child = dsync.RateLimit(CHILD_BURST, CHILD_EVERY)
+        self.sent_for: frozenset[bytes] | None = None  # child: the CDS set last notified
+        self.attempts = 0
+        self.next_try = 0.0
+        self.refused = 0  # NOTIFY(CDS) refused since the last one taken
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -85,23 +100,38 @@ class DsDriver:
             self.task = None
 
     async def _run(self) -> None:
+        # A short tick for the cheap duties (signaling records, DSYNC, the child's
+        # NOTIFY); the full scan of every delegation every ds-interval; children named
+        # by a NOTIFY(CDS) at once.
+        loop = asyncio.get_running_loop()
+        next_scan = loop.time() + self.options.interval
+        tick = min(self.options.interval, TICK)
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.options.interval)
+                await asyncio.wait_for(self.wake.wait(), tick)
             self.wake.clear()
+            full = loop.time() >= next_scan
+            if full:
+                next_scan = loop.time() + self.options.interval
             try:
-                await self.run_once()
+                await self.run_once(full)
             except Exception:  # one bad pass must not end DS automation for the zone
                 log.exception("[%s] DS automation pass failed", self.state.name)
 
-    async def run_once(self) -> None:
+    async def run_once(self, full: bool = True) -> None:
         inline = self.state.inline
         if inline is None or inline.unsigned is None or inline.plan is None:
             return
         if self.options.signaling:
             await self._signaling()
         if self.options.parent:
-            await self._parent()
+            if self.options.dsync:
+                await self._publish_dsync()
+            notified, self.notified = self.notified, set()
+            if full or notified:
+                await self._parent(None if full else notified)
+        elif self.options.dsync:
+            await self._child_notify()
 
     # -- committing -----------------------------------------------------------------------
 
@@ -145,7 +175,7 @@ class DsDriver:
         origin = dns.name.from_text(self.state.name)
         return dsauto.Scanner(origin, None, config.query_port, validation)
 
-    async def _parent(self) -> None:
+    async def _parent(self, only: set[dns.name.Name] | None = None) -> None:
         inline = self.state.inline
         assert inline is not None and inline.unsigned is not None
         zone = inline.unsigned
@@ -155,6 +185,8 @@ class DsDriver:
             log.error("[%s] DS automation: %s", self.state.name, e)
             return
         for child, names, glue in delegations(zone):
+            if only is not None and child not in only:
+                continue
             current = ds_records(zone, child)
             now = clock.now()
             decision = await dsauto.scan_delegation(
@@ -211,6 +243,139 @@ class DsDriver:
             except DnssealError as e:
                 log.error("[%s] DS automation log: %s", self.state.name, e)
 
+    # -- RFC 9859: DSYNC and NOTIFY(CDS) --------------------------------------------------
+
+    async def _publish_dsync(self) -> None:
+        """Keep ``_dsync.<zone> DSYNC CDS|CDNSKEY NOTIFY <port> <first NS>`` in the zone."""
+        inline = self.state.inline
+        assert inline is not None and inline.unsigned is not None
+        zone = inline.unsigned
+        ns = zone.get(zone.origin, T.NS)
+        listen = self.automation.server.config.listen
+        if ns is None or not listen:
+            return
+        target = min(dns.name.from_wire(w, 0)[0] for w in ns.rdatas)
+        owner = dsync.parent_owner(zone.origin).canonicalize()
+        want = {
+            (
+                owner,
+                int(T.DSYNC),
+                ns.ttl,
+                dsync.dsync_rdata(t, listen[0].port, target).to_digestable(),
+            )
+            for t in dsync.NOTIFY_TYPES
+        }
+        rr = zone.get(owner, T.DSYNC)
+        have = {(owner, int(T.DSYNC), rr.ttl, w) for w in rr.rdatas} if rr is not None else set()
+        if want != have:
+            await self._commit(
+                ZoneDiff(tuple(sorted(have - want)), tuple(sorted(want - have))),
+                f"DSYNC: NOTIFY(CDS) to {target}:{listen[0].port}",
+            )
+
+    def notify(self, child: dns.name.Name, client: str) -> tuple[int, str | None]:
+        """A NOTIFY(CDS) for ``child`` from ``client``: (rcode, blocked reason or None)."""
+        inline = self.state.inline
+        if inline is None or inline.unsigned is None:
+            return dns.rcode.SERVFAIL, None
+        if inline.unsigned.get(child.canonicalize(), T.NS) is None or child == inline.origin:
+            return dns.rcode.NOTAUTH, None
+        now = asyncio.get_running_loop().time()
+        if not self.per_source.allow(client, now):
+            why = f"rate-limited: more than {SOURCE_BURST} NOTIFY(CDS) from {client}"
+            return dns.rcode.REFUSED, why
+        if not self.per_child.allow(child.canonicalize(), now):
+            why = f"rate-limited: {child} was notified less than {CHILD_EVERY:g} s ago"
+            return dns.rcode.REFUSED, why
+        self.notified.add(child.canonicalize())
+        self.wake.set()
+        return dns.rcode.NOERROR, None
+
+    async def _child_notify(self) -> None:
+        """The child's half: once every name server serves the new CDS/CDNSKEY, NOTIFY(CDS)
+        the parent's DSYNC target; again with growing pauses while a key still waits for
+        the parent."""
+        inline = self.state.inline
+        assert inline is not None
+        signed = inline.signed
+        waits = checkds.waiting_keys(inline.keys)
+        if signed is None or not waits:
+            self.sent_for, self.attempts = None, 0
+            return
+        origin = signed.origin
+        cds = frozenset(
+            w for t in (T.CDS, T.CDNSKEY) if (rr := signed.get(origin, t)) for w in rr.rdatas
+        )
+        loop = asyncio.get_running_loop()
+        if cds != self.sent_for:
+            self.sent_for, self.attempts, self.next_try = cds, 0, 0.0
+        if not cds or loop.time() < self.next_try:
+            return
+        scanner = self.scanner()
+        now = clock.now()
+        served = await self._everywhere(scanner, signed, cds, now)
+        if served is not None:
+            log.info("[%s] NOTIFY(CDS) waits: %s", self.state.name, served)
+            return
+        targets = await self._dsync_targets(scanner, origin, now)
+        self.attempts += 1
+        self.next_try = loop.time() + min(CHILD_RETRY_MAX, 2.0**self.attempts)
+        if not targets:
+            log.info("[%s] NOTIFY(CDS): no DSYNC target found at the parent", self.state.name)
+            return
+        for host, port in targets:
+            msg = dsync.make_notify(origin, secrets.randbelow(65536))
+            try:
+                r = await dsauto.exchange(msg, host, port, 2.0)
+                result = dns.rcode.to_text(r.rcode())
+            except (dns.exception.DNSException, OSError) as e:
+                result = f"no answer ({e or type(e).__name__})"
+            log.info("[%s] NOTIFY(CDS) to %s@%d: %s (try %d)", self.state.name, host, port,
+                     result, self.attempts)  # fmt: skip
+
+    async def _everywhere(
+        self, scanner: dsauto.Scanner, signed: Zone, cds: frozenset[bytes], now: int
+    ) -> str | None:
+        """None when every address of every NS serves ``cds``; else which does not."""
+        ns = signed.get(signed.origin, T.NS)
+        names = sorted({dns.name.from_wire(w, 0)[0] for w in ns.rdatas}) if ns else []
+        glue = _glue(signed, names)
+        for name in names:
+            addrs = await dsauto.addresses(scanner, name, glue, now)
+            if not addrs:
+                return f"no address for {name}"
+            for a in addrs:
+                got = await dsauto.child_answer(scanner, signed.origin, name, a)
+                if got.error:
+                    return f"{got.server}: {got.error}"
+                seen = frozenset(
+                    rd.to_digestable()
+                    for t in (T.CDS, T.CDNSKEY)
+                    if (rr := got.rrset(t)) is not None
+                    for rd in rr
+                )
+                if seen != cds:
+                    return f"{got.server} does not serve the new CDS/CDNSKEY yet"
+        return None
+
+    async def _dsync_targets(
+        self, scanner: dsauto.Scanner, child: dns.name.Name, now: int
+    ) -> list[tuple[str, int]]:
+        parent = child.parent()
+        for owner in (dsync.child_owner(child, parent), dsync.parent_owner(parent)):
+            result = await dsauto.resolve(scanner, owner, T.DSYNC, now)
+            if result is None:
+                return []
+            rds = [rd for rr in result.answer if rr.rdtype == T.DSYNC for rd in rr]
+            found = dsync.notify_targets(rds)
+            if found:
+                out = []
+                for target, port in found:
+                    addrs = await dsauto.addresses(scanner, target, {}, now)
+                    out += [(a, port) for a in addrs]
+                return out
+        return []
+
 
 def delegations(
     zone: Zone,
@@ -224,18 +389,23 @@ def delegations(
         if ns is None:
             continue
         targets = sorted({dns.name.from_wire(w, 0)[0] for w in ns.rdatas})
-        glue: dict[dns.name.Name, list[str]] = {}
-        for t in targets:
-            for rtype in (T.A, T.AAAA):
-                rr = zone.get(t.canonicalize(), rtype)
-                if rr is not None:
-                    glue.setdefault(t, []).extend(_rdata(rtype, w).to_text() for w in rr.rdatas)
+        glue = _glue(zone, targets)
         out.append((name, targets, glue))
     return out
 
 
 def _rdata(rtype: int, wire: bytes) -> dns.rdata.Rdata:
     return dns.rdata.from_wire(IN, T.RdataType(rtype), wire, 0, len(wire))
+
+
+def _glue(zone: Zone, names: list[dns.name.Name]) -> dict[dns.name.Name, list[str]]:
+    glue: dict[dns.name.Name, list[str]] = {}
+    for t in names:
+        for rtype in (T.A, T.AAAA):
+            rr = zone.get(t.canonicalize(), rtype)
+            if rr is not None:
+                glue.setdefault(t, []).extend(_rdata(rtype, w).to_text() for w in rr.rdatas)
+    return glue
 
 
 def ds_records(zone: Zone, child: dns.name.Name) -> list[tuple[DS, int]]:
@@ -266,7 +436,7 @@ def ds_change(
 def start(automation: Automation, state: ZoneState) -> None:
     """Start (or keep) the zone's driver when its config asks for DS automation."""
     options = state.config.ds
-    if options is None or not (options.parent or options.signaling):
+    if options is None or not (options.parent or options.signaling or options.dsync):
         return
     driver = DRIVERS.get(state.name)
     if driver is None or driver.state is not state:
@@ -280,6 +450,34 @@ async def stop_all() -> None:
     for driver in list(DRIVERS.values()):
         await driver.stop()
     DRIVERS.clear()
+
+
+def handle_notify(msg: dns.message.Message, client: str) -> bytes | None:
+    """A NOTIFY(CDS/CDNSKEY) for a child of a ``ds-automation`` zone: the answer; None for
+    any other NOTIFY (the caller answers those)."""
+    child = dsync.read_notify(msg)
+    if child is None:
+        return None
+    drivers = [
+        d
+        for d in DRIVERS.values()
+        if d.options.parent and child.is_subdomain(dns.name.from_text(d.state.name))
+    ]
+    if not drivers:
+        return None
+    driver = max(drivers, key=lambda d: len(dns.name.from_text(d.state.name)))
+    rcode, blocked = driver.notify(child, client)
+    level = logging.INFO
+    if blocked:  # one warning per flood, not one per packet
+        driver.refused += 1
+        level = logging.WARNING if driver.refused == 1 else logging.DEBUG
+    elif driver.refused:
+        log.warning("[%s] %d NOTIFY(CDS) refused (rate-limited) before this one",
+                    driver.state.name, driver.refused)  # fmt: skip
+        driver.refused = 0
+    what = dns.rcode.to_text(dns.rcode.Rcode(rcode)) + (f" ({blocked})" if blocked else "")
+    log.log(level, "[%s] NOTIFY(CDS) for %s from %s: %s", driver.state.name, child, client, what)
+    return dsync.response(msg, rcode, blocked).to_wire()
 
 
 def show(state_dir: object, zone: str) -> list[str]:

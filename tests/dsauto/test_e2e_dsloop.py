@@ -28,6 +28,7 @@ from typing import Any
 import dns.dnssec
 import dns.edns
 import dns.exception
+import dns.flags
 import dns.message
 import dns.opcode
 import dns.query
@@ -189,6 +190,30 @@ def background(fn: Callable[[], None], every: float) -> Iterator[list[BaseExcept
         t.join(timeout=10)
 
 
+SIGNAL1 = "_dsboot.child.parent.test._signal.ns1.provider.test."
+
+
+def signaling_zone_answers(port: int, uport: int) -> None:
+    """The signaling name holds the child's apex CDS/CDNSKEY exactly; other types and the
+    empty non-terminal above it are NODATA; no referral; Unbound validates it (AD)."""
+    for rtype in ("CDS", "CDNSKEY"):
+        here = ask(port, SIGNAL1, rtype)
+        apex = ask(port, CHILD, rtype)
+        t = dns.rdatatype.from_text(rtype)
+        assert here.flags & dns.flags.AA and here.rcode() == dns.rcode.NOERROR
+        assert {rd.to_text() for rr in here.answer if rr.rdtype == t for rd in rr} == {
+            rd.to_text() for rr in apex.answer if rr.rdtype == t for rd in rr
+        }
+        assert any(rr.rdtype == dns.rdatatype.RRSIG for rr in here.answer)
+        q = dns.message.make_query(SIGNAL1, rtype, want_dnssec=True)
+        assert dns.query.udp(q, "127.0.0.1", port=uport, timeout=5).flags & dns.flags.AD
+    for name, rtype in ((SIGNAL1, "A"), ("child.parent.test._signal.ns1.provider.test.", "A")):
+        r = ask(port, name, rtype)
+        assert r.rcode() == dns.rcode.NOERROR and not r.answer, r
+        assert r.flags & dns.flags.AA
+        assert not any(rr.rdtype == dns.rdatatype.NS for rr in r.authority), r
+
+
 def flood(port: int, d: Path) -> None:
     """A flood of NOTIFY(CDS) for the child from one source: the parent takes the first
     ones and refuses the rest with EDE 15 (Blocked), and keeps answering queries."""
@@ -306,9 +331,17 @@ def test_unsigned_to_secure_roll_and_delete_with_no_operator(tmp_path: Path, mod
                     d,
                 )
                 assert not ds_at_parent(port)
+                signaling_zone_answers(port, uport)
                 provider_ds(port, SIG[1])
                 # 2. bootstrapped secure by the parent through the signaling zones.
                 wait_for("DS bootstrapped", lambda: ds_at_parent(port) == first, 90, d)
+                # RFC 9615 s5.1: the signaling records go once the parent has the DS.
+                wait_for(
+                    "signaling records removed",
+                    lambda: ask(port, SIGNAL1, "CDS").rcode() == dns.rcode.NXDOMAIN,
+                    30,
+                    d,
+                )
                 bootstrap_log = ds_log(d)
                 # 3. the KSK roll: the parent's DS follows the child's CDS by itself.
                 wait_for(

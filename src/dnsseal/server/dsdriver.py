@@ -110,6 +110,15 @@ class DsDriver:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), tick)
             self.wake.clear()
+            opts = self.state.config.ds
+            gone = self.automation.server.zones.get(self.state.name) is not self.state
+            if gone or opts is None or not (opts.parent or opts.signaling or opts.dsync):
+                # The zone left the configuration, or its DS automation did (a reload).
+                if DRIVERS.get(self.state.name) is self:
+                    del DRIVERS[self.state.name]
+                log.info("[%s] DS automation stopped", self.state.name)
+                return
+            self.options = opts
             full = loop.time() >= next_scan
             if full:
                 next_scan = loop.time() + self.options.interval

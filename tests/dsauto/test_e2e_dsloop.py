@@ -232,6 +232,18 @@ def flood(port: int, d: Path) -> None:
     assert ask(port, CHILD, "SOA").rcode() == dns.rcode.NOERROR
 
 
+def parent_check(d: Path, port: int) -> subprocess.CompletedProcess[str]:
+    """`dnsseal parent-check CHILD`, finding the parent by validated resolution."""
+    args = ["-a", str(d / "anchors.conf"), "--root", f"127.0.0.1#{port}"]
+    return subprocess.run(
+        [*DNSSEAL, "parent-check", CHILD, *args, "--query-port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def provider_ds(port: int, zone: str) -> None:
     """The provider's DS for one of its signaling zones, added by UPDATE."""
     u = dns.update.UpdateMessage(PROV, keyring=KEYRING, keyname="ddns")
@@ -332,9 +344,15 @@ def test_unsigned_to_secure_roll_and_delete_with_no_operator(tmp_path: Path, mod
                 )
                 assert not ds_at_parent(port)
                 signaling_zone_answers(port, uport)
+                check = parent_check(d, port)
+                assert check.returncode == 1, check.stdout + check.stderr
+                assert "_signal.ns2.provider.test. CDS is not validated" in check.stdout
                 provider_ds(port, SIG[1])
                 # 2. bootstrapped secure by the parent through the signaling zones.
                 wait_for("DS bootstrapped", lambda: ds_at_parent(port) == first, 90, d)
+                check = parent_check(d, port)
+                assert check.returncode == 0, check.stdout + check.stderr
+                assert "already matches" in check.stdout
                 # RFC 9615 s5.1: the signaling records go once the parent has the DS.
                 wait_for(
                     "signaling records removed",

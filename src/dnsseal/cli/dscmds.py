@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import json
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import dns.tsig
 from dnsseal import clock
 from dnsseal.errors import OptionError
 from dnsseal.keys.ds import digest_type
-from dnsseal.proto.dsautomation import Action, Params
+from dnsseal.proto.dsautomation import Action, Decision, Params
 from dnsseal.server import dsauto
 from dnsseal.storage.remotes import Endpoint, parse_endpoint
 from dnsseal.storage.serverconfig import TSIG_ALGORITHMS
@@ -226,9 +227,8 @@ def signaling_zone(children: tuple[str, ...], hosts: tuple[str, ...], output: Pa
 @click.option(
     "--server",
     "server_text",
-    required=True,
     metavar="ADDR[@PORT]",
-    help="An authoritative server of the parent zone.",
+    help="An authoritative server of the parent zone (default: found from --root with -a).",
 )
 @click.option("--parent", "parent_text", help="The parent zone (default: ZONE minus a label).")
 @click.option("--query-port", default=53, show_default=True, help="Port of ZONE's NS.")
@@ -237,7 +237,7 @@ def signaling_zone(children: tuple[str, ...], hosts: tuple[str, ...], output: Pa
 @click.option("--json", "as_json", is_flag=True, help="The decision as JSON.")
 def parent_check(
     zone: str,
-    server_text: str,
+    server_text: str | None,
     parent_text: str | None,
     query_port: int,
     anchor_file: str | None,
@@ -250,7 +250,7 @@ def parent_check(
     has the DS the child asks for), 1 otherwise."""
     child = _name("ZONE", zone)
     parent = _name("--parent", parent_text) if parent_text else child.parent()
-    server = parse_endpoint("--server", server_text, 53)
+    server = parse_endpoint("--server", server_text, 53) if server_text else None
     validation = None
     if anchor_file or root_text:
         if not (anchor_file and root_text):
@@ -258,8 +258,10 @@ def parent_check(
         from dnsseal.cli.resolvecmds import build_config
 
         validation = build_config(anchor_file, None, root_text, 53, True)
+    if server is None and validation is None:
+        raise OptionError("--server", "give the parent's server, or -a and --root to find it")
     scanner = dsauto.Scanner(parent, server, query_port, validation)
-    decision = asyncio.run(dsauto.scan(scanner, child, clock.now()))
+    decision = asyncio.run(_parent_check(scanner, child))
     if as_json:
         click.echo(json.dumps(decision.to_dict()))
     else:
@@ -271,3 +273,12 @@ def parent_check(
             click.echo(f"  DS {d.to_text()}")
     if decision.action is Action.KEEP and "already matches" not in decision.reason:
         raise SystemExit(1)
+
+
+async def _parent_check(scanner: dsauto.Scanner, child: dns.name.Name) -> Decision:
+    now = clock.now()
+    if scanner.parent_server is None:
+        parent, server = await dsauto.find_parent(scanner, child, now)
+        scanner = dataclasses.replace(scanner, parent=parent, parent_server=server)
+        click.echo(f"parent {parent}: asking {server}")
+    return await dsauto.scan(scanner, child, now)

@@ -160,6 +160,30 @@ async def _ask(need: Need, timeout: float) -> dns.message.Message | None:
     return None
 
 
+async def find_parent(
+    scanner: Scanner, child: dns.name.Name, now: int
+) -> tuple[dns.name.Name, Endpoint]:
+    """The parent zone of ``child`` and one address of one of its name servers, found by
+    validating resolution (``scanner.validation``).  Raises ScanError."""
+    above = child.parent()
+    soa = await resolve(scanner, above, T.SOA, now)
+    if soa is None:
+        raise ScanError("finding the parent needs trust anchors and a root (-a, --root)")
+    owners = [rr.name for rr in (*soa.answer, *soa.authority) if rr.rdtype == T.SOA]
+    parent = next((o for o in owners if above.is_subdomain(o) and o != child), None)
+    if parent is None:
+        raise ScanError(f"no zone above {child} found (SOA {above}: {soa.verdict.reason})")
+    ns = await resolve(scanner, parent, T.NS, now)
+    names = sorted(
+        {rd.target for rr in (ns.answer if ns else ()) if rr.rdtype == T.NS for rd in rr}
+    )
+    assert scanner.validation is not None
+    for name in names:
+        for addr in await addresses(scanner, name, {}, now):
+            return parent, Endpoint(addr, scanner.validation.port)
+    raise ScanError(f"no address found for the name servers of {parent}")
+
+
 async def addresses(
     scanner: Scanner, ns: dns.name.Name, glue: dict[dns.name.Name, list[str]], now: int
 ) -> list[str]:

@@ -289,6 +289,7 @@ def test_dsscan_matches_dnssec_cds(lab: Lab, sc: Scenario) -> None:
     ours = subprocess.run(
         [*DNSSEAL, "dsscan", "--parent", PARENT, "--server", f"127.0.0.1@{lab.parent_port}"]
         + ["--query-port", str(lab.child_port), "--dsset-dir", str(work / "ours"), "--json"]
+        + ["-s", "-86400"]
         + [a for d in sc.digests for a in ("--digest", d)]
         + [origin],
         capture_output=True,
@@ -320,6 +321,9 @@ def test_dsscan_matches_dnssec_cds(lab: Lab, sc: Scenario) -> None:
         bind_ds = set()
     assert ours_ds == bind_ds, (decision, bind.stderr)
     assert decision["action"] == ("delete" if sc.delete else "set"), decision
+    # Replay protection: both stamp the dsset file with the signatures' inception.
+    stamps = {int((work / sub / f"dsset-{origin}").stat().st_mtime) for sub in ("bind", "ours")}
+    assert stamps == {decision["inception"]}, (stamps, decision["inception"])
     if sc.delete:
         assert ours_ds == set()
 
@@ -430,3 +434,66 @@ def test_parent_check_names_the_server_that_disagrees(lab: Lab) -> None:
     assert good.returncode == 0, good.stdout + good.stderr
     assert "the parent would set the DS set" in good.stdout
     assert f"ns1.roll.{PARENT} 127.0.0.1@{lab.child_port}: CDS " in good.stdout
+
+
+def test_replayed_signatures_are_refused_like_dnssec_cds(lab: Lab) -> None:
+    """The dsset file says a change was accepted an hour from now: signatures made before
+    that are a replay.  dnssec-cds (default: the file's time) and dsscan both refuse."""
+    origin = f"roll.{PARENT}"
+    work = lab.base / "run-replay"
+    work.mkdir()
+    later = int(time.time()) + 3600
+    for sub in ("bind", "ours"):
+        (work / sub).mkdir()
+        path = work / sub / f"dsset-{origin}"
+        path.write_text(lab.ds0["roll"] + "\n")
+        os.utime(path, (later, later))
+    dig = run_tool(
+        [
+            "dig",
+            "+dnssec",
+            "+noall",
+            "+answer",
+            "-p",
+            str(lab.child_port),
+            "@127.0.0.1",
+            origin,
+            "DNSKEY",
+            origin,
+            "CDNSKEY",
+            origin,
+            "CDS",
+        ]
+    )
+    (work / "child.txt").write_text(dig.stdout)
+    bind = run_tool(
+        ["dnssec-cds", "-i", "-f", "child.txt", "-d", f"bind/dsset-{origin}", origin],
+        cwd=work,
+        check=False,
+    )
+    ours = subprocess.run(
+        [
+            *DNSSEAL,
+            "dsscan",
+            "--parent",
+            PARENT,
+            "--server",
+            f"127.0.0.1@{lab.parent_port}",
+            "--query-port",
+            str(lab.child_port),
+            "--dsset-dir",
+            str(work / "ours"),
+            "--json",
+            origin,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bind.returncode != 0, bind.stdout
+    decision = json.loads(ours.stdout)
+    assert decision["action"] == "keep" and "replay protection" in decision["reason"]
+    for sub in ("bind", "ours"):
+        text = (work / sub / f"dsset-{origin}").read_text()
+        assert _ds_rdatas(text) == _ds_rdatas(lab.ds0["roll"])

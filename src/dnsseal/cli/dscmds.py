@@ -23,7 +23,8 @@ import dns.name
 import dns.tsig
 
 from dnsseal import clock
-from dnsseal.errors import OptionError
+from dnsseal.durations import parse_when
+from dnsseal.errors import InputError, OptionError
 from dnsseal.keys.ds import digest_type
 from dnsseal.proto.dsautomation import Action, Decision, Params
 from dnsseal.server import dsauto
@@ -87,6 +88,14 @@ def _name(option: str, text: str) -> dns.name.Name:
     help="Accepted CDS digest / digest made from CDNSKEY (dnssec-cds -a).  Repeatable.",
 )
 @click.option("--ttl", default=DEFAULT_TTL, show_default=True, help="TTL of new DS records.")
+@click.option(
+    "-s",
+    "--start",
+    metavar="TIME",
+    help="Replay protection (dnssec-cds -s): refuse CDS/CDNSKEY signed before TIME "
+    "(-N: N seconds before the dsset file's time; YYYYMMDDHHMMSS; now-1d; epoch).  "
+    "Default with --dsset-dir: the dsset file's time.",
+)
 @click.option("--dry-run", is_flag=True, help="Decide and print, change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON decision per line.")
 def dsscan(
@@ -101,6 +110,7 @@ def dsscan(
     root_text: str | None,
     digests: tuple[str, ...],
     ttl: int,
+    start: str | None,
     dry_run: bool,
     as_json: bool,
 ) -> None:
@@ -124,7 +134,9 @@ def dsscan(
         if n == parent or not n.is_subdomain(parent):
             raise OptionError("CHILD", f"{n} is not below {parent}")
     scanner = dsauto.Scanner(parent, server, query_port, validation, params)
-    problems = asyncio.run(_run(scanner, names, key, update, dsset_dir, ttl, dry_run, as_json))
+    problems = asyncio.run(
+        _run(scanner, names, key, update, dsset_dir, ttl, start, dry_run, as_json)
+    )
     if problems:
         raise click.ClickException("; ".join(problems))
 
@@ -136,6 +148,7 @@ async def _run(
     update: bool,
     dsset_dir: Path | None,
     ttl: int,
+    start: str | None,
     dry_run: bool,
     as_json: bool,
 ) -> list[str]:
@@ -143,11 +156,22 @@ async def _run(
     for child in names:
         now = clock.now()
         current = None
+        stamp = None
         if dsset_dir is not None:
             current, file_ttl = dsauto.read_dsset(dsset_dir, child)
             ttl = file_ttl or ttl
+            stamp = dsauto.dsset_mtime(dsset_dir, child)
+        not_before = stamp
+        if start is not None:
+            try:
+                not_before = parse_when(start, now, base=stamp)
+            except InputError as e:
+                raise OptionError("-s", str(e)) from None
+        params = dataclasses.replace(scanner.params, not_before=not_before)
         try:
-            decision = await dsauto.scan(scanner, child, now, current)
+            decision = await dsauto.scan(
+                dataclasses.replace(scanner, params=params), child, now, current
+            )
         except dsauto.ScanError as e:
             problems.append(f"{child}: {e}")
             continue

@@ -36,6 +36,7 @@ preferred), else one DS per CDNSKEY and accepted digest type.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -159,6 +160,9 @@ class Decision:
     ds: tuple[DS, ...] = ()
     servers: tuple[tuple[str, str], ...] = ()
     mode: str = ""  # "secure", "bootstrap" or "" when the decision came before either
+    # The oldest inception of the signatures that authenticated the CDS/CDNSKEY (None
+    # before authentication): the caller's ``Params.not_before`` after it acts.
+    inception: int | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -168,6 +172,7 @@ class Decision:
             "mode": self.mode,
             "ds": [d.to_text() for d in self.ds],
             "servers": [{"server": s, "seen": note} for s, note in self.servers],
+            "inception": self.inception,
         }
 
 
@@ -375,8 +380,11 @@ def _authenticate(
     keys: Sequence[ZoneKey],
     now: int,
     params: Params,
-) -> str | None:
-    """Are the server's CDS and CDNSKEY RRsets signed by one of ``keys``?  None when yes."""
+) -> str | int:
+    """Are the server's CDS and CDNSKEY RRsets signed by one of ``keys``?  The reason when
+    not; else the inception of the oldest of the signatures that authenticate them (for
+    replay protection: the next change must come with signatures at least that new)."""
+    oldest: int | None = None
     for t in (T.CDS, T.CDNSKEY):
         rrset = answer.rrset(t)
         if not rrset:
@@ -389,17 +397,17 @@ def _authenticate(
                 f"{answer.server}: {T.to_text(t)} not signed by a key the DS set authenticates "
                 f"(keys {tags}): {check.verdict.reason} (RFC 7344 s4.1)"
             )
-        if params.not_before is not None:
-            newest = max(
-                (s.inception for s in sigs if s.key_tag == check.key_tag and s.type_covered == t),
-                default=0,
+        newest = max(
+            (s.inception for s in sigs if s.key_tag == check.key_tag and s.type_covered == t),
+            default=0,
+        )
+        if params.not_before is not None and newest < params.not_before:
+            return (
+                f"{answer.server}: the {T.to_text(t)} signatures were made before the last "
+                "accepted change (replay protection)"
             )
-            if newest < params.not_before:
-                return (
-                    f"{answer.server}: the {T.to_text(t)} signatures were made before the last "
-                    "accepted change (replay protection)"
-                )
-    return None
+        oldest = newest if oldest is None else min(oldest, newest)
+    return oldest or 0
 
 
 def _usable_current(current: Sequence[DS]) -> list[DS]:
@@ -476,6 +484,7 @@ def _secure(
     params: Params,
     keep: _Keep,
 ) -> Decision:
+    inceptions: list[int] = []
     for a in answers:
         dnskey = a.rrset(T.DNSKEY)
         ks = trust_keys(child, dnskey, a.sigs(T.DNSKEY), usable, [], now, Budget())
@@ -485,9 +494,10 @@ def _secure(
                 f"{ks.verdict.reason}",
                 "secure",
             )
-        problem = _authenticate(child, a, _ds_keys(child, dnskey, usable), now, params)
-        if problem:
-            return keep(problem, "secure")
+        got = _authenticate(child, a, _ds_keys(child, dnskey, usable), now, params)
+        if isinstance(got, str):
+            return keep(got, "secure")
+        inceptions.append(got)
     seen = keep("").servers
     if delete:
         return Decision(
@@ -497,8 +507,10 @@ def _secure(
             (),
             seen,
             "secure",
+            min(inceptions),
         )
-    return _propose(child, current_ds, answers, now, params, keep, "secure", seen)
+    decision = _propose(child, current_ds, answers, now, params, keep, "secure", seen)
+    return dataclasses.replace(decision, inception=min(inceptions))
 
 
 def _propose(
@@ -577,6 +589,7 @@ def _bootstrap(
     if isinstance(new, str):
         return keep(new, mode)
     # The apex RRsets must be signed by a key the new DS set points at (as RFC 7344 s4.1).
+    inceptions: list[int] = []
     for a in answers:
         dnskey = a.rrset(T.DNSKEY)
         ks = trust_keys(child, dnskey, a.sigs(T.DNSKEY), new, [], now, Budget())
@@ -586,10 +599,12 @@ def _bootstrap(
                 f"{ks.verdict.reason}",
                 mode,
             )
-        problem = _authenticate(child, a, _ds_keys(child, dnskey, new), now, params)
-        if problem:
-            return keep(problem, mode)
-    return _propose(child, (), answers, now, params, keep, mode, keep("").servers)
+        got = _authenticate(child, a, _ds_keys(child, dnskey, new), now, params)
+        if isinstance(got, str):
+            return keep(got, mode)
+        inceptions.append(got)
+    decision = _propose(child, (), answers, now, params, keep, mode, keep("").servers)
+    return dataclasses.replace(decision, inception=min(inceptions))
 
 
 def ds_ttl(now: int, last_change: int | None, normal: int, low: int, hold: int) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ import dns.tsig
 import dns.update
 from dns.rdtypes.ANY.DS import DS
 
-from dnsseal.errors import DnssealError, FileFormatError
+from dnsseal.errors import DnssealError, FileFormatError, StorageError
 from dnsseal.proto.dsautomation import (
     QTYPES,
     Action,
@@ -354,10 +355,27 @@ def dsset_text(child: dns.name.Name, ds: Sequence[DS], ttl: int) -> str:
 
 
 def write_dsset(directory: Path, child: dns.name.Name, decision: Decision, ttl: int) -> Path:
-    """Write the new DS set (empty for DELETE) atomically, as ``dnssec-cds -i`` does."""
+    """Write the new DS set (empty for DELETE) atomically, as ``dnssec-cds -i`` does, and,
+    as it does, set the file's time to the inception of the signatures that authenticated
+    the change: the next change must come with signatures at least as new (the change was
+    accepted, so that inception is not older than the replay threshold it was checked
+    against)."""
     path = dsset_path(directory, child)
     atomic.replace(path, dsset_text(child, decision.ds, ttl).encode())
+    if decision.inception is not None:
+        try:
+            os.utime(path, (decision.inception, decision.inception))
+        except OSError as e:
+            raise StorageError(str(path), f"cannot set the time: {e.strerror or e}") from None
     return path
+
+
+def dsset_mtime(directory: Path, child: dns.name.Name) -> int | None:
+    """The modification time of ``dsset-CHILD.`` (None when absent): replay protection."""
+    try:
+        return int(dsset_path(directory, child).stat().st_mtime)
+    except FileNotFoundError:
+        return None
 
 
 def decision_record(decision: Decision, now: int, applied: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import json
 import logging
 import secrets
@@ -85,6 +86,19 @@ class DsDriver:
         self.attempts = 0
         self.next_try = 0.0
         self.refused = 0  # NOTIFY(CDS) refused since the last one taken
+        # child -> inception of the signatures behind the last change (replay protection),
+        # restored from the decision log so a restart does not forget it
+        self.not_before: dict[dns.name.Name, int] = {}
+        state_dir = automation.server.config.state_dir
+        try:
+            past = dslog.read(state_dir, state.name, last=10000) if state_dir else []
+        except DnssealError as e:
+            log.error("[%s] DS automation log: %s", state.name, e)
+            past = []
+        for entry in past:
+            stamp = entry.get("inception")
+            if entry.get("action") in ("set", "delete") and isinstance(stamp, int):
+                self.not_before[dns.name.from_text(str(entry["child"]))] = stamp
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -200,8 +214,15 @@ class DsDriver:
                 continue
             current = ds_records(zone, child)
             now = clock.now()
+            # Replay protection: what was accepted last time is the floor for signatures.
+            params = dataclasses.replace(scanner.params, not_before=self.not_before.get(child))
             decision = await dsauto.scan_delegation(
-                scanner, child, names, glue, [d for d, _ in current], now
+                dataclasses.replace(scanner, params=params),
+                child,
+                names,
+                glue,
+                [d for d, _ in current],
+                now,
             )
             await self._act(zone, child, decision, current, now)
 
@@ -238,6 +259,8 @@ class DsDriver:
             else:
                 if decision.action is not Action.KEEP:
                     self.changed_at[child] = now
+                    if decision.inception is not None:
+                        self.not_before[child] = decision.inception
         key = (decision.action.value, decision.reason)
         if self.last.get(child) == key and not change:
             return

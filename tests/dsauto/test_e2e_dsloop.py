@@ -230,6 +230,13 @@ def flood(port: int, d: Path) -> None:
     assert len(refused) >= 30, codes
     assert all(t.startswith("15 rate-limited") for t in refused), refused
     assert ask(port, CHILD, "SOA").rcode() == dns.rcode.NOERROR
+    # NOTIFY(CDS) for a name that is not a delegation of the parent: NOTAUTH, no scan.
+    for name in ("nochild.parent.test.", PARENT):
+        msg = dns.message.make_query(name, "CDS")
+        msg.set_opcode(dns.opcode.NOTIFY)
+        msg.flags = dns.opcode.to_flags(dns.opcode.NOTIFY)
+        r = dns.query.udp(msg, "127.0.0.1", port=port, timeout=3)
+        assert r.rcode() == dns.rcode.NOTAUTH, (name, r)
 
 
 def parent_check(d: Path, port: int) -> subprocess.CompletedProcess[str]:

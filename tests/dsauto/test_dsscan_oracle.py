@@ -328,7 +328,7 @@ def test_dsscan_matches_dnssec_cds(lab: Lab, sc: Scenario) -> None:
         assert ours_ds == set()
 
 
-def test_dsscan_update_changes_the_parent(lab: Lab, tmp_path: Path) -> None:
+def test_dsscan_update_refused_changes_nothing(lab: Lab, tmp_path: Path) -> None:
     """--update on a parent that refuses updates: a one-line error naming the server, and
     nothing else changes."""
     origin = f"roll.{PARENT}"
@@ -497,3 +497,64 @@ def test_replayed_signatures_are_refused_like_dnssec_cds(lab: Lab) -> None:
     for sub in ("bind", "ours"):
         text = (work / sub / f"dsset-{origin}").read_text()
         assert _ds_rdatas(text) == _ds_rdatas(lab.ds0["roll"])
+
+
+TSIG_SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM="
+
+
+def test_dsscan_update_changes_an_inline_signed_parent(lab: Lab, tmp_path: Path) -> None:
+    """--update with TSIG on a parent that takes updates (dnsseal, inline-signed): the DS
+    set the parent serves afterwards is the one decided (and the one dnssec-cds computes
+    in test_dsscan_matches_dnssec_cds[roll])."""
+    origin = f"roll.{PARENT}"
+    port = free_port()
+    (tmp_path / "parent.db").write_text((lab.base / "parent" / "parent.db").read_text())
+    (tmp_path / "dnsseal.toml").write_text(
+        f"""[server]
+listen = ["127.0.0.1@{port}"]
+state-dir = "state"
+key-directory = "keys"
+
+[key.ddns]
+algorithm = "hmac-sha256"
+secret = "{TSIG_SECRET}"
+
+[zone."{PARENT}"]
+file = "parent.db"
+dnssec-policy = "default"
+allow-update = ["key ddns"]
+"""
+    )
+    with (tmp_path / "out.txt").open("wb") as out:
+        proc = subprocess.Popen(
+            [*DNSSEAL, "serve", "-c", "dnsseal.toml"], cwd=tmp_path, stdout=out, stderr=out
+        )
+    try:
+        _wait("127.0.0.1", port, PARENT, proc)
+        base = [*DNSSEAL, "dsscan", "--parent", PARENT, "--server", f"127.0.0.1@{port}"]
+        base += ["--query-port", str(lab.child_port), "--json"]
+        dry = subprocess.run(
+            [*base, "--dry-run", origin], capture_output=True, text=True, timeout=60, check=False
+        )
+        want = json.loads(dry.stdout)["ds"]
+        assert len(want) == 1
+        run = subprocess.run(
+            [*base, "--update", "--key", f"hmac-sha256:ddns:{TSIG_SECRET}", origin],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert json.loads(run.stdout)["applied"] == f"UPDATE sent to 127.0.0.1@{port}"
+        q = dns.message.make_query(origin, dns.rdatatype.DS)
+        r = dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
+        served = {rd.to_text() for rr in r.answer if rr.rdtype == dns.rdatatype.DS for rd in rr}
+        assert served == set(want)
+        assert [rr.ttl for rr in r.answer if rr.rdtype == dns.rdatatype.DS] == [3600]
+        again = subprocess.run(
+            [*base, origin], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert "already matches" in json.loads(again.stdout)["reason"]
+    finally:
+        stop(proc)

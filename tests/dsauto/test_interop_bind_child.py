@@ -7,6 +7,7 @@ for the child all along never gets SERVFAIL."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import subprocess
 import sys
@@ -118,7 +119,8 @@ logging {{ channel c {{ file "named.log"; severity info; print-time yes; }};
     run_tool(["named-checkconf", conf])
     (d / "rndc.conf").write_text(
         f'key "rndc-key" {{ algorithm hmac-sha256; secret "{RNDC_SECRET}"; }};\n'
-        f'options {{ default-key "rndc-key"; default-server 127.0.0.1; default-port {ctl_port}; }};\n'
+        'options { default-key "rndc-key"; default-server 127.0.0.1; '
+        f"default-port {ctl_port}; }};\n"
     )
     return conf
 
@@ -236,10 +238,8 @@ ds-ttl = 2
         def resolve() -> None:
             while not stop_ev.is_set():
                 q = dns.message.make_query(f"www.{CHILD}", "A", want_dnssec=True)
-                try:
+                with contextlib.suppress(dns.exception.DNSException, OSError):
                     tally(answers, dns.query.udp(q, "127.0.0.1", port=uport, timeout=5))
-                except (dns.exception.DNSException, OSError):
-                    pass
                 stop_ev.wait(0.3)
 
         t = threading.Thread(target=resolve)

@@ -22,7 +22,7 @@ import dns.query
 import dns.rdatatype
 import pytest
 
-from conftest import free_port, run_tool, stop
+from conftest import free_port, require_tool, run_tool, stop
 
 PARENT = "parent.test."
 DNSSEAL = [sys.executable, "-m", "dnsseal.cli.main"]
@@ -558,3 +558,62 @@ allow-update = ["key ddns"]
         assert "already matches" in json.loads(again.stdout)["reason"]
     finally:
         stop(proc)
+
+
+def test_dsscan_update_changes_a_bind_parent(lab: Lab, tmp_path: Path) -> None:
+    """The parent served elsewhere is BIND (named, dnssec-policy, allow-update with TSIG):
+    dsscan --update changes it, and named then serves the DS set decided."""
+    origin = f"roll.{PARENT}"
+    port = free_port()
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "parent.db").write_text((lab.base / "parent" / "parent.db").read_text())
+    conf = tmp_path / "named.conf"
+    conf.write_text(
+        f"""
+key "ddns" {{ algorithm hmac-sha256; secret "{TSIG_SECRET}"; }};
+options {{
+    directory "{tmp_path}";
+    pid-file "{tmp_path}/named.pid";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    notify no;
+}};
+zone "{PARENT}" {{
+    type primary;
+    file "parent.db";
+    key-directory "keys";
+    dnssec-policy "default";
+    allow-update {{ key "ddns"; }};
+}};
+"""
+    )
+    run_tool(["named-checkconf", conf])
+    named = subprocess.Popen(
+        [require_tool("named"), "-f", "-c", str(conf)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait("127.0.0.1", port, PARENT, named)
+        base = [*DNSSEAL, "dsscan", "--parent", PARENT, "--server", f"127.0.0.1@{port}"]
+        base += ["--query-port", str(lab.child_port), "--json"]
+        dry = subprocess.run(
+            [*base, "--dry-run", origin], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        want = json.loads(dry.stdout)["ds"]
+        run = subprocess.run(
+            [*base, "--update", "--key", f"hmac-sha256:ddns:{TSIG_SECRET}", origin],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        dig = run_tool(["dig", "+noall", "+answer", "-p", str(port), "@127.0.0.1", origin, "DS"])
+        assert _ds_rdatas(dig.stdout) == _ds_rdatas("\n".join(f"x DS {d}" for d in want))
+    finally:
+        stop(named)

@@ -161,11 +161,9 @@ async def _ask(need: Need, timeout: float) -> dns.message.Message | None:
     return None
 
 
-async def find_parent(
-    scanner: Scanner, child: dns.name.Name, now: int
-) -> tuple[dns.name.Name, Endpoint]:
-    """The parent zone of ``child`` and one address of one of its name servers, found by
-    validating resolution (``scanner.validation``).  Raises ScanError."""
+async def parent_zone(scanner: Scanner, child: dns.name.Name, now: int) -> dns.name.Name:
+    """The zone holding ``child``'s delegation: the owner of the SOA in the (validated)
+    answer to ``SOA <child minus a label>``.  Raises ScanError."""
     above = child.parent()
     soa = await resolve(scanner, above, T.SOA, now)
     if soa is None:
@@ -174,6 +172,15 @@ async def find_parent(
     parent = next((o for o in owners if above.is_subdomain(o) and o != child), None)
     if parent is None:
         raise ScanError(f"no zone above {child} found (SOA {above}: {soa.verdict.reason})")
+    return parent
+
+
+async def find_parent(
+    scanner: Scanner, child: dns.name.Name, now: int
+) -> tuple[dns.name.Name, Endpoint]:
+    """The parent zone of ``child`` and one address of one of its name servers, found by
+    validating resolution (``scanner.validation``).  Raises ScanError."""
+    parent = await parent_zone(scanner, child, now)
     ns = await resolve(scanner, parent, T.NS, now)
     names = sorted(
         {rd.target for rr in (ns.answer if ns else ()) if rr.rdtype == T.NS for rd in rr}

@@ -395,7 +395,11 @@ class DsDriver:
     async def _dsync_targets(
         self, scanner: dsauto.Scanner, child: dns.name.Name, now: int
     ) -> list[tuple[str, int]]:
-        parent = child.parent()
+        try:
+            parent = await dsauto.parent_zone(scanner, child, now)
+        except dsauto.ScanError as e:
+            log.info("[%s] NOTIFY(CDS): %s", self.state.name, e)
+            return []
         for owner in (dsync.child_owner(child, parent), dsync.parent_owner(parent)):
             result = await dsauto.resolve(scanner, owner, T.DSYNC, now)
             if result is None:

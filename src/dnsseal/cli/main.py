@@ -74,6 +74,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Run a validating recursive resolver.",
     ),
 }
+COMMANDS["dsscan"] = ("dnsseal.cli.dscmds", "dsscan", "Follow children's CDS/CDNSKEY as a parent.")
+COMMANDS["parent-check"] = ("dnsseal.cli.dscmds", "parent_check", "Would the parent take our CDS?")
+COMMANDS["signaling-zone"] = ("dnsseal.cli.dscmds", "signaling_zone", "RFC 9615 signaling records.")
 
 
 def _available(name: str) -> bool:

@@ -32,7 +32,7 @@ from dnsseal.proto.engine import ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model
 from dnsseal.proto.tsigauth import check_request
 from dnsseal.proto.update import Access, evaluate, zone_name
-from dnsseal.server import checkds, metrics
+from dnsseal.server import checkds, dsdriver, metrics
 from dnsseal.server.inline import InlineZone
 from dnsseal.server.versions import Version, record_line
 from dnsseal.server.xfrin import Secondary, notify_response
@@ -131,15 +131,19 @@ class Automation:
         for a zone with primaries, its refresh loop."""
         if state.timer is None or state.timer.done():
             state.timer = asyncio.ensure_future(self._timer(state))
+        else:  # a reload may have moved the next event earlier (a new policy): re-plan
+            state.wake.set()
         wants_checkds = state.config.checkds == "yes"
         if wants_checkds and (state.checkds_task is None or state.checkds_task.done()):
             state.checkds_task = asyncio.ensure_future(checkds.run(self, state))
+        dsdriver.start(self, state)
         if state.config.primaries:
             if state.secondary is None:
                 state.secondary = Secondary(self, state)
             state.secondary.start()
 
     async def stop(self) -> None:
+        await dsdriver.stop_all()
         for state in self.server.zones.values():
             for task in (state.timer, state.checkds_task):
                 if task is not None:
@@ -303,6 +307,9 @@ class Automation:
         return response.to_wire()
 
     def _notify(self, msg: dns.message.Message, client: str) -> bytes:
+        cds = dsdriver.handle_notify(msg, client)  # RFC 9859 NOTIFY(CDS) to a parent
+        if cds is not None:
+            return cds
         response, why, secondary = notify_response(
             msg, dns.rcode.NOERROR, self.server.zones, client
         )

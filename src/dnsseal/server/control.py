@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from dnsseal import clock
 from dnsseal.errors import DnssealError, StorageError
-from dnsseal.server import views, zonectl
+from dnsseal.server import dsdriver, views, zonectl
 from dnsseal.server.binding import bind_control
 from dnsseal.server.dnssecctl import DnssecControl
 from dnsseal.server.observe import audit_command, peer_user
@@ -74,6 +74,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         "audit [ZONE] [--since TIME] [--limit N] [--json]: the audit log (key events, "
         "commands, reloads, policy changes, alerts), oldest first.",
     ),
+    "ds-log": (("ZONE",), "DS automation decisions for ZONE's children (JSON, newest last)."),
 }
 VARIADIC = "ARGS..."
 
@@ -161,6 +162,8 @@ class ControlServer:
                 return {"ok": True, "result": await ctl.loadkeys(args[0])}
             if command == "signing":
                 return {"ok": True, "result": ctl.signing(args)}
+            if command == "ds-log":
+                return {"ok": True, "result": dsdriver.show(srv.config.state_dir, args[0])}
             if command == "status":
                 status = views.iso_times(views.status_view(srv, clock.now()))
                 return {"ok": True, "result": status, "data": status}

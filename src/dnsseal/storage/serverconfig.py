@@ -187,6 +187,79 @@ CHECKDS_MODES = ("yes", "explicit", "no")
 # BIND's serial-update-method for each new signed version (signer.sign.SERIAL_POLICIES less
 # "keep", which would serve changed data under an old serial)
 SERIAL_METHODS = ("increment", "unixtime", "date")
+# DS automation (docs/ds-automation.md): the parental agent and the signaling zone.
+DS_ZONE_OPTIONS = {"ds-automation", "signaling", "dsync", "ds-trust-anchors", "ds-root",
+                   "ds-interval", "ds-ttl"}  # fmt: skip
+ZONE_OPTIONS |= DS_ZONE_OPTIONS
+
+
+@dataclass(frozen=True, slots=True)
+class DsAutomation:
+    """``ds-automation = true``: act on the children's CDS/CDNSKEY (this zone is their
+    parent); ``signaling = true``: this zone (``_signal.<ns host>``) carries the RFC 9615
+    signaling records of the zones served here.  ``trust_anchors`` / ``root``: where
+    validation of signaling names starts; ``interval``: seconds between scans; ``ttl``:
+    the DS TTL (low for ``interval * 10`` after a change); ``dsync``: publish DSYNC."""
+
+    parent: bool = False
+    signaling: bool = False
+    dsync: bool = False
+    trust_anchors: Path | None = None
+    root: tuple[Endpoint, ...] = ()
+    interval: float = 60.0
+    ttl: int = 3600
+
+
+def ds_automation_options(
+    c: _Checker, where: str, spec: dict[str, Any], base: Path, policy: object
+) -> DsAutomation | None:
+    """The DS automation options of one zone (None when it has none)."""
+    if not any(k in spec for k in DS_ZONE_OPTIONS):
+        return None
+    flags = {}
+    for opt in ("ds-automation", "signaling", "dsync"):
+        value = spec.get(opt, False)
+        if not isinstance(value, bool):
+            c.fail(f"{where}.{opt}", "must be true or false")
+            value = False
+        flags[opt] = value
+    if (flags["ds-automation"] or flags["signaling"]) and policy is None:
+        c.fail(f"{where}.dnssec-policy", "ds-automation and signaling need inline signing")
+    if flags["signaling"] and not where.split('"')[1].lower().startswith("_signal."):
+        c.fail(f"{where}.signaling", "a signaling zone is named _signal.<name server host>")
+    anchors = spec.get("ds-trust-anchors")
+    if anchors is not None and not isinstance(anchors, str):
+        c.fail(f"{where}.ds-trust-anchors", "must be a path string")
+        anchors = None
+    roots = spec.get("ds-root", [])
+    if isinstance(roots, str):
+        roots = [roots]
+    root = tuple(
+        e
+        for i, t in enumerate(roots)
+        if (e := c.check(parse_endpoint, f"{where}.ds-root[{i}]", t, 53)) is not None
+    )
+    if bool(anchors) != bool(root):
+        c.fail(f"{where}.ds-root", "ds-root and ds-trust-anchors go together")
+    interval = spec.get("ds-interval", 60)
+    if not isinstance(interval, int | float) or interval <= 0:
+        c.fail(f"{where}.ds-interval", f"must be a positive number of seconds, got {interval!r}")
+        interval = 60
+    ttl = spec.get("ds-ttl", 3600)
+    if not isinstance(ttl, int) or not 0 <= ttl < 2**31:
+        c.fail(f"{where}.ds-ttl", f"must be a TTL in seconds, got {ttl!r}")
+        ttl = 3600
+    return DsAutomation(
+        flags["ds-automation"],
+        flags["signaling"],
+        flags["dsync"],
+        base / anchors if anchors else None,
+        root,
+        float(interval),
+        ttl,
+    )
+
+
 ZONE_SUFFIXES = (".signed", ".zone", ".db")
 
 
@@ -218,6 +291,7 @@ class ZoneConfig:
     primaries: tuple[Primary, ...] = ()  # bump in the wire: ``file`` is the transferred copy
     update_policy: UpdatePolicy | None = None  # grant rules, instead of allow_update
     serial_method: str = "increment"  # serial-update-method, one of SERIAL_METHODS
+    ds: DsAutomation | None = None  # ds-automation / signaling (docs/ds-automation.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -599,6 +673,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
                 primaries,
                 update_policy,
                 serial_method,
+                ds_automation_options(c, where, spec, base, policy),
             )
         )
     http, http_tls, alerts = _observe_options(c, server, data.get("alerts"), base)

@@ -231,22 +231,15 @@ def ds_automation_options(
     if anchors is not None and not isinstance(anchors, str):
         c.fail(f"{where}.ds-trust-anchors", "must be a path string")
         anchors = None
-    roots = spec.get("ds-root", [])
-    if isinstance(roots, str):
-        roots = [roots]
-    root = tuple(
-        e
-        for i, t in enumerate(roots)
-        if (e := c.check(parse_endpoint, f"{where}.ds-root[{i}]", t, 53)) is not None
-    )
+    root = _endpoints(c, f"{where}.ds-root", spec.get("ds-root", []))
     if bool(anchors) != bool(root):
         c.fail(f"{where}.ds-root", "ds-root and ds-trust-anchors go together")
     interval = spec.get("ds-interval", 60)
-    if not isinstance(interval, int | float) or interval <= 0:
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
         c.fail(f"{where}.ds-interval", f"must be a positive number of seconds, got {interval!r}")
         interval = 60
     ttl = spec.get("ds-ttl", 3600)
-    if not isinstance(ttl, int) or not 0 <= ttl < 2**31:
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl < 2**31:
         c.fail(f"{where}.ds-ttl", f"must be a TTL in seconds, got {ttl!r}")
         ttl = 3600
     return DsAutomation(

@@ -51,6 +51,7 @@ from dnsseal.validator.msgview import (
     SOA_T,
     Kind,
     addresses,
+    attach_rrsigs,
     classify,
     dname_for,
     find,
@@ -162,7 +163,7 @@ class Query:
         if not self._started:
             raise RuntimeError("Query.start() first")
         try:
-            return self._gen.send(reply)
+            return self._gen.send(reply if reply is None else attach_rrsigs(reply))
         except StopIteration as stop:
             result: Result = stop.value
             return result

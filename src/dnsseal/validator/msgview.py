@@ -90,7 +90,8 @@ def attach_rrsigs(msg: dns.message.Message) -> dns.message.Message:
         if held is None:
             new[home].append(rrset)
         else:
-            merged = held.copy()
+            merged = dns.rrset.RRset(held.name, held.rdclass, RRSIG_T, held.covers)
+            merged.update(held)
             merged.update(rrset)
             new[home][new[home].index(held)] = merged
     out.index = {

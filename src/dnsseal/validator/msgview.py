@@ -90,9 +90,7 @@ def attach_rrsigs(msg: dns.message.Message) -> dns.message.Message:
         if held is None:
             new[home].append(rrset)
         else:
-            merged = dns.rrset.RRset(held.name, held.rdclass, RRSIG_T, held.covers)
-            merged.update(held)
-            merged.update(rrset)
+            merged = dns.rrset.from_rdata_list(held.name, min(held.ttl, rrset.ttl), [*held, *rrset])
             new[home][new[home].index(held)] = merged
     out.index = {
         (n, r.name, r.rdclass, r.rdtype, r.covers, r.deleting): r

@@ -16,8 +16,9 @@ import dns.rrset
 from dnsseal.validator import verdict as v
 from dnsseal.validator.machine import Need
 
-from .authority import Authority
-from .test_failopen import Forger, run
+from .authority import Authority, _Answerer
+from .test_failopen import Forger, _tree, run
+from .zonebuild import sign_zone
 
 S = v.Security
 T = dns.rdatatype
@@ -79,3 +80,129 @@ def test_misplaced_rrsig_is_still_verified(authority: Authority) -> None:
 
     r = run(authority, "www.a.example.", "A", forge)
     assert r.verdict.security is S.BOGUS, r.verdict
+
+
+# --- referral-ds: the DS RRset or its denial that comes with a referral -----------------
+
+
+def _parent_referral(auth: Authority, parent: str, child: str) -> dns.message.Message:
+    """The referral ``parent``'s own server gives for ``child`` NS: NS, then the signed DS
+    RRset or the NSEC/NSEC3 records denying it (the in-memory authority serves every zone
+    from one address, so it would answer from the child)."""
+    r = dns.message.make_response(dns.message.make_query(child, "NS", want_dnssec=True))
+    _Answerer(auth.zones[N(parent)], r).run(N(child), T.NS)
+    assert not r.flags & dns.flags.AA and r.authority[0].rdtype == T.NS
+    return r
+
+
+def _refer_and_lose_ds(auth: Authority, parent: str, child: str, ds_reply: str) -> Forger:
+    """``child`` NS is answered by the parent's referral; the parent's answer to ``child``
+    DS is dropped ("drop") or kept ("keep")."""
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message | None:
+        if need.qname == N(child) and need.rdtype == T.NS:
+            return _parent_referral(auth, parent, child)
+        if need.qname == N(child) and need.rdtype == T.DS and ds_reply == "drop":
+            return None
+        return reply
+
+    return forge
+
+
+def test_signed_ds_of_a_referral_builds_the_chain(authority: Authority) -> None:
+    """val_secds, val_ans_dsent, val_unalgo_ds, val_nsec3_cname_par/_sub,
+    val_cnametodnametocnametopos, iter_dnsseclame_ds_ok: the DS is not asked again."""
+    forge = _refer_and_lose_ds(authority, "example.", "a.example.", "drop")
+    r = run(authority, "www.a.example.", "A", forge)
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+    assert ("a.example.", "DS") not in authority.queries
+
+
+def test_ds_denial_of_a_referral_proves_the_insecure_delegation(authority: Authority) -> None:
+    """val_unsecds_negcache, val_negcache_ds_nsec3, val_nsec3_nods_negcache,
+    val_nsec3_b3_optout_negcache: the NSEC3 (opt-out) records of the referral to the
+    unsigned c.example. prove it insecure without a DS query."""
+    forge = _refer_and_lose_ds(authority, "example.", "c.example.", "drop")
+    r = run(authority, "mc.c.example.", "MX", forge)
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.INSECURE), r.verdict
+
+
+def test_forged_ds_or_denial_in_a_referral_is_not_trusted(authority: Authority) -> None:
+    """A referral is judged exactly as the parent's DS answer: a DS RRset with a broken
+    signature, or a denial that proves nothing for the child, sends the walk to the parent
+    (genuine answer: secure), and with the parent's answer lost the chain is bogus."""
+    for how in ("badsig", "denial"):
+        for ds_reply in ("keep", "drop"):
+
+            def forge(
+                need: Need, reply: dns.message.Message, how: str = how, ds_reply: str = ds_reply
+            ) -> dns.message.Message | None:
+                if need.qname == N("a.example.") and need.rdtype == T.NS:
+                    out = _parent_referral(authority, "example.", "a.example.")
+                    if how == "badsig":
+                        out.authority = [_broken_sigs(r) for r in out.authority]
+                    else:  # the denial given for c.example., replayed for a.example.
+                        denial = _parent_referral(authority, "example.", "c.example.")
+                        out.authority = out.authority[:1] + denial.authority[1:]
+                    return out
+                if need.qname == N("a.example.") and need.rdtype == T.DS and ds_reply == "drop":
+                    return None
+                return reply
+
+            r = run(authority, "www.a.example.", "A", forge)
+            want = S.SECURE if ds_reply == "keep" else S.BOGUS
+            assert r.verdict.security is want, (how, ds_reply, r.verdict)
+
+
+def _broken_sigs(rrset: dns.rrset.RRset) -> dns.rrset.RRset:
+    if rrset.rdtype != T.RRSIG:
+        return rrset
+    out = dns.rrset.RRset(rrset.name, rrset.rdclass, T.RRSIG, rrset.covers)
+    for rd in rrset:
+        sig = bytearray(rd.signature)
+        sig[5] ^= 0xFF
+        out.add(rd.replace(signature=bytes(sig)), rrset.ttl)
+    return out
+
+
+PAR = """
+@ 3600 SOA ns h 1 3600 300 3600000 3600
+@ NS ns
+ns A 127.0.0.1
+www CNAME www.kid
+kid NS ns.kid
+ns.kid A 127.0.0.1
+"""
+KID = """
+@ 3600 SOA ns h 1 3600 300 3600000 3600
+@ NS ns
+ns A 127.0.0.1
+www A 192.0.2.1
+"""
+
+
+def test_nsec_denying_the_ds_that_came_with_a_cname_is_used() -> None:
+    """val_cnametonsec, val_cnametooptin: the CNAME's answer carries the parent's NSEC
+    proving its target's zone is an unsigned delegation; the DS query is not needed, and
+    the NSEC goes back to the client with the CNAME."""
+    par = sign_zone(PAR, "par")
+    auth = _tree(par)
+    kid = sign_zone(KID, "kid.par", unsigned=True)
+    auth.zones[kid.origin] = kid
+    nsec = par.rrset(N("kid.par."), T.NSEC)
+    sigs = par.zone.get_rdataset(N("kid.par."), T.RRSIG, T.NSEC)
+    assert nsec is not None and sigs is not None
+    sig = dns.rrset.RRset(nsec.name, sigs.rdclass, T.RRSIG, T.NSEC)
+    sig.update(sigs)
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message | None:
+        if need.qname == N("www.par.") and need.rdtype == T.A:
+            reply.authority = [nsec, sig]
+        if need.qname == N("kid.par.") and need.rdtype == T.DS:
+            return None
+        return reply
+
+    r = run(auth, "www.par.", "A", forge)
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.INSECURE), r.verdict
+    assert [x.rdtype for x in r.answer] == [T.CNAME, T.RRSIG, T.A]
+    assert nsec in r.authority and sig in r.authority

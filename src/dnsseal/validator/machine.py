@@ -145,6 +145,13 @@ class Query:
         self.links: list[v.Link] = []
         self._gen = self._run()
         self._started = False
+        # The referral that led into each zone, with the parent it came from: its signed DS
+        # RRset or DS denial (RFC 4035 s3.1.4) saves the chain walk a DS query.
+        self._referrals: dict[dns.name.Name, tuple[dns.name.Name, dns.message.Message]] = {}
+        # NSEC/NSEC3 RRsets (with RRSIGs) seen in the answers, by signer: one may deny a DS
+        # the chain walk needs (a CNAME's target below an unsigned delegation, say).
+        self._denials: dict[dns.name.Name, list[dns.rrset.RRset]] = {}
+        self._denials_tried: set[dns.name.Name] = set()
 
     # --- driving -------------------------------------------------------------------
     def start(self) -> Need | Result:
@@ -254,6 +261,8 @@ class Query:
                     found = servers  # they answered for the child with authority
                 if not found:
                     return None, zone
+                if kind is Kind.REFERRAL:
+                    self._referrals[ns.name] = (zone, reply)
                 zone, servers = ns.name, found
                 self.servers[zone] = servers
                 probe = len(zone) + 1
@@ -361,8 +370,11 @@ class Query:
             if nxt in self.zones:
                 state, pos = self.zones[nxt], nxt
                 continue
-            servers = self.servers.get(state.zone) or self.servers[self._known_zone(state.zone)]
-            reply = yield from self._ask(nxt, DS_T, servers, state.zone)
+            referral = self._referral_ds(nxt, state.zone)
+            reply = referral
+            if reply is None:
+                servers = self.servers.get(state.zone) or self.servers[self._known_zone(state.zone)]
+                reply = yield from self._ask(nxt, DS_T, servers, state.zone)
             if reply is None:
                 why = f"no answer to {nxt} DS: the chain of trust cannot be built"
                 self._link(state.zone, "DS", why, v.Security.BOGUS)
@@ -380,6 +392,8 @@ class Query:
                     self.budget,
                     self.config.policy,
                 )
+                if not check.ok and referral is not None:
+                    continue  # ask the parent itself (the referral is used once)
                 self._link(
                     state.zone, "DS", f"{nxt} DS: {check.verdict.reason}", check.verdict.security
                 )
@@ -401,6 +415,8 @@ class Query:
                 return state  # nothing exists at or below nxt: no zone cut either
             if kind in (Kind.NODATA, Kind.REFERRAL):
                 proof = prove_nodata(nxt, DS_T, state.zone, reply.authority, verify, self.budget)
+                if not proof.ok and referral is not None:
+                    continue  # ask the parent itself (the referral is used once)
                 self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
                 if not proof.ok:
                     return _Zone(state.zone, proof.verdict)
@@ -425,6 +441,38 @@ class Query:
             self._link(state.zone, "DS", why, v.Security.BOGUS)
             return _Zone(state.zone, v.bogus(why, v.EDE_NO_REACHABLE_AUTHORITY))
         return state
+
+    def _referral_ds(self, child: dns.name.Name, parent: dns.name.Name) -> Reply:
+        """The referral from ``parent`` into ``child`` when it carries a DS RRset for
+        ``child`` or NSEC/NSEC3 records that may deny one (taken once: if it proves nothing
+        the parent is asked).  It is judged exactly like the parent's answer to a DS query,
+        with the parent's keys."""
+        remembered = self._referrals.pop(child, None)
+        kinds = {DS_T, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
+        if remembered is not None and remembered[0] == parent:
+            reply = remembered[1]
+            if any(r.rdtype in kinds for r in reply.authority):
+                return reply
+        if parent not in self._denials or child in self._denials_tried:
+            return None
+        # The parent's signed denials from earlier answers, as a NODATA reply to child DS.
+        self._denials_tried.add(child)
+        reply = dns.message.make_response(dns.message.make_query(child, DS_T))
+        reply.authority = list(self._denials[parent])
+        return reply
+
+    def _note_denials(self, reply: dns.message.Message) -> None:
+        """Remember the signed NSEC/NSEC3 RRsets of an answer's authority section."""
+        for r in reply.authority:
+            if r.rdtype != RRSIG_T or r.covers not in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3):
+                continue
+            denial = find(reply.authority, r.name, r.covers)
+            if denial is None or not r.name.is_subdomain(r[0].signer):
+                continue
+            held = self._denials.setdefault(r[0].signer, [])
+            for rrset in (denial, r):
+                if rrset not in held:
+                    held.append(rrset)
 
     def _alias_in_walk(
         self, nxt: dns.name.Name, kind: Kind, reply: dns.message.Message, state: _Zone
@@ -501,6 +549,20 @@ class Query:
             self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
             if proof.verdict.security is not v.Security.SECURE:
                 return proof.verdict
+        if used is not None:
+            # Signed NSEC/NSEC3 that came with the answer (a denial of the DS below a CNAME's
+            # target, say) go back with it once they verify with the same keys.
+            verify = self._verifier(reply.authority, state, used)
+            for r in reply.authority:
+                if (
+                    r.rdtype in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
+                    and r not in used
+                    and any(
+                        sig.signer == state.zone
+                        for sig in sigs_for(reply.authority, r.name, r.rdtype)
+                    )
+                ):
+                    verify(r)
         return check.verdict
 
     def _validate(
@@ -508,6 +570,7 @@ class Query:
     ) -> Generator[Need, Reply, _Outcome]:
         kind = classify(reply, qname, rdtype, zone)
         rcode = reply.rcode()
+        self._note_denials(reply)
         if kind in (Kind.FAILURE, Kind.REFERRAL, Kind.LAME):
             why = f"{qname}: no authoritative answer ({dns.rcode.to_text(rcode)}, {kind.value})"
             # A resolution failure: no data to judge, SERVFAIL whatever the anchors.

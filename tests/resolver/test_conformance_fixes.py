@@ -6,23 +6,32 @@ the code before its fix; the scenarios it stands for are named in its docstring.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import dns.flags
 import dns.message
 import dns.name
+import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+import pytest
 
 from dnsseal.validator import verdict as v
 from dnsseal.validator.machine import Need
 
 from .authority import Authority, _Answerer
+from .conftest import build
 from .test_failopen import Forger, _tree, run
-from .zonebuild import sign_zone
+from .test_failopen_unbound import TIMES, Scenario, _dnsseal, served_scenario
+from .zonebuild import SignedZone, sign_zone
 
 S = v.Security
 T = dns.rdatatype
 N = dns.name.from_text
+Builder = Callable[[], tuple[Authority, Forger | None]]
+__all__ = ["served_scenario"]  # the fixture serving an ORACLE scenario to Unbound
 
 
 # --- rrsig-section: an RRSIG in another section than its RRset ---------------------------
@@ -206,3 +215,141 @@ def test_nsec_denying_the_ds_that_came_with_a_cname_is_used() -> None:
     assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.INSECURE), r.verdict
     assert [x.rdtype for x in r.answer] == [T.CNAME, T.RRSIG, T.A]
     assert nsec in r.authority and sig in r.authority
+
+
+# --- nsec3-optout: a next closer name in an opt-out span (RFC 5155 s9.2) -----------------
+
+
+def _parent_nodata(auth: Authority, parent: str, name: str) -> dns.message.Message:
+    """The parent's NODATA for a name in an opt-out span: SOA, the NSEC3 matching the
+    closest encloser and the opt-out NSEC3 covering the next closer name."""
+    r = dns.message.make_response(dns.message.make_query(name, "MX", want_dnssec=True))
+    r.flags |= dns.flags.AA
+    answerer = _Answerer(auth.zones[N(parent)], r)
+    answerer.soa()
+    answerer.deny_ds(N(name))
+    return r
+
+
+def _optout_nodata(auth: Authority) -> Forger:
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message | None:
+        if need.qname == N("c.example.") and need.rdtype == T.MX:
+            return _parent_nodata(auth, "example.", "c.example.")
+        return reply
+
+    return forge
+
+
+def test_wildcard_nodata_in_an_opt_out_span_is_insecure(
+    authority: Authority, hierarchy_no_optout: dict[str, SignedZone]
+) -> None:
+    """val_nsec3_b5_wcnodata, val_nsec3_optout_ad (step 90): RFC 5155 B.5 with the next
+    closer name z.w.example. covered by an opt-out NSEC3: no AD (Unbound agrees, below)."""
+    r = run(authority, "a.z.w.example.", "AAAA")
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.INSECURE), r.verdict
+    assert any(x.rdtype == T.NSEC3 for x in r.authority)
+    r = run(Authority(list(hierarchy_no_optout.values())), "a.z.w.example.", "AAAA")
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+
+
+def test_nodata_in_an_opt_out_span_without_wildcard_is_insecure(authority: Authority) -> None:
+    """val_nsec3_b5_wcnodata_nowc, val_nsec3_optout_ad (step 10): the parent answers NODATA
+    for its unsigned delegation c.example. (no NSEC3 there, opt-out); insecure, not bogus."""
+    r = run(authority, "c.example.", "MX", _optout_nodata(authority))
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.INSECURE), r.verdict
+
+
+def test_nodata_in_an_opt_out_span_needs_the_signed_proof(authority: Authority) -> None:
+    """Without the opt-out covering NSEC3's signature (or without it at all) the NODATA is
+    bogus: opt-out only lowers a proven answer to insecure."""
+    for how in ("badsig", "nocover"):
+
+        def forge(need: Need, reply: dns.message.Message, how: str = how) -> dns.message.Message:
+            if need.qname == N("c.example.") and need.rdtype == T.MX:
+                out = _parent_nodata(authority, "example.", "c.example.")
+                nsec3 = [r for r in out.authority if r.rdtype == T.NSEC3]
+                cover = nsec3[-1].name
+                if how == "badsig":
+                    out.authority = [
+                        _broken_sigs(r) if r.name == cover else r for r in out.authority
+                    ]
+                else:
+                    out.authority = [r for r in out.authority if r.name != cover]
+                return out
+            return reply
+
+        r = run(authority, "c.example.", "MX", forge)
+        assert r.verdict.security is S.BOGUS, (how, r.verdict)
+
+
+# --- Unbound as the outside oracle for the fixes above ----------------------------------
+
+
+def _served(forge_for: Callable[[Authority], Forger | None], opt_out: bool = True) -> Builder:
+    def build_it() -> tuple[Authority, Forger | None]:
+        auth = Authority(list(build(opt_out=opt_out, times=TIMES).values()))
+        return auth, forge_for(auth)
+
+    return build_it
+
+
+ORACLE = [
+    Scenario(
+        "answer RRSIG in the additional section",
+        "www.a.example.",
+        "A",
+        _served(lambda auth: _move_sigs("www.a.example.", T.A, T.A, 3)),
+        dns.rcode.NOERROR,
+        True,
+    ),
+    Scenario(
+        "NSEC3 RRSIGs of a NODATA in the additional section",
+        "xx.example.",
+        "TXT",
+        _served(lambda auth: _move_sigs("xx.example.", T.TXT, T.NSEC3, 3)),
+        dns.rcode.NOERROR,
+        True,
+    ),
+    Scenario(
+        "wildcard NODATA in an opt-out span (RFC 5155 B.5)",
+        "a.z.w.example.",
+        "AAAA",
+        _served(lambda auth: None),
+        dns.rcode.NOERROR,
+        False,
+    ),
+    Scenario(
+        "wildcard NODATA without opt-out",
+        "a.z.w.example.",
+        "AAAA",
+        _served(lambda auth: None, opt_out=False),
+        dns.rcode.NOERROR,
+        True,
+    ),
+    Scenario(
+        "parent NODATA in an opt-out span",
+        "c.example.",
+        "MX",
+        _served(_optout_nodata),
+        dns.rcode.NOERROR,
+        False,
+    ),
+]
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+@pytest.mark.parametrize("served_scenario", ORACLE, indirect=True, ids=[s.name for s in ORACLE])
+def test_fixes_agree_with_unbound(
+    served_scenario: tuple[Scenario, Authority, int, int, Path],
+) -> None:
+    scenario, auth, upstream, unbound_port, _ = served_scenario
+    query = dns.message.make_query(scenario.qname, scenario.qtype, want_dnssec=True)
+    ours = _dnsseal(auth, upstream, query)
+    theirs = dns.query.udp(query, "127.0.0.1", port=unbound_port, timeout=20)
+
+    def outcome(m: dns.message.Message) -> tuple[str, bool]:
+        return dns.rcode.to_text(m.rcode()), bool(m.flags & dns.flags.AD)
+
+    assert outcome(ours) == (dns.rcode.to_text(scenario.rcode), scenario.ad), f"dnsseal: {ours}"
+    assert outcome(ours) == outcome(theirs), f"dnsseal: {ours}\nunbound: {theirs}"

@@ -541,14 +541,17 @@ class Query:
         self._link(state.zone, "RRSIG", check.verdict.reason, check.verdict.security)
         if not check.ok:
             return check.verdict
+        verdict = check.verdict
         if check.wildcard_encloser is not None:
             verify = self._verifier(reply.authority, state, used)
             proof = prove_wildcard(
                 qname, check.wildcard_encloser, state.zone, reply.authority, verify, self.budget
             )
             self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
-            if proof.verdict.security is not v.Security.SECURE:
+            if not proof.ok:
                 return proof.verdict
+            if proof.verdict.security is not v.Security.SECURE:
+                verdict = proof.verdict  # insecure (opt-out): the proof still goes out
         if used is not None:
             # Signed NSEC/NSEC3 that came with the answer (a denial of the DS below a CNAME's
             # target, say) go back with it once they verify with the same keys.
@@ -563,7 +566,7 @@ class Query:
                     )
                 ):
                     verify(r)
-        return check.verdict
+        return verdict
 
     def _validate(
         self, qname: dns.name.Name, rdtype: int, reply: dns.message.Message, zone: dns.name.Name

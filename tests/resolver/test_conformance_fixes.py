@@ -19,13 +19,14 @@ import dns.rrset
 import pytest
 
 from dnsseal.validator import verdict as v
-from dnsseal.validator.machine import Need
+from dnsseal.validator.anchors import AnchorSet, TrustAnchor
+from dnsseal.validator.machine import Need, Query
 
-from .authority import Authority, _Answerer
+from .authority import Authority, _Answerer, config_for, drive
 from .conftest import build
 from .test_failopen import Forger, _tree, run
 from .test_failopen_unbound import TIMES, Scenario, _dnsseal, served_scenario
-from .zonebuild import SignedZone, sign_zone
+from .zonebuild import NOW, SignedZone, sign_zone
 
 S = v.Security
 T = dns.rdatatype
@@ -353,3 +354,42 @@ def test_fixes_agree_with_unbound(
 
     assert outcome(ours) == (dns.rcode.to_text(scenario.rcode), scenario.ad), f"dnsseal: {ours}"
     assert outcome(ours) == outcome(theirs), f"dnsseal: {ours}\nunbound: {theirs}"
+
+
+# --- anchor-above: a DS RRset lives in the parent, a CNAME link in its own zone ----------
+
+
+def _only_anchor_at_a(auth: Authority) -> AnchorSet:
+    a = auth.zones[N("a.example.")]
+    return AnchorSet((TrustAnchor(a.origin, tuple(a.ds())),))  # type: ignore[arg-type]
+
+
+def test_ds_of_an_anchored_zone_is_judged_by_its_parent(authority: Authority) -> None:
+    """val_qds_badanc: the only anchor is a.example.; its DS RRset is example.'s data, which
+    no anchor covers: passed on without AD, not bogus."""
+    config = config_for(authority, anchors=_only_anchor_at_a(authority))
+    r = drive(Query("a.example.", "DS", config, NOW), authority)
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.INDETERMINATE), r.verdict
+    assert [x.rdtype for x in r.answer] == [T.DS, T.RRSIG]
+
+
+def test_cname_from_an_unanchored_zone_into_an_anchored_one(authority: Authority) -> None:
+    """val_cnameinsectopos: alias.example. (no anchor) -> www.a.example. (anchored, secure):
+    each link is judged in its own zone, so the answer is served (no AD); forged data in the
+    anchored link, signed by the unanchored example., is still bogus."""
+    config = config_for(authority, anchors=_only_anchor_at_a(authority))
+    r = drive(Query("alias.example.", "A", config, NOW), authority)
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.INDETERMINATE), r.verdict
+    assert [x.rdtype for x in r.answer if x.rdtype != T.RRSIG] == [T.CNAME, T.A]
+    fake = "A 13 3 300 20300101000000 20200101000000 1 example. " + "AAAA" * 22
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.qname == N("www.a.example.") and need.rdtype == T.A:
+            reply.answer = [
+                dns.rrset.from_text("www.a.example.", 300, "IN", "A", "192.0.2.66"),
+                dns.rrset.from_text("www.a.example.", 300, "IN", "RRSIG", fake),
+            ]
+        return reply
+
+    r = drive(Query("alias.example.", "A", config, NOW), authority, forge)
+    assert r.verdict.security is S.BOGUS, r.verdict

@@ -676,7 +676,20 @@ class Query:
                 rcode = dns.rcode.SERVFAIL
                 break
             out = yield from self._validate(name, self.rdtype, reply, zone)
-            verdict = out.verdict if verdict is None else v.worst(verdict, out.verdict)
+            link = out.verdict
+            # Data judged "indeterminate" is only for names no anchor covers.  A chain that
+            # left the anchored tree (an RRSIG naming a signer above the anchor, say) proves
+            # nothing, so the data is bogus.  Each link of a CNAME chain is judged by its own
+            # name, a DS RRset by its parent's (where it lives); a SERVFAIL has no data: it
+            # stays a resolution failure, "no server answered".
+            judged = name.parent() if self.rdtype == DS_T and name != dns.name.root else name
+            if (
+                link.security is v.Security.INDETERMINATE
+                and out.rcode != dns.rcode.SERVFAIL
+                and self._anchored(judged)
+            ):
+                link = v.bogus(f"{judged} is under a trust anchor: {link.reason}")
+            verdict = link if verdict is None else v.worst(verdict, link)
             answer.extend(out.rrsets)
             authority.extend(r for r in out.authority if r not in authority)
             rcode = out.rcode
@@ -695,14 +708,6 @@ class Query:
         assert verdict is not None
         if self.budget.exhausted:
             verdict = v.worst(verdict, v.bogus(self.budget.describe()))
-        if verdict.security is v.Security.INDETERMINATE and rcode != dns.rcode.SERVFAIL:
-            # Data judged "indeterminate" is only for names no anchor covers.  A chain that
-            # left the anchored tree (an RRSIG naming a signer above the anchor, say) proves
-            # nothing, so the data is bogus.  (A SERVFAIL has no data: it stays a resolution
-            # failure, "no server answered".)
-            covered = next((n for n in sorted(seen) if self._anchored(n)), None)
-            if covered is not None:
-                verdict = v.bogus(f"{covered} is under a trust anchor: {verdict.reason}")
         return Result(
             self.qname,
             self.rdtype,

@@ -393,3 +393,48 @@ def test_cname_from_an_unanchored_zone_into_an_anchored_one(authority: Authority
 
     r = drive(Query("alias.example.", "A", config, NOW), authority, forge)
     assert r.verdict.security is S.BOGUS, r.verdict
+
+
+# --- yxdomain: a DNAME substitution that would be too long (RFC 6672 s2.2) --------------
+
+LONG = ".".join(["l" * 62] * 3) + ".target."  # 197 octets: with qname's labels, over 255
+DPAR = f"""
+@ 3600 SOA ns h 1 3600 300 3600000 3600
+@ NS ns
+ns A 127.0.0.1
+d DNAME {LONG}
+"""
+TOO_LONG = N("x" * 60 + ".d.par.")
+
+
+class _YxAuthority(Authority):
+    """Answers TOO_LONG with YXDOMAIN and the signed DNAME, as BIND does."""
+
+    def answer(self, qname: dns.name.Name, rdtype: int) -> dns.message.Message:
+        if qname != TOO_LONG:
+            return super().answer(qname, rdtype)
+        par = self.zones[N("par.")]
+        r = dns.message.make_response(dns.message.make_query(qname, rdtype, want_dnssec=True))
+        r.flags |= dns.flags.AA
+        r.set_rcode(dns.rcode.YXDOMAIN)
+        _Answerer(par, r).add(r.answer, N("d.par."), T.DNAME)
+        return r
+
+
+def test_yxdomain_with_a_signed_dname_is_answered() -> None:
+    """val_dnametoolong, iter_dname_yx: YXDOMAIN with the DNAME (and its RRSIG) goes back
+    to the client instead of SERVFAIL; the DNAME is validated (a forged one is bogus)."""
+    par = sign_zone(DPAR, "par")
+    auth = _tree(par)
+    yx = _YxAuthority(list(auth.zones.values()))
+    r = run(yx, TOO_LONG.to_text(), "A")
+    assert (r.rcode, r.verdict.security) == (dns.rcode.YXDOMAIN, S.SECURE), r.verdict
+    assert [x.rdtype for x in r.answer] == [T.DNAME, T.RRSIG]
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.qname == TOO_LONG:
+            reply.answer = [_broken_sigs(x) for x in reply.answer]
+        return reply
+
+    r = run(yx, TOO_LONG.to_text(), "A", forge)
+    assert r.verdict.security is S.BOGUS, r.verdict

@@ -600,7 +600,8 @@ class Query:
             try:
                 target = qname.relativize(dname.name).derelativize(dname[0].target)
             except dns.name.NameTooLong:
-                return _Outcome(verdict, dns.rcode.YXDOMAIN, (dname,))
+                sigs_out = _sig_rrsets(reply, dname.name, DNAME_T)
+                return _Outcome(verdict, dns.rcode.YXDOMAIN, (dname, *sigs_out))
             # The CNAME is synthesized from the validated DNAME (RFC 6672 s5.3.1): it needs no
             # signature of its own, and for a CNAME query it is the answer.
             cname = dns.rrset.from_text(qname, dname.ttl, "IN", "CNAME", target.to_text())

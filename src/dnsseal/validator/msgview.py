@@ -134,6 +134,9 @@ def classify(
 ) -> Kind:
     """What kind of response ``msg`` is to (qname, rdtype) asked of ``zone``'s servers."""
     rcode = msg.rcode()
+    yx = rcode == dns.rcode.YXDOMAIN and msg.flags & dns.flags.QR and rdtype != DNAME_T
+    if yx and dname_for(msg.answer, qname) is not None:
+        return Kind.DNAME  # RFC 6672 s2.2: the DNAME substitution would be too long
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) or not msg.flags & dns.flags.QR:
         return Kind.FAILURE
     if rdtype == CNAME_T and dname_for(msg.answer, qname) is not None:

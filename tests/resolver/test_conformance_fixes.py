@@ -26,7 +26,7 @@ from .authority import Authority, _Answerer, config_for, drive
 from .conftest import build
 from .test_failopen import Forger, _tree, run
 from .test_failopen_unbound import TIMES, Scenario, _dnsseal, served_scenario
-from .zonebuild import NOW, SignedZone, sign_zone
+from .zonebuild import EXPIRATION, INCEPTION, NOW, SignedZone, resign, sign_zone
 
 S = v.Security
 T = dns.rdatatype
@@ -283,79 +283,6 @@ def test_nodata_in_an_opt_out_span_needs_the_signed_proof(authority: Authority) 
         assert r.verdict.security is S.BOGUS, (how, r.verdict)
 
 
-# --- Unbound as the outside oracle for the fixes above ----------------------------------
-
-
-def _served(forge_for: Callable[[Authority], Forger | None], opt_out: bool = True) -> Builder:
-    def build_it() -> tuple[Authority, Forger | None]:
-        auth = Authority(list(build(opt_out=opt_out, times=TIMES).values()))
-        return auth, forge_for(auth)
-
-    return build_it
-
-
-ORACLE = [
-    Scenario(
-        "answer RRSIG in the additional section",
-        "www.a.example.",
-        "A",
-        _served(lambda auth: _move_sigs("www.a.example.", T.A, T.A, 3)),
-        dns.rcode.NOERROR,
-        True,
-    ),
-    Scenario(
-        "NSEC3 RRSIGs of a NODATA in the additional section",
-        "xx.example.",
-        "TXT",
-        _served(lambda auth: _move_sigs("xx.example.", T.TXT, T.NSEC3, 3)),
-        dns.rcode.NOERROR,
-        True,
-    ),
-    Scenario(
-        "wildcard NODATA in an opt-out span (RFC 5155 B.5)",
-        "a.z.w.example.",
-        "AAAA",
-        _served(lambda auth: None),
-        dns.rcode.NOERROR,
-        False,
-    ),
-    Scenario(
-        "wildcard NODATA without opt-out",
-        "a.z.w.example.",
-        "AAAA",
-        _served(lambda auth: None, opt_out=False),
-        dns.rcode.NOERROR,
-        True,
-    ),
-    Scenario(
-        "parent NODATA in an opt-out span",
-        "c.example.",
-        "MX",
-        _served(_optout_nodata),
-        dns.rcode.NOERROR,
-        False,
-    ),
-]
-
-
-@pytest.mark.interop
-@pytest.mark.slow
-@pytest.mark.parametrize("served_scenario", ORACLE, indirect=True, ids=[s.name for s in ORACLE])
-def test_fixes_agree_with_unbound(
-    served_scenario: tuple[Scenario, Authority, int, int, Path],
-) -> None:
-    scenario, auth, upstream, unbound_port, _ = served_scenario
-    query = dns.message.make_query(scenario.qname, scenario.qtype, want_dnssec=True)
-    ours = _dnsseal(auth, upstream, query)
-    theirs = dns.query.udp(query, "127.0.0.1", port=unbound_port, timeout=20)
-
-    def outcome(m: dns.message.Message) -> tuple[str, bool]:
-        return dns.rcode.to_text(m.rcode()), bool(m.flags & dns.flags.AD)
-
-    assert outcome(ours) == (dns.rcode.to_text(scenario.rcode), scenario.ad), f"dnsseal: {ours}"
-    assert outcome(ours) == outcome(theirs), f"dnsseal: {ours}\nunbound: {theirs}"
-
-
 # --- anchor-above: a DS RRset lives in the parent, a CNAME link in its own zone ----------
 
 
@@ -438,3 +365,117 @@ def test_yxdomain_with_a_signed_dname_is_answered() -> None:
 
     r = run(yx, TOO_LONG.to_text(), "A", forge)
     assert r.verdict.security is S.BOGUS, r.verdict
+
+
+# --- nsec-overreach: an NSEC whose next name is outside its zone (RFC 4034 s4.1.1) ------
+
+OVER = """
+@ 3600 SOA ns h 1 3600 300 3600000 3600
+@ NS ns
+ns A 127.0.0.1
+wab A 192.0.2.1
+"""
+
+
+def test_nsec_whose_next_name_leaves_the_zone_proves_nothing() -> None:
+    """val_nx_overreach: the signed NSEC wab.par. -> wzz.zzz. (next name outside par.)
+    would cover www.par.; it is not a denial, so the NXDOMAIN is bogus (genuine: secure)."""
+    par = sign_zone(OVER, "par")
+    auth = _tree(par)
+    r = run(auth, "www.par.", "A")
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NXDOMAIN, S.SECURE), r.verdict
+    r = run(_overreaching(), "www.par.", "A")
+    assert r.verdict.security is S.BOGUS, r.verdict
+
+
+def _overreaching(times: tuple[int, int] = (INCEPTION, EXPIRATION)) -> Authority:
+    """par. whose last NSEC, wab.par., points to wzz.zzz. instead of the apex."""
+    par = sign_zone(OVER, "par", inception=times[0], expiration=times[1])
+    wab = N("wab.par.")
+    nsec = par.zone.get_rdataset(wab, T.NSEC)
+    assert nsec is not None and nsec[0].next == N("par.")
+    with par.zone.writer() as txn:
+        txn.replace(wab, nsec.ttl, nsec[0].replace(next=N("wzz.zzz.")))
+    resign(par, inception=times[0], expiration=times[1])
+    return _tree(par, times=times)
+
+
+# --- Unbound as the outside oracle for the fixes above ----------------------------------
+
+
+def _served(forge_for: Callable[[Authority], Forger | None], opt_out: bool = True) -> Builder:
+    def build_it() -> tuple[Authority, Forger | None]:
+        auth = Authority(list(build(opt_out=opt_out, times=TIMES).values()))
+        return auth, forge_for(auth)
+
+    return build_it
+
+
+ORACLE = [
+    Scenario(
+        "answer RRSIG in the additional section",
+        "www.a.example.",
+        "A",
+        _served(lambda auth: _move_sigs("www.a.example.", T.A, T.A, 3)),
+        dns.rcode.NOERROR,
+        True,
+    ),
+    Scenario(
+        "NSEC3 RRSIGs of a NODATA in the additional section",
+        "xx.example.",
+        "TXT",
+        _served(lambda auth: _move_sigs("xx.example.", T.TXT, T.NSEC3, 3)),
+        dns.rcode.NOERROR,
+        True,
+    ),
+    Scenario(
+        "wildcard NODATA in an opt-out span (RFC 5155 B.5)",
+        "a.z.w.example.",
+        "AAAA",
+        _served(lambda auth: None),
+        dns.rcode.NOERROR,
+        False,
+    ),
+    Scenario(
+        "wildcard NODATA without opt-out",
+        "a.z.w.example.",
+        "AAAA",
+        _served(lambda auth: None, opt_out=False),
+        dns.rcode.NOERROR,
+        True,
+    ),
+    Scenario(
+        "parent NODATA in an opt-out span",
+        "c.example.",
+        "MX",
+        _served(_optout_nodata),
+        dns.rcode.NOERROR,
+        False,
+    ),
+    Scenario(
+        "NSEC next name outside the zone",
+        "www.par.",
+        "A",
+        lambda: (_overreaching(TIMES), None),
+        dns.rcode.SERVFAIL,
+        False,
+    ),
+]
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+@pytest.mark.parametrize("served_scenario", ORACLE, indirect=True, ids=[s.name for s in ORACLE])
+def test_fixes_agree_with_unbound(
+    served_scenario: tuple[Scenario, Authority, int, int, Path],
+) -> None:
+    scenario, auth, upstream, unbound_port, _ = served_scenario
+    query = dns.message.make_query(scenario.qname, scenario.qtype, want_dnssec=True)
+    ours = _dnsseal(auth, upstream, query)
+    theirs = dns.query.udp(query, "127.0.0.1", port=unbound_port, timeout=20)
+
+    def outcome(m: dns.message.Message) -> tuple[str, bool]:
+        return dns.rcode.to_text(m.rcode()), bool(m.flags & dns.flags.AD)
+
+    assert outcome(ours) == (dns.rcode.to_text(scenario.rcode), scenario.ad), f"dnsseal: {ours}"
+    assert outcome(ours) == outcome(theirs), f"dnsseal: {ours}\nunbound: {theirs}"

@@ -24,7 +24,7 @@ from dnsseal.validator.machine import Need, Query
 
 from .authority import Authority, _Answerer, config_for, drive
 from .conftest import build
-from .test_failopen import Forger, _tree, run
+from .test_failopen import Forger, _renamed, _tree, run
 from .test_failopen_unbound import TIMES, Scenario, _dnsseal, served_scenario
 from .zonebuild import EXPIRATION, INCEPTION, NOW, SignedZone, resign, sign_zone
 
@@ -398,6 +398,51 @@ def _overreaching(times: tuple[int, int] = (INCEPTION, EXPIRATION)) -> Authority
         txn.replace(wab, nsec.ttl, nsec[0].replace(next=N("wzz.zzz.")))
     resign(par, inception=times[0], expiration=times[1])
     return _tree(par, times=times)
+
+
+# --- dname-wc: a wildcard-expanded DNAME (RFC 4592 s4.4) --------------------------------
+
+WDNAME = """
+@ 3600 SOA ns h 1 3600 300 3600000 3600
+@ NS ns
+ns A 127.0.0.1
+*.w DNAME t.par.
+www.t A 192.0.2.1
+"""
+
+
+def test_wildcard_expanded_dname_is_bogus() -> None:
+    """val_dnamewc: the DNAME of *.w.par., served as sub.w.par.'s with the wildcard's RRSIG
+    (labels 2 < 3), and the CNAME synthesised from it: bogus, not secure."""
+    par = sign_zone(WDNAME, "par")
+    auth = _tree(par)
+    qname, owner = N("www.sub.w.par."), N("sub.w.par.")
+    dname = par.rrset(N("*.w.par."), T.DNAME)
+    sigs = par.zone.get_rdataset(N("*.w.par."), T.RRSIG, T.DNAME)
+    assert dname is not None and sigs is not None
+    sig = dns.rrset.RRset(owner, sigs.rdclass, T.RRSIG, T.DNAME)
+    sig.update(sigs)
+    nsec = par.rrset(N("*.w.par."), T.NSEC)
+    nsigs = par.zone.get_rdataset(N("*.w.par."), T.RRSIG, T.NSEC)
+    assert nsec is not None and nsigs is not None
+    nsec_sig = dns.rrset.RRset(N("*.w.par."), nsigs.rdclass, T.RRSIG, T.NSEC)
+    nsec_sig.update(nsigs)
+    assert run(auth, "www.t.par.", "A").verdict.security is S.SECURE
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.qname in (qname, owner):
+            out = dns.message.make_response(dns.message.make_query(need.qname, need.rdtype))
+            out.flags |= dns.flags.AA
+            cname = dns.rrset.from_text(qname, 0, "IN", "CNAME", "www.t.par.")
+            out.answer = [_renamed(dname, owner), sig, cname]
+            # The NSEC *.w.par. -> par. proving that sub.w.par. itself does not exist.
+            out.authority = [nsec, nsec_sig]
+            return out
+        return reply
+
+    r = run(auth, "www.sub.w.par.", "A", forge)
+    assert r.verdict.security is S.BOGUS, r.verdict
+    assert "wildcard" in r.verdict.reason
 
 
 # --- Unbound as the outside oracle for the fixes above ----------------------------------

@@ -505,6 +505,8 @@ class Query:
                 f"{what} in reply to {nxt} DS: {check.verdict.reason}",
                 check.verdict.ede,
             )
+        if check.wildcard_encloser is not None and kind is Kind.DNAME:
+            return self._expanded_dname(rrset.name, state.zone)
         if check.wildcard_encloser is not None:
             verify = self._verifier(reply.authority, state)
             proof = prove_wildcard(
@@ -514,6 +516,14 @@ class Query:
             if proof.verdict.security is not v.Security.SECURE:
                 return v.bogus(f"{what} in reply to {nxt} DS: {proof.verdict.reason}")
         return None
+
+    def _expanded_dname(self, owner: dns.name.Name, zone: dns.name.Name) -> v.Verdict:
+        """A DNAME whose RRSIG shows wildcard expansion: bogus.  A DNAME owned by a wildcard
+        "is to be avoided or outright rejected" (RFC 4592 s4.4): expanding one would feed
+        caches different redirection rules; Unbound rejects it as bogus too."""
+        why = f"the DNAME at {owner} is a wildcard expansion (RFC 4592 s4.4)"
+        self._link(zone, "RRSIG", why, v.Security.BOGUS)
+        return v.bogus(why)
 
     # --- validating one reply ------------------------------------------------------
     def _check_rrset(
@@ -541,6 +551,8 @@ class Query:
         self._link(state.zone, "RRSIG", check.verdict.reason, check.verdict.security)
         if not check.ok:
             return check.verdict
+        if check.wildcard_encloser is not None and rrset.rdtype == DNAME_T:
+            return self._expanded_dname(owner, state.zone)
         verdict = check.verdict
         if check.wildcard_encloser is not None:
             verify = self._verifier(reply.authority, state, used)

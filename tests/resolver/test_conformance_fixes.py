@@ -445,6 +445,18 @@ def test_wildcard_expanded_dname_is_bogus() -> None:
     assert "wildcard" in r.verdict.reason
 
 
+# --- dname-qtype: a DNAME query below a DNAME owner -------------------------------------
+
+
+def test_dname_query_below_a_dname_owner_follows_the_dname(authority: Authority) -> None:
+    """val_dnameqtype (step 60): www.old.example. DNAME is redirected by old.example.'s
+    DNAME like any other type; the synthesised CNAME is not data needing its own chain."""
+    r = run(authority, "www.old.example.", "DNAME")
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+    assert [x.rdtype for x in r.answer if x.rdtype != T.RRSIG] == [T.DNAME, T.CNAME]
+    assert ("old.example.", "DS") not in authority.queries
+
+
 # --- Unbound as the outside oracle for the fixes above ----------------------------------
 
 

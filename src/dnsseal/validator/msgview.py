@@ -134,7 +134,7 @@ def classify(
 ) -> Kind:
     """What kind of response ``msg`` is to (qname, rdtype) asked of ``zone``'s servers."""
     rcode = msg.rcode()
-    yx = rcode == dns.rcode.YXDOMAIN and msg.flags & dns.flags.QR and rdtype != DNAME_T
+    yx = rcode == dns.rcode.YXDOMAIN and msg.flags & dns.flags.QR
     if yx and dname_for(msg.answer, qname) is not None:
         return Kind.DNAME  # RFC 6672 s2.2: the DNAME substitution would be too long
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) or not msg.flags & dns.flags.QR:
@@ -143,8 +143,8 @@ def classify(
         return Kind.DNAME  # the CNAME asked for is synthesized from the DNAME (RFC 6672 s5.3)
     if find(msg.answer, qname, rdtype) is not None:
         return Kind.ANSWER
-    if rdtype != DNAME_T and dname_for(msg.answer, qname) is not None:
-        return Kind.DNAME
+    if dname_for(msg.answer, qname) is not None:
+        return Kind.DNAME  # RFC 6672 s2.2: it redirects every type asked below it, DNAME too
     if rdtype != CNAME_T and find(msg.answer, qname, CNAME_T) is not None:
         return Kind.CNAME
     if rcode == dns.rcode.NXDOMAIN:

@@ -457,6 +457,33 @@ def test_dname_query_below_a_dname_owner_follows_the_dname(authority: Authority)
     assert ("old.example.", "DS") not in authority.queries
 
 
+# --- ds-referral: a DS query answered with the parent's referral ------------------------
+
+
+def test_ds_query_answered_by_a_referral_takes_its_ds(authority: Authority) -> None:
+    """iter_ds_referral: the parent answers a.example. DS with its referral to a.example.
+    (NS, DS, RRSIG): the DS RRset is the answer, validated with example.'s keys; with a
+    broken signature it is bogus."""
+    for broken in (False, True):
+
+        def forge(
+            need: Need, reply: dns.message.Message, broken: bool = broken
+        ) -> dns.message.Message:
+            if need.qname == N("a.example.") and need.rdtype == T.DS:
+                out = _parent_referral(authority, "example.", "a.example.")
+                if broken:
+                    out.authority = [_broken_sigs(r) for r in out.authority]
+                return out
+            return reply
+
+        r = run(authority, "a.example.", "DS", forge)
+        if broken:
+            assert r.verdict.security is S.BOGUS, r.verdict
+            continue
+        assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+        assert [x.rdtype for x in r.answer] == [T.DS, T.RRSIG]
+
+
 # --- Unbound as the outside oracle for the fixes above ----------------------------------
 
 

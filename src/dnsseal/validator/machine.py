@@ -584,6 +584,10 @@ class Query:
         self, qname: dns.name.Name, rdtype: int, reply: dns.message.Message, zone: dns.name.Name
     ) -> Generator[Need, Reply, _Outcome]:
         kind = classify(reply, qname, rdtype, zone)
+        if kind is Kind.REFERRAL and rdtype == DS_T and find(reply.authority, qname, DS_T):
+            # The parent answered DS with its referral to the child: the DS RRset it carries
+            # is the answer, judged as one (signed by the parent).
+            reply, kind = _ds_from_referral(reply, qname), Kind.ANSWER
         rcode = reply.rcode()
         self._note_denials(reply)
         if kind in (Kind.FAILURE, Kind.REFERRAL, Kind.LAME):
@@ -760,6 +764,17 @@ def _denial_signer(authority: list[dns.rrset.RRset], qname: dns.name.Name) -> dn
                 if qname.is_subdomain(rd.signer) and (best is None or len(rd.signer) > len(best)):
                     best = rd.signer
     return best
+
+
+def _ds_from_referral(reply: dns.message.Message, qname: dns.name.Name) -> dns.message.Message:
+    """``reply`` (a referral to ``qname``) as the answer to ``qname`` DS: its DS RRset and
+    their RRSIGs in the answer section, nothing else."""
+    out = dns.message.make_response(dns.message.make_query(qname, DS_T, want_dnssec=True))
+    out.flags = reply.flags
+    ds = find(reply.authority, qname, DS_T)
+    assert ds is not None
+    out.answer = [ds, *_covering_sigs(reply.authority, ds)]
+    return out
 
 
 def _ds_rdatas(rrset: dns.rrset.RRset) -> list[DS]:

@@ -484,6 +484,42 @@ def test_ds_query_answered_by_a_referral_takes_its_ds(authority: Authority) -> N
         assert [x.rdtype for x in r.answer] == [T.DS, T.RRSIG]
 
 
+# --- rrset-cache: a DS asked later in the chain that came with a referral ---------------
+
+CKID = """
+@ 3600 SOA ns h 1 3600 300 3600000 3600
+@ NS ns
+ns A 127.0.0.1
+www CNAME kid.par.
+"""
+
+
+def test_ds_of_a_cname_target_comes_from_the_referral() -> None:
+    """val_nsec3_cname_ds: www.kid.par. DS is a CNAME to the apex kid.par.; the DS of
+    kid.par. the referral from par. carried answers the second link (the parent is not
+    asked again: the test drops that question)."""
+    kid = sign_zone(CKID, "kid.par")
+    par = sign_zone(PAR + _ds_lines(kid), "par")
+    auth = _tree(par)
+    auth.zones[kid.origin] = kid
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message | None:
+        if need.qname == kid.origin and need.rdtype == T.NS:
+            return _parent_referral(auth, "par.", "kid.par.")
+        if need.qname == kid.origin and need.rdtype == T.DS:
+            return None
+        return reply
+
+    r = run(auth, "www.kid.par.", "DS", forge)
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+    assert [x.rdtype for x in r.answer if x.rdtype != T.RRSIG] == [T.CNAME, T.DS]
+
+
+def _ds_lines(z: SignedZone) -> str:
+    rel = z.origin.relativize(z.origin.parent()).to_text()
+    return "".join(f"{rel} DS {d.to_text()}\n" for d in z.ds())
+
+
 # --- Unbound as the outside oracle for the fixes above ----------------------------------
 
 

@@ -151,7 +151,7 @@ class Query:
         # NSEC/NSEC3 RRsets (with RRSIGs) seen in the answers, by signer: one may deny a DS
         # the chain walk needs (a CNAME's target below an unsigned delegation, say).
         self._denials: dict[dns.name.Name, list[dns.rrset.RRset]] = {}
-        self._denials_tried: set[dns.name.Name] = set()
+        self._ds_tried: set[dns.name.Name] = set()  # each child's DS evidence is used once
 
     # --- driving -------------------------------------------------------------------
     def start(self) -> Need | Result:
@@ -447,16 +447,18 @@ class Query:
         ``child`` or NSEC/NSEC3 records that may deny one (taken once: if it proves nothing
         the parent is asked).  It is judged exactly like the parent's answer to a DS query,
         with the parent's keys."""
-        remembered = self._referrals.pop(child, None)
+        if child in self._ds_tried:
+            return None
+        self._ds_tried.add(child)
+        remembered = self._referrals.get(child)
         kinds = {DS_T, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
         if remembered is not None and remembered[0] == parent:
             reply = remembered[1]
             if any(r.rdtype in kinds for r in reply.authority):
                 return reply
-        if parent not in self._denials or child in self._denials_tried:
+        if parent not in self._denials:
             return None
         # The parent's signed denials from earlier answers, as a NODATA reply to child DS.
-        self._denials_tried.add(child)
         reply = dns.message.make_response(dns.message.make_query(child, DS_T))
         reply.authority = list(self._denials[parent])
         return reply
@@ -681,7 +683,13 @@ class Query:
         rcode: int = dns.rcode.NOERROR
         seen = {name}
         for _ in range(self.config.limits.cname_chain + 1):
-            reply, zone = yield from self._iterate(name, self.rdtype)
+            reply: Reply
+            referral = self._referrals.get(name) if self.rdtype == DS_T else None
+            if referral is not None and find(referral[1].authority, name, DS_T) is not None:
+                # A DS asked (a CNAME's target, say) that came with the parent's referral.
+                zone, reply = referral
+            else:
+                reply, zone = yield from self._iterate(name, self.rdtype)
             if reply is None:
                 failed = v.indeterminate(
                     f"no usable answer for {name}: {self.budget.describe()}"

@@ -218,6 +218,30 @@ def test_nsec_denying_the_ds_that_came_with_a_cname_is_used() -> None:
     assert nsec in r.authority and sig in r.authority
 
 
+def test_nsec_padding_of_a_positive_answer_cannot_spend_the_budget() -> None:
+    """The signed NSECs passed on with a positive answer are capped: an answer padded with
+    70 genuine NSEC RRsets of its zone stays secure (not 'budget exhausted')."""
+    names = "".join(f"h{i:02d} A 192.0.2.{i}\n" for i in range(70))
+    par = sign_zone(PAR + names, "par")
+    auth = _tree(par)
+    padding: list[dns.rrset.RRset] = []
+    for i in range(70):
+        owner = N(f"h{i:02d}.par.")
+        nsec, sigs = par.rrset(owner, T.NSEC), par.zone.get_rdataset(owner, T.RRSIG, T.NSEC)
+        assert nsec is not None and sigs is not None
+        sig = dns.rrset.RRset(owner, sigs.rdclass, T.RRSIG, T.NSEC)
+        sig.update(sigs)
+        padding += [nsec, sig]
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.qname == N("h00.par.") and need.rdtype == T.A:
+            reply.authority = padding
+        return reply
+
+    r = run(auth, "h00.par.", "A", forge)
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+
+
 # --- nsec3-optout: a next closer name in an opt-out span (RFC 5155 s9.2) -----------------
 
 

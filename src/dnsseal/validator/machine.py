@@ -568,18 +568,20 @@ class Query:
                 verdict = proof.verdict  # insecure (opt-out): the proof still goes out
         if used is not None:
             # Signed NSEC/NSEC3 that came with the answer (a denial of the DS below a CNAME's
-            # target, say) go back with it once they verify with the same keys.
+            # target, say) go back with it once they verify with the same keys; a few only,
+            # so that padding cannot spend the query's signature budget.
             verify = self._verifier(reply.authority, state, used)
-            for r in reply.authority:
-                if (
-                    r.rdtype in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
-                    and r not in used
-                    and any(
-                        sig.signer == state.zone
-                        for sig in sigs_for(reply.authority, r.name, r.rdtype)
-                    )
-                ):
-                    verify(r)
+            extra = [
+                r
+                for r in reply.authority
+                if r.rdtype in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
+                and r not in used
+                and any(
+                    sig.signer == state.zone for sig in sigs_for(reply.authority, r.name, r.rdtype)
+                )
+            ]
+            for r in extra[: self.config.limits.nsec3_per_proof]:
+                verify(r)
         return verdict
 
     def _validate(

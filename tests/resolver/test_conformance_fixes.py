@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dns.flags
 import dns.message
@@ -17,10 +18,13 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dnsseal.validator import verdict as v
 from dnsseal.validator.anchors import AnchorSet, TrustAnchor
 from dnsseal.validator.machine import Need, Query
+from dnsseal.validator.msgview import attach_rrsigs
 
 from .authority import Authority, _Answerer, config_for, drive
 from .conftest import build
@@ -90,6 +94,59 @@ def test_misplaced_rrsig_is_still_verified(authority: Authority) -> None:
 
     r = run(authority, "www.a.example.", "A", forge)
     assert r.verdict.security is S.BOGUS, r.verdict
+
+
+_SIG = "{t} 13 2 300 20300101000000 20200101000000 {tag} example. AAAA"
+
+
+def _rdatas(m: dns.message.Message) -> list[tuple[str, int, str]]:
+    return sorted(
+        (r.name.to_text(), r.rdtype, rd.to_text()) for s in m.sections for r in s for rd in r
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a.example.", "b.example."]),
+            st.sampled_from(["A", "TXT"]),
+            st.sampled_from([1, 2, 3, None]),  # where the RRset is (None: absent)
+            st.lists(st.sampled_from([1, 2, 3]), max_size=2),  # where its RRSIGs are
+        ),
+        max_size=5,
+        unique_by=lambda x: (x[0], x[1]),
+    )
+)
+def test_attach_rrsigs_moves_each_rrsig_to_its_rrset(layout: list[Any]) -> None:
+    """Property: every RRSIG whose RRset is in the message ends up in that RRset's section,
+    nothing is lost or added, the input is not changed, and a second pass changes nothing."""
+    msg = dns.message.make_response(dns.message.make_query("a.example.", "A"))
+    rdata = {"A": "192.0.2.1", "TXT": '"x"'}
+    for tag, (name, rtype, home, sig_places) in enumerate(layout):
+        if home is not None:
+            msg.sections[home].append(dns.rrset.from_text(name, 300, "IN", rtype, rdata[rtype]))
+        for n, place in enumerate(sig_places):
+            sig = dns.rrset.from_text(
+                name, 300, "IN", "RRSIG", _SIG.format(t=rtype, tag=tag * 2 + n)
+            )
+            msg.sections[place].append(sig)
+    before = [list(s) for s in msg.sections]
+    out = attach_rrsigs(msg)
+    assert [list(s) for s in msg.sections] == before
+    assert _rdatas(out) == _rdatas(msg)
+    for name, rtype, home, sig_places in layout:
+        covers = dns.rdatatype.from_text(rtype)
+        placed = {
+            i
+            for i, s in enumerate(out.sections)
+            for r in s
+            if r.rdtype == T.RRSIG and r.name == N(name) and r.covers == covers
+        }
+        if sig_places:
+            assert placed == ({home} if home is not None else set(sig_places)), (name, rtype)
+    again = attach_rrsigs(out)
+    assert [list(s) for s in again.sections] == [list(s) for s in out.sections]
 
 
 # --- referral-ds: the DS RRset or its denial that comes with a referral -----------------

@@ -601,6 +601,42 @@ def _ds_lines(z: SignedZone) -> str:
     return "".join(f"{rel} DS {d.to_text()}\n" for d in z.ds())
 
 
+# --- rrsig-qtype: an answer to QTYPE RRSIG ----------------------------------------------
+
+
+def _rrsig_answer(auth: Authority, zone: str) -> Forger:
+    """Answers ``name`` RRSIG with the RRSIG RRsets of ``name`` (as BIND does)."""
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.rdtype != T.RRSIG:
+            return reply
+        z = auth.zones[N(zone)]
+        out = dns.message.make_response(dns.message.make_query(need.qname, "RRSIG"))
+        out.flags |= dns.flags.AA
+        for rds in z.zone.nodes[need.qname].rdatasets:
+            if rds.rdtype == T.RRSIG:
+                sig = dns.rrset.RRset(need.qname, rds.rdclass, T.RRSIG, rds.covers)
+                sig.update(rds)
+                out.answer.append(sig)
+        return out
+
+    return forge
+
+
+def test_rrsig_query_is_not_validated_into_a_chain_walk(authority: Authority) -> None:
+    """val_rrsig (now under [differ]): RRSIG RRsets are not signed (RFC 4035 s2.2).  Below a
+    trust anchor the answer is bogus at once, without walking DS down to its owner; outside
+    the anchored tree it is passed on without AD."""
+    forge = _rrsig_answer(authority, "example.")
+    r = run(authority, "xx.example.", "RRSIG", forge)
+    assert r.verdict.security is S.BOGUS and "RFC 4035 s2.2" in r.verdict.reason, r.verdict
+    assert ("xx.example.", "DS") not in authority.queries
+    config = config_for(authority, anchors=_only_anchor_at_a(authority))
+    r = drive(Query("xx.example.", "RRSIG", config, NOW), authority, forge)
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.INDETERMINATE), r.verdict
+    assert {x.covers for x in r.answer} == {T.A, T.HINFO, T.AAAA}
+
+
 # --- Unbound as the outside oracle for the fixes above ----------------------------------
 
 

@@ -599,6 +599,8 @@ class Query:
             # A resolution failure: no data to judge, SERVFAIL whatever the anchors.
             verdict = v.indeterminate(why, v.EDE_NO_REACHABLE_AUTHORITY)
             return _Outcome(verdict, dns.rcode.SERVFAIL)
+        if kind is Kind.ANSWER and rdtype == RRSIG_T:
+            return self._rrsig_answer(qname, reply)
         if kind in (Kind.ANSWER, Kind.CNAME):
             t = rdtype if kind is Kind.ANSWER else CNAME_T
             rrset = find(reply.answer, qname, t)
@@ -628,6 +630,19 @@ class Query:
             rrsets = (dname, *_sig_rrsets(reply, dname.name, DNAME_T), cname)
             return _Outcome(verdict, rcode, rrsets, (), None if rdtype == CNAME_T else target)
         return (yield from self._validate_negative(qname, rdtype, kind, reply))
+
+    def _rrsig_answer(self, qname: dns.name.Name, reply: dns.message.Message) -> _Outcome:
+        """An answer to QTYPE RRSIG.  RRSIG RRsets carry no signature of their own (RFC 4035
+        s2.2), so nothing can validate them: outside the anchored tree they are passed on
+        (indeterminate, no AD); below an anchor they are not (bogus), as no unproven data
+        is.  (Unbound passes them on in both cases.)"""
+        rcode = reply.rcode()
+        if self._anchored(qname):
+            why = f"{qname}: RRSIG RRsets are not signed (RFC 4035 s2.2), so cannot be validated"
+            self._link(qname, "RRSIG", why, v.Security.BOGUS)
+            return _Outcome(v.bogus(why), rcode)
+        rrsets = tuple(r for r in reply.answer if r.rdtype == RRSIG_T and r.name == qname)
+        return _Outcome(v.indeterminate(f"no trust anchor covers {qname}"), rcode, rrsets)
 
     def _validate_negative(
         self, qname: dns.name.Name, rdtype: int, kind: Kind, reply: dns.message.Message

@@ -566,10 +566,11 @@ class Query:
                 return proof.verdict
             if proof.verdict.security is not v.Security.SECURE:
                 verdict = proof.verdict  # insecure (opt-out): the proof still goes out
-        if used is not None:
-            # Signed NSEC/NSEC3 that came with the answer (a denial of the DS below a CNAME's
-            # target, say) go back with it once they verify with the same keys; a few only,
-            # so that padding cannot spend the query's signature budget.
+        if used is not None and rrset.rdtype == CNAME_T:
+            # Signed NSEC/NSEC3 that came with a CNAME (the denial of the DS of its target's
+            # zone, say) go back with it once they verify with the same keys; a few only, so
+            # that padding cannot spend the query's signature budget.  (Other answers keep
+            # only the proof they needed: minimal, and no verification spent on the rest.)
             verify = self._verifier(reply.authority, state, used)
             extra = [
                 r

@@ -1,7 +1,9 @@
 """Validator fixes found by replaying Unbound's testbound scenarios (issue #20,
 tests/conformance/expected.toml).  Each test serves a small signed hierarchy from the
-in-memory authority (rewriting replies where the scenario's server misbehaves) and fails on
-the code before its fix; the scenarios it stands for are named in its docstring.
+in-memory authority (rewriting replies where the scenario's server misbehaves) and names the
+scenarios it stands for.  The regression tests fail on the code before their fix; the safety
+tests beside them (forged or padded input) show that a fix trusts nothing new; the last test
+puts the same situations to a real Unbound.
 """
 
 from __future__ import annotations

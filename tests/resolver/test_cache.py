@@ -370,8 +370,8 @@ def _split_transport(parents: Authority, child: Authority, forge: bool = False) 
         auth = child if server[0] == "127.0.0.2" else parents
         r = auth.answer(q.question[0].name, q.question[0].rdtype)
         r.id = q.id
-        if forge:  # the referral's DS signature broken
-            for rrset in r.authority:
+        if forge:  # the parent's DS signature broken, in referrals and in DS answers
+            for rrset in [*r.authority, *r.answer]:
                 if rrset.rdtype == T.RRSIG and rrset.covers == T.DS:
                     sig = rrset[0]
                     bad = sig.replace(signature=bytes(len(sig.signature)))
@@ -393,6 +393,8 @@ def test_the_ds_of_a_referral_is_used_not_asked_again() -> None:
 
 
 def test_a_referral_with_a_broken_ds_signature_is_bogus() -> None:
+    """A broken DS signature in the referral makes the walk ask the parent itself (the
+    referral is used once); broken there too, the answer is bogus."""
     parents, child = _split_authority()
     res = Resolver(
         config_for(parents),

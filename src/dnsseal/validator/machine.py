@@ -52,6 +52,7 @@ from dnsseal.validator.msgview import (
     SOA_T,
     Kind,
     addresses,
+    attach_rrsigs,
     classify,
     dname_for,
     find,
@@ -164,10 +165,15 @@ class Query:
         self.servers.update(config.stubs)
         self.zones: dict[dns.name.Name, _Zone] = {}
         self.links: list[v.Link] = []
-        # Signed DS RRsets met in referrals: child -> (the zone that referred, the reply).
-        self.referral_ds: dict[dns.name.Name, tuple[dns.name.Name, dns.message.Message]] = {}
         self._gen = self._run()
         self._started = False
+        # The referral that led into each zone, with the parent it came from: its signed DS
+        # RRset or DS denial (RFC 4035 s3.1.4) saves the chain walk a DS query.
+        self._referrals: dict[dns.name.Name, tuple[dns.name.Name, dns.message.Message]] = {}
+        # NSEC/NSEC3 RRsets (with RRSIGs) seen in the answers, by signer: one may deny a DS
+        # the chain walk needs (a CNAME's target below an unsigned delegation, say).
+        self._denials: dict[dns.name.Name, list[dns.rrset.RRset]] = {}
+        self._ds_tried: set[dns.name.Name] = set()  # each child's DS evidence is used once
 
     # --- driving -------------------------------------------------------------------
     def start(self) -> Need | Result:
@@ -186,7 +192,7 @@ class Query:
         if not self._started:
             raise RuntimeError("Query.start() first")
         try:
-            return self._gen.send(reply)
+            return self._gen.send(reply if reply is None else attach_rrsigs(reply))
         except StopIteration as stop:
             result: Result = stop.value
             return result
@@ -316,8 +322,6 @@ class Query:
             if kind is Kind.LAME:
                 return None, zone  # a lame server or a referral that leads nowhere
             ns = referral_ns(reply, zone, ask) if kind is Kind.REFERRAL else None
-            if ns is not None and sigs_for(reply.authority, ns.name, DS_T):
-                self.referral_ds[ns.name] = (zone, reply)
             if ns is None and atype == NS_T and kind is Kind.ANSWER and ask != zone:
                 ns = find(reply.answer, ask, NS_T)
             if ns is not None:
@@ -336,6 +340,8 @@ class Query:
                         found = servers  # they answered for the child (without AA)
                 if not found:
                     return None, zone
+                if kind is Kind.REFERRAL:
+                    self._referrals[ns.name] = (zone, reply)
                 zone, servers = ns.name, found
                 self._learnt(zone, servers, ns.ttl)
                 probe = len(zone) + 1
@@ -458,13 +464,9 @@ class Query:
             if cached is not None:
                 state, pos = cached, nxt
                 continue
-            referral = self.referral_ds.get(nxt)
-            reply: Reply
-            if referral is not None and referral[0] == state.zone:
-                # The parent's signed DS came with its referral: checked exactly like a DS
-                # answer (as Unbound does), one query fewer per zone.
-                reply = referral[1]
-            else:
+            referral = self._referral_ds(nxt, state.zone)
+            reply: Reply = referral
+            if reply is None:
                 servers = yield from self._servers_of(state.zone)
                 reply = yield from self._ask(nxt, DS_T, servers, state.zone)
             if reply is None:
@@ -484,6 +486,8 @@ class Query:
                     self.budget,
                     self.config.policy,
                 )
+                if not check.ok and referral is not None:
+                    continue  # ask the parent itself (the referral is used once)
                 self._link(
                     state.zone, "DS", f"{nxt} DS: {check.verdict.reason}", check.verdict.security
                 )
@@ -510,6 +514,8 @@ class Query:
                 return state  # nothing exists at or below nxt: no zone cut either
             if kind in (Kind.NODATA, Kind.REFERRAL):
                 proof = prove_nodata(nxt, DS_T, state.zone, reply.authority, verify, self.budget)
+                if not proof.ok and referral is not None:
+                    continue  # ask the parent itself (the referral is used once)
                 self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
                 if not proof.ok:
                     return _Zone(state.zone, proof.verdict)
@@ -548,6 +554,40 @@ class Query:
             yield from self._iterate(zone, DNSKEY_T)
         return self.servers.get(zone) or self.servers[self._known_zone(zone)]
 
+    def _referral_ds(self, child: dns.name.Name, parent: dns.name.Name) -> Reply:
+        """The referral from ``parent`` into ``child`` when it carries a DS RRset for
+        ``child`` or NSEC/NSEC3 records that may deny one (taken once: if it proves nothing
+        the parent is asked).  It is judged exactly like the parent's answer to a DS query,
+        with the parent's keys."""
+        if child in self._ds_tried:
+            return None
+        self._ds_tried.add(child)
+        remembered = self._referrals.get(child)
+        kinds = {DS_T, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
+        if remembered is not None and remembered[0] == parent:
+            reply = remembered[1]
+            if any(r.rdtype in kinds for r in reply.authority):
+                return reply
+        if parent not in self._denials:
+            return None
+        # The parent's signed denials from earlier answers, as a NODATA reply to child DS.
+        reply = dns.message.make_response(dns.message.make_query(child, DS_T))
+        reply.authority = list(self._denials[parent])
+        return reply
+
+    def _note_denials(self, reply: dns.message.Message) -> None:
+        """Remember the signed NSEC/NSEC3 RRsets of an answer's authority section."""
+        for r in reply.authority:
+            if r.rdtype != RRSIG_T or r.covers not in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3):
+                continue
+            denial = find(reply.authority, r.name, r.covers)
+            if denial is None or not r.name.is_subdomain(r[0].signer):
+                continue
+            held = self._denials.setdefault(r[0].signer, [])
+            for rrset in (denial, r):
+                if rrset not in held:
+                    held.append(rrset)
+
     def _alias_in_walk(
         self, nxt: dns.name.Name, kind: Kind, reply: dns.message.Message, state: _Zone
     ) -> v.Verdict | None:
@@ -579,6 +619,8 @@ class Query:
                 f"{what} in reply to {nxt} DS: {check.verdict.reason}",
                 check.verdict.ede,
             )
+        if check.wildcard_encloser is not None and kind is Kind.DNAME:
+            return self._expanded_dname(rrset.name, state.zone)
         if check.wildcard_encloser is not None:
             verify = self._verifier(reply.authority, state)
             proof = prove_wildcard(
@@ -588,6 +630,14 @@ class Query:
             if proof.verdict.security is not v.Security.SECURE:
                 return v.bogus(f"{what} in reply to {nxt} DS: {proof.verdict.reason}")
         return None
+
+    def _expanded_dname(self, owner: dns.name.Name, zone: dns.name.Name) -> v.Verdict:
+        """A DNAME whose RRSIG shows wildcard expansion: bogus.  A DNAME owned by a wildcard
+        "is to be avoided or outright rejected" (RFC 4592 s4.4): expanding one would feed
+        caches different redirection rules; Unbound rejects it as bogus too."""
+        why = f"the DNAME at {owner} is a wildcard expansion (RFC 4592 s4.4)"
+        self._link(zone, "RRSIG", why, v.Security.BOGUS)
+        return v.bogus(why)
 
     # --- validating one reply ------------------------------------------------------
     def _check_rrset(
@@ -615,26 +665,55 @@ class Query:
         self._link(state.zone, "RRSIG", check.verdict.reason, check.verdict.security)
         if not check.ok:
             return check.verdict
+        if check.wildcard_encloser is not None and rrset.rdtype == DNAME_T:
+            return self._expanded_dname(owner, state.zone)
+        verdict = check.verdict
         if check.wildcard_encloser is not None:
             verify = self._verifier(reply.authority, state, used)
             proof = prove_wildcard(
                 qname, check.wildcard_encloser, state.zone, reply.authority, verify, self.budget
             )
             self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
-            if proof.verdict.security is not v.Security.SECURE:
+            if not proof.ok:
                 return proof.verdict
-        return check.verdict
+            if proof.verdict.security is not v.Security.SECURE:
+                verdict = proof.verdict  # insecure (opt-out): the proof still goes out
+        if used is not None and rrset.rdtype == CNAME_T:
+            # Signed NSEC/NSEC3 that came with a CNAME (the denial of the DS of its target's
+            # zone, say) go back with it once they verify with the same keys; a few only, so
+            # that padding cannot spend the query's signature budget.  (Other answers keep
+            # only the proof they needed: minimal, and no verification spent on the rest.)
+            verify = self._verifier(reply.authority, state, used)
+            extra = [
+                r
+                for r in reply.authority
+                if r.rdtype in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
+                and r not in used
+                and any(
+                    sig.signer == state.zone for sig in sigs_for(reply.authority, r.name, r.rdtype)
+                )
+            ]
+            for r in extra[: self.config.limits.nsec3_per_proof]:
+                verify(r)
+        return verdict
 
     def _validate(
         self, qname: dns.name.Name, rdtype: int, reply: dns.message.Message, zone: dns.name.Name
     ) -> Generator[Need, Reply, _Outcome]:
         kind = classify(reply, qname, rdtype, zone)
+        if kind is Kind.REFERRAL and rdtype == DS_T and find(reply.authority, qname, DS_T):
+            # The parent answered DS with its referral to the child: the DS RRset it carries
+            # is the answer, judged as one (signed by the parent).
+            reply, kind = _ds_from_referral(reply, qname), Kind.ANSWER
         rcode = reply.rcode()
+        self._note_denials(reply)
         if kind in (Kind.FAILURE, Kind.REFERRAL, Kind.LAME):
             why = f"{qname}: no authoritative answer ({dns.rcode.to_text(rcode)}, {kind.value})"
             # A resolution failure: no data to judge, SERVFAIL whatever the anchors.
             verdict = v.indeterminate(why, v.EDE_NO_REACHABLE_AUTHORITY)
             return _Outcome(verdict, dns.rcode.SERVFAIL)
+        if kind is Kind.ANSWER and rdtype == RRSIG_T:
+            return self._rrsig_answer(qname, reply)
         if kind in (Kind.ANSWER, Kind.CNAME):
             t = rdtype if kind is Kind.ANSWER else CNAME_T
             rrset = find(reply.answer, qname, t)
@@ -656,13 +735,27 @@ class Query:
             try:
                 target = qname.relativize(dname.name).derelativize(dname[0].target)
             except dns.name.NameTooLong:
-                return _Outcome(verdict, dns.rcode.YXDOMAIN, (dname,))
+                sigs_out = _sig_rrsets(reply, dname.name, DNAME_T)
+                return _Outcome(verdict, dns.rcode.YXDOMAIN, (dname, *sigs_out))
             # The CNAME is synthesized from the validated DNAME (RFC 6672 s5.3.1): it needs no
             # signature of its own, and for a CNAME query it is the answer.
             cname = dns.rrset.from_text(qname, dname.ttl, "IN", "CNAME", target.to_text())
             rrsets = (dname, *_sig_rrsets(reply, dname.name, DNAME_T), cname)
             return _Outcome(verdict, rcode, rrsets, (), None if rdtype == CNAME_T else target)
         return (yield from self._validate_negative(qname, rdtype, kind, reply))
+
+    def _rrsig_answer(self, qname: dns.name.Name, reply: dns.message.Message) -> _Outcome:
+        """An answer to QTYPE RRSIG.  RRSIG RRsets carry no signature of their own (RFC 4035
+        s2.2), so nothing can validate them: outside the anchored tree they are passed on
+        (indeterminate, no AD); below an anchor they are not (bogus), as no unproven data
+        is.  (Unbound passes them on in both cases.)"""
+        rcode = reply.rcode()
+        if self._anchored(qname):
+            why = f"{qname}: RRSIG RRsets are not signed (RFC 4035 s2.2), so cannot be validated"
+            self._link(qname, "RRSIG", why, v.Security.BOGUS)
+            return _Outcome(v.bogus(why), rcode)
+        rrsets = tuple(r for r in reply.answer if r.rdtype == RRSIG_T and r.name == qname)
+        return _Outcome(v.indeterminate(f"no trust anchor covers {qname}"), rcode, rrsets)
 
     def _validate_negative(
         self, qname: dns.name.Name, rdtype: int, kind: Kind, reply: dns.message.Message
@@ -720,7 +813,13 @@ class Query:
         rcode: int = dns.rcode.NOERROR
         seen = {name}
         for _ in range(self.config.limits.cname_chain + 1):
-            reply, zone = yield from self._iterate(name, self.rdtype)
+            reply: Reply
+            referral = self._referrals.get(name) if self.rdtype == DS_T else None
+            if referral is not None and find(referral[1].authority, name, DS_T) is not None:
+                # A DS asked (a CNAME's target, say) that came with the parent's referral.
+                zone, reply = referral
+            else:
+                reply, zone = yield from self._iterate(name, self.rdtype)
             if reply is None:
                 failed = v.indeterminate(
                     f"no usable answer for {name}: {self.budget.describe()}"
@@ -732,7 +831,20 @@ class Query:
                 rcode = dns.rcode.SERVFAIL
                 break
             out = yield from self._validate(name, self.rdtype, reply, zone)
-            verdict = out.verdict if verdict is None else v.worst(verdict, out.verdict)
+            link = out.verdict
+            # Data judged "indeterminate" is only for names no anchor covers.  A chain that
+            # left the anchored tree (an RRSIG naming a signer above the anchor, say) proves
+            # nothing, so the data is bogus.  Each link of a CNAME chain is judged by its own
+            # name, a DS RRset by its parent's (where it lives); a SERVFAIL has no data: it
+            # stays a resolution failure, "no server answered".
+            judged = name.parent() if self.rdtype == DS_T and name != dns.name.root else name
+            if (
+                link.security is v.Security.INDETERMINATE
+                and out.rcode != dns.rcode.SERVFAIL
+                and self._anchored(judged)
+            ):
+                link = v.bogus(f"{judged} is under a trust anchor: {link.reason}")
+            verdict = link if verdict is None else v.worst(verdict, link)
             answer.extend(out.rrsets)
             authority.extend(r for r in out.authority if r not in authority)
             rcode = out.rcode
@@ -751,14 +863,6 @@ class Query:
         assert verdict is not None
         if self.budget.exhausted:
             verdict = v.worst(verdict, v.bogus(self.budget.describe()))
-        if verdict.security is v.Security.INDETERMINATE and rcode != dns.rcode.SERVFAIL:
-            # Data judged "indeterminate" is only for names no anchor covers.  A chain that
-            # left the anchored tree (an RRSIG naming a signer above the anchor, say) proves
-            # nothing, so the data is bogus.  (A SERVFAIL has no data: it stays a resolution
-            # failure, "no server answered".)
-            covered = next((n for n in sorted(seen) if self._anchored(n)), None)
-            if covered is not None:
-                verdict = v.bogus(f"{covered} is under a trust anchor: {verdict.reason}")
         return Result(
             self.qname,
             self.rdtype,
@@ -819,6 +923,17 @@ def negative_ttl(authority: Sequence[dns.rrset.RRset]) -> int:
         if r.rdtype == SOA_T:
             ttls.append(r[0].minimum)
     return min(ttls) if ttls else 0
+
+
+def _ds_from_referral(reply: dns.message.Message, qname: dns.name.Name) -> dns.message.Message:
+    """``reply`` (a referral to ``qname``) as the answer to ``qname`` DS: its DS RRset and
+    their RRSIGs in the answer section, nothing else."""
+    out = dns.message.make_response(dns.message.make_query(qname, DS_T, want_dnssec=True))
+    out.flags = reply.flags
+    ds = find(reply.authority, qname, DS_T)
+    assert ds is not None
+    out.answer = [ds, *_covering_sigs(reply.authority, ds)]
+    return out
 
 
 def _ds_rdatas(rrset: dns.rrset.RRset) -> list[DS]:

@@ -3,6 +3,7 @@ classify a response (answer, CNAME, DNAME, referral, NXDOMAIN, NODATA)."""
 
 from __future__ import annotations
 
+import copy
 import enum
 from collections.abc import Sequence
 
@@ -51,6 +52,54 @@ def sigs_for(section: Sequence[dns.rrset.RRset], name: dns.name.Name, rdtype: in
     return out
 
 
+def attach_rrsigs(msg: dns.message.Message) -> dns.message.Message:
+    """``msg`` with every RRSIG RRset moved to the section that holds the RRset it covers,
+    when that is not the section it came in (a copy; ``msg`` is left alone).
+
+    RFC 4035 s3.1.1 puts an RRSIG next to its RRset, but servers and middleboxes misplace
+    them (an answer's RRSIG in the additional section, say); Unbound's parser attaches an
+    RRSIG to its RRset wherever each appears.  Nothing is trusted by this: the signature is
+    verified against the RRset as before, only the search for it no longer stops at the
+    section boundary.  An RRSIG whose RRset is in no section stays where it is."""
+    sections = (msg.answer, msg.authority, msg.additional)
+    moves: list[tuple[int, dns.rrset.RRset, int]] = []
+    for i, section in enumerate(sections):
+        for rrset in section:
+            if rrset.rdtype != RRSIG_T or find(section, rrset.name, rrset.covers) is not None:
+                continue
+            home = next(
+                (j for j, s in enumerate(sections) if find(s, rrset.name, rrset.covers)), None
+            )
+            if home is not None:
+                moves.append((i, rrset, home))
+    if not moves:
+        return msg
+    out = copy.copy(msg)
+    out.sections = [list(s) for s in msg.sections]
+    new = (out.answer, out.authority, out.additional)
+    for i, rrset, home in moves:
+        new[i].remove(rrset)
+        held = next(
+            (
+                r
+                for r in new[home]
+                if r.rdtype == RRSIG_T and r.name == rrset.name and r.covers == rrset.covers
+            ),
+            None,
+        )
+        if held is None:
+            new[home].append(rrset)
+        else:
+            merged = dns.rrset.from_rdata_list(held.name, min(held.ttl, rrset.ttl), [*held, *rrset])
+            new[home][new[home].index(held)] = merged
+    out.index = {
+        (n, r.name, r.rdclass, r.rdtype, r.covers, r.deleting): r
+        for n, section in enumerate(out.sections)
+        for r in section
+    }
+    return out
+
+
 def of_type(section: Sequence[dns.rrset.RRset], rdtype: int) -> list[dns.rrset.RRset]:
     return [r for r in section if r.rdtype == rdtype]
 
@@ -85,14 +134,17 @@ def classify(
 ) -> Kind:
     """What kind of response ``msg`` is to (qname, rdtype) asked of ``zone``'s servers."""
     rcode = msg.rcode()
+    yx = rcode == dns.rcode.YXDOMAIN and msg.flags & dns.flags.QR
+    if yx and dname_for(msg.answer, qname) is not None:
+        return Kind.DNAME  # RFC 6672 s2.2: the DNAME substitution would be too long
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) or not msg.flags & dns.flags.QR:
         return Kind.FAILURE
     if rdtype == CNAME_T and dname_for(msg.answer, qname) is not None:
         return Kind.DNAME  # the CNAME asked for is synthesized from the DNAME (RFC 6672 s5.3)
     if find(msg.answer, qname, rdtype) is not None:
         return Kind.ANSWER
-    if rdtype != DNAME_T and dname_for(msg.answer, qname) is not None:
-        return Kind.DNAME
+    if dname_for(msg.answer, qname) is not None:
+        return Kind.DNAME  # RFC 6672 s2.2: it redirects every type asked below it, DNAME too
     if rdtype != CNAME_T and find(msg.answer, qname, CNAME_T) is not None:
         return Kind.CNAME
     if rcode == dns.rcode.NXDOMAIN:

@@ -51,6 +51,10 @@ def _records(zone: dns.name.Name, authority: Sequence[dns.rrset.RRset]) -> list[
         if not rrset.name.is_subdomain(zone) or len(rrset) != 1:
             continue
         rd = rrset[0]
+        if not rd.next.is_subdomain(zone):
+            # RFC 4034 s4.1.1: the next name is in the zone (the last NSEC's is the apex); one
+            # that points out of it would deny names of another zone.
+            continue
         out.append(_Nsec(rrset, rrset.name, rd.next, bitmap_types(rd.windows)))
     return out
 

@@ -274,11 +274,24 @@ def nodata(
     if h_w is None:
         return fail(f"NSEC3 proof for {qname}: {budget.describe()}")
     wm = chain.match(h_w)
+    if wm is None and nc_cover.opt_out:
+        # RFC 5155 s9.2 (Unbound's proveNodata case 5): no match, no wildcard, but the next
+        # closer name is in an opt-out span: only an unsigned delegation can be there, so
+        # the answer is insecure (a signed name would have an NSEC3 of its own).
+        bad = verify_all([mce.rrset, nc_cover.rrset], verify)
+        if bad is not None:
+            return Proof(bad)
+        return Proof(v.insecure(f"NODATA for {qname}: the next closer {nc} is in an opt-out span"))
     if wm is None or qtype in wm.types or CNAME in wm.types:
         return missing(f"no NSEC3 proves that {qname} has no {tname}")
     bad = verify_all([mce.rrset, nc_cover.rrset, wm.rrset], verify)
     if bad is not None:
         return Proof(bad)
+    if nc_cover.opt_out:
+        # As for a wildcard answer: the next closer name may be an unsigned delegation.
+        return Proof(
+            v.insecure(f"wildcard NODATA for {qname}: the next closer {nc} is in an opt-out span")
+        )
     return Proof(v.secure(f"NSEC3 proves the wildcard {wild} has no {tname}"))
 
 

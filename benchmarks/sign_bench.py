@@ -12,8 +12,10 @@ Every peer gets the parallelism its documentation gives for the job, on the same
 cores as dnsseal (``--workers``, default: this machine's cores): kzonesign
 ``policy.signing-threads`` and ``zone.adjust-threads``, dnssec-signzone ``-n``, dnsseal
 signzone ``-n``; ldns-signzone has no threads (it is single-threaded: the table says so).
-The tools run in ``--rounds`` alternating rounds (default 3, order rotated each round) and
-the median is reported, because this machine's other load drifts within minutes.  Each
+dnsseal and dnssec-signzone verify their own output by default; both get ``-P`` here, as
+kzonesign and ldns-signzone do not verify, and every output is checked by ldns-verify-zone
+afterwards (outside the timing).  The tools run in ``--rounds`` alternating rounds
+(default 3, order rotated each round) and the median is reported, because this machine's other load drifts within minutes.  Each
 peer's configuration is printed with the results.
 
     .venv/bin/python benchmarks/sign_bench.py 100000
@@ -184,8 +186,8 @@ def count_rrsigs(path: Path) -> int:
 def peer_configs(workers: int) -> dict[str, str]:
     """What each tool was told about parallelism, printed beside the results."""
     return {
-        "dnsseal": f"dnsseal signzone -n {workers} (worker processes)",
-        "dnssec-signzone": f"dnssec-signzone -n {workers} (threads)",
+        "dnsseal": f"dnsseal signzone -n {workers} (worker processes), -P",
+        "dnssec-signzone": f"dnssec-signzone -n {workers} (threads), -P",
         "ldns-signzone": "ldns-signzone (single-threaded; it has no option for threads)",
         "kzonesign": f"kzonesign, policy.signing-threads: {workers}, zone.adjust-threads: "
         f"{workers}",
@@ -206,13 +208,13 @@ def bench(n: int, work: Path, workers: int, tools: list[str], verify: str = "all
         n3 = mode == "nsec3"
         runs: dict[str, tuple[list[str], Path]] = {
             "dnsseal": (
-                [*dnsseal, "signzone", "-q", "-S", "-K", str(work / "keys"), "-o", ORIGIN,
+                [*dnsseal, "signzone", "-q", "-P", "-S", "-K", str(work / "keys"), "-o", ORIGIN,
                  "-n", str(workers), *(["-3", "-"] if n3 else []),
                  "-f", str(work / f"dnsseal.{mode}"), str(zone)],
                 work / f"dnsseal.{mode}",
             ),
             "dnssec-signzone": (
-                [need("dnssec-signzone"), "-q", "-S", "-K", str(work / "keys"), "-o", ORIGIN,
+                [need("dnssec-signzone"), "-q", "-P", "-S", "-K", str(work / "keys"), "-o", ORIGIN,
                  "-n", str(workers), *(["-3", "-", "-H", "0"] if n3 else []),
                  "-f", str(work / f"bind.{mode}"), str(zone)],
                 work / f"bind.{mode}",
@@ -367,7 +369,7 @@ def resign_bench(n: int, work: Path, workers: int, full: dict[str, float]) -> li
                 Path(f"{changed}.ledger").write_bytes(ledger)
             else:  # the same signatures, no snapshot
                 Path(f"{changed}.ledger").write_bytes(MAGIC + bytes(parts.digests))
-            argv = [sys.executable, "-m", "dnsseal.cli.main", "-v", "signzone", "-q", "-S",
+            argv = [sys.executable, "-m", "dnsseal.cli.main", "-v", "signzone", "-q", "-P", "-S",
                     "-K", str(work / "keys"), "-o", ORIGIN, "-n", str(workers), "-s", start,
                     "-e", end, *(["-3", "-"] if mode == "nsec3" else []), "-f", str(changed),
                     str(changed)]  # fmt: skip

@@ -15,8 +15,8 @@ signzone ``-n``; ldns-signzone has no threads (it is single-threaded: the table 
 dnsseal and dnssec-signzone verify their own output by default; both get ``-P`` here, as
 kzonesign and ldns-signzone do not verify, and every output is checked by ldns-verify-zone
 afterwards (outside the timing).  The tools run in ``--rounds`` alternating rounds
-(default 3, order rotated each round) and the median is reported, because this machine's other load drifts within minutes.  Each
-peer's configuration is printed with the results.
+(default 3, order rotated each round) and the median is reported, because this machine's
+other load drifts within minutes.  Each peer's configuration is printed with the results.
 
     .venv/bin/python benchmarks/sign_bench.py 100000
     .venv/bin/python benchmarks/sign_bench.py 2000 --workers 2 --keep /tmp/bench

@@ -21,10 +21,9 @@ from dnsseal import clock
 from dnsseal.cli.keycmds import (
     _TIME_OPTIONS,
     BindStyleCommand,
-    _check_order,
     _time_options,
+    _timings,
     _ttl,
-    _when,
     _zone_name,
 )
 from dnsseal.crypto import keystore, wire
@@ -70,25 +69,6 @@ def _pkcs11_store(location: str, option: str) -> Any:
         raise OptionError(option, "expected a PKCS#11 URI (pkcs11:token=...;object=...)")
     store = keystore.open_store(location)
     return store
-
-
-def _timings(
-    now: int, compat: bool, generate_only: bool, times: dict[str, str | None]
-) -> dict[str, int | None]:
-    timings: dict[str, int | None] = {}
-    if not compat:
-        timings["created"] = now
-        if not generate_only:
-            timings["publish"] = now
-            timings["activate"] = now
-    for flag, dest, attr, _ in _TIME_OPTIONS:
-        value = times.get(dest)
-        if value is not None:
-            if compat or generate_only:
-                raise OptionError(flag, "cannot set times with -C or -G")
-            timings[attr] = _when(flag, value, now)
-    _check_order(timings)
-    return timings
 
 
 def _write(

@@ -231,19 +231,7 @@ def keygen(
     keydir = KeyDirectory(directory)
     keydir.check()
 
-    timings: dict[str, int | None] = {}
-    if not compat:
-        timings["created"] = now
-        if not generate_only:
-            timings["publish"] = now
-            timings["activate"] = now
-        for flag, dest, attr, _ in _TIME_OPTIONS:
-            value = times.get(dest)
-            if value is not None:
-                if compat or generate_only:
-                    raise OptionError(flag, "cannot set times with -C or -G")
-                timings[attr] = _when(flag, value, now)
-    _check_order(timings)
+    timings = _timings(now, compat, generate_only, times)
 
     key = _generate(keydir, name, alg, bits, flags, _ttl("-L", ttl) if ttl else None,
                     KeyTimings(**timings), quiet, key_store)  # fmt: skip
@@ -345,6 +333,27 @@ def _check_key_store(location: str) -> None:
         keystore.open_store(location)
     except (InputError, KeyStoreError) as e:
         raise OptionError("--key-store", str(e)) from None
+
+
+def _timings(
+    now: int, compat: bool, generate_only: bool, times: dict[str, str | None]
+) -> dict[str, int | None]:
+    """A new key's timing metadata: Created (unless -C), Publish and Activate now (unless
+    -G), then the -P/-A/-I/-D/... options, which -C and -G refuse."""
+    timings: dict[str, int | None] = {}
+    if not compat:
+        timings["created"] = now
+        if not generate_only:
+            timings["publish"] = now
+            timings["activate"] = now
+    for flag, dest, attr, _ in _TIME_OPTIONS:
+        value = times.get(dest)
+        if value is not None:
+            if compat or generate_only:
+                raise OptionError(flag, "cannot set times with -C or -G")
+            timings[attr] = _when(flag, value, now)
+    _check_order(timings)
+    return timings
 
 
 def _check_order(timings: dict[str, int | None]) -> None:

@@ -25,8 +25,11 @@ from dnsseal.proto import wiretable
 from dnsseal.proto.engine import Engine, ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot, build
 from dnsseal.proto.wiretable import WireTable
+from dnsseal.server.service import AuthServer
+from dnsseal.server.zones import ZoneState
 from dnsseal.storage import atomic
 from dnsseal.storage.keydir import KeyDirectory
+from dnsseal.storage.serverconfig import ServerConfig, ZoneConfig
 
 from .test_udpfast import CHILD, PARENT
 
@@ -216,3 +219,34 @@ def test_stale_temps_are_looked_for_with_one_read_per_directory(
         atomic.replace(tmp_path / f"z{i:03d}.test.signed", b"x")
     assert len(reads) == 1  # was one per file
     assert not (tmp_path / dead).exists()
+
+
+def test_the_server_hands_the_engine_only_the_zones_that_changed(
+    entries_count: list[int],
+) -> None:
+    """What the signer does for each zone it brings up (automation._serve): set the
+    zone's ``served``, then ``swap_zones()``: only that zone is replaced."""
+    snaps = [_small(i) for i in range(N)]
+    states = {
+        s.origin.to_text(): ZoneState(ZoneConfig(s.origin.to_text(), Path("/nonexistent"), True))
+        for s in snaps
+    }
+    server = AuthServer(ServerConfig(listen=(), control=None, zones=()))
+    server.zones = states
+    server.swap_zones(everything=True)  # what a reload does: nothing served yet
+    assert server.engine.zones == {}
+    replaced: list[dns.name.Name] = []
+    real = server.engine.replace_zone
+
+    def counting(origin: dns.name.Name, served: ServedZone | None) -> None:
+        replaced.append(origin)
+        real(origin, served)
+
+    server.engine.replace_zone = counting  # type: ignore[method-assign]
+    for snap in snaps:
+        states[snap.origin.to_text()].served = ServedZone(snap)
+        server.swap_zones()
+    assert replaced == [s.origin for s in snaps]  # was every zone at every swap
+    assert entries_count[0] == N
+    assert set(server.engine.zones) == {s.origin for s in snaps}
+    _same(server.engine.wire, snaps)

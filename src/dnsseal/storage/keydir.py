@@ -97,9 +97,10 @@ class _Listing:
 
     Our own writes keep it current without a scan (:meth:`KeyDirectory.create` and
     :meth:`KeyDirectory.save` note them): the directory is checked unchanged just before
-    the write and its new mtime taken just after, so only a file another process writes
-    into the directory during those milliseconds would wait for the directory's next
-    change to be seen."""
+    the write and its new mtime taken just after.  The limit: a file another process
+    writes into the directory during one of our writes, or within the same tick of the
+    file system's clock as our last look (a few milliseconds: the mtime does not change
+    then), is seen at the directory's next change, not at once."""
 
     def __init__(self) -> None:
         self.mtime_ns = -1

@@ -117,11 +117,6 @@ class WireZone:
     nsec3_owners: list[Node] = field(default_factory=list)
 
 
-def wire_zones(snaps: Iterable[ZoneSnapshot]) -> dict[bytes, WireZone]:
-    """The zones keyed by the lower-case wire form of their origin."""
-    return {question_key(snap.origin): wire_zone(snap) for snap in snaps}
-
-
 def wire_zone(snap: ZoneSnapshot) -> WireZone:
     """One zone as the byte path needs it."""
     soa = rrset_wire(snap, snap.negative_soa[0], True)

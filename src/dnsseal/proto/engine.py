@@ -119,18 +119,32 @@ class Engine:
         zones: Mapping[dns.name.Name, ServedZone],
         keyring: Mapping[dns.name.Name, dns.tsig.Key] | None = None,
     ) -> None:
-        """Swap in a new zone set (and keyring); queries after this see only the new one."""
-        self.zones = dict(zones)
-        self.zone_keys = {name_key(n): z for n, z in self.zones.items()}
+        """Swap in a new zone set (and keyring); queries after this see only the new one.
+        Only the zones that changed are rebuilt (:meth:`replace_zone`); finding them costs
+        one comparison per zone."""
         if keyring is not None:
             self.keyring = dict(keyring)
             self._need_clock()
+        for origin in [o for o in self.zones if o not in zones]:
+            self.replace_zone(origin, None)
+        for origin, served in zones.items():
+            if self.zones.get(origin) is not served:
+                self.replace_zone(origin, served)
+
+    def replace_zone(self, origin: dns.name.Name, served: ServedZone | None) -> None:
+        """Serve ``served`` as the zone at ``origin`` (None: stop serving it).  Costs the
+        work of that zone, whatever the number of zones served."""
+        if served is None:
+            self.zones.pop(origin, None)
+            self.zone_keys.pop(name_key(origin), None)
+        else:
+            self.zones[origin] = served
+            self.zone_keys[name_key(origin)] = served
+        # The UDP thread reads udp_cache, then wire (whose dicts change in place here):
+        # the caches are emptied only once the table is complete, so an answer made from
+        # the old version of the zone can only land in a cache that is being dropped.
+        self.wire.replace_zone(origin, served.snapshot if served is not None else None)
         self.cache = {}
-        # The UDP thread reads udp_cache, then wire: the new table goes in before the empty
-        # cache, so an answer from the old table can only land in the old cache.
-        self.wire = WireTable(
-            (z.snapshot for z in self.zones.values()), self.stats.by_rcode, self.wire
-        )
         self.udp_cache = {}
 
     # -- entry point ----------------------------------------------------------------------

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import bisect
 import struct
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import dns.name
 import dns.rcode
@@ -115,25 +117,22 @@ class WireZone:
     nsec3_owners: list[Node] = field(default_factory=list)
 
 
-def wire_zones(snaps: Iterable[ZoneSnapshot]) -> dict[bytes, WireZone]:
-    """The zones keyed by the lower-case wire form of their origin."""
-    out = {}
-    for snap in snaps:
-        soa = rrset_wire(snap, snap.negative_soa[0], True)
-        soa_sig = _section(snap, snap.negative_soa)
-        out[question_key(snap.origin)] = WireZone(
-            snap,
-            len(snap.origin.labels),
-            bool(snap.cut_keys) or snap.has_dname,
-            snap.signed,
-            bool(snap.nsec_names),
-            soa,
-            soa_sig,
-            nsec_sort=[sort_key(k) for k in snap.nsec_keys] if snap.nsec_names else [],
-            nsec3_digests=[h.to_bytes(20, "big") for h in snap.nsec3_hashes],
-            nsec3_owners=[snap.nsec3_by_hash[h] for h in snap.nsec3_hashes],
-        )
-    return out
+def wire_zone(snap: ZoneSnapshot) -> WireZone:
+    """One zone as the byte path needs it."""
+    soa = rrset_wire(snap, snap.negative_soa[0], True)
+    soa_sig = _section(snap, snap.negative_soa)
+    return WireZone(
+        snap,
+        len(snap.origin.labels),
+        bool(snap.cut_keys) or snap.has_dname,
+        snap.signed,
+        bool(snap.nsec_names),
+        soa,
+        soa_sig,
+        nsec_sort=[sort_key(k) for k in snap.nsec_keys] if snap.nsec_names else [],
+        nsec3_digests=[h.to_bytes(20, "big") for h in snap.nsec3_hashes],
+        nsec3_owners=[snap.nsec3_by_hash[h] for h in snap.nsec3_hashes],
+    )
 
 
 def sort_key(canon: Key) -> bytes:
@@ -162,9 +161,18 @@ def _wire(node: Node, sigs: bool, rdtype: int, snap: ZoneSnapshot) -> tuple[byte
 
 
 class WireTable:
-    """The byte-level answer path over a set of zones (see the module docstring)."""
+    """The byte-level answer path over a set of zones (see the module docstring).
 
-    __slots__ = ("by_rcode", "exist", "names", "origins", "prefilled", "zones")
+    The zone set changes one zone at a time (:meth:`replace_zone`), in place: one zone
+    coming up, changing or going costs the work of that zone (and, when served zones nest,
+    of the zones above it), never a walk over every served zone.  The dicts the C datagram
+    loop reads (``names``, ``exist``) are the same objects for the table's whole life;
+    every change to them is one dict operation, so a reader sees each entry whole, from the
+    old version of a zone or the new one.  The engine empties its response caches only
+    after a change is complete (:meth:`dnsseal.proto.engine.Engine.replace_zone`), so an
+    answer made from an old entry can only land in a cache that is dropped."""
+
+    __slots__ = ("_below", "_lock", "by_rcode", "exist", "names", "prefilled", "rebuilt", "zones")
 
     def __init__(
         self,
@@ -175,21 +183,24 @@ class WireTable:
         """``by_rcode``: the counter (rcode -> answers) this path adds to.  ``previous``:
         the table this one replaces; the zones whose snapshot did not change keep their
         entries (and names) instead of being walked again."""
-        snaps = list(snaps)
-        origins = frozenset(question_key(s.origin) for s in snaps)
+        by_origin = {question_key(s.origin): s for s in snaps}
         # Reused only over the same set of zones: a zone added below another takes names.
-        same = previous is not None and previous.origins == origins
+        same = previous is not None and previous.zones.keys() == by_origin.keys()
         old = previous.prefilled if previous is not None and same else {}
-        self.origins: frozenset[bytes] = origins
+        # Lower-case wire name -> served zones strictly below it (for every proper suffix
+        # of every origin): whether a zone's names can lie inside a deeper zone.
+        self._below: dict[bytes, int] = {}
+        for key in by_origin:
+            self._count_below(key, 1)
+        # A zone's share of the table by id of its current snapshot (see Prefilled).
         self.prefilled: dict[int, Prefilled] = {}
-        zones = {}
-        for key, wz in wire_zones(s for s in snaps if id(s) not in old).items():
-            zones[key] = wz
-        for snap in snaps:
+        self.rebuilt = 0  # zones whose entries were computed (kept ones are not counted)
+        self._lock = threading.Lock()  # one writer of names at a time (see _find)
+        zones: dict[bytes, WireZone] = {}
+        for key, snap in by_origin.items():
             kept = old.get(id(snap))
-            if kept is not None and kept[0] is snap:
-                zones[question_key(snap.origin)] = kept[1]
-        self.zones: Mapping[bytes, WireZone] = zones
+            zones[key] = kept[1] if kept is not None and kept[0] is snap else wire_zone(snap)
+        self.zones: dict[bytes, WireZone] = zones
         # Lower-case question name -> (zone, node) for every name holding data with no
         # delegation or DNAME above it (what _find would remember on the first ask), made
         # once per snapshot: the UDP loop answers these names without the Python path.
@@ -200,14 +211,104 @@ class WireTable:
         self.exist: dict[bytes, WireZone | None] = {}
         for wz in sorted(zones.values(), key=lambda z: z.depth):
             kept = old.get(id(wz.snap))
-            if kept is not None and kept[1] is wz:
-                entries = kept
-            else:
-                entries = (wz.snap, wz, *_entries_of(wz, zones))
+            entries = kept if kept is not None and kept[1] is wz else self._entries(wz)
             self.prefilled[id(wz.snap)] = entries
             self.names.update(entries[2])
             self.exist.update(entries[3])
         self.by_rcode = by_rcode
+
+    def replace_zone(self, origin: dns.name.Name, snap: ZoneSnapshot | None) -> None:
+        """Serve ``snap`` as the zone at ``origin`` (None: stop serving that zone), in
+        place.  The work is that zone's names and, only when it is added below or removed
+        from under another served zone, the names of the zones above it."""
+        key = question_key(origin)
+        current = self.zones.get(key)
+        if current is not None and snap is not None and current.snap is snap:
+            return
+        old: Prefilled | None = None
+        if current is not None:
+            old = self.prefilled.get(id(current.snap))
+        added = current is None and snap is not None
+        removed = current is not None and snap is None
+        if added:
+            self._count_below(key, 1)
+        new: Prefilled | None = None
+        if snap is not None:
+            wz = wire_zone(snap)
+            new = self._entries(wz)
+        with self._lock:
+            if new is not None:
+                self.zones[key] = new[1]
+                self.prefilled[id(new[0])] = new
+            else:
+                self.zones.pop(key, None)
+            if old is not None:
+                self.prefilled.pop(id(old[0]), None)
+            self._merge(key, old, new)
+        if removed:
+            self._count_below(key, -1)
+        if added or removed:
+            # The zones above this one: their names inside it change hands.
+            for start in _label_starts(key)[1:]:
+                above = self.zones.get(key[start:])
+                if above is None:
+                    continue
+                before = self.prefilled.get(id(above.snap))
+                again = self._entries(above)
+                with self._lock:
+                    self.prefilled[id(above.snap)] = again
+                    self._merge(key[start:], before, again)
+
+    def _entries(self, wz: WireZone) -> Prefilled:
+        """``wz``'s share of the table (its names inside deeper zones left to those)."""
+        self.rebuilt += 1
+        below = bool(self._below.get(question_key(wz.snap.origin)))
+        return (wz.snap, wz, *_entries_of(wz, self.zones if below else {}))
+
+    def _count_below(self, key: bytes, step: int) -> None:
+        below = self._below
+        for start in _label_starts(key)[1:]:
+            suffix = key[start:]
+            n = below.get(suffix, 0) + step
+            if n:
+                below[suffix] = n
+            else:
+                below.pop(suffix, None)
+
+    def _merge(self, key: bytes, old: Prefilled | None, new: Prefilled | None) -> None:
+        """Put a zone's new entries in ``names`` and ``exist`` in place of its old ones
+        (the caller holds the lock).  Each change is one dict operation; entries are
+        added or overwritten before the ones that went are deleted."""
+        nested = bool(self._below.get(key)) or any(
+            key[s:] in self.zones for s in _label_starts(key)[1:]
+        )
+        tables: tuple[tuple[int, dict[bytes, Any]], ...] = ((2, self.names), (3, self.exist))
+        for index, table in tables:
+            before: dict[bytes, Any] = old[index] if old is not None else {}  # type: ignore[assignment]
+            after: dict[bytes, Any] = new[index] if new is not None else {}  # type: ignore[assignment]
+            if not nested:
+                table.update(after)
+                for name in before:
+                    if name not in after:
+                        table.pop(name, None)
+                continue
+            for name in {*before, *after}:
+                self._settle(table, index, name)
+
+    def _settle(self, table: dict[bytes, Any], index: int, name: bytes) -> None:
+        """``table[name]`` from the deepest served zone whose entries hold ``name``."""
+        for start in _label_starts(name):
+            wz = self.zones.get(name[start:])
+            if wz is None:
+                continue
+            entries = self.prefilled.get(id(wz.snap))
+            if entries is None:
+                continue
+            share: dict[bytes, Any] = entries[index]  # type: ignore[assignment]
+            if name in share:
+                table[name] = share[name]
+                return
+        table.pop(name, None)
 
     def answer(self, wire: bytes, tcp: bool, our_payload: int) -> bytes | None:
         """The response to ``wire``, or None when the general path must answer.
@@ -351,7 +452,12 @@ class WireTable:
                         return None
         if node is not None:
             if b"\x00" not in lname[:-1]:
-                self.names[lname] = names_entry(wz, node)
+                # Only while ``wz`` is still served: a zone replaced in the meantime (by
+                # the event loop, while this runs in the UDP thread) must not get an old
+                # entry back.  The lock makes the check and the store one step.
+                with self._lock:
+                    if self.zones.get(question_key(snap.origin)) is wz:
+                        self.names[lname] = names_entry(wz, node)
             got = self._positive(wz, node, qtype, do)
             if got is not None:
                 return got
@@ -423,6 +529,7 @@ def _entries_of(
 ) -> tuple[dict[bytes, Names], dict[bytes, WireZone | None]]:
     """One zone's ``names`` and ``exist`` entries.
 
+    ``zones``: the served zones, or nothing when none is below ``wz``.
     ``names``: each owner that :meth:`WireTable._find` would remember when first asked (the
     zone is the deepest served one above it, no delegation at or above it and no DNAME
     above it below the origin; no zero octet inside a label).  ``exist``: every owner and
@@ -435,14 +542,13 @@ def _entries_of(
     dnames = (
         {k for k, node in snap.by_key.items() if DNAME in node.rrsets} if snap.has_dname else set()
     )
-    deeper = {question_key_of(k) for k in _origin_keys(zones) if len(k) > o}
     names: dict[bytes, Names] = {}
     exist: dict[bytes, WireZone | None] = {}
     for key in (*by_key, *ents):
         nl = len(key)
         node = by_key.get(key)
         lname = question_key_of(key)
-        inside = bool(deeper) and any(lname[i:] in deeper for i in _label_starts(lname)[: nl - o])
+        inside = bool(zones) and any(lname[i:] in zones for i in _label_starts(lname)[: nl - o])
         cut_above = wz.walk and any(key[nl - d :] in cuts for d in range(o + 1, nl + 1))
         missing_above = wz.walk and any(
             key[nl - d :] not in by_key and key[nl - d :] not in ents for d in range(o + 1, nl)
@@ -455,10 +561,6 @@ def _entries_of(
         if node is not None and plain and b"\x00" not in lname[:-1]:
             names[lname] = names_entry(wz, node)
     return names, exist
-
-
-def _origin_keys(zones: Mapping[bytes, WireZone]) -> list[Key]:
-    return [_key_of(k) for k in zones]
 
 
 def _label_starts(lname: bytes) -> list[int]:

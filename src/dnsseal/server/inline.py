@@ -258,7 +258,7 @@ class InlineZone:
         """A key this zone was signed with must still have its files: never replace it."""
         have = {canonical.rdata_wire(k.dnskey()) for k in keys} | self.offline.keyset_rdatas()
         missing = []
-        for f in sorted(self.key_dir.glob(f"K{self.name}+*.state")):
+        for f in self.keydir.files(self.origin, ".state"):  # indexed: not a directory scan
             if not f.with_suffix(".key").exists():
                 missing.append(f"{f.with_suffix('.key').name} (its .state file is there)")
         if self.signed is not None and self.unsigned is not None:

@@ -111,6 +111,7 @@ class AuthServer:
             self.history = JournalHistory(config.state_dir, writer=not worker)
             self.engine.older_versions = self.history.ixfr
         self.zones: dict[str, ZoneState] = dict(zones or {})
+        self._unswapped: dict[str, ZoneState] = {}  # served set since the last swap
         self.started_at = 0
         self.reloads = 0
         self._udp: list[UdpListener] = []
@@ -332,7 +333,7 @@ class AuthServer:
                     if task is not None:
                         task.cancel()
             self.zones = states
-            self.swap_zones()
+            self.swap_zones(everything=True)
             self.engine.udp_payload = self.config.udp_payload
             for state in inline:
                 try:
@@ -357,20 +358,43 @@ class AuthServer:
                     self._spawn(self.notify(state.name))
             return problems
 
-    def swap_zones(self) -> None:
-        """Serve the current version of every zone (and the current TSIG keys)."""
-        served: dict[dns.name.Name, ServedZone] = {}
-        for state in self.zones.values():
-            if state.served is not None:
-                served[state.served.snapshot.origin] = state.served
-        self.engine.set_zones(served, keyring_of(self.config))
+    def swap_zones(self, everything: bool = False) -> None:
+        """Serve the current version of every zone whose ``served`` was set since the last
+        swap: each costs its own work, not the number of zones.  ``everything`` (after a
+        reload replaced the zone set or the config): the whole zone set and the TSIG keys,
+        at one comparison per zone for the zones that did not change."""
+        if everything:
+            self._unswapped = {}
+            served: dict[dns.name.Name, ServedZone] = {}
+            for state in self.zones.values():
+                state.on_served = self._note_served
+                if state.served is not None:
+                    served[state.served.snapshot.origin] = state.served
+            self.engine.set_zones(served, keyring_of(self.config))
+            changed = list(self.zones.values())
+        else:
+            changed, self._unswapped = list(self._unswapped.values()), {}
+            for state in changed:
+                if self.zones.get(state.name) is not state:
+                    continue  # no longer configured: the reload that dropped it swapped
+                served_now = state.served
+                origin = (
+                    served_now.snapshot.origin
+                    if served_now is not None
+                    else dns.name.from_text(state.name)
+                )
+                self.engine.replace_zone(origin, served_now)
         if self.links is not None:
-            self._push_inline()
+            self._push_inline(changed)
 
-    def _push_inline(self) -> None:
-        """Send the workers every inline-signed zone version they do not serve yet."""
+    def _note_served(self, state: ZoneState) -> None:
+        self._unswapped[state.name] = state
+
+    def _push_inline(self, states: list[ZoneState]) -> None:
+        """Send the workers every version of ``states`` (inline-signed) they do not serve
+        yet."""
         assert self.links is not None
-        for state in self.zones.values():
+        for state in states:
             inline, served = state.inline, state.served
             if inline is None or served is None or inline.signed is None:
                 continue

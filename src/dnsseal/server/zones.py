@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,7 @@ class ZoneState:
     """What the server knows about one zone between reloads."""
 
     config: ZoneConfig
-    served: ServedZone | None = None
+    _served: ServedZone | None = None  # the version served (see ``served``)
     signature: tuple[int, int] | None = None
     loaded_at: int = 0
     error: str | None = None
@@ -53,10 +54,24 @@ class ZoneState:
     parent_log: list[str] = field(default_factory=list)  # checkds: per agent, DS expected/seen
     secondary: Secondary | None = None  # zones with primaries: server.xfrin (bump in the wire)
     frozen: bool = False  # `dnsseal ctl freeze`: dynamic updates refused until thawed
+    # Called with this state whenever ``served`` is set: the server notes which zones to
+    # hand to the engine at its next swap, so a swap costs the zones that changed.
+    on_served: Callable[[ZoneState], None] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def served(self) -> ServedZone | None:
+        """The version to serve (with its IXFR history and transfer ACL)."""
+        return self._served
+
+    @served.setter
+    def served(self, value: ServedZone | None) -> None:
+        self._served = value
+        if self.on_served is not None:
+            self.on_served(self)
 
 
 def keyring_of(config: ServerConfig) -> dict[dns.name.Name, dns.tsig.Key]:

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 # Temp files named before the PID was part of the name count as stale after this long.
 UNNAMED_STALE_AFTER = 3600
 _cleaned: set[Path] = set()  # outputs this process has cleaned up after (once each)
+# Temp files seen in a directory (read once per process) by the output name they may be
+# for: ``.NAME.PID.XXXXXXXX.tmp`` under every NAME its dots allow
+_temps: dict[Path, dict[str, list[os.DirEntry[str]]]] = {}
 
 
 def temp_prefix(path: Path) -> str:
@@ -47,20 +50,35 @@ def _alive(pid: int) -> bool:
 def remove_stale_temps(path: Path) -> list[Path]:
     """Delete the temp files of ``path`` that writers killed on the way left behind: those
     whose process is gone (and, from before the PID was in the name, those untouched for
-    :data:`UNNAMED_STALE_AFTER` seconds).  Runs once per output and process (later leftovers
-    can only come from a later crash).  Returns the files removed; never raises."""
+    :data:`UNNAMED_STALE_AFTER` seconds).  Runs once per output and process, on one read of
+    the directory per process (leftovers of a crash after that read are the next process's
+    to remove).  Returns the files removed; never raises."""
     path = Path(os.path.abspath(path))
     if path in _cleaned:
         return []
     _cleaned.add(path)
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.tmp\Z")
     removed: list[Path] = []
-    try:
-        entries = list(os.scandir(path.parent))
-    except OSError:
-        return removed
+    # The directory is read once per process: thousands of outputs in one directory (zones'
+    # signed copies, key files) then cost one scan, not one each.
+    temps = _temps.get(path.parent)
+    if temps is None:
+        temps = {}
+        try:
+            with os.scandir(path.parent) as scan:
+                for entry in scan:
+                    name = entry.name
+                    if not (name.startswith(".") and name.endswith(".tmp")):
+                        continue
+                    dot = name.find(".", 1)
+                    while dot != -1:  # NAME may hold dots: under each possible NAME
+                        temps.setdefault(name[1:dot], []).append(entry)
+                        dot = name.find(".", dot + 1)
+        except OSError:
+            return removed
+        _temps[path.parent] = temps
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.tmp\Z")
     now = clock.now()
-    for entry in entries:
+    for entry in temps.pop(path.name, ()):
         m = pattern.match(entry.name)
         if m is None:
             continue

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import stat
+import threading
 from pathlib import Path
 
 import dns.name
@@ -89,11 +90,90 @@ def _check_private_mode(path: Path) -> None:
         )
 
 
+class _Listing:
+    """The ``K*`` file names of one directory by the zone their name starts with, read once
+    and read again only when the directory changed (its mtime), so finding one zone's keys
+    among thousands of zones' files costs that zone's files, not a scan of all of them.
+
+    Our own writes keep it current without a scan (:meth:`KeyDirectory.create` and
+    :meth:`KeyDirectory.save` note them): the directory is checked unchanged just before
+    the write and its new mtime taken just after.  The limit: a file another process
+    writes into the directory during one of our writes, or within the same tick of the
+    file system's clock as our last look (a few milliseconds: the mtime does not change
+    then), is seen at the directory's next change, not at once."""
+
+    def __init__(self) -> None:
+        self.mtime_ns = -1
+        self.by_prefix: dict[str, set[str]] = {}  # "K<zone>+" -> file names
+        self.scans = 0  # full reads of the directory (tests count them)
+        # Held from the check before a write of ours to the note after it, and around
+        # every look: threads of one process never lose each other's files.
+        self.lock = threading.RLock()
+
+    def fresh(self, path: Path) -> _Listing:
+        """This listing, read again if the directory changed since."""
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            self.mtime_ns, self.by_prefix = -1, {}
+            return self
+        if mtime != self.mtime_ns:
+            self.by_prefix = {}
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    self._add(entry.name)
+            self.mtime_ns = mtime
+            self.scans += 1
+        return self
+
+    def _add(self, name: str) -> None:
+        if not name.startswith("K"):
+            return
+        # Under every "K<text>+" prefix of the name: what glob("K<zone>+*") matches.
+        plus = name.find("+")
+        while plus != -1:
+            self.by_prefix.setdefault(name[: plus + 1], set()).add(name)
+            plus = name.find("+", plus + 1)
+
+    def noted(self, path: Path, before: int, names: list[str]) -> None:
+        """Our write of ``names`` is done; ``before``: the mtime the directory had just
+        before it (when that was not the listing's, the next look reads it again)."""
+        if before != self.mtime_ns:
+            return
+        for name in names:
+            self._add(name)
+        try:
+            self.mtime_ns = path.stat().st_mtime_ns
+        except OSError:
+            self.mtime_ns = -1
+
+    def files(self, prefix: str, suffix: str) -> list[str]:
+        return sorted(n for n in self.by_prefix.get(prefix, ()) if n.endswith(suffix))
+
+
+_listings: dict[Path, _Listing] = {}
+
+
+def _listing(path: Path) -> _Listing:
+    key = Path(os.path.abspath(path))
+    got = _listings.get(key)
+    if got is None:
+        got = _listings[key] = _Listing()
+    return got
+
+
 class KeyDirectory:
     """The keys of one directory."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+
+    def files(self, zone: dns.name.Name, suffix: str) -> list[Path]:
+        """The files ``K<zone>+*<suffix>`` here (what glob would find), sorted."""
+        listing = _listing(self.path)
+        with listing.lock:
+            names = listing.fresh(self.path).files(f"K{zone_file_text(zone)}+", suffix)
+        return [self.path / n for n in names]
 
     def check(self) -> None:
         if not self.path.is_dir():
@@ -105,9 +185,12 @@ class KeyDirectory:
     def keys(self, zone: dns.name.Name | None = None) -> list[Key]:
         """Every key in the directory (for ``zone`` only, when given), sorted by basename."""
         self.check()
-        pattern = f"K{zone_file_text(zone)}+*.key" if zone is not None else "K*.key"
+        if zone is not None:
+            found = self.files(zone, ".key")
+        else:
+            found = sorted(self.path.glob("K*.key"))
         out = []
-        for f in sorted(self.path.glob(pattern)):
+        for f in found:
             k = load_key(f)
             if zone is None or k.zone == zone:
                 out.append(k)
@@ -137,17 +220,23 @@ class KeyDirectory:
             if self.file(key, suffix).exists():
                 raise KeyExists(f"{self.file(key, suffix)}: already exists; refusing to overwrite")
         done: list[Path] = []
-        try:
-            # The private file first: a .key without its .private is a broken key.
-            for suffix, text, mode in sorted(files, key=lambda f: f[0] != ".private"):
-                target = self.file(key, suffix)
-                atomic.create(target, text.encode(), mode)
-                done.append(target)
-        except BaseException:
-            for p in done:
-                with contextlib.suppress(OSError):
-                    p.unlink()
-            raise
+        listing = _listing(self.path)
+        with listing.lock:
+            before = listing.fresh(self.path).mtime_ns
+            try:
+                # The private file first: a .key without its .private is a broken key.
+                for suffix, text, mode in sorted(files, key=lambda f: f[0] != ".private"):
+                    target = self.file(key, suffix)
+                    atomic.create(target, text.encode(), mode)
+                    done.append(target)
+            except BaseException:
+                for p in done:
+                    with contextlib.suppress(OSError):
+                        p.unlink()
+                done.clear()
+                raise
+            finally:
+                listing.noted(self.path, before, [p.name for p in done])
 
     def save(self, key: Key, *, write_state: bool | None = None) -> list[Path]:
         """Rewrite an existing key's metadata (timings, state), each file atomically.
@@ -159,7 +248,17 @@ class KeyDirectory:
         keyfile = self.file(key, ".key")
         if not keyfile.exists():
             raise KeyNotFound(f"{keyfile}: no such key")
-        written = []
+        written: list[Path] = []
+        listing = _listing(self.path)
+        with listing.lock:
+            before = listing.fresh(self.path).mtime_ns
+            try:
+                self._save(key, keyfile, write_state, written)
+            finally:
+                listing.noted(self.path, before, [])
+        return written
+
+    def _save(self, key: Key, keyfile: Path, write_state: bool | None, written: list[Path]) -> None:
         atomic.replace(keyfile, bindfmt.format_key(key).encode())
         written.append(keyfile)
         if key.private is not None:
@@ -170,7 +269,6 @@ class KeyDirectory:
         if write_state or (write_state is None and sf.exists()):
             atomic.replace(sf, bindfmt.format_state(key).encode())
             written.append(sf)
-        return written
 
 
 __all__ = ["KeyDirectory", "KeyExists", "load_key", "split_keyfile_name"]

@@ -1,0 +1,252 @@
+"""Bringing many zones up costs each zone's own work (issue #15).
+
+Counted, never timed: how often one zone's answer-table entries are computed
+(``wiretable._entries_of``), how often the shared key directory is read, how often a
+directory is read for stale temp files.  Before the fix each zone coming up rebuilt every
+served zone's entries (N zones: N(N+1)/2 computations) and read the whole key directory.
+The in-place table must stay exactly what a table built at once over the same zones is,
+including zones nested in each other, added and removed in any order.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.name
+import dns.zone
+import pytest
+
+from dnsseal.proto import wiretable
+from dnsseal.proto.engine import Engine, ServedZone
+from dnsseal.proto.snapshot import ZoneSnapshot, build
+from dnsseal.proto.wiretable import WireTable
+from dnsseal.server.service import AuthServer
+from dnsseal.server.zones import ZoneState
+from dnsseal.storage import atomic
+from dnsseal.storage.keydir import KeyDirectory
+from dnsseal.storage.serverconfig import ServerConfig, ZoneConfig
+
+from .test_udpfast import CHILD, PARENT
+
+N = 60
+
+
+def _small(i: int, serial: int = 1) -> ZoneSnapshot:
+    origin = f"z{i:03d}.test."
+    text = f"""
+$ORIGIN {origin}
+$TTL 300
+@     SOA ns hostmaster {serial} 3600 600 86400 300
+@     NS ns
+ns    A 192.0.2.1
+www   A 192.0.2.{serial % 250 + 2}
+a.b   TXT "x"
+"""
+    return build(dns.zone.from_text(text, origin, relativize=False))
+
+
+@pytest.fixture
+def entries_count(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """How many times one zone's entries were computed."""
+    calls = [0]
+    real = wiretable._entries_of
+
+    def counting(*args: Any) -> Any:
+        calls[0] += 1
+        return real(*args)
+
+    monkeypatch.setattr(wiretable, "_entries_of", counting)
+    yield calls
+
+
+def _same(table: WireTable, snaps: list[ZoneSnapshot]) -> None:
+    """``table`` holds what a table made at once over ``snaps`` holds."""
+    fresh = WireTable(snaps, {})
+    assert table.names.keys() == fresh.names.keys()
+    for key, entry in fresh.names.items():
+        got = table.names[key]
+        assert got[0].snap is entry[0].snap
+        assert all(a is b for a, b in zip(got[1:], entry[1:], strict=True))
+    assert table.exist.keys() == fresh.exist.keys()
+    for key, wz in fresh.exist.items():
+        mine = table.exist[key]
+        assert (mine.snap if mine else None) is (wz.snap if wz else None), key
+    assert {k: z.snap for k, z in table.zones.items()} == {
+        k: z.snap for k, z in fresh.zones.items()
+    }
+
+
+def test_zones_coming_up_one_by_one_build_each_zone_once(entries_count: list[int]) -> None:
+    engine = Engine()
+    snaps = [_small(i) for i in range(N)]
+    served: dict[dns.name.Name, ServedZone] = {}
+    for snap in snaps:  # what the server did: the whole set again after each zone
+        served[snap.origin] = ServedZone(snap)
+        engine.set_zones(dict(served))
+    assert entries_count[0] == N  # was N * (N + 1) / 2
+    _same(engine.wire, snaps)
+    entries_count[0] = 0
+    for i in range(N):  # the per-zone path the server takes now
+        engine.replace_zone(snaps[i].origin, ServedZone(snaps[i]))  # unchanged: nothing
+    assert entries_count[0] == 0
+    changed = _small(7, serial=2)
+    engine.replace_zone(changed.origin, ServedZone(changed))
+    assert entries_count[0] == 1
+    snaps[7] = changed
+    _same(engine.wire, snaps)
+    entries_count[0] = 0
+    engine.replace_zone(snaps[3].origin, None)
+    assert entries_count[0] == 0
+    _same(engine.wire, snaps[:3] + snaps[4:])
+
+
+def test_a_change_empties_the_response_caches_after_the_table_is_complete() -> None:
+    snaps = [_small(i) for i in range(3)]
+    engine = Engine({s.origin: ServedZone(s) for s in snaps})
+    names, exist, udp_cache = engine.wire.names, engine.wire.exist, engine.udp_cache
+    udp_cache[b"q"] = b"r"
+    engine.cache[(False, b"q")] = b"r"
+    changed = _small(1, serial=5)
+    engine.replace_zone(changed.origin, ServedZone(changed))
+    # The C loop keeps reading the same dicts; the caches are new and empty.
+    assert engine.wire.names is names and engine.wire.exist is exist
+    assert engine.udp_cache == {} and engine.udp_cache is not udp_cache
+    assert engine.cache == {}
+    assert engine.zones[changed.origin].snapshot is changed
+
+
+def test_nested_zones_in_any_order_match_a_table_made_at_once(
+    entries_count: list[int],
+) -> None:
+    parent = build(dns.zone.from_text(PARENT, "example.", relativize=False))
+    child = build(dns.zone.from_text(CHILD, "child.example.", relativize=False))
+    other = _small(1)
+    rng = random.Random(15)
+    for _ in range(20):
+        pool = [parent, child, other]
+        rng.shuffle(pool)
+        table = WireTable([], {})
+        live: list[ZoneSnapshot] = []
+        for snap in pool:
+            table.replace_zone(snap.origin, snap)
+            live.append(snap)
+            _same(table, live)
+        for snap in rng.sample(pool, 2):
+            table.replace_zone(snap.origin, None)
+            live.remove(snap)
+            _same(table, live)
+    # Adding a zone below another rebuilds the one above (its names inside change hands)
+    # and nothing else.
+    table = WireTable([parent, other], {})
+    entries_count[0] = 0
+    table.replace_zone(child.origin, child)
+    assert entries_count[0] == 2
+
+
+def test_the_byte_path_never_remembers_a_replaced_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    snap = _small(1)
+    table = WireTable([snap], {})
+    stale = table.zones[wiretable.question_key(snap.origin)]
+    table.names.clear()
+    real = wiretable._name_key
+
+    def replaced_meanwhile(*args: Any) -> Any:
+        # The event loop replaces the zone while the UDP thread is answering from the old
+        # version (after it found the zone, before it remembers the name).
+        table.replace_zone(snap.origin, _small(1, serial=2))
+        return real(*args)
+
+    monkeypatch.setattr(wiretable, "_name_key", replaced_meanwhile)
+    table.answer(dns.message.make_query("www.z001.test.", "A").to_wire(), False, 1232)
+    assert table.names  # the new version's entries
+    assert all(e[0] is not stale for e in table.names.values())
+
+
+def test_the_key_directory_is_read_once_for_many_zones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keydir = tmp_path / "keys"
+    keydir.mkdir()
+    zones = [dns.name.from_text(f"z{i:03d}.test.") for i in range(N)]
+    for i, zone in enumerate(zones):  # other zones' files, as BIND names them
+        for suffix in (".key", ".private", ".state"):
+            (keydir / f"K{zone.to_text()}+013+{10000 + i:05d}{suffix}").write_text("")
+    (keydir / "Kz000.test.+junk.key").write_text("")  # what glob("Kz000.test.+*") finds
+    reads: list[str] = []
+    real = os.scandir
+
+    def counting(path: Any = ".") -> Any:
+        if Path(path) == keydir:
+            reads.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    kd = KeyDirectory(keydir)
+    for i, zone in enumerate(zones):
+        found = [p.name for p in kd.files(zone, ".key")]
+        want = [f"K{zone.to_text()}+013+{10000 + i:05d}.key"]
+        if i == 0:
+            want = sorted([*want, "Kz000.test.+junk.key"])
+        assert found == want
+    assert len(reads) == 1  # was one per zone
+    # A file another process writes is seen once the directory changed.
+    os.utime(keydir, ns=(1, 1))
+    (keydir / f"K{zones[5].to_text()}+013+00005.key").write_text("")
+    assert len(kd.files(zones[5], ".key")) == 2
+    assert len(reads) == 2
+
+
+def test_stale_temps_are_looked_for_with_one_read_per_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead = ".z007.test.signed.999999999.abcdefgh.tmp"  # no such process
+    (tmp_path / dead).write_text("")
+    reads: list[str] = []
+    real = os.scandir
+
+    def counting(path: Any = ".") -> Any:
+        if Path(path) == tmp_path:
+            reads.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    for i in range(N):
+        atomic.replace(tmp_path / f"z{i:03d}.test.signed", b"x")
+    assert len(reads) == 1  # was one per file
+    assert not (tmp_path / dead).exists()
+
+
+def test_the_server_hands_the_engine_only_the_zones_that_changed(
+    entries_count: list[int],
+) -> None:
+    """What the signer does for each zone it brings up (automation._serve): set the
+    zone's ``served``, then ``swap_zones()``: only that zone is replaced."""
+    snaps = [_small(i) for i in range(N)]
+    states = {
+        s.origin.to_text(): ZoneState(ZoneConfig(s.origin.to_text(), Path("/nonexistent"), True))
+        for s in snaps
+    }
+    server = AuthServer(ServerConfig(listen=(), control=None, zones=()))
+    server.zones = states
+    server.swap_zones(everything=True)  # what a reload does: nothing served yet
+    assert server.engine.zones == {}
+    replaced: list[dns.name.Name] = []
+    real = server.engine.replace_zone
+
+    def counting(origin: dns.name.Name, served: ServedZone | None) -> None:
+        replaced.append(origin)
+        real(origin, served)
+
+    server.engine.replace_zone = counting  # type: ignore[method-assign]
+    for snap in snaps:
+        states[snap.origin.to_text()].served = ServedZone(snap)
+        server.swap_zones()
+    assert replaced == [s.origin for s in snaps]  # was every zone at every swap
+    assert entries_count[0] == N
+    assert set(server.engine.zones) == {s.origin for s in snaps}
+    _same(server.engine.wire, snaps)

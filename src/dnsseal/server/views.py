@@ -357,6 +357,9 @@ def next_step(state: ZoneState, now: int) -> str:
             f"remove DS {tag} from the parent, then "
             f"`dnsseal ctl dnssec -checkds -key {tag} withdrawn {zone}`"
         )
+    offline = inline.offline.status if inline is not None else None
+    if offline is not None and "skr-horizon" in offline:
+        return f"{offline} (`dnsseal ksr import`, then `dnsseal ctl loadkeys {zone}`)"
     plan = inline.plan if inline is not None else None
     if plan is not None and plan.next_event is not None:
         return f"nothing; the next key event is at {iso_time(plan.next_event)}"
@@ -395,6 +398,8 @@ def zone_view(server: AuthServer, zone: str, now: int) -> dict[str, Any]:
             {
                 "source-serial": inline.unsigned.soa().serial if inline.unsigned else None,
                 "source-problem": inline.source_problem,
+                # offline-KSK zones: the signed key response's state (None otherwise)
+                "offline-ksk": inline.offline.status,
                 "signed-serial": inline.signed.soa().serial if inline.signed else None,
                 "last-signed": inline.last_signed,
                 "next-signing": inline.next_resign,

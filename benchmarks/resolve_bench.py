@@ -34,7 +34,6 @@ import argparse
 import os
 import random
 import re
-import shutil
 import socket
 import statistics
 import struct
@@ -45,6 +44,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchpeers import free_port, tool
 
 ROOT = Path(__file__).resolve().parent.parent
 SOA = "@ 3600 IN SOA ns.bench. hostmaster.bench. 1 3600 600 86400 300\n"
@@ -60,31 +61,10 @@ WARM = [
 ]
 
 
-def tool(name: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
-    if path is None:
-        sys.exit(f"{name} is not installed (make system-deps)")
-    return path
-
-
 def run(*argv: str | Path, cwd: Path | None = None) -> str:
     args = [str(a) for a in argv]
     args[0] = tool(args[0])
     return subprocess.run(args, cwd=cwd, check=True, capture_output=True, text=True).stdout
-
-
-def free_port() -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = int(t.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port")
 
 
 # --- the hierarchy ----------------------------------------------------------------------

@@ -36,7 +36,6 @@ import math
 import os
 import random
 import re
-import shutil
 import socket
 import statistics
 import string
@@ -49,31 +48,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchpeers import free_port, tool
+
 ROOT = Path(__file__).resolve().parent.parent
 DNSSEAL = ROOT / ".venv" / "bin" / "dnsseal"
 ORIGIN = "bench.example."
 TYPES = ("A", "AAAA", "TXT", "MX")
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
-    if path is None:
-        sys.exit(f"{name} is not installed (make system-deps)")
-    return path
-
-
-def free_port() -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = int(t.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def make_zone(hosts: int) -> str:

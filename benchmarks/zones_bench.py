@@ -37,38 +37,18 @@ import socket
 import statistics
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchpeers import free_port, tool
+
 ROOT = Path(__file__).resolve().parent.parent
 DNSSEAL = ROOT / ".venv" / "bin" / "dnsseal"
 NAMES_PER_ZONE = 5
 SOA, RRSIG = 6, 46
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
-    if path is None:
-        sys.exit(f"{name} is not installed (make system-deps)")
-    return path
-
-
-def free_port() -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = int(t.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def zone_names(n: int) -> list[str]:

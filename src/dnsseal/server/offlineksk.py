@@ -56,6 +56,7 @@ class ResponseKeys:
         self.file_sig: tuple[int, int] | None = None
         self.bundle: ksr.Bundle | None = None
         self.status: str | None = None
+        self.running_out = False  # the response ends within skr-horizon (status warns)
 
     def load(self) -> list[ksr.Bundle]:
         """The response (read again when the file changed), checked like ``ksr validate``.
@@ -119,7 +120,8 @@ class ResponseKeys:
 
     def _horizon(self, horizon: int, end: int, now: int) -> None:
         status = f"signed key response until {format_human_time(end)}"
-        if end - now < horizon:
+        self.running_out = end - now < horizon
+        if self.running_out:
             status = (
                 f"warning: the signed key response ends at {format_human_time(end)}, "
                 f"within skr-horizon {format_duration(horizon)}: import the next one"

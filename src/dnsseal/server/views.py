@@ -357,9 +357,8 @@ def next_step(state: ZoneState, now: int) -> str:
             f"remove DS {tag} from the parent, then "
             f"`dnsseal ctl dnssec -checkds -key {tag} withdrawn {zone}`"
         )
-    offline = inline.offline.status if inline is not None else None
-    if offline is not None and "skr-horizon" in offline:
-        return f"{offline} (`dnsseal ksr import`, then `dnsseal ctl loadkeys {zone}`)"
+    if inline is not None and inline.offline.running_out:
+        return f"{inline.offline.status} (`dnsseal ksr import`, then `dnsseal ctl loadkeys {zone}`)"
     plan = inline.plan if inline is not None else None
     if plan is not None and plan.next_event is not None:
         return f"nothing; the next key event is at {iso_time(plan.next_event)}"

@@ -157,7 +157,7 @@ def _key(raw: Any, path: str, errs: _Collector) -> KeySpec | None:
     ):
         errs.add(f"{path}.key-store", f"expected a pkcs11: URI or 'software', got {store!r}")
         ok = False
-    if store is not None and store.lower().startswith("software"):
+    if isinstance(store, str) and store.lower().startswith("software"):
         store = None
     if not ok or alg is None or lifetime is None or kd is None:
         return None

@@ -34,6 +34,7 @@ from dnsseal.policy.model import OPTIONS as POLICY_OPTIONS
 __all__ = [
     "OPTIONS",
     "SECTIONS",
+    "TOP_LEVEL",
     "Option",
     "Section",
     "describe",
@@ -111,6 +112,8 @@ class Option:
             return "true" if d else "false"
         if isinstance(d, str):
             return f'"{d}"'
+        if isinstance(d, float):
+            return f"{d:g}"
         if isinstance(d, tuple | list):
             return "[" + ", ".join(f'"{x}"' if isinstance(x, str) else str(x) for x in d) + "]"
         return str(d)
@@ -223,6 +226,10 @@ SECTIONS: tuple[Section, ...] = (
     Section("resolver.stub-zone[]", "Iterate from these servers for the zone."),
     Section("resolver.forward-zone[]", "Send the question (RD set) to these resolvers."),
 )
+
+# The top-level tables of a server config ([resolver]: read by `dnsseal resolver`, ignored
+# by the authoritative server).
+TOP_LEVEL = ("server", "key", "acl", "zone", "policy", "alerts", "logging", "resolver")
 
 _TSIG = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5")
 _SEVERITIES = ("critical", "error", "warning", "notice", "info", "debug")
@@ -778,14 +785,15 @@ def _policy_rows() -> tuple[Option, ...]:
     rows = []
     for o in POLICY_OPTIONS:
         kind: Kind = {"duration": "duration", "bool": "boolean", "digests": "digests"}[o.kind]  # type: ignore[assignment]
-        example = {"duration": '"PT2H"', "bool": "true", "digests": '["sha-256"]'}[o.kind]
+        shown = _policy_default(o.kind, o.default)  # the default is a valid example
+        example = f'"{shown}"' if o.kind == "duration" else shown
         rows.append(
             Option(
                 "policy.NAME",
                 o.name,
                 kind,
                 o.default,
-                o.doc.rstrip("."),
+                o.doc,
                 example,
                 default_text=_policy_default(o.kind, o.default),
             )
@@ -822,7 +830,7 @@ _POLICY: tuple[Option, ...] = (
         "choice",
         None,
         "The key's role.",
-        '"ksk"',
+        '"csk"',
         choices=("ksk", "zsk", "csk"),
         default_text="required",
     ),

@@ -128,6 +128,7 @@ __all__ = [  # Endpoint, Primary and parse_endpoint live in storage.remotes
     "load_config",
     "parse_config",
     "parse_endpoint",
+    "policies_only",
     "write_example_zone",
 ]
 
@@ -159,8 +160,7 @@ SERIAL_METHODS = options.option(_ZONE, "serial-update-method").choices
 # DS automation (docs/ds-automation.md): the parental agent and the signaling zone.
 DS_ZONE_OPTIONS = {"ds-automation", "signaling", "dsync", "ds-trust-anchors", "ds-root",
                    "ds-interval", "ds-ttl"}  # fmt: skip
-# The top-level tables of a server config ([resolver] is read by `dnsseal resolver`).
-SECTIONS = ("server", "key", "acl", "zone", "policy", "alerts", "logging", "resolver")
+SECTIONS = options.TOP_LEVEL  # the top-level tables of a server config
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,9 +194,10 @@ def ds_automation_options(
         c.fail(f"{where}.dnssec-policy", "ds-automation and signaling need inline signing")
     if flags["signaling"] and not where.split('"')[1].lower().startswith("_signal."):
         c.fail(f"{where}.signaling", "a signaling zone is named _signal.<name server host>")
+    before = len(c.problems)
     anchors = _get(c, _ZONE, where, spec, "ds-trust-anchors")
     root = _endpoints(c, f"{where}.ds-root", spec.get("ds-root", []))
-    if bool(anchors) != bool(root):
+    if len(c.problems) == before and bool(anchors) != bool(root):
         c.fail(f"{where}.ds-root", "ds-root and ds-trust-anchors go together")
     interval = _get(c, _ZONE, where, spec, "ds-interval")
     ttl = _get(c, _ZONE, where, spec, "ds-ttl")
@@ -555,7 +556,8 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         policy = spec.get("dnssec-policy", spec.get("policy"))
         if policy is not None:
             if not isinstance(policy, str):
-                c.fail(f"{where}.dnssec-policy", f"expected a policy name, got {_kind(policy)}")
+                spelt = "dnssec-policy" if "dnssec-policy" in spec else "policy"
+                c.fail(f"{where}.{spelt}", f"expected a policy name, got {_kind(policy)}")
                 continue
             if presigned:
                 c.fail(f"{where}.dnssec-policy", "a presigned zone is not signed by dnsseal")
@@ -691,14 +693,15 @@ def _observe_options(
     ``server.http-tls-cert`` / ``http-tls-key`` (HTTPS; both or neither) and the
     ``[alerts]`` table."""
     tls: tuple[Path, Path] | None = None
-    cert, key = server.get("http-tls-cert"), server.get("http-tls-key")
-    if (cert is None) != (key is None):
+    before = len(c.problems)
+    cert = _get(c, _SERVER, "server", server, "http-tls-cert")
+    key = _get(c, _SERVER, "server", server, "http-tls-key")
+    if len(c.problems) > before:
+        pass  # reported
+    elif (cert is None) != (key is None):
         c.fail("server.http-tls-cert", "give both http-tls-cert and http-tls-key, or neither")
     elif cert is not None:
-        if not isinstance(cert, str) or not isinstance(key, str):
-            c.fail("server.http-tls-cert", "http-tls-cert and http-tls-key are path strings")
-        else:
-            tls = (base / cert, base / key)
+        tls = (base / cert, base / key)
     raw = server.get("http", [])
     if isinstance(raw, str):
         raw = [raw]
@@ -868,8 +871,34 @@ def load_config(path: Path) -> ServerConfig:
         line = (
             int(m.group(1)) if m else (text.count("\n") + 1 if "end of document" in msg else None)
         )
-        raise FileFormatError(str(path), line, re.sub(r"\s*\(at [^)]*\)$", "", msg)) from None
+        msg = re.sub(r"\s*\(at [^)]*\)$", "", msg)
+        if _NAMED_CONF.search(text):
+            msg += (
+                f" (this looks like a BIND named.conf: convert it with `dnsseal import-bind "
+                f"{path} -o dnsseal.toml`; `dnsseal policy check` reads its dnssec-policy blocks)"
+            )
+        raise FileFormatError(str(path), line, msg) from None
     return parse_config(data, path.parent.resolve(), path)
+
+
+# A named.conf statement: `options {`, `zone "example.com" {`, `dnssec-policy "x" {`.
+_NAMED_CONF = re.compile(
+    r'^\s*(options|zone\s+"[^"]*"|dnssec-policy\s+"?[\w.-]+"?|key\s+"[^"]*"|acl\s+"?[\w.-]+"?)'
+    r"(\s+\w+)?\s*\{",
+    re.MULTILINE,
+)
+
+
+def policies_only(config: ServerConfig) -> str | None:
+    """Why ``config`` is a policy file rather than a server config (it defines policies
+    but no zone), or None.  ``serve`` refuses such a file, ``checkconf`` warns."""
+    if config.zones or not config.policies:
+        return None
+    return (
+        f"defines dnssec-policies ({', '.join(sorted(config.policies))}) but no zones: to serve "
+        'zones, add [zone."NAME"] tables, or name this file in server.policies of a server '
+        "config (`dnsseal policy check` checks it as it is)"
+    )
 
 
 def default_config(

@@ -140,6 +140,10 @@ def test_a_number_out_of_range_names_the_range(row: options.Option, tmp_path: Pa
         ("[server]\nrate-limit = { windw = 5 }\n", "server.rate-limit.windw", "window"),
         ("[logging.channel.c]\nseverty = 'info'\n", "logging.channel.c.severty", "severity"),
         ("[zonne.x]\n", "zonne", "[zone]"),
+        ("[policy.p]\nsignatures-valdity = 'P14D'\n", "policy.p.signatures-valdity",
+         "signatures-validity"),
+        ("[policy.p]\nkeys = [{ role = 'csk', algorithm = 13, lifetme = 'P1Y' }]\n",
+         "policy.p.keys[0].lifetme", "lifetime"),
     ],
 )  # fmt: skip
 def test_a_misspelt_option_gets_a_suggestion(text: str, path: str, suggestion: str) -> None:
@@ -150,6 +154,12 @@ def test_a_misspelt_option_gets_a_suggestion(text: str, path: str, suggestion: s
         f"did you mean {suggestion}?" in e.value.message
     ), str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_a_misspelt_resolver_option_gets_a_suggestion() -> None:
+    with pytest.raises(OptionError) as e:
+        resolver_settings.parse_settings("[resolver]\ncache-sise = 5\n", "r.toml")
+    assert str(e.value) == "resolver.cache-sise: unknown option (did you mean 'cache-size'?)"
 
 
 def test_an_unknown_option_far_from_any_lists_the_known_ones() -> None:

@@ -6,6 +6,7 @@ checkconf points at import-bind."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -129,3 +130,15 @@ def test_checkconf_checks_the_resolver_section(tmp_path: Path, dnsseal: Dnsseal)
     r = dnsseal("checkconf", conf, ok=False)
     assert r.exit_code == 1
     assert r.output.strip() == f"{conf}: resolver.cache-size: 'lots' is not a size (e.g. \"64m\")"
+
+
+def test_keys_commands_take_a_server_config_for_their_policies(
+    tmp_path: Path, dnsseal: Dnsseal
+) -> None:
+    conf = setup(tmp_path)
+    r = dnsseal("keys", "timeline", "-K", tmp_path, "-c", conf, "-p", "fast", "--json",
+                "--until", "P1D", "example.com")  # fmt: skip
+    assert json.loads(r.output)["policy"] == "fast"
+    r = dnsseal("keys", "timeline", "-K", tmp_path, "-c", conf, "-p", "other", "--until", "P1D",
+                "example.com")  # fmt: skip
+    assert "csk" in r.output.lower(), r.output

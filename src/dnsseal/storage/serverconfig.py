@@ -2,7 +2,10 @@
 
 Reads ``dnsseal.toml`` into a checked, frozen :class:`ServerConfig`; every problem is
 reported with its option path (``zone."example.com".allow-transfer[1]``), all problems of a
-file at once.  Relative paths are relative to the config file's directory.  Example::
+file at once.  Relative paths are relative to the config file's directory.  The names,
+kinds, defaults and ranges of the options are rows of :mod:`dnsseal.storage.options`
+(which also generates docs/configuration.md): add an option there.  ``[policy.NAME]``
+tables may sit in this file too (as in a policies file).  Example::
 
     [server]
     listen = ["127.0.0.1@5300", "::1@5300"]
@@ -534,7 +537,10 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
             if spec.get("dnssec-policy", spec.get("policy")) is None:
                 c.fail(
                     f"{where}.primaries",
-                    "bump in the wire needs a dnssec-policy (dnsseal signs what it transfers)",
+                    "primaries without a dnssec-policy would make a plain (unsigned) "
+                    "secondary, which dnsseal does not serve yet: add a dnssec-policy to sign "
+                    "what is transferred (bump in the wire), or keep the zone on a BIND, Knot "
+                    "or NSD secondary",
                 )
                 continue
             if state_dir is None:

@@ -13,7 +13,8 @@ from pathlib import Path
 from dnsseal.storage import options
 from dnsseal.storage.config import write_text
 
-COMMAND = "make docs  (or: python -m dnsseal.cli.configdoc docs/configuration.md)"
+# Said in backquotes by the staleness test: `{COMMAND}`.
+COMMAND = "make docs` (or `python -m dnsseal.cli.configdoc docs/configuration.md`)"
 
 KIND_TEXT = {
     "integer": "integer",

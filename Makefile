@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 TEST_JOBS ?= 2
 PY_DIRS := $(wildcard src tests benchmarks)
 
-.PHONY: test lint type unit interop serve fmt deps venv system-deps clean bench man
+.PHONY: test lint type unit interop serve fmt deps venv system-deps clean bench man docs
 
 test: deps lint type unit
 
@@ -82,6 +82,11 @@ bench: deps
 man: venv
 	rm -rf man
 	$(BIN)/python -m dnsseal.cli.manpages man
+
+# docs/configuration.md from the table of options (src/dnsseal/storage/options.py); a test
+# fails when the committed page is stale.
+docs: venv
+	$(BIN)/python -m dnsseal.cli.configdoc docs/configuration.md
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -41,7 +41,7 @@ from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.rrl import RateLimitConfig, RateLimiter, Verdict, classify, slip_response
 from dnsseal.proto.snapshot import ZoneSnapshot
-from dnsseal.server import sdnotify
+from dnsseal.server import catalog, sdnotify
 from dnsseal.server.automation import Automation, is_update
 from dnsseal.server.binding import TCP_BACKLOG, Bound, bind_listeners
 from dnsseal.server.control import ControlServer
@@ -328,6 +328,7 @@ class AuthServer:
                         except DnssealError as e:
                             log.error("[%s] journal not updated: %s", zcfg.name, e)
                 states[zcfg.name] = state
+            await catalog.refresh(self, states, changed, now, problems)  # RFC 9432 catalogs
             for gone in set(self.zones) - set(states):
                 for task in (self.zones[gone].timer, self.zones[gone].checkds_task):
                     if task is not None:

@@ -132,6 +132,9 @@ def _is_signed(snap: ZoneSnapshot) -> bool:
 def preload(config: ServerConfig, now: int) -> dict[str, ZoneState]:
     """Load every configured zone synchronously (before the event loop and before forking
     workers, which then share the loaded snapshots copy-on-write)."""
+    from dnsseal.server.catalog import write_all  # (it imports this module)
+
+    write_all(config, now)  # catalog files current before the workers fork and read them
     states: dict[str, ZoneState] = {}
     for zcfg in config.zones:
         state = ZoneState(zcfg)

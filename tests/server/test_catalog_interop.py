@@ -160,6 +160,24 @@ def check_provisioning(primary: Primary, secondary_port: int, *logs: Path) -> No
         answer = kdig_signed(secondary_port, z)
         assert f"{z}." in answer and "RRSIG" in answer and "SOA" in answer, answer
 
+    # A member changed: the catalog's also-notify reaches the secondary for the member
+    # too, so it follows at once (the member's SOA refresh alone would take an hour).
+    changed = primary.zones[-1]
+    before = signed_serial(primary.port, changed)
+    zone_file = primary.dir / "zones" / changed
+    zone_file.write_text(
+        zone_file.read_text().replace(" 1 3600 ", " 2 3600 ") + "new A 192.0.2.77\n"
+    )
+    primary.ctl("reload")
+    wait_until(lambda: signed_serial(primary.port, changed) != before, 30, *logs)
+    wait_until(
+        lambda: signed_serial(secondary_port, changed) == signed_serial(primary.port, changed),
+        30,
+        *logs,
+    )
+    new_a = query(secondary_port, f"new.{changed}", "A")
+    assert any(rr.rdtype == dns.rdatatype.RRSIG for rr in new_a.answer), new_a
+
     # Added on dnsseal only: the secondary serves it, signed, at our serial.
     new = "added.test"
     primary.set_zones([*primary.zones, new])

@@ -17,9 +17,9 @@ The zone, for members ``example.com`` (group ``signed``) and ``example.net``::
     <id>.zones        0 PTR example.net.
 
 ``<id>`` is the SHA-1 of the member's name in canonical wire form, in hex: unique, and the
-same after a restart or on another primary (RFC 9432 4.1 asks for stable ids: a new id
-tells the consumer to reset the zone).  Unsigned: consumers check catalogs with TSIG and
-ACLs, not DNSSEC (RFC 9432 7).
+same after a restart or on another primary (RFC 9432, "Member Node Name Change": a new
+id tells the consumer to reset the zone).  Unsigned: consumers check catalogs with TSIG and
+ACLs, not DNSSEC (RFC 9432, "Security Considerations").
 """
 
 from __future__ import annotations

@@ -213,7 +213,7 @@ def _groups(
     out: dict[str, str] = {}
     for group, items in raw.items():
         opt = f"{where}.groups.{group}"
-        # A TXT character-string (RFC 9432 4.4.2), and Knot maps it to a template id.
+        # A TXT character-string (RFC 9432 group property), and Knot maps it to a template id.
         if not group or len(group.encode()) > 255 or not group.isprintable():
             fail(opt, "a group name is 1 to 255 printable characters")
             continue

@@ -162,6 +162,8 @@ def test_serial_moves_only_when_members_change(tmp_path: Path) -> None:
     assert path.stat().st_mtime_ns == before
     conf, cat = _server_config(tmp_path, ("a.example", "b.example"))
     assert write_catalog(conf, cat, 1_800_000_000) == 1_700_000_001
+    conf, cat = _server_config(tmp_path, ("b.example", "a.example"))
+    assert write_catalog(conf, cat, 1_800_000_000) is None  # the order does not matter
     conf, cat = _server_config(tmp_path, ("b.example",))
     assert write_catalog(conf, cat, 5) == 1_700_000_002
     # RFC 1982 wrap: 2**32 - 1 + 1 is 0, which we skip

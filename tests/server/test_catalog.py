@@ -24,7 +24,7 @@ from dnsseal.storage.catalogconfig import CatalogConfig
 from dnsseal.storage.remotes import Endpoint
 from dnsseal.storage.serverconfig import ServerConfig, parse_config
 
-from .conftest import DNSSEAL
+from .conftest import DNSSEAL, sign_zone
 
 KEY = 'secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM="'
 BASE = f"""
@@ -176,7 +176,7 @@ def test_serial_moves_only_when_members_change(tmp_path: Path) -> None:
     assert zone.get_rdataset("catalog.invalid.", "SOA")[0].serial == 42
 
 
-def _start(d: Path, port: int) -> subprocess.Popen[bytes]:
+def _start(d: Path, port: int, qname: str = "catalog.invalid") -> subprocess.Popen[bytes]:
     with (d / "log").open("ab") as log:
         proc = subprocess.Popen(
             [str(DNSSEAL), "-v", "serve", "-c", str(d / "dnsseal.toml")],
@@ -184,7 +184,7 @@ def _start(d: Path, port: int) -> subprocess.Popen[bytes]:
             stdout=log,
             stderr=log,
         )
-    wait_for_dns(port, "catalog.invalid", proc)
+    wait_for_dns(port, qname, proc)
     return proc
 
 
@@ -228,3 +228,70 @@ dnssec-policy = "default"
         assert f"{member_id('a.example')}.zones PTR a.example." in text
     finally:
         stop(proc)
+
+
+def _axfr_rcode(port: int, zone: str) -> int:
+    q = dns.message.make_query(zone, "AXFR")
+    return int(dns.query.tcp(q, "127.0.0.1", port=port, timeout=5).rcode())
+
+
+@pytest.mark.parametrize("via_catalog", [True, False])
+def test_a_changed_allow_transfer_applies_on_reload(tmp_path: Path, via_catalog: bool) -> None:
+    """A secondary added to the catalog's allow-transfer (or to the zones' own) may
+    transfer the catalog and its members after `dnsseal ctl reload`, though no zone file
+    changed.  Before, an unchanged presigned file, or an inline zone with nothing to
+    re-sign, kept the ACL it was loaded with: REFUSED until the next restart or signing."""
+    port = free_port()
+    (tmp_path / "z").write_text("@ 300 SOA ns h 1 3600 900 604800 300\n@ 300 NS ns\n")
+    signed = sign_zone(tmp_path / "signed", "nsec", origin="presigned.example")
+    conf = tmp_path / "dnsseal.toml"
+    text = f"""
+[server]
+listen = ["127.0.0.1@{port}"]
+control = "ctl.sock"
+state-dir = "state"
+
+[key.xfr]
+{KEY}
+
+[zone."inline.example"]
+file = "z"
+dnssec-policy = "default"
+{"" if via_catalog else 'allow-transfer = ["key xfr"]'}
+
+[zone."presigned.example"]
+file = "{signed.path}"
+presigned = true
+{"" if via_catalog else 'allow-transfer = ["key xfr"]'}
+"""
+    if via_catalog:
+        text += '[catalog."catalog.invalid"]\nallow-transfer = ["key xfr"]\n'
+    conf.write_text(text)
+    proc = _start(tmp_path, port, "presigned.example")
+    try:
+        zones = ("inline.example", "presigned.example")
+        if via_catalog:
+            zones = ("catalog.invalid", *zones)
+        deadline = time.monotonic() + 20
+        while _signed_soa(port, "inline.example") is None:
+            assert time.monotonic() < deadline, (tmp_path / "log").read_text()
+            time.sleep(0.1)
+        assert {z: _axfr_rcode(port, z) for z in zones} == dict.fromkeys(zones, 5)  # REFUSED
+        conf.write_text(text.replace('allow-transfer = ["key xfr"]', 'allow-transfer = ["any"]'))
+        reload = subprocess.run(
+            [str(DNSSEAL), "ctl", "-s", str(tmp_path / "ctl.sock"), "reload"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert reload.returncode == 0, reload.stdout + reload.stderr
+        assert {z: _axfr_rcode(port, z) for z in zones} == dict.fromkeys(zones, 0)
+    finally:
+        stop(proc)
+
+
+def _signed_soa(port: int, zone: str) -> int | None:
+    q = dns.message.make_query(zone, "SOA", want_dnssec=True)
+    r = dns.query.udp(q, "127.0.0.1", port=port, timeout=2)
+    return int(r.answer[0][0].serial) if len(r.answer) == 2 else None

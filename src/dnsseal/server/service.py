@@ -49,7 +49,7 @@ from dnsseal.server.history import JournalHistory
 from dnsseal.server.observe import Observability
 from dnsseal.server.tcpclients import Abortable, TcpClients, reset, unsent
 from dnsseal.server.udp import ResponseFilter, UdpListener
-from dnsseal.server.zones import ZoneState, keyring_of, load_one
+from dnsseal.server.zones import ZoneState, keyring_of, load_one, sync_acl
 from dnsseal.server.zonesync import MainLinks, WorkerLink
 from dnsseal.storage.serverconfig import Endpoint, ServerConfig, ensure_dir, load_config
 
@@ -305,6 +305,7 @@ class AuthServer:
                 state = self.zones.get(zcfg.name) or ZoneState(zcfg)
                 state.config = zcfg
                 if zcfg.policy is not None:
+                    sync_acl(state)  # a changed allow-transfer applies now (catalogs)
                     if not self.worker:
                         inline.append(state)
                     states[zcfg.name] = state

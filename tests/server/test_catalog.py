@@ -199,7 +199,8 @@ def _serials(port: int, n: int = 20) -> set[int]:
 def test_workers_serve_the_catalog_and_a_restart_keeps_its_serial(tmp_path: Path) -> None:
     """Two processes share the port (each answers some queries): both serve the catalog
     the main process wrote before forking, and a restart with the same zones keeps its
-    serial (secondaries transfer nothing)."""
+    serial (secondaries transfer nothing); after a reload that adds a zone, every process
+    serves the next serial."""
     port = free_port()
     (tmp_path / "z").write_text("@ 300 SOA ns h 1 3600 900 604800 300\n@ 300 NS ns\n")
     (tmp_path / "dnsseal.toml").write_text(f"""
@@ -226,6 +227,18 @@ dnssec-policy = "default"
         assert _serials(port) == {serial}
         text = (tmp_path / "state" / "catalog.invalid.catalog").read_text()
         assert f"{member_id('a.example')}.zones PTR a.example." in text
+        conf = tmp_path / "dnsseal.toml"
+        conf.write_text(
+            conf.read_text().replace(
+                "[catalog.", '[zone."b.example"]\nfile = "z"\ndnssec-policy = "default"\n[catalog.'
+            )
+        )
+        ctl = [str(DNSSEAL), "ctl", "-s", str(tmp_path / "ctl.sock"), "reload"]
+        assert subprocess.run(ctl, capture_output=True, timeout=60, check=False).returncode == 0
+        deadline = time.monotonic() + 10
+        while _serials(port) != {serial + 1}:  # the workers reload on SIGHUP, after us
+            assert time.monotonic() < deadline, (tmp_path / "log").read_text()
+            time.sleep(0.1)
     finally:
         stop(proc)
 

@@ -77,6 +77,14 @@ def server_document(row: options.Option, value: Any, tmp: Path) -> tuple[dict[st
         return {"policy": {"p": {"keys": [key]}}}, f"policy.p.keys[0].{name}"
     if section == "policy.NAME.nsec3param":
         return {"policy": {"p": {"nsec3param": {name: value}}}}, f"policy.p.nsec3param.{name}"
+    if section == 'catalog."NAME"':
+        doc = {
+            "server": {"state-dir": "state"},
+            "key": {"xfr": {"secret": SECRET}},
+            "zone": {"example.com.": {"file": "z", "dnssec-policy": "default"}},
+            "catalog": {"catalog.invalid.": {name: value}},
+        }
+        return doc, f'catalog."catalog.invalid.".{name}'
     if section == "alerts":
         return {"alerts": {name: value}}, f"alerts.{name}"
     if section == "logging.channel.NAME":

@@ -210,6 +210,12 @@ SECTIONS: tuple[Section, ...] = (
     Section("policy.NAME.keys[]", "One key line of a policy: `keys = [ { role = ... }, ... ]`."),
     Section("policy.NAME.nsec3param", "NSEC3 instead of NSEC: `nsec3param = { ... }`."),
     Section(
+        'catalog."NAME"',
+        "A catalog zone (RFC 9432) dnsseal makes for its secondaries: Knot's `catalog-role: "
+        "interpret` or BIND's `catalog-zones` provision every member by transfer. Its "
+        "allow-transfer and also-notify are added to each member's.",
+    ),
+    Section(
         "alerts",
         "Who hears of conditions an operator must act on: a command (the alert as JSON on "
         "its standard input), a webhook (the JSON POSTed), both or none.",
@@ -229,7 +235,9 @@ SECTIONS: tuple[Section, ...] = (
 
 # The top-level tables of a server config ([resolver]: read by `dnsseal resolver`, ignored
 # by the authoritative server).
-TOP_LEVEL = ("server", "key", "acl", "zone", "policy", "alerts", "logging", "resolver")
+TOP_LEVEL = (
+    "server", "key", "acl", "zone", "catalog", "policy", "alerts", "logging", "resolver"
+)  # fmt: skip
 
 _TSIG = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5")
 _SEVERITIES = ("critical", "error", "warning", "notice", "info", "debug")
@@ -659,6 +667,49 @@ _ZONE: tuple[Option, ...] = (
         2**31 - 1,
     ),
 )
+_C = 'catalog."NAME"'
+_CATALOG: tuple[Option, ...] = (
+    Option(
+        _C,
+        "allow-transfer",
+        "acl",
+        (),
+        "Who may transfer the catalog and its members (ACL elements or names).",
+        '["key xfr"]',
+    ),
+    Option(
+        _C,
+        "also-notify",
+        "addresses",
+        (),
+        "NOTIFY targets for the catalog and its members.",
+        '["127.0.0.1@5301"]',
+    ),
+    Option(
+        _C,
+        "notify-key",
+        "name",
+        None,
+        "TSIG key signing those NOTIFYs (members without their own notify-key).",
+        '"xfr"',
+    ),
+    Option(
+        _C,
+        "members",
+        "strings",
+        None,
+        "Zone names listed in the catalog (default: every configured zone).",
+        '["example.com."]',
+    ),
+    Option(
+        _C,
+        "groups",
+        "table",
+        None,
+        "RFC 9432 group property: `{ GROUP = [zone, ...] }`, one group per member.",
+        '{ other = ["example.com."] }',
+    ),
+)
 _ALERTS: tuple[Option, ...] = (
     Option(
         "alerts",
@@ -972,6 +1023,7 @@ OPTIONS: tuple[Option, ...] = (
     *_ACL,
     *_ZONE,
     *_POLICY,
+    *_CATALOG,
     *_ALERTS,
     *_LOGGING,
     *_RESOLVER,

@@ -109,6 +109,7 @@ from dnsseal.policy.checks import check_policy
 from dnsseal.policy.grants import UpdatePolicy
 from dnsseal.policy.model import Policy
 from dnsseal.storage import options
+from dnsseal.storage.catalogconfig import CatalogConfig, parse_catalogs
 from dnsseal.storage.config import load_policies
 from dnsseal.storage.remotes import Endpoint, Primary, parse_endpoint, parse_remote
 
@@ -296,6 +297,7 @@ class ServerConfig:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     # [logging] (defined at the end of this module: a lambda defers the lookup)
     logging: LoggingConfig = field(default_factory=lambda: LoggingConfig())  # noqa: PLW0108
+    catalogs: tuple[CatalogConfig, ...] = ()  # [catalog."NAME"] (storage.catalogconfig)
 
 
 def copy_name(zone: str) -> str:
@@ -619,6 +621,10 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
                 ds_automation_options(c, where, spec, base, policy),
             )
         )
+    catalogs, zones, problems = parse_catalogs(
+        data.get("catalog"), zones, keys, acls, bool(state_dir)
+    )
+    c.problems += problems  # [catalog."NAME"]: storage.catalogconfig
     http, http_tls, alerts = _observe_options(c, server, data.get("alerts"), base)
     log_config = _logging(c, data.get("logging"), base)
     if c.problems:
@@ -649,6 +655,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         http_tls=http_tls,
         alerts=alerts,
         logging=log_config,
+        catalogs=catalogs,
     )
 
 

@@ -275,3 +275,21 @@ def test_policy_check_reads_named_conf_too(tmp_path: Path) -> None:
     conf.write_text(NAMED_CONF.replace("dnskey-ttl 2h;", "dnskey-tll 2h;"))
     r = dnsseal("policy", "check", conf)
     assert r.exit_code == 1 and "policy.normal.dnskey-tll: unknown option" in r.output
+
+
+def test_keys_commands_refuse_a_policy_that_policy_check_refuses(tmp_path: Path) -> None:
+    """Regression: `keys run -c` ran a policy whose ZSK lifetime is shorter than a rollover
+    (which `policy check` and `serve` refuse), and made keys under it."""
+    conf = tmp_path / "p.toml"
+    conf.write_text(
+        '[policy.short]\nkeys = [ { role = "ksk", lifetime = "unlimited", algorithm = 13 },'
+        ' { role = "zsk", lifetime = "P1D", algorithm = 13 } ]\n'
+    )
+    for cmd in ("run", "timeline"):
+        r = CliRunner().invoke(
+            cli, ["keys", cmd, "example", "-K", str(tmp_path), "-p", "short", "-c", str(conf)]
+        )
+        assert r.exit_code != 0, r.output
+        assert "policy.short.keys[1].lifetime" in r.output, r.output
+        assert "Traceback" not in r.output
+    assert not list(tmp_path.glob("K*")), "no key made under a refused policy"

@@ -293,3 +293,21 @@ def test_keys_commands_refuse_a_policy_that_policy_check_refuses(tmp_path: Path)
         assert "policy.short.keys[1].lifetime" in r.output, r.output
         assert "Traceback" not in r.output
     assert not list(tmp_path.glob("K*")), "no key made under a refused policy"
+
+
+def test_policy_check_refuses_a_csk_under_offline_ksk(tmp_path: Path) -> None:
+    """As BIND's kaspconf does (its checkconf test bad-offline-ksk): with offline-ksk the
+    KSK's private key is elsewhere, so a CSK, which also signs the zone, cannot work."""
+    conf = tmp_path / "p.toml"
+    conf.write_text(
+        '[policy.off]\noffline-ksk = true\nkeys = [ { role = "ksk", algorithm = 13 },'
+        ' { role = "zsk", algorithm = 13 }, { role = "csk", algorithm = 13 } ]\n'
+    )
+    r = dnsseal("policy", "check", conf)
+    assert r.exit_code == 1
+    assert f"{conf}: policy.off.keys[2].role: a CSK cannot be used with offline-ksk" in r.output
+    conf.write_text(
+        '[policy.off]\noffline-ksk = true\nkeys = [ { role = "ksk", algorithm = 13 },'
+        ' { role = "zsk", algorithm = 13 } ]\n'
+    )
+    assert dnsseal("policy", "check", conf).exit_code == 0

@@ -311,3 +311,22 @@ def test_policy_check_refuses_a_csk_under_offline_ksk(tmp_path: Path) -> None:
         ' { role = "zsk", algorithm = 13 } ]\n'
     )
     assert dnsseal("policy", "check", conf).exit_code == 0
+
+
+def test_keys_commands_under_offline_ksk_make_no_key(tmp_path: Path) -> None:
+    """Regression: `keys run` under an offline-ksk policy made a KSK in the online key
+    directory (whose private key must never be here) and `keys timeline` planned KSK rolls.
+    Under offline-ksk the keys come from `ksr keygen` and the signed key response."""
+    conf = tmp_path / "p.toml"
+    conf.write_text(
+        '[policy.off]\noffline-ksk = true\nkeys = [ { role = "ksk", algorithm = 13 },'
+        ' { role = "zsk", algorithm = 13 } ]\n'
+    )
+    base = ["example", "-K", str(tmp_path), "-p", "off", "-c", str(conf)]
+    for cmd in (["run"], ["timeline"], ["run", "--dry-run"][:1]):
+        r = CliRunner().invoke(cli, ["keys", *cmd, *base])
+        assert r.exit_code != 0 and "uses offline-ksk" in r.output, r.output
+        assert "Traceback" not in r.output
+    assert not list(tmp_path.glob("K*")), "no key made under offline-ksk"
+    r = CliRunner().invoke(cli, ["keys", "status", *base])
+    assert r.exit_code == 0 and "No keys." in r.output, r.output

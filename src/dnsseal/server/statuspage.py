@@ -60,6 +60,7 @@ th { background: #f0f0f0; }
 table.keys { display: block; max-width: 100%; overflow-x: auto; }
 table.keys td, table.keys th { font-size: 0.82em; padding: 0.2em 0.45em; }
 .timeline { background: #fff; border: 1px solid #ddd; margin: 0.5em 0; overflow-x: auto; }
+.pending-step { background: #fff4d6; border-left: 0.3em solid #f5c542; padding: 0.2em 0.8em; }
 """
 
 
@@ -202,6 +203,13 @@ def _zone_section(server: AuthServer, state: ZoneState, now: int) -> str:
         out.append(f'<p class="problem-text">problem: {escape(p)}</p>')
     for w in s["waiting-on-parent"]:
         out.append(f"<p>key {w['tag']}: {escape(w['waiting'] or w['reason'])}</p>")
+    if s["pending-step"]:  # manual-mode: the key manager waits for the operator
+        zone = escape(state.name.rstrip(".") or ".")
+        steps = "".join(f"<li>{escape(p)}</li>" for p in s["pending-step"])
+        out.append(
+            f'<div class="pending-step"><p>pending step (manual-mode), approve with '
+            f"<code>dnsseal ctl dnssec -step {zone}</code>:</p><ul>{steps}</ul></div>"
+        )
     out.append(
         f"<p>serial {s['serial'] if s['serial'] is not None else '-'} · next key event "
         f"{_t(s['next-key-event-time'])} · next signing {_t(s['next-resign-time'])} · "

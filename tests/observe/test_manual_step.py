@@ -5,6 +5,8 @@ status page in headless Chromium, and ``dnsseal_zone_pending_step``; approving i
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -61,8 +63,18 @@ def test_pending_step_in_api_page_and_metrics(tmp_path: Path) -> None:
         dom = Dom()
         dom.feed(dom_text)
         assert "pending-step" in dom.having("div", "class")
+        assert dom.having("span", "data-pending-step") == ["1"]  # in the zone list too
         text = " ".join(dom.text)
         assert "new KSK: created" in text and f"dnsseal ctl dnssec -step {ZONE.rstrip('.')}" in text
+        shot = tmp_path / "pending-step.png"
+        chromium(
+            tmp_path, "--window-size=1200,1000", f"--screenshot={shot}", f"http://127.0.0.1:{http}/"
+        )
+        assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        keep = os.environ.get("DNSSEAL_SCREENSHOTS")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(shot, Path(keep) / "status-page-pending-step.png")
         # approved: that step is gone (the next one, the CDS, comes seconds later)
         assert "step approved (manual-mode): done" in ctl(tmp_path, "dnssec", "-step", ZONE)
         (after,) = s.json("/api/v1/zones")["zones"]

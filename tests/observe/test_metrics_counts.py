@@ -312,6 +312,31 @@ def test_transfers_from_a_bind_primary_are_counted(tmp_path: Path) -> None:
             assert one(s, "dnsseal_xfr_total", **labels, type="IXFR", result="failure") == 0
 
 
+@pytest.mark.interop
+def test_a_transfer_the_primary_refuses_is_a_failure(tmp_path: Path) -> None:
+    """named answers the SOA query but refuses the AXFR without the TSIG key."""
+    port, http = free_port(), free_port(socket.SOCK_STREAM)
+    with hidden_primary(tmp_path / "named", None) as pport:
+        secondary = f"""
+[zone."{HID_ZONE}"]
+primaries = ["127.0.0.1 port {pport}"]
+dnssec-policy = "fast"
+"""
+        conf = write_config(tmp_path, port, {ZONE: zone_text(ZONE)}, extra=secondary)
+        with_http(conf, http)
+        with dnsseal_serve(tmp_path, ["-c", "dnsseal.toml"], ZONE, port):
+            s = Served(tmp_path, port, http)
+            wait_until(lambda: _up(s), 15, "the HTTP listener")
+            labels = {"zone": HID_ZONE, "direction": "in", "type": "AXFR"}
+            wait_until(
+                lambda: one(s, "dnsseal_xfr_total", **labels, result="failure") >= 1,
+                20,
+                "the refused transfer to be counted",
+            )
+            assert one(s, "dnsseal_xfr_total", **labels, result="success") == 0
+    assert "refresh from 127.0.0.1@" in (tmp_path / "out.txt").read_text()
+
+
 def test_worker_slots_are_summed_after_a_fork() -> None:
     """The shared map: a forked process counting in its own slot is in the main process's
     totals."""

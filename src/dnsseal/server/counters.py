@@ -41,7 +41,7 @@ import mmap
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import ParamSpec, TypeVar
 
 import dns.exception
@@ -240,7 +240,7 @@ class QueryCounts:
         self,
         region: int,
         query: bytes,
-        responses: Iterable[bytes],
+        responses: Sequence[bytes],
         zones: Iterable[str] = (),
     ) -> None:
         """One query answered with ``responses`` (a transfer: several messages, counted
@@ -248,7 +248,7 @@ class QueryCounts:
         ``dnsseal_xfr_total`` (``zones``: the zones served, for its zone label)."""
         if len(query) > 2 and (query[2] >> 3) & 0xF in (4, 5):
             return  # NOTIFY and UPDATE: counted as such, not as queries
-        first = next(iter(responses), None)
+        first = responses[0] if responses else None
         self.count(region, query, first)
         qtype = qtype_slot(query)
         if qtype in XFR_QTYPES:

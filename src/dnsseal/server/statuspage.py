@@ -64,6 +64,10 @@ table.keys td, table.keys th { font-size: 0.82em; padding: 0.2em 0.45em; }
 """
 
 
+# manual-mode: the key manager holds a step for the operator (the zone's section says which)
+PENDING = ' <span class="cond waiting" data-pending-step="1">step to approve</span>'
+
+
 def _t(ts: int | None) -> str:
     return escape(format_human_time(ts)) if ts is not None else "-"
 
@@ -274,7 +278,7 @@ def render(server: AuthServer, now: int) -> str:
         summary_rows.append(
             f'<tr class="zone-row" data-zone="{escape(state.name)}" '
             f'data-condition="{s["condition"]}"><td>{_zone_link(state, state.name in shown)}'
-            f"</td><td>{_cond(s['condition'])}</td>"
+            f"</td><td>{_cond(s['condition'])}{PENDING if s['pending-step'] else ''}</td>"
             f"<td>{s['serial'] if s['serial'] is not None else '-'}</td>"
             f"<td>{_t(s['next-key-event-time'])}</td>"
             f"<td>{_t(s['rrsig-earliest-expiry-time'])}</td><td>{s['key-count']}</td></tr>"

@@ -48,7 +48,9 @@ try:
         counters.SLOT_WORDS,
         counters.TRUNC_WORD,
     ):  # built from another version of the counter layout: it would count wrong
-        raise ImportError("_udpfast: query counter layout differs; rebuild it")
+        log.warning("[server] _udpfast was built for another query counter layout: "
+                    "the Python UDP loop answers (rebuild it: pip install .)")  # fmt: skip
+        raise ImportError("_udpfast: query counter layout differs")
     _udpfast = _built
 except ImportError:  # not built (no C compiler at install time): the Python loop answers
     _udpfast = None

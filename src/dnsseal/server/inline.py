@@ -578,7 +578,9 @@ class InlineZone:
             new = self._sign(plan, now, keep_sigs=not force)
         if new_file is not None:
             self.file_copy = new_file
-            self.copy_dirty = True  # written by save_source_copy, after the journal
+            # written by save_source_copy, after the journal; a restart reads the file again
+            # and finds no edit: the copy on disk is already this one
+            self.copy_dirty = self.copy_dirty or edits is None or bool(edits)
         prev = self.signed
         if prev is not None and not force:
             change = diff(prev, new)

@@ -135,9 +135,15 @@ REPEATS = 30  # of the first question, at once: most come from the rendered resp
 @pytest.mark.parametrize("loop", ["c", "python"])
 def test_metrics_count_what_the_clients_saw(named: Named, tmp_path: Path, loop: str) -> None:
     port, http = free_port(), free_port(socket.SOCK_STREAM)
+    # a server that never answers, for a stub zone: upstream timeouts, an indeterminate
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
     conf = tmp_path / "resolver.toml"
-    conf.write_text(f'[resolver]\nhttp = ["127.0.0.1@{http}"]\n')
-    args = [*DNSSEAL, "resolver", "--port", str(port), "--config", str(conf)]
+    conf.write_text(
+        f'[resolver]\nhttp = ["127.0.0.1@{http}"]\n[[resolver.stub-zone]]\nname = "dead.example."\n'
+        f'stub-addr = ["127.0.0.1@{silent.getsockname()[1]}"]\n'
+    )
+    args = [*DNSSEAL, "resolver", "--port", str(port), "--config", str(conf), "--timeout", "0.5"]
     args += ["-a", str(named.anchors), "--root-hints", str(named.hints)]
     args += ["--upstream-port", str(named.port)]
     env = {k: v for k, v in os.environ.items() if k != server_udp.LOOP_ENV}
@@ -174,10 +180,11 @@ def test_metrics_count_what_the_clients_saw(named: Named, tmp_path: Path, loop: 
         got = {(n, t, cd): ask(n, t, do, cd, tcp) for n, t, do, cd, tcp in QUERIES}
         for _ in range(REPEATS):
             assert ask(*QUERIES[0]).flags & dns.flags.AD
+        assert ask("www.dead.example.", "A", True, False, False).rcode() == dns.rcode.SERVFAIL
         # the oracle agrees with the cases (tests/resolver/test_bind_interop.py)
         assert got["www.tampered.test.", "A", False].rcode() == dns.rcode.SERVFAIL
         assert got["www.expired.test.", "A", True].rcode() == dns.rcode.NOERROR
-        assert edes == {"6": 1, "7": 2, "9": 1}, edes
+        assert edes == {"6": 1, "7": 2, "9": 1, "22": 1}, edes
 
         text, s = scrape(http)
         # every query, by transport and rcode; wait_for's SOA queries (one or a few) too
@@ -196,7 +203,7 @@ def test_metrics_count_what_the_clients_saw(named: Named, tmp_path: Path, loop: 
         validation = {lab["result"]: v for lab, v in s["dnsseal_validation_total"]}
         assert validation["bogus"] == 4  # tampered, expired (twice: once with CD), badsigner
         assert validation["insecure"] == 2
-        assert validation["indeterminate"] == 0
+        assert validation["indeterminate"] == 1  # no server answered for dead.example.
         # AD only where the client set DO; the one without EDNS is secure without AD
         assert validation["secure"] + rendered == ad + 1 + soa
         assert {lab["code"]: v for lab, v in s["dnsseal_ede_total"]} == edes
@@ -206,7 +213,8 @@ def test_metrics_count_what_the_clients_saw(named: Named, tmp_path: Path, loop: 
             (lab["proto"], lab["result"]): v
             for lab, v in s["dnsseal_resolver_upstream_queries_total"]
         }
-        assert up.get(("udp", "timeout"), 0) == up.get(("tcp", "timeout"), 0) == 0
+        assert up[("udp", "timeout")] == 1  # the silent server, then it is backed off
+        assert ("tcp", "timeout") not in up
         received = after["Requestv4"] - before["Requestv4"]
         assert up[("udp", "answered")] + up.get(("tcp", "answered"), 0) == received
         assert up.get(("tcp", "answered"), 0) == after["ReqTCP"] - before["ReqTCP"]
@@ -237,6 +245,7 @@ def test_metrics_count_what_the_clients_saw(named: Named, tmp_path: Path, loop: 
         assert http_get(http, "/metrics", "POST")[0] == 405
     finally:
         stop(proc)
+        silent.close()
 
 
 def test_http_listener_that_cannot_bind_is_a_one_line_error(tmp_path: Path) -> None:

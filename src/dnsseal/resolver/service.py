@@ -51,7 +51,7 @@ from dnsseal.resolver.listener import (
     fast_path_safe,
     udp_socket,
 )
-from dnsseal.resolver.metrics import QueryTable, ResolverMetrics
+from dnsseal.resolver.metrics import TCP, UDP_LOOP, UDP_THREAD, QueryTable, ResolverMetrics
 from dnsseal.resolver.transport import network_transport
 from dnsseal.storage.remotes import Endpoint
 from dnsseal.validator.machine import Config, Result
@@ -156,8 +156,7 @@ class ResolverService:
     async def handle(self, wire: bytes, tcp: bool, client: str = "127.0.0.1") -> bytes | None:
         """The wire response to one query from ``client`` (None: drop it), counted."""
         out = await self._answer(wire, tcp, client)
-        region = resolver_metrics.TCP if tcp else resolver_metrics.UDP_LOOP
-        self.metrics.count(region, wire, out)
+        self.metrics.count(TCP if tcp else UDP_LOOP, wire, out)
         return out
 
     async def _answer(self, wire: bytes, tcp: bool, client: str) -> bytes | None:
@@ -249,7 +248,8 @@ class ResolverService:
         native = self.native if fast_path_safe(bound, self.allow) else None
         if self.native is not None and native is None:
             log.info("resolver: %s is not limited to allowed clients: UDP loop in Python", host)
-        count = functools.partial(self.metrics.count, resolver_metrics.UDP_THREAD)
+        queries = self.metrics.queries  # called per answer: no indirection
+        count = None if queries is None else functools.partial(queries.count, UDP_THREAD)
         listener = UdpListener(
             sock, self.answers, loop, slow, self.allowed, native, self.udp_threads, count
         )

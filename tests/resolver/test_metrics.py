@@ -7,6 +7,7 @@ with the Python loop (``DNSSEAL_UDP_LOOP=python``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -31,9 +32,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import free_port, require_tool, stop
 from dnsseal.errors import OptionError
 from dnsseal.resolver import metrics as resolver_metrics
+from dnsseal.resolver.http import MetricsListener
 from dnsseal.resolver.settings import HTTP_PORT, parse_settings
 from dnsseal.server import counters
 from dnsseal.server import udp as server_udp
+from dnsseal.storage.remotes import Endpoint
 
 from .bindtree import build_tree, wait_for
 
@@ -290,3 +293,78 @@ def test_query_counter_layout_is_the_servers() -> None:
         counters.QT_NONE,
     )
     assert resolver_metrics.RC_DROPPED == counters.RC_DROPPED
+
+
+def test_upstream_exchanges_by_outcome() -> None:
+    m = resolver_metrics.ResolverMetrics()
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        if wire == b"slow":
+            raise TimeoutError
+        if wire == b"refused":
+            raise ConnectionRefusedError
+        if wire == b"stop":
+            raise asyncio.CancelledError
+        return b"reply"
+
+    exchange = m.counted(transport)
+
+    async def run() -> None:
+        assert await exchange(("127.0.0.1", 53), b"q", False) == b"reply"
+        assert await exchange(("127.0.0.1", 53), b"q", True) == b"reply"
+        for wire, error in ((b"slow", TimeoutError), (b"refused", OSError)):
+            with pytest.raises(error):
+                await exchange(("127.0.0.1", 53), wire, False)
+        with pytest.raises(asyncio.CancelledError):
+            await exchange(("127.0.0.1", 53), b"stop", False)
+
+    asyncio.run(run())
+    assert m.upstream == {
+        ("udp", "answered"): 1,
+        ("tcp", "answered"): 1,
+        ("udp", "timeout"): 1,
+        ("udp", "error"): 1,
+    }
+
+
+async def _raw(port: int, data: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    out = await reader.read()
+    writer.close()
+    return out
+
+
+def test_the_listener_serves_metrics_only_and_survives_a_failing_scrape() -> None:
+    pages = iter(["# HELP x y\n# TYPE x gauge\nx 1\n"])
+
+    def render() -> str:
+        return next(pages)  # then StopIteration: a bug in a scrape
+
+    async def run() -> list[bytes]:
+        listener = MetricsListener(render, (Endpoint("127.0.0.1", free_port(socket.SOCK_STREAM)),))
+        await listener.start()
+        port = listener.endpoints[0].port
+        try:
+            return [
+                await _raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+                await _raw(port, b"GET /metrics HTTP/1.1\r\n\r\n"),
+                await _raw(port, b"GET /api/v1/zones HTTP/1.1\r\n\r\n"),
+                await _raw(port, b"DELETE /metrics HTTP/1.1\r\n\r\n"),
+                await _raw(port, b"nonsense\r\n\r\n"),
+                await _raw(port, b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n"),
+            ]
+        finally:
+            await listener.stop()
+
+    ok, failed, missing, delete, bad, big = asyncio.run(run())
+    assert ok.startswith(b"HTTP/1.1 200 OK\r\n") and ok.endswith(
+        b"\r\n\r\n# HELP x y\n# TYPE x gauge\nx 1\n"
+    ), ok
+    assert b"Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n" in ok
+    assert failed.startswith(b"HTTP/1.1 500 "), failed
+    assert missing.startswith(b"HTTP/1.1 404 ") and b"/metrics" in missing
+    assert delete.startswith(b"HTTP/1.1 405 ") and b"Allow: GET, HEAD\r\n" in delete
+    assert bad.startswith(b"HTTP/1.1 400 "), bad
+    assert big.startswith(b"HTTP/1.1 431 "), big

@@ -90,19 +90,23 @@ class ResolverMetrics:
         """``transport`` with every exchange counted by transport and outcome: ``answered``
         (a reply came), ``timeout``, or ``error`` (refused, reset, cut short)."""
 
+        upstream = self.upstream
+
+        def count(proto: str, outcome: str) -> None:
+            upstream[proto, outcome] = upstream.get((proto, outcome), 0) + 1
+
         async def exchange(server: Server, wire: bytes, tcp: bool) -> bytes:
             proto = "tcp" if tcp else "udp"
-            outcome = "error"
             try:
                 reply = await transport(server, wire, tcp)
-                outcome = "answered"
-                return reply
             except TimeoutError:
-                outcome = "timeout"
+                count(proto, "timeout")
                 raise
-            finally:
-                key = (proto, outcome)
-                self.upstream[key] = self.upstream.get(key, 0) + 1
+            except Exception:  # a cancelled exchange (BaseException) is not counted
+                count(proto, "error")
+                raise
+            count(proto, "answered")
+            return reply
 
         return exchange
 

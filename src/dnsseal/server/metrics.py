@@ -1,9 +1,8 @@
 """``/metrics``: the server's state and counters in the Prometheus text format (0.0.4).
 
-Written by hand rather than with ``prometheus_client``: every value here is read from the
-server's state at scrape time (a custom collector in that library's terms), the format is a
-few lines of text, and the authoritative server keeps to its four dependencies.  The tests
-parse the output with ``prometheus_client``'s own parser (the ``test`` extra).
+Written by hand (:mod:`dnsseal.exposition`, shared with the resolver's ``/metrics``, says
+why): the authoritative server keeps to its four dependencies.  The tests parse the output
+with ``prometheus_client``'s own parser (the ``test`` extra).
 
 Times are absolute POSIX timestamps (``*_timestamp_seconds``), never "days left": an alert
 rule compares them with ``time()``.  The values come from :mod:`dnsseal.server.views`, the
@@ -17,16 +16,13 @@ the C datagram loop adding to its words from C; a scrape sums the slots.
 
 from __future__ import annotations
 
-import math
-import os
-import resource
-from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import dns.rcode
 import dns.rdatatype
 
 from dnsseal import clock
+from dnsseal.exposition import CONTENT_TYPE, Exposition, process_families
 from dnsseal.server import counters, views
 from dnsseal.server.checkds import waiting_keys
 from dnsseal.server.counters import COUNTERS, EVENT_METRICS, Counters
@@ -38,60 +34,6 @@ if TYPE_CHECKING:
     from dnsseal.server.versions import Version
 
 RRSIG = int(dns.rdatatype.RRSIG)
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def _escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _number(v: float) -> str:
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    if isinstance(v, int):
-        return str(v)
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    return repr(float(v))
-
-
-class Exposition:
-    """Builds one scrape: metric families in order, each with its HELP, TYPE and samples."""
-
-    def __init__(self) -> None:
-        self._lines: list[str] = []
-        self.names: list[str] = []
-
-    def family(
-        self,
-        name: str,
-        kind: str,
-        help_text: str,
-        samples: Iterable[tuple[Mapping[str, str], float]],
-    ) -> None:
-        """Add a family (``kind``: gauge, counter, info as gauge...); an empty family still
-        gets its HELP and TYPE, so every name is always listed."""
-        self.names.append(name)
-        self._lines.append(f"# HELP {name} {_escape_help(help_text)}")
-        self._lines.append(f"# TYPE {name} {kind}")
-        sample_name = name
-        for labels, value in samples:
-            if labels:
-                inner = ",".join(f'{k}="{_escape_label(str(v))}"' for k, v in labels.items())
-                self._lines.append(f"{sample_name}{{{inner}}} {_number(value)}")
-            else:
-                self._lines.append(f"{sample_name} {_number(value)}")
-
-    def text(self) -> str:
-        return "\n".join(self._lines) + "\n"
 
 
 def published(zone: str, version: Version) -> None:
@@ -288,40 +230,7 @@ def _query_counters(ex: Exposition, server: AuthServer) -> None:
 
 
 def _process(ex: Exposition, server: AuthServer, now: int) -> None:
-    t = os.times()
-    ex.family(
-        "process_cpu_seconds_total",
-        "counter",
-        "Total user and system CPU time spent in seconds.",
-        [({}, t.user + t.system)],
-    )
-    rss = vsz = None
-    try:
-        with open("/proc/self/statm") as f:  # Linux; absent elsewhere
-            fields = f.read().split()
-        vsz, rss = int(fields[0]) * _PAGE, int(fields[1]) * _PAGE
-    except (OSError, ValueError, IndexError):
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    ex.family(
-        "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [({}, rss)]
-    )
-    if vsz is not None:
-        ex.family(
-            "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", [({}, vsz)]
-        )
-    try:
-        fds = len(os.listdir("/proc/self/fd"))
-        ex.family("process_open_fds", "gauge", "Number of open file descriptors.", [({}, fds)])
-    except OSError:
-        pass
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    ex.family("process_max_fds", "gauge", "Maximum number of open file descriptors.", [({}, soft)])
-    ex.family(
-        "process_start_time_seconds",
-        "gauge",
-        "Start time of the process since unix epoch in seconds.",
-        [({}, server.started_at)],
-    )
+    process_families(ex, server.started_at)
     ex.family(
         "dnsseal_worker_processes",
         "gauge",

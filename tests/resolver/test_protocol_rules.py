@@ -18,7 +18,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from dnsseal.resolver.engine import Resolver
+from dnsseal.resolver.engine import STRIKES, Resolver
 from dnsseal.resolver.service import ResolverService
 from dnsseal.validator import verdict as v
 from dnsseal.validator.machine import Need
@@ -199,8 +199,9 @@ def test_responses_are_never_answered(authority: Authority) -> None:
 
 
 def test_a_silent_server_is_backed_off(authority: Authority) -> None:
-    """A root server that never answers is asked once, then skipped (5 s, doubling) instead
-    of costing a timeout on every question; when it answers again it is used again."""
+    """A root server that never answers is asked until it missed STRIKES questions in a row,
+    then skipped (5 s, doubling) instead of costing a timeout on every question; when it
+    answers again it is used again."""
     dead = ("192.0.2.1", 53)
     asked: list[tuple[str, int]] = []
     alive = [False]
@@ -216,21 +217,39 @@ def test_a_silent_server_is_backed_off(authority: Authority) -> None:
     config = dataclasses.replace(config_for(authority), root_servers=(dead, ("127.0.0.1", 53)))
     res = Resolver(config, transport, lambda: now[0])
     assert asyncio.run(res.resolve("www.a.example.", "A")).verdict.security is S.SECURE
-    assert asked.count(dead) == 1
+    assert asked.count(dead) == STRIKES  # one root question each, until the last strike
     for name in ("nope1.", "nope2.", "nope3."):
         assert asyncio.run(res.resolve(name, "A")).rcode == dns.rcode.NXDOMAIN
-    assert asked.count(dead) == 1  # skipped while backing off
+    assert asked.count(dead) == STRIKES  # skipped while backing off
     now[0] += 6
     asyncio.run(res.resolve("nope4.", "A"))
-    assert asked.count(dead) == 2  # tried again after 5 s, silent again: now 10 s
+    assert asked.count(dead) == STRIKES + 1  # tried again after 5 s, silent: now 10 s
     now[0] += 6
     asyncio.run(res.resolve("nope5.", "A"))
-    assert asked.count(dead) == 2
+    assert asked.count(dead) == STRIKES + 1
     now[0] += 5
     alive[0] = True
     asyncio.run(res.resolve("nope6.", "A"))
     asyncio.run(res.resolve("nope7.", "A"))
-    assert asked.count(dead) == 4  # it answers again: asked for every new root question
+    assert asked.count(dead) == STRIKES + 3  # it answers again: asked for every root question
+
+
+def test_one_lost_reply_does_not_silence_a_zone(authority: Authority) -> None:
+    """A zone's only server that misses one question (a lost datagram) is asked again for
+    the next one: back-off starts only after STRIKES misses in a row (Unbound keeps asking
+    until its RTO passes 12 s, about five losses)."""
+    drop = [1]
+    inner = memory_transport(authority)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        if drop[0]:
+            drop[0] -= 1
+            raise TimeoutError("lost")
+        return await inner(server, wire, tcp)
+
+    res = Resolver(config_for(authority), transport, lambda: NOW)
+    assert asyncio.run(res.resolve("www.a.example.", "A")).rcode == dns.rcode.SERVFAIL
+    assert asyncio.run(res.resolve("www.a.example.", "MX")).rcode != dns.rcode.SERVFAIL
 
 
 def test_only_silent_servers_fail_at_once(authority: Authority) -> None:
@@ -241,11 +260,11 @@ def test_only_silent_servers_fail_at_once(authority: Authority) -> None:
         raise TimeoutError("no answer")
 
     res = Resolver(config_for(authority), transport, lambda: NOW)
-    assert asyncio.run(res.resolve("www.a.example.", "A")).rcode == dns.rcode.SERVFAIL
-    first = calls[0]
-    assert first == 1
+    for i in range(STRIKES):
+        assert asyncio.run(res.resolve(f"www{i}.a.example.", "A")).rcode == dns.rcode.SERVFAIL
+    assert calls[0] == STRIKES
     assert asyncio.run(res.resolve("other.", "A")).rcode == dns.rcode.SERVFAIL
-    assert calls[0] == first  # no timeout spent while the only server backs off
+    assert calls[0] == STRIKES  # no timeout spent while the only server backs off
 
 
 def test_cached_results_are_compact_and_answer_the_same(

@@ -4,9 +4,12 @@ and a clock.
 Every :class:`~dnsseal.validator.machine.Need` becomes one query (EDNS0 with DO and CD,
 RD clear, 1232-octet payload) to the listed servers in turn; a truncated UDP reply is
 retried over TCP; SERVFAIL, REFUSED, FORMERR, timeouts and replies that do not match the
-question move on to the next server.  A server that did not answer at all (timeout, network
-error) is skipped for a while, 5 s doubling to 5 min while it stays silent, like Unbound's
-infra cache; when every server of a question is backing off, the question fails at once.
+question move on to the next server.  A server that did not answer :data:`STRIKES` times in a
+row (timeout, network error) is skipped for a while, 5 s doubling to 5 min while it stays
+silent, like Unbound's infra cache (which keeps asking a server until its retransmission
+timeout has doubled past 12 s, about five losses in a row: one lost datagram must not take a
+zone's only server away); when every server of a question is backing off, the question fails
+at once.
 Caches (all bounded, see :mod:`.cache`):
 
 - upstream replies per (name, type, zone) for their TTL, as wire bytes; the replies a
@@ -53,6 +56,7 @@ log = logging.getLogger(__name__)
 PAYLOAD = 1232
 RETRY_RCODES = {dns.rcode.SERVFAIL, dns.rcode.REFUSED, dns.rcode.FORMERR, dns.rcode.NOTIMP}
 MAX_SERVERS_PER_NEED = 4
+STRIKES = 3  # unanswered queries in a row after which a server is skipped
 BACKOFF_FIRST = 5  # seconds a silent server is skipped, doubling while it stays silent
 BACKOFF_MAX = 300
 MAX_BACKOFF_ENTRIES = 10000
@@ -173,6 +177,7 @@ class Resolver:
         self._parsed: OrderedDict[Hashable, tuple[bytes, dns.message.Message]] = OrderedDict()
         self.upstream_queries = 0
         self._silent: dict[Server, tuple[int, int]] = {}  # server -> (retry at, back-off)
+        self._strikes: dict[Server, int] = {}  # server -> unanswered queries in a row
         self._inflight: dict[tuple[dns.name.Name, int], asyncio.Future[Result]] = {}
 
     def with_config(self, config: Config) -> None:
@@ -326,7 +331,16 @@ class Resolver:
         return msg
 
     def _silence(self, server: Server) -> None:
-        """``server`` did not answer: skip it for a while, longer each time."""
+        """``server`` did not answer: after :data:`STRIKES` times in a row, skip it for a
+        while, longer each time it stays silent."""
+        strikes = self._strikes.get(server, 0) + 1
+        if strikes < STRIKES and server not in self._silent:
+            if len(self._strikes) >= MAX_BACKOFF_ENTRIES:
+                self._strikes.clear()
+            self._strikes[server] = strikes
+            log.debug("%s#%d did not answer (%d in a row)", server[0], server[1], strikes)
+            return
+        self._strikes.pop(server, None)
         if len(self._silent) >= MAX_BACKOFF_ENTRIES:
             now = self.clock()
             self._silent = {s: v for s, v in self._silent.items() if v[0] > now}
@@ -349,6 +363,7 @@ class Resolver:
                 self._silence(server)
                 return None
             self._silent.pop(server, None)
+            self._strikes.pop(server, None)
             try:
                 reply = dns.message.from_wire(data, question_only=False)
             except dns.exception.DNSException as e:

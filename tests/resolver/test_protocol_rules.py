@@ -21,7 +21,8 @@ import pytest
 from dnsseal.resolver.engine import STRIKES, Resolver
 from dnsseal.resolver.service import ResolverService
 from dnsseal.validator import verdict as v
-from dnsseal.validator.machine import Need
+from dnsseal.validator.anchors import AnchorSet
+from dnsseal.validator.machine import Config, Need
 
 from .authority import Authority, config_for, memory_transport
 from .test_failopen import Forger, forging_transport, run
@@ -324,3 +325,59 @@ def test_negative_answers_carry_only_the_validated_proof(
     signed = {(x.name, x.covers) for x in r.authority if x.rdtype == T.RRSIG}
     assert all((x.name, x.rdtype) in signed for x in r.authority if x.rdtype != T.RRSIG)
     assert any(x.rdtype == T.SOA for x in r.authority)
+
+
+# --- replies: truncation over TCP, the TTL of negative answers -------------------------
+
+
+def _no_anchor_config(servers: tuple[tuple[str, int], ...]) -> Config:
+    return Config(servers, AnchorSet(()), minimise=False)
+
+
+def _authoritative(wire: bytes, *, answer: str = "", soa: str = "") -> bytes:
+    q = dns.message.from_wire(wire)
+    r = dns.message.make_response(q)
+    r.flags |= dns.flags.AA
+    name = q.question[0].name
+    if answer:
+        r.answer.append(dns.rrset.from_text(name, 300, "IN", "A", answer))
+    if soa:
+        r.set_rcode(dns.rcode.NXDOMAIN)
+        r.authority.append(dns.rrset.from_text(dns.name.root, 3600, "IN", "SOA", soa))
+    return r.to_wire()
+
+
+def test_a_truncated_tcp_reply_is_not_used() -> None:
+    """RFC 2181 s9: a reply with TC is ignored; over TCP there is nothing larger to retry
+    on, so the next server is asked (Unbound's iter_auth_tc: SERVFAIL when none is left)."""
+    asked: list[tuple[tuple[str, int], bool]] = []
+    honest = [False]
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        asked.append((server, tcp))
+        out = dns.message.from_wire(_authoritative(wire, answer="192.0.2.7"))
+        if server[0] == "192.0.2.1" or not honest[0]:
+            out.flags |= dns.flags.TC
+        return out.to_wire()
+
+    servers = (("192.0.2.1", 53), ("192.0.2.2", 53))
+    res = Resolver(_no_anchor_config(servers), transport, lambda: NOW)
+    r = asyncio.run(res.resolve("www.x.", "A"))
+    assert r.rcode == dns.rcode.SERVFAIL and not r.answer
+    assert asked == [(s, tcp) for s in servers for tcp in (False, True)]
+    honest[0] = True
+    r = asyncio.run(res.resolve("www.y.", "A"))
+    assert r.rcode == dns.rcode.NOERROR and r.answer[0][0].address == "192.0.2.7"
+
+
+def test_a_negative_answer_passes_the_soa_on_with_at_most_its_minimum_ttl() -> None:
+    """RFC 2308 s3 and s5: the SOA of a negative answer is passed on (and counted down) with
+    min(SOA TTL, SOA MINIMUM); Unbound's iter_domain_sale checks exactly this."""
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        return _authoritative(wire, soa=". h. 1 2 3 4 5")
+
+    res = Resolver(_no_anchor_config((("192.0.2.1", 53),)), transport, lambda: NOW)
+    r = asyncio.run(res.resolve("nx.", "A"))
+    assert r.rcode == dns.rcode.NXDOMAIN
+    assert [(x.rdtype, x.ttl) for x in r.authority] == [(T.SOA, 5)]

@@ -4,7 +4,8 @@ and a clock.
 Every :class:`~dnsseal.validator.machine.Need` becomes one query (EDNS0 with DO and CD,
 RD clear, 1232-octet payload) to the listed servers in turn; a truncated UDP reply is
 retried over TCP; SERVFAIL, REFUSED, FORMERR, timeouts and replies that do not match the
-question move on to the next server.  A server that did not answer :data:`STRIKES` times in a
+question move on to the next server, and so does a TCP reply with TC set (RFC 2181 s9: a
+truncated reply is ignored).  A server that did not answer :data:`STRIKES` times in a
 row (timeout, network error) is skipped for a while, 5 s doubling to 5 min while it stays
 silent, like Unbound's infra cache (which keeps asking a server until its retransmission
 timeout has doubled past 12 s, about five losses in a row: one lost datagram must not take a
@@ -372,7 +373,13 @@ class Resolver:
             if not answers(reply, wire[:2], need):
                 log.debug("%s#%d: reply does not match the query", server[0], server[1])
                 return None
-            if reply.flags & dns.flags.TC and not tcp:
-                continue  # truncated: retry over TCP
+            if reply.flags & dns.flags.TC:
+                if not tcp:
+                    continue  # truncated: retry over TCP
+                # Truncated over TCP too: a reply with TC is ignored (RFC 2181 s9) and
+                # there is no larger transport to retry on; try the next server (Unbound
+                # drops such a reply too).
+                log.debug("%s#%d: truncated reply over TCP", server[0], server[1])
+                return None
             return reply, data
         return None

@@ -868,7 +868,7 @@ class Query:
             self.rdtype,
             rcode,
             tuple(answer),
-            tuple(authority),
+            tuple(_soa_ttl_clamped(r) for r in authority),
             verdict,
             tuple(self.links),
             dict(self.budget.spent),
@@ -923,6 +923,15 @@ def negative_ttl(authority: Sequence[dns.rrset.RRset]) -> int:
         if r.rdtype == SOA_T:
             ttls.append(r[0].minimum)
     return min(ttls) if ttls else 0
+
+
+def _soa_ttl_clamped(rrset: dns.rrset.RRset) -> dns.rrset.RRset:
+    """An authority-section SOA with its TTL at most its MINIMUM field: the TTL a negative
+    answer is passed on and cached with (RFC 2308 s3 and s5, as Unbound does when it reads a
+    reply).  Its RRSIG keeps its own TTL (the signature carries the original one)."""
+    if rrset.rdtype != SOA_T or not rrset or rrset.ttl <= rrset[0].minimum:
+        return rrset
+    return dns.rrset.from_rdata_list(rrset.name, rrset[0].minimum, list(rrset))
 
 
 def _ds_from_referral(reply: dns.message.Message, qname: dns.name.Name) -> dns.message.Message:

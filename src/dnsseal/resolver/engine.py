@@ -241,6 +241,18 @@ class Resolver:
                 return result, 0
         return None
 
+    async def referral(self, name: dns.name.Name) -> Result:
+        """The referral a non-recursive query for ``name`` gets when nothing answers it from
+        the cache (RFC 1034 s4.3.1, s4.3.2 step 4): the validated NS RRset of the deepest
+        zone above ``name`` whose servers are known (the root's if none)."""
+        now = self.clock()
+        known = None
+        if self.config.delegations is not None:
+            known = self.config.delegations.closest(name, now)
+        zone = known[0] if known is not None else dns.name.root
+        result, _ = await self.resolve_aged(zone, dns.rdatatype.NS)
+        return result
+
     async def _shared(self, name: dns.name.Name, t: int) -> Result:
         key = (name, t)
         running = self._inflight.get(key)

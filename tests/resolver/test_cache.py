@@ -95,7 +95,7 @@ def test_delegations_expire_with_the_ns_ttl(authority: Authority) -> None:
     now[0] += 3601  # past every TTL of the test zones
     before = len(authority.queries)
     assert resolve(res, "ns1.a.example.", "A")[0].security is S.SECURE
-    assert ("example.", "NS") in authority.queries[before:]  # asked the root again
+    assert ("example.", "A") in authority.queries[before:]  # asked the root again
 
 
 def test_new_anchors_drop_the_chain_states(authority: Authority) -> None:
@@ -388,7 +388,7 @@ def test_the_ds_of_a_referral_is_used_not_asked_again() -> None:
     res = Resolver(config, _split_transport(parents, child), lambda: NOW)  # type: ignore[arg-type]
     verdict, rcode = resolve(res, "www.a.example.", "A")
     assert (verdict.security, rcode) == (S.SECURE, dns.rcode.NOERROR), verdict
-    assert ("a.example.", "NS") in parents.queries  # the referral came from example.
+    assert ("a.example.", "A") in parents.queries  # the referral came from example.
     assert ("a.example.", "DS") not in parents.queries  # its DS was in it
 
 
@@ -407,18 +407,14 @@ def test_a_referral_with_a_broken_ds_signature_is_bogus() -> None:
 def test_servers_that_answer_for_the_child_are_kept_without_ns_lookups(
     authority: Authority,
 ) -> None:
-    """example.'s server answers a.example. NS itself, with authority (it serves both, like
-    one named for a whole tree), naming ns1.example. without an address: it is asked for
-    the child's names directly, not after looking ns1.example. up."""
-
-    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
-        if need.qname == N("a.example.") and need.rdtype == T.NS and reply.answer:
-            ns = reply.answer[0]
-            ns.clear()
-            ns.add(dns.rdata.from_text("IN", "NS", "ns1.example."))
-            reply.additional = []
-        return reply
-
-    res = Resolver(config_for(authority), forging_transport(authority, forge), lambda: NOW)
+    """example.'s server answers for a.example. itself, with authority (it serves both, like
+    one named for a whole tree): asked the minimised a.example. A, it answers with
+    a.example.'s SOA (the apex), so the cut is learnt with the same server, which is asked
+    for the child's names directly, not after looking the child's NS names up."""
+    res = Resolver(config_for(authority), memory_transport(authority), lambda: NOW)
     assert resolve(res, "www.a.example.", "A")[0].security is S.SECURE
-    assert ("ns1.example.", "A") not in authority.queries
+    assert ("a.example.", "A") in authority.queries  # the minimised question: SOA a.example.
+    assert not any(name.startswith("ns1.") for name, _ in authority.queries)
+    assert res.config.delegations is not None
+    hit = res.config.delegations.closest(N("www.a.example."), NOW)
+    assert hit is not None and hit[0] == N("a.example.")

@@ -6,12 +6,13 @@ question to one of these servers and feed me the reply") or the final :class:`Re
 resolver service, the CLI and tests drive it with real sockets, recorded replies or an
 in-memory authority alike.  Every path is bounded by :class:`~.limits.Limits`.
 
-Resolution: from the root hints, follow referrals (with QNAME minimisation: NS probes one
-label at a time), using glue or resolving NS names; CNAME and DNAME chains restart the
-iteration for the target.  Validation: the zone that signed the data (RRSIG signer, or the
-SOA of a negative answer) is reached from the closest trust anchor by asking DS one label at
-a time (RFC 4035 s5.2); each secure DS leads to a DNSKEY RRset to trust; a proven absent DS
-ends the chain as insecure.
+Resolution: from the closest zone known (the delegation cache, else the root hints), follow
+referrals (with QNAME minimisation, RFC 9156: one label at a time, asking type A, the full
+question when a minimised one fails), using glue or resolving NS names; CNAME and DNAME
+chains restart the iteration for the target.  Validation: the zone that signed the data
+(RRSIG signer, or the SOA of a negative answer) is reached from the closest trust anchor by
+asking DS one label at a time (RFC 4035 s5.2); each secure DS leads to a DNSKEY RRset to
+trust; a proven absent DS ends the chain as insecure.
 
 Under a trust anchor the outcomes are secure, insecure (only with a signed proof: a DS
 denial, an opt-out span, an unsupported algorithm or digest, RFC 9276's iteration limit, or
@@ -67,6 +68,9 @@ Server = tuple[str, int]
 Reply = dns.message.Message | None
 
 
+# The type of QNAME-minimised questions: A, as RFC 9156 s2.1 recommends (and Unbound asks),
+# not RFC 7816's NS, which some servers mishandle and which reveals that a resolver probes.
+PROBE_TYPE = int(dns.rdatatype.A)
 _NEGATIVE_TYPES = {SOA_T, RRSIG_T, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
 
 
@@ -312,10 +316,16 @@ class Query:
         probe = len(zone) + 1
         for _ in range(self.config.limits.referrals):
             if minimise and probe < len(qname):
-                ask, atype = dns.name.Name(qname.labels[-probe:]), int(NS_T)
+                ask, atype = dns.name.Name(qname.labels[-probe:]), PROBE_TYPE
             else:
                 ask, atype, minimise = qname, rdtype, False
             reply = yield from self._ask(ask, atype, servers, zone)
+            if reply is None and minimise:
+                # The minimised question failed (REFUSED, SERVFAIL or no answer: servers
+                # that mishandle names they have no data for): ask the full question
+                # (RFC 9156 s2.3; Unbound's relaxed minimisation does the same).
+                minimise = False
+                continue
             if reply is None:
                 return None, zone
             kind = classify(reply, ask, atype, zone)
@@ -324,6 +334,14 @@ class Query:
             ns = referral_ns(reply, zone, ask) if kind is Kind.REFERRAL else None
             if ns is None and atype == NS_T and kind is Kind.ANSWER and ask != zone:
                 ns = find(reply.answer, ask, NS_T)
+            apex_ttl = _apex_ttl(reply, ask) if minimise and ask != zone else None
+            if ns is None and apex_ttl is not None and reply.flags & dns.flags.AA:
+                # The minimised name is the apex of a zone these servers also serve (its
+                # SOA or its own signatures came back with authority): a cut, same servers.
+                zone = ask
+                self._learnt(zone, servers, apex_ttl)
+                probe = len(zone) + 1
+                continue
             if ns is not None:
                 if rdtype == DS_T and ns.name == qname:
                     if atype == DS_T:
@@ -923,6 +941,18 @@ def negative_ttl(authority: Sequence[dns.rrset.RRset]) -> int:
         if r.rdtype == SOA_T:
             ttls.append(r[0].minimum)
     return min(ttls) if ttls else 0
+
+
+def _apex_ttl(reply: dns.message.Message, name: dns.name.Name) -> int | None:
+    """When ``reply`` shows ``name`` is a zone apex (an authority SOA owned by it, or data
+    signed by it as the zone), how long that is known: the TTL of what shows it."""
+    for r in reply.authority:
+        if r.rdtype == SOA_T and r.name == name:
+            return int(r.ttl)
+    for r in reply.answer:
+        if r.rdtype == RRSIG_T and r.name == name and any(sig.signer == name for sig in r):
+            return int(r.ttl)
+    return None
 
 
 def _soa_ttl_clamped(rrset: dns.rrset.RRset) -> dns.rrset.RRset:

@@ -20,6 +20,7 @@ import pytest
 
 from dnsseal.resolver.engine import STRIKES, Resolver
 from dnsseal.resolver.service import ResolverService
+from dnsseal.resolver.transport import Transport
 from dnsseal.validator import verdict as v
 from dnsseal.validator.anchors import AnchorSet
 from dnsseal.validator.machine import Config, Need
@@ -381,3 +382,55 @@ def test_a_negative_answer_passes_the_soa_on_with_at_most_its_minimum_ttl() -> N
     r = asyncio.run(res.resolve("nx.", "A"))
     assert r.rcode == dns.rcode.NXDOMAIN
     assert [(x.rdtype, x.ttl) for x in r.authority] == [(T.SOA, 5)]
+
+
+# --- lame and dnssec-lame servers --------------------------------------------------------
+
+
+def _stripping_transport(auth: Authority, lame: set[str]) -> Transport:
+    """The in-memory authority; the servers in ``lame`` answer without RRSIGs (a server
+    that serves the zone unsigned: Unbound's dnssec-lame)."""
+    inner = memory_transport(auth)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        reply = dns.message.from_wire(await inner(server, wire, tcp))
+        if server[0] in lame:
+            for section in (reply.answer, reply.authority, reply.additional):
+                section[:] = [r for r in section if r.rdtype != T.RRSIG]
+        return reply.to_wire()
+
+    return transport
+
+
+def test_a_dnssec_lame_server_makes_the_resolver_ask_another(authority: Authority) -> None:
+    """Unsigned keys or data from one server of a signed zone: the next server is asked
+    and its signed answer validates (Unbound's iter_dnsseclame_ds/_ta); when every server
+    strips the signatures the answer stays bogus."""
+    servers = (("127.0.0.2", 53), ("127.0.0.1", 53))
+    config = dataclasses.replace(config_for(authority), root_servers=servers)
+    res = Resolver(config, _stripping_transport(authority, {"127.0.0.2"}), lambda: NOW)
+    r = asyncio.run(res.resolve("www.a.example.", "A"))
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+    res = Resolver(config, _stripping_transport(authority, {"127.0.0.2", "127.0.0.1"}), lambda: NOW)
+    r = asyncio.run(res.resolve("www.a.example.", "A"))
+    assert r.verdict.security is S.BOGUS, r.verdict  # the client gets SERVFAIL
+
+
+def test_a_lame_server_makes_the_resolver_ask_another(authority: Authority) -> None:
+    """A server that answers like a recursive one (RA, no AA, nothing) is lame for the
+    zone: the next server is asked (Unbound's REC_LAME)."""
+    inner = memory_transport(authority)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        if server[0] == "127.0.0.2":
+            q = dns.message.from_wire(wire)
+            lame = dns.message.make_response(q)
+            lame.flags |= dns.flags.RA
+            return lame.to_wire()
+        return await inner(server, wire, tcp)
+
+    servers = (("127.0.0.2", 53), ("127.0.0.1", 53))
+    config = dataclasses.replace(config_for(authority), root_servers=servers)
+    res = Resolver(config, transport, lambda: NOW)
+    r = asyncio.run(res.resolve("www.a.example.", "A"))
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict

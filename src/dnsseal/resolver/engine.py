@@ -302,14 +302,14 @@ class Resolver:
         used: list[tuple[dns.name.Name, int, dns.name.Name]] | None = None,
         keep: bool = True,
     ) -> dns.message.Message | None:
-        """One upstream question, from the cache or the first server that answers; its
-        cache key goes to ``used``; ``keep=False``: the reply is not cached (the result
-        made of it will be)."""
+        """One upstream question, from the cache (unless ``need.fresh``: another server's
+        reply is wanted) or the first server that answers; its cache key goes to ``used``;
+        ``keep=False``: the reply is not cached (the result made of it will be)."""
         key = (need.qname, need.rdtype, need.zone)
         if used is not None:
             used.append(key)
         now = self.clock()
-        cached = self.cache.get(key, now)
+        cached = None if need.fresh else self.cache.get(key, now)
         if isinstance(cached, bytes):
             return self._parse_cached(key, cached)
         servers = [s for s in need.servers if self._silent.get(s, (0, 0))[0] <= now]

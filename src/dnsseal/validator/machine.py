@@ -71,6 +71,7 @@ Reply = dns.message.Message | None
 # The type of QNAME-minimised questions: A, as RFC 9156 s2.1 recommends (and Unbound asks),
 # not RFC 7816's NS, which some servers mishandle and which reveals that a resolver probes.
 PROBE_TYPE = int(dns.rdatatype.A)
+MAX_RETRIES = 4  # other servers asked for one question after lame or bogus replies
 _NEGATIVE_TYPES = {SOA_T, RRSIG_T, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
 
 
@@ -84,6 +85,7 @@ class Need:
     servers: tuple[Server, ...]
     zone: dns.name.Name
     recursive: bool = False  # a forwarder: set RD, it resolves the name itself
+    fresh: bool = False  # another server's reply is wanted: not one from the reply cache
 
 
 Zones = tuple[tuple[dns.name.Name, tuple[Server, ...]], ...]
@@ -178,6 +180,10 @@ class Query:
         # the chain walk needs (a CNAME's target below an unsigned delegation, say).
         self._denials: dict[dns.name.Name, list[dns.rrset.RRset]] = {}
         self._ds_tried: set[dns.name.Name] = set()  # each child's DS evidence is used once
+        # For asking another server after a lame or bogus reply: the servers asked so far
+        # per question, and each zone's out-of-zone NS names that came without glue.
+        self._retried: dict[tuple[dns.name.Name, dns.name.Name, int], set[Server]] = {}
+        self._unglued: dict[dns.name.Name, tuple[dns.name.Name, ...]] = {}
 
     # --- driving -------------------------------------------------------------------
     def start(self) -> Need | Result:
@@ -206,15 +212,60 @@ class Query:
         self.links.append(v.Link(zone.to_text(), kind, text, security))
 
     def _ask(
-        self, qname: dns.name.Name, rdtype: int, servers: tuple[Server, ...], zone: dns.name.Name
+        self,
+        qname: dns.name.Name,
+        rdtype: int,
+        servers: tuple[Server, ...],
+        zone: dns.name.Name,
+        fresh: bool = False,
     ) -> Generator[Need, Reply, Reply]:
         forward = self._forward(qname)
         if forward is not None:
             zone, servers = forward
         if not servers or not self.budget.take("queries"):
             return None
-        reply = yield Need(qname, rdtype, servers, zone, forward is not None)
+        reply = yield Need(qname, rdtype, servers, zone, forward is not None, fresh)
         return reply
+
+    def _ask_elsewhere(
+        self, qname: dns.name.Name, rdtype: int, zone: dns.name.Name, depth: int = 0
+    ) -> Generator[Need, Reply, tuple[bool, Reply]]:
+        """Ask (qname, rdtype) of another server of ``zone`` after a lame or bogus reply
+        (Unbound's lame and dnssec-lame handling); (False, None) when every one was tried.
+        The first reply came from the first server that answered, normally the first
+        listed; the others are asked one at a time, then the addresses of the zone's
+        out-of-zone NS names that came without glue, looked up here."""
+        server = yield from self._next_server(qname, rdtype, zone, depth)
+        if server is None:
+            return False, None
+        reply = yield from self._ask(qname, rdtype, (server,), zone, fresh=True)
+        return True, reply
+
+    def _next_server(
+        self, qname: dns.name.Name, rdtype: int, zone: dns.name.Name, depth: int
+    ) -> Generator[Need, Reply, Server | None]:
+        if self._forward(qname) is not None or not self.servers.get(zone):
+            return None
+        tried = self._retried.setdefault((zone, qname, rdtype), {self.servers[zone][0]})
+        if len(tried) > MAX_RETRIES:
+            return None
+        for server in self.servers[zone]:
+            if server not in tried:
+                tried.add(server)
+                return server
+        names = self._unglued.pop(zone, ())
+        if not names or depth >= 2:
+            return None
+        port = self.config.port
+        more = list(self.servers[zone])
+        for name in names[:3]:
+            sub, _ = yield from self._iterate(name, dns.rdatatype.A, depth + 1)
+            rrset = find(sub.answer, name, dns.rdatatype.A) if sub is not None else None
+            for rd in rrset or ():
+                if (rd.address, port) not in more:
+                    more.append((rd.address, port))
+        self.servers[zone] = tuple(more)
+        return (yield from self._next_server(qname, rdtype, zone, depth))
 
     def _forward(self, name: dns.name.Name) -> tuple[dns.name.Name, tuple[Server, ...]] | None:
         """The forward zone ``name`` is under, unless a deeper stub zone covers it."""
@@ -329,8 +380,14 @@ class Query:
             if reply is None:
                 return None, zone
             kind = classify(reply, ask, atype, zone)
-            if kind is Kind.LAME:
-                return None, zone  # a lame server or a referral that leads nowhere
+            while kind is Kind.LAME:
+                # A lame server or a referral that leads nowhere: ask another of the zone's.
+                asked, reply = yield from self._ask_elsewhere(ask, atype, zone, depth)
+                if not asked:
+                    return None, zone
+                if reply is not None:
+                    kind = classify(reply, ask, atype, zone)
+            assert reply is not None
             ns = referral_ns(reply, zone, ask) if kind is Kind.REFERRAL else None
             if ns is None and atype == NS_T and kind is Kind.ANSWER and ask != zone:
                 ns = find(reply.answer, ask, NS_T)
@@ -360,6 +417,11 @@ class Query:
                     return None, zone
                 if kind is Kind.REFERRAL:
                     self._referrals[ns.name] = (zone, reply)
+                self._unglued[ns.name] = tuple(
+                    rd.target
+                    for rd in ns
+                    if not rd.target.is_subdomain(ns.name) and not addresses(reply, [rd.target])
+                )
                 zone, servers = ns.name, found
                 self._learnt(zone, servers, ns.ttl)
                 probe = len(zone) + 1
@@ -403,49 +465,70 @@ class Query:
     ) -> Generator[Need, Reply, _Zone]:
         if zone in self.zones:
             return self.zones[zone]
-        reply, _ = yield from self._iterate(zone, DNSKEY_T)
+        reply, where = yield from self._iterate(zone, DNSKEY_T)
         if reply is None:
             state = _Zone(
                 zone, v.bogus(f"no answer to {zone} DNSKEY from its servers", v.EDE_DNSKEY_MISSING)
             )
         else:
-            rrset = find(reply.answer, zone, DNSKEY_T)
-            sigs = sigs_for(reply.answer, zone, DNSKEY_T)
-            cache = self.config.trust_cache
-            cache_key = None
-            if cache is not None and rrset is not None:
-                cache_key = cache.key(zone, rrset, ds, anchor_keys, self.config.policy)
-                keys = cache.get(cache_key, self.now)
-                if keys is not None:
-                    state = _Zone(
-                        zone,
-                        v.secure(f"DNSKEY RRset of {zone} (validated earlier)"),
-                        keys,
-                        _until(rrset.ttl, sigs, self.now),
-                    )
-                    self._link(zone, "DNSKEY", state.verdict.reason, v.Security.SECURE)
-                    self.zones[zone] = state
-                    return state
-            ks = trust_keys(
-                zone,
-                rrset,
-                sigs,
-                ds,
-                anchor_keys,
-                self.now,
-                self.budget,
-                self.config.policy,
-            )
-            state = _Zone(zone, ks.verdict, ks.keys)
-            if state.secure and rrset is not None:
-                state = _Zone(zone, ks.verdict, ks.keys, _until(rrset.ttl, sigs, self.now))
-            if cache is not None and cache_key is not None and rrset is not None and state.secure:
-                cache.put(cache_key, ks.keys, rrset.ttl, sigs, self.now)
-            for step in ks.steps:
-                self._link(zone, "DNSKEY", step, v.Security.SECURE)
+            state = self._keys_from(zone, reply, ds, anchor_keys)
+            while state.verdict.security is v.Security.BOGUS:
+                # Unsigned or badly signed keys from one server (dnssec-lame): another of
+                # the zone's servers may have the signed RRset.
+                asked, again = yield from self._ask_elsewhere(zone, DNSKEY_T, where)
+                if not asked:
+                    break
+                if again is not None:
+                    other = self._keys_from(zone, again, ds, anchor_keys)
+                    if other.secure:
+                        state = other
         if not state.secure:
             self._link(zone, "DNSKEY", state.verdict.reason, state.verdict.security)
         self.zones[zone] = state
+        return state
+
+    def _keys_from(
+        self,
+        zone: dns.name.Name,
+        reply: dns.message.Message,
+        ds: tuple[DS, ...],
+        anchor_keys: tuple[DNSKEY, ...],
+    ) -> _Zone:
+        """``zone``'s keys from its DNSKEY answer ``reply``, checked against ``ds`` or the
+        anchor's keys (the trust cache first)."""
+        rrset = find(reply.answer, zone, DNSKEY_T)
+        sigs = sigs_for(reply.answer, zone, DNSKEY_T)
+        cache = self.config.trust_cache
+        cache_key = None
+        if cache is not None and rrset is not None:
+            cache_key = cache.key(zone, rrset, ds, anchor_keys, self.config.policy)
+            keys = cache.get(cache_key, self.now)
+            if keys is not None:
+                state = _Zone(
+                    zone,
+                    v.secure(f"DNSKEY RRset of {zone} (validated earlier)"),
+                    keys,
+                    _until(rrset.ttl, sigs, self.now),
+                )
+                self._link(zone, "DNSKEY", state.verdict.reason, v.Security.SECURE)
+                return state
+        ks = trust_keys(
+            zone,
+            rrset,
+            sigs,
+            ds,
+            anchor_keys,
+            self.now,
+            self.budget,
+            self.config.policy,
+        )
+        state = _Zone(zone, ks.verdict, ks.keys)
+        if state.secure and rrset is not None:
+            state = _Zone(zone, ks.verdict, ks.keys, _until(rrset.ttl, sigs, self.now))
+        if cache is not None and cache_key is not None and rrset is not None and state.secure:
+            cache.put(cache_key, ks.keys, rrset.ttl, sigs, self.now)
+        for step in ks.steps:
+            self._link(zone, "DNSKEY", step, v.Security.SECURE)
         return state
 
     def _chain_to(self, target: dns.name.Name) -> Generator[Need, Reply, _Zone]:
@@ -476,17 +559,30 @@ class Query:
             state = yield from self._zone_keys(anchor.zone, anchor.ds, anchor.keys)
             self._share(state)
         pos = anchor.zone
+        # A DS reply that proves nothing (unsigned, badly signed, lame) is asked again of
+        # the parent's other servers before the chain is called bogus (dnssec-lame).
+        retry: tuple[bool, Reply] = (False, None)
         while state.secure and pos != target:
             nxt = dns.name.Name(target.labels[-(len(pos) + 1) :])
             cached = self.zones.get(nxt) or self._shared_state(nxt)
             if cached is not None:
                 state, pos = cached, nxt
                 continue
-            referral = self._referral_ds(nxt, state.zone)
-            reply: Reply = referral
-            if reply is None:
-                servers = yield from self._servers_of(state.zone)
-                reply = yield from self._ask(nxt, DS_T, servers, state.zone)
+            reply: Reply
+            retrying = retry[0]
+            if retrying:
+                referral, reply = None, retry[1]
+                retry = (False, None)
+            else:
+                referral = self._referral_ds(nxt, state.zone)
+                reply = referral
+                if reply is None:
+                    servers = yield from self._servers_of(state.zone)
+                    reply = yield from self._ask(nxt, DS_T, servers, state.zone)
+            if reply is None and retrying:
+                retry = yield from self._ask_elsewhere(nxt, DS_T, state.zone)
+                if retry[0]:
+                    continue
             if reply is None:
                 why = f"no answer to {nxt} DS: the chain of trust cannot be built"
                 self._link(state.zone, "DS", why, v.Security.BOGUS)
@@ -510,6 +606,9 @@ class Query:
                     state.zone, "DS", f"{nxt} DS: {check.verdict.reason}", check.verdict.security
                 )
                 if not check.ok:
+                    retry = yield from self._ask_elsewhere(nxt, DS_T, state.zone)
+                    if retry[0]:
+                        continue
                     return _Zone(state.zone, check.verdict)
                 if check.wildcard_encloser is not None:
                     why = f"{nxt} DS is a wildcard expansion: DS RRsets never are"
@@ -536,6 +635,9 @@ class Query:
                     continue  # ask the parent itself (the referral is used once)
                 self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
                 if not proof.ok:
+                    retry = yield from self._ask_elsewhere(nxt, DS_T, state.zone)
+                    if retry[0]:
+                        continue
                     return _Zone(state.zone, proof.verdict)
                 if proof.delegation or proof.verdict.security is v.Security.INSECURE:
                     why = f"{nxt} is an insecure delegation: {proof.verdict.reason}"
@@ -562,6 +664,9 @@ class Query:
                 else f"{nxt} DS: server answered {dns.rcode.to_text(reply.rcode())}"
             )
             self._link(state.zone, "DS", why, v.Security.BOGUS)
+            retry = yield from self._ask_elsewhere(nxt, DS_T, state.zone)
+            if retry[0]:
+                continue
             return _Zone(state.zone, v.bogus(why, v.EDE_NO_REACHABLE_AUTHORITY))
         return state
 
@@ -849,6 +954,17 @@ class Query:
                 rcode = dns.rcode.SERVFAIL
                 break
             out = yield from self._validate(name, self.rdtype, reply, zone)
+            while out.verdict.security is v.Security.BOGUS:
+                # A server that strips or breaks signatures (dnssec-lame) or a forged
+                # reply: another server of the zone may give data that validates.  What is
+                # used is validated like the first; nothing unproven gets through.
+                asked, again = yield from self._ask_elsewhere(name, self.rdtype, zone)
+                if not asked:
+                    break
+                if again is not None:
+                    other = yield from self._validate(name, self.rdtype, again, zone)
+                    if other.verdict.security is not v.Security.BOGUS:
+                        out = other
             link = out.verdict
             # Data judged "indeterminate" is only for names no anchor covers.  A chain that
             # left the anchored tree (an RRSIG naming a signer above the anchor, say) proves

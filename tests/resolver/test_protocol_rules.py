@@ -434,3 +434,30 @@ def test_a_lame_server_makes_the_resolver_ask_another(authority: Authority) -> N
     res = Resolver(config, transport, lambda: NOW)
     r = asyncio.run(res.resolve("www.a.example.", "A"))
     assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+
+
+def test_a_recursive_servers_cached_answer_is_not_the_zones(authority: Authority) -> None:
+    """Data without AA from a server that offers recursion (RA) comes from its cache, not
+    from the zone: the next server is asked (Unbound's iter_ranoaa_lame); when every
+    server answers so, that answer is used (iter_reclame_two), validated as any other."""
+    www = dns.name.from_text("www.insec.")
+    recursing = {"127.0.0.2"}
+    inner = memory_transport(authority)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire)
+        if server[0] in recursing and q.question[0].name == www:
+            out = dns.message.make_response(q)
+            out.flags |= dns.flags.RA
+            out.answer.append(dns.rrset.from_text(www, 300, "IN", "A", "192.0.2.66"))
+            return out.to_wire()
+        return await inner(server, wire, tcp)
+
+    servers = (("127.0.0.2", 53), ("127.0.0.1", 53))
+    config = dataclasses.replace(config_for(authority), root_servers=servers)
+    r = asyncio.run(Resolver(config, transport, lambda: NOW).resolve(www, "A"))
+    assert [rd.address for rd in r.answer[0]] == ["192.0.2.1"]
+    recursing.add("127.0.0.1")
+    r = asyncio.run(Resolver(config, transport, lambda: NOW).resolve(www, "A"))
+    assert [rd.address for rd in r.answer[0]] == ["192.0.2.66"]
+    assert r.verdict.security is S.INSECURE  # insec. has no DS: proven unsigned

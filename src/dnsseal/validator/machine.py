@@ -380,14 +380,21 @@ class Query:
             if reply is None:
                 return None, zone
             kind = classify(reply, ask, atype, zone)
-            while kind is Kind.LAME:
-                # A lame server or a referral that leads nowhere: ask another of the zone's.
-                asked, reply = yield from self._ask_elsewhere(ask, atype, zone, depth)
+            cached: tuple[dns.message.Message, Kind] | None = None
+            while _lame(kind, reply):
+                # A lame server, a referral that leads nowhere or a recursive server's
+                # cached answer: ask another of the zone's servers.  When every one only
+                # recurses, its answer is what there is (as Unbound concludes).
+                if kind is not Kind.LAME and cached is None:
+                    cached = (reply, kind)
+                asked, again = yield from self._ask_elsewhere(ask, atype, zone, depth)
                 if not asked:
-                    return None, zone
-                if reply is not None:
-                    kind = classify(reply, ask, atype, zone)
-            assert reply is not None
+                    if cached is None:
+                        return None, zone
+                    reply, kind = cached
+                    break
+                if again is not None:
+                    reply, kind = again, classify(again, ask, atype, zone)
             ns = referral_ns(reply, zone, ask) if kind is Kind.REFERRAL else None
             if ns is None and atype == NS_T and kind is Kind.ANSWER and ask != zone:
                 ns = find(reply.answer, ask, NS_T)
@@ -1057,6 +1064,17 @@ def negative_ttl(authority: Sequence[dns.rrset.RRset]) -> int:
         if r.rdtype == SOA_T:
             ttls.append(r[0].minimum)
     return min(ttls) if ttls else 0
+
+
+def _lame(kind: Kind, reply: dns.message.Message) -> bool:
+    """Whether an iterative reply is no answer from the zone: lame (see :func:`classify`),
+    or data from a server that recurses (RA) without authority (no AA): its cache speaks,
+    not the zone (Unbound's REC_LAME, RFC 1034 s4.3.1: only authoritative data has AA)."""
+    if kind is Kind.LAME:
+        return True
+    if kind in (Kind.REFERRAL, Kind.FAILURE):
+        return False
+    return bool(reply.flags & dns.flags.RA) and not reply.flags & dns.flags.AA
 
 
 def _apex_ttl(reply: dns.message.Message, name: dns.name.Name) -> int | None:

@@ -418,3 +418,50 @@ def test_servers_that_answer_for_the_child_are_kept_without_ns_lookups(
     assert res.config.delegations is not None
     hit = res.config.delegations.closest(N("www.a.example."), NOW)
     assert hit is not None and hit[0] == N("a.example.")
+
+
+# --- DNAME synthesis from the cache (RFC 6672 s3.2) ----------------------------------------
+
+
+def test_a_cached_dname_synthesizes_names_below_its_owner(authority: Authority) -> None:
+    """A validated DNAME (old.example. -> a.example.) answers every later name below its
+    owner without asking example.'s servers: the DNAME, the synthesized CNAME (TTL of the
+    DNAME, counted down) and the target's own resolution (Unbound's iter_dname_ttl)."""
+    now = [NOW]
+    res = Resolver(config_for(authority), memory_transport(authority), lambda: now[0])
+    first = asyncio.run(res.resolve("www.old.example.", "A"))
+    assert first.verdict.security is S.SECURE
+    now[0] += 10
+    before = len(authority.queries)
+    r = asyncio.run(res.resolve("nope.old.example.", "A"))
+    asked = authority.queries[before:]
+    assert ("nope.old.example.", "A") not in asked and ("nope.a.example.", "A") in asked
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NXDOMAIN, S.SECURE), r.verdict
+    dname, cname = r.answer[0], next(x for x in r.answer if x.rdtype == T.CNAME)
+    assert dname.rdtype == T.DNAME and dname.ttl == first.answer[0].ttl - 10
+    assert cname[0].target == N("nope.a.example.") and cname.ttl == dname.ttl
+    before = len(authority.queries)
+    r = asyncio.run(res.resolve("x.y.old.example.", "CNAME"))
+    assert authority.queries[before:] == []
+    assert [x.rdtype for x in r.answer if x.rdtype != T.RRSIG] == [T.DNAME, T.CNAME]
+    assert r.answer[-1][0].target == N("x.y.a.example.") and r.verdict.security is S.SECURE
+
+
+def test_a_dname_from_a_bogus_answer_synthesizes_nothing(authority: Authority) -> None:
+    """A DNAME whose answer did not validate is not kept: the next name below its owner is
+    asked of the servers again (and judged on its own)."""
+    old = N("old.example.")
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        for r in reply.answer:
+            if r.rdtype == T.RRSIG and r.covers == T.DNAME and r.name == old:
+                sig = r[0]
+                r.clear()
+                r.add(sig.replace(signature=bytes(len(sig.signature))))
+        return reply
+
+    res = Resolver(config_for(authority), forging_transport(authority, forge), lambda: NOW)
+    assert asyncio.run(res.resolve("www.old.example.", "A")).verdict.security is S.BOGUS
+    before = len(authority.queries)
+    assert asyncio.run(res.resolve("nope.old.example.", "A")).verdict.security is S.BOGUS
+    assert ("nope.old.example.", "A") in authority.queries[before:]

@@ -345,13 +345,16 @@ def test_glue_from_outside_the_referring_zone_is_not_trusted(authority: Authorit
 # --- the DS of a referral ----------------------------------------------------------------
 
 
-def _split_authority(fake_sig: bool = False) -> tuple[Authority, Authority]:
+def _split_authority(
+    fake_sig: bool = False, root: str | None = None, own_ns1: str = "127.0.0.1"
+) -> tuple[Authority, Authority]:
     """root and example. at 127.0.0.1, a.example. alone at 127.0.0.2 (its glue), so
-    example.'s servers send a real referral, with a.example.'s signed DS."""
+    example.'s servers send a real referral, with a.example.'s signed DS.  ``root``: the
+    root zone's text; ``own_ns1``: the address a.example. itself gives ns1.a.example."""
     from .conftest import A_EXAMPLE, EXAMPLE, ROOT
     from .zonebuild import Nsec3Params, make_key
 
-    a = sign_zone(A_EXAMPLE, "a.example")
+    a = sign_zone(A_EXAMPLE.replace("ns1 A 127.0.0.1", f"ns1 A {own_ns1}"), "a.example")
     ds_a = "\n".join(f"a DS {d.to_text()}" for d in a.ds())
     example = sign_zone(
         EXAMPLE.replace("ns1.a A 127.0.0.1", "ns1.a A 127.0.0.2") + ds_a,
@@ -360,8 +363,8 @@ def _split_authority(fake_sig: bool = False) -> tuple[Authority, Authority]:
         nsec3=Nsec3Params(bytes.fromhex("aabbccdd"), 12, True),
     )
     ds_ex = "\n".join(f"example. DS {d.to_text()}" for d in example.ds())
-    root = sign_zone(ROOT + ds_ex, ".")
-    return Authority([root, example]), Authority([a])
+    signed_root = sign_zone((ROOT if root is None else root) + ds_ex, ".")
+    return Authority([signed_root, example]), Authority([a])
 
 
 def _split_transport(parents: Authority, child: Authority, forge: bool = False) -> object:
@@ -465,3 +468,24 @@ def test_a_dname_from_a_bogus_answer_synthesizes_nothing(authority: Authority) -
     before = len(authority.queries)
     assert asyncio.run(res.resolve("nope.old.example.", "A")).verdict.security is S.BOGUS
     assert ("nope.old.example.", "A") in authority.queries[before:]
+
+
+def test_a_name_servers_address_from_earlier_glue_needs_no_lookup() -> None:
+    """insec. is delegated to ns1.a.example. without glue (the root cannot vouch for it);
+    its address came as glue with example.'s referral to a.example. an earlier query
+    followed, so it is used, not looked up again (Unbound answers it from its RRset
+    cache: val_cnameqtype, val_dnameqtype)."""
+    from .conftest import ROOT
+
+    moved = ROOT.replace(
+        "insec. NS ns.insec.\nns.insec. A 127.0.0.1\n", "insec. NS ns1.a.example.\n"
+    )
+    assert moved != ROOT
+    parents, child = _split_authority(root=moved, own_ns1="127.0.0.2")
+    child = Authority([child.zones[N("a.example.")], sign_zone(INSEC, "insec", unsigned=True)])
+    res = Resolver(config_for(parents), _split_transport(parents, child), lambda: NOW)  # type: ignore[arg-type]
+    assert resolve(res, "www.a.example.", "A")[0].security is S.SECURE
+    verdict, rcode = resolve(res, "www.insec.", "A")
+    assert (verdict.security, rcode) == (S.INSECURE, dns.rcode.NOERROR), verdict
+    assert ("www.insec.", "A") in child.queries
+    assert ("ns1.a.example.", "A") not in child.queries + parents.queries

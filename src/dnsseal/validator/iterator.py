@@ -288,9 +288,19 @@ class Iteration:
         found by resolving the names."""
         names = [rd.target for rd in ns]
         port = self.config.port
-        found = addresses(reply, [n for n in names if n.is_subdomain(zone)])
+        vouched = [n for n in names if n.is_subdomain(zone)]
+        found = addresses(reply, vouched)
+        shared = self.config.delegations
         if found:
+            if shared is not None:
+                for name in vouched:
+                    glue = tuple(addresses(reply, [name]))
+                    shared.put_host(name, glue, _glue_ttl(reply, name, ns.ttl), self.now)
             return tuple((a, port) for a in found)
+        if shared is not None:
+            known = [a for name in names for a in shared.host(name, self.now) or ()]
+            if known:
+                return tuple((a, port) for a in known)
         if depth >= 2:
             return ()
         for name in names[:3]:
@@ -300,6 +310,9 @@ class Iteration:
             if sub is not None:
                 rrset = find(sub.answer, name, dns.rdatatype.A)
                 if rrset is not None:
+                    if shared is not None:
+                        looked_up = tuple(rd.address for rd in rrset)
+                        shared.put_host(name, looked_up, rrset.ttl, self.now)
                     return tuple((rd.address, port) for rd in rrset)
         return ()
 
@@ -332,3 +345,14 @@ def _apex_ttl(reply: dns.message.Message, name: dns.name.Name) -> int | None:
         if r.rdtype == RRSIG_T and r.name == name and any(sig.signer == name for sig in r):
             return int(r.ttl)
     return None
+
+
+def _glue_ttl(reply: dns.message.Message, name: dns.name.Name, ns_ttl: int) -> int:
+    """How long the glue for ``name`` in ``reply`` may be kept: its smallest TTL, at most
+    the NS RRset's (glue is only as current as the delegation it came with)."""
+    ttls = [
+        r.ttl
+        for r in reply.additional
+        if r.name == name and r.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
+    ]
+    return min([*ttls, ns_ttl])

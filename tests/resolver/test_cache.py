@@ -489,3 +489,48 @@ def test_a_name_servers_address_from_earlier_glue_needs_no_lookup() -> None:
     assert (verdict.security, rcode) == (S.INSECURE, dns.rcode.NOERROR), verdict
     assert ("www.insec.", "A") in child.queries
     assert ("ns1.a.example.", "A") not in child.queries + parents.queries
+
+
+def _insec_behind(ns_lines: str, own_ns1: str, dead: set[str]) -> tuple[Resolver, Authority]:
+    """root delegates insec. with ``ns_lines``; a.example. (glue 127.0.0.2) gives its
+    ns1 the address ``own_ns1``; insec. is served at 127.0.0.2; ``dead`` servers answer
+    SERVFAIL."""
+    from .conftest import ROOT
+
+    moved = ROOT.replace("insec. NS ns.insec.\nns.insec. A 127.0.0.1\n", ns_lines)
+    assert moved != ROOT
+    parents, child = _split_authority(root=moved, own_ns1=own_ns1)
+    child = Authority([child.zones[N("a.example.")], sign_zone(INSEC, "insec", unsigned=True)])
+    inner = _split_transport(parents, child)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        if server[0] in dead:
+            q = dns.message.from_wire(wire)
+            r = dns.message.make_response(q)
+            r.set_rcode(dns.rcode.SERVFAIL)
+            return r.to_wire()
+        return await inner(server, wire, tcp)  # type: ignore[operator,no-any-return]
+
+    return Resolver(config_for(parents), transport, lambda: NOW), child
+
+
+def test_the_parents_glue_is_the_fallback_for_a_wrong_child_address() -> None:
+    """ns1.a.example. serves insec.; the parent's glue for it is right (127.0.0.2), the
+    child's own A record names a dead address: after it fails, the glue is asked
+    (Unbound's iter_pcdiff)."""
+    res, child = _insec_behind("insec. NS ns1.a.example.\n", "127.0.0.7", {"127.0.0.7"})
+    verdict, rcode = resolve(res, "www.insec.", "A")
+    assert (verdict.security, rcode) == (S.INSECURE, dns.rcode.NOERROR), verdict
+    assert ("www.insec.", "A") in child.queries
+
+
+def test_a_name_server_without_glue_is_tried_when_the_glued_ones_fail() -> None:
+    """insec. has two NS names: ns.insec. with glue (a server that fails) and ns1.a.example.
+    without: when the glued one fails, the other is looked up and asked, and later queries
+    use it too (Unbound's iter_pcname)."""
+    ns = "insec. NS ns.insec.\ninsec. NS ns1.a.example.\nns.insec. A 127.0.0.9\n"
+    res, child = _insec_behind(ns, "127.0.0.2", {"127.0.0.9"})
+    for name in ("www.insec.", "ns.insec."):
+        verdict, rcode = resolve(res, name, "A")
+        assert verdict.security is S.INSECURE and rcode != dns.rcode.SERVFAIL, (name, verdict)
+        assert (name, "A") in child.queries

@@ -44,6 +44,7 @@ Reply = dns.message.Message | None
 # not RFC 7816's NS, which some servers mishandle and which reveals that a resolver probes.
 PROBE_TYPE = int(dns.rdatatype.A)
 MAX_RETRIES = 4  # other servers asked for one question after lame or bogus replies
+MAX_TTL = 86400  # a TTL that only caps: DelegationCache.put_servers never prolongs an entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,9 @@ class Iteration:
         # For asking another server after a lame or bogus reply: the servers asked so far
         # per question, and each zone's out-of-zone NS names that came without glue.
         self._retried: dict[tuple[dns.name.Name, dns.name.Name, int], set[Server]] = {}
+        self._retries: dict[tuple[dns.name.Name, dns.name.Name, int], int] = {}
         self._unglued: dict[dns.name.Name, tuple[dns.name.Name, ...]] = {}
+        self._glue: dict[dns.name.Name, tuple[str, ...]] = {}  # name server -> parent's glue
 
     def _ask(
         self,
@@ -117,13 +120,21 @@ class Iteration:
         return reply
 
     def _ask_elsewhere(
-        self, qname: dns.name.Name, rdtype: int, zone: dns.name.Name, depth: int = 0
+        self,
+        qname: dns.name.Name,
+        rdtype: int,
+        zone: dns.name.Name,
+        depth: int = 0,
+        all_tried: bool = False,
     ) -> Generator[Need, Reply, tuple[bool, Reply]]:
         """Ask (qname, rdtype) of another server of ``zone`` after a lame or bogus reply
         (Unbound's lame and dnssec-lame handling); (False, None) when every one was tried.
         The first reply came from the first server that answered, normally the first
         listed; the others are asked one at a time, then the addresses of the zone's
-        out-of-zone NS names that came without glue, looked up here."""
+        out-of-zone NS names that came without glue, looked up here.  ``all_tried``: no
+        known server answered (the driver tried them all): only the looked-up ones."""
+        if all_tried and self.servers.get(zone):
+            self._retried.setdefault((zone, qname, rdtype), set()).update(self.servers[zone])
         server = yield from self._next_server(qname, rdtype, zone, depth)
         if server is None:
             return False, None
@@ -135,12 +146,14 @@ class Iteration:
     ) -> Generator[Need, Reply, Server | None]:
         if self._forward(qname) is not None or not self.servers.get(zone):
             return None
-        tried = self._retried.setdefault((zone, qname, rdtype), {self.servers[zone][0]})
-        if len(tried) > MAX_RETRIES:
+        key = (zone, qname, rdtype)
+        tried = self._retried.setdefault(key, {self.servers[zone][0]})
+        if self._retries.get(key, 0) >= MAX_RETRIES:
             return None
         for server in self.servers[zone]:
             if server not in tried:
                 tried.add(server)
+                self._retries[key] = self._retries.get(key, 0) + 1
                 return server
         names = self._unglued.pop(zone, ())
         if not names or depth >= 2:
@@ -153,7 +166,14 @@ class Iteration:
             for rd in rrset or ():
                 if (rd.address, port) not in more:
                     more.append((rd.address, port))
-        self.servers[zone] = tuple(more)
+        if len(more) > len(self.servers[zone]):
+            self.servers[zone] = tuple(more)
+            # Later queries use them too: a cached delegation is extended (put_servers
+            # never prolongs an entry, so MAX_TTL only caps); none is created here.
+            shared = self.config.delegations
+            known = shared.closest(zone, self.now) if shared is not None else None
+            if shared is not None and known is not None and known[0] == zone:
+                shared.put_servers(zone, tuple(more), MAX_TTL, self.now)
         return (yield from self._next_server(qname, rdtype, zone, depth))
 
     def _forward(self, name: dns.name.Name) -> tuple[dns.name.Name, tuple[Server, ...]] | None:
@@ -214,8 +234,14 @@ class Iteration:
                 # (RFC 9156 s2.3; Unbound's relaxed minimisation does the same).
                 minimise = False
                 continue
-            if reply is None:
-                return None, zone
+            while reply is None:
+                # No known server answered (the driver tried them all): the zone's
+                # out-of-zone NS names that came without glue may (iter_pcname).
+                asked, reply = yield from self._ask_elsewhere(
+                    ask, atype, zone, depth, all_tried=True
+                )
+                if not asked:
+                    return None, zone
             kind = classify(reply, ask, atype, zone)
             cached: tuple[dns.message.Message, Kind] | None = None
             while _lame(kind, reply):
@@ -292,9 +318,11 @@ class Iteration:
         found = addresses(reply, vouched)
         shared = self.config.delegations
         if found:
-            if shared is not None:
-                for name in vouched:
-                    glue = tuple(addresses(reply, [name]))
+            for name in vouched:
+                glue = tuple(addresses(reply, [name]))
+                if glue:
+                    self._glue[name] = glue
+                if shared is not None:
                     shared.put_host(name, glue, _glue_ttl(reply, name, ns.ttl), self.now)
             return tuple((a, port) for a in found)
         if shared is not None:
@@ -310,10 +338,14 @@ class Iteration:
             if sub is not None:
                 rrset = find(sub.answer, name, dns.rdatatype.A)
                 if rrset is not None:
+                    # The child's own addresses first, then the parent's glue for the name
+                    # if it differs: when the child's are wrong, the engine falls back to
+                    # the parent's (Unbound's parent-side fallback).
+                    looked_up = tuple(rd.address for rd in rrset)
+                    looked_up += tuple(a for a in self._glue.get(name, ()) if a not in looked_up)
                     if shared is not None:
-                        looked_up = tuple(rd.address for rd in rrset)
                         shared.put_host(name, looked_up, rrset.ttl, self.now)
-                    return tuple((rd.address, port) for rd in rrset)
+                    return tuple((a, port) for a in looked_up)
         return ()
 
     def _servers_of(self, zone: dns.name.Name) -> Generator[Need, Reply, tuple[Server, ...]]:

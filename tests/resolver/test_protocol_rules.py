@@ -461,3 +461,30 @@ def test_a_recursive_servers_cached_answer_is_not_the_zones(authority: Authority
     r = asyncio.run(Resolver(config, transport, lambda: NOW).resolve(www, "A"))
     assert [rd.address for rd in r.answer[0]] == ["192.0.2.66"]
     assert r.verdict.security is S.INSECURE  # insec. has no DS: proven unsigned
+
+
+def test_a_bare_empty_answer_is_believed_only_when_no_server_says_more(
+    authority: Authority,
+) -> None:
+    """An authoritative NOERROR with nothing in it (no SOA, no NS: RFC 2308's NODATA type
+    3) makes the resolver ask the zone's next server (Unbound's iter_ignore_empty); when
+    every server answers so, it is the NODATA it claims to be."""
+    www = dns.name.from_text("www.insec.")
+    empty = {"127.0.0.2"}
+    inner = memory_transport(authority)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire)
+        if server[0] in empty and q.question[0].name == www:
+            out = dns.message.make_response(q)
+            out.flags |= dns.flags.AA
+            return out.to_wire()
+        return await inner(server, wire, tcp)
+
+    servers = (("127.0.0.2", 53), ("127.0.0.1", 53))
+    config = dataclasses.replace(config_for(authority), root_servers=servers)
+    r = asyncio.run(Resolver(config, transport, lambda: NOW).resolve(www, "A"))
+    assert [rd.address for rd in r.answer[0]] == ["192.0.2.1"]
+    empty.add("127.0.0.1")
+    r = asyncio.run(Resolver(config, transport, lambda: NOW).resolve(www, "A"))
+    assert (r.rcode, r.answer, r.verdict.security) == (dns.rcode.NOERROR, (), S.INSECURE)

@@ -358,12 +358,17 @@ class Iteration:
 
 def _lame(kind: Kind, reply: dns.message.Message) -> bool:
     """Whether an iterative reply is no answer from the zone: lame (see :func:`classify`),
-    or data from a server that recurses (RA) without authority (no AA): its cache speaks,
-    not the zone (Unbound's REC_LAME, RFC 1034 s4.3.1: only authoritative data has AA)."""
+    data from a server that recurses (RA) without authority (no AA): its cache speaks, not
+    the zone (Unbound's REC_LAME, RFC 1034 s4.3.1: only authoritative data has AA), or a
+    bare empty NOERROR (no SOA, no NS): RFC 2308 s2.2's NODATA type 3, which Unbound only
+    believes when no other server of the zone says more.  The last two are used when every
+    server answers so."""
     if kind is Kind.LAME:
         return True
     if kind in (Kind.REFERRAL, Kind.FAILURE):
         return False
+    if kind is Kind.NODATA and not reply.answer and not reply.authority:
+        return True
     return bool(reply.flags & dns.flags.RA) and not reply.flags & dns.flags.AA
 
 

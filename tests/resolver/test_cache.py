@@ -95,7 +95,7 @@ def test_delegations_expire_with_the_ns_ttl(authority: Authority) -> None:
     now[0] += 3601  # past every TTL of the test zones
     before = len(authority.queries)
     assert resolve(res, "ns1.a.example.", "A")[0].security is S.SECURE
-    assert ("example.", "NS") in authority.queries[before:]  # asked the root again
+    assert ("example.", "A") in authority.queries[before:]  # asked the root again
 
 
 def test_new_anchors_drop_the_chain_states(authority: Authority) -> None:
@@ -345,13 +345,16 @@ def test_glue_from_outside_the_referring_zone_is_not_trusted(authority: Authorit
 # --- the DS of a referral ----------------------------------------------------------------
 
 
-def _split_authority(fake_sig: bool = False) -> tuple[Authority, Authority]:
+def _split_authority(
+    fake_sig: bool = False, root: str | None = None, own_ns1: str = "127.0.0.1"
+) -> tuple[Authority, Authority]:
     """root and example. at 127.0.0.1, a.example. alone at 127.0.0.2 (its glue), so
-    example.'s servers send a real referral, with a.example.'s signed DS."""
+    example.'s servers send a real referral, with a.example.'s signed DS.  ``root``: the
+    root zone's text; ``own_ns1``: the address a.example. itself gives ns1.a.example."""
     from .conftest import A_EXAMPLE, EXAMPLE, ROOT
     from .zonebuild import Nsec3Params, make_key
 
-    a = sign_zone(A_EXAMPLE, "a.example")
+    a = sign_zone(A_EXAMPLE.replace("ns1 A 127.0.0.1", f"ns1 A {own_ns1}"), "a.example")
     ds_a = "\n".join(f"a DS {d.to_text()}" for d in a.ds())
     example = sign_zone(
         EXAMPLE.replace("ns1.a A 127.0.0.1", "ns1.a A 127.0.0.2") + ds_a,
@@ -360,8 +363,8 @@ def _split_authority(fake_sig: bool = False) -> tuple[Authority, Authority]:
         nsec3=Nsec3Params(bytes.fromhex("aabbccdd"), 12, True),
     )
     ds_ex = "\n".join(f"example. DS {d.to_text()}" for d in example.ds())
-    root = sign_zone(ROOT + ds_ex, ".")
-    return Authority([root, example]), Authority([a])
+    signed_root = sign_zone((ROOT if root is None else root) + ds_ex, ".")
+    return Authority([signed_root, example]), Authority([a])
 
 
 def _split_transport(parents: Authority, child: Authority, forge: bool = False) -> object:
@@ -388,7 +391,7 @@ def test_the_ds_of_a_referral_is_used_not_asked_again() -> None:
     res = Resolver(config, _split_transport(parents, child), lambda: NOW)  # type: ignore[arg-type]
     verdict, rcode = resolve(res, "www.a.example.", "A")
     assert (verdict.security, rcode) == (S.SECURE, dns.rcode.NOERROR), verdict
-    assert ("a.example.", "NS") in parents.queries  # the referral came from example.
+    assert ("a.example.", "A") in parents.queries  # the referral came from example.
     assert ("a.example.", "DS") not in parents.queries  # its DS was in it
 
 
@@ -407,18 +410,127 @@ def test_a_referral_with_a_broken_ds_signature_is_bogus() -> None:
 def test_servers_that_answer_for_the_child_are_kept_without_ns_lookups(
     authority: Authority,
 ) -> None:
-    """example.'s server answers a.example. NS itself, with authority (it serves both, like
-    one named for a whole tree), naming ns1.example. without an address: it is asked for
-    the child's names directly, not after looking ns1.example. up."""
+    """example.'s server answers for a.example. itself, with authority (it serves both, like
+    one named for a whole tree): asked the minimised a.example. A, it answers with
+    a.example.'s SOA (the apex), so the cut is learnt with the same server, which is asked
+    for the child's names directly, not after looking the child's NS names up."""
+    res = Resolver(config_for(authority), memory_transport(authority), lambda: NOW)
+    assert resolve(res, "www.a.example.", "A")[0].security is S.SECURE
+    assert ("a.example.", "A") in authority.queries  # the minimised question: SOA a.example.
+    assert not any(name.startswith("ns1.") for name, _ in authority.queries)
+    assert res.config.delegations is not None
+    hit = res.config.delegations.closest(N("www.a.example."), NOW)
+    assert hit is not None and hit[0] == N("a.example.")
+
+
+# --- DNAME synthesis from the cache (RFC 6672 s3.2) ----------------------------------------
+
+
+def test_a_cached_dname_synthesizes_names_below_its_owner(authority: Authority) -> None:
+    """A validated DNAME (old.example. -> a.example.) answers every later name below its
+    owner without asking example.'s servers: the DNAME, the synthesized CNAME (TTL of the
+    DNAME, counted down) and the target's own resolution (Unbound's iter_dname_ttl)."""
+    now = [NOW]
+    res = Resolver(config_for(authority), memory_transport(authority), lambda: now[0])
+    first = asyncio.run(res.resolve("www.old.example.", "A"))
+    assert first.verdict.security is S.SECURE
+    now[0] += 10
+    before = len(authority.queries)
+    r = asyncio.run(res.resolve("nope.old.example.", "A"))
+    asked = authority.queries[before:]
+    assert ("nope.old.example.", "A") not in asked and ("nope.a.example.", "A") in asked
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NXDOMAIN, S.SECURE), r.verdict
+    dname, cname = r.answer[0], next(x for x in r.answer if x.rdtype == T.CNAME)
+    assert dname.rdtype == T.DNAME and dname.ttl == first.answer[0].ttl - 10
+    assert cname[0].target == N("nope.a.example.") and cname.ttl == dname.ttl
+    before = len(authority.queries)
+    r = asyncio.run(res.resolve("x.y.old.example.", "CNAME"))
+    assert authority.queries[before:] == []
+    assert [x.rdtype for x in r.answer if x.rdtype != T.RRSIG] == [T.DNAME, T.CNAME]
+    assert r.answer[-1][0].target == N("x.y.a.example.") and r.verdict.security is S.SECURE
+
+
+def test_a_dname_from_a_bogus_answer_synthesizes_nothing(authority: Authority) -> None:
+    """A DNAME whose answer did not validate is not kept: the next name below its owner is
+    asked of the servers again (and judged on its own)."""
+    old = N("old.example.")
 
     def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
-        if need.qname == N("a.example.") and need.rdtype == T.NS and reply.answer:
-            ns = reply.answer[0]
-            ns.clear()
-            ns.add(dns.rdata.from_text("IN", "NS", "ns1.example."))
-            reply.additional = []
+        for r in reply.answer:
+            if r.rdtype == T.RRSIG and r.covers == T.DNAME and r.name == old:
+                sig = r[0]
+                r.clear()
+                r.add(sig.replace(signature=bytes(len(sig.signature))))
         return reply
 
     res = Resolver(config_for(authority), forging_transport(authority, forge), lambda: NOW)
+    assert asyncio.run(res.resolve("www.old.example.", "A")).verdict.security is S.BOGUS
+    before = len(authority.queries)
+    assert asyncio.run(res.resolve("nope.old.example.", "A")).verdict.security is S.BOGUS
+    assert ("nope.old.example.", "A") in authority.queries[before:]
+
+
+def test_a_name_servers_address_from_earlier_glue_needs_no_lookup() -> None:
+    """insec. is delegated to ns1.a.example. without glue (the root cannot vouch for it);
+    its address came as glue with example.'s referral to a.example. an earlier query
+    followed, so it is used, not looked up again (Unbound answers it from its RRset
+    cache: val_cnameqtype, val_dnameqtype)."""
+    from .conftest import ROOT
+
+    moved = ROOT.replace(
+        "insec. NS ns.insec.\nns.insec. A 127.0.0.1\n", "insec. NS ns1.a.example.\n"
+    )
+    assert moved != ROOT
+    parents, child = _split_authority(root=moved, own_ns1="127.0.0.2")
+    child = Authority([child.zones[N("a.example.")], sign_zone(INSEC, "insec", unsigned=True)])
+    res = Resolver(config_for(parents), _split_transport(parents, child), lambda: NOW)  # type: ignore[arg-type]
     assert resolve(res, "www.a.example.", "A")[0].security is S.SECURE
-    assert ("ns1.example.", "A") not in authority.queries
+    verdict, rcode = resolve(res, "www.insec.", "A")
+    assert (verdict.security, rcode) == (S.INSECURE, dns.rcode.NOERROR), verdict
+    assert ("www.insec.", "A") in child.queries
+    assert ("ns1.a.example.", "A") not in child.queries + parents.queries
+
+
+def _insec_behind(ns_lines: str, own_ns1: str, dead: set[str]) -> tuple[Resolver, Authority]:
+    """root delegates insec. with ``ns_lines``; a.example. (glue 127.0.0.2) gives its
+    ns1 the address ``own_ns1``; insec. is served at 127.0.0.2; ``dead`` servers answer
+    SERVFAIL."""
+    from .conftest import ROOT
+
+    moved = ROOT.replace("insec. NS ns.insec.\nns.insec. A 127.0.0.1\n", ns_lines)
+    assert moved != ROOT
+    parents, child = _split_authority(root=moved, own_ns1=own_ns1)
+    child = Authority([child.zones[N("a.example.")], sign_zone(INSEC, "insec", unsigned=True)])
+    inner = _split_transport(parents, child)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        if server[0] in dead:
+            q = dns.message.from_wire(wire)
+            r = dns.message.make_response(q)
+            r.set_rcode(dns.rcode.SERVFAIL)
+            return r.to_wire()
+        return await inner(server, wire, tcp)  # type: ignore[operator,no-any-return]
+
+    return Resolver(config_for(parents), transport, lambda: NOW), child
+
+
+def test_the_parents_glue_is_the_fallback_for_a_wrong_child_address() -> None:
+    """ns1.a.example. serves insec.; the parent's glue for it is right (127.0.0.2), the
+    child's own A record names a dead address: after it fails, the glue is asked
+    (Unbound's iter_pcdiff)."""
+    res, child = _insec_behind("insec. NS ns1.a.example.\n", "127.0.0.7", {"127.0.0.7"})
+    verdict, rcode = resolve(res, "www.insec.", "A")
+    assert (verdict.security, rcode) == (S.INSECURE, dns.rcode.NOERROR), verdict
+    assert ("www.insec.", "A") in child.queries
+
+
+def test_a_name_server_without_glue_is_tried_when_the_glued_ones_fail() -> None:
+    """insec. has two NS names: ns.insec. with glue (a server that fails) and ns1.a.example.
+    without: when the glued one fails, the other is looked up and asked, and later queries
+    use it too (Unbound's iter_pcname)."""
+    ns = "insec. NS ns.insec.\ninsec. NS ns1.a.example.\nns.insec. A 127.0.0.9\n"
+    res, child = _insec_behind(ns, "127.0.0.2", {"127.0.0.9"})
+    for name in ("www.insec.", "ns.insec."):
+        verdict, rcode = resolve(res, name, "A")
+        assert verdict.security is S.INSECURE and rcode != dns.rcode.SERVFAIL, (name, verdict)
+        assert (name, "A") in child.queries

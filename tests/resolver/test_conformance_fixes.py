@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from dnsseal.validator import verdict as v
 from dnsseal.validator.anchors import AnchorSet, TrustAnchor
+from dnsseal.validator.machine import PROBE_TYPE as PROBE
 from dnsseal.validator.machine import Need, Query
 from dnsseal.validator.msgview import attach_rrsigs
 
@@ -154,22 +155,25 @@ def test_attach_rrsigs_moves_each_rrsig_to_its_rrset(layout: list[Any]) -> None:
 # --- referral-ds: the DS RRset or its denial that comes with a referral -----------------
 
 
-def _parent_referral(auth: Authority, parent: str, child: str) -> dns.message.Message:
-    """The referral ``parent``'s own server gives for ``child`` NS: NS, then the signed DS
-    RRset or the NSEC/NSEC3 records denying it (the in-memory authority serves every zone
-    from one address, so it would answer from the child)."""
-    r = dns.message.make_response(dns.message.make_query(child, "NS", want_dnssec=True))
-    _Answerer(auth.zones[N(parent)], r).run(N(child), T.NS)
+def _parent_referral(
+    auth: Authority, parent: str, child: str, rdtype: int = PROBE
+) -> dns.message.Message:
+    """The referral ``parent``'s own server gives for ``child`` (asked with the minimised
+    query's type): NS, then the signed DS RRset or the NSEC/NSEC3 records denying it (the
+    in-memory authority serves every zone from one address, so it would answer from the
+    child)."""
+    r = dns.message.make_response(dns.message.make_query(child, rdtype, want_dnssec=True))
+    _Answerer(auth.zones[N(parent)], r).run(N(child), rdtype)
     assert not r.flags & dns.flags.AA and r.authority[0].rdtype == T.NS
     return r
 
 
 def _refer_and_lose_ds(auth: Authority, parent: str, child: str, ds_reply: str) -> Forger:
-    """``child`` NS is answered by the parent's referral; the parent's answer to ``child``
-    DS is dropped ("drop") or kept ("keep")."""
+    """The minimised query for ``child`` is answered by the parent's referral; the parent's
+    answer to ``child`` DS is dropped ("drop") or kept ("keep")."""
 
     def forge(need: Need, reply: dns.message.Message) -> dns.message.Message | None:
-        if need.qname == N(child) and need.rdtype == T.NS:
+        if need.qname == N(child) and need.rdtype == PROBE:
             return _parent_referral(auth, parent, child)
         if need.qname == N(child) and need.rdtype == T.DS and ds_reply == "drop":
             return None
@@ -206,7 +210,7 @@ def test_forged_ds_or_denial_in_a_referral_is_not_trusted(authority: Authority) 
             def forge(
                 need: Need, reply: dns.message.Message, how: str = how, ds_reply: str = ds_reply
             ) -> dns.message.Message | None:
-                if need.qname == N("a.example.") and need.rdtype == T.NS:
+                if need.qname == N("a.example.") and need.rdtype == PROBE:
                     out = _parent_referral(authority, "example.", "a.example.")
                     if how == "badsig":
                         out.authority = [_broken_sigs(r) for r in out.authority]
@@ -588,7 +592,7 @@ def test_ds_of_a_cname_target_comes_from_the_referral() -> None:
     auth.zones[kid.origin] = kid
 
     def forge(need: Need, reply: dns.message.Message) -> dns.message.Message | None:
-        if need.qname == kid.origin and need.rdtype == T.NS:
+        if need.qname == kid.origin and need.rdtype == PROBE:
             return _parent_referral(auth, "par.", "kid.par.")
         if need.qname == kid.origin and need.rdtype == T.DS:
             return None

@@ -84,7 +84,7 @@ def test_wildcard_answer_is_returned_with_signatures(
 def test_qname_minimisation_asks_one_label_at_a_time(authority: Authority) -> None:
     run(authority, "www.a.example.", "A")
     first = authority.queries[:3]
-    assert first[0] == ("example.", "NS")
+    assert first[0] == ("example.", "A")  # RFC 9156 s2.1: minimised questions ask for A
     assert ("www.a.example.", "A") in authority.queries
     authority.queries.clear()
     run(authority, "www.a.example.", "A", minimise=False)
@@ -180,6 +180,9 @@ def test_no_server_answers_is_indeterminate(authority: Authority) -> None:
     q = Query("www.a.example.", "A", config_for(authority), NOW)
     step = q.start()
     assert isinstance(step, Need)
+    result = q.feed(None)
+    assert isinstance(result, Need)  # the minimised question failed: the full one is asked
+    assert (result.qname, result.rdtype) == (dns.name.from_text("www.a.example."), 1)
     result = q.feed(None)
     assert not isinstance(result, Need)
     assert result.rcode == dns.rcode.SERVFAIL

@@ -18,10 +18,12 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from dnsseal.resolver.engine import Resolver
+from dnsseal.resolver.engine import STRIKES, Resolver
 from dnsseal.resolver.service import ResolverService
+from dnsseal.resolver.transport import Transport
 from dnsseal.validator import verdict as v
-from dnsseal.validator.machine import Need
+from dnsseal.validator.anchors import AnchorSet
+from dnsseal.validator.machine import Config, Need
 
 from .authority import Authority, config_for, memory_transport
 from .test_failopen import Forger, forging_transport, run
@@ -199,8 +201,9 @@ def test_responses_are_never_answered(authority: Authority) -> None:
 
 
 def test_a_silent_server_is_backed_off(authority: Authority) -> None:
-    """A root server that never answers is asked once, then skipped (5 s, doubling) instead
-    of costing a timeout on every question; when it answers again it is used again."""
+    """A root server that never answers is asked until it missed STRIKES questions in a row,
+    then skipped (5 s, doubling) instead of costing a timeout on every question; when it
+    answers again it is used again."""
     dead = ("192.0.2.1", 53)
     asked: list[tuple[str, int]] = []
     alive = [False]
@@ -216,21 +219,39 @@ def test_a_silent_server_is_backed_off(authority: Authority) -> None:
     config = dataclasses.replace(config_for(authority), root_servers=(dead, ("127.0.0.1", 53)))
     res = Resolver(config, transport, lambda: now[0])
     assert asyncio.run(res.resolve("www.a.example.", "A")).verdict.security is S.SECURE
-    assert asked.count(dead) == 1
+    assert asked.count(dead) == STRIKES  # one root question each, until the last strike
     for name in ("nope1.", "nope2.", "nope3."):
         assert asyncio.run(res.resolve(name, "A")).rcode == dns.rcode.NXDOMAIN
-    assert asked.count(dead) == 1  # skipped while backing off
+    assert asked.count(dead) == STRIKES  # skipped while backing off
     now[0] += 6
     asyncio.run(res.resolve("nope4.", "A"))
-    assert asked.count(dead) == 2  # tried again after 5 s, silent again: now 10 s
+    assert asked.count(dead) == STRIKES + 1  # tried again after 5 s, silent: now 10 s
     now[0] += 6
     asyncio.run(res.resolve("nope5.", "A"))
-    assert asked.count(dead) == 2
+    assert asked.count(dead) == STRIKES + 1
     now[0] += 5
     alive[0] = True
     asyncio.run(res.resolve("nope6.", "A"))
     asyncio.run(res.resolve("nope7.", "A"))
-    assert asked.count(dead) == 4  # it answers again: asked for every new root question
+    assert asked.count(dead) == STRIKES + 3  # it answers again: asked for every root question
+
+
+def test_one_lost_reply_does_not_silence_a_zone(authority: Authority) -> None:
+    """A zone's only server that misses one question (a lost datagram) is asked again for
+    the next one: back-off starts only after STRIKES misses in a row (Unbound keeps asking
+    until its RTO passes 12 s, about five losses)."""
+    drop = [1]
+    inner = memory_transport(authority)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        if drop[0]:
+            drop[0] -= 1
+            raise TimeoutError("lost")
+        return await inner(server, wire, tcp)
+
+    res = Resolver(config_for(authority, minimise=False), transport, lambda: NOW)
+    assert asyncio.run(res.resolve("www.a.example.", "A")).rcode == dns.rcode.SERVFAIL
+    assert asyncio.run(res.resolve("www.a.example.", "MX")).rcode != dns.rcode.SERVFAIL
 
 
 def test_only_silent_servers_fail_at_once(authority: Authority) -> None:
@@ -240,12 +261,12 @@ def test_only_silent_servers_fail_at_once(authority: Authority) -> None:
         calls[0] += 1
         raise TimeoutError("no answer")
 
-    res = Resolver(config_for(authority), transport, lambda: NOW)
-    assert asyncio.run(res.resolve("www.a.example.", "A")).rcode == dns.rcode.SERVFAIL
-    first = calls[0]
-    assert first == 1
+    res = Resolver(config_for(authority, minimise=False), transport, lambda: NOW)
+    for i in range(STRIKES):
+        assert asyncio.run(res.resolve(f"www{i}.a.example.", "A")).rcode == dns.rcode.SERVFAIL
+    assert calls[0] == STRIKES
     assert asyncio.run(res.resolve("other.", "A")).rcode == dns.rcode.SERVFAIL
-    assert calls[0] == first  # no timeout spent while the only server backs off
+    assert calls[0] == STRIKES  # no timeout spent while the only server backs off
 
 
 def test_cached_results_are_compact_and_answer_the_same(
@@ -305,3 +326,165 @@ def test_negative_answers_carry_only_the_validated_proof(
     signed = {(x.name, x.covers) for x in r.authority if x.rdtype == T.RRSIG}
     assert all((x.name, x.rdtype) in signed for x in r.authority if x.rdtype != T.RRSIG)
     assert any(x.rdtype == T.SOA for x in r.authority)
+
+
+# --- replies: truncation over TCP, the TTL of negative answers -------------------------
+
+
+def _no_anchor_config(servers: tuple[tuple[str, int], ...]) -> Config:
+    return Config(servers, AnchorSet(()), minimise=False)
+
+
+def _authoritative(wire: bytes, *, answer: str = "", soa: str = "") -> bytes:
+    q = dns.message.from_wire(wire)
+    r = dns.message.make_response(q)
+    r.flags |= dns.flags.AA
+    name = q.question[0].name
+    if answer:
+        r.answer.append(dns.rrset.from_text(name, 300, "IN", "A", answer))
+    if soa:
+        r.set_rcode(dns.rcode.NXDOMAIN)
+        r.authority.append(dns.rrset.from_text(dns.name.root, 3600, "IN", "SOA", soa))
+    return r.to_wire()
+
+
+def test_a_truncated_tcp_reply_is_not_used() -> None:
+    """RFC 2181 s9: a reply with TC is ignored; over TCP there is nothing larger to retry
+    on, so the next server is asked (Unbound's iter_auth_tc: SERVFAIL when none is left)."""
+    asked: list[tuple[tuple[str, int], bool]] = []
+    honest = [False]
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        asked.append((server, tcp))
+        out = dns.message.from_wire(_authoritative(wire, answer="192.0.2.7"))
+        if server[0] == "192.0.2.1" or not honest[0]:
+            out.flags |= dns.flags.TC
+        return out.to_wire()
+
+    servers = (("192.0.2.1", 53), ("192.0.2.2", 53))
+    res = Resolver(_no_anchor_config(servers), transport, lambda: NOW)
+    r = asyncio.run(res.resolve("www.x.", "A"))
+    assert r.rcode == dns.rcode.SERVFAIL and not r.answer
+    assert asked == [(s, tcp) for s in servers for tcp in (False, True)]
+    honest[0] = True
+    r = asyncio.run(res.resolve("www.y.", "A"))
+    assert r.rcode == dns.rcode.NOERROR and r.answer[0][0].address == "192.0.2.7"
+
+
+def test_a_negative_answer_passes_the_soa_on_with_at_most_its_minimum_ttl() -> None:
+    """RFC 2308 s3 and s5: the SOA of a negative answer is passed on (and counted down) with
+    min(SOA TTL, SOA MINIMUM); Unbound's iter_domain_sale checks exactly this."""
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        return _authoritative(wire, soa=". h. 1 2 3 4 5")
+
+    res = Resolver(_no_anchor_config((("192.0.2.1", 53),)), transport, lambda: NOW)
+    r = asyncio.run(res.resolve("nx.", "A"))
+    assert r.rcode == dns.rcode.NXDOMAIN
+    assert [(x.rdtype, x.ttl) for x in r.authority] == [(T.SOA, 5)]
+
+
+# --- lame and dnssec-lame servers --------------------------------------------------------
+
+
+def _stripping_transport(auth: Authority, lame: set[str]) -> Transport:
+    """The in-memory authority; the servers in ``lame`` answer without RRSIGs (a server
+    that serves the zone unsigned: Unbound's dnssec-lame)."""
+    inner = memory_transport(auth)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        reply = dns.message.from_wire(await inner(server, wire, tcp))
+        if server[0] in lame:
+            for section in (reply.answer, reply.authority, reply.additional):
+                section[:] = [r for r in section if r.rdtype != T.RRSIG]
+        return reply.to_wire()
+
+    return transport
+
+
+def test_a_dnssec_lame_server_makes_the_resolver_ask_another(authority: Authority) -> None:
+    """Unsigned keys or data from one server of a signed zone: the next server is asked
+    and its signed answer validates (Unbound's iter_dnsseclame_ds/_ta); when every server
+    strips the signatures the answer stays bogus."""
+    servers = (("127.0.0.2", 53), ("127.0.0.1", 53))
+    config = dataclasses.replace(config_for(authority), root_servers=servers)
+    res = Resolver(config, _stripping_transport(authority, {"127.0.0.2"}), lambda: NOW)
+    r = asyncio.run(res.resolve("www.a.example.", "A"))
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+    res = Resolver(config, _stripping_transport(authority, {"127.0.0.2", "127.0.0.1"}), lambda: NOW)
+    r = asyncio.run(res.resolve("www.a.example.", "A"))
+    assert r.verdict.security is S.BOGUS, r.verdict  # the client gets SERVFAIL
+
+
+def test_a_lame_server_makes_the_resolver_ask_another(authority: Authority) -> None:
+    """A server that answers like a recursive one (RA, no AA, nothing) is lame for the
+    zone: the next server is asked (Unbound's REC_LAME)."""
+    inner = memory_transport(authority)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        if server[0] == "127.0.0.2":
+            q = dns.message.from_wire(wire)
+            lame = dns.message.make_response(q)
+            lame.flags |= dns.flags.RA
+            return lame.to_wire()
+        return await inner(server, wire, tcp)
+
+    servers = (("127.0.0.2", 53), ("127.0.0.1", 53))
+    config = dataclasses.replace(config_for(authority), root_servers=servers)
+    res = Resolver(config, transport, lambda: NOW)
+    r = asyncio.run(res.resolve("www.a.example.", "A"))
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+
+
+def test_a_recursive_servers_cached_answer_is_not_the_zones(authority: Authority) -> None:
+    """Data without AA from a server that offers recursion (RA) comes from its cache, not
+    from the zone: the next server is asked (Unbound's iter_ranoaa_lame); when every
+    server answers so, that answer is used (iter_reclame_two), validated as any other."""
+    www = dns.name.from_text("www.insec.")
+    recursing = {"127.0.0.2"}
+    inner = memory_transport(authority)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire)
+        if server[0] in recursing and q.question[0].name == www:
+            out = dns.message.make_response(q)
+            out.flags |= dns.flags.RA
+            out.answer.append(dns.rrset.from_text(www, 300, "IN", "A", "192.0.2.66"))
+            return out.to_wire()
+        return await inner(server, wire, tcp)
+
+    servers = (("127.0.0.2", 53), ("127.0.0.1", 53))
+    config = dataclasses.replace(config_for(authority), root_servers=servers)
+    r = asyncio.run(Resolver(config, transport, lambda: NOW).resolve(www, "A"))
+    assert [rd.address for rd in r.answer[0]] == ["192.0.2.1"]
+    recursing.add("127.0.0.1")
+    r = asyncio.run(Resolver(config, transport, lambda: NOW).resolve(www, "A"))
+    assert [rd.address for rd in r.answer[0]] == ["192.0.2.66"]
+    assert r.verdict.security is S.INSECURE  # insec. has no DS: proven unsigned
+
+
+def test_a_bare_empty_answer_is_believed_only_when_no_server_says_more(
+    authority: Authority,
+) -> None:
+    """An authoritative NOERROR with nothing in it (no SOA, no NS: RFC 2308's NODATA type
+    3) makes the resolver ask the zone's next server (Unbound's iter_ignore_empty); when
+    every server answers so, it is the NODATA it claims to be."""
+    www = dns.name.from_text("www.insec.")
+    empty = {"127.0.0.2"}
+    inner = memory_transport(authority)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire)
+        if server[0] in empty and q.question[0].name == www:
+            out = dns.message.make_response(q)
+            out.flags |= dns.flags.AA
+            return out.to_wire()
+        return await inner(server, wire, tcp)
+
+    servers = (("127.0.0.2", 53), ("127.0.0.1", 53))
+    config = dataclasses.replace(config_for(authority), root_servers=servers)
+    r = asyncio.run(Resolver(config, transport, lambda: NOW).resolve(www, "A"))
+    assert [rd.address for rd in r.answer[0]] == ["192.0.2.1"]
+    empty.add("127.0.0.1")
+    r = asyncio.run(Resolver(config, transport, lambda: NOW).resolve(www, "A"))
+    assert (r.rcode, r.answer, r.verdict.security) == (dns.rcode.NOERROR, (), S.INSECURE)

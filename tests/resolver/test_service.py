@@ -140,3 +140,40 @@ def test_any_gets_the_rfc8482_answer(authority: Authority) -> None:
     assert r.rcode() == dns.rcode.NOERROR
     assert [x.rdtype for x in r.answer] == [dns.rdatatype.HINFO]
     assert authority.queries == []  # nothing asked upstream
+
+
+def _handle(res: Resolver, query: dns.message.Message) -> dns.message.Message:
+    out = asyncio.run(ResolverService(res).handle(query.to_wire(), False))
+    assert out is not None
+    return dns.message.from_wire(out)
+
+
+def test_a_non_recursive_query_gets_the_cache_or_a_referral(authority: Authority) -> None:
+    """RFC 1034 s4.3.1: with RD clear the service does not resolve the name; it answers
+    from the cache or refers to the closest servers it knows, as the validated NS RRset of
+    their zone (Unbound's val_referd: NOERROR, AD, the NS RRset and its RRSIG)."""
+    res = Resolver(config_for(authority), memory_transport(authority), lambda: NOW)
+    asyncio.run(res.resolve("www.a.example.", "A"))
+    q = dns.message.make_query("new.a.example.", "A", want_dnssec=True)
+    q.flags &= ~dns.flags.RD
+    before = len(authority.queries)
+    reply = _handle(res, q)
+    assert ("new.a.example.", "A") not in authority.queries[before:]
+    assert reply.rcode() == dns.rcode.NOERROR and not reply.answer
+    assert reply.flags & dns.flags.AD and not reply.flags & dns.flags.RD
+    assert {(r.name.to_text(), r.rdtype) for r in reply.authority} == {
+        ("a.example.", dns.rdatatype.NS),
+        ("a.example.", dns.rdatatype.RRSIG),
+    }
+    # A cached answer is given as it is.
+    q = dns.message.make_query("www.a.example.", "A", want_dnssec=True)
+    q.flags &= ~dns.flags.RD
+    reply = _handle(res, q)
+    assert reply.answer and reply.answer[0].rdtype == dns.rdatatype.A
+    assert reply.flags & dns.flags.AD
+    # Nothing known below the root: the root's servers.
+    q = dns.message.make_query("x.insec.", "A")
+    q.flags &= ~dns.flags.RD
+    reply = _handle(res, q)
+    assert [(r.name.to_text(), r.rdtype) for r in reply.authority] == [(".", dns.rdatatype.NS)]
+    assert ("x.insec.", "A") not in authority.queries

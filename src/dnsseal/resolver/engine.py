@@ -4,14 +4,20 @@ and a clock.
 Every :class:`~dnsseal.validator.machine.Need` becomes one query (EDNS0 with DO and CD,
 RD clear, 1232-octet payload) to the listed servers in turn; a truncated UDP reply is
 retried over TCP; SERVFAIL, REFUSED, FORMERR, timeouts and replies that do not match the
-question move on to the next server.  A server that did not answer at all (timeout, network
-error) is skipped for a while, 5 s doubling to 5 min while it stays silent, like Unbound's
-infra cache; when every server of a question is backing off, the question fails at once.
+question move on to the next server, and so does a TCP reply with TC set (RFC 2181 s9: a
+truncated reply is ignored).  A server that did not answer :data:`STRIKES` times in a
+row (timeout, network error) is skipped for a while, 5 s doubling to 5 min while it stays
+silent, like Unbound's infra cache (which keeps asking a server until its retransmission
+timeout has doubled past 12 s, about five losses in a row: one lost datagram must not take a
+zone's only server away); when every server of a question is backing off, the question fails
+at once.
 Caches (all bounded, see :mod:`.cache`):
 
 - upstream replies per (name, type, zone) for their TTL, as wire bytes; the replies a
   resolution used are dropped when it ends bogus (a forged reply must not keep a name
   failing for its whole TTL);
+- the DNAME RRsets of answers that are not bogus, with the answer's verdict, so a name
+  below a DNAME owner is synthesized (RFC 6672 s3.2) and only its target resolved;
 - final results per (name, type) for the smallest TTL of their records, negative ones for
   the SOA MINIMUM at most (RFC 2308 s5), bogus ones for at most :data:`BOGUS_TTL` (Unbound's
   val-bogus-ttl), packed to wire form without the chain links (``resolve`` returns the
@@ -39,6 +45,7 @@ import dns.name
 import dns.opcode
 import dns.rcode
 import dns.rdatatype
+import dns.rrset
 
 from dnsseal import clock
 from dnsseal.resolver.aggressive import NsecCache
@@ -46,13 +53,14 @@ from dnsseal.resolver.cache import DEFAULT_MAX_BYTES, Cache, reply_ttl
 from dnsseal.resolver.transport import Transport, network_transport
 from dnsseal.validator.machine import Config, Need, Query, Result, negative_ttl
 from dnsseal.validator.trustcache import DelegationCache, TrustCache
-from dnsseal.validator.verdict import Security, Verdict
+from dnsseal.validator.verdict import Security, Verdict, worst
 
 log = logging.getLogger(__name__)
 
 PAYLOAD = 1232
 RETRY_RCODES = {dns.rcode.SERVFAIL, dns.rcode.REFUSED, dns.rcode.FORMERR, dns.rcode.NOTIMP}
 MAX_SERVERS_PER_NEED = 4
+STRIKES = 3  # unanswered queries in a row after which a server is skipped
 BACKOFF_FIRST = 5  # seconds a silent server is skipped, doubling while it stays silent
 BACKOFF_MAX = 300
 MAX_BACKOFF_ENTRIES = 10000
@@ -61,6 +69,8 @@ PARSED_REPLIES = 256  # cached upstream replies also kept parsed (~10 KB each)
 
 Server = tuple[str, int]
 NXDOMAIN_KEY = -1  # results key type of a name's NXDOMAIN, which holds for every type
+DNAME_KEY = -2  # results key type of a DNAME RRset an answer used, kept for synthesis
+MAX_SYNTHESIS = 8  # DNAMEs from the cache followed for one question (a loop ends there)
 # Types whose replies feed other resolutions (the chain walk, NS probes): kept as upstream
 # replies even when they are also the question asked.
 _SHARED_TYPES = {int(dns.rdatatype.DS), int(dns.rdatatype.DNSKEY), int(dns.rdatatype.NS)}
@@ -107,6 +117,13 @@ class _Packed:
             (),
             {},
         )
+
+
+def _aged(rrsets: tuple[dns.rrset.RRset, ...], age: int) -> tuple[dns.rrset.RRset, ...]:
+    """``rrsets`` with their TTLs counted down by ``age`` seconds in the cache."""
+    if not age:
+        return rrsets
+    return tuple(dns.rrset.from_rdata_list(r.name, max(0, r.ttl - age), list(r)) for r in rrsets)
 
 
 _OPT = b"\x00" + struct.pack("!HHIH", 41, PAYLOAD, 0x8000, 0)  # EDNS0, 1232 octets, DO
@@ -173,6 +190,7 @@ class Resolver:
         self._parsed: OrderedDict[Hashable, tuple[bytes, dns.message.Message]] = OrderedDict()
         self.upstream_queries = 0
         self._silent: dict[Server, tuple[int, int]] = {}  # server -> (retry at, back-off)
+        self._strikes: dict[Server, int] = {}  # server -> unanswered queries in a row
         self._inflight: dict[tuple[dns.name.Name, int], asyncio.Future[Result]] = {}
 
     def with_config(self, config: Config) -> None:
@@ -235,6 +253,18 @@ class Resolver:
                 return result, 0
         return None
 
+    async def referral(self, name: dns.name.Name) -> Result:
+        """The referral a non-recursive query for ``name`` gets when nothing answers it from
+        the cache (RFC 1034 s4.3.1, s4.3.2 step 4): the validated NS RRset of the deepest
+        zone above ``name`` whose servers are known (the root's if none)."""
+        now = self.clock()
+        known = None
+        if self.config.delegations is not None:
+            known = self.config.delegations.closest(name, now)
+        zone = known[0] if known is not None else dns.name.root
+        result, _ = await self.resolve_aged(zone, dns.rdatatype.NS)
+        return result
+
     async def _shared(self, name: dns.name.Name, t: int) -> Result:
         key = (name, t)
         running = self._inflight.get(key)
@@ -250,15 +280,21 @@ class Resolver:
             else:
                 task.add_done_callback(lambda _: self._inflight.pop(key, None))
 
-    async def _resolve(self, name: dns.name.Name, t: int) -> Result:
+    async def _resolve(self, name: dns.name.Name, t: int, depth: int = 0) -> Result:
         now = self.clock()
-        query = Query(name, t, self.config, now)
-        step = query.start()
         used: list[tuple[dns.name.Name, int, dns.name.Name]] = []
-        while isinstance(step, Need):
-            final = step.qname == name and step.rdtype == t and t not in _SHARED_TYPES
-            reply = await self.exchange(step, used, keep=not final)
-            step = query.feed(reply)
+        made = await self._synthesized(name, t, now, depth)
+        if made is not None:
+            step = made
+        else:
+            query = Query(name, t, self.config, now)
+            found = query.start()
+            while isinstance(found, Need):
+                final = found.qname == name and found.rdtype == t and t not in _SHARED_TYPES
+                reply = await self.exchange(found, used, keep=not final)
+                found = query.feed(reply)
+            step = found
+            self._learn_dnames(step, now)
         bogus = step.verdict.security is Security.BOGUS
         if bogus:
             # What led to bogus may be forged: ask again next time, not for a whole TTL.
@@ -278,20 +314,96 @@ class Resolver:
             self.nsec.learn(step, now)
         return step
 
+    def _learn_dnames(self, result: Result, now: int) -> None:
+        """Keep the DNAME RRsets (with their RRSIGs) of a result that is not bogus, so
+        names below their owners are synthesized (RFC 6672 s3.2) instead of asked again.
+        Each is kept with the result's verdict, the weakest of its links: never more than
+        the DNAME earned, and TTL 0 is not kept (RFC 2181 s8)."""
+        if result.verdict.security is Security.BOGUS or result.rcode == dns.rcode.SERVFAIL:
+            return
+        for rrset in result.answer:
+            if rrset.rdtype != dns.rdatatype.DNAME:
+                continue
+            sigs = [
+                r
+                for r in result.answer
+                if r.rdtype == dns.rdatatype.RRSIG
+                and r.covers == dns.rdatatype.DNAME
+                and r.name == rrset.name
+            ]
+            kept = Result(
+                rrset.name,
+                int(dns.rdatatype.DNAME),
+                dns.rcode.NOERROR,
+                (rrset, *sigs),
+                (),
+                result.verdict,
+                (),
+                {},
+            )
+            ttl = min(r.ttl for r in kept.answer)
+            self.results.put((rrset.name, DNAME_KEY), (now, _Packed.of(kept)), ttl, now)
+
+    async def _synthesized(
+        self, name: dns.name.Name, t: int, now: int, depth: int
+    ) -> Result | None:
+        """(name, t) answered through a cached DNAME above ``name``: the DNAME, the CNAME
+        it synthesizes (RFC 6672 s3.2, TTL of the DNAME) and the resolution of the new
+        name; the verdict is the weaker of the DNAME's and the target's.  None when no
+        DNAME is cached above ``name``."""
+        if t == dns.rdatatype.DS or depth >= MAX_SYNTHESIS:
+            return None
+        for i in range(1, len(name.labels) - 1):
+            owner = dns.name.Name(name.labels[i:])
+            hit = self.results.get((owner, DNAME_KEY), now)
+            if not isinstance(hit, tuple):
+                continue
+            stored, packed = hit
+            assert isinstance(packed, _Packed)
+            dname = packed.unpack()
+            age = max(0, now - stored)
+            links = _aged(dname.answer, age)
+            target = next(r for r in links if r.rdtype == dns.rdatatype.DNAME)[0].target
+            try:
+                new = name.relativize(owner).concatenate(target)
+            except dns.name.NameTooLong:
+                return None  # YXDOMAIN: let the servers say it (RFC 6672 s2.2)
+            cname = dns.rrset.from_text(name, links[0].ttl, "IN", "CNAME", new.to_text())
+            if t == dns.rdatatype.CNAME:
+                return Result(
+                    name, t, dns.rcode.NOERROR, (*links, cname), (), dname.verdict, (), {}
+                )
+            cached = self.cached(new, t, now)
+            if cached is not None:
+                rest, rest_age = cached
+                rest = dataclasses.replace(
+                    rest,
+                    answer=_aged(rest.answer, rest_age),
+                    authority=_aged(rest.authority, rest_age),
+                )
+            else:
+                rest = await self._resolve(new, t, depth + 1)
+            verdict = worst(dname.verdict, rest.verdict)
+            answer = (*links, cname, *rest.answer)
+            return Result(
+                name, t, rest.rcode, answer, rest.authority, verdict, rest.links, rest.spent
+            )
+        return None
+
     async def exchange(
         self,
         need: Need,
         used: list[tuple[dns.name.Name, int, dns.name.Name]] | None = None,
         keep: bool = True,
     ) -> dns.message.Message | None:
-        """One upstream question, from the cache or the first server that answers; its
-        cache key goes to ``used``; ``keep=False``: the reply is not cached (the result
-        made of it will be)."""
+        """One upstream question, from the cache (unless ``need.fresh``: another server's
+        reply is wanted) or the first server that answers; its cache key goes to ``used``;
+        ``keep=False``: the reply is not cached (the result made of it will be)."""
         key = (need.qname, need.rdtype, need.zone)
         if used is not None:
             used.append(key)
         now = self.clock()
-        cached = self.cache.get(key, now)
+        cached = None if need.fresh else self.cache.get(key, now)
         if isinstance(cached, bytes):
             return self._parse_cached(key, cached)
         servers = [s for s in need.servers if self._silent.get(s, (0, 0))[0] <= now]
@@ -326,7 +438,16 @@ class Resolver:
         return msg
 
     def _silence(self, server: Server) -> None:
-        """``server`` did not answer: skip it for a while, longer each time."""
+        """``server`` did not answer: after :data:`STRIKES` times in a row, skip it for a
+        while, longer each time it stays silent."""
+        strikes = self._strikes.get(server, 0) + 1
+        if strikes < STRIKES and server not in self._silent:
+            if len(self._strikes) >= MAX_BACKOFF_ENTRIES:
+                self._strikes.clear()
+            self._strikes[server] = strikes
+            log.debug("%s#%d did not answer (%d in a row)", server[0], server[1], strikes)
+            return
+        self._strikes.pop(server, None)
         if len(self._silent) >= MAX_BACKOFF_ENTRIES:
             now = self.clock()
             self._silent = {s: v for s, v in self._silent.items() if v[0] > now}
@@ -349,6 +470,7 @@ class Resolver:
                 self._silence(server)
                 return None
             self._silent.pop(server, None)
+            self._strikes.pop(server, None)
             try:
                 reply = dns.message.from_wire(data, question_only=False)
             except dns.exception.DNSException as e:
@@ -357,7 +479,13 @@ class Resolver:
             if not answers(reply, wire[:2], need):
                 log.debug("%s#%d: reply does not match the query", server[0], server[1])
                 return None
-            if reply.flags & dns.flags.TC and not tcp:
-                continue  # truncated: retry over TCP
+            if reply.flags & dns.flags.TC:
+                if not tcp:
+                    continue  # truncated: retry over TCP
+                # Truncated over TCP too: a reply with TC is ignored (RFC 2181 s9) and
+                # there is no larger transport to retry on; try the next server (Unbound
+                # drops such a reply too).
+                log.debug("%s#%d: truncated reply over TCP", server[0], server[1])
+                return None
             return reply, data
         return None

@@ -7,6 +7,8 @@ is returned without AD); RRSIGs and NSEC records (with the proofs of wildcard an
 only when DO is set.  CD is copied into the response (RFC 4035 s3.2.2), DO is echoed
 (RFC 3225 s3) and the OPT record offers 1232 octets (DNS flag day 2020).  Anything with
 QR set is a response, never answered (RFC 1035 s4.1.1; that is how reflection loops start).
+A query with RD clear is not resolved: it gets the cached answer or a referral to the closest
+servers known (RFC 1034 s4.3.1).
 
 UDP responses made from cached results are kept rendered (:mod:`.listener`), so a repeated
 question is answered by the listener thread, in C where the datagram loop is given,
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -187,7 +190,10 @@ class ResolverService:
         answers.tick(self.resolver.clock())
         generation = answers.generation
         try:
-            result, age = await self.resolver.resolve_aged(q.name, q.rdtype)
+            if query.flags & dns.flags.RD:
+                result, age = await self.resolver.resolve_aged(q.name, q.rdtype)
+            else:
+                result, age = await self._non_recursive(q.name, q.rdtype)
         except Exception:  # a bug must not take the service down; answer SERVFAIL
             log.exception("[%s] resolution failed", q.name)
             resp = _response(query)
@@ -206,6 +212,23 @@ class ResolverService:
             answers.tick(self.resolver.clock())
             answers.put(wire, out, generation)
         return out
+
+    async def _non_recursive(self, name: dns.name.Name, rdtype: int) -> tuple[Result, int]:
+        """RD clear (RFC 1034 s4.3.1): the cached answer, else a referral to the closest
+        servers known, as the validated NS RRset of their zone in the authority section
+        (Unbound's allow_snoop answers).  The referral is judged like any answer: AD only
+        when its NS RRset is secure, SERVFAIL when bogus."""
+        hit = self.resolver.cached(name, rdtype, self.resolver.clock())
+        if hit is not None:
+            return hit
+        ns = await self.resolver.referral(name)
+        if ns.rcode != dns.rcode.NOERROR or not any(
+            r.rdtype == dns.rdatatype.NS for r in ns.answer
+        ):
+            return dataclasses.replace(ns, qname=name, rdtype=rdtype), 0
+        return dataclasses.replace(
+            ns, qname=name, rdtype=rdtype, answer=(), authority=ns.answer, links=()
+        ), 0
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen on UDP and TCP ``port`` (0: one free for both)."""

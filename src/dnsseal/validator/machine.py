@@ -6,12 +6,13 @@ question to one of these servers and feed me the reply") or the final :class:`Re
 resolver service, the CLI and tests drive it with real sockets, recorded replies or an
 in-memory authority alike.  Every path is bounded by :class:`~.limits.Limits`.
 
-Resolution: from the root hints, follow referrals (with QNAME minimisation: NS probes one
-label at a time), using glue or resolving NS names; CNAME and DNAME chains restart the
-iteration for the target.  Validation: the zone that signed the data (RRSIG signer, or the
-SOA of a negative answer) is reached from the closest trust anchor by asking DS one label at
-a time (RFC 4035 s5.2); each secure DS leads to a DNSKEY RRset to trust; a proven absent DS
-ends the chain as insecure.
+Resolution (:mod:`.iterator`, the base class): from the closest zone known, follow
+referrals to the zone's servers, and ask another of them after a lame reply or one that
+does not validate; CNAME and DNAME chains restart the iteration for the target.  Validation
+(here): the zone that signed the data
+(RRSIG signer, or the SOA of a negative answer) is reached from the closest trust anchor by
+asking DS one label at a time (RFC 4035 s5.2); each secure DS leads to a DNSKEY RRset to
+trust; a proven absent DS ends the chain as insecure.
 
 Under a trust anchor the outcomes are secure, insecure (only with a signed proof: a DS
 denial, an opt-out span, an unsupported algorithm or digest, RFC 9276's iteration limit, or
@@ -25,7 +26,7 @@ got no data at all (SERVFAIL, "no server answered").
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import dns.flags
 import dns.message
@@ -38,72 +39,50 @@ from dns.rdtypes.ANY.DS import DS
 from dns.rdtypes.ANY.RRSIG import RRSIG
 
 from dnsseal.validator import verdict as v
-from dnsseal.validator.anchors import AnchorSet
 from dnsseal.validator.denial import Proof, Verify, prove_nodata, prove_nxdomain, prove_wildcard
+from dnsseal.validator.iterator import (
+    MAX_RETRIES,
+    PROBE_TYPE,
+    Config,
+    Iteration,
+    Need,
+    Reply,
+    Server,
+    Zones,
+)
 from dnsseal.validator.keyset import trust_keys
-from dnsseal.validator.limits import Budget, Limits
 from dnsseal.validator.msgview import (
     CNAME_T,
     DNAME_T,
     DNSKEY_T,
     DS_T,
-    NS_T,
     RRSIG_T,
     SOA_T,
     Kind,
-    addresses,
     attach_rrsigs,
     classify,
     dname_for,
     find,
-    referral_ns,
     sigs_for,
 )
-from dnsseal.validator.policy import DEFAULT_POLICY, AlgorithmPolicy
 from dnsseal.validator.rrsig import SigCheck, ZoneKey, verify_rrset
-from dnsseal.validator.trustcache import DelegationCache, TrustCache
 
-Server = tuple[str, int]
-Reply = dns.message.Message | None
-
+# The iterator's data types are part of this module's interface (drivers import them here).
+__all__ = [
+    "MAX_RETRIES",
+    "PROBE_TYPE",
+    "Config",
+    "Need",
+    "Query",
+    "Reply",
+    "Result",
+    "Server",
+    "Zones",
+    "capped_ttl",
+    "negative_ttl",
+]
 
 _NEGATIVE_TYPES = {SOA_T, RRSIG_T, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
-
-
-@dataclass(frozen=True, slots=True)
-class Need:
-    """Ask (qname, rdtype) of one of ``servers`` (authoritative for ``zone``), with EDNS,
-    DO and CD set and RD clear; feed back the reply, or None if no server answered."""
-
-    qname: dns.name.Name
-    rdtype: int
-    servers: tuple[Server, ...]
-    zone: dns.name.Name
-    recursive: bool = False  # a forwarder: set RD, it resolves the name itself
-
-
-Zones = tuple[tuple[dns.name.Name, tuple[Server, ...]], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    """What a query needs besides the question: where to start, what to trust, limits."""
-
-    root_servers: tuple[Server, ...]
-    anchors: AnchorSet
-    limits: Limits = field(default_factory=Limits)
-    policy: AlgorithmPolicy = DEFAULT_POLICY
-    minimise: bool = True
-    port: int = 53  # for servers learnt from glue or NS resolution
-    # Shared between queries (mutable); None: every query validates its chain from scratch.
-    trust_cache: TrustCache | None = field(default=None, compare=False)
-    # Zone cuts and chain states shared between queries (mutable); None: every query
-    # starts at the root (or its stub zone) and walks the whole chain.
-    delegations: DelegationCache | None = field(default=None, compare=False)
-    # Unbound's stub-zone (iterate from these servers for names at or below the zone) and
-    # forward-zone (send the question, with RD, to these resolvers); the deepest wins.
-    stubs: Zones = ()
-    forwards: Zones = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,26 +129,19 @@ class _Outcome:
     next: dns.name.Name | None = None
 
 
-class Query:
+class Query(Iteration):
     """One resolution with validation.  Not thread-safe; one driver feeds it."""
 
     def __init__(
         self, qname: dns.name.Name | str, rdtype: int | str, config: Config, now: int
     ) -> None:
+        super().__init__(config, now)
         self.qname = dns.name.from_text(qname) if isinstance(qname, str) else qname
         self.rdtype = int(dns.rdatatype.RdataType.make(rdtype))
-        self.config = config
-        self.now = now
-        self.budget = Budget(config.limits)
-        self.servers: dict[dns.name.Name, tuple[Server, ...]] = {dns.name.root: config.root_servers}
-        self.servers.update(config.stubs)
         self.zones: dict[dns.name.Name, _Zone] = {}
         self.links: list[v.Link] = []
         self._gen = self._run()
         self._started = False
-        # The referral that led into each zone, with the parent it came from: its signed DS
-        # RRset or DS denial (RFC 4035 s3.1.4) saves the chain walk a DS query.
-        self._referrals: dict[dns.name.Name, tuple[dns.name.Name, dns.message.Message]] = {}
         # NSEC/NSEC3 RRsets (with RRSIGs) seen in the answers, by signer: one may deny a DS
         # the chain walk needs (a CNAME's target below an unsigned delegation, say).
         self._denials: dict[dns.name.Name, list[dns.rrset.RRset]] = {}
@@ -201,53 +173,10 @@ class Query:
     def _link(self, zone: dns.name.Name, kind: str, text: str, security: v.Security) -> None:
         self.links.append(v.Link(zone.to_text(), kind, text, security))
 
-    def _ask(
-        self, qname: dns.name.Name, rdtype: int, servers: tuple[Server, ...], zone: dns.name.Name
-    ) -> Generator[Need, Reply, Reply]:
-        forward = self._forward(qname)
-        if forward is not None:
-            zone, servers = forward
-        if not servers or not self.budget.take("queries"):
-            return None
-        reply = yield Need(qname, rdtype, servers, zone, forward is not None)
-        return reply
-
-    def _forward(self, name: dns.name.Name) -> tuple[dns.name.Name, tuple[Server, ...]] | None:
-        """The forward zone ``name`` is under, unless a deeper stub zone covers it."""
-        best: tuple[dns.name.Name, tuple[Server, ...]] | None = None
-        for zone, servers in self.config.forwards:
-            if name.is_subdomain(zone) and (best is None or len(zone) > len(best[0])):
-                best = (zone, servers)
-        if best is None:
-            return None
-        if any(name.is_subdomain(z) and len(z) > len(best[0]) for z, _ in self.config.stubs):
-            return None
-        return best
-
     def _anchored(self, name: dns.name.Name) -> bool:
         """True when a trust anchor covers ``name`` (and no negative anchor lifts it)."""
         anchors = self.config.anchors
         return anchors.closest(name) is not None and anchors.negative_for(name, self.now) is None
-
-    def _known_zone(self, name: dns.name.Name) -> dns.name.Name:
-        """The deepest zone at or above ``name`` whose servers this query or an earlier
-        one (the delegation cache) learnt."""
-        best = dns.name.root
-        for zone in self.servers:
-            if name.is_subdomain(zone) and len(zone) > len(best):
-                best = zone
-        shared = self.config.delegations
-        if shared is not None:
-            hit = shared.closest(name, self.now)
-            if hit is not None and len(hit[0]) > len(best):
-                best = hit[0]
-                self.servers[best] = hit[1]
-        return best
-
-    def _learnt(self, zone: dns.name.Name, servers: tuple[Server, ...], ttl: int) -> None:
-        self.servers[zone] = servers
-        if self.config.delegations is not None:
-            self.config.delegations.put_servers(zone, servers, ttl, self.now)
 
     def _shared_state(self, zone: dns.name.Name) -> _Zone | None:
         shared = self.config.delegations
@@ -295,139 +224,76 @@ class Query:
 
         return verify
 
-    # --- iteration -----------------------------------------------------------------
-    def _iterate(
-        self, qname: dns.name.Name, rdtype: int, depth: int = 0
-    ) -> Generator[Need, Reply, tuple[Reply, dns.name.Name]]:
-        """Follow referrals from the closest known zone to an authoritative reply."""
-        forward = self._forward(qname)
-        if forward is not None:
-            # A forwarder resolves the name itself: one question, with RD.
-            reply = yield from self._ask(qname, rdtype, forward[1], forward[0])
-            return reply, forward[0]
-        start = qname.parent() if rdtype == DS_T and qname != dns.name.root else qname
-        zone = self._known_zone(start)
-        servers = self.servers[zone]
-        minimise = self.config.minimise
-        probe = len(zone) + 1
-        for _ in range(self.config.limits.referrals):
-            if minimise and probe < len(qname):
-                ask, atype = dns.name.Name(qname.labels[-probe:]), int(NS_T)
-            else:
-                ask, atype, minimise = qname, rdtype, False
-            reply = yield from self._ask(ask, atype, servers, zone)
-            if reply is None:
-                return None, zone
-            kind = classify(reply, ask, atype, zone)
-            if kind is Kind.LAME:
-                return None, zone  # a lame server or a referral that leads nowhere
-            ns = referral_ns(reply, zone, ask) if kind is Kind.REFERRAL else None
-            if ns is None and atype == NS_T and kind is Kind.ANSWER and ask != zone:
-                ns = find(reply.answer, ask, NS_T)
-            if ns is not None:
-                if rdtype == DS_T and ns.name == qname:
-                    if atype == DS_T:
-                        return reply, zone  # a referral instead of the parent's DS answer
-                    minimise = False  # DS lives in the parent: ask it here
-                    continue
-                if kind is Kind.ANSWER and reply.flags & dns.flags.AA:
-                    # They answered the child's NS with authority: they serve the child
-                    # too, so keep asking them (no NS address lookups, as Unbound).
-                    found = servers
-                else:
-                    found = yield from self._ns_servers(reply, ns, depth, zone)
-                    if not found and kind is Kind.ANSWER:
-                        found = servers  # they answered for the child (without AA)
-                if not found:
-                    return None, zone
-                if kind is Kind.REFERRAL:
-                    self._referrals[ns.name] = (zone, reply)
-                zone, servers = ns.name, found
-                self._learnt(zone, servers, ns.ttl)
-                probe = len(zone) + 1
-                continue
-            if minimise:
-                if kind in (Kind.NODATA, Kind.ANSWER):
-                    probe += 1
-                else:
-                    minimise = False
-                continue
-            return reply, zone
-        return None, zone
-
-    def _ns_servers(
-        self, reply: dns.message.Message, ns: dns.rrset.RRset, depth: int, zone: dns.name.Name
-    ) -> Generator[Need, Reply, tuple[Server, ...]]:
-        """The addresses of ``ns``'s servers: glue, but only for names under ``zone`` (the
-        zone whose servers sent the referral may only vouch for its own names, Unbound's
-        harden-glue; the delegation cache would keep anything else for the NS TTL), else
-        found by resolving the names."""
-        names = [rd.target for rd in ns]
-        port = self.config.port
-        found = addresses(reply, [n for n in names if n.is_subdomain(zone)])
-        if found:
-            return tuple((a, port) for a in found)
-        if depth >= 2:
-            return ()
-        for name in names[:3]:
-            if name.is_subdomain(ns.name):
-                continue  # in-bailiwick without glue: cannot be resolved through itself
-            sub, _ = yield from self._iterate(name, dns.rdatatype.A, depth + 1)
-            if sub is not None:
-                rrset = find(sub.answer, name, dns.rdatatype.A)
-                if rrset is not None:
-                    return tuple((rd.address, port) for rd in rrset)
-        return ()
-
     # --- chain of trust ------------------------------------------------------------
     def _zone_keys(
         self, zone: dns.name.Name, ds: tuple[DS, ...], anchor_keys: tuple[DNSKEY, ...]
     ) -> Generator[Need, Reply, _Zone]:
         if zone in self.zones:
             return self.zones[zone]
-        reply, _ = yield from self._iterate(zone, DNSKEY_T)
+        reply, where = yield from self._iterate(zone, DNSKEY_T)
         if reply is None:
             state = _Zone(
                 zone, v.bogus(f"no answer to {zone} DNSKEY from its servers", v.EDE_DNSKEY_MISSING)
             )
         else:
-            rrset = find(reply.answer, zone, DNSKEY_T)
-            sigs = sigs_for(reply.answer, zone, DNSKEY_T)
-            cache = self.config.trust_cache
-            cache_key = None
-            if cache is not None and rrset is not None:
-                cache_key = cache.key(zone, rrset, ds, anchor_keys, self.config.policy)
-                keys = cache.get(cache_key, self.now)
-                if keys is not None:
-                    state = _Zone(
-                        zone,
-                        v.secure(f"DNSKEY RRset of {zone} (validated earlier)"),
-                        keys,
-                        _until(rrset.ttl, sigs, self.now),
-                    )
-                    self._link(zone, "DNSKEY", state.verdict.reason, v.Security.SECURE)
-                    self.zones[zone] = state
-                    return state
-            ks = trust_keys(
-                zone,
-                rrset,
-                sigs,
-                ds,
-                anchor_keys,
-                self.now,
-                self.budget,
-                self.config.policy,
-            )
-            state = _Zone(zone, ks.verdict, ks.keys)
-            if state.secure and rrset is not None:
-                state = _Zone(zone, ks.verdict, ks.keys, _until(rrset.ttl, sigs, self.now))
-            if cache is not None and cache_key is not None and rrset is not None and state.secure:
-                cache.put(cache_key, ks.keys, rrset.ttl, sigs, self.now)
-            for step in ks.steps:
-                self._link(zone, "DNSKEY", step, v.Security.SECURE)
+            state = self._keys_from(zone, reply, ds, anchor_keys)
+            while state.verdict.security is v.Security.BOGUS:
+                # Unsigned or badly signed keys from one server (dnssec-lame): another of
+                # the zone's servers may have the signed RRset.
+                asked, again = yield from self._ask_elsewhere(zone, DNSKEY_T, where)
+                if not asked:
+                    break
+                if again is not None:
+                    other = self._keys_from(zone, again, ds, anchor_keys)
+                    if other.secure:
+                        state = other
         if not state.secure:
             self._link(zone, "DNSKEY", state.verdict.reason, state.verdict.security)
         self.zones[zone] = state
+        return state
+
+    def _keys_from(
+        self,
+        zone: dns.name.Name,
+        reply: dns.message.Message,
+        ds: tuple[DS, ...],
+        anchor_keys: tuple[DNSKEY, ...],
+    ) -> _Zone:
+        """``zone``'s keys from its DNSKEY answer ``reply``, checked against ``ds`` or the
+        anchor's keys (the trust cache first)."""
+        rrset = find(reply.answer, zone, DNSKEY_T)
+        sigs = sigs_for(reply.answer, zone, DNSKEY_T)
+        cache = self.config.trust_cache
+        cache_key = None
+        if cache is not None and rrset is not None:
+            cache_key = cache.key(zone, rrset, ds, anchor_keys, self.config.policy)
+            keys = cache.get(cache_key, self.now)
+            if keys is not None:
+                state = _Zone(
+                    zone,
+                    v.secure(f"DNSKEY RRset of {zone} (validated earlier)"),
+                    keys,
+                    _until(rrset.ttl, sigs, self.now),
+                )
+                self._link(zone, "DNSKEY", state.verdict.reason, v.Security.SECURE)
+                return state
+        ks = trust_keys(
+            zone,
+            rrset,
+            sigs,
+            ds,
+            anchor_keys,
+            self.now,
+            self.budget,
+            self.config.policy,
+        )
+        state = _Zone(zone, ks.verdict, ks.keys)
+        if state.secure and rrset is not None:
+            state = _Zone(zone, ks.verdict, ks.keys, _until(rrset.ttl, sigs, self.now))
+        if cache is not None and cache_key is not None and rrset is not None and state.secure:
+            cache.put(cache_key, ks.keys, rrset.ttl, sigs, self.now)
+        for step in ks.steps:
+            self._link(zone, "DNSKEY", step, v.Security.SECURE)
         return state
 
     def _chain_to(self, target: dns.name.Name) -> Generator[Need, Reply, _Zone]:
@@ -458,17 +324,30 @@ class Query:
             state = yield from self._zone_keys(anchor.zone, anchor.ds, anchor.keys)
             self._share(state)
         pos = anchor.zone
+        # A DS reply that proves nothing (unsigned, badly signed, lame) is asked again of
+        # the parent's other servers before the chain is called bogus (dnssec-lame).
+        retry: tuple[bool, Reply] = (False, None)
         while state.secure and pos != target:
             nxt = dns.name.Name(target.labels[-(len(pos) + 1) :])
             cached = self.zones.get(nxt) or self._shared_state(nxt)
             if cached is not None:
                 state, pos = cached, nxt
                 continue
-            referral = self._referral_ds(nxt, state.zone)
-            reply: Reply = referral
-            if reply is None:
-                servers = yield from self._servers_of(state.zone)
-                reply = yield from self._ask(nxt, DS_T, servers, state.zone)
+            reply: Reply
+            retrying = retry[0]
+            if retrying:
+                referral, reply = None, retry[1]
+                retry = (False, None)
+            else:
+                referral = self._referral_ds(nxt, state.zone)
+                reply = referral
+                if reply is None:
+                    servers = yield from self._servers_of(state.zone)
+                    reply = yield from self._ask(nxt, DS_T, servers, state.zone)
+            if reply is None and retrying:
+                retry = yield from self._ask_elsewhere(nxt, DS_T, state.zone)
+                if retry[0]:
+                    continue
             if reply is None:
                 why = f"no answer to {nxt} DS: the chain of trust cannot be built"
                 self._link(state.zone, "DS", why, v.Security.BOGUS)
@@ -492,6 +371,9 @@ class Query:
                     state.zone, "DS", f"{nxt} DS: {check.verdict.reason}", check.verdict.security
                 )
                 if not check.ok:
+                    retry = yield from self._ask_elsewhere(nxt, DS_T, state.zone)
+                    if retry[0]:
+                        continue
                     return _Zone(state.zone, check.verdict)
                 if check.wildcard_encloser is not None:
                     why = f"{nxt} DS is a wildcard expansion: DS RRsets never are"
@@ -518,6 +400,9 @@ class Query:
                     continue  # ask the parent itself (the referral is used once)
                 self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
                 if not proof.ok:
+                    retry = yield from self._ask_elsewhere(nxt, DS_T, state.zone)
+                    if retry[0]:
+                        continue
                     return _Zone(state.zone, proof.verdict)
                 if proof.delegation or proof.verdict.security is v.Security.INSECURE:
                     why = f"{nxt} is an insecure delegation: {proof.verdict.reason}"
@@ -544,15 +429,11 @@ class Query:
                 else f"{nxt} DS: server answered {dns.rcode.to_text(reply.rcode())}"
             )
             self._link(state.zone, "DS", why, v.Security.BOGUS)
+            retry = yield from self._ask_elsewhere(nxt, DS_T, state.zone)
+            if retry[0]:
+                continue
             return _Zone(state.zone, v.bogus(why, v.EDE_NO_REACHABLE_AUTHORITY))
         return state
-
-    def _servers_of(self, zone: dns.name.Name) -> Generator[Need, Reply, tuple[Server, ...]]:
-        """The servers of ``zone`` (a zone the chain walk reached); when no query has them
-        any more (a chain state outlived the NS TTL), found again by iteration."""
-        if zone not in self.servers and self._known_zone(zone) != zone:
-            yield from self._iterate(zone, DNSKEY_T)
-        return self.servers.get(zone) or self.servers[self._known_zone(zone)]
 
     def _referral_ds(self, child: dns.name.Name, parent: dns.name.Name) -> Reply:
         """The referral from ``parent`` into ``child`` when it carries a DS RRset for
@@ -831,6 +712,17 @@ class Query:
                 rcode = dns.rcode.SERVFAIL
                 break
             out = yield from self._validate(name, self.rdtype, reply, zone)
+            while out.verdict.security is v.Security.BOGUS:
+                # A server that strips or breaks signatures (dnssec-lame) or a forged
+                # reply: another server of the zone may give data that validates.  What is
+                # used is validated like the first; nothing unproven gets through.
+                asked, again = yield from self._ask_elsewhere(name, self.rdtype, zone)
+                if not asked:
+                    break
+                if again is not None:
+                    other = yield from self._validate(name, self.rdtype, again, zone)
+                    if other.verdict.security is not v.Security.BOGUS:
+                        out = other
             link = out.verdict
             # Data judged "indeterminate" is only for names no anchor covers.  A chain that
             # left the anchored tree (an RRSIG naming a signer above the anchor, say) proves
@@ -868,7 +760,7 @@ class Query:
             self.rdtype,
             rcode,
             tuple(answer),
-            tuple(authority),
+            tuple(_soa_ttl_clamped(r) for r in authority),
             verdict,
             tuple(self.links),
             dict(self.budget.spent),
@@ -923,6 +815,15 @@ def negative_ttl(authority: Sequence[dns.rrset.RRset]) -> int:
         if r.rdtype == SOA_T:
             ttls.append(r[0].minimum)
     return min(ttls) if ttls else 0
+
+
+def _soa_ttl_clamped(rrset: dns.rrset.RRset) -> dns.rrset.RRset:
+    """An authority-section SOA with its TTL at most its MINIMUM field: the TTL a negative
+    answer is passed on and cached with (RFC 2308 s3 and s5, as Unbound does when it reads a
+    reply).  Its RRSIG keeps its own TTL (the signature carries the original one)."""
+    if rrset.rdtype != SOA_T or not rrset or rrset.ttl <= rrset[0].minimum:
+        return rrset
+    return dns.rrset.from_rdata_list(rrset.name, rrset[0].minimum, list(rrset))
 
 
 def _ds_from_referral(reply: dns.message.Message, qname: dns.name.Name) -> dns.message.Message:

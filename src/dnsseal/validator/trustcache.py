@@ -86,7 +86,10 @@ class DelegationCache:
     expiry of what proved it.  Bogus states are never stored (the machine only offers
     secure and proven-insecure ones).  States are opaque here; each is stored with the
     ``context`` it was built in (the trust anchors and algorithm policy) and only returned
-    for an equal one.  Both tables are LRUs of ``max_entries``.  Pure: time is passed in.
+    for an equal one.  A third table keeps the addresses of name server names (from glue
+    the referring zone may vouch for, or found by resolving the name), so a zone whose NS
+    names lie in another known zone needs no address lookup (Unbound answers those from its
+    RRset cache).  The tables are LRUs of ``max_entries``.  Pure: time is passed in.
     """
 
     def __init__(self, max_entries: int = 10000) -> None:
@@ -95,10 +98,31 @@ class DelegationCache:
             OrderedDict()
         )
         self._states: OrderedDict[dns.name.Name, tuple[int, Hashable, object]] = OrderedDict()
+        self._hosts: OrderedDict[dns.name.Name, tuple[int, tuple[str, ...]]] = OrderedDict()
         self.hits = 0
 
     def __len__(self) -> int:
-        return len(self._servers) + len(self._states)
+        return len(self._servers) + len(self._states) + len(self._hosts)
+
+    def host(self, name: dns.name.Name, now: int) -> tuple[str, ...] | None:
+        """The known addresses of the name server name ``name``."""
+        item = self._hosts.get(name)
+        if item is None:
+            return None
+        if item[0] <= now:
+            del self._hosts[name]
+            return None
+        self._hosts.move_to_end(name)
+        self.hits += 1
+        return item[1]
+
+    def put_host(self, name: dns.name.Name, addrs: tuple[str, ...], ttl: int, now: int) -> None:
+        if ttl <= 0 or not addrs:
+            return
+        self._hosts[name] = (now + ttl, addrs)
+        self._hosts.move_to_end(name)
+        while len(self._hosts) > self.max_entries:
+            self._hosts.popitem(last=False)
 
     def closest(
         self, name: dns.name.Name, now: int

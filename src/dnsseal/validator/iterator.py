@@ -1,0 +1,395 @@
+"""The iterator half of the query machine: which servers to ask, and what to ask them.
+
+From the closest zone known (the delegation cache, stub zones, else the root hints), follow
+referrals to the servers of the zone that holds a name (with QNAME minimisation, RFC 9156:
+one label at a time, asking type A, the full question when a minimised one fails), using
+glue or resolving NS names; ask another server of the zone after a lame reply, or when the
+validating half (:mod:`.machine`) finds a reply that does not validate.  Like the rest of the
+machine it does no I/O: it yields :class:`Need` and is fed the replies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rdatatype
+import dns.rrset
+
+from dnsseal.validator.anchors import AnchorSet
+from dnsseal.validator.limits import Budget, Limits
+from dnsseal.validator.msgview import (
+    DNSKEY_T,
+    DS_T,
+    NS_T,
+    RRSIG_T,
+    SOA_T,
+    Kind,
+    addresses,
+    classify,
+    find,
+    referral_ns,
+)
+from dnsseal.validator.policy import DEFAULT_POLICY, AlgorithmPolicy
+from dnsseal.validator.trustcache import DelegationCache, TrustCache
+
+Server = tuple[str, int]
+Reply = dns.message.Message | None
+
+
+# The type of QNAME-minimised questions: A, as RFC 9156 s2.1 recommends (and Unbound asks),
+# not RFC 7816's NS, which some servers mishandle and which reveals that a resolver probes.
+PROBE_TYPE = int(dns.rdatatype.A)
+MAX_RETRIES = 4  # other servers asked for one question after lame or bogus replies
+MAX_TTL = 86400  # a TTL that only caps: DelegationCache.put_servers never prolongs an entry
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """Ask (qname, rdtype) of one of ``servers`` (authoritative for ``zone``), with EDNS,
+    DO and CD set and RD clear; feed back the reply, or None if no server answered."""
+
+    qname: dns.name.Name
+    rdtype: int
+    servers: tuple[Server, ...]
+    zone: dns.name.Name
+    recursive: bool = False  # a forwarder: set RD, it resolves the name itself
+    fresh: bool = False  # another server's reply is wanted: not one from the reply cache
+
+
+Zones = tuple[tuple[dns.name.Name, tuple[Server, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """What a query needs besides the question: where to start, what to trust, limits."""
+
+    root_servers: tuple[Server, ...]
+    anchors: AnchorSet
+    limits: Limits = field(default_factory=Limits)
+    policy: AlgorithmPolicy = DEFAULT_POLICY
+    minimise: bool = True
+    port: int = 53  # for servers learnt from glue or NS resolution
+    # Shared between queries (mutable); None: every query validates its chain from scratch.
+    trust_cache: TrustCache | None = field(default=None, compare=False)
+    # Zone cuts and chain states shared between queries (mutable); None: every query
+    # starts at the root (or its stub zone) and walks the whole chain.
+    delegations: DelegationCache | None = field(default=None, compare=False)
+    # Unbound's stub-zone (iterate from these servers for names at or below the zone) and
+    # forward-zone (send the question, with RD, to these resolvers); the deepest wins.
+    stubs: Zones = ()
+    forwards: Zones = ()
+
+
+class Iteration:
+    """The servers a query learnt and asks; :class:`~.machine.Query` adds validation."""
+
+    def __init__(self, config: Config, now: int) -> None:
+        self.config = config
+        self.now = now
+        self.budget = Budget(config.limits)
+        self.servers: dict[dns.name.Name, tuple[Server, ...]] = {dns.name.root: config.root_servers}
+        self.servers.update(config.stubs)
+        # The referral that led into each zone, with the parent it came from: its signed DS
+        # RRset or DS denial (RFC 4035 s3.1.4) saves the chain walk a DS query.
+        self._referrals: dict[dns.name.Name, tuple[dns.name.Name, dns.message.Message]] = {}
+        # For asking another server after a lame or bogus reply: the servers asked so far
+        # per question, and each zone's out-of-zone NS names that came without glue.
+        self._retried: dict[tuple[dns.name.Name, dns.name.Name, int], set[Server]] = {}
+        self._retries: dict[tuple[dns.name.Name, dns.name.Name, int], int] = {}
+        self._unglued: dict[dns.name.Name, tuple[dns.name.Name, ...]] = {}
+        self._glue: dict[dns.name.Name, tuple[str, ...]] = {}  # name server -> parent's glue
+
+    def _ask(
+        self,
+        qname: dns.name.Name,
+        rdtype: int,
+        servers: tuple[Server, ...],
+        zone: dns.name.Name,
+        fresh: bool = False,
+    ) -> Generator[Need, Reply, Reply]:
+        forward = self._forward(qname)
+        if forward is not None:
+            zone, servers = forward
+        if not servers or not self.budget.take("queries"):
+            return None
+        reply = yield Need(qname, rdtype, servers, zone, forward is not None, fresh)
+        return reply
+
+    def _ask_elsewhere(
+        self,
+        qname: dns.name.Name,
+        rdtype: int,
+        zone: dns.name.Name,
+        depth: int = 0,
+        all_tried: bool = False,
+    ) -> Generator[Need, Reply, tuple[bool, Reply]]:
+        """Ask (qname, rdtype) of another server of ``zone`` after a lame or bogus reply
+        (Unbound's lame and dnssec-lame handling); (False, None) when every one was tried.
+        The first reply came from the first server that answered, normally the first
+        listed; the others are asked one at a time, then the addresses of the zone's
+        out-of-zone NS names that came without glue, looked up here.  ``all_tried``: no
+        known server answered (the driver tried them all): only the looked-up ones."""
+        if all_tried and self.servers.get(zone):
+            self._retried.setdefault((zone, qname, rdtype), set()).update(self.servers[zone])
+        server = yield from self._next_server(qname, rdtype, zone, depth)
+        if server is None:
+            return False, None
+        reply = yield from self._ask(qname, rdtype, (server,), zone, fresh=True)
+        return True, reply
+
+    def _next_server(
+        self, qname: dns.name.Name, rdtype: int, zone: dns.name.Name, depth: int
+    ) -> Generator[Need, Reply, Server | None]:
+        if self._forward(qname) is not None or not self.servers.get(zone):
+            return None
+        key = (zone, qname, rdtype)
+        tried = self._retried.setdefault(key, {self.servers[zone][0]})
+        if self._retries.get(key, 0) >= MAX_RETRIES:
+            return None
+        for server in self.servers[zone]:
+            if server not in tried:
+                tried.add(server)
+                self._retries[key] = self._retries.get(key, 0) + 1
+                return server
+        names = self._unglued.pop(zone, ())
+        if not names or depth >= 2:
+            return None
+        port = self.config.port
+        more = list(self.servers[zone])
+        for name in names[:3]:
+            sub, _ = yield from self._iterate(name, dns.rdatatype.A, depth + 1)
+            rrset = find(sub.answer, name, dns.rdatatype.A) if sub is not None else None
+            for rd in rrset or ():
+                if (rd.address, port) not in more:
+                    more.append((rd.address, port))
+        if len(more) > len(self.servers[zone]):
+            self.servers[zone] = tuple(more)
+            # Later queries use them too: a cached delegation is extended (put_servers
+            # never prolongs an entry, so MAX_TTL only caps); none is created here.
+            shared = self.config.delegations
+            known = shared.closest(zone, self.now) if shared is not None else None
+            if shared is not None and known is not None and known[0] == zone:
+                shared.put_servers(zone, tuple(more), MAX_TTL, self.now)
+        return (yield from self._next_server(qname, rdtype, zone, depth))
+
+    def _forward(self, name: dns.name.Name) -> tuple[dns.name.Name, tuple[Server, ...]] | None:
+        """The forward zone ``name`` is under, unless a deeper stub zone covers it."""
+        best: tuple[dns.name.Name, tuple[Server, ...]] | None = None
+        for zone, servers in self.config.forwards:
+            if name.is_subdomain(zone) and (best is None or len(zone) > len(best[0])):
+                best = (zone, servers)
+        if best is None:
+            return None
+        if any(name.is_subdomain(z) and len(z) > len(best[0]) for z, _ in self.config.stubs):
+            return None
+        return best
+
+    def _known_zone(self, name: dns.name.Name) -> dns.name.Name:
+        """The deepest zone at or above ``name`` whose servers this query or an earlier
+        one (the delegation cache) learnt."""
+        best = dns.name.root
+        for zone in self.servers:
+            if name.is_subdomain(zone) and len(zone) > len(best):
+                best = zone
+        shared = self.config.delegations
+        if shared is not None:
+            hit = shared.closest(name, self.now)
+            if hit is not None and len(hit[0]) > len(best):
+                best = hit[0]
+                self.servers[best] = hit[1]
+        return best
+
+    def _learnt(self, zone: dns.name.Name, servers: tuple[Server, ...], ttl: int) -> None:
+        self.servers[zone] = servers
+        if self.config.delegations is not None:
+            self.config.delegations.put_servers(zone, servers, ttl, self.now)
+
+    def _iterate(
+        self, qname: dns.name.Name, rdtype: int, depth: int = 0
+    ) -> Generator[Need, Reply, tuple[Reply, dns.name.Name]]:
+        """Follow referrals from the closest known zone to an authoritative reply."""
+        forward = self._forward(qname)
+        if forward is not None:
+            # A forwarder resolves the name itself: one question, with RD.
+            reply = yield from self._ask(qname, rdtype, forward[1], forward[0])
+            return reply, forward[0]
+        start = qname.parent() if rdtype == DS_T and qname != dns.name.root else qname
+        zone = self._known_zone(start)
+        servers = self.servers[zone]
+        minimise = self.config.minimise
+        probe = len(zone) + 1
+        for _ in range(self.config.limits.referrals):
+            if minimise and probe < len(qname):
+                ask, atype = dns.name.Name(qname.labels[-probe:]), PROBE_TYPE
+            else:
+                ask, atype, minimise = qname, rdtype, False
+            reply = yield from self._ask(ask, atype, servers, zone)
+            if reply is None and minimise:
+                # The minimised question failed (REFUSED, SERVFAIL or no answer: servers
+                # that mishandle names they have no data for): ask the full question
+                # (RFC 9156 s2.3; Unbound's relaxed minimisation does the same).
+                minimise = False
+                continue
+            while reply is None:
+                # No known server answered (the driver tried them all): the zone's
+                # out-of-zone NS names that came without glue may (iter_pcname).
+                asked, reply = yield from self._ask_elsewhere(
+                    ask, atype, zone, depth, all_tried=True
+                )
+                if not asked:
+                    return None, zone
+            kind = classify(reply, ask, atype, zone)
+            cached: tuple[dns.message.Message, Kind] | None = None
+            while _lame(kind, reply):
+                # A lame server, a referral that leads nowhere or a recursive server's
+                # cached answer: ask another of the zone's servers.  When every one only
+                # recurses, its answer is what there is (as Unbound concludes).
+                if kind is not Kind.LAME and cached is None:
+                    cached = (reply, kind)
+                asked, again = yield from self._ask_elsewhere(ask, atype, zone, depth)
+                if not asked:
+                    if cached is None:
+                        return None, zone
+                    reply, kind = cached
+                    break
+                if again is not None:
+                    reply, kind = again, classify(again, ask, atype, zone)
+            ns = referral_ns(reply, zone, ask) if kind is Kind.REFERRAL else None
+            if ns is None and atype == NS_T and kind is Kind.ANSWER and ask != zone:
+                ns = find(reply.answer, ask, NS_T)
+            apex_ttl = _apex_ttl(reply, ask) if minimise and ask != zone else None
+            if ns is None and apex_ttl is not None and reply.flags & dns.flags.AA:
+                # The minimised name is the apex of a zone these servers also serve (its
+                # SOA or its own signatures came back with authority): a cut, same servers.
+                zone = ask
+                self._learnt(zone, servers, apex_ttl)
+                probe = len(zone) + 1
+                continue
+            if ns is not None:
+                if rdtype == DS_T and ns.name == qname:
+                    if atype == DS_T:
+                        return reply, zone  # a referral instead of the parent's DS answer
+                    minimise = False  # DS lives in the parent: ask it here
+                    continue
+                if kind is Kind.ANSWER and reply.flags & dns.flags.AA:
+                    # They answered the child's NS with authority: they serve the child
+                    # too, so keep asking them (no NS address lookups, as Unbound).
+                    found = servers
+                else:
+                    found = yield from self._ns_servers(reply, ns, depth, zone)
+                    if not found and kind is Kind.ANSWER:
+                        found = servers  # they answered for the child (without AA)
+                if not found:
+                    return None, zone
+                if kind is Kind.REFERRAL:
+                    self._referrals[ns.name] = (zone, reply)
+                self._unglued[ns.name] = tuple(
+                    rd.target
+                    for rd in ns
+                    if not rd.target.is_subdomain(ns.name) and not addresses(reply, [rd.target])
+                )
+                zone, servers = ns.name, found
+                self._learnt(zone, servers, ns.ttl)
+                probe = len(zone) + 1
+                continue
+            if minimise:
+                if kind in (Kind.NODATA, Kind.ANSWER):
+                    probe += 1
+                else:
+                    minimise = False
+                continue
+            return reply, zone
+        return None, zone
+
+    def _ns_servers(
+        self, reply: dns.message.Message, ns: dns.rrset.RRset, depth: int, zone: dns.name.Name
+    ) -> Generator[Need, Reply, tuple[Server, ...]]:
+        """The addresses of ``ns``'s servers: glue, but only for names under ``zone`` (the
+        zone whose servers sent the referral may only vouch for its own names, Unbound's
+        harden-glue; the delegation cache would keep anything else for the NS TTL), else
+        found by resolving the names."""
+        names = [rd.target for rd in ns]
+        port = self.config.port
+        vouched = [n for n in names if n.is_subdomain(zone)]
+        found = addresses(reply, vouched)
+        shared = self.config.delegations
+        if found:
+            for name in vouched:
+                glue = tuple(addresses(reply, [name]))
+                if glue:
+                    self._glue[name] = glue
+                if shared is not None:
+                    shared.put_host(name, glue, _glue_ttl(reply, name, ns.ttl), self.now)
+            return tuple((a, port) for a in found)
+        if shared is not None:
+            known = [a for name in names for a in shared.host(name, self.now) or ()]
+            if known:
+                return tuple((a, port) for a in known)
+        if depth >= 2:
+            return ()
+        for name in names[:3]:
+            if name.is_subdomain(ns.name):
+                continue  # in-bailiwick without glue: cannot be resolved through itself
+            sub, _ = yield from self._iterate(name, dns.rdatatype.A, depth + 1)
+            if sub is not None:
+                rrset = find(sub.answer, name, dns.rdatatype.A)
+                if rrset is not None:
+                    # The child's own addresses first, then the parent's glue for the name
+                    # if it differs: when the child's are wrong, the engine falls back to
+                    # the parent's (Unbound's parent-side fallback).
+                    looked_up = tuple(rd.address for rd in rrset)
+                    looked_up += tuple(a for a in self._glue.get(name, ()) if a not in looked_up)
+                    if shared is not None:
+                        shared.put_host(name, looked_up, rrset.ttl, self.now)
+                    return tuple((a, port) for a in looked_up)
+        return ()
+
+    def _servers_of(self, zone: dns.name.Name) -> Generator[Need, Reply, tuple[Server, ...]]:
+        """The servers of ``zone`` (a zone the chain walk reached); when no query has them
+        any more (a chain state outlived the NS TTL), found again by iteration."""
+        if zone not in self.servers and self._known_zone(zone) != zone:
+            yield from self._iterate(zone, DNSKEY_T)
+        return self.servers.get(zone) or self.servers[self._known_zone(zone)]
+
+
+def _lame(kind: Kind, reply: dns.message.Message) -> bool:
+    """Whether an iterative reply is no answer from the zone: lame (see :func:`classify`),
+    data from a server that recurses (RA) without authority (no AA): its cache speaks, not
+    the zone (Unbound's REC_LAME, RFC 1034 s4.3.1: only authoritative data has AA), or a
+    bare empty NOERROR (no SOA, no NS): RFC 2308 s2.2's NODATA type 3, which Unbound only
+    believes when no other server of the zone says more.  The last two are used when every
+    server answers so."""
+    if kind is Kind.LAME:
+        return True
+    if kind in (Kind.REFERRAL, Kind.FAILURE):
+        return False
+    if kind is Kind.NODATA and not reply.answer and not reply.authority:
+        return True
+    return bool(reply.flags & dns.flags.RA) and not reply.flags & dns.flags.AA
+
+
+def _apex_ttl(reply: dns.message.Message, name: dns.name.Name) -> int | None:
+    """When ``reply`` shows ``name`` is a zone apex (an authority SOA owned by it, or data
+    signed by it as the zone), how long that is known: the TTL of what shows it."""
+    for r in reply.authority:
+        if r.rdtype == SOA_T and r.name == name:
+            return int(r.ttl)
+    for r in reply.answer:
+        if r.rdtype == RRSIG_T and r.name == name and any(sig.signer == name for sig in r):
+            return int(r.ttl)
+    return None
+
+
+def _glue_ttl(reply: dns.message.Message, name: dns.name.Name, ns_ttl: int) -> int:
+    """How long the glue for ``name`` in ``reply`` may be kept: its smallest TTL, at most
+    the NS RRset's (glue is only as current as the delegation it came with)."""
+    ttls = [
+        r.ttl
+        for r in reply.additional
+        if r.name == name and r.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
+    ]
+    return min([*ttls, ns_ttl])

@@ -180,9 +180,7 @@ class DsDriver:
             waiting = bool(checkds.waiting_keys(other.inline.keys).publish)
             children.append(signaling.child_apex(other.inline.signed, waiting))
         want = signaling.wanted(inline.origin, children)
-        # Against the served version: after a restart the unsigned copy lacks them (the
-        # journal restore keeps no CDS below an apex), the signed one still has them.
-        change = signaling.signaling_diff(inline.signed or inline.unsigned, want)
+        change = signaling.signaling_diff(inline.unsigned, want)
         if change:
             owners = sorted({r[0].to_text() for r in (*change.added, *change.removed)})
             await self._commit(change, f"signaling records now for {', '.join(owners)}")

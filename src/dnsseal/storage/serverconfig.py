@@ -189,7 +189,7 @@ CHECKDS_MODES = ("yes", "explicit", "no")
 SERIAL_METHODS = ("increment", "unixtime", "date")
 # DS automation (docs/ds-automation.md): the parental agent and the signaling zone.
 DS_ZONE_OPTIONS = {"ds-automation", "signaling", "dsync", "ds-trust-anchors", "ds-root",
-                   "ds-interval", "ds-ttl"}  # fmt: skip
+                   "ds-interval", "ds-ttl", "dsync-allow", "dsync-child"}  # fmt: skip
 ZONE_OPTIONS |= DS_ZONE_OPTIONS
 
 
@@ -199,7 +199,9 @@ class DsAutomation:
     parent); ``signaling = true``: this zone (``_signal.<ns host>``) carries the RFC 9615
     signaling records of the zones served here.  ``trust_anchors`` / ``root``: where
     validation of signaling names starts; ``interval``: seconds between scans; ``ttl``:
-    the DS TTL (low for ``interval * 10`` after a change); ``dsync``: publish DSYNC."""
+    the DS TTL (low for ``interval * 10`` after a change); ``dsync``: publish DSYNC.
+    ``notify_acl``: who may send NOTIFY(CDS) (ACL elements; None: anyone); ``children``:
+    per-child DSYNC targets (child name, target host, port or None for the listen port)."""
 
     parent: bool = False
     signaling: bool = False
@@ -208,12 +210,20 @@ class DsAutomation:
     root: tuple[Endpoint, ...] = ()
     interval: float = 60.0
     ttl: int = 3600
+    notify_acl: tuple[str, ...] | None = None
+    children: tuple[tuple[str, str, int | None], ...] = ()
 
 
 def ds_automation_options(
-    c: _Checker, where: str, spec: dict[str, Any], base: Path, policy: object
+    c: _Checker,
+    where: str,
+    spec: dict[str, Any],
+    base: Path,
+    policy: object,
+    notify_acl: tuple[str, ...] | None = None,
 ) -> DsAutomation | None:
-    """The DS automation options of one zone (None when it has none)."""
+    """The DS automation options of one zone (None when it has none).  ``notify_acl``:
+    ``dsync-allow`` with named ACLs expanded (None when not set)."""
     if not any(k in spec for k in DS_ZONE_OPTIONS):
         return None
     flags = {}
@@ -242,6 +252,10 @@ def ds_automation_options(
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl < 2**31:
         c.fail(f"{where}.ds-ttl", f"must be a TTL in seconds, got {ttl!r}")
         ttl = 3600
+    children = _dsync_children(c, f"{where}.dsync-child", spec.get("dsync-child", {}))
+    if (children or notify_acl is not None) and not (flags["ds-automation"] and flags["dsync"]):
+        opt = "dsync-child" if children else "dsync-allow"
+        c.fail(f"{where}.{opt}", "needs ds-automation = true and dsync = true")
     return DsAutomation(
         flags["ds-automation"],
         flags["signaling"],
@@ -250,7 +264,39 @@ def ds_automation_options(
         root,
         float(interval),
         ttl,
+        notify_acl,
+        children,
     )
+
+
+def _dsync_children(
+    c: _Checker, option: str, spec: object
+) -> tuple[tuple[str, str, int | None], ...]:
+    """``dsync-child = { "kid" = "ns2.example.@5300" }``: child (relative to the zone or
+    absolute) -> DSYNC target host name, with an optional port (default: the listen port)."""
+    if not isinstance(spec, dict):
+        c.fail(option, f'expected a table of child = "TARGET[@PORT]", got {_kind(spec)}')
+        return ()
+    out = []
+    for child, value in spec.items():
+        if not isinstance(value, str) or not value or " " in value:
+            c.fail(f'{option}."{child}"', f'expected "TARGET[@PORT]", got {value!r}')
+            continue
+        target, _, p = value.partition("@")
+        try:
+            dns.name.from_text(str(child))
+            dns.name.from_text(target)
+        except dns.exception.DNSException as e:
+            c.fail(f'{option}."{child}"', f"not a domain name: {e}")
+            continue
+        port: int | None = None
+        if p:
+            if not p.isdigit() or not 0 < int(p) < 65536:
+                c.fail(f'{option}."{child}"', f"port {p!r} is not a port number")
+                continue
+            port = int(p)
+        out.append((str(child), target, port))
+    return tuple(out)
 
 
 ZONE_SUFFIXES = (".signed", ".zone", ".db")
@@ -666,7 +712,16 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
                 primaries,
                 update_policy,
                 serial_method,
-                ds_automation_options(c, where, spec, base, policy),
+                ds_automation_options(
+                    c,
+                    where,
+                    spec,
+                    base,
+                    policy,
+                    _acl_items(c, where, "dsync-allow", spec["dsync-allow"], acls, keys)
+                    if "dsync-allow" in spec
+                    else None,
+                ),
             )
         )
     http, http_tls, alerts = _observe_options(c, server, data.get("alerts"), base)

@@ -1,10 +1,13 @@
-"""The answers of a signaling zone (``signaling = true``, RFC 9615 s3-5) checked by three
-validators: Unbound, BIND's ``delv`` and ``dnsseal resolve``, with NSEC and with NSEC3.
+"""The answers of a signaling zone (``signaling = true``, RFC 9615 s3-5), answered online
+like Knot's onlinesign module, checked by three validators: Unbound, BIND's ``delv`` and
+``dnsseal resolve``, under a policy with NSEC and one with NSEC3.
 
 The signaling name holds the child's apex CDS/CDNSKEY (secure); other types there are a
-secure NODATA whose NSEC/NSEC3 bitmap lists both CDS and CDNSKEY; the empty non-terminals
-between the apex and the signaling name are secure NODATA with no referral (no zone cut);
-a name that is not there is a secure NXDOMAIN.
+secure NODATA; the empty non-terminals between the apex and the signaling name are secure
+NODATA with no referral (no zone cut); a name that is not there is a secure NODATA too
+(NXDOMAIN promoted, as Knot does).  Every denial is one minimally covering NSEC at the
+query name (next name ``\\000.<qname>``) whose bitmap lists CDS and CDNSKEY unless asked
+for: nothing in an answer lets the zone, and so the operator's customers, be walked.
 """
 
 from __future__ import annotations
@@ -45,9 +48,25 @@ CASES = [
     (f"{CHILD}{ZONE}", "CDS", dns.rcode.NOERROR, False),  # empty non-terminals
     (f"parent.test.{ZONE}", "NS", dns.rcode.NOERROR, False),
     (f"test.{ZONE}", "CDNSKEY", dns.rcode.NOERROR, False),
-    (f"_dsboot.other.example.{ZONE}", "CDS", dns.rcode.NXDOMAIN, False),
-    (f"x.{SIGNAL}", "CDS", dns.rcode.NXDOMAIN, False),
+    (f"_dsboot.other.example.{ZONE}", "CDS", dns.rcode.NOERROR, False),  # not there
+    (f"x.{SIGNAL}", "CDS", dns.rcode.NOERROR, False),
+    (f"zzz.{ZONE}", "A", dns.rcode.NOERROR, False),
+    (SIGNAL, "NSEC", dns.rcode.NOERROR, True),
 ]
+
+
+def _minimal(r: dns.message.Message, qname: str, qtype: str) -> None:
+    """The only denial record is the NSEC at ``qname`` covering just it, and its bitmap
+    has CDS and CDNSKEY except ``qtype``."""
+    owner = dns.name.from_text(qname)
+    nsecs = [rr for rr in (*r.answer, *r.authority) if rr.rdtype in (T.NSEC, T.NSEC3)]
+    assert len(nsecs) == 1 and nsecs[0].rdtype == T.NSEC, (qname, qtype, r)
+    (nsec,) = nsecs
+    assert nsec.name == owner, (qname, qtype, r)
+    assert nsec[0].next == dns.name.Name((b"\x00", *owner.labels)), (qname, qtype, r)
+    types = {T.to_text(t) for w in nsec[0].windows for t in _types(w)}
+    assert types >= {"CDS", "CDNSKEY", "NSEC", "RRSIG"} - {qtype}, (qname, qtype, types)
+    assert qtype not in types or qtype == "NSEC", (qname, qtype, types)
 
 
 def _ask(port: int, name: str, rtype: str) -> dns.message.Message:
@@ -134,6 +153,8 @@ def test_signaling_answers_validate(tmp_path: Path, policy: str) -> None:
             assert r.rcode() == rcode and bool(r.answer) == has_answer, (name, rtype, r)
             assert r.flags & dns.flags.AA, (name, rtype, r)
             assert not any(rr.rdtype == T.NS for rr in r.authority), (name, rtype, r)
+            if not has_answer or rtype == "NSEC":
+                _minimal(r, name, rtype)
 
         (dnskey,) = [
             rd for rr in _ask(port, ZONE, "DNSKEY").answer if rr.rdtype == T.DNSKEY for rd in rr

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import dns.exception
@@ -39,7 +40,9 @@ from dnsseal import clock
 from dnsseal.errors import DnssealError
 from dnsseal.proto import dsync, signaling
 from dnsseal.proto.acl import Acl
+from dnsseal.proto.answer import Answer
 from dnsseal.proto.dsautomation import Action, Decision, ds_ttl
+from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server import checkds, dsauto
 from dnsseal.server.zones import ZoneState
 from dnsseal.storage import dslog
@@ -565,6 +568,28 @@ def handle_notify(msg: dns.message.Message, client: str) -> bytes | None:
     what = dns.rcode.to_text(dns.rcode.Rcode(rcode)) + (f" ({blocked})" if blocked else "")
     log.log(level, "[%s] NOTIFY(CDS) for %s from %s: %s", driver.state.name, child, client, what)
     return dsync.response(msg, rcode, blocked).to_wire()
+
+
+def online(
+    state: ZoneState,
+) -> Callable[[ZoneSnapshot, dns.name.Name, int, bool, Answer], Answer] | None:
+    """How the engine answers a signaling zone (``signaling = true``): online, with
+    minimally covering NSEC records signed by the zone's keys as each answer is made
+    (:func:`dnsseal.proto.signaling.online_answer`).  None for any other zone."""
+    opts = state.config.ds
+    inline = state.inline
+    if opts is None or not opts.signaling or inline is None:
+        return None
+    sign = inline.online_signer()
+    if sign is None:
+        return None
+
+    def answer(
+        snap: ZoneSnapshot, qname: dns.name.Name, qtype: int, do: bool, ans: Answer
+    ) -> Answer:
+        return signaling.online_answer(snap, qname, qtype, do, ans, sign)
+
+    return answer
 
 
 def show(state_dir: object, zone: str) -> list[str]:

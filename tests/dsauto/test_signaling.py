@@ -127,11 +127,11 @@ def _online_snapshot() -> tuple[ZoneSnapshot, OnlineSign, dns.rrset.RRset]:
     return build(z), sign, keys
 
 
-def _online(qname: str, qtype: str, do: bool = True) -> Answer:
+def _online(qname: str, qtype: str, do: bool = True, tcp: bool = False) -> Answer:
     snap, sign, _ = ONLINE_SNAP
     name = dns.name.from_text(qname, SIGNAL)
     t = T.from_text(qtype)
-    return signaling.online_answer(snap, name, t, do, lookup(snap, name, t, do), sign)
+    return signaling.online_answer(snap, name, t, do, lookup(snap, name, t, do, tcp), sign)
 
 
 ONLINE_SNAP = _online_snapshot()
@@ -179,3 +179,12 @@ def test_online_nsec_query_and_the_longest_names() -> None:
     assert signaling.next_name(dns.name.from_text(long, SIGNAL)) is None
     kept = _online(long, "A")  # the zone's own proof is left as it was
     assert kept.rcode == dns.rcode.NXDOMAIN and _nsecs(kept)
+
+
+def test_online_any_never_shows_the_chain() -> None:
+    for qname in ("_dsboot.a.example", "@"):
+        ans = _online(qname, "ANY", tcp=True)  # over TCP ANY has every RRset, NSEC too
+        assert _nsecs(ans)
+        for r in _nsecs(ans):
+            owner = dns.name.from_text(qname, SIGNAL)
+            assert r.name == owner and r[0].next == dns.name.Name((b"\x00", *owner.labels))

@@ -182,7 +182,8 @@ def online_answer(
     online signer answers it: the zone's own NSEC/NSEC3 records are never shown; a negative
     answer (NXDOMAIN too, which becomes NODATA, RFC 4470 s3.2 "white lies" taken one step
     further as Knot does) gets the one NSEC of :func:`minimal_nsec` at the name it is
-    about, signed by ``sign`` now; a question for NSEC gets that NSEC as the answer.
+    about, signed by ``sign`` now; a question for NSEC (or an ANY answered with the NSEC
+    RRset) gets that NSEC as the answer.
     Referrals, wildcard expansions and answers without DO are returned as they are."""
     if not do or not snap.signed or not ans.aa or ans.rcode not in (0, dns.rcode.NXDOMAIN):
         return ans
@@ -191,6 +192,8 @@ def online_answer(
     # lookup puts the SOA in the authority section of negative answers only
     negative = any(r.rdtype == T.SOA for r in ans.authority)
     asks_nsec = qtype == T.NSEC and not any(r.rdtype == T.CNAME for r in ans.answer)
+    # ANY may pick the NSEC RRset (RFC 8482): it is replaced like an answer to NSEC
+    asks_nsec = asks_nsec or (not negative and any(r.rdtype in DENIAL_TYPES for r in ans.answer))
     if not negative and not asks_nsec:
         return ans
     owner = _final_name(ans, qname)

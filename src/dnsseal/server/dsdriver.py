@@ -306,7 +306,7 @@ class DsDriver:
             owners = ", ".join(sorted({r[0].to_text() for r in want}))
             await self._commit(
                 ZoneDiff(tuple(sorted(have - want)), tuple(sorted(want - have))),
-                f"DSYNC: NOTIFY(CDS) targets at {owners or 'no name'}",
+                f"DSYNC: NOTIFY(CDS) to {target}:{listen[0].port} (DSYNC at {owners})",
             )
 
     def notify(

@@ -7,6 +7,7 @@ them; a missing tool is a failure with a clear message, never a silent skip.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -85,18 +86,34 @@ def run_tool(
     return proc
 
 
+_PORTS_GIVEN: set[int] = set()
+# Below Linux's ephemeral range (32768-60999): a port handed out here is never taken in the
+# meantime by some process's outgoing connection.  Each pytest-xdist worker draws from its own
+# slice, so two workers never pick the same port either.
+_PORT_LOW, _PORT_HIGH = 12000, 32000
+
+
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (best effort)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = int(t.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
+    """A port free for both UDP and TCP on 127.0.0.1, not handed out before in this run."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    span = (_PORT_HIGH - _PORT_LOW) // max(count, 1)
+    low = _PORT_LOW + index * span
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(low, low + span)
+        if port in _PORTS_GIVEN:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                t.bind(("127.0.0.1", port))
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
                     u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
+        except OSError:
+            continue
+        _PORTS_GIVEN.add(port)
+        return port
     raise RuntimeError("no free port found")
 
 

@@ -62,7 +62,7 @@ dnssec-policy = "default"
 ds-automation = true
 dsync = true
 dsync-allow = ["kids"]
-dsync-child = { "kid" = "ns2@5302", "b.kid2.parent.test." = "notify.example." }
+dsync-child = ["kid ns2@5302", "b.kid2.parent.test. notify.example."]
 """
     ds = parse_config(tomllib.loads(text), tmp_path).zones[0].ds
     assert ds is not None
@@ -84,7 +84,7 @@ def test_no_options_no_automation(tmp_path: Path) -> None:
         ("p.test", 'ds-root = ["nowhere"]', 'zone."p.test".ds-root[0]'),
         ("p.test", 'ds-root = ["127.0.0.1"]', 'zone."p.test".ds-root'),
         ("p.test", "ds-trust-anchors = 5", 'zone."p.test".ds-trust-anchors'),
-        ("p.test", 'dsync-allow = ["key cds"]', 'zone."p.test".dsync-allow'),
+        ("p.test", 'dsync-allow = "key cds"', 'zone."p.test".dsync-allow'),
         (
             "p.test",
             'ds-automation = true\ndsync = true\ndsync-allow = ["key nokey"]',
@@ -92,23 +92,23 @@ def test_no_options_no_automation(tmp_path: Path) -> None:
         ),
         (
             "p.test",
-            'ds-automation = true\ndsync = true\ndsync-child = { kid = "a b" }',
-            'zone."p.test".dsync-child."kid"',
+            'ds-automation = true\ndsync = true\ndsync-child = ["kid a b"]',
+            'zone."p.test".dsync-child[0]',
         ),
         (
             "p.test",
-            'ds-automation = true\ndsync = true\ndsync-child = { kid = "ns@99999" }',
-            'zone."p.test".dsync-child."kid"',
+            'ds-automation = true\ndsync = true\ndsync-child = ["kid ns@99999"]',
+            'zone."p.test".dsync-child[0]',
         ),
         (
             "p.test",
-            'ds-automation = true\ndsync-child = { kid = "ns" }',
+            'ds-automation = true\ndsync = true\ndsync-child = "kid ns"',
             'zone."p.test".dsync-child',
         ),
         (
             "p.test",
             'ds-automation = true\ndsync = true\ndsync-child = ["kid"]',
-            'zone."p.test".dsync-child',
+            'zone."p.test".dsync-child[0]',
         ),
     ],
 )

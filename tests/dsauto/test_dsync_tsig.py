@@ -71,7 +71,7 @@ def _config(d: Path, port: int, receiver: int) -> None:
     )
     opts = {
         PARENT: 'ds-automation = true\ndsync = true\nds-interval = 600\ndsync-allow = ["key cds"]\n'
-        f'dsync-child = {{ "kid" = "ns2@{receiver}" }}',
+        f'dsync-child = ["kid ns2@{receiver}"]',
         KID: child,
         KID2: child,
     }

@@ -87,9 +87,13 @@ class _Served:
                 if out is not None:
                     self.wfile.write(struct.pack("!H", len(out)) + out)
 
-        self.udp = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Udp)
-        self.port = self.udp.server_address[1]
-        self.tcp = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Tcp)
+        self.port = free_port()
+        self.udp = socketserver.ThreadingUDPServer(("127.0.0.1", self.port), Udp)
+        try:
+            self.tcp = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Tcp)
+        except OSError:
+            self.udp.server_close()
+            raise
         for server in (self.udp, self.tcp):
             server.daemon_threads = True
             threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -27,6 +27,7 @@ from dnsseal.storage.serverconfig import (
     ServerConfig,
     default_config,
     load_config,
+    policies_only,
     write_example_zone,
 )
 
@@ -132,6 +133,8 @@ def serve(
     example = False
     if config_path is not None:
         config = load_config(config_path)
+        if (why := policies_only(config)) is not None:
+            raise OptionError(str(config_path), why)
         listen_option = "server.listen"
     else:
         if not 0 < port < 65536:

@@ -19,9 +19,16 @@ import dns.name
 import dns.rdatatype
 
 from dnsseal.errors import DnssealError, OptionError, StorageError
+from dnsseal.resolver.settings import parse_settings
 from dnsseal.server.views import iso_time
 from dnsseal.storage.journal import Journal
-from dnsseal.storage.serverconfig import TSIG_ALGORITHMS, ServerConfig, ZoneConfig, load_config
+from dnsseal.storage.serverconfig import (
+    TSIG_ALGORITHMS,
+    ServerConfig,
+    ZoneConfig,
+    load_config,
+    policies_only,
+)
 from dnsseal.storage.zonefile import read_zone
 from dnsseal.zone.checks import ERROR, check_zone
 from dnsseal.zone.model import Zone
@@ -105,6 +112,21 @@ def _zone_lines(z: ZoneConfig) -> tuple[bool, list[str]]:
     return loaded is not None, lines
 
 
+def _resolver_problems(file: Path) -> list[str]:
+    """The problems of the file's ``[resolver]`` section (read by ``dnsseal resolver
+    --config``; the authoritative server leaves it alone)."""
+    text = file.read_text()
+    if "resolver" not in text:
+        return []
+    try:
+        parse_settings(text, str(file))
+    except OptionError as e:
+        return _config_problems(e)
+    except DnssealError as e:
+        return [str(e)]
+    return []
+
+
 @click.command("checkconf")
 @click.option(
     "-z", "load_zones", is_flag=True, help="Load every zone file too (as named-checkconf -z)."
@@ -126,8 +148,11 @@ def checkconf(load_zones: bool, quiet: bool, file: Path) -> None:
         problems = _config_problems(e)
     except DnssealError as e:
         problems = [str(e)]
+    problems += _resolver_problems(file) if config is not None else []
     ok = not problems
     lines = [f"{file}: {p}" if not p.startswith(str(file)) else p for p in problems]
+    if ok and config is not None and (why := policies_only(config)) is not None:
+        lines.append(f"{file}: warning: {why}")
     if config is not None and load_zones:
         for z in sorted(config.zones, key=lambda z: z.name):
             zone_ok, zlines = _zone_lines(z)

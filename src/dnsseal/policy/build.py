@@ -8,6 +8,7 @@ so a user can fix the whole file at once; :class:`PolicyErrors` carries them all
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,14 @@ from dnsseal.policy.model import (
 
 KEY_FIELDS = ("role", "lifetime", "algorithm", "bits", "key-directory", "key-store")
 NSEC3_FIELDS = ("iterations", "optout", "salt-length")
+
+
+def _unknown(name: str, known: tuple[str, ...] | list[str]) -> str:
+    """An unknown option's message: the close name when it is a typo, else the known ones."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+    if close:
+        return f"unknown option (did you mean {close[0]!r}?)"
+    return f"unknown option (known: {', '.join(sorted(known))})"
 
 
 class PolicyErrors(InputError):
@@ -126,7 +135,7 @@ def _key(raw: Any, path: str, errs: _Collector) -> KeySpec | None:
     ok = True
     for name in raw:
         if name not in KEY_FIELDS:
-            errs.add(f"{path}.{name}", f"unknown key option (known: {', '.join(KEY_FIELDS)})")
+            errs.add(f"{path}.{name}", _unknown(name, KEY_FIELDS))
             ok = False
     role = raw.get("role")
     if role not in ROLES:
@@ -157,7 +166,7 @@ def _key(raw: Any, path: str, errs: _Collector) -> KeySpec | None:
     ):
         errs.add(f"{path}.key-store", f"expected a pkcs11: URI or 'software', got {store!r}")
         ok = False
-    if store is not None and store.lower().startswith("software"):
+    if isinstance(store, str) and store.lower().startswith("software"):
         store = None
     if not ok or alg is None or lifetime is None or kd is None:
         return None
@@ -175,7 +184,7 @@ def _nsec3(raw: Any, path: str, errs: _Collector) -> Nsec3Param | None:
         return None
     for name in raw:
         if name not in NSEC3_FIELDS:
-            errs.add(f"{path}.{name}", f"unknown nsec3param option (known: {NSEC3_FIELDS})")
+            errs.add(f"{path}.{name}", _unknown(name, NSEC3_FIELDS))
     it = _int(raw.get("iterations", 0), f"{path}.iterations", errs, 0, 65535)
     oo = _bool(raw.get("optout", False), f"{path}.optout", errs)
     sl = _int(raw.get("salt-length", 0), f"{path}.salt-length", errs, 0, 255)
@@ -202,8 +211,7 @@ def build_policy(name: str, raw: Mapping[str, Any], path: str, errs: _Collector)
             continue
         opt = OPTIONS_BY_NAME.get(opt_name)
         if opt is None:
-            known = ", ".join(sorted([*OPTIONS_BY_NAME, "keys", "nsec3param"]))
-            errs.add(where, f"unknown option (known: {known})")
+            errs.add(where, _unknown(opt_name, [*OPTIONS_BY_NAME, "keys", "nsec3param"]))
             continue
         parsed: object
         if opt.kind == "duration":

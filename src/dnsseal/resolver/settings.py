@@ -37,6 +37,7 @@ import dns.name
 from dnsseal.errors import FileFormatError, OptionError
 from dnsseal.resolver.cache import DEFAULT_MAX_BYTES
 from dnsseal.resolver.hints import parse_server
+from dnsseal.storage import options
 
 Server = tuple[str, int]
 Zones = tuple[tuple[dns.name.Name, tuple[Server, ...]], ...]
@@ -74,9 +75,7 @@ def parse_settings(text: str, path: str, port: int = 53) -> ResolverSettings:
         raise OptionError("resolver", "must be a table")
     for key in section:
         if key not in OPTIONS:
-            problems.append(
-                OptionError(f"resolver.{key}", f"unknown option ({', '.join(OPTIONS)})")
-            )
+            problems.append(OptionError(f"resolver.{key}", options.unknown_message(key, OPTIONS)))
     aggressive = section.get("aggressive-nsec", False)
     if not isinstance(aggressive, bool):
         problems.append(OptionError("resolver.aggressive-nsec", "must be true or false"))

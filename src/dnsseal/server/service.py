@@ -41,7 +41,7 @@ from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.rrl import RateLimitConfig, RateLimiter, Verdict, classify, slip_response
 from dnsseal.proto.snapshot import ZoneSnapshot
-from dnsseal.server import sdnotify
+from dnsseal.server import catalog, sdnotify
 from dnsseal.server.automation import Automation, is_update
 from dnsseal.server.binding import TCP_BACKLOG, Bound, bind_listeners
 from dnsseal.server.control import ControlServer
@@ -49,7 +49,7 @@ from dnsseal.server.history import JournalHistory
 from dnsseal.server.observe import Observability
 from dnsseal.server.tcpclients import Abortable, TcpClients, reset, unsent
 from dnsseal.server.udp import ResponseFilter, UdpListener
-from dnsseal.server.zones import ZoneState, keyring_of, load_one
+from dnsseal.server.zones import ZoneState, keyring_of, load_one, sync_acl
 from dnsseal.server.zonesync import MainLinks, WorkerLink
 from dnsseal.storage.serverconfig import Endpoint, ServerConfig, ensure_dir, load_config
 
@@ -305,6 +305,7 @@ class AuthServer:
                 state = self.zones.get(zcfg.name) or ZoneState(zcfg)
                 state.config = zcfg
                 if zcfg.policy is not None:
+                    sync_acl(state)  # a changed allow-transfer applies now (catalogs)
                     if not self.worker:
                         inline.append(state)
                     states[zcfg.name] = state
@@ -328,6 +329,7 @@ class AuthServer:
                         except DnssealError as e:
                             log.error("[%s] journal not updated: %s", zcfg.name, e)
                 states[zcfg.name] = state
+            await catalog.refresh(self, states, changed, now, problems)  # RFC 9432 catalogs
             for gone in set(self.zones) - set(states):
                 for task in (self.zones[gone].timer, self.zones[gone].checkds_task):
                     if task is not None:

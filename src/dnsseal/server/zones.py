@@ -9,6 +9,7 @@ error is reported), so a bad edit never takes a zone down.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,6 +91,7 @@ def load_one(
     except OSError as e:
         return False, f"{cfg.file}: {e.strerror or e}"
     if state.served is not None and sig == state.signature:
+        sync_acl(state)
         return False, None
     try:
         with paused_gc():
@@ -104,7 +106,7 @@ def load_one(
             "the signer integration, which is not in this build; sign it with "
             "`dnsseal signzone` or dnssec-signzone and serve the signed file"
         )
-    acl = Acl.parse(f'zone."{cfg.name}".allow-transfer', list(cfg.allow_transfer))
+    acl = transfer_acl(cfg)
     old = state.served
     history: tuple[ZoneSnapshot, ...] = ()
     new_serial = old is None or old.snapshot.serial != snap.serial
@@ -124,6 +126,20 @@ def load_one(
     return new_serial, None
 
 
+def transfer_acl(cfg: ZoneConfig) -> Acl:
+    return Acl.parse(f'zone."{cfg.name}".allow-transfer', list(cfg.allow_transfer))
+
+
+def sync_acl(state: ZoneState) -> None:
+    """Serve the version served now under the config's allow-transfer: a reload that
+    changed only the config (a secondary added to a catalog's ACL) takes effect at once,
+    not at the zone's next new version."""
+    acl = transfer_acl(state.config)
+    if state.served is not None and acl != state.served.allow_transfer:
+        state.served = dataclasses.replace(state.served, allow_transfer=acl)
+        log.info("[%s] allow-transfer changed", state.name)
+
+
 def _is_signed(snap: ZoneSnapshot) -> bool:
     apex = snap.apex
     return dns.rdatatype.DNSKEY in apex.rrsets and dns.rdatatype.SOA in apex.sigs
@@ -132,6 +148,9 @@ def _is_signed(snap: ZoneSnapshot) -> bool:
 def preload(config: ServerConfig, now: int) -> dict[str, ZoneState]:
     """Load every configured zone synchronously (before the event loop and before forking
     workers, which then share the loaded snapshots copy-on-write)."""
+    from dnsseal.server.catalog import write_all  # (it imports this module)
+
+    write_all(config, now)  # catalog files current before the workers fork and read them
     states: dict[str, ZoneState] = {}
     for zcfg in config.zones:
         state = ZoneState(zcfg)

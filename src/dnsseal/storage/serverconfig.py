@@ -2,7 +2,10 @@
 
 Reads ``dnsseal.toml`` into a checked, frozen :class:`ServerConfig`; every problem is
 reported with its option path (``zone."example.com".allow-transfer[1]``), all problems of a
-file at once.  Relative paths are relative to the config file's directory.  Example::
+file at once.  Relative paths are relative to the config file's directory.  The names,
+kinds, defaults and ranges of the options are rows of :mod:`dnsseal.storage.options`
+(which also generates docs/configuration.md): add an option there.  ``[policy.NAME]``
+tables may sit in this file too (as in a policies file).  Example::
 
     [server]
     listen = ["127.0.0.1@5300", "::1@5300"]
@@ -83,10 +86,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import hashlib
 import ipaddress
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,10 +103,13 @@ import dns.tsig
 import dns.zone
 
 from dnsseal.errors import DnssealError, FileFormatError, OptionError, StorageError
+from dnsseal.policy.build import collect_policies
 from dnsseal.policy.build import lookup as lookup_policy
 from dnsseal.policy.checks import check_policy
 from dnsseal.policy.grants import UpdatePolicy
 from dnsseal.policy.model import Policy
+from dnsseal.storage import options
+from dnsseal.storage.catalogconfig import CatalogConfig, parse_catalogs
 from dnsseal.storage.config import load_policies
 from dnsseal.storage.remotes import Endpoint, Primary, parse_endpoint, parse_remote
 
@@ -124,6 +132,7 @@ __all__ = [  # Endpoint, Primary and parse_endpoint live in storage.remotes
     "load_config",
     "parse_config",
     "parse_endpoint",
+    "policies_only",
     "write_example_zone",
 ]
 
@@ -136,61 +145,26 @@ TSIG_ALGORITHMS = {
     "hmac-sha1": dns.tsig.HMAC_SHA1,
     "hmac-md5": dns.tsig.HMAC_MD5,
 }
-# [server] options read by _listener_limits (TCP connection limits, response rate limiting)
-LIMIT_OPTIONS = ("tcp-clients", "tcp-clients-per-address", "tcp-write-timeout", "rate-limit")
-RATE_LIMIT_OPTIONS = {  # BIND's rate-limit { ... } names -> (proto.rrl field, bounds)
-    "responses-per-second": ("responses_per_second", 0, 1000),
-    "nodata-per-second": ("nodata_per_second", 0, 1000),
-    "referrals-per-second": ("referrals_per_second", 0, 1000),
-    "nxdomains-per-second": ("nxdomains_per_second", 0, 1000),
-    "errors-per-second": ("errors_per_second", 0, 1000),
-    "window": ("window", 1, 3600),
-    "slip": ("slip", 0, 10),
-    "ipv4-prefix-length": ("ipv4_prefix_length", 0, 32),
-    "ipv6-prefix-length": ("ipv6_prefix_length", 0, 128),
-    "max-table-size": ("max_table_size", 1, 10_000_000),
+# The option names come from the one table of options (storage.options): adding an option is
+# adding a row there (tests check that these sets and the table agree).
+_SERVER, _RATE, _ZONE = "server", "server.rate-limit", 'zone."NAME"'
+# rate-limit option -> dnsseal.proto.rrl.RateLimitConfig field (the integers; log-only and
+# exempt-clients are read apart)
+RATE_LIMIT_OPTIONS = {
+    name: name.replace("-", "_")
+    for name in options.known(_RATE)
+    if options.option(_RATE, name).kind == "integer"
 }
-SERVER_OPTIONS = {
-    "listen",
-    "control",
-    "tcp-idle-timeout",
-    "ixfr-versions",
-    "udp-payload",
-    "workers",
-    "state-dir",
-    "key-directory",
-    "policies",
-    "resolvers",
-    "query-port",
-    "pkcs11-module",
-    *LIMIT_OPTIONS,
-    "http",
-    "http-tls-cert",
-    "http-tls-key",
-}
-ZONE_OPTIONS = {
-    "file",
-    "presigned",
-    "dnssec-policy",
-    "policy",
-    "allow-transfer",
-    "allow-update",
-    "update-policy",
-    "also-notify",
-    "notify-key",
-    "parental-agents",
-    "checkds",
-    "primaries",
-    "serial-update-method",
-}
-CHECKDS_MODES = ("yes", "explicit", "no")
+SERVER_OPTIONS = set(options.known(_SERVER))
+ZONE_OPTIONS = set(options.known(_ZONE))
+CHECKDS_MODES = options.option(_ZONE, "checkds").choices
 # BIND's serial-update-method for each new signed version (signer.sign.SERIAL_POLICIES less
 # "keep", which would serve changed data under an old serial)
-SERIAL_METHODS = ("increment", "unixtime", "date")
+SERIAL_METHODS = options.option(_ZONE, "serial-update-method").choices
 # DS automation (docs/ds-automation.md): the parental agent and the signaling zone.
 DS_ZONE_OPTIONS = {"ds-automation", "signaling", "dsync", "ds-trust-anchors", "ds-root",
                    "ds-interval", "ds-ttl", "dsync-allow", "dsync-child"}  # fmt: skip
-ZONE_OPTIONS |= DS_ZONE_OPTIONS
+SECTIONS = options.TOP_LEVEL  # the top-level tables of a server config
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,36 +200,23 @@ def ds_automation_options(
     ``dsync-allow`` with named ACLs expanded (None when not set)."""
     if not any(k in spec for k in DS_ZONE_OPTIONS):
         return None
-    flags = {}
-    for opt in ("ds-automation", "signaling", "dsync"):
-        value = spec.get(opt, False)
-        if not isinstance(value, bool):
-            c.fail(f"{where}.{opt}", "must be true or false")
-            value = False
-        flags[opt] = value
+    flags = {
+        opt: bool(_get(c, _ZONE, where, spec, opt))
+        for opt in ("ds-automation", "signaling", "dsync")
+    }
     if (flags["ds-automation"] or flags["signaling"]) and policy is None:
         c.fail(f"{where}.dnssec-policy", "ds-automation and signaling need inline signing")
     if flags["signaling"] and not where.split('"')[1].lower().startswith("_signal."):
         c.fail(f"{where}.signaling", "a signaling zone is named _signal.<name server host>")
-    anchors = spec.get("ds-trust-anchors")
-    if anchors is not None and not isinstance(anchors, str):
-        c.fail(f"{where}.ds-trust-anchors", "must be a path string")
-        anchors = None
+    before = len(c.problems)
+    anchors = _get(c, _ZONE, where, spec, "ds-trust-anchors")
     root = _endpoints(c, f"{where}.ds-root", spec.get("ds-root", []))
-    if bool(anchors) != bool(root):
+    if len(c.problems) == before and bool(anchors) != bool(root):
         c.fail(f"{where}.ds-root", "ds-root and ds-trust-anchors go together")
-    interval = spec.get("ds-interval", 60)
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-        c.fail(f"{where}.ds-interval", f"must be a positive number of seconds, got {interval!r}")
-        interval = 60
-    ttl = spec.get("ds-ttl", 3600)
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl < 2**31:
-        c.fail(f"{where}.ds-ttl", f"must be a TTL in seconds, got {ttl!r}")
-        ttl = 3600
-    children = _dsync_children(c, f"{where}.dsync-child", spec.get("dsync-child", {}))
-    if (children or notify_acl is not None) and not (flags["ds-automation"] and flags["dsync"]):
-        opt = "dsync-child" if children else "dsync-allow"
-        c.fail(f"{where}.{opt}", "needs ds-automation = true and dsync = true")
+    interval = _get(c, _ZONE, where, spec, "ds-interval")
+    ttl = _get(c, _ZONE, where, spec, "ds-ttl")
+    # used by a parent with ds-automation and dsync, like ds-interval and ds-ttl
+    children = _dsync_children(c, f"{where}.dsync-child", spec.get("dsync-child", []))
     return DsAutomation(
         flags["ds-automation"],
         flags["signaling"],
@@ -263,7 +224,7 @@ def ds_automation_options(
         base / anchors if anchors else None,
         root,
         float(interval),
-        ttl,
+        int(ttl),
         notify_acl,
         children,
     )
@@ -272,30 +233,33 @@ def ds_automation_options(
 def _dsync_children(
     c: _Checker, option: str, spec: object
 ) -> tuple[tuple[str, str, int | None], ...]:
-    """``dsync-child = { "kid" = "ns2.example.@5300" }``: child (relative to the zone or
-    absolute) -> DSYNC target host name, with an optional port (default: the listen port)."""
-    if not isinstance(spec, dict):
-        c.fail(option, f'expected a table of child = "TARGET[@PORT]", got {_kind(spec)}')
+    """``dsync-child = ["kid ns2@5300"]``: a child (relative to the zone or absolute) and the
+    host name of its DSYNC target, with an optional port (default: the listen port)."""
+    if not isinstance(spec, list):
+        c.fail(option, f'expected a list of "CHILD TARGET[@PORT]" strings, got {_kind(spec)}')
         return ()
     out = []
-    for child, value in spec.items():
-        if not isinstance(value, str) or not value or " " in value:
-            c.fail(f'{option}."{child}"', f'expected "TARGET[@PORT]", got {value!r}')
+    for i, item in enumerate(spec):
+        where = f"{option}[{i}]"
+        parts = item.split() if isinstance(item, str) else []
+        if len(parts) != 2:
+            c.fail(where, f'expected "CHILD TARGET[@PORT]", got {item!r}')
             continue
+        child, value = parts
         target, _, p = value.partition("@")
         try:
-            dns.name.from_text(str(child))
+            dns.name.from_text(child)
             dns.name.from_text(target)
         except dns.exception.DNSException as e:
-            c.fail(f'{option}."{child}"', f"not a domain name: {e}")
+            c.fail(where, f"not a domain name: {e}")
             continue
         port: int | None = None
         if p:
             if not p.isdigit() or not 0 < int(p) < 65536:
-                c.fail(f'{option}."{child}"', f"port {p!r} is not a port number")
+                c.fail(where, f"port {p!r} is not a port number")
                 continue
             port = int(p)
-        out.append((str(child), target, port))
+        out.append((child, target, port))
     return tuple(out)
 
 
@@ -380,6 +344,7 @@ class ServerConfig:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     # [logging] (defined at the end of this module: a lambda defers the lookup)
     logging: LoggingConfig = field(default_factory=lambda: LoggingConfig())  # noqa: PLW0108
+    catalogs: tuple[CatalogConfig, ...] = ()  # [catalog."NAME"] (storage.catalogconfig)
 
 
 def copy_name(zone: str) -> str:
@@ -409,21 +374,28 @@ class _Checker:
         self.problems.append(OptionError(option, message))
 
 
-def _kind(value: object) -> str:
-    """``value`` as an error message names it: ``integer 5``, ``string 'x'``, ``a table``."""
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, int):
-        return f"integer {value}"
-    if isinstance(value, float):
-        return f"number {value}"
-    if isinstance(value, str):
-        return f"string {value!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return type(value).__name__  # TOML dates and times
+_kind = options.kind_of  # ``integer 5``, ``string 'x'``, ``a table``
+
+
+def _get(c: _Checker, section: str, where: str, table: dict[str, Any], name: str) -> Any:
+    """Option ``name`` of ``table`` (at path ``where``) checked as its row in the table of
+    options says (kind, range, choices): its default when absent or wrong (then a problem
+    on ``c``)."""
+    row = options.option(section, name)
+    if name not in table:
+        return row.default
+    value, problem = row.check(table[name])
+    if problem is not None:
+        c.fail(f"{where}.{name}", problem)
+    return value
+
+
+def _unknown(c: _Checker, where: str, table: dict[str, Any], names: Iterable[str]) -> None:
+    """A problem for each option of ``table`` not in ``names`` (with a suggestion)."""
+    names = set(names)
+    for opt in table:
+        if opt not in names:
+            c.fail(f"{where}.{opt}", options.unknown_message(opt, names))
 
 
 def _table(c: _Checker, option: str, value: object, what: str) -> dict[str, Any]:
@@ -451,16 +423,26 @@ def _str_list(c: _Checker, option: str, value: object, what: str) -> list[str]:
     return out
 
 
-def _number(c: _Checker, option: str, value: object, lo: int, hi: int | None, default: int) -> int:
-    """``value`` if it is an integer in lo..hi (no upper bound: ``hi`` None), else ``default``
-    and a problem."""
-    in_range = isinstance(value, int) and lo <= value and (hi is None or value <= hi)
-    if in_range and not isinstance(value, bool):
-        assert isinstance(value, int)
-        return value
-    bounds = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
-    c.fail(option, f"expected an integer {bounds}, got {_kind(value)}")
-    return default
+def _inline_policies(
+    c: _Checker, raw: object, policies: dict[str, Policy], pfile: Path | None
+) -> None:
+    """The ``[policy.NAME]`` tables of the server config, added to ``policies`` (those of
+    ``server.policies``); problems (as ``dnsseal policy check`` reports them) go to ``c``."""
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        c.fail("policy", f"expected [policy.NAME] tables, got {_kind(raw)}")
+        return
+    built, errors = collect_policies(raw)
+    c.problems.extend(errors)
+    for name, defined in built.items():
+        if name in policies:
+            c.fail(f"policy.{name}", f"defined twice: here and in {pfile} (server.policies)")
+            continue
+        policies[name] = defined
+        if not any(e.option.startswith(f"policy.{name}.") for e in errors):
+            for unsafe in check_policy(defined):
+                c.fail(unsafe.option, unsafe.message)
 
 
 def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -> ServerConfig:
@@ -468,13 +450,13 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
     naming the option path (all problems in one message when there are several)."""
     c = _Checker()
     for top in data:
-        if top not in ("server", "key", "acl", "zone", "alerts", "logging"):
-            c.fail(top, "unknown section (expected server, key, acl, zone, alerts, logging)")
+        if top not in SECTIONS:
+            close = difflib.get_close_matches(top, SECTIONS, n=1, cutoff=0.7)
+            hint = f"did you mean [{close[0]}]?" if close else f"expected {', '.join(SECTIONS)}"
+            c.fail(top, f"unknown section ({hint})")
     server = _table(c, "server", data.get("server", {}), "the [server] table")
-    for opt in server:
-        if opt not in SERVER_OPTIONS:
-            c.fail(f"server.{opt}", f"unknown option (known: {', '.join(sorted(SERVER_OPTIONS))})")
-    listen_raw = server.get("listen", [f"127.0.0.1@{DEFAULT_PORT}"])
+    _unknown(c, "server", server, SERVER_OPTIONS)
+    listen_raw = server.get("listen", list(options.option(_SERVER, "listen").default))  # type: ignore[call-overload]
     if not isinstance(listen_raw, str | list):
         c.fail(
             "server.listen", f'expected a list of "ADDR[@PORT]" strings, got {_kind(listen_raw)}'
@@ -491,40 +473,28 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         if isinstance(t, str)
         and (e := c.check(parse_endpoint, f"server.listen[{i}]", t, DEFAULT_PORT)) is not None
     )
-    control = server.get("control")
-    if control is not None and not isinstance(control, str):
-        c.fail("server.control", f"expected a path string, got {_kind(control)}")
-        control = None
-    idle = server.get("tcp-idle-timeout", 10)
-    if isinstance(idle, bool) or not isinstance(idle, int | float) or idle <= 0:
-        c.fail(
-            "server.tcp-idle-timeout", f"expected a number of seconds above 0, got {_kind(idle)}"
-        )
-        idle = 10
-    versions = _number(c, "server.ixfr-versions", server.get("ixfr-versions", 10), 0, None, 10)
-    state_dir = server.get("state-dir")
-    if state_dir is not None and not isinstance(state_dir, str):
-        c.fail("server.state-dir", f"expected a path string, got {_kind(state_dir)}")
-        state_dir = None
-    key_dir = server.get("key-directory")
-    if key_dir is not None and not isinstance(key_dir, str):
-        c.fail("server.key-directory", f"expected a path string, got {_kind(key_dir)}")
-        key_dir = None
+
+    def get(name: str) -> Any:
+        return _get(c, _SERVER, "server", server, name)
+
+    control = get("control")
+    idle = get("tcp-idle-timeout")
+    versions = get("ixfr-versions")
+    state_dir = get("state-dir")
+    key_dir = get("key-directory")
+    pfile = get("policies")
     policies: dict[str, Policy] = {}
-    pfile = server.get("policies")
     if pfile is not None:
-        if not isinstance(pfile, str):
-            c.fail("server.policies", f"expected a path string, got {_kind(pfile)}")
-        else:
-            try:
-                policies = load_policies(base / pfile)
-            except DnssealError as e:
-                c.fail("server.policies", str(e))
-            # What `dnsseal policy check` rejects, the server does not run (same checks).
-            for defined in policies.values():
-                for unsafe in check_policy(defined):
-                    c.fail(f"{base / pfile}: {unsafe.option}", unsafe.message)
-    workers = _number(c, "server.workers", server.get("workers", 1), 1, 256, 1)
+        try:
+            policies = load_policies(base / pfile)
+        except DnssealError as e:
+            c.fail("server.policies", str(e))
+        # What `dnsseal policy check` rejects, the server does not run (same checks).
+        for defined in policies.values():
+            for unsafe in check_policy(defined):
+                c.fail(f"{base / pfile}: {unsafe.option}", unsafe.message)
+    _inline_policies(c, data.get("policy"), policies, base / pfile if pfile else None)
+    workers = get("workers")
     resolvers: tuple[Endpoint, ...] | None = None
     if "resolvers" in server:
         items = server["resolvers"]
@@ -538,13 +508,10 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
                 for i, t in enumerate(items)
                 if (r := c.check(parse_remote, f"server.resolvers[{i}]", t, 53)) is not None
             )
-    query_port = _number(c, "server.query-port", server.get("query-port", 53), 1, 65535, 53)
-    pkcs11_module = server.get("pkcs11-module")
-    if pkcs11_module is not None and not isinstance(pkcs11_module, str):
-        c.fail("server.pkcs11-module", f"expected a path string, got {_kind(pkcs11_module)}")
-        pkcs11_module = None
+    query_port = get("query-port")
+    pkcs11_module = get("pkcs11-module")
     limits = _listener_limits(c, server)
-    payload = _number(c, "server.udp-payload", server.get("udp-payload", 1232), 512, 4096, 1232)
+    payload = get("udp-payload")
 
     keys: dict[str, TsigKey] = {}
     key_tables = _table(c, "key", data.get("key", {}), "[key.NAME] tables (TSIG keys)")
@@ -553,9 +520,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         if not isinstance(spec, dict):
             c.fail(where, f"expected a table with algorithm and secret, got {_kind(spec)}")
             continue
-        for opt in spec:
-            if opt not in ("algorithm", "secret"):
-                c.fail(f"{where}.{opt}", "unknown option (known: algorithm, secret)")
+        _unknown(c, where, spec, options.known("key.NAME"))
         try:
             dns.name.from_text(name)  # it goes on the wire in TSIG records
         except dns.exception.DNSException as e:
@@ -601,11 +566,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         if not isinstance(spec, dict):
             c.fail(where, f"expected a table, got {_kind(spec)}")
             continue
-        for opt in spec:
-            if opt not in ZONE_OPTIONS:
-                c.fail(
-                    f"{where}.{opt}", f"unknown option (known: {', '.join(sorted(ZONE_OPTIONS))})"
-                )
+        _unknown(c, where, spec, ZONE_OPTIONS)
         try:
             dns.name.from_text(zname)
         except dns.exception.DNSException as e:
@@ -625,7 +586,10 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
             if spec.get("dnssec-policy", spec.get("policy")) is None:
                 c.fail(
                     f"{where}.primaries",
-                    "bump in the wire needs a dnssec-policy (dnsseal signs what it transfers)",
+                    "primaries without a dnssec-policy would make a plain (unsigned) "
+                    "secondary, which dnsseal does not serve yet: add a dnssec-policy to sign "
+                    "what is transferred (bump in the wire), or keep the zone on a BIND, Knot "
+                    "or NSD secondary",
                 )
                 continue
             if state_dir is None:
@@ -640,14 +604,15 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
             continue
         else:
             zfile = spec["file"]
-        presigned = spec.get("presigned", False)
-        if not isinstance(presigned, bool):
-            c.fail(f"{where}.presigned", f"expected true or false, got {_kind(presigned)}")
+        if "presigned" in spec and not isinstance(spec["presigned"], bool):
+            _get(c, _ZONE, where, spec, "presigned")  # reports it
             continue
+        presigned = bool(_get(c, _ZONE, where, spec, "presigned"))
         policy = spec.get("dnssec-policy", spec.get("policy"))
         if policy is not None:
             if not isinstance(policy, str):
-                c.fail(f"{where}.dnssec-policy", f"expected a policy name, got {_kind(policy)}")
+                spelt = "dnssec-policy" if "dnssec-policy" in spec else "policy"
+                c.fail(f"{where}.{spelt}", f"expected a policy name, got {_kind(policy)}")
                 continue
             if presigned:
                 c.fail(f"{where}.dnssec-policy", "a presigned zone is not signed by dnsseal")
@@ -674,13 +639,7 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
             c.fail(f"{where}.allow-update", "dynamic update needs an inline-signed zone")
         update_policy = _update_policy(c, where, spec, keys, policy)
         agents = _endpoints(c, f"{where}.parental-agents", spec.get("parental-agents", []))
-        checkds = spec.get("checkds", "yes" if agents else "explicit")
-        if not isinstance(checkds, str) or checkds not in CHECKDS_MODES:
-            c.fail(
-                f"{where}.checkds",
-                f"expected one of {', '.join(CHECKDS_MODES)}, got {_kind(checkds)}",
-            )
-            checkds = "explicit"
+        checkds = _get(c, _ZONE, where, spec, "checkds") or ("yes" if agents else "explicit")
         notify = _endpoints(c, f"{where}.also-notify", spec.get("also-notify", []))
         nkey = spec.get("notify-key")
         if nkey is not None and not isinstance(nkey, str):
@@ -688,14 +647,8 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
             nkey = None
         elif nkey is not None and nkey not in keys:
             c.fail(f"{where}.notify-key", f"unknown TSIG key {nkey!r}")
-        serial_method = spec.get("serial-update-method", "increment")
-        if not isinstance(serial_method, str) or serial_method not in SERIAL_METHODS:
-            c.fail(
-                f"{where}.serial-update-method",
-                f"expected one of {', '.join(SERIAL_METHODS)}, got {_kind(serial_method)}",
-            )
-            serial_method = "increment"
-        elif serial_method != "increment" and policy is None:
+        serial_method = _get(c, _ZONE, where, spec, "serial-update-method")
+        if serial_method != "increment" and policy is None:
             c.fail(f"{where}.serial-update-method", "only inline-signed zones get new serials")
         zones.append(
             ZoneConfig(
@@ -724,6 +677,10 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
                 ),
             )
         )
+    catalogs, zones, problems = parse_catalogs(
+        data.get("catalog"), zones, keys, acls, bool(state_dir)
+    )
+    c.problems += problems  # [catalog."NAME"]: storage.catalogconfig
     http, http_tls, alerts = _observe_options(c, server, data.get("alerts"), base)
     log_config = _logging(c, data.get("logging"), base)
     if c.problems:
@@ -754,26 +711,15 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
         http_tls=http_tls,
         alerts=alerts,
         logging=log_config,
+        catalogs=catalogs,
     )
 
 
 def _listener_limits(c: _Checker, server: dict[str, Any]) -> ListenerLimits:
     """The TCP limits and the rate limit of ``[server]``; problems go to ``c``."""
-    d = ListenerLimits()
-
-    def integer(opt: str, default: int, low: int, high: int) -> int:
-        v = server.get(opt, default)
-        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
-            c.fail(f"server.{opt}", f"must be an integer in {low}..{high}, got {v!r}")
-            return default
-        return v
-
-    clients = integer("tcp-clients", d.tcp_clients, 1, 65535)
-    per_address = integer("tcp-clients-per-address", d.tcp_clients_per_address, 1, 65535)
-    timeout = server.get("tcp-write-timeout", d.tcp_write_timeout)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        c.fail("server.tcp-write-timeout", f"must be a positive number of seconds, got {timeout!r}")
-        timeout = d.tcp_write_timeout
+    clients = _get(c, _SERVER, "server", server, "tcp-clients")
+    per_address = _get(c, _SERVER, "server", server, "tcp-clients-per-address")
+    timeout = _get(c, _SERVER, "server", server, "tcp-write-timeout")
     return ListenerLimits(
         clients, min(per_address, clients), float(timeout), _rate_limit(c, server.get("rate-limit"))
     )
@@ -784,33 +730,28 @@ def _rate_limit(c: _Checker, spec: object) -> tuple[tuple[str, Any], ...] | None
     if spec is None:
         return None
     if not isinstance(spec, dict):
-        c.fail(where, "must be a table: rate-limit = { responses-per-second = 5, ... }")
+        c.fail(where, "expected a table: rate-limit = { responses-per-second = 5, ... }")
         return None
+    _unknown(c, where, spec, options.known(_RATE))
     values: dict[str, Any] = {}
-    for opt, v in spec.items():
-        if opt == "log-only":
-            if not isinstance(v, bool):
-                c.fail(f"{where}.log-only", "must be true or false")
-            values["log_only"] = bool(v)
-        elif opt == "exempt-clients":
-            if not isinstance(v, list) or not all(isinstance(i, str) for i in v):
-                c.fail(f"{where}.exempt-clients", "must be a list of addresses or networks")
-                continue
-            for i, net in enumerate(v):
-                try:
-                    ipaddress.ip_network(net, strict=False)
-                except ValueError:
-                    c.fail(f"{where}.exempt-clients[{i}]", f"{net!r} is not an address or network")
-            values["exempt_clients"] = tuple(v)
-        elif opt in RATE_LIMIT_OPTIONS:
-            name, low, high = RATE_LIMIT_OPTIONS[opt]
-            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
-                c.fail(f"{where}.{opt}", f"must be an integer in {low}..{high}, got {v!r}")
-                continue
-            values[name] = v
-        else:
-            known = sorted([*RATE_LIMIT_OPTIONS, "log-only", "exempt-clients"])
-            c.fail(f"{where}.{opt}", f"unknown option (known: {', '.join(known)})")
+    for opt in spec:
+        if opt in RATE_LIMIT_OPTIONS:
+            before = len(c.problems)
+            v = _get(c, _RATE, where, spec, opt)
+            if len(c.problems) == before:
+                values[RATE_LIMIT_OPTIONS[opt]] = v
+    if "log-only" in spec:
+        values["log_only"] = bool(_get(c, _RATE, where, spec, "log-only"))
+    if "exempt-clients" in spec:
+        nets = _str_list(
+            c, f"{where}.exempt-clients", spec["exempt-clients"], "addresses or networks"
+        )
+        for i, net in enumerate(nets):
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                c.fail(f"{where}.exempt-clients[{i}]", f"{net!r} is not an address or network")
+        values["exempt_clients"] = tuple(nets)
     return tuple(sorted(values.items()))
 
 
@@ -821,14 +762,15 @@ def _observe_options(
     ``server.http-tls-cert`` / ``http-tls-key`` (HTTPS; both or neither) and the
     ``[alerts]`` table."""
     tls: tuple[Path, Path] | None = None
-    cert, key = server.get("http-tls-cert"), server.get("http-tls-key")
-    if (cert is None) != (key is None):
+    before = len(c.problems)
+    cert = _get(c, _SERVER, "server", server, "http-tls-cert")
+    key = _get(c, _SERVER, "server", server, "http-tls-key")
+    if len(c.problems) > before:
+        pass  # reported
+    elif (cert is None) != (key is None):
         c.fail("server.http-tls-cert", "give both http-tls-cert and http-tls-key, or neither")
     elif cert is not None:
-        if not isinstance(cert, str) or not isinstance(key, str):
-            c.fail("server.http-tls-cert", "http-tls-cert and http-tls-key are path strings")
-        else:
-            tls = (base / cert, base / key)
+        tls = (base / cert, base / key)
     raw = server.get("http", [])
     if isinstance(raw, str):
         raw = [raw]
@@ -844,27 +786,20 @@ def _observe_options(
     if alerts is None:
         return http, tls, AlertsConfig()
     if not isinstance(alerts, dict):
-        c.fail("alerts", "must be a table")
+        c.fail("alerts", f"expected the [alerts] table, got {_kind(alerts)}")
         return http, tls, AlertsConfig()
-    for opt in alerts:
-        if opt not in ("command", "webhook", "timeout"):
-            c.fail(f"alerts.{opt}", "unknown option (known: command, timeout, webhook)")
+    _unknown(c, "alerts", alerts, options.known("alerts"))
     command = alerts.get("command", [])
     if isinstance(command, str):
         command = [command]
     if not isinstance(command, list) or not all(isinstance(a, str) and a for a in command):
-        c.fail("alerts.command", "must be a program and its arguments (a list of strings)")
+        c.fail("alerts.command", "expected a program and its arguments (a list of strings)")
         command = []
-    webhook = alerts.get("webhook")
-    if webhook is not None and (
-        not isinstance(webhook, str) or not re.match(r"^https?://[^/\s]+", webhook)
-    ):
-        c.fail("alerts.webhook", f"must be an http:// or https:// URL, got {webhook!r}")
+    webhook = _get(c, "alerts", "alerts", alerts, "webhook")
+    if webhook is not None and not re.match(r"^https?://[^/\s]+", webhook):
+        c.fail("alerts.webhook", f"expected an http:// or https:// URL, got {webhook!r}")
         webhook = None
-    timeout = alerts.get("timeout", 10)
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 300:
-        c.fail("alerts.timeout", f"must be a number of seconds in (0, 300], got {timeout!r}")
-        timeout = 10
+    timeout = _get(c, "alerts", "alerts", alerts, "timeout")
     return http, tls, AlertsConfig(tuple(command), webhook, float(timeout))
 
 
@@ -1005,8 +940,34 @@ def load_config(path: Path) -> ServerConfig:
         line = (
             int(m.group(1)) if m else (text.count("\n") + 1 if "end of document" in msg else None)
         )
-        raise FileFormatError(str(path), line, re.sub(r"\s*\(at [^)]*\)$", "", msg)) from None
+        msg = re.sub(r"\s*\(at [^)]*\)$", "", msg)
+        if _NAMED_CONF.search(text):
+            msg += (
+                f" (this looks like a BIND named.conf: convert it with `dnsseal import-bind "
+                f"{path} -o dnsseal.toml`; `dnsseal policy check` reads its dnssec-policy blocks)"
+            )
+        raise FileFormatError(str(path), line, msg) from None
     return parse_config(data, path.parent.resolve(), path)
+
+
+# A named.conf statement: `options {`, `zone "example.com" {`, `dnssec-policy "x" {`.
+_NAMED_CONF = re.compile(
+    r'^\s*(options|zone\s+"[^"]*"|dnssec-policy\s+"?[\w.-]+"?|key\s+"[^"]*"|acl\s+"?[\w.-]+"?)'
+    r"(\s+\w+)?\s*\{",
+    re.MULTILINE,
+)
+
+
+def policies_only(config: ServerConfig) -> str | None:
+    """Why ``config`` is a policy file rather than a server config (it defines policies
+    but no zone), or None.  ``serve`` refuses such a file, ``checkconf`` warns."""
+    if config.zones or not config.policies:
+        return None
+    return (
+        f"defines dnssec-policies ({', '.join(sorted(config.policies))}) but no zones: to serve "
+        'zones, add [zone."NAME"] tables, or name this file in server.policies of a server '
+        "config (`dnsseal policy check` checks it as it is)"
+    )
 
 
 def default_config(
@@ -1099,7 +1060,8 @@ def file_signature(path: Path) -> tuple[int, int]:
 
 # -- [logging] ------------------------------------------------------------------------------
 
-LOG_SEVERITIES = ("critical", "error", "warning", "notice", "info", "debug")
+_LOG = "logging.channel.NAME"
+LOG_SEVERITIES = options.option(_LOG, "severity").choices
 LOG_CATEGORIES = (
     "general",
     "zone",
@@ -1110,25 +1072,9 @@ LOG_CATEGORIES = (
     "control",
     "security",
 )
-LOG_DESTINATIONS = ("stderr", "file", "syslog")
-SYSLOG_FACILITIES = (
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
-    "authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
-    "local7",
-)  # fmt: skip
+LOG_DESTINATIONS = options.option(_LOG, "destination").choices
+SYSLOG_FACILITIES = options.option(_LOG, "facility").choices
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-# option -> (help, default shown in the docs)
-LOG_CHANNEL_OPTIONS: dict[str, tuple[str, str]] = {
-    "destination": ("stderr, file or syslog", "stderr"),
-    "severity": (f"the least severe message written: {', '.join(LOG_SEVERITIES)}", "info"),
-    "categories": (f"which categories ({', '.join(LOG_CATEGORIES)}); default all", "all"),
-    "file": ("file: the path (relative to the config file)", "-"),
-    "size": ("file: rotate at this size (bytes, or 10k, 50M, 1G; 0: never)", "0"),
-    "versions": ("file: rotated files kept (name.1, name.2, ...)", "3"),
-    "facility": ("syslog: the facility", "daemon"),
-    "address": ("syslog: the socket (a path) or HOST@PORT (UDP)", "/dev/log"),
-    "print-time": ("prefix each line with its time (ISO 8601 UTC)", "true"),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -1183,9 +1129,7 @@ def _logging(c: _Checker, raw: object, base: Path) -> LoggingConfig:
     if raw is None:
         return LoggingConfig()
     table = _table(c, "logging", raw, "the [logging] table")
-    for opt in table:
-        if opt != "channel":
-            c.fail(f"logging.{opt}", "unknown option (known: channel)")
+    _unknown(c, "logging", table, ("channel",))
     channels = []
     specs = _table(c, "logging.channel", table.get("channel", {}), "[logging.channel.NAME] tables")
     for name, spec in specs.items():
@@ -1193,25 +1137,15 @@ def _logging(c: _Checker, raw: object, base: Path) -> LoggingConfig:
         if not isinstance(spec, dict):
             c.fail(where, f"expected a table, got {_kind(spec)}")
             continue
-        for opt in spec:
-            if opt not in LOG_CHANNEL_OPTIONS:
-                c.fail(
-                    f"{where}.{opt}", f"unknown option (known: {', '.join(LOG_CHANNEL_OPTIONS)})"
-                )
-        dest = spec.get("destination", "stderr")
-        if dest not in LOG_DESTINATIONS:
-            c.fail(
-                f"{where}.destination",
-                f"expected one of {', '.join(LOG_DESTINATIONS)}, got {_kind(dest)}",
-            )
-            continue
-        severity = spec.get("severity", "info")
-        if severity not in LOG_SEVERITIES:
-            c.fail(
-                f"{where}.severity",
-                f"expected one of {', '.join(LOG_SEVERITIES)}, got {_kind(severity)}",
-            )
-            severity = "info"
+        _unknown(c, where, spec, options.known(_LOG))
+
+        def get(opt: str, spec: dict[str, Any] = spec, where: str = where) -> Any:
+            return _get(c, _LOG, where, spec, opt)
+
+        if "destination" in spec and get("destination") != spec["destination"]:
+            continue  # reported
+        dest = get("destination")
+        severity = get("severity")
         cats = _str_list(c, f"{where}.categories", spec.get("categories", []), "category names")
         for i, cat in enumerate(cats):
             if cat not in LOG_CATEGORIES:
@@ -1233,23 +1167,17 @@ def _logging(c: _Checker, raw: object, base: Path) -> LoggingConfig:
             size = parse_size(spec.get("size", 0))
         except ValueError as e:
             c.fail(f"{where}.size", str(e))
-        versions = _number(c, f"{where}.versions", spec.get("versions", 3), 0, 1000, 3)
-        facility = spec.get("facility", "daemon")
-        if facility not in SYSLOG_FACILITIES:
-            c.fail(f"{where}.facility", f"unknown syslog facility {_kind(facility)}")
-            facility = "daemon"
-        address = spec.get("address", "/dev/log")
-        if not isinstance(address, str) or not address:
+        versions = get("versions")
+        facility = get("facility")
+        address = get("address")
+        if not address:
             c.fail(f"{where}.address", f"expected a socket path or HOST@PORT, got {_kind(address)}")
             address = "/dev/log"
         elif "@" not in address:
             address = str(base / address)
         else:
             c.check(parse_endpoint, f"{where}.address", address, 514)
-        print_time = spec.get("print-time", True)
-        if not isinstance(print_time, bool):
-            c.fail(f"{where}.print-time", f"expected true or false, got {_kind(print_time)}")
-            print_time = True
+        print_time = get("print-time")
         channels.append(
             LogChannel(
                 name,

@@ -557,7 +557,7 @@ def handle_notify(msg: dns.message.Message, client: str) -> bytes | None:
     if blocked and not blocked.startswith("rate-limited"):
         log.warning("[%s] NOTIFY(CDS) for %s from %s: REFUSED (%s)",
                     driver.state.name, child, client, blocked)  # fmt: skip
-        return dsync.response(msg, rcode, None).to_wire()
+        return dsync.response(msg, rcode, blocked, dsync.EDE_PROHIBITED).to_wire()
     if blocked:  # one warning per flood, not one per packet
         driver.refused += 1
         level = logging.WARNING if driver.refused == 1 else logging.DEBUG

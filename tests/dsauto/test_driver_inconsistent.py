@@ -182,6 +182,12 @@ def test_one_server_with_a_different_cds_blocks_the_change(tmp_path: Path) -> No
     _setup(a, "127.0.0.1", port, {PARENT: ("fast", parent_opts), CHILD: ("fast", "")})
     with _serve(a, "127.0.0.1", port):
         _wait("child signed", lambda: bool(_ksk_ds(port, "SHA256")), 30, a)
+        _wait(
+            "A serves its CDS",
+            lambda: len(_rdata_texts(_ask("127.0.0.1", port, CHILD, "CDS"), "CDS")) == 1,
+            30,
+            a,
+        )
         # The parent holds the SHA-384 DS of the child's KSK: the child is secure, and
         # a CDS with SHA-256 alone asks for a change.
         ds384 = _ksk_ds(port, "SHA384")

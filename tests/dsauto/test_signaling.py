@@ -159,7 +159,7 @@ def test_online_denial_is_one_minimal_nsec_signed_now(qname: str, qtype: str) ->
 def test_online_keeps_positive_answers_and_answers_without_do() -> None:
     pos = _online("_dsboot.a.example", "CDS")
     assert [r.rdtype for r in pos.answer] == [T.CDS, T.RRSIG] and not pos.authority
-    plain = _online("nothere", "CDS", do=False)
+    plain = _online("nothere", "CDS", do=False)  # as Knot: NXDOMAIN without DO
     assert plain.rcode == dns.rcode.NXDOMAIN and not _nsecs(plain)
 
 

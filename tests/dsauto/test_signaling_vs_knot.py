@@ -1,7 +1,8 @@
 """dnsseal's online answers for a signaling zone against Knot's ``mod-onlinesign`` with
 ``nsec-bitmap: [CDS, CDNSKEY]`` (the configuration Knot documents for RFC 9615 signaling
 zones), serving the same records: for each question the same rcode, the same answer
-types, and one NSEC with the same owner, next name and type bitmap."""
+types, and one NSEC with the same owner, next name and type bitmap; without DO the same
+rcode and answer types."""
 
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ QUESTIONS = [
 ]
 
 
-def _ask(port: int, name: str, rtype: str) -> dns.message.Message:
-    q = dns.message.make_query(name, rtype, want_dnssec=True)
+def _ask(port: int, name: str, rtype: str, do: bool = True) -> dns.message.Message:
+    q = dns.message.make_query(name, rtype, want_dnssec=do)
     return dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
 
 
@@ -138,6 +139,8 @@ zone:
                 assert _shape(ours) == _shape(theirs), (name, rtype, ours, theirs)
                 if not ours.answer:  # a denial: the NSEC records were compared
                     assert _shape(ours)[2], (name, rtype, ours)
+                plain, kplain = _ask(port, name, rtype, False), _ask(kport, name, rtype, False)
+                assert _shape(plain) == _shape(kplain), (name, rtype, plain, kplain)
         finally:
             stop(knot)
     finally:

@@ -184,7 +184,8 @@ def online_answer(
     further as Knot does) gets the one NSEC of :func:`minimal_nsec` at the name it is
     about, signed by ``sign`` now; a question for NSEC (or an ANY answered with the NSEC
     RRset) gets that NSEC as the answer.
-    Referrals, wildcard expansions and answers without DO are returned as they are."""
+    Referrals, wildcard expansions and answers without DO are returned as they are (Knot
+    too answers NXDOMAIN without DO)."""
     if not do or not snap.signed or not ans.aa or ans.rcode not in (0, dns.rcode.NXDOMAIN):
         return ans
     if any(id(r) in ans.fresh for r in ans.answer):

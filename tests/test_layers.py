@@ -59,7 +59,7 @@ LOWER = {
     "keys": set(),
     "policy": {"keys"},
 }
-FOUNDATION = {"errors", "clock", "durations", "findings", "__init__"}
+FOUNDATION = {"errors", "clock", "durations", "findings", "exposition", "__init__"}
 
 
 def _modules(package: str) -> list[Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import ipaddress
 import json
 from pathlib import Path
@@ -280,7 +281,7 @@ def resolve(
     "config_file",
     metavar="FILE",
     help="TOML file whose [resolver] section sets stub-zone, forward-zone, aggressive-nsec, "
-    "cache-size and domain-insecure (Unbound's names).",
+    "cache-size and domain-insecure (Unbound's names), and http (where /metrics is served).",
 )
 @click.option(
     "--udp-threads",
@@ -307,6 +308,7 @@ def resolver(
     Extended DNS Error on bogus ones, CD honoured."""
     from dnsseal.resolver.service import serve_forever
     from dnsseal.resolver.settings import ResolverSettings, parse_settings
+    from dnsseal.server import counters
     from dnsseal.server import udp as server_udp
 
     config = build_config(anchor_file, hints_file, None, upstream_port, not no_minimise, ntas)
@@ -325,6 +327,12 @@ def resolver(
         except ValueError as e:
             raise OptionError("--allow", str(e)) from None
     state = Path(state_file) if state_file else None
+    # The authoritative server's query counters and C datagram loop (where built, and not
+    # switched off with DNSSEAL_UDP_LOOP=python), which adds its answers to the counters.
+    queries = counters.QueryCounts(1)
+    native = None
+    if server_udp._udpfast and server_udp.native_loop():
+        native = functools.partial(server_udp._udpfast.Loop, counts=queries.buffer())
     asyncio.run(
         serve_forever(
             config,
@@ -335,11 +343,9 @@ def resolver(
             allow=allow,
             aggressive_nsec=settings.aggressive_nsec,
             cache_bytes=settings.cache_bytes,
-            # The authoritative server's C datagram loop, where built (and not switched
-            # off with DNSSEAL_UDP_LOOP=python).
-            native=server_udp._udpfast.Loop
-            if server_udp._udpfast and server_udp.native_loop()
-            else None,
+            native=native,
             udp_threads=udp_threads,
+            queries=queries,
+            http=settings.http,
         )
     )

@@ -38,6 +38,7 @@ CACHE_LIMIT = 20_000
 
 DatagramLoop = Callable[[int, int], Any]  # (fd, cache limit) -> loop with serve()/send()
 Slow = Callable[[bytes, tuple[Any, ...]], None]
+Count = Callable[[bytes, bytes], None]  # (query, response): a rendered answer sent
 
 
 class AnswerCache:
@@ -110,8 +111,12 @@ class UdpListener:
         allowed: Callable[[str], bool],
         native: DatagramLoop | None,
         threads: int = 1,
+        count: Count | None = None,
     ) -> None:
+        """``count``: called for each answer the Python loop sends (the C loop counts its
+        own in the words it was given)."""
         self.sock = sock
+        self.count = count
         self.cache = cache
         self.loop = loop
         self.slow = slow
@@ -168,7 +173,7 @@ class UdpListener:
 
     def _run(self) -> None:
         recv, send = self.sock.recvfrom, self.sock.sendto
-        cache = self.cache
+        cache, count = self.cache, self.count
         verdicts: dict[str, bool] = {}
         while True:
             try:
@@ -194,8 +199,11 @@ class UdpListener:
                     return
                 continue
             cache.hits += 1
+            response = data[:2] + hit
+            if count is not None:
+                count(data, response)
             try:
-                send(data[:2] + hit, addr)
+                send(response, addr)
             except OSError:  # send buffer full or peer gone: UDP may drop
                 self.dropped += 1
 

@@ -11,12 +11,18 @@ QR set is a response, never answered (RFC 1035 s4.1.1; that is how reflection lo
 UDP responses made from cached results are kept rendered (:mod:`.listener`), so a repeated
 question is answered by the listener thread, in C where the datagram loop is given,
 without parsing the query or building a message.
+
+Every query is counted (:mod:`.metrics`): here the responses the event loop sends (UDP and
+TCP) with the verdict and EDE codes of those built from a result; the listener threads
+count their rendered answers (the C loop in its own words); ``[resolver] http`` serves the
+counts as ``/metrics`` (:mod:`.http`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import signal
@@ -34,8 +40,10 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from dnsseal.resolver import metrics as resolver_metrics
 from dnsseal.resolver.cache import DEFAULT_MAX_BYTES
 from dnsseal.resolver.engine import Resolver
+from dnsseal.resolver.http import MetricsListener
 from dnsseal.resolver.listener import (
     AnswerCache,
     DatagramLoop,
@@ -43,7 +51,9 @@ from dnsseal.resolver.listener import (
     fast_path_safe,
     udp_socket,
 )
+from dnsseal.resolver.metrics import TCP, UDP_LOOP, UDP_THREAD, QueryTable, ResolverMetrics
 from dnsseal.resolver.transport import network_transport
+from dnsseal.storage.remotes import Endpoint
 from dnsseal.validator.machine import Config, Result
 from dnsseal.validator.verdict import Security
 
@@ -120,10 +130,13 @@ class ResolverService:
         allow: Sequence[str] = DEFAULT_ALLOW,
         native: DatagramLoop | None = None,
         udp_threads: int = 1,
+        metrics: ResolverMetrics | None = None,
     ) -> None:
         """``native``: the C datagram loop (``dnsseal.server._udpfast.Loop``) for the UDP
-        threads, ``udp_threads`` of them per socket."""
+        threads, ``udp_threads`` of them per socket (counting in ``metrics``' query table
+        when it was made with it)."""
         self.resolver = resolver
+        self.metrics = metrics if metrics is not None else ResolverMetrics()
         self.allow = tuple(ipaddress.ip_network(n, strict=False) for n in allow)
         self.native = native
         self.udp_threads = udp_threads
@@ -141,7 +154,12 @@ class ResolverService:
         return any(addr in net for net in self.allow)
 
     async def handle(self, wire: bytes, tcp: bool, client: str = "127.0.0.1") -> bytes | None:
-        """The wire response to one query from ``client`` (None: drop it)."""
+        """The wire response to one query from ``client`` (None: drop it), counted."""
+        out = await self._answer(wire, tcp, client)
+        self.metrics.count(TCP if tcp else UDP_LOOP, wire, out)
+        return out
+
+    async def _answer(self, wire: bytes, tcp: bool, client: str) -> bytes | None:
         if len(wire) < 12 or wire[2] & 0x80:
             return None  # too short to answer, or a response (QR=1): never answer those
         try:
@@ -183,6 +201,7 @@ class ResolverService:
             resp.answer, resp.authority, resp.additional = [], [], []
             resp.flags |= dns.flags.TC
             out = resp.to_wire()
+        self.metrics.validated(result.verdict.security, resp)
         if not tcp and self.resolver.is_cached(q.name, q.rdtype, self.resolver.clock()):
             answers.tick(self.resolver.clock())
             answers.put(wire, out, generation)
@@ -229,8 +248,10 @@ class ResolverService:
         native = self.native if fast_path_safe(bound, self.allow) else None
         if self.native is not None and native is None:
             log.info("resolver: %s is not limited to allowed clients: UDP loop in Python", host)
+        queries = self.metrics.queries  # called per answer: no indirection
+        count = None if queries is None else functools.partial(queries.count, UDP_THREAD)
         listener = UdpListener(
-            sock, self.answers, loop, slow, self.allowed, native, self.udp_threads
+            sock, self.answers, loop, slow, self.allowed, native, self.udp_threads, count
         )
         listener.start()
         self._listeners.append(listener)
@@ -295,9 +316,13 @@ async def serve_forever(
     cache_bytes: int = DEFAULT_MAX_BYTES,
     native: DatagramLoop | None = None,
     udp_threads: int = 1,
+    queries: QueryTable | None = None,
+    http: tuple[Endpoint, ...] = (),
 ) -> None:
     """Serve until SIGINT or SIGTERM.  With ``state_file``, managed (initial-*) trust
-    anchors are kept current by RFC 5011 and their state persisted there."""
+    anchors are kept current by RFC 5011 and their state persisted there.  ``queries``:
+    the query counters (``native`` adds to them too); ``http``: where ``/metrics`` is
+    served (none: nowhere).  Raises StorageError when an address cannot be bound."""
     from dnsseal.resolver.trustmaint import TrustMaintainer
     from dnsseal.resolver.warmup import warm_up
 
@@ -305,14 +330,21 @@ async def serve_forever(
         log.info("[resolver] warm-up done in %.1f ms", await warm_up())
     except AssertionError as e:  # the service still runs; the first queries are slower
         log.error("[resolver] warm-up failed: %s", e)
+    metrics = ResolverMetrics(queries)
     resolver = Resolver(
         config,
-        network_transport(timeout),
+        metrics.counted(network_transport(timeout)),
         aggressive_nsec=aggressive_nsec,
         cache_bytes=cache_bytes,
     )
-    service = ResolverService(resolver, allow or DEFAULT_ALLOW, native, udp_threads)
+    service = ResolverService(resolver, allow or DEFAULT_ALLOW, native, udp_threads, metrics)
     await service.start(host, port)
+    listener = MetricsListener(functools.partial(resolver_metrics.render, service), http)
+    try:
+        await listener.start()
+    except BaseException:
+        await service.close()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -326,4 +358,5 @@ async def serve_forever(
     await stop.wait()
     if maint is not None:
         await maint
+    await listener.stop()
     await service.close()

@@ -6,6 +6,7 @@ Option names are Unbound's, so an unbound.conf translates line by line::
     aggressive-nsec = true               # RFC 8198 (default false)
     cache-size = "64m"                   # memory for cached replies and results (k, m, g)
     domain-insecure = ["corp.example."]  # no validation at or below (a permanent NTA)
+    http = ["127.0.0.1@8054"]            # /metrics over HTTP (default: off; port 8054)
 
     [[resolver.stub-zone]]               # iterate from these servers for the zone
     name = "corp.example."
@@ -16,12 +17,14 @@ Option names are Unbound's, so an unbound.conf translates line by line::
     forward-addr = ["192.0.2.53"]
 
 Addresses are ``addr``, ``addr@port`` (Unbound) or ``addr#port`` (dig); the default port is
-the resolver's upstream port.  For a name under several zones the deepest zone wins; a
-stub-zone and a forward-zone may not share a name.  Answers from stub and forward zones
-are validated like any other: a private zone under the public root needs its own trust
-anchor (``-a``) or ``domain-insecure``.  Every problem of the file is reported at once with
-its option path (``resolver.stub-zone[0].stub-addr[1]``).  Parsing only: the caller reads
-the file.
+the resolver's upstream port.  ``http`` has no Unbound counterpart (Unbound's statistics go
+through unbound-control); its addresses are ``addr`` or ``addr@port`` as for the server's
+``[server] http``, port :data:`HTTP_PORT` when not given.  For a name under several zones
+the deepest zone wins; a stub-zone and a forward-zone may not share a name.  Answers from
+stub and forward zones are validated like any other: a private zone under the public root
+needs its own trust anchor (``-a``) or ``domain-insecure``.  Every problem of the file is
+reported at once with its option path (``resolver.stub-zone[0].stub-addr[1]``).  Parsing
+only: the caller reads the file.
 """
 
 from __future__ import annotations
@@ -38,14 +41,23 @@ from dnsseal.errors import FileFormatError, OptionError
 from dnsseal.resolver.cache import DEFAULT_MAX_BYTES
 from dnsseal.resolver.hints import parse_server
 from dnsseal.storage import options
+from dnsseal.storage.remotes import Endpoint, parse_endpoint
 
 Server = tuple[str, int]
 Zones = tuple[tuple[dns.name.Name, tuple[Server, ...]], ...]
 
-OPTIONS = ("aggressive-nsec", "cache-size", "domain-insecure", "stub-zone", "forward-zone")
+OPTIONS = (
+    "aggressive-nsec",
+    "cache-size",
+    "domain-insecure",
+    "http",
+    "stub-zone",
+    "forward-zone",
+)
 ZONE_KINDS = {"stub-zone": "stub-addr", "forward-zone": "forward-addr"}
 UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 MIN_CACHE = 1 << 20
+HTTP_PORT = 8054  # the authoritative server's is 8053: both can run on one host
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +67,7 @@ class ResolverSettings:
     aggressive_nsec: bool = False
     cache_bytes: int = DEFAULT_MAX_BYTES
     insecure: tuple[dns.name.Name, ...] = ()
+    http: tuple[Endpoint, ...] = ()  # the /metrics listener (none: off)
 
 
 def parse_settings(text: str, path: str, port: int = 53) -> ResolverSettings:
@@ -90,6 +103,7 @@ def parse_settings(text: str, path: str, port: int = 53) -> ResolverSettings:
         name = _name(item, f"resolver.domain-insecure[{i}]", problems)
         if name is not None:
             insecure.append(name)
+    http = _http(section.get("http", []), problems)
     zones: dict[str, Zones] = {}
     seen: dict[dns.name.Name, str] = {}
     for kind, addr_key in ZONE_KINDS.items():
@@ -99,8 +113,22 @@ def parse_settings(text: str, path: str, port: int = 53) -> ResolverSettings:
             raise problems[0]
         raise OptionError(path, "; ".join(str(p) for p in problems))
     return ResolverSettings(
-        zones["stub-zone"], zones["forward-zone"], aggressive, cache_bytes, tuple(insecure)
+        zones["stub-zone"], zones["forward-zone"], aggressive, cache_bytes, tuple(insecure), http
     )
+
+
+def _http(items: Any, problems: list[OptionError]) -> tuple[Endpoint, ...]:
+    option = "resolver.http"
+    if not isinstance(items, list):
+        problems.append(OptionError(option, 'must be a list of addresses like "127.0.0.1@8054"'))
+        return ()
+    out = []
+    for i, text in enumerate(items):
+        try:
+            out.append(parse_endpoint(f"{option}[{i}]", text, HTTP_PORT))
+        except OptionError as e:
+            problems.append(e)
+    return tuple(out)
 
 
 def _cache_size(value: Any, problems: list[OptionError]) -> int:

@@ -1,134 +1,39 @@
 """``/metrics``: the server's state and counters in the Prometheus text format (0.0.4).
 
-Written by hand rather than with ``prometheus_client``: every value here is read from the
-server's state at scrape time (a custom collector in that library's terms), the format is a
-few lines of text, and the authoritative server keeps to its four dependencies.  The tests
-parse the output with ``prometheus_client``'s own parser (the ``test`` extra).
+Written by hand (:mod:`dnsseal.exposition`, shared with the resolver's ``/metrics``, says
+why): the authoritative server keeps to its four dependencies.  The tests parse the output
+with ``prometheus_client``'s own parser (the ``test`` extra).
 
 Times are absolute POSIX timestamps (``*_timestamp_seconds``), never "days left": an alert
 rule compares them with ``time()``.  The values come from :mod:`dnsseal.server.views`, the
 same functions that feed the JSON API and ``dnsseal ctl``.
 
-Event counters (:class:`Counters`) are process-wide and only ever incremented by the main
-process; the query counters are the engine's own (:class:`dnsseal.proto.engine.Stats`), which
-the C datagram loop already sums per batch, so scraping costs the datagram loop nothing.
-What they do not cover yet is listed in ``docs/observability.md``.
+The counters live in :mod:`dnsseal.server.counters`: event counters (:class:`Counters`),
+incremented by the main process where the event happens, and the query counters of every
+process (:class:`~dnsseal.server.counters.QueryCounts`), one shared memory slot per process,
+the C datagram loop adding to its words from C; a scrape sums the slots.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import resource
-import threading
-from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import dns.rcode
 import dns.rdatatype
 
 from dnsseal import clock
-from dnsseal.server import views
+from dnsseal.exposition import CONTENT_TYPE, Exposition, process_families
+from dnsseal.server import counters, views
 from dnsseal.server.checkds import waiting_keys
+from dnsseal.server.counters import COUNTERS, EVENT_METRICS, Counters
+
+__all__ = ["CONTENT_TYPE", "COUNTERS", "EVENT_METRICS", "Counters", "Exposition", "render"]
 
 if TYPE_CHECKING:
     from dnsseal.server.service import AuthServer
     from dnsseal.server.versions import Version
 
 RRSIG = int(dns.rdatatype.RRSIG)
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-Labels = tuple[tuple[str, str], ...]
-
-
-def _escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _number(v: float) -> str:
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    if isinstance(v, int):
-        return str(v)
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    return repr(float(v))
-
-
-class Exposition:
-    """Builds one scrape: metric families in order, each with its HELP, TYPE and samples."""
-
-    def __init__(self) -> None:
-        self._lines: list[str] = []
-        self.names: list[str] = []
-
-    def family(
-        self,
-        name: str,
-        kind: str,
-        help_text: str,
-        samples: Iterable[tuple[Mapping[str, str], float]],
-    ) -> None:
-        """Add a family (``kind``: gauge, counter, info as gauge...); an empty family still
-        gets its HELP and TYPE, so every name is always listed."""
-        self.names.append(name)
-        self._lines.append(f"# HELP {name} {_escape_help(help_text)}")
-        self._lines.append(f"# TYPE {name} {kind}")
-        sample_name = name
-        for labels, value in samples:
-            if labels:
-                inner = ",".join(f'{k}="{_escape_label(str(v))}"' for k, v in labels.items())
-                self._lines.append(f"{sample_name}{{{inner}}} {_number(value)}")
-            else:
-                self._lines.append(f"{sample_name} {_number(value)}")
-
-    def text(self) -> str:
-        return "\n".join(self._lines) + "\n"
-
-
-class Counters:
-    """Monotonic event counters of this process, by metric name and label set.  Increments
-    come from the event loop thread; a lock keeps a scrape's copy consistent anyway."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values: dict[str, dict[Labels, float]] = {}
-
-    def inc(self, name: str, amount: float = 1, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
-        with self._lock:
-            series = self._values.setdefault(name, {})
-            series[key] = series.get(key, 0) + amount
-
-    def set(self, name: str, value: float, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
-        with self._lock:
-            self._values.setdefault(name, {})[key] = value
-
-    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
-        with self._lock:
-            series = dict(self._values.get(name, {}))
-        return [(dict(k), v) for k, v in sorted(series.items())]
-
-
-COUNTERS = Counters()  # this process's event counters (the main process serves /metrics)
-
-# name -> (type, help): the event counters other modules increment through COUNTERS
-EVENT_METRICS: dict[str, tuple[str, str]] = {
-    "dnsseal_signatures_created_total": (
-        "counter",
-        "RRSIG records made by the signer for the zone's published versions.",
-    ),
-    "dnsseal_alerts_fired_total": ("counter", "Alerts raised, by zone and alert name."),
-}
 
 
 def published(zone: str, version: Version) -> None:
@@ -147,6 +52,7 @@ def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:
     states = sorted(server.zones.values(), key=lambda s: s.name)
     serial, expiry, key_event, resign, load_errors, cond = [], [], [], [], [], []
     key_info, key_wait, parent, wait_since, refresh, wait_limit = [], [], [], [], [], []
+    pending = []
     for s in states:
         z = {"zone": s.name}
         if s.served is not None:
@@ -170,6 +76,8 @@ def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:
             continue
         if plan.next_event is not None:
             key_event.append((z, plan.next_event))
+        if pol.manual_mode:
+            pending.append((z, 1 if plan.pending else 0))
         for r in plan.keys:
             if r.purge:
                 continue
@@ -268,6 +176,13 @@ def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:
         wait_limit,
     )
     ex.family(
+        "dnsseal_zone_pending_step",
+        "gauge",
+        "manual-mode zones: 1 while the key manager's next step waits for the operator "
+        "(`dnsseal ctl dnssec -step ZONE`).",
+        pending,
+    )
+    ex.family(
         "dnsseal_parent_ds_match",
         "gauge",
         "1 when the agent's DS set (key tags) is the one expected at the last checkds.",
@@ -275,85 +190,51 @@ def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:
     )
 
 
+def _qtype_label(row: int) -> str:
+    if row == counters.QT_OTHER:
+        return "other"
+    if row == counters.QT_NONE:
+        return "none"
+    return dns.rdatatype.to_text(dns.rdatatype.RdataType.make(row))
+
+
+def _rcode_label(column: int) -> str:
+    return "dropped" if column == counters.RC_DROPPED else counters.rcode_text(column)
+
+
 def _query_counters(ex: Exposition, server: AuthServer) -> None:
-    s = server.engine.stats
-    by_rcode = dict(s.by_rcode)  # a copy: the UDP thread adds to it
-    ex.family(
-        "dnsseal_queries_received_total",
-        "counter",
-        "DNS messages received over UDP and TCP (this process).",
-        [({}, s.queries)],
-    )
+    table, truncated = counters.QUERIES.totals()
     ex.family(
         "dnsseal_queries_total",
         "counter",
-        "Responses by rcode (this process; answers from the UDP response cache are counted "
-        "in dnsseal_queries_cached_total instead).",
+        "Queries received, by transport, question type and the response's rcode (every "
+        'process and every answer path; rcode "dropped": no response sent, qtype "none": '
+        'no question, "other": a type above 263).',
         [
-            ({"rcode": dns.rcode.to_text(dns.rcode.Rcode(r))}, n)
-            for r, n in sorted(by_rcode.items())
+            ({"proto": proto, "qtype": _qtype_label(qt), "rcode": _rcode_label(rc)}, n)
+            for (proto, qt, rc), n in sorted(table.items())
         ],
+    )
+    ex.family(
+        "dnsseal_responses_truncated_total",
+        "counter",
+        "Responses sent with the TC bit (too large for UDP, or slipped by rate limiting).",
+        [({}, truncated)],
     )
     ex.family(
         "dnsseal_queries_cached_total",
         "counter",
-        "Queries answered from the response cache of the general path (this process).",
-        [({}, s.cache_hits)],
-    )
-    ex.family("dnsseal_queries_refused_total", "counter", "Queries refused.", [({}, s.refused)])
-    ex.family(
-        "dnsseal_queries_formerr_total",
-        "counter",
-        "Messages answered with FORMERR.",
-        [({}, s.formerr)],
-    )
-    ex.family(
-        "dnsseal_xfr_out_total",
-        "counter",
-        "Zone transfers (AXFR and IXFR) served.",
-        [({}, s.transfers)],
+        "Queries answered from the response cache of the general path (main process only).",
+        [({}, server.engine.stats.cache_hits)],
     )
 
 
 def _process(ex: Exposition, server: AuthServer, now: int) -> None:
-    t = os.times()
-    ex.family(
-        "process_cpu_seconds_total",
-        "counter",
-        "Total user and system CPU time spent in seconds.",
-        [({}, t.user + t.system)],
-    )
-    rss = vsz = None
-    try:
-        with open("/proc/self/statm") as f:  # Linux; absent elsewhere
-            fields = f.read().split()
-        vsz, rss = int(fields[0]) * _PAGE, int(fields[1]) * _PAGE
-    except (OSError, ValueError, IndexError):
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    ex.family(
-        "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [({}, rss)]
-    )
-    if vsz is not None:
-        ex.family(
-            "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", [({}, vsz)]
-        )
-    try:
-        fds = len(os.listdir("/proc/self/fd"))
-        ex.family("process_open_fds", "gauge", "Number of open file descriptors.", [({}, fds)])
-    except OSError:
-        pass
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    ex.family("process_max_fds", "gauge", "Maximum number of open file descriptors.", [({}, soft)])
-    ex.family(
-        "process_start_time_seconds",
-        "gauge",
-        "Start time of the process since unix epoch in seconds.",
-        [({}, server.started_at)],
-    )
+    process_families(ex, server.started_at)
     ex.family(
         "dnsseal_worker_processes",
         "gauge",
-        "Processes answering on the ports (the counters above are the main process's).",
+        "Processes answering on the ports (dnsseal_queries_total sums them all).",
         [({}, 1 + len(server.worker_pids))],
     )
     ex.family("dnsseal_reloads_total", "counter", "Configuration reloads.", [({}, server.reloads)])
@@ -362,6 +243,7 @@ def _process(ex: Exposition, server: AuthServer, now: int) -> None:
 def render(server: AuthServer, now: int | None = None) -> str:
     """One scrape of ``server`` (``now``: the time the views are computed at)."""
     when = clock.now() if now is None else now
+    counters.drain()  # the workers' events up to now
     ex = Exposition()
     _zone_gauges(ex, server, when)
     for name, (kind, help_text) in EVENT_METRICS.items():

@@ -48,6 +48,7 @@ from dnsseal.proto.xfrin import (
     soa_query,
     transfer_query,
 )
+from dnsseal.server import counters
 from dnsseal.storage import zonefile
 from dnsseal.storage.remotes import Primary
 from dnsseal.zone.model import Zone
@@ -187,13 +188,17 @@ class Secondary:
             st.last_result = f"up to date at serial {ours} ({primary.endpoint})"
             return
         try:
-            new, kind = await self._transfer(primary, key, ours)
+            new, kind = await counters.xfr_in(
+                self.state.name, ours is not None, self._transfer(primary, key, ours)
+            )
         except TransferError as e:
             if ours is None:
                 raise
             log.warning("[%s] IXFR from %s failed (%s): trying AXFR",
                         self.state.name, primary.endpoint, e)  # fmt: skip
-            new, kind = await self._transfer(primary, key, None)
+            new, kind = await counters.xfr_in(
+                self.state.name, False, self._transfer(primary, key, None)
+            )
         await self._store(new)
         now = clock.now()
         st.last_transfer = now

@@ -985,6 +985,16 @@ _RESOLVER: tuple[Option, ...] = (
     ),
     Option(
         "resolver",
+        "http",
+        "addresses",
+        (),
+        "Addresses of the resolver's HTTP listener for Prometheus /metrics (port 8054 when "
+        "not given; not an Unbound option).",
+        '["127.0.0.1@8054"]',
+        default_text="none (off)",
+    ),
+    Option(
+        "resolver",
         "stub-zone",
         "tables",
         (),

@@ -45,6 +45,31 @@ def test_parent_options(tmp_path: Path) -> None:
     )
 
 
+def test_dsync_allow_and_children(tmp_path: Path) -> None:
+    import tomllib
+
+    text = """
+[server]
+state-dir = "state"
+[key.cds]
+algorithm = "hmac-sha256"
+secret = "Y2RzLW5vdGlmeS1zZWNyZXQtY2RzLW5vdGlmeS1zZWNyZXQ="
+[acl]
+kids = ["key cds", "127.0.0.1"]
+[zone."parent.test"]
+file = "z"
+dnssec-policy = "default"
+ds-automation = true
+dsync = true
+dsync-allow = ["kids"]
+dsync-child = ["kid ns2@5302", "b.kid2.parent.test. notify.example."]
+"""
+    ds = parse_config(tomllib.loads(text), tmp_path).zones[0].ds
+    assert ds is not None
+    assert ds.notify_acl == ("key cds", "127.0.0.1")
+    assert ds.children == (("kid", "ns2", 5302), ("b.kid2.parent.test.", "notify.example.", None))
+
+
 def test_no_options_no_automation(tmp_path: Path) -> None:
     assert parse_config(_config("example.test", ""), tmp_path).zones[0].ds is None
 
@@ -59,6 +84,32 @@ def test_no_options_no_automation(tmp_path: Path) -> None:
         ("p.test", 'ds-root = ["nowhere"]', 'zone."p.test".ds-root[0]'),
         ("p.test", 'ds-root = ["127.0.0.1"]', 'zone."p.test".ds-root'),
         ("p.test", "ds-trust-anchors = 5", 'zone."p.test".ds-trust-anchors'),
+        ("p.test", 'dsync-allow = "key cds"', 'zone."p.test".dsync-allow'),
+        (
+            "p.test",
+            'ds-automation = true\ndsync = true\ndsync-allow = ["key nokey"]',
+            'zone."p.test".dsync-allow[0]',
+        ),
+        (
+            "p.test",
+            'ds-automation = true\ndsync = true\ndsync-child = ["kid a b"]',
+            'zone."p.test".dsync-child[0]',
+        ),
+        (
+            "p.test",
+            'ds-automation = true\ndsync = true\ndsync-child = ["kid ns@99999"]',
+            'zone."p.test".dsync-child[0]',
+        ),
+        (
+            "p.test",
+            'ds-automation = true\ndsync = true\ndsync-child = "kid ns"',
+            'zone."p.test".dsync-child',
+        ),
+        (
+            "p.test",
+            'ds-automation = true\ndsync = true\ndsync-child = ["kid"]',
+            'zone."p.test".dsync-child[0]',
+        ),
     ],
 )
 def test_errors_name_the_option(tmp_path: Path, zone: str, opts: str, option: str) -> None:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import dns.dnssec
 import dns.name
+import dns.rcode
 import dns.rdatatype
+import dns.rrset
+import dns.zone
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from dnsseal.proto import signaling
+from dnsseal.proto.answer import Answer, lookup
+from dnsseal.proto.signaling import OnlineSign
+from dnsseal.proto.snapshot import ZoneSnapshot, build
 from dnsseal.server.dsdriver import delegations, ds_change, ds_records
 from dnsseal.zone.diff import apply
 from dnsseal.zone.text import parse_zone_text
@@ -88,3 +97,94 @@ def test_delegations_and_ds_change() -> None:
     after = apply(zone, ds_change(child, current, new, 2))
     assert [(d.key_tag, ttl) for d, ttl in ds_records(after, child)] == [(1, 2)]
     assert ds_records(apply(zone, ds_change(child, current, [], 2)), child) == []
+
+
+# -- online answers (proto.signaling.online_answer), signed with dnspython here ----------
+
+ONLINE = f"""$ORIGIN _signal.ns1.provider.test.
+$TTL 60
+@ SOA ns1.provider.test. h 1 60 30 600 30
+@ NS ns1.provider.test.
+_dsboot.a.example CDS {CDS}
+alias CNAME nowhere
+"""
+
+
+def _online_snapshot() -> tuple[ZoneSnapshot, OnlineSign, dns.rrset.RRset]:
+    priv = ec.generate_private_key(ec.SECP256R1())
+    dnskey = dns.dnssec.make_dnskey(priv.public_key(), 13, 257)
+    z = dns.zone.from_text(ONLINE, SIGNAL, relativize=False)
+    with z.writer() as txn:
+        txn.add(SIGNAL, 60, dnskey)
+        dns.dnssec.sign_zone(z, txn, keys=[(priv, dnskey)], lifetime=3600)
+
+    def sign(rrset: dns.rrset.RRset) -> dns.rrset.RRset:
+        out = dns.rrset.RRset(rrset.name, rrset.rdclass, T.RRSIG, rrset.rdtype)
+        out.add(dns.dnssec.sign(rrset, priv, SIGNAL, dnskey, lifetime=3600), rrset.ttl)
+        return out
+
+    keys = dns.rrset.from_rdata(SIGNAL, 60, dnskey)
+    return build(z), sign, keys
+
+
+def _online(qname: str, qtype: str, do: bool = True, tcp: bool = False) -> Answer:
+    snap, sign, _ = ONLINE_SNAP
+    name = dns.name.from_text(qname, SIGNAL)
+    t = T.from_text(qtype)
+    return signaling.online_answer(snap, name, t, do, lookup(snap, name, t, do, tcp), sign)
+
+
+ONLINE_SNAP = _online_snapshot()
+
+
+def _nsecs(ans: Answer) -> list[dns.rrset.RRset]:
+    return [r for r in (*ans.answer, *ans.authority) if r.rdtype in (T.NSEC, T.NSEC3)]
+
+
+@pytest.mark.parametrize(
+    ("qname", "qtype"),
+    [("_dsboot.a.example", "A"), ("a.example", "CDS"), ("nothere", "CDS"), ("@", "TXT")],
+)
+def test_online_denial_is_one_minimal_nsec_signed_now(qname: str, qtype: str) -> None:
+    ans = _online(qname, qtype)
+    owner = dns.name.from_text(qname, SIGNAL)
+    assert ans.rcode == 0 and not ans.answer
+    (nsec,) = _nsecs(ans)
+    assert nsec.name == owner and nsec[0].next == dns.name.Name((b"\x00", *owner.labels))
+    (sig,) = [r for r in ans.authority if r.rdtype == T.RRSIG and r.covers == T.NSEC]
+    dns.dnssec.validate(nsec, sig, {SIGNAL: ONLINE_SNAP[2]})  # raises when it does not verify
+    assert id(nsec) in ans.fresh and id(sig) in ans.fresh  # never memoised by the fast path
+
+
+def test_online_keeps_positive_answers_and_answers_without_do() -> None:
+    pos = _online("_dsboot.a.example", "CDS")
+    assert [r.rdtype for r in pos.answer] == [T.CDS, T.RRSIG] and not pos.authority
+    plain = _online("nothere", "CDS", do=False)  # as Knot: NXDOMAIN without DO
+    assert plain.rcode == dns.rcode.NXDOMAIN and not _nsecs(plain)
+
+
+def test_online_cname_to_nowhere_denies_the_target() -> None:
+    ans = _online("alias", "A")
+    assert ans.answer[0].rdtype == T.CNAME
+    (nsec,) = _nsecs(ans)
+    assert nsec.name == dns.name.from_text("nowhere", SIGNAL)
+
+
+def test_online_nsec_query_and_the_longest_names() -> None:
+    ans = _online("_dsboot.a.example", "NSEC")
+    (nsec,) = [r for r in ans.answer if r.rdtype == T.NSEC]
+    assert nsec.name == dns.name.from_text("_dsboot.a.example", SIGNAL)
+    assert not any(r.rdtype == T.SOA for r in ans.authority)
+    long = "b" * 34 + "." + ".".join(["a" * 63] * 3)  # 254 octets: no room for \000
+    assert signaling.next_name(dns.name.from_text(long, SIGNAL)) is None
+    kept = _online(long, "A")  # the zone's own proof is left as it was
+    assert kept.rcode == dns.rcode.NXDOMAIN and _nsecs(kept)
+
+
+def test_online_any_never_shows_the_chain() -> None:
+    for qname in ("_dsboot.a.example", "@"):
+        ans = _online(qname, "ANY", tcp=True)  # over TCP ANY has every RRset, NSEC too
+        assert _nsecs(ans)
+        for r in _nsecs(ans):
+            owner = dns.name.from_text(qname, SIGNAL)
+            assert r.name == owner and r[0].next == dns.name.Name((b"\x00", *owner.labels))

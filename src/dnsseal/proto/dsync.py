@@ -27,6 +27,7 @@ IN = dns.rdataclass.IN
 LABEL = b"_dsync"
 SCHEME_NOTIFY = 1
 EDE_BLOCKED = 15
+EDE_PROHIBITED = 18
 NOTIFY_TYPES = (T.CDS, T.CDNSKEY)
 
 
@@ -78,16 +79,16 @@ def read_notify(msg: dns.message.Message) -> dns.name.Name | None:
 
 
 def response(
-    msg: dns.message.Message, rcode: int, blocked: str | None = None
+    msg: dns.message.Message, rcode: int, blocked: str | None = None, ede: int = EDE_BLOCKED
 ) -> dns.message.Message:
-    """The answer to a NOTIFY(CDS): ``rcode``, with EDE 15 and ``blocked`` as its text when
-    the sender was rate-limited."""
+    """The answer to a NOTIFY(CDS): ``rcode``, with Extended DNS Error ``ede`` (15, Blocked:
+    rate-limited; 18, Prohibited: not allowed by dsync-allow) and ``blocked`` as its text."""
     r = dns.message.make_response(msg)
     r.set_rcode(dns.rcode.Rcode(rcode))
     if rcode == dns.rcode.NOERROR:
         r.flags |= dns.flags.AA
     if blocked is not None:
-        r.use_edns(0, 0, 1232, options=[dns.edns.EDEOption(dns.edns.EDECode(EDE_BLOCKED), blocked)])
+        r.use_edns(0, 0, 1232, options=[dns.edns.EDEOption(dns.edns.EDECode(ede), blocked)])
     return r
 
 

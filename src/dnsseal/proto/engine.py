@@ -68,6 +68,10 @@ class ServedZone:
     snapshot: ZoneSnapshot
     history: tuple[ZoneSnapshot, ...] = ()
     allow_transfer: Acl = field(default_factory=Acl)
+    # A zone answered online (a signaling zone, dnsseal.proto.signaling.online_answer):
+    # (snapshot, qname, qtype, do, lookup's answer) -> the answer to send.  Such a zone
+    # stays out of the byte table, so every answer of it comes through here.
+    online: Callable[[ZoneSnapshot, dns.name.Name, int, bool, Answer], Answer] | None = None
 
 
 @dataclass(slots=True)
@@ -143,7 +147,8 @@ class Engine:
         # The UDP thread reads udp_cache, then wire (whose dicts change in place here):
         # the caches are emptied only once the table is complete, so an answer made from
         # the old version of the zone can only land in a cache that is being dropped.
-        self.wire.replace_zone(origin, served.snapshot if served is not None else None)
+        byte_path = served is not None and served.online is None
+        self.wire.replace_zone(origin, served.snapshot if served and byte_path else None)
         self.cache = {}
         self.udp_cache = {}
 
@@ -210,6 +215,8 @@ class Engine:
             return None
         snap = served.snapshot
         ans = lookup(snap, q.qname, q.qtype, q.do, tcp)
+        if served.online is not None:
+            ans = served.online(snap, q.qname, q.qtype, q.do, ans)
         if tcp:
             max_size = TCP_MAX
         elif not q.edns:
@@ -246,6 +253,8 @@ class Engine:
             return [self._error(query, dns.rcode.REFUSED, tcp)]
         do = query.edns >= 0 and bool(query.ednsflags & dns.flags.DO)
         ans = lookup(served.snapshot, q.name, q.rdtype, do, tcp)
+        if served.online is not None:
+            ans = served.online(served.snapshot, q.name, q.rdtype, do, ans)
         by_rcode = self.stats.by_rcode
         by_rcode[ans.rcode] = by_rcode.get(ans.rcode, 0) + 1
         if query.had_tsig:

@@ -253,7 +253,7 @@ class Automation:
         if old is not None and keep_history and old.snapshot.serial != snap.serial:
             history = (*old.history, old.snapshot)[-versions:] if versions else ()
         acl = Acl.parse(f'zone."{state.name}".allow-transfer', list(state.config.allow_transfer))
-        state.served = ServedZone(snap, history, acl)
+        state.served = ServedZone(snap, history, acl, dsdriver.online(state))
         state.loaded_at = clock.now()
         self.server.swap_zones()
 

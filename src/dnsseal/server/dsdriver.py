@@ -24,6 +24,7 @@ import dataclasses
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import dns.exception
@@ -38,7 +39,10 @@ from dns.rdtypes.ANY.DS import DS
 from dnsseal import clock
 from dnsseal.errors import DnssealError
 from dnsseal.proto import dsync, signaling
+from dnsseal.proto.acl import Acl
+from dnsseal.proto.answer import Answer
 from dnsseal.proto.dsautomation import Action, Decision, ds_ttl
+from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server import checkds, dsauto
 from dnsseal.server.zones import ZoneState
 from dnsseal.storage import dslog
@@ -46,6 +50,7 @@ from dnsseal.storage.files import read_text
 from dnsseal.storage.serverconfig import DsAutomation
 from dnsseal.validator.anchors import parse_trust_anchors
 from dnsseal.validator.machine import Config
+from dnsseal.validator.verdict import Security
 from dnsseal.zone.diff import Record, ZoneDiff
 from dnsseal.zone.model import Zone
 
@@ -180,9 +185,7 @@ class DsDriver:
             waiting = bool(checkds.waiting_keys(other.inline.keys).publish)
             children.append(signaling.child_apex(other.inline.signed, waiting))
         want = signaling.wanted(inline.origin, children)
-        # Against the served version: after a restart the unsigned copy lacks them (the
-        # journal restore keeps no CDS below an apex), the signed one still has them.
-        change = signaling.signaling_diff(inline.signed or inline.unsigned, want)
+        change = signaling.signaling_diff(inline.unsigned, want)
         if change:
             owners = sorted({r[0].to_text() for r in (*change.added, *change.removed)})
             await self._commit(change, f"signaling records now for {', '.join(owners)}")
@@ -280,7 +283,9 @@ class DsDriver:
     # -- RFC 9859: DSYNC and NOTIFY(CDS) --------------------------------------------------
 
     async def _publish_dsync(self) -> None:
-        """Keep ``_dsync.<zone> DSYNC CDS|CDNSKEY NOTIFY <port> <first NS>`` in the zone."""
+        """Keep ``_dsync.<zone> DSYNC CDS|CDNSKEY NOTIFY <port> <first NS>`` in the zone,
+        and ``<child>._dsync.<zone>`` for each ``dsync-child`` (RFC 9859 s2: the most
+        specific one is the child's).  The DSYNC records under ``_dsync`` are the server's."""
         inline = self.state.inline
         assert inline is not None and inline.unsigned is not None
         zone = inline.unsigned
@@ -289,29 +294,34 @@ class DsDriver:
         if ns is None or not listen:
             return
         target = min(dns.name.from_wire(w, 0)[0] for w in ns.rdatas)
-        owner = dsync.parent_owner(zone.origin).canonicalize()
-        want = {
-            (
-                owner,
-                int(T.DSYNC),
-                ns.ttl,
-                dsync.dsync_rdata(t, listen[0].port, target).to_digestable(),
-            )
-            for t in dsync.NOTIFY_TYPES
+        want = dsync_records(zone, target, listen[0].port, self.options.children)
+        base = dsync.parent_owner(zone.origin)
+        have = {
+            (rr.name, int(T.DSYNC), rr.ttl, w)
+            for rr in zone.iter_rrsets()
+            if rr.rtype == T.DSYNC and rr.name.is_subdomain(base)
+            for w in rr.rdatas
         }
-        rr = zone.get(owner, T.DSYNC)
-        have = {(owner, int(T.DSYNC), rr.ttl, w) for w in rr.rdatas} if rr is not None else set()
         if want != have:
+            owners = ", ".join(sorted({r[0].to_text() for r in want}))
             await self._commit(
                 ZoneDiff(tuple(sorted(have - want)), tuple(sorted(want - have))),
-                f"DSYNC: NOTIFY(CDS) to {target}:{listen[0].port}",
+                f"DSYNC: NOTIFY(CDS) to {target}:{listen[0].port} (DSYNC at {owners})",
             )
 
-    def notify(self, child: dns.name.Name, client: str) -> tuple[int, str | None]:
-        """A NOTIFY(CDS) for ``child`` from ``client``: (rcode, blocked reason or None)."""
+    def notify(
+        self, child: dns.name.Name, client: str, key: dns.name.Name | None = None
+    ) -> tuple[int, str | None]:
+        """A NOTIFY(CDS) for ``child`` from ``client``, TSIG-signed with ``key`` (None:
+        unsigned): (rcode, why it was refused or None)."""
         inline = self.state.inline
         if inline is None or inline.unsigned is None:
             return dns.rcode.SERVFAIL, None
+        if self.options.notify_acl is not None:
+            acl = Acl.parse(f'zone."{self.state.name}".dsync-allow', list(self.options.notify_acl))
+            if not acl.allows(client, key):
+                signed = f"signed with key {key}" if key is not None else "unsigned"
+                return dns.rcode.REFUSED, f"not allowed by dsync-allow ({signed})"
         if inline.unsigned.get(child.canonicalize(), T.NS) is None or child == inline.origin:
             return dns.rcode.NOTAUTH, None
         now = asyncio.get_running_loop().time()
@@ -357,8 +367,12 @@ class DsDriver:
         if not targets:
             log.info("[%s] NOTIFY(CDS): no DSYNC target found at the parent", self.state.name)
             return
+        tsig = self.state.config.notify_key
         for host, port in targets:
             msg = dsync.make_notify(origin, secrets.randbelow(65536))
+            if tsig is not None:  # the parent may take NOTIFY(CDS) only signed (dsync-allow)
+                key = self.automation.server.config.keys[tsig].to_dnspython()
+                msg.use_tsig(key)
             try:
                 r = await dsauto.exchange(msg, host, port, 2.0)
                 result = dns.rcode.to_text(r.rcode())
@@ -400,9 +414,16 @@ class DsDriver:
         except dsauto.ScanError as e:
             log.info("[%s] NOTIFY(CDS): %s", self.state.name, e)
             return []
+        # The most specific first: <child>._dsync.<parent>, then _dsync.<parent> (RFC 9859
+        # s4.1).  A failed validation stops here: falling back on the zone-wide target
+        # would let a forged denial of the child's own DSYNC redirect the NOTIFY.
         for owner in (dsync.child_owner(child, parent), dsync.parent_owner(parent)):
             result = await dsauto.resolve(scanner, owner, T.DSYNC, now)
             if result is None:
+                return []
+            if result.verdict.security in (Security.BOGUS, Security.INDETERMINATE):
+                log.info("[%s] NOTIFY(CDS): DSYNC at %s: %s", self.state.name, owner,
+                         result.verdict.reason)  # fmt: skip
                 return []
             rds = [rd for rr in result.answer if rr.rdtype == T.DSYNC for rd in rr]
             found = dsync.notify_targets(rds)
@@ -413,6 +434,32 @@ class DsDriver:
                     out += [(a, port) for a in addrs]
                 return out
         return []
+
+
+def dsync_records(
+    zone: Zone,
+    target: dns.name.Name,
+    port: int,
+    children: tuple[tuple[str, str, int | None], ...] = (),
+) -> set[Record]:
+    """The DSYNC records a ``dsync = true`` zone publishes: ``_dsync.<zone>`` naming
+    ``target``/``port``, and for each ``dsync-child`` (child, target host, port or None)
+    ``<child>._dsync.<zone>`` naming its own (names relative to the zone)."""
+    ns = zone.get(zone.origin, T.NS)
+    ttl = ns.ttl if ns is not None else zone.soa().minimum
+    entries = [(dsync.parent_owner(zone.origin), target, port)]
+    for child, host, p in children:
+        name = dns.name.from_text(child, zone.origin)
+        if name == zone.origin or not name.is_subdomain(zone.origin):
+            log.warning("[%s] dsync-child %s: not below the zone", zone.origin, child)
+            continue
+        owner = dsync.child_owner(name, zone.origin)
+        entries.append((owner, dns.name.from_text(host, zone.origin), p or port))
+    return {
+        (owner.canonicalize(), int(T.DSYNC), ttl, dsync.dsync_rdata(t, p, host).to_digestable())
+        for owner, host, p in entries
+        for t in dsync.NOTIFY_TYPES
+    }
 
 
 def delegations(
@@ -504,8 +551,13 @@ def handle_notify(msg: dns.message.Message, client: str) -> bytes | None:
     if not drivers:
         return None
     driver = max(drivers, key=lambda d: len(dns.name.from_text(d.state.name)))
-    rcode, blocked = driver.notify(child, client)
+    key = msg.keyname if msg.had_tsig else None
+    rcode, blocked = driver.notify(child, client, key)
     level = logging.INFO
+    if blocked and not blocked.startswith("rate-limited"):
+        log.warning("[%s] NOTIFY(CDS) for %s from %s: REFUSED (%s)",
+                    driver.state.name, child, client, blocked)  # fmt: skip
+        return dsync.response(msg, rcode, blocked, dsync.EDE_PROHIBITED).to_wire()
     if blocked:  # one warning per flood, not one per packet
         driver.refused += 1
         level = logging.WARNING if driver.refused == 1 else logging.DEBUG
@@ -516,6 +568,28 @@ def handle_notify(msg: dns.message.Message, client: str) -> bytes | None:
     what = dns.rcode.to_text(dns.rcode.Rcode(rcode)) + (f" ({blocked})" if blocked else "")
     log.log(level, "[%s] NOTIFY(CDS) for %s from %s: %s", driver.state.name, child, client, what)
     return dsync.response(msg, rcode, blocked).to_wire()
+
+
+def online(
+    state: ZoneState,
+) -> Callable[[ZoneSnapshot, dns.name.Name, int, bool, Answer], Answer] | None:
+    """How the engine answers a signaling zone (``signaling = true``): online, with
+    minimally covering NSEC records signed by the zone's keys as each answer is made
+    (:func:`dnsseal.proto.signaling.online_answer`).  None for any other zone."""
+    opts = state.config.ds
+    inline = state.inline
+    if opts is None or not opts.signaling or inline is None:
+        return None
+    sign = inline.online_signer()
+    if sign is None:
+        return None
+
+    def answer(
+        snap: ZoneSnapshot, qname: dns.name.Name, qtype: int, do: bool, ans: Answer
+    ) -> Answer:
+        return signaling.online_answer(snap, qname, qtype, do, ans, sign)
+
+    return answer
 
 
 def show(state_dir: object, zone: str) -> list[str]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import dns.dnssec
@@ -32,7 +32,9 @@ import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
 
+from dnsseal import clock
 from dnsseal.crypto import keystore
 from dnsseal.errors import DnssealError
 from dnsseal.findings import Severity
@@ -56,7 +58,8 @@ from dnsseal.signer import Nsec3Params, SigningKey, SignParams, sign_changes, si
 from dnsseal.signer import signingstate as sstate
 from dnsseal.signer.incremental import SIGNER_TYPES
 from dnsseal.signer.keysel import KEYSET_TYPES
-from dnsseal.signer.sign import SERIAL_POLICIES, next_serial
+from dnsseal.signer.rrsig import labels_field
+from dnsseal.signer.sign import SERIAL_POLICIES, next_serial, sign_rrsets
 from dnsseal.signer.skr import without_keyset_sigs
 from dnsseal.storage import bindserial, zonefile
 from dnsseal.storage import config as policy_files
@@ -191,17 +194,47 @@ class InlineZone:
     def _strip(self, zone: Zone) -> Zone:
         """``zone`` without what the server manages (foreign key-set records stay).  Ours:
         the keys in the key directory, and any DNSKEY that signs in ``zone`` (so a key
-        whose files went missing is never mistaken for a peer's)."""
+        whose files went missing is never mistaken for a peer's), at the apex only: CDS and
+        CDNSKEY below it are data (a signaling zone's ``_dsboot`` records, RFC 9615)."""
         ours = self._our_keyset_rdatas() | signer_keyset_rdatas(zone)
         b = ZoneBuilder(zone.origin, zone.rdclass)
         for rr in zone.iter_rrsets():
             if rr.rtype in SIGNER_TYPES or _is_signing_state(rr.rtype, rr.name, zone.origin):
                 continue
             for rd in rr.rdatas:
-                if rr.rtype in KEYSET_TYPES and (rd in ours or rr.name != zone.origin):
+                if rr.rtype in KEYSET_TYPES and rr.name == zone.origin and rd in ours:
                     continue
                 b.add(rr.name, rr.rtype, rr.ttl, rd)
         return b.build()
+
+    def online_signer(self) -> Callable[[dns.rrset.RRset], dns.rrset.RRset | None] | None:
+        """For a signaling zone answered online (:func:`dnsseal.proto.signaling.online_answer`):
+        a function that signs one RRset now with the keys that sign the zone's data in the
+        plan of the version served, as the next re-sign would (None before the first plan).
+        Thread-safe: it only reads the keys captured here and the clock."""
+        plan = self.plan
+        if plan is None or self.policy.offline_ksk:
+            return None
+        keys = self._signing_keys(plan)
+        origin = self.origin
+
+        def sign(rrset: dns.rrset.RRset) -> dns.rrset.RRset | None:
+            now = clock.now()
+            params = self._params(now, self.serial_method)
+            wires = canonical.canonical_rdatas(canonical.rdata_wire(rd) for rd in rrset)
+            model = RRset(rrset.name.canonicalize(), int(rrset.rdtype), rrset.ttl, wires)
+            owner = canonical.name_wire(model.name)
+            made = sign_rrsets([(model, owner, labels_field(model.name))], {}, keys, params,
+                               now, origin, IN)  # fmt: skip
+            sigs = made.sigs.get(model.name, {}).get(model.rtype)
+            if sigs is None or not sigs.rdatas:
+                return None
+            out = dns.rrset.RRset(rrset.name, IN, T.RRSIG, rrset.rdtype)
+            for w in sigs.rdatas:
+                out.add(dns.rdata.from_wire(IN, T.RRSIG, w, 0, len(w)), sigs.ttl)
+            return out
+
+        return sign
 
     def _our_keyset_rdatas(self) -> set[bytes]:
         """DNSKEY, CDS and CDNSKEY RDATA of every key in the key directory, and DELETE."""

@@ -666,6 +666,26 @@ _ZONE: tuple[Option, ...] = (
         0,
         2**31 - 1,
     ),
+    Option(
+        _Z,
+        "dsync-allow",
+        "acl",
+        None,
+        "Who may send NOTIFY(CDS) to this parent (ACL elements or names; `key NAME` makes a "
+        "TSIG key required); with ds-automation and dsync.",
+        '["key xfr"]',
+        default_text="anyone",
+    ),
+    Option(
+        _Z,
+        "dsync-child",
+        "strings",
+        (),
+        'Per-child DSYNC targets, "CHILD TARGET[@PORT]": published at '
+        "<child>._dsync.<zone> besides the zone-wide _dsync (RFC 9859); with ds-automation "
+        "and dsync.",
+        '["kid ns2@5302"]',
+    ),
 )
 _C = 'catalog."NAME"'
 _CATALOG: tuple[Option, ...] = (

@@ -163,7 +163,7 @@ CHECKDS_MODES = options.option(_ZONE, "checkds").choices
 SERIAL_METHODS = options.option(_ZONE, "serial-update-method").choices
 # DS automation (docs/ds-automation.md): the parental agent and the signaling zone.
 DS_ZONE_OPTIONS = {"ds-automation", "signaling", "dsync", "ds-trust-anchors", "ds-root",
-                   "ds-interval", "ds-ttl"}  # fmt: skip
+                   "ds-interval", "ds-ttl", "dsync-allow", "dsync-child"}  # fmt: skip
 SECTIONS = options.TOP_LEVEL  # the top-level tables of a server config
 
 
@@ -173,7 +173,9 @@ class DsAutomation:
     parent); ``signaling = true``: this zone (``_signal.<ns host>``) carries the RFC 9615
     signaling records of the zones served here.  ``trust_anchors`` / ``root``: where
     validation of signaling names starts; ``interval``: seconds between scans; ``ttl``:
-    the DS TTL (low for ``interval * 10`` after a change); ``dsync``: publish DSYNC."""
+    the DS TTL (low for ``interval * 10`` after a change); ``dsync``: publish DSYNC.
+    ``notify_acl``: who may send NOTIFY(CDS) (ACL elements; None: anyone); ``children``:
+    per-child DSYNC targets (child name, target host, port or None for the listen port)."""
 
     parent: bool = False
     signaling: bool = False
@@ -182,12 +184,20 @@ class DsAutomation:
     root: tuple[Endpoint, ...] = ()
     interval: float = 60.0
     ttl: int = 3600
+    notify_acl: tuple[str, ...] | None = None
+    children: tuple[tuple[str, str, int | None], ...] = ()
 
 
 def ds_automation_options(
-    c: _Checker, where: str, spec: dict[str, Any], base: Path, policy: object
+    c: _Checker,
+    where: str,
+    spec: dict[str, Any],
+    base: Path,
+    policy: object,
+    notify_acl: tuple[str, ...] | None = None,
 ) -> DsAutomation | None:
-    """The DS automation options of one zone (None when it has none)."""
+    """The DS automation options of one zone (None when it has none).  ``notify_acl``:
+    ``dsync-allow`` with named ACLs expanded (None when not set)."""
     if not any(k in spec for k in DS_ZONE_OPTIONS):
         return None
     flags = {
@@ -205,6 +215,8 @@ def ds_automation_options(
         c.fail(f"{where}.ds-root", "ds-root and ds-trust-anchors go together")
     interval = _get(c, _ZONE, where, spec, "ds-interval")
     ttl = _get(c, _ZONE, where, spec, "ds-ttl")
+    # used by a parent with ds-automation and dsync, like ds-interval and ds-ttl
+    children = _dsync_children(c, f"{where}.dsync-child", spec.get("dsync-child", []))
     return DsAutomation(
         flags["ds-automation"],
         flags["signaling"],
@@ -213,7 +225,42 @@ def ds_automation_options(
         root,
         float(interval),
         int(ttl),
+        notify_acl,
+        children,
     )
+
+
+def _dsync_children(
+    c: _Checker, option: str, spec: object
+) -> tuple[tuple[str, str, int | None], ...]:
+    """``dsync-child = ["kid ns2@5300"]``: a child (relative to the zone or absolute) and the
+    host name of its DSYNC target, with an optional port (default: the listen port)."""
+    if not isinstance(spec, list):
+        c.fail(option, f'expected a list of "CHILD TARGET[@PORT]" strings, got {_kind(spec)}')
+        return ()
+    out = []
+    for i, item in enumerate(spec):
+        where = f"{option}[{i}]"
+        parts = item.split() if isinstance(item, str) else []
+        if len(parts) != 2:
+            c.fail(where, f'expected "CHILD TARGET[@PORT]", got {item!r}')
+            continue
+        child, value = parts
+        target, _, p = value.partition("@")
+        try:
+            dns.name.from_text(child)
+            dns.name.from_text(target)
+        except dns.exception.DNSException as e:
+            c.fail(where, f"not a domain name: {e}")
+            continue
+        port: int | None = None
+        if p:
+            if not p.isdigit() or not 0 < int(p) < 65536:
+                c.fail(where, f"port {p!r} is not a port number")
+                continue
+            port = int(p)
+        out.append((child, target, port))
+    return tuple(out)
 
 
 ZONE_SUFFIXES = (".signed", ".zone", ".db")
@@ -618,7 +665,16 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
                 primaries,
                 update_policy,
                 serial_method,
-                ds_automation_options(c, where, spec, base, policy),
+                ds_automation_options(
+                    c,
+                    where,
+                    spec,
+                    base,
+                    policy,
+                    _acl_items(c, where, "dsync-allow", spec["dsync-allow"], acls, keys)
+                    if "dsync-allow" in spec
+                    else None,
+                ),
             )
         )
     catalogs, zones, problems = parse_catalogs(

@@ -17,8 +17,8 @@ import pytest
 
 from conftest import Dnsseal
 from dnsseal import clock
-from dnsseal.signer import snapshot as snapshot_mod
-from dnsseal.signer.ledger import MAGIC, digest_set, parse_ledger, unpack_ledger
+from dnsseal.signfile import filesnapshot as snapshot_mod
+from dnsseal.signfile.ledger import MAGIC, digest_set, parse_ledger, unpack_ledger
 from dnsseal.storage.keydir import KeyDirectory
 from dnsseal.zone import fastparse
 
@@ -551,15 +551,15 @@ def test_the_helper_process_makes_the_same_snapshot(
 ) -> None:
     """Large files get their snapshot made in a helper process, from the text as it is
     written: the ledger file is the same byte for byte."""
-    from dnsseal.cli import signcmds
+    from dnsseal.signfile import run as signfile_run
 
     args = ["-S", "-K", str(keydir), "-o", ORIGIN, *MODES[mode]]
     src = tmp_path / "zone"
     src.write_text(random_zone(random.Random(12)))
     here, helper = tmp_path / "here", tmp_path / "helper"
     dnsseal("signzone", *args, "-q", "-f", here, src)
-    monkeypatch.setattr(signcmds, "_HELPER_MIN", 0)
-    monkeypatch.setattr(signcmds, "zone_file_blocks", _small_batches)
+    monkeypatch.setattr(signfile_run, "HELPER_MIN", 0)
+    monkeypatch.setattr(signfile_run, "zone_file_blocks", _small_batches)
     dnsseal("signzone", *args, "-q", "-f", helper, src)
     assert here.read_bytes() == helper.read_bytes()
     assert _ledger(here).read_bytes() == _ledger(helper).read_bytes()

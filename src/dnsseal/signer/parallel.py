@@ -1,6 +1,5 @@
 """Signing and verifying with worker processes: a :data:`~dnsseal.signer.sign.BatchSigner`
-and a :data:`~dnsseal.signer.verify.BatchVerifier` that spread the work over a process pool,
-and the snapshot of a signed file's text made beside the writing (:class:`ProcessSnapshot`).
+and a :data:`~dnsseal.signer.verify.BatchVerifier` that spread the work over a process pool.
 
 Each worker builds its key signers once (from the picklable key list) and signs chunks of
 data; results come back in order.  No files, sockets or clock are touched.
@@ -10,13 +9,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dnsseal.crypto import wire
 from dnsseal.crypto.keystore import sign_function
 from dnsseal.crypto.software import SignFunction
 from dnsseal.signer.keysel import SigningKey
-from dnsseal.signer.snapshot import SnapshotBuilder
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -151,59 +149,3 @@ class ProcessBatchVerifier:
             for part in ex.map(_verify_chunk, chunks):
                 out += part
         return out
-
-
-_SNAPSHOT: list[SnapshotBuilder] = []
-
-
-def _snapshot_init(args: tuple[Any, ...], setup: Callable[[], object] | None) -> None:
-    if setup is not None:
-        setup()
-    _SNAPSHOT[:] = [SnapshotBuilder(*args)]
-
-
-def _snapshot_feed(batch: bytes, lengths: bytes) -> None:
-    _SNAPSHOT[0].feed(batch, lengths)
-
-
-def _snapshot_bytes(chain_ttl: int | None) -> bytes:
-    return _SNAPSHOT[0].to_bytes(chain_ttl)
-
-
-class ProcessSnapshot:
-    """A :class:`~dnsseal.signer.snapshot.SnapshotBuilder` in a helper process: the blocks
-    of a file's text go to it as they are written (:meth:`feed`, which does not wait) and
-    it hashes and reads them there, on a core the main process, busy formatting the text,
-    does not use.  :meth:`to_bytes` waits for it and returns the snapshot.
-
-    The process starts when this object is made: make it early, while the caller is still
-    small (a forked child keeps its parent's pages; forked from a process holding a zone it
-    would keep them too).  ``setup`` runs in it first (the caller lowers its priority
-    there: it should take an idle core, not the writer's).  At most ``window`` batches are
-    queued."""
-
-    def __init__(self, *args: Any, window: int = 4,
-                 setup: Callable[[], object] | None = None) -> None:  # fmt: skip
-        from concurrent.futures import ProcessPoolExecutor
-
-        self._ex = ProcessPoolExecutor(1, initializer=_snapshot_init, initargs=(args, setup))
-        self._pending: deque[Future[None]] = deque()
-        self._window = window
-        self._ex.submit(int).result()  # start the process now
-
-    def feed(self, batch: bytes, lengths: bytes) -> None:
-        self._pending.append(self._ex.submit(_snapshot_feed, batch, lengths))
-        while len(self._pending) > self._window:
-            self._pending.popleft().result()
-
-    def to_bytes(self, chain_ttl: int | None = None) -> bytes:
-        try:
-            while self._pending:
-                self._pending.popleft().result()
-            return self._ex.submit(_snapshot_bytes, chain_ttl).result()
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Stop the helper process (also when the run fails before :meth:`to_bytes`)."""
-        self._ex.shutdown(cancel_futures=True)

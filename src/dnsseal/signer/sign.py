@@ -24,6 +24,7 @@ import time as _time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import dns.name
 import dns.rdatatype
@@ -33,7 +34,6 @@ from dnsseal.crypto.software import SignFunction
 from dnsseal.errors import CryptoError, InputError
 from dnsseal.signer import denial
 from dnsseal.signer.keysel import KEYSET_TYPES, SigningKey, assign
-from dnsseal.signer.ledger import SignatureLedger
 from dnsseal.signer.rrsig import Rrsig, absolute_time, labels_field
 from dnsseal.signer.verify import BatchVerifier, verify_sequential
 from dnsseal.zone import canonical
@@ -51,6 +51,19 @@ DEFAULT_BACKDATE = 3600  # dnssec-signzone's default start: one hour ago
 DEFAULT_VALIDITY = 30 * DAY  # and end: start + 30 days
 SERIAL_POLICIES = ("keep", "increment", "unixtime", "date")
 NO_NSEC3_ALGORITHMS = frozenset({1, 3, 5, 6})  # algorithms 3/5 predate NSEC3 (RFC 5155 2)
+
+
+class SignatureMemo(Protocol):
+    """What :func:`sign_zone` needs of a record of trusted signatures (the command line's
+    signature ledger, :class:`dnsseal.signfile.ledger.SignatureLedger`): ``digest`` keys a
+    signature by the signing key (index in the run's key list), its RRSIG RDATA and the
+    signed RRset's wire form; a digest in ``known`` is trusted without verifying it, and
+    the digest of every signature of the result is appended to ``made``."""
+
+    known: set[bytes]
+    made: bytearray
+
+    def digest(self, key_index: int, rrsig_rdata: bytes, rrset_wire: bytes) -> bytes: ...
 
 
 class JobStream:
@@ -103,7 +116,7 @@ class SignParams:
     checks existing signatures worth keeping (defaults: in this process).  ``ledger``:
     existing signatures in its ``known`` set are kept without verifying them, and the
     digests of every signature of the result are appended to its ``made`` (see
-    :mod:`dnsseal.signer.ledger`).
+    :class:`SignatureMemo`).
     """
 
     inception: int | None = None
@@ -118,7 +131,7 @@ class SignParams:
     dnskey_ttl: int | None = None
     batch: BatchSigner | None = field(default=None, compare=False)
     verify_batch: BatchVerifier | None = field(default=None, compare=False)
-    ledger: SignatureLedger | None = field(default=None, compare=False)
+    ledger: SignatureMemo | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +182,7 @@ def _dnskey_rdata(key: SigningKey) -> bytes:
     return canonical.rdata_wire(key.key.dnskey())
 
 
-def _check_keys(zone: Zone, keys: Sequence[SigningKey], params: SignParams) -> None:
+def check_keys(zone: Zone, keys: Sequence[SigningKey], params: SignParams) -> None:
     for k in keys:
         if k.active and not k.publish:
             raise InputError(
@@ -187,7 +200,7 @@ def _check_keys(zone: Zone, keys: Sequence[SigningKey], params: SignParams) -> N
         raise InputError(f"{zone.origin}: no active key with a private part to sign with")
 
 
-def _prepare(zone: Zone, keys: Sequence[SigningKey], params: SignParams, now: int) -> Zone:
+def prepare_zone(zone: Zone, keys: Sequence[SigningKey], params: SignParams, now: int) -> Zone:
     """The zone's data with serial, DNSKEY and NSEC3PARAM set and old chains removed.
 
     Nodes without chain records are shared with ``zone`` (RRsets and their dictionaries are
@@ -286,9 +299,9 @@ def _sign_zone(
     previous: Zone | None,
 ) -> SignedZone:
     keys = list(signing_keys)
-    _check_keys(zone, keys, params)
+    check_keys(zone, keys, params)
     validity(params, now)  # bad times fail before any work
-    data = _prepare(zone, keys, params, now)
+    data = prepare_zone(zone, keys, params, now)
     soa = data.soa()
     lay = layout(data)
     ttl = soa.negative_ttl
@@ -377,7 +390,7 @@ def sign_rrsets(
     the previous version's own signatures over identical RRsets (``previous``) and for
     ledger hits (``params.ledger``); everything else is checked with ``params.verify_batch``.
     This is the one signing step of both the full run (:func:`sign_zone`) and the command
-    line's re-sign of an edited file (:mod:`dnsseal.signer.resign`)."""
+    line's re-sign of an edited file (:mod:`dnsseal.signfile.resign`)."""
     inception, expiration, refresh = validity(params, now)
     key_exp = keyset_expiration(params, expiration)
     who = assign(keys, ksk_only=params.ksk_only, ignore_ksk_flag=params.ignore_ksk_flag)

@@ -18,7 +18,7 @@ RRset, another key with the same tag, a damaged or foreign ledger) is a miss, an
 verified as before.  Validity times are still checked for every kept signature.
 
 The file (version 2) is the digests, then the snapshot of the signed file's text that lets
-a re-sign skip the unchanged parts of an edited file (:mod:`dnsseal.signer.snapshot`), then
+a re-sign skip the unchanged parts of an edited file (:mod:`dnsseal.signfile.filesnapshot`), then
 a MAC over both keyed by the run's keys (:func:`pack_ledger`).  Version 1 files (digests
 only) are still read.
 """
@@ -113,7 +113,7 @@ class LedgerFile:
 
     def authentic(self, key: bytes) -> bool:
         """Whether the file was written by a run with the keys and options ``key`` stands
-        for (see :func:`dnsseal.signer.snapshot.mac_key`) and is undamaged."""
+        for (see :func:`dnsseal.signfile.filesnapshot.mac_key`) and is undamaged."""
         want = hmac.new(key, self.body, "sha256").digest()
         return hmac.compare_digest(want, self.mac)
 

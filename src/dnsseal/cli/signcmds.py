@@ -4,7 +4,9 @@ dnssec-signzone's and dnssec-verify's option letters."""
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,6 +32,7 @@ from dnsseal.signfile import (
     VerificationFailed,
     nsec3_choice,
     sign_file,
+    watch_parent,
 )
 from dnsseal.storage import zonefile
 
@@ -288,6 +291,7 @@ def signzone(
         smart,
     )
     bar = _ProgressBar() if not quiet and sys.stderr.isatty() else None
+    watch = functools.partial(watch_parent, os.getpid())  # workers end if signzone is killed
     params = SignParams(
         inception=inception,
         expiration=expiration,
@@ -299,8 +303,8 @@ def signzone(
         ksk_only=ksk_only,
         ignore_ksk_flag=ignore_ksk,
         dnskey_ttl=_duration("-T", dnskey_ttl),
-        batch=ProcessBatchSigner(workers, progress=bar.update if bar else None),
-        verify_batch=ProcessBatchVerifier(workers),
+        batch=ProcessBatchSigner(workers, progress=bar.update if bar else None, setup=watch),
+        verify_batch=ProcessBatchVerifier(workers, setup=watch),
     )
     request = SignFileRequest(
         zonefile_path,
@@ -372,7 +376,7 @@ def verify(
         ksk_only=ksk_only,
         ignore_ksk_flag=ignore_ksk,
         expire_within=_duration("--expire-within", expire_within) or 0,
-        batch=ProcessBatchVerifier(workers),
+        batch=ProcessBatchVerifier(workers, setup=functools.partial(watch_parent, os.getpid())),
     )
     size = progress.total_size([Path(zonefile_path)])
     with progress.activity(f"Verifying {origin}", size):

@@ -2,7 +2,10 @@
 and a :data:`~dnsseal.signer.verify.BatchVerifier` that spread the work over a process pool.
 
 Each worker builds its key signers once (from the picklable key list) and signs chunks of
-data; results come back in order.  No files, sockets or clock are touched.
+data; results come back in order.  No files, sockets or clock are touched.  ``setup`` (a
+picklable callable) runs first in every worker: the caller passes its parent watch
+(:func:`dnsseal.signfile.watch_parent`), so that workers end when the process that started
+them is killed instead of waiting on their pool's pipes for ever.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ _WORKER_KEYS: list[SigningKey] = []
 CHUNK = 2000
 
 
-def _init(keys: list[SigningKey]) -> None:
+def _init(keys: list[SigningKey], setup: Callable[[], object] | None = None) -> None:
+    if setup is not None:
+        setup()
     _WORKER_KEYS[:] = keys
     _WORKER_SIGNERS.clear()
 
@@ -57,7 +62,8 @@ class ProcessBatchSigner:
     chunks per worker in flight, and signatures come back in order, so the caller builds
     the next data while the workers sign and no more than the window is held in memory.
     Falls back to in-process signing for small batches where starting processes costs more
-    than it saves.  ``progress(done, total)`` is called after each chunk when given."""
+    than it saves.  ``progress(done, total)`` is called after each chunk when given;
+    ``setup`` runs first in each worker."""
 
     def __init__(
         self,
@@ -65,10 +71,12 @@ class ProcessBatchSigner:
         *,
         min_jobs: int = 4 * CHUNK,
         progress: Callable[[int, int], None] | None = None,
+        setup: Callable[[], object] | None = None,
     ) -> None:
         self.workers = max(1, workers)
         self.min_jobs = min_jobs
         self.progress = progress
+        self.setup = setup
 
     def __call__(
         self, keys: Sequence[SigningKey], jobs: Iterable[tuple[int, bytes]]
@@ -85,7 +93,9 @@ class ProcessBatchSigner:
         window = 3 * self.workers
         from concurrent.futures import ProcessPoolExecutor  # only when there is work for it
 
-        with ProcessPoolExecutor(self.workers, initializer=_init, initargs=(list(keys),)) as ex:
+        with ProcessPoolExecutor(
+            self.workers, initializer=_init, initargs=(list(keys), self.setup)
+        ) as ex:
             inflight: deque[Future[list[bytes]]] = deque()
             for chunk in _chunks(jobs, CHUNK):
                 inflight.append(ex.submit(_sign_chunk, chunk))
@@ -109,7 +119,9 @@ _WORKER_PUBLIC: dict[int, object] = {}
 _WORKER_PUBLIC_KEYS: list[tuple[int, bytes]] = []
 
 
-def _init_verify(keys: list[tuple[int, bytes]]) -> None:
+def _init_verify(keys: list[tuple[int, bytes]], setup: Callable[[], object] | None = None) -> None:
+    if setup is not None:
+        setup()
     _WORKER_PUBLIC_KEYS[:] = keys
     _WORKER_PUBLIC.clear()
 
@@ -127,11 +139,14 @@ def _verify_chunk(jobs: list[tuple[int, bytes, bytes]]) -> list[bool]:
 
 class ProcessBatchVerifier:
     """A :data:`~dnsseal.signer.verify.BatchVerifier` over ``workers`` processes (in-process
-    for small batches)."""
+    for small batches); ``setup`` runs first in each."""
 
-    def __init__(self, workers: int, *, min_jobs: int = 4 * CHUNK) -> None:
+    def __init__(
+        self, workers: int, *, min_jobs: int = 4 * CHUNK, setup: Callable[[], object] | None = None
+    ) -> None:
         self.workers = max(1, workers)
         self.min_jobs = min_jobs
+        self.setup = setup
 
     def __call__(
         self, keys: Sequence[tuple[int, bytes]], jobs: Sequence[tuple[int, bytes, bytes]]
@@ -144,7 +159,7 @@ class ProcessBatchVerifier:
         from concurrent.futures import ProcessPoolExecutor  # only when there is work for it
 
         with ProcessPoolExecutor(
-            self.workers, initializer=_init_verify, initargs=(list(keys),)
+            self.workers, initializer=_init_verify, initargs=(list(keys), self.setup)
         ) as ex:
             for part in ex.map(_verify_chunk, chunks):
                 out += part

@@ -10,8 +10,9 @@ import logging
 import random
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -563,6 +564,41 @@ def test_the_helper_process_makes_the_same_snapshot(
     dnsseal("signzone", *args, "-q", "-f", helper, src)
     assert here.read_bytes() == helper.read_bytes()
     assert _ledger(here).read_bytes() == _ledger(helper).read_bytes()
+
+
+@pytest.mark.parametrize("mode", ["nsec", "optout"])
+def test_text_formatted_by_workers_is_the_same(
+    mode: str,
+    tmp_path: Path,
+    keydir: Path,
+    dnsseal: Dnsseal,
+    at_now: Callable[[int], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With -n, a large zone's text is formatted by worker processes, a few owners per
+    piece: the signed file and its ledger file are the same byte for byte."""
+    from dnsseal.signfile import textpool
+
+    args = ["-S", "-K", str(keydir), "-o", ORIGIN, *MODES[mode]]
+    src = tmp_path / "zone"
+    src.write_text(random_zone(random.Random(13)))
+    one, two = tmp_path / "one", tmp_path / "two"
+    dnsseal("signzone", *args, "-q", "-f", one, src)
+    monkeypatch.setattr(textpool, "MIN_OWNERS", 0)
+    monkeypatch.setattr(textpool, "BATCH", 3)
+    pieces: list[int] = []
+    real = textpool.parallel_zone_blocks
+
+    def counting(*a: Any, **k: Any) -> Iterator[bytes]:
+        for piece in real(*a, **k):
+            pieces.append(len(piece))
+            yield piece
+
+    monkeypatch.setattr(textpool, "parallel_zone_blocks", counting)
+    dnsseal("signzone", *args, "-q", "-n", "2", "-f", two, src)
+    assert len(pieces) > 3  # the header, then pieces of three owners
+    assert one.read_bytes() == two.read_bytes()
+    assert _ledger(one).read_bytes() == _ledger(two).read_bytes()
 
 
 _real_blocks = snapshot_mod.zone_file_blocks

@@ -319,6 +319,7 @@ def signzone(
         verify=not no_verify,
         edits=edits,
         skr=skr,
+        workers=workers,
     )
     t1 = time.perf_counter()
     try:

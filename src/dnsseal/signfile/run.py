@@ -28,9 +28,10 @@ from dnsseal.signer import Nsec3Params, SigningKey, SignParams, check_iterations
 from dnsseal.signer.sign import SignStats
 from dnsseal.signer.skr import check_response, sign_with_response
 from dnsseal.signer.verify import VerifyOptions, verify_zone
+from dnsseal.signfile import textpool
 from dnsseal.signfile.edits import Edits
 from dnsseal.signfile.filesnapshot import SnapshotBuilder, mac_key, zone_file_blocks
-from dnsseal.signfile.helper import ProcessSnapshot, helper_setup
+from dnsseal.signfile.helper import ProcessSnapshot, helper_setup, watch_parent
 from dnsseal.signfile.keychoice import select_keys
 from dnsseal.signfile.ledger import SignatureLedger, pack_ledger, parse_ledger, unpack_ledger
 from dnsseal.signfile.resign import Fallback, resign_file
@@ -70,7 +71,9 @@ class SignFileRequest:
     ledger.  ``verify`` (the default; ``-P`` turns it off) verifies the result before it is
     put in place, as dnssec-signzone does: nothing is written when it fails.  ``check``
     (``-a``) verifies it even with ``verify`` off, and reads the whole file.  ``skr``: an
-    offline KSK's Signed Key Response supplies the key set and its signatures."""
+    offline KSK's Signed Key Response supplies the key set and its signatures.
+    ``workers``: processes for formatting the output text of a large zone (the signing's
+    are ``params.batch``'s)."""
 
     zonefile: str
     origin: dns.name.Name
@@ -84,6 +87,7 @@ class SignFileRequest:
     verify: bool = True
     edits: Edits = dataclasses.field(default_factory=Edits)
     skr: str | None = None
+    workers: int = 1
 
     @property
     def out(self) -> str:
@@ -288,7 +292,13 @@ def _sign_whole_file(request: SignFileRequest, out: str, now: int, use_ledger: b
         return signed.stats
     ttl = signed.zone.soa().negative_ttl  # the TTL of the chain records
     sink = helper or SnapshotBuilder(origin, signed.zone.rdclass, params.nsec3, ttl, now, head)
-    zonefile.write_chunks(out, zone_file_blocks(signed.zone, head, sink.feed))
+    if request.workers > 1 and len(signed.zone.rrsets) >= textpool.MIN_OWNERS:
+        setup = functools.partial(watch_parent, os.getpid())
+        blocks = textpool.parallel_zone_blocks(signed.zone, head, sink.feed, request.workers,
+                                               setup)  # fmt: skip
+    else:
+        blocks = zone_file_blocks(signed.zone, head, sink.feed)
+    zonefile.write_chunks(out, blocks)
     stats = signed.stats
     del signed  # the zone's memory, before the snapshot's arrives
     key = mac_key(keys, origin, ksk_only=params.ksk_only, ignore_ksk_flag=params.ignore_ksk_flag)

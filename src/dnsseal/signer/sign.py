@@ -310,7 +310,7 @@ def _sign_zone(
     if params.nsec3 is not None:
         records = denial.nsec3_records(data, lay, params.nsec3, ttl)
     else:
-        records = [(r, canonical.name_wire(r.name)) for r in denial.nsec_chain(data, lay, ttl)]
+        records = denial.nsec_records(data, lay, ttl)
     chain = [rrset for rrset, _ in records]
     to_sign = signable(data, lay.kinds)
     for rrset, owner in records:
@@ -411,6 +411,11 @@ def sign_rrsets(
     head_len = _RRSIG_FIXED.size + len(origin_wire)  # RRSIG RDATA before the signature
     ledger = params.ledger
     no_keep: list[_Keepable] = []  # shared: nothing to keep
+    todo: list[tuple[RRset, bytes, int, bytes, Sequence[int]]] = []
+    by_signers: dict[tuple[int, ...], int] = {}
+    # No old signature at all (a zone signed for the first time): every RRset goes
+    # straight to the signing queue, in the order pass 2 would have put it there.
+    fresh = not old_sigs
     for pos, (rrset, owner, labels) in enumerate(to_sign):
         name = rrset.name
         rtype = rrset.rtype
@@ -421,6 +426,10 @@ def sign_rrsets(
             rrs_wire = owner + _RR_HEAD.pack(rtype, rdclass, rrset.ttl, len(rd)) + rd
         else:
             rrs_wire = canonical.rrset_wire(owner, rtype, rdclass, rrset.ttl, rdatas)
+        if fresh:
+            todo.append((rrset, owner, labels, rrs_wire, signers))
+            by_signers[signers] = by_signers.get(signers, 0) + 1
+            continue
         old_node = old_sigs.get(name)
         old = old_node.get(rtype) if old_node else None
         if old is None:
@@ -471,10 +480,8 @@ def sign_rrsets(
     good = {cid for cid, ok in zip(check_ids, verdicts, strict=True) if ok}
 
     # Pass 2: keep what holds; decide which keys must sign what.
-    todo: list[tuple[RRset, bytes, int, bytes, Sequence[int]]] = []
     generated = retained = 0
     per_key: dict[int, int] = {}
-    by_signers: dict[tuple[int, ...], int] = {}
     plans.reverse()  # popped in order below: each plan freed once its todo entry exists
     for pos in range(len(plans)):
         rrset, owner, labels, rrs_wire, signers, keepable = plans.pop()
@@ -510,13 +517,14 @@ def sign_rrsets(
     # (rrset, owner wire, RRSIG head, RRset data, key index)
     pending: deque[tuple[RRset, bytes, bytes, bytes, int]] = deque()
     heads: dict[tuple[int, int, int, int, int], bytes] = {}
+    jitter = params.jitter
 
     def stream() -> Iterator[tuple[int, bytes]]:
         todo.reverse()
         while todo:  # consumed as streamed: the signed data is not held twice
             rrset, owner, labels, rrs_wire, idxs = todo.pop()
             base = key_exp if rrset.rtype in KEYSET_TYPES else expiration
-            exp = _jittered(base, params.jitter, owner, rrset.rtype)
+            exp = _jittered(base, jitter, owner, rrset.rtype) if jitter > 0 else base
             for idx in idxs:
                 hkey = (rrset.rtype, labels, rrset.ttl, exp, idx)
                 head = heads.get(hkey)

@@ -15,8 +15,6 @@ from typing import Any
 import click
 import dns.exception
 import dns.name
-import dns.rdatatype
-import dns.zone
 
 from dnsseal import clock
 from dnsseal.cli import progress

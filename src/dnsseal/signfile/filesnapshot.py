@@ -464,7 +464,7 @@ def zone_file_blocks(zone: Zone, header: bytes, feed: Callable[[bytes, bytes], N
     owner in canonical order, as :func:`~dnsseal.zone.text.iter_zone_text`), in pieces of
     ``batch`` blocks, each piece also passed to ``feed`` with its blocks' lengths
     (:meth:`SnapshotBuilder.feed`, perhaps in another process: see
-    :class:`~dnsseal.signer.parallel.ProcessSnapshot`).  A piece is encoded in one go, not
+    :class:`~dnsseal.signfile.helper.ProcessSnapshot`).  A piece is encoded in one go, not
     block by block: this runs once per owner of a full signing."""
     yield header
     texts: list[str] = []

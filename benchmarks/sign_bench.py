@@ -335,7 +335,7 @@ def resign_bench(n: int, work: Path, workers: int, full: dict[str, float]) -> li
     wall time per mode, for the ratio."""
     import json
 
-    from dnsseal.signer.ledger import MAGIC, unpack_ledger
+    from dnsseal.signfile.ledger import MAGIC, unpack_ledger
 
     start = time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() - 3600))
     end = time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() - 3600 + 30 * 86400))

@@ -8,7 +8,8 @@ another zone, and runs killed with ``kill -9`` halfway through writing.
 - A killed run leaves its temp file (tens of MB for a large zone) next to the output: the
   next run that writes the same output removes it (the temp file's name carries the PID of
   its writer; a live writer's file is left alone).  The snapshot helper process of a killed
-  run exits by itself instead of waiting on its pipes for ever.
+  run exits by itself instead of waiting on its pipes for ever, and so do the signing
+  workers of ``-n`` (issue #16: they used to live on, each holding its keys and memory).
 """
 
 from __future__ import annotations
@@ -191,3 +192,38 @@ def test_re_signing_an_edited_signed_file_refuses_the_same_defects(
     ]
     assert reason in r.stderr
     assert not (tmp_path / "s2").exists()
+
+
+@pytest.mark.slow
+def test_kill_9_while_signing_ends_the_worker_processes(tmp_path: Path) -> None:
+    """``-n 2`` signs in a pool of two worker processes; ``kill -9`` of signzone gives it no
+    chance to shut the pool down, and each worker, blocked on its pool's pipe (whose write
+    end it holds itself), would wait for ever.  Each watches its parent and exits."""
+    keygen(tmp_path, ORIGIN)
+    keygen(tmp_path, ORIGIN, "-f", "KSK")
+    text = (ZONES / "good.zone").read_text()
+    text += "".join(f"w{i} A 192.0.2.{i % 250 + 1}\n" for i in range(40000))
+    (tmp_path / ORIGIN).write_text(text)
+    # --no-ledger: no snapshot helper, so the children are the signing workers
+    args = [str(DNSSEAL), "signzone", "-q", "-S", "-K", ".", "-o", ORIGIN, "-f", "out.signed",
+            "-n", "2", "--no-ledger", ORIGIN]  # fmt: skip
+    proc = subprocess.Popen(args, cwd=tmp_path)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 240
+        while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            workers = [w for w in children(proc.pid) if alive(w)]
+            time.sleep(0.01)
+        assert len(workers) == 2, "signzone finished (or hung) before its workers started"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [w for w in workers if alive(w)], "signing workers outlived signzone"
+    finally:
+        stop(proc)
+        for w in workers:
+            if alive(w):
+                os.kill(w, signal.SIGKILL)
+    assert not (tmp_path / "out.signed").exists()

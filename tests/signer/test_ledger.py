@@ -14,8 +14,8 @@ import dns.rdatatype
 from conftest import Dnsseal
 from dnsseal import clock
 from dnsseal.signer import SigningKey, SignParams, sign_zone
-from dnsseal.signer.ledger import SignatureLedger, parse_ledger
 from dnsseal.signer.verify import BatchVerifier, verify_sequential, verify_zone
+from dnsseal.signfile.ledger import SignatureLedger, parse_ledger
 from dnsseal.storage.keydir import KeyDirectory
 from dnsseal.zone.model import RRset, Zone
 from dnsseal.zone.text import parse_zone_text

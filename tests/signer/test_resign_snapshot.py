@@ -10,15 +10,16 @@ import logging
 import random
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import Dnsseal
 from dnsseal import clock
-from dnsseal.signer import snapshot as snapshot_mod
-from dnsseal.signer.ledger import MAGIC, digest_set, parse_ledger, unpack_ledger
+from dnsseal.signfile import filesnapshot as snapshot_mod
+from dnsseal.signfile.ledger import MAGIC, digest_set, parse_ledger, unpack_ledger
 from dnsseal.storage.keydir import KeyDirectory
 from dnsseal.zone import fastparse
 
@@ -551,18 +552,53 @@ def test_the_helper_process_makes_the_same_snapshot(
 ) -> None:
     """Large files get their snapshot made in a helper process, from the text as it is
     written: the ledger file is the same byte for byte."""
-    from dnsseal.cli import signcmds
+    from dnsseal.signfile import run as signfile_run
 
     args = ["-S", "-K", str(keydir), "-o", ORIGIN, *MODES[mode]]
     src = tmp_path / "zone"
     src.write_text(random_zone(random.Random(12)))
     here, helper = tmp_path / "here", tmp_path / "helper"
     dnsseal("signzone", *args, "-q", "-f", here, src)
-    monkeypatch.setattr(signcmds, "_HELPER_MIN", 0)
-    monkeypatch.setattr(signcmds, "zone_file_blocks", _small_batches)
+    monkeypatch.setattr(signfile_run, "HELPER_MIN", 0)
+    monkeypatch.setattr(signfile_run, "zone_file_blocks", _small_batches)
     dnsseal("signzone", *args, "-q", "-f", helper, src)
     assert here.read_bytes() == helper.read_bytes()
     assert _ledger(here).read_bytes() == _ledger(helper).read_bytes()
+
+
+@pytest.mark.parametrize("mode", ["nsec", "optout"])
+def test_text_formatted_by_workers_is_the_same(
+    mode: str,
+    tmp_path: Path,
+    keydir: Path,
+    dnsseal: Dnsseal,
+    at_now: Callable[[int], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With -n, a large zone's text is formatted by worker processes, a few owners per
+    piece: the signed file and its ledger file are the same byte for byte."""
+    from dnsseal.signfile import textpool
+
+    args = ["-S", "-K", str(keydir), "-o", ORIGIN, *MODES[mode]]
+    src = tmp_path / "zone"
+    src.write_text(random_zone(random.Random(13)))
+    one, two = tmp_path / "one", tmp_path / "two"
+    dnsseal("signzone", *args, "-q", "-f", one, src)
+    monkeypatch.setattr(textpool, "MIN_OWNERS", 0)
+    monkeypatch.setattr(textpool, "BATCH", 3)
+    pieces: list[int] = []
+    real = textpool.parallel_zone_blocks
+
+    def counting(*a: Any, **k: Any) -> Iterator[bytes]:
+        for piece in real(*a, **k):
+            pieces.append(len(piece))
+            yield piece
+
+    monkeypatch.setattr(textpool, "parallel_zone_blocks", counting)
+    dnsseal("signzone", *args, "-q", "-n", "2", "-f", two, src)
+    assert len(pieces) > 3  # the header, then pieces of three owners
+    assert one.read_bytes() == two.read_bytes()
+    assert _ledger(one).read_bytes() == _ledger(two).read_bytes()
 
 
 _real_blocks = snapshot_mod.zone_file_blocks

@@ -34,6 +34,7 @@ import dns.set
 import dns.zone
 
 from dnsseal.errors import InputError
+from dnsseal.signer.denial import Nsec3Params
 from dnsseal.zone import model
 from dnsseal.zone.text import parse_zone_text
 
@@ -84,15 +85,6 @@ class Node:
         if do and rdtype in self.sigs:
             out.append(self.sigs[rdtype])
         return out
-
-
-@dataclass(frozen=True, slots=True)
-class Nsec3Params:
-    """The NSEC3 hashing parameters of a zone (from its NSEC3PARAM)."""
-
-    algorithm: int
-    iterations: int
-    salt: bytes
 
 
 def nsec3_int(params: Nsec3Params, k: Key) -> int:
@@ -268,7 +260,9 @@ def build(zone: dns.zone.Zone) -> ZoneSnapshot:
             if rd.flags == 0:  # a chain being built has flags != 0: not the active one
                 if rd.algorithm != 1:
                     raise ZoneError(f"zone {origin}: unknown NSEC3 hash algorithm {rd.algorithm}")
-                params = Nsec3Params(rd.algorithm, rd.iterations, bytes(rd.salt))
+                params = Nsec3Params(
+                    salt=bytes(rd.salt), iterations=rd.iterations, algorithm=rd.algorithm
+                )
                 break
         _index_nsec3(nsec3_nodes, by_hash)
     return _snapshot(
@@ -529,7 +523,9 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
                 if wire[0] != 1:
                     raise ZoneError(f"zone {origin}: unknown NSEC3 hash algorithm {wire[0]}")
                 iterations = int.from_bytes(wire[2:4], "big")
-                params = Nsec3Params(wire[0], iterations, wire[5 : 5 + wire[4]])
+                params = Nsec3Params(
+                    salt=wire[5 : 5 + wire[4]], iterations=iterations, algorithm=wire[0]
+                )
                 break
         _index_nsec3(nsec3_nodes, by_hash)
     return _snapshot(

@@ -42,10 +42,16 @@ def nsec_types(node: Mapping[int, RRset], kind: NameKind) -> set[int]:
 def nsec_chain(zone: Zone, lay: Layout, ttl: int) -> list[RRset]:
     """The NSEC RRsets of ``zone``: one per apex, authoritative and delegation name, in
     canonical order, the last pointing back to the apex."""
+    return [rrset for rrset, _ in nsec_records(zone, lay, ttl)]
+
+
+def nsec_records(zone: Zone, lay: Layout, ttl: int) -> list[tuple[RRset, bytes]]:
+    """:func:`nsec_chain` with each owner's canonical wire form (made for the chain's
+    next-name fields anyway, and what the signer needs)."""
     names = sorted(
         (n for n, k in lay.kinds.items() if k is not NameKind.OCCLUDED), key=canonical.sort_key
     )
-    out = []
+    out: list[tuple[RRset, bytes]] = []
     bitmaps: dict[tuple[NameKind, tuple[int, ...]], bytes] = {}  # names share a few type sets
     wires = [canonical.name_wire(name) for name in names]
     for i, name in enumerate(names):
@@ -56,7 +62,7 @@ def nsec_chain(zone: Zone, lay: Layout, ttl: int) -> list[RRset]:
         if bitmap is None:
             bitmap = bitmaps[key] = type_bitmap(nsec_types(node, kind))
         rdata = wires[i + 1 if i + 1 < len(wires) else 0] + bitmap
-        out.append(RRset(name, T.NSEC, ttl, (rdata,)))
+        out.append((RRset(name, T.NSEC, ttl, (rdata,)), wires[i]))
     return out
 
 

@@ -1,22 +1,23 @@
 """Signing and verifying with worker processes: a :data:`~dnsseal.signer.sign.BatchSigner`
-and a :data:`~dnsseal.signer.verify.BatchVerifier` that spread the work over a process pool,
-and the snapshot of a signed file's text made beside the writing (:class:`ProcessSnapshot`).
+and a :data:`~dnsseal.signer.verify.BatchVerifier` that spread the work over a process pool.
 
 Each worker builds its key signers once (from the picklable key list) and signs chunks of
-data; results come back in order.  No files, sockets or clock are touched.
+data; results come back in order.  No files, sockets or clock are touched.  ``setup`` (a
+picklable callable) runs first in every worker: the caller passes its parent watch
+(:func:`dnsseal.signfile.watch_parent`), so that workers end when the process that started
+them is killed instead of waiting on their pool's pipes for ever.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dnsseal.crypto import wire
 from dnsseal.crypto.keystore import sign_function
 from dnsseal.crypto.software import SignFunction
 from dnsseal.signer.keysel import SigningKey
-from dnsseal.signer.snapshot import SnapshotBuilder
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -26,7 +27,9 @@ _WORKER_KEYS: list[SigningKey] = []
 CHUNK = 2000
 
 
-def _init(keys: list[SigningKey]) -> None:
+def _init(keys: list[SigningKey], setup: Callable[[], object] | None = None) -> None:
+    if setup is not None:
+        setup()
     _WORKER_KEYS[:] = keys
     _WORKER_SIGNERS.clear()
 
@@ -59,7 +62,8 @@ class ProcessBatchSigner:
     chunks per worker in flight, and signatures come back in order, so the caller builds
     the next data while the workers sign and no more than the window is held in memory.
     Falls back to in-process signing for small batches where starting processes costs more
-    than it saves.  ``progress(done, total)`` is called after each chunk when given."""
+    than it saves.  ``progress(done, total)`` is called after each chunk when given;
+    ``setup`` runs first in each worker."""
 
     def __init__(
         self,
@@ -67,10 +71,12 @@ class ProcessBatchSigner:
         *,
         min_jobs: int = 4 * CHUNK,
         progress: Callable[[int, int], None] | None = None,
+        setup: Callable[[], object] | None = None,
     ) -> None:
         self.workers = max(1, workers)
         self.min_jobs = min_jobs
         self.progress = progress
+        self.setup = setup
 
     def __call__(
         self, keys: Sequence[SigningKey], jobs: Iterable[tuple[int, bytes]]
@@ -87,7 +93,9 @@ class ProcessBatchSigner:
         window = 3 * self.workers
         from concurrent.futures import ProcessPoolExecutor  # only when there is work for it
 
-        with ProcessPoolExecutor(self.workers, initializer=_init, initargs=(list(keys),)) as ex:
+        with ProcessPoolExecutor(
+            self.workers, initializer=_init, initargs=(list(keys), self.setup)
+        ) as ex:
             inflight: deque[Future[list[bytes]]] = deque()
             for chunk in _chunks(jobs, CHUNK):
                 inflight.append(ex.submit(_sign_chunk, chunk))
@@ -111,7 +119,9 @@ _WORKER_PUBLIC: dict[int, object] = {}
 _WORKER_PUBLIC_KEYS: list[tuple[int, bytes]] = []
 
 
-def _init_verify(keys: list[tuple[int, bytes]]) -> None:
+def _init_verify(keys: list[tuple[int, bytes]], setup: Callable[[], object] | None = None) -> None:
+    if setup is not None:
+        setup()
     _WORKER_PUBLIC_KEYS[:] = keys
     _WORKER_PUBLIC.clear()
 
@@ -129,11 +139,14 @@ def _verify_chunk(jobs: list[tuple[int, bytes, bytes]]) -> list[bool]:
 
 class ProcessBatchVerifier:
     """A :data:`~dnsseal.signer.verify.BatchVerifier` over ``workers`` processes (in-process
-    for small batches)."""
+    for small batches); ``setup`` runs first in each."""
 
-    def __init__(self, workers: int, *, min_jobs: int = 4 * CHUNK) -> None:
+    def __init__(
+        self, workers: int, *, min_jobs: int = 4 * CHUNK, setup: Callable[[], object] | None = None
+    ) -> None:
         self.workers = max(1, workers)
         self.min_jobs = min_jobs
+        self.setup = setup
 
     def __call__(
         self, keys: Sequence[tuple[int, bytes]], jobs: Sequence[tuple[int, bytes, bytes]]
@@ -146,64 +159,8 @@ class ProcessBatchVerifier:
         from concurrent.futures import ProcessPoolExecutor  # only when there is work for it
 
         with ProcessPoolExecutor(
-            self.workers, initializer=_init_verify, initargs=(list(keys),)
+            self.workers, initializer=_init_verify, initargs=(list(keys), self.setup)
         ) as ex:
             for part in ex.map(_verify_chunk, chunks):
                 out += part
         return out
-
-
-_SNAPSHOT: list[SnapshotBuilder] = []
-
-
-def _snapshot_init(args: tuple[Any, ...], setup: Callable[[], object] | None) -> None:
-    if setup is not None:
-        setup()
-    _SNAPSHOT[:] = [SnapshotBuilder(*args)]
-
-
-def _snapshot_feed(batch: bytes, lengths: bytes) -> None:
-    _SNAPSHOT[0].feed(batch, lengths)
-
-
-def _snapshot_bytes(chain_ttl: int | None) -> bytes:
-    return _SNAPSHOT[0].to_bytes(chain_ttl)
-
-
-class ProcessSnapshot:
-    """A :class:`~dnsseal.signer.snapshot.SnapshotBuilder` in a helper process: the blocks
-    of a file's text go to it as they are written (:meth:`feed`, which does not wait) and
-    it hashes and reads them there, on a core the main process, busy formatting the text,
-    does not use.  :meth:`to_bytes` waits for it and returns the snapshot.
-
-    The process starts when this object is made: make it early, while the caller is still
-    small (a forked child keeps its parent's pages; forked from a process holding a zone it
-    would keep them too).  ``setup`` runs in it first (the caller lowers its priority
-    there: it should take an idle core, not the writer's).  At most ``window`` batches are
-    queued."""
-
-    def __init__(self, *args: Any, window: int = 4,
-                 setup: Callable[[], object] | None = None) -> None:  # fmt: skip
-        from concurrent.futures import ProcessPoolExecutor
-
-        self._ex = ProcessPoolExecutor(1, initializer=_snapshot_init, initargs=(args, setup))
-        self._pending: deque[Future[None]] = deque()
-        self._window = window
-        self._ex.submit(int).result()  # start the process now
-
-    def feed(self, batch: bytes, lengths: bytes) -> None:
-        self._pending.append(self._ex.submit(_snapshot_feed, batch, lengths))
-        while len(self._pending) > self._window:
-            self._pending.popleft().result()
-
-    def to_bytes(self, chain_ttl: int | None = None) -> bytes:
-        try:
-            while self._pending:
-                self._pending.popleft().result()
-            return self._ex.submit(_snapshot_bytes, chain_ttl).result()
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Stop the helper process (also when the run fails before :meth:`to_bytes`)."""
-        self._ex.shutdown(cancel_futures=True)

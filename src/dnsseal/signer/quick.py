@@ -24,10 +24,10 @@ from dnsseal.signer.sign import (
     JobStream,
     SignParams,
     SignStats,
-    _check_keys,
     _jittered,
-    _prepare,
+    check_keys,
     keyset_expiration,
+    prepare_zone,
     sign_sequential,
     validity,
 )
@@ -120,7 +120,7 @@ def quick_sign_changes(
 ) -> tuple[Zone, ZoneDiff, SignStats] | None:
     """The new version, its diff and statistics, or None when the full path is needed."""
     keys = list(signing_keys)
-    _check_keys(signed, keys, params)
+    check_keys(signed, keys, params)
     inception, expiration, refresh = validity(params, now)
     key_exp = keyset_expiration(params, expiration)
     origin = signed.origin
@@ -128,7 +128,7 @@ def quick_sign_changes(
     if nodes is None or not _chain_matches(signed, params):
         return None
     old_apex = signed.rrsets[origin]
-    prepared = _prepare(Zone(origin, {origin: old_apex}, {}, signed.rdclass), keys, params, now)
+    prepared = prepare_zone(Zone(origin, {origin: old_apex}, {}, signed.rdclass), keys, params, now)
     apex = dict(prepared.rrsets[origin])
     for t in (T.DNSKEY, T.NSEC3PARAM):
         if apex.get(t) != old_apex.get(t):

@@ -24,6 +24,7 @@ import time as _time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import dns.name
 import dns.rdatatype
@@ -33,7 +34,6 @@ from dnsseal.crypto.software import SignFunction
 from dnsseal.errors import CryptoError, InputError
 from dnsseal.signer import denial
 from dnsseal.signer.keysel import KEYSET_TYPES, SigningKey, assign
-from dnsseal.signer.ledger import SignatureLedger
 from dnsseal.signer.rrsig import Rrsig, absolute_time, labels_field
 from dnsseal.signer.verify import BatchVerifier, verify_sequential
 from dnsseal.zone import canonical
@@ -51,6 +51,19 @@ DEFAULT_BACKDATE = 3600  # dnssec-signzone's default start: one hour ago
 DEFAULT_VALIDITY = 30 * DAY  # and end: start + 30 days
 SERIAL_POLICIES = ("keep", "increment", "unixtime", "date")
 NO_NSEC3_ALGORITHMS = frozenset({1, 3, 5, 6})  # algorithms 3/5 predate NSEC3 (RFC 5155 2)
+
+
+class SignatureMemo(Protocol):
+    """What :func:`sign_zone` needs of a record of trusted signatures (the command line's
+    signature ledger, :class:`dnsseal.signfile.ledger.SignatureLedger`): ``digest`` keys a
+    signature by the signing key (index in the run's key list), its RRSIG RDATA and the
+    signed RRset's wire form; a digest in ``known`` is trusted without verifying it, and
+    the digest of every signature of the result is appended to ``made``."""
+
+    known: set[bytes]
+    made: bytearray
+
+    def digest(self, key_index: int, rrsig_rdata: bytes, rrset_wire: bytes) -> bytes: ...
 
 
 class JobStream:
@@ -103,7 +116,7 @@ class SignParams:
     checks existing signatures worth keeping (defaults: in this process).  ``ledger``:
     existing signatures in its ``known`` set are kept without verifying them, and the
     digests of every signature of the result are appended to its ``made`` (see
-    :mod:`dnsseal.signer.ledger`).
+    :class:`SignatureMemo`).
     """
 
     inception: int | None = None
@@ -118,7 +131,7 @@ class SignParams:
     dnskey_ttl: int | None = None
     batch: BatchSigner | None = field(default=None, compare=False)
     verify_batch: BatchVerifier | None = field(default=None, compare=False)
-    ledger: SignatureLedger | None = field(default=None, compare=False)
+    ledger: SignatureMemo | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +182,7 @@ def _dnskey_rdata(key: SigningKey) -> bytes:
     return canonical.rdata_wire(key.key.dnskey())
 
 
-def _check_keys(zone: Zone, keys: Sequence[SigningKey], params: SignParams) -> None:
+def check_keys(zone: Zone, keys: Sequence[SigningKey], params: SignParams) -> None:
     for k in keys:
         if k.active and not k.publish:
             raise InputError(
@@ -187,7 +200,7 @@ def _check_keys(zone: Zone, keys: Sequence[SigningKey], params: SignParams) -> N
         raise InputError(f"{zone.origin}: no active key with a private part to sign with")
 
 
-def _prepare(zone: Zone, keys: Sequence[SigningKey], params: SignParams, now: int) -> Zone:
+def prepare_zone(zone: Zone, keys: Sequence[SigningKey], params: SignParams, now: int) -> Zone:
     """The zone's data with serial, DNSKEY and NSEC3PARAM set and old chains removed.
 
     Nodes without chain records are shared with ``zone`` (RRsets and their dictionaries are
@@ -286,9 +299,9 @@ def _sign_zone(
     previous: Zone | None,
 ) -> SignedZone:
     keys = list(signing_keys)
-    _check_keys(zone, keys, params)
+    check_keys(zone, keys, params)
     validity(params, now)  # bad times fail before any work
-    data = _prepare(zone, keys, params, now)
+    data = prepare_zone(zone, keys, params, now)
     soa = data.soa()
     lay = layout(data)
     ttl = soa.negative_ttl
@@ -297,7 +310,7 @@ def _sign_zone(
     if params.nsec3 is not None:
         records = denial.nsec3_records(data, lay, params.nsec3, ttl)
     else:
-        records = [(r, canonical.name_wire(r.name)) for r in denial.nsec_chain(data, lay, ttl)]
+        records = denial.nsec_records(data, lay, ttl)
     chain = [rrset for rrset, _ in records]
     to_sign = signable(data, lay.kinds)
     for rrset, owner in records:
@@ -377,7 +390,7 @@ def sign_rrsets(
     the previous version's own signatures over identical RRsets (``previous``) and for
     ledger hits (``params.ledger``); everything else is checked with ``params.verify_batch``.
     This is the one signing step of both the full run (:func:`sign_zone`) and the command
-    line's re-sign of an edited file (:mod:`dnsseal.signer.resign`)."""
+    line's re-sign of an edited file (:mod:`dnsseal.signfile.resign`)."""
     inception, expiration, refresh = validity(params, now)
     key_exp = keyset_expiration(params, expiration)
     who = assign(keys, ksk_only=params.ksk_only, ignore_ksk_flag=params.ignore_ksk_flag)
@@ -398,6 +411,11 @@ def sign_rrsets(
     head_len = _RRSIG_FIXED.size + len(origin_wire)  # RRSIG RDATA before the signature
     ledger = params.ledger
     no_keep: list[_Keepable] = []  # shared: nothing to keep
+    todo: list[tuple[RRset, bytes, int, bytes, Sequence[int]]] = []
+    by_signers: dict[tuple[int, ...], int] = {}
+    # No old signature at all (a zone signed for the first time): every RRset goes
+    # straight to the signing queue, in the order pass 2 would have put it there.
+    fresh = not old_sigs
     for pos, (rrset, owner, labels) in enumerate(to_sign):
         name = rrset.name
         rtype = rrset.rtype
@@ -408,6 +426,10 @@ def sign_rrsets(
             rrs_wire = owner + _RR_HEAD.pack(rtype, rdclass, rrset.ttl, len(rd)) + rd
         else:
             rrs_wire = canonical.rrset_wire(owner, rtype, rdclass, rrset.ttl, rdatas)
+        if fresh:
+            todo.append((rrset, owner, labels, rrs_wire, signers))
+            by_signers[signers] = by_signers.get(signers, 0) + 1
+            continue
         old_node = old_sigs.get(name)
         old = old_node.get(rtype) if old_node else None
         if old is None:
@@ -458,10 +480,8 @@ def sign_rrsets(
     good = {cid for cid, ok in zip(check_ids, verdicts, strict=True) if ok}
 
     # Pass 2: keep what holds; decide which keys must sign what.
-    todo: list[tuple[RRset, bytes, int, bytes, Sequence[int]]] = []
     generated = retained = 0
     per_key: dict[int, int] = {}
-    by_signers: dict[tuple[int, ...], int] = {}
     plans.reverse()  # popped in order below: each plan freed once its todo entry exists
     for pos in range(len(plans)):
         rrset, owner, labels, rrs_wire, signers, keepable = plans.pop()
@@ -497,13 +517,14 @@ def sign_rrsets(
     # (rrset, owner wire, RRSIG head, RRset data, key index)
     pending: deque[tuple[RRset, bytes, bytes, bytes, int]] = deque()
     heads: dict[tuple[int, int, int, int, int], bytes] = {}
+    jitter = params.jitter
 
     def stream() -> Iterator[tuple[int, bytes]]:
         todo.reverse()
         while todo:  # consumed as streamed: the signed data is not held twice
             rrset, owner, labels, rrs_wire, idxs = todo.pop()
             base = key_exp if rrset.rtype in KEYSET_TYPES else expiration
-            exp = _jittered(base, params.jitter, owner, rrset.rtype)
+            exp = _jittered(base, jitter, owner, rrset.rtype) if jitter > 0 else base
             for idx in idxs:
                 hkey = (rrset.rtype, labels, rrset.ttl, exp, idx)
                 head = heads.get(hkey)

@@ -1,6 +1,6 @@
 """Finding the unchanged blocks of an edited signed zone file, by their digests.
 
-A snapshot (:mod:`dnsseal.signer.snapshot`) lists the blocks of the file as dnsseal wrote
+A snapshot (:mod:`dnsseal.signfile.filesnapshot`) lists the blocks of the file as dnsseal wrote
 it: one per owner name, in canonical order, with each block's length and digest.  An edit
 changes, adds or removes lines here and there; everything else is still there, in the same
 order, only shifted.  :func:`match_blocks` walks the snapshot's rows and the file together:
@@ -25,7 +25,7 @@ from itertools import accumulate
 import dns.exception
 import dns.name
 
-from dnsseal.signer.snapshot import DIGEST_SIZE, PAGE, Snapshot, block_digest
+from dnsseal.signfile.filesnapshot import DIGEST_SIZE, PAGE, Snapshot, block_digest
 
 # Rows looked up by owner text first, before the binary search over the rest.
 WINDOW = 16

@@ -1,5 +1,5 @@
 """What a change to a few names does to the rest of a signed zone, decided from the
-snapshot of its file: the part of the fast re-sign (:mod:`dnsseal.signer.resign`) that
+snapshot of its file: the part of the fast re-sign (:mod:`dnsseal.signfile.resign`) that
 places names and mends the NSEC or NSEC3 chain.
 
 Given the *affected* names (whose data may have changed) with their new data, and for every
@@ -13,7 +13,7 @@ the names it touches.  Names are walked in canonical order over the snapshot's r
 with the new names, so nothing is looked up in a whole-zone structure.
 
 A change of zone cut or DNAME above names that did not change would change their kind:
-that raises :class:`~dnsseal.signer.resign.Fallback` (the careful path handles it).
+that raises :class:`~dnsseal.signfile.resign.Fallback` (the careful path handles it).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import dns.name
 import dns.rdatatype
 
 from dnsseal.signer import denial
-from dnsseal.signer.blockmatch import RowIndex
-from dnsseal.signer.snapshot import Snapshot
+from dnsseal.signfile.blockmatch import RowIndex
+from dnsseal.signfile.filesnapshot import Snapshot
 from dnsseal.zone import canonical
 from dnsseal.zone.bitmap import type_bitmap
 from dnsseal.zone.model import CHAIN_TYPES, NameKind, OwnerName, RRset, Zone
@@ -41,7 +41,7 @@ Key = tuple[bytes, ...]
 
 
 class FallbackError(Exception):
-    """Raised here, turned into :class:`~dnsseal.signer.resign.Fallback` by the caller."""
+    """Raised here, turned into :class:`~dnsseal.signfile.resign.Fallback` by the caller."""
 
 
 def name_key(name: dns.name.Name) -> Key:

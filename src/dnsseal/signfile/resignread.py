@@ -1,4 +1,4 @@
-"""Reading an edited signed file for the fast re-sign (:mod:`dnsseal.signer.resign`):
+"""Reading an edited signed file for the fast re-sign (:mod:`dnsseal.signfile.resign`):
 the unchanged blocks a re-sign needs after all, the changed text, and what the changed
 text still holds of dnsseal's own output.
 
@@ -17,8 +17,8 @@ import dns.exception
 import dns.name
 import dns.rdatatype
 
-from dnsseal.signer.blockmatch import BlockMatch
-from dnsseal.signer.snapshot import Snapshot, block_digest, line_groups, type_of
+from dnsseal.signfile.blockmatch import BlockMatch
+from dnsseal.signfile.filesnapshot import Snapshot, block_digest, line_groups, type_of
 from dnsseal.zone import fastparse, rdtext
 from dnsseal.zone.model import OwnerName, RRset, Zone, ZoneBuilder
 from dnsseal.zone.text import format_rrset
@@ -121,7 +121,7 @@ class ChangedText:
         list[Record], dict[tuple[dns.name.Name, int], tuple[bytes, ...]]
     ]:  # fmt: skip
         """What the changed text still holds of blocks that changed, group by group (an
-        RRset's lines and its RRSIG lines, see :func:`~dnsseal.signer.snapshot.line_groups`):
+        RRset's lines and its RRSIG lines, see :func:`~dnsseal.signfile.filesnapshot.line_groups`):
 
         * the records of groups whose RRSIG lines are as written and whose RRset (as the
           new zone has it: ``data`` and ``chain``) is as written: our own output, like an

@@ -1,11 +1,11 @@
 """The common edit, done without reading the rest of its block: a block of a signed file
 whose lines are all still in dnsseal's form, where only the data of some RRsets changed.
 
-The fast re-sign (:mod:`dnsseal.signer.resign`) reads a changed block whole: every record
+The fast re-sign (:mod:`dnsseal.signfile.resign`) reads a changed block whole: every record
 parsed, every RRset through the signing step, the block formatted anew.  For an edit like
 "this host's address changes" that is five or six RRsets for one.  A *lane* is such a block
 taken group by group (an RRset's lines and its RRSIG lines, see
-:func:`~dnsseal.signer.snapshot.line_groups`), each compared with the snapshot's digests:
+:func:`~dnsseal.signfile.filesnapshot.line_groups`), each compared with the snapshot's digests:
 
 * a group as written is copied as it is (its RRset is the one signed, its signatures are
   ours and not due);
@@ -29,8 +29,8 @@ from itertools import pairwise
 import dns.exception
 import dns.rdatatype
 
-from dnsseal.signer.blockmatch import BlockMatch
-from dnsseal.signer.snapshot import Snapshot, block_digest, line_groups, type_of
+from dnsseal.signfile.blockmatch import BlockMatch
+from dnsseal.signfile.filesnapshot import Snapshot, block_digest, line_groups, type_of
 
 T = dns.rdatatype
 # Types a lane does not take: the apex's, a zone cut's, a DNAME (they change more than

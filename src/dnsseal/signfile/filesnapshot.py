@@ -2,7 +2,7 @@
 without reading it record by record.
 
 ``dnsseal signzone`` writes the signed zone as one block of text per owner name, in
-canonical order.  Next to it, in the ledger file (:mod:`dnsseal.signer.ledger`), it keeps a
+canonical order.  Next to it, in the ledger file (:mod:`dnsseal.signfile.ledger`), it keeps a
 snapshot with one row per block:
 
 * the block's length and a 128-bit digest of its text (:func:`block_digest`), so that a
@@ -50,8 +50,8 @@ import dns.rdatatype
 import dnsseal
 from dnsseal.signer.denial import Nsec3Params
 from dnsseal.signer.keysel import SigningKey
-from dnsseal.signer.ledger import key_secret
 from dnsseal.signer.rrsig import absolute_time
+from dnsseal.signfile.ledger import key_secret
 from dnsseal.zone import canonical
 from dnsseal.zone.bitmap import type_bitmap
 from dnsseal.zone.model import Zone
@@ -464,7 +464,7 @@ def zone_file_blocks(zone: Zone, header: bytes, feed: Callable[[bytes, bytes], N
     owner in canonical order, as :func:`~dnsseal.zone.text.iter_zone_text`), in pieces of
     ``batch`` blocks, each piece also passed to ``feed`` with its blocks' lengths
     (:meth:`SnapshotBuilder.feed`, perhaps in another process: see
-    :class:`~dnsseal.signer.parallel.ProcessSnapshot`).  A piece is encoded in one go, not
+    :class:`~dnsseal.signfile.helper.ProcessSnapshot`).  A piece is encoded in one go, not
     block by block: this runs once per owner of a full signing."""
     yield header
     texts: list[str] = []

@@ -3,16 +3,16 @@ command line's smart re-sign (``dnsseal signzone`` on its own output, edited in 
 
 The careful path reads every record of the file, signs the whole zone (keeping the
 signatures its ledger vouches for) and writes every record again.  With the snapshot of the
-file (:mod:`dnsseal.signer.snapshot`) most of that work has been done before and its
+file (:mod:`dnsseal.signfile.filesnapshot`) most of that work has been done before and its
 result is still in the file, byte for byte:
 
-1. :func:`~dnsseal.signer.blockmatch.match_blocks` finds the blocks (one per owner) that
+1. :func:`~dnsseal.signfile.blockmatch.match_blocks` finds the blocks (one per owner) that
    are unchanged, by their digests; the rest is *changed text*;
-2. the changed text is read with the careful parser (:mod:`dnsseal.signer.resignread`),
+2. the changed text is read with the careful parser (:mod:`dnsseal.signfile.resignread`),
    with the line before it for context where it needs one; the owners it names, the names
    whose blocks are gone and the apex are *affected*.  A block whose lines are all still
    in dnsseal's form and where only RRset data changed is a *lane*
-   (:mod:`dnsseal.signer.resignlane`): only its changed groups of lines are read and
+   (:mod:`dnsseal.signfile.resignlane`): only its changed groups of lines are read and
    signed, the others copied;
 3. their new data decides, with the snapshot's record of every other name's types, their
    place in the zone (:class:`~dnsseal.zone.model.NameKind`) and what changes in the NSEC or
@@ -22,7 +22,7 @@ result is still in the file, byte for byte:
 4. the affected and touched names (their blocks read from the file) go through the same
    signing step as a full run (:func:`~dnsseal.signer.sign.sign_rrsets`), so every keep or
    re-sign decision is the careful path's; signatures the changed text shows to be ours
-   (their lines as written, see :meth:`~dnsseal.signer.resignread.ChangedText.known_groups`)
+   (their lines as written, see :meth:`~dnsseal.signfile.resignread.ChangedText.known_groups`)
    are taken on trust or known not to fit without a check, as the ledger would;
 5. the output is the unchanged blocks' text, copied, with the touched names' blocks written
    anew in their places, and the snapshot of that output.
@@ -46,23 +46,19 @@ import dns.name
 import dns.rdataclass
 import dns.rdatatype
 
-from dnsseal.signer.blockmatch import BlockMatch, RowIndex, match_blocks
 from dnsseal.signer.keysel import SigningKey
-from dnsseal.signer.ledger import DIGEST_SIZE, LedgerFile, SignatureLedger
-from dnsseal.signer.resignchain import ChainPlan, FallbackError, name_key
-from dnsseal.signer.resignlane import Lane, find_lanes
-from dnsseal.signer.resignread import ChangedText, Fallback
 from dnsseal.signer.rrsig import labels_field
 from dnsseal.signer.sign import (
     SignParams,
     SignStats,
-    _check_keys,
-    _prepare,
+    check_keys,
+    prepare_zone,
     sign_rrsets,
     signable,
     validity,
 )
-from dnsseal.signer.snapshot import (
+from dnsseal.signfile.blockmatch import BlockMatch, RowIndex, match_blocks
+from dnsseal.signfile.filesnapshot import (
     Snapshot,
     SnapshotBuilder,
     SnapshotError,
@@ -71,6 +67,10 @@ from dnsseal.signer.snapshot import (
     decode,
     mac_key,
 )
+from dnsseal.signfile.ledger import DIGEST_SIZE, LedgerFile, SignatureLedger
+from dnsseal.signfile.resignchain import ChainPlan, FallbackError, name_key
+from dnsseal.signfile.resignlane import Lane, find_lanes
+from dnsseal.signfile.resignread import ChangedText, Fallback
 from dnsseal.zone import canonical, rdtext
 from dnsseal.zone.model import NameKind, OwnerName, RRset, Zone, ZoneBuilder
 from dnsseal.zone.text import format_rrset, header_text, name_block
@@ -86,7 +86,7 @@ class ResignReport:
     """What a fast re-sign read and reused: snapshot rows (``rows``), blocks copied without
     being read (``reused``), blocks read from the file (``parsed``: unchanged blocks of
     touched names, plus the changed regions; ``lanes`` of the regions only in the groups
-    that changed, see :mod:`dnsseal.signer.resignlane`), changed text (``regions``,
+    that changed, see :mod:`dnsseal.signfile.resignlane`), changed text (``regions``,
     ``octets``),
     names added and removed, blocks re-signed because their signatures were due
     (``refreshed``)."""
@@ -113,7 +113,7 @@ class ResignReport:
 @dataclass(frozen=True, slots=True)
 class ResignOutput:
     """The new file as pieces to write in order, the new ledger file's digests and
-    snapshot (for :func:`~dnsseal.signer.ledger.pack_ledger`), statistics and a report."""
+    snapshot (for :func:`~dnsseal.signfile.ledger.pack_ledger`), statistics and a report."""
 
     pieces: list[bytes | memoryview]
     digests: bytes
@@ -139,7 +139,7 @@ def resign_file(
     used (the ledger comes from ``ledger_file``).  Raises :class:`Fallback`, and what
     :func:`~dnsseal.signer.sign.sign_zone` raises for unusable keys or times."""
     origin = origin.canonicalize()
-    _check_keys(Zone(origin, {}), keys, params)
+    check_keys(Zone(origin, {}), keys, params)
     validity(params, now)  # bad times fail as they do on the careful path
     if not ledger_file.snapshot:
         raise Fallback("the ledger file holds no snapshot")
@@ -186,7 +186,7 @@ def resign_file(
 
 
 class _NoLanes(Exception):
-    """Some lanes are not lanes after all (see :mod:`dnsseal.signer.resignlane`): run again
+    """Some lanes are not lanes after all (see :mod:`dnsseal.signfile.resignlane`): run again
     with those blocks (``rows``) read whole."""
 
     def __init__(self, rows: set[int]) -> None:
@@ -294,7 +294,7 @@ class _Run(ChangedText):
         # Their new data: the changed records and their unchanged blocks.
         rows_read = {j for j in {*owner_row.values(), *extra_rows} if at[j] >= 0}
         zone = self.build(changes, rows_read)
-        data = _prepare(zone, self.keys, self.params, self.now)
+        data = prepare_zone(zone, self.keys, self.params, self.now)
         if data.get(origin, T.NS) is None:
             raise Fallback("no NS records at the apex")
         if data.soa().negative_ttl != snap.chain_ttl:
@@ -312,7 +312,7 @@ class _Run(ChangedText):
         if more:  # neighbours and blocks due for refresh: read them too
             rows_read |= more
             zone = self.build(changes, rows_read)
-            data = _prepare(zone, self.keys, self.params, self.now)
+            data = prepare_zone(zone, self.keys, self.params, self.now)
 
         # Sign the touched names' RRsets and chain records, as a full run does.
         kinds = {name: plan.kind(name) for name in data.rrsets}

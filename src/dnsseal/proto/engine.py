@@ -68,6 +68,9 @@ class ServedZone:
     snapshot: ZoneSnapshot
     history: tuple[ZoneSnapshot, ...] = ()
     allow_transfer: Acl = field(default_factory=Acl)
+    # A secondary's copy past its SOA expire: every query and transfer gets SERVFAIL (as
+    # BIND), and the byte tables leave the zone to the general path.
+    expired: bool = False
 
 
 @dataclass(slots=True)
@@ -107,7 +110,9 @@ class Engine:
         # after the ID.  Emptied with the zone set.
         self.udp_cache: dict[bytes, bytes] = {}
         self.stats = Stats()
-        self.wire = WireTable((z.snapshot for z in self.zones.values()), self.stats.by_rcode)
+        self.wire = WireTable(
+            (z.snapshot for z in self.zones.values() if not z.expired), self.stats.by_rcode
+        )
         self.older_versions: IxfrSource | None = None  # IXFR history beyond memory
 
     def _need_clock(self) -> None:
@@ -143,7 +148,8 @@ class Engine:
         # The UDP thread reads udp_cache, then wire (whose dicts change in place here):
         # the caches are emptied only once the table is complete, so an answer made from
         # the old version of the zone can only land in a cache that is being dropped.
-        self.wire.replace_zone(origin, served.snapshot if served is not None else None)
+        live = served is not None and not served.expired
+        self.wire.replace_zone(origin, served.snapshot if live and served else None)
         self.cache = {}
         self.udp_cache = {}
 
@@ -206,7 +212,7 @@ class Engine:
         if q.qclass != IN or q.qtype in XFR_TYPES or q.qtype in META_QTYPES:
             return None
         served = self.find_zone(q.qname, q.qtype)
-        if served is None:
+        if served is None or served.expired:
             return None
         snap = served.snapshot
         ans = lookup(snap, q.qname, q.qtype, q.do, tcp)
@@ -244,6 +250,8 @@ class Engine:
         if served is None:
             self.stats.refused += 1
             return [self._error(query, dns.rcode.REFUSED, tcp)]
+        if served.expired:
+            return [self._error(query, dns.rcode.SERVFAIL, tcp)]
         do = query.edns >= 0 and bool(query.ednsflags & dns.flags.DO)
         ans = lookup(served.snapshot, q.name, q.rdtype, do, tcp)
         by_rcode = self.stats.by_rcode
@@ -292,6 +300,8 @@ class Engine:
             return [self._error(query, dns.rcode.NOTAUTH, tcp)]
         if not tcp and q.rdtype == dns.rdatatype.AXFR:
             return [self._error(query, dns.rcode.FORMERR, tcp)]  # RFC 5936 4.2: TCP only
+        if served.expired:
+            return [self._error(query, dns.rcode.SERVFAIL, tcp)]
         zone = served.snapshot.origin.to_text()
         keyname = query.keyname if query.had_tsig else None
         if not served.allow_transfer.allows(client, keyname):

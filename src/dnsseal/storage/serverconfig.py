@@ -249,6 +249,12 @@ class ZoneConfig:
     serial_method: str = "increment"  # serial-update-method, one of SERIAL_METHODS
     ds: DsAutomation | None = None  # ds-automation / signaling (docs/ds-automation.md)
 
+    @property
+    def secondary(self) -> bool:
+        """A plain secondary: transferred from ``primaries`` and served exactly as they
+        serve it (signed or not), no signing of ours; ``file`` is the copy in state-dir."""
+        return bool(self.primaries) and self.policy is None
+
 
 @dataclass(frozen=True, slots=True)
 class ListenerLimits:
@@ -536,15 +542,6 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
                     "server.state-dir (remove one of file and primaries)",
                 )
                 continue
-            if spec.get("dnssec-policy", spec.get("policy")) is None:
-                c.fail(
-                    f"{where}.primaries",
-                    "primaries without a dnssec-policy would make a plain (unsigned) "
-                    "secondary, which dnsseal does not serve yet: add a dnssec-policy to sign "
-                    "what is transferred (bump in the wire), or keep the zone on a BIND, Knot "
-                    "or NSD secondary",
-                )
-                continue
             if state_dir is None:
                 c.fail(f"{where}.primaries", "transferring a zone in needs server.state-dir")
                 continue
@@ -562,6 +559,8 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
             continue
         presigned = bool(_get(c, _ZONE, where, spec, "presigned"))
         policy = spec.get("dnssec-policy", spec.get("policy"))
+        if primaries and policy is None:
+            presigned = True  # a secondary: served exactly as the primaries serve it
         if policy is not None:
             if not isinstance(policy, str):
                 spelt = "dnssec-policy" if "dnssec-policy" in spec else "policy"

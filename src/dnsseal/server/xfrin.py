@@ -94,6 +94,7 @@ class Secondary:
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.started_at = clock.now()
+        self._expiry: asyncio.TimerHandle | None = None
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -102,6 +103,9 @@ class Secondary:
             self.task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -129,6 +133,7 @@ class Secondary:
                 # A restart keeps the expire time left when we stopped (BIND does the same
                 # with the zone file's modification time).
                 self.started_at = refreshed_at(self.state) or self.started_at
+        self._arm_expire()
         while self._active():
             self._check_expire()
             if self.wake.is_set() or clock.now() >= (self.status.next_refresh or 0):
@@ -138,12 +143,8 @@ class Secondary:
                 except Exception:  # a bug must not end the zone's refreshes for good
                     log.exception("[%s] refresh failed", self.state.name)
                     self.status.next_refresh = clock.now() + NO_COPY_RETRY
-            # Wake for the next refresh (or retry), a NOTIFY, or the copy's expiry.
-            wake_at = self.status.next_refresh or 0
-            expire_at = self._expire_at()
-            if expire_at is not None and not self.status.expired:
-                wake_at = min(wake_at, expire_at)
-            delay = max(wake_at - clock.now(), MIN_INTERVAL)
+            self._arm_expire()
+            delay = max((self.status.next_refresh or 0) - clock.now(), MIN_INTERVAL)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), delay)
 
@@ -153,6 +154,25 @@ class Secondary:
             return None
         _, _, expire = self._timers()
         return (self.status.last_success or self.started_at) + expire
+
+    def _arm_expire(self) -> None:
+        """Check for expiry at the copy's expire time, whatever a refresh is waiting for
+        (a primary that does not answer holds a refresh for several seconds)."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        end = self._expire_at()
+        if end is None or self.status.expired:
+            return
+        delay = max(end - clock.now(), 0) + 0.05
+
+        def fire() -> None:
+            self._expiry = None
+            self._check_expire()
+            if not self.status.expired:
+                self._arm_expire()  # a primary answered meanwhile: the new expire time
+
+        self._expiry = asyncio.get_running_loop().call_later(delay, fire)
 
     def _check_expire(self) -> None:
         """Past the SOA expire time without a primary answering: a plain secondary stops

@@ -53,7 +53,7 @@ from dnsseal.server.xfrin import Secondary
 from dnsseal.server.zones import (
     WAITING,
     ZoneState,
-    expire_on_load,
+    expire_by_copy,
     keyring_of,
     load_one,
     sync_acl,
@@ -241,6 +241,11 @@ class AuthServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def reload_workers(self) -> None:
+        """Have the worker processes reload (SIGHUP): a secondary's copy expired or is
+        live again, which they read from the copy's file (server.zones.expire_by_copy)."""
+        self._signal_workers(signal.SIGHUP)
+
     def _signal_workers(self, sig: int) -> None:
         for pid in self.worker_pids:
             with contextlib.suppress(ProcessLookupError):
@@ -328,8 +333,8 @@ class AuthServer:
                     load_one, state, self.config.ixfr_versions, now
                 )
                 state.error = problem
-                if initial and problem is None:
-                    expire_on_load(state, now)  # a secondary's copy that expired while down
+                if problem is None:
+                    expire_by_copy(state, now)  # a secondary's copy past its expire time
                 if problem:
                     problems.append(f"{zcfg.name}: {problem}")
                     log.error("[%s] not loaded: %s", zcfg.name, problem)

@@ -49,7 +49,7 @@ from dnsseal.proto.xfrin import (
     soa_query,
     transfer_query,
 )
-from dnsseal.server.zones import install, refreshed_at, set_expired
+from dnsseal.server.zones import EXPIRED, install, refreshed_at, set_expired
 from dnsseal.storage import zonefile
 from dnsseal.storage.remotes import Primary
 from dnsseal.storage.serverconfig import file_signature
@@ -191,9 +191,10 @@ class Secondary:
             return
         log.error("[%s] no primary answered for %d s (SOA expire): serial %d expired, "
                   "answering SERVFAIL until a primary answers", name, expire, serial)  # fmt: skip
-        self.state.error = "expired: no primary answered within the SOA expire time"
+        self.state.error = EXPIRED
         if set_expired(self.state, True):
             self.automation.server.swap_zones()
+            self.automation.server.reload_workers()
 
     # -- one refresh ----------------------------------------------------------------------
 
@@ -230,6 +231,7 @@ class Secondary:
                     self.state.error = None
                     if set_expired(self.state, False):
                         self.automation.server.swap_zones()
+                        self.automation.server.reload_workers()
             refresh, _, _ = self._timers()  # a transfer may have brought a new SOA
             st.next_refresh = st.last_success + max(refresh, MIN_INTERVAL)
             return True

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WAITING = "waiting for the first transfer from the primaries"
+EXPIRED = "expired: no primary answered within the SOA expire time"
 
 
 @dataclass(slots=True)
@@ -179,17 +180,28 @@ def refreshed_at(state: ZoneState) -> int | None:
         return None
 
 
-def expire_on_load(state: ZoneState, now: int) -> None:
-    """A secondary's copy read at startup: expired at once when its primaries did not
-    answer for the SOA expire time before we stopped."""
+def expire_by_copy(state: ZoneState, now: int) -> bool:
+    """A secondary's copy read from its file: expired when its primaries did not answer
+    for the SOA expire time (the file's modification time says when one last did), live
+    again when one did since.  The main process decides with its refresh loop; this is
+    how a restart, and the worker processes (told by SIGHUP), see the same.  Returns
+    whether that changed anything."""
     if not state.config.secondary or state.served is None:
-        return
+        return False
     since = refreshed_at(state)
     end = copy_expires_at(state, since) if since is not None else None
-    if end is not None and now >= end and set_expired(state, True):
-        state.error = "expired: no primary answered within the SOA expire time"
+    expired = end is not None and now >= end
+    if not set_expired(state, expired):
+        return False
+    if expired:
+        state.error = EXPIRED
         log.error("[%s] the copy expired at %s: answering SERVFAIL until a primary answers",
-                  state.name, format_human_time(end))  # fmt: skip
+                  state.name, format_human_time(end or now))  # fmt: skip
+    else:
+        state.error = None
+        log.info("[%s] a primary answered: serving serial %d again", state.name,
+                 state.served.snapshot.serial)  # fmt: skip
+    return True
 
 
 def transfer_acl(cfg: ZoneConfig) -> Acl:
@@ -229,6 +241,6 @@ def preload(config: ServerConfig, now: int) -> dict[str, ZoneState]:
             continue
         _, problem = load_one(state, config.ixfr_versions, now)
         state.error = problem
-        expire_on_load(state, now)
+        expire_by_copy(state, now)
         states[zcfg.name] = state
     return states

@@ -59,6 +59,10 @@ tables may sit in this file too (as in a policies file).  Example::
     dnssec-policy = "default"         # (no `file`: the copy is kept in state-dir/
                                       #  example.net.xfr; the primary is never changed)
 
+    [zone."example.info"]             # a secondary, as BIND's `type secondary`
+    primaries = ["192.0.2.1 key xfr"] # (no dnssec-policy: served as transferred)
+    allow-transfer = ["secondaries"]
+
     [zone."example.org"]
     file = "zones/example.org.signed"
     presigned = true                  # served exactly as signed
@@ -73,11 +77,13 @@ default is ``yes`` with parental-agents, ``explicit`` without (BIND 9.20 default
 there too; dnsseal asks for it explicitly because it makes the server send queries to the
 resolvers).
 
-``primaries`` (bump in the wire): the zone's unsigned data comes by IXFR/AXFR from these
-servers (``addr[@port] [port N] [key NAME]``, TSIG with key NAME), checked on the SOA's
-refresh timer (retry on failure) and at once on a NOTIFY from one of them.  The transferred
-copy is stored in the state directory and signed like a ``file``; ``file`` and ``primaries``
-exclude each other.  A failed or malformed transfer leaves the previous data served.
+``primaries``: the zone's data comes by IXFR/AXFR from these servers (``addr[@port]
+[port N] [key NAME]``, TSIG with key NAME), checked on the SOA's refresh timer (retry on
+failure) and at once on a NOTIFY from one of them.  The transferred copy is stored in the
+state directory; ``file`` and ``primaries`` exclude each other.  A failed or malformed
+transfer leaves the previous data served.  With a ``dnssec-policy`` the copy is signed like
+a ``file`` (bump in the wire); without one the zone is a plain secondary, served exactly as
+transferred (a signed zone with its own signatures), SERVFAIL past the SOA expire time.
 
 This module only reads files; it never binds sockets or parses DNS messages.
 """

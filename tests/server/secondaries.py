@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,7 +196,13 @@ def named_secondary(d: Path, zone: str, primary: int) -> Iterator[Named]:
 
 
 def dnsseal_config(
-    d: Path, port: int, zone: str, primary: int, extra: str = "", notify: list[int] = ()
+    d: Path,
+    port: int,
+    zone: str,
+    primary: int,
+    extra: str = "",
+    notify: Sequence[int] = (),
+    workers: int = 1,
 ) -> Path:
     """dnsseal.toml in ``d``: ``zone`` a plain secondary of 127.0.0.1@primary (key xfr)."""
     d.mkdir(parents=True, exist_ok=True)
@@ -207,6 +213,7 @@ def dnsseal_config(
 listen = ["127.0.0.1@{port}"]
 control = "dnsseal.sock"
 state-dir = "state"
+workers = {workers}
 
 [key.xfr]
 algorithm = "hmac-sha256"

@@ -148,3 +148,25 @@ def test_expire_as_bind_and_restart_keeps_the_copy(tmp_path: Path) -> None:
                 wait_until(lambda: rcode(port, ZONE) == dns.rcode.NOERROR, 15, "dnsseal back")
                 wait_until(lambda: rcode(bind2.port, ZONE) == dns.rcode.NOERROR, 15, "named")
                 assert axfr(port, ZONE) == axfr(pport, ZONE, keyed=True)
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+def test_workers_serve_each_copy_and_follow_expiry(tmp_path: Path) -> None:
+    """workers = 2: whichever process the kernel gives a query to serves the new copy
+    after a NOTIFY, and answers SERVFAIL once the copy expired."""
+    port, pport = free_port(), free_port()
+    timers = "1 1 10 60"
+    with named_primary(tmp_path / "primary", ZONE, [port], False, pport, timers) as primary:
+        dnsseal_config(tmp_path, port, ZONE, pport, workers=2)
+        with dnsseal_serve(tmp_path, port, ZONE):
+            assert (tmp_path / "out.txt").read_text().count("listening on") == 2  # processes
+
+            def everywhere(name: str, want: int) -> bool:
+                # 30 queries from as many source ports: each process gets some.
+                return all(rcode(port, name, "A") == want for _ in range(30))
+
+            primary.update(ZONE, f"update add new.{ZONE} 60 A 192.0.2.99")
+            wait_until(lambda: everywhere(f"new.{ZONE}", dns.rcode.NOERROR), 10, "all serve it")
+            stop(primary.proc)  # type: ignore[arg-type]
+            wait_until(lambda: everywhere(f"www.{ZONE}", dns.rcode.SERVFAIL), 20, "expiry")

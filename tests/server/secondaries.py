@@ -117,6 +117,8 @@ options {{
     recursion no;
     dnssec-validation no;
     notify explicit;
+    minimal-responses yes;
+    minimal-any yes;
     min-refresh-time 1;
     min-retry-time 1;
     max-retry-time 2;

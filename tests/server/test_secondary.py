@@ -22,6 +22,7 @@ import pytest
 
 from conftest import free_port, stop
 
+from .compare import summary
 from .secondaries import (
     KEYRING,
     axfr,
@@ -36,6 +37,15 @@ from .secondaries import (
 )
 
 ZONE = "sec.example."
+QUESTIONS = [
+    ("", "SOA"),
+    ("", "DNSKEY"),
+    ("", "NS"),
+    ("www", "A"),
+    ("www", "AAAA"),  # no data
+    ("nowhere", "A"),  # no such name
+    ("", "MX"),
+]
 
 
 def notify(port: int, keyed: bool) -> dns.message.Message:
@@ -62,6 +72,13 @@ def test_named_primary_to_dnsseal_to_knot(tmp_path: Path) -> None:
                 assert any(r[1] == 46 for r in theirs) and any(r[1] == 48 for r in theirs)
                 wait_until(lambda: serial(port, ZONE) == serial(primary.port, ZONE), 10, "sync")
                 assert axfr(port, ZONE) == axfr(primary.port, ZONE, keyed=True)
+                # Answers too: the same records, proofs of nonexistence included.
+                for qname, qtype in QUESTIONS:
+                    name = f"{qname}.{ZONE}" if qname else ZONE
+                    q = dns.message.make_query(name, qtype, want_dnssec=True)
+                    ours = dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
+                    theirs_r = dns.query.udp(q, "127.0.0.1", port=primary.port, timeout=3)
+                    assert summary(ours) == summary(theirs_r), (name, qtype)
                 log = tmp_path / "out.txt"
                 assert re.search(r"transferred serial \d+ from .* \(AXFR\)", log.read_text())
 

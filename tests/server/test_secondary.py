@@ -7,7 +7,9 @@ same primary is the reference for expiry."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,6 +26,7 @@ from conftest import free_port, stop
 
 from .compare import summary
 from .secondaries import (
+    DNSSEAL,
     KEYRING,
     axfr,
     dnsseal_config,
@@ -46,6 +49,18 @@ QUESTIONS = [
     ("nowhere", "A"),  # no such name
     ("", "MX"),
 ]
+
+
+def ctl(d: Path, *args: str) -> str:
+    proc = subprocess.run(
+        [str(DNSSEAL), "ctl", "-c", str(d / "dnsseal.toml"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
 
 
 def notify(port: int, keyed: bool) -> dns.message.Message:
@@ -111,6 +126,15 @@ def test_named_primary_to_dnsseal_to_knot(tmp_path: Path) -> None:
                 assert notify(port, keyed=False).rcode() == dns.rcode.REFUSED
                 assert notify(port, keyed=True).rcode() == dns.rcode.NOERROR
 
+                # `ctl retransfer` (rndc retransfer) takes the whole zone again; zone-status
+                # shows the transfer side.
+                out = ctl(tmp_path, "retransfer", ZONE)
+                assert f"AXFR of serial {serial(primary.port, ZONE)}" in out, out
+                status = json.loads(ctl(tmp_path, "--json", "zone-status", ZONE))["data"]
+                assert status["primary-serial"] == serial(primary.port, ZONE)
+                assert status["expired"] is False and status["error"] is None
+                assert axfr(port, ZONE) == axfr(primary.port, ZONE, keyed=True)
+
             # Restarted with the primary still up: the copy is served at once.
             copy = axfr(primary.port, ZONE, keyed=True)
         with dnsseal_serve(tmp_path, port, ZONE):
@@ -156,6 +180,8 @@ def test_expire_as_bind_and_restart_keeps_the_copy(tmp_path: Path) -> None:
                 axfr(port, ZONE)  # no transfers of an expired zone either
             text = (tmp_path / "out.txt").read_text()
             assert "expired, answering SERVFAIL" in text, text
+            status = json.loads(ctl(tmp_path, "--json", "zone-status", ZONE))["data"]
+            assert status["expired"] is True and "expired" in status["error"], status
         # Restarted after expiry: SERVFAIL at once, as named after a restart.
         with dnsseal_serve(tmp_path, port):
             assert rcode(port, ZONE) == dns.rcode.SERVFAIL

@@ -275,3 +275,58 @@ def test_policy_check_reads_named_conf_too(tmp_path: Path) -> None:
     conf.write_text(NAMED_CONF.replace("dnskey-ttl 2h;", "dnskey-tll 2h;"))
     r = dnsseal("policy", "check", conf)
     assert r.exit_code == 1 and "policy.normal.dnskey-tll: unknown option" in r.output
+
+
+def test_keys_commands_refuse_a_policy_that_policy_check_refuses(tmp_path: Path) -> None:
+    """Regression: `keys run -c` ran a policy whose ZSK lifetime is shorter than a rollover
+    (which `policy check` and `serve` refuse), and made keys under it."""
+    conf = tmp_path / "p.toml"
+    conf.write_text(
+        '[policy.short]\nkeys = [ { role = "ksk", lifetime = "unlimited", algorithm = 13 },'
+        ' { role = "zsk", lifetime = "P1D", algorithm = 13 } ]\n'
+    )
+    for cmd in ("run", "timeline"):
+        r = CliRunner().invoke(
+            cli, ["keys", cmd, "example", "-K", str(tmp_path), "-p", "short", "-c", str(conf)]
+        )
+        assert r.exit_code != 0, r.output
+        assert "policy.short.keys[1].lifetime" in r.output, r.output
+        assert "Traceback" not in r.output
+    assert not list(tmp_path.glob("K*")), "no key made under a refused policy"
+
+
+def test_policy_check_refuses_a_csk_under_offline_ksk(tmp_path: Path) -> None:
+    """As BIND's kaspconf does (its checkconf test bad-offline-ksk): with offline-ksk the
+    KSK's private key is elsewhere, so a CSK, which also signs the zone, cannot work."""
+    conf = tmp_path / "p.toml"
+    conf.write_text(
+        '[policy.off]\noffline-ksk = true\nkeys = [ { role = "ksk", algorithm = 13 },'
+        ' { role = "zsk", algorithm = 13 }, { role = "csk", algorithm = 13 } ]\n'
+    )
+    r = dnsseal("policy", "check", conf)
+    assert r.exit_code == 1
+    assert f"{conf}: policy.off.keys[2].role: a CSK cannot be used with offline-ksk" in r.output
+    conf.write_text(
+        '[policy.off]\noffline-ksk = true\nkeys = [ { role = "ksk", algorithm = 13 },'
+        ' { role = "zsk", algorithm = 13 } ]\n'
+    )
+    assert dnsseal("policy", "check", conf).exit_code == 0
+
+
+def test_keys_commands_under_offline_ksk_make_no_key(tmp_path: Path) -> None:
+    """Regression: `keys run` under an offline-ksk policy made a KSK in the online key
+    directory (whose private key must never be here) and `keys timeline` planned KSK rolls.
+    Under offline-ksk the keys come from `ksr keygen` and the signed key response."""
+    conf = tmp_path / "p.toml"
+    conf.write_text(
+        '[policy.off]\noffline-ksk = true\nkeys = [ { role = "ksk", algorithm = 13 },'
+        ' { role = "zsk", algorithm = 13 } ]\n'
+    )
+    base = ["example", "-K", str(tmp_path), "-p", "off", "-c", str(conf)]
+    for cmd in (["run"], ["timeline"], ["run", "--dry-run"][:1]):
+        r = CliRunner().invoke(cli, ["keys", *cmd, *base])
+        assert r.exit_code != 0 and "uses offline-ksk" in r.output, r.output
+        assert "Traceback" not in r.output
+    assert not list(tmp_path.glob("K*")), "no key made under offline-ksk"
+    r = CliRunner().invoke(cli, ["keys", "status", *base])
+    assert r.exit_code == 0 and "No keys." in r.output, r.output

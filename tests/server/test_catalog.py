@@ -5,6 +5,7 @@ test_catalog_interop.py."""
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import time
 import tomllib
@@ -308,3 +309,39 @@ def _signed_soa(port: int, zone: str) -> int | None:
     q = dns.message.make_query(zone, "SOA", want_dnssec=True)
     r = dns.query.udp(q, "127.0.0.1", port=port, timeout=2)
     return int(r.answer[0][0].serial) if len(r.answer) == 2 else None
+
+
+def test_the_startup_lines_stay_short_with_many_zones(tmp_path: Path) -> None:
+    """Regression: the startup text gave every zone five lines (DS, three dig commands),
+    the catalog zone too (a DS and a DNSKEY query for an unsigned zone): 10,000 zones made
+    50,000 lines.  Now at most INTRO_ZONES zones are listed, the dig lines once."""
+    port = free_port()
+    (tmp_path / "z").write_text("@ 300 SOA ns h 1 3600 900 604800 300\n@ 300 NS ns\n")
+    zones = "".join(
+        f'[zone."z{i:02}.example"]\nfile = "z"\ndnssec-policy = "default"\n' for i in range(12)
+    )
+    (tmp_path / "dnsseal.toml").write_text(f"""
+[server]
+listen = ["127.0.0.1@{port}"]
+state-dir = "state"
+key-directory = "keys"
+{zones}
+[catalog."catalog.invalid"]
+""")
+    proc = _start(tmp_path, port)
+    try:
+        deadline = time.monotonic() + 60
+        while "dnsseal serving" not in (tmp_path / "log").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        stop(proc)
+    text = (tmp_path / "log").read_text()
+    assert "dnsseal serving 13 zone(s)" in text
+    assert text.count("  try:") == 1 and text.count("nonexistent.") == 1
+    listed = re.findall(r"^  (\S+) serial \d+ from .* \((.*)\)$", text, re.M)
+    assert len(listed) == 10 and "... and 3 more" in text
+    signed = [name for name, how in listed if how.startswith("signed")]
+    assert text.count("DS for the parent:") == len(signed)
+    assert listed[0] == ("catalog.invalid.", "catalog zone, RFC 9432")  # catalogs first
+    assert all(how.startswith("signed") for _, how in listed[1:])

@@ -27,6 +27,7 @@ from dnsseal.keymgr.plan import (
     DsWithdrawn,
     Fact,
     Facts,
+    KeyReport,
     Plan,
     RolloverRequest,
     StepApproved,
@@ -157,6 +158,18 @@ def _print_plan(plan: Plan) -> None:
         click.echo(f"{z}: no key event scheduled")
 
 
+def _refuse_offline(pol: Policy) -> None:
+    """Under offline-ksk no key manager makes or rolls keys here (as named with offline-ksk):
+    the ZSKs come from ``dnsseal ksr keygen`` and the DNSKEY RRset from the signed key
+    response the server imports."""
+    raise OptionError(
+        "--policy",
+        f"policy {pol.name!r} uses offline-ksk: keys are not made or rolled by `keys`; "
+        "pregenerate ZSKs with `dnsseal ksr keygen` and serve the KSK operator's signed key "
+        "response (docs/hsm.md, 'Offline KSK: the online signer')",
+    )
+
+
 def _run(
     zone: str,
     keydir: str,
@@ -171,6 +184,10 @@ def _run(
     pol = _policy(policy_name, conf)
     kd = KeyDirectory(keydir)
     keys = kd.keys(z)
+    if pol.offline_ksk:
+        if not dry_run:
+            _refuse_offline(pol)
+        return Plan(z, pol.name, now, tuple(KeyReport(k) for k in keys))  # the keys as they are
     plan = step(pol, keys, Facts(tuple(facts)), now, zone=z, keygen=None if dry_run else _keygen)
     if not dry_run:
         _apply(kd, plan, keys)
@@ -295,6 +312,8 @@ def keys_timeline(
     now = _now(now_text)
     z = _zone(zone)
     pol = _policy(policy_name, conf)
+    if pol.offline_ksk:
+        _refuse_offline(pol)
     try:
         horizon = parse_duration(until)
     except InputError as e:

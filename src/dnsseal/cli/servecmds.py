@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 import dns.dnssec
+import dns.name
 import dns.rdatatype
 from click.core import ParameterSource
 
@@ -31,6 +32,9 @@ from dnsseal.storage.serverconfig import (
     write_example_zone,
 )
 
+INTRO_ZONES = 10  # zones listed one by one at startup; the rest are counted
+INTRO_EXAMPLES = 3  # up to this many zones: dig lines for each, else for the first
+
 
 def _print_intro(server: AuthServer, config: ServerConfig) -> None:
     ep = config.listen[0]
@@ -39,19 +43,34 @@ def _print_intro(server: AuthServer, config: ServerConfig) -> None:
     for state in server.zones.values():
         if state.error:
             click.echo(f"  {state.name}: NOT served: {state.error}", err=True)
-    for state in served:
+    catalogs = {dns.name.from_text(c.name) for c in config.catalogs}
+    # A few zones: how to query each (as before); many: how to query the first signed one.
+    examples: list[str] = []
+    first = sorted(
+        served, key=lambda z: z.served is None or z.served.snapshot.origin not in catalogs
+    )
+    for state in first[:INTRO_ZONES]:
         assert state.served is not None
         snap = state.served.snapshot
         name = snap.origin.to_text()
-        how = (
-            f"signed under dnssec-policy {state.config.policy!r}"
-            if state.config.policy
-            else "presigned"
-        )
+        if snap.origin in catalogs:
+            how = "catalog zone, RFC 9432"
+        else:
+            how = (
+                f"signed under dnssec-policy {state.config.policy!r}"
+                if state.config.policy
+                else "presigned"
+            )
+            examples.append(name)
         click.echo(f"  {name} serial {snap.serial} from {state.config.file} ({how})")
-        for ds in _parent_ds(snap):
-            click.echo(f"  DS for the parent: {ds}")
+        if snap.origin not in catalogs:
+            for ds in _parent_ds(snap):
+                click.echo(f"  DS for the parent: {ds}")
+    if len(served) > INTRO_ZONES:
+        click.echo(f"  ... and {len(served) - INTRO_ZONES} more (dnsseal ctl zone-status ZONE)")
+    if examples:
         click.echo("  try:")
+    for name in examples if len(examples) <= INTRO_EXAMPLES else examples[:1]:
         click.echo(f"    dig @{ep.host} -p {ep.port} {name} SOA +dnssec +multi")
         click.echo(f"    dig @{ep.host} -p {ep.port} {name} DNSKEY +dnssec")
         click.echo(f"    dig @{ep.host} -p {ep.port} nonexistent.{name} A +dnssec")

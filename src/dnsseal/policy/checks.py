@@ -68,6 +68,18 @@ def check_policy(policy: Policy) -> list[OptionError]:
                 "a resolver could still hold a signature after it expires",
             )
         )
+    if policy.offline_ksk:
+        for i, key in enumerate(policy.keys):
+            if key.role == "csk":
+                # BIND's kaspconf refuses it too: the KSK half of a CSK would be offline, so
+                # the ZSK half could not sign the zone (BIND's checkconf test bad-offline-ksk)
+                out.append(
+                    OptionError(
+                        f"{base}.keys[{i}].role",
+                        "a CSK cannot be used with offline-ksk (its private key signs the "
+                        "zone, so it cannot stay offline): use a KSK and a ZSK",
+                    )
+                )
     n3 = policy.nsec3param
     if n3 is not None and n3.iterations > 0:
         out.append(

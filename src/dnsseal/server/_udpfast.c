@@ -47,6 +47,20 @@
 #define QR_AA 0x8400
 #define ECHO 0x0110 /* RD and CD are copied from the query */
 
+/* The query counters (dnsseal.server.counters, which says why; the numbers must match,
+ * checked there when this module is loaded): one table of 64-bit words per writer, a word
+ * per (question type row, rcode column); the loop adds to table 0 and the truncated word
+ * of table 0 of its process's slot, under the GIL, one increment per datagram. */
+#define QT_DIRECT 264 /* types 0..263 by number */
+#define QT_OTHER QT_DIRECT
+#define QT_NONE (QT_DIRECT + 1)
+#define QT_SLOTS (QT_DIRECT + 2)
+#define RC_SLOTS 17 /* rcode 0..15; 16: no response */
+#define TABLE_WORDS (QT_SLOTS * RC_SLOTS)
+#define REGIONS 4
+#define TRUNC_WORD (REGIONS * TABLE_WORDS)
+#define SLOT_WORDS ((TRUNC_WORD + REGIONS + 7) / 8 * 8)
+
 /* ------------------------------------------------------------------------------------- */
 /* The answer logic (shared by Loop.serve and the socket-free answer() used in tests).    */
 
@@ -732,19 +746,70 @@ typedef struct {
     struct mmsghdr smsg[BATCH];
     unsigned long long dropped;
     Py_ssize_t cache_limit;
+    Py_buffer counts_buf; /* the process's slot of the query counters (buf NULL: none) */
+    uint64_t *counts;
 } Loop;
 
 static void Loop_dealloc(Loop *self) {
     PyMem_RawFree(self->rbuf);
     PyMem_RawFree(self->sbuf);
+    if (self->counts_buf.obj != NULL) PyBuffer_Release(&self->counts_buf);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* The row of a message's question type: the name skipped label by label (a pointer ends
+ * it), QT_NONE when there is no question or it is cut short. */
+static unsigned qtype_row(const unsigned char *w, Py_ssize_t n) {
+    if (n < 12 || !(w[4] | w[5])) return QT_NONE;
+    Py_ssize_t pos = 12;
+    for (;;) {
+        if (pos >= n) return QT_NONE;
+        unsigned len = w[pos];
+        if (len == 0) {
+            pos += 1;
+            break;
+        }
+        if (len >= 0xC0) {
+            pos += 2;
+            break;
+        }
+        pos += (Py_ssize_t)len + 1;
+    }
+    if (pos + 2 > n) return QT_NONE;
+    unsigned qt = (unsigned)w[pos] << 8 | w[pos + 1];
+    return qt < QT_DIRECT ? qt : QT_OTHER;
+}
+
+/* Count one response sent (its question is the query's). */
+static inline void count_response(Loop *self, const unsigned char *r, Py_ssize_t n) {
+    uint64_t *c = self->counts;
+    if (c == NULL || n < 4) return;
+    c[qtype_row(r, n) * RC_SLOTS + (r[3] & 0x0F)]++;
+    if (r[2] & 0x02) c[TRUNC_WORD]++;
+}
+
 static int Loop_init(Loop *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"fd", "cache_limit", NULL};
+    static char *kwlist[] = {"fd", "cache_limit", "counts", NULL};
     int fd;
     Py_ssize_t cache_limit;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "in", kwlist, &fd, &cache_limit)) return -1;
+    PyObject *counts = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "in|O", kwlist, &fd, &cache_limit, &counts))
+        return -1;
+    if (self->counts_buf.obj != NULL) PyBuffer_Release(&self->counts_buf);
+    self->counts = NULL;
+    if (counts != Py_None) {
+        if (PyObject_GetBuffer(counts, &self->counts_buf, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) <
+            0)
+            return -1;
+        if (self->counts_buf.len < (Py_ssize_t)(SLOT_WORDS * sizeof(uint64_t)) ||
+            ((uintptr_t)self->counts_buf.buf % sizeof(uint64_t)) != 0) {
+            PyBuffer_Release(&self->counts_buf);
+            PyErr_SetString(PyExc_ValueError,
+                            "counts must be a writable, 8-byte aligned buffer of SLOT_WORDS words");
+            return -1;
+        }
+        self->counts = (uint64_t *)self->counts_buf.buf;
+    }
     if (cache_limit < 1) {
         PyErr_SetString(PyExc_ValueError, "cache_limit must be positive");
         return -1;
@@ -935,6 +1000,7 @@ static PyObject *Loop_serve(Loop *self, PyObject *engine) {
             }
         }
         if (rlen > 0) {
+            count_response(self, out, rlen);
             hits += kind == 1;
             fast += kind == 2;
             nx += kind == 3;
@@ -999,6 +1065,8 @@ static PyObject *Loop_send(Loop *self, PyObject *arg) {
             PyObject *wire = PyTuple_GET_ITEM(t, 0), *addr = PyTuple_GET_ITEM(t, 1);
             iov[k].iov_base = PyBytes_AS_STRING(wire);
             iov[k].iov_len = (size_t)PyBytes_GET_SIZE(wire);
+            count_response(self, (const unsigned char *)PyBytes_AS_STRING(wire),
+                           PyBytes_GET_SIZE(wire));
             memset(&msgs[k].msg_hdr, 0, sizeof(struct msghdr));
             msgs[k].msg_hdr.msg_iov = &iov[k];
             msgs[k].msg_hdr.msg_iovlen = 1;
@@ -1027,7 +1095,8 @@ static PyMethodDef Loop_methods[] = {
      "(engine.wire.answer, its answers cached), send those, and return the rest as\n"
      "(query, address, raw address) for the general path."},
     {"send", (PyCFunction)Loop_send, METH_O,
-     "send([(response, raw address), ...]): send Python's answers in batches."},
+     "send([(response, raw address), ...]): send Python's answers in batches (counted as\n"
+     "the loop's own)."},
     {NULL, NULL, 0, NULL}};
 
 static PyGetSetDef Loop_getset[] = {
@@ -1038,7 +1107,9 @@ static PyTypeObject LoopType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dnsseal.server._udpfast.Loop",
     .tp_basicsize = sizeof(Loop),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "The datagram loop of one UDP socket (recvmmsg/sendmmsg).",
+    .tp_doc = "Loop(fd, cache_limit, counts=None): the datagram loop of one UDP socket\n"
+              "(recvmmsg/sendmmsg); counts: the process's slot of the query counters\n"
+              "(a writable buffer of SLOT_WORDS 64-bit words), added to per response sent.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Loop_init,
     .tp_dealloc = (destructor)Loop_dealloc,
@@ -1166,6 +1237,13 @@ PyMODINIT_FUNC PyInit__udpfast(void) {
     Py_INCREF(&LoopType);
     if (PyModule_AddObject(m, "Loop", (PyObject *)&LoopType) < 0) {
         Py_DECREF(&LoopType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(m, "QT_SLOTS", QT_SLOTS) < 0 ||
+        PyModule_AddIntConstant(m, "RC_SLOTS", RC_SLOTS) < 0 ||
+        PyModule_AddIntConstant(m, "SLOT_WORDS", SLOT_WORDS) < 0 ||
+        PyModule_AddIntConstant(m, "TRUNC_WORD", TRUNC_WORD) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,10 +1,17 @@
 from collections.abc import Callable
 from typing import Any
 
+QT_SLOTS: int
+RC_SLOTS: int
+SLOT_WORDS: int
+TRUNC_WORD: int
+
 class Loop:
     dropped: int
-    def __init__(self, fd: int, cache_limit: int) -> None: ...
-    def serve(self, engine: Any) -> tuple[list[tuple[bytes, Any, bytes]], int, int, int, bool]: ...
+    def __init__(self, fd: int, cache_limit: int, counts: Any = None) -> None: ...
+    def serve(
+        self, engine: Any
+    ) -> tuple[list[tuple[bytes, Any, bytes]], int, int, int, int, bool]: ...
     def send(self, replies: list[tuple[bytes, bytes]]) -> None: ...
 
 def configure(

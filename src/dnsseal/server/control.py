@@ -174,14 +174,12 @@ class ControlServer:
             if command == "zone-status":
                 zone = views.iso_times(views.zone_view(srv, args[0], clock.now()))
                 return {"ok": True, "result": zone, "data": zone}
-            # result: for people; zones / keys: the API's document (POSIX seconds); data:
-            # the same with ISO 8601 times
+            # result: for people; data: the API's document (ISO 8601 times)
             if command == "zones":
                 doc = views.zones_view(srv, clock.now())
                 return {
                     "ok": True,
                     "result": views.zones_lines(doc),
-                    "zones": doc,
                     "data": views.iso_times(doc),
                 }
             if command == "keys":
@@ -189,7 +187,6 @@ class ControlServer:
                 return {
                     "ok": True,
                     "result": views.keys_lines(doc),
-                    "keys": doc,
                     "data": views.iso_times(doc),
                 }
             if command == "audit":

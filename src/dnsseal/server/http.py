@@ -8,7 +8,8 @@ DNS ports, not this one).  Routes (:data:`ROUTES`):
 * ``/metrics``: Prometheus text format (:mod:`dnsseal.server.metrics`);
 * ``/api/v1/zones``, ``/api/v1/zones/<zone>``, ``/api/v1/zones/<zone>/keys``,
   ``/api/v1/audit[?zone=Z&since=TIME&limit=N]``: JSON (:mod:`dnsseal.server.views`, the
-  same views ``dnsseal ctl --json`` prints);
+  same views ``dnsseal ctl --json`` prints, times as ISO 8601 UTC text by the same
+  :func:`~dnsseal.server.views.iso_times`);
 * ``/``: the status page, ``/zone/<zone>``: one zone's part of it
   (:mod:`dnsseal.server.statuspage`).
 
@@ -62,6 +63,11 @@ def _json(doc: Any, status: int = 200) -> Response:
     return status, JSON_TYPE, (json.dumps(doc, indent=1) + "\n").encode()
 
 
+def _view(doc: Any) -> Response:
+    """A view as ``ctl --json`` gives it: times in ISO 8601 UTC."""
+    return _json(views.iso_times(doc))
+
+
 def _zone(server: AuthServer, text: str) -> str:
     try:
         return server.find_state(unquote(text)).name
@@ -83,16 +89,16 @@ async def _metrics(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]
 
 async def _zones(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
     await presigned(server)
-    return _json(views.zones_view(server, clock.now()))
+    return _view(views.zones_view(server, clock.now()))
 
 
 async def _zone_detail(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
     await presigned(server)
-    return _json(views.zone_view(server, _zone(server, m["zone"]), clock.now()))
+    return _view(views.zone_view(server, _zone(server, m["zone"]), clock.now()))
 
 
 async def _keys(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
-    return _json(views.keys_view(server, _zone(server, m["zone"])))
+    return _view(views.keys_view(server, _zone(server, m["zone"])))
 
 
 def _one(q: dict[str, list[str]], name: str) -> str | None:
@@ -118,7 +124,7 @@ async def _audit(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) 
     if not limit_text.isdigit() or not 0 < int(limit_text) <= 100_000:
         raise HttpError(400, f"limit: a number in 1..100000, got {limit_text!r}")
     entries = await asyncio.to_thread(views.audit_view, server, zone, since, int(limit_text))
-    return _json({"audit": entries})
+    return _view({"audit": entries})
 
 
 async def _page(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:

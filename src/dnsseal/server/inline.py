@@ -42,6 +42,7 @@ from dnsseal.keys import algorithms
 from dnsseal.keys.ds import make_ds
 from dnsseal.keys.model import Key, KeyState, PrivateMaterial, RecordState
 from dnsseal.policy.model import KeySpec, Policy
+from dnsseal.server import counters
 from dnsseal.server.offlineksk import ResponseKeys
 from dnsseal.server.versions import (
     Version,
@@ -500,7 +501,16 @@ class InlineZone:
         params = self._params(now, self.serial_method if prev is not None or past_bind else first)
         if self.policy.offline_ksk:
             zone = self.offline.prepare(zone)
-        signed = sign_zone(zone, keys, params, now, previous=prev if keep_sigs else None).zone
+        signed = counters.timed_sign(
+            self.name,
+            "full",
+            sign_zone,
+            zone,
+            keys,
+            params,
+            now,
+            previous=prev if keep_sigs else None,
+        ).zone
         return self._keyset_from_response(signed)
 
     def _timers(self, zone: Zone, now: int) -> None:
@@ -568,7 +578,9 @@ class InlineZone:
             new = self._sign(plan, now, keep_sigs=not force)
         if new_file is not None:
             self.file_copy = new_file
-            self.copy_dirty = True  # written by save_source_copy, after the journal
+            # written by save_source_copy, after the journal; a restart reads the file again
+            # and finds no edit: the copy on disk is already this one
+            self.copy_dirty = self.copy_dirty or edits is None or bool(edits)
         prev = self.signed
         if prev is not None and not force:
             change = diff(prev, new)
@@ -622,7 +634,9 @@ class InlineZone:
         soa_in = tuple((self.origin, T.SOA, new_soa.ttl, rd) for rd in new_soa.rdatas)
         change = ZoneDiff(edits.removed + soa_out, edits.added + soa_in)
         params = self._params(now, self.serial_method)
-        result = sign_changes(self.signed, change, keys, params, now)
+        result = counters.timed_sign(
+            self.name, "incremental", sign_changes, self.signed, change, keys, params, now
+        )
         log.info(
             "[%s] reload: %d records out, %d in, signed incrementally",
             self.name,
@@ -651,7 +665,16 @@ class InlineZone:
             prev = self.signed
             plain = _with_serial(unsigned, next_serial(prev.soa().serial, self.serial_method, now))
             return self._finish(plain, now, "update")
-        signed = sign_changes(self.signed, change, keys, self._params(now, self.serial_method), now)
+        signed = counters.timed_sign(
+            self.name,
+            "incremental",
+            sign_changes,
+            self.signed,
+            change,
+            keys,
+            self._params(now, self.serial_method),
+            now,
+        )
         self.unsigned = unsigned
         if self.policy.offline_ksk:
             return self._finish(self._keyset_from_response(signed.zone), now, "update")

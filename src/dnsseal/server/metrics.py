@@ -9,10 +9,10 @@ Times are absolute POSIX timestamps (``*_timestamp_seconds``), never "days left"
 rule compares them with ``time()``.  The values come from :mod:`dnsseal.server.views`, the
 same functions that feed the JSON API and ``dnsseal ctl``.
 
-Event counters (:class:`Counters`) are process-wide and only ever incremented by the main
-process; the query counters are the engine's own (:class:`dnsseal.proto.engine.Stats`), which
-the C datagram loop already sums per batch, so scraping costs the datagram loop nothing.
-What they do not cover yet is listed in ``docs/observability.md``.
+The counters live in :mod:`dnsseal.server.counters`: event counters (:class:`Counters`),
+incremented by the main process where the event happens, and the query counters of every
+process (:class:`~dnsseal.server.counters.QueryCounts`), one shared memory slot per process,
+the C datagram loop adding to its words from C; a scrape sums the slots.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 import resource
-import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -28,8 +27,11 @@ import dns.rcode
 import dns.rdatatype
 
 from dnsseal import clock
-from dnsseal.server import views
+from dnsseal.server import counters, views
 from dnsseal.server.checkds import waiting_keys
+from dnsseal.server.counters import COUNTERS, EVENT_METRICS, Counters
+
+__all__ = ["CONTENT_TYPE", "COUNTERS", "EVENT_METRICS", "Counters", "Exposition", "render"]
 
 if TYPE_CHECKING:
     from dnsseal.server.service import AuthServer
@@ -39,8 +41,6 @@ RRSIG = int(dns.rdatatype.RRSIG)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-Labels = tuple[tuple[str, str], ...]
 
 
 def _escape_label(value: str) -> str:
@@ -94,43 +94,6 @@ class Exposition:
         return "\n".join(self._lines) + "\n"
 
 
-class Counters:
-    """Monotonic event counters of this process, by metric name and label set.  Increments
-    come from the event loop thread; a lock keeps a scrape's copy consistent anyway."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values: dict[str, dict[Labels, float]] = {}
-
-    def inc(self, name: str, amount: float = 1, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
-        with self._lock:
-            series = self._values.setdefault(name, {})
-            series[key] = series.get(key, 0) + amount
-
-    def set(self, name: str, value: float, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
-        with self._lock:
-            self._values.setdefault(name, {})[key] = value
-
-    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
-        with self._lock:
-            series = dict(self._values.get(name, {}))
-        return [(dict(k), v) for k, v in sorted(series.items())]
-
-
-COUNTERS = Counters()  # this process's event counters (the main process serves /metrics)
-
-# name -> (type, help): the event counters other modules increment through COUNTERS
-EVENT_METRICS: dict[str, tuple[str, str]] = {
-    "dnsseal_signatures_created_total": (
-        "counter",
-        "RRSIG records made by the signer for the zone's published versions.",
-    ),
-    "dnsseal_alerts_fired_total": ("counter", "Alerts raised, by zone and alert name."),
-}
-
-
 def published(zone: str, version: Version) -> None:
     """A new version of ``zone`` went out: count the RRSIGs it added (all of them for the
     first version, which has no diff)."""
@@ -147,6 +110,7 @@ def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:
     states = sorted(server.zones.values(), key=lambda s: s.name)
     serial, expiry, key_event, resign, load_errors, cond = [], [], [], [], [], []
     key_info, key_wait, parent, wait_since, refresh, wait_limit = [], [], [], [], [], []
+    pending = []
     for s in states:
         z = {"zone": s.name}
         if s.served is not None:
@@ -170,6 +134,8 @@ def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:
             continue
         if plan.next_event is not None:
             key_event.append((z, plan.next_event))
+        if pol.manual_mode:
+            pending.append((z, 1 if plan.pending else 0))
         for r in plan.keys:
             if r.purge:
                 continue
@@ -268,6 +234,13 @@ def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:
         wait_limit,
     )
     ex.family(
+        "dnsseal_zone_pending_step",
+        "gauge",
+        "manual-mode zones: 1 while the key manager's next step waits for the operator "
+        "(`dnsseal ctl dnssec -step ZONE`).",
+        pending,
+    )
+    ex.family(
         "dnsseal_parent_ds_match",
         "gauge",
         "1 when the agent's DS set (key tags) is the one expected at the last checkds.",
@@ -275,43 +248,42 @@ def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:
     )
 
 
+def _qtype_label(row: int) -> str:
+    if row == counters.QT_OTHER:
+        return "other"
+    if row == counters.QT_NONE:
+        return "none"
+    return dns.rdatatype.to_text(dns.rdatatype.RdataType.make(row))
+
+
+def _rcode_label(column: int) -> str:
+    return "dropped" if column == counters.RC_DROPPED else counters.rcode_text(column)
+
+
 def _query_counters(ex: Exposition, server: AuthServer) -> None:
-    s = server.engine.stats
-    by_rcode = dict(s.by_rcode)  # a copy: the UDP thread adds to it
-    ex.family(
-        "dnsseal_queries_received_total",
-        "counter",
-        "DNS messages received over UDP and TCP (this process).",
-        [({}, s.queries)],
-    )
+    table, truncated = counters.QUERIES.totals()
     ex.family(
         "dnsseal_queries_total",
         "counter",
-        "Responses by rcode (this process; answers from the UDP response cache are counted "
-        "in dnsseal_queries_cached_total instead).",
+        "Queries received, by transport, question type and the response's rcode (every "
+        'process and every answer path; rcode "dropped": no response sent, qtype "none": '
+        'no question, "other": a type above 263).',
         [
-            ({"rcode": dns.rcode.to_text(dns.rcode.Rcode(r))}, n)
-            for r, n in sorted(by_rcode.items())
+            ({"proto": proto, "qtype": _qtype_label(qt), "rcode": _rcode_label(rc)}, n)
+            for (proto, qt, rc), n in sorted(table.items())
         ],
+    )
+    ex.family(
+        "dnsseal_responses_truncated_total",
+        "counter",
+        "Responses sent with the TC bit (too large for UDP, or slipped by rate limiting).",
+        [({}, truncated)],
     )
     ex.family(
         "dnsseal_queries_cached_total",
         "counter",
-        "Queries answered from the response cache of the general path (this process).",
-        [({}, s.cache_hits)],
-    )
-    ex.family("dnsseal_queries_refused_total", "counter", "Queries refused.", [({}, s.refused)])
-    ex.family(
-        "dnsseal_queries_formerr_total",
-        "counter",
-        "Messages answered with FORMERR.",
-        [({}, s.formerr)],
-    )
-    ex.family(
-        "dnsseal_xfr_out_total",
-        "counter",
-        "Zone transfers (AXFR and IXFR) served.",
-        [({}, s.transfers)],
+        "Queries answered from the response cache of the general path (main process only).",
+        [({}, server.engine.stats.cache_hits)],
     )
 
 
@@ -353,7 +325,7 @@ def _process(ex: Exposition, server: AuthServer, now: int) -> None:
     ex.family(
         "dnsseal_worker_processes",
         "gauge",
-        "Processes answering on the ports (the counters above are the main process's).",
+        "Processes answering on the ports (dnsseal_queries_total sums them all).",
         [({}, 1 + len(server.worker_pids))],
     )
     ex.family("dnsseal_reloads_total", "counter", "Configuration reloads.", [({}, server.reloads)])
@@ -362,6 +334,7 @@ def _process(ex: Exposition, server: AuthServer, now: int) -> None:
 def render(server: AuthServer, now: int | None = None) -> str:
     """One scrape of ``server`` (``now``: the time the views are computed at)."""
     when = clock.now() if now is None else now
+    counters.drain()  # the workers' events up to now
     ex = Exposition()
     _zone_gauges(ex, server, when)
     for name, (kind, help_text) in EVENT_METRICS.items():

@@ -24,7 +24,7 @@ from dnsseal import clock
 from dnsseal.durations import parse_duration, parse_when
 from dnsseal.errors import DnssealError, InputError
 from dnsseal.policy.model import Policy
-from dnsseal.server import http, views
+from dnsseal.server import counters, http, views
 from dnsseal.server.alerts import Alerts
 from dnsseal.storage.journal import AuditEvent, Journal
 
@@ -186,6 +186,7 @@ class Observability:
         while True:
             await asyncio.sleep(TICK)
             try:
+                counters.drain()  # the workers' counted events (their socket stays short)
                 await http.presigned(self.server)
                 now = clock.now()
                 events = self.look(now)
@@ -265,6 +266,6 @@ async def audit_command(server: AuthServer, args: Sequence[str]) -> dict[str, An
         else:
             raise LookupError(f"one zone at most; usage: {AUDIT_USAGE}")
         i += 1
-    entries = await asyncio.to_thread(views.audit_view, server, zone, since, limit)
+    entries = views.iso_times(await asyncio.to_thread(views.audit_view, server, zone, since, limit))
     lines = [json.dumps(e) for e in entries] if as_json else views.audit_lines(entries)
     return {"ok": True, "result": lines, "entries": entries}

@@ -41,7 +41,7 @@ from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.rrl import RateLimitConfig, RateLimiter, Verdict, classify, slip_response
 from dnsseal.proto.snapshot import ZoneSnapshot
-from dnsseal.server import catalog, sdnotify
+from dnsseal.server import catalog, counters, sdnotify
 from dnsseal.server.automation import Automation, is_update
 from dnsseal.server.binding import TCP_BACKLOG, Bound, bind_listeners
 from dnsseal.server.control import ControlServer
@@ -475,6 +475,7 @@ class AuthServer:
         """In the main process: the reply to an UPDATE (from a client or relayed by a
         worker), sent only once every worker serves the version it made."""
         reply = await self.automation.handle_update(wire, client)
+        counters.update_answered(self.zones, wire, reply)
         if self.links is not None:
             await self.links.wait_current()
         return reply
@@ -521,6 +522,7 @@ class AuthServer:
             )
             try:
                 transport.sendto(wire)
+                counters.notify_sent(zone)
                 await asyncio.wait_for(fut, timeout)
             except TimeoutError:
                 log.info(
@@ -588,6 +590,7 @@ class AuthServer:
             except Exception:  # a bug must not stop the server: log it, drop the packet
                 log.exception("[server] error answering a UDP query from %s", addr[0])
                 return
+            counters.QUERIES.answered(counters.UDP_LOOP, data, out, self.zones)
             for response in out:
                 wire = response if limit is None else limit(data, response, addr)
                 if wire is None:
@@ -661,6 +664,7 @@ class AuthServer:
                 except Exception:
                     log.exception("[server] error answering a TCP query from %s", client)
                     return
+                counters.QUERIES.answered(counters.TCP, wire, out, self.zones)
                 for msg in out:
                     if transport.is_closing():
                         return

@@ -60,7 +60,12 @@ th { background: #f0f0f0; }
 table.keys { display: block; max-width: 100%; overflow-x: auto; }
 table.keys td, table.keys th { font-size: 0.82em; padding: 0.2em 0.45em; }
 .timeline { background: #fff; border: 1px solid #ddd; margin: 0.5em 0; overflow-x: auto; }
+.pending-step { background: #fff4d6; border-left: 0.3em solid #f5c542; padding: 0.2em 0.8em; }
 """
+
+
+# manual-mode: the key manager holds a step for the operator (the zone's section says which)
+PENDING = ' <span class="cond waiting" data-pending-step="1">step to approve</span>'
 
 
 def _t(ts: int | None) -> str:
@@ -202,6 +207,13 @@ def _zone_section(server: AuthServer, state: ZoneState, now: int) -> str:
         out.append(f'<p class="problem-text">problem: {escape(p)}</p>')
     for w in s["waiting-on-parent"]:
         out.append(f"<p>key {w['tag']}: {escape(w['waiting'] or w['reason'])}</p>")
+    if s["pending-step"]:  # manual-mode: the key manager waits for the operator
+        zone = escape(state.name.rstrip(".") or ".")
+        steps = "".join(f"<li>{escape(p)}</li>" for p in s["pending-step"])
+        out.append(
+            f'<div class="pending-step"><p>pending step (manual-mode), approve with '
+            f"<code>dnsseal ctl dnssec -step {zone}</code>:</p><ul>{steps}</ul></div>"
+        )
     out.append(
         f"<p>serial {s['serial'] if s['serial'] is not None else '-'} · next key event "
         f"{_t(s['next-key-event-time'])} · next signing {_t(s['next-resign-time'])} · "
@@ -266,7 +278,7 @@ def render(server: AuthServer, now: int) -> str:
         summary_rows.append(
             f'<tr class="zone-row" data-zone="{escape(state.name)}" '
             f'data-condition="{s["condition"]}"><td>{_zone_link(state, state.name in shown)}'
-            f"</td><td>{_cond(s['condition'])}</td>"
+            f"</td><td>{_cond(s['condition'])}{PENDING if s['pending-step'] else ''}</td>"
             f"<td>{s['serial'] if s['serial'] is not None else '-'}</td>"
             f"<td>{_t(s['next-key-event-time'])}</td>"
             f"<td>{_t(s['rrsig-earliest-expiry-time'])}</td><td>{s['key-count']}</td></tr>"

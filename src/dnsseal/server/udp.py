@@ -11,6 +11,9 @@ answered in C, everything else handed back here and answered as before.  Otherwi
 ``DNSSEAL_UDP_LOOP=python`` in the environment, a pure-Python loop does the same one
 datagram at a time with ``recvfrom``/``sendto``; both give the same answers
 (tests/server/test_udpfast.py).
+
+Every response is counted in :data:`dnsseal.server.counters.QUERIES` (this process's slot):
+by the C loop itself for what it sends, by the Python loop per datagram.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from types import ModuleType
 
 from dnsseal.proto.engine import Engine
 from dnsseal.proto.wiretable import NATIVE_HELPERS
+from dnsseal.server import counters
 from dnsseal.storage.serverconfig import Endpoint
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,13 @@ try:
     from dnsseal.server import _udpfast as _built
 
     _built.configure(*NATIVE_HELPERS)
+    if (getattr(_built, "SLOT_WORDS", None), getattr(_built, "TRUNC_WORD", None)) != (
+        counters.SLOT_WORDS,
+        counters.TRUNC_WORD,
+    ):  # built from another version of the counter layout: it would count wrong
+        log.warning("[server] _udpfast was built for another query counter layout: "
+                    "the Python UDP loop answers (rebuild it: pip install .)")  # fmt: skip
+        raise ImportError("_udpfast: query counter layout differs")
     _udpfast = _built
 except ImportError:  # not built (no C compiler at install time): the Python loop answers
     _udpfast = None
@@ -103,7 +114,7 @@ class UdpListener:
         path and sends those; what it returns (the general path's) is answered here exactly
         as :meth:`_run` answers it."""
         assert _udpfast is not None
-        loop = _udpfast.Loop(self.sock.fileno(), UDP_CACHE_LIMIT)
+        loop = _udpfast.Loop(self.sock.fileno(), UDP_CACHE_LIMIT, counters.QUERIES.buffer())
         engine = self.engine
         handoff, slow = self.loop.call_soon_threadsafe, self.slow
         stats = engine.stats
@@ -153,6 +164,8 @@ class UdpListener:
         handoff, slow = self.loop.call_soon_threadsafe, self.slow
         stats = engine.stats
         limit = self.limit
+        count = counters.QUERIES.count
+        region = counters.UDP_THREAD
         while True:
             try:
                 data, addr = recv(65535)
@@ -188,6 +201,7 @@ class UdpListener:
                 if len(cache) >= UDP_CACHE_LIMIT:
                     cache.clear()
                 cache[key] = wire[2:]
+            count(region, data, wire)  # the answer given (rate limiting is counted apart)
             if limit is not None:
                 limited = limit(data, wire, addr)
                 if limited is None:

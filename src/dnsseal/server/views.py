@@ -290,6 +290,7 @@ def zone_summary(state: ZoneState, now: int) -> dict[str, Any]:
         "next-key-event-time": next_key,
         "rrsig-earliest-expiry-time": horizon,
         "key-count": len([r for r in plan.keys if not r.purge]) if plan is not None else 0,
+        "pending-step": list(plan.pending) if plan is not None else [],  # manual-mode
     }
 
 
@@ -357,6 +358,8 @@ def next_step(state: ZoneState, now: int) -> str:
             f"remove DS {tag} from the parent, then "
             f"`dnsseal ctl dnssec -checkds -key {tag} withdrawn {zone}`"
         )
+    if inline is not None and inline.plan is not None and inline.plan.pending:  # manual-mode
+        return f"approve the key manager's pending step: `dnsseal ctl dnssec -step {zone}`"
     if inline is not None and inline.offline.running_out:
         return f"{inline.offline.status} (`dnsseal ksr import`, then `dnsseal ctl loadkeys {zone}`)"
     plan = inline.plan if inline is not None else None
@@ -493,9 +496,8 @@ def is_time_key(key: str) -> bool:
 
 def iso_times(doc: Any) -> Any:
     """``doc`` with every point in time (an integer under a time key, see
-    :data:`TIME_KEYS`) given as ISO 8601 UTC text; the rest as it is.  The HTTP API keeps
-    POSIX seconds (for programs doing arithmetic); ``ctl`` shows people and scripts
-    ISO 8601."""
+    :data:`TIME_KEYS`) given as ISO 8601 UTC text; the rest as it is.  What the HTTP API
+    and ``ctl --json`` return (the metrics keep POSIX seconds, for alert arithmetic)."""
     if isinstance(doc, dict):
         return {
             k: (

@@ -8,7 +8,9 @@ main process alone owns the control socket, the journal, NOTIFY and the signing 
 zones; it forwards reloads (SIGHUP), sends every new inline-signed version to the workers
 and answers the UPDATEs they relay (a socket pair per worker, :mod:`dnsseal.server.zonesync`),
 and stops the workers.  A worker dies with its main process (PR_SET_PDEATHSIG), so a killed
-server never leaves orphans answering with old data.
+server never leaves orphans answering with old data.  Each process counts the queries it
+answers in its own slot of one shared memory map made before the fork
+(:mod:`dnsseal.server.counters`); the main process sums them for ``/metrics``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dnsseal import clock
+from dnsseal.server import counters
 from dnsseal.server.binding import Bound, bind_all
 from dnsseal.server.service import AuthServer
 from dnsseal.server.zones import ZoneState, preload
@@ -85,9 +88,12 @@ def _serve(
     gc.freeze()
     pids: list[int] = []
     links: list[tuple[int, socket.socket]] = []
+    queries = counters.QUERIES
+    queries.share(config.workers)  # slot 0: ours; slot i: worker i
+    inbox, outbox = counters.event_sockets()  # the workers' other counted events
     # One UDP and one TCP socket per endpoint shared by every process: each datagram goes
     # to one process blocked in recvfrom, each connection to one process in accept.
-    for _ in range(config.workers - 1):
+    for index in range(1, config.workers):
         sys.stdout.flush()
         sys.stderr.flush()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -96,6 +102,9 @@ def _serve(
             code = 0
             try:
                 _die_with_parent()
+                queries.attach(index)
+                inbox.close()
+                counters.forward_to(outbox)
                 ours.close()
                 for _, other in links:
                     other.close()
@@ -114,5 +123,7 @@ def _serve(
         theirs.close()
         pids.append(pid)
         links.append((pid, ours))
+    outbox.close()
+    counters.receive_from(inbox)
     main = AuthServer(config, config_path, zones=zones, worker_pids=pids, links=links, bound=bound)
     asyncio.run(_run(main, on_started))

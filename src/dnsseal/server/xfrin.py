@@ -49,6 +49,7 @@ from dnsseal.proto.xfrin import (
     soa_query,
     transfer_query,
 )
+from dnsseal.server import counters
 from dnsseal.server.zones import EXPIRED, install, refreshed_at, set_expired
 from dnsseal.storage import zonefile
 from dnsseal.storage.remotes import Primary
@@ -256,13 +257,17 @@ class Secondary:
                 await asyncio.to_thread(self._touch)
             return
         try:
-            new, kind = await self._transfer(primary, key, ours)
+            new, kind = await counters.xfr_in(
+                self.state.name, ours is not None, self._transfer(primary, key, ours)
+            )
         except TransferError as e:
             if ours is None:
                 raise
             log.warning("[%s] IXFR from %s failed (%s): trying AXFR",
                         self.state.name, primary.endpoint, e)  # fmt: skip
-            new, kind = await self._transfer(primary, key, None)
+            new, kind = await counters.xfr_in(
+                self.state.name, False, self._transfer(primary, key, None)
+            )
         await self._store(new)
         now = clock.now()
         st.last_transfer = now

@@ -13,6 +13,7 @@ from dnsseal.errors import OptionError
 from dnsseal.keys.model import Key
 from dnsseal.policy import build, namedconf, tomlfmt
 from dnsseal.policy.build import PolicyErrors
+from dnsseal.policy.checks import check_policy
 from dnsseal.policy.model import Policy
 from dnsseal.storage import atomic, options
 from dnsseal.storage.files import read_text
@@ -74,10 +75,13 @@ def collect_policies(
 
 def load_policies(path: str | Path | None) -> dict[str, Policy]:
     """The policies a configuration file defines ({} without a file); raises
-    :class:`~dnsseal.policy.build.PolicyErrors` listing every problem."""
+    :class:`~dnsseal.policy.build.PolicyErrors` listing every problem, including what
+    ``dnsseal policy check`` rejects as unsafe (nothing runs a policy that check refuses)."""
     if path is None:
         return {}
     policies, errors = collect_policies(path)
+    for p in policies.values():
+        errors += check_policy(p)
     if errors:
         raise PolicyErrors(str(path), errors)
     return policies

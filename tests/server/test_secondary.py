@@ -213,3 +213,26 @@ def test_workers_serve_each_copy_and_follow_expiry(tmp_path: Path) -> None:
             wait_until(lambda: everywhere(f"new.{ZONE}", dns.rcode.NOERROR), 10, "all serve it")
             stop(primary.proc)  # type: ignore[arg-type]
             wait_until(lambda: everywhere(f"www.{ZONE}", dns.rcode.SERVFAIL), 20, "expiry")
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+def test_before_the_first_transfer_servfail_as_named(tmp_path: Path) -> None:
+    """The primary not up yet: named (secondary) and dnsseal both answer SERVFAIL for the
+    zone, not REFUSED; a name in no zone of ours stays REFUSED; once the primary is up
+    (its NOTIFY), both serve the zone."""
+    port, pport = free_port(), free_port()
+    with named_secondary(tmp_path / "bind2", ZONE, pport) as bind2:
+        dnsseal_config(tmp_path, port, ZONE, pport)
+        with dnsseal_serve(tmp_path, port):
+            wait_until(lambda: rcode(bind2.port, ZONE) is not None, 20, "named to answer")
+            for server in (port, bind2.port):
+                assert rcode(server, ZONE) == dns.rcode.SERVFAIL, server
+                assert rcode(server, f"www.{ZONE}", "A") == dns.rcode.SERVFAIL, server
+                assert rcode(server, "elsewhere.example.", "A") == dns.rcode.REFUSED, server
+            with pytest.raises(dns.exception.DNSException):
+                axfr(port, ZONE)
+            with named_primary(tmp_path / "primary", ZONE, [port, bind2.port], False, pport):
+                for server in (port, bind2.port):
+                    wait_until(lambda s=server: serial(s, ZONE) == 1, 15, f"{server} serves")  # type: ignore[misc]
+                assert axfr(port, ZONE) == axfr(pport, ZONE, keyed=True)

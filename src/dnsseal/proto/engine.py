@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import dns.edns
@@ -114,6 +114,9 @@ class Engine:
             (z.snapshot for z in self.zones.values() if not z.expired), self.stats.by_rcode
         )
         self.older_versions: IxfrSource | None = None  # IXFR history beyond memory
+        # Secondaries configured but without a copy yet (name keys): SERVFAIL, as BIND,
+        # rather than REFUSED (a zone we do not serve).
+        self.pending: frozenset[tuple[bytes, ...]] = frozenset()
 
     def _need_clock(self) -> None:
         if self.keyring and self.clock is None:
@@ -152,6 +155,25 @@ class Engine:
         self.wire.replace_zone(origin, served.snapshot if live and served else None)
         self.cache = {}
         self.udp_cache = {}
+
+    def set_all_pending(self, origins: Iterable[dns.name.Name]) -> None:
+        """Every zone waiting for its first data (see :meth:`set_pending`)."""
+        pending = frozenset(name_key(o) for o in origins)
+        if pending != self.pending:
+            self.pending = pending
+            self.cache = {}
+
+    def set_pending(self, origin: dns.name.Name, pending: bool) -> None:
+        """Mark the zone at ``origin`` as configured here but without data yet (a secondary
+        before its first transfer): SERVFAIL until it is served, as BIND."""
+        key = name_key(origin)
+        if (key in self.pending) != pending:
+            self.pending = self.pending | {key} if pending else self.pending - {key}
+            self.cache = {}
+
+    def _is_pending(self, qname: dns.name.Name) -> bool:
+        qk = name_key(qname)
+        return any(qk[i:] in self.pending for i in range(len(qk)))
 
     # -- entry point ----------------------------------------------------------------------
 
@@ -247,6 +269,8 @@ class Engine:
         if q.rdclass != IN:
             return [self._error(query, dns.rcode.REFUSED, tcp)]
         served = self.find_zone(q.name, q.rdtype)
+        if served is None and self.pending and self._is_pending(q.name):
+            return [self._error(query, dns.rcode.SERVFAIL, tcp)]
         if served is None:
             self.stats.refused += 1
             return [self._error(query, dns.rcode.REFUSED, tcp)]
@@ -296,6 +320,8 @@ class Engine:
     def _xfr(self, query: dns.message.Message, tcp: bool, client: str) -> list[bytes]:
         q = query.question[0]
         served = self.zones.get(q.name)
+        if served is None and name_key(q.name) in self.pending:
+            return [self._error(query, dns.rcode.SERVFAIL, tcp)]
         if served is None:
             return [self._error(query, dns.rcode.NOTAUTH, tcp)]
         if not tcp and q.rdtype == dns.rdatatype.AXFR:

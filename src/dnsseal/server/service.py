@@ -409,6 +409,11 @@ class AuthServer:
                     served[state.served.snapshot.origin] = state.served
             self.engine.set_zones(served, keyring_of(self.config))
             changed = list(self.zones.values())
+            self.engine.set_all_pending(  # secondaries waiting for their first transfer
+                dns.name.from_text(s.name)
+                for s in changed
+                if s.config.secondary and s.served is None
+            )
         else:
             changed, self._unswapped = list(self._unswapped.values()), {}
             for state in changed:
@@ -421,6 +426,8 @@ class AuthServer:
                     else dns.name.from_text(state.name)
                 )
                 self.engine.replace_zone(origin, served_now)
+                if state.config.secondary:
+                    self.engine.set_pending(origin, served_now is None)
         if self.links is not None:
             self._push_inline(changed)
 

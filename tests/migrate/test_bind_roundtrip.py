@@ -32,7 +32,16 @@ import pytest
 
 from conftest import free_port, require_tool, run_tool, stop, wait_for_dns, write_unbound_conf
 
-from .bindsetup import BUMP, DDNS_SECRET, SIGNED, XFR_SECRET, Setup, write_hidden, write_setup
+from .bindsetup import (
+    BUMP,
+    DDNS_SECRET,
+    PLAIN,
+    SIGNED,
+    XFR_SECRET,
+    Setup,
+    write_hidden,
+    write_setup,
+)
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -207,7 +216,7 @@ def test_bind_to_dnsseal_and_back(lab: tuple[Setup, Path]) -> None:
         ds_dir = tmp / "dnsseal"
         ds_dir.mkdir()
         imported = run_tool([*DNSSEAL, "import-bind", setup.conf, "-o", ds_dir / "dnsseal.toml"])
-        assert "3 zone(s)" in imported.stdout, imported.stdout
+        assert "4 zone(s)" in imported.stdout, imported.stdout
         ds_log = ds_dir / "out.txt"
         with ds_log.open("ab") as out:
             dnsseal = subprocess.Popen(
@@ -223,6 +232,12 @@ def test_bind_to_dnsseal_and_back(lab: tuple[Setup, Path]) -> None:
         for z in ZONES:
             assert _newer(ds_serials[z], bind_serials[z]), (z, bind_serials[z], ds_serials[z])
         _fresh(ub_port, "dnsseal")
+        # The plain secondary came along too: served as the hidden primary serves it.
+        deadline = time.monotonic() + 15
+        while _query(setup.port, PLAIN, "SOA").rcode() != dns.rcode.NOERROR:
+            assert time.monotonic() < deadline, "the plain secondary was not transferred"
+            time.sleep(0.2)
+        assert _serial(setup.port, PLAIN) == _serial(setup.hidden_port, PLAIN)
         moved = _query(setup.port, "moved.alpha.test.", "A")  # the update came along
         assert moved.answer and moved.answer[0][0].address == "192.0.2.99", moved
         # A dynamic update dnsseal takes: it must survive the way back.

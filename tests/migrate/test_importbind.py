@@ -28,10 +28,10 @@ def test_realistic_setup(setup_dir: Path, tmp_path: Path, dnsseal: Dnsseal) -> N
     out = tmp_path / "dnsseal" / "dnsseal.toml"
     out.parent.mkdir()
     r = dnsseal("import-bind", setup_dir / "named.conf", "-o", out)
-    assert "3 zone(s): alpha.test, beta.test, gamma.test" in r.output
+    assert "4 zone(s): alpha.test, beta.test, gamma.test, delta.test" in r.output
     cfg = load_config(out)  # what serve -c does
     zones = {z.name: z for z in cfg.zones}
-    assert set(zones) == {"alpha.test", "beta.test", "gamma.test"}
+    assert set(zones) == {"alpha.test", "beta.test", "gamma.test", "delta.test"}
     assert cfg.key_dir == setup_dir / "keys"  # BIND's key directory, in place
     assert [str(e) for e in cfg.listen] == ["127.0.0.1@5301"]
     assert cfg.keys["ddns"].secret == __import__("base64").b64decode(DDNS_SECRET)
@@ -48,10 +48,14 @@ def test_realistic_setup(setup_dir: Path, tmp_path: Path, dnsseal: Dnsseal) -> N
     assert alpha.parental_agents == () and alpha.checkds == "explicit"
     assert [str(p) for p in gamma.primaries] == ["127.0.0.1@5302 key xfr"]
     assert gamma.policy == "migrate"
+    delta = zones["delta.test"]  # a plain secondary (BIND's `masters` spelling)
+    assert [str(p) for p in delta.primaries] == ["127.0.0.1@5302"]
+    assert delta.secondary and delta.policy is None
+    assert delta.file == cfg.state_dir / "delta.test.xfr" if cfg.state_dir else False
     notes = r.stderr
     for item in ("controls", "statistics-channels", "logging", "pid-file"):
         assert item in notes
-    assert "delta.test: a plain secondary" in notes
+    assert "delta.test: a secondary: transferred anew from its primaries" in notes
     # each note names where the item is
     assert f"{setup_dir / 'named.conf'}:" in notes
 

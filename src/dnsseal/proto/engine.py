@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import dns.edns
@@ -72,6 +72,9 @@ class ServedZone:
     # (snapshot, qname, qtype, do, lookup's answer) -> the answer to send.  Such a zone
     # stays out of the byte table, so every answer of it comes through here.
     online: Callable[[ZoneSnapshot, dns.name.Name, int, bool, Answer], Answer] | None = None
+    # A secondary's copy past its SOA expire: every query and transfer gets SERVFAIL (as
+    # BIND), and the byte tables leave the zone to the general path.
+    expired: bool = False
 
 
 @dataclass(slots=True)
@@ -111,8 +114,14 @@ class Engine:
         # after the ID.  Emptied with the zone set.
         self.udp_cache: dict[bytes, bytes] = {}
         self.stats = Stats()
-        self.wire = WireTable((z.snapshot for z in self.zones.values()), self.stats.by_rcode)
+        self.wire = WireTable(
+            (z.snapshot for z in self.zones.values() if z.online is None and not z.expired),
+            self.stats.by_rcode,
+        )
         self.older_versions: IxfrSource | None = None  # IXFR history beyond memory
+        # Secondaries configured but without a copy yet (name keys): SERVFAIL, as BIND,
+        # rather than REFUSED (a zone we do not serve).
+        self.pending: frozenset[tuple[bytes, ...]] = frozenset()
 
     def _need_clock(self) -> None:
         if self.keyring and self.clock is None:
@@ -147,10 +156,30 @@ class Engine:
         # The UDP thread reads udp_cache, then wire (whose dicts change in place here):
         # the caches are emptied only once the table is complete, so an answer made from
         # the old version of the zone can only land in a cache that is being dropped.
-        byte_path = served is not None and served.online is None
+        # online and expired zones answer through the general path only
+        byte_path = served is not None and served.online is None and not served.expired
         self.wire.replace_zone(origin, served.snapshot if served and byte_path else None)
         self.cache = {}
         self.udp_cache = {}
+
+    def set_all_pending(self, origins: Iterable[dns.name.Name]) -> None:
+        """Every zone waiting for its first data (see :meth:`set_pending`)."""
+        pending = frozenset(name_key(o) for o in origins)
+        if pending != self.pending:
+            self.pending = pending
+            self.cache = {}
+
+    def set_pending(self, origin: dns.name.Name, pending: bool) -> None:
+        """Mark the zone at ``origin`` as configured here but without data yet (a secondary
+        before its first transfer): SERVFAIL until it is served, as BIND."""
+        key = name_key(origin)
+        if (key in self.pending) != pending:
+            self.pending = self.pending | {key} if pending else self.pending - {key}
+            self.cache = {}
+
+    def _is_pending(self, qname: dns.name.Name) -> bool:
+        qk = name_key(qname)
+        return any(qk[i:] in self.pending for i in range(len(qk)))
 
     # -- entry point ----------------------------------------------------------------------
 
@@ -211,7 +240,7 @@ class Engine:
         if q.qclass != IN or q.qtype in XFR_TYPES or q.qtype in META_QTYPES:
             return None
         served = self.find_zone(q.qname, q.qtype)
-        if served is None:
+        if served is None or served.expired:
             return None
         snap = served.snapshot
         ans = lookup(snap, q.qname, q.qtype, q.do, tcp)
@@ -248,9 +277,13 @@ class Engine:
         if q.rdclass != IN:
             return [self._error(query, dns.rcode.REFUSED, tcp)]
         served = self.find_zone(q.name, q.rdtype)
+        if served is None and self.pending and self._is_pending(q.name):
+            return [self._error(query, dns.rcode.SERVFAIL, tcp)]
         if served is None:
             self.stats.refused += 1
             return [self._error(query, dns.rcode.REFUSED, tcp)]
+        if served.expired:
+            return [self._error(query, dns.rcode.SERVFAIL, tcp)]
         do = query.edns >= 0 and bool(query.ednsflags & dns.flags.DO)
         ans = lookup(served.snapshot, q.name, q.rdtype, do, tcp)
         if served.online is not None:
@@ -297,10 +330,14 @@ class Engine:
     def _xfr(self, query: dns.message.Message, tcp: bool, client: str) -> list[bytes]:
         q = query.question[0]
         served = self.zones.get(q.name)
+        if served is None and name_key(q.name) in self.pending:
+            return [self._error(query, dns.rcode.SERVFAIL, tcp)]
         if served is None:
             return [self._error(query, dns.rcode.NOTAUTH, tcp)]
         if not tcp and q.rdtype == dns.rdatatype.AXFR:
             return [self._error(query, dns.rcode.FORMERR, tcp)]  # RFC 5936 4.2: TCP only
+        if served.expired:
+            return [self._error(query, dns.rcode.SERVFAIL, tcp)]
         zone = served.snapshot.origin.to_text()
         keyname = query.keyname if query.had_tsig else None
         if not served.allow_transfer.allows(client, keyname):

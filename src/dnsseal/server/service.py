@@ -49,7 +49,15 @@ from dnsseal.server.history import JournalHistory
 from dnsseal.server.observe import Observability
 from dnsseal.server.tcpclients import Abortable, TcpClients, reset, unsent
 from dnsseal.server.udp import ResponseFilter, UdpListener
-from dnsseal.server.zones import ZoneState, keyring_of, load_one, sync_acl
+from dnsseal.server.xfrin import Secondary
+from dnsseal.server.zones import (
+    WAITING,
+    ZoneState,
+    expire_by_copy,
+    keyring_of,
+    load_one,
+    sync_acl,
+)
 from dnsseal.server.zonesync import MainLinks, WorkerLink
 from dnsseal.storage.serverconfig import Endpoint, ServerConfig, ensure_dir, load_config
 
@@ -233,6 +241,11 @@ class AuthServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def reload_workers(self) -> None:
+        """Have the worker processes reload (SIGHUP): a secondary's copy expired or is
+        live again, which they read from the copy's file (server.zones.expire_by_copy)."""
+        self._signal_workers(signal.SIGHUP)
+
     def _signal_workers(self, sig: int) -> None:
         for pid in self.worker_pids:
             with contextlib.suppress(ProcessLookupError):
@@ -310,11 +323,18 @@ class AuthServer:
                         inline.append(state)
                     states[zcfg.name] = state
                     continue
+                if zcfg.secondary and not zcfg.file.exists():
+                    # No copy yet: served once the first transfer is in (server.xfrin).
+                    state.error = state.error if state.served is not None else WAITING
+                    states[zcfg.name] = state
+                    continue
                 started = time.monotonic()
                 new_serial, problem = await asyncio.to_thread(
                     load_one, state, self.config.ixfr_versions, now
                 )
                 state.error = problem
+                if problem is None:
+                    expire_by_copy(state, now)  # a secondary's copy past its expire time
                 if problem:
                     problems.append(f"{zcfg.name}: {problem}")
                     log.error("[%s] not loaded: %s", zcfg.name, problem)
@@ -334,6 +354,9 @@ class AuthServer:
                 for task in (self.zones[gone].timer, self.zones[gone].checkds_task):
                     if task is not None:
                         task.cancel()
+                secondary = self.zones[gone].secondary
+                if secondary is not None:
+                    self._spawn(secondary.stop())
             self.zones = states
             self.swap_zones(everything=True)
             self.engine.udp_payload = self.config.udp_payload
@@ -349,6 +372,8 @@ class AuthServer:
                 if problem:
                     problems.append(f"{state.name}: {problem}")
                 self.automation.start_timer(state)
+            if not self.worker:
+                self._start_secondaries()
             if not initial:
                 self.reloads += 1
             if not initial:
@@ -359,6 +384,16 @@ class AuthServer:
                 if state.config.also_notify:
                     self._spawn(self.notify(state.name))
             return problems
+
+    def _start_secondaries(self) -> None:
+        """Keep every plain secondary's copy current (server.xfrin): a refresh loop per
+        zone, started once and kept across reloads."""
+        for state in self.zones.values():
+            if not state.config.secondary:
+                continue
+            if state.secondary is None:
+                state.secondary = Secondary(self.automation, state)
+            state.secondary.start()
 
     def swap_zones(self, everything: bool = False) -> None:
         """Serve the current version of every zone whose ``served`` was set since the last
@@ -374,6 +409,11 @@ class AuthServer:
                     served[state.served.snapshot.origin] = state.served
             self.engine.set_zones(served, keyring_of(self.config))
             changed = list(self.zones.values())
+            self.engine.set_all_pending(  # secondaries waiting for their first transfer
+                dns.name.from_text(s.name)
+                for s in changed
+                if s.config.secondary and s.served is None
+            )
         else:
             changed, self._unswapped = list(self._unswapped.values()), {}
             for state in changed:
@@ -386,6 +426,8 @@ class AuthServer:
                     else dns.name.from_text(state.name)
                 )
                 self.engine.replace_zone(origin, served_now)
+                if state.config.secondary:
+                    self.engine.set_pending(origin, served_now is None)
         if self.links is not None:
             self._push_inline(changed)
 
@@ -398,21 +440,24 @@ class AuthServer:
         assert self.links is not None
         for state in states:
             inline, served = state.inline, state.served
-            if inline is None or served is None or inline.signed is None:
+            model = inline.signed if inline is not None else None
+            if state.config.secondary and state.secondary is not None:
+                model = state.secondary.copy  # a plain secondary's transferred copy
+            if model is None or served is None:
                 continue
             snap = served.snapshot
             if self._pushed.get(state.name) is snap:
                 continue
-            if inline.signed.soa().serial != snap.serial:
+            if model.soa().serial != snap.serial:
                 log.warning(
-                    "[%s] serial %d served but the signed zone has %d: workers not updated",
+                    "[%s] serial %d served but the zone model has %d: workers not updated",
                     state.name,
                     snap.serial,
-                    inline.signed.soa().serial,
+                    model.soa().serial,
                 )
                 continue
             self._pushed[state.name] = snap
-            self.links.push(state.name, snap.serial, inline.signed)
+            self.links.push(state.name, snap.serial, model)
 
     def _install(self, zone: str, snap: ZoneSnapshot) -> None:
         """In a worker: serve ``snap``, a version of ``zone`` made by the main process."""

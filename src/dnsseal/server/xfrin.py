@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import secrets
 import socket
 import struct
@@ -49,8 +50,10 @@ from dnsseal.proto.xfrin import (
     transfer_query,
 )
 from dnsseal.server import counters
+from dnsseal.server.zones import EXPIRED, install, refreshed_at, set_expired
 from dnsseal.storage import zonefile
 from dnsseal.storage.remotes import Primary
+from dnsseal.storage.serverconfig import file_signature
 from dnsseal.zone.model import Zone
 
 if TYPE_CHECKING:
@@ -92,6 +95,7 @@ class Secondary:
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.started_at = clock.now()
+        self._expiry: asyncio.TimerHandle | None = None
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -100,6 +104,9 @@ class Secondary:
             self.task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -123,16 +130,72 @@ class Secondary:
             except DnssealError as e:
                 log.error("[%s] stored transfer copy unreadable, transferring anew: %s",
                           self.state.name, e)  # fmt: skip
+            if self.copy is not None and self.state.config.secondary:
+                # A restart keeps the expire time left when we stopped (BIND does the same
+                # with the zone file's modification time).
+                self.started_at = refreshed_at(self.state) or self.started_at
+        self._arm_expire()
         while self._active():
-            try:
-                await self.refresh()
-            except Exception:  # a bug must not end the zone's refreshes for good
-                log.exception("[%s] refresh failed", self.state.name)
-                self.status.next_refresh = clock.now() + NO_COPY_RETRY
+            self._check_expire()
+            if self.wake.is_set() or clock.now() >= (self.status.next_refresh or 0):
+                self.wake.clear()
+                try:
+                    await self.refresh()
+                except Exception:  # a bug must not end the zone's refreshes for good
+                    log.exception("[%s] refresh failed", self.state.name)
+                    self.status.next_refresh = clock.now() + NO_COPY_RETRY
+            self._arm_expire()
             delay = max((self.status.next_refresh or 0) - clock.now(), MIN_INTERVAL)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), delay)
-            self.wake.clear()
+
+    def _expire_at(self) -> int | None:
+        """When the copy expires unless a primary answers before (None: no copy)."""
+        if self.copy is None:
+            return None
+        _, _, expire = self._timers()
+        return (self.status.last_success or self.started_at) + expire
+
+    def _arm_expire(self) -> None:
+        """Check for expiry at the copy's expire time, whatever a refresh is waiting for
+        (a primary that does not answer holds a refresh for several seconds)."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        end = self._expire_at()
+        if end is None or self.status.expired:
+            return
+        delay = max(end - clock.now(), 0) + 0.05
+
+        def fire() -> None:
+            self._expiry = None
+            self._check_expire()
+            if not self.status.expired:
+                self._arm_expire()  # a primary answered meanwhile: the new expire time
+
+        self._expiry = asyncio.get_running_loop().call_later(delay, fire)
+
+    def _check_expire(self) -> None:
+        """Past the SOA expire time without a primary answering: a plain secondary stops
+        answering (SERVFAIL, as BIND); a zone signed here is still served (its signatures
+        are ours) and only says ``expired``."""
+        st = self.status
+        end = self._expire_at()
+        if self.copy is None or end is None or st.expired or clock.now() < end:
+            return
+        st.expired = True
+        name, serial = self.state.name, self.copy.soa().serial
+        _, _, expire = self._timers()
+        if not self.state.config.secondary:
+            log.error("[%s] no primary answered for %d s (SOA expire): still serving the "
+                      "signed copy of serial %d", name, expire, serial)  # fmt: skip
+            return
+        log.error("[%s] no primary answered for %d s (SOA expire): serial %d expired, "
+                  "answering SERVFAIL until a primary answers", name, expire, serial)  # fmt: skip
+        self.state.error = EXPIRED
+        if set_expired(self.state, True):
+            self.automation.server.swap_zones()
+            self.automation.server.reload_workers()
 
     # -- one refresh ----------------------------------------------------------------------
 
@@ -150,7 +213,7 @@ class Secondary:
         name = self.state.name
         now = clock.now()
         st.last_check = now
-        refresh, retry, expire = self._timers()
+        refresh, retry, _ = self._timers()
         problems = []
         for primary in self.state.config.primaries:
             try:
@@ -161,17 +224,21 @@ class Secondary:
                 log.warning("[%s] refresh from %s failed: %s", name, primary.endpoint, why)
                 continue
             st.last_success = clock.now()
-            st.expired = False
+            if st.expired:
+                st.expired = False
+                if self.state.config.secondary:
+                    log.info("[%s] a primary answered: serving serial %d again",
+                             name, self.copy.soa().serial if self.copy else 0)  # fmt: skip
+                    self.state.error = None
+                    if set_expired(self.state, False):
+                        self.automation.server.swap_zones()
+                        self.automation.server.reload_workers()
             refresh, _, _ = self._timers()  # a transfer may have brought a new SOA
             st.next_refresh = st.last_success + max(refresh, MIN_INTERVAL)
             return True
         st.last_result = "failed: " + "; ".join(problems)
         st.next_refresh = clock.now() + max(retry, MIN_INTERVAL)
-        since = st.last_success or self.started_at
-        if self.copy is not None and expire and clock.now() >= since + expire and not st.expired:
-            st.expired = True
-            log.error("[%s] no primary answered for %d s (SOA expire): still serving the "
-                      "signed copy of serial %d", name, expire, self.copy.soa().serial)  # fmt: skip
+        self._check_expire()
         log.info("[%s] next refresh at %s", name, format_human_time(st.next_refresh))
         return False
 
@@ -186,6 +253,8 @@ class Secondary:
                 log.warning("[%s] primary %s has serial %d, older than our %d: not transferred",
                             self.state.name, primary.endpoint, serial, ours)  # fmt: skip
             st.last_result = f"up to date at serial {ours} ({primary.endpoint})"
+            if self.state.config.secondary:
+                await asyncio.to_thread(self._touch)
             return
         try:
             new, kind = await counters.xfr_in(
@@ -205,10 +274,38 @@ class Secondary:
         st.last_result = f"{kind.value} of serial {new.soa().serial} from {primary.endpoint}"
         log.info("[%s] transferred serial %d from %s (%s)",
                  self.state.name, new.soa().serial, primary.endpoint, kind.value)  # fmt: skip
+        if self.state.config.secondary:
+            await self._install(new)
+            return
         # The InlineZone sees the new file: a diff, re-signed, published under our serial.
         problem = await self.automation.maintain(self.state, "transfer")
         if problem:
             st.last_result += f"; not signed yet: {problem}"
+
+    async def _install(self, zone: Zone) -> None:
+        """A plain secondary: serve the new copy as it came (no signing of ours), record it
+        in the journal (IXFR onward, across restarts), NOTIFY the also-notify targets."""
+        server = self.automation.server
+        now = clock.now()
+        snap = await asyncio.to_thread(install, self.state, zone, server.config.ixfr_versions, now)
+        self.state.error = None
+        server.swap_zones()
+        if server.history is not None:
+            try:
+                await asyncio.to_thread(server.history.record, snap, now)
+            except DnssealError as e:
+                log.error("[%s] journal not updated: %s", self.state.name, e)
+        if self.state.config.also_notify:
+            server.spawn(server.notify(self.state.name))
+
+    def _touch(self) -> None:
+        """Record on the copy that a primary answered (its modification time: see
+        :func:`~dnsseal.server.zones.refreshed_at`), keeping the served signature."""
+        path = self.state.config.file
+        with contextlib.suppress(OSError):
+            os.utime(path)
+            if self.state.signature is not None:
+                self.state.signature = file_signature(path)
 
     def _key(self, primary: Primary) -> dns.tsig.Key | None:
         if primary.key is None:
@@ -318,6 +415,16 @@ def notify_response(
         response.set_rcode(dns.rcode.REFUSED)
         why = "no primaries" if not addresses else f"{client} is not one of its primaries"
         return response, f"{state.name}: {why}", None
+    if state.config.secondary:
+        # As Knot: a primary written with a key must sign its NOTIFY with that key.
+        lines = [p for p in state.config.primaries if _norm(p.endpoint.host) == _norm(client)]
+        keys = {dns.name.from_text(p.key) for p in lines if p.key is not None}
+        signed_by = msg.keyname if msg.had_tsig else None
+        if len(keys) == len(lines) and signed_by not in keys:
+            response.flags &= ~dns.flags.AA
+            response.set_rcode(dns.rcode.REFUSED)
+            need = " or ".join(sorted(k.to_text(omit_final_dot=True) for k in keys))
+            return response, f"{state.name}: NOTIFY not signed with key {need}", None
     return response, f"{state.name}: checking the primaries now", state.secondary
 
 

@@ -19,12 +19,14 @@ import dns.name
 import dns.rdatatype
 import dns.tsig
 
+from dnsseal.durations import format_human_time
 from dnsseal.errors import DnssealError
 from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model
 from dnsseal.storage.serverconfig import ServerConfig, ZoneConfig, file_signature
 from dnsseal.storage.zonefile import read_zone
+from dnsseal.zone.model import Zone
 from dnsseal.zone.text import paused_gc
 
 if TYPE_CHECKING:
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
     from dnsseal.server.xfrin import Secondary
 
 log = logging.getLogger(__name__)
+
+WAITING = "waiting for the first transfer from the primaries"
+EXPIRED = "expired: no primary answered within the SOA expire time"
 
 
 @dataclass(slots=True)
@@ -100,7 +105,7 @@ def load_one(
             snap = build_from_model(read_zone(cfg.file, cfg.name))
     except DnssealError as e:
         return False, str(e)
-    if require_signed and not _is_signed(snap):
+    if require_signed and not cfg.secondary and not _is_signed(snap):
         return False, (
             f"{cfg.file} is not signed (no DNSKEY and RRSIGs at the apex): unsigned zones need "
             "the signer integration, which is not in this build; sign it with "
@@ -124,6 +129,79 @@ def load_one(
     state.signature = sig
     state.loaded_at = now
     return new_serial, None
+
+
+def install(state: ZoneState, zone: Zone, versions: int, now: int) -> ZoneSnapshot:
+    """Serve ``zone``, the secondary's new copy just written to its file: the version
+    served until now goes into the IXFR history, and an expired zone is served again.
+    Returns the new snapshot (for the journal)."""
+    snap = build_from_model(zone)
+    old = state.served
+    history: tuple[ZoneSnapshot, ...] = ()
+    if old is not None:
+        history = old.history
+        if old.snapshot.serial != snap.serial:
+            history = (*history, old.snapshot)[-versions:] if versions else ()
+    try:
+        state.signature = file_signature(state.config.file)
+    except OSError:
+        state.signature = None
+    state.served = ServedZone(snap, history, transfer_acl(state.config))
+    state.loaded_at = now
+    return snap
+
+
+def copy_expires_at(state: ZoneState, refreshed: int) -> int | None:
+    """When the secondary's copy served now expires (its SOA expire after ``refreshed``,
+    the last time a primary answered); None when nothing is served."""
+    if state.served is None:
+        return None
+    soa = state.served.snapshot.apex.rrsets[dns.rdatatype.SOA][0]
+    return refreshed + int(soa.expire)
+
+
+def set_expired(state: ZoneState, expired: bool) -> bool:
+    """Mark the served copy expired (SERVFAIL to every query, as BIND) or live again.
+    Returns whether that changed anything."""
+    served = state.served
+    if served is None or served.expired == expired:
+        return False
+    state.served = dataclasses.replace(served, expired=expired)
+    return True
+
+
+def refreshed_at(state: ZoneState) -> int | None:
+    """When a primary last answered for this secondary, as recorded on its copy in the
+    state directory (the file's modification time, as BIND: touched at each refresh that
+    found the copy current), so a restart keeps the remaining expire time."""
+    try:
+        return int(state.config.file.stat().st_mtime)
+    except OSError:
+        return None
+
+
+def expire_by_copy(state: ZoneState, now: int) -> bool:
+    """A secondary's copy read from its file: expired when its primaries did not answer
+    for the SOA expire time (the file's modification time says when one last did), live
+    again when one did since.  The main process decides with its refresh loop; this is
+    how a restart, and the worker processes (told by SIGHUP), see the same.  Returns
+    whether that changed anything."""
+    if not state.config.secondary or state.served is None:
+        return False
+    since = refreshed_at(state)
+    end = copy_expires_at(state, since) if since is not None else None
+    expired = end is not None and now >= end
+    if not set_expired(state, expired):
+        return False
+    if expired:
+        state.error = EXPIRED
+        log.error("[%s] the copy expired at %s: answering SERVFAIL until a primary answers",
+                  state.name, format_human_time(end or now))  # fmt: skip
+    else:
+        state.error = None
+        log.info("[%s] a primary answered: serving serial %d again", state.name,
+                 state.served.snapshot.serial)  # fmt: skip
+    return True
 
 
 def transfer_acl(cfg: ZoneConfig) -> Acl:
@@ -157,7 +235,12 @@ def preload(config: ServerConfig, now: int) -> dict[str, ZoneState]:
         if zcfg.policy is not None:  # signed by the running server (server.automation)
             states[zcfg.name] = state
             continue
+        if zcfg.secondary and not zcfg.file.exists():
+            state.error = WAITING
+            states[zcfg.name] = state
+            continue
         _, problem = load_one(state, config.ixfr_versions, now)
         state.error = problem
+        expire_by_copy(state, now)
         states[zcfg.name] = state
     return states

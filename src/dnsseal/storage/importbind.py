@@ -13,8 +13,8 @@ include is relative to the including file's directory, then to ``directory``) an
 * every ``zone``: a primary with ``dnssec-policy`` is signed inline from its ``file``; a
   primary without one (or with ``none``) is served as it is (``presigned``); a secondary
   with ``dnssec-policy`` becomes a zone with ``primaries`` (dnsseal signs what it
-  transfers, as BIND does).  A plain secondary (served as transferred, unsigned by
-  the server) has no equivalent in dnsseal: it is not imported, with a note.
+  transfers, as BIND does); a plain secondary becomes a zone with ``primaries`` and no
+  policy (served exactly as transferred, signed or not), its TSIG keys kept.
 
 Everything else is skipped with one note per item saying why (``controls``, ``logging``,
 ``statistics-channels``, views, options with no meaning here).  Paths in the output are
@@ -398,11 +398,6 @@ class _Importer:
             if not remotes:
                 self.note(st, f"{where}: a secondary without primaries (skipped)")
                 return None
-            if policy is None:
-                self.note(st, f"{where}: a plain secondary (served as transferred) has no "
-                          "equivalent in dnsseal, whose zones with primaries are signed "
-                          "inline; keep it on a BIND, Knot or NSD secondary (skipped)")  # fmt: skip
-                return None
             for r in remotes:
                 key = r.split(" key ")[1] if " key " in r else None
                 if key is not None and key not in self.keys:
@@ -410,14 +405,27 @@ class _Importer:
                                       f"unknown TSIG key {key!r}")  # fmt: skip
             lines.append(f"primaries = {_list(remotes)}")
             file = st.find("file")
-            if file is not None and file.args:
+            if policy is None:  # a plain secondary: served as transferred
+                self.note(
+                    st,
+                    f"{where}: a secondary: transferred anew from its primaries at the first "
+                    "start (dnsseal keeps its copy in server.state-dir)",
+                )
+                notify_acl = st.find("allow-notify")
+                if notify_acl is not None:
+                    self.note(
+                        notify_acl,
+                        f"{where}: allow-notify: NOTIFY is taken from the primaries' "
+                        "addresses (with their key when they have one)",
+                    )
+            elif file is not None and file.args:
                 self.transferred[zname.rstrip(".")] = self._path(file.args[0])
         if policy is not None:
             lines.append(f"dnssec-policy = {_q(policy)}")
         lines += self._zone_lists(st, where, policy)
         for opt in st.block or ():
             if opt.name in QUIET_ZONE or opt.name in ZONE_DEFAULTS or opt.name in (
-                "primaries", "masters"
+                "primaries", "masters", "allow-notify"
             ):  # fmt: skip
                 continue
             self.note(opt, f"{where}: option {opt.name!r} has no meaning in dnsseal (skipped)")

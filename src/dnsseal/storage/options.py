@@ -199,7 +199,9 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         'zone."NAME"',
         "One zone. Exactly one of: `dnssec-policy` (inline signing of `file`, or of what "
-        "`primaries` send: bump in the wire), or `presigned = true` (`file` served as it is).",
+        "`primaries` send: bump in the wire), `presigned = true` (`file` served as it is), or "
+        "`primaries` alone (a secondary, as BIND's `type secondary`: served exactly as the "
+        "primaries serve it, signed or not).",
     ),
     Section(
         "policy.NAME",
@@ -553,9 +555,14 @@ _ZONE: tuple[Option, ...] = (
         "primaries",
         "remotes",
         (),
-        "Bump in the wire: transfer the unsigned zone in from these servers "
-        "(`addr[@port] [port N] [key NAME]`), on the SOA refresh timer and on NOTIFY; the "
-        "copy is kept in server.state-dir. Excludes `file`.",
+        "Transfer the zone in from these servers (`addr[@port] [port N] [key NAME]`, TSIG "
+        "with key NAME): IXFR (AXFR without a copy or when IXFR fails) on the SOA refresh "
+        "timer (retry after a failure) and on NOTIFY from their addresses. With a "
+        "dnssec-policy: bump in the wire (signed here). Without: a secondary, served as "
+        "transferred; NOTIFY must be signed with the key of a primary that has one; past "
+        "the SOA expire without an answer it answers SERVFAIL until a primary answers. The "
+        "copy is kept in server.state-dir and served at once after a restart. Excludes "
+        "`file`.",
         '["192.0.2.1 key xfr"]',
     ),
     Option(

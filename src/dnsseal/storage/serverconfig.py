@@ -59,6 +59,10 @@ tables may sit in this file too (as in a policies file).  Example::
     dnssec-policy = "default"         # (no `file`: the copy is kept in state-dir/
                                       #  example.net.xfr; the primary is never changed)
 
+    [zone."example.info"]             # a secondary, as BIND's `type secondary`
+    primaries = ["192.0.2.1 key xfr"] # (no dnssec-policy: served as transferred)
+    allow-transfer = ["secondaries"]
+
     [zone."example.org"]
     file = "zones/example.org.signed"
     presigned = true                  # served exactly as signed
@@ -73,11 +77,13 @@ default is ``yes`` with parental-agents, ``explicit`` without (BIND 9.20 default
 there too; dnsseal asks for it explicitly because it makes the server send queries to the
 resolvers).
 
-``primaries`` (bump in the wire): the zone's unsigned data comes by IXFR/AXFR from these
-servers (``addr[@port] [port N] [key NAME]``, TSIG with key NAME), checked on the SOA's
-refresh timer (retry on failure) and at once on a NOTIFY from one of them.  The transferred
-copy is stored in the state directory and signed like a ``file``; ``file`` and ``primaries``
-exclude each other.  A failed or malformed transfer leaves the previous data served.
+``primaries``: the zone's data comes by IXFR/AXFR from these servers (``addr[@port]
+[port N] [key NAME]``, TSIG with key NAME), checked on the SOA's refresh timer (retry on
+failure) and at once on a NOTIFY from one of them.  The transferred copy is stored in the
+state directory; ``file`` and ``primaries`` exclude each other.  A failed or malformed
+transfer leaves the previous data served.  With a ``dnssec-policy`` the copy is signed like
+a ``file`` (bump in the wire); without one the zone is a plain secondary, served exactly as
+transferred (a signed zone with its own signatures), SERVFAIL past the SOA expire time.
 
 This module only reads files; it never binds sockets or parses DNS messages.
 """
@@ -295,6 +301,12 @@ class ZoneConfig:
     update_policy: UpdatePolicy | None = None  # grant rules, instead of allow_update
     serial_method: str = "increment"  # serial-update-method, one of SERIAL_METHODS
     ds: DsAutomation | None = None  # ds-automation / signaling (docs/ds-automation.md)
+
+    @property
+    def secondary(self) -> bool:
+        """A plain secondary: transferred from ``primaries`` and served exactly as they
+        serve it (signed or not), no signing of ours; ``file`` is the copy in state-dir."""
+        return bool(self.primaries) and self.policy is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,15 +595,6 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
                     "server.state-dir (remove one of file and primaries)",
                 )
                 continue
-            if spec.get("dnssec-policy", spec.get("policy")) is None:
-                c.fail(
-                    f"{where}.primaries",
-                    "primaries without a dnssec-policy would make a plain (unsigned) "
-                    "secondary, which dnsseal does not serve yet: add a dnssec-policy to sign "
-                    "what is transferred (bump in the wire), or keep the zone on a BIND, Knot "
-                    "or NSD secondary",
-                )
-                continue
             if state_dir is None:
                 c.fail(f"{where}.primaries", "transferring a zone in needs server.state-dir")
                 continue
@@ -609,6 +612,8 @@ def parse_config(data: dict[str, Any], base: Path, source: Path | None = None) -
             continue
         presigned = bool(_get(c, _ZONE, where, spec, "presigned"))
         policy = spec.get("dnssec-policy", spec.get("policy"))
+        if primaries and policy is None:
+            presigned = True  # a secondary: served exactly as the primaries serve it
         if policy is not None:
             if not isinstance(policy, str):
                 spelt = "dnssec-policy" if "dnssec-policy" in spec else "policy"

@@ -96,6 +96,11 @@ def test_named_primary_to_dnsseal_to_knot(tmp_path: Path) -> None:
                     assert summary(ours) == summary(theirs_r), (name, qtype)
                 log = tmp_path / "out.txt"
                 assert re.search(r"transferred serial \d+ from .* \(AXFR\)", log.read_text())
+                # the startup lines call it a secondary and give no DS (the primary's to give)
+                wait_until(lambda: "dnsseal serving" in log.read_text(), 10, "startup lines")
+                intro = log.read_text().split("dnsseal serving", 1)[1]
+                assert f"(secondary of 127.0.0.1@{primary.port}" in intro, intro
+                assert "DS for the parent" not in intro and "presigned" not in intro, intro
 
                 # Knot takes it from us (NOTIFY at startup, then AXFR), records unchanged.
                 wait_until(lambda: serial(kport, ZONE) == serial(port, ZONE), 20, "knot")

@@ -55,6 +55,8 @@ def _print_intro(server: AuthServer, config: ServerConfig) -> None:
         name = snap.origin.to_text()
         if snap.origin in catalogs:
             how = "catalog zone, RFC 9432"
+        elif state.config.secondary:
+            how = "secondary of " + ", ".join(str(p.endpoint) for p in state.config.primaries)
         else:
             how = (
                 f"signed under dnssec-policy {state.config.policy!r}"
@@ -63,7 +65,7 @@ def _print_intro(server: AuthServer, config: ServerConfig) -> None:
             )
             examples.append(name)
         click.echo(f"  {name} serial {snap.serial} from {state.config.file} ({how})")
-        if snap.origin not in catalogs:
+        if snap.origin not in catalogs and not state.config.secondary:  # theirs to give
             for ds in _parent_ds(snap):
                 click.echo(f"  DS for the parent: {ds}")
     if len(served) > INTRO_ZONES:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,21 @@ def _zone_key(zone: str) -> str:
     return z if z.endswith(".") else z + "."
 
 
+def _set_wal(db: sqlite3.Connection) -> None:
+    """Switch a connection to WAL.  Several openers of a new file at once (the server's
+    threads at startup) may find it locked: SQLite does not wait on its busy timeout for
+    this pragma, so wait here (30 s, as for every other statement)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class Journal:
     """The journal and audit log of one state directory (``journal.sqlite``)."""
 
@@ -116,7 +132,7 @@ class Journal:
         self.path = Path(state_dir) / self.FILENAME
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _set_wal(self._db)
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dns.message
 import dns.query
+import dns.rdatatype
 
 from conftest import free_port
 from dnsseal.policy.build import lookup
@@ -31,6 +32,22 @@ def _private(port: int) -> list[str]:
     q = dns.message.make_query(ZONE, 65534)
     r = dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
     return sorted(rd.to_text() for rrset in r.answer for rd in rrset)
+
+
+def _ixfr_first_added(port: int, serial: int, rdtype: int) -> list[str]:
+    """The ``rdtype`` records the first version after ``serial`` added (IXFR, RFC 1995)."""
+    rrsets = [
+        rrset
+        for msg in dns.query.xfr(
+            "127.0.0.1", ZONE, rdtype="IXFR", serial=serial, port=port, timeout=10, lifetime=30
+        )
+        for rrset in msg.answer
+    ]
+    soas = [i for i, r in enumerate(rrsets) if r.rdtype == dns.rdatatype.SOA]
+    # new SOA, then per version: old SOA, deleted..., new SOA, added..., next old SOA
+    assert len(soas) >= 4, rrsets
+    added = rrsets[soas[2] + 1 : soas[3]]
+    return [rd.to_text() for r in added if r.rdtype == rdtype for rd in r]
 
 
 def _tags(status: str, role: str) -> list[int]:
@@ -67,11 +84,16 @@ def test_dnssec_status_checkds_sign_signing_list_zone_status(tmp_path: Path) -> 
         out = ctl(tmp_path, "sign", ZONE)
         assert "re-signed" in out
         assert _serial(port) > before
-        # a full re-sign is a signing pass with every key, like rndc sign; signing -list
-        # prints the TYPE65534 records served, as rndc signing -list does
+        # a full re-sign is a signing pass with every key, like rndc sign (its version
+        # adds one TYPE65534 record per key: the journal's IXFR says so whatever came
+        # after); signing -list prints the TYPE65534 records served, as rndc signing -list
+        # does.  On a busy machine the key manager may already have removed them again
+        # (every key's signatures omnipresent): then the list is empty and so is the apex.
+        assert len(_ixfr_first_added(port, before, 65534)) == 2
         done = {f"Done signing with key {t}/ECDSAP256SHA256" for t in (ksk, zsk)}
-        assert set(ctl(tmp_path, "signing", "-list", ZONE).splitlines()) == done
-        assert len(_private(port)) == 2
+        listed = set(ctl(tmp_path, "signing", "-list", ZONE).splitlines())
+        if listed != done:
+            assert listed == {"No signing records found"} and _private(port) == [], listed
         assert ctl(tmp_path, "signing", "-clear", "all", ZONE).strip() == "request queued"
         deadline = time.monotonic() + 10
         while _private(port) and time.monotonic() < deadline:

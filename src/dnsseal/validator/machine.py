@@ -82,6 +82,8 @@ __all__ = [
     "negative_ttl",
 ]
 
+NSEC_T = int(dns.rdatatype.NSEC)
+NSEC3_T = int(dns.rdatatype.NSEC3)
 _NEGATIVE_TYPES = {SOA_T, RRSIG_T, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
 
 
@@ -685,6 +687,35 @@ class Query(Iteration):
         self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
         return _Outcome(proof.verdict, rcode, (), tuple(used) if proof.ok else authority)
 
+    def _chased_denial(
+        self, target: dns.name.Name, reply: dns.message.Message
+    ) -> Generator[Need, Reply, _Outcome | None]:
+        """The denial of an alias's ``target`` that came in the same reply as the alias
+        (a server of both zones chases the CNAME into its other zone and answers NXDOMAIN
+        or NODATA for the target; Unbound validates that part of the reply too).  It is
+        judged like a negative answer from the target's zone: its SOA must be that zone's
+        apex, signed with its keys, and the NSEC/NSEC3 proof must hold.  Only a secure
+        proof is used (None otherwise: the target's servers are asked, as for any alias),
+        so an out-of-bailiwick server can add nothing that the target zone did not sign."""
+        if any(r.name == target for r in reply.answer) or dname_for(reply.answer, target):
+            return None  # the chain goes on in the answer section
+        rcode = reply.rcode()
+        if rcode not in (dns.rcode.NXDOMAIN, dns.rcode.NOERROR):
+            return None
+        soa = next(
+            (r for r in reply.authority if r.rdtype == SOA_T and target.is_subdomain(r.name)),
+            None,
+        )
+        if soa is None or not any(r.rdtype in (NSEC_T, NSEC3_T) for r in reply.authority):
+            return None
+        part = dns.message.make_response(dns.message.make_query(target, self.rdtype))
+        part.flags = reply.flags
+        part.set_rcode(rcode)
+        part.authority = list(reply.authority)
+        kind = Kind.NXDOMAIN if rcode == dns.rcode.NXDOMAIN else Kind.NODATA
+        out = yield from self._validate_negative(target, self.rdtype, kind, part)
+        return out if out.verdict.security is v.Security.SECURE else None
+
     # --- the whole query -----------------------------------------------------------
     def _run(self) -> Generator[Need, Reply, Result]:
         name = self.qname
@@ -722,7 +753,7 @@ class Query(Iteration):
                 if again is not None:
                     other = yield from self._validate(name, self.rdtype, again, zone)
                     if other.verdict.security is not v.Security.BOGUS:
-                        out = other
+                        out, reply = other, again
             link = out.verdict
             # Data judged "indeterminate" is only for names no anchor covers.  A chain that
             # left the anchored tree (an RRSIG naming a signer above the anchor, say) proves
@@ -740,6 +771,17 @@ class Query(Iteration):
             answer.extend(out.rrsets)
             authority.extend(r for r in out.authority if r not in authority)
             rcode = out.rcode
+            alias = out.next
+            if alias is None and self.rdtype == CNAME_T and out.rcode == dns.rcode.NXDOMAIN:
+                cname = find(list(out.rrsets), name, CNAME_T)
+                alias = cname[0].target if cname is not None else None
+            if alias is not None and alias not in seen:
+                chased = yield from self._chased_denial(alias, reply)
+                if chased is not None:
+                    verdict = v.worst(verdict, chased.verdict)
+                    authority.extend(r for r in chased.authority if r not in authority)
+                    rcode = chased.rcode
+                    break
             if out.next is None:
                 break
             if out.next in seen:

@@ -708,7 +708,9 @@ class Query(Iteration):
         )
         if soa is None or not any(r.rdtype in (NSEC_T, NSEC3_T) for r in reply.authority):
             return None
-        part = dns.message.make_response(dns.message.make_query(target, self.rdtype))
+        part = dns.message.make_response(
+            dns.message.make_query(target, dns.rdatatype.RdataType.make(self.rdtype))
+        )
         part.flags = reply.flags
         part.set_rcode(rcode)
         part.authority = list(reply.authority)

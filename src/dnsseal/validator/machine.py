@@ -100,6 +100,9 @@ class Result:
     verdict: v.Verdict
     links: tuple[v.Link, ...]
     spent: dict[str, int]
+    # Secure RRsets the chain walk proved something with that are not in the answer (the
+    # parent's NSEC at an insecure delegation, with its RRSIGs), for the RRset cache.
+    proofs: tuple[dns.rrset.RRset, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,7 @@ class Query(Iteration):
         # the chain walk needs (a CNAME's target below an unsigned delegation, say).
         self._denials: dict[dns.name.Name, list[dns.rrset.RRset]] = {}
         self._ds_tried: set[dns.name.Name] = set()  # each child's DS evidence is used once
+        self.proofs: list[dns.rrset.RRset] = []  # see Result.proofs
 
     # --- driving -------------------------------------------------------------------
     def start(self) -> Need | Result:
@@ -407,6 +411,8 @@ class Query(Iteration):
                         continue
                     return _Zone(state.zone, proof.verdict)
                 if proof.delegation or proof.verdict.security is v.Security.INSECURE:
+                    if proof.verdict.security is v.Security.SECURE:
+                        self._keep_proof(nxt, reply.authority, state.zone)
                     why = f"{nxt} is an insecure delegation: {proof.verdict.reason}"
                     insecure = _Zone(
                         nxt,
@@ -436,6 +442,19 @@ class Query(Iteration):
                 continue
             return _Zone(state.zone, v.bogus(why, v.EDE_NO_REACHABLE_AUTHORITY))
         return state
+
+    def _keep_proof(
+        self, child: dns.name.Name, authority: list[dns.rrset.RRset], zone: dns.name.Name
+    ) -> None:
+        """Keep the parent's NSEC owned by ``child`` that just proved a secure insecure
+        delegation (its signatures verified with ``zone``'s keys, none a wildcard
+        expansion), so a later DS question is answered from it."""
+        nsec = find(authority, child, NSEC_T)
+        sigs = sigs_for(authority, child, NSEC_T)
+        labels = len(child.labels) - 1  # the root label is not counted (RFC 4034 s3.1.3)
+        if nsec is None or not sigs or any(s.signer != zone or s.labels != labels for s in sigs):
+            return
+        self.proofs.extend([nsec, *_covering_sigs(authority, nsec)])
 
     def _referral_ds(self, child: dns.name.Name, parent: dns.name.Name) -> Reply:
         """The referral from ``parent`` into ``child`` when it carries a DS RRset for
@@ -808,6 +827,7 @@ class Query(Iteration):
             verdict,
             tuple(self.links),
             dict(self.budget.spent),
+            tuple(self.proofs),
         )
 
 

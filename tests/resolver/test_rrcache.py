@@ -279,3 +279,19 @@ def test_rrset_cache_entries_are_under_a_kilobyte_and_accounted() -> None:
     assert per_entry < 1024, per_entry
     assert cache.bytes / 500 >= per_entry * 0.9, (cache.bytes / 500, per_entry)
     assert cache.bytes / 500 <= ENTRY_OVERHEAD + 250
+
+
+def test_an_unproven_nxdomain_rcode_is_not_kept_for_the_target(authority: Authority) -> None:
+    """The rcode is not signed: a reply to QTYPE CNAME with NXDOMAIN set on the path and no
+    proof for the target must not make the target nonexistent for later questions."""
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message:
+        if need.qname == N("alias.example.") and need.rdtype == T.CNAME:
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+        return reply
+
+    res = Resolver(config_for(authority), forging_transport(authority, forge), lambda: NOW)
+    asyncio.run(res.resolve("alias.example.", "CNAME"))
+    r = asyncio.run(res.resolve("www.a.example.", "A"))
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+    assert any(x.rdtype == T.A for x in r.answer)

@@ -330,12 +330,14 @@ class Resolver:
         return step
 
     def _learn_target_nxdomain(self, result: Result, ttl: int, now: int) -> None:
-        """The NXDOMAIN of a secure or insecure answer whose CNAME/DNAME chain ends in a
-        name that does not exist is that final name's (RFC 6604 s2): keep it for the name,
-        so another chain to it, or a question for it, is answered without asking."""
+        """The NXDOMAIN of a secure answer whose CNAME/DNAME chain ends in a name that does
+        not exist is that final name's (RFC 6604 s2): keep it for the name, so another chain
+        to it, or a question for it, is answered without asking.  Only with the validated
+        denial of the final name (its zone's SOA in the authority section): the rcode
+        itself is not signed, and a chain that is not secure may come from anyone."""
         if result.rcode != dns.rcode.NXDOMAIN or not result.answer:
             return
-        if result.verdict.security not in (Security.SECURE, Security.INSECURE):
+        if result.verdict.security is not Security.SECURE:
             return
         final, seen = result.qname, {result.qname}
         while True:
@@ -349,7 +351,8 @@ class Resolver:
             if final in seen:
                 return
             seen.add(final)
-        if final == result.qname:
+        soa = next((r for r in result.authority if r.rdtype == dns.rdatatype.SOA), None)
+        if final == result.qname or soa is None or not final.is_subdomain(soa.name):
             return
         denial = Result(
             final, result.rdtype, result.rcode, (), result.authority, result.verdict, (), {}

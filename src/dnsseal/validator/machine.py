@@ -803,6 +803,12 @@ class Query(Iteration):
                     authority.extend(r for r in chased.authority if r not in authority)
                     rcode = chased.rcode
                     break
+                if out.next is None and rcode == dns.rcode.NXDOMAIN:
+                    # QTYPE CNAME answered with NXDOMAIN and no proof of the target's: the
+                    # rcode is not signed, and it belongs to the last query cycle (RFC 6604
+                    # s3), here the CNAME's own, which the validated CNAME answers.  Never an
+                    # unproven NXDOMAIN with AD.
+                    rcode = dns.rcode.NOERROR
             if out.next is None:
                 break
             if out.next in seen:

@@ -72,6 +72,7 @@ class Setup:
     """What the scenario's config asks for, in dnsseal's terms."""
 
     root_servers: list[Server] = field(default_factory=list)
+    aggressive_nsec: bool = True  # Unbound's default (unbound.conf(5): "Default is yes")
     anchors: list[tuple[dns.name.Name, dns.rdata.Rdata]] = field(default_factory=list)
     insecure: list[dns.name.Name] = field(default_factory=list)
     date: int | None = None  # epoch seconds; None with val-override-date "-1"
@@ -116,7 +117,6 @@ NEUTRAL: dict[str, str] = {
 # Options that match dnsseal's fixed behaviour only for some values.
 VALUES: dict[str, tuple[set[str], str]] = {
     "target-fetch-policy": ({"0 0 0 0 0"}, "dnsseal fetches NS addresses only when needed"),
-    "aggressive-nsec": ({"no"}, "dnsseal does not synthesise answers from cached NSEC"),
     "harden-algo-downgrade": ({"no"}, "one validating algorithm suffices (RFC 6840 s5.11)"),
     "harden-referral-path": ({"no"}, "dnsseal does not validate the referral path"),
     "harden-dnssec-stripped": ({"yes"}, "dnsseal always requires signatures below an anchor"),
@@ -169,6 +169,8 @@ def _server_option(setup: Setup, opt: rpl.Option, source: str) -> None:
         setup.fake_sha1 = _yes(value)
     elif key == "module-config" and value.split() == ["iterator"]:
         setup.iterator_only = True  # no validation: equivalent to dnsseal without anchors
+    elif key == "aggressive-nsec" and value in ("yes", "no"):
+        setup.aggressive_nsec = value == "yes"
     elif key == "domain-insecure":
         setup.insecure.append(dns.name.from_text(value))
     elif (
@@ -626,7 +628,9 @@ async def replay(
     def clock() -> int:
         return int(start + elapsed)
 
-    resolver = _Resolver(config, transport=transport, clock_fn=clock)
+    resolver = _Resolver(
+        config, transport=transport, clock_fn=clock, aggressive_nsec=setup.aggressive_nsec
+    )
     service = ResolverService(resolver)
     outcome = Outcome(log=transport.log)
     answers: list[tuple[int, dns.message.Message, str]] = []

@@ -234,9 +234,18 @@ ENTRY_END"""
 
 
 def test_unsupported_options_are_reported() -> None:
-    text = SMALL.replace('qname-minimisation: "no"', "aggressive-nsec: yes\n\tprefetch: yes")
+    text = SMALL.replace('qname-minimisation: "no"', "prefetch-key: yes\n\tprefetch: yes")
     setup = harness.read_setup(rpl.parse(text, "x.rpl"))
-    assert any(u.startswith("aggressive-nsec: yes") for u in setup.unsupported)
+    assert any(u.startswith("prefetch-key: yes") for u in setup.unsupported)
     assert any(u.startswith("prefetch: yes") for u in setup.unsupported)
-    with pytest.raises(harness.Unsupported, match="aggressive-nsec"):
+    with pytest.raises(harness.Unsupported, match="prefetch"):
         harness.run(rpl.parse(text, "x.rpl"), pytest.MonkeyPatch())
+
+
+def test_aggressive_nsec_follows_unbounds_default() -> None:
+    """unbound.conf(5): aggressive-nsec "Default is yes"; dnsseal's NSEC synthesis is on
+    unless the scenario turns it off."""
+    assert harness.read_setup(rpl.parse(SMALL, "x.rpl")).aggressive_nsec
+    off = SMALL.replace('qname-minimisation: "no"', "aggressive-nsec: no")
+    setup = harness.read_setup(rpl.parse(off, "x.rpl"))
+    assert not setup.aggressive_nsec and not setup.unsupported

@@ -67,8 +67,9 @@ class NsecCache:
         self._zones.clear()
 
     def learn(self, result: Result, now: int) -> None:
-        """Keep the NSEC proof of a secure negative ``result`` (anything else is ignored)."""
-        if result.verdict.security is not v.Security.SECURE or result.answer:
+        """Keep the NSEC proof of a secure negative ``result`` (anything else is ignored),
+        also when it denies the target of a CNAME/DNAME chain in the answer."""
+        if result.verdict.security is not v.Security.SECURE:
             return
         if result.rcode not in (dns.rcode.NXDOMAIN, dns.rcode.NOERROR):
             return

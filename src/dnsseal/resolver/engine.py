@@ -24,7 +24,11 @@ Caches (all bounded, see :mod:`.cache`):
   links only for a fresh resolution); a name's NXDOMAIN answers every type (RFC 2308 s5);
 - the delegation cache (:class:`~dnsseal.validator.trustcache.DelegationCache`): each
   zone's servers and validated chain state, so a new name starts at its closest known zone;
-- with ``aggressive_nsec``, validated NSEC records (:mod:`.aggressive`, RFC 8198).
+- with ``aggressive_nsec``, validated NSEC records (:mod:`.aggressive`, RFC 8198);
+- single validated RRsets (:mod:`.rrcache`): a cached CNAME answers QTYPE CNAME and is
+  followed for other types, a DS is denied from the parent's NSEC that proved an insecure
+  delegation plus the parent's SOA; the NXDOMAIN of a CNAME chain's target is kept for that
+  target.
 """
 
 from __future__ import annotations
@@ -50,10 +54,14 @@ import dns.rrset
 from dnsseal import clock
 from dnsseal.resolver.aggressive import NsecCache
 from dnsseal.resolver.cache import DEFAULT_MAX_BYTES, Cache, reply_ttl
+from dnsseal.resolver.rrcache import RRsetCache
 from dnsseal.resolver.transport import Transport, network_transport
+from dnsseal.validator.denial import prove_nodata
+from dnsseal.validator.limits import Budget, Limits
 from dnsseal.validator.machine import Config, Need, Query, Result, negative_ttl
+from dnsseal.validator.rrsig import SigCheck
 from dnsseal.validator.trustcache import DelegationCache, TrustCache
-from dnsseal.validator.verdict import Security, Verdict, worst
+from dnsseal.validator.verdict import Security, Verdict, bogus, secure, worst
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +183,9 @@ class Resolver:
         cache_bytes: int = DEFAULT_MAX_BYTES,
         aggressive_nsec: bool = False,
     ) -> None:
-        """``cache_bytes``: the memory upstream replies and results may use together (half
-        each); ``aggressive_nsec``: answer denials from validated NSEC records (RFC 8198)."""
+        """``cache_bytes``: the memory upstream replies, results and single RRsets may use
+        together (a half, three eighths, an eighth); ``aggressive_nsec``: answer denials
+        from validated NSEC records (RFC 8198)."""
         if config.trust_cache is None:
             config = dataclasses.replace(config, trust_cache=TrustCache())
         if config.delegations is None:
@@ -185,7 +194,8 @@ class Resolver:
         self.transport = transport or network_transport()
         self.clock = clock_fn
         self.cache = cache if cache is not None else Cache(max_bytes=cache_bytes // 2)
-        self.results = Cache(max_bytes=cache_bytes // 2)
+        self.results = Cache(max_bytes=cache_bytes * 3 // 8)
+        self.rrsets = RRsetCache(max_bytes=cache_bytes // 8)
         self.nsec = NsecCache() if aggressive_nsec else None
         self._parsed: OrderedDict[Hashable, tuple[bytes, dns.message.Message]] = OrderedDict()
         self.upstream_queries = 0
@@ -204,6 +214,7 @@ class Resolver:
             config.delegations.forget_states()  # validated under the old anchors
         self.config = config
         self.results = Cache(max_bytes=self.results.max_bytes)
+        self.rrsets.clear()
         if self.nsec is not None:
             self.nsec.clear()
 
@@ -284,6 +295,8 @@ class Resolver:
         now = self.clock()
         used: list[tuple[dns.name.Name, int, dns.name.Name]] = []
         made = await self._synthesized(name, t, now, depth)
+        if made is None:
+            made = await self._from_rrsets(name, t, now, depth)
         if made is not None:
             step = made
         else:
@@ -310,9 +323,110 @@ class Resolver:
             self.results.put((name, t), (now, packed), min(ttls), now)
             if step.rcode == dns.rcode.NXDOMAIN and not step.answer and not bogus:
                 self.results.put((name, NXDOMAIN_KEY), (now, packed), min(ttls), now)
+            self._learn_target_nxdomain(step, min(ttls), now)
+        self.rrsets.learn(step, now)
         if self.nsec is not None:
             self.nsec.learn(step, now)
         return step
+
+    def _learn_target_nxdomain(self, result: Result, ttl: int, now: int) -> None:
+        """The NXDOMAIN of a secure answer whose CNAME/DNAME chain ends in a name that does
+        not exist is that final name's (RFC 6604 s2): keep it for the name, so another chain
+        to it, or a question for it, is answered without asking.  Only with the validated
+        denial of the final name (its zone's SOA in the authority section): the rcode
+        itself is not signed, and a chain that is not secure may come from anyone."""
+        if result.rcode != dns.rcode.NXDOMAIN or not result.answer:
+            return
+        if result.verdict.security is not Security.SECURE:
+            return
+        final, seen = result.qname, {result.qname}
+        while True:
+            cname = next(
+                (r for r in result.answer if r.rdtype == dns.rdatatype.CNAME and r.name == final),
+                None,
+            )
+            if cname is None:
+                break
+            final = cname[0].target
+            if final in seen:
+                return
+            seen.add(final)
+        soa = next((r for r in result.authority if r.rdtype == dns.rdatatype.SOA), None)
+        if final == result.qname or soa is None or not final.is_subdomain(soa.name):
+            return
+        denial = Result(
+            final, result.rdtype, result.rcode, (), result.authority, result.verdict, (), {}
+        )
+        self.results.put((final, NXDOMAIN_KEY), (now, _Packed.of(denial)), ttl, now)
+
+    async def _from_rrsets(
+        self, name: dns.name.Name, t: int, now: int, depth: int
+    ) -> Result | None:
+        """(name, t) built from single cached RRsets (:mod:`.rrcache`): a DS denial, a
+        cached CNAME for QTYPE CNAME, or a cached CNAME followed to its target (resolved
+        or cached); the verdict is the weakest of what was used.  None when the cache
+        does not answer it."""
+        if t == dns.rdatatype.DS:
+            return self._ds_denial(name, now)
+        if t in (dns.rdatatype.RRSIG, dns.rdatatype.ANY) or depth >= MAX_SYNTHESIS:
+            return None
+        hit = self.rrsets.get(name, int(dns.rdatatype.CNAME), now)
+        if hit is None:
+            return None
+        links, verdict = hit
+        if t == dns.rdatatype.CNAME:
+            return Result(name, t, dns.rcode.NOERROR, links, (), verdict, (), {})
+        target = links[0][0].target
+        cached = self.cached(target, t, now)
+        if cached is not None:
+            rest, rest_age = cached
+            rest = dataclasses.replace(
+                rest,
+                answer=_aged(rest.answer, rest_age),
+                authority=_aged(rest.authority, rest_age),
+            )
+        else:
+            rest = await self._resolve(target, t, depth + 1)
+        return Result(
+            name,
+            t,
+            rest.rcode,
+            (*links, *rest.answer),
+            rest.authority,
+            worst(verdict, rest.verdict),
+            rest.links,
+            rest.spent,
+        )
+
+    def _ds_denial(self, name: dns.name.Name, now: int) -> Result | None:
+        """NODATA for ``name`` DS from the parent's cached secure NSEC at ``name`` (kept
+        when it proved an insecure delegation) and the parent's cached SOA, when the
+        validator's own NODATA proof holds over them (Unbound's negative cache for DS)."""
+        nsec = self.rrsets.get(name, int(dns.rdatatype.NSEC), now)
+        if nsec is None or nsec[1].security is not Security.SECURE:
+            return None
+        signers = {rd.signer for r in nsec[0][1:] for rd in r}
+        if len(signers) != 1:
+            return None
+        zone = signers.pop()
+        if name == zone or not name.is_subdomain(zone):
+            return None
+        soa = self.rrsets.get(zone, int(dns.rdatatype.SOA), now)
+        if soa is None or soa[1].security is not Security.SECURE:
+            return None
+        trusted = nsec[0][0]
+
+        def verify(rrset: dns.rrset.RRset) -> SigCheck:
+            if rrset is not trusted:
+                return SigCheck(bogus(f"{rrset.name} is not the cached NSEC"))
+            return SigCheck(secure(f"{rrset.name} NSEC (validated earlier)"))
+
+        section = (*soa[0], *nsec[0])
+        proof = prove_nodata(name, int(dns.rdatatype.DS), zone, section, verify, Budget(Limits()))
+        if proof.verdict.security is not Security.SECURE:
+            return None
+        verdict = worst(worst(nsec[1], soa[1]), proof.verdict)
+        return Result(name, int(dns.rdatatype.DS), dns.rcode.NOERROR, (), section, verdict, (), {})
 
     def _learn_dnames(self, result: Result, now: int) -> None:
         """Keep the DNAME RRsets (with their RRSIGs) of a result that is not bogus, so

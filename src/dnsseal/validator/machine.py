@@ -82,6 +82,8 @@ __all__ = [
     "negative_ttl",
 ]
 
+NSEC_T = int(dns.rdatatype.NSEC)
+NSEC3_T = int(dns.rdatatype.NSEC3)
 _NEGATIVE_TYPES = {SOA_T, RRSIG_T, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
 
 
@@ -98,6 +100,9 @@ class Result:
     verdict: v.Verdict
     links: tuple[v.Link, ...]
     spent: dict[str, int]
+    # Secure RRsets the chain walk proved something with that are not in the answer (the
+    # parent's NSEC at an insecure delegation, with its RRSIGs), for the RRset cache.
+    proofs: tuple[dns.rrset.RRset, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +151,7 @@ class Query(Iteration):
         # the chain walk needs (a CNAME's target below an unsigned delegation, say).
         self._denials: dict[dns.name.Name, list[dns.rrset.RRset]] = {}
         self._ds_tried: set[dns.name.Name] = set()  # each child's DS evidence is used once
+        self.proofs: list[dns.rrset.RRset] = []  # see Result.proofs
 
     # --- driving -------------------------------------------------------------------
     def start(self) -> Need | Result:
@@ -405,6 +411,8 @@ class Query(Iteration):
                         continue
                     return _Zone(state.zone, proof.verdict)
                 if proof.delegation or proof.verdict.security is v.Security.INSECURE:
+                    if proof.verdict.security is v.Security.SECURE:
+                        self._keep_proof(nxt, reply.authority, state.zone)
                     why = f"{nxt} is an insecure delegation: {proof.verdict.reason}"
                     insecure = _Zone(
                         nxt,
@@ -434,6 +442,19 @@ class Query(Iteration):
                 continue
             return _Zone(state.zone, v.bogus(why, v.EDE_NO_REACHABLE_AUTHORITY))
         return state
+
+    def _keep_proof(
+        self, child: dns.name.Name, authority: list[dns.rrset.RRset], zone: dns.name.Name
+    ) -> None:
+        """Keep the parent's NSEC owned by ``child`` that just proved a secure insecure
+        delegation (its signatures verified with ``zone``'s keys, none a wildcard
+        expansion), so a later DS question is answered from it."""
+        nsec = find(authority, child, NSEC_T)
+        sigs = sigs_for(authority, child, NSEC_T)
+        labels = len(child.labels) - 1  # the root label is not counted (RFC 4034 s3.1.3)
+        if nsec is None or not sigs or any(s.signer != zone or s.labels != labels for s in sigs):
+            return
+        self.proofs.extend([nsec, *_covering_sigs(authority, nsec)])
 
     def _referral_ds(self, child: dns.name.Name, parent: dns.name.Name) -> Reply:
         """The referral from ``parent`` into ``child`` when it carries a DS RRset for
@@ -685,6 +706,37 @@ class Query(Iteration):
         self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
         return _Outcome(proof.verdict, rcode, (), tuple(used) if proof.ok else authority)
 
+    def _chased_denial(
+        self, target: dns.name.Name, reply: dns.message.Message
+    ) -> Generator[Need, Reply, _Outcome | None]:
+        """The denial of an alias's ``target`` that came in the same reply as the alias
+        (a server of both zones chases the CNAME into its other zone and answers NXDOMAIN
+        or NODATA for the target; Unbound validates that part of the reply too).  It is
+        judged like a negative answer from the target's zone: its SOA must be that zone's
+        apex, signed with its keys, and the NSEC/NSEC3 proof must hold.  Only a secure
+        proof is used (None otherwise: the target's servers are asked, as for any alias),
+        so an out-of-bailiwick server can add nothing that the target zone did not sign."""
+        if any(r.name == target for r in reply.answer) or dname_for(reply.answer, target):
+            return None  # the chain goes on in the answer section
+        rcode = reply.rcode()
+        if rcode not in (dns.rcode.NXDOMAIN, dns.rcode.NOERROR):
+            return None
+        soa = next(
+            (r for r in reply.authority if r.rdtype == SOA_T and target.is_subdomain(r.name)),
+            None,
+        )
+        if soa is None or not any(r.rdtype in (NSEC_T, NSEC3_T) for r in reply.authority):
+            return None
+        part = dns.message.make_response(
+            dns.message.make_query(target, dns.rdatatype.RdataType.make(self.rdtype))
+        )
+        part.flags = reply.flags
+        part.set_rcode(rcode)
+        part.authority = list(reply.authority)
+        kind = Kind.NXDOMAIN if rcode == dns.rcode.NXDOMAIN else Kind.NODATA
+        out = yield from self._validate_negative(target, self.rdtype, kind, part)
+        return out if out.verdict.security is v.Security.SECURE else None
+
     # --- the whole query -----------------------------------------------------------
     def _run(self) -> Generator[Need, Reply, Result]:
         name = self.qname
@@ -722,7 +774,7 @@ class Query(Iteration):
                 if again is not None:
                     other = yield from self._validate(name, self.rdtype, again, zone)
                     if other.verdict.security is not v.Security.BOGUS:
-                        out = other
+                        out, reply = other, again
             link = out.verdict
             # Data judged "indeterminate" is only for names no anchor covers.  A chain that
             # left the anchored tree (an RRSIG naming a signer above the anchor, say) proves
@@ -740,6 +792,23 @@ class Query(Iteration):
             answer.extend(out.rrsets)
             authority.extend(r for r in out.authority if r not in authority)
             rcode = out.rcode
+            alias = out.next
+            if alias is None and self.rdtype == CNAME_T and out.rcode == dns.rcode.NXDOMAIN:
+                cname = find(list(out.rrsets), name, CNAME_T)
+                alias = cname[0].target if cname is not None else None
+            if alias is not None and alias not in seen:
+                chased = yield from self._chased_denial(alias, reply)
+                if chased is not None:
+                    verdict = v.worst(verdict, chased.verdict)
+                    authority.extend(r for r in chased.authority if r not in authority)
+                    rcode = chased.rcode
+                    break
+                if out.next is None and rcode == dns.rcode.NXDOMAIN:
+                    # QTYPE CNAME answered with NXDOMAIN and no proof of the target's: the
+                    # rcode is not signed, and it belongs to the last query cycle (RFC 6604
+                    # s3), here the CNAME's own, which the validated CNAME answers.  Never an
+                    # unproven NXDOMAIN with AD.
+                    rcode = dns.rcode.NOERROR
             if out.next is None:
                 break
             if out.next in seen:
@@ -764,6 +833,7 @@ class Query(Iteration):
             verdict,
             tuple(self.links),
             dict(self.budget.spent),
+            tuple(self.proofs),
         )
 
 

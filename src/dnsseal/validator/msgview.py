@@ -141,6 +141,15 @@ def classify(
         return Kind.FAILURE
     if rdtype == CNAME_T and dname_for(msg.answer, qname) is not None:
         return Kind.DNAME  # the CNAME asked for is synthesized from the DNAME (RFC 6672 s5.3)
+    if rdtype not in (CNAME_T, RRSIG_T) and dname_for(msg.answer, qname) is None:
+        # a CNAME beside the asked data at the name (RFC 2181 s10.1 forbids it): whichever
+        # comes first in the answer section is taken, as Unbound's scrubber does
+        first = next(
+            (r.rdtype for r in msg.answer if r.name == qname and r.rdtype in (rdtype, CNAME_T)),
+            None,
+        )
+        if first == CNAME_T:
+            return Kind.CNAME
     if find(msg.answer, qname, rdtype) is not None:
         return Kind.ANSWER
     if dname_for(msg.answer, qname) is not None:

@@ -63,7 +63,7 @@ def signaling_setup(d: Path, port: int, policy: str = "fast", server: str = "") 
     return conf
 
 
-def _ask(port: int, name: str, rtype: str) -> dns.message.Message:
+def ask(port: int, name: str, rtype: str) -> dns.message.Message:
     """The answer from 127.0.0.1@port, asked from a new source port (again on a timeout: a
     datagram taken by a process just before it was stopped is never answered)."""
     q = dns.message.make_query(name, rtype, want_dnssec=True)
@@ -74,7 +74,7 @@ def _ask(port: int, name: str, rtype: str) -> dns.message.Message:
 
 
 def dnskeys(port: int) -> dns.rrset.RRset:
-    (rrset,) = [rr for rr in _ask(port, ZONE, "DNSKEY").answer if rr.rdtype == T.DNSKEY]
+    (rrset,) = [rr for rr in ask(port, ZONE, "DNSKEY").answer if rr.rdtype == T.DNSKEY]
     return rrset
 
 
@@ -84,7 +84,7 @@ def check_online(port: int, keys: dns.rrset.RRset, cases: list[tuple[str, str, i
     origin = dns.name.from_text(ZONE)
     denials = 0
     for name, rtype, rcode, has_answer in cases:
-        r = _ask(port, name, rtype)
+        r = ask(port, name, rtype)
         assert r.rcode() == rcode and bool(r.answer) == has_answer, (name, rtype, r)
         if not has_answer or rtype == "NSEC":
             _minimal(r, name, rtype)
@@ -142,7 +142,7 @@ def wait_signal(d: Path, port: int, proc: subprocess.Popen[bytes]) -> None:
     process serves the version that has it)."""
     wait_for_dns(port, ZONE, proc, timeout=30)
     deadline = time.monotonic() + 40
-    while not all(_ask(port, SIGNAL, "CDS").answer for _ in range(20)):
+    while not all(ask(port, SIGNAL, "CDS").answer for _ in range(20)):
         assert proc.poll() is None, (d / "out.txt").read_text()[-4000:]
         assert time.monotonic() < deadline, (d / "out.txt").read_text()[-4000:]
         time.sleep(0.3)
@@ -169,9 +169,9 @@ def test_every_process_answers_the_signaling_zone_online(tmp_path: Path) -> None
         assert check_online(port, keys, CASES * 10) == 90
         # A new version (the child's signaling record goes when its DS is seen, or the
         # zone is re-signed): the worker serves it online too.
-        before = _ask(port, ZONE, "SOA").answer[0][0].serial
+        before = ask(port, ZONE, "SOA").answer[0][0].serial
         deadline = time.monotonic() + 60
-        while _ask(port, ZONE, "SOA").answer[0][0].serial == before:
+        while ask(port, ZONE, "SOA").answer[0][0].serial == before:
             assert time.monotonic() < deadline, (d / "out.txt").read_text()[-4000:]
             time.sleep(0.5)
         time.sleep(1)

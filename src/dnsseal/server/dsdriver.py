@@ -34,25 +34,34 @@ import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
 from dns.rdtypes.ANY.DS import DS
 
 from dnsseal import clock
 from dnsseal.errors import DnssealError
+from dnsseal.keys.model import Key, KeyState
+from dnsseal.policy.build import lookup
 from dnsseal.proto import dsync, signaling
 from dnsseal.proto.acl import Acl
 from dnsseal.proto.answer import Answer
 from dnsseal.proto.dsautomation import Action, Decision, ds_ttl
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server import checkds, dsauto
+from dnsseal.server.inline import BACKDATE
 from dnsseal.server.zones import ZoneState
+from dnsseal.signer import SigningKey, SignParams
+from dnsseal.signer.rrsig import labels_field
+from dnsseal.signer.sign import sign_rrsets
 from dnsseal.storage import dslog
 from dnsseal.storage.files import read_text
-from dnsseal.storage.serverconfig import DsAutomation
+from dnsseal.storage.keydir import KeyDirectory
+from dnsseal.storage.serverconfig import DsAutomation, ServerConfig
 from dnsseal.validator.anchors import parse_trust_anchors
 from dnsseal.validator.machine import Config
 from dnsseal.validator.verdict import Security
+from dnsseal.zone import canonical
 from dnsseal.zone.diff import Record, ZoneDiff
-from dnsseal.zone.model import Zone
+from dnsseal.zone.model import RRset, Zone
 
 if TYPE_CHECKING:
     from dnsseal.server.automation import Automation
@@ -570,9 +579,10 @@ def handle_notify(msg: dns.message.Message, client: str) -> bytes | None:
     return dsync.response(msg, rcode, blocked).to_wire()
 
 
-def online(
-    state: ZoneState,
-) -> Callable[[ZoneSnapshot, dns.name.Name, int, bool, Answer], Answer] | None:
+OnlineHook = Callable[[ZoneSnapshot, dns.name.Name, int, bool, Answer], Answer]
+
+
+def online(state: ZoneState) -> OnlineHook | None:
     """How the engine answers a signaling zone (``signaling = true``): online, with
     minimally covering NSEC records signed by the zone's keys as each answer is made
     (:func:`dnsseal.proto.signaling.online_answer`).  None for any other zone."""
@@ -590,6 +600,90 @@ def online(
         return signaling.online_answer(snap, qname, qtype, do, ans, sign)
 
     return answer
+
+
+# A worker's signing keys per signaling zone, kept while the version it serves is signed by
+# the same keys: origin -> ((signer (algorithm, tag) pairs, published DNSKEYs), the keys)
+_WORKER_KEYS: dict[
+    dns.name.Name, tuple[tuple[frozenset[tuple[int, int]], frozenset[bytes]], list[SigningKey]]
+] = {}
+
+
+def worker_online(state: ZoneState, config: ServerConfig, snap: ZoneSnapshot) -> OnlineHook | None:
+    """:func:`online` in a worker process (``server.workers`` > 1), which holds no
+    InlineZone: the version ``snap`` the main process pushed is answered online too,
+    signed with the keys that sign its data (their signatures cover the apex SOA, their
+    DNSKEY is published in ``snap``: the ZSKs, or CSKs, of the plan that signed it; under
+    an offline KSK the online ZSKs), loaded from the zone's key directory as the main
+    process loads them.  No key material crosses the process boundary, and answering
+    costs no round trip to the main process.  None for any other zone, or when no key
+    file can sign (logged: the worker then serves the stored chain)."""
+    zcfg = state.config
+    opts = zcfg.ds
+    if opts is None or not opts.signaling or zcfg.policy is None or config.key_dir is None:
+        return None
+    if not snap.signed:
+        return None
+    apex = snap.apex
+    soa_sigs = apex.sigs.get(T.SOA)
+    dnskeys = apex.rrsets.get(T.DNSKEY)
+    if soa_sigs is None or dnskeys is None:
+        return None
+    signers = frozenset((rd.algorithm, rd.key_tag) for rd in soa_sigs)
+    published = frozenset(canonical.rdata_wire(rd) for rd in dnskeys)
+    cached = _WORKER_KEYS.get(snap.origin)
+    try:
+        policy = lookup(zcfg.policy, config.policies)
+        if cached is not None and cached[0] == (signers, published):
+            keys: list[SigningKey] = cached[1]
+        else:
+            keys = [
+                SigningKey(_as_zsk(k))
+                for k in KeyDirectory(config.key_dir).keys(snap.origin)
+                if (k.algorithm, k.tag) in signers
+                and k.private is not None
+                and canonical.rdata_wire(k.dnskey()) in published
+            ]
+    except (DnssealError, OSError) as e:
+        log.error("[%s] worker: signaling zone not answered online: %s", state.name, e)
+        return None
+    if not keys:
+        log.error("[%s] worker: signaling zone not answered online: no key file in %s signs "
+                  "serial %d", state.name, config.key_dir, snap.serial)  # fmt: skip
+        return None
+    _WORKER_KEYS[snap.origin] = ((signers, published), keys)
+    origin = snap.origin
+    validity = policy.signatures_validity
+
+    def sign(rrset: dns.rrset.RRset) -> dns.rrset.RRset | None:
+        now = clock.now()
+        params = SignParams(inception=now - BACKDATE, expiration=now + validity, ksk_only=True)
+        wires = canonical.canonical_rdatas(canonical.rdata_wire(rd) for rd in rrset)
+        model = RRset(rrset.name.canonicalize(), int(rrset.rdtype), rrset.ttl, wires)
+        owner = canonical.name_wire(model.name)
+        made = sign_rrsets([(model, owner, labels_field(model.name))], {}, keys, params, now,
+                           origin, IN)  # fmt: skip
+        sigs = made.sigs.get(model.name, {}).get(model.rtype)
+        if sigs is None or not sigs.rdatas:
+            return None
+        out = dns.rrset.RRset(rrset.name, IN, T.RRSIG, rrset.rdtype)
+        for w in sigs.rdatas:
+            out.add(dns.rdata.from_wire(IN, T.RRSIG, w, 0, len(w)), sigs.ttl)
+        return out
+
+    def answer(
+        snap: ZoneSnapshot, qname: dns.name.Name, qtype: int, do: bool, ans: Answer
+    ) -> Answer:
+        return signaling.online_answer(snap, qname, qtype, do, ans, sign)
+
+    return answer
+
+
+def _as_zsk(key: Key) -> Key:
+    """``key`` signing the zone's data only (a CSK, or a KSK signing the data during a
+    roll, must not be taken for a key-set signer here: it signs one NSEC)."""
+    state = key.state if key.state is not None else KeyState()
+    return dataclasses.replace(key, state=state.replace(ksk=False, zsk=True))
 
 
 def show(state_dir: object, zone: str) -> list[str]:

@@ -213,7 +213,7 @@ class InlineZone:
         plan of the version served, as the next re-sign would (None before the first plan).
         Thread-safe: it only reads the keys captured here and the clock."""
         plan = self.plan
-        if plan is None or self.policy.offline_ksk:
+        if plan is None:  # under offline-ksk the plan's signers are the online ZSKs
             return None
         keys = self._signing_keys(plan)
         origin = self.origin

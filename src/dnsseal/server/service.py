@@ -41,7 +41,7 @@ from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.rrl import RateLimitConfig, RateLimiter, Verdict, classify, slip_response
 from dnsseal.proto.snapshot import ZoneSnapshot
-from dnsseal.server import catalog, counters, sdnotify
+from dnsseal.server import catalog, counters, dsdriver, sdnotify
 from dnsseal.server.automation import Automation, is_update
 from dnsseal.server.binding import TCP_BACKLOG, Bound, bind_listeners
 from dnsseal.server.control import ControlServer
@@ -473,7 +473,9 @@ class AuthServer:
         elif old is not None:
             history = old.history
         acl = Acl.parse(f'zone."{state.name}".allow-transfer', list(state.config.allow_transfer))
-        state.served = ServedZone(snap, history, acl)
+        state.served = ServedZone(
+            snap, history, acl, dsdriver.worker_online(state, self.config, snap)
+        )
         state.loaded_at = clock.now()
         self.swap_zones()
         log.debug("[%s] worker: serving serial %d", zone, snap.serial)

@@ -10,7 +10,10 @@ and answers the UPDATEs they relay (a socket pair per worker, :mod:`dnsseal.serv
 and stops the workers.  A worker dies with its main process (PR_SET_PDEATHSIG), so a killed
 server never leaves orphans answering with old data.  Each process counts the queries it
 answers in its own slot of one shared memory map made before the fork
-(:mod:`dnsseal.server.counters`); the main process sums them for ``/metrics``.
+(:mod:`dnsseal.server.counters`); the main process sums them for ``/metrics``.  A worker
+answers a signaling zone online as the main process does, signing with the key files that
+sign the version it was sent (:func:`dnsseal.server.dsdriver.worker_online`): no key is
+sent over the socket pair, and no query waits for the main process.
 """
 
 from __future__ import annotations

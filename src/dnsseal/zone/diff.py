@@ -95,15 +95,15 @@ def apply(zone: Zone, change: ZoneDiff) -> Zone:
                 t = key[1]
                 old = node.get(t)
                 kept = set(old.rdatas) - gone.get(key, set()) if old is not None else set()
-                ttl = old.ttl if old is not None and kept else None
+                low: int | None = old.ttl if old is not None and kept else None
                 for add_ttl, rd in new.get(key, ()):
                     kept.add(rd)
-                    ttl = add_ttl if ttl is None else min(ttl, add_ttl)
+                    low = add_ttl if low is None else min(low, add_ttl)
                 if kept:
-                    assert ttl is not None
-                    if old is not None and ttl == old.ttl and kept == set(old.rdatas):
+                    assert low is not None
+                    if old is not None and low == old.ttl and kept == set(old.rdatas):
                         continue
-                    node[t] = RRset(owner, T.RRSIG if sig else t, ttl, tuple(sorted(kept)))
+                    node[t] = RRset(owner, T.RRSIG if sig else t, low, tuple(sorted(kept)))
                 else:
                     node.pop(t, None)
             if node:

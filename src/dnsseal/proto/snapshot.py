@@ -429,11 +429,13 @@ class LazyRRset(dns.rrset.RRset):
         except AttributeError:  # a copy made by dnspython's clone protocol
             wire = None
         if wire is not None:
-            self._src = None
+            # Parsed before the source is let go: a reader in another thread (a transfer
+            # rendered off the event loop) meanwhile parses it too, never sees it empty.
             rtype = self.rdtype
             spans = _rdata_spans(wire, _name_wire_len(self.name))
-            parsed = (dns.rdata.from_wire(IN, rtype, wire, i, n) for i, n in spans)
+            parsed = [dns.rdata.from_wire(IN, rtype, wire, i, n) for i, n in spans]
             _ITEMS.__set__(self, dict.fromkeys(parsed))
+            self._src = None
         got: dict[Any, None] = _ITEMS.__get__(self)
         return got
 

@@ -68,6 +68,11 @@ log = logging.getLogger(__name__)
 MAX_CHANGES = 100  # journal transactions kept per zone before rebasing (bounded IXFR tail)
 RETRY = 60  # seconds before a failed maintenance is tried again
 MAX_SLEEP = 3600  # a timer re-checks at least this often
+# The signed copy (STATE/ZONE.signed) after dynamic updates is written this long after the
+# first one not in it (like named's journal dump): an UPDATE is committed by the journal,
+# and writing a 100k-name zone per UPDATE would cost seconds each.  Maintenance versions
+# and shutdown write it at once.
+DUMP_DELAY = 60
 
 
 def journal_version(j: Journal, version: Version, now: int) -> None:
@@ -97,6 +102,7 @@ class Automation:
 
     def __init__(self, server: AuthServer) -> None:
         self.server = server
+        self._dumps: dict[str, asyncio.Task[None]] = {}  # zone -> its delayed copy write
 
     # -- setup ----------------------------------------------------------------------------
 
@@ -143,6 +149,7 @@ class Automation:
             state.secondary.start()
 
     async def stop(self) -> None:
+        await self._dump_now()
         await dsdriver.stop_all()
         for state in self.server.zones.values():
             for task in (state.timer, state.checkds_task):
@@ -216,21 +223,28 @@ class Automation:
         state_dir = self.server.config.state_dir
         assert state_dir is not None and state.inline is not None
 
-        signed_path = state.inline.signed_path
+        inline = state.inline
+        # An UPDATE is committed by the journal alone; the signed copy follows later.
+        copy_now = version.reason != "update"
 
         def persist() -> None:
             with Journal(state_dir) as j:
                 journal_version(j, version, now)
                 for e in events:
                     j.audit(e)
-            zonefile.write_zone(
-                signed_path,
-                version.zone,
-                header=[f"; {state.name} serial {version.serial}, signed by dnsseal"],
-            )
+            if copy_now:
+                self._write_copy(inline, version.zone)
             metrics.published(state.name, version)  # counts RRSIGs: off the event loop
 
+        if copy_now:
+            pending = self._dumps.pop(state.name, None)
+            if pending is not None:
+                pending.cancel()
         await asyncio.to_thread(persist)
+        if not copy_now and state.name not in self._dumps:
+            self._dumps[state.name] = asyncio.get_running_loop().create_task(
+                self._dump_later(state)
+            )
         self._serve(state, version.zone, keep_history=True)
         took = f" in {time.monotonic() - started:.2f} s" if started is not None else ""
         log.info(
@@ -244,6 +258,45 @@ class Automation:
         )
         if state.config.also_notify and not self.server.worker:
             self.server.spawn(self.server.notify(state.name))
+
+    @staticmethod
+    def _write_copy(inline: InlineZone, zone: Zone) -> None:
+        """Write the signed copy of ``zone`` (STATE/ZONE.signed).  Raises StorageError."""
+        zonefile.write_zone(
+            inline.signed_path,
+            zone,
+            header=[f"; {inline.name} serial {zone.soa().serial}, signed by dnsseal"],
+        )
+
+    async def _dump_later(self, state: ZoneState) -> None:
+        """Write the zone's signed copy :data:`DUMP_DELAY` seconds from now (the version
+        served then: every UPDATE in between is in it)."""
+        await asyncio.sleep(DUMP_DELAY)
+        if self._dumps.get(state.name) is asyncio.current_task():
+            del self._dumps[state.name]  # from here on a newer version needs a new dump
+        async with state.lock:  # (publish writes under it too: one writer at a time)
+            await self._dump(state)
+
+    async def _dump(self, state: ZoneState) -> None:
+        inline = state.inline
+        if inline is None or inline.signed is None:
+            return
+        try:
+            await asyncio.to_thread(self._write_copy, inline, inline.signed)
+        except DnssealError as e:
+            log.error("[%s] signed copy not written: %s", state.name, e)
+
+    async def _dump_now(self) -> None:
+        """Write every signed copy still behind its journal (at shutdown)."""
+        dumps, self._dumps = self._dumps, {}
+        for name, task in dumps.items():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            state = self.server.zones.get(name)
+            if state is not None:
+                async with state.lock:
+                    await self._dump(state)
 
     def _serve(self, state: ZoneState, zone: Zone, keep_history: bool) -> None:
         snap = build_from_model(zone)  # straight from the model's wire RDATA

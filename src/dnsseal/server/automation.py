@@ -29,7 +29,7 @@ from dnsseal.errors import DnssealError
 from dnsseal.policy.build import lookup
 from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import ServedZone
-from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model
+from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model, update_from_model
 from dnsseal.proto.tsigauth import check_request
 from dnsseal.proto.update import Access, evaluate, zone_name
 from dnsseal.server import checkds, dsdriver, metrics
@@ -73,6 +73,9 @@ MAX_SLEEP = 3600  # a timer re-checks at least this often
 # and writing a 100k-name zone per UPDATE would cost seconds each.  Maintenance versions
 # and shutdown write it at once.
 DUMP_DELAY = 60
+# A version whose diff has at most this many records updates the previous version's answer
+# snapshot at the names it changed instead of building one from the whole zone.
+SMALL_CHANGE = 2000
 
 
 def journal_version(j: Journal, version: Version, now: int) -> None:
@@ -245,7 +248,7 @@ class Automation:
             self._dumps[state.name] = asyncio.get_running_loop().create_task(
                 self._dump_later(state)
             )
-        self._serve(state, version.zone, keep_history=True)
+        self._serve(state, version.zone, keep_history=True, version=version)
         took = f" in {time.monotonic() - started:.2f} s" if started is not None else ""
         log.info(
             "[%s] DNSSEC: serial %d signed and served%s (%s, %d records out, %d in)",
@@ -298,9 +301,18 @@ class Automation:
                 async with state.lock:
                     await self._dump(state)
 
-    def _serve(self, state: ZoneState, zone: Zone, keep_history: bool) -> None:
-        snap = build_from_model(zone)  # straight from the model's wire RDATA
+    def _serve(
+        self, state: ZoneState, zone: Zone, keep_history: bool, version: Version | None = None
+    ) -> None:
         old = state.served
+        snap = None
+        if version is not None and old is not None and version.serial_from == old.snapshot.serial:
+            change = version.diff
+            if len(change.removed) + len(change.added) <= SMALL_CHANGE:
+                names = {r[0] for r in (*change.removed, *change.added)}
+                snap = update_from_model(old.snapshot, zone, names)  # O(change)
+        if snap is None:
+            snap = build_from_model(zone)  # straight from the model's wire RDATA
         versions = self.server.config.ixfr_versions
         history: tuple[ZoneSnapshot, ...] = ()
         if old is not None and keep_history and old.snapshot.serial != snap.serial:

@@ -595,9 +595,11 @@ def update_from_model(
         sigs = zone.rrsigs.get(name, empty)
         labels = name.labels
         old = nodes.get(name)
-        for rrsets in (data, old.rrsets if old is not None else empty):
-            if DNAME in rrsets or (NS in rrsets and len(labels) > depth):
-                return build_from_model(zone)
+        before = old.rrsets if old is not None else empty
+        if (DNAME in data) != (DNAME in before) or (
+            len(labels) > depth and (NS in data) != (NS in before)
+        ):
+            return build_from_model(zone)  # a zone cut or DNAME comes or goes
         is_nsec3 = (
             NSEC3 in data and len(labels) == depth + 1 and len(data) == 1
             and all(t == NSEC3 for t in sigs)

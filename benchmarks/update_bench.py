@@ -39,11 +39,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dns.flags
+import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+
 from benchpeers import free_port, tool
 from sign_bench import ORIGIN, make_zone
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
 import hashlib
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -423,11 +424,13 @@ class LazyRRset(dns.rrset.RRset):
         except AttributeError:  # a copy made by dnspython's clone protocol
             wire = None
         if wire is not None:
-            self._src = None
+            # Parsed before the source is let go: a reader in another thread (a transfer
+            # rendered off the event loop) meanwhile parses it too, never sees it empty.
             rtype = self.rdtype
             spans = _rdata_spans(wire, _name_wire_len(self.name))
-            parsed = (dns.rdata.from_wire(IN, rtype, wire, i, n) for i, n in spans)
+            parsed = [dns.rdata.from_wire(IN, rtype, wire, i, n) for i, n in spans]
             _ITEMS.__set__(self, dict.fromkeys(parsed))
+            self._src = None
         got: dict[Any, None] = _ITEMS.__get__(self)
         return got
 
@@ -543,6 +546,159 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
         ent_keys=frozenset(ent_keys),
         cut_keys=frozenset(cut_keys),
     )
+
+
+def update_from_model(
+    prev: ZoneSnapshot, zone: model.Zone, names: Iterable[dns.name.Name]
+) -> ZoneSnapshot:
+    """:func:`build_from_model` of ``zone`` for a zone that differs from the one ``prev``
+    was built from only at ``names`` (every owner a record was added or removed at: a
+    version's diff), in O(those names): the nodes elsewhere are shared with ``prev``.
+
+    Falls back to :func:`build_from_model` when a changed name moves a zone cut, a DNAME or
+    the chain parameters, makes or ends an empty non-terminal, or the zone has no
+    NSEC/NSEC3 chain to keep the name order from."""
+    origin = zone.origin
+    depth = len(origin.labels)
+    apex = zone.rrsets.get(origin, {})
+    old_apex = prev.nodes.get(origin)
+    nsec3 = NSEC3PARAM in apex
+    if (
+        old_apex is None
+        or (NSEC not in apex and not nsec3)
+        or nsec3 != (prev.nsec3 is not None)
+        or (
+            apex.get(NSEC3PARAM) is not None
+            and old_apex.rrsets.get(NSEC3PARAM) is not None
+            and _param_changed(prev, apex[NSEC3PARAM])
+        )
+    ):
+        return build_from_model(zone)
+    memo = prev.wire_memo
+    empty: Mapping[int, model.RRset] = {}
+    nodes = dict(prev.nodes)
+    nsec3_nodes = dict(prev.nsec3_nodes)
+    by_key = dict(prev.by_key)
+    by_hash = dict(prev.nsec3_by_hash)
+    hashes = list(prev.nsec3_hashes)
+    nsec_keys = list(prev.nsec_keys)
+    nsec_names = list(prev.nsec_names)
+    nsec_nodes = list(prev.nsec_nodes)
+    ents, ent_keys = prev.ents, prev.ent_keys
+    changed = sorted({n.canonicalize() for n in names}, key=canonical_key)
+    for name in changed:
+        data = zone.rrsets.get(name, empty)
+        sigs = zone.rrsigs.get(name, empty)
+        labels = name.labels
+        old = nodes.get(name)
+        before = old.rrsets if old is not None else empty
+        if (DNAME in data) != (DNAME in before) or (
+            len(labels) > depth and (NS in data) != (NS in before)
+        ):
+            return build_from_model(zone)  # a zone cut or DNAME comes or goes
+        is_nsec3 = (
+            NSEC3 in data and len(labels) == depth + 1 and len(data) == 1
+            and all(t == NSEC3 for t in sigs)
+        )  # fmt: skip
+        if old is not None or (not is_nsec3 and (data or sigs)):
+            # A name of the zone's tree comes, goes or changes: its parent must stay a
+            # node (or the apex), and a name that goes must have nothing below it.
+            parent = labels[1:]
+            if len(labels) > depth + 1 and parent not in by_key:
+                return build_from_model(zone)
+            if old is not None and not data:
+                k = canonical_key(name)
+                i = bisect.bisect_right(nsec_keys, k)
+                below = i < len(nsec_keys) and nsec_keys[i][: len(k)] == k
+                if below or (nsec3 and _hashed_owner(prev, labels) in zone.rrsets):
+                    return build_from_model(zone)  # (it stays as an empty non-terminal)
+        if old is not None:
+            del nodes[name]
+            del by_key[labels]
+            if NSEC in old.rrsets:
+                i = bisect.bisect_left(nsec_keys, canonical_key(name))
+                del nsec_keys[i], nsec_names[i], nsec_nodes[i]
+        old3 = nsec3_nodes.pop(name, None)
+        if old3 is not None:
+            label = labels[0]
+            if len(label) == SHA1_B32_LEN and label.isalnum():
+                with contextlib.suppress(ValueError):
+                    h = int(label, 32)
+                    if by_hash.pop(h, None) is not None:
+                        del hashes[bisect.bisect_left(hashes, h)]
+        if not data and not sigs:
+            continue
+        owner = b"".join(bytes((len(label),)) + label for label in labels)
+        data_w = {t: _response_wire(owner, m) for t, m in data.items()}
+        sigs_w = {t: _response_wire(owner, m) for t, m in sigs.items()}
+        data_n = {t: len(m.rdatas) for t, m in data.items() if len(m.rdatas) != 1} or None
+        sigs_n = {t: len(m.rdatas) for t, m in sigs.items() if len(m.rdatas) != 1} or None
+        node = Node(
+            name, WireRRsets(name, data_w, memo, data_n), WireRRsets(name, sigs_w, memo, sigs_n)
+        )
+        if is_nsec3:
+            nsec3_nodes[name] = node
+            one: dict[dns.name.Name, Node] = {name: node}
+            added: dict[int, Node] = {}
+            _index_nsec3(one, added)
+            for h, n3 in added.items():
+                if h not in by_hash:
+                    bisect.insort(hashes, h)
+                by_hash[h] = n3
+            continue
+        nodes[name] = node
+        by_key[labels] = node
+        if labels in ent_keys:  # an empty non-terminal that now has data
+            ent_keys = ent_keys - {labels}
+            ents = frozenset(e for e in ents if e.labels != labels)
+        if NSEC in data:
+            k = canonical_key(name)
+            i = bisect.bisect_left(nsec_keys, k)
+            nsec_keys.insert(i, k)
+            nsec_names.insert(i, name)
+            nsec_nodes.insert(i, node)
+    if SOA not in nodes.get(origin, Node(origin)).rrsets:
+        raise ZoneError(f"zone {origin}: no SOA at the zone apex")
+    return ZoneSnapshot(
+        negative_soa=_negative_soa(nodes[origin]),
+        origin=origin,
+        serial=zone.soa().serial,
+        nodes=nodes,
+        nsec_keys=nsec_keys,
+        nsec_names=nsec_names,
+        nsec_nodes=nsec_nodes,
+        nsec3=prev.nsec3,
+        nsec3_hashes=hashes,
+        nsec3_by_hash=by_hash,
+        nsec3_nodes=nsec3_nodes,
+        ents=ents,
+        cuts=prev.cuts,
+        has_dname=prev.has_dname,
+        by_key=by_key,
+        ent_keys=ent_keys,
+        cut_keys=prev.cut_keys,
+        wire_memo=memo,
+    )
+
+
+def _param_changed(prev: ZoneSnapshot, param: model.RRset) -> bool:
+    p = prev.nsec3
+    if p is None:
+        return True
+    wire = param.rdatas[0]
+    return (wire[0], int.from_bytes(wire[2:4], "big"), wire[5 : 5 + wire[4]]) != (
+        p.algorithm,
+        p.iterations,
+        p.salt,
+    )
+
+
+def _hashed_owner(prev: ZoneSnapshot, labels: tuple[bytes, ...]) -> dns.name.Name:
+    """The NSEC3 owner name of the name ``labels`` in ``prev``'s chain."""
+    assert prev.nsec3 is not None
+    digest = nsec3_int(prev.nsec3, tuple(label.lower() for label in labels))
+    label = base64.b32hexencode(digest.to_bytes(20, "big")).lower()
+    return dns.name.Name((label, *prev.origin.labels))
 
 
 def _index_nsec3(nsec3_nodes: Mapping[dns.name.Name, Node], by_hash: dict[int, Node]) -> None:

@@ -29,7 +29,7 @@ from dnsseal.errors import DnssealError
 from dnsseal.policy.build import lookup
 from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import ServedZone
-from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model
+from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model, update_from_model
 from dnsseal.proto.tsigauth import check_request
 from dnsseal.proto.update import Access, evaluate, zone_name
 from dnsseal.server import checkds, dsdriver, metrics
@@ -68,6 +68,14 @@ log = logging.getLogger(__name__)
 MAX_CHANGES = 100  # journal transactions kept per zone before rebasing (bounded IXFR tail)
 RETRY = 60  # seconds before a failed maintenance is tried again
 MAX_SLEEP = 3600  # a timer re-checks at least this often
+# The signed copy (STATE/ZONE.signed) after dynamic updates is written this long after the
+# first one not in it (like named's journal dump): an UPDATE is committed by the journal,
+# and writing a 100k-name zone per UPDATE would cost seconds each.  Maintenance versions
+# and shutdown write it at once.
+DUMP_DELAY = 60
+# A version whose diff has at most this many records updates the previous version's answer
+# snapshot at the names it changed instead of building one from the whole zone.
+SMALL_CHANGE = 2000
 
 
 def journal_version(j: Journal, version: Version, now: int) -> None:
@@ -97,6 +105,7 @@ class Automation:
 
     def __init__(self, server: AuthServer) -> None:
         self.server = server
+        self._dumps: dict[str, asyncio.Task[None]] = {}  # zone -> its delayed copy write
 
     # -- setup ----------------------------------------------------------------------------
 
@@ -143,6 +152,7 @@ class Automation:
             state.secondary.start()
 
     async def stop(self) -> None:
+        await self._dump_now()
         await dsdriver.stop_all()
         for state in self.server.zones.values():
             for task in (state.timer, state.checkds_task):
@@ -216,22 +226,29 @@ class Automation:
         state_dir = self.server.config.state_dir
         assert state_dir is not None and state.inline is not None
 
-        signed_path = state.inline.signed_path
+        inline = state.inline
+        # An UPDATE is committed by the journal alone; the signed copy follows later.
+        copy_now = version.reason != "update"
 
         def persist() -> None:
             with Journal(state_dir) as j:
                 journal_version(j, version, now)
                 for e in events:
                     j.audit(e)
-            zonefile.write_zone(
-                signed_path,
-                version.zone,
-                header=[f"; {state.name} serial {version.serial}, signed by dnsseal"],
-            )
+            if copy_now:
+                self._write_copy(inline, version.zone)
             metrics.published(state.name, version)  # counts RRSIGs: off the event loop
 
+        if copy_now:
+            pending = self._dumps.pop(state.name, None)
+            if pending is not None:
+                pending.cancel()
         await asyncio.to_thread(persist)
-        self._serve(state, version.zone, keep_history=True)
+        if not copy_now and state.name not in self._dumps:
+            self._dumps[state.name] = asyncio.get_running_loop().create_task(
+                self._dump_later(state)
+            )
+        self._serve(state, version.zone, keep_history=True, version=version)
         took = f" in {time.monotonic() - started:.2f} s" if started is not None else ""
         log.info(
             "[%s] DNSSEC: serial %d signed and served%s (%s, %d records out, %d in)",
@@ -245,9 +262,57 @@ class Automation:
         if state.config.also_notify and not self.server.worker:
             self.server.spawn(self.server.notify(state.name))
 
-    def _serve(self, state: ZoneState, zone: Zone, keep_history: bool) -> None:
-        snap = build_from_model(zone)  # straight from the model's wire RDATA
+    @staticmethod
+    def _write_copy(inline: InlineZone, zone: Zone) -> None:
+        """Write the signed copy of ``zone`` (STATE/ZONE.signed).  Raises StorageError."""
+        zonefile.write_zone(
+            inline.signed_path,
+            zone,
+            header=[f"; {inline.name} serial {zone.soa().serial}, signed by dnsseal"],
+        )
+
+    async def _dump_later(self, state: ZoneState) -> None:
+        """Write the zone's signed copy :data:`DUMP_DELAY` seconds from now (the version
+        served then: every UPDATE in between is in it)."""
+        await asyncio.sleep(DUMP_DELAY)
+        if self._dumps.get(state.name) is asyncio.current_task():
+            del self._dumps[state.name]  # from here on a newer version needs a new dump
+        async with state.lock:  # (publish writes under it too: one writer at a time)
+            await self._dump(state)
+
+    async def _dump(self, state: ZoneState) -> None:
+        inline = state.inline
+        if inline is None or inline.signed is None:
+            return
+        try:
+            await asyncio.to_thread(self._write_copy, inline, inline.signed)
+        except DnssealError as e:
+            log.error("[%s] signed copy not written: %s", state.name, e)
+
+    async def _dump_now(self) -> None:
+        """Write every signed copy still behind its journal (at shutdown)."""
+        dumps, self._dumps = self._dumps, {}
+        for name, task in dumps.items():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            state = self.server.zones.get(name)
+            if state is not None:
+                async with state.lock:
+                    await self._dump(state)
+
+    def _serve(
+        self, state: ZoneState, zone: Zone, keep_history: bool, version: Version | None = None
+    ) -> None:
         old = state.served
+        snap = None
+        if version is not None and old is not None and version.serial_from == old.snapshot.serial:
+            change = version.diff
+            if len(change.removed) + len(change.added) <= SMALL_CHANGE:
+                names = {r[0] for r in (*change.removed, *change.added)}
+                snap = update_from_model(old.snapshot, zone, names)  # O(change)
+        if snap is None:
+            snap = build_from_model(zone)  # straight from the model's wire RDATA
         versions = self.server.config.ixfr_versions
         history: tuple[ZoneSnapshot, ...] = ()
         if old is not None and keep_history and old.snapshot.serial != snap.serial:

@@ -58,7 +58,7 @@ from dnsseal.signer import Nsec3Params, SigningKey, SignParams, sign_changes, si
 from dnsseal.signer import signingstate as sstate
 from dnsseal.signer.incremental import SIGNER_TYPES
 from dnsseal.signer.keysel import KEYSET_TYPES
-from dnsseal.signer.rrsig import labels_field
+from dnsseal.signer.rrsig import absolute_time, labels_field
 from dnsseal.signer.sign import SERIAL_POLICIES, next_serial, sign_rrsets
 from dnsseal.signer.skr import without_keyset_sigs
 from dnsseal.storage import bindserial, zonefile
@@ -557,13 +557,31 @@ class InlineZone:
     def _finish(self, new: Zone, now: int, reason: str, change: ZoneDiff | None = None) -> Version:
         """Make ``new`` the served version (``change``: its diff, when already known)."""
         prev = self.signed
+        known = change is not None
         if change is None:
             change = diff(prev, new) if prev is not None else ZoneDiff((), ())
         version = Version(new, change, prev.soa().serial if prev else None, reason)
         self.signed = new
         self.last_signed = now
-        self._timers(new, now)
+        if known and prev is not None and self.sig_horizon is not None:
+            self._timers_after(change, now)
+        else:
+            self._timers(new, now)
         return version
+
+    def _timers_after(self, change: ZoneDiff, now: int) -> None:
+        """:meth:`_timers` from the signatures a change added (O(change)): the earliest
+        expiration can only come sooner through them.  (One that went keeps the horizon
+        where it was: the timer then runs early, finds nothing due and looks again.)"""
+        assert self.sig_horizon is not None
+        exps = [self.sig_horizon]
+        exps += [absolute_time(int.from_bytes(r[3][8:12], "big"), now)
+                 for r in change.added if r[1] == T.RRSIG]  # fmt: skip
+        if self.policy.offline_ksk:
+            exps = exps[:1]  # the key set's signatures are renewed by bundles
+        self.sig_horizon = min(exps)
+        refresh = min(self.policy.signatures_refresh, self.policy.signatures_validity - 1)
+        self.next_resign = max(now + 1, self.sig_horizon - refresh + 1)
 
     def take_events(self) -> list[AuditEvent]:
         """The key events since the last call (for the audit log)."""
@@ -698,16 +716,14 @@ class InlineZone:
             prev = self.signed
             plain = _with_serial(unsigned, next_serial(prev.soa().serial, self.serial_method, now))
             return self._finish(plain, now, "update")
+        # Until the re-signing timer is due, no kept signature needs refreshing and the
+        # keys are the plan's: the signer may fix the chain where the change is (O(change)).
+        fresh = self.next_resign if not self.policy.offline_ksk else None
+        params = self._params(now, self.serial_method)
         signed = counters.timed_sign(
-            self.name,
-            "incremental",
-            sign_changes,
-            self.signed,
-            change,
-            keys,
-            self._params(now, self.serial_method),
-            now,
-        )
+            self.name, "incremental", sign_changes, self.signed, change, keys, params, now,
+            fresh_until=fresh,
+        )  # fmt: skip
         self.unsigned = unsigned
         if self.policy.offline_ksk:
             return self._finish(self._keyset_from_response(signed.zone), now, "update")

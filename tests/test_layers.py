@@ -63,7 +63,7 @@ LOWER = {
     "keys": set(),
     "policy": {"keys"},
 }
-FOUNDATION = {"errors", "clock", "durations", "findings", "exposition", "__init__"}
+FOUNDATION = {"errors", "clock", "durations", "findings", "exposition", "httpserve", "__init__"}
 
 
 def _modules(package: str) -> list[Path]:

@@ -20,8 +20,6 @@ logged and answered 500 without taking the listener down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import re
 import ssl
@@ -29,9 +27,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from dnsseal import clock
+from dnsseal import clock, httpserve
 from dnsseal.durations import parse_when
 from dnsseal.errors import InputError, StorageError
+from dnsseal.httpserve import Response, json_response
 from dnsseal.server import metrics, statuspage, views
 from dnsseal.storage.serverconfig import Endpoint
 
@@ -40,13 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_HEAD = 16 * 1024  # request line and headers
 MAX_CLIENTS = 64  # connections beyond this are closed at once (a scraper needs one)
-READ_TIMEOUT = 10.0
-JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           431: "Request Header Fields Too Large", 500: "Internal Server Error"}  # fmt: skip
 
 
 class HttpError(Exception):
@@ -55,12 +49,10 @@ class HttpError(Exception):
         self.status = status
 
 
-Response = tuple[int, str, bytes]  # status, content type, body
 Handler = Callable[["AuthServer", "re.Match[str]", dict[str, list[str]]], Awaitable[Response]]
 
 
-def _json(doc: Any, status: int = 200) -> Response:
-    return status, JSON_TYPE, (json.dumps(doc, indent=1) + "\n").encode()
+_json = json_response
 
 
 def _view(doc: Any) -> Response:
@@ -171,24 +163,13 @@ async def respond(server: AuthServer, method: str, target: str) -> Response:
     return _json({"error": f"no such page: {parts.path}"}, 404)
 
 
-def _head(status: int, ctype: str, length: int, allow: bool = False) -> bytes:
-    lines = [
-        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}",
-        f"Content-Type: {ctype}",
-        f"Content-Length: {length}",
-        "Cache-Control: no-store",
-        "X-Content-Type-Options: nosniff",
-        "Connection: close",
-    ]
-    if ctype == HTML_TYPE:  # no external assets: nothing but inline style may load
-        lines.append("Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'")
-    if allow:
-        lines.append("Allow: GET, HEAD")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-class HttpListener:
+class HttpListener(httpserve.HttpListener):
     """Serves :data:`ROUTES` for ``server`` on ``endpoints``."""
+
+    option = "server.http"
+    label = "[server]"
+    what = "metrics, API, status page"
+    max_clients = MAX_CLIENTS
 
     def __init__(
         self,
@@ -196,90 +177,16 @@ class HttpListener:
         endpoints: tuple[Endpoint, ...],
         tls: ssl.SSLContext | None = None,
     ) -> None:
+        super().__init__(endpoints, tls)
         self.server = server
-        self.endpoints = endpoints
-        self.tls = tls
-        self._servers: list[asyncio.Server] = []
-        self._clients: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
-        for ep in self.endpoints:
-            try:
-                srv = await asyncio.start_server(
-                    self._client,
-                    ep.host,
-                    ep.port,
-                    reuse_address=True,
-                    ssl=self.tls,
-                    ssl_handshake_timeout=READ_TIMEOUT if self.tls else None,
-                )
-            except OSError as e:
-                await self.stop()
-                raise StorageError(
-                    f"server.http {ep}", f"cannot listen: {e.strerror or e}"
-                ) from None
-            self._servers.append(srv)
-            scheme = "HTTPS" if self.tls else "HTTP"
-            log.info("[server] %s on %s (metrics, API, status page)", scheme, ep)
+    async def respond(self, method: str, target: str) -> Response:
+        return await respond(self.server, method, target)
 
-    @property
-    def ports(self) -> list[int]:
-        """The bound ports (port 0 in the config: the kernel's choice)."""
-        return [s.sockets[0].getsockname()[1] for s in self._servers if s.sockets]
-
-    async def stop(self) -> None:
-        for s in self._servers:
-            s.close()
-        for task in list(self._clients):
-            task.cancel()
-        for s in self._servers:
-            with contextlib.suppress(Exception):
-                await s.wait_closed()
-        self._servers.clear()
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._clients) >= MAX_CLIENTS:
-            log.warning("[server] HTTP: too many clients, closing a connection")
-            writer.close()
-            return
-        task = asyncio.current_task()
-        if task is not None:
-            self._clients.add(task)
-        try:
-            await self._serve_one(reader, writer)
-        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            if task is not None:
-                self._clients.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
-
-    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
-        except asyncio.LimitOverrunError:
-            status, ctype, body = _json({"error": "request head too large"}, 431)
-            writer.write(_head(status, ctype, len(body)) + body)
-            await writer.drain()
-            return
-        if len(head) > MAX_HEAD:
-            status, ctype, body = _json({"error": "request head too large"}, 431)
-            writer.write(_head(status, ctype, len(body)) + body)
-            await writer.drain()
-            return
-        request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-        parts = request_line.split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            status, ctype, body = _json({"error": "bad request line"}, 400)
-        else:
-            method, target = parts[0], parts[1]
-            status, ctype, body = await respond(self.server, method, target)
-        writer.write(_head(status, ctype, len(body), allow=status == 405))
-        if not (len(parts) == 3 and parts[0] == "HEAD"):
-            writer.write(body)
-        await writer.drain()
+    def extra_headers(self, ctype: str) -> tuple[str, ...]:
+        if ctype == HTML_TYPE:  # no external assets: nothing but inline style may load
+            return ("Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'",)
+        return ()
 
 
 async def start(server: AuthServer) -> HttpListener | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import bisect
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,18 +21,20 @@ import dns.rdatatype
 
 from dnsseal.errors import InputError
 from dnsseal.signer.denial import hashed_owner, nsec3_hash
-from dnsseal.signer.keysel import KEYSET_TYPES, SigningKey, assign
-from dnsseal.signer.quick import _STRUCTURAL, _chain_matches, _signed_here, quick_sign_changes
-from dnsseal.signer.rrsig import Rrsig, labels_field
+from dnsseal.signer.keysel import SigningKey, assign
+from dnsseal.signer.quick import (
+    _STRUCTURAL,
+    _chain_matches,
+    _signed_here,
+    quick_sign_changes,
+    sign_queue,
+)
 from dnsseal.signer.sign import (
-    JobStream,
     SignParams,
     SignStats,
-    _jittered,
     check_keys,
     keyset_expiration,
     prepare_zone,
-    sign_sequential,
     sign_zone,
     validity,
 )
@@ -371,31 +373,10 @@ def chain_sign_changes(
         rrsets[origin] = apex
 
     # Sign the queue with the keys that sign the zone's data.
-    count = len(todo) * len(who.other)
-    per_key: dict[int, int] = {}
-    pending: list[tuple[RRset, bytes]] = []
-
-    def stream() -> Iterator[tuple[int, bytes]]:
-        for rrset in todo:
-            owner = canonical.name_wire(rrset.name)
-            labels = labels_field(rrset.name)
-            wire = canonical.rrset_wire(owner, rrset.rtype, signed.rdclass, rrset.ttl,
-                                        rrset.rdatas)  # fmt: skip
-            base = key_exp if rrset.rtype in KEYSET_TYPES else expiration
-            exp = _jittered(base, params.jitter, owner, rrset.rtype)
-            for idx in who.other:
-                k = keys[idx].key
-                rrsig_head = Rrsig(rrset.rtype, k.algorithm, labels, rrset.ttl, exp, inception,
-                                   k.tag, origin).head_wire()  # fmt: skip
-                per_key[idx] = per_key.get(idx, 0) + 1
-                pending.append((rrset, rrsig_head))
-                yield idx, rrsig_head + wire
-
-    batch = params.batch or sign_sequential
-    signatures = list(batch(keys, JobStream(stream(), count))) if count else []
-    made: dict[tuple[dns.name.Name, int], list[bytes]] = {}
-    for (rrset, rrsig_head), signature in zip(pending, signatures, strict=True):
-        made.setdefault((rrset.name, rrset.rtype), []).append(rrsig_head + signature)
+    made, per_key, generated = sign_queue(
+        todo, keys, lambda rrset: who.other, origin, signed.rdclass,
+        (inception, expiration, key_exp), params,
+    )  # fmt: skip
     for (name, rtype), rdatas in made.items():
         rr = rrsets[name][rtype]
         node = dict(rrsigs.get(name, {}))
@@ -407,7 +388,7 @@ def chain_sign_changes(
     new = Zone(origin, rrsets, rrsigs, signed.rdclass)
     _INDEXES[origin] = _Index(new, nsec3 is not None, order, data_keys)
     stats = SignStats(
-        generated=len(signatures),
+        generated=generated,
         retained=0,
         dropped=dropped,
         rrsets_signed=len(todo),

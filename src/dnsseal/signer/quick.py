@@ -12,7 +12,7 @@ compares the two.  :func:`quick_sign_changes` returns None whenever it does not 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import dns.name
 import dns.rdatatype
@@ -32,7 +32,7 @@ from dnsseal.signer.sign import (
     validity,
 )
 from dnsseal.zone import canonical
-from dnsseal.zone.diff import Record, ZoneDiff
+from dnsseal.zone.diff import ZoneDiff, diff_at
 from dnsseal.zone.model import RRset, Zone
 
 T = dns.rdatatype
@@ -188,31 +188,15 @@ def quick_sign_changes(
                 return None  # not expected: only authoritative names have signatures
             todo.append(rrset)
             dropped += len(old_sigs[rtype].rdatas) if rtype in old_sigs else 0
-    per_key: dict[int, int] = {}
-    pending: list[tuple[RRset, bytes]] = []
-
-    def stream() -> Iterator[tuple[int, bytes]]:
-        for rrset in todo:
-            owner = canonical.name_wire(rrset.name)
-            labels = labels_field(rrset.name)
-            rrs_wire = canonical.rrset_wire(owner, rrset.rtype, signed.rdclass, rrset.ttl,
-                                            rrset.rdatas)  # fmt: skip
-            base = key_exp if rrset.rtype in KEYSET_TYPES else expiration
-            exp = _jittered(base, params.jitter, owner, rrset.rtype)
-            for idx in who.keyset if rrset.rtype in KEYSET_TYPES else who.other:
-                k = keys[idx].key
-                head = Rrsig(rrset.rtype, k.algorithm, labels, rrset.ttl, exp, inception, k.tag,
-                             origin).head_wire()  # fmt: skip
-                per_key[idx] = per_key.get(idx, 0) + 1
-                pending.append((rrset, head))
-                yield idx, head + rrs_wire
-
-    count = sum(len(who.keyset if r.rtype in KEYSET_TYPES else who.other) for r in todo)
-    batch = params.batch or sign_sequential
-    made: dict[tuple[dns.name.Name, int], list[bytes]] = {}
-    signatures = list(batch(keys, JobStream(stream(), count))) if count else []
-    for (rrset, head), signature in zip(pending, signatures, strict=True):
-        made.setdefault((rrset.name, rrset.rtype), []).append(head + signature)
+    made, per_key, generated = sign_queue(
+        todo,
+        keys,
+        lambda rrset: who.keyset if rrset.rtype in KEYSET_TYPES else who.other,
+        origin,
+        signed.rdclass,
+        (inception, expiration, key_exp),
+        params,
+    )
     for (name, rtype), rdatas in made.items():
         ttl = nodes[name][rtype].ttl
         sigs.setdefault(name, {})[rtype] = RRset(name, T.RRSIG, ttl,
@@ -224,33 +208,53 @@ def quick_sign_changes(
     rrsigs.update(sigs)
     new = Zone(origin, rrsets, rrsigs, signed.rdclass)
     stats = SignStats(
-        generated=len(signatures),
+        generated=generated,
         retained=total - dropped,
         dropped=dropped,
         rrsets_signed=sig_sets,
         chain_records=chain,
         by_key=tuple((keys[i].key.basename, n) for i, n in sorted(per_key.items())),
     )
-    return new, _diff_at(signed, new, list(nodes)), stats
+    return new, diff_at(signed, new, nodes), stats
 
 
-def _records_at(zone: Zone, names: list[dns.name.Name]) -> set[Record]:
-    out: set[Record] = set()
-    for name in names:
-        for rr in zone.rrsets.get(name, {}).values():
-            out.update((rr.name, rr.rtype, rr.ttl, rd) for rd in rr.rdatas)
-        for rr in zone.rrsigs.get(name, {}).values():
-            out.update((rr.name, T.RRSIG, rr.ttl, rd) for rd in rr.rdatas)
-    return out
+def sign_queue(
+    todo: Sequence[RRset],
+    keys: Sequence[SigningKey],
+    signers: Callable[[RRset], Sequence[int]],
+    origin: dns.name.Name,
+    rdclass: int,
+    times: tuple[int, int, int],
+    params: SignParams,
+) -> tuple[dict[tuple[dns.name.Name, int], list[bytes]], dict[int, int], int]:
+    """Sign each RRset of ``todo`` with the keys ``signers(rrset)`` picks (indexes into
+    ``keys``), through ``params.batch`` (or one by one).  ``times``: inception, expiration
+    and the key set's expiration.  Returns the RRSIG RDATA per (owner, type), the count per
+    key and the number of signatures made."""
+    inception, expiration, key_exp = times
+    per_key: dict[int, int] = {}
+    pending: list[tuple[RRset, bytes]] = []
 
+    def stream() -> Iterator[tuple[int, bytes]]:
+        for rrset in todo:
+            owner = canonical.name_wire(rrset.name)
+            labels = labels_field(rrset.name)
+            rrs_wire = canonical.rrset_wire(owner, rrset.rtype, rdclass, rrset.ttl,
+                                            rrset.rdatas)  # fmt: skip
+            base = key_exp if rrset.rtype in KEYSET_TYPES else expiration
+            exp = _jittered(base, params.jitter, owner, rrset.rtype)
+            for idx in signers(rrset):
+                k = keys[idx].key
+                head = Rrsig(rrset.rtype, k.algorithm, labels, rrset.ttl, exp, inception, k.tag,
+                             origin).head_wire()  # fmt: skip
+                per_key[idx] = per_key.get(idx, 0) + 1
+                pending.append((rrset, head))
+                yield idx, head + rrs_wire
 
-def _diff_at(old: Zone, new: Zone, names: list[dns.name.Name]) -> ZoneDiff:
-    """:func:`~dnsseal.zone.diff.diff` for zones that differ only at ``names``."""
-    before = _records_at(old, names)
-    after = _records_at(new, names)
-
-    def order(r: Record) -> tuple[tuple[bytes, ...], int, bytes]:
-        return (tuple(label.lower() for label in reversed(r[0].labels)), r[1], r[3])
-
-    return ZoneDiff(tuple(sorted(before - after, key=order)),
-                    tuple(sorted(after - before, key=order)))  # fmt: skip
+    count = sum(len(signers(r)) for r in todo)
+    batch = params.batch or sign_sequential
+    signatures = list(batch(keys, JobStream(stream(), count))) if count else []
+    made: dict[tuple[dns.name.Name, int], list[bytes]] = {}
+    for (rrset, head), signature in zip(pending, signatures, strict=True):
+        made.setdefault((rrset.name, rrset.rtype), []).append(head + signature)
+    return made, per_key, len(signatures)

@@ -291,6 +291,16 @@ class Resolver:
             else:
                 task.add_done_callback(lambda _: self._inflight.pop(key, None))
 
+    async def _target(self, target: dns.name.Name, t: int, depth: int, now: int) -> Result:
+        """The result for an alias's ``target``: from the cache (TTLs aged) or resolved."""
+        cached = self.cached(target, t, now)
+        if cached is None:
+            return await self._resolve(target, t, depth + 1)
+        rest, age = cached
+        return dataclasses.replace(
+            rest, answer=_aged(rest.answer, age), authority=_aged(rest.authority, age)
+        )
+
     async def _resolve(self, name: dns.name.Name, t: int, depth: int = 0) -> Result:
         now = self.clock()
         used: list[tuple[dns.name.Name, int, dns.name.Name]] = []
@@ -377,16 +387,7 @@ class Resolver:
         if t == dns.rdatatype.CNAME:
             return Result(name, t, dns.rcode.NOERROR, links, (), verdict, (), {})
         target = links[0][0].target
-        cached = self.cached(target, t, now)
-        if cached is not None:
-            rest, rest_age = cached
-            rest = dataclasses.replace(
-                rest,
-                answer=_aged(rest.answer, rest_age),
-                authority=_aged(rest.authority, rest_age),
-            )
-        else:
-            rest = await self._resolve(target, t, depth + 1)
+        rest = await self._target(target, t, depth, now)
         return Result(
             name,
             t,
@@ -487,16 +488,7 @@ class Resolver:
                 return Result(
                     name, t, dns.rcode.NOERROR, (*links, cname), (), dname.verdict, (), {}
                 )
-            cached = self.cached(new, t, now)
-            if cached is not None:
-                rest, rest_age = cached
-                rest = dataclasses.replace(
-                    rest,
-                    answer=_aged(rest.answer, rest_age),
-                    authority=_aged(rest.authority, rest_age),
-                )
-            else:
-                rest = await self._resolve(new, t, depth + 1)
+            rest = await self._target(new, t, depth, now)
             verdict = worst(dname.verdict, rest.verdict)
             answer = (*links, cname, *rest.answer)
             return Result(

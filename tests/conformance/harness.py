@@ -81,6 +81,8 @@ class Setup:
     fake_sha1: bool = False
     iterator_only: bool = False
     unsupported: list[str] = field(default_factory=list)
+    stubs: list[tuple[dns.name.Name, tuple[Server, ...]]] = field(default_factory=list)
+    forwards: list[tuple[dns.name.Name, tuple[Server, ...]]] = field(default_factory=list)
 
 
 def _date(value: str) -> int | None:
@@ -132,26 +134,38 @@ def read_setup(scenario: rpl.Scenario) -> Setup:
         if clause.name == "server":
             for opt in clause.options:
                 _server_option(setup, opt, scenario.source)
-        elif clause.name == "stub-zone":
-            name = clause.get("name")
-            addrs = clause.get("stub-addr")
-            others = [
-                o.key for o in clause.options if o.key not in ("name", "stub-addr", "stub-prime")
-            ]
-            if name and dns.name.from_text(name[0]) == dns.name.root and addrs and not others:
-                setup.root_servers.extend(_addr(a) for a in addrs)
-            else:
-                what = ", ".join(others) if others else f"stub-zone {name[0] if name else '?'}"
-                setup.unsupported.append(f"stub-zone ({what}): dnsseal has only root hints")
+        elif clause.name in ("stub-zone", "forward-zone"):
+            _zone_clause(setup, clause)
         elif clause.name == "tempfile":
             continue
         else:
             setup.unsupported.append(f"{clause.name}: no dnsseal equivalent")
-    if not setup.root_servers:
+    if not setup.root_servers and not any(z == dns.name.root for z, _ in setup.forwards):
         setup.unsupported.append("no stub-zone for '.': the scenario relies on Unbound's hints")
     if setup.iterator_only and setup.anchors:
         setup.unsupported.append("module-config: iterator with trust anchors (validation off)")
     return setup
+
+
+def _zone_clause(setup: Setup, clause: rpl.Clause) -> None:
+    """stub-zone and forward-zone, as dnsseal's [resolver] stub-zone / forward-zone (a
+    stub-zone for '.' gives the root servers)."""
+    addr_key = "stub-addr" if clause.name == "stub-zone" else "forward-addr"
+    name = clause.get("name")
+    addrs = clause.get(addr_key)
+    others = [o.key for o in clause.options if o.key not in ("name", addr_key, "stub-prime")]
+    if not name or not addrs or others:
+        what = ", ".join(others) if others else f"{clause.name} without {addr_key}"
+        setup.unsupported.append(f"{clause.name} ({what}): no dnsseal equivalent")
+        return
+    zone = dns.name.from_text(name[0])
+    servers = tuple(_addr(a) for a in addrs)
+    if clause.name == "stub-zone" and zone == dns.name.root:
+        setup.root_servers.extend(servers)
+    elif clause.name == "stub-zone":
+        setup.stubs.append((zone, servers))
+    else:
+        setup.forwards.append((zone, servers))
 
 
 def _server_option(setup: Setup, opt: rpl.Option, source: str) -> None:
@@ -208,6 +222,8 @@ def build_config(setup: Setup) -> Config:
         policy=policy,
         minimise=setup.minimise,
         trust_cache=TrustCache(),
+        stubs=tuple(setup.stubs),
+        forwards=tuple(setup.forwards),
     )
 
 

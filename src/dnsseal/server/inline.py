@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from dnsseal.findings import Severity
 from dnsseal.keymgr import Facts, Plan, step
 from dnsseal.keymgr.plan import Fact
 from dnsseal.keys import algorithms
-from dnsseal.keys.ds import make_ds
+from dnsseal.keys.ds import dnskey_rdata_wire, make_ds
 from dnsseal.keys.model import Key, KeyState, PrivateMaterial, RecordState
 from dnsseal.policy.model import KeySpec, Policy
 from dnsseal.server import counters
@@ -109,6 +110,36 @@ def _plan_role(key: Key, keyset: bool, zone: bool) -> Key:
         return key
     state = key.state if key.state is not None else KeyState()
     return dataclasses.replace(key, state=state.replace(ksk=keyset, zsk=zone))
+
+
+_KEY_RECORDS: dict[tuple[object, ...], tuple[tuple[int, bytes], ...]] = {}
+_KEY_RECORDS_MAX = 65536  # keys remembered (a few hundred bytes each); then started again
+
+
+def key_record_wires(
+    key: Key, digests: tuple[int, ...], cdnskey: bool
+) -> tuple[tuple[int, bytes], ...]:
+    """(type, canonical RDATA) of the CDS (one per digest type in ``digests``) and, with
+    ``cdnskey``, the CDNSKEY of ``key``: computed once per key and policy however often
+    its zone is restored or re-signed (a restart of many zones made them for every key of
+    every zone)."""
+    dnskey = dnskey_rdata_wire(key)
+    memo = (key.zone, dnskey, digests, cdnskey)
+    found = _KEY_RECORDS.get(memo)
+    if found is not None:
+        return found
+    out: list[tuple[int, bytes]] = []
+    for digest in digests:
+        ds = make_ds(key, digest)
+        out.append(
+            (T.CDS, struct.pack("!HBB", ds.key_tag, ds.algorithm, ds.digest_type) + ds.digest)
+        )
+    if cdnskey:
+        out.append((T.CDNSKEY, dnskey))
+    if len(_KEY_RECORDS) >= _KEY_RECORDS_MAX:
+        _KEY_RECORDS.clear()
+    made = _KEY_RECORDS[memo] = tuple(out)
+    return made
 
 
 def _keygen(spec: KeySpec) -> tuple[bytes, PrivateMaterial]:
@@ -239,9 +270,10 @@ class InlineZone:
     def _our_keyset_rdatas(self) -> set[bytes]:
         """DNSKEY, CDS and CDNSKEY RDATA of every key in the key directory, and DELETE."""
         out = {canonical.rdata_wire(CDS_DELETE), canonical.rdata_wire(CDNSKEY_DELETE)}
+        digests, cdnskey = tuple(self.policy.cds_digest_types), self.policy.cdnskey
         for k in self._load_keys():
-            out |= {canonical.rdata_wire(r) for r in self._key_records(k, cds=True)}
-            out.add(canonical.rdata_wire(k.dnskey()))
+            out.update(wire for _, wire in key_record_wires(k, digests, cdnskey))
+            out.add(dnskey_rdata_wire(k))
         return out | self.offline.keyset_rdatas()
 
     def _load_keys(self) -> list[Key]:
@@ -273,20 +305,10 @@ class InlineZone:
 
     def _key_records(self, key: Key, *, cds: bool) -> list[dns.rdata.Rdata]:
         """CDS (per the policy's digest types) and CDNSKEY for ``key``."""
-        out: list[dns.rdata.Rdata] = []
         if not cds:
-            return out
-        for digest in self.policy.cds_digest_types:
-            ds = make_ds(key, digest)
-            out.append(dns.rdata.from_text(IN, T.CDS, ds.rdata_text()))
-        if self.policy.cdnskey:
-            dnskey = key.dnskey()
-            out.append(
-                dns.rdata.from_wire(
-                    IN, T.CDNSKEY, dnskey.to_digestable(), 0, len(dnskey.to_digestable())
-                )
-            )
-        return out
+            return []
+        wires = key_record_wires(key, tuple(self.policy.cds_digest_types), self.policy.cdnskey)
+        return [dns.rdata.from_wire(IN, T.RdataType(rt), w, 0, len(w)) for rt, w in wires]
 
     def _check_key_files(self, keys: Sequence[Key]) -> None:
         """A key this zone was signed with must still have its files: never replace it."""

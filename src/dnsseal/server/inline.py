@@ -227,13 +227,16 @@ class InlineZone:
         the keys in the key directory, and any DNSKEY that signs in ``zone`` (so a key
         whose files went missing is never mistaken for a peer's), at the apex only: CDS and
         CDNSKEY below it are data (a signaling zone's ``_dsboot`` records, RFC 9615)."""
-        ours = self._our_keyset_rdatas() | signer_keyset_rdatas(zone)
+        ours: set[bytes] | None = None  # made (keys loaded) only if the apex has a key set
         b = ZoneBuilder(zone.origin, zone.rdclass)
         for rr in zone.iter_rrsets():
             if rr.rtype in SIGNER_TYPES or _is_signing_state(rr.rtype, rr.name, zone.origin):
                 continue
+            keyset = rr.rtype in KEYSET_TYPES and rr.name == zone.origin
+            if keyset and ours is None:
+                ours = self._our_keyset_rdatas() | signer_keyset_rdatas(zone)
             for rd in rr.rdatas:
-                if rr.rtype in KEYSET_TYPES and rr.name == zone.origin and rd in ours:
+                if keyset and ours is not None and rd in ours:
                     continue
                 b.add(rr.name, rr.rtype, rr.ttl, rd)
         return b.build()

@@ -112,11 +112,12 @@ def _load_known(keyfile: Path) -> Key:
     if stamp and known is not None and known[0] == stamp:
         return known[1]
     key = load_key(keyfile)
-    # Kept only if unchanged while it was read and last changed well before now: file times
-    # tick at the kernel's coarse clock, so a rewrite of the same size within one tick of
-    # the last could otherwise look unchanged (git's "racy" entries, same remedy).
+    # Kept under the stamp taken before the read (a change during the read makes the next
+    # stamp differ) and only if the files last changed well before now: file times tick
+    # at the kernel's coarse clock, so a rewrite of the same size within one tick of the
+    # last could otherwise look unchanged (git's "racy" entries, same remedy).
     settled = time.time_ns() - RACY_NS
-    if stamp and _stamp(keyfile) == stamp and all(t is None or t[4] < settled for t in stamp):
+    if stamp and all(t is None or t[4] < settled for t in stamp):
         if len(_LOADED) >= _LOADED_MAX:
             _LOADED.clear()
         _LOADED[keyfile] = (stamp, key)

@@ -402,3 +402,61 @@ def test_key_records_and_key_files_are_made_once_per_key(
     zones[0].keydir.save(key)
     assert zones[0].keydir.keys(zones[0].origin) == [key]
     assert len(parsed) == n_keys + 1
+
+
+def test_a_restart_reads_neither_source_nor_copy_of_an_unchanged_zone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy of the source says which file it was made from: a restart on an unchanged
+    source reads neither (the journal's version holds that data: each was parsed at every
+    restart); an edit made while down is applied, and so is one made after the restart
+    (the copy is read then, to diff against)."""
+    from dnsseal.server import inline as inline_mod
+    from dnsseal.storage import zonefile
+
+    monkeypatch.setattr(inline_mod, "RACY_NS", 0)  # the test's files are seconds old
+    conf = _inline_config(tmp_path, free_port())
+    cold = _run_server(conf)
+    reads: list[str] = []
+    real = zonefile.read_zone
+
+    def counting(path: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(zonefile, "read_zone", counting)
+    assert _run_server(conf) == cold
+    assert reads == []  # was the source and the copy of every zone
+    # An edit while the server is down: that zone's files are read, its edit served.
+    src = tmp_path / "zones" / "s03.test."
+    src.write_text(src.read_text() + "new A 192.0.2.99\n")
+    edited = _run_server(conf)
+    assert sorted(reads) == ["s03.test.", "s03.test.source"]
+    assert {k: v for k, v in edited.items() if k != "s03.test."} == {
+        k: v for k, v in cold.items() if k != "s03.test."
+    }
+    assert edited["s03.test."][0] > cold["s03.test."][0]
+    assert any(str(r[0]) == "new.s03.test." for r in edited["s03.test."][1])
+    reads.clear()
+    assert _run_server(conf) == edited  # the copy now says so: nothing read again
+    assert reads == []
+
+    # An edit after a restart that read nothing: the copy is read then and diffed.
+    async def edit_while_running() -> None:
+        server = AuthServer(load_config(conf), conf)
+        await server.start()
+        try:
+            state = server.zones["s05.test."]
+            assert state.inline is not None and reads == []
+            src5 = tmp_path / "zones" / "s05.test."
+            src5.write_text(src5.read_text().replace("www A", "web A"))
+            assert await server.automation.maintain(state, "reload") is None
+            assert sorted(reads) == ["s05.test.", "s05.test.source"]
+            signed = state.inline.signed
+            assert signed is not None
+            owners = {str(n) for n in signed.rrsets}
+            assert "web.s05.test." in owners and "www.s05.test." not in owners
+        finally:
+            await server.stop()
+
+    asyncio.run(edit_while_running())

@@ -460,3 +460,33 @@ def test_a_restart_reads_neither_source_nor_copy_of_an_unchanged_zone(
             await server.stop()
 
     asyncio.run(edit_while_running())
+
+
+def test_a_bug_in_one_zone_of_a_batch_is_raised_after_the_zones_before_it_are_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As when each zone was maintained in turn: an unexpected error propagates, and the
+    zones maintained before it in its batch are served (not left half-done)."""
+    from dnsseal.server import inline as inline_mod
+
+    conf = _inline_config(tmp_path, free_port())
+    real = inline_mod.InlineZone.maintain
+
+    def failing(self: Any, now: int, **kwargs: Any) -> Any:
+        if self.name == "s03.test.":
+            raise RuntimeError("a bug")
+        return real(self, now, **kwargs)
+
+    monkeypatch.setattr(inline_mod.InlineZone, "maintain", failing)
+
+    async def scenario() -> None:
+        server = AuthServer(load_config(conf), conf)
+        try:
+            with pytest.raises(RuntimeError, match="a bug"):
+                await server.start()
+            served = {n for n, s in server.zones.items() if s.served is not None}
+            assert served == {"s00.test.", "s01.test.", "s02.test."}
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())

@@ -124,7 +124,12 @@ class _Maintained:
     error: DnssealError | None
 
 
-_Outcome = _AttachFailed | _Waiting | _Maintained
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Crashed:
+    error: Exception
+
+
+_Outcome = _AttachFailed | _Waiting | _Maintained | _Crashed
 
 
 class Automation:
@@ -271,10 +276,9 @@ class Automation:
                     problem = await self._started(state, outcome)
                     if problem is not None:
                         problems.append(f"{state.name}: {problem}")
+                    if not isinstance(outcome, _AttachFailed):
+                        self.start_timer(state)  # (its task waits for the lock we hold)
             del todo[: len(done)]
-            for state, outcome in zip(batch, done, strict=False):
-                if not isinstance(outcome, _AttachFailed):
-                    self.start_timer(state)
         return problems
 
     def _start_batch(self, batch: Sequence[ZoneState], reason: str) -> list[_Outcome]:
@@ -311,11 +315,16 @@ class Automation:
                 except DnssealError as e:
                     out.append(_Maintained(now, started, None, [], e))
                     continue
+                except Exception as e:  # a bug: raised once the zones before are published
+                    out.append(_Crashed(e))
+                    break
                 out.append(_Maintained(now, started, version, events, None))
         return out
 
     async def _started(self, state: ZoneState, outcome: _Outcome) -> str | None:
         """On the event loop, with the zone's lock held: finish what _start_batch did."""
+        if isinstance(outcome, _Crashed):
+            raise outcome.error  # as maintain() would have, the zones before published
         if isinstance(outcome, _AttachFailed):
             state.error = outcome.problem
             log.error("[%s] not loaded: %s", state.name, outcome.problem)

@@ -10,6 +10,7 @@ including zones nested in each other, added and removed in any order.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 from collections.abc import Iterator
@@ -18,9 +19,11 @@ from typing import Any
 
 import dns.message
 import dns.name
+import dns.rdata
 import dns.zone
 import pytest
 
+from conftest import free_port
 from dnsseal.proto import wiretable
 from dnsseal.proto.engine import Engine, ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot, build
@@ -29,7 +32,7 @@ from dnsseal.server.service import AuthServer
 from dnsseal.server.zones import ZoneState
 from dnsseal.storage import atomic
 from dnsseal.storage.keydir import KeyDirectory
-from dnsseal.storage.serverconfig import ServerConfig, ZoneConfig
+from dnsseal.storage.serverconfig import ServerConfig, ZoneConfig, load_config
 
 from .test_udpfast import CHILD, PARENT
 
@@ -250,3 +253,240 @@ def test_the_server_hands_the_engine_only_the_zones_that_changed(
     assert entries_count[0] == N
     assert set(server.engine.zones) == {s.origin for s in snaps}
     _same(server.engine.wire, snaps)
+
+
+# -- restart of many inline-signed zones ------------------------------------------------
+
+INLINE = 12  # zones (a small batch is forced below, so several batches run)
+
+
+def _inline_config(d: Path, port: int) -> Path:
+    (d / "zones").mkdir(exist_ok=True)
+    body = ""
+    for i in range(INLINE):
+        name = f"s{i:02d}.test."
+        (d / "zones" / name).write_text(
+            f"$ORIGIN {name}\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 300\n"
+            f"@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.{i + 2}\n"
+        )
+        body += f'\n[zone."{name}"]\nfile = "{d / "zones" / name}"\ndnssec-policy = "default"\n'
+    conf = d / "dnsseal.toml"
+    conf.write_text(
+        f'[server]\nlisten = ["127.0.0.1@{port}"]\nworkers = 1\ncontrol = "none"\n'
+        f'state-dir = "{d / "state"}"\nkey-directory = "{d / "keys"}"\n' + body
+    )
+    return conf
+
+
+def _run_server(conf: Path) -> dict[str, tuple[int, list[tuple[Any, ...]]]]:
+    """Start the server on ``conf`` until every zone is served; each zone's serial and
+    every RRset with its signatures as served."""
+
+    async def scenario() -> dict[str, tuple[int, list[tuple[Any, ...]]]]:
+        server = AuthServer(load_config(conf), conf)
+        await server.start()
+        try:
+            out = {}
+            for name, state in server.zones.items():
+                assert state.served is not None, state.error
+                snap = state.served.snapshot
+                z = state.inline.signed if state.inline is not None else None
+                assert z is not None
+                rrs = sorted((rr.name, rr.rtype, rr.ttl, rr.rdatas) for rr in z.iter_rrsets())
+                sigs = sorted(
+                    (n, t, rr.rdatas) for n, node in z.rrsigs.items() for t, rr in node.items()
+                )
+                out[name] = (snap.serial, [*rrs, *sigs])
+            return out
+        finally:
+            await server.stop()
+
+    return asyncio.run(scenario())
+
+
+def test_a_restart_of_many_inline_zones_serves_the_same_with_few_thread_hops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zones restored and first maintained a batch per worker-thread call (was three
+    hops and a journal opening per zone); the restart serves exactly what was served
+    (same serials, same signatures)."""
+    from dnsseal.server import automation
+    from dnsseal.storage import journal
+
+    monkeypatch.setattr(automation, "START_BATCH", 5)
+    conf = _inline_config(tmp_path, free_port())
+    cold = _run_server(conf)
+    assert len(cold) == INLINE and all(serial >= 1 for serial, _ in cold.values())
+    hops: list[str] = []
+    opened = [0]
+    real_hop, real_open = asyncio.to_thread, journal.Journal.__init__
+
+    async def counting_hop(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(func, "__qualname__", repr(func)))
+        return await real_hop(func, *args, **kwargs)
+
+    def counting_open(self: Any, *args: Any) -> None:
+        opened[0] += 1
+        real_open(self, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", counting_hop)
+    monkeypatch.setattr(journal.Journal, "__init__", counting_open)
+    restarted = _run_server(conf)
+    assert restarted == cold  # same serials, same records, same signatures
+    batches = [h for h in hops if h.endswith("_start_batch")]
+    assert len(batches) == -(-INLINE // 5)  # 3 batches of at most 5: was 3 hops per zone
+    assert len(hops) < INLINE, hops  # nothing else hops per zone on an unchanged restart
+    assert opened[0] < INLINE, opened  # the journal opened per batch, not per zone
+
+
+def test_key_records_and_key_files_are_made_once_per_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zone's CDS/CDNSKEY RDATA are computed once per key (they were built through
+    dns.rdata.from_text for every key at every restore), its key files parsed again only
+    once they changed; both equal what they were made from before."""
+    from dnsseal.keys import bindfmt
+    from dnsseal.keys.ds import make_ds
+    from dnsseal.policy.build import lookup
+    from dnsseal.server import inline as inline_mod
+    from dnsseal.storage import keydir as keydir_mod
+    from dnsseal.zone import canonical
+
+    conf = _inline_config(tmp_path, free_port())
+    _run_server(conf)  # keys made
+    monkeypatch.setattr(keydir_mod, "RACY_NS", 0)  # the files were just written
+    inline_mod._KEY_RECORDS.clear()
+    keydir_mod._LOADED.clear()
+    digests: list[int] = []
+    parsed: list[str] = []
+    real_ds, real_parse = make_ds, bindfmt.parse_key
+
+    def counting_ds(key: Any, digest: int = 2) -> Any:
+        digests.append(digest)
+        return real_ds(key, digest)
+
+    def counting_parse(text: str, where: str) -> Any:
+        parsed.append(where)
+        return real_parse(text, where)
+
+    monkeypatch.setattr(inline_mod, "make_ds", counting_ds)
+    monkeypatch.setattr(bindfmt, "parse_key", counting_parse)
+    config = load_config(conf)
+    zones = []
+    for zcfg in config.zones:
+        assert zcfg.policy is not None and config.state_dir and config.key_dir
+        z = inline_mod.InlineZone(
+            zcfg.name,
+            zcfg.file,
+            lookup(zcfg.policy, config.policies),
+            config.key_dir,
+            config.state_dir,
+        )
+        zones.append(z)
+        first = z._our_keyset_rdatas()
+        assert z._our_keyset_rdatas() == first
+        keys = z.keydir.keys(z.origin)
+        want = {
+            canonical.rdata_wire(dns.rdata.from_text(1, 59, real_ds(k, d).rdata_text()))
+            for k in keys
+            for d in z.policy.cds_digest_types
+        } | {canonical.rdata_wire(k.dnskey()) for k in keys}
+        assert want <= first  # the same RDATA the text path made
+    n_keys = sum(len(z.keydir.keys(z.origin)) for z in zones)
+    assert n_keys >= INLINE
+    per_key = len(zones[0].policy.cds_digest_types)
+    assert len(digests) == n_keys * per_key  # once per key, not per call
+    assert len(parsed) == n_keys  # each key file parsed once
+    # A key rewritten (as the key manager saves it) is read again.
+    key = zones[0].keydir.keys(zones[0].origin)[0]
+    zones[0].keydir.save(key)
+    assert zones[0].keydir.keys(zones[0].origin) == [key]
+    assert len(parsed) == n_keys + 1
+
+
+def test_a_restart_reads_neither_source_nor_copy_of_an_unchanged_zone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy of the source says which file it was made from: a restart on an unchanged
+    source reads neither (the journal's version holds that data: each was parsed at every
+    restart); an edit made while down is applied, and so is one made after the restart
+    (the copy is read then, to diff against)."""
+    from dnsseal.server import inline as inline_mod
+    from dnsseal.storage import zonefile
+
+    monkeypatch.setattr(inline_mod, "RACY_NS", 0)  # the test's files are seconds old
+    conf = _inline_config(tmp_path, free_port())
+    cold = _run_server(conf)
+    reads: list[str] = []
+    real = zonefile.read_zone
+
+    def counting(path: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(zonefile, "read_zone", counting)
+    assert _run_server(conf) == cold
+    assert reads == []  # was the source and the copy of every zone
+    # An edit while the server is down: that zone's files are read, its edit served.
+    src = tmp_path / "zones" / "s03.test."
+    src.write_text(src.read_text() + "new A 192.0.2.99\n")
+    edited = _run_server(conf)
+    assert sorted(reads) == ["s03.test.", "s03.test.source"]
+    assert {k: v for k, v in edited.items() if k != "s03.test."} == {
+        k: v for k, v in cold.items() if k != "s03.test."
+    }
+    assert edited["s03.test."][0] > cold["s03.test."][0]
+    assert any(str(r[0]) == "new.s03.test." for r in edited["s03.test."][1])
+    reads.clear()
+    assert _run_server(conf) == edited  # the copy now says so: nothing read again
+    assert reads == []
+
+    # An edit after a restart that read nothing: the copy is read then and diffed.
+    async def edit_while_running() -> None:
+        server = AuthServer(load_config(conf), conf)
+        await server.start()
+        try:
+            state = server.zones["s05.test."]
+            assert state.inline is not None and reads == []
+            src5 = tmp_path / "zones" / "s05.test."
+            src5.write_text(src5.read_text().replace("www A", "web A"))
+            assert await server.automation.maintain(state, "reload") is None
+            assert sorted(reads) == ["s05.test.", "s05.test.source"]
+            signed = state.inline.signed
+            assert signed is not None
+            owners = {str(n) for n in signed.rrsets}
+            assert "web.s05.test." in owners and "www.s05.test." not in owners
+        finally:
+            await server.stop()
+
+    asyncio.run(edit_while_running())
+
+
+def test_a_bug_in_one_zone_of_a_batch_is_raised_after_the_zones_before_it_are_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As when each zone was maintained in turn: an unexpected error propagates, and the
+    zones maintained before it in its batch are served (not left half-done)."""
+    from dnsseal.server import inline as inline_mod
+
+    conf = _inline_config(tmp_path, free_port())
+    real = inline_mod.InlineZone.maintain
+
+    def failing(self: Any, now: int, **kwargs: Any) -> Any:
+        if self.name == "s03.test.":
+            raise RuntimeError("a bug")
+        return real(self, now, **kwargs)
+
+    monkeypatch.setattr(inline_mod.InlineZone, "maintain", failing)
+
+    async def scenario() -> None:
+        server = AuthServer(load_config(conf), conf)
+        try:
+            with pytest.raises(RuntimeError, match="a bug"):
+                await server.start()
+            served = {n for n, s in server.zones.items() if s.served is not None}
+            assert served == {"s00.test.", "s01.test.", "s02.test."}
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())

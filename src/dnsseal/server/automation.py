@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -100,6 +101,45 @@ def journal_version(j: Journal, version: Version, now: int) -> None:
     j.set_base(zone, version.serial, sorted(record_line(r) for r in records(version.zone)), now)
 
 
+START_BATCH = 100  # zones attached and maintained per worker-thread call (start_many)
+START_BATCH_SECONDS = 0.2  # ... or fewer, once a batch took this long (zones come up sooner)
+
+
+def _waits_for_transfer(state: ZoneState, inline: InlineZone) -> bool:
+    return (
+        bool(state.config.primaries)
+        and inline.unsigned is None
+        and not (state.config.file.exists())
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _AttachFailed:
+    problem: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Waiting:
+    pass
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Maintained:
+    now: int
+    started: float
+    version: Version | None  # to publish
+    events: list[AuditEvent]  # to journal with it
+    error: DnssealError | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Crashed:
+    error: Exception
+
+
+_Outcome = _AttachFailed | _Waiting | _Maintained | _Crashed
+
+
 class Automation:
     """Inline signing for the zones of ``server`` (main process only)."""
 
@@ -109,8 +149,9 @@ class Automation:
 
     # -- setup ----------------------------------------------------------------------------
 
-    def attach(self, state: ZoneState) -> None:
-        """Give ``state`` its InlineZone (restored from the journal) or update its policy."""
+    def attach(self, state: ZoneState, journal: Journal | None = None) -> None:
+        """Give ``state`` its InlineZone (restored from the journal) or update its policy.
+        ``journal``: one already open (many zones attached in a row share it)."""
         cfg = self.server.config
         zcfg = state.config
         assert zcfg.policy is not None and cfg.state_dir is not None and cfg.key_dir is not None
@@ -128,8 +169,11 @@ class Automation:
             cfg.state_dir,
             serial_method=zcfg.serial_method,
         )
-        with Journal(cfg.state_dir) as j:
-            replayed = j.replay(inline.name)
+        if journal is not None:
+            replayed = journal.replay(inline.name)
+        else:
+            with Journal(cfg.state_dir) as j:
+                replayed = j.replay(inline.name)
         inline.restore(replayed[1] if replayed else None)
         state.inline = inline
         # Not served yet: the first maintenance refreshes what expired while we were down;
@@ -176,7 +220,7 @@ class Automation:
         problem (the zone keeps its version) or None."""
         inline = state.inline
         assert inline is not None
-        if state.config.primaries and inline.unsigned is None and not state.config.file.exists():
+        if _waits_for_transfer(state, inline):
             state.error = "waiting for the first transfer from the primaries"
             return state.error
         async with state.lock:
@@ -191,19 +235,125 @@ class Automation:
                     await asyncio.to_thread(self._audit, events)
                 await asyncio.to_thread(inline.save_source_copy)
             except DnssealError as e:
-                state.error = str(e)
-                state.retry_at = now + RETRY
-                log.error("[%s] DNSSEC: %s", state.name, e)
-                if state.served is None and inline.signed is not None:
-                    self._serve(state, inline.signed, keep_history=False)
-                return str(e)
-            state.error = None
-            state.retry_at = 0
-            if state.served is None and inline.signed is not None:
-                self._serve(state, inline.signed, keep_history=False)
-        nxt = inline.next_wakeup()
+                return self._failed(state, now, e)
+            self._maintained(state)
+        self._log_next(state)
+        return None
+
+    def _failed(self, state: ZoneState, now: int, e: DnssealError) -> str:
+        """A maintenance failed: retry later; serve the journal's version meanwhile."""
+        assert state.inline is not None
+        state.error = str(e)
+        state.retry_at = now + RETRY
+        log.error("[%s] DNSSEC: %s", state.name, e)
+        if state.served is None and state.inline.signed is not None:
+            self._serve(state, state.inline.signed, keep_history=False)
+        return str(e)
+
+    def _maintained(self, state: ZoneState) -> None:
+        assert state.inline is not None
+        state.error = None
+        state.retry_at = 0
+        if state.served is None and state.inline.signed is not None:
+            self._serve(state, state.inline.signed, keep_history=False)
+
+    @staticmethod
+    def _log_next(state: ZoneState) -> None:
+        assert state.inline is not None
+        nxt = state.inline.next_wakeup()
         if nxt is not None:
             log.info("[%s] DNSSEC: next maintenance at %s", state.name, format_human_time(nxt))
+
+    # -- many zones at once (start, reload) ---------------------------------------------
+
+    async def start_many(self, states: Sequence[ZoneState], reason: str) -> list[str]:
+        """Attach every zone of ``states`` (restore it from the journal), run its first
+        maintenance (as :meth:`maintain` does) and start its timer; returns the problems
+        ("zone: why").  The work off the event loop is done for a batch of zones per
+        worker-thread call (:func:`_start_batch`: at most :data:`START_BATCH` zones or
+        :data:`START_BATCH_SECONDS`) sharing one journal connection, not three thread hops
+        and a journal opening per zone; what a zone's maintenance made is published (its
+        own commit path) once its batch is back.  A zone whose attach failed gets no timer."""
+        problems: list[str] = []
+        todo = list(states)
+        while todo:
+            batch = todo[:START_BATCH]
+            async with contextlib.AsyncExitStack() as locks:
+                for state in batch:  # each zone's one-change-at-a-time lock, as maintain
+                    await locks.enter_async_context(state.lock)
+                done = await asyncio.to_thread(self._start_batch, batch, reason)
+                for state, outcome in zip(batch, done, strict=False):
+                    problem = await self._started(state, outcome)
+                    if problem is not None:
+                        problems.append(f"{state.name}: {problem}")
+                    if not isinstance(outcome, _AttachFailed):
+                        self.start_timer(state)  # (its task waits for the lock we hold)
+            del todo[: len(done)]
+        return problems
+
+    def _start_batch(self, batch: Sequence[ZoneState], reason: str) -> list[_Outcome]:
+        """In a worker thread: attach and maintain the zones of ``batch`` in order, for at
+        most START_BATCH_SECONDS (at least one zone); the outcome of each zone done."""
+        state_dir = self.server.config.state_dir
+        assert state_dir is not None
+        out: list[_Outcome] = []
+        deadline = time.monotonic() + START_BATCH_SECONDS
+        with Journal(state_dir) as j:
+            for state in batch:
+                if out and time.monotonic() > deadline:
+                    break
+                try:
+                    self.attach(state, j)
+                except DnssealError as e:
+                    out.append(_AttachFailed(str(e)))
+                    continue
+                inline = state.inline
+                assert inline is not None
+                if _waits_for_transfer(state, inline):
+                    out.append(_Waiting())
+                    continue
+                now = clock.now()
+                started = time.monotonic()
+                try:
+                    version = inline.maintain(now, reason=reason)
+                    events = inline.take_events()
+                    if version is None:
+                        for event in events:
+                            j.audit(event)
+                        events = []
+                        inline.save_source_copy()
+                except DnssealError as e:
+                    out.append(_Maintained(now, started, None, [], e))
+                    continue
+                except Exception as e:  # a bug: raised once the zones before are published
+                    out.append(_Crashed(e))
+                    break
+                out.append(_Maintained(now, started, version, events, None))
+        return out
+
+    async def _started(self, state: ZoneState, outcome: _Outcome) -> str | None:
+        """On the event loop, with the zone's lock held: finish what _start_batch did."""
+        if isinstance(outcome, _Crashed):
+            raise outcome.error  # as maintain() would have, the zones before published
+        if isinstance(outcome, _AttachFailed):
+            state.error = outcome.problem
+            log.error("[%s] not loaded: %s", state.name, outcome.problem)
+            return outcome.problem
+        if isinstance(outcome, _Waiting):
+            state.error = "waiting for the first transfer from the primaries"
+            return state.error
+        assert state.inline is not None
+        if outcome.error is not None:
+            return self._failed(state, outcome.now, outcome.error)
+        if outcome.version is not None:
+            try:
+                await self.publish(state, outcome.version, outcome.now, outcome.events,
+                                   outcome.started)  # fmt: skip
+                await asyncio.to_thread(state.inline.save_source_copy)
+            except DnssealError as e:
+                return self._failed(state, outcome.now, e)
+        self._maintained(state)
+        self._log_next(state)
         return None
 
     def _audit(self, events: Sequence[AuditEvent]) -> None:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import struct
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -41,7 +43,7 @@ from dnsseal.findings import Severity
 from dnsseal.keymgr import Facts, Plan, step
 from dnsseal.keymgr.plan import Fact
 from dnsseal.keys import algorithms
-from dnsseal.keys.ds import make_ds
+from dnsseal.keys.ds import dnskey_rdata_wire, make_ds
 from dnsseal.keys.model import Key, KeyState, PrivateMaterial, RecordState
 from dnsseal.policy.model import KeySpec, Policy
 from dnsseal.server import counters
@@ -111,6 +113,50 @@ def _plan_role(key: Key, keyset: bool, zone: bool) -> Key:
     return dataclasses.replace(key, state=state.replace(ksk=keyset, zsk=zone))
 
 
+_KEY_RECORDS: dict[tuple[object, ...], tuple[tuple[int, bytes], ...]] = {}
+_KEY_RECORDS_MAX = 65536  # keys remembered (a few hundred bytes each); then started again
+
+
+def key_record_wires(
+    key: Key, digests: tuple[int, ...], cdnskey: bool
+) -> tuple[tuple[int, bytes], ...]:
+    """(type, canonical RDATA) of the CDS (one per digest type in ``digests``) and, with
+    ``cdnskey``, the CDNSKEY of ``key``: computed once per key and policy however often
+    its zone is restored or re-signed (a restart of many zones made them for every key of
+    every zone)."""
+    dnskey = dnskey_rdata_wire(key)
+    memo = (key.zone, dnskey, digests, cdnskey)
+    found = _KEY_RECORDS.get(memo)
+    if found is not None:
+        return found
+    out: list[tuple[int, bytes]] = []
+    for digest in digests:
+        ds = make_ds(key, digest)
+        out.append(
+            (T.CDS, struct.pack("!HBB", ds.key_tag, ds.algorithm, ds.digest_type) + ds.digest)
+        )
+    if cdnskey:
+        out.append((T.CDNSKEY, dnskey))
+    if len(_KEY_RECORDS) >= _KEY_RECORDS_MAX:
+        _KEY_RECORDS.clear()
+    made = _KEY_RECORDS[memo] = tuple(out)
+    return made
+
+
+STAMP_HEADER = "; source file "  # first line of the copy: the source it was made from
+RACY_NS = 2_000_000_000  # a source changed this recently gets no stamp (read at restart)
+
+
+def _source_stamp(st: os.stat_result, now_ns: int) -> str | None:
+    """What identifies the source file as read: device, inode, size, mtime and ctime (a
+    write, a rename over it or a chmod changes them; the ctime cannot be set back).  None
+    when it changed within RACY_NS of ``now_ns``: file times tick at the kernel's coarse
+    clock, so a same-size rewrite within one tick would otherwise look unchanged."""
+    if st.st_ctime_ns >= now_ns - RACY_NS:
+        return None
+    return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
+
+
 def _keygen(spec: KeySpec) -> tuple[bytes, PrivateMaterial]:
     return keystore.generate(spec.key_store, algorithms.get(spec.algorithm), spec.bits)
 
@@ -151,7 +197,10 @@ class InlineZone:
         self.state_dir = state_dir
         self.unsigned: Zone | None = None
         self.signed: Zone | None = None
-        self.file_copy: Zone | None = None
+        self._file_copy: Zone | None = None
+        self._copy_unread = False  # file_copy is the copy on disk, read when first needed
+        self._read_stamp: str | None = None  # the source file as last read (_source_stamp)
+        self._copy_stamp: str | None = None  # ... and as the copy on disk says
         self.copy_dirty = False
         self.file_sig: tuple[int, int] | None = None
         self.plan: Plan | None = None
@@ -181,28 +230,64 @@ class InlineZone:
     def signed_path(self) -> Path:
         return self.state_dir / f"{self.name.rstrip('.') or 'root'}.signed"
 
+    @property
+    def file_copy(self) -> Zone | None:
+        """The source file as last applied (None: none yet)."""
+        if self._copy_unread:
+            self._file_copy = zonefile.read_zone(self.copy_path, self.origin)
+            self._copy_unread = False  # (after the read: a failed one is tried again)
+        return self._file_copy
+
+    @file_copy.setter
+    def file_copy(self, zone: Zone | None) -> None:
+        self._file_copy, self._copy_unread = zone, False
+
     def restore(self, lines: Iterable[str] | None) -> None:
         """Start from the journal's current version (``lines``, None when the journal does
-        not know the zone) and the copy of the source file applied last."""
+        not know the zone) and the copy of the source file applied last.  When the copy
+        says it was made from the source file as it is now (same file, size and times,
+        see :func:`_source_stamp`), neither is read: the version restored already holds
+        that file's data, and the copy is read only once the file changes."""
         if lines is None:
             return
         self.signed = zone_from_lines(lines, self.origin)
         self.unsigned = self._strip(self.signed)
-        if self.copy_path.exists():
-            self.file_copy = zonefile.read_zone(self.copy_path, self.origin)
+        try:
+            with self.copy_path.open(encoding="utf-8", errors="replace") as f:
+                first = f.readline()
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise ZoneProblem(f"{self.copy_path}: {e.strerror or e}") from None
+        self._copy_unread = True
+        if first.startswith(STAMP_HEADER):
+            self._copy_stamp = first[len(STAMP_HEADER) :].strip()
+        try:
+            st = self.source.stat()
+        except OSError:
+            st = None  # the maintenance says why
+        stamp = _source_stamp(st, time.time_ns()) if st is not None else None
+        if st is not None and stamp is not None and stamp == self._copy_stamp:
+            self.file_sig = (st.st_mtime_ns, st.st_size)  # taken: _read_source skips it
+            self._read_stamp = stamp
+            return
+        self.file_copy  # noqa: B018  (read now, as before: the source is read next)
 
     def _strip(self, zone: Zone) -> Zone:
         """``zone`` without what the server manages (foreign key-set records stay).  Ours:
         the keys in the key directory, and any DNSKEY that signs in ``zone`` (so a key
         whose files went missing is never mistaken for a peer's), at the apex only: CDS and
         CDNSKEY below it are data (a signaling zone's ``_dsboot`` records, RFC 9615)."""
-        ours = self._our_keyset_rdatas() | signer_keyset_rdatas(zone)
+        ours: set[bytes] | None = None  # made (keys loaded) only if the apex has a key set
         b = ZoneBuilder(zone.origin, zone.rdclass)
         for rr in zone.iter_rrsets():
             if rr.rtype in SIGNER_TYPES or _is_signing_state(rr.rtype, rr.name, zone.origin):
                 continue
+            keyset = rr.rtype in KEYSET_TYPES and rr.name == zone.origin
+            if keyset and ours is None:
+                ours = self._our_keyset_rdatas() | signer_keyset_rdatas(zone)
             for rd in rr.rdatas:
-                if rr.rtype in KEYSET_TYPES and rr.name == zone.origin and rd in ours:
+                if keyset and ours is not None and rd in ours:
                     continue
                 b.add(rr.name, rr.rtype, rr.ttl, rd)
         return b.build()
@@ -239,9 +324,10 @@ class InlineZone:
     def _our_keyset_rdatas(self) -> set[bytes]:
         """DNSKEY, CDS and CDNSKEY RDATA of every key in the key directory, and DELETE."""
         out = {canonical.rdata_wire(CDS_DELETE), canonical.rdata_wire(CDNSKEY_DELETE)}
+        digests, cdnskey = tuple(self.policy.cds_digest_types), self.policy.cdnskey
         for k in self._load_keys():
-            out |= {canonical.rdata_wire(r) for r in self._key_records(k, cds=True)}
-            out.add(canonical.rdata_wire(k.dnskey()))
+            out.update(wire for _, wire in key_record_wires(k, digests, cdnskey))
+            out.add(dnskey_rdata_wire(k))
         return out | self.offline.keyset_rdatas()
 
     def _load_keys(self) -> list[Key]:
@@ -263,6 +349,7 @@ class InlineZone:
             return None
         zone = zonefile.read_zone(self.source, self.origin)
         self.file_sig = sig
+        self._read_stamp = _source_stamp(st, time.time_ns())
         if self.signed is None and T.SOA in zone.rrsigs.get(zone.origin, {}):
             # A signed source (BIND with inline-signing no signs its file in place): that
             # serial was served with other signatures; ours must come after it.
@@ -273,20 +360,10 @@ class InlineZone:
 
     def _key_records(self, key: Key, *, cds: bool) -> list[dns.rdata.Rdata]:
         """CDS (per the policy's digest types) and CDNSKEY for ``key``."""
-        out: list[dns.rdata.Rdata] = []
         if not cds:
-            return out
-        for digest in self.policy.cds_digest_types:
-            ds = make_ds(key, digest)
-            out.append(dns.rdata.from_text(IN, T.CDS, ds.rdata_text()))
-        if self.policy.cdnskey:
-            dnskey = key.dnskey()
-            out.append(
-                dns.rdata.from_wire(
-                    IN, T.CDNSKEY, dnskey.to_digestable(), 0, len(dnskey.to_digestable())
-                )
-            )
-        return out
+            return []
+        wires = key_record_wires(key, tuple(self.policy.cds_digest_types), self.policy.cdnskey)
+        return [dns.rdata.from_wire(IN, T.RdataType(rt), w, 0, len(w)) for rt, w in wires]
 
     def _check_key_files(self, keys: Sequence[Key]) -> None:
         """A key this zone was signed with must still have its files: never replace it."""
@@ -645,9 +722,14 @@ class InlineZone:
         """Write the copy of the source file applied last.  Call it once the version made
         from it is in the journal: after a crash in between, the edits are applied again
         (written first, they would be taken as applied and lost)."""
-        if self.copy_dirty and self.file_copy is not None:
-            zonefile.write_zone(self.copy_path, self.file_copy)
+        restamp = self._read_stamp is not None and self._read_stamp != self._copy_stamp
+        if (self.copy_dirty or restamp) and self.file_copy is not None:
+            # the stamp of the file read last: file_copy is that file (see restore)
+            stamp = self._read_stamp
+            header = [f"{STAMP_HEADER[2:]}{stamp}"] if stamp is not None else []  # "; " added
+            zonefile.write_zone(self.copy_path, self.file_copy, header=header)
             self.copy_dirty = False
+            self._copy_stamp = stamp
 
     def _keyset_unchanged(self, plan: Plan) -> bool:
         """Would the plan's CDS/CDNSKEY sets and the signing-state records leave the

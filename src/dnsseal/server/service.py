@@ -360,18 +360,8 @@ class AuthServer:
             self.zones = states
             self.swap_zones(everything=True)
             self.engine.udp_payload = self.config.udp_payload
-            for state in inline:
-                try:
-                    await asyncio.to_thread(self.automation.attach, state)
-                except DnssealError as e:
-                    state.error = str(e)
-                    problems.append(f"{state.name}: {e}")
-                    log.error("[%s] not loaded: %s", state.name, e)
-                    continue
-                problem = await self.automation.maintain(state, "load" if initial else "reload")
-                if problem:
-                    problems.append(f"{state.name}: {problem}")
-                self.automation.start_timer(state)
+            # restored and maintained in batches (one worker-thread call each), timers started
+            problems += await self.automation.start_many(inline, "load" if initial else "reload")
             if not self.worker:
                 self._start_secondaries()
             if not initial:

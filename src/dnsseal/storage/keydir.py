@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import threading
+import time
 from pathlib import Path
 
 import dns.name
@@ -77,6 +78,49 @@ def load_key(path: str | Path, *, private: bool = True) -> Key:
             key.algorithm,
             key.tag,
         )
+    return key
+
+
+_Stamp = tuple[tuple[int, int, int, int, int] | None, ...]
+_LOADED: dict[Path, tuple[_Stamp, Key]] = {}
+_LOADED_MAX = 65536  # keys remembered; then started again
+RACY_NS = 2_000_000_000  # a key file changed this recently is read again each time
+
+
+def _stamp(keyfile: Path) -> _Stamp:
+    """What tells a key's files changed: each file's inode, size, mode, mtime and ctime
+    (a rename over it, a write or a chmod changes them; no tool can set the ctime back)."""
+    out: list[tuple[int, int, int, int, int] | None] = []
+    for suffix in (".key", ".private", ".state"):
+        try:
+            st = os.stat(keyfile.with_suffix(suffix))
+        except FileNotFoundError:
+            out.append(None)
+            continue
+        except OSError:
+            return ()  # not cacheable: load_key says why
+        out.append((st.st_ino, st.st_size, st.st_mode, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(out)
+
+
+def _load_known(keyfile: Path) -> Key:
+    """:func:`load_key` of ``keyfile`` (a ``.key``), parsed again only when one of the
+    key's files changed since the last call: a zone's keys are read at each restore and
+    each maintenance step, thousands of zones at a start."""
+    stamp = _stamp(keyfile)
+    known = _LOADED.get(keyfile)
+    if stamp and known is not None and known[0] == stamp:
+        return known[1]
+    key = load_key(keyfile)
+    # Kept under the stamp taken before the read (a change during the read makes the next
+    # stamp differ) and only if the files last changed well before now: file times tick
+    # at the kernel's coarse clock, so a rewrite of the same size within one tick of the
+    # last could otherwise look unchanged (git's "racy" entries, same remedy).
+    settled = time.time_ns() - RACY_NS
+    if stamp and all(t is None or t[4] < settled for t in stamp):
+        if len(_LOADED) >= _LOADED_MAX:
+            _LOADED.clear()
+        _LOADED[keyfile] = (stamp, key)
     return key
 
 
@@ -191,7 +235,7 @@ class KeyDirectory:
             found = sorted(self.path.glob("K*.key"))
         out = []
         for f in found:
-            k = load_key(f)
+            k = _load_known(f)
             if zone is None or k.zone == zone:
                 out.append(k)
         return out

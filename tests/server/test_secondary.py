@@ -96,11 +96,6 @@ def test_named_primary_to_dnsseal_to_knot(tmp_path: Path) -> None:
                     assert summary(ours) == summary(theirs_r), (name, qtype)
                 log = tmp_path / "out.txt"
                 assert re.search(r"transferred serial \d+ from .* \(AXFR\)", log.read_text())
-                # the startup lines call it a secondary and give no DS (the primary's to give)
-                wait_until(lambda: "dnsseal serving" in log.read_text(), 10, "startup lines")
-                intro = log.read_text().split("dnsseal serving", 1)[1]
-                assert f"(secondary of 127.0.0.1@{primary.port}" in intro, intro
-                assert "DS for the parent" not in intro and "presigned" not in intro, intro
 
                 # Knot takes it from us (NOTIFY at startup, then AXFR), records unchanged.
                 wait_until(lambda: serial(kport, ZONE) == serial(port, ZONE), 20, "knot")
@@ -172,6 +167,12 @@ def test_expire_as_bind_and_restart_keeps_the_copy(tmp_path: Path) -> None:
         with dnsseal_serve(tmp_path, port, ZONE):
             assert time.monotonic() - gone < 8
             assert rcode(port, ZONE) == dns.rcode.NOERROR
+            # the startup lines call it a secondary and give no DS (the primary's to give)
+            out = tmp_path / "out.txt"
+            wait_until(lambda: out.read_text().count("dnsseal serving") == 2, 10, "startup")
+            intro = out.read_text().rsplit("dnsseal serving", 1)[1].split("control:", 1)[0]
+            assert f"(secondary of 127.0.0.1@{pport}" in intro, intro
+            assert "DS for the parent" not in intro and "presigned" not in intro, intro
             wait_until(lambda: rcode(port, ZONE) == dns.rcode.SERVFAIL, 20, "dnsseal expiry")
             ours = time.monotonic() - gone
             wait_until(lambda: rcode(bind2.port, ZONE) == dns.rcode.SERVFAIL, 20, "named expiry")

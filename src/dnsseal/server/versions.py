@@ -4,6 +4,7 @@ maintenance needs (signature expirations, signing keys, SOA-only changes)."""
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,8 +15,8 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
+from dnsseal.keys.model import key_tag
 from dnsseal.signer.rrsig import absolute_time
-from dnsseal.zone import canonical
 from dnsseal.zone.diff import Record, ZoneDiff, diff
 from dnsseal.zone.model import Zone
 from dnsseal.zone.text import parse_zone_text
@@ -75,8 +76,14 @@ def only_soa(change: ZoneDiff, origin: dns.name.Name) -> bool:
     return True
 
 
+# The CDS digest types a key set may carry (SHA-1 too: an old signer's CDS is still ours)
+_CDS_DIGESTS = ((1, "sha1"), (2, "sha256"), (4, "sha384"))
+
+
 def signer_keyset_rdatas(zone: Zone) -> set[bytes]:
-    """DNSKEY/CDNSKEY RDATA (and their CDS) of the apex DNSKEYs whose tag signs in ``zone``."""
+    """DNSKEY/CDNSKEY RDATA (and their CDS) of the apex DNSKEYs whose tag signs in ``zone``.
+    The CDS RDATA are computed from the wire forms (RFC 4034 s5.1.4), not through text: a
+    restart does this for every zone."""
     tags = {
         struct.unpack_from("!H", wire, 16)[0]
         for node in zone.rrsigs.values()
@@ -84,15 +91,20 @@ def signer_keyset_rdatas(zone: Zone) -> set[bytes]:
         for wire in rr.rdatas
     }
     dnskeys = zone.get(zone.origin, T.DNSKEY)
+    owner = zone.origin.canonicalize().to_wire()
+    assert owner is not None
     out: set[bytes] = set()
     for wire in dnskeys.rdatas if dnskeys else ():
-        rd = dns.rdata.from_wire(IN, T.DNSKEY, wire, 0, len(wire))
-        if dns.dnssec.key_id(rd) not in tags:  # type: ignore[arg-type]
+        if len(wire) < 4:
+            continue
+        flags, protocol, algorithm = struct.unpack_from("!HBB", wire)
+        tag = key_tag(flags, protocol, algorithm, wire[4:])
+        if tag not in tags:
             continue
         out.add(wire)
-        for digest in ("SHA1", "SHA256", "SHA384"):
-            ds = dns.dnssec.make_ds(zone.origin, rd, digest, validating=True)  # SHA-1 too
-            out.add(canonical.rdata_wire(dns.rdata.from_text(IN, T.CDS, ds.to_text())))
+        for number, name in _CDS_DIGESTS:
+            digest = hashlib.new(name, owner + wire).digest()
+            out.add(struct.pack("!HBB", tag, algorithm, number) + digest)
     return out
 
 

@@ -103,3 +103,30 @@ def test_chain_path_result_accepted_by_verifiers(nsec3: Nsec3Params | None, tmp_
         change = random_change(rng, zone)
         zone = sign_changes(zone, change, keys, params, now, fresh_until=now + 1).zone
     external_verify(write(zone, tmp_path / "z.signed"))
+
+
+def test_the_chain_index_does_not_keep_a_version_alive() -> None:
+    """Regression: the chain index of the last version signed by the chain path held that
+    version (a whole zone) after the server moved past it, and forever for a removed zone.
+    It now follows the version: gone with it, while the index of a live version is used."""
+    import gc
+    import weakref
+
+    from dnsseal.signer import incremental
+
+    keys = ksk_zsk()
+    params = SignParams(serial="increment")
+    zone = sign_zone(zone_from(), keys, params, NOW).zone
+    added = ((dns.name.from_text("new", ORIGIN), T.A, 300, bytes([192, 0, 2, 7])),)
+    changed = chain_sign_changes(zone, ZoneDiff((), added), keys, params, NOW)
+    assert changed is not None
+    version = changed.zone
+    index = incremental._INDEXES[ORIGIN]
+    held = index.zone() if callable(index.zone) else index.zone  # (a plain reference before)
+    assert held is version  # the next change finds it
+    del index, held
+    probe = weakref.ref(version)
+    del changed, version
+    gc.collect()
+    assert probe() is None, "the index kept the version alive"
+    assert ORIGIN not in incremental._INDEXES

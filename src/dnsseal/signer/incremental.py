@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import bisect
 import struct
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -117,7 +118,9 @@ class _Index:
     __slots__ = ("data", "nsec3", "order", "zone")
 
     def __init__(self, zone: Zone, nsec3: bool, order: list[Any], data: list[Any]) -> None:
-        self.zone = zone
+        # weak: the index must not keep a version alive once the server moved past it (a
+        # whole zone's worth of memory), nor a removed zone's last version at all
+        self.zone = weakref.ref(zone)
         self.nsec3 = nsec3
         self.order = order  # NSEC: sort keys of chain owners; NSEC3: digests
         self.data = data  # NSEC3: sort keys of every data name (NSEC: unused)
@@ -145,9 +148,21 @@ class _Index:
 _INDEXES: dict[dns.name.Name, _Index] = {}
 
 
+def _remember(index: _Index, zone: Zone) -> None:
+    """Keep ``index`` for ``zone``'s origin until that version is gone."""
+    origin = zone.origin
+
+    def gone(_: object) -> None:
+        if _INDEXES.get(origin) is index:
+            del _INDEXES[origin]
+
+    index.zone = weakref.ref(zone, gone)
+    _INDEXES[origin] = index
+
+
 def _index_of(zone: Zone, nsec3: bool) -> _Index:
     got = _INDEXES.get(zone.origin)
-    if got is not None and got.zone is zone and got.nsec3 == nsec3:
+    if got is not None and got.zone() is zone and got.nsec3 == nsec3:
         return got
     return _Index.build(zone, nsec3)
 
@@ -386,7 +401,7 @@ def chain_sign_changes(
         node[rtype] = RRset(rr.name, T.RRSIG, rr.ttl, canonical.canonical_rdatas(rdatas))
         rrsigs[name] = node
     new = Zone(origin, rrsets, rrsigs, signed.rdclass)
-    _INDEXES[origin] = _Index(new, nsec3 is not None, order, data_keys)
+    _remember(_Index(new, nsec3 is not None, order, data_keys), new)
     stats = SignStats(
         generated=generated,
         retained=0,

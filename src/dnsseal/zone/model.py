@@ -80,7 +80,7 @@ class Soa:
         return min(self.ttl, self.minimum)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Zone:
     """The RRsets of one zone.
 

@@ -345,3 +345,41 @@ key-directory = "keys"
     assert text.count("DS for the parent:") == len(signed)
     assert listed[0] == ("catalog.invalid.", "catalog zone, RFC 9432")  # catalogs first
     assert all(how.startswith("signed") for _, how in listed[1:])
+
+
+def test_ctl_reload_of_the_catalog_puts_a_hand_edit_right(tmp_path: Path) -> None:
+    """Regression: `ctl reload catalog.invalid` took the presigned path, which demands a
+    signed zone, and failed.  The catalog is dnsseal's own: it is written again from the
+    configuration (a hand edit undone) and served."""
+    port = free_port()
+    (tmp_path / "z").write_text("@ 300 SOA ns h 1 3600 900 604800 300\n@ 300 NS ns\n")
+    (tmp_path / "dnsseal.toml").write_text(f"""
+[server]
+listen = ["127.0.0.1@{port}"]
+control = "ctl.sock"
+state-dir = "state"
+key-directory = "keys"
+
+[zone."a.example"]
+file = "z"
+dnssec-policy = "default"
+
+[catalog."catalog.invalid"]
+""")
+    proc = _start(tmp_path, port)
+    try:
+        (serial,) = _serials(port, 3)
+        path = tmp_path / "state" / "catalog.invalid.catalog"
+        good = path.read_text()
+        path.write_text(good.replace(f"{member_id('a.example')}.zones", "bogus.zones"))
+        ctl = [str(DNSSEAL), "ctl", "-s", str(tmp_path / "ctl.sock"), "reload", "catalog.invalid"]
+        r = subprocess.run(ctl, capture_output=True, text=True, timeout=60, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        # written again from the configuration, as a new version (the file had changed)
+        assert path.read_text() == good.replace(f" {serial} ", f" {serial + 1} ", 1)
+        assert _serials(port, 3) == {serial + 1}
+        q = dns.message.make_query(f"{member_id('a.example')}.zones.catalog.invalid", "PTR")
+        reply = dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
+        assert [rd.target.to_text() for rr in reply.answer for rd in rr] == ["a.example."]
+    finally:
+        stop(proc)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dnsseal import clock
 from dnsseal.errors import DnssealError
+from dnsseal.server import catalog
 from dnsseal.server.zones import ZoneState, load_one
 from dnsseal.storage import zonefile
 
@@ -90,8 +91,17 @@ async def reload_zone(server: AuthServer, state: ZoneState) -> dict[str, Any]:
     elif state.config.policy is not None:
         problem = state.error or "not loaded yet"
     else:
+        # a catalog is dnsseal's own (written again from the configuration, so a
+        # hand-edited file is put right) and, like a plain secondary's copy, unsigned
+        cat = next((c for c in server.config.catalogs if c.name == state.name), None)
+        if cat is not None and not server.worker:
+            try:
+                await asyncio.to_thread(catalog.write_catalog, server.config, cat, now)
+            except DnssealError as e:
+                log.error("[%s] catalog not written: %s", state.name, e)
+        signed_only = cat is None and not state.config.secondary
         new_serial, problem = await asyncio.to_thread(
-            load_one, state, server.config.ixfr_versions, now
+            load_one, state, server.config.ixfr_versions, now, signed_only
         )
         state.error = problem
         if problem is None and new_serial and state.served is not None:

@@ -107,9 +107,9 @@ def load_one(
         return False, str(e)
     if require_signed and not cfg.secondary and not _is_signed(snap):
         return False, (
-            f"{cfg.file} is not signed (no DNSKEY and RRSIGs at the apex): unsigned zones need "
-            "the signer integration, which is not in this build; sign it with "
-            "`dnsseal signzone` or dnssec-signzone and serve the signed file"
+            f"{cfg.file} is not signed (no DNSKEY and RRSIGs at the apex) but the zone is "
+            "configured presigned: give it a dnssec-policy to sign it here, or serve a file "
+            "signed by `dnsseal signzone` or dnssec-signzone"
         )
     acl = transfer_acl(cfg)
     old = state.served

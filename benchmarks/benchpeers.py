@@ -1,4 +1,4 @@
-"""What every benchmark here needs to run a peer: find its program, pick a free port.
+"""What every benchmark here needs to run a peer: find its program, pick a free port, stop it.
 
 The benchmarks are run as scripts (``.venv/bin/python benchmarks/NAME.py``), so this module
 is imported from their own folder.  Nothing here leaves 127.0.0.1.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import sys
 
 
@@ -33,3 +34,16 @@ def free_port() -> int:
                     continue
             return port
     raise RuntimeError("no free port")
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
+    """Stop a server this benchmark started (by its PID): SIGTERM, then SIGKILL after
+    ``timeout`` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

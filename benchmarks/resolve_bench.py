@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchpeers import free_port, tool
+from benchpeers import free_port, stop_process, tool
 
 ROOT = Path(__file__).resolve().parent.parent
 SOA = "@ 3600 IN SOA ns.bench. hostmaster.bench. 1 3600 600 86400 300\n"
@@ -109,13 +109,7 @@ class Proc:
 
 
 def stop(p: Proc) -> None:
-    if p.proc.poll() is None:
-        p.proc.terminate()
-        try:
-            p.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.proc.kill()
-            p.proc.wait()
+    stop_process(p.proc)
 
 
 def wait_tcp(p: Proc, timeout: float = 30) -> None:

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchpeers import free_port, tool
+from benchpeers import free_port, stop_process, tool
 
 ROOT = Path(__file__).resolve().parent.parent
 DNSSEAL = ROOT / ".venv" / "bin" / "dnsseal"
@@ -215,13 +215,7 @@ def wait_ready(server: Server, timeout: float) -> None:
 
 
 def stop(server: Server) -> None:
-    if server.proc.poll() is None:
-        server.proc.terminate()
-        try:
-            server.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait()
+    stop_process(server.proc)
 
 
 def rss_mib(pid: int) -> float:

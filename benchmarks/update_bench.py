@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import tempfile
@@ -45,7 +44,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
-from benchpeers import free_port, tool
+from benchpeers import free_port, stop_process, tool
 from sign_bench import ORIGIN, make_zone
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,14 +192,7 @@ def one_update(server: Server, i: int, timeout: float) -> float:
 
 
 def stop(server: Server) -> None:
-    proc = server.proc
-    if proc is not None and proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(server.proc, timeout=60)
     server.proc = None
 
 

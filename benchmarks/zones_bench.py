@@ -32,7 +32,6 @@ import argparse
 import os
 import select
 import shutil
-import signal
 import socket
 import statistics
 import struct
@@ -43,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchpeers import free_port, tool
+from benchpeers import free_port, stop_process, tool
 
 ROOT = Path(__file__).resolve().parent.parent
 DNSSEAL = ROOT / ".venv" / "bin" / "dnsseal"
@@ -236,14 +235,7 @@ def rss_mib(pid: int) -> float:
 
 
 def stop(server: Server) -> None:
-    proc = server.proc
-    if proc is not None and proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(server.proc, timeout=30)
     server.proc = None
 
 

@@ -125,3 +125,20 @@ def test_ds_automation_needs_inline_signing(tmp_path: Path) -> None:
     with pytest.raises(OptionError) as e:
         parse_config(data, tmp_path)
     assert "need inline signing" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("opts", "option"),
+    [
+        ('dsync-allow = ["127.0.0.1"]', "dsync-allow"),
+        ('dsync-child = ["kid ns2"]', "dsync-child"),
+        ('dsync = true\ndsync-allow = ["127.0.0.1"]', "dsync-allow"),
+        ('ds-automation = true\ndsync-child = ["kid ns2"]', "dsync-child"),
+    ],
+)
+def test_parent_only_options_are_refused_elsewhere(tmp_path: Path, opts: str, option: str) -> None:
+    # They were accepted and then ignored: an operator would think the ACL guarded the zone.
+    with pytest.raises(OptionError) as e:
+        parse_config(_config("p.test", opts), tmp_path)
+    assert f'zone."p.test".{option}' in str(e.value)
+    assert "ds-automation = true and dsync = true" in str(e.value)

@@ -214,6 +214,11 @@ def ds_automation_options(
         c.fail(f"{where}.dnssec-policy", "ds-automation and signaling need inline signing")
     if flags["signaling"] and not where.split('"')[1].lower().startswith("_signal."):
         c.fail(f"{where}.signaling", "a signaling zone is named _signal.<name server host>")
+    # Both act only on a parent that takes NOTIFY(CDS) and publishes DSYNC: anywhere else
+    # they would be silently ignored, and the operator would believe the ACL protects them.
+    for opt in ("dsync-allow", "dsync-child"):
+        if opt in spec and not (flags["ds-automation"] and flags["dsync"]):
+            c.fail(f"{where}.{opt}", "takes effect only with ds-automation = true and dsync = true")
     before = len(c.problems)
     anchors = _get(c, _ZONE, where, spec, "ds-trust-anchors")
     root = _endpoints(c, f"{where}.ds-root", spec.get("ds-root", []))

@@ -53,12 +53,13 @@ mail A 192.0.2.25
 @contextmanager
 def hidden_primary(d: Path, notify_port: int | None) -> Iterator[int]:
     """BIND's named on a free port serving ZONE unsigned: transfers and updates only with
-    the TSIG key ``ddns``, NOTIFY only to dnsseal (``notify_port``)."""
+    the TSIG key ``ddns``, NOTIFY only to dnsseal (``notify_port``), signed with that key
+    (dnsseal's primaries line names it, so an unsigned NOTIFY would be refused)."""
     named = require_tool("named")
     d.mkdir(exist_ok=True)
     port = free_port()
     (d / "zone.db").write_text(SOURCE)
-    also = f"also-notify {{ 127.0.0.1 port {notify_port}; }};" if notify_port else ""
+    also = f"also-notify {{ 127.0.0.1 port {notify_port} key ddns; }};" if notify_port else ""
     conf = d / "named.conf"
     conf.write_text(
         f"""options {{
@@ -117,11 +118,14 @@ def types_at(msg: dns.message.Message) -> set[int]:
     return {rr.rdtype for rr in msg.answer}
 
 
-def send_notify(port: int, source: str) -> dns.message.Message:
-    """A NOTIFY for ZONE from ``source`` (a loopback address) to dnsseal on ``port``."""
+def send_notify(port: int, source: str, signed: bool = True) -> dns.message.Message:
+    """A NOTIFY for ZONE from ``source`` (a loopback address) to dnsseal on ``port``,
+    TSIG-signed with the primary's key ``ddns`` unless ``signed`` is false."""
     q = dns.message.make_query(ZONE, "SOA")
     q.set_opcode(dns.opcode.NOTIFY)
     q.flags = dns.flags.AA | dns.opcode.to_flags(dns.opcode.NOTIFY)
+    if signed:
+        q.use_tsig(KEYRING, keyname="ddns")
     return dns.query.udp(q, "127.0.0.1", port=port, timeout=3, source=source)
 
 
@@ -193,6 +197,9 @@ def test_bind_primary_to_dnsseal_signed_by_notify_and_ixfr(tmp_path: Path) -> No
 
         # The primary goes away; dnsseal, restarted, serves what it had and keeps trying.
     with dnsseal_serve(tmp_path, ["-c", "dnsseal.toml"], ZONE, port):
+        # The primary line names the key ddns: an unsigned NOTIFY is refused, as for a
+        # plain secondary (and as Knot does); the signed one is taken.
+        assert send_notify(port, "127.0.0.1", signed=False).rcode() == dns.rcode.REFUSED
         r = send_notify(port, "127.0.0.1")
         assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA
         time.sleep(1)
@@ -265,6 +272,7 @@ def test_notify_from_elsewhere_is_refused_and_unknown_zone_notauth(tmp_path: Pat
             def notify(zone: str, source: str) -> dns.message.Message:
                 q = dns.message.make_query(zone, "SOA")
                 q.set_opcode(dns.opcode.NOTIFY)
+                q.use_tsig(KEYRING, keyname="ddns")
                 return dns.query.udp(q, "127.0.0.1", port=port, timeout=3, source=source)
 
             ok = await loop.run_in_executor(None, notify, ZONE, "127.0.0.1")

@@ -96,12 +96,17 @@ def _notify(keyname: str | None) -> dns.message.Message:
         ("192.0.2.9", "xfr", dns.rcode.REFUSED),  # not a primary at all
     ],
 )
+@pytest.mark.parametrize("signs", [False, True], ids=["plain", "bump-in-the-wire"])
 def test_notify_from_the_primaries_with_their_keys(
-    tmp_path: Path, client: str, key: str | None, rcode: int
+    tmp_path: Path, client: str, key: str | None, rcode: int, signs: bool
 ) -> None:
+    # The same rule whether the zone is served as transferred or signed here: a
+    # bump-in-the-wire zone took an unsigned NOTIFY from a primary written with a key.
     conf = tmp_path / "dnsseal.toml"
-    conf.write_text(CONFIG)
+    policy = 'dnssec-policy = "default"\n' if signs else ""
+    conf.write_text(CONFIG.replace("allow-transfer", policy + "allow-transfer"))
     (zcfg,) = load_config(conf).zones
+    assert zcfg.secondary != signs
     state = ZoneState(zcfg)
 
     class Awake:

@@ -415,16 +415,16 @@ def notify_response(
         response.set_rcode(dns.rcode.REFUSED)
         why = "no primaries" if not addresses else f"{client} is not one of its primaries"
         return response, f"{state.name}: {why}", None
-    if state.config.secondary:
-        # As Knot: a primary written with a key must sign its NOTIFY with that key.
-        lines = [p for p in state.config.primaries if _norm(p.endpoint.host) == _norm(client)]
-        keys = {dns.name.from_text(p.key) for p in lines if p.key is not None}
-        signed_by = msg.keyname if msg.had_tsig else None
-        if len(keys) == len(lines) and signed_by not in keys:
-            response.flags &= ~dns.flags.AA
-            response.set_rcode(dns.rcode.REFUSED)
-            need = " or ".join(sorted(k.to_text(omit_final_dot=True) for k in keys))
-            return response, f"{state.name}: NOTIFY not signed with key {need}", None
+    # As Knot: a primary written with a key must sign its NOTIFY with that key (a plain
+    # secondary and a bump-in-the-wire zone alike).
+    lines = [p for p in state.config.primaries if _norm(p.endpoint.host) == _norm(client)]
+    keys = {dns.name.from_text(p.key) for p in lines if p.key is not None}
+    signed_by = msg.keyname if msg.had_tsig else None
+    if len(keys) == len(lines) and signed_by not in keys:
+        response.flags &= ~dns.flags.AA
+        response.set_rcode(dns.rcode.REFUSED)
+        need = " or ".join(sorted(k.to_text(omit_final_dot=True) for k in keys))
+        return response, f"{state.name}: NOTIFY not signed with key {need}", None
     return response, f"{state.name}: checking the primaries now", state.secondary
 
 

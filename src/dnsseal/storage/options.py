@@ -557,9 +557,9 @@ _ZONE: tuple[Option, ...] = (
         (),
         "Transfer the zone in from these servers (`addr[@port] [port N] [key NAME]`, TSIG "
         "with key NAME): IXFR (AXFR without a copy or when IXFR fails) on the SOA refresh "
-        "timer (retry after a failure) and on NOTIFY from their addresses. With a "
-        "dnssec-policy: bump in the wire (signed here). Without: a secondary, served as "
-        "transferred; NOTIFY must be signed with the key of a primary that has one; past "
+        "timer (retry after a failure) and on NOTIFY from their addresses (signed with "
+        "the key of a primary that has one, as Knot requires). With a dnssec-policy: bump "
+        "in the wire (signed here). Without: a secondary, served as transferred; past "
         "the SOA expire without an answer it answers SERVFAIL until a primary answers. The "
         "copy is kept in server.state-dir and served at once after a restart. Excludes "
         "`file`.",

@@ -64,6 +64,8 @@ def server_document(row: options.Option, value: Any, tmp: Path) -> tuple[dict[st
             zone["ds-trust-anchors"] = "anchors"
         if name == "ds-trust-anchors":
             zone["ds-root"] = ["127.0.0.1"]
+        if name in ("dsync-allow", "dsync-child"):  # a parent's options
+            zone |= {"ds-automation": True, "dsync": True}
         doc = {
             "server": {"state-dir": "state"},
             "key": {"xfr": {"secret": SECRET}, "ddns": {"secret": SECRET}},

@@ -438,6 +438,28 @@ class LazyRRset(dns.rrset.RRset):
     def items(self, value: dict[Any, None]) -> None:
         _ITEMS.__set__(self, value)
 
+    def unparsed(self) -> bytes | None:
+        """The stored response wire while no reader has parsed it yet (None after)."""
+        try:
+            return self._src
+        except AttributeError:  # a copy made by dnspython's clone protocol
+            return None
+
+
+def rrsig_expirations(rrset: dns.rrset.RRset) -> list[int]:
+    """The expiration fields (32-bit, as on the wire) of the RRSIGs in ``rrset``, read from
+    a :class:`LazyRRset`'s wire when it is still unparsed: walking every signature of a
+    zone this way builds no Rdata objects (and leaves none cached in the snapshot)."""
+    wire = rrset.unparsed() if isinstance(rrset, LazyRRset) else None
+    if wire is None:
+        return [int(rd.expiration) for rd in rrset]
+    # RRSIG RDATA: type covered (2), algorithm (1), labels (1), original TTL (4), then
+    # the signature expiration (4) (RFC 4034 s3.1).
+    return [
+        int.from_bytes(wire[pos + 8 : pos + 12], "big")
+        for pos, _ in _rdata_spans(wire, _name_wire_len(rrset.name))
+    ]
+
 
 def _name_wire_len(name: dns.name.Name) -> int:
     return sum(len(label) + 1 for label in name.labels)

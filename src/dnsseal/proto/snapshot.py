@@ -20,6 +20,7 @@ import base64
 import bisect
 import contextlib
 import hashlib
+import io
 import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -194,6 +195,18 @@ class ZoneSnapshot:
         i = bisect.bisect_right(self.nsec3_hashes, h) - 1
         return self.nsec3_by_hash[self.nsec3_hashes[i]]
 
+    def record_wires(self) -> Iterator[tuple[dns.name.Name, bytes]]:
+        """:meth:`records` as (owner, the RRset's records in uncompressed wire), in the same
+        order, without making an RRset object or parsing a record (AXFR of a big zone)."""
+        yield self.origin, dict(rrset_wires(self.apex.rrsets))[SOA]
+        for node in (*self.nodes.values(), *self.nsec3_nodes.values()):
+            at_apex = node.name == self.origin
+            for rdtype, wire in rrset_wires(node.rrsets):
+                if not (at_apex and rdtype == SOA):
+                    yield node.name, wire
+            for _, wire in rrset_wires(node.sigs):
+                yield node.name, wire
+
     def records(self) -> Iterator[dns.rrset.RRset]:
         """Every RRset of the zone (for zone transfers), the SOA first."""
         yield self.apex.rrsets[SOA]
@@ -202,6 +215,30 @@ class ZoneSnapshot:
                 if not (node.name == self.origin and rdtype == SOA):
                     yield rrset
             yield from node.sigs.values()
+
+
+def rrset_wires(table: Mapping[int, dns.rrset.RRset]) -> Iterator[tuple[int, bytes]]:
+    """(type or covered type, the RRset's records as uncompressed wire) for each RRset of
+    ``table`` (a node's ``rrsets`` or ``sigs``): the stored wire of a :class:`WireRRsets`,
+    untouched (no RRset object made, no record parsed); others rendered."""
+    if isinstance(table, WireRRsets):
+        yield from table.wires.items()
+        return
+    for key, rrset in table.items():
+        f = io.BytesIO()
+        rrset.to_wire(f)
+        yield key, f.getvalue()
+
+
+def wire_equal(
+    a: Mapping[int, dns.rrset.RRset], b: Mapping[int, dns.rrset.RRset], key: int
+) -> bool:
+    """Whether RRset ``key`` is stored as the same wire in the tables ``a`` and ``b`` (False
+    when either is not a :class:`WireRRsets` or lacks it: compare the records then)."""
+    if isinstance(a, WireRRsets) and isinstance(b, WireRRsets):
+        x, y = a.wires.get(key), b.wires.get(key)
+        return x is not None and (x is y or x == y)
+    return False
 
 
 def _node_of(name: dns.name.Name, znode: dns.node.Node) -> Node:

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
 import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from dnsseal.proto.snapshot import SOA, ZoneSnapshot
+from dnsseal.proto.snapshot import SOA, Node, ZoneSnapshot, wire_equal
 
 # Keep messages well below 64 KiB: compression makes real messages smaller than our estimate.
 MESSAGE_BUDGET = 16000
@@ -66,23 +68,154 @@ def ixfr_diffs(
         return None
     soa_now = current.apex.rrsets[SOA]
     body: list[dns.rrset.RRset] = [soa_now]
-    old_records = records_of(versions[start])
-    for snap in versions[start + 1 :]:
-        new_records = records_of(snap)
-        old_soa = [r for r in old_records if r[3].rdtype == SOA and r[0] == snap.origin]
-        new_soa = [r for r in new_records if r[3].rdtype == SOA and r[0] == snap.origin]
-        deleted = old_records - new_records - set(old_soa)
-        added = new_records - old_records - set(new_soa)
-        body += _rrsets(old_soa) + _rrsets(deleted) + _rrsets(new_soa) + _rrsets(added)
-        old_records = new_records
+    for old, snap in zip(versions[start:-1], versions[start + 1 :], strict=True):
+        gone, came = version_diff(old, snap)
+        old_soa = _records(old.apex.rrsets[SOA])
+        new_soa = _records(snap.apex.rrsets[SOA])
+        body += _rrsets(old_soa) + _rrsets(gone - old_soa)
+        body += _rrsets(new_soa) + _rrsets(came - new_soa)
     body.append(soa_now)
     return body
 
 
+def version_diff(old: ZoneSnapshot, new: ZoneSnapshot) -> tuple[set[Record], set[Record]]:
+    """The records only in ``old`` and only in ``new`` (what :func:`records_of` of each
+    would give, subtracted), looking only at the nodes the two versions do not share (the
+    versions an UPDATE makes share every unchanged node) and there only at the RRsets whose
+    stored wire differs: no record of an unchanged RRset is parsed."""
+    gone: set[Record] = set()
+    came: set[Record] = set()
+    for olds, news in ((old.nodes, new.nodes), (old.nsec3_nodes, new.nsec3_nodes)):
+        if olds is news:
+            continue
+        for k, was in olds.items():
+            now = news.get(k)
+            if now is not was:
+                _node_diff(was, now, gone, came)
+        for k in news.keys() - olds.keys():
+            _node_diff(None, news[k], gone, came)
+    return gone, came
+
+
+def _node_diff(was: Node | None, now: Node | None, gone: set[Record], came: set[Record]) -> None:
+    empty: dict[int, dns.rrset.RRset] = {}
+    for old_t, new_t in (
+        (was.rrsets if was else empty, now.rrsets if now else empty),
+        (was.sigs if was else empty, now.sigs if now else empty),
+    ):
+        for key in {*old_t, *new_t}:
+            if key in old_t and key in new_t and wire_equal(old_t, new_t, key):
+                continue
+            a = _records(old_t[key]) if key in old_t else set()
+            b = _records(new_t[key]) if key in new_t else set()
+            gone |= a - b
+            came |= b - a
+
+
+def _records(rrset: dns.rrset.RRset) -> set[Record]:
+    return {(rrset.name, rrset.ttl, rrset.covers, rd) for rd in rrset}
+
+
 def axfr_body(snap: ZoneSnapshot) -> list[dns.rrset.RRset]:
-    """SOA, every other RRset, SOA (RFC 5936 2.2)."""
+    """SOA, every other RRset, SOA (RFC 5936 2.2), as RRset objects (:func:`render_axfr`
+    sends the same records without making them)."""
     records = list(snap.records())
     return [*records, records[0]]
+
+
+class _WireRecords(dns.rrset.RRset):
+    """Records already in wire form, put in a message's answer section and written as they
+    are (their owners already compressed against the question name)."""
+
+    __slots__ = ("_count", "_wire")
+
+    def __init__(self, wire: bytes, count: int) -> None:
+        super().__init__(dns.name.root, dns.rdataclass.IN, dns.rdatatype.NONE)
+        self._wire = wire
+        self._count = count
+
+    def to_wire(  # type: ignore[override]
+        self,
+        file: Any,
+        compress: dict[dns.name.Name, int] | None = None,
+        origin: dns.name.Name | None = None,
+        **kw: Any,
+    ) -> int:
+        file.write(self._wire)
+        return self._count
+
+
+def _split_records(wire: bytes, owner: int) -> list[bytes]:
+    """The records of one RRset's uncompressed wire (owners ``owner`` octets long), each
+    without its owner: type, class, TTL, RDLENGTH and RDATA."""
+    out = []
+    pos, end = 0, len(wire)
+    while pos < end:
+        rdlen = int.from_bytes(wire[pos + owner + 8 : pos + owner + 10], "big")
+        nxt = pos + owner + 10 + rdlen
+        out.append(wire[pos + owner : nxt])
+        pos = nxt
+    return out
+
+
+def _wire_len(name: dns.name.Name) -> int:
+    return sum(len(label) + 1 for label in name.labels)
+
+
+def axfr_chunks(snap: ZoneSnapshot) -> list[tuple[bytes, int]]:
+    """The AXFR body of ``snap`` (SOA, every other RRset, SOA: RFC 5936 2.2) packed into
+    message-sized pieces: (records in wire form, how many).  Built from the snapshot's
+    stored wire, without an RRset object or a parsed record per RRset (a 100k-name zone took
+    minutes and kept every record parsed).  Owners are compressed: the first record of an
+    owner in a message points into the zone name, which is every message's question
+    (offset 12), the owner's next records point at that first one; names inside RDATA are
+    left as they are (RFC 4034 forbids compressing the RRSIG and NSEC ones)."""
+    origin_len = _wire_len(snap.origin)
+    base = 12 + origin_len + 4  # header and question: where the answer section starts
+    chunks: list[tuple[bytes, int]] = []
+    parts: list[bytes] = []
+    used = 0
+    last: dns.name.Name | None = None  # the owner written last in this message, and where
+    last_at = b""
+
+    def flush() -> None:
+        nonlocal parts, used, last
+        if parts:
+            chunks.append((b"".join(parts), len(parts)))
+            parts, used, last = [], 0, None
+
+    soa = b""
+    for name, wire in snap.record_wires():
+        owner = _wire_len(name)
+        full = wire[: owner - origin_len] + b"\xc0\x0c"
+        bodies = _split_records(wire, owner)
+        if not soa:
+            soa = bodies[0]
+        most = len(full) * len(bodies) + sum(map(len, bodies))
+        if used + most > MESSAGE_BUDGET:
+            flush()
+        for body in bodies:
+            if most > MESSAGE_BUDGET and used + len(full) + len(body) > MESSAGE_BUDGET:
+                flush()  # one RRset bigger than a message: record by record
+            if name is last:
+                own = last_at
+            else:
+                own = full
+                if len(full) > 2:
+                    last, last_at = name, (0xC000 | (base + used)).to_bytes(2, "big")
+            parts.append(own + body)
+            used += len(own) + len(body)
+    if used + 2 + len(soa) > MESSAGE_BUDGET:
+        flush()
+    parts.append(b"\xc0\x0c" + soa)
+    flush()
+    return chunks
+
+
+def render_axfr(query: dns.message.Message, snap: ZoneSnapshot) -> list[bytes]:
+    """The AXFR response messages for ``snap`` (TSIG-signed as one sequence when ``query``
+    was signed): :func:`render_transfer` of :func:`axfr_body`, from the stored wire."""
+    return _render(query, [[_WireRecords(w, n)] for w, n in axfr_chunks(snap)])
 
 
 def _size(rrset: dns.rrset.RRset) -> int:
@@ -116,6 +249,10 @@ def render_transfer(query: dns.message.Message, body: list[dns.rrset.RRset]) -> 
                 used = 0
             chunks[-1].append(rrset)
             used += size
+    return _render(query, chunks)
+
+
+def _render(query: dns.message.Message, chunks: list[list[dns.rrset.RRset]]) -> list[bytes]:
     out: list[bytes] = []
     ctx = None
     for chunk in chunks:
@@ -154,7 +291,7 @@ def transfer(
                 body = older(current, client_serial)
             if body is not None:
                 return render_transfer(query, body)
-    return render_transfer(query, axfr_body(current))
+    return render_axfr(query, current)
 
 
 def _ixfr_serial(query: dns.message.Message) -> int | None:

@@ -111,7 +111,7 @@ class Iteration:
         zone: dns.name.Name,
         fresh: bool = False,
     ) -> Generator[Need, Reply, Reply]:
-        forward = self._forward(qname)
+        forward = self._forward_for(qname, rdtype)
         if forward is not None:
             zone, servers = forward
         if not servers or not self.budget.take("queries"):
@@ -144,7 +144,7 @@ class Iteration:
     def _next_server(
         self, qname: dns.name.Name, rdtype: int, zone: dns.name.Name, depth: int
     ) -> Generator[Need, Reply, Server | None]:
-        if self._forward(qname) is not None or not self.servers.get(zone):
+        if self._forward_for(qname, rdtype) is not None or not self.servers.get(zone):
             return None
         key = (zone, qname, rdtype)
         tried = self._retried.setdefault(key, {self.servers[zone][0]})
@@ -188,6 +188,16 @@ class Iteration:
             return None
         return best
 
+    def _forward_for(
+        self, qname: dns.name.Name, rdtype: int
+    ) -> tuple[dns.name.Name, tuple[Server, ...]] | None:
+        """The forward zone that resolves (qname, rdtype).  A DS RRset lives in the parent
+        zone (RFC 4035 s3.1.4.1): its question goes where the parent's names go, not to the
+        child's forwarder (Unbound's forward_request strips a label for DS too)."""
+        if rdtype == DS_T and qname != dns.name.root:
+            qname = qname.parent()
+        return self._forward(qname)
+
     def _known_zone(self, name: dns.name.Name) -> dns.name.Name:
         """The deepest zone at or above ``name`` whose servers this query or an earlier
         one (the delegation cache) learnt."""
@@ -212,7 +222,7 @@ class Iteration:
         self, qname: dns.name.Name, rdtype: int, depth: int = 0
     ) -> Generator[Need, Reply, tuple[Reply, dns.name.Name]]:
         """Follow referrals from the closest known zone to an authoritative reply."""
-        forward = self._forward(qname)
+        forward = self._forward_for(qname, rdtype)
         if forward is not None:
             # A forwarder resolves the name itself: one question, with RD.
             reply = yield from self._ask(qname, rdtype, forward[1], forward[0])

@@ -356,6 +356,13 @@ class Iteration:
                     if shared is not None:
                         shared.put_host(name, looked_up, rrset.ttl, self.now)
                     return tuple((a, port) for a in looked_up)
+        for name in names[:3]:
+            # No address from the child side (its own delegation of the name is broken, say:
+            # iter_pcdirect): the parent's glue for the name, when a referral brought one
+            # (Unbound's parent-side fallback).  Only in-bailiwick glue is kept in _glue.
+            parent_glue = self._glue.get(name, ())
+            if parent_glue:
+                return tuple((a, port) for a in parent_glue)
         return ()
 
     def _servers_of(self, zone: dns.name.Name) -> Generator[Need, Reply, tuple[Server, ...]]:

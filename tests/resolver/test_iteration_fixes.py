@@ -125,3 +125,62 @@ def test_parent_glue_is_used_when_the_child_side_gives_no_address() -> None:
     assert r.rcode == dns.rcode.NOERROR, (r.rcode, r.verdict)
     assert [x.rdtype for x in r.answer] == [T.A], r.answer
     assert any(q == ("broken.oth.", "A") for q in auth.queries), auth.queries
+
+
+ROOT_PC = """
+@ 3600 SOA ns.root. h 1 3600 300 3600000 3600
+@ NS ns.root.
+ns.root. A 127.0.0.1
+par. NS ns.par.
+par. NS ns.oth.tld.
+ns.par. A 127.0.0.66
+tld. NS ns.tld.
+ns.tld. A 127.0.0.1
+"""
+TLD_PC = """
+@ 3600 SOA ns h 1 3600 300 3600000 3600
+@ NS ns
+ns A 127.0.0.1
+oth NS ns.oth
+ns.oth A 127.0.0.1
+"""
+OTH_PC = """
+@ 3600 SOA ns h 1 3600 300 3600000 3600
+@ NS ns
+ns A 127.0.0.66
+"""
+PAR_PC = """
+@ 3600 SOA ns h 1 3600 300 3600000 3600
+@ NS ns
+@ NS ns.oth.tld.
+ns A 127.0.0.66
+www A 192.0.2.8
+"""
+DEAD = "127.0.0.66"
+
+
+def test_parent_glue_is_tried_when_the_child_side_address_fails() -> None:
+    """iter_pcnamerec: par.'s glued server (127.0.0.66) is dead; its other name server
+    ns.oth.tld. has no glue, and its own zone gives it the dead address too, while the glue
+    of tld.'s referral to oth.tld. says 127.0.0.1, which works: that address is tried."""
+    zones = [
+        sign_zone(ROOT_PC, ".", unsigned=True),
+        sign_zone(TLD_PC, "tld", unsigned=True),
+        sign_zone(OTH_PC, "oth.tld", unsigned=True),
+        sign_zone(PAR_PC, "par", unsigned=True),
+    ]
+    auth = Authority(zones)
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message | None:
+        if all(address == DEAD for address, _ in need.servers):
+            return None  # the engine asked every listed server: none answered
+        out = dns.message.make_response(
+            dns.message.make_query(need.qname, need.rdtype, want_dnssec=True)
+        )
+        _Answerer(auth.zones[need.zone], out).run(need.qname, need.rdtype)
+        return out
+
+    config = config_for(auth, anchors=AnchorSet(()))
+    r = drive(Query("www.par.", "A", config, NOW), auth, forge)
+    assert r.rcode == dns.rcode.NOERROR, (r.rcode, r.verdict)
+    assert [x.rdtype for x in r.answer] == [T.A], r.answer

@@ -163,9 +163,12 @@ class Iteration:
         for name in names[:3]:
             sub, _ = yield from self._iterate(name, dns.rdatatype.A, depth + 1)
             rrset = find(sub.answer, name, dns.rdatatype.A) if sub is not None else None
-            for rd in rrset or ():
-                if (rd.address, port) not in more:
-                    more.append((rd.address, port))
+            # The child side's addresses, then the parent's glue for the name where it
+            # differs (iter_pcnamerec: the child's is wrong; Unbound's parent-side fallback).
+            found = [rd.address for rd in rrset or ()] + list(self._glue.get(name, ()))
+            for address in found:
+                if (address, port) not in more:
+                    more.append((address, port))
         if len(more) > len(self.servers[zone]):
             self.servers[zone] = tuple(more)
             # Later queries use them too: a cached delegation is extended (put_servers

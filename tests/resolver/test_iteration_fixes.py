@@ -6,9 +6,12 @@ tests/conformance/expected.toml).
   data, a referral down or a denial (RFC 1034 s4.3.2).  Unbound's response_type_from_server
   calls an NS RRset above the zone asked "lame" whatever the AA bit says; dnsseal took such
   a reply with AA for NODATA and passed an empty NOERROR on.
-- iter_pcdirect: the child side of an out-of-zone name server's name delegates it again,
-  to a name that does not exist; the parent's glue for it works, and is used (Unbound's
-  parent-side fallback) instead of failing the delegation that needs it.
+- iter_pcdirect, iter_pcnamerec: the child side of an out-of-zone name server's name
+  delegates it again to a name that does not exist, or gives it a dead address; the
+  parent's glue for it works, and is used (Unbound's parent-side fallback).
+- iter_pcnamech, iter_pcnamechrec: the zone's own NS RRset (in its answers' authority
+  section) names a server the parent's delegation does not; when the delegated one stops
+  answering, a later query uses it.
 
 Each test fails on the code before its fix.
 """
@@ -25,6 +28,7 @@ import dns.rrset
 from dnsseal.validator.anchors import AnchorSet
 from dnsseal.validator.machine import Need, Query
 from dnsseal.validator.msgview import Kind, classify
+from dnsseal.validator.trustcache import DelegationCache
 
 from .authority import Authority, _Answerer, config_for
 from .test_failopen import _tree, drive
@@ -182,5 +186,71 @@ def test_parent_glue_is_tried_when_the_child_side_address_fails() -> None:
 
     config = config_for(auth, anchors=AnchorSet(()))
     r = drive(Query("www.par.", "A", config, NOW), auth, forge)
+    assert r.rcode == dns.rcode.NOERROR, (r.rcode, r.verdict)
+    assert [x.rdtype for x in r.answer] == [T.A], r.answer
+
+
+ROOT_CH = """
+@ 3600 SOA ns.root. h 1 3600 300 3600000 3600
+@ NS ns.root.
+ns.root. A 127.0.0.1
+par. NS ns.par.
+ns.par. A 127.0.0.44
+tld. NS ns.tld.
+ns.tld. A 127.0.0.1
+"""
+TLD_CH = """
+@ 3600 SOA ns h 1 3600 300 3600000 3600
+@ NS ns
+ns A 127.0.0.1
+oth NS ns.oth
+ns.oth A 127.0.0.55
+"""
+OTH_CH = """
+@ 3600 SOA ns h 1 3600 300 3600000 3600
+@ NS ns
+ns A 127.0.0.55
+"""
+PAR_CH = """
+@ 3600 SOA ns h 1 3600 300 3600000 3600
+@ NS ns
+@ NS ns.oth.tld.
+ns A 127.0.0.44
+www A 192.0.2.8
+mail A 192.0.2.9
+"""
+
+
+def test_the_childs_extra_name_server_is_used_when_the_parents_fails() -> None:
+    """iter_pcnamech, iter_pcnamechrec: the root delegates par. to ns.par. only; par.'s own
+    NS RRset, in the authority section of its answers, also names ns.oth.tld.  When
+    ns.par. stops answering, a later query (delegation from the cache) looks that name up
+    and asks it."""
+    zones = [
+        sign_zone(ROOT_CH, ".", unsigned=True),
+        sign_zone(TLD_CH, "tld", unsigned=True),
+        sign_zone(OTH_CH, "oth.tld", unsigned=True),
+        sign_zone(PAR_CH, "par", unsigned=True),
+    ]
+    auth = Authority(zones)
+    par = auth.zones[N("par.")]
+    dead: set[str] = set()
+
+    def forge(need: Need, reply: dns.message.Message) -> dns.message.Message | None:
+        if all(address in dead for address, _ in need.servers):
+            return None
+        out = dns.message.make_response(
+            dns.message.make_query(need.qname, need.rdtype, want_dnssec=True)
+        )
+        _Answerer(auth.zones[need.zone], out).run(need.qname, need.rdtype)
+        if need.zone == par.origin and out.answer:
+            out.authority.append(par.rrset(par.origin, T.NS))  # type: ignore[arg-type]
+        return out
+
+    config = config_for(auth, anchors=AnchorSet(()), delegations=DelegationCache())
+    r = drive(Query("www.par.", "A", config, NOW), auth, forge)
+    assert r.rcode == dns.rcode.NOERROR and r.answer, (r.rcode, r.verdict)
+    dead.add("127.0.0.44")
+    r = drive(Query("mail.par.", "A", config, NOW + 10), auth, forge)
     assert r.rcode == dns.rcode.NOERROR, (r.rcode, r.verdict)
     assert [x.rdtype for x in r.answer] == [T.A], r.answer

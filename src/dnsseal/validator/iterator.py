@@ -155,7 +155,12 @@ class Iteration:
                 tried.add(server)
                 self._retries[key] = self._retries.get(key, 0) + 1
                 return server
-        names = self._unglued.pop(zone, ())
+        names = self._unglued.pop(zone, None)
+        shared = self.config.delegations
+        if names is None:
+            # Learnt by an earlier query (the delegation came from the cache).
+            names = shared.names(zone, self.now) if shared is not None else ()
+        self._unglued[zone] = ()  # each is looked up once per query
         if not names or depth >= 2:
             return None
         port = self.config.port
@@ -173,7 +178,6 @@ class Iteration:
             self.servers[zone] = tuple(more)
             # Later queries use them too: a cached delegation is extended (put_servers
             # never prolongs an entry, so MAX_TTL only caps); none is created here.
-            shared = self.config.delegations
             known = shared.closest(zone, self.now) if shared is not None else None
             if shared is not None and known is not None and known[0] == zone:
                 shared.put_servers(zone, tuple(more), MAX_TTL, self.now)
@@ -300,13 +304,10 @@ class Iteration:
                     return None, zone
                 if kind is Kind.REFERRAL:
                     self._referrals[ns.name] = (zone, reply)
-                self._unglued[ns.name] = tuple(
-                    rd.target
-                    for rd in ns
-                    if not rd.target.is_subdomain(ns.name) and not addresses(reply, [rd.target])
-                )
                 zone, servers = ns.name, found
                 self._learnt(zone, servers, ns.ttl)
+                self._unglued.pop(zone, None)
+                self._note_unglued(zone, ns, reply)
                 probe = len(zone) + 1
                 continue
             if minimise:
@@ -315,8 +316,36 @@ class Iteration:
                 else:
                     minimise = False
                 continue
+            if reply.flags & dns.flags.AA:
+                # The zone's own NS RRset may name servers its parent's did not (iter_pcnamech:
+                # RFC 2181 s5.4.1 ranks the child's above the parent's): kept as fallbacks.
+                own = find(reply.authority, zone, NS_T)
+                if own is not None and zone != dns.name.root:
+                    self._note_unglued(zone, own, reply)
             return reply, zone
         return None, zone
+
+    def _note_unglued(
+        self, zone: dns.name.Name, ns: dns.rrset.RRset, reply: dns.message.Message
+    ) -> None:
+        """Remember ``zone``'s NS names from ``ns`` that are outside it and came without an
+        address in ``reply`` (for :meth:`_next_server`, in this query and, through the
+        delegation cache, in later ones)."""
+        known = self._unglued.get(zone, ())
+        new = tuple(
+            rd.target
+            for rd in ns
+            if not rd.target.is_subdomain(zone)
+            and not addresses(reply, [rd.target])
+            and rd.target not in known
+        )
+        if not new:
+            return
+        self._unglued[zone] = (*known, *new)
+        shared = self.config.delegations
+        if shared is not None:
+            names = tuple(dict.fromkeys((*shared.names(zone, self.now), *new)))
+            shared.put_names(zone, names, ns.ttl, self.now)
 
     def _ns_servers(
         self, reply: dns.message.Message, ns: dns.rrset.RRset, depth: int, zone: dns.name.Name

@@ -18,12 +18,16 @@ that nothing unproven becomes insecure or secure.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dns.flags
 import dns.message
 import dns.name
+import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+import pytest
 
 from dnsseal.validator import verdict as v
 from dnsseal.validator.denial import bitmap_types
@@ -32,8 +36,10 @@ from dnsseal.validator.machine import Need, Query, Result
 from .authority import Authority, _Answerer, config_for
 from .test_conformance_fixes import _broken_sigs
 from .test_failopen import Forger, _soa, _tree, drive, run
+from .test_failopen_unbound import TIMES, Scenario, _dnsseal, served_scenario
 from .zonebuild import NOW, Nsec3Params, SignedZone, b32, nsec3_hash, sign_zone
 
+__all__ = ["served_scenario"]  # the fixture serving an ORACLE scenario to Unbound
 S = v.Security
 T = dns.rdatatype
 N = dns.name.from_text
@@ -65,17 +71,20 @@ def _nsec3_owner(z: SignedZone, name: str) -> dns.name.Name:
     return dns.name.from_text(b32(nsec3_hash(N(name), z.nsec3.salt, z.nsec3.iterations)), z.origin)
 
 
-def _cohosted(par: SignedZone, cname: str, proof: list[dns.rrset.RRset]) -> Forger:
+def _cohosted(
+    par: SignedZone, cname: str, proof: list[dns.rrset.RRset], drop_ds: bool = True
+) -> Forger:
     """The reply to ``cname`` AAAA carries ``proof`` in its authority section; the target
     is answered NODATA with the parent's SOA and no denial (a server of both zones, as in
-    val_cnametoinsecure); the target's DS queries are lost, so only ``proof`` can tell."""
+    val_cnametoinsecure); the target's DS queries are lost (``drop_ds``), so only ``proof``
+    can tell."""
 
     def forge(need: Need, reply: dns.message.Message) -> dns.message.Message | None:
         if need.qname == N(cname) and need.rdtype == T.AAAA:
             reply.authority = list(proof)
             return reply
         if need.qname.is_subdomain(N("unsafe.par.")) and need.rdtype == T.DS:
-            return None
+            return None if drop_ds else reply
         if need.qname.is_subdomain(N("unsafe.par.")) and need.rdtype == T.AAAA:
             out = dns.message.make_response(
                 dns.message.make_query(need.qname, "AAAA", want_dnssec=True)
@@ -265,3 +274,48 @@ def test_ds_of_a_forward_zone_apex_is_asked_of_the_parent() -> None:
     ds = [n for n in asked if n.qname == kid.origin and n.rdtype == T.DS]
     assert ds and not any(n.recursive for n in ds)
     assert any(n.recursive and n.qname == N("www.kid.par.") for n in asked)
+
+
+# --- the same situations put to a real Unbound ------------------------------------------
+
+
+def _served_cohosted(qname: str, nsec3: bool, broken: bool = False) -> Scenario:
+    def build_it() -> tuple[Authority, Forger | None]:
+        params = Nsec3Params(b"", 1) if nsec3 else None
+        par = sign_zone(PAR, "par", nsec3=params, inception=TIMES[0], expiration=TIMES[1])
+        proof = _cut_proof(par)
+        if broken:
+            proof = [_broken_sigs(x) for x in proof]
+        return _tree(par, times=TIMES), _cohosted(par, qname, proof, drop_ds=False)
+
+    what = f"{'NSEC3' if nsec3 else 'NSEC'} cut proof with the CNAME {qname}"
+    if broken:
+        return Scenario(f"broken {what}", qname, "AAAA", build_it, dns.rcode.SERVFAIL, False)
+    return Scenario(what, qname, "AAAA", build_it, dns.rcode.NOERROR, False)
+
+
+ORACLE = [
+    _served_cohosted("www.par.", nsec3=False),
+    _served_cohosted("deep.par.", nsec3=False),
+    _served_cohosted("www.par.", nsec3=True),
+    _served_cohosted("www.par.", nsec3=False, broken=True),
+]
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+@pytest.mark.parametrize("served_scenario", ORACLE, indirect=True, ids=[s.name for s in ORACLE])
+def test_unsigned_cut_proofs_agree_with_unbound(
+    served_scenario: tuple[Scenario, Authority, int, int, Path],
+) -> None:
+    """val_cnametoinsecure served for real: dnsseal and Unbound agree on rcode and AD."""
+    scenario, auth, upstream, unbound_port, _ = served_scenario
+    query = dns.message.make_query(scenario.qname, scenario.qtype, want_dnssec=True)
+    ours = _dnsseal(auth, upstream, query)
+    theirs = dns.query.udp(query, "127.0.0.1", port=unbound_port, timeout=20)
+
+    def outcome(m: dns.message.Message) -> tuple[str, bool]:
+        return dns.rcode.to_text(m.rcode()), bool(m.flags & dns.flags.AD)
+
+    assert outcome(ours) == (dns.rcode.to_text(scenario.rcode), scenario.ad), f"dnsseal: {ours}"
+    assert outcome(ours) == outcome(theirs), f"dnsseal: {ours}\nunbound: {theirs}"

@@ -304,10 +304,15 @@ class Iteration:
                     return None, zone
                 if kind is Kind.REFERRAL:
                     self._referrals[ns.name] = (zone, reply)
+                self._unglued[ns.name] = tuple(
+                    rd.target
+                    for rd in ns
+                    if not rd.target.is_subdomain(ns.name) and not addresses(reply, [rd.target])
+                )
                 zone, servers = ns.name, found
                 self._learnt(zone, servers, ns.ttl)
-                self._unglued.pop(zone, None)
-                self._note_unglued(zone, ns, reply)
+                if self.config.delegations is not None:  # for later queries (_next_server)
+                    self.config.delegations.put_names(zone, self._unglued[zone], ns.ttl, self.now)
                 probe = len(zone) + 1
                 continue
             if minimise:

@@ -21,6 +21,7 @@ import pytest
 from dnsseal.resolver.cache import ENTRY_OVERHEAD, Cache
 from dnsseal.resolver.engine import Resolver
 from dnsseal.validator import verdict as v
+from dnsseal.validator.anchors import AnchorSet
 from dnsseal.validator.machine import Need, Query, negative_ttl
 
 from .authority import Authority, config_for, memory_transport
@@ -471,6 +472,23 @@ def test_a_dname_from_a_bogus_answer_synthesizes_nothing(authority: Authority) -
     before = len(authority.queries)
     assert asyncio.run(res.resolve("nope.old.example.", "A")).verdict.security is S.BOGUS
     assert ("nope.old.example.", "A") in authority.queries[before:]
+
+
+def test_an_unvalidated_dname_synthesizes_nothing(authority: Authority) -> None:
+    """iter_dname_insec: only a validated DNAME is synthesized from (Unbound: "normally, only
+    secure DNAMEs allowed from cache"); one no trust anchor covers is passed on with its
+    answer but the next name below its owner is asked of the servers again (the zone may
+    have changed below the owner since, RFC 6672 s3.4)."""
+    res = Resolver(
+        config_for(authority, anchors=AnchorSet(())), memory_transport(authority), lambda: NOW
+    )
+    first = asyncio.run(res.resolve("www.old.example.", "A"))
+    assert first.verdict.security is S.INDETERMINATE
+    assert any(x.rdtype == T.DNAME for x in first.answer)
+    before = len(authority.queries)
+    r = asyncio.run(res.resolve("nope.old.example.", "A"))
+    assert ("nope.old.example.", "A") in authority.queries[before:]
+    assert any(x.rdtype == T.DNAME for x in r.answer)
 
 
 def test_a_name_servers_address_from_earlier_glue_needs_no_lookup() -> None:

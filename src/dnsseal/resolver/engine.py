@@ -16,8 +16,9 @@ Caches (all bounded, see :mod:`.cache`):
 - upstream replies per (name, type, zone) for their TTL, as wire bytes; the replies a
   resolution used are dropped when it ends bogus (a forged reply must not keep a name
   failing for its whole TTL);
-- the DNAME RRsets of answers that are not bogus, with the answer's verdict, so a name
-  below a DNAME owner is synthesized (RFC 6672 s3.2) and only its target resolved;
+- the DNAME RRsets of validated (secure) answers, so a name below a DNAME owner is
+  synthesized (RFC 6672 s3.2) and only its target resolved (Unbound, too, synthesizes only
+  from secure DNAMEs: an unvalidated one is asked again);
 - final results per (name, type) for the smallest TTL of their records, negative ones for
   the SOA MINIMUM at most (RFC 2308 s5), bogus ones for at most :data:`BOGUS_TTL` (Unbound's
   val-bogus-ttl), packed to wire form without the chain links (``resolve`` returns the
@@ -430,11 +431,13 @@ class Resolver:
         return Result(name, int(dns.rdatatype.DS), dns.rcode.NOERROR, (), section, verdict, (), {})
 
     def _learn_dnames(self, result: Result, now: int) -> None:
-        """Keep the DNAME RRsets (with their RRSIGs) of a result that is not bogus, so
-        names below their owners are synthesized (RFC 6672 s3.2) instead of asked again.
-        Each is kept with the result's verdict, the weakest of its links: never more than
-        the DNAME earned, and TTL 0 is not kept (RFC 2181 s8)."""
-        if result.verdict.security is Security.BOGUS or result.rcode == dns.rcode.SERVFAIL:
+        """Keep the DNAME RRsets (with their RRSIGs) of a secure result, so names below
+        their owners are synthesized (RFC 6672 s3.2) instead of asked again.  Only secure
+        ones, as Unbound ("normally, only secure DNAMEs allowed from cache", iter_dname_insec):
+        an unvalidated DNAME redirects a whole subtree, and the zone may have changed below
+        its owner since (RFC 6672 s3.4 leaves the choice to the resolver).  TTL 0 is not
+        kept (RFC 2181 s8)."""
+        if result.verdict.security is not Security.SECURE or result.rcode == dns.rcode.SERVFAIL:
             return
         for rrset in result.answer:
             if rrset.rdtype != dns.rdatatype.DNAME:

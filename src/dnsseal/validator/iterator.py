@@ -111,7 +111,7 @@ class Iteration:
         zone: dns.name.Name,
         fresh: bool = False,
     ) -> Generator[Need, Reply, Reply]:
-        forward = self._forward(qname)
+        forward = self._forward_for(qname, rdtype)
         if forward is not None:
             zone, servers = forward
         if not servers or not self.budget.take("queries"):
@@ -144,7 +144,7 @@ class Iteration:
     def _next_server(
         self, qname: dns.name.Name, rdtype: int, zone: dns.name.Name, depth: int
     ) -> Generator[Need, Reply, Server | None]:
-        if self._forward(qname) is not None or not self.servers.get(zone):
+        if self._forward_for(qname, rdtype) is not None or not self.servers.get(zone):
             return None
         key = (zone, qname, rdtype)
         tried = self._retried.setdefault(key, {self.servers[zone][0]})
@@ -155,7 +155,12 @@ class Iteration:
                 tried.add(server)
                 self._retries[key] = self._retries.get(key, 0) + 1
                 return server
-        names = self._unglued.pop(zone, ())
+        names = self._unglued.pop(zone, None)
+        shared = self.config.delegations
+        if names is None:
+            # Learnt by an earlier query (the delegation came from the cache).
+            names = shared.names(zone, self.now) if shared is not None else ()
+        self._unglued[zone] = ()  # each is looked up once per query
         if not names or depth >= 2:
             return None
         port = self.config.port
@@ -163,14 +168,16 @@ class Iteration:
         for name in names[:3]:
             sub, _ = yield from self._iterate(name, dns.rdatatype.A, depth + 1)
             rrset = find(sub.answer, name, dns.rdatatype.A) if sub is not None else None
-            for rd in rrset or ():
-                if (rd.address, port) not in more:
-                    more.append((rd.address, port))
+            # The child side's addresses, then the parent's glue for the name where it
+            # differs (iter_pcnamerec: the child's is wrong; Unbound's parent-side fallback).
+            found = [rd.address for rd in rrset or ()] + list(self._glue.get(name, ()))
+            for address in found:
+                if (address, port) not in more:
+                    more.append((address, port))
         if len(more) > len(self.servers[zone]):
             self.servers[zone] = tuple(more)
             # Later queries use them too: a cached delegation is extended (put_servers
             # never prolongs an entry, so MAX_TTL only caps); none is created here.
-            shared = self.config.delegations
             known = shared.closest(zone, self.now) if shared is not None else None
             if shared is not None and known is not None and known[0] == zone:
                 shared.put_servers(zone, tuple(more), MAX_TTL, self.now)
@@ -187,6 +194,16 @@ class Iteration:
         if any(name.is_subdomain(z) and len(z) > len(best[0]) for z, _ in self.config.stubs):
             return None
         return best
+
+    def _forward_for(
+        self, qname: dns.name.Name, rdtype: int
+    ) -> tuple[dns.name.Name, tuple[Server, ...]] | None:
+        """The forward zone that resolves (qname, rdtype).  A DS RRset lives in the parent
+        zone (RFC 4035 s3.1.4.1): its question goes where the parent's names go, not to the
+        child's forwarder (Unbound's forward_request strips a label for DS too)."""
+        if rdtype == DS_T and qname != dns.name.root:
+            qname = qname.parent()
+        return self._forward(qname)
 
     def _known_zone(self, name: dns.name.Name) -> dns.name.Name:
         """The deepest zone at or above ``name`` whose servers this query or an earlier
@@ -212,7 +229,7 @@ class Iteration:
         self, qname: dns.name.Name, rdtype: int, depth: int = 0
     ) -> Generator[Need, Reply, tuple[Reply, dns.name.Name]]:
         """Follow referrals from the closest known zone to an authoritative reply."""
-        forward = self._forward(qname)
+        forward = self._forward_for(qname, rdtype)
         if forward is not None:
             # A forwarder resolves the name itself: one question, with RD.
             reply = yield from self._ask(qname, rdtype, forward[1], forward[0])
@@ -294,6 +311,8 @@ class Iteration:
                 )
                 zone, servers = ns.name, found
                 self._learnt(zone, servers, ns.ttl)
+                if self.config.delegations is not None:  # for later queries (_next_server)
+                    self.config.delegations.put_names(zone, self._unglued[zone], ns.ttl, self.now)
                 probe = len(zone) + 1
                 continue
             if minimise:
@@ -302,8 +321,36 @@ class Iteration:
                 else:
                     minimise = False
                 continue
+            if reply.flags & dns.flags.AA:
+                # The zone's own NS RRset may name servers its parent's did not (iter_pcnamech:
+                # RFC 2181 s5.4.1 ranks the child's above the parent's): kept as fallbacks.
+                own = find(reply.authority, zone, NS_T)
+                if own is not None and zone != dns.name.root:
+                    self._note_unglued(zone, own, reply)
             return reply, zone
         return None, zone
+
+    def _note_unglued(
+        self, zone: dns.name.Name, ns: dns.rrset.RRset, reply: dns.message.Message
+    ) -> None:
+        """Remember ``zone``'s NS names from ``ns`` that are outside it and came without an
+        address in ``reply`` (for :meth:`_next_server`, in this query and, through the
+        delegation cache, in later ones)."""
+        known = self._unglued.get(zone, ())
+        new = tuple(
+            rd.target
+            for rd in ns
+            if not rd.target.is_subdomain(zone)
+            and not addresses(reply, [rd.target])
+            and rd.target not in known
+        )
+        if not new:
+            return
+        self._unglued[zone] = (*known, *new)
+        shared = self.config.delegations
+        if shared is not None:
+            names = tuple(dict.fromkeys((*shared.names(zone, self.now), *new)))
+            shared.put_names(zone, names, ns.ttl, self.now)
 
     def _ns_servers(
         self, reply: dns.message.Message, ns: dns.rrset.RRset, depth: int, zone: dns.name.Name
@@ -346,6 +393,13 @@ class Iteration:
                     if shared is not None:
                         shared.put_host(name, looked_up, rrset.ttl, self.now)
                     return tuple((a, port) for a in looked_up)
+        for name in names[:3]:
+            # No address from the child side (its own delegation of the name is broken, say:
+            # iter_pcdirect): the parent's glue for the name, when a referral brought one
+            # (Unbound's parent-side fallback).  Only in-bailiwick glue is kept in _glue.
+            parent_glue = self._glue.get(name, ())
+            if parent_glue:
+                return tuple((a, port) for a in parent_glue)
         return ()
 
     def _servers_of(self, zone: dns.name.Name) -> Generator[Need, Reply, tuple[Server, ...]]:

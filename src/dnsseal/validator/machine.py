@@ -609,6 +609,12 @@ class Query(Iteration):
             reply, kind = _ds_from_referral(reply, qname), Kind.ANSWER
         rcode = reply.rcode()
         self._note_denials(reply)
+        if kind is Kind.REFERRAL and self._forward_for(qname, rdtype) is not None:
+            # A forwarder resolves for us: a referral is its last word on the question, a
+            # reply without the data, which Unbound takes as the answer (nothing is sent
+            # elsewhere).  It is judged as NODATA: insecure only below a proven unsigned
+            # delegation, else a signed denial is needed (a referral brings none: bogus).
+            kind = Kind.NODATA
         if kind in (Kind.FAILURE, Kind.REFERRAL, Kind.LAME):
             why = f"{qname}: no authoritative answer ({dns.rcode.to_text(rcode)}, {kind.value})"
             # A resolution failure: no data to judge, SERVFAIL whatever the anchors.
@@ -697,14 +703,35 @@ class Query(Iteration):
                 return _Outcome(verdict, rcode, (), authority)
         # Once validated, clients get the SOA and the records the proof used, nothing else
         # (unsigned or unused padding stays out of an answer with AD).
-        used = [] if soa is None else [soa, *_covering_sigs(section, soa)]
-        verify = self._verifier(section, state, used)
-        if kind is Kind.NXDOMAIN:
-            proof = prove_nxdomain(qname, state.zone, section, verify, self.budget)
-        else:
-            proof = prove_nodata(qname, rdtype, state.zone, section, verify, self.budget)
+        proof, used = self._prove_denial(qname, rdtype, kind, section, soa, state)
+        held = [r for r in self._denials.get(state.zone, ()) if r not in section]
+        if not proof.ok and held:
+            # The zone's signed NSEC/NSEC3 that came earlier in this resolution (with the
+            # CNAME that led here, say) prove as well: a forwarder or a server of both zones
+            # may not repeat them (Unbound keeps a CNAME reply's NSEC/NSEC3 in the answer).
+            merged = [*section, *held]
+            again, more = self._prove_denial(qname, rdtype, kind, merged, soa, state)
+            if again.ok:
+                proof, used = again, more
         self._link(state.zone, "denial", proof.verdict.reason, proof.verdict.security)
         return _Outcome(proof.verdict, rcode, (), tuple(used) if proof.ok else authority)
+
+    def _prove_denial(
+        self,
+        qname: dns.name.Name,
+        rdtype: int,
+        kind: Kind,
+        records: list[dns.rrset.RRset],
+        soa: dns.rrset.RRset | None,
+        state: _Zone,
+    ) -> tuple[Proof, list[dns.rrset.RRset]]:
+        """The NXDOMAIN or NODATA proof from ``records`` with ``state``'s keys, and what a
+        client gets with it: the (verified) SOA and the records the proof used."""
+        used = [] if soa is None else [soa, *_covering_sigs(records, soa)]
+        verify = self._verifier(records, state, used)
+        if kind is Kind.NXDOMAIN:
+            return prove_nxdomain(qname, state.zone, records, verify, self.budget), used
+        return prove_nodata(qname, rdtype, state.zone, records, verify, self.budget), used
 
     def _chased_denial(
         self, target: dns.name.Name, reply: dns.message.Message

@@ -162,19 +162,25 @@ def classify(
         r.rdtype == SOA_T for r in msg.authority
     ):
         return Kind.REFERRAL
-    if _lame(msg):
+    if _lame(msg, zone):
         return Kind.LAME
     return Kind.NODATA
 
 
-def _lame(msg: dns.message.Message) -> bool:
+def _lame(msg: dns.message.Message, zone: dns.name.Name) -> bool:
     """A NOERROR reply with no answer that is not a referral below the zone asked (checked
-    by the caller) and not authoritative: with NS records it is an upward or sideways
-    referral, with RA set it came from a recursive server (Unbound's LAME and REC_LAME).
-    A bare empty NOERROR is NODATA, as Unbound reads it."""
-    if msg.answer or msg.flags & dns.flags.AA:
+    by the caller): an upward referral (NS above ``zone``), even with AA set, which no
+    server of the zone sends (RFC 1034 s4.3.2 step 3: it answers with data, a referral
+    down or a denial); or, without AA, a sideways referral or a recursive server's reply
+    (RA set): Unbound's LAME and REC_LAME.  A bare empty NOERROR is NODATA, as Unbound
+    reads it."""
+    if msg.answer or any(r.rdtype == SOA_T for r in msg.authority):
         return False
-    if any(r.rdtype == SOA_T for r in msg.authority):
+    if any(
+        r.rdtype == NS_T and r.name != zone and zone.is_subdomain(r.name) for r in msg.authority
+    ):
+        return True
+    if msg.flags & dns.flags.AA:
         return False
     return bool(msg.flags & dns.flags.RA) or any(r.rdtype == NS_T for r in msg.authority)
 

@@ -70,6 +70,30 @@ def _cover(records: list[_Nsec], name: dns.name.Name) -> _Nsec | None:
     return None
 
 
+def _unsigned_cut(
+    qname: dns.name.Name, strict: bool, zone: dns.name.Name, records: list[_Nsec], verify: Verify
+) -> Proof | None:
+    """An insecure proof when a signed NSEC of ``zone`` at ``qname`` (unless ``strict``) or
+    above it shows an unsigned delegation (NS, no SOA, no DS): ``qname`` is then in (or at
+    the apex of) a child zone whose data cannot be validated (RFC 4035 s5.2; Unbound's
+    val_nsec_proves_insecuredelegation).  ``strict`` for DS, which lives on the parent side
+    (the NSEC at ``qname`` is its denial), and for NXDOMAIN (an NSEC at ``qname`` shows that
+    it exists).  An NSEC that does not verify as itself (bad signature, wildcard expansion)
+    is passed over: it proves nothing either way."""
+    for r in records:
+        if r.owner == zone or not qname.is_subdomain(r.owner) or (strict and r.owner == qname):
+            continue
+        if not r.is_delegation() or DS in r.types:
+            continue
+        if verify_all([r.rrset], verify) is not None:
+            continue
+        return Proof(
+            v.insecure(f"NSEC at {r.owner} shows an unsigned delegation: {qname} is below it"),
+            delegation=True,
+        )
+    return None
+
+
 def _closest_encloser(name: dns.name.Name, r: _Nsec) -> dns.name.Name:
     n = max(name.fullcompare(r.owner)[2], name.fullcompare(r.next)[2])
     return dns.name.Name(name.labels[-n:]) if n else dns.name.root
@@ -79,6 +103,9 @@ def nxdomain(
     qname: dns.name.Name, zone: dns.name.Name, authority: Sequence[dns.rrset.RRset], verify: Verify
 ) -> Proof:
     records = _records(zone, authority)
+    cut = _unsigned_cut(qname, True, zone, records, verify)
+    if cut is not None:
+        return cut
     cover = _cover(records, qname)
     if cover is None:
         return missing(f"no NSEC covers {qname}")
@@ -110,6 +137,9 @@ def nodata(
     verify: Verify,
 ) -> Proof:
     records = _records(zone, authority)
+    cut = _unsigned_cut(qname, qtype == DS, zone, records, verify)
+    if cut is not None:
+        return cut
     tname = type_text(qtype)
     match = next((r for r in records if r.owner == qname), None)
     if match is not None:

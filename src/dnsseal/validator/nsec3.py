@@ -172,6 +172,24 @@ def _chain(
     return _Chain(zone, records, salt, iterations, budget)
 
 
+def _unsigned_cut(
+    name: dns.name.Name, m: _Nsec3, zone: dns.name.Name, verify: Verify
+) -> Proof | None:
+    """An insecure proof when ``m``, the NSEC3 matching ``name`` (the name asked or its
+    closest encloser), shows an unsigned delegation (NS, no SOA, no DS): what is asked is
+    in, or at the apex of, a child zone whose data cannot be validated (RFC 4035 s5.2,
+    RFC 5155 s8.9; Unbound's proveNodata and proveClosestEncloser).  None when it does not,
+    or when ``m`` does not verify as itself."""
+    if name == zone or NS not in m.types or SOA in m.types or DS in m.types:
+        return None
+    if DNAME in m.types or verify_all([m.rrset], verify) is not None:
+        return None
+    return Proof(
+        v.insecure(f"the NSEC3 matching {name} shows an unsigned delegation (NS, no DS)"),
+        delegation=True,
+    )
+
+
 def nxdomain(
     qname: dns.name.Name,
     zone: dns.name.Name,
@@ -188,6 +206,9 @@ def nxdomain(
     ce, nc, m = found
     if nc is None:
         return fail(f"NXDOMAIN for {qname}, but an NSEC3 record matches it")
+    cut = _unsigned_cut(ce, m, zone, verify)
+    if cut is not None:
+        return cut
     if DNAME in m.types or (NS in m.types and SOA not in m.types and ce != zone):
         return fail(f"the closest encloser {ce} of {qname} is a delegation or DNAME")
     h_nc = chain.hash(nc)
@@ -240,6 +261,9 @@ def nodata(
                 return fail(f"the NSEC3 denying DS at {qname} comes from the child zone")
             delegation = NS in m.types
         elif NS in m.types and SOA not in m.types:
+            cut = _unsigned_cut(qname, m, zone, verify)
+            if cut is not None:
+                return cut
             return fail(f"an NSEC3 from the parent side of the delegation {qname} denies {tname}")
         bad = verify_all([m.rrset], verify)
         if bad is not None:
@@ -252,6 +276,10 @@ def nodata(
     ce, nc, mce = found
     if nc is None:  # unreachable: qname did not match above
         return missing(f"no NSEC3 proves that {qname} has no {tname}")
+    if qtype != DS:
+        cut = _unsigned_cut(ce, mce, zone, verify)
+        if cut is not None:
+            return cut
     h_nc = chain.hash(nc)
     if h_nc is None:
         return fail(f"NSEC3 proof for {qname}: {budget.describe()}")

@@ -89,7 +89,10 @@ class DelegationCache:
     for an equal one.  A third table keeps the addresses of name server names (from glue
     the referring zone may vouch for, or found by resolving the name), so a zone whose NS
     names lie in another known zone needs no address lookup (Unbound answers those from its
-    RRset cache).  The tables are LRUs of ``max_entries``.  Pure: time is passed in.
+    RRset cache).  A fourth keeps each zone's NS names that came without an address (from
+    the referral, or from the zone's own NS RRset in an authoritative answer), to look up
+    when the known servers fail.  The tables are LRUs of ``max_entries``.  Pure: time is
+    passed in.
     """
 
     def __init__(self, max_entries: int = 10000) -> None:
@@ -99,10 +102,40 @@ class DelegationCache:
         )
         self._states: OrderedDict[dns.name.Name, tuple[int, Hashable, object]] = OrderedDict()
         self._hosts: OrderedDict[dns.name.Name, tuple[int, tuple[str, ...]]] = OrderedDict()
+        self._names: OrderedDict[dns.name.Name, tuple[int, tuple[dns.name.Name, ...]]] = (
+            OrderedDict()
+        )
         self.hits = 0
 
     def __len__(self) -> int:
-        return len(self._servers) + len(self._states) + len(self._hosts)
+        return len(self._servers) + len(self._states) + len(self._hosts) + len(self._names)
+
+    def names(self, zone: dns.name.Name, now: int) -> tuple[dns.name.Name, ...]:
+        """``zone``'s NS names known without an address (empty when none)."""
+        item = self._names.get(zone)
+        if item is None:
+            return ()
+        if item[0] <= now:
+            del self._names[zone]
+            return ()
+        self._names.move_to_end(zone)
+        return item[1]
+
+    def put_names(
+        self, zone: dns.name.Name, names: tuple[dns.name.Name, ...], ttl: int, now: int
+    ) -> None:
+        """Keep ``names`` for ``zone`` for ``ttl``, never past its cached servers' expiry
+        (they are only a fallback for those servers)."""
+        if ttl <= 0 or not names:
+            return
+        expires = now + ttl
+        known = self._servers.get(zone)
+        if known is not None and known[0] > now:
+            expires = min(expires, known[0])
+        self._names[zone] = (expires, names)
+        self._names.move_to_end(zone)
+        while len(self._names) > self.max_entries:
+            self._names.popitem(last=False)
 
     def host(self, name: dns.name.Name, now: int) -> tuple[str, ...] | None:
         """The known addresses of the name server name ``name``."""

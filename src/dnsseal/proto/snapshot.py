@@ -490,12 +490,19 @@ def rrsig_expirations(rrset: dns.rrset.RRset) -> list[int]:
     wire = rrset.unparsed() if isinstance(rrset, LazyRRset) else None
     if wire is None:
         return [int(rd.expiration) for rd in rrset]
-    # RRSIG RDATA: type covered (2), algorithm (1), labels (1), original TTL (4), then
-    # the signature expiration (4) (RFC 4034 s3.1).
-    return [
-        int.from_bytes(wire[pos + 8 : pos + 12], "big")
-        for pos, _ in _rdata_spans(wire, _name_wire_len(rrset.name))
-    ]
+    return wire_expirations(wire, _name_wire_len(rrset.name))
+
+
+def wire_expirations(wire: bytes, owner: int) -> list[int]:
+    """The expiration fields of the RRSIG records in ``wire`` (uncompressed, owners
+    ``owner`` octets long).  RRSIG RDATA: type covered (2), algorithm (1), labels (1),
+    original TTL (4), then the signature expiration (4) (RFC 4034 s3.1)."""
+    return [int.from_bytes(wire[p + 8 : p + 12], "big") for p, _ in _rdata_spans(wire, owner)]
+
+
+def name_wire_len(name: dns.name.Name) -> int:
+    """The length of ``name`` in uncompressed wire form."""
+    return _name_wire_len(name)
 
 
 def _name_wire_len(name: dns.name.Name) -> int:

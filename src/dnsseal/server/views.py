@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING, Any
 from dnsseal.findings import Severity
 from dnsseal.keys import algorithms
 from dnsseal.keys.model import Key
-from dnsseal.proto.snapshot import ZoneSnapshot, rrsig_expirations
+from dnsseal.proto.snapshot import (
+    ZoneSnapshot,
+    name_wire_len,
+    rrset_wires,
+    wire_expirations,
+)
 from dnsseal.server.checkds import waiting_keys
 from dnsseal.server.dnssecctl import server_hint
 from dnsseal.server.zones import ZoneState
@@ -73,8 +78,11 @@ def snapshot_horizon(snap: ZoneSnapshot) -> int | None:
     earliest: int | None = None
     for nodes in (snap.nodes, snap.nsec3_nodes):
         for node in nodes.values():
-            for rrset in node.sigs.values():
-                for exp in rrsig_expirations(rrset):
+            owner = name_wire_len(node.name)
+            # (the wires, not node.sigs.values(): that would make and keep an RRset object
+            # per signed RRset, ~100 MiB for 100k names)
+            for _, wire in rrset_wires(node.sigs):
+                for exp in wire_expirations(wire, owner):
                     if earliest is None or exp < earliest:
                         earliest = exp
     return earliest

@@ -15,10 +15,12 @@ import dns.rcode
 import dns.rdatatype
 
 from dnsseal.resolver.engine import Resolver
+from dnsseal.resolver.transport import Transport
 from dnsseal.validator import verdict as v
 from dnsseal.validator.machine import Result
 
 from .authority import Authority, config_for, memory_transport
+from .test_cache import _split_authority, _split_transport
 from .zonebuild import NOW
 
 SETTLE = 200  # event-loop turns with nothing released: every question that can go has gone
@@ -27,8 +29,8 @@ SETTLE = 200  # event-loop turns with nothing released: every question that can 
 class Waves:
     """A transport that answers from ``auth`` in waves (see the module docstring)."""
 
-    def __init__(self, auth: Authority) -> None:
-        self.inner = memory_transport(auth)
+    def __init__(self, auth: Authority, inner: Transport | None = None) -> None:
+        self.inner = inner or memory_transport(auth)
         self.held: list[tuple[asyncio.Future[None], str]] = []
         self.waves: list[list[str]] = []
 
@@ -89,6 +91,21 @@ def test_a_cold_resolution_fetches_the_chain_alongside_the_iteration(
         [". DNSKEY", "example. A"],
         ["a.example. A", "example. DNSKEY", "example. DS"],
         ["a.example. DNSKEY", "a.example. DS", "www.a.example. A"],
+    ]
+
+
+def test_a_signed_referral_brings_the_ds_and_the_dnskey_goes_with_the_question() -> None:
+    """a.example. on its own server: example.'s referral carries its signed DS, so no DS
+    question is asked; its DNSKEY goes out with the first question to its server."""
+    parents, child = _split_authority()
+    waves = Waves(parents, _split_transport(parents, child))  # type: ignore[arg-type]
+    res = Resolver(config_for(parents), waves, lambda: NOW)
+    result = asyncio.run(waves.run(res.resolve("www.a.example.", "A")))
+    assert result.verdict.security is v.Security.SECURE, result.verdict
+    assert waves.waves == [
+        [". DNSKEY", "example. A"],
+        ["a.example. A", "example. DNSKEY", "example. DS"],
+        ["a.example. DNSKEY", "www.a.example. A"],
     ]
 
 

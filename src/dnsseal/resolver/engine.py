@@ -9,12 +9,12 @@ resolution takes one round trip per zone cut instead of three (Unbound prefetche
 signed delegation's DNSKEY); the machine is fed those replies when it asks, and judges
 them as any other.  A truncated UDP reply is retried over TCP; SERVFAIL, REFUSED,
 FORMERR, timeouts and replies that do not match the question move on to the next server,
-and so does a TCP reply with TC set (RFC 2181 s9: a truncated reply is ignored).  A server that did not answer :data:`STRIKES` times in a
-row (timeout, network error) is skipped for a while, 5 s doubling to 5 min while it stays
-silent, like Unbound's infra cache (which keeps asking a server until its retransmission
-timeout has doubled past 12 s, about five losses in a row: one lost datagram must not take a
-zone's only server away); when every server of a question is backing off, the question fails
-at once.
+and so does a TCP reply with TC set (RFC 2181 s9: a truncated reply is ignored).  A server
+that did not answer :data:`STRIKES` times in a row (timeout, network error) is skipped for
+a while, 5 s doubling to 5 min while it stays silent, like Unbound's infra cache (which
+keeps asking a server until its retransmission timeout has doubled past 12 s, about five
+losses in a row: one lost datagram must not take a zone's only server away); when every
+server of a question is backing off, the question fails at once.
 Caches (all bounded, see :mod:`.cache`):
 
 - upstream replies per (name, type, zone) for their TTL, as wire bytes; the replies a

@@ -25,6 +25,8 @@ shared machine the absolute numbers drift, the ratios much less.  Example (brief
 
     python benchmarks/resolve_bench.py --seconds 3 --rounds 2
 
+``--only cold,new`` takes some measures only; ``--baseline OTHER/src`` runs a second
+dnsseal from another checkout in the same rounds (old against new on one machine state).
 Every process is started here and stopped by its PID.  Nothing leaves 127.0.0.1.
 """
 
@@ -203,12 +205,13 @@ def dnsseal_argv(d: Path, named: int, port: int, threads: int) -> list[str]:
     ]  # fmt: skip
 
 
-def start_dnsseal(d: Path, named: int, threads: int) -> Proc:
+def start_dnsseal(d: Path, named: int, threads: int, src: Path = ROOT / "src") -> Proc:
+    """``src``: the source tree to run (another checkout's, for --baseline)."""
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    env = dict(os.environ, PYTHONPATH=str(src))
     log = (d / "dnsseal.log").open("ab")
     proc = subprocess.Popen(dnsseal_argv(d, named, port, threads), stdout=log, stderr=log, env=env)
-    p = Proc("dnsseal", port, proc)
+    p = Proc("dnsseal" if src == ROOT / "src" else "baseline", port, proc)
     wait_tcp(p)
     return p
 
@@ -297,11 +300,22 @@ def cold(start: Callable[[], Proc], samples: int) -> float:
     return statistics.median(times)
 
 
+MEASURES = ("warm", "new", "cold")
+
+
 def _row(name: str, res: dict[str, list[float]]) -> str:
-    return (
-        f"{name} {res['qps'][-1]:,.0f} QPS {res['lat'][-1]:.2f} ms {res['cpu'][-1]:.1f} us/q, "
-        f"new {res['new'][-1]:.2f} ms, cold {res['cold'][-1]:.1f} ms"
-    )
+    parts = []
+    if res["qps"]:
+        parts.append(f"{res['qps'][-1]:,.0f} QPS {res['lat'][-1]:.2f} ms {res['cpu'][-1]:.1f} us/q")
+    if res["new"]:
+        parts.append(f"new {res['new'][-1]:.2f} ms")
+    if res["cold"]:
+        parts.append(f"cold {res['cold'][-1]:.1f} ms")
+    return f"{name} " + ", ".join(parts)
+
+
+def _median(values: list[float], fmt: str) -> str:
+    return format(statistics.median(values), fmt) if values else "-"
 
 
 def main() -> None:
@@ -313,7 +327,24 @@ def main() -> None:
     ap.add_argument("--udp-threads", type=int, help="dnsseal --udp-threads (default: cores)")
     ap.add_argument("--names", type=int, default=50, help="new names per round")
     ap.add_argument("--cold", type=int, default=3, help="cold starts per round")
+    ap.add_argument(
+        "--only",
+        default=",".join(MEASURES),
+        help="comma-separated measures to take: warm, new, cold (default: all)",
+    )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="SRC",
+        help="also run the dnsseal of another source tree (its src/ directory), in the "
+        "same alternating rounds, to compare two versions on the same machine state",
+    )
     args = ap.parse_args()
+    only = {m.strip() for m in args.only.split(",") if m.strip()}
+    if not only or only - set(MEASURES):
+        ap.error(f"--only: choose from {', '.join(MEASURES)}")
+    if args.baseline is not None and not (args.baseline / "dnsseal").is_dir():
+        ap.error(f"--baseline {args.baseline}: no dnsseal package there")
     threads = args.udp_threads or args.cores
     load0 = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="resolve-bench-") as tmp:
@@ -331,12 +362,15 @@ def main() -> None:
             "unbound": lambda: start_unbound(d, named.port, root_ds, args.cores),
             "dnsseal": lambda: start_dnsseal(d, named.port, threads),
         }
+        if args.baseline is not None:
+            base = args.baseline.resolve()
+            starters["baseline"] = lambda: start_dnsseal(d, named.port, threads, base)
         results: dict[str, dict[str, list[float]]] = {
             n: {"qps": [], "lat": [], "cpu": [], "new": [], "cold": []} for n in starters
         }
         ratios: dict[str, list[float]] = {"qps": [], "cpu": [], "new": [], "cold": []}
         try:
-            warm = {n: s() for n, s in starters.items()}
+            warm = {n: s() for n, s in starters.items()} if only - {"cold"} else {}
             try:
                 for p in warm.values():
                     for name, rdtype in WARM:
@@ -344,26 +378,29 @@ def main() -> None:
                         if rcode not in (0, 3):
                             raise RuntimeError(f"{p.name}: {name} {rdtype} rcode {rcode}")
                 for r in range(args.rounds):
-                    order = list(warm) if r % 2 == 0 else list(reversed(warm))
+                    order = list(starters) if r % 2 == 0 else list(reversed(starters))
                     for n in order:
-                        qps, lat, cpu = dnsperf(warm[n], queries, args.seconds, args.clients)
-                        results[n]["qps"].append(qps)
-                        results[n]["lat"].append(lat)
-                        results[n]["cpu"].append(cpu)
-                        results[n]["new"].append(new_names(warm[n].port, args.names, f"r{r}"))
-                    for n in order:
-                        results[n]["cold"].append(cold(starters[n], args.cold))
+                        if "warm" in only:
+                            qps, lat, cpu = dnsperf(warm[n], queries, args.seconds, args.clients)
+                            results[n]["qps"].append(qps)
+                            results[n]["lat"].append(lat)
+                            results[n]["cpu"].append(cpu)
+                        if "new" in only:
+                            results[n]["new"].append(new_names(warm[n].port, args.names, f"r{r}"))
+                    if "cold" in only:
+                        for n in order:
+                            results[n]["cold"].append(cold(starters[n], args.cold))
                     ours, theirs = results["dnsseal"], results["unbound"]
                     for key, values in ratios.items():
-                        values.append(ours[key][-1] / theirs[key][-1])
-                    print(f"round {r + 1}: " + "; ".join(_row(n, results[n]) for n in warm))
+                        if ours[key]:
+                            values.append(ours[key][-1] / theirs[key][-1])
+                    print(f"round {r + 1}: " + "; ".join(_row(n, results[n]) for n in starters))
             finally:
                 for p in warm.values():
                     stop(p)
         finally:
             stop(named)
     load1 = os.getloadavg()
-    med = statistics.median
     print(
         f"\nload average before {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, "
         f"after {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}; {os.cpu_count()} CPUs"
@@ -372,17 +409,26 @@ def main() -> None:
     print("\n| resolver | warm QPS | warm mean ms | CPU us/query | new-name ms | cold ms |")
     print("|---|---:|---:|---:|---:|---:|")
     for n, res in results.items():
-        qps, lat, cpu, new, cold_ms = (med(res[k]) for k in ("qps", "lat", "cpu", "new", "cold"))
-        print(f"| {n} | {qps:,.0f} | {lat:.2f} | {cpu:.2f} | {new:.2f} | {cold_ms:.1f} |")
+        cells = [
+            _median(res["qps"], ",.0f"),
+            _median(res["lat"], ".2f"),
+            _median(res["cpu"], ".2f"),
+            _median(res["new"], ".2f"),
+            _median(res["cold"], ".1f"),
+        ]
+        print(f"| {n} | " + " | ".join(cells) + " |")
     print(
-        f"\ndnsseal/unbound (median of per-round ratios): warm QPS x{med(ratios['qps']):.2f} "
-        f"(target >= 1), CPU per warm query x{med(ratios['cpu']):.2f}, "
-        f"new-name latency x{med(ratios['new']):.2f}, "
-        f"cold latency x{med(ratios['cold']):.2f} (target <= 1.5)"
+        "\ndnsseal/unbound (median of per-round ratios): "
+        f"warm QPS x{_median(ratios['qps'], '.2f')} (target >= 1), "
+        f"CPU per warm query x{_median(ratios['cpu'], '.2f')}, "
+        f"new-name latency x{_median(ratios['new'], '.2f')}, "
+        f"cold latency x{_median(ratios['cold'], '.2f')} (target <= 1.5)"
     )
     print("\nconfigurations:")
     print("  unbound: " + "; ".join(unbound_settings(args.cores)) + "; qname-minimisation: yes")
     print(f"  dnsseal: resolver --udp-threads {threads} (C datagram loop, answer cache)")
+    if args.baseline is not None:
+        print(f"  baseline: the same, from {args.baseline}")
 
 
 if __name__ == "__main__":

@@ -102,6 +102,9 @@ class Iteration:
         self._retries: dict[tuple[dns.name.Name, dns.name.Name, int], int] = {}
         self._unglued: dict[dns.name.Name, tuple[dns.name.Name, ...]] = {}
         self._glue: dict[dns.name.Name, tuple[str, ...]] = {}  # name server -> parent's glue
+        # Zones entered on signed evidence (a referral with their DS, data they signed):
+        # their DNSKEY RRset is worth fetching before the chain walk asks (see prefetch).
+        self.signed: set[dns.name.Name] = set()
 
     def _ask(
         self,
@@ -283,6 +286,8 @@ class Iteration:
                 # The minimised name is the apex of a zone these servers also serve (its
                 # SOA or its own signatures came back with authority): a cut, same servers.
                 zone = ask
+                if _signs(reply, zone):
+                    self.signed.add(zone)
                 self._learnt(zone, servers, apex_ttl)
                 probe = len(zone) + 1
                 continue
@@ -304,6 +309,8 @@ class Iteration:
                     return None, zone
                 if kind is Kind.REFERRAL:
                     self._referrals[ns.name] = (zone, reply)
+                if find(reply.authority, ns.name, DS_T) is not None or _signs(reply, ns.name):
+                    self.signed.add(ns.name)
                 self._unglued[ns.name] = tuple(
                     rd.target
                     for rd in ns
@@ -436,6 +443,15 @@ def _apex_ttl(reply: dns.message.Message, name: dns.name.Name) -> int | None:
         if r.rdtype == RRSIG_T and r.name == name and any(sig.signer == name for sig in r):
             return int(r.ttl)
     return None
+
+
+def _signs(reply: dns.message.Message, zone: dns.name.Name) -> bool:
+    """Whether ``reply`` holds a signature made by ``zone`` (so it has keys)."""
+    return any(
+        r.rdtype == RRSIG_T and any(sig.signer == zone for sig in r)
+        for section in (reply.answer, reply.authority)
+        for r in section
+    )
 
 
 def _glue_ttl(reply: dns.message.Message, name: dns.name.Name, ns_ttl: int) -> int:

@@ -175,6 +175,54 @@ class Query(Iteration):
             result: Result = stop.value
             return result
 
+    def prefetch(self, need: Need) -> tuple[Need, ...]:
+        """Questions the chain walk will ask about ``need.zone`` that can be sent now,
+        alongside ``need`` (Unbound prefetches a signed delegation's DNSKEY the same way):
+        the zone's DNSKEY RRset from its servers (when a signature by the zone or a DS for
+        it was seen), and its DS RRset from its signed parent's servers unless the referral
+        into it carried the DS or a denial of it.  A driver may send them at once and feed
+        the replies back when the machine asks the same (qname, rdtype, zone): nothing is
+        trusted by fetching, each reply is judged when it is fed.  Empty when no anchor
+        covers the zone, its chain state is known, a zone above it is known not to be
+        secure, or ``need`` goes to a forwarder or wants another server."""
+        zone = need.zone
+        if need.recursive or need.fresh or not self._anchored(zone):
+            return ()
+        anchor = self.config.anchors.closest(zone)
+        assert anchor is not None
+        for i in range(len(zone) - len(anchor.zone) + 1):
+            state = self._peek_state(dns.name.Name(zone.labels[i:]))
+            if state is not None and (i == 0 or not state.secure):
+                return ()  # known, or below a zone that is not secure
+        out: list[Need] = []
+        if zone == anchor.zone or zone in self.signed:
+            out.append(Need(zone, DNSKEY_T, need.servers, zone))
+        parents = [p for p in self.servers if zone != p and zone.is_subdomain(p)]
+        parent = max(parents, key=len, default=None)
+        if parent is None or not parent.is_subdomain(anchor.zone):
+            return tuple(out)
+        if parent != anchor.zone and parent not in self.signed:
+            return tuple(out)  # the walk may well stop above
+        referral = self._referrals.get(zone)
+        kinds = {DS_T, NSEC_T, NSEC3_T}
+        if referral is not None and any(r.rdtype in kinds for r in referral[1].authority):
+            return tuple(out)  # the walk uses the referral
+        if zone in self._ds_tried:
+            return tuple(out)  # the walk has been there
+        if len(zone) == len(parent) + 1:  # (a walk across more labels asks more)
+            out.append(Need(zone, DS_T, self.servers[parent], parent))
+        return tuple(out)
+
+    def _peek_state(self, zone: dns.name.Name) -> _Zone | None:
+        """``zone``'s chain state if this query or an earlier one (shared) has it."""
+        if zone in self.zones:
+            return self.zones[zone]
+        shared = self.config.delegations
+        if shared is None:
+            return None
+        state = shared.state(zone, self.now, (self.config.anchors, self.config.policy))
+        return state if isinstance(state, _Zone) else None
+
     # --- helpers -------------------------------------------------------------------
     def _link(self, zone: dns.name.Name, kind: str, text: str, security: v.Security) -> None:
         self.links.append(v.Link(zone.to_text(), kind, text, security))

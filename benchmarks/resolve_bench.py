@@ -25,6 +25,12 @@ shared machine the absolute numbers drift, the ratios much less.  Example (brief
 
     python benchmarks/resolve_bench.py --seconds 3 --rounds 2
 
+* **cold CPU** (``--only cpu``, dnsseal only): in a child process of the measured source
+  tree, after the service's warm-up, CPU time (``process_time``) of a cold resolution of
+  ``www.leafb.bench. A`` by a fresh ``Resolver`` replaying the replies one real resolution
+  got from the named (median of ``--names`` runs, at least 10): the resolver's own work,
+  no sockets and no service, the steadiest measure on a shared machine.
+
 ``--only cold,new`` takes some measures only; ``--baseline OTHER/src`` runs a second
 dnsseal from another checkout in the same rounds (old against new on one machine state).
 Every process is started here and stopped by its PID.  Nothing leaves 127.0.0.1.
@@ -284,6 +290,18 @@ def new_names(port: int, count: int, tag: str) -> float:
     return statistics.median(times)
 
 
+def cold_cpu(src: Path, named: int, root_ds: str, runs: int) -> float:
+    """Median CPU ms of a cold resolution of COLD_NAME in-process, no sockets and no
+    service (see CPU_CHILD): the resolver's own work, steadier than wall time on a shared
+    machine, for comparing two source trees."""
+    env = dict(os.environ, PYTHONPATH=str(src))
+    argv = [sys.executable, "-c", CPU_CHILD, str(named), root_ds, str(runs), COLD_NAME]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"cold CPU child ({src}) failed:\n{out.stderr[-2000:]}")
+    return float(out.stdout.split()[-1])
+
+
 def cold(start: Callable[[], Proc], samples: int) -> float:
     """Median ms of the first question to a freshly started resolver."""
     times = []
@@ -300,7 +318,48 @@ def cold(start: Callable[[], Proc], samples: int) -> float:
     return statistics.median(times)
 
 
-MEASURES = ("warm", "new", "cold")
+MEASURES = ("warm", "new", "cold", "cpu")
+
+# The child of cold_cpu(), run with PYTHONPATH set to the source tree measured: after the
+# service's warm-up, one cold resolution of COLD_NAME from the named, its replies kept by
+# question; then fresh Resolvers (empty caches) replay them, timed with process_time.
+CPU_CHILD = """
+import asyncio, statistics, sys, time
+import dns.name, dns.rdata
+from dnsseal.resolver.engine import Resolver
+from dnsseal.resolver.transport import network_transport
+from dnsseal.resolver.warmup import warm_up
+from dnsseal.validator.anchors import AnchorSet, TrustAnchor
+from dnsseal.validator.iterator import Config
+port, ds, runs, name = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+anchors = AnchorSet((TrustAnchor(dns.name.root, (dns.rdata.from_text("IN", "DS", ds),)),))
+config = Config((("127.0.0.1", port),), anchors, port=port)
+replies, net = {}, network_transport()
+def key(wire):
+    i = 12
+    while wire[i]:
+        i += wire[i] + 1
+    return wire[12 : i + 5].lower()
+async def record(server, wire, tcp):
+    replies[key(wire)] = data = await net(server, wire, tcp)
+    return data
+async def replay(server, wire, tcp):
+    return wire[:2] + replies[key(wire)][2:]
+async def main():
+    await warm_up()
+    first = await Resolver(config, record).resolve(name, "A")
+    assert first.verdict.security.value == "secure", first.verdict
+    times = []
+    for _ in range(runs):
+        resolver = Resolver(config, replay)
+        t0 = time.process_time()
+        got = await resolver.resolve(name, "A")
+        times.append(time.process_time() - t0)
+        assert got.verdict.security.value == "secure", got.verdict
+    print(statistics.median(times) * 1000)
+asyncio.run(main())
+"""
+COLD_NAME = "www.leafb.bench."
 
 
 def _row(name: str, res: dict[str, list[float]]) -> str:
@@ -311,6 +370,8 @@ def _row(name: str, res: dict[str, list[float]]) -> str:
         parts.append(f"new {res['new'][-1]:.2f} ms")
     if res["cold"]:
         parts.append(f"cold {res['cold'][-1]:.1f} ms")
+    if res["ccpu"]:
+        parts.append(f"cold CPU {res['ccpu'][-1]:.2f} ms")
     return f"{name} " + ", ".join(parts)
 
 
@@ -330,7 +391,8 @@ def main() -> None:
     ap.add_argument(
         "--only",
         default=",".join(MEASURES),
-        help="comma-separated measures to take: warm, new, cold (default: all)",
+        help="comma-separated measures to take: warm, new, cold, cpu (in-process CPU of a "
+        "cold resolution, dnsseal only, --names runs) (default: all)",
     )
     ap.add_argument(
         "--baseline",
@@ -366,11 +428,15 @@ def main() -> None:
             base = args.baseline.resolve()
             starters["baseline"] = lambda: start_dnsseal(d, named.port, threads, base)
         results: dict[str, dict[str, list[float]]] = {
-            n: {"qps": [], "lat": [], "cpu": [], "new": [], "cold": []} for n in starters
+            n: {"qps": [], "lat": [], "cpu": [], "new": [], "cold": [], "ccpu": []}
+            for n in starters
         }
         ratios: dict[str, list[float]] = {"qps": [], "cpu": [], "new": [], "cold": []}
         try:
-            warm = {n: s() for n, s in starters.items()} if only - {"cold"} else {}
+            warm = {n: s() for n, s in starters.items()} if only & {"warm", "new"} else {}
+            sources = {"dnsseal": ROOT / "src"}
+            if args.baseline is not None:
+                sources["baseline"] = args.baseline.resolve()
             try:
                 for p in warm.values():
                     for name, rdtype in WARM:
@@ -390,6 +456,11 @@ def main() -> None:
                     if "cold" in only:
                         for n in order:
                             results[n]["cold"].append(cold(starters[n], args.cold))
+                    if "cpu" in only:
+                        for n in order:
+                            if n in sources:
+                                ms = cold_cpu(sources[n], named.port, root_ds, max(args.names, 10))
+                                results[n]["ccpu"].append(ms)
                     ours, theirs = results["dnsseal"], results["unbound"]
                     for key, values in ratios.items():
                         if ours[key]:
@@ -406,8 +477,11 @@ def main() -> None:
         f"after {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}; {os.cpu_count()} CPUs"
     )
     print(f"{args.rounds} rounds, dnsperf {args.seconds:g} s x {args.clients} clients, DO, 7 names")
-    print("\n| resolver | warm QPS | warm mean ms | CPU us/query | new-name ms | cold ms |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "\n| resolver | warm QPS | warm mean ms | CPU us/query | new-name ms | cold ms "
+        "| cold CPU ms in-process |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for n, res in results.items():
         cells = [
             _median(res["qps"], ",.0f"),
@@ -415,6 +489,7 @@ def main() -> None:
             _median(res["cpu"], ".2f"),
             _median(res["new"], ".2f"),
             _median(res["cold"], ".1f"),
+            _median(res["ccpu"], ".2f"),
         ]
         print(f"| {n} | " + " | ".join(cells) + " |")
     print(

@@ -18,6 +18,8 @@ import logging
 import os
 import re
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from dnsseal import clock
@@ -102,6 +104,48 @@ def remove_stale_temps(path: Path) -> list[Path]:
     return removed
 
 
+_deferred = threading.local()  # .dirs: the directories this thread's writes left unsynced
+
+
+@contextlib.contextmanager
+def deferred_dir_sync() -> Iterator[None]:
+    """Inside the block, this thread's :func:`create` and :func:`replace` leave the fsync
+    of the directory (what makes a new name durable) to the end of the block: one per
+    directory, not one per file, when many files are written in a row (the key files and
+    copies of many zones at a start).  Each file's data is still fsync'd before its
+    rename; the names are durable once the block is left (normally or by an exception),
+    not one by one.  Nested blocks sync at the end of the outermost."""
+    if getattr(_deferred, "dirs", None) is not None:
+        yield
+        return
+    dirs: set[Path] = set()
+    _deferred.dirs = dirs
+    try:
+        yield
+    finally:
+        _deferred.dirs = None
+        for d in sorted(dirs):
+            _fsync_dir(d)
+
+
+def _sync_dir(directory: Path) -> None:
+    dirs: set[Path] | None = getattr(_deferred, "dirs", None)
+    if dirs is not None:
+        dirs.add(directory)
+    else:
+        _fsync_dir(directory)
+
+
+def sync_dir_now(directory: Path) -> None:
+    """Inside :func:`deferred_dir_sync`: make the names written so far in ``directory``
+    durable now (a file that must be there before the next one names it).  Outside,
+    :func:`create` and :func:`replace` did it already."""
+    dirs: set[Path] | None = getattr(_deferred, "dirs", None)
+    if dirs is not None and directory in dirs:
+        dirs.discard(directory)
+        _fsync_dir(directory)
+
+
 def _fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -144,13 +188,13 @@ def create(path: Path, data: bytes, mode: int = 0o644) -> None:
             if path.exists():
                 raise KeyExists(f"{path}: already exists; refusing to overwrite it") from None
             os.rename(tmp, path)
-            _fsync_dir(path.parent)
+            _sync_dir(path.parent)
             return
         raise StorageError(str(path), f"cannot create: {e.strerror}") from None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-    _fsync_dir(path.parent)
+    _sync_dir(path.parent)
 
 
 def replace(path: Path, data: bytes, mode: int | None = None) -> None:
@@ -168,4 +212,4 @@ def replace(path: Path, data: bytes, mode: int | None = None) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise StorageError(str(path), f"cannot replace: {e.strerror}") from None
-    _fsync_dir(path.parent)
+    _sync_dir(path.parent)

@@ -273,6 +273,8 @@ class KeyDirectory:
                     target = self.file(key, suffix)
                     atomic.create(target, text.encode(), mode)
                     done.append(target)
+                    if suffix == ".private":  # durable before the .key names the key
+                        atomic.sync_dir_now(target.parent)
             except BaseException:
                 for p in done:
                     with contextlib.suppress(OSError):

@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import dns.message
@@ -112,6 +113,7 @@ def _journal_version(j: Journal, version: Version, now: int) -> None:
 
 
 START_BATCH = 100  # zones attached and maintained per worker-thread call (start_many)
+START_THREADS = 8  # zones of a batch maintained (and their copies written) at once
 START_BATCH_SECONDS = 0.2  # ... or fewer, once a batch took this long (zones come up sooner)
 
 
@@ -309,52 +311,71 @@ class Automation:
         return problems
 
     def _start_batch(self, batch: Sequence[ZoneState], reason: str) -> list[_Outcome]:
-        """In a worker thread: attach and maintain the zones of ``batch`` in order, for at
-        most START_BATCH_SECONDS (at least one zone), then persist what they made
-        (:meth:`_persist_batch`); the outcome of each zone done."""
+        """In a worker thread: attach the zones of ``batch`` in order and maintain them,
+        :data:`START_THREADS` at a time in parallel threads (each one's key files are
+        written and fsync'd while the others' are: the file system commits overlapping
+        fsyncs together), for at most START_BATCH_SECONDS (at least one group); then
+        persist what they made (:meth:`_persist_batch`).  The outcome of each zone done,
+        in order; after a bug (_Crashed) none."""
         state_dir = self.server.config.state_dir
         assert state_dir is not None
         out: list[_Outcome] = []
         deadline = time.monotonic() + START_BATCH_SECONDS
-        with Journal(state_dir) as j:
-            # The key files made on the way are durable (one directory fsync) before the
-            # journal names a version signed with them.
-            with atomic.deferred_dir_sync():
-                for state in batch:
-                    if out and time.monotonic() > deadline:
-                        break
+        todo = list(batch)
+        with Journal(state_dir) as j, ThreadPoolExecutor(START_THREADS) as pool:
+            while todo and not (out and time.monotonic() > deadline):
+                group, todo = todo[:START_THREADS], todo[START_THREADS:]
+                slots: list[_Outcome | Future[_Outcome]] = []
+                for state in group:  # the journal connection is this thread's
                     try:
                         self.attach(state, j)
                     except DnssealError as e:
-                        out.append(_AttachFailed(str(e)))
+                        slots.append(_AttachFailed(str(e)))
                         continue
-                    inline = state.inline
-                    assert inline is not None
-                    if _waits_for_transfer(state, inline):
-                        out.append(_Waiting())
+                    assert state.inline is not None
+                    if _waits_for_transfer(state, state.inline):
+                        slots.append(_Waiting())
                         continue
-                    now = clock.now()
-                    started = time.monotonic()
-                    try:
-                        version = inline.maintain(now, reason=reason)
-                        events = inline.take_events()
-                    except DnssealError as e:
-                        out.append(_Maintained(now, started, None, [], e))
-                        continue
-                    except Exception as e:  # a bug: raised once the zones before are published
-                        out.append(_Crashed(e))
-                        break
-                    out.append(_Maintained(now, started, version, events, None))
-            self._persist_batch(j, batch, out)
+                    slots.append(pool.submit(self._maintain_one, state.inline, reason))
+                done = [s.result() if isinstance(s, Future) else s for s in slots]
+                crash = next((i for i, o in enumerate(done) if isinstance(o, _Crashed)), None)
+                if crash is not None:  # raised once the zones before are published
+                    out += done[: crash + 1]
+                    break
+                out += done
+            self._persist_batch(j, batch, out, pool)
         return out
 
-    def _persist_batch(self, j: Journal, batch: Sequence[ZoneState], out: list[_Outcome]) -> None:
+    @staticmethod
+    def _maintain_one(inline: InlineZone, reason: str) -> _Outcome:
+        """One zone's first maintenance (in a pool thread); its new key files' names are
+        durable when it returns (one directory fsync, not one per file)."""
+        now = clock.now()
+        started = time.monotonic()
+        try:
+            with atomic.deferred_dir_sync():
+                version = inline.maintain(now, reason=reason)
+            events = inline.take_events()
+        except DnssealError as e:
+            return _Maintained(now, started, None, [], e)
+        except Exception as e:  # a bug
+            return _Crashed(e)
+        return _Maintained(now, started, version, events, None)
+
+    def _persist_batch(
+        self,
+        j: Journal,
+        batch: Sequence[ZoneState],
+        out: list[_Outcome],
+        pool: ThreadPoolExecutor,
+    ) -> None:
         """What :meth:`publish` does before serving, for every zone of ``batch`` maintained
-        without error, in order: journal the versions and key events, all in one
-        transaction (one commit, one fsync, for the batch), then write each zone's signed
-        copy and its copy of the source.  Marks each done zone's outcome ``persisted``, or
-        gives it the error its copy met.  When the journal cannot be written, nothing is
-        marked: each zone is then published on its own (and fails on its own)."""
+        without error: journal the versions and key events, all in one transaction (one
+        commit, one fsync, for the batch), then write each zone's signed copy and its copy
+        of the source (in ``pool``'s threads: their fsyncs overlap).  Marks each done
+        zone's outcome ``persisted``, or gives it the error its copy met.  When the
+        journal cannot be written, nothing is marked: each zone is then published on its
+        own (and fails on its own)."""
         done = [
             (i, state, o)
             for i, (state, o) in enumerate(zip(batch, out, strict=False))
@@ -370,18 +391,23 @@ class Automation:
                             j.audit(e)
             except DnssealError:
                 return
-        for i, state, o in done:
-            inline = state.inline
-            assert inline is not None
-            try:
-                if o.version is not None:
-                    self._write_copy(inline, o.version.zone)
-                    metrics.published(state.name, o.version)
-                inline.save_source_copy()
-            except DnssealError as e:
-                out[i] = _Maintained(o.now, o.started, None, [], e)
-                continue
-            out[i] = dataclasses.replace(o, persisted=True)
+        copies = [pool.submit(self._copies, state, o) for _, state, o in done]
+        for (i, _, _), copied in zip(done, copies, strict=True):
+            out[i] = copied.result()
+
+    def _copies(self, state: ZoneState, o: _Maintained) -> _Maintained:
+        """Write the signed copy of ``o``'s version and the copy of the source (after the
+        journal); ``o`` persisted, or failed with why."""
+        inline = state.inline
+        assert inline is not None
+        try:
+            if o.version is not None:
+                self._write_copy(inline, o.version.zone)
+                metrics.published(state.name, o.version)
+            inline.save_source_copy()
+        except DnssealError as e:
+            return _Maintained(o.now, o.started, None, [], e)
+        return dataclasses.replace(o, persisted=True)
 
     async def _started(self, state: ZoneState, outcome: _Outcome) -> str | None:
         """On the event loop, with the zone's lock held: finish what _start_batch did."""

@@ -178,7 +178,19 @@ def _write_temp(path: Path, data: bytes, mode: int) -> Path:
 
 def create(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write a new file atomically; raise :class:`KeyExists` if ``path`` exists."""
-    tmp = _write_temp(path, data, mode)
+    link_new(_write_temp(path, data, mode), path)
+
+
+def write_temp(path: Path, data: bytes, mode: int = 0o644) -> Path:
+    """The first half of :func:`create`: ``data`` written to a temp file beside ``path``
+    and fsync'd (the slow part, which needs no lock); :func:`link_new` puts it in place.
+    Raises StorageError."""
+    return _write_temp(path, data, mode)
+
+
+def link_new(tmp: Path, path: Path) -> None:
+    """The second half of :func:`create`: the finished temp file ``tmp`` becomes ``path``,
+    never over an existing file (raises :class:`KeyExists`); ``tmp`` is gone after."""
     try:
         os.link(tmp, path)
     except FileExistsError:

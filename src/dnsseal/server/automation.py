@@ -311,10 +311,11 @@ class Automation:
         return problems
 
     def _start_batch(self, batch: Sequence[ZoneState], reason: str) -> list[_Outcome]:
-        """In a worker thread: attach the zones of ``batch`` in order and maintain them,
-        :data:`START_THREADS` at a time in parallel threads (each one's key files are
-        written and fsync'd while the others' are: the file system commits overlapping
-        fsyncs together), for at most START_BATCH_SECONDS (at least one group); then
+        """In a worker thread: attach the zones of ``batch`` in order and maintain them;
+        those signed for the first time :data:`START_THREADS` at a time in parallel
+        threads (each one's key files are written and fsync'd while the others' are: the
+        file system commits overlapping fsyncs together), for at most START_BATCH_SECONDS
+        (at least one group); then
         persist what they made (:meth:`_persist_batch`).  The outcome of each zone done,
         in order; after a bug (_Crashed) none."""
         state_dir = self.server.config.state_dir
@@ -336,7 +337,10 @@ class Automation:
                     if _waits_for_transfer(state, state.inline):
                         slots.append(_Waiting())
                         continue
-                    slots.append(pool.submit(self._maintain_one, state.inline, reason))
+                    if state.inline.signed is None:  # signed for the first time: writes
+                        slots.append(pool.submit(self._maintain_one, state.inline, reason))
+                    else:  # (restored: mostly nothing to write; threads only add GIL waits)
+                        slots.append(self._maintain_one(state.inline, reason))
                 done = [s.result() if isinstance(s, Future) else s for s in slots]
                 crash = next((i for i, o in enumerate(done) if isinstance(o, _Crashed)), None)
                 if crash is not None:  # raised once the zones before are published
@@ -391,9 +395,12 @@ class Automation:
                             j.audit(e)
             except DnssealError:
                 return
-        copies = [pool.submit(self._copies, state, o) for _, state, o in done]
-        for (i, _, _), copied in zip(done, copies, strict=True):
-            out[i] = copied.result()
+        copies = [
+            pool.submit(self._copies, state, o) if o.version is not None else None
+            for _, state, o in done
+        ]
+        for (i, state, o), copied in zip(done, copies, strict=True):
+            out[i] = copied.result() if copied is not None else self._copies(state, o)
 
     def _copies(self, state: ZoneState, o: _Maintained) -> _Maintained:
         """Write the signed copy of ``o``'s version and the copy of the source (after the

@@ -158,14 +158,28 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _write_temp(path: Path, data: bytes, mode: int) -> Path:
+    fd, tmp = open_temp(path)
+    return fill_temp(fd, tmp, path, data, mode)
+
+
+def open_temp(path: Path) -> tuple[int, Path]:
+    """A new temp file beside ``path`` (its descriptor and name): the first step of
+    :func:`create`, the one that changes the directory.  Raises StorageError."""
     directory = path.parent
     try:
         fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=directory)
     except OSError as e:
         raise StorageError(str(directory), f"cannot create a file here: {e.strerror}") from None
+    return fd, Path(tmp)
+
+
+def fill_temp(fd: int, tmp: Path, path: Path, data: bytes, mode: int = 0o644) -> Path:
+    """Write ``data`` to the temp file :func:`open_temp` made for ``path``, fsync and close
+    it (the slow step, which changes no directory: it needs no lock); :func:`link_new`
+    puts it in place.  On an error it is removed.  Returns ``tmp``; raises StorageError."""
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb") as f:  # (closes fd whatever happens)
+            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -173,19 +187,12 @@ def _write_temp(path: Path, data: bytes, mode: int) -> Path:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise StorageError(str(path), f"write failed: {e.strerror}") from None
-    return Path(tmp)
+    return tmp
 
 
 def create(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write a new file atomically; raise :class:`KeyExists` if ``path`` exists."""
     link_new(_write_temp(path, data, mode), path)
-
-
-def write_temp(path: Path, data: bytes, mode: int = 0o644) -> Path:
-    """The first half of :func:`create`: ``data`` written to a temp file beside ``path``
-    and fsync'd (the slow part, which needs no lock); :func:`link_new` puts it in place.
-    Raises StorageError."""
-    return _write_temp(path, data, mode)
 
 
 def link_new(tmp: Path, path: Path) -> None:

@@ -395,8 +395,10 @@ class Automation:
                             j.audit(e)
             except DnssealError:
                 return
-        copies = [
-            pool.submit(self._copies, state, o) if o.version is not None else None
+        copies = [  # (the zones with files to write; the rest have none: no thread)
+            pool.submit(self._copies, state, o)
+            if o.version is not None or (state.inline and state.inline.source_copy_due())
+            else None
             for _, state, o in done
         ]
         for (i, state, o), copied in zip(done, copies, strict=True):

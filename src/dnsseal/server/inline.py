@@ -817,12 +817,16 @@ class InlineZone:
                     return False
         return True
 
+    def source_copy_due(self) -> bool:
+        """Will :meth:`save_source_copy` write the copy (or its stamp)?"""
+        restamp = self._read_stamp is not None and self._read_stamp != self._copy_stamp
+        return self.copy_dirty or restamp
+
     def save_source_copy(self) -> None:
         """Write the copy of the source file applied last.  Call it once the version made
         from it is in the journal: after a crash in between, the edits are applied again
         (written first, they would be taken as applied and lost)."""
-        restamp = self._read_stamp is not None and self._read_stamp != self._copy_stamp
-        if (self.copy_dirty or restamp) and self.file_copy is not None:
+        if self.source_copy_due() and self.file_copy is not None:
             # the stamp of the file read last: file_copy is that file (see restore)
             stamp = self._read_stamp
             header = [f"{STAMP_HEADER[2:]}{stamp}"] if stamp is not None else []  # "; " added

@@ -23,6 +23,10 @@ Example (small; this machine's 2 cores are shared, so run it only at small N)::
 
     .venv/bin/python benchmarks/zones_bench.py --zones 100 --rounds 1
 
+Besides the wall time, the CPU seconds the server used until then are printed (user +
+system, from ``/proc``: the main process, and the main process with its children, i.e.
+dnsseal's workers): on a shared machine they vary less than the wall time.
+
 Every server is started here and stopped by its PID.  Nothing leaves 127.0.0.1.
 """
 
@@ -36,6 +40,7 @@ import socket
 import statistics
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -45,7 +50,11 @@ from pathlib import Path
 from benchpeers import free_port, stop_process, tool
 
 ROOT = Path(__file__).resolve().parent.parent
+# the checkout's own, else the one beside this Python (a worktree run with PYTHONPATH)
 DNSSEAL = ROOT / ".venv" / "bin" / "dnsseal"
+if not DNSSEAL.exists():
+    DNSSEAL = Path(sys.executable).parent / "dnsseal"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 NAMES_PER_ZONE = 5
 SOA, RRSIG = 6, 46
 
@@ -234,6 +243,15 @@ def rss_mib(pid: int) -> float:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
 def stop(server: Server) -> None:
     stop_process(server.proc, timeout=30)
     server.proc = None
@@ -256,6 +274,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="zones-bench-"))
     results: dict[tuple[str, str], list[float]] = {}
     memory: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[tuple[float, float]]] = {}
     configs: dict[str, str] = {}
     try:
         zones = work / "zones"
@@ -272,10 +291,18 @@ def main() -> None:
                 for phase in ("cold", "restart"):
                     try:
                         took = wait_signed(server, names, args.timeout, args.interval, args.batch)
-                        results.setdefault((name, phase), []).append(took)
                         assert server.proc is not None
-                        memory.setdefault((name, phase), []).append(rss_mib(server.proc.pid))
-                        print(f"round {r + 1} {name} {phase}: {took:.2f} s", flush=True)
+                        pid = server.proc.pid
+                        used = [cpu_seconds(p) for p in tree_pids(pid)]
+                        results.setdefault((name, phase), []).append(took)
+                        cpu.setdefault((name, phase), []).append((used[0], sum(used)))
+                        memory.setdefault((name, phase), []).append(rss_mib(pid))
+                        print(
+                            f"round {r + 1} {name} {phase}: {took:.2f} s, CPU {used[0]:.2f} s "
+                            f"(with children {sum(used):.2f} s), load average "
+                            f"{os.getloadavg()[0]:.2f}",
+                            flush=True,
+                        )
                     finally:
                         stop(server)
                 if not args.keep:
@@ -290,7 +317,10 @@ def main() -> None:
         f"{args.zones} zones of {NAMES_PER_ZONE + 2} names, default policy, "
         f"{args.rounds} round(s), load average {os.getloadavg()[0]:.2f}"
     )
-    print(f"{'server':<8} {'phase':<8} {'median s':>9} {'vs knot':>8} {'RSS MiB':>8}")
+    print(
+        f"{'server':<8} {'phase':<8} {'median s':>9} {'vs knot':>8} {'RSS MiB':>8} "
+        f"{'CPU s':>7} {'CPU tree s':>10}"
+    )
     for name in wanted:
         for phase in ("cold", "restart"):
             got = results.get((name, phase))
@@ -299,9 +329,12 @@ def main() -> None:
             med = statistics.median(got)
             base = results.get(("knot", phase))
             ratio = f"{med / statistics.median(base):.2f}x" if base else "-"
+            used = cpu[name, phase]
             print(
                 f"{name:<8} {phase:<8} {med:>9.2f} {ratio:>8} "
-                f"{statistics.median(memory[name, phase]):>8.1f}"
+                f"{statistics.median(memory[name, phase]):>8.1f} "
+                f"{statistics.median(u[0] for u in used):>7.2f} "
+                f"{statistics.median(u[1] for u in used):>10.2f}"
             )
     for name in wanted:
         print(f"\n{name} configuration:\n{configs[name]}")

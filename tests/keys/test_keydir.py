@@ -239,3 +239,31 @@ def test_tag_collision_check_includes_revoked_tags(tmp_path: Path) -> None:
     assert kd.tag_in_use(ZONE, 13, key.revoked().tag)
     assert not kd.tag_in_use(ZONE, 8, key.tag)
     assert not kd.tag_in_use(dns.name.from_text("other.org."), 13, key.tag)
+
+
+def test_keys_created_in_parallel_threads_are_all_listed_without_rescans(
+    tmp_path: Path,
+) -> None:
+    """A start makes many zones' keys in parallel threads: their temp files and names are
+    noted in the directory's listing as they are made (were the temp files made outside
+    its lock, every key would read the whole directory again), and every key is there."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dnsseal.storage import keydir
+
+    kd = KeyDirectory(tmp_path)
+    zones = [dns.name.from_text(f"z{i:02d}.example.") for i in range(40)]
+    keys = []
+    for zone in zones:
+        public, material = software.generate(algorithms.get(13))
+        keys.append(Key(zone, 257, 13, public, ttl=300, private=material))
+    kd.files(zones[0], ".key")  # the listing read once
+    listing = keydir._listing(tmp_path)
+    scans = listing.scans
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(kd.create, keys))
+    for zone, key in zip(zones, keys, strict=True):
+        assert kd.keys(zone) == [kd.keys(zone)[0]] and kd.keys(zone)[0].tag == key.tag
+    assert listing.scans - scans <= 2, listing.scans - scans
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert (tmp_path / f"{keys[0].basename}.private").stat().st_mode & 0o777 == 0o600

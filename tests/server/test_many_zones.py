@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -311,15 +312,33 @@ def test_a_restart_of_many_inline_zones_serves_the_same_with_few_thread_hops(
     hops and a journal opening per zone); the restart serves exactly what was served
     (same serials, same signatures)."""
     from dnsseal.server import automation
+    from dnsseal.server import inline as inline_mod
     from dnsseal.storage import journal
 
     monkeypatch.setattr(automation, "START_BATCH", 5)
+    monkeypatch.setattr(inline_mod, "RACY_NS", 0)  # the test's files are seconds old
     conf = _inline_config(tmp_path, free_port())
     cold = _run_server(conf)
     assert len(cold) == INLINE and all(serial >= 1 for serial, _ in cold.values())
     hops: list[str] = []
     opened = [0]
+    signed: list[str] = []
     real_hop, real_open = asyncio.to_thread, journal.Journal.__init__
+    real_sign = inline_mod.sign_zone
+
+    def counting_sign(zone: Any, *args: Any, **kwargs: Any) -> Any:
+        signed.append(zone.origin.to_text())
+        return real_sign(zone, *args, **kwargs)
+
+    monkeypatch.setattr(inline_mod, "sign_zone", counting_sign)
+    parsed: list[str] = []
+    real_parse = inline_mod.zone_from_lines
+
+    def counting_parse(lines: Any, origin: Any) -> Any:
+        parsed.append(origin.to_text())
+        return real_parse(lines, origin)
+
+    monkeypatch.setattr(inline_mod, "zone_from_lines", counting_parse)
 
     async def counting_hop(func: Any, /, *args: Any, **kwargs: Any) -> Any:
         hops.append(getattr(func, "__qualname__", repr(func)))
@@ -337,6 +356,62 @@ def test_a_restart_of_many_inline_zones_serves_the_same_with_few_thread_hops(
     assert len(batches) == -(-INLINE // 5)  # 3 batches of at most 5: was 3 hops per zone
     assert len(hops) < INLINE, hops  # nothing else hops per zone on an unchanged restart
     assert opened[0] < INLINE, opened  # the journal opened per batch, not per zone
+    assert signed == []  # nothing was due: the versions restored are served as they are
+    assert parsed == []  # restored from the versions packed in the journal, not its text
+
+
+def test_a_cold_start_of_many_zones_commits_the_journal_once_per_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every zone's first version and key events are journaled in its batch's one
+    transaction (were a commit, and an fsync, for the version and one for each event of
+    every zone), and the key directory's new names are made durable once per batch (were
+    one directory fsync per key file); the restart serves what was journaled."""
+    from dnsseal.server import automation
+    from dnsseal.server import inline as inline_mod
+    from dnsseal.storage import journal
+
+    monkeypatch.setattr(automation, "START_BATCH", 5)
+    monkeypatch.setattr(automation, "START_BATCH_SECONDS", 60)  # batches of 5 exactly
+    commits = [0]
+    real_txn = journal.Journal._txn
+    dir_syncs: list[str] = []
+    real_sync = atomic._fsync_dir
+
+    def counting_txn(self: Any) -> Any:
+        if not getattr(self, "_in_batch", False):  # (the old code has no batches)
+            commits[0] += 1
+        return real_txn(self)
+
+    def counting_sync(directory: Path) -> None:
+        dir_syncs.append(Path(directory).name)
+        real_sync(directory)
+
+    monkeypatch.setattr(journal.Journal, "_txn", counting_txn)
+    monkeypatch.setattr(atomic, "_fsync_dir", counting_sync)
+    threads: list[int] = []
+    real_maintain = inline_mod.InlineZone.maintain
+
+    def recording(self: Any, *args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real_maintain(self, *args, **kwargs)
+
+    monkeypatch.setattr(inline_mod.InlineZone, "maintain", recording)
+    conf = _inline_config(tmp_path, free_port())
+    cold = _run_server(conf)
+    assert len(cold) == INLINE
+    batches = -(-INLINE // 5)
+    assert commits[0] == batches, commits  # was 5 or more per zone
+    # per key: one for the .private file's name, one for the rest (was one per file)
+    assert dir_syncs.count("keys") <= 2 * INLINE, dir_syncs
+    # the zones of a batch are maintained in parallel threads: their fsyncs overlap
+    assert len(set(threads)) > 1, threads
+    with journal.Journal(tmp_path / "state") as j:
+        events = j.audit_log()
+        assert {e.zone for e in events} == set(cold)  # every zone's key events are there
+        for name, (serial, _) in cold.items():
+            assert j.current_serial(name) == serial
+    assert _run_server(conf) == cold
 
 
 def test_key_records_and_key_files_are_made_once_per_key(

@@ -118,3 +118,49 @@ def test_kill_9_loses_no_acknowledged_change(tmp_path: Path) -> None:
     assert serial >= acked
     for s in range(1, acked + 1):
         assert f"h{s}.example. 300 IN A 192.0.2.1" in records
+
+
+def test_a_batch_is_one_transaction(tmp_path: Path) -> None:
+    """Writes inside ``batch()`` commit together, or not at all."""
+    with Journal(tmp_path) as j:
+        with j.batch():
+            j.set_base("example.", 1, BASE, 1000)
+            _change(j, 1, 2)
+            j.audit(AuditEvent(1000, "example.", "-", "keymgr", "one"))
+        assert j.current_serial("example.") == 2 and j.transaction_count("example.") == 1
+        with pytest.raises(StorageError, match="does not follow"), j.batch():
+            _change(j, 2, 3)
+            j.audit(AuditEvent(1001, "example.", "-", "keymgr", "two"))
+            _change(j, 7, 8)  # fails: the whole batch is rolled back
+        assert j.current_serial("example.") == 2
+        assert [e.message for e in j.audit_log()] == ["one"]
+        _change(j, 2, 3)  # outside a batch: committed on its own, as before
+    with Journal(tmp_path) as j:
+        assert j.current_serial("example.") == 3 and j.transaction_count("example.") == 2
+
+
+def test_a_packed_version_is_only_ever_the_current_one(tmp_path: Path) -> None:
+    with Journal(tmp_path) as j:
+        j.set_base("example.", 1, BASE, 1000)
+        assert not j.set_packed("example.", 7, b"other")  # not the current serial
+        assert j.packed("example.") is None
+        assert j.set_packed("example.", 1, b"one")
+        assert j.packed("EXAMPLE") == (1, b"one")
+        _change(j, 1, 2)  # any change of the history drops it
+        assert j.packed("example.") is None
+        assert j.set_packed("example.", 2, b"two")
+        j.set_base("example.", 3, BASE, 1001)
+        assert j.packed("example.") is None
+        assert j.set_packed("example.", 3, b"three")
+    # An older dnsseal knows nothing of it: its plain SQL writes drop it too (triggers).
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / Journal.FILENAME)
+    with db:
+        db.execute(
+            "INSERT INTO txn (zone, serial_from, serial_to, time, origin, removed, added)"
+            " VALUES ('example.', 3, 4, 1002, 'update', '', '')"
+        )
+    db.close()
+    with Journal(tmp_path) as j:
+        assert j.current_serial("example.") == 4 and j.packed("example.") is None

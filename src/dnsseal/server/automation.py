@@ -6,7 +6,9 @@ For every zone with a dnssec-policy, :class:`Automation` keeps an
 woken (reload, ``dnsseal ctl``, a checkds result).  Every new version goes through
 :meth:`Automation.publish`, the one path to serving: journal first (committed, fsync'd), then
 the signed copy in the state directory, then the swap into the query engine, then NOTIFY.
-One change per zone at a time (the zone's lock).
+At a start or reload, the zones' first versions take the same steps a batch of zones at a
+time (:meth:`Automation.start_many`: one journal transaction for the batch, then the
+copies, then each zone served).  One change per zone at a time (the zone's lock).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import dns.message
@@ -35,10 +38,10 @@ from dnsseal.proto.tsigauth import check_request
 from dnsseal.proto.update import Access, evaluate, zone_name
 from dnsseal.server import checkds, dsdriver, metrics
 from dnsseal.server.inline import InlineZone
-from dnsseal.server.versions import Version, record_line
+from dnsseal.server.versions import Version, pack_version, record_line, unpack_version
 from dnsseal.server.xfrin import Secondary, notify_response
 from dnsseal.server.zones import ZoneState
-from dnsseal.storage import zonefile
+from dnsseal.storage import atomic, zonefile
 from dnsseal.storage.journal import AuditEvent, Journal, Transaction
 from dnsseal.zone.diff import records
 from dnsseal.zone.model import Zone
@@ -81,7 +84,15 @@ SMALL_CHANGE = 2000
 
 def journal_version(j: Journal, version: Version, now: int) -> None:
     """Record ``version`` in the journal: as a change when it continues the journal's
-    history, else as a new base.  Raises StorageError."""
+    history, else as a new base; and, but for an UPDATE's (its signed copy is written
+    later too, coalesced), packed for the next restart (:func:`pack_version`).  Raises
+    StorageError."""
+    _journal_version(j, version, now)
+    if version.reason != "update":
+        j.set_packed(version.zone.origin.to_text(), version.serial, pack_version(version.zone))
+
+
+def _journal_version(j: Journal, version: Version, now: int) -> None:
     zone = version.zone.origin.to_text()
     current = j.current_serial(zone)
     if version.serial_from is not None and current == version.serial_from:
@@ -96,12 +107,13 @@ def journal_version(j: Journal, version: Version, now: int) -> None:
                 tuple(record_line(r) for r in version.diff.added),
             )
         )
-        if len(j.transactions(zone)) <= MAX_CHANGES:
+        if j.transaction_count(zone) <= MAX_CHANGES:
             return
     j.set_base(zone, version.serial, sorted(record_line(r) for r in records(version.zone)), now)
 
 
 START_BATCH = 100  # zones attached and maintained per worker-thread call (start_many)
+START_THREADS = 8  # zones of a batch maintained (and their copies written) at once
 START_BATCH_SECONDS = 0.2  # ... or fewer, once a batch took this long (zones come up sooner)
 
 
@@ -130,6 +142,9 @@ class _Maintained:
     version: Version | None  # to publish
     events: list[AuditEvent]  # to journal with it
     error: DnssealError | None
+    # The version and events are journaled and the copies written (_persist_batch): what
+    # is left of publishing it is serving it.  False: publish it on its own.
+    persisted: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -169,12 +184,16 @@ class Automation:
             cfg.state_dir,
             serial_method=zcfg.serial_method,
         )
-        if journal is not None:
-            replayed = journal.replay(inline.name)
-        else:
-            with Journal(cfg.state_dir) as j:
+        current: Zone | set[str] | None = None  # the journal's version: packed, or its text
+        with contextlib.ExitStack() as opened:
+            j = journal if journal is not None else opened.enter_context(Journal(cfg.state_dir))
+            packed = j.packed(inline.name)  # (no text to parse)
+            if packed is not None:
+                current = unpack_version(packed[1], inline.origin)
+            if current is None:
                 replayed = j.replay(inline.name)
-        inline.restore(replayed[1] if replayed else None)
+                current = replayed[1] if replayed is not None else None
+        inline.restore(current)
         state.inline = inline
         # Not served yet: the first maintenance refreshes what expired while we were down;
         # only if it fails is the journal's version served as it is.
@@ -292,44 +311,112 @@ class Automation:
         return problems
 
     def _start_batch(self, batch: Sequence[ZoneState], reason: str) -> list[_Outcome]:
-        """In a worker thread: attach and maintain the zones of ``batch`` in order, for at
-        most START_BATCH_SECONDS (at least one zone); the outcome of each zone done."""
+        """In a worker thread: attach the zones of ``batch`` in order and maintain them;
+        those signed for the first time :data:`START_THREADS` at a time in parallel
+        threads (each one's key files are written and fsync'd while the others' are: the
+        file system commits overlapping fsyncs together), for at most START_BATCH_SECONDS
+        (at least one group); then
+        persist what they made (:meth:`_persist_batch`).  The outcome of each zone done,
+        in order; after a bug (_Crashed) none."""
         state_dir = self.server.config.state_dir
         assert state_dir is not None
         out: list[_Outcome] = []
         deadline = time.monotonic() + START_BATCH_SECONDS
-        with Journal(state_dir) as j:
-            for state in batch:
-                if out and time.monotonic() > deadline:
+        todo = list(batch)
+        with Journal(state_dir) as j, ThreadPoolExecutor(START_THREADS) as pool:
+            while todo and not (out and time.monotonic() > deadline):
+                group, todo = todo[:START_THREADS], todo[START_THREADS:]
+                slots: list[_Outcome | Future[_Outcome]] = []
+                for state in group:  # the journal connection is this thread's
+                    try:
+                        self.attach(state, j)
+                    except DnssealError as e:
+                        slots.append(_AttachFailed(str(e)))
+                        continue
+                    assert state.inline is not None
+                    if _waits_for_transfer(state, state.inline):
+                        slots.append(_Waiting())
+                        continue
+                    if state.inline.signed is None:  # signed for the first time: writes
+                        slots.append(pool.submit(self._maintain_one, state.inline, reason))
+                    else:  # (restored: mostly nothing to write; threads only add GIL waits)
+                        slots.append(self._maintain_one(state.inline, reason))
+                done = [s.result() if isinstance(s, Future) else s for s in slots]
+                crash = next((i for i, o in enumerate(done) if isinstance(o, _Crashed)), None)
+                if crash is not None:  # raised once the zones before are published
+                    out += done[: crash + 1]
                     break
-                try:
-                    self.attach(state, j)
-                except DnssealError as e:
-                    out.append(_AttachFailed(str(e)))
-                    continue
-                inline = state.inline
-                assert inline is not None
-                if _waits_for_transfer(state, inline):
-                    out.append(_Waiting())
-                    continue
-                now = clock.now()
-                started = time.monotonic()
-                try:
-                    version = inline.maintain(now, reason=reason)
-                    events = inline.take_events()
-                    if version is None:
-                        for event in events:
-                            j.audit(event)
-                        events = []
-                        inline.save_source_copy()
-                except DnssealError as e:
-                    out.append(_Maintained(now, started, None, [], e))
-                    continue
-                except Exception as e:  # a bug: raised once the zones before are published
-                    out.append(_Crashed(e))
-                    break
-                out.append(_Maintained(now, started, version, events, None))
+                out += done
+            self._persist_batch(j, batch, out, pool)
         return out
+
+    @staticmethod
+    def _maintain_one(inline: InlineZone, reason: str) -> _Outcome:
+        """One zone's first maintenance (in a pool thread); its new key files' names are
+        durable when it returns (one directory fsync, not one per file)."""
+        now = clock.now()
+        started = time.monotonic()
+        try:
+            with atomic.deferred_dir_sync():
+                version = inline.maintain(now, reason=reason)
+            events = inline.take_events()
+        except DnssealError as e:
+            return _Maintained(now, started, None, [], e)
+        except Exception as e:  # a bug
+            return _Crashed(e)
+        return _Maintained(now, started, version, events, None)
+
+    def _persist_batch(
+        self,
+        j: Journal,
+        batch: Sequence[ZoneState],
+        out: list[_Outcome],
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        """What :meth:`publish` does before serving, for every zone of ``batch`` maintained
+        without error: journal the versions and key events, all in one transaction (one
+        commit, one fsync, for the batch), then write each zone's signed copy and its copy
+        of the source (in ``pool``'s threads: their fsyncs overlap).  Marks each done
+        zone's outcome ``persisted``, or gives it the error its copy met.  When the
+        journal cannot be written, nothing is marked: each zone is then published on its
+        own (and fails on its own)."""
+        done = [
+            (i, state, o)
+            for i, (state, o) in enumerate(zip(batch, out, strict=False))
+            if isinstance(o, _Maintained) and o.error is None
+        ]
+        if any(o.version is not None or o.events for _, _, o in done):
+            try:
+                with j.batch():
+                    for _, _, o in done:
+                        if o.version is not None:
+                            journal_version(j, o.version, o.now)
+                        for e in o.events:
+                            j.audit(e)
+            except DnssealError:
+                return
+        copies = [  # (the zones with files to write; the rest have none: no thread)
+            pool.submit(self._copies, state, o)
+            if o.version is not None or (state.inline and state.inline.source_copy_due())
+            else None
+            for _, state, o in done
+        ]
+        for (i, state, o), copied in zip(done, copies, strict=True):
+            out[i] = copied.result() if copied is not None else self._copies(state, o)
+
+    def _copies(self, state: ZoneState, o: _Maintained) -> _Maintained:
+        """Write the signed copy of ``o``'s version and the copy of the source (after the
+        journal); ``o`` persisted, or failed with why."""
+        inline = state.inline
+        assert inline is not None
+        try:
+            if o.version is not None:
+                self._write_copy(inline, o.version.zone)
+                metrics.published(state.name, o.version)
+            inline.save_source_copy()
+        except DnssealError as e:
+            return _Maintained(o.now, o.started, None, [], e)
+        return dataclasses.replace(o, persisted=True)
 
     async def _started(self, state: ZoneState, outcome: _Outcome) -> str | None:
         """On the event loop, with the zone's lock held: finish what _start_batch did."""
@@ -345,13 +432,21 @@ class Automation:
         assert state.inline is not None
         if outcome.error is not None:
             return self._failed(state, outcome.now, outcome.error)
-        if outcome.version is not None:
-            try:
-                await self.publish(state, outcome.version, outcome.now, outcome.events,
-                                   outcome.started)  # fmt: skip
+        version = outcome.version
+        try:
+            if outcome.persisted:  # journaled and copied in its batch: serve it
+                if version is not None:
+                    self._cancel_dump(state)  # (its copy is written)
+                    self._published(state, version, outcome.started)
+            elif version is not None:  # the batch's journal write failed: on its own
+                await self.publish(state, version, outcome.now, outcome.events, outcome.started)
                 await asyncio.to_thread(state.inline.save_source_copy)
-            except DnssealError as e:
-                return self._failed(state, outcome.now, e)
+            else:
+                if outcome.events:
+                    await asyncio.to_thread(self._audit, outcome.events)
+                await asyncio.to_thread(state.inline.save_source_copy)
+        except DnssealError as e:
+            return self._failed(state, outcome.now, e)
         self._maintained(state)
         self._log_next(state)
         return None
@@ -359,7 +454,7 @@ class Automation:
     def _audit(self, events: Sequence[AuditEvent]) -> None:
         state_dir = self.server.config.state_dir
         assert state_dir is not None
-        with Journal(state_dir) as j:
+        with Journal(state_dir) as j, j.batch():  # one commit for them all
             for e in events:
                 j.audit(e)
 
@@ -381,7 +476,7 @@ class Automation:
         copy_now = version.reason != "update"
 
         def persist() -> None:
-            with Journal(state_dir) as j:
+            with Journal(state_dir) as j, j.batch():  # the version and its events: one commit
                 journal_version(j, version, now)
                 for e in events:
                     j.audit(e)
@@ -390,14 +485,23 @@ class Automation:
             metrics.published(state.name, version)  # counts RRSIGs: off the event loop
 
         if copy_now:
-            pending = self._dumps.pop(state.name, None)
-            if pending is not None:
-                pending.cancel()
+            self._cancel_dump(state)
         await asyncio.to_thread(persist)
         if not copy_now and state.name not in self._dumps:
             self._dumps[state.name] = asyncio.get_running_loop().create_task(
                 self._dump_later(state)
             )
+        self._published(state, version, started)
+
+    def _cancel_dump(self, state: ZoneState) -> None:
+        """The zone's delayed copy write is not needed: a newer copy is being written."""
+        pending = self._dumps.pop(state.name, None)
+        if pending is not None:
+            pending.cancel()
+
+    def _published(self, state: ZoneState, version: Version, started: float | None) -> None:
+        """The end of :meth:`publish`, once ``version`` is journaled: serve it, log it,
+        send NOTIFY."""
         self._serve(state, version.zone, keep_history=True, version=version)
         took = f" in {time.monotonic() - started:.2f} s" if started is not None else ""
         log.info(
@@ -434,10 +538,23 @@ class Automation:
         inline = state.inline
         if inline is None or inline.signed is None:
             return
+        signed = inline.signed
         try:
-            await asyncio.to_thread(self._write_copy, inline, inline.signed)
+            await asyncio.to_thread(self._write_copy, inline, signed)
         except DnssealError as e:
             log.error("[%s] signed copy not written: %s", state.name, e)
+        try:
+            await asyncio.to_thread(self._pack, signed)
+        except DnssealError as e:  # the next restart reads the journal's text instead
+            log.warning("[%s] packed version not written: %s", state.name, e)
+
+    def _pack(self, zone: Zone) -> None:
+        """Keep ``zone`` packed in the journal for the next restart (when it is still the
+        journal's current version)."""
+        state_dir = self.server.config.state_dir
+        assert state_dir is not None
+        with Journal(state_dir) as j:
+            j.set_packed(zone.origin.to_text(), zone.soa().serial, pack_version(zone))
 
     async def _dump_now(self) -> None:
         """Write every signed copy still behind its journal (at shutdown)."""

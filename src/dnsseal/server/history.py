@@ -74,7 +74,7 @@ class JournalHistory:
             j.append(
                 Transaction(zone, current, snap.serial, now, "reload", tuple(removed), tuple(added))
             )
-            if len(j.transactions(zone)) > MAX_CHANGES:
+            if j.transaction_count(zone) > MAX_CHANGES:
                 j.set_base(zone, snap.serial, sorted(lines), now)
         log.info("[%s] journal: serial %d -> %d recorded", zone, current, snap.serial)
 

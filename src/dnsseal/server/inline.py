@@ -59,9 +59,16 @@ from dnsseal.server.versions import (
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, sign_changes, sign_zone
 from dnsseal.signer import signingstate as sstate
 from dnsseal.signer.incremental import SIGNER_TYPES
-from dnsseal.signer.keysel import KEYSET_TYPES
+from dnsseal.signer.keysel import KEYSET_TYPES, assign
 from dnsseal.signer.rrsig import absolute_time, labels_field
-from dnsseal.signer.sign import SERIAL_POLICIES, next_serial, sign_rrsets
+from dnsseal.signer.sign import (
+    SERIAL_POLICIES,
+    check_keys,
+    next_serial,
+    prepare_zone,
+    sign_rrsets,
+    validity,
+)
 from dnsseal.signer.skr import without_keyset_sigs
 from dnsseal.storage import bindserial, zonefile
 from dnsseal.storage import config as policy_files
@@ -69,7 +76,7 @@ from dnsseal.storage.journal import AuditEvent
 from dnsseal.storage.keydir import KeyDirectory
 from dnsseal.zone import canonical
 from dnsseal.zone.diff import Record, ZoneDiff, apply, diff
-from dnsseal.zone.model import RRset, Soa, Zone, ZoneBuilder
+from dnsseal.zone.model import CHAIN_TYPES, RRset, Soa, Zone
 
 log = logging.getLogger(__name__)
 T = dns.rdatatype
@@ -242,15 +249,16 @@ class InlineZone:
     def file_copy(self, zone: Zone | None) -> None:
         self._file_copy, self._copy_unread = zone, False
 
-    def restore(self, lines: Iterable[str] | None) -> None:
-        """Start from the journal's current version (``lines``, None when the journal does
-        not know the zone) and the copy of the source file applied last.  When the copy
+    def restore(self, lines: Iterable[str] | Zone | None) -> None:
+        """Start from the journal's current version (``lines``, or the version itself
+        when it was kept packed; None when the journal does not know the zone) and the
+        copy of the source file applied last.  When the copy
         says it was made from the source file as it is now (same file, size and times,
         see :func:`_source_stamp`), neither is read: the version restored already holds
         that file's data, and the copy is read only once the file changes."""
         if lines is None:
             return
-        self.signed = zone_from_lines(lines, self.origin)
+        self.signed = lines if isinstance(lines, Zone) else zone_from_lines(lines, self.origin)
         self.unsigned = self._strip(self.signed)
         try:
             with self.copy_path.open(encoding="utf-8", errors="replace") as f:
@@ -279,18 +287,27 @@ class InlineZone:
         whose files went missing is never mistaken for a peer's), at the apex only: CDS and
         CDNSKEY below it are data (a signaling zone's ``_dsboot`` records, RFC 9615)."""
         ours: set[bytes] | None = None  # made (keys loaded) only if the apex has a key set
-        b = ZoneBuilder(zone.origin, zone.rdclass)
-        for rr in zone.iter_rrsets():
-            if rr.rtype in SIGNER_TYPES or _is_signing_state(rr.rtype, rr.name, zone.origin):
-                continue
-            keyset = rr.rtype in KEYSET_TYPES and rr.name == zone.origin
-            if keyset and ours is None:
-                ours = self._our_keyset_rdatas() | signer_keyset_rdatas(zone)
-            for rd in rr.rdatas:
-                if keyset and ours is not None and rd in ours:
+        origin = zone.origin
+        out: dict[dns.name.Name, dict[int, RRset]] = {}
+        # The zone's RRsets are kept as they are (canonical already), filtered only.
+        for name, node in zone.rrsets.items():
+            kept: dict[int, RRset] = {}
+            for t, rr in node.items():
+                if t in SIGNER_TYPES or _is_signing_state(t, name, origin):
                     continue
-                b.add(rr.name, rr.rtype, rr.ttl, rd)
-        return b.build()
+                keep = rr
+                if t in KEYSET_TYPES and name == origin:
+                    if ours is None:
+                        ours = self._our_keyset_rdatas() | signer_keyset_rdatas(zone)
+                    rdatas = tuple(rd for rd in rr.rdatas if rd not in ours)
+                    if not rdatas:
+                        continue
+                    if len(rdatas) != len(rr.rdatas):
+                        keep = RRset(rr.name, t, rr.ttl, rdatas)
+                kept[t] = keep
+            if kept:
+                out[name] = kept
+        return Zone(origin, out, {}, zone.rdclass)
 
     def online_signer(self) -> Callable[[dns.rrset.RRset], dns.rrset.RRset | None] | None:
         """For a signaling zone answered online (:func:`dnsseal.proto.signaling.online_answer`):
@@ -699,6 +716,10 @@ class InlineZone:
                 self.unsigned = self._apply_file_edits(new_file, edits)
         assert self.unsigned is not None
         plan = self._step(now)
+        if new_file is None and not force and self._still_served(plan, now):
+            assert self.signed is not None
+            self._timers(self.signed, now)  # what a pass finding only the SOA changed did
+            return None
         incremental = not force and not self.policy.offline_ksk
         if edits is not None and incremental and self._keyset_unchanged(plan):
             new = self._sign_edits(edits, plan, now)
@@ -718,12 +739,94 @@ class InlineZone:
         why = "reload" if new_file is not None and reason == "resign" else reason
         return self._finish(new, now, why)
 
+    def _still_served(self, plan: Plan, now: int) -> bool:
+        """Would a signing pass now (keeping signatures, :meth:`_sign`) change nothing but
+        the SOA serial of the version served?  Then :meth:`maintain` need not make it only
+        to throw it away (a restart of many zones made one per zone).  True only when the
+        records the signer starts from (the data, our DNSKEY, CDS, CDNSKEY, signing-state
+        records, NSEC3PARAM: :func:`~dnsseal.signer.sign.prepare_zone` of the pass's input)
+        are those served, the chain is of the policy's kind, no signature is due (inception
+        passed, expiration beyond the refresh window) and every signed RRset carries one
+        signature of each key the plan has sign it, no other.  Anything else: False (the
+        pass runs, as before).  Raises what the pass would raise for unusable keys."""
+        prev = self.signed
+        if prev is None or self.unsigned is None or self.policy.offline_ksk:
+            return False
+        origin = prev.origin
+        prev_apex_sigs = prev.rrsigs.get(origin, {})
+        if T.SOA not in prev_apex_sigs or T.DNSKEY not in prev_apex_sigs:
+            return False
+        keys = self._signing_keys(plan)
+        if not any(k.active for k in keys) or self._behind_bind(prev):
+            return False
+        params = self._params(now, self.serial_method)
+        zone = self._input(plan, prev.soa().serial, True, keys)
+        check_keys(zone, keys, params)  # (what sign_zone raises first)
+        refresh = validity(params, now)[2]
+        data = _with_serial(prepare_zone(zone, keys, params, now), prev.soa().serial)
+        # The data (SOA, key sets and NSEC3PARAM included) as served, the chain aside.
+        found = 0  # names of the data served
+        for name, node in prev.rrsets.items():
+            want = data.rrsets.get(name)
+            have = {t: (r.ttl, r.rdatas) for t, r in node.items() if t not in CHAIN_TYPES}
+            if want is None:
+                if have:
+                    return False
+                continue
+            found += 1
+            if len(want) != len(have):
+                return False
+            for t, r in want.items():
+                if have.get(t) != (r.ttl, r.rdatas):
+                    return False
+        if found != len(data.rrsets):
+            return False
+        # The chain: the policy's kind, its TTL (and NSEC3 flags) as the signer makes them.
+        apex = prev.rrsets[origin]
+        ttl = data.soa().negative_ttl
+        if params.nsec3 is None:
+            nsec = apex.get(T.NSEC)
+            if nsec is None or nsec.ttl != ttl:
+                return False
+        else:
+            if T.NSEC in apex:
+                return False
+            flags = params.nsec3.flags
+            for node in prev.rrsets.values():
+                n3 = node.get(T.NSEC3)
+                if n3 is not None and (n3.ttl != ttl or any(w[1] != flags for w in n3.rdatas)):
+                    return False
+        # The signatures: exactly one per signing key, none due.
+        who = assign(keys, ksk_only=params.ksk_only, ignore_ksk_flag=params.ignore_ksk_flag)
+        keyset = sorted((keys[i].key.algorithm, keys[i].key.tag) for i in who.keyset)
+        other = sorted((keys[i].key.algorithm, keys[i].key.tag) for i in who.other)
+        if not keyset or not other:
+            return False
+        unpack = struct.Struct("!IIH").unpack_from  # expiration, inception, key tag
+        for node in prev.rrsigs.values():
+            for t, rr in node.items():
+                got = []
+                for w in rr.rdatas:
+                    if len(w) < 18:
+                        return False
+                    exp, inc, tag = unpack(w, 8)
+                    if absolute_time(inc, now) > now or absolute_time(exp, now) - now <= refresh:
+                        return False
+                    got.append((w[2], tag))
+                if sorted(got) != (keyset if t in KEYSET_TYPES else other):
+                    return False
+        return True
+
+    def source_copy_due(self) -> bool:
+        """Will :meth:`save_source_copy` write the copy (or its stamp)?"""
+        restamp = self._read_stamp is not None and self._read_stamp != self._copy_stamp
+        return self.copy_dirty or restamp
+
     def save_source_copy(self) -> None:
         """Write the copy of the source file applied last.  Call it once the version made
         from it is in the journal: after a crash in between, the edits are applied again
         (written first, they would be taken as applied and lost)."""
-        restamp = self._read_stamp is not None and self._read_stamp != self._copy_stamp
-        if (self.copy_dirty or restamp) and self.file_copy is not None:
+        if self.source_copy_due() and self.file_copy is not None:
             # the stamp of the file read last: file_copy is that file (see restore)
             stamp = self._read_stamp
             header = [f"{STAMP_HEADER[2:]}{stamp}"] if stamp is not None else []  # "; " added

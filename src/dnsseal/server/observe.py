@@ -101,7 +101,7 @@ class Observability:
         if state_dir is None or not events:
             return
         try:
-            with Journal(state_dir) as j:
+            with Journal(state_dir) as j, j.batch():  # one commit for them all
                 for e in events:
                     j.audit(e)
         except DnssealError as e:

@@ -5,6 +5,7 @@ maintenance needs (signature expirations, signing keys, SOA-only changes)."""
 from __future__ import annotations
 
 import hashlib
+import marshal
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import dns.rdatatype
 from dnsseal.keys.model import key_tag
 from dnsseal.signer.rrsig import absolute_time
 from dnsseal.zone.diff import Record, ZoneDiff, diff
-from dnsseal.zone.model import Zone
+from dnsseal.zone.model import OwnerName, RRset, Zone
 from dnsseal.zone.text import parse_zone_text
 
 T = dns.rdatatype
@@ -51,6 +52,81 @@ def record_line(rec: Record) -> str:
 def zone_from_lines(lines: Iterable[str], origin: dns.name.Name) -> Zone:
     """A zone from journal lines (raises FileFormatError when they do not make one)."""
     return parse_zone_text("\n".join(sorted(lines)) + "\n", origin, path="<journal>")
+
+
+PACKED_FORMAT = b"dnsseal zone 1"  # first item of a packed version
+
+
+def pack_version(zone: Zone) -> bytes:
+    """``zone`` as bytes for :func:`unpack_version` (kept in the journal beside the text
+    of the version, so a restart need not parse it): owners as label tuples, RRsets as
+    type, TTL and wire RDATA, in :mod:`marshal` (plain tuples of bytes and ints: no
+    object of any other kind can come out of it)."""
+    rrsets = tuple(
+        (name.labels, tuple((int(t), int(r.ttl), r.rdatas) for t, r in node.items()))
+        for name, node in zone.rrsets.items()
+    )
+    sigs = tuple(
+        (name.labels, tuple((int(t), int(r.ttl), r.rdatas) for t, r in node.items()))
+        for name, node in zone.rrsigs.items()
+    )
+    origin = zone.origin.labels
+    return marshal.dumps((PACKED_FORMAT, origin, int(zone.rdclass), rrsets, sigs))
+
+
+def _owner(labels: object, origin: tuple[bytes, ...]) -> OwnerName:
+    """An owner name from packed labels, checked: lower-case labels of 1 to 63 octets
+    ending with the origin's, 255 octets at most."""
+    if (
+        not isinstance(labels, tuple)
+        or len(labels) < len(origin)
+        or labels[len(labels) - len(origin) :] != origin
+    ):
+        raise ValueError("owner outside the zone")
+    size = 0
+    for i, label in enumerate(labels):
+        if not isinstance(label, bytes) or label != label.lower():
+            raise ValueError("bad label")
+        if not (0 < len(label) < 64 or (not label and i == len(labels) - 1)):
+            raise ValueError("bad label length")
+        size += len(label) + 1
+    if size > 255:
+        raise ValueError("name too long")
+    return OwnerName.trusted(labels)
+
+
+def unpack_version(data: bytes, origin: dns.name.Name) -> Zone | None:
+    """The zone :func:`pack_version` packed, or None when ``data`` is not one of
+    ``origin`` in this format (the caller then reads the version's text)."""
+    try:
+        fmt, origin_labels, rdclass, rrsets, sigs = marshal.loads(data)
+        if fmt != PACKED_FORMAT or origin_labels != origin.canonicalize().labels:
+            return None
+        apex = _owner(origin_labels, origin_labels)
+        owners = {origin_labels: apex}
+        out: list[dict[dns.name.Name, dict[int, RRset]]] = [{}, {}]
+        for table, packed in zip(out, (rrsets, sigs), strict=True):
+            for labels, node in packed:
+                name = owners.get(labels)
+                if name is None:
+                    name = owners[labels] = _owner(labels, origin_labels)
+                if not node:
+                    raise ValueError("empty node")
+                made: dict[int, RRset] = {}
+                for t, ttl, rdatas in node:
+                    if not (isinstance(t, int) and isinstance(ttl, int)):
+                        raise ValueError("bad RRset")
+                    if not (isinstance(rdatas, tuple) and rdatas):
+                        raise ValueError("bad RRset")
+                    if not all(isinstance(rd, bytes) for rd in rdatas):
+                        raise ValueError("bad RDATA")
+                    made[t] = RRset(name, T.RRSIG if table is out[1] else t, ttl, rdatas)
+                table[name] = made
+        if not isinstance(rdclass, int) or T.SOA not in out[0].get(apex, {}):
+            return None
+        return Zone(apex, out[0], out[1], dns.rdataclass.RdataClass.make(rdclass))
+    except (ValueError, TypeError, EOFError, IndexError):
+        return None
 
 
 def sig_expirations(zone: Zone, now: int) -> list[int]:

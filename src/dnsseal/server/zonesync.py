@@ -3,9 +3,12 @@
 Only the main process signs, takes dynamic updates and writes the journal.  Each worker is
 joined to it by a unix socket pair made before the fork, carrying length-prefixed frames:
 
-* main -> worker ``Z``: a new version of an inline-signed zone (the signed zone model in a
-  compact form: owners as label tuples, RRsets as wire RDATA), with a sequence number;
-* worker -> main ``A``: that version is now served (the sequence number);
+* main -> worker ``Z``: new versions of inline-signed zones (each the signed zone model in
+  a compact form: owners as label tuples, RRsets as wire RDATA), each with a sequence
+  number; the versions pushed while the previous frame went out travel together (at most
+  :data:`FRAME_ZONES`), so bringing up many zones costs a frame and a thread hop per
+  batch, not per zone;
+* worker -> main ``A``: the versions of a frame are now served (its last sequence number);
 * worker -> main ``U``: an UPDATE (or another message only the main process may answer)
   the kernel handed to the worker, with a request number and the client's address;
 * main -> worker ``R``: the reply to send back to the client, from the worker's socket (the
@@ -39,6 +42,7 @@ FRAME = struct.Struct("!IB")  # payload length, kind
 ZONE, ACK, UPDATE, REPLY = b"Z", b"A", b"U", b"R"
 ACK_TIMEOUT = 10.0  # seconds the main process waits for workers to take a new version
 RELAY_TIMEOUT = 30.0  # seconds a worker waits for the main process to answer an UPDATE
+FRAME_ZONES = 100  # zone versions sent in one frame at most
 
 Packed = tuple[tuple[bytes, ...], list[Any], list[Any]]
 
@@ -162,10 +166,10 @@ class MainLinks:
 
     async def _send(self) -> None:
         while True:
-            seq, name, serial, zone = await self._queue.get()
-            packed = await asyncio.to_thread(pack_zone, zone)
-            payload = pickle.dumps((seq, name, serial, packed))
-            frame = _frame(ZONE, payload)
+            items = [await self._queue.get()]
+            while len(items) < FRAME_ZONES and not self._queue.empty():
+                items.append(self._queue.get_nowait())  # pushed meanwhile: the same frame
+            frame = _frame(ZONE, await asyncio.to_thread(_pack_versions, items))
             for link in self.links:
                 if link.writer is None or not link.alive:
                     continue
@@ -207,8 +211,27 @@ class MainLinks:
                 await link.writer.drain()
 
 
-def _build(packed: bytes) -> ZoneSnapshot:
-    return build_from_model(unpack_zone(packed))
+def _pack_versions(items: list[tuple[int, str, int, model.Zone]]) -> bytes:
+    """A ``Z`` frame's payload: (sequence number, zone name, serial, packed zone) each."""
+    return pickle.dumps([(seq, name, serial, pack_zone(zone)) for seq, name, serial, zone in items])
+
+
+Built = tuple[str, int, ZoneSnapshot | None]
+
+
+def _build_versions(payload: bytes) -> tuple[int, list[Built]]:
+    """The snapshots of a ``Z`` frame's versions (None for one that could not be built:
+    logged), and its last sequence number."""
+    out: list[Built] = []
+    last = 0
+    for seq, name, serial, packed in pickle.loads(payload):
+        last = max(last, seq)
+        try:
+            out.append((name, serial, build_from_model(unpack_zone(packed))))
+        except Exception:
+            log.exception("[%s] worker: new version %d not served", name, serial)
+            out.append((name, serial, None))
+    return last, out
 
 
 # -- worker side ---------------------------------------------------------------------------
@@ -261,12 +284,14 @@ class WorkerLink:
             while True:
                 kind, payload = await _read_frame(reader)
                 if kind == ZONE:
-                    seq, name, serial, packed = pickle.loads(payload)
-                    try:
-                        snap = await asyncio.to_thread(_build, packed)
-                        self.install(name, snap)
-                    except Exception:
-                        log.exception("[%s] worker: new version %d not served", name, serial)
+                    seq, built = await asyncio.to_thread(_build_versions, payload)
+                    for name, serial, snap in built:
+                        if snap is None:
+                            continue
+                        try:
+                            self.install(name, snap)
+                        except Exception:
+                            log.exception("[%s] worker: new version %d not served", name, serial)
                     if self.writer is not None:
                         self.writer.write(_frame(ACK, str(seq).encode()))
                 elif kind == REPLY:

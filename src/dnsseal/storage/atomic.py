@@ -18,6 +18,8 @@ import logging
 import os
 import re
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from dnsseal import clock
@@ -102,6 +104,48 @@ def remove_stale_temps(path: Path) -> list[Path]:
     return removed
 
 
+_deferred = threading.local()  # .dirs: the directories this thread's writes left unsynced
+
+
+@contextlib.contextmanager
+def deferred_dir_sync() -> Iterator[None]:
+    """Inside the block, this thread's :func:`create` and :func:`replace` leave the fsync
+    of the directory (what makes a new name durable) to the end of the block: one per
+    directory, not one per file, when many files are written in a row (the key files and
+    copies of many zones at a start).  Each file's data is still fsync'd before its
+    rename; the names are durable once the block is left (normally or by an exception),
+    not one by one.  Nested blocks sync at the end of the outermost."""
+    if getattr(_deferred, "dirs", None) is not None:
+        yield
+        return
+    dirs: set[Path] = set()
+    _deferred.dirs = dirs
+    try:
+        yield
+    finally:
+        _deferred.dirs = None
+        for d in sorted(dirs):
+            _fsync_dir(d)
+
+
+def _sync_dir(directory: Path) -> None:
+    dirs: set[Path] | None = getattr(_deferred, "dirs", None)
+    if dirs is not None:
+        dirs.add(directory)
+    else:
+        _fsync_dir(directory)
+
+
+def sync_dir_now(directory: Path) -> None:
+    """Inside :func:`deferred_dir_sync`: make the names written so far in ``directory``
+    durable now (a file that must be there before the next one names it).  Outside,
+    :func:`create` and :func:`replace` did it already."""
+    dirs: set[Path] | None = getattr(_deferred, "dirs", None)
+    if dirs is not None and directory in dirs:
+        dirs.discard(directory)
+        _fsync_dir(directory)
+
+
 def _fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -114,14 +158,28 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _write_temp(path: Path, data: bytes, mode: int) -> Path:
+    fd, tmp = open_temp(path)
+    return fill_temp(fd, tmp, path, data, mode)
+
+
+def open_temp(path: Path) -> tuple[int, Path]:
+    """A new temp file beside ``path`` (its descriptor and name): the first step of
+    :func:`create`, the one that changes the directory.  Raises StorageError."""
     directory = path.parent
     try:
         fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=directory)
     except OSError as e:
         raise StorageError(str(directory), f"cannot create a file here: {e.strerror}") from None
+    return fd, Path(tmp)
+
+
+def fill_temp(fd: int, tmp: Path, path: Path, data: bytes, mode: int = 0o644) -> Path:
+    """Write ``data`` to the temp file :func:`open_temp` made for ``path``, fsync and close
+    it (the slow step, which changes no directory: it needs no lock); :func:`link_new`
+    puts it in place.  On an error it is removed.  Returns ``tmp``; raises StorageError."""
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb") as f:  # (closes fd whatever happens)
+            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -129,12 +187,17 @@ def _write_temp(path: Path, data: bytes, mode: int) -> Path:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise StorageError(str(path), f"write failed: {e.strerror}") from None
-    return Path(tmp)
+    return tmp
 
 
 def create(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write a new file atomically; raise :class:`KeyExists` if ``path`` exists."""
-    tmp = _write_temp(path, data, mode)
+    link_new(_write_temp(path, data, mode), path)
+
+
+def link_new(tmp: Path, path: Path) -> None:
+    """The second half of :func:`create`: the finished temp file ``tmp`` becomes ``path``,
+    never over an existing file (raises :class:`KeyExists`); ``tmp`` is gone after."""
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -144,13 +207,13 @@ def create(path: Path, data: bytes, mode: int = 0o644) -> None:
             if path.exists():
                 raise KeyExists(f"{path}: already exists; refusing to overwrite it") from None
             os.rename(tmp, path)
-            _fsync_dir(path.parent)
+            _sync_dir(path.parent)
             return
         raise StorageError(str(path), f"cannot create: {e.strerror}") from None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-    _fsync_dir(path.parent)
+    _sync_dir(path.parent)
 
 
 def replace(path: Path, data: bytes, mode: int | None = None) -> None:
@@ -168,4 +231,4 @@ def replace(path: Path, data: bytes, mode: int | None = None) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise StorageError(str(path), f"cannot replace: {e.strerror}") from None
-    _fsync_dir(path.parent)
+    _sync_dir(path.parent)

@@ -9,6 +9,11 @@ The journal keeps, per zone, a base version and every change after it as one tra
   nothing that was acknowledged; replaying base + transactions rebuilds the zone;
 * history people can read: records are stored in presentation format, one per line.
 
+Beside the history, a zone's current version may also be stored packed (an opaque blob the
+caller makes: :meth:`Journal.set_packed`), so a restart need not parse its text.  Triggers
+in the database delete it whenever the zone's base or history changes (whoever writes, an
+older dnsseal too): a packed version found is always the current one.
+
 The audit log records, one row each, with the zone (empty for the server as a whole), the key
 (``-`` for none) and a sentence: key events (created, every record state transition, purged,
 DS seen / withdrawn, as the key manager reports them: event ``keymgr``), operator commands
@@ -59,6 +64,17 @@ CREATE TABLE IF NOT EXISTS audit (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_zone ON audit (zone, id);
+CREATE TABLE IF NOT EXISTS packed (
+    zone TEXT PRIMARY KEY,
+    serial INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS packed_base_in AFTER INSERT ON base
+    BEGIN DELETE FROM packed WHERE zone = NEW.zone; END;
+CREATE TRIGGER IF NOT EXISTS packed_base_out AFTER DELETE ON base
+    BEGIN DELETE FROM packed WHERE zone = OLD.zone; END;
+CREATE TRIGGER IF NOT EXISTS packed_txn_in AFTER INSERT ON txn
+    BEGIN DELETE FROM packed WHERE zone = NEW.zone; END;
 """
 
 
@@ -147,6 +163,7 @@ class Journal:
                 )
         except sqlite3.DatabaseError as e:
             raise StorageError(str(self.path), f"cannot open journal: {e}") from None
+        self._in_batch = False
 
     def close(self) -> None:
         self._db.close()
@@ -158,7 +175,25 @@ class Journal:
         self.close()
 
     @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every write made inside (zones' versions and audit events
+        at a start: one commit, so one fsync, for many zones instead of one each).  All
+        or nothing: an error inside rolls every write of the batch back and is raised
+        (StorageError for the journal's own)."""
+        if self._in_batch:
+            raise RuntimeError("journal batches do not nest")
+        with self._txn():
+            self._in_batch = True
+            try:
+                yield
+            finally:
+                self._in_batch = False
+
+    @contextlib.contextmanager
     def _txn(self) -> Iterator[sqlite3.Connection]:
+        if self._in_batch:  # part of the batch's transaction: committed with it
+            yield self._db
+            return
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -226,6 +261,13 @@ class Journal:
     def current_serial(self, zone: str) -> int | None:
         return self._current_serial(self._db, _zone_key(zone))
 
+    def transaction_count(self, zone: str) -> int:
+        """How many changes follow the base (without reading them)."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM txn WHERE zone = ?", (_zone_key(zone),)
+        ).fetchone()
+        return int(row[0])
+
     def base(self, zone: str) -> Base | None:
         row = self._db.execute(
             "SELECT zone, serial, time, records FROM base WHERE zone = ?", (_zone_key(zone),)
@@ -265,6 +307,30 @@ class Journal:
             records.update(t.added)
             serial = t.serial_to
         return serial, records
+
+    def set_packed(self, zone: str, serial: int, data: bytes) -> bool:
+        """Store ``data``, the zone's current version packed by the caller, when the
+        journal's current serial is ``serial`` (write the version first, in the same
+        transaction or before).  Any later change of the zone's history deletes it.
+        Returns whether it was stored."""
+        z = _zone_key(zone)
+        with self._txn() as db:
+            if self._current_serial(db, z) != serial:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO packed (zone, serial, data) VALUES (?, ?, ?)",
+                (z, serial, data),
+            )
+        return True
+
+    def packed(self, zone: str) -> tuple[int, bytes] | None:
+        """(serial, data) of the zone's current version as :meth:`set_packed` stored it,
+        or None when there is none (not stored, or the history changed since)."""
+        z = _zone_key(zone)
+        row = self._db.execute("SELECT serial, data FROM packed WHERE zone = ?", (z,)).fetchone()
+        if row is None or self._current_serial(self._db, z) != row[0]:
+            return None
+        return int(row[0]), bytes(row[1])
 
     # -------------------------------------------------------------------- audit log
 

@@ -263,24 +263,65 @@ class KeyDirectory:
         for suffix, _, _ in files:
             if self.file(key, suffix).exists():
                 raise KeyExists(f"{self.file(key, suffix)}: already exists; refusing to overwrite")
+        # Each file's data is written and fsync'd outside the listing's lock (keys of many
+        # zones made in parallel threads at a start overlap their fsyncs), between the
+        # temp files' creation and the names, each under the lock (both change the
+        # directory: the listing notes them, or it would read the directory again); the
+        # private file first, durable before the .key names the key (a .key without its
+        # .private is a broken key).
+        ordered = sorted(files, key=lambda f: f[0] != ".private")
+        temps: list[tuple[Path, Path]] = []  # (target, its temp file)
         done: list[Path] = []
         listing = _listing(self.path)
+        opened: list[tuple[int, Path]] = []
+        filled = 0  # temp files handed to fill_temp (which closes them)
+        try:
+            with listing.lock:
+                before = listing.fresh(self.path).mtime_ns
+                try:
+                    for suffix, _, _ in ordered:
+                        target = self.file(key, suffix)
+                        opened.append(atomic.open_temp(target))
+                        temps.append((target, opened[-1][1]))
+                finally:
+                    listing.noted(self.path, before, [])
+            for (fd, tmp), (target, _), (_, text, mode) in zip(opened, temps, ordered, strict=True):
+                filled += 1
+                atomic.fill_temp(fd, tmp, target, text.encode(), mode)
+            first = 1 if key.private is not None else 0  # (sorted: .private first)
+            if first:
+                self._link(temps[:1], done)
+                atomic.sync_dir_now(self.path)  # (done already unless deferred)
+            self._link(temps[first:], done)
+        except BaseException:
+            for p in done:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+            raise
+        finally:
+            for fd, _ in opened[filled:]:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            for _, tmp in temps:  # (link_new removed the ones it placed)
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+
+    def _link(self, group: list[tuple[Path, Path]], done: list[Path]) -> None:
+        """Put finished temp files in place (:func:`atomic.link_new`), noting the names in
+        the directory's listing."""
+        if not group:
+            return
+        listing = _listing(self.path)
+        names: list[str] = []
         with listing.lock:
             before = listing.fresh(self.path).mtime_ns
             try:
-                # The private file first: a .key without its .private is a broken key.
-                for suffix, text, mode in sorted(files, key=lambda f: f[0] != ".private"):
-                    target = self.file(key, suffix)
-                    atomic.create(target, text.encode(), mode)
+                for target, tmp in group:
+                    atomic.link_new(tmp, target)
                     done.append(target)
-            except BaseException:
-                for p in done:
-                    with contextlib.suppress(OSError):
-                        p.unlink()
-                done.clear()
-                raise
+                    names.append(target.name)
             finally:
-                listing.noted(self.path, before, [p.name for p in done])
+                listing.noted(self.path, before, names)
 
     def save(self, key: Key, *, write_state: bool | None = None) -> list[Path]:
         """Rewrite an existing key's metadata (timings, state), each file atomically.

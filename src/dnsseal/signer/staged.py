@@ -168,10 +168,11 @@ class OwnerSigner:
                 else:
                     rrs_wire = canonical.rrset_wire(owner, rtype, rdclass, ttl, rds)
                 exp = heads.expiration_of(rtype, owner)
-                per_key = self.per_key
+                per_key, signers = self.per_key, self._signers
                 for idx in idxs:
                     head = heads.head(rtype, labels, ttl, exp, idx)
-                    rrsig_rdata = head + self._signer(idx)(head + rrs_wire)
+                    sign = signers.get(idx) or self._signer(idx)
+                    rrsig_rdata = head + sign(head + rrs_wire)
                     rdatas.append(rrsig_rdata)
                     if ledger is not None:
                         self.made += ledger.digest(idx, rrsig_rdata, rrs_wire)

@@ -730,3 +730,30 @@ def test_a_streamed_re_signing_writes_what_the_verified_one_writes(
     assert a is not None and b is not None
     assert digest_set(a.digests) == digest_set(b.digests)
     assert not _ledger(outs["unledgered"]).exists()
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("mode", ["nsec", "nsec3", "optout"])
+def test_streamed_output_passes_the_external_verifiers(
+    mode: str,
+    tmp_path: Path,
+    keydir: Path,
+    dnsseal: Dnsseal,
+    at_now: Callable[[int], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Signed while written by two workers (-P -n 2): dnssec-verify and ldns-verify-zone
+    accept the zone."""
+    import time
+
+    from dnsseal.signfile import stream
+
+    monkeypatch.setattr(stream, "MIN_OWNERS", 0)
+    monkeypatch.setattr(stream, "BATCH", 4)
+    at_now(int(time.time()))  # the tools check the times against the real clock
+    src = tmp_path / "example.com"
+    src.write_text(random_zone(random.Random(14)))
+    signed = tmp_path / "signed"
+    dnsseal("signzone", "-S", "-K", str(keydir), "-o", ORIGIN, *MODES[mode], "-q", "-P",
+            "-n", "2", "-f", signed, src)  # fmt: skip
+    external_verify(signed, tools=("dnssec-verify", "ldns-verify-zone"))

@@ -123,6 +123,20 @@ def _rrsig_text(rd: bytes, rdclass: int) -> str:
     return text
 
 
+def _rrset_text(rrset: RRset, owner_text: str, rdclass: int) -> str:
+    """:func:`format_rrset`'s lines, each ending in a newline, as one string (one RDATA
+    without the lists: the common case)."""
+    rtype = rrset.rtype
+    head = f"{owner_text}\t{rrset.ttl}\t{_class_type_text(rdclass, rtype)}"
+    text = _rrsig_text if rtype == T.RRSIG else None
+    rds = rrset.rdatas
+    if len(rds) == 1:
+        if text is not None:
+            return f"{head}{text(rds[0], rdclass)}\n"
+        return f"{head}{rdtext.rdata_text(rtype, rds[0], rdclass)}\n"
+    return "\n".join(format_rrset(rrset, owner_text, rdclass)) + "\n"
+
+
 def format_rrset(rrset: RRset, owner_text: str, rdclass: int = dns.rdataclass.IN) -> list[str]:
     """The lines of one RRset: ``owner TTL CLASS TYPE RDATA``."""
     head = f"{owner_text}\t{rrset.ttl}\t{_class_type_text(rdclass, rrset.rtype)}"
@@ -208,13 +222,13 @@ def name_block_groups(node: Mapping[int, RRset], sigs: Mapping[int, RRset], owne
         start = pos
         rrset = node.get(rtype)
         if rrset is not None and rrset.rdatas:
-            part = "\n".join(format_rrset(rrset, owner, rdclass)) + "\n"
+            part = _rrset_text(rrset, owner, rdclass)
             parts.append(part)
             pos += len(part)
         sigs_at = pos
         sig = sigs.get(rtype)
         if sig is not None and sig.rdatas:
-            part = "\n".join(format_rrset(sig, owner, rdclass)) + "\n"
+            part = _rrset_text(sig, owner, rdclass)
             parts.append(part)
             pos += len(part)
         if pos > start:

@@ -5,7 +5,11 @@ It decides everything between the options and the files: which way to read (the 
 path of :mod:`dnsseal.signfile.resign`, which reads only what changed since this signer
 wrote the file, or the whole file), which keys sign, the ledger of signatures it trusts,
 the verification of the result before it is put in place, and the writing of the signed
-file, its ledger and its snapshot.  The signing itself is :func:`dnsseal.signer.sign_zone`.
+file, its ledger and its snapshot.  A whole-file run that does not verify the result in
+memory (``-P``, no ``-a``, no ``-D``) signs while it writes: :func:`dnsseal.signer.staged.
+stage_zone`, then worker processes sign and format ranges of owners
+(:mod:`dnsseal.signfile.stream`); the others sign with :func:`dnsseal.signer.sign_zone` and
+then write.  Both write the same bytes.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import dns.exception
 import dns.name
 import dns.rdata
@@ -76,3 +78,17 @@ def test_malformed_fast_path_falls_back_to_dnspython() -> None:
     # A 3-octet "A" is not valid; the fallback produces dnspython's answer or its error.
     with pytest.raises(dns.exception.DNSException):
         rdtext.rdata_text(dns.rdatatype.A, b"\x01\x02\x03")
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from([0, 0, 0, 1, 0x10, 0xABCD, 0xFFFF]), min_size=8, max_size=8))
+def test_aaaa_text_is_ipaddress_text(groups: list[int]) -> None:
+    """The text written for AAAA is what ipaddress gives (the form dnsseal has always
+    written: signed files and their snapshots depend on it), zero runs included."""
+    wire = b"".join(g.to_bytes(2, "big") for g in groups)
+    assert rdtext.rdata_text(dns.rdatatype.AAAA, wire) == str(ipaddress.IPv6Address(wire))
+
+
+@given(st.binary(min_size=16, max_size=16))
+def test_any_aaaa_text_is_ipaddress_text(addr: bytes) -> None:
+    assert rdtext.rdata_text(dns.rdatatype.AAAA, addr) == str(ipaddress.IPv6Address(addr))

@@ -567,7 +567,7 @@ def test_the_helper_process_makes_the_same_snapshot(
 
 
 @pytest.mark.parametrize("mode", ["nsec", "optout"])
-def test_text_formatted_by_workers_is_the_same(
+def test_signed_and_formatted_by_workers_is_the_same(
     mode: str,
     tmp_path: Path,
     keydir: Path,
@@ -575,30 +575,34 @@ def test_text_formatted_by_workers_is_the_same(
     at_now: Callable[[int], None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """With -n, a large zone's text is formatted by worker processes, a few owners per
-    piece: the signed file and its ledger file are the same byte for byte."""
-    from dnsseal.signfile import textpool
+    """With -P (no verification of the result in memory), a zone is signed while it is
+    written; with -n, by worker processes that sign and format a few owners per piece:
+    the signed file and its ledger file are the same byte for byte, and the signed file
+    is what the run that verifies the zone before writing it writes."""
+    from dnsseal.signfile import stream
 
     args = ["-S", "-K", str(keydir), "-o", ORIGIN, *MODES[mode]]
     src = tmp_path / "zone"
     src.write_text(random_zone(random.Random(13)))
-    one, two = tmp_path / "one", tmp_path / "two"
-    dnsseal("signzone", *args, "-q", "-f", one, src)
-    monkeypatch.setattr(textpool, "MIN_OWNERS", 0)
-    monkeypatch.setattr(textpool, "BATCH", 3)
+    one, two, checked = tmp_path / "one", tmp_path / "two", tmp_path / "checked"
+    dnsseal("signzone", *args, "-q", "-f", checked, src)
+    dnsseal("signzone", *args, "-q", "-P", "-f", one, src)
+    monkeypatch.setattr(stream, "MIN_OWNERS", 0)
+    monkeypatch.setattr(stream, "BATCH", 3)
     pieces: list[int] = []
-    real = textpool.parallel_zone_blocks
+    real = stream.signed_zone_blocks
 
     def counting(*a: Any, **k: Any) -> Iterator[bytes]:
         for piece in real(*a, **k):
             pieces.append(len(piece))
             yield piece
 
-    monkeypatch.setattr(textpool, "parallel_zone_blocks", counting)
-    dnsseal("signzone", *args, "-q", "-n", "2", "-f", two, src)
+    monkeypatch.setattr(stream, "signed_zone_blocks", counting)
+    dnsseal("signzone", *args, "-q", "-P", "-n", "2", "-f", two, src)
     assert len(pieces) > 3  # the header, then pieces of three owners
-    assert one.read_bytes() == two.read_bytes()
+    assert one.read_bytes() == two.read_bytes() == checked.read_bytes()
     assert _ledger(one).read_bytes() == _ledger(two).read_bytes()
+    _same_snapshot(_ledger(one), _ledger(checked))
 
 
 _real_blocks = snapshot_mod.zone_file_blocks
@@ -680,3 +684,76 @@ def test_a_block_edited_next_to_a_new_name_is_read_whole(
         _, took_fast = resign_both(dnsseal, caplog, signed, edited, args, "lane")
     assert took_fast
     assert "1 changed blocks are not lanes after all" in caplog.text
+
+
+@pytest.mark.parametrize("mode", ["nsec", "optout"])
+def test_a_streamed_re_signing_writes_what_the_verified_one_writes(
+    mode: str,
+    tmp_path: Path,
+    keydir: Path,
+    dnsseal: Dnsseal,
+    at_now: Callable[[int], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An edited signed file read whole (keys chosen by its DNSKEY records), a day later:
+    with -P it is signed while written (signatures kept from the ledger or checked,
+    others made), by workers with -n 2; without -P the signed zone is verified before it
+    is written.  Same text, same snapshot, the same signatures in the ledger."""
+    from dnsseal.signfile import stream
+
+    monkeypatch.setattr(stream, "MIN_OWNERS", 0)
+    monkeypatch.setattr(stream, "BATCH", 5)
+    rng = random.Random(f"stream {mode}")
+    src = tmp_path / "zone"
+    src.write_text(random_zone(rng))
+    signed = tmp_path / "signed"
+    dnsseal("signzone", "-S", "-K", str(keydir), "-o", ORIGIN, *MODES[mode], "-q", "-P",
+            "-f", signed, src)  # fmt: skip
+    lines = signed.read_text().splitlines()
+    edit_rdata(rng, lines)
+    add_name(rng, lines)
+    at_now(NOW + DAY)
+    outs = {}
+    for name, extra in (("verified", []), ("streamed", ["-P", "-n", "2"]),
+                        ("unledgered", ["-P", "--no-ledger"])):  # fmt: skip
+        edited = tmp_path / f"edited.{name}"
+        edited.write_text("\n".join(lines) + "\n")
+        shutil.copyfile(_ledger(signed), _ledger(edited))
+        out = outs[name] = tmp_path / f"out.{name}"
+        dnsseal("signzone", "-K", str(keydir), "-o", ORIGIN, *MODES[mode], "-q", *extra,
+                "-f", out, edited)  # fmt: skip
+    assert outs["streamed"].read_bytes() == outs["verified"].read_bytes()
+    assert outs["unledgered"].read_bytes() == outs["verified"].read_bytes()
+    _same_snapshot(_ledger(outs["streamed"]), _ledger(outs["verified"]))
+    a = unpack_ledger(_ledger(outs["streamed"]).read_bytes())
+    b = unpack_ledger(_ledger(outs["verified"]).read_bytes())
+    assert a is not None and b is not None
+    assert digest_set(a.digests) == digest_set(b.digests)
+    assert not _ledger(outs["unledgered"]).exists()
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("mode", ["nsec", "nsec3", "optout"])
+def test_streamed_output_passes_the_external_verifiers(
+    mode: str,
+    tmp_path: Path,
+    keydir: Path,
+    dnsseal: Dnsseal,
+    at_now: Callable[[int], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Signed while written by two workers (-P -n 2): dnssec-verify and ldns-verify-zone
+    accept the zone."""
+    import time
+
+    from dnsseal.signfile import stream
+
+    monkeypatch.setattr(stream, "MIN_OWNERS", 0)
+    monkeypatch.setattr(stream, "BATCH", 4)
+    at_now(int(time.time()))  # the tools check the times against the real clock
+    src = tmp_path / "example.com"
+    src.write_text(random_zone(random.Random(14)))
+    signed = tmp_path / "signed"
+    dnsseal("signzone", "-S", "-K", str(keydir), "-o", ORIGIN, *MODES[mode], "-q", "-P",
+            "-n", "2", "-f", signed, src)  # fmt: skip
+    external_verify(signed, tools=("dnssec-verify", "ldns-verify-zone"))

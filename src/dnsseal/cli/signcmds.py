@@ -318,6 +318,7 @@ def signzone(
         edits=edits,
         skr=skr,
         workers=workers,
+        progress=bar.update if bar else None,
     )
     t1 = time.perf_counter()
     try:

@@ -45,11 +45,17 @@ def nsec_chain(zone: Zone, lay: Layout, ttl: int) -> list[RRset]:
     return [rrset for rrset, _ in nsec_records(zone, lay, ttl)]
 
 
+def _reversed_labels(name: dns.name.Name) -> tuple[bytes, ...]:
+    return name.labels[::-1]
+
+
 def nsec_records(zone: Zone, lay: Layout, ttl: int) -> list[tuple[RRset, bytes]]:
     """:func:`nsec_chain` with each owner's canonical wire form (made for the chain's
     next-name fields anyway, and what the signer needs)."""
+    # A zone's owners are lower-case (the model's rule): canonical order is that of the
+    # reversed labels, without canonical.sort_key's lower-casing of every label.
     names = sorted(
-        (n for n, k in lay.kinds.items() if k is not NameKind.OCCLUDED), key=canonical.sort_key
+        (n for n, k in lay.kinds.items() if k is not NameKind.OCCLUDED), key=_reversed_labels
     )
     out: list[tuple[RRset, bytes]] = []
     bitmaps: dict[tuple[NameKind, tuple[int, ...]], bytes] = {}  # names share a few type sets

@@ -37,7 +37,7 @@ from dnsseal.signer.keysel import KEYSET_TYPES, SigningKey, assign
 from dnsseal.signer.rrsig import Rrsig, absolute_time, labels_field
 from dnsseal.signer.verify import BatchVerifier, verify_sequential
 from dnsseal.zone import canonical
-from dnsseal.zone.model import CHAIN_TYPES, NameKind, RRset, Soa, Zone, layout
+from dnsseal.zone.model import CHAIN_TYPES, Layout, NameKind, RRset, Soa, Zone, layout
 from dnsseal.zone.text import paused_gc
 
 log = logging.getLogger(__name__)
@@ -299,31 +299,13 @@ def _sign_zone(
     previous: Zone | None,
 ) -> SignedZone:
     keys = list(signing_keys)
-    check_keys(zone, keys, params)
-    validity(params, now)  # bad times fail before any work
-    data = prepare_zone(zone, keys, params, now)
-    soa = data.soa()
-    lay = layout(data)
-    ttl = soa.negative_ttl
-    # (chain RRset, owner wire)
-    records: list[tuple[RRset, bytes]]
-    if params.nsec3 is not None:
-        records = denial.nsec3_records(data, lay, params.nsec3, ttl)
-    else:
-        records = denial.nsec_records(data, lay, ttl)
+    data, lay, records, out_rrsets = stage_data(zone, keys, params, now)
     chain = [rrset for rrset, _ in records]
     to_sign = signable(data, lay.kinds)
     for rrset, owner in records:
         to_sign.append((rrset, owner, labels_field(rrset.name)))
     del records
     rrsets_signed = len(to_sign)
-
-    out_rrsets: dict[dns.name.Name, Mapping[int, RRset]] = dict(data.rrsets)
-    for rrset in chain:
-        old_node = out_rrsets.get(rrset.name)
-        out_rrsets[rrset.name] = (
-            {**old_node, rrset.rtype: rrset} if old_node else {rrset.rtype: rrset}
-        )
     done = sign_rrsets(to_sign, zone.rrsigs, keys, params, now, data.origin, data.rdclass,
                        previous=previous)  # fmt: skip
     dropped = sum(len(r.rdatas) for node in zone.rrsigs.values() for r in node.values())
@@ -339,6 +321,32 @@ def _sign_zone(
     log.info("[%s] signed: %d new, %d kept, %d dropped signatures", data.origin,
              done.generated, done.retained, dropped)  # fmt: skip
     return SignedZone(Zone(data.origin, out_rrsets, done.sigs, data.rdclass), stats)
+
+
+def stage_data(
+    zone: Zone, keys: Sequence[SigningKey], params: SignParams, now: int
+) -> tuple[Zone, Layout, list[tuple[RRset, bytes]], dict[dns.name.Name, Mapping[int, RRset]]]:
+    """The first steps of :func:`sign_zone`: check the keys and times, set serial, DNSKEY
+    and NSEC3PARAM (:func:`prepare_zone`), classify the names and build the chain.  Returns
+    the data, its layout, the chain records (RRset, owner wire) and the data with the chain
+    (owner -> type -> RRset).  Raises what :func:`sign_zone` raises for bad input."""
+    check_keys(zone, keys, params)
+    validity(params, now)  # bad times fail before any work
+    data = prepare_zone(zone, keys, params, now)
+    lay = layout(data)
+    ttl = data.soa().negative_ttl
+    records: list[tuple[RRset, bytes]]
+    if params.nsec3 is not None:
+        records = denial.nsec3_records(data, lay, params.nsec3, ttl)
+    else:
+        records = denial.nsec_records(data, lay, ttl)
+    out_rrsets: dict[dns.name.Name, Mapping[int, RRset]] = dict(data.rrsets)
+    for rrset, _ in records:
+        old_node = out_rrsets.get(rrset.name)
+        out_rrsets[rrset.name] = (
+            {**old_node, rrset.rtype: rrset} if old_node else {rrset.rtype: rrset}
+        )
+    return data, lay, records, out_rrsets
 
 
 def signable(data: Zone, kinds: Mapping[dns.name.Name, NameKind]) -> list[tuple[RRset, bytes, int]]:
@@ -372,7 +380,60 @@ class SignedRRsets:
     per_key: dict[int, int]
 
 
-def sign_rrsets(
+class RrsigHeads:
+    """The RRSIG RDATA up to the signature (:meth:`Rrsig.head_wire`) that a run at ``now``
+    gives an RRset for a key: validity from ``params`` (jitter derived from the owner and
+    type), the keys' algorithm and tag, the zone ``origin`` as signer.  Cached: a zone's
+    RRsets share a few heads.  Every path that signs for a run makes its heads here, so
+    they agree byte for byte."""
+
+    __slots__ = ("_cache", "_keys", "expiration", "inception", "jitter", "key_exp", "origin")
+
+    def __init__(self, keys: Sequence[SigningKey], params: SignParams, now: int,
+                 origin: dns.name.Name) -> None:  # fmt: skip
+        self.inception, self.expiration, _ = validity(params, now)
+        self.key_exp = keyset_expiration(params, self.expiration)
+        self.jitter = params.jitter
+        self.origin = origin
+        self._keys = keys
+        self._cache: dict[tuple[int, int, int, int, int], bytes] = {}
+
+    def expiration_of(self, rtype: int, owner: bytes) -> int:
+        """The expiration of the signatures over the RRset ``rtype`` at ``owner`` (wire)."""
+        base = self.key_exp if rtype in KEYSET_TYPES else self.expiration
+        return _jittered(base, self.jitter, owner, rtype) if self.jitter > 0 else base
+
+    def head(self, rtype: int, labels: int, ttl: int, exp: int, idx: int) -> bytes:
+        """The head of key ``idx``'s signature over an RRset of ``rtype`` with that labels
+        field and TTL, expiring at ``exp`` (:meth:`expiration_of`)."""
+        hkey = (rtype, labels, ttl, exp, idx)
+        head = self._cache.get(hkey)
+        if head is None:
+            k = self._keys[idx].key
+            rrsig = Rrsig(rtype, k.algorithm, labels, ttl, exp, self.inception, k.tag,
+                          self.origin)  # fmt: skip
+            head = self._cache[hkey] = rrsig.head_wire()
+        return head
+
+
+# What is left to sign of an RRset: (RRset, owner wire, labels field, RRset wire as signed,
+# the indexes of the keys that sign it)
+Todo = tuple[RRset, bytes, int, bytes, Sequence[int]]
+
+
+@dataclass(slots=True)
+class RrsetPlan:
+    """What :func:`plan_rrsets` decided: the RRsets left to sign (``todo``, in the order of
+    the input) and the signatures kept (``kept``: (owner wire, covered type) -> (owner, TTL,
+    RRSIG RDATAs)), with the counts (``per_key``: signatures to make, by key index)."""
+
+    todo: list[Todo]
+    kept: dict[tuple[bytes, int], tuple[dns.name.Name, int, list[bytes]]]
+    retained: int
+    per_key: dict[int, int]
+
+
+def plan_rrsets(
     to_sign: list[tuple[RRset, bytes, int]],
     old_sigs: Mapping[dns.name.Name, Mapping[int, RRset]],
     keys: Sequence[SigningKey],
@@ -382,17 +443,12 @@ def sign_rrsets(
     rdclass: int,
     *,
     previous: Zone | None = None,
-) -> SignedRRsets:
-    """Sign the RRsets of ``to_sign`` (``(RRset, owner wire, labels field)``, see
-    :func:`signable`; the list is consumed: it is empty on return), keeping each existing
-    signature of ``old_sigs`` (owner -> covered type -> RRSIG RRset) that is by a key that
-    should sign the RRset, not due for refresh and valid.  Validity is taken on trust for
-    the previous version's own signatures over identical RRsets (``previous``) and for
-    ledger hits (``params.ledger``); everything else is checked with ``params.verify_batch``.
-    This is the one signing step of both the full run (:func:`sign_zone`) and the command
-    line's re-sign of an edited file (:mod:`dnsseal.signfile.resign`)."""
-    inception, expiration, refresh = validity(params, now)
-    key_exp = keyset_expiration(params, expiration)
+) -> RrsetPlan:
+    """The decisions of :func:`sign_rrsets` before anything is signed (its arguments, the
+    same rules): which existing signatures are kept (checked with ``params.verify_batch``
+    unless taken on trust; their ledger digests are appended to ``params.ledger.made``) and
+    which keys must sign what.  ``to_sign`` is consumed."""
+    _, _, refresh = validity(params, now)
     who = assign(keys, ksk_only=params.ksk_only, ignore_ksk_flag=params.ignore_ksk_flag)
     # Key tags collide (RFC 4034 B.1): a tag may stand for several of our keys.
     by_id: dict[tuple[int, int], list[int]] = {}
@@ -411,7 +467,7 @@ def sign_rrsets(
     head_len = _RRSIG_FIXED.size + len(origin_wire)  # RRSIG RDATA before the signature
     ledger = params.ledger
     no_keep: list[_Keepable] = []  # shared: nothing to keep
-    todo: list[tuple[RRset, bytes, int, bytes, Sequence[int]]] = []
+    todo: list[Todo] = []
     by_signers: dict[tuple[int, ...], int] = {}
     # No old signature at all (a zone signed for the first time): every RRset goes
     # straight to the signing queue, in the order pass 2 would have put it there.
@@ -480,7 +536,7 @@ def sign_rrsets(
     good = {cid for cid, ok in zip(check_ids, verdicts, strict=True) if ok}
 
     # Pass 2: keep what holds; decide which keys must sign what.
-    generated = retained = 0
+    retained = 0
     per_key: dict[int, int] = {}
     plans.reverse()  # popped in order below: each plan freed once its todo entry exists
     for pos in range(len(plans)):
@@ -511,28 +567,48 @@ def sign_rrsets(
     for signers, count in by_signers.items():
         for idx in signers:
             per_key[idx] = per_key.get(idx, 0) + count
+    return RrsetPlan(todo, out_sigs, retained, per_key)
+
+
+def sign_rrsets(
+    to_sign: list[tuple[RRset, bytes, int]],
+    old_sigs: Mapping[dns.name.Name, Mapping[int, RRset]],
+    keys: Sequence[SigningKey],
+    params: SignParams,
+    now: int,
+    origin: dns.name.Name,
+    rdclass: int,
+    *,
+    previous: Zone | None = None,
+) -> SignedRRsets:
+    """Sign the RRsets of ``to_sign`` (``(RRset, owner wire, labels field)``, see
+    :func:`signable`; the list is consumed: it is empty on return), keeping each existing
+    signature of ``old_sigs`` (owner -> covered type -> RRSIG RRset) that is by a key that
+    should sign the RRset, not due for refresh and valid.  Validity is taken on trust for
+    the previous version's own signatures over identical RRsets (``previous``) and for
+    ledger hits (``params.ledger``); everything else is checked with ``params.verify_batch``.
+    This is the one signing step of both the full run (:func:`sign_zone`) and the command
+    line's re-sign of an edited file (:mod:`dnsseal.signfile.resign`); the decisions are
+    :func:`plan_rrsets`'s."""
+    plan = plan_rrsets(to_sign, old_sigs, keys, params, now, origin, rdclass,
+                       previous=previous)  # fmt: skip
+    todo, out_sigs, per_key = plan.todo, plan.kept, plan.per_key
+    ledger = params.ledger
+    generated = 0
 
     # Pass 3: stream the data to sign through the batch signer; signatures come back in
     # order while later data is still being built (bounded memory, overlapped work).
     # (rrset, owner wire, RRSIG head, RRset data, key index)
     pending: deque[tuple[RRset, bytes, bytes, bytes, int]] = deque()
-    heads: dict[tuple[int, int, int, int, int], bytes] = {}
-    jitter = params.jitter
+    heads = RrsigHeads(keys, params, now, origin)
 
     def stream() -> Iterator[tuple[int, bytes]]:
         todo.reverse()
         while todo:  # consumed as streamed: the signed data is not held twice
             rrset, owner, labels, rrs_wire, idxs = todo.pop()
-            base = key_exp if rrset.rtype in KEYSET_TYPES else expiration
-            exp = _jittered(base, jitter, owner, rrset.rtype) if jitter > 0 else base
+            exp = heads.expiration_of(rrset.rtype, owner)
             for idx in idxs:
-                hkey = (rrset.rtype, labels, rrset.ttl, exp, idx)
-                head = heads.get(hkey)
-                if head is None:
-                    k = keys[idx].key
-                    rrsig = Rrsig(rrset.rtype, k.algorithm, labels, rrset.ttl, exp, inception,
-                                  k.tag, origin)  # fmt: skip
-                    head = heads[hkey] = rrsig.head_wire()
+                head = heads.head(rrset.rtype, labels, rrset.ttl, exp, idx)
                 pending.append((rrset, owner, head, rrs_wire, idx))
                 yield idx, head + rrs_wire
 
@@ -567,4 +643,4 @@ def sign_rrsets(
         entry[1][key[1]] = RRset(name, T.RRSIG, ttl, sorted_rdatas)
     sig_nodes = dict(by_owner.values())
     del by_owner
-    return SignedRRsets(sig_nodes, generated, retained, per_key)
+    return SignedRRsets(sig_nodes, generated, plan.retained, per_key)

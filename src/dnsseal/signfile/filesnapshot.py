@@ -254,10 +254,7 @@ class SnapshotBuilder:
         self.table: list[tuple[int, ...]] = []
         self._ids: dict[tuple[int, ...], int] = {}
         self._by_order: dict[tuple[int, ...], int] = {}
-        self._times: dict[tuple[bytes, bytes], tuple[int, int]] = {}
         self.header = header
-        self._by_text: dict[tuple[bytes, ...], int] = {}
-        self._bitmaps_by_text: dict[bytes, int] = {}
         self.chain = array("I")
         self.chain_bitmaps = array("H")
         self.bitmaps: list[bytes] = []
@@ -265,6 +262,7 @@ class SnapshotBuilder:
         self.pages = bytearray()
         self._page = hashlib.sha256()
         self._page_rows = 0
+        self._rows = RowMaker(nsec3 is not None, now, self.cols)
 
     def _page_text(self, text: bytes | memoryview, rows: int) -> None:
         """Add the text of ``rows`` rows (that do not complete more than the open page)."""
@@ -339,27 +337,116 @@ class SnapshotBuilder:
     def add_text(self, text: bytes) -> None:
         """Record one block from its text, as dnsseal writes it: lines ``owner<TAB>TTL
         <TAB>CLASS<TAB>TYPE<TAB>RDATA``, all of one owner, each ending in a newline."""
+        self._rows.add(text, text_groups(text))
+        self._page_text(text, 1)
+        self._take_rows(self._rows, len(self.cols) - 1)
+
+    def add_rows(self, data: bytes | memoryview, rows: RowMaker) -> None:
+        """Record the blocks whose texts, one after another, are ``data``, from their rows
+        (made apart, perhaps in another process: see :class:`RowMaker`)."""
+        start = len(self.cols)
+        self.cols.extend_rows(rows.cols, 0, len(rows.cols), rows.owner_offsets(), rows.offsets())
+        self._take_rows(rows, start)
+        view = memoryview(data)
+        lens = rows.cols.lens
+        row, pos, end = 0, 0, len(lens)
+        while row < end:
+            take = min(PAGE - self._page_rows, end - row)
+            size = sum(lens[row : row + take])
+            self._page_text(view[pos : pos + size], take)
+            row += take
+            pos += size
+
+    def _take_rows(self, rows: RowMaker, start: int) -> None:
+        """Number the type sets and NSEC3 bitmaps of ``rows``' new rows (the first is row
+        ``start`` here) and forget them there."""
+        add = self.cols.typesets.append
+        typeset_id = self.typeset_id
+        for types in rows.types:
+            add(typeset_id(types))
+        rows.types.clear()
+        for row, bitmap in rows.nsec3:
+            self.chain.append(start + row)
+            self.chain_bitmaps.append(self.bitmap_id(bitmap))
+        rows.nsec3.clear()
+
+    def feed(self, batch: bytes, lens: bytes) -> None:
+        """Record the blocks whose texts, one after another, are ``batch`` (their lengths
+        packed by :func:`pack_lengths`)."""
+        pos = 0
+        view = memoryview(batch)
+        for size in _column("I", lens):
+            self.add_text(bytes(view[pos : pos + size]))
+            pos += size
+
+    def to_bytes(self, chain_ttl: int | None = None) -> bytes:
+        """The encoded snapshot (``chain_ttl``: the TTL of the chain records, when it was
+        not known when the builder was made)."""
+        if chain_ttl is not None:
+            self.chain_ttl = chain_ttl
+        if self._page_rows:
+            self._close_page()  # the last page, not full
+        return encode(self)
+
+
+class RowMaker:
+    """Makes the rows of blocks of text (:meth:`add`) but for the numbers a
+    :class:`SnapshotBuilder` assigns: the type set of each row is kept in :attr:`types`
+    and the NSEC3 type bitmap of each NSEC3-only owner in :attr:`nsec3` (row, bitmap) until
+    the builder takes them.  A worker process that writes blocks makes their rows with its
+    own maker, from the groups of lines it knows, and the builder takes them whole
+    (:meth:`SnapshotBuilder.add_rows`): the same rows as the builder makes from the text
+    (``nsec3``: the run has an NSEC3 chain; ``now``: as the builder's)."""
+
+    __slots__ = ("_bitmaps", "_times", "cols", "now", "nsec3", "nsec3_chain", "types")
+
+    def __init__(self, nsec3_chain: bool, now: int, cols: Columns | None = None) -> None:
+        self.nsec3_chain = nsec3_chain
+        self.now = now
+        self.cols = cols if cols is not None else Columns.empty()
+        self.types: list[tuple[int, ...]] = []
+        self.nsec3: list[tuple[int, bytes]] = []
+        self._times: dict[tuple[bytes, bytes], tuple[int, int]] = {}
+        self._bitmaps: dict[bytes, bytes] = {}
+
+    def __getstate__(self) -> tuple[bool, int, Columns, list[tuple[int, ...]],
+                                    list[tuple[int, bytes]]]:  # fmt: skip
+        return self.nsec3_chain, self.now, self.cols, self.types, self.nsec3
+
+    def __setstate__(self, state: tuple[bool, int, Columns, list[tuple[int, ...]],
+                                        list[tuple[int, bytes]]]) -> None:  # fmt: skip
+        self.nsec3_chain, self.now, self.cols, self.types, self.nsec3 = state
+        self._times = {}
+        self._bitmaps = {}
+
+    def owner_offsets(self) -> list[int]:
+        return list(accumulate(self.cols.owner_lens, initial=0))
+
+    def offsets(self) -> list[int]:
+        return list(accumulate(self.cols.ngroups, initial=0))
+
+    def add(self, text: bytes, groups: Sequence[tuple[int, int, int, int]]) -> None:
+        """Record one block from its text and its groups of lines (``(type, start, sigs_at,
+        end)``, as :func:`text_groups` finds them)."""
         cols = self.cols
         cols.lens.append(len(text))
         cols.digests += hashlib.sha256(text).digest()[:DIGEST_SIZE]
-        self._page_text(text, 1)
         owner = text[: text.find(b"\t")]
         cols.owner_lens.append(len(owner))
         cols.owners += owner
-        types: list[bytes] = []
+        types: list[int] = []
         nsec3 = b""
-        groups = 0
         sha256 = hashlib.sha256
         add_type, digests = cols.group_types.append, cols.group_digests
-        for _, covered, start, sigs_at, end in line_groups(text):
-            add_type(type_of(covered))
+        for covered, start, sigs_at, end in groups:
+            add_type(covered)
             digests += sha256(text[start:sigs_at]).digest()[:DIGEST_SIZE]
             digests += sha256(text[sigs_at:end]).digest()[:DIGEST_SIZE]
-            groups += 1
             if start < sigs_at and covered not in types:
                 types.append(covered)
-                if covered == b"NSEC3":  # one line: its RDATA for the bitmap
+                if covered == T.NSEC3:  # one line: its RDATA for the bitmap
                     nsec3 = text[text.rfind(b"\t", start, sigs_at) + 1 : sigs_at - 1]
+        ngroups = len(groups)
         # The RRSIG lines' times, found in one pass (a block's are nearly always the same).
         pairs = _RRSIG_TIMES.findall(text)
         count = len(pairs)
@@ -371,31 +458,18 @@ class SnapshotBuilder:
                 t = times[pair] = (self._time(pair[0]), self._time(pair[1]))
             lo = min(lo, t[0])
             hi = max(hi, t[1])
-        if groups > 255:  # not recorded (never seen: a type each): nothing taken on trust
-            del cols.group_types[-groups:]
-            del cols.group_digests[-groups * 2 * DIGEST_SIZE :]
-            groups = 0
-        cols.ngroups.append(groups)
-        names = tuple(types)
-        tid = self._by_text.get(names)
-        if tid is None:
-            tid = self._by_text[names] = self.typeset_id(tuple(type_of(t) for t in types))
-        cols.typesets.append(tid)
-        if self.nsec3 is not None and names == (b"NSEC3",):
-            self.chain.append(len(cols.lens) - 1)
-            self.chain_bitmaps.append(self._nsec3_bitmap(nsec3))
+        if ngroups > 255:  # not recorded (never seen: a type each): nothing taken on trust
+            del cols.group_types[-ngroups:]
+            del cols.group_digests[-ngroups * 2 * DIGEST_SIZE :]
+            ngroups = 0
+        cols.ngroups.append(ngroups)
+        key = tuple(types)
+        self.types.append(key)
+        if self.nsec3_chain and key == _NSEC3_ONLY:
+            self.nsec3.append((len(self.types) - 1, self._nsec3_bitmap(nsec3)))
         cols.sigs.append(min(count, 0xFFFF))
         cols.min_exp.append(lo)
         cols.max_inc.append(hi)
-
-    def feed(self, batch: bytes, lens: bytes) -> None:
-        """Record the blocks whose texts, one after another, are ``batch`` (their lengths
-        packed by :func:`pack_lengths`)."""
-        pos = 0
-        view = memoryview(batch)
-        for size in _column("I", lens):
-            self.add_text(bytes(view[pos : pos + size]))
-            pos += size
 
     def _time(self, text: bytes) -> int:
         """An RRSIG time as written (YYYYMMDDHHMMSS: the 32-bit value as a UTC date), as
@@ -403,25 +477,25 @@ class SnapshotBuilder:
         value = calendar.timegm(time.strptime(text.decode("ascii"), "%Y%m%d%H%M%S"))
         return absolute_time(value, self.now)
 
-    def _nsec3_bitmap(self, rdata: bytes) -> int:
-        """The bitmap index of an NSEC3 record written as ``rdata`` (its types after the
+    def _nsec3_bitmap(self, rdata: bytes) -> bytes:
+        """The type bitmap of an NSEC3 record written as ``rdata`` (its types after the
         next hashed owner)."""
         fields = rdata.split(b" ", 5)
         types = fields[5] if len(fields) > 5 else b""
-        got = self._bitmaps_by_text.get(types)
+        got = self._bitmaps.get(types)
         if got is None:
-            bitmap = type_bitmap(type_of(t) for t in types.split())
-            got = self._bitmaps_by_text[types] = self.bitmap_id(bitmap)
+            got = self._bitmaps[types] = type_bitmap(type_of(t) for t in types.split())
         return got
 
-    def to_bytes(self, chain_ttl: int | None = None) -> bytes:
-        """The encoded snapshot (``chain_ttl``: the TTL of the chain records, when it was
-        not known when the builder was made)."""
-        if chain_ttl is not None:
-            self.chain_ttl = chain_ttl
-        if self._page_rows:
-            self._close_page()  # the last page, not full
-        return encode(self)
+
+_NSEC3_ONLY = (int(T.NSEC3),)
+
+
+def text_groups(text: bytes) -> list[tuple[int, int, int, int]]:
+    """The groups of lines of one block of text (:func:`line_groups`) as
+    :meth:`RowMaker.add` takes them: ``(type, start, sigs_at, end)``."""
+    return [(type_of(covered), start, sigs_at, end)
+            for _, covered, start, sigs_at, end in line_groups(text)]  # fmt: skip
 
 
 def line_groups(text: bytes) -> Iterator[tuple[bytes, bytes, int, int, int]]:

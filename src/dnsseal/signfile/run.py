@@ -5,7 +5,11 @@ It decides everything between the options and the files: which way to read (the 
 path of :mod:`dnsseal.signfile.resign`, which reads only what changed since this signer
 wrote the file, or the whole file), which keys sign, the ledger of signatures it trusts,
 the verification of the result before it is put in place, and the writing of the signed
-file, its ledger and its snapshot.  The signing itself is :func:`dnsseal.signer.sign_zone`.
+file, its ledger and its snapshot.  A whole-file run that does not verify the result in
+memory (``-P``, no ``-a``, no ``-D``) signs while it writes: :func:`dnsseal.signer.staged.
+stage_zone`, then worker processes sign and format ranges of owners
+(:mod:`dnsseal.signfile.stream`); the others sign with :func:`dnsseal.signer.sign_zone` and
+then write.  Both write the same bytes.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import dataclasses
 import functools
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, TextIO
 
@@ -27,8 +32,9 @@ from dnsseal.keys import ksr
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, check_iterations, sign_zone
 from dnsseal.signer.sign import SignStats
 from dnsseal.signer.skr import check_response, sign_with_response
+from dnsseal.signer.staged import StagedZone, stage_zone
 from dnsseal.signer.verify import VerifyOptions, verify_zone
-from dnsseal.signfile import textpool
+from dnsseal.signfile import stream, textpool
 from dnsseal.signfile.edits import Edits
 from dnsseal.signfile.filesnapshot import SnapshotBuilder, mac_key, zone_file_blocks
 from dnsseal.signfile.helper import ProcessSnapshot, helper_setup, watch_parent
@@ -72,8 +78,9 @@ class SignFileRequest:
     put in place, as dnssec-signzone does: nothing is written when it fails.  ``check``
     (``-a``) verifies it even with ``verify`` off, and reads the whole file.  ``skr``: an
     offline KSK's Signed Key Response supplies the key set and its signatures.
-    ``workers``: processes for formatting the output text of a large zone (the signing's
-    are ``params.batch``'s)."""
+    ``workers``: processes that sign and format the output of a full signing (other
+    signing, e.g. with ``check``, is ``params.batch``'s); ``progress(done, total)`` is
+    told how far that has come (in owners)."""
 
     zonefile: str
     origin: dns.name.Name
@@ -88,6 +95,7 @@ class SignFileRequest:
     edits: Edits = dataclasses.field(default_factory=Edits)
     skr: str | None = None
     workers: int = 1
+    progress: Callable[[int, int], None] | None = dataclasses.field(default=None, compare=False)
 
     @property
     def out(self) -> str:
@@ -250,8 +258,11 @@ def _sign_careful(request: SignFileRequest, out: str, now: int, use_ledger: bool
     """Read the whole input, sign it and write the output (and its ledger file)."""
     head = header_text(header).encode()
     helper = None
-    if use_ledger and out != "-" and zonefile.file_size(request.zonefile) >= HELPER_MIN:
-        # Started before the zone is read, so it stays small.
+    streaming = not check and not request.edits.dnssec_only
+    if (use_ledger and out != "-" and not streaming
+            and zonefile.file_size(request.zonefile) >= HELPER_MIN):  # fmt: skip
+        # Started before the zone is read, so it stays small.  (A streaming run's workers
+        # make the snapshot's rows themselves.)
         setup = functools.partial(helper_setup, os.getpid())
         helper = ProcessSnapshot(request.origin, dns.rdataclass.IN, request.params.nsec3, 0,
                                  now, head, setup=setup)  # fmt: skip
@@ -277,6 +288,11 @@ def _sign_whole_file(request: SignFileRequest, out: str, now: int, use_ledger: b
                 raw = zonefile.read_ledger(path)
                 known |= (parse_ledger(raw) or set()) if raw is not None else set()
         ledger = SignatureLedger(keys, known)
+    if not check and not edits.dnssec_only:  # (keep in step with _sign_careful)
+        # Signed and written at once, piece by piece (no signed zone is built).
+        staged = stage_zone(zone, keys, dataclasses.replace(params, ledger=ledger), now)
+        del zone
+        return _write_streaming(request, out, staged, keys, now, head, ledger, stdout)
     signed = sign_zone(zone, keys, dataclasses.replace(params, ledger=ledger), now)
     del zone
     if check:
@@ -303,4 +319,34 @@ def _sign_whole_file(request: SignFileRequest, out: str, now: int, use_ledger: b
     del signed  # the zone's memory, before the snapshot's arrives
     key = mac_key(keys, origin, ksk_only=params.ksk_only, ignore_ksk_flag=params.ignore_ksk_flag)
     zonefile.write_ledger(out, pack_ledger(ledger.made, sink.to_bytes(chain_ttl=ttl), key))
+    return stats
+
+
+def _write_streaming(request: SignFileRequest, out: str, staged: StagedZone,
+                     keys: list[SigningKey], now: int, head: bytes,
+                     ledger: SignatureLedger | None,
+                     stdout: TextIO | None) -> SignStats:  # fmt: skip
+    """Sign the staged zone while writing it (:mod:`dnsseal.signfile.stream`); the ledger
+    file's snapshot is made of the rows the workers make with the text."""
+    origin, params = request.origin, request.params
+    ttl = staged.zone.soa().negative_ttl  # the TTL of the chain records
+    sink: SnapshotBuilder | None = None
+    if ledger is not None and out != "-":
+        sink = SnapshotBuilder(origin, staged.zone.rdclass, params.nsec3, ttl, now, head)
+    tally = stream.StreamTally()
+    setup = functools.partial(watch_parent, os.getpid())
+    feed = sink.add_rows if sink is not None else None
+    blocks = stream.signed_zone_blocks(staged, head, feed, tally, request.workers, setup,
+                                request.progress)  # fmt: skip
+    if out == "-":
+        assert stdout is not None
+        stdout.writelines(block.decode() for block in blocks)
+    else:
+        zonefile.write_chunks(out, blocks)
+    stats = tally.stats(staged)
+    del staged
+    if sink is not None and ledger is not None:
+        key = mac_key(keys, origin, ksk_only=params.ksk_only,
+                      ignore_ksk_flag=params.ignore_ksk_flag)  # fmt: skip
+        zonefile.write_ledger(out, pack_ledger(ledger.made, sink.to_bytes(chain_ttl=ttl), key))
     return stats

@@ -123,6 +123,20 @@ def _rrsig_text(rd: bytes, rdclass: int) -> str:
     return text
 
 
+def _rrset_text(rrset: RRset, owner_text: str, rdclass: int) -> str:
+    """:func:`format_rrset`'s lines, each ending in a newline, as one string (one RDATA
+    without the lists: the common case)."""
+    rtype = rrset.rtype
+    head = f"{owner_text}\t{rrset.ttl}\t{_class_type_text(rdclass, rtype)}"
+    text = _rrsig_text if rtype == T.RRSIG else None
+    rds = rrset.rdatas
+    if len(rds) == 1:
+        if text is not None:
+            return f"{head}{text(rds[0], rdclass)}\n"
+        return f"{head}{rdtext.rdata_text(rtype, rds[0], rdclass)}\n"
+    return "\n".join(format_rrset(rrset, owner_text, rdclass)) + "\n"
+
+
 def format_rrset(rrset: RRset, owner_text: str, rdclass: int = dns.rdataclass.IN) -> list[str]:
     """The lines of one RRset: ``owner TTL CLASS TYPE RDATA``."""
     head = f"{owner_text}\t{rrset.ttl}\t{_class_type_text(rdclass, rrset.rtype)}"
@@ -183,20 +197,43 @@ def name_block(node: Mapping[int, RRset], sigs: Mapping[int, RRset], owner: str,
                rdclass: int = dns.rdataclass.IN) -> str:  # fmt: skip
     """The lines of one owner (``owner`` is its text): each RRset, SOA, DNSKEY and NS
     first, followed by its RRSIGs; one record per line, each line ending in a newline."""
-    lines: list[str] = []
+    return name_block_groups(node, sigs, owner, rdclass)[0]
+
+
+# A group of a block's lines: (type, start, start of its RRSIG lines, end), offsets in the
+# block's text.
+Group = tuple[int, int, int, int]
+
+
+def name_block_groups(node: Mapping[int, RRset], sigs: Mapping[int, RRset], owner: str,
+                      rdclass: int = dns.rdataclass.IN) -> tuple[str, list[Group]]:  # fmt: skip
+    """:func:`name_block`'s text and where its groups of lines are: for each type in
+    output order, the RRset's lines from ``start`` and the lines of its RRSIGs from the
+    third offset to ``end`` (the groups ``dnsseal.signfile.filesnapshot.line_groups``
+    finds in the text)."""
     if len(node) == 1 and len(sigs) <= 1 and (not sigs or sigs.keys() == node.keys()):
         types = list(node)  # the common case: one RRset, perhaps signed
     else:
         types = _types_in_order(node, sigs)
+    parts: list[str] = []
+    groups: list[Group] = []
+    pos = 0
     for rtype in types:
+        start = pos
         rrset = node.get(rtype)
-        if rrset is not None:
-            lines += format_rrset(rrset, owner, rdclass)
+        if rrset is not None and rrset.rdatas:
+            part = _rrset_text(rrset, owner, rdclass)
+            parts.append(part)
+            pos += len(part)
+        sigs_at = pos
         sig = sigs.get(rtype)
-        if sig is not None:
-            lines += format_rrset(sig, owner, rdclass)
-    lines.append("")
-    return "\n".join(lines)
+        if sig is not None and sig.rdatas:
+            part = _rrset_text(sig, owner, rdclass)
+            parts.append(part)
+            pos += len(part)
+        if pos > start:
+            groups.append((rtype, start, sigs_at, pos))
+    return "".join(parts), groups
 
 
 def format_zone(zone: Zone, *, header: Iterable[str] = ()) -> str:

@@ -229,3 +229,22 @@ def _parsed(snap: ZoneSnapshot) -> int:
         for table in (n.rrsets, n.sigs)
         for _ in getattr(table, "_done", None) or {}
     )
+
+
+def test_caches_stay_bounded_and_right() -> None:
+    """More distinct names, times and bitmaps than the caches hold: still dnspython's text
+    (the caches empty themselves when full)."""
+    owner = dns.name.from_text("example.")
+    for i in range(5000):
+        target = dns.name.from_text(f"n{i}.example.")
+        for rd in (
+            _make(T.NS, target),
+            _make(T.RRSIG, T.A, 13, 2, 300, 2_000_000_000 + i, 1_000_000_000, 7, target, b"s" * 64),
+            _make(T.NSEC, target, _bitmap([1, 46, 47, 256 + i % 4000])),
+        ):
+            wire = _wire(rd)
+            assert record_line((owner, rd.rdtype, 60, wire)) == _old_line(
+                owner, rd.rdtype, 60, wire
+            )
+    assert len(rrtext._NAME_CACHE) <= rrtext._NAME_CACHE_MAX
+    assert len(rrtext._BITMAP_TEXT) <= 4096

@@ -32,7 +32,9 @@ _SPECIAL = frozenset(b'"().;\\@$')
 _PLAIN = bytes(c for c in range(0x21, 0x7F) if c not in _SPECIAL)
 
 _NAME_CACHE: dict[bytes, str] = {}
-_NAME_CACHE_MAX = 4096  # repeated names (RRSIG signers, NS/MX targets); owners occur once
+# Repeated names (RRSIG signers, NS/MX targets) hit; the caches are emptied when full, so
+# a server formatting thousands of zones keeps the current zone's names, not the first's.
+_NAME_CACHE_MAX = 4096
 _TYPE_TEXT: dict[int, str] = {}
 _TIME_TEXT: dict[int, str] = {}
 _BITMAP_TEXT: dict[bytes, str] = {}
@@ -84,8 +86,9 @@ def _name(wire: bytes, offset: int) -> tuple[str, int]:
             labels.append(_label_text(key[i + 1 : i + 1 + key[i]]))
             i += key[i] + 1
         text = ".".join(labels) + "." if labels else "."
-        if len(_NAME_CACHE) < _NAME_CACHE_MAX:
-            _NAME_CACHE[key] = text
+        if len(_NAME_CACHE) >= _NAME_CACHE_MAX:
+            _NAME_CACHE.clear()
+        _NAME_CACHE[key] = text
     return text, end
 
 
@@ -117,8 +120,9 @@ def _time(t: int) -> str:
     s = _TIME_TEXT.get(t)
     if s is None:
         s = time.strftime("%Y%m%d%H%M%S", time.gmtime(t))
-        if len(_TIME_TEXT) < 65536:  # signing times repeat (jitter spreads a few)
-            _TIME_TEXT[t] = s
+        if len(_TIME_TEXT) >= 65536:  # signing times repeat (jitter spreads a few)
+            _TIME_TEXT.clear()
+        _TIME_TEXT[t] = s
     return s
 
 
@@ -149,8 +153,9 @@ def _bitmap(wire: bytes) -> str:
         parts.append(" " + " ".join(types))
         i += 2 + n
     s = "".join(parts)
-    if len(_BITMAP_TEXT) < 4096:  # zones have few distinct bitmaps
-        _BITMAP_TEXT[wire] = s
+    if len(_BITMAP_TEXT) >= 4096:  # zones have few distinct bitmaps
+        _BITMAP_TEXT.clear()
+    _BITMAP_TEXT[wire] = s
     return s
 
 

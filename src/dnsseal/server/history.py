@@ -21,6 +21,7 @@ from dnsseal.errors import DnssealError
 from dnsseal.proto.snapshot import SOA, ZoneSnapshot
 from dnsseal.proto.xfr import Record, group_records
 from dnsseal.storage.journal import Journal, Transaction
+from dnsseal.zone.rrtext import labels_text, rrset_wire_lines
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,18 @@ MAX_CHANGES = 100
 
 
 def record_lines(snap: ZoneSnapshot) -> set[str]:
-    """Every record of ``snap`` as one presentation line with absolute names."""
-    out = set()
-    for rrset in snap.records():
-        owner = rrset.name.to_text()
-        rtype = dns.rdatatype.to_text(rrset.rdtype)
-        for rd in rrset:
-            out.add(f"{owner} {rrset.ttl} IN {rtype} {rd.to_text()}")
+    """Every record of ``snap`` as one presentation line with absolute names (dnspython's
+    text), read from the snapshot's stored wire: no RRset or Rdata object is made or left
+    in the snapshot (reading its LazyRRsets would keep a big zone's records parsed)."""
+    out: set[str] = set()
+    owner: dns.name.Name | None = None
+    owner_text, owner_len = "", 0
+    for name, wire in snap.record_wires():
+        if name is not owner:
+            owner = name
+            owner_text = labels_text(name.labels)
+            owner_len = sum(len(label) + 1 for label in name.labels)
+        out.update(rrset_wire_lines(owner_text, owner_len, wire))
     return out
 
 

@@ -20,6 +20,7 @@ from dnsseal.keys.model import key_tag
 from dnsseal.signer.rrsig import absolute_time
 from dnsseal.zone.diff import Record, ZoneDiff, diff
 from dnsseal.zone.model import OwnerName, RRset, Zone
+from dnsseal.zone.rrtext import labels_text, record_text
 from dnsseal.zone.text import parse_zone_text
 
 T = dns.rdatatype
@@ -41,12 +42,23 @@ class Version:
         return self.zone.soa().serial
 
 
+# The last owner's labels and text: records come grouped by owner, its text is made once.
+_LAST_OWNER: list[tuple[tuple[bytes, ...], str]] = [((), "")]
+
+
 def record_line(rec: Record) -> str:
-    """A diff record as one presentation line with an absolute owner (journal format)."""
+    """A diff record as one presentation line with an absolute owner (journal format):
+    exactly dnspython's text (the journal removes records by matching it), made without
+    building an Rdata object for the usual types (see :mod:`dnsseal.zone.rrtext`)."""
     name, rtype, ttl, wire = rec
-    rt = dns.rdatatype.RdataType(rtype)
-    rd = dns.rdata.from_wire(IN, rt, wire, 0, len(wire))
-    return f"{name.to_text()} {ttl} IN {dns.rdatatype.to_text(rt)} {rd.to_text()}"
+    labels = name.labels
+    last = _LAST_OWNER[0]
+    if last[0] == labels:
+        owner = last[1]
+    else:
+        owner = labels_text(labels) if name.is_absolute() else name.to_text()
+        _LAST_OWNER[0] = (labels, owner)
+    return record_text(owner, rtype, ttl, wire)
 
 
 def zone_from_lines(lines: Iterable[str], origin: dns.name.Name) -> Zone:

@@ -169,7 +169,9 @@ def one_update(server: Server, i: int, timeout: float) -> float:
     )
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        [tool("nsupdate"), "-y", f"hmac-sha256:ddns:{SECRET}"],
+        # TCP (-v), waiting up to the timeout: over UDP nsupdate gives up after three 3 s
+        # tries while a slow server is still working on the UPDATE.
+        [tool("nsupdate"), "-v", "-t", str(int(timeout)), "-y", f"hmac-sha256:ddns:{SECRET}"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -3,11 +3,15 @@
 Only the main process signs, takes dynamic updates and writes the journal.  Each worker is
 joined to it by a unix socket pair made before the fork, carrying length-prefixed frames:
 
-* main -> worker ``Z``: new versions of inline-signed zones (each the signed zone model in
-  a compact form: owners as label tuples, RRsets as wire RDATA), each with a sequence
-  number; the versions pushed while the previous frame went out travel together (at most
-  :data:`FRAME_ZONES`), so bringing up many zones costs a frame and a thread hop per
-  batch, not per zone;
+* main -> worker ``Z``: new versions of inline-signed zones, each with a sequence number:
+  the signed zone model in a compact form (owners as label tuples, RRsets as wire RDATA),
+  or, when the worker has the version before it and little changed (an UPDATE), only the
+  records removed and added, which the worker applies to its copy of the model and
+  snapshot in O(change); the versions pushed while the previous frame went out travel
+  together (at most :data:`FRAME_ZONES`), so bringing up many zones costs a frame and a
+  thread hop per batch, not per zone;
+* worker -> main ``N``: the worker could not apply a change (it lacks the version it
+  applies to): the main process sends the zone's latest version whole;
 * worker -> main ``A``: the versions of a frame are now served (its last sequence number);
 * worker -> main ``U``: an UPDATE (or another message only the main process may answer)
   the kernel handed to the worker, with a request number and the client's address;
@@ -33,16 +37,19 @@ from typing import Any
 
 import dns.name
 
-from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model
+from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model, update_from_model
 from dnsseal.zone import model
+from dnsseal.zone.diff import ZoneDiff, diff_at
+from dnsseal.zone.diff import apply as apply_diff
 
 log = logging.getLogger(__name__)
 
 FRAME = struct.Struct("!IB")  # payload length, kind
-ZONE, ACK, UPDATE, REPLY = b"Z", b"A", b"U", b"R"
+ZONE, ACK, UPDATE, REPLY, NEED = b"Z", b"A", b"U", b"R", b"N"
 ACK_TIMEOUT = 10.0  # seconds the main process waits for workers to take a new version
 RELAY_TIMEOUT = 30.0  # seconds a worker waits for the main process to answer an UPDATE
 FRAME_ZONES = 100  # zone versions sent in one frame at most
+DIFF_RECORDS = 2000  # a version changing more records than this is sent whole
 
 Packed = tuple[tuple[bytes, ...], list[Any], list[Any]]
 
@@ -123,7 +130,8 @@ class MainLinks:
         self.links = [_WorkerLink(pid, sock) for pid, sock in links]
         self.on_update = on_update
         self.seq = 0
-        self._queue: asyncio.Queue[tuple[int, str, int, model.Zone]] = asyncio.Queue()
+        self._queue: asyncio.Queue[Pushed] = asyncio.Queue()
+        self._sent: dict[str, model.Zone] = {}  # zone -> the last version queued
         self._tasks: list[asyncio.Task[None]] = []
         self._relays: set[asyncio.Task[None]] = set()
 
@@ -146,7 +154,17 @@ class MainLinks:
         """Send a new version of ``zone_name`` to every worker (in order, in the
         background); :meth:`wait_current` waits for it to be served everywhere."""
         self.seq += 1
-        self._queue.put_nowait((self.seq, zone_name, serial, zone))
+        prev = self._sent.get(zone_name)
+        self._sent[zone_name] = zone
+        self._queue.put_nowait((self.seq, zone_name, serial, zone, prev))
+
+    def _send_whole(self, zone_name: str) -> None:
+        """A worker lacks the version a change applies to: send the latest one whole."""
+        zone = self._sent.get(zone_name)
+        if zone is not None:
+            log.warning("[%s] a worker asked for the whole zone: sending it", zone_name)
+            self.seq += 1
+            self._queue.put_nowait((self.seq, zone_name, zone.soa().serial, zone, None))
 
     async def wait_current(self, timeout: float = ACK_TIMEOUT) -> None:
         """Return once every live worker serves every version pushed so far (or after
@@ -188,6 +206,8 @@ class MainLinks:
                 if kind == ACK:
                     link.acked = max(link.acked, int(payload))
                     link.changed.set()
+                elif kind == NEED:
+                    self._send_whole(payload.decode())
                 elif kind == UPDATE:
                     task = asyncio.ensure_future(self._relayed(link, payload))
                     self._relays.add(task)
@@ -211,26 +231,93 @@ class MainLinks:
                 await link.writer.drain()
 
 
-def _pack_versions(items: list[tuple[int, str, int, model.Zone]]) -> bytes:
-    """A ``Z`` frame's payload: (sequence number, zone name, serial, packed zone) each."""
-    return pickle.dumps([(seq, name, serial, pack_zone(zone)) for seq, name, serial, zone in items])
+# (sequence number, zone name, serial, the version, the version queued before it or None)
+Pushed = tuple[int, str, int, model.Zone, model.Zone | None]
 
 
-Built = tuple[str, int, ZoneSnapshot | None]
+def version_change(prev: model.Zone, zone: model.Zone) -> ZoneDiff | None:
+    """The records removed from and added to ``prev`` to make ``zone``, or None when they
+    are more than :data:`DIFF_RECORDS`.  Finds the changed owners by identity: a version
+    made by :func:`dnsseal.zone.diff.apply` shares every unchanged node with the one before
+    (one pass over the owners, no record compared)."""
+    if prev.origin != zone.origin:
+        return None
+    names: set[dns.name.Name] = set()
+    for before, after in ((prev.rrsets, zone.rrsets), (prev.rrsigs, zone.rrsigs)):
+        if before is after:
+            continue
+        for name, node in after.items():
+            if before.get(name) is not node:
+                names.add(name)
+                if len(names) > DIFF_RECORDS:  # (two unrelated models: every node differs)
+                    return None
+        names.update(before.keys() - after.keys())
+        if len(names) > DIFF_RECORDS:
+            return None
+    change = diff_at(prev, zone, names)
+    if len(change.removed) + len(change.added) > DIFF_RECORDS:
+        return None
+    return change
 
 
-def _build_versions(payload: bytes) -> tuple[int, list[Built]]:
+def _pack_versions(items: list[Pushed]) -> bytes:
+    """A ``Z`` frame's payload: (sequence number, zone name, serial, the version) each, the
+    version either ``(b"F", packed zone)`` or ``(b"D", serial before, removed, added)``."""
+    out: list[tuple[int, str, int, tuple[Any, ...]]] = []
+    for seq, name, serial, zone, prev in items:
+        change = version_change(prev, zone) if prev is not None else None
+        if prev is None or change is None:
+            out.append((seq, name, serial, (b"F", pack_zone(zone))))
+        else:
+            removed = [(n.labels, t, ttl, rd) for n, t, ttl, rd in change.removed]
+            added = [(n.labels, t, ttl, rd) for n, t, ttl, rd in change.added]
+            out.append((seq, name, serial, (b"D", prev.soa().serial, removed, added)))
+    return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+# zone name, serial, the new snapshot and model (None: not built), whether it lacked a base
+Built = tuple[str, int, ZoneSnapshot | None, model.Zone | None, bool]
+
+
+def _build_versions(
+    payload: bytes, models: dict[str, model.Zone], snaps: dict[str, ZoneSnapshot]
+) -> tuple[int, list[Built]]:
     """The snapshots of a ``Z`` frame's versions (None for one that could not be built:
-    logged), and its last sequence number."""
+    logged), and its last sequence number.  ``models`` / ``snaps``: the versions this
+    worker serves, which a change applies to (read only: a change to a version earlier in
+    the same frame applies to that one)."""
     out: list[Built] = []
     last = 0
-    for seq, name, serial, packed in pickle.loads(payload):
+    models, snaps = dict(models), dict(snaps)
+    for seq, name, serial, version in pickle.loads(payload):
         last = max(last, seq)
         try:
-            out.append((name, serial, build_from_model(unpack_zone(packed))))
+            if version[0] == b"F":
+                zone = unpack_zone(version[1])
+                snap = build_from_model(zone)
+            else:
+                _, before, removed, added = version
+                base = models.get(name)
+                if base is None or base.soa().serial != before:
+                    log.warning("[%s] worker: no version %d to apply %d to", name, before, serial)
+                    out.append((name, serial, None, None, True))
+                    continue
+                change = ZoneDiff(
+                    tuple((dns.name.Name(n), t, ttl, rd) for n, t, ttl, rd in removed),
+                    tuple((dns.name.Name(n), t, ttl, rd) for n, t, ttl, rd in added),
+                )
+                zone = apply_diff(base, change)
+                old = snaps.get(name)
+                if old is not None and old.serial == before:
+                    names = {r[0] for r in (*change.removed, *change.added)}
+                    snap = update_from_model(old, zone, names)  # O(change)
+                else:
+                    snap = build_from_model(zone)
+            models[name], snaps[name] = zone, snap
+            out.append((name, serial, snap, zone, False))
         except Exception:
             log.exception("[%s] worker: new version %d not served", name, serial)
-            out.append((name, serial, None))
+            out.append((name, serial, None, None, False))
     return last, out
 
 
@@ -248,6 +335,9 @@ class WorkerLink:
         self._pending: dict[int, asyncio.Future[bytes]] = {}
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
+        # the versions served here, which the main process's changes apply to
+        self.models: dict[str, model.Zone] = {}
+        self.snaps: dict[str, ZoneSnapshot] = {}
 
     async def start(self) -> None:
         reader, self.writer = await asyncio.open_connection(sock=self.sock)
@@ -284,15 +374,28 @@ class WorkerLink:
             while True:
                 kind, payload = await _read_frame(reader)
                 if kind == ZONE:
-                    seq, built = await asyncio.to_thread(_build_versions, payload)
-                    for name, serial, snap in built:
-                        if snap is None:
+                    seq, built = await asyncio.to_thread(
+                        _build_versions, payload, self.models, self.snaps
+                    )
+                    lacking = set()
+                    for name, serial, snap, zone, lacked in built:
+                        if lacked:
+                            lacking.add(name)
+                        if snap is None or zone is None:
+                            self.models.pop(name, None)  # a later change cannot apply
                             continue
                         try:
                             self.install(name, snap)
                         except Exception:
                             log.exception("[%s] worker: new version %d not served", name, serial)
-                    if self.writer is not None:
+                            self.models.pop(name, None)
+                            continue
+                        self.models[name], self.snaps[name] = zone, snap
+                    if self.writer is None:
+                        continue
+                    for name in sorted(lacking):
+                        self.writer.write(_frame(NEED, name.encode()))
+                    if not lacking:  # (else the whole version, sent later, is acknowledged)
                         self.writer.write(_frame(ACK, str(seq).encode()))
                 elif kind == REPLY:
                     req, reply = pickle.loads(payload)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -111,7 +112,11 @@ def test_cli_resign_in_place_uses_and_rewrites_the_ledger(dnsseal: Dnsseal,
     src = tmp_path / "example.com"
     src.write_text(FEATURE_ZONE)
     out = tmp_path / "signed"
-    dnsseal("signzone", "-K", kd, "-S", "-q", "-f", out, src)
+    # Fixed times: a replaced signature then equals the original one (deterministic ECDSA)
+    # even when the runs fall in different seconds (the default inception is now-1h).
+    start = time.strftime("%Y%m%d%H%M%S", time.gmtime(clock.now() - 3600))
+    times = ("-s", start, "-e", "+2592000")
+    dnsseal("signzone", "-K", kd, "-S", "-q", *times, "-f", out, src)
     ledger = Path(f"{out}.ledger")
     zone = parse_zone_text(out.read_text(), ORIGIN)
     assert parse_ledger(ledger.read_bytes()) is not None
@@ -123,12 +128,14 @@ def test_cli_resign_in_place_uses_and_rewrites_the_ledger(dnsseal: Dnsseal,
     raw = base64.b64decode(m.group(1))
     bad = base64.b64encode(raw[:-1] + bytes([raw[-1] ^ 1])).decode()
     out.write_text(text[: m.start(1)] + bad + text[m.end(1) :])
-    result = dnsseal("signzone", "-K", kd, "-S", "-q", "-t", "-o", "example.com", "-f", out, out)
+    result = dnsseal(
+        "signzone", "-K", kd, "-S", "-q", "-t", *times, "-o", "example.com", "-f", out, out
+    )
     assert re.search(r"Signatures generated:\s+1\n", result.output), result.output
     assert verify_zone(parse_zone_text(out.read_text(), ORIGIN), clock.now()) == []
     assert parse_zone_text(out.read_text(), ORIGIN) == zone
     # A damaged ledger trusts nothing: all kept signatures are verified, output the same.
     ledger.write_bytes(b"garbage")
-    dnsseal("signzone", "-K", kd, "-S", "-q", "-o", "example.com", "-f", out, out)
+    dnsseal("signzone", "-K", kd, "-S", "-q", *times, "-o", "example.com", "-f", out, out)
     assert parse_zone_text(out.read_text(), ORIGIN) == zone
     assert parse_ledger(ledger.read_bytes()) is not None

@@ -21,7 +21,8 @@ from dnsseal.errors import DnssealError
 from dnsseal.proto.snapshot import SOA, ZoneSnapshot
 from dnsseal.proto.xfr import Record, group_records
 from dnsseal.storage.journal import Journal, Transaction
-from dnsseal.zone.rrtext import labels_text, rrset_wire_lines
+from dnsseal.zone.rdtext import labels_text
+from dnsseal.zone.rrtext import rrset_wire_lines
 
 log = logging.getLogger(__name__)
 

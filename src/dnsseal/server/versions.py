@@ -20,7 +20,8 @@ from dnsseal.keys.model import key_tag
 from dnsseal.signer.rrsig import absolute_time
 from dnsseal.zone.diff import Record, ZoneDiff, diff
 from dnsseal.zone.model import OwnerName, RRset, Zone
-from dnsseal.zone.rrtext import labels_text, record_text
+from dnsseal.zone.rdtext import labels_text
+from dnsseal.zone.rrtext import record_text
 from dnsseal.zone.text import parse_zone_text
 
 T = dns.rdatatype

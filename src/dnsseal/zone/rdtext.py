@@ -28,7 +28,8 @@ _NAME_CACHE_MAX = 4096
 _PLAIN = bytes(c for c in range(0x21, 0x7F) if c not in _SPECIAL)
 
 
-def _label_text(label: bytes) -> str:
+def label_text(label: bytes) -> str:
+    """One label as presentation text, escaped as dnspython escapes it."""
     if not label.translate(None, _PLAIN):  # nothing to escape: the common case
         return label.decode("ascii")
     out = []
@@ -54,7 +55,7 @@ def name_text(wire: bytes, offset: int = 0) -> tuple[str, int]:
         labels = []
         i = 0
         while key[i]:
-            labels.append(_label_text(key[i + 1 : i + 1 + key[i]]))
+            labels.append(label_text(key[i + 1 : i + 1 + key[i]]))
             i += key[i] + 1
         text = ".".join(labels) + "." if labels else "."
         if len(_NAME_CACHE) < _NAME_CACHE_MAX:
@@ -67,7 +68,7 @@ def labels_text(labels: tuple[bytes, ...]) -> str:
     gives it."""
     if len(labels) <= 1:
         return "."
-    return ".".join([_label_text(label) for label in labels[:-1]]) + "."
+    return ".".join([label_text(label) for label in labels[:-1]]) + "."
 
 
 def _b64(data: bytes) -> str:

@@ -23,13 +23,13 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
+from dnsseal.zone.rdtext import label_text
+
 T = dns.rdatatype
 IN = dns.rdataclass.IN
 _RR_FIXED = struct.Struct("!HHIH")
 
 # dns.name escapes these in labels with a backslash, bytes outside 0x21-0x7e as \DDD.
-_SPECIAL = frozenset(b'"().;\\@$')
-_PLAIN = bytes(c for c in range(0x21, 0x7F) if c not in _SPECIAL)
 
 _NAME_CACHE: dict[bytes, str] = {}
 # Repeated names (RRSIG signers, NS/MX targets) hit; the caches are emptied when full, so
@@ -42,27 +42,6 @@ _BITMAP_TEXT: dict[bytes, str] = {}
 
 class _Unsure(Exception):
     """The fast path does not format this RDATA: dnspython does."""
-
-
-def _label_text(label: bytes) -> str:
-    if not label.translate(None, _PLAIN):
-        return label.decode("ascii")
-    out = []
-    for c in label:
-        if c in _SPECIAL:
-            out.append("\\" + chr(c))
-        elif 0x20 < c < 0x7F:
-            out.append(chr(c))
-        else:
-            out.append(f"\\{c:03d}")
-    return "".join(out)
-
-
-def labels_text(labels: tuple[bytes, ...]) -> str:
-    """An absolute name's labels (root label last) as dnspython's ``Name.to_text()``."""
-    if len(labels) <= 1:
-        return "."
-    return ".".join([_label_text(label) for label in labels[:-1]]) + "."
 
 
 def _name(wire: bytes, offset: int) -> tuple[str, int]:
@@ -83,7 +62,7 @@ def _name(wire: bytes, offset: int) -> tuple[str, int]:
         labels = []
         i = 0
         while key[i]:
-            labels.append(_label_text(key[i + 1 : i + 1 + key[i]]))
+            labels.append(label_text(key[i + 1 : i + 1 + key[i]]))
             i += key[i] + 1
         text = ".".join(labels) + "." if labels else "."
         if len(_NAME_CACHE) >= _NAME_CACHE_MAX:

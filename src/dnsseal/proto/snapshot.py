@@ -442,7 +442,7 @@ class LazyRRset(dns.rrset.RRset):
         """``wire``: the records of one RRset with owner ``name`` (uncompressed, as
         :func:`_response_wire` makes them); ``key``: the covered type for RRSIGs."""
         # The attributes dns.rrset.RRset.__init__ sets, without its per-call enum checks.
-        owner = _name_wire_len(name)
+        owner = name_wire_len(name)
         rtype, _, ttl, _ = _RR_FIXED.unpack_from(wire, owner)
         _ITEMS.__set__(self, {})
         self.rdclass = IN
@@ -452,7 +452,7 @@ class LazyRRset(dns.rrset.RRset):
         self.name = name
         self.deleting = None
         self._src: bytes | None = wire
-        self._count = len(_rdata_spans(wire, owner))
+        self._count = len(rdata_spans(wire, owner))
 
     @property
     def items(self) -> dict[Any, None]:
@@ -464,7 +464,7 @@ class LazyRRset(dns.rrset.RRset):
             # Parsed before the source is let go: a reader in another thread (a transfer
             # rendered off the event loop) meanwhile parses it too, never sees it empty.
             rtype = self.rdtype
-            spans = _rdata_spans(wire, _name_wire_len(self.name))
+            spans = rdata_spans(wire, name_wire_len(self.name))
             parsed = [dns.rdata.from_wire(IN, rtype, wire, i, n) for i, n in spans]
             _ITEMS.__set__(self, dict.fromkeys(parsed))
             self._src = None
@@ -490,26 +490,22 @@ def rrsig_expirations(rrset: dns.rrset.RRset) -> list[int]:
     wire = rrset.unparsed() if isinstance(rrset, LazyRRset) else None
     if wire is None:
         return [int(rd.expiration) for rd in rrset]
-    return wire_expirations(wire, _name_wire_len(rrset.name))
+    return wire_expirations(wire, name_wire_len(rrset.name))
 
 
 def wire_expirations(wire: bytes, owner: int) -> list[int]:
     """The expiration fields of the RRSIG records in ``wire`` (uncompressed, owners
     ``owner`` octets long).  RRSIG RDATA: type covered (2), algorithm (1), labels (1),
     original TTL (4), then the signature expiration (4) (RFC 4034 s3.1)."""
-    return [int.from_bytes(wire[p + 8 : p + 12], "big") for p, _ in _rdata_spans(wire, owner)]
+    return [int.from_bytes(wire[p + 8 : p + 12], "big") for p, _ in rdata_spans(wire, owner)]
 
 
 def name_wire_len(name: dns.name.Name) -> int:
     """The length of ``name`` in uncompressed wire form."""
-    return _name_wire_len(name)
-
-
-def _name_wire_len(name: dns.name.Name) -> int:
     return sum(len(label) + 1 for label in name.labels)
 
 
-def _rdata_spans(wire: bytes, owner: int) -> list[tuple[int, int]]:
+def rdata_spans(wire: bytes, owner: int) -> list[tuple[int, int]]:
     """(offset, length) of each RDATA in ``wire`` (records whose owner takes ``owner``
     bytes)."""
     spans = []

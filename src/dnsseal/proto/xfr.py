@@ -22,7 +22,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from dnsseal.proto.snapshot import SOA, Node, ZoneSnapshot, wire_equal
+from dnsseal.proto.snapshot import SOA, Node, ZoneSnapshot, name_wire_len, rdata_spans, wire_equal
 
 # Keep messages well below 64 KiB: compression makes real messages smaller than our estimate.
 MESSAGE_BUDGET = 16000
@@ -148,18 +148,7 @@ class _WireRecords(dns.rrset.RRset):
 def _split_records(wire: bytes, owner: int) -> list[bytes]:
     """The records of one RRset's uncompressed wire (owners ``owner`` octets long), each
     without its owner: type, class, TTL, RDLENGTH and RDATA."""
-    out = []
-    pos, end = 0, len(wire)
-    while pos < end:
-        rdlen = int.from_bytes(wire[pos + owner + 8 : pos + owner + 10], "big")
-        nxt = pos + owner + 10 + rdlen
-        out.append(wire[pos + owner : nxt])
-        pos = nxt
-    return out
-
-
-def _wire_len(name: dns.name.Name) -> int:
-    return sum(len(label) + 1 for label in name.labels)
+    return [wire[pos - 10 : pos + n] for pos, n in rdata_spans(wire, owner)]
 
 
 def axfr_chunks(snap: ZoneSnapshot) -> list[tuple[bytes, int]]:
@@ -170,7 +159,7 @@ def axfr_chunks(snap: ZoneSnapshot) -> list[tuple[bytes, int]]:
     owner in a message points into the zone name, which is every message's question
     (offset 12), the owner's next records point at that first one; names inside RDATA are
     left as they are (RFC 4034 forbids compressing the RRSIG and NSEC ones)."""
-    origin_len = _wire_len(snap.origin)
+    origin_len = name_wire_len(snap.origin)
     base = 12 + origin_len + 4  # header and question: where the answer section starts
     chunks: list[tuple[bytes, int]] = []
     parts: list[bytes] = []
@@ -186,7 +175,7 @@ def axfr_chunks(snap: ZoneSnapshot) -> list[tuple[bytes, int]]:
 
     soa = b""
     for name, wire in snap.record_wires():
-        owner = _wire_len(name)
+        owner = name_wire_len(name)
         full = wire[: owner - origin_len] + b"\xc0\x0c"
         bodies = _split_records(wire, owner)
         if not soa:

@@ -489,8 +489,12 @@ def compare_status(plan: Plan, bind: BindRun, policy: Policy, tagmap: dict[int, 
     return diffs
 
 
-def run_scenario(tmp: Path, scenario: Scenario, *, now: int | None = None) -> Comparison:
-    """Stage, run named and dnsseal, compare (see the module docstring)."""
+def run_scenario(
+    tmp: Path, scenario: Scenario, *, now: int | None = None, alike: str | None = None
+) -> Comparison:
+    """Stage, run named and dnsseal, compare (see the module docstring).  ``alike`` names
+    a role whose two keys are staged alike: named's choice between them follows its
+    directory order, so each candidate time is compared under both pairings."""
     now = int(time.time()) if now is None else now
     root = tmp / "bind"
     keydir = root / "keys"
@@ -503,12 +507,18 @@ def run_scenario(tmp: Path, scenario: Scenario, *, now: int | None = None) -> Co
     bind = run_named(root, scenario)
     policy = lookup(scenario.zone_policy, namedconf.parse(named_conf(root, 1, 2, scenario.policy)))
     keys = KeyDirectory(ours_dir).keys(ZONE_NAME)
+    aliases: list[dict[int, int] | None] = [None]
+    if alike is not None:
+        pair = sorted(k.tag for k in keys if k.role == alike)
+        assert len(pair) == 2, f"{alike}: {pair}"
+        aliases.append({pair[0]: pair[1], pair[1]: pair[0]})
     best: Comparison | None = None
     for t in bind.now_candidates:
         plan = step(policy, keys, None, t, zone=ZONE_NAME, keygen=harness_keygen)
-        diffs = compare(plan, bind, staged, policy)
-        if best is None or len(diffs) < len(best.diffs):
-            best = Comparison(t, plan, bind, diffs, policy, staged)
+        for alias in aliases:
+            diffs = compare(plan, bind, staged, policy, alias=alias)
+            if best is None or len(diffs) < len(best.diffs):
+                best = Comparison(t, plan, bind, diffs, policy, staged)
     assert best is not None
     return best
 

@@ -1,9 +1,11 @@
 """Automated DNSSEC in the running server: inline-signed zones on timers.
 
 For every zone with a dnssec-policy, :class:`Automation` keeps an
-:class:`~dnsseal.server.inline.InlineZone` and one timer task that runs its maintenance
-(key manager step + re-signing) at the next key event or signature refresh, or at once when
-woken (reload, ``dnsseal ctl``, a checkds result).  Every new version goes through
+:class:`~dnsseal.server.inline.InlineZone` and runs its maintenance (key manager step +
+re-signing) at the next key event or signature refresh, or at once when woken (reload,
+``dnsseal ctl``, a checkds result).  One scheduler serves every zone: a heap of wake-up
+times and one task, not a task, an event and a timeout per zone (10,000 zones held 10,000
+sleeping tasks).  Every new version goes through
 :meth:`Automation.publish`, the one path to serving: journal first (committed, fsync'd), then
 the signed copy in the state directory, then the swap into the query engine, then NOTIFY.
 At a start or reload, the zones' first versions take the same steps a batch of zones at a
@@ -16,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -161,6 +165,14 @@ class Automation:
     def __init__(self, server: AuthServer) -> None:
         self.server = server
         self._dumps: dict[str, asyncio.Task[None]] = {}  # zone -> its delayed copy write
+        # The maintenance schedule: (when, sequence, zone) in a heap; a zone's live entry is
+        # the one ``_planned`` names (a later plan leaves the old entry to be skipped).
+        self._due: list[tuple[int, int, str]] = []
+        self._planned: dict[str, tuple[int, int]] = {}
+        self._seq = itertools.count()
+        self._again: set[str] = set()  # woken while its maintenance ran: run it once more
+        self._kick: asyncio.Event | None = None  # an entry earlier than the scheduler's sleep
+        self._scheduler: asyncio.Task[None] | None = None
 
     # -- setup ----------------------------------------------------------------------------
 
@@ -199,12 +211,12 @@ class Automation:
         # only if it fails is the journal's version served as it is.
 
     def start_timer(self, state: ZoneState) -> None:
-        """Start the zone's maintenance timer, its checkds loop (``checkds = "yes"``) and,
+        """Schedule the zone's maintenance, start its checkds loop (``checkds = "yes"``) and,
         for a zone with primaries, its refresh loop."""
-        if state.timer is None or state.timer.done():
-            state.timer = asyncio.ensure_future(self._timer(state))
-        else:  # a reload may have moved the next event earlier (a new policy): re-plan
-            state.wake.set()
+        if state.name in self._planned or state.timer is not None:
+            self.wake(state)  # a reload may have moved the next event earlier: re-plan
+        else:
+            self._plan(state)
         wants_checkds = state.config.checkds == "yes"
         if wants_checkds and (state.checkds_task is None or state.checkds_task.done()):
             state.checkds_task = asyncio.ensure_future(checkds.run(self, state))
@@ -217,6 +229,12 @@ class Automation:
     async def stop(self) -> None:
         await self._dump_now()
         await dsdriver.stop_all()
+        scheduler, self._scheduler = self._scheduler, None
+        self._due, self._planned = [], {}
+        if scheduler is not None:
+            scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await scheduler
         for state in self.server.zones.values():
             for task in (state.timer, state.checkds_task):
                 if task is not None:
@@ -589,23 +607,77 @@ class Automation:
         state.loaded_at = clock.now()
         self.server.swap_zones()
 
-    async def _timer(self, state: ZoneState) -> None:
-        inline = state.inline
-        assert inline is not None
+    # -- the maintenance schedule -------------------------------------------------------
+
+    def wake(self, state: ZoneState) -> None:
+        """Run the zone's maintenance now (once more after the one running now, if any)."""
+        if state.timer is not None:
+            self._again.add(state.name)
+        else:
+            self._put(state.name, clock.now())
+
+    def _plan(self, state: ZoneState) -> None:
+        """Schedule the zone's next maintenance: its next key event or signature refresh,
+        not before a failed one's retry time, and within MAX_SLEEP."""
+        assert state.inline is not None
+        now = clock.now()
+        wake = state.inline.next_wakeup()
+        if state.retry_at:
+            wake = state.retry_at if wake is None else max(wake, state.retry_at)
+        self._put(state.name, now + (MAX_SLEEP if wake is None else min(max(wake - now, 0),
+                                                                         MAX_SLEEP)))  # fmt: skip
+
+    def _put(self, name: str, when: int) -> None:
+        entry = (when, next(self._seq))
+        self._planned[name] = entry
+        heapq.heappush(self._due, (*entry, name))
+        if self._scheduler is None or self._scheduler.done():
+            self._kick = asyncio.Event()
+            self._scheduler = asyncio.ensure_future(self._schedule())
+        elif self._due[0][1] == entry[1] and self._kick is not None:
+            self._kick.set()  # earlier than the scheduler sleeps until
+
+    async def _schedule(self) -> None:
+        """The one scheduler: start the maintenance of every zone that is due (each in a
+        task of its own while it runs), then sleep until the next one."""
+        kick = self._kick
+        assert kick is not None
         while True:
             now = clock.now()
-            wake = inline.next_wakeup()
-            if state.retry_at:
-                wake = state.retry_at if wake is None else max(wake, state.retry_at)
-            delay = MAX_SLEEP if wake is None else min(max(wake - now, 0), MAX_SLEEP)
+            due = self._due
+            while due and due[0][0] <= now:
+                when, seq, name = heapq.heappop(due)
+                if self._planned.get(name) != (when, seq):
+                    continue  # planned again since: a later entry is the live one
+                del self._planned[name]
+                state = self.server.zones.get(name)
+                if state is None or state.inline is None or state.timer is not None:
+                    continue  # gone, or its maintenance runs (and plans the next)
+                state.timer = asyncio.ensure_future(self._run(state))
+            delay = MAX_SLEEP if not due else min(max(due[0][0] - now, 0), MAX_SLEEP)
+            kick.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(state.wake.wait(), delay)
-            state.wake.clear()
-            try:
-                await self.maintain(state, "resign")
-            except Exception:  # a bug must not end the zone's maintenance for good
-                log.exception("[%s] DNSSEC: maintenance failed", state.name)
-                state.retry_at = clock.now() + RETRY
+                await asyncio.wait_for(kick.wait(), delay)
+
+    async def _run(self, state: ZoneState) -> None:
+        """One scheduled maintenance, then the zone's next one planned (unless the zone is
+        gone or the server stopping: then this task was cancelled)."""
+        try:
+            await self.maintain(state, "resign")
+        except Exception:  # a bug must not end the zone's maintenance for good
+            log.exception("[%s] DNSSEC: maintenance failed", state.name)
+            state.retry_at = clock.now() + RETRY
+        finally:
+            if state.timer is asyncio.current_task():
+                state.timer = None
+        if self.server.zones.get(state.name) is not state:
+            self._again.discard(state.name)
+            return
+        if state.name in self._again:
+            self._again.discard(state.name)
+            self._put(state.name, clock.now())
+        else:
+            self._plan(state)
 
     # -- dynamic update (RFC 2136) --------------------------------------------------------
 

@@ -222,7 +222,7 @@ class DnssecControl:
                                "manual-mode: no step waits for approval")  # fmt: skip
             fact = StepApproved(clock.now())
             out = await self._apply(state, inline, [fact], "step approved (manual-mode)")
-            state.wake.set()  # the zone's timer slept with nothing to do: it has now
+            self.server.automation.wake(state)  # it slept with nothing to do: it has now
             return out
         raise CtlUsage(f"usage: {DNSSEC_USAGE}")
 

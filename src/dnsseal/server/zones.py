@@ -53,7 +53,9 @@ class ZoneState:
     # Inline signing (zones with a dnssec-policy), driven by server.automation:
     inline: InlineZone | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one change at a time
-    wake: asyncio.Event = field(default_factory=asyncio.Event)  # run maintenance now
+    # The maintenance the server's one scheduler runs for this zone now (None between
+    # runs: a sleeping zone is an entry in that scheduler's heap, not a task of its own;
+    # see server.automation); cancelled when the zone goes.
     timer: asyncio.Task[None] | None = None
     checkds_task: asyncio.Task[None] | None = None  # server.checkds (parental agents)
     retry_at: int = 0  # after a failed maintenance: not before this

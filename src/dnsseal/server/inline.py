@@ -183,6 +183,38 @@ def _with_serial(zone: Zone, serial: int, soa_from: Zone | None = None) -> Zone:
 class InlineZone:
     """One inline-signed zone; see the module docstring."""
 
+    # A server keeps one per zone (tens of thousands): slots, not a dict per instance.
+    __slots__ = (
+        "_copy_stamp",
+        "_copy_unread",
+        "_file_copy",
+        "_offline",
+        "_read_stamp",
+        "_served_before",
+        "_signed_source",
+        "copy_dirty",
+        "events",
+        "file_sig",
+        "key_dir",
+        "keydir",
+        "keys",
+        "last_signed",
+        "name",
+        "next_resign",
+        "origin",
+        "pending",
+        "plan",
+        "policies",
+        "policy",
+        "serial_method",
+        "sig_horizon",
+        "signed",
+        "source",
+        "source_problem",
+        "state_dir",
+        "unsigned",
+    )
+
     def __init__(
         self,
         name: str,
@@ -218,7 +250,7 @@ class InlineZone:
         self.sig_horizon: int | None = None  # earliest signature expiration
         self.events: list[AuditEvent] = []  # key events not yet in the audit log
         self.source_problem: str | None = None  # why the last source edit was not taken
-        self.offline = ResponseKeys(self.origin, key_dir)  # used under offline-ksk
+        self._offline: ResponseKeys | None = None  # made when first used (offline-ksk)
         # BIND's serial-update-method for every new version: increment, unixtime or date
         # (signer.sign.SERIAL_POLICIES); "keep" would serve changed data under an old serial
         if serial_method not in SERIAL_POLICIES or serial_method == "keep":
@@ -226,6 +258,17 @@ class InlineZone:
         self.serial_method = serial_method
         self._served_before: int | bool | None = False  # False: not looked for yet
         self._signed_source: int | None = None  # serial of a source file that came signed
+
+    @property
+    def offline(self) -> ResponseKeys:
+        """The imported signed key response (used under offline-ksk)."""
+        if self._offline is None:
+            self._offline = ResponseKeys(self.origin, self.key_dir)
+        return self._offline
+
+    def _response_rdatas(self) -> set[bytes]:
+        """The key set records of the imported response (none before one is used)."""
+        return self._offline.keyset_rdatas() if self._offline is not None else set()
 
     # -- files --------------------------------------------------------------------------
 
@@ -345,7 +388,7 @@ class InlineZone:
         for k in self._load_keys():
             out.update(wire for _, wire in key_record_wires(k, digests, cdnskey))
             out.add(dnskey_rdata_wire(k))
-        return out | self.offline.keyset_rdatas()
+        return out | self._response_rdatas()
 
     def _load_keys(self) -> list[Key]:
         if not self.key_dir.is_dir():
@@ -384,7 +427,7 @@ class InlineZone:
 
     def _check_key_files(self, keys: Sequence[Key]) -> None:
         """A key this zone was signed with must still have its files: never replace it."""
-        have = {canonical.rdata_wire(k.dnskey()) for k in keys} | self.offline.keyset_rdatas()
+        have = {canonical.rdata_wire(k.dnskey()) for k in keys} | self._response_rdatas()
         missing = []
         for f in self.keydir.files(self.origin, ".state"):  # indexed: not a directory scan
             if not f.with_suffix(".key").exists():

@@ -61,6 +61,9 @@ def test_sleeping_zones_hold_no_task_event_or_unused_object_each(
             assert _live(asyncio.Event) - events_before < INLINE // 2
             assert all(s.timer is None for s in states)  # none runs: all are planned
             assert _live(ResponseKeys) == 0  # made only for offline-ksk zones (was one each)
+            for s in states:  # (what zone-status and the status page read)
+                assert s.inline is not None and s.inline.offline.status is None
+            assert _live(ResponseKeys) == 0  # ... and not kept for the others
             # each zone planned at its own next event (within MAX_SLEEP)
             auto = server.automation
             now = clock.now()

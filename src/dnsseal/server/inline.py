@@ -261,9 +261,14 @@ class InlineZone:
 
     @property
     def offline(self) -> ResponseKeys:
-        """The imported signed key response (used under offline-ksk)."""
+        """The imported signed key response (used under offline-ksk).  Kept only once the
+        policy has an offline KSK: for any other zone (the status page asks every zone)
+        an empty one, as a response never loaded is, and not kept."""
         if self._offline is None:
-            self._offline = ResponseKeys(self.origin, self.key_dir)
+            made = ResponseKeys(self.origin, self.key_dir)
+            if not self.policy.offline_ksk:
+                return made
+            self._offline = made
         return self._offline
 
     def _response_rdatas(self) -> set[bytes]:

@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import time
 from pathlib import Path
 from typing import Any
 
+import dns.rdatatype
+import dns.zone
 import pytest
 
 from conftest import free_port
 from dnsseal import clock
+from dnsseal.proto.snapshot import ZoneSnapshot, build
+from dnsseal.proto.xfr import VersionStep, ixfr_diffs
 from dnsseal.server import automation as automation_mod
+from dnsseal.server import history
 from dnsseal.server import inline as inline_mod
 from dnsseal.server.offlineksk import ResponseKeys
 from dnsseal.server.service import AuthServer
@@ -105,3 +111,94 @@ def test_sleeping_zones_hold_no_task_event_or_unused_object_each(
         assert all(s.timer is None for s in server.zones.values())
 
     asyncio.run(scenario())
+
+
+def _segments(body: list[Any]) -> list[set[tuple[Any, ...]]]:
+    """An IXFR body (SOA new, then per version: SOA old, removed, SOA next, added, and SOA
+    new) as its record sets, one per SOA-led segment (record order within is free)."""
+    out: list[set[tuple[Any, ...]]] = []
+    for rrset in body[1:-1]:
+        if rrset.rdtype == dns.rdatatype.SOA:
+            out.append(set())
+        out[-1].update((rrset.name, rrset.rdtype, rrset.covers, rrset.ttl, rd) for rd in rrset)
+    return out
+
+
+def test_history_keeps_each_older_version_as_its_change_and_answers_ixfr_as_the_journal(
+    tmp_path: Path,
+) -> None:
+    """Each version replaced goes into the IXFR history as its change (a re-signed small
+    zone shares nothing with its successor: a whole snapshot was about 20 KiB a version,
+    for ixfr-versions of them per zone); IXFR from every retained serial is what the
+    journal (the independent path, from SQLite) answers, segment by segment."""
+    conf = _inline_config(tmp_path, free_port())
+
+    async def scenario() -> None:
+        server = AuthServer(load_config(conf), conf)
+        await server.start()
+        try:
+            auto = server.automation
+            rounds = 3
+            for _ in range(rounds):
+                for state in server.zones.values():
+                    assert await auto.maintain(state, "resign", force=True) is None
+            gc.collect()
+            # one whole snapshot per zone: the one served (was rounds + 1 per zone)
+            assert _live(ZoneSnapshot) == INLINE
+            assert server.history is not None
+            for state in server.zones.values():
+                served = state.served
+                assert served is not None and len(served.history) == rounds
+                assert all(isinstance(h, VersionStep) for h in served.history)
+                for h in served.history:
+                    body = ixfr_diffs(served.snapshot, served.history, h.serial)
+                    journal = server.history.ixfr(served.snapshot, h.serial)
+                    assert body is not None and journal is not None
+                    assert _segments(body) == _segments(journal)
+                    assert len(_segments(body)) == 2 * (rounds - served.history.index(h))
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+
+
+def _version(serial: int, signer: str) -> ZoneSnapshot:
+    """A small zone whose every name changes between versions (as a re-sign's RRSIGs do)."""
+    text = f"""
+$ORIGIN v.test.
+$TTL 300
+@     SOA ns hostmaster {serial} 3600 600 86400 300
+@     NS ns
+ns    A 192.0.2.1
+www   TXT "{signer}"
+a.b   TXT "{signer}"
+old{serial % 2} A 192.0.2.{serial}
+"""
+    return build(dns.zone.from_text(text, "v.test.", relativize=False))
+
+
+def test_retained_steps_answer_ixfr_as_the_whole_versions_did(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker's path (no change known: computed) and the main process's (change
+    given), mixed with whole versions: every IXFR equals the one the whole versions give."""
+    snaps = [_version(i + 1, f"signer {i}") for i in range(5)]
+    whole: tuple[Any, ...] = ()
+    kept: tuple[Any, ...] = ()
+    for i, (old, new) in enumerate(itertools.pairwise(snaps)):
+        whole = (*whole, old)
+        if i == 1:  # a version of a big zone without its change: kept whole
+            monkeypatch.setattr(history, "STEP_NAMES", 0)
+        kept = history.retain(kept, old, new)
+        monkeypatch.setattr(history, "STEP_NAMES", 2000)
+        if i == 1:
+            assert kept[-1] is old
+        else:
+            assert all(isinstance(h, VersionStep) for h in kept)  # (the whole one too)
+        current = new
+        for h in whole:
+            want = ixfr_diffs(current, whole, h.serial)
+            got = ixfr_diffs(current, kept, h.serial)
+            assert want is not None and got is not None
+            assert _segments(got) == _segments(want), (i, h.serial)
+    assert [h.serial for h in kept] == [s.serial for s in snaps[:-1]]  # (ixfr-versions)

@@ -37,7 +37,7 @@ from dnsseal.proto.fastpath import SimpleQuery, parse_simple, render_simple
 from dnsseal.proto.snapshot import ZoneSnapshot, name_key
 from dnsseal.proto.tsigauth import check_request
 from dnsseal.proto.wiretable import WireTable
-from dnsseal.proto.xfr import IxfrSource, refused, transfer
+from dnsseal.proto.xfr import IxfrSource, Retained, refused, transfer
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class ServedZone:
     (oldest first) and who may transfer it."""
 
     snapshot: ZoneSnapshot
-    history: tuple[ZoneSnapshot, ...] = ()
+    history: tuple[Retained, ...] = ()  # snapshots, or steps to the next (VersionStep)
     allow_transfer: Acl = field(default_factory=Acl)
     # A zone answered online (a signaling zone, dnsseal.proto.signaling.online_answer):
     # (snapshot, qname, qtype, do, lookup's answer) -> the answer to send.  Such a zone

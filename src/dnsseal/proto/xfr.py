@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dns.flags
@@ -22,7 +23,16 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from dnsseal.proto.snapshot import SOA, Node, ZoneSnapshot, name_wire_len, rdata_spans, wire_equal
+from dnsseal.proto.snapshot import (
+    IN,
+    RRSIG,
+    SOA,
+    Node,
+    ZoneSnapshot,
+    name_wire_len,
+    rdata_spans,
+    wire_equal,
+)
 
 # Keep messages well below 64 KiB: compression makes real messages smaller than our estimate.
 MESSAGE_BUDGET = 16000
@@ -57,18 +67,84 @@ def _rrsets(records: Iterable[Record]) -> list[dns.rrset.RRset]:
     return list(grouped.values())
 
 
+WireRecord = tuple[dns.name.Name, int, int, bytes]  # owner, type, TTL, RDATA wire
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class VersionStep:
+    """An older version in a zone's IXFR history kept as the change from it to the next
+    version, not whole: a small zone re-signed shares no node with its successor, so a
+    snapshot kept for IXFR cost about 20 KiB a version, its change a few.  ``serial``: the
+    older version's; ``removed`` and ``added``: its records the next version lacks and the
+    next version's it lacks, the two SOAs among them (make it with :func:`version_step`)."""
+
+    serial: int
+    removed: tuple[WireRecord, ...]
+    added: tuple[WireRecord, ...]
+
+
+Retained = ZoneSnapshot | VersionStep  # an entry of a zone's IXFR history
+
+
+def version_step(
+    old: ZoneSnapshot, new: ZoneSnapshot, change: tuple[Iterable[WireRecord], ...] | None = None
+) -> VersionStep:
+    """``old`` as the step to ``new``: ``change`` (removed, added records), when the caller
+    knows it, else computed (:func:`version_diff`).  Only the older SOA is checked to be
+    among the removed records and the newer among the added (IXFR needs each)."""
+    if change is None:
+        gone, came = version_diff(old, new)
+        removed = tuple(_wire_record(r) for r in gone)
+        added = tuple(_wire_record(r) for r in came)
+    else:
+        removed, added = tuple(change[0]), tuple(change[1])
+    return VersionStep(old.serial, removed, added)
+
+
+def _wire_record(r: Record) -> WireRecord:
+    name, ttl, _, rd = r
+    return (name, int(rd.rdtype), ttl, rd.to_digestable())
+
+
+def _step_records(records: Iterable[WireRecord]) -> set[Record]:
+    out: set[Record] = set()
+    for name, rtype, ttl, wire in records:
+        rd = dns.rdata.from_wire(IN, dns.rdatatype.RdataType(rtype), wire, 0, len(wire))
+        covers = int.from_bytes(wire[:2], "big") if rtype == RRSIG else 0
+        out.add((name, ttl, covers, rd))
+    return out
+
+
+def _step_body(step: VersionStep, origin: dns.name.Name) -> list[dns.rrset.RRset] | None:
+    gone, came = _step_records(step.removed), _step_records(step.added)
+    old_soa = {r for r in gone if r[3].rdtype == SOA and r[0] == origin}
+    new_soa = {r for r in came if r[3].rdtype == SOA and r[0] == origin}
+    if len(old_soa) != 1 or len(new_soa) != 1:
+        return None  # every step of an IXFR starts with exactly one SOA
+    return _rrsets(old_soa) + _rrsets(gone - old_soa) + _rrsets(new_soa) + _rrsets(came - new_soa)
+
+
 def ixfr_diffs(
-    current: ZoneSnapshot, history: Sequence[ZoneSnapshot], client_serial: int
+    current: ZoneSnapshot, history: Sequence[Retained], client_serial: int
 ) -> list[dns.rrset.RRset] | None:
     """The IXFR answer body from ``client_serial`` to ``current`` using ``history`` (older
-    versions, oldest first), or None if ``client_serial`` is not retained (AXFR fallback)."""
-    versions = [*history, current]
+    versions, oldest first: snapshots, or steps to the next entry), or None if
+    ``client_serial`` is not retained (AXFR fallback)."""
+    versions: list[Retained] = [*history, current]
     start = next((i for i, s in enumerate(versions) if s.serial == client_serial), None)
     if start is None or start == len(versions) - 1:
         return None
     soa_now = current.apex.rrsets[SOA]
     body: list[dns.rrset.RRset] = [soa_now]
     for old, snap in zip(versions[start:-1], versions[start + 1 :], strict=True):
+        if isinstance(old, VersionStep):
+            step = _step_body(old, current.origin)
+            if step is None:
+                return None
+            body += step
+            continue
+        if not isinstance(snap, ZoneSnapshot):
+            return None  # (a whole version is never kept before a step: see version_step)
         gone, came = version_diff(old, snap)
         old_soa = _records(old.apex.rrsets[SOA])
         new_soa = _records(snap.apex.rrsets[SOA])
@@ -265,7 +341,7 @@ IxfrSource = Callable[[ZoneSnapshot, int], list[dns.rrset.RRset] | None]
 def transfer(
     query: dns.message.Message,
     current: ZoneSnapshot,
-    history: Sequence[ZoneSnapshot],
+    history: Sequence[Retained],
     older: IxfrSource | None = None,
 ) -> list[bytes]:
     """The response messages for an AXFR or IXFR ``query`` for ``current``'s zone."""

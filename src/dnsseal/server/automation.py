@@ -37,10 +37,12 @@ from dnsseal.errors import DnssealError
 from dnsseal.policy.build import lookup
 from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import ServedZone
-from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model, update_from_model
+from dnsseal.proto.snapshot import build_from_model, update_from_model
 from dnsseal.proto.tsigauth import check_request
 from dnsseal.proto.update import Access, evaluate, zone_name
+from dnsseal.proto.xfr import Retained
 from dnsseal.server import checkds, dsdriver, metrics
+from dnsseal.server.history import retain
 from dnsseal.server.inline import InlineZone
 from dnsseal.server.versions import Version, pack_version, record_line, unpack_version
 from dnsseal.server.xfrin import Secondary, notify_response
@@ -599,9 +601,12 @@ class Automation:
         if snap is None:
             snap = build_from_model(zone)  # straight from the model's wire RDATA
         versions = self.server.config.ixfr_versions
-        history: tuple[ZoneSnapshot, ...] = ()
-        if old is not None and keep_history and old.snapshot.serial != snap.serial:
-            history = (*old.history, old.snapshot)[-versions:] if versions else ()
+        history: tuple[Retained, ...] = ()
+        if old is not None and keep_history and old.snapshot.serial != snap.serial and versions:
+            known = None  # what changed since the version served until now, when known
+            if version is not None and version.serial_from == old.snapshot.serial:
+                known = (version.diff.removed, version.diff.added)
+            history = retain(old.history, old.snapshot, snap, known)[-versions:]
         acl = Acl.parse(f'zone."{state.name}".allow-transfer', list(state.config.allow_transfer))
         state.served = ServedZone(snap, history, acl, dsdriver.online(state))
         state.loaded_at = clock.now()

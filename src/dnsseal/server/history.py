@@ -10,6 +10,7 @@ SQLite connection belongs to the thread that made it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import dns.name
@@ -19,7 +20,7 @@ import dns.rrset
 
 from dnsseal.errors import DnssealError
 from dnsseal.proto.snapshot import SOA, ZoneSnapshot
-from dnsseal.proto.xfr import Record, group_records
+from dnsseal.proto.xfr import Record, Retained, WireRecord, group_records, version_step
 from dnsseal.storage.journal import Journal, Transaction
 from dnsseal.zone.rdtext import labels_text
 from dnsseal.zone.rrtext import rrset_wire_lines
@@ -45,6 +46,34 @@ def record_lines(snap: ZoneSnapshot) -> set[str]:
             owner_len = sum(len(label) + 1 for label in name.labels)
         out.update(rrset_wire_lines(owner_text, owner_len, wire))
     return out
+
+
+# A version whose change must be computed (:func:`~dnsseal.proto.xfr.version_diff`, records
+# parsed) is kept as a step only for zones up to this many names; a bigger one stays whole.
+STEP_NAMES = 2000
+
+
+def retain(
+    kept: tuple[Retained, ...],
+    old: ZoneSnapshot,
+    new: ZoneSnapshot,
+    change: tuple[Iterable[WireRecord], Iterable[WireRecord]] | None = None,
+) -> tuple[Retained, ...]:
+    """The IXFR history ``kept`` once ``new`` replaces ``old`` (trim it to the versions
+    to keep): ``old`` goes in as the step to ``new`` (a few KiB, where ``old`` whole is
+    about 20 KiB for a small zone: a re-sign shares no node with ``new``), its change
+    given (``change``: removed, added records, SOAs included) or computed for a small
+    zone; a big zone's version without its change stays whole.  A whole entry just
+    before a step becomes a step itself (from it to ``old``): IXFR needs each entry's
+    successor whole, or its change."""
+    small = len(old.nodes) + len(old.nsec3_nodes) <= STEP_NAMES
+    if change is None and not small:
+        return (*kept, old)
+    if kept and isinstance(kept[-1], ZoneSnapshot):
+        if not small:
+            return (*kept, old)
+        kept = (*kept[:-1], version_step(kept[-1], old))
+    return (*kept, version_step(old, new, change))
 
 
 def _parse(line: str) -> Record:

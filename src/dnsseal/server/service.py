@@ -41,11 +41,12 @@ from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.rrl import RateLimitConfig, RateLimiter, Verdict, classify, slip_response
 from dnsseal.proto.snapshot import ZoneSnapshot
+from dnsseal.proto.xfr import Retained
 from dnsseal.server import catalog, counters, dsdriver, sdnotify
 from dnsseal.server.automation import Automation, is_update
 from dnsseal.server.binding import TCP_BACKLOG, Bound, bind_listeners
 from dnsseal.server.control import ControlServer
-from dnsseal.server.history import JournalHistory
+from dnsseal.server.history import JournalHistory, retain
 from dnsseal.server.observe import Observability
 from dnsseal.server.tcpclients import Abortable, TcpClients, reset, unsent
 from dnsseal.server.udp import ResponseFilter, UdpListener
@@ -457,9 +458,9 @@ class AuthServer:
             return
         old = state.served
         versions = self.config.ixfr_versions
-        history: tuple[ZoneSnapshot, ...] = ()
+        history: tuple[Retained, ...] = ()
         if old is not None and old.snapshot.serial != snap.serial:
-            history = (*old.history, old.snapshot)[-versions:] if versions else ()
+            history = retain(old.history, old.snapshot, snap)[-versions:] if versions else ()
         elif old is not None:
             history = old.history
         acl = Acl.parse(f'zone."{state.name}".allow-transfer', list(state.config.allow_transfer))

@@ -24,6 +24,7 @@ from dnsseal.errors import DnssealError
 from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model
+from dnsseal.proto.xfr import Retained
 from dnsseal.storage.serverconfig import ServerConfig, ZoneConfig, file_signature
 from dnsseal.storage.zonefile import read_zone
 from dnsseal.zone.model import Zone
@@ -115,7 +116,7 @@ def load_one(
         )
     acl = transfer_acl(cfg)
     old = state.served
-    history: tuple[ZoneSnapshot, ...] = ()
+    history: tuple[Retained, ...] = ()
     new_serial = old is None or old.snapshot.serial != snap.serial
     if old is not None:
         history = old.history
@@ -139,7 +140,7 @@ def install(state: ZoneState, zone: Zone, versions: int, now: int) -> ZoneSnapsh
     Returns the new snapshot (for the journal)."""
     snap = build_from_model(zone)
     old = state.served
-    history: tuple[ZoneSnapshot, ...] = ()
+    history: tuple[Retained, ...] = ()
     if old is not None:
         history = old.history
         if old.snapshot.serial != snap.serial:

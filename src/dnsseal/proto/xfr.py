@@ -103,7 +103,9 @@ def version_step(
 
 def _wire_record(r: Record) -> WireRecord:
     name, ttl, _, rd = r
-    return (name, int(rd.rdtype), ttl, rd.to_digestable())
+    wire = rd.to_wire()  # (as served: no case folding)
+    assert wire is not None  # (to_wire without a file returns the bytes)
+    return (name, int(rd.rdtype), ttl, wire)
 
 
 def _step_records(records: Iterable[WireRecord]) -> set[Record]:

@@ -11,6 +11,8 @@ the RSS with Knot's):
   reachable from it, each object counted once, in the order listed: a structure shares
   what an earlier one holds), and the bounded module caches the zones filled.  The
   breakdown's own bookkeeping inflates that run's RSS: take the RSS from a run without it.
+  With ``--resigns N``, the restarted server then re-signs every zone N times (each a new
+  version: the one replaced goes into the IXFR history) and prints the RSS after each.
 * ``--mode serve``: ``dnsseal serve`` as ``zones_bench.py`` runs it (``--workers``
   processes); once every zone answers signed, each process's RSS, PSS and private dirty
   memory (``/proc/PID/smaps_rollup``).
@@ -18,6 +20,7 @@ the RSS with Knot's):
 Example::
 
     PYTHONPATH=src .venv/bin/python benchmarks/zones_memory.py --zones 1000 --breakdown
+    PYTHONPATH=src .venv/bin/python benchmarks/zones_memory.py --zones 300 --resigns 4
     PYTHONPATH=src .venv/bin/python benchmarks/zones_memory.py --zones 2000 --mode serve
 
 Every server is started here and stopped by its PID.  Nothing leaves 127.0.0.1.
@@ -156,7 +159,7 @@ def _breakdown(server: Any, known: set[int], n: int) -> None:
     print(f"  {total / n / 1024:7.2f} KiB/zone in all")
 
 
-def inproc(d: Path, names: list[str], phase: str, breakdown: bool) -> None:
+def inproc(d: Path, names: list[str], phase: str, breakdown: bool, resigns: int) -> None:
     from dnsseal.server.service import AuthServer
     from dnsseal.storage.serverconfig import load_config
 
@@ -185,6 +188,14 @@ def inproc(d: Path, names: list[str], phase: str, breakdown: bool) -> None:
                   f"{os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
             if breakdown:
                 _breakdown(server, known, n)
+            for k in range(resigns):  # versions replaced: the IXFR history fills
+                for state in server.zones.values():
+                    await server.automation.maintain(state, "resign", force=True)
+                gc.collect()
+                kept = sum(len(s.served.history) for s in server.zones.values()) / n
+                print(f"  after {k + 1} forced re-sign(s): {kept:.0f} version(s) kept per "
+                      f"zone, RSS +{(_rss_kib() - before) / n:.1f} KiB/zone over the start "
+                      f"point, load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
         finally:
             await server.stop()
 
@@ -226,13 +237,14 @@ def main() -> None:
     ap.add_argument("--zones", type=int, default=1000)
     ap.add_argument("--mode", choices=("inproc", "serve"), default="inproc")
     ap.add_argument("--breakdown", action="store_true", help="inproc: bytes per structure")
+    ap.add_argument("--resigns", type=int, default=0, help="inproc: then re-sign all, N times")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="serve mode")
     ap.add_argument("--phase", choices=("cold", "restart"), help=argparse.SUPPRESS)
     ap.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     names = zb.zone_names(args.zones)
     if args.phase is not None:  # one phase in this process (started by the loop below)
-        inproc(args.dir, names, args.phase, args.breakdown)
+        inproc(args.dir, names, args.phase, args.breakdown, args.resigns)
         return
     work = Path(tempfile.mkdtemp(prefix="zones-memory-"))
     try:
@@ -240,8 +252,19 @@ def main() -> None:
             serve(work, names, args.workers)
             return
         for phase in ("cold", "restart"):  # each in a fresh process: no reused free memory
-            cmd = [sys.executable, __file__, "--zones", str(args.zones), "--phase", phase,
-                   "--dir", str(work)] + (["--breakdown"] if args.breakdown else [])  # fmt: skip
+            cmd = [
+                sys.executable,
+                __file__,
+                "--zones",
+                str(args.zones),
+                "--phase",
+                phase,
+                "--dir",
+                str(work),
+                "--resigns",
+                str(args.resigns if phase == "restart" else 0),
+            ]
+            cmd += ["--breakdown"] if args.breakdown else []  # fmt: skip
             subprocess.run(cmd, check=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -114,7 +114,7 @@ NEUTRAL: dict[str, str] = {
     "ede": "EDE codes are compared only where MATCH ede= asks for one",
     "do-not-query-localhost": "the replay transport answers every address it knows",
     "harden-unknown-additional": "dnsseal never caches additional records but glue",
-    "stub-prime": "dnsseal does not prime the root NS set",
+    "stub-prime": "dnsseal primes the root's servers (RFC 8109), never a stub zone's",
 }
 # Options that match dnsseal's fixed behaviour only for some values.
 VALUES: dict[str, tuple[set[str], str]] = {

@@ -258,8 +258,19 @@ def test_http_listener_that_cannot_bind_is_a_one_line_error(tmp_path: Path) -> N
         http = taken.getsockname()[1]
         conf = tmp_path / "resolver.toml"
         conf.write_text(f'[resolver]\nhttp = ["127.0.0.1@{http}"]\n')
+        hints = tmp_path / "root.hints"  # local: no test may prime or ask the IANA roots
+        hints.write_text(". 3600000 NS a.root.\na.root. 3600000 A 127.0.0.1\n")
         p = subprocess.run(
-            [*DNSSEAL, "resolver", "--port", str(free_port()), "--config", str(conf)],
+            [
+                *DNSSEAL,
+                "resolver",
+                "--port",
+                str(free_port()),
+                "--config",
+                str(conf),
+                "--root-hints",
+                str(hints),
+            ],
             capture_output=True,
             text=True,
             timeout=60,

@@ -25,7 +25,7 @@ from dnsseal.validator import verdict as v
 from dnsseal.validator.anchors import AnchorSet
 from dnsseal.validator.machine import Config, Need
 
-from .authority import Authority, config_for, memory_transport
+from .authority import Authority, config_for, memory_transport, primed
 from .test_failopen import Forger, forging_transport, run
 from .zonebuild import NOW, SignedZone
 
@@ -217,6 +217,7 @@ def test_a_silent_server_is_backed_off(authority: Authority) -> None:
 
     now = [NOW]
     config = dataclasses.replace(config_for(authority), root_servers=(dead, ("127.0.0.1", 53)))
+    config = primed(config, NOW)  # both root servers, as a priming reply would name them
     res = Resolver(config, transport, lambda: now[0])
     assert asyncio.run(res.resolve("www.a.example.", "A")).verdict.security is S.SECURE
     assert asked.count(dead) == STRIKES  # one root question each, until the last strike
@@ -249,7 +250,8 @@ def test_one_lost_reply_does_not_silence_a_zone(authority: Authority) -> None:
             raise TimeoutError("lost")
         return await inner(server, wire, tcp)
 
-    res = Resolver(config_for(authority, minimise=False), transport, lambda: NOW)
+    config = primed(config_for(authority, minimise=False), NOW)  # the lost one: not the prime
+    res = Resolver(config, transport, lambda: NOW)
     assert asyncio.run(res.resolve("www.a.example.", "A")).rcode == dns.rcode.SERVFAIL
     assert asyncio.run(res.resolve("www.a.example.", "MX")).rcode != dns.rcode.SERVFAIL
 
@@ -261,7 +263,7 @@ def test_only_silent_servers_fail_at_once(authority: Authority) -> None:
         calls[0] += 1
         raise TimeoutError("no answer")
 
-    res = Resolver(config_for(authority, minimise=False), transport, lambda: NOW)
+    res = Resolver(primed(config_for(authority, minimise=False), NOW), transport, lambda: NOW)
     for i in range(STRIKES):
         assert asyncio.run(res.resolve(f"www{i}.a.example.", "A")).rcode == dns.rcode.SERVFAIL
     assert calls[0] == STRIKES
@@ -332,7 +334,7 @@ def test_negative_answers_carry_only_the_validated_proof(
 
 
 def _no_anchor_config(servers: tuple[tuple[str, int], ...]) -> Config:
-    return Config(servers, AnchorSet(()), minimise=False)
+    return primed(Config(servers, AnchorSet(()), minimise=False), NOW)
 
 
 def _authoritative(wire: bytes, *, answer: str = "", soa: str = "") -> bytes:
@@ -407,7 +409,7 @@ def test_a_dnssec_lame_server_makes_the_resolver_ask_another(authority: Authorit
     and its signed answer validates (Unbound's iter_dnsseclame_ds/_ta); when every server
     strips the signatures the answer stays bogus."""
     servers = (("127.0.0.2", 53), ("127.0.0.1", 53))
-    config = dataclasses.replace(config_for(authority), root_servers=servers)
+    config = primed(dataclasses.replace(config_for(authority), root_servers=servers), NOW)
     res = Resolver(config, _stripping_transport(authority, {"127.0.0.2"}), lambda: NOW)
     r = asyncio.run(res.resolve("www.a.example.", "A"))
     assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
@@ -430,7 +432,7 @@ def test_a_lame_server_makes_the_resolver_ask_another(authority: Authority) -> N
         return await inner(server, wire, tcp)
 
     servers = (("127.0.0.2", 53), ("127.0.0.1", 53))
-    config = dataclasses.replace(config_for(authority), root_servers=servers)
+    config = primed(dataclasses.replace(config_for(authority), root_servers=servers), NOW)
     res = Resolver(config, transport, lambda: NOW)
     r = asyncio.run(res.resolve("www.a.example.", "A"))
     assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
@@ -454,7 +456,7 @@ def test_a_recursive_servers_cached_answer_is_not_the_zones(authority: Authority
         return await inner(server, wire, tcp)
 
     servers = (("127.0.0.2", 53), ("127.0.0.1", 53))
-    config = dataclasses.replace(config_for(authority), root_servers=servers)
+    config = primed(dataclasses.replace(config_for(authority), root_servers=servers), NOW)
     r = asyncio.run(Resolver(config, transport, lambda: NOW).resolve(www, "A"))
     assert [rd.address for rd in r.answer[0]] == ["192.0.2.1"]
     recursing.add("127.0.0.1")
@@ -482,7 +484,7 @@ def test_a_bare_empty_answer_is_believed_only_when_no_server_says_more(
         return await inner(server, wire, tcp)
 
     servers = (("127.0.0.2", 53), ("127.0.0.1", 53))
-    config = dataclasses.replace(config_for(authority), root_servers=servers)
+    config = primed(dataclasses.replace(config_for(authority), root_servers=servers), NOW)
     r = asyncio.run(Resolver(config, transport, lambda: NOW).resolve(www, "A"))
     assert [rd.address for rd in r.answer[0]] == ["192.0.2.1"]
     empty.add("127.0.0.1")

@@ -165,8 +165,19 @@ def test_settings_errors_are_all_reported_and_a_name_is_one_kind_of_zone() -> No
 def test_the_cli_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
     conf = tmp_path / "r.toml"
     conf.write_text('[resolver]\ncache-size = "lots"\n')
+    hints = tmp_path / "root.hints"  # local: no test may prime or ask the IANA root servers
+    hints.write_text(". 3600000 NS a.root.\na.root. 3600000 A 127.0.0.1\n")
     out = subprocess.run(
-        [*DNSSEAL, "resolver", "--port", str(free_port()), "--config", str(conf)],
+        [
+            *DNSSEAL,
+            "resolver",
+            "--port",
+            str(free_port()),
+            "--config",
+            str(conf),
+            "--root-hints",
+            str(hints),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -62,6 +62,7 @@ from dnsseal.resolver.cache import DEFAULT_MAX_BYTES, Cache, reply_ttl
 from dnsseal.resolver.rrcache import RRsetCache
 from dnsseal.resolver.transport import Transport, network_transport
 from dnsseal.validator.denial import prove_nodata
+from dnsseal.validator.iterator import RootPriming
 from dnsseal.validator.limits import Budget, Limits
 from dnsseal.validator.machine import Config, Need, Query, Result, negative_ttl
 from dnsseal.validator.rrsig import SigCheck
@@ -195,6 +196,8 @@ class Resolver:
             config = dataclasses.replace(config, trust_cache=TrustCache())
         if config.delegations is None:
             config = dataclasses.replace(config, delegations=DelegationCache())
+        if config.priming is None:
+            config = dataclasses.replace(config, priming=RootPriming())
         self.config = config
         self.transport = transport or network_transport()
         self.clock = clock_fn
@@ -220,6 +223,10 @@ class Resolver:
             config = dataclasses.replace(config, delegations=self.config.delegations)
         if config.delegations is not None:
             config.delegations.forget_states()  # validated under the old anchors
+        if config.priming is None:
+            config = dataclasses.replace(config, priming=self.config.priming)
+        if config.priming is not None and config.root_servers != self.config.root_servers:
+            config.priming.forget()  # primed from other hints
         self.config = config
         self.results = Cache(max_bytes=self.results.max_bytes)
         self.rrsets.clear()

@@ -1,6 +1,7 @@
 """The iterator half of the query machine: which servers to ask, and what to ask them.
 
-From the closest zone known (the delegation cache, stub zones, else the root hints), follow
+From the closest zone known (the delegation cache, stub zones, else the root's servers, primed
+from the hints: see :class:`RootPriming`), follow
 referrals to the servers of the zone that holds a name (with QNAME minimisation, RFC 9156:
 one label at a time, asking type A, the full question when a minimised one fails), using
 glue or resolving NS names; ask another server of the zone after a lame reply, or when the
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 import dns.flags
 import dns.message
 import dns.name
+import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
@@ -45,6 +47,39 @@ Reply = dns.message.Message | None
 PROBE_TYPE = int(dns.rdatatype.A)
 MAX_RETRIES = 4  # other servers asked for one question after lame or bogus replies
 MAX_TTL = 86400  # a TTL that only caps: DelegationCache.put_servers never prolongs an entry
+PRIME_RETRY = 60  # seconds the hints are used as they are after a priming query failed
+
+
+class RootPriming:
+    """The root's servers as the last priming query found them (RFC 8109), shared between
+    queries (mutable, like :class:`~.trustcache.DelegationCache`; pure: time is passed in).
+
+    Before the first iteration from the root, a query asks a root hint for ``. NS`` and takes
+    the NS RRset of the answer with the addresses the additional section gives for its names
+    (RFC 8109 s3, s4; nothing else of the reply is used) as the root's servers, until that NS
+    RRset's TTL runs out (s3.3: then it primes again).  When priming fails (no server
+    answers, or the reply holds no root NS RRset with an address), the hints serve as they
+    are for :data:`PRIME_RETRY` seconds before priming is tried again (Unbound, too, keeps
+    resolving from its hints)."""
+
+    def __init__(self) -> None:
+        self._until = 0
+        self._servers: tuple[Server, ...] = ()
+        self.primed = 0  # priming queries answered with a usable root NS RRset
+
+    def get(self, now: int) -> tuple[Server, ...] | None:
+        """The primed servers (empty: use the hints) while they hold, else None: prime."""
+        return self._servers if now < self._until else None
+
+    def put(self, servers: tuple[Server, ...], ttl: int, now: int) -> None:
+        """Keep the primed ``servers`` (empty: priming failed) for ``ttl`` seconds."""
+        self._servers, self._until = servers, now + min(ttl, MAX_TTL)
+        if servers:
+            self.primed += 1
+
+    def forget(self) -> None:
+        """Prime again at the next query (new hints)."""
+        self._until, self._servers = 0, ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +117,9 @@ class Config:
     # forward-zone (send the question, with RD, to these resolvers); the deepest wins.
     stubs: Zones = ()
     forwards: Zones = ()
+    # Shared between queries (mutable); None: no priming, the root hints are the root's
+    # servers (a stub zone or forward zone for the root is never primed either).
+    priming: RootPriming | None = field(default=None, compare=False)
 
 
 class Iteration:
@@ -105,6 +143,30 @@ class Iteration:
         # Zones entered on signed evidence (a referral with their DS, data they signed):
         # their DNSKEY RRset is worth fetching before the chain walk asks (see prefetch).
         self.signed: set[dns.name.Name] = set()
+        self._primed = False
+
+    def _prime(self) -> Generator[Need, Reply, None]:
+        """Prime the root's servers (see :class:`RootPriming`) once per query, before it
+        first asks them; stub and forward zones for the root are not primed."""
+        priming = self.config.priming
+        if self._primed or priming is None:
+            return
+        self._primed = True
+        root = dns.name.root
+        if any(zone == root for zone, _ in self.config.stubs) or self._forward(root):
+            return
+        known = priming.get(self.now)
+        if known is None:
+            hints = self.config.root_servers
+            reply = yield from self._ask(root, NS_T, hints, root, fresh=True)
+            servers, ttl = _primed(reply, self.config.port)
+            if servers:
+                priming.put(servers, ttl, self.now)
+            else:
+                priming.put((), PRIME_RETRY, self.now)
+            known = servers
+        if known:
+            self.servers[root] = known
 
     def _ask(
         self,
@@ -239,6 +301,8 @@ class Iteration:
             return reply, forward[0]
         start = qname.parent() if rdtype == DS_T and qname != dns.name.root else qname
         zone = self._known_zone(start)
+        if zone == dns.name.root:
+            yield from self._prime()
         servers = self.servers[zone]
         minimise = self.config.minimise
         probe = len(zone) + 1
@@ -412,9 +476,24 @@ class Iteration:
     def _servers_of(self, zone: dns.name.Name) -> Generator[Need, Reply, tuple[Server, ...]]:
         """The servers of ``zone`` (a zone the chain walk reached); when no query has them
         any more (a chain state outlived the NS TTL), found again by iteration."""
+        if zone == dns.name.root:
+            yield from self._prime()
         if zone not in self.servers and self._known_zone(zone) != zone:
             yield from self._iterate(zone, DNSKEY_T)
         return self.servers.get(zone) or self.servers[self._known_zone(zone)]
+
+
+def _primed(reply: Reply, port: int) -> tuple[tuple[Server, ...], int]:
+    """The root's servers from a priming reply and how long they hold: the addresses the
+    additional section gives for the names of the answer's root NS RRset (RFC 8109 s4),
+    for that RRset's TTL.  ((), 0) when the reply is no such answer."""
+    if reply is None or reply.rcode() != dns.rcode.NOERROR:
+        return (), 0
+    ns = find(reply.answer, dns.name.root, NS_T)
+    if ns is None:
+        return (), 0
+    found = addresses(reply, [rd.target for rd in ns])
+    return tuple((a, port) for a in dict.fromkeys(found)), int(ns.ttl)
 
 
 def _lame(kind: Kind, reply: dns.message.Message) -> bool:

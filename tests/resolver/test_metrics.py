@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import free_port, require_tool, stop
 from dnsseal.errors import OptionError
 from dnsseal.resolver import metrics as resolver_metrics
+from dnsseal.resolver.engine import ATTEMPTS
 from dnsseal.resolver.http import MetricsListener
 from dnsseal.resolver.settings import HTTP_PORT, parse_settings
 from dnsseal.server import counters
@@ -216,7 +217,8 @@ def test_metrics_count_what_the_clients_saw(named: Named, tmp_path: Path, loop: 
             (lab["proto"], lab["result"]): v
             for lab, v in s["dnsseal_resolver_upstream_queries_total"]
         }
-        assert up[("udp", "timeout")] == 1  # the silent server, then it is backed off
+        # the silent server: the one question sent ATTEMPTS times, then it is backed off
+        assert up[("udp", "timeout")] == ATTEMPTS
         assert ("tcp", "timeout") not in up
         received = after["Requestv4"] - before["Requestv4"]
         assert up[("udp", "answered")] + up.get(("tcp", "answered"), 0) == received

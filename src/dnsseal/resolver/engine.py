@@ -9,12 +9,17 @@ resolution takes one round trip per zone cut instead of three (Unbound prefetche
 signed delegation's DNSKEY); the machine is fed those replies when it asks, and judges
 them as any other.  A truncated UDP reply is retried over TCP; SERVFAIL, REFUSED,
 FORMERR, timeouts and replies that do not match the question move on to the next server,
-and so does a TCP reply with TC set (RFC 2181 s9: a truncated reply is ignored).  A server
-that did not answer :data:`STRIKES` times in a row (timeout, network error) is skipped for
-a while, 5 s doubling to 5 min while it stays silent, like Unbound's infra cache (which
-keeps asking a server until its retransmission timeout has doubled past 12 s, about five
-losses in a row: one lost datagram must not take a zone's only server away); when every
-server of a question is backing off, the question fails at once.
+and so does a TCP reply with TC set (RFC 2181 s9: a truncated reply is ignored).  When no
+server of a question gave a usable reply, the ones that did not answer at all (a lost
+datagram) are asked again, each at most :data:`ATTEMPTS` times for the question (Unbound's
+OUTBOUND_MSG_RETRY; RFC 1035 s4.2.1 and RFC 1536 s1: retransmit, with back-off).  A
+server that did not answer :data:`STRIKES` questions of one kind in a row (A, AAAA, any
+other type: Unbound's infra cache keeps timeout_A, timeout_AAAA and timeout_other, so a
+server that drops only AAAA queries still answers A) is skipped for that kind for a while,
+5 s doubling to 5 min while it stays silent, like Unbound's infra cache (which keeps
+asking a server until its retransmission timeout has doubled past 12 s, about five losses
+in a row: one lost datagram must not take a zone's only server away); when every server of
+a question is backing off, the question fails at once.
 Caches (all bounded, see :mod:`.cache`):
 
 - upstream replies per (name, type, zone) for their TTL, as wire bytes; the replies a
@@ -74,7 +79,9 @@ log = logging.getLogger(__name__)
 PAYLOAD = 1232
 RETRY_RCODES = {dns.rcode.SERVFAIL, dns.rcode.REFUSED, dns.rcode.FORMERR, dns.rcode.NOTIMP}
 MAX_SERVERS_PER_NEED = 4
-STRIKES = 3  # unanswered queries in a row after which a server is skipped
+ATTEMPTS = 5  # sends of one question to a server that does not answer (OUTBOUND_MSG_RETRY)
+STRIKES = 5  # unanswered queries in a row after which a server is skipped (for a kind...)
+KIND_STRIKES = 3  # ... of which it missed this many in a row (Unbound's TIMEOUT_COUNT_MAX)
 BACKOFF_FIRST = 5  # seconds a silent server is skipped, doubling while it stays silent
 BACKOFF_MAX = 300
 MAX_BACKOFF_ENTRIES = 10000
@@ -82,6 +89,7 @@ BOGUS_TTL = 60
 PARSED_REPLIES = 256  # cached upstream replies also kept parsed (~10 KB each)
 
 Server = tuple[str, int]
+Silent = tuple[Server, int]  # a server and the kind of question it does not answer (_kind)
 NXDOMAIN_KEY = -1  # results key type of a name's NXDOMAIN, which holds for every type
 DNAME_KEY = -2  # results key type of a DNAME RRset an answer used, kept for synthesis
 MAX_SYNTHESIS = 8  # DNAMEs from the cache followed for one question (a loop ends there)
@@ -150,6 +158,12 @@ _ERRORS_WITHOUT_QUESTION = {
 }
 
 
+def _kind(rdtype: int) -> int:
+    """The kind of question a server's back-off is kept for: A, AAAA, or 0 for any other
+    type (Unbound's timeout_A, timeout_AAAA, timeout_other)."""
+    return rdtype if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA) else 0
+
+
 def query_wire(need: Need) -> bytes:
     """The upstream query for ``need``: a random ID, CD set, RD only for a forwarder, EDNS0
     with DO and our payload (built directly: a dnspython message per query costs more
@@ -207,8 +221,11 @@ class Resolver:
         self.nsec = NsecCache() if aggressive_nsec else None
         self._parsed: OrderedDict[Hashable, tuple[bytes, dns.message.Message]] = OrderedDict()
         self.upstream_queries = 0
-        self._silent: dict[Server, tuple[int, int]] = {}  # server -> (retry at, back-off)
-        self._strikes: dict[Server, int] = {}  # server -> unanswered queries in a row
+        self._silent: dict[Silent, tuple[int, int]] = {}  # -> (retry at, back-off)
+        # server -> unanswered queries in a row, and (server, kind) -> the same for the kind
+        self._strikes: dict[Server | Silent, int] = {}
+        self.lost_replies = 0  # queries no server answered (timeout, network error)
+        self._lost: dict[Silent, int] = {}  # -> lost_replies at its last loss
         self._inflight: dict[tuple[dns.name.Name, int], asyncio.Future[Result]] = {}
         # Chain-walk questions sent ahead of the machine asking them (Query.prefetch), by
         # cache key; taken by the exchange that asks, or dropped when it ends unasked.
@@ -543,22 +560,39 @@ class Resolver:
         cached = None if need.fresh else self.cache.get(key, now)
         if isinstance(cached, bytes):
             return self._parse_cached(key, cached)
-        servers = [s for s in need.servers if self._silent.get(s, (0, 0))[0] <= now]
+        kind = _kind(need.rdtype)
+        servers = [s for s in dict.fromkeys(need.servers) if self._ready(s, kind, now)]
         if not servers:
             log.debug("%s/%d: every server is backing off", need.qname, need.rdtype)
             return None
         wire = query_wire(need)
-        for server in servers[:MAX_SERVERS_PER_NEED]:
-            got = await self._one(server, wire, need)
-            if got is None:
-                continue
-            reply, data = got
-            if reply.rcode() in RETRY_RCODES:
-                continue
-            if keep:
-                self.cache.put(key, data, reply_ttl(reply, self.cache.max_ttl), now)
-            return reply
+        servers = servers[:MAX_SERVERS_PER_NEED]
+        for _ in range(ATTEMPTS):
+            silent: list[Server] = []
+            for server in servers:
+                mark = self.lost_replies
+                got = await self._one(server, wire, need)
+                if got is None:
+                    if self._lost.get((server, kind), -1) > mark:
+                        silent.append(server)  # no answer: worth a retransmission
+                    continue
+                reply, data = got
+                if reply.rcode() in RETRY_RCODES:
+                    continue
+                if keep:
+                    self.cache.put(key, data, reply_ttl(reply, self.cache.max_ttl), now)
+                return reply
+            # Nothing usable: send again to the servers that did not answer (a lost
+            # datagram), unless they have started backing off meanwhile.
+            now = self.clock()
+            servers = [s for s in silent if self._ready(s, kind, now)]
+            if not servers:
+                break
         return None
+
+    def _ready(self, server: Server, kind: int, now: int) -> bool:
+        """Whether ``server`` may be asked a question of ``kind`` (not backing off)."""
+        return self._silent.get((server, kind), (0, 0))[0] <= now
 
     def _prefetch(
         self, need: Need, asked: Need, ahead: list[asyncio.Task[dns.message.Message | None]]
@@ -602,25 +636,41 @@ class Resolver:
             self._parsed.popitem(last=False)
         return msg
 
-    def _silence(self, server: Server) -> None:
-        """``server`` did not answer: after :data:`STRIKES` times in a row, skip it for a
-        while, longer each time it stays silent."""
-        strikes = self._strikes.get(server, 0) + 1
-        if strikes < STRIKES and server not in self._silent:
-            if len(self._strikes) >= MAX_BACKOFF_ENTRIES:
-                self._strikes.clear()
-            self._strikes[server] = strikes
+    def _heard(self, server: Server, rdtype: int) -> None:
+        """``server`` answered a question of ``rdtype``'s kind: no more back-off for that
+        kind, and its misses in a row start again from zero."""
+        key = (server, _kind(rdtype))
+        self._silent.pop(key, None)
+        self._strikes.pop(key, None)
+        self._strikes.pop(server, None)
+
+    def _silence(self, server: Server, rdtype: int) -> None:
+        """``server`` did not answer a question of ``rdtype``'s kind: once it missed
+        :data:`STRIKES` questions in a row, :data:`KIND_STRIKES` of them of this kind, skip
+        it for that kind for a while, longer each time it stays silent (Unbound blocks a
+        server for a query type once its timeout has backed off past 12 s and three queries
+        of the type went unanswered)."""
+        self.lost_replies += 1
+        server_kind = (server, _kind(rdtype))
+        if len(self._lost) >= MAX_BACKOFF_ENTRIES:
+            self._lost.clear()
+        self._lost[server_kind] = self.lost_replies
+        if len(self._strikes) >= MAX_BACKOFF_ENTRIES:
+            self._strikes.clear()
+        strikes = self._strikes[server] = self._strikes.get(server, 0) + 1
+        of_kind = self._strikes[server_kind] = self._strikes.get(server_kind, 0) + 1
+        if (strikes < STRIKES or of_kind < KIND_STRIKES) and server_kind not in self._silent:
             log.debug("%s#%d did not answer (%d in a row)", server[0], server[1], strikes)
             return
-        self._strikes.pop(server, None)
+        self._strikes.pop(server_kind, None)
         if len(self._silent) >= MAX_BACKOFF_ENTRIES:
             now = self.clock()
             self._silent = {s: v for s, v in self._silent.items() if v[0] > now}
             if len(self._silent) >= MAX_BACKOFF_ENTRIES:
                 self._silent.clear()
-        _, last = self._silent.get(server, (0, 0))
+        _, last = self._silent.get(server_kind, (0, 0))
         delay = min(BACKOFF_MAX, last * 2) if last else BACKOFF_FIRST
-        self._silent[server] = (self.clock() + delay, delay)
+        self._silent[server_kind] = (self.clock() + delay, delay)
         log.info("%s#%d did not answer: not asked again for %d s", server[0], server[1], delay)
 
     async def _one(
@@ -632,10 +682,9 @@ class Resolver:
                 data = await self.transport(server, wire, tcp)
             except (OSError, TimeoutError, EOFError) as e:
                 log.debug("%s#%d: %s", server[0], server[1], e)
-                self._silence(server)
+                self._silence(server, need.rdtype)
                 return None
-            self._silent.pop(server, None)
-            self._strikes.pop(server, None)
+            self._heard(server, need.rdtype)
             try:
                 reply = dns.message.from_wire(data, question_only=False)
             except dns.exception.DNSException as e:

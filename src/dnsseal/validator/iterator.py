@@ -375,10 +375,12 @@ class Iteration:
                     self._referrals[ns.name] = (zone, reply)
                 if find(reply.authority, ns.name, DS_T) is not None or _signs(reply, ns.name):
                     self.signed.add(ns.name)
+                # Out-of-zone names without an IPv4 address in the reply: looked up (type A)
+                # when the known servers fail, as Unbound fetches a missing address then.
                 self._unglued[ns.name] = tuple(
                     rd.target
                     for rd in ns
-                    if not rd.target.is_subdomain(ns.name) and not addresses(reply, [rd.target])
+                    if not rd.target.is_subdomain(ns.name) and not _has_v4(reply, rd.target)
                 )
                 zone, servers = ns.name, found
                 self._learnt(zone, servers, ns.ttl)
@@ -494,6 +496,11 @@ def _primed(reply: Reply, port: int) -> tuple[tuple[Server, ...], int]:
         return (), 0
     found = addresses(reply, [rd.target for rd in ns])
     return tuple((a, port) for a in dict.fromkeys(found)), int(ns.ttl)
+
+
+def _has_v4(reply: dns.message.Message, name: dns.name.Name) -> bool:
+    """Whether ``reply``'s additional section gives an IPv4 address for ``name``."""
+    return find(reply.additional, name, dns.rdatatype.A) is not None
 
 
 def _lame(kind: Kind, reply: dns.message.Message) -> bool:

@@ -18,7 +18,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from dnsseal.resolver.engine import ATTEMPTS, KIND_STRIKES, STRIKES, Resolver
+from dnsseal.resolver.engine import ATTEMPTS, KIND_STRIKES, MAX_SENDS, STRIKES, Resolver
 from dnsseal.resolver.service import ResolverService
 from dnsseal.resolver.transport import Transport
 from dnsseal.validator import verdict as v
@@ -268,9 +268,9 @@ def test_a_lost_reply_is_sent_again_and_does_not_silence_a_zone(authority: Autho
 
 
 def test_a_silent_server_is_sent_a_question_at_most_attempts_times(authority: Authority) -> None:
-    """Every server of a question silent: each is asked it again, at most ATTEMPTS times,
-    and no more once it backs off (STRIKES misses); then questions fail at once while every
-    server backs off, for every kind of question."""
+    """Every server of a question silent: each is asked it again, at most ATTEMPTS times
+    and MAX_SENDS in all, and no more once it backs off (STRIKES misses); then questions
+    fail at once while every server backs off, for every kind of question."""
     calls: list[str] = []
 
     async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
@@ -285,6 +285,7 @@ def test_a_silent_server_is_sent_a_question_at_most_attempts_times(authority: Au
     for server in servers:
         sent = calls.count(f"{server[0]} www0.a.example. A")
         assert 2 <= sent <= ATTEMPTS, calls
+    assert sum(c.endswith(" www0.a.example. A") for c in calls) <= MAX_SENDS
     assert len(calls) <= 2 * len(servers) * ATTEMPTS
     before = len(calls)
     assert asyncio.run(res.resolve("www1.a.example.", "A")).rcode == dns.rcode.SERVFAIL

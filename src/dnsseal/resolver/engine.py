@@ -12,7 +12,8 @@ FORMERR, timeouts and replies that do not match the question move on to the next
 and so does a TCP reply with TC set (RFC 2181 s9: a truncated reply is ignored).  When no
 server of a question gave a usable reply, the ones that did not answer at all (a lost
 datagram) are asked again, each at most :data:`ATTEMPTS` times for the question (Unbound's
-OUTBOUND_MSG_RETRY; RFC 1035 s4.2.1 and RFC 1536 s1: retransmit, with back-off).  A
+OUTBOUND_MSG_RETRY; RFC 1035 s4.2.1 and RFC 1536 s1: retransmit, with back-off), at most
+:data:`MAX_SENDS` sends in all (every silent server costs a timeout).  A
 server that did not answer :data:`STRIKES` questions of one kind in a row (A, AAAA, any
 other type: Unbound's infra cache keeps timeout_A, timeout_AAAA and timeout_other, so a
 server that drops only AAAA queries still answers A) is skipped for that kind for a while,
@@ -80,6 +81,7 @@ PAYLOAD = 1232
 RETRY_RCODES = {dns.rcode.SERVFAIL, dns.rcode.REFUSED, dns.rcode.FORMERR, dns.rcode.NOTIMP}
 MAX_SERVERS_PER_NEED = 4
 ATTEMPTS = 5  # sends of one question to a server that does not answer (OUTBOUND_MSG_RETRY)
+MAX_SENDS = 8  # sends of one question in all: silent servers cost a timeout each
 STRIKES = 5  # unanswered queries in a row after which a server is skipped (for a kind...)
 KIND_STRIKES = 3  # ... of which it missed this many in a row (Unbound's TIMEOUT_COUNT_MAX)
 BACKOFF_FIRST = 5  # seconds a silent server is skipped, doubling while it stays silent
@@ -567,9 +569,11 @@ class Resolver:
             return None
         wire = query_wire(need)
         servers = servers[:MAX_SERVERS_PER_NEED]
+        sends = 0
         for _ in range(ATTEMPTS):
             silent: list[Server] = []
             for server in servers:
+                sends += 1
                 mark = self.lost_replies
                 got = await self._one(server, wire, need)
                 if got is None:
@@ -585,7 +589,7 @@ class Resolver:
             # Nothing usable: send again to the servers that did not answer (a lost
             # datagram), unless they have started backing off meanwhile.
             now = self.clock()
-            servers = [s for s in silent if self._ready(s, kind, now)]
+            servers = [s for s in silent if self._ready(s, kind, now)][: MAX_SENDS - sends]
             if not servers:
                 break
         return None
@@ -658,10 +662,20 @@ class Resolver:
         if len(self._strikes) >= MAX_BACKOFF_ENTRIES:
             self._strikes.clear()
         strikes = self._strikes[server] = self._strikes.get(server, 0) + 1
-        of_kind = self._strikes[server_kind] = self._strikes.get(server_kind, 0) + 1
-        if (strikes < STRIKES or of_kind < KIND_STRIKES) and server_kind not in self._silent:
+        self._strikes[server_kind] = self._strikes.get(server_kind, 0) + 1
+        if server_kind in self._silent:
+            self._back_off(server_kind)  # a probe after its back-off: silent still
+            return
+        if strikes < STRIKES:
             log.debug("%s#%d did not answer (%d in a row)", server[0], server[1], strikes)
             return
+        for kind in (int(dns.rdatatype.A), int(dns.rdatatype.AAAA), 0):
+            key = (server, kind)
+            if self._strikes.get(key, 0) >= KIND_STRIKES and key not in self._silent:
+                self._back_off(key)
+
+    def _back_off(self, server_kind: Silent) -> None:
+        """Skip ``server_kind`` for a while: 5 s, doubling while it stays silent."""
         self._strikes.pop(server_kind, None)
         if len(self._silent) >= MAX_BACKOFF_ENTRIES:
             now = self.clock()
@@ -671,7 +685,14 @@ class Resolver:
         _, last = self._silent.get(server_kind, (0, 0))
         delay = min(BACKOFF_MAX, last * 2) if last else BACKOFF_FIRST
         self._silent[server_kind] = (self.clock() + delay, delay)
-        log.info("%s#%d did not answer: not asked again for %d s", server[0], server[1], delay)
+        server, kind = server_kind
+        log.info(
+            "%s#%d did not answer %s queries: not asked them again for %d s",
+            server[0],
+            server[1],
+            dns.rdatatype.to_text(dns.rdatatype.RdataType(kind)) if kind else "other",
+            delay,
+        )
 
     async def _one(
         self, server: tuple[str, int], wire: bytes, need: Need

@@ -377,6 +377,15 @@ class Replay:
                     return entry
         return None
 
+    def answered_later(self, pending: Pending, steps: list[int]) -> bool:
+        """Whether a RANGE answers ``pending`` at one of ``steps``."""
+        for rng in self.scenario.ranges:
+            if not any(rng.serves(step, pending.server[0]) for step in steps):
+                continue
+            if any(_selects(entry, pending.query, pending.tcp) for entry in rng.entries):
+                return True
+        return False
+
     def answer(self, pending: Pending, entry: rpl.Entry, why: str) -> None:
         self.log.append(f"{pending.describe()} -> {why} line {entry.line}")
         self.pending.remove(pending)
@@ -634,8 +643,9 @@ async def replay(
     CHECK_ANSWER with an answer waiting is checked; else a pending query that a RANGE entry
     answers at the current moment's step is answered; else the moment is done (a QUERY moves
     to the next moment first, so its upstream queries are answered at that moment's step).
-    Upstream queries no entry answers time out at once: testbound would leave them pending
-    forever, and dnsseal asks some questions Unbound does not.  Failures are collected."""
+    Upstream queries no entry answers, now or at a later step, time out at once: testbound
+    would leave them pending forever, and dnsseal asks some questions Unbound does not; one
+    a RANGE answers at a later step stays pending until then.  Failures are collected."""
     config = build_config(setup)
     transport = Replay(scenario)
     start = setup.date if setup.date is not None else signing_time(scenario)
@@ -719,9 +729,14 @@ async def replay(
                 "TIMEOUT",
                 "ERROR",
             ):
-                for p in list(transport.pending):
+                # A query a RANGE of a later step answers stays pending, as in testbound
+                # (iter_dnsseclame_bug: a server that answers only from step 30 on).
+                later = [m.number for m in moments[now + 1 :]]
+                hopeless = [p for p in transport.pending if not transport.answered_later(p, later)]
+                for p in hopeless:
                     transport.fail(p, TimeoutError("no scenario entry"), "no entry: timeout")
-                continue
+                if hopeless:
+                    continue
             now += 1
             if mom.kind == "QUERY":
                 assert mom.entry is not None

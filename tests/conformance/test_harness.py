@@ -249,3 +249,65 @@ def test_aggressive_nsec_follows_unbounds_default() -> None:
     off = SMALL.replace('qname-minimisation: "no"', "aggressive-nsec: no")
     setup = harness.read_setup(rpl.parse(off, "x.rpl"))
     assert not setup.aggressive_nsec and not setup.unsupported
+
+
+LATE = """server:
+	target-fetch-policy: "0 0 0 0 0"
+	qname-minimisation: "no"
+stub-zone:
+	name: "."
+	stub-addr: 193.0.14.129
+CONFIG_END
+SCENARIO_BEGIN a server that answers only from step 20 on
+RANGE_BEGIN {start} 100
+	ADDRESS 193.0.14.129
+ENTRY_BEGIN
+MATCH opcode qtype qname
+ADJUST copy_id
+REPLY QR AA NOERROR
+SECTION QUESTION
+. IN NS
+SECTION ANSWER
+. IN NS K.ROOT-SERVERS.NET.
+SECTION ADDITIONAL
+K.ROOT-SERVERS.NET. IN A 193.0.14.129
+ENTRY_END
+ENTRY_BEGIN
+MATCH opcode qtype qname
+ADJUST copy_id
+REPLY QR AA NOERROR
+SECTION QUESTION
+www.example. IN A
+SECTION ANSWER
+www.example. IN A 192.0.2.1
+ENTRY_END
+RANGE_END
+STEP 1 QUERY
+ENTRY_BEGIN
+REPLY RD
+SECTION QUESTION
+www.example. IN A
+ENTRY_END
+STEP 10 NOTHING
+STEP 20 NOTHING
+STEP 30 CHECK_ANSWER
+ENTRY_BEGIN
+MATCH all
+REPLY QR RD RA NOERROR
+SECTION QUESTION
+www.example. IN A
+SECTION ANSWER
+www.example. IN A 192.0.2.1
+ENTRY_END
+SCENARIO_END
+"""
+
+
+def test_a_query_a_later_range_answers_stays_pending(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in testbound, an upstream query that only a RANGE of a later step answers waits
+    for that step (iter_dnsseclame_bug), where one nothing answers times out at once."""
+    outcome = harness.run(rpl.parse(LATE.format(start=20), "late.rpl"), monkeypatch)
+    assert outcome.failures == [], outcome.failures
+    assert any("www.example. A -> range" in line for line in outcome.log), outcome.log
+    never = harness.run(rpl.parse(LATE.format(start=200), "never.rpl"), monkeypatch)
+    assert never.failures and "rcode: want NOERROR, got SERVFAIL" in never.failures[0]

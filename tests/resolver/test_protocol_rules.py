@@ -539,3 +539,36 @@ def test_a_bare_empty_answer_is_believed_only_when_no_server_says_more(
     empty.add("127.0.0.1")
     r = asyncio.run(Resolver(config, transport, lambda: NOW).resolve(www, "A"))
     assert (r.rcode, r.answer, r.verdict.security) == (dns.rcode.NOERROR, (), S.INSECURE)
+
+
+def test_a_dname_owned_outside_the_zone_that_answers_is_not_followed() -> None:
+    """example.com.'s server answers with the DNAME com. -> z.example.com.: it has no
+    authority for com., so the DNAME is dropped (Unbound's scrubber:
+    iter_scrub_dname_out_of_zone) and the answer is the NODATA that remains; nothing under
+    the DNAME's target is asked."""
+    asked: list[str] = []
+    root, child = ("192.0.2.1", 53), ("192.0.2.2", 53)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire)
+        name = q.question[0].name
+        asked.append(f"{server[0]} {name}")
+        r = dns.message.make_response(q)
+        if server == root:
+            r.authority.append(
+                dns.rrset.from_text("example.com.", 300, "IN", "NS", "ns.example.com.")
+            )
+            r.additional.append(dns.rrset.from_text("ns.example.com.", 300, "IN", "A", child[0]))
+            return r.to_wire()
+        r.flags |= dns.flags.AA
+        if name == dns.name.from_text("x.y.example.com."):
+            r.answer.append(dns.rrset.from_text("com.", 300, "IN", "DNAME", "z.example.com."))
+        else:
+            r.answer.append(dns.rrset.from_text(name, 300, "IN", "A", "192.0.2.99"))
+        r.authority.append(dns.rrset.from_text("example.com.", 300, "IN", "NS", "ns.example.com."))
+        return r.to_wire()
+
+    res = Resolver(_no_anchor_config((root,)), transport, lambda: NOW)
+    r = asyncio.run(res.resolve("x.y.example.com.", "A"))
+    assert (r.rcode, r.answer) == (dns.rcode.NOERROR, ()), r
+    assert not any("z.example.com." in a for a in asked), asked

@@ -11,6 +11,7 @@ machine it does no I/O: it yields :class:`Need` and is fed the replies.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ import dns.rrset
 from dnsseal.validator.anchors import AnchorSet
 from dnsseal.validator.limits import Budget, Limits
 from dnsseal.validator.msgview import (
+    DNAME_T,
     DNSKEY_T,
     DS_T,
     NS_T,
@@ -326,6 +328,7 @@ class Iteration:
                 )
                 if not asked:
                     return None, zone
+            reply = _scrubbed(reply, zone)
             kind = classify(reply, ask, atype, zone)
             cached: tuple[dns.message.Message, Kind] | None = None
             while _lame(kind, reply):
@@ -341,7 +344,8 @@ class Iteration:
                     reply, kind = cached
                     break
                 if again is not None:
-                    reply, kind = again, classify(again, ask, atype, zone)
+                    reply = _scrubbed(again, zone)
+                    kind = classify(reply, ask, atype, zone)
             ns = referral_ns(reply, zone, ask) if kind is Kind.REFERRAL else None
             if ns is None and atype == NS_T and kind is Kind.ANSWER and ask != zone:
                 ns = find(reply.answer, ask, NS_T)
@@ -496,6 +500,25 @@ def _primed(reply: Reply, port: int) -> tuple[tuple[Server, ...], int]:
         return (), 0
     found = addresses(reply, [rd.target for rd in ns])
     return tuple((a, port) for a in dict.fromkeys(found)), int(ns.ttl)
+
+
+def _scrubbed(reply: dns.message.Message, zone: dns.name.Name) -> dns.message.Message:
+    """``reply`` from ``zone``'s servers without the DNAME RRsets (and their RRSIGs) of its
+    answer section owned outside ``zone``: its servers have no authority there, and such a
+    DNAME would redirect names of other zones (Unbound's scrubber drops them too:
+    iter_scrub_dname_out_of_zone).  The same message when there is none (replies are
+    shared, never changed in place)."""
+    out = [
+        r
+        for r in reply.answer
+        if (r.rdtype == DNAME_T or (r.rdtype == RRSIG_T and r.covers == DNAME_T))
+        and not r.name.is_subdomain(zone)
+    ]
+    if not out:
+        return reply
+    scrubbed = copy.copy(reply)
+    scrubbed.answer = [r for r in reply.answer if not any(r is o for o in out)]
+    return scrubbed
 
 
 def _has_v4(reply: dns.message.Message, name: dns.name.Name) -> bool:

@@ -7,20 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
 
+from conftest import free_port, require_tool, run_tool, stop
 from dnsseal.resolver.engine import ATTEMPTS, KIND_STRIKES, MAX_SENDS, STRIKES, Resolver
 from dnsseal.resolver.service import ResolverService
-from dnsseal.resolver.transport import Transport
+from dnsseal.resolver.transport import Transport, network_transport
 from dnsseal.validator import verdict as v
 from dnsseal.validator.anchors import AnchorSet
 from dnsseal.validator.machine import Config, Need
@@ -572,3 +581,94 @@ def test_a_dname_owned_outside_the_zone_that_answers_is_not_followed() -> None:
     r = asyncio.run(res.resolve("x.y.example.com.", "A"))
     assert (r.rcode, r.answer) == (dns.rcode.NOERROR, ()), r
     assert not any("z.example.com." in a for a in asked), asked
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+def test_unbound_and_dnsseal_both_retransmit_to_a_silent_server(tmp_path: Path) -> None:
+    """The outside truth for ATTEMPTS: a real Unbound with a stub zone served by one server
+    that answers SERVFAIL and one that never answers sends the silent one the question
+    again and again (9 datagrams over 11 s with Unbound 1.17), at least ATTEMPTS times;
+    dnsseal sends it exactly ATTEMPTS (and asks the SERVFAIL one once: its answer is an
+    answer, not a loss)."""
+    port = free_port()
+    seen: list[tuple[str, str]] = []
+    socks = []
+    for addr in ("127.0.0.2", "127.0.0.3"):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((addr, port))
+        sock.settimeout(0.2)
+        socks.append(sock)
+    stopping = threading.Event()
+
+    def serve(sock: socket.socket) -> None:
+        while not stopping.is_set():
+            try:
+                data, peer = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            q = dns.message.from_wire(data)
+            seen.append((sock.getsockname()[0], q.question[0].name.to_text()))
+            if sock.getsockname()[0] == "127.0.0.2":
+                r = dns.message.make_response(q)
+                r.set_rcode(dns.rcode.SERVFAIL)
+                sock.sendto(r.to_wire(), peer)
+
+    threads = [threading.Thread(target=serve, args=(s,), daemon=True) for s in socks]
+    for t in threads:
+        t.start()
+    www = "www.example.com."
+    try:
+        uport = free_port()
+        conf = tmp_path / "unbound.conf"
+        conf.write_text(
+            "server:\n"
+            f"  interface: 127.0.0.1\n  port: {uport}\n  do-ip6: no\n"
+            '  username: ""\n  chroot: ""\n'
+            f'  directory: "{tmp_path}"\n  pidfile: "{tmp_path}/unbound.pid"\n  use-syslog: no\n'
+            f'  logfile: "{tmp_path}/unbound.log"\n  do-not-query-localhost: no\n'
+            '  module-config: "iterator"\n  qname-minimisation: no\n'
+            "remote-control:\n  control-enable: no\n"
+            f'stub-zone:\n  name: "example.com"\n  stub-addr: 127.0.0.2@{port}\n'
+            f"  stub-addr: 127.0.0.3@{port}\n"
+        )
+        run_tool(["unbound-checkconf", conf])
+        proc = subprocess.Popen(
+            [require_tool("unbound"), "-d", "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            for _ in range(50):  # started: it answers (REFUSED or not) a local question
+                try:
+                    dns.query.udp(
+                        dns.message.make_query("localhost.", "A"),
+                        "127.0.0.1",
+                        timeout=0.2,
+                        port=uport,
+                    )
+                    break
+                except (OSError, dns.exception.Timeout):
+                    time.sleep(0.1)
+            # Unbound may still be trying at the timeout: what it sent so far is what counts.
+            with contextlib.suppress(dns.exception.Timeout):
+                dns.query.udp(dns.message.make_query(www, "A"), "127.0.0.1", timeout=13, port=uport)
+        finally:
+            stop(proc)
+        theirs = seen.count(("127.0.0.3", www))
+        assert theirs >= ATTEMPTS, seen
+        assert seen.count(("127.0.0.2", www)) >= 1
+        seen.clear()
+        servers = (("127.0.0.2", port), ("127.0.0.3", port))
+        config = Config(((("127.0.0.1", 9)),), AnchorSet(()), minimise=False, port=port)
+        config = dataclasses.replace(config, stubs=((dns.name.from_text("example.com."), servers),))
+        res = Resolver(config, network_transport(0.3))
+        assert asyncio.run(res.resolve(www, "A")).rcode == dns.rcode.SERVFAIL
+        assert seen.count(("127.0.0.3", www)) == ATTEMPTS, seen
+        assert seen.count(("127.0.0.2", www)) == 1, seen
+    finally:
+        stopping.set()
+        for t in threads:
+            t.join()
+        for s in socks:
+            s.close()

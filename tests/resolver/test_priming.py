@@ -68,6 +68,7 @@ def _hinted(authority: Authority, asked: Asked, ttl: int = 3600, answers: bool =
         if server != HINT or not answers:
             raise TimeoutError("no answer")
         if question.name == dns.name.root and question.rdtype == dns.rdatatype.NS:
+            await asyncio.sleep(0.01)  # a round trip: other resolutions run meanwhile
             return _priming_reply(wire, ttl)
         refused = dns.message.make_response(q)
         refused.set_rcode(dns.rcode.REFUSED)
@@ -196,3 +197,18 @@ def test_unbound_and_dnsseal_both_prime_the_root_first(tmp_path: Path) -> None:
         assert seen and seen[0] == (".", "NS", True), seen[:5]
     finally:
         server.close()
+
+
+def test_concurrent_resolutions_send_one_priming_query(authority: Authority) -> None:
+    """Queries that start while the priming query is out do not prime again (they use the
+    hints meanwhile): one ``. NS`` for a burst of cold questions."""
+    asked: Asked = []
+    res = Resolver(_config(authority), _hinted(authority, asked), lambda: NOW)
+
+    async def burst() -> list[int]:
+        names = [f"n{i}.a.example." for i in range(5)]
+        results = await asyncio.gather(*(res.resolve(n, "A") for n in names))
+        return [r.rcode for r in results]
+
+    asyncio.run(burst())
+    assert [a[1:3] for a in asked].count((".", "NS")) == 1, asked

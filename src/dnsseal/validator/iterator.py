@@ -62,7 +62,7 @@ class RootPriming:
     RRset's TTL runs out (s3.3: then it primes again).  When priming fails (no server
     answers, or the reply holds no root NS RRset with an address), the hints serve as they
     are for :data:`PRIME_RETRY` seconds before priming is tried again (Unbound, too, keeps
-    resolving from its hints)."""
+    resolving from its hints); so do queries that start while a priming query is out."""
 
     def __init__(self) -> None:
         self._until = 0
@@ -159,6 +159,9 @@ class Iteration:
             return
         known = priming.get(self.now)
         if known is None:
+            # Queries that start meanwhile use the hints instead of priming too (Unbound
+            # has them wait for the one priming query; either way it is sent once).
+            priming.put((), PRIME_RETRY, self.now)
             hints = self.config.root_servers
             reply = yield from self._ask(root, NS_T, hints, root, fresh=True)
             servers, ttl = _primed(reply, self.config.port)

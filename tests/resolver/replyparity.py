@@ -3,6 +3,7 @@ by field (dnspython shuffles RRs in ``to_wire``, so the wire form is no comparis
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import dns.message
@@ -17,11 +18,15 @@ def value(v: Any) -> Any:
     """A comparable picture of a field: its type and its value, names by exact labels."""
     if isinstance(v, dns.name.Name):
         return ("Name", v.labels)
-    if isinstance(v, dns.rdata.Rdata):
-        slots = sorted({s for c in type(v).__mro__ for s in getattr(c, "__slots__", ())})
-        return (type(v), tuple((s, value(getattr(v, s))) for s in slots))
     if isinstance(v, (tuple, list)):
         return (type(v), tuple(value(x) for x in v))
+    if isinstance(v, Mapping):  # SVCB parameters, ...
+        return (type(v), tuple((value(k), value(x)) for k, x in v.items()))
+    slots = sorted({s for c in type(v).__mro__ for s in getattr(c, "__slots__", ())})
+    if slots and not isinstance(v, (int, str, bytes)):  # rdata and their parts
+        return (type(v), tuple((s, value(getattr(v, s, None))) for s in slots))
+    if hasattr(v, "__dict__") and not isinstance(v, type) and type(v).__eq__ is object.__eq__:
+        return (type(v), tuple((k, value(x)) for k, x in sorted(vars(v).items())))
     return (type(v), v)
 
 

@@ -392,6 +392,8 @@ def _nsec(names: _Names, wire: bytes, pos: int, end: int) -> Any:
     return rd
 
 
+_OPT_CLS = _cls("OPT")
+
 _BUILDERS: dict[int, Any] = {
     1: _a,
     28: _aaaa,
@@ -476,6 +478,19 @@ def _read(wire: bytes, scrub: bool) -> dns.message.Message:
             if scrub and rdclass == _IN and _ADDRESS_LENGTHS.get(rdtype, rdlen) != rdlen:
                 why = f"{name} type {rdtype} RR of impossible length {rdlen} left out"
                 msg.errors.append(dns.message.MessageError(BadReply(why), pos))
+                pos = end
+                continue
+            if rdtype == _OPT and rdlen == 0:
+                # The usual OPT (no options), as dnspython's from_rdata builds it.
+                rd = _OPT_CLS.__new__(_OPT_CLS)
+                _set(rd, "rdclass", _RDCLASS[rdclass])
+                _set(rd, "rdtype", dns.rdatatype.OPT)
+                _set(rd, "rdcomment", None)
+                _set(rd, "options", ())
+                opt = dns.rrset.RRset(name, rd.rdclass, rd.rdtype)
+                opt.ttl = ttl
+                opt.items[rd] = None
+                msg.opt = opt
                 pos = end
                 continue
             build = _BUILDERS.get(rdtype) if rdclass == _IN else None

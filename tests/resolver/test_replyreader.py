@@ -383,6 +383,26 @@ def test_limits_themselves_are_fine() -> None:
     assert not check(_chain(17))
 
 
+def _pointer_ladder(n: int) -> bytes:
+    """A reply whose second answer's owner follows ``n`` + 1 pointers: the first answer's
+    rdata (an unknown type) is a root label and ``n`` pointers, each to the one before."""
+    question = b"\x00\x00\x01\x00\x01"
+    at = 12 + len(question) + 1 + 10  # where the first answer's rdata starts
+    rdata = b"\x00" + b"".join(
+        struct.pack("!H", 0xC000 | (at if i == 0 else at + 1 + 2 * (i - 1))) for i in range(n)
+    )
+    first = b"\x00" + struct.pack("!HHIH", 0xFF00, 1, 0, len(rdata)) + rdata
+    second = _rr(struct.pack("!H", 0xC000 | (at + 2 * n - 1)), 1, b"\x01\x02\x03\x04")
+    return _HEADER.pack(1, 0x8400, 1, 2, 0, 0) + question + first + second
+
+
+@pytest.mark.parametrize(("pointers", "ok"), [(15, True), (16, False), (5000, False)])
+def test_pointer_chains_are_cut_at_16(pointers: int, ok: bool) -> None:
+    """Regression: a chain of thousands of pointers (each 2 octets back) is refused with
+    PointerChainTooLong like dnspython does, not with a RecursionError."""
+    assert check(_pointer_ladder(pointers)) is ok
+
+
 def test_duplicates_ttls_and_singletons_as_dnspython() -> None:
     """An rdata equal (canonical form: NS target case) to one before is dropped, the TTL is
     the lowest, and a second SOA replaces the first, as dnspython's Rdataset.add does."""

@@ -83,13 +83,18 @@ class _Fallback(Exception):
     """Internal: this reply goes to dnspython's reader whole."""
 
 
+MEMO_LIMIT = 2048  # values remembered per table: hostile replies cannot grow it further
+
+
 def _memo(make: Any) -> dict[int, Any]:
     """A dict that fills itself with ``make(key)``: the enum conversions (``RdataType.make``
     and friends) done once per value, with dnspython's own result."""
 
     class _Table(dict[int, Any]):
         def __missing__(self, key: int) -> Any:
-            value = self[key] = make(key)
+            value = make(key)
+            if len(self) < MEMO_LIMIT:
+                self[key] = value
             return value
 
     return _Table()
@@ -144,10 +149,12 @@ class _Names:
         return name, seg_end, lower
 
     def _segment(
-        self, start: int, end: int
+        self, start: int, end: int, behind: int = 0
     ) -> tuple[dns.name.Name, int, int, int, tuple[bytes, ...]]:
         """Read the labels from ``start`` (within ``end``) to their zero octet or pointer,
-        follow the pointer, and remember every label position of the segment."""
+        follow the pointer, and remember every label position of the segment.  ``behind``:
+        the pointers the name being read followed to get here (the chain is cut at
+        :data:`MAX_POINTERS` before recursing, so a long chain cannot exhaust the stack)."""
         wire = self.wire
         starts: list[int] = []
         labels: list[bytes] = []
@@ -181,9 +188,11 @@ class _Names:
             # must lie wholly before the segment holding the pointer.
             if target >= start:
                 raise dns.name.BadPointer
+            if behind >= MAX_POINTERS:
+                raise dns.name.PointerChainTooLong
             got = self.memo.get(target)
             if got is None:
-                got = self._segment(target, start)
+                got = self._segment(target, start, behind + 1)
             elif got[1] > start:
                 raise BadReply("pointer target overlaps its name")
             tail_name, _, tail_hops, octets, tail_lower = got

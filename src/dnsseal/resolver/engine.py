@@ -65,6 +65,7 @@ import dns.rrset
 from dnsseal import clock
 from dnsseal.resolver.aggressive import NsecCache
 from dnsseal.resolver.cache import DEFAULT_MAX_BYTES, Cache, reply_ttl
+from dnsseal.resolver.replyreader import read_reply
 from dnsseal.resolver.rrcache import RRsetCache
 from dnsseal.resolver.transport import Transport, network_transport
 from dnsseal.validator.denial import prove_nodata
@@ -73,7 +74,7 @@ from dnsseal.validator.limits import Budget, Limits
 from dnsseal.validator.machine import Config, Need, Query, Result, negative_ttl
 from dnsseal.validator.rrsig import SigCheck
 from dnsseal.validator.trustcache import DelegationCache, TrustCache
-from dnsseal.validator.verdict import Security, Verdict, bogus, secure, worst
+from dnsseal.validator.verdict import EDE_OTHER, Security, Verdict, bogus, secure, worst
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class _Packed:
         )
 
     def unpack(self) -> Result:
-        msg = dns.message.from_wire(self.sections)
+        msg = read_reply(self.sections)
         return Result(
             self.qname,
             self.rdtype,
@@ -141,6 +142,16 @@ class _Packed:
             (),
             {},
         )
+
+
+def _scrubbed(result: Result) -> Result:
+    """``result`` was made of a reply that had records of impossible length left out
+    (``read_reply(scrub=True)``): say so with EDE 0 (Other), as Unbound's scrubber does,
+    in place of a code of the verdict's own: the scrub is the first cause (a signature over
+    the RRset as sent no longer verifies, say)."""
+    why = f"{result.verdict.reason}; records of impossible length were removed from a reply"
+    verdict = dataclasses.replace(result.verdict, reason=why, ede=EDE_OTHER)
+    return dataclasses.replace(result, verdict=verdict)
 
 
 def _aged(rrsets: tuple[dns.rrset.RRset, ...], age: int) -> tuple[dns.rrset.RRset, ...]:
@@ -346,6 +357,7 @@ class Resolver:
         else:
             query = Query(name, t, self.config, now)
             ahead: list[asyncio.Task[dns.message.Message | None]] = []
+            scrubbed = False
             try:
                 found = query.start()
                 while isinstance(found, Need):
@@ -353,10 +365,11 @@ class Resolver:
                         self._prefetch(extra, found, ahead)
                     final = found.qname == name and found.rdtype == t and t not in _SHARED_TYPES
                     reply = await self.exchange(found, used, keep=not final)
+                    scrubbed = scrubbed or (reply is not None and bool(reply.errors))
                     found = query.feed(reply)
             finally:
                 self._unasked(ahead)
-            step = found
+            step = _scrubbed(found) if scrubbed else found
             self._learn_dnames(step, now)
         bogus = step.verdict.security is Security.BOGUS
         if bogus:
@@ -634,7 +647,7 @@ class Resolver:
         if memo is not None and memo[0] is data:
             self._parsed.move_to_end(key)
             return memo[1]
-        msg = dns.message.from_wire(data)
+        msg = read_reply(data, scrub=True)
         self._parsed[key] = (data, msg)
         if len(self._parsed) > PARSED_REPLIES:
             self._parsed.popitem(last=False)
@@ -707,7 +720,7 @@ class Resolver:
                 return None
             self._heard(server, need.rdtype)
             try:
-                reply = dns.message.from_wire(data, question_only=False)
+                reply = read_reply(data, scrub=True)
             except dns.exception.DNSException as e:
                 log.debug("%s#%d: %s", server[0], server[1], e)
                 return None

@@ -53,16 +53,18 @@ PRIME_RETRY = 60  # seconds the hints are used as they are after a priming query
 
 
 class RootPriming:
-    """The root's servers as the last priming query found them (RFC 8109), shared between
-    queries (mutable, like :class:`~.trustcache.DelegationCache`; pure: time is passed in).
+    """The root's servers as the last priming query found them (RFC 8109, now RFC 9609),
+    shared between queries (mutable, like :class:`~.trustcache.DelegationCache`; pure: time
+    is passed in).
 
-    Before the first iteration from the root, a query asks a root hint for ``. NS`` and takes
-    the NS RRset of the answer with the addresses the additional section gives for its names
-    (RFC 8109 s3, s4; nothing else of the reply is used) as the root's servers, until that NS
-    RRset's TTL runs out (s3.3: then it primes again).  When priming fails (no server
-    answers, or the reply holds no root NS RRset with an address), the hints serve as they
-    are for :data:`PRIME_RETRY` seconds before priming is tried again (Unbound, too, keeps
-    resolving from its hints); so do queries that start while a priming query is out."""
+    Before the first iteration from the root, a query asks a root hint for ``. NS`` (with DO,
+    as every upstream question: s3.3) and takes the NS RRset of the answer with the addresses
+    the additional section gives for its names (s3, s4; nothing else of the reply is used) as
+    the root's servers, until that NS RRset's TTL runs out (s3.1: then it primes again).
+    When priming fails (no server answers, or the reply holds no root NS RRset with an
+    address), the hints serve as they are for :data:`PRIME_RETRY` seconds before priming is
+    tried again (Unbound, too, keeps resolving from its hints); so do queries that start
+    while a priming query is out."""
 
     def __init__(self) -> None:
         self._until = 0

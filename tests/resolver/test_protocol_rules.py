@@ -672,3 +672,38 @@ def test_unbound_and_dnsseal_both_retransmit_to_a_silent_server(tmp_path: Path) 
             t.join()
         for s in socks:
             s.close()
+
+
+def test_an_ns_name_with_only_ipv6_glue_is_looked_up_when_that_address_is_silent() -> None:
+    """example.com.'s only NS name came with an IPv6 address alone, and nothing answers
+    there: its IPv4 address is looked up and asked (Unbound fetches the missing address of
+    an NS name once the known ones fail: iter_failreply)."""
+    root, v4 = ("192.0.2.1", 53), ("192.0.2.5", 53)
+    asked: list[str] = []
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire)
+        name, rdtype = q.question[0].name, q.question[0].rdtype
+        asked.append(f"{server[0]} {name} {dns.rdatatype.to_text(rdtype)}")
+        r = dns.message.make_response(q)
+        if server == root and name == dns.name.from_text("ns.example.net.") and rdtype == T.A:
+            r.flags |= dns.flags.AA
+            r.answer.append(dns.rrset.from_text(name, 300, "IN", "A", v4[0]))
+        elif server == root:
+            r.authority.append(
+                dns.rrset.from_text("example.com.", 300, "IN", "NS", "ns.example.net.")
+            )
+            r.additional.append(
+                dns.rrset.from_text("ns.example.net.", 300, "IN", "AAAA", "2001:db8::1")
+            )
+        elif server == v4:
+            r.flags |= dns.flags.AA
+            r.answer.append(dns.rrset.from_text(name, 300, "IN", "A", "192.0.2.80"))
+        else:
+            raise TimeoutError("nothing answers there")
+        return r.to_wire()
+
+    res = Resolver(_no_anchor_config((root,)), transport, lambda: NOW)
+    r = asyncio.run(res.resolve("www.example.com.", "A"))
+    assert (r.rcode, [rd.address for x in r.answer for rd in x]) == (0, ["192.0.2.80"]), asked
+    assert "192.0.2.1 ns.example.net. A" in asked

@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import io
 import struct
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,7 +104,7 @@ def nsec3_digest(params: Nsec3Params, wire: bytes) -> int:
     return int.from_bytes(digest, "big")
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class ZoneSnapshot:
     """One immutable version of a zone, ready for answering.  Build with :func:`build`."""
 
@@ -127,6 +128,12 @@ class ZoneSnapshot:
     ent_keys: frozenset[Key] = frozenset()
     cut_keys: frozenset[Key] = frozenset()
     nsec_nodes: list[Node] = field(default_factory=list)  # the nodes of nsec_names, in order
+    # Made by update_from_model: the snapshot this one was made from (weakly: it is not
+    # kept alive for this) and the owners (name keys, NSEC3 owners too) where the two
+    # differ.  Every other node is the same object in both, which lets the answer tables
+    # of the previous version be updated at those owners alone (proto.wiretable).
+    base: weakref.ref[ZoneSnapshot] | None = None
+    changed: frozenset[Key] = frozenset()
 
     @property
     def apex(self) -> Node:
@@ -740,6 +747,8 @@ def update_from_model(
         ent_keys=ent_keys,
         cut_keys=prev.cut_keys,
         wire_memo=memo,
+        base=weakref.ref(prev),
+        changed=frozenset(name.labels for name in changed),
     )
 
 

@@ -1,0 +1,182 @@
+"""The cost of committing one UPDATE in a big inline-signed zone, in one process, no peers.
+
+Starts a dnsseal main process's server (:class:`dnsseal.server.service.AuthServer`, one
+worker link) in this process on ``sign_bench.make_zone(N)`` under the default policy, with
+the worker's end of the link (:class:`dnsseal.server.zonesync.WorkerLink`) installing each
+version in a second :class:`dnsseal.proto.engine.Engine`, as a worker process does.  Then
+sends --updates UPDATEs (TSIG-signed wire, each adding an A record at a new name, so the
+NSEC chain changes) through the path the server uses for one from the network
+(``_update_reply``: evaluate, sign incrementally, journal, serve, push to the worker, wait
+for its acknowledgement), and checks after each that both engines answer the new record
+signed.  Prints the CPU time (process_time: main and worker work, both in this process)
+and the wall time per UPDATE, median and every run.
+
+The state directory (keys, journal) can be kept with --state DIR and used again (a restart
+reads the journal instead of signing the zone again): compare two code trees on the same
+state, alternating, by running this script with each tree's ``src`` on PYTHONPATH.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/update_commit_bench.py --names 20000 \
+        --updates 20 --state /tmp/ub20k
+
+--profile FILE writes a cProfile of the UPDATEs (not of the start).  Nothing leaves
+127.0.0.1 (the server binds a free loopback port and is never sent a packet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dns.message
+import dns.name
+import dns.rdatatype
+import dns.tsigkeyring
+import dns.update
+
+from benchpeers import free_port
+from sign_bench import ORIGIN, make_zone
+
+SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM="
+
+
+def write_setup(d: Path, names: int, nsec3: bool) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    zonefile = d / "bench.zone"
+    if not zonefile.exists():
+        zonefile.write_text(make_zone(names))
+    policy = "default"
+    extra = ""
+    if nsec3:
+        policy = "n3"
+        (d / "policies.toml").write_text(
+            "[policy.n3]\nnsec3param = { iterations = 0, optout = false, salt-length = 0 }\n"
+            'keys = [{ role = "csk", lifetime = "unlimited", algorithm = "ECDSAP256SHA256" }]\n'
+        )
+        extra = f'policies = "{d}/policies.toml"\n'
+    conf = d / "dnsseal.toml"
+    conf.write_text(
+        f"""[server]
+listen = ["127.0.0.1@{free_port()}"]
+state-dir = "{d}/state"
+key-directory = "{d}/keys"
+{extra}
+[key.ddns]
+algorithm = "hmac-sha256"
+secret = "{SECRET}"
+
+[zone."{ORIGIN}"]
+file = "{zonefile}"
+dnssec-policy = "{policy}"
+allow-update = ["key ddns"]
+"""
+    )
+    return conf
+
+
+def signed_a(engine: object, name: str) -> bool:
+    q = dns.message.make_query(name, "A", want_dnssec=True)
+    q.id = 1
+    out = engine.handle(q.to_wire(), True)  # type: ignore[attr-defined]
+    r = dns.message.from_wire(out[0])
+    types = {rr.rdtype for rr in r.answer}
+    return {dns.rdatatype.A, dns.rdatatype.RRSIG} <= types
+
+
+async def run(conf: Path, updates: int, tag: str, profile: str | None) -> list[tuple[float, float]]:
+    from dnsseal.proto.engine import Engine, ServedZone
+    from dnsseal.server.service import AuthServer
+    from dnsseal.server.zonesync import WorkerLink
+    from dnsseal.storage.serverconfig import load_config
+
+    config = load_config(conf)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    worker_engine = Engine()
+
+    def install(zone: str, snap: object) -> None:
+        worker_engine.replace_zone(snap.origin, ServedZone(snap))  # type: ignore[attr-defined, arg-type]
+
+    worker = WorkerLink(theirs, install)
+    await worker.start()
+    main = AuthServer(config, conf, links=[(0, ours)])
+    t0 = time.monotonic()
+    await main.start()
+    origin = dns.name.from_text(ORIGIN)
+    while True:
+        state = main.zones[ORIGIN]
+        served = state.served
+        if served is not None and served.snapshot.signed and origin in worker_engine.zones:
+            break
+        await asyncio.sleep(0.1)
+    assert main.links is not None
+    await main.links.wait_current()
+    print(f"ready in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+    keyring = dns.tsigkeyring.from_text({"ddns": ("hmac-sha256", SECRET)})
+    times = []
+    prof = cProfile.Profile() if profile else None
+    try:
+        for i in range(updates):
+            name = f"upd{i}-{tag}-{time.time_ns()}.{ORIGIN}"
+            msg = dns.update.UpdateMessage(ORIGIN, keyring=keyring, keyalgorithm="hmac-sha256")
+            msg.add(name, 300, "A", f"192.0.2.{i % 250 + 1}")
+            wire = msg.to_wire()
+            c0, w0 = time.process_time(), time.perf_counter()
+            if prof:
+                prof.enable()
+            reply = await main._update_reply(wire, "127.0.0.1")
+            if prof:
+                prof.disable()
+            c1, w1 = time.process_time(), time.perf_counter()
+            r = dns.message.from_wire(reply, keyring=keyring, request_mac=msg.mac)
+            assert r.rcode() == 0, r
+            assert signed_a(main.engine, name), name
+            assert signed_a(worker_engine, name), name
+            times.append((c1 - c0, w1 - w0))
+    finally:
+        await main.stop()
+        await worker.stop()
+    if prof and profile:
+        prof.dump_stats(profile)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--names", type=int, default=100_000)
+    ap.add_argument("--updates", type=int, default=20)
+    ap.add_argument("--state", help="keep the setup and state here (reused when present)")
+    ap.add_argument("--nsec3", action="store_true")
+    ap.add_argument("--profile", help="write a cProfile of the UPDATEs to this file")
+    ap.add_argument("--tag", default="run", help="part of the names added (runs differ)")
+    args = ap.parse_args()
+    tmp = None
+    if args.state:
+        d = Path(args.state)
+    else:
+        tmp = tempfile.mkdtemp(prefix="update-commit-")
+        d = Path(tmp)
+    try:
+        conf = write_setup(d, args.names, args.nsec3)
+        times = asyncio.run(run(conf, args.updates, args.tag, args.profile))
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    cpu = [c * 1000 for c, _ in times]
+    wall = [w * 1000 for _, w in times]
+    print(
+        f"{args.names} names, {len(times)} UPDATEs: cpu median {statistics.median(cpu):.1f} ms,"
+        f" wall median {statistics.median(wall):.1f} ms"
+    )
+    print("cpu ms:  " + " ".join(f"{c:.0f}" for c in cpu))
+    print("wall ms: " + " ".join(f"{w:.0f}" for w in wall))
+
+
+if __name__ == "__main__":
+    main()

@@ -15,6 +15,7 @@ referral), with and without DO.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import dns.message
 import dns.name
@@ -30,8 +31,9 @@ from dnsseal.server import udp
 from dnsseal.server.zonesync import version_change
 from dnsseal.signer import Nsec3Params, SignParams, sign_changes, sign_zone
 from dnsseal.zone import canonical
-from dnsseal.zone.diff import ZoneDiff, diff, records
+from dnsseal.zone.diff import ZoneDiff, apply, diff, records
 from dnsseal.zone.model import Zone
+from dnsseal.zone.text import parse_zone_text
 from signer.conftest import NOW, ORIGIN, ksk_zsk, zone_from
 
 T = dns.rdatatype
@@ -247,3 +249,67 @@ def test_scripted_changes_with_wildcards_answer_like_a_table_built_at_once(kind:
         _same_answers(engine, snap, random.Random(i))
         zone = new
     assert steps >= 5  # most took the O(change) path
+
+
+def _nsec_zone(n: int) -> Zone:
+    """A zone of ``n`` hosts, each with an NSEC record (the chain's shape, no signatures:
+    update_from_model keeps the order from them)."""
+    lines = ["$TTL 300", "@ SOA ns hostmaster 1 60 30 600 60", "@ NS ns", "@ NSEC ns NS SOA NSEC"]
+    lines.append("ns A 192.0.2.1\nns NSEC host0 A NSEC")
+    for i in range(n):
+        lines.append(f"host{i} A 192.0.2.2\nhost{i} NSEC host{i + 1} A NSEC")
+    zone = parse_zone_text("\n".join(lines) + "\n", ORIGIN)
+    # owners as plain dnspython names, as a signed version holds many of them
+    plain = {dns.name.Name(n.labels): node for n, node in zone.rrsets.items()}
+    return Zone(zone.origin, plain, {}, zone.rdclass)
+
+
+def test_a_version_after_a_removal_compares_few_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The owner maps of a version are copied as they are: after an owner was removed (a
+    hole in the map), a copy made with dict() inserted every owner again and compared the
+    many whose dnspython hashes collide (a third of 100,000 ``hostN`` names), each
+    comparison dnspython's ``fullcompare`` in Python."""
+    zone = _nsec_zone(3000)
+    snap = build_from_model(zone)
+    gone = [r for r in records(zone) if r[0] == _name("host10")]
+    zone1 = apply(zone, ZoneDiff(tuple(gone), ()))
+    snap1 = update_from_model(snap, zone1, {_name("host10")})
+    host5 = _name("host5")
+    assert snap1.nodes[host5] is snap.nodes[host5]  # made from the one before, not built again
+    calls = [0]
+    real = dns.name.Name.__eq__
+
+    def counting(self: dns.name.Name, other: object) -> bool:
+        calls[0] += 1
+        return bool(real(self, other))
+
+    monkeypatch.setattr(dns.name.Name, "__eq__", counting)
+    add = (_name("brand-new"), T.A, 300, bytes([192, 0, 2, 9]))
+    zone2 = apply(zone1, ZoneDiff((), (add,)))
+    snap2 = update_from_model(snap1, zone2, {_name("brand-new")})
+    assert snap2.nodes[host5] is snap.nodes[host5]
+    assert calls[0] < 50, calls[0]
+
+
+def test_the_workers_get_the_changed_owners_without_a_walk_over_the_zone() -> None:
+    """version_change with the snapshot's changed owners reads the two versions at those
+    owners only (the identity scan looked up every owner of both)."""
+
+    class NoWalk(dict[dns.name.Name, Any]):
+        def __iter__(self) -> Any:
+            raise AssertionError("the zone's owners were walked")
+
+        def items(self) -> Any:
+            raise AssertionError("the zone's owners were walked")
+
+        def keys(self) -> Any:
+            raise AssertionError("the zone's owners were walked")
+
+    zone = _nsec_zone(50)
+    add = (_name("brand-new"), T.A, 300, bytes([192, 0, 2, 9]))
+    new = apply(zone, ZoneDiff((), (add,)))
+    guarded = [Zone(z.origin, NoWalk(z.rrsets), NoWalk(z.rrsigs), z.rdclass) for z in (zone, new)]
+    change = version_change(*guarded, [_name("brand-new").labels])
+    assert change is not None and change.added == (add,) and change.removed == ()
+    with pytest.raises(AssertionError, match="walked"):
+        version_change(*guarded)

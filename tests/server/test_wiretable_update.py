@@ -139,12 +139,15 @@ def _same_table(table: WireTable, fresh: WireTable) -> None:
             wz.walk, wz.signed, wz.nsec, wz.soa, wz.soa_sig)  # fmt: skip
 
 
-def _same_answers(engine: Engine, snap: ZoneSnapshot, rng: random.Random) -> None:
+def _same_answers(
+    engine: Engine, snap: ZoneSnapshot, rng: random.Random, *others: ZoneSnapshot
+) -> None:
+    """``engine`` (serving ``snap`` and ``others``) answers like one made at once."""
     native = udp._udpfast
     assert native is not None  # (test_udpfast.py says why it must be built)
-    fresh = Engine({snap.origin: ServedZone(snap)})
+    fresh = Engine({s.origin: ServedZone(s) for s in (snap, *others)})
     _same_table(engine.wire, fresh.wire)
-    for wire in _queries(snap, rng):
+    for wire in [w for s in (snap, *others) for w in _queries(s, rng)]:
         tcp = rng.random() < 0.3
         want = fresh.wire.answer(wire, tcp, 1232)
         assert engine.wire.answer(wire, tcp, 1232) == want, dns.message.from_wire(wire)
@@ -313,3 +316,39 @@ def test_the_workers_get_the_changed_owners_without_a_walk_over_the_zone() -> No
     assert change is not None and change.added == (add,) and change.removed == ()
     with pytest.raises(AssertionError, match="walked"):
         version_change(*guarded)
+
+
+CHILD = """$TTL 300
+@ SOA ns hostmaster 1 60 30 600 60
+@ NS ns
+ns A 192.0.2.1
+www A 192.0.2.2
+a.b TXT "deep"
+"""
+
+
+@pytest.mark.parametrize("kind", ["nsec", "nsec3"])
+def test_a_zone_with_a_served_zone_inside_it_updated_at_its_changed_owners(kind: str) -> None:
+    """The parent's names inside the child zone are the child's: the updated parent's
+    entries settle against it as a table made at once does."""
+    keys = _keys()
+    params = SignParams(nsec3=PARAMS[kind], serial="increment")
+    zone = _signed(kind)
+    snap = build_from_model(zone)
+    child = build_from_model(parse_zone_text(CHILD, _name("in")))
+    engine = Engine({snap.origin: ServedZone(snap), child.origin: ServedZone(child)})
+    steps = 0
+    for i, label in enumerate(["in", "x.in", "www.in", "new1", "*.in", "*.mail"]):
+        rec = (_name(label), T.TXT, 300, b"\x01p")
+        now = NOW + 60 * (i + 1)
+        new = sign_changes(
+            zone, ZoneDiff((), (rec,)), keys, params, now, fresh_until=now + 3600
+        ).zone  # type: ignore[arg-type]
+        made = diff(zone, new)
+        snap = update_from_model(snap, new, {r[0] for r in (*made.removed, *made.added)})
+        built = engine.wire.rebuilt
+        engine.replace_zone(snap.origin, ServedZone(snap))
+        steps += engine.wire.rebuilt == built
+        _same_answers(engine, snap, random.Random(i), child)
+        zone = new
+    assert steps >= 4

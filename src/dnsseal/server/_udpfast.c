@@ -1247,7 +1247,9 @@ PyMODINIT_FUNC PyInit__udpfast(void) {
     if (PyModule_AddIntConstant(m, "QT_SLOTS", QT_SLOTS) < 0 ||
         PyModule_AddIntConstant(m, "RC_SLOTS", RC_SLOTS) < 0 ||
         PyModule_AddIntConstant(m, "SLOT_WORDS", SLOT_WORDS) < 0 ||
-        PyModule_AddIntConstant(m, "TRUNC_WORD", TRUNC_WORD) < 0) {
+        PyModule_AddIntConstant(m, "TRUNC_WORD", TRUNC_WORD) < 0 ||
+        /* WireTable.exist holds ZoneSlots (read through ``current``), not WireZones */
+        PyModule_AddIntConstant(m, "EXIST_SLOTS", 1) < 0) {
         Py_DECREF(m);
         return NULL;
     }

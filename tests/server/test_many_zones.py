@@ -74,12 +74,12 @@ def _same(table: WireTable, snaps: list[ZoneSnapshot]) -> None:
     assert table.names.keys() == fresh.names.keys()
     for key, entry in fresh.names.items():
         got = table.names[key]
-        assert got[0].snap is entry[0].snap
+        assert got[0].current.snap is entry[0].current.snap
         assert all(a is b for a, b in zip(got[1:], entry[1:], strict=True))
     assert table.exist.keys() == fresh.exist.keys()
     for key, wz in fresh.exist.items():
         mine = table.exist[key]
-        assert (mine.snap if mine else None) is (wz.snap if wz else None), key
+        assert (mine.current.snap if mine else None) is (wz.current.snap if wz else None), key
     assert {k: z.snap for k, z in table.zones.items()} == {
         k: z.snap for k, z in fresh.zones.items()
     }

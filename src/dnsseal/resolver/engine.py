@@ -301,7 +301,9 @@ class Resolver:
             stored, packed = cached
             assert isinstance(packed, _Packed)
             return packed.unpack(), max(0, now - stored)
-        if self.nsec is not None:
+        if self.nsec is not None and self.config.anchors.negative_for(name, now) is None:
+            # Not below a negative trust anchor: nothing there is validated (RFC 7646 s2.1),
+            # so the parent's NSEC must not deny it securely (Unbound: val_negcache_nta).
             made = self.nsec.answer(name, t, now)
             if made is not None:
                 result, ttl = made

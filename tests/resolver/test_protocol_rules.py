@@ -9,6 +9,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import itertools
 import os
 import socket
 import subprocess
@@ -212,8 +213,8 @@ def test_responses_are_never_answered(authority: Authority) -> None:
 def test_a_silent_server_is_backed_off(authority: Authority) -> None:
     """A root server that never answers is asked while another one answers until it missed
     STRIKES questions in a row, KIND_STRIKES of them of a kind, then skipped for that kind
-    (5 s, doubling) instead of costing a timeout on every question; when it answers again
-    it is used again."""
+    (5 s, then one probe per retransmission timeout: see the probe tests below) instead of
+    costing a timeout on every question; when it answers again it is used again."""
     dead = ("192.0.2.1", 53)
     asked: list[tuple[str, int]] = []
     alive = [False]
@@ -241,11 +242,11 @@ def test_a_silent_server_is_backed_off(authority: Authority) -> None:
     assert asked.count(dead) == misses  # skipped while backing off
     now[0] += 6
     asyncio.run(res.resolve("late4.", "A"))
-    assert asked.count(dead) == misses + 1  # tried again after 5 s, silent: now 10 s
-    now[0] += 6
+    assert asked.count(dead) == misses + 1  # probed after 5 s, silent: held 13 s (RTO + 1)
+    now[0] += 11
     asyncio.run(res.resolve("late5.", "A"))
     assert asked.count(dead) == misses + 1
-    now[0] += 5
+    now[0] += 3
     alive[0] = True
     asyncio.run(res.resolve("late6.", "A"))
     asyncio.run(res.resolve("late7.", "A"))
@@ -327,6 +328,73 @@ def test_a_server_that_drops_aaaa_queries_still_answers_a(authority: Authority) 
         assert asyncio.run(res.resolve(f"h{i}.a.example.", "AAAA")).rcode == dns.rcode.SERVFAIL
     r = asyncio.run(res.resolve(www, "A"))
     assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+
+
+def _aaaa_dropper(authority: Authority) -> tuple[Resolver, list[int], dict[str, list[int]]]:
+    """A resolver whose zone servers never answer AAAA queries, with its clock (a list to
+    move) and, per server, the times it was sent an AAAA query."""
+    inner = memory_transport(authority)
+    now = [NOW]
+    sent: dict[str, list[int]] = {}
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire).question[0]
+        if q.rdtype == T.AAAA:
+            sent.setdefault(server[0], []).append(now[0])
+            for _ in range(3):
+                await asyncio.sleep(0)  # in flight for a moment
+            raise TimeoutError("dropped")
+        return await inner(server, wire, tcp)
+
+    config = primed(config_for(authority, minimise=False), NOW)
+    return Resolver(config, transport, lambda: now[0]), now, sent
+
+
+def test_probes_of_a_silent_server_follow_its_retransmission_timeout(
+    authority: Authority,
+) -> None:
+    """Once a server is skipped for a kind of question (STRIKES misses), it gets one probe
+    at a time, and each probe holds it for its retransmission timeout plus one second, the
+    timeout starting at PROBE_RTO (12 s) and doubling with every lost probe up to RTO_MAX
+    (120 s): probes 13, 25, 49, 97, 121, 121 s apart (Unbound's infra cache: probedelay is
+    the RTO at the probe plus a second, the RTO doubles per loss up to RTT_MAX_TIMEOUT;
+    its iter_timeout_ra_aaaa).  A doubling from 5 s would probe again 10 s after the first
+    probe."""
+    res, now, sent = _aaaa_dropper(authority)
+    for i in range(STRIKES + 1):
+        assert asyncio.run(res.resolve(f"h{i}.a.example.", "AAAA")).rcode == dns.rcode.SERVFAIL
+    first = {server: len(times) for server, times in sent.items()}
+    assert first
+    start = now[0]
+    for t in range(start + 1, start + 450):
+        now[0] = t
+        asyncio.run(res.resolve(f"p{t}.a.example.", "AAAA"))
+    for server, times in sent.items():
+        probes = times[first[server] :]
+        gaps = [b - a for a, b in itertools.pairwise(probes)]
+        assert probes[0] - start <= 6, probes  # the first probe after the initial back-off
+        assert gaps == [13, 25, 49, 97, 121, 121], (server, probes)
+    www = asyncio.run(res.resolve("www.a.example.", "A"))  # A questions are still answered
+    assert (www.rcode, www.verdict.security) == (dns.rcode.NOERROR, S.SECURE), www.verdict
+
+
+def test_a_silent_server_gets_one_probe_at_a_time(authority: Authority) -> None:
+    """Two questions at once when a silent server's back-off has run out: one probe goes to
+    it, the other question does not wait on a second one (Unbound delays other queries
+    while its probe is out)."""
+    res, now, sent = _aaaa_dropper(authority)
+    for i in range(STRIKES + 1):
+        asyncio.run(res.resolve(f"h{i}.a.example.", "AAAA"))
+    before = sum(len(times) for times in sent.values())
+    now[0] += 6
+
+    async def both() -> None:
+        await asyncio.gather(
+            res.resolve("c1.a.example.", "AAAA"), res.resolve("c2.a.example.", "AAAA")
+        )
+
+    asyncio.run(both())
+    assert sum(len(times) for times in sent.values()) - before == len(sent)  # one each
 
 
 def test_cached_results_are_compact_and_answer_the_same(

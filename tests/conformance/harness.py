@@ -85,6 +85,7 @@ class Setup:
     unsupported: list[str] = field(default_factory=list)
     stubs: list[tuple[dns.name.Name, tuple[Server, ...]]] = field(default_factory=list)
     forwards: list[tuple[dns.name.Name, tuple[Server, ...]]] = field(default_factory=list)
+    forward_first: set[dns.name.Name] = field(default_factory=set)
 
 
 def _date(value: str) -> int | None:
@@ -155,11 +156,14 @@ def read_setup(scenario: rpl.Scenario) -> Setup:
 
 def _zone_clause(setup: Setup, clause: rpl.Clause) -> None:
     """stub-zone and forward-zone, as dnsseal's [resolver] stub-zone / forward-zone (a
-    stub-zone for '.' gives the root servers)."""
+    stub-zone for '.' gives the root servers; forward-first as the forward zone's)."""
     addr_key = "stub-addr" if clause.name == "stub-zone" else "forward-addr"
     name = clause.get("name")
     addrs = clause.get(addr_key)
-    others = [o.key for o in clause.options if o.key not in ("name", addr_key, "stub-prime")]
+    known = ("name", addr_key, "stub-prime", "forward-first")
+    others = [o.key for o in clause.options if o.key not in known]
+    if clause.name == "stub-zone" and clause.get("forward-first"):
+        others.append("forward-first")
     if not name or not addrs or others:
         what = ", ".join(others) if others else f"{clause.name} without {addr_key}"
         setup.unsupported.append(f"{clause.name} ({what}): no dnsseal equivalent")
@@ -172,6 +176,8 @@ def _zone_clause(setup: Setup, clause: rpl.Clause) -> None:
         setup.stubs.append((zone, servers))
     else:
         setup.forwards.append((zone, servers))
+        if any(_yes(v) for v in clause.get("forward-first") or []):
+            setup.forward_first.add(zone)
 
 
 def _server_option(setup: Setup, opt: rpl.Option, source: str) -> None:
@@ -230,6 +236,7 @@ def build_config(setup: Setup) -> Config:
         trust_cache=TrustCache(),
         stubs=tuple(setup.stubs),
         forwards=tuple(setup.forwards),
+        forward_first=frozenset(setup.forward_first),
     )
 
 

@@ -1052,6 +1052,15 @@ _RESOLVER: tuple[Option, ...] = (
         '["192.0.2.53"]',
         default_text="required",
     ),
+    Option(
+        "resolver.forward-zone[]",
+        "forward-first",
+        "boolean",
+        False,
+        "When the resolvers give no usable reply (none, SERVFAIL, REFUSED), resolve the name "
+        "by iteration instead.",
+        "true",
+    ),
 )
 
 OPTIONS: tuple[Option, ...] = (

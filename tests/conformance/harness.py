@@ -86,6 +86,7 @@ class Setup:
     stubs: list[tuple[dns.name.Name, tuple[Server, ...]]] = field(default_factory=list)
     forwards: list[tuple[dns.name.Name, tuple[Server, ...]]] = field(default_factory=list)
     forward_first: set[dns.name.Name] = field(default_factory=set)
+    stub_first: set[dns.name.Name] = field(default_factory=set)
 
 
 def _date(value: str) -> int | None:
@@ -156,27 +157,32 @@ def read_setup(scenario: rpl.Scenario) -> Setup:
 
 def _zone_clause(setup: Setup, clause: rpl.Clause) -> None:
     """stub-zone and forward-zone, as dnsseal's [resolver] stub-zone / forward-zone (a
-    stub-zone for '.' gives the root servers; forward-first as the forward zone's)."""
-    addr_key = "stub-addr" if clause.name == "stub-zone" else "forward-addr"
+    stub-zone for '.' gives the root servers; forward-first and stub-first as the zone's)."""
+    stub = clause.name == "stub-zone"
+    addr_key = "stub-addr" if stub else "forward-addr"
+    first_key = "stub-first" if stub else "forward-first"
     name = clause.get("name")
     addrs = clause.get(addr_key)
-    known = ("name", addr_key, "stub-prime", "forward-first")
+    known = ("name", addr_key, "stub-prime", first_key)
     others = [o.key for o in clause.options if o.key not in known]
-    if clause.name == "stub-zone" and clause.get("forward-first"):
-        others.append("forward-first")
+    first = any(_yes(v) for v in clause.get(first_key))
     if not name or not addrs or others:
         what = ", ".join(others) if others else f"{clause.name} without {addr_key}"
         setup.unsupported.append(f"{clause.name} ({what}): no dnsseal equivalent")
         return
     zone = dns.name.from_text(name[0])
     servers = tuple(_addr(a) for a in addrs)
-    if clause.name == "stub-zone" and zone == dns.name.root:
+    if stub and zone == dns.name.root:
+        if first:  # nothing above the root to fall back to
+            setup.unsupported.append("stub-zone '.' with stub-first: no dnsseal equivalent")
         setup.root_servers.extend(servers)
-    elif clause.name == "stub-zone":
+    elif stub:
         setup.stubs.append((zone, servers))
+        if first:
+            setup.stub_first.add(zone)
     else:
         setup.forwards.append((zone, servers))
-        if any(_yes(v) for v in clause.get("forward-first") or []):
+        if first:
             setup.forward_first.add(zone)
 
 
@@ -237,6 +243,7 @@ def build_config(setup: Setup) -> Config:
         stubs=tuple(setup.stubs),
         forwards=tuple(setup.forwards),
         forward_first=frozenset(setup.forward_first),
+        stub_first=frozenset(setup.stub_first),
     )
 
 

@@ -324,6 +324,7 @@ def resolver(
             stubs=settings.stubs,
             forwards=settings.forwards,
             forward_first=frozenset(settings.forward_first),
+            stub_first=frozenset(settings.stub_first),
         )
     for net in allow:
         try:

@@ -1035,6 +1035,15 @@ _RESOLVER: tuple[Option, ...] = (
         default_text="required",
     ),
     Option(
+        "resolver.stub-zone[]",
+        "stub-first",
+        "boolean",
+        False,
+        "When its servers give no usable reply (none, SERVFAIL, REFUSED), resolve the name "
+        "by iteration from the root instead (not for the root's stub zone).",
+        "true",
+    ),
+    Option(
         "resolver.forward-zone[]",
         "name",
         "string",

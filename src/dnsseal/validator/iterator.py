@@ -124,6 +124,9 @@ class Config:
     # Unbound's forward-first: forward zones whose names are iterated (from the root or the
     # closest stub zone) when none of their forwarders gives a usable reply.
     forward_first: frozenset[dns.name.Name] = frozenset()
+    # Unbound's stub-first: stub zones whose names are iterated from the root (or a
+    # shallower stub zone) when their servers give no usable reply.
+    stub_first: frozenset[dns.name.Name] = frozenset()
     # Shared between queries (mutable); None: no priming, the root hints are the root's
     # servers (a stub zone or forward zone for the root is never primed either).
     priming: RootPriming | None = field(default=None, compare=False)
@@ -153,6 +156,8 @@ class Iteration:
         self._primed = False
         # forward-first zones whose forwarders failed in this query: iterated instead.
         self._unforwarded: set[dns.name.Name] = set()
+        # stub-first zones whose servers failed in this query: iterated from above instead.
+        self._unstubbed: set[dns.name.Name] = set()
 
     def _prime(self) -> Generator[Need, Reply, None]:
         """Prime the root's servers (see :class:`RootPriming`) once per query, before it
@@ -270,7 +275,10 @@ class Iteration:
                 best = (zone, servers)
         if best is None:
             return None
-        if any(name.is_subdomain(z) and len(z) > len(best[0]) for z, _ in self.config.stubs):
+        if any(
+            name.is_subdomain(z) and len(z) > len(best[0]) and z not in self._unstubbed
+            for z, _ in self.config.stubs
+        ):
             return None
         return best
 
@@ -307,7 +315,25 @@ class Iteration:
     def _iterate(
         self, qname: dns.name.Name, rdtype: int, depth: int = 0
     ) -> Generator[Need, Reply, tuple[Reply, dns.name.Name]]:
-        """Follow referrals from the closest known zone to an authoritative reply."""
+        """Follow referrals from the closest known zone to an authoritative reply; when that
+        zone is a stub-first stub zone whose servers gave no usable reply, once more
+        without it (Unbound's stub-first)."""
+        while True:
+            reply, zone = yield from self._iterate_from_known(qname, rdtype, depth)
+            if (
+                reply is not None
+                or zone not in self.config.stub_first
+                or zone == dns.name.root  # nothing above it (settings refuse it)
+                or zone in self._unstubbed
+                or not any(z == zone for z, _ in self.config.stubs)
+            ):
+                return reply, zone
+            self._unstubbed.add(zone)
+            self.servers.pop(zone, None)
+
+    def _iterate_from_known(
+        self, qname: dns.name.Name, rdtype: int, depth: int
+    ) -> Generator[Need, Reply, tuple[Reply, dns.name.Name]]:
         forward = self._forward_for(qname, rdtype)
         while forward is not None:
             # A forwarder resolves the name itself: one question, with RD.

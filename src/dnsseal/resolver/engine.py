@@ -23,7 +23,11 @@ doubling with every lost probe up to :data:`RTO_MAX` (probes 13, 25, 49, 97, the
 apart), like Unbound's infra cache (which keeps asking a server until its retransmission
 timeout has doubled past 12 s, about five losses in a row: one lost datagram must not take
 a zone's only server away; then sets its probedelay to that timeout plus a second per
-probe); when every server of a question is backing off, the question fails at once.
+probe); when every server of a question is backing off, the question fails at once.  A
+server that missed its last questions goes after the others of a question's list (at most
+:data:`MAX_SERVERS_PER_NEED` are asked) for :data:`DEMOTE_FOR` seconds, as Unbound prefers
+servers with a smaller retransmission timeout: unreachable servers first in a list (the
+root hints' first four, say) do not take every question's places.
 Caches (all bounded, see :mod:`.cache`):
 
 - upstream replies per (name, type, zone) for their TTL, as wire bytes; the replies a
@@ -92,6 +96,7 @@ BACKOFF_FIRST = 5  # seconds a silent server is skipped before its first probe
 PROBE_RTO = 12  # its retransmission timeout then (Unbound's PROBE_MAXRTO, 12 s) ...
 RTO_MAX = 120  # ... doubling with every lost probe up to this (RTT_MAX_TIMEOUT, 120 s)
 MAX_BACKOFF_ENTRIES = 10000
+DEMOTE_FOR = 900  # seconds a server that missed goes after the others (Unbound's host TTL)
 BOGUS_TTL = 60
 PARSED_REPLIES = 256  # cached upstream replies also kept parsed (~10 KB each)
 
@@ -243,6 +248,7 @@ class Resolver:
         self._strikes: dict[Server | Silent, int] = {}
         self.lost_replies = 0  # queries no server answered (timeout, network error)
         self._lost: dict[Silent, int] = {}  # -> lost_replies at its last loss
+        self._missed: dict[Server, int] = {}  # -> when it last missed a question
         self._inflight: dict[tuple[dns.name.Name, int], asyncio.Future[Result]] = {}
         # Chain-walk questions sent ahead of the machine asking them (Query.prefetch), by
         # cache key; taken by the exchange that asks, or dropped when it ends unasked.
@@ -587,6 +593,10 @@ class Resolver:
             log.debug("%s/%d: every server is backing off", need.qname, need.rdtype)
             return None
         wire = query_wire(need)
+        # Servers that missed their last questions (in the last DEMOTE_FOR seconds) go after
+        # the others (a stable sort: the given order otherwise), so a few unreachable ones
+        # first in the list do not take every question's MAX_SERVERS_PER_NEED places.
+        servers = sorted(servers, key=lambda s: self._demoted(s, now))
         servers = servers[:MAX_SERVERS_PER_NEED]
         sends = 0
         for _ in range(ATTEMPTS):
@@ -616,6 +626,14 @@ class Resolver:
             if not servers:
                 break
         return None
+
+    def _demoted(self, server: Server, now: int) -> int:
+        """How far back ``server`` goes in a question's list: its misses in a row, if the
+        last was less than :data:`DEMOTE_FOR` seconds ago, else 0."""
+        missed = self._missed.get(server)
+        if missed is None or now - missed >= DEMOTE_FOR:
+            return 0
+        return self._strikes.get(server, 0)
 
     def _ready(self, server: Server, kind: int, now: int) -> bool:
         """Whether ``server`` may be asked a question of ``kind`` (not backing off)."""
@@ -679,6 +697,7 @@ class Resolver:
         self._silent.pop(key, None)
         self._strikes.pop(key, None)
         self._strikes.pop(server, None)
+        self._missed.pop(server, None)
 
     def _silence(self, server: Server, rdtype: int) -> None:
         """``server`` did not answer a question of ``rdtype``'s kind: once it missed
@@ -693,6 +712,9 @@ class Resolver:
         self._lost[server_kind] = self.lost_replies
         if len(self._strikes) >= MAX_BACKOFF_ENTRIES:
             self._strikes.clear()
+        if len(self._missed) >= MAX_BACKOFF_ENTRIES:
+            self._missed.clear()
+        self._missed[server] = self.clock()
         strikes = self._strikes[server] = self._strikes.get(server, 0) + 1
         self._strikes[server_kind] = self._strikes.get(server_kind, 0) + 1
         if server_kind in self._silent:

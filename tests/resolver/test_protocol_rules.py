@@ -9,6 +9,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import itertools
 import os
 import socket
 import subprocess
@@ -27,7 +28,14 @@ import dns.rrset
 import pytest
 
 from conftest import free_port, require_tool, run_tool, stop
-from dnsseal.resolver.engine import ATTEMPTS, KIND_STRIKES, MAX_SENDS, STRIKES, Resolver
+from dnsseal.resolver.engine import (
+    ATTEMPTS,
+    DEMOTE_FOR,
+    KIND_STRIKES,
+    MAX_SENDS,
+    STRIKES,
+    Resolver,
+)
 from dnsseal.resolver.service import ResolverService
 from dnsseal.resolver.transport import Transport, network_transport
 from dnsseal.validator import verdict as v
@@ -209,11 +217,12 @@ def test_responses_are_never_answered(authority: Authority) -> None:
 # --- the driver: dead servers, cache size ------------------------------------------------
 
 
-def test_a_silent_server_is_backed_off(authority: Authority) -> None:
-    """A root server that never answers is asked while another one answers until it missed
-    STRIKES questions in a row, KIND_STRIKES of them of a kind, then skipped for that kind
-    (5 s, doubling) instead of costing a timeout on every question; when it answers again
-    it is used again."""
+def test_a_silent_server_goes_after_the_others(authority: Authority) -> None:
+    """A root server that never answers, first in the list, is asked once; then, while
+    another one answers, it goes after that one for DEMOTE_FOR seconds instead of costing
+    a timeout on every question; after that it is asked first again, and once it answers
+    it keeps its place.  (Its back-off when it is a zone's only server: the probe tests
+    below.)"""
     dead = ("192.0.2.1", 53)
     asked: list[tuple[str, int]] = []
     alive = [False]
@@ -231,25 +240,49 @@ def test_a_silent_server_is_backed_off(authority: Authority) -> None:
     res = Resolver(config, transport, lambda: now[0])
     assert asyncio.run(res.resolve("www.a.example.", "A")).verdict.security is S.SECURE
     first = asked.count(dead)
-    assert first >= 1  # each root question once (another server answered it)
-    for i in range(STRIKES):  # one root question (type A) each
+    assert first == 1  # asked first, silent: the other one answered, and from then on ...
+    for i in range(STRIKES + 2):
         assert asyncio.run(res.resolve(f"nope{i}.", "A")).rcode == dns.rcode.NXDOMAIN
-    misses = asked.count(dead)
-    assert STRIKES <= misses < first + STRIKES  # it backs off before the last of them
-    for name in ("more1.", "more2.", "more3."):
-        assert asyncio.run(res.resolve(name, "A")).rcode == dns.rcode.NXDOMAIN
-    assert asked.count(dead) == misses  # skipped while backing off
-    now[0] += 6
-    asyncio.run(res.resolve("late4.", "A"))
-    assert asked.count(dead) == misses + 1  # tried again after 5 s, silent: now 10 s
-    now[0] += 6
-    asyncio.run(res.resolve("late5.", "A"))
-    assert asked.count(dead) == misses + 1
-    now[0] += 5
+    assert asked.count(dead) == first  # ... it goes after the one that answers
+    now[0] += DEMOTE_FOR
+    asyncio.run(res.resolve("late1.", "A"))
+    assert asked.count(dead) == first + 1  # forgotten: first in the list again, silent
+    asyncio.run(res.resolve("late2.", "A"))
+    assert asked.count(dead) == first + 1
+    now[0] += DEMOTE_FOR
     alive[0] = True
-    asyncio.run(res.resolve("late6.", "A"))
-    asyncio.run(res.resolve("late7.", "A"))
-    assert asked.count(dead) == misses + 3  # it answers again: asked for every root question
+    asyncio.run(res.resolve("late3.", "A"))
+    asyncio.run(res.resolve("late4.", "A"))
+    assert asked.count(dead) == first + 3  # it answers again: asked for every root question
+
+
+def test_servers_that_just_missed_are_asked_after_the_others(authority: Authority) -> None:
+    """A question goes to at most MAX_SERVERS_PER_NEED of a zone's servers; the ones that
+    missed their last questions go after those that did not.  With thirteen root servers
+    of which the first four in the hints are unreachable, the next question reaches the
+    fifth instead of the same four again until they back off (Unbound's server selection
+    by timeout does the same: a server that timed out has a larger retransmission
+    timeout and is chosen after the others)."""
+    dead = [(f"192.0.2.{i}", 53) for i in range(1, 5)]
+    alive = ("127.0.0.1", 53)
+    asked: list[tuple[str, int]] = []
+    inner = memory_transport(authority)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        asked.append(server)
+        if server in dead:
+            raise TimeoutError("unreachable")
+        return await inner(server, wire, tcp)
+
+    config = dataclasses.replace(config_for(authority), root_servers=(*dead, alive))
+    config = primed(dataclasses.replace(config, minimise=False), NOW)
+    res = Resolver(config, transport, lambda: NOW)
+    asyncio.run(res.resolve("nope1.", "A"))
+    assert asked[:4] == dead  # the first four of the list, all silent
+    before = len(asked)
+    second = asyncio.run(res.resolve("nope2.", "A"))
+    assert second.rcode == dns.rcode.NXDOMAIN, second.verdict
+    assert asked[before:] == [alive]  # the one not known to be silent, first and only
 
 
 def test_a_lost_reply_is_sent_again_and_does_not_silence_a_zone(authority: Authority) -> None:
@@ -327,6 +360,73 @@ def test_a_server_that_drops_aaaa_queries_still_answers_a(authority: Authority) 
         assert asyncio.run(res.resolve(f"h{i}.a.example.", "AAAA")).rcode == dns.rcode.SERVFAIL
     r = asyncio.run(res.resolve(www, "A"))
     assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+
+
+def _aaaa_dropper(authority: Authority) -> tuple[Resolver, list[int], dict[str, list[int]]]:
+    """A resolver whose zone servers never answer AAAA queries, with its clock (a list to
+    move) and, per server, the times it was sent an AAAA query."""
+    inner = memory_transport(authority)
+    now = [NOW]
+    sent: dict[str, list[int]] = {}
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire).question[0]
+        if q.rdtype == T.AAAA:
+            sent.setdefault(server[0], []).append(now[0])
+            for _ in range(3):
+                await asyncio.sleep(0)  # in flight for a moment
+            raise TimeoutError("dropped")
+        return await inner(server, wire, tcp)
+
+    config = primed(config_for(authority, minimise=False), NOW)
+    return Resolver(config, transport, lambda: now[0]), now, sent
+
+
+def test_probes_of_a_silent_server_follow_its_retransmission_timeout(
+    authority: Authority,
+) -> None:
+    """Once a server is skipped for a kind of question (STRIKES misses), it gets one probe
+    at a time, and each probe holds it for its retransmission timeout plus one second, the
+    timeout starting at PROBE_RTO (12 s) and doubling with every lost probe up to RTO_MAX
+    (120 s): probes 13, 25, 49, 97, 121, 121 s apart (Unbound's infra cache: probedelay is
+    the RTO at the probe plus a second, the RTO doubles per loss up to RTT_MAX_TIMEOUT;
+    its iter_timeout_ra_aaaa).  A doubling from 5 s would probe again 10 s after the first
+    probe."""
+    res, now, sent = _aaaa_dropper(authority)
+    for i in range(STRIKES + 1):
+        assert asyncio.run(res.resolve(f"h{i}.a.example.", "AAAA")).rcode == dns.rcode.SERVFAIL
+    first = {server: len(times) for server, times in sent.items()}
+    assert first
+    start = now[0]
+    for t in range(start + 1, start + 450):
+        now[0] = t
+        asyncio.run(res.resolve(f"p{t}.a.example.", "AAAA"))
+    for server, times in sent.items():
+        probes = times[first[server] :]
+        gaps = [b - a for a, b in itertools.pairwise(probes)]
+        assert probes[0] - start <= 6, probes  # the first probe after the initial back-off
+        assert gaps == [13, 25, 49, 97, 121, 121], (server, probes)
+    www = asyncio.run(res.resolve("www.a.example.", "A"))  # A questions are still answered
+    assert (www.rcode, www.verdict.security) == (dns.rcode.NOERROR, S.SECURE), www.verdict
+
+
+def test_a_silent_server_gets_one_probe_at_a_time(authority: Authority) -> None:
+    """Two questions at once when a silent server's back-off has run out: one probe goes to
+    it, the other question does not wait on a second one (Unbound delays other queries
+    while its probe is out)."""
+    res, now, sent = _aaaa_dropper(authority)
+    for i in range(STRIKES + 1):
+        asyncio.run(res.resolve(f"h{i}.a.example.", "AAAA"))
+    before = sum(len(times) for times in sent.values())
+    now[0] += 6
+
+    async def both() -> None:
+        await asyncio.gather(
+            res.resolve("c1.a.example.", "AAAA"), res.resolve("c2.a.example.", "AAAA")
+        )
+
+    asyncio.run(both())
+    assert sum(len(times) for times in sent.values()) - before == len(sent)  # one each
 
 
 def test_cached_results_are_compact_and_answer_the_same(

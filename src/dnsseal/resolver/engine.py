@@ -16,11 +16,18 @@ OUTBOUND_MSG_RETRY; RFC 1035 s4.2.1 and RFC 1536 s1: retransmit, with back-off),
 :data:`MAX_SENDS` sends in all (every silent server costs a timeout).  A
 server that did not answer :data:`STRIKES` questions of one kind in a row (A, AAAA, any
 other type: Unbound's infra cache keeps timeout_A, timeout_AAAA and timeout_other, so a
-server that drops only AAAA queries still answers A) is skipped for that kind for a while,
-5 s doubling to 5 min while it stays silent, like Unbound's infra cache (which keeps
-asking a server until its retransmission timeout has doubled past 12 s, about five losses
-in a row: one lost datagram must not take a zone's only server away); when every server of
-a question is backing off, the question fails at once.
+server that drops only AAAA queries still answers A) is skipped for that kind: for
+:data:`BACKOFF_FIRST` seconds, then it gets one probe at a time, each holding it for its
+retransmission timeout plus a second, the timeout starting at :data:`PROBE_RTO` and
+doubling with every lost probe up to :data:`RTO_MAX` (probes 13, 25, 49, 97, then 121 s
+apart), like Unbound's infra cache (which keeps asking a server until its retransmission
+timeout has doubled past 12 s, about five losses in a row: one lost datagram must not take
+a zone's only server away; then sets its probedelay to that timeout plus a second per
+probe); when every server of a question is backing off, the question fails at once.  A
+server that missed its last questions goes after the others of a question's list (at most
+:data:`MAX_SERVERS_PER_NEED` are asked) for :data:`DEMOTE_FOR` seconds, as Unbound prefers
+servers with a smaller retransmission timeout: unreachable servers first in a list (the
+root hints' first four, say) do not take every question's places.
 Caches (all bounded, see :mod:`.cache`):
 
 - upstream replies per (name, type, zone) for their TTL, as wire bytes; the replies a
@@ -85,9 +92,11 @@ ATTEMPTS = 5  # sends of one question to a server that does not answer (OUTBOUND
 MAX_SENDS = 8  # sends of one question in all: silent servers cost a timeout each
 STRIKES = 5  # unanswered queries in a row after which a server is skipped (for a kind...)
 KIND_STRIKES = 3  # ... of which it missed this many in a row (Unbound's TIMEOUT_COUNT_MAX)
-BACKOFF_FIRST = 5  # seconds a silent server is skipped, doubling while it stays silent
-BACKOFF_MAX = 300
+BACKOFF_FIRST = 5  # seconds a silent server is skipped before its first probe
+PROBE_RTO = 12  # its retransmission timeout then (Unbound's PROBE_MAXRTO, 12 s) ...
+RTO_MAX = 120  # ... doubling with every lost probe up to this (RTT_MAX_TIMEOUT, 120 s)
 MAX_BACKOFF_ENTRIES = 10000
+DEMOTE_FOR = 900  # seconds a server that missed goes after the others (Unbound's host TTL)
 BOGUS_TTL = 60
 PARSED_REPLIES = 256  # cached upstream replies also kept parsed (~10 KB each)
 
@@ -234,11 +243,12 @@ class Resolver:
         self.nsec = NsecCache() if aggressive_nsec else None
         self._parsed: OrderedDict[Hashable, tuple[bytes, dns.message.Message]] = OrderedDict()
         self.upstream_queries = 0
-        self._silent: dict[Silent, tuple[int, int]] = {}  # -> (retry at, back-off)
+        self._silent: dict[Silent, tuple[int, int]] = {}  # -> (probe at, its RTO)
         # server -> unanswered queries in a row, and (server, kind) -> the same for the kind
         self._strikes: dict[Server | Silent, int] = {}
         self.lost_replies = 0  # queries no server answered (timeout, network error)
         self._lost: dict[Silent, int] = {}  # -> lost_replies at its last loss
+        self._missed: dict[Server, int] = {}  # -> when it last missed a question
         self._inflight: dict[tuple[dns.name.Name, int], asyncio.Future[Result]] = {}
         # Chain-walk questions sent ahead of the machine asking them (Query.prefetch), by
         # cache key; taken by the exchange that asks, or dropped when it ends unasked.
@@ -301,7 +311,9 @@ class Resolver:
             stored, packed = cached
             assert isinstance(packed, _Packed)
             return packed.unpack(), max(0, now - stored)
-        if self.nsec is not None:
+        if self.nsec is not None and self.config.anchors.negative_for(name, now) is None:
+            # Not below a negative trust anchor: nothing there is validated (RFC 7646 s2.1),
+            # so the parent's NSEC must not deny it securely (Unbound: val_negcache_nta).
             made = self.nsec.answer(name, t, now)
             if made is not None:
                 result, ttl = made
@@ -581,11 +593,19 @@ class Resolver:
             log.debug("%s/%d: every server is backing off", need.qname, need.rdtype)
             return None
         wire = query_wire(need)
+        # Servers that missed their last questions (in the last DEMOTE_FOR seconds) go after
+        # the others (a stable sort: the given order otherwise), so a few unreachable ones
+        # first in the list do not take every question's MAX_SERVERS_PER_NEED places.
+        servers = sorted(servers, key=lambda s: self._demoted(s, now))
         servers = servers[:MAX_SERVERS_PER_NEED]
         sends = 0
         for _ in range(ATTEMPTS):
             silent: list[Server] = []
             for server in servers:
+                now = self.clock()
+                if not self._ready(server, kind, now):
+                    continue  # another question's probe went to it meanwhile
+                self._probing(server, kind, now)
                 sends += 1
                 mark = self.lost_replies
                 got = await self._one(server, wire, need)
@@ -607,9 +627,26 @@ class Resolver:
                 break
         return None
 
+    def _demoted(self, server: Server, now: int) -> int:
+        """How far back ``server`` goes in a question's list: its misses in a row, if the
+        last was less than :data:`DEMOTE_FOR` seconds ago, else 0."""
+        missed = self._missed.get(server)
+        if missed is None or now - missed >= DEMOTE_FOR:
+            return 0
+        return self._strikes.get(server, 0)
+
     def _ready(self, server: Server, kind: int, now: int) -> bool:
         """Whether ``server`` may be asked a question of ``kind`` (not backing off)."""
         return self._silent.get((server, kind), (0, 0))[0] <= now
+
+    def _probing(self, server: Server, kind: int, now: int) -> None:
+        """A question of ``kind`` is about to go to ``server``: if it is backing off for
+        that kind, this is its probe, which holds it for its retransmission timeout plus
+        a second, so that no other probe goes out before this one has timed out (Unbound's
+        probedelay)."""
+        held = self._silent.get((server, kind))
+        if held is not None:
+            self._silent[(server, kind)] = (now + held[1] + 1, held[1])
 
     def _prefetch(
         self, need: Need, asked: Need, ahead: list[asyncio.Task[dns.message.Message | None]]
@@ -660,6 +697,7 @@ class Resolver:
         self._silent.pop(key, None)
         self._strikes.pop(key, None)
         self._strikes.pop(server, None)
+        self._missed.pop(server, None)
 
     def _silence(self, server: Server, rdtype: int) -> None:
         """``server`` did not answer a question of ``rdtype``'s kind: once it missed
@@ -674,10 +712,17 @@ class Resolver:
         self._lost[server_kind] = self.lost_replies
         if len(self._strikes) >= MAX_BACKOFF_ENTRIES:
             self._strikes.clear()
+        if len(self._missed) >= MAX_BACKOFF_ENTRIES:
+            self._missed.clear()
+        self._missed[server] = self.clock()
         strikes = self._strikes[server] = self._strikes.get(server, 0) + 1
         self._strikes[server_kind] = self._strikes.get(server_kind, 0) + 1
         if server_kind in self._silent:
-            self._back_off(server_kind)  # a probe after its back-off: silent still
+            # A probe, lost: the next one waits for twice the timeout (the hold this probe
+            # set when it was sent stays).
+            probe_at, rto = self._silent[server_kind]
+            self._silent[server_kind] = (probe_at, min(RTO_MAX, rto * 2))
+            self._strikes.pop(server_kind, None)
             return
         if strikes < STRIKES:
             log.debug("%s#%d did not answer (%d in a row)", server[0], server[1], strikes)
@@ -688,23 +733,22 @@ class Resolver:
                 self._back_off(key)
 
     def _back_off(self, server_kind: Silent) -> None:
-        """Skip ``server_kind`` for a while: 5 s, doubling while it stays silent."""
+        """Skip ``server_kind`` for :data:`BACKOFF_FIRST` seconds, then probe it (see
+        :meth:`_probing`), starting from a retransmission timeout of :data:`PROBE_RTO`."""
         self._strikes.pop(server_kind, None)
         if len(self._silent) >= MAX_BACKOFF_ENTRIES:
             now = self.clock()
             self._silent = {s: v for s, v in self._silent.items() if v[0] > now}
             if len(self._silent) >= MAX_BACKOFF_ENTRIES:
                 self._silent.clear()
-        _, last = self._silent.get(server_kind, (0, 0))
-        delay = min(BACKOFF_MAX, last * 2) if last else BACKOFF_FIRST
-        self._silent[server_kind] = (self.clock() + delay, delay)
+        self._silent[server_kind] = (self.clock() + BACKOFF_FIRST, PROBE_RTO)
         server, kind = server_kind
         log.info(
-            "%s#%d did not answer %s queries: not asked them again for %d s",
+            "%s#%d did not answer %s queries: not asked them again for %d s, then probed",
             server[0],
             server[1],
             dns.rdatatype.to_text(dns.rdatatype.RdataType(kind)) if kind else "other",
-            delay,
+            BACKOFF_FIRST,
         )
 
     async def _one(

@@ -121,6 +121,12 @@ class Config:
     # forward-zone (send the question, with RD, to these resolvers); the deepest wins.
     stubs: Zones = ()
     forwards: Zones = ()
+    # Unbound's forward-first: forward zones whose names are iterated (from the root or the
+    # closest stub zone) when none of their forwarders gives a usable reply.
+    forward_first: frozenset[dns.name.Name] = frozenset()
+    # Unbound's stub-first: stub zones whose names are iterated from the root (or a
+    # shallower stub zone) when their servers give no usable reply.
+    stub_first: frozenset[dns.name.Name] = frozenset()
     # Shared between queries (mutable); None: no priming, the root hints are the root's
     # servers (a stub zone or forward zone for the root is never primed either).
     priming: RootPriming | None = field(default=None, compare=False)
@@ -148,6 +154,10 @@ class Iteration:
         # their DNSKEY RRset is worth fetching before the chain walk asks (see prefetch).
         self.signed: set[dns.name.Name] = set()
         self._primed = False
+        # forward-first zones whose forwarders failed in this query: iterated instead.
+        self._unforwarded: set[dns.name.Name] = set()
+        # stub-first zones whose servers failed in this query: iterated from above instead.
+        self._unstubbed: set[dns.name.Name] = set()
 
     def _prime(self) -> Generator[Need, Reply, None]:
         """Prime the root's servers (see :class:`RootPriming`) once per query, before it
@@ -259,11 +269,16 @@ class Iteration:
         """The forward zone ``name`` is under, unless a deeper stub zone covers it."""
         best: tuple[dns.name.Name, tuple[Server, ...]] | None = None
         for zone, servers in self.config.forwards:
+            if zone in self._unforwarded:
+                continue
             if name.is_subdomain(zone) and (best is None or len(zone) > len(best[0])):
                 best = (zone, servers)
         if best is None:
             return None
-        if any(name.is_subdomain(z) and len(z) > len(best[0]) for z, _ in self.config.stubs):
+        if any(
+            name.is_subdomain(z) and len(z) > len(best[0]) and z not in self._unstubbed
+            for z, _ in self.config.stubs
+        ):
             return None
         return best
 
@@ -300,12 +315,36 @@ class Iteration:
     def _iterate(
         self, qname: dns.name.Name, rdtype: int, depth: int = 0
     ) -> Generator[Need, Reply, tuple[Reply, dns.name.Name]]:
-        """Follow referrals from the closest known zone to an authoritative reply."""
+        """Follow referrals from the closest known zone to an authoritative reply; when that
+        zone is a stub-first stub zone whose servers gave no usable reply, once more
+        without it (Unbound's stub-first)."""
+        while True:
+            reply, zone = yield from self._iterate_from_known(qname, rdtype, depth)
+            if (
+                reply is not None
+                or zone not in self.config.stub_first
+                or zone == dns.name.root  # nothing above it (settings refuse it)
+                or zone in self._unstubbed
+                or not any(z == zone for z, _ in self.config.stubs)
+            ):
+                return reply, zone
+            self._unstubbed.add(zone)
+            self.servers.pop(zone, None)
+
+    def _iterate_from_known(
+        self, qname: dns.name.Name, rdtype: int, depth: int
+    ) -> Generator[Need, Reply, tuple[Reply, dns.name.Name]]:
         forward = self._forward_for(qname, rdtype)
-        if forward is not None:
+        while forward is not None:
             # A forwarder resolves the name itself: one question, with RD.
             reply = yield from self._ask(qname, rdtype, forward[1], forward[0])
-            return reply, forward[0]
+            if reply is not None or forward[0] not in self.config.forward_first:
+                return reply, forward[0]
+            # forward-first: none of the forwarders answered usably (no reply, SERVFAIL,
+            # REFUSED): resolve the name by iteration for the rest of this query, as
+            # Unbound does, or through a shallower forward zone.
+            self._unforwarded.add(forward[0])
+            forward = self._forward_for(qname, rdtype)
         start = qname.parent() if rdtype == DS_T and qname != dns.name.root else qname
         zone = self._known_zone(start)
         if zone == dns.name.root:

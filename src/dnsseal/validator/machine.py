@@ -65,6 +65,7 @@ from dnsseal.validator.msgview import (
     find,
     sigs_for,
 )
+from dnsseal.validator.names import is_subdomain, name_text, same_name
 from dnsseal.validator.rrsig import SigCheck, ZoneKey, verify_rrset
 
 # The iterator's data types are part of this module's interface (drivers import them here).
@@ -197,7 +198,7 @@ class Query(Iteration):
         out: list[Need] = []
         if zone == anchor.zone or zone in self.signed:
             out.append(Need(zone, DNSKEY_T, need.servers, zone))
-        parents = [p for p in self.servers if zone != p and zone.is_subdomain(p)]
+        parents = [p for p in self.servers if not same_name(zone, p) and is_subdomain(zone, p)]
         parent = max(parents, key=len, default=None)
         if parent is None or not parent.is_subdomain(anchor.zone):
             return tuple(out)
@@ -225,7 +226,7 @@ class Query(Iteration):
 
     # --- helpers -------------------------------------------------------------------
     def _link(self, zone: dns.name.Name, kind: str, text: str, security: v.Security) -> None:
-        self.links.append(v.Link(zone.to_text(), kind, text, security))
+        self.links.append(v.Link(name_text(zone), kind, text, security))
 
     def _anchored(self, name: dns.name.Name) -> bool:
         """True when a trust anchor covers ``name`` (and no negative anchor lifts it)."""

@@ -19,11 +19,11 @@ import dns.rrset
 from dns.rdtypes.ANY.RRSIG import RRSIG
 
 from dnsseal.validator.policy import AlgorithmPolicy
-from dnsseal.validator.rrsig import ZoneKey
+from dnsseal.validator.rrsig import ZoneKey, canonical_rdata
 
 
 def _content(rdatas: Iterable[dns.rdata.Rdata]) -> frozenset[bytes]:
-    return frozenset(rd.to_digestable() for rd in rdatas)
+    return frozenset(canonical_rdata(rd) for rd in rdatas)
 
 
 class TrustCache:

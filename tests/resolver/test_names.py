@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from dnsseal.validator.names import canonical_wire, is_subdomain, name_text, same_name
 from dnsseal.validator.rrsig import canonical_rdata, key_tag, label_count, signed_data
+from dnsseal.validator.trustcache import _key
 
 # Letters of both cases plus the bytes around them ('@', '[', '`', '{'), digits, '*', '-',
 # and Latin-1 letters (0xc0-0xfe), which bytes.lower() leaves alone as dnspython does.
@@ -61,6 +62,7 @@ def test_same_name_and_is_subdomain_agree_with_dnspython(pair) -> None:
     assert same_name(b, a) == (b == a)
     assert is_subdomain(a, b) == a.is_subdomain(b)
     assert is_subdomain(b, a) == b.is_subdomain(a)
+    assert (_key(a) == _key(b)) == (a == b)  # the delegation cache's keys
 
 
 @settings(max_examples=1000)

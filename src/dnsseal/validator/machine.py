@@ -216,8 +216,9 @@ class Query(Iteration):
 
     def _peek_state(self, zone: dns.name.Name) -> _Zone | None:
         """``zone``'s chain state if this query or an earlier one (shared) has it."""
-        if zone in self.zones:
-            return self.zones[zone]
+        mine = self.zones.get(zone)
+        if mine is not None:
+            return mine
         shared = self.config.delegations
         if shared is None:
             return None
@@ -602,7 +603,7 @@ class Query(Iteration):
         """Validate ``rrset`` (and, for a wildcard expansion, the proof that it was allowed,
         whose records go to ``used``)."""
         owner = rrset.name
-        signer = next((s.signer for s in sigs if owner.is_subdomain(s.signer)), None)
+        signer = next((s.signer for s in sigs if is_subdomain(owner, s.signer)), None)
         if signer is None and sigs:
             why = f"{owner} is signed by {sigs[0].signer}, which is not an ancestor"
             self._link(owner, "RRSIG", why, v.Security.BOGUS)
@@ -641,7 +642,8 @@ class Query(Iteration):
                 if r.rdtype in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
                 and r not in used
                 and any(
-                    sig.signer == state.zone for sig in sigs_for(reply.authority, r.name, r.rdtype)
+                    same_name(sig.signer, state.zone)
+                    for sig in sigs_for(reply.authority, r.name, r.rdtype)
                 )
             ]
             for r in extra[: self.config.limits.nsec3_per_proof]:

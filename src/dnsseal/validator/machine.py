@@ -424,7 +424,10 @@ class Query(Iteration):
                 if not check.ok and referral is not None:
                     continue  # ask the parent itself (the referral is used once)
                 self._link(
-                    state.zone, "DS", f"{nxt} DS: {check.verdict.reason}", check.verdict.security
+                    state.zone,
+                    "DS",
+                    f"{name_text(nxt)} DS: {check.verdict.reason}",
+                    check.verdict.security,
                 )
                 if not check.ok:
                     retry = yield from self._ask_elsewhere(nxt, DS_T, state.zone)

@@ -291,10 +291,13 @@ class _What:
         text = _TYPE_TEXT.get(self.rdtype)
         if text is None:
             text = _TYPE_TEXT[self.rdtype] = dns.rdatatype.to_text(self.rdtype)
-        return f"{self.owner}/{text}"
+        # A zone's keys and DS are named over and over; other owners are new each question.
+        owner = name_text(self.owner) if self.rdtype in _APEX_TYPES else self.owner.to_text()
+        return f"{owner}/{text}"
 
 
 _TYPE_TEXT: dict[int, str] = {}  # at most 65536 short strings
+_APEX_TYPES = frozenset((dns.rdatatype.DNSKEY, dns.rdatatype.DS))
 
 
 # Which reason to report when every RRSIG failed: the most specific one.

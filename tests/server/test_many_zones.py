@@ -225,6 +225,31 @@ def test_stale_temps_are_looked_for_with_one_read_per_directory(
     assert not (tmp_path / dead).exists()
 
 
+def test_outputs_without_stale_temps_cost_no_pattern(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The temp-file pattern is compiled only for an output that has leftovers (it was
+    compiled for every output written: two per zone at a cold start, the re module's
+    cache being far smaller than the number of zones)."""
+    import re
+
+    dead = ".z007.test.signed.999999999.abcdefgh.tmp"
+    (tmp_path / dead).write_text("")
+    compiled: list[str] = []
+    real = re.compile
+
+    def counting(pattern: Any, flags: Any = 0) -> Any:
+        if isinstance(pattern, str) and pattern.endswith(r"\.tmp\Z"):
+            compiled.append(pattern)
+        return real(pattern, flags)
+
+    monkeypatch.setattr(re, "compile", counting)
+    for i in range(N):
+        atomic.replace(tmp_path / f"z{i:03d}.test.signed", b"x")
+    assert len(compiled) == 1, compiled  # z007's only (was one per output)
+    assert not (tmp_path / dead).exists()
+
+
 def test_the_server_hands_the_engine_only_the_zones_that_changed(
     entries_count: list[int],
 ) -> None:

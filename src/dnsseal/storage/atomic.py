@@ -78,9 +78,12 @@ def remove_stale_temps(path: Path) -> list[Path]:
         except OSError:
             return removed
         _temps[path.parent] = temps
+    entries = temps.pop(path.name, None)
+    if not entries:  # (the usual case: no pattern compiled, one per output name)
+        return removed
     pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.tmp\Z")
     now = clock.now()
-    for entry in temps.pop(path.name, ()):
+    for entry in entries:
         m = pattern.match(entry.name)
         if m is None:
             continue

@@ -67,6 +67,59 @@ def test_a_stray_file_in_the_way_blocks_creation_and_nothing_is_left(tmp_path: P
     assert sorted(p.name for p in tmp_path.iterdir()) == [stray.name]
 
 
+def test_a_file_the_listing_missed_still_blocks_creation(tmp_path: Path) -> None:
+    """Whether a key's files exist is asked of the directory's listing; a file it cannot
+    know of yet (another process's, written in the same tick of the directory's clock) is
+    still never overwritten: the link refuses, and the files already placed are taken
+    back."""
+    kd = KeyDirectory(tmp_path)
+    key = _new_key()
+    kd.files(ZONE, ".key")  # the listing read
+    before = tmp_path.stat().st_mtime_ns
+    stray = tmp_path / f"{key.basename}.key"
+    stray.write_text("precious\n")
+    os.utime(tmp_path, ns=(before, before))  # as if in the same tick
+    with pytest.raises(KeyExists):
+        kd.create(key)
+    assert stray.read_text() == "precious\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [stray.name]
+
+
+def test_creating_keys_stats_no_key_file_and_removes_no_temp_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start makes thousands of keys: whether a key's files exist is asked of the
+    directory's listing (was a stat of each file), and the temp files link_new removed
+    are not removed again (were: an unlink failing with ENOENT per file)."""
+    kd = KeyDirectory(tmp_path)
+    keys = [_new_key() for _ in range(5)]
+    stats: list[str] = []
+    gone: list[str] = []
+    real_stat, real_unlink = os.stat, os.unlink
+
+    def counting_stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        if str(path).endswith((".key", ".private", ".state")):
+            stats.append(str(path))
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    def counting_unlink(path: object, *args: object, **kwargs: object) -> None:
+        try:
+            real_unlink(path, *args, **kwargs)  # type: ignore[arg-type]
+        except FileNotFoundError:
+            gone.append(str(path))
+            raise
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    monkeypatch.setattr(os, "unlink", counting_unlink)
+    for key in keys:
+        kd.create(key)
+    monkeypatch.undo()
+    assert stats == []  # was one per file
+    assert gone == []  # was one per file
+    assert sorted(kd.keys(ZONE), key=lambda k: k.tag) == sorted(keys, key=lambda k: k.tag)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def test_atomic_create_refuses_existing_and_replace_keeps_mode(tmp_path: Path) -> None:
     p = tmp_path / "f"
     atomic.create(p, b"one", 0o600)

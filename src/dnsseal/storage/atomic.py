@@ -176,16 +176,27 @@ def open_temp(path: Path) -> tuple[int, Path]:
     return fd, Path(tmp)
 
 
+def discard_temp(fd: int, tmp: Path) -> None:
+    """Close and remove a temp file :func:`open_temp` made (never raises)."""
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
 def fill_temp(fd: int, tmp: Path, path: Path, data: bytes, mode: int = 0o644) -> Path:
     """Write ``data`` to the temp file :func:`open_temp` made for ``path``, fsync and close
     it (the slow step, which changes no directory: it needs no lock); :func:`link_new`
     puts it in place.  On an error it is removed.  Returns ``tmp``; raises StorageError."""
     try:
-        with os.fdopen(fd, "wb") as f:  # (closes fd whatever happens)
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:  # (no file object: these are small files, written in one or a few calls)
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -390,8 +390,9 @@ def test_a_cold_start_of_many_zones_commits_the_journal_once_per_batch(
 ) -> None:
     """Every zone's first version and key events are journaled in its batch's one
     transaction (were a commit, and an fsync, for the version and one for each event of
-    every zone), and the key directory's new names are made durable once per batch (were
-    one directory fsync per key file); the restart serves what was journaled."""
+    every zone), and the key directory's new names are made durable once per batch, before
+    its commit (were two directory fsyncs per key, and before that one per key file); the
+    restart serves what was journaled."""
     from dnsseal.server import automation
     from dnsseal.server import inline as inline_mod
     from dnsseal.storage import journal
@@ -402,18 +403,28 @@ def test_a_cold_start_of_many_zones_commits_the_journal_once_per_batch(
     real_txn = journal.Journal._txn
     dir_syncs: list[str] = []
     real_sync = atomic._fsync_dir
+    timeline: list[str] = []  # key files made, key directory synced, journal committed
+    real_create = KeyDirectory.create
 
     def counting_txn(self: Any) -> Any:
         if not getattr(self, "_in_batch", False):  # (the old code has no batches)
             commits[0] += 1
+            timeline.append("commit")
         return real_txn(self)
 
     def counting_sync(directory: Path) -> None:
         dir_syncs.append(Path(directory).name)
+        if Path(directory).name == "keys":
+            timeline.append("sync")
         real_sync(directory)
+
+    def recording_create(self: Any, key: Any) -> None:
+        real_create(self, key)
+        timeline.append("key")
 
     monkeypatch.setattr(journal.Journal, "_txn", counting_txn)
     monkeypatch.setattr(atomic, "_fsync_dir", counting_sync)
+    monkeypatch.setattr(KeyDirectory, "create", recording_create)
     threads: list[int] = []
     real_maintain = inline_mod.InlineZone.maintain
 
@@ -427,8 +438,14 @@ def test_a_cold_start_of_many_zones_commits_the_journal_once_per_batch(
     assert len(cold) == INLINE
     batches = -(-INLINE // 5)
     assert commits[0] == batches, commits  # was 5 or more per zone
-    # per key: one for the .private file's name, one for the rest (was one per file)
-    assert dir_syncs.count("keys") <= 2 * INLINE, dir_syncs
+    # per key one for the .private file's name (before the .key names the key), then
+    # one per batch for the rest (was one per key more, and before that one per file) ...
+    assert dir_syncs.count("keys") == INLINE + batches, dir_syncs
+    # ... and every key's names are durable before a version is journaled
+    for i, event in enumerate(timeline):
+        if event == "commit" and "key" in timeline[:i]:
+            last_key = max(k for k in range(i) if timeline[k] == "key")
+            assert "sync" in timeline[last_key:i], timeline
     # the zones of a batch are maintained in parallel threads: their fsyncs overlap
     assert len(set(threads)) > 1, threads
     with journal.Journal(tmp_path / "state") as j:

@@ -315,49 +315,59 @@ class Automation:
         those signed for the first time :data:`START_THREADS` at a time in parallel
         threads (each one's key files are written and fsync'd while the others' are: the
         file system commits overlapping fsyncs together), for at most START_BATCH_SECONDS
-        (at least one group); then
-        persist what they made (:meth:`_persist_batch`).  The outcome of each zone done,
-        in order; after a bug (_Crashed) none."""
+        (at least one group); then make the names of the key files they made durable
+        (one fsync of the key directory for the batch, not one per key) and persist what
+        they made (:meth:`_persist_batch`): no version signed with a key is journaled or
+        served before its files' names are durable.  The outcome of each zone done, in
+        order; after a bug (_Crashed) none."""
         state_dir = self.server.config.state_dir
         assert state_dir is not None
         out: list[_Outcome] = []
         deadline = time.monotonic() + START_BATCH_SECONDS
         todo = list(batch)
+        syncs = atomic.DirSyncs()  # the key files' names: durable before the journal
         with Journal(state_dir) as j, ThreadPoolExecutor(START_THREADS) as pool:
-            while todo and not (out and time.monotonic() > deadline):
-                group, todo = todo[:START_THREADS], todo[START_THREADS:]
-                slots: list[_Outcome | Future[_Outcome]] = []
-                for state in group:  # the journal connection is this thread's
-                    try:
-                        self.attach(state, j)
-                    except DnssealError as e:
-                        slots.append(_AttachFailed(str(e)))
-                        continue
-                    assert state.inline is not None
-                    if _waits_for_transfer(state, state.inline):
-                        slots.append(_Waiting())
-                        continue
-                    if state.inline.signed is None:  # signed for the first time: writes
-                        slots.append(pool.submit(self._maintain_one, state.inline, reason))
-                    else:  # (restored: mostly nothing to write; threads only add GIL waits)
-                        slots.append(self._maintain_one(state.inline, reason))
-                done = [s.result() if isinstance(s, Future) else s for s in slots]
-                crash = next((i for i, o in enumerate(done) if isinstance(o, _Crashed)), None)
-                if crash is not None:  # raised once the zones before are published
-                    out += done[: crash + 1]
-                    break
-                out += done
+            try:
+                while todo and not (out and time.monotonic() > deadline):
+                    group, todo = todo[:START_THREADS], todo[START_THREADS:]
+                    slots: list[_Outcome | Future[_Outcome]] = []
+                    for state in group:  # the journal connection is this thread's
+                        try:
+                            self.attach(state, j)
+                        except DnssealError as e:
+                            slots.append(_AttachFailed(str(e)))
+                            continue
+                        assert state.inline is not None
+                        if _waits_for_transfer(state, state.inline):
+                            slots.append(_Waiting())
+                            continue
+                        if state.inline.signed is None:  # signed for the first time: writes
+                            slots.append(
+                                pool.submit(self._maintain_one, state.inline, reason, syncs)
+                            )
+                        else:  # (restored: mostly nothing to write; threads only add GIL waits)
+                            slots.append(self._maintain_one(state.inline, reason, syncs))
+                    done = [s.result() if isinstance(s, Future) else s for s in slots]
+                    crash = next((i for i, o in enumerate(done) if isinstance(o, _Crashed)), None)
+                    if crash is not None:  # raised once the zones before are published
+                        out += done[: crash + 1]
+                        break
+                    out += done
+            finally:  # (also after a bug: the zones before it are published)
+                syncs.sync()
             self._persist_batch(j, batch, out, pool)
         return out
 
     @staticmethod
-    def _maintain_one(inline: InlineZone, reason: str) -> _Outcome:
-        """One zone's first maintenance (in a pool thread); its new key files' names are
-        durable when it returns (one directory fsync, not one per file)."""
+    def _maintain_one(inline: InlineZone, reason: str, syncs: atomic.DirSyncs) -> _Outcome:
+        """One zone's first maintenance (in a pool thread).  The names of its new key
+        files are made durable by ``syncs.sync()``, once for the batch's zones, before
+        any version is journaled or served (each .private's name is durable before its
+        .key names the key: :meth:`KeyDirectory.create` syncs the directory between)."""
         now = clock.now()
         started = time.monotonic()
         try:
-            with atomic.deferred_dir_sync():
+            with atomic.deferred_dir_sync(into=syncs):
                 version = inline.maintain(now, reason=reason)
             events = inline.take_events()
         except DnssealError as e:

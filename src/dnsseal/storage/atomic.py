@@ -110,14 +110,42 @@ def remove_stale_temps(path: Path) -> list[Path]:
 _deferred = threading.local()  # .dirs: the directories this thread's writes left unsynced
 
 
+class DirSyncs:
+    """Directories whose new names are not durable yet, handed over by the
+    :func:`deferred_dir_sync` blocks of any number of threads; :meth:`sync` makes them
+    durable, one fsync per directory for all of them (a start's batch of zones: one for
+    the key directory, not one per key)."""
+
+    def __init__(self) -> None:
+        self._dirs: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def add(self, dirs: set[Path]) -> None:
+        with self._lock:
+            self._dirs |= dirs
+
+    def pending(self) -> list[Path]:
+        with self._lock:
+            return sorted(self._dirs)
+
+    def sync(self) -> None:
+        """fsync every directory handed over so far (raises OSError as fsync does)."""
+        with self._lock:
+            dirs, self._dirs = sorted(self._dirs), set()
+        for d in dirs:
+            _fsync_dir(d)
+
+
 @contextlib.contextmanager
-def deferred_dir_sync() -> Iterator[None]:
+def deferred_dir_sync(into: DirSyncs | None = None) -> Iterator[None]:
     """Inside the block, this thread's :func:`create` and :func:`replace` leave the fsync
     of the directory (what makes a new name durable) to the end of the block: one per
     directory, not one per file, when many files are written in a row (the key files and
     copies of many zones at a start).  Each file's data is still fsync'd before its
     rename; the names are durable once the block is left (normally or by an exception),
-    not one by one.  Nested blocks sync at the end of the outermost."""
+    not one by one, or, with ``into``, once ``into.sync()`` ran (the caller's to call,
+    before anything relies on the names).  Nested blocks sync at the end of the
+    outermost."""
     if getattr(_deferred, "dirs", None) is not None:
         yield
         return
@@ -127,8 +155,11 @@ def deferred_dir_sync() -> Iterator[None]:
         yield
     finally:
         _deferred.dirs = None
-        for d in sorted(dirs):
-            _fsync_dir(d)
+        if into is not None:
+            into.add(dirs)
+        else:
+            for d in sorted(dirs):
+                _fsync_dir(d)
 
 
 def _sync_dir(directory: Path) -> None:

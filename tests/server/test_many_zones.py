@@ -456,6 +456,31 @@ def test_a_cold_start_of_many_zones_commits_the_journal_once_per_batch(
     assert _run_server(conf) == cold
 
 
+def test_a_start_makes_its_zone_threads_once_for_all_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The threads that maintain the zones signed for the first time (and write their
+    copies) are made once for the whole start, not once per batch (were a pool per
+    batch: START_THREADS threads made and joined again every 0.2 s at a cold start)."""
+    from dnsseal.server import automation
+
+    monkeypatch.setattr(automation, "START_BATCH", 5)
+    monkeypatch.setattr(automation, "START_BATCH_SECONDS", 60)  # batches of 5 exactly
+    monkeypatch.setattr(automation, "START_THREADS", 2)
+    made: list[str] = []
+    real_start = threading.Thread.start
+
+    def recording(self: threading.Thread) -> None:
+        made.append(self.name)
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", recording)
+    cold = _run_server(_inline_config(tmp_path, free_port()))
+    assert len(cold) == INLINE
+    pools = [n for n in made if n.startswith(("ThreadPoolExecutor-", "zone-start"))]
+    assert len(pools) == 2, made  # was 6: a pool of 2 for each of the 3 batches
+
+
 def test_key_records_and_key_files_are_made_once_per_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,7 +19,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 import dns.message
@@ -295,22 +295,29 @@ class Automation:
         own commit path) once its batch is back.  A zone whose attach failed gets no timer."""
         problems: list[str] = []
         todo = list(states)
-        while todo:
-            batch = todo[:START_BATCH]
-            async with contextlib.AsyncExitStack() as locks:
-                for state in batch:  # each zone's one-change-at-a-time lock, as maintain
-                    await locks.enter_async_context(state.lock)
-                done = await asyncio.to_thread(self._start_batch, batch, reason)
-                for state, outcome in zip(batch, done, strict=False):
-                    problem = await self._started(state, outcome)
-                    if problem is not None:
-                        problems.append(f"{state.name}: {problem}")
-                    if not isinstance(outcome, _AttachFailed):
-                        self.start_timer(state)  # (its task waits for the lock we hold)
-            del todo[: len(done)]
+        # one pool for every batch (its threads made once, not START_THREADS per batch)
+        pool = ThreadPoolExecutor(START_THREADS, thread_name_prefix="zone-start")
+        try:
+            while todo:
+                batch = todo[:START_BATCH]
+                async with contextlib.AsyncExitStack() as locks:
+                    for state in batch:  # each zone's one-change-at-a-time lock, as maintain
+                        await locks.enter_async_context(state.lock)
+                    done = await asyncio.to_thread(self._start_batch, batch, reason, pool)
+                    for state, outcome in zip(batch, done, strict=False):
+                        problem = await self._started(state, outcome)
+                        if problem is not None:
+                            problems.append(f"{state.name}: {problem}")
+                        if not isinstance(outcome, _AttachFailed):
+                            self.start_timer(state)  # (its task waits for the lock we hold)
+                del todo[: len(done)]
+        finally:
+            pool.shutdown(wait=False)  # (idle: its threads end on their own)
         return problems
 
-    def _start_batch(self, batch: Sequence[ZoneState], reason: str) -> list[_Outcome]:
+    def _start_batch(
+        self, batch: Sequence[ZoneState], reason: str, pool: ThreadPoolExecutor
+    ) -> list[_Outcome]:
         """In a worker thread: attach the zones of ``batch`` in order and maintain them;
         those signed for the first time :data:`START_THREADS` at a time in parallel
         threads (each one's key files are written and fsync'd while the others' are: the
@@ -326,7 +333,8 @@ class Automation:
         deadline = time.monotonic() + START_BATCH_SECONDS
         todo = list(batch)
         syncs = atomic.DirSyncs()  # the key files' names: durable before the journal
-        with Journal(state_dir) as j, ThreadPoolExecutor(START_THREADS) as pool:
+        submitted: list[Future[_Outcome]] = []
+        with Journal(state_dir) as j:
             try:
                 while todo and not (out and time.monotonic() > deadline):
                     group, todo = todo[:START_THREADS], todo[START_THREADS:]
@@ -342,9 +350,10 @@ class Automation:
                             slots.append(_Waiting())
                             continue
                         if state.inline.signed is None:  # signed for the first time: writes
-                            slots.append(
+                            submitted.append(
                                 pool.submit(self._maintain_one, state.inline, reason, syncs)
                             )
+                            slots.append(submitted[-1])
                         else:  # (restored: mostly nothing to write; threads only add GIL waits)
                             slots.append(self._maintain_one(state.inline, reason, syncs))
                     done = [s.result() if isinstance(s, Future) else s for s in slots]
@@ -354,6 +363,7 @@ class Automation:
                         break
                     out += done
             finally:  # (also after a bug: the zones before it are published)
+                wait(submitted)  # (returned already, but after a bug)
                 syncs.sync()
             self._persist_batch(j, batch, out, pool)
         return out
@@ -411,8 +421,11 @@ class Automation:
             else None
             for _, state, o in done
         ]
-        for (i, state, o), copied in zip(done, copies, strict=True):
-            out[i] = copied.result() if copied is not None else self._copies(state, o)
+        try:
+            for (i, state, o), copied in zip(done, copies, strict=True):
+                out[i] = copied.result() if copied is not None else self._copies(state, o)
+        finally:  # (all returned already, but after a bug)
+            wait([c for c in copies if c is not None])
 
     def _copies(self, state: ZoneState, o: _Maintained) -> _Maintained:
         """Write the signed copy of ``o``'s version and the copy of the source (after the

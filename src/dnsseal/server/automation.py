@@ -87,20 +87,20 @@ def journal_version(j: Journal, version: Version, now: int) -> None:
     history, else as a new base; and, but for an UPDATE's (its signed copy is written
     later too, coalesced), packed for the next restart (:func:`pack_version`).  Raises
     StorageError."""
-    _journal_version(j, version, now)
+    zone, serial = version.zone.origin.to_text(), version.serial  # (each made once)
+    _journal_version(j, version, zone, serial, now)
     if version.reason != "update":
-        j.set_packed(version.zone.origin.to_text(), version.serial, pack_version(version.zone))
+        j.set_packed(zone, serial, pack_version(version.zone))
 
 
-def _journal_version(j: Journal, version: Version, now: int) -> None:
-    zone = version.zone.origin.to_text()
+def _journal_version(j: Journal, version: Version, zone: str, serial: int, now: int) -> None:
     current = j.current_serial(zone)
     if version.serial_from is not None and current == version.serial_from:
         j.append(
             Transaction(
                 zone,
                 version.serial_from,
-                version.serial,
+                serial,
                 now,
                 version.reason,
                 tuple(record_line(r) for r in version.diff.removed),
@@ -109,7 +109,7 @@ def _journal_version(j: Journal, version: Version, now: int) -> None:
         )
         if j.transaction_count(zone) <= MAX_CHANGES:
             return
-    j.set_base(zone, version.serial, sorted(record_line(r) for r in records(version.zone)), now)
+    j.set_base(zone, serial, sorted(record_line(r) for r in records(version.zone)), now)
 
 
 START_BATCH = 100  # zones attached and maintained per worker-thread call (start_many)

@@ -320,3 +320,34 @@ def test_keys_created_in_parallel_threads_are_all_listed_without_rescans(
     assert listing.scans - scans <= 2, listing.scans - scans
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert (tmp_path / f"{keys[0].basename}.private").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_zones_key_file_names_are_formatted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold start names each zone's key files about a dozen times (the listing's prefix,
+    each file, the audit events): the zone's name is made into file-name text once (was
+    once per name: dnspython's to_text with its escaping), the same text as before."""
+    from dnsseal.keys import model
+
+    made: list[str] = []
+    real = dns.name.Name.to_text
+
+    def counting(self: dns.name.Name, *args: object, **kwargs: object) -> str:
+        text: str = real(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(text)
+        return text
+
+    kd = KeyDirectory(tmp_path)
+    key = _new_key()
+    odd = dns.name.from_text("A/b.Example.ORG.")
+    kd.create(key)
+    monkeypatch.setattr(model, "_FILE_TEXT", {}, raising=False)
+    monkeypatch.setattr(dns.name.Name, "to_text", counting)
+    names = [key.basename for _ in range(10)] + [kd.file(key, ".key").name]
+    odd_names = [model.key_basename(odd, 13, 7) for _ in range(3)]
+    assert len(kd.files(ZONE, ".key")) == 1
+    monkeypatch.undo()
+    assert made == ["example.org.", "a/b.example.org."], made  # was one per name
+    assert set(names) == {f"Kexample.org.+013+{key.tag:05d}", f"{key.basename}.key"}
+    assert set(odd_names) == {"Ka\\047b.example.org.+013+00007"}

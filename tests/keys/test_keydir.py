@@ -351,3 +351,48 @@ def test_a_zones_key_file_names_are_formatted_once(
     assert made == ["example.org.", "a/b.example.org."], made  # was one per name
     assert set(names) == {f"Kexample.org.+013+{key.tag:05d}", f"{key.basename}.key"}
     assert set(odd_names) == {"Ka\\047b.example.org.+013+00007"}
+
+
+def test_temp_files_are_named_for_stale_cleanup_and_never_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Temp files are opened directly (tempfile.mkstemp cost three times the open itself,
+    five times per zone at a cold start): ``.NAME.PID.XXXXXXXX.tmp``, mode 0600, a name
+    already taken is never opened (another is drawn), and what a dead writer left under
+    that name is what remove_stale_temps removes."""
+    import re
+    import tempfile
+
+    def no_mkstemp(*args: object, **kwargs: object) -> None:
+        raise AssertionError("tempfile.mkstemp used")
+
+    monkeypatch.setattr(tempfile, "mkstemp", no_mkstemp)
+    target = tmp_path / "z.example.signed"
+    draws = iter(["aaaaaaaa", "aaaaaaaa", "b_c0d1e2"])
+    monkeypatch.setattr(atomic._temp_names, "choices", lambda letters, k: list(next(draws)))
+    fd1, tmp1 = atomic.open_temp(target)
+    fd2, tmp2 = atomic.open_temp(target)  # the first draw is taken: drawn again
+    os.close(fd1)
+    os.close(fd2)
+    assert [tmp1.name, tmp2.name] == [
+        f".z.example.signed.{os.getpid()}.aaaaaaaa.tmp",
+        f".z.example.signed.{os.getpid()}.b_c0d1e2.tmp",
+    ]
+    assert stat.S_IMODE(tmp1.stat().st_mode) == 0o600
+    monkeypatch.undo()
+    monkeypatch.setattr(tempfile, "mkstemp", no_mkstemp)
+    fd, tmp = atomic.open_temp(target)
+    os.close(fd)
+    assert re.fullmatch(rf"\.z\.example\.signed\.{os.getpid()}\.[a-z0-9_]{{8}}\.tmp", tmp.name)
+    dead = tmp_path / tmp.name.replace(f".{os.getpid()}.", ".999999999.")
+    tmp.rename(dead)  # as if left by a writer that is gone
+    for p in (tmp1, tmp2):
+        p.unlink()
+    (tmp_path / "keys").mkdir()
+    kd = KeyDirectory(tmp_path / "keys")
+    kd.create(_new_key())  # key files and zone files are written without mkstemp
+    from dnsseal.storage import zonefile
+
+    zonefile.write_chunks(target, [b"; a zone\n"])
+    assert not dead.exists()
+    assert target.read_bytes() == b"; a zone\n"

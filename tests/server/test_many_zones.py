@@ -632,3 +632,19 @@ def test_a_bug_in_one_zone_of_a_batch_is_raised_after_the_zones_before_it_are_se
             await server.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_batch_whose_start_was_cancelled_is_finished_without_the_pool() -> None:
+    """The pool is start_many's; when the start is cancelled while a batch runs in its
+    thread, the pool is shut down under the batch, which then does its remaining zones
+    itself (as it did with a pool of its own) instead of failing half-way."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dnsseal.server import automation
+
+    pool = ThreadPoolExecutor(2)
+    running = automation._submit(pool, threading.get_ident)
+    assert running.result() != threading.get_ident()  # in the pool
+    pool.shutdown(wait=True)
+    after = automation._submit(pool, threading.get_ident)
+    assert after.done() and after.result() == threading.get_ident()  # here

@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
@@ -115,6 +115,19 @@ def _journal_version(j: Journal, version: Version, zone: str, serial: int, now: 
 START_BATCH = 100  # zones attached and maintained per worker-thread call (start_many)
 START_THREADS = 8  # zones of a batch maintained (and their copies written) at once
 START_BATCH_SECONDS = 0.2  # ... or fewer, once a batch took this long (zones come up sooner)
+
+
+def _submit(
+    pool: ThreadPoolExecutor, fn: Callable[..., _Outcome], *args: object
+) -> Future[_Outcome]:
+    """``fn(*args)`` in ``pool``, or here when the pool is shut down (the start that made
+    it was cancelled while this batch ran: the batch is finished as it was begun)."""
+    try:
+        return pool.submit(fn, *args)
+    except RuntimeError:
+        done: Future[_Outcome] = Future()
+        done.set_result(fn(*args))
+        return done
 
 
 def _waits_for_transfer(state: ZoneState, inline: InlineZone) -> bool:
@@ -351,7 +364,7 @@ class Automation:
                             continue
                         if state.inline.signed is None:  # signed for the first time: writes
                             submitted.append(
-                                pool.submit(self._maintain_one, state.inline, reason, syncs)
+                                _submit(pool, self._maintain_one, state.inline, reason, syncs)
                             )
                             slots.append(submitted[-1])
                         else:  # (restored: mostly nothing to write; threads only add GIL waits)
@@ -416,7 +429,7 @@ class Automation:
             except DnssealError:
                 return
         copies = [  # (the zones with files to write; the rest have none: no thread)
-            pool.submit(self._copies, state, o)
+            _submit(pool, self._copies, state, o)
             if o.version is not None or (state.inline and state.inline.source_copy_due())
             else None
             for _, state, o in done

@@ -70,6 +70,10 @@ def _header_only(wire: bytes, rcode: int) -> bytes:
 log = logging.getLogger(__name__)
 
 MAX_CHANGES = 100  # journal transactions kept per zone before rebasing (bounded IXFR tail)
+# An UPDATE's commit does not rebase (writing a 100k-name zone's text takes seconds): the
+# rebase waits for the zone's delayed copy write (_dump, at most DUMP_DELAY later), unless
+# the journal holds this many changes (a bound however the dumps are put off).
+MAX_UPDATE_CHANGES = 10 * MAX_CHANGES
 RETRY = 60  # seconds before a failed maintenance is tried again
 MAX_SLEEP = 3600  # a timer re-checks at least this often
 # The signed copy (STATE/ZONE.signed) after dynamic updates is written this long after the
@@ -107,9 +111,27 @@ def _journal_version(j: Journal, version: Version, zone: str, serial: int, now: 
                 tuple(record_line(r) for r in version.diff.added),
             )
         )
-        if j.transaction_count(zone) <= MAX_CHANGES:
+        limit = MAX_UPDATE_CHANGES if version.reason == "update" else MAX_CHANGES
+        if j.transaction_count(zone) <= limit:
             return
-    j.set_base(zone, serial, sorted(record_line(r) for r in records(version.zone)), now)
+    _rebase(j, version.zone, zone, serial, now)
+
+
+def _rebase(j: Journal, zone: Zone, name: str, serial: int, now: int) -> None:
+    """``zone`` (the journal's current version, ``serial``) as the journal's new base: the
+    changes before it are dropped."""
+    j.set_base(name, serial, sorted(record_line(r) for r in records(zone)), now)
+
+
+def compact(j: Journal, zone: Zone, now: int) -> bool:
+    """Rebase the journal on ``zone`` when it holds more than :data:`MAX_CHANGES` changes
+    and ``zone`` is its current version (the rebase an UPDATE's commit put off).  Whether
+    it did."""
+    name, serial = zone.origin.to_text(), zone.soa().serial
+    if j.transaction_count(name) <= MAX_CHANGES or j.current_serial(name) != serial:
+        return False
+    _rebase(j, zone, name, serial, now)
+    return True
 
 
 START_BATCH = 100  # zones attached and maintained per worker-thread call (start_many)
@@ -586,10 +608,12 @@ class Automation:
 
     def _pack(self, zone: Zone) -> None:
         """Keep ``zone`` packed in the journal for the next restart (when it is still the
-        journal's current version)."""
+        journal's current version), rebasing the journal on it first when the UPDATEs
+        since the last rebase put it off (:func:`compact`)."""
         state_dir = self.server.config.state_dir
         assert state_dir is not None
         with Journal(state_dir) as j:
+            compact(j, zone, clock.now())
             j.set_packed(zone.origin.to_text(), zone.soa().serial, pack_version(zone))
 
     async def _dump_now(self) -> None:

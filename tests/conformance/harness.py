@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import hashlib
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from conformance import rpl
 from dnsseal.crypto import wire
 from dnsseal.errors import CryptoError
 from dnsseal.resolver.engine import Resolver
+from dnsseal.resolver.hints import builtin_root_servers
 from dnsseal.resolver.service import ResolverService
 from dnsseal.validator import rrsig
 from dnsseal.validator.anchors import AnchorSet, TrustAnchor
@@ -83,6 +85,8 @@ class Setup:
     unsupported: list[str] = field(default_factory=list)
     stubs: list[tuple[dns.name.Name, tuple[Server, ...]]] = field(default_factory=list)
     forwards: list[tuple[dns.name.Name, tuple[Server, ...]]] = field(default_factory=list)
+    forward_first: set[dns.name.Name] = field(default_factory=set)
+    stub_first: set[dns.name.Name] = field(default_factory=set)
 
 
 def _date(value: str) -> int | None:
@@ -114,7 +118,7 @@ NEUTRAL: dict[str, str] = {
     "ede": "EDE codes are compared only where MATCH ede= asks for one",
     "do-not-query-localhost": "the replay transport answers every address it knows",
     "harden-unknown-additional": "dnsseal never caches additional records but glue",
-    "stub-prime": "dnsseal does not prime the root NS set",
+    "stub-prime": "dnsseal primes the root's servers (RFC 8109), never a stub zone's",
 }
 # Options that match dnsseal's fixed behaviour only for some values.
 VALUES: dict[str, tuple[set[str], str]] = {
@@ -141,7 +145,11 @@ def read_setup(scenario: rpl.Scenario) -> Setup:
         else:
             setup.unsupported.append(f"{clause.name}: no dnsseal equivalent")
     if not setup.root_servers and not any(z == dns.name.root for z, _ in setup.forwards):
-        setup.unsupported.append("no stub-zone for '.': the scenario relies on Unbound's hints")
+        # No stub-zone for '.': Unbound starts from its built-in root hints, dnsseal from its
+        # own (the same IANA addresses).  The replay transport answers them from the RANGEs
+        # for those addresses, if any, and sends nothing anywhere (see the socket guard in
+        # conftest.py).
+        setup.root_servers.extend(builtin_root_servers())
     if setup.iterator_only and setup.anchors:
         setup.unsupported.append("module-config: iterator with trust anchors (validation off)")
     return setup
@@ -149,23 +157,33 @@ def read_setup(scenario: rpl.Scenario) -> Setup:
 
 def _zone_clause(setup: Setup, clause: rpl.Clause) -> None:
     """stub-zone and forward-zone, as dnsseal's [resolver] stub-zone / forward-zone (a
-    stub-zone for '.' gives the root servers)."""
-    addr_key = "stub-addr" if clause.name == "stub-zone" else "forward-addr"
+    stub-zone for '.' gives the root servers; forward-first and stub-first as the zone's)."""
+    stub = clause.name == "stub-zone"
+    addr_key = "stub-addr" if stub else "forward-addr"
+    first_key = "stub-first" if stub else "forward-first"
     name = clause.get("name")
     addrs = clause.get(addr_key)
-    others = [o.key for o in clause.options if o.key not in ("name", addr_key, "stub-prime")]
+    known = ("name", addr_key, "stub-prime", first_key)
+    others = [o.key for o in clause.options if o.key not in known]
+    first = any(_yes(v) for v in clause.get(first_key))
     if not name or not addrs or others:
         what = ", ".join(others) if others else f"{clause.name} without {addr_key}"
         setup.unsupported.append(f"{clause.name} ({what}): no dnsseal equivalent")
         return
     zone = dns.name.from_text(name[0])
     servers = tuple(_addr(a) for a in addrs)
-    if clause.name == "stub-zone" and zone == dns.name.root:
+    if stub and zone == dns.name.root:
+        if first:  # nothing above the root to fall back to
+            setup.unsupported.append("stub-zone '.' with stub-first: no dnsseal equivalent")
         setup.root_servers.extend(servers)
-    elif clause.name == "stub-zone":
+    elif stub:
         setup.stubs.append((zone, servers))
+        if first:
+            setup.stub_first.add(zone)
     else:
         setup.forwards.append((zone, servers))
+        if first:
+            setup.forward_first.add(zone)
 
 
 def _server_option(setup: Setup, opt: rpl.Option, source: str) -> None:
@@ -224,6 +242,8 @@ def build_config(setup: Setup) -> Config:
         trust_cache=TrustCache(),
         stubs=tuple(setup.stubs),
         forwards=tuple(setup.forwards),
+        forward_first=frozenset(setup.forward_first),
+        stub_first=frozenset(setup.stub_first),
     )
 
 
@@ -327,6 +347,61 @@ def install_test_crypto(
         patch.setattr(rrsig, "time_problem", lambda sig, now: None)
 
 
+# --- no network ----------------------------------------------------------------------------
+
+
+class NetworkUsed(OSError):
+    """Something in a replay tried to reach the network (see :func:`forbid_network`)."""
+
+
+def forbid_network(patch: Patcher) -> list[str]:
+    """Test only: make every new socket, connection and name lookup fail with
+    :class:`NetworkUsed`, and record each attempt in the returned list, which the caller
+    checks (the resolver treats OSError as a server that did not answer, so the exception
+    alone could go unnoticed).  The replay transport is then provably the only one: with no
+    stub-zone for '.', the resolver starts from the built-in root hints, real addresses, and
+    nothing may be sent to them.  Sockets wrapping an existing descriptor (the event loop's
+    self-pipe, from socket.socketpair) are allowed."""
+    attempts: list[str] = []
+    real = socket.socket
+
+    def refuse(what: str) -> NetworkUsed:
+        attempts.append(what)
+        return NetworkUsed(f"replay: {what} (the replay transport is the only one)")
+
+    class GuardedSocket(real):  # type: ignore[misc,valid-type]
+        def __init__(
+            self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None
+        ) -> None:
+            if fileno is None:
+                raise refuse(f"socket.socket({family}, {type})")
+            super().__init__(family, type, proto, fileno)
+
+    def blocked(what: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            raise refuse(f"{what}{args[1:]!r}")
+
+        return call
+
+    def blocked_async(what: str) -> Any:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            raise refuse(f"{what}{args[1:]!r}")
+
+        return call
+
+    patch.setattr(socket, "socket", GuardedSocket)
+    patch.setattr(socket, "create_connection", blocked("socket.create_connection"))
+    patch.setattr(socket, "getaddrinfo", blocked("socket.getaddrinfo"))
+    for cls, method in (
+        (asyncio.base_events.BaseEventLoop, "create_datagram_endpoint"),
+        (asyncio.base_events.BaseEventLoop, "create_connection"),
+        (asyncio.base_events.BaseEventLoop, "getaddrinfo"),
+        (asyncio.selector_events.BaseSelectorEventLoop, "sock_connect"),
+    ):
+        patch.setattr(cls, method, blocked_async(f"loop.{method}"))
+    return attempts
+
+
 # --- the upstream side ---------------------------------------------------------------------
 
 
@@ -377,6 +452,15 @@ class Replay:
                     return entry
         return None
 
+    def answered_later(self, pending: Pending, steps: list[int]) -> bool:
+        """Whether a RANGE answers ``pending`` at one of ``steps``."""
+        for rng in self.scenario.ranges:
+            if not any(rng.serves(step, pending.server[0]) for step in steps):
+                continue
+            if any(_selects(entry, pending.query, pending.tcp) for entry in rng.entries):
+                return True
+        return False
+
     def answer(self, pending: Pending, entry: rpl.Entry, why: str) -> None:
         self.log.append(f"{pending.describe()} -> {why} line {entry.line}")
         self.pending.remove(pending)
@@ -410,8 +494,12 @@ def _selects(entry: rpl.Entry, query: dns.message.Message, tcp: bool) -> bool:
 
 def _reply(entry: rpl.Entry, query: dns.message.Message) -> dns.message.Message:
     msg = entry.message()
-    if "copy_id" in entry.adjust:
-        msg.id = query.id
+    # testbound hands a RANGE or STEP REPLY answer to the query it matched (fake_event.c
+    # answer_callback_from_entry calls the pending query's callback), so the ID is never
+    # compared and an entry without ADJUST copy_id still answers (val_negcache_ttl, step
+    # 110).  The replay transport stands in for that delivery: the reply carries the
+    # query's ID.
+    msg.id = query.id
     if "copy_query" in entry.adjust:
         msg.question = [dns.rrset.RRset(r.name, r.rdclass, r.rdtype) for r in query.question]
     return msg
@@ -634,8 +722,9 @@ async def replay(
     CHECK_ANSWER with an answer waiting is checked; else a pending query that a RANGE entry
     answers at the current moment's step is answered; else the moment is done (a QUERY moves
     to the next moment first, so its upstream queries are answered at that moment's step).
-    Upstream queries no entry answers time out at once: testbound would leave them pending
-    forever, and dnsseal asks some questions Unbound does not.  Failures are collected."""
+    Upstream queries no entry answers, now or at a later step, time out at once: testbound
+    would leave them pending forever, and dnsseal asks some questions Unbound does not; one
+    a RANGE answers at a later step stays pending until then.  Failures are collected."""
     config = build_config(setup)
     transport = Replay(scenario)
     start = setup.date if setup.date is not None else signing_time(scenario)
@@ -719,9 +808,14 @@ async def replay(
                 "TIMEOUT",
                 "ERROR",
             ):
-                for p in list(transport.pending):
+                # A query a RANGE of a later step answers stays pending, as in testbound
+                # (iter_dnsseclame_bug: a server that answers only from step 30 on).
+                later = [m.number for m in moments[now + 1 :]]
+                hopeless = [p for p in transport.pending if not transport.answered_later(p, later)]
+                for p in hopeless:
                     transport.fail(p, TimeoutError("no scenario entry"), "no entry: timeout")
-                continue
+                if hopeless:
+                    continue
             now += 1
             if mom.kind == "QUERY":
                 assert mom.entry is not None

@@ -13,6 +13,8 @@ import dns.rcode
 import pytest
 
 from conformance import harness, rpl
+from dnsseal.resolver.engine import Resolver
+from dnsseal.resolver.hints import builtin_root_servers
 from dnsseal.validator import rrsig
 from dnsseal.validator.policy import AlgorithmPolicy
 
@@ -249,3 +251,103 @@ def test_aggressive_nsec_follows_unbounds_default() -> None:
     off = SMALL.replace('qname-minimisation: "no"', "aggressive-nsec: no")
     setup = harness.read_setup(rpl.parse(off, "x.rpl"))
     assert not setup.aggressive_nsec and not setup.unsupported
+
+
+LATE = """server:
+	target-fetch-policy: "0 0 0 0 0"
+	qname-minimisation: "no"
+stub-zone:
+	name: "."
+	stub-addr: 193.0.14.129
+CONFIG_END
+SCENARIO_BEGIN a server that answers only from step 20 on
+RANGE_BEGIN {start} 100
+	ADDRESS 193.0.14.129
+ENTRY_BEGIN
+MATCH opcode qtype qname
+ADJUST copy_id
+REPLY QR AA NOERROR
+SECTION QUESTION
+. IN NS
+SECTION ANSWER
+. IN NS K.ROOT-SERVERS.NET.
+SECTION ADDITIONAL
+K.ROOT-SERVERS.NET. IN A 193.0.14.129
+ENTRY_END
+ENTRY_BEGIN
+MATCH opcode qtype qname
+ADJUST copy_id
+REPLY QR AA NOERROR
+SECTION QUESTION
+www.example. IN A
+SECTION ANSWER
+www.example. IN A 192.0.2.1
+ENTRY_END
+RANGE_END
+STEP 1 QUERY
+ENTRY_BEGIN
+REPLY RD
+SECTION QUESTION
+www.example. IN A
+ENTRY_END
+STEP 10 NOTHING
+STEP 20 NOTHING
+STEP 30 CHECK_ANSWER
+ENTRY_BEGIN
+MATCH all
+REPLY QR RD RA NOERROR
+SECTION QUESTION
+www.example. IN A
+SECTION ANSWER
+www.example. IN A 192.0.2.1
+ENTRY_END
+SCENARIO_END
+"""
+
+
+def test_a_query_a_later_range_answers_stays_pending(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in testbound, an upstream query that only a RANGE of a later step answers waits
+    for that step (iter_dnsseclame_bug), where one nothing answers times out at once."""
+    outcome = harness.run(rpl.parse(LATE.format(start=20), "late.rpl"), monkeypatch)
+    assert outcome.failures == [], outcome.failures
+    assert any("www.example. A -> range" in line for line in outcome.log), outcome.log
+    never = harness.run(rpl.parse(LATE.format(start=200), "never.rpl"), monkeypatch)
+    assert never.failures and "rcode: want NOERROR, got SERVFAIL" in never.failures[0]
+
+
+def test_without_a_root_stub_zone_the_builtin_hints_are_replayed(
+    monkeypatch: pytest.MonkeyPatch, network_attempts: list[str]
+) -> None:
+    """With no stub-zone for '.', Unbound starts from its built-in root hints and so does
+    the harness: the root's RANGE (here without its ADDRESS line, so it serves whichever
+    root server the resolver picks) answers the real root addresses, and nothing reaches
+    the network."""
+    text = (DATA / "val_nsec3_b2_nodata.rpl").read_text(encoding="utf-8")
+    head, tail = text.split("stub-zone:", 1)
+    text = head + tail[tail.index("CONFIG_END") :]
+    assert text.count("ADDRESS 193.0.14.129") == 1
+    text = text.replace("ADDRESS 193.0.14.129", "")
+    scenario = rpl.parse(text, "b2_nodata_hints.rpl")
+    setup = harness.read_setup(scenario)
+    assert setup.unsupported == []
+    assert setup.root_servers == list(builtin_root_servers())
+    assert ("193.0.14.129", 53) in setup.root_servers
+    outcome = harness.run(scenario, monkeypatch)
+    assert outcome.checks > 0
+    assert outcome.failures == []
+    hints = {addr for addr, _ in builtin_root_servers()}
+    assert any(line.split()[0] in hints and "-> range" in line for line in outcome.log)
+    assert network_attempts == []
+
+
+def test_the_network_guard_catches_any_other_transport(network_attempts: list[str]) -> None:
+    """The guard every conformance test runs under (conftest.network_attempts) notices a
+    resolver that uses the real network transport, although the resolver swallows the
+    error as an unanswered query."""
+    setup = harness.Setup(root_servers=list(builtin_root_servers()))
+    resolver = Resolver(harness.build_config(setup), clock_fn=lambda: 1_700_000_000)
+    result = asyncio.run(resolver.resolve("example.com.", "A"))
+    assert result.rcode == dns.rcode.SERVFAIL
+    assert network_attempts, "the guard let a real socket through"
+    assert any("socket.socket" in a for a in network_attempts)
+    network_attempts.clear()  # seen: do not fail this test's teardown

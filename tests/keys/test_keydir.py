@@ -67,6 +67,59 @@ def test_a_stray_file_in_the_way_blocks_creation_and_nothing_is_left(tmp_path: P
     assert sorted(p.name for p in tmp_path.iterdir()) == [stray.name]
 
 
+def test_a_file_the_listing_missed_still_blocks_creation(tmp_path: Path) -> None:
+    """Whether a key's files exist is asked of the directory's listing; a file it cannot
+    know of yet (another process's, written in the same tick of the directory's clock) is
+    still never overwritten: the link refuses, and the files already placed are taken
+    back."""
+    kd = KeyDirectory(tmp_path)
+    key = _new_key()
+    kd.files(ZONE, ".key")  # the listing read
+    before = tmp_path.stat().st_mtime_ns
+    stray = tmp_path / f"{key.basename}.key"
+    stray.write_text("precious\n")
+    os.utime(tmp_path, ns=(before, before))  # as if in the same tick
+    with pytest.raises(KeyExists):
+        kd.create(key)
+    assert stray.read_text() == "precious\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [stray.name]
+
+
+def test_creating_keys_stats_no_key_file_and_removes_no_temp_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start makes thousands of keys: whether a key's files exist is asked of the
+    directory's listing (was a stat of each file), and the temp files link_new removed
+    are not removed again (were: an unlink failing with ENOENT per file)."""
+    kd = KeyDirectory(tmp_path)
+    keys = [_new_key() for _ in range(5)]
+    stats: list[str] = []
+    gone: list[str] = []
+    real_stat, real_unlink = os.stat, os.unlink
+
+    def counting_stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        if str(path).endswith((".key", ".private", ".state")):
+            stats.append(str(path))
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    def counting_unlink(path: object, *args: object, **kwargs: object) -> None:
+        try:
+            real_unlink(path, *args, **kwargs)  # type: ignore[arg-type]
+        except FileNotFoundError:
+            gone.append(str(path))
+            raise
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    monkeypatch.setattr(os, "unlink", counting_unlink)
+    for key in keys:
+        kd.create(key)
+    monkeypatch.undo()
+    assert stats == []  # was one per file
+    assert gone == []  # was one per file
+    assert sorted(kd.keys(ZONE), key=lambda k: k.tag) == sorted(keys, key=lambda k: k.tag)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def test_atomic_create_refuses_existing_and_replace_keeps_mode(tmp_path: Path) -> None:
     p = tmp_path / "f"
     atomic.create(p, b"one", 0o600)
@@ -267,3 +320,79 @@ def test_keys_created_in_parallel_threads_are_all_listed_without_rescans(
     assert listing.scans - scans <= 2, listing.scans - scans
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert (tmp_path / f"{keys[0].basename}.private").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_zones_key_file_names_are_formatted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold start names each zone's key files about a dozen times (the listing's prefix,
+    each file, the audit events): the zone's name is made into file-name text once (was
+    once per name: dnspython's to_text with its escaping), the same text as before."""
+    from dnsseal.keys import model
+
+    made: list[str] = []
+    real = dns.name.Name.to_text
+
+    def counting(self: dns.name.Name, *args: object, **kwargs: object) -> str:
+        text: str = real(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(text)
+        return text
+
+    kd = KeyDirectory(tmp_path)
+    key = _new_key()
+    odd = dns.name.from_text("A/b.Example.ORG.")
+    kd.create(key)
+    monkeypatch.setattr(model, "_FILE_TEXT", {}, raising=False)
+    monkeypatch.setattr(dns.name.Name, "to_text", counting)
+    names = [key.basename for _ in range(10)] + [kd.file(key, ".key").name]
+    odd_names = [model.key_basename(odd, 13, 7) for _ in range(3)]
+    assert len(kd.files(ZONE, ".key")) == 1
+    monkeypatch.undo()
+    assert made == ["example.org.", "a/b.example.org."], made  # was one per name
+    assert set(names) == {f"Kexample.org.+013+{key.tag:05d}", f"{key.basename}.key"}
+    assert set(odd_names) == {"Ka\\047b.example.org.+013+00007"}
+
+
+def test_temp_files_are_named_for_stale_cleanup_and_never_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Temp files are opened directly (tempfile.mkstemp cost three times the open itself,
+    five times per zone at a cold start): ``.NAME.PID.XXXXXXXX.tmp``, mode 0600, a name
+    already taken is never opened (another is drawn), and what a dead writer left under
+    that name is what remove_stale_temps removes."""
+    import re
+    import tempfile
+
+    def no_mkstemp(*args: object, **kwargs: object) -> None:
+        raise AssertionError("tempfile.mkstemp used")
+
+    monkeypatch.setattr(tempfile, "mkstemp", no_mkstemp)
+    target = tmp_path / "z.example.signed"
+    draws = iter(["aaaaaaaa", "aaaaaaaa", "b_c0d1e2"])
+    monkeypatch.setattr(atomic._temp_names, "choices", lambda letters, k: list(next(draws)))
+    fd1, tmp1 = atomic.open_temp(target)
+    fd2, tmp2 = atomic.open_temp(target)  # the first draw is taken: drawn again
+    os.close(fd1)
+    os.close(fd2)
+    assert [tmp1.name, tmp2.name] == [
+        f".z.example.signed.{os.getpid()}.aaaaaaaa.tmp",
+        f".z.example.signed.{os.getpid()}.b_c0d1e2.tmp",
+    ]
+    assert stat.S_IMODE(tmp1.stat().st_mode) == 0o600
+    monkeypatch.undo()
+    monkeypatch.setattr(tempfile, "mkstemp", no_mkstemp)
+    fd, tmp = atomic.open_temp(target)
+    os.close(fd)
+    assert re.fullmatch(rf"\.z\.example\.signed\.{os.getpid()}\.[a-z0-9_]{{8}}\.tmp", tmp.name)
+    dead = tmp_path / tmp.name.replace(f".{os.getpid()}.", ".999999999.")
+    tmp.rename(dead)  # as if left by a writer that is gone
+    for p in (tmp1, tmp2):
+        p.unlink()
+    (tmp_path / "keys").mkdir()
+    kd = KeyDirectory(tmp_path / "keys")
+    kd.create(_new_key())  # key files and zone files are written without mkstemp
+    from dnsseal.storage import zonefile
+
+    zonefile.write_chunks(target, [b"; a zone\n"])
+    assert not dead.exists()
+    assert target.read_bytes() == b"; a zone\n"

@@ -4,6 +4,7 @@ driver that runs a validator Query against it with no sockets."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import dns.flags
@@ -14,6 +15,7 @@ import dns.rdatatype
 import dns.rrset
 
 from dnsseal.resolver.transport import Transport
+from dnsseal.validator.iterator import RootPriming
 from dnsseal.validator.machine import Config, Need, Query, Result
 
 from .zonebuild import SignedZone, T, b32, nsec3_hash
@@ -230,6 +232,15 @@ def config_for(authority: Authority, **kw: object) -> Config:
         assert root is not None
         anchors = AnchorSet((TrustAnchor(dns.name.root, tuple(root.ds())),))  # type: ignore[arg-type]
     return Config((("127.0.0.1", 53),), anchors, **kw)  # type: ignore[arg-type]
+
+
+def primed(config: Config, now: int) -> Config:
+    """``config`` with its root hints taken as primed (RFC 8109) at ``now`` for a day: for
+    tests of how the root's servers are asked, whose root zone names other servers than the
+    hints (priming would replace them)."""
+    priming = RootPriming()
+    priming.put(config.root_servers, 86400, now)
+    return dataclasses.replace(config, priming=priming)
 
 
 def memory_transport(

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import tracemalloc
 
@@ -234,6 +235,22 @@ def test_no_synthesis_below_a_delegation(authority: Authority) -> None:
     assert resolve(res, "insec.", "DS")[0].security is S.SECURE
     txt = asyncio.run(res.resolve("insec.", "TXT"))
     assert "RFC 8198" not in txt.verdict.reason
+
+
+def test_no_synthesis_under_a_negative_trust_anchor(authority: Authority) -> None:
+    """Below a negative trust anchor (RFC 7646 s2.1, domain-insecure) nothing is validated,
+    so a secure denial synthesized from the parent's NSEC must not answer for it
+    (Unbound's val_negcache_nta): nosuch2. is asked upstream."""
+    config = config_for(authority)
+    config = dataclasses.replace(
+        config, anchors=config.anchors.with_negative(N("nosuch2."), NOW + 86400)
+    )
+    res = Resolver(config, memory_transport(authority), lambda: NOW, aggressive_nsec=True)
+    assert resolve(res, "nosuch1.", "A") == (resolve(res, "nosuch1.", "A")[0], 3)
+    before = res.upstream_queries
+    r = asyncio.run(res.resolve("nosuch2.", "MX"))
+    assert res.upstream_queries > before
+    assert "RFC 8198" not in r.verdict.reason
 
 
 def test_synthesized_answers_expire_with_the_nsec_ttl(authority: Authority) -> None:

@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import free_port, require_tool, stop
 from dnsseal.errors import OptionError
 from dnsseal.resolver import metrics as resolver_metrics
+from dnsseal.resolver.engine import ATTEMPTS
 from dnsseal.resolver.http import MetricsListener
 from dnsseal.resolver.settings import HTTP_PORT, parse_settings
 from dnsseal.server import counters
@@ -216,7 +217,8 @@ def test_metrics_count_what_the_clients_saw(named: Named, tmp_path: Path, loop: 
             (lab["proto"], lab["result"]): v
             for lab, v in s["dnsseal_resolver_upstream_queries_total"]
         }
-        assert up[("udp", "timeout")] == 1  # the silent server, then it is backed off
+        # the silent server: the one question sent ATTEMPTS times, then it is backed off
+        assert up[("udp", "timeout")] == ATTEMPTS
         assert ("tcp", "timeout") not in up
         received = after["Requestv4"] - before["Requestv4"]
         assert up[("udp", "answered")] + up.get(("tcp", "answered"), 0) == received
@@ -258,8 +260,19 @@ def test_http_listener_that_cannot_bind_is_a_one_line_error(tmp_path: Path) -> N
         http = taken.getsockname()[1]
         conf = tmp_path / "resolver.toml"
         conf.write_text(f'[resolver]\nhttp = ["127.0.0.1@{http}"]\n')
+        hints = tmp_path / "root.hints"  # local: no test may prime or ask the IANA roots
+        hints.write_text(". 3600000 NS a.root.\na.root. 3600000 A 127.0.0.1\n")
         p = subprocess.run(
-            [*DNSSEAL, "resolver", "--port", str(free_port()), "--config", str(conf)],
+            [
+                *DNSSEAL,
+                "resolver",
+                "--port",
+                str(free_port()),
+                "--config",
+                str(conf),
+                "--root-hints",
+                str(hints),
+            ],
             capture_output=True,
             text=True,
             timeout=60,

@@ -7,25 +7,42 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
+import itertools
 import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
 
-from dnsseal.resolver.engine import STRIKES, Resolver
+from conftest import free_port, require_tool, run_tool, stop
+from dnsseal.resolver.engine import (
+    ATTEMPTS,
+    DEMOTE_FOR,
+    KIND_STRIKES,
+    MAX_SENDS,
+    STRIKES,
+    Resolver,
+)
 from dnsseal.resolver.service import ResolverService
-from dnsseal.resolver.transport import Transport
+from dnsseal.resolver.transport import Transport, network_transport
 from dnsseal.validator import verdict as v
 from dnsseal.validator.anchors import AnchorSet
 from dnsseal.validator.machine import Config, Need
 
-from .authority import Authority, config_for, memory_transport
+from .authority import Authority, config_for, memory_transport, primed
 from .test_failopen import Forger, forging_transport, run
 from .zonebuild import NOW, SignedZone
 
@@ -200,10 +217,12 @@ def test_responses_are_never_answered(authority: Authority) -> None:
 # --- the driver: dead servers, cache size ------------------------------------------------
 
 
-def test_a_silent_server_is_backed_off(authority: Authority) -> None:
-    """A root server that never answers is asked until it missed STRIKES questions in a row,
-    then skipped (5 s, doubling) instead of costing a timeout on every question; when it
-    answers again it is used again."""
+def test_a_silent_server_goes_after_the_others(authority: Authority) -> None:
+    """A root server that never answers, first in the list, is asked once; then, while
+    another one answers, it goes after that one for DEMOTE_FOR seconds instead of costing
+    a timeout on every question; after that it is asked first again, and once it answers
+    it keeps its place.  (Its back-off when it is a zone's only server: the probe tests
+    below.)"""
     dead = ("192.0.2.1", 53)
     asked: list[tuple[str, int]] = []
     alive = [False]
@@ -217,56 +236,197 @@ def test_a_silent_server_is_backed_off(authority: Authority) -> None:
 
     now = [NOW]
     config = dataclasses.replace(config_for(authority), root_servers=(dead, ("127.0.0.1", 53)))
+    config = primed(config, NOW)  # both root servers, as a priming reply would name them
     res = Resolver(config, transport, lambda: now[0])
     assert asyncio.run(res.resolve("www.a.example.", "A")).verdict.security is S.SECURE
-    assert asked.count(dead) == STRIKES  # one root question each, until the last strike
-    for name in ("nope1.", "nope2.", "nope3."):
-        assert asyncio.run(res.resolve(name, "A")).rcode == dns.rcode.NXDOMAIN
-    assert asked.count(dead) == STRIKES  # skipped while backing off
-    now[0] += 6
-    asyncio.run(res.resolve("nope4.", "A"))
-    assert asked.count(dead) == STRIKES + 1  # tried again after 5 s, silent: now 10 s
-    now[0] += 6
-    asyncio.run(res.resolve("nope5.", "A"))
-    assert asked.count(dead) == STRIKES + 1
-    now[0] += 5
+    first = asked.count(dead)
+    assert first == 1  # asked first, silent: the other one answered, and from then on ...
+    for i in range(STRIKES + 2):
+        assert asyncio.run(res.resolve(f"nope{i}.", "A")).rcode == dns.rcode.NXDOMAIN
+    assert asked.count(dead) == first  # ... it goes after the one that answers
+    now[0] += DEMOTE_FOR
+    asyncio.run(res.resolve("late1.", "A"))
+    assert asked.count(dead) == first + 1  # forgotten: first in the list again, silent
+    asyncio.run(res.resolve("late2.", "A"))
+    assert asked.count(dead) == first + 1
+    now[0] += DEMOTE_FOR
     alive[0] = True
-    asyncio.run(res.resolve("nope6.", "A"))
-    asyncio.run(res.resolve("nope7.", "A"))
-    assert asked.count(dead) == STRIKES + 3  # it answers again: asked for every root question
+    asyncio.run(res.resolve("late3.", "A"))
+    asyncio.run(res.resolve("late4.", "A"))
+    assert asked.count(dead) == first + 3  # it answers again: asked for every root question
 
 
-def test_one_lost_reply_does_not_silence_a_zone(authority: Authority) -> None:
-    """A zone's only server that misses one question (a lost datagram) is asked again for
-    the next one: back-off starts only after STRIKES misses in a row (Unbound keeps asking
-    until its RTO passes 12 s, about five losses)."""
-    drop = [1]
+def test_servers_that_just_missed_are_asked_after_the_others(authority: Authority) -> None:
+    """A question goes to at most MAX_SERVERS_PER_NEED of a zone's servers; the ones that
+    missed their last questions go after those that did not.  With thirteen root servers
+    of which the first four in the hints are unreachable, the next question reaches the
+    fifth instead of the same four again until they back off (Unbound's server selection
+    by timeout does the same: a server that timed out has a larger retransmission
+    timeout and is chosen after the others)."""
+    dead = [(f"192.0.2.{i}", 53) for i in range(1, 5)]
+    alive = ("127.0.0.1", 53)
+    asked: list[tuple[str, int]] = []
     inner = memory_transport(authority)
 
     async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        asked.append(server)
+        if server in dead:
+            raise TimeoutError("unreachable")
+        return await inner(server, wire, tcp)
+
+    config = dataclasses.replace(config_for(authority), root_servers=(*dead, alive))
+    config = primed(dataclasses.replace(config, minimise=False), NOW)
+    res = Resolver(config, transport, lambda: NOW)
+    asyncio.run(res.resolve("nope1.", "A"))
+    assert asked[:4] == dead  # the first four of the list, all silent
+    before = len(asked)
+    second = asyncio.run(res.resolve("nope2.", "A"))
+    assert second.rcode == dns.rcode.NXDOMAIN, second.verdict
+    assert asked[before:] == [alive]  # the one not known to be silent, first and only
+
+
+def test_a_lost_reply_is_sent_again_and_does_not_silence_a_zone(authority: Authority) -> None:
+    """A zone's only server that misses one question (a lost datagram) is asked it again
+    at once (a retransmission, as Unbound's), and for the next questions: back-off starts
+    only after STRIKES misses in a row (Unbound keeps asking until its RTO passes 12 s,
+    about five losses)."""
+    drop = [1]
+    calls = [0]
+    inner = memory_transport(authority)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        calls[0] += 1
         if drop[0]:
             drop[0] -= 1
             raise TimeoutError("lost")
         return await inner(server, wire, tcp)
 
-    res = Resolver(config_for(authority, minimise=False), transport, lambda: NOW)
-    assert asyncio.run(res.resolve("www.a.example.", "A")).rcode == dns.rcode.SERVFAIL
+    config = primed(config_for(authority, minimise=False), NOW)  # the lost one: not the prime
+    res = Resolver(config, transport, lambda: NOW)
+    r = asyncio.run(res.resolve("www.a.example.", "A"))
+    assert r.verdict.security is S.SECURE, r.verdict
+    drop[0] = STRIKES - 1
     assert asyncio.run(res.resolve("www.a.example.", "MX")).rcode != dns.rcode.SERVFAIL
 
 
-def test_only_silent_servers_fail_at_once(authority: Authority) -> None:
-    calls = [0]
+def test_a_silent_server_is_sent_a_question_at_most_attempts_times(authority: Authority) -> None:
+    """Every server of a question silent: each is asked it again, at most ATTEMPTS times
+    and MAX_SENDS in all, and no more once it backs off (STRIKES misses); then questions
+    fail at once while every server backs off, for every kind of question."""
+    calls: list[str] = []
 
     async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
-        calls[0] += 1
+        q = dns.message.from_wire(wire).question[0]
+        calls.append(f"{server[0]} {q.name} {dns.rdatatype.to_text(q.rdtype)}")
         raise TimeoutError("no answer")
 
-    res = Resolver(config_for(authority, minimise=False), transport, lambda: NOW)
-    for i in range(STRIKES):
-        assert asyncio.run(res.resolve(f"www{i}.a.example.", "A")).rcode == dns.rcode.SERVFAIL
-    assert calls[0] == STRIKES
-    assert asyncio.run(res.resolve("other.", "A")).rcode == dns.rcode.SERVFAIL
-    assert calls[0] == STRIKES  # no timeout spent while the only server backs off
+    servers = (("127.0.0.1", 53), ("127.0.0.2", 53))
+    config = primed(dataclasses.replace(config_for(authority), root_servers=servers), NOW)
+    res = Resolver(dataclasses.replace(config, minimise=False), transport, lambda: NOW)
+    assert asyncio.run(res.resolve("www0.a.example.", "A")).rcode == dns.rcode.SERVFAIL
+    for server in servers:
+        sent = calls.count(f"{server[0]} www0.a.example. A")
+        assert 2 <= sent <= ATTEMPTS, calls
+    assert sum(c.endswith(" www0.a.example. A") for c in calls) <= MAX_SENDS
+    assert len(calls) <= 2 * len(servers) * ATTEMPTS
+    before = len(calls)
+    assert asyncio.run(res.resolve("www1.a.example.", "A")).rcode == dns.rcode.SERVFAIL
+    assert len(calls) == before  # every server backs off for type A: failed at once
+    for rdtype in ("AAAA", "TXT"):  # the other kinds: KIND_STRIKES misses each, at most
+        for i in range(KIND_STRIKES + 1):
+            asyncio.run(res.resolve(f"q{i}.", rdtype))
+        assert len(calls) - before <= len(servers) * KIND_STRIKES, calls[before:]
+        before = len(calls)
+        assert asyncio.run(res.resolve("last.", rdtype)).rcode == dns.rcode.SERVFAIL
+        assert len(calls) == before
+
+
+def test_a_server_that_drops_aaaa_queries_still_answers_a(authority: Authority) -> None:
+    """The back-off is kept per kind of question (A, AAAA, other: Unbound's timeout_A,
+    timeout_AAAA, timeout_other; its iter_timeout_ra_aaaa): a zone's only server that never
+    answers AAAA queries is skipped for them, and still asked A."""
+    inner = memory_transport(authority)
+    www = dns.name.from_text("www.a.example.")
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire).question[0]
+        if q.rdtype == T.AAAA:
+            raise TimeoutError("dropped")
+        return await inner(server, wire, tcp)
+
+    config = primed(config_for(authority, minimise=False), NOW)
+    res = Resolver(config, transport, lambda: NOW)
+    for i in range(6):  # past STRIKES misses in a row
+        assert asyncio.run(res.resolve(f"h{i}.a.example.", "AAAA")).rcode == dns.rcode.SERVFAIL
+    r = asyncio.run(res.resolve(www, "A"))
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+
+
+def _aaaa_dropper(authority: Authority) -> tuple[Resolver, list[int], dict[str, list[int]]]:
+    """A resolver whose zone servers never answer AAAA queries, with its clock (a list to
+    move) and, per server, the times it was sent an AAAA query."""
+    inner = memory_transport(authority)
+    now = [NOW]
+    sent: dict[str, list[int]] = {}
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire).question[0]
+        if q.rdtype == T.AAAA:
+            sent.setdefault(server[0], []).append(now[0])
+            for _ in range(3):
+                await asyncio.sleep(0)  # in flight for a moment
+            raise TimeoutError("dropped")
+        return await inner(server, wire, tcp)
+
+    config = primed(config_for(authority, minimise=False), NOW)
+    return Resolver(config, transport, lambda: now[0]), now, sent
+
+
+def test_probes_of_a_silent_server_follow_its_retransmission_timeout(
+    authority: Authority,
+) -> None:
+    """Once a server is skipped for a kind of question (STRIKES misses), it gets one probe
+    at a time, and each probe holds it for its retransmission timeout plus one second, the
+    timeout starting at PROBE_RTO (12 s) and doubling with every lost probe up to RTO_MAX
+    (120 s): probes 13, 25, 49, 97, 121, 121 s apart (Unbound's infra cache: probedelay is
+    the RTO at the probe plus a second, the RTO doubles per loss up to RTT_MAX_TIMEOUT;
+    its iter_timeout_ra_aaaa).  A doubling from 5 s would probe again 10 s after the first
+    probe."""
+    res, now, sent = _aaaa_dropper(authority)
+    for i in range(STRIKES + 1):
+        assert asyncio.run(res.resolve(f"h{i}.a.example.", "AAAA")).rcode == dns.rcode.SERVFAIL
+    first = {server: len(times) for server, times in sent.items()}
+    assert first
+    start = now[0]
+    for t in range(start + 1, start + 450):
+        now[0] = t
+        asyncio.run(res.resolve(f"p{t}.a.example.", "AAAA"))
+    for server, times in sent.items():
+        probes = times[first[server] :]
+        gaps = [b - a for a, b in itertools.pairwise(probes)]
+        assert probes[0] - start <= 6, probes  # the first probe after the initial back-off
+        assert gaps == [13, 25, 49, 97, 121, 121], (server, probes)
+    www = asyncio.run(res.resolve("www.a.example.", "A"))  # A questions are still answered
+    assert (www.rcode, www.verdict.security) == (dns.rcode.NOERROR, S.SECURE), www.verdict
+
+
+def test_a_silent_server_gets_one_probe_at_a_time(authority: Authority) -> None:
+    """Two questions at once when a silent server's back-off has run out: one probe goes to
+    it, the other question does not wait on a second one (Unbound delays other queries
+    while its probe is out)."""
+    res, now, sent = _aaaa_dropper(authority)
+    for i in range(STRIKES + 1):
+        asyncio.run(res.resolve(f"h{i}.a.example.", "AAAA"))
+    before = sum(len(times) for times in sent.values())
+    now[0] += 6
+
+    async def both() -> None:
+        await asyncio.gather(
+            res.resolve("c1.a.example.", "AAAA"), res.resolve("c2.a.example.", "AAAA")
+        )
+
+    asyncio.run(both())
+    assert sum(len(times) for times in sent.values()) - before == len(sent)  # one each
 
 
 def test_cached_results_are_compact_and_answer_the_same(
@@ -332,7 +492,7 @@ def test_negative_answers_carry_only_the_validated_proof(
 
 
 def _no_anchor_config(servers: tuple[tuple[str, int], ...]) -> Config:
-    return Config(servers, AnchorSet(()), minimise=False)
+    return primed(Config(servers, AnchorSet(()), minimise=False), NOW)
 
 
 def _authoritative(wire: bytes, *, answer: str = "", soa: str = "") -> bytes:
@@ -407,7 +567,7 @@ def test_a_dnssec_lame_server_makes_the_resolver_ask_another(authority: Authorit
     and its signed answer validates (Unbound's iter_dnsseclame_ds/_ta); when every server
     strips the signatures the answer stays bogus."""
     servers = (("127.0.0.2", 53), ("127.0.0.1", 53))
-    config = dataclasses.replace(config_for(authority), root_servers=servers)
+    config = primed(dataclasses.replace(config_for(authority), root_servers=servers), NOW)
     res = Resolver(config, _stripping_transport(authority, {"127.0.0.2"}), lambda: NOW)
     r = asyncio.run(res.resolve("www.a.example.", "A"))
     assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
@@ -430,7 +590,7 @@ def test_a_lame_server_makes_the_resolver_ask_another(authority: Authority) -> N
         return await inner(server, wire, tcp)
 
     servers = (("127.0.0.2", 53), ("127.0.0.1", 53))
-    config = dataclasses.replace(config_for(authority), root_servers=servers)
+    config = primed(dataclasses.replace(config_for(authority), root_servers=servers), NOW)
     res = Resolver(config, transport, lambda: NOW)
     r = asyncio.run(res.resolve("www.a.example.", "A"))
     assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
@@ -454,7 +614,7 @@ def test_a_recursive_servers_cached_answer_is_not_the_zones(authority: Authority
         return await inner(server, wire, tcp)
 
     servers = (("127.0.0.2", 53), ("127.0.0.1", 53))
-    config = dataclasses.replace(config_for(authority), root_servers=servers)
+    config = primed(dataclasses.replace(config_for(authority), root_servers=servers), NOW)
     r = asyncio.run(Resolver(config, transport, lambda: NOW).resolve(www, "A"))
     assert [rd.address for rd in r.answer[0]] == ["192.0.2.1"]
     recursing.add("127.0.0.1")
@@ -482,9 +642,168 @@ def test_a_bare_empty_answer_is_believed_only_when_no_server_says_more(
         return await inner(server, wire, tcp)
 
     servers = (("127.0.0.2", 53), ("127.0.0.1", 53))
-    config = dataclasses.replace(config_for(authority), root_servers=servers)
+    config = primed(dataclasses.replace(config_for(authority), root_servers=servers), NOW)
     r = asyncio.run(Resolver(config, transport, lambda: NOW).resolve(www, "A"))
     assert [rd.address for rd in r.answer[0]] == ["192.0.2.1"]
     empty.add("127.0.0.1")
     r = asyncio.run(Resolver(config, transport, lambda: NOW).resolve(www, "A"))
     assert (r.rcode, r.answer, r.verdict.security) == (dns.rcode.NOERROR, (), S.INSECURE)
+
+
+def test_a_dname_owned_outside_the_zone_that_answers_is_not_followed() -> None:
+    """example.com.'s server answers with the DNAME com. -> z.example.com.: it has no
+    authority for com., so the DNAME is dropped (Unbound's scrubber:
+    iter_scrub_dname_out_of_zone) and the answer is the NODATA that remains; nothing under
+    the DNAME's target is asked."""
+    asked: list[str] = []
+    root, child = ("192.0.2.1", 53), ("192.0.2.2", 53)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire)
+        name = q.question[0].name
+        asked.append(f"{server[0]} {name}")
+        r = dns.message.make_response(q)
+        if server == root:
+            r.authority.append(
+                dns.rrset.from_text("example.com.", 300, "IN", "NS", "ns.example.com.")
+            )
+            r.additional.append(dns.rrset.from_text("ns.example.com.", 300, "IN", "A", child[0]))
+            return r.to_wire()
+        r.flags |= dns.flags.AA
+        if name == dns.name.from_text("x.y.example.com."):
+            r.answer.append(dns.rrset.from_text("com.", 300, "IN", "DNAME", "z.example.com."))
+        else:
+            r.answer.append(dns.rrset.from_text(name, 300, "IN", "A", "192.0.2.99"))
+        r.authority.append(dns.rrset.from_text("example.com.", 300, "IN", "NS", "ns.example.com."))
+        return r.to_wire()
+
+    res = Resolver(_no_anchor_config((root,)), transport, lambda: NOW)
+    r = asyncio.run(res.resolve("x.y.example.com.", "A"))
+    assert (r.rcode, r.answer) == (dns.rcode.NOERROR, ()), r
+    assert not any("z.example.com." in a for a in asked), asked
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+def test_unbound_and_dnsseal_both_retransmit_to_a_silent_server(tmp_path: Path) -> None:
+    """The outside truth for ATTEMPTS: a real Unbound with a stub zone served by one server
+    that answers SERVFAIL and one that never answers sends the silent one the question
+    again and again (9 datagrams over 11 s with Unbound 1.17), at least ATTEMPTS times;
+    dnsseal sends it exactly ATTEMPTS (and asks the SERVFAIL one once: its answer is an
+    answer, not a loss)."""
+    port = free_port()
+    seen: list[tuple[str, str]] = []
+    socks = []
+    for addr in ("127.0.0.2", "127.0.0.3"):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((addr, port))
+        sock.settimeout(0.2)
+        socks.append(sock)
+    stopping = threading.Event()
+
+    def serve(sock: socket.socket) -> None:
+        while not stopping.is_set():
+            try:
+                data, peer = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            q = dns.message.from_wire(data)
+            seen.append((sock.getsockname()[0], q.question[0].name.to_text()))
+            if sock.getsockname()[0] == "127.0.0.2":
+                r = dns.message.make_response(q)
+                r.set_rcode(dns.rcode.SERVFAIL)
+                sock.sendto(r.to_wire(), peer)
+
+    threads = [threading.Thread(target=serve, args=(s,), daemon=True) for s in socks]
+    for t in threads:
+        t.start()
+    www = "www.example.com."
+    try:
+        uport = free_port()
+        conf = tmp_path / "unbound.conf"
+        conf.write_text(
+            "server:\n"
+            f"  interface: 127.0.0.1\n  port: {uport}\n  do-ip6: no\n"
+            '  username: ""\n  chroot: ""\n'
+            f'  directory: "{tmp_path}"\n  pidfile: "{tmp_path}/unbound.pid"\n  use-syslog: no\n'
+            f'  logfile: "{tmp_path}/unbound.log"\n  do-not-query-localhost: no\n'
+            '  module-config: "iterator"\n  qname-minimisation: no\n'
+            "remote-control:\n  control-enable: no\n"
+            f'stub-zone:\n  name: "example.com"\n  stub-addr: 127.0.0.2@{port}\n'
+            f"  stub-addr: 127.0.0.3@{port}\n"
+        )
+        run_tool(["unbound-checkconf", conf])
+        proc = subprocess.Popen(
+            [require_tool("unbound"), "-d", "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            for _ in range(50):  # started: it answers (REFUSED or not) a local question
+                try:
+                    dns.query.udp(
+                        dns.message.make_query("localhost.", "A"),
+                        "127.0.0.1",
+                        timeout=0.2,
+                        port=uport,
+                    )
+                    break
+                except (OSError, dns.exception.Timeout):
+                    time.sleep(0.1)
+            # Unbound may still be trying at the timeout: what it sent so far is what counts.
+            with contextlib.suppress(dns.exception.Timeout):
+                dns.query.udp(dns.message.make_query(www, "A"), "127.0.0.1", timeout=13, port=uport)
+        finally:
+            stop(proc)
+        theirs = seen.count(("127.0.0.3", www))
+        assert theirs >= ATTEMPTS, seen
+        assert seen.count(("127.0.0.2", www)) >= 1
+        seen.clear()
+        servers = (("127.0.0.2", port), ("127.0.0.3", port))
+        config = Config(((("127.0.0.1", 9)),), AnchorSet(()), minimise=False, port=port)
+        config = dataclasses.replace(config, stubs=((dns.name.from_text("example.com."), servers),))
+        res = Resolver(config, network_transport(0.3))
+        assert asyncio.run(res.resolve(www, "A")).rcode == dns.rcode.SERVFAIL
+        assert seen.count(("127.0.0.3", www)) == ATTEMPTS, seen
+        assert seen.count(("127.0.0.2", www)) == 1, seen
+    finally:
+        stopping.set()
+        for t in threads:
+            t.join()
+        for s in socks:
+            s.close()
+
+
+def test_an_ns_name_with_only_ipv6_glue_is_looked_up_when_that_address_is_silent() -> None:
+    """example.com.'s only NS name came with an IPv6 address alone, and nothing answers
+    there: its IPv4 address is looked up and asked (Unbound fetches the missing address of
+    an NS name once the known ones fail: iter_failreply)."""
+    root, v4 = ("192.0.2.1", 53), ("192.0.2.5", 53)
+    asked: list[str] = []
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire)
+        name, rdtype = q.question[0].name, q.question[0].rdtype
+        asked.append(f"{server[0]} {name} {dns.rdatatype.to_text(rdtype)}")
+        r = dns.message.make_response(q)
+        if server == root and name == dns.name.from_text("ns.example.net.") and rdtype == T.A:
+            r.flags |= dns.flags.AA
+            r.answer.append(dns.rrset.from_text(name, 300, "IN", "A", v4[0]))
+        elif server == root:
+            r.authority.append(
+                dns.rrset.from_text("example.com.", 300, "IN", "NS", "ns.example.net.")
+            )
+            r.additional.append(
+                dns.rrset.from_text("ns.example.net.", 300, "IN", "AAAA", "2001:db8::1")
+            )
+        elif server == v4:
+            r.flags |= dns.flags.AA
+            r.answer.append(dns.rrset.from_text(name, 300, "IN", "A", "192.0.2.80"))
+        else:
+            raise TimeoutError("nothing answers there")
+        return r.to_wire()
+
+    res = Resolver(_no_anchor_config((root,)), transport, lambda: NOW)
+    r = asyncio.run(res.resolve("www.example.com.", "A"))
+    assert (r.rcode, [rd.address for x in r.answer for rd in x]) == (0, ["192.0.2.80"]), asked
+    assert "192.0.2.1 ns.example.net. A" in asked

@@ -105,6 +105,81 @@ def test_a_deeper_stub_wins_over_a_forward_zone(authority: Authority) -> None:
     assert ((STUB, "www.a.example. A", False)) in log
 
 
+def _failing_forwarder(
+    auth: Authority,
+    log: list[tuple[tuple[str, int], str, bool]],
+    how: str,
+    failing: tuple[str, int] = FORWARDER,
+) -> Transport:
+    """The in-memory authority, with ``failing`` answering SERVFAIL or not at all."""
+    inner = logging_transport(auth, log)
+
+    async def exchange(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        data = await inner(server, wire, tcp)
+        if server != failing:
+            return data
+        if how == "silent":
+            raise TimeoutError("no answer")
+        reply = dns.message.from_wire(data)
+        fail = dns.message.make_response(dns.message.from_wire(wire))
+        fail.id = reply.id
+        fail.set_rcode(dns.rcode.SERVFAIL)
+        return fail.to_wire()
+
+    return exchange
+
+
+@pytest.mark.parametrize("how", ["servfail", "silent"])
+@pytest.mark.parametrize("first", [True, False])
+def test_forward_first_iterates_when_the_forwarders_fail(
+    authority: Authority, how: str, first: bool
+) -> None:
+    """Unbound's forward-first (its iter_fwdfirst): when the forward zone's resolvers give
+    no usable reply, the name is resolved by iteration from the root; without it the
+    question fails."""
+    log: list[tuple[tuple[str, int], str, bool]] = []
+    config = dataclasses.replace(
+        config_for(authority),
+        forwards=((N("example."), (FORWARDER,)),),
+        forward_first=frozenset({N("example.")} if first else ()),
+    )
+    res = Resolver(config, _failing_forwarder(authority, log, how), lambda: NOW)
+    r = asyncio.run(res.resolve("www.a.example.", "A"))
+    assert (FORWARDER, "www.a.example. A", True) in log  # the forwarder first
+    if first:
+        assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+        iterated = [q for s, q, rd in log if s != FORWARDER and q == "www.a.example. A"]
+        assert iterated and not any(rd for s, _, rd in log if s != FORWARDER)
+    else:
+        assert r.rcode == dns.rcode.SERVFAIL
+        assert all(s == FORWARDER for s, q, _ in log if q == "www.a.example. A")
+
+
+@pytest.mark.parametrize("how", ["servfail", "silent"])
+@pytest.mark.parametrize("first", [True, False])
+def test_stub_first_iterates_from_the_root_when_the_stub_servers_fail(
+    authority: Authority, how: str, first: bool
+) -> None:
+    """Unbound's stub-first (its iter_stubfirst): when a stub zone's servers give no usable
+    reply, the name is resolved by iteration from the root; without it the question
+    fails."""
+    log: list[tuple[tuple[str, int], str, bool]] = []
+    config = dataclasses.replace(
+        config_for(authority),
+        stubs=((N("a.example."), (STUB,)),),
+        stub_first=frozenset({N("a.example.")} if first else ()),
+    )
+    res = Resolver(config, _failing_forwarder(authority, log, how, STUB), lambda: NOW)
+    r = asyncio.run(res.resolve("www.a.example.", "A"))
+    assert (STUB, "www.a.example. A", False) in log  # the stub's server first
+    if first:
+        assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, S.SECURE), r.verdict
+        assert [s for s, q, _ in log if q == "www.a.example. A" and s != STUB]
+    else:
+        assert r.rcode == dns.rcode.SERVFAIL
+        assert all(s == STUB for s, q, _ in log if q == "www.a.example. A")
+
+
 # --- the [resolver] section ----------------------------------------------------------
 
 
@@ -129,7 +204,12 @@ forward-addr = ["127.0.0.1#5399"]
     assert s.insecure == (N("lab.internal."),)
     assert s.stubs == ((N("corp.internal."), (("127.0.0.1", 5301), ("::1", 5353))),)
     assert s.forwards == ((dns.name.root, (("127.0.0.1", 5399),)),)
+    assert s.forward_first == ()
     assert parse_settings("[server]\nlisten = []\n", "r.toml").stubs == ()
+    fwd = '[[resolver.forward-zone]]\nname = "x."\nforward-addr = ["::1"]\nforward-first = true'
+    assert parse_settings(fwd, "r.toml").forward_first == (N("x."),)
+    stub = '[[resolver.stub-zone]]\nname = "y."\nstub-addr = ["::1"]\nstub-first = true'
+    assert parse_settings(stub, "r.toml").stub_first == (N("y."),)
 
 
 @pytest.mark.parametrize(
@@ -142,6 +222,22 @@ forward-addr = ["127.0.0.1#5399"]
         ('[[resolver.stub-zone]]\nname = "x."', "resolver.stub-zone[0].stub-addr"),
         ('[[resolver.stub-zone]]\nname = "x."\nstub-addr = ["x"]', "stub-zone[0].stub-addr[0]"),
         ('[[resolver.forward-zone]]\nforward-addr = ["127.0.0.1"]', "forward-zone[0].name"),
+        (
+            '[[resolver.forward-zone]]\nname = "x."\nforward-addr = ["::1"]\nforward-first = 1',
+            "forward-zone[0].forward-first",
+        ),
+        (
+            '[[resolver.stub-zone]]\nname = "x."\nstub-addr = ["::1"]\nforward-first = true',
+            "stub-zone[0].forward-first",
+        ),
+        (
+            '[[resolver.stub-zone]]\nname = "x."\nstub-addr = ["::1"]\nstub-first = "yes"',
+            "stub-zone[0].stub-first",
+        ),
+        (
+            '[[resolver.stub-zone]]\nname = "."\nstub-addr = ["::1"]\nstub-first = true',
+            "stub-zone[0].stub-first",
+        ),
         ('[[resolver.forward-zone]]\nname = "x."\nforward-addr = ["1.2.3.4@99999"]', "addr[0]"),
     ],
 )
@@ -165,8 +261,19 @@ def test_settings_errors_are_all_reported_and_a_name_is_one_kind_of_zone() -> No
 def test_the_cli_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
     conf = tmp_path / "r.toml"
     conf.write_text('[resolver]\ncache-size = "lots"\n')
+    hints = tmp_path / "root.hints"  # local: no test may prime or ask the IANA root servers
+    hints.write_text(". 3600000 NS a.root.\na.root. 3600000 A 127.0.0.1\n")
     out = subprocess.run(
-        [*DNSSEAL, "resolver", "--port", str(free_port()), "--config", str(conf)],
+        [
+            *DNSSEAL,
+            "resolver",
+            "--port",
+            str(free_port()),
+            "--config",
+            str(conf),
+            "--root-hints",
+            str(hints),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

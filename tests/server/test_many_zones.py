@@ -74,12 +74,12 @@ def _same(table: WireTable, snaps: list[ZoneSnapshot]) -> None:
     assert table.names.keys() == fresh.names.keys()
     for key, entry in fresh.names.items():
         got = table.names[key]
-        assert got[0].snap is entry[0].snap
+        assert got[0].current.snap is entry[0].current.snap
         assert all(a is b for a, b in zip(got[1:], entry[1:], strict=True))
     assert table.exist.keys() == fresh.exist.keys()
     for key, wz in fresh.exist.items():
         mine = table.exist[key]
-        assert (mine.snap if mine else None) is (wz.snap if wz else None), key
+        assert (mine.current.snap if mine else None) is (wz.current.snap if wz else None), key
     assert {k: z.snap for k, z in table.zones.items()} == {
         k: z.snap for k, z in fresh.zones.items()
     }
@@ -225,6 +225,31 @@ def test_stale_temps_are_looked_for_with_one_read_per_directory(
     assert not (tmp_path / dead).exists()
 
 
+def test_outputs_without_stale_temps_cost_no_pattern(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The temp-file pattern is compiled only for an output that has leftovers (it was
+    compiled for every output written: two per zone at a cold start, the re module's
+    cache being far smaller than the number of zones)."""
+    import re
+
+    dead = ".z007.test.signed.999999999.abcdefgh.tmp"
+    (tmp_path / dead).write_text("")
+    compiled: list[str] = []
+    real = re.compile
+
+    def counting(pattern: Any, flags: Any = 0) -> Any:
+        if isinstance(pattern, str) and pattern.endswith(r"\.tmp\Z"):
+            compiled.append(pattern)
+        return real(pattern, flags)
+
+    monkeypatch.setattr(re, "compile", counting)
+    for i in range(N):
+        atomic.replace(tmp_path / f"z{i:03d}.test.signed", b"x")
+    assert len(compiled) == 1, compiled  # z007's only (was one per output)
+    assert not (tmp_path / dead).exists()
+
+
 def test_the_server_hands_the_engine_only_the_zones_that_changed(
     entries_count: list[int],
 ) -> None:
@@ -365,8 +390,9 @@ def test_a_cold_start_of_many_zones_commits_the_journal_once_per_batch(
 ) -> None:
     """Every zone's first version and key events are journaled in its batch's one
     transaction (were a commit, and an fsync, for the version and one for each event of
-    every zone), and the key directory's new names are made durable once per batch (were
-    one directory fsync per key file); the restart serves what was journaled."""
+    every zone), and the key directory's new names are made durable once per batch, before
+    its commit (were two directory fsyncs per key, and before that one per key file); the
+    restart serves what was journaled."""
     from dnsseal.server import automation
     from dnsseal.server import inline as inline_mod
     from dnsseal.storage import journal
@@ -377,18 +403,28 @@ def test_a_cold_start_of_many_zones_commits_the_journal_once_per_batch(
     real_txn = journal.Journal._txn
     dir_syncs: list[str] = []
     real_sync = atomic._fsync_dir
+    timeline: list[str] = []  # key files made, key directory synced, journal committed
+    real_create = KeyDirectory.create
 
     def counting_txn(self: Any) -> Any:
         if not getattr(self, "_in_batch", False):  # (the old code has no batches)
             commits[0] += 1
+            timeline.append("commit")
         return real_txn(self)
 
     def counting_sync(directory: Path) -> None:
         dir_syncs.append(Path(directory).name)
+        if Path(directory).name == "keys":
+            timeline.append("sync")
         real_sync(directory)
+
+    def recording_create(self: Any, key: Any) -> None:
+        real_create(self, key)
+        timeline.append("key")
 
     monkeypatch.setattr(journal.Journal, "_txn", counting_txn)
     monkeypatch.setattr(atomic, "_fsync_dir", counting_sync)
+    monkeypatch.setattr(KeyDirectory, "create", recording_create)
     threads: list[int] = []
     real_maintain = inline_mod.InlineZone.maintain
 
@@ -402,8 +438,14 @@ def test_a_cold_start_of_many_zones_commits_the_journal_once_per_batch(
     assert len(cold) == INLINE
     batches = -(-INLINE // 5)
     assert commits[0] == batches, commits  # was 5 or more per zone
-    # per key: one for the .private file's name, one for the rest (was one per file)
-    assert dir_syncs.count("keys") <= 2 * INLINE, dir_syncs
+    # per key one for the .private file's name (before the .key names the key), then
+    # one per batch for the rest (was one per key more, and before that one per file) ...
+    assert dir_syncs.count("keys") == INLINE + batches, dir_syncs
+    # ... and every key's names are durable before a version is journaled
+    for i, event in enumerate(timeline):
+        if event == "commit" and "key" in timeline[:i]:
+            last_key = max(k for k in range(i) if timeline[k] == "key")
+            assert "sync" in timeline[last_key:i], timeline
     # the zones of a batch are maintained in parallel threads: their fsyncs overlap
     assert len(set(threads)) > 1, threads
     with journal.Journal(tmp_path / "state") as j:
@@ -412,6 +454,31 @@ def test_a_cold_start_of_many_zones_commits_the_journal_once_per_batch(
         for name, (serial, _) in cold.items():
             assert j.current_serial(name) == serial
     assert _run_server(conf) == cold
+
+
+def test_a_start_makes_its_zone_threads_once_for_all_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The threads that maintain the zones signed for the first time (and write their
+    copies) are made once for the whole start, not once per batch (were a pool per
+    batch: START_THREADS threads made and joined again every 0.2 s at a cold start)."""
+    from dnsseal.server import automation
+
+    monkeypatch.setattr(automation, "START_BATCH", 5)
+    monkeypatch.setattr(automation, "START_BATCH_SECONDS", 60)  # batches of 5 exactly
+    monkeypatch.setattr(automation, "START_THREADS", 2)
+    made: list[str] = []
+    real_start = threading.Thread.start
+
+    def recording(self: threading.Thread) -> None:
+        made.append(self.name)
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", recording)
+    cold = _run_server(_inline_config(tmp_path, free_port()))
+    assert len(cold) == INLINE
+    pools = [n for n in made if n.startswith(("ThreadPoolExecutor-", "zone-start"))]
+    assert len(pools) == 2, made  # was 6: a pool of 2 for each of the 3 batches
 
 
 def test_key_records_and_key_files_are_made_once_per_key(
@@ -565,3 +632,19 @@ def test_a_bug_in_one_zone_of_a_batch_is_raised_after_the_zones_before_it_are_se
             await server.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_batch_whose_start_was_cancelled_is_finished_without_the_pool() -> None:
+    """The pool is start_many's; when the start is cancelled while a batch runs in its
+    thread, the pool is shut down under the batch, which then does its remaining zones
+    itself (as it did with a pool of its own) instead of failing half-way."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dnsseal.server import automation
+
+    pool = ThreadPoolExecutor(2)
+    running = automation._submit(pool, threading.get_ident)
+    assert running.result() != threading.get_ident()  # in the pool
+    pool.shutdown(wait=True)
+    after = automation._submit(pool, threading.get_ident)
+    assert after.done() and after.result() == threading.get_ident()  # here

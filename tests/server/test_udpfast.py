@@ -248,7 +248,7 @@ def test_prefilled_names_are_what_the_byte_path_remembers(
         assert prefilled.keys() == remembered.keys()
         for key, entry in prefilled.items():
             again = remembered[key]
-            assert entry[0].snap is again[0].snap  # type: ignore[index]
+            assert entry[0].current.snap is again[0].current.snap  # type: ignore[index]
             assert all(a is b for a, b in zip(entry[1:], again[1:], strict=True))  # type: ignore[call-overload]
     names = WireTable(unsigned, {}).names
     lowered = {dns.name.from_wire(k, 0)[0].to_text() for k in names}
@@ -258,7 +258,7 @@ def test_prefilled_names_are_what_the_byte_path_remembers(
     assert "in.child.example." in lowered
     # ... and answered from the child zone, not the parent's occluded data
     wz = names[dns.name.from_text("in.child.example.").to_wire()][0]
-    assert wz.snap.origin == dns.name.from_text("child.example.")
+    assert wz.current.snap.origin == dns.name.from_text("child.example.")
 
 
 def test_exist_says_where_a_plain_nxdomain_applies() -> None:
@@ -268,7 +268,7 @@ def test_exist_says_where_a_plain_nxdomain_applies() -> None:
 
     def zone(name: str) -> str | None:
         wz = exist[dns.name.from_text(name).to_wire()]
-        return None if wz is None else wz.snap.origin.to_text()
+        return None if wz is None else wz.current.snap.origin.to_text()
 
     assert zone("example.") == "example."
     assert zone("www.example.") == "example."
@@ -292,7 +292,7 @@ def test_a_new_table_keeps_unchanged_zones_entries(signed_zones: dict[str, Signe
     for snap in snaps[1:]:
         assert second.prefilled[id(snap)][2] is first.prefilled[id(snap)][2]
     assert second.prefilled[id(changed)][2] is not first.prefilled[id(snaps[0])][2]
-    assert {entry[0].snap for entry in second.names.values()} == {changed, *snaps[1:]}
+    assert {entry[0].current.snap for entry in second.names.values()} == {changed, *snaps[1:]}
     assert second.prefilled[id(snaps[1])][3] is first.prefilled[id(snaps[1])][3]
 
 

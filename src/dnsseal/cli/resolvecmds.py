@@ -319,7 +319,12 @@ def resolver(
         for name in settings.insecure:
             anchors = anchors.with_negative(name, PERMANENT)
         config = dataclasses.replace(
-            config, anchors=anchors, stubs=settings.stubs, forwards=settings.forwards
+            config,
+            anchors=anchors,
+            stubs=settings.stubs,
+            forwards=settings.forwards,
+            forward_first=frozenset(settings.forward_first),
+            stub_first=frozenset(settings.stub_first),
         )
     for net in allow:
         try:

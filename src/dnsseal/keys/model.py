@@ -292,11 +292,21 @@ class Key:
         return dataclasses.replace(self, flags=self.flags | FLAG_REVOKE)
 
 
+_FILE_TEXT: dict[dns.name.Name, str] = {}  # zone -> zone_file_text (names compare caseless)
+_FILE_TEXT_MAX = 65536  # zones remembered; then started again
+
+
 def zone_file_text(zone: dns.name.Name) -> str:
-    """The zone name as it appears in key file names: lower case, absolute, escaped."""
-    text: str = zone.canonicalize().to_text()
-    # BIND replaces '/' (it cannot appear in a file name) with its decimal escape.
-    return text.replace("/", "\\047")
+    """The zone name as it appears in key file names: lower case, absolute, escaped.
+    Made once per zone (a start names each zone's key files a dozen times)."""
+    text = _FILE_TEXT.get(zone)
+    if text is None:
+        # BIND replaces '/' (it cannot appear in a file name) with its decimal escape.
+        text = zone.canonicalize().to_text().replace("/", "\\047")
+        if len(_FILE_TEXT) >= _FILE_TEXT_MAX:
+            _FILE_TEXT.clear()
+        _FILE_TEXT[zone] = text
+    return text
 
 
 def key_basename(zone: dns.name.Name, algorithm: int, tag: int) -> str:

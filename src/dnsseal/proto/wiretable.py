@@ -27,7 +27,7 @@ from __future__ import annotations
 import bisect
 import struct
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,8 +40,10 @@ from dnsseal.proto.answer import Answer, nodata, nxdomain
 from dnsseal.proto.fastpath import options_ok, rrset_wire
 from dnsseal.proto.snapshot import (
     DNAME,
+    NS,
     NSEC,
     NSEC3,
+    SHA1_B32_LEN,
     Key,
     Node,
     WireRRsets,
@@ -68,19 +70,22 @@ DENIAL_MEMO = 50_000  # NSEC RRsets (with RRSIGs) kept joined as one bytes objec
 
 # (sections' wire, rcode, answer count, authority count)
 Sections = tuple[bytes, int, int, int]
-# A WireTable.names entry: the zone, the node, and for the lane that answers a type the
-# node holds (here and in C) its WireRRsets' wires and counts and, when the zone is
+# A WireTable.names entry: the zone's slot, the node, and for the lane that answers a type
+# the node holds (here and in C) its WireRRsets' wires and counts and, when the zone is
 # signed, its RRSIGs' (None where the node's RRsets are not WireRRsets).
 Names = tuple[
-    "WireZone",
+    "ZoneSlot",
     Node,
     Mapping[int, bytes] | None,
     dict[int, int] | None,
     Mapping[int, bytes] | None,
     dict[int, int] | None,
 ]
-# A zone's share of a WireTable: (snapshot, zone, names entries, exist entries)
-Prefilled = tuple[ZoneSnapshot, "WireZone", dict[bytes, Names], dict[bytes, "WireZone | None"]]
+# A zone's share of a WireTable: (snapshot, zone, names entries, exist entries, the slot
+# its entries hold)
+Prefilled = tuple[
+    ZoneSnapshot, "WireZone", dict[bytes, Names], dict[bytes, "ZoneSlot | None"], "ZoneSlot"
+]
 
 T = dns.rdatatype
 # Question types answered here: every type except 0, the meta range (RFC 6895: OPT-like
@@ -117,6 +122,21 @@ class WireZone:
     nsec3_owners: list[Node] = field(default_factory=list)
 
 
+class ZoneSlot:
+    """The version of one zone that a :class:`WireTable`'s entries answer from.
+
+    Every ``names`` and ``exist`` entry of a zone holds the zone's slot, not its
+    :class:`WireZone`: a new version made from the one served (an UPDATE) then changes the
+    entries of the owners it changed and this one attribute, instead of every entry of
+    the zone.  A reader loads ``current`` once per answer and reads only that version
+    (the C NXDOMAIN lane does the same)."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, current: WireZone) -> None:
+        self.current = current
+
+
 def wire_zone(snap: ZoneSnapshot) -> WireZone:
     """One zone as the byte path needs it."""
     soa = rrset_wire(snap, snap.negative_soa[0], True)
@@ -133,6 +153,95 @@ def wire_zone(snap: ZoneSnapshot) -> WireZone:
         nsec3_digests=[h.to_bytes(20, "big") for h in snap.nsec3_hashes],
         nsec3_owners=[snap.nsec3_by_hash[h] for h in snap.nsec3_hashes],
     )
+
+
+def wire_zone_after(prev: WireZone, snap: ZoneSnapshot) -> WireZone | None:
+    """:func:`wire_zone` of ``snap`` made from ``prev`` in O(the owners that changed), or
+    None when ``snap`` is not a successor of ``prev``'s snapshot made by
+    :func:`dnsseal.proto.snapshot.update_from_model` (``snap.base``) or when something
+    that every entry depends on differs: the denial chain's kind or parameters, the zone
+    cuts, a DNAME, the empty non-terminals beyond the changed owners."""
+    base = snap.base() if snap.base is not None else None
+    old = prev.snap
+    if base is not old or snap.origin != old.origin:
+        return None
+    nsec = bool(snap.nsec_names)
+    if (
+        nsec != prev.nsec
+        or snap.signed != prev.signed
+        or snap.nsec3 != old.nsec3
+        or snap.has_dname != old.has_dname
+        or (snap.cut_keys is not old.cut_keys and snap.cut_keys != old.cut_keys)
+    ):
+        return None
+    depth = prev.depth
+    nsec_sort = list(prev.nsec_sort) if nsec else []
+    digests: list[bytes] | None = None
+    owners: list[Node] = prev.nsec3_owners
+    before, after = old.by_key, snap.by_key
+    for k in snap.changed:
+        was, now = before.get(k), after.get(k)
+        if was is not None or now is not None:
+            wr = was.rrsets if was is not None else {}
+            nr = now.rrsets if now is not None else {}
+            if (DNAME in wr) != (DNAME in nr) or (len(k) > depth and (NS in wr) != (NS in nr)):
+                return None  # a zone cut or a DNAME came or went: every name below changes
+            if nsec and (NSEC in wr) != (NSEC in nr):
+                key = sort_key(k[::-1])
+                i = bisect.bisect_left(nsec_sort, key)
+                if NSEC in wr:
+                    if i == len(nsec_sort) or nsec_sort[i] != key:
+                        return None
+                    del nsec_sort[i]
+                else:
+                    nsec_sort.insert(i, key)
+        h = _hash_of(k, depth)
+        if h is None:
+            continue
+        had, has = old.nsec3_by_hash.get(h), snap.nsec3_by_hash.get(h)
+        if had is has:
+            continue
+        if digests is None:
+            digests, owners = list(prev.nsec3_digests), list(owners)
+        digest = h.to_bytes(20, "big")
+        i = bisect.bisect_left(digests, digest)
+        there = i < len(digests) and digests[i] == digest
+        if has is None:
+            if there:
+                del digests[i], owners[i]
+        elif there:
+            owners[i] = has
+        else:
+            digests.insert(i, digest)
+            owners.insert(i, has)
+    soa = rrset_wire(snap, snap.negative_soa[0], True)
+    soa_sig = _section(snap, snap.negative_soa)
+    return WireZone(
+        snap,
+        depth,
+        prev.walk,
+        prev.signed,
+        nsec,
+        soa,
+        soa_sig,
+        nsec_sort=nsec_sort,
+        nsec3_digests=prev.nsec3_digests if digests is None else digests,
+        nsec3_owners=owners,
+    )
+
+
+def _hash_of(k: Key, depth: int) -> int | None:
+    """The NSEC3 hash an owner key names (its first label read as base32hex) when it can
+    be an NSEC3 owner of the zone (one label below the origin), else None."""
+    if len(k) != depth + 1:
+        return None
+    label = k[0]
+    if len(label) != SHA1_B32_LEN or not label.isalnum():
+        return None
+    try:
+        return int(label, 32)
+    except ValueError:
+        return None
 
 
 def sort_key(canon: Key) -> bytes:
@@ -168,7 +277,9 @@ class WireTable:
     of the zones above it), never a walk over every served zone.  The dicts the C datagram
     loop reads (``names``, ``exist``) are the same objects for the table's whole life;
     every change to them is one dict operation, so a reader sees each entry whole, from the
-    old version of a zone or the new one.  The engine empties its response caches only
+    old version of a zone or the new one.  The entries hold the zone's :class:`ZoneSlot`,
+    so a version made from the one served changes only the entries of the owners it
+    changed (:meth:`_step`).  The engine empties its response caches only
     after a change is complete (:meth:`dnsseal.proto.engine.Engine.replace_zone`), so an
     answer made from an old entry can only land in a cache that is dropped."""
 
@@ -181,8 +292,9 @@ class WireTable:
         previous: WireTable | None = None,
     ) -> None:
         """``by_rcode``: the counter (rcode -> answers) this path adds to.  ``previous``:
-        the table this one replaces; the zones whose snapshot did not change keep their
-        entries (and names) instead of being walked again."""
+        the table this one replaces (not to be used after: the entries it hands over
+        change in place); the zones whose snapshot did not change keep their entries
+        (and names) instead of being walked again."""
         by_origin = {question_key(s.origin): s for s in snaps}
         # Reused only over the same set of zones: a zone added below another takes names.
         same = previous is not None and previous.zones.keys() == by_origin.keys()
@@ -201,14 +313,15 @@ class WireTable:
             kept = old.get(id(snap))
             zones[key] = kept[1] if kept is not None and kept[0] is snap else wire_zone(snap)
         self.zones: dict[bytes, WireZone] = zones
-        # Lower-case question name -> (zone, node) for every name holding data with no
-        # delegation or DNAME above it (what _find would remember on the first ask), made
-        # once per snapshot: the UDP loop answers these names without the Python path.
+        # Lower-case question name -> (its zone's slot, node, ...: see Names) for every
+        # name holding data with no delegation or DNAME above it (what _find would
+        # remember on the first ask), made once per snapshot: the UDP loop answers these
+        # names without the Python path.
         self.names: dict[bytes, Names] = {}
-        # Every existing name (and empty non-terminal) -> its zone when an NXDOMAIN below
-        # it is plain (no delegation, DNAME or wildcard to handle), else None: where the C
+        # Every existing name (and empty non-terminal) -> its zone's slot when an NXDOMAIN
+        # below it is plain (no delegation, DNAME or wildcard to handle), else None: where the C
         # loop's NXDOMAIN lane finds the closest encloser.  Deeper zones win a shared name.
-        self.exist: dict[bytes, WireZone | None] = {}
+        self.exist: dict[bytes, ZoneSlot | None] = {}
         for wz in sorted(zones.values(), key=lambda z: z.depth):
             kept = old.get(id(wz.snap))
             entries = kept if kept is not None and kept[1] is wz else self._entries(wz)
@@ -220,7 +333,9 @@ class WireTable:
     def replace_zone(self, origin: dns.name.Name, snap: ZoneSnapshot | None) -> None:
         """Serve ``snap`` as the zone at ``origin`` (None: stop serving that zone), in
         place.  The work is that zone's names and, only when it is added below or removed
-        from under another served zone, the names of the zones above it."""
+        from under another served zone, the names of the zones above it; for a version
+        made from the one served by :func:`dnsseal.proto.snapshot.update_from_model` (an
+        UPDATE), only the owners it changed."""
         key = question_key(origin)
         current = self.zones.get(key)
         if current is not None and snap is not None and current.snap is snap:
@@ -228,6 +343,11 @@ class WireTable:
         old: Prefilled | None = None
         if current is not None:
             old = self.prefilled.get(id(current.snap))
+        if old is not None and snap is not None:
+            wz = wire_zone_after(current, snap) if current is not None else None
+            if wz is not None:
+                self._step(key, old, wz)
+                return
         added = current is None and snap is not None
         removed = current is not None and snap is None
         if added:
@@ -254,16 +374,93 @@ class WireTable:
                 if above is None:
                     continue
                 before = self.prefilled.get(id(above.snap))
-                again = self._entries(above)
+                again = self._entries(above, before[4] if before is not None else None)
                 with self._lock:
                     self.prefilled[id(above.snap)] = again
                     self._merge(key[start:], before, again)
 
-    def _entries(self, wz: WireZone) -> Prefilled:
-        """``wz``'s share of the table (its names inside deeper zones left to those)."""
+    def _entries(self, wz: WireZone, slot: ZoneSlot | None = None) -> Prefilled:
+        """``wz``'s share of the table (its names inside deeper zones left to those),
+        its entries holding ``slot`` (a new one when None)."""
         self.rebuilt += 1
         below = bool(self._below.get(question_key(wz.snap.origin)))
-        return (wz.snap, wz, *_entries_of(wz, self.zones if below else {}))
+        if slot is None:
+            slot = ZoneSlot(wz)
+        return (wz.snap, wz, *_entries_of(wz, slot, self.zones if below else {}), slot)
+
+    def _step(self, key: bytes, old: Prefilled, wz: WireZone) -> None:
+        """Serve ``wz``, a version made from ``old``'s (see :func:`wire_zone_after`), by
+        changing the entries of the owners it changed (and of the parents of wildcards
+        that came or went, and of empty non-terminals that came or went) and the zone's
+        slot.  The zone's share dicts change in place.
+
+        A reader meanwhile sees each entry whole, and never an ``exist`` entry that
+        claims a plain NXDOMAIN the version in the slot would not give: the changed
+        entries are first made None (the Python path's, which reads the served version
+        only), then the slot and ``zones`` change, then the entries take their new
+        values."""
+        snap, prev = wz.snap, old[0]
+        names_share, exist_share, slot = old[2], old[3], old[4]
+        depth = wz.depth
+        affected = set(snap.changed)
+        for k in snap.changed:
+            if k[0] == WILDCARD and len(k) > depth:
+                affected.add(k[1:])  # whether NXDOMAIN below the parent is plain
+        if snap.ent_keys is not prev.ent_keys:
+            affected |= snap.ent_keys ^ prev.ent_keys
+        origin = prev.origin.labels
+        below = bool(self._below.get(key))
+        zones = self.zones if below else {}
+        dnames: Container[Key] = _Dnames(snap.by_key) if snap.has_dname else ()
+        changes: list[tuple[bytes, Names | None, ZoneSlot | None, bool]] = []
+        for k in affected:
+            if len(k) < depth or k[len(k) - depth :] != origin:
+                continue
+            lname = question_key_of(k)
+            if k in snap.by_key or k in snap.ent_keys:
+                entry, value = _entry_of(wz, slot, zones, dnames, k, lname)
+                changes.append((lname, entry, value, True))
+            elif lname in exist_share:
+                changes.append((lname, None, None, False))
+        new: Prefilled = (snap, wz, names_share, exist_share, slot)
+        nested = self._nested(key)
+        names, exist = self.names, self.exist
+        with self._lock:
+            for lname, _, _, present in changes:
+                if nested or present or lname in exist:
+                    exist[lname] = None
+            for lname, entry, value, present in changes:
+                if entry is not None:
+                    names_share[lname] = entry
+                else:
+                    names_share.pop(lname, None)
+                if present:
+                    exist_share[lname] = value
+                else:
+                    exist_share.pop(lname, None)
+            self.prefilled.pop(id(prev), None)
+            self.prefilled[id(snap)] = new
+            self.zones[key] = wz
+            slot.current = wz
+            for lname, entry, value, present in changes:
+                if nested:
+                    self._settle(names, 2, lname)
+                    self._settle(exist, 3, lname)
+                    continue
+                if entry is not None:
+                    names[lname] = entry
+                else:
+                    names.pop(lname, None)
+                if present:
+                    exist[lname] = value
+                else:
+                    exist.pop(lname, None)
+
+    def _nested(self, key: bytes) -> bool:
+        """Whether the zone at ``key`` has served zones below or above it."""
+        return bool(self._below.get(key)) or any(
+            key[s:] in self.zones for s in _label_starts(key)[1:]
+        )
 
     def _count_below(self, key: bytes, step: int) -> None:
         below = self._below
@@ -279,9 +476,7 @@ class WireTable:
         """Put a zone's new entries in ``names`` and ``exist`` in place of its old ones
         (the caller holds the lock).  Each change is one dict operation; entries are
         added or overwritten before the ones that went are deleted."""
-        nested = bool(self._below.get(key)) or any(
-            key[s:] in self.zones for s in _label_starts(key)[1:]
-        )
+        nested = self._nested(key)
         tables: tuple[tuple[int, dict[bytes, Any]], ...] = ((2, self.names), (3, self.exist))
         for index, table in tables:
             before: dict[bytes, Any] = old[index] if old is not None else {}  # type: ignore[assignment]
@@ -379,7 +574,7 @@ class WireTable:
 
         data: Sections | None = None
         if hit is not None:
-            wz, node, wires, counts, sig_wires, sig_counts = hit
+            slot, node, wires, counts, sig_wires, sig_counts = hit
             if wires is not None:  # the common case, inline: RRset + RRSIGs
                 body = wires.get(qtype)
                 if body is not None:
@@ -391,10 +586,13 @@ class WireTable:
                             an += sig_counts.get(qtype, 1) if sig_counts else 1
                     data = body, 0, an, 0
             if data is None:
-                data = self._positive(wz, node, qtype, do)
-            if data is None:
+                wz = slot.current  # read once: the version this answer comes from
                 qk = _key_of(lname)
-                data = self._negative(wz, qk, qk, node, qtype, do)
+                if wz.snap.by_key.get(qk) is not node:
+                    return None  # an entry being replaced: the general path's
+                data = self._positive(wz, node, qtype, do)
+                if data is None:
+                    data = self._negative(wz, qk, qk, node, qtype, do)
         else:
             data = self._find(wire, lname, starts, qtype, do)
         if data is None:
@@ -456,8 +654,9 @@ class WireTable:
                 # the event loop, while this runs in the UDP thread) must not get an old
                 # entry back.  The lock makes the check and the store one step.
                 with self._lock:
-                    if self.zones.get(question_key(snap.origin)) is wz:
-                        self.names[lname] = names_entry(wz, node)
+                    share = self.prefilled.get(id(snap))
+                    if share is not None and self.zones.get(question_key(snap.origin)) is wz:
+                        self.names[lname] = names_entry(share[4], wz, node)
             got = self._positive(wz, node, qtype, do)
             if got is not None:
                 return got
@@ -514,53 +713,88 @@ class WireTable:
         return data, 0, 0, ns
 
 
-def names_entry(wz: WireZone, node: Node) -> Names:
-    """The ``names`` entry of ``node`` in ``wz`` (see :data:`Names`)."""
+def names_entry(slot: ZoneSlot, wz: WireZone, node: Node) -> Names:
+    """The ``names`` entry of ``node`` in ``wz`` (see :data:`Names`), served through
+    ``slot``."""
     rrsets, sigs = node.rrsets, node.sigs
     if type(rrsets) is not WireRRsets:
-        return wz, node, None, None, None, None
+        return slot, node, None, None, None, None
     if wz.signed and type(sigs) is WireRRsets:
-        return wz, node, rrsets.wires, rrsets.counts, sigs.wires, sigs.counts
-    return wz, node, rrsets.wires, rrsets.counts, None, None
+        return slot, node, rrsets.wires, rrsets.counts, sigs.wires, sigs.counts
+    return slot, node, rrsets.wires, rrsets.counts, None, None
 
 
 def _entries_of(
-    wz: WireZone, zones: Mapping[bytes, WireZone]
-) -> tuple[dict[bytes, Names], dict[bytes, WireZone | None]]:
-    """One zone's ``names`` and ``exist`` entries.
+    wz: WireZone, slot: ZoneSlot, zones: Mapping[bytes, WireZone]
+) -> tuple[dict[bytes, Names], dict[bytes, ZoneSlot | None]]:
+    """One zone's ``names`` and ``exist`` entries (each as :func:`_entry_of` makes it).
 
-    ``zones``: the served zones, or nothing when none is below ``wz``.
-    ``names``: each owner that :meth:`WireTable._find` would remember when first asked (the
-    zone is the deepest served one above it, no delegation at or above it and no DNAME
-    above it below the origin; no zero octet inside a label).  ``exist``: every owner and
-    empty non-terminal, with the zone when a name below it that does not exist gets a
-    plain NXDOMAIN from :meth:`WireTable._negative` (no delegation at or above it, no
-    DNAME at or above it, no wildcard child, not inside a deeper served zone), else None."""
+    ``zones``: the served zones, or nothing when none is below ``wz``."""
     snap = wz.snap
-    o = wz.depth
-    by_key, cuts, ents = snap.by_key, snap.cut_keys, snap.ent_keys
     dnames = (
         {k for k, node in snap.by_key.items() if DNAME in node.rrsets} if snap.has_dname else set()
     )
     names: dict[bytes, Names] = {}
-    exist: dict[bytes, WireZone | None] = {}
-    for key in (*by_key, *ents):
-        nl = len(key)
-        node = by_key.get(key)
+    exist: dict[bytes, ZoneSlot | None] = {}
+    for key in (*snap.by_key, *snap.ent_keys):
         lname = question_key_of(key)
-        inside = bool(zones) and any(lname[i:] in zones for i in _label_starts(lname)[: nl - o])
-        cut_above = wz.walk and any(key[nl - d :] in cuts for d in range(o + 1, nl + 1))
-        missing_above = wz.walk and any(
+        entry, exist[lname] = _entry_of(wz, slot, zones, dnames, key, lname)
+        if entry is not None:
+            names[lname] = entry
+    return names, exist
+
+
+def _entry_of(
+    wz: WireZone,
+    slot: ZoneSlot,
+    zones: Mapping[bytes, WireZone],
+    dnames: Container[Key],
+    key: Key,
+    lname: bytes,
+) -> tuple[Names | None, ZoneSlot | None]:
+    """The ``names`` entry (None: none) and the ``exist`` value of the owner or empty
+    non-terminal ``key`` (``lname``: its lower-case wire) of ``wz``.
+
+    ``names``: an owner that :meth:`WireTable._find` would remember when first asked (the
+    zone is the deepest served one above it, no delegation at or above it and no DNAME
+    above it below the origin; no zero octet inside a label).  ``exist``: the zone's slot
+    when a name below it that does not exist gets a plain NXDOMAIN from
+    :meth:`WireTable._negative` (no delegation at or above it, no DNAME at or above it,
+    no wildcard child, not inside a deeper served zone), else None.  ``dnames``: the
+    zone's DNAME owners."""
+    snap = wz.snap
+    o = wz.depth
+    by_key = snap.by_key
+    nl = len(key)
+    node = by_key.get(key)
+    inside = bool(zones) and any(lname[i:] in zones for i in _label_starts(lname)[: nl - o])
+    if wz.walk:
+        cuts, ents = snap.cut_keys, snap.ent_keys
+        cut_above = any(key[nl - d :] in cuts for d in range(o + 1, nl + 1))
+        missing_above = any(
             key[nl - d :] not in by_key and key[nl - d :] not in ents for d in range(o + 1, nl)
         )
-        dname_above = bool(dnames) and any(key[nl - d :] in dnames for d in range(o, nl))
-        plain = not (inside or cut_above or missing_above or dname_above)
-        exist[lname] = (
-            wz if plain and key not in dnames and (WILDCARD, *key) not in by_key else None
-        )
-        if node is not None and plain and b"\x00" not in lname[:-1]:
-            names[lname] = names_entry(wz, node)
-    return names, exist
+    else:
+        cut_above = missing_above = False
+    dname_above = snap.has_dname and any(key[nl - d :] in dnames for d in range(o, nl))
+    plain = not (inside or cut_above or missing_above or dname_above)
+    value = slot if plain and key not in dnames and (WILDCARD, *key) not in by_key else None
+    if node is not None and plain and b"\x00" not in lname[:-1]:
+        return names_entry(slot, wz, node), value
+    return None, value
+
+
+class _Dnames:
+    """The DNAME owners of a zone, looked up in its nodes (no set of them is made)."""
+
+    __slots__ = ("by_key",)
+
+    def __init__(self, by_key: Mapping[Key, Node]) -> None:
+        self.by_key = by_key
+
+    def __contains__(self, key: object) -> bool:
+        node = self.by_key.get(key)  # type: ignore[call-overload]
+        return node is not None and DNAME in node.rrsets
 
 
 def _label_starts(lname: bytes) -> list[int]:

@@ -9,12 +9,25 @@ resolution takes one round trip per zone cut instead of three (Unbound prefetche
 signed delegation's DNSKEY); the machine is fed those replies when it asks, and judges
 them as any other.  A truncated UDP reply is retried over TCP; SERVFAIL, REFUSED,
 FORMERR, timeouts and replies that do not match the question move on to the next server,
-and so does a TCP reply with TC set (RFC 2181 s9: a truncated reply is ignored).  A server
-that did not answer :data:`STRIKES` times in a row (timeout, network error) is skipped for
-a while, 5 s doubling to 5 min while it stays silent, like Unbound's infra cache (which
-keeps asking a server until its retransmission timeout has doubled past 12 s, about five
-losses in a row: one lost datagram must not take a zone's only server away); when every
-server of a question is backing off, the question fails at once.
+and so does a TCP reply with TC set (RFC 2181 s9: a truncated reply is ignored).  When no
+server of a question gave a usable reply, the ones that did not answer at all (a lost
+datagram) are asked again, each at most :data:`ATTEMPTS` times for the question (Unbound's
+OUTBOUND_MSG_RETRY; RFC 1035 s4.2.1 and RFC 1536 s1: retransmit, with back-off), at most
+:data:`MAX_SENDS` sends in all (every silent server costs a timeout).  A
+server that did not answer :data:`STRIKES` questions of one kind in a row (A, AAAA, any
+other type: Unbound's infra cache keeps timeout_A, timeout_AAAA and timeout_other, so a
+server that drops only AAAA queries still answers A) is skipped for that kind: for
+:data:`BACKOFF_FIRST` seconds, then it gets one probe at a time, each holding it for its
+retransmission timeout plus a second, the timeout starting at :data:`PROBE_RTO` and
+doubling with every lost probe up to :data:`RTO_MAX` (probes 13, 25, 49, 97, then 121 s
+apart), like Unbound's infra cache (which keeps asking a server until its retransmission
+timeout has doubled past 12 s, about five losses in a row: one lost datagram must not take
+a zone's only server away; then sets its probedelay to that timeout plus a second per
+probe); when every server of a question is backing off, the question fails at once.  A
+server that missed its last questions goes after the others of a question's list (at most
+:data:`MAX_SERVERS_PER_NEED` are asked) for :data:`DEMOTE_FOR` seconds, as Unbound prefers
+servers with a smaller retransmission timeout: unreachable servers first in a list (the
+root hints' first four, say) do not take every question's places.
 Caches (all bounded, see :mod:`.cache`):
 
 - upstream replies per (name, type, zone) for their TTL, as wire bytes; the replies a
@@ -59,28 +72,36 @@ import dns.rrset
 from dnsseal import clock
 from dnsseal.resolver.aggressive import NsecCache
 from dnsseal.resolver.cache import DEFAULT_MAX_BYTES, Cache, reply_ttl
+from dnsseal.resolver.replyreader import read_reply
 from dnsseal.resolver.rrcache import RRsetCache
 from dnsseal.resolver.transport import Transport, network_transport
 from dnsseal.validator.denial import prove_nodata
+from dnsseal.validator.iterator import RootPriming
 from dnsseal.validator.limits import Budget, Limits
 from dnsseal.validator.machine import Config, Need, Query, Result, negative_ttl
 from dnsseal.validator.rrsig import SigCheck
 from dnsseal.validator.trustcache import DelegationCache, TrustCache
-from dnsseal.validator.verdict import Security, Verdict, bogus, secure, worst
+from dnsseal.validator.verdict import EDE_OTHER, Security, Verdict, bogus, secure, worst
 
 log = logging.getLogger(__name__)
 
 PAYLOAD = 1232
 RETRY_RCODES = {dns.rcode.SERVFAIL, dns.rcode.REFUSED, dns.rcode.FORMERR, dns.rcode.NOTIMP}
 MAX_SERVERS_PER_NEED = 4
-STRIKES = 3  # unanswered queries in a row after which a server is skipped
-BACKOFF_FIRST = 5  # seconds a silent server is skipped, doubling while it stays silent
-BACKOFF_MAX = 300
+ATTEMPTS = 5  # sends of one question to a server that does not answer (OUTBOUND_MSG_RETRY)
+MAX_SENDS = 8  # sends of one question in all: silent servers cost a timeout each
+STRIKES = 5  # unanswered queries in a row after which a server is skipped (for a kind...)
+KIND_STRIKES = 3  # ... of which it missed this many in a row (Unbound's TIMEOUT_COUNT_MAX)
+BACKOFF_FIRST = 5  # seconds a silent server is skipped before its first probe
+PROBE_RTO = 12  # its retransmission timeout then (Unbound's PROBE_MAXRTO, 12 s) ...
+RTO_MAX = 120  # ... doubling with every lost probe up to this (RTT_MAX_TIMEOUT, 120 s)
 MAX_BACKOFF_ENTRIES = 10000
+DEMOTE_FOR = 900  # seconds a server that missed goes after the others (Unbound's host TTL)
 BOGUS_TTL = 60
 PARSED_REPLIES = 256  # cached upstream replies also kept parsed (~10 KB each)
 
 Server = tuple[str, int]
+Silent = tuple[Server, int]  # a server and the kind of question it does not answer (_kind)
 NXDOMAIN_KEY = -1  # results key type of a name's NXDOMAIN, which holds for every type
 DNAME_KEY = -2  # results key type of a DNAME RRset an answer used, kept for synthesis
 MAX_SYNTHESIS = 8  # DNAMEs from the cache followed for one question (a loop ends there)
@@ -119,7 +140,7 @@ class _Packed:
         )
 
     def unpack(self) -> Result:
-        msg = dns.message.from_wire(self.sections)
+        msg = read_reply(self.sections)
         return Result(
             self.qname,
             self.rdtype,
@@ -130,6 +151,16 @@ class _Packed:
             (),
             {},
         )
+
+
+def _scrubbed(result: Result) -> Result:
+    """``result`` was made of a reply that had records of impossible length left out
+    (``read_reply(scrub=True)``): say so with EDE 0 (Other), as Unbound's scrubber does,
+    in place of a code of the verdict's own: the scrub is the first cause (a signature over
+    the RRset as sent no longer verifies, say)."""
+    why = f"{result.verdict.reason}; records of impossible length were removed from a reply"
+    verdict = dataclasses.replace(result.verdict, reason=why, ede=EDE_OTHER)
+    return dataclasses.replace(result, verdict=verdict)
 
 
 def _aged(rrsets: tuple[dns.rrset.RRset, ...], age: int) -> tuple[dns.rrset.RRset, ...]:
@@ -147,6 +178,12 @@ _ERRORS_WITHOUT_QUESTION = {
     dns.rcode.NOTIMP,
     dns.rcode.REFUSED,
 }
+
+
+def _kind(rdtype: int) -> int:
+    """The kind of question a server's back-off is kept for: A, AAAA, or 0 for any other
+    type (Unbound's timeout_A, timeout_AAAA, timeout_other)."""
+    return rdtype if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA) else 0
 
 
 def query_wire(need: Need) -> bytes:
@@ -195,6 +232,8 @@ class Resolver:
             config = dataclasses.replace(config, trust_cache=TrustCache())
         if config.delegations is None:
             config = dataclasses.replace(config, delegations=DelegationCache())
+        if config.priming is None:
+            config = dataclasses.replace(config, priming=RootPriming())
         self.config = config
         self.transport = transport or network_transport()
         self.clock = clock_fn
@@ -204,8 +243,12 @@ class Resolver:
         self.nsec = NsecCache() if aggressive_nsec else None
         self._parsed: OrderedDict[Hashable, tuple[bytes, dns.message.Message]] = OrderedDict()
         self.upstream_queries = 0
-        self._silent: dict[Server, tuple[int, int]] = {}  # server -> (retry at, back-off)
-        self._strikes: dict[Server, int] = {}  # server -> unanswered queries in a row
+        self._silent: dict[Silent, tuple[int, int]] = {}  # -> (probe at, its RTO)
+        # server -> unanswered queries in a row, and (server, kind) -> the same for the kind
+        self._strikes: dict[Server | Silent, int] = {}
+        self.lost_replies = 0  # queries no server answered (timeout, network error)
+        self._lost: dict[Silent, int] = {}  # -> lost_replies at its last loss
+        self._missed: dict[Server, int] = {}  # -> when it last missed a question
         self._inflight: dict[tuple[dns.name.Name, int], asyncio.Future[Result]] = {}
         # Chain-walk questions sent ahead of the machine asking them (Query.prefetch), by
         # cache key; taken by the exchange that asks, or dropped when it ends unasked.
@@ -220,6 +263,10 @@ class Resolver:
             config = dataclasses.replace(config, delegations=self.config.delegations)
         if config.delegations is not None:
             config.delegations.forget_states()  # validated under the old anchors
+        if config.priming is None:
+            config = dataclasses.replace(config, priming=self.config.priming)
+        if config.priming is not None and config.root_servers != self.config.root_servers:
+            config.priming.forget()  # primed from other hints
         self.config = config
         self.results = Cache(max_bytes=self.results.max_bytes)
         self.rrsets.clear()
@@ -264,7 +311,9 @@ class Resolver:
             stored, packed = cached
             assert isinstance(packed, _Packed)
             return packed.unpack(), max(0, now - stored)
-        if self.nsec is not None:
+        if self.nsec is not None and self.config.anchors.negative_for(name, now) is None:
+            # Not below a negative trust anchor: nothing there is validated (RFC 7646 s2.1),
+            # so the parent's NSEC must not deny it securely (Unbound: val_negcache_nta).
             made = self.nsec.answer(name, t, now)
             if made is not None:
                 result, ttl = made
@@ -320,6 +369,7 @@ class Resolver:
         else:
             query = Query(name, t, self.config, now)
             ahead: list[asyncio.Task[dns.message.Message | None]] = []
+            scrubbed = False
             try:
                 found = query.start()
                 while isinstance(found, Need):
@@ -327,10 +377,11 @@ class Resolver:
                         self._prefetch(extra, found, ahead)
                     final = found.qname == name and found.rdtype == t and t not in _SHARED_TYPES
                     reply = await self.exchange(found, used, keep=not final)
+                    scrubbed = scrubbed or (reply is not None and bool(reply.errors))
                     found = query.feed(reply)
             finally:
                 self._unasked(ahead)
-            step = found
+            step = _scrubbed(found) if scrubbed else found
             self._learn_dnames(step, now)
         bogus = step.verdict.security is Security.BOGUS
         if bogus:
@@ -536,22 +587,66 @@ class Resolver:
         cached = None if need.fresh else self.cache.get(key, now)
         if isinstance(cached, bytes):
             return self._parse_cached(key, cached)
-        servers = [s for s in need.servers if self._silent.get(s, (0, 0))[0] <= now]
+        kind = _kind(need.rdtype)
+        servers = [s for s in dict.fromkeys(need.servers) if self._ready(s, kind, now)]
         if not servers:
             log.debug("%s/%d: every server is backing off", need.qname, need.rdtype)
             return None
         wire = query_wire(need)
-        for server in servers[:MAX_SERVERS_PER_NEED]:
-            got = await self._one(server, wire, need)
-            if got is None:
-                continue
-            reply, data = got
-            if reply.rcode() in RETRY_RCODES:
-                continue
-            if keep:
-                self.cache.put(key, data, reply_ttl(reply, self.cache.max_ttl), now)
-            return reply
+        # Servers that missed their last questions (in the last DEMOTE_FOR seconds) go after
+        # the others (a stable sort: the given order otherwise), so a few unreachable ones
+        # first in the list do not take every question's MAX_SERVERS_PER_NEED places.
+        servers = sorted(servers, key=lambda s: self._demoted(s, now))
+        servers = servers[:MAX_SERVERS_PER_NEED]
+        sends = 0
+        for _ in range(ATTEMPTS):
+            silent: list[Server] = []
+            for server in servers:
+                now = self.clock()
+                if not self._ready(server, kind, now):
+                    continue  # another question's probe went to it meanwhile
+                self._probing(server, kind, now)
+                sends += 1
+                mark = self.lost_replies
+                got = await self._one(server, wire, need)
+                if got is None:
+                    if self._lost.get((server, kind), -1) > mark:
+                        silent.append(server)  # no answer: worth a retransmission
+                    continue
+                reply, data = got
+                if reply.rcode() in RETRY_RCODES:
+                    continue
+                if keep:
+                    self.cache.put(key, data, reply_ttl(reply, self.cache.max_ttl), now)
+                return reply
+            # Nothing usable: send again to the servers that did not answer (a lost
+            # datagram), unless they have started backing off meanwhile.
+            now = self.clock()
+            servers = [s for s in silent if self._ready(s, kind, now)][: MAX_SENDS - sends]
+            if not servers:
+                break
         return None
+
+    def _demoted(self, server: Server, now: int) -> int:
+        """How far back ``server`` goes in a question's list: its misses in a row, if the
+        last was less than :data:`DEMOTE_FOR` seconds ago, else 0."""
+        missed = self._missed.get(server)
+        if missed is None or now - missed >= DEMOTE_FOR:
+            return 0
+        return self._strikes.get(server, 0)
+
+    def _ready(self, server: Server, kind: int, now: int) -> bool:
+        """Whether ``server`` may be asked a question of ``kind`` (not backing off)."""
+        return self._silent.get((server, kind), (0, 0))[0] <= now
+
+    def _probing(self, server: Server, kind: int, now: int) -> None:
+        """A question of ``kind`` is about to go to ``server``: if it is backing off for
+        that kind, this is its probe, which holds it for its retransmission timeout plus
+        a second, so that no other probe goes out before this one has timed out (Unbound's
+        probedelay)."""
+        held = self._silent.get((server, kind))
+        if held is not None:
+            self._silent[(server, kind)] = (now + held[1] + 1, held[1])
 
     def _prefetch(
         self, need: Need, asked: Need, ahead: list[asyncio.Task[dns.message.Message | None]]
@@ -589,32 +684,72 @@ class Resolver:
         if memo is not None and memo[0] is data:
             self._parsed.move_to_end(key)
             return memo[1]
-        msg = dns.message.from_wire(data)
+        msg = read_reply(data, scrub=True)
         self._parsed[key] = (data, msg)
         if len(self._parsed) > PARSED_REPLIES:
             self._parsed.popitem(last=False)
         return msg
 
-    def _silence(self, server: Server) -> None:
-        """``server`` did not answer: after :data:`STRIKES` times in a row, skip it for a
-        while, longer each time it stays silent."""
-        strikes = self._strikes.get(server, 0) + 1
-        if strikes < STRIKES and server not in self._silent:
-            if len(self._strikes) >= MAX_BACKOFF_ENTRIES:
-                self._strikes.clear()
-            self._strikes[server] = strikes
+    def _heard(self, server: Server, rdtype: int) -> None:
+        """``server`` answered a question of ``rdtype``'s kind: no more back-off for that
+        kind, and its misses in a row start again from zero."""
+        key = (server, _kind(rdtype))
+        self._silent.pop(key, None)
+        self._strikes.pop(key, None)
+        self._strikes.pop(server, None)
+        self._missed.pop(server, None)
+
+    def _silence(self, server: Server, rdtype: int) -> None:
+        """``server`` did not answer a question of ``rdtype``'s kind: once it missed
+        :data:`STRIKES` questions in a row, :data:`KIND_STRIKES` of them of this kind, skip
+        it for that kind for a while, longer each time it stays silent (Unbound blocks a
+        server for a query type once its timeout has backed off past 12 s and three queries
+        of the type went unanswered)."""
+        self.lost_replies += 1
+        server_kind = (server, _kind(rdtype))
+        if len(self._lost) >= MAX_BACKOFF_ENTRIES:
+            self._lost.clear()
+        self._lost[server_kind] = self.lost_replies
+        if len(self._strikes) >= MAX_BACKOFF_ENTRIES:
+            self._strikes.clear()
+        if len(self._missed) >= MAX_BACKOFF_ENTRIES:
+            self._missed.clear()
+        self._missed[server] = self.clock()
+        strikes = self._strikes[server] = self._strikes.get(server, 0) + 1
+        self._strikes[server_kind] = self._strikes.get(server_kind, 0) + 1
+        if server_kind in self._silent:
+            # A probe, lost: the next one waits for twice the timeout (the hold this probe
+            # set when it was sent stays).
+            probe_at, rto = self._silent[server_kind]
+            self._silent[server_kind] = (probe_at, min(RTO_MAX, rto * 2))
+            self._strikes.pop(server_kind, None)
+            return
+        if strikes < STRIKES:
             log.debug("%s#%d did not answer (%d in a row)", server[0], server[1], strikes)
             return
-        self._strikes.pop(server, None)
+        for kind in (int(dns.rdatatype.A), int(dns.rdatatype.AAAA), 0):
+            key = (server, kind)
+            if self._strikes.get(key, 0) >= KIND_STRIKES and key not in self._silent:
+                self._back_off(key)
+
+    def _back_off(self, server_kind: Silent) -> None:
+        """Skip ``server_kind`` for :data:`BACKOFF_FIRST` seconds, then probe it (see
+        :meth:`_probing`), starting from a retransmission timeout of :data:`PROBE_RTO`."""
+        self._strikes.pop(server_kind, None)
         if len(self._silent) >= MAX_BACKOFF_ENTRIES:
             now = self.clock()
             self._silent = {s: v for s, v in self._silent.items() if v[0] > now}
             if len(self._silent) >= MAX_BACKOFF_ENTRIES:
                 self._silent.clear()
-        _, last = self._silent.get(server, (0, 0))
-        delay = min(BACKOFF_MAX, last * 2) if last else BACKOFF_FIRST
-        self._silent[server] = (self.clock() + delay, delay)
-        log.info("%s#%d did not answer: not asked again for %d s", server[0], server[1], delay)
+        self._silent[server_kind] = (self.clock() + BACKOFF_FIRST, PROBE_RTO)
+        server, kind = server_kind
+        log.info(
+            "%s#%d did not answer %s queries: not asked them again for %d s, then probed",
+            server[0],
+            server[1],
+            dns.rdatatype.to_text(dns.rdatatype.RdataType(kind)) if kind else "other",
+            BACKOFF_FIRST,
+        )
 
     async def _one(
         self, server: tuple[str, int], wire: bytes, need: Need
@@ -625,12 +760,11 @@ class Resolver:
                 data = await self.transport(server, wire, tcp)
             except (OSError, TimeoutError, EOFError) as e:
                 log.debug("%s#%d: %s", server[0], server[1], e)
-                self._silence(server)
+                self._silence(server, need.rdtype)
                 return None
-            self._silent.pop(server, None)
-            self._strikes.pop(server, None)
+            self._heard(server, need.rdtype)
             try:
-                reply = dns.message.from_wire(data, question_only=False)
+                reply = read_reply(data, scrub=True)
             except dns.exception.DNSException as e:
                 log.debug("%s#%d: %s", server[0], server[1], e)
                 return None

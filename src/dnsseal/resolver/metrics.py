@@ -27,7 +27,7 @@ The numbers below repeat the layout of ``dnsseal.server.counters`` (tests check 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import dns.edns
@@ -77,11 +77,11 @@ class ResolverMetrics:
         if self.queries is not None:
             self.queries.count(region, query, response)
 
-    def validated(self, security: Security, response: dns.message.Message) -> None:
-        """A response built from a validated result: its verdict and the EDE codes it
-        carries (none when the client sent no EDNS)."""
+    def validated(self, security: Security, options: Sequence[dns.edns.Option]) -> None:
+        """A response built from a validated result: its verdict and the EDE codes of its
+        EDNS ``options`` (none when the client sent no EDNS)."""
         self.validation[security] += 1
-        for option in response.options:
+        for option in options:
             if isinstance(option, dns.edns.EDEOption):
                 code = int(option.code)
                 self.ede[code] = self.ede.get(code, 0) + 1

@@ -28,6 +28,7 @@ import dns.rdatatype
 import dns.rrset
 
 from dnsseal.resolver.cache import Cache
+from dnsseal.resolver.replyreader import read_reply
 from dnsseal.validator.machine import Result
 from dnsseal.validator.verdict import Security, Verdict, secure
 
@@ -121,7 +122,7 @@ class RRsetCache:
         if not isinstance(entry, _Entry):
             return None
         age = max(0, now - entry.stored)
-        rrsets = dns.message.from_wire(entry.wire).answer
+        rrsets = read_reply(entry.wire).answer
         aged = tuple(
             dns.rrset.from_rdata_list(r.name, max(0, r.ttl - age), list(r)) for r in rrsets
         )

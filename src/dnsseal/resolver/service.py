@@ -38,11 +38,25 @@ import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from dnsseal.proto.fastpath import (
+    DO_BIT,
+    HEADER,
+    NAME_FIELDS,
+    OPT_FIXED,
+    OPT_TYPE,
+    QR,
+    RDATA_ENCODERS,
+    RR_FIXED,
+    SimpleQuery,
+    name_wire,
+    parse_simple,
+)
 from dnsseal.resolver import metrics as resolver_metrics
 from dnsseal.resolver.cache import DEFAULT_MAX_BYTES
 from dnsseal.resolver.engine import Resolver
@@ -58,6 +72,7 @@ from dnsseal.resolver.metrics import TCP, UDP_LOOP, UDP_THREAD, QueryTable, Reso
 from dnsseal.resolver.transport import network_transport
 from dnsseal.storage.remotes import Endpoint
 from dnsseal.validator.machine import Config, Result
+from dnsseal.validator.names import same_name
 from dnsseal.validator.verdict import Security
 
 log = logging.getLogger(__name__)
@@ -66,6 +81,8 @@ log = logging.getLogger(__name__)
 DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
 DNSSEC_TYPES = {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
 PAYLOAD = 1232
+RDLEN = struct.Struct("!H")
+QNAME_POINTER = b"\xc0\x0c"  # the question's name, at offset 12
 
 
 def _response(query: dns.message.Message) -> dns.message.Message:
@@ -124,6 +141,79 @@ def _add_ede(resp: dns.message.Message, query: dns.message.Message, code: int, t
         )
 
 
+def plain_query(wire: bytes) -> SimpleQuery | None:
+    """The question of a plain query the service may answer without dnspython's parser: one
+    uncompressed question, not ANY, and no EDNS options (padding, cookies and the rest go
+    the general way); None for anything else."""
+    q = parse_simple(wire)
+    if q is None or q.qtype == dns.rdatatype.ANY:
+        return None
+    if q.edns and q.question_end + 11 != len(wire):
+        return None
+    return q
+
+
+_PLAIN_RCODES = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+_RA, _RD_CD, _AD = int(dns.flags.RA), int(dns.flags.RD | dns.flags.CD), int(dns.flags.AD)
+
+
+def render_plain(wire: bytes, q: SimpleQuery, result: Result, age: int, tcp: bool) -> bytes | None:
+    """``build_response`` and ``to_wire`` for a plain query, as bytes (names uncompressed);
+    None when the response needs the general path: SERVFAIL or an EDE to carry, an rcode
+    other than NOERROR or NXDOMAIN, or not fitting the client's size uncompressed (the
+    general path compresses, or truncates)."""
+    do = q.do
+    cd = q.flags & dns.flags.CD
+    sec = result.verdict.security
+    if (
+        result.rcode not in _PLAIN_RCODES
+        or result.verdict.ede is not None
+        or (sec is Security.BOGUS and not cd)
+    ):
+        return None
+    limit = 65535 if tcp else max(512, q.payload if q.edns else 512)
+    flags = QR | (q.flags & _RD_CD) | _RA | int(result.rcode)
+    if sec is Security.SECURE and (do or q.flags & _AD):
+        flags |= _AD
+    parts = [b"", wire[12 : q.question_end]]
+    size = q.question_end + (11 if q.edns else 0)
+    counts = [0, 0]
+    for i, section in enumerate((result.answer, result.authority)):
+        for rrset in section:
+            if not do and rrset.rdtype in DNSSEC_TYPES:
+                continue
+            data, count = _rrset_wire(rrset, age, q.qname)
+            parts.append(data)
+            counts[i] += count
+            size += len(data)
+    if size > limit:
+        return None
+    if q.edns:
+        parts.append(b"\x00" + OPT_FIXED.pack(OPT_TYPE, PAYLOAD, DO_BIT if do else 0, 0))
+    qid = wire[0] << 8 | wire[1]
+    parts[0] = HEADER.pack(qid, flags, 1, counts[0], counts[1], int(q.edns))
+    return b"".join(parts)
+
+
+def _rrset_wire(rrset: dns.rrset.RRset, age: int, qname: dns.name.Name) -> tuple[bytes, int]:
+    """``rrset``, its TTL counted down by ``age`` (not below 0): an owner equal to the
+    question's name as a pointer to it (as dnspython's renderer writes it, so the client
+    sees the owner in the question's case), every other name uncompressed."""
+    ttl = max(0, rrset.ttl - age) if age else rrset.ttl
+    owner = QNAME_POINTER if same_name(rrset.name, qname) else name_wire(rrset.name)
+    head = owner + RR_FIXED.pack(rrset.rdtype, rrset.rdclass, ttl)
+    encode = RDATA_ENCODERS.get(rrset.rdtype)
+    field = NAME_FIELDS.get(rrset.rdtype)
+    parts = []
+    for rd in rrset:
+        if encode is not None and (field is None or getattr(rd, field).is_absolute()):
+            data = encode(rd)
+        else:
+            data = rd.to_wire()
+        parts.append(head + RDLEN.pack(len(data)) + data)
+    return b"".join(parts), len(parts)
+
+
 class ResolverService:
     """Answers recursive queries; one task per query."""
 
@@ -165,6 +255,9 @@ class ResolverService:
     async def _answer(self, wire: bytes, tcp: bool, client: str) -> bytes | None:
         if len(wire) < 12 or wire[2] & 0x80:
             return None  # too short to answer, or a response (QR=1): never answer those
+        plain = plain_query(wire)
+        if plain is not None and self.allowed(client):
+            return await self._resolve(wire, None, plain, tcp)
         try:
             query = dns.message.from_wire(wire)
         except dns.exception.DNSException:
@@ -186,29 +279,52 @@ class ResolverService:
             resp = _response(query)
             resp.answer.append(dns.rrset.from_text(q.name, 3600, "IN", "HINFO", '"RFC8482" ""'))
             return resp.to_wire()
+        return await self._resolve(wire, query, None, tcp)
+
+    async def _resolve(
+        self,
+        wire: bytes,
+        query: dns.message.Message | None,
+        plain: SimpleQuery | None,
+        tcp: bool,
+    ) -> bytes:
+        """Resolve the question of ``query`` (parsed by dnspython) or ``plain`` (read from
+        ``wire`` by :func:`plain_query`) and render the answer."""
+        if plain is not None:
+            qname, qtype, rd = plain.qname, plain.qtype, plain.flags & dns.flags.RD
+        else:
+            assert query is not None
+            q = query.question[0]
+            qname, qtype, rd = q.name, q.rdtype, query.flags & dns.flags.RD
         answers = self.answers
         answers.tick(self.resolver.clock())
         generation = answers.generation
         try:
-            if query.flags & dns.flags.RD:
-                result, age = await self.resolver.resolve_aged(q.name, q.rdtype)
+            if rd:
+                result, age = await self.resolver.resolve_aged(qname, qtype)
             else:
-                result, age = await self._non_recursive(q.name, q.rdtype)
+                result, age = await self._non_recursive(qname, qtype)
         except Exception:  # a bug must not take the service down; answer SERVFAIL
-            log.exception("[%s] resolution failed", q.name)
-            resp = _response(query)
+            log.exception("[%s] resolution failed", qname)
+            resp = _response(query if query is not None else dns.message.from_wire(wire))
             resp.set_rcode(dns.rcode.SERVFAIL)
             return resp.to_wire()
-        resp = build_response(query, result, age)
-        limit = 65535 if tcp else max(512, query.payload if query.edns >= 0 else 512)
-        try:
-            out = resp.to_wire(max_size=limit)
-        except dns.exception.TooBig:
-            resp.answer, resp.authority, resp.additional = [], [], []
-            resp.flags |= dns.flags.TC
-            out = resp.to_wire()
-        self.metrics.validated(result.verdict.security, resp)
-        if not tcp and self.resolver.is_cached(q.name, q.rdtype, self.resolver.clock()):
+        out = None if plain is None else render_plain(wire, plain, result, age, tcp)
+        if out is not None:
+            self.metrics.validated(result.verdict.security, ())
+        else:
+            if query is None:
+                query = dns.message.from_wire(wire)
+            resp = build_response(query, result, age)
+            limit = 65535 if tcp else max(512, query.payload if query.edns >= 0 else 512)
+            try:
+                out = resp.to_wire(max_size=limit)
+            except dns.exception.TooBig:
+                resp.answer, resp.authority, resp.additional = [], [], []
+                resp.flags |= dns.flags.TC
+                out = resp.to_wire()
+            self.metrics.validated(result.verdict.security, resp.options)
+        if not tcp and self.resolver.is_cached(qname, qtype, self.resolver.clock()):
             answers.tick(self.resolver.clock())
             answers.put(wire, out, generation)
         return out
@@ -270,11 +386,21 @@ class ResolverService:
         bound = str(sock.getsockname()[0])  # the address, also when --listen named a host
         native = self.native if fast_path_safe(bound, self.allow) else None
         if self.native is not None and native is None:
-            log.info("resolver: %s is not limited to allowed clients: UDP loop in Python", host)
+            log.info(
+                "resolver: %s is not limited to allowed clients: UDP loop in Python",
+                host,
+            )
         queries = self.metrics.queries  # called per answer: no indirection
         count = None if queries is None else functools.partial(queries.count, UDP_THREAD)
         listener = UdpListener(
-            sock, self.answers, loop, slow, self.allowed, native, self.udp_threads, count
+            sock,
+            self.answers,
+            loop,
+            slow,
+            self.allowed,
+            native,
+            self.udp_threads,
+            count,
         )
         listener.start()
         self._listeners.append(listener)

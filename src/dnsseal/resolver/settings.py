@@ -11,10 +11,12 @@ Option names are Unbound's, so an unbound.conf translates line by line::
     [[resolver.stub-zone]]               # iterate from these servers for the zone
     name = "corp.example."
     stub-addr = ["10.0.0.53", "10.0.0.54@5353"]
+    stub-first = false                   # iterate from the root when they fail (default)
 
     [[resolver.forward-zone]]            # send the question (RD set) to these resolvers
     name = "."
     forward-addr = ["192.0.2.53"]
+    forward-first = true                 # iterate when they fail (default false)
 
 Addresses are ``addr``, ``addr@port`` (Unbound) or ``addr#port`` (dig); the default port is
 the resolver's upstream port.  ``http`` has no Unbound counterpart (Unbound's statistics go
@@ -22,9 +24,12 @@ through unbound-control); its addresses are ``addr`` or ``addr@port`` as for the
 ``[server] http``, port :data:`HTTP_PORT` when not given.  For a name under several zones
 the deepest zone wins; a stub-zone and a forward-zone may not share a name.  Answers from
 stub and forward zones are validated like any other: a private zone under the public root
-needs its own trust anchor (``-a``) or ``domain-insecure``.  Every problem of the file is
-reported at once with its option path (``resolver.stub-zone[0].stub-addr[1]``).  Parsing
-only: the caller reads the file.
+needs its own trust anchor (``-a``) or ``domain-insecure``.  With ``forward-first`` a name
+the forwarders give no usable reply for (no answer, SERVFAIL, REFUSED) is resolved by
+iteration instead, from the root or the closest stub zone (Unbound's forward-first);
+``stub-first`` does the same for a stub zone below the root whose servers fail.  Every
+problem of the file is reported at once with its option path
+(``resolver.stub-zone[0].stub-addr[1]``).  Parsing only: the caller reads the file.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ OPTIONS = (
     "forward-zone",
 )
 ZONE_KINDS = {"stub-zone": "stub-addr", "forward-zone": "forward-addr"}
+FIRST_KEYS = {"stub-zone": "stub-first", "forward-zone": "forward-first"}
 UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 MIN_CACHE = 1 << 20
 HTTP_PORT = 8054  # the authoritative server's is 8053: both can run on one host
@@ -68,6 +74,8 @@ class ResolverSettings:
     cache_bytes: int = DEFAULT_MAX_BYTES
     insecure: tuple[dns.name.Name, ...] = ()
     http: tuple[Endpoint, ...] = ()  # the /metrics listener (none: off)
+    forward_first: tuple[dns.name.Name, ...] = ()  # forward zones that fall back to iteration
+    stub_first: tuple[dns.name.Name, ...] = ()  # stub zones that do
 
 
 def parse_settings(text: str, path: str, port: int = 53) -> ResolverSettings:
@@ -106,14 +114,25 @@ def parse_settings(text: str, path: str, port: int = 53) -> ResolverSettings:
     http = _http(section.get("http", []), problems)
     zones: dict[str, Zones] = {}
     seen: dict[dns.name.Name, str] = {}
+    first: dict[str, list[dns.name.Name]] = {}
     for kind, addr_key in ZONE_KINDS.items():
-        zones[kind] = _zones(section.get(kind, []), kind, addr_key, port, seen, problems)
+        first[kind] = []
+        zones[kind] = _zones(
+            section.get(kind, []), kind, addr_key, port, seen, first[kind], problems
+        )
     if problems:
         if len(problems) == 1:
             raise problems[0]
         raise OptionError(path, "; ".join(str(p) for p in problems))
     return ResolverSettings(
-        zones["stub-zone"], zones["forward-zone"], aggressive, cache_bytes, tuple(insecure), http
+        zones["stub-zone"],
+        zones["forward-zone"],
+        aggressive,
+        cache_bytes,
+        tuple(insecure),
+        http,
+        tuple(first["forward-zone"]),
+        tuple(first["stub-zone"]),
     )
 
 
@@ -168,9 +187,14 @@ def _zones(
     addr_key: str,
     port: int,
     seen: dict[dns.name.Name, str],
+    first: list[dns.name.Name],
     problems: list[OptionError],
 ) -> Zones:
+    """The zones of one kind; those with ``forward-first`` / ``stub-first`` true also go to
+    ``first``."""
     where = f"resolver.{kind}"
+    first_key = FIRST_KEYS[kind]
+    keys = ("name", addr_key, first_key)
     if not isinstance(items, list):
         problems.append(OptionError(where, f"must be a list of tables ([[{where}]])"))
         return ()
@@ -181,8 +205,17 @@ def _zones(
             problems.append(OptionError(at, f"must be a table with name and {addr_key}"))
             continue
         for key in item:
-            if key not in ("name", addr_key):
-                problems.append(OptionError(f"{at}.{key}", f"unknown (name, {addr_key})"))
+            if key not in keys:
+                problems.append(OptionError(f"{at}.{key}", f"unknown ({', '.join(keys)})"))
+        fallback = item.get(first_key, False)
+        if not isinstance(fallback, bool):
+            problems.append(OptionError(f"{at}.{first_key}", "must be true or false"))
+            fallback = False
+        if fallback and kind == "stub-zone" and item.get("name") in (".", ""):
+            problems.append(
+                OptionError(f"{at}.{first_key}", "not for the root: nothing is above it")
+            )
+            fallback = False
         if "name" not in item:
             problems.append(OptionError(f"{at}.name", "is required"))
         name = _name(item.get("name"), f"{at}.name", problems) if "name" in item else None
@@ -207,4 +240,6 @@ def _zones(
             continue
         seen[name] = kind
         out.append((name, tuple(servers)))
+        if fallback:
+            first.append(name)
     return tuple(out)

@@ -69,7 +69,7 @@ typedef struct {
     PyObject *s_udp_cache, *s_wire, *s_names, *s_udp_payload, *s_answer, *s_exist;
     PyObject *s_nsec_sort, *s_nsec_denial, *s_nsec3_denial, *s_enclosers, *s_snap, *s_nsec3;
     PyObject *s_nsec3_digests, *s_nsec3_owners, *s_soa, *s_soa_sig, *s_nsec, *s_salt;
-    PyObject *s_iterations;
+    PyObject *s_iterations, *s_current;
 } Names;
 
 static Names N; /* set once by configure() */
@@ -563,8 +563,8 @@ out:
 }
 
 /* NXDOMAIN for a name below a closest encloser that ``exist`` (WireTable.exist: every
- * existing name -> its WireZone when NXDOMAIN below it needs no delegation, DNAME or
- * wildcard handling, else None) marks plain.  The response length, 0 (Python's) or -1. */
+ * existing name -> its zone's ZoneSlot when NXDOMAIN below it needs no delegation, DNAME
+ * or wildcard handling, else None) marks plain.  The response length, 0 (Python's) or -1. */
 static Py_ssize_t nx_lane(const unsigned char *w, Py_ssize_t n, PyObject *exist, long payload,
                           unsigned char *out, Py_ssize_t cap) {
     Question q;
@@ -589,7 +589,10 @@ static Py_ssize_t nx_lane(const unsigned char *w, Py_ssize_t n, PyObject *exist,
         if (PyErr_Occurred()) return -1;
     }
     if (wz == NULL || wz == Py_None) return 0; /* not ours, or not plain: Python's */
-    Py_INCREF(wz);
+    /* ``exist`` holds the zone's ZoneSlot, whose ``current`` is the version served: every
+     * read below is of that one WireZone, whatever replaces it meanwhile. */
+    wz = PyObject_GetAttr(wz, N.s_current);
+    if (wz == NULL) return -1;
     Py_ssize_t result = -1;
     Parts parts = {{NULL}, 0};
     PyObject *soa = NULL;
@@ -1226,6 +1229,7 @@ PyMODINIT_FUNC PyInit__udpfast(void) {
         {&N.s_soa, "soa"},
         {&N.s_soa_sig, "soa_sig"},
         {&N.s_nsec, "nsec"},
+        {&N.s_current, "current"},
     };
     for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
         *attrs[i].slot = PyUnicode_InternFromString(attrs[i].name);
@@ -1243,7 +1247,9 @@ PyMODINIT_FUNC PyInit__udpfast(void) {
     if (PyModule_AddIntConstant(m, "QT_SLOTS", QT_SLOTS) < 0 ||
         PyModule_AddIntConstant(m, "RC_SLOTS", RC_SLOTS) < 0 ||
         PyModule_AddIntConstant(m, "SLOT_WORDS", SLOT_WORDS) < 0 ||
-        PyModule_AddIntConstant(m, "TRUNC_WORD", TRUNC_WORD) < 0) {
+        PyModule_AddIntConstant(m, "TRUNC_WORD", TRUNC_WORD) < 0 ||
+        /* WireTable.exist holds ZoneSlots (read through ``current``), not WireZones */
+        PyModule_AddIntConstant(m, "EXIST_SLOTS", 1) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -5,6 +5,7 @@ QT_SLOTS: int
 RC_SLOTS: int
 SLOT_WORDS: int
 TRUNC_WORD: int
+EXIST_SLOTS: int
 
 class Loop:
     dropped: int

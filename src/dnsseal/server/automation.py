@@ -22,8 +22,8 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 import dns.message
@@ -76,6 +76,10 @@ def _header_only(wire: bytes, rcode: int) -> bytes:
 log = logging.getLogger(__name__)
 
 MAX_CHANGES = 100  # journal transactions kept per zone before rebasing (bounded IXFR tail)
+# An UPDATE's commit does not rebase (writing a 100k-name zone's text takes seconds): the
+# rebase waits for the zone's delayed copy write (_dump, at most DUMP_DELAY later), unless
+# the journal holds this many changes (a bound however the dumps are put off).
+MAX_UPDATE_CHANGES = 10 * MAX_CHANGES
 RETRY = 60  # seconds before a failed maintenance is tried again
 MAX_SLEEP = 3600  # a timer re-checks at least this often
 # The signed copy (STATE/ZONE.signed) after dynamic updates is written this long after the
@@ -93,34 +97,65 @@ def journal_version(j: Journal, version: Version, now: int) -> None:
     history, else as a new base; and, but for an UPDATE's (its signed copy is written
     later too, coalesced), packed for the next restart (:func:`pack_version`).  Raises
     StorageError."""
-    _journal_version(j, version, now)
+    zone, serial = version.zone.origin.to_text(), version.serial  # (each made once)
+    _journal_version(j, version, zone, serial, now)
     if version.reason != "update":
-        j.set_packed(version.zone.origin.to_text(), version.serial, pack_version(version.zone))
+        j.set_packed(zone, serial, pack_version(version.zone))
 
 
-def _journal_version(j: Journal, version: Version, now: int) -> None:
-    zone = version.zone.origin.to_text()
+def _journal_version(j: Journal, version: Version, zone: str, serial: int, now: int) -> None:
     current = j.current_serial(zone)
     if version.serial_from is not None and current == version.serial_from:
         j.append(
             Transaction(
                 zone,
                 version.serial_from,
-                version.serial,
+                serial,
                 now,
                 version.reason,
                 tuple(record_line(r) for r in version.diff.removed),
                 tuple(record_line(r) for r in version.diff.added),
             )
         )
-        if j.transaction_count(zone) <= MAX_CHANGES:
+        limit = MAX_UPDATE_CHANGES if version.reason == "update" else MAX_CHANGES
+        if j.transaction_count(zone) <= limit:
             return
-    j.set_base(zone, version.serial, sorted(record_line(r) for r in records(version.zone)), now)
+    _rebase(j, version.zone, zone, serial, now)
+
+
+def _rebase(j: Journal, zone: Zone, name: str, serial: int, now: int) -> None:
+    """``zone`` (the journal's current version, ``serial``) as the journal's new base: the
+    changes before it are dropped."""
+    j.set_base(name, serial, sorted(record_line(r) for r in records(zone)), now)
+
+
+def compact(j: Journal, zone: Zone, now: int) -> bool:
+    """Rebase the journal on ``zone`` when it holds more than :data:`MAX_CHANGES` changes
+    and ``zone`` is its current version (the rebase an UPDATE's commit put off).  Whether
+    it did."""
+    name, serial = zone.origin.to_text(), zone.soa().serial
+    if j.transaction_count(name) <= MAX_CHANGES or j.current_serial(name) != serial:
+        return False
+    _rebase(j, zone, name, serial, now)
+    return True
 
 
 START_BATCH = 100  # zones attached and maintained per worker-thread call (start_many)
 START_THREADS = 8  # zones of a batch maintained (and their copies written) at once
 START_BATCH_SECONDS = 0.2  # ... or fewer, once a batch took this long (zones come up sooner)
+
+
+def _submit(
+    pool: ThreadPoolExecutor, fn: Callable[..., _Outcome], *args: object
+) -> Future[_Outcome]:
+    """``fn(*args)`` in ``pool``, or here when the pool is shut down (the start that made
+    it was cancelled while this batch ran: the batch is finished as it was begun)."""
+    try:
+        return pool.submit(fn, *args)
+    except RuntimeError:
+        done: Future[_Outcome] = Future()
+        done.set_result(fn(*args))
+        return done
 
 
 def _waits_for_transfer(state: ZoneState, inline: InlineZone) -> bool:
@@ -315,69 +350,89 @@ class Automation:
         own commit path) once its batch is back.  A zone whose attach failed gets no timer."""
         problems: list[str] = []
         todo = list(states)
-        while todo:
-            batch = todo[:START_BATCH]
-            async with contextlib.AsyncExitStack() as locks:
-                for state in batch:  # each zone's one-change-at-a-time lock, as maintain
-                    await locks.enter_async_context(state.lock)
-                done = await asyncio.to_thread(self._start_batch, batch, reason)
-                for state, outcome in zip(batch, done, strict=False):
-                    problem = await self._started(state, outcome)
-                    if problem is not None:
-                        problems.append(f"{state.name}: {problem}")
-                    if not isinstance(outcome, _AttachFailed):
-                        self.start_timer(state)  # (its task waits for the lock we hold)
-            del todo[: len(done)]
+        # one pool for every batch (its threads made once, not START_THREADS per batch)
+        pool = ThreadPoolExecutor(START_THREADS, thread_name_prefix="zone-start")
+        try:
+            while todo:
+                batch = todo[:START_BATCH]
+                async with contextlib.AsyncExitStack() as locks:
+                    for state in batch:  # each zone's one-change-at-a-time lock, as maintain
+                        await locks.enter_async_context(state.lock)
+                    done = await asyncio.to_thread(self._start_batch, batch, reason, pool)
+                    for state, outcome in zip(batch, done, strict=False):
+                        problem = await self._started(state, outcome)
+                        if problem is not None:
+                            problems.append(f"{state.name}: {problem}")
+                        if not isinstance(outcome, _AttachFailed):
+                            self.start_timer(state)  # (its task waits for the lock we hold)
+                del todo[: len(done)]
+        finally:
+            pool.shutdown(wait=False)  # (idle: its threads end on their own)
         return problems
 
-    def _start_batch(self, batch: Sequence[ZoneState], reason: str) -> list[_Outcome]:
+    def _start_batch(
+        self, batch: Sequence[ZoneState], reason: str, pool: ThreadPoolExecutor
+    ) -> list[_Outcome]:
         """In a worker thread: attach the zones of ``batch`` in order and maintain them;
         those signed for the first time :data:`START_THREADS` at a time in parallel
         threads (each one's key files are written and fsync'd while the others' are: the
         file system commits overlapping fsyncs together), for at most START_BATCH_SECONDS
-        (at least one group); then
-        persist what they made (:meth:`_persist_batch`).  The outcome of each zone done,
-        in order; after a bug (_Crashed) none."""
+        (at least one group); then make the names of the key files they made durable
+        (one fsync of the key directory for the batch, not one per key) and persist what
+        they made (:meth:`_persist_batch`): no version signed with a key is journaled or
+        served before its files' names are durable.  The outcome of each zone done, in
+        order; after a bug (_Crashed) none."""
         state_dir = self.server.config.state_dir
         assert state_dir is not None
         out: list[_Outcome] = []
         deadline = time.monotonic() + START_BATCH_SECONDS
         todo = list(batch)
-        with Journal(state_dir) as j, ThreadPoolExecutor(START_THREADS) as pool:
-            while todo and not (out and time.monotonic() > deadline):
-                group, todo = todo[:START_THREADS], todo[START_THREADS:]
-                slots: list[_Outcome | Future[_Outcome]] = []
-                for state in group:  # the journal connection is this thread's
-                    try:
-                        self.attach(state, j)
-                    except DnssealError as e:
-                        slots.append(_AttachFailed(str(e)))
-                        continue
-                    assert state.inline is not None
-                    if _waits_for_transfer(state, state.inline):
-                        slots.append(_Waiting())
-                        continue
-                    if state.inline.signed is None:  # signed for the first time: writes
-                        slots.append(pool.submit(self._maintain_one, state.inline, reason))
-                    else:  # (restored: mostly nothing to write; threads only add GIL waits)
-                        slots.append(self._maintain_one(state.inline, reason))
-                done = [s.result() if isinstance(s, Future) else s for s in slots]
-                crash = next((i for i, o in enumerate(done) if isinstance(o, _Crashed)), None)
-                if crash is not None:  # raised once the zones before are published
-                    out += done[: crash + 1]
-                    break
-                out += done
+        syncs = atomic.DirSyncs()  # the key files' names: durable before the journal
+        submitted: list[Future[_Outcome]] = []
+        with Journal(state_dir) as j:
+            try:
+                while todo and not (out and time.monotonic() > deadline):
+                    group, todo = todo[:START_THREADS], todo[START_THREADS:]
+                    slots: list[_Outcome | Future[_Outcome]] = []
+                    for state in group:  # the journal connection is this thread's
+                        try:
+                            self.attach(state, j)
+                        except DnssealError as e:
+                            slots.append(_AttachFailed(str(e)))
+                            continue
+                        assert state.inline is not None
+                        if _waits_for_transfer(state, state.inline):
+                            slots.append(_Waiting())
+                            continue
+                        if state.inline.signed is None:  # signed for the first time: writes
+                            submitted.append(
+                                _submit(pool, self._maintain_one, state.inline, reason, syncs)
+                            )
+                            slots.append(submitted[-1])
+                        else:  # (restored: mostly nothing to write; threads only add GIL waits)
+                            slots.append(self._maintain_one(state.inline, reason, syncs))
+                    done = [s.result() if isinstance(s, Future) else s for s in slots]
+                    crash = next((i for i, o in enumerate(done) if isinstance(o, _Crashed)), None)
+                    if crash is not None:  # raised once the zones before are published
+                        out += done[: crash + 1]
+                        break
+                    out += done
+            finally:  # (also after a bug: the zones before it are published)
+                wait(submitted)  # (returned already, but after a bug)
+                syncs.sync()
             self._persist_batch(j, batch, out, pool)
         return out
 
     @staticmethod
-    def _maintain_one(inline: InlineZone, reason: str) -> _Outcome:
-        """One zone's first maintenance (in a pool thread); its new key files' names are
-        durable when it returns (one directory fsync, not one per file)."""
+    def _maintain_one(inline: InlineZone, reason: str, syncs: atomic.DirSyncs) -> _Outcome:
+        """One zone's first maintenance (in a pool thread).  The names of its new key
+        files are made durable by ``syncs.sync()``, once for the batch's zones, before
+        any version is journaled or served (each .private's name is durable before its
+        .key names the key: :meth:`KeyDirectory.create` syncs the directory between)."""
         now = clock.now()
         started = time.monotonic()
         try:
-            with atomic.deferred_dir_sync():
+            with atomic.deferred_dir_sync(into=syncs):
                 version = inline.maintain(now, reason=reason)
             events = inline.take_events()
         except DnssealError as e:
@@ -416,13 +471,16 @@ class Automation:
             except DnssealError:
                 return
         copies = [  # (the zones with files to write; the rest have none: no thread)
-            pool.submit(self._copies, state, o)
+            _submit(pool, self._copies, state, o)
             if o.version is not None or (state.inline and state.inline.source_copy_due())
             else None
             for _, state, o in done
         ]
-        for (i, state, o), copied in zip(done, copies, strict=True):
-            out[i] = copied.result() if copied is not None else self._copies(state, o)
+        try:
+            for (i, state, o), copied in zip(done, copies, strict=True):
+                out[i] = copied.result() if copied is not None else self._copies(state, o)
+        finally:  # (all returned already, but after a bug)
+            wait([c for c in copies if c is not None])
 
     def _copies(self, state: ZoneState, o: _Maintained) -> _Maintained:
         """Write the signed copy of ``o``'s version and the copy of the source (after the
@@ -570,10 +628,12 @@ class Automation:
 
     def _pack(self, zone: Zone) -> None:
         """Keep ``zone`` packed in the journal for the next restart (when it is still the
-        journal's current version)."""
+        journal's current version), rebasing the journal on it first when the UPDATEs
+        since the last rebase put it off (:func:`compact`)."""
         state_dir = self.server.config.state_dir
         assert state_dir is not None
         with Journal(state_dir) as j:
+            compact(j, zone, clock.now())
             j.set_packed(zone.origin.to_text(), zone.soa().serial, pack_version(zone))
 
     async def _dump_now(self) -> None:

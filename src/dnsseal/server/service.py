@@ -447,8 +447,12 @@ class AuthServer:
                     model.soa().serial,
                 )
                 continue
+            before = self._pushed.get(state.name)
+            base = snap.base() if snap.base is not None else None
             self._pushed[state.name] = snap
-            self.links.push(state.name, snap.serial, model)
+            # A version made from the one pushed before: its changed owners are known.
+            changed = snap.changed if before is not None and base is before else None
+            self.links.push(state.name, snap.serial, model, changed)
 
     def _install(self, zone: str, snap: ZoneSnapshot) -> None:
         """In a worker: serve ``snap``, a version of ``zone`` made by the main process."""

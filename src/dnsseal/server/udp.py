@@ -51,6 +51,10 @@ try:
         log.warning("[server] _udpfast was built for another query counter layout: "
                     "the Python UDP loop answers (rebuild it: pip install .)")  # fmt: skip
         raise ImportError("_udpfast: query counter layout differs")
+    if getattr(_built, "EXIST_SLOTS", 0) != 1:  # built before WireTable.exist held slots
+        log.warning("[server] _udpfast was built for another answer table layout: "
+                    "the Python UDP loop answers (rebuild it: pip install .)")  # fmt: skip
+        raise ImportError("_udpfast: answer table layout differs")
     _udpfast = _built
 except ImportError:  # not built (no C compiler at install time): the Python loop answers
     _udpfast = None

@@ -32,7 +32,7 @@ import logging
 import pickle
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import dns.name
@@ -150,13 +150,23 @@ class MainLinks:
             if link.writer is not None:
                 link.writer.close()
 
-    def push(self, zone_name: str, serial: int, zone: model.Zone) -> None:
+    def push(
+        self,
+        zone_name: str,
+        serial: int,
+        zone: model.Zone,
+        changed: Iterable[tuple[bytes, ...]] | None = None,
+    ) -> None:
         """Send a new version of ``zone_name`` to every worker (in order, in the
-        background); :meth:`wait_current` waits for it to be served everywhere."""
+        background); :meth:`wait_current` waits for it to be served everywhere.
+        ``changed``: the owners (lower-case labels) where ``zone`` differs from the
+        version pushed before it, when the caller knows them (a snapshot's ``changed``);
+        else they are found by comparing the two versions."""
         self.seq += 1
         prev = self._sent.get(zone_name)
         self._sent[zone_name] = zone
-        self._queue.put_nowait((self.seq, zone_name, serial, zone, prev))
+        names = frozenset(changed) if changed is not None and prev is not None else None
+        self._queue.put_nowait((self.seq, zone_name, serial, zone, prev, names))
 
     def _send_whole(self, zone_name: str) -> None:
         """A worker lacks the version a change applies to: send the latest one whole."""
@@ -164,7 +174,7 @@ class MainLinks:
         if zone is not None:
             log.warning("[%s] a worker asked for the whole zone: sending it", zone_name)
             self.seq += 1
-            self._queue.put_nowait((self.seq, zone_name, zone.soa().serial, zone, None))
+            self._queue.put_nowait((self.seq, zone_name, zone.soa().serial, zone, None, None))
 
     async def wait_current(self, timeout: float = ACK_TIMEOUT) -> None:
         """Return once every live worker serves every version pushed so far (or after
@@ -231,17 +241,29 @@ class MainLinks:
                 await link.writer.drain()
 
 
-# (sequence number, zone name, serial, the version, the version queued before it or None)
-Pushed = tuple[int, str, int, model.Zone, model.Zone | None]
+# (sequence number, zone name, serial, the version, the version queued before it or None,
+# the owners where the two differ when known)
+Pushed = tuple[int, str, int, model.Zone, model.Zone | None, frozenset[tuple[bytes, ...]] | None]
 
 
-def version_change(prev: model.Zone, zone: model.Zone) -> ZoneDiff | None:
+def version_change(
+    prev: model.Zone, zone: model.Zone, changed: Iterable[tuple[bytes, ...]] | None = None
+) -> ZoneDiff | None:
     """The records removed from and added to ``prev`` to make ``zone``, or None when they
-    are more than :data:`DIFF_RECORDS`.  Finds the changed owners by identity: a version
+    are more than :data:`DIFF_RECORDS`.  ``changed``: the owners (lower-case labels) where
+    the two differ, when known (O(those owners)).  Else finds them by identity: a version
     made by :func:`dnsseal.zone.diff.apply` shares every unchanged node with the one before
     (one pass over the owners, no record compared)."""
     if prev.origin != zone.origin:
         return None
+    if changed is not None:
+        owners = [model.OwnerName.trusted(labels) for labels in changed]
+        if len(owners) > DIFF_RECORDS:
+            return None
+        change = diff_at(prev, zone, owners)
+        if len(change.removed) + len(change.added) > DIFF_RECORDS:
+            return None
+        return change
     names: set[dns.name.Name] = set()
     for before, after in ((prev.rrsets, zone.rrsets), (prev.rrsigs, zone.rrsigs)):
         if before is after:
@@ -264,8 +286,8 @@ def _pack_versions(items: list[Pushed]) -> bytes:
     """A ``Z`` frame's payload: (sequence number, zone name, serial, the version) each, the
     version either ``(b"F", packed zone)`` or ``(b"D", serial before, removed, added)``."""
     out: list[tuple[int, str, int, tuple[Any, ...]]] = []
-    for seq, name, serial, zone, prev in items:
-        change = version_change(prev, zone) if prev is not None else None
+    for seq, name, serial, zone, prev, changed in items:
+        change = version_change(prev, zone, changed) if prev is not None else None
         if prev is None or change is None:
             out.append((seq, name, serial, (b"F", pack_zone(zone))))
         else:

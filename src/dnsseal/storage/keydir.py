@@ -194,6 +194,11 @@ class _Listing:
     def files(self, prefix: str, suffix: str) -> list[str]:
         return sorted(n for n in self.by_prefix.get(prefix, ()) if n.endswith(suffix))
 
+    def has(self, name: str) -> bool:
+        """Is ``name`` (a ``K...+...`` file name) in the directory as last read?"""
+        plus = name.find("+")
+        return plus != -1 and name in self.by_prefix.get(name[: plus + 1], ())
+
 
 _listings: dict[Path, _Listing] = {}
 
@@ -211,10 +216,17 @@ class KeyDirectory:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._listed: _Listing | None = None  # _listing(path), looked up once
+
+    def _listing(self) -> _Listing:
+        got = self._listed
+        if got is None:
+            got = self._listed = _listing(self.path)
+        return got
 
     def files(self, zone: dns.name.Name, suffix: str) -> list[Path]:
         """The files ``K<zone>+*<suffix>`` here (what glob would find), sorted."""
-        listing = _listing(self.path)
+        listing = self._listing()
         with listing.lock:
             names = listing.fresh(self.path).files(f"K{zone_file_text(zone)}+", suffix)
         return [self.path / n for n in names]
@@ -255,70 +267,76 @@ class KeyDirectory:
         """Write a new key's files.  Nothing is overwritten: if any of its files exists the
         call raises :class:`KeyExists` and leaves the directory as it was."""
         self.check()
-        files = [(".key", bindfmt.format_key(key), PUBLIC_MODE)]
+        base = key.basename  # (made once: it formats the zone's name)
+        # the private file first, durable before the .key names the key (a .key without
+        # its .private is a broken key)
+        files: list[tuple[str, bytes, int]] = []
         if key.private is not None:
-            files.append((".private", bindfmt.format_private(key), PRIVATE_MODE))
+            files.append((".private", bindfmt.format_private(key).encode(), PRIVATE_MODE))
+        files.append((".key", bindfmt.format_key(key).encode(), PUBLIC_MODE))
         if key.state is not None:
-            files.append((".state", bindfmt.format_state(key), PUBLIC_MODE))
-        for suffix, _, _ in files:
-            if self.file(key, suffix).exists():
-                raise KeyExists(f"{self.file(key, suffix)}: already exists; refusing to overwrite")
+            files.append((".state", bindfmt.format_state(key).encode(), PUBLIC_MODE))
+        targets = [self.path / f"{base}{suffix}" for suffix, _, _ in files]
+        listing = self._listing()
         # Each file's data is written and fsync'd outside the listing's lock (keys of many
         # zones made in parallel threads at a start overlap their fsyncs), between the
         # temp files' creation and the names, each under the lock (both change the
-        # directory: the listing notes them, or it would read the directory again); the
-        # private file first, durable before the .key names the key (a .key without its
-        # .private is a broken key).
-        ordered = sorted(files, key=lambda f: f[0] != ".private")
-        temps: list[tuple[Path, Path]] = []  # (target, its temp file)
-        done: list[Path] = []
-        listing = _listing(self.path)
+        # directory: the listing notes them, or it would read the directory again).
+        # Whether a file is there is asked of the listing (fresh: the directory read again
+        # if it changed), not of each file; a file it could miss (another process's, in
+        # the same tick of the directory's clock) still makes link_new refuse.
         opened: list[tuple[int, Path]] = []
-        filled = 0  # temp files handed to fill_temp (which closes them)
+        with listing.lock:
+            before = listing.fresh(self.path).mtime_ns
+            try:
+                for target in targets:
+                    if listing.has(target.name):
+                        raise KeyExists(f"{target}: already exists; refusing to overwrite")
+                for target in targets:
+                    opened.append(atomic.open_temp(target))
+            except BaseException:
+                for fd, tmp in opened:
+                    atomic.discard_temp(fd, tmp)
+                raise
+            finally:
+                listing.noted(self.path, before, [])
+        placed: list[Path] = []
+        filled = 0  # temp files handed to fill_temp (which closes them, or removes them)
         try:
-            with listing.lock:
-                before = listing.fresh(self.path).mtime_ns
-                try:
-                    for suffix, _, _ in ordered:
-                        target = self.file(key, suffix)
-                        opened.append(atomic.open_temp(target))
-                        temps.append((target, opened[-1][1]))
-                finally:
-                    listing.noted(self.path, before, [])
-            for (fd, tmp), (target, _), (_, text, mode) in zip(opened, temps, ordered, strict=True):
+            for (fd, tmp), target, (_, data, mode) in zip(opened, targets, files, strict=True):
                 filled += 1
-                atomic.fill_temp(fd, tmp, target, text.encode(), mode)
-            first = 1 if key.private is not None else 0  # (sorted: .private first)
+                atomic.fill_temp(fd, tmp, target, data, mode)
+            first = 1 if key.private is not None else 0  # (.private first)
             if first:
-                self._link(temps[:1], done)
+                self._link(opened[:1], targets[:1], placed)
                 atomic.sync_dir_now(self.path)  # (done already unless deferred)
-            self._link(temps[first:], done)
+            self._link(opened[first:], targets[first:], placed)
         except BaseException:
-            for p in done:
+            for p in placed:
                 with contextlib.suppress(OSError):
                     p.unlink()
+            for i, (fd, tmp) in enumerate(opened):
+                if i >= filled:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                if i >= len(placed):  # (link_new removed the ones it placed)
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
             raise
-        finally:
-            for fd, _ in opened[filled:]:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            for _, tmp in temps:  # (link_new removed the ones it placed)
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
 
-    def _link(self, group: list[tuple[Path, Path]], done: list[Path]) -> None:
+    def _link(self, group: list[tuple[int, Path]], targets: list[Path], placed: list[Path]) -> None:
         """Put finished temp files in place (:func:`atomic.link_new`), noting the names in
         the directory's listing."""
         if not group:
             return
-        listing = _listing(self.path)
+        listing = self._listing()
         names: list[str] = []
         with listing.lock:
             before = listing.fresh(self.path).mtime_ns
             try:
-                for target, tmp in group:
+                for (_, tmp), target in zip(group, targets, strict=True):
                     atomic.link_new(tmp, target)
-                    done.append(target)
+                    placed.append(target)
                     names.append(target.name)
             finally:
                 listing.noted(self.path, before, names)
@@ -334,7 +352,7 @@ class KeyDirectory:
         if not keyfile.exists():
             raise KeyNotFound(f"{keyfile}: no such key")
         written: list[Path] = []
-        listing = _listing(self.path)
+        listing = self._listing()
         with listing.lock:
             before = listing.fresh(self.path).mtime_ns
             try:

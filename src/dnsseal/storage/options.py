@@ -1035,6 +1035,15 @@ _RESOLVER: tuple[Option, ...] = (
         default_text="required",
     ),
     Option(
+        "resolver.stub-zone[]",
+        "stub-first",
+        "boolean",
+        False,
+        "When its servers give no usable reply (none, SERVFAIL, REFUSED), resolve the name "
+        "by iteration from the root instead (not for the root's stub zone).",
+        "true",
+    ),
+    Option(
         "resolver.forward-zone[]",
         "name",
         "string",
@@ -1051,6 +1060,15 @@ _RESOLVER: tuple[Option, ...] = (
         "The resolvers (addr, addr@port or addr#port).",
         '["192.0.2.53"]',
         default_text="required",
+    ),
+    Option(
+        "resolver.forward-zone[]",
+        "forward-first",
+        "boolean",
+        False,
+        "When the resolvers give no usable reply (none, SERVFAIL, REFUSED), resolve the name "
+        "by iteration instead.",
+        "true",
     ),
 )
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -169,10 +168,7 @@ def write_chunks(path: str | Path, chunks: Iterable[bytes | memoryview]) -> None
     except OSError:
         mode = 0o644
     atomic.remove_stale_temps(p)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=atomic.temp_prefix(p), suffix=".tmp", dir=p.parent)
-    except OSError as e:
-        raise StorageError(str(p.parent), f"cannot create a file here: {e.strerror}") from None
+    fd, tmp = atomic.open_temp(p)  # (raises StorageError naming the directory)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:

@@ -1,6 +1,7 @@
 """The iterator half of the query machine: which servers to ask, and what to ask them.
 
-From the closest zone known (the delegation cache, stub zones, else the root hints), follow
+From the closest zone known (the delegation cache, stub zones, else the root's servers, primed
+from the hints: see :class:`RootPriming`), follow
 referrals to the servers of the zone that holds a name (with QNAME minimisation, RFC 9156:
 one label at a time, asking type A, the full question when a minimised one fails), using
 glue or resolving NS names; ask another server of the zone after a lame reply, or when the
@@ -10,18 +11,21 @@ machine it does no I/O: it yields :class:`Need` and is fed the replies.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
 import dns.flags
 import dns.message
 import dns.name
+import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
 from dnsseal.validator.anchors import AnchorSet
 from dnsseal.validator.limits import Budget, Limits
 from dnsseal.validator.msgview import (
+    DNAME_T,
     DNSKEY_T,
     DS_T,
     NS_T,
@@ -45,6 +49,41 @@ Reply = dns.message.Message | None
 PROBE_TYPE = int(dns.rdatatype.A)
 MAX_RETRIES = 4  # other servers asked for one question after lame or bogus replies
 MAX_TTL = 86400  # a TTL that only caps: DelegationCache.put_servers never prolongs an entry
+PRIME_RETRY = 60  # seconds the hints are used as they are after a priming query failed
+
+
+class RootPriming:
+    """The root's servers as the last priming query found them (RFC 8109, now RFC 9609),
+    shared between queries (mutable, like :class:`~.trustcache.DelegationCache`; pure: time
+    is passed in).
+
+    Before the first iteration from the root, a query asks a root hint for ``. NS`` (with DO,
+    as every upstream question: s3.3) and takes the NS RRset of the answer with the addresses
+    the additional section gives for its names (s3, s4; nothing else of the reply is used) as
+    the root's servers, until that NS RRset's TTL runs out (s3.1: then it primes again).
+    When priming fails (no server answers, or the reply holds no root NS RRset with an
+    address), the hints serve as they are for :data:`PRIME_RETRY` seconds before priming is
+    tried again (Unbound, too, keeps resolving from its hints); so do queries that start
+    while a priming query is out."""
+
+    def __init__(self) -> None:
+        self._until = 0
+        self._servers: tuple[Server, ...] = ()
+        self.primed = 0  # priming queries answered with a usable root NS RRset
+
+    def get(self, now: int) -> tuple[Server, ...] | None:
+        """The primed servers (empty: use the hints) while they hold, else None: prime."""
+        return self._servers if now < self._until else None
+
+    def put(self, servers: tuple[Server, ...], ttl: int, now: int) -> None:
+        """Keep the primed ``servers`` (empty: priming failed) for ``ttl`` seconds."""
+        self._servers, self._until = servers, now + min(ttl, MAX_TTL)
+        if servers:
+            self.primed += 1
+
+    def forget(self) -> None:
+        """Prime again at the next query (new hints)."""
+        self._until, self._servers = 0, ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +121,15 @@ class Config:
     # forward-zone (send the question, with RD, to these resolvers); the deepest wins.
     stubs: Zones = ()
     forwards: Zones = ()
+    # Unbound's forward-first: forward zones whose names are iterated (from the root or the
+    # closest stub zone) when none of their forwarders gives a usable reply.
+    forward_first: frozenset[dns.name.Name] = frozenset()
+    # Unbound's stub-first: stub zones whose names are iterated from the root (or a
+    # shallower stub zone) when their servers give no usable reply.
+    stub_first: frozenset[dns.name.Name] = frozenset()
+    # Shared between queries (mutable); None: no priming, the root hints are the root's
+    # servers (a stub zone or forward zone for the root is never primed either).
+    priming: RootPriming | None = field(default=None, compare=False)
 
 
 class Iteration:
@@ -105,6 +153,37 @@ class Iteration:
         # Zones entered on signed evidence (a referral with their DS, data they signed):
         # their DNSKEY RRset is worth fetching before the chain walk asks (see prefetch).
         self.signed: set[dns.name.Name] = set()
+        self._primed = False
+        # forward-first zones whose forwarders failed in this query: iterated instead.
+        self._unforwarded: set[dns.name.Name] = set()
+        # stub-first zones whose servers failed in this query: iterated from above instead.
+        self._unstubbed: set[dns.name.Name] = set()
+
+    def _prime(self) -> Generator[Need, Reply, None]:
+        """Prime the root's servers (see :class:`RootPriming`) once per query, before it
+        first asks them; stub and forward zones for the root are not primed."""
+        priming = self.config.priming
+        if self._primed or priming is None:
+            return
+        self._primed = True
+        root = dns.name.root
+        if any(zone == root for zone, _ in self.config.stubs) or self._forward(root):
+            return
+        known = priming.get(self.now)
+        if known is None:
+            # Queries that start meanwhile use the hints instead of priming too (Unbound
+            # has them wait for the one priming query; either way it is sent once).
+            priming.put((), PRIME_RETRY, self.now)
+            hints = self.config.root_servers
+            reply = yield from self._ask(root, NS_T, hints, root, fresh=True)
+            servers, ttl = _primed(reply, self.config.port)
+            if servers:
+                priming.put(servers, ttl, self.now)
+            else:
+                priming.put((), PRIME_RETRY, self.now)
+            known = servers
+        if known:
+            self.servers[root] = known
 
     def _ask(
         self,
@@ -190,11 +269,16 @@ class Iteration:
         """The forward zone ``name`` is under, unless a deeper stub zone covers it."""
         best: tuple[dns.name.Name, tuple[Server, ...]] | None = None
         for zone, servers in self.config.forwards:
+            if zone in self._unforwarded:
+                continue
             if name.is_subdomain(zone) and (best is None or len(zone) > len(best[0])):
                 best = (zone, servers)
         if best is None:
             return None
-        if any(name.is_subdomain(z) and len(z) > len(best[0]) for z, _ in self.config.stubs):
+        if any(
+            name.is_subdomain(z) and len(z) > len(best[0]) and z not in self._unstubbed
+            for z, _ in self.config.stubs
+        ):
             return None
         return best
 
@@ -231,14 +315,40 @@ class Iteration:
     def _iterate(
         self, qname: dns.name.Name, rdtype: int, depth: int = 0
     ) -> Generator[Need, Reply, tuple[Reply, dns.name.Name]]:
-        """Follow referrals from the closest known zone to an authoritative reply."""
+        """Follow referrals from the closest known zone to an authoritative reply; when that
+        zone is a stub-first stub zone whose servers gave no usable reply, once more
+        without it (Unbound's stub-first)."""
+        while True:
+            reply, zone = yield from self._iterate_from_known(qname, rdtype, depth)
+            if (
+                reply is not None
+                or zone not in self.config.stub_first
+                or zone == dns.name.root  # nothing above it (settings refuse it)
+                or zone in self._unstubbed
+                or not any(z == zone for z, _ in self.config.stubs)
+            ):
+                return reply, zone
+            self._unstubbed.add(zone)
+            self.servers.pop(zone, None)
+
+    def _iterate_from_known(
+        self, qname: dns.name.Name, rdtype: int, depth: int
+    ) -> Generator[Need, Reply, tuple[Reply, dns.name.Name]]:
         forward = self._forward_for(qname, rdtype)
-        if forward is not None:
+        while forward is not None:
             # A forwarder resolves the name itself: one question, with RD.
             reply = yield from self._ask(qname, rdtype, forward[1], forward[0])
-            return reply, forward[0]
+            if reply is not None or forward[0] not in self.config.forward_first:
+                return reply, forward[0]
+            # forward-first: none of the forwarders answered usably (no reply, SERVFAIL,
+            # REFUSED): resolve the name by iteration for the rest of this query, as
+            # Unbound does, or through a shallower forward zone.
+            self._unforwarded.add(forward[0])
+            forward = self._forward_for(qname, rdtype)
         start = qname.parent() if rdtype == DS_T and qname != dns.name.root else qname
         zone = self._known_zone(start)
+        if zone == dns.name.root:
+            yield from self._prime()
         servers = self.servers[zone]
         minimise = self.config.minimise
         probe = len(zone) + 1
@@ -262,6 +372,7 @@ class Iteration:
                 )
                 if not asked:
                     return None, zone
+            reply = _scrubbed(reply, zone)
             kind = classify(reply, ask, atype, zone)
             cached: tuple[dns.message.Message, Kind] | None = None
             while _lame(kind, reply):
@@ -277,7 +388,8 @@ class Iteration:
                     reply, kind = cached
                     break
                 if again is not None:
-                    reply, kind = again, classify(again, ask, atype, zone)
+                    reply = _scrubbed(again, zone)
+                    kind = classify(reply, ask, atype, zone)
             ns = referral_ns(reply, zone, ask) if kind is Kind.REFERRAL else None
             if ns is None and atype == NS_T and kind is Kind.ANSWER and ask != zone:
                 ns = find(reply.answer, ask, NS_T)
@@ -311,10 +423,12 @@ class Iteration:
                     self._referrals[ns.name] = (zone, reply)
                 if find(reply.authority, ns.name, DS_T) is not None or _signs(reply, ns.name):
                     self.signed.add(ns.name)
+                # Out-of-zone names without an IPv4 address in the reply: looked up (type A)
+                # when the known servers fail, as Unbound fetches a missing address then.
                 self._unglued[ns.name] = tuple(
                     rd.target
                     for rd in ns
-                    if not rd.target.is_subdomain(ns.name) and not addresses(reply, [rd.target])
+                    if not rd.target.is_subdomain(ns.name) and not _has_v4(reply, rd.target)
                 )
                 zone, servers = ns.name, found
                 self._learnt(zone, servers, ns.ttl)
@@ -412,9 +526,48 @@ class Iteration:
     def _servers_of(self, zone: dns.name.Name) -> Generator[Need, Reply, tuple[Server, ...]]:
         """The servers of ``zone`` (a zone the chain walk reached); when no query has them
         any more (a chain state outlived the NS TTL), found again by iteration."""
+        if zone == dns.name.root:
+            yield from self._prime()
         if zone not in self.servers and self._known_zone(zone) != zone:
             yield from self._iterate(zone, DNSKEY_T)
         return self.servers.get(zone) or self.servers[self._known_zone(zone)]
+
+
+def _primed(reply: Reply, port: int) -> tuple[tuple[Server, ...], int]:
+    """The root's servers from a priming reply and how long they hold: the addresses the
+    additional section gives for the names of the answer's root NS RRset (RFC 8109 s4),
+    for that RRset's TTL.  ((), 0) when the reply is no such answer."""
+    if reply is None or reply.rcode() != dns.rcode.NOERROR:
+        return (), 0
+    ns = find(reply.answer, dns.name.root, NS_T)
+    if ns is None:
+        return (), 0
+    found = addresses(reply, [rd.target for rd in ns])
+    return tuple((a, port) for a in dict.fromkeys(found)), int(ns.ttl)
+
+
+def _scrubbed(reply: dns.message.Message, zone: dns.name.Name) -> dns.message.Message:
+    """``reply`` from ``zone``'s servers without the DNAME RRsets (and their RRSIGs) of its
+    answer section owned outside ``zone``: its servers have no authority there, and such a
+    DNAME would redirect names of other zones (Unbound's scrubber drops them too:
+    iter_scrub_dname_out_of_zone).  The same message when there is none (replies are
+    shared, never changed in place)."""
+    out = [
+        r
+        for r in reply.answer
+        if (r.rdtype == DNAME_T or (r.rdtype == RRSIG_T and r.covers == DNAME_T))
+        and not r.name.is_subdomain(zone)
+    ]
+    if not out:
+        return reply
+    scrubbed = copy.copy(reply)
+    scrubbed.answer = [r for r in reply.answer if not any(r is o for o in out)]
+    return scrubbed
+
+
+def _has_v4(reply: dns.message.Message, name: dns.name.Name) -> bool:
+    """Whether ``reply``'s additional section gives an IPv4 address for ``name``."""
+    return find(reply.additional, name, dns.rdatatype.A) is not None
 
 
 def _lame(kind: Kind, reply: dns.message.Message) -> bool:

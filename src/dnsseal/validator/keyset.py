@@ -20,6 +20,7 @@ from dns.rdtypes.ANY.RRSIG import RRSIG
 
 from dnsseal.validator import verdict as v
 from dnsseal.validator.limits import Budget
+from dnsseal.validator.names import name_text
 from dnsseal.validator.policy import DEFAULT_POLICY, DIGESTS, AlgorithmPolicy, algorithm_name
 from dnsseal.validator.rrsig import ZoneKey, name_wire, verify_rrset
 
@@ -160,10 +161,11 @@ def trust_keys(
         check = verify_rrset(dnskeys, sigs, [k], zone, now, budget, policy)
         if check.ok:
             steps.append(how)
-            steps.append(f"DNSKEY RRset of {zone} signed by key {k.tag}")
+            text = name_text(zone)
+            steps.append(f"DNSKEY RRset of {text} signed by key {k.tag}")
             return KeySet(
                 zone,
-                v.secure(f"DNSKEY RRset of {zone} validated ({how})"),
+                v.secure(f"DNSKEY RRset of {text} validated ({how})"),
                 tuple(usable),
                 tuple(steps),
             )

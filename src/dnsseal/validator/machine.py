@@ -65,6 +65,7 @@ from dnsseal.validator.msgview import (
     find,
     sigs_for,
 )
+from dnsseal.validator.names import is_subdomain, name_text, same_name
 from dnsseal.validator.rrsig import SigCheck, ZoneKey, verify_rrset
 
 # The iterator's data types are part of this module's interface (drivers import them here).
@@ -197,7 +198,7 @@ class Query(Iteration):
         out: list[Need] = []
         if zone == anchor.zone or zone in self.signed:
             out.append(Need(zone, DNSKEY_T, need.servers, zone))
-        parents = [p for p in self.servers if zone != p and zone.is_subdomain(p)]
+        parents = [p for p in self.servers if not same_name(zone, p) and is_subdomain(zone, p)]
         parent = max(parents, key=len, default=None)
         if parent is None or not parent.is_subdomain(anchor.zone):
             return tuple(out)
@@ -215,8 +216,9 @@ class Query(Iteration):
 
     def _peek_state(self, zone: dns.name.Name) -> _Zone | None:
         """``zone``'s chain state if this query or an earlier one (shared) has it."""
-        if zone in self.zones:
-            return self.zones[zone]
+        mine = self.zones.get(zone)
+        if mine is not None:
+            return mine
         shared = self.config.delegations
         if shared is None:
             return None
@@ -225,7 +227,7 @@ class Query(Iteration):
 
     # --- helpers -------------------------------------------------------------------
     def _link(self, zone: dns.name.Name, kind: str, text: str, security: v.Security) -> None:
-        self.links.append(v.Link(zone.to_text(), kind, text, security))
+        self.links.append(v.Link(name_text(zone), kind, text, security))
 
     def _anchored(self, name: dns.name.Name) -> bool:
         """True when a trust anchor covers ``name`` (and no negative anchor lifts it)."""
@@ -422,7 +424,10 @@ class Query(Iteration):
                 if not check.ok and referral is not None:
                     continue  # ask the parent itself (the referral is used once)
                 self._link(
-                    state.zone, "DS", f"{nxt} DS: {check.verdict.reason}", check.verdict.security
+                    state.zone,
+                    "DS",
+                    f"{name_text(nxt)} DS: {check.verdict.reason}",
+                    check.verdict.security,
                 )
                 if not check.ok:
                     retry = yield from self._ask_elsewhere(nxt, DS_T, state.zone)
@@ -601,7 +606,7 @@ class Query(Iteration):
         """Validate ``rrset`` (and, for a wildcard expansion, the proof that it was allowed,
         whose records go to ``used``)."""
         owner = rrset.name
-        signer = next((s.signer for s in sigs if owner.is_subdomain(s.signer)), None)
+        signer = next((s.signer for s in sigs if is_subdomain(owner, s.signer)), None)
         if signer is None and sigs:
             why = f"{owner} is signed by {sigs[0].signer}, which is not an ancestor"
             self._link(owner, "RRSIG", why, v.Security.BOGUS)
@@ -640,7 +645,8 @@ class Query(Iteration):
                 if r.rdtype in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
                 and r not in used
                 and any(
-                    sig.signer == state.zone for sig in sigs_for(reply.authority, r.name, r.rdtype)
+                    same_name(sig.signer, state.zone)
+                    for sig in sigs_for(reply.authority, r.name, r.rdtype)
                 )
             ]
             for r in extra[: self.config.limits.nsec3_per_proof]:

@@ -15,6 +15,8 @@ import dns.rdatatype
 import dns.rrset
 from dns.rdtypes.ANY.RRSIG import RRSIG
 
+from dnsseal.validator.names import same_name
+
 RRSIG_T = dns.rdatatype.RRSIG
 NS_T = dns.rdatatype.NS
 SOA_T = dns.rdatatype.SOA
@@ -39,7 +41,7 @@ def find(
     section: Sequence[dns.rrset.RRset], name: dns.name.Name, rdtype: int
 ) -> dns.rrset.RRset | None:
     for rrset in section:
-        if rrset.rdtype == rdtype and rrset.name == name:
+        if rrset.rdtype == rdtype and same_name(rrset.name, name):
             return rrset
     return None
 
@@ -47,7 +49,7 @@ def find(
 def sigs_for(section: Sequence[dns.rrset.RRset], name: dns.name.Name, rdtype: int) -> list[RRSIG]:
     out: list[RRSIG] = []
     for rrset in section:
-        if rrset.rdtype == RRSIG_T and rrset.name == name:
+        if rrset.rdtype == RRSIG_T and same_name(rrset.name, name):
             out.extend(rd for rd in rrset if rd.type_covered == rdtype)
     return out
 
@@ -145,7 +147,11 @@ def classify(
         # a CNAME beside the asked data at the name (RFC 2181 s10.1 forbids it): whichever
         # comes first in the answer section is taken, as Unbound's scrubber does
         first = next(
-            (r.rdtype for r in msg.answer if r.name == qname and r.rdtype in (rdtype, CNAME_T)),
+            (
+                r.rdtype
+                for r in msg.answer
+                if r.rdtype in (rdtype, CNAME_T) and same_name(r.name, qname)
+            ),
             None,
         )
         if first == CNAME_T:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import dns.dnssec
+import dns.ipv4
 import dns.name
 import dns.rdata
 import dns.rdataclass
@@ -27,11 +27,15 @@ import dns.rdatatype
 import dns.rrset
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 from dns.rdtypes.ANY.RRSIG import RRSIG
+from dns.rdtypes.dnskeybase import DNSKEYBase
+from dns.rdtypes.dsbase import DSBase
+from dns.rdtypes.IN.A import A
 
 from dnsseal.crypto import wire
 from dnsseal.errors import CryptoError
 from dnsseal.validator import verdict as v
 from dnsseal.validator.limits import Budget
+from dnsseal.validator.names import canonical_wire, is_subdomain, name_text, same_name
 from dnsseal.validator.policy import DEFAULT_POLICY, AlgorithmPolicy
 
 WILDCARD = b"*"
@@ -77,9 +81,7 @@ def _fmt_time(t: int) -> str:
 
 def name_wire(name: dns.name.Name) -> bytes:
     """The canonical (lowercase, uncompressed) wire form of an absolute name."""
-    out = name.canonicalize().to_wire()
-    assert out is not None
-    return out
+    return canonical_wire(name)
 
 
 def signed_data(
@@ -96,17 +98,31 @@ def signed_data(
         sig.inception,
         sig.key_tag,
     )
-    parts = [head, name_wire(sig.signer)]
-    owner = owner.canonicalize()
+    parts = [head, canonical_wire(sig.signer)]
     if sig.labels < label_count(owner):
         owner = dns.name.Name((WILDCARD, *owner.labels[-(sig.labels + 1) :]))
-    rr_head = name_wire(owner) + struct.pack("!HHI", rdtype, rdclass, sig.original_ttl)
-    canonical = sorted({rd.to_digestable() for rd in rdatas})
+    rr_head = canonical_wire(owner) + struct.pack("!HHI", rdtype, rdclass, sig.original_ttl)
+    canonical = sorted({canonical_rdata(rd) for rd in rdatas})
     for rd in canonical:
         parts.append(rr_head)
         parts.append(struct.pack("!H", len(rd)))
         parts.append(rd)
     return b"".join(parts)
+
+
+_KEY_HEAD = struct.Struct("!HBB")  # DNSKEY flags, protocol, algorithm; DS tag, algorithm, type
+
+
+def canonical_rdata(rd: dns.rdata.Rdata) -> bytes:
+    """``rd.to_digestable()`` (RFC 4034 s6.2): the types without names in them, which are
+    most of what a chain of trust signs, packed directly instead of through a file object."""
+    if isinstance(rd, A):
+        return dns.ipv4.inet_aton(rd.address)
+    if isinstance(rd, DNSKEYBase):
+        return _KEY_HEAD.pack(rd.flags, rd.protocol, rd.algorithm) + rd.key
+    if isinstance(rd, DSBase):
+        return _KEY_HEAD.pack(rd.key_tag, rd.algorithm, rd.digest_type) + rd.digest
+    return rd.to_digestable()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -115,7 +131,20 @@ def _public_key(algorithm: int, key: bytes) -> Any:
 
 
 def key_tag(key: DNSKEY) -> int:
-    return dns.dnssec.key_id(key)
+    """``dns.dnssec.key_id(key)`` (RFC 4034 appendix B), without its byte loop."""
+    return _key_tag(key.flags, key.protocol, key.algorithm, key.key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_tag(flags: int, protocol: int, algorithm: int, key: bytes) -> int:
+    rdata = struct.pack("!HBB", flags, protocol, algorithm) + key
+    if algorithm == 1:  # RSAMD5: the 16 bits before the last octet of the modulus
+        return (rdata[-3] << 8) + rdata[-2]
+    if len(rdata) % 2:
+        rdata += b"\0"
+    total: int = sum(struct.unpack(f"!{len(rdata) // 2}H", rdata))
+    total += (total >> 16) & 0xFFFF
+    return total & 0xFFFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,17 +204,19 @@ def verify_rrset(
     and one unit of ``signature_verifications`` per RRSIG tried.
     """
     owner = rrset.name
-    what = f"{owner}/{dns.rdatatype.to_text(rrset.rdtype)}"
+    what = _What(owner, rrset.rdtype)
     limits = budget.limits
     candidates = [
         s
         for s in sigs
         if s.type_covered == rrset.rdtype
-        and s.signer == zone
+        and same_name(s.signer, zone)
         and policy.algorithm_supported(int(s.algorithm))
     ]
     if not candidates:
-        if sigs and any(s.signer != zone for s in sigs if s.type_covered == rrset.rdtype):
+        if sigs and any(
+            not same_name(s.signer, zone) for s in sigs if s.type_covered == rrset.rdtype
+        ):
             signers = sorted({str(s.signer) for s in sigs})
             return SigCheck(
                 v.bogus(f"{what} is signed by {', '.join(signers)}, not by zone {zone}")
@@ -205,7 +236,7 @@ def verify_rrset(
         if sig.labels > owner_labels:
             problems.append(v.bogus(f"RRSIG labels {sig.labels} > {owner_labels} for {what}"))
             continue
-        if not owner.is_subdomain(sig.signer):
+        if not is_subdomain(owner, sig.signer):
             problems.append(v.bogus(f"signer {sig.signer} is not an ancestor of {owner}"))
             continue
         late = time_problem(sig, now)
@@ -239,10 +270,34 @@ def verify_rrset(
                 encloser = None
                 if sig.labels < owner_labels:
                     encloser = dns.name.Name(owner.labels[-(sig.labels + 1) :])
-                return SigCheck(v.secure(f"{what} signed by {zone} key {k.tag}"), k.tag, encloser)
+                reason = f"{what} signed by {name_text(zone)} key {k.tag}"
+                return SigCheck(v.secure(reason), k.tag, encloser)
         else:
             problems.append(v.bogus(f"RRSIG of {what} by key {sig.key_tag} does not verify"))
     return SigCheck(_pick(problems, what))
+
+
+class _What:
+    """``owner/TYPE`` for a reason, formatted only when a reason is written (the owner is
+    not remembered by :func:`name_text`: it is a new name for each question)."""
+
+    __slots__ = ("owner", "rdtype")
+
+    def __init__(self, owner: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> None:
+        self.owner = owner
+        self.rdtype = rdtype
+
+    def __str__(self) -> str:
+        text = _TYPE_TEXT.get(self.rdtype)
+        if text is None:
+            text = _TYPE_TEXT[self.rdtype] = dns.rdatatype.to_text(self.rdtype)
+        # A zone's keys and DS are named over and over; other owners are new each question.
+        owner = name_text(self.owner) if self.rdtype in _APEX_TYPES else self.owner.to_text()
+        return f"{owner}/{text}"
+
+
+_TYPE_TEXT: dict[int, str] = {}  # at most 65536 short strings
+_APEX_TYPES = frozenset((dns.rdatatype.DNSKEY, dns.rdatatype.DS))
 
 
 # Which reason to report when every RRSIG failed: the most specific one.
@@ -254,7 +309,7 @@ _EDE_PREFERENCE = (
 )
 
 
-def _pick(problems: list[v.Verdict], what: str) -> v.Verdict:
+def _pick(problems: list[v.Verdict], what: _What) -> v.Verdict:
     if not problems:
         return v.bogus(f"no RRSIG verifies {what}")
     bogus_sig = [p for p in problems if "does not verify" in p.reason]

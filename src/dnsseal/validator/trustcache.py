@@ -19,11 +19,20 @@ import dns.rrset
 from dns.rdtypes.ANY.RRSIG import RRSIG
 
 from dnsseal.validator.policy import AlgorithmPolicy
-from dnsseal.validator.rrsig import ZoneKey
+from dnsseal.validator.rrsig import ZoneKey, canonical_rdata
 
 
 def _content(rdatas: Iterable[dns.rdata.Rdata]) -> frozenset[bytes]:
-    return frozenset(rd.to_digestable() for rd in rdatas)
+    return frozenset(canonical_rdata(rd) for rd in rdatas)
+
+
+_Key = tuple[bytes, ...]
+
+
+def _key(name: dns.name.Name) -> _Key:
+    """A key equal for names dnspython finds equal (case-insensitive; absolute names end
+    in the empty label, so never equal a relative one), cheaper to hash than the Name."""
+    return tuple([label.lower() for label in name.labels])
 
 
 class TrustCache:
@@ -97,10 +106,9 @@ class DelegationCache:
 
     def __init__(self, max_entries: int = 10000) -> None:
         self.max_entries = max_entries
-        self._servers: OrderedDict[dns.name.Name, tuple[int, tuple[tuple[str, int], ...]]] = (
-            OrderedDict()
-        )
-        self._states: OrderedDict[dns.name.Name, tuple[int, Hashable, object]] = OrderedDict()
+        # Keyed by lowercased label tuples (see _key), not by Name: tuple hashes are cheap.
+        self._servers: OrderedDict[_Key, tuple[int, tuple[tuple[str, int], ...]]] = OrderedDict()
+        self._states: OrderedDict[_Key, tuple[int, Hashable, object]] = OrderedDict()
         self._hosts: OrderedDict[dns.name.Name, tuple[int, tuple[str, ...]]] = OrderedDict()
         self._names: OrderedDict[dns.name.Name, tuple[int, tuple[dns.name.Name, ...]]] = (
             OrderedDict()
@@ -129,7 +137,7 @@ class DelegationCache:
         if ttl <= 0 or not names:
             return
         expires = now + ttl
-        known = self._servers.get(zone)
+        known = self._servers.get(_key(zone))
         if known is not None and known[0] > now:
             expires = min(expires, known[0])
         self._names[zone] = (expires, names)
@@ -161,17 +169,18 @@ class DelegationCache:
         self, name: dns.name.Name, now: int
     ) -> tuple[dns.name.Name, tuple[tuple[str, int], ...]] | None:
         """The deepest zone at or above ``name`` whose servers are known, with them."""
-        for i in range(len(name.labels) - 1):
-            zone = dns.name.Name(name.labels[i:])
-            item = self._servers.get(zone)
+        low = _key(name)
+        for i in range(len(low) - 1):
+            key = low[i:]
+            item = self._servers.get(key)
             if item is None:
                 continue
             if item[0] <= now:
-                del self._servers[zone]
+                del self._servers[key]
                 continue
-            self._servers.move_to_end(zone)
+            self._servers.move_to_end(key)
             self.hits += 1
-            return zone, item[1]
+            return dns.name.Name(name.labels[i:]), item[1]
         return None
 
     def put_servers(
@@ -180,7 +189,8 @@ class DelegationCache:
         if ttl <= 0 or not servers or zone == dns.name.root:
             return  # the root's servers come from the configuration
         expires = now + ttl
-        known = self._servers.get(zone)
+        low = _key(zone)
+        known = self._servers.get(low)
         if known is not None and known[0] > now:
             # Never prolong a cached delegation: a child's own NS answer re-learnt before
             # the parent's expired would keep a removed zone alive for ever ("ghost domain
@@ -188,26 +198,27 @@ class DelegationCache:
             expires = min(expires, known[0])
         # Nor outlive the delegation it was learnt under: a zone's servers come from its
         # parent's servers, and when the parent's delegation goes, so does the child's.
-        for i in range(1, len(zone.labels) - 1):
-            parent = self._servers.get(dns.name.Name(zone.labels[i:]))
+        for i in range(1, len(low) - 1):
+            parent = self._servers.get(low[i:])
             if parent is not None and parent[0] > now:
                 expires = min(expires, parent[0])
                 break
-        self._servers[zone] = (expires, servers)
-        self._servers.move_to_end(zone)
+        self._servers[low] = (expires, servers)
+        self._servers.move_to_end(low)
         while len(self._servers) > self.max_entries:
             self._servers.popitem(last=False)
 
     def state(self, zone: dns.name.Name, now: int, context: Hashable) -> object | None:
-        item = self._states.get(zone)
+        key = _key(zone)
+        item = self._states.get(key)
         if item is None:
             return None
         if item[0] <= now:
-            del self._states[zone]
+            del self._states[key]
             return None
         if item[1] != context:
             return None
-        self._states.move_to_end(zone)
+        self._states.move_to_end(key)
         self.hits += 1
         return item[2]
 
@@ -216,8 +227,9 @@ class DelegationCache:
     ) -> None:
         if until <= now:
             return
-        self._states[zone] = (until, context, state)
-        self._states.move_to_end(zone)
+        key = _key(zone)
+        self._states[key] = (until, context, state)
+        self._states.move_to_end(key)
         while len(self._states) > self.max_entries:
             self._states.popitem(last=False)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import dns.name
 import dns.rdata
@@ -78,8 +79,10 @@ def apply(zone: Zone, change: ZoneDiff) -> Zone:
     for name, t, ttl, rd in change.added:
         key = (True, _covered(rd)) if t == T.RRSIG else (False, t)
         add.setdefault(owners.owner(name), {}).setdefault(key, []).append((ttl, rd))
-    rrsets = dict(zone.rrsets)
-    rrsigs = dict(zone.rrsigs)
+    # dict.copy copies the table as it is; dict() of a dict with holes (deleted owners)
+    # inserts every key again, comparing the keys whose hashes collide.
+    rrsets = _copy(zone.rrsets)
+    rrsigs = _copy(zone.rrsigs)
     for name in rm.keys() | add.keys():
         gone = rm.get(name, {})
         new = add.get(name, {})
@@ -126,6 +129,10 @@ def records_at(zone: Zone, names: Iterable[dns.name.Name]) -> set[Record]:
         for rr in zone.rrsigs.get(name, {}).values():
             out.update((rr.name, T.RRSIG, rr.ttl, rd) for rd in rr.rdatas)
     return out
+
+
+def _copy(table: Mapping[dns.name.Name, Mapping[int, RRset]]) -> dict[dns.name.Name, Any]:
+    return table.copy() if type(table) is dict else dict(table)
 
 
 def diff_at(old: Zone, new: Zone, names: Iterable[dns.name.Name]) -> ZoneDiff:

@@ -1,0 +1,72 @@
+"""Name comparisons on label tuples, for the validator's hot paths.
+
+dnspython's ``Name.__eq__``, ``is_subdomain`` and ``__hash__`` lowercase every label in a
+Python loop (``fullcompare``) and ``canonicalize().to_wire()`` builds a new Name per
+suffix: a cold resolution made some 200 such calls.  These give the same answers from the
+label tuples: equal when the tuples are equal, otherwise case-insensitively (ASCII only, as
+dnspython's ``bytes.lower``); a relative name never equals nor lies under an absolute one
+(tests/resolver/test_names.py checks them against dnspython on random names).
+"""
+
+from __future__ import annotations
+
+import dns.name
+
+
+def _absolute(labels: tuple[bytes, ...]) -> bool:
+    return bool(labels) and labels[-1] == b""
+
+
+def _same_labels(a: tuple[bytes, ...], b: tuple[bytes, ...]) -> bool:
+    for x, y in zip(a, b, strict=True):  # noqa: SIM110 (a loop is cheaper than all(genexpr))
+        if x != y and x.lower() != y.lower():
+            return False
+    return True
+
+
+def same_name(a: dns.name.Name, b: dns.name.Name) -> bool:
+    """``a == b`` as dnspython has it (case-insensitive, absolute differs from relative)."""
+    la, lb = a.labels, b.labels
+    if la == lb:
+        return True
+    if len(la) != len(lb):
+        return False
+    return _same_labels(la, lb)
+
+
+def is_subdomain(name: dns.name.Name, parent: dns.name.Name) -> bool:
+    """``name.is_subdomain(parent)`` as dnspython has it: ``name`` at or below ``parent``."""
+    ln, lp = name.labels, parent.labels
+    k = len(lp)
+    if k > len(ln) or _absolute(ln) != _absolute(lp):
+        return False
+    return _same_labels(ln[len(ln) - k :], lp)
+
+
+def canonical_wire(name: dns.name.Name) -> bytes:
+    """The canonical (lowercased, uncompressed) wire form of an absolute name: length
+    octets are below 64, so lowercasing the whole wire only touches the labels' letters."""
+    if not _absolute(name.labels):
+        raise dns.name.NeedAbsoluteNameOrOrigin
+    out = bytearray()
+    for label in name.labels:
+        out.append(len(label))
+        out += label
+    return bytes(out).lower()
+
+
+_TEXT: dict[tuple[bytes, ...], str] = {}
+_TEXT_MAX = 4096
+
+
+def name_text(name: dns.name.Name) -> str:
+    """``name.to_text()`` (case kept), remembered by label tuple: for zone names, which the
+    validator's reasons and links name over and over (not for query names: the memory
+    would grow with every new name, up to the bound)."""
+    labels = name.labels
+    text = _TEXT.get(labels)
+    if text is None:
+        if len(_TEXT) >= _TEXT_MAX:
+            _TEXT.clear()
+        text = _TEXT[labels] = name.to_text()
+    return text

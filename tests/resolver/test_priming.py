@@ -1,0 +1,214 @@
+"""Root priming (RFC 8109): before the first iteration from the root, ``. NS`` to a hint.
+
+The injected-transport tests pin down what dnsseal does with the priming reply (its NS RRset
+and the addresses for those names only, until the NS TTL runs out; the hints when priming
+fails; no priming for a stub or forward zone of the root).  The interop test is the outside
+truth: a real Unbound, given the same local root as its hint, also sends ``. NS`` with DO
+first, and so does dnsseal over the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+from conftest import stop
+from dnsseal.resolver.engine import Resolver
+from dnsseal.resolver.transport import network_transport
+from dnsseal.validator import verdict as v
+from dnsseal.validator.iterator import PRIME_RETRY
+from dnsseal.validator.machine import Config
+
+from .authority import Authority, config_for, memory_transport
+from .zonebuild import NOW
+
+HINT = ("192.0.2.53", 53)  # never reached: the injected transport answers for it
+PRIMED = "127.0.0.1"  # where the authority's zones are served
+Asked = list[tuple[str, str, str, bool]]  # (server, qname, qtype, DO)
+
+
+def _priming_reply(wire: bytes, ttl: int) -> bytes:
+    """What the hint says to ``. NS``: one root server name with its address, and an address
+    for a name that is not in the NS RRset (not to be used: RFC 8109 s4 takes addresses for
+    the NS names only)."""
+    q = dns.message.from_wire(wire)
+    r = dns.message.make_response(q)
+    r.flags |= dns.flags.AA
+    r.answer.append(dns.rrset.from_text(".", ttl, "IN", "NS", "a.root-servers.test."))
+    r.additional.append(dns.rrset.from_text("a.root-servers.test.", ttl, "IN", "A", PRIMED))
+    r.additional.append(dns.rrset.from_text("evil.test.", ttl, "IN", "A", "192.0.2.66"))
+    return r.to_wire()
+
+
+def _hinted(authority: Authority, asked: Asked, ttl: int = 3600, answers: bool = True):  # type: ignore[no-untyped-def]
+    """A transport: the hint answers only the priming question (REFUSED otherwise, or not
+    at all when ``answers`` is false); 127.0.0.1 is the authority."""
+    inner = memory_transport(authority)
+
+    async def transport(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire)
+        question = q.question[0]
+        do = bool(q.ednsflags & dns.flags.DO)
+        asked.append(
+            (server[0], question.name.to_text(), dns.rdatatype.to_text(question.rdtype), do)
+        )
+        if server[0] == PRIMED:
+            return await inner(server, wire, tcp)
+        if server != HINT or not answers:
+            raise TimeoutError("no answer")
+        if question.name == dns.name.root and question.rdtype == dns.rdatatype.NS:
+            await asyncio.sleep(0.01)  # a round trip: other resolutions run meanwhile
+            return _priming_reply(wire, ttl)
+        refused = dns.message.make_response(q)
+        refused.set_rcode(dns.rcode.REFUSED)
+        return refused.to_wire()
+
+    return transport
+
+
+def _config(authority: Authority) -> Config:
+    return dataclasses.replace(config_for(authority), root_servers=(HINT,))
+
+
+def test_the_first_question_primes_the_root_and_the_ns_ttl_bounds_it(
+    authority: Authority,
+) -> None:
+    """``. NS`` with DO to the hint first; every later question goes to the server the
+    priming reply names (never to the address given for a name outside its NS RRset); a
+    second resolution does not prime again; once the NS TTL has run out, it does."""
+    asked: Asked = []
+    now = [NOW]
+    res = Resolver(_config(authority), _hinted(authority, asked), lambda: now[0])
+    r = asyncio.run(res.resolve("www.a.example.", "A"))
+    assert (r.rcode, r.verdict.security) == (dns.rcode.NOERROR, v.Security.SECURE), r.verdict
+    assert asked[0] == (HINT[0], ".", "NS", True)
+    assert {a[0] for a in asked[1:]} == {PRIMED}
+    asked.clear()
+    asyncio.run(res.resolve("ns1.a.example.", "A"))
+    assert asked and (HINT[0], ".", "NS", True) not in asked
+    asked.clear()
+    now[0] += 3600
+    asyncio.run(res.resolve("nope.", "A"))
+    assert asked[0] == (HINT[0], ".", "NS", True)
+
+
+def test_a_failed_priming_falls_back_to_the_hints(authority: Authority) -> None:
+    """No priming reply: the hints are the root's servers (here the authority itself), and
+    priming is tried again only after PRIME_RETRY seconds."""
+    asked: Asked = []
+    now = [NOW]
+    config = dataclasses.replace(config_for(authority), root_servers=(("127.0.0.9", 53), HINT))
+    res = Resolver(config, _hinted(authority, asked, answers=False), lambda: now[0])
+    r = asyncio.run(res.resolve("nope.", "A"))
+    assert r.rcode == dns.rcode.SERVFAIL  # neither hint answers anything
+    assert asked[:2] == [("127.0.0.9", ".", "NS", True), (HINT[0], ".", "NS", True)]
+    # The authority as the only hint, silent to the prime: no second prime for a while.
+    asked.clear()
+    inner = memory_transport(authority)
+    primes = [0]
+
+    async def refuse_prime(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire)
+        if q.question[0].name == dns.name.root and q.question[0].rdtype == dns.rdatatype.NS:
+            primes[0] += 1
+            out = dns.message.make_response(q)
+            out.set_rcode(dns.rcode.SERVFAIL)
+            return out.to_wire()
+        return await inner(server, wire, tcp)
+
+    res = Resolver(config_for(authority), refuse_prime, lambda: now[0])
+    r = asyncio.run(res.resolve("www.a.example.", "A"))
+    assert r.verdict.security is v.Security.SECURE, r.verdict
+    asyncio.run(res.resolve("nope1.", "A"))
+    assert primes[0] == 1
+    now[0] += PRIME_RETRY
+    asyncio.run(res.resolve("nope2.", "A"))
+    assert primes[0] == 2
+
+
+def test_stub_and_forward_zones_for_the_root_are_not_primed(authority: Authority) -> None:
+    asked: Asked = []
+    root = dns.name.root
+    for zones in ({"stubs": ((root, ((PRIMED, 53),)),)}, {"forwards": ((root, (HINT,)),)}):
+        asked.clear()
+        config = dataclasses.replace(_config(authority), **zones)  # type: ignore[arg-type]
+        asyncio.run(Resolver(config, _hinted(authority, asked), lambda: NOW).resolve("x.", "A"))
+        assert asked and all(a[1:3] != (".", "NS") for a in asked), asked
+
+
+# --- Unbound as the oracle ----------------------------------------------------------------
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+def test_unbound_and_dnsseal_both_prime_the_root_first(tmp_path: Path) -> None:
+    """A real Unbound with the served root as its only hint (a stub-zone for '.', which
+    Unbound primes like root-hints: its own testbound scenarios script exactly that) asks
+    ``. NS`` with DO before anything else; dnsseal's resolver, over the network to the same
+    server, too."""
+    from .test_failopen_unbound import _hierarchy, _Served, _unbound
+
+    auth, _ = _hierarchy()()
+    seen: list[tuple[str, str, bool]] = []
+    lock = threading.Lock()
+    server = _Served(auth, None)
+    plain = server.reply
+
+    def recording(wire: bytes, tcp: bool) -> bytes | None:
+        q = dns.message.from_wire(wire)
+        with lock:
+            seen.append(
+                (
+                    q.question[0].name.to_text(),
+                    dns.rdatatype.to_text(q.question[0].rdtype),
+                    bool(q.ednsflags & dns.flags.DO),
+                )
+            )
+        return plain(wire, tcp)
+
+    server.reply = recording  # type: ignore[method-assign]
+    try:
+        only_root = Authority([auth.zones[dns.name.root]])  # Unbound's hint: '.' only
+        proc, port = _unbound(tmp_path, only_root, server.port)
+        try:
+            dns.query.udp(
+                dns.message.make_query("www.example.", "A"), "127.0.0.1", port=port, timeout=10
+            )
+        finally:
+            stop(proc)
+        assert seen and seen[0] == (".", "NS", True), seen[:5]
+        seen.clear()
+        config = dataclasses.replace(
+            config_for(auth), root_servers=(("127.0.0.1", server.port),), port=server.port
+        )
+        res = Resolver(config, network_transport(2.0))
+        asyncio.run(res.resolve("www.example.", "A"))
+        assert seen and seen[0] == (".", "NS", True), seen[:5]
+    finally:
+        server.close()
+
+
+def test_concurrent_resolutions_send_one_priming_query(authority: Authority) -> None:
+    """Queries that start while the priming query is out do not prime again (they use the
+    hints meanwhile): one ``. NS`` for a burst of cold questions."""
+    asked: Asked = []
+    res = Resolver(_config(authority), _hinted(authority, asked), lambda: NOW)
+
+    async def burst() -> list[int]:
+        names = [f"n{i}.a.example." for i in range(5)]
+        results = await asyncio.gather(*(res.resolve(n, "A") for n in names))
+        return [r.rcode for r in results]
+
+    asyncio.run(burst())
+    assert [a[1:3] for a in asked].count((".", "NS")) == 1, asked

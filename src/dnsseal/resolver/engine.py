@@ -70,6 +70,7 @@ import dns.rdatatype
 import dns.rrset
 
 from dnsseal import clock
+from dnsseal.proto.fastpath import NAME_FIELDS, RDATA_ENCODERS, RR_FIXED, name_wire
 from dnsseal.resolver.aggressive import NsecCache
 from dnsseal.resolver.cache import DEFAULT_MAX_BYTES, Cache, reply_ttl
 from dnsseal.resolver.replyreader import read_reply
@@ -110,6 +111,10 @@ MAX_SYNTHESIS = 8  # DNAMEs from the cache followed for one question (a loop end
 _SHARED_TYPES = {int(dns.rdatatype.DS), int(dns.rdatatype.DNSKEY), int(dns.rdatatype.NS)}
 
 
+_PACKED_HEADER = struct.Struct("!HHHHHH")
+_POINTER = _RDLEN = struct.Struct("!H")
+
+
 @dataclass(frozen=True, slots=True)
 class _Packed:
     """A cached result in wire form (a few hundred octets instead of ~10 KB of objects)."""
@@ -127,14 +132,40 @@ class _Packed:
 
     @staticmethod
     def of(result: Result) -> _Packed:
-        msg = dns.message.Message(id=0)
-        msg.answer = list(result.answer)
-        msg.authority = list(result.authority)
+        """The answer and authority RRsets as a message with no question (what
+        :meth:`unpack` reads), written from the rdata fields (several times faster than
+        ``Message.to_wire``): an owner name in full once, then as a pointer to it; names
+        in rdata uncompressed."""
+        out = [b""]
+        size = 12
+        owners: dict[bytes, bytes] = {}
+        counts = [0, 0]
+        for i, section in enumerate((result.answer, result.authority)):
+            for rrset in section:
+                name = name_wire(rrset.name)
+                fixed = RR_FIXED.pack(rrset.rdtype, rrset.rdclass, rrset.ttl)
+                encode = RDATA_ENCODERS.get(rrset.rdtype)
+                field = NAME_FIELDS.get(rrset.rdtype)
+                for rd in rrset:
+                    if encode is not None and (field is None or getattr(rd, field).is_absolute()):
+                        data = encode(rd)
+                    else:
+                        data = rd.to_wire()
+                    owner = owners.get(name)
+                    if owner is None:
+                        owner = name
+                        if size < 0x4000:
+                            owners[name] = _POINTER.pack(0xC000 | size)
+                    rr = owner + fixed + _RDLEN.pack(len(data)) + data
+                    out.append(rr)
+                    size += len(rr)
+                    counts[i] += 1
+        out[0] = _PACKED_HEADER.pack(0, 0, 0, counts[0], counts[1], 0)
         return _Packed(
             result.qname,
             result.rdtype,
             result.rcode,
-            msg.to_wire(),
+            b"".join(out),
             len(result.answer),
             result.verdict,
         )

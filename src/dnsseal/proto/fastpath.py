@@ -30,6 +30,7 @@ OPT_TYPE = 41
 HEADER = struct.Struct("!HHHHHH")
 OPT_FIXED = struct.Struct("!HHIH")
 RR_FIXED = struct.Struct("!HHI")  # type, class, TTL
+RDLEN = struct.Struct("!H")
 RRSIG_FIXED = struct.Struct("!HBBIIIH")
 QR_OPCODE = 0xF800  # QR bit and opcode: both zero in a plain query
 # Plain ints: enum arithmetic costs microseconds per query on this path.
@@ -182,18 +183,30 @@ NAME_FIELDS = {
 }
 
 
-def encode_rrset(rrset: dns.rrset.RRset) -> tuple[bytes, int]:
-    """The RRset's records in uncompressed wire form, in a stable order, and their count."""
-    head = name_wire(rrset.name) + RR_FIXED.pack(rrset.rdtype, rrset.rdclass, rrset.ttl)
+def rdata_wires(rrset: dns.rrset.RRset) -> list[bytes]:
+    """Each record's rdata in uncompressed wire form, in the RRset's order: the encoders
+    above for the usual types, dnspython's ``to_wire`` for the rest (and for relative
+    names)."""
     encode = RDATA_ENCODERS.get(rrset.rdtype)
     field = NAME_FIELDS.get(rrset.rdtype)
-    parts = []
-    for rd in rrset:
-        if encode is not None and (field is None or getattr(rd, field).is_absolute()):
-            data = encode(rd)
-        else:
-            data = rd.to_wire()
-        parts.append(head + struct.pack("!H", len(data)) + data)
+    if encode is None:
+        return [rd.to_wire() for rd in rrset]
+    return [
+        encode(rd) if field is None or getattr(rd, field).is_absolute() else rd.to_wire()
+        for rd in rrset
+    ]
+
+
+def encode_rrset(
+    rrset: dns.rrset.RRset, owner: bytes | None = None, ttl: int | None = None
+) -> tuple[bytes, int]:
+    """The RRset's records in uncompressed wire form, in a stable order, and their count.
+    ``owner``: the owner's wire form to write instead of the name's (a pointer); ``ttl``:
+    the TTL to write instead of the RRset's."""
+    head = (name_wire(rrset.name) if owner is None else owner) + RR_FIXED.pack(
+        rrset.rdtype, rrset.rdclass, rrset.ttl if ttl is None else ttl
+    )
+    parts = [head + RDLEN.pack(len(data)) + data for data in rdata_wires(rrset)]
     return b"".join(parts), len(parts)
 
 

@@ -70,7 +70,7 @@ import dns.rdatatype
 import dns.rrset
 
 from dnsseal import clock
-from dnsseal.proto.fastpath import NAME_FIELDS, RDATA_ENCODERS, RR_FIXED, name_wire
+from dnsseal.proto.fastpath import RR_FIXED, name_wire, rdata_wires
 from dnsseal.resolver.aggressive import NsecCache
 from dnsseal.resolver.cache import DEFAULT_MAX_BYTES, Cache, reply_ttl
 from dnsseal.resolver.replyreader import read_reply
@@ -144,13 +144,7 @@ class _Packed:
             for rrset in section:
                 name = name_wire(rrset.name)
                 fixed = RR_FIXED.pack(rrset.rdtype, rrset.rdclass, rrset.ttl)
-                encode = RDATA_ENCODERS.get(rrset.rdtype)
-                field = NAME_FIELDS.get(rrset.rdtype)
-                for rd in rrset:
-                    if encode is not None and (field is None or getattr(rd, field).is_absolute()):
-                        data = encode(rd)
-                    else:
-                        data = rd.to_wire()
+                for data in rdata_wires(rrset):
                     owner = owners.get(name)
                     if owner is None:
                         owner = name

@@ -47,14 +47,11 @@ import dns.rrset
 from dnsseal.proto.fastpath import (
     DO_BIT,
     HEADER,
-    NAME_FIELDS,
     OPT_FIXED,
     OPT_TYPE,
     QR,
-    RDATA_ENCODERS,
-    RR_FIXED,
     SimpleQuery,
-    name_wire,
+    encode_rrset,
     parse_simple,
 )
 from dnsseal.resolver import metrics as resolver_metrics
@@ -81,7 +78,6 @@ log = logging.getLogger(__name__)
 DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
 DNSSEC_TYPES = {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
 PAYLOAD = 1232
-RDLEN = struct.Struct("!H")
 QNAME_POINTER = b"\xc0\x0c"  # the question's name, at offset 12
 
 
@@ -200,18 +196,8 @@ def _rrset_wire(rrset: dns.rrset.RRset, age: int, qname: dns.name.Name) -> tuple
     question's name as a pointer to it (as dnspython's renderer writes it, so the client
     sees the owner in the question's case), every other name uncompressed."""
     ttl = max(0, rrset.ttl - age) if age else rrset.ttl
-    owner = QNAME_POINTER if same_name(rrset.name, qname) else name_wire(rrset.name)
-    head = owner + RR_FIXED.pack(rrset.rdtype, rrset.rdclass, ttl)
-    encode = RDATA_ENCODERS.get(rrset.rdtype)
-    field = NAME_FIELDS.get(rrset.rdtype)
-    parts = []
-    for rd in rrset:
-        if encode is not None and (field is None or getattr(rd, field).is_absolute()):
-            data = encode(rd)
-        else:
-            data = rd.to_wire()
-        parts.append(head + RDLEN.pack(len(data)) + data)
-    return b"".join(parts), len(parts)
+    owner = QNAME_POINTER if same_name(rrset.name, qname) else None
+    return encode_rrset(rrset, owner, ttl)
 
 
 class ResolverService:

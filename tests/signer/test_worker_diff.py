@@ -29,7 +29,7 @@ def test_versions_travel_as_changes_and_rebuild_the_same() -> None:
         prev = None
         for step in range(15):
             seq = step + 1
-            payload = zonesync._pack_versions([(seq, "z", zone.soa().serial, zone, prev)])
+            payload = zonesync._pack_versions([(seq, "z", zone.soa().serial, zone, prev, None)])
             (item,) = pickle.loads(payload)
             assert item[3][0] == (b"F" if prev is None else b"D")
             last, built = zonesync._build_versions(payload, models, snaps)  # type: ignore[arg-type]
@@ -51,7 +51,7 @@ def test_a_change_without_its_base_asks_for_the_whole_zone() -> None:
     second = sign_changes(
         first, random_change(random.Random(1), first), keys, params, NOW + 1, fresh_until=NOW + 9
     ).zone
-    payload = zonesync._pack_versions([(2, "z", second.soa().serial, second, first)])
+    payload = zonesync._pack_versions([(2, "z", second.soa().serial, second, first, None)])
     _, built = zonesync._build_versions(payload, {}, {})
     assert built == [("z", second.soa().serial, None, None, True)]
 

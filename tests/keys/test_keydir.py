@@ -396,3 +396,28 @@ def test_temp_files_are_named_for_stale_cleanup_and_never_reused(
     zonefile.write_chunks(target, [b"; a zone\n"])
     assert not dead.exists()
     assert target.read_bytes() == b"; a zone\n"
+
+
+def test_a_key_file_named_for_another_zone_is_not_used_and_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ``K<zone>+...`` file whose DNSKEY is another zone's key (copied or renamed by
+    hand) is left out of that zone's keys, with a warning naming the file, once."""
+    other = dns.name.from_text("other.example.")
+    src = tmp_path / "src"
+    src.mkdir()
+    key = _new_key()
+    KeyDirectory(src).create(key)
+    text = (src / f"{key.basename}.key").read_text()
+    kd_path = tmp_path / "keys"
+    kd_path.mkdir()
+    (kd_path / f"Kother.example.+013+{key.tag:05d}.key").write_text(text)
+    kd = KeyDirectory(kd_path)
+    with caplog.at_level(logging.WARNING, logger="dnsseal.storage.keydir"):
+        assert kd.keys(other) == []
+        assert kd.keys(other) == []
+    said = [r.getMessage() for r in caplog.records if "not used" in r.getMessage()]
+    assert len(said) == 1, said
+    assert f"Kother.example.+013+{key.tag:05d}.key" in said[0]
+    assert "example.org." in said[0] and "other.example." in said[0]
+    assert [k.tag for k in kd.keys(ZONE)] == []  # (its name is not example.org.'s)

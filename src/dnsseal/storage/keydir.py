@@ -201,6 +201,7 @@ class _Listing:
 
 
 _listings: dict[Path, _Listing] = {}
+_MISNAMED: set[Path] = set()  # key files named for one zone holding another's key (warned)
 
 
 def _listing(path: Path) -> _Listing:
@@ -250,6 +251,14 @@ class KeyDirectory:
             k = _load_known(f)
             if zone is None or k.zone == zone:
                 out.append(k)
+            elif f not in _MISNAMED:  # (said once per file: keys() runs at every maintenance)
+                _MISNAMED.add(f)
+                log.warning(
+                    "%s: its key is for %s, not for %s as the file's name says: not used",
+                    f,
+                    k.zone,
+                    zone,
+                )
         return out
 
     def tag_in_use(self, zone: dns.name.Name, algorithm: int, tag: int) -> bool:

@@ -63,25 +63,32 @@ class Server:
     ready: float = 0.0
 
 
-def dnsseal_server(d: Path, zonefile: Path, workers: int) -> Server:
-    port = free_port()
-    d.mkdir()
-    conf = d / "dnsseal.toml"
-    text = f"""[server]
+def dnsseal_config(
+    d: Path, port: int, zonefile: Path, extra: str = "", policy: str = "default"
+) -> str:
+    """dnsseal's configuration: the zone under ``policy``, UPDATEs with the key ddns;
+    ``extra``: more [server] lines."""
+    return f"""[server]
 listen = ["127.0.0.1@{port}"]
-workers = {workers}
 state-dir = "{d}/state"
 key-directory = "{d}/keys"
-
+{extra}
 [key.ddns]
 algorithm = "hmac-sha256"
 secret = "{SECRET}"
 
 [zone."{ORIGIN}"]
 file = "{zonefile}"
-dnssec-policy = "default"
+dnssec-policy = "{policy}"
 allow-update = ["key ddns"]
 """
+
+
+def dnsseal_server(d: Path, zonefile: Path, workers: int) -> Server:
+    port = free_port()
+    d.mkdir()
+    conf = d / "dnsseal.toml"
+    text = dnsseal_config(d, port, zonefile, f"workers = {workers}\n")
     conf.write_text(text)
 
     def start() -> subprocess.Popen[bytes]:

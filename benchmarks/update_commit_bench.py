@@ -49,8 +49,7 @@ import dns.update
 
 from benchpeers import free_port
 from sign_bench import ORIGIN, make_zone
-
-SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM="
+from update_bench import SECRET, dnsseal_config
 
 
 def write_setup(d: Path, names: int, nsec3: bool) -> Path:
@@ -68,22 +67,7 @@ def write_setup(d: Path, names: int, nsec3: bool) -> Path:
         )
         extra = f'policies = "{d}/policies.toml"\n'
     conf = d / "dnsseal.toml"
-    conf.write_text(
-        f"""[server]
-listen = ["127.0.0.1@{free_port()}"]
-state-dir = "{d}/state"
-key-directory = "{d}/keys"
-{extra}
-[key.ddns]
-algorithm = "hmac-sha256"
-secret = "{SECRET}"
-
-[zone."{ORIGIN}"]
-file = "{zonefile}"
-dnssec-policy = "{policy}"
-allow-update = ["key ddns"]
-"""
-    )
+    conf.write_text(dnsseal_config(d, free_port(), zonefile, extra, policy))
     return conf
 
 

@@ -101,6 +101,25 @@ class Stager:
         self.roles[base] = role
         return base
 
+    def created_like(self, base: str, other: str) -> None:
+        """Give ``base`` the creation time of ``other`` (``Created:`` in the .key comment
+        and the .private, ``Generated:`` in the .state: each line copied from ``other``'s
+        file), for keys staged alike that dnssec-keygen made in different seconds."""
+        for suffix, label in (
+            (".key", "; Created"),
+            (".private", "Created"),
+            (".state", "Generated"),
+        ):
+            path, src = self.keydir / f"{base}{suffix}", self.keydir / f"{other}{suffix}"
+            if not path.exists():
+                continue
+            line = re.search(rf"^{label}: .*$", src.read_text(), re.M)
+            assert line is not None, (src, label)
+            text = re.sub(
+                rf"^{label}: .*$", line.group(0).replace("\\", r"\\"), path.read_text(), flags=re.M
+            )
+            path.write_text(text)
+
     def settime(self, base: str, *args: str) -> None:
         """dnssec-settime -s (writes the .state file) with ``args``."""
         run_tool(["dnssec-settime", "-s", "-K", self.keydir, *args, base])

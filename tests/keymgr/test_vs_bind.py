@@ -601,8 +601,9 @@ def two_zsks(s: Stager) -> None:
     """Two ZSKs in use for one policy line, staged alike, neither the other's successor."""
     n = s.now
     _omni_ksk(s, n - 60 * D)
-    for _ in range(2):
-        z = s.keygen("zsk", publish=n - 10 * D, activate=n - 10 * D)
+    zsks = [s.keygen("zsk", publish=n - 10 * D, activate=n - 10 * D) for _ in range(2)]
+    s.created_like(zsks[1], zsks[0])  # (dnssec-keygen may have crossed a second between)
+    for z in zsks:
         s.states(z, goal=O, dnskey=(O, n - 10 * D), zrrsig=(O, n - 10 * D))
         made_by_bind(s, z, "zsk", n - 10 * D, n - 10 * D, 30 * D, first=True)
 

@@ -16,9 +16,10 @@ from dns.rdtypes.ANY.RRSIG import RRSIG
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dnsseal.validator.names import canonical_wire, is_subdomain, name_text, same_name
+from dnsseal.validator.names import is_subdomain, name_text, same_name
 from dnsseal.validator.rrsig import canonical_rdata, key_tag, label_count, signed_data
 from dnsseal.validator.trustcache import _key
+from dnsseal.zone.canonical import name_wire as canonical_wire
 
 # Letters of both cases plus the bytes around them ('@', '[', '`', '{'), digits, '*', '-',
 # and Latin-1 letters (0xc0-0xfe), which bytes.lower() leaves alone as dnspython does.

@@ -30,10 +30,11 @@ def key_tag(flags: int, protocol: int, algorithm: int, public_key: bytes) -> int
     """RFC 4034 Appendix B key tag over the DNSKEY rdata."""
     rdata = struct.pack("!HBB", flags, protocol, algorithm) + public_key
     if algorithm == 1:  # RSA/MD5: the tag is bits 16..31 of the modulus' last octets
-        return struct.unpack("!H", rdata[-3:-1])[0] if len(rdata) >= 3 else 0
-    acc = 0
-    for i, b in enumerate(rdata):
-        acc += b if i & 1 else b << 8
+        return int.from_bytes(rdata[-3:-1], "big")
+    if len(rdata) % 2:
+        rdata += b"\0"
+    # the sum of the rdata as 16-bit words (one struct call, not a loop over octets)
+    acc: int = sum(struct.unpack(f"!{len(rdata) // 2}H", rdata))
     acc += (acc >> 16) & 0xFFFF
     return acc & 0xFFFF
 

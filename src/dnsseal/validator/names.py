@@ -1,11 +1,12 @@
 """Name comparisons on label tuples, for the validator's hot paths.
 
 dnspython's ``Name.__eq__``, ``is_subdomain`` and ``__hash__`` lowercase every label in a
-Python loop (``fullcompare``) and ``canonicalize().to_wire()`` builds a new Name per
-suffix: a cold resolution made some 200 such calls.  These give the same answers from the
-label tuples: equal when the tuples are equal, otherwise case-insensitively (ASCII only, as
-dnspython's ``bytes.lower``); a relative name never equals nor lies under an absolute one
-(tests/resolver/test_names.py checks them against dnspython on random names).
+Python loop (``fullcompare``): a cold resolution made some 200 such calls.  These give the
+same answers from the label tuples: equal when the tuples are equal, otherwise
+case-insensitively (ASCII only, as dnspython's ``bytes.lower``); a relative name never
+equals nor lies under an absolute one (tests/resolver/test_names.py checks them against
+dnspython on random names).  A name's canonical wire form is
+:func:`dnsseal.zone.canonical.name_wire`.
 """
 
 from __future__ import annotations
@@ -41,18 +42,6 @@ def is_subdomain(name: dns.name.Name, parent: dns.name.Name) -> bool:
     if k > len(ln) or _absolute(ln) != _absolute(lp):
         return False
     return _same_labels(ln[len(ln) - k :], lp)
-
-
-def canonical_wire(name: dns.name.Name) -> bytes:
-    """The canonical (lowercased, uncompressed) wire form of an absolute name: length
-    octets are below 64, so lowercasing the whole wire only touches the labels' letters."""
-    if not _absolute(name.labels):
-        raise dns.name.NeedAbsoluteNameOrOrigin
-    out = bytearray()
-    for label in name.labels:
-        out.append(len(label))
-        out += label
-    return bytes(out).lower()
 
 
 _TEXT: dict[tuple[bytes, ...], str] = {}

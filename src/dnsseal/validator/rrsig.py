@@ -33,10 +33,12 @@ from dns.rdtypes.IN.A import A
 
 from dnsseal.crypto import wire
 from dnsseal.errors import CryptoError
+from dnsseal.keys.model import key_tag as model_key_tag
 from dnsseal.validator import verdict as v
 from dnsseal.validator.limits import Budget
-from dnsseal.validator.names import canonical_wire, is_subdomain, name_text, same_name
+from dnsseal.validator.names import is_subdomain, name_text, same_name
 from dnsseal.validator.policy import DEFAULT_POLICY, AlgorithmPolicy
+from dnsseal.zone import canonical
 
 WILDCARD = b"*"
 ZONE_KEY_FLAG = 0x0100
@@ -79,9 +81,7 @@ def _fmt_time(t: int) -> str:
     return datetime.datetime.fromtimestamp(t, tz=datetime.UTC).strftime("%Y%m%d%H%M%S")
 
 
-def name_wire(name: dns.name.Name) -> bytes:
-    """The canonical (lowercase, uncompressed) wire form of an absolute name."""
-    return canonical_wire(name)
+name_wire = canonical.name_wire  # the canonical (lowercase, uncompressed) wire form
 
 
 def signed_data(
@@ -98,12 +98,12 @@ def signed_data(
         sig.inception,
         sig.key_tag,
     )
-    parts = [head, canonical_wire(sig.signer)]
+    parts = [head, name_wire(sig.signer)]
     if sig.labels < label_count(owner):
         owner = dns.name.Name((WILDCARD, *owner.labels[-(sig.labels + 1) :]))
-    rr_head = canonical_wire(owner) + struct.pack("!HHI", rdtype, rdclass, sig.original_ttl)
-    canonical = sorted({canonical_rdata(rd) for rd in rdatas})
-    for rd in canonical:
+    rr_head = name_wire(owner) + struct.pack("!HHI", rdtype, rdclass, sig.original_ttl)
+    ordered = sorted({canonical_rdata(rd) for rd in rdatas})
+    for rd in ordered:
         parts.append(rr_head)
         parts.append(struct.pack("!H", len(rd)))
         parts.append(rd)
@@ -135,16 +135,7 @@ def key_tag(key: DNSKEY) -> int:
     return _key_tag(key.flags, key.protocol, key.algorithm, key.key)
 
 
-@functools.lru_cache(maxsize=4096)
-def _key_tag(flags: int, protocol: int, algorithm: int, key: bytes) -> int:
-    rdata = struct.pack("!HBB", flags, protocol, algorithm) + key
-    if algorithm == 1:  # RSAMD5: the 16 bits before the last octet of the modulus
-        return (rdata[-3] << 8) + rdata[-2]
-    if len(rdata) % 2:
-        rdata += b"\0"
-    total: int = sum(struct.unpack(f"!{len(rdata) // 2}H", rdata))
-    total += (total >> 16) & 0xFFFF
-    return total & 0xFFFF
+_key_tag = functools.lru_cache(maxsize=4096)(model_key_tag)
 
 
 @dataclass(frozen=True, slots=True)

@@ -256,26 +256,22 @@ def version_change(
     (one pass over the owners, no record compared)."""
     if prev.origin != zone.origin:
         return None
+    names: set[dns.name.Name] | list[model.OwnerName]
     if changed is not None:
-        owners = [model.OwnerName.trusted(labels) for labels in changed]
-        if len(owners) > DIFF_RECORDS:
-            return None
-        change = diff_at(prev, zone, owners)
-        if len(change.removed) + len(change.added) > DIFF_RECORDS:
-            return None
-        return change
-    names: set[dns.name.Name] = set()
-    for before, after in ((prev.rrsets, zone.rrsets), (prev.rrsigs, zone.rrsigs)):
-        if before is after:
-            continue
-        for name, node in after.items():
-            if before.get(name) is not node:
-                names.add(name)
-                if len(names) > DIFF_RECORDS:  # (two unrelated models: every node differs)
-                    return None
-        names.update(before.keys() - after.keys())
-        if len(names) > DIFF_RECORDS:
-            return None
+        names = [model.OwnerName.trusted(labels) for labels in changed]
+    else:
+        names = set()
+        for before, after in ((prev.rrsets, zone.rrsets), (prev.rrsigs, zone.rrsigs)):
+            if before is after:
+                continue
+            for name, node in after.items():
+                if before.get(name) is not node:
+                    names.add(name)
+                    if len(names) > DIFF_RECORDS:  # (two unrelated models: every node differs)
+                        return None
+            names.update(before.keys() - after.keys())
+    if len(names) > DIFF_RECORDS:
+        return None
     change = diff_at(prev, zone, names)
     if len(change.removed) + len(change.added) > DIFF_RECORDS:
         return None

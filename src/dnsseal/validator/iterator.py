@@ -139,6 +139,10 @@ class Config:
     # Shared between queries (mutable); None: no priming, the root hints are the root's
     # servers (a stub zone or forward zone for the root is never primed either).
     priming: RootPriming | None = field(default=None, compare=False)
+    # Seconds the driver works on one client question (its CNAME targets included) before
+    # it answers SERVFAIL (BIND's resolver-query-timeout, 10 s by default); the machine
+    # itself never reads a clock.
+    query_timeout: float = 10.0
 
 
 class Iteration:

@@ -29,6 +29,7 @@ from dnsseal.validator.iterator import MAX_DP_TARGET_COUNT, MAX_TARGET_NX, Confi
 NOW = 1_800_000_000
 PARENT = ("127.0.0.2", 53)  # serves attack.example., delegates victim.attack.example.
 TARGETS = ("127.0.0.3", 53)  # serves nx.example., where the NS names (do not) live
+GOOD = ("127.0.0.4", 53)  # a server of victim.attack.example. that answers
 VICTIM = dns.name.from_text("victim.attack.example.")
 NAMES = 50
 
@@ -39,6 +40,7 @@ class Upstream:
 
     def __init__(self, nodata: bool = False) -> None:
         self.nodata = nodata
+        self.fixed = False  # the parent delegates to GOOD, with glue, instead
         self.sent: list[tuple[tuple[str, int], str, str]] = []
 
     async def __call__(self, server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
@@ -47,6 +49,15 @@ class Upstream:
         self.sent.append((server, q.name.to_text(), dns.rdatatype.to_text(q.rdtype)))
         reply = dns.message.make_response(query)
         reply.flags &= ~dns.flags.RA
+        if server == GOOD:
+            reply.flags |= dns.flags.AA
+            reply.answer.append(dns.rrset.from_text(q.name, 300, "IN", "A", "192.0.2.1"))
+            return reply.to_wire()
+        if server == PARENT and q.name.is_subdomain(VICTIM) and self.fixed:
+            glue = dns.name.from_text("ns.victim.attack.example.")
+            reply.authority.append(dns.rrset.from_text(VICTIM, 3600, "IN", "NS", glue.to_text()))
+            reply.additional.append(dns.rrset.from_text(glue, 3600, "IN", "A", GOOD[0]))
+            return reply.to_wire()
         if server == PARENT and q.name.is_subdomain(VICTIM):
             ns = dns.rrset.from_text_list(
                 VICTIM, 3600, "IN", "NS", [f"ns{i}.nx.example." for i in range(1, NAMES + 1)]
@@ -102,7 +113,7 @@ def test_fifty_names_that_do_not_exist_cost_six_lookups_of_each_type() -> None:
     assert len(upstream.sent) == 1 + 2 * (MAX_TARGET_NX + 1)
 
 
-def test_the_next_question_tries_the_names_not_tried_without_asking_the_parent() -> None:
+def test_the_next_question_tries_the_names_not_tried_before_asking_the_parent() -> None:
     upstream = Upstream()
     resolver = _resolver(upstream)
     assert _ask(resolver, "www.victim.attack.example.") == dns.rcode.SERVFAIL
@@ -110,9 +121,10 @@ def test_the_next_question_tries_the_names_not_tried_without_asking_the_parent()
     upstream.sent.clear()
     assert _ask(resolver, "mail.victim.attack.example.") == dns.rcode.SERVFAIL
     second = upstream.lookups()
-    # The kept delegation: no referral asked again, six other names, bounded again.
-    assert upstream.to_parent() == 0
+    # The kept delegation: six other names, bounded again; then the parent once more (its
+    # referral is the same: no more lookups).
     assert len(second) == 2 * (MAX_TARGET_NX + 1)
+    assert upstream.sent[-1][0] == PARENT and upstream.to_parent() == 1
     assert not {name for name, _ in first} & {name for name, _ in second}
 
 
@@ -134,3 +146,16 @@ def test_without_the_bounds_every_name_would_be_looked_up(monkeypatch: pytest.Mo
     upstream = Upstream()
     assert _ask(_resolver(upstream), "www.victim.attack.example.") == dns.rcode.SERVFAIL
     assert Counter(t for _, t in upstream.lookups()) == {"A": NAMES, "AAAA": NAMES}
+
+
+def test_a_kept_delegation_whose_names_fail_does_not_hide_the_parent_s_new_one() -> None:
+    # The names kept from the first question fail too; the parent, asked again, now
+    # delegates to a server with glue that answers.
+    upstream = Upstream()
+    resolver = _resolver(upstream)
+    assert _ask(resolver, "www.victim.attack.example.") == dns.rcode.SERVFAIL
+    upstream.fixed = True
+    upstream.sent.clear()
+    assert _ask(resolver, "mail.victim.attack.example.") == dns.rcode.NOERROR
+    assert len(upstream.lookups()) == 2 * (MAX_TARGET_NX + 1)  # the kept names, bounded
+    assert upstream.to_parent() == 1

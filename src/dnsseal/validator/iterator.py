@@ -4,9 +4,10 @@ From the closest zone known (the delegation cache, stub zones, else the root's s
 from the hints: see :class:`RootPriming`), follow
 referrals to the servers of the zone that holds a name (with QNAME minimisation, RFC 9156:
 one label at a time, asking type A, the full question when a minimised one fails), using
-glue or resolving NS names; ask another server of the zone after a lame reply, or when the
-validating half (:mod:`.machine`) finds a reply that does not validate.  Like the rest of the
-machine it does no I/O: it yields :class:`Need` and is fed the replies.
+glue or resolving NS names (one at a time, within bounds against delegations to many names
+that do not resolve: :data:`MAX_TARGET_NX`); ask another server of the zone after a lame
+reply, or when the validating half (:mod:`.machine`) finds a reply that does not validate.
+Like the rest of the machine it does no I/O: it yields :class:`Need` and is fed the replies.
 """
 
 from __future__ import annotations
@@ -369,11 +370,12 @@ class Iteration:
         if cut is not None:
             # A delegation an earlier query kept though none of its NS names it tried had
             # an address: the names it did not try are tried now (Unbound keeps the
-            # referral too: iter_nxns_cached).
+            # referral too: iter_nxns_cached).  When none has one either, the parent is
+            # asked again: it may delegate differently by now (the lookups spent so far
+            # still count against this query's bounds).
             entered = yield from self._enter_glueless(cut, depth)
-            if not entered:
-                return None, cut
-            zone = cut
+            if entered:
+                zone = cut
         if zone == dns.name.root:
             yield from self._prime()
         servers = self.servers[zone]

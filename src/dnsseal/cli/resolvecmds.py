@@ -281,7 +281,8 @@ def resolve(
     "config_file",
     metavar="FILE",
     help="TOML file whose [resolver] section sets stub-zone, forward-zone, aggressive-nsec, "
-    "cache-size and domain-insecure (Unbound's names), and http (where /metrics is served).",
+    "cache-size and domain-insecure (Unbound's names), http (where /metrics is served) and "
+    "resolver-query-timeout (BIND's).",
 )
 @click.option(
     "--udp-threads",
@@ -325,6 +326,7 @@ def resolver(
             forwards=settings.forwards,
             forward_first=frozenset(settings.forward_first),
             stub_first=frozenset(settings.stub_first),
+            query_timeout=settings.query_timeout_ms / 1000,
         )
     for net in allow:
         try:

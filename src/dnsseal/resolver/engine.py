@@ -13,7 +13,9 @@ and so does a TCP reply with TC set (RFC 2181 s9: a truncated reply is ignored).
 server of a question gave a usable reply, the ones that did not answer at all (a lost
 datagram) are asked again, each at most :data:`ATTEMPTS` times for the question (Unbound's
 OUTBOUND_MSG_RETRY; RFC 1035 s4.2.1 and RFC 1536 s1: retransmit, with back-off), at most
-:data:`MAX_SENDS` sends in all (every silent server costs a timeout).  A
+:data:`MAX_SENDS` sends in all (every silent server costs a timeout); a client question
+(its alias targets included) is given up ``Config.query_timeout`` seconds after it started
+(BIND's resolver-query-timeout): no more sends, SERVFAIL with EDE 22, nothing cached.  A
 server that did not answer :data:`STRIKES` questions of one kind in a row (A, AAAA, any
 other type: Unbound's infra cache keeps timeout_A, timeout_AAAA and timeout_other, so a
 server that drops only AAAA queries still answers A) is skipped for that kind: for
@@ -52,6 +54,7 @@ Caches (all bounded, see :mod:`.cache`):
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import logging
 import secrets
@@ -82,7 +85,16 @@ from dnsseal.validator.limits import Budget, Limits
 from dnsseal.validator.machine import Config, Need, Query, Result, negative_ttl
 from dnsseal.validator.rrsig import SigCheck
 from dnsseal.validator.trustcache import DelegationCache, TrustCache
-from dnsseal.validator.verdict import EDE_OTHER, Security, Verdict, bogus, secure, worst
+from dnsseal.validator.verdict import (
+    EDE_NO_REACHABLE_AUTHORITY,
+    EDE_OTHER,
+    Security,
+    Verdict,
+    bogus,
+    indeterminate,
+    secure,
+    worst,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +122,11 @@ MAX_SYNTHESIS = 8  # DNAMEs from the cache followed for one question (a loop end
 # replies even when they are also the question asked.
 _SHARED_TYPES = {int(dns.rdatatype.DS), int(dns.rdatatype.DNSKEY), int(dns.rdatatype.NS)}
 
+
+# When (on the resolver's clock) the client question being resolved must be given up
+# (Config.query_timeout after it started): set by the outermost resolution, seen by the
+# alias targets it resolves and the exchanges and prefetches it starts (tasks copy it).
+_DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("deadline", default=float("inf"))
 
 _PACKED_HEADER = struct.Struct("!HHHHHH")
 _POINTER = _RDLEN = struct.Struct("!H")
@@ -186,6 +203,15 @@ def _scrubbed(result: Result) -> Result:
     why = f"{result.verdict.reason}; records of impossible length were removed from a reply"
     verdict = dataclasses.replace(result.verdict, reason=why, ede=EDE_OTHER)
     return dataclasses.replace(result, verdict=verdict)
+
+
+def _timed_out(query: Query, name: dns.name.Name, t: int, timeout: float) -> Result:
+    """SERVFAIL for a resolution that ran past its deadline (never cached: SERVFAIL)."""
+    why = f"no answer within resolver-query-timeout ({timeout * 1000:.0f} ms)"
+    verdict = indeterminate(why, EDE_NO_REACHABLE_AUTHORITY)
+    return Result(
+        name, t, dns.rcode.SERVFAIL, (), (), verdict, tuple(query.links), dict(query.budget.spent)
+    )
 
 
 def _aged(rrsets: tuple[dns.rrset.RRset, ...], age: int) -> tuple[dns.rrset.RRset, ...]:
@@ -385,6 +411,8 @@ class Resolver:
 
     async def _resolve(self, name: dns.name.Name, t: int, depth: int = 0) -> Result:
         now = self.clock()
+        if depth == 0:  # a client question (in its own task, see _shared)
+            _DEADLINE.set(now + self.config.query_timeout)
         used: list[tuple[dns.name.Name, int, dns.name.Name]] = []
         made = await self._synthesized(name, t, now, depth)
         if made is None:
@@ -398,12 +426,19 @@ class Resolver:
             try:
                 found = query.start()
                 while isinstance(found, Need):
+                    if self.clock() >= _DEADLINE.get():
+                        break
                     for extra in query.prefetch(found):
                         self._prefetch(extra, found, ahead)
                     final = found.qname == name and found.rdtype == t and t not in _SHARED_TYPES
                     reply = await self.exchange(found, used, keep=not final)
                     scrubbed = scrubbed or (reply is not None and bool(reply.errors))
                     found = query.feed(reply)
+                if isinstance(found, Need) or (
+                    found.rcode == dns.rcode.SERVFAIL and self.clock() >= _DEADLINE.get()
+                ):
+                    # Given up: whatever failed, the question ran out of time.
+                    found = _timed_out(query, name, t, self.config.query_timeout)
             finally:
                 self._unasked(ahead)
             step = _scrubbed(found) if scrubbed else found
@@ -628,6 +663,8 @@ class Resolver:
             silent: list[Server] = []
             for server in servers:
                 now = self.clock()
+                if now >= _DEADLINE.get():
+                    return None  # the resolution is given up (resolver-query-timeout)
                 if not self._ready(server, kind, now):
                     continue  # another question's probe went to it meanwhile
                 self._probing(server, kind, now)

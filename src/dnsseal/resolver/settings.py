@@ -7,6 +7,7 @@ Option names are Unbound's, so an unbound.conf translates line by line::
     cache-size = "64m"                   # memory for cached replies and results (k, m, g)
     domain-insecure = ["corp.example."]  # no validation at or below (a permanent NTA)
     http = ["127.0.0.1@8054"]            # /metrics over HTTP (default: off; port 8054)
+    resolver-query-timeout = 10000       # ms per client question, then SERVFAIL (BIND's)
 
     [[resolver.stub-zone]]               # iterate from these servers for the zone
     name = "corp.example."
@@ -21,7 +22,10 @@ Option names are Unbound's, so an unbound.conf translates line by line::
 Addresses are ``addr``, ``addr@port`` (Unbound) or ``addr#port`` (dig); the default port is
 the resolver's upstream port.  ``http`` has no Unbound counterpart (Unbound's statistics go
 through unbound-control); its addresses are ``addr`` or ``addr@port`` as for the server's
-``[server] http``, port :data:`HTTP_PORT` when not given.  For a name under several zones
+``[server] http``, port :data:`HTTP_PORT` when not given.  ``resolver-query-timeout`` is
+BIND's (Unbound has no total time per question): milliseconds, 10000 to 30000 as in BIND
+9.18, which also reads 0 and values up to 300 (seconds) and silently raises or lowers
+values out of range; here those are errors naming the option.  For a name under several zones
 the deepest zone wins; a stub-zone and a forward-zone may not share a name.  Answers from
 stub and forward zones are validated like any other: a private zone under the public root
 needs its own trust anchor (``-a``) or ``domain-insecure``.  With ``forward-first`` a name
@@ -56,6 +60,7 @@ OPTIONS = (
     "cache-size",
     "domain-insecure",
     "http",
+    "resolver-query-timeout",
     "stub-zone",
     "forward-zone",
 )
@@ -76,6 +81,7 @@ class ResolverSettings:
     http: tuple[Endpoint, ...] = ()  # the /metrics listener (none: off)
     forward_first: tuple[dns.name.Name, ...] = ()  # forward zones that fall back to iteration
     stub_first: tuple[dns.name.Name, ...] = ()  # stub zones that do
+    query_timeout_ms: int = 10000  # resolver-query-timeout
 
 
 def parse_settings(text: str, path: str, port: int = 53) -> ResolverSettings:
@@ -112,6 +118,11 @@ def parse_settings(text: str, path: str, port: int = 53) -> ResolverSettings:
         if name is not None:
             insecure.append(name)
     http = _http(section.get("http", []), problems)
+    row = options.option("resolver", "resolver-query-timeout")
+    timeout, problem = row.check(section.get(row.name, row.default))
+    if problem is not None:
+        problems.append(OptionError(f"resolver.{row.name}", problem))
+    assert isinstance(timeout, int)
     zones: dict[str, Zones] = {}
     seen: dict[dns.name.Name, str] = {}
     first: dict[str, list[dns.name.Name]] = {}
@@ -133,6 +144,7 @@ def parse_settings(text: str, path: str, port: int = 53) -> ResolverSettings:
         http,
         tuple(first["forward-zone"]),
         tuple(first["stub-zone"]),
+        timeout,
     )
 
 

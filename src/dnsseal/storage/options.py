@@ -1002,6 +1002,18 @@ _RESOLVER: tuple[Option, ...] = (
     ),
     Option(
         "resolver",
+        "resolver-query-timeout",
+        "integer",
+        10000,
+        "Milliseconds one client question is worked on (its CNAME targets included): no "
+        "upstream query is sent after that, and the answer is SERVFAIL with EDE 22, No "
+        "Reachable Authority (BIND's option and its 9.18 range; not an Unbound option).",
+        "15000",
+        10000,
+        30000,
+    ),
+    Option(
+        "resolver",
         "stub-zone",
         "tables",
         (),

@@ -4,15 +4,16 @@ From the closest zone known (the delegation cache, stub zones, else the root's s
 from the hints: see :class:`RootPriming`), follow
 referrals to the servers of the zone that holds a name (with QNAME minimisation, RFC 9156:
 one label at a time, asking type A, the full question when a minimised one fails), using
-glue or resolving NS names; ask another server of the zone after a lame reply, or when the
-validating half (:mod:`.machine`) finds a reply that does not validate.  Like the rest of the
-machine it does no I/O: it yields :class:`Need` and is fed the replies.
+glue or resolving NS names (one at a time, within bounds against delegations to many names
+that do not resolve: :data:`MAX_TARGET_NX`); ask another server of the zone after a lame
+reply, or when the validating half (:mod:`.machine`) finds a reply that does not validate.
+Like the rest of the machine it does no I/O: it yields :class:`Need` and is fed the replies.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
 import dns.flags
@@ -50,6 +51,15 @@ PROBE_TYPE = int(dns.rdatatype.A)
 MAX_RETRIES = 4  # other servers asked for one question after lame or bogus replies
 MAX_TTL = 86400  # a TTL that only caps: DelegationCache.put_servers never prolongs an entry
 PRIME_RETRY = 60  # seconds the hints are used as they are after a priming query failed
+# Address lookups of NS names that came without glue, per resolution (its sub-lookups
+# included), as Unbound bounds them (iterator.h) since the NXNSAttack (CVE-2020-12662): a
+# delegation to many names that do not resolve must not make one client question send
+# unbounded queries.  A name counts as failed when neither its A nor its AAAA lookup got a
+# NOERROR reply; once more than MAX_TARGET_NX names failed, no more are looked up.
+MAX_TARGET_NX = 5
+MAX_TARGET_COUNT = 64  # A and AAAA lookups of NS names in all
+MAX_DP_TARGET_COUNT = 16  # ... of one zone's NS names
+_ADDRESS_TYPES = (int(dns.rdatatype.A), int(dns.rdatatype.AAAA))
 
 
 class RootPriming:
@@ -130,6 +140,10 @@ class Config:
     # Shared between queries (mutable); None: no priming, the root hints are the root's
     # servers (a stub zone or forward zone for the root is never primed either).
     priming: RootPriming | None = field(default=None, compare=False)
+    # Seconds the driver works on one client question (its CNAME targets included) before
+    # it answers SERVFAIL (BIND's resolver-query-timeout, 10 s by default); the machine
+    # itself never reads a clock.
+    query_timeout: float = 10.0
 
 
 class Iteration:
@@ -158,6 +172,11 @@ class Iteration:
         self._unforwarded: set[dns.name.Name] = set()
         # stub-first zones whose servers failed in this query: iterated from above instead.
         self._unstubbed: set[dns.name.Name] = set()
+        # NS names looked up in this query -> the addresses found (empty: none), and the
+        # lookups spent (see MAX_TARGET_NX and the limits after it).
+        self._targets: dict[dns.name.Name, tuple[str, ...]] = {}
+        self._target_lookups: dict[dns.name.Name, int] = {}  # per zone
+        self._target_nx = 0
 
     def _prime(self) -> Generator[Need, Reply, None]:
         """Prime the root's servers (see :class:`RootPriming`) once per query, before it
@@ -237,32 +256,32 @@ class Iteration:
                 tried.add(server)
                 self._retries[key] = self._retries.get(key, 0) + 1
                 return server
-        names = self._unglued.pop(zone, None)
+        names = self._unglued.get(zone)
         shared = self.config.delegations
         if names is None:
             # Learnt by an earlier query (the delegation came from the cache).
             names = shared.names(zone, self.now) if shared is not None else ()
-        self._unglued[zone] = ()  # each is looked up once per query
         if not names or depth >= 2:
+            self._unglued[zone] = ()
             return None
         port = self.config.port
         more = list(self.servers[zone])
-        for name in names[:3]:
-            sub, _ = yield from self._iterate(name, dns.rdatatype.A, depth + 1)
-            rrset = find(sub.answer, name, dns.rdatatype.A) if sub is not None else None
-            # The child side's addresses, then the parent's glue for the name where it
-            # differs (iter_pcnamerec: the child's is wrong; Unbound's parent-side fallback).
-            found = [rd.address for rd in rrset or ()] + list(self._glue.get(name, ()))
-            for address in found:
-                if (address, port) not in more:
-                    more.append((address, port))
-        if len(more) > len(self.servers[zone]):
-            self.servers[zone] = tuple(more)
-            # Later queries use them too: a cached delegation is extended (put_servers
-            # never prolongs an entry, so MAX_TTL only caps); none is created here.
-            known = shared.closest(zone, self.now) if shared is not None else None
-            if shared is not None and known is not None and known[0] == zone:
-                shared.put_servers(zone, tuple(more), MAX_TTL, self.now)
+        for name in names:  # looked up by this query already (for another zone)
+            more.extend((a, port) for a in self._targets.get(name, ()) if (a, port) not in more)
+        if len(more) == len(self.servers[zone]):
+            # One name at a time, until one has an address; the rest wait for the next call.
+            untried = [n for n in names if n not in self._targets]
+            found = yield from self._look_up_targets(zone, untried, depth)
+            more.extend(s for s in found if s not in more)
+        self._unglued[zone] = tuple(n for n in names if n not in self._targets)
+        if len(more) == len(self.servers[zone]):
+            return None  # none left with an address, or the lookups' bounds reached
+        self.servers[zone] = tuple(more)
+        # Later queries use them too: a cached delegation is extended (put_servers never
+        # prolongs an entry, so MAX_TTL only caps); none is created here.
+        known = shared.closest(zone, self.now) if shared is not None else None
+        if shared is not None and known is not None and known[0] == zone:
+            shared.put_servers(zone, tuple(more), MAX_TTL, self.now)
         return (yield from self._next_server(qname, rdtype, zone, depth))
 
     def _forward(self, name: dns.name.Name) -> tuple[dns.name.Name, tuple[Server, ...]] | None:
@@ -347,6 +366,16 @@ class Iteration:
             forward = self._forward_for(qname, rdtype)
         start = qname.parent() if rdtype == DS_T and qname != dns.name.root else qname
         zone = self._known_zone(start)
+        cut = self._glueless_cut(start, zone)
+        if cut is not None:
+            # A delegation an earlier query kept though none of its NS names it tried had
+            # an address: the names it did not try are tried now (Unbound keeps the
+            # referral too: iter_nxns_cached).  When none has one either, the parent is
+            # asked again: it may delegate differently by now (the lookups spent so far
+            # still count against this query's bounds).
+            entered = yield from self._enter_glueless(cut, depth)
+            if entered:
+                zone = cut
         if zone == dns.name.root:
             yield from self._prime()
         servers = self.servers[zone]
@@ -418,6 +447,8 @@ class Iteration:
                     if not found and kind is Kind.ANSWER:
                         found = servers  # they answered for the child (without AA)
                 if not found:
+                    if kind is Kind.REFERRAL:
+                        self._keep_glueless(ns)
                     return None, zone
                 if kind is Kind.REFERRAL:
                     self._referrals[ns.name] = (zone, reply)
@@ -499,22 +530,10 @@ class Iteration:
                 return tuple((a, port) for a in known)
         if depth >= 2:
             return ()
-        for name in names[:3]:
-            if name.is_subdomain(ns.name):
-                continue  # in-bailiwick without glue: cannot be resolved through itself
-            sub, _ = yield from self._iterate(name, dns.rdatatype.A, depth + 1)
-            if sub is not None:
-                rrset = find(sub.answer, name, dns.rdatatype.A)
-                if rrset is not None:
-                    # The child's own addresses first, then the parent's glue for the name
-                    # if it differs: when the child's are wrong, the engine falls back to
-                    # the parent's (Unbound's parent-side fallback).
-                    looked_up = tuple(rd.address for rd in rrset)
-                    looked_up += tuple(a for a in self._glue.get(name, ()) if a not in looked_up)
-                    if shared is not None:
-                        shared.put_host(name, looked_up, rrset.ttl, self.now)
-                    return tuple((a, port) for a in looked_up)
-        for name in names[:3]:
+        looked_up = yield from self._look_up_targets(ns.name, names, depth)
+        if looked_up:
+            return looked_up
+        for name in names:
             # No address from the child side (its own delegation of the name is broken, say:
             # iter_pcdirect): the parent's glue for the name, when a referral brought one
             # (Unbound's parent-side fallback).  Only in-bailiwick glue is kept in _glue.
@@ -522,6 +541,109 @@ class Iteration:
             if parent_glue:
                 return tuple((a, port) for a in parent_glue)
         return ()
+
+    def _look_up_targets(
+        self, zone: dns.name.Name, names: Sequence[dns.name.Name], depth: int
+    ) -> Generator[Need, Reply, tuple[Server, ...]]:
+        """The addresses of the first of ``names`` (``zone``'s NS names without glue) that
+        has any, looked up one name at a time (Unbound fetches targets on demand too): its
+        A RRset, else its AAAA RRset; the child's addresses first, then the parent's glue
+        for the name where it differs (iter_pcnamerec: when the child's are wrong, the
+        engine falls back to the parent's).  Names under ``zone`` are skipped (without glue
+        they cannot be resolved through it) and so are names this query looked up before
+        without an address.  Empty when none has one or the bounds stop the lookups
+        (:data:`MAX_TARGET_NX`, :data:`MAX_TARGET_COUNT`, :data:`MAX_DP_TARGET_COUNT`)."""
+        port = self.config.port
+        shared = self.config.delegations
+        for name in names:
+            if name.is_subdomain(zone):
+                continue
+            known = self._targets.get(name)
+            if known is not None:
+                if known:
+                    return tuple((a, port) for a in known)
+                continue
+            if not self._may_look_up(zone):
+                break
+            self._targets[name] = ()
+            failed = 0
+            for rdtype in _ADDRESS_TYPES:
+                # Both types, as Unbound sends both: a name may have only IPv6 addresses.
+                if not self._may_look_up(zone):
+                    break
+                self._target_lookups[zone] = self._target_lookups.get(zone, 0) + 1
+                sub, _ = yield from self._iterate(name, rdtype, depth + 1)
+                rrset = find(sub.answer, name, rdtype) if sub is not None else None
+                if rrset is not None:
+                    found = tuple(rd.address for rd in rrset)
+                    found += tuple(a for a in self._glue.get(name, ()) if a not in found)
+                    self._targets[name] = found
+                    if shared is not None:
+                        shared.put_host(name, found, rrset.ttl, self.now)
+                    return tuple((a, port) for a in found)
+                if sub is None or sub.rcode() != dns.rcode.NOERROR:
+                    failed += 1
+            if failed == len(_ADDRESS_TYPES):
+                self._target_nx += 1
+        return ()
+
+    def _may_look_up(self, zone: dns.name.Name) -> bool:
+        """Whether one more NS name address lookup for ``zone`` is within the bounds."""
+        if self._target_nx > MAX_TARGET_NX:
+            return False
+        if sum(self._target_lookups.values()) >= MAX_TARGET_COUNT:
+            return False
+        return self._target_lookups.get(zone, 0) < MAX_DP_TARGET_COUNT
+
+    def _keep_glueless(self, ns: dns.rrset.RRset) -> None:
+        """A referral to ``ns`` led nowhere (no NS name this query looked up had an
+        address): keep its names this query did not try, for the NS TTL, so a later
+        query in the zone tries those instead of asking the parent again (and is bounded
+        anew: iter_nxns_cached)."""
+        shared = self.config.delegations
+        if shared is None:
+            return
+        untried = tuple(
+            rd.target
+            for rd in ns
+            if not rd.target.is_subdomain(ns.name) and rd.target not in self._targets
+        )
+        if untried:
+            shared.put_names(ns.name, untried, ns.ttl, self.now)
+
+    def _glueless_cut(self, name: dns.name.Name, known: dns.name.Name) -> dns.name.Name | None:
+        """The deepest zone above ``name`` and below ``known`` (the deepest zone whose
+        servers are known) of which only NS names are known, kept by :meth:`_keep_glueless`
+        (or whose servers left the delegation cache before its names)."""
+        shared = self.config.delegations
+        if shared is None:
+            return None
+        for i in range(len(name) - len(known)):
+            zone = name if i == 0 else dns.name.Name(name.labels[i:])
+            if zone not in self.servers and shared.names(zone, self.now):
+                return zone
+        return None
+
+    def _enter_glueless(self, zone: dns.name.Name, depth: int) -> Generator[Need, Reply, bool]:
+        """Find a server for ``zone`` (see :meth:`_glueless_cut`) among its NS names that
+        are not known to fail, and learn it until the names expire; the names still untried
+        are kept for the next query (every one tried: none are kept)."""
+        shared = self.config.delegations
+        assert shared is not None
+        names = shared.names(zone, self.now)
+        until = shared.names_until(zone, self.now)
+        found: tuple[Server, ...] = ()
+        if depth < 2:
+            found = yield from self._look_up_targets(zone, names, depth)
+        left = tuple(n for n in names if n not in self._targets)
+        if found:
+            self._learnt(zone, found, until - self.now)
+            self._unglued[zone] = left
+        elif left:
+            shared.put_names(zone, left, until - self.now, self.now)
+        else:
+            shared.forget_names(zone)
+        return bool(found)
 
     def _servers_of(self, zone: dns.name.Name) -> Generator[Need, Reply, tuple[Server, ...]]:
         """The servers of ``zone`` (a zone the chain walk reached); when no query has them

@@ -145,6 +145,15 @@ class DelegationCache:
         while len(self._names) > self.max_entries:
             self._names.popitem(last=False)
 
+    def names_until(self, zone: dns.name.Name, now: int) -> int:
+        """When ``zone``'s NS names known without an address expire (0: none are known)."""
+        item = self._names.get(zone)
+        return item[0] if item is not None and item[0] > now else 0
+
+    def forget_names(self, zone: dns.name.Name) -> None:
+        """Drop ``zone``'s NS names known without an address (every one was tried)."""
+        self._names.pop(zone, None)
+
     def host(self, name: dns.name.Name, now: int) -> tuple[str, ...] | None:
         """The known addresses of the name server name ``name``."""
         item = self._hosts.get(name)

@@ -23,7 +23,7 @@ import hashlib
 import io
 import struct
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,9 @@ import dns.zone
 
 from dnsseal.errors import InputError
 from dnsseal.signer.denial import Nsec3Params
-from dnsseal.zone import model
+from dnsseal.zone import canonical, model
+from dnsseal.zone.diff import ZoneDiff
+from dnsseal.zone.diff import apply as apply_diff
 from dnsseal.zone.text import parse_zone_text
 
 NSEC = dns.rdatatype.NSEC
@@ -618,7 +620,10 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
 
 
 def update_from_model(
-    prev: ZoneSnapshot, zone: model.Zone, names: Iterable[dns.name.Name]
+    prev: ZoneSnapshot,
+    zone: model.Zone,
+    names: Iterable[dns.name.Name],
+    full: Callable[[], model.Zone] | None = None,
 ) -> ZoneSnapshot:
     """:func:`build_from_model` of ``zone`` for a zone that differs from the one ``prev``
     was built from only at ``names`` (every owner a record was added or removed at: a
@@ -626,7 +631,13 @@ def update_from_model(
 
     Falls back to :func:`build_from_model` when a changed name moves a zone cut, a DNAME or
     the chain parameters, makes or ends an empty non-terminal, or the zone has no
-    NSEC/NSEC3 chain to keep the name order from."""
+    NSEC/NSEC3 chain to keep the name order from.  ``full``: when ``zone`` holds only the
+    apex and the owners at ``names`` (and, in an NSEC3 zone, their hashed owners), the
+    whole new version for that fallback (see :func:`update_from_diff`)."""
+
+    def build_from_model(partial: model.Zone) -> ZoneSnapshot:
+        return _build_from_model(full() if full is not None else partial)
+
     origin = zone.origin
     depth = len(origin.labels)
     apex = zone.rrsets.get(origin, {})
@@ -756,6 +767,68 @@ def update_from_model(
         wire_memo=memo,
         base=weakref.ref(prev),
         changed=frozenset(name.labels for name in changed),
+    )
+
+
+_build_from_model = build_from_model
+
+
+def node_model(node: Node) -> tuple[dict[int, model.RRset], dict[int, model.RRset]]:
+    """The model RRsets of ``node`` (by type, and the RRSIG RRsets by covered type), read
+    back from the response wire it stores (the RDATA in it is the model's canonical RDATA,
+    in the model's order)."""
+    out: tuple[dict[int, model.RRset], dict[int, model.RRset]] = ({}, {})
+    name = node.name
+    owner = name_wire_len(name)
+    for table, got in zip((node.rrsets, node.sigs), out, strict=True):
+        for key, wire in rrset_wires(table):
+            rtype, _, ttl, _ = _RR_FIXED.unpack_from(wire, owner)
+            rdatas = tuple(wire[p : p + n] for p, n in rdata_spans(wire, owner))
+            if not isinstance(table, WireRRsets):  # (from dnspython: to canonical RDATA)
+                rdatas = canonical.canonical_rdatas(canonical.rdata_wire(rd) for rd in table[key])
+            got[key] = model.RRset(name, rtype, ttl, rdatas)
+    return out
+
+
+def snapshot_model(snap: ZoneSnapshot) -> model.Zone:
+    """The zone model ``snap`` was built from (names as the snapshot holds them)."""
+    rrsets: dict[dns.name.Name, dict[int, model.RRset]] = {}
+    rrsigs: dict[dns.name.Name, dict[int, model.RRset]] = {}
+    for name, node in (*snap.nodes.items(), *snap.nsec3_nodes.items()):
+        data, sigs = node_model(node)
+        if data:
+            rrsets[name] = data
+        if sigs:
+            rrsigs[name] = sigs
+    return model.Zone(snap.origin, rrsets, rrsigs)
+
+
+def update_from_diff(prev: ZoneSnapshot, change: ZoneDiff) -> ZoneSnapshot:
+    """The snapshot of the version made by applying ``change`` to the one ``prev`` was
+    built from (by :func:`build_from_model` or this), without that version's model: the
+    owners ``change`` touches are read back from ``prev`` (:func:`node_model`), changed,
+    and built as :func:`update_from_model` does, in O(the change); only its fallback
+    (a zone cut, DNAME, chain parameter or empty non-terminal changing) reads back the
+    whole zone.  A worker process keeps no model of the zones it serves this way."""
+    origin = prev.origin
+    names = {r[0] for r in (*change.removed, *change.added)}
+    wanted = {*names, origin}
+    if prev.nsec3 is not None:
+        wanted.update(_hashed_owner(prev, name.labels) for name in names)
+    rrsets: dict[dns.name.Name, dict[int, model.RRset]] = {}
+    rrsigs: dict[dns.name.Name, dict[int, model.RRset]] = {}
+    for name in wanted:
+        node = prev.nodes.get(name) or prev.nsec3_nodes.get(name)
+        if node is None:
+            continue
+        data, sigs = node_model(node)
+        if data:
+            rrsets[node.name] = data
+        if sigs:
+            rrsigs[node.name] = sigs
+    zone = apply_diff(model.Zone(origin, rrsets, rrsigs), change)
+    return update_from_model(
+        prev, zone, names, full=lambda: apply_diff(snapshot_model(prev), change)
     )
 
 

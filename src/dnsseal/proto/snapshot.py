@@ -58,8 +58,27 @@ SHA1_B32_LEN = 32  # a SHA-1 digest in base32hex
 
 def canonical_key(name: dns.name.Name) -> CanonKey:
     """Sort key giving RFC 4034 section 6.1 canonical order (labels right to left, lower
-    case, compared as octet strings)."""
-    return tuple(label.lower() for label in reversed(name.labels))
+    case, compared as octet strings).  A label already in lower case is the name's own
+    object (a snapshot keeps these keys: no copy of every label)."""
+    return tuple(
+        label if (low := label.lower()) == label else low for label in reversed(name.labels)
+    )
+
+
+# Shared empty containers for the many snapshots that have no NSEC3 chain, cut, ENT...:
+# never written to (a snapshot's containers are replaced, not changed, by update_from_model;
+# nsec3_cache is written only when the zone has NSEC3 parameters).
+_EMPTY: frozenset[Any] = frozenset()
+_NO_NODES: dict[dns.name.Name, Node] = {}
+_NO_NODES_BY_HASH: dict[int, Node] = {}
+_NO_HASHES: list[int] = []
+_NO_CACHE: dict[Key, int] = {}
+
+
+def _frozen(items: Iterable[Any]) -> frozenset[Any]:
+    """``frozenset(items)``, the one shared empty frozenset when there are none."""
+    got = frozenset(items)
+    return got if got else _EMPTY
 
 
 Key = tuple[bytes, ...]
@@ -122,7 +141,6 @@ class ZoneSnapshot:
     nsec3_hashes: list[int]  # NSEC3 owner hashes as integers (base32hex order), sorted
     nsec3_by_hash: dict[int, Node]
     nsec3_nodes: dict[dns.name.Name, Node]
-    negative_soa: list[dns.rrset.RRset]  # SOA and its RRSIG with the RFC 2308 negative TTL
     # id(rrset) -> (rrset, uncompressed wire, record count), filled lazily by the fast path
     wire_memo: dict[int, tuple[dns.rrset.RRset, bytes, int]] = field(default_factory=dict)
     nsec3_cache: dict[Key, int] = field(default_factory=dict)
@@ -136,6 +154,19 @@ class ZoneSnapshot:
     # of the previous version be updated at those owners alone (proto.wiretable).
     base: weakref.ref[ZoneSnapshot] | None = None
     changed: frozenset[Key] = frozenset()
+    # negative_soa, made when first asked for (the byte path uses negative_wires instead)
+    _negative: list[dns.rrset.RRset] | None = None
+
+    @property
+    def negative_soa(self) -> list[dns.rrset.RRset]:
+        """The SOA and its RRSIG with the RFC 2308 negative TTL (see :func:`_negative_soa`),
+        made on first use: most zones never answer negatively through the general path,
+        and these dnspython objects cost about 2 KiB per zone."""
+        got = self._negative
+        if got is None:
+            got = _negative_soa(self.apex)
+            object.__setattr__(self, "_negative", got)
+        return got
 
     @property
     def apex(self) -> Node:
@@ -319,12 +350,12 @@ def build(zone: dns.zone.Zone) -> ZoneSnapshot:
         nsec3_nodes,
         by_hash,
         params,
-        ents=frozenset(ents),
-        cuts=frozenset(cuts),
+        ents=_frozen(ents),
+        cuts=_frozen(cuts),
         has_dname=has_dname,
         by_key={name_key(n): node for n, node in nodes.items()},
-        ent_keys=frozenset(name_key(n) for n in ents),
-        cut_keys=frozenset(name_key(n) for n in cuts),
+        ent_keys=_frozen(name_key(n) for n in ents),
+        cut_keys=_frozen(name_key(n) for n in cuts),
     )
 
 
@@ -349,7 +380,6 @@ def _snapshot(
     derived here once for both builders."""
     nsec_names = sorted((n for n, node in nodes.items() if NSEC in node.rrsets), key=canonical_key)
     return ZoneSnapshot(
-        negative_soa=_negative_soa(nodes[origin]),
         origin=origin,
         serial=serial,
         nodes=nodes,
@@ -357,9 +387,10 @@ def _snapshot(
         nsec_names=nsec_names,
         nsec_nodes=[nodes[n] for n in nsec_names],
         nsec3=params,
-        nsec3_hashes=sorted(by_hash),
-        nsec3_by_hash=by_hash,
-        nsec3_nodes=nsec3_nodes,
+        nsec3_hashes=sorted(by_hash) if by_hash else _NO_HASHES,
+        nsec3_cache={} if params is not None else _NO_CACHE,
+        nsec3_by_hash=by_hash or _NO_NODES_BY_HASH,
+        nsec3_nodes=nsec3_nodes or _NO_NODES,
         ents=ents,
         cuts=cuts,
         has_dname=has_dname,
@@ -609,13 +640,13 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
         nsec3_nodes,
         by_hash,
         params,
-        ents=frozenset(dns.name.Name(k) for k in ent_keys),
-        cuts=frozenset(by_key[k].name for k in cut_keys),
+        ents=_frozen(dns.name.Name(k) for k in ent_keys),
+        cuts=_frozen(by_key[k].name for k in cut_keys),
         has_dname=has_dname,
         wire_memo=memo,
         by_key=by_key,
-        ent_keys=frozenset(ent_keys),
-        cut_keys=frozenset(cut_keys),
+        ent_keys=_frozen(ent_keys),
+        cut_keys=_frozen(cut_keys),
     )
 
 
@@ -736,8 +767,8 @@ def update_from_model(
         nodes[name] = node
         by_key[labels] = node
         if labels in ent_keys:  # an empty non-terminal that now has data
-            ent_keys = ent_keys - {labels}
-            ents = frozenset(e for e in ents if e.labels != labels)
+            ent_keys = _frozen(ent_keys - {labels})
+            ents = _frozen(e for e in ents if e.labels != labels)
         if NSEC in data:
             k = canonical_key(name)
             i = bisect.bisect_left(nsec_keys, k)
@@ -747,7 +778,6 @@ def update_from_model(
     if SOA not in nodes.get(origin, Node(origin)).rrsets:
         raise ZoneError(f"zone {origin}: no SOA at the zone apex")
     return ZoneSnapshot(
-        negative_soa=_negative_soa(nodes[origin]),
         origin=origin,
         serial=zone.soa().serial,
         nodes=nodes,
@@ -755,9 +785,10 @@ def update_from_model(
         nsec_names=nsec_names,
         nsec_nodes=nsec_nodes,
         nsec3=prev.nsec3,
-        nsec3_hashes=hashes,
-        nsec3_by_hash=by_hash,
-        nsec3_nodes=nsec3_nodes,
+        nsec3_hashes=hashes if hashes else _NO_HASHES,
+        nsec3_cache={} if prev.nsec3 is not None else _NO_CACHE,
+        nsec3_by_hash=by_hash or _NO_NODES_BY_HASH,
+        nsec3_nodes=nsec3_nodes or _NO_NODES,
         ents=ents,
         cuts=prev.cuts,
         has_dname=prev.has_dname,
@@ -766,7 +797,7 @@ def update_from_model(
         cut_keys=prev.cut_keys,
         wire_memo=memo,
         base=weakref.ref(prev),
-        changed=frozenset(name.labels for name in changed),
+        changed=_frozen(name.labels for name in changed),
     )
 
 
@@ -889,6 +920,37 @@ def _negative_soa(apex: Node) -> list[dns.rrset.RRset]:
             copy.ttl = ttl
             out.append(copy)
     return out
+
+
+def negative_wires(snap: ZoneSnapshot) -> tuple[tuple[bytes, int], tuple[bytes, int]] | None:
+    """The uncompressed wire and record count of :attr:`ZoneSnapshot.negative_soa`'s SOA,
+    and of the SOA with its RRSIGs, made from the apex's stored response wire with the
+    negative TTL written in (no dnspython object made); None when the apex does not
+    store wire (a snapshot from :func:`build`) or holds other than one SOA record."""
+    apex = snap.apex
+    data, sigs = apex.rrsets, apex.sigs
+    if not isinstance(data, WireRRsets) or not isinstance(sigs, WireRRsets):
+        return None
+    owner = name_wire_len(snap.origin)
+    soa = data.wires[SOA]
+    if len(rdata_spans(soa, owner)) != 1:
+        return None
+    ttl = min(int.from_bytes(soa[owner + 4 : owner + 8], "big"), int.from_bytes(soa[-4:], "big"))
+    soa = _with_ttl(soa, owner, ttl)
+    sig = sigs.wires.get(SOA)
+    if sig is None:
+        return (soa, 1), (soa, 1)
+    return (soa, 1), (soa + _with_ttl(sig, owner, ttl), 1 + len(rdata_spans(sig, owner)))
+
+
+def _with_ttl(wire: bytes, owner: int, ttl: int) -> bytes:
+    """The records of ``wire`` (owners ``owner`` octets long) with their TTL set to ``ttl``."""
+    ttl_wire = ttl.to_bytes(4, "big")
+    parts = []
+    for pos, rdlen in rdata_spans(wire, owner):
+        head = pos - 10
+        parts.append(wire[head - owner : head + 4] + ttl_wire + wire[head + 8 : pos + rdlen])
+    return b"".join(parts)
 
 
 def occluded(snap: ZoneSnapshot, name: dns.name.Name) -> dns.name.Name | None:

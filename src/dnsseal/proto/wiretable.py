@@ -48,6 +48,7 @@ from dnsseal.proto.snapshot import (
     Node,
     WireRRsets,
     ZoneSnapshot,
+    negative_wires,
     nsec3_digest,
     nsec3_int,
 )
@@ -139,8 +140,7 @@ class ZoneSlot:
 
 def wire_zone(snap: ZoneSnapshot) -> WireZone:
     """One zone as the byte path needs it."""
-    soa = rrset_wire(snap, snap.negative_soa[0], True)
-    soa_sig = _section(snap, snap.negative_soa)
+    soa, soa_sig = _negative(snap)
     return WireZone(
         snap,
         len(snap.origin.labels),
@@ -214,8 +214,7 @@ def wire_zone_after(prev: WireZone, snap: ZoneSnapshot) -> WireZone | None:
         else:
             digests.insert(i, digest)
             owners.insert(i, has)
-    soa = rrset_wire(snap, snap.negative_soa[0], True)
-    soa_sig = _section(snap, snap.negative_soa)
+    soa, soa_sig = _negative(snap)
     return WireZone(
         snap,
         depth,
@@ -228,6 +227,14 @@ def wire_zone_after(prev: WireZone, snap: ZoneSnapshot) -> WireZone | None:
         nsec3_digests=prev.nsec3_digests if digests is None else digests,
         nsec3_owners=owners,
     )
+
+
+def _negative(snap: ZoneSnapshot) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
+    """The negative-answer SOA's wire and record count, without and with its RRSIGs."""
+    got = negative_wires(snap)
+    if got is not None:
+        return got
+    return rrset_wire(snap, snap.negative_soa[0], True), _section(snap, snap.negative_soa)
 
 
 def _hash_of(k: Key, depth: int) -> int | None:

@@ -73,6 +73,20 @@ _NO_NODES: dict[dns.name.Name, Node] = {}
 _NO_NODES_BY_HASH: dict[int, Node] = {}
 _NO_HASHES: list[int] = []
 _NO_CACHE: dict[Key, int] = {}
+_NO_SORT: list[bytes] = []
+_NO_NSEC_NODES: list[Node] = []
+
+
+def sort_key(canon: CanonKey) -> bytes:
+    """A canonical-order key (labels root first, as :func:`canonical_key` gives them) as
+    bytes whose plain byte order is the same order (RFC 4034 6.1): each label's octets,
+    with 0 and 1 escaped as 01 01 and 01 02, then 00.  A key is a prefix of another's
+    exactly when its labels are (the names below a name follow it).  The C lane bisects
+    these with memcmp."""
+    return b"".join(
+        label.replace(b"\x01", b"\x01\x02").replace(b"\x00", b"\x01\x01") + b"\x00"
+        for label in canon
+    )
 
 
 def _frozen(items: Iterable[Any]) -> frozenset[Any]:
@@ -135,8 +149,9 @@ class ZoneSnapshot:
     ents: frozenset[dns.name.Name]
     cuts: frozenset[dns.name.Name]
     has_dname: bool
-    nsec_keys: list[CanonKey]
-    nsec_names: list[dns.name.Name]
+    # The NSEC owners' canonical order keys as bytes (sort_key), in that order (the byte
+    # path's WireZone shares this list; never changed in place)
+    nsec_sort: list[bytes]
     nsec3: Nsec3Params | None
     nsec3_hashes: list[int]  # NSEC3 owner hashes as integers (base32hex order), sorted
     nsec3_by_hash: dict[int, Node]
@@ -173,9 +188,20 @@ class ZoneSnapshot:
         return self.nodes[self.origin]
 
     @property
+    def nsec_names(self) -> list[dns.name.Name]:
+        """The NSEC owners in canonical order (made on each call: test ``nsec_nodes``
+        for whether the zone has an NSEC chain)."""
+        return [node.name for node in self.nsec_nodes]
+
+    @property
+    def nsec_keys(self) -> list[CanonKey]:
+        """The NSEC owners' canonical keys, in order (made on each call)."""
+        return [canonical_key(node.name) for node in self.nsec_nodes]
+
+    @property
     def signed(self) -> bool:
         """True when the zone carries a denial chain (NSEC or NSEC3) and so DNSSEC data."""
-        return bool(self.nsec_names) or self.nsec3 is not None
+        return bool(self.nsec_nodes) or self.nsec3 is not None
 
     def exists(self, name: dns.name.Name) -> bool:
         """True if ``name`` owns data or is an empty non-terminal (RFC 4592 "exists")."""
@@ -192,9 +218,9 @@ class ZoneSnapshot:
         return self.nsec_covering_k(name_key(name))
 
     def nsec_covering_k(self, k: Key) -> Node | None:
-        if not self.nsec_keys:
+        if not self.nsec_sort:
             return None
-        i = bisect.bisect_right(self.nsec_keys, k[::-1]) - 1
+        i = bisect.bisect_right(self.nsec_sort, sort_key(k[::-1])) - 1
         # Before the first owner (impossible inside the zone: the apex is first) wraps.
         return self.nsec_nodes[i]
 
@@ -383,9 +409,8 @@ def _snapshot(
         origin=origin,
         serial=serial,
         nodes=nodes,
-        nsec_keys=[canonical_key(n) for n in nsec_names],
-        nsec_names=nsec_names,
-        nsec_nodes=[nodes[n] for n in nsec_names],
+        nsec_sort=[sort_key(canonical_key(n)) for n in nsec_names] or _NO_SORT,
+        nsec_nodes=[nodes[n] for n in nsec_names] or _NO_NSEC_NODES,
         nsec3=params,
         nsec3_hashes=sorted(by_hash) if by_hash else _NO_HASHES,
         nsec3_cache={} if params is not None else _NO_CACHE,
@@ -696,8 +721,7 @@ def update_from_model(
     by_key = prev.by_key.copy()
     by_hash = prev.nsec3_by_hash.copy()
     hashes = list(prev.nsec3_hashes)
-    nsec_keys = list(prev.nsec_keys)
-    nsec_names = list(prev.nsec_names)
+    nsec_sort = list(prev.nsec_sort)
     nsec_nodes = list(prev.nsec_nodes)
     ents, ent_keys = prev.ents, prev.ent_keys
     # Owners as the model's names (hash kept, quick to compare), like build_from_model's.
@@ -726,16 +750,17 @@ def update_from_model(
                 return build_from_model(zone)
             if old is not None and not data:
                 k = canonical_key(name)
-                i = bisect.bisect_right(nsec_keys, k)
-                below = i < len(nsec_keys) and nsec_keys[i][: len(k)] == k
+                sk = sort_key(k)
+                i = bisect.bisect_right(nsec_sort, sk)
+                below = i < len(nsec_sort) and nsec_sort[i].startswith(sk)
                 if below or (nsec3 and _hashed_owner(prev, labels) in zone.rrsets):
                     return build_from_model(zone)  # (it stays as an empty non-terminal)
         if old is not None:
             del nodes[name]
             del by_key[labels]
             if NSEC in old.rrsets:
-                i = bisect.bisect_left(nsec_keys, canonical_key(name))
-                del nsec_keys[i], nsec_names[i], nsec_nodes[i]
+                i = bisect.bisect_left(nsec_sort, sort_key(canonical_key(name)))
+                del nsec_sort[i], nsec_nodes[i]
         old3 = nsec3_nodes.pop(name, None)
         if old3 is not None:
             label = labels[0]
@@ -771,9 +796,9 @@ def update_from_model(
             ents = _frozen(e for e in ents if e.labels != labels)
         if NSEC in data:
             k = canonical_key(name)
-            i = bisect.bisect_left(nsec_keys, k)
-            nsec_keys.insert(i, k)
-            nsec_names.insert(i, name)
+            sk = sort_key(k)
+            i = bisect.bisect_left(nsec_sort, sk)
+            nsec_sort.insert(i, sk)
             nsec_nodes.insert(i, node)
     if SOA not in nodes.get(origin, Node(origin)).rrsets:
         raise ZoneError(f"zone {origin}: no SOA at the zone apex")
@@ -781,9 +806,8 @@ def update_from_model(
         origin=origin,
         serial=zone.soa().serial,
         nodes=nodes,
-        nsec_keys=nsec_keys,
-        nsec_names=nsec_names,
-        nsec_nodes=nsec_nodes,
+        nsec_sort=nsec_sort or _NO_SORT,
+        nsec_nodes=nsec_nodes or _NO_NSEC_NODES,
         nsec3=prev.nsec3,
         nsec3_hashes=hashes if hashes else _NO_HASHES,
         nsec3_cache={} if prev.nsec3 is not None else _NO_CACHE,

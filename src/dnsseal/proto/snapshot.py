@@ -23,7 +23,7 @@ import hashlib
 import io
 import struct
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,7 +145,6 @@ class ZoneSnapshot:
 
     origin: dns.name.Name
     serial: int
-    nodes: dict[dns.name.Name, Node]
     ents: frozenset[dns.name.Name]
     cuts: frozenset[dns.name.Name]
     has_dname: bool
@@ -185,7 +184,15 @@ class ZoneSnapshot:
 
     @property
     def apex(self) -> Node:
-        return self.nodes[self.origin]
+        by_key = self.by_key
+        got = by_key.get(self.origin.labels)
+        return got if got is not None else by_key[name_key(self.origin)]
+
+    @property
+    def nodes(self) -> NodesByName:
+        """The nodes of the zone's tree by owner name, in the order they were built: a
+        view of :attr:`by_key` (no second dict per snapshot)."""
+        return NodesByName(self.by_key)
 
     @property
     def nsec_names(self) -> list[dns.name.Name]:
@@ -408,7 +415,6 @@ def _snapshot(
     return ZoneSnapshot(
         origin=origin,
         serial=serial,
-        nodes=nodes,
         nsec_sort=[sort_key(canonical_key(n)) for n in nsec_names] or _NO_SORT,
         nsec_nodes=[nodes[n] for n in nsec_names] or _NO_NSEC_NODES,
         nsec3=params,
@@ -424,6 +430,51 @@ def _snapshot(
         cut_keys=cut_keys,
         wire_memo={} if wire_memo is None else wire_memo,
     )
+
+
+class NodesByName(Mapping[dns.name.Name, Node]):
+    """A snapshot's nodes by owner name (any case), in the order of its ``by_key``, which
+    this reads: the snapshot keeps one dict of its names, by label tuple (the answer
+    path's key), not a second one by :class:`dns.name.Name`."""
+
+    __slots__ = ("_by_key",)
+
+    def __init__(self, by_key: dict[Key, Node]) -> None:
+        self._by_key = by_key
+
+    def __getitem__(self, name: dns.name.Name) -> Node:
+        got = self._by_key.get(name.labels)
+        return got if got is not None else self._by_key[name_key(name)]
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, dns.name.Name):
+            return False
+        return name.labels in self._by_key or name_key(name) in self._by_key
+
+    def __iter__(self) -> Iterator[dns.name.Name]:
+        return (node.name for node in self._by_key.values())
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def values(self) -> ValuesView[Node]:
+        return self._by_key.values()
+
+    def items(self) -> ItemsView[dns.name.Name, Node]:
+        return _NodeItems(self, self._by_key)
+
+
+class _NodeItems(ItemsView[dns.name.Name, Node]):
+    """(name, node) pairs straight from the nodes (no lookup by name per pair)."""
+
+    __slots__ = ("_nodes",)
+
+    def __init__(self, mapping: NodesByName, by_key: dict[Key, Node]) -> None:
+        super().__init__(mapping)
+        self._nodes = by_key
+
+    def __iter__(self) -> Iterator[tuple[dns.name.Name, Node]]:
+        return ((node.name, node) for node in self._nodes.values())
 
 
 class WireRRsets(Mapping[int, dns.rrset.RRset]):
@@ -697,7 +748,7 @@ def update_from_model(
     origin = zone.origin
     depth = len(origin.labels)
     apex = zone.rrsets.get(origin, {})
-    old_apex = prev.nodes.get(origin)
+    old_apex = prev.by_key.get(origin.labels)
     nsec3 = NSEC3PARAM in apex
     if (
         old_apex is None
@@ -716,7 +767,6 @@ def update_from_model(
     # all, where dict() of a dict with holes inserts every key again, comparing the keys
     # whose hashes collide (dnspython's name hash collides often: many thousands of
     # name comparisons for a 100k-name zone).
-    nodes = prev.nodes.copy()
     nsec3_nodes = prev.nsec3_nodes.copy()
     by_key = prev.by_key.copy()
     by_hash = prev.nsec3_by_hash.copy()
@@ -732,7 +782,7 @@ def update_from_model(
         data = zone.rrsets.get(name, empty)
         sigs = zone.rrsigs.get(name, empty)
         labels = name.labels
-        old = nodes.get(name)
+        old = by_key.get(labels)
         before = old.rrsets if old is not None else empty
         if (DNAME in data) != (DNAME in before) or (
             len(labels) > depth and (NS in data) != (NS in before)
@@ -756,7 +806,6 @@ def update_from_model(
                 if below or (nsec3 and _hashed_owner(prev, labels) in zone.rrsets):
                     return build_from_model(zone)  # (it stays as an empty non-terminal)
         if old is not None:
-            del nodes[name]
             del by_key[labels]
             if NSEC in old.rrsets:
                 i = bisect.bisect_left(nsec_sort, sort_key(canonical_key(name)))
@@ -789,7 +838,6 @@ def update_from_model(
                     bisect.insort(hashes, h)
                 by_hash[h] = n3
             continue
-        nodes[name] = node
         by_key[labels] = node
         if labels in ent_keys:  # an empty non-terminal that now has data
             ent_keys = _frozen(ent_keys - {labels})
@@ -800,12 +848,11 @@ def update_from_model(
             i = bisect.bisect_left(nsec_sort, sk)
             nsec_sort.insert(i, sk)
             nsec_nodes.insert(i, node)
-    if SOA not in nodes.get(origin, Node(origin)).rrsets:
+    if SOA not in by_key.get(origin.labels, Node(origin)).rrsets:
         raise ZoneError(f"zone {origin}: no SOA at the zone apex")
     return ZoneSnapshot(
         origin=origin,
         serial=zone.soa().serial,
-        nodes=nodes,
         nsec_sort=nsec_sort or _NO_SORT,
         nsec_nodes=nsec_nodes or _NO_NSEC_NODES,
         nsec3=prev.nsec3,
@@ -873,7 +920,7 @@ def update_from_diff(prev: ZoneSnapshot, change: ZoneDiff) -> ZoneSnapshot:
     rrsets: dict[dns.name.Name, dict[int, model.RRset]] = {}
     rrsigs: dict[dns.name.Name, dict[int, model.RRset]] = {}
     for name in wanted:
-        node = prev.nodes.get(name) or prev.nsec3_nodes.get(name)
+        node = prev.by_key.get(name_key(name)) or prev.nsec3_nodes.get(name)
         if node is None:
             continue
         data, sigs = node_model(node)

@@ -731,6 +731,7 @@ def update_from_model(
     zone: model.Zone,
     names: Iterable[dns.name.Name],
     full: Callable[[], model.Zone] | None = None,
+    owns: Callable[[dns.name.Name], bool] | None = None,
 ) -> ZoneSnapshot:
     """:func:`build_from_model` of ``zone`` for a zone that differs from the one ``prev``
     was built from only at ``names`` (every owner a record was added or removed at: a
@@ -740,13 +741,15 @@ def update_from_model(
     the chain parameters, makes or ends an empty non-terminal, or the zone has no
     NSEC/NSEC3 chain to keep the name order from.  ``full``: when ``zone`` holds only the
     apex and the owners at ``names`` (and, in an NSEC3 zone, their hashed owners), the
-    whole new version for that fallback (see :func:`update_from_diff`)."""
+    whole new version for that fallback (see :func:`update_from_diff`), and ``owns``:
+    whether the new version has data at a name."""
 
     def build_from_model(partial: model.Zone) -> ZoneSnapshot:
         return _build_from_model(full() if full is not None else partial)
 
     origin = zone.origin
     depth = len(origin.labels)
+    has_owner = owns if owns is not None else zone.rrsets.__contains__
     apex = zone.rrsets.get(origin, {})
     old_apex = prev.by_key.get(origin.labels)
     nsec3 = NSEC3PARAM in apex
@@ -803,7 +806,7 @@ def update_from_model(
                 sk = sort_key(k)
                 i = bisect.bisect_right(nsec_sort, sk)
                 below = i < len(nsec_sort) and nsec_sort[i].startswith(sk)
-                if below or (nsec3 and _hashed_owner(prev, labels) in zone.rrsets):
+                if below or (nsec3 and has_owner(_hashed_owner(prev, labels))):
                     return build_from_model(zone)  # (it stays as an empty non-terminal)
         if old is not None:
             del by_key[labels]
@@ -908,15 +911,14 @@ def snapshot_model(snap: ZoneSnapshot) -> model.Zone:
 def update_from_diff(prev: ZoneSnapshot, change: ZoneDiff) -> ZoneSnapshot:
     """The snapshot of the version made by applying ``change`` to the one ``prev`` was
     built from (by :func:`build_from_model` or this), without that version's model: the
-    owners ``change`` touches are read back from ``prev`` (:func:`node_model`), changed,
-    and built as :func:`update_from_model` does, in O(the change); only its fallback
-    (a zone cut, DNAME, chain parameter or empty non-terminal changing) reads back the
-    whole zone.  A worker process keeps no model of the zones it serves this way."""
+    owners ``change`` touches (and the apex) are read back from ``prev``
+    (:func:`node_model`), changed, and built as :func:`update_from_model` does, in O(the
+    change); only its fallback (a zone cut, DNAME, chain parameter or empty non-terminal
+    changing) reads back the whole zone.  A worker process keeps no model of the zones it
+    serves this way."""
     origin = prev.origin
     names = {r[0] for r in (*change.removed, *change.added)}
     wanted = {*names, origin}
-    if prev.nsec3 is not None:
-        wanted.update(_hashed_owner(prev, name.labels) for name in names)
     rrsets: dict[dns.name.Name, dict[int, model.RRset]] = {}
     rrsigs: dict[dns.name.Name, dict[int, model.RRset]] = {}
     for name in wanted:
@@ -929,8 +931,15 @@ def update_from_diff(prev: ZoneSnapshot, change: ZoneDiff) -> ZoneSnapshot:
         if sigs:
             rrsigs[node.name] = sigs
     zone = apply_diff(model.Zone(origin, rrsets, rrsigs), change)
+
+    def owns(name: dns.name.Name) -> bool:
+        """Whether the new version has data at ``name`` (outside the change: as before)."""
+        if name in names:
+            return name in zone.rrsets
+        return name in prev.nsec3_nodes or name_key(name) in prev.by_key
+
     return update_from_model(
-        prev, zone, names, full=lambda: apply_diff(snapshot_model(prev), change)
+        prev, zone, names, full=lambda: apply_diff(snapshot_model(prev), change), owns=owns
     )
 
 

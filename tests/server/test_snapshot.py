@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from dnsseal.proto.answer import lookup
 from dnsseal.proto.fastpath import encode_rrset
-from dnsseal.proto.snapshot import build, canonical_key, name_key
+from dnsseal.proto.snapshot import build, canonical_key, load_text, name_key, negative_wires
 
 from .conftest import SignedZone
 
@@ -106,3 +106,21 @@ def test_nsec3param_without_nsec3_records_answers_without_proof() -> None:
     nodata = lookup(snap, dns.name.from_text("ns.example."), dns.rdatatype.TXT, do=True)
     assert nodata.rcode == dns.rcode.NOERROR and not nodata.answer
     assert [r.rdtype for r in nodata.authority] == [dns.rdatatype.SOA]
+
+
+def test_negative_wires_are_the_negative_soa_encoded(signed_zones: dict[str, SignedZone]) -> None:
+    """The byte path's negative SOA (the apex's stored wire with the RFC 2308 TTL written
+    in, no dnspython object made) is exactly what encoding the general path's
+    ``negative_soa`` RRsets gives, for every signed test zone and a TTL below MINIMUM."""
+    texts = [z.path.read_text() for z in signed_zones.values()]
+    texts.append(NO_CHAIN.replace("$TTL 300", "$TTL 3"))  # SOA TTL 3 < MINIMUM 5
+    origins = [z.origin for z in signed_zones.values()] + ["example."]
+    for text, origin in zip(texts, origins, strict=True):
+        snap = load_text(text, origin)
+        got = negative_wires(snap)
+        assert got is not None
+        soa, *sig = snap.negative_soa
+        both = [encode_rrset(r) for r in (soa, *sig)]
+        assert got[0] == both[0]
+        assert got[1] == (b"".join(w for w, _ in both), sum(n for _, n in both))
+        assert soa.ttl == min(soa.ttl, soa[0].minimum)

@@ -29,7 +29,7 @@ def shape(s: ZoneSnapshot) -> dict[str, object]:
         "by_key": sorted(s.by_key),
         "by_hash": sorted(s.nsec3_by_hash),
         "hashes": s.nsec3_hashes,
-        "nsec": (s.nsec_keys, s.nsec_names, [n.name for n in s.nsec_nodes]),
+        "nsec": (s.nsec_keys, s.nsec_sort, s.nsec_names, [n.name for n in s.nsec_nodes]),
         "same_nodes": all(s.nsec_nodes[i] is s.nodes[n] for i, n in enumerate(s.nsec_names)),
         "structure": (s.ents, s.cuts, s.has_dname, s.ent_keys, s.cut_keys, s.nsec3),
         "negative": [str(r) for r in s.negative_soa],

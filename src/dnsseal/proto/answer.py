@@ -210,7 +210,7 @@ def _nodata(snap: ZoneSnapshot, qk: Key, node: Node | None, do: bool, ans: Answe
     _soa(snap, do, ans)
     if not do:
         return
-    if snap.nsec_names:
+    if snap.nsec_nodes:
         if node is not None and NSEC in node.rrsets:
             _add_denial(node, NSEC, do, ans)
         else:
@@ -259,7 +259,7 @@ def _nonexistent(
         if len(ans.answer) > before and do:
             # The expansion is only valid with the proof that qname itself does not exist:
             # the NSEC covering it, or the NSEC3 covering the next closer name.
-            if snap.nsec_names:
+            if snap.nsec_nodes:
                 _add_denial(snap.nsec_covering_k(qk), NSEC, do, ans)
             elif snap.nsec3 is not None:
                 next_closer = qk[len(qk) - len(ce) - 1 :]
@@ -278,7 +278,7 @@ def nxdomain(snap: ZoneSnapshot, qk: Key, ce: Key, do: bool, ans: Answer) -> Non
     _soa(snap, do, ans)
     if not do:
         return
-    if snap.nsec_names:
+    if snap.nsec_nodes:
         _add_denial(snap.nsec_covering_k(qk), NSEC, do, ans)
         _add_denial(snap.nsec_covering_k((WILDCARD, *ce)), NSEC, do, ans)
     elif snap.nsec3 is not None:
@@ -291,7 +291,7 @@ def _wildcard_nodata(snap: ZoneSnapshot, qk: Key, wnode: Node, do: bool, ans: An
     _soa(snap, do, ans)
     if not do:
         return
-    if snap.nsec_names:
+    if snap.nsec_nodes:
         _add_denial(snap.nsec_covering_k(qk), NSEC, do, ans)
         _add_denial(wnode, NSEC, do, ans)
     elif snap.nsec3 is not None:
@@ -309,7 +309,7 @@ def _referral(snap: ZoneSnapshot, node: Node, cut: Key, do: bool, ans: Answer) -
     if do:
         if DS in node.rrsets:
             ans.authority += node.with_sigs(DS, do)
-        elif snap.nsec_names:
+        elif snap.nsec_nodes:
             _add_denial(node, NSEC, do, ans)
         elif snap.nsec3 is not None:
             match = snap.nsec3_matching(cut)

@@ -23,7 +23,7 @@ import hashlib
 import io
 import struct
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,9 @@ import dns.zone
 
 from dnsseal.errors import InputError
 from dnsseal.signer.denial import Nsec3Params
-from dnsseal.zone import model
+from dnsseal.zone import canonical, model
+from dnsseal.zone.diff import ZoneDiff
+from dnsseal.zone.diff import apply as apply_diff
 from dnsseal.zone.text import parse_zone_text
 
 NSEC = dns.rdatatype.NSEC
@@ -56,8 +58,41 @@ SHA1_B32_LEN = 32  # a SHA-1 digest in base32hex
 
 def canonical_key(name: dns.name.Name) -> CanonKey:
     """Sort key giving RFC 4034 section 6.1 canonical order (labels right to left, lower
-    case, compared as octet strings)."""
-    return tuple(label.lower() for label in reversed(name.labels))
+    case, compared as octet strings).  A label already in lower case is the name's own
+    object (a snapshot keeps these keys: no copy of every label)."""
+    return tuple(
+        label if (low := label.lower()) == label else low for label in reversed(name.labels)
+    )
+
+
+# Shared empty containers for the many snapshots that have no NSEC3 chain, cut, ENT...:
+# never written to (a snapshot's containers are replaced, not changed, by update_from_model;
+# nsec3_cache is written only when the zone has NSEC3 parameters).
+_EMPTY: frozenset[Any] = frozenset()
+_NO_NODES: dict[dns.name.Name, Node] = {}
+_NO_NODES_BY_HASH: dict[int, Node] = {}
+_NO_HASHES: list[int] = []
+_NO_CACHE: dict[Key, int] = {}
+_NO_SORT: list[bytes] = []
+_NO_NSEC_NODES: list[Node] = []
+
+
+def sort_key(canon: CanonKey) -> bytes:
+    """A canonical-order key (labels root first, as :func:`canonical_key` gives them) as
+    bytes whose plain byte order is the same order (RFC 4034 6.1): each label's octets,
+    with 0 and 1 escaped as 01 01 and 01 02, then 00.  A key is a prefix of another's
+    exactly when its labels are (the names below a name follow it).  The C lane bisects
+    these with memcmp."""
+    return b"".join(
+        label.replace(b"\x01", b"\x01\x02").replace(b"\x00", b"\x01\x01") + b"\x00"
+        for label in canon
+    )
+
+
+def _frozen(items: Iterable[Any]) -> frozenset[Any]:
+    """``frozenset(items)``, the one shared empty frozenset when there are none."""
+    got = frozenset(items)
+    return got if got else _EMPTY
 
 
 Key = tuple[bytes, ...]
@@ -110,17 +145,16 @@ class ZoneSnapshot:
 
     origin: dns.name.Name
     serial: int
-    nodes: dict[dns.name.Name, Node]
     ents: frozenset[dns.name.Name]
     cuts: frozenset[dns.name.Name]
     has_dname: bool
-    nsec_keys: list[CanonKey]
-    nsec_names: list[dns.name.Name]
+    # The NSEC owners' canonical order keys as bytes (sort_key), in that order (the byte
+    # path's WireZone shares this list; never changed in place)
+    nsec_sort: list[bytes]
     nsec3: Nsec3Params | None
     nsec3_hashes: list[int]  # NSEC3 owner hashes as integers (base32hex order), sorted
     nsec3_by_hash: dict[int, Node]
     nsec3_nodes: dict[dns.name.Name, Node]
-    negative_soa: list[dns.rrset.RRset]  # SOA and its RRSIG with the RFC 2308 negative TTL
     # id(rrset) -> (rrset, uncompressed wire, record count), filled lazily by the fast path
     wire_memo: dict[int, tuple[dns.rrset.RRset, bytes, int]] = field(default_factory=dict)
     nsec3_cache: dict[Key, int] = field(default_factory=dict)
@@ -134,15 +168,47 @@ class ZoneSnapshot:
     # of the previous version be updated at those owners alone (proto.wiretable).
     base: weakref.ref[ZoneSnapshot] | None = None
     changed: frozenset[Key] = frozenset()
+    # negative_soa, made when first asked for (the byte path uses negative_wires instead)
+    _negative: list[dns.rrset.RRset] | None = None
+
+    @property
+    def negative_soa(self) -> list[dns.rrset.RRset]:
+        """The SOA and its RRSIG with the RFC 2308 negative TTL (see :func:`_negative_soa`),
+        made on first use: most zones never answer negatively through the general path,
+        and these dnspython objects cost about 2 KiB per zone."""
+        got = self._negative
+        if got is None:
+            got = _negative_soa(self.apex)
+            object.__setattr__(self, "_negative", got)
+        return got
 
     @property
     def apex(self) -> Node:
-        return self.nodes[self.origin]
+        by_key = self.by_key
+        got = by_key.get(self.origin.labels)
+        return got if got is not None else by_key[name_key(self.origin)]
+
+    @property
+    def nodes(self) -> NodesByName:
+        """The nodes of the zone's tree by owner name, in the order they were built: a
+        view of :attr:`by_key` (no second dict per snapshot)."""
+        return NodesByName(self.by_key)
+
+    @property
+    def nsec_names(self) -> list[dns.name.Name]:
+        """The NSEC owners in canonical order (made on each call: test ``nsec_nodes``
+        for whether the zone has an NSEC chain)."""
+        return [node.name for node in self.nsec_nodes]
+
+    @property
+    def nsec_keys(self) -> list[CanonKey]:
+        """The NSEC owners' canonical keys, in order (made on each call)."""
+        return [canonical_key(node.name) for node in self.nsec_nodes]
 
     @property
     def signed(self) -> bool:
         """True when the zone carries a denial chain (NSEC or NSEC3) and so DNSSEC data."""
-        return bool(self.nsec_names) or self.nsec3 is not None
+        return bool(self.nsec_nodes) or self.nsec3 is not None
 
     def exists(self, name: dns.name.Name) -> bool:
         """True if ``name`` owns data or is an empty non-terminal (RFC 4592 "exists")."""
@@ -159,9 +225,9 @@ class ZoneSnapshot:
         return self.nsec_covering_k(name_key(name))
 
     def nsec_covering_k(self, k: Key) -> Node | None:
-        if not self.nsec_keys:
+        if not self.nsec_sort:
             return None
-        i = bisect.bisect_right(self.nsec_keys, k[::-1]) - 1
+        i = bisect.bisect_right(self.nsec_sort, sort_key(k[::-1])) - 1
         # Before the first owner (impossible inside the zone: the apex is first) wraps.
         return self.nsec_nodes[i]
 
@@ -317,12 +383,12 @@ def build(zone: dns.zone.Zone) -> ZoneSnapshot:
         nsec3_nodes,
         by_hash,
         params,
-        ents=frozenset(ents),
-        cuts=frozenset(cuts),
+        ents=_frozen(ents),
+        cuts=_frozen(cuts),
         has_dname=has_dname,
         by_key={name_key(n): node for n, node in nodes.items()},
-        ent_keys=frozenset(name_key(n) for n in ents),
-        cut_keys=frozenset(name_key(n) for n in cuts),
+        ent_keys=_frozen(name_key(n) for n in ents),
+        cut_keys=_frozen(name_key(n) for n in cuts),
     )
 
 
@@ -347,17 +413,15 @@ def _snapshot(
     derived here once for both builders."""
     nsec_names = sorted((n for n, node in nodes.items() if NSEC in node.rrsets), key=canonical_key)
     return ZoneSnapshot(
-        negative_soa=_negative_soa(nodes[origin]),
         origin=origin,
         serial=serial,
-        nodes=nodes,
-        nsec_keys=[canonical_key(n) for n in nsec_names],
-        nsec_names=nsec_names,
-        nsec_nodes=[nodes[n] for n in nsec_names],
+        nsec_sort=[sort_key(canonical_key(n)) for n in nsec_names] or _NO_SORT,
+        nsec_nodes=[nodes[n] for n in nsec_names] or _NO_NSEC_NODES,
         nsec3=params,
-        nsec3_hashes=sorted(by_hash),
-        nsec3_by_hash=by_hash,
-        nsec3_nodes=nsec3_nodes,
+        nsec3_hashes=sorted(by_hash) if by_hash else _NO_HASHES,
+        nsec3_cache={} if params is not None else _NO_CACHE,
+        nsec3_by_hash=by_hash or _NO_NODES_BY_HASH,
+        nsec3_nodes=nsec3_nodes or _NO_NODES,
         ents=ents,
         cuts=cuts,
         has_dname=has_dname,
@@ -366,6 +430,51 @@ def _snapshot(
         cut_keys=cut_keys,
         wire_memo={} if wire_memo is None else wire_memo,
     )
+
+
+class NodesByName(Mapping[dns.name.Name, Node]):
+    """A snapshot's nodes by owner name (any case), in the order of its ``by_key``, which
+    this reads: the snapshot keeps one dict of its names, by label tuple (the answer
+    path's key), not a second one by :class:`dns.name.Name`."""
+
+    __slots__ = ("_by_key",)
+
+    def __init__(self, by_key: dict[Key, Node]) -> None:
+        self._by_key = by_key
+
+    def __getitem__(self, name: dns.name.Name) -> Node:
+        got = self._by_key.get(name.labels)
+        return got if got is not None else self._by_key[name_key(name)]
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, dns.name.Name):
+            return False
+        return name.labels in self._by_key or name_key(name) in self._by_key
+
+    def __iter__(self) -> Iterator[dns.name.Name]:
+        return (node.name for node in self._by_key.values())
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def values(self) -> ValuesView[Node]:
+        return self._by_key.values()
+
+    def items(self) -> ItemsView[dns.name.Name, Node]:
+        return _NodeItems(self, self._by_key)
+
+
+class _NodeItems(ItemsView[dns.name.Name, Node]):
+    """(name, node) pairs straight from the nodes (no lookup by name per pair)."""
+
+    __slots__ = ("_nodes",)
+
+    def __init__(self, mapping: NodesByName, by_key: dict[Key, Node]) -> None:
+        super().__init__(mapping)
+        self._nodes = by_key
+
+    def __iter__(self) -> Iterator[tuple[dns.name.Name, Node]]:
+        return ((node.name, node) for node in self._nodes.values())
 
 
 class WireRRsets(Mapping[int, dns.rrset.RRset]):
@@ -607,18 +716,22 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
         nsec3_nodes,
         by_hash,
         params,
-        ents=frozenset(dns.name.Name(k) for k in ent_keys),
-        cuts=frozenset(by_key[k].name for k in cut_keys),
+        ents=_frozen(dns.name.Name(k) for k in ent_keys),
+        cuts=_frozen(by_key[k].name for k in cut_keys),
         has_dname=has_dname,
         wire_memo=memo,
         by_key=by_key,
-        ent_keys=frozenset(ent_keys),
-        cut_keys=frozenset(cut_keys),
+        ent_keys=_frozen(ent_keys),
+        cut_keys=_frozen(cut_keys),
     )
 
 
 def update_from_model(
-    prev: ZoneSnapshot, zone: model.Zone, names: Iterable[dns.name.Name]
+    prev: ZoneSnapshot,
+    zone: model.Zone,
+    names: Iterable[dns.name.Name],
+    full: Callable[[], model.Zone] | None = None,
+    owns: Callable[[dns.name.Name], bool] | None = None,
 ) -> ZoneSnapshot:
     """:func:`build_from_model` of ``zone`` for a zone that differs from the one ``prev``
     was built from only at ``names`` (every owner a record was added or removed at: a
@@ -626,11 +739,19 @@ def update_from_model(
 
     Falls back to :func:`build_from_model` when a changed name moves a zone cut, a DNAME or
     the chain parameters, makes or ends an empty non-terminal, or the zone has no
-    NSEC/NSEC3 chain to keep the name order from."""
+    NSEC/NSEC3 chain to keep the name order from.  ``full``: when ``zone`` holds only the
+    apex and the owners at ``names`` (and, in an NSEC3 zone, their hashed owners), the
+    whole new version for that fallback (see :func:`update_from_diff`), and ``owns``:
+    whether the new version has data at a name."""
+
+    def build_from_model(partial: model.Zone) -> ZoneSnapshot:
+        return _build_from_model(full() if full is not None else partial)
+
     origin = zone.origin
     depth = len(origin.labels)
+    has_owner = owns if owns is not None else zone.rrsets.__contains__
     apex = zone.rrsets.get(origin, {})
-    old_apex = prev.nodes.get(origin)
+    old_apex = prev.by_key.get(origin.labels)
     nsec3 = NSEC3PARAM in apex
     if (
         old_apex is None
@@ -649,13 +770,11 @@ def update_from_model(
     # all, where dict() of a dict with holes inserts every key again, comparing the keys
     # whose hashes collide (dnspython's name hash collides often: many thousands of
     # name comparisons for a 100k-name zone).
-    nodes = prev.nodes.copy()
     nsec3_nodes = prev.nsec3_nodes.copy()
     by_key = prev.by_key.copy()
     by_hash = prev.nsec3_by_hash.copy()
     hashes = list(prev.nsec3_hashes)
-    nsec_keys = list(prev.nsec_keys)
-    nsec_names = list(prev.nsec_names)
+    nsec_sort = list(prev.nsec_sort)
     nsec_nodes = list(prev.nsec_nodes)
     ents, ent_keys = prev.ents, prev.ent_keys
     # Owners as the model's names (hash kept, quick to compare), like build_from_model's.
@@ -666,7 +785,7 @@ def update_from_model(
         data = zone.rrsets.get(name, empty)
         sigs = zone.rrsigs.get(name, empty)
         labels = name.labels
-        old = nodes.get(name)
+        old = by_key.get(labels)
         before = old.rrsets if old is not None else empty
         if (DNAME in data) != (DNAME in before) or (
             len(labels) > depth and (NS in data) != (NS in before)
@@ -684,16 +803,16 @@ def update_from_model(
                 return build_from_model(zone)
             if old is not None and not data:
                 k = canonical_key(name)
-                i = bisect.bisect_right(nsec_keys, k)
-                below = i < len(nsec_keys) and nsec_keys[i][: len(k)] == k
-                if below or (nsec3 and _hashed_owner(prev, labels) in zone.rrsets):
+                sk = sort_key(k)
+                i = bisect.bisect_right(nsec_sort, sk)
+                below = i < len(nsec_sort) and nsec_sort[i].startswith(sk)
+                if below or (nsec3 and has_owner(_hashed_owner(prev, labels))):
                     return build_from_model(zone)  # (it stays as an empty non-terminal)
         if old is not None:
-            del nodes[name]
             del by_key[labels]
             if NSEC in old.rrsets:
-                i = bisect.bisect_left(nsec_keys, canonical_key(name))
-                del nsec_keys[i], nsec_names[i], nsec_nodes[i]
+                i = bisect.bisect_left(nsec_sort, sort_key(canonical_key(name)))
+                del nsec_sort[i], nsec_nodes[i]
         old3 = nsec3_nodes.pop(name, None)
         if old3 is not None:
             label = labels[0]
@@ -722,31 +841,28 @@ def update_from_model(
                     bisect.insort(hashes, h)
                 by_hash[h] = n3
             continue
-        nodes[name] = node
         by_key[labels] = node
         if labels in ent_keys:  # an empty non-terminal that now has data
-            ent_keys = ent_keys - {labels}
-            ents = frozenset(e for e in ents if e.labels != labels)
+            ent_keys = _frozen(ent_keys - {labels})
+            ents = _frozen(e for e in ents if e.labels != labels)
         if NSEC in data:
             k = canonical_key(name)
-            i = bisect.bisect_left(nsec_keys, k)
-            nsec_keys.insert(i, k)
-            nsec_names.insert(i, name)
+            sk = sort_key(k)
+            i = bisect.bisect_left(nsec_sort, sk)
+            nsec_sort.insert(i, sk)
             nsec_nodes.insert(i, node)
-    if SOA not in nodes.get(origin, Node(origin)).rrsets:
+    if SOA not in by_key.get(origin.labels, Node(origin)).rrsets:
         raise ZoneError(f"zone {origin}: no SOA at the zone apex")
     return ZoneSnapshot(
-        negative_soa=_negative_soa(nodes[origin]),
         origin=origin,
         serial=zone.soa().serial,
-        nodes=nodes,
-        nsec_keys=nsec_keys,
-        nsec_names=nsec_names,
-        nsec_nodes=nsec_nodes,
+        nsec_sort=nsec_sort or _NO_SORT,
+        nsec_nodes=nsec_nodes or _NO_NSEC_NODES,
         nsec3=prev.nsec3,
-        nsec3_hashes=hashes,
-        nsec3_by_hash=by_hash,
-        nsec3_nodes=nsec3_nodes,
+        nsec3_hashes=hashes if hashes else _NO_HASHES,
+        nsec3_cache={} if prev.nsec3 is not None else _NO_CACHE,
+        nsec3_by_hash=by_hash or _NO_NODES_BY_HASH,
+        nsec3_nodes=nsec3_nodes or _NO_NODES,
         ents=ents,
         cuts=prev.cuts,
         has_dname=prev.has_dname,
@@ -755,7 +871,75 @@ def update_from_model(
         cut_keys=prev.cut_keys,
         wire_memo=memo,
         base=weakref.ref(prev),
-        changed=frozenset(name.labels for name in changed),
+        changed=_frozen(name.labels for name in changed),
+    )
+
+
+_build_from_model = build_from_model
+
+
+def node_model(node: Node) -> tuple[dict[int, model.RRset], dict[int, model.RRset]]:
+    """The model RRsets of ``node`` (by type, and the RRSIG RRsets by covered type), read
+    back from the response wire it stores (the RDATA in it is the model's canonical RDATA,
+    in the model's order)."""
+    out: tuple[dict[int, model.RRset], dict[int, model.RRset]] = ({}, {})
+    name = node.name
+    owner = name_wire_len(name)
+    for table, got in zip((node.rrsets, node.sigs), out, strict=True):
+        for key, wire in rrset_wires(table):
+            rtype, _, ttl, _ = _RR_FIXED.unpack_from(wire, owner)
+            rdatas = tuple(wire[p : p + n] for p, n in rdata_spans(wire, owner))
+            if not isinstance(table, WireRRsets):  # (from dnspython: to canonical RDATA)
+                rdatas = canonical.canonical_rdatas(canonical.rdata_wire(rd) for rd in table[key])
+            got[key] = model.RRset(name, rtype, ttl, rdatas)
+    return out
+
+
+def snapshot_model(snap: ZoneSnapshot) -> model.Zone:
+    """The zone model ``snap`` was built from (names as the snapshot holds them)."""
+    rrsets: dict[dns.name.Name, dict[int, model.RRset]] = {}
+    rrsigs: dict[dns.name.Name, dict[int, model.RRset]] = {}
+    for name, node in (*snap.nodes.items(), *snap.nsec3_nodes.items()):
+        data, sigs = node_model(node)
+        if data:
+            rrsets[name] = data
+        if sigs:
+            rrsigs[name] = sigs
+    return model.Zone(snap.origin, rrsets, rrsigs)
+
+
+def update_from_diff(prev: ZoneSnapshot, change: ZoneDiff) -> ZoneSnapshot:
+    """The snapshot of the version made by applying ``change`` to the one ``prev`` was
+    built from (by :func:`build_from_model` or this), without that version's model: the
+    owners ``change`` touches (and the apex) are read back from ``prev``
+    (:func:`node_model`), changed, and built as :func:`update_from_model` does, in O(the
+    change); only its fallback (a zone cut, DNAME, chain parameter or empty non-terminal
+    changing) reads back the whole zone.  A worker process keeps no model of the zones it
+    serves this way."""
+    origin = prev.origin
+    names = {r[0] for r in (*change.removed, *change.added)}
+    wanted = {*names, origin}
+    rrsets: dict[dns.name.Name, dict[int, model.RRset]] = {}
+    rrsigs: dict[dns.name.Name, dict[int, model.RRset]] = {}
+    for name in wanted:
+        node = prev.by_key.get(name_key(name)) or prev.nsec3_nodes.get(name)
+        if node is None:
+            continue
+        data, sigs = node_model(node)
+        if data:
+            rrsets[node.name] = data
+        if sigs:
+            rrsigs[node.name] = sigs
+    zone = apply_diff(model.Zone(origin, rrsets, rrsigs), change)
+
+    def owns(name: dns.name.Name) -> bool:
+        """Whether the new version has data at ``name`` (outside the change: as before)."""
+        if name in names:
+            return name in zone.rrsets
+        return name in prev.nsec3_nodes or name_key(name) in prev.by_key
+
+    return update_from_model(
+        prev, zone, names, full=lambda: apply_diff(snapshot_model(prev), change), owns=owns
     )
 
 
@@ -816,6 +1000,37 @@ def _negative_soa(apex: Node) -> list[dns.rrset.RRset]:
             copy.ttl = ttl
             out.append(copy)
     return out
+
+
+def negative_wires(snap: ZoneSnapshot) -> tuple[tuple[bytes, int], tuple[bytes, int]] | None:
+    """The uncompressed wire and record count of :attr:`ZoneSnapshot.negative_soa`'s SOA,
+    and of the SOA with its RRSIGs, made from the apex's stored response wire with the
+    negative TTL written in (no dnspython object made); None when the apex does not
+    store wire (a snapshot from :func:`build`) or holds other than one SOA record."""
+    apex = snap.apex
+    data, sigs = apex.rrsets, apex.sigs
+    if not isinstance(data, WireRRsets) or not isinstance(sigs, WireRRsets):
+        return None
+    owner = name_wire_len(snap.origin)
+    soa = data.wires[SOA]
+    if len(rdata_spans(soa, owner)) != 1:
+        return None
+    ttl = min(int.from_bytes(soa[owner + 4 : owner + 8], "big"), int.from_bytes(soa[-4:], "big"))
+    soa = _with_ttl(soa, owner, ttl)
+    sig = sigs.wires.get(SOA)
+    if sig is None:
+        return (soa, 1), (soa, 1)
+    return (soa, 1), (soa + _with_ttl(sig, owner, ttl), 1 + len(rdata_spans(sig, owner)))
+
+
+def _with_ttl(wire: bytes, owner: int, ttl: int) -> bytes:
+    """The records of ``wire`` (owners ``owner`` octets long) with their TTL set to ``ttl``."""
+    ttl_wire = ttl.to_bytes(4, "big")
+    parts = []
+    for pos, rdlen in rdata_spans(wire, owner):
+        head = pos - 10
+        parts.append(wire[head - owner : head + 4] + ttl_wire + wire[head + 8 : pos + rdlen])
+    return b"".join(parts)
 
 
 def occluded(snap: ZoneSnapshot, name: dns.name.Name) -> dns.name.Name | None:

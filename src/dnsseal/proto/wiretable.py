@@ -48,8 +48,10 @@ from dnsseal.proto.snapshot import (
     Node,
     WireRRsets,
     ZoneSnapshot,
+    negative_wires,
     nsec3_digest,
     nsec3_int,
+    sort_key,
 )
 
 HEADER = struct.Struct("!HHHHHH")
@@ -94,6 +96,29 @@ T = dns.rdatatype
 GENERAL_QTYPES = frozenset({0, int(T.OPT), int(T.RRSIG), int(T.NS), int(T.DS), *range(128, 256)})
 
 
+# Shared empty memo and list of the WireZones that do not need their own (see WireZone).
+UNUSED: dict[Any, Any] = {}
+NONE: list[Any] = []
+
+
+def _unused() -> dict[Any, Any]:
+    return UNUSED
+
+
+def _none() -> list[Any]:
+    return NONE
+
+
+def _own(wz: WireZone, memo: str) -> dict[Any, Any]:
+    """The memo ``memo`` of ``wz`` to write to: made on the first write (two threads
+    making it at once lose one memo's entries, nothing else)."""
+    got: dict[Any, Any] = getattr(wz, memo)
+    if got is UNUSED:
+        got = {}
+        object.__setattr__(wz, memo, got)
+    return got
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class WireZone:
     """One served zone as the byte path needs it."""
@@ -105,21 +130,25 @@ class WireZone:
     nsec: bool  # signed with NSEC (the NXDOMAIN proof is built here without an Answer)
     soa: tuple[bytes, int]  # negative-answer SOA (RFC 2308 TTL): wire and record count
     soa_sig: tuple[bytes, int]  # the same with its RRSIG
-    wildcard_cover: dict[Key, int] = field(default_factory=dict)  # NSEC index covering *.ce
-    nsec_denial: dict[int, tuple[bytes, int]] = field(default_factory=dict)  # by NSEC index
+    # The memos below start as the shared, never written UNUSED (a zone that never
+    # answers a denial here costs no dict for them); _own gives the zone its own on the
+    # first write.
+    wildcard_cover: dict[Key, int] = field(default_factory=_unused)  # NSEC index covering *.ce
+    nsec_denial: dict[int, tuple[bytes, int]] = field(default_factory=_unused)  # by NSEC index
     # NSEC3: closest encloser -> (closest provable encloser, its NSEC3 node, the node
     # covering its wildcard, its wire length); NSEC3 RRset + RRSIGs by id(node)
-    encloser: dict[Key, tuple[Key, Node | None, Node | None, int]] = field(default_factory=dict)
-    nsec3_denial: dict[int, tuple[bytes, int]] = field(default_factory=dict)
+    encloser: dict[Key, tuple[Key, Node | None, Node | None, int]] = field(default_factory=_unused)
+    nsec3_denial: dict[int, tuple[bytes, int]] = field(default_factory=_unused)
     # For the C datagram loop (dnsseal.server._udpfast): the NSEC owners' sort keys
-    # (sort_key, in nsec_keys order), and the closest encloser's lower-case wire name ->
+    # (the snapshot's nsec_sort), and the closest encloser's lower-case wire name ->
     # (labels of its closest provable encloser, that one's NSEC3 node, the node covering
     # its wildcard), both as the NXDOMAIN lane reads them.
-    nsec_sort: list[bytes] = field(default_factory=list)
-    enclosers: dict[bytes, tuple[int, Node | None, Node | None]] = field(default_factory=dict)
+    nsec_sort: list[bytes] = field(default_factory=_none)
+    enclosers: dict[bytes, tuple[int, Node | None, Node | None]] = field(default_factory=_unused)
     # NSEC3: the owners' hashes as 20-octet digests, sorted, and their nodes in that order
-    nsec3_digests: list[bytes] = field(default_factory=list)
-    nsec3_owners: list[Node] = field(default_factory=list)
+    # (lists never changed in place: a new version copies before it changes them)
+    nsec3_digests: list[bytes] = field(default_factory=_none)
+    nsec3_owners: list[Node] = field(default_factory=_none)
 
 
 class ZoneSlot:
@@ -139,19 +168,18 @@ class ZoneSlot:
 
 def wire_zone(snap: ZoneSnapshot) -> WireZone:
     """One zone as the byte path needs it."""
-    soa = rrset_wire(snap, snap.negative_soa[0], True)
-    soa_sig = _section(snap, snap.negative_soa)
+    soa, soa_sig = _negative(snap)
     return WireZone(
         snap,
         len(snap.origin.labels),
         bool(snap.cut_keys) or snap.has_dname,
         snap.signed,
-        bool(snap.nsec_names),
+        bool(snap.nsec_nodes),
         soa,
         soa_sig,
-        nsec_sort=[sort_key(k) for k in snap.nsec_keys] if snap.nsec_names else [],
-        nsec3_digests=[h.to_bytes(20, "big") for h in snap.nsec3_hashes],
-        nsec3_owners=[snap.nsec3_by_hash[h] for h in snap.nsec3_hashes],
+        nsec_sort=snap.nsec_sort,
+        nsec3_digests=[h.to_bytes(20, "big") for h in snap.nsec3_hashes] or NONE,
+        nsec3_owners=[snap.nsec3_by_hash[h] for h in snap.nsec3_hashes] or NONE,
     )
 
 
@@ -165,7 +193,7 @@ def wire_zone_after(prev: WireZone, snap: ZoneSnapshot) -> WireZone | None:
     old = prev.snap
     if base is not old or snap.origin != old.origin:
         return None
-    nsec = bool(snap.nsec_names)
+    nsec = bool(snap.nsec_nodes)
     if (
         nsec != prev.nsec
         or snap.signed != prev.signed
@@ -175,7 +203,6 @@ def wire_zone_after(prev: WireZone, snap: ZoneSnapshot) -> WireZone | None:
     ):
         return None
     depth = prev.depth
-    nsec_sort = list(prev.nsec_sort) if nsec else []
     digests: list[bytes] | None = None
     owners: list[Node] = prev.nsec3_owners
     before, after = old.by_key, snap.by_key
@@ -186,15 +213,6 @@ def wire_zone_after(prev: WireZone, snap: ZoneSnapshot) -> WireZone | None:
             nr = now.rrsets if now is not None else {}
             if (DNAME in wr) != (DNAME in nr) or (len(k) > depth and (NS in wr) != (NS in nr)):
                 return None  # a zone cut or a DNAME came or went: every name below changes
-            if nsec and (NSEC in wr) != (NSEC in nr):
-                key = sort_key(k[::-1])
-                i = bisect.bisect_left(nsec_sort, key)
-                if NSEC in wr:
-                    if i == len(nsec_sort) or nsec_sort[i] != key:
-                        return None
-                    del nsec_sort[i]
-                else:
-                    nsec_sort.insert(i, key)
         h = _hash_of(k, depth)
         if h is None:
             continue
@@ -214,8 +232,7 @@ def wire_zone_after(prev: WireZone, snap: ZoneSnapshot) -> WireZone | None:
         else:
             digests.insert(i, digest)
             owners.insert(i, has)
-    soa = rrset_wire(snap, snap.negative_soa[0], True)
-    soa_sig = _section(snap, snap.negative_soa)
+    soa, soa_sig = _negative(snap)
     return WireZone(
         snap,
         depth,
@@ -224,10 +241,18 @@ def wire_zone_after(prev: WireZone, snap: ZoneSnapshot) -> WireZone | None:
         nsec,
         soa,
         soa_sig,
-        nsec_sort=nsec_sort,
+        nsec_sort=snap.nsec_sort,  # (update_from_model kept it in order)
         nsec3_digests=prev.nsec3_digests if digests is None else digests,
         nsec3_owners=owners,
     )
+
+
+def _negative(snap: ZoneSnapshot) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
+    """The negative-answer SOA's wire and record count, without and with its RRSIGs."""
+    got = negative_wires(snap)
+    if got is not None:
+        return got
+    return rrset_wire(snap, snap.negative_soa[0], True), _section(snap, snap.negative_soa)
 
 
 def _hash_of(k: Key, depth: int) -> int | None:
@@ -242,16 +267,6 @@ def _hash_of(k: Key, depth: int) -> int | None:
         return int(label, 32)
     except ValueError:
         return None
-
-
-def sort_key(canon: Key) -> bytes:
-    """A canonical-order key (labels root first, as ``nsec_keys`` holds them) as bytes
-    whose plain byte order is the same order (RFC 4034 6.1): each label's octets, with 0
-    and 1 escaped as 01 01 and 01 02, then 00.  The C lane bisects these with memcmp."""
-    return b"".join(
-        label.replace(b"\x01", b"\x01\x02").replace(b"\x00", b"\x01\x01") + b"\x00"
-        for label in canon
-    )
 
 
 def _wire(node: Node, sigs: bool, rdtype: int, snap: ZoneSnapshot) -> tuple[bytes, int] | None:
@@ -854,13 +869,13 @@ def _name_key(wire: bytes, lname: bytes, starts: list[int]) -> Key:
 def _nsec_nxdomain(wz: WireZone, qk: Key, wk: Key) -> Sections:
     """NXDOMAIN with DO in an NSEC zone (as answer.nxdomain): SOA and its RRSIG, the NSEC
     covering ``qk`` and the one covering the wildcard ``wk``, each with its RRSIG."""
-    keys = wz.snap.nsec_keys
-    first = bisect.bisect_right(keys, qk[::-1]) - 1
+    keys = wz.nsec_sort
+    first = bisect.bisect_right(keys, sort_key(qk[::-1])) - 1
     second = wz.wildcard_cover.get(wk)
     if second is None:
-        second = bisect.bisect_right(keys, wk[::-1]) - 1
+        second = bisect.bisect_right(keys, sort_key(wk[::-1])) - 1
         if len(wz.wildcard_cover) < WILDCARD_MEMO:
-            wz.wildcard_cover[wk] = second
+            _own(wz, "wildcard_cover")[wk] = second
     denial = wz.nsec_denial
     one = denial.get(first) or _nsec_denial(wz, first)
     if second == first:
@@ -916,9 +931,10 @@ def _encloser(wz: WireZone, ce: Key) -> tuple[Key, Node | None, Node | None, int
             match = snap.nsec3_matching(provable)
         size = sum(len(label) + 1 for label in provable)
         known = provable, match, snap.nsec3_covering((WILDCARD, *provable)), size
-        if len(wz.encloser) >= WILDCARD_MEMO:
-            wz.encloser.clear()
-        wz.encloser[ce] = known
+        memo = _own(wz, "encloser")
+        if len(memo) >= WILDCARD_MEMO:
+            memo.clear()
+        memo[ce] = known
     return known
 
 
@@ -928,9 +944,10 @@ def _encloser_wire(wz: WireZone, ce: bytes) -> tuple[int, Node | None, Node | No
     (memoised in ``wz.enclosers``)."""
     provable, match, wild, _size = _encloser(wz, _key_of(ce))
     out = (len(provable), match, wild)
-    if len(wz.enclosers) >= WILDCARD_MEMO:
-        wz.enclosers.clear()
-    wz.enclosers[ce] = out
+    memo = _own(wz, "enclosers")
+    if len(memo) >= WILDCARD_MEMO:
+        memo.clear()
+    memo[ce] = out
     return out
 
 
@@ -948,18 +965,20 @@ def _with_sigs(wz: WireZone, node: Node, rtype: int) -> tuple[bytes, int]:
 def _nsec3_denial(wz: WireZone, node: Node) -> tuple[bytes, int]:
     """The NSEC3 RRset of ``node`` and its RRSIGs (memoised by node, bounded)."""
     out = _with_sigs(wz, node, NSEC3)
-    if len(wz.nsec3_denial) >= DENIAL_MEMO:
-        wz.nsec3_denial.clear()
-    wz.nsec3_denial[id(node)] = out
+    memo = _own(wz, "nsec3_denial")
+    if len(memo) >= DENIAL_MEMO:
+        memo.clear()
+    memo[id(node)] = out
     return out
 
 
 def _nsec_denial(wz: WireZone, index: int) -> tuple[bytes, int]:
     """The NSEC RRset of the ``index``-th NSEC owner and its RRSIGs (memoised, bounded)."""
     out = _with_sigs(wz, wz.snap.nsec_nodes[index], NSEC)
-    if len(wz.nsec_denial) >= DENIAL_MEMO:
-        wz.nsec_denial.clear()
-    wz.nsec_denial[index] = out
+    memo = _own(wz, "nsec_denial")
+    if len(memo) >= DENIAL_MEMO:
+        memo.clear()
+    memo[index] = out
     return out
 
 

@@ -6,10 +6,11 @@ joined to it by a unix socket pair made before the fork, carrying length-prefixe
 * main -> worker ``Z``: new versions of inline-signed zones, each with a sequence number:
   the signed zone model in a compact form (owners as label tuples, RRsets as wire RDATA),
   or, when the worker has the version before it and little changed (an UPDATE), only the
-  records removed and added, which the worker applies to its copy of the model and
-  snapshot in O(change); the versions pushed while the previous frame went out travel
-  together (at most :data:`FRAME_ZONES`), so bringing up many zones costs a frame and a
-  thread hop per batch, not per zone;
+  records removed and added, which the worker applies to the snapshot it serves in
+  O(change) (it keeps no zone model: the snapshot is the one form of a zone it holds);
+  the versions pushed while the previous frame went out travel together (at most
+  :data:`FRAME_ZONES`), so bringing up many zones costs a frame and a thread hop per
+  batch, not per zone;
 * worker -> main ``N``: the worker could not apply a change (it lacks the version it
   applies to): the main process sends the zone's latest version whole;
 * worker -> main ``A``: the versions of a frame are now served (its last sequence number);
@@ -37,10 +38,9 @@ from typing import Any
 
 import dns.name
 
-from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model, update_from_model
+from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model, update_from_diff
 from dnsseal.zone import model
 from dnsseal.zone.diff import ZoneDiff, diff_at
-from dnsseal.zone.diff import apply as apply_diff
 
 log = logging.getLogger(__name__)
 
@@ -293,49 +293,42 @@ def _pack_versions(items: list[Pushed]) -> bytes:
     return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-# zone name, serial, the new snapshot and model (None: not built), whether it lacked a base
-Built = tuple[str, int, ZoneSnapshot | None, model.Zone | None, bool]
+# zone name, serial, the new snapshot (None: not built), whether it lacked a base
+Built = tuple[str, int, ZoneSnapshot | None, bool]
 
 
-def _build_versions(
-    payload: bytes, models: dict[str, model.Zone], snaps: dict[str, ZoneSnapshot]
-) -> tuple[int, list[Built]]:
+def _build_versions(payload: bytes, snaps: dict[str, ZoneSnapshot]) -> tuple[int, list[Built]]:
     """The snapshots of a ``Z`` frame's versions (None for one that could not be built:
-    logged), and its last sequence number.  ``models`` / ``snaps``: the versions this
-    worker serves, which a change applies to (read only: a change to a version earlier in
-    the same frame applies to that one)."""
+    logged), and its last sequence number.  ``snaps``: the versions this worker serves,
+    which a change applies to (read only: a change to a version earlier in the same frame
+    applies to that one).  A change is applied to the snapshot itself
+    (:func:`dnsseal.proto.snapshot.update_from_diff`): the worker keeps no zone model."""
     out: list[Built] = []
     last = 0
-    models, snaps = dict(models), dict(snaps)
+    snaps = dict(snaps)
     for seq, name, serial, version in pickle.loads(payload):
         last = max(last, seq)
         try:
             if version[0] == b"F":
-                zone = unpack_zone(version[1])
-                snap = build_from_model(zone)
+                snap = build_from_model(unpack_zone(version[1]))
             else:
                 _, before, removed, added = version
-                base = models.get(name)
-                if base is None or base.soa().serial != before:
+                old = snaps.get(name)
+                if old is None or old.serial != before:
                     log.warning("[%s] worker: no version %d to apply %d to", name, before, serial)
-                    out.append((name, serial, None, None, True))
+                    out.append((name, serial, None, True))
                     continue
                 change = ZoneDiff(
                     tuple((dns.name.Name(n), t, ttl, rd) for n, t, ttl, rd in removed),
                     tuple((dns.name.Name(n), t, ttl, rd) for n, t, ttl, rd in added),
                 )
-                zone = apply_diff(base, change)
-                old = snaps.get(name)
-                if old is not None and old.serial == before:
-                    names = {r[0] for r in (*change.removed, *change.added)}
-                    snap = update_from_model(old, zone, names)  # O(change)
-                else:
-                    snap = build_from_model(zone)
-            models[name], snaps[name] = zone, snap
-            out.append((name, serial, snap, zone, False))
+                snap = update_from_diff(old, change)  # O(change)
+            snaps[name] = snap
+            out.append((name, serial, snap, False))
         except Exception:
             log.exception("[%s] worker: new version %d not served", name, serial)
-            out.append((name, serial, None, None, False))
+            snaps.pop(name, None)
+            out.append((name, serial, None, False))
     return last, out
 
 
@@ -354,7 +347,6 @@ class WorkerLink:
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         # the versions served here, which the main process's changes apply to
-        self.models: dict[str, model.Zone] = {}
         self.snaps: dict[str, ZoneSnapshot] = {}
 
     async def start(self) -> None:
@@ -392,23 +384,21 @@ class WorkerLink:
             while True:
                 kind, payload = await _read_frame(reader)
                 if kind == ZONE:
-                    seq, built = await asyncio.to_thread(
-                        _build_versions, payload, self.models, self.snaps
-                    )
+                    seq, built = await asyncio.to_thread(_build_versions, payload, self.snaps)
                     lacking = set()
-                    for name, serial, snap, zone, lacked in built:
+                    for name, serial, snap, lacked in built:
                         if lacked:
                             lacking.add(name)
-                        if snap is None or zone is None:
-                            self.models.pop(name, None)  # a later change cannot apply
+                        if snap is None:
+                            self.snaps.pop(name, None)  # a later change cannot apply
                             continue
                         try:
                             self.install(name, snap)
                         except Exception:
                             log.exception("[%s] worker: new version %d not served", name, serial)
-                            self.models.pop(name, None)
+                            self.snaps.pop(name, None)
                             continue
-                        self.models[name], self.snaps[name] = zone, snap
+                        self.snaps[name] = snap
                     if self.writer is None:
                         continue
                     for name in sorted(lacking):

@@ -413,7 +413,7 @@ def _rrsig(names: _Names, wire: bytes, pos: int, end: int) -> Any:
     covered, algorithm, labels, ttl, expiration, inception, key_tag = _SIG_HEAD.unpack_from(
         wire, pos
     )
-    signer, after, lower = names.read(pos + 18, end, False)
+    signer, after, _ = names.read(pos + 18, end, False)
     rd = _new(_RRSIG_CLS, 46)
     _set(rd, "type_covered", _RDTYPE[covered])
     _set(rd, "algorithm", _ALGORITHM[algorithm])
@@ -424,7 +424,10 @@ def _rrsig(names: _Names, wire: bytes, pos: int, end: int) -> Any:
     _set(rd, "key_tag", key_tag)
     _set(rd, "signer", signer)
     _set(rd, "signature", wire[after:end])
-    _set(rd, "_hash", hash(wire[pos : pos + 18] + _canonical(lower) + wire[after:end]))
+    # The signer is not compressed: its octets lower-cased are its canonical form (a
+    # label length, at most 63, is never an upper-case ASCII letter).
+    head = wire[pos : pos + 18]
+    _set(rd, "_hash", hash(head + wire[pos + 18 : after].lower() + wire[after:end]))
     return rd
 
 

@@ -23,12 +23,30 @@ def value(v: Any) -> Any:
         return (type(v), tuple(value(x) for x in v))
     if isinstance(v, Mapping):  # SVCB parameters, ...
         return (type(v), tuple((value(k), value(x)) for k, x in v.items()))
+    if isinstance(v, dns.rdata.Rdata):
+        return _rdata(v)
     slots = sorted({s for c in type(v).__mro__ for s in getattr(c, "__slots__", ())})
-    if slots and not isinstance(v, (int, str, bytes)):  # rdata and their parts
+    if slots and not isinstance(v, (int, str, bytes)):  # parts of rdata
         return (type(v), tuple((s, value(getattr(v, s, None))) for s in slots))
     if hasattr(v, "__dict__") and not isinstance(v, type) and type(v).__eq__ is object.__eq__:
         return (type(v), tuple((k, value(x)) for k, x in sorted(vars(v).items())))
     return (type(v), v)
+
+
+def _rdata(rd: dns.rdata.Rdata) -> Any:
+    """An rdata: dnspython's class and fields, and whether its hash is dnspython's (the fast
+    reader's rdata are dnspython's classes subclassed to keep the hash of their canonical
+    form, in a ``_hash`` slot: the class compared is the one it subclasses, and the hash
+    kept must be the one dnspython computes, or sets and dicts mixing both go wrong)."""
+    cls: type = type(rd)
+    if "_hash" in cls.__dict__.get("__slots__", ()):
+        cls = cls.__mro__[1]
+    slots = sorted({s for c in cls.__mro__ for s in getattr(c, "__slots__", ())})
+    try:
+        hash_ok = hash(rd) == hash(rd.to_digestable(dns.name.root))
+    except dns.exception.DNSException:  # not digestable (dnspython's hash fails too)
+        hash_ok = True
+    return (cls, tuple((s, value(getattr(rd, s, None))) for s in slots), hash_ok)
 
 
 def rrset_picture(r: dns.rrset.RRset) -> Any:

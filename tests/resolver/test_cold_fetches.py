@@ -7,7 +7,9 @@ answers all of them at once, so each release is one round trip on the critical p
 
 A fresh resolver first primes the root (RFC 8109: ``. NS`` to a hint, alone, since every
 later question goes to the servers it names): one more question and one more round trip, once
-per root NS TTL, not per resolution (the warm-chain test sees none)."""
+per root NS TTL, not per resolution (the warm-chain test sees none).  A service primes when
+it starts (``Resolver.prime``), so its first question finds the root's servers known: the
+same questions without ``. NS``, one round trip fewer."""
 
 from __future__ import annotations
 
@@ -94,6 +96,32 @@ def test_a_cold_resolution_fetches_the_chain_alongside_the_iteration(
     )
     assert waves.waves == [
         [". NS"],
+        [". DNSKEY", "example. A"],
+        ["a.example. A", "example. DNSKEY", "example. DS"],
+        ["a.example. DNSKEY", "a.example. DS", "www.a.example. A"],
+    ]
+
+
+def test_primed_at_start_the_first_question_takes_three_round_trips(
+    authority: Authority,
+) -> None:
+    """After the start-up priming (one ``. NS``, before any question), the cold resolution
+    is the other eight questions in three round trips."""
+    waves = Waves(authority)
+    res = Resolver(config_for(authority), waves, lambda: NOW)
+
+    async def started() -> Result:
+        priming = res.prime()
+        while not priming.done():
+            await asyncio.sleep(0)
+            for gate, _ in waves.held:
+                gate.set_result(None)
+            waves.held.clear()
+        return await waves.run(res.resolve("www.a.example.", "A"))
+
+    result = asyncio.run(started())
+    assert (result.verdict.security, result.rcode) == (v.Security.SECURE, dns.rcode.NOERROR)
+    assert waves.waves == [
         [". DNSKEY", "example. A"],
         ["a.example. A", "example. DNSKEY", "example. DS"],
         ["a.example. DNSKEY", "a.example. DS", "www.a.example. A"],

@@ -5,13 +5,21 @@ and the addresses for those names only, until the NS TTL runs out; the hints whe
 fails; no priming for a stub or forward zone of the root).  The interop test is the outside
 truth: a real Unbound, given the same local root as its hint, also sends ``. NS`` with DO
 first, and so does dnsseal over the network.
+
+A service primes when it starts (``Resolver.prime``, RFC 9609 s3: a resolver that starts
+with an empty cache primes; Knot Resolver and PowerDNS Recursor prime at start, Unbound at
+its first question, so there is no installed oracle for the moment itself): the process
+test starts a real ``dnsseal resolver`` and sees ``. NS`` arrive before any question.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import dns.flags
@@ -23,7 +31,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from conftest import stop
+from conftest import free_port, stop
 from dnsseal.resolver.engine import Resolver
 from dnsseal.resolver.transport import network_transport
 from dnsseal.validator import verdict as v
@@ -212,3 +220,136 @@ def test_concurrent_resolutions_send_one_priming_query(authority: Authority) -> 
 
     asyncio.run(burst())
     assert [a[1:3] for a in asked].count((".", "NS")) == 1, asked
+
+
+# --- priming when the service starts ------------------------------------------------------
+
+
+def test_priming_at_start_leaves_the_hints_alone_afterwards(authority: Authority) -> None:
+    """``prime()`` sends the one ``. NS`` to the hint; the first question then goes to the
+    primed server only, and does not prime again."""
+    asked: Asked = []
+    res = Resolver(_config(authority), _hinted(authority, asked), lambda: NOW)
+
+    async def go() -> v.Security:
+        await res.prime()
+        assert asked == [(HINT[0], ".", "NS", True)]
+        asked.clear()
+        return (await res.resolve("www.a.example.", "A")).verdict.security
+
+    assert asyncio.run(go()) is v.Security.SECURE
+    assert asked and {a[0] for a in asked} == {PRIMED}, asked
+
+
+def test_a_question_during_priming_waits_for_it(authority: Authority) -> None:
+    """Questions that arrive while the start-up priming query is out wait for its reply
+    (one ``. NS`` in all) and then go to the primed server, not to the hints (which
+    refuse everything but the priming question here)."""
+    asked: Asked = []
+    res = Resolver(_config(authority), _hinted(authority, asked), lambda: NOW)
+
+    async def go() -> list[v.Security]:
+        res.prime()
+        await asyncio.sleep(0)  # the priming query is out (the hint answers in 10 ms)
+        assert asked == [(HINT[0], ".", "NS", True)]
+        names = ("www.a.example.", "ns1.a.example.")
+        results = await asyncio.gather(*(res.resolve(n, "A") for n in names))
+        return [r.verdict.security for r in results]
+
+    assert asyncio.run(go()) == [v.Security.SECURE, v.Security.SECURE]
+    assert [a[1:3] for a in asked].count((".", "NS")) == 1, asked
+    assert {a[0] for a in asked[1:]} == {PRIMED}, asked
+
+
+def test_a_failed_priming_at_start_leaves_the_hints_for_prime_retry(
+    authority: Authority,
+) -> None:
+    """The hint fails the start-up priming (SERVFAIL): questions use the hints (here the
+    authority itself) without priming again until PRIME_RETRY seconds have passed."""
+    inner = memory_transport(authority)
+    primes = [0]
+    now = [NOW]
+
+    async def refuse_prime(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire)
+        if q.question[0].name == dns.name.root and q.question[0].rdtype == dns.rdatatype.NS:
+            primes[0] += 1
+            out = dns.message.make_response(q)
+            out.set_rcode(dns.rcode.SERVFAIL)
+            return out.to_wire()
+        return await inner(server, wire, tcp)
+
+    res = Resolver(config_for(authority), refuse_prime, lambda: now[0])
+
+    async def go() -> v.Security:
+        await res.prime()
+        assert primes[0] == 1
+        return (await res.resolve("www.a.example.", "A")).verdict.security
+
+    assert asyncio.run(go()) is v.Security.SECURE
+    now[0] += PRIME_RETRY - 1
+    asyncio.run(res.resolve("nope.", "A"))
+    assert primes[0] == 1
+    now[0] += 1
+    asyncio.run(res.resolve("nope2.", "A"))
+    assert primes[0] == 2
+
+
+@pytest.mark.slow
+def test_a_started_resolver_primes_before_any_question(tmp_path: Path) -> None:
+    """A real ``dnsseal resolver`` process, its root hint a local server: ``. NS`` with DO
+    arrives there before any client question (and nothing else does); the first question
+    then needs no second priming query and is answered with AD."""
+    from .test_failopen_unbound import _hierarchy, _root_ds, _Served
+
+    auth, _ = _hierarchy()()
+    seen: list[tuple[str, str, bool]] = []
+    lock = threading.Lock()
+    server = _Served(auth, None)
+    plain = server.reply
+
+    def recording(wire: bytes, tcp: bool) -> bytes | None:
+        q = dns.message.from_wire(wire)
+        with lock:
+            seen.append(
+                (
+                    q.question[0].name.to_text(),
+                    dns.rdatatype.to_text(q.question[0].rdtype),
+                    bool(q.ednsflags & dns.flags.DO),
+                )
+            )
+        return plain(wire, tcp)
+
+    server.reply = recording  # type: ignore[method-assign]
+    tag, alg, digest_type, digest = _root_ds(auth).split()
+    anchors = tmp_path / "anchors.conf"
+    anchors.write_text(f'trust-anchors {{ . static-ds {tag} {alg} {digest_type} "{digest}"; }};\n')
+    hints = tmp_path / "root.hints"
+    hints.write_text(". 3600000 NS a.root.\na.root. 3600000 A 127.0.0.1\n")
+    port = free_port()
+    args = [sys.executable, "-m", "dnsseal.cli.main", "resolver", "--port", str(port)]
+    args += ["-a", str(anchors), "--root-hints", str(hints), "--upstream-port", str(server.port)]
+    log = tmp_path / "resolver.log"
+    try:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=out)
+        try:
+            deadline = time.monotonic() + 30
+            while not seen and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.02)
+            time.sleep(0.2)  # anything else it would send unasked has gone out by now
+            with lock:
+                assert seen == [(".", "NS", True)], (seen, log.read_text()[-2000:])
+            reply = dns.query.udp(
+                dns.message.make_query("www.a.example.", "A", want_dnssec=True),
+                "127.0.0.1",
+                port=port,
+                timeout=10,
+            )
+            assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AD, reply
+            with lock:
+                assert [q[:2] for q in seen].count((".", "NS")) == 1, seen
+        finally:
+            stop(proc)
+    finally:
+        server.close()

@@ -6,6 +6,8 @@ replies, both readers build the same message or both refuse the input (``replypa
 from __future__ import annotations
 
 import asyncio
+import copy
+import pickle
 import socket
 import struct
 from collections.abc import Iterator
@@ -514,3 +516,47 @@ def test_resolver_scrubs_an_a_record_of_impossible_length(
     assert [set(r) for r in result.answer if r.rdtype == dns.rdatatype.A] == [
         set(r) for r in sent if r.rdtype == dns.rdatatype.A
     ]
+
+
+# --- the hash each rdata keeps ------------------------------------------------------------
+
+MIXED_CASE = [
+    ("Www.Example.", "A", "192.0.2.1"),
+    ("Www.Example.", "AAAA", "2001:db8::1"),
+    ("Example.", "NS", "Ns1.Example."),
+    ("Example.", "SOA", "Ns1.Example. HostMaster.Example. 1 2 3 4 5"),
+    ("Example.", "MX", "10 Mail.Example."),
+    ("Alias.Example.", "CNAME", "Www.Example."),
+    ("Ptr.Example.", "PTR", "Www.Example."),
+    ("Dn.Example.", "DNAME", "Www.Example."),
+    ("Example.", "NSEC", "Www.Example. NS SOA MX RRSIG NSEC"),
+    ("Example.", "DS", "12345 13 2 " + "ab" * 32),
+    ("Example.", "DNSKEY", "257 3 13 " + "A" * 88),
+    ("Example.", "RRSIG", "NS 13 1 3600 20300101000000 20200101000000 12345 ExAmple. " + "B" * 88),
+]
+
+
+def test_each_rdata_keeps_dnspythons_hash_of_its_canonical_form() -> None:
+    """Names in every case the canonical form treats differently (lower-cased in NS, SOA,
+    MX, CNAME, PTR, DNAME and the RRSIG signer; kept in the NSEC next name, RFC 6840
+    s5.1): the hash an rdata keeps is the one dnspython computes, so an equal
+    rdata made by dnspython (another case) is found in the reader's RRset and set."""
+    msg = dns.message.make_response(dns.message.make_query("example.", "ANY"))
+    for owner, rdtype, text in MIXED_CASE:
+        msg.answer.append(dns.rrset.from_text(owner, 300, "IN", rdtype, text))
+    wire = msg.to_wire()
+    assert check(wire)
+    read = read_reply(wire)
+    assert len(read.answer) == len(MIXED_CASE)
+    for rrset, (_, rdtype, text) in zip(read.answer, MIXED_CASE, strict=True):
+        (rd,) = rrset
+        assert hash(rd) == hash(rd.to_digestable(dns.name.root)), rdtype
+        theirs = dns.rdata.from_text("IN", rdtype, text.swapcase() if rdtype != "A" else text)
+        assert (theirs in rrset) == (theirs == rd), rdtype
+        assert {rd, theirs} == ({rd} if theirs == rd else {rd, theirs}), rdtype
+        again = rd.replace()  # made by dnspython's constructor: no hash kept, its own
+        assert hash(again) == hash(rd) and again == rd, rdtype
+        for copied in (copy.copy(rd), copy.deepcopy(rd), pickle.loads(pickle.dumps(rd))):
+            # dnspython's own class (a pickle may go to a process whose hashes differ)
+            assert type(copied) is type(theirs) and copied == rd, rdtype
+            assert hash(copied) == hash(rd), rdtype

@@ -9,18 +9,21 @@ import ipaddress
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import dns.flags
 import dns.message
 import dns.rcode
 import pytest
 
+from conftest import stop
 from dnsseal.resolver.engine import Resolver
 from dnsseal.resolver.listener import DatagramLoop, fast_path_safe
 from dnsseal.resolver.service import ResolverService
 from dnsseal.server import udp as server_udp
 
 from .authority import Authority, config_for, memory_transport
+from .bindtree import start_named
 from .zonebuild import NOW
 
 NATIVE: DatagramLoop | None = server_udp._udpfast.Loop if server_udp._udpfast else None
@@ -162,6 +165,39 @@ def test_the_warm_up_validates_through_every_layer() -> None:
     from dnsseal.resolver.warmup import warm_up
 
     assert asyncio.run(warm_up()) > 0
+
+
+@pytest.mark.interop
+def test_the_warm_up_authority_copies_cd_as_a_server_does(tmp_path: Path) -> None:
+    """The warm-up's in-memory authority sets the header bits a real server sets for the
+    resolver's queries: named, asked with CD (as every upstream query is), copies it
+    (RFC 4035 s3.1.6), and so does the warm-up's tree; without CD neither sets it."""
+    import dns.query
+
+    from dnsseal import clock
+    from dnsseal.resolver.warmup import _Tree
+
+    zone = tmp_path / "test.zone"
+    zone.write_text(
+        "$ORIGIN test.\n$TTL 300\n@ SOA ns h. 1 3600 600 86400 300\n@ NS ns\n"
+        "ns A 192.0.2.1\nwww A 192.0.2.2\n"
+    )
+    proc, port = start_named(tmp_path, {"test.": zone})
+    try:
+        tree = _Tree(clock.now())
+        bits = dns.flags.CD | dns.flags.QR | dns.flags.AA
+        for cd in (True, False):
+            ours = dns.message.make_query("www.test.", "A", want_dnssec=True)
+            q = dns.message.make_query("www.warm-up.", "A", want_dnssec=True)
+            if cd:
+                ours.flags |= dns.flags.CD
+                q.flags |= dns.flags.CD
+            named = dns.query.udp(ours, "127.0.0.1", port=port, timeout=10)
+            warm = dns.message.from_wire(tree.answer(q.to_wire()))
+            assert bool(named.flags & dns.flags.CD) is cd, named
+            assert warm.flags & bits == named.flags & bits, (warm, named)
+    finally:
+        stop(proc)
 
 
 def test_upstream_queries_are_what_dnspython_would_send() -> None:

@@ -80,7 +80,7 @@ from dnsseal.resolver.replyreader import read_reply
 from dnsseal.resolver.rrcache import RRsetCache
 from dnsseal.resolver.transport import Transport, network_transport
 from dnsseal.validator.denial import prove_nodata
-from dnsseal.validator.iterator import RootPriming
+from dnsseal.validator.iterator import Iteration, RootPriming
 from dnsseal.validator.limits import Budget, Limits
 from dnsseal.validator.machine import Config, Need, Query, Result, negative_ttl
 from dnsseal.validator.rrsig import SigCheck
@@ -127,6 +127,12 @@ _SHARED_TYPES = {int(dns.rdatatype.DS), int(dns.rdatatype.DNSKEY), int(dns.rdata
 # (Config.query_timeout after it started): set by the outermost resolution, seen by the
 # alias targets it resolves and the exchanges and prefetches it starts (tasks copy it).
 _DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("deadline", default=float("inf"))
+
+
+def _log_priming_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("[resolver] root priming failed: %r", task.exception())
+
 
 _PACKED_HEADER = struct.Struct("!HHHHHH")
 _POINTER = _RDLEN = struct.Struct("!H")
@@ -304,6 +310,7 @@ class Resolver:
         # Chain-walk questions sent ahead of the machine asking them (Query.prefetch), by
         # cache key; taken by the exchange that asks, or dropped when it ends unasked.
         self._prefetched: dict[Hashable, asyncio.Task[dns.message.Message | None]] = {}
+        self._priming: asyncio.Task[None] | None = None  # see prime()
 
     def with_config(self, config: Config) -> None:
         """Swap the configuration (new anchors); cached results are dropped (trusted key
@@ -323,6 +330,38 @@ class Resolver:
         self.rrsets.clear()
         if self.nsec is not None:
             self.nsec.clear()
+
+    def prime(self) -> asyncio.Task[None]:
+        """Prime the root's servers now, in the background, instead of at the first
+        question (a service calls this once its listeners are ready): RFC 9609 s3 has a
+        resolver prime when it starts with an empty cache, and Knot Resolver and PowerDNS
+        Recursor prime at start.  It is the iteration's own priming step (the same ``. NS``
+        to a hint, the same rules: none for a stub or forward zone of the root, the hints
+        for :data:`~dnsseal.validator.iterator.PRIME_RETRY` seconds when it fails), so a
+        first question finds the root's servers known.  A resolution that starts while it
+        is out waits for it (Unbound's queries wait for its one priming query too) rather
+        than asking the hints; no second priming query is sent.  Returns the task; a
+        second call while it runs returns the same one."""
+        if self._priming is None or self._priming.done():
+            self._priming = asyncio.ensure_future(self._prime())
+            self._priming.add_done_callback(_log_priming_failure)
+        return self._priming
+
+    async def _prime(self) -> None:
+        steps = Iteration(self.config, self.clock())._prime()
+        try:
+            need = next(steps)
+            while True:
+                need = steps.send(await self.exchange(need))
+        except StopIteration:
+            pass
+
+    async def _after_priming(self) -> None:
+        """Wait for a priming started by :meth:`prime` that is still out (never raises,
+        and a cancelled waiter leaves it running for the others)."""
+        priming = self._priming
+        if priming is not None and not priming.done():
+            await asyncio.wait((priming,))
 
     async def resolve(self, qname: dns.name.Name | str, rdtype: int | str) -> Result:
         """Resolve and validate (name, type); concurrent callers of the same question share
@@ -420,6 +459,9 @@ class Resolver:
         if made is not None:
             step = made
         else:
+            if self._priming is not None and not self._priming.done():
+                await self._after_priming()
+                now = self.clock()
             query = Query(name, t, self.config, now)
             ahead: list[asyncio.Task[dns.message.Message | None]] = []
             scrubbed = False

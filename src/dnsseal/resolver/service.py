@@ -457,7 +457,9 @@ async def serve_forever(
     """Serve until SIGINT or SIGTERM.  With ``state_file``, managed (initial-*) trust
     anchors are kept current by RFC 5011 and their state persisted there.  ``queries``:
     the query counters (``native`` adds to them too); ``http``: where ``/metrics`` is
-    served (none: nowhere).  Raises StorageError when an address cannot be bound."""
+    served (none: nowhere).  The root is primed as soon as the listeners are ready
+    (:meth:`Resolver.prime`), not at the first question.  Raises StorageError when an
+    address cannot be bound."""
     from dnsseal.resolver.trustmaint import TrustMaintainer
     from dnsseal.resolver.warmup import warm_up
 
@@ -474,6 +476,7 @@ async def serve_forever(
     )
     service = ResolverService(resolver, allow or DEFAULT_ALLOW, native, udp_threads, metrics)
     await service.start(host, port)
+    resolver.prime()  # in the background: the listeners are ready, a question waits for it
     listener = MetricsListener(functools.partial(resolver_metrics.render, service), http)
     try:
         await listener.start()

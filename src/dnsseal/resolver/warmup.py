@@ -121,6 +121,10 @@ class _Tree:
         q = dns.message.from_wire(wire)
         name, rdtype = q.question[0].name, T(q.question[0].rdtype)
         r = dns.message.make_response(q)
+        # A server copies CD into its response (RFC 4035 s3.1.6), and every upstream query
+        # sets it: the reader then meets the flags words real replies carry (each new one
+        # costs it an enum pseudo-member, made here rather than in a client's question).
+        r.flags |= q.flags & dns.flags.CD
         in_child = name.is_subdomain(CHILD) and not (name == CHILD and rdtype == T.DS)
         zone = self.child if in_child else self.root
         if not in_child and name.is_subdomain(CHILD) and rdtype != T.DS:

@@ -348,7 +348,11 @@ class Resolver:
         return self._priming
 
     async def _prime(self) -> None:
-        steps = Iteration(self.config, self.clock())._prime()
+        # Bounded like a client question (resolver-query-timeout): the questions waiting
+        # for it must not wait longer than their own deadline for a silent hint.
+        now = self.clock()
+        _DEADLINE.set(now + self.config.query_timeout)
+        steps = Iteration(self.config, now)._prime()
         try:
             need = next(steps)
             while True:

@@ -285,7 +285,7 @@ class DnssecControl:
             try:
                 version = await asyncio.to_thread(inline.clear_signing_state, which, now)
                 if version is not None:
-                    await self.server.automation.publish(state, version, now)
+                    await state.commit(version, now)
             except DnssealError as e:
                 log.error("[%s] signing -clear: %s", inline.name, e)
                 return str(e)

@@ -176,10 +176,7 @@ class DsDriver:
         state = self.state
         inline = state.inline
         assert inline is not None
-        async with state.lock:
-            now = clock.now()
-            version = await asyncio.to_thread(inline.update, change, now)
-            await self.automation.publish(state, version, now)
+        await state.change(lambda now: inline.update(change, now))
         log.info("[%s] DS automation: %s", state.name, why)
 
     # -- the signaling zone ---------------------------------------------------------------

@@ -35,7 +35,6 @@ from dnsseal import clock
 from dnsseal.crypto import pkcs11
 from dnsseal.durations import format_human_time
 from dnsseal.errors import DnssealError
-from dnsseal.proto.acl import Acl
 from dnsseal.proto.engine import Engine, ServedZone
 from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
@@ -51,6 +50,7 @@ from dnsseal.server.observe import Observability
 from dnsseal.server.tcpclients import Abortable, TcpClients, reset, unsent
 from dnsseal.server.udp import ResponseFilter, UdpListener
 from dnsseal.server.xfrin import Secondary
+from dnsseal.server.zonehandle import OnlineHook, ZoneHandle
 from dnsseal.server.zones import (
     WAITING,
     ZoneState,
@@ -396,6 +396,7 @@ class AuthServer:
             served: dict[dns.name.Name, ServedZone] = {}
             for state in self.zones.values():
                 state.on_served = self._note_served
+                state.port = self
                 if state.served is not None:
                     served[state.served.snapshot.origin] = state.served
             self.engine.set_zones(served, keyring_of(self.config))
@@ -421,6 +422,20 @@ class AuthServer:
                     self.engine.set_pending(origin, served_now is None)
         if self.links is not None:
             self._push_inline(changed)
+
+    # -- what a zone handle needs from the server (zonehandle.ServerPort) -------------------
+
+    def install(self, handle: ZoneHandle) -> None:
+        """Serve ``handle``'s new version: its answer tables, then the workers."""
+        self.swap_zones()
+
+    def send_notify(self, handle: ZoneHandle) -> None:
+        """NOTIFY ``handle``'s also-notify targets of its new version (not from a worker)."""
+        if not self.worker:
+            self._spawn(self.notify(handle.name))
+
+    def online(self, handle: ZoneHandle) -> OnlineHook | None:
+        return dsdriver.online(handle)
 
     def _note_served(self, state: ZoneState) -> None:
         self._unswapped[state.name] = state
@@ -467,11 +482,7 @@ class AuthServer:
             history = retain(old.history, old.snapshot, snap)[-versions:] if versions else ()
         elif old is not None:
             history = old.history
-        acl = Acl.parse(f'zone."{state.name}".allow-transfer', list(state.config.allow_transfer))
-        state.served = ServedZone(
-            snap, history, acl, dsdriver.worker_online(state, self.config, snap)
-        )
-        state.loaded_at = clock.now()
+        state.serve(snap, history, clock.now(), dsdriver.worker_online(state, self.config, snap))
         self.swap_zones()
         log.debug("[%s] worker: serving serial %d", zone, snap.serial)
 

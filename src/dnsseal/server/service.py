@@ -35,31 +35,32 @@ from dnsseal import clock
 from dnsseal.crypto import pkcs11
 from dnsseal.durations import format_human_time
 from dnsseal.errors import DnssealError
-from dnsseal.proto.engine import Engine, ServedZone
+from dnsseal.proto.engine import Engine
 from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.rrl import RateLimitConfig, RateLimiter, Verdict, classify, slip_response
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.proto.xfr import Retained
 from dnsseal.server import catalog, counters, dsdriver, sdnotify
-from dnsseal.server.automation import Automation, is_update
 from dnsseal.server.binding import TCP_BACKLOG, Bound, bind_listeners
 from dnsseal.server.control import ControlServer
 from dnsseal.server.history import JournalHistory, retain
+from dnsseal.server.maintenance import Maintenance
 from dnsseal.server.observe import Observability
 from dnsseal.server.tcpclients import Abortable, TcpClients, reset, unsent
 from dnsseal.server.udp import ResponseFilter, UdpListener
+from dnsseal.server.update import Updates, is_update
 from dnsseal.server.xfrin import Secondary
 from dnsseal.server.zonehandle import OnlineHook, ZoneHandle
 from dnsseal.server.zones import (
     WAITING,
     ZoneState,
     expire_by_copy,
-    keyring_of,
     load_one,
     sync_acl,
 )
 from dnsseal.server.zonesync import MainLinks, WorkerLink
+from dnsseal.server.zonetable import ZoneTable
 from dnsseal.storage.serverconfig import Endpoint, ServerConfig, ensure_dir, load_config
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,6 @@ class AuthServer:
         the main process, the control socket) bound before anything was written and before
         the fork, shared by every process (:mod:`dnsseal.server.binding`); without it
         :meth:`start` binds them."""
-        self.config = config
         self.config_path = config_path
         self.worker = worker
         self.worker_pids: list[int] = list(worker_pids or [])
@@ -119,8 +119,7 @@ class AuthServer:
             ensure_dir(config.state_dir)
             self.history = JournalHistory(config.state_dir, writer=not worker)
             self.engine.older_versions = self.history.ixfr
-        self.zones: dict[str, ZoneState] = dict(zones or {})
-        self._unswapped: dict[str, ZoneState] = {}  # served set since the last swap
+        self.table = ZoneTable(config, self.engine, zones, port=self)
         self.started_at = 0
         self.reloads = 0
         self._udp: list[UdpListener] = []
@@ -135,11 +134,28 @@ class AuthServer:
         self._rrl_logged_at = float("-inf")
         self._rrl_unlogged = 0
         self._reload_lock = asyncio.Lock()
-        self.automation = Automation(self)
+        self.automation = Maintenance(self.table, self)  # inline signing, the zones' drivers
+        self.updates = Updates(self.table)
         self.links = MainLinks(links, self._update_reply) if links else None
+        self.table.links = self.links
         self.link = WorkerLink(link, self._install) if link is not None else None
-        self._pushed: dict[str, ZoneSnapshot] = {}  # inline zone -> version sent to workers
         self.observe = Observability(self)  # HTTP listener, alerts, audit of reloads
+
+    @property
+    def config(self) -> ServerConfig:
+        return self.table.config
+
+    @config.setter
+    def config(self, config: ServerConfig) -> None:
+        self.table.config = config
+
+    @property
+    def zones(self) -> dict[str, ZoneHandle]:
+        return self.table.zones
+
+    @zones.setter
+    def zones(self, zones: dict[str, ZoneHandle]) -> None:
+        self.table.zones = zones
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -386,43 +402,6 @@ class AuthServer:
                 state.secondary = Secondary(self.automation, state)
             state.secondary.start()
 
-    def swap_zones(self, everything: bool = False) -> None:
-        """Serve the current version of every zone whose ``served`` was set since the last
-        swap: each costs its own work, not the number of zones.  ``everything`` (after a
-        reload replaced the zone set or the config): the whole zone set and the TSIG keys,
-        at one comparison per zone for the zones that did not change."""
-        if everything:
-            self._unswapped = {}
-            served: dict[dns.name.Name, ServedZone] = {}
-            for state in self.zones.values():
-                state.on_served = self._note_served
-                state.port = self
-                if state.served is not None:
-                    served[state.served.snapshot.origin] = state.served
-            self.engine.set_zones(served, keyring_of(self.config))
-            changed = list(self.zones.values())
-            self.engine.set_all_pending(  # secondaries waiting for their first transfer
-                dns.name.from_text(s.name)
-                for s in changed
-                if s.config.secondary and s.served is None
-            )
-        else:
-            changed, self._unswapped = list(self._unswapped.values()), {}
-            for state in changed:
-                if self.zones.get(state.name) is not state:
-                    continue  # no longer configured: the reload that dropped it swapped
-                served_now = state.served
-                origin = (
-                    served_now.snapshot.origin
-                    if served_now is not None
-                    else dns.name.from_text(state.name)
-                )
-                self.engine.replace_zone(origin, served_now)
-                if state.config.secondary:
-                    self.engine.set_pending(origin, served_now is None)
-        if self.links is not None:
-            self._push_inline(changed)
-
     # -- what a zone handle needs from the server (zonehandle.ServerPort) -------------------
 
     def install(self, handle: ZoneHandle) -> None:
@@ -436,38 +415,6 @@ class AuthServer:
 
     def online(self, handle: ZoneHandle) -> OnlineHook | None:
         return dsdriver.online(handle)
-
-    def _note_served(self, state: ZoneState) -> None:
-        self._unswapped[state.name] = state
-
-    def _push_inline(self, states: list[ZoneState]) -> None:
-        """Send the workers every version of ``states`` (inline-signed) they do not serve
-        yet."""
-        assert self.links is not None
-        for state in states:
-            inline, served = state.inline, state.served
-            model = inline.signed if inline is not None else None
-            if state.config.secondary and state.secondary is not None:
-                model = state.secondary.copy  # a plain secondary's transferred copy
-            if model is None or served is None:
-                continue
-            snap = served.snapshot
-            if self._pushed.get(state.name) is snap:
-                continue
-            if model.soa().serial != snap.serial:
-                log.warning(
-                    "[%s] serial %d served but the zone model has %d: workers not updated",
-                    state.name,
-                    snap.serial,
-                    model.soa().serial,
-                )
-                continue
-            before = self._pushed.get(state.name)
-            base = snap.base() if snap.base is not None else None
-            self._pushed[state.name] = snap
-            # A version made from the one pushed before: its changed owners are known.
-            changed = snap.changed if before is not None and base is before else None
-            self.links.push(state.name, snap.serial, model, changed)
 
     def _install(self, zone: str, snap: ZoneSnapshot) -> None:
         """In a worker: serve ``snap``, a version of ``zone`` made by the main process."""
@@ -489,7 +436,7 @@ class AuthServer:
     async def _update_reply(self, wire: bytes, client: str) -> bytes:
         """In the main process: the reply to an UPDATE (from a client or relayed by a
         worker), sent only once every worker serves the version it made."""
-        reply = await self.automation.handle_update(wire, client)
+        reply = await self.updates.handle_update(wire, client)
         counters.update_answered(self.zones, wire, reply)
         if self.links is not None:
             await self.links.wait_current()
@@ -760,15 +707,13 @@ class AuthServer:
             },
         }
 
-    def find_state(self, zone: str) -> ZoneState:
+    def find_state(self, zone: str) -> ZoneHandle:
         """The zone called ``zone`` (any case, final dot or not); raises LookupError."""
-        name = zone.rstrip(".")
-        state = self.zones.get(zone) or next(
-            (z for z in self.zones.values() if z.name.rstrip(".").lower() == name.lower()), None
-        )
-        if state is None:
-            raise LookupError(f"no zone {zone!r} in the configuration")
-        return state
+        return self.table.find_state(zone)
+
+    def swap_zones(self, everything: bool = False) -> None:
+        """Serve the versions set since the last swap (:meth:`ZoneTable.swap_zones`)."""
+        self.table.swap_zones(everything)
 
     def parent_lines(self, state: ZoneState) -> list[str]:
         """Per parental agent: the DS set expected and the set seen (last check)."""

@@ -23,7 +23,7 @@ from dnsseal.server.zonehandle import (  # (ZoneState and the rest: re-exported 
     keyring_of,
     transfer_acl,
 )
-from dnsseal.storage.serverconfig import ServerConfig, file_signature
+from dnsseal.storage.serverconfig import file_signature
 from dnsseal.storage.zonefile import read_zone
 from dnsseal.zone.model import Zone
 from dnsseal.zone.text import paused_gc
@@ -150,26 +150,3 @@ def expire_by_copy(state: ZoneState, now: int) -> bool:
 def sync_acl(state: ZoneState) -> None:
     """The config's allow-transfer for the version served now (:meth:`ZoneHandle.sync_acl`)."""
     state.sync_acl()
-
-
-def preload(config: ServerConfig, now: int) -> dict[str, ZoneState]:
-    """Load every configured zone synchronously (before the event loop and before forking
-    workers, which then share the loaded snapshots copy-on-write)."""
-    from dnsseal.server.catalog import write_all  # (it imports this module)
-
-    write_all(config, now)  # catalog files current before the workers fork and read them
-    states: dict[str, ZoneState] = {}
-    for zcfg in config.zones:
-        state = ZoneState(zcfg)
-        if zcfg.policy is not None:  # signed by the running server (server.automation)
-            states[zcfg.name] = state
-            continue
-        if zcfg.secondary and not zcfg.file.exists():
-            state.error = WAITING
-            states[zcfg.name] = state
-            continue
-        _, problem = load_one(state, config.ixfr_versions, now)
-        state.error = problem
-        expire_by_copy(state, now)
-        states[zcfg.name] = state
-    return states

@@ -1,16 +1,18 @@
 """Automated DNSSEC in the running server: inline-signed zones on timers.
 
-For every zone with a dnssec-policy, :class:`Automation` keeps an
+For every zone with a dnssec-policy, :class:`Maintenance` keeps an
 :class:`~dnsseal.server.inline.InlineZone` and runs its maintenance (key manager step +
 re-signing) at the next key event or signature refresh, or at once when woken (reload,
 ``dnsseal ctl``, a checkds result).  One scheduler serves every zone: a heap of wake-up
 times and one task, not a task, an event and a timeout per zone (10,000 zones held 10,000
-sleeping tasks).  Every new version goes through
-:meth:`Automation.publish`, the one path to serving: journal first (committed, fsync'd), then
-the signed copy in the state directory, then the swap into the query engine, then NOTIFY.
-At a start or reload, the zones' first versions take the same steps a batch of zones at a
-time (:meth:`Automation.start_many`: one journal transaction for the batch, then the
-copies, then each zone served).  One change per zone at a time (the zone's lock).
+sleeping tasks).  Every new version goes through the zone's
+:meth:`~dnsseal.server.zonehandle.ZoneHandle.commit`, the one path to serving: journal first
+(committed, fsync'd), then the signed copy in the state directory, then the swap into the
+query engine, then NOTIFY.  At a start or reload, the zones' first versions take the same
+steps a batch of zones at a time (:meth:`Maintenance.start_many`: one journal transaction
+for the batch, then the copies, then each zone served).  One change per zone at a time (the
+zone's lock).  It starts each zone's drivers (xfrin, checkds, DS automation), which see it
+as a :class:`~dnsseal.server.zonetable.Maintainer`.
 """
 
 from __future__ import annotations
@@ -24,49 +26,20 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING
-
-import dns.message
-import dns.opcode
-import dns.rcode
-import dns.tsig
 
 from dnsseal import clock
 from dnsseal.durations import format_human_time
 from dnsseal.errors import DnssealError
 from dnsseal.policy.build import lookup
-from dnsseal.proto.acl import Acl
-from dnsseal.proto.tsigauth import check_request
-from dnsseal.proto.update import Access, evaluate, zone_name
 from dnsseal.server import checkds, dsdriver
 from dnsseal.server.inline import InlineZone
 from dnsseal.server.versions import Version, unpack_version
-from dnsseal.server.xfrin import Secondary, notify_response
+from dnsseal.server.xfrin import Secondary
 from dnsseal.server.zonehandle import ZoneHandle, count_signatures, journal_version, write_copy
+from dnsseal.server.zonetable import ServerHost, ZoneTable
 from dnsseal.storage import atomic
 from dnsseal.storage.journal import AuditEvent, Journal
 from dnsseal.zone.model import Zone
-
-if TYPE_CHECKING:
-    from dnsseal.server.service import AuthServer
-
-UPDATE_OPCODE = int(dns.opcode.UPDATE)
-NOTIFY_OPCODE = int(dns.opcode.NOTIFY)
-# Requests the main process answers itself (:meth:`Automation.handle_update`), not the engine.
-MAIN_PROCESS_OPCODES = frozenset({UPDATE_OPCODE, NOTIFY_OPCODE})
-
-
-def is_update(wire: bytes) -> bool:
-    """Is this a request (not a response) that changes a zone: UPDATE, or a NOTIFY (from a
-    primary of a zone transferred in)?  Both go to :meth:`Automation.handle_update`."""
-    return len(wire) >= 12 and not wire[2] & 0x80 and (wire[2] >> 3) & 0xF in MAIN_PROCESS_OPCODES
-
-
-def _header_only(wire: bytes, rcode: int) -> bytes:
-    """A bare response header echoing the ID and opcode (the message could not be read)."""
-    flags = 0x8000 | (wire[2] & 0x78) << 8 | rcode
-    return wire[:2] + flags.to_bytes(2, "big") + bytes(8)
-
 
 log = logging.getLogger(__name__)
 
@@ -130,11 +103,13 @@ class _Crashed:
 _Outcome = _AttachFailed | _Waiting | _Maintained | _Crashed
 
 
-class Automation:
-    """Inline signing for the zones of ``server`` (main process only)."""
+class Maintenance:
+    """Inline signing for the zones of ``table`` (main process only); ``host``: the
+    process around it, for the drivers it starts (transfers in, checkds, DS automation)."""
 
-    def __init__(self, server: AuthServer) -> None:
-        self.server = server
+    def __init__(self, table: ZoneTable, host: ServerHost) -> None:
+        self.table = table
+        self.host = host
         # The maintenance schedule: (when, sequence, zone) in a heap; a zone's live entry is
         # the one ``_planned`` names (a later plan leaves the old entry to be skipped).
         self._due: list[tuple[int, int, str]] = []
@@ -149,7 +124,7 @@ class Automation:
     def attach(self, state: ZoneHandle, journal: Journal | None = None) -> None:
         """Give ``state`` its InlineZone (restored from the journal) or update its policy.
         ``journal``: one already open (many zones attached in a row share it)."""
-        cfg = self.server.config
+        cfg = self.table.config
         zcfg = state.config
         assert zcfg.policy is not None and cfg.state_dir is not None and cfg.key_dir is not None
         policy = lookup(zcfg.policy, cfg.policies)
@@ -197,7 +172,7 @@ class Automation:
             state.secondary.start()
 
     async def stop(self) -> None:
-        for state in self.server.zones.values():  # signed copies still behind the journal
+        for state in self.table.zones.values():  # signed copies still behind the journal
             await state.dump_now()
         await dsdriver.stop_all()
         scheduler, self._scheduler = self._scheduler, None
@@ -206,7 +181,7 @@ class Automation:
             scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await scheduler
-        for state in self.server.zones.values():
+        for state in self.table.zones.values():
             for task in (state.timer, state.checkds_task):
                 if task is not None:
                     task.cancel()
@@ -316,7 +291,7 @@ class Automation:
         they made (:meth:`_persist_batch`): no version signed with a key is journaled or
         served before its files' names are durable.  The outcome of each zone done, in
         order; after a bug (_Crashed) none."""
-        state_dir = self.server.config.state_dir
+        state_dir = self.table.config.state_dir
         assert state_dir is not None
         out: list[_Outcome] = []
         deadline = time.monotonic() + START_BATCH_SECONDS
@@ -506,7 +481,7 @@ class Automation:
                 if self._planned.get(name) != (when, seq):
                     continue  # planned again since: a later entry is the live one
                 del self._planned[name]
-                state = self.server.zones.get(name)
+                state = self.table.zones.get(name)
                 if state is None or state.inline is None or state.timer is not None:
                     continue  # gone, or its maintenance runs (and plans the next)
                 state.timer = asyncio.ensure_future(self._run(state))
@@ -526,7 +501,7 @@ class Automation:
         finally:
             if state.timer is asyncio.current_task():
                 state.timer = None
-        if self.server.zones.get(state.name) is not state:
+        if self.table.zones.get(state.name) is not state:
             self._again.discard(state.name)
             return
         if state.name in self._again:
@@ -534,95 +509,3 @@ class Automation:
             self._put(state.name, clock.now())
         else:
             self._plan(state)
-
-    # -- dynamic update (RFC 2136) --------------------------------------------------------
-
-    async def handle_update(self, wire: bytes, client: str) -> bytes:
-        """Answer one request :func:`is_update` picked.  UPDATE: checked, applied, re-signed
-        and journaled (committed) before the answer goes out; served and sent by IXFR
-        after.  NOTIFY: acknowledged (a primary of the zone) or refused, see
-        :func:`~dnsseal.server.xfrin.notify_response`."""
-        opname = "NOTIFY" if (wire[2] >> 3) & 0xF == NOTIFY_OPCODE else "UPDATE"
-        try:
-            checked = check_request(wire, self.server.engine.keyring, clock.now())
-        except Exception:
-            return _header_only(wire, dns.rcode.FORMERR)
-        if checked.message is None:  # RFC 8945 5.3: NOTAUTH/FORMERR with the TSIG error
-            assert checked.response is not None
-            log.info("[server] %s from %s: TSIG: %s", opname, client, checked.reason)
-            return checked.response
-        msg = checked.message
-        if opname == "NOTIFY":
-            return self._notify(msg, client)
-        rcode, why = await self._update(msg, client)
-        response = dns.message.make_response(msg)
-        response.set_rcode(dns.rcode.Rcode(rcode))
-        if why:
-            log.info(
-                "[server] UPDATE from %s: %s: %s",
-                client,
-                dns.rcode.to_text(dns.rcode.Rcode(rcode)),
-                why,
-            )
-        return response.to_wire()
-
-    def _notify(self, msg: dns.message.Message, client: str) -> bytes:
-        cds = dsdriver.handle_notify(msg, client)  # RFC 9859 NOTIFY(CDS) to a parent
-        if cds is not None:
-            return cds
-        response, why, secondary = notify_response(
-            msg, dns.rcode.NOERROR, self.server.zones, client
-        )
-        level = logging.INFO if secondary is not None else logging.WARNING
-        log.log(level, "[server] NOTIFY from %s: %s", client, why)
-        if secondary is not None:
-            secondary.notify()
-        return response.to_wire()
-
-    async def _update(self, msg: dns.message.Message, client: str) -> tuple[int, str]:
-        zname = zone_name(msg)
-        if zname is None:
-            return dns.rcode.FORMERR, "zone section must be one SOA question of class IN"
-        state = next(
-            (
-                z
-                for z in self.server.zones.values()
-                if z.served is not None and z.served.snapshot.origin == zname
-            ),
-            None,
-        )
-        if state is None:
-            return dns.rcode.NOTAUTH, f"not authoritative for {zname}"
-        inline = state.inline
-        if inline is None:
-            return dns.rcode.REFUSED, f"{zname} is presigned: it cannot be updated"
-        if state.frozen:  # as named: an operator edits the file (`dnsseal ctl thaw`)
-            return dns.rcode.REFUSED, f"{state.name} is frozen: update refused"
-        keyname = msg.keyname if msg.had_tsig else None
-        policy = state.config.update_policy
-        if policy is None:
-            acl = Acl.parse(f'zone."{state.name}".allow-update', list(state.config.allow_update))
-            if not acl.allows(client, keyname):
-                return dns.rcode.REFUSED, f"{state.name}: update not allowed (key {keyname})"
-        elif keyname is None:
-            return dns.rcode.REFUSED, f"{state.name}: update-policy needs a TSIG-signed update"
-        access = Access(keyname, policy)
-        async with state.lock:
-            if inline.unsigned is None or inline.plan is None:
-                return dns.rcode.SERVFAIL, f"{state.name} is not signed yet"
-            result = evaluate(msg, inline.unsigned, inline.signed, access)
-            if not result.ok:
-                return result.rcode, result.reason
-            if not result.change:
-                return dns.rcode.NOERROR, ""
-            now = clock.now()
-            started = time.monotonic()
-            try:
-                version = await asyncio.to_thread(inline.update, result.change, now)
-                await state.commit(version, now, (), started)
-            except DnssealError as e:
-                log.error("[%s] UPDATE not applied: %s", state.name, e)
-                return dns.rcode.SERVFAIL, str(e)
-        log.info("[%s] UPDATE from %s (key %s) applied: serial %d", state.name, client,
-                 keyname, version.serial)  # fmt: skip
-        return dns.rcode.NOERROR, ""

@@ -21,7 +21,6 @@ import signal
 import socket
 import struct
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,14 +33,13 @@ import dns.tsig
 from dnsseal import clock
 from dnsseal.crypto import pkcs11
 from dnsseal.durations import format_human_time
-from dnsseal.errors import DnssealError
 from dnsseal.proto.engine import Engine
 from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.rrl import RateLimitConfig, RateLimiter, Verdict, classify, slip_response
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.proto.xfr import Retained
-from dnsseal.server import catalog, counters, dsdriver, sdnotify
+from dnsseal.server import counters, dsdriver, sdnotify
 from dnsseal.server.binding import TCP_BACKLOG, Bound, bind_listeners
 from dnsseal.server.control import ControlServer
 from dnsseal.server.history import JournalHistory, retain
@@ -53,11 +51,7 @@ from dnsseal.server.update import Updates, is_update
 from dnsseal.server.xfrin import Secondary
 from dnsseal.server.zonehandle import OnlineHook, ZoneHandle
 from dnsseal.server.zones import (
-    WAITING,
     ZoneState,
-    expire_by_copy,
-    load_one,
-    sync_acl,
 )
 from dnsseal.server.zonesync import MainLinks, WorkerLink
 from dnsseal.server.zonetable import ZoneTable
@@ -327,55 +321,7 @@ class AuthServer:
                 self.config = new_config
             if self.config.pkcs11_module is not None:
                 pkcs11.set_default_module(str(self.config.pkcs11_module))
-            states: dict[str, ZoneState] = {}
-            changed: list[ZoneState] = []
-            inline: list[ZoneState] = []
-            now = clock.now()
-            for zcfg in self.config.zones:
-                state = self.zones.get(zcfg.name) or ZoneState(zcfg)
-                state.config = zcfg
-                if zcfg.policy is not None:
-                    sync_acl(state)  # a changed allow-transfer applies now (catalogs)
-                    if not self.worker:
-                        inline.append(state)
-                    states[zcfg.name] = state
-                    continue
-                if zcfg.secondary and not zcfg.file.exists():
-                    # No copy yet: served once the first transfer is in (server.xfrin).
-                    state.error = state.error if state.served is not None else WAITING
-                    states[zcfg.name] = state
-                    continue
-                started = time.monotonic()
-                new_serial, problem = await asyncio.to_thread(
-                    load_one, state, self.config.ixfr_versions, now
-                )
-                state.error = problem
-                if problem is None:
-                    expire_by_copy(state, now)  # a secondary's copy past its expire time
-                if problem:
-                    problems.append(f"{zcfg.name}: {problem}")
-                    log.error("[%s] not loaded: %s", zcfg.name, problem)
-                elif (new_serial or initial) and state.served is not None:
-                    snap = state.served.snapshot
-                    log.info("[%s] loaded serial %d (%d names) in %.2f s", zcfg.name, snap.serial,
-                             len(snap.nodes), time.monotonic() - started)  # fmt: skip
-                    changed.append(state)
-                    if self.history is not None:
-                        try:
-                            await asyncio.to_thread(self.history.record, state.served.snapshot, now)
-                        except DnssealError as e:
-                            log.error("[%s] journal not updated: %s", zcfg.name, e)
-                states[zcfg.name] = state
-            await catalog.refresh(self, states, changed, now, problems)  # RFC 9432 catalogs
-            for gone in set(self.zones) - set(states):
-                for task in (self.zones[gone].timer, self.zones[gone].checkds_task):
-                    if task is not None:
-                        task.cancel()
-                secondary = self.zones[gone].secondary
-                if secondary is not None:
-                    self._spawn(secondary.stop())
-            self.zones = states
-            self.swap_zones(everything=True)
+            changed, inline = await self.table.reload(self, initial, problems)
             self.engine.udp_payload = self.config.udp_payload
             # restored and maintained in batches (one worker-thread call each), timers started
             problems += await self.automation.start_many(inline, "load" if initial else "reload")

@@ -10,12 +10,16 @@ root, builds all of them and nothing imports it).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
 import dns.name
 
+from dnsseal import clock
+from dnsseal.errors import DnssealError
 from dnsseal.proto.engine import Engine, ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server import catalog
@@ -114,6 +118,67 @@ class ZoneTable:
                     self.engine.set_pending(origin, served_now is None)
         if self.links is not None:
             self._push_inline(changed)
+
+    async def reload(
+        self, host: ServerHost, initial: bool, problems: list[str]
+    ) -> tuple[list[ZoneHandle], list[ZoneHandle]]:
+        """Load every zone of :attr:`config` into the handle it has (or a new one): a
+        presigned zone or a secondary's copy from its file (recorded in ``host``'s journal
+        history when its serial moved), the catalogs from their members; then take the new
+        zone set (zones no longer configured stop their drivers) and serve it all
+        (:meth:`swap_zones`).  A zone with a problem keeps its previous version; the
+        problems go to ``problems``.  Returns the zones with a new version (to NOTIFY)
+        and the inline-signed ones (for the maintenance to start)."""
+        states: dict[str, ZoneHandle] = {}
+        changed: list[ZoneHandle] = []
+        inline: list[ZoneHandle] = []
+        now = clock.now()
+        for zcfg in self.config.zones:
+            state = self.zones.get(zcfg.name) or ZoneHandle(zcfg)
+            state.config = zcfg
+            if zcfg.policy is not None:
+                state.sync_acl()  # a changed allow-transfer applies now (catalogs)
+                if not host.worker:
+                    inline.append(state)
+                states[zcfg.name] = state
+                continue
+            if zcfg.secondary and not zcfg.file.exists():
+                # No copy yet: served once the first transfer is in (server.xfrin).
+                state.error = state.error if state.served is not None else WAITING
+                states[zcfg.name] = state
+                continue
+            started = time.monotonic()
+            new_serial, problem = await asyncio.to_thread(
+                load_one, state, self.config.ixfr_versions, now
+            )
+            state.error = problem
+            if problem is None:
+                expire_by_copy(state, now)  # a secondary's copy past its expire time
+            if problem:
+                problems.append(f"{zcfg.name}: {problem}")
+                log.error("[%s] not loaded: %s", zcfg.name, problem)
+            elif (new_serial or initial) and state.served is not None:
+                snap = state.served.snapshot
+                log.info("[%s] loaded serial %d (%d names) in %.2f s", zcfg.name, snap.serial,
+                         len(snap.nodes), time.monotonic() - started)  # fmt: skip
+                changed.append(state)
+                if host.history is not None:
+                    try:
+                        await asyncio.to_thread(host.history.record, state.served.snapshot, now)
+                    except DnssealError as e:
+                        log.error("[%s] journal not updated: %s", zcfg.name, e)
+            states[zcfg.name] = state
+        await catalog.refresh(self, host, states, changed, now, problems)  # RFC 9432 catalogs
+        for gone in set(self.zones) - set(states):
+            for task in (self.zones[gone].timer, self.zones[gone].checkds_task):
+                if task is not None:
+                    task.cancel()
+            secondary = self.zones[gone].secondary
+            if secondary is not None:
+                host.spawn(secondary.stop())
+        self.zones = states
+        self.swap_zones(everything=True)
+        return changed, inline
 
     def _note_served(self, state: ZoneHandle) -> None:
         self._unswapped[state.name] = state

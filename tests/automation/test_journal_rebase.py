@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from dnsseal.server import zonehandle
-from dnsseal.server.zonehandle import MAX_CHANGES, MAX_UPDATE_CHANGES, compact, journal_version
 from dnsseal.server.versions import Version
+from dnsseal.server.zonehandle import MAX_CHANGES, MAX_UPDATE_CHANGES, compact, journal_version
 from dnsseal.storage.journal import Journal
 from dnsseal.zone.diff import diff
 from dnsseal.zone.model import Zone

@@ -336,8 +336,8 @@ def test_a_restart_of_many_inline_zones_serves_the_same_with_few_thread_hops(
     """Zones restored and first maintained a batch per worker-thread call (was three
     hops and a journal opening per zone); the restart serves exactly what was served
     (same serials, same signatures)."""
-    from dnsseal.server import maintenance as automation
     from dnsseal.server import inline as inline_mod
+    from dnsseal.server import maintenance as automation
     from dnsseal.storage import journal
 
     monkeypatch.setattr(automation, "START_BATCH", 5)
@@ -393,8 +393,8 @@ def test_a_cold_start_of_many_zones_commits_the_journal_once_per_batch(
     every zone), and the key directory's new names are made durable once per batch, before
     its commit (were two directory fsyncs per key, and before that one per key file); the
     restart serves what was journaled."""
-    from dnsseal.server import maintenance as automation
     from dnsseal.server import inline as inline_mod
+    from dnsseal.server import maintenance as automation
     from dnsseal.storage import journal
 
     monkeypatch.setattr(automation, "START_BATCH", 5)

@@ -176,6 +176,8 @@ class ZoneTable:
             secondary = self.zones[gone].secondary
             if secondary is not None:
                 host.spawn(secondary.stop())
+            if self.zones[gone].dump_task is not None:  # its signed copy: now, not later
+                host.spawn(self.zones[gone].dump_now())
         self.zones = states
         self.swap_zones(everything=True)
         return changed, inline

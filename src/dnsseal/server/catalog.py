@@ -43,7 +43,7 @@ from dnsseal.storage.serverconfig import ServerConfig, ZoneConfig, copy_name
 from dnsseal.storage.zonefile import read_text
 
 if TYPE_CHECKING:
-    from dnsseal.server.zonetable import ServerHost, ZoneTable
+    from dnsseal.server.zonehandle import ServerHost
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,8 @@ def write_all(config: ServerConfig, now: int) -> None:
 
 
 async def refresh(
-    table: ZoneTable,
+    config: ServerConfig,
+    zones: dict[str, ZoneState],
     host: ServerHost,
     states: dict[str, ZoneState],
     changed: list[ZoneState],
@@ -158,7 +159,6 @@ async def refresh(
     load it into ``states`` like a presigned zone (kept history, journal for IXFR) and add
     it to ``changed`` when its serial moved (NOTIFY follows).  Problems go to
     ``problems`` and the log; the catalog keeps its previous version."""
-    config = table.config
     for cat in config.catalogs:
         path = catalog_path(config, cat)
         zcfg = ZoneConfig(
@@ -169,7 +169,7 @@ async def refresh(
             also_notify=cat.also_notify,
             notify_key=cat.notify_key,
         )
-        state = table.zones.get(cat.name) or ZoneState(zcfg)
+        state = zones.get(cat.name) or ZoneState(zcfg)
         state.config = zcfg
         states[cat.name] = state
         started = time.monotonic()

@@ -35,8 +35,14 @@ from dnsseal.server import checkds, dsdriver
 from dnsseal.server.inline import InlineZone
 from dnsseal.server.versions import Version, unpack_version
 from dnsseal.server.xfrin import Secondary
-from dnsseal.server.zonehandle import ZoneHandle, count_signatures, journal_version, write_copy
-from dnsseal.server.zonetable import ServerHost, ZoneTable
+from dnsseal.server.zonehandle import (
+    ServerHost,
+    ZoneHandle,
+    count_signatures,
+    journal_version,
+    write_copy,
+)
+from dnsseal.server.zonetable import ZoneTable
 from dnsseal.storage import atomic
 from dnsseal.storage.journal import AuditEvent, Journal
 from dnsseal.zone.model import Zone

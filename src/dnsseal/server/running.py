@@ -8,16 +8,28 @@ import this module, not the server.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 from dnsseal.proto.engine import Engine
 from dnsseal.server.history import JournalHistory
 from dnsseal.server.zonehandle import ZoneHandle
 from dnsseal.storage.serverconfig import ServerConfig
 
-if TYPE_CHECKING:
-    from dnsseal.server.maintenance import Maintenance
-    from dnsseal.server.observe import Observability
+
+class Signing(Protocol):
+    """The inline signing of the zones (``server.maintenance.Maintenance``)."""
+
+    def wake(self, state: ZoneHandle) -> None:
+        """Run the zone's maintenance now (once more after the one running, if any)."""
+
+    async def maintain(self, state: ZoneHandle, reason: str, force: bool = False) -> str | None:
+        """Run the zone's maintenance now; the problem, or None."""
+
+
+class Auditing(Protocol):
+    """The audit of control requests (``server.observe.Observability``)."""
+
+    async def request_done(self, who: str, line: bytes, reply: dict[str, Any]) -> None: ...
 
 
 class RunningServer(Protocol):
@@ -33,10 +45,10 @@ class RunningServer(Protocol):
     def engine(self) -> Engine: ...
 
     @property
-    def automation(self) -> Maintenance: ...
+    def automation(self) -> Signing: ...
 
     @property
-    def observe(self) -> Observability: ...
+    def observe(self) -> Auditing: ...
 
     @property
     def history(self) -> JournalHistory | None: ...

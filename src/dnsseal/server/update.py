@@ -28,8 +28,7 @@ from dnsseal.proto.acl import Acl
 from dnsseal.proto.tsigauth import check_request
 from dnsseal.proto.update import Access, evaluate, zone_name
 from dnsseal.server import dsdriver
-from dnsseal.server.xfrin import Secondary
-from dnsseal.server.zonehandle import ZoneHandle
+from dnsseal.server.zonehandle import Transfers, ZoneHandle
 from dnsseal.server.zonetable import ZoneTable
 
 UPDATE_OPCODE = int(dns.opcode.UPDATE)
@@ -52,7 +51,7 @@ def _header_only(wire: bytes, rcode: int) -> bytes:
 
 def notify_response(
     msg: dns.message.Message, rcode: int, zones: dict[str, ZoneHandle], client: str
-) -> tuple[dns.message.Message, str, Secondary | None]:
+) -> tuple[dns.message.Message, str, Transfers | None]:
     """The answer to a NOTIFY ``msg`` from ``client``, why (for the log), and the zone's
     secondary to wake (None: refused).  NOERROR+AA only from an address of one of the
     zone's primaries; REFUSED from anyone else; NOTAUTH for a zone we do not have."""

@@ -24,7 +24,6 @@ import os
 import secrets
 import socket
 import struct
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import dns.exception
@@ -49,6 +48,7 @@ from dnsseal.proto.xfrin import (
     transfer_query,
 )
 from dnsseal.server import counters
+from dnsseal.server.zonehandle import TransferState, ZoneHandle
 from dnsseal.server.zones import EXPIRED, install, refreshed_at, set_expired
 from dnsseal.storage import zonefile
 from dnsseal.storage.remotes import Primary
@@ -56,7 +56,6 @@ from dnsseal.storage.serverconfig import file_signature
 from dnsseal.zone.model import Zone
 
 if TYPE_CHECKING:
-    from dnsseal.server.zonehandle import ZoneHandle
     from dnsseal.server.zonetable import Maintainer
 
 log = logging.getLogger(__name__)
@@ -66,20 +65,6 @@ UDP_TRIES = 2
 TCP_TIMEOUT = 10.0  # seconds without progress before a transfer is given up
 NO_COPY_RETRY = 30  # seconds between tries while we have no copy (no SOA to take it from)
 MIN_INTERVAL = 1  # never check more often than this (a zero refresh in a SOA)
-
-
-@dataclass(slots=True)
-class TransferState:
-    """What ``zone-status`` shows about the transfers of one zone."""
-
-    primary_serial: int | None = None  # the serial a primary answered last
-    primary: str | None = None  # the primary that answered it
-    last_check: int | None = None  # last SOA check (successful or not)
-    last_success: int | None = None  # last time a primary answered (refresh done)
-    last_transfer: int | None = None  # last time a transfer changed our copy
-    last_result: str | None = None  # how the last check or transfer went
-    next_refresh: int | None = None
-    expired: bool = False
 
 
 class Secondary:

@@ -17,9 +17,9 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dns.name
 import dns.rdatatype
@@ -33,7 +33,7 @@ from dnsseal.proto.engine import ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model, update_from_model
 from dnsseal.proto.xfr import Retained
 from dnsseal.server.counters import COUNTERS
-from dnsseal.server.history import retain
+from dnsseal.server.history import JournalHistory, retain
 from dnsseal.server.versions import Version, pack_version, record_line
 from dnsseal.storage import zonefile
 from dnsseal.storage.journal import AuditEvent, Journal, Transaction
@@ -43,7 +43,6 @@ from dnsseal.zone.model import Zone
 
 if TYPE_CHECKING:
     from dnsseal.server.inline import InlineZone
-    from dnsseal.server.xfrin import Secondary
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +78,56 @@ class ServerPort(Protocol):
 
     def online(self, handle: ZoneHandle) -> OnlineHook | None:
         """How the engine answers ``handle``'s zone online (a signaling zone), or None."""
+
+
+class ServerHost(Protocol):
+    """What the drivers need from the process around the zone table (``AuthServer``)."""
+
+    @property
+    def worker(self) -> bool: ...
+
+    @property
+    def history(self) -> JournalHistory | None: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
+
+    def reload_workers(self) -> None: ...
+
+    async def notify(self, zone: str) -> list[str]: ...
+
+
+@dataclass(slots=True)
+class TransferState:
+    """What ``zone-status`` shows about the transfers of one zone."""
+
+    primary_serial: int | None = None  # the serial a primary answered last
+    primary: str | None = None  # the primary that answered it
+    last_check: int | None = None  # last SOA check (successful or not)
+    last_success: int | None = None  # last time a primary answered (refresh done)
+    last_transfer: int | None = None  # last time a transfer changed our copy
+    last_result: str | None = None  # how the last check or transfer went
+    next_refresh: int | None = None
+    expired: bool = False
+
+
+class Transfers(Protocol):
+    """A zone's transfers in from its primaries (``server.xfrin.Secondary``)."""
+
+    copy: Zone | None  # the copy transferred last (None: the next refresh takes it all)
+    status: TransferState
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def notify(self) -> None:
+        """A primary said the zone changed: check the primaries now."""
+
+    async def refresh(self) -> bool:
+        """Check the primaries now (transfer if newer); whether one answered."""
+
+    def describe(self) -> dict[str, object]:
+        """For ``zone-status``: the primaries, serials, last transfer, next refresh."""
 
 
 def keyring_of(config: ServerConfig) -> dict[dns.name.Name, dns.tsig.Key]:
@@ -191,7 +240,7 @@ class ZoneHandle:
     checkds_task: asyncio.Task[None] | None = None  # server.checkds (parental agents)
     retry_at: int = 0  # after a failed maintenance: not before this
     parent_log: list[str] = field(default_factory=list)  # checkds: per agent, DS expected/seen
-    secondary: Secondary | None = None  # zones with primaries: server.xfrin (bump in the wire)
+    secondary: Transfers | None = None  # zones with primaries: server.xfrin (bump in the wire)
     frozen: bool = False  # `dnsseal ctl freeze`: dynamic updates refused until thawed
     # Called with this handle whenever ``served`` is set: the server notes which zones to
     # hand to the engine at its next swap, so a swap costs the zones that changed.

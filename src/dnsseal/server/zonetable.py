@@ -1,11 +1,12 @@
 """The zone table: every configured zone by name, and handing their versions to the engine.
 
-:class:`ZoneTable` holds the server's config and a :class:`~dnsseal.server.zonehandle.ZoneHandle`
-per zone; :meth:`ZoneTable.swap_zones` gives the query engine (and the worker processes) the
-versions set since the last swap, one zone's cost each.  The drivers (maintenance, update,
-xfrin, checkds, DS automation) reach the zones through it and the rest of the process
-through :class:`ServerHost`, never through the server itself (service.py, the composition
-root, builds all of them and nothing imports it).
+:class:`ZoneTable` holds the server's config and a
+:class:`~dnsseal.server.zonehandle.ZoneHandle` per zone; :meth:`ZoneTable.swap_zones` gives
+the query engine (and the worker processes) the versions set since the last swap, one
+zone's cost each.  The drivers (maintenance, update, xfrin, checkds, DS automation) reach
+the zones through it and the rest of the process through
+:class:`~dnsseal.server.zonehandle.ServerHost`, never through the server itself (service.py,
+the composition root, builds all of them and nothing imports it).
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
-from typing import Any, Protocol
+from typing import Protocol
 
 import dns.name
 
@@ -23,29 +23,12 @@ from dnsseal.errors import DnssealError
 from dnsseal.proto.engine import Engine, ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server import catalog
-from dnsseal.server.history import JournalHistory
-from dnsseal.server.zonehandle import ServerPort, ZoneHandle, keyring_of
+from dnsseal.server.zonehandle import ServerHost, ServerPort, ZoneHandle, keyring_of
 from dnsseal.server.zones import WAITING, expire_by_copy, load_one
 from dnsseal.server.zonesync import MainLinks
 from dnsseal.storage.serverconfig import ServerConfig
 
 log = logging.getLogger(__name__)
-
-
-class ServerHost(Protocol):
-    """What the drivers need from the process around the zone table (``AuthServer``)."""
-
-    @property
-    def worker(self) -> bool: ...
-
-    @property
-    def history(self) -> JournalHistory | None: ...
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
-
-    def reload_workers(self) -> None: ...
-
-    async def notify(self, zone: str) -> list[str]: ...
 
 
 class Maintainer(Protocol):
@@ -168,7 +151,9 @@ class ZoneTable:
                     except DnssealError as e:
                         log.error("[%s] journal not updated: %s", zcfg.name, e)
             states[zcfg.name] = state
-        await catalog.refresh(self, host, states, changed, now, problems)  # RFC 9432 catalogs
+        await catalog.refresh(
+            self.config, self.zones, host, states, changed, now, problems
+        )  # RFC 9432 catalogs
         for gone in set(self.zones) - set(states):
             for task in (self.zones[gone].timer, self.zones[gone].checkds_task):
                 if task is not None:

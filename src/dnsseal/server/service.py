@@ -362,6 +362,10 @@ class AuthServer:
     def online(self, handle: ZoneHandle) -> OnlineHook | None:
         return dsdriver.online(handle)
 
+    def record(self, snap: ZoneSnapshot, now: int) -> None:
+        if self.history is not None:
+            self.history.record(snap, now)
+
     def _install(self, zone: str, snap: ZoneSnapshot) -> None:
         """In a worker: serve ``snap``, a version of ``zone`` made by the main process."""
         state = self.zones.get(zone)

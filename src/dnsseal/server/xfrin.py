@@ -269,18 +269,11 @@ class Secondary:
     async def _install(self, zone: Zone) -> None:
         """A plain secondary: serve the new copy as it came (no signing of ours), record it
         in the journal (IXFR onward, across restarts), NOTIFY the also-notify targets."""
-        table, host = self.automation.table, self.automation.host
         now = clock.now()
-        snap = await asyncio.to_thread(install, self.state, zone, table.config.ixfr_versions, now)
+        versions = self.automation.table.config.ixfr_versions
+        await asyncio.to_thread(install, self.state, zone, versions, now)
         self.state.error = None
-        table.swap_zones()
-        if host.history is not None:
-            try:
-                await asyncio.to_thread(host.history.record, snap, now)
-            except DnssealError as e:
-                log.error("[%s] journal not updated: %s", self.state.name, e)
-        if self.state.config.also_notify:
-            host.spawn(host.notify(self.state.name))
+        await self.state.commit_served(now)
 
     def _touch(self) -> None:
         """Record on the copy that a primary answered (its modification time: see

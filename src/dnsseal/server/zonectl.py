@@ -106,14 +106,7 @@ async def reload_zone(server: RunningServer, state: ZoneState) -> dict[str, Any]
         state.error = problem
         if problem is None and new_serial and state.served is not None:
             log.info("[%s] loaded serial %d", state.name, state.served.snapshot.serial)
-            server.swap_zones()
-            if server.history is not None:
-                try:
-                    await asyncio.to_thread(server.history.record, state.served.snapshot, now)
-                except DnssealError as e:
-                    log.error("[%s] journal not updated: %s", state.name, e)
-            if state.config.also_notify:
-                server.spawn(server.notify(state.name))
+            await state.commit_served(now)
     if problem is not None:
         log.error("[%s] not reloaded: %s", state.name, problem)
     after = _serial(state)

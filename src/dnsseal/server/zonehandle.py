@@ -79,6 +79,10 @@ class ServerPort(Protocol):
     def online(self, handle: ZoneHandle) -> OnlineHook | None:
         """How the engine answers ``handle``'s zone online (a signaling zone), or None."""
 
+    def record(self, snap: ZoneSnapshot, now: int) -> None:
+        """Record ``snap``, a version read from a file or transferred in, in the journal's
+        history (IXFR onward, across restarts); in a worker thread.  Raises DnssealError."""
+
 
 class ServerHost(Protocol):
     """What the drivers need from the process around the zone table (``AuthServer``)."""
@@ -390,6 +394,21 @@ class ZoneHandle:
         )
         if self.config.also_notify:
             self._port().send_notify(self)
+
+    async def commit_served(self, now: int) -> None:
+        """The commit path's end for a version :meth:`serve` made the served one, read
+        from the zone's file or transferred in (durable as that file): this zone's answer
+        tables and the workers, the journal's history, NOTIFY."""
+        port = self._port()
+        served = self.served
+        assert served is not None
+        port.install(self)
+        try:
+            await asyncio.to_thread(port.record, served.snapshot, now)
+        except DnssealError as e:
+            log.error("[%s] journal not updated: %s", self.name, e)
+        if self.config.also_notify:
+            port.send_notify(self)
 
     def audit(self, events: Sequence[AuditEvent]) -> None:
         """Journal key events that came without a new version (in a worker thread)."""

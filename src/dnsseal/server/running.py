@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from dnsseal.proto.engine import Engine
-from dnsseal.server.history import JournalHistory
 from dnsseal.server.zonehandle import ZoneHandle
 from dnsseal.storage.serverconfig import ServerConfig
 
@@ -51,9 +50,6 @@ class RunningServer(Protocol):
     def observe(self) -> Auditing: ...
 
     @property
-    def history(self) -> JournalHistory | None: ...
-
-    @property
     def worker(self) -> bool: ...
 
     @property
@@ -72,11 +68,7 @@ class RunningServer(Protocol):
 
     def status(self) -> dict[str, object]: ...
 
-    def zone_status(self, zone: str) -> dict[str, object]: ...
-
     def spawn(self, coro: object) -> None: ...
-
-    def swap_zones(self, everything: bool = False) -> None: ...
 
     def request_stop(self) -> None: ...
 

@@ -217,7 +217,7 @@ def preload(config: ServerConfig, now: int) -> dict[str, ZoneHandle]:
     states: dict[str, ZoneHandle] = {}
     for zcfg in config.zones:
         state = ZoneHandle(zcfg)
-        if zcfg.policy is not None:  # signed by the running server (server.automation)
+        if zcfg.policy is not None:  # signed by the running server (server.maintenance)
             states[zcfg.name] = state
             continue
         if zcfg.secondary and not zcfg.file.exists():

@@ -113,7 +113,7 @@ CACHES = (
 
 def _breakdown(server: Any, known: set[int], n: int) -> None:
     from dnsseal.proto.engine import Engine
-    from dnsseal.server.automation import Automation
+    from dnsseal.server.maintenance import Maintenance as Automation
     from dnsseal.server.service import AuthServer
     from dnsseal.storage.serverconfig import ServerConfig
 

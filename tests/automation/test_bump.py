@@ -226,7 +226,11 @@ def test_transfer_status_and_a_bad_primary_keeps_the_data(tmp_path: Path) -> Non
         try:
             state = server.find_state(ZONE)
             for _ in range(100):
-                if state.served is not None:
+                # served once signed, in the refresh that then plans the next one: wait
+                # for both (the first transfer's refresh is over)
+                if state.served is not None and server.automation.transfer_status(state).get(
+                    "next-refresh"
+                ):
                     break
                 await asyncio.sleep(0.1)
             assert state.served is not None, state.error

@@ -1,6 +1,6 @@
 """When the journal is rebased: an UPDATE's commit never writes the whole zone (a 100k-name
 zone's text takes seconds); the rebase it puts off is done by the zone's delayed copy
-write (:func:`automation.compact`), and a bound holds however long that is put off."""
+write (:func:`zonehandle.compact`), and a bound holds however long that is put off."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dnsseal.server import automation
-from dnsseal.server.automation import MAX_CHANGES, MAX_UPDATE_CHANGES, compact, journal_version
+from dnsseal.server import zonehandle
 from dnsseal.server.versions import Version
+from dnsseal.server.zonehandle import MAX_CHANGES, MAX_UPDATE_CHANGES, compact, journal_version
 from dnsseal.storage.journal import Journal
 from dnsseal.zone.diff import diff
 from dnsseal.zone.model import Zone
@@ -45,7 +45,7 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 def test_updates_leave_the_rebase_to_the_delayed_copy_write(
     journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(automation, "MAX_UPDATE_CHANGES", 3 * MAX_CHANGES)
+    monkeypatch.setattr(zonehandle, "MAX_UPDATE_CHANGES", 3 * MAX_CHANGES)
     serial = 1
     for _ in range(MAX_CHANGES + 20):
         serial += 1
@@ -66,7 +66,7 @@ def test_updates_leave_the_rebase_to_the_delayed_copy_write(
 def test_the_update_bound_holds_when_no_copy_is_written(
     journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(automation, "MAX_UPDATE_CHANGES", MAX_CHANGES + 10)
+    monkeypatch.setattr(zonehandle, "MAX_UPDATE_CHANGES", MAX_CHANGES + 10)
     serial = 1
     for _ in range(MAX_CHANGES + 11):
         serial += 1

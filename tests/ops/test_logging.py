@@ -55,15 +55,15 @@ def test_config_problems_name_the_option(tmp_path: Path) -> None:
     ("logger", "message", "category"),
     [
         (
-            "dnsseal.server.automation",
+            "dnsseal.server.update",
             "[z] UPDATE from 127.0.0.1 (key k) applied: serial 3",
             "update",
         ),
-        ("dnsseal.server.automation", "[z] DNSSEC: serial 3 signed and served in 0.1 s", "dnssec"),
+        ("dnsseal.server.zonehandle", "[z] DNSSEC: serial 3 signed and served in 0.1 s", "dnssec"),
         ("dnsseal.server.service", "[z] NOTIFY serial 3 to 127.0.0.1@53 acknowledged", "notify"),
         ("dnsseal.server.xfrin", "[z] transferred serial 4 from 192.0.2.1@53 (AXFR)", "xfer"),
         ("dnsseal.server.service", "[z] loaded serial 4 (10 names) in 0.01 s", "zone"),
-        ("dnsseal.server.automation", "[server] UPDATE from 192.0.2.9: BADSIG: TSIG", "security"),
+        ("dnsseal.server.update", "[server] UPDATE from 192.0.2.9: BADSIG: TSIG", "security"),
         ("dnsseal.server.control", "[server] control socket /run/dnsseal.sock", "control"),
         ("dnsseal.server.service", "[server] listening on 127.0.0.1@53", "general"),
         ("asyncio", "Task exception was never retrieved", "general"),

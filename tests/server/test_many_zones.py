@@ -336,8 +336,8 @@ def test_a_restart_of_many_inline_zones_serves_the_same_with_few_thread_hops(
     """Zones restored and first maintained a batch per worker-thread call (was three
     hops and a journal opening per zone); the restart serves exactly what was served
     (same serials, same signatures)."""
-    from dnsseal.server import automation
     from dnsseal.server import inline as inline_mod
+    from dnsseal.server import maintenance as automation
     from dnsseal.storage import journal
 
     monkeypatch.setattr(automation, "START_BATCH", 5)
@@ -393,8 +393,8 @@ def test_a_cold_start_of_many_zones_commits_the_journal_once_per_batch(
     every zone), and the key directory's new names are made durable once per batch, before
     its commit (were two directory fsyncs per key, and before that one per key file); the
     restart serves what was journaled."""
-    from dnsseal.server import automation
     from dnsseal.server import inline as inline_mod
+    from dnsseal.server import maintenance as automation
     from dnsseal.storage import journal
 
     monkeypatch.setattr(automation, "START_BATCH", 5)
@@ -462,7 +462,7 @@ def test_a_start_makes_its_zone_threads_once_for_all_batches(
     """The threads that maintain the zones signed for the first time (and write their
     copies) are made once for the whole start, not once per batch (were a pool per
     batch: START_THREADS threads made and joined again every 0.2 s at a cold start)."""
-    from dnsseal.server import automation
+    from dnsseal.server import maintenance as automation
 
     monkeypatch.setattr(automation, "START_BATCH", 5)
     monkeypatch.setattr(automation, "START_BATCH_SECONDS", 60)  # batches of 5 exactly
@@ -640,7 +640,7 @@ def test_a_batch_whose_start_was_cancelled_is_finished_without_the_pool() -> Non
     itself (as it did with a pool of its own) instead of failing half-way."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from dnsseal.server import automation
+    from dnsseal.server import maintenance as automation
 
     pool = ThreadPoolExecutor(2)
     running = automation._submit(pool, threading.get_ident)

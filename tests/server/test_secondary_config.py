@@ -15,7 +15,7 @@ import pytest
 
 from conftest import Dnsseal
 from dnsseal.errors import OptionError
-from dnsseal.server.xfrin import notify_response
+from dnsseal.server.update import notify_response
 from dnsseal.server.zones import ZoneState
 from dnsseal.storage.serverconfig import load_config
 

@@ -26,9 +26,9 @@ from conftest import free_port
 from dnsseal import clock
 from dnsseal.proto.snapshot import ZoneSnapshot, build
 from dnsseal.proto.xfr import VersionStep, ixfr_diffs
-from dnsseal.server import automation as automation_mod
 from dnsseal.server import history
 from dnsseal.server import inline as inline_mod
+from dnsseal.server import maintenance as automation_mod
 from dnsseal.server.offlineksk import ResponseKeys
 from dnsseal.server.service import AuthServer
 from dnsseal.storage.serverconfig import load_config

@@ -30,7 +30,7 @@ from dnsseal.server.zones import ZoneState
 from dnsseal.storage.journal import AuditEvent
 
 if TYPE_CHECKING:
-    from dnsseal.server.service import AuthServer
+    from dnsseal.server.running import RunningServer
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def zone_conditions(state: ZoneState, now: int) -> list[Condition]:
     return out
 
 
-def conditions(server: AuthServer, now: int) -> list[Condition]:
+def conditions(server: RunningServer, now: int) -> list[Condition]:
     out: list[Condition] = []
     for state in sorted(server.zones.values(), key=lambda s: s.name):
         out += zone_conditions(state, now)
@@ -178,7 +178,7 @@ def conditions(server: AuthServer, now: int) -> list[Condition]:
 class Alerts:
     """Which alerts are active, and sending the changes."""
 
-    def __init__(self, server: AuthServer) -> None:
+    def __init__(self, server: RunningServer) -> None:
         self.server = server
         self.active: dict[tuple[str, str, int | None], Condition] = {}
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()

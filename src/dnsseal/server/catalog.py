@@ -43,7 +43,7 @@ from dnsseal.storage.serverconfig import ServerConfig, ZoneConfig, copy_name
 from dnsseal.storage.zonefile import read_text
 
 if TYPE_CHECKING:
-    from dnsseal.server.service import AuthServer
+    from dnsseal.server.zonehandle import ServerHost
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,9 @@ def write_all(config: ServerConfig, now: int) -> None:
 
 
 async def refresh(
-    server: AuthServer,
+    config: ServerConfig,
+    zones: dict[str, ZoneState],
+    host: ServerHost,
     states: dict[str, ZoneState],
     changed: list[ZoneState],
     now: int,
@@ -157,7 +159,6 @@ async def refresh(
     load it into ``states`` like a presigned zone (kept history, journal for IXFR) and add
     it to ``changed`` when its serial moved (NOTIFY follows).  Problems go to
     ``problems`` and the log; the catalog keeps its previous version."""
-    config = server.config
     for cat in config.catalogs:
         path = catalog_path(config, cat)
         zcfg = ZoneConfig(
@@ -168,11 +169,11 @@ async def refresh(
             also_notify=cat.also_notify,
             notify_key=cat.notify_key,
         )
-        state = server.zones.get(cat.name) or ZoneState(zcfg)
+        state = zones.get(cat.name) or ZoneState(zcfg)
         state.config = zcfg
         states[cat.name] = state
         started = time.monotonic()
-        if not server.worker:
+        if not host.worker:
             try:
                 serial = await asyncio.to_thread(write_catalog, config, cat, now)
             except DnssealError as e:
@@ -196,8 +197,8 @@ async def refresh(
         log.info("[%s] loaded catalog serial %d in %.2f s", cat.name, snap.serial,
                  time.monotonic() - started)  # fmt: skip
         changed.append(state)
-        if server.history is not None:
+        if host.history is not None:
             try:
-                await asyncio.to_thread(server.history.record, snap, now)
+                await asyncio.to_thread(host.history.record, snap, now)
             except DnssealError as e:
                 log.error("[%s] journal not updated: %s", cat.name, e)

@@ -32,12 +32,12 @@ from dnsseal.keys.ds import make_ds
 from dnsseal.keys.model import Key, RecordState
 from dnsseal.proto import parentns
 from dnsseal.proto.parentns import DsId, LookupFailed
-from dnsseal.server.zones import ZoneState
+from dnsseal.server.zonehandle import ZoneHandle
 from dnsseal.storage.remotes import Endpoint, system_resolvers
 from dnsseal.storage.serverconfig import ServerConfig
 
 if TYPE_CHECKING:
-    from dnsseal.server.automation import Automation
+    from dnsseal.server.zonetable import Maintainer
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ async def parent_servers(zone: str, config: ServerConfig) -> list[tuple[str, End
     return out
 
 
-async def check(state: ZoneState, config: ServerConfig | None = None) -> list[Fact]:
+async def check(state: ZoneHandle, config: ServerConfig | None = None) -> list[Fact]:
     """Ask every parental agent (or, without agents and with ``config``, every name server
     of the parent zone) once; the facts all of them agree on.  Updates
     ``state.parent_log``."""
@@ -196,14 +196,14 @@ async def check(state: ZoneState, config: ServerConfig | None = None) -> list[Fa
     return facts
 
 
-async def run(automation: Automation, state: ZoneState) -> None:
+async def run(automation: Maintainer, state: ZoneHandle) -> None:
     """The checkds loop of one zone (``checkds = "yes"``)."""
     while True:
         await asyncio.sleep(CHECK_INTERVAL)
         if state.inline is None or state.config.checkds != "yes":
             continue
         try:
-            facts = await check(state, automation.server.config)
+            facts = await check(state, automation.table.config)
         except Exception:  # keep checking: one bad answer must not end the loop
             log.exception("[%s] checkds failed", state.name)
             continue

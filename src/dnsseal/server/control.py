@@ -25,7 +25,7 @@ from dnsseal.server.dnssecctl import DnssecControl
 from dnsseal.server.observe import audit_command, peer_user
 
 if TYPE_CHECKING:
-    from dnsseal.server.service import AuthServer
+    from dnsseal.server.running import RunningServer
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ MAX_REQUEST = 64 * 1024
 class ControlServer:
     """Serves control requests for ``server`` on the unix socket ``path``."""
 
-    def __init__(self, server: AuthServer, path: Path) -> None:
+    def __init__(self, server: RunningServer, path: Path) -> None:
         self.server = server
         self.path = path
         self._srv: asyncio.AbstractServer | None = None

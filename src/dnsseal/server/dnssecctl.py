@@ -33,7 +33,7 @@ from dnsseal.signer import signingstate
 from dnsseal.storage.journal import AuditEvent, Journal
 
 if TYPE_CHECKING:
-    from dnsseal.server.service import AuthServer
+    from dnsseal.server.running import RunningServer
 
 T = dns.rdatatype
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def _tag(text: str) -> int:
 class DnssecControl:
     """The DNSSEC control commands against ``server``."""
 
-    def __init__(self, server: AuthServer) -> None:
+    def __init__(self, server: RunningServer) -> None:
         self.server = server
 
     def _inline(self, zone: str) -> tuple[ZoneState, InlineZone]:
@@ -285,7 +285,7 @@ class DnssecControl:
             try:
                 version = await asyncio.to_thread(inline.clear_signing_state, which, now)
                 if version is not None:
-                    await self.server.automation.publish(state, version, now)
+                    await state.commit(version, now)
             except DnssealError as e:
                 log.error("[%s] signing -clear: %s", inline.name, e)
                 return str(e)

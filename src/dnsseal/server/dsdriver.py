@@ -9,7 +9,7 @@
   dsscan``), and applies SET / DELETE decisions to its own data.
 
 Both change their zone only through the zone's commit path: under the zone's lock, the
-inline zone's ``update`` (re-signed incrementally), then :meth:`Automation.publish`
+inline zone's ``update`` (re-signed incrementally), then :meth:`Maintainer.publish`
 (journal, signed copy, serve, NOTIFY), exactly as an RFC 2136 UPDATE does.  Every decision
 that differs from the previous one for that child goes to the decision log
 (:mod:`dnsseal.storage.dslog`) and to ``dnsseal ctl ds-log``.
@@ -48,7 +48,7 @@ from dnsseal.proto.dsautomation import Action, Decision, ds_ttl
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server import checkds, dsauto
 from dnsseal.server.inline import BACKDATE
-from dnsseal.server.zones import ZoneState
+from dnsseal.server.zonehandle import ZoneHandle
 from dnsseal.signer import SigningKey, SignParams
 from dnsseal.signer.rrsig import labels_field
 from dnsseal.signer.sign import sign_rrsets
@@ -64,7 +64,7 @@ from dnsseal.zone.diff import Record, ZoneDiff
 from dnsseal.zone.model import RRset, Zone
 
 if TYPE_CHECKING:
-    from dnsseal.server.automation import Automation
+    from dnsseal.server.zonetable import Maintainer
 
 log = logging.getLogger(__name__)
 T = dns.rdatatype
@@ -77,14 +77,14 @@ LOW_TTL = 60  # the DS TTL right after a change (capped by ds-ttl)
 HOLD_INTERVALS = 10  # ... for this many scans
 MEMORY = 200  # decisions kept in memory per zone
 
-# zone name -> its driver (one per zone; the server's Automation starts and stops them)
+# zone name -> its driver (one per zone; the server's Maintainer starts and stops them)
 DRIVERS: dict[str, DsDriver] = {}
 
 
 class DsDriver:
     """The DS automation task of one zone."""
 
-    def __init__(self, automation: Automation, state: ZoneState, options: DsAutomation) -> None:
+    def __init__(self, automation: Maintainer, state: ZoneHandle, options: DsAutomation) -> None:
         self.automation = automation
         self.state = state
         self.options = options
@@ -103,7 +103,7 @@ class DsDriver:
         # child -> inception of the signatures behind the last change (replay protection),
         # restored from the decision log so a restart does not forget it
         self.not_before: dict[dns.name.Name, int] = {}
-        state_dir = automation.server.config.state_dir
+        state_dir = automation.table.config.state_dir
         try:
             past = dslog.read(state_dir, state.name, last=10000) if state_dir else []
         except DnssealError as e:
@@ -139,7 +139,7 @@ class DsDriver:
                 await asyncio.wait_for(self.wake.wait(), tick)
             self.wake.clear()
             opts = self.state.config.ds
-            gone = self.automation.server.zones.get(self.state.name) is not self.state
+            gone = self.automation.table.zones.get(self.state.name) is not self.state
             if gone or opts is None or not (opts.parent or opts.signaling or opts.dsync):
                 # The zone left the configuration, or its DS automation did (a reload).
                 if DRIVERS.get(self.state.name) is self:
@@ -176,10 +176,7 @@ class DsDriver:
         state = self.state
         inline = state.inline
         assert inline is not None
-        async with state.lock:
-            now = clock.now()
-            version = await asyncio.to_thread(inline.update, change, now)
-            await self.automation.publish(state, version, now)
+        await state.change(lambda now: inline.update(change, now))
         log.info("[%s] DS automation: %s", state.name, why)
 
     # -- the signaling zone ---------------------------------------------------------------
@@ -188,7 +185,7 @@ class DsDriver:
         inline = self.state.inline
         assert inline is not None and inline.unsigned is not None
         children = []
-        for other in self.automation.server.zones.values():
+        for other in self.automation.table.zones.values():
             if other is self.state or other.inline is None or other.inline.signed is None:
                 continue
             waiting = bool(checkds.waiting_keys(other.inline.keys).publish)
@@ -202,7 +199,7 @@ class DsDriver:
     # -- the parental agent ---------------------------------------------------------------
 
     def scanner(self) -> dsauto.Scanner:
-        config = self.automation.server.config
+        config = self.automation.table.config
         validation = None
         if self.options.trust_anchors is not None and self.options.root:
             path = self.options.trust_anchors
@@ -282,7 +279,7 @@ class DsDriver:
         self.entries.append(entry)
         level = logging.INFO if decision.action is Action.KEEP else logging.WARNING
         log.log(level, "[%s] DS automation for %s: %s", self.state.name, child, decision.reason)
-        state_dir = self.automation.server.config.state_dir
+        state_dir = self.automation.table.config.state_dir
         if state_dir is not None:
             try:
                 await asyncio.to_thread(dslog.append, state_dir, entry)
@@ -299,7 +296,7 @@ class DsDriver:
         assert inline is not None and inline.unsigned is not None
         zone = inline.unsigned
         ns = zone.get(zone.origin, T.NS)
-        listen = self.automation.server.config.listen
+        listen = self.automation.table.config.listen
         if ns is None or not listen:
             return
         target = min(dns.name.from_wire(w, 0)[0] for w in ns.rdatas)
@@ -380,7 +377,7 @@ class DsDriver:
         for host, port in targets:
             msg = dsync.make_notify(origin, secrets.randbelow(65536))
             if tsig is not None:  # the parent may take NOTIFY(CDS) only signed (dsync-allow)
-                key = self.automation.server.config.keys[tsig].to_dnspython()
+                key = self.automation.table.config.keys[tsig].to_dnspython()
                 msg.use_tsig(key)
             try:
                 r = await dsauto.exchange(msg, host, port, 2.0)
@@ -527,7 +524,7 @@ def ds_change(
 # -- hooks for the server ----------------------------------------------------------------
 
 
-def start(automation: Automation, state: ZoneState) -> None:
+def start(automation: Maintainer, state: ZoneHandle) -> None:
     """Start (or keep) the zone's driver when its config asks for DS automation."""
     options = state.config.ds
     if options is None or not (options.parent or options.signaling or options.dsync):
@@ -582,7 +579,7 @@ def handle_notify(msg: dns.message.Message, client: str) -> bytes | None:
 OnlineHook = Callable[[ZoneSnapshot, dns.name.Name, int, bool, Answer], Answer]
 
 
-def online(state: ZoneState) -> OnlineHook | None:
+def online(state: ZoneHandle) -> OnlineHook | None:
     """How the engine answers a signaling zone (``signaling = true``): online, with
     minimally covering NSEC records signed by the zone's keys as each answer is made
     (:func:`dnsseal.proto.signaling.online_answer`).  None for any other zone."""
@@ -609,7 +606,7 @@ _WORKER_KEYS: dict[
 ] = {}
 
 
-def worker_online(state: ZoneState, config: ServerConfig, snap: ZoneSnapshot) -> OnlineHook | None:
+def worker_online(state: ZoneHandle, config: ServerConfig, snap: ZoneSnapshot) -> OnlineHook | None:
     """:func:`online` in a worker process (``server.workers`` > 1), which holds no
     InlineZone: the version ``snap`` the main process pushed is answered online too,
     signed with the keys that sign its data (their signatures cover the apex SOA, their
@@ -692,6 +689,6 @@ def show(state_dir: object, zone: str) -> list[str]:
     driver = next((d for n, d in DRIVERS.items() if n.rstrip(".") == zone.rstrip(".")), None)
     if driver is None:
         raise LookupError(f"{zone}: no ds-automation in this zone")
-    sd = driver.automation.server.config.state_dir
+    sd = driver.automation.table.config.state_dir
     entries = dslog.read(sd, driver.state.name) if sd is not None else list(driver.entries)
     return [json.dumps(e, sort_keys=True) for e in entries]

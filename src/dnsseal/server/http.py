@@ -35,7 +35,7 @@ from dnsseal.server import metrics, statuspage, views
 from dnsseal.storage.serverconfig import Endpoint
 
 if TYPE_CHECKING:
-    from dnsseal.server.service import AuthServer
+    from dnsseal.server.running import RunningServer
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class HttpError(Exception):
         self.status = status
 
 
-Handler = Callable[["AuthServer", "re.Match[str]", dict[str, list[str]]], Awaitable[Response]]
+Handler = Callable[["RunningServer", "re.Match[str]", dict[str, list[str]]], Awaitable[Response]]
 
 
 _json = json_response
@@ -60,36 +60,38 @@ def _view(doc: Any) -> Response:
     return _json(views.iso_times(doc))
 
 
-def _zone(server: AuthServer, text: str) -> str:
+def _zone(server: RunningServer, text: str) -> str:
     try:
         return server.find_state(unquote(text)).name
     except LookupError as e:
         raise HttpError(404, str(e.args[0])) from None
 
 
-async def presigned(server: AuthServer) -> None:
+async def presigned(server: RunningServer) -> None:
     """A new version of a presigned zone: find its earliest expiry off the loop."""
     todo = views.presigned_snapshots(server)
     if todo:
         await asyncio.to_thread(views.fill_presigned_horizons, todo)
 
 
-async def _metrics(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+async def _metrics(server: RunningServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
     await presigned(server)
     return 200, metrics.CONTENT_TYPE, metrics.render(server).encode()
 
 
-async def _zones(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+async def _zones(server: RunningServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
     await presigned(server)
     return _view(views.zones_view(server, clock.now()))
 
 
-async def _zone_detail(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+async def _zone_detail(
+    server: RunningServer, m: re.Match[str], q: dict[str, list[str]]
+) -> Response:
     await presigned(server)
     return _view(views.zone_view(server, _zone(server, m["zone"]), clock.now()))
 
 
-async def _keys(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+async def _keys(server: RunningServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
     return _view(views.keys_view(server, _zone(server, m["zone"])))
 
 
@@ -102,7 +104,7 @@ def _one(q: dict[str, list[str]], name: str) -> str | None:
     return values[0]
 
 
-async def _audit(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+async def _audit(server: RunningServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
     zone_text = _one(q, "zone")
     zone = _zone(server, zone_text) if zone_text else None
     since_text = _one(q, "since")
@@ -119,13 +121,13 @@ async def _audit(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) 
     return _view({"audit": entries})
 
 
-async def _page(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+async def _page(server: RunningServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
     await presigned(server)
     html = await asyncio.to_thread(statuspage.render, server, clock.now())
     return 200, HTML_TYPE, html.encode()
 
 
-async def _zone_page(server: AuthServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
+async def _zone_page(server: RunningServer, m: re.Match[str], q: dict[str, list[str]]) -> Response:
     zone = _zone(server, m["zone"])
     await presigned(server)
     html = await asyncio.to_thread(statuspage.render_zone, server, zone, clock.now())
@@ -143,7 +145,7 @@ ROUTES: tuple[tuple[re.Pattern[str], Handler], ...] = (
 )
 
 
-async def respond(server: AuthServer, method: str, target: str) -> Response:
+async def respond(server: RunningServer, method: str, target: str) -> Response:
     """The response to one request (any failure becomes an error response)."""
     if method not in ("GET", "HEAD"):
         return _json({"error": f"method {method} not allowed: this listener only reads"}, 405)
@@ -173,7 +175,7 @@ class HttpListener(httpserve.HttpListener):
 
     def __init__(
         self,
-        server: AuthServer,
+        server: RunningServer,
         endpoints: tuple[Endpoint, ...],
         tls: ssl.SSLContext | None = None,
     ) -> None:
@@ -189,7 +191,7 @@ class HttpListener(httpserve.HttpListener):
         return ()
 
 
-async def start(server: AuthServer) -> HttpListener | None:
+async def start(server: RunningServer) -> HttpListener | None:
     """Start the HTTP listener when ``[server] http`` asks for one (main process only)."""
     endpoints = server.config.http
     if not endpoints or server.worker:

@@ -30,7 +30,7 @@ from dnsseal.server.counters import COUNTERS, EVENT_METRICS, Counters
 __all__ = ["CONTENT_TYPE", "COUNTERS", "EVENT_METRICS", "Counters", "Exposition", "render"]
 
 if TYPE_CHECKING:
-    from dnsseal.server.service import AuthServer
+    from dnsseal.server.running import RunningServer
     from dnsseal.server.versions import Version
 
 RRSIG = int(dns.rdatatype.RRSIG)
@@ -48,7 +48,7 @@ def published(zone: str, version: Version) -> None:
         COUNTERS.inc("dnsseal_signatures_created_total", n, zone=zone)
 
 
-def _zone_gauges(ex: Exposition, server: AuthServer, now: int) -> None:
+def _zone_gauges(ex: Exposition, server: RunningServer, now: int) -> None:
     states = sorted(server.zones.values(), key=lambda s: s.name)
     serial, expiry, key_event, resign, load_errors, cond = [], [], [], [], [], []
     key_info, key_wait, parent, wait_since, refresh, wait_limit = [], [], [], [], [], []
@@ -202,7 +202,7 @@ def _rcode_label(column: int) -> str:
     return "dropped" if column == counters.RC_DROPPED else counters.rcode_text(column)
 
 
-def _query_counters(ex: Exposition, server: AuthServer) -> None:
+def _query_counters(ex: Exposition, server: RunningServer) -> None:
     table, truncated = counters.QUERIES.totals()
     ex.family(
         "dnsseal_queries_total",
@@ -229,7 +229,7 @@ def _query_counters(ex: Exposition, server: AuthServer) -> None:
     )
 
 
-def _process(ex: Exposition, server: AuthServer, now: int) -> None:
+def _process(ex: Exposition, server: RunningServer, now: int) -> None:
     process_families(ex, server.started_at)
     ex.family(
         "dnsseal_worker_processes",
@@ -240,7 +240,7 @@ def _process(ex: Exposition, server: AuthServer, now: int) -> None:
     ex.family("dnsseal_reloads_total", "counter", "Configuration reloads.", [({}, server.reloads)])
 
 
-def render(server: AuthServer, now: int | None = None) -> str:
+def render(server: RunningServer, now: int | None = None) -> str:
     """One scrape of ``server`` (``now``: the time the views are computed at)."""
     when = clock.now() if now is None else now
     counters.drain()  # the workers' events up to now

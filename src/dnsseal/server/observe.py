@@ -29,7 +29,7 @@ from dnsseal.server.alerts import Alerts
 from dnsseal.storage.journal import AuditEvent, Journal
 
 if TYPE_CHECKING:
-    from dnsseal.server.service import AuthServer
+    from dnsseal.server.running import RunningServer
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def is_changing(command: str, args: Sequence[str]) -> bool:
 class Observability:
     """The server's HTTP listener, alerts and watcher."""
 
-    def __init__(self, server: AuthServer) -> None:
+    def __init__(self, server: RunningServer) -> None:
         self.server = server
         self.http: http.HttpListener | None = None
         self.alerts = Alerts(server)
@@ -234,7 +234,7 @@ def _since(text: str, now: int) -> int:
     return when
 
 
-async def audit_command(server: AuthServer, args: Sequence[str]) -> dict[str, Any]:
+async def audit_command(server: RunningServer, args: Sequence[str]) -> dict[str, Any]:
     """``dnsseal ctl audit``: the reply's ``result`` is one line per entry (a JSON object
     per line with ``--json``), ``entries`` the entries as data (what ``/api/v1/audit``
     returns)."""

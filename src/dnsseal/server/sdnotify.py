@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dnsseal.server.service import AuthServer
+    from dnsseal.server.running import RunningServer
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def stopping() -> bool:
     return False
 
 
-def status(server: AuthServer, problems: Sequence[str] = ()) -> str:
+def status(server: RunningServer, problems: Sequence[str] = ()) -> str:
     """The STATUS= line: zones served, zones with a problem (not loaded, or a source file
     not taken), and a configuration that was not reloaded."""
     zones = server.zones.values()

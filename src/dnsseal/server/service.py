@@ -21,7 +21,6 @@ import signal
 import socket
 import struct
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,32 +33,28 @@ import dns.tsig
 from dnsseal import clock
 from dnsseal.crypto import pkcs11
 from dnsseal.durations import format_human_time
-from dnsseal.errors import DnssealError
-from dnsseal.proto.acl import Acl
-from dnsseal.proto.engine import Engine, ServedZone
+from dnsseal.proto.engine import Engine
 from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.rrl import RateLimitConfig, RateLimiter, Verdict, classify, slip_response
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.proto.xfr import Retained
-from dnsseal.server import catalog, counters, dsdriver, sdnotify
-from dnsseal.server.automation import Automation, is_update
+from dnsseal.server import counters, dsdriver, sdnotify
 from dnsseal.server.binding import TCP_BACKLOG, Bound, bind_listeners
 from dnsseal.server.control import ControlServer
 from dnsseal.server.history import JournalHistory, retain
+from dnsseal.server.maintenance import Maintenance
 from dnsseal.server.observe import Observability
 from dnsseal.server.tcpclients import Abortable, TcpClients, reset, unsent
 from dnsseal.server.udp import ResponseFilter, UdpListener
+from dnsseal.server.update import Updates, is_update
 from dnsseal.server.xfrin import Secondary
+from dnsseal.server.zonehandle import OnlineHook, ZoneHandle
 from dnsseal.server.zones import (
-    WAITING,
     ZoneState,
-    expire_by_copy,
-    keyring_of,
-    load_one,
-    sync_acl,
 )
 from dnsseal.server.zonesync import MainLinks, WorkerLink
+from dnsseal.server.zonetable import ZoneTable
 from dnsseal.storage.serverconfig import Endpoint, ServerConfig, ensure_dir, load_config
 
 log = logging.getLogger(__name__)
@@ -109,7 +104,6 @@ class AuthServer:
         the main process, the control socket) bound before anything was written and before
         the fork, shared by every process (:mod:`dnsseal.server.binding`); without it
         :meth:`start` binds them."""
-        self.config = config
         self.config_path = config_path
         self.worker = worker
         self.worker_pids: list[int] = list(worker_pids or [])
@@ -119,8 +113,7 @@ class AuthServer:
             ensure_dir(config.state_dir)
             self.history = JournalHistory(config.state_dir, writer=not worker)
             self.engine.older_versions = self.history.ixfr
-        self.zones: dict[str, ZoneState] = dict(zones or {})
-        self._unswapped: dict[str, ZoneState] = {}  # served set since the last swap
+        self.table = ZoneTable(config, self.engine, zones, port=self)
         self.started_at = 0
         self.reloads = 0
         self._udp: list[UdpListener] = []
@@ -135,11 +128,28 @@ class AuthServer:
         self._rrl_logged_at = float("-inf")
         self._rrl_unlogged = 0
         self._reload_lock = asyncio.Lock()
-        self.automation = Automation(self)
+        self.automation = Maintenance(self.table, self)  # inline signing, the zones' drivers
+        self.updates = Updates(self.table)
         self.links = MainLinks(links, self._update_reply) if links else None
+        self.table.links = self.links
         self.link = WorkerLink(link, self._install) if link is not None else None
-        self._pushed: dict[str, ZoneSnapshot] = {}  # inline zone -> version sent to workers
         self.observe = Observability(self)  # HTTP listener, alerts, audit of reloads
+
+    @property
+    def config(self) -> ServerConfig:
+        return self.table.config
+
+    @config.setter
+    def config(self, config: ServerConfig) -> None:
+        self.table.config = config
+
+    @property
+    def zones(self) -> dict[str, ZoneHandle]:
+        return self.table.zones
+
+    @zones.setter
+    def zones(self, zones: dict[str, ZoneHandle]) -> None:
+        self.table.zones = zones
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -311,55 +321,7 @@ class AuthServer:
                 self.config = new_config
             if self.config.pkcs11_module is not None:
                 pkcs11.set_default_module(str(self.config.pkcs11_module))
-            states: dict[str, ZoneState] = {}
-            changed: list[ZoneState] = []
-            inline: list[ZoneState] = []
-            now = clock.now()
-            for zcfg in self.config.zones:
-                state = self.zones.get(zcfg.name) or ZoneState(zcfg)
-                state.config = zcfg
-                if zcfg.policy is not None:
-                    sync_acl(state)  # a changed allow-transfer applies now (catalogs)
-                    if not self.worker:
-                        inline.append(state)
-                    states[zcfg.name] = state
-                    continue
-                if zcfg.secondary and not zcfg.file.exists():
-                    # No copy yet: served once the first transfer is in (server.xfrin).
-                    state.error = state.error if state.served is not None else WAITING
-                    states[zcfg.name] = state
-                    continue
-                started = time.monotonic()
-                new_serial, problem = await asyncio.to_thread(
-                    load_one, state, self.config.ixfr_versions, now
-                )
-                state.error = problem
-                if problem is None:
-                    expire_by_copy(state, now)  # a secondary's copy past its expire time
-                if problem:
-                    problems.append(f"{zcfg.name}: {problem}")
-                    log.error("[%s] not loaded: %s", zcfg.name, problem)
-                elif (new_serial or initial) and state.served is not None:
-                    snap = state.served.snapshot
-                    log.info("[%s] loaded serial %d (%d names) in %.2f s", zcfg.name, snap.serial,
-                             len(snap.nodes), time.monotonic() - started)  # fmt: skip
-                    changed.append(state)
-                    if self.history is not None:
-                        try:
-                            await asyncio.to_thread(self.history.record, state.served.snapshot, now)
-                        except DnssealError as e:
-                            log.error("[%s] journal not updated: %s", zcfg.name, e)
-                states[zcfg.name] = state
-            await catalog.refresh(self, states, changed, now, problems)  # RFC 9432 catalogs
-            for gone in set(self.zones) - set(states):
-                for task in (self.zones[gone].timer, self.zones[gone].checkds_task):
-                    if task is not None:
-                        task.cancel()
-                secondary = self.zones[gone].secondary
-                if secondary is not None:
-                    self._spawn(secondary.stop())
-            self.zones = states
-            self.swap_zones(everything=True)
+            changed, inline = await self.table.reload(self, initial, problems)
             self.engine.udp_payload = self.config.udp_payload
             # restored and maintained in batches (one worker-thread call each), timers started
             problems += await self.automation.start_many(inline, "load" if initial else "reload")
@@ -386,73 +348,23 @@ class AuthServer:
                 state.secondary = Secondary(self.automation, state)
             state.secondary.start()
 
-    def swap_zones(self, everything: bool = False) -> None:
-        """Serve the current version of every zone whose ``served`` was set since the last
-        swap: each costs its own work, not the number of zones.  ``everything`` (after a
-        reload replaced the zone set or the config): the whole zone set and the TSIG keys,
-        at one comparison per zone for the zones that did not change."""
-        if everything:
-            self._unswapped = {}
-            served: dict[dns.name.Name, ServedZone] = {}
-            for state in self.zones.values():
-                state.on_served = self._note_served
-                if state.served is not None:
-                    served[state.served.snapshot.origin] = state.served
-            self.engine.set_zones(served, keyring_of(self.config))
-            changed = list(self.zones.values())
-            self.engine.set_all_pending(  # secondaries waiting for their first transfer
-                dns.name.from_text(s.name)
-                for s in changed
-                if s.config.secondary and s.served is None
-            )
-        else:
-            changed, self._unswapped = list(self._unswapped.values()), {}
-            for state in changed:
-                if self.zones.get(state.name) is not state:
-                    continue  # no longer configured: the reload that dropped it swapped
-                served_now = state.served
-                origin = (
-                    served_now.snapshot.origin
-                    if served_now is not None
-                    else dns.name.from_text(state.name)
-                )
-                self.engine.replace_zone(origin, served_now)
-                if state.config.secondary:
-                    self.engine.set_pending(origin, served_now is None)
-        if self.links is not None:
-            self._push_inline(changed)
+    # -- what a zone handle needs from the server (zonehandle.ServerPort) -------------------
 
-    def _note_served(self, state: ZoneState) -> None:
-        self._unswapped[state.name] = state
+    def install(self, handle: ZoneHandle) -> None:
+        """Serve ``handle``'s new version: its answer tables, then the workers."""
+        self.swap_zones()
 
-    def _push_inline(self, states: list[ZoneState]) -> None:
-        """Send the workers every version of ``states`` (inline-signed) they do not serve
-        yet."""
-        assert self.links is not None
-        for state in states:
-            inline, served = state.inline, state.served
-            model = inline.signed if inline is not None else None
-            if state.config.secondary and state.secondary is not None:
-                model = state.secondary.copy  # a plain secondary's transferred copy
-            if model is None or served is None:
-                continue
-            snap = served.snapshot
-            if self._pushed.get(state.name) is snap:
-                continue
-            if model.soa().serial != snap.serial:
-                log.warning(
-                    "[%s] serial %d served but the zone model has %d: workers not updated",
-                    state.name,
-                    snap.serial,
-                    model.soa().serial,
-                )
-                continue
-            before = self._pushed.get(state.name)
-            base = snap.base() if snap.base is not None else None
-            self._pushed[state.name] = snap
-            # A version made from the one pushed before: its changed owners are known.
-            changed = snap.changed if before is not None and base is before else None
-            self.links.push(state.name, snap.serial, model, changed)
+    def send_notify(self, handle: ZoneHandle) -> None:
+        """NOTIFY ``handle``'s also-notify targets of its new version (not from a worker)."""
+        if not self.worker:
+            self._spawn(self.notify(handle.name))
+
+    def online(self, handle: ZoneHandle) -> OnlineHook | None:
+        return dsdriver.online(handle)
+
+    def record(self, snap: ZoneSnapshot, now: int) -> None:
+        if self.history is not None:
+            self.history.record(snap, now)
 
     def _install(self, zone: str, snap: ZoneSnapshot) -> None:
         """In a worker: serve ``snap``, a version of ``zone`` made by the main process."""
@@ -467,18 +379,14 @@ class AuthServer:
             history = retain(old.history, old.snapshot, snap)[-versions:] if versions else ()
         elif old is not None:
             history = old.history
-        acl = Acl.parse(f'zone."{state.name}".allow-transfer', list(state.config.allow_transfer))
-        state.served = ServedZone(
-            snap, history, acl, dsdriver.worker_online(state, self.config, snap)
-        )
-        state.loaded_at = clock.now()
+        state.serve(snap, history, clock.now(), dsdriver.worker_online(state, self.config, snap))
         self.swap_zones()
         log.debug("[%s] worker: serving serial %d", zone, snap.serial)
 
     async def _update_reply(self, wire: bytes, client: str) -> bytes:
         """In the main process: the reply to an UPDATE (from a client or relayed by a
         worker), sent only once every worker serves the version it made."""
-        reply = await self.automation.handle_update(wire, client)
+        reply = await self.updates.handle_update(wire, client)
         counters.update_answered(self.zones, wire, reply)
         if self.links is not None:
             await self.links.wait_current()
@@ -749,15 +657,13 @@ class AuthServer:
             },
         }
 
-    def find_state(self, zone: str) -> ZoneState:
+    def find_state(self, zone: str) -> ZoneHandle:
         """The zone called ``zone`` (any case, final dot or not); raises LookupError."""
-        name = zone.rstrip(".")
-        state = self.zones.get(zone) or next(
-            (z for z in self.zones.values() if z.name.rstrip(".").lower() == name.lower()), None
-        )
-        if state is None:
-            raise LookupError(f"no zone {zone!r} in the configuration")
-        return state
+        return self.table.find_state(zone)
+
+    def swap_zones(self, everything: bool = False) -> None:
+        """Serve the versions set since the last swap (:meth:`ZoneTable.swap_zones`)."""
+        self.table.swap_zones(everything)
 
     def parent_lines(self, state: ZoneState) -> list[str]:
         """Per parental agent: the DS set expected and the set seen (last check)."""

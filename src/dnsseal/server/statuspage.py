@@ -28,7 +28,7 @@ from dnsseal.server import views
 from dnsseal.server.zones import ZoneState
 
 if TYPE_CHECKING:
-    from dnsseal.server.service import AuthServer
+    from dnsseal.server.running import RunningServer
 
 PAST = 30 * 86400  # the timeline shows this much before now
 FUTURE = 400 * 86400  # and this much after (a year of ZSK rolls, most KSK events)
@@ -140,7 +140,7 @@ def timeline_svg(
     return tline.svg(tl, width, now=now, since=since, before=before)
 
 
-def zone_timeline(server: AuthServer, state: ZoneState, now: int) -> str | None:
+def zone_timeline(server: RunningServer, state: ZoneState, now: int) -> str | None:
     """The zone's key timeline (None: not signed here, or no key manager run yet)."""
     inline = state.inline
     if inline is None or inline.plan is None or not inline.keys:
@@ -196,7 +196,7 @@ def _audit_table(entries: list[dict[str, Any]]) -> str:
     )
 
 
-def _zone_section(server: AuthServer, state: ZoneState, now: int) -> str:
+def _zone_section(server: RunningServer, state: ZoneState, now: int) -> str:
     s = views.zone_summary(state, now)
     anchor = escape(state.name.rstrip(".") or "root")
     out = [
@@ -267,7 +267,7 @@ def _zone_link(state: ZoneState, detailed: bool) -> str:
     return f'<a href="{escape(href)}">{escape(state.name)}</a>'
 
 
-def render(server: AuthServer, now: int) -> str:
+def render(server: RunningServer, now: int) -> str:
     """The whole page.  Blocking (audit log, simulation): call it in a thread."""
     states = sorted(server.zones.values(), key=lambda z: z.name)
     detailed = _detailed(states, now)
@@ -304,7 +304,7 @@ def render(server: AuthServer, now: int) -> str:
     )
 
 
-def render_zone(server: AuthServer, zone: str, now: int) -> str:
+def render_zone(server: RunningServer, zone: str, now: int) -> str:
     """One zone's page (``/zone/NAME``).  Raises LookupError for an unknown zone."""
     state = server.find_state(zone)
     return _page(

@@ -37,7 +37,7 @@ from dnsseal.server.zones import ZoneState
 from dnsseal.storage.journal import AuditEvent, Journal
 
 if TYPE_CHECKING:
-    from dnsseal.server.service import AuthServer
+    from dnsseal.server.running import RunningServer
 
 OK, WAITING, PROBLEM = "ok", "waiting", "problem"
 CONDITIONS = (OK, WAITING, PROBLEM)
@@ -88,7 +88,7 @@ def snapshot_horizon(snap: ZoneSnapshot) -> int | None:
     return earliest
 
 
-def presigned_snapshots(server: AuthServer) -> list[tuple[str, ZoneSnapshot]]:
+def presigned_snapshots(server: RunningServer) -> list[tuple[str, ZoneSnapshot]]:
     """The presigned zones' versions served whose horizon is not known yet (call on the
     event loop; the snapshots are immutable, the walk can then run in a thread)."""
     out = []
@@ -198,7 +198,7 @@ def key_view(key: Key, waiting: str | None, missing_private: bool = False) -> di
     }
 
 
-def keys_view(server: AuthServer, zone: str) -> dict[str, Any]:
+def keys_view(server: RunningServer, zone: str) -> dict[str, Any]:
     """``/api/v1/zones/<zone>/keys``: the zone's keys after the key manager's last step."""
     state = server.find_state(zone)
     out: dict[str, Any] = {"zone": state.name, "keys": []}
@@ -302,7 +302,7 @@ def zone_summary(state: ZoneState, now: int) -> dict[str, Any]:
     }
 
 
-def zones_view(server: AuthServer, now: int) -> dict[str, Any]:
+def zones_view(server: RunningServer, now: int) -> dict[str, Any]:
     """``/api/v1/zones`` and ``ctl zones``: every configured zone, in name order."""
     zones = [zone_summary(s, now) for s in sorted(server.zones.values(), key=lambda z: z.name)]
     return {"now": now, "zones": zones}
@@ -376,7 +376,7 @@ def next_step(state: ZoneState, now: int) -> str:
     return "nothing"
 
 
-def zone_view(server: AuthServer, zone: str, now: int) -> dict[str, Any]:
+def zone_view(server: RunningServer, zone: str, now: int) -> dict[str, Any]:
     """``/api/v1/zones/<zone>`` and ``ctl zone-status``: the zone's summary, its source,
     what is served (serial, names, denial, versions kept for IXFR), signing, transfers,
     NOTIFY, the parent per agent and the operator's next step."""
@@ -430,7 +430,7 @@ def zone_view(server: AuthServer, zone: str, now: int) -> dict[str, Any]:
     return out
 
 
-def status_view(server: AuthServer, now: int) -> dict[str, Any]:
+def status_view(server: RunningServer, now: int) -> dict[str, Any]:
     """``ctl status``: the server as a whole: start time, uptime, zones by condition,
     listeners, clients and query counters (counts since the start)."""
     st = server.status()
@@ -448,7 +448,7 @@ def status_view(server: AuthServer, now: int) -> dict[str, Any]:
     return out
 
 
-def dnssec_status_view(server: AuthServer, zone: str, now: int) -> dict[str, Any]:
+def dnssec_status_view(server: RunningServer, zone: str, now: int) -> dict[str, Any]:
     """``ctl dnssec -status ZONE --json``: the policy, every key (states, timings, what it
     waits for), the CDS/CDNSKEY published, the key manager's findings, the parent and the
     next key event."""
@@ -532,7 +532,7 @@ def audit_entry(e: AuditEvent) -> dict[str, Any]:
 
 
 def audit_view(
-    server: AuthServer, zone: str | None = None, since: int | None = None, limit: int = 1000
+    server: RunningServer, zone: str | None = None, since: int | None = None, limit: int = 1000
 ) -> list[dict[str, Any]]:
     """``/api/v1/audit`` and ``ctl audit``: the audit log, oldest first (of ``zone``, from
     ``since``, the latest ``limit``).  Blocking (SQLite): call it in a thread."""
@@ -552,7 +552,7 @@ def audit_lines(entries: Sequence[dict[str, Any]]) -> list[str]:
     ]
 
 
-def state_counts(server: AuthServer, now: int) -> dict[str, int]:
+def state_counts(server: RunningServer, now: int) -> dict[str, int]:
     counts = dict.fromkeys(CONDITIONS, 0)
     for s in server.zones.values():
         counts[condition(s, now)] += 1

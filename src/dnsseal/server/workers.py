@@ -35,7 +35,8 @@ from dnsseal import clock
 from dnsseal.server import counters
 from dnsseal.server.binding import Bound, bind_all
 from dnsseal.server.service import AuthServer
-from dnsseal.server.zones import ZoneState, preload
+from dnsseal.server.zones import ZoneState
+from dnsseal.server.zonetable import preload
 from dnsseal.storage.serverconfig import ServerConfig
 
 log = logging.getLogger(__name__)

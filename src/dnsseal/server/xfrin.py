@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 import secrets
 import socket
 import struct
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import dns.exception
@@ -50,6 +48,7 @@ from dnsseal.proto.xfrin import (
     transfer_query,
 )
 from dnsseal.server import counters
+from dnsseal.server.zonehandle import TransferState, ZoneHandle
 from dnsseal.server.zones import EXPIRED, install, refreshed_at, set_expired
 from dnsseal.storage import zonefile
 from dnsseal.storage.remotes import Primary
@@ -57,8 +56,7 @@ from dnsseal.storage.serverconfig import file_signature
 from dnsseal.zone.model import Zone
 
 if TYPE_CHECKING:
-    from dnsseal.server.automation import Automation
-    from dnsseal.server.zones import ZoneState
+    from dnsseal.server.zonetable import Maintainer
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +67,10 @@ NO_COPY_RETRY = 30  # seconds between tries while we have no copy (no SOA to tak
 MIN_INTERVAL = 1  # never check more often than this (a zero refresh in a SOA)
 
 
-@dataclass(slots=True)
-class TransferState:
-    """What ``zone-status`` shows about the transfers of one zone."""
-
-    primary_serial: int | None = None  # the serial a primary answered last
-    primary: str | None = None  # the primary that answered it
-    last_check: int | None = None  # last SOA check (successful or not)
-    last_success: int | None = None  # last time a primary answered (refresh done)
-    last_transfer: int | None = None  # last time a transfer changed our copy
-    last_result: str | None = None  # how the last check or transfer went
-    next_refresh: int | None = None
-    expired: bool = False
-
-
 class Secondary:
     """Keeps one zone's transferred copy current (see the module docstring)."""
 
-    def __init__(self, automation: Automation, state: ZoneState) -> None:
+    def __init__(self, automation: Maintainer, state: ZoneHandle) -> None:
         self.automation = automation
         self.state = state
         self.origin = dns.name.from_text(state.name)
@@ -119,7 +103,7 @@ class Secondary:
 
     def _active(self) -> bool:
         """Is this still the zone's secondary (not reloaded away)?"""
-        servers = self.automation.server.zones
+        servers = self.automation.table.zones
         return servers.get(self.state.name) is self.state and bool(self.state.config.primaries)
 
     async def _run(self) -> None:
@@ -194,8 +178,8 @@ class Secondary:
                   "answering SERVFAIL until a primary answers", name, expire, serial)  # fmt: skip
         self.state.error = EXPIRED
         if set_expired(self.state, True):
-            self.automation.server.swap_zones()
-            self.automation.server.reload_workers()
+            self.automation.table.swap_zones()
+            self.automation.host.reload_workers()
 
     # -- one refresh ----------------------------------------------------------------------
 
@@ -231,8 +215,8 @@ class Secondary:
                              name, self.copy.soa().serial if self.copy else 0)  # fmt: skip
                     self.state.error = None
                     if set_expired(self.state, False):
-                        self.automation.server.swap_zones()
-                        self.automation.server.reload_workers()
+                        self.automation.table.swap_zones()
+                        self.automation.host.reload_workers()
             refresh, _, _ = self._timers()  # a transfer may have brought a new SOA
             st.next_refresh = st.last_success + max(refresh, MIN_INTERVAL)
             return True
@@ -285,18 +269,11 @@ class Secondary:
     async def _install(self, zone: Zone) -> None:
         """A plain secondary: serve the new copy as it came (no signing of ours), record it
         in the journal (IXFR onward, across restarts), NOTIFY the also-notify targets."""
-        server = self.automation.server
         now = clock.now()
-        snap = await asyncio.to_thread(install, self.state, zone, server.config.ixfr_versions, now)
+        versions = self.automation.table.config.ixfr_versions
+        await asyncio.to_thread(install, self.state, zone, versions, now)
         self.state.error = None
-        server.swap_zones()
-        if server.history is not None:
-            try:
-                await asyncio.to_thread(server.history.record, snap, now)
-            except DnssealError as e:
-                log.error("[%s] journal not updated: %s", self.state.name, e)
-        if self.state.config.also_notify:
-            server.spawn(server.notify(self.state.name))
+        await self.state.commit_served(now)
 
     def _touch(self) -> None:
         """Record on the copy that a primary answered (its modification time: see
@@ -310,7 +287,7 @@ class Secondary:
     def _key(self, primary: Primary) -> dns.tsig.Key | None:
         if primary.key is None:
             return None
-        return self.automation.server.config.keys[primary.key].to_dnspython()
+        return self.automation.table.config.keys[primary.key].to_dnspython()
 
     async def _store(self, zone: Zone) -> None:
         path = self.state.config.file
@@ -384,55 +361,6 @@ class Secondary:
 
 
 # -- NOTIFY from a primary (RFC 1996) ---------------------------------------------------
-
-
-def notify_response(
-    msg: dns.message.Message, rcode: int, zones: dict[str, ZoneState], client: str
-) -> tuple[dns.message.Message, str, Secondary | None]:
-    """The answer to a NOTIFY ``msg`` from ``client``, why (for the log), and the zone's
-    secondary to wake (None: refused).  NOERROR+AA only from an address of one of the
-    zone's primaries; REFUSED from anyone else; NOTAUTH for a zone we do not have."""
-    response = dns.message.make_response(msg)
-    response.flags |= dns.flags.AA
-    if rcode != dns.rcode.NOERROR:
-        response.set_rcode(dns.rcode.Rcode(rcode))
-        return response, "unreadable", None
-    if len(msg.question) != 1:
-        response.set_rcode(dns.rcode.FORMERR)
-        return response, "NOTIFY needs exactly one question", None
-    qname = msg.question[0].name
-    state = next(
-        (z for z in zones.values() if dns.name.from_text(z.name) == qname),
-        None,
-    )
-    if state is None:
-        response.flags &= ~dns.flags.AA
-        response.set_rcode(dns.rcode.NOTAUTH)
-        return response, f"not a zone of ours: {qname}", None
-    addresses = {_norm(p.endpoint.host) for p in state.config.primaries}
-    if _norm(client) not in addresses or state.secondary is None:
-        response.flags &= ~dns.flags.AA
-        response.set_rcode(dns.rcode.REFUSED)
-        why = "no primaries" if not addresses else f"{client} is not one of its primaries"
-        return response, f"{state.name}: {why}", None
-    # As Knot: a primary written with a key must sign its NOTIFY with that key (a plain
-    # secondary and a bump-in-the-wire zone alike).
-    lines = [p for p in state.config.primaries if _norm(p.endpoint.host) == _norm(client)]
-    keys = {dns.name.from_text(p.key) for p in lines if p.key is not None}
-    signed_by = msg.keyname if msg.had_tsig else None
-    if len(keys) == len(lines) and signed_by not in keys:
-        response.flags &= ~dns.flags.AA
-        response.set_rcode(dns.rcode.REFUSED)
-        need = " or ".join(sorted(k.to_text(omit_final_dot=True) for k in keys))
-        return response, f"{state.name}: NOTIFY not signed with key {need}", None
-    return response, f"{state.name}: checking the primaries now", state.secondary
-
-
-def _norm(addr: str) -> str:
-    addr = addr.removeprefix("::ffff:")
-    with contextlib.suppress(ValueError):
-        return str(ipaddress.ip_address(addr))
-    return addr
 
 
 # -- sockets ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dnsseal.server.zones import ZoneState, load_one
 from dnsseal.storage import zonefile
 
 if TYPE_CHECKING:
-    from dnsseal.server.service import AuthServer
+    from dnsseal.server.running import RunningServer
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _problem_of(state: ZoneState, problems: list[str]) -> str | None:
     return "; ".join(found) if found else None
 
 
-async def reload_all(server: AuthServer) -> dict[str, Any]:
+async def reload_all(server: RunningServer) -> dict[str, Any]:
     """Re-read the configuration and every zone (as SIGHUP): per zone, its serial and
     its problem; ``ok`` only when the configuration and every zone loaded."""
     problems = await server.reload()
@@ -80,7 +80,7 @@ async def reload_all(server: AuthServer) -> dict[str, Any]:
     return reply
 
 
-async def reload_zone(server: AuthServer, state: ZoneState) -> dict[str, Any]:
+async def reload_zone(server: RunningServer, state: ZoneState) -> dict[str, Any]:
     """Re-read one zone's file (as ``rndc reload ZONE``; the configuration stays)."""
     now = clock.now()
     before = _serial(state)
@@ -106,14 +106,7 @@ async def reload_zone(server: AuthServer, state: ZoneState) -> dict[str, Any]:
         state.error = problem
         if problem is None and new_serial and state.served is not None:
             log.info("[%s] loaded serial %d", state.name, state.served.snapshot.serial)
-            server.swap_zones()
-            if server.history is not None:
-                try:
-                    await asyncio.to_thread(server.history.record, state.served.snapshot, now)
-                except DnssealError as e:
-                    log.error("[%s] journal not updated: %s", state.name, e)
-            if state.config.also_notify:
-                server.spawn(server.notify(state.name))
+            await state.commit_served(now)
     if problem is not None:
         log.error("[%s] not reloaded: %s", state.name, problem)
     after = _serial(state)
@@ -136,7 +129,7 @@ async def reload_zone(server: AuthServer, state: ZoneState) -> dict[str, Any]:
     return {"ok": True, "result": [f"{state.name}: reloaded ({how})"], "data": data}
 
 
-async def retransfer(server: AuthServer, state: ZoneState) -> dict[str, Any]:
+async def retransfer(server: RunningServer, state: ZoneState) -> dict[str, Any]:
     """Transfer the whole zone from its primaries now (AXFR, whatever the serials), as
     ``rndc retransfer``."""
     sec = state.secondary
@@ -155,7 +148,7 @@ async def retransfer(server: AuthServer, state: ZoneState) -> dict[str, Any]:
     return reply
 
 
-async def sync(server: AuthServer, state: ZoneState) -> dict[str, Any]:
+async def sync(server: RunningServer, state: ZoneState) -> dict[str, Any]:
     """Write the zone's current data (its file plus every dynamic update) back to its
     source file, as ``rndc sync``: the operator then edits what is served.  The copy the
     signer compares the file with is updated too, so the updates are not applied twice.
@@ -189,7 +182,7 @@ async def sync(server: AuthServer, state: ZoneState) -> dict[str, Any]:
     return {"ok": True, "result": [f"{state.name}: written to {path}"], "data": data}
 
 
-async def freeze(server: AuthServer, state: ZoneState) -> dict[str, Any]:
+async def freeze(server: RunningServer, state: ZoneState) -> dict[str, Any]:
     """Hold dynamic updates (answered REFUSED) and write the current data to the source
     file, so an operator can edit it (``rndc freeze``)."""
     if state.inline is None or state.config.primaries:
@@ -202,7 +195,7 @@ async def freeze(server: AuthServer, state: ZoneState) -> dict[str, Any]:
     return {"ok": synced["ok"], "result": lines, "data": data}
 
 
-async def thaw(server: AuthServer, state: ZoneState) -> dict[str, Any]:
+async def thaw(server: RunningServer, state: ZoneState) -> dict[str, Any]:
     """Load the edited file and take updates again (``rndc thaw``)."""
     if not state.frozen:
         raise LookupError(f"{state.name}: not frozen")
@@ -217,7 +210,7 @@ async def thaw(server: AuthServer, state: ZoneState) -> dict[str, Any]:
     return reply
 
 
-async def notify(server: AuthServer, state: ZoneState) -> dict[str, Any]:
+async def notify(server: RunningServer, state: ZoneState) -> dict[str, Any]:
     """Send NOTIFY to the zone's also-notify targets now and say what was sent to whom
     and how each answered."""
     serial = _serial(state)

@@ -1,16 +1,18 @@
 """Automated DNSSEC in the running server: inline-signed zones on timers.
 
-For every zone with a dnssec-policy, :class:`Automation` keeps an
+For every zone with a dnssec-policy, :class:`Maintenance` keeps an
 :class:`~dnsseal.server.inline.InlineZone` and runs its maintenance (key manager step +
 re-signing) at the next key event or signature refresh, or at once when woken (reload,
 ``dnsseal ctl``, a checkds result).  One scheduler serves every zone: a heap of wake-up
 times and one task, not a task, an event and a timeout per zone (10,000 zones held 10,000
-sleeping tasks).  Every new version goes through
-:meth:`Automation.publish`, the one path to serving: journal first (committed, fsync'd), then
-the signed copy in the state directory, then the swap into the query engine, then NOTIFY.
-At a start or reload, the zones' first versions take the same steps a batch of zones at a
-time (:meth:`Automation.start_many`: one journal transaction for the batch, then the
-copies, then each zone served).  One change per zone at a time (the zone's lock).
+sleeping tasks).  Every new version goes through the zone's
+:meth:`~dnsseal.server.zonehandle.ZoneHandle.commit`, the one path to serving: journal first
+(committed, fsync'd), then the signed copy in the state directory, then the swap into the
+query engine, then NOTIFY.  At a start or reload, the zones' first versions take the same
+steps a batch of zones at a time (:meth:`Maintenance.start_many`: one journal transaction
+for the batch, then the copies, then each zone served).  One change per zone at a time (the
+zone's lock).  It starts each zone's drivers (xfrin, checkds, DS automation), which see it
+as a :class:`~dnsseal.server.zonetable.Maintainer`.
 """
 
 from __future__ import annotations
@@ -24,120 +26,31 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING
-
-import dns.message
-import dns.opcode
-import dns.rcode
-import dns.tsig
 
 from dnsseal import clock
 from dnsseal.durations import format_human_time
 from dnsseal.errors import DnssealError
 from dnsseal.policy.build import lookup
-from dnsseal.proto.acl import Acl
-from dnsseal.proto.engine import ServedZone
-from dnsseal.proto.snapshot import build_from_model, update_from_model
-from dnsseal.proto.tsigauth import check_request
-from dnsseal.proto.update import Access, evaluate, zone_name
-from dnsseal.proto.xfr import Retained
-from dnsseal.server import checkds, dsdriver, metrics
-from dnsseal.server.history import retain
+from dnsseal.server import checkds, dsdriver
 from dnsseal.server.inline import InlineZone
-from dnsseal.server.versions import Version, pack_version, record_line, unpack_version
-from dnsseal.server.xfrin import Secondary, notify_response
-from dnsseal.server.zones import ZoneState
-from dnsseal.storage import atomic, zonefile
-from dnsseal.storage.journal import AuditEvent, Journal, Transaction
-from dnsseal.zone.diff import records
+from dnsseal.server.versions import Version, unpack_version
+from dnsseal.server.xfrin import Secondary
+from dnsseal.server.zonehandle import (
+    ServerHost,
+    ZoneHandle,
+    count_signatures,
+    journal_version,
+    write_copy,
+)
+from dnsseal.server.zonetable import ZoneTable
+from dnsseal.storage import atomic
+from dnsseal.storage.journal import AuditEvent, Journal
 from dnsseal.zone.model import Zone
-
-if TYPE_CHECKING:
-    from dnsseal.server.service import AuthServer
-
-UPDATE_OPCODE = int(dns.opcode.UPDATE)
-NOTIFY_OPCODE = int(dns.opcode.NOTIFY)
-# Requests the main process answers itself (:meth:`Automation.handle_update`), not the engine.
-MAIN_PROCESS_OPCODES = frozenset({UPDATE_OPCODE, NOTIFY_OPCODE})
-
-
-def is_update(wire: bytes) -> bool:
-    """Is this a request (not a response) that changes a zone: UPDATE, or a NOTIFY (from a
-    primary of a zone transferred in)?  Both go to :meth:`Automation.handle_update`."""
-    return len(wire) >= 12 and not wire[2] & 0x80 and (wire[2] >> 3) & 0xF in MAIN_PROCESS_OPCODES
-
-
-def _header_only(wire: bytes, rcode: int) -> bytes:
-    """A bare response header echoing the ID and opcode (the message could not be read)."""
-    flags = 0x8000 | (wire[2] & 0x78) << 8 | rcode
-    return wire[:2] + flags.to_bytes(2, "big") + bytes(8)
-
 
 log = logging.getLogger(__name__)
 
-MAX_CHANGES = 100  # journal transactions kept per zone before rebasing (bounded IXFR tail)
-# An UPDATE's commit does not rebase (writing a 100k-name zone's text takes seconds): the
-# rebase waits for the zone's delayed copy write (_dump, at most DUMP_DELAY later), unless
-# the journal holds this many changes (a bound however the dumps are put off).
-MAX_UPDATE_CHANGES = 10 * MAX_CHANGES
 RETRY = 60  # seconds before a failed maintenance is tried again
 MAX_SLEEP = 3600  # a timer re-checks at least this often
-# The signed copy (STATE/ZONE.signed) after dynamic updates is written this long after the
-# first one not in it (like named's journal dump): an UPDATE is committed by the journal,
-# and writing a 100k-name zone per UPDATE would cost seconds each.  Maintenance versions
-# and shutdown write it at once.
-DUMP_DELAY = 60
-# A version whose diff has at most this many records updates the previous version's answer
-# snapshot at the names it changed instead of building one from the whole zone.
-SMALL_CHANGE = 2000
-
-
-def journal_version(j: Journal, version: Version, now: int) -> None:
-    """Record ``version`` in the journal: as a change when it continues the journal's
-    history, else as a new base; and, but for an UPDATE's (its signed copy is written
-    later too, coalesced), packed for the next restart (:func:`pack_version`).  Raises
-    StorageError."""
-    zone, serial = version.zone.origin.to_text(), version.serial  # (each made once)
-    _journal_version(j, version, zone, serial, now)
-    if version.reason != "update":
-        j.set_packed(zone, serial, pack_version(version.zone))
-
-
-def _journal_version(j: Journal, version: Version, zone: str, serial: int, now: int) -> None:
-    current = j.current_serial(zone)
-    if version.serial_from is not None and current == version.serial_from:
-        j.append(
-            Transaction(
-                zone,
-                version.serial_from,
-                serial,
-                now,
-                version.reason,
-                tuple(record_line(r) for r in version.diff.removed),
-                tuple(record_line(r) for r in version.diff.added),
-            )
-        )
-        limit = MAX_UPDATE_CHANGES if version.reason == "update" else MAX_CHANGES
-        if j.transaction_count(zone) <= limit:
-            return
-    _rebase(j, version.zone, zone, serial, now)
-
-
-def _rebase(j: Journal, zone: Zone, name: str, serial: int, now: int) -> None:
-    """``zone`` (the journal's current version, ``serial``) as the journal's new base: the
-    changes before it are dropped."""
-    j.set_base(name, serial, sorted(record_line(r) for r in records(zone)), now)
-
-
-def compact(j: Journal, zone: Zone, now: int) -> bool:
-    """Rebase the journal on ``zone`` when it holds more than :data:`MAX_CHANGES` changes
-    and ``zone`` is its current version (the rebase an UPDATE's commit put off).  Whether
-    it did."""
-    name, serial = zone.origin.to_text(), zone.soa().serial
-    if j.transaction_count(name) <= MAX_CHANGES or j.current_serial(name) != serial:
-        return False
-    _rebase(j, zone, name, serial, now)
-    return True
 
 
 START_BATCH = 100  # zones attached and maintained per worker-thread call (start_many)
@@ -158,7 +71,7 @@ def _submit(
         return done
 
 
-def _waits_for_transfer(state: ZoneState, inline: InlineZone) -> bool:
+def _waits_for_transfer(state: ZoneHandle, inline: InlineZone) -> bool:
     return (
         bool(state.config.primaries)
         and inline.unsigned is None
@@ -196,12 +109,13 @@ class _Crashed:
 _Outcome = _AttachFailed | _Waiting | _Maintained | _Crashed
 
 
-class Automation:
-    """Inline signing for the zones of ``server`` (main process only)."""
+class Maintenance:
+    """Inline signing for the zones of ``table`` (main process only); ``host``: the
+    process around it, for the drivers it starts (transfers in, checkds, DS automation)."""
 
-    def __init__(self, server: AuthServer) -> None:
-        self.server = server
-        self._dumps: dict[str, asyncio.Task[None]] = {}  # zone -> its delayed copy write
+    def __init__(self, table: ZoneTable, host: ServerHost) -> None:
+        self.table = table
+        self.host = host
         # The maintenance schedule: (when, sequence, zone) in a heap; a zone's live entry is
         # the one ``_planned`` names (a later plan leaves the old entry to be skipped).
         self._due: list[tuple[int, int, str]] = []
@@ -213,10 +127,10 @@ class Automation:
 
     # -- setup ----------------------------------------------------------------------------
 
-    def attach(self, state: ZoneState, journal: Journal | None = None) -> None:
+    def attach(self, state: ZoneHandle, journal: Journal | None = None) -> None:
         """Give ``state`` its InlineZone (restored from the journal) or update its policy.
         ``journal``: one already open (many zones attached in a row share it)."""
-        cfg = self.server.config
+        cfg = self.table.config
         zcfg = state.config
         assert zcfg.policy is not None and cfg.state_dir is not None and cfg.key_dir is not None
         policy = lookup(zcfg.policy, cfg.policies)
@@ -247,7 +161,7 @@ class Automation:
         # Not served yet: the first maintenance refreshes what expired while we were down;
         # only if it fails is the journal's version served as it is.
 
-    def start_timer(self, state: ZoneState) -> None:
+    def start_timer(self, state: ZoneHandle) -> None:
         """Schedule the zone's maintenance, start its checkds loop (``checkds = "yes"``) and,
         for a zone with primaries, its refresh loop."""
         if state.name in self._planned or state.timer is not None:
@@ -264,7 +178,8 @@ class Automation:
             state.secondary.start()
 
     async def stop(self) -> None:
-        await self._dump_now()
+        for state in self.table.zones.values():  # signed copies still behind the journal
+            await state.dump_now()
         await dsdriver.stop_all()
         scheduler, self._scheduler = self._scheduler, None
         self._due, self._planned = [], {}
@@ -272,7 +187,7 @@ class Automation:
             scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await scheduler
-        for state in self.server.zones.values():
+        for state in self.table.zones.values():
             for task in (state.timer, state.checkds_task):
                 if task is not None:
                     task.cancel()
@@ -282,14 +197,14 @@ class Automation:
             if state.secondary is not None:
                 await state.secondary.stop()
 
-    def transfer_status(self, state: ZoneState) -> dict[str, object]:
+    def transfer_status(self, state: ZoneHandle) -> dict[str, object]:
         """For ``zone-status``: the primaries, the serial they have, the last transfer and
         its result, the next refresh (empty for a zone without primaries)."""
         return state.secondary.describe() if state.secondary is not None else {}
 
     # -- maintenance ----------------------------------------------------------------------
 
-    async def maintain(self, state: ZoneState, reason: str, force: bool = False) -> str | None:
+    async def maintain(self, state: ZoneHandle, reason: str, force: bool = False) -> str | None:
         """Run the zone's maintenance now and publish what it produces.  Returns the
         problem (the zone keeps its version) or None."""
         inline = state.inline
@@ -304,9 +219,9 @@ class Automation:
                 version = await asyncio.to_thread(inline.maintain, now, reason=reason, force=force)
                 events = inline.take_events()
                 if version is not None:
-                    await self.publish(state, version, now, events, started)
+                    await state.commit(version, now, events, started)
                 elif events:
-                    await asyncio.to_thread(self._audit, events)
+                    await asyncio.to_thread(state.audit, events)
                 await asyncio.to_thread(inline.save_source_copy)
             except DnssealError as e:
                 return self._failed(state, now, e)
@@ -314,25 +229,25 @@ class Automation:
         self._log_next(state)
         return None
 
-    def _failed(self, state: ZoneState, now: int, e: DnssealError) -> str:
+    def _failed(self, state: ZoneHandle, now: int, e: DnssealError) -> str:
         """A maintenance failed: retry later; serve the journal's version meanwhile."""
         assert state.inline is not None
         state.error = str(e)
         state.retry_at = now + RETRY
         log.error("[%s] DNSSEC: %s", state.name, e)
         if state.served is None and state.inline.signed is not None:
-            self._serve(state, state.inline.signed, keep_history=False)
+            state.install(state.inline.signed, keep_history=False)
         return str(e)
 
-    def _maintained(self, state: ZoneState) -> None:
+    def _maintained(self, state: ZoneHandle) -> None:
         assert state.inline is not None
         state.error = None
         state.retry_at = 0
         if state.served is None and state.inline.signed is not None:
-            self._serve(state, state.inline.signed, keep_history=False)
+            state.install(state.inline.signed, keep_history=False)
 
     @staticmethod
-    def _log_next(state: ZoneState) -> None:
+    def _log_next(state: ZoneHandle) -> None:
         assert state.inline is not None
         nxt = state.inline.next_wakeup()
         if nxt is not None:
@@ -340,7 +255,7 @@ class Automation:
 
     # -- many zones at once (start, reload) ---------------------------------------------
 
-    async def start_many(self, states: Sequence[ZoneState], reason: str) -> list[str]:
+    async def start_many(self, states: Sequence[ZoneHandle], reason: str) -> list[str]:
         """Attach every zone of ``states`` (restore it from the journal), run its first
         maintenance (as :meth:`maintain` does) and start its timer; returns the problems
         ("zone: why").  The work off the event loop is done for a batch of zones per
@@ -371,7 +286,7 @@ class Automation:
         return problems
 
     def _start_batch(
-        self, batch: Sequence[ZoneState], reason: str, pool: ThreadPoolExecutor
+        self, batch: Sequence[ZoneHandle], reason: str, pool: ThreadPoolExecutor
     ) -> list[_Outcome]:
         """In a worker thread: attach the zones of ``batch`` in order and maintain them;
         those signed for the first time :data:`START_THREADS` at a time in parallel
@@ -382,7 +297,7 @@ class Automation:
         they made (:meth:`_persist_batch`): no version signed with a key is journaled or
         served before its files' names are durable.  The outcome of each zone done, in
         order; after a bug (_Crashed) none."""
-        state_dir = self.server.config.state_dir
+        state_dir = self.table.config.state_dir
         assert state_dir is not None
         out: list[_Outcome] = []
         deadline = time.monotonic() + START_BATCH_SECONDS
@@ -444,7 +359,7 @@ class Automation:
     def _persist_batch(
         self,
         j: Journal,
-        batch: Sequence[ZoneState],
+        batch: Sequence[ZoneHandle],
         out: list[_Outcome],
         pool: ThreadPoolExecutor,
     ) -> None:
@@ -482,21 +397,21 @@ class Automation:
         finally:  # (all returned already, but after a bug)
             wait([c for c in copies if c is not None])
 
-    def _copies(self, state: ZoneState, o: _Maintained) -> _Maintained:
+    def _copies(self, state: ZoneHandle, o: _Maintained) -> _Maintained:
         """Write the signed copy of ``o``'s version and the copy of the source (after the
         journal); ``o`` persisted, or failed with why."""
         inline = state.inline
         assert inline is not None
         try:
             if o.version is not None:
-                self._write_copy(inline, o.version.zone)
-                metrics.published(state.name, o.version)
+                write_copy(inline, o.version.zone)
+                count_signatures(state.name, o.version)
             inline.save_source_copy()
         except DnssealError as e:
             return _Maintained(o.now, o.started, None, [], e)
         return dataclasses.replace(o, persisted=True)
 
-    async def _started(self, state: ZoneState, outcome: _Outcome) -> str | None:
+    async def _started(self, state: ZoneHandle, outcome: _Outcome) -> str | None:
         """On the event loop, with the zone's lock held: finish what _start_batch did."""
         if isinstance(outcome, _Crashed):
             raise outcome.error  # as maintain() would have, the zones before published
@@ -514,14 +429,14 @@ class Automation:
         try:
             if outcome.persisted:  # journaled and copied in its batch: serve it
                 if version is not None:
-                    self._cancel_dump(state)  # (its copy is written)
-                    self._published(state, version, outcome.started)
+                    state.cancel_dump()  # (its copy is written)
+                    state.committed(version, outcome.started)
             elif version is not None:  # the batch's journal write failed: on its own
-                await self.publish(state, version, outcome.now, outcome.events, outcome.started)
+                await state.commit(version, outcome.now, outcome.events, outcome.started)
                 await asyncio.to_thread(state.inline.save_source_copy)
             else:
                 if outcome.events:
-                    await asyncio.to_thread(self._audit, outcome.events)
+                    await asyncio.to_thread(state.audit, outcome.events)
                 await asyncio.to_thread(state.inline.save_source_copy)
         except DnssealError as e:
             return self._failed(state, outcome.now, e)
@@ -529,159 +444,16 @@ class Automation:
         self._log_next(state)
         return None
 
-    def _audit(self, events: Sequence[AuditEvent]) -> None:
-        state_dir = self.server.config.state_dir
-        assert state_dir is not None
-        with Journal(state_dir) as j, j.batch():  # one commit for them all
-            for e in events:
-                j.audit(e)
-
-    async def publish(
-        self,
-        state: ZoneState,
-        version: Version,
-        now: int,
-        events: Sequence[AuditEvent] = (),
-        started: float | None = None,
-    ) -> None:
-        """Journal ``version`` (durably), write the signed copy, serve it, send NOTIFY.
-        ``started`` (monotonic clock): when the work that made it began (for the log)."""
-        state_dir = self.server.config.state_dir
-        assert state_dir is not None and state.inline is not None
-
-        inline = state.inline
-        # An UPDATE is committed by the journal alone; the signed copy follows later.
-        copy_now = version.reason != "update"
-
-        def persist() -> None:
-            with Journal(state_dir) as j, j.batch():  # the version and its events: one commit
-                journal_version(j, version, now)
-                for e in events:
-                    j.audit(e)
-            if copy_now:
-                self._write_copy(inline, version.zone)
-            metrics.published(state.name, version)  # counts RRSIGs: off the event loop
-
-        if copy_now:
-            self._cancel_dump(state)
-        await asyncio.to_thread(persist)
-        if not copy_now and state.name not in self._dumps:
-            self._dumps[state.name] = asyncio.get_running_loop().create_task(
-                self._dump_later(state)
-            )
-        self._published(state, version, started)
-
-    def _cancel_dump(self, state: ZoneState) -> None:
-        """The zone's delayed copy write is not needed: a newer copy is being written."""
-        pending = self._dumps.pop(state.name, None)
-        if pending is not None:
-            pending.cancel()
-
-    def _published(self, state: ZoneState, version: Version, started: float | None) -> None:
-        """The end of :meth:`publish`, once ``version`` is journaled: serve it, log it,
-        send NOTIFY."""
-        self._serve(state, version.zone, keep_history=True, version=version)
-        took = f" in {time.monotonic() - started:.2f} s" if started is not None else ""
-        log.info(
-            "[%s] DNSSEC: serial %d signed and served%s (%s, %d records out, %d in)",
-            state.name,
-            version.serial,
-            took,
-            version.reason,
-            len(version.diff.removed),
-            len(version.diff.added),
-        )
-        if state.config.also_notify and not self.server.worker:
-            self.server.spawn(self.server.notify(state.name))
-
-    @staticmethod
-    def _write_copy(inline: InlineZone, zone: Zone) -> None:
-        """Write the signed copy of ``zone`` (STATE/ZONE.signed).  Raises StorageError."""
-        zonefile.write_zone(
-            inline.signed_path,
-            zone,
-            header=[f"; {inline.name} serial {zone.soa().serial}, signed by dnsseal"],
-        )
-
-    async def _dump_later(self, state: ZoneState) -> None:
-        """Write the zone's signed copy :data:`DUMP_DELAY` seconds from now (the version
-        served then: every UPDATE in between is in it)."""
-        await asyncio.sleep(DUMP_DELAY)
-        if self._dumps.get(state.name) is asyncio.current_task():
-            del self._dumps[state.name]  # from here on a newer version needs a new dump
-        async with state.lock:  # (publish writes under it too: one writer at a time)
-            await self._dump(state)
-
-    async def _dump(self, state: ZoneState) -> None:
-        inline = state.inline
-        if inline is None or inline.signed is None:
-            return
-        signed = inline.signed
-        try:
-            await asyncio.to_thread(self._write_copy, inline, signed)
-        except DnssealError as e:
-            log.error("[%s] signed copy not written: %s", state.name, e)
-        try:
-            await asyncio.to_thread(self._pack, signed)
-        except DnssealError as e:  # the next restart reads the journal's text instead
-            log.warning("[%s] packed version not written: %s", state.name, e)
-
-    def _pack(self, zone: Zone) -> None:
-        """Keep ``zone`` packed in the journal for the next restart (when it is still the
-        journal's current version), rebasing the journal on it first when the UPDATEs
-        since the last rebase put it off (:func:`compact`)."""
-        state_dir = self.server.config.state_dir
-        assert state_dir is not None
-        with Journal(state_dir) as j:
-            compact(j, zone, clock.now())
-            j.set_packed(zone.origin.to_text(), zone.soa().serial, pack_version(zone))
-
-    async def _dump_now(self) -> None:
-        """Write every signed copy still behind its journal (at shutdown)."""
-        dumps, self._dumps = self._dumps, {}
-        for name, task in dumps.items():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-            state = self.server.zones.get(name)
-            if state is not None:
-                async with state.lock:
-                    await self._dump(state)
-
-    def _serve(
-        self, state: ZoneState, zone: Zone, keep_history: bool, version: Version | None = None
-    ) -> None:
-        old = state.served
-        snap = None
-        if version is not None and old is not None and version.serial_from == old.snapshot.serial:
-            change = version.diff
-            if len(change.removed) + len(change.added) <= SMALL_CHANGE:
-                names = {r[0] for r in (*change.removed, *change.added)}
-                snap = update_from_model(old.snapshot, zone, names)  # O(change)
-        if snap is None:
-            snap = build_from_model(zone)  # straight from the model's wire RDATA
-        versions = self.server.config.ixfr_versions
-        history: tuple[Retained, ...] = ()
-        if old is not None and keep_history and old.snapshot.serial != snap.serial and versions:
-            known = None  # what changed since the version served until now, when known
-            if version is not None and version.serial_from == old.snapshot.serial:
-                known = (version.diff.removed, version.diff.added)
-            history = retain(old.history, old.snapshot, snap, known)[-versions:]
-        acl = Acl.parse(f'zone."{state.name}".allow-transfer', list(state.config.allow_transfer))
-        state.served = ServedZone(snap, history, acl, dsdriver.online(state))
-        state.loaded_at = clock.now()
-        self.server.swap_zones()
-
     # -- the maintenance schedule -------------------------------------------------------
 
-    def wake(self, state: ZoneState) -> None:
+    def wake(self, state: ZoneHandle) -> None:
         """Run the zone's maintenance now (once more after the one running now, if any)."""
         if state.timer is not None:
             self._again.add(state.name)
         else:
             self._put(state.name, clock.now())
 
-    def _plan(self, state: ZoneState) -> None:
+    def _plan(self, state: ZoneHandle) -> None:
         """Schedule the zone's next maintenance: its next key event or signature refresh,
         not before a failed one's retry time, and within MAX_SLEEP."""
         assert state.inline is not None
@@ -715,7 +487,7 @@ class Automation:
                 if self._planned.get(name) != (when, seq):
                     continue  # planned again since: a later entry is the live one
                 del self._planned[name]
-                state = self.server.zones.get(name)
+                state = self.table.zones.get(name)
                 if state is None or state.inline is None or state.timer is not None:
                     continue  # gone, or its maintenance runs (and plans the next)
                 state.timer = asyncio.ensure_future(self._run(state))
@@ -724,7 +496,7 @@ class Automation:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(kick.wait(), delay)
 
-    async def _run(self, state: ZoneState) -> None:
+    async def _run(self, state: ZoneHandle) -> None:
         """One scheduled maintenance, then the zone's next one planned (unless the zone is
         gone or the server stopping: then this task was cancelled)."""
         try:
@@ -735,7 +507,7 @@ class Automation:
         finally:
             if state.timer is asyncio.current_task():
                 state.timer = None
-        if self.server.zones.get(state.name) is not state:
+        if self.table.zones.get(state.name) is not state:
             self._again.discard(state.name)
             return
         if state.name in self._again:
@@ -743,95 +515,3 @@ class Automation:
             self._put(state.name, clock.now())
         else:
             self._plan(state)
-
-    # -- dynamic update (RFC 2136) --------------------------------------------------------
-
-    async def handle_update(self, wire: bytes, client: str) -> bytes:
-        """Answer one request :func:`is_update` picked.  UPDATE: checked, applied, re-signed
-        and journaled (committed) before the answer goes out; served and sent by IXFR
-        after.  NOTIFY: acknowledged (a primary of the zone) or refused, see
-        :func:`~dnsseal.server.xfrin.notify_response`."""
-        opname = "NOTIFY" if (wire[2] >> 3) & 0xF == NOTIFY_OPCODE else "UPDATE"
-        try:
-            checked = check_request(wire, self.server.engine.keyring, clock.now())
-        except Exception:
-            return _header_only(wire, dns.rcode.FORMERR)
-        if checked.message is None:  # RFC 8945 5.3: NOTAUTH/FORMERR with the TSIG error
-            assert checked.response is not None
-            log.info("[server] %s from %s: TSIG: %s", opname, client, checked.reason)
-            return checked.response
-        msg = checked.message
-        if opname == "NOTIFY":
-            return self._notify(msg, client)
-        rcode, why = await self._update(msg, client)
-        response = dns.message.make_response(msg)
-        response.set_rcode(dns.rcode.Rcode(rcode))
-        if why:
-            log.info(
-                "[server] UPDATE from %s: %s: %s",
-                client,
-                dns.rcode.to_text(dns.rcode.Rcode(rcode)),
-                why,
-            )
-        return response.to_wire()
-
-    def _notify(self, msg: dns.message.Message, client: str) -> bytes:
-        cds = dsdriver.handle_notify(msg, client)  # RFC 9859 NOTIFY(CDS) to a parent
-        if cds is not None:
-            return cds
-        response, why, secondary = notify_response(
-            msg, dns.rcode.NOERROR, self.server.zones, client
-        )
-        level = logging.INFO if secondary is not None else logging.WARNING
-        log.log(level, "[server] NOTIFY from %s: %s", client, why)
-        if secondary is not None:
-            secondary.notify()
-        return response.to_wire()
-
-    async def _update(self, msg: dns.message.Message, client: str) -> tuple[int, str]:
-        zname = zone_name(msg)
-        if zname is None:
-            return dns.rcode.FORMERR, "zone section must be one SOA question of class IN"
-        state = next(
-            (
-                z
-                for z in self.server.zones.values()
-                if z.served is not None and z.served.snapshot.origin == zname
-            ),
-            None,
-        )
-        if state is None:
-            return dns.rcode.NOTAUTH, f"not authoritative for {zname}"
-        inline = state.inline
-        if inline is None:
-            return dns.rcode.REFUSED, f"{zname} is presigned: it cannot be updated"
-        if state.frozen:  # as named: an operator edits the file (`dnsseal ctl thaw`)
-            return dns.rcode.REFUSED, f"{state.name} is frozen: update refused"
-        keyname = msg.keyname if msg.had_tsig else None
-        policy = state.config.update_policy
-        if policy is None:
-            acl = Acl.parse(f'zone."{state.name}".allow-update', list(state.config.allow_update))
-            if not acl.allows(client, keyname):
-                return dns.rcode.REFUSED, f"{state.name}: update not allowed (key {keyname})"
-        elif keyname is None:
-            return dns.rcode.REFUSED, f"{state.name}: update-policy needs a TSIG-signed update"
-        access = Access(keyname, policy)
-        async with state.lock:
-            if inline.unsigned is None or inline.plan is None:
-                return dns.rcode.SERVFAIL, f"{state.name} is not signed yet"
-            result = evaluate(msg, inline.unsigned, inline.signed, access)
-            if not result.ok:
-                return result.rcode, result.reason
-            if not result.change:
-                return dns.rcode.NOERROR, ""
-            now = clock.now()
-            started = time.monotonic()
-            try:
-                version = await asyncio.to_thread(inline.update, result.change, now)
-                await self.publish(state, version, now, (), started)
-            except DnssealError as e:
-                log.error("[%s] UPDATE not applied: %s", state.name, e)
-                return dns.rcode.SERVFAIL, str(e)
-        log.info("[%s] UPDATE from %s (key %s) applied: serial %d", state.name, client,
-                 keyname, version.serial)  # fmt: skip
-        return dns.rcode.NOERROR, ""

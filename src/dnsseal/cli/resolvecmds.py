@@ -282,7 +282,7 @@ def resolve(
     metavar="FILE",
     help="TOML file whose [resolver] section sets stub-zone, forward-zone, aggressive-nsec, "
     "cache-size and domain-insecure (Unbound's names), http (where /metrics is served) and "
-    "resolver-query-timeout (BIND's).",
+    "resolver-query-timeout and servfail-ttl (BIND's).",
 )
 @click.option(
     "--udp-threads",
@@ -327,6 +327,7 @@ def resolver(
             forward_first=frozenset(settings.forward_first),
             stub_first=frozenset(settings.stub_first),
             query_timeout=settings.query_timeout_ms / 1000,
+            servfail_ttl=settings.servfail_ttl,
         )
     for net in allow:
         try:

@@ -15,7 +15,7 @@ datagram) are asked again, each at most :data:`ATTEMPTS` times for the question 
 OUTBOUND_MSG_RETRY; RFC 1035 s4.2.1 and RFC 1536 s1: retransmit, with back-off), at most
 :data:`MAX_SENDS` sends in all (every silent server costs a timeout); a client question
 (its alias targets included) is given up ``Config.query_timeout`` seconds after it started
-(BIND's resolver-query-timeout): no more sends, SERVFAIL with EDE 22, nothing cached.  A
+(BIND's resolver-query-timeout): no more sends, SERVFAIL with EDE 22.  A
 server that did not answer :data:`STRIKES` questions of one kind in a row (A, AAAA, any
 other type: Unbound's infra cache keeps timeout_A, timeout_AAAA and timeout_other, so a
 server that drops only AAAA queries still answers A) is skipped for that kind: for
@@ -48,7 +48,13 @@ Caches (all bounded, see :mod:`.cache`):
 - single validated RRsets (:mod:`.rrcache`): a cached CNAME answers QTYPE CNAME and is
   followed for other types, a DS is denied from the parent's NSEC that proved an insecure
   delegation plus the parent's SOA; the NXDOMAIN of a CNAME chain's target is kept for that
-  target.
+  target;
+- client questions' SERVFAILs (:meth:`Resolver.resolve_client`: no server answered, none
+  usably, the deadline passed, a failure judged bogus) for ``Config.servfail_ttl`` seconds,
+  BIND's servfail-ttl (RFC 9520 s3: a resolver MUST cache resolution failures, at least 1 s),
+  so a client repeating a question for a broken zone does not make upstream traffic every
+  time; keyed on the CD bit as BIND's: a CD=1 question is answered only a failure of a CD=1
+  question (it asked for the data whatever the validation, RFC 4035 s3.2.2).
 """
 
 from __future__ import annotations
@@ -112,6 +118,7 @@ MAX_BACKOFF_ENTRIES = 10000
 DEMOTE_FOR = 900  # seconds a server that missed goes after the others (Unbound's host TTL)
 BOGUS_TTL = 60
 PARSED_REPLIES = 256  # cached upstream replies also kept parsed (~10 KB each)
+FAILURES_SHARE = 64  # the client questions' SERVFAILs may use 1/64 of the cache's memory
 
 Server = tuple[str, int]
 Silent = tuple[Server, int]  # a server and the kind of question it does not answer (_kind)
@@ -212,12 +219,23 @@ def _scrubbed(result: Result) -> Result:
 
 
 def _timed_out(query: Query, name: dns.name.Name, t: int, timeout: float) -> Result:
-    """SERVFAIL for a resolution that ran past its deadline (never cached: SERVFAIL)."""
+    """SERVFAIL for a resolution that ran past its deadline (not a cached result: SERVFAIL;
+    the failure cache keeps a client question's, see :meth:`Resolver.resolve_client`)."""
     why = f"no answer within resolver-query-timeout ({timeout * 1000:.0f} ms)"
     verdict = indeterminate(why, EDE_NO_REACHABLE_AUTHORITY)
     return Result(
         name, t, dns.rcode.SERVFAIL, (), (), verdict, tuple(query.links), dict(query.budget.spent)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """A client question's SERVFAIL in the failure cache (see :meth:`Resolver.resolve_client`):
+    the result without records or chain links (a SERVFAIL shows none), and whether the question
+    had CD set (BIND's NS_FAILCACHE_CD)."""
+
+    result: Result
+    cd: bool
 
 
 def _aged(rrsets: tuple[dns.rrset.RRset, ...], age: int) -> tuple[dns.rrset.RRset, ...]:
@@ -295,7 +313,9 @@ class Resolver:
         self.transport = transport or network_transport()
         self.clock = clock_fn
         self.cache = cache if cache is not None else Cache(max_bytes=cache_bytes // 2)
-        self.results = Cache(max_bytes=cache_bytes * 3 // 8)
+        failures = cache_bytes // FAILURES_SHARE
+        self.results = Cache(max_bytes=cache_bytes * 3 // 8 - failures)
+        self.failures = Cache(max_bytes=failures)  # see resolve_client
         self.rrsets = RRsetCache(max_bytes=cache_bytes // 8)
         self.nsec = NsecCache() if aggressive_nsec else None
         self._parsed: OrderedDict[Hashable, tuple[bytes, dns.message.Message]] = OrderedDict()
@@ -327,6 +347,7 @@ class Resolver:
             config.priming.forget()  # primed from other hints
         self.config = config
         self.results = Cache(max_bytes=self.results.max_bytes)
+        self.failures.clear()
         self.rrsets.clear()
         if self.nsec is not None:
             self.nsec.clear()
@@ -385,6 +406,35 @@ class Resolver:
         if hit is not None:
             return hit
         return await self._shared(name, t), 0
+
+    async def resolve_client(
+        self, qname: dns.name.Name, rdtype: int, cd: bool = False
+    ) -> tuple[Result, int]:
+        """A client's recursive question (RD=1; ``cd``: its CD bit): :meth:`resolve_aged`, and
+        its SERVFAIL, whatever the cause (no server answered or none usably, the deadline
+        passed, bogus), is kept for ``Config.servfail_ttl`` seconds (BIND's servfail-ttl, 0:
+        off): until then the same question is answered that SERVFAIL (verdict and EDE as they
+        were, nothing added) without resolving again.  RFC 9520 s3 has a resolver cache
+        resolution failures for at least 1 s and send no query again while one is cached; the
+        clock counts whole seconds, so a failure is kept while it has not passed the failure's
+        second plus the TTL (at least the TTL).  As BIND's SERVFAIL cache: a CD=1 question is
+        answered only a failure of a CD=1 question, a CD=0 one any failure (a client that
+        disabled checking wants whatever data there is, RFC 4035 s3.2.2, and must not get a
+        validation failure of another client's question); an answer that did not fail drops
+        the question's failure."""
+        key = (qname, rdtype)
+        failed = self.failures.get(key, self.clock())
+        if isinstance(failed, _Failure) and (failed.cd or not cd):
+            return failed.result, 0
+        result, age = await self.resolve_aged(qname, rdtype)
+        if result.rcode == dns.rcode.SERVFAIL:
+            ttl = self.config.servfail_ttl
+            if ttl > 0:
+                kept = Result(qname, rdtype, result.rcode, (), (), result.verdict, (), {})
+                self.failures.put(key, _Failure(kept, cd), ttl + 1, self.clock())
+        elif failed is not None:
+            self.failures.drop(key)
+        return result, age
 
     def is_cached(self, name: dns.name.Name, t: int, now: int) -> bool:
         """Whether (name, t) is answered from the results cache (not resolved again)."""

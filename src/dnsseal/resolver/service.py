@@ -277,17 +277,18 @@ class ResolverService:
         """Resolve the question of ``query`` (parsed by dnspython) or ``plain`` (read from
         ``wire`` by :func:`plain_query`) and render the answer."""
         if plain is not None:
-            qname, qtype, rd = plain.qname, plain.qtype, plain.flags & dns.flags.RD
+            qname, qtype, flags = plain.qname, plain.qtype, plain.flags
         else:
             assert query is not None
             q = query.question[0]
-            qname, qtype, rd = q.name, q.rdtype, query.flags & dns.flags.RD
+            qname, qtype, flags = q.name, q.rdtype, query.flags
         answers = self.answers
         answers.tick(self.resolver.clock())
         generation = answers.generation
         try:
-            if rd:
-                result, age = await self.resolver.resolve_aged(qname, qtype)
+            if flags & dns.flags.RD:
+                cd = bool(flags & dns.flags.CD)  # the SERVFAIL cache is keyed on it
+                result, age = await self.resolver.resolve_client(qname, qtype, cd)
             else:
                 result, age = await self._non_recursive(qname, qtype)
         except Exception:  # a bug must not take the service down; answer SERVFAIL

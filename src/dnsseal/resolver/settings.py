@@ -8,6 +8,7 @@ Option names are Unbound's, so an unbound.conf translates line by line::
     domain-insecure = ["corp.example."]  # no validation at or below (a permanent NTA)
     http = ["127.0.0.1@8054"]            # /metrics over HTTP (default: off; port 8054)
     resolver-query-timeout = 10000       # ms per client question, then SERVFAIL (BIND's)
+    servfail-ttl = 1                     # s a client question's SERVFAIL is kept (BIND's)
 
     [[resolver.stub-zone]]               # iterate from these servers for the zone
     name = "corp.example."
@@ -25,7 +26,9 @@ through unbound-control); its addresses are ``addr`` or ``addr@port`` as for the
 ``[server] http``, port :data:`HTTP_PORT` when not given.  ``resolver-query-timeout`` is
 BIND's (Unbound has no total time per question): milliseconds, 10000 to 30000 as in BIND
 9.18, which also reads 0 and values up to 300 (seconds) and silently raises or lowers
-values out of range; here those are errors naming the option.  For a name under several zones
+values out of range; here those are errors naming the option.  ``servfail-ttl`` is BIND's
+too: seconds, 0 (no failure cache) to 30, default 1, where BIND silently lowers values above
+30; here that is an error naming the option.  For a name under several zones
 the deepest zone wins; a stub-zone and a forward-zone may not share a name.  Answers from
 stub and forward zones are validated like any other: a private zone under the public root
 needs its own trust anchor (``-a``) or ``domain-insecure``.  With ``forward-first`` a name
@@ -61,6 +64,7 @@ OPTIONS = (
     "domain-insecure",
     "http",
     "resolver-query-timeout",
+    "servfail-ttl",
     "stub-zone",
     "forward-zone",
 )
@@ -82,6 +86,7 @@ class ResolverSettings:
     forward_first: tuple[dns.name.Name, ...] = ()  # forward zones that fall back to iteration
     stub_first: tuple[dns.name.Name, ...] = ()  # stub zones that do
     query_timeout_ms: int = 10000  # resolver-query-timeout
+    servfail_ttl: int = 1  # servfail-ttl (seconds)
 
 
 def parse_settings(text: str, path: str, port: int = 53) -> ResolverSettings:
@@ -118,11 +123,8 @@ def parse_settings(text: str, path: str, port: int = 53) -> ResolverSettings:
         if name is not None:
             insecure.append(name)
     http = _http(section.get("http", []), problems)
-    row = options.option("resolver", "resolver-query-timeout")
-    timeout, problem = row.check(section.get(row.name, row.default))
-    if problem is not None:
-        problems.append(OptionError(f"resolver.{row.name}", problem))
-    assert isinstance(timeout, int)
+    timeout = _integer(section, "resolver-query-timeout", problems)
+    servfail_ttl = _integer(section, "servfail-ttl", problems)
     zones: dict[str, Zones] = {}
     seen: dict[dns.name.Name, str] = {}
     first: dict[str, list[dns.name.Name]] = {}
@@ -145,7 +147,19 @@ def parse_settings(text: str, path: str, port: int = 53) -> ResolverSettings:
         tuple(first["forward-zone"]),
         tuple(first["stub-zone"]),
         timeout,
+        servfail_ttl,
     )
+
+
+def _integer(section: dict[str, Any], name: str, problems: list[OptionError]) -> int:
+    """The integer option ``name`` of the option table, checked against its range (its
+    default when absent or wrong, with the problem added)."""
+    row = options.option("resolver", name)
+    value, problem = row.check(section.get(row.name, row.default))
+    if problem is not None:
+        problems.append(OptionError(f"resolver.{row.name}", problem))
+    assert isinstance(value, int)
+    return value
 
 
 def _http(items: Any, problems: list[OptionError]) -> tuple[Endpoint, ...]:

@@ -1014,6 +1014,21 @@ _RESOLVER: tuple[Option, ...] = (
     ),
     Option(
         "resolver",
+        "servfail-ttl",
+        "integer",
+        1,
+        "Seconds a client question's failed resolution (no server answered or none usably, "
+        "resolver-query-timeout passed, a failure judged bogus such as a CNAME loop) is "
+        "answered SERVFAIL again, same EDE, without asking upstream (RFC 9520); 0: not kept.  "
+        "A question with CD set uses only failures of questions with CD set.  Bogus data is "
+        "kept apart, at most 60 s as Unbound's val-bogus-ttl, so a CD client still gets it "
+        "(BIND's option, default and range; not an Unbound option).",
+        "5",
+        0,
+        30,
+    ),
+    Option(
+        "resolver",
         "stub-zone",
         "tables",
         (),

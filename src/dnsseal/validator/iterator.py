@@ -144,6 +144,9 @@ class Config:
     # it answers SERVFAIL (BIND's resolver-query-timeout, 10 s by default); the machine
     # itself never reads a clock.
     query_timeout: float = 10.0
+    # Seconds the driver answers a client question's SERVFAIL again from its failure cache
+    # (BIND's servfail-ttl, 1 s by default, 0: off; RFC 9520 s3).
+    servfail_ttl: int = 1
 
 
 class Iteration:

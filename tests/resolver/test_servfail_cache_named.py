@@ -1,0 +1,218 @@
+"""servfail-ttl against named: both resolvers, with ``servfail-ttl 1``, over a root whose
+servers answer SERVFAIL for every name under ``broken.``, asked the same question twice at
+once, send it upstream once; asked again after the TTL, they send it again.
+
+Each resolver has its own authority (a small UDP server on 127.0.0.1 that serves the root's
+NS and address and SERVFAIL below ``broken.``) which counts the queries it gets for names
+under ``broken.``: the count is what each resolver sent upstream for the client's question.
+Validation is off in both (named: ``dnssec-validation no``; dnsseal: ``domain-insecure``
+for the root), as the root here is not signed; QNAME minimisation is off in both, so the
+question goes upstream as asked.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+from conftest import free_port, require_tool, stop
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
+
+DNSSEAL = [sys.executable, "-m", "dnsseal.cli.main"]
+BROKEN = dns.name.from_text("broken.")
+HINTS = ". 3600000 NS a.root.test.\na.root.test. 3600000 A 127.0.0.1\n"
+SOA = "a.root.test. h.root.test. 1 1800 900 604800 86400"
+
+
+class Authority:
+    """The root for one resolver: its NS RRset and the address of a.root.test. answered,
+    SERVFAIL for every name under broken.; counts the queries for names under broken."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.settimeout(0.2)
+        self.broken = 0
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def count(self) -> int:
+        with self.lock:
+            return self.broken
+
+    def _serve(self) -> None:
+        while not self.done.is_set():
+            try:
+                wire, peer = self.sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            try:
+                query = dns.message.from_wire(wire)
+            except dns.exception.DNSException:
+                continue
+            if query.flags & dns.flags.QR or len(query.question) != 1:
+                continue
+            self.sock.sendto(self._answer(query).to_wire(), peer)
+
+    def _answer(self, query: dns.message.Message) -> dns.message.Message:
+        q = query.question[0]
+        reply = dns.message.make_response(query)
+        reply.flags &= ~dns.flags.RA
+        if q.name.is_subdomain(BROKEN):
+            with self.lock:
+                self.broken += 1
+            reply.set_rcode(dns.rcode.SERVFAIL)
+            return reply
+        reply.flags |= dns.flags.AA
+        if q.name == dns.name.root and q.rdtype == dns.rdatatype.NS:
+            reply.answer.append(dns.rrset.from_text(".", 3600000, "IN", "NS", "a.root.test."))
+            reply.additional.append(
+                dns.rrset.from_text("a.root.test.", 3600000, "IN", "A", "127.0.0.1")
+            )
+        elif q.name == dns.name.from_text("a.root.test.") and q.rdtype == dns.rdatatype.A:
+            reply.answer.append(dns.rrset.from_text(q.name, 3600000, "IN", "A", "127.0.0.1"))
+        else:  # NODATA (or NXDOMAIN: it does not matter here) with the root's SOA
+            reply.authority.append(dns.rrset.from_text(".", 86400, "IN", "SOA", SOA))
+        return reply
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def authorities() -> Iterator[dict[str, Authority]]:
+    made = {who: Authority() for who in ("named", "dnsseal")}
+    try:
+        yield made
+    finally:
+        for auth in made.values():
+            auth.close()
+
+
+def _listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until something answers on 127.0.0.1@port: a NOTIFY for a zone neither serves
+    is answered at once (an error), without any upstream query."""
+    q = dns.message.make_query("example.", "SOA")
+    q.set_opcode(dns.opcode.NOTIFY)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"exited {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            dns.query.udp(q, "127.0.0.1", port=port, timeout=0.3)
+            return
+        except (dns.exception.Timeout, OSError):
+            time.sleep(0.1)
+    pytest.fail(f"nothing answers on port {port}: {log.read_text(errors='replace')[-2000:]}")
+
+
+def _named(d: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int, Path]:
+    port = free_port()
+    (d / "root.hint").write_text(HINTS)
+    conf = d / "named.conf"
+    # `port` is where named sends its queries: the authority; it listens on its own port
+    # through listen-on.  No control channel (no port 953).
+    conf.write_text(
+        f'options {{ directory "{d}"; pid-file "{d}/named.pid"; port {upstream};\n'
+        f"  listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};\n"
+        "  recursion yes; allow-recursion { 127.0.0.1; }; dnssec-validation no;\n"
+        "  qname-minimization off; servfail-ttl 1; };\n"
+        'controls { };\nzone "." { type hint; file "root.hint"; };\n'
+    )
+    log = d / "named.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [require_tool("named"), "-g", "-4", "-c", str(conf)], stdout=out, stderr=out
+        )
+    return proc, port, log
+
+
+def _dnsseal(d: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int, Path]:
+    port = free_port()
+    hints = d / "root.hints"
+    hints.write_text(HINTS)
+    conf = d / "resolver.toml"
+    conf.write_text('[resolver]\nservfail-ttl = 1\ndomain-insecure = ["."]\n')
+    args = [
+        *DNSSEAL,
+        "resolver",
+        "--port",
+        str(port),
+        "--root-hints",
+        str(hints),
+        "--upstream-port",
+        str(upstream),
+        "--no-minimise",
+        "--config",
+        str(conf),
+    ]
+    log = d / "resolver.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=out)
+    return proc, port, log
+
+
+def _ask(port: int) -> dns.message.Message:
+    q = dns.message.make_query("www.broken.", "A", use_edns=0)
+    return dns.query.udp(q, "127.0.0.1", port=port, timeout=10)
+
+
+def test_both_send_a_failing_question_upstream_once_within_servfail_ttl(
+    tmp_path: Path, authorities: dict[str, Authority]
+) -> None:
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        ports: dict[str, int] = {}
+        for who, start in (("named", _named), ("dnsseal", _dnsseal)):
+            d = tmp_path / who
+            d.mkdir()
+            proc, port, log = start(d, authorities[who].port)
+            started.append(proc)
+            _listening(port, proc, log)
+            ports[who] = port
+        first: dict[str, dns.message.Message] = {}
+        for who, port in ports.items():
+            first[who] = _ask(port)
+            assert first[who].rcode() == dns.rcode.SERVFAIL, who
+        once = {who: authorities[who].count() for who in ports}
+        assert all(n >= 1 for n in once.values()), once
+        for who, port in ports.items():
+            again = _ask(port)  # well within the second
+            assert again.rcode() == dns.rcode.SERVFAIL, who
+            if who == "dnsseal":
+                ede = [o for o in again.options if isinstance(o, dns.edns.EDEOption)]
+                assert ede == [o for o in first[who].options if isinstance(o, dns.edns.EDEOption)]
+        assert {who: authorities[who].count() for who in ports} == once
+        # dnsseal's clock counts whole seconds: the failure is kept until its second plus
+        # the TTL has passed, so 1 to 2 s; named's for 1 s.
+        time.sleep(2.1)
+        for who, port in ports.items():
+            assert _ask(port).rcode() == dns.rcode.SERVFAIL, who
+        later = {who: authorities[who].count() for who in ports}
+        assert all(later[who] > once[who] for who in ports), (once, later)
+    finally:
+        for proc in started:
+            stop(proc)

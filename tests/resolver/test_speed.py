@@ -106,7 +106,8 @@ def test_repeated_questions_are_answered_from_rendered_responses(
 
 
 def test_uncached_results_are_not_kept_rendered(authority: Authority) -> None:
-    """A resolution failure (SERVFAIL, not cached) is asked again next time."""
+    """A resolution failure (SERVFAIL) is never kept as a rendered wire answer (the
+    resolver's own SERVFAIL cache, servfail-ttl, answers a repeat for a second)."""
 
     async def dead(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
         raise TimeoutError

@@ -648,3 +648,45 @@ def test_a_batch_whose_start_was_cancelled_is_finished_without_the_pool() -> Non
     pool.shutdown(wait=True)
     after = automation._submit(pool, threading.get_ident)
     assert after.done() and after.result() == threading.get_ident()  # here
+
+
+def test_what_a_start_made_is_kept_out_of_later_collections_and_still_freed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch of a start is frozen out of the collector once published: a full
+    collection later walks none of the zones started (before, every full collection of
+    the start walked every zone started so far again).  A version frozen so is still freed
+    once replaced: by its reference count, no cycle holds it (what a collection of
+    everything would free, nothing frozen would ever free)."""
+    import gc
+    import weakref
+
+    from dnsseal.server import automation
+
+    monkeypatch.setattr(automation, "START_BATCH", 5)
+    conf = _inline_config(tmp_path, free_port())
+
+    async def scenario() -> None:
+        server = AuthServer(load_config(conf), conf)
+        await server.start()
+        try:
+            tracked = {id(o) for o in gc.get_objects()}
+            first: list[weakref.ref[Any]] = []
+            for state in server.zones.values():
+                assert state.inline is not None and state.inline.signed is not None
+                assert state.served is not None
+                for made in (state.inline.signed, state.served.snapshot):
+                    assert id(made) not in tracked  # frozen: no collection walks it
+                    first.append(weakref.ref(made))
+            for state in server.zones.values():  # every zone's version replaced
+                assert await server.automation.maintain(state, "resign", force=True) is None
+            alive = [ref for ref in first if ref() is not None]
+            assert len(alive) < len(first) // 2  # (a history may keep a whole snapshot)
+            gc.unfreeze()
+            gc.collect()
+            assert all(ref() is not None for ref in alive)  # none held only by a cycle
+        finally:
+            await server.stop()
+            gc.unfreeze()
+
+    asyncio.run(scenario())

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import heapq
 import itertools
 import logging
@@ -196,6 +197,18 @@ class _Crashed:
 _Outcome = _AttachFailed | _Waiting | _Maintained | _Crashed
 
 
+def _keep_started() -> None:
+    """After each batch of a start: its garbage collected, what it made (versions, keys,
+    snapshots: kept until the zones change) frozen out of the collector's sight.  Without
+    this every full collection walks all the zones started so far again (about a fifth of
+    a restart's CPU at 4,000 zones: 1.2 s in 9 full collections); with it a collection
+    walks only what is younger than the last batch.  Objects frozen are still freed when
+    their last reference goes; only a cycle among them would not be, and the start makes
+    none that outlive it (the collection just before the freeze takes those it left)."""
+    gc.collect()
+    gc.freeze()
+
+
 class Automation:
     """Inline signing for the zones of ``server`` (main process only)."""
 
@@ -366,6 +379,7 @@ class Automation:
                         if not isinstance(outcome, _AttachFailed):
                             self.start_timer(state)  # (its task waits for the lock we hold)
                 del todo[: len(done)]
+                _keep_started()
         finally:
             pool.shutdown(wait=False)  # (idle: its threads end on their own)
         return problems

@@ -432,7 +432,7 @@ class InlineZone:
 
     def _check_key_files(self, keys: Sequence[Key]) -> None:
         """A key this zone was signed with must still have its files: never replace it."""
-        have = {canonical.rdata_wire(k.dnskey()) for k in keys} | self._response_rdatas()
+        have = {dnskey_rdata_wire(k) for k in keys} | self._response_rdatas()
         missing = []
         for f in self.keydir.files(self.origin, ".state"):  # indexed: not a directory scan
             if not f.with_suffix(".key").exists():

@@ -42,7 +42,7 @@ from dnsseal.proto.snapshot import build_from_model, update_from_model
 from dnsseal.proto.tsigauth import check_request
 from dnsseal.proto.update import Access, evaluate, zone_name
 from dnsseal.proto.xfr import Retained
-from dnsseal.server import checkds, dsdriver, metrics
+from dnsseal.server import checkds, dsdriver, metrics, signpool
 from dnsseal.server.history import retain
 from dnsseal.server.inline import InlineZone
 from dnsseal.server.versions import Version, pack_version, record_line, unpack_version
@@ -365,6 +365,7 @@ class Automation:
         todo = list(states)
         # one pool for every batch (its threads made once, not START_THREADS per batch)
         pool = ThreadPoolExecutor(START_THREADS, thread_name_prefix="zone-start")
+        signpool.enter()  # new zones' first signing may go to a helper process (till leave)
         try:
             while todo:
                 batch = todo[:START_BATCH]
@@ -382,6 +383,7 @@ class Automation:
                 _keep_started()
         finally:
             pool.shutdown(wait=False)  # (idle: its threads end on their own)
+            signpool.leave()
         return problems
 
     def _start_batch(

@@ -39,7 +39,7 @@ from dnsseal.zone.model import Zone
 
 log = logging.getLogger(__name__)
 
-WARM_AFTER = 16  # first signings of one start done here before the helper is started
+WARM_AFTER = 100  # first signings of one start done here before the helper is started
 WATCH_INTERVAL = 1.0  # seconds between the helper's looks at its parent
 
 

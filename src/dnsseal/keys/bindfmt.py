@@ -62,7 +62,8 @@ MATERIAL_TAGS: dict[str, tuple[str, ...]] = {
 
 
 def _time_value(path: str, lineno: int, tag: str, text: str) -> int:
-    word = text.split(maxsplit=1)[0] if text.split() else ""
+    words = text.split(maxsplit=1)
+    word = words[0] if words else ""
     try:
         return parse_bind_time(word)
     except InputError as e:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import calendar
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +87,54 @@ def test_relative_to_base() -> None:
 @given(st.integers(min_value=0, max_value=2**32 - 1))
 def test_bind_time_round_trip(ts: int) -> None:
     assert parse_bind_time(format_bind_time(ts)) == ts
+
+
+def _strptime_time(text: str) -> int | None:
+    """What parse_bind_time gave with strptime (None: InputError)."""
+    s = text.strip()
+    if not s.isdigit() or len(s) not in (8, 14):
+        return None
+    try:
+        return calendar.timegm(time.strptime(s + "000000" * (len(s) == 8), "%Y%m%d%H%M%S"))
+    except ValueError:
+        return None
+
+
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789", min_size=8, max_size=14),
+        st.builds(
+            "{:04d}{:02d}{:02d}{:02d}{:02d}{:02d}".format,
+            st.integers(0, 9999),
+            st.integers(0, 13),
+            st.integers(0, 32),
+            st.integers(0, 25),
+            st.integers(0, 60),
+            st.integers(0, 62),
+        ),
+        st.text(min_size=8, max_size=14),
+    )
+)
+def test_bind_time_parses_as_strptime_did(text: str) -> None:
+    """Every date strptime took (Feb 29 only in leap years, seconds up to 61) and no
+    other: the same seconds, the same refusals."""
+    _same_as_strptime(text)
+
+
+def _same_as_strptime(text: str) -> None:
+    want = _strptime_time(text)
+    if want is None:
+        with pytest.raises(InputError):
+            parse_bind_time(text)
+    else:
+        assert parse_bind_time(text) == want
+
+
+@pytest.mark.parametrize("text", ["20240229000000", "20230229000000", "20261231235961",
+                                  "20261231235962", "20261301000000", "00000101000000",
+                                  "20260101", "20260230", "2026010124"])  # fmt: skip
+def test_bind_time_edges_as_strptime(text: str) -> None:
+    _same_as_strptime(text)
 
 
 def test_human_time_matches_bind() -> None:

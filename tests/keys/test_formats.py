@@ -225,3 +225,52 @@ def test_whole_key_round_trip(key: Key) -> None:
         "K",
     )
     assert again == key
+
+
+_TOKEN = st.text(alphabet='0123456789+/=ABCDEFabcxyz"();\\#-.é٣', min_size=0, max_size=12).filter(
+    lambda t: t.strip() == t and t != "" and " " not in t
+)
+
+
+@given(
+    st.one_of(
+        st.lists(_TOKEN, min_size=0, max_size=6),
+        st.tuples(
+            st.integers(0, 70000).map(str),
+            st.integers(0, 300).map(str),
+            st.sampled_from(["8", "13", "15", "256", "013", "ECDSAP256SHA256"]),
+            st.binary(max_size=70).map(lambda b: __import__("base64").b64encode(b).decode()),
+            st.integers(0, 8),
+        ).map(
+            lambda t: [
+                t[0],
+                t[1],
+                t[2],
+                *[t[3][i : i + t[4] + 1] for i in range(0, len(t[3]), t[4] + 1)],
+            ]
+        ),
+    )
+)
+def test_dnskey_fields_are_what_dnspython_reads(tokens: list[str]) -> None:
+    """The plain form's fields are dnspython's; whatever the fast path declines, or gets
+    wrong, would differ here (None is always allowed: dnspython then reads the text)."""
+    import binascii
+
+    import dns.exception
+    import dns.rdata
+
+    fast = bindfmt.dnskey_fields(tokens)
+    if fast is None:
+        return
+    try:
+        rd = dns.rdata.from_text(1, 48, " ".join(tokens))
+    except (dns.exception.DNSException, ValueError, binascii.Error) as e:
+        raise AssertionError(f"dnspython refuses {tokens!r} ({e}); the fast path read it") from e
+    assert fast == (rd.flags, rd.protocol, int(rd.algorithm), bytes(rd.key))  # type: ignore[attr-defined]
+
+
+def test_dnskey_fields_decline_what_dnspython_refuses() -> None:
+    for bad in (["65536", "3", "13", "AAAA"], ["257", "256", "13", "AAAA"], ["257", "3", "13"],
+                ["257", "3", "13", "AA;A="], ["257", "3"], ["25٣", "3", "13", "AAAA"]):  # fmt: skip
+        assert bindfmt.dnskey_fields(bad) is None
+    assert bindfmt.dnskey_fields(["257", "3", "13", "AAAA", "AQ=="]) == (257, 3, 13, b"\0\0\0\1")

@@ -648,3 +648,88 @@ def test_a_batch_whose_start_was_cancelled_is_finished_without_the_pool() -> Non
     pool.shutdown(wait=True)
     after = automation._submit(pool, threading.get_ident)
     assert after.done() and after.result() == threading.get_ident()  # here
+
+
+def test_what_a_start_made_is_kept_out_of_later_collections_and_still_freed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch of a start is frozen out of the collector once published: a full
+    collection later walks none of the zones started (before, every full collection of
+    the start walked every zone started so far again).  A version frozen so is still freed
+    once replaced: by its reference count, no cycle holds it (what a collection of
+    everything would free, nothing frozen would ever free)."""
+    import gc
+    import weakref
+
+    from dnsseal.server import automation
+
+    monkeypatch.setattr(automation, "START_BATCH", 5)
+    conf = _inline_config(tmp_path, free_port())
+
+    async def scenario() -> None:
+        server = AuthServer(load_config(conf), conf)
+        await server.start()
+        try:
+            tracked = {id(o) for o in gc.get_objects()}
+            first: list[weakref.ref[Any]] = []
+            for state in server.zones.values():
+                assert state.inline is not None and state.inline.signed is not None
+                assert state.served is not None
+                for made in (state.inline.signed, state.served.snapshot):
+                    assert id(made) not in tracked  # frozen: no collection walks it
+                    first.append(weakref.ref(made))
+            for state in server.zones.values():  # every zone's version replaced
+                assert await server.automation.maintain(state, "resign", force=True) is None
+            alive = [ref for ref in first if ref() is not None]
+            assert len(alive) < len(first) // 2  # (a history may keep a whole snapshot)
+            gc.unfreeze()
+            gc.collect()
+            assert all(ref() is not None for ref in alive)  # none held only by a cycle
+        finally:
+            await server.stop()
+            gc.unfreeze()
+
+    asyncio.run(scenario())
+
+
+def test_a_key_read_at_a_restart_costs_three_stats_and_is_the_same_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a key not seen yet: its three files stat'ed once (the cache's stamp), not
+    again to find which exist and the private file's mode (was six stats), and the key
+    read equals load_key's; a private file readable by others is still warned about."""
+    import logging
+
+    from dnsseal.storage import keydir as keydir_mod
+
+    conf = _inline_config(tmp_path, free_port())
+    _run_server(conf)  # keys made
+    monkeypatch.setattr(keydir_mod, "RACY_NS", 0)
+    keydir_mod._LOADED.clear()
+    kd = KeyDirectory(tmp_path / "keys")
+    files = kd.files(dns.name.from_text("s00.test."), ".key")
+    assert files
+    stats: list[str] = []
+    real_stat = os.stat
+
+    def counting(path: Any, *args: Any, **kwargs: Any) -> Any:
+        stats.append(str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting)
+    key = keydir_mod._load_known(files[0])
+    assert len(stats) == 3, stats
+    monkeypatch.setattr(os, "stat", real_stat)
+    assert key == keydir_mod.load_key(files[0])
+    private = files[0].with_suffix(".private")
+    private.chmod(0o640)
+    keydir_mod._LOADED.clear()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    keydir_mod.log.addHandler(handler)
+    try:
+        keydir_mod._load_known(files[0])
+    finally:
+        keydir_mod.log.removeHandler(handler)
+    assert any("accessible to group or others" in r.getMessage() for r in records)

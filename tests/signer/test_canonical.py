@@ -3,6 +3,8 @@ dnspython's independent implementation (dns.dnssec.validate) as an oracle."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import dns.dnssec
 import dns.name
 import dns.rdata
@@ -162,3 +164,34 @@ def test_tampered_rdata_fails_the_oracle() -> None:
     with pytest.raises(dns.dnssec.ValidationFailure):
         dns.dnssec.validate(bad, rs, {ORIGIN: data[(ORIGIN, dns.rdatatype.DNSKEY)]}, now=NOW)
     assert make_key(13).tag == Rrsig.from_wire(sigset.rdatas[0]).key_tag
+
+
+def test_a_zones_soa_is_parsed_once_and_is_what_its_rdata_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Zone.soa()`` is asked for about 8 times per zone and pass: parsed once per RDATA
+    and TTL (the memo), each field still the RDATA's and the TTL the RRset's."""
+    from dnsseal.zone import model
+
+    origin = dns.name.from_text("memo.test.")
+    text = "ns.memo.test. host.memo.test. 2026120701 3600 600 86400 300"
+    wire = canonical.rdata_wire(dns.rdata.from_text("IN", "SOA", text))
+    made = [0]
+    real = canonical.name_from_wire
+
+    def counting(*args: Any) -> Any:
+        made[0] += 1
+        return real(*args)
+
+    monkeypatch.setattr(canonical, "name_from_wire", counting)
+    monkeypatch.setattr(model, "_SOA_MEMO", {}, raising=False)
+    soas = []
+    for ttl in (300, 300, 60, 300):
+        rr = model.RRset(origin, 6, ttl, (wire,))
+        soas.append(model.Zone(origin, {origin: {6: rr}}).soa())
+    assert made[0] == 4  # two names per (RDATA, TTL): 300 and 60, not 4 times
+    assert soas[0] is soas[1] is soas[3] and soas[2].ttl == 60 and soas[0].ttl == 300
+    assert (soas[0].serial, soas[0].minimum, soas[0].mname.to_text()) == (
+        2026120701, 300, "ns.memo.test.",
+    )  # fmt: skip
+    assert soas[0].rdata_wire() == wire

@@ -67,7 +67,14 @@ class Work:
 
 
 class Ring:
-    """The keys of one zone, with an optional pretended transition."""
+    """The keys of one zone, with an optional pretended transition.
+
+    The keys' states do not change while a Ring is asked (the engine makes one per
+    transition it weighs), so each key's states as the rules see them (a record that does
+    not apply counts as hidden, the pretended transition applied) are taken once, and so is
+    the list of the subject's algorithm's keys: the rules ask about them ~150 times."""
+
+    __slots__ = ("_same", "_seen", "keys", "nxt", "rtype", "subject")
 
     def __init__(
         self,
@@ -75,18 +82,31 @@ class Ring:
         subject: Work,
         rtype: int = -1,
         nxt: RecordState | None = None,
+        *,
+        _kept: list[Work] | None = None,
     ) -> None:
         # Keys gone for good (goal hidden, every record hidden) can neither help nor hurt
         # any rule; leaving them out keeps a long history of old keys cheap.
-        self.keys = [
-            k for k in keys if k is subject or not (k.purge or (k.goal is H and k.all_hidden()))
-        ]
+        self.keys = (
+            _kept
+            if _kept is not None
+            else [
+                k for k in keys if k is subject or not (k.purge or (k.goal is H and k.all_hidden()))
+            ]
+        )
         self.subject = subject
         self.rtype = rtype
         self.nxt = nxt
+        self._seen: dict[int, tuple[RecordState, ...]] = {}
+        for k in self.keys:
+            self._seen[id(k)] = self._effective(k)
+        self._same: list[Work] | None = None
+
+    def _effective(self, k: Work) -> tuple[RecordState, ...]:
+        return tuple((self.state(k, i) or H) for i in range(4))
 
     def pretend(self, nxt: RecordState | None) -> Ring:
-        return Ring(self.keys, self.subject, self.rtype, nxt)
+        return Ring(self.keys, self.subject, self.rtype, nxt, _kept=self.keys)
 
     def state(self, k: Work, i: int) -> RecordState | None:
         if self.nxt is not None and i == self.rtype and k is self.subject:
@@ -96,17 +116,25 @@ class Ring:
     def match(self, k: Work, pat: Pattern) -> bool:
         """Each non-None entry of ``pat`` equals k's state; a record that does not apply
         to k counts as hidden."""
-        for i, want in enumerate(pat):
-            if want is None:
-                continue
-            have = self.state(k, i)
-            if (have or H) is not want:
-                return False
-        return True
+        e = self._seen.get(id(k))
+        if e is None:  # (not one of the ring's keys)
+            e = self._effective(k)
+        a, b, c, d = pat
+        return (
+            (a is None or e[0] is a)
+            and (b is None or e[1] is b)
+            and (c is None or e[2] is c)
+            and (d is None or e[3] is d)
+        )
 
     def _same_alg(self, match_alg: bool) -> list[Work]:
-        alg = self.subject.alg
-        return [k for k in self.keys if not match_alg or k.alg == alg]
+        if not match_alg:
+            return self.keys
+        same = self._same
+        if same is None:
+            alg = self.subject.alg
+            same = self._same = [k for k in self.keys if k.alg == alg]
+        return same
 
     # -- successor relation (equation 2 of the paper) -------------------------------
 
@@ -140,8 +168,7 @@ class Ring:
         match_alg: bool = True,
     ) -> bool:
         """A key matching ``pat`` (and, with ``succ``, a successor of it matching ``succ``)."""
-        cands = self._same_alg(match_alg)
-        for d in cands:
+        for d in self._same_alg(match_alg):
             if not self.match(d, pat):
                 continue
             if succ is None:
@@ -191,6 +218,8 @@ class Ring:
         if self.exists((O, None, O, O)):
             return True
         for p in ((U, None, U, O), (O, None, U, O), (U, None, O, O)):
+            if not self.exists(p):  # (no key like p: none with a successor either)
+                continue
             for s in ((R, None, R, O), (O, None, R, O), (R, None, O, O)):
                 if self.exists(p, s):
                     return True

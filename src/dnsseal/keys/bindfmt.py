@@ -62,7 +62,8 @@ MATERIAL_TAGS: dict[str, tuple[str, ...]] = {
 
 
 def _time_value(path: str, lineno: int, tag: str, text: str) -> int:
-    word = text.split(maxsplit=1)[0] if text.split() else ""
+    words = text.split(maxsplit=1)
+    word = words[0] if words else ""
     try:
         return parse_bind_time(word)
     except InputError as e:
@@ -134,21 +135,50 @@ def parse_key(text: str, path: str = "<key>") -> PublicKeyFile:
         if rtype == "KEY":
             raise FileFormatError(path, lineno, "this is a KEY (SIG(0)) key, not a DNSKEY")
         raise FileFormatError(path, lineno, f"expected a DNSKEY record, found {rtype or 'nothing'}")
-    try:
-        rd = dns.rdata.from_text(rdclass, dns.rdatatype.DNSKEY, " ".join(tokens[i + 1 :]))
-    except (dns.exception.DNSException, ValueError, binascii.Error) as e:
-        raise FileFormatError(path, lineno, f"bad DNSKEY rdata: {e}") from None
+    fields = dnskey_fields(tokens[i + 1 :])
+    if fields is None:  # (anything but the plain form: dnspython reads it, or says why not)
+        try:
+            rd = dns.rdata.from_text(rdclass, dns.rdatatype.DNSKEY, " ".join(tokens[i + 1 :]))
+        except (dns.exception.DNSException, ValueError, binascii.Error) as e:
+            raise FileFormatError(path, lineno, f"bad DNSKEY rdata: {e}") from None
+        fields = (rd.flags, rd.protocol, int(rd.algorithm), bytes(rd.key))  # type: ignore[attr-defined]
     return PublicKeyFile(
         zone=zone,
         ttl=ttl,
         rdclass=rdclass,
-        flags=rd.flags,  # type: ignore[attr-defined]
-        protocol=rd.protocol,  # type: ignore[attr-defined]
-        algorithm=int(rd.algorithm),  # type: ignore[attr-defined]
-        public_key=bytes(rd.key),  # type: ignore[attr-defined]
+        flags=fields[0],
+        protocol=fields[1],
+        algorithm=fields[2],
+        public_key=fields[3],
         timings=KeyTimings(**timings),
         comments=tuple(comments),
     )
+
+
+_NOT_PLAIN = frozenset('"();\\')  # what makes dnspython's tokenizer read text otherwise
+
+
+def dnskey_fields(tokens: list[str]) -> tuple[int, int, int, bytes] | None:
+    """Flags, protocol, algorithm and public key of DNSKEY RDATA given as whitespace-split
+    ``tokens``, as ``dns.rdata.from_text`` reads them, for the plain form key files have
+    (three decimal numbers in range, then at least one base64 word); None for anything
+    else.  (A restart reads every zone's keys: dnspython's tokenizer took 48 us a key.)"""
+    if len(tokens) < 4:
+        return None
+    flags, protocol, alg = tokens[0], tokens[1], tokens[2]
+    if not (flags.isdigit() and protocol.isdigit() and alg.isdigit()):
+        return None
+    words = "".join(tokens)
+    if not words.isascii() or not _NOT_PLAIN.isdisjoint(words):
+        return None
+    f, p, a = int(flags), int(protocol), int(alg)
+    if f > 0xFFFF or p > 0xFF or a > 0xFF:
+        return None
+    try:
+        key = base64.b64decode("".join(tokens[3:]).encode(), validate=True)
+    except binascii.Error:
+        return None
+    return f, p, a, key
 
 
 def _b64_lines(data: bytes, width: int = 56) -> str:

@@ -46,7 +46,7 @@ from dnsseal.keys import algorithms
 from dnsseal.keys.ds import dnskey_rdata_wire, make_ds
 from dnsseal.keys.model import Key, KeyState, PrivateMaterial, RecordState
 from dnsseal.policy.model import KeySpec, Policy
-from dnsseal.server import counters
+from dnsseal.server import counters, signpool
 from dnsseal.server.offlineksk import ResponseKeys
 from dnsseal.server.versions import (
     Version,
@@ -178,6 +178,18 @@ def _with_serial(zone: Zone, serial: int, soa_from: Zone | None = None) -> Zone:
     rrsets = dict(zone.rrsets)
     rrsets[zone.origin] = apex
     return Zone(zone.origin, rrsets, zone.rrsigs, zone.rdclass)
+
+
+def _sign_full(
+    zone: Zone, keys: Sequence[SigningKey], params: SignParams, now: int, previous: Zone | None
+) -> Zone:
+    """A full signing pass: a zone's first (``previous`` None) in the helper process while a
+    start of many zones has one (:mod:`~dnsseal.server.signpool`), else here."""
+    if previous is None:
+        made = signpool.sign(zone, keys, params, now)
+        if made is not None:
+            return made
+    return sign_zone(zone, keys, params, now, previous=previous).zone
 
 
 class InlineZone:
@@ -432,7 +444,7 @@ class InlineZone:
 
     def _check_key_files(self, keys: Sequence[Key]) -> None:
         """A key this zone was signed with must still have its files: never replace it."""
-        have = {canonical.rdata_wire(k.dnskey()) for k in keys} | self._response_rdatas()
+        have = {dnskey_rdata_wire(k) for k in keys} | self._response_rdatas()
         missing = []
         for f in self.keydir.files(self.origin, ".state"):  # indexed: not a directory scan
             if not f.with_suffix(".key").exists():
@@ -677,15 +689,8 @@ class InlineZone:
         if self.policy.offline_ksk:
             zone = self.offline.prepare(zone)
         signed = counters.timed_sign(
-            self.name,
-            "full",
-            sign_zone,
-            zone,
-            keys,
-            params,
-            now,
-            previous=prev if keep_sigs else None,
-        ).zone
+            self.name, "full", _sign_full, zone, keys, params, now, prev if keep_sigs else None
+        )
         return self._keyset_from_response(signed)
 
     def _timers(self, zone: Zone, now: int) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import heapq
 import itertools
 import logging
@@ -31,7 +32,7 @@ from dnsseal import clock
 from dnsseal.durations import format_human_time
 from dnsseal.errors import DnssealError
 from dnsseal.policy.build import lookup
-from dnsseal.server import checkds, dsdriver
+from dnsseal.server import checkds, dsdriver, signpool
 from dnsseal.server.inline import InlineZone
 from dnsseal.server.versions import Version, unpack_version
 from dnsseal.server.xfrin import Secondary
@@ -107,6 +108,18 @@ class _Crashed:
 
 
 _Outcome = _AttachFailed | _Waiting | _Maintained | _Crashed
+
+
+def _keep_started() -> None:
+    """After each batch of a start: its garbage collected, what it made (versions, keys,
+    snapshots: kept until the zones change) frozen out of the collector's sight.  Without
+    this every full collection walks all the zones started so far again (about a fifth of
+    a restart's CPU at 4,000 zones: 1.2 s in 9 full collections); with it a collection
+    walks only what is younger than the last batch.  Objects frozen are still freed when
+    their last reference goes; only a cycle among them would not be, and the start makes
+    none that outlive it (the collection just before the freeze takes those it left)."""
+    gc.collect()
+    gc.freeze()
 
 
 class Maintenance:
@@ -267,6 +280,7 @@ class Maintenance:
         todo = list(states)
         # one pool for every batch (its threads made once, not START_THREADS per batch)
         pool = ThreadPoolExecutor(START_THREADS, thread_name_prefix="zone-start")
+        signpool.enter()  # new zones' first signing may go to a helper process (till leave)
         try:
             while todo:
                 batch = todo[:START_BATCH]
@@ -281,8 +295,10 @@ class Maintenance:
                         if not isinstance(outcome, _AttachFailed):
                             self.start_timer(state)  # (its task waits for the lock we hold)
                 del todo[: len(done)]
+                _keep_started()
         finally:
             pool.shutdown(wait=False)  # (idle: its threads end on their own)
+            signpool.leave()
         return problems
 
     def _start_batch(

@@ -32,6 +32,7 @@ import dns.rdatatype
 from dnsseal.crypto.keystore import sign_function
 from dnsseal.crypto.software import SignFunction
 from dnsseal.errors import CryptoError, InputError
+from dnsseal.keys.ds import dnskey_rdata_wire
 from dnsseal.signer import denial
 from dnsseal.signer.keysel import KEYSET_TYPES, SigningKey, assign
 from dnsseal.signer.rrsig import Rrsig, absolute_time, labels_field
@@ -179,7 +180,7 @@ def _jittered(expiration: int, jitter: int, owner: bytes, rtype: int) -> int:
 
 
 def _dnskey_rdata(key: SigningKey) -> bytes:
-    return canonical.rdata_wire(key.key.dnskey())
+    return dnskey_rdata_wire(key.key)  # (no dnspython DNSKEY made: a name-free RDATA)
 
 
 def check_keys(zone: Zone, keys: Sequence[SigningKey], params: SignParams) -> None:
@@ -189,7 +190,7 @@ def check_keys(zone: Zone, keys: Sequence[SigningKey], params: SignParams) -> No
                 f"key {k.key.basename} would sign but is not published: validators could not "
                 "use its signatures"
             )
-        if k.key.zone.canonicalize() != zone.origin:
+        if k.key.zone != zone.origin:  # (names compare case-insensitively)
             raise InputError(f"key {k.key.basename} is for zone {k.key.zone}, not {zone.origin}")
         if params.nsec3 is not None and k.active and k.key.algorithm in NO_NSEC3_ALGORITHMS:
             raise InputError(

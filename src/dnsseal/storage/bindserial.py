@@ -17,6 +17,7 @@ zone file has a header (``format = 2, version, dumptime`` and, in version 1,
 from __future__ import annotations
 
 import logging
+import os
 import re
 import struct
 from pathlib import Path
@@ -95,11 +96,12 @@ def bind_serials(source: Path, origin: str) -> dict[Path, int]:
     files that exist and could be read: a broken leftover never stops the zone).
     ``origin`` is the zone's name (for messages)."""
     out: dict[Path, int] = {}
-    signed = Path(f"{source}.signed")
-    for path in (signed, Path(f"{signed}.jnl"), Path(f"{source}.jnl")):
+    base = os.fspath(source)
+    # (plain paths: usually none of them exists, for each of thousands of zones at a start)
+    for name in (f"{base}.signed", f"{base}.signed.jnl", f"{base}.jnl"):
         try:
-            with path.open("rb") as f:
-                if path.suffix == ".jnl":
+            with open(name, "rb") as f:
+                if name.endswith(".jnl"):
                     serial = _journal_end(f.read(64))
                 else:
                     serial = _raw_soa_serial(f)
@@ -109,6 +111,7 @@ def bind_serials(source: Path, origin: str) -> dict[Path, int]:
         except (OSError, struct.error, IndexError, ValueError):
             serial = None
         if serial is not None:
+            path = Path(name)
             out[path] = serial
             log.debug("[%s] %s: serial %d", origin, path, serial)
     return out

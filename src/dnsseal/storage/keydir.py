@@ -54,18 +54,29 @@ def _read(path: Path) -> str:
 def load_key(path: str | Path, *, private: bool = True) -> Key:
     """Load one key from any of its file names (``.key``, ``.private``, ``.state`` or the
     bare basename).  The ``.private`` and ``.state`` files are read when present."""
+    return _load_key(path, private, None)
+
+
+def _load_key(path: str | Path, private: bool, stamp: _Stamp | None) -> Key:
+    """:func:`load_key`; ``stamp``: the key's files as :func:`_stamp` just saw them (which
+    exist, the private file's mode), so as not to ask again."""
     p = Path(path)
     base = p.parent / split_keyfile_name(p.name)
     keyfile = base.with_name(base.name + ".key")
     pub = bindfmt.parse_key(_read(keyfile), str(keyfile))
-    priv = None
     privfile = base.with_name(base.name + ".private")
-    if private and privfile.exists():
-        _check_private_mode(privfile)
-        priv = bindfmt.parse_private(_read(privfile), str(privfile))
     statefile = base.with_name(base.name + ".state")
+    if stamp:  # (what _stamp saw: no need to ask the file system again)
+        priv_st, has_state = stamp[1], stamp[2] is not None
+        has_private, private_mode = priv_st is not None, priv_st[2] if priv_st else None
+    else:
+        has_private, has_state, private_mode = privfile.exists(), statefile.exists(), None
+    priv = None
+    if private and has_private:
+        _check_private_mode(privfile, private_mode)
+        priv = bindfmt.parse_private(_read(privfile), str(privfile))
     state = None
-    if statefile.exists():
+    if has_state:
         state = bindfmt.parse_state(_read(statefile), str(statefile))
     key = bindfmt.assemble(pub, priv, state, str(keyfile))
     m = _BASENAME_RE.match(base.name)
@@ -111,7 +122,7 @@ def _load_known(keyfile: Path) -> Key:
     known = _LOADED.get(keyfile)
     if stamp and known is not None and known[0] == stamp:
         return known[1]
-    key = load_key(keyfile)
+    key = _load_key(keyfile, True, stamp)
     # Kept under the stamp taken before the read (a change during the read makes the next
     # stamp differ) and only if the files last changed well before now: file times tick
     # at the kernel's coarse clock, so a rewrite of the same size within one tick of the
@@ -124,8 +135,9 @@ def _load_known(keyfile: Path) -> Key:
     return key
 
 
-def _check_private_mode(path: Path) -> None:
-    mode = path.stat().st_mode
+def _check_private_mode(path: Path, mode: int | None = None) -> None:
+    if mode is None:
+        mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         log.warning(
             "%s: private key file is accessible to group or others (mode %o); it should be 0600",

@@ -46,6 +46,12 @@ class NameKind(enum.Enum):
     OCCLUDED = "occluded"  # below a cut or a DNAME: glue and occluded data, never signed
 
 
+# The SOAs parsed last, by RDATA and TTL (a Soa is immutable): one zone's is asked for about
+# 8 times in each start or signing pass (serial, negative TTL, the signer, the snapshot).
+_SOA_MEMO: dict[tuple[bytes, int], Soa] = {}
+_SOA_MEMO_MAX = 4096
+
+
 @dataclass(frozen=True, slots=True)
 class Soa:
     mname: dns.name.Name
@@ -62,10 +68,17 @@ class Soa:
     @classmethod
     def from_rrset(cls, rrset: RRset) -> Soa:
         wire = rrset.rdatas[0]
+        memo = _SOA_MEMO.get((wire, rrset.ttl))
+        if memo is not None:
+            return memo
         mname, off = canonical.name_from_wire(wire)
         rname, off = canonical.name_from_wire(wire, off)
         serial, refresh, retry, expire, minimum = cls._TAIL.unpack_from(wire, off)
-        return cls(mname, rname, serial, refresh, retry, expire, minimum, rrset.ttl)
+        made = cls(mname, rname, serial, refresh, retry, expire, minimum, rrset.ttl)
+        if len(_SOA_MEMO) >= _SOA_MEMO_MAX:
+            _SOA_MEMO.clear()
+        _SOA_MEMO[wire, rrset.ttl] = made
+        return made
 
     def rdata_wire(self) -> bytes:
         return (

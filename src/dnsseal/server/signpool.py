@@ -1,0 +1,171 @@
+"""Signing new zones in a helper process while a start of many zones goes on.
+
+A cold start of thousands of zones spends nearly all its CPU in the main process (reading
+the sources, keys, signing, the journal, the copies, the answer tables) while the other
+core idles.  Between :func:`enter` and :func:`leave` (the server's start of many zones),
+the first signing pass of each new zone (:func:`sign`) goes to one helper process once it
+is up: the zone, its signing keys and the parameters go there through the pool's pipe, and
+the signed zone comes back packed (:func:`~dnsseal.server.versions.pack_version`, the form
+a restart reads from the journal).  The keys' private material crosses only that pipe, in
+memory: it is never written anywhere but the key directory.
+
+The helper signs with :func:`~dnsseal.signer.sign.sign_zone`, what the main process would
+have run, with the same keys, parameters and time: the result is the same zone (ECDSA
+signatures differ, being randomized, as two runs in one process do).  Anything going wrong
+there (the process gone, an error from the signer) makes the caller sign in the main
+process, which then raises what the signer raises.  The helper is started only after
+:data:`WARM_AFTER` first signings of one start (a start of a few zones does not pay for a
+process), and until it has imported what it needs the zones are signed here as before;
+it ends when the start does (and when the server's process is gone).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+
+import dns.name
+
+from dnsseal.server.versions import pack_version, unpack_version
+from dnsseal.signer.keysel import SigningKey
+from dnsseal.signer.sign import SignParams, sign_zone
+from dnsseal.zone.model import Zone
+
+log = logging.getLogger(__name__)
+
+WARM_AFTER = 100  # first signings of one start done here before the helper is started
+WATCH_INTERVAL = 1.0  # seconds between the helper's looks at its parent
+
+
+def _watch_parent(parent: int) -> None:
+    """The helper's initializer: a daemon thread ends it once ``parent`` is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH_INTERVAL)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _ready() -> bool:
+    return True
+
+
+def sign_packed(
+    data: bytes, origin: str, keys: Sequence[SigningKey], params: SignParams, now: int
+) -> bytes:
+    """In the helper: the zone packed in ``data`` signed, packed."""
+    zone = unpack_version(data, dns.name.from_text(origin))
+    if zone is None:
+        raise ValueError("not a packed zone")
+    return pack_version(sign_zone(zone, keys, params, now).zone)
+
+
+class _Pool:
+    """The helper of the starts under way (made on the first signing past WARM_AFTER)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0  # starts under way
+        self.seen = 0  # first signings asked since the pool was last closed
+        self.executor: ProcessPoolExecutor | None = None
+        self.warm: Future[bool] | None = None
+        self.signed = 0  # zones the helper signed (tests count them)
+
+    def ready(self) -> ProcessPoolExecutor | None:
+        """The helper when it is up; started here once enough zones asked."""
+        with self.lock:
+            if self.users == 0:
+                return None
+            self.seen += 1
+            if self.executor is None:
+                if self.seen <= WARM_AFTER:
+                    return None
+                self.executor = ProcessPoolExecutor(
+                    1,
+                    mp_context=multiprocessing.get_context("spawn"),  # (threads run here)
+                    initializer=_watch_parent,
+                    initargs=(os.getpid(),),
+                )
+                self.warm = self.executor.submit(_ready)
+                return None
+            warm = self.warm
+            if warm is None or not warm.done() or warm.exception() is not None:
+                return None
+            return self.executor
+
+    def enter(self) -> None:
+        with self.lock:
+            self.users += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.users -= 1
+            if self.users > 0:
+                return
+            executor, self.executor, self.warm, self.seen = self.executor, None, None, 0
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+_POOL = _Pool()
+
+
+def enter() -> None:
+    """A start of many zones begins: until its :func:`leave`, :func:`sign` may sign in the
+    helper process."""
+    _POOL.enter()
+
+
+def leave() -> None:
+    """The start is over: the helper ends once no other start uses it."""
+    _POOL.leave()
+
+
+@contextmanager
+def first_signings() -> Iterator[None]:
+    """:func:`enter` ... :func:`leave`."""
+    enter()
+    try:
+        yield
+    finally:
+        leave()
+
+
+def signed_count() -> int:
+    """How many zones the helper signed in this process's life (for tests)."""
+    return _POOL.signed
+
+
+def sign(zone: Zone, keys: Sequence[SigningKey], params: SignParams, now: int) -> Zone | None:
+    """``sign_zone(zone, keys, params, now).zone`` made in the helper process, or None
+    (no start under way, the helper not up yet, a key not in software, or anything went
+    wrong there): the caller signs here."""
+    if any(k.key.private is None or k.key.private.label is not None for k in keys):
+        return None  # (a key in an HSM signs through this process's session)
+    if params.batch is not None or params.verify_batch is not None or params.ledger is not None:
+        return None
+    executor = _POOL.ready()
+    if executor is None:
+        return None
+    try:
+        data = pack_version(zone)
+        packed = executor.submit(sign_packed, data, zone.origin.to_text(), list(keys), params, now)
+        signed = unpack_version(packed.result(), zone.origin)
+    except Exception as e:  # the process gone, or the signer's error: signed here again
+        log.debug("[%s] first signing in the helper process failed: %s", zone.origin, e)
+        return None
+    if signed is None:
+        return None
+    with _POOL.lock:
+        _POOL.signed += 1
+    return signed

@@ -661,7 +661,7 @@ def test_what_a_start_made_is_kept_out_of_later_collections_and_still_freed(
     import gc
     import weakref
 
-    from dnsseal.server import automation
+    from dnsseal.server import maintenance as automation
 
     monkeypatch.setattr(automation, "START_BATCH", 5)
     conf = _inline_config(tmp_path, free_port())

@@ -21,7 +21,7 @@ import pytest
 from conftest import free_port
 from dnsseal import clock
 from dnsseal.keys.model import PrivateMaterial
-from dnsseal.server import automation, signpool
+from dnsseal.server import maintenance, signpool
 from dnsseal.server.service import AuthServer
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, sign_zone
 from dnsseal.storage.serverconfig import load_config
@@ -123,7 +123,7 @@ def test_a_cold_start_signs_new_zones_in_the_helper_and_serves_them(
     """A start of 12 new zones with the helper asked from the first: zones it signed are
     served signed as the others, and the helper is gone after the start."""
     monkeypatch.setattr(signpool, "WARM_AFTER", 0)
-    monkeypatch.setattr(automation, "START_BATCH", 4)
+    monkeypatch.setattr(maintenance, "START_BATCH", 4)
     real = signpool.sign
 
     def patient(*args: object) -> Zone | None:  # (waits for the helper: a test is short)

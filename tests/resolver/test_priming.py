@@ -226,80 +226,91 @@ def test_concurrent_resolutions_send_one_priming_query(authority: Authority) -> 
 
 
 def test_priming_at_start_leaves_the_hints_alone_afterwards(authority: Authority) -> None:
-    """``prime()`` sends the one ``. NS`` to the hint; the first question then goes to the
-    primed server only, and does not prime again."""
+    """``prime()`` sends the one ``. NS`` to the hint, then (the root has a trust anchor)
+    ``. DNSKEY`` to the primed server; the first question then goes to the primed server
+    only, does not prime again and asks no ``. DNSKEY``."""
     asked: Asked = []
     res = Resolver(_config(authority), _hinted(authority, asked), lambda: NOW)
 
     async def go() -> v.Security:
         await res.prime()
-        assert asked == [(HINT[0], ".", "NS", True)]
+        assert asked == [(HINT[0], ".", "NS", True), (PRIMED, ".", "DNSKEY", True)]
         asked.clear()
         return (await res.resolve("www.a.example.", "A")).verdict.security
 
     assert asyncio.run(go()) is v.Security.SECURE
     assert asked and {a[0] for a in asked} == {PRIMED}, asked
+    assert (".", "DNSKEY") not in [a[1:3] for a in asked], asked
 
 
-def test_a_question_during_priming_waits_for_it(authority: Authority) -> None:
-    """Questions that arrive while the start-up priming query is out wait for its reply
-    (one ``. NS`` in all) and then go to the primed server, not to the hints (which
-    refuse everything but the priming question here)."""
+def test_without_a_root_anchor_the_start_fetches_no_root_keys(authority: Authority) -> None:
+    """No trust anchor for the root (here: a negative one over it, RFC 7646): the start-up
+    is the priming query alone."""
+    asked: Asked = []
+    config = _config(authority)
+    config = dataclasses.replace(
+        config, anchors=config.anchors.with_negative(dns.name.root, NOW + 60)
+    )
+    res = Resolver(config, _hinted(authority, asked), lambda: NOW)
+
+    async def go() -> None:
+        await res.prime()
+
+    asyncio.run(go())
+    assert asked == [(HINT[0], ".", "NS", True)]
+
+
+def test_the_root_keys_fetched_at_start_are_the_cached_validated_result(
+    authority: Authority,
+) -> None:
+    """The start-up's ``. DNSKEY`` is validated and cached: a question for it afterwards
+    (what the RFC 5011 maintainer's first refresh asks, after :meth:`Resolver.started`) is
+    answered secure without a query."""
     asked: Asked = []
     res = Resolver(_config(authority), _hinted(authority, asked), lambda: NOW)
 
-    async def go() -> list[v.Security]:
-        res.prime()
-        await asyncio.sleep(0)  # the priming query is out (the hint answers in 10 ms)
-        assert asked == [(HINT[0], ".", "NS", True)]
-        names = ("www.a.example.", "ns1.a.example.")
-        results = await asyncio.gather(*(res.resolve(n, "A") for n in names))
-        return [r.verdict.security for r in results]
-
-    assert asyncio.run(go()) == [v.Security.SECURE, v.Security.SECURE]
-    assert [a[1:3] for a in asked].count((".", "NS")) == 1, asked
-    assert {a[0] for a in asked[1:]} == {PRIMED}, asked
-
-
-def test_a_failed_priming_at_start_leaves_the_hints_for_prime_retry(
-    authority: Authority,
-) -> None:
-    """The hint fails the start-up priming (SERVFAIL): questions use the hints (here the
-    authority itself) without priming again until PRIME_RETRY seconds have passed."""
-    inner = memory_transport(authority)
-    primes = [0]
-    now = [NOW]
-
-    async def refuse_prime(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
-        q = dns.message.from_wire(wire)
-        if q.question[0].name == dns.name.root and q.question[0].rdtype == dns.rdatatype.NS:
-            primes[0] += 1
-            out = dns.message.make_response(q)
-            out.set_rcode(dns.rcode.SERVFAIL)
-            return out.to_wire()
-        return await inner(server, wire, tcp)
-
-    res = Resolver(config_for(authority), refuse_prime, lambda: now[0])
-
     async def go() -> v.Security:
-        await res.prime()
-        assert primes[0] == 1
-        return (await res.resolve("www.a.example.", "A")).verdict.security
+        res.prime()
+        await res.started()
+        asked.clear()
+        return (await res.resolve(".", "DNSKEY")).verdict.security
 
     assert asyncio.run(go()) is v.Security.SECURE
-    now[0] += PRIME_RETRY - 1
-    asyncio.run(res.resolve("nope.", "A"))
-    assert primes[0] == 1
-    now[0] += 1
-    asyncio.run(res.resolve("nope2.", "A"))
-    assert primes[0] == 2
+    assert asked == []
+
+
+def test_the_start_up_is_bounded_by_the_query_timeout(authority: Authority) -> None:
+    """The hint takes a second to answer the priming query, and the root's servers never
+    answer ``. DNSKEY`` (each try costs a second): the whole start-up (which questions
+    wait for) ends at resolver-query-timeout (2 s) from its start, not from the priming's
+    end."""
+    inner = _hinted(authority, [])
+    config = dataclasses.replace(_config(authority), query_timeout=2)
+    clock = [NOW]
+
+    async def slow(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire).question[0]
+        await asyncio.sleep(0.05)
+        clock[0] += 1
+        if q.rdtype == dns.rdatatype.DNSKEY:
+            raise TimeoutError
+        return await inner(server, wire, tcp)
+
+    res = Resolver(config, slow, lambda: clock[0])
+
+    async def go() -> None:
+        await asyncio.wait_for(res.prime(), 5)
+
+    asyncio.run(go())
+    assert clock[0] == NOW + 2  # the priming query and one try of . DNSKEY
 
 
 @pytest.mark.slow
 def test_a_started_resolver_primes_before_any_question(tmp_path: Path) -> None:
     """A real ``dnsseal resolver`` process, its root hint a local server: ``. NS`` with DO
-    arrives there before any client question (and nothing else does); the first question
-    then needs no second priming query and is answered with AD."""
+    arrives there before any client question, then ``. DNSKEY`` (the root has a trust
+    anchor), and nothing else; the first question then needs no second priming query, no
+    second ``. DNSKEY``, and is answered with AD."""
     from .test_failopen_unbound import _hierarchy, _root_ds, _Served
 
     auth, _ = _hierarchy()()
@@ -339,7 +350,10 @@ def test_a_started_resolver_primes_before_any_question(tmp_path: Path) -> None:
                 time.sleep(0.02)
             time.sleep(0.2)  # anything else it would send unasked has gone out by now
             with lock:
-                assert seen == [(".", "NS", True)], (seen, log.read_text()[-2000:])
+                assert seen == [(".", "NS", True), (".", "DNSKEY", True)], (
+                    seen,
+                    log.read_text()[-2000:],
+                )
             reply = dns.query.udp(
                 dns.message.make_query("www.a.example.", "A", want_dnssec=True),
                 "127.0.0.1",
@@ -349,6 +363,7 @@ def test_a_started_resolver_primes_before_any_question(tmp_path: Path) -> None:
             assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AD, reply
             with lock:
                 assert [q[:2] for q in seen].count((".", "NS")) == 1, seen
+                assert [q[:2] for q in seen].count((".", "DNSKEY")) == 1, seen
         finally:
             stop(proc)
     finally:

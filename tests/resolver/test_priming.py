@@ -31,7 +31,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from conftest import free_port, stop
+from conftest import free_port, require_tool, stop
 from dnsseal.resolver.engine import Resolver
 from dnsseal.resolver.transport import network_transport
 from dnsseal.validator import verdict as v
@@ -368,3 +368,103 @@ def test_a_started_resolver_primes_before_any_question(tmp_path: Path) -> None:
             stop(proc)
     finally:
         server.close()
+
+
+def _named_tree(d: Path) -> tuple[subprocess.Popen[bytes], int, str]:
+    """A signed root and a signed ``test.`` (dnssec-keygen/dnssec-signzone) on one named
+    with its query log on; returns the process, its port and the root KSK's DS."""
+    from .bindtree import _ds, _keygen, _sign, _zone_text, wait_for
+
+    src = d / "test.zone"
+    src.write_text(_zone_text("test.", "ns A 127.0.0.1\nwww A 192.0.2.1\n"))
+    ksk = _keygen(d, "test.", True)
+    _keygen(d, "test.", False)
+    files = {"test.": _sign(d, "test.", src, nsec3=False)}
+    test_ds = " ".join(_ds(d, ksk).split()[-4:])
+    src = d / "root.zone"
+    src.write_text(
+        "$ORIGIN .\n$TTL 300\n. 3600 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300\n"
+        f". NS ns.test.\nns.test. A 127.0.0.1\ntest. NS ns.test.\ntest. 300 IN DS {test_ds}\n"
+    )
+    ksk = _keygen(d, ".", True)
+    _keygen(d, ".", False)
+    files["."] = _sign(d, ".", src, nsec3=False)
+    port = free_port()
+    zones = "".join(f'zone "{z}" {{ type primary; file "{p}"; }};\n' for z, p in files.items())
+    conf = d / "named.conf"
+    conf.write_text(
+        f'options {{ directory "{d}"; listen-on port {port} {{ 127.0.0.1; }}; '
+        f'listen-on-v6 {{ none; }}; pid-file "{d}/named.pid"; recursion no; '
+        "dnssec-validation no; notify no; querylog yes; };\ncontrols { };\n" + zones
+    )
+    log = d / "named.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [require_tool("named"), "-g", "-c", str(conf)], stdout=out, stderr=out
+        )
+    wait_for(port, proc, log)
+    return proc, port, " ".join(_ds(d, ksk).split()[-4:])
+
+
+def _queries(log: Path) -> list[str]:
+    """``name type`` of each query named logged, with ``D`` when it had the DO bit."""
+    out = []
+    for line in log.read_text().splitlines():
+        if " query: " not in line:
+            continue
+        name, _, rdtype, flags = line.split(" query: ", 1)[1].split()[:4]
+        out.append(f"{name} {rdtype}" + (" D" if "D" in flags else ""))
+    return out
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+def test_a_started_resolver_asks_named_for_the_root_keys_before_any_question(
+    tmp_path: Path,
+) -> None:
+    """A real ``dnsseal resolver`` process, its root hint a real named serving a signed
+    root (named's query log is the record): ``. NS`` then ``. DNSKEY``, both with DO,
+    arrive before any client question, and nothing else; the first question (answered
+    with AD) then asks no ``. NS`` and no ``. DNSKEY`` again."""
+    proc_named, named_port, root_ds = _named_tree(tmp_path)
+    try:
+        tag, alg, digest_type, digest = root_ds.split()
+        anchors = tmp_path / "anchors.conf"
+        anchors.write_text(
+            f'trust-anchors {{ . static-ds {tag} {alg} {digest_type} "{digest}"; }};\n'
+        )
+        hints = tmp_path / "root.hints"
+        hints.write_text(". 3600000 NS a.root.\na.root. 3600000 A 127.0.0.1\n")
+        named_log = tmp_path / "named.log"
+        before = len(_queries(named_log))  # wait_for's own test. SOA
+        port = free_port()
+        args = [sys.executable, "-m", "dnsseal.cli.main", "resolver", "--port", str(port)]
+        args += ["-a", str(anchors), "--root-hints", str(hints)]
+        args += ["--upstream-port", str(named_port)]
+        log = tmp_path / "resolver.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=out)
+        try:
+            deadline = time.monotonic() + 30
+            while len(_queries(named_log)) < before + 2 and time.monotonic() < deadline:
+                assert proc.poll() is None, log.read_text()[-2000:]
+                time.sleep(0.02)
+            time.sleep(0.3)  # anything else it would send unasked has gone out by now
+            assert _queries(named_log)[before:] == [". NS D", ". DNSKEY D"], (
+                _queries(named_log),
+                log.read_text()[-2000:],
+            )
+            reply = dns.query.udp(
+                dns.message.make_query("www.test.", "A", want_dnssec=True),
+                "127.0.0.1",
+                port=port,
+                timeout=10,
+            )
+            assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AD, reply
+            time.sleep(0.2)  # named writes its log lines as it answers; let it catch up
+            after = _queries(named_log)[before + 2 :]
+            assert after and not {". NS D", ". DNSKEY D"} & set(after), after
+        finally:
+            stop(proc)
+    finally:
+        stop(proc_named)

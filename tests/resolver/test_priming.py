@@ -243,6 +243,32 @@ def test_priming_at_start_leaves_the_hints_alone_afterwards(authority: Authority
     assert (".", "DNSKEY") not in [a[1:3] for a in asked], asked
 
 
+def test_a_question_during_the_root_key_fetch_waits_for_it(authority: Authority) -> None:
+    """A question that arrives while the start-up's ``. DNSKEY`` is out waits for it and
+    sends no ``. DNSKEY`` of its own: one in all, and the answer is secure."""
+    asked: Asked = []
+    inner = _hinted(authority, asked)
+
+    async def slow_keys(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire).question[0]
+        if q.rdtype == dns.rdatatype.DNSKEY and q.name == dns.name.root:
+            await asyncio.sleep(0.05)
+        return await inner(server, wire, tcp)
+
+    res = Resolver(_config(authority), slow_keys, lambda: NOW)
+
+    async def go() -> v.Security:
+        priming = res.prime()
+        while (PRIMED, ".", "DNSKEY", True) not in asked:
+            assert not priming.done(), asked  # the start-up ended without asking it
+            await asyncio.sleep(0.001)
+        return (await res.resolve("www.a.example.", "A")).verdict.security
+
+    assert asyncio.run(go()) is v.Security.SECURE
+    assert [a[1:3] for a in asked].count((".", "DNSKEY")) == 1, asked
+    assert [a[1:3] for a in asked].count((".", "NS")) == 1, asked
+
+
 def test_without_a_root_anchor_the_start_fetches_no_root_keys(authority: Authority) -> None:
     """No trust anchor for the root (here: a negative one over it, RFC 7646): the start-up
     is the priming query alone."""

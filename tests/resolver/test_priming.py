@@ -34,12 +34,14 @@ import pytest
 from conftest import free_port, require_tool, stop
 from dnsseal.resolver.engine import Resolver
 from dnsseal.resolver.transport import network_transport
+from dnsseal.resolver.trustmaint import TrustMaintainer
 from dnsseal.validator import verdict as v
+from dnsseal.validator.anchors import AnchorSet, TrustAnchor
 from dnsseal.validator.iterator import PRIME_RETRY
 from dnsseal.validator.machine import Config
 
 from .authority import Authority, config_for, memory_transport
-from .zonebuild import NOW
+from .zonebuild import NOW, make_key, sign_zone
 
 HINT = ("192.0.2.53", 53)  # never reached: the injected transport answers for it
 PRIMED = "127.0.0.1"  # where the authority's zones are served
@@ -329,6 +331,40 @@ def test_the_start_up_is_bounded_by_the_query_timeout(authority: Authority) -> N
 
     asyncio.run(go())
     assert clock[0] == NOW + 2  # the priming query and one try of . DNSKEY
+
+
+def test_the_first_refresh_shares_the_start_up_root_key_fetch() -> None:
+    """As the service starts them (``prime()``, then the maintainer): the start-up fetches
+    and validates ``. DNSKEY`` once, and the maintainer's first refresh (due at once for an
+    ``initial-key``) uses that result: one ``. DNSKEY`` query in all, and the new key is
+    still seen."""
+    k1, k2 = make_key(), make_key()
+    root = sign_zone(
+        "@ 3600 SOA ns.root. h 1 3600 300 3600000 3600\n@ NS ns.root.\nns.root. A 127.0.0.1\n",
+        ".",
+        keys=[k1],
+        extra_dnskeys=[k2.dnskey],
+        expiration=NOW + 120 * 86400,
+    )
+    inner = memory_transport(Authority([root]))
+    asked: list[int] = []
+
+    async def counting(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        asked.append(dns.message.from_wire(wire).question[0].rdtype)
+        return await inner(server, wire, tcp)
+
+    static = AnchorSet((TrustAnchor(dns.name.root, keys=(k1.dnskey,), managed=True),))
+    resolver = Resolver(Config((("127.0.0.1", 53),), static), counting, lambda: NOW)
+
+    async def go() -> list[str]:
+        resolver.prime()
+        tm = TrustMaintainer(resolver, static, None, lambda: NOW)
+        return await tm.refresh_due()
+
+    events = asyncio.run(go())
+    assert any("new key" in e for e in events), events
+    assert asked.count(dns.rdatatype.DNSKEY) == 1, asked
+    assert asked.count(dns.rdatatype.NS) == 1, asked
 
 
 @pytest.mark.slow

@@ -6,9 +6,7 @@ import asyncio
 from pathlib import Path
 
 import dns.dnssec
-import dns.message
 import dns.name
-import dns.rdatatype
 import dns.rrset
 import pytest
 
@@ -161,37 +159,3 @@ def test_service_maintainer_updates_anchors_and_state_file(tmp_path: Path) -> No
     again = TrustMaintainer(Resolver(Config((("127.0.0.1", 53),), static)), static, state)
     assert again.zones == tm.zones
     assert not list(tmp_path.glob("*.tmp*"))  # atomic writes leave no temporaries
-
-
-def test_the_first_refresh_shares_the_start_up_root_key_fetch() -> None:
-    """As the service starts them (``prime()``, then the maintainer): the start-up fetches
-    and validates ``. DNSKEY`` once, and the maintainer's first refresh (due at once for an
-    ``initial-key``) uses that result: one ``. DNSKEY`` query in all, and the new key is
-    still seen."""
-    k1, k2 = make_key(), make_key()
-    root = sign_zone(
-        "@ 3600 SOA ns.root. h 1 3600 300 3600000 3600\n@ NS ns.root.\nns.root. A 127.0.0.1\n",
-        ".",
-        keys=[k1],
-        extra_dnskeys=[k2.dnskey],
-        expiration=NOW + 120 * DAY,
-    )
-    inner = memory_transport(Authority([root]))
-    asked: list[int] = []
-
-    async def counting(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
-        asked.append(dns.message.from_wire(wire).question[0].rdtype)
-        return await inner(server, wire, tcp)
-
-    static = AnchorSet((TrustAnchor(ROOT, keys=(k1.dnskey,), managed=True),))
-    resolver = Resolver(Config((("127.0.0.1", 53),), static), counting, lambda: NOW)
-
-    async def go() -> list[str]:
-        resolver.prime()
-        tm = TrustMaintainer(resolver, static, None, lambda: NOW)
-        return await tm.refresh_due()
-
-    events = asyncio.run(go())
-    assert any("new key" in e for e in events), events
-    assert asked.count(dns.rdatatype.DNSKEY) == 1, asked
-    assert asked.count(dns.rdatatype.NS) == 1, asked

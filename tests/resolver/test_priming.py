@@ -245,6 +245,60 @@ def test_priming_at_start_leaves_the_hints_alone_afterwards(authority: Authority
     assert (".", "DNSKEY") not in [a[1:3] for a in asked], asked
 
 
+def test_a_question_during_priming_waits_for_it(authority: Authority) -> None:
+    """Questions that arrive while the start-up priming query is out wait for its reply
+    (one ``. NS`` in all) and then go to the primed server, not to the hints (which
+    refuse everything but the priming question here)."""
+    asked: Asked = []
+    res = Resolver(_config(authority), _hinted(authority, asked), lambda: NOW)
+
+    async def go() -> list[v.Security]:
+        res.prime()
+        await asyncio.sleep(0)  # the priming query is out (the hint answers in 10 ms)
+        assert asked == [(HINT[0], ".", "NS", True)]
+        names = ("www.a.example.", "ns1.a.example.")
+        results = await asyncio.gather(*(res.resolve(n, "A") for n in names))
+        return [r.verdict.security for r in results]
+
+    assert asyncio.run(go()) == [v.Security.SECURE, v.Security.SECURE]
+    assert [a[1:3] for a in asked].count((".", "NS")) == 1, asked
+    assert {a[0] for a in asked[1:]} == {PRIMED}, asked
+
+
+def test_a_failed_priming_at_start_leaves_the_hints_for_prime_retry(
+    authority: Authority,
+) -> None:
+    """The hint fails the start-up priming (SERVFAIL): questions use the hints (here the
+    authority itself) without priming again until PRIME_RETRY seconds have passed."""
+    inner = memory_transport(authority)
+    primes = [0]
+    now = [NOW]
+
+    async def refuse_prime(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire)
+        if q.question[0].name == dns.name.root and q.question[0].rdtype == dns.rdatatype.NS:
+            primes[0] += 1
+            out = dns.message.make_response(q)
+            out.set_rcode(dns.rcode.SERVFAIL)
+            return out.to_wire()
+        return await inner(server, wire, tcp)
+
+    res = Resolver(config_for(authority), refuse_prime, lambda: now[0])
+
+    async def go() -> v.Security:
+        await res.prime()
+        assert primes[0] == 1
+        return (await res.resolve("www.a.example.", "A")).verdict.security
+
+    assert asyncio.run(go()) is v.Security.SECURE
+    now[0] += PRIME_RETRY - 1
+    asyncio.run(res.resolve("nope.", "A"))
+    assert primes[0] == 1
+    now[0] += 1
+    asyncio.run(res.resolve("nope2.", "A"))
+    assert primes[0] == 2
+
+
 def test_a_question_during_the_root_key_fetch_waits_for_it(authority: Authority) -> None:
     """A question that arrives while the start-up's ``. DNSKEY`` is out waits for it and
     sends no ``. DNSKEY`` of its own: one in all, and the answer is secure."""

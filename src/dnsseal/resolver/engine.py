@@ -136,6 +136,11 @@ _SHARED_TYPES = {int(dns.rdatatype.DS), int(dns.rdatatype.DNSKEY), int(dns.rdata
 _DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("deadline", default=float("inf"))
 
 
+# Set in the start-up task (Resolver.prime): the resolution of the root's DNSKEY RRset it
+# runs after priming must not wait for the task it is part of.
+_STARTING: contextvars.ContextVar[bool] = contextvars.ContextVar("starting", default=False)
+
+
 def _log_priming_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("[resolver] root priming failed: %r", task.exception())
@@ -361,7 +366,15 @@ class Resolver:
         for :data:`~dnsseal.validator.iterator.PRIME_RETRY` seconds when it fails), so a
         first question finds the root's servers known.  A resolution that starts while it
         is out waits for it (Unbound's queries wait for its one priming query too) rather
-        than asking the hints; no second priming query is sent.  Returns the task; a
+        than asking the hints; no second priming query is sent.
+
+        With a trust anchor for the root (and no negative one), the same task then fetches
+        and validates the root's DNSKEY RRset, as a question ``. DNSKEY`` (Unbound probes
+        its anchor's DNSKEY at start when it maintains it, RFC 5011): the reply and the
+        validated key set land in the caches every later resolution reads, so the first
+        question's chain walk sends no ``. DNSKEY`` and verifies nothing again, and the RFC
+        5011 maintainer's first refresh finds the result cached.  The whole task is bounded
+        by ``query_timeout`` from its start, like a client question.  Returns the task; a
         second call while it runs returns the same one."""
         if self._priming is None or self._priming.done():
             self._priming = asyncio.ensure_future(self._prime())
@@ -373,6 +386,7 @@ class Resolver:
         # for it must not wait longer than their own deadline for a silent hint.
         now = self.clock()
         _DEADLINE.set(now + self.config.query_timeout)
+        _STARTING.set(True)
         steps = Iteration(self.config, now)._prime()
         try:
             need = next(steps)
@@ -380,12 +394,25 @@ class Resolver:
                 need = steps.send(await self.exchange(need))
         except StopIteration:
             pass
+        if self._root_anchored(now) and self.clock() < _DEADLINE.get():
+            # depth 1: within this task's deadline, not a new one of its own
+            await self._resolve(dns.name.root, int(dns.rdatatype.DNSKEY), 1)
+
+    def _root_anchored(self, now: int) -> bool:
+        anchor = self.config.anchors.closest(dns.name.root)
+        return anchor is not None and self.config.anchors.negative_for(dns.name.root, now) is None
+
+    async def started(self) -> None:
+        """Wait for the start-up work of :meth:`prime` (priming, the root's keys), if any
+        is still out; never raises."""
+        await self._after_priming()
 
     async def _after_priming(self) -> None:
         """Wait for a priming started by :meth:`prime` that is still out (never raises,
-        and a cancelled waiter leaves it running for the others)."""
+        and a cancelled waiter leaves it running for the others); at once inside the
+        start-up task itself."""
         priming = self._priming
-        if priming is not None and not priming.done():
+        if priming is not None and not priming.done() and not _STARTING.get():
             await asyncio.wait((priming,))
 
     async def resolve(self, qname: dns.name.Name | str, rdtype: int | str) -> Result:

@@ -459,8 +459,10 @@ async def serve_forever(
     anchors are kept current by RFC 5011 and their state persisted there.  ``queries``:
     the query counters (``native`` adds to them too); ``http``: where ``/metrics`` is
     served (none: nowhere).  The root is primed as soon as the listeners are ready
-    (:meth:`Resolver.prime`), not at the first question.  Raises StorageError when an
-    address cannot be bound."""
+    (:meth:`Resolver.prime`), not at the first question, and with a root trust anchor its
+    DNSKEY RRset is fetched and validated right after (the first question's chain walk
+    and the RFC 5011 maintainer's first refresh find it cached).  Raises StorageError
+    when an address cannot be bound."""
     from dnsseal.resolver.trustmaint import TrustMaintainer
     from dnsseal.resolver.warmup import warm_up
 
@@ -477,7 +479,9 @@ async def serve_forever(
     )
     service = ResolverService(resolver, allow or DEFAULT_ALLOW, native, udp_threads, metrics)
     await service.start(host, port)
-    resolver.prime()  # in the background: the listeners are ready, a question waits for it
+    # In the background: the listeners are ready, a question waits for it (priming, then
+    # the root's DNSKEY RRset when the root has a trust anchor).
+    resolver.prime()
     listener = MetricsListener(functools.partial(resolver_metrics.render, service), http)
     try:
         await listener.start()

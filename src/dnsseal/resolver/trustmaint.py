@@ -74,7 +74,11 @@ class TrustMaintainer:
             atomic.replace(self.path, to_json(self.zones).encode())
 
     async def refresh_due(self) -> list[str]:
-        """Refresh every managed zone whose time has come; returns what changed."""
+        """Refresh every managed zone whose time has come; returns what changed.  Waits
+        for the resolver's start-up work first (:meth:`Resolver.prime` fetches and
+        validates the root's DNSKEY RRset): the first refresh of a root anchor then reads
+        that one validated result from the cache instead of asking again."""
+        await self.resolver.started()
         now = self.clock()
         events: list[str] = []
         changed = False

@@ -24,6 +24,8 @@ from dns.rdtypes.ANY.DNSKEY import DNSKEY
 from dns.rdtypes.ANY.DS import DS
 
 from dnsseal.errors import FileFormatError
+from dnsseal.validator.names import is_subdomain
+from dnsseal.validator.rrsig import key_tag
 
 # IANA root-anchors (https://data.iana.org/root-anchors/root-anchors.xml), as in BIND's
 # bind.keys: KSK-2017 and KSK-2024, SHA-256 digests.
@@ -53,7 +55,7 @@ class TrustAnchor:
 
     def describe(self) -> str:
         parts = [f"DS {d.key_tag}/{d.algorithm}/{d.digest_type}" for d in self.ds]
-        parts += [f"DNSKEY {dns.dnssec.key_id(k)}" for k in self.keys]
+        parts += [f"DNSKEY {key_tag(k)}" for k in self.keys]  # dns.dnssec.key_id, cached
         return f"{self.zone}: " + ", ".join(parts)
 
 
@@ -76,13 +78,14 @@ class AnchorSet:
         """The deepest anchor at or above ``name``."""
         best: TrustAnchor | None = None
         for a in self.anchors:
-            if name.is_subdomain(a.zone) and (best is None or len(a.zone) > len(best.zone)):
+            # names.is_subdomain: dnspython's answer without its per-label lower() loop
+            if is_subdomain(name, a.zone) and (best is None or len(a.zone) > len(best.zone)):
                 best = a
         return best
 
     def negative_for(self, name: dns.name.Name, now: int) -> NegativeAnchor | None:
         for n in self.negative:
-            if name.is_subdomain(n.zone) and now < n.expires:
+            if now < n.expires and is_subdomain(name, n.zone):
                 return n
         return None
 

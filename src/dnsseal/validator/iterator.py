@@ -38,6 +38,7 @@ from dnsseal.validator.msgview import (
     find,
     referral_ns,
 )
+from dnsseal.validator.names import is_subdomain
 from dnsseal.validator.policy import DEFAULT_POLICY, AlgorithmPolicy
 from dnsseal.validator.trustcache import DelegationCache, TrustCache
 
@@ -319,7 +320,7 @@ class Iteration:
         one (the delegation cache) learnt."""
         best = dns.name.root
         for zone in self.servers:
-            if name.is_subdomain(zone) and len(zone) > len(best):
+            if len(zone) > len(best) and is_subdomain(name, zone):
                 best = zone
         shared = self.config.delegations
         if shared is not None:

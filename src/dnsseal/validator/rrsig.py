@@ -217,7 +217,10 @@ def verify_rrset(
     by_tag: dict[tuple[int, int], list[ZoneKey]] = {}
     for k in keys:
         by_tag.setdefault((k.tag, k.algorithm), []).append(k)
-    problems: list[v.Verdict] = []
+    # An RRSIG here stands for "no DNSKEY with its tag": common on the way to success (a
+    # DNSKEY RRset signed by a KSK and a ZSK, checked with the DS-matched keys only), so its
+    # reason is written only when nothing verifies (_no_key), in the same place in the list.
+    problems: list[v.Verdict | RRSIG] = []
     for tried, sig in enumerate(candidates):
         if tried >= limits.rrsigs_per_rrset:
             problems.append(v.bogus(f"more than {limits.rrsigs_per_rrset} RRSIGs for {what}"))
@@ -236,12 +239,7 @@ def verify_rrset(
             continue
         matching = by_tag.get((sig.key_tag, int(sig.algorithm)), [])
         if not matching:
-            problems.append(
-                v.bogus(
-                    f"no DNSKEY {sig.key_tag}/{sig.algorithm} in {zone} for the RRSIG of {what}",
-                    v.EDE_DNSKEY_MISSING,
-                )
-            )
+            problems.append(sig)
             continue
         data = signed_data(sig, owner, rrset.rdtype, rrset.rdclass, rrset)
         for n, k in enumerate(matching):
@@ -265,7 +263,15 @@ def verify_rrset(
                 return SigCheck(v.secure(reason), k.tag, encloser)
         else:
             problems.append(v.bogus(f"RRSIG of {what} by key {sig.key_tag} does not verify"))
-    return SigCheck(_pick(problems, what))
+    written = [_no_key(p, zone, what) if isinstance(p, RRSIG) else p for p in problems]
+    return SigCheck(_pick(written, what))
+
+
+def _no_key(sig: RRSIG, zone: dns.name.Name, what: _What) -> v.Verdict:
+    return v.bogus(
+        f"no DNSKEY {sig.key_tag}/{sig.algorithm} in {zone} for the RRSIG of {what}",
+        v.EDE_DNSKEY_MISSING,
+    )
 
 
 class _What:

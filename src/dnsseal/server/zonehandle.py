@@ -5,9 +5,13 @@ served with its IXFR history, its inline signer, its one-writer lock) and
 :meth:`ZoneHandle.commit`, the one path to serving a new version: journal first
 (committed, fsync'd), then the signed copy in the state directory, then this zone's answer
 tables, then the workers, then NOTIFY.  What the handle needs from the server around it
-(serve this zone's tables and tell the workers, send NOTIFY, the online answers of a
-signaling zone) comes in as a :class:`ServerPort`, which :mod:`dnsseal.server.service`
-gives each handle; the handle imports no driver and not the server.
+(the zone table whose swap serves this zone's tables and tells the workers, NOTIFY, the
+online answers of a signaling zone, the journal's history) comes in as a
+:class:`ServerPort`, which :mod:`dnsseal.server.service` gives each handle; the handle
+imports no driver and not the server.  Nothing else swaps the table: a reload's zone set
+goes through :func:`commit_zone_set` (one swap for all), a worker's pushed version
+through :meth:`ZoneHandle.install_pushed`, a secondary's expiry through
+:meth:`ZoneHandle.commit_expired` (tests/test_server_layers.py checks it).
 """
 
 from __future__ import annotations
@@ -294,7 +298,7 @@ class ZoneHandle:
         online: OnlineHook | None = None,
     ) -> None:
         """Make ``snap`` (with ``history``) the version served, under the config's
-        allow-transfer.  The caller hands it to the engine (:meth:`ServerPort.install`),
+        allow-transfer.  The caller hands it to the engine (a swap of ``port.table``),
         for one zone or, after a reload, for the zone set at once."""
         self.served = ServedZone(snap, history, transfer_acl(self.config), online)
         self.loaded_at = now

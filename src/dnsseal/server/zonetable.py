@@ -74,7 +74,8 @@ class ZoneTable:
         """Serve the current version of every zone whose ``served`` was set since the last
         swap: each costs its own work, not the number of zones.  ``everything`` (after a
         reload replaced the zone set or the config): the whole zone set and the TSIG keys,
-        at one comparison per zone for the zones that did not change."""
+        at one comparison per zone for the zones that did not change.  Called by the zone
+        handles' commit path only (:class:`~dnsseal.server.zonehandle.Tables`)."""
         if everything:
             self._unswapped = {}
             served: dict[dns.name.Name, ServedZone] = {}

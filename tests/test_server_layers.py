@@ -140,3 +140,58 @@ def test_only_the_handle_makes_a_version_served() -> None:
                     if isinstance(t, ast.Attribute) and t.attr == "served":
                         problems.append(f"{path.name}:{node.lineno} assigns .served")
     assert problems == []
+
+
+# Who may call what installs a version into the answer tables (ARCHITECTURE.md: "Every
+# change to a served zone goes through ZoneHandle.commit; nothing else installs a version").
+# The handle's commit path swaps the table (``swap_zones``); the table alone hands versions
+# to the engine, inside its ``swap_zones``; only the handle makes a version the served one
+# (``serve``) or marks it expired (``set_expired``).
+INSTALLS = {"swap_zones", "serve", "set_expired"}
+ENGINE_TABLES = {"set_zones", "replace_zone", "set_pending", "set_all_pending"}
+ALLOWED = {
+    # the engine's tables: from the table's swap, which only the handle calls
+    **{("zonetable.py", "swap_zones", m): "the swap itself" for m in ENGINE_TABLES},
+    # a secondary's copy read from its file at a (re)load, served by the load's one swap
+    ("zones.py", "expire_by_copy", "set_expired"): "served by commit_zone_set",
+}
+
+
+def _calls_by_function(tree: ast.AST) -> list[tuple[str, ast.Call]]:
+    """Every call in ``tree`` with the name of the innermost function around it."""
+    out: list[tuple[str, ast.Call]] = []
+
+    def walk(node: ast.AST, func: str) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            func = node.name
+        if isinstance(node, ast.Call):
+            out.append((func, node))
+        for child in ast.iter_child_nodes(node):
+            walk(child, func)
+
+    walk(tree, "<module>")
+    return out
+
+
+def test_only_the_handle_installs_a_version() -> None:
+    """No driver, loader or the server swaps the answer tables or serves a version on its
+    own: a reload's zone set, a worker's pushed version, a secondary's expiry all go
+    through ZoneHandle (and a reload of 10,000 zones is its one ``commit_zone_set``)."""
+    problems = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        if rel == "server/zonehandle.py":
+            continue
+        for func, call in _calls_by_function(_tree(path)):
+            f = call.func
+            if not isinstance(f, ast.Attribute):
+                continue
+            if f.attr in INSTALLS | ENGINE_TABLES and rel.startswith("server/"):
+                if f.attr == "serve" and isinstance(f.value, ast.Name) and f.value.id == "loop":
+                    continue  # the C datagram loop's serve(engine) (server/udp.py)
+                if (path.name, func, f.attr) in ALLOWED:
+                    continue
+                problems.append(f"{rel}:{call.lineno} ({func}) calls .{f.attr}()")
+            elif f.attr == "swap_zones":
+                problems.append(f"{rel}:{call.lineno} ({func}) calls .swap_zones()")
+    assert problems == []

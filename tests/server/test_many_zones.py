@@ -262,7 +262,7 @@ def test_the_server_hands_the_engine_only_the_zones_that_changed(
     }
     server = AuthServer(ServerConfig(listen=(), control=None, zones=()))
     server.zones = states
-    server.swap_zones(everything=True)  # what a reload does: nothing served yet
+    server.table.swap_zones(everything=True)  # what a reload does: nothing served yet
     assert server.engine.zones == {}
     replaced: list[dns.name.Name] = []
     real = server.engine.replace_zone
@@ -274,7 +274,7 @@ def test_the_server_hands_the_engine_only_the_zones_that_changed(
     server.engine.replace_zone = counting  # type: ignore[method-assign]
     for snap in snaps:
         states[snap.origin.to_text()].served = ServedZone(snap)
-        server.swap_zones()
+        server.table.swap_zones()
     assert replaced == [s.origin for s in snaps]  # was every zone at every swap
     assert entries_count[0] == N
     assert set(server.engine.zones) == {s.origin for s in snaps}

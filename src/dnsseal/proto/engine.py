@@ -8,7 +8,8 @@ NOTIMP, names outside our zones get REFUSED.
 
 Answers are cached as wire bytes keyed by transport and the query bytes after the ID (which
 hold the flags, the question and the EDNS record), so a hit costs one dict lookup and a
-two-byte patch of the ID.  The cache is dropped whenever the zone set changes.
+two-byte patch of the ID.  A change to one zone drops only the answers it can have made:
+those to a question at or below its origin (:meth:`Engine.replace_zone`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import dns.edns
 import dns.exception
@@ -45,6 +47,10 @@ DEFAULT_UDP_PAYLOAD = 1232  # RFC 9715 / DNS flag day 2020
 MIN_UDP_PAYLOAD = 512
 TCP_MAX = 65535
 CACHE_LIMIT = 200_000
+# A zone's change drops its cached answers by reading every cached question (each cache
+# holds answers of every zone): above this many entries the cache is dropped whole
+# instead, so a change costs at most this many reads whatever the cache holds.
+FILTER_LIMIT = 10_000  # (about 1 us per entry: 10 ms per cache at most)
 
 IN = dns.rdataclass.IN
 DS = dns.rdatatype.DS
@@ -138,29 +144,45 @@ class Engine:
         if keyring is not None:
             self.keyring = dict(keyring)
             self._need_clock()
-        for origin in [o for o in self.zones if o not in zones]:
-            self.replace_zone(origin, None)
-        for origin, served in zones.items():
-            if self.zones.get(origin) is not served:
-                self.replace_zone(origin, served)
+        changed = [o for o in self.zones if o not in zones]
+        changed += [o for o, served in zones.items() if self.zones.get(o) is not served]
+        for origin in changed:
+            self._replace(origin, zones.get(origin))
+        if changed:
+            self._drop_cached(changed)
 
     def replace_zone(self, origin: dns.name.Name, served: ServedZone | None) -> None:
         """Serve ``served`` as the zone at ``origin`` (None: stop serving it).  Costs the
-        work of that zone, whatever the number of zones served."""
+        work of that zone, whatever the number of zones served; the cached answers of the
+        other zones stay."""
+        self._replace(origin, served)
+        self._drop_cached([origin])
+
+    def _replace(self, origin: dns.name.Name, served: ServedZone | None) -> None:
         if served is None:
             self.zones.pop(origin, None)
             self.zone_keys.pop(name_key(origin), None)
         else:
             self.zones[origin] = served
             self.zone_keys[name_key(origin)] = served
-        # The UDP thread reads udp_cache, then wire (whose dicts change in place here):
-        # the caches are emptied only once the table is complete, so an answer made from
-        # the old version of the zone can only land in a cache that is being dropped.
         # online and expired zones answer through the general path only
         byte_path = served is not None and served.online is None and not served.expired
         self.wire.replace_zone(origin, served.snapshot if served and byte_path else None)
-        self.cache = {}
-        self.udp_cache = {}
+
+    def _drop_cached(self, origins: Iterable[dns.name.Name]) -> None:
+        """Drop the cached answers the zones at ``origins`` can have made, once their
+        tables are complete: an answer comes from one zone (:meth:`find_zone`, chains
+        stay inside it), the deepest at or above its question, so only the questions at
+        or below a changed origin (a zone added or removed changes who answers below it
+        too) can have another answer now.
+
+        The UDP thread reads udp_cache once per batch, then wire (whose dicts changed in
+        place): each cache is replaced by a filtered copy, never changed in place, so an
+        answer made from the old version of a zone lands in the dict being dropped, and
+        one put in it before the copy is filtered out with the zone's other answers."""
+        under = frozenset(_wire(o) for o in origins)
+        self.cache = _without(self.cache, under, True)
+        self.udp_cache = _without(self.udp_cache, under, False)
 
     def set_all_pending(self, origins: Iterable[dns.name.Name]) -> None:
         """Every zone waiting for its first data (see :meth:`set_pending`)."""
@@ -175,7 +197,7 @@ class Engine:
         key = name_key(origin)
         if (key in self.pending) != pending:
             self.pending = self.pending | {key} if pending else self.pending - {key}
-            self.cache = {}
+            self.cache = _without(self.cache, frozenset([_wire(origin)]), True)
 
     def _is_pending(self, qname: dns.name.Name) -> bool:
         qk = name_key(qname)
@@ -467,3 +489,41 @@ def _render_message(query: dns.message.Message, ans: Answer, max_size: int) -> b
         response.additional = []
         response.flags |= dns.flags.TC
         return response.to_wire(max_size=max_size)
+
+
+def _wire(name: dns.name.Name) -> bytes:
+    """``name`` in lower-case uncompressed wire form."""
+    return b"".join(bytes((len(label),)) + label for label in name.labels).lower()
+
+
+def _question_names(query: bytes) -> list[bytes] | None:
+    """The question name of ``query`` (a query's bytes after its ID) and every name above
+    it, each in lower-case wire form; None when the name cannot be read (compressed, cut
+    short)."""
+    n, i = len(query), 10  # (the flags and the four counts, then the question)
+    starts: list[int] = []
+    while i < n:
+        length = query[i]
+        if length == 0:
+            name = query[10 : i + 1].lower()
+            return [name[s - 10 :] for s in starts] + [b"\x00"]
+        if length > 63:
+            return None
+        starts.append(i)
+        i += 1 + length
+    return None
+
+
+def _without(cache: dict[Any, bytes], origins: frozenset[bytes], keyed: bool) -> dict[Any, bytes]:
+    """A copy of ``cache`` without the answers to questions at or below ``origins`` (wire
+    forms, lower case) nor those whose question cannot be read.  ``keyed``: the keys are
+    (tcp, query) pairs, else queries.  Beyond :data:`FILTER_LIMIT` entries: empty."""
+    if len(cache) > FILTER_LIMIT or b"\x00" in origins:
+        return {}
+    kept: dict[Any, bytes] = {}
+    # (copied at once first: the UDP thread may add to ``cache`` while this runs)
+    for key, value in cache.copy().items():
+        names = _question_names(key[1] if keyed else key)
+        if names is not None and origins.isdisjoint(names):
+            kept[key] = value
+    return kept

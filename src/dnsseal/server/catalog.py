@@ -156,9 +156,9 @@ async def refresh(
     problems: list[str],
 ) -> None:
     """On every (re)load: write each catalog whose members changed (main process only),
-    load it into ``states`` like a presigned zone (kept history, journal for IXFR) and add
-    it to ``changed`` when its serial moved (NOTIFY follows).  Problems go to
-    ``problems`` and the log; the catalog keeps its previous version."""
+    load it into ``states`` like a presigned zone (kept history) and add it to ``changed``
+    when its serial moved (the reload's commit journals it for IXFR and sends NOTIFY).
+    Problems go to ``problems`` and the log; the catalog keeps its previous version."""
     for cat in config.catalogs:
         path = catalog_path(config, cat)
         zcfg = ZoneConfig(
@@ -196,9 +196,4 @@ async def refresh(
         snap = state.served.snapshot
         log.info("[%s] loaded catalog serial %d in %.2f s", cat.name, snap.serial,
                  time.monotonic() - started)  # fmt: skip
-        changed.append(state)
-        if host.history is not None:
-            try:
-                await asyncio.to_thread(host.history.record, snap, now)
-            except DnssealError as e:
-                log.error("[%s] journal not updated: %s", cat.name, e)
+        changed.append(state)  # (journaled and NOTIFY sent by the reload's commit)

@@ -38,11 +38,10 @@ from dnsseal.proto.fastpath import question_type
 from dnsseal.proto.notify import RETRY_TIMEOUTS, is_ack, make_notify
 from dnsseal.proto.rrl import RateLimitConfig, RateLimiter, Verdict, classify, slip_response
 from dnsseal.proto.snapshot import ZoneSnapshot
-from dnsseal.proto.xfr import Retained
 from dnsseal.server import counters, dsdriver, sdnotify
 from dnsseal.server.binding import TCP_BACKLOG, Bound, bind_listeners
 from dnsseal.server.control import ControlServer
-from dnsseal.server.history import JournalHistory, retain
+from dnsseal.server.history import JournalHistory
 from dnsseal.server.maintenance import Maintenance
 from dnsseal.server.observe import Observability
 from dnsseal.server.tcpclients import Abortable, TcpClients, reset, unsent
@@ -321,7 +320,7 @@ class AuthServer:
                 self.config = new_config
             if self.config.pkcs11_module is not None:
                 pkcs11.set_default_module(str(self.config.pkcs11_module))
-            changed, inline = await self.table.reload(self, initial, problems)
+            _, inline = await self.table.reload(self, initial, problems)
             self.engine.udp_payload = self.config.udp_payload
             # restored and maintained in batches (one worker-thread call each), timers started
             problems += await self.automation.start_many(inline, "load" if initial else "reload")
@@ -331,11 +330,6 @@ class AuthServer:
                 self.reloads += 1
             if not initial:
                 self._signal_workers(signal.SIGHUP)  # workers reload the same files
-            if self.worker:
-                return problems
-            for state in changed:
-                if state.config.also_notify:
-                    self._spawn(self.notify(state.name))
             return problems
 
     def _start_secondaries(self) -> None:
@@ -349,10 +343,6 @@ class AuthServer:
             state.secondary.start()
 
     # -- what a zone handle needs from the server (zonehandle.ServerPort) -------------------
-
-    def install(self, handle: ZoneHandle) -> None:
-        """Serve ``handle``'s new version: its answer tables, then the workers."""
-        self.swap_zones()
 
     def send_notify(self, handle: ZoneHandle) -> None:
         """NOTIFY ``handle``'s also-notify targets of its new version (not from a worker)."""
@@ -372,15 +362,7 @@ class AuthServer:
         if state is None:
             log.warning("[%s] worker: version %d of an unknown zone", zone, snap.serial)
             return
-        old = state.served
-        versions = self.config.ixfr_versions
-        history: tuple[Retained, ...] = ()
-        if old is not None and old.snapshot.serial != snap.serial:
-            history = retain(old.history, old.snapshot, snap)[-versions:] if versions else ()
-        elif old is not None:
-            history = old.history
-        state.serve(snap, history, clock.now(), dsdriver.worker_online(state, self.config, snap))
-        self.swap_zones()
+        state.install_pushed(snap, dsdriver.worker_online(state, self.config, snap))
         log.debug("[%s] worker: serving serial %d", zone, snap.serial)
 
     async def _update_reply(self, wire: bytes, client: str) -> bytes:
@@ -660,10 +642,6 @@ class AuthServer:
     def find_state(self, zone: str) -> ZoneHandle:
         """The zone called ``zone`` (any case, final dot or not); raises LookupError."""
         return self.table.find_state(zone)
-
-    def swap_zones(self, everything: bool = False) -> None:
-        """Serve the versions set since the last swap (:meth:`ZoneTable.swap_zones`)."""
-        self.table.swap_zones(everything)
 
     def parent_lines(self, state: ZoneState) -> list[str]:
         """Per parental agent: the DS set expected and the set seen (last check)."""

@@ -49,7 +49,7 @@ from dnsseal.proto.xfrin import (
 )
 from dnsseal.server import counters
 from dnsseal.server.zonehandle import TransferState, ZoneHandle
-from dnsseal.server.zones import EXPIRED, install, refreshed_at, set_expired
+from dnsseal.server.zones import EXPIRED, read_copy, refreshed_at
 from dnsseal.storage import zonefile
 from dnsseal.storage.remotes import Primary
 from dnsseal.storage.serverconfig import file_signature
@@ -177,8 +177,7 @@ class Secondary:
         log.error("[%s] no primary answered for %d s (SOA expire): serial %d expired, "
                   "answering SERVFAIL until a primary answers", name, expire, serial)  # fmt: skip
         self.state.error = EXPIRED
-        if set_expired(self.state, True):
-            self.automation.table.swap_zones()
+        if self.state.commit_expired(True):
             self.automation.host.reload_workers()
 
     # -- one refresh ----------------------------------------------------------------------
@@ -214,8 +213,7 @@ class Secondary:
                     log.info("[%s] a primary answered: serving serial %d again",
                              name, self.copy.soa().serial if self.copy else 0)  # fmt: skip
                     self.state.error = None
-                    if set_expired(self.state, False):
-                        self.automation.table.swap_zones()
+                    if self.state.commit_expired(False):
                         self.automation.host.reload_workers()
             refresh, _, _ = self._timers()  # a transfer may have brought a new SOA
             st.next_refresh = st.last_success + max(refresh, MIN_INTERVAL)
@@ -271,7 +269,8 @@ class Secondary:
         in the journal (IXFR onward, across restarts), NOTIFY the also-notify targets."""
         now = clock.now()
         versions = self.automation.table.config.ixfr_versions
-        await asyncio.to_thread(install, self.state, zone, versions, now)
+        snap = await asyncio.to_thread(read_copy, self.state, zone)
+        self.state.serve_loaded(snap, versions, now)
         self.state.error = None
         await self.state.commit_served(now)
 

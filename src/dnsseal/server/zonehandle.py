@@ -5,9 +5,13 @@ served with its IXFR history, its inline signer, its one-writer lock) and
 :meth:`ZoneHandle.commit`, the one path to serving a new version: journal first
 (committed, fsync'd), then the signed copy in the state directory, then this zone's answer
 tables, then the workers, then NOTIFY.  What the handle needs from the server around it
-(serve this zone's tables and tell the workers, send NOTIFY, the online answers of a
-signaling zone) comes in as a :class:`ServerPort`, which :mod:`dnsseal.server.service`
-gives each handle; the handle imports no driver and not the server.
+(the zone table whose swap serves this zone's tables and tells the workers, NOTIFY, the
+online answers of a signaling zone, the journal's history) comes in as a
+:class:`ServerPort`, which :mod:`dnsseal.server.service` gives each handle; the handle
+imports no driver and not the server.  Nothing else swaps the table: a reload's zone set
+goes through :func:`commit_zone_set` (one swap for all), a worker's pushed version
+through :meth:`ZoneHandle.install_pushed`, a secondary's expiry through
+:meth:`ZoneHandle.commit_expired` (tests/test_server_layers.py checks it).
 """
 
 from __future__ import annotations
@@ -64,14 +68,25 @@ RRSIG = int(dns.rdatatype.RRSIG)
 OnlineHook = Callable[[ZoneSnapshot, dns.name.Name, int, bool, Answer], Answer]
 
 
+class Tables(Protocol):
+    """Every served zone's answer tables (``server.zonetable.ZoneTable``).  Only a zone
+    handle swaps them (:meth:`ZoneHandle.install` and the rest of the commit path,
+    :func:`commit_zone_set` for a reload)."""
+
+    def swap_zones(self, everything: bool = False) -> None:
+        """Hand the engine (and the workers) the versions set since the last swap, one
+        zone's cost each; ``everything``: the whole zone set (after a reload)."""
+
+
 class ServerPort(Protocol):
     """What a zone handle needs from the server that serves it (``service.AuthServer``)."""
 
     @property
     def config(self) -> ServerConfig: ...
 
-    def install(self, handle: ZoneHandle) -> None:
-        """Serve ``handle.served``: this zone's answer tables, then the workers."""
+    @property
+    def table(self) -> Tables:
+        """The answer tables the handle's versions go to (its zone's and the workers')."""
 
     def send_notify(self, handle: ZoneHandle) -> None:
         """Send NOTIFY for the version ``handle`` serves now (when this process sends)."""
@@ -283,7 +298,7 @@ class ZoneHandle:
         online: OnlineHook | None = None,
     ) -> None:
         """Make ``snap`` (with ``history``) the version served, under the config's
-        allow-transfer.  The caller hands it to the engine (:meth:`ServerPort.install`),
+        allow-transfer.  The caller hands it to the engine (a swap of ``port.table``),
         for one zone or, after a reload, for the zone set at once."""
         self.served = ServedZone(snap, history, transfer_acl(self.config), online)
         self.loaded_at = now
@@ -296,6 +311,48 @@ class ZoneHandle:
             return False
         self.served = dataclasses.replace(served, expired=expired)
         return True
+
+    def commit_expired(self, expired: bool) -> bool:
+        """:meth:`set_expired` and, when that changed anything, serve it now (this zone's
+        answer tables, the workers).  Returns whether it changed anything."""
+        if not self.set_expired(expired):
+            return False
+        self._port().table.swap_zones()
+        return True
+
+    def serve_loaded(self, snap: ZoneSnapshot, versions: int, now: int) -> bool:
+        """Make ``snap``, read from the zone's file or transferred in, the version served,
+        the one served until now going into the IXFR history (at most ``versions``).  The
+        caller finishes the commit (:meth:`commit_served`, or :func:`commit_zone_set` for
+        a reload's zones).  Returns whether the serial moved."""
+        old = self.served
+        history: tuple[Retained, ...] = ()
+        new_serial = old is None or old.snapshot.serial != snap.serial
+        if old is not None:
+            history = old.history
+            if new_serial:
+                history = (*history, old.snapshot)[-versions:] if versions else ()
+            else:
+                log.warning(
+                    "[%s] file changed but serial %d did not: secondaries will not see the change",
+                    self.name,
+                    snap.serial,
+                )
+        self.serve(snap, history, now)
+        return new_serial
+
+    def install_pushed(self, snap: ZoneSnapshot, online: OnlineHook | None) -> None:
+        """In a worker process: serve ``snap``, a version the main process committed (and
+        pushed), answered online by ``online``: this zone's answer tables."""
+        old = self.served
+        versions = self._port().config.ixfr_versions
+        history: tuple[Retained, ...] = ()
+        if old is not None and old.snapshot.serial != snap.serial:
+            history = retain(old.history, old.snapshot, snap)[-versions:] if versions else ()
+        elif old is not None:
+            history = old.history
+        self.serve(snap, history, clock.now(), online)
+        self._port().table.swap_zones()
 
     def sync_acl(self) -> None:
         """Serve the version served now under the config's allow-transfer: a reload that
@@ -329,7 +386,7 @@ class ZoneHandle:
                 known = (version.diff.removed, version.diff.added)
             history = retain(old.history, old.snapshot, snap, known)[-versions:]
         self.serve(snap, history, clock.now(), port.online(self))
-        port.install(self)
+        port.table.swap_zones()
 
     # -- commit ---------------------------------------------------------------------------
 
@@ -402,7 +459,7 @@ class ZoneHandle:
         port = self._port()
         served = self.served
         assert served is not None
-        port.install(self)
+        port.table.swap_zones()
         try:
             await asyncio.to_thread(port.record, served.snapshot, now)
         except DnssealError as e:
@@ -469,6 +526,35 @@ class ZoneHandle:
             await task
         async with self.lock:
             await self._dump()
+
+
+async def commit_zone_set(
+    table: Tables, port: ServerPort | None, changed: Sequence[ZoneHandle], now: int
+) -> None:
+    """The commit path's end for a (re)load, every zone at once: the journal's history of
+    the zones of ``changed`` (a version :meth:`ZoneHandle.serve_loaded` made the served
+    one, durable as its file; one worker-thread call for them all), then ONE swap of the
+    table's whole zone set (a start of 10,000 zones is one swap, not 10,000), then NOTIFY
+    for each of ``changed``."""
+    if port is not None and changed:
+        await asyncio.to_thread(_record_all, port, changed, now)
+    table.swap_zones(everything=True)
+    if port is None:
+        return
+    for handle in changed:
+        if handle.config.also_notify:
+            port.send_notify(handle)
+
+
+def _record_all(port: ServerPort, handles: Sequence[ZoneHandle], now: int) -> None:
+    for handle in handles:
+        served = handle.served
+        if served is None:
+            continue
+        try:
+            port.record(served.snapshot, now)
+        except DnssealError as e:
+            log.error("[%s] journal not updated: %s", handle.name, e)
 
 
 ZoneState = ZoneHandle  # (its name before it had the commit path)

@@ -15,7 +15,6 @@ import dns.rdatatype
 from dnsseal.durations import format_human_time
 from dnsseal.errors import DnssealError
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model
-from dnsseal.proto.xfr import Retained
 from dnsseal.server.zonehandle import (  # (ZoneState and the rest: re-exported for callers)
     ZoneHandle,
     ZoneState,
@@ -62,40 +61,19 @@ def load_one(
             "configured presigned: give it a dnssec-policy to sign it here, or serve a file "
             "signed by `dnsseal signzone` or dnssec-signzone"
         )
-    old = state.served
-    history: tuple[Retained, ...] = ()
-    new_serial = old is None or old.snapshot.serial != snap.serial
-    if old is not None:
-        history = old.history
-        if new_serial:
-            history = (*history, old.snapshot)[-versions:] if versions else ()
-        else:
-            log.warning(
-                "[%s] file changed but serial %d did not: secondaries will not see the change",
-                cfg.name,
-                snap.serial,
-            )
     state.signature = sig
-    state.serve(snap, history, now)
-    return new_serial, None
+    return state.serve_loaded(snap, versions, now), None
 
 
-def install(state: ZoneState, zone: Zone, versions: int, now: int) -> ZoneSnapshot:
-    """Serve ``zone``, the secondary's new copy just written to its file: the version
-    served until now goes into the IXFR history, and an expired zone is served again.
-    Returns the new snapshot (for the journal)."""
+def read_copy(state: ZoneState, zone: Zone) -> ZoneSnapshot:
+    """The snapshot of ``zone``, the secondary's new copy just written to its file (served
+    by :meth:`ZoneHandle.serve_loaded`, which also serves an expired zone again), and the
+    file's signature noted on ``state`` (in a worker thread)."""
     snap = build_from_model(zone)
-    old = state.served
-    history: tuple[Retained, ...] = ()
-    if old is not None:
-        history = old.history
-        if old.snapshot.serial != snap.serial:
-            history = (*history, old.snapshot)[-versions:] if versions else ()
     try:
         state.signature = file_signature(state.config.file)
     except OSError:
         state.signature = None
-    state.serve(snap, history, now)
     return snap
 
 
@@ -106,11 +84,6 @@ def copy_expires_at(state: ZoneState, refreshed: int) -> int | None:
         return None
     soa = state.served.snapshot.apex.rrsets[dns.rdatatype.SOA][0]
     return refreshed + int(soa.expire)
-
-
-def set_expired(state: ZoneState, expired: bool) -> bool:
-    """Mark the served copy expired or live again (:meth:`ZoneHandle.set_expired`)."""
-    return state.set_expired(expired)
 
 
 def refreshed_at(state: ZoneState) -> int | None:
@@ -134,7 +107,7 @@ def expire_by_copy(state: ZoneState, now: int) -> bool:
     since = refreshed_at(state)
     end = copy_expires_at(state, since) if since is not None else None
     expired = end is not None and now >= end
-    if not set_expired(state, expired):
+    if not state.set_expired(expired):  # (served by the (re)load's one swap)
         return False
     if expired:
         state.error = EXPIRED

@@ -19,11 +19,16 @@ from typing import Protocol
 import dns.name
 
 from dnsseal import clock
-from dnsseal.errors import DnssealError
 from dnsseal.proto.engine import Engine, ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server import catalog
-from dnsseal.server.zonehandle import ServerHost, ServerPort, ZoneHandle, keyring_of
+from dnsseal.server.zonehandle import (
+    ServerHost,
+    ServerPort,
+    ZoneHandle,
+    commit_zone_set,
+    keyring_of,
+)
 from dnsseal.server.zones import WAITING, expire_by_copy, load_one
 from dnsseal.server.zonesync import MainLinks
 from dnsseal.storage.serverconfig import ServerConfig
@@ -69,7 +74,8 @@ class ZoneTable:
         """Serve the current version of every zone whose ``served`` was set since the last
         swap: each costs its own work, not the number of zones.  ``everything`` (after a
         reload replaced the zone set or the config): the whole zone set and the TSIG keys,
-        at one comparison per zone for the zones that did not change."""
+        at one comparison per zone for the zones that did not change.  Called by the zone
+        handles' commit path only (:class:`~dnsseal.server.zonehandle.Tables`)."""
         if everything:
             self._unswapped = {}
             served: dict[dns.name.Name, ServedZone] = {}
@@ -108,10 +114,12 @@ class ZoneTable:
         """Load every zone of :attr:`config` into the handle it has (or a new one): a
         presigned zone or a secondary's copy from its file (recorded in ``host``'s journal
         history when its serial moved), the catalogs from their members; then take the new
-        zone set (zones no longer configured stop their drivers) and serve it all
-        (:meth:`swap_zones`).  A zone with a problem keeps its previous version; the
-        problems go to ``problems``.  Returns the zones with a new version (to NOTIFY)
-        and the inline-signed ones (for the maintenance to start)."""
+        zone set (zones no longer configured stop their drivers) and serve it all, the
+        zones with a new version journaled and NOTIFY sent for them
+        (:func:`~dnsseal.server.zonehandle.commit_zone_set`: one swap).  A zone with a
+        problem keeps its previous version; the problems go to ``problems``.  Returns the
+        zones with a new version and the inline-signed ones (for the maintenance to
+        start)."""
         states: dict[str, ZoneHandle] = {}
         changed: list[ZoneHandle] = []
         inline: list[ZoneHandle] = []
@@ -145,11 +153,6 @@ class ZoneTable:
                 log.info("[%s] loaded serial %d (%d names) in %.2f s", zcfg.name, snap.serial,
                          len(snap.nodes), time.monotonic() - started)  # fmt: skip
                 changed.append(state)
-                if host.history is not None:
-                    try:
-                        await asyncio.to_thread(host.history.record, state.served.snapshot, now)
-                    except DnssealError as e:
-                        log.error("[%s] journal not updated: %s", zcfg.name, e)
             states[zcfg.name] = state
         await catalog.refresh(
             self.config, self.zones, host, states, changed, now, problems
@@ -164,7 +167,8 @@ class ZoneTable:
             if self.zones[gone].dump_task is not None:  # its signed copy: now, not later
                 host.spawn(self.zones[gone].dump_now())
         self.zones = states
-        self.swap_zones(everything=True)
+        # journal history, one swap of the whole zone set, NOTIFY: the handles' commit path
+        await commit_zone_set(self, self.port, changed, now)
         return changed, inline
 
     def _note_served(self, state: ZoneHandle) -> None:

@@ -31,21 +31,6 @@ __all__ = ["CONTENT_TYPE", "COUNTERS", "EVENT_METRICS", "Counters", "Exposition"
 
 if TYPE_CHECKING:
     from dnsseal.server.running import RunningServer
-    from dnsseal.server.versions import Version
-
-RRSIG = int(dns.rdatatype.RRSIG)
-
-
-def published(zone: str, version: Version) -> None:
-    """A new version of ``zone`` went out: count the RRSIGs it added (all of them for the
-    first version, which has no diff)."""
-    if version.serial_from is None:
-        z = version.zone
-        n = sum(len(rr.rdatas) for node in z.rrsigs.values() for rr in node.values())
-    else:
-        n = sum(1 for r in version.diff.added if r[1] == RRSIG)
-    if n:
-        COUNTERS.inc("dnsseal_signatures_created_total", n, zone=zone)
 
 
 def _zone_gauges(ex: Exposition, server: RunningServer, now: int) -> None:

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import dns.exception
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
+import pytest
 
 from conftest import free_port, require_tool, run_tool
 
@@ -229,6 +231,23 @@ def wait_for(port: int, proc: subprocess.Popen[bytes], log: Path, name: str = "t
     proc.kill()
     proc.wait()
     raise AssertionError(f"server on port {port} did not start:\n{log.read_text()}")
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until something answers on 127.0.0.1@port: a NOTIFY for a zone neither serves
+    is answered at once (an error), without any upstream query."""
+    q = dns.message.make_query("example.", "SOA")
+    q.set_opcode(dns.opcode.NOTIFY)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"exited {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            dns.query.udp(q, "127.0.0.1", port=port, timeout=0.3)
+            return
+        except (dns.exception.Timeout, OSError):
+            time.sleep(0.1)
+    pytest.fail(f"nothing answers on port {port}: {log.read_text(errors='replace')[-2000:]}")
 
 
 def start_named(d: Path, files: dict[str, Path]) -> tuple[subprocess.Popen[bytes], int]:

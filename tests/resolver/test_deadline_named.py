@@ -28,6 +28,8 @@ import pytest
 from conftest import free_port, require_tool, stop
 from dnsseal.validator.verdict import EDE_NO_REACHABLE_AUTHORITY
 
+from .bindtree import wait_listening
+
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 DNSSEAL = [sys.executable, "-m", "dnsseal.cli.main"]
@@ -42,23 +44,6 @@ def silent_port() -> Iterator[int]:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", port))
         yield port
-
-
-def _listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    """Wait until something answers on 127.0.0.1@port: a NOTIFY for a zone neither serves
-    is answered at once (an error), without any upstream query."""
-    q = dns.message.make_query("example.", "SOA")
-    q.set_opcode(dns.opcode.NOTIFY)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"exited {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            dns.query.udp(q, "127.0.0.1", port=port, timeout=0.3)
-            return
-        except (dns.exception.Timeout, OSError):
-            time.sleep(0.1)
-    pytest.fail(f"nothing answers on port {port}: {log.read_text(errors='replace')[-2000:]}")
 
 
 def _ask(port: int) -> tuple[dns.message.Message, float]:
@@ -126,7 +111,7 @@ def test_both_give_up_a_question_to_a_silent_root_after_resolver_query_timeout(
             d.mkdir()
             proc, port, log = start(d, silent_port)
             started.append(proc)
-            _listening(port, proc, log)
+            wait_listening(port, proc, log)
             servers[who] = (port, log)
         # Both questions at once: the test takes one deadline, not two.
         got: dict[str, tuple[dns.message.Message, float]] = {}

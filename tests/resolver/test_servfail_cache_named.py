@@ -34,6 +34,8 @@ import pytest
 
 from conftest import free_port, require_tool, stop
 
+from .bindtree import wait_listening
+
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 DNSSEAL = [sys.executable, "-m", "dnsseal.cli.main"]
@@ -112,23 +114,6 @@ def authorities() -> Iterator[dict[str, Authority]]:
             auth.close()
 
 
-def _listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    """Wait until something answers on 127.0.0.1@port: a NOTIFY for a zone neither serves
-    is answered at once (an error), without any upstream query."""
-    q = dns.message.make_query("example.", "SOA")
-    q.set_opcode(dns.opcode.NOTIFY)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"exited {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            dns.query.udp(q, "127.0.0.1", port=port, timeout=0.3)
-            return
-        except (dns.exception.Timeout, OSError):
-            time.sleep(0.1)
-    pytest.fail(f"nothing answers on port {port}: {log.read_text(errors='replace')[-2000:]}")
-
-
 def _named(d: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int, Path]:
     port = free_port()
     (d / "root.hint").write_text(HINTS)
@@ -191,7 +176,7 @@ def test_both_send_a_failing_question_upstream_once_within_servfail_ttl(
             d.mkdir()
             proc, port, log = start(d, authorities[who].port)
             started.append(proc)
-            _listening(port, proc, log)
+            wait_listening(port, proc, log)
             ports[who] = port
         first: dict[str, dns.message.Message] = {}
         for who, port in ports.items():

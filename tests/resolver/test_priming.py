@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import dns.flags
 import dns.message
@@ -162,14 +163,13 @@ def test_stub_and_forward_zones_for_the_root_are_not_primed(authority: Authority
 
 @pytest.mark.interop
 @pytest.mark.slow
-def test_unbound_and_dnsseal_both_prime_the_root_first(tmp_path: Path) -> None:
-    """A real Unbound with the served root as its only hint (a stub-zone for '.', which
-    Unbound primes like root-hints: its own testbound scenarios script exactly that) asks
-    ``. NS`` with DO before anything else; dnsseal's resolver, over the network to the same
-    server, too."""
-    from .test_failopen_unbound import _hierarchy, _Served, _unbound
+def _recording(
+    auth: Authority,
+) -> tuple[Any, list[tuple[str, str, bool]], threading.Lock]:
+    """A UDP/TCP server for ``auth`` that records each question it is asked (name, type,
+    DO) in the list returned with it, in arrival order, under the lock returned too."""
+    from .test_failopen_unbound import _Served
 
-    auth, _ = _hierarchy()()
     seen: list[tuple[str, str, bool]] = []
     lock = threading.Lock()
     server = _Served(auth, None)
@@ -188,6 +188,18 @@ def test_unbound_and_dnsseal_both_prime_the_root_first(tmp_path: Path) -> None:
         return plain(wire, tcp)
 
     server.reply = recording  # type: ignore[method-assign]
+    return server, seen, lock
+
+
+def test_unbound_and_dnsseal_both_prime_the_root_first(tmp_path: Path) -> None:
+    """A real Unbound with the served root as its only hint (a stub-zone for '.', which
+    Unbound primes like root-hints: its own testbound scenarios script exactly that) asks
+    ``. NS`` with DO before anything else; dnsseal's resolver, over the network to the same
+    server, too."""
+    from .test_failopen_unbound import _hierarchy, _unbound
+
+    auth, _ = _hierarchy()()
+    server, seen, _lock = _recording(auth)
     try:
         only_root = Authority([auth.zones[dns.name.root]])  # Unbound's hint: '.' only
         proc, port = _unbound(tmp_path, only_root, server.port)
@@ -427,27 +439,10 @@ def test_a_started_resolver_primes_before_any_question(tmp_path: Path) -> None:
     arrives there before any client question, then ``. DNSKEY`` (the root has a trust
     anchor), and nothing else; the first question then needs no second priming query, no
     second ``. DNSKEY``, and is answered with AD."""
-    from .test_failopen_unbound import _hierarchy, _root_ds, _Served
+    from .test_failopen_unbound import _hierarchy, _root_ds
 
     auth, _ = _hierarchy()()
-    seen: list[tuple[str, str, bool]] = []
-    lock = threading.Lock()
-    server = _Served(auth, None)
-    plain = server.reply
-
-    def recording(wire: bytes, tcp: bool) -> bytes | None:
-        q = dns.message.from_wire(wire)
-        with lock:
-            seen.append(
-                (
-                    q.question[0].name.to_text(),
-                    dns.rdatatype.to_text(q.question[0].rdtype),
-                    bool(q.ednsflags & dns.flags.DO),
-                )
-            )
-        return plain(wire, tcp)
-
-    server.reply = recording  # type: ignore[method-assign]
+    server, seen, lock = _recording(auth)
     tag, alg, digest_type, digest = _root_ds(auth).split()
     anchors = tmp_path / "anchors.conf"
     anchors.write_text(f'trust-anchors {{ . static-ds {tag} {alg} {digest_type} "{digest}"; }};\n')

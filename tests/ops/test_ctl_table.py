@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from dnsseal.cli.main import cli
 from dnsseal.cli.servecmds import ctl
-from dnsseal.server import control
+from dnsseal.server import control, observe
 from dnsseal.server.control import COMMANDS, VARIADIC, ControlServer, arity_ok, usage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,3 +129,9 @@ def test_a_handlers_dnsseal_error_is_the_reply(monkeypatch: Any) -> None:
     row = COMMANDS["zones"]
     monkeypatch.setitem(COMMANDS, "zones", control.Command(row.name, (), broken, row.help))
     assert _ask(_Server(), {"command": "zones"}) == {"ok": False, "error": "the disk is full"}
+
+
+def test_audited_commands_are_table_commands() -> None:
+    # the audit log's list of commands that change something names no command of its own
+    assert observe.CHANGING_COMMANDS.issubset(COMMANDS)
+    assert observe.CHANGING_COMMANDS.issuperset(observe.READ_ONLY_FORMS)

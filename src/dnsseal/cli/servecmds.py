@@ -20,7 +20,7 @@ from dnsseal.errors import OptionError, StorageError
 from dnsseal.proto.snapshot import ZoneSnapshot
 from dnsseal.server import logsetup, sdnotify
 from dnsseal.server.binding import bind_all
-from dnsseal.server.control import COMMANDS, arity_ok, request
+from dnsseal.server.control import COMMANDS, arity_ok, request, usage
 from dnsseal.server.service import AuthServer
 from dnsseal.server.workers import serve as run_server
 from dnsseal.storage.serverconfig import (
@@ -268,9 +268,8 @@ def render(doc: object, indent: str = "") -> list[str]:
 
 def _ctl_help() -> str:
     rows = "\n".join(
-        f"  {name} {' '.join(COMMANDS[name][0])}".rstrip()
-        + "\n"
-        + textwrap.fill(COMMANDS[name][1], 76, initial_indent=" " * 6, subsequent_indent=" " * 6)
+        f"  {usage(name)}\n"
+        + textwrap.fill(COMMANDS[name].help, 76, initial_indent=" " * 6, subsequent_indent=" " * 6)
         for name in sorted(COMMANDS)
     )
     return (
@@ -304,8 +303,7 @@ def ctl(
         as_json = True
         args = tuple(a for a in args if a != "--json")
     if not arity_ok(command, args):
-        wanted = COMMANDS[command][0]
-        raise click.UsageError(f"usage: dnsseal ctl {' '.join([command, *wanted])}")
+        raise click.UsageError(f"usage: dnsseal ctl {usage(command)}")
     reply = request(_socket_path(socket_path, config_path), command, list(args))
     if as_json:
         click.echo(json.dumps(reply, indent=2))

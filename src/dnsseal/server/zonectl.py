@@ -234,12 +234,3 @@ async def notify(server: RunningServer, state: ZoneState) -> dict[str, Any]:
     head = f"{state.name}: NOTIFY serial {serial} sent to {len(targets)} target(s)"
     data = {"zone": state.name, "serial": serial, "targets": rows}
     return {"ok": True, "result": [head, *(f"  {r}" for r in results)], "data": data}
-
-
-ZONE_COMMANDS = {
-    "retransfer": retransfer,
-    "freeze": freeze,
-    "thaw": thaw,
-    "sync": sync,
-    "notify": notify,
-}

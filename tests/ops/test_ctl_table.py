@@ -98,6 +98,9 @@ def test_replies_for_bad_requests_and_lookups() -> None:
     bad = {"ok": False, "error": "bad request: expected a JSON object with 'command'"}
     assert _ask(srv, b"not json\n") == bad
     assert _ask(srv, {"args": []}) == bad
+    for command in ([], {}, 3, None):  # (a list or dict could not even be looked up)
+        assert _ask(srv, {"command": command}) == bad, command
+    assert _ask(srv, [1, 2]) == bad
     assert _ask(srv, {"command": "nosuch"}) == {"ok": False, "error": "unknown command 'nosuch'"}
     assert _ask(srv, {"command": "keys"}) == {"ok": False, "error": "usage: keys ZONE"}
     assert _ask(srv, {"command": "reload", "args": ["a", "b"]}) == {
@@ -134,4 +137,7 @@ def test_a_handlers_dnsseal_error_is_the_reply(monkeypatch: Any) -> None:
 def test_audited_commands_are_table_commands() -> None:
     # the audit log's list of commands that change something names no command of its own
     assert observe.CHANGING_COMMANDS.issubset(COMMANDS)
+    # ... and every command is either audited or listed as one that only reads
+    assert not observe.CHANGING_COMMANDS & observe.READ_ONLY_COMMANDS
+    assert set(COMMANDS) == observe.CHANGING_COMMANDS | observe.READ_ONLY_COMMANDS
     assert observe.CHANGING_COMMANDS.issuperset(observe.READ_ONLY_FORMS)

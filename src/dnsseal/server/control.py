@@ -282,7 +282,9 @@ class ControlServer:
             request = json.loads(line)
             command = request["command"]
             args = list(request.get("args", []))
-        except (ValueError, KeyError, TypeError):
+            if not isinstance(command, str):
+                raise TypeError(command)  # ([] or {} could not even be looked up)
+        except (ValueError, KeyError, TypeError, AttributeError):
             return {"ok": False, "error": "bad request: expected a JSON object with 'command'"}
         if command not in COMMANDS:
             return {"ok": False, "error": f"unknown command {command!r}"}

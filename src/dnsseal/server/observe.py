@@ -36,7 +36,14 @@ log = logging.getLogger(__name__)
 TICK = 1.0  # seconds between looks
 ALERT_HISTORY = 10_000  # alert rows read at start to find the alerts still active
 # Control commands that change something: each is audited with who sent it.
-CHANGING_COMMANDS = frozenset({"reload", "notify", "stop", "sign", "loadkeys", "dnssec", "signing"})
+# (freeze, thaw, sync and retransfer change a zone's state too, as rndc's do.)
+CHANGING_COMMANDS = frozenset(
+    {"reload", "notify", "stop", "sign", "loadkeys", "dnssec", "signing"}
+    | {"freeze", "thaw", "sync", "retransfer"}
+)
+# Every other control command only reads; tests/ops/test_ctl_table.py holds the two lists
+# to the command table, so a new command must be put in one of them.
+READ_ONLY_COMMANDS = frozenset({"status", "zones", "zone-status", "keys", "audit", "ds-log"})
 READ_ONLY_FORMS = {"dnssec": ("-status",), "signing": ("-list",)}
 
 

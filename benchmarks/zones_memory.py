@@ -129,8 +129,9 @@ def _breakdown(server: Any, known: set[int], n: int) -> None:
         sizes.seen.add(id(state))  # (its fields are walked one by one below)
         sizes.by["ZoneState (the object)"][0] += sys.getsizeof(state)
         sizes.by["ZoneState (the object)"][1] += 1
-        sizes.add("InlineZone.signed: the signed Zone model", inline.signed)
-        sizes.add("InlineZone.unsigned: the unsigned Zone model", inline.unsigned)
+        # (the forms kept: a model, or its packed bytes between changes: InlineZone.park)
+        sizes.add("InlineZone.signed: the signed Zone model", inline._signed)
+        sizes.add("InlineZone.unsigned: the unsigned Zone model", inline._unsigned)
         sizes.add("InlineZone._file_copy: the source as applied", inline._file_copy)
         sizes.add("served.snapshot: the ZoneSnapshot answered from", state.served.snapshot)
         sizes.add("served.history: older snapshots (IXFR)", state.served.history)

@@ -55,7 +55,7 @@ from dnsseal.server.versions import (
     pack_version,
     sig_expirations,
     signer_keyset_rdatas,
-    unpack_version,
+    unpack_own,
     zone_from_lines,
 )
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, sign_changes, sign_zone
@@ -197,17 +197,14 @@ def _sign_full(
 # Zones of at most this many owners (data and signature tables counted apart) keep their
 # models packed between changes (InlineZone.park); see docs/zones-benchmarks.md for the
 # cost of unpacking them per change.
-PARK_NAMES = 400
+PARK_NAMES = 200
 
 
-def _model(form: Zone | bytes | None, origin: dns.name.Name) -> Zone | None:
+def _model(form: Zone | bytes | None) -> Zone | None:
     """The model of a zone kept as a model or packed (:func:`pack_version`)."""
     if not isinstance(form, bytes):
         return form
-    zone = unpack_version(form, origin)
-    if zone is None:  # (packed by park from a model of this origin: never)
-        raise AssertionError(f"{origin}: a parked version does not unpack")
-    return zone
+    return unpack_own(form)
 
 
 class InlineZone:
@@ -296,7 +293,7 @@ class InlineZone:
     def signed(self) -> Zone | None:
         r"""The version served (a model unpacked anew on each read while :meth:`park`\ ed:
         keep the one read rather than reading it again)."""
-        return _model(self._signed, self.origin)
+        return _model(self._signed)
 
     @signed.setter
     def signed(self, zone: Zone | None) -> None:
@@ -305,7 +302,7 @@ class InlineZone:
     @property
     def unsigned(self) -> Zone | None:
         """The zone's data as maintained (see the module docstring; as :attr:`signed`)."""
-        return _model(self._unsigned, self.origin)
+        return _model(self._unsigned)
 
     @unsigned.setter
     def unsigned(self, zone: Zone | None) -> None:
@@ -335,8 +332,8 @@ class InlineZone:
 
     def _unpark(self) -> None:
         """The models unpacked and kept (a change is coming)."""
-        self._signed = _model(self._signed, self.origin)
-        self._unsigned = _model(self._unsigned, self.origin)
+        self._signed = _model(self._signed)
+        self._unsigned = _model(self._unsigned)
 
     @property
     def offline(self) -> ResponseKeys:

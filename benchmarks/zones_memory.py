@@ -101,9 +101,8 @@ class _Sizes:
 CACHES = (
     ("dnsseal.zone.text", "_RRSIG_HEADS"),
     ("dnsseal.zone.rdtext", "_NAME_CACHE"),
-    ("dnsseal.zone.rdtext", "_TIME_CACHE"),
+    ("dnsseal.zone.rdtext", "_MINUTE_TEXT"),
     ("dnsseal.zone.rrtext", "_NAME_CACHE"),
-    ("dnsseal.zone.rrtext", "_TIME_TEXT"),
     ("dnsseal.zone.canonical", "_PARENT_WIRES"),
     ("dnsseal.storage.keydir", "_LOADED"),
     ("dnsseal.storage.keydir", "_listings"),

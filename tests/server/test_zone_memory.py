@@ -24,7 +24,7 @@ import pytest
 
 from conftest import free_port
 from dnsseal import clock
-from dnsseal.proto.snapshot import ZoneSnapshot, build
+from dnsseal.proto.snapshot import ZoneSnapshot, build, snapshot_model
 from dnsseal.proto.xfr import VersionStep, ixfr_diffs
 from dnsseal.server import history
 from dnsseal.server import inline as inline_mod
@@ -32,6 +32,7 @@ from dnsseal.server import maintenance as automation_mod
 from dnsseal.server.offlineksk import ResponseKeys
 from dnsseal.server.service import AuthServer
 from dnsseal.storage.serverconfig import load_config
+from dnsseal.zone.model import Zone
 
 from .test_many_zones import INLINE, _inline_config
 
@@ -65,6 +66,7 @@ def test_sleeping_zones_hold_no_task_event_or_unused_object_each(
         tasks_before = len(asyncio.all_tasks())
         events_before = _existing(asyncio.Event)
         keys_before = _existing(ResponseKeys)
+        zones_before = _existing(Zone)
         server = AuthServer(load_config(conf), conf)
         await server.start()
         try:
@@ -76,6 +78,13 @@ def test_sleeping_zones_hold_no_task_event_or_unused_object_each(
             assert len(asyncio.all_tasks()) - tasks_before < INLINE // 2
             assert _live(asyncio.Event, events_before) < INLINE // 2
             assert all(s.timer is None for s in states)  # none runs: all are planned
+            # the models packed between changes (InlineZone.park), none alive but the
+            # few a test holds; a read gives the records served
+            assert all(s.inline is not None and s.inline.parked for s in states)
+            assert _live(Zone, zones_before) < INLINE // 2
+            for s in states:
+                assert s.inline is not None and s.served is not None
+                assert s.inline.signed == snapshot_model(s.served.snapshot), s.name
             assert (
                 _live(ResponseKeys, keys_before) == 0
             )  # made only for offline-ksk zones (was one each)

@@ -186,10 +186,12 @@ class DsDriver:
         assert inline is not None and inline.unsigned is not None
         children = []
         for other in self.automation.table.zones.values():
-            if other is self.state or other.inline is None or other.inline.signed is None:
+            # (read once: a small zone's model is unpacked on each read, InlineZone.park)
+            signed = other.inline.signed if other.inline is not None else None
+            if other is self.state or other.inline is None or signed is None:
                 continue
             waiting = bool(checkds.waiting_keys(other.inline.keys).publish)
-            children.append(signaling.child_apex(other.inline.signed, waiting))
+            children.append(signaling.child_apex(signed, waiting))
         want = signaling.wanted(inline.origin, children)
         change = signaling.signaling_diff(inline.unsigned, want)
         if change:

@@ -52,8 +52,10 @@ from dnsseal.server.versions import (
     Version,
     data_diff,
     only_soa,
+    pack_version,
     sig_expirations,
     signer_keyset_rdatas,
+    unpack_own,
     zone_from_lines,
 )
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, sign_changes, sign_zone
@@ -192,6 +194,19 @@ def _sign_full(
     return sign_zone(zone, keys, params, now, previous=previous).zone
 
 
+# Zones of at most this many owners (data and signature tables counted apart) keep their
+# models packed between changes (InlineZone.park); see docs/zones-benchmarks.md for the
+# cost of unpacking them per change.
+PARK_NAMES = 200
+
+
+def _model(form: Zone | bytes | None) -> Zone | None:
+    """The model of a zone kept as a model or packed (:func:`pack_version`)."""
+    if not isinstance(form, bytes):
+        return form
+    return unpack_own(form)
+
+
 class InlineZone:
     """One inline-signed zone; see the module docstring."""
 
@@ -203,7 +218,9 @@ class InlineZone:
         "_offline",
         "_read_stamp",
         "_served_before",
+        "_signed",
         "_signed_source",
+        "_unsigned",
         "copy_dirty",
         "events",
         "file_sig",
@@ -220,11 +237,9 @@ class InlineZone:
         "policy",
         "serial_method",
         "sig_horizon",
-        "signed",
         "source",
         "source_problem",
         "state_dir",
-        "unsigned",
     )
 
     def __init__(
@@ -246,8 +261,9 @@ class InlineZone:
         self.keydir = KeyDirectory(key_dir)
         self.key_dir = key_dir
         self.state_dir = state_dir
-        self.unsigned: Zone | None = None
-        self.signed: Zone | None = None
+        # Zone models, or between changes (small zones, :meth:`park`) packed as bytes
+        self._unsigned: Zone | bytes | None = None
+        self._signed: Zone | bytes | None = None
         self._file_copy: Zone | None = None
         self._copy_unread = False  # file_copy is the copy on disk, read when first needed
         self._read_stamp: str | None = None  # the source file as last read (_source_stamp)
@@ -270,6 +286,54 @@ class InlineZone:
         self.serial_method = serial_method
         self._served_before: int | bool | None = False  # False: not looked for yet
         self._signed_source: int | None = None  # serial of a source file that came signed
+
+    # -- the models, packed between changes -------------------------------------------
+
+    @property
+    def signed(self) -> Zone | None:
+        r"""The version served (a model unpacked anew on each read while :meth:`park`\ ed:
+        keep the one read rather than reading it again)."""
+        return _model(self._signed)
+
+    @signed.setter
+    def signed(self, zone: Zone | None) -> None:
+        self._signed = zone
+
+    @property
+    def unsigned(self) -> Zone | None:
+        """The zone's data as maintained (see the module docstring; as :attr:`signed`)."""
+        return _model(self._unsigned)
+
+    @unsigned.setter
+    def unsigned(self, zone: Zone | None) -> None:
+        self._unsigned = zone
+
+    @property
+    def parked(self) -> bool:
+        """Are the models packed (:meth:`park`)?"""
+        return isinstance(self._signed, bytes)
+
+    def park(self) -> bool:
+        """Keep the signed and unsigned models packed (:func:`pack_version`: one bytes
+        object each, a third of the model's size) until the next change needs them
+        (:meth:`maintain`, :meth:`update`, :meth:`clear_signing_state` unpack them first),
+        for a zone of at most :data:`PARK_NAMES` owners; a larger one keeps its models (a
+        change in it must not pay O(zone)).  True when packed.  Nothing else changes: a
+        read of :attr:`signed` gives the same records."""
+        signed, unsigned = self._signed, self._unsigned
+        if not isinstance(signed, Zone) or not isinstance(unsigned, Zone):
+            return isinstance(signed, bytes)
+        if len(signed.rrsets) + len(signed.rrsigs) > PARK_NAMES:
+            return False
+        packed_unsigned = pack_version(unsigned)
+        self._signed = pack_version(signed)  # (each read of one attribute sees one form)
+        self._unsigned = packed_unsigned
+        return True
+
+    def _unpark(self) -> None:
+        """The models unpacked and kept (a change is coming)."""
+        self._signed = _model(self._signed)
+        self._unsigned = _model(self._unsigned)
 
     @property
     def offline(self) -> ResponseKeys:
@@ -740,12 +804,15 @@ class InlineZone:
         Returns the new version, or None when the zone served stays right as it is
         (``force``: re-sign every RRset and make a new version anyway).  Raises
         ZoneProblem, FileFormatError or StorageError; then nothing changed."""
+        self._unpark()
         saved = (self.unsigned, self.file_sig)
         try:
             return self._maintain(now, reason, force)
         except BaseException:
             self.unsigned, self.file_sig = saved  # nothing changed: the edits come again
             raise
+        finally:
+            self.park()
 
     def _maintain(self, now: int, reason: str, force: bool) -> Version | None:
         try:
@@ -886,6 +953,10 @@ class InlineZone:
             zonefile.write_zone(self.copy_path, self.file_copy, header=header)
             self.copy_dirty = False
             self._copy_stamp = stamp
+            # The copy on disk is this one: read it back when the source changes next (as
+            # after a restart) rather than keep it (a small zone's copy is as large as its
+            # packed versions together).
+            self._file_copy, self._copy_unread = None, True
 
     def _keyset_unchanged(self, plan: Plan) -> bool:
         """Would the plan's CDS/CDNSKEY sets and the signing-state records leave the
@@ -945,6 +1016,13 @@ class InlineZone:
         """Apply a dynamic update's change (already checked) and re-sign incrementally.
         The apex signing-state records are the server's: an update's additions or
         deletions of them are ignored (as BIND ignores them)."""
+        self._unpark()
+        try:
+            return self._update(change, now)
+        finally:
+            self.park()
+
+    def _update(self, change: ZoneDiff, now: int) -> Version:
         assert self.unsigned is not None and self.signed is not None and self.plan is not None
         change = self._without_signing_state(change)
         unsigned = apply(self.unsigned, change)
@@ -983,6 +1061,13 @@ class InlineZone:
         """``signing -clear``: a version without the completed signing-state records (of
         key ``which``, all when None), re-signed incrementally; None when there are none
         to clear."""
+        self._unpark()
+        try:
+            return self._clear_signing_state(which, now)
+        finally:
+            self.park()
+
+    def _clear_signing_state(self, which: sstate.KeyRef | None, now: int) -> Version | None:
         assert self.signed is not None and self.plan is not None
         gone = tuple(sstate.cleared_records(self.signed, which))
         if not gone:

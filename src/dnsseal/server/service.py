@@ -131,6 +131,8 @@ class AuthServer:
         self.updates = Updates(self.table)
         self.links = MainLinks(links, self._update_reply) if links else None
         self.table.links = self.links
+        if self.links is not None:
+            self.links.current = self.table.current_model
         self.link = WorkerLink(link, self._install) if link is not None else None
         self.observe = Observability(self)  # HTTP listener, alerts, audit of reloads
 

@@ -142,6 +142,23 @@ def unpack_version(data: bytes, origin: dns.name.Name) -> Zone | None:
         return None
 
 
+def unpack_own(data: bytes) -> Zone:
+    """The zone :func:`pack_version` packed in this process (never bytes read from
+    elsewhere: nothing is checked; :func:`unpack_version` checks)."""
+    _, origin_labels, rdclass, rrsets, sigs = marshal.loads(data)
+    owners: dict[tuple[bytes, ...], OwnerName] = {}
+    out: list[dict[dns.name.Name, dict[int, RRset]]] = [{}, {}]
+    for table, packed, sig in ((out[0], rrsets, False), (out[1], sigs, True)):
+        for labels, node in packed:
+            name = owners.get(labels)
+            if name is None:
+                name = owners[labels] = OwnerName.trusted(labels)
+            table[name] = {t: RRset(name, T.RRSIG if sig else t, ttl, rdatas)
+                           for t, ttl, rdatas in node}  # fmt: skip
+    apex = owners.get(origin_labels) or OwnerName.trusted(origin_labels)
+    return Zone(apex, out[0], out[1], dns.rdataclass.RdataClass.make(rdclass))
+
+
 def sig_expirations(zone: Zone, now: int) -> list[int]:
     """Every RRSIG expiration time of ``zone`` (epoch seconds)."""
     out = []

@@ -33,6 +33,7 @@ import logging
 import pickle
 import socket
 import struct
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -131,7 +132,13 @@ class MainLinks:
         self.on_update = on_update
         self.seq = 0
         self._queue: asyncio.Queue[Pushed] = asyncio.Queue()
-        self._sent: dict[str, model.Zone] = {}  # zone -> the last version queued
+        # zone -> the last version queued, while its holder keeps it (a small inline zone
+        # keeps its model packed between changes: InlineZone.park; its next version then
+        # goes whole)
+        self._sent: dict[str, weakref.ref[model.Zone]] = {}
+        # zone -> its version served now, for a worker that asks for it whole (set by the
+        # server: ZoneTable.current_model)
+        self.current: Callable[[str], model.Zone | None] = lambda name: None
         self._tasks: list[asyncio.Task[None]] = []
         self._relays: set[asyncio.Task[None]] = set()
 
@@ -163,14 +170,18 @@ class MainLinks:
         version pushed before it, when the caller knows them (a snapshot's ``changed``);
         else they are found by comparing the two versions."""
         self.seq += 1
-        prev = self._sent.get(zone_name)
-        self._sent[zone_name] = zone
+        ref = self._sent.get(zone_name)
+        prev = ref() if ref is not None else None
+        self._sent[zone_name] = weakref.ref(zone)
         names = frozenset(changed) if changed is not None and prev is not None else None
         self._queue.put_nowait((self.seq, zone_name, serial, zone, prev, names))
 
     def _send_whole(self, zone_name: str) -> None:
         """A worker lacks the version a change applies to: send the latest one whole."""
-        zone = self._sent.get(zone_name)
+        ref = self._sent.get(zone_name)
+        zone = ref() if ref is not None else None
+        if zone is None:
+            zone = self.current(zone_name)
         if zone is not None:
             log.warning("[%s] a worker asked for the whole zone: sending it", zone_name)
             self.seq += 1

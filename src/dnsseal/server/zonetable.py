@@ -32,6 +32,7 @@ from dnsseal.server.zonehandle import (
 from dnsseal.server.zones import WAITING, expire_by_copy, load_one
 from dnsseal.server.zonesync import MainLinks
 from dnsseal.storage.serverconfig import ServerConfig
+from dnsseal.zone.model import Zone
 
 log = logging.getLogger(__name__)
 
@@ -174,15 +175,27 @@ class ZoneTable:
     def _note_served(self, state: ZoneHandle) -> None:
         self._unswapped[state.name] = state
 
+    @staticmethod
+    def _model_of(state: ZoneHandle) -> Zone | None:
+        """The model of the version ``state`` serves, as the workers get it."""
+        inline = state.inline
+        model = inline.signed if inline is not None else None
+        if state.config.secondary and state.secondary is not None:
+            model = state.secondary.copy  # a plain secondary's transferred copy
+        return model
+
+    def current_model(self, name: str) -> Zone | None:
+        """The model of the version zone ``name`` serves (None: no such zone or none)."""
+        state = self.zones.get(name)
+        return self._model_of(state) if state is not None else None
+
     def _push_inline(self, states: list[ZoneHandle]) -> None:
         """Send the workers every version of ``states`` (inline-signed) they do not serve
         yet."""
         assert self.links is not None
         for state in states:
-            inline, served = state.inline, state.served
-            model = inline.signed if inline is not None else None
-            if state.config.secondary and state.secondary is not None:
-                model = state.secondary.copy  # a plain secondary's transferred copy
+            served = state.served
+            model = self._model_of(state)
             if model is None or served is None:
                 continue
             snap = served.snapshot

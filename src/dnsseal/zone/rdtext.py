@@ -86,7 +86,6 @@ def _type_text(t: int) -> str:
 
 
 _BITMAP_CACHE: dict[bytes, str] = {}
-_TIME_CACHE: dict[int, str] = {}
 
 
 def _bitmap_text(wire: bytes) -> str:
@@ -98,13 +97,24 @@ def _bitmap_text(wire: bytes) -> str:
     return text
 
 
-def _time_text(t: int) -> str:
-    text = _TIME_CACHE.get(t)
-    if text is None:
-        text = time.strftime("%Y%m%d%H%M%S", time.gmtime(t))
-        if len(_TIME_CACHE) < 65536:  # signing times repeat (jitter spreads a few)
-            _TIME_CACHE[t] = text
-    return text
+_MINUTE_TEXT: dict[int, str] = {}  # minute number -> "YYYYMMDDHHMM"
+_MINUTE_TEXT_MAX = 4096  # (then started again: about 0.5 MiB at most)
+_SECOND_TEXT = tuple(f"{s:02d}" for s in range(60))
+
+
+def time_text(t: int) -> str:
+    """``t`` (epoch seconds) as RRSIG presentation, YYYYMMDDHHMMSS (UTC): what
+    ``time.strftime("%Y%m%d%H%M%S", time.gmtime(t))`` gives, from the minute's text kept
+    (a cache of each second's text held tens of thousands of entries, about 8 MiB, once
+    many zones were signed: their signatures' times are spread over the seconds of days)."""
+    minute, sec = divmod(t, 60)
+    head = _MINUTE_TEXT.get(minute)
+    if head is None:
+        head = time.strftime("%Y%m%d%H%M", time.gmtime(minute * 60))
+        if len(_MINUTE_TEXT) >= _MINUTE_TEXT_MAX:
+            _MINUTE_TEXT.clear()
+        _MINUTE_TEXT[minute] = head
+    return head + _SECOND_TEXT[sec]
 
 
 def _a(w: bytes) -> str:
@@ -181,7 +191,7 @@ def _rrsig(w: bytes) -> str:
     covered, alg, labels, ttl, exp, inc, tag = struct.unpack_from("!HBBIIIH", w)
     signer, off = name_text(w, 18)
     return (
-        f"{_type_text(covered)} {alg} {labels} {ttl} {_time_text(exp)} {_time_text(inc)} "
+        f"{_type_text(covered)} {alg} {labels} {ttl} {time_text(exp)} {time_text(inc)} "
         f"{tag} {signer} {_b64(w[off:])}"
     )
 

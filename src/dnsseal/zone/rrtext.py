@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
-import time
 from collections.abc import Callable, Iterator
 
 import dns.ipv6
@@ -23,7 +22,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
-from dnsseal.zone.rdtext import label_text
+from dnsseal.zone.rdtext import label_text, time_text
 
 T = dns.rdatatype
 IN = dns.rdataclass.IN
@@ -36,7 +35,6 @@ _NAME_CACHE: dict[bytes, str] = {}
 # a server formatting thousands of zones keeps the current zone's names, not the first's.
 _NAME_CACHE_MAX = 4096
 _TYPE_TEXT: dict[int, str] = {}
-_TIME_TEXT: dict[int, str] = {}
 _BITMAP_TEXT: dict[bytes, str] = {}
 
 
@@ -93,16 +91,6 @@ def _hex(data: bytes) -> str:
     if len(s) <= 128:
         return s
     return " ".join([s[i : i + 128] for i in range(0, len(s), 128)])
-
-
-def _time(t: int) -> str:
-    s = _TIME_TEXT.get(t)
-    if s is None:
-        s = time.strftime("%Y%m%d%H%M%S", time.gmtime(t))
-        if len(_TIME_TEXT) >= 65536:  # signing times repeat (jitter spreads a few)
-            _TIME_TEXT.clear()
-        _TIME_TEXT[t] = s
-    return s
 
 
 def _bitmap(wire: bytes) -> str:
@@ -223,7 +211,7 @@ def _rrsig(w: bytes) -> str:
     covered, alg, labels, ttl, exp, inc, tag = _RRSIG_FIXED.unpack_from(w)
     signer, i = _name(w, 18)
     return (
-        f"{type_text(covered)} {alg} {labels} {ttl} {_time(exp)} {_time(inc)} "
+        f"{type_text(covered)} {alg} {labels} {ttl} {time_text(exp)} {time_text(inc)} "
         f"{tag} {signer} {_b64(w[i:])}"
     )
 

@@ -71,6 +71,7 @@ OnlineHook = Callable[[ZoneSnapshot, dns.name.Name, int, bool, Answer], Answer]
 class Tables(Protocol):
     """Every served zone's answer tables (``server.zonetable.ZoneTable``).  Only a zone
     handle swaps them (:meth:`ZoneHandle.install` and the rest of the commit path,
+    :func:`serve_installed` for a batch,
     :func:`commit_zone_set` for a reload)."""
 
     def swap_zones(self, everything: bool = False) -> None:
@@ -341,9 +342,13 @@ class ZoneHandle:
         self.serve(snap, history, now)
         return new_serial
 
-    def install_pushed(self, snap: ZoneSnapshot, online: OnlineHook | None) -> None:
+    def install_pushed(
+        self, snap: ZoneSnapshot, online: OnlineHook | None, swap: bool = True
+    ) -> None:
         """In a worker process: serve ``snap``, a version the main process committed (and
-        pushed), answered online by ``online``: this zone's answer tables."""
+        pushed), answered online by ``online``: this zone's answer tables (``swap``
+        False: the caller swaps them, once for the versions of a frame, before it
+        acknowledges them)."""
         old = self.served
         versions = self._port().config.ixfr_versions
         history: tuple[Retained, ...] = ()
@@ -352,7 +357,8 @@ class ZoneHandle:
         elif old is not None:
             history = old.history
         self.serve(snap, history, clock.now(), online)
-        self._port().table.swap_zones()
+        if swap:
+            self._port().table.swap_zones()
 
     def sync_acl(self) -> None:
         """Serve the version served now under the config's allow-transfer: a reload that
@@ -363,11 +369,15 @@ class ZoneHandle:
             self.served = dataclasses.replace(self.served, allow_transfer=acl)
             log.info("[%s] allow-transfer changed", self.name)
 
-    def install(self, zone: Zone, keep_history: bool, version: Version | None = None) -> None:
+    def install(
+        self, zone: Zone, keep_history: bool, version: Version | None = None, swap: bool = True
+    ) -> None:
         """Serve ``zone`` (``version``'s, when known: a small change updates the answer
         snapshot at the names it changed) in this process: its answer tables, then the
-        workers.  The last steps of :meth:`commit`; on its own only for a version already
-        durable (the journal's version at a start, a version a worker got)."""
+        workers (``swap`` False: the caller swaps them, for many zones at once, before it
+        yields to the event loop).  The last steps of :meth:`commit`; on its own only for a
+        version already durable (the journal's version at a start, a version a worker
+        got)."""
         port = self._port()
         old = self.served
         snap = None
@@ -386,7 +396,8 @@ class ZoneHandle:
                 known = (version.diff.removed, version.diff.added)
             history = retain(old.history, old.snapshot, snap, known)[-versions:]
         self.serve(snap, history, clock.now(), port.online(self))
-        port.table.swap_zones()
+        if swap:
+            port.table.swap_zones()
 
     # -- commit ---------------------------------------------------------------------------
 
@@ -435,10 +446,11 @@ class ZoneHandle:
                 await self.commit(version, now, (), started)
             return version
 
-    def committed(self, version: Version, started: float | None) -> None:
+    def committed(self, version: Version, started: float | None, swap: bool = True) -> None:
         """The end of :meth:`commit`, once ``version`` is journaled and its copy written:
-        serve it, log it, send NOTIFY."""
-        self.install(version.zone, keep_history=True, version=version)
+        serve it, log it, send NOTIFY (``swap`` False: as :meth:`install`; the NOTIFY
+        goes out from the event loop, after the caller's swap)."""
+        self.install(version.zone, keep_history=True, version=version, swap=swap)
         took = f" in {time.monotonic() - started:.2f} s" if started is not None else ""
         log.info(
             "[%s] DNSSEC: serial %d signed and served%s (%s, %d records out, %d in)",
@@ -526,6 +538,14 @@ class ZoneHandle:
             await task
         async with self.lock:
             await self._dump()
+
+
+def serve_installed(table: Tables) -> None:
+    """Serve the versions installed without a swap (``install(swap=False)``,
+    ``install_pushed(swap=False)``) since the last swap: one swap for them all (a start's
+    batch of zones, the versions of a worker's frame), so one filtering of the cached
+    answers, which costs the cache's size whatever the number of zones."""
+    table.swap_zones()
 
 
 async def commit_zone_set(

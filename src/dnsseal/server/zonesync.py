@@ -338,10 +338,19 @@ def _build_versions(payload: bytes, snaps: dict[str, ZoneSnapshot]) -> tuple[int
 class WorkerLink:
     """A worker's end: installs the zone versions the main process sends, relays UPDATEs."""
 
-    def __init__(self, sock: socket.socket, install: Callable[[str, ZoneSnapshot], None]) -> None:
-        """``install(zone_name, snapshot)``: serve this version (called in the event loop)."""
+    def __init__(
+        self,
+        sock: socket.socket,
+        install: Callable[[str, ZoneSnapshot], None],
+        swap: Callable[[], None] | None = None,
+    ) -> None:
+        """``install(zone_name, snapshot)``: make this version the one to serve (called in
+        the event loop); ``swap()``: serve the versions installed since the last call,
+        called once after a frame's versions are installed and before they are
+        acknowledged (None: ``install`` serves each itself)."""
         self.sock = sock
         self.install = install
+        self.swap = swap
         self.writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future[bytes]] = {}
         self._ids = itertools.count(1)
@@ -399,6 +408,8 @@ class WorkerLink:
                             self.snaps.pop(name, None)
                             continue
                         self.snaps[name] = snap
+                    if self.swap is not None:  # (the cached answers filtered once a frame)
+                        self.swap()
                     if self.writer is None:
                         continue
                     for name in sorted(lacking):

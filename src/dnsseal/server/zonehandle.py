@@ -36,6 +36,7 @@ from dnsseal.proto.answer import Answer
 from dnsseal.proto.engine import ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model, update_from_model
 from dnsseal.proto.xfr import Retained
+from dnsseal.server import signpool
 from dnsseal.server.counters import COUNTERS
 from dnsseal.server.history import JournalHistory, retain
 from dnsseal.server.versions import Version, pack_version, record_line
@@ -44,6 +45,7 @@ from dnsseal.storage.journal import AuditEvent, Journal, Transaction
 from dnsseal.storage.serverconfig import ServerConfig, ZoneConfig
 from dnsseal.zone.diff import records
 from dnsseal.zone.model import Zone
+from dnsseal.zone.text import header_text
 
 if TYPE_CHECKING:
     from dnsseal.server.inline import InlineZone
@@ -173,12 +175,16 @@ def journal_version(j: Journal, version: Version, now: int) -> None:
     later too, coalesced), packed for the next restart (:func:`pack_version`).  Raises
     StorageError."""
     zone, serial = version.zone.origin.to_text(), version.serial  # (each made once)
-    _journal_version(j, version, zone, serial, now)
+    made = signpool.made_of(version.zone)  # (a first signing in the helper: made there)
+    _journal_version(j, version, zone, serial, now, made.lines if made is not None else None)
     if version.reason != "update":
-        j.set_packed(zone, serial, pack_version(version.zone))
+        j.set_packed(zone, serial, made.packed if made is not None else pack_version(version.zone))
 
 
-def _journal_version(j: Journal, version: Version, zone: str, serial: int, now: int) -> None:
+def _journal_version(
+    j: Journal, version: Version, zone: str, serial: int, now: int, lines: list[str] | None
+) -> None:
+    """``lines``: the version's journal lines, sorted, when already made."""
     current = j.current_serial(zone)
     if version.serial_from is not None and current == version.serial_from:
         j.append(
@@ -195,13 +201,17 @@ def _journal_version(j: Journal, version: Version, zone: str, serial: int, now: 
         limit = MAX_UPDATE_CHANGES if version.reason == "update" else MAX_CHANGES
         if j.transaction_count(zone) <= limit:
             return
-    _rebase(j, version.zone, zone, serial, now)
+    _rebase(j, version.zone, zone, serial, now, lines)
 
 
-def _rebase(j: Journal, zone: Zone, name: str, serial: int, now: int) -> None:
+def _rebase(
+    j: Journal, zone: Zone, name: str, serial: int, now: int, lines: list[str] | None = None
+) -> None:
     """``zone`` (the journal's current version, ``serial``) as the journal's new base: the
-    changes before it are dropped."""
-    j.set_base(name, serial, sorted(record_line(r) for r in records(zone)), now)
+    changes before it are dropped.  ``lines``: its journal lines, sorted, if made."""
+    if lines is None:
+        lines = sorted(record_line(r) for r in records(zone))
+    j.set_base(name, serial, lines, now)
 
 
 def compact(j: Journal, zone: Zone, now: int) -> bool:
@@ -217,11 +227,13 @@ def compact(j: Journal, zone: Zone, now: int) -> bool:
 
 def write_copy(inline: InlineZone, zone: Zone) -> None:
     """Write the signed copy of ``zone`` (STATE/ZONE.signed).  Raises StorageError."""
-    zonefile.write_zone(
-        inline.signed_path,
-        zone,
-        header=[f"; {inline.name} serial {zone.soa().serial}, signed by dnsseal"],
-    )
+    header = [f"; {inline.name} serial {zone.soa().serial}, signed by dnsseal"]
+    made = signpool.made_of(zone)  # (a first signing in the helper: its text made there)
+    if made is None:
+        zonefile.write_zone(inline.signed_path, zone, header=header)
+        return
+    zonefile.write_text_chunks(inline.signed_path, (header_text(header), made.text))
+    signpool.written(zone)
 
 
 def count_signatures(zone: str, version: Version) -> None:

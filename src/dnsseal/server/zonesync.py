@@ -70,14 +70,17 @@ def pack_zone(zone: model.Zone) -> bytes:
 
 
 def unpack_zone(data: bytes) -> model.Zone:
-    """The zone :func:`pack_zone` packed."""
+    """The zone :func:`pack_zone` packed.  Its owners are taken as they come (the main
+    process packed them from its zone model, whose owners are checked and lower-case, and
+    sent them on the socket pair it made): no dnspython conversion, validation or
+    hashing, which were half of a worker's cost of a new zone."""
     (origin_labels, rrsets, sigs), rdclass = pickle.loads(data)
     names: dict[tuple[bytes, ...], dns.name.Name] = {}
 
     def name_of(labels: tuple[bytes, ...]) -> dns.name.Name:
         got = names.get(labels)
         if got is None:
-            got = names[labels] = dns.name.Name(labels)
+            got = names[labels] = model.OwnerName.trusted(labels)
         return got
 
     data_out = {}

@@ -302,8 +302,7 @@ class Maintenance:
                     done = await asyncio.to_thread(self._start_batch, batch, reason, pool)
                     for state, outcome in zip(batch, done, strict=False):
                         if _ready_to_serve(outcome):  # served at the batch's one swap below
-                            self._serve_started(state, outcome)
-                            problem = None
+                            problem = self._serve_started(state, outcome)
                         else:  # (may yield to the event loop: what is installed served first)
                             serve_installed(self.table)
                             problem = await self._started(state, outcome)
@@ -447,15 +446,19 @@ class Maintenance:
             return _Maintained(o.now, o.started, None, [], e)
         return dataclasses.replace(o, persisted=True)
 
-    def _serve_started(self, state: ZoneHandle, outcome: _Maintained) -> None:
+    def _serve_started(self, state: ZoneHandle, outcome: _Maintained) -> str | None:
         """:meth:`_started` for a version journaled and copied in its batch
         (:func:`_ready_to_serve`): installed, not swapped (the caller swaps once for the
         batch, before it yields to the event loop)."""
         assert outcome.version is not None
         state.cancel_dump()  # (its copy is written)
-        state.committed(outcome.version, outcome.started, swap=False)
+        try:
+            state.committed(outcome.version, outcome.started, swap=False)
+        except DnssealError as e:
+            return self._failed(state, outcome.now, e)
         self._maintained(state)
         self._log_next(state)
+        return None
 
     async def _started(self, state: ZoneHandle, outcome: _Outcome) -> str | None:
         """On the event loop, with the zone's lock held: finish what _start_batch did."""

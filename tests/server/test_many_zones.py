@@ -14,7 +14,7 @@ import asyncio
 import os
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -265,13 +265,14 @@ def test_the_server_hands_the_engine_only_the_zones_that_changed(
     server.table.swap_zones(everything=True)  # what a reload does: nothing served yet
     assert server.engine.zones == {}
     replaced: list[dns.name.Name] = []
-    real = server.engine.replace_zone
+    real = server.engine.replace_zones
 
-    def counting(origin: dns.name.Name, served: ServedZone | None) -> None:
-        replaced.append(origin)
-        real(origin, served)
+    def counting(zones: Iterable[tuple[dns.name.Name, ServedZone | None]]) -> None:
+        zones = list(zones)
+        replaced.extend(origin for origin, _ in zones)
+        real(zones)
 
-    server.engine.replace_zone = counting  # type: ignore[method-assign]
+    server.engine.replace_zones = counting  # type: ignore[method-assign]
     for snap in snaps:
         states[snap.origin.to_text()].served = ServedZone(snap)
         server.table.swap_zones()
@@ -479,6 +480,71 @@ def test_a_start_makes_its_zone_threads_once_for_all_batches(
     assert len(cold) == INLINE
     pools = [n for n in made if n.startswith(("ThreadPoolExecutor-", "zone-start"))]
     assert len(pools) == 2, made  # was 6: a pool of 2 for each of the 3 batches
+
+
+def test_a_start_filters_the_cached_answers_once_per_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The zones a start brings up are served a batch at a time: one swap, so one
+    filtering of each answer cache (which costs the cache's size, up to
+    ``engine.FILTER_LIMIT`` entries: with a filter per zone a cold start of 10,000 zones
+    being queried cost milliseconds per zone in every process), and every zone is served
+    once its batch is."""
+    from dnsseal.server import maintenance as automation
+
+    monkeypatch.setattr(automation, "START_BATCH", 5)
+    monkeypatch.setattr(automation, "START_BATCH_SECONDS", 60)  # batches of 5 exactly
+    filtered: list[int] = []
+    real = Engine._drop_cached
+
+    def counting(self: Engine, origins: Iterable[dns.name.Name]) -> None:
+        origins = list(origins)
+        filtered.append(len(origins))
+        real(self, origins)
+
+    monkeypatch.setattr(Engine, "_drop_cached", counting)
+    cold = _run_server(_inline_config(tmp_path, free_port()))
+    assert len(cold) == INLINE
+    assert sum(filtered) == INLINE, filtered  # every zone's cached answers dropped
+    assert len(filtered) == -(-INLINE // 5), filtered  # once per batch: was once per zone
+
+
+def test_a_worker_serves_a_frames_versions_at_one_swap_before_acknowledging() -> None:
+    """A worker installs the versions of a frame, then swaps them into its answer
+    tables once (one filtering of its answer caches, not one per zone), and only then
+    acknowledges them (a query after the main process's wait for the acknowledgement
+    sees them)."""
+    from dnsseal.server.zonesync import ACK, ZONE, WorkerLink, _frame, _pack_versions, _read_frame
+    from dnsseal.zone.text import parse_zone_text
+
+    models = []
+    for i in range(5):
+        origin = f"w{i}.test."
+        text = f"$ORIGIN {origin}\n$TTL 300\n@ SOA ns h 1 3600 600 86400 300\n@ NS ns\n"
+        models.append(parse_zone_text(text, origin))
+    events: list[str] = []
+
+    async def scenario() -> bytes:
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        link = WorkerLink(
+            theirs, lambda name, snap: events.append(name), lambda: events.append("swap")
+        )
+        await link.start()
+        reader, writer = await asyncio.open_connection(sock=ours)
+        items = [(i + 1, z.origin.to_text(), 1, z, None, None) for i, z in enumerate(models)]
+        writer.write(_frame(ZONE, _pack_versions(items)))
+        await writer.drain()
+        kind, payload = await asyncio.wait_for(_read_frame(reader), 10)
+        events.append(f"ack {payload.decode()}")
+        assert kind == ACK
+        await link.stop()
+        writer.close()
+        return payload
+
+    assert asyncio.run(scenario()) == b"5"
+    assert events == [*(z.origin.to_text() for z in models), "swap", "ack 5"]
 
 
 def test_key_records_and_key_files_are_made_once_per_key(

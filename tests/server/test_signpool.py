@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import marshal
 import struct
 import time
 from collections.abc import Iterator
@@ -21,14 +22,18 @@ import pytest
 from conftest import free_port
 from dnsseal import clock
 from dnsseal.keys.model import PrivateMaterial
-from dnsseal.server import maintenance, signpool
+from dnsseal.server import maintenance, signpool, zonehandle
 from dnsseal.server.service import AuthServer
+from dnsseal.server.versions import pack_version, record_line
+from dnsseal.server.zonehandle import write_copy
 from dnsseal.signer import Nsec3Params, SigningKey, SignParams, sign_zone
+from dnsseal.storage.journal import Journal
 from dnsseal.storage.serverconfig import load_config
+from dnsseal.zone.diff import records
 from dnsseal.zone.model import Zone
 from signer.conftest import NOW, external_verify, ksk_zsk, make_key, write, zone_from
 
-from .test_many_zones import _inline_config
+from .test_many_zones import INLINE, _inline_config
 
 PARAMS = SignParams(inception=NOW - 3600, expiration=NOW + 30 * 86400, jitter=3600)
 
@@ -135,20 +140,45 @@ def test_a_cold_start_signs_new_zones_in_the_helper_and_serves_them(
     monkeypatch.setattr(signpool, "sign", patient)
     conf = _inline_config(tmp_path, free_port())
     before = signpool.signed_count()
+    listed: list[str] = []  # zones whose journal lines the main process made
+    real_records = zonehandle.records
+
+    def counting(zone: Zone) -> object:
+        listed.append(zone.origin.to_text())
+        return real_records(zone)
+
+    monkeypatch.setattr(zonehandle, "records", counting)
 
     async def scenario() -> None:
         server = AuthServer(load_config(conf), conf)
         await server.start()
         try:
+            state_dir = server.config.state_dir
+            assert state_dir is not None
             for state in server.zones.values():
                 assert state.served is not None, state.error
-                z = state.inline.signed if state.inline is not None else None
-                assert z is not None and z.rrsigs  # signed
+                inline = state.inline
+                z = inline.signed if inline is not None else None
+                assert inline is not None and z is not None and z.rrsigs  # signed
                 soa_sigs = z.rrsigs[z.origin][6]
                 assert soa_sigs.rdatas
+                # What the helper made of it, written by the main process, is what the
+                # main process makes of the zone: its copy and journal base (the same
+                # bytes), packed (the same content: marshal's references may differ).
+                copy = inline.signed_path.read_bytes()
+                write_copy(inline, z)
+                assert inline.signed_path.read_bytes() == copy
+                with Journal(state_dir) as j:
+                    base, packed = j.base(state.name), j.packed(state.name)
+                assert base is not None and packed is not None
+                assert list(base.records) == sorted(record_line(r) for r in records(z))
+                assert marshal.loads(packed[1]) == marshal.loads(pack_version(z))
         finally:
             await server.stop()
 
     asyncio.run(scenario())
-    assert signpool.signed_count() - before >= 1
+    helped = signpool.signed_count() - before
+    assert helped >= 1
+    assert len(listed) == INLINE - helped, listed  # the helper's zones: their lines made there
     assert signpool._POOL.executor is None and signpool._POOL.users == 0
+    assert signpool._POOL.made == {}  # nothing kept after the start

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dns.message
+import dns.name
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -24,7 +25,9 @@ import pytest
 
 from automation.conftest import FAST_POLICY
 from conftest import free_port, require_tool, stop
+from dnsseal.proto.snapshot import build_from_model
 from dnsseal.server.zonesync import pack_zone, unpack_zone
+from dnsseal.zone.model import OwnerName
 from dnsseal.zone.text import parse_zone_text
 
 DNSSEAL = Path(sys.executable).parent / "dnsseal"  # the console script next to python
@@ -160,3 +163,10 @@ def test_zone_packing_round_trips() -> None:
     zone = parse_zone_text(text, "example.")
     back = unpack_zone(pack_zone(zone))
     assert back == zone
+    # Its owners made as the model makes them (no dnspython validation and hashing in
+    # the worker): the same names, hashing as dnspython's do, one object per owner.
+    owners = [back.origin, *back.rrsets, *back.rrsigs]
+    assert all(type(n) is OwnerName for n in owners)
+    assert all(hash(n) == hash(dns.name.Name(n.labels)) for n in owners)
+    assert back.rrsigs and next(iter(back.rrsigs)) is back.origin
+    assert build_from_model(back).apex.rrsets == build_from_model(zone).apex.rrsets

@@ -155,8 +155,18 @@ class Engine:
         """Serve ``served`` as the zone at ``origin`` (None: stop serving it).  Costs the
         work of that zone, whatever the number of zones served; the cached answers of the
         other zones stay."""
-        self._replace(origin, served)
-        self._drop_cached([origin])
+        self.replace_zones([(origin, served)])
+
+    def replace_zones(self, zones: Iterable[tuple[dns.name.Name, ServedZone | None]]) -> None:
+        """:meth:`replace_zone` for each (origin, version) of ``zones``, the cached answers
+        filtered once for them all (a filter costs the cache's size, whatever the number
+        of origins: a start serving its zones a batch at a time filters once a batch)."""
+        origins = []
+        for origin, served in zones:
+            self._replace(origin, served)
+            origins.append(origin)
+        if origins:
+            self._drop_cached(origins)
 
     def _replace(self, origin: dns.name.Name, served: ServedZone | None) -> None:
         if served is None:

@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import TypeGuard
 
 from dnsseal import clock
 from dnsseal.durations import format_human_time
@@ -41,6 +42,7 @@ from dnsseal.server.zonehandle import (
     ZoneHandle,
     count_signatures,
     journal_version,
+    serve_installed,
     write_copy,
 )
 from dnsseal.server.zonetable import ZoneTable
@@ -108,6 +110,16 @@ class _Crashed:
 
 
 _Outcome = _AttachFailed | _Waiting | _Maintained | _Crashed
+
+
+def _ready_to_serve(outcome: _Outcome) -> TypeGuard[_Maintained]:
+    """A new version journaled and copied in its batch: what is left is serving it."""
+    return (
+        isinstance(outcome, _Maintained)
+        and outcome.error is None
+        and outcome.persisted
+        and outcome.version is not None
+    )
 
 
 def _keep_started() -> None:
@@ -289,11 +301,18 @@ class Maintenance:
                         await locks.enter_async_context(state.lock)
                     done = await asyncio.to_thread(self._start_batch, batch, reason, pool)
                     for state, outcome in zip(batch, done, strict=False):
-                        problem = await self._started(state, outcome)
+                        if _ready_to_serve(outcome):  # served at the batch's one swap below
+                            problem = self._serve_started(state, outcome)
+                        else:  # (may yield to the event loop: what is installed served first)
+                            serve_installed(self.table)
+                            problem = await self._started(state, outcome)
                         if problem is not None:
                             problems.append(f"{state.name}: {problem}")
                         if not isinstance(outcome, _AttachFailed):
                             self.start_timer(state)  # (its task waits for the lock we hold)
+                    # One swap for the batch's zones: each swap filters the cached answers
+                    # (the cache's size: up to FILTER_LIMIT entries) and makes a push.
+                    serve_installed(self.table)
                 del todo[: len(done)]
                 _keep_started()
         finally:
@@ -426,6 +445,20 @@ class Maintenance:
         except DnssealError as e:
             return _Maintained(o.now, o.started, None, [], e)
         return dataclasses.replace(o, persisted=True)
+
+    def _serve_started(self, state: ZoneHandle, outcome: _Maintained) -> str | None:
+        """:meth:`_started` for a version journaled and copied in its batch
+        (:func:`_ready_to_serve`): installed, not swapped (the caller swaps once for the
+        batch, before it yields to the event loop)."""
+        assert outcome.version is not None
+        state.cancel_dump()  # (its copy is written)
+        try:
+            state.committed(outcome.version, outcome.started, swap=False)
+        except DnssealError as e:
+            return self._failed(state, outcome.now, e)
+        self._maintained(state)
+        self._log_next(state)
+        return None
 
     async def _started(self, state: ZoneHandle, outcome: _Outcome) -> str | None:
         """On the event loop, with the zone's lock held: finish what _start_batch did."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import secrets
@@ -48,7 +49,7 @@ from dnsseal.server.tcpclients import Abortable, TcpClients, reset, unsent
 from dnsseal.server.udp import ResponseFilter, UdpListener
 from dnsseal.server.update import Updates, is_update
 from dnsseal.server.xfrin import Secondary
-from dnsseal.server.zonehandle import OnlineHook, ZoneHandle
+from dnsseal.server.zonehandle import OnlineHook, ZoneHandle, serve_installed
 from dnsseal.server.zones import (
     ZoneState,
 )
@@ -133,7 +134,11 @@ class AuthServer:
         self.table.links = self.links
         if self.links is not None:
             self.links.current = self.table.current_model
-        self.link = WorkerLink(link, self._install) if link is not None else None
+        self.link = (
+            WorkerLink(link, self._install, functools.partial(serve_installed, self.table))
+            if link is not None
+            else None
+        )
         self.observe = Observability(self)  # HTTP listener, alerts, audit of reloads
 
     @property
@@ -364,7 +369,7 @@ class AuthServer:
         if state is None:
             log.warning("[%s] worker: version %d of an unknown zone", zone, snap.serial)
             return
-        state.install_pushed(snap, dsdriver.worker_online(state, self.config, snap))
+        state.install_pushed(snap, dsdriver.worker_online(state, self.config, snap), swap=False)
         log.debug("[%s] worker: serving serial %d", zone, snap.serial)
 
     async def _update_reply(self, wire: bytes, client: str) -> bytes:

@@ -29,13 +29,16 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import dns.name
 
-from dnsseal.server.versions import pack_version, unpack_version
+from dnsseal.server.versions import pack_version, record_line, unpack_version
 from dnsseal.signer.keysel import SigningKey
 from dnsseal.signer.sign import SignParams, sign_zone
+from dnsseal.zone.diff import records
 from dnsseal.zone.model import Zone
+from dnsseal.zone.text import iter_zone_text
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +65,29 @@ def _ready() -> bool:
 
 def sign_packed(
     data: bytes, origin: str, keys: Sequence[SigningKey], params: SignParams, now: int
-) -> bytes:
-    """In the helper: the zone packed in ``data`` signed, packed."""
+) -> tuple[bytes, list[str], str]:
+    """In the helper: the zone packed in ``data`` signed, packed, with what the main
+    process writes of it (see :class:`Made`): its journal lines and its copy's text."""
     zone = unpack_version(data, dns.name.from_text(origin))
     if zone is None:
         raise ValueError("not a packed zone")
-    return pack_version(sign_zone(zone, keys, params, now).zone)
+    signed = sign_zone(zone, keys, params, now).zone
+    lines = sorted(record_line(r) for r in records(signed))
+    return pack_version(signed), lines, "".join(iter_zone_text(signed))
+
+
+@dataclass(frozen=True, slots=True)
+class Made:
+    """What the helper made of a signed zone besides the zone, each what the main process
+    would have made of it: its packed form (:func:`pack_version`, kept in the journal for
+    the next restart), its records' journal lines, sorted (the journal's base), and its
+    text as a master file without header (the signed copy's body,
+    :func:`~dnsseal.zone.text.iter_zone_text`)."""
+
+    zone: Zone
+    packed: bytes
+    lines: list[str]
+    text: str
 
 
 class _Pool:
@@ -80,6 +100,9 @@ class _Pool:
         self.executor: ProcessPoolExecutor | None = None
         self.warm: Future[bool] | None = None
         self.signed = 0  # zones the helper signed (tests count them)
+        # id(zone) -> what the helper made of it, until the main process wrote it (or the
+        # start ends); the entry holds the zone, so the id cannot be another zone's
+        self.made: dict[int, Made] = {}
 
     def ready(self) -> ProcessPoolExecutor | None:
         """The helper when it is up; started here once enough zones asked."""
@@ -113,6 +136,7 @@ class _Pool:
             if self.users > 0:
                 return
             executor, self.executor, self.warm, self.seen = self.executor, None, None, 0
+            self.made = {}
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
 
@@ -159,8 +183,9 @@ def sign(zone: Zone, keys: Sequence[SigningKey], params: SignParams, now: int) -
         return None
     try:
         data = pack_version(zone)
-        packed = executor.submit(sign_packed, data, zone.origin.to_text(), list(keys), params, now)
-        signed = unpack_version(packed.result(), zone.origin)
+        made = executor.submit(sign_packed, data, zone.origin.to_text(), list(keys), params, now)
+        packed, lines, text = made.result()
+        signed = unpack_version(packed, zone.origin)
     except Exception as e:  # the process gone, or the signer's error: signed here again
         log.debug("[%s] first signing in the helper process failed: %s", zone.origin, e)
         return None
@@ -168,4 +193,22 @@ def sign(zone: Zone, keys: Sequence[SigningKey], params: SignParams, now: int) -
         return None
     with _POOL.lock:
         _POOL.signed += 1
+        if _POOL.users:
+            _POOL.made[id(signed)] = Made(signed, packed, lines, text)
     return signed
+
+
+def made_of(zone: Zone) -> Made | None:
+    """What the helper made of ``zone`` (a zone :func:`sign` returned, during its start),
+    or None: the caller makes it."""
+    made = _POOL.made.get(id(zone))
+    return made if made is not None and made.zone is zone else None
+
+
+def written(zone: Zone) -> None:
+    """The main process has written all it writes of ``zone`` (its signed copy, last):
+    what the helper made of it is dropped."""
+    with _POOL.lock:
+        made = _POOL.made.get(id(zone))
+        if made is not None and made.zone is zone:
+            del _POOL.made[id(zone)]

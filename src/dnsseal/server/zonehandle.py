@@ -36,6 +36,7 @@ from dnsseal.proto.answer import Answer
 from dnsseal.proto.engine import ServedZone
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model, update_from_model
 from dnsseal.proto.xfr import Retained
+from dnsseal.server import signpool
 from dnsseal.server.counters import COUNTERS
 from dnsseal.server.history import JournalHistory, retain
 from dnsseal.server.versions import Version, pack_version, record_line
@@ -44,6 +45,7 @@ from dnsseal.storage.journal import AuditEvent, Journal, Transaction
 from dnsseal.storage.serverconfig import ServerConfig, ZoneConfig
 from dnsseal.zone.diff import records
 from dnsseal.zone.model import Zone
+from dnsseal.zone.text import header_text
 
 if TYPE_CHECKING:
     from dnsseal.server.inline import InlineZone
@@ -71,6 +73,7 @@ OnlineHook = Callable[[ZoneSnapshot, dns.name.Name, int, bool, Answer], Answer]
 class Tables(Protocol):
     """Every served zone's answer tables (``server.zonetable.ZoneTable``).  Only a zone
     handle swaps them (:meth:`ZoneHandle.install` and the rest of the commit path,
+    :func:`serve_installed` for a batch,
     :func:`commit_zone_set` for a reload)."""
 
     def swap_zones(self, everything: bool = False) -> None:
@@ -172,12 +175,16 @@ def journal_version(j: Journal, version: Version, now: int) -> None:
     later too, coalesced), packed for the next restart (:func:`pack_version`).  Raises
     StorageError."""
     zone, serial = version.zone.origin.to_text(), version.serial  # (each made once)
-    _journal_version(j, version, zone, serial, now)
+    made = signpool.made_of(version.zone)  # (a first signing in the helper: made there)
+    _journal_version(j, version, zone, serial, now, made.lines if made is not None else None)
     if version.reason != "update":
-        j.set_packed(zone, serial, pack_version(version.zone))
+        j.set_packed(zone, serial, made.packed if made is not None else pack_version(version.zone))
 
 
-def _journal_version(j: Journal, version: Version, zone: str, serial: int, now: int) -> None:
+def _journal_version(
+    j: Journal, version: Version, zone: str, serial: int, now: int, lines: list[str] | None
+) -> None:
+    """``lines``: the version's journal lines, sorted, when already made."""
     current = j.current_serial(zone)
     if version.serial_from is not None and current == version.serial_from:
         j.append(
@@ -194,13 +201,17 @@ def _journal_version(j: Journal, version: Version, zone: str, serial: int, now: 
         limit = MAX_UPDATE_CHANGES if version.reason == "update" else MAX_CHANGES
         if j.transaction_count(zone) <= limit:
             return
-    _rebase(j, version.zone, zone, serial, now)
+    _rebase(j, version.zone, zone, serial, now, lines)
 
 
-def _rebase(j: Journal, zone: Zone, name: str, serial: int, now: int) -> None:
+def _rebase(
+    j: Journal, zone: Zone, name: str, serial: int, now: int, lines: list[str] | None = None
+) -> None:
     """``zone`` (the journal's current version, ``serial``) as the journal's new base: the
-    changes before it are dropped."""
-    j.set_base(name, serial, sorted(record_line(r) for r in records(zone)), now)
+    changes before it are dropped.  ``lines``: its journal lines, sorted, if made."""
+    if lines is None:
+        lines = sorted(record_line(r) for r in records(zone))
+    j.set_base(name, serial, lines, now)
 
 
 def compact(j: Journal, zone: Zone, now: int) -> bool:
@@ -216,11 +227,13 @@ def compact(j: Journal, zone: Zone, now: int) -> bool:
 
 def write_copy(inline: InlineZone, zone: Zone) -> None:
     """Write the signed copy of ``zone`` (STATE/ZONE.signed).  Raises StorageError."""
-    zonefile.write_zone(
-        inline.signed_path,
-        zone,
-        header=[f"; {inline.name} serial {zone.soa().serial}, signed by dnsseal"],
-    )
+    header = [f"; {inline.name} serial {zone.soa().serial}, signed by dnsseal"]
+    made = signpool.made_of(zone)  # (a first signing in the helper: its text made there)
+    if made is None:
+        zonefile.write_zone(inline.signed_path, zone, header=header)
+        return
+    zonefile.write_text_chunks(inline.signed_path, (header_text(header), made.text))
+    signpool.written(zone)
 
 
 def count_signatures(zone: str, version: Version) -> None:
@@ -341,9 +354,13 @@ class ZoneHandle:
         self.serve(snap, history, now)
         return new_serial
 
-    def install_pushed(self, snap: ZoneSnapshot, online: OnlineHook | None) -> None:
+    def install_pushed(
+        self, snap: ZoneSnapshot, online: OnlineHook | None, swap: bool = True
+    ) -> None:
         """In a worker process: serve ``snap``, a version the main process committed (and
-        pushed), answered online by ``online``: this zone's answer tables."""
+        pushed), answered online by ``online``: this zone's answer tables (``swap``
+        False: the caller swaps them, once for the versions of a frame, before it
+        acknowledges them)."""
         old = self.served
         versions = self._port().config.ixfr_versions
         history: tuple[Retained, ...] = ()
@@ -352,7 +369,8 @@ class ZoneHandle:
         elif old is not None:
             history = old.history
         self.serve(snap, history, clock.now(), online)
-        self._port().table.swap_zones()
+        if swap:
+            self._port().table.swap_zones()
 
     def sync_acl(self) -> None:
         """Serve the version served now under the config's allow-transfer: a reload that
@@ -363,11 +381,15 @@ class ZoneHandle:
             self.served = dataclasses.replace(self.served, allow_transfer=acl)
             log.info("[%s] allow-transfer changed", self.name)
 
-    def install(self, zone: Zone, keep_history: bool, version: Version | None = None) -> None:
+    def install(
+        self, zone: Zone, keep_history: bool, version: Version | None = None, swap: bool = True
+    ) -> None:
         """Serve ``zone`` (``version``'s, when known: a small change updates the answer
         snapshot at the names it changed) in this process: its answer tables, then the
-        workers.  The last steps of :meth:`commit`; on its own only for a version already
-        durable (the journal's version at a start, a version a worker got)."""
+        workers (``swap`` False: the caller swaps them, for many zones at once, before it
+        yields to the event loop).  The last steps of :meth:`commit`; on its own only for a
+        version already durable (the journal's version at a start, a version a worker
+        got)."""
         port = self._port()
         old = self.served
         snap = None
@@ -386,7 +408,8 @@ class ZoneHandle:
                 known = (version.diff.removed, version.diff.added)
             history = retain(old.history, old.snapshot, snap, known)[-versions:]
         self.serve(snap, history, clock.now(), port.online(self))
-        port.table.swap_zones()
+        if swap:
+            port.table.swap_zones()
 
     # -- commit ---------------------------------------------------------------------------
 
@@ -435,10 +458,11 @@ class ZoneHandle:
                 await self.commit(version, now, (), started)
             return version
 
-    def committed(self, version: Version, started: float | None) -> None:
+    def committed(self, version: Version, started: float | None, swap: bool = True) -> None:
         """The end of :meth:`commit`, once ``version`` is journaled and its copy written:
-        serve it, log it, send NOTIFY."""
-        self.install(version.zone, keep_history=True, version=version)
+        serve it, log it, send NOTIFY (``swap`` False: as :meth:`install`; the NOTIFY
+        goes out from the event loop, after the caller's swap)."""
+        self.install(version.zone, keep_history=True, version=version, swap=swap)
         took = f" in {time.monotonic() - started:.2f} s" if started is not None else ""
         log.info(
             "[%s] DNSSEC: serial %d signed and served%s (%s, %d records out, %d in)",
@@ -526,6 +550,14 @@ class ZoneHandle:
             await task
         async with self.lock:
             await self._dump()
+
+
+def serve_installed(table: Tables) -> None:
+    """Serve the versions installed without a swap (``install(swap=False)``,
+    ``install_pushed(swap=False)``) since the last swap: one swap for them all (a start's
+    batch of zones, the versions of a worker's frame), so one filtering of the cached
+    answers, which costs the cache's size whatever the number of zones."""
+    table.swap_zones()
 
 
 async def commit_zone_set(

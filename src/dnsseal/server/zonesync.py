@@ -71,14 +71,17 @@ def pack_zone(zone: model.Zone) -> bytes:
 
 
 def unpack_zone(data: bytes) -> model.Zone:
-    """The zone :func:`pack_zone` packed."""
+    """The zone :func:`pack_zone` packed.  Its owners are taken as they come (the main
+    process packed them from its zone model, whose owners are checked and lower-case, and
+    sent them on the socket pair it made): no dnspython conversion, validation or
+    hashing, which were half of a worker's cost of a new zone."""
     (origin_labels, rrsets, sigs), rdclass = pickle.loads(data)
     names: dict[tuple[bytes, ...], dns.name.Name] = {}
 
     def name_of(labels: tuple[bytes, ...]) -> dns.name.Name:
         got = names.get(labels)
         if got is None:
-            got = names[labels] = dns.name.Name(labels)
+            got = names[labels] = model.OwnerName.trusted(labels)
         return got
 
     data_out = {}
@@ -349,10 +352,19 @@ def _build_versions(payload: bytes, snaps: dict[str, ZoneSnapshot]) -> tuple[int
 class WorkerLink:
     """A worker's end: installs the zone versions the main process sends, relays UPDATEs."""
 
-    def __init__(self, sock: socket.socket, install: Callable[[str, ZoneSnapshot], None]) -> None:
-        """``install(zone_name, snapshot)``: serve this version (called in the event loop)."""
+    def __init__(
+        self,
+        sock: socket.socket,
+        install: Callable[[str, ZoneSnapshot], None],
+        swap: Callable[[], None] | None = None,
+    ) -> None:
+        """``install(zone_name, snapshot)``: make this version the one to serve (called in
+        the event loop); ``swap()``: serve the versions installed since the last call,
+        called once after a frame's versions are installed and before they are
+        acknowledged (None: ``install`` serves each itself)."""
         self.sock = sock
         self.install = install
+        self.swap = swap
         self.writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future[bytes]] = {}
         self._ids = itertools.count(1)
@@ -410,6 +422,8 @@ class WorkerLink:
                             self.snaps.pop(name, None)
                             continue
                         self.snaps[name] = snap
+                    if self.swap is not None:  # (the cached answers filtered once a frame)
+                        self.swap()
                     if self.writer is None:
                         continue
                     for name in sorted(lacking):

@@ -94,6 +94,8 @@ class ZoneTable:
             )
         else:
             changed, self._unswapped = list(self._unswapped.values()), {}
+            replaced: list[tuple[dns.name.Name, ServedZone | None]] = []
+            secondaries: list[tuple[dns.name.Name, bool]] = []
             for state in changed:
                 if self.zones.get(state.name) is not state:
                     continue  # no longer configured: the reload that dropped it swapped
@@ -103,9 +105,12 @@ class ZoneTable:
                     if served_now is not None
                     else dns.name.from_text(state.name)
                 )
-                self.engine.replace_zone(origin, served_now)
+                replaced.append((origin, served_now))
                 if state.config.secondary:
-                    self.engine.set_pending(origin, served_now is None)
+                    secondaries.append((origin, served_now is None))
+            self.engine.replace_zones(replaced)  # (the cached answers filtered once for all)
+            for origin, pending in secondaries:
+                self.engine.set_pending(origin, pending)
         if self.links is not None:
             self._push_inline(changed)
 

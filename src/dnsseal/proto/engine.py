@@ -40,6 +40,7 @@ from dnsseal.proto.snapshot import ZoneSnapshot, name_key
 from dnsseal.proto.tsigauth import check_request
 from dnsseal.proto.wiretable import WireTable
 from dnsseal.proto.xfr import IxfrSource, Retained, refused, transfer
+from dnsseal.zone.canonical import name_wire
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ class Engine:
         place): each cache is replaced by a filtered copy, never changed in place, so an
         answer made from the old version of a zone lands in the dict being dropped, and
         one put in it before the copy is filtered out with the zone's other answers."""
-        under = frozenset(_wire(o) for o in origins)
+        under = frozenset(name_wire(o) for o in origins)
         self.cache = _without(self.cache, under, True)
         self.udp_cache = _without(self.udp_cache, under, False)
 
@@ -207,7 +208,7 @@ class Engine:
         key = name_key(origin)
         if (key in self.pending) != pending:
             self.pending = self.pending | {key} if pending else self.pending - {key}
-            self.cache = _without(self.cache, frozenset([_wire(origin)]), True)
+            self.cache = _without(self.cache, frozenset([name_wire(origin)]), True)
 
     def _is_pending(self, qname: dns.name.Name) -> bool:
         qk = name_key(qname)
@@ -499,11 +500,6 @@ def _render_message(query: dns.message.Message, ans: Answer, max_size: int) -> b
         response.additional = []
         response.flags |= dns.flags.TC
         return response.to_wire(max_size=max_size)
-
-
-def _wire(name: dns.name.Name) -> bytes:
-    """``name`` in lower-case uncompressed wire form."""
-    return b"".join(bytes((len(label),)) + label for label in name.labels).lower()
 
 
 def _question_names(query: bytes) -> list[bytes] | None:

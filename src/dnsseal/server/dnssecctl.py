@@ -243,7 +243,7 @@ class DnssecControl:
         problem = await self.server.automation.maintain(state, "sign", force=True)
         if problem:
             raise CtlUsage(f"{inline.name}: {problem}")
-        serial = inline.signed.soa().serial if inline.signed else "-"
+        serial = inline.signed_serial if inline.signed_serial is not None else "-"
         return [f"{inline.name}: re-signed, serial {serial}"]
 
     async def loadkeys(self, zone: str) -> list[str]:

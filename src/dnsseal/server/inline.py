@@ -219,7 +219,9 @@ class InlineZone:
         "_read_stamp",
         "_served_before",
         "_signed",
+        "_signed_serial",
         "_signed_source",
+        "_signed_version",
         "_unsigned",
         "copy_dirty",
         "events",
@@ -264,6 +266,8 @@ class InlineZone:
         # Zone models, or between changes (small zones, :meth:`park`) packed as bytes
         self._unsigned: Zone | bytes | None = None
         self._signed: Zone | bytes | None = None
+        self._signed_version = 0  # counts the versions set (see signed_serial)
+        self._signed_serial: tuple[int, int | None] = (-1, None)  # (its version, serial)
         self._file_copy: Zone | None = None
         self._copy_unread = False  # file_copy is the copy on disk, read when first needed
         self._read_stamp: str | None = None  # the source file as last read (_source_stamp)
@@ -298,6 +302,19 @@ class InlineZone:
     @signed.setter
     def signed(self, zone: Zone | None) -> None:
         self._signed = zone
+        self._signed_version += 1
+
+    @property
+    def signed_serial(self) -> int | None:
+        """The SOA serial of the version served (None: none yet), read from it once per
+        version: a status read of a :meth:`park`-ed zone does not unpack it each time."""
+        version = self._signed_version  # (read first: a version set meanwhile is seen)
+        known, serial = self._signed_serial
+        if known != version:
+            signed = self.signed
+            serial = signed.soa().serial if signed is not None else None
+            self._signed_serial = (version, serial)
+        return serial
 
     @property
     def unsigned(self) -> Zone | None:

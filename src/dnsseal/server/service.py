@@ -688,7 +688,7 @@ class AuthServer:
                     "source-serial": inline.unsigned.soa().serial if inline.unsigned else None,
                     "source-problem": inline.source_problem,
                     "offline-ksk": inline.offline.status,
-                    "signed-serial": inline.signed.soa().serial if inline.signed else None,
+                    "signed-serial": inline.signed_serial,
                     "last-signed": when(inline.last_signed),
                     "next-signing": when(inline.next_resign),
                     "next-key-event": when(plan.next_event if plan else None),

@@ -410,7 +410,7 @@ def zone_view(server: RunningServer, zone: str, now: int) -> dict[str, Any]:
                 "source-problem": inline.source_problem,
                 # offline-KSK zones: the signed key response's state (None otherwise)
                 "offline-ksk": inline.offline.status,
-                "signed-serial": inline.signed.soa().serial if inline.signed else None,
+                "signed-serial": inline.signed_serial,
                 "last-signed": inline.last_signed,
                 "next-signing": inline.next_resign,
                 "next-key-event": plan.next_event if plan else None,

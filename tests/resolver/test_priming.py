@@ -34,7 +34,7 @@ import pytest
 
 from conftest import free_port, require_tool, stop
 from dnsseal.resolver.engine import Resolver
-from dnsseal.resolver.transport import network_transport
+from dnsseal.resolver.transport import Transport, network_transport
 from dnsseal.resolver.trustmaint import TrustMaintainer
 from dnsseal.validator import verdict as v
 from dnsseal.validator.anchors import AnchorSet, TrustAnchor
@@ -129,14 +129,7 @@ def test_a_failed_priming_falls_back_to_the_hints(authority: Authority) -> None:
     inner = memory_transport(authority)
     primes = [0]
 
-    async def refuse_prime(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
-        q = dns.message.from_wire(wire)
-        if q.question[0].name == dns.name.root and q.question[0].rdtype == dns.rdatatype.NS:
-            primes[0] += 1
-            out = dns.message.make_response(q)
-            out.set_rcode(dns.rcode.SERVFAIL)
-            return out.to_wire()
-        return await inner(server, wire, tcp)
+    refuse_prime = _refusing_prime(inner, primes)
 
     res = Resolver(config_for(authority), refuse_prime, lambda: now[0])
     r = asyncio.run(res.resolve("www.a.example.", "A"))
@@ -161,8 +154,22 @@ def test_stub_and_forward_zones_for_the_root_are_not_primed(authority: Authority
 # --- Unbound as the oracle ----------------------------------------------------------------
 
 
-@pytest.mark.interop
-@pytest.mark.slow
+def _refusing_prime(inner: Transport, primes: list[int]) -> Transport:
+    """``inner``, except that a priming query (``. NS``) gets SERVFAIL and is counted in
+    ``primes[0]``."""
+
+    async def refuse_prime(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        q = dns.message.from_wire(wire)
+        if q.question[0].name == dns.name.root and q.question[0].rdtype == dns.rdatatype.NS:
+            primes[0] += 1
+            out = dns.message.make_response(q)
+            out.set_rcode(dns.rcode.SERVFAIL)
+            return out.to_wire()
+        return await inner(server, wire, tcp)
+
+    return refuse_prime
+
+
 def _recording(
     auth: Authority,
 ) -> tuple[Any, list[tuple[str, str, bool]], threading.Lock]:
@@ -191,6 +198,8 @@ def _recording(
     return server, seen, lock
 
 
+@pytest.mark.interop
+@pytest.mark.slow
 def test_unbound_and_dnsseal_both_prime_the_root_first(tmp_path: Path) -> None:
     """A real Unbound with the served root as its only hint (a stub-zone for '.', which
     Unbound primes like root-hints: its own testbound scenarios script exactly that) asks
@@ -286,14 +295,7 @@ def test_a_failed_priming_at_start_leaves_the_hints_for_prime_retry(
     primes = [0]
     now = [NOW]
 
-    async def refuse_prime(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
-        q = dns.message.from_wire(wire)
-        if q.question[0].name == dns.name.root and q.question[0].rdtype == dns.rdatatype.NS:
-            primes[0] += 1
-            out = dns.message.make_response(q)
-            out.set_rcode(dns.rcode.SERVFAIL)
-            return out.to_wire()
-        return await inner(server, wire, tcp)
+    refuse_prime = _refusing_prime(inner, primes)
 
     res = Resolver(config_for(authority), refuse_prime, lambda: now[0])
 

@@ -11,6 +11,8 @@ by the transport's timeout (2 s) and raises TimeoutError, as the network transpo
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import Iterator
 
 import dns.edns
 import dns.flags
@@ -21,13 +23,16 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
+from conftest import free_port
 from dnsseal.errors import OptionError
 from dnsseal.resolver.engine import Resolver
 from dnsseal.resolver.service import ResolverService
 from dnsseal.resolver.settings import ResolverSettings, parse_settings
+from dnsseal.resolver.transport import Expired, network_transport, start_deadline, udp_exchange
 from dnsseal.storage import options
 from dnsseal.validator.anchors import AnchorSet
 from dnsseal.validator.iterator import Config
+from dnsseal.validator.machine import Result
 from dnsseal.validator.verdict import EDE_NO_REACHABLE_AUTHORITY
 
 START = 1_800_000_000
@@ -156,3 +161,63 @@ def test_a_value_out_of_bind_s_range_is_one_line_naming_the_option(value: str, g
     assert str(e.value) == (
         f"resolver.resolver-query-timeout: expected an integer in 10000..30000, got {got}"
     )
+
+
+# The network transport: the wait for a reply ends at the question's deadline, not at the
+# send's own timeout (named's fetch is cancelled then, too).
+
+
+@pytest.fixture
+def silent_udp() -> Iterator[tuple[str, int]]:
+    """A loopback UDP port that reads every datagram and never answers."""
+    port = free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", port))
+        yield ("127.0.0.1", port)
+
+
+def test_the_wait_for_a_reply_ends_at_the_deadline(silent_udp: tuple[str, int]) -> None:
+    wire = dns.message.make_query("www.example.", "A").to_wire()
+
+    async def go() -> tuple[float, float, float]:
+        loop = asyncio.get_running_loop()
+        t = loop.time()
+        with pytest.raises(TimeoutError) as own:  # no deadline: the send's own timeout
+            await udp_exchange(silent_udp, wire, 0.4)
+        assert not isinstance(own.value, Expired)
+        without = loop.time() - t
+        start_deadline(0.3)
+        t = loop.time()
+        with pytest.raises(Expired):
+            await udp_exchange(silent_udp, wire, 5.0)
+        with_deadline = loop.time() - t
+        t = loop.time()
+        with pytest.raises(Expired):  # nothing left: not even sent
+            await udp_exchange(silent_udp, wire, 5.0)
+        return without, with_deadline, loop.time() - t
+
+    without, with_deadline, after = asyncio.run(go())
+    assert 0.35 <= without <= 1.0
+    assert 0.25 <= with_deadline <= 0.8
+    assert after < 0.05
+
+
+def test_a_silent_server_cut_at_the_deadline_is_not_struck(silent_udp: tuple[str, int]) -> None:
+    # The real transport and clock: a question to a silent root, 2 s per send, given up
+    # after 0.5 s; its one send ends then, and the server is not counted as having missed a
+    # question (it did not get its 2 s).
+    config = Config(root_servers=(silent_udp,), anchors=AnchorSet(), query_timeout=0.5)
+    resolver = Resolver(config, network_transport(2.0))
+
+    async def go() -> tuple[float, Result]:
+        loop = asyncio.get_running_loop()
+        t = loop.time()
+        result = await resolver.resolve("www.example.", "A")
+        return loop.time() - t, result
+
+    took, result = asyncio.run(go())
+    assert result.rcode == dns.rcode.SERVFAIL
+    assert result.verdict.ede == EDE_NO_REACHABLE_AUTHORITY
+    assert 0.4 <= took <= 1.5, took
+    assert resolver.upstream_queries == 1
+    assert resolver.lost_replies == 0

@@ -3,8 +3,10 @@ root hint whose server never answers (a local UDP socket that reads and drops), 
 client SERVFAIL after about that long.
 
 dnsseal's sends time out after 4 s here (``--timeout 4``), so without the deadline it would
-retransmit the priming query five times (20 s) before answering; with it, no send goes out
-after 10 s and the one under way ends at 12 s.  named 9.18 answers at 10 s.
+retransmit the priming query five times (20 s) before answering.  With it, no send goes out
+after 10 s, and the one under way then (sent at 8 s) is not waited for past the deadline:
+named 9.18 answers at 10.0x s, and so must dnsseal (it answered at 12 s when the send under
+way kept its own 4 s timeout).
 """
 
 from __future__ import annotations
@@ -140,8 +142,8 @@ def test_both_give_up_a_question_to_a_silent_root_after_resolver_query_timeout(
         assert codes == [EDE_NO_REACHABLE_AUTHORITY]
         limit = TIMEOUT_MS / 1000
         assert limit - 1 <= named_took <= limit + 1, named_took
-        # The deadline (1 s clock resolution), plus the send under way (4 s) at most.
-        assert limit - 1 <= took <= limit + 4 + 0.5, took
+        # The send under way at the deadline ends there, as named's: not 2 s later.
+        assert abs(took - named_took) <= 0.5, (took, named_took)
     finally:
         for proc in started:
             stop(proc)

@@ -15,7 +15,9 @@ datagram) are asked again, each at most :data:`ATTEMPTS` times for the question 
 OUTBOUND_MSG_RETRY; RFC 1035 s4.2.1 and RFC 1536 s1: retransmit, with back-off), at most
 :data:`MAX_SENDS` sends in all (every silent server costs a timeout); a client question
 (its alias targets included) is given up ``Config.query_timeout`` seconds after it started
-(BIND's resolver-query-timeout): no more sends, SERVFAIL with EDE 22.  A
+(BIND's resolver-query-timeout): no more sends, the wait for the reply to a send under way
+ends then too (not at that send's own timeout: :mod:`.transport`, as named), SERVFAIL with
+EDE 22; a send cut short so is not counted against its server.  A
 server that did not answer :data:`STRIKES` questions of one kind in a row (A, AAAA, any
 other type: Unbound's infra cache keeps timeout_A, timeout_AAAA and timeout_other, so a
 server that drops only AAAA queries still answers A) is skipped for that kind: for
@@ -84,7 +86,13 @@ from dnsseal.resolver.aggressive import NsecCache
 from dnsseal.resolver.cache import DEFAULT_MAX_BYTES, Cache, reply_ttl
 from dnsseal.resolver.replyreader import read_reply
 from dnsseal.resolver.rrcache import RRsetCache
-from dnsseal.resolver.transport import Transport, network_transport
+from dnsseal.resolver.transport import (
+    Expired,
+    Transport,
+    network_transport,
+    start_deadline,
+    time_left,
+)
 from dnsseal.validator.denial import prove_nodata
 from dnsseal.validator.iterator import Iteration, RootPriming
 from dnsseal.validator.limits import Budget, Limits
@@ -133,6 +141,9 @@ _SHARED_TYPES = {int(dns.rdatatype.DS), int(dns.rdatatype.DNSKEY), int(dns.rdata
 # When (on the resolver's clock) the client question being resolved must be given up
 # (Config.query_timeout after it started): set by the outermost resolution, seen by the
 # alias targets it resolves and the exchanges and prefetches it starts (tasks copy it).
+# The same deadline is kept by the transport on the event loop's clock (start_deadline):
+# the resolver's counts whole seconds (and may be pinned), the network's wait for a reply
+# is cut at the very moment.
 _DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("deadline", default=float("inf"))
 
 
@@ -385,7 +396,7 @@ class Resolver:
         # Bounded like a client question (resolver-query-timeout): the questions waiting
         # for it must not wait longer than their own deadline for a silent hint.
         now = self.clock()
-        _DEADLINE.set(now + self.config.query_timeout)
+        self._start_deadline(now)
         _STARTING.set(True)
         steps = Iteration(self.config, now)._prime()
         try:
@@ -394,9 +405,19 @@ class Resolver:
                 need = steps.send(await self.exchange(need))
         except StopIteration:
             pass
-        if self._root_anchored(now) and self.clock() < _DEADLINE.get():
+        if self._root_anchored(now) and not self._expired():
             # depth 1: within this task's deadline, not a new one of its own
             await self._resolve(dns.name.root, int(dns.rdatatype.DNSKEY), 1)
+
+    def _start_deadline(self, now: int) -> None:
+        """The question resolved in this context is given up ``query_timeout`` from now, on
+        the resolver's clock and on the transport's (see :data:`_DEADLINE`)."""
+        _DEADLINE.set(now + self.config.query_timeout)
+        start_deadline(self.config.query_timeout)
+
+    def _expired(self) -> bool:
+        """Whether the question resolved in this context has run out of time."""
+        return self.clock() >= _DEADLINE.get() or time_left() <= 0
 
     def _root_anchored(self, now: int) -> bool:
         anchor = self.config.anchors.closest(dns.name.root)
@@ -532,7 +553,7 @@ class Resolver:
     async def _resolve(self, name: dns.name.Name, t: int, depth: int = 0) -> Result:
         now = self.clock()
         if depth == 0:  # a client question (in its own task, see _shared)
-            _DEADLINE.set(now + self.config.query_timeout)
+            self._start_deadline(now)
         used: list[tuple[dns.name.Name, int, dns.name.Name]] = []
         made = await self._synthesized(name, t, now, depth)
         if made is None:
@@ -549,7 +570,7 @@ class Resolver:
             try:
                 found = query.start()
                 while isinstance(found, Need):
-                    if self.clock() >= _DEADLINE.get():
+                    if self._expired():
                         break
                     for extra in query.prefetch(found):
                         self._prefetch(extra, found, ahead)
@@ -558,7 +579,7 @@ class Resolver:
                     scrubbed = scrubbed or (reply is not None and bool(reply.errors))
                     found = query.feed(reply)
                 if isinstance(found, Need) or (
-                    found.rcode == dns.rcode.SERVFAIL and self.clock() >= _DEADLINE.get()
+                    found.rcode == dns.rcode.SERVFAIL and self._expired()
                 ):
                     # Given up: whatever failed, the question ran out of time.
                     found = _timed_out(query, name, t, self.config.query_timeout)
@@ -786,7 +807,7 @@ class Resolver:
             silent: list[Server] = []
             for server in servers:
                 now = self.clock()
-                if now >= _DEADLINE.get():
+                if now >= _DEADLINE.get() or time_left() <= 0:
                     return None  # the resolution is given up (resolver-query-timeout)
                 if not self._ready(server, kind, now):
                     continue  # another question's probe went to it meanwhile
@@ -943,6 +964,11 @@ class Resolver:
             self.upstream_queries += 1
             try:
                 data = await self.transport(server, wire, tcp)
+            except Expired as e:
+                # Cut at the question's deadline: the server did not get its time, so
+                # this is no sign that it is silent (no strike, no retransmission).
+                log.debug("%s#%d: %s", server[0], server[1], e)
+                return None
             except (OSError, TimeoutError, EOFError) as e:
                 log.debug("%s#%d: %s", server[0], server[1], e)
                 self._silence(server, need.rdtype)

@@ -38,7 +38,7 @@ import dns.rdatatype
 from dnsseal import clock
 from dnsseal.exposition import CONTENT_TYPE, Exposition, process_families
 from dnsseal.resolver.cache import Cache
-from dnsseal.resolver.transport import Server, Transport
+from dnsseal.resolver.transport import Expired, Server, Transport
 from dnsseal.validator.verdict import Security
 
 if TYPE_CHECKING:
@@ -88,7 +88,9 @@ class ResolverMetrics:
 
     def counted(self, transport: Transport) -> Transport:
         """``transport`` with every exchange counted by transport and outcome: ``answered``
-        (a reply came), ``timeout``, or ``error`` (refused, reset, cut short)."""
+        (a reply came), ``timeout``, ``deadline`` (the client question's
+        resolver-query-timeout ended the wait first), or ``error`` (refused, reset, cut
+        short)."""
 
         upstream = self.upstream
 
@@ -99,6 +101,9 @@ class ResolverMetrics:
             proto = "tcp" if tcp else "udp"
             try:
                 reply = await transport(server, wire, tcp)
+            except Expired:
+                count(proto, "deadline")
+                raise
             except TimeoutError:
                 count(proto, "timeout")
                 raise
@@ -219,7 +224,7 @@ def render(service: ResolverService) -> str:
         "dnsseal_resolver_upstream_queries_total",
         "counter",
         "Queries sent to authoritative servers (or forwarders), by transport and outcome: "
-        "answered, timeout, error.",
+        "answered, timeout, deadline (resolver-query-timeout ended the wait), error.",
         [({"proto": p, "result": r}, n) for (p, r), n in sorted(m.upstream.items())],
     )
     resolver = service.resolver

@@ -21,6 +21,7 @@ import dns.rrset
 import pytest
 
 from dnsseal.errors import OptionError
+from dnsseal.resolver import metrics as resolver_metrics
 from dnsseal.resolver.engine import Resolver
 from dnsseal.resolver.service import ResolverService
 from dnsseal.resolver.settings import ResolverSettings, parse_settings
@@ -239,3 +240,86 @@ def test_a_value_out_of_bind_s_range_is_one_line_naming_the_option(value: str, g
     with pytest.raises(OptionError) as e:
         parse_settings(f"[resolver]\nservfail-ttl = {value}\n", "r.toml")
     assert str(e.value) == f"resolver.servfail-ttl: expected an integer in 0..30, got {got}"
+
+
+# Back-off (RFC 9520 s3.2: "Resolvers SHOULD employ an exponential or linear backoff
+# algorithm to increase the cache duration for persistent resolution failures"; never over
+# 5 minutes).  A client asks the question once a second; the sends show when it was resolved.
+
+
+def _resolved_at(net: Net, service: ResolverService, seconds: int) -> list[int]:
+    """The seconds (from START) at which a question asked once a second for ``seconds``
+    seconds was sent upstream."""
+    resolved = []
+    for _ in range(seconds):
+        before = len(net.sends)
+        assert _ask(service).rcode() == dns.rcode.SERVFAIL
+        if len(net.sends) > before:
+            resolved.append(net.now - START)
+        net.now += 1
+    return resolved
+
+
+def test_a_persistent_failure_is_kept_twice_as_long_each_time_up_to_30_s() -> None:
+    net = Net()
+    service = _service(net)
+    # Kept 1, 2, 4, 8, 16, 30, 30 s; each counted from its second, so one more.
+    assert _resolved_at(net, service, 100) == [0, 2, 5, 10, 19, 36, 67, 98]
+    assert service.resolver.failure_answers == 100 - 8
+
+
+def test_a_longer_servfail_ttl_is_the_first_time_and_still_capped_at_30_s() -> None:
+    net = Net()
+    service = _service(net, servfail_ttl=10)
+    assert _resolved_at(net, service, 80) == [0, 11, 32, 63]
+
+
+def test_servfail_ttl_0_keeps_nothing_so_nothing_backs_off() -> None:
+    net = Net()
+    service = _service(net, servfail_ttl=0)
+    assert _resolved_at(net, service, 10) == list(range(10))
+    assert service.resolver.failure_answers == 0
+    assert len(service.resolver.failures) == 0
+
+
+def test_an_answer_ends_the_back_off() -> None:
+    net = Net()
+    service = _service(net)
+    assert _resolved_at(net, service, 10) == [0, 2, 5]  # held 4 s from 5
+    net.now += 10
+    net.repaired = True
+    assert _ask(service).rcode() == dns.rcode.NOERROR
+    net.repaired = False
+    name = dns.name.from_text("www.broken.")
+    service.resolver.results.drop((name, 1))  # the answer's TTL has run out
+    start = net.now - START
+    assert [t - start for t in _resolved_at(net, service, 6)] == [0, 2, 5]
+
+
+def test_a_failure_forgotten_for_30_s_starts_again_at_servfail_ttl() -> None:
+    net = Net()
+    service = _service(net)
+    assert _resolved_at(net, service, 3) == [0, 2]  # the second is kept 2 s, until 5
+    net.now = START + 5 + 30  # 30 s after its time: forgotten
+    start = net.now - START
+    assert [t - start for t in _resolved_at(net, service, 3)] == [0, 2]
+    assert _resolved_at(net, service, 5)[0] - start == 5  # then 2 s again: remembered
+
+
+def test_the_metrics_show_the_failure_cache() -> None:
+    net = Net()
+    service = _service(net)
+    _resolved_at(net, service, 4)  # resolved at 0 and 2, answered from the cache twice
+    _ask(service, "other.broken.")
+    text = resolver_metrics.render(service)
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("dnsseal_resolver_servfail_cache")
+    }
+    assert samples == {
+        "dnsseal_resolver_servfail_cache_answers_total": 2,
+        "dnsseal_resolver_servfail_cache_entries": 2,
+    }
+    assert "# TYPE dnsseal_resolver_servfail_cache_answers_total counter" in text
+    assert "# TYPE dnsseal_resolver_servfail_cache_entries gauge" in text

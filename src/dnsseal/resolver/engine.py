@@ -55,8 +55,12 @@ Caches (all bounded, see :mod:`.cache`):
   usably, the deadline passed, a failure judged bogus) for ``Config.servfail_ttl`` seconds,
   BIND's servfail-ttl (RFC 9520 s3: a resolver MUST cache resolution failures, at least 1 s),
   so a client repeating a question for a broken zone does not make upstream traffic every
-  time; keyed on the CD bit as BIND's: a CD=1 question is answered only a failure of a CD=1
-  question (it asked for the data whatever the validation, RFC 4035 s3.2.2).
+  time; twice as long each time the question fails again once its failure's time is over,
+  up to :data:`SERVFAIL_TTL_MAX` (RFC 9520 s3.2: resolvers SHOULD use an exponential or
+  linear backoff for persistent failures, never over 5 minutes; named 9.18 keeps
+  servfail-ttl fixed); keyed on the CD bit as BIND's: a CD=1 question is answered only a
+  failure of a CD=1 question (it asked for the data whatever the validation, RFC 4035
+  s3.2.2).
 """
 
 from __future__ import annotations
@@ -127,6 +131,8 @@ DEMOTE_FOR = 900  # seconds a server that missed goes after the others (Unbound'
 BOGUS_TTL = 60
 PARSED_REPLIES = 256  # cached upstream replies also kept parsed (~10 KB each)
 FAILURES_SHARE = 64  # the client questions' SERVFAILs may use 1/64 of the cache's memory
+SERVFAIL_TTL_MAX = 30  # s: the longest a failure is kept as it backs off (BIND's servfail-ttl max)
+FAILURE_MEMORY = 30  # s: a failure is remembered this long after its time, for the back-off
 
 Server = tuple[str, int]
 Silent = tuple[Server, int]  # a server and the kind of question it does not answer (_kind)
@@ -247,11 +253,15 @@ def _timed_out(query: Query, name: dns.name.Name, t: int, timeout: float) -> Res
 @dataclass(frozen=True, slots=True)
 class _Failure:
     """A client question's SERVFAIL in the failure cache (see :meth:`Resolver.resolve_client`):
-    the result without records or chain links (a SERVFAIL shows none), and whether the question
-    had CD set (BIND's NS_FAILCACHE_CD)."""
+    the result without records or chain links (a SERVFAIL shows none), whether the question
+    had CD set (BIND's NS_FAILCACHE_CD), until when (on the resolver's clock) it answers the
+    question, and how many times the question had failed before, each once the failure
+    before had run out (its back-off)."""
 
     result: Result
     cd: bool
+    until: int
+    streak: int
 
 
 def _aged(rrsets: tuple[dns.rrset.RRset, ...], age: int) -> tuple[dns.rrset.RRset, ...]:
@@ -332,6 +342,7 @@ class Resolver:
         failures = cache_bytes // FAILURES_SHARE
         self.results = Cache(max_bytes=cache_bytes * 3 // 8 - failures)
         self.failures = Cache(max_bytes=failures)  # see resolve_client
+        self.failure_answers = 0  # client questions answered from it
         self.rrsets = RRsetCache(max_bytes=cache_bytes // 8)
         self.nsec = NsecCache() if aggressive_nsec else None
         self._parsed: OrderedDict[Hashable, tuple[bytes, dns.message.Message]] = OrderedDict()
@@ -460,8 +471,8 @@ class Resolver:
     ) -> tuple[Result, int]:
         """A client's recursive question (RD=1; ``cd``: its CD bit): :meth:`resolve_aged`, and
         its SERVFAIL, whatever the cause (no server answered or none usably, the deadline
-        passed, bogus), is kept for ``Config.servfail_ttl`` seconds (BIND's servfail-ttl, 0:
-        off): until then the same question is answered that SERVFAIL (verdict and EDE as they
+        passed, bogus), is kept for ``Config.servfail_ttl`` seconds at first (BIND's servfail-ttl,
+        0: off): until then the same question is answered that SERVFAIL (verdict and EDE as they
         were, nothing added) without resolving again.  RFC 9520 s3 has a resolver cache
         resolution failures for at least 1 s and send no query again while one is cached; the
         clock counts whole seconds, so a failure is kept while it has not passed the failure's
@@ -469,17 +480,41 @@ class Resolver:
         answered only a failure of a CD=1 question, a CD=0 one any failure (a client that
         disabled checking wants whatever data there is, RFC 4035 s3.2.2, and must not get a
         validation failure of another client's question); an answer that did not fail drops
-        the question's failure."""
+        the question's failure.
+
+        Persistent failures back off (RFC 9520 s3.2: "Resolvers SHOULD employ an exponential
+        or linear backoff algorithm to increase the cache duration for persistent resolution
+        failures", and "MUST NOT" keep one longer than 5 minutes): when the question fails
+        again after its failure's time ran out (within :data:`FAILURE_MEMORY` seconds), the
+        new failure is kept twice as long as the one before, up to :data:`SERVFAIL_TTL_MAX`
+        (1, 2, 4, 8, 16, 30, 30 s with the default): a broken zone's questions go upstream
+        less and less often, and a repaired one answers within 30 s.  The first time is
+        servfail-ttl, as BIND's (which keeps it fixed); 0 keeps nothing, so nothing backs
+        off.  A CD=1 question resolved while a CD=0 failure still held does not lengthen
+        the next time (that failure had not run out).  Answers from the failure cache are
+        counted in :attr:`failure_answers`."""
         key = (qname, rdtype)
-        failed = self.failures.get(key, self.clock())
-        if isinstance(failed, _Failure) and (failed.cd or not cd):
+        now = self.clock()
+        failed = self.failures.get(key, now)
+        if not isinstance(failed, _Failure):
+            failed = None
+        elif now < failed.until and (failed.cd or not cd):
+            self.failure_answers += 1
             return failed.result, 0
         result, age = await self.resolve_aged(qname, rdtype)
         if result.rcode == dns.rcode.SERVFAIL:
             ttl = self.config.servfail_ttl
             if ttl > 0:
+                now = self.clock()
+                streak = 0
+                if failed is not None:
+                    streak = failed.streak + 1 if now >= failed.until else failed.streak
+                held = max(ttl, min(SERVFAIL_TTL_MAX, ttl << min(streak, 16)))
                 kept = Result(qname, rdtype, result.rcode, (), (), result.verdict, (), {})
-                self.failures.put(key, _Failure(kept, cd), ttl + 1, self.clock())
+                # Answers while it has not passed its second plus ``held`` (the clock counts
+                # whole seconds: at least ``held``), remembered FAILURE_MEMORY s beyond.
+                failure = _Failure(kept, cd, now + held + 1, streak)
+                self.failures.put(key, failure, held + 1 + FAILURE_MEMORY, now)
         elif failed is not None:
             self.failures.drop(key)
         return result, age

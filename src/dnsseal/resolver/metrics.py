@@ -20,7 +20,8 @@ What is counted, and where:
 * upstream exchanges by transport and outcome (:meth:`ResolverMetrics.counted`, a wrapper
   of the resolver's transport);
 * the caches' entries, accounted bytes, hits, misses and evictions are read from the
-  resolver at scrape time.
+  resolver at scrape time, and so are the failure cache's (servfail-ttl, RFC 9520) entries
+  and the client questions it answered.
 
 The numbers below repeat the layout of ``dnsseal.server.counters`` (tests check they agree).
 """
@@ -229,5 +230,19 @@ def render(service: ResolverService) -> str:
     )
     resolver = service.resolver
     _caches(ex, {"replies": resolver.cache, "results": resolver.results})
+    ex.family(
+        "dnsseal_resolver_servfail_cache_answers_total",
+        "counter",
+        "Client questions answered SERVFAIL from the failure cache (servfail-ttl, RFC 9520) "
+        "without resolving them again.",
+        [({}, resolver.failure_answers)],
+    )
+    ex.family(
+        "dnsseal_resolver_servfail_cache_entries",
+        "gauge",
+        "Client questions whose failed resolution the failure cache holds: answering them, "
+        "or remembered for a while after, so a persistent failure is kept longer next time.",
+        [({}, len(resolver.failures))],
+    )
     process_families(ex, m.started_at)
     return ex.text()

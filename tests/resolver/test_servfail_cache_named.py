@@ -1,6 +1,10 @@
 """servfail-ttl against named: both resolvers, with ``servfail-ttl 1``, over a root whose
 servers answer SERVFAIL for every name under ``broken.``, asked the same question twice at
-once, send it upstream once; asked again after the TTL, they send it again.
+once, send it upstream once; asked again after the TTL, they send it again.  Asked every
+quarter second for 11 s, named resolves it again every second (its servfail-ttl is fixed),
+dnsseal after 1, 2, 4 and 8 s (RFC 9520 s3.2 back-off, a deliberate difference); each
+counts the questions its failure cache answered (named logs them at debug level 1,
+dnsseal in /metrics), and those plus the resolutions are every question asked.
 
 Each resolver has its own authority (a small UDP server on 127.0.0.1 that serves the root's
 NS and address and SERVFAIL below ``broken.``) which counts the queries it gets for names
@@ -12,11 +16,13 @@ question goes upstream as asked.
 
 from __future__ import annotations
 
+import itertools
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +37,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import free_port, require_tool, stop
 
@@ -54,6 +61,7 @@ class Authority:
         self.sock.bind(("127.0.0.1", self.port))
         self.sock.settimeout(0.2)
         self.broken = 0
+        self.times: list[float] = []  # when each query under broken. came (monotonic)
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -62,6 +70,12 @@ class Authority:
     def count(self) -> int:
         with self.lock:
             return self.broken
+
+    def resolutions(self) -> list[float]:
+        """When a resolution asked: queries less than 0.1 s apart are one resolution's."""
+        with self.lock:
+            times = list(self.times)
+        return [t for i, t in enumerate(times) if i == 0 or t - times[i - 1] >= 0.1]
 
     def _serve(self) -> None:
         while not self.done.is_set():
@@ -84,6 +98,7 @@ class Authority:
         if q.name.is_subdomain(BROKEN):
             with self.lock:
                 self.broken += 1
+                self.times.append(time.monotonic())
             reply.set_rcode(dns.rcode.SERVFAIL)
             return reply
         reply.flags |= dns.flags.AA
@@ -129,18 +144,22 @@ def _named(d: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int, Path]:
     )
     log = d / "named.log"
     with log.open("wb") as out:
+        # -d 1: a question answered from the SERVFAIL cache is logged ("servfail cache hit")
         proc = subprocess.Popen(
-            [require_tool("named"), "-g", "-4", "-c", str(conf)], stdout=out, stderr=out
+            [require_tool("named"), "-g", "-4", "-d", "1", "-c", str(conf)],
+            stdout=out,
+            stderr=out,
         )
     return proc, port, log
 
 
-def _dnsseal(d: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int, Path]:
+def _dnsseal(d: Path, upstream: int, http: int = 0) -> tuple[subprocess.Popen[bytes], int, Path]:
     port = free_port()
     hints = d / "root.hints"
     hints.write_text(HINTS)
     conf = d / "resolver.toml"
-    conf.write_text('[resolver]\nservfail-ttl = 1\ndomain-insecure = ["."]\n')
+    metrics = f'http = ["127.0.0.1@{http}"]\n' if http else ""
+    conf.write_text(f'[resolver]\nservfail-ttl = 1\ndomain-insecure = ["."]\n{metrics}')
     args = [
         *DNSSEAL,
         "resolver",
@@ -198,6 +217,61 @@ def test_both_send_a_failing_question_upstream_once_within_servfail_ttl(
             assert _ask(port).rcode() == dns.rcode.SERVFAIL, who
         later = {who: authorities[who].count() for who in ports}
         assert all(later[who] > once[who] for who in ports), (once, later)
+    finally:
+        for proc in started:
+            stop(proc)
+
+
+ASKS = 44  # one every quarter second: 11 s
+
+
+def _answers_from_failure_cache(http: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "dnsseal_resolver_servfail_cache_answers_total":
+                return float(sample.value)
+    raise AssertionError("no dnsseal_resolver_servfail_cache_answers_total in /metrics")
+
+
+def test_named_keeps_servfail_ttl_fixed_dnsseal_backs_off_persistent_failures(
+    tmp_path: Path, authorities: dict[str, Authority]
+) -> None:
+    http = free_port(socket.SOCK_STREAM)
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        ports: dict[str, int] = {}
+        logs: dict[str, Path] = {}
+        for who in ("named", "dnsseal"):
+            d = tmp_path / who
+            d.mkdir()
+            if who == "named":
+                proc, port, log = _named(d, authorities[who].port)
+            else:
+                proc, port, log = _dnsseal(d, authorities[who].port, http)
+            started.append(proc)
+            wait_listening(port, proc, log)
+            ports[who], logs[who] = port, log
+        for _ in range(ASKS):
+            for who, port in ports.items():
+                assert _ask(port).rcode() == dns.rcode.SERVFAIL, who
+            time.sleep(0.25)
+        named_at = authorities["named"].resolutions()
+        ours_at = authorities["dnsseal"].resolutions()
+        # Every question went upstream or was answered from the failure cache, as each
+        # resolver counts them.
+        named_hits = logs["named"].read_text().count("servfail cache hit www.broken/A (CD=0)")
+        assert named_hits + len(named_at) == ASKS, (named_hits, named_at)
+        assert _answers_from_failure_cache(http) + len(ours_at) == ASKS, ours_at
+        # named: every 1 s and a bit (the questions are 0.25 s apart), to the end.
+        named_gaps = [b - a for a, b in itertools.pairwise(named_at)]
+        assert len(named_at) >= 8 and max(named_gaps) < 2, named_gaps
+        # dnsseal: kept 1, 2, 4, 8 s (each from its whole second: at least that long).
+        gaps = [b - a for a, b in itertools.pairwise(ours_at)]
+        assert 3 <= len(gaps) <= 4, gaps
+        for i, gap in enumerate(gaps):
+            assert 2**i - 0.1 <= gap <= 2**i + 1.5, gaps
     finally:
         for proc in started:
             stop(proc)

@@ -28,7 +28,9 @@ BIND's (Unbound has no total time per question): milliseconds, 10000 to 30000 as
 9.18, which also reads 0 and values up to 300 (seconds) and silently raises or lowers
 values out of range; here those are errors naming the option.  ``servfail-ttl`` is BIND's
 too: seconds, 0 (no failure cache) to 30, default 1, where BIND silently lowers values above
-30; here that is an error naming the option.  For a name under several zones
+30; here that is an error naming the option.  It is the first time a failure is kept: unlike
+BIND's, a question that keeps failing is kept twice as long each time, up to 30 s (RFC 9520
+s3.2).  For a name under several zones
 the deepest zone wins; a stub-zone and a forward-zone may not share a name.  Answers from
 stub and forward zones are validated like any other: a private zone under the public root
 needs its own trust anchor (``-a``) or ``domain-insecure``.  With ``forward-first`` a name

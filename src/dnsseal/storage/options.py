@@ -1020,6 +1020,9 @@ _RESOLVER: tuple[Option, ...] = (
         "Seconds a client question's failed resolution (no server answered or none usably, "
         "resolver-query-timeout passed, a failure judged bogus such as a CNAME loop) is "
         "answered SERVFAIL again, same EDE, without asking upstream (RFC 9520); 0: not kept.  "
+        "A question that fails again once that time is over is kept twice as long as the "
+        "time before, up to 30 s (RFC 9520 s3.2 back-off for persistent failures; named "
+        "keeps it fixed); an answer ends the back-off.  "
         "A question with CD set uses only failures of questions with CD set.  Bogus data is "
         "kept apart, at most 60 s as Unbound's val-bogus-ttl, so a CD client still gets it "
         "(BIND's option, default and range; not an Unbound option).",

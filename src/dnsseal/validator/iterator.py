@@ -146,7 +146,8 @@ class Config:
     # itself never reads a clock.
     query_timeout: float = 10.0
     # Seconds the driver answers a client question's SERVFAIL again from its failure cache
-    # (BIND's servfail-ttl, 1 s by default, 0: off; RFC 9520 s3).
+    # (BIND's servfail-ttl, 1 s by default, 0: off; RFC 9520 s3) the first time; longer
+    # when the question keeps failing (the driver's back-off, RFC 9520 s3.2).
     servfail_ttl: int = 1
 
 

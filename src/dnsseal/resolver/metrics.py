@@ -241,7 +241,8 @@ def render(service: ResolverService) -> str:
         "dnsseal_resolver_servfail_cache_entries",
         "gauge",
         "Client questions whose failed resolution the failure cache holds: answering them, "
-        "or remembered for a while after, so a persistent failure is kept longer next time.",
+        "or remembered for a while after, so a persistent failure is kept longer next time "
+        "(expired ones until they are looked up again, as in the other caches).",
         [({}, len(resolver.failures))],
     )
     process_families(ex, m.started_at)

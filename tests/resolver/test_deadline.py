@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
 
 import dns.edns
@@ -221,3 +222,32 @@ def test_a_silent_server_cut_at_the_deadline_is_not_struck(silent_udp: tuple[str
     assert 0.4 <= took <= 1.5, took
     assert resolver.upstream_queries == 1
     assert resolver.lost_replies == 0
+
+
+def test_on_the_wall_clock_the_deadline_is_not_a_second_early() -> None:
+    # The resolver's wall clock counts whole seconds; a question that starts late in a
+    # second (0.7 s into it) must still get its whole resolver-query-timeout (2 s here), as
+    # in named, not be given up when the clock's second changes over 1.3 s later.  The one
+    # server is silent; every send costs 0.3 s of real time (priming's five sends, then the
+    # question's, until the one under way at 2 s ends).
+    sends: list[float] = []
+
+    async def slow_silence(server: tuple[str, int], wire: bytes, tcp: bool) -> bytes:
+        sends.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(0.3)
+        raise TimeoutError
+
+    config = Config(root_servers=SILENT[:1], anchors=AnchorSet(), query_timeout=2.0)
+    resolver = Resolver(config, slow_silence)
+
+    async def go() -> tuple[float, Result]:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep((0.7 - time.time() % 1) % 1)
+        t = loop.time()
+        result = await resolver.resolve("www.example.", "A")
+        return loop.time() - t, result
+
+    took, result = asyncio.run(go())
+    assert result.rcode == dns.rcode.SERVFAIL
+    assert result.verdict.ede == EDE_NO_REACHABLE_AUTHORITY
+    assert 2.0 <= took <= 2.5, (took, sends)

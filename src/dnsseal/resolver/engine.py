@@ -338,6 +338,9 @@ class Resolver:
         self.config = config
         self.transport = transport or network_transport()
         self.clock = clock_fn
+        # The wall clock counts whole seconds: a deadline on it would pass up to a second
+        # early, so with it the deadline is the transport's alone (see _expired).
+        self._wall_clock = clock_fn is clock.now
         self.cache = cache if cache is not None else Cache(max_bytes=cache_bytes // 2)
         failures = cache_bytes // FAILURES_SHARE
         self.results = Cache(max_bytes=cache_bytes * 3 // 8 - failures)
@@ -427,8 +430,14 @@ class Resolver:
         start_deadline(self.config.query_timeout)
 
     def _expired(self) -> bool:
-        """Whether the question resolved in this context has run out of time."""
-        return self.clock() >= _DEADLINE.get() or time_left() <= 0
+        """Whether the question resolved in this context has run out of time: on the event
+        loop's clock, to the moment (as named); with a clock of the resolver's own (a pinned
+        or simulated one), also when that clock has reached the deadline.  (The wall clock
+        the resolver reads counts whole seconds: a question that started late in a second
+        would be given up to a second early on it.)"""
+        if time_left() <= 0:
+            return True
+        return not self._wall_clock and self.clock() >= _DEADLINE.get()
 
     def _root_anchored(self, now: int) -> bool:
         anchor = self.config.anchors.closest(dns.name.root)
@@ -842,7 +851,7 @@ class Resolver:
             silent: list[Server] = []
             for server in servers:
                 now = self.clock()
-                if now >= _DEADLINE.get() or time_left() <= 0:
+                if self._expired():
                     return None  # the resolution is given up (resolver-query-timeout)
                 if not self._ready(server, kind, now):
                     continue  # another question's probe went to it meanwhile

@@ -8,11 +8,11 @@ key directory and state directory) into DIR when it has none, then for each phas
 runs ``AuthServer.start()`` until every zone is served and prints the process's user and
 system CPU per zone (``os.times``; imports and zone generation excluded), the CPU of its
 child processes still alive (the first-signing helper of a cold start), the wall time and
-the load average.  ``cold`` needs a DIR not started before; ``restart`` can be repeated on
-the same DIR (an unchanged restart changes nothing), so old and new trees can be run in
-turn on the same state.  Keep the directories of cold runs until the end: deleting many
-files just before a timed cold start raises its system time (see
-docs/zones-benchmarks.md).
+the load average.  ``--log F`` logs as ``dnsseal serve`` does by default, into F.
+``cold`` needs a DIR not started before; ``restart`` can be repeated on the same DIR (an
+unchanged restart changes nothing), so old and new trees can be run in turn on the same
+state.  Keep the directories of cold runs until the end: deleting many files just before a
+timed cold start raises its system time (see docs/zones-benchmarks.md).
 """
 
 from __future__ import annotations
@@ -57,6 +57,12 @@ def main() -> None:
     ap.add_argument("phases", nargs="+", choices=["cold", "restart"])
     ap.add_argument("--zones", type=int, default=1000)
     ap.add_argument("--tag", default=os.environ.get("PYTHONPATH", ""))
+    ap.add_argument(
+        "--log",
+        type=Path,
+        help="log as `dnsseal serve` does by default (info and up, every category) to this "
+        "file (default: no logging below warning)",
+    )
     args = ap.parse_args()
     d, n = args.dir, args.zones
     conf = d / "dnsseal.toml"
@@ -72,7 +78,16 @@ def main() -> None:
             f'[server]\nlisten = ["127.0.0.1@{free_port()}"]\nworkers = 2\n'
             f'control = "none"\nstate-dir = "{d}/state"\nkey-directory = "{d}/keys"\n' + body
         )
-    logging.disable(logging.INFO)
+    if args.log is None:
+        logging.disable(logging.INFO)
+    else:  # (the default channel writes to the sys.stderr of when it is made)
+        from dnsseal.server import logsetup
+
+        stderr, sys.stderr = sys.stderr, args.log.open("a", encoding="utf-8")
+        try:
+            logsetup.configure(load_config(conf).logging)
+        finally:
+            sys.stderr = stderr
 
     async def run() -> tuple[float, float, float, float]:
         server = AuthServer(load_config(conf), conf)

@@ -564,7 +564,8 @@ class InlineZone:
                 self.keydir.save(r.key, write_state=True)
             for change in r.changes:
                 events.append(AuditEvent(now, self.name, r.key.basename, "keymgr", change))
-                log.info("[%s] DNSSEC: key %d: %s", self.name, r.key.tag, change)
+            if r.changes:  # one line a key a step (a new key has 7 changes), each audited
+                log.info("[%s] DNSSEC: key %d: %s", self.name, r.key.tag, "; ".join(r.changes))
         for f in plan.problems:
             if f.severity is Severity.ERROR:
                 log.error("[%s] DNSSEC: %s", self.name, f.message)

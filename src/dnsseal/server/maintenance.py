@@ -59,6 +59,10 @@ MAX_SLEEP = 3600  # a timer re-checks at least this often
 START_BATCH = 100  # zones attached and maintained per worker-thread call (start_many)
 START_THREADS = 8  # zones of a batch maintained (and their copies written) at once
 START_BATCH_SECONDS = 0.2  # ... or fewer, once a batch took this long (zones come up sooner)
+# A start logs a zone's key events and its "signed and served" line (BIND: "loaded serial"),
+# its next maintenance only at debug (``dnsseal ctl zone-status`` shows it): one line a
+# zone of thousands is routine, not news.
+START_LOG_NEXT = logging.DEBUG
 
 
 def _submit(
@@ -272,11 +276,15 @@ class Maintenance:
             state.install(state.inline.signed, keep_history=False)
 
     @staticmethod
-    def _log_next(state: ZoneHandle) -> None:
+    def _log_next(state: ZoneHandle, level: int = logging.INFO) -> None:
         assert state.inline is not None
+        if not log.isEnabledFor(level):
+            return
         nxt = state.inline.next_wakeup()
         if nxt is not None:
-            log.info("[%s] DNSSEC: next maintenance at %s", state.name, format_human_time(nxt))
+            log.log(
+                level, "[%s] DNSSEC: next maintenance at %s", state.name, format_human_time(nxt)
+            )
 
     # -- many zones at once (start, reload) ---------------------------------------------
 
@@ -457,7 +465,7 @@ class Maintenance:
         except DnssealError as e:
             return self._failed(state, outcome.now, e)
         self._maintained(state)
-        self._log_next(state)
+        self._log_next(state, START_LOG_NEXT)
         return None
 
     async def _started(self, state: ZoneHandle, outcome: _Outcome) -> str | None:
@@ -490,7 +498,7 @@ class Maintenance:
         except DnssealError as e:
             return self._failed(state, outcome.now, e)
         self._maintained(state)
-        self._log_next(state)
+        self._log_next(state, START_LOG_NEXT)
         return None
 
     # -- the maintenance schedule -------------------------------------------------------

@@ -581,8 +581,11 @@ class Maintenance:
                 state.timer = asyncio.ensure_future(self._run(state))
             delay = MAX_SLEEP if not due else min(max(due[0][0] - now, 0), MAX_SLEEP)
             kick.clear()
+            # (not wait_for: on Python 3.11 it loses a cancellation that comes just after
+            # the kick, and a stop waited for this task until its next zone was due)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(kick.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await kick.wait()
 
     async def _run(self, state: ZoneHandle) -> None:
         """One scheduled maintenance, then the zone's next one planned (unless the zone is

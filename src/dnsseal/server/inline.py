@@ -343,7 +343,9 @@ class InlineZone:
         if len(signed.rrsets) + len(signed.rrsigs) > PARK_NAMES:
             return False
         packed_unsigned = pack_version(unsigned)
-        self._signed = pack_version(signed)  # (each read of one attribute sees one form)
+        made = signpool.made_of(signed)  # (a first signing in the helper: packed there)
+        # (each read of one attribute sees one form)
+        self._signed = made.packed if made is not None else pack_version(signed)
         self._unsigned = packed_unsigned
         return True
 

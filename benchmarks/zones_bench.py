@@ -25,7 +25,9 @@ Example (small; this machine's 2 cores are shared, so run it only at small N)::
 
 Besides the wall time, the CPU seconds the server used until then are printed (user +
 system, from ``/proc``: the main process, and the main process with its children, i.e.
-dnsseal's workers): on a shared machine they vary less than the wall time.
+dnsseal's workers and the signing helper of a cold start, which has ended by then and is
+counted from the main process's ``cutime``/``cstime``): on a shared machine they vary less
+than the wall time.
 
 Every server is started here and stopped by its PID.  Nothing leaves 127.0.0.1.
 """
@@ -243,13 +245,18 @@ def rss_mib(pid: int) -> float:
     return total
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process so far (0 when it is gone)."""
+def cpu_seconds(pid: int, ended_children: bool = False) -> float:
+    """User + system CPU seconds of one process so far (0 when it is gone); with
+    ``ended_children``, plus those of its children that ended and were waited for (a
+    helper process of the start, gone by the time every zone answers)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if ended_children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / CLK_TCK
 
 
 def stop(server: Server) -> None:
@@ -293,13 +300,18 @@ def main() -> None:
                         took = wait_signed(server, names, args.timeout, args.interval, args.batch)
                         assert server.proc is not None
                         pid = server.proc.pid
-                        used = [cpu_seconds(p) for p in tree_pids(pid)]
+                        # the main process, its ended children (the start's signing
+                        # helper), every live process of its tree
+                        used = [cpu_seconds(pid), cpu_seconds(pid, ended_children=True)]
+                        used[1] -= used[0]
+                        used += [cpu_seconds(p) for p in tree_pids(pid)[1:]]
                         results.setdefault((name, phase), []).append(took)
                         cpu.setdefault((name, phase), []).append((used[0], sum(used)))
                         memory.setdefault((name, phase), []).append(rss_mib(pid))
                         print(
                             f"round {r + 1} {name} {phase}: {took:.2f} s, CPU {used[0]:.2f} s "
-                            f"(with children {sum(used):.2f} s), load average "
+                            f"(with children {sum(used):.2f} s, of which ended "
+                            f"{used[1]:.2f} s), load average "
                             f"{os.getloadavg()[0]:.2f}",
                             flush=True,
                         )

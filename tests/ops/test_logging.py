@@ -4,6 +4,8 @@ categories; useful INFO lines by default."""
 from __future__ import annotations
 
 import logging
+import random
+import re
 import socket
 import subprocess
 import time
@@ -71,6 +73,38 @@ def test_config_problems_name_the_option(tmp_path: Path) -> None:
 )
 def test_categories(logger: str, message: str, category: str) -> None:
     assert logsetup.category_of(logger, message) == category
+
+
+def _category_by_every_rule(logger: str, message: str) -> str:
+    """The rules of CATEGORY_RULES applied one by one, each regex on the whole message."""
+    for prefix, pattern, cat in logsetup.CATEGORY_RULES:
+        if (logger == prefix or logger.startswith(prefix + ".")) and (
+            pattern is None or re.search(pattern, message)
+        ):
+            return cat
+    return "general"
+
+
+def test_categories_same_as_every_rule_applied() -> None:
+    """category_of runs a rule's regex only on lines holding one of its words, and keeps
+    each logger's rules: the same categories as every rule tried on every line."""
+    words = ["TSIG", "rate limit", "not allowed", "refused by ACL", "NOTIFY", "UPDATE",
+             "frozen", "thawed", "AXFR", "IXFR", "transfers", "refresh", "synced", "DNSSEC",
+             "key", "keys", "signed", "loaded", "not loaded", "reloading", "served"]  # fmt: skip
+    loggers = ["dnsseal.server.inline", "dnsseal.server.zonehandle", "dnsseal.server.xfrin",
+               "dnsseal.server.zonectl", "dnsseal.proto.tsigauth", "dnsseal.keymgr.engine",
+               "dnsseal.server.service", "dnsseal", "dnsseal2.x", "asyncio"]  # fmt: skip
+    rng = random.Random(15)
+    for _ in range(3000):
+        parts = rng.sample(words, rng.randint(0, 3))
+        message = "[z.example.] " + "".join(
+            rng.choice(["", " ", "x", "_", "-", ": "]) + p for p in parts
+        )
+        logger = rng.choice(loggers)
+        assert logsetup.category_of(logger, message) == _category_by_every_rule(logger, message), (
+            logger,
+            message,
+        )
 
 
 def test_channels_file_rotation_syslog_and_default_lines(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import pytest
 from conftest import free_port
 from dnsseal import clock
 from dnsseal.keys.model import PrivateMaterial
+from dnsseal.server import inline as inline_mod
 from dnsseal.server import maintenance, signpool, zonehandle
 from dnsseal.server.service import AuthServer
 from dnsseal.server.versions import pack_version, record_line
@@ -148,6 +149,15 @@ def test_a_cold_start_signs_new_zones_in_the_helper_and_serves_them(
         return real_records(zone)
 
     monkeypatch.setattr(zonehandle, "records", counting)
+    packed_here: list[str] = []  # signed zones the main process packed to park them
+    real_pack = inline_mod.pack_version
+
+    def packing(zone: Zone) -> bytes:
+        if zone.rrsigs:
+            packed_here.append(zone.origin.to_text())
+        return real_pack(zone)
+
+    monkeypatch.setattr(inline_mod, "pack_version", packing)
 
     async def scenario() -> None:
         server = AuthServer(load_config(conf), conf)
@@ -180,5 +190,6 @@ def test_a_cold_start_signs_new_zones_in_the_helper_and_serves_them(
     helped = signpool.signed_count() - before
     assert helped >= 1
     assert len(listed) == INLINE - helped, listed  # the helper's zones: their lines made there
+    assert sorted(packed_here) == sorted(listed)  # ... and parked in the helper's packed form
     assert signpool._POOL.executor is None and signpool._POOL.users == 0
     assert signpool._POOL.made == {}  # nothing kept after the start

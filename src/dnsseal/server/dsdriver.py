@@ -135,8 +135,9 @@ class DsDriver:
         next_scan = loop.time() + self.options.interval
         tick = min(self.options.interval, TICK)
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), tick)
+            with contextlib.suppress(TimeoutError):  # (not wait_for: see maintenance._schedule)
+                async with asyncio.timeout(tick):
+                    await self.wake.wait()
             self.wake.clear()
             opts = self.state.config.ds
             gone = self.automation.table.zones.get(self.state.name) is not self.state

@@ -343,7 +343,9 @@ class InlineZone:
         if len(signed.rrsets) + len(signed.rrsigs) > PARK_NAMES:
             return False
         packed_unsigned = pack_version(unsigned)
-        self._signed = pack_version(signed)  # (each read of one attribute sees one form)
+        made = signpool.made_of(signed)  # (a first signing in the helper: packed there)
+        # (each read of one attribute sees one form)
+        self._signed = made.packed if made is not None else pack_version(signed)
         self._unsigned = packed_unsigned
         return True
 
@@ -564,7 +566,8 @@ class InlineZone:
                 self.keydir.save(r.key, write_state=True)
             for change in r.changes:
                 events.append(AuditEvent(now, self.name, r.key.basename, "keymgr", change))
-                log.info("[%s] DNSSEC: key %d: %s", self.name, r.key.tag, change)
+            if r.changes:  # one line a key a step (a new key has 7 changes), each audited
+                log.info("[%s] DNSSEC: key %d: %s", self.name, r.key.tag, "; ".join(r.changes))
         for f in plan.problems:
             if f.severity is Severity.ERROR:
                 log.error("[%s] DNSSEC: %s", self.name, f.message)

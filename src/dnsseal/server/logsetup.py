@@ -53,18 +53,60 @@ CATEGORY_RULES: tuple[tuple[str, str | None, str], ...] = (
     ("dnsseal.server.history", None, "zone"),
     ("dnsseal", r"\bloaded\b|\bnot loaded\b|\breload", "zone"),
 )
-_RULES = tuple((prefix, re.compile(p) if p else None, cat) for prefix, p, cat in CATEGORY_RULES)
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _needles(pattern: str) -> tuple[str, ...]:
+    r"""Words of which a message must hold one for ``pattern`` to match it: its
+    alternatives (one level of group) without their ``\b`` and a trailing ``\w*``.  A
+    rule's regex runs only on a message holding one of its words: most lines hold none,
+    and a regex starting with ``\b`` tries every position of the line (a few microseconds
+    a line, each rule)."""
+    words = tuple(
+        alt.strip("()").removesuffix(r"\w*") for alt in pattern.replace(r"\b", "").split("|")
+    )
+    for w in words:  # (a pattern this cannot read needs its words written out)
+        if re.fullmatch(r"[\w ]+", w) is None:
+            raise AssertionError(f"category pattern {pattern!r}: {w!r} is not a plain word")
+    return words
+
+
+# (logger prefix, words one of which the message holds or None, pattern or None, category)
+_Rule = tuple[str, tuple[str, ...] | None, re.Pattern[str] | None, str]
+_RULES: tuple[_Rule, ...] = tuple(
+    (prefix, _needles(p) if p else None, re.compile(p) if p else None, cat)
+    for prefix, p, cat in CATEGORY_RULES
+)
+_BY_LOGGER: dict[str, tuple[_Rule, ...]] = {}  # logger name -> its rules (up to one without
+# a pattern: the rules after it never decide)
+
+
+def _rules_of(logger: str) -> tuple[_Rule, ...]:
+    rules = _BY_LOGGER.get(logger)
+    if rules is None:
+        mine: list[_Rule] = []
+        for rule in _RULES:
+            prefix = rule[0]
+            if logger == prefix or logger.startswith(prefix + "."):
+                mine.append(rule)
+                if rule[2] is None:
+                    break
+        rules = _BY_LOGGER[logger] = tuple(mine)
+    return rules
 
 
 def category_of(logger: str, message: str) -> str:
     """The category of a message ``message`` logged by ``logger`` (``general`` when no
     rule matches)."""
-    for prefix, pattern, cat in _RULES:
-        if (logger == prefix or logger.startswith(prefix + ".")) and (
-            pattern is None or pattern.search(message)
-        ):
+    for _, needles, pattern, cat in _rules_of(logger):
+        if pattern is None:
             return cat
+        assert needles is not None
+        for needle in needles:
+            if needle in message:
+                if pattern.search(message):
+                    return cat
+                break
     return "general"
 
 

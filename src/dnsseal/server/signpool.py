@@ -13,9 +13,10 @@ The helper signs with :func:`~dnsseal.signer.sign.sign_zone`, what the main proc
 have run, with the same keys, parameters and time: the result is the same zone (ECDSA
 signatures differ, being randomized, as two runs in one process do).  Anything going wrong
 there (the process gone, an error from the signer) makes the caller sign in the main
-process, which then raises what the signer raises.  The helper is started only after
-:data:`WARM_AFTER` first signings of one start (a start of a few zones does not pay for a
-process), and until it has imported what it needs the zones are signed here as before;
+process, which then raises what the signer raises.  The helper is started only once a
+start has asked or announced (:func:`expect`) more than :data:`WARM_AFTER` first signings
+(a start of a few zones does not pay for a process), and until it has imported what it
+needs the zones are signed here as before;
 it ends when the start does (and when the server's process is gone).
 """
 
@@ -104,6 +105,25 @@ class _Pool:
         # start ends); the entry holds the zone, so the id cannot be another zone's
         self.made: dict[int, Made] = {}
 
+    def _start(self) -> None:
+        """Start the helper (the lock held) once the first signings asked or announced
+        are more than WARM_AFTER."""
+        if self.executor is not None or self.seen <= WARM_AFTER:
+            return
+        self.executor = ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),  # (threads run here)
+            initializer=_watch_parent,
+            initargs=(os.getpid(),),
+        )
+        self.warm = self.executor.submit(_ready)
+
+    def expect(self, count: int) -> None:
+        with self.lock:
+            if self.users:
+                self.seen += count
+                self._start()
+
     def ready(self) -> ProcessPoolExecutor | None:
         """The helper when it is up; started here once enough zones asked."""
         with self.lock:
@@ -111,15 +131,7 @@ class _Pool:
                 return None
             self.seen += 1
             if self.executor is None:
-                if self.seen <= WARM_AFTER:
-                    return None
-                self.executor = ProcessPoolExecutor(
-                    1,
-                    mp_context=multiprocessing.get_context("spawn"),  # (threads run here)
-                    initializer=_watch_parent,
-                    initargs=(os.getpid(),),
-                )
-                self.warm = self.executor.submit(_ready)
+                self._start()
                 return None
             warm = self.warm
             if warm is None or not warm.done() or warm.exception() is not None:
@@ -163,6 +175,14 @@ def first_signings() -> Iterator[None]:
         yield
     finally:
         leave()
+
+
+def expect(count: int) -> None:
+    """About ``count`` more new zones are to be signed for the first time in the start
+    under way (the caller's estimate): the helper is started as soon as those announced
+    and asked are more than WARM_AFTER, so that it is up when they come rather than after
+    WARM_AFTER were signed here (its start takes a second or two)."""
+    _POOL.expect(count)
 
 
 def signed_count() -> int:

@@ -130,8 +130,9 @@ class Secondary:
                     self.status.next_refresh = clock.now() + NO_COPY_RETRY
             self._arm_expire()
             delay = max((self.status.next_refresh or 0) - clock.now(), MIN_INTERVAL)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), delay)
+            with contextlib.suppress(TimeoutError):  # (not wait_for: see maintenance._schedule)
+                async with asyncio.timeout(delay):
+                    await self.wake.wait()
 
     def _expire_at(self) -> int | None:
         """When the copy expires unless a primary answers before (None: no copy)."""

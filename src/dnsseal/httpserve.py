@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from dnsseal import aio
 from dnsseal.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ class HttpListener:
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         method = ""
         try:
-            raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
+            raw = await aio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
         except asyncio.LimitOverrunError:
             raw = b""
             status, ctype, body = json_response({"error": "request head too large"}, 431)

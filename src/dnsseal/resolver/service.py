@@ -44,6 +44,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from dnsseal import aio
 from dnsseal.proto.fastpath import (
     DO_BIT,
     HEADER,
@@ -409,9 +410,7 @@ class ResolverService:
         try:
             while True:
                 try:
-                    (length,) = struct.unpack(
-                        "!H", await asyncio.wait_for(reader.readexactly(2), 30)
-                    )
+                    (length,) = struct.unpack("!H", await aio.wait_for(reader.readexactly(2), 30))
                     data = await reader.readexactly(length)
                 except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                     return

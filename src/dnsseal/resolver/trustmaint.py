@@ -17,7 +17,7 @@ from pathlib import Path
 
 import dns.rdatatype
 
-from dnsseal import clock
+from dnsseal import aio, clock
 from dnsseal.resolver.engine import Resolver
 from dnsseal.storage import atomic
 from dnsseal.storage.files import read_text
@@ -129,4 +129,4 @@ class TrustMaintainer:
                 return
             delay = min(MAX_SLEEP, max(1, due - self.clock()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+                await aio.wait_for(stop.wait(), delay)

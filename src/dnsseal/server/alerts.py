@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dnsseal import aio
 from dnsseal.durations import format_duration, format_human_time
 from dnsseal.keys.ds import make_ds
 from dnsseal.server import views
@@ -244,7 +245,7 @@ class Alerts:
         if self._sender is None:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), timeout)
+            await aio.wait_for(self._queue.join(), timeout)
         self._sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._sender
@@ -277,7 +278,7 @@ class Alerts:
             log.error("%s: cannot run %s: %s", where, argv[0], e.strerror or e)
             return
         try:
-            _, err = await asyncio.wait_for(proc.communicate(body), timeout)
+            _, err = await aio.wait_for(proc.communicate(body), timeout)
         except TimeoutError:
             proc.kill()
             await proc.wait()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dnsseal import clock
+from dnsseal import aio, clock
 from dnsseal.errors import DnssealError, StorageError
 from dnsseal.server import dsdriver, views, zonectl
 from dnsseal.server.binding import bind_control
@@ -264,7 +264,7 @@ class ControlServer:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            line = await asyncio.wait_for(reader.readline(), 10)
+            line = await aio.wait_for(reader.readline(), 10)
             who = peer_user(writer)
             reply = await self.execute(line[:MAX_REQUEST])
             writer.write(json.dumps(reply).encode() + b"\n")

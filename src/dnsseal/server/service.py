@@ -31,7 +31,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.tsig
 
-from dnsseal import clock
+from dnsseal import aio, clock
 from dnsseal.crypto import pkcs11
 from dnsseal.durations import format_human_time
 from dnsseal.proto.engine import Engine
@@ -424,7 +424,7 @@ class AuthServer:
             try:
                 transport.sendto(wire)
                 counters.notify_sent(zone)
-                await asyncio.wait_for(fut, timeout)
+                await aio.wait_for(fut, timeout)
             except TimeoutError:
                 log.info(
                     "[%s] NOTIFY serial %d to %s: no answer (try %d)",
@@ -572,7 +572,7 @@ class AuthServer:
                     writer.write(struct.pack("!H", len(msg)) + msg)
                     if transport.get_write_buffer_size() > TCP_WRITE_BUFFER:
                         try:
-                            await asyncio.wait_for(writer.drain(), write_timeout)
+                            await aio.wait_for(writer.drain(), write_timeout)
                         except TimeoutError:
                             log.info(
                                 "[server] TCP client %s read nothing for %.0f s: closed",
@@ -590,7 +590,7 @@ class AuthServer:
             else:
                 writer.close()
                 with contextlib.suppress(ConnectionError, OSError, TimeoutError):
-                    await asyncio.wait_for(writer.wait_closed(), 1)
+                    await aio.wait_for(writer.wait_closed(), 1)
 
     async def _tcp_read(
         self, reader: asyncio.StreamReader, transport: Abortable, n: int, since: float
@@ -613,7 +613,7 @@ class AuthServer:
                     raise _Stuck
                 raise TimeoutError
             try:
-                return await asyncio.wait_for(reader.readexactly(n), min(remaining, write_timeout))
+                return await aio.wait_for(reader.readexactly(n), min(remaining, write_timeout))
             except TimeoutError:
                 pending = unsent(transport)
                 if pending and last and pending >= last:

@@ -34,7 +34,7 @@ import dns.opcode
 import dns.rcode
 import dns.tsig
 
-from dnsseal import clock
+from dnsseal import aio, clock
 from dnsseal.durations import format_human_time
 from dnsseal.errors import DnssealError
 from dnsseal.proto.xfrin import (
@@ -387,7 +387,7 @@ async def _udp_exchange(
     )
     try:
         transport.sendto(wire)
-        return await asyncio.wait_for(fut, timeout)
+        return await aio.wait_for(fut, timeout)
     except TimeoutError:
         return None
     finally:
@@ -396,7 +396,7 @@ async def _udp_exchange(
 
 async def _connect(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     try:
-        return await asyncio.wait_for(asyncio.open_connection(host, port), TCP_TIMEOUT)
+        return await aio.wait_for(asyncio.open_connection(host, port), TCP_TIMEOUT)
     except TimeoutError:
         raise TransferError(f"TCP connection to {host}@{port} timed out") from None
 
@@ -408,8 +408,8 @@ async def _send(writer: asyncio.StreamWriter, wire: bytes) -> None:
 
 async def _read_message(reader: asyncio.StreamReader) -> bytes:
     try:
-        head = await asyncio.wait_for(reader.readexactly(2), TCP_TIMEOUT)
-        return await asyncio.wait_for(reader.readexactly(struct.unpack("!H", head)[0]), TCP_TIMEOUT)
+        head = await aio.wait_for(reader.readexactly(2), TCP_TIMEOUT)
+        return await aio.wait_for(reader.readexactly(struct.unpack("!H", head)[0]), TCP_TIMEOUT)
     except asyncio.IncompleteReadError:
         raise TransferError("the primary closed the connection mid-transfer") from None
     except TimeoutError:

@@ -398,14 +398,16 @@ class KeyDirectory:
         """Create the keys ``create`` (as :meth:`create`: all or none of them, nothing
         overwritten), then rewrite the metadata of ``save`` (their ``.state`` too) and
         delete the files of ``purge`` (a purged key's: only the key manager purges, after
-        purge-keys has passed).  New keys come first, as named's key manager writes them:
-        no saved file names a successor whose files are not there yet.
+        purge-keys has passed).  New keys come first: no saved file names a successor
+        whose files are not there yet.
 
         Durable with few syncs: every file's data is fsync'd before its name appears (temp
         file, fsync, link or rename), the new keys' ``.private`` names are made durable
-        (one fsync of the directory for all of them) before any ``.key`` names its key, and
-        the other names by one more fsync of the directory at the end (or at the end of
-        the caller's :func:`atomic.deferred_dir_sync` block) -- were two to four per key.
+        (one fsync of the directory for all of them, shared with other threads that need
+        one at the same time) before any ``.key`` names its key, and the other names by
+        one more fsync of the directory at the end (or at the end of the caller's
+        :func:`atomic.deferred_dir_sync` block).  Were three per key (one per file), or
+        one per key and the caller's at the end; and one per file saved.
         Raises KeyExists, KeyNotFound (a key to save has no files) or StorageError."""
         with atomic.deferred_dir_sync():
             if create:

@@ -544,12 +544,12 @@ class InlineZone:
         store, no file touched), then carried out by :meth:`KeyDirectory.apply`, which
         does every write of the step.  Raises DnssealError (ZoneProblem, StorageError,
         KeyExists, CryptoError); the facts then wait for the next step."""
+        # (read here, once per zone: from the plan to the signed version no file is read)
+        self._previous_server_serial()
         if self.policy.offline_ksk:
             return self._offline_step(now)
         keys = self._load_keys()
         self._check_key_files(keys)
-        # (read here, once per zone: from the plan to the signed version no file is read)
-        self._previous_server_serial()
         plan = step(self.policy, keys, Facts(tuple(self.pending)), now, zone=self.origin,
                     keygen=keydir_generate)  # fmt: skip
         self.keydir.apply(plan, keys)

@@ -361,7 +361,10 @@ class KeyDirectory:
 
     def tag_in_use(self, zone: dns.name.Name, algorithm: int, tag: int) -> bool:
         """Would a key with ``tag`` collide with one already here, counting the tags the
-        existing keys would have once revoked (as dnssec-keygen does)?"""
+        existing keys would have once revoked?  For a key not made again on a collision (one
+        already in an HSM: ``keyfromlabel``, ``keystore generate``); the key manager,
+        ``keygen`` and ``ksr keygen`` make theirs with :func:`~dnsseal.keys.model.new_key`,
+        which also checks the new key's revoked tag."""
         for k in self.keys(zone):
             if k.algorithm != algorithm:
                 continue

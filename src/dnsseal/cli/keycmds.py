@@ -35,6 +35,7 @@ from dnsseal.keys.model import (
     KeyState,
     KeyTimings,
     RecordState,
+    new_key,
 )
 from dnsseal.policy.build import lookup
 from dnsseal.storage.config import load_policies
@@ -241,30 +242,25 @@ def keygen(
 def _generate(keydir: KeyDirectory, name: dns.name.Name, alg: algorithms.Algorithm,
               bits: int | None, flags: int, ttl: int | None, timings: KeyTimings,
               quiet: bool, key_store: str | None = None) -> Key:  # fmt: skip
-    """Make a key whose tag no key of the zone uses (in ``key_store``: None is the key
-    files), and write its files."""
-    for _attempt in range(100):
+    """Make a key whose tag collides with no key of the zone (:func:`new_key`, as
+    dnssec-keygen: thrown away and made again), in ``key_store`` (None: the key files),
+    and write its files."""
+
+    def make() -> Key:
         try:
             public, material = keystore.generate(key_store, alg, bits)
         except (InputError, KeyStoreError) as e:
             raise OptionError("--key-store", str(e)) from None
-        key = Key(
-            zone=name,
-            flags=flags,
-            algorithm=alg.number,
-            public_key=public,
-            ttl=ttl,
-            timings=timings,
-            private=material,
-        )
-        if not keydir.tag_in_use(name, key.algorithm, key.tag):
-            break
+        return Key(zone=name, flags=flags, algorithm=alg.number, public_key=public, ttl=ttl,
+                   timings=timings, private=material)  # fmt: skip
+
+    def collided(key: Key) -> None:
         if not quiet:
             click.echo(
                 f"key tag {key.tag} collides with an existing key; generating another", err=True
             )
-    else:
-        raise click.ClickException("could not find a key tag that does not collide")
+
+    key = new_key(make, keydir.keys(name), collided=collided)
     keydir.create(key)
     return key
 

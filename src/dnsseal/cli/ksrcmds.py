@@ -18,12 +18,11 @@ import dns.exception
 import dns.name
 
 from dnsseal import __version__, clock
-from dnsseal.crypto import keystore
 from dnsseal.durations import parse_duration, parse_when
 from dnsseal.errors import InputError, OptionError
-from dnsseal.keys import algorithms, ksr
+from dnsseal.keys import ksr
 from dnsseal.keys.ds import digest_type
-from dnsseal.keys.model import FLAG_ZONE, Key
+from dnsseal.keys.model import FLAG_ZONE, Key, new_key
 from dnsseal.policy.build import lookup
 from dnsseal.policy.model import KeySpec
 from dnsseal.signer.skr import (
@@ -35,7 +34,7 @@ from dnsseal.signer.skr import (
 )
 from dnsseal.storage import atomic, config
 from dnsseal.storage.files import read_text
-from dnsseal.storage.keydir import KeyDirectory, load_key
+from dnsseal.storage.keydir import KeyDirectory, generate, load_key
 
 _CTX = {"help_option_names": ["-h", "--help"]}
 
@@ -210,21 +209,29 @@ def keygen(directory: str, policy_name: str, conf: str | None, start: str, end: 
     except OptionError as e:
         raise OptionError("-k", e.message) from None  # lookup names the option -p
     kd = KeyDirectory(directory)
+    existing = kd.keys(name)
+    made: list[Key] = []
 
     def make(spec: KeySpec) -> Key:
-        public, private = keystore.generate(spec.key_store, algorithms.get(spec.algorithm),
-                                            spec.bits)  # fmt: skip
-        return Key(name, FLAG_ZONE, spec.algorithm, public, private=private)
+        def one() -> Key:
+            public, private = generate(spec)
+            return Key(name, FLAG_ZONE, spec.algorithm, public, private=private)
+
+        def collided(key: Key) -> None:
+            click.echo(f"key tag {key.tag} collides with an existing key; generating another",
+                       err=True)  # fmt: skip
+
+        # (the keys of the period collide neither with the zone's nor with each other)
+        made.append(new_key(one, existing + made, collided=collided))
+        return made[-1]
 
     try:
-        new, changed = pregenerate(policy, name, kd.keys(name), _when("-i", start, now),
+        new, changed = pregenerate(policy, name, existing, _when("-i", start, now),
                                    _when("-e", end, now), make)  # fmt: skip
     except InputError as e:
         raise OptionError("-k", str(e)) from None
-    for k in changed:
-        kd.save(k, write_state=True)
+    kd.write(create=new, save=changed)
     for k in new:
-        kd.create(k)
         click.echo(k.basename)
 
 

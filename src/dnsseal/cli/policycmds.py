@@ -16,7 +16,6 @@ import dns.exception
 import dns.name
 
 from dnsseal import clock
-from dnsseal.crypto import keystore
 from dnsseal.durations import format_human_time, parse_duration, parse_when
 from dnsseal.errors import InputError, OptionError
 from dnsseal.keymgr import safety, simulate
@@ -33,13 +32,12 @@ from dnsseal.keymgr.plan import (
     StepApproved,
 )
 from dnsseal.keymgr.report import key_status_lines, pending_lines
-from dnsseal.keys import algorithms
-from dnsseal.keys.model import Key, PrivateMaterial, RecordState
+from dnsseal.keys.model import Key, RecordState
 from dnsseal.policy import checks, tomlfmt
 from dnsseal.policy.build import lookup
-from dnsseal.policy.model import KeySpec, Policy
+from dnsseal.policy.model import Policy
 from dnsseal.storage import config, files
-from dnsseal.storage.keydir import KeyDirectory
+from dnsseal.storage.keydir import KeyDirectory, generate
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -108,10 +106,6 @@ def _now(text: str | None) -> int:
     return when
 
 
-def _keygen(spec: KeySpec) -> tuple[bytes, PrivateMaterial]:
-    return keystore.generate(spec.key_store, algorithms.get(spec.algorithm), spec.bits)
-
-
 def _find(keys: Sequence[Key], tag: int) -> Key:
     found = [k for k in keys if k.tag == tag]
     if not found:
@@ -121,19 +115,6 @@ def _find(keys: Sequence[Key], tag: int) -> Key:
         names = ", ".join(k.basename for k in found)
         raise OptionError("--key", f"tag {tag} is ambiguous ({names}); remove one of them")
     return found[0]
-
-
-def _apply(kd: KeyDirectory, plan: Plan, before: Sequence[Key]) -> None:
-    """Save what the plan changed: new keys created, changed metadata written, purged keys
-    deleted."""
-    old = {k.id: k for k in before}
-    for r in plan.keys:
-        if r.created:
-            kd.create(r.key)
-        elif r.purge:
-            config.purge_key_files(kd.path, r.key)
-        elif old.get(r.key.id) != r.key:
-            kd.save(r.key, write_state=True)
 
 
 def _print_plan(plan: Plan) -> None:
@@ -188,9 +169,9 @@ def _run(
         if not dry_run:
             _refuse_offline(pol)
         return Plan(z, pol.name, now, tuple(KeyReport(k) for k in keys))  # the keys as they are
-    plan = step(pol, keys, Facts(tuple(facts)), now, zone=z, keygen=None if dry_run else _keygen)
+    plan = step(pol, keys, Facts(tuple(facts)), now, zone=z, keygen=None if dry_run else generate)
     if not dry_run:
-        _apply(kd, plan, keys)
+        kd.apply(plan, keys)
     return plan
 
 

@@ -53,7 +53,6 @@ from dnsseal.keymgr.rules import (
     transition_safe,
 )
 from dnsseal.keys.model import (
-    FLAG_REVOKE,
     FLAG_SEP,
     FLAG_ZONE,
     TIMING_FIELDS,
@@ -62,14 +61,13 @@ from dnsseal.keys.model import (
     KeyTimings,
     PrivateMaterial,
     RecordState,
-    key_tag,
+    new_key,
 )
 from dnsseal.policy.model import KeySpec, Policy
 
 log = logging.getLogger(__name__)
 
 KeyGen = Callable[[KeySpec], tuple[bytes, PrivateMaterial]]
-MAX_TAG_RETRIES = 32
 # While a DS change waits for the parent, look again after this long (BIND:
 # keymgr_transition_time, "Not yet, try again in an hour").
 PARENT_RECHECK = 3600
@@ -120,18 +118,6 @@ def _unused(w: Work) -> bool:
     )
 
 
-def _tag_conflict(key: Key, works: Sequence[Work]) -> bool:
-    rid = key_tag(key.flags | FLAG_REVOKE, key.protocol, key.algorithm, key.public_key)
-    for w in works:
-        if w.alg != key.algorithm:
-            continue
-        k = w.key
-        wrid = key_tag(k.flags | FLAG_REVOKE, k.protocol, k.algorithm, k.public_key)
-        if {k.tag, wrid} & {key.tag, rid}:
-            return True
-    return False
-
-
 def _new_key(
     spec: KeySpec,
     zone: dns.name.Name,
@@ -141,15 +127,16 @@ def _new_key(
     now: int,
 ) -> Work:
     flags = FLAG_ZONE | (FLAG_SEP if spec.ksk else 0)
-    for _ in range(MAX_TAG_RETRIES):
+
+    def make() -> Key:
         public, private = keygen(spec)
-        key = Key(zone, flags, spec.algorithm, public, ttl=policy.dnskey_ttl, private=private)
-        if not _tag_conflict(key, works):
-            break
+        return Key(zone, flags, spec.algorithm, public, ttl=policy.dnskey_ttl, private=private)
+
+    def collided(key: Key) -> None:
         log.warning("[%s] DNSSEC: key tag %d collides with a key in use; generating again",
                     zone, key.tag)  # fmt: skip
-    else:
-        raise RuntimeError(f"{zone}: could not generate a key without a key tag collision")
+
+    key = new_key(make, [w.key for w in works], collided=collided)
     w = Work(
         key=key,
         ksk=spec.ksk,

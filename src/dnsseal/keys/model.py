@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import enum
 import struct
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import dns.name
@@ -18,6 +19,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.DNSKEY
 
+from dnsseal.errors import CryptoError
 from dnsseal.keys import algorithms
 
 FLAG_ZONE = 0x0100
@@ -288,9 +290,57 @@ class Key:
     def with_state(self, state: KeyState | None) -> Key:
         return dataclasses.replace(self, state=state)
 
+    @property
+    def revoked_tag(self) -> int:
+        """The tag the key has once revoked (RFC 5011: the REVOKE bit changes it)."""
+        return key_tag(self.flags | FLAG_REVOKE, self.protocol, self.algorithm, self.public_key)
+
     def revoked(self) -> Key:
         """The same key with the REVOKE bit set (its tag changes, RFC 5011)."""
         return dataclasses.replace(self, flags=self.flags | FLAG_REVOKE)
+
+
+# A new key is made again at most this often when its tag collides (the odds of even two
+# collisions in a row are about (keys of the zone / 2**15)**2).
+MAX_TAG_TRIES = 100
+
+
+def tag_collides(key: Key, others: Iterable[Key]) -> bool:
+    """Does ``key`` collide with one of ``others`` of its algorithm: its tag or its
+    revoked tag (RFC 5011) the tag or revoked tag of the other?  BIND's key manager's
+    rule (``keymgr_keyid_conflict``); dnssec-keygen's (``key_collision``) is the same bar
+    revoked against revoked, which only differs for keys of different flags."""
+    mine = {key.tag, key.revoked_tag}
+    return any(
+        k.algorithm == key.algorithm and (k.tag in mine or k.revoked_tag in mine) for k in others
+    )
+
+
+def new_key(
+    make: Callable[[], Key],
+    existing: Iterable[Key],
+    *,
+    collided: Callable[[Key], None] | None = None,
+) -> Key:
+    """A key from ``make`` that collides with none of ``existing`` (:func:`tag_collides`):
+    one that does is thrown away and another made, as dnssec-keygen and BIND's key manager
+    do, so that a tag (revoked or not) names one key of the zone and algorithm.  The one
+    loop of the project for it: the key manager, ``keygen`` and ``ksr keygen`` call it.
+    ``collided(key)`` hears of each key thrown away.  Raises :class:`CryptoError` after
+    :data:`MAX_TAG_TRIES` keys (and what ``make`` raises)."""
+    others = list(existing)
+    zone = "?"
+    for _ in range(MAX_TAG_TRIES):
+        key = make()
+        if not tag_collides(key, others):
+            return key
+        zone = key.zone.to_text()
+        if collided is not None:
+            collided(key)
+    raise CryptoError(
+        f"{zone}: could not make a key whose tag collides with no existing key "
+        f"({MAX_TAG_TRIES} tries)"
+    )
 
 
 _FILE_TEXT: dict[dns.name.Name, str] = {}  # zone -> zone_file_text (names compare caseless)

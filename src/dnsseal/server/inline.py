@@ -37,15 +37,13 @@ import dns.rdatatype
 import dns.rrset
 
 from dnsseal import clock
-from dnsseal.crypto import keystore
 from dnsseal.errors import DnssealError
 from dnsseal.findings import Severity
 from dnsseal.keymgr import Facts, Plan, step
 from dnsseal.keymgr.plan import Fact
-from dnsseal.keys import algorithms
 from dnsseal.keys.ds import dnskey_rdata_wire, make_ds
-from dnsseal.keys.model import Key, KeyState, PrivateMaterial, RecordState
-from dnsseal.policy.model import KeySpec, Policy
+from dnsseal.keys.model import Key, KeyState, RecordState
+from dnsseal.policy.model import Policy
 from dnsseal.server import counters, signpool
 from dnsseal.server.offlineksk import ResponseKeys
 from dnsseal.server.versions import (
@@ -73,9 +71,9 @@ from dnsseal.signer.sign import (
 )
 from dnsseal.signer.skr import without_keyset_sigs
 from dnsseal.storage import bindserial, zonefile
-from dnsseal.storage import config as policy_files
 from dnsseal.storage.journal import AuditEvent
 from dnsseal.storage.keydir import KeyDirectory
+from dnsseal.storage.keydir import generate as keydir_generate
 from dnsseal.zone import canonical
 from dnsseal.zone.diff import Record, ZoneDiff, apply, diff
 from dnsseal.zone.model import CHAIN_TYPES, RRset, Soa, Zone
@@ -164,10 +162,6 @@ def _source_stamp(st: os.stat_result, now_ns: int) -> str | None:
     if st.st_ctime_ns >= now_ns - RACY_NS:
         return None
     return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
-
-
-def _keygen(spec: KeySpec) -> tuple[bytes, PrivateMaterial]:
-    return keystore.generate(spec.key_store, algorithms.get(spec.algorithm), spec.bits)
 
 
 def _with_serial(zone: Zone, serial: int, soa_from: Zone | None = None) -> Zone:
@@ -529,9 +523,8 @@ class InlineZone:
         """A key this zone was signed with must still have its files: never replace it."""
         have = {dnskey_rdata_wire(k) for k in keys} | self._response_rdatas()
         missing = []
-        for f in self.keydir.files(self.origin, ".state"):  # indexed: not a directory scan
-            if not f.with_suffix(".key").exists():
-                missing.append(f"{f.with_suffix('.key').name} (its .state file is there)")
+        for name in self.keydir.missing_keys(self.origin):  # (its listing: no stat, no scan)
+            missing.append(f"{name} (its .state file is there)")
         if self.signed is not None and self.unsigned is not None:
             served = self.signed.get(self.origin, T.DNSKEY)
             foreign = self.unsigned.get(self.origin, T.DNSKEY)
@@ -548,22 +541,23 @@ class InlineZone:
             )
 
     def _step(self, now: int) -> Plan:
+        """One key manager step: the zone's keys read (from the key directory's listing
+        and cache), the plan made by the pure key manager (new key material from the key
+        store, no file touched), then carried out by :meth:`KeyDirectory.apply`, which
+        does every write of the step.  Raises DnssealError (ZoneProblem, StorageError,
+        KeyExists, CryptoError); the facts then wait for the next step."""
+        # (read here, once per zone: from the plan to the signed version no file is read)
+        self._previous_server_serial()
         if self.policy.offline_ksk:
             return self._offline_step(now)
         keys = self._load_keys()
         self._check_key_files(keys)
-        facts = Facts(tuple(self.pending))
-        plan = step(self.policy, keys, facts, now, zone=self.origin, keygen=_keygen)
+        plan = step(self.policy, keys, Facts(tuple(self.pending)), now, zone=self.origin,
+                    keygen=keydir_generate)  # fmt: skip
+        self.keydir.apply(plan, keys)
         self.pending = []
         events = self.events
-        old = {k.id: k for k in keys}
         for r in plan.keys:
-            if r.created:
-                self.keydir.create(r.key)
-            elif r.purge:
-                policy_files.purge_key_files(self.key_dir, r.key)
-            elif old.get(r.key.id) != r.key:
-                self.keydir.save(r.key, write_state=True)
             for change in r.changes:
                 events.append(AuditEvent(now, self.name, r.key.basename, "keymgr", change))
             if r.changes:  # one line a key a step (a new key has 7 changes), each audited

@@ -6,11 +6,9 @@ whose ``dnssec-policy`` blocks are used as they are; the file name decides (``.t
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from dnsseal.errors import OptionError
-from dnsseal.keys.model import Key
 from dnsseal.policy import build, namedconf, tomlfmt
 from dnsseal.policy.build import PolicyErrors
 from dnsseal.policy.checks import check_policy
@@ -85,15 +83,3 @@ def load_policies(path: str | Path | None) -> dict[str, Policy]:
     if errors:
         raise PolicyErrors(str(path), errors)
     return policies
-
-
-def purge_key_files(directory: str | Path, key: Key) -> list[Path]:
-    """Delete a purged key's ``.key``, ``.private`` and ``.state`` files; returns those
-    that were there.  Only the key manager calls this, after purge-keys has passed."""
-    removed = []
-    for suffix in (".key", ".private", ".state"):
-        f = Path(directory) / f"{key.basename}{suffix}"
-        with contextlib.suppress(FileNotFoundError):
-            f.unlink()
-            removed.append(f)
-    return removed

@@ -13,13 +13,17 @@ import re
 import stat
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import dns.name
 
+from dnsseal.crypto import keystore
 from dnsseal.errors import KeyExists, KeyNotFound, StorageError
-from dnsseal.keys import bindfmt
-from dnsseal.keys.model import Key, key_tag, zone_file_text
+from dnsseal.keys import algorithms, bindfmt
+from dnsseal.keys.model import Key, PrivateMaterial, zone_file_text
+from dnsseal.policy.model import KeySpec
 from dnsseal.storage import atomic
 
 log = logging.getLogger(__name__)
@@ -28,6 +32,32 @@ _BASENAME_RE = re.compile(r"^K(?P<zone>.+)\+(?P<alg>\d{3})\+(?P<tag>\d{5})$")
 
 PRIVATE_MODE = 0o600
 PUBLIC_MODE = 0o644
+
+
+def generate(spec: KeySpec) -> tuple[bytes, PrivateMaterial]:
+    """The key manager's key generator (``keymgr.engine.KeyGen``): a new key pair for the
+    policy key line ``spec``, in its key-store (the key files when it names none).  Here,
+    not in the pure key manager: making a key in an HSM is I/O."""
+    return keystore.generate(spec.key_store, algorithms.get(spec.algorithm), spec.bits)
+
+
+class PlannedKey(Protocol):
+    """What :meth:`KeyDirectory.apply` reads of one key of a plan
+    (``keymgr.plan.KeyReport``: storage sits below the key manager)."""
+
+    @property
+    def key(self) -> Key: ...
+    @property
+    def created(self) -> bool: ...
+    @property
+    def purge(self) -> bool: ...
+
+
+class PlanKeys(Protocol):
+    """What :meth:`KeyDirectory.apply` reads of a plan (``keymgr.plan.Plan``)."""
+
+    @property
+    def keys(self) -> Sequence[PlannedKey]: ...
 
 
 def split_keyfile_name(name: str) -> str:
@@ -151,12 +181,12 @@ class _Listing:
     and read again only when the directory changed (its mtime), so finding one zone's keys
     among thousands of zones' files costs that zone's files, not a scan of all of them.
 
-    Our own writes keep it current without a scan (:meth:`KeyDirectory.create` and
-    :meth:`KeyDirectory.save` note them): the directory is checked unchanged just before
-    the write and its new mtime taken just after.  The limit: a file another process
-    writes into the directory during one of our writes, or within the same tick of the
-    file system's clock as our last look (a few milliseconds: the mtime does not change
-    then), is seen at the directory's next change, not at once."""
+    Our own writes keep it current without a scan (:meth:`KeyDirectory.write` notes the
+    files it creates and deletes, :meth:`KeyDirectory.save` its renames): the directory is
+    checked unchanged just before the write and its new mtime taken just after.  The limit:
+    a file another process writes into the directory during one of our writes, or within the
+    same tick of the file system's clock as our last look (a few milliseconds: the mtime does
+    not change then), is seen at the directory's next change, not at once."""
 
     def __init__(self) -> None:
         self.mtime_ns = -1
@@ -165,6 +195,7 @@ class _Listing:
         # Held from the check before a write of ours to the note after it, and around
         # every look: threads of one process never lose each other's files.
         self.lock = threading.RLock()
+        self.dir_sync = _DirSync()
 
     def fresh(self, path: Path) -> _Listing:
         """This listing, read again if the directory changed since."""
@@ -203,6 +234,14 @@ class _Listing:
         except OSError:
             self.mtime_ns = -1
 
+    def forget(self, names: list[str]) -> None:
+        """``names`` were removed (by us, under the lock)."""
+        for name in names:
+            plus = name.find("+")
+            while plus != -1:
+                self.by_prefix.get(name[: plus + 1], set()).discard(name)
+                plus = name.find("+", plus + 1)
+
     def files(self, prefix: str, suffix: str) -> list[str]:
         return sorted(n for n in self.by_prefix.get(prefix, ()) if n.endswith(suffix))
 
@@ -210,6 +249,43 @@ class _Listing:
         """Is ``name`` (a ``K...+...`` file name) in the directory as last read?"""
         plus = name.find("+")
         return plus != -1 and name in self.by_prefix.get(name[: plus + 1], ())
+
+
+class _DirSync:
+    """The fsyncs of one directory that make names durable, shared by the threads that
+    need one at the same time (a group commit): a thread whose names must be durable waits
+    for an fsync that started after it placed them, and starts one only when none is
+    running.  At a start, the zones' threads place their keys' ``.private`` files together:
+    one fsync then covers the names of several zones (was one per zone)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.started = 0  # fsyncs started
+        self.done = 0  # the last fsync finished: names placed before it started are durable
+        self.running = False
+
+    def sync(self, path: Path) -> None:
+        """Make the names placed in ``path`` so far durable (raises OSError as fsync)."""
+        with self.cond:
+            want = self.started + 1  # one that starts from now on
+            while self.done < want:
+                if self.running:
+                    self.cond.wait()
+                    continue
+                self.running = True
+                self.started += 1
+                mine = self.started
+                ok = False
+                self.cond.release()
+                try:
+                    atomic._fsync_dir(path)  # (looked up at each call: tests count them)
+                    ok = True
+                finally:
+                    self.cond.acquire()
+                    self.running = False
+                    if ok:
+                        self.done = mine
+                    self.cond.notify_all()
 
 
 _listings: dict[Path, _Listing] = {}
@@ -244,6 +320,16 @@ class KeyDirectory:
             names = listing.fresh(self.path).files(f"K{zone_file_text(zone)}+", suffix)
         return [self.path / n for n in names]
 
+    def missing_keys(self, zone: dns.name.Name) -> list[str]:
+        """The ``.key`` files of ``zone`` missing beside their ``.state`` file (a key
+        deleted by hand, or half of one restored), as the directory's listing has them."""
+        prefix = f"K{zone_file_text(zone)}+"
+        listing = self._listing()
+        with listing.lock:
+            fresh = listing.fresh(self.path)
+            keyfiles = (n[: -len(".state")] + ".key" for n in fresh.files(prefix, ".state"))
+            return [n for n in keyfiles if not fresh.has(n)]
+
     def check(self) -> None:
         if not self.path.is_dir():
             raise StorageError(str(self.path), "key directory does not exist")
@@ -275,29 +361,89 @@ class KeyDirectory:
 
     def tag_in_use(self, zone: dns.name.Name, algorithm: int, tag: int) -> bool:
         """Would a key with ``tag`` collide with one already here, counting the tags the
-        existing keys would have once revoked (as dnssec-keygen does)?"""
+        existing keys would have once revoked?  For a key not made again on a collision (one
+        already in an HSM: ``keyfromlabel``, ``keystore generate``); the key manager,
+        ``keygen`` and ``ksr keygen`` make theirs with :func:`~dnsseal.keys.model.new_key`,
+        which also checks the new key's revoked tag."""
         for k in self.keys(zone):
             if k.algorithm != algorithm:
                 continue
-            revoked_tag = key_tag(k.flags | 0x80, k.protocol, k.algorithm, k.public_key)
-            if tag in (k.tag, revoked_tag):
+            if tag in (k.tag, k.revoked_tag):
                 return True
         return False
 
     def create(self, key: Key) -> None:
         """Write a new key's files.  Nothing is overwritten: if any of its files exists the
         call raises :class:`KeyExists` and leaves the directory as it was."""
+        self.write(create=(key,))
+
+    def apply(self, plan: PlanKeys, before: Iterable[Key]) -> None:
+        """Carry out what a key manager step (:class:`dnsseal.keymgr.plan.Plan`) decided
+        for the keys ``before`` it: its new keys created, the metadata it changed saved,
+        the keys it purged deleted (:meth:`write`).  The one way a plan reaches the
+        files, for the server's zones and ``dnsseal keys run`` alike."""
+        old = {k.id: k for k in before}
+        create: list[Key] = []
+        save: list[Key] = []
+        purge: list[Key] = []
+        for r in plan.keys:
+            if r.created:
+                create.append(r.key)
+            elif r.purge:
+                purge.append(r.key)
+            elif old.get(r.key.id) != r.key:
+                save.append(r.key)
+        self.write(create=create, save=save, purge=purge)
+
+    def write(
+        self, *, create: Sequence[Key] = (), save: Sequence[Key] = (), purge: Sequence[Key] = ()
+    ) -> None:
+        """Create the keys ``create`` (as :meth:`create`: all or none of them, nothing
+        overwritten), then rewrite the metadata of ``save`` (their ``.state`` too) and
+        delete the files of ``purge`` (a purged key's: only the key manager purges, after
+        purge-keys has passed).  New keys come first: no saved file names a successor
+        whose files are not there yet.
+
+        Durable with few syncs: every file's data is fsync'd before its name appears (temp
+        file, fsync, link or rename), the new keys' ``.private`` names are made durable
+        (one fsync of the directory for all of them, shared with other threads that need
+        one at the same time) before any ``.key`` names its key, and the other names by
+        one more fsync of the directory at the end (or at the end of the caller's
+        :func:`atomic.deferred_dir_sync` block).  Were three per key (one per file), or
+        one per key and the caller's at the end; and one per file saved.
+        Raises KeyExists, KeyNotFound (a key to save has no files) or StorageError."""
+        with atomic.deferred_dir_sync():
+            if create:
+                self._create(create)
+            for key in save:
+                self.save(key, write_state=True)
+            for key in purge:
+                self._purge(key)
+
+    def _create(self, keys: Sequence[Key]) -> None:
         self.check()
-        base = key.basename  # (made once: it formats the zone's name)
-        # the private file first, durable before the .key names the key (a .key without
-        # its .private is a broken key)
-        files: list[tuple[str, bytes, int]] = []
-        if key.private is not None:
-            files.append((".private", bindfmt.format_private(key).encode(), PRIVATE_MODE))
-        files.append((".key", bindfmt.format_key(key).encode(), PUBLIC_MODE))
-        if key.state is not None:
-            files.append((".state", bindfmt.format_state(key).encode(), PUBLIC_MODE))
-        targets = [self.path / f"{base}{suffix}" for suffix, _, _ in files]
+        # Every key's files, the private ones first: they are placed, and their names made
+        # durable, before a .key names its key (a .key without its .private is a broken
+        # key).
+        private: list[tuple[Path, bytes, int]] = []
+        public: list[tuple[Path, bytes, int]] = []
+        names: set[str] = set()
+        for key in keys:
+            base = key.basename  # (made once: it formats the zone's name)
+            if base in names:
+                raise KeyExists(f"{self.path / base}.key: made twice; refusing to overwrite")
+            names.add(base)
+            if key.private is not None:
+                data = bindfmt.format_private(key).encode()
+                private.append((self.path / f"{base}.private", data, PRIVATE_MODE))
+            public.append(
+                (self.path / f"{base}.key", bindfmt.format_key(key).encode(), PUBLIC_MODE)
+            )
+            if key.state is not None:
+                data = bindfmt.format_state(key).encode()
+                public.append((self.path / f"{base}.state", data, PUBLIC_MODE))
+        files = private + public
+        targets = [target for target, _, _ in files]
         listing = self._listing()
         # Each file's data is written and fsync'd outside the listing's lock (keys of many
         # zones made in parallel threads at a start overlap their fsyncs), between the
@@ -324,13 +470,13 @@ class KeyDirectory:
         placed: list[Path] = []
         filled = 0  # temp files handed to fill_temp (which closes them, or removes them)
         try:
-            for (fd, tmp), target, (_, data, mode) in zip(opened, targets, files, strict=True):
+            for (fd, tmp), (target, data, mode) in zip(opened, files, strict=True):
                 filled += 1
                 atomic.fill_temp(fd, tmp, target, data, mode)
-            first = 1 if key.private is not None else 0  # (.private first)
+            first = len(private)
             if first:
-                self._link(opened[:1], targets[:1], placed)
-                atomic.sync_dir_now(self.path)  # (done already unless deferred)
+                self._link(opened[:first], targets[:first], placed)
+                listing.dir_sync.sync(self.path)
             self._link(opened[first:], targets[first:], placed)
         except BaseException:
             for p in placed:
@@ -361,6 +507,22 @@ class KeyDirectory:
                     names.append(target.name)
             finally:
                 listing.noted(self.path, before, names)
+
+    def _purge(self, key: Key) -> list[Path]:
+        """Delete a purged key's ``.key``, ``.private`` and ``.state`` files; returns those
+        that were there."""
+        removed = []
+        listing = self._listing()
+        with listing.lock:
+            before = listing.fresh(self.path).mtime_ns
+            for suffix in (".key", ".private", ".state"):
+                f = self.file(key, suffix)
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
+                    removed.append(f)
+            listing.forget([f.name for f in removed])
+            listing.noted(self.path, before, [])
+        return removed
 
     def save(self, key: Key, *, write_state: bool | None = None) -> list[Path]:
         """Rewrite an existing key's metadata (timings, state), each file atomically.
@@ -395,4 +557,4 @@ class KeyDirectory:
             written.append(sf)
 
 
-__all__ = ["KeyDirectory", "KeyExists", "load_key", "split_keyfile_name"]
+__all__ = ["KeyDirectory", "KeyExists", "generate", "load_key", "split_keyfile_name"]

@@ -449,7 +449,7 @@ def test_a_plan_is_applied_with_one_directory_sync_before_any_key_is_named(
         ),
     )
     events: list[str] = []
-    real_sync, real_fsync, real_link = atomic._fsync_dir, os.fsync, os.link
+    real_sync, real_fsync, real_link = atomic.fsync_dir, os.fsync, os.link
 
     in_dir = [False]
 
@@ -470,7 +470,7 @@ def test_a_plan_is_applied_with_one_directory_sync_before_any_key_is_named(
         events.append("link " + Path(str(dst)).suffix)
         real_link(src, dst, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(atomic, "_fsync_dir", sync_dir)
+    monkeypatch.setattr(atomic, "fsync_dir", sync_dir)
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "link", link)
     kd.apply(plan, [old, gone])
@@ -511,7 +511,7 @@ def test_keys_written_in_parallel_share_directory_syncs_each_private_name_durabl
     clock = [0]
     syncs: list[tuple[int, int]] = []  # (started, finished) of each directory fsync
     placed: dict[str, int] = {}  # file name -> when linked
-    real_sync, real_link = atomic._fsync_dir, os.link
+    real_sync, real_link = atomic.fsync_dir, os.link
 
     def tick() -> int:
         with lock:
@@ -532,7 +532,7 @@ def test_keys_written_in_parallel_share_directory_syncs_each_private_name_durabl
     for i in range(40):
         public, material = software.generate(algorithms.get(13))
         keys.append(Key(dns.name.from_text(f"z{i}.example."), 257, 13, public, private=material))
-    monkeypatch.setattr(atomic, "_fsync_dir", sync_dir)
+    monkeypatch.setattr(atomic, "fsync_dir", sync_dir)
     monkeypatch.setattr(os, "link", link)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda k: kd.write(create=[k]), keys))

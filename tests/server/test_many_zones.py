@@ -403,7 +403,7 @@ def test_a_cold_start_of_many_zones_commits_the_journal_once_per_batch(
     commits = [0]
     real_txn = journal.Journal._txn
     dir_syncs: list[str] = []
-    real_sync = atomic._fsync_dir
+    real_sync = atomic.fsync_dir
     timeline: list[str] = []  # key files made, key directory synced, journal committed
     real_write = KeyDirectory.write
 
@@ -425,7 +425,7 @@ def test_a_cold_start_of_many_zones_commits_the_journal_once_per_batch(
             timeline.append("key")
 
     monkeypatch.setattr(journal.Journal, "_txn", counting_txn)
-    monkeypatch.setattr(atomic, "_fsync_dir", counting_sync)
+    monkeypatch.setattr(atomic, "fsync_dir", counting_sync)
     monkeypatch.setattr(KeyDirectory, "write", recording_write)
     threads: list[int] = []
     real_maintain = inline_mod.InlineZone.maintain

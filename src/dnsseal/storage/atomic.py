@@ -133,7 +133,7 @@ class DirSyncs:
         with self._lock:
             dirs, self._dirs = sorted(self._dirs), set()
         for d in dirs:
-            _fsync_dir(d)
+            fsync_dir(d)
 
 
 @contextlib.contextmanager
@@ -159,7 +159,7 @@ def deferred_dir_sync(into: DirSyncs | None = None) -> Iterator[None]:
             into.add(dirs)
         else:
             for d in sorted(dirs):
-                _fsync_dir(d)
+                fsync_dir(d)
 
 
 def _sync_dir(directory: Path) -> None:
@@ -167,7 +167,7 @@ def _sync_dir(directory: Path) -> None:
     if dirs is not None:
         dirs.add(directory)
     else:
-        _fsync_dir(directory)
+        fsync_dir(directory)
 
 
 def sync_dir_now(directory: Path) -> None:
@@ -177,10 +177,10 @@ def sync_dir_now(directory: Path) -> None:
     dirs: set[Path] | None = getattr(_deferred, "dirs", None)
     if dirs is not None and directory in dirs:
         dirs.discard(directory)
-        _fsync_dir(directory)
+        fsync_dir(directory)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:

@@ -278,7 +278,7 @@ class _DirSync:
                 ok = False
                 self.cond.release()
                 try:
-                    atomic._fsync_dir(path)  # (looked up at each call: tests count them)
+                    atomic.fsync_dir(path)  # (looked up at each call: tests count them)
                     ok = True
                 finally:
                     self.cond.acquire()

@@ -48,6 +48,7 @@ import dns.ipv6
 import dns.message
 import dns.name
 import dns.opcode
+import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
@@ -55,7 +56,7 @@ import dns.rdtypes.dnskeybase
 import dns.rrset
 import dns.wire
 
-__all__ = ["read_reply"]
+__all__ = ["Reply", "read_reply"]
 
 MAX_POINTERS = 16  # dnspython's MAX_COMPRESSION_POINTER_CHAIN
 
@@ -66,7 +67,8 @@ _SIG_HEAD = struct.Struct("!HBBIIIH")
 _SOA_TAIL = struct.Struct("!IIIII")
 
 _IN = 1
-_QUESTION, _ANSWER, _AUTHORITY, _ADDITIONAL = tuple(dns.message.MessageSection)
+_SECTIONS = tuple(dns.message.MessageSection)
+_QUESTION, _ANSWER, _AUTHORITY, _ADDITIONAL = _SECTIONS
 _OPT = int(dns.rdatatype.OPT)
 _TSIG = int(dns.rdatatype.TSIG)
 _SINGLETONS = frozenset(int(t) for t in (5, 6, 30, 39, 47))  # CNAME SOA NXT DNAME NSEC
@@ -112,6 +114,42 @@ _ALGORITHM = _memo(dns.dnssectypes.Algorithm.make)
 _DIGEST = _memo(dns.dnssectypes.DSDigest.make)
 _KEYFLAGS = _memo(dns.rdtypes.dnskeybase.Flag)
 _FLAGS = _memo(dns.flags.Flag)
+_RCODE = _memo(dns.rcode.Rcode.make)
+_OPCODE = _memo(lambda code: dns.opcode.from_flags(code << 11))
+
+
+class Reply(dns.message.QueryMessage):
+    """The message :func:`read_reply` builds: dnspython's ``QueryMessage`` with the same
+    fields, and three costs it pays for every reply made cheaper.  ``rcode()`` and
+    ``opcode()`` are ``dns.rcode.from_flags`` and ``dns.opcode.from_flags`` with the enum
+    conversion done once per value (the resolver and the validator ask a reply's rcode a
+    few times each); ``index`` (dnspython's
+    ``find_rrset`` table, which nothing on the resolver's path reads) is built from the
+    sections when first read, not while reading: its keys hash every owner name."""
+
+    def rcode(self) -> dns.rcode.Rcode:
+        code = (int(self.flags) & 0x000F) | ((int(self.ednsflags) >> 20) & 0xFF0)
+        return _RCODE[code]  # type: ignore[no-any-return]
+
+    def opcode(self) -> dns.opcode.Opcode:
+        return _OPCODE[(int(self.flags) & 0x7800) >> 11]  # type: ignore[no-any-return]
+
+    @property
+    def index(self) -> dict[Any, dns.rrset.RRset]:
+        index: dict[Any, dns.rrset.RRset] | None = self.__dict__["_index"]
+        if index is None:
+            # dnspython's keys: (section, name, class, type, covers, deleting); a later
+            # RRset with the same key replaces an earlier one, as find_rrset leaves it.
+            index = self.__dict__["_index"] = {
+                (n, r.name, r.rdclass, r.rdtype, r.covers, r.deleting): r
+                for n, section in zip(_SECTIONS, self.sections, strict=True)
+                for r in section
+            }
+        return index
+
+    @index.setter
+    def index(self, value: dict[Any, dns.rrset.RRset] | None) -> None:
+        self.__dict__["_index"] = value
 
 
 def _cls(rdtype: str) -> Any:
@@ -464,6 +502,7 @@ def _nsec(names: _Names, wire: bytes, pos: int, end: int) -> Any:
 
 
 _OPT_CLS = _cls("OPT")
+_EMPTY_HASH = hash(b"")
 
 _BUILDERS: dict[int, Any] = {
     1: _a,
@@ -509,13 +548,12 @@ def _read(wire: bytes, scrub: bool) -> dns.message.Message:
     ident, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
     if (flags >> 11) & 0xF != dns.opcode.QUERY:
         raise _Fallback
-    msg = dns.message.QueryMessage(id=ident)
+    msg = Reply(id=ident)
     msg.flags = _FLAGS[flags]
     msg.wire = wire
     names = _Names(wire)
     read_name = names.read
     sections = msg.sections
-    index = msg.index
     pos = 12
     question = sections[0]
     for _ in range(qdcount):
@@ -527,7 +565,6 @@ def _read(wire: bytes, scrub: bool) -> dns.message.Message:
         pos += 4
         asked = dns.rrset.RRset(qname, rdclass, rdtype)
         question.append(asked)
-        index[(_QUESTION, qname, rdclass, rdtype, dns.rdatatype.NONE, None)] = asked
     parser: dns.wire.Parser | None = None
     for number, count in ((_ANSWER, ancount), (_AUTHORITY, nscount), (_ADDITIONAL, arcount)):
         section = sections[number]
@@ -558,6 +595,7 @@ def _read(wire: bytes, scrub: bool) -> dns.message.Message:
                 _set(rd, "rdtype", dns.rdatatype.OPT)
                 _set(rd, "rdcomment", None)
                 _set(rd, "options", ())
+                _set(rd, "_hash", _EMPTY_HASH)  # no options: the canonical form is empty
                 opt = dns.rrset.RRset(name, rd.rdclass, rd.rdtype)
                 opt.ttl = ttl
                 opt.items[rd] = None
@@ -600,8 +638,7 @@ def _read(wire: bytes, scrub: bool) -> dns.message.Message:
             if rdtype in _SINGLETONS:
                 rrset.items.clear()
             rrset.items.setdefault(rd)
-        for rrset in section:
-            index[(number, rrset.name, rrset.rdclass, rrset.rdtype, rrset.covers, None)] = rrset
+    msg.index = None  # made when read (see Reply)
     if pos != size:
         raise dns.message.TrailingJunk
     return msg

@@ -13,6 +13,19 @@ from __future__ import annotations
 
 import dns.name
 
+_NEW = object.__new__
+_SET = object.__setattr__
+_NAME = dns.name.Name
+
+
+def suffix(labels: tuple[bytes, ...]) -> dns.name.Name:
+    """``dns.name.Name(labels)`` for a suffix of a valid name's labels (``name.labels[i:]``),
+    without dnspython's checks and conversions (a valid name's suffix passes them all
+    unchanged): the validator walks a name's ancestors many times per question."""
+    name = _NEW(_NAME)
+    _SET(name, "labels", labels)
+    return name
+
 
 def _absolute(labels: tuple[bytes, ...]) -> bool:
     return bool(labels) and labels[-1] == b""

@@ -56,6 +56,8 @@ import dns.rdtypes.dnskeybase
 import dns.rrset
 import dns.wire
 
+from dnsseal.validator.names import HashedName
+
 __all__ = ["Reply", "read_reply"]
 
 MAX_POINTERS = 16  # dnspython's MAX_COMPRESSION_POINTER_CHAIN
@@ -76,7 +78,7 @@ _SIG_TYPES = frozenset((int(dns.rdatatype.RRSIG), int(dns.rdatatype.SIG)))
 _DS_LENGTHS = {1: 20, 2: 32, 3: 32, 4: 48}  # dnspython's DSBase._digest_length_by_type
 
 _NAME_NEW = object.__new__
-_NAME_CLS = dns.name.Name
+_NAME_CLS = HashedName  # dnspython's Name, keeping its hash (the resolver's dict keys)
 _set = object.__setattr__
 
 
@@ -298,6 +300,7 @@ class _Names:
                 raise dns.name.NameTooLong
             name = _NAME_NEW(_NAME_CLS)
             _set(name, "labels", tail)
+            _set(name, "_hash", None)
             first = (name, pos, hops, octets, tail_lower)
             memo[starts[i]] = first
         if first is None:  # the segment is a bare zero octet or a bare pointer
@@ -306,6 +309,7 @@ class _Names:
             else:
                 name = _NAME_NEW(_NAME_CLS)
                 _set(name, "labels", tail)
+                _set(name, "_hash", None)
             first = (name, pos, hops, octets, tail_lower)
             memo[start] = first
         return first

@@ -89,7 +89,7 @@ from dnsseal.validator.denial import prove_nodata
 from dnsseal.validator.iterator import Iteration, RootPriming
 from dnsseal.validator.limits import Budget, Limits
 from dnsseal.validator.machine import Config, Need, Query, Result, negative_ttl
-from dnsseal.validator.names import same_name, suffix
+from dnsseal.validator.names import as_hashed, same_name, suffix
 from dnsseal.validator.rrsig import SigCheck
 from dnsseal.validator.trustcache import DelegationCache, TrustCache
 from dnsseal.validator.verdict import (
@@ -452,6 +452,9 @@ class Resolver:
         """Like :meth:`resolve`, with the age in seconds of a cached result (0 if fresh), so
         a server can count TTLs down."""
         name = dns.name.from_text(qname) if isinstance(qname, str) else qname
+        # The question's name is a key of every cache the resolution reads and fills: it
+        # keeps its hash (a client's name comes as a plain dnspython Name).
+        name = as_hashed(name)
         t = int(dns.rdatatype.RdataType.make(rdtype))
         now = self.clock()
         hit = self.cached(name, t, now)

@@ -78,7 +78,7 @@ _SIG_TYPES = frozenset((int(dns.rdatatype.RRSIG), int(dns.rdatatype.SIG)))
 _DS_LENGTHS = {1: 20, 2: 32, 3: 32, 4: 48}  # dnspython's DSBase._digest_length_by_type
 
 _NAME_NEW = object.__new__
-_NAME_CLS = HashedName  # dnspython's Name, keeping its hash (the resolver's dict keys)
+_NAME_CLS: type[dns.name.Name] = HashedName  # keeps its hash (the resolver's dict keys)
 _set = object.__setattr__
 
 
@@ -194,6 +194,24 @@ def _plain(base: Any, state: dict[str, Any]) -> Any:
     rd = base.__new__(base)
     rd.__setstate__(state)
     return rd
+
+
+_RRSET = dns.rrset.RRset
+_NONE = dns.rdatatype.NONE
+
+
+def _rrset(name: dns.name.Name, rdclass: Any, rdtype: Any, covers: Any = _NONE) -> Any:
+    """``dns.rrset.RRset(name, rdclass, rdtype, covers)``: the same fields set directly
+    (dnspython's constructor goes through three ``__init__`` and ``super()`` calls)."""
+    rrset = _NAME_NEW(_RRSET)
+    rrset.items = {}
+    rrset.rdclass = rdclass
+    rrset.rdtype = rdtype
+    rrset.covers = covers
+    rrset.ttl = 0
+    rrset.name = name
+    rrset.deleting = None
+    return rrset
 
 
 def _canonical(lower: tuple[bytes, ...]) -> bytes:
@@ -567,7 +585,7 @@ def _read(wire: bytes, scrub: bool) -> dns.message.Message:
         rdtype = _RDTYPE[(wire[pos] << 8) | wire[pos + 1]]
         rdclass = _RDCLASS[(wire[pos + 2] << 8) | wire[pos + 3]]
         pos += 4
-        asked = dns.rrset.RRset(qname, rdclass, rdtype)
+        asked = _rrset(qname, rdclass, rdtype)
         question.append(asked)
     parser: dns.wire.Parser | None = None
     for number, count in ((_ANSWER, ancount), (_AUTHORITY, nscount), (_ADDITIONAL, arcount)):
@@ -600,7 +618,7 @@ def _read(wire: bytes, scrub: bool) -> dns.message.Message:
                 _set(rd, "rdcomment", None)
                 _set(rd, "options", ())
                 _set(rd, "_hash", _EMPTY_HASH)  # no options: the canonical form is empty
-                opt = dns.rrset.RRset(name, rd.rdclass, rd.rdtype)
+                opt = _rrset(name, rd.rdclass, rd.rdtype)
                 opt.ttl = ttl
                 opt.items[rd] = None
                 msg.opt = opt
@@ -630,7 +648,7 @@ def _read(wire: bytes, scrub: bool) -> dns.message.Message:
                 ttl = 0
             rrset = found.get(key)
             if rrset is None:
-                rrset = dns.rrset.RRset(name, _RDCLASS[rdclass], _RDTYPE[rdtype], _RDTYPE[covers])
+                rrset = _rrset(name, _RDCLASS[rdclass], _RDTYPE[rdtype], _RDTYPE[covers])
                 section.append(rrset)
                 found[key] = rrset
                 rrset.ttl = ttl

@@ -32,6 +32,7 @@ class HashedName(dns.name.Name):
     ``dns.name.Name``; anything else is inherited."""
 
     __slots__ = ("_hash",)
+    _hash: int | None
 
     def __hash__(self) -> int:
         h: int | None = self._hash
@@ -65,6 +66,11 @@ def hashed_name(labels: tuple[bytes, ...]) -> dns.name.Name:
     _SET(name, "labels", labels)
     _SET(name, "_hash", None)
     return name
+
+
+def as_hashed(name: dns.name.Name) -> dns.name.Name:
+    """``name`` as a :class:`HashedName` (itself if it is one)."""
+    return name if type(name) is HashedName else hashed_name(name.labels)
 
 
 def suffix(labels: tuple[bytes, ...]) -> dns.name.Name:

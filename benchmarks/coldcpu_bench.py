@@ -10,7 +10,9 @@ resolutions by fresh ``Resolver`` objects (empty caches, the root primed first a
 service does at start) replaying those replies: no socket, no service, only the
 resolution's own work (``time.process_time``).  Each verdict must be secure.  ``--idle``
 sleeps that many ms before each timed resolution (a process idle between questions runs
-its Python from cold CPU caches: see docs/resolver-benchmarks.md).  Example::
+its Python from cold CPU caches: see docs/resolver-benchmarks.md).  ``--network`` asks the
+named instead (the seven UDP exchanges included; the named stays up), ``--wall`` times the
+wall clock instead of the process's CPU.  Example::
 
     PYTHONPATH=src python benchmarks/coldcpu_bench.py --baseline /tmp/old/src --rounds 20 --runs 50
 """
@@ -39,6 +41,7 @@ from dnsseal.resolver.warmup import warm_up
 from dnsseal.validator.anchors import AnchorSet, TrustAnchor
 from dnsseal.validator.iterator import Config
 port, ds, name, idle = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4]) / 1000
+network, wall = sys.argv[5] == "network", sys.argv[6] == "wall"
 anchors = AnchorSet((TrustAnchor(dns.name.root, (dns.rdata.from_text("IN", "DS", ds),)),))
 config = Config((("127.0.0.1", port),), anchors, port=port)
 replies, net = {}, network_transport()
@@ -62,13 +65,14 @@ async def main():
     for line in sys.stdin:  # a batch size per line: one CPU ms per resolution back
         times = []
         for _ in range(int(line)):
-            resolver = Resolver(config, replay)
+            resolver = Resolver(config, net if network else replay)
             await resolver.prime()
             if idle:
                 time.sleep(idle)
-            t0 = time.process_time()
+            clock = time.perf_counter if wall else time.process_time
+            t0 = clock()
             got = await resolver.resolve(name, "A")
-            t1 = time.process_time()
+            t1 = clock()
             assert got.verdict.security.value == "secure", got.verdict
             times.append((t1 - t0) * 1000)
         print(*times, flush=True)
@@ -79,10 +83,13 @@ asyncio.run(main())
 class Child:
     """One process of one source tree, timing batches of cold resolutions on request."""
 
-    def __init__(self, src: Path, port: int, root_ds: str, idle: float) -> None:
+    def __init__(
+        self, src: Path, port: int, root_ds: str, idle: float, network: bool, wall: bool
+    ) -> None:
         self.src = src
         env = dict(os.environ, PYTHONPATH=str(src))
-        argv = [sys.executable, "-c", CHILD, str(port), root_ds, COLD_NAME, str(idle)]
+        how = ["network" if network else "replay", "wall" if wall else "cpu"]
+        argv = [sys.executable, "-c", CHILD, str(port), root_ds, COLD_NAME, str(idle), *how]
         self.proc = subprocess.Popen(
             argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
@@ -114,6 +121,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20, help="batches per tree, alternating")
     ap.add_argument("--runs", type=int, default=50, help="timed resolutions per batch")
     ap.add_argument("--idle", type=float, default=0.0, help="ms asleep before each one")
+    ap.add_argument(
+        "--network",
+        action="store_true",
+        help="ask the named over UDP (network_transport) instead of replaying its replies",
+    )
+    ap.add_argument("--wall", action="store_true", help="time wall clock, not process CPU")
     args = ap.parse_args()
     trees = {"this tree": ROOT / "src"}
     if args.baseline is not None:
@@ -127,8 +140,9 @@ def main() -> None:
         children: dict[str, Child] = {}
         try:
             for n, src in trees.items():
-                children[n] = Child(src, named.port, root_ds, args.idle)
-            stop(named)  # every child has recorded its replies
+                children[n] = Child(src, named.port, root_ds, args.idle, args.network, args.wall)
+            if not args.network:
+                stop(named)  # every child has recorded its replies
             per: dict[str, list[float]] = {n: [] for n in trees}
             every: dict[str, list[float]] = {n: [] for n in trees}
             for r in range(args.rounds):
@@ -145,8 +159,9 @@ def main() -> None:
                 c.close()
     print(f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
     print(
-        f"CPU ms per cold resolution, {args.rounds} alternating batches of {args.runs} "
-        f"per tree (idle {args.idle:g} ms before each):"
+        f"{'wall' if args.wall else 'CPU'} ms per cold resolution "
+        f"({'over UDP' if args.network else 'replayed'}), {args.rounds} alternating batches "
+        f"of {args.runs} per tree (idle {args.idle:g} ms before each):"
     )
     for n, values in per.items():
         q = statistics.quantiles(every[n], n=4)

@@ -241,8 +241,20 @@ class _Names:
     ) -> tuple[dns.name.Name, int, tuple[bytes, ...]]:
         """The name at ``pos`` (its octets and pointers within ``end``): (name, the
         position after it, its lower-cased labels)."""
-        got = self.memo.get(pos)
+        memo = self.memo
+        got = memo.get(pos)
         if got is None:
+            wire = self.wire
+            if decompress and pos + 2 <= end and wire[pos] >= 0xC0:
+                # A bare pointer to a name already read (most owner names): what _segment
+                # would find, without its loops, when none of its checks can fail (a
+                # pointer strictly backwards, to a name ending before it, not one pointer
+                # too many); otherwise _segment reads it, and raises what it raises.
+                target = ((wire[pos] & 0x3F) << 8) | wire[pos + 1]
+                hit = memo.get(target)
+                if hit is not None and target < pos and hit[1] <= pos and hit[2] < MAX_POINTERS:
+                    memo[pos] = (hit[0], pos + 2, hit[2] + 1, hit[3], hit[4])
+                    return hit[0], pos + 2, hit[4]
             got = self._segment(pos, end)
         name, seg_end, hops, _, lower = got
         if seg_end > end:

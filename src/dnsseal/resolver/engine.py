@@ -303,10 +303,19 @@ def query_wire(need: Need) -> bytes:
     with DO and our payload (built directly: a dnspython message per query costs more
     than the round trip on a local network)."""
     flags = _FLAGS_CD | (_FLAGS_RD if need.recursive else 0)
-    header = struct.pack("!HHHHHH", _IDS.next(), flags, 1, 0, 0, 1)
-    qname = need.qname.to_wire()
+    header = _QUERY_HEADER.pack(_IDS.next(), flags, 1, 0, 0, 1)
+    labels = need.qname.labels
+    qname: bytes | None
+    if labels and labels[-1] == b"":  # absolute: its labels as they are (to_wire's form)
+        qname = name_wire(need.qname)
+    else:
+        qname = need.qname.to_wire()  # raises NeedAbsoluteNameOrOrigin
     assert qname is not None  # (None only when writing to a file)
-    return header + qname + struct.pack("!HH", need.rdtype, 1) + _OPT
+    return header + qname + _QUESTION_TAIL.pack(need.rdtype, 1) + _OPT
+
+
+_QUERY_HEADER = struct.Struct("!HHHHHH")
+_QUESTION_TAIL = struct.Struct("!HH")
 
 
 ReplyKey = tuple[tuple[bytes, ...], int, tuple[bytes, ...]]
@@ -568,7 +577,7 @@ class Resolver:
         running = self._inflight.get(key)
         if running is not None:
             return await asyncio.shield(running)
-        task = asyncio.ensure_future(self._resolve(name, t))
+        task = asyncio.get_running_loop().create_task(self._resolve(name, t))
         self._inflight[key] = task
         try:
             return await asyncio.shield(task)
@@ -912,7 +921,7 @@ class Resolver:
             return
         if self.cache.get(key, self.clock()) is not None:
             return
-        task = asyncio.ensure_future(self._fetch(need, key, True))
+        task = asyncio.get_running_loop().create_task(self._fetch(need, key, True))
         self._prefetched[key] = task
         ahead.append(task)
 

@@ -97,6 +97,8 @@ def test_hashed_names_behave_as_dnspython_names(pair) -> None:
     assert ha.to_text() == a.to_text() and ha.labels == a.labels
     for made in (copy.copy(ha), copy.deepcopy(ha), pickle.loads(pickle.dumps(ha))):
         assert type(made) is dns.name.Name and made.labels == a.labels
+    made = HashedName(a.labels)  # the ordinary constructor: dnspython's checks, then the slot
+    assert made == a and hash(made) == hash(a)
     cut = len(a) // 2
     assert isinstance(suffix(a.labels[cut:]), HashedName)
     assert suffix(a.labels[cut:]) == dns.name.Name(a.labels[cut:])

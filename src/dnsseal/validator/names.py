@@ -34,6 +34,10 @@ class HashedName(dns.name.Name):
     __slots__ = ("_hash",)
     _hash: int | None
 
+    def __init__(self, labels: Any) -> None:  # (the hot paths use hashed_name())
+        super().__init__(labels)
+        _SET(self, "_hash", None)
+
     def __hash__(self) -> int:
         h: int | None = self._hash
         if h is None:

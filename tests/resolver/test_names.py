@@ -24,6 +24,7 @@ from dnsseal.validator.names import (
     hashed_name,
     is_subdomain,
     name_text,
+    parent_name,
     same_name,
     suffix,
 )
@@ -99,6 +100,13 @@ def test_hashed_names_behave_as_dnspython_names(pair) -> None:
         assert type(made) is dns.name.Name and made.labels == a.labels
     made = HashedName(a.labels)  # the ordinary constructor: dnspython's checks, then the slot
     assert made == a and hash(made) == hash(a)
+    try:
+        up = a.parent()
+    except dns.name.NoParent:
+        with pytest.raises(dns.name.NoParent):
+            parent_name(a)
+    else:
+        assert parent_name(a).labels == up.labels
     cut = len(a) // 2
     assert isinstance(suffix(a.labels[cut:]), HashedName)
     assert suffix(a.labels[cut:]) == dns.name.Name(a.labels[cut:])

@@ -38,7 +38,7 @@ from dnsseal.validator.msgview import (
     find,
     referral_ns,
 )
-from dnsseal.validator.names import is_subdomain, suffix
+from dnsseal.validator.names import is_subdomain, parent_name, suffix
 from dnsseal.validator.policy import DEFAULT_POLICY, AlgorithmPolicy
 from dnsseal.validator.trustcache import DelegationCache, TrustCache
 
@@ -314,7 +314,7 @@ class Iteration:
         zone (RFC 4035 s3.1.4.1): its question goes where the parent's names go, not to the
         child's forwarder (Unbound's forward_request strips a label for DS too)."""
         if rdtype == DS_T and qname != dns.name.root:
-            qname = qname.parent()
+            qname = parent_name(qname)
         return self._forward(qname)
 
     def _known_zone(self, name: dns.name.Name) -> dns.name.Name:
@@ -370,7 +370,7 @@ class Iteration:
             # Unbound does, or through a shallower forward zone.
             self._unforwarded.add(forward[0])
             forward = self._forward_for(qname, rdtype)
-        start = qname.parent() if rdtype == DS_T and qname != dns.name.root else qname
+        start = parent_name(qname) if rdtype == DS_T and qname != dns.name.root else qname
         zone = self._known_zone(start)
         cut = self._glueless_cut(start, zone)
         if cut is not None:

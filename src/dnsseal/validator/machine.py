@@ -65,7 +65,7 @@ from dnsseal.validator.msgview import (
     find,
     sigs_for,
 )
-from dnsseal.validator.names import is_subdomain, name_text, same_name, suffix
+from dnsseal.validator.names import is_subdomain, name_text, parent_name, same_name, suffix
 from dnsseal.validator.rrsig import SigCheck, ZoneKey, verify_rrset
 
 # The iterator's data types are part of this module's interface (drivers import them here).
@@ -862,7 +862,7 @@ class Query(Iteration):
             # nothing, so the data is bogus.  Each link of a CNAME chain is judged by its own
             # name, a DS RRset by its parent's (where it lives); a SERVFAIL has no data: it
             # stays a resolution failure, "no server answered".
-            judged = name.parent() if self.rdtype == DS_T and name != dns.name.root else name
+            judged = parent_name(name) if self.rdtype == DS_T and name != dns.name.root else name
             if (
                 link.security is v.Security.INDETERMINATE
                 and out.rcode != dns.rcode.SERVFAIL

@@ -77,6 +77,12 @@ def as_hashed(name: dns.name.Name) -> dns.name.Name:
     return name if type(name) is HashedName else hashed_name(name.labels)
 
 
+def parent_name(name: dns.name.Name) -> dns.name.Name:
+    """``name.parent()`` (raising ``NoParent`` where it does), as a :func:`suffix`."""
+    labels = name.labels
+    return suffix(labels[1:]) if len(labels) > 1 else name.parent()
+
+
 def suffix(labels: tuple[bytes, ...]) -> dns.name.Name:
     """``dns.name.Name(labels)`` for a suffix of a valid name's labels (``name.labels[i:]``),
     without dnspython's checks and conversions (a valid name's suffix passes them all
@@ -111,7 +117,8 @@ def is_subdomain(name: dns.name.Name, parent: dns.name.Name) -> bool:
     k = len(lp)
     if k > len(ln) or _absolute(ln) != _absolute(lp):
         return False
-    return _same_labels(ln[len(ln) - k :], lp)
+    tail = ln[len(ln) - k :]
+    return tail == lp or _same_labels(tail, lp)  # (the same octets: compared in C)
 
 
 _TEXT: dict[tuple[bytes, ...], str] = {}

@@ -12,7 +12,7 @@ import dns.name
 import dns.rdata
 import dns.rrset
 
-from dnsseal.resolver.replyreader import read_reply
+from dnsseal.resolver.replyreader import Reply, read_reply
 
 
 def value(v: Any) -> Any:
@@ -63,9 +63,15 @@ def rrset_picture(r: dns.rrset.RRset) -> Any:
 
 
 def picture(m: dns.message.Message) -> Any:
-    """Everything the resolver and validator can read of a parsed message."""
+    """Everything the resolver and validator can read of a parsed message.  The fast
+    reader's :class:`Reply` is dnspython's ``QueryMessage`` with ``rcode()`` and ``index``
+    computed more cheaply: the class compared is the one it subclasses, and both are read
+    through it (so they must agree with dnspython's)."""
+    cls: type = type(m)
+    if cls is Reply:
+        cls = dns.message.QueryMessage
     return (
-        type(m),
+        cls,
         value(m.id),
         value(m.flags),
         tuple(tuple(rrset_picture(r) for r in s) for s in m.sections),
@@ -73,6 +79,7 @@ def picture(m: dns.message.Message) -> Any:
         m.tsig,
         m.wire,
         value(m.rcode()),
+        value(m.opcode()),
         m.edns,
         m.ednsflags,
         m.payload,

@@ -4,6 +4,9 @@ and the signed data and key tags built with them against dnspython's own."""
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import dns.dnssec
 import dns.name
 import dns.rdata
@@ -16,7 +19,15 @@ from dns.rdtypes.ANY.RRSIG import RRSIG
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dnsseal.validator.names import is_subdomain, name_text, same_name
+from dnsseal.validator.names import (
+    HashedName,
+    hashed_name,
+    is_subdomain,
+    name_text,
+    parent_name,
+    same_name,
+    suffix,
+)
 from dnsseal.validator.rrsig import canonical_rdata, key_tag, label_count, signed_data
 from dnsseal.validator.trustcache import _key
 from dnsseal.zone.canonical import name_wire as canonical_wire
@@ -64,6 +75,41 @@ def test_same_name_and_is_subdomain_agree_with_dnspython(pair) -> None:
     assert is_subdomain(a, b) == a.is_subdomain(b)
     assert is_subdomain(b, a) == b.is_subdomain(a)
     assert (_key(a) == _key(b)) == (a == b)  # the delegation cache's keys
+
+
+@settings(max_examples=1500)
+@given(pairs())
+def test_hashed_names_behave_as_dnspython_names(pair) -> None:
+    """The reply reader's and the validator's names (HashedName) against plain ones: ==,
+    != (both ways, and between two of them), hashes (they mix in dicts and sets), and
+    dict look-ups; a copy or pickle is a plain Name."""
+    a, b = pair
+    ha, hb = hashed_name(a.labels), hashed_name(b.labels)
+    for x, y in ((ha, b), (a, hb), (ha, hb)):
+        assert (x == y) == (a == b)
+        assert (y == x) == (b == a)
+        assert (x != y) == (a != b)
+        assert (y != x) == (b != a)
+    assert hash(ha) == hash(a) and hash(hb) == hash(b)
+    assert hash(ha) == hash(a)  # the kept hash, read again
+    assert ({a: 1}.get(hb) == 1) == (a == b)
+    assert ({ha: 1}.get(b) == 1) == (a == b)
+    assert (ha == "a") is False and ha != "a"
+    assert ha.to_text() == a.to_text() and ha.labels == a.labels
+    for made in (copy.copy(ha), copy.deepcopy(ha), pickle.loads(pickle.dumps(ha))):
+        assert type(made) is dns.name.Name and made.labels == a.labels
+    made = HashedName(a.labels)  # the ordinary constructor: dnspython's checks, then the slot
+    assert made == a and hash(made) == hash(a)
+    try:
+        up = a.parent()
+    except dns.name.NoParent:
+        with pytest.raises(dns.name.NoParent):
+            parent_name(a)
+    else:
+        assert parent_name(a).labels == up.labels
+    cut = len(a) // 2
+    assert isinstance(suffix(a.labels[cut:]), HashedName)
+    assert suffix(a.labels[cut:]) == dns.name.Name(a.labels[cut:])
 
 
 @settings(max_examples=1000)

@@ -69,7 +69,7 @@ import asyncio
 import contextvars
 import dataclasses
 import logging
-import secrets
+import os
 import struct
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -101,6 +101,7 @@ from dnsseal.validator.denial import prove_nodata
 from dnsseal.validator.iterator import Iteration, RootPriming
 from dnsseal.validator.limits import Budget, Limits
 from dnsseal.validator.machine import Config, Need, Query, Result, negative_ttl
+from dnsseal.validator.names import as_hashed, same_name, suffix
 from dnsseal.validator.rrsig import SigCheck
 from dnsseal.validator.trustcache import DelegationCache, TrustCache
 from dnsseal.validator.verdict import (
@@ -287,21 +288,82 @@ def _kind(rdtype: int) -> int:
     return rdtype if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA) else 0
 
 
+class _QueryIds:
+    """Upstream query IDs (RFC 5452 s9.2: unpredictable) from the kernel's CSPRNG, read
+    :data:`ID_BATCH` octets at a time: ``secrets.randbits`` costs a ``getrandom`` system
+    call per query (one of the eleven of an exchange).  Unbound draws its IDs from its own
+    seeded ChaCha20 (``arc4random``) in the same way.  A forked child starts a batch of its
+    own, so no two processes send the same IDs."""
+
+    __slots__ = ("_at", "_pool")
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def next(self) -> int:
+        at = self._at
+        if at + 2 > len(self._pool):
+            self._pool = os.urandom(ID_BATCH)
+            at = 0
+        self._at = at + 2
+        return (self._pool[at] << 8) | self._pool[at + 1]
+
+
+ID_BATCH = 512  # octets: 256 query IDs per getrandom call
+_IDS = _QueryIds()
+
+
 def query_wire(need: Need) -> bytes:
     """The upstream query for ``need``: a random ID, CD set, RD only for a forwarder, EDNS0
     with DO and our payload (built directly: a dnspython message per query costs more
     than the round trip on a local network)."""
     flags = _FLAGS_CD | (_FLAGS_RD if need.recursive else 0)
-    header = struct.pack("!HHHHHH", secrets.randbits(16), flags, 1, 0, 0, 1)
-    qname = need.qname.to_wire()
+    header = _QUERY_HEADER.pack(_IDS.next(), flags, 1, 0, 0, 1)
+    labels = need.qname.labels
+    qname: bytes | None
+    if labels and labels[-1] == b"":  # absolute: its labels as they are (to_wire's form)
+        qname = name_wire(need.qname)
+    else:
+        qname = need.qname.to_wire()  # raises NeedAbsoluteNameOrOrigin
     assert qname is not None  # (None only when writing to a file)
-    return header + qname + struct.pack("!HH", need.rdtype, 1) + _OPT
+    return header + qname + _QUESTION_TAIL.pack(need.rdtype, 1) + _OPT
+
+
+_QUERY_HEADER = struct.Struct("!HHHHHH")
+_QUESTION_TAIL = struct.Struct("!HH")
+
+
+ReplyKey = tuple[tuple[bytes, ...], int, tuple[bytes, ...]]
+
+
+def reply_key(need: Need) -> ReplyKey:
+    """The upstream reply cache's key for ``need``: (qname, type, zone), the names as their
+    lower-cased label tuples, equal exactly when dnspython finds the names equal (absolute
+    names end in the empty label).  A cold resolution looks each key up several times (the
+    reply cache, the prefetches, the drop list); a tuple of bytes hashes in C where a
+    ``Name`` hashes in a Python loop over its octets, every time."""
+    return (
+        tuple([label.lower() for label in need.qname.labels]),
+        need.rdtype,
+        tuple([label.lower() for label in need.zone.labels]),
+    )
+
+
+# The header bits read from every reply, as plain ints (an enum.Flag operation costs more).
+_QR = int(dns.flags.QR)
+_TC = int(dns.flags.TC)
 
 
 def answers(reply: dns.message.Message, qid: bytes, need: Need) -> bool:
     """Whether ``reply`` is the response to the query with ID ``qid`` for ``need`` (ID, QR,
     opcode and the question, as dnspython's Message.is_response checks)."""
-    if reply.id != int.from_bytes(qid, "big") or not reply.flags & dns.flags.QR:
+    if reply.id != int.from_bytes(qid, "big") or not int(reply.flags) & _QR:
         return False
     if reply.opcode() != dns.opcode.QUERY:
         return False
@@ -310,7 +372,7 @@ def answers(reply: dns.message.Message, qid: bytes, need: Need) -> bool:
     if len(reply.question) != 1:
         return False
     q = reply.question[0]
-    return q.name == need.qname and q.rdtype == need.rdtype and q.rdclass == 1
+    return q.rdtype == need.rdtype and q.rdclass == 1 and same_name(q.name, need.qname)
 
 
 class Resolver:
@@ -361,6 +423,9 @@ class Resolver:
         # cache key; taken by the exchange that asks, or dropped when it ends unasked.
         self._prefetched: dict[Hashable, asyncio.Task[dns.message.Message | None]] = {}
         self._priming: asyncio.Task[None] | None = None  # see prime()
+        # Whether a DNAME was ever kept for synthesis (_learn_dnames): until then no name
+        # has one above it, and _synthesized looks nothing up.
+        self._dnames_kept = False
 
     def with_config(self, config: Config) -> None:
         """Swap the configuration (new anchors); cached results are dropped (trusted key
@@ -468,6 +533,9 @@ class Resolver:
         """Like :meth:`resolve`, with the age in seconds of a cached result (0 if fresh), so
         a server can count TTLs down."""
         name = dns.name.from_text(qname) if isinstance(qname, str) else qname
+        # The question's name is a key of every cache the resolution reads and fills: it
+        # keeps its hash (a client's name comes as a plain dnspython Name).
+        name = as_hashed(name)
         t = int(dns.rdatatype.RdataType.make(rdtype))
         now = self.clock()
         hit = self.cached(name, t, now)
@@ -574,7 +642,7 @@ class Resolver:
         running = self._inflight.get(key)
         if running is not None:
             return await asyncio.shield(running)
-        task = asyncio.ensure_future(self._resolve(name, t))
+        task = asyncio.get_running_loop().create_task(self._resolve(name, t))
         self._inflight[key] = task
         try:
             return await asyncio.shield(task)
@@ -598,7 +666,7 @@ class Resolver:
         now = self.clock()
         if depth == 0:  # a client question (in its own task, see _shared)
             self._start_deadline(now)
-        used: list[tuple[dns.name.Name, int, dns.name.Name]] = []
+        used: list[ReplyKey] = []
         made = await self._synthesized(name, t, now, depth)
         if made is None:
             made = await self._from_rrsets(name, t, now, depth)
@@ -618,7 +686,11 @@ class Resolver:
                         break
                     for extra in query.prefetch(found):
                         self._prefetch(extra, found, ahead)
-                    final = found.qname == name and found.rdtype == t and t not in _SHARED_TYPES
+                    final = (
+                        found.rdtype == t
+                        and same_name(found.qname, name)
+                        and t not in _SHARED_TYPES
+                    )
                     reply = await self.exchange(found, used, keep=not final)
                     scrubbed = scrubbed or (reply is not None and bool(reply.errors))
                     found = query.feed(reply)
@@ -772,6 +844,7 @@ class Resolver:
                 {},
             )
             ttl = min(r.ttl for r in kept.answer)
+            self._dnames_kept = True
             self.results.put((rrset.name, DNAME_KEY), (now, _Packed.of(kept)), ttl, now)
 
     async def _synthesized(
@@ -781,10 +854,10 @@ class Resolver:
         it synthesizes (RFC 6672 s3.2, TTL of the DNAME) and the resolution of the new
         name; the verdict is the weaker of the DNAME's and the target's.  None when no
         DNAME is cached above ``name``."""
-        if t == dns.rdatatype.DS or depth >= MAX_SYNTHESIS:
+        if t == dns.rdatatype.DS or depth >= MAX_SYNTHESIS or not self._dnames_kept:
             return None
         for i in range(1, len(name.labels) - 1):
-            owner = dns.name.Name(name.labels[i:])
+            owner = suffix(name.labels[i:])
             hit = self.results.get((owner, DNAME_KEY), now)
             if not isinstance(hit, tuple):
                 continue
@@ -814,13 +887,13 @@ class Resolver:
     async def exchange(
         self,
         need: Need,
-        used: list[tuple[dns.name.Name, int, dns.name.Name]] | None = None,
+        used: list[ReplyKey] | None = None,
         keep: bool = True,
     ) -> dns.message.Message | None:
         """One upstream question, from the cache (unless ``need.fresh``: another server's
         reply is wanted) or the first server that answers; its cache key goes to ``used``;
         ``keep=False``: the reply is not cached (the result made of it will be)."""
-        key = (need.qname, need.rdtype, need.zone)
+        key = reply_key(need)
         if used is not None:
             used.append(key)
         ahead = None if need.fresh else self._prefetched.pop(key, None)
@@ -828,9 +901,7 @@ class Resolver:
             return await asyncio.shield(ahead)
         return await self._fetch(need, key, keep)
 
-    async def _fetch(
-        self, need: Need, key: tuple[dns.name.Name, int, dns.name.Name], keep: bool
-    ) -> dns.message.Message | None:
+    async def _fetch(self, need: Need, key: ReplyKey, keep: bool) -> dns.message.Message | None:
         now = self.clock()
         cached = None if need.fresh else self.cache.get(key, now)
         if isinstance(cached, bytes):
@@ -904,12 +975,18 @@ class Resolver:
         """Send ``need`` now, in parallel with ``asked`` (unless it is the same question,
         already cached or already on its way); :meth:`exchange` hands the reply over when
         the machine asks it.  The task goes to ``ahead``, the resolution's own."""
-        key = (need.qname, need.rdtype, need.zone)
-        if key == (asked.qname, asked.rdtype, asked.zone) or key in self._prefetched:
+        if (
+            need.rdtype == asked.rdtype
+            and same_name(need.qname, asked.qname)
+            and same_name(need.zone, asked.zone)
+        ):
+            return
+        key = reply_key(need)
+        if key in self._prefetched:
             return
         if self.cache.get(key, self.clock()) is not None:
             return
-        task = asyncio.ensure_future(self._fetch(need, key, True))
+        task = asyncio.get_running_loop().create_task(self._fetch(need, key, True))
         self._prefetched[key] = task
         ahead.append(task)
 
@@ -1026,7 +1103,7 @@ class Resolver:
             if not answers(reply, wire[:2], need):
                 log.debug("%s#%d: reply does not match the query", server[0], server[1])
                 return None
-            if reply.flags & dns.flags.TC:
+            if int(reply.flags) & _TC:
                 if not tcp:
                     continue  # truncated: retry over TCP
                 # Truncated over TCP too: a reply with TC is ignored (RFC 2181 s9) and

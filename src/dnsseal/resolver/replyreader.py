@@ -48,6 +48,7 @@ import dns.ipv6
 import dns.message
 import dns.name
 import dns.opcode
+import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
@@ -55,7 +56,9 @@ import dns.rdtypes.dnskeybase
 import dns.rrset
 import dns.wire
 
-__all__ = ["read_reply"]
+from dnsseal.validator.names import HashedName
+
+__all__ = ["Reply", "read_reply"]
 
 MAX_POINTERS = 16  # dnspython's MAX_COMPRESSION_POINTER_CHAIN
 
@@ -66,7 +69,8 @@ _SIG_HEAD = struct.Struct("!HBBIIIH")
 _SOA_TAIL = struct.Struct("!IIIII")
 
 _IN = 1
-_QUESTION, _ANSWER, _AUTHORITY, _ADDITIONAL = tuple(dns.message.MessageSection)
+_SECTIONS = tuple(dns.message.MessageSection)
+_QUESTION, _ANSWER, _AUTHORITY, _ADDITIONAL = _SECTIONS
 _OPT = int(dns.rdatatype.OPT)
 _TSIG = int(dns.rdatatype.TSIG)
 _SINGLETONS = frozenset(int(t) for t in (5, 6, 30, 39, 47))  # CNAME SOA NXT DNAME NSEC
@@ -74,7 +78,7 @@ _SIG_TYPES = frozenset((int(dns.rdatatype.RRSIG), int(dns.rdatatype.SIG)))
 _DS_LENGTHS = {1: 20, 2: 32, 3: 32, 4: 48}  # dnspython's DSBase._digest_length_by_type
 
 _NAME_NEW = object.__new__
-_NAME_CLS = dns.name.Name
+_NAME_CLS: type[dns.name.Name] = HashedName  # keeps its hash (the resolver's dict keys)
 _set = object.__setattr__
 
 
@@ -112,6 +116,42 @@ _ALGORITHM = _memo(dns.dnssectypes.Algorithm.make)
 _DIGEST = _memo(dns.dnssectypes.DSDigest.make)
 _KEYFLAGS = _memo(dns.rdtypes.dnskeybase.Flag)
 _FLAGS = _memo(dns.flags.Flag)
+_RCODE = _memo(dns.rcode.Rcode.make)
+_OPCODE = _memo(lambda code: dns.opcode.from_flags(code << 11))
+
+
+class Reply(dns.message.QueryMessage):
+    """The message :func:`read_reply` builds: dnspython's ``QueryMessage`` with the same
+    fields, and three costs it pays for every reply made cheaper.  ``rcode()`` and
+    ``opcode()`` are ``dns.rcode.from_flags`` and ``dns.opcode.from_flags`` with the enum
+    conversion done once per value (the resolver and the validator ask a reply's rcode a
+    few times each); ``index`` (dnspython's
+    ``find_rrset`` table, which nothing on the resolver's path reads) is built from the
+    sections when first read, not while reading: its keys hash every owner name."""
+
+    def rcode(self) -> dns.rcode.Rcode:
+        code = (int(self.flags) & 0x000F) | ((int(self.ednsflags) >> 20) & 0xFF0)
+        return _RCODE[code]  # type: ignore[no-any-return]
+
+    def opcode(self) -> dns.opcode.Opcode:
+        return _OPCODE[(int(self.flags) & 0x7800) >> 11]  # type: ignore[no-any-return]
+
+    @property
+    def index(self) -> dict[Any, dns.rrset.RRset]:
+        index: dict[Any, dns.rrset.RRset] | None = self.__dict__["_index"]
+        if index is None:
+            # dnspython's keys: (section, name, class, type, covers, deleting); a later
+            # RRset with the same key replaces an earlier one, as find_rrset leaves it.
+            index = self.__dict__["_index"] = {
+                (n, r.name, r.rdclass, r.rdtype, r.covers, r.deleting): r
+                for n, section in zip(_SECTIONS, self.sections, strict=True)
+                for r in section
+            }
+        return index
+
+    @index.setter
+    def index(self, value: dict[Any, dns.rrset.RRset] | None) -> None:
+        self.__dict__["_index"] = value
 
 
 def _cls(rdtype: str) -> Any:
@@ -156,6 +196,24 @@ def _plain(base: Any, state: dict[str, Any]) -> Any:
     return rd
 
 
+_RRSET = dns.rrset.RRset
+_NONE = dns.rdatatype.NONE
+
+
+def _rrset(name: dns.name.Name, rdclass: Any, rdtype: Any, covers: Any = _NONE) -> Any:
+    """``dns.rrset.RRset(name, rdclass, rdtype, covers)``: the same fields set directly
+    (dnspython's constructor goes through three ``__init__`` and ``super()`` calls)."""
+    rrset = _NAME_NEW(_RRSET)
+    rrset.items = {}
+    rrset.rdclass = rdclass
+    rrset.rdtype = rdtype
+    rrset.covers = covers
+    rrset.ttl = 0
+    rrset.name = name
+    rrset.deleting = None
+    return rrset
+
+
 def _canonical(lower: tuple[bytes, ...]) -> bytes:
     """A name's canonical wire form from its lower-cased labels (the root label last)."""
     return b"".join(bytes((len(label),)) + label for label in lower)
@@ -183,8 +241,20 @@ class _Names:
     ) -> tuple[dns.name.Name, int, tuple[bytes, ...]]:
         """The name at ``pos`` (its octets and pointers within ``end``): (name, the
         position after it, its lower-cased labels)."""
-        got = self.memo.get(pos)
+        memo = self.memo
+        got = memo.get(pos)
         if got is None:
+            wire = self.wire
+            if decompress and pos + 2 <= end and wire[pos] >= 0xC0:
+                # A bare pointer to a name already read (most owner names): what _segment
+                # would find, without its loops, when none of its checks can fail (a
+                # pointer strictly backwards, to a name ending before it, not one pointer
+                # too many); otherwise _segment reads it, and raises what it raises.
+                target = ((wire[pos] & 0x3F) << 8) | wire[pos + 1]
+                hit = memo.get(target)
+                if hit is not None and target < pos and hit[1] <= pos and hit[2] < MAX_POINTERS:
+                    memo[pos] = (hit[0], pos + 2, hit[2] + 1, hit[3], hit[4])
+                    return hit[0], pos + 2, hit[4]
             got = self._segment(pos, end)
         name, seg_end, hops, _, lower = got
         if seg_end > end:
@@ -260,6 +330,7 @@ class _Names:
                 raise dns.name.NameTooLong
             name = _NAME_NEW(_NAME_CLS)
             _set(name, "labels", tail)
+            _set(name, "_hash", None)
             first = (name, pos, hops, octets, tail_lower)
             memo[starts[i]] = first
         if first is None:  # the segment is a bare zero octet or a bare pointer
@@ -268,6 +339,7 @@ class _Names:
             else:
                 name = _NAME_NEW(_NAME_CLS)
                 _set(name, "labels", tail)
+                _set(name, "_hash", None)
             first = (name, pos, hops, octets, tail_lower)
             memo[start] = first
         return first
@@ -464,6 +536,7 @@ def _nsec(names: _Names, wire: bytes, pos: int, end: int) -> Any:
 
 
 _OPT_CLS = _cls("OPT")
+_EMPTY_HASH = hash(b"")
 
 _BUILDERS: dict[int, Any] = {
     1: _a,
@@ -509,13 +582,12 @@ def _read(wire: bytes, scrub: bool) -> dns.message.Message:
     ident, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
     if (flags >> 11) & 0xF != dns.opcode.QUERY:
         raise _Fallback
-    msg = dns.message.QueryMessage(id=ident)
+    msg = Reply(id=ident)
     msg.flags = _FLAGS[flags]
     msg.wire = wire
     names = _Names(wire)
     read_name = names.read
     sections = msg.sections
-    index = msg.index
     pos = 12
     question = sections[0]
     for _ in range(qdcount):
@@ -525,9 +597,8 @@ def _read(wire: bytes, scrub: bool) -> dns.message.Message:
         rdtype = _RDTYPE[(wire[pos] << 8) | wire[pos + 1]]
         rdclass = _RDCLASS[(wire[pos + 2] << 8) | wire[pos + 3]]
         pos += 4
-        asked = dns.rrset.RRset(qname, rdclass, rdtype)
+        asked = _rrset(qname, rdclass, rdtype)
         question.append(asked)
-        index[(_QUESTION, qname, rdclass, rdtype, dns.rdatatype.NONE, None)] = asked
     parser: dns.wire.Parser | None = None
     for number, count in ((_ANSWER, ancount), (_AUTHORITY, nscount), (_ADDITIONAL, arcount)):
         section = sections[number]
@@ -558,7 +629,8 @@ def _read(wire: bytes, scrub: bool) -> dns.message.Message:
                 _set(rd, "rdtype", dns.rdatatype.OPT)
                 _set(rd, "rdcomment", None)
                 _set(rd, "options", ())
-                opt = dns.rrset.RRset(name, rd.rdclass, rd.rdtype)
+                _set(rd, "_hash", _EMPTY_HASH)  # no options: the canonical form is empty
+                opt = _rrset(name, rd.rdclass, rd.rdtype)
                 opt.ttl = ttl
                 opt.items[rd] = None
                 msg.opt = opt
@@ -588,7 +660,7 @@ def _read(wire: bytes, scrub: bool) -> dns.message.Message:
                 ttl = 0
             rrset = found.get(key)
             if rrset is None:
-                rrset = dns.rrset.RRset(name, _RDCLASS[rdclass], _RDTYPE[rdtype], _RDTYPE[covers])
+                rrset = _rrset(name, _RDCLASS[rdclass], _RDTYPE[rdtype], _RDTYPE[covers])
                 section.append(rrset)
                 found[key] = rrset
                 rrset.ttl = ttl
@@ -600,8 +672,7 @@ def _read(wire: bytes, scrub: bool) -> dns.message.Message:
             if rdtype in _SINGLETONS:
                 rrset.items.clear()
             rrset.items.setdefault(rd)
-        for rrset in section:
-            index[(number, rrset.name, rrset.rdclass, rrset.rdtype, rrset.covers, None)] = rrset
+    msg.index = None  # made when read (see Reply)
     if pos != size:
         raise dns.message.TrailingJunk
     return msg

@@ -38,7 +38,7 @@ from dnsseal.validator.msgview import (
     find,
     referral_ns,
 )
-from dnsseal.validator.names import is_subdomain
+from dnsseal.validator.names import is_subdomain, parent_name, suffix
 from dnsseal.validator.policy import DEFAULT_POLICY, AlgorithmPolicy
 from dnsseal.validator.trustcache import DelegationCache, TrustCache
 
@@ -49,6 +49,8 @@ Reply = dns.message.Message | None
 # The type of QNAME-minimised questions: A, as RFC 9156 s2.1 recommends (and Unbound asks),
 # not RFC 7816's NS, which some servers mishandle and which reveals that a resolver probes.
 PROBE_TYPE = int(dns.rdatatype.A)
+AA = int(dns.flags.AA)  # header bits as plain ints (enum.Flag operations cost more)
+RA = int(dns.flags.RA)
 MAX_RETRIES = 4  # other servers asked for one question after lame or bogus replies
 MAX_TTL = 86400  # a TTL that only caps: DelegationCache.put_servers never prolongs an entry
 PRIME_RETRY = 60  # seconds the hints are used as they are after a priming query failed
@@ -313,7 +315,7 @@ class Iteration:
         zone (RFC 4035 s3.1.4.1): its question goes where the parent's names go, not to the
         child's forwarder (Unbound's forward_request strips a label for DS too)."""
         if rdtype == DS_T and qname != dns.name.root:
-            qname = qname.parent()
+            qname = parent_name(qname)
         return self._forward(qname)
 
     def _known_zone(self, name: dns.name.Name) -> dns.name.Name:
@@ -369,7 +371,7 @@ class Iteration:
             # Unbound does, or through a shallower forward zone.
             self._unforwarded.add(forward[0])
             forward = self._forward_for(qname, rdtype)
-        start = qname.parent() if rdtype == DS_T and qname != dns.name.root else qname
+        start = parent_name(qname) if rdtype == DS_T and qname != dns.name.root else qname
         zone = self._known_zone(start)
         cut = self._glueless_cut(start, zone)
         if cut is not None:
@@ -388,7 +390,7 @@ class Iteration:
         probe = len(zone) + 1
         for _ in range(self.config.limits.referrals):
             if minimise and probe < len(qname):
-                ask, atype = dns.name.Name(qname.labels[-probe:]), PROBE_TYPE
+                ask, atype = suffix(qname.labels[-probe:]), PROBE_TYPE
             else:
                 ask, atype, minimise = qname, rdtype, False
             reply = yield from self._ask(ask, atype, servers, zone)
@@ -428,7 +430,7 @@ class Iteration:
             if ns is None and atype == NS_T and kind is Kind.ANSWER and ask != zone:
                 ns = find(reply.answer, ask, NS_T)
             apex_ttl = _apex_ttl(reply, ask) if minimise and ask != zone else None
-            if ns is None and apex_ttl is not None and reply.flags & dns.flags.AA:
+            if ns is None and apex_ttl is not None and int(reply.flags) & AA:
                 # The minimised name is the apex of a zone these servers also serve (its
                 # SOA or its own signatures came back with authority): a cut, same servers.
                 zone = ask
@@ -443,7 +445,7 @@ class Iteration:
                         return reply, zone  # a referral instead of the parent's DS answer
                     minimise = False  # DS lives in the parent: ask it here
                     continue
-                if kind is Kind.ANSWER and reply.flags & dns.flags.AA:
+                if kind is Kind.ANSWER and int(reply.flags) & AA:
                     # They answered the child's NS with authority: they serve the child
                     # too, so keep asking them (no NS address lookups, as Unbound).
                     found = servers
@@ -478,7 +480,7 @@ class Iteration:
                 else:
                     minimise = False
                 continue
-            if reply.flags & dns.flags.AA:
+            if int(reply.flags) & AA:
                 # The zone's own NS RRset may name servers its parent's did not (iter_pcnamech:
                 # RFC 2181 s5.4.1 ranks the child's above the parent's): kept as fallbacks.
                 own = find(reply.authority, zone, NS_T)
@@ -624,7 +626,7 @@ class Iteration:
         if shared is None:
             return None
         for i in range(len(name) - len(known)):
-            zone = name if i == 0 else dns.name.Name(name.labels[i:])
+            zone = name if i == 0 else suffix(name.labels[i:])
             if zone not in self.servers and shared.names(zone, self.now):
                 return zone
         return None
@@ -710,7 +712,8 @@ def _lame(kind: Kind, reply: dns.message.Message) -> bool:
         return False
     if kind is Kind.NODATA and not reply.answer and not reply.authority:
         return True
-    return bool(reply.flags & dns.flags.RA) and not reply.flags & dns.flags.AA
+    flags = int(reply.flags)
+    return bool(flags & RA) and not flags & AA
 
 
 def _apex_ttl(reply: dns.message.Message, name: dns.name.Name) -> int | None:

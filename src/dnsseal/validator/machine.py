@@ -65,7 +65,7 @@ from dnsseal.validator.msgview import (
     find,
     sigs_for,
 )
-from dnsseal.validator.names import is_subdomain, name_text, same_name
+from dnsseal.validator.names import is_subdomain, name_text, parent_name, same_name, suffix
 from dnsseal.validator.rrsig import SigCheck, ZoneKey, verify_rrset
 
 # The iterator's data types are part of this module's interface (drivers import them here).
@@ -192,17 +192,17 @@ class Query(Iteration):
         anchor = self.config.anchors.closest(zone)
         assert anchor is not None
         for i in range(len(zone) - len(anchor.zone) + 1):
-            state = self._peek_state(dns.name.Name(zone.labels[i:]))
+            state = self._peek_state(suffix(zone.labels[i:]))
             if state is not None and (i == 0 or not state.secure):
                 return ()  # known, or below a zone that is not secure
         out: list[Need] = []
-        if zone == anchor.zone or zone in self.signed:
+        if same_name(zone, anchor.zone) or zone in self.signed:
             out.append(Need(zone, DNSKEY_T, need.servers, zone))
         parents = [p for p in self.servers if not same_name(zone, p) and is_subdomain(zone, p)]
         parent = max(parents, key=len, default=None)
-        if parent is None or not parent.is_subdomain(anchor.zone):
+        if parent is None or not is_subdomain(parent, anchor.zone):
             return tuple(out)
-        if parent != anchor.zone and parent not in self.signed:
+        if not same_name(parent, anchor.zone) and parent not in self.signed:
             return tuple(out)  # the walk may well stop above
         referral = self._referrals.get(zone)
         kinds = {DS_T, NSEC_T, NSEC3_T}
@@ -383,8 +383,8 @@ class Query(Iteration):
         # A DS reply that proves nothing (unsigned, badly signed, lame) is asked again of
         # the parent's other servers before the chain is called bogus (dnssec-lame).
         retry: tuple[bool, Reply] = (False, None)
-        while state.secure and pos != target:
-            nxt = dns.name.Name(target.labels[-(len(pos) + 1) :])
+        while state.secure and not same_name(pos, target):
+            nxt = suffix(target.labels[-(len(pos) + 1) :])
             cached = self.zones.get(nxt) or self._shared_state(nxt)
             if cached is not None:
                 state, pos = cached, nxt
@@ -862,7 +862,7 @@ class Query(Iteration):
             # nothing, so the data is bogus.  Each link of a CNAME chain is judged by its own
             # name, a DS RRset by its parent's (where it lives); a SERVFAIL has no data: it
             # stays a resolution failure, "no server answered".
-            judged = name.parent() if self.rdtype == DS_T and name != dns.name.root else name
+            judged = parent_name(name) if self.rdtype == DS_T and name != dns.name.root else name
             if (
                 link.security is v.Security.INDETERMINATE
                 and out.rcode != dns.rcode.SERVFAIL

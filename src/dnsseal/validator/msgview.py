@@ -24,6 +24,10 @@ CNAME_T = dns.rdatatype.CNAME
 DNAME_T = dns.rdatatype.DNAME
 DS_T = dns.rdatatype.DS
 DNSKEY_T = dns.rdatatype.DNSKEY
+# Header bits as plain ints: ``int(msg.flags) & QR`` costs less than an enum.Flag operation.
+QR = int(dns.flags.QR)
+AA = int(dns.flags.AA)
+RA = int(dns.flags.RA)
 
 
 class Kind(enum.Enum):
@@ -136,10 +140,11 @@ def classify(
 ) -> Kind:
     """What kind of response ``msg`` is to (qname, rdtype) asked of ``zone``'s servers."""
     rcode = msg.rcode()
-    yx = rcode == dns.rcode.YXDOMAIN and msg.flags & dns.flags.QR
+    qr = int(msg.flags) & QR
+    yx = rcode == dns.rcode.YXDOMAIN and qr
     if yx and dname_for(msg.answer, qname) is not None:
         return Kind.DNAME  # RFC 6672 s2.2: the DNAME substitution would be too long
-    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) or not msg.flags & dns.flags.QR:
+    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) or not qr:
         return Kind.FAILURE
     if rdtype == CNAME_T and dname_for(msg.answer, qname) is not None:
         return Kind.DNAME  # the CNAME asked for is synthesized from the DNAME (RFC 6672 s5.3)
@@ -186,9 +191,10 @@ def _lame(msg: dns.message.Message, zone: dns.name.Name) -> bool:
         r.rdtype == NS_T and r.name != zone and zone.is_subdomain(r.name) for r in msg.authority
     ):
         return True
-    if msg.flags & dns.flags.AA:
+    flags = int(msg.flags)
+    if flags & AA:
         return False
-    return bool(msg.flags & dns.flags.RA) or any(r.rdtype == NS_T for r in msg.authority)
+    return bool(flags & RA) or any(r.rdtype == NS_T for r in msg.authority)
 
 
 def addresses(msg: dns.message.Message, names: Sequence[dns.name.Name]) -> list[str]:

@@ -11,7 +11,83 @@ dnspython on random names).  A name's canonical wire form is
 
 from __future__ import annotations
 
+from typing import Any
+
 import dns.name
+
+_NEW = object.__new__
+_SET = object.__setattr__
+_NAME_HASH = dns.name.Name.__hash__
+
+
+class HashedName(dns.name.Name):
+    """A ``dns.name.Name`` that keeps its hash, and compares equal without ``fullcompare``.
+
+    The names of upstream replies (made by the reply reader) and the ancestors the
+    validator walks (:func:`suffix`) are keys of the resolver's and the validator's dicts
+    and sets, looked up many times per question; dnspython's ``__hash__`` lowercases every
+    octet in a Python loop each time.  This one computes dnspython's hash once (so these
+    names and plain ones mix in dicts and sets), and ``==`` is :func:`same_name` (the same
+    answer as dnspython's, from the label tuples).  A copy or a pickle is a plain
+    ``dns.name.Name``; anything else is inherited."""
+
+    __slots__ = ("_hash",)
+    _hash: int | None
+
+    def __init__(self, labels: Any) -> None:  # (the hot paths use hashed_name())
+        super().__init__(labels)
+        _SET(self, "_hash", None)
+
+    def __hash__(self) -> int:
+        h: int | None = self._hash
+        if h is None:
+            h = _NAME_HASH(self)
+            _SET(self, "_hash", h)
+        return h
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, dns.name.Name):
+            return False
+        la, lb = self.labels, other.labels
+        if la == lb:
+            return True
+        if len(la) != len(lb):
+            return False
+        return _same_labels(la, lb)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return dns.name.Name, (self.labels,)
+
+
+def hashed_name(labels: tuple[bytes, ...]) -> dns.name.Name:
+    """A :class:`HashedName` of ``labels``, which must be valid name labels (as
+    ``dns.name.Name`` checks them: bytes, 1-63 octets but the last, 255 in all, only the
+    last empty); nothing is checked."""
+    name = _NEW(HashedName)
+    _SET(name, "labels", labels)
+    _SET(name, "_hash", None)
+    return name
+
+
+def as_hashed(name: dns.name.Name) -> dns.name.Name:
+    """``name`` as a :class:`HashedName` (itself if it is one)."""
+    return name if type(name) is HashedName else hashed_name(name.labels)
+
+
+def parent_name(name: dns.name.Name) -> dns.name.Name:
+    """``name.parent()`` (raising ``NoParent`` where it does), as a :func:`suffix`."""
+    labels = name.labels
+    return suffix(labels[1:]) if len(labels) > 1 else name.parent()
+
+
+def suffix(labels: tuple[bytes, ...]) -> dns.name.Name:
+    """``dns.name.Name(labels)`` for a suffix of a valid name's labels (``name.labels[i:]``),
+    without dnspython's checks and conversions (a valid name's suffix passes them all
+    unchanged): the validator walks a name's ancestors many times per question."""
+    return hashed_name(labels)
 
 
 def _absolute(labels: tuple[bytes, ...]) -> bool:
@@ -41,7 +117,8 @@ def is_subdomain(name: dns.name.Name, parent: dns.name.Name) -> bool:
     k = len(lp)
     if k > len(ln) or _absolute(ln) != _absolute(lp):
         return False
-    return _same_labels(ln[len(ln) - k :], lp)
+    tail = ln[len(ln) - k :]
+    return tail == lp or _same_labels(tail, lp)  # (the same octets: compared in C)
 
 
 _TEXT: dict[tuple[bytes, ...], str] = {}

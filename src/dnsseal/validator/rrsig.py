@@ -36,7 +36,7 @@ from dnsseal.errors import CryptoError
 from dnsseal.keys.model import key_tag as model_key_tag
 from dnsseal.validator import verdict as v
 from dnsseal.validator.limits import Budget
-from dnsseal.validator.names import is_subdomain, name_text, same_name
+from dnsseal.validator.names import is_subdomain, name_text, same_name, suffix
 from dnsseal.validator.policy import DEFAULT_POLICY, AlgorithmPolicy
 from dnsseal.zone import canonical
 
@@ -158,8 +158,8 @@ class ZoneKey:
         rd = self.rdata
         return (
             rd.protocol == 3
-            and bool(rd.flags & ZONE_KEY_FLAG)
-            and not rd.flags & REVOKE_FLAG
+            and bool(int(rd.flags) & ZONE_KEY_FLAG)
+            and not int(rd.flags) & REVOKE_FLAG
             and policy.algorithm_supported(int(rd.algorithm))
         )
 
@@ -258,7 +258,7 @@ def verify_rrset(
             if wire.verify(k.algorithm, pub, sig.signature, data):
                 encloser = None
                 if sig.labels < owner_labels:
-                    encloser = dns.name.Name(owner.labels[-(sig.labels + 1) :])
+                    encloser = suffix(owner.labels[-(sig.labels + 1) :])
                 reason = f"{what} signed by {name_text(zone)} key {k.tag}"
                 return SigCheck(v.secure(reason), k.tag, encloser)
         else:

@@ -18,6 +18,7 @@ import dns.rdata
 import dns.rrset
 from dns.rdtypes.ANY.RRSIG import RRSIG
 
+from dnsseal.validator.names import suffix
 from dnsseal.validator.policy import AlgorithmPolicy
 from dnsseal.validator.rrsig import ZoneKey, canonical_rdata
 
@@ -189,7 +190,7 @@ class DelegationCache:
                 continue
             self._servers.move_to_end(key)
             self.hits += 1
-            return dns.name.Name(name.labels[i:]), item[1]
+            return suffix(name.labels[i:]), item[1]
         return None
 
     def put_servers(

@@ -284,16 +284,6 @@ def test_keys_are_told_apart_by_public_key_not_tag(tmp_path: Path) -> None:
     assert (a.algorithm, a.public_key) != (b.algorithm, b.public_key)
 
 
-def test_tag_collision_check_includes_revoked_tags(tmp_path: Path) -> None:
-    kd = KeyDirectory(tmp_path)
-    key = _new_key()
-    kd.create(key)
-    assert kd.tag_in_use(ZONE, 13, key.tag)
-    assert kd.tag_in_use(ZONE, 13, key.revoked().tag)
-    assert not kd.tag_in_use(ZONE, 8, key.tag)
-    assert not kd.tag_in_use(dns.name.from_text("other.org."), 13, key.tag)
-
-
 def test_keys_created_in_parallel_threads_are_all_listed_without_rescans(
     tmp_path: Path,
 ) -> None:

@@ -23,9 +23,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import dns.name
 import pytest
 
 from conftest import free_port, require_tool, run_tool, stop, wait_for_dns
+from dnsseal.crypto import software
+from dnsseal.keys import algorithms
+from dnsseal.keys.model import FLAG_ZONE, MAX_TAG_TRIES, Key, tag_collides
+from dnsseal.storage.keydir import KeyDirectory
+
+from .test_tag_collision import _revoked_onto, _shifted
 
 pytestmark = pytest.mark.interop
 
@@ -44,6 +51,7 @@ mail    MX    10 www
 sub     NS    ns.sub
 ns.sub  A     192.0.2.99
 """
+ALG13 = algorithms.get(13)
 # pkcs11-tool --key-type for each algorithm
 KEY_TYPES = {
     "ECDSAP256SHA256": "EC:prime256v1",
@@ -651,3 +659,173 @@ def test_knot_signs_dnsseals_key_request(token: Token, tmp_path: Path) -> None:
         key = (keys / f"{base}.key").read_text().splitlines()[-1].split()
         b64 = "".join(key[key.index("DNSKEY") + 4 :])
         assert b64[:20] in body.replace(" ", "").replace("\t", "").replace("\n", "")
+
+
+# ------------------------------------------------------------------ key tag collisions
+# A collision is rare by chance (about 1 in 16,000 per key of the zone), so the tests make
+# one: an existing key file whose public key is the token key's moved so that the tags meet.
+
+
+def _tag_onto_revoked(new: Key) -> bytes:
+    """A public key whose tag is ``new``'s revoked tag and that collides with ``new`` in no
+    other way: a key the old check (``new``'s tag against the others' tags and revoked
+    tags) let through."""
+    for delta in (128, -128):
+        try:
+            pk = _shifted(new.public_key, delta)
+        except StopIteration:
+            continue
+        k = Key(new.zone, new.flags, new.algorithm, pk)
+        if k.tag == new.revoked_tag and new.tag not in (k.tag, k.revoked_tag):
+            return pk
+    raise AssertionError("no such key")  # (every P-256 key has both kinds of octet)
+
+
+def _linked(token: Token, tmp_path: Path, label: str, key_id: str) -> Key:
+    """The key ``label`` the token holds, as keyfromlabel links it (in a scratch directory)."""
+    token.keypair("EC:prime256v1", label, key_id)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    base = token.dnsseal(
+        "keyfromlabel", "-K", scratch, "-a", "13", "-l", token.uri(f"object={label}"), ZONE
+    ).stdout.strip()
+    (key,) = KeyDirectory(scratch).keys(dns.name.from_text(ZONE))
+    assert key.basename == base
+    return key
+
+
+@pytest.mark.parametrize("direction", ["new-revoked-is-existing", "existing-revoked-is-new"])
+def test_keyfromlabel_refuses_a_key_whose_tag_collides(
+    token: Token, tmp_path: Path, direction: str
+) -> None:
+    """dnssec-keyfromlabel refuses (fatal, unless -y) a key that "could collide with another
+    key upon revokation": the token's key cannot be made again, so linking it is refused,
+    naming the key it collides with.  The new key's own revoked tag was not counted (the
+    first case was written)."""
+    label = f"tagcol-{direction[:3]}"
+    new = _linked(token, tmp_path, label, "60" if direction.startswith("new") else "61")
+    public = _tag_onto_revoked(new) if direction.startswith("new") else _revoked_onto(new)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    existing = Key(new.zone, FLAG_ZONE, 13, public, private=software.generate(ALG13)[1])
+    assert tag_collides(new, [existing]) and new.tag != existing.tag
+    KeyDirectory(keys).create(existing)
+    before = sorted(p.name for p in keys.iterdir())
+    r = token.dnsseal(
+        "keyfromlabel", "-K", keys, "-a", "13", "-l", token.uri(f"object={label}"), ZONE, ok=False
+    )
+    assert r.returncode == 1, r.stdout
+    assert r.stdout == ""
+    assert f"collides with the existing key {existing.basename}" in r.stderr, r.stderr
+    assert f"{new.basename}: key tag {new.tag} (revoked {new.revoked_tag})" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert sorted(p.name for p in keys.iterdir()) == before
+
+
+# Run instead of `dnsseal`: the first N keys the token makes are given the public key in
+# the file named first (the token's objects are real; only the DNSKEY they get collides),
+# and the URI of every key made is written to the file named second.
+_COLLIDING_GENERATE = """
+import sys
+from pathlib import Path
+
+from dnsseal.cli.main import main
+from dnsseal.crypto.pkcs11 import Pkcs11Store
+
+colliding, made_log, times = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+real = Pkcs11Store.generate
+made = []
+
+
+def generate(self, *args, **kwargs):
+    public, material = real(self, *args, **kwargs)
+    made.append(material.label)
+    made_log.write_text("\\n".join(made))
+    return (bytes.fromhex(colliding.read_text()) if len(made) <= times else public), material
+
+
+Pkcs11Store.generate = generate
+main(sys.argv[4:])
+"""
+
+
+def _token_labels(token: Token) -> set[str]:
+    out = token.dnsseal("keystore", "list", token.uri()).stdout
+    return {line.split("\t")[1] for line in out.splitlines()}
+
+
+def _object_label(uri: str) -> str:
+    m = re.search(r";object=([^;?]+)", uri)
+    assert m, uri
+    return m.group(1)
+
+
+def _colliding_generate(
+    token: Token, tmp_path: Path, keys: Path, public: bytes, times: int
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    script = tmp_path / "colliding_generate.py"
+    script.write_text(_COLLIDING_GENERATE)
+    (tmp_path / "colliding").write_text(public.hex())
+    made_log = tmp_path / "made"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "colliding"), str(made_log), str(times),
+         "keystore", "generate", "-K", str(keys), "-a", "13", "-l", token.uri(), ZONE],
+        env=token.env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    return proc, [_object_label(u) for u in made_log.read_text().split()]
+
+
+def test_keystore_generate_deletes_a_colliding_key_and_makes_another(
+    token: Token, tmp_path: Path
+) -> None:
+    """A key made in the token whose revoked tag is an existing key's tag is deleted from
+    the token (C_DestroyObject, private and public) and another made, as dnssec-keygen
+    makes another.  It was written (its revoked tag was not checked) and a key refused for
+    its tag stayed in the token."""
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    first = token.dnsseal(
+        "keystore", "generate", "-K", keys, "-a", "13", "-l", token.uri(), ZONE
+    ).stdout.strip()
+    (existing,) = KeyDirectory(keys).keys(dns.name.from_text(ZONE))
+    assert existing.basename == first
+    proc, made = _colliding_generate(token, tmp_path, keys, _revoked_onto(existing), 1)
+    assert proc.returncode == 0, proc.stderr
+    assert len(made) == 2
+    kept = [k for k in KeyDirectory(keys).keys(dns.name.from_text(ZONE)) if k != existing]
+    assert len(kept) == 1 and proc.stdout.strip() == kept[0].basename
+    assert kept[0].private is not None and kept[0].private.label is not None
+    assert _object_label(kept[0].private.label) == made[1]
+    assert f"key tag {Key(existing.zone, FLAG_ZONE, 13, _revoked_onto(existing)).tag}" in (
+        proc.stderr
+    )
+    labels = _token_labels(token)
+    assert made[0] not in labels and made[1] in labels
+    # No public key object of the thrown-away key is left either.
+    objects = token.run(
+        "pkcs11-tool", "--module", MODULE, "--token-label", TOKEN, "--login", "--pin", PIN,
+        "--list-objects",
+    ).stdout  # fmt: skip
+    assert made[0] not in objects and made[1] in objects
+
+
+def test_keystore_generate_gives_up_leaving_no_key_in_the_token(
+    token: Token, tmp_path: Path
+) -> None:
+    """When every key made collides, the command stops with a one-line error naming the
+    zone, and every key it made is gone from the token."""
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    token.dnsseal("keystore", "generate", "-K", keys, "-a", "13", "-l", token.uri(), ZONE)
+    (existing,) = KeyDirectory(keys).keys(dns.name.from_text(ZONE))
+    before = _token_labels(token)
+    proc, made = _colliding_generate(token, tmp_path, keys, existing.public_key, MAX_TAG_TRIES)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert (
+        f"{ZONE}: could not make a key whose tag collides with no existing key"
+        in (proc.stderr.strip().splitlines()[-1])
+    )
+    assert "Traceback" not in proc.stderr
+    assert len(made) == MAX_TAG_TRIES
+    assert _token_labels(token) == before
+    assert KeyDirectory(keys).keys(dns.name.from_text(ZONE)) == [existing]

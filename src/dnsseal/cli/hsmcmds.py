@@ -37,6 +37,8 @@ from dnsseal.keys.model import (
     KeyState,
     KeyTimings,
     PrivateMaterial,
+    new_key,
+    tag_collides,
 )
 from dnsseal.storage.keydir import KeyDirectory
 
@@ -71,8 +73,7 @@ def _pkcs11_store(location: str, option: str) -> Any:
     return store
 
 
-def _write(
-    keydir: KeyDirectory,
+def _key(
     zone: dns.name.Name,
     flags: int,
     alg: algorithms.Algorithm,
@@ -81,7 +82,7 @@ def _write(
     timings: dict[str, int | None],
     ttl: str | None,
 ) -> Key:
-    key = Key(
+    return Key(
         zone=zone,
         flags=flags,
         algorithm=alg.number,
@@ -92,10 +93,20 @@ def _write(
         state=KeyState(ksk=bool(flags & FLAG_SEP), zsk=not flags & FLAG_SEP),
         private=material,
     )
-    if keydir.tag_in_use(zone, key.algorithm, key.tag):
-        raise KeyExists(f"{keydir.path / key.basename}: a key with this tag already exists")
-    keydir.create(key)
-    return key
+
+
+def _refuse_collision(keydir: KeyDirectory, key: Key) -> None:
+    """A key that cannot be made again (it is in the token already) is refused if its tag
+    collides with a key of the zone (:func:`tag_collides`: tag or revoked tag, both ways),
+    as dnssec-keyfromlabel refuses one that "could collide with another key upon
+    revokation" unless given -y."""
+    for other in keydir.keys(key.zone):
+        if tag_collides(key, [other]):
+            raise KeyExists(
+                f"{keydir.path / key.basename}: key tag {key.tag} (revoked {key.revoked_tag}) "
+                f"collides with the existing key {other.basename} (tag {other.tag}, revoked "
+                f"{other.revoked_tag}); link another key"
+            )
 
 
 @click.command(cls=BindStyleCommand, context_settings=_CTX)
@@ -137,16 +148,10 @@ def keyfromlabel(
     keydir.check()
     timings = _timings(clock.now(), compat, generate_only, times)
     public = store.link(alg)
-    key = _write(
-        keydir,
-        _zone_name(zone),
-        _flags(keyflags),
-        alg,
-        public,
-        PrivateMaterial.reference(label, engine.lower()),
-        timings,
-        ttl,
-    )
+    material = PrivateMaterial.reference(label, engine.lower())
+    key = _key(_zone_name(zone), _flags(keyflags), alg, public, material, timings, ttl)
+    _refuse_collision(keydir, key)
+    keydir.create(key)
     click.echo(key.basename)
 
 
@@ -179,14 +184,35 @@ def generate(
     **times: str | None,
 ) -> None:
     """Make a key pair for ZONE in the token (private key not extractable) and write its
-    key files (like dnssec-keygen, with the key in the HSM).  Prints the basename."""
+    key files (like dnssec-keygen, with the key in the HSM).  A key whose tag collides with
+    a key of the zone is deleted from the token and another made.  Prints the basename."""
     alg = _algorithm(algorithm)
     store = _pkcs11_store(location, "-l")
     keydir = KeyDirectory(directory)
     keydir.check()
     timings = _timings(clock.now(), False, generate_only, times)
-    public, material = store.generate(alg, bits, label=name)
-    key = _write(keydir, _zone_name(zone), _flags(keyflags), alg, public, material, timings, ttl)
+    zone_name, flags = _zone_name(zone), _flags(keyflags)
+
+    def make() -> Key:
+        public, material = store.generate(alg, bits, label=name)
+        return _key(zone_name, flags, alg, public, material, timings, ttl)
+
+    def collided(key: Key) -> None:
+        if key.private is not None:
+            store.destroy(key.private)  # (no orphan in the token)
+        click.echo(
+            f"key tag {key.tag} collides with an existing key; deleted it from the token, "
+            "generating another",
+            err=True,
+        )
+
+    key = new_key(make, keydir.keys(zone_name), collided=collided)
+    try:
+        keydir.create(key)
+    except BaseException:
+        if key.private is not None:
+            store.destroy(key.private)  # (its files are not written: nothing refers to it)
+        raise
     click.echo(key.basename)
 
 

@@ -318,6 +318,27 @@ class Pkcs11Store:
         log.info("PKCS#11: generated %s key %s", alg.mnemonic, ref.without_pin())
         return public, PrivateMaterial.reference(ref.to_text())
 
+    def destroy(self, material: PrivateMaterial) -> None:
+        """Delete from the token (C_DestroyObject) the key pair that ``material``, a
+        reference :meth:`generate` returned, names: its private key and the public key
+        objects paired with it.  For a key made and then not used (its tag collides), so that
+        no orphan stays in the token."""
+        p11 = binding()
+        if material.label is None:
+            raise KeyStoreError("not a reference to a key in a token: nothing to destroy")
+        uri = Pkcs11Uri.parse(material.label)
+        sess = self.session(rw=True)
+        with LOCK["lock"]:
+            try:
+                priv = find_private_key(sess, uri)
+                for obj in (*_public_objects(sess, priv), priv):
+                    obj.destroy()
+            except p11.PKCS11Error as e:
+                raise KeyStoreError(f"{uri.without_pin()}: cannot destroy: {why(e)}") from None
+            finally:
+                sess.close()
+        log.info("PKCS#11: destroyed key %s", uri.without_pin())
+
     def sign_function(self, key: Key) -> SignFunction:
         """``data -> signature`` by the token's key that ``key``'s ``Label:`` names."""
         p11 = binding()

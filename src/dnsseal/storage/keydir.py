@@ -359,19 +359,6 @@ class KeyDirectory:
                 )
         return out
 
-    def tag_in_use(self, zone: dns.name.Name, algorithm: int, tag: int) -> bool:
-        """Would a key with ``tag`` collide with one already here, counting the tags the
-        existing keys would have once revoked?  For a key not made again on a collision (one
-        already in an HSM: ``keyfromlabel``, ``keystore generate``); the key manager,
-        ``keygen`` and ``ksr keygen`` make theirs with :func:`~dnsseal.keys.model.new_key`,
-        which also checks the new key's revoked tag."""
-        for k in self.keys(zone):
-            if k.algorithm != algorithm:
-                continue
-            if tag in (k.tag, k.revoked_tag):
-                return True
-        return False
-
     def create(self, key: Key) -> None:
         """Write a new key's files.  Nothing is overwritten: if any of its files exists the
         call raises :class:`KeyExists` and leaves the directory as it was."""

@@ -173,3 +173,38 @@ def test_ksr_keygen_makes_again_a_key_whose_tag_is_taken(
     assert len(all_keys) == 3
     for k in all_keys:
         assert not tag_collides(k, [o for o in all_keys if o is not k])
+
+
+def test_a_key_the_key_manager_threw_away_is_deleted_from_its_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key manager makes a key in a token, its tag collides, it makes another: the plan
+    names the material not kept and KeyDirectory.apply deletes it from the store (it stayed
+    in the token, an orphan).  Keys held in the files themselves have nothing to delete."""
+    from dnsseal.keymgr import step
+    from dnsseal.policy.build import BUILTIN
+
+    kd = KeyDirectory(tmp_path)
+    public, material = _pair()
+    existing = Key(ZONE, FLAG_ZONE, 13, public, private=material)  # (a ZSK: not the policy's)
+    kd.create(existing)
+    in_token = PrivateMaterial.reference("pkcs11:token=t;object=refused")
+    good_public, good_material = _pair()
+    while tag_collides(Key(ZONE, FLAG_ZONE | 1, 13, good_public), [existing]):
+        good_public, good_material = _pair()
+    bad = _shifted(public, -1)  # (a CSK's flags word is one more: the same tag as the ZSK)
+    assert tag_collides(Key(ZONE, FLAG_ZONE | 1, 13, bad), [existing])
+    made = iter([(bad, in_token), (good_public, good_material)])
+    plan = step(BUILTIN["default"], kd.keys(ZONE), now=1_800_000_000, zone=ZONE,
+                keygen=lambda spec: next(made))  # fmt: skip
+    assert [r.key.public_key for r in plan.keys if r.created] == [good_public]
+    assert plan.discarded == (in_token,)
+    deleted: list[PrivateMaterial] = []
+    monkeypatch.setattr(keystore, "discard", deleted.append)
+    kd.apply(plan, [existing])
+    assert deleted == [in_token]
+    assert {k.public_key for k in kd.keys(ZONE)} == {public, good_public}
+
+
+def test_discard_leaves_keys_held_in_files_alone() -> None:
+    keystore.discard(_pair()[1])  # (software material: nothing to open, nothing raised)

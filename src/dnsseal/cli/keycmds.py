@@ -23,7 +23,13 @@ from dnsseal import clock
 from dnsseal.crypto import keystore
 from dnsseal.crypto.keystore import KeyStoreError
 from dnsseal.durations import format_bind_time, format_human_time, parse_duration, parse_when
-from dnsseal.errors import DnssealError, InputError, OptionError, UnsupportedAlgorithm
+from dnsseal.errors import (
+    CryptoError,
+    DnssealError,
+    InputError,
+    OptionError,
+    UnsupportedAlgorithm,
+)
 from dnsseal.keys import algorithms
 from dnsseal.keys.ds import DIGEST_TYPES, digest_type, make_ds
 from dnsseal.keys.model import (
@@ -259,6 +265,11 @@ def _generate(keydir: KeyDirectory, name: dns.name.Name, alg: algorithms.Algorit
             click.echo(
                 f"key tag {key.tag} collides with an existing key; generating another", err=True
             )
+        if key.private is not None:  # a key made in a token: no orphan left there
+            try:
+                keystore.discard(key.private)
+            except CryptoError as e:
+                raise OptionError("--key-store", f"a refused key stays in the store: {e}") from None
 
     key = new_key(make, keydir.keys(name), collided=collided)
     keydir.create(key)

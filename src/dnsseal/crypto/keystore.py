@@ -144,6 +144,19 @@ def sign_function(key: Key) -> SignFunction:
     return store_for(key).sign_function(key)
 
 
+def discard(material: PrivateMaterial) -> None:
+    """Delete from its store a key pair made and then not used (a key whose tag collided):
+    nothing to do for key material held in memory, ``destroy`` for a key in a token."""
+    location = reference(material)
+    if location is None:
+        return
+    store = open_store(location)
+    destroy = getattr(store, "destroy", None)
+    if destroy is None:
+        raise KeyStoreError(f"{store.describe()}: cannot delete a key from this store")
+    destroy(material)
+
+
 def generate(
     location: str | None,
     alg: algorithms.Algorithm,

@@ -434,16 +434,36 @@ def step(
     z = _zone_of(keys, zone)
     keys = [k for k in keys if k.zone == z]
     facts = facts or Facts()
+    made: list[tuple[bytes, PrivateMaterial]] = []
+    real = None if keygen is None else _recording(keygen, made)
     if not policy.manual_mode or not policy.manage:
-        return _run(policy, keys, facts, now, z, keygen)
+        return _discarding(_run(policy, keys, facts, now, z, real), made)
     approved = any(isinstance(f, StepApproved) and f.when <= now for f in facts.items)
     if approved:
-        return _run(policy, keys, facts, now, z, keygen)
-    held = _run(policy, keys, facts, now, z, keygen, hold=True)
+        return _discarding(_run(policy, keys, facts, now, z, real), made)
+    held = _run(policy, keys, facts, now, z, real, hold=True)
     # what an approved run would do now: with placeholder keys, so nothing real is made
     trial = _run(policy, keys, facts, now, z, fake_keygen("preview") if keygen else None)
     pending = pending_changes(held, trial)
-    return dataclasses.replace(held, pending=pending) if pending else held
+    held = dataclasses.replace(held, pending=pending) if pending else held
+    return _discarding(held, made)
+
+
+def _recording(keygen: KeyGen, made: list[tuple[bytes, PrivateMaterial]]) -> KeyGen:
+    def recorded(spec: KeySpec) -> tuple[bytes, PrivateMaterial]:
+        got = keygen(spec)
+        made.append(got)
+        return got
+
+    return recorded
+
+
+def _discarding(plan: Plan, made: Sequence[tuple[bytes, PrivateMaterial]]) -> Plan:
+    """``plan`` with the material made during the step that no created key holds (thrown
+    away for a tag collision) in ``discarded``, for the storage adapter to delete."""
+    kept = {r.key.public_key for r in plan.keys if r.created}
+    thrown = tuple(material for public, material in made if public not in kept)
+    return dataclasses.replace(plan, discarded=thrown) if thrown else plan
 
 
 def pending_changes(held: Plan, approved: Plan) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import dns.name
 
 from dnsseal.findings import Finding
-from dnsseal.keys.model import Key, KeyId
+from dnsseal.keys.model import Key, KeyId, PrivateMaterial
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +107,9 @@ class Plan:
     # manual-mode: what the step would do that waits for the operator's approval (a key to
     # create, a record to publish or withdraw), one sentence each; empty when nothing waits
     pending: tuple[str, ...] = ()
+    # Key material the step made and then did not keep (a key whose tag collided, made
+    # again): for a key in a token, what the storage adapter deletes from it.
+    discarded: tuple[PrivateMaterial, ...] = ()
 
     @property
     def created(self) -> Sequence[KeyReport]:

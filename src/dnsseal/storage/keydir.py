@@ -20,7 +20,7 @@ from typing import Protocol
 import dns.name
 
 from dnsseal.crypto import keystore
-from dnsseal.errors import KeyExists, KeyNotFound, StorageError
+from dnsseal.errors import CryptoError, KeyExists, KeyNotFound, StorageError
 from dnsseal.keys import algorithms, bindfmt
 from dnsseal.keys.model import Key, PrivateMaterial, zone_file_text
 from dnsseal.policy.model import KeySpec
@@ -58,6 +58,9 @@ class PlanKeys(Protocol):
 
     @property
     def keys(self) -> Sequence[PlannedKey]: ...
+
+    @property
+    def discarded(self) -> Sequence[PrivateMaterial]: ...
 
 
 def split_keyfile_name(name: str) -> str:
@@ -381,6 +384,12 @@ class KeyDirectory:
             elif old.get(r.key.id) != r.key:
                 save.append(r.key)
         self.write(create=create, save=save, purge=purge)
+        for material in plan.discarded:  # keys made in a token and thrown away: no orphan
+            try:
+                keystore.discard(material)
+            except CryptoError as e:
+                log.warning("%s: a key made and not used (its tag collided) stays: %s",
+                            material.label, e)  # fmt: skip
 
     def write(
         self, *, create: Sequence[Key] = (), save: Sequence[Key] = (), purge: Sequence[Key] = ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from dnsseal.errors import DnssealError
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model, pack_owners, unpack_snapshot
 from dnsseal.server import zoneload
 from dnsseal.storage.zonefile import read_zone
+from dnsseal.zone import model
 from dnsseal.zone.text import parse_zone_text
 
 from .conftest import SignedZone
@@ -30,7 +32,7 @@ def _same(a: ZoneSnapshot, b: ZoneSnapshot) -> None:
 def test_unpacked_owners_are_the_snapshot_built_here(signed_zones: dict[str, SignedZone]) -> None:
     for z in signed_zones.values():
         zone = read_zone(z.path, z.origin)
-        _same(build_from_model(zone), unpack_snapshot(pack_owners(zone)))
+        _same(build_from_model(zone), unpack_snapshot(pack_owners(zone, chunk=7)))
 
 
 def test_a_zone_read_in_a_child_is_the_zone_read_here(
@@ -62,15 +64,23 @@ def test_the_child_reports_a_bad_file_as_reading_it_here_does(
         assert path is no_soa or isinstance(there.value, zoneload.ZoneFileError)
 
 
+def _fails_at_once(zone: model.Zone) -> Iterator[bytes]:
+    raise RuntimeError("a bug in the child")
+
+
+def _fails_midway(zone: model.Zone) -> Iterator[bytes]:
+    parts = pack_owners(zone, chunk=1)
+    yield next(parts)
+    yield next(parts)
+    raise RuntimeError("a bug in the child")
+
+
+@pytest.mark.parametrize("broken", [_fails_at_once, _fails_midway])
 def test_a_child_that_fails_leaves_the_file_to_be_read_here(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: Callable[[model.Zone], Iterator[bytes]]
 ) -> None:
     path = tmp_path / "ok.zone"
-    path.write_text("$TTL 60\n@ SOA ns hm 7 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n")
-
-    def broken(zone: object) -> bytes:
-        raise RuntimeError("a bug in the child")
-
+    path.write_text("$TTL 60\n@ SOA ns hm 7 2 3 4 5\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.2\n")
     monkeypatch.setattr(zoneload, "APART_MIN_SIZE", 0)
     monkeypatch.setattr(zoneload, "pack_owners", broken)
     snap = zoneload.read_snapshot(path, "example.")

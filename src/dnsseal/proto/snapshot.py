@@ -754,38 +754,53 @@ def _assemble(
     )
 
 
-def pack_owners(zone: model.Zone) -> bytes:
+PACK_CHUNK = 5000  # owners per part of pack_owners
+
+
+def pack_owners(zone: model.Zone, chunk: int = PACK_CHUNK) -> Iterator[bytes]:
     """What :func:`build_from_model` makes of ``zone`` before it makes any object it
-    keeps (each owner's response wire, see :data:`OwnerWires`), as bytes for
-    :func:`unpack_snapshot`: a pickle of plain tuples, dicts, bytes and ints, made and read
-    in C."""
+    keeps (each owner's response wire, see :data:`OwnerWires`), as parts for
+    :func:`unpack_snapshot`, made one at a time: the zone's origin and serial, then the
+    owners ``chunk`` at a time.  Each is a pickle of plain tuples, dicts, bytes and ints,
+    made and read in C."""
     try:
         serial: int | None = zone.soa().serial
     except ValueError:  # no SOA: unpack_snapshot raises ZoneError, as build_from_model
         serial = None
-    owners = [(name.labels, *rest) for name, *rest in _owner_wires(zone)]
-    return pickle.dumps((zone.origin.labels, serial, owners), pickle.HIGHEST_PROTOCOL)
+    yield pickle.dumps((zone.origin.labels, serial), pickle.HIGHEST_PROTOCOL)
+    owners: list[tuple[Any, ...]] = []
+    for name, *rest in _owner_wires(zone):
+        owners.append((name.labels, *rest))
+        if len(owners) >= chunk:
+            yield pickle.dumps(owners, pickle.HIGHEST_PROTOCOL)
+            owners = []
+    if owners:
+        yield pickle.dumps(owners, pickle.HIGHEST_PROTOCOL)
 
 
-def unpack_snapshot(data: bytes | memoryview) -> ZoneSnapshot:
+def unpack_snapshot(parts: Iterable[bytes | memoryview]) -> ZoneSnapshot:
     """The snapshot of the zone :func:`pack_owners` packed (in this process or one of its
     own: the owners are taken as they come, checked and lower-case when they were packed);
     the same as :func:`build_from_model` of that zone.  Its objects are made here in one
-    pass, in the order they are kept: a zone parsed in another process and unpacked here
-    leaves none of the parser's freed memory between them.
+    pass, in the order they are kept, as the parts come (from another process, while it
+    makes the next ones): a zone parsed there and unpacked here leaves none of the
+    parser's freed memory between them.
 
     Raises :class:`ZoneError` like :func:`build_from_model`."""
-    origin_labels, serial, owners = pickle.loads(data)
+    stream = iter(parts)
+    origin_labels, serial = pickle.loads(next(stream))
     origin = model.OwnerName.trusted(origin_labels)
     trusted = model.OwnerName.trusted
 
     def named() -> Iterator[OwnerWires]:
-        for i in range(len(owners)):
-            # Each entry let go once taken: the next owner's objects reuse its memory.
-            labels, data_w, data_n, sigs_w, sigs_n = owners[i]
-            owners[i] = None
-            name = origin if labels == origin_labels else trusted(labels)
-            yield name, data_w, data_n, sigs_w, sigs_n
+        for part in stream:
+            owners = pickle.loads(part)
+            for i in range(len(owners)):
+                # Each entry let go once taken: the next owner's objects reuse its memory.
+                labels, data_w, data_n, sigs_w, sigs_n = owners[i]
+                owners[i] = None
+                name = origin if labels == origin_labels else trusted(labels)
+                yield name, data_w, data_n, sigs_w, sigs_n
 
     def soa_serial() -> int:
         if serial is None:

@@ -5,9 +5,10 @@ model is then let go, but the allocator keeps the memory it used wherever a kept
 landed among its freed ones: for a 100k-name signed zone (146 MB of text) the server held
 ~470 MiB after loading for ~250 MiB of live data, and every forked worker maps it all.  A
 file of at least :data:`APART_MIN_SIZE` is instead parsed by a forked child, which sends
-each owner's response wire back (:func:`dnsseal.proto.snapshot.pack_owners`, a pickle
-of bytes and dicts, ~100 MB for that zone); this process builds the snapshot from it in one
-pass (:func:`dnsseal.proto.snapshot.unpack_snapshot`) and keeps only that.
+each owner's response wire back in parts (:func:`dnsseal.proto.snapshot.pack_owners`,
+pickles of bytes and dicts, ~100 MB for that zone); this process builds the snapshot from
+the parts as they come, while the child makes the next ones
+(:func:`dnsseal.proto.snapshot.unpack_snapshot`), and keeps only that.
 
 A fork is safe only while this process runs one thread (a lock held by another thread at
 the fork would stay held in the child): the server's start, before its event loop and
@@ -19,8 +20,11 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO, NoReturn
 
 from dnsseal.errors import DnssealError, InputError
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model, pack_owners, unpack_snapshot
@@ -30,11 +34,17 @@ from dnsseal.zone.text import paused_gc
 log = logging.getLogger(__name__)
 
 APART_MIN_SIZE = 8 << 20  # bytes of zone file; smaller files are read here (a fork each)
-_ZONE, _ERROR = b"Z", b"E"  # the child's answer: a packed zone, or an error's message
+# The child's frames: a kind and a length (8 octets), then that many octets.
+_PART, _ERROR, _DONE = b"P", b"E", b"D"  # a part of the packed zone, an error's message, the end
+_FRAME = struct.Struct("!cQ")
 
 
 class ZoneFileError(InputError):
     """The child's :class:`DnssealError` reading the zone file, by its message."""
+
+
+class _ChildFailed(Exception):
+    """The child ended without sending the whole zone."""
 
 
 def read_snapshot(path: Path, origin: str) -> ZoneSnapshot:
@@ -55,8 +65,9 @@ def read_snapshot(path: Path, origin: str) -> ZoneSnapshot:
 
 
 def _in_child(path: Path, origin: str) -> ZoneSnapshot | None:
-    """The snapshot of the zone file read by a forked child; None when the child did not
-    answer (killed, out of memory, an unexpected error)."""
+    """The snapshot of the zone file read by a forked child, built here from its parts as
+    they come (while the child makes the next ones); None when the child did not send it
+    whole (killed, out of memory, an unexpected error)."""
     r, w = os.pipe()
     try:
         pid = os.fork()
@@ -65,28 +76,54 @@ def _in_child(path: Path, origin: str) -> ZoneSnapshot | None:
         os.close(w)
         return None
     if pid == 0:  # the child: never returns
-        code = 0
-        try:
-            os.close(r)
-            logging.disable(logging.CRITICAL)  # (its records would come twice, or never)
+        os.close(r)
+        _child(path, origin, w)
+    os.close(w)
+    try:
+        with os.fdopen(r, "rb") as inp:
             try:
                 with paused_gc():
-                    answer = _ZONE + pack_owners(read_zone(path, origin))
+                    return unpack_snapshot(_parts(inp))
+            except _ChildFailed:
+                return None
+    finally:
+        os.waitpid(pid, 0)  # (closing our end first ends a child still writing)
+
+
+def _child(path: Path, origin: str, fd: int) -> NoReturn:
+    code = 0
+    try:
+        logging.disable(logging.CRITICAL)  # (its records would come twice, or never)
+        with os.fdopen(fd, "wb") as out, paused_gc():
+            try:
+                zone = read_zone(path, origin)
             except DnssealError as e:
-                answer = _ERROR + str(e).encode()
-            with os.fdopen(w, "wb") as out:
-                out.write(answer)
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(w)
-    with os.fdopen(r, "rb") as inp:
-        data = inp.read()
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0 or not data:
-        return None
-    if data[:1] == _ERROR:
-        raise ZoneFileError(data[1:].decode(errors="replace"))
-    with paused_gc(), memoryview(data) as view:
-        return unpack_snapshot(view[1:])
+                message = str(e).encode()
+                out.write(_FRAME.pack(_ERROR, len(message)) + message)
+            else:
+                for part in pack_owners(zone):
+                    out.write(_FRAME.pack(_PART, len(part)))
+                    out.write(part)
+                out.write(_FRAME.pack(_DONE, 0))
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _parts(inp: BinaryIO) -> Iterator[bytes]:
+    """The parts the child sends on ``inp`` until its end frame; raises
+    :class:`ZoneFileError` for its error frame, :class:`_ChildFailed` when it stops short."""
+    while True:
+        head = inp.read(_FRAME.size)
+        if len(head) < _FRAME.size:
+            raise _ChildFailed
+        kind, size = _FRAME.unpack(head)
+        body = inp.read(size)
+        if len(body) < size:
+            raise _ChildFailed
+        if kind == _DONE:
+            return
+        if kind == _ERROR:
+            raise ZoneFileError(body.decode(errors="replace"))
+        yield body

@@ -47,14 +47,16 @@ class _ChildFailed(Exception):
     """The child ended without sending the whole zone."""
 
 
-def read_snapshot(path: Path, origin: str) -> ZoneSnapshot:
+def read_snapshot(path: Path, origin: str, size: int | None = None) -> ZoneSnapshot:
     """``build_from_model(read_zone(path, origin))``, a large file read in a child process
-    when this process runs one thread (see the module docstring).  Raises what they raise
-    (a :class:`DnssealError`; from the child, a :class:`ZoneFileError` with its message)."""
-    try:
-        size = path.stat().st_size
-    except OSError:
-        size = 0
+    when this process runs one thread (see the module docstring); ``size``: the file's, when
+    the caller knows it.  Raises what they raise (a :class:`DnssealError`; from the child,
+    a :class:`ZoneFileError` with its message)."""
+    if size is None:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
     if size >= APART_MIN_SIZE and hasattr(os, "fork") and threading.active_count() == 1:
         got = _in_child(path, origin)
         if got is not None:

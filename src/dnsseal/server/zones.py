@@ -51,7 +51,7 @@ def load_one(
         # Wire-based all the way (fast master-file path, no dnspython object per record):
         # a 100k-host signed zone loads in seconds, not minutes; a large file is parsed in
         # a child process at the start (the parser's leftovers stay there).
-        snap = read_snapshot(cfg.file, cfg.name)
+        snap = read_snapshot(cfg.file, cfg.name, sig[1])
     except DnssealError as e:
         return False, str(e)
     if require_signed and not cfg.secondary and not is_signed(snap):

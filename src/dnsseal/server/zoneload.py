@@ -18,8 +18,12 @@ not finish, the file is parsed here as before.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
+import signal
 import struct
 import threading
 from collections.abc import Iterator
@@ -37,6 +41,7 @@ APART_MIN_SIZE = 8 << 20  # bytes of zone file; smaller files are read here (a f
 # The child's frames: a kind and a length (8 octets), then that many octets.
 _PART, _ERROR, _DONE = b"P", b"E", b"D"  # a part of the packed zone, an error's message, the end
 _FRAME = struct.Struct("!cQ")
+PR_SET_PDEATHSIG = 1
 
 
 class ZoneFileError(InputError):
@@ -70,6 +75,7 @@ def _in_child(path: Path, origin: str) -> ZoneSnapshot | None:
     """The snapshot of the zone file read by a forked child, built here from its parts as
     they come (while the child makes the next ones); None when the child did not send it
     whole (killed, out of memory, an unexpected error)."""
+    parent = os.getpid()
     r, w = os.pipe()
     try:
         pid = os.fork()
@@ -79,7 +85,7 @@ def _in_child(path: Path, origin: str) -> ZoneSnapshot | None:
         return None
     if pid == 0:  # the child: never returns
         os.close(r)
-        _child(path, origin, w)
+        _child(path, origin, w, parent)
     os.close(w)
     try:
         with os.fdopen(r, "rb") as inp:
@@ -92,9 +98,12 @@ def _in_child(path: Path, origin: str) -> ZoneSnapshot | None:
         os.waitpid(pid, 0)  # (closing our end first ends a child still writing)
 
 
-def _child(path: Path, origin: str, fd: int) -> NoReturn:
+def _child(path: Path, origin: str, fd: int, parent: int) -> NoReturn:
     code = 0
     try:
+        # Ends with the server: it holds the server's listening sockets (bound before the
+        # zones load), which would keep the ports taken for a restart while it parsed on.
+        _die_with(parent)
         logging.disable(logging.CRITICAL)  # (its records would come twice, or never)
         with os.fdopen(fd, "wb") as out, paused_gc():
             try:
@@ -111,6 +120,17 @@ def _child(path: Path, origin: str, fd: int) -> NoReturn:
         code = 1
     finally:
         os._exit(code)
+
+
+def _die_with(parent: int) -> None:
+    """SIGKILL this process when its parent ends (Linux ``PR_SET_PDEATHSIG``); exit now if
+    the parent already ended."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(libc_name).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _parts(inp: BinaryIO) -> Iterator[bytes]:

@@ -21,6 +21,7 @@ import bisect
 import contextlib
 import hashlib
 import io
+import pickle
 import struct
 import weakref
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
@@ -411,12 +412,15 @@ def _snapshot(
     """The snapshot of ``nodes``, with what follows from them (the NSEC owners in
     canonical order and their keys and nodes, the sorted NSEC3 hashes, the negative SOA)
     derived here once for both builders."""
-    nsec_names = sorted((n for n, node in nodes.items() if NSEC in node.rrsets), key=canonical_key)
+    # Sorted by their sort keys (bytes in canonical order: one key made per name)
+    owners = [node for node in nodes.values() if NSEC in node.rrsets]
+    keys = [sort_key(canonical_key(node.name)) for node in owners]
+    order = sorted(range(len(keys)), key=keys.__getitem__)
     return ZoneSnapshot(
         origin=origin,
         serial=serial,
-        nsec_sort=[sort_key(canonical_key(n)) for n in nsec_names] or _NO_SORT,
-        nsec_nodes=[nodes[n] for n in nsec_names] or _NO_NSEC_NODES,
+        nsec_sort=[keys[i] for i in order] or _NO_SORT,
+        nsec_nodes=[owners[i] for i in order] or _NO_NSEC_NODES,
         nsec3=params,
         nsec3_hashes=sorted(by_hash) if by_hash else _NO_HASHES,
         nsec3_cache={} if params is not None else _NO_CACHE,
@@ -647,43 +651,65 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
 
     Raises :class:`ZoneError` like :func:`build`.
     """
-    origin = zone.origin
-    memo: dict[int, tuple[dns.rrset.RRset, bytes, int]] = {}
+    return _assemble(zone.origin, _owner_wires(zone), lambda: zone.soa().serial)
+
+
+# One owner's share of a snapshot as plain data: its name, its RRsets' response wire by
+# type, the record counts of those holding more than one (None: all one), and the same
+# for its RRSIG RRsets by covered type.
+OwnerWires = tuple[
+    dns.name.Name, dict[int, bytes], dict[int, int] | None, dict[int, bytes], dict[int, int] | None
+]
+
+
+def _owner_wires(zone: model.Zone) -> Iterator[OwnerWires]:
     empty: Mapping[int, model.RRset] = {}
     to_wire = _response_wire
-    depth = len(origin.labels)
-    nodes: dict[dns.name.Name, Node] = {}
-    nsec3_nodes: dict[dns.name.Name, Node] = {}
-    by_key: dict[Key, Node] = {}
-    cut_keys: set[Key] = set()
-    has_dname = False
     names = list(zone.rrsets)
     names += [n for n in zone.rrsigs if n not in zone.rrsets]  # RRSIG-only owners (rare)
     for name in names:
         data = zone.rrsets.get(name, empty)
         sigs = zone.rrsigs.get(name, empty)
         owner = b"".join(bytes((len(label),)) + label for label in name.labels)
-        data_w = {t: to_wire(owner, m) for t, m in data.items()}
-        sigs_w = {t: to_wire(owner, m) for t, m in sigs.items()}
-        data_n = {t: len(m.rdatas) for t, m in data.items() if len(m.rdatas) != 1} or None
-        sigs_n = {t: len(m.rdatas) for t, m in sigs.items() if len(m.rdatas) != 1} or None
+        yield (
+            name,
+            {t: to_wire(owner, m) for t, m in data.items()},
+            {t: len(m.rdatas) for t, m in data.items() if len(m.rdatas) != 1} or None,
+            {t: to_wire(owner, m) for t, m in sigs.items()},
+            {t: len(m.rdatas) for t, m in sigs.items() if len(m.rdatas) != 1} or None,
+        )
+
+
+def _assemble(
+    origin: dns.name.Name, owners: Iterable[OwnerWires], serial: Callable[[], int]
+) -> ZoneSnapshot:
+    """The snapshot of the owners ``owners`` (see :data:`OwnerWires`) of the zone at
+    ``origin``; ``serial`` gives the SOA serial once the apex is known to hold an SOA."""
+    memo: dict[int, tuple[dns.rrset.RRset, bytes, int]] = {}
+    depth = len(origin.labels)
+    nodes: dict[dns.name.Name, Node] = {}
+    nsec3_nodes: dict[dns.name.Name, Node] = {}
+    by_key: dict[Key, Node] = {}
+    cut_keys: set[Key] = set()
+    has_dname = False
+    for name, data_w, data_n, sigs_w, sigs_n in owners:
         node = Node(
             name, WireRRsets(name, data_w, memo, data_n), WireRRsets(name, sigs_w, memo, sigs_n)
         )
         labels = name.labels
         if (
-            NSEC3 in data
+            NSEC3 in data_w
             and len(labels) == depth + 1
-            and len(data) == 1
-            and all(t == NSEC3 for t in sigs)
+            and len(data_w) == 1
+            and all(t == NSEC3 for t in sigs_w)
         ):
             nsec3_nodes[name] = node
             continue
         nodes[name] = node
         by_key[labels] = node
-        if NS in data and len(labels) > depth:
+        if NS in data_w and len(labels) > depth:
             cut_keys.add(labels)
-        if DNAME in data:
+        if DNAME in data_w:
             has_dname = True
     apex = nodes.get(origin)
     if apex is None or SOA not in apex.rrsets:
@@ -697,9 +723,11 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
             ent_keys.add(parent)
     params: Nsec3Params | None = None
     by_hash: dict[int, Node] = {}
-    p = zone.rrsets[origin].get(NSEC3PARAM)
+    p = apex.rrsets.wires.get(NSEC3PARAM) if isinstance(apex.rrsets, WireRRsets) else None
     if p is not None:
-        for wire in p.rdatas:
+        owner = name_wire_len(origin)
+        for pos, rdlen in rdata_spans(p, owner):
+            wire = p[pos : pos + rdlen]
             if wire[1] == 0:  # flags: a chain being built has flags != 0
                 if wire[0] != 1:
                     raise ZoneError(f"zone {origin}: unknown NSEC3 hash algorithm {wire[0]}")
@@ -711,7 +739,7 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
         _index_nsec3(nsec3_nodes, by_hash)
     return _snapshot(
         origin,
-        zone.soa().serial,
+        serial(),
         nodes,
         nsec3_nodes,
         by_hash,
@@ -724,6 +752,62 @@ def build_from_model(zone: model.Zone) -> ZoneSnapshot:
         ent_keys=_frozen(ent_keys),
         cut_keys=_frozen(cut_keys),
     )
+
+
+PACK_CHUNK = 5000  # owners per part of pack_owners
+
+
+def pack_owners(zone: model.Zone, chunk: int = PACK_CHUNK) -> Iterator[bytes]:
+    """What :func:`build_from_model` makes of ``zone`` before it makes any object it
+    keeps (each owner's response wire, see :data:`OwnerWires`), as parts for
+    :func:`unpack_snapshot`, made one at a time: the zone's origin and serial, then the
+    owners ``chunk`` at a time.  Each is a pickle of plain tuples, dicts, bytes and ints,
+    made and read in C."""
+    try:
+        serial: int | None = zone.soa().serial
+    except ValueError:  # no SOA: unpack_snapshot raises ZoneError, as build_from_model
+        serial = None
+    yield pickle.dumps((zone.origin.labels, serial), pickle.HIGHEST_PROTOCOL)
+    owners: list[tuple[Any, ...]] = []
+    for name, *rest in _owner_wires(zone):
+        owners.append((name.labels, *rest))
+        if len(owners) >= chunk:
+            yield pickle.dumps(owners, pickle.HIGHEST_PROTOCOL)
+            owners = []
+    if owners:
+        yield pickle.dumps(owners, pickle.HIGHEST_PROTOCOL)
+
+
+def unpack_snapshot(parts: Iterable[bytes | memoryview]) -> ZoneSnapshot:
+    """The snapshot of the zone :func:`pack_owners` packed (in this process or one of its
+    own: the owners are taken as they come, checked and lower-case when they were packed);
+    the same as :func:`build_from_model` of that zone.  Its objects are made here in one
+    pass, in the order they are kept, as the parts come (from another process, while it
+    makes the next ones): a zone parsed there and unpacked here leaves none of the
+    parser's freed memory between them.
+
+    Raises :class:`ZoneError` like :func:`build_from_model`."""
+    stream = iter(parts)
+    origin_labels, serial = pickle.loads(next(stream))
+    origin = model.OwnerName.trusted(origin_labels)
+    trusted = model.OwnerName.trusted
+
+    def named() -> Iterator[OwnerWires]:
+        for part in stream:
+            owners = pickle.loads(part)
+            for i in range(len(owners)):
+                # Each entry let go once taken: the next owner's objects reuse its memory.
+                labels, data_w, data_n, sigs_w, sigs_n = owners[i]
+                owners[i] = None
+                name = origin if labels == origin_labels else trusted(labels)
+                yield name, data_w, data_n, sigs_w, sigs_n
+
+    def soa_serial() -> int:
+        if serial is None:
+            raise ZoneError(f"zone {origin}: no SOA at the zone apex")
+        return int(serial)
+
+    return _assemble(origin, named(), soa_serial)
 
 
 def update_from_model(

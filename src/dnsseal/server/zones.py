@@ -22,10 +22,9 @@ from dnsseal.server.zonehandle import (  # (ZoneState and the rest: re-exported 
     keyring_of,
     transfer_acl,
 )
+from dnsseal.server.zoneload import read_snapshot
 from dnsseal.storage.serverconfig import file_signature
-from dnsseal.storage.zonefile import read_zone
 from dnsseal.zone.model import Zone
-from dnsseal.zone.text import paused_gc
 
 __all__ = ["ZoneHandle", "ZoneState", "keyring_of", "transfer_acl"]
 
@@ -49,10 +48,10 @@ def load_one(
         sync_acl(state)
         return False, None
     try:
-        with paused_gc():
-            # Wire-based all the way (fast master-file path, no dnspython object per
-            # record): a 100k-host signed zone loads in seconds, not minutes.
-            snap = build_from_model(read_zone(cfg.file, cfg.name))
+        # Wire-based all the way (fast master-file path, no dnspython object per record):
+        # a 100k-host signed zone loads in seconds, not minutes; a large file is parsed in
+        # a child process at the start (the parser's leftovers stay there).
+        snap = read_snapshot(cfg.file, cfg.name, sig[1])
     except DnssealError as e:
         return False, str(e)
     if require_signed and not cfg.secondary and not is_signed(snap):

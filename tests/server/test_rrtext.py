@@ -267,3 +267,19 @@ def test_signature_times_text_is_libc_strftime_and_its_cache_stays_small() -> No
     for t in times:
         assert rdtext.time_text(t) == time.strftime("%Y%m%d%H%M%S", time.gmtime(t)), t
         assert len(rdtext._MINUTE_TEXT) <= rdtext._MINUTE_TEXT_MAX
+
+
+def test_a_restart_does_not_read_the_zone_it_journaled_already(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal already holds this serial (a restart): its records are not read again
+    (in a forked server, reading them copies every page of the zone into the process)."""
+    from dnsseal.server import history
+
+    snap = build_from_model(_signed(None))
+    journal = history.JournalHistory(tmp_path, writer=True)
+    journal.record(snap, NOW)
+    read: list[int] = []
+    monkeypatch.setattr(history, "record_lines", lambda s: read.append(1) or record_lines(s))
+    journal.record(snap, NOW + 60)
+    assert read == []

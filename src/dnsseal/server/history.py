@@ -95,13 +95,13 @@ class JournalHistory:
         if not self.writer:
             return
         zone = snap.origin.to_text()
-        lines = record_lines(snap)
         with Journal(self.state_dir) as j:
             current = j.current_serial(zone)
+            if current == snap.serial:
+                return  # (a restart: the zone's records are not read, nor its pages touched)
+            lines = record_lines(snap)
             if current is None:
                 j.set_base(zone, snap.serial, sorted(lines), now)
-                return
-            if current == snap.serial:
                 return
             replayed = j.replay(zone)
             assert replayed is not None

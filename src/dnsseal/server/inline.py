@@ -330,6 +330,14 @@ class InlineZone:
         """Are the models packed (:meth:`park`)?"""
         return isinstance(self._signed, bytes)
 
+    @property
+    def packed_signed(self) -> bytes | None:
+        """The version served as :meth:`park` packed it (:func:`pack_version`), or None
+        when it is kept as a model: what the workers get of a parked zone, with no model
+        unpacked for them."""
+        signed = self._signed
+        return signed if isinstance(signed, bytes) else None
+
     def park(self) -> bool:
         """Keep the signed and unsigned models packed (:func:`pack_version`: one bytes
         object each, a third of the model's size) until the next change needs them
@@ -343,6 +351,7 @@ class InlineZone:
         if len(signed.rrsets) + len(signed.rrsigs) > PARK_NAMES:
             return False
         packed_unsigned = pack_version(unsigned)
+        self._signed_serial = (self._signed_version, signed.soa().serial)  # (not unpacked)
         self._signed = pack_version(signed)  # (each read of one attribute sees one form)
         self._unsigned = packed_unsigned
         return True

@@ -5,7 +5,9 @@ than the frames go out: at a restart of 10,000 zones the queue held thousands of
 each a zone model unpacked for the push (a parked zone keeps only its packed bytes), and
 the main process kept that high-water mark (411 MiB after a restart against 335 after a
 cold start).  Now a parked zone is pushed as the bytes it is kept in, and the worker builds
-its snapshot from them; what the worker serves must be what the main process serves.
+its snapshot from them; what the worker serves must be what the main process serves.  Once
+pushed, the main process drops those bytes too and reads the model back from the snapshot
+it serves when a change needs it (``InlineZone.settle``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from conftest import free_port
 from dnsseal.proto.snapshot import ZoneSnapshot, snapshot_model
 from dnsseal.server import zonesync
 from dnsseal.server.service import AuthServer
+from dnsseal.server.versions import unpack_own
 from dnsseal.storage.serverconfig import load_config
 from dnsseal.zone.model import Zone
 
@@ -83,8 +86,12 @@ def test_parked_zones_are_pushed_packed_and_served_the_same(
                 state = server.zones[name]
                 assert state.inline is not None and state.inline.parked
                 assert isinstance(zone, bytes), name
-                assert zone == state.inline.packed_signed
+                assert unpack_own(zone) == state.inline.signed
                 assert state.served is not None and serial == state.served.snapshot.serial
+                # once pushed, the main process keeps no packed form of its own: the
+                # model is read back from the snapshot served (InlineZone.settle)
+                assert state.inline.packed_signed is None
+                assert state.inline._signed is state.served.snapshot
             # the last frame's versions are not kept by the sending task
             task = links._tasks[-1]
             held = [v for v in task.get_coro().cr_frame.f_locals.values()]  # type: ignore[union-attr]

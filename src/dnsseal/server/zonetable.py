@@ -113,6 +113,9 @@ class ZoneTable:
                 self.engine.set_pending(origin, pending)
         if self.links is not None:
             self._push_inline(changed)
+        for state in changed:  # (pushed: a parked zone's model is read from its snapshot)
+            if state.inline is not None and state.served is not None:
+                state.inline.settle(state.served.snapshot)
 
     async def reload(
         self, host: ServerHost, initial: bool, problems: list[str]

@@ -27,6 +27,7 @@ import os
 import struct
 import threading
 import time
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -203,6 +204,17 @@ PARK_NAMES = 200
 # Orders a settle (InlineZone.settle, from the event loop) with a new version set or
 # packed (in the change's worker thread): a settle never replaces a newer version.
 _FORM_LOCK = threading.Lock()
+# One KeyDirectory per key directory, shared by its zones (its only state, the directory's
+# listing, is per directory anyway): not a Path and an object per zone.
+_KEY_DIRS: dict[Path, KeyDirectory] = {}
+_NO_POLICIES: Mapping[str, Policy] = types.MappingProxyType({})
+
+
+def _key_directory(path: Path) -> KeyDirectory:
+    got = _KEY_DIRS.get(path)
+    if got is None:
+        got = _KEY_DIRS.setdefault(path, KeyDirectory(path))
+    return got
 
 
 def _model(form: Zone | bytes | ZoneSnapshot | None) -> Zone | None:
@@ -267,8 +279,8 @@ class InlineZone:
         self.name = self.origin.to_text()
         self.source = source
         self.policy = policy
-        self.policies = dict(policies or {})
-        self.keydir = KeyDirectory(key_dir)
+        self.policies = dict(policies) if policies else _NO_POLICIES  # (not a dict per zone)
+        self.keydir = _key_directory(key_dir)
         self.key_dir = key_dir
         self.state_dir = state_dir
         # Zone models, or between changes (small zones, :meth:`park`) packed as bytes

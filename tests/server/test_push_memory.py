@@ -92,6 +92,8 @@ def test_parked_zones_are_pushed_packed_and_served_the_same(
                 # model is read back from the snapshot served (InlineZone.settle)
                 assert state.inline.packed_signed is None
                 assert state.inline._signed is state.served.snapshot
+            # one KeyDirectory for the zones of the one key directory (not one per zone)
+            assert len({id(s.inline.keydir) for s in states if s.inline is not None}) == 1
             # the last frame's versions are not kept by the sending task
             task = links._tasks[-1]
             held = [v for v in task.get_coro().cr_frame.f_locals.values()]  # type: ignore[union-attr]

@@ -178,8 +178,8 @@ class MainLinks:
         snapshot's ``changed``); else they are found by comparing the two versions.
 
         The queue holds only what the caller keeps anyway (its model, or its packed
-        bytes): a start pushing thousands of versions faster than the frames go out does
-        not hold a model unpacked for each (the main process's high-water mark)."""
+        bytes): the versions a start pushes while a frame goes out (up to a batch of
+        zones) are not each a model unpacked for the push."""
         self.seq += 1
         if isinstance(zone, bytes):
             self._sent.pop(zone_name, None)  # (no model: the next version goes whole too)

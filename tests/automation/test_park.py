@@ -15,6 +15,7 @@ import dns.rdatatype
 
 from dnsseal.findings import Severity
 from dnsseal.policy.build import lookup
+from dnsseal.proto.snapshot import build_from_model
 from dnsseal.server import inline as inline_mod
 from dnsseal.server.inline import InlineZone
 from dnsseal.signer.verify import verify_zone
@@ -88,3 +89,33 @@ def test_a_zone_above_the_bound_keeps_its_models(tmp_path: Path) -> None:
     name = dns.name.from_text("new.p.example.")
     v2 = z.update(ZoneDiff((), ((name, T.A, 300, b"\xc0\x00\x02\x07"),)), NOW + 60)
     assert not z.parked and z.signed is v2.zone
+
+
+def test_a_settled_zone_reads_its_model_from_the_snapshot_served(tmp_path: Path) -> None:
+    """Once its version is served (and pushed to the workers), a parked zone drops its own
+    packed form: the snapshot served holds the same records (``InlineZone.settle``)."""
+    z = _zone(tmp_path)
+    v = z.maintain(NOW)
+    assert v is not None and isinstance(z._signed, bytes)
+    # refused: a snapshot of another serial (not this version)
+    assert not z.settle(build_from_model(inline_mod._with_serial(v.zone, v.serial + 1)))
+    assert isinstance(z._signed, bytes)
+    snap = build_from_model(v.zone)
+    assert z.settle(snap) and z._signed is snap and z.parked and z.packed_signed is None
+    assert z.signed == v.zone and z.signed_serial == v.serial
+    assert not z.settle(snap)  # (once)
+    # a change starts from it, and leaves the zone packed (its own bytes again)
+    name = dns.name.from_text("new.p.example.")
+    rec = (name, T.A, 300, b"\xc0\x00\x02\x07")
+    v2 = z.update(ZoneDiff((), (rec,)), NOW + 120)
+    assert apply(v.zone, v2.diff) == v2.zone == z.signed
+    assert isinstance(z._signed, bytes) and z.signed_serial == v2.serial
+    _ok(v2.zone, NOW + 120)
+    assert not z.settle(snap)  # the version before: not this one
+    assert z.signed == v2.zone
+    # during a change (the model unpacked), a settle changes nothing
+    z._unpark()
+    assert not z.settle(build_from_model(v2.zone)) and z.signed is z.signed
+    assert z.park() and z.settle(build_from_model(v2.zone)) and z.signed == v2.zone
+    # nothing due: the settled zone stays as it is
+    assert z.maintain(NOW + 180) is None and z.signed == v2.zone

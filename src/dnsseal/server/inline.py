@@ -25,7 +25,9 @@ import dataclasses
 import logging
 import os
 import struct
+import threading
 import time
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -44,6 +46,7 @@ from dnsseal.keymgr.plan import Fact
 from dnsseal.keys.ds import dnskey_rdata_wire, make_ds
 from dnsseal.keys.model import Key, KeyState, RecordState
 from dnsseal.policy.model import Policy
+from dnsseal.proto.snapshot import ZoneSnapshot, snapshot_model
 from dnsseal.server import counters, signpool
 from dnsseal.server.offlineksk import ResponseKeys
 from dnsseal.server.versions import (
@@ -192,13 +195,30 @@ def _sign_full(
 # models packed between changes (InlineZone.park); see docs/zones-benchmarks.md for the
 # cost of unpacking them per change.
 PARK_NAMES = 200
+# Orders a settle (InlineZone.settle, from the event loop) with a new version set or
+# packed (in the change's worker thread): a settle never replaces a newer version.
+_FORM_LOCK = threading.Lock()
+# One KeyDirectory per key directory, shared by its zones (its only state, the directory's
+# listing, is per directory anyway): not a Path and an object per zone.
+_KEY_DIRS: dict[Path, KeyDirectory] = {}
+_NO_POLICIES: Mapping[str, Policy] = types.MappingProxyType({})
 
 
-def _model(form: Zone | bytes | None) -> Zone | None:
-    """The model of a zone kept as a model or packed (:func:`pack_version`)."""
-    if not isinstance(form, bytes):
-        return form
-    return unpack_own(form)
+def _key_directory(path: Path) -> KeyDirectory:
+    got = _KEY_DIRS.get(path)
+    if got is None:
+        got = _KEY_DIRS.setdefault(path, KeyDirectory(path))
+    return got
+
+
+def _model(form: Zone | bytes | ZoneSnapshot | None) -> Zone | None:
+    """The model of a zone kept as a model, packed (:func:`pack_version`) or as the
+    snapshot served (:meth:`InlineZone.settle`)."""
+    if isinstance(form, bytes):
+        return unpack_own(form)
+    if isinstance(form, ZoneSnapshot):
+        return snapshot_model(form)
+    return form
 
 
 class InlineZone:
@@ -253,13 +273,13 @@ class InlineZone:
         self.name = self.origin.to_text()
         self.source = source
         self.policy = policy
-        self.policies = dict(policies or {})
-        self.keydir = KeyDirectory(key_dir)
+        self.policies = dict(policies) if policies else _NO_POLICIES  # (not a dict per zone)
+        self.keydir = _key_directory(key_dir)
         self.key_dir = key_dir
         self.state_dir = state_dir
         # Zone models, or between changes (small zones, :meth:`park`) packed as bytes
         self._unsigned: Zone | bytes | None = None
-        self._signed: Zone | bytes | None = None
+        self._signed: Zone | bytes | ZoneSnapshot | None = None
         self._signed_version = 0  # counts the versions set (see signed_serial)
         self._signed_serial: tuple[int, int | None] = (-1, None)  # (its version, serial)
         self._file_copy: Zone | None = None
@@ -295,8 +315,9 @@ class InlineZone:
 
     @signed.setter
     def signed(self, zone: Zone | None) -> None:
-        self._signed = zone
-        self._signed_version += 1
+        with _FORM_LOCK:
+            self._signed = zone
+            self._signed_version += 1
 
     @property
     def signed_serial(self) -> int | None:
@@ -321,8 +342,34 @@ class InlineZone:
 
     @property
     def parked(self) -> bool:
-        """Are the models packed (:meth:`park`)?"""
-        return isinstance(self._signed, bytes)
+        """Are the models packed (:meth:`park`; the signed one perhaps read from the
+        snapshot served: :meth:`settle`)?"""
+        return isinstance(self._signed, (bytes, ZoneSnapshot))
+
+    @property
+    def packed_signed(self) -> bytes | None:
+        """The version served as :meth:`park` packed it (:func:`pack_version`), or None
+        when it is kept as a model (or :meth:`settle`-d): what the workers get of a parked
+        zone, with no model unpacked for them."""
+        signed = self._signed
+        return signed if isinstance(signed, bytes) else None
+
+    def settle(self, snap: ZoneSnapshot) -> bool:
+        r"""``snap``, built from the version :attr:`signed` holds, is served (and was
+        pushed to the workers): a :meth:`park`\ ed zone drops its own packed form and
+        reads its model back from ``snap`` (:func:`snapshot_model`: the same records)
+        when a change or a reader needs it, the snapshot being kept anyway (3 KiB per
+        zone of 7 names).  Checked by origin and serial (a zone serves one version per
+        serial); True when done."""
+        with _FORM_LOCK:  # (a change's thread may set a newer version meanwhile)
+            if (
+                isinstance(self._signed, bytes)
+                and snap.origin == self.origin
+                and snap.serial == self.signed_serial
+            ):
+                self._signed = snap
+                return True
+        return False
 
     def park(self) -> bool:
         """Keep the signed and unsigned models packed (:func:`pack_version`: one bytes
@@ -333,14 +380,18 @@ class InlineZone:
         read of :attr:`signed` gives the same records."""
         signed, unsigned = self._signed, self._unsigned
         if not isinstance(signed, Zone) or not isinstance(unsigned, Zone):
-            return isinstance(signed, bytes)
+            return isinstance(signed, (bytes, ZoneSnapshot))
         if len(signed.rrsets) + len(signed.rrsigs) > PARK_NAMES:
             return False
         packed_unsigned = pack_version(unsigned)
         made = signpool.made_of(signed)  # (a first signing in the helper: packed there)
-        # (each read of one attribute sees one form)
-        self._signed = made.packed if made is not None else pack_version(signed)
-        self._unsigned = packed_unsigned
+        packed = made.packed if made is not None else pack_version(signed)
+        with _FORM_LOCK:
+            if self._signed is not signed:  # (a version set meanwhile: not this one)
+                return False
+            self._signed_serial = (self._signed_version, signed.soa().serial)  # (not unpacked)
+            self._signed = packed  # (each read of one attribute sees one form)
+            self._unsigned = packed_unsigned
         return True
 
     def _unpark(self) -> None:

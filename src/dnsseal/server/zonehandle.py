@@ -261,17 +261,18 @@ class ZoneHandle:
     loaded_at: int = 0
     error: str | None = None
     notify_pending: bool = False
-    notify_log: list[str] = field(default_factory=list)
+    # (each replaced whole, never changed in place: a shared empty tuple until then)
+    notify_log: Sequence[str] = ()
     # Inline signing (zones with a dnssec-policy), driven by server.maintenance:
     inline: InlineZone | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one change at a time
+    _lock: asyncio.Lock | None = field(default=None, repr=False)  # see ``lock``
     # The maintenance the server's one scheduler runs for this zone now (None between
     # runs: a sleeping zone is an entry in that scheduler's heap, not a task of its own;
     # see server.maintenance); cancelled when the zone goes.
     timer: asyncio.Task[None] | None = None
     checkds_task: asyncio.Task[None] | None = None  # server.checkds (parental agents)
     retry_at: int = 0  # after a failed maintenance: not before this
-    parent_log: list[str] = field(default_factory=list)  # checkds: per agent, DS expected/seen
+    parent_log: Sequence[str] = ()  # checkds: per agent, DS expected/seen
     secondary: Transfers | None = None  # zones with primaries: server.xfrin (bump in the wire)
     frozen: bool = False  # `dnsseal ctl freeze`: dynamic updates refused until thawed
     # Called with this handle whenever ``served`` is set: the server notes which zones to
@@ -285,6 +286,15 @@ class ZoneHandle:
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """One change at a time (made when first taken: most zones of a worker process
+        never take it)."""
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = asyncio.Lock()
+        return lock
 
     @property
     def served(self) -> ServedZone | None:

@@ -4,13 +4,14 @@ Only the main process signs, takes dynamic updates and writes the journal.  Each
 joined to it by a unix socket pair made before the fork, carrying length-prefixed frames:
 
 * main -> worker ``Z``: new versions of inline-signed zones, each with a sequence number:
-  the signed zone model in a compact form (owners as label tuples, RRsets as wire RDATA),
-  or, when the worker has the version before it and little changed (an UPDATE), only the
-  records removed and added, which the worker applies to the snapshot it serves in
-  O(change) (it keeps no zone model: the snapshot is the one form of a zone it holds);
-  the versions pushed while the previous frame went out travel together (at most
-  :data:`FRAME_ZONES`), so bringing up many zones costs a frame and a thread hop per
-  batch, not per zone;
+  the signed zone model in a compact form (owners as label tuples, RRsets as wire RDATA;
+  for a small zone the main process keeps packed between changes, that packed form
+  itself: :func:`dnsseal.server.versions.pack_version`), or, when the worker has the
+  version before it and little changed (an UPDATE), only the records removed and added,
+  which the worker applies to the snapshot it serves in O(change) (it keeps no zone
+  model: the snapshot is the one form of a zone it holds); the versions pushed while the
+  previous frame went out travel together (at most :data:`FRAME_ZONES`), so bringing up
+  many zones costs a frame and a thread hop per batch, not per zone;
 * worker -> main ``N``: the worker could not apply a change (it lacks the version it
   applies to): the main process sends the zone's latest version whole;
 * worker -> main ``A``: the versions of a frame are now served (its last sequence number);
@@ -40,6 +41,7 @@ from typing import Any
 import dns.name
 
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model, update_from_diff
+from dnsseal.server.versions import unpack_own
 from dnsseal.zone import model
 from dnsseal.zone.diff import ZoneDiff, diff_at
 
@@ -164,15 +166,25 @@ class MainLinks:
         self,
         zone_name: str,
         serial: int,
-        zone: model.Zone,
+        zone: model.Zone | bytes,
         changed: Iterable[tuple[bytes, ...]] | None = None,
     ) -> None:
         """Send a new version of ``zone_name`` to every worker (in order, in the
         background); :meth:`wait_current` waits for it to be served everywhere.
-        ``changed``: the owners (lower-case labels) where ``zone`` differs from the
-        version pushed before it, when the caller knows them (a snapshot's ``changed``);
-        else they are found by comparing the two versions."""
+        ``zone``: the version's model, or its packed form (:func:`~dnsseal.server.versions.
+        pack_version`, made in this process: the form a small inline zone is kept in, sent
+        as it is, and whole).  ``changed``: the owners (lower-case labels) where ``zone``
+        differs from the version pushed before it, when the caller knows them (a
+        snapshot's ``changed``); else they are found by comparing the two versions.
+
+        The queue holds only what the caller keeps anyway (its model, or its packed
+        bytes): the versions a start pushes while a frame goes out (up to a batch of
+        zones) are not each a model unpacked for the push."""
         self.seq += 1
+        if isinstance(zone, bytes):
+            self._sent.pop(zone_name, None)  # (no model: the next version goes whole too)
+            self._queue.put_nowait((self.seq, zone_name, serial, zone, None, None))
+            return
         ref = self._sent.get(zone_name)
         prev = ref() if ref is not None else None
         self._sent[zone_name] = weakref.ref(zone)
@@ -212,6 +224,7 @@ class MainLinks:
             while len(items) < FRAME_ZONES and not self._queue.empty():
                 items.append(self._queue.get_nowait())  # pushed meanwhile: the same frame
             frame = _frame(ZONE, await asyncio.to_thread(_pack_versions, items))
+            del items  # (not kept while the next frame is awaited: up to FRAME_ZONES models)
             for link in self.links:
                 if link.writer is None or not link.alive:
                     continue
@@ -222,6 +235,7 @@ class MainLinks:
                     log.warning("[server] worker %d unreachable: %s", link.pid, e)
                     link.alive = False
                     link.changed.set()
+            del frame
 
     async def _read(self, link: _WorkerLink, reader: asyncio.StreamReader) -> None:
         try:
@@ -255,9 +269,11 @@ class MainLinks:
                 await link.writer.drain()
 
 
-# (sequence number, zone name, serial, the version, the version queued before it or None,
-# the owners where the two differ when known)
-Pushed = tuple[int, str, int, model.Zone, model.Zone | None, frozenset[tuple[bytes, ...]] | None]
+# (sequence number, zone name, serial, the version (its model or packed form), the version
+# queued before it or None, the owners where the two differ when known)
+Pushed = tuple[
+    int, str, int, model.Zone | bytes, model.Zone | None, frozenset[tuple[bytes, ...]] | None
+]
 
 
 def version_change(
@@ -294,9 +310,13 @@ def version_change(
 
 def _pack_versions(items: list[Pushed]) -> bytes:
     """A ``Z`` frame's payload: (sequence number, zone name, serial, the version) each, the
-    version either ``(b"F", packed zone)`` or ``(b"D", serial before, removed, added)``."""
+    version either ``(b"F", packed zone)``, ``(b"P", pack_version's bytes)`` or ``(b"D",
+    serial before, removed, added)``."""
     out: list[tuple[int, str, int, tuple[Any, ...]]] = []
     for seq, name, serial, zone, prev, changed in items:
+        if isinstance(zone, bytes):
+            out.append((seq, name, serial, (b"P", zone)))
+            continue
         change = version_change(prev, zone, changed) if prev is not None else None
         if prev is None or change is None:
             out.append((seq, name, serial, (b"F", pack_zone(zone))))
@@ -325,6 +345,8 @@ def _build_versions(payload: bytes, snaps: dict[str, ZoneSnapshot]) -> tuple[int
         try:
             if version[0] == b"F":
                 snap = build_from_model(unpack_zone(version[1]))
+            elif version[0] == b"P":  # (packed by the main process: versions.pack_version)
+                snap = build_from_model(unpack_own(version[1]))
             else:
                 _, before, removed, added = version
                 old = snaps.get(name)
@@ -408,6 +430,7 @@ class WorkerLink:
                 kind, payload = await _read_frame(reader)
                 if kind == ZONE:
                     seq, built = await asyncio.to_thread(_build_versions, payload, self.snaps)
+                    payload = b""  # (the frame is not kept while the next is awaited)
                     lacking = set()
                     for name, serial, snap, lacked in built:
                         if lacked:

@@ -113,6 +113,9 @@ class ZoneTable:
                 self.engine.set_pending(origin, pending)
         if self.links is not None:
             self._push_inline(changed)
+        for state in changed:  # (pushed: a parked zone's model is read from its snapshot)
+            if state.inline is not None and state.served is not None:
+                state.inline.settle(state.served.snapshot)
 
     async def reload(
         self, host: ServerHost, initial: bool, problems: list[str]
@@ -189,6 +192,19 @@ class ZoneTable:
             model = state.secondary.copy  # a plain secondary's transferred copy
         return model
 
+    @classmethod
+    def _pushed_form(cls, state: ZoneHandle) -> Zone | bytes | None:
+        """What the workers get of the version ``state`` serves: a parked inline zone's
+        packed form as it is kept (no model unpacked for the push, none held in the
+        links' queue until its frame is made: a start pushes thousands), else its
+        model."""
+        inline = state.inline
+        if inline is not None and not (state.config.secondary and state.secondary is not None):
+            packed = inline.packed_signed
+            if packed is not None:
+                return packed
+        return cls._model_of(state)
+
     def current_model(self, name: str) -> Zone | None:
         """The model of the version zone ``name`` serves (None: no such zone or none)."""
         state = self.zones.get(name)
@@ -200,18 +216,25 @@ class ZoneTable:
         assert self.links is not None
         for state in states:
             served = state.served
-            model = self._model_of(state)
-            if model is None or served is None:
+            if served is None:
                 continue
             snap = served.snapshot
             if self._pushed.get(state.name) is snap:
                 continue
-            if model.soa().serial != snap.serial:
+            form = self._pushed_form(state)
+            if form is None:
+                continue
+            if isinstance(form, bytes):
+                assert state.inline is not None
+                serial = state.inline.signed_serial
+            else:
+                serial = form.soa().serial
+            if serial != snap.serial:
                 log.warning(
-                    "[%s] serial %d served but the zone model has %d: workers not updated",
+                    "[%s] serial %d served but the zone model has %s: workers not updated",
                     state.name,
                     snap.serial,
-                    model.soa().serial,
+                    serial,
                 )
                 continue
             before = self._pushed.get(state.name)
@@ -219,7 +242,7 @@ class ZoneTable:
             self._pushed[state.name] = snap
             # A version made from the one pushed before: its changed owners are known.
             changed = snap.changed if before is not None and base is before else None
-            self.links.push(state.name, snap.serial, model, changed)
+            self.links.push(state.name, snap.serial, form, changed)
 
     def find_state(self, zone: str) -> ZoneHandle:
         """The zone called ``zone`` (any case, final dot or not); raises LookupError."""

@@ -40,6 +40,7 @@ from typing import Any
 
 import dns.name
 
+from dnsseal import aio
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model, update_from_diff
 from dnsseal.server.versions import unpack_own
 from dnsseal.zone import model
@@ -216,7 +217,7 @@ class MainLinks:
                     log.warning("[server] worker %d has not taken the new zone version", link.pid)
                     break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(link.changed.wait(), left)
+                    await aio.wait_for(link.changed.wait(), left)
 
     async def _send(self) -> None:
         while True:
@@ -417,7 +418,7 @@ class WorkerLink:
         try:
             self.writer.write(_frame(UPDATE, pickle.dumps((req, client, wire))))
             await self.writer.drain()
-            return await asyncio.wait_for(fut, RELAY_TIMEOUT)
+            return await aio.wait_for(fut, RELAY_TIMEOUT)
         except (TimeoutError, ConnectionError, OSError) as e:
             log.warning("[server] UPDATE from %s not answered by the main process: %s", client, e)
             return b""

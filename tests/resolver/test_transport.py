@@ -96,3 +96,41 @@ def test_dead_server_skipped_and_tc_retried_over_tcp(authority: Authority) -> No
 def test_reply_with_wrong_id_is_ignored(authority: Authority) -> None:
     verdict, _ = _run(authority, set(), spoof=True)
     assert verdict.security is v.Security.SECURE, verdict
+
+
+def test_udp_exchange_cancelled_or_refused_leaves_nothing_behind() -> None:
+    # A cancelled wait (the resolution given up) and an ICMP port unreachable both end the
+    # exchange with its socket closed and the event loop no longer watching it.
+    import socket
+
+    from dnsseal.resolver.transport import udp_exchange
+
+    wire = dns.message.make_query("www.example.", "A").to_wire()
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+            silent.bind(("127.0.0.1", 0))
+            task = asyncio.ensure_future(udp_exchange(silent.getsockname(), wire, 5.0))
+            await asyncio.sleep(0.05)
+            assert not task.done()
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            else:
+                raise AssertionError("the exchange was not cancelled")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
+            closed.bind(("127.0.0.1", 0))
+            dead = closed.getsockname()
+        try:
+            await udp_exchange(dead, wire, 5.0)
+        except ConnectionRefusedError:
+            pass
+        else:
+            raise AssertionError("no reply from a closed port")
+        selector = loop._selector  # type: ignore[attr-defined]
+        assert [k.fd for k in selector.get_map().values() if k.fd > 2] == [loop._ssock.fileno()]  # type: ignore[attr-defined]
+
+    asyncio.run(go())

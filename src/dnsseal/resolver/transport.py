@@ -65,24 +65,20 @@ async def _bounded(exchange: Awaitable[bytes], timeout: float) -> bytes:
         raise
 
 
-async def _udp(server: Server, wire: bytes) -> bytes:
-    """Send ``wire`` from a fresh socket (a new random source port per question) and wait
-    for the reply with the same ID; the socket is connected, so the kernel drops datagrams
-    from any other address (and reports ICMP errors as OSError)."""
-    loop = asyncio.get_running_loop()
+def _udp_socket(server: Server, wire: bytes) -> socket.socket:
+    """A fresh non-blocking socket connected to ``server`` (so a new random source port
+    per question, RFC 5452 s9.2, and the kernel drops datagrams from any other address and
+    reports ICMP errors as OSError), ``wire`` already sent on it when the send did not
+    block (a datagram is sent whole or not at all)."""
     family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
-        sock.connect(server)
-        await loop.sock_sendall(sock, wire)
-        while True:
-            data = await loop.sock_recv(sock, 65535)
-            # Ignore datagrams that are not replies to this query (ID mismatch).
-            if len(data) >= 2 and data[:2] == wire[:2]:
-                return data
-    finally:
+        sock.connect(server)  # an address literal: no name resolution
+    except BaseException:
         sock.close()
+        raise
+    return sock
 
 
 async def _tcp(server: Server, wire: bytes) -> bytes:
@@ -96,9 +92,73 @@ async def _tcp(server: Server, wire: bytes) -> bytes:
         writer.close()
 
 
+def _reply(sock: socket.socket, ident: bytes) -> bytes | None:
+    """The first datagram waiting on ``sock`` whose ID is ``ident`` (others, not replies to
+    this query, are read and dropped); None when none is waiting; OSError for an ICMP
+    error (port unreachable and the like)."""
+    while True:
+        try:
+            data = sock.recv(65535)
+        except BlockingIOError:
+            return None
+        if data[:2] == ident:
+            return data
+
+
 async def udp_exchange(server: Server, wire: bytes, timeout: float) -> bytes:
-    """One exchange over UDP (see :func:`_udp`), bounded as :func:`_bounded` says."""
-    return await _bounded(_udp(server, wire), timeout)
+    """One exchange over UDP: ``wire`` sent from a fresh socket (:func:`_udp_socket`), and
+    the first reply with the same ID returned, waited for as :func:`_bounded` says.
+
+    The reply is read at once if it is already there (a server on the same host often
+    answers within the send); else one future that a reader callback completes and one
+    timer wait for it: no sock_recv/asyncio.timeout, so no timeout context manager and no
+    task cancel/uncancel when the timer fires (docs/resolver-benchmarks.md, "Helper
+    resxport")."""
+    left = time_left()
+    if left <= 0:
+        raise Expired("the question's deadline passed")
+    ident = wire[:2]
+    sock = _udp_socket(server, wire)
+    try:
+        try:
+            sock.send(wire)
+        except BlockingIOError:  # the socket's send buffer is full: wait for room
+            await asyncio.get_running_loop().sock_sendall(sock, wire)
+        data = _reply(sock, ident)
+        if data is not None:
+            return data
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[bytes] = loop.create_future()
+
+        def readable() -> None:
+            if reply.done():
+                return
+            try:
+                data = _reply(sock, ident)
+            except OSError as exc:
+                reply.set_exception(exc)
+                return
+            if data is not None:
+                reply.set_result(data)
+
+        def expired() -> None:
+            if reply.done():
+                return
+            if left < timeout:
+                reply.set_exception(Expired(f"no reply within the question's last {left:.3f} s"))
+            else:
+                reply.set_exception(TimeoutError())
+
+        fd = sock.fileno()
+        loop.add_reader(fd, readable)
+        timer = loop.call_later(min(timeout, left), expired)
+        try:
+            return await reply
+        finally:
+            timer.cancel()
+            loop.remove_reader(fd)
+    finally:
+        sock.close()
 
 
 async def tcp_exchange(server: Server, wire: bytes, timeout: float) -> bytes:

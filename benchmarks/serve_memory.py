@@ -16,7 +16,9 @@ Every process is started here and stopped by its PID.  Nothing leaves 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -38,6 +40,25 @@ def memory(pid: int) -> dict[str, int]:
     return out
 
 
+def peak(pid: int) -> int:
+    """The highest RSS of ``pid`` so far (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
+def journaled(path: Path) -> bool:
+    """Whether the journal at ``path`` holds a version of the zone."""
+    if not path.exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT COUNT(*) FROM base").fetchone()[0] > 0
+    except sqlite3.OperationalError:  # (not made yet, or locked)
+        return False
+
+
 def children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -52,8 +73,8 @@ def report(label: str, pid: int) -> None:
         total += m["Pss"]
         private = m["Private_Clean"] + m["Private_Dirty"]
         shared = m["Shared_Clean"] + m["Shared_Dirty"]
-        print(f"  {label} pid {p}: RSS {m['Rss']}  PSS {m['Pss']}  private {private}  "
-              f"shared {shared} MiB")  # fmt: skip
+        print(f"  {label} pid {p}: RSS {m['Rss']} (peak {peak(p)})  PSS {m['Pss']}  "
+              f"private {private}  shared {shared} MiB")  # fmt: skip
     print(f"  {label}: PSS summed {total} MiB (load {os.getloadavg()[0]:.2f})", flush=True)
 
 
@@ -73,6 +94,12 @@ def main() -> None:
     ap.add_argument("--src", type=Path, help="the dnsseal tree to run (PYTHONPATH)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seconds", type=int, default=8, help="dnsperf run per mix")
+    ap.add_argument(
+        "--state-dir",
+        action="store_true",
+        help="serve with a new (empty) state-dir: the zone is journaled at the start",
+    )
+    ap.add_argument("--no-perf", action="store_true", help="only the ready numbers")
     args = ap.parse_args()
     zdir = args.zone_dir or Path(tempfile.mkdtemp(prefix="servemem"))
     zdir.mkdir(parents=True, exist_ok=True)
@@ -86,8 +113,11 @@ def main() -> None:
     port = free_port()
     run = Path(tempfile.mkdtemp(prefix="servemem-run"))
     conf = run / "dnsseal.toml"
+    state = f'state-dir = "{run / "state"}"\n' if args.state_dir else ""
+    if args.state_dir:
+        (run / "state").mkdir()
     conf.write_text(
-        f'[server]\nlisten = ["127.0.0.1@{port}"]\nworkers = {args.workers}\n\n'
+        f'[server]\nlisten = ["127.0.0.1@{port}"]\nworkers = {args.workers}\n{state}\n'
         f'[zone."{ORIGIN}"]\nfile = "{signed}"\npresigned = true\n'
     )
     env = dict(os.environ)
@@ -106,8 +136,13 @@ def main() -> None:
         print(f"dnsseal ({args.src or 'installed'}), {args.hosts} hosts, workers = "
               f"{args.workers}: answers after {time.monotonic() - started:.1f} s")  # fmt: skip
         time.sleep(2)
+        if args.state_dir:  # until the main process has journaled the zone
+            while not journaled(run / "state" / "journal.sqlite"):
+                time.sleep(0.5)
+            print(f"  journaled after {time.monotonic() - started:.1f} s")
+            time.sleep(2)
         report("ready", proc.pid)
-        for mix in mixes:
+        for mix in [] if args.no_perf else mixes:
             out = subprocess.run(
                 [tool("dnsperf"), "-s", "127.0.0.1", "-p", str(port), "-d",
                  str(zdir / f"q-{mix}.txt"), "-l", str(args.seconds), "-c", "4", "-q", "200",

@@ -12,6 +12,7 @@ processes answered queries and the main process's watcher ran.
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
@@ -75,12 +76,16 @@ def _ask(port: int, name: str, rtype: str) -> dns.message.Message:
     raise AssertionError(f"no answer for {name} {rtype}")
 
 
-def _start(d: Path, signed: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """``dnsseal serve`` of ``signed`` with two processes, once both answer."""
+def _start(
+    d: Path, signed: Path, state_dir: Path | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``dnsseal serve`` of ``signed`` with two processes (and ``state_dir``), once both
+    answer."""
     port = free_port()
     conf = d / "dnsseal.toml"
+    state = f'state-dir = "{state_dir}"\n' if state_dir is not None else ""
     conf.write_text(
-        f'[server]\nlisten = ["127.0.0.1@{port}"]\nworkers = 2\n\n'
+        f'[server]\nlisten = ["127.0.0.1@{port}"]\nworkers = 2\n{state}\n'
         f'[zone."{ORIGIN}"]\nfile = "{signed}"\npresigned = true\n'
     )
     with (d / "out.txt").open("ab") as out:
@@ -124,3 +129,49 @@ def test_the_worker_shares_the_zone_after_answering(tmp_path: Path) -> None:
     finally:
         stop(proc, timeout=15)
     assert loaded - base < 3.7 * signed.stat().st_size / 1024, (loaded, base)
+
+
+def _journaled(state_dir: Path) -> int | None:
+    """The serial of the zone's base version in the journal, or None."""
+    path = state_dir / "journal.sqlite"
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT serial FROM base WHERE zone = ?", (ORIGIN,)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.OperationalError:  # (its tables not made yet)
+        return None
+    return None if row is None else int(row[0])
+
+
+@pytest.mark.interop
+@pytest.mark.slow
+def test_journaling_the_loaded_zone_does_not_copy_it(tmp_path: Path) -> None:
+    """With a state-dir the main process journals the loaded zone (every record read, as
+    lines); done after the fork, that walk wrote the reference count of every object of the
+    zone and copied its pages into the main process (and so out of the worker's share):
+    20k names, before: main 52% private (51 of 99 MiB), worker 55% (43 of 77 MiB)."""
+    signed = _signed_zone(tmp_path, HOSTS)
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    proc, port = _start(tmp_path, signed, state_dir)
+    try:
+        deadline = time.monotonic() + 120
+        while _journaled(state_dir) != 1:
+            assert time.monotonic() < deadline, "the zone was not journaled"
+            time.sleep(0.2)
+        for i in range(0, HOSTS, 200):
+            assert _ask(port, f"host{i}.{ORIGIN}", "TXT").answer
+        time.sleep(3)  # the start's commit path (the journal's record) and the watcher ran
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) == 1
+        shares = []  # (pid, private kB, RSS kB)
+        for pid in (proc.pid, int(children[0])):
+            m = _memory(pid)
+            shares.append((pid, m["Private_Clean"] + m["Private_Dirty"], m["Rss"]))
+        assert all(private < 0.25 * rss for _, private, rss in shares), shares
+    finally:
+        stop(proc, timeout=15)

@@ -32,9 +32,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dnsseal import clock
+from dnsseal.errors import DnssealError
 from dnsseal.proto.wiretable import WireTable
 from dnsseal.server import counters, views
 from dnsseal.server.binding import Bound, bind_all
+from dnsseal.server.history import JournalHistory
 from dnsseal.server.service import AuthServer
 from dnsseal.server.zones import ZoneState
 from dnsseal.server.zonetable import preload
@@ -76,6 +78,26 @@ def shared_table(zones: dict[str, ZoneState]) -> WireTable:
         if s.served is not None and s.served.online is None and not s.served.expired
     ]
     return WireTable(snaps, {})
+
+
+def journal_loaded(config: ServerConfig, zones: dict[str, ZoneState], now: int) -> None:
+    """Record the loaded zones' versions in the journal now, before the fork, as the start
+    would after it (:func:`dnsseal.server.zonehandle.commit_zone_set`, which then finds
+    each serial journaled and reads nothing).  Journaling a new version reads every record
+    of the snapshot (:func:`dnsseal.server.history.record_lines`): after the fork, the
+    reference counts it writes copied every page of a big zone into the main process (a
+    100k-name zone: 225 MiB private, PSS summed 542 MiB instead of ~325).  Before it, the
+    walk costs the same CPU, and its lines are freed before the heap is trimmed."""
+    if config.state_dir is None:
+        return
+    history = JournalHistory(config.state_dir, writer=True)
+    for name, state in zones.items():
+        if state.served is None or state.error or state.inline is not None:
+            continue
+        try:
+            history.record(state.served.snapshot, now)
+        except DnssealError as e:  # the start's commit path tries again, and says so
+            log.warning("[%s] journal not updated before the fork: %s", name, e)
 
 
 def adopt_table(server: AuthServer, table: WireTable) -> None:
@@ -121,7 +143,10 @@ def _serve(
     on_started: Callable[[AuthServer], None] | None,
     bound: Bound,
 ) -> None:
-    zones: dict[str, ZoneState] = preload(config, clock.now())
+    now = clock.now()
+    zones: dict[str, ZoneState] = preload(config, now)
+    if config.workers > 1:
+        journal_loaded(config, zones, now)
     _trim_heap()
     table: WireTable | None = None
     if config.workers > 1:

@@ -554,6 +554,12 @@ class AuthServer:
                 except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
                     return
                 conn.idle_since = None
+                # One loop turn per query: a client's pipelined burst, already in the reader's
+                # buffer, must not hold the loop while it is answered whole (the other
+                # clients, their write timeouts and the memory their queued answers hold:
+                # tests/hostile/test_tcp.py).  asyncio.wait_for gave this turn as a side
+                # effect (a task per read); aio.wait_for reads in this task.
+                await asyncio.sleep(0)
                 try:
                     if is_update(wire) and (self.link is not None or not self.worker):
                         out = [await self._answer_update(wire, client)]

@@ -414,6 +414,7 @@ class ResolverService:
                     data = await reader.readexactly(length)
                 except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                     return
+                await asyncio.sleep(0)  # (one loop turn per query: see the server's TCP loop)
                 out = await self.handle(data, True, client)
                 if out is None:
                     return

@@ -11,9 +11,12 @@ zone's time (60 s and more).
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 from types import SimpleNamespace
+
+import pytest
 
 from conftest import free_port
 from dnsseal import clock
@@ -69,3 +72,33 @@ def test_stop_after_a_reload_that_removed_zones_whose_maintenance_ran(tmp_path: 
     took, left = asyncio.run(run())
     assert left > 0
     assert took < 10, took
+
+
+def test_sigterm_is_ours_before_any_listener_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM sent as soon as the server answers (a supervisor, a test waiting for the
+    first answer) stops it cleanly: the handlers were installed only at the end of the
+    start, after the listeners, the control socket and the HTTP listener, and a SIGTERM in
+    between killed the server by the default action (CI: exit -15)."""
+    from dnsseal.server import udp
+
+    conf = _inline_config(tmp_path, free_port())
+    seen: list[object] = []
+    real_start = udp.UdpListener.start
+
+    def start(self: udp.UdpListener) -> None:
+        seen.append(signal.getsignal(signal.SIGTERM))
+        real_start(self)
+
+    monkeypatch.setattr(udp.UdpListener, "start", start)
+
+    async def run() -> None:
+        server = AuthServer(load_config(conf), conf)
+        try:
+            await server.start()
+        finally:
+            await server.stop()
+
+    asyncio.run(run())
+    assert seen and all(h not in (signal.SIG_DFL, None) for h in seen), seen

@@ -168,6 +168,12 @@ class AuthServer:
             await self.link.start()
         await self.reload(initial=True)
         loop = asyncio.get_running_loop()
+        # The signals are ours before any listener answers: a SIGTERM sent once the server
+        # answers (a supervisor, a test) stops it cleanly, never by the default action.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
+            loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+            loop.add_signal_handler(signal.SIGINT, self.request_stop)
         bound = self.bound
         if bound is None:  # tests and embedders: bind now (the CLI binds before writing)
             bound = Bound()
@@ -199,10 +205,6 @@ class AuthServer:
         await self.observe.start()
         if self.worker_pids:
             log.info("[server] %d worker processes share the ports", len(self.worker_pids))
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
-            loop.add_signal_handler(signal.SIGTERM, self.request_stop)
-            loop.add_signal_handler(signal.SIGINT, self.request_stop)
 
     async def run(self) -> None:
         """Start, serve until stopped (SIGTERM, SIGINT, ``dnsseal ctl stop``), clean up."""

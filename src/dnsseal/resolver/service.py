@@ -478,6 +478,11 @@ async def serve_forever(
         cache_bytes=cache_bytes,
     )
     service = ResolverService(resolver, allow or DEFAULT_ALLOW, native, udp_threads, metrics)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # (ours before a listener answers)
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     await service.start(host, port)
     # In the background: the listeners are ready, a question waits for it (priming, then
     # the root's DNSKEY RRset when the root has a trust anchor).
@@ -488,11 +493,6 @@ async def serve_forever(
     except BaseException:
         await service.close()
         raise
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     maint = None
     if state_file is not None:
         maint = asyncio.ensure_future(

@@ -48,12 +48,7 @@ class HashedName(dns.name.Name):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, dns.name.Name):
             return False
-        la, lb = self.labels, other.labels
-        if la == lb:
-            return True
-        if len(la) != len(lb):
-            return False
-        return _same_labels(la, lb)
+        return same_name(self, other)
 
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)

@@ -413,6 +413,41 @@ def test_stale_temp_cleanup_keeps_nothing_per_output_written(tmp_path: Path) -> 
     assert "z7" not in atomic._temps[outs]  # popped when z7 was cleaned up after
 
 
+def test_parsed_key_cache_holds_a_small_entry_per_key_and_sees_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache of parsed keys keeps, besides the Key itself, its file name and its files'
+    stamp in a few hundred bytes (a Path and a tuple of 15 ints cost ~1 KiB a key, so a
+    zone, in a server of 10,000 zones), and still sees each kind of change to the files."""
+    import sys
+
+    from dnsseal.storage import keydir as keydir_mod
+
+    monkeypatch.setattr(keydir_mod, "RACY_NS", 0)
+    monkeypatch.setattr(keydir_mod, "_LOADED", {})
+    kd = KeyDirectory(tmp_path)
+    kd.create(_new_key())
+    (loaded,) = kd.keys(ZONE)
+    assert kd.keys(ZONE)[0] is loaded  # from the cache
+    ((name, (stamp, key)),) = keydir_mod._LOADED.items()
+    assert key is loaded
+
+    def size(o: object) -> int:
+        if isinstance(o, tuple):
+            return sys.getsizeof(o) + sum(size(x) for x in o)
+        return sys.getsizeof(o)
+
+    held = size(name) + size(stamp) + sys.getsizeof((stamp, key))
+    assert held < 400, held
+    public = tmp_path / f"{loaded.basename}.key"
+    public.write_text(public.read_text() + "; edited\n")  # size (and times) change
+    assert kd.keys(ZONE)[0] is not loaded
+    again = kd.keys(ZONE)[0]
+    assert kd.keys(ZONE)[0] is again
+    (tmp_path / f"{loaded.basename}.private").chmod(0o400)  # the mode only
+    assert kd.keys(ZONE)[0] is not again
+
+
 def test_a_key_file_named_for_another_zone_is_not_used_and_said_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

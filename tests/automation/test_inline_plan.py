@@ -75,3 +75,30 @@ def test_between_the_plan_and_the_signer_only_the_key_directory_touches_files(
     assert phase[0] == "signing"
     assert seen == []
     assert len(KeyDirectory(tmp_path / "keys").keys(z.origin)) == 1  # the CSK, written
+
+
+def test_the_plan_kept_until_the_next_step_holds_no_per_zone_copies(tmp_path: Path) -> None:
+    """A zone keeps its last plan (status page, checkds, ``dnssec -status``, the signer)
+    for as long as it is served: of 10,000 zones' plans, the changes each step made (a new
+    key's seven sentences, already logged and audited) cost ~0.7 KiB a zone.  Kept now:
+    the keys (the zone's own Key objects), what each waits for (one string for all zones
+    saying the same), no changes."""
+    zones = []
+    for name in ("p1.example.", "p2.example."):
+        src = tmp_path / f"{name}zone"
+        src.write_text(zone_text(name))
+        state = tmp_path / f"state-{name}"
+        state.mkdir()
+        z = InlineZone(name, src, lookup("default", {}), tmp_path / "keys", state)
+        assert z.maintain(START) is not None
+        zones.append(z)
+    for z in zones:
+        assert z.plan is not None
+        assert all(r.changes == () for r in z.plan.keys)
+        assert [r.key for r in z.plan.keys if not r.purge] == z.keys
+        assert all(a is b for a, b in zip(z.keys, [r.key for r in z.plan.keys], strict=True))
+        made = [e for e in z.events if e.event == "keymgr"]
+        assert len(made) >= 7  # (the changes were audited: that is where they are kept)
+    waits = [r.waiting for z in zones for r in z.plan.keys if z.plan is not None]
+    assert waits[0] is not None and waits[0] == waits[1]
+    assert waits[0] is waits[1]

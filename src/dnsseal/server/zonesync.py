@@ -138,10 +138,13 @@ class MainLinks:
         self.on_update = on_update
         self.seq = 0
         self._queue: asyncio.Queue[Pushed] = asyncio.Queue()
-        # zone -> the last version queued, while its holder keeps it (a small inline zone
-        # keeps its model packed between changes: InlineZone.park; its next version then
-        # goes whole)
-        self._sent: dict[str, weakref.ref[model.Zone]] = {}
+        # zone -> the last version queued: the next one is sent as the change from it.  A
+        # zone of more than KEEP_OWNERS owners keeps it here (its holder has replaced it by
+        # the time the next version comes: an UPDATE; sending that whole costs O(zone) in
+        # every worker); a smaller one only while its holder keeps it (a small inline zone
+        # keeps its model packed between changes, InlineZone.park, and its next version
+        # goes whole, cheaply)
+        self._sent: dict[str, weakref.ref[model.Zone] | model.Zone] = {}
         # zone -> its version served now, for a worker that asks for it whole (set by the
         # server: ZoneTable.current_model)
         self.current: Callable[[str], model.Zone | None] = lambda name: None
@@ -186,16 +189,19 @@ class MainLinks:
             self._sent.pop(zone_name, None)  # (no model: the next version goes whole too)
             self._queue.put_nowait((self.seq, zone_name, serial, zone, None, None))
             return
-        ref = self._sent.get(zone_name)
-        prev = ref() if ref is not None else None
-        self._sent[zone_name] = weakref.ref(zone)
+        prev = self._last(zone_name)
+        big = len(zone.rrsets) > KEEP_OWNERS
+        self._sent[zone_name] = zone if big else weakref.ref(zone)
         names = frozenset(changed) if changed is not None and prev is not None else None
         self._queue.put_nowait((self.seq, zone_name, serial, zone, prev, names))
 
+    def _last(self, zone_name: str) -> model.Zone | None:
+        kept = self._sent.get(zone_name)
+        return kept() if isinstance(kept, weakref.ref) else kept
+
     def _send_whole(self, zone_name: str) -> None:
         """A worker lacks the version a change applies to: send the latest one whole."""
-        ref = self._sent.get(zone_name)
-        zone = ref() if ref is not None else None
+        zone = self._last(zone_name)
         if zone is None:
             zone = self.current(zone_name)
         if zone is not None:
@@ -269,6 +275,10 @@ class MainLinks:
                 link.writer.write(_frame(REPLY, pickle.dumps((req, reply))))
                 await link.writer.drain()
 
+
+# A zone of more owners than this keeps its last version queued (MainLinks._sent): the
+# size above which an inline zone keeps its models unpacked (inline.PARK_NAMES).
+KEEP_OWNERS = 200
 
 # (sequence number, zone name, serial, the version (its model or packed form), the version
 # queued before it or None, the owners where the two differ when known)

@@ -203,6 +203,10 @@ class _FakeStore:
 
         return sign
 
+    def destroy(self, material: PrivateMaterial) -> None:
+        assert material.label is not None
+        del self.keys[material.label]
+
 
 def test_registry_routes_label_keys_to_their_store(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(keystore._REGISTRY, "fake", _FakeStore)

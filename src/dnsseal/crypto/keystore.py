@@ -53,6 +53,11 @@ class KeyStore(Protocol):
 
     def sign_function(self, key: Key) -> SignFunction: ...
 
+    def destroy(self, material: PrivateMaterial) -> None:
+        """Delete from the store a key pair :meth:`generate` made (one not used: its tag
+        collided), so that no orphan stays there."""
+        ...
+
 
 class SoftwareStore:
     """Keys in files, made and used with the cryptography package."""
@@ -73,6 +78,10 @@ class SoftwareStore:
         from dnsseal.crypto import software
 
         return software.sign_function(key)
+
+    def destroy(self, material: PrivateMaterial) -> None:
+        """Nothing to delete: the key material is in the ``.private`` file, never written
+        for a key not used."""
 
 
 # scheme -> factory(location) or "module:attribute" of one, imported when first used.
@@ -148,13 +157,8 @@ def discard(material: PrivateMaterial) -> None:
     """Delete from its store a key pair made and then not used (a key whose tag collided):
     nothing to do for key material held in memory, ``destroy`` for a key in a token."""
     location = reference(material)
-    if location is None:
-        return
-    store = open_store(location)
-    destroy = getattr(store, "destroy", None)
-    if destroy is None:
-        raise KeyStoreError(f"{store.describe()}: cannot delete a key from this store")
-    destroy(material)
+    if location is not None:
+        open_store(location).destroy(material)
 
 
 def generate(

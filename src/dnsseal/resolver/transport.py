@@ -60,9 +60,15 @@ async def _bounded(exchange: Awaitable[bytes], timeout: float) -> bytes:
         async with asyncio.timeout(min(timeout, left)):  # a timer, no task of its own
             return await exchange
     except TimeoutError:
-        if left < timeout:
-            raise Expired(f"no reply within the question's last {left:.3f} s") from None
-        raise
+        raise _out_of_time(left, timeout) from None
+
+
+def _out_of_time(left: float, timeout: float) -> TimeoutError:
+    """The error of a wait for a reply that ended: :class:`Expired` when the question's
+    deadline (``left`` seconds away when it started) ended it, else the timeout did."""
+    if left < timeout:
+        return Expired(f"no reply within the question's last {left:.3f} s")
+    return TimeoutError()
 
 
 def _udp_socket(server: Server, wire: bytes) -> socket.socket:
@@ -142,12 +148,8 @@ async def udp_exchange(server: Server, wire: bytes, timeout: float) -> bytes:
                 reply.set_result(data)
 
         def expired() -> None:
-            if reply.done():
-                return
-            if left < timeout:
-                reply.set_exception(Expired(f"no reply within the question's last {left:.3f} s"))
-            else:
-                reply.set_exception(TimeoutError())
+            if not reply.done():
+                reply.set_exception(_out_of_time(left, timeout))
 
         fd = sock.fileno()
         loop.add_reader(fd, readable)

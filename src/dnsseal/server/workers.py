@@ -19,9 +19,6 @@ sent over the socket pair, and no query waits for the main process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
-import ctypes.util
 import gc
 import logging
 import os
@@ -34,7 +31,7 @@ from pathlib import Path
 from dnsseal import clock
 from dnsseal.errors import DnssealError
 from dnsseal.proto.wiretable import WireTable
-from dnsseal.server import counters, views
+from dnsseal.server import counters, libc, views
 from dnsseal.server.binding import Bound, bind_all
 from dnsseal.server.history import JournalHistory
 from dnsseal.server.service import AuthServer
@@ -43,26 +40,6 @@ from dnsseal.server.zonetable import preload
 from dnsseal.storage.serverconfig import ServerConfig
 
 log = logging.getLogger(__name__)
-
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(libc_name, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _trim_heap() -> None:
-    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``): parsing a
-    large zone leaves tens of MiB free but mapped, which every forked worker would map too."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(libc_name).malloc_trim(0)
 
 
 def shared_table(zones: dict[str, ZoneState]) -> WireTable:
@@ -147,7 +124,8 @@ def _serve(
     zones: dict[str, ZoneState] = preload(config, now)
     if config.workers > 1:
         journal_loaded(config, zones, now)
-    _trim_heap()
+    # parsing a large zone leaves tens of MiB free but mapped, which every worker would map
+    libc.trim_heap()
     table: WireTable | None = None
     if config.workers > 1:
         table = shared_table(zones)
@@ -175,7 +153,7 @@ def _serve(
         if pid == 0:  # a worker: never returns
             code = 0
             try:
-                _die_with_parent()
+                libc.die_with_parent(signal.SIGTERM)
                 queries.attach(index)
                 inbox.close()
                 counters.forward_to(outbox)

@@ -18,9 +18,6 @@ not finish, the file is parsed here as before.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -32,6 +29,7 @@ from typing import BinaryIO, NoReturn
 
 from dnsseal.errors import DnssealError, InputError
 from dnsseal.proto.snapshot import ZoneSnapshot, build_from_model, pack_owners, unpack_snapshot
+from dnsseal.server import libc
 from dnsseal.storage.zonefile import read_zone
 from dnsseal.zone.text import paused_gc
 
@@ -41,7 +39,6 @@ APART_MIN_SIZE = 8 << 20  # bytes of zone file; smaller files are read here (a f
 # The child's frames: a kind and a length (8 octets), then that many octets.
 _PART, _ERROR, _DONE = b"P", b"E", b"D"  # a part of the packed zone, an error's message, the end
 _FRAME = struct.Struct("!cQ")
-PR_SET_PDEATHSIG = 1
 
 
 class ZoneFileError(InputError):
@@ -123,12 +120,8 @@ def _child(path: Path, origin: str, fd: int, parent: int) -> NoReturn:
 
 
 def _die_with(parent: int) -> None:
-    """SIGKILL this process when its parent ends (Linux ``PR_SET_PDEATHSIG``); exit now if
-    the parent already ended."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is not None:
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(libc_name).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    """SIGKILL this process when its parent ends; exit now if the parent already ended."""
+    libc.die_with_parent(signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(1)
 

@@ -169,16 +169,6 @@ def _sync_dir(directory: Path) -> None:
         fsync_dir(directory)
 
 
-def sync_dir_now(directory: Path) -> None:
-    """Inside :func:`deferred_dir_sync`: make the names written so far in ``directory``
-    durable now (a file that must be there before the next one names it).  Outside,
-    :func:`create` and :func:`replace` did it already."""
-    dirs: set[Path] | None = getattr(_deferred, "dirs", None)
-    if dirs is not None and directory in dirs:
-        dirs.discard(directory)
-        fsync_dir(directory)
-
-
 def fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
